@@ -1,0 +1,23 @@
+//! Shared vocabulary types of QSync.
+//!
+//! Every other QSync crate speaks in these types: [`DeviceId`] and [`TaskId`] name who and
+//! what, [`RelPath`] names a file inside a sync task without any way to escape its root,
+//! and [`ContentHash`] names a file's content. They are newtypes that cannot be built
+//! invalid, including when deserialized from untrusted bytes.
+//!
+//! ```
+//! use qsync_base::{ContentHash, DeviceId, RelPath};
+//!
+//! let me = DeviceId::random();
+//! assert_eq!(me.to_string().parse::<DeviceId>().unwrap(), me);
+//! assert!(RelPath::new("../etc/passwd").is_err());
+//! assert_eq!(ContentHash::of(b"a"), ContentHash::of(b"a"));
+//! ```
+
+mod hash;
+mod id;
+mod path;
+
+pub use hash::{ContentHash, ContentHasher};
+pub use id::{DeviceId, IdParseError, TaskId};
+pub use path::{RelPath, RelPathError};

@@ -1,0 +1,158 @@
+//! The messages two linked devices exchange inside sealed frames.
+
+use bytes::Bytes;
+use qsync_base::{ContentHash, RelPath};
+use serde::{Deserialize, Serialize};
+
+/// The largest `data` a [`Message::Chunk`] carries. Content bigger than this travels as a
+/// stream of chunks, so no frame ever holds a whole large file.
+pub const MAX_CHUNK_LEN: usize = 1024 * 1024;
+
+/// Names one update sent to one device; the [`Message::ModificationDone`] that answers it
+/// carries the same id, and chunks of a streamed content carry it too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct UpdateId(pub u64);
+
+/// What a path is on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EntryKind {
+    /// A regular file.
+    File,
+    /// A folder.
+    Folder,
+    /// A symbolic link; its content is the link target.
+    Symlink,
+}
+
+/// How the receiver fared with an update.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// Applied.
+    Applied,
+    /// Applied, and the receiver's own diverging version was kept under `kept_as`.
+    Conflict {
+        /// Where the receiver kept its local version.
+        kept_as: RelPath,
+    },
+    /// Not applied; the sender should keep the update pending and may send the full file.
+    Failed {
+        /// What went wrong, for the sender's log.
+        reason: String,
+    },
+}
+
+/// A message between two linked devices, sealed in one frame.
+///
+/// The seed's flags map onto these variants: `Hello`, file events (`Create`, `Patch`,
+/// `Delete`, `Rename`), `ModificationDone` (releases the sender's per-device lock),
+/// `LinkDevice`, `UnlinkDevice` and the setup copy (`SetupRequest`, `SetupDone`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// First message after the handshake, and the greeting when a device reappears.
+    Hello {
+        /// The sender's human name.
+        name: String,
+    },
+    /// Answer to `Hello`.
+    HelloAck {
+        /// The answering device's human name.
+        name: String,
+    },
+    /// A new file, folder or symlink. For a file of non-zero size, `size` bytes of content
+    /// follow as [`Message::Chunk`]s with the same `update`.
+    Create {
+        /// The update this belongs to.
+        update: UpdateId,
+        /// Where, in the task.
+        path: RelPath,
+        /// What it is.
+        kind: EntryKind,
+        /// Content length in bytes.
+        size: u64,
+        /// Hash of the whole content once received.
+        hash: ContentHash,
+        /// Modification time, seconds since the Unix epoch.
+        mtime: i64,
+    },
+    /// A change to a file as a binary delta from the version with hash `base`. The delta's
+    /// `delta_len` bytes follow as [`Message::Chunk`]s.
+    Patch {
+        /// The update this belongs to.
+        update: UpdateId,
+        /// The file changed.
+        path: RelPath,
+        /// Hash of the version the delta applies to.
+        base: ContentHash,
+        /// Hash of the result.
+        result: ContentHash,
+        /// Length of the delta in bytes.
+        delta_len: u64,
+        /// Modification time of the result.
+        mtime: i64,
+    },
+    /// A piece of the content announced by a `Create` or `Patch`.
+    Chunk {
+        /// The update this belongs to.
+        update: UpdateId,
+        /// Where in the content these bytes go.
+        offset: u64,
+        /// At most [`MAX_CHUNK_LEN`] bytes.
+        data: Bytes,
+    },
+    /// A file or folder (with everything in it) was deleted.
+    Delete {
+        /// The update.
+        update: UpdateId,
+        /// What was deleted.
+        path: RelPath,
+        /// Hash of the version the sender deleted, if a file, so the receiver can keep a
+        /// version it changed meanwhile.
+        base: Option<ContentHash>,
+    },
+    /// A file or folder moved inside the task.
+    Rename {
+        /// The update.
+        update: UpdateId,
+        /// Old path.
+        from: RelPath,
+        /// New path.
+        to: RelPath,
+    },
+    /// The receiver finished with an update: the sender may send the next one.
+    ModificationDone {
+        /// The update answered.
+        update: UpdateId,
+        /// How it went.
+        outcome: Outcome,
+    },
+    /// Ask the peer to join the task named by the frame's task id.
+    LinkDevice {
+        /// The task's folder name on the asking device, as a suggestion.
+        folder_name: String,
+    },
+    /// The peer accepted the link and put the task's folder where its person chose.
+    LinkAccepted,
+    /// The peer refused the link.
+    LinkRefused {
+        /// Why, for the person.
+        reason: String,
+    },
+    /// Remove the link between the two devices for the frame's task.
+    UnlinkDevice,
+    /// Ask for a full copy of the task (the seed's setup).
+    SetupRequest,
+    /// The setup copy is complete.
+    SetupDone {
+        /// Files sent.
+        files: u64,
+        /// Content bytes sent.
+        bytes: u64,
+    },
+}
+
+impl Message {
+    /// Decode a message from its postcard bytes (the opened body of a sealed frame).
+    pub fn decode(body: &[u8]) -> Result<Self, postcard::Error> {
+        postcard::from_bytes(body)
+    }
+}
