@@ -38,3 +38,7 @@ deps:
 [private]
 fuzz-tool:
     command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
+
+# Fuzz the patch parser and applier.
+fuzz-delta SECONDS="60": fuzz-tool
+    cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run delta -- -max_total_time={{SECONDS}}

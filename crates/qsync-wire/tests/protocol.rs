@@ -1,4 +1,5 @@
 //! Properties of the wire protocol: round trips, tamper and replay rejection, no panics.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};

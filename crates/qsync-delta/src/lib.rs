@@ -1,0 +1,483 @@
+//! Binary deltas between two versions of a file, usable on their own.
+//!
+//! [`encode`] compares an old and a new version and says whether a delta is worth sending
+//! ([`Delta::Patch`]) or the whole new file should go instead ([`Delta::Full`]: there is no
+//! old version, or the patch would be bigger than [`Options::max_patch_ratio`] of the file).
+//! [`apply`] rebuilds the new version from the old one and the patch.
+//!
+//! ```
+//! use qsync_delta::{apply, encode, Delta, Options};
+//!
+//! let old = b"the quick brown fox jumps over the lazy dog. ".repeat(100);
+//! let mut new = old.clone();
+//! new[1000..1005].copy_from_slice(b"CAT!!");
+//!
+//! let Delta::Patch(patch) = encode(&old, &new, &Options::default())? else { panic!("worth a patch") };
+//! assert!(patch.len() < 200);
+//! assert_eq!(apply(patch.as_bytes(), &old)?, new);
+//!
+//! // Applying to the wrong base is an error, never a wrong file.
+//! assert!(apply(patch.as_bytes(), b"something else").is_err());
+//! # Ok::<(), qsync_delta::DeltaError>(())
+//! ```
+//!
+//! # Format
+//!
+//! A patch is a small header followed by segments:
+//!
+//! ```text
+//! header : "QSD" 1 | source length u64 | source BLAKE3 (32) | target length u64 | target BLAKE3 (32)
+//! segment: 1 | source offset u64 | length u64                         copy unchanged bytes
+//!        | 2 | source offset u64 | source length u32 | target length u32 | vcdiff length u32 | VCDIFF
+//!        | 0                                                           end
+//! ```
+//! (integers little-endian). Each VCDIFF segment is a standard VCDIFF stream (RFC 3284) made by
+//! xdelta3 against the named source range, so `xdelta3 -d -s <that range>` decodes it; a
+//! file smaller than the window gives a patch with exactly one such segment.
+//!
+//! # Bounded memory
+//!
+//! Files whose two versions together exceed [`Options::window`] are cut into target chunks
+//! of half a window, each encoded against the matching region of the old file widened by a
+//! quarter chunk on each side (so insertions and deletions up to that size still match).
+//! The file functions [`encode_file`] and [`apply_file`] read only one chunk at a time, so
+//! memory stays near twice the window whatever the file size. Unchanged chunks become copy
+//! segments without running xdelta3 at all.
+
+mod error;
+mod format;
+mod source;
+
+#[doc(hidden)]
+pub mod fuzzing;
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::Path;
+
+pub use error::DeltaError;
+pub use format::{Header, MAX_SEGMENT_LEN};
+pub use qsync_base::ContentHash;
+
+use format::Segment;
+use source::Source;
+
+/// Tuning of [`encode`].
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Memory budget for one step of encoding or applying, in bytes: files whose versions
+    /// together are larger are handled in chunks. Clamped to 1 KiB ..= [`MAX_SEGMENT_LEN`].
+    pub window: usize,
+    /// A patch larger than this fraction of the new file is not worth it: [`Delta::Full`].
+    pub max_patch_ratio: f64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            window: 64 * 1024 * 1024,
+            max_patch_ratio: 0.8,
+        }
+    }
+}
+
+impl Options {
+    fn window(&self) -> usize {
+        self.window.clamp(1024, MAX_SEGMENT_LEN)
+    }
+
+    fn limit(&self, target_len: u64) -> u64 {
+        (target_len as f64 * self.max_patch_ratio.max(0.0)) as u64
+    }
+}
+
+/// Why the whole file is sent instead of a patch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FullReason {
+    /// There is no old version (a new file, or an empty old one).
+    NoBase,
+    /// The patch would be larger than [`Options::max_patch_ratio`] of the file.
+    PatchTooLarge,
+}
+
+/// What [`encode`] decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delta {
+    /// Send the whole new file.
+    Full(FullReason),
+    /// Send this patch.
+    Patch(Patch),
+}
+
+/// An encoded patch: the bytes to send, with the hashes it checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Patch {
+    header: Header,
+    bytes: Vec<u8>,
+}
+
+impl Patch {
+    /// Read a patch received from elsewhere; checks the header only.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, DeltaError> {
+        let header = Header::read(&mut &bytes[..])?;
+        Ok(Self { header, bytes })
+    }
+
+    /// The encoded bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The encoded bytes, owned.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+
+    /// Encoded length in bytes.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Always false: a patch has at least a header.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// Lengths and hashes of the versions it goes from and to.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+}
+
+/// Compare `old` and `new` in memory and decide between a patch and the whole file.
+pub fn encode(old: &[u8], new: &[u8], options: &Options) -> Result<Delta, DeltaError> {
+    if old.is_empty() && !new.is_empty() {
+        return Ok(Delta::Full(FullReason::NoBase));
+    }
+    let header = Header {
+        source_len: old.len() as u64,
+        source_hash: ContentHash::of(old),
+        target_len: new.len() as u64,
+        target_hash: ContentHash::of(new),
+    };
+    let mut bytes = Vec::new();
+    let limit = options
+        .limit(header.target_len)
+        .max(format::HEADER_LEN as u64 + 64);
+    match encode_into(old, new, &header, &mut bytes, options, limit)? {
+        Some(_) => Ok(Delta::Patch(Patch { header, bytes })),
+        None => Ok(Delta::Full(FullReason::PatchTooLarge)),
+    }
+}
+
+/// Rebuild the new version from `old` and a patch, in memory.
+///
+/// Fails with [`DeltaError::WrongBase`] if `old` is not the version the patch was made from,
+/// and with [`DeltaError::ResultMismatch`] if the result does not have the promised hash.
+pub fn apply(patch: &[u8], old: &[u8]) -> Result<Vec<u8>, DeltaError> {
+    let mut reader = patch;
+    let header = Header::read(&mut reader)?;
+    header.check_source(old.len() as u64, ContentHash::of(old))?;
+    let mut out = Vec::with_capacity(header.target_len.min(MAX_SEGMENT_LEN as u64) as usize);
+    apply_segments(&header, &mut reader, old, &mut out)?;
+    Ok(out)
+}
+
+/// What [`encode_file`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoded {
+    /// A patch of this many bytes was written.
+    Patch {
+        /// Bytes written.
+        len: u64,
+    },
+    /// A patch is not worth it; what was written so far must be discarded.
+    Full(FullReason),
+}
+
+/// Encode a patch from the file `old` to the file `new` into `out`, reading one chunk at a
+/// time. On [`Encoded::Full`] the writer holds an unfinished patch that must be discarded.
+pub fn encode_file(
+    old: &Path,
+    new: &Path,
+    out: &mut impl Write,
+    options: &Options,
+) -> Result<Encoded, DeltaError> {
+    let old_file = File::open(old).map_err(|e| DeltaError::io("open", old, e))?;
+    let new_file = File::open(new).map_err(|e| DeltaError::io("open", new, e))?;
+    let old_src = source::FileSource::new(&old_file, old)?;
+    let new_src = source::FileSource::new(&new_file, new)?;
+    if old_src.len() == 0 && new_src.len() > 0 {
+        return Ok(Encoded::Full(FullReason::NoBase));
+    }
+    let header = Header {
+        source_len: old_src.len(),
+        source_hash: hash_file(&old_file, old)?,
+        target_len: new_src.len(),
+        target_hash: hash_file(&new_file, new)?,
+    };
+    let limit = options
+        .limit(header.target_len)
+        .max(format::HEADER_LEN as u64 + 64);
+    let mut counting = CountingWriter {
+        inner: out,
+        written: 0,
+    };
+    match encode_into(&old_src, &new_src, &header, &mut counting, options, limit)? {
+        Some(len) => Ok(Encoded::Patch { len }),
+        None => Ok(Encoded::Full(FullReason::PatchTooLarge)),
+    }
+}
+
+/// Apply a patch read from `patch` to the file `old`, writing the result to `out`
+/// atomically: into a temporary file in the same folder, checked against the promised
+/// hash, synced, then renamed over `out`. On any error `out` is untouched and no temporary
+/// file is left. `out` may be the same path as `old`.
+pub fn apply_file(patch: impl Read, old: &Path, out: &Path) -> Result<Header, DeltaError> {
+    let mut patch = BufReader::new(patch);
+    let header = Header::read(&mut patch)?;
+    let old_file = File::open(old).map_err(|e| DeltaError::io("open", old, e))?;
+    let old_src = source::FileSource::new(&old_file, old)?;
+    header.check_source(old_src.len(), hash_file(&old_file, old)?)?;
+
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let temp = tempfile::Builder::new()
+        .prefix(".qsync-tmp-")
+        .tempfile_in(dir)
+        .map_err(|e| DeltaError::io("create a temporary file in", dir, e))?;
+    let mut writer = BufWriter::with_capacity(1 << 20, temp.as_file());
+    apply_segments(&header, &mut patch, &old_src, &mut writer)?;
+    writer
+        .flush()
+        .map_err(|e| DeltaError::io("write", temp.path(), e))?;
+    drop(writer);
+    temp.as_file()
+        .sync_all()
+        .map_err(|e| DeltaError::io("sync", temp.path(), e))?;
+    temp.persist(out)
+        .map_err(|e| DeltaError::io("rename over", out, e.error))?;
+    Ok(header)
+}
+
+fn hash_file(file: &File, path: &Path) -> Result<ContentHash, DeltaError> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = file;
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| DeltaError::io("read", path, e))?;
+    ContentHash::of_reader(file).map_err(|e| DeltaError::io("read", path, e))
+}
+
+struct CountingWriter<'w, W> {
+    inner: &'w mut W,
+    written: u64,
+}
+
+impl<W: Write> Write for CountingWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The encoder core: writes header and segments, gives up (None) once more than `limit`
+/// bytes would be written. Returns the bytes written.
+fn encode_into<S: Source + ?Sized, T: Source + ?Sized>(
+    old: &S,
+    new: &T,
+    header: &Header,
+    out: &mut impl Write,
+    options: &Options,
+    limit: u64,
+) -> Result<Option<u64>, DeltaError> {
+    let window = options.window() as u64;
+    let mut written = header.write(out)?;
+    let mut pending_copy: Option<(u64, u64)> = None;
+    let emit =
+        |segment: Segment<'_>, out: &mut dyn Write, written: &mut u64| -> Result<(), DeltaError> {
+            *written += segment.write(out)?;
+            Ok(())
+        };
+
+    let (chunk, margin) = if header.source_len + header.target_len <= window {
+        (header.target_len.max(1), header.source_len)
+    } else {
+        (window / 2, window / 8)
+    };
+    let mut offset = 0u64;
+    while offset < header.target_len {
+        let len = chunk.min(header.target_len - offset);
+        let target = new.read_range(offset, len)?;
+        // Unchanged in place: a copy, no xdelta3 needed.
+        let same = offset + len <= header.source_len && *old.read_range(offset, len)? == *target;
+        if same {
+            pending_copy = match pending_copy {
+                Some((start, n)) if start + n == offset => Some((start, n + len)),
+                Some((start, n)) => {
+                    emit(
+                        Segment::Copy {
+                            offset: start,
+                            len: n,
+                        },
+                        out,
+                        &mut written,
+                    )?;
+                    Some((offset, len))
+                }
+                None => Some((offset, len)),
+            };
+        } else {
+            if let Some((start, n)) = pending_copy.take() {
+                emit(
+                    Segment::Copy {
+                        offset: start,
+                        len: n,
+                    },
+                    out,
+                    &mut written,
+                )?;
+            }
+            let src_start = offset.saturating_sub(margin).min(header.source_len);
+            let src_end = (offset + len + margin).min(header.source_len);
+            let source = old.read_range(src_start, src_end - src_start)?;
+            let vcdiff = xdelta3::encode(&target, &source).ok_or(DeltaError::Encode {
+                offset,
+                len: target.len(),
+            })?;
+            emit(
+                Segment::Vcdiff {
+                    source_offset: src_start,
+                    source_len: source.len() as u32,
+                    target_len: target.len() as u32,
+                    vcdiff: &vcdiff,
+                },
+                out,
+                &mut written,
+            )?;
+        }
+        if written > limit {
+            return Ok(None);
+        }
+        offset += len;
+    }
+    if let Some((start, n)) = pending_copy.take() {
+        emit(
+            Segment::Copy {
+                offset: start,
+                len: n,
+            },
+            out,
+            &mut written,
+        )?;
+    }
+    written += Segment::End.write(out)?;
+    if written > limit {
+        return Ok(None);
+    }
+    Ok(Some(written))
+}
+
+/// The applier core: reads segments, writes the result, checks length and hash.
+fn apply_segments<S: Source + ?Sized>(
+    header: &Header,
+    patch: &mut impl Read,
+    old: &S,
+    out: &mut impl Write,
+) -> Result<(), DeltaError> {
+    let mut hasher = qsync_base::ContentHasher::new();
+    let mut produced = 0u64;
+    let mut scratch = Vec::new();
+    loop {
+        let segment = Segment::read(patch, &mut scratch)?;
+        let piece = match segment {
+            Segment::End => break,
+            Segment::Copy { offset, len } => {
+                header.check_range(offset, len)?;
+                // Large copies go in window-sized pieces to bound memory.
+                let mut at = offset;
+                while at < offset + len {
+                    let n = (offset + len - at).min(MAX_SEGMENT_LEN as u64 / 2);
+                    let data = old.read_range(at, n)?;
+                    produced = check_produced(header, produced, n)?;
+                    hasher.update(&data);
+                    out.write_all(&data).map_err(DeltaError::write)?;
+                    at += n;
+                }
+                continue;
+            }
+            Segment::Vcdiff {
+                source_offset,
+                source_len,
+                target_len,
+                vcdiff,
+            } => {
+                header.check_range(source_offset, u64::from(source_len))?;
+                let source = old.read_range(source_offset, u64::from(source_len))?;
+                decode_segment(vcdiff, &source, target_len as usize)?
+            }
+        };
+        produced = check_produced(header, produced, piece.len() as u64)?;
+        hasher.update(&piece);
+        out.write_all(&piece).map_err(DeltaError::write)?;
+    }
+    if produced != header.target_len {
+        return Err(DeltaError::Malformed(format!(
+            "the patch produced {produced} bytes where the header promised {}",
+            header.target_len
+        )));
+    }
+    let found = hasher.finish();
+    if found != header.target_hash {
+        return Err(DeltaError::ResultMismatch {
+            expected: header.target_hash,
+            found,
+        });
+    }
+    Ok(())
+}
+
+fn check_produced(header: &Header, produced: u64, more: u64) -> Result<u64, DeltaError> {
+    let total = produced.saturating_add(more);
+    if total > header.target_len {
+        return Err(DeltaError::Malformed(format!(
+            "the patch produces more than the {} bytes its header promised",
+            header.target_len
+        )));
+    }
+    Ok(total)
+}
+
+/// Decode one VCDIFF segment. The xdelta3 binding sizes its output buffer as twice the
+/// patch plus source length, which is too small for highly compressible targets (a run of
+/// zeros out of nothing); padding the source with unused bytes gives it room.
+fn decode_segment(vcdiff: &[u8], source: &[u8], target_len: usize) -> Result<Vec<u8>, DeltaError> {
+    let room = (vcdiff.len() + source.len()) * 2;
+    let decoded = if room >= target_len + 64 {
+        xdelta3::decode(vcdiff, source)
+    } else {
+        let mut padded = Vec::with_capacity(target_len / 2 + 64);
+        padded.extend_from_slice(source);
+        padded.resize(
+            (target_len / 2 + 64)
+                .saturating_sub(vcdiff.len())
+                .max(source.len()),
+            0,
+        );
+        xdelta3::decode(vcdiff, &padded)
+    };
+    let decoded =
+        decoded.ok_or_else(|| DeltaError::Malformed("a VCDIFF segment does not decode".into()))?;
+    if decoded.len() != target_len {
+        return Err(DeltaError::Malformed(format!(
+            "a VCDIFF segment decoded to {} bytes, its header says {target_len}",
+            decoded.len()
+        )));
+    }
+    Ok(decoded)
+}

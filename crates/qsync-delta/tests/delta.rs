@@ -1,0 +1,317 @@
+//! apply(encode(old, new), old) == new, interop with the reference decoder, atomic apply.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::process::Command;
+
+use proptest::prelude::*;
+use qsync_delta::*;
+
+fn small_window() -> Options {
+    Options {
+        window: 4096,
+        max_patch_ratio: f64::INFINITY,
+    }
+}
+
+fn always_patch() -> Options {
+    Options {
+        max_patch_ratio: f64::INFINITY,
+        ..Options::default()
+    }
+}
+
+fn round_trip(old: &[u8], new: &[u8], options: &Options) -> Result<(), TestCaseError> {
+    match encode(old, new, options).unwrap() {
+        Delta::Patch(patch) => {
+            prop_assert_eq!(apply(patch.as_bytes(), old).unwrap(), new);
+            prop_assert_eq!(patch.header().target_hash, ContentHash::of(new));
+        }
+        Delta::Full(FullReason::NoBase) => prop_assert!(old.is_empty() && !new.is_empty()),
+        Delta::Full(FullReason::PatchTooLarge) => prop_assert!(options.max_patch_ratio.is_finite()),
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone)]
+enum Edit {
+    Insert(usize, Vec<u8>),
+    Delete(usize, usize),
+    Overwrite(usize, Vec<u8>),
+    Truncate(usize),
+    Append(Vec<u8>),
+}
+
+fn edit() -> impl Strategy<Value = Edit> {
+    let bytes = proptest::collection::vec(any::<u8>(), 0..300);
+    prop_oneof![
+        (any::<usize>(), bytes.clone()).prop_map(|(at, b)| Edit::Insert(at, b)),
+        (any::<usize>(), 0usize..2000).prop_map(|(at, n)| Edit::Delete(at, n)),
+        (any::<usize>(), bytes.clone()).prop_map(|(at, b)| Edit::Overwrite(at, b)),
+        any::<usize>().prop_map(Edit::Truncate),
+        bytes.prop_map(Edit::Append),
+    ]
+}
+
+fn apply_edit(data: &mut Vec<u8>, edit: &Edit) {
+    let at = |i: usize, data: &Vec<u8>| {
+        if data.is_empty() {
+            0
+        } else {
+            i % (data.len() + 1)
+        }
+    };
+    match edit {
+        Edit::Insert(i, b) => {
+            let i = at(*i, data);
+            data.splice(i..i, b.iter().copied());
+        }
+        Edit::Delete(i, n) => {
+            let i = at(*i, data);
+            let end = (i + n).min(data.len());
+            data.drain(i..end);
+        }
+        Edit::Overwrite(i, b) => {
+            let i = at(*i, data);
+            for (k, byte) in b.iter().enumerate() {
+                match data.get_mut(i + k) {
+                    Some(slot) => *slot = *byte,
+                    None => data.push(*byte),
+                }
+            }
+        }
+        Edit::Truncate(i) => {
+            let i = at(*i, data);
+            data.truncate(i);
+        }
+        Edit::Append(b) => data.extend_from_slice(b),
+    }
+}
+
+/// Text-like content, so edits resemble real files.
+fn content() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..20_000),
+        (proptest::collection::vec("[a-z ]{1,12}\n", 0..2000))
+            .prop_map(|lines| lines.concat().into_bytes()),
+        (0usize..50_000).prop_map(|n| vec![0u8; n]),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn random_pairs_round_trip(old in content(), new in content()) {
+        round_trip(&old, &new, &always_patch())?;
+        round_trip(&old, &new, &small_window())?;
+        round_trip(&old, &new, &Options::default())?;
+    }
+
+    #[test]
+    fn realistic_edits_round_trip(old in content(), edits in proptest::collection::vec(edit(), 0..6)) {
+        let mut new = old.clone();
+        for e in &edits {
+            apply_edit(&mut new, e);
+        }
+        round_trip(&old, &new, &always_patch())?;
+        round_trip(&old, &new, &small_window())?;
+    }
+
+    #[test]
+    fn garbage_never_panics(data in proptest::collection::vec(any::<u8>(), 0..400)) {
+        fuzzing::delta(&data);
+    }
+}
+
+#[test]
+fn edge_cases() {
+    let data = b"hello world".repeat(100);
+    for (old, new) in [
+        (&b""[..], &b""[..]),
+        (&data[..], &data[..]),
+        (&data[..], &b""[..]),
+        (&b"x"[..], &data[..]),
+    ] {
+        let Delta::Patch(p) = encode(old, new, &always_patch()).unwrap() else {
+            panic!()
+        };
+        assert_eq!(apply(p.as_bytes(), old).unwrap(), new);
+    }
+    assert_eq!(
+        encode(b"", b"new", &Options::default()).unwrap(),
+        Delta::Full(FullReason::NoBase)
+    );
+    // Unrelated random content: a patch is not worth it.
+    let (a, b) = (xorshift(10_000, 1), xorshift(10_000, 2));
+    assert_eq!(
+        encode(&a, &b, &Options::default()).unwrap(),
+        Delta::Full(FullReason::PatchTooLarge)
+    );
+}
+
+fn xorshift(len: usize, mut seed: u64) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u8
+        })
+        .collect()
+}
+
+#[test]
+fn identical_large_file_is_a_few_copy_segments() {
+    let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+    let Delta::Patch(p) = encode(&data, &data, &small_window()).unwrap() else {
+        panic!()
+    };
+    assert!(p.len() < 200, "{}", p.len());
+}
+
+#[test]
+fn wrong_base_and_corruption_are_typed_errors() {
+    let old = b"abcdefghij".repeat(500);
+    let mut new = old.clone();
+    new[2000] = b'!';
+    let Delta::Patch(p) = encode(&old, &new, &always_patch()).unwrap() else {
+        panic!()
+    };
+    assert!(matches!(
+        apply(p.as_bytes(), &new),
+        Err(DeltaError::WrongBase { .. })
+    ));
+
+    // Any corruption of the patch is refused, never a wrong result.
+    for i in 0..p.len() {
+        let mut bad = p.as_bytes().to_vec();
+        bad[i] ^= 0x40;
+        if let Ok(out) = apply(&bad, &old) {
+            assert_eq!(out, new, "corruption at {i} gave a wrong file");
+        }
+    }
+}
+
+#[test]
+fn apply_file_is_atomic_and_leaves_nothing_on_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let old_path = dir.path().join("file.bin");
+    let new_path = dir.path().join("new.bin");
+    let old: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 253) as u8).collect();
+    let mut new = old.clone();
+    new.splice(1000..1000, b"inserted".iter().copied());
+    new.truncate(250_000);
+    std::fs::write(&old_path, &old).unwrap();
+    std::fs::write(&new_path, &new).unwrap();
+
+    let options = Options {
+        window: 64 * 1024,
+        max_patch_ratio: 1.0,
+    };
+    let mut patch = Vec::new();
+    let Encoded::Patch { len } = encode_file(&old_path, &new_path, &mut patch, &options).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(len as usize, patch.len());
+
+    // Wrong base: the target stays as it was, and no temporary file is left.
+    let err = apply_file(&patch[..], &new_path, &old_path).unwrap_err();
+    assert!(matches!(err, DeltaError::WrongBase { .. }), "{err}");
+    assert_eq!(std::fs::read(&old_path).unwrap(), old);
+
+    // Corrupt VCDIFF payload: refused, old file untouched.
+    let mut bad = patch.clone();
+    let last = bad.len() - 5;
+    bad[last] ^= 0xff;
+    assert!(apply_file(&bad[..], &old_path, &old_path).is_err());
+    assert_eq!(std::fs::read(&old_path).unwrap(), old);
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        2,
+        "no temporary file left"
+    );
+
+    // In place (out == old) works.
+    apply_file(&patch[..], &old_path, &old_path).unwrap();
+    assert_eq!(std::fs::read(&old_path).unwrap(), new);
+}
+
+/// Our VCDIFF is the standard one: Debian's `xdelta3 -d` applies it.
+#[test]
+fn reference_xdelta3_decodes_our_vcdiff() {
+    if Command::new("xdelta3").arg("-V").output().is_err() {
+        if std::env::var_os("CI").is_some() {
+            panic!("xdelta3 is not installed: run ./scripts/setup.sh");
+        }
+        eprintln!("skipped: xdelta3 is not installed (./scripts/setup.sh installs it)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let old: Vec<u8> = b"line of a config file\n".repeat(5000);
+    let mut new = old.clone();
+    new.splice(5000..5000, b"a new line in the middle\n".iter().copied());
+    let Delta::Patch(p) = encode(&old, &new, &always_patch()).unwrap() else {
+        panic!()
+    };
+    let vcdiff = fuzz_free_single_vcdiff(p.as_bytes());
+    std::fs::write(dir.path().join("old"), &old).unwrap();
+    std::fs::write(dir.path().join("delta.vcdiff"), vcdiff).unwrap();
+    let status = Command::new("xdelta3")
+        .args(["-d", "-f", "-s", "old", "delta.vcdiff", "out"])
+        .current_dir(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(std::fs::read(dir.path().join("out")).unwrap(), new);
+}
+
+/// The VCDIFF stream of a one-segment patch: header (84 bytes), tag 2, offsets (8+4+4+4).
+fn fuzz_free_single_vcdiff(patch: &[u8]) -> &[u8] {
+    let at = 84;
+    assert_eq!(patch[at], 2, "expected one VCDIFF segment");
+    let len = u32::from_le_bytes(patch[at + 17..at + 21].try_into().unwrap()) as usize;
+    assert_eq!(patch[at + 21 + len], 0, "expected the end right after");
+    &patch[at + 21..at + 21 + len]
+}
+
+#[test]
+fn fuzz_corpus_replays_without_panic() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/delta");
+    let mut count = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        fuzzing::delta(&std::fs::read(entry.unwrap().path()).unwrap());
+        count += 1;
+    }
+    assert!(count > 0);
+}
+
+/// Writes the seed corpus: `cargo test -p qsync-delta -- --ignored write_fuzz_seeds`.
+#[test]
+#[ignore]
+fn write_fuzz_seeds() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/delta");
+    std::fs::create_dir_all(&dir).unwrap();
+    let old = fuzzing::FUZZ_SOURCE;
+    let mut new = old.to_vec();
+    new.extend_from_slice(b" and then some more text");
+    for (name, opts) in [
+        ("one", always_patch()),
+        (
+            "small",
+            Options {
+                window: 1024,
+                max_patch_ratio: f64::INFINITY,
+            },
+        ),
+    ] {
+        let Delta::Patch(p) = encode(old, &new, &opts).unwrap() else {
+            panic!()
+        };
+        std::fs::write(dir.join(name), p.as_bytes()).unwrap();
+    }
+    let Delta::Patch(p) = encode(old, old, &always_patch()).unwrap() else {
+        panic!()
+    };
+    std::fs::write(dir.join("copy"), p.as_bytes()).unwrap();
+}
