@@ -14,10 +14,12 @@
 //! assert_eq!(ContentHash::of(b"a"), ContentHash::of(b"a"));
 //! ```
 
+mod entry;
 mod hash;
 mod id;
 mod path;
 
+pub use entry::{EntryKind, FileEntry, UpdateId};
 pub use hash::{ContentHash, ContentHasher};
 pub use id::{DeviceId, IdParseError, TaskId};
 pub use path::{RelPath, RelPathError};

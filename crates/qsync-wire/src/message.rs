@@ -1,28 +1,12 @@
 //! The messages two linked devices exchange inside sealed frames.
 
 use bytes::Bytes;
-use qsync_base::{ContentHash, RelPath};
+use qsync_base::{ContentHash, EntryKind, RelPath, UpdateId};
 use serde::{Deserialize, Serialize};
 
 /// The largest `data` a [`Message::Chunk`] carries. Content bigger than this travels as a
 /// stream of chunks, so no frame ever holds a whole large file.
 pub const MAX_CHUNK_LEN: usize = 1024 * 1024;
-
-/// Names one update sent to one device; the [`Message::ModificationDone`] that answers it
-/// carries the same id, and chunks of a streamed content carry it too.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct UpdateId(pub u64);
-
-/// What a path is on disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum EntryKind {
-    /// A regular file.
-    File,
-    /// A folder.
-    Folder,
-    /// A symbolic link; its content is the link target.
-    Symlink,
-}
 
 /// How the receiver fared with an update.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,0 +1,131 @@
+//! Content-addressed blobs: the newest full content of each synced file, outside the database.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use qsync_base::{ContentHash, ContentHasher};
+
+use crate::StoreError;
+
+/// A folder of files named by the BLAKE3 hash of their content (`ab/cdef…`).
+#[derive(Debug, Clone)]
+pub struct Blobs {
+    dir: PathBuf,
+}
+
+impl Blobs {
+    pub(crate) fn open(dir: PathBuf) -> Result<Self, StoreError> {
+        fs::create_dir_all(&dir).map_err(|e| StoreError::io("create", &dir, e))?;
+        Ok(Self { dir })
+    }
+
+    /// Where the blob with this hash lives (whether or not it exists).
+    pub fn path(&self, hash: &ContentHash) -> PathBuf {
+        let hex = hash.to_hex();
+        self.dir.join(&hex[..2]).join(&hex[2..])
+    }
+
+    /// Whether the blob is stored.
+    pub fn contains(&self, hash: &ContentHash) -> bool {
+        self.path(hash).is_file()
+    }
+
+    /// Store everything `content` yields; returns its hash. Written to a temporary file,
+    /// synced, then renamed into place, so a blob is either whole or absent.
+    pub fn put(&self, mut content: impl Read) -> Result<ContentHash, StoreError> {
+        let mut temp = tempfile::Builder::new()
+            .prefix(".incoming-")
+            .tempfile_in(&self.dir)
+            .map_err(|e| StoreError::io("create a temporary file in", &self.dir, e))?;
+        let mut hasher = ContentHasher::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = match content.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(StoreError::io("read content for", &self.dir, e)),
+            };
+            hasher.update(&buf[..n]);
+            temp.write_all(&buf[..n])
+                .map_err(|e| StoreError::io("write", temp.path().to_owned(), e))?;
+        }
+        let hash = hasher.finish();
+        let dest = self.path(&hash);
+        if dest.is_file() {
+            return Ok(hash);
+        }
+        temp.as_file()
+            .sync_all()
+            .map_err(|e| StoreError::io("sync", temp.path().to_owned(), e))?;
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent).map_err(|e| StoreError::io("create", parent, e))?;
+        }
+        temp.persist(&dest)
+            .map_err(|e| StoreError::io("store blob", &dest, e.error))?;
+        Ok(hash)
+    }
+
+    /// Store a copy of the file at `path`.
+    pub fn put_file(&self, path: &Path) -> Result<ContentHash, StoreError> {
+        let file = fs::File::open(path).map_err(|e| StoreError::io("open", path, e))?;
+        self.put(file)
+    }
+
+    /// Open a stored blob.
+    pub fn open_blob(&self, hash: &ContentHash) -> Result<fs::File, StoreError> {
+        let path = self.path(hash);
+        fs::File::open(&path).map_err(|e| StoreError::io("open blob", path, e))
+    }
+
+    pub(crate) fn remove(&self, hash: &ContentHash) -> Result<(), StoreError> {
+        let path = self.path(hash);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io("remove blob", path, e)),
+        }
+    }
+
+    /// Every stored blob's hash (unfinished temporary files are removed on the way).
+    pub(crate) fn list(&self) -> Result<Vec<ContentHash>, StoreError> {
+        let mut out = Vec::new();
+        let entries = fs::read_dir(&self.dir).map_err(|e| StoreError::io("list", &self.dir, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| StoreError::io("list", &self.dir, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".incoming-") {
+                let _ = fs::remove_file(entry.path());
+                continue;
+            }
+            if name.len() != 2 || !entry.path().is_dir() {
+                continue;
+            }
+            let sub =
+                fs::read_dir(entry.path()).map_err(|e| StoreError::io("list", entry.path(), e))?;
+            for blob in sub {
+                let blob = blob.map_err(|e| StoreError::io("list", entry.path(), e))?;
+                let hex = format!("{name}{}", blob.file_name().to_string_lossy());
+                let mut bytes = [0u8; 32];
+                if hex.len() == 64 && decode_hex(&hex, &mut bytes) {
+                    out.push(ContentHash::from_bytes(bytes));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn decode_hex(hex: &str, out: &mut [u8; 32]) -> bool {
+    for (i, pair) in hex.as_bytes().chunks(2).enumerate() {
+        let Ok(text) = std::str::from_utf8(pair) else {
+            return false;
+        };
+        match u8::from_str_radix(text, 16) {
+            Ok(b) => out[i] = b,
+            Err(_) => return false,
+        }
+    }
+    true
+}

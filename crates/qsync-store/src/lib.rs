@@ -1,0 +1,853 @@
+//! QSync's persistent state, crash-safe.
+//!
+//! One SQLite database (bundled, WAL mode, schema migrations with refinery) holds the sync
+//! tasks, the linked devices, the newest known state of every file, and the updates that
+//! some device has not received yet with their deltas. The newest full content of each
+//! file is kept outside the database as content-addressed [`Blobs`]. Every multi-row change
+//! is one transaction: after a crash the database holds either all of it or none of it.
+//!
+//! The lifecycle of an update (the seed's `retard` table, here `pending`):
+//! [`Store::record_changes`] stores a local change with a pending row for every device
+//! that must still receive it, and its delta if it is a modification;
+//! [`Store::missing_for`] lists what one device is missing, oldest first;
+//! [`Store::mark_done`] removes that device's row, and once no device needs an update any
+//! more its row and delta are deleted.
+//!
+//! ```
+//! use qsync_base::{DeviceId, EntryKind, FileEntry, RelPath, TaskId, ContentHash};
+//! use qsync_store::{Change, Store};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let mut store = Store::open(dir.path())?;
+//! let (task, laptop) = (TaskId::random(), DeviceId::random());
+//! store.add_task(task, "/home/me/Photos".as_ref(), "Photos")?;
+//! store.add_link(task, laptop, "laptop", &[7; 32])?;
+//!
+//! let entry = FileEntry {
+//!     path: RelPath::new("cat.jpg")?,
+//!     kind: EntryKind::File,
+//!     size: 3,
+//!     mtime_ns: 0,
+//!     hash: Some(ContentHash::of(b"cat")),
+//! };
+//! let done = store.record_changes(task, vec![Change::Create(entry)], &[laptop])?;
+//! assert_eq!(store.missing_for(laptop)?.len(), 1);
+//! store.mark_done(laptop, done[0].update)?;
+//! assert!(store.missing_for(laptop)?.is_empty());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod blobs;
+mod error;
+
+use std::collections::HashSet;
+use std::fs::{self, OpenOptions};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use qsync_base::{ContentHash, DeviceId, EntryKind, FileEntry, RelPath, TaskId, UpdateId};
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+
+pub use blobs::Blobs;
+pub use error::StoreError;
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// File name of the database inside the state directory.
+pub const DB_FILE: &str = "qsync.db";
+
+/// A sync task on this device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskRecord {
+    /// The task id shared by every linked device (the seed's `secure_id`).
+    pub id: TaskId,
+    /// Where the task's folder is on this device.
+    pub root: PathBuf,
+    /// A human name.
+    pub name: String,
+}
+
+/// A device this one is linked with.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DeviceRecord {
+    /// Its id.
+    pub id: DeviceId,
+    /// Its human name.
+    pub name: String,
+    /// Where it was last seen (`host:port`).
+    pub last_address: Option<String>,
+    /// Whether it is reachable now.
+    pub is_connected: bool,
+    /// The key agreed at pairing.
+    pub link_key: [u8; 32],
+}
+
+impl std::fmt::Debug for DeviceRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceRecord")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("last_address", &self.last_address)
+            .field("is_connected", &self.is_connected)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A path's newest known state, with its version number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRecord {
+    /// The metadata.
+    pub entry: FileEntry,
+    /// Bumped by every change of this path.
+    pub version: u64,
+}
+
+/// A local change to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A new path.
+    Create(FileEntry),
+    /// New content for a file; `delta` goes from the previous version (hash `base`) to this
+    /// one, `None` when the whole file must be sent.
+    Modify {
+        /// The new metadata.
+        entry: FileEntry,
+        /// Hash of the previous version.
+        base: Option<ContentHash>,
+        /// Encoded delta from `base`.
+        delta: Option<Vec<u8>>,
+    },
+    /// The path (and everything under it) was deleted.
+    Delete(RelPath),
+    /// The path moved.
+    Rename {
+        /// Old path.
+        from: RelPath,
+        /// New path.
+        to: RelPath,
+    },
+}
+
+/// The seed's modification types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModType {
+    /// `c`
+    Create,
+    /// `p`
+    Patch,
+    /// `d`
+    Delete,
+    /// `r`
+    Rename,
+}
+
+impl ModType {
+    fn code(self) -> &'static str {
+        match self {
+            Self::Create => "c",
+            Self::Patch => "p",
+            Self::Delete => "d",
+            Self::Rename => "r",
+        }
+    }
+
+    fn from_code(code: &str) -> Option<Self> {
+        match code {
+            "c" => Some(Self::Create),
+            "p" => Some(Self::Patch),
+            "d" => Some(Self::Delete),
+            "r" => Some(Self::Rename),
+            _ => None,
+        }
+    }
+}
+
+/// An update some device has not received yet (the seed's `retard` row).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingUpdate {
+    /// Its id; updates are listed in id order, which is the order they happened.
+    pub update: UpdateId,
+    /// The task.
+    pub task: TaskId,
+    /// The path changed.
+    pub path: RelPath,
+    /// The path's version after this change.
+    pub version: u64,
+    /// What kind of change.
+    pub mod_type: ModType,
+    /// For renames: the new path.
+    pub new_path: Option<RelPath>,
+    /// For patches: the version the delta applies to.
+    pub base_hash: Option<ContentHash>,
+    /// For creates and patches: the resulting content.
+    pub result_hash: Option<ContentHash>,
+}
+
+/// The state directory: the database and the blobs.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    blobs: Blobs,
+}
+
+fn corrupt(what: &'static str, detail: impl ToString) -> StoreError {
+    StoreError::Corrupt {
+        what,
+        detail: detail.to_string(),
+    }
+}
+
+fn id32(bytes: Vec<u8>, what: &'static str) -> Result<[u8; 32], StoreError> {
+    bytes
+        .try_into()
+        .map_err(|b: Vec<u8>| corrupt(what, format!("{} bytes instead of 32", b.len())))
+}
+
+fn rel_path(text: String) -> Result<RelPath, StoreError> {
+    RelPath::new(text).map_err(|e| corrupt("path", e))
+}
+
+fn opt_hash(bytes: Option<Vec<u8>>) -> Result<Option<ContentHash>, StoreError> {
+    bytes
+        .map(|b| id32(b, "hash").map(ContentHash::from_bytes))
+        .transpose()
+}
+
+fn hash_bytes(hash: &Option<ContentHash>) -> Option<&[u8]> {
+    hash.as_ref().map(|h| &h.as_bytes()[..])
+}
+
+fn to_i64(n: u64, what: &'static str) -> Result<i64, StoreError> {
+    i64::try_from(n).map_err(|_| corrupt(what, format!("{n} does not fit the database")))
+}
+
+/// A `files` row as SQLite gives it: path, version, kind, size, mtime, hash.
+type RawFile = (String, i64, i64, i64, i64, Option<Vec<u8>>);
+
+fn file_record(row: &Row<'_>) -> rusqlite::Result<RawFile> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+    ))
+}
+
+fn to_file_record(
+    raw: (String, i64, i64, i64, i64, Option<Vec<u8>>),
+) -> Result<FileRecord, StoreError> {
+    let (path, version, kind, size, mtime_ns, hash) = raw;
+    Ok(FileRecord {
+        entry: FileEntry {
+            path: rel_path(path)?,
+            kind: u8::try_from(kind)
+                .ok()
+                .and_then(EntryKind::from_code)
+                .ok_or_else(|| corrupt("file kind", kind))?,
+            size: u64::try_from(size).map_err(|_| corrupt("size", size))?,
+            mtime_ns,
+            hash: opt_hash(hash)?,
+        },
+        version: u64::try_from(version).map_err(|_| corrupt("version", version))?,
+    })
+}
+
+impl Store {
+    /// Open (or create) the state in `dir`: the folder is made private (0700), the database
+    /// file is created 0600, migrations run, and leftovers of an interrupted run (blobs no
+    /// file refers to, half-written blobs) are removed.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        fs::create_dir_all(dir).map_err(|e| StoreError::io("create", dir, e))?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .map_err(|e| StoreError::io("restrict permissions of", dir, e))?;
+        let db_path = dir.join(DB_FILE);
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&db_path)
+            .map_err(|e| StoreError::io("create", &db_path, e))?;
+        let mut conn = Connection::open(&db_path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        embedded::migrations::runner().run(&mut conn)?;
+        let store = Self {
+            conn,
+            blobs: Blobs::open(dir.join("blobs"))?,
+        };
+        store.sweep_blobs()?;
+        Ok(store)
+    }
+
+    /// The blob folder holding the newest full content of every file.
+    pub fn blobs(&self) -> &Blobs {
+        &self.blobs
+    }
+
+    // ---- tasks ----
+
+    /// Add a sync task whose folder on this device is `root`.
+    pub fn add_task(&mut self, task: TaskId, root: &Path, name: &str) -> Result<(), StoreError> {
+        let root = root
+            .to_str()
+            .ok_or_else(|| corrupt("task root", format!("{} is not UTF-8", root.display())))?;
+        self.conn.execute(
+            "INSERT INTO sync_tasks (task_id, root, name) VALUES (?1, ?2, ?3)",
+            params![&task.as_bytes()[..], root, name],
+        )?;
+        Ok(())
+    }
+
+    /// Remove a task and everything recorded for it (never the files in its folder).
+    pub fn remove_task(&mut self, task: TaskId) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        let n = tx.execute(
+            "DELETE FROM sync_tasks WHERE task_id = ?1",
+            [&task.as_bytes()[..]],
+        )?;
+        tx.commit()?;
+        if n == 0 {
+            return Err(StoreError::UnknownTask(task));
+        }
+        self.sweep_blobs()
+    }
+
+    /// Every task, by name.
+    pub fn tasks(&self) -> Result<Vec<TaskRecord>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT task_id, root, name FROM sync_tasks ORDER BY name")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (id, root, name) = row?;
+            Ok(TaskRecord {
+                id: TaskId::from_bytes(id32(id, "task id")?),
+                root: PathBuf::from(root),
+                name,
+            })
+        })
+        .collect()
+    }
+
+    /// One task.
+    pub fn task(&self, task: TaskId) -> Result<Option<TaskRecord>, StoreError> {
+        Ok(self.tasks()?.into_iter().find(|t| t.id == task))
+    }
+
+    // ---- devices and links ----
+
+    /// Link `device` to `task`, recording the device (and its key) if it is new.
+    pub fn add_link(
+        &mut self,
+        task: TaskId,
+        device: DeviceId,
+        name: &str,
+        key: &[u8; 32],
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO linked_devices (device_id, name, link_key) VALUES (?1, ?2, ?3)
+             ON CONFLICT (device_id) DO UPDATE SET name = excluded.name, link_key = excluded.link_key",
+            params![&device.as_bytes()[..], name, &key[..]],
+        )?;
+        let known: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sync_tasks WHERE task_id = ?1)",
+            [&task.as_bytes()[..]],
+            |r| r.get(0),
+        )?;
+        if !known {
+            return Err(StoreError::UnknownTask(task));
+        }
+        tx.execute(
+            "INSERT OR IGNORE INTO task_links (task_id, device_id) VALUES (?1, ?2)",
+            params![&task.as_bytes()[..], &device.as_bytes()[..]],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Unlink `device` from `task`: its pending updates for the task are dropped (and
+    /// deltas nobody needs any more with them). The device is forgotten when it is linked
+    /// to no task any more.
+    pub fn remove_link(&mut self, task: TaskId, device: DeviceId) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        let (t, d) = (&task.as_bytes()[..], &device.as_bytes()[..]);
+        tx.execute(
+            "DELETE FROM task_links WHERE task_id = ?1 AND device_id = ?2",
+            params![t, d],
+        )?;
+        tx.execute(
+            "DELETE FROM pending WHERE device_id = ?2 AND update_id IN (SELECT update_id FROM updates WHERE task_id = ?1)",
+            params![t, d],
+        )?;
+        tx.execute(
+            "DELETE FROM linked_devices WHERE device_id = ?1 AND NOT EXISTS (SELECT 1 FROM task_links WHERE device_id = ?1)",
+            [d],
+        )?;
+        collect_garbage(&tx)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Every linked device.
+    pub fn devices(&self) -> Result<Vec<DeviceRecord>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT device_id, name, last_address, is_connected, link_key FROM linked_devices ORDER BY name")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, bool>(3)?,
+                r.get::<_, Vec<u8>>(4)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (id, name, last_address, is_connected, key) = row?;
+            Ok(DeviceRecord {
+                id: DeviceId::from_bytes(id32(id, "device id")?),
+                name,
+                last_address,
+                is_connected,
+                link_key: id32(key, "link key")?,
+            })
+        })
+        .collect()
+    }
+
+    /// One linked device.
+    pub fn device(&self, device: DeviceId) -> Result<Option<DeviceRecord>, StoreError> {
+        Ok(self.devices()?.into_iter().find(|d| d.id == device))
+    }
+
+    /// The devices linked to `task`.
+    pub fn linked_devices(&self, task: TaskId) -> Result<Vec<DeviceId>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT device_id FROM task_links WHERE task_id = ?1 ORDER BY device_id")?;
+        let rows = stmt.query_map([&task.as_bytes()[..]], |r| r.get::<_, Vec<u8>>(0))?;
+        rows.map(|id| Ok(DeviceId::from_bytes(id32(id?, "device id")?)))
+            .collect()
+    }
+
+    /// The tasks `device` is linked to.
+    pub fn tasks_of(&self, device: DeviceId) -> Result<Vec<TaskId>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT task_id FROM task_links WHERE device_id = ?1 ORDER BY task_id")?;
+        let rows = stmt.query_map([&device.as_bytes()[..]], |r| r.get::<_, Vec<u8>>(0))?;
+        rows.map(|id| Ok(TaskId::from_bytes(id32(id?, "task id")?)))
+            .collect()
+    }
+
+    /// Record whether `device` is reachable, and where.
+    pub fn set_connected(
+        &mut self,
+        device: DeviceId,
+        connected: bool,
+        address: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let n = self.conn.execute(
+            "UPDATE linked_devices SET is_connected = ?2, last_address = COALESCE(?3, last_address) WHERE device_id = ?1",
+            params![&device.as_bytes()[..], connected, address],
+        )?;
+        if n == 0 {
+            return Err(StoreError::UnknownDevice(device));
+        }
+        Ok(())
+    }
+
+    /// Mark `device` as applying (or done applying) an update of `task` from us.
+    pub fn set_receiving_update(
+        &mut self,
+        task: TaskId,
+        device: DeviceId,
+        receiving: bool,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE task_links SET receiving_update = ?3 WHERE task_id = ?1 AND device_id = ?2",
+            params![&task.as_bytes()[..], &device.as_bytes()[..], receiving],
+        )?;
+        Ok(())
+    }
+
+    // ---- files ----
+
+    /// Record the initial mapping of a task's folder: every entry at version 1 (or its
+    /// version bumped if already known), in one transaction.
+    pub fn record_mapping(
+        &mut self,
+        task: TaskId,
+        entries: &[FileEntry],
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO files (task_id, path, version, kind, size, mtime, hash) VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (task_id, path) DO UPDATE SET version = version + 1, kind = excluded.kind,
+                   size = excluded.size, mtime = excluded.mtime, hash = excluded.hash",
+            )?;
+            for e in entries {
+                stmt.execute(params![
+                    &task.as_bytes()[..],
+                    e.path.as_str(),
+                    e.kind.code(),
+                    to_i64(e.size, "size")?,
+                    e.mtime_ns,
+                    hash_bytes(&e.hash)
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The newest known state of one path.
+    pub fn file(&self, task: TaskId, path: &RelPath) -> Result<Option<FileRecord>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT path, version, kind, size, mtime, hash FROM files WHERE task_id = ?1 AND path = ?2",
+                params![&task.as_bytes()[..], path.as_str()],
+                file_record,
+            )
+            .optional()?
+            .map(to_file_record)
+            .transpose()
+    }
+
+    /// Every path of a task, sorted.
+    pub fn files(&self, task: TaskId) -> Result<Vec<FileRecord>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT path, version, kind, size, mtime, hash FROM files WHERE task_id = ?1 ORDER BY path")?;
+        let rows = stmt.query_map([&task.as_bytes()[..]], file_record)?;
+        rows.map(|r| to_file_record(r?)).collect()
+    }
+
+    // ---- updates ----
+
+    /// Record local changes of `task`, in order, in one transaction: the files table is
+    /// updated, and each change gets an update with a pending row for each of `devices`
+    /// (every device that must still receive it; the engine passes all linked devices and
+    /// marks them done as they acknowledge). Deltas are stored only if some device needs them.
+    pub fn record_changes(
+        &mut self,
+        task: TaskId,
+        changes: Vec<Change>,
+        devices: &[DeviceId],
+    ) -> Result<Vec<PendingUpdate>, StoreError> {
+        let tx = self.conn.transaction()?;
+        let known: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sync_tasks WHERE task_id = ?1)",
+            [&task.as_bytes()[..]],
+            |r| r.get(0),
+        )?;
+        if !known {
+            return Err(StoreError::UnknownTask(task));
+        }
+        let mut out = Vec::with_capacity(changes.len());
+        for change in changes {
+            out.push(record_one(&tx, task, change, devices)?);
+        }
+        collect_garbage(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// What `device` has not received yet, oldest first.
+    pub fn missing_for(&self, device: DeviceId) -> Result<Vec<PendingUpdate>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT u.update_id, u.task_id, u.path, u.version, u.mod_type, u.new_path, u.base_hash, u.result_hash
+             FROM pending p JOIN updates u ON u.update_id = p.update_id
+             WHERE p.device_id = ?1 ORDER BY u.update_id",
+        )?;
+        let rows = stmt.query_map([&device.as_bytes()[..]], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, Option<String>>(5)?,
+                r.get::<_, Option<Vec<u8>>>(6)?,
+                r.get::<_, Option<Vec<u8>>>(7)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (id, task, path, version, mod_type, new_path, base, result) = row?;
+            Ok(PendingUpdate {
+                update: UpdateId(u64::try_from(id).map_err(|_| corrupt("update id", id))?),
+                task: TaskId::from_bytes(id32(task, "task id")?),
+                path: rel_path(path)?,
+                version: u64::try_from(version).map_err(|_| corrupt("version", version))?,
+                mod_type: ModType::from_code(&mod_type)
+                    .ok_or_else(|| corrupt("mod type", &mod_type))?,
+                new_path: new_path.map(rel_path).transpose()?,
+                base_hash: opt_hash(base)?,
+                result_hash: opt_hash(result)?,
+            })
+        })
+        .collect()
+    }
+
+    /// The delta stored for an update, if any.
+    pub fn delta(&self, update: UpdateId) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT delta FROM deltas WHERE update_id = ?1",
+                [to_i64(update.0, "update id")?],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// `device` received `update` (and applied it or kept a conflict copy): its pending row
+    /// goes, and the update and its delta go too once no device needs them.
+    pub fn mark_done(&mut self, device: DeviceId, update: UpdateId) -> Result<(), StoreError> {
+        self.mark_many_done(device, &[update])
+    }
+
+    /// [`mark_done`](Self::mark_done) for several updates in one transaction.
+    pub fn mark_many_done(
+        &mut self,
+        device: DeviceId,
+        updates: &[UpdateId],
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt =
+                tx.prepare_cached("DELETE FROM pending WHERE device_id = ?1 AND update_id = ?2")?;
+            for update in updates {
+                stmt.execute(params![
+                    &device.as_bytes()[..],
+                    to_i64(update.0, "update id")?
+                ])?;
+            }
+        }
+        collect_garbage(&tx)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// How many pending rows and stored deltas there are (for status and tests).
+    pub fn counts(&self) -> Result<Counts, StoreError> {
+        let count = |sql: &str| -> Result<u64, StoreError> {
+            let n: i64 = self.conn.query_row(sql, [], |r| r.get(0))?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        };
+        Ok(Counts {
+            updates: count("SELECT COUNT(*) FROM updates")?,
+            pending: count("SELECT COUNT(*) FROM pending")?,
+            deltas: count("SELECT COUNT(*) FROM deltas")?,
+        })
+    }
+
+    /// Run SQLite's integrity check; `Ok(())` if the database is sound.
+    pub fn check_integrity(&self) -> Result<(), StoreError> {
+        let result: String = self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        if result != "ok" {
+            return Err(corrupt("database", result));
+        }
+        let orphans: i64 = self.conn.query_row(
+            "SELECT COUNT(*) FROM pending p LEFT JOIN updates u ON u.update_id = p.update_id WHERE u.update_id IS NULL",
+            [],
+            |r| r.get(0),
+        )?;
+        if orphans != 0 {
+            return Err(corrupt(
+                "pending row",
+                format!("{orphans} rows name missing updates"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Remove blobs that no file refers to.
+    fn sweep_blobs(&self) -> Result<(), StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT DISTINCT hash FROM files WHERE hash IS NOT NULL")?;
+        let referenced: HashSet<Vec<u8>> = stmt
+            .query_map([], |r| r.get::<_, Vec<u8>>(0))?
+            .collect::<Result<_, _>>()?;
+        for hash in self.blobs.list()? {
+            if !referenced.contains(&hash.as_bytes()[..]) {
+                self.blobs.remove(&hash)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Remove the blob with this hash if no file refers to it any more. Call after a change
+    /// that replaced or deleted content.
+    pub fn release_blob(&self, hash: &ContentHash) -> Result<(), StoreError> {
+        let used: bool = self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM files WHERE hash = ?1)",
+            [&hash.as_bytes()[..]],
+            |r| r.get(0),
+        )?;
+        if !used {
+            self.blobs.remove(hash)?;
+        }
+        Ok(())
+    }
+}
+
+/// Row counts of the update tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    /// Updates some device still needs.
+    pub updates: u64,
+    /// (update, device) pairs still to deliver.
+    pub pending: u64,
+    /// Stored deltas.
+    pub deltas: u64,
+}
+
+fn record_one(
+    tx: &Transaction<'_>,
+    task: TaskId,
+    change: Change,
+    devices: &[DeviceId],
+) -> Result<PendingUpdate, StoreError> {
+    let t = &task.as_bytes()[..];
+    let current_version = |path: &RelPath| -> Result<u64, StoreError> {
+        let v: Option<i64> = tx
+            .query_row(
+                "SELECT version FROM files WHERE task_id = ?1 AND path = ?2",
+                params![t, path.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(v.map_or(0, |v| u64::try_from(v).unwrap_or(0)))
+    };
+    let upsert = |entry: &FileEntry, version: u64| -> Result<(), StoreError> {
+        tx.prepare_cached(
+            "INSERT INTO files (task_id, path, version, kind, size, mtime, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (task_id, path) DO UPDATE SET version = excluded.version, kind = excluded.kind,
+               size = excluded.size, mtime = excluded.mtime, hash = excluded.hash",
+        )?
+        .execute(params![
+            t,
+            entry.path.as_str(),
+            to_i64(version, "version")?,
+            entry.kind.code(),
+            to_i64(entry.size, "size")?,
+            entry.mtime_ns,
+            hash_bytes(&entry.hash)
+        ])?;
+        Ok(())
+    };
+
+    let (path, mod_type, new_path, base_hash, result_hash, delta, version) = match change {
+        Change::Create(entry) => {
+            let version = current_version(&entry.path)? + 1;
+            upsert(&entry, version)?;
+            (
+                entry.path,
+                ModType::Create,
+                None,
+                None,
+                entry.hash,
+                None,
+                version,
+            )
+        }
+        Change::Modify { entry, base, delta } => {
+            let version = current_version(&entry.path)? + 1;
+            upsert(&entry, version)?;
+            (
+                entry.path,
+                ModType::Patch,
+                None,
+                base,
+                entry.hash,
+                delta,
+                version,
+            )
+        }
+        Change::Delete(path) => {
+            let version = current_version(&path)? + 1;
+            tx.execute(
+                "DELETE FROM files WHERE task_id = ?1 AND (path = ?2 OR substr(path, 1, length(?2) + 1) = ?2 || '/')",
+                params![t, path.as_str()],
+            )?;
+            (path, ModType::Delete, None, None, None, None, version)
+        }
+        Change::Rename { from, to } => {
+            let version = current_version(&from)? + 1;
+            tx.execute(
+                "DELETE FROM files WHERE task_id = ?1 AND (path = ?2 OR substr(path, 1, length(?2) + 1) = ?2 || '/')",
+                params![t, to.as_str()],
+            )?;
+            tx.execute(
+                "UPDATE files SET path = ?3 || substr(path, length(?2) + 1), version = version + 1
+                 WHERE task_id = ?1 AND (path = ?2 OR substr(path, 1, length(?2) + 1) = ?2 || '/')",
+                params![t, from.as_str(), to.as_str()],
+            )?;
+            (from, ModType::Rename, Some(to), None, None, None, version)
+        }
+    };
+
+    tx.prepare_cached(
+        "INSERT INTO updates (task_id, path, version, mod_type, new_path, base_hash, result_hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        t,
+        path.as_str(),
+        to_i64(version, "version")?,
+        mod_type.code(),
+        new_path.as_ref().map(RelPath::as_str),
+        hash_bytes(&base_hash),
+        hash_bytes(&result_hash)
+    ])?;
+    let id = tx.last_insert_rowid();
+    {
+        let mut stmt = tx.prepare_cached(
+            "INSERT OR IGNORE INTO pending (update_id, device_id) VALUES (?1, ?2)",
+        )?;
+        for d in devices {
+            stmt.execute(params![id, &d.as_bytes()[..]])?;
+        }
+    }
+    if let Some(delta) = delta.filter(|_| !devices.is_empty()) {
+        tx.prepare_cached("INSERT INTO deltas (update_id, delta) VALUES (?1, ?2)")?
+            .execute(params![id, delta])?;
+    }
+    Ok(PendingUpdate {
+        update: UpdateId(u64::try_from(id).map_err(|_| corrupt("update id", id))?),
+        task,
+        path,
+        version,
+        mod_type,
+        new_path,
+        base_hash,
+        result_hash,
+    })
+}
+
+/// Delete updates (and, by cascade, their deltas) that no device needs any more.
+fn collect_garbage(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute(
+        "DELETE FROM updates WHERE NOT EXISTS (SELECT 1 FROM pending p WHERE p.update_id = updates.update_id)",
+        [],
+    )?;
+    Ok(())
+}
