@@ -333,8 +333,8 @@ fn killed_mid_write_leaves_a_consistent_database() {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        while let Some(line) = lines.next() {
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        for line in lines {
             if line.unwrap().contains("ready") {
                 break;
             }
