@@ -35,14 +35,15 @@
 //! xdelta3 against the named source range, so `xdelta3 -d -s <that range>` decodes it; a
 //! file smaller than the window gives a patch with exactly one such segment.
 //!
-//! # Bounded memory
+//! # Speed and bounded memory
 //!
-//! Files whose two versions together exceed [`Options::window`] are cut into target chunks
-//! of half a window, each encoded against the matching region of the old file widened by a
-//! quarter chunk on each side (so insertions and deletions up to that size still match).
-//! The file functions [`encode_file`] and [`apply_file`] read only one chunk at a time, so
-//! memory stays near twice the window whatever the file size. Unchanged chunks become copy
-//! segments without running xdelta3 at all.
+//! The new version is compared with the old one at the same offsets, 64 KiB at a time:
+//! unchanged blocks become copy segments without running xdelta3 at all, and only the
+//! changed runs are encoded, each against the old file around it (widened by four times the
+//! run's length, at least 256 KiB). Files whose two versions together exceed
+//! [`Options::window`] are read half a window at a time and the widening is capped at an
+//! eighth of the window, so the file functions [`encode_file`] and [`apply_file`] keep
+//! memory near twice the window whatever the file size.
 
 mod error;
 mod format;
@@ -286,8 +287,21 @@ impl<W: Write> Write for CountingWriter<'_, W> {
     }
 }
 
+/// Granularity of the in-place comparison that finds unchanged regions.
+const BLOCK: usize = 64 * 1024;
+/// Changed runs closer than this are encoded together.
+const MERGE_GAP: usize = 2 * BLOCK;
+/// Smallest source margin around a changed run.
+const MIN_MARGIN: u64 = 256 * 1024;
+
 /// The encoder core: writes header and segments, gives up (None) once more than `limit`
-/// bytes would be written. Returns the bytes written.
+/// bytes are written. Returns the bytes written.
+///
+/// The target is read a chunk at a time (the whole file when both versions fit in the
+/// window). Blocks equal to the old file at the same offset become copy segments with a
+/// plain comparison; only the changed runs go through xdelta3, each against the old file
+/// around it, widened by four times the run's length (at least 256 KiB, at most an eighth
+/// of the window, or the whole old file when it fits).
 fn encode_into<S: Source + ?Sized, T: Source + ?Sized>(
     old: &S,
     new: &T,
@@ -297,15 +311,14 @@ fn encode_into<S: Source + ?Sized, T: Source + ?Sized>(
     limit: u64,
 ) -> Result<Option<u64>, DeltaError> {
     let window = options.window() as u64;
-    let mut written = header.write(out)?;
-    let mut pending_copy: Option<(u64, u64)> = None;
-    let emit =
-        |segment: Segment<'_>, out: &mut dyn Write, written: &mut u64| -> Result<(), DeltaError> {
-            *written += segment.write(out)?;
-            Ok(())
-        };
-
-    let (chunk, margin) = if header.source_len + header.target_len <= window {
+    let written = header.write(out)?;
+    let mut out = SegmentWriter {
+        out,
+        written,
+        pending_copy: None,
+    };
+    let single = header.source_len + header.target_len <= window;
+    let (chunk, max_margin) = if single {
         (header.target_len.max(1), header.source_len)
     } else {
         (window / 2, window / 8)
@@ -314,73 +327,95 @@ fn encode_into<S: Source + ?Sized, T: Source + ?Sized>(
     while offset < header.target_len {
         let len = chunk.min(header.target_len - offset);
         let target = new.read_range(offset, len)?;
-        // Unchanged in place: a copy, no xdelta3 needed.
-        let same = offset + len <= header.source_len && *old.read_range(offset, len)? == *target;
-        if same {
-            pending_copy = match pending_copy {
-                Some((start, n)) if start + n == offset => Some((start, n + len)),
-                Some((start, n)) => {
-                    emit(
-                        Segment::Copy {
-                            offset: start,
-                            len: n,
-                        },
-                        out,
-                        &mut written,
-                    )?;
-                    Some((offset, len))
-                }
-                None => Some((offset, len)),
-            };
-        } else {
-            if let Some((start, n)) = pending_copy.take() {
-                emit(
-                    Segment::Copy {
-                        offset: start,
-                        len: n,
-                    },
-                    out,
-                    &mut written,
-                )?;
-            }
-            let src_start = offset.saturating_sub(margin).min(header.source_len);
-            let src_end = (offset + len + margin).min(header.source_len);
+        let aligned_len = header.source_len.saturating_sub(offset).min(len);
+        let aligned = old.read_range(offset, aligned_len)?;
+        let mut done = 0usize;
+        for (start, end) in changed_runs(&target, &aligned) {
+            out.copy(offset + done as u64, (start - done) as u64)?;
+            let run_start = offset + start as u64;
+            let run_len = (end - start) as u64;
+            let margin = (run_len * 4).clamp(MIN_MARGIN, max_margin.max(MIN_MARGIN));
+            let src_start = run_start.saturating_sub(margin).min(header.source_len);
+            let src_end = (run_start + run_len + margin).min(header.source_len);
             let source = old.read_range(src_start, src_end - src_start)?;
-            let vcdiff = xdelta3::encode(&target, &source).ok_or(DeltaError::Encode {
-                offset,
-                len: target.len(),
+            let piece = &target[start..end];
+            let vcdiff = xdelta3::encode(piece, &source).ok_or(DeltaError::Encode {
+                offset: run_start,
+                len: piece.len(),
             })?;
-            emit(
-                Segment::Vcdiff {
-                    source_offset: src_start,
-                    source_len: source.len() as u32,
-                    target_len: target.len() as u32,
-                    vcdiff: &vcdiff,
-                },
-                out,
-                &mut written,
-            )?;
+            out.segment(Segment::Vcdiff {
+                source_offset: src_start,
+                source_len: source.len() as u32,
+                target_len: piece.len() as u32,
+                vcdiff: &vcdiff,
+            })?;
+            done = end;
+            if out.written > limit {
+                return Ok(None);
+            }
         }
-        if written > limit {
-            return Ok(None);
-        }
+        out.copy(offset + done as u64, len - done as u64)?;
         offset += len;
     }
-    if let Some((start, n)) = pending_copy.take() {
-        emit(
-            Segment::Copy {
-                offset: start,
-                len: n,
-            },
-            out,
-            &mut written,
-        )?;
-    }
-    written += Segment::End.write(out)?;
-    if written > limit {
+    out.segment(Segment::End)?;
+    if out.written > limit {
         return Ok(None);
     }
-    Ok(Some(written))
+    Ok(Some(out.written))
+}
+
+/// The `[start, end)` ranges of `target` that differ from `aligned` (the old file at the
+/// same offsets), at [`BLOCK`] granularity, with close runs merged.
+fn changed_runs(target: &[u8], aligned: &[u8]) -> Vec<(usize, usize)> {
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    let mut at = 0;
+    while at < target.len() {
+        let end = (at + BLOCK).min(target.len());
+        if aligned.get(at..end) != Some(&target[at..end]) {
+            match runs.last_mut() {
+                Some(last) if at - last.1 <= MERGE_GAP => last.1 = end,
+                _ => runs.push((at, end)),
+            }
+        }
+        at = end;
+    }
+    runs
+}
+
+/// Writes segments, merging adjacent copies and counting bytes.
+struct SegmentWriter<'w, W: Write> {
+    out: &'w mut W,
+    written: u64,
+    pending_copy: Option<(u64, u64)>,
+}
+
+impl<W: Write> SegmentWriter<'_, W> {
+    fn copy(&mut self, offset: u64, len: u64) -> Result<(), DeltaError> {
+        if len == 0 {
+            return Ok(());
+        }
+        match &mut self.pending_copy {
+            Some((start, n)) if *start + *n == offset => *n += len,
+            _ => {
+                self.flush_copy()?;
+                self.pending_copy = Some((offset, len));
+            }
+        }
+        Ok(())
+    }
+
+    fn flush_copy(&mut self) -> Result<(), DeltaError> {
+        if let Some((offset, len)) = self.pending_copy.take() {
+            self.written += Segment::Copy { offset, len }.write(self.out)?;
+        }
+        Ok(())
+    }
+
+    fn segment(&mut self, segment: Segment<'_>) -> Result<(), DeltaError> {
+        self.flush_copy()?;
+        self.written += segment.write(self.out)?;
+        Ok(())
+    }
 }
 
 /// The applier core: reads segments, writes the result, checks length and hash.

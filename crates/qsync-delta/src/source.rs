@@ -19,6 +19,9 @@ impl Source for [u8] {
     }
 
     fn read_range(&self, offset: u64, len: u64) -> Result<Cow<'_, [u8]>, DeltaError> {
+        if len == 0 {
+            return Ok(Cow::Borrowed(&[]));
+        }
         let start = usize::try_from(offset)
             .map_err(|_| DeltaError::Malformed("offset too large".into()))?;
         let end = start
@@ -56,6 +59,9 @@ impl Source for FileSource<'_> {
     }
 
     fn read_range(&self, offset: u64, len: u64) -> Result<Cow<'_, [u8]>, DeltaError> {
+        if len == 0 {
+            return Ok(Cow::Borrowed(&[]));
+        }
         if offset.checked_add(len).is_none_or(|end| end > self.len) {
             return Err(DeltaError::Malformed(format!(
                 "range {offset}+{len} is outside the source"

@@ -237,7 +237,9 @@ fn apply_file_is_atomic_and_leaves_nothing_on_error() {
     assert_eq!(std::fs::read(&old_path).unwrap(), new);
 }
 
-/// Our VCDIFF is the standard one: Debian's `xdelta3 -d` applies it.
+/// Our VCDIFF is the standard one: Debian's `xdelta3 -d` decodes every VCDIFF segment of
+/// our patches against the source range the segment names, and with the copy segments
+/// that rebuilds the new file.
 #[test]
 fn reference_xdelta3_decodes_our_vcdiff() {
     if Command::new("xdelta3").arg("-V").output().is_err() {
@@ -248,31 +250,48 @@ fn reference_xdelta3_decodes_our_vcdiff() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let old: Vec<u8> = b"line of a config file\n".repeat(5000);
+    let old: Vec<u8> = b"line of a config file\n".repeat(50_000);
     let mut new = old.clone();
-    new.splice(5000..5000, b"a new line in the middle\n".iter().copied());
+    new.splice(5000..5000, b"a new line near the start\n".iter().copied());
+    new[600_000..600_010].copy_from_slice(b"0123456789");
     let Delta::Patch(p) = encode(&old, &new, &always_patch()).unwrap() else {
         panic!()
     };
-    let vcdiff = fuzz_free_single_vcdiff(p.as_bytes());
-    std::fs::write(dir.path().join("old"), &old).unwrap();
-    std::fs::write(dir.path().join("delta.vcdiff"), vcdiff).unwrap();
-    let status = Command::new("xdelta3")
-        .args(["-d", "-f", "-s", "old", "delta.vcdiff", "out"])
-        .current_dir(dir.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    assert_eq!(std::fs::read(dir.path().join("out")).unwrap(), new);
-}
 
-/// The VCDIFF stream of a one-segment patch: header (84 bytes), tag 2, offsets (8+4+4+4).
-fn fuzz_free_single_vcdiff(patch: &[u8]) -> &[u8] {
-    let at = 84;
-    assert_eq!(patch[at], 2, "expected one VCDIFF segment");
-    let len = u32::from_le_bytes(patch[at + 17..at + 21].try_into().unwrap()) as usize;
-    assert_eq!(patch[at + 21 + len], 0, "expected the end right after");
-    &patch[at + 21..at + 21 + len]
+    let mut rebuilt = Vec::new();
+    let mut vcdiff_segments = 0;
+    let bytes = p.as_bytes();
+    let mut at = 84;
+    let u64_at = |i: usize| u64::from_le_bytes(bytes[i..i + 8].try_into().unwrap()) as usize;
+    let u32_at = |i: usize| u32::from_le_bytes(bytes[i..i + 4].try_into().unwrap()) as usize;
+    loop {
+        match bytes[at] {
+            0 => break,
+            1 => {
+                let (offset, len) = (u64_at(at + 1), u64_at(at + 9));
+                rebuilt.extend_from_slice(&old[offset..offset + len]);
+                at += 17;
+            }
+            2 => {
+                let (src, src_len, vlen) = (u64_at(at + 1), u32_at(at + 9), u32_at(at + 17));
+                let vcdiff = &bytes[at + 21..at + 21 + vlen];
+                std::fs::write(dir.path().join("src"), &old[src..src + src_len]).unwrap();
+                std::fs::write(dir.path().join("seg.vcdiff"), vcdiff).unwrap();
+                let status = Command::new("xdelta3")
+                    .args(["-d", "-f", "-s", "src", "seg.vcdiff", "out"])
+                    .current_dir(dir.path())
+                    .status()
+                    .unwrap();
+                assert!(status.success(), "xdelta3 -d refused our VCDIFF");
+                rebuilt.extend_from_slice(&std::fs::read(dir.path().join("out")).unwrap());
+                vcdiff_segments += 1;
+                at += 21 + vlen;
+            }
+            other => panic!("unknown segment {other}"),
+        }
+    }
+    assert!(vcdiff_segments >= 1);
+    assert_eq!(rebuilt, new);
 }
 
 #[test]

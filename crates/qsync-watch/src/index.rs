@@ -1,0 +1,245 @@
+//! The sans-IO heart of the watcher: what QSync believes is on disk, and the clean events
+//! that fresh observations imply.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use qsync_base::{ContentHash, EntryKind, FileEntry, RelPath};
+
+/// A local change, ready for the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LocalEvent {
+    /// A new file, folder or symlink.
+    Create(FileEntry),
+    /// New content for an existing path.
+    Modify {
+        /// The new state.
+        entry: FileEntry,
+        /// Hash of the content before.
+        previous: Option<ContentHash>,
+    },
+    /// The path, and everything under it, is gone.
+    Delete {
+        /// What was deleted.
+        path: RelPath,
+        /// What it was.
+        kind: EntryKind,
+        /// Hash of its content before.
+        previous: Option<ContentHash>,
+    },
+    /// The path, and everything under it, moved.
+    Rename {
+        /// Old path.
+        from: RelPath,
+        /// New path.
+        to: RelPath,
+    },
+}
+
+/// What QSync believes is on disk for one task, plus the writes it is itself making.
+#[derive(Debug, Clone, Default)]
+pub struct Index {
+    entries: BTreeMap<RelPath, FileEntry>,
+    expected: HashMap<RelPath, Option<FileEntry>>,
+}
+
+fn same_content(a: &FileEntry, b: &FileEntry) -> bool {
+    a.kind == b.kind && a.hash == b.hash && (a.kind == EntryKind::Folder || a.size == b.size)
+}
+
+fn matches(expected: &Option<FileEntry>, observed: &Option<FileEntry>) -> bool {
+    match (expected, observed) {
+        (None, None) => true,
+        (Some(e), Some(o)) => same_content(e, o),
+        _ => false,
+    }
+}
+
+impl Index {
+    /// An index holding `entries` (typically a [`scan`](crate::scan) or the store's files).
+    pub fn new(entries: Vec<FileEntry>) -> Self {
+        Self {
+            entries: entries.into_iter().map(|e| (e.path.clone(), e)).collect(),
+            expected: HashMap::new(),
+        }
+    }
+
+    /// The believed state of a path.
+    pub fn get(&self, path: &RelPath) -> Option<&FileEntry> {
+        self.entries.get(path)
+    }
+
+    /// Every believed entry, sorted by path.
+    pub fn entries(&self) -> impl Iterator<Item = &FileEntry> {
+        self.entries.values()
+    }
+
+    /// The entries as a map, for [`scan`](crate::scan)'s hash cache.
+    pub fn to_map(&self) -> HashMap<RelPath, FileEntry> {
+        self.entries
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// The engine is about to make `path` be `state` (`None`: delete it) while applying a
+    /// remote update. A later observation of exactly that state is absorbed without an event;
+    /// anything else is a genuine local change and is reported.
+    pub fn expect(&mut self, path: RelPath, state: Option<FileEntry>) {
+        self.expected.insert(path, state);
+    }
+
+    /// Whether writes announced with [`expect`](Self::expect) are still unobserved.
+    pub fn has_expectations(&self) -> bool {
+        !self.expected.is_empty()
+    }
+
+    fn remove_tree(&mut self, path: &RelPath) {
+        let doomed: Vec<RelPath> = self
+            .entries
+            .range(path.clone()..)
+            .take_while(|(p, _)| p.as_str().starts_with(path.as_str()))
+            .filter(|(p, _)| p.starts_with(path))
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in doomed {
+            self.entries.remove(&p);
+        }
+    }
+
+    fn move_tree(&mut self, from: &RelPath, to: &RelPath) {
+        self.remove_tree(to);
+        let moved: Vec<RelPath> = self
+            .entries
+            .range(from.clone()..)
+            .take_while(|(p, _)| p.as_str().starts_with(from.as_str()))
+            .filter(|(p, _)| p.starts_with(from))
+            .map(|(p, _)| p.clone())
+            .collect();
+        for old in moved {
+            if let Some(mut entry) = self.entries.remove(&old) {
+                let suffix = &old.as_str()[from.as_str().len()..];
+                if let Ok(new) = RelPath::new(format!("{}{suffix}", to.as_str())) {
+                    entry.path = new.clone();
+                    self.entries.insert(new, entry);
+                }
+            }
+        }
+    }
+
+    /// Fold fresh observations into the index and return the events they imply.
+    ///
+    /// `observed` holds the current state of every touched path (`None`: it does not exist);
+    /// `renames` are the renames the system reported, as hints.
+    pub fn observe(
+        &mut self,
+        renames: &[(RelPath, RelPath)],
+        observed: Vec<(RelPath, Option<FileEntry>)>,
+    ) -> Vec<LocalEvent> {
+        let observed: BTreeMap<RelPath, Option<FileEntry>> = observed.into_iter().collect();
+        let mut events = Vec::new();
+
+        for (from, to) in renames {
+            let (Some(old), Some(Some(new))) = (self.entries.get(from), observed.get(to)) else {
+                continue;
+            };
+            let gone = matches!(observed.get(from), Some(None) | None);
+            if !gone || old.kind != new.kind {
+                continue;
+            }
+            let (exp_from, exp_to) = (self.expected.get(from), self.expected.get(to));
+            if matches!(exp_from, Some(None))
+                && exp_to.is_some_and(|e| matches(e, &Some(new.clone())))
+            {
+                // The engine's own remote rename: follow it silently.
+                self.move_tree(from, to);
+                self.expected.remove(from);
+                self.expected.remove(to);
+                continue;
+            }
+            if exp_from.is_some() || exp_to.is_some() || self.entries.contains_key(to) {
+                // Mixed with an engine write, or onto a known path: compare path by path,
+                // which always converges, rather than trust the hint.
+                continue;
+            }
+            self.move_tree(from, to);
+            events.push(LocalEvent::Rename {
+                from: from.clone(),
+                to: to.clone(),
+            });
+        }
+
+        let mut deleted: BTreeSet<RelPath> = BTreeSet::new();
+        for (path, state) in observed {
+            if deleted.iter().any(|d| path.starts_with(d)) {
+                continue;
+            }
+            if let Some(expected) = self.expected.remove(&path) {
+                let absorbed = matches(&expected, &state);
+                // What the engine wrote is what the peers have: a local change made since is
+                // measured against it, not against the state before the engine's write.
+                match expected {
+                    Some(entry) => {
+                        self.entries.insert(path.clone(), entry);
+                    }
+                    None => self.remove_tree(&path),
+                }
+                if absorbed {
+                    if let Some(entry) = state {
+                        self.entries.insert(path, entry);
+                    }
+                    continue;
+                }
+            }
+            match (self.entries.get(&path).cloned(), state) {
+                (None, None) => {}
+                (None, Some(entry)) => {
+                    self.entries.insert(path, entry.clone());
+                    events.push(LocalEvent::Create(entry));
+                }
+                (Some(old), None) => {
+                    self.remove_tree(&path);
+                    events.push(LocalEvent::Delete {
+                        path: path.clone(),
+                        kind: old.kind,
+                        previous: old.hash,
+                    });
+                    deleted.insert(path);
+                }
+                (Some(old), Some(entry)) if old.kind != entry.kind => {
+                    self.remove_tree(&path);
+                    events.push(LocalEvent::Delete {
+                        path: path.clone(),
+                        kind: old.kind,
+                        previous: old.hash,
+                    });
+                    self.entries.insert(path, entry.clone());
+                    events.push(LocalEvent::Create(entry));
+                }
+                (Some(old), Some(entry)) => {
+                    let changed = !same_content(&old, &entry);
+                    self.entries.insert(path, entry.clone());
+                    if changed {
+                        events.push(LocalEvent::Modify {
+                            entry,
+                            previous: old.hash,
+                        });
+                    }
+                }
+            }
+        }
+        events
+    }
+
+    /// Fold a full rescan into the index: every path not in `scan` is gone.
+    pub fn reconcile(&mut self, scan: Vec<FileEntry>) -> Vec<LocalEvent> {
+        let present: BTreeSet<RelPath> = scan.iter().map(|e| e.path.clone()).collect();
+        let mut observed: Vec<(RelPath, Option<FileEntry>)> = self
+            .entries
+            .keys()
+            .filter(|p| !present.contains(*p))
+            .map(|p| (p.clone(), None))
+            .collect();
+        observed.extend(scan.into_iter().map(|e| (e.path.clone(), Some(e))));
+        self.observe(&[], observed)
+    }
+}

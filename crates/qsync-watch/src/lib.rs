@@ -1,0 +1,82 @@
+//! QSync's file-system mapper and watcher.
+//!
+//! - [`scan`] walks a task's root in parallel and returns every entry (relative
+//!   `/`-separated path, kind, size, mtime, BLAKE3 hash), skipping what the root's
+//!   `.qsyncignore` says (gitignore syntax) and QSync's own temporary files. Hashes are
+//!   reused from a previous scan when size and mtime are unchanged. Symlinks are recorded
+//!   (their content is the link target) and never followed.
+//! - [`Index`] is a sans-IO state machine: it holds what QSync believes is on disk and turns
+//!   fresh observations of touched paths into clean [`LocalEvent`]s. Notifications are only
+//!   hints; what is reported is the difference between the index and the disk. So an editor's
+//!   save through a temporary file and a rename comes out as one `Modify` of the real file.
+//! - Echo suppression: before the engine writes a remote update it calls [`Index::expect`]
+//!   with the state it is about to write. An observation matching it is absorbed silently,
+//!   and one that differs (a genuine local edit made meanwhile) is reported as usual.
+//! - [`TaskWatcher`] runs notify-debouncer-full on the root and delivers [`WatchBatch`]es:
+//!   touched paths and renames, or a rescan request when the kernel queue overflowed.
+//!
+//! ```no_run
+//! use qsync_watch::{scan, Index, TaskWatcher};
+//! use std::time::Duration;
+//!
+//! let root = std::path::Path::new("/home/me/Notes");
+//! let mut index = Index::new(scan(root, &Default::default())?);
+//! let (_watcher, batches) = TaskWatcher::start(root, Duration::from_millis(200))?;
+//! for batch in batches {
+//!     for event in qsync_watch::observe(root, &mut index, &batch)? {
+//!         println!("{event:?}");
+//!     }
+//! }
+//! # Ok::<(), qsync_watch::WatchError>(())
+//! ```
+
+mod index;
+mod scan;
+mod watcher;
+
+pub use index::{Index, LocalEvent};
+pub use scan::{is_own_temp_file, scan, stat_entry, Filter};
+pub use watcher::{observe, TaskWatcher, WatchBatch};
+
+use std::path::PathBuf;
+
+/// What went wrong mapping or watching a folder.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    /// A file operation failed.
+    #[error("could not {op} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// On which path.
+        path: PathBuf,
+        /// The system's error.
+        source: std::io::Error,
+    },
+    /// The `.qsyncignore` file is not valid.
+    #[error("invalid ignore rules in {}: {message}", path.display())]
+    Ignore {
+        /// The ignore file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The system watcher could not be started or extended.
+    #[error("could not watch {}: {message} (on Linux, raising fs.inotify.max_user_watches may help)", path.display())]
+    Watch {
+        /// The root.
+        path: PathBuf,
+        /// notify's message.
+        message: String,
+    },
+}
+
+impl WatchError {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! Initial mapping: a parallel walk of a task's root.
+
+use std::collections::HashMap;
+use std::fs::{self, Metadata};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::UNIX_EPOCH;
+
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
+use ignore::{WalkBuilder, WalkState};
+use qsync_base::{ContentHash, EntryKind, FileEntry, RelPath};
+
+use crate::WatchError;
+
+/// Prefixes of the temporary files QSync itself writes inside a task (atomic writes).
+const OWN_TEMP_PREFIXES: [&str; 2] = [".qsync-tmp-", ".qsync-part-"];
+
+/// Whether a file name is one of QSync's own temporary files, never synced.
+pub fn is_own_temp_file(name: &str) -> bool {
+    OWN_TEMP_PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+/// Which paths of a task are synced: everything but what the root's `.qsyncignore`
+/// (gitignore syntax) excludes and QSync's own temporary files.
+#[derive(Debug, Clone)]
+pub struct Filter {
+    ignore: Arc<Gitignore>,
+}
+
+impl Filter {
+    /// The filter for `root`, reading `root/.qsyncignore` if it exists.
+    pub fn for_root(root: &Path) -> Result<Self, WatchError> {
+        let mut builder = GitignoreBuilder::new(root);
+        let file = root.join(".qsyncignore");
+        if file.is_file() {
+            if let Some(e) = builder.add(&file) {
+                return Err(WatchError::Ignore {
+                    path: file,
+                    message: e.to_string(),
+                });
+            }
+        }
+        let ignore = builder.build().map_err(|e| WatchError::Ignore {
+            path: file,
+            message: e.to_string(),
+        })?;
+        Ok(Self {
+            ignore: Arc::new(ignore),
+        })
+    }
+
+    /// Whether the path (relative to the root) is synced.
+    pub fn includes(&self, path: &RelPath, is_dir: bool) -> bool {
+        if path.as_str().split('/').any(is_own_temp_file) {
+            return false;
+        }
+        !self
+            .ignore
+            .matched_path_or_any_parents(path.as_str(), is_dir)
+            .is_ignore()
+    }
+}
+
+fn mtime_ns(meta: &Metadata) -> i64 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+/// The entry for one path, or `None` if it does not exist (or is not a file, folder or
+/// symlink). The hash of `previous` is reused when size and mtime match.
+pub fn stat_entry(
+    root: &Path,
+    path: &RelPath,
+    previous: Option<&FileEntry>,
+) -> Result<Option<FileEntry>, WatchError> {
+    let local = path.to_local(root);
+    let meta = match fs::symlink_metadata(&local) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(WatchError::io("inspect", local, e)),
+    };
+    entry_from(root, path.clone(), &meta, previous)
+}
+
+fn entry_from(
+    root: &Path,
+    path: RelPath,
+    meta: &Metadata,
+    previous: Option<&FileEntry>,
+) -> Result<Option<FileEntry>, WatchError> {
+    let local = path.to_local(root);
+    let file_type = meta.file_type();
+    let (kind, size) = if file_type.is_symlink() {
+        (EntryKind::Symlink, meta.len())
+    } else if file_type.is_dir() {
+        (EntryKind::Folder, 0)
+    } else if file_type.is_file() {
+        (EntryKind::File, meta.len())
+    } else {
+        return Ok(None); // sockets, fifos, devices: not synced
+    };
+    let mtime_ns = mtime_ns(meta);
+    let cached = previous
+        .filter(|p| p.kind == kind && p.size == size && p.mtime_ns == mtime_ns)
+        .and_then(|p| p.hash);
+    let hash = match (kind, cached) {
+        (EntryKind::Folder, _) => None,
+        (_, Some(hash)) => Some(hash),
+        (EntryKind::Symlink, None) => {
+            let target =
+                fs::read_link(&local).map_err(|e| WatchError::io("read the link", &local, e))?;
+            Some(ContentHash::of(target.as_os_str().as_encoded_bytes()))
+        }
+        (EntryKind::File, None) => match fs::File::open(&local) {
+            Ok(file) => {
+                Some(ContentHash::of_reader(file).map_err(|e| WatchError::io("read", &local, e))?)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(WatchError::io("open", &local, e)),
+        },
+    };
+    Ok(Some(FileEntry {
+        path,
+        kind,
+        size,
+        mtime_ns,
+        hash,
+    }))
+}
+
+/// Walk `root` in parallel and return every synced entry, sorted by path. Hashes of
+/// `previous` entries are reused when size and mtime are unchanged.
+pub fn scan(
+    root: &Path,
+    previous: &HashMap<RelPath, FileEntry>,
+) -> Result<Vec<FileEntry>, WatchError> {
+    walk(root, root, &Filter::for_root(root)?, previous)
+}
+
+fn vanished(e: &ignore::Error) -> bool {
+    e.io_error()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+}
+
+/// Walk the folder `start` inside the task `root`: entries under it, relative to `root`.
+pub(crate) fn walk(
+    root: &Path,
+    start: &Path,
+    filter: &Filter,
+    previous: &HashMap<RelPath, FileEntry>,
+) -> Result<Vec<FileEntry>, WatchError> {
+    let found: Mutex<Vec<FileEntry>> = Mutex::new(Vec::new());
+    let first_error: Mutex<Option<WatchError>> = Mutex::new(None);
+    let walk_filter = filter.clone();
+    let walk_root = root.to_owned();
+    WalkBuilder::new(start)
+        .standard_filters(false)
+        .follow_links(false)
+        .threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .filter_entry(move |entry| {
+            let is_dir = entry.file_type().is_some_and(|t| t.is_dir());
+            match RelPath::from_local(&walk_root, entry.path()) {
+                Ok(path) => walk_filter.includes(&path, is_dir),
+                Err(_) => true, // the root itself
+            }
+        })
+        .build_parallel()
+        .run(|| {
+            Box::new(|result| {
+                let outcome = match result {
+                    Ok(entry) => match RelPath::from_local(root, entry.path()) {
+                        // The root itself, or a name that is not UTF-8 (skipped with the walk).
+                        Err(_) => Ok(None),
+                        Ok(path) => match entry.metadata() {
+                            Ok(meta) => {
+                                let prev = previous.get(&path);
+                                entry_from(root, path.clone(), &meta, prev)
+                            }
+                            Err(e) if vanished(&e) => Ok(None),
+                            Err(e) => Err(WatchError::io(
+                                "inspect",
+                                entry.path(),
+                                std::io::Error::other(e.to_string()),
+                            )),
+                        },
+                    },
+                    Err(e) if vanished(&e) => Ok(None),
+                    Err(e) => Err(WatchError::io(
+                        "walk",
+                        start,
+                        std::io::Error::other(e.to_string()),
+                    )),
+                };
+                match outcome {
+                    Ok(Some(e)) => {
+                        if let Ok(mut v) = found.lock() {
+                            v.push(e);
+                        }
+                        WalkState::Continue
+                    }
+                    Ok(None) => WalkState::Continue,
+                    Err(e) => {
+                        if let Ok(mut slot) = first_error.lock() {
+                            slot.get_or_insert(e);
+                        }
+                        WalkState::Quit
+                    }
+                }
+            })
+        });
+    if let Some(e) = first_error.into_inner().ok().flatten() {
+        return Err(e);
+    }
+    let mut entries = found.into_inner().unwrap_or_default();
+    entries.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(entries)
+}

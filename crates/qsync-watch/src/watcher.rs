@@ -1,0 +1,155 @@
+//! Live watching with notify-debouncer-full.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::Duration;
+
+use notify_debouncer_full::notify::event::{ModifyKind, RenameMode};
+use notify_debouncer_full::notify::{EventKind, RecommendedWatcher, RecursiveMode};
+use notify_debouncer_full::{new_debouncer, DebounceEventResult, Debouncer, RecommendedCache};
+use qsync_base::{EntryKind, RelPath};
+
+use crate::scan::{stat_entry, walk, Filter};
+use crate::{scan, Index, LocalEvent, WatchError};
+
+/// What the watcher saw during one debounce period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchBatch {
+    /// These paths were touched; these renames were reported.
+    Changes {
+        /// Every path an event named.
+        touched: BTreeSet<RelPath>,
+        /// Renames the system paired up (hints).
+        renames: Vec<(RelPath, RelPath)>,
+    },
+    /// Events were lost (kernel queue overflow, watch error): the whole root must be rescanned.
+    Rescan {
+        /// Why, for the log.
+        reason: String,
+    },
+}
+
+/// Watches one task's root; dropping it stops the watch.
+pub struct TaskWatcher {
+    _debouncer: Debouncer<RecommendedWatcher, RecommendedCache>,
+}
+
+impl std::fmt::Debug for TaskWatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TaskWatcher")
+    }
+}
+
+fn batch_from(root: &Path, filter: &Filter, result: DebounceEventResult) -> Option<WatchBatch> {
+    let events = match result {
+        Ok(events) => events,
+        Err(errors) => {
+            let reason = errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Some(WatchBatch::Rescan { reason });
+        }
+    };
+    let mut touched = BTreeSet::new();
+    let mut renames = Vec::new();
+    let relative = |p: &PathBuf| RelPath::from_local(root, p).ok();
+    for event in events {
+        if event.need_rescan() {
+            return Some(WatchBatch::Rescan {
+                reason: "the system's event queue overflowed".into(),
+            });
+        }
+        let paths: Vec<RelPath> = event.paths.iter().filter_map(relative).collect();
+        if let (EventKind::Modify(ModifyKind::Name(RenameMode::Both)), [from, to]) =
+            (event.kind, &paths[..])
+        {
+            renames.push((from.clone(), to.clone()));
+        }
+        for path in paths {
+            // Whether it is a folder is unknown once deleted; checking both ways keeps
+            // "dir/" patterns working for folders that still exist.
+            let is_dir = path.to_local(root).is_dir();
+            if filter.includes(&path, is_dir) {
+                touched.insert(path);
+            }
+        }
+    }
+    if touched.is_empty() {
+        return None;
+    }
+    Some(WatchBatch::Changes { touched, renames })
+}
+
+impl TaskWatcher {
+    /// Watch `root` recursively; batches arrive on the returned channel after `debounce` of
+    /// quiet for each path.
+    pub fn start(
+        root: &Path,
+        debounce: Duration,
+    ) -> Result<(Self, Receiver<WatchBatch>), WatchError> {
+        let filter = Filter::for_root(root)?;
+        let (tx, rx) = channel();
+        let handler_root = root.to_owned();
+        let mut debouncer = new_debouncer(debounce, None, move |result: DebounceEventResult| {
+            if let Some(batch) = batch_from(&handler_root, &filter, result) {
+                if let WatchBatch::Rescan { reason } = &batch {
+                    tracing::warn!(root = %handler_root.display(), %reason, "events were lost; rescanning the whole folder");
+                }
+                let _ = tx.send(batch);
+            }
+        })
+        .map_err(|e| WatchError::Watch {
+            path: root.to_owned(),
+            message: e.to_string(),
+        })?;
+        debouncer
+            .watch(root, RecursiveMode::Recursive)
+            .map_err(|e| WatchError::Watch {
+                path: root.to_owned(),
+                message: e.to_string(),
+            })?;
+        Ok((
+            Self {
+                _debouncer: debouncer,
+            },
+            rx,
+        ))
+    }
+}
+
+/// Look at the disk for every path of `batch` and fold what is there into `index`;
+/// returns the clean events. A new folder is walked, so files created in it before its
+/// watch was set up are not missed.
+pub fn observe(
+    root: &Path,
+    index: &mut Index,
+    batch: &WatchBatch,
+) -> Result<Vec<LocalEvent>, WatchError> {
+    let (touched, renames) = match batch {
+        WatchBatch::Rescan { .. } => {
+            let entries = scan(root, &index.to_map())?;
+            return Ok(index.reconcile(entries));
+        }
+        WatchBatch::Changes { touched, renames } => (touched, renames),
+    };
+    let filter = Filter::for_root(root)?;
+    let previous = index.to_map();
+    let mut observed = Vec::with_capacity(touched.len());
+    for path in touched {
+        let state = stat_entry(root, path, index.get(path))?;
+        let new_folder = state.as_ref().is_some_and(|s| s.kind == EntryKind::Folder)
+            && index.get(path).is_none();
+        observed.push((path.clone(), state));
+        if new_folder {
+            for entry in walk(root, &path.to_local(root), &filter, &previous)? {
+                if !touched.contains(&entry.path) {
+                    observed.push((entry.path.clone(), Some(entry)));
+                }
+            }
+        }
+    }
+    Ok(index.observe(renames, observed))
+}
