@@ -38,7 +38,14 @@ fn rsync_bytes(old: &[u8], new: &[u8]) -> Option<u64> {
     std::fs::write(dir.path().join("dest"), old).ok()?;
     std::fs::write(dir.path().join("src"), new).ok()?;
     let out = Command::new("rsync")
-        .args(["--stats", "--ignore-times", "--no-whole-file", "--inplace", "src", "dest"])
+        .args([
+            "--stats",
+            "--ignore-times",
+            "--no-whole-file",
+            "--inplace",
+            "src",
+            "dest",
+        ])
         .current_dir(dir.path())
         .output()
         .ok()?;
