@@ -26,7 +26,7 @@ fn ip(args: &[&str]) -> Result<(), String> {
 /// Whether this machine lets the test make namespaces. Where it does not, the test is
 /// skipped with a message, except on CI (CI=true), which runs as root and must run it.
 pub fn namespaces_available(test: &str) -> bool {
-    let probe = format!("qsyncprobe{}", std::process::id());
+    let probe = format!("qsp{}", suffix());
     let ok = ip(&["netns", "add", &probe]).is_ok();
     let _ = ip(&["netns", "del", &probe]);
     if !ok {

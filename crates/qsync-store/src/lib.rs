@@ -574,33 +574,53 @@ impl Store {
              FROM pending p JOIN updates u ON u.update_id = p.update_id
              WHERE p.device_id = ?1 ORDER BY u.update_id",
         )?;
-        let rows = stmt.query_map([&device.as_bytes()[..]], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, Vec<u8>>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, Option<String>>(5)?,
-                r.get::<_, Option<Vec<u8>>>(6)?,
-                r.get::<_, Option<Vec<u8>>>(7)?,
-            ))
-        })?;
-        rows.map(|row| {
-            let (id, task, path, version, mod_type, new_path, base, result) = row?;
-            Ok(PendingUpdate {
+        let rows = stmt.query_map([&device.as_bytes()[..]], raw_update)?;
+        rows.map(|row| to_pending_update(row?)).collect()
+    }
+
+    /// One update by id, if some device still needs it.
+    pub fn update(&self, update: UpdateId) -> Result<Option<PendingUpdate>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT update_id, task_id, path, version, mod_type, new_path, base_hash, result_hash
+             FROM updates WHERE update_id = ?1",
+        )?;
+        let mut rows = stmt.query_map([to_i64(update.0, "update id")?], raw_update)?;
+        rows.next().transpose()?.map(to_pending_update).transpose()
+    }
+
+    /// Queue a full copy of `task` for `device` (the seed's setup): a create update for
+    /// every current path, folders before what they hold, pending for that device only.
+    pub fn queue_setup(&mut self, task: TaskId, device: DeviceId) -> Result<Vec<PendingUpdate>, StoreError> {
+        let files = self.files(task)?;
+        let tx = self.conn.transaction()?;
+        let mut out = Vec::with_capacity(files.len());
+        for file in files {
+            let path = file.entry.path.clone();
+            tx.prepare_cached(
+                "INSERT INTO updates (task_id, path, version, mod_type, result_hash) VALUES (?1, ?2, ?3, 'c', ?4)",
+            )?
+            .execute(params![
+                &task.as_bytes()[..],
+                path.as_str(),
+                to_i64(file.version, "version")?,
+                hash_bytes(&file.entry.hash)
+            ])?;
+            let id = tx.last_insert_rowid();
+            tx.prepare_cached("INSERT INTO pending (update_id, device_id) VALUES (?1, ?2)")?
+                .execute(params![id, &device.as_bytes()[..]])?;
+            out.push(PendingUpdate {
                 update: UpdateId(u64::try_from(id).map_err(|_| corrupt("update id", id))?),
-                task: TaskId::from_bytes(id32(task, "task id")?),
-                path: rel_path(path)?,
-                version: u64::try_from(version).map_err(|_| corrupt("version", version))?,
-                mod_type: ModType::from_code(&mod_type)
-                    .ok_or_else(|| corrupt("mod type", &mod_type))?,
-                new_path: new_path.map(rel_path).transpose()?,
-                base_hash: opt_hash(base)?,
-                result_hash: opt_hash(result)?,
-            })
-        })
-        .collect()
+                task,
+                path,
+                version: file.version,
+                mod_type: ModType::Create,
+                new_path: None,
+                base_hash: None,
+                result_hash: file.entry.hash,
+            });
+        }
+        tx.commit()?;
+        Ok(out)
     }
 
     /// The delta stored for an update, if any.
@@ -678,8 +698,8 @@ impl Store {
         Ok(())
     }
 
-    /// Remove blobs that no file refers to.
-    fn sweep_blobs(&self) -> Result<(), StoreError> {
+    /// Remove blobs that no file refers to (done at open; call after deleting a folder).
+    pub fn sweep_blobs(&self) -> Result<(), StoreError> {
         let mut stmt = self
             .conn
             .prepare("SELECT DISTINCT hash FROM files WHERE hash IS NOT NULL")?;
@@ -718,6 +738,36 @@ pub struct Counts {
     pub pending: u64,
     /// Stored deltas.
     pub deltas: u64,
+}
+
+/// An `updates` row as SQLite gives it.
+type RawUpdate = (i64, Vec<u8>, String, i64, String, Option<String>, Option<Vec<u8>>, Option<Vec<u8>>);
+
+fn raw_update(r: &Row<'_>) -> rusqlite::Result<RawUpdate> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+    ))
+}
+
+fn to_pending_update(raw: RawUpdate) -> Result<PendingUpdate, StoreError> {
+    let (id, task, path, version, mod_type, new_path, base, result) = raw;
+    Ok(PendingUpdate {
+        update: UpdateId(u64::try_from(id).map_err(|_| corrupt("update id", id))?),
+        task: TaskId::from_bytes(id32(task, "task id")?),
+        path: rel_path(path)?,
+        version: u64::try_from(version).map_err(|_| corrupt("version", version))?,
+        mod_type: ModType::from_code(&mod_type).ok_or_else(|| corrupt("mod type", &mod_type))?,
+        new_path: new_path.map(rel_path).transpose()?,
+        base_hash: opt_hash(base)?,
+        result_hash: opt_hash(result)?,
+    })
 }
 
 fn record_one(
@@ -784,11 +834,20 @@ fn record_one(
         }
         Change::Delete(path) => {
             let version = current_version(&path)? + 1;
+            let previous: Option<Vec<u8>> = tx
+                .query_row(
+                    "SELECT hash FROM files WHERE task_id = ?1 AND path = ?2",
+                    params![t, path.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .flatten();
+            let base = opt_hash(previous)?;
             tx.execute(
                 "DELETE FROM files WHERE task_id = ?1 AND (path = ?2 OR substr(path, 1, length(?2) + 1) = ?2 || '/')",
                 params![t, path.as_str()],
             )?;
-            (path, ModType::Delete, None, None, None, None, version)
+            (path, ModType::Delete, None, base, None, None, version)
         }
         Change::Rename { from, to } => {
             let version = current_version(&from)? + 1;

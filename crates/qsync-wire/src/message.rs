@@ -55,8 +55,11 @@ pub enum Message {
         size: u64,
         /// Hash of the whole content once received.
         hash: ContentHash,
-        /// Modification time, seconds since the Unix epoch.
-        mtime: i64,
+        /// Hash of the version this content replaces on the sender's side, when it is sent
+        /// whole in place of a patch (`None` for a new path).
+        base: Option<ContentHash>,
+        /// Modification time, nanoseconds since the Unix epoch.
+        mtime_ns: i64,
     },
     /// A change to a file as a binary delta from the version with hash `base`. The delta's
     /// `delta_len` bytes follow as [`Message::Chunk`]s.
@@ -71,8 +74,8 @@ pub enum Message {
         result: ContentHash,
         /// Length of the delta in bytes.
         delta_len: u64,
-        /// Modification time of the result.
-        mtime: i64,
+        /// Modification time of the result, nanoseconds since the Unix epoch.
+        mtime_ns: i64,
     },
     /// A piece of the content announced by a `Create` or `Patch`.
     Chunk {

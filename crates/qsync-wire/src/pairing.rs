@@ -76,6 +76,8 @@ pub enum PairMessage {
         name: String,
         /// The task's folder name on the asker, as a suggestion.
         folder_name: String,
+        /// The port the asker's daemon listens on.
+        listen_port: u16,
     },
     /// Accept, with the answerer's public key.
     Accept {
@@ -83,6 +85,8 @@ pub enum PairMessage {
         public_key: [u8; 32],
         /// The answerer's human name.
         name: String,
+        /// The port the answerer's daemon listens on.
+        listen_port: u16,
     },
     /// Refuse.
     Refuse {

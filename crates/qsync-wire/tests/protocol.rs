@@ -48,15 +48,17 @@ fn message() -> impl Strategy<Value = Message> {
             kind(),
             any::<u64>(),
             hash(),
+            proptest::option::of(hash()),
             any::<i64>()
         )
-            .prop_map(|(update, path, kind, size, hash, mtime)| Message::Create {
+            .prop_map(|(update, path, kind, size, hash, base, mtime_ns)| Message::Create {
                 update,
                 path,
                 kind,
                 size,
                 hash,
-                mtime
+                base,
+                mtime_ns
             }),
         (
             update(),
@@ -67,13 +69,13 @@ fn message() -> impl Strategy<Value = Message> {
             any::<i64>()
         )
             .prop_map(
-                |(update, path, base, result, delta_len, mtime)| Message::Patch {
+                |(update, path, base, result, delta_len, mtime_ns)| Message::Patch {
                     update,
                     path,
                     base,
                     result,
                     delta_len,
-                    mtime
+                    mtime_ns
                 }
             ),
         (
@@ -148,7 +150,7 @@ proptest! {
 
     #[test]
     fn pair_messages_round_trip(name in ".{0,20}", key in any::<[u8; 32]>()) {
-        let msg = PairMessage::Accept { public_key: key, name };
+        let msg = PairMessage::Accept { public_key: key, name, listen_port: 7878 };
         let frame = seal_pair(DeviceId::from_bytes([1; 32]), task(), &msg).unwrap();
         prop_assert_eq!(open_pair(&frame).unwrap().2, msg);
     }
@@ -343,6 +345,7 @@ fn write_fuzz_seeds() {
     let pair_body = postcard::to_stdvec(&PairMessage::Accept {
         public_key: [9; 32],
         name: "n".into(),
+        listen_port: 1,
     })
     .unwrap();
     let seeds: [(&str, Vec<u8>); 5] = [
