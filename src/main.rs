@@ -1,32 +1,93 @@
 //! The `qsync` binary: parses arguments and wires QSync's crates together.
 //!
-//! The sync daemon, the terminal menu and the task subcommands arrive with the engine
-//! (issue 7). What works today: `qsync discover`, which announces this device on the
-//! network and lists the QSync devices it finds (the menu's "[4] list QSync devices").
+//! `qsync` alone starts the daemon and the terminal menu; `qsync daemon` runs the daemon
+//! only; the other subcommands talk to a running daemon through its control socket.
+
+mod menu;
 
 use std::io::Write;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use qsync_base::DeviceId;
 use qsync_discovery::{Config, Discovery, DiscoveryEvent, Responder};
+use qsync_engine::{btf, control, DaemonConfig};
 
 /// QSync keeps folders in sync, in real time, between your own devices on the same network.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
-    /// More log output (-v: debug, -vv: trace).
+    /// More log output (-v: info, -vv: debug).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+
+    /// Where this device's state lives (default: the user's data folder).
+    #[arg(long, global = true, env = "QSYNC_STATE_DIR")]
+    state_dir: Option<PathBuf>,
 
     #[command(subcommand)]
     command: Option<Command>,
 }
 
+#[derive(Debug, clap::Args)]
+struct DaemonArgs {
+    /// TCP port to listen on for other devices.
+    #[arg(long, default_value_t = 7878)]
+    port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
+    listen_ip: IpAddr,
+    /// This device's human name.
+    #[arg(long, default_value = "qsync")]
+    name: String,
+    /// Do not announce or browse with mDNS (link devices by address).
+    #[arg(long)]
+    no_mdns: bool,
+    /// Where questions for the person are written (default: STATE_DIR/btf).
+    #[arg(long)]
+    btf_dir: Option<PathBuf>,
+    /// Seconds a question to the person may wait for an answer.
+    #[arg(long, default_value_t = 600)]
+    answer_timeout: u64,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the sync daemon in the foreground.
+    Daemon(DaemonArgs),
+    /// Sync tasks.
+    #[command(subcommand)]
+    Task(TaskCommand),
+    /// List the devices this one is linked with.
+    Devices,
+    /// Link another device (at HOST:PORT) to a task; it is asked where to put the folder.
+    Link {
+        /// The task id (from `qsync task list`).
+        task: String,
+        /// The other device's daemon address.
+        address: SocketAddr,
+    },
+    /// Unlink a device from a task, on both sides.
+    Unlink {
+        /// The task id.
+        task: String,
+        /// The device id.
+        device: String,
+    },
+    /// This device's id, its tasks, connections and pending updates.
+    Status,
+    /// List questions the daemon is waiting to have answered (the back-to-front channel).
+    Questions,
+    /// Answer a question of the daemon.
+    Answer {
+        /// The question's flag (e.g. CHOOSELINKPATH).
+        flag: String,
+        /// The answer.
+        text: String,
+    },
     /// Announce this device over mDNS and print the QSync devices found and lost, one per line
     /// (`me ID`, `found ID NAME ADDR,...`, `lost ID`).
     Discover {
@@ -36,9 +97,6 @@ enum Command {
         /// Human name to announce.
         #[arg(long, default_value = "qsync")]
         name: String,
-        /// Device id to use (default: a random one).
-        #[arg(long)]
-        device_id: Option<DeviceId>,
         /// Stop after this many seconds (default: run until interrupted).
         #[arg(long)]
         seconds: Option<u64>,
@@ -58,11 +116,39 @@ enum Command {
     Version,
 }
 
+#[derive(Debug, Subcommand)]
+enum TaskCommand {
+    /// Sync the folder at PATH.
+    Add {
+        /// The folder.
+        path: PathBuf,
+        /// A name for the task (default: the folder's name).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List the tasks and their ids.
+    List,
+}
+
+fn default_state_dir() -> Result<PathBuf> {
+    directories::ProjectDirs::from("", "", "qsync")
+        .map(|d| d.data_dir().to_owned())
+        .context("could not find a data folder for QSync; pass --state-dir")
+}
+
+fn ask(state_dir: &Path, command: &str) -> Result<String> {
+    let answer = control::request(state_dir, command)?;
+    match answer.strip_prefix("error: ") {
+        Some(e) => bail!("{e}"),
+        None => Ok(answer),
+    }
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let level = match cli.verbose {
         0 => "warn",
-        1 => "info,qsync=debug",
+        1 => "info",
         _ => "debug",
     };
     tracing_subscriber::fmt()
@@ -71,25 +157,54 @@ fn main() -> Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    let state_dir = match cli.state_dir {
+        Some(dir) => dir,
+        None => default_state_dir()?,
+    };
 
     match cli.command {
+        None => menu::run(&state_dir),
+        Some(Command::Daemon(args)) => daemon(&state_dir, args),
+        Some(Command::Task(TaskCommand::Add { path, name })) => {
+            let path = std::fs::canonicalize(&path)
+                .with_context(|| format!("no folder at {}", path.display()))?;
+            println!(
+                "{}",
+                ask(
+                    &state_dir,
+                    &format!("task add {} {}", path.display(), name.unwrap_or_default())
+                )?
+            );
+            Ok(())
+        }
+        Some(Command::Task(TaskCommand::List)) => print_answer(&state_dir, "task list"),
+        Some(Command::Devices) => print_answer(&state_dir, "devices"),
+        Some(Command::Status) => print_answer(&state_dir, "status"),
+        Some(Command::Link { task, address }) => {
+            print_answer(&state_dir, &format!("link {task} {address}"))
+        }
+        Some(Command::Unlink { task, device }) => {
+            print_answer(&state_dir, &format!("unlink {task} {device}"))
+        }
+        Some(Command::Questions) => {
+            for (flag, context) in btf::pending_questions(&state_dir.join("btf"))? {
+                println!("{flag}\t{context}");
+            }
+            Ok(())
+        }
+        Some(Command::Answer { flag, text }) => {
+            btf::answer(&state_dir.join("btf"), &flag, &text)
+                .with_context(|| format!("no pending question {flag}"))?;
+            Ok(())
+        }
         Some(Command::Discover {
             port,
             name,
-            device_id,
             seconds,
             expiry,
             probe_interval,
             peers,
-        }) => discover(
-            port,
-            name,
-            device_id.unwrap_or_else(DeviceId::random),
-            seconds,
-            expiry,
-            probe_interval,
-            peers,
-        ),
+        }) => discover(port, name, seconds, expiry, probe_interval, peers),
         Some(Command::NewId) => {
             println!("{}", DeviceId::random());
             Ok(())
@@ -102,26 +217,42 @@ fn main() -> Result<()> {
             );
             Ok(())
         }
-        None => {
-            println!(
-                "QSync {}: the sync daemon and the terminal menu are not built yet (see the open issues).\n\
-                 Try `qsync discover` to see the QSync devices on your network, or `qsync --help`.",
-                env!("CARGO_PKG_VERSION")
-            );
-            Ok(())
-        }
     }
+}
+
+fn print_answer(state_dir: &Path, command: &str) -> Result<()> {
+    let answer = ask(state_dir, command)?;
+    if !answer.is_empty() {
+        println!("{answer}");
+    }
+    Ok(())
+}
+
+fn daemon_config(state_dir: &Path, args: DaemonArgs) -> DaemonConfig {
+    DaemonConfig {
+        state_dir: state_dir.to_owned(),
+        listen: SocketAddr::new(args.listen_ip, args.port),
+        name: args.name,
+        mdns: !args.no_mdns,
+        btf_dir: args.btf_dir.unwrap_or_else(|| state_dir.join("btf")),
+        answer_timeout: Duration::from_secs(args.answer_timeout),
+    }
+}
+
+fn daemon(state_dir: &Path, args: DaemonArgs) -> Result<()> {
+    let config = daemon_config(state_dir, args);
+    qsync_engine::run(config).context("the daemon stopped")
 }
 
 fn discover(
     port: u16,
     name: String,
-    device: DeviceId,
     seconds: Option<u64>,
     expiry: u64,
     probe_interval: u64,
     peers: Vec<SocketAddr>,
 ) -> Result<()> {
+    let device = DeviceId::random();
     let responder = Responder::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)), device)
         .with_context(|| format!("could not listen on port {port}; pick another with --port"))?;
     let mut config = Config::new(device, name, responder.address().port());

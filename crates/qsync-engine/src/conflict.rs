@@ -1,44 +1,71 @@
 //! What to do with an incoming update, given what is on disk here: the conflict rules.
 //!
-//! Rule (decided, documented, tested): **the incoming version wins the name; a local
-//! version that changed since the version the update was made from is kept beside it as
-//! `name.sync-conflict-<YYYYMMDD-HHMMSS>-<device>.ext`.** Nothing is ever silently lost.
+//! Rule (decided, documented, tested): when the local file changed since the version the
+//! incoming update was made from, **both versions are kept; the version made by the device
+//! with the larger id keeps the name, the other is kept beside it as
+//! `name.sync-conflict-<YYYYMMDD-HHMMSS>-<device>.ext`**, where the date is that version's
+//! modification time and the device is the one that made it. Both sides of a conflict
+//! reach the same decision and the same names, so the two trees converge. Nothing is ever
+//! silently lost.
 
 use qsync_base::{ContentHash, DeviceId, RelPath};
+
+/// One side of a possible conflict: who made the version, and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Author {
+    /// The device that made the version.
+    pub device: DeviceId,
+    /// Its modification time, nanoseconds since the Unix epoch.
+    pub mtime_ns: i64,
+}
 
 /// The decision for one incoming update.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// Apply it.
     Apply,
-    /// Keep the local version under `keep_as`, then apply.
+    /// The incoming version wins the name: move the local version to `keep_as`, then apply.
     KeepLocalThenApply {
         /// Where the local version goes.
+        keep_as: RelPath,
+    },
+    /// The local version keeps the name: write the incoming version to `keep_as` instead.
+    KeepIncomingAside {
+        /// Where the incoming version goes.
         keep_as: RelPath,
     },
     /// The result is already here: acknowledge without writing.
     AlreadyThere,
 }
 
-/// Decide for an update whose sender made it from `base` (None: the sender had nothing at
-/// that path) and which produces `result` (None: a delete), when this device has `local`.
+/// Decide for an update made from `base` (None: the sender had nothing at that path) that
+/// produces `result`, when this device has `local` at `path`.
 pub fn decide(
     base: Option<ContentHash>,
     result: Option<ContentHash>,
     local: Option<ContentHash>,
     path: &RelPath,
-    from: DeviceId,
-    now_unix: i64,
+    incoming: Author,
+    here: Author,
 ) -> Decision {
     if local == result {
         return Decision::AlreadyThere;
     }
-    match local {
-        None => Decision::Apply,
-        Some(_) if local == base => Decision::Apply,
-        Some(_) => Decision::KeepLocalThenApply {
-            keep_as: conflict_name(path, from, now_unix),
-        },
+    if local.is_none() || local == base {
+        return Decision::Apply;
+    }
+    if incoming.device > here.device {
+        Decision::KeepLocalThenApply {
+            keep_as: conflict_name(path, here.device, here.mtime_ns.div_euclid(1_000_000_000)),
+        }
+    } else {
+        Decision::KeepIncomingAside {
+            keep_as: conflict_name(
+                path,
+                incoming.device,
+                incoming.mtime_ns.div_euclid(1_000_000_000),
+            ),
+        }
     }
 }
 
@@ -88,33 +115,46 @@ mod tests {
     #[test]
     fn rules() {
         let p = RelPath::new("docs/report.final.txt").unwrap();
-        let d = DeviceId::from_bytes([0; 32]);
-        assert_eq!(
-            decide(h(b"v1"), h(b"v2"), h(b"v1"), &p, d, 0),
-            Decision::Apply
-        );
-        assert_eq!(decide(None, h(b"v1"), None, &p, d, 0), Decision::Apply);
-        assert_eq!(
-            decide(h(b"v1"), h(b"v2"), h(b"v2"), &p, d, 0),
-            Decision::AlreadyThere
-        );
-        assert_eq!(
-            decide(h(b"v1"), None, None, &p, d, 0),
-            Decision::AlreadyThere
-        );
-        let Decision::KeepLocalThenApply { keep_as } =
-            decide(h(b"v1"), h(b"v2"), h(b"mine"), &p, d, 1_764_000_000)
-        else {
-            panic!()
+        let small = Author {
+            device: DeviceId::from_bytes([0; 32]),
+            mtime_ns: 1_764_000_000_000_000_000,
+        };
+        let large = Author {
+            device: DeviceId::from_bytes([1; 32]),
+            mtime_ns: 0,
         };
         assert_eq!(
-            keep_as.as_str(),
-            "docs/report.final.sync-conflict-20251124-160000-aaaa.txt"
+            decide(h(b"v1"), h(b"v2"), h(b"v1"), &p, small, large),
+            Decision::Apply
         );
+        assert_eq!(
+            decide(None, h(b"v1"), None, &p, small, large),
+            Decision::Apply
+        );
+        assert_eq!(
+            decide(h(b"v1"), h(b"v2"), h(b"v2"), &p, small, large),
+            Decision::AlreadyThere
+        );
+        assert_eq!(
+            decide(h(b"v1"), None, None, &p, small, large),
+            Decision::AlreadyThere
+        );
+        // Both edited: the larger device's version keeps the name, on both sides.
+        let on_large = decide(h(b"v1"), h(b"small's"), h(b"large's"), &p, small, large);
+        let on_small = decide(h(b"v1"), h(b"large's"), h(b"small's"), &p, large, small);
+        let name =
+            RelPath::new("docs/report.final.sync-conflict-20251124-160000-aaaa.txt").unwrap();
+        assert_eq!(
+            on_large,
+            Decision::KeepIncomingAside {
+                keep_as: name.clone()
+            }
+        );
+        assert_eq!(on_small, Decision::KeepLocalThenApply { keep_as: name });
         // A local edit to a file the peer deleted is kept too.
-        assert!(matches!(
-            decide(h(b"v1"), None, h(b"mine"), &p, d, 0),
-            Decision::KeepLocalThenApply { .. }
+        assert!(!matches!(
+            decide(h(b"v1"), None, h(b"mine"), &p, small, large),
+            Decision::Apply | Decision::AlreadyThere
         ));
     }
 

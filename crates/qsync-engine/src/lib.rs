@@ -7,4 +7,70 @@
 
 pub mod btf;
 pub mod conflict;
+pub mod control;
+pub mod daemon;
 pub mod delivery;
+pub mod fsops;
+pub mod net;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub use daemon::{run, DaemonConfig};
+
+/// What can stop the engine or one of its operations.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The state database.
+    #[error(transparent)]
+    Store(#[from] qsync_store::StoreError),
+    /// Mapping or watching a folder.
+    #[error(transparent)]
+    Watch(#[from] qsync_watch::WatchError),
+    /// Encoding or applying a delta.
+    #[error(transparent)]
+    Delta(#[from] qsync_delta::DeltaError),
+    /// Discovery.
+    #[error(transparent)]
+    Discovery(#[from] qsync_discovery::DiscoveryError),
+    /// A path a peer sent is unsafe here.
+    #[error(transparent)]
+    Path(#[from] fsops::PathError),
+    /// A file operation.
+    #[error("could not {op} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// On which path.
+        path: PathBuf,
+        /// The system's error.
+        source: std::io::Error,
+    },
+    /// The daemon could not listen.
+    #[error("could not listen on {0}: {1} (is another daemon using that port? pick another with --port)")]
+    Listen(SocketAddr, std::io::Error),
+    /// No daemon answers on the control socket.
+    #[error("no QSync daemon is running for {} ({source}); start one with `qsync daemon`", .socket.display())]
+    NoDaemon {
+        /// The control socket tried.
+        socket: PathBuf,
+        /// Why it did not answer.
+        source: std::io::Error,
+    },
+    /// A task this device does not have.
+    #[error("no sync task {0} on this device")]
+    UnknownTask(qsync_base::TaskId),
+    /// Inconsistent state or input.
+    #[error("{0}")]
+    State(String),
+}
+
+impl EngineError {
+    pub(crate) fn io(op: &'static str, path: &Path, source: std::io::Error) -> Self {
+        Self::Io {
+            op,
+            path: path.to_owned(),
+            source,
+        }
+    }
+}

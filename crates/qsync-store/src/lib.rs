@@ -590,7 +590,11 @@ impl Store {
 
     /// Queue a full copy of `task` for `device` (the seed's setup): a create update for
     /// every current path, folders before what they hold, pending for that device only.
-    pub fn queue_setup(&mut self, task: TaskId, device: DeviceId) -> Result<Vec<PendingUpdate>, StoreError> {
+    pub fn queue_setup(
+        &mut self,
+        task: TaskId,
+        device: DeviceId,
+    ) -> Result<Vec<PendingUpdate>, StoreError> {
         let files = self.files(task)?;
         let tx = self.conn.transaction()?;
         let mut out = Vec::with_capacity(files.len());
@@ -741,7 +745,16 @@ pub struct Counts {
 }
 
 /// An `updates` row as SQLite gives it.
-type RawUpdate = (i64, Vec<u8>, String, i64, String, Option<String>, Option<Vec<u8>>, Option<Vec<u8>>);
+type RawUpdate = (
+    i64,
+    Vec<u8>,
+    String,
+    i64,
+    String,
+    Option<String>,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+);
 
 fn raw_update(r: &Row<'_>) -> rusqlite::Result<RawUpdate> {
     Ok((

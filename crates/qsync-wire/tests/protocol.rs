@@ -51,15 +51,17 @@ fn message() -> impl Strategy<Value = Message> {
             proptest::option::of(hash()),
             any::<i64>()
         )
-            .prop_map(|(update, path, kind, size, hash, base, mtime_ns)| Message::Create {
-                update,
-                path,
-                kind,
-                size,
-                hash,
-                base,
-                mtime_ns
-            }),
+            .prop_map(
+                |(update, path, kind, size, hash, base, mtime_ns)| Message::Create {
+                    update,
+                    path,
+                    kind,
+                    size,
+                    hash,
+                    base,
+                    mtime_ns
+                }
+            ),
         (
             update(),
             rel_path(),

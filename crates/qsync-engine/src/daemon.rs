@@ -1,0 +1,1412 @@
+//! The daemon: one engine thread owns the state (store, delivery, task indexes) and handles
+//! events in order; tokio tasks carry the network, threads watch the folders.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use qsync_base::{ContentHash, DeviceId, EntryKind, FileEntry, RelPath, TaskId, UpdateId};
+use qsync_delta::Options;
+use qsync_discovery::{Config as DiscoveryConfig, Discovery, DiscoveryEvent};
+use qsync_store::{Change, ModType, PendingUpdate, Store};
+use qsync_watch::{observe, scan, stat_entry, Index, LocalEvent, TaskWatcher, WatchBatch};
+use qsync_wire::{LinkKey, Message, Outcome, MAX_CHUNK_LEN};
+use tokio::sync::oneshot;
+
+use crate::conflict::{decide, Author, Decision};
+use crate::delivery::{Action, Delivery};
+use crate::fsops::{incoming_file, prepare_target, remove_any, remove_stale_parts, safe_target};
+use crate::net::{self, Keys, NetCtx, NetEvent, Outgoing};
+use crate::{btf, EngineError};
+
+/// How a daemon runs.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    /// Where its state lives (database, blobs, device id, control socket).
+    pub state_dir: PathBuf,
+    /// Where it listens for other devices.
+    pub listen: SocketAddr,
+    /// Its human name.
+    pub name: String,
+    /// Announce and browse with mDNS.
+    pub mdns: bool,
+    /// Where back-to-front questions are written.
+    pub btf_dir: PathBuf,
+    /// How long a question to the person may wait.
+    pub answer_timeout: Duration,
+}
+
+/// Everything the engine thread reacts to.
+#[derive(Debug)]
+pub enum Event {
+    /// From the network.
+    Net(NetEvent),
+    /// A watcher saw changes in a task's folder.
+    Watch(TaskId, WatchBatch),
+    /// A command from the control socket; the answer goes to `reply`.
+    Control(String, oneshot::Sender<String>),
+    /// A pairing this device asked for finished.
+    Paired(TaskId, Result<net::Paired, String>, oneshot::Sender<String>),
+    /// The person answered where a linked task goes.
+    LinkAnswer {
+        /// The pairing request.
+        request: Box<NetEvent>,
+        /// The folder chosen, or why not.
+        answer: Result<PathBuf, String>,
+    },
+    /// Discovery news.
+    Discovery(DiscoveryEvent),
+}
+
+struct TaskState {
+    root: PathBuf,
+    index: Index,
+    links: HashSet<DeviceId>,
+    _watcher: Option<TaskWatcher>,
+}
+
+struct Conn {
+    id: u64,
+    tx: Outgoing,
+}
+
+enum IncomingKind {
+    Full {
+        hash: ContentHash,
+        base: Option<ContentHash>,
+        kind: EntryKind,
+        file: tempfile::NamedTempFile,
+    },
+    Patch {
+        base: ContentHash,
+        result: ContentHash,
+        delta: Vec<u8>,
+    },
+}
+
+struct Incoming {
+    task: TaskId,
+    path: RelPath,
+    size: u64,
+    received: u64,
+    mtime_ns: i64,
+    kind: IncomingKind,
+}
+
+/// Largest delta accepted in memory.
+const MAX_DELTA: u64 = 256 * 1024 * 1024;
+
+struct Engine {
+    me: DeviceId,
+    config: DaemonConfig,
+    store: Store,
+    delivery: Delivery,
+    tasks: HashMap<TaskId, TaskState>,
+    conns: HashMap<DeviceId, Conn>,
+    incoming: HashMap<(DeviceId, UpdateId), Incoming>,
+    /// Updates made redundant by a full-content send, marked done with its acknowledgement.
+    subsumed: HashMap<(DeviceId, UpdateId), Vec<UpdateId>>,
+    /// Patches already retried as full content.
+    retried: HashSet<(DeviceId, UpdateId)>,
+    keys: Keys,
+    events: Sender<Event>,
+    runtime: tokio::runtime::Handle,
+    net: NetCtx,
+    addresses: HashMap<DeviceId, SocketAddr>,
+    last_dial: HashMap<DeviceId, Instant>,
+    /// Updates sent and received since start, for `status`.
+    sent: u64,
+    received: u64,
+}
+
+/// Read this device's id from the state folder, making one on first start.
+pub fn device_id(state_dir: &Path) -> Result<DeviceId, EngineError> {
+    let path = state_dir.join("device_id");
+    match fs::read_to_string(&path) {
+        Ok(text) => text
+            .trim()
+            .parse()
+            .map_err(|e| EngineError::State(format!("{}: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            fs::create_dir_all(state_dir).map_err(|e| EngineError::io("create", state_dir, e))?;
+            let id = DeviceId::random();
+            fs::write(&path, format!("{id}\n")).map_err(|e| EngineError::io("write", &path, e))?;
+            Ok(id)
+        }
+        Err(e) => Err(EngineError::io("read", &path, e)),
+    }
+}
+
+/// The control socket's path in a state folder.
+pub fn control_socket(state_dir: &Path) -> PathBuf {
+    state_dir.join("control.sock")
+}
+
+/// Run a daemon until the process ends.
+pub fn run(config: DaemonConfig) -> Result<(), EngineError> {
+    let me = device_id(&config.state_dir)?;
+    let store = Store::open(&config.state_dir)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| EngineError::io("start the network runtime for", &config.state_dir, e))?;
+    let (events, inbox) = channel::<Event>();
+    let keys: Keys = Arc::new(Mutex::new(HashMap::new()));
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(config.listen))
+        .map_err(|e| EngineError::Listen(config.listen, e))?;
+    let port = listener
+        .local_addr()
+        .map_err(|e| EngineError::Listen(config.listen, e))?
+        .port();
+    let net = NetCtx {
+        me,
+        name: config.name.clone(),
+        port,
+        keys: keys.clone(),
+        events: events.clone(),
+        next_conn: Arc::new(std::sync::atomic::AtomicU64::new(1)),
+        pair_timeout: config.answer_timeout + Duration::from_secs(5),
+    };
+    runtime.spawn(net::listen(listener, net.clone()));
+    crate::control::serve(&runtime, control_socket(&config.state_dir), events.clone())?;
+
+    let _discovery = if config.mdns {
+        let (discovery, found) =
+            Discovery::start(DiscoveryConfig::new(me, config.name.clone(), port))?;
+        let forward = events.clone();
+        std::thread::spawn(move || {
+            for event in found {
+                if forward.send(Event::Discovery(event)).is_err() {
+                    break;
+                }
+            }
+        });
+        Some(discovery)
+    } else {
+        None
+    };
+
+    let mut engine = Engine {
+        me,
+        config,
+        store,
+        delivery: Delivery::new(),
+        tasks: HashMap::new(),
+        conns: HashMap::new(),
+        incoming: HashMap::new(),
+        subsumed: HashMap::new(),
+        retried: HashSet::new(),
+        keys,
+        events,
+        runtime: runtime.handle().clone(),
+        net,
+        addresses: HashMap::new(),
+        last_dial: HashMap::new(),
+        sent: 0,
+        received: 0,
+    };
+    engine.load()?;
+    tracing::info!(device = %me, port, "qsync daemon ready");
+    println!("qsync daemon {me} listening on port {port}");
+    let _ = std::io::stdout().flush();
+    engine.run(inbox);
+    Ok(())
+}
+
+impl Engine {
+    fn load(&mut self) -> Result<(), EngineError> {
+        if let Ok(mut keys) = self.keys.lock() {
+            for device in self.store.devices()? {
+                keys.insert(device.id, LinkKey::from_bytes(device.link_key));
+                if let Some(addr) = device.last_address.as_deref().and_then(|a| a.parse().ok()) {
+                    self.addresses.insert(device.id, addr);
+                }
+            }
+        }
+        for device in self.store.devices()? {
+            self.store.set_connected(device.id, false, None)?;
+        }
+        for task in self.store.tasks()? {
+            self.start_task(task.id, task.root)?;
+        }
+        Ok(())
+    }
+
+    /// Start watching a task and fold in what changed while the daemon was not running.
+    fn start_task(&mut self, task: TaskId, root: PathBuf) -> Result<(), EngineError> {
+        fs::create_dir_all(&root).map_err(|e| EngineError::io("create", &root, e))?;
+        // Transfers cut short by a crash leave only temporary files: remove them.
+        remove_stale_parts(&root);
+        let known: Vec<FileEntry> = self
+            .store
+            .files(task)?
+            .into_iter()
+            .map(|f| f.entry)
+            .collect();
+        let mut index = Index::new(known);
+        let (watcher, batches) = TaskWatcher::start(&root, Duration::from_millis(200))?;
+        let forward = self.events.clone();
+        std::thread::spawn(move || {
+            for batch in batches {
+                if forward.send(Event::Watch(task, batch)).is_err() {
+                    break;
+                }
+            }
+        });
+        let offline = index.reconcile(scan(&root, &index.to_map())?);
+        let links: HashSet<DeviceId> = self.store.linked_devices(task)?.into_iter().collect();
+        self.tasks.insert(
+            task,
+            TaskState {
+                root,
+                index,
+                links,
+                _watcher: Some(watcher),
+            },
+        );
+        self.local_events(task, offline);
+        Ok(())
+    }
+
+    fn run(&mut self, inbox: Receiver<Event>) {
+        let mut next_tick = Instant::now();
+        loop {
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            match inbox.recv_timeout(wait) {
+                Ok(event) => self.handle(event),
+                Err(RecvTimeoutError::Timeout) => {
+                    self.tick();
+                    next_tick = Instant::now() + Duration::from_secs(1);
+                }
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Net(e) => self.net_event(e),
+            Event::Watch(task, batch) => {
+                let Some(state) = self.tasks.get_mut(&task) else {
+                    return;
+                };
+                match observe(&state.root, &mut state.index, &batch) {
+                    Ok(events) => self.local_events(task, events),
+                    Err(e) => tracing::warn!(%task, error = %e, "could not look at the folder"),
+                }
+            }
+            Event::Control(line, reply) => {
+                let answer = self.control(&line, reply);
+                if let Some((answer, reply)) = answer {
+                    let _ = reply.send(answer);
+                }
+            }
+            Event::Paired(task, result, reply) => {
+                let answer = match result {
+                    Ok(paired) => match self.linked(
+                        task,
+                        paired.device,
+                        &paired.name,
+                        &paired.key,
+                        paired.addr,
+                    ) {
+                        Ok(()) => {
+                            let setup = self.store.queue_setup(task, paired.device);
+                            match setup {
+                                Ok(updates) => {
+                                    let n = updates.len();
+                                    for u in updates {
+                                        let actions = self.delivery.add(paired.device, u.update);
+                                        self.perform(actions);
+                                    }
+                                    self.dial(paired.device);
+                                    format!(
+                                        "linked {} {} code {} ({n} entries to copy)",
+                                        paired.device, paired.name, paired.code
+                                    )
+                                }
+                                Err(e) => format!("error: {e}"),
+                            }
+                        }
+                        Err(e) => format!("error: {e}"),
+                    },
+                    Err(e) => format!("error: {e}"),
+                };
+                let _ = reply.send(answer);
+            }
+            Event::LinkAnswer { request, answer } => self.link_answer(*request, answer),
+            Event::Discovery(DiscoveryEvent::Found(peer)) => {
+                if let Some(addr) = peer
+                    .addresses
+                    .iter()
+                    .find(|a| a.is_ipv4())
+                    .or(peer.addresses.first())
+                {
+                    self.addresses.insert(peer.device, *addr);
+                }
+            }
+            Event::Discovery(DiscoveryEvent::Lost(_)) => {}
+        }
+    }
+
+    fn tick(&mut self) {
+        let linked: Vec<DeviceId> = self
+            .keys
+            .lock()
+            .map(|k| k.keys().copied().collect())
+            .unwrap_or_default();
+        for device in linked {
+            if !self.conns.contains_key(&device) {
+                self.dial(device);
+            }
+        }
+    }
+
+    fn dial(&mut self, device: DeviceId) {
+        let Some(addr) = self.addresses.get(&device).copied() else {
+            return;
+        };
+        if self.conns.contains_key(&device) {
+            return;
+        }
+        // The smaller id dials; the other waits a while before trying itself.
+        let wait = if self.me < device {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_secs(5)
+        };
+        if self
+            .last_dial
+            .get(&device)
+            .is_some_and(|t| t.elapsed() < wait)
+        {
+            return;
+        }
+        self.last_dial.insert(device, Instant::now());
+        let ctx = self.net.clone();
+        self.runtime.spawn(async move {
+            if let Err(e) = net::dial(addr, device, ctx).await {
+                tracing::debug!(%device, %addr, error = %e, "could not connect");
+            }
+        });
+    }
+
+    fn linked(
+        &mut self,
+        task: TaskId,
+        device: DeviceId,
+        name: &str,
+        key: &LinkKey,
+        addr: SocketAddr,
+    ) -> Result<(), EngineError> {
+        self.store.add_link(task, device, name, key.as_bytes())?;
+        self.store
+            .set_connected(device, false, Some(&addr.to_string()))?;
+        if let Ok(mut keys) = self.keys.lock() {
+            keys.insert(device, key.clone());
+        }
+        self.addresses.insert(device, addr);
+        if let Some(state) = self.tasks.get_mut(&task) {
+            state.links.insert(device);
+        }
+        Ok(())
+    }
+
+    fn link_answer(&mut self, request: NetEvent, answer: Result<PathBuf, String>) {
+        let NetEvent::PairRequest {
+            device,
+            name,
+            task,
+            addr,
+            key,
+            code,
+            reply,
+            ..
+        } = request
+        else {
+            return;
+        };
+        let result = answer.and_then(|root| {
+            let known = self.tasks.contains_key(&task);
+            if !known {
+                self.store
+                    .add_task(task, &root, &name)
+                    .map_err(|e| e.to_string())?;
+            }
+            self.linked(task, device, &name, &key, addr)
+                .map_err(|e| e.to_string())?;
+            if !known {
+                self.start_task(task, root).map_err(|e| e.to_string())?;
+            }
+            tracing::info!(%device, %task, %code, "linked");
+            Ok(())
+        });
+        let _ = reply.send(result);
+    }
+
+    fn net_event(&mut self, event: NetEvent) {
+        match event {
+            NetEvent::Connected {
+                device,
+                conn,
+                addr,
+                tx,
+            } => {
+                if !self.keys.lock().is_ok_and(|k| k.contains_key(&device)) {
+                    return;
+                }
+                tracing::info!(%device, %addr, "connected");
+                self.conns.insert(device, Conn { id: conn, tx });
+                let _ = self.store.set_connected(device, true, None);
+                self.delivery.disconnected(device);
+                let missing: Vec<UpdateId> = match self.store.missing_for(device) {
+                    Ok(m) => m.into_iter().map(|u| u.update).collect(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not read pending updates");
+                        vec![]
+                    }
+                };
+                let actions = self.delivery.connected(device, missing);
+                self.perform(actions);
+            }
+            NetEvent::Disconnected { device, conn } => {
+                if self.conns.get(&device).is_some_and(|c| c.id == conn) {
+                    tracing::info!(%device, "disconnected");
+                    self.conns.remove(&device);
+                    self.delivery.disconnected(device);
+                    self.incoming.retain(|(d, _), _| *d != device);
+                    let _ = self.store.set_connected(device, false, None);
+                }
+            }
+            NetEvent::Received {
+                device,
+                task,
+                message,
+            } => self.received(device, task, message),
+            request @ NetEvent::PairRequest { .. } => {
+                let NetEvent::PairRequest {
+                    device,
+                    ref name,
+                    ref folder_name,
+                    code,
+                    ..
+                } = request
+                else {
+                    return;
+                };
+                let context = format!("{name} ({device}) wants to link the folder \"{folder_name}\"; confirmation code {code}. Where should it go? (empty: refuse)");
+                let dir = self.config.btf_dir.clone();
+                let timeout = self.config.answer_timeout;
+                let events = self.events.clone();
+                std::thread::spawn(move || {
+                    let answer =
+                        match btf::ask_input(&dir, btf::CHOOSE_LINK_PATH, &context, timeout) {
+                            Ok(path) if path.trim().is_empty() => {
+                                Err("the person refused".to_owned())
+                            }
+                            Ok(path) => Ok(PathBuf::from(path.trim())),
+                            Err(e) => Err(e.to_string()),
+                        };
+                    let _ = events.send(Event::LinkAnswer {
+                        request: Box::new(request),
+                        answer,
+                    });
+                });
+            }
+        }
+    }
+
+    fn send(&self, device: DeviceId, task: TaskId, message: Message) -> bool {
+        self.conns
+            .get(&device)
+            .is_some_and(|c| c.tx.send((task, message)).is_ok())
+    }
+
+    // ---------- local changes ----------
+
+    fn local_events(&mut self, task: TaskId, events: Vec<LocalEvent>) {
+        for event in events {
+            if let Err(e) = self.local_event(task, event) {
+                tracing::warn!(%task, error = %e, "could not record a local change");
+            }
+        }
+    }
+
+    fn local_event(&mut self, task: TaskId, event: LocalEvent) -> Result<(), EngineError> {
+        let Some(state) = self.tasks.get(&task) else {
+            return Ok(());
+        };
+        let root = state.root.clone();
+        let devices: Vec<DeviceId> = state.links.iter().copied().collect();
+        tracing::debug!(%task, ?event, "local change");
+        let change = match event {
+            LocalEvent::Create(entry) => {
+                self.keep_content(&root, &entry)?;
+                Change::Create(entry)
+            }
+            LocalEvent::Modify { entry, previous } => {
+                let new_hash = self.keep_content(&root, &entry)?;
+                let delta = match (previous, new_hash) {
+                    (Some(old), Some(new)) if self.store.blobs().contains(&old) => {
+                        let (old_path, new_path) =
+                            (self.store.blobs().path(&old), self.store.blobs().path(&new));
+                        let mut out = Vec::new();
+                        match qsync_delta::encode_file(
+                            &old_path,
+                            &new_path,
+                            &mut out,
+                            &Options::default(),
+                        )? {
+                            qsync_delta::Encoded::Patch { .. } => Some(out),
+                            qsync_delta::Encoded::Full(_) => None,
+                        }
+                    }
+                    _ => None,
+                };
+                Change::Modify {
+                    entry,
+                    base: previous,
+                    delta,
+                }
+            }
+            LocalEvent::Delete { path, .. } => Change::Delete(path),
+            LocalEvent::Rename { from, to } => Change::Rename { from, to },
+        };
+        let updates = self.store.record_changes(task, vec![change], &devices)?;
+        // Blobs of replaced or deleted content that no file refers to any more.
+        let _ = self.store.sweep_blobs();
+        for update in updates {
+            for device in &devices {
+                let actions = self.delivery.add(*device, update.update);
+                self.perform(actions);
+            }
+        }
+        Ok(())
+    }
+
+    /// Keep the newest full content of a file or symlink as a blob; returns its hash.
+    fn keep_content(
+        &self,
+        root: &Path,
+        entry: &FileEntry,
+    ) -> Result<Option<ContentHash>, EngineError> {
+        match entry.kind {
+            EntryKind::Folder => Ok(None),
+            EntryKind::File => {
+                let local = entry.path.to_local(root);
+                match self.store.blobs().put_file(&local) {
+                    Ok(hash) => Ok(Some(hash)),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "file vanished before it could be kept");
+                        Ok(entry.hash)
+                    }
+                }
+            }
+            EntryKind::Symlink => {
+                let target = fs::read_link(entry.path.to_local(root))
+                    .map_err(|e| EngineError::io("read the link", &entry.path.to_local(root), e))?;
+                Ok(Some(
+                    self.store
+                        .blobs()
+                        .put(target.as_os_str().as_encoded_bytes())?,
+                ))
+            }
+        }
+    }
+
+    // ---------- sending ----------
+
+    fn perform(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Send { device, update } => {
+                    if let Err(e) = self.send_update(device, update, false) {
+                        tracing::warn!(%device, ?update, error = %e, "could not send an update; it stays pending");
+                        let more = self.delivery.failed(device, update);
+                        self.perform(more);
+                    }
+                }
+                Action::MarkDone { device, update } => {
+                    let mut done = vec![update];
+                    done.extend(self.subsumed.remove(&(device, update)).unwrap_or_default());
+                    if let Err(e) = self.store.mark_many_done(device, &done) {
+                        tracing::warn!(error = %e, "could not mark an update done");
+                    }
+                    self.retried.remove(&(device, update));
+                }
+            }
+        }
+    }
+
+    fn send_update(
+        &mut self,
+        device: DeviceId,
+        id: UpdateId,
+        force_full: bool,
+    ) -> Result<(), EngineError> {
+        self.sent += 1;
+        let Some(update) = self.store.update(id)? else {
+            let more = self.delivery.failed(device, id);
+            self.perform(more);
+            return Ok(());
+        };
+        let task = update.task;
+        match update.mod_type {
+            ModType::Patch if !force_full => match self.store.delta(id)? {
+                Some(delta) => {
+                    let (Some(base), Some(result)) = (update.base_hash, update.result_hash) else {
+                        return self.send_full(device, &update);
+                    };
+                    let mtime_ns = self
+                        .store
+                        .file(task, &update.path)?
+                        .map_or(0, |f| f.entry.mtime_ns);
+                    self.send(
+                        device,
+                        task,
+                        Message::Patch {
+                            update: id,
+                            path: update.path.clone(),
+                            base,
+                            result,
+                            delta_len: delta.len() as u64,
+                            mtime_ns,
+                        },
+                    );
+                    self.send_chunks(device, task, id, &mut &delta[..])?;
+                    Ok(())
+                }
+                None => self.send_full(device, &update),
+            },
+            ModType::Create | ModType::Patch => self.send_full(device, &update),
+            ModType::Delete => {
+                self.send(
+                    device,
+                    task,
+                    Message::Delete {
+                        update: id,
+                        path: update.path.clone(),
+                        base: update.base_hash,
+                    },
+                );
+                Ok(())
+            }
+            ModType::Rename => {
+                let Some(to) = update.new_path.clone() else {
+                    return Err(EngineError::State("a rename without a new path".into()));
+                };
+                self.send(
+                    device,
+                    task,
+                    Message::Rename {
+                        update: id,
+                        from: update.path.clone(),
+                        to,
+                    },
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// Send the newest full content of the update's path; later pending creates and patches
+    /// of the same path for this device become redundant.
+    fn send_full(&mut self, device: DeviceId, update: &PendingUpdate) -> Result<(), EngineError> {
+        let task = update.task;
+        let Some(file) = self.store.file(task, &update.path)? else {
+            // Gone since: what removed it is pending too. Nothing to send for this one.
+            self.send(
+                device,
+                task,
+                Message::ModificationDone {
+                    update: update.update,
+                    outcome: Outcome::Applied,
+                },
+            );
+            let actions = self.delivery.acknowledged(device, update.update);
+            self.perform(actions);
+            return Ok(());
+        };
+        let later: Vec<UpdateId> = self
+            .store
+            .missing_for(device)?
+            .into_iter()
+            .filter(|u| {
+                u.task == task
+                    && u.path == update.path
+                    && u.update > update.update
+                    && matches!(u.mod_type, ModType::Create | ModType::Patch)
+            })
+            .map(|u| u.update)
+            .collect();
+        self.subsumed.insert((device, update.update), later);
+        let entry = file.entry;
+        let base = if update.mod_type == ModType::Patch {
+            update.base_hash
+        } else {
+            None
+        };
+        let hash = entry.hash.unwrap_or_else(|| ContentHash::of(b""));
+        let mut blob = match entry.kind {
+            EntryKind::Folder => None,
+            _ => Some(self.store.blobs().open_blob(&hash)?),
+        };
+        let size = match &blob {
+            Some(f) => f
+                .metadata()
+                .map_err(|e| {
+                    EngineError::io(
+                        "inspect a blob for",
+                        &update.path.to_local(Path::new("")),
+                        e,
+                    )
+                })?
+                .len(),
+            None => 0,
+        };
+        self.send(
+            device,
+            task,
+            Message::Create {
+                update: update.update,
+                path: entry.path.clone(),
+                kind: entry.kind,
+                size,
+                hash,
+                base,
+                mtime_ns: entry.mtime_ns,
+            },
+        );
+        if let Some(blob) = blob.as_mut() {
+            self.send_chunks(device, task, update.update, blob)?;
+        }
+        Ok(())
+    }
+
+    fn send_chunks(
+        &self,
+        device: DeviceId,
+        task: TaskId,
+        update: UpdateId,
+        content: &mut dyn Read,
+    ) -> Result<(), EngineError> {
+        let mut offset = 0u64;
+        loop {
+            let mut buf = vec![0u8; MAX_CHUNK_LEN];
+            let mut filled = 0;
+            while filled < buf.len() {
+                let n = content
+                    .read(&mut buf[filled..])
+                    .map_err(|e| EngineError::io("read content of", Path::new("a blob"), e))?;
+                if n == 0 {
+                    break;
+                }
+                filled += n;
+            }
+            if filled == 0 {
+                return Ok(());
+            }
+            buf.truncate(filled);
+            self.send(
+                device,
+                task,
+                Message::Chunk {
+                    update,
+                    offset,
+                    data: Bytes::from(buf),
+                },
+            );
+            offset += filled as u64;
+        }
+    }
+
+    // ---------- receiving ----------
+
+    fn received(&mut self, device: DeviceId, task: TaskId, message: Message) {
+        match &message {
+            Message::Hello { name } => {
+                tracing::debug!(%device, %name, "hello");
+                self.send(
+                    device,
+                    task,
+                    Message::HelloAck {
+                        name: self.config.name.clone(),
+                    },
+                );
+                return;
+            }
+            Message::HelloAck { .. } => return,
+            _ => {}
+        }
+        let linked = self
+            .tasks
+            .get(&task)
+            .is_some_and(|t| t.links.contains(&device));
+        if !linked {
+            tracing::warn!(%device, %task, "rejected a message about a task this device is not linked to");
+            return;
+        }
+        let result = match message {
+            Message::ModificationDone { update, outcome } => {
+                self.done(device, update, outcome);
+                Ok(None)
+            }
+            Message::Create {
+                update,
+                path,
+                kind,
+                size,
+                hash,
+                base,
+                mtime_ns,
+            } => self.begin_create(device, task, update, path, kind, size, hash, base, mtime_ns),
+            Message::Patch {
+                update,
+                path,
+                base,
+                result,
+                delta_len,
+                mtime_ns,
+            } => {
+                if delta_len > MAX_DELTA {
+                    Err(EngineError::State(format!(
+                        "a delta of {delta_len} bytes is over the limit"
+                    )))
+                } else {
+                    self.incoming.insert(
+                        (device, update),
+                        Incoming {
+                            task,
+                            path,
+                            size: delta_len,
+                            received: 0,
+                            mtime_ns,
+                            kind: IncomingKind::Patch {
+                                base,
+                                result,
+                                delta: Vec::new(),
+                            },
+                        },
+                    );
+                    self.maybe_finish(device, update)
+                }
+            }
+            Message::Chunk {
+                update,
+                offset,
+                data,
+            } => self.chunk(device, update, offset, &data),
+            Message::Delete { update, path, base } => self
+                .apply_delete(device, task, &path, base)
+                .map(|o| Some((update, o))),
+            Message::Rename { update, from, to } => self
+                .apply_rename(task, &from, &to)
+                .map(|o| Some((update, o))),
+            Message::UnlinkDevice => {
+                let _ = self.store.remove_link(task, device);
+                if let Some(t) = self.tasks.get_mut(&task) {
+                    t.links.remove(&device);
+                }
+                Ok(None)
+            }
+            other => {
+                tracing::debug!(?other, "ignored message");
+                Ok(None)
+            }
+        };
+        match result {
+            Ok(Some((update, outcome))) => {
+                self.received += 1;
+                self.send(device, task, Message::ModificationDone { update, outcome });
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(%device, %task, error = %e, "could not apply an update"),
+        }
+    }
+
+    fn done(&mut self, device: DeviceId, update: UpdateId, outcome: Outcome) {
+        if let Outcome::Failed { reason } = &outcome {
+            if self.delivery.in_flight(device) == Some(update)
+                && self.retried.insert((device, update))
+            {
+                tracing::info!(%device, ?update, %reason, "the peer could not apply a patch; sending the whole file");
+                if let Err(e) = self.send_update(device, update, true) {
+                    tracing::warn!(error = %e, "could not send the whole file");
+                }
+                return;
+            }
+            tracing::warn!(%device, ?update, %reason, "the peer could not apply an update; it stays pending");
+            let actions = self.delivery.failed(device, update);
+            self.perform(actions);
+            return;
+        }
+        let actions = self.delivery.acknowledged(device, update);
+        self.perform(actions);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn begin_create(
+        &mut self,
+        device: DeviceId,
+        task: TaskId,
+        update: UpdateId,
+        path: RelPath,
+        kind: EntryKind,
+        size: u64,
+        hash: ContentHash,
+        base: Option<ContentHash>,
+        mtime_ns: i64,
+    ) -> Result<Option<(UpdateId, Outcome)>, EngineError> {
+        let root = self.root(task)?;
+        if kind == EntryKind::Folder {
+            let target = prepare_target(&root, &path)?;
+            let entry = FileEntry {
+                path: path.clone(),
+                kind,
+                size: 0,
+                mtime_ns,
+                hash: None,
+            };
+            self.expect(task, &path, Some(entry.clone()));
+            fs::create_dir_all(&target).map_err(|e| EngineError::io("create", &target, e))?;
+            self.store
+                .record_changes(task, vec![Change::Create(entry)], &[])?;
+            return Ok(Some((update, Outcome::Applied)));
+        }
+        let target = prepare_target(&root, &path)?;
+        let file = incoming_file(&target)
+            .map_err(|e| EngineError::io("create a temporary file for", &target, e))?;
+        self.incoming.insert(
+            (device, update),
+            Incoming {
+                task,
+                path,
+                size,
+                received: 0,
+                mtime_ns,
+                kind: IncomingKind::Full {
+                    hash,
+                    base,
+                    kind,
+                    file,
+                },
+            },
+        );
+        self.maybe_finish(device, update)
+    }
+
+    fn chunk(
+        &mut self,
+        device: DeviceId,
+        update: UpdateId,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<Option<(UpdateId, Outcome)>, EngineError> {
+        let Some(incoming) = self.incoming.get_mut(&(device, update)) else {
+            return Err(EngineError::State(format!(
+                "a chunk for an unknown update {update:?}"
+            )));
+        };
+        if offset != incoming.received || incoming.received + data.len() as u64 > incoming.size {
+            self.incoming.remove(&(device, update));
+            return Err(EngineError::State(
+                "chunks out of order or past the announced size".into(),
+            ));
+        }
+        match &mut incoming.kind {
+            IncomingKind::Full { file, .. } => file
+                .write_all(data)
+                .map_err(|e| EngineError::io("write", file.path(), e))?,
+            IncomingKind::Patch { delta, .. } => delta.extend_from_slice(data),
+        }
+        incoming.received += data.len() as u64;
+        self.maybe_finish(device, update)
+    }
+
+    fn maybe_finish(
+        &mut self,
+        device: DeviceId,
+        update: UpdateId,
+    ) -> Result<Option<(UpdateId, Outcome)>, EngineError> {
+        if self
+            .incoming
+            .get(&(device, update))
+            .is_none_or(|i| i.received < i.size)
+        {
+            return Ok(None);
+        }
+        let Some(incoming) = self.incoming.remove(&(device, update)) else {
+            return Ok(None);
+        };
+        let outcome = match self.finish(device, incoming) {
+            Ok(outcome) => outcome,
+            Err(e) => Outcome::Failed {
+                reason: e.to_string(),
+            },
+        };
+        Ok(Some((update, outcome)))
+    }
+
+    fn finish(&mut self, device: DeviceId, incoming: Incoming) -> Result<Outcome, EngineError> {
+        let Incoming {
+            task,
+            path,
+            mtime_ns,
+            kind,
+            ..
+        } = incoming;
+        let root = self.root(task)?;
+        let target = safe_target(&root, &path)?;
+        let local_entry = stat_entry(&root, &path, None)?;
+        let local = local_entry.as_ref().and_then(|e| e.hash);
+        let (base, result) = match &kind {
+            IncomingKind::Full { hash, base, .. } => (*base, *hash),
+            IncomingKind::Patch { base, result, .. } => (Some(*base), *result),
+        };
+        let incoming_author = Author { device, mtime_ns };
+        let here = Author {
+            device: self.me,
+            mtime_ns: local_entry.as_ref().map_or(0, |e| e.mtime_ns),
+        };
+        let mut outcome = Outcome::Applied;
+        let mut target = target;
+        let mut aside = false;
+        match decide(base, Some(result), local, &path, incoming_author, here) {
+            Decision::AlreadyThere => return Ok(Outcome::Applied),
+            Decision::Apply => {}
+            Decision::KeepLocalThenApply { keep_as } | Decision::KeepIncomingAside { keep_as }
+                if matches!(kind, IncomingKind::Patch { .. }) =>
+            {
+                // The delta does not apply to the local version: ask for the whole file.
+                let _ = keep_as;
+                return Ok(Outcome::Failed {
+                    reason: "the local version differs from the patch's base".into(),
+                });
+            }
+            Decision::KeepLocalThenApply { keep_as } => {
+                let keep = prepare_target(&root, &keep_as)?;
+                fs::rename(&target, &keep)
+                    .map_err(|e| EngineError::io("keep the local version as", &keep, e))?;
+                tracing::warn!(%path, kept_as = %keep_as, "conflict: both versions kept, the incoming one has the name");
+                outcome = Outcome::Conflict { kept_as: keep_as };
+            }
+            Decision::KeepIncomingAside { keep_as } => {
+                target = prepare_target(&root, &keep_as)?;
+                tracing::warn!(%path, kept_as = %keep_as, "conflict: both versions kept, the local one has the name");
+                outcome = Outcome::Conflict { kept_as: keep_as };
+                aside = true;
+            }
+        }
+        let entry_kind = match &kind {
+            IncomingKind::Full { kind, .. } => *kind,
+            IncomingKind::Patch { .. } => EntryKind::File,
+        };
+        match kind {
+            IncomingKind::Full {
+                hash,
+                file,
+                kind: EntryKind::Symlink,
+                ..
+            } => {
+                let mut text = Vec::new();
+                fs::File::open(file.path())
+                    .and_then(|mut f| f.read_to_end(&mut text))
+                    .map_err(|e| EngineError::io("read", file.path(), e))?;
+                if ContentHash::of(&text) != hash {
+                    return Ok(Outcome::Failed {
+                        reason: "the received link target does not match its hash".into(),
+                    });
+                }
+                let link_target = PathBuf::from(String::from_utf8_lossy(&text).into_owned());
+                if !aside {
+                    self.expect(
+                        task,
+                        &path,
+                        Some(FileEntry {
+                            path: path.clone(),
+                            kind: EntryKind::Symlink,
+                            size: text.len() as u64,
+                            mtime_ns,
+                            hash: Some(hash),
+                        }),
+                    );
+                }
+                remove_any(&target).map_err(|e| EngineError::io("replace", &target, e))?;
+                std::os::unix::fs::symlink(&link_target, &target)
+                    .map_err(|e| EngineError::io("create the link", &target, e))?;
+            }
+            IncomingKind::Full { hash, file, .. } => {
+                file.as_file()
+                    .sync_all()
+                    .map_err(|e| EngineError::io("sync", file.path(), e))?;
+                let got = ContentHash::of_reader(
+                    fs::File::open(file.path())
+                        .map_err(|e| EngineError::io("read", file.path(), e))?,
+                )
+                .map_err(|e| EngineError::io("read", file.path(), e))?;
+                if got != hash {
+                    return Ok(Outcome::Failed {
+                        reason: "the received content does not match its hash".into(),
+                    });
+                }
+                let size = file.as_file().metadata().map(|m| m.len()).unwrap_or(0);
+                if !aside {
+                    self.expect(
+                        task,
+                        &path,
+                        Some(FileEntry {
+                            path: path.clone(),
+                            kind: EntryKind::File,
+                            size,
+                            mtime_ns,
+                            hash: Some(hash),
+                        }),
+                    );
+                }
+                if fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) {
+                    remove_any(&target).map_err(|e| EngineError::io("replace", &target, e))?;
+                }
+                file.persist(&target)
+                    .map_err(|e| EngineError::io("put in place", &target, e.error))?;
+            }
+            IncomingKind::Patch { result, delta, .. } => {
+                let size = qsync_delta::Patch::from_bytes(delta.clone())
+                    .map(|p| p.header().target_len)
+                    .unwrap_or(0);
+                self.expect(
+                    task,
+                    &path,
+                    Some(FileEntry {
+                        path: path.clone(),
+                        kind: EntryKind::File,
+                        size,
+                        mtime_ns,
+                        hash: Some(result),
+                    }),
+                );
+                if let Err(e) = qsync_delta::apply_file(&delta[..], &target, &target) {
+                    return Ok(Outcome::Failed {
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
+        if aside {
+            // The copy kept aside is a new local file: the watcher reports it and it syncs.
+            return Ok(outcome);
+        }
+        // Record the new state, and keep its content for future deltas.
+        let entry = stat_entry(&root, &path, None)?.ok_or_else(|| {
+            EngineError::State(format!("{path} vanished right after it was written"))
+        })?;
+        if entry.kind != EntryKind::Folder {
+            self.keep_content(&root, &entry)?;
+        }
+        let change = if local.is_some() && entry_kind == EntryKind::File {
+            Change::Modify {
+                entry,
+                base: local,
+                delta: None,
+            }
+        } else {
+            Change::Create(entry)
+        };
+        self.store.record_changes(task, vec![change], &[])?;
+        let _ = self.store.sweep_blobs();
+        Ok(outcome)
+    }
+
+    fn apply_delete(
+        &mut self,
+        device: DeviceId,
+        task: TaskId,
+        path: &RelPath,
+        base: Option<ContentHash>,
+    ) -> Result<Outcome, EngineError> {
+        let root = self.root(task)?;
+        let target = safe_target(&root, path)?;
+        let local = stat_entry(&root, path, None)?;
+        let Some(local) = local else {
+            return Ok(Outcome::Applied);
+        };
+        if local.kind != EntryKind::Folder && local.hash != base {
+            // Changed here since: keep it (under its own name), do not delete.
+            return Ok(Outcome::Conflict {
+                kept_as: path.clone(),
+            });
+        }
+        let _ = device;
+        self.expect(task, path, None);
+        remove_any(&target).map_err(|e| EngineError::io("delete", &target, e))?;
+        self.store
+            .record_changes(task, vec![Change::Delete(path.clone())], &[])?;
+        let _ = self.store.sweep_blobs();
+        Ok(Outcome::Applied)
+    }
+
+    fn apply_rename(
+        &mut self,
+        task: TaskId,
+        from: &RelPath,
+        to: &RelPath,
+    ) -> Result<Outcome, EngineError> {
+        let root = self.root(task)?;
+        let source = safe_target(&root, from)?;
+        let Some(entry) = stat_entry(&root, from, None)? else {
+            return Ok(Outcome::Applied);
+        };
+        let dest = prepare_target(&root, to)?;
+        self.expect(task, from, None);
+        self.expect(
+            task,
+            to,
+            Some(FileEntry {
+                path: to.clone(),
+                ..entry
+            }),
+        );
+        fs::rename(&source, &dest).map_err(|e| EngineError::io("rename", &source, e))?;
+        self.store.record_changes(
+            task,
+            vec![Change::Rename {
+                from: from.clone(),
+                to: to.clone(),
+            }],
+            &[],
+        )?;
+        Ok(Outcome::Applied)
+    }
+
+    fn expect(&mut self, task: TaskId, path: &RelPath, state: Option<FileEntry>) {
+        if let Some(t) = self.tasks.get_mut(&task) {
+            t.index.expect(path.clone(), state);
+        }
+    }
+
+    fn root(&self, task: TaskId) -> Result<PathBuf, EngineError> {
+        self.tasks
+            .get(&task)
+            .map(|t| t.root.clone())
+            .ok_or(EngineError::UnknownTask(task))
+    }
+
+    // ---------- control ----------
+
+    fn control(
+        &mut self,
+        line: &str,
+        reply: oneshot::Sender<String>,
+    ) -> Option<(String, oneshot::Sender<String>)> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let answer = match words.as_slice() {
+            ["id"] => self.me.to_string(),
+            ["task", "add", path, rest @ ..] => self.task_add(Path::new(path), &rest.join(" ")).unwrap_or_else(|e| format!("error: {e}")),
+            ["task", "list"] => match self.store.tasks() {
+                Ok(tasks) => tasks
+                    .iter()
+                    .map(|t| {
+                        let n = self.tasks.get(&t.id).map_or(0, |s| s.links.len());
+                        format!("task {} {} {} devices={n}", t.id, t.name.replace(' ', "_"), t.root.display())
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                Err(e) => format!("error: {e}"),
+            },
+            ["devices"] => match self.store.devices() {
+                Ok(devices) => devices
+                    .iter()
+                    .map(|d| {
+                        let state = if self.conns.contains_key(&d.id) { "connected" } else { "disconnected" };
+                        format!("device {} {} {} {state}", d.id, d.name.replace(' ', "_"), d.last_address.as_deref().unwrap_or("-"))
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                Err(e) => format!("error: {e}"),
+            },
+            ["status"] => match self.store.counts() {
+                Ok(c) => format!(
+                    "device {}\ntasks {}\nconnected {}\nupdates {} pending {} deltas {}\nsent {} received {}",
+                    self.me,
+                    self.tasks.len(),
+                    self.conns.len(),
+                    c.updates,
+                    c.pending,
+                    c.deltas,
+                    self.sent,
+                    self.received
+                ),
+                Err(e) => format!("error: {e}"),
+            },
+            ["link", task, addr] => {
+                let (task, addr) = match (task.parse::<TaskId>(), addr.parse::<SocketAddr>()) {
+                    (Ok(t), Ok(a)) => (t, a),
+                    _ => return Some(("error: usage: link TASK_ID HOST:PORT".into(), reply)),
+                };
+                let Some(state) = self.tasks.get(&task) else {
+                    return Some((format!("error: no task {task} here"), reply));
+                };
+                let folder = state.root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let ctx = self.net.clone();
+                let events = self.events.clone();
+                self.runtime.spawn(async move {
+                    let result = net::pair_initiator(addr, task, folder, ctx).await;
+                    let _ = events.send(Event::Paired(task, result, reply));
+                });
+                return None;
+            }
+            ["unlink", task, device] => match (task.parse::<TaskId>(), device.parse::<DeviceId>()) {
+                (Ok(task), Ok(device)) => {
+                    self.send(device, task, Message::UnlinkDevice);
+                    if let Some(t) = self.tasks.get_mut(&task) {
+                        t.links.remove(&device);
+                    }
+                    match self.store.remove_link(task, device) {
+                        Ok(()) => format!("unlinked {device} from {task}"),
+                        Err(e) => format!("error: {e}"),
+                    }
+                }
+                _ => "error: usage: unlink TASK_ID DEVICE_ID".into(),
+            },
+            _ => format!("error: unknown command `{line}`"),
+        };
+        Some((answer, reply))
+    }
+
+    fn task_add(&mut self, path: &Path, name: &str) -> Result<String, EngineError> {
+        let root = fs::canonicalize(path).map_err(|e| EngineError::io("find", path, e))?;
+        if !root.is_dir() {
+            return Err(EngineError::State(format!(
+                "{} is not a folder",
+                root.display()
+            )));
+        }
+        let name = if name.is_empty() {
+            root.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "task".into())
+        } else {
+            name.to_owned()
+        };
+        let task = TaskId::random();
+        self.store.add_task(task, &root, &name)?;
+        let entries = scan(&root, &HashMap::new())?;
+        for entry in &entries {
+            self.keep_content(&root, entry)?;
+        }
+        self.store.record_mapping(task, &entries)?;
+        self.start_task(task, root.clone())?;
+        Ok(format!(
+            "task {task} {} {}",
+            name.replace(' ', "_"),
+            root.display()
+        ))
+    }
+}

@@ -1,0 +1,102 @@
+//! The terminal menu (the seed's front end): starts the daemon if none runs for this state
+//! folder, then offers the five actions. Bad input re-asks; nothing here panics.
+
+use std::io::{self, BufRead, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Result;
+use qsync_engine::{btf, control, DaemonConfig};
+
+fn prompt(input: &mut impl BufRead, question: &str) -> Result<Option<String>> {
+    print!("{question}");
+    io::stdout().flush()?;
+    let mut line = String::new();
+    if input.read_line(&mut line)? == 0 {
+        return Ok(None);
+    }
+    Ok(Some(line.trim().to_owned()))
+}
+
+fn show(state_dir: &Path, command: &str) {
+    match control::request(state_dir, command) {
+        Ok(answer) if answer.is_empty() => println!("(none)"),
+        Ok(answer) => println!("{answer}"),
+        Err(e) => println!("{e}"),
+    }
+}
+
+/// Run the menu for the daemon whose state is in `state_dir`.
+pub fn run(state_dir: &Path) -> Result<()> {
+    if control::request(state_dir, "id").is_err() {
+        let config = DaemonConfig {
+            state_dir: state_dir.to_owned(),
+            listen: "0.0.0.0:7878".parse()?,
+            name: "qsync".into(),
+            mdns: true,
+            btf_dir: state_dir.join("btf"),
+            answer_timeout: Duration::from_secs(600),
+        };
+        std::thread::spawn(move || {
+            if let Err(e) = qsync_engine::run(config) {
+                eprintln!("the daemon stopped: {e}");
+            }
+        });
+        for _ in 0..50 {
+            if control::request(state_dir, "id").is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let stdin = io::stdin();
+    let mut input = stdin.lock();
+    loop {
+        for (flag, context) in btf::pending_questions(&state_dir.join("btf"))? {
+            println!("\nQuestion ({flag}): {context}");
+            let Some(answer) = prompt(&mut input, "> ")? else {
+                return Ok(());
+            };
+            btf::answer(&state_dir.join("btf"), &flag, &answer)?;
+        }
+        println!(
+            "\nQSync\n  [0] start syncing (status)\n  [1] create a sync task\n  [2] link another machine to a task\n  [3] list tasks and ids\n  [4] list QSync devices\n  [q] quit"
+        );
+        let Some(choice) = prompt(&mut input, "choice: ")? else {
+            return Ok(());
+        };
+        match choice.as_str() {
+            "0" => show(state_dir, "status"),
+            "1" => {
+                let Some(path) = prompt(&mut input, "folder to sync: ")? else {
+                    return Ok(());
+                };
+                match std::fs::canonicalize(&path) {
+                    Ok(path) => show(state_dir, &format!("task add {}", path.display())),
+                    Err(e) => println!("no folder at {path}: {e}"),
+                }
+            }
+            "2" => {
+                show(state_dir, "task list");
+                let Some(task) = prompt(&mut input, "task id: ")? else {
+                    return Ok(());
+                };
+                let Some(addr) = prompt(&mut input, "other machine (host:port): ")? else {
+                    return Ok(());
+                };
+                if addr.parse::<std::net::SocketAddr>().is_err() {
+                    println!("`{addr}` is not host:port, for example 192.168.1.20:7878");
+                    continue;
+                }
+                println!(
+                    "waiting for the other machine's person to choose where the folder goes..."
+                );
+                show(state_dir, &format!("link {task} {addr}"));
+            }
+            "3" => show(state_dir, "task list"),
+            "4" => show(state_dir, "devices"),
+            "q" | "quit" | "exit" => return Ok(()),
+            other => println!("`{other}` is not one of the choices; type 0, 1, 2, 3, 4 or q"),
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! Two real daemons on loopback: the seed's flows end to end.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "support/node.rs"]
+mod node;
+
+use std::fs;
+use std::io::Write;
+use std::time::Duration;
+
+use node::{link, tree, wait_same, Node};
+
+const SETTLE: Duration = Duration::from_secs(60);
+
+fn pair() -> (tempfile::TempDir, Node, Node) {
+    let base = tempfile::tempdir().unwrap();
+    let a = Node::start(base.path(), "alpha");
+    let b = Node::start(base.path(), "beta");
+    (base, a, b)
+}
+
+#[test]
+fn link_and_setup_copy_of_a_real_tree() {
+    let (base, a, b) = pair();
+    let (da, db) = (base.path().join("A"), base.path().join("B"));
+    fs::create_dir_all(da.join("nested/deeper/deepest")).unwrap();
+    fs::write(da.join("empty"), "").unwrap();
+    fs::write(da.join("nested/deeper/deepest/leaf.txt"), "leaf").unwrap();
+    let big: Vec<u8> = (0..50 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
+    fs::write(da.join("big.bin"), &big).unwrap();
+    fs::create_dir(da.join("many")).unwrap();
+    for i in 0..1000 {
+        fs::write(da.join(format!("many/f{i}.txt")), format!("small file {i}")).unwrap();
+    }
+    let task = a.add_task(&da);
+    let linked = link(&a, &task, &b, &db);
+    assert!(linked.contains(" code "), "{linked}");
+    wait_same(&da, &db, Duration::from_secs(120));
+    assert_eq!(tree(&db).len(), 1000 + 7);
+}
+
+#[test]
+fn live_edits_both_ways_without_echo() {
+    let (base, a, b) = pair();
+    let (da, db) = (base.path().join("A"), base.path().join("B"));
+    fs::create_dir_all(da.join("docs")).unwrap();
+    fs::create_dir_all(da.join("archive")).unwrap();
+    fs::write(da.join("docs/notes.txt"), "line 1\n".repeat(1000)).unwrap();
+    let task = a.add_task(&da);
+    link(&a, &task, &b, &db);
+    wait_same(&da, &db, SETTLE);
+    let (sent_a, sent_b) = (a.status("sent"), b.status("sent"));
+
+    // On A: create, append, truncate, overwrite the middle, rename, move, delete a file and a folder.
+    fs::write(da.join("new.txt"), "brand new").unwrap();
+    fs::OpenOptions::new()
+        .append(true)
+        .open(da.join("docs/notes.txt"))
+        .unwrap()
+        .write_all(b"appended\n")
+        .unwrap();
+    wait_same(&da, &db, SETTLE);
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open(da.join("docs/notes.txt"))
+        .unwrap();
+    f.set_len(3000).unwrap();
+    drop(f);
+    wait_same(&da, &db, SETTLE);
+    let mut content = fs::read(da.join("docs/notes.txt")).unwrap();
+    content[1500..1510].copy_from_slice(b"OVERWRITE!");
+    fs::write(da.join("docs/notes.txt"), &content).unwrap();
+    wait_same(&da, &db, SETTLE);
+    fs::rename(da.join("new.txt"), da.join("renamed.txt")).unwrap();
+    fs::rename(da.join("renamed.txt"), da.join("archive/renamed.txt")).unwrap();
+    wait_same(&da, &db, SETTLE);
+    fs::create_dir_all(da.join("doomed/inner")).unwrap();
+    fs::write(da.join("doomed/inner/x"), "x").unwrap();
+    wait_same(&da, &db, SETTLE);
+    fs::remove_dir_all(da.join("doomed")).unwrap();
+    fs::remove_file(da.join("archive/renamed.txt")).unwrap();
+    wait_same(&da, &db, SETTLE);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(b.status("sent"), sent_b, "B echoed A's changes back");
+    assert!(a.status("sent") > sent_a);
+
+    // The same kind of edits on B come back to A, and A does not echo them.
+    let sent_a = a.status("sent");
+    fs::write(db.join("from-b.txt"), "hello from B").unwrap();
+    fs::write(db.join("docs/notes.txt"), "rewritten on B").unwrap();
+    fs::rename(db.join("from-b.txt"), db.join("archive/from-b.txt")).unwrap();
+    wait_same(&da, &db, SETTLE);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(a.status("sent"), sent_a, "A echoed B's changes back");
+    assert_eq!(a.status("pending"), 0);
+    assert_eq!(b.status("pending"), 0);
+}
+
+#[test]
+fn offline_device_catches_up_and_deltas_are_dropped() {
+    let (base, a, mut b) = pair();
+    let (da, db) = (base.path().join("A"), base.path().join("B"));
+    fs::create_dir_all(&da).unwrap();
+    let big: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
+    fs::write(da.join("log.txt"), &big).unwrap();
+    let task = a.add_task(&da);
+    link(&a, &task, &b, &db);
+    wait_same(&da, &db, SETTLE);
+
+    b.kill();
+    for i in 0..20 {
+        match i % 4 {
+            0 | 1 => {
+                let mut f = fs::OpenOptions::new()
+                    .append(true)
+                    .open(da.join("log.txt"))
+                    .unwrap();
+                writeln!(f, "edit {i}").unwrap();
+            }
+            2 => fs::write(da.join(format!("file{i}.txt")), format!("file {i}")).unwrap(),
+            _ => {
+                let mut data = fs::read(da.join("log.txt")).unwrap();
+                data[1000 + i] = b'#';
+                fs::write(da.join("log.txt"), data).unwrap();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(a.status("pending") > 0, "changes wait for B");
+    b.restart();
+    wait_same(&da, &db, SETTLE);
+    let deadline = std::time::Instant::now() + SETTLE;
+    while a.status("pending") > 0 || a.status("deltas") > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pending rows or deltas left: {}",
+            a.cli(&["status"])
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn both_edit_while_disconnected_and_both_versions_survive() {
+    let (base, a, mut b) = pair();
+    let (da, db) = (base.path().join("A"), base.path().join("B"));
+    fs::create_dir_all(&da).unwrap();
+    fs::write(da.join("shared.txt"), "original").unwrap();
+    let task = a.add_task(&da);
+    link(&a, &task, &b, &db);
+    wait_same(&da, &db, SETTLE);
+
+    b.kill();
+    fs::write(da.join("shared.txt"), "A's version").unwrap();
+    fs::write(db.join("shared.txt"), "B's version").unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    b.restart();
+    wait_same(&da, &db, SETTLE);
+    let contents: Vec<String> = fs::read_dir(&da)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("shared"))
+        .map(|e| fs::read_to_string(e.path()).unwrap())
+        .collect();
+    assert!(
+        contents.contains(&"A's version".to_owned())
+            && contents.contains(&"B's version".to_owned()),
+        "{contents:?}"
+    );
+    assert_eq!(
+        contents.len(),
+        2,
+        "one name, one conflict copy: {contents:?}"
+    );
+}
+
+#[test]
+fn a_frame_from_an_unlinked_device_is_rejected_and_logged() {
+    use qsync_wire::{FrameCodec, Handshake, LinkKey, Message, TaskId};
+    use tokio_util::codec::Encoder;
+
+    let (base, a, _b) = pair();
+    let da = base.path().join("A");
+    fs::create_dir_all(&da).unwrap();
+    fs::write(da.join("keep.txt"), "untouched").unwrap();
+    let task = a.add_task(&da);
+    let before = tree(&da);
+
+    // A stranger opens a connection and sends a sealed Delete with a key of its own.
+    let stranger = qsync_wire::DeviceId::random();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", a.port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut codec = FrameCodec::new();
+    let mut out = bytes::BytesMut::new();
+    let (hs, open) = Handshake::start(stranger).unwrap();
+    codec.encode(open, &mut out).unwrap();
+    let mut len = [0u8; 4];
+    std::io::Read::read_exact(&mut stream, &mut len).unwrap();
+    let mut their_open = vec![0u8; u32::from_be_bytes(len) as usize];
+    std::io::Read::read_exact(&mut stream, &mut their_open).unwrap();
+    let mut session = hs
+        .finish(&their_open, &LinkKey::from_bytes([7; 32]))
+        .unwrap();
+    let evil = Message::Delete {
+        update: qsync_wire::UpdateId(1),
+        path: qsync_wire::RelPath::new("keep.txt").unwrap(),
+        base: None,
+    };
+    codec
+        .encode(
+            session
+                .seal(task.parse::<TaskId>().unwrap(), &evil)
+                .unwrap(),
+            &mut out,
+        )
+        .unwrap();
+    stream.write_all(&out).unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(tree(&da), before, "nothing on disk changed");
+    assert!(a.log().contains("not linked"), "the refusal is logged");
+}
+
+#[test]
+fn killed_in_the_middle_of_a_large_transfer_finishes_after_restart() {
+    let (base, a, mut b) = pair();
+    let (da, db) = (base.path().join("A"), base.path().join("B"));
+    fs::create_dir_all(&da).unwrap();
+    fs::write(da.join("seed.txt"), "seed").unwrap();
+    let task = a.add_task(&da);
+    link(&a, &task, &b, &db);
+    wait_same(&da, &db, SETTLE);
+
+    let big: Vec<u8> = (0..200 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2246822519) >> 20) as u8)
+        .collect();
+    fs::write(da.join("huge.bin"), &big).unwrap();
+    // Kill B as soon as the transfer has started.
+    let deadline = std::time::Instant::now() + SETTLE;
+    loop {
+        let partial = fs::read_dir(&db)
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with(".qsync-part-"));
+        if partial {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the transfer never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    b.kill();
+    assert!(
+        !db.join("huge.bin").exists() || fs::read(db.join("huge.bin")).unwrap() == big,
+        "a partial file under the real name"
+    );
+    b.restart();
+    wait_same(&da, &db, Duration::from_secs(120));
+    let leftovers = fs::read_dir(&db)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".qsync-part-"))
+        .count();
+    assert_eq!(leftovers, 0, "temporary files are cleaned up");
+}

@@ -1,0 +1,219 @@
+//! A `qsync` daemon as a child process on loopback (mDNS off), with its own state folder.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const QSYNC: &str = env!("CARGO_BIN_EXE_qsync");
+
+pub struct Node {
+    pub state: PathBuf,
+    pub port: u16,
+    pub name: String,
+    child: Option<Child>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+impl Node {
+    pub fn start(base: &Path, name: &str) -> Node {
+        let mut node = Node {
+            state: base.join(format!("state-{name}")),
+            port: free_port(),
+            name: name.into(),
+            child: None,
+        };
+        node.restart();
+        node
+    }
+
+    pub fn restart(&mut self) {
+        let log = std::fs::File::create(self.state.with_extension("log")).ok();
+        let child = Command::new(QSYNC)
+            .args(["--state-dir"])
+            .arg(&self.state)
+            .args([
+                "daemon",
+                "--no-mdns",
+                "--listen-ip",
+                "127.0.0.1",
+                "--port",
+                &self.port.to_string(),
+                "--name",
+                &self.name,
+                "-v",
+            ])
+            .stdout(Stdio::null())
+            .stderr(log.map_or(Stdio::null(), Stdio::from))
+            .spawn()
+            .expect("start qsync daemon");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.try_cli(&["status"]).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "daemon {} did not start",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGKILL: no goodbye, no cleanup.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn try_cli(&self, args: &[&str]) -> Result<String, String> {
+        let out = Command::new(QSYNC)
+            .arg("--state-dir")
+            .arg(&self.state)
+            .args(args)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+        }
+    }
+
+    pub fn cli(&self, args: &[&str]) -> String {
+        self.try_cli(args)
+            .unwrap_or_else(|e| panic!("qsync {args:?} on {}: {e}", self.name))
+    }
+
+    pub fn status(&self, key: &str) -> u64 {
+        let status = self.cli(&["status"]);
+        let words: Vec<&str> = status.split_whitespace().collect();
+        words
+            .windows(2)
+            .find(|w| w[0] == key)
+            .and_then(|w| w[1].parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in {status}"))
+    }
+
+    pub fn add_task(&self, dir: &Path) -> String {
+        let out = self.cli(&["task", "add", dir.to_str().unwrap()]);
+        out.split_whitespace().nth(1).expect("task id").to_owned()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.state.with_extension("log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Link `other` to `task` of `from`, answering `other`'s question with `dest`.
+pub fn link(from: &Node, task: &str, other: &Node, dest: &Path) -> String {
+    let addr = format!("127.0.0.1:{}", other.port);
+    let asker = {
+        let (state, task) = (from.state.clone(), task.to_owned());
+        std::thread::spawn(move || {
+            Command::new(QSYNC)
+                .arg("--state-dir")
+                .arg(&state)
+                .args(["link", &task, &addr])
+                .output()
+                .expect("link")
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let questions = other.cli(&["questions"]);
+        if questions.starts_with("CHOOSELINKPATH") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no CHOOSELINKPATH question on {}",
+            other.name
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    other.cli(&["answer", "CHOOSELINKPATH", dest.to_str().unwrap()]);
+    let out = asker.join().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && text.starts_with("linked"),
+        "link failed: {text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+/// Path -> content hash ("dir" for folders), ignoring QSync's own temporary files.
+pub fn tree(root: &Path) -> BTreeMap<String, String> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let rel = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            if entry.file_name().to_string_lossy().starts_with(".qsync-") {
+                continue;
+            }
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            if meta.is_dir() {
+                out.insert(rel, "dir".into());
+                walk(root, &path, out);
+            } else if meta.file_type().is_symlink() {
+                out.insert(
+                    rel,
+                    format!("link:{}", std::fs::read_link(&path).unwrap().display()),
+                );
+            } else if let Ok(data) = std::fs::read(&path) {
+                out.insert(rel, blake3::hash(&data).to_hex().to_string());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+/// Wait until both folders hold the same tree.
+pub fn wait_same(a: &Path, b: &Path, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let (ta, tb) = (tree(a), tree(b));
+        if ta == tb {
+            return;
+        }
+        if Instant::now() > deadline {
+            let only_a: Vec<_> = ta
+                .iter()
+                .filter(|(k, v)| tb.get(*k) != Some(v))
+                .map(|(k, _)| k)
+                .take(10)
+                .collect();
+            let only_b: Vec<_> = tb
+                .iter()
+                .filter(|(k, v)| ta.get(*k) != Some(v))
+                .map(|(k, _)| k)
+                .take(10)
+                .collect();
+            panic!("trees differ after {timeout:?}: A-only/different {only_a:?}, B-only/different {only_b:?}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
