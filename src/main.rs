@@ -64,11 +64,15 @@ enum Command {
     /// List the devices this one is linked with.
     Devices,
     /// Link another device (at HOST:PORT) to a task; it is asked where to put the folder.
+    /// Then shows the setup copy's progress until it is done.
     Link {
         /// The task id (from `qsync task list`).
         task: String,
         /// The other device's daemon address.
         address: SocketAddr,
+        /// Return once linked, without following the setup copy.
+        #[arg(long)]
+        no_wait: bool,
     },
     /// Unlink a device from a task, on both sides.
     Unlink {
@@ -180,8 +184,19 @@ fn main() -> Result<()> {
         Some(Command::Task(TaskCommand::List)) => print_answer(&state_dir, "task list"),
         Some(Command::Devices) => print_answer(&state_dir, "devices"),
         Some(Command::Status) => print_answer(&state_dir, "status"),
-        Some(Command::Link { task, address }) => {
-            print_answer(&state_dir, &format!("link {task} {address}"))
+        Some(Command::Link {
+            task,
+            address,
+            no_wait,
+        }) => {
+            let answer = ask(&state_dir, &format!("link {task} {address}"))?;
+            println!("{answer}");
+            if !no_wait {
+                if let Some(device) = answer.split_whitespace().nth(1) {
+                    follow_setup(&state_dir, device)?;
+                }
+            }
+            Ok(())
         }
         Some(Command::Unlink { task, device }) => {
             print_answer(&state_dir, &format!("unlink {task} {device}"))
@@ -226,6 +241,44 @@ fn print_answer(state_dir: &Path, command: &str) -> Result<()> {
         println!("{answer}");
     }
     Ok(())
+}
+
+/// Show the setup copy's progress: the pending updates of `device` going down to zero.
+fn follow_setup(state_dir: &Path, device: &str) -> Result<()> {
+    let pending = || -> Result<u64> {
+        Ok(ask(state_dir, &format!("pending {device}"))?
+            .trim()
+            .parse()?)
+    };
+    let total = pending()?;
+    if total == 0 {
+        return Ok(());
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "setup copy {bar:40} {pos}/{len} entries ({eta} left)",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut last_change = Instant::now();
+    let mut last = total;
+    loop {
+        let left = pending()?;
+        bar.set_position(total.saturating_sub(left));
+        if left == 0 {
+            bar.finish();
+            return Ok(());
+        }
+        if left != last {
+            last = left;
+            last_change = Instant::now();
+        } else if last_change.elapsed() > Duration::from_secs(120) {
+            bar.abandon();
+            bail!("the setup copy made no progress for two minutes; it goes on whenever the other device is reachable (see `qsync status`)");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 fn daemon_config(state_dir: &Path, args: DaemonArgs) -> DaemonConfig {

@@ -1,4 +1,5 @@
 //! A `qsync` daemon as a child process on loopback (mDNS off), with its own state folder.
+#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

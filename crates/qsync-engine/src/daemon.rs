@@ -1362,6 +1362,13 @@ impl Engine {
                 });
                 return None;
             }
+            ["pending", device] => match device.parse::<DeviceId>() {
+                Ok(device) => match self.store.missing_for(device) {
+                    Ok(missing) => missing.len().to_string(),
+                    Err(e) => format!("error: {e}"),
+                },
+                Err(e) => format!("error: {e}"),
+            },
             ["unlink", task, device] => match (task.parse::<TaskId>(), device.parse::<DeviceId>()) {
                 (Ok(task), Ok(device)) => {
                     self.send(device, task, Message::UnlinkDevice);

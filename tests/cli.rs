@@ -1,0 +1,90 @@
+//! The front ends: the terminal menu re-asks on bad input, the CLI gives clear errors.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "support/node.rs"]
+mod node;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use node::{Node, QSYNC};
+
+#[test]
+fn the_menu_re_asks_on_bad_input_and_lists_tasks() {
+    let base = tempfile::tempdir().unwrap();
+    // A daemon with mDNS off runs first; the menu attaches to it instead of starting one.
+    let node = Node::start(base.path(), "menu");
+    let folder = base.path().join("Photos");
+    std::fs::create_dir(&folder).unwrap();
+    let mut menu = Command::new(QSYNC)
+        .arg("--state-dir")
+        .arg(&node.state)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input = format!(
+        "9\nhello\n1\n/no/such/folder\n1\n{}\n3\n2\nsome-task\nnot-an-address\n4\n0\nq\n",
+        folder.display()
+    );
+    menu.stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = menu.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("`9` is not one of the choices"), "{text}");
+    assert!(text.contains("`hello` is not one of the choices"), "{text}");
+    assert!(text.contains("no folder at /no/such/folder"), "{text}");
+    assert!(
+        text.contains("Photos devices=0"),
+        "the new task is listed: {text}"
+    );
+    assert!(text.contains("is not host:port"), "{text}");
+    assert!(text.contains("updates 0 pending 0"), "{text}");
+}
+
+#[test]
+fn commands_without_a_daemon_say_how_to_start_one() {
+    let base = tempfile::tempdir().unwrap();
+    let out = Command::new(QSYNC)
+        .arg("--state-dir")
+        .arg(base.path())
+        .args(["task", "list"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no QSync daemon is running") && err.contains("qsync daemon"),
+        "{err}"
+    );
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for sub in [
+        "daemon",
+        "task",
+        "devices",
+        "link",
+        "unlink",
+        "status",
+        "questions",
+        "answer",
+        "discover",
+    ] {
+        let out = Command::new(QSYNC).args([sub, "--help"]).output().unwrap();
+        assert!(
+            out.status.success() && !out.stdout.is_empty(),
+            "{sub} --help"
+        );
+    }
+}
