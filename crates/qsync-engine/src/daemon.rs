@@ -1127,17 +1127,8 @@ impl Engine {
                 }
                 let link_target = PathBuf::from(String::from_utf8_lossy(&text).into_owned());
                 if !aside {
-                    self.expect(
-                        task,
-                        &path,
-                        Some(FileEntry {
-                            path: path.clone(),
-                            kind: EntryKind::Symlink,
-                            size: text.len() as u64,
-                            mtime_ns,
-                            hash: Some(hash),
-                        }),
-                    );
+                    let size = text.len() as u64;
+                    self.expect_content(task, &path, EntryKind::Symlink, size, mtime_ns, hash);
                 }
                 remove_any(&target).map_err(|e| EngineError::io("replace", &target, e))?;
                 std::os::unix::fs::symlink(&link_target, &target)
@@ -1159,17 +1150,7 @@ impl Engine {
                 }
                 let size = file.as_file().metadata().map(|m| m.len()).unwrap_or(0);
                 if !aside {
-                    self.expect(
-                        task,
-                        &path,
-                        Some(FileEntry {
-                            path: path.clone(),
-                            kind: EntryKind::File,
-                            size,
-                            mtime_ns,
-                            hash: Some(hash),
-                        }),
-                    );
+                    self.expect_content(task, &path, EntryKind::File, size, mtime_ns, hash);
                 }
                 if fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) {
                     remove_any(&target).map_err(|e| EngineError::io("replace", &target, e))?;
@@ -1178,20 +1159,8 @@ impl Engine {
                     .map_err(|e| EngineError::io("put in place", &target, e.error))?;
             }
             IncomingKind::Patch { result, delta, .. } => {
-                let size = qsync_delta::Patch::from_bytes(delta.clone())
-                    .map(|p| p.header().target_len)
-                    .unwrap_or(0);
-                self.expect(
-                    task,
-                    &path,
-                    Some(FileEntry {
-                        path: path.clone(),
-                        kind: EntryKind::File,
-                        size,
-                        mtime_ns,
-                        hash: Some(result),
-                    }),
-                );
+                let size = qsync_delta::Header::read(&mut &delta[..]).map_or(0, |h| h.target_len);
+                self.expect_content(task, &path, EntryKind::File, size, mtime_ns, result);
                 if let Err(e) = qsync_delta::apply_file(&delta[..], &target, &target) {
                     return Ok(Outcome::Failed {
                         reason: e.to_string(),
@@ -1289,6 +1258,26 @@ impl Engine {
         if let Some(t) = self.tasks.get_mut(&task) {
             t.index.expect(path.clone(), state);
         }
+    }
+
+    /// Announce that the engine is about to write this content at `path`.
+    fn expect_content(
+        &mut self,
+        task: TaskId,
+        path: &RelPath,
+        kind: EntryKind,
+        size: u64,
+        mtime_ns: i64,
+        hash: ContentHash,
+    ) {
+        let entry = FileEntry {
+            path: path.clone(),
+            kind,
+            size,
+            mtime_ns,
+            hash: Some(hash),
+        };
+        self.expect(task, path, Some(entry));
     }
 
     fn root(&self, task: TaskId) -> Result<PathBuf, EngineError> {

@@ -93,29 +93,25 @@ impl Index {
         !self.expected.is_empty()
     }
 
-    fn remove_tree(&mut self, path: &RelPath) {
-        let doomed: Vec<RelPath> = self
-            .entries
+    /// `path` and every known path under it.
+    fn subtree(&self, path: &RelPath) -> Vec<RelPath> {
+        self.entries
             .range(path.clone()..)
             .take_while(|(p, _)| p.as_str().starts_with(path.as_str()))
             .filter(|(p, _)| p.starts_with(path))
             .map(|(p, _)| p.clone())
-            .collect();
-        for p in doomed {
+            .collect()
+    }
+
+    fn remove_tree(&mut self, path: &RelPath) {
+        for p in self.subtree(path) {
             self.entries.remove(&p);
         }
     }
 
     fn move_tree(&mut self, from: &RelPath, to: &RelPath) {
         self.remove_tree(to);
-        let moved: Vec<RelPath> = self
-            .entries
-            .range(from.clone()..)
-            .take_while(|(p, _)| p.as_str().starts_with(from.as_str()))
-            .filter(|(p, _)| p.starts_with(from))
-            .map(|(p, _)| p.clone())
-            .collect();
-        for old in moved {
+        for old in self.subtree(from) {
             if let Some(mut entry) = self.entries.remove(&old) {
                 let suffix = &old.as_str()[from.as_str().len()..];
                 if let Ok(new) = RelPath::new(format!("{}{suffix}", to.as_str())) {
