@@ -1,20 +1,20 @@
 //! What to do with an incoming update, given what is on disk here: the conflict rules.
 //!
 //! Rule (decided, documented, tested): when the local file changed since the version the
-//! incoming update was made from, **both versions are kept; the version made by the device
-//! with the larger id keeps the name, the other is kept beside it as
-//! `name.sync-conflict-<YYYYMMDD-HHMMSS>-<device>.ext`**, where the date is that version's
-//! modification time and the device is the one that made it. Both sides of a conflict
-//! reach the same decision and the same names, so the two trees converge. Nothing is ever
-//! silently lost.
+//! incoming update was made from, **both versions are kept. The version with the larger
+//! content hash keeps the name; the other is kept beside it as
+//! `name.sync-conflict-<YYYYMMDD-HHMMSS>-<hash>.ext`**, with that version's modification
+//! time (received files keep their sender's mtime) and the first 8 hex digits of its hash.
+//! The decision depends only on the two versions, so every device, however many are
+//! linked, reaches the same result and the trees converge. Nothing is ever silently lost.
 
-use qsync_base::{ContentHash, DeviceId, RelPath};
+use qsync_base::{ContentHash, RelPath};
 
-/// One side of a possible conflict: who made the version, and when.
+/// One version of a file in a possible conflict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Author {
-    /// The device that made the version.
-    pub device: DeviceId,
+pub struct Version {
+    /// Its content hash.
+    pub hash: ContentHash,
     /// Its modification time, nanoseconds since the Unix epoch.
     pub mtime_ns: i64,
 }
@@ -38,46 +38,44 @@ pub enum Decision {
     AlreadyThere,
 }
 
-/// Decide for an update made from `base` (None: the sender had nothing at that path) that
-/// produces `result`, when this device has `local` at `path`.
+/// Decide for an update made from `base` (None: the sender had nothing at that path)
+/// that produces `incoming`, when this device has `local` at `path`.
 pub fn decide(
     base: Option<ContentHash>,
-    result: Option<ContentHash>,
-    local: Option<ContentHash>,
+    incoming: Version,
+    local: Option<Version>,
     path: &RelPath,
-    incoming: Author,
-    here: Author,
 ) -> Decision {
-    if local == result {
+    let Some(local) = local else {
+        return Decision::Apply;
+    };
+    if local.hash == incoming.hash {
         return Decision::AlreadyThere;
     }
-    if local.is_none() || local == base {
+    if Some(local.hash) == base {
         return Decision::Apply;
     }
-    if incoming.device > here.device {
+    if incoming.hash > local.hash {
         Decision::KeepLocalThenApply {
-            keep_as: conflict_name(path, here.device, here.mtime_ns.div_euclid(1_000_000_000)),
+            keep_as: conflict_name(path, &local),
         }
     } else {
         Decision::KeepIncomingAside {
-            keep_as: conflict_name(
-                path,
-                incoming.device,
-                incoming.mtime_ns.div_euclid(1_000_000_000),
-            ),
+            keep_as: conflict_name(path, &incoming),
         }
     }
 }
 
-/// `dir/name.sync-conflict-<date>-<device>.ext` for `dir/name.ext`.
-pub fn conflict_name(path: &RelPath, from: DeviceId, now_unix: i64) -> RelPath {
+/// `dir/name.sync-conflict-<date>-<hash>.ext` for `dir/name.ext` and the given version.
+pub fn conflict_name(path: &RelPath, version: &Version) -> RelPath {
     let name = path.file_name();
     let (stem, ext) = match name.rfind('.') {
         Some(i) if i > 0 => (&name[..i], &name[i..]),
         _ => (name, ""),
     };
-    let stamp = format_utc(now_unix);
-    let file = format!("{stem}.sync-conflict-{stamp}-{}{ext}", from.short());
+    let stamp = format_utc(version.mtime_ns.div_euclid(1_000_000_000));
+    let hash = version.hash.to_hex();
+    let file = format!("{stem}.sync-conflict-{stamp}-{}{ext}", &hash[..8]);
     let full = match path.parent() {
         Some(parent) => format!("{parent}/{file}"),
         None => file,
@@ -108,66 +106,63 @@ fn format_utc(secs: i64) -> String {
 mod tests {
     use super::*;
 
-    fn h(b: &[u8]) -> Option<ContentHash> {
-        Some(ContentHash::of(b))
+    fn v(content: &[u8], mtime_ns: i64) -> Version {
+        Version {
+            hash: ContentHash::of(content),
+            mtime_ns,
+        }
     }
 
     #[test]
     fn rules() {
         let p = RelPath::new("docs/report.final.txt").unwrap();
-        let small = Author {
-            device: DeviceId::from_bytes([0; 32]),
-            mtime_ns: 1_764_000_000_000_000_000,
-        };
-        let large = Author {
-            device: DeviceId::from_bytes([1; 32]),
-            mtime_ns: 0,
-        };
+        let h = |b: &[u8]| Some(ContentHash::of(b));
         assert_eq!(
-            decide(h(b"v1"), h(b"v2"), h(b"v1"), &p, small, large),
+            decide(h(b"v1"), v(b"v2", 0), Some(v(b"v1", 0)), &p),
             Decision::Apply
         );
+        assert_eq!(decide(None, v(b"v1", 0), None, &p), Decision::Apply);
         assert_eq!(
-            decide(None, h(b"v1"), None, &p, small, large),
-            Decision::Apply
-        );
-        assert_eq!(
-            decide(h(b"v1"), h(b"v2"), h(b"v2"), &p, small, large),
+            decide(h(b"v1"), v(b"v2", 0), Some(v(b"v2", 5)), &p),
             Decision::AlreadyThere
         );
-        assert_eq!(
-            decide(h(b"v1"), None, None, &p, small, large),
-            Decision::AlreadyThere
-        );
-        // Both edited: the larger device's version keeps the name, on both sides.
-        let on_large = decide(h(b"v1"), h(b"small's"), h(b"large's"), &p, small, large);
-        let on_small = decide(h(b"v1"), h(b"large's"), h(b"small's"), &p, large, small);
-        let name =
-            RelPath::new("docs/report.final.sync-conflict-20251124-160000-aaaa.txt").unwrap();
-        assert_eq!(
-            on_large,
-            Decision::KeepIncomingAside {
-                keep_as: name.clone()
+        // Both edited: the same version keeps the name whichever side decides.
+        let (x, y) = (v(b"x's edit", 1_764_000_000_000_000_000), v(b"y's edit", 0));
+        let on_x = decide(h(b"v1"), y, Some(x), &p);
+        let on_y = decide(h(b"v1"), x, Some(y), &p);
+        let (winner, loser) = if x.hash > y.hash { (x, y) } else { (y, x) };
+        let name = conflict_name(&p, &loser);
+        let expected_on = |here: Version| {
+            if here == winner {
+                Decision::KeepIncomingAside {
+                    keep_as: name.clone(),
+                }
+            } else {
+                Decision::KeepLocalThenApply {
+                    keep_as: name.clone(),
+                }
             }
-        );
-        assert_eq!(on_small, Decision::KeepLocalThenApply { keep_as: name });
-        // A local edit to a file the peer deleted is kept too.
-        assert!(!matches!(
-            decide(h(b"v1"), None, h(b"mine"), &p, small, large),
-            Decision::Apply | Decision::AlreadyThere
-        ));
+        };
+        assert_eq!(on_x, expected_on(x));
+        assert_eq!(on_y, expected_on(y));
     }
 
     #[test]
-    fn names_without_extension_or_hidden() {
-        let d = DeviceId::from_bytes([0; 32]);
+    fn names() {
+        let version = v(b"content", 1_764_000_000_000_000_000);
+        let hex = &version.hash.to_hex()[..8];
+        let named = |p: &str| conflict_name(&RelPath::new(p).unwrap(), &version).to_string();
         assert_eq!(
-            conflict_name(&RelPath::new("Makefile").unwrap(), d, 0).as_str(),
-            "Makefile.sync-conflict-19700101-000000-aaaa"
+            named("docs/report.final.txt"),
+            format!("docs/report.final.sync-conflict-20251124-160000-{hex}.txt")
         );
         assert_eq!(
-            conflict_name(&RelPath::new(".bashrc").unwrap(), d, 0).as_str(),
-            ".bashrc.sync-conflict-19700101-000000-aaaa"
+            named("Makefile"),
+            format!("Makefile.sync-conflict-20251124-160000-{hex}")
+        );
+        assert_eq!(
+            named(".bashrc"),
+            format!(".bashrc.sync-conflict-20251124-160000-{hex}")
         );
     }
 }

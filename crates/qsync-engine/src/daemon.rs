@@ -19,7 +19,7 @@ use qsync_watch::{observe, scan, stat_entry, Index, LocalEvent, TaskWatcher, Wat
 use qsync_wire::{LinkKey, Message, Outcome, MAX_CHUNK_LEN};
 use tokio::sync::oneshot;
 
-use crate::conflict::{decide, Author, Decision};
+use crate::conflict::{decide, Decision, Version};
 use crate::delivery::{Action, Delivery};
 use crate::fsops::{incoming_file, prepare_target, remove_any, remove_stale_parts, safe_target};
 use crate::net::{self, Keys, NetCtx, NetEvent, Outgoing};
@@ -123,6 +123,12 @@ struct Engine {
     /// Updates sent and received since start, for `status`.
     sent: u64,
     received: u64,
+}
+
+/// A modification time as the system wants it.
+fn system_time(mtime_ns: i64) -> std::time::SystemTime {
+    let since = Duration::from_nanos(mtime_ns.max(0).unsigned_abs());
+    std::time::UNIX_EPOCH + since
 }
 
 /// Read this device's id from the state folder, making one on first start.
@@ -905,7 +911,7 @@ impl Engine {
                 data,
             } => self.chunk(device, update, offset, &data),
             Message::Delete { update, path, base } => self
-                .apply_delete(device, task, &path, base)
+                .apply_delete(task, &path, base)
                 .map(|o| Some((update, o))),
             Message::Rename { update, from, to } => self
                 .apply_rename(task, &from, &to)
@@ -1046,7 +1052,7 @@ impl Engine {
         let Some(incoming) = self.incoming.remove(&(device, update)) else {
             return Ok(None);
         };
-        let outcome = match self.finish(device, incoming) {
+        let outcome = match self.finish(incoming) {
             Ok(outcome) => outcome,
             Err(e) => Outcome::Failed {
                 reason: e.to_string(),
@@ -1055,7 +1061,7 @@ impl Engine {
         Ok(Some((update, outcome)))
     }
 
-    fn finish(&mut self, device: DeviceId, incoming: Incoming) -> Result<Outcome, EngineError> {
+    fn finish(&mut self, incoming: Incoming) -> Result<Outcome, EngineError> {
         let Incoming {
             task,
             path,
@@ -1071,15 +1077,28 @@ impl Engine {
             IncomingKind::Full { hash, base, .. } => (*base, *hash),
             IncomingKind::Patch { base, result, .. } => (Some(*base), *result),
         };
-        let incoming_author = Author { device, mtime_ns };
-        let here = Author {
-            device: self.me,
-            mtime_ns: local_entry.as_ref().map_or(0, |e| e.mtime_ns),
+        let incoming_version = Version {
+            hash: result,
+            mtime_ns,
+        };
+        let local_version = local_entry.as_ref().and_then(|e| {
+            e.hash.map(|hash| Version {
+                hash,
+                mtime_ns: e.mtime_ns,
+            })
+        });
+        let decision = if local_entry.is_some() && local_version.is_none() {
+            // A folder stands where a file arrives: the file goes aside.
+            Decision::KeepIncomingAside {
+                keep_as: crate::conflict::conflict_name(&path, &incoming_version),
+            }
+        } else {
+            decide(base, incoming_version, local_version, &path)
         };
         let mut outcome = Outcome::Applied;
         let mut target = target;
         let mut aside = false;
-        match decide(base, Some(result), local, &path, incoming_author, here) {
+        match decision {
             Decision::AlreadyThere => return Ok(Outcome::Applied),
             Decision::Apply => {}
             Decision::KeepLocalThenApply { keep_as } | Decision::KeepIncomingAside { keep_as }
@@ -1152,9 +1171,8 @@ impl Engine {
                 if !aside {
                     self.expect_content(task, &path, EntryKind::File, size, mtime_ns, hash);
                 }
-                if fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) {
-                    remove_any(&target).map_err(|e| EngineError::io("replace", &target, e))?;
-                }
+                // Received files keep their sender's modification time.
+                let _ = file.as_file().set_modified(system_time(mtime_ns));
                 file.persist(&target)
                     .map_err(|e| EngineError::io("put in place", &target, e.error))?;
             }
@@ -1195,7 +1213,6 @@ impl Engine {
 
     fn apply_delete(
         &mut self,
-        device: DeviceId,
         task: TaskId,
         path: &RelPath,
         base: Option<ContentHash>,
@@ -1212,7 +1229,6 @@ impl Engine {
                 kept_as: path.clone(),
             });
         }
-        let _ = device;
         self.expect(task, path, None);
         remove_any(&target).map_err(|e| EngineError::io("delete", &target, e))?;
         self.store
