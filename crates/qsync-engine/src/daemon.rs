@@ -359,7 +359,16 @@ impl Engine {
                     self.addresses.insert(peer.device, *addr);
                 }
             }
-            Event::Discovery(DiscoveryEvent::Lost(_)) => {}
+            Event::Discovery(DiscoveryEvent::Lost(device)) => {
+                // Gone without a goodbye: stop sending into a connection nobody reads; what
+                // was in flight stays pending and goes again when the device is back.
+                if self.conns.remove(&device).is_some() {
+                    tracing::info!(%device, "lost; its updates wait until it is back");
+                    self.delivery.disconnected(device);
+                    self.incoming.retain(|(d, _), _| *d != device);
+                    let _ = self.store.set_connected(device, false, None);
+                }
+            }
         }
     }
 
