@@ -22,7 +22,7 @@ use tokio::sync::oneshot;
 use crate::conflict::{decide, Decision, Version};
 use crate::delivery::{Action, Delivery};
 use crate::fsops::{incoming_file, prepare_target, remove_any, remove_stale_parts, safe_target};
-use crate::net::{self, Keys, NetCtx, NetEvent, Outgoing};
+use crate::net::{self, Keys, NetCtx, NetEvent, Outbound, Outgoing};
 use crate::{btf, EngineError};
 
 /// How a daemon runs.
@@ -542,7 +542,7 @@ impl Engine {
     fn send(&self, device: DeviceId, task: TaskId, message: Message) -> bool {
         self.conns
             .get(&device)
-            .is_some_and(|c| c.tx.send((task, message)).is_ok())
+            .is_some_and(|c| c.tx.send(Outbound::Message(task, message)).is_ok())
     }
 
     // ---------- local changes ----------
@@ -770,7 +770,7 @@ impl Engine {
             None
         };
         let hash = entry.hash.unwrap_or_else(|| ContentHash::of(b""));
-        let mut blob = match entry.kind {
+        let blob = match entry.kind {
             EntryKind::Folder => None,
             _ => Some(self.store.blobs().open_blob(&hash)?),
         };
@@ -800,8 +800,12 @@ impl Engine {
                 mtime_ns: entry.mtime_ns,
             },
         );
-        if let Some(blob) = blob.as_mut() {
-            self.send_chunks(device, task, update.update, blob)?;
+        if let (Some(file), Some(conn)) = (blob, self.conns.get(&device)) {
+            let _ = conn.tx.send(Outbound::Content {
+                task,
+                update: update.update,
+                file,
+            });
         }
         Ok(())
     }

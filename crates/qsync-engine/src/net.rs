@@ -21,8 +21,26 @@ use tokio_util::codec::Framed;
 /// Keys of linked devices, shared by the engine (which writes) and connections (which read).
 pub type Keys = Arc<Mutex<HashMap<DeviceId, LinkKey>>>;
 
+/// Something to send on a connection.
+#[derive(Debug)]
+pub enum Outbound {
+    /// One message.
+    Message(TaskId, Message),
+    /// The content of an open file, streamed as `Chunk` messages of `update` as fast as
+    /// the connection takes them (never all in memory). An open blob keeps its content
+    /// even if the blob is removed meanwhile.
+    Content {
+        /// The task.
+        task: TaskId,
+        /// The update the chunks belong to.
+        update: qsync_base::UpdateId,
+        /// The content.
+        file: std::fs::File,
+    },
+}
+
 /// What to send on a connection.
-pub type Outgoing = mpsc::UnboundedSender<(TaskId, Message)>;
+pub type Outgoing = mpsc::UnboundedSender<Outbound>;
 
 /// What the network tells the engine.
 #[derive(Debug)]
@@ -214,7 +232,7 @@ async fn run_session(
         .next_conn
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let session = Arc::new(Mutex::new(session));
-    let (tx, mut rx) = mpsc::unbounded_channel::<(TaskId, Message)>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Outbound>();
     send(
         &ctx,
         NetEvent::Connected {
@@ -237,23 +255,52 @@ async fn run_session(
     let (mut sink, mut stream) = conn.split();
     let writer_session = session.clone();
     let writer = tokio::spawn(async move {
-        while let Some((task, message)) = rx.recv().await {
-            let frame: Result<Bytes, WireError> = match writer_session.lock() {
-                Ok(mut s) => s.seal(task, &message),
-                Err(_) => break,
-            };
-            match frame {
-                Ok(frame) => {
-                    if sink.send(frame).await.is_err() {
-                        break;
+        let seal = |task: TaskId, message: &Message| -> Result<Bytes, WireError> {
+            match writer_session.lock() {
+                Ok(mut s) => s.seal(task, message),
+                Err(_) => Err(WireError::Poisoned),
+            }
+        };
+        while let Some(outbound) = rx.recv().await {
+            let sent: Result<(), WireError> = async {
+                match outbound {
+                    Outbound::Message(task, message) => sink.send(seal(task, &message)?).await,
+                    Outbound::Content { task, update, file } => {
+                        use tokio::io::AsyncReadExt;
+                        let mut file = tokio::fs::File::from_std(file);
+                        let mut offset = 0u64;
+                        loop {
+                            let mut buf = vec![0u8; qsync_wire::MAX_CHUNK_LEN];
+                            let mut filled = 0;
+                            while filled < buf.len() {
+                                let n = file.read(&mut buf[filled..]).await?;
+                                if n == 0 {
+                                    break;
+                                }
+                                filled += n;
+                            }
+                            if filled == 0 {
+                                return Ok(());
+                            }
+                            buf.truncate(filled);
+                            let chunk = Message::Chunk {
+                                update,
+                                offset,
+                                data: Bytes::from(buf),
+                            };
+                            sink.send(seal(task, &chunk)?).await?;
+                            offset += filled as u64;
+                        }
                     }
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not seal a message");
-                    break;
-                }
+            }
+            .await;
+            if let Err(e) = sent {
+                tracing::warn!(error = %e, "could not send; closing the connection");
+                break;
             }
         }
+        let _ = sink.close().await;
     });
     let result = loop {
         let Some(frame) = stream.next().await else {
