@@ -22,6 +22,10 @@ ci:
 bench: deps
     cargo bench --workspace
 
+# QSync against rsync on this machine, full sizes (several minutes); writes benches/results.md.
+bench-compare: deps
+    cargo bench --bench compare
+
 # Fuzz the wire parsers (stable toolchain: RUSTC_BOOTSTRAP lets it take sanitizer flags).
 fuzz-wire SECONDS="60": fuzz-tool
     cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run wire -- -max_total_time={{SECONDS}}

@@ -83,6 +83,11 @@ enum Command {
     },
     /// This device's id, its tasks, connections and pending updates.
     Status,
+    /// How many updates a linked device still has to receive.
+    Pending {
+        /// The device id.
+        device: String,
+    },
     /// List questions the daemon is waiting to have answered (the back-to-front channel).
     Questions,
     /// Answer a question of the daemon.
@@ -184,6 +189,7 @@ fn main() -> Result<()> {
         Some(Command::Task(TaskCommand::List)) => print_answer(&state_dir, "task list"),
         Some(Command::Devices) => print_answer(&state_dir, "devices"),
         Some(Command::Status) => print_answer(&state_dir, "status"),
+        Some(Command::Pending { device }) => print_answer(&state_dir, &format!("pending {device}")),
         Some(Command::Link {
             task,
             address,

@@ -66,6 +66,11 @@ impl Node {
         }
     }
 
+    /// The daemon's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// SIGKILL: no goodbye, no cleanup.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -119,6 +119,8 @@ pub(crate) enum Segment<'a> {
         target_len: u32,
         vcdiff: &'a [u8],
     },
+    /// New bytes, sent as they are (too small or too new for VCDIFF to help).
+    Literal(&'a [u8]),
 }
 
 impl<'a> Segment<'a> {
@@ -145,12 +147,18 @@ impl<'a> Segment<'a> {
                     .map_err(|_| malformed("a VCDIFF segment is over 4 GiB"))?;
                 buf.extend_from_slice(&vlen.to_le_bytes());
             }
+            Segment::Literal(data) => {
+                buf.push(3);
+                let len = u32::try_from(data.len())
+                    .map_err(|_| malformed("a literal segment is over 4 GiB"))?;
+                buf.extend_from_slice(&len.to_le_bytes());
+            }
         }
         out.write_all(&buf).map_err(DeltaError::write)?;
         let mut written = buf.len() as u64;
-        if let Segment::Vcdiff { vcdiff, .. } = self {
-            out.write_all(vcdiff).map_err(DeltaError::write)?;
-            written += vcdiff.len() as u64;
+        if let Segment::Vcdiff { vcdiff: data, .. } | Segment::Literal(data) = self {
+            out.write_all(data).map_err(DeltaError::write)?;
+            written += data.len() as u64;
         }
         Ok(written)
     }
@@ -195,6 +203,23 @@ impl<'a> Segment<'a> {
                     target_len,
                     vcdiff: scratch,
                 })
+            }
+            3 => {
+                let len = read_u32(r)?;
+                if len as usize > MAX_SEGMENT_LEN {
+                    return Err(DeltaError::Malformed(format!(
+                        "a literal of {len} bytes is over the {MAX_SEGMENT_LEN}-byte limit"
+                    )));
+                }
+                scratch.clear();
+                let got = r
+                    .take(u64::from(len))
+                    .read_to_end(scratch)
+                    .map_err(|e| DeltaError::Malformed(format!("it could not be read: {e}")))?;
+                if got != len as usize {
+                    return Err(malformed("it ends inside a literal segment"));
+                }
+                Ok(Segment::Literal(scratch))
             }
             other => Err(DeltaError::Malformed(format!(
                 "unknown segment tag {other}"

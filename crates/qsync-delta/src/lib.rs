@@ -29,6 +29,7 @@
 //! header : "QSD" 1 | source length u64 | source BLAKE3 (32) | target length u64 | target BLAKE3 (32)
 //! segment: 1 | source offset u64 | length u64                         copy unchanged bytes
 //!        | 2 | source offset u64 | source length u32 | target length u32 | vcdiff length u32 | VCDIFF
+//!        | 3 | length u32 | bytes                                        new bytes as they are
 //!        | 0                                                           end
 //! ```
 //! (integers little-endian). Each VCDIFF segment is a standard VCDIFF stream (RFC 3284) made by
@@ -339,16 +340,17 @@ fn encode_into<S: Source + ?Sized, T: Source + ?Sized>(
             let src_end = (run_start + run_len + margin).min(header.source_len);
             let source = old.read_range(src_start, src_end - src_start)?;
             let piece = &target[start..end];
-            let vcdiff = xdelta3::encode(piece, &source).ok_or(DeltaError::Encode {
-                offset: run_start,
-                len: piece.len(),
-            })?;
-            out.segment(Segment::Vcdiff {
-                source_offset: src_start,
-                source_len: source.len() as u32,
-                target_len: piece.len() as u32,
-                vcdiff: &vcdiff,
-            })?;
+            // The binding refuses inputs too small for a VCDIFF header; and a VCDIFF larger
+            // than the bytes themselves helps nobody. Either way the bytes go as they are.
+            match xdelta3::encode(piece, &source).filter(|v| v.len() < piece.len()) {
+                Some(vcdiff) => out.segment(Segment::Vcdiff {
+                    source_offset: src_start,
+                    source_len: source.len() as u32,
+                    target_len: piece.len() as u32,
+                    vcdiff: &vcdiff,
+                })?,
+                None => out.segment(Segment::Literal(piece))?,
+            }
             done = end;
             if out.written > limit {
                 return Ok(None);
@@ -456,6 +458,7 @@ fn apply_segments<S: Source + ?Sized>(
                 let source = old.read_range(source_offset, u64::from(source_len))?;
                 decode_segment(vcdiff, &source, target_len as usize)?
             }
+            Segment::Literal(data) => data.to_vec(),
         };
         produced = check_produced(header, produced, piece.len() as u64)?;
         hasher.update(&piece);

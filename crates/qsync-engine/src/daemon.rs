@@ -180,6 +180,7 @@ pub fn run(config: DaemonConfig) -> Result<(), EngineError> {
         events: events.clone(),
         next_conn: Arc::new(std::sync::atomic::AtomicU64::new(1)),
         pair_timeout: config.answer_timeout + Duration::from_secs(5),
+        wire: Arc::new(net::WireCounters::default()),
     };
     runtime.spawn(net::listen(listener, net.clone()));
     crate::control::serve(&runtime, control_socket(&config.state_dir), events.clone())?;
@@ -579,9 +580,14 @@ impl Engine {
                             &new_path,
                             &mut out,
                             &Options::default(),
-                        )? {
-                            qsync_delta::Encoded::Patch { .. } => Some(out),
-                            qsync_delta::Encoded::Full(_) => None,
+                        ) {
+                            Ok(qsync_delta::Encoded::Patch { .. }) => Some(out),
+                            Ok(qsync_delta::Encoded::Full(_)) => None,
+                            Err(e) => {
+                                // Never lose the change over a delta: send the whole file.
+                                tracing::info!(error = %e, "no delta for this change; the whole file will be sent");
+                                None
+                            }
                         }
                     }
                     _ => None,
@@ -1351,7 +1357,7 @@ impl Engine {
             },
             ["status"] => match self.store.counts() {
                 Ok(c) => format!(
-                    "device {}\ntasks {}\nconnected {}\nupdates {} pending {} deltas {}\nsent {} received {}",
+                    "device {}\ntasks {}\nconnected {}\nupdates {} pending {} deltas {}\nsent {} received {}\nwire_sent {} wire_received {}",
                     self.me,
                     self.tasks.len(),
                     self.conns.len(),
@@ -1359,7 +1365,9 @@ impl Engine {
                     c.pending,
                     c.deltas,
                     self.sent,
-                    self.received
+                    self.received,
+                    self.net.wire.sent.load(std::sync::atomic::Ordering::Relaxed),
+                    self.net.wire.received.load(std::sync::atomic::Ordering::Relaxed)
                 ),
                 Err(e) => format!("error: {e}"),
             },

@@ -110,6 +110,21 @@ pub struct NetCtx {
     pub next_conn: Arc<std::sync::atomic::AtomicU64>,
     /// How long a pairing may wait for the other person.
     pub pair_timeout: Duration,
+    /// Bytes of sealed frames sent and received (length prefix included), for `status`.
+    pub wire: Arc<WireCounters>,
+}
+
+/// Bytes on the wire, counted by the sessions.
+#[derive(Debug, Default)]
+pub struct WireCounters {
+    /// Sent.
+    pub sent: std::sync::atomic::AtomicU64,
+    /// Received.
+    pub received: std::sync::atomic::AtomicU64,
+}
+
+fn count(counter: &std::sync::atomic::AtomicU64, frame_len: usize) {
+    counter.fetch_add(frame_len as u64 + 4, std::sync::atomic::Ordering::Relaxed);
 }
 
 fn send(ctx: &NetCtx, event: NetEvent) {
@@ -254,12 +269,15 @@ async fn run_session(
     }
     let (mut sink, mut stream) = conn.split();
     let writer_session = session.clone();
+    let wire = ctx.wire.clone();
     let writer = tokio::spawn(async move {
         let seal = |task: TaskId, message: &Message| -> Result<Bytes, WireError> {
-            match writer_session.lock() {
-                Ok(mut s) => s.seal(task, message),
-                Err(_) => Err(WireError::Poisoned),
-            }
+            let frame = match writer_session.lock() {
+                Ok(mut s) => s.seal(task, message)?,
+                Err(_) => return Err(WireError::Poisoned),
+            };
+            count(&wire.sent, frame.len());
+            Ok(frame)
         };
         while let Some(outbound) = rx.recv().await {
             let sent: Result<(), WireError> = async {
@@ -310,6 +328,7 @@ async fn run_session(
             Ok(frame) => frame,
             Err(e) => break Err(e),
         };
+        count(&ctx.wire.received, frame.len());
         let opened = match session.lock() {
             Ok(mut s) => s.open(&mut frame),
             Err(_) => break Ok(()),

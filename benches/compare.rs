@@ -1,0 +1,429 @@
+//! QSync against rsync, measured in the same run on this machine (issue 9).
+//!
+//! `cargo bench --bench compare` (or `just bench-compare`) runs the full sizes and writes
+//! `benches/results.md`; `QSYNC_BENCH_SCALE=smoke` runs tiny sizes (CI does, through
+//! `tests/bench_smoke.rs`, so the harness cannot rot). Everything runs on loopback: two
+//! QSync daemons with mDNS off, and an rsync daemon (`rsync://127.0.0.1`).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    dead_code,
+    missing_docs
+)]
+
+#[path = "../tests/support/node.rs"]
+mod node;
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use node::{link, tree, Node};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Scale {
+    pub name: &'static str,
+    pub big_files: usize,
+    pub big_file_size: usize,
+    pub small_files: usize,
+    pub edit_file_size: usize,
+    pub latency_rounds: usize,
+    pub watched_files: usize,
+}
+
+pub const FULL: Scale = Scale {
+    name: "full",
+    big_files: 1000,
+    big_file_size: 1024 * 1024,
+    small_files: 10_000,
+    edit_file_size: 100 * 1024 * 1024,
+    latency_rounds: 100,
+    watched_files: 100_000,
+};
+
+pub const SMOKE: Scale = Scale {
+    name: "smoke",
+    big_files: 20,
+    big_file_size: 200 * 1024,
+    small_files: 200,
+    edit_file_size: 4 * 1024 * 1024,
+    latency_rounds: 10,
+    watched_files: 1000,
+};
+
+pub struct Row {
+    pub scenario: String,
+    pub qsync: String,
+    pub rsync: String,
+    pub ratio: String,
+}
+
+fn pseudo_random(len: usize, mut seed: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        out.extend_from_slice(&seed.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.3} s", d.as_secs_f64())
+}
+
+fn ratio(q: f64, r: f64) -> String {
+    if r > 0.0 {
+        format!("{:.2}", q / r)
+    } else {
+        "-".into()
+    }
+}
+
+/// An rsync daemon on loopback with one writable module.
+struct RsyncDaemon {
+    child: Child,
+    port: u16,
+    dest: PathBuf,
+}
+
+impl RsyncDaemon {
+    fn start(dir: &Path) -> RsyncDaemon {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dest = dir.join("rsync-dest");
+        fs::create_dir_all(&dest).unwrap();
+        let id = |flag: &str| {
+            String::from_utf8(Command::new("id").arg(flag).output().unwrap().stdout)
+                .unwrap()
+                .trim()
+                .to_owned()
+        };
+        let conf = dir.join("rsyncd.conf");
+        fs::write(
+            &conf,
+            format!(
+                "port = {port}\naddress = 127.0.0.1\nuse chroot = no\nuid = {}\ngid = {}\npid file = {}\n[dst]\n  path = {}\n  read only = no\n",
+                id("-u"),
+                id("-g"),
+                dir.join("rsyncd.pid").display(),
+                dest.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("rsync")
+            .args([
+                "--daemon",
+                "--no-detach",
+                &format!("--config={}", conf.display()),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("rsync is installed (./scripts/setup.sh)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "rsync daemon did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        RsyncDaemon { child, port, dest }
+    }
+
+    /// Push `src` into the module: (time, bytes on the wire).
+    fn push(&self, src: &Path) -> (Duration, u64) {
+        let t = Instant::now();
+        let out = Command::new("rsync")
+            .args([
+                "-a",
+                "--stats",
+                &format!("{}/", src.display()),
+                &format!("rsync://127.0.0.1:{}/dst/", self.port),
+            ])
+            .output()
+            .unwrap();
+        let elapsed = t.elapsed();
+        assert!(
+            out.status.success(),
+            "rsync: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let number = |label: &str| -> u64 {
+            text.lines()
+                .find(|l| l.starts_with(label))
+                .map(|l| l.chars().filter(char::is_ascii_digit).collect::<String>())
+                .and_then(|d| d.parse().ok())
+                .unwrap_or(0)
+        };
+        (
+            elapsed,
+            number("Total bytes sent:") + number("Total bytes received:"),
+        )
+    }
+}
+
+impl Drop for RsyncDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wire(node: &Node) -> u64 {
+    node.status("wire_sent") + node.status("wire_received")
+}
+
+/// QSync: link a fresh pair on `src` and time the setup copy until B acknowledged everything.
+fn qsync_initial(base: &Path, src: &Path) -> (Duration, u64, Node, Node, PathBuf) {
+    let a = Node::start(base, "bench-a");
+    let b = Node::start(base, "bench-b");
+    let task = a.add_task(src);
+    let dest = base.join("qsync-dest");
+    let t = Instant::now();
+    let linked = link(&a, &task, &b, &dest);
+    let device = linked.split_whitespace().nth(1).unwrap().to_owned();
+    while a.cli(&["pending", &device]) != "0" {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let elapsed = t.elapsed();
+    assert_eq!(tree(src), tree(&dest), "QSync copy differs");
+    let bytes = wire(&a);
+    (elapsed, bytes, a, b, dest)
+}
+
+fn initial_sync(rows: &mut Vec<Row>, label: String, files: usize, size: usize) {
+    let base = tempfile::tempdir().unwrap();
+    let src = base.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    for i in 0..files {
+        fs::write(
+            src.join(format!("f{i:05}")),
+            pseudo_random(size, i as u64 + 1),
+        )
+        .unwrap();
+    }
+    let rsync = RsyncDaemon::start(base.path());
+    let (rt, _) = rsync.push(&src);
+    assert_eq!(tree(&src), tree(&rsync.dest));
+    let (qt, _, _a, _b, _) = qsync_initial(base.path(), &src);
+    rows.push(Row {
+        scenario: label,
+        qsync: secs(qt),
+        rsync: secs(rt),
+        ratio: ratio(qt.as_secs_f64(), rt.as_secs_f64()),
+    });
+}
+
+fn one_byte_change(rows: &mut Vec<Row>, size: usize) {
+    let base = tempfile::tempdir().unwrap();
+    let src = base.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    let mut data = pseudo_random(size, 42);
+    fs::write(src.join("big.bin"), &data).unwrap();
+    let rsync = RsyncDaemon::start(base.path());
+    rsync.push(&src);
+    let (_, _, a, _b, dest) = qsync_initial(base.path(), &src);
+    std::thread::sleep(Duration::from_millis(500));
+
+    let middle = size / 2;
+    data[middle] ^= 0xff;
+    let before = wire(&a);
+    let t = Instant::now();
+    fs::write(src.join("big.bin"), &data).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Ok(got) = fs::read(dest.join("big.bin")) {
+            if got.len() == data.len() && got[middle] == data[middle] {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "QSync did not deliver the change"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let qt = t.elapsed();
+    std::thread::sleep(Duration::from_millis(300));
+    let qbytes = wire(&a) - before;
+    let (rt, rbytes) = rsync.push(&src);
+    let mb = size / (1024 * 1024);
+    rows.push(Row {
+        scenario: format!(
+            "1 byte changed in a {mb} MiB file: time (includes QSync's 200 ms watch debounce)"
+        ),
+        qsync: secs(qt),
+        rsync: secs(rt),
+        ratio: ratio(qt.as_secs_f64(), rt.as_secs_f64()),
+    });
+    rows.push(Row {
+        scenario: format!("1 byte changed in a {mb} MiB file: bytes on the wire"),
+        qsync: qbytes.to_string(),
+        rsync: rbytes.to_string(),
+        ratio: ratio(qbytes as f64, rbytes as f64),
+    });
+}
+
+fn latency(rows: &mut Vec<Row>, rounds: usize) {
+    let base = tempfile::tempdir().unwrap();
+    let src = base.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("note.txt"), "0").unwrap();
+    let (_, _, _a, _b, dest) = qsync_initial(base.path(), &src);
+    let mut samples = Vec::with_capacity(rounds);
+    for i in 1..=rounds {
+        let text = format!("change {i}");
+        let t = Instant::now();
+        fs::write(src.join("note.txt"), &text).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while fs::read_to_string(dest.join("note.txt")).ok().as_deref() != Some(text.as_str()) {
+            assert!(Instant::now() < deadline, "change {i} never arrived");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        samples.push(t.elapsed());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    samples.sort();
+    let pick =
+        |q: f64| samples[((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1];
+    rows.push(Row {
+        scenario: format!("change-to-remote latency, small file, {rounds} changes: p50 / p99"),
+        qsync: format!(
+            "{:.0} / {:.0} ms",
+            pick(0.5).as_secs_f64() * 1e3,
+            pick(0.99).as_secs_f64() * 1e3
+        ),
+        rsync: "n/a (not live)".into(),
+        ratio: "-".into(),
+    });
+}
+
+fn peak_rss(rows: &mut Vec<Row>, files: usize) {
+    let base = tempfile::tempdir().unwrap();
+    let src = base.path().join("src");
+    for i in 0..files {
+        let dir = src.join(format!("d{}", i / 1000));
+        if i % 1000 == 0 {
+            fs::create_dir_all(&dir).unwrap();
+        }
+        fs::write(dir.join(format!("f{i}")), i.to_string()).unwrap();
+    }
+    let node = Node::start(base.path(), "rss");
+    node.add_task(&src);
+    std::thread::sleep(Duration::from_secs(1));
+    let status = fs::read_to_string(format!("/proc/{}/status", node.pid().unwrap())).unwrap();
+    let hwm = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .unwrap_or("VmHWM: ? kB")
+        .trim_start_matches("VmHWM:")
+        .trim()
+        .to_owned();
+    rows.push(Row {
+        scenario: format!("daemon peak RSS watching {files} files"),
+        qsync: hwm,
+        rsync: "n/a (no daemon)".into(),
+        ratio: "-".into(),
+    });
+}
+
+pub fn run(scale: Scale) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let total = scale.big_files * scale.big_file_size;
+    initial_sync(
+        &mut rows,
+        format!(
+            "initial sync of {} MiB in {} files",
+            total / (1024 * 1024),
+            scale.big_files
+        ),
+        scale.big_files,
+        scale.big_file_size,
+    );
+    initial_sync(
+        &mut rows,
+        format!("initial sync of {} files of 4 KiB", scale.small_files),
+        scale.small_files,
+        4096,
+    );
+    one_byte_change(&mut rows, scale.edit_file_size);
+    latency(&mut rows, scale.latency_rounds);
+    peak_rss(&mut rows, scale.watched_files);
+    rows
+}
+
+pub fn table(scale: Scale, rows: &[Row]) -> String {
+    let mut out = String::new();
+    let machine = format!(
+        "{} cores, {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| m.lines().next().map(|l| l
+                .split_whitespace()
+                .skip(1)
+                .collect::<Vec<_>>()
+                .join(" ")))
+            .unwrap_or_default()
+    );
+    let date = String::from_utf8(
+        Command::new("date")
+            .arg("-u")
+            .arg("+%Y-%m-%d %H:%M UTC")
+            .output()
+            .map(|o| o.stdout)
+            .unwrap_or_default(),
+    )
+    .unwrap_or_default();
+    let rsync = String::from_utf8(
+        Command::new("rsync")
+            .arg("--version")
+            .output()
+            .map(|o| o.stdout)
+            .unwrap_or_default(),
+    )
+    .unwrap_or_default();
+    let _ = writeln!(out, "# QSync vs rsync ({} scale)\n", scale.name);
+    let _ = writeln!(
+        out,
+        "{} on {machine}; {} ; QSync debug={}.\n",
+        date.trim(),
+        rsync.lines().next().unwrap_or("rsync ?"),
+        cfg!(debug_assertions)
+    );
+    let _ = writeln!(out, "| scenario | QSync | rsync (daemon on loopback) | QSync/rsync |\n| --- | --- | --- | --- |");
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            r.scenario, r.qsync, r.rsync, r.ratio
+        );
+    }
+    out
+}
+
+fn main() {
+    let scale = match std::env::var("QSYNC_BENCH_SCALE").as_deref() {
+        Ok("smoke") => SMOKE,
+        _ => FULL,
+    };
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let rows = run(scale);
+    let text = table(scale, &rows);
+    println!("{text}");
+    if scale.name == "full" {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/results.md");
+        fs::write(&path, &text).unwrap();
+        println!("written to {}", path.display());
+    }
+}

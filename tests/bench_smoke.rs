@@ -1,0 +1,24 @@
+//! The comparison harness of `benches/compare.rs` at tiny sizes, so it cannot rot.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
+
+#[path = "../benches/compare.rs"]
+mod compare;
+
+#[test]
+fn the_comparison_harness_runs_at_smoke_scale() {
+    if std::process::Command::new("rsync")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("rsync must be installed on CI (./scripts/setup.sh)");
+        }
+        eprintln!("skipped: rsync is not installed (./scripts/setup.sh installs it)");
+        return;
+    }
+    let rows = compare::run(compare::SMOKE);
+    let table = compare::table(compare::SMOKE, &rows);
+    println!("{table}");
+    assert_eq!(rows.len(), 6, "{table}");
+}
