@@ -76,6 +76,12 @@ struct Conn {
     tx: Outgoing,
 }
 
+/// Content a change replaced, whose blob may now be unused.
+enum Replaced {
+    Blob(ContentHash),
+    Tree,
+}
+
 enum IncomingKind {
     Full {
         hash: ContentHash,
@@ -601,9 +607,18 @@ impl Engine {
             LocalEvent::Delete { path, .. } => Change::Delete(path),
             LocalEvent::Rename { from, to } => Change::Rename { from, to },
         };
+        // Content this change replaces or removes; its blob goes once no file refers to it.
+        let replaced = match &change {
+            Change::Modify { base, .. } => base.map(Replaced::Blob),
+            Change::Delete(path) => match self.store.file(task, path)? {
+                Some(f) if f.entry.kind == EntryKind::Folder => Some(Replaced::Tree),
+                Some(f) => f.entry.hash.map(Replaced::Blob),
+                None => None,
+            },
+            _ => None,
+        };
         let updates = self.store.record_changes(task, vec![change], &devices)?;
-        // Blobs of replaced or deleted content that no file refers to any more.
-        let _ = self.store.sweep_blobs();
+        self.release(replaced);
         for update in updates {
             for device in &devices {
                 let actions = self.delivery.add(*device, update.update);
@@ -640,6 +655,17 @@ impl Engine {
                         .put(target.as_os_str().as_encoded_bytes())?,
                 ))
             }
+        }
+    }
+
+    fn release(&self, replaced: Option<Replaced>) {
+        let result = match replaced {
+            Some(Replaced::Blob(hash)) => self.store.release_blob(&hash),
+            Some(Replaced::Tree) => self.store.sweep_blobs(),
+            None => Ok(()),
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "could not remove content no file refers to any more");
         }
     }
 
@@ -756,18 +782,9 @@ impl Engine {
             self.perform(actions);
             return Ok(());
         };
-        let later: Vec<UpdateId> = self
+        let later = self
             .store
-            .missing_for(device)?
-            .into_iter()
-            .filter(|u| {
-                u.task == task
-                    && u.path == update.path
-                    && u.update > update.update
-                    && matches!(u.mod_type, ModType::Create | ModType::Patch)
-            })
-            .map(|u| u.update)
-            .collect();
+            .later_content_updates(device, task, &update.path, update.update)?;
         self.subsumed.insert((device, update.update), later);
         let entry = file.entry;
         let base = if update.mod_type == ModType::Patch {
@@ -1226,7 +1243,7 @@ impl Engine {
             Change::Create(entry)
         };
         self.store.record_changes(task, vec![change], &[])?;
-        let _ = self.store.sweep_blobs();
+        self.release(local.map(Replaced::Blob));
         Ok(outcome)
     }
 
@@ -1252,7 +1269,11 @@ impl Engine {
         remove_any(&target).map_err(|e| EngineError::io("delete", &target, e))?;
         self.store
             .record_changes(task, vec![Change::Delete(path.clone())], &[])?;
-        let _ = self.store.sweep_blobs();
+        let replaced = match local.hash {
+            Some(hash) if local.kind != EntryKind::Folder => Replaced::Blob(hash),
+            _ => Replaced::Tree,
+        };
+        self.release(Some(replaced));
         Ok(Outcome::Applied)
     }
 

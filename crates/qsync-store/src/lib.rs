@@ -627,6 +627,39 @@ impl Store {
         Ok(out)
     }
 
+    /// The creates and patches of `path` that `device` still has to receive, recorded
+    /// after `after`: what a full-content send of the newest version makes redundant.
+    pub fn later_content_updates(
+        &self,
+        device: DeviceId,
+        task: TaskId,
+        path: &RelPath,
+        after: UpdateId,
+    ) -> Result<Vec<UpdateId>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT u.update_id FROM updates u JOIN pending p ON p.update_id = u.update_id
+             WHERE u.task_id = ?1 AND u.path = ?2 AND u.update_id > ?3 AND p.device_id = ?4
+               AND u.mod_type IN ('c', 'p')
+             ORDER BY u.update_id",
+        )?;
+        let rows = stmt.query_map(
+            params![
+                &task.as_bytes()[..],
+                path.as_str(),
+                to_i64(after.0, "update id")?,
+                &device.as_bytes()[..]
+            ],
+            |r| r.get::<_, i64>(0),
+        )?;
+        rows.map(|id| {
+            let id = id?;
+            Ok(UpdateId(
+                u64::try_from(id).map_err(|_| corrupt("update id", id))?,
+            ))
+        })
+        .collect()
+    }
+
     /// The delta stored for an update, if any.
     pub fn delta(&self, update: UpdateId) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self

@@ -359,3 +359,39 @@ fn killed_mid_write_leaves_a_consistent_database() {
         assert_eq!(counts.pending, counts.updates + d1);
     }
 }
+
+#[test]
+fn later_content_updates_of_one_path_for_one_device() {
+    let (_dir, mut store, task, devices) = setup(2);
+    let (b, c) = (devices[0], devices[1]);
+    let first = store
+        .record_changes(task, vec![Change::Create(entry("f", b"1"))], &[b, c])
+        .unwrap()[0]
+        .update;
+    let modify = |n: u8| Change::Modify {
+        entry: entry("f", &[n]),
+        base: None,
+        delta: Some(vec![n]),
+    };
+    let second = store.record_changes(task, vec![modify(2)], &[b]).unwrap()[0].update;
+    store
+        .record_changes(task, vec![Change::Create(entry("other", b"x"))], &[b])
+        .unwrap();
+    let third = store
+        .record_changes(task, vec![modify(3)], &[b, c])
+        .unwrap()[0]
+        .update;
+    store
+        .record_changes(task, vec![Change::Delete(RelPath::new("f").unwrap())], &[b])
+        .unwrap();
+    let f = RelPath::new("f").unwrap();
+    assert_eq!(
+        store.later_content_updates(b, task, &f, first).unwrap(),
+        [second, third]
+    );
+    assert_eq!(
+        store.later_content_updates(c, task, &f, first).unwrap(),
+        [third]
+    );
+    assert_eq!(store.later_content_updates(b, task, &f, third).unwrap(), []);
+}
