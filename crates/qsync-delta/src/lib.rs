@@ -42,7 +42,7 @@
 //! unchanged blocks become copy segments without running xdelta3 at all, and only the
 //! changed runs are encoded, each against the old file around it (widened by four times the
 //! run's length, at least 256 KiB). Files whose two versions together exceed
-//! [`Options::window`] are read half a window at a time and the widening is capped at an
+//! [`Options::window`] are read an eighth of a window at a time and the widening is capped at an
 //! eighth of the window, so the file functions [`encode_file`] and [`apply_file`] keep
 //! memory near twice the window whatever the file size.
 
@@ -292,6 +292,8 @@ impl<W: Write> Write for CountingWriter<'_, W> {
 const BLOCK: usize = 64 * 1024;
 /// Changed runs closer than this are encoded together.
 const MERGE_GAP: usize = 2 * BLOCK;
+/// How much of a copy segment is read at once when applying.
+const COPY_PIECE: u64 = 4 * 1024 * 1024;
 /// Smallest source margin around a changed run.
 const MIN_MARGIN: u64 = 256 * 1024;
 
@@ -322,16 +324,16 @@ fn encode_into<S: Source + ?Sized, T: Source + ?Sized>(
     let (chunk, max_margin) = if single {
         (header.target_len.max(1), header.source_len)
     } else {
-        (window / 2, window / 8)
+        (window / 8, window / 8)
     };
     let mut offset = 0u64;
     while offset < header.target_len {
         let len = chunk.min(header.target_len - offset);
         let target = new.read_range(offset, len)?;
         let aligned_len = header.source_len.saturating_sub(offset).min(len);
-        let aligned = old.read_range(offset, aligned_len)?;
+        let runs = changed_runs(&target, &old.read_range(offset, aligned_len)?);
         let mut done = 0usize;
-        for (start, end) in changed_runs(&target, &aligned) {
+        for (start, end) in runs {
             out.copy(offset + done as u64, (start - done) as u64)?;
             let run_start = offset + start as u64;
             let run_len = (end - start) as u64;
@@ -436,10 +438,10 @@ fn apply_segments<S: Source + ?Sized>(
             Segment::End => break,
             Segment::Copy { offset, len } => {
                 header.check_range(offset, len)?;
-                // Large copies go in window-sized pieces to bound memory.
+                // Large copies go in small pieces: memory stays bounded whatever their size.
                 let mut at = offset;
                 while at < offset + len {
-                    let n = (offset + len - at).min(MAX_SEGMENT_LEN as u64 / 2);
+                    let n = (offset + len - at).min(COPY_PIECE);
                     let data = old.read_range(at, n)?;
                     produced = check_produced(header, produced, n)?;
                     hasher.update(&data);
