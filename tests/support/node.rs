@@ -35,7 +35,11 @@ impl Node {
     }
 
     pub fn restart(&mut self) {
-        let log = std::fs::File::create(self.state.with_extension("log")).ok();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.state.with_extension("log"))
+            .ok();
         let child = Command::new(QSYNC)
             .args(["--state-dir"])
             .arg(&self.state)

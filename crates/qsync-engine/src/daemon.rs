@@ -734,6 +734,19 @@ impl Engine {
                 None => self.send_full(device, &update),
             },
             ModType::Create | ModType::Patch => self.send_full(device, &update),
+            ModType::Rename if force_full => {
+                let Some(to) = update.new_path.clone() else {
+                    return Err(EngineError::State("a rename without a new path".into()));
+                };
+                let content = PendingUpdate {
+                    path: to,
+                    mod_type: ModType::Create,
+                    new_path: None,
+                    base_hash: None,
+                    ..update
+                };
+                self.send_full(device, &content)
+            }
             ModType::Delete => {
                 self.send(
                     device,
@@ -769,15 +782,8 @@ impl Engine {
     fn send_full(&mut self, device: DeviceId, update: &PendingUpdate) -> Result<(), EngineError> {
         let task = update.task;
         let Some(file) = self.store.file(task, &update.path)? else {
-            // Gone since: what removed it is pending too. Nothing to send for this one.
-            self.send(
-                device,
-                task,
-                Message::ModificationDone {
-                    update: update.update,
-                    outcome: Outcome::Applied,
-                },
-            );
+            // Gone since: what removed it is pending too. Nothing to send for this one; it
+            // is settled here (no message: update ids are this device's own numbering).
             let actions = self.delivery.acknowledged(device, update.update);
             self.perform(actions);
             return Ok(());
@@ -795,7 +801,18 @@ impl Engine {
         let hash = entry.hash.unwrap_or_else(|| ContentHash::of(b""));
         let blob = match entry.kind {
             EntryKind::Folder => None,
-            _ => Some(self.store.blobs().open_blob(&hash)?),
+            _ => match self.store.blobs().open_blob(&hash) {
+                Ok(file) => Some(file),
+                Err(e) => {
+                    // The content went before it could be kept (the file was renamed or
+                    // deleted at once): the events recorded after this one describe it.
+                    tracing::debug!(path = %entry.path, error = %e, "content gone; skipping this update");
+                    self.subsumed.remove(&(device, update.update));
+                    let actions = self.delivery.acknowledged(device, update.update);
+                    self.perform(actions);
+                    return Ok(());
+                }
+            },
         };
         let size = match &blob {
             Some(f) => f
@@ -896,6 +913,14 @@ impl Engine {
             tracing::warn!(%device, %task, "rejected a message about a task this device is not linked to");
             return;
         }
+        let answers = match &message {
+            Message::Create { update, .. }
+            | Message::Patch { update, .. }
+            | Message::Chunk { update, .. }
+            | Message::Delete { update, .. }
+            | Message::Rename { update, .. } => Some(*update),
+            _ => None,
+        };
         let result = match message {
             Message::ModificationDone { update, outcome } => {
                 self.done(device, update, outcome);
@@ -970,7 +995,17 @@ impl Engine {
                 self.send(device, task, Message::ModificationDone { update, outcome });
             }
             Ok(None) => {}
-            Err(e) => tracing::warn!(%device, %task, error = %e, "could not apply an update"),
+            Err(e) => {
+                tracing::warn!(%device, %task, error = %e, "could not apply an update");
+                // Always answer, or the sender's per-device lock would wait forever.
+                if let Some(update) = answers {
+                    self.incoming.remove(&(device, update));
+                    let outcome = Outcome::Failed {
+                        reason: e.to_string(),
+                    };
+                    self.send(device, task, Message::ModificationDone { update, outcome });
+                }
+            }
         }
     }
 
@@ -1286,7 +1321,10 @@ impl Engine {
         let root = self.root(task)?;
         let source = safe_target(&root, from)?;
         let Some(entry) = stat_entry(&root, from, None)? else {
-            return Ok(Outcome::Applied);
+            // Nothing to rename here: the sender then sends what is at the new path.
+            return Ok(Outcome::Failed {
+                reason: format!("{from} is not here to rename"),
+            });
         };
         let dest = prepare_target(&root, to)?;
         self.expect(task, from, None);
