@@ -293,3 +293,32 @@ fn files_created_and_moved_at_once_are_not_lost() {
     wait_same(&da, &db, SETTLE);
     assert_eq!(fs::read_dir(db.join("done")).unwrap().count(), 60);
 }
+
+/// Received files keep their sender's modification time, for new files and for patches
+/// (conflict copies are named after it, so every device must see the same).
+#[test]
+fn received_files_keep_the_senders_mtime() {
+    let (base, a, b) = pair();
+    let (da, db) = (base.path().join("A"), base.path().join("B"));
+    fs::create_dir_all(&da).unwrap();
+    fs::write(da.join("small.txt"), "v1").unwrap();
+    fs::write(da.join("big.bin"), vec![7u8; 300_000]).unwrap();
+    let task = a.add_task(&da);
+    link(&a, &task, &b, &db);
+    wait_same(&da, &db, SETTLE);
+    let mtime = |p: std::path::PathBuf| fs::metadata(p).unwrap().modified().unwrap();
+    assert_eq!(mtime(da.join("big.bin")), mtime(db.join("big.bin")));
+    std::thread::sleep(Duration::from_millis(1100));
+    let mut data = fs::read(da.join("big.bin")).unwrap();
+    data[1000] = 1;
+    fs::write(da.join("big.bin"), data).unwrap();
+    fs::write(da.join("small.txt"), "v2, longer").unwrap();
+    wait_same(&da, &db, SETTLE);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        mtime(da.join("big.bin")),
+        mtime(db.join("big.bin")),
+        "patched file"
+    );
+    assert_eq!(mtime(da.join("small.txt")), mtime(db.join("small.txt")));
+}

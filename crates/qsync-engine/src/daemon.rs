@@ -1255,6 +1255,10 @@ impl Engine {
                         reason: e.to_string(),
                     });
                 }
+                // Received files keep their sender's modification time.
+                if let Ok(file) = fs::OpenOptions::new().write(true).open(&target) {
+                    let _ = file.set_modified(system_time(mtime_ns));
+                }
             }
         }
         if aside {
