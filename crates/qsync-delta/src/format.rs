@@ -49,6 +49,27 @@ fn read_u32(r: &mut impl Read) -> Result<u32, DeltaError> {
     Ok(u32::from_le_bytes(b))
 }
 
+/// Read exactly `len` bytes into `scratch`, growing it only as bytes arrive (a lying length
+/// cannot make it allocate more than the input holds).
+fn read_bytes(
+    r: &mut impl Read,
+    len: u32,
+    scratch: &mut Vec<u8>,
+    what: &str,
+) -> Result<(), DeltaError> {
+    scratch.clear();
+    let got = r
+        .take(u64::from(len))
+        .read_to_end(scratch)
+        .map_err(|e| DeltaError::Malformed(format!("it could not be read: {e}")))?;
+    if got != len as usize {
+        return Err(DeltaError::Malformed(format!(
+            "it ends inside a {what} segment"
+        )));
+    }
+    Ok(())
+}
+
 fn read_hash(r: &mut impl Read) -> Result<ContentHash, DeltaError> {
     let mut b = [0u8; 32];
     read_exact(r, &mut b)?;
@@ -189,14 +210,7 @@ impl<'a> Segment<'a> {
                         )));
                     }
                 }
-                scratch.clear();
-                let got = r
-                    .take(u64::from(vcdiff_len))
-                    .read_to_end(scratch)
-                    .map_err(|e| DeltaError::Malformed(format!("it could not be read: {e}")))?;
-                if got != vcdiff_len as usize {
-                    return Err(malformed("it ends inside a VCDIFF segment"));
-                }
+                read_bytes(r, vcdiff_len, scratch, "VCDIFF")?;
                 Ok(Segment::Vcdiff {
                     source_offset,
                     source_len,
@@ -211,14 +225,7 @@ impl<'a> Segment<'a> {
                         "a literal of {len} bytes is over the {MAX_SEGMENT_LEN}-byte limit"
                     )));
                 }
-                scratch.clear();
-                let got = r
-                    .take(u64::from(len))
-                    .read_to_end(scratch)
-                    .map_err(|e| DeltaError::Malformed(format!("it could not be read: {e}")))?;
-                if got != len as usize {
-                    return Err(malformed("it ends inside a literal segment"));
-                }
+                read_bytes(r, len, scratch, "literal")?;
                 Ok(Segment::Literal(scratch))
             }
             other => Err(DeltaError::Malformed(format!(
