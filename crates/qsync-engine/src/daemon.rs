@@ -798,15 +798,15 @@ impl Engine {
         } else {
             None
         };
-        let hash = entry.hash.unwrap_or_else(|| ContentHash::of(b""));
+        let mut hash = entry.hash.unwrap_or_else(|| ContentHash::of(b""));
         let blob = match entry.kind {
             EntryKind::Folder => None,
-            _ => match self.store.blobs().open_blob(&hash) {
-                Ok(file) => Some(file),
-                Err(e) => {
-                    // The content went before it could be kept (the file was renamed or
-                    // deleted at once): the events recorded after this one describe it.
-                    tracing::debug!(path = %entry.path, error = %e, "content gone; skipping this update");
+            _ => match self.blob_or_disk(task, &entry, &mut hash) {
+                Some(file) => Some(file),
+                None => {
+                    // The content is gone from the disk too (deleted or moved again at
+                    // once): the events recorded after this one describe what happened.
+                    tracing::debug!(path = %entry.path, "content gone; skipping this update");
                     self.subsumed.remove(&(device, update.update));
                     let actions = self.delivery.acknowledged(device, update.update);
                     self.perform(actions);
@@ -848,6 +848,24 @@ impl Engine {
             });
         }
         Ok(())
+    }
+
+    /// The stored content of `entry`, or, when it could not be kept in time (the file moved
+    /// at once), the content on disk now, kept on the way; `hash` becomes its hash.
+    fn blob_or_disk(
+        &self,
+        task: TaskId,
+        entry: &FileEntry,
+        hash: &mut ContentHash,
+    ) -> Option<fs::File> {
+        if let Ok(file) = self.store.blobs().open_blob(hash) {
+            return Some(file);
+        }
+        let root = self.tasks.get(&task)?.root.clone();
+        let kept = self.keep_content(&root, entry).ok().flatten()?;
+        let file = self.store.blobs().open_blob(&kept).ok()?;
+        *hash = kept;
+        Some(file)
     }
 
     fn send_chunks(
