@@ -728,7 +728,7 @@ impl Engine {
                             mtime_ns,
                         },
                     );
-                    self.send_chunks(device, task, id, &mut &delta[..])?;
+                    self.send_chunks(device, task, id, &delta);
                     Ok(())
                 }
                 None => self.send_full(device, &update),
@@ -868,40 +868,21 @@ impl Engine {
         Some(file)
     }
 
-    fn send_chunks(
-        &self,
-        device: DeviceId,
-        task: TaskId,
-        update: UpdateId,
-        content: &mut dyn Read,
-    ) -> Result<(), EngineError> {
-        let mut offset = 0u64;
-        loop {
-            let mut buf = vec![0u8; MAX_CHUNK_LEN];
-            let mut filled = 0;
-            while filled < buf.len() {
-                let n = content
-                    .read(&mut buf[filled..])
-                    .map_err(|e| EngineError::io("read content of", Path::new("a blob"), e))?;
-                if n == 0 {
-                    break;
-                }
-                filled += n;
-            }
-            if filled == 0 {
-                return Ok(());
-            }
-            buf.truncate(filled);
+    /// Send in-memory bytes (a delta) as `Chunk`s; file content is streamed by the
+    /// connection itself (`Outbound::Content`).
+    fn send_chunks(&self, device: DeviceId, task: TaskId, update: UpdateId, content: &[u8]) {
+        for (i, piece) in content.chunks(MAX_CHUNK_LEN).enumerate() {
+            let offset = (i * MAX_CHUNK_LEN) as u64;
+            let data = Bytes::copy_from_slice(piece);
             self.send(
                 device,
                 task,
                 Message::Chunk {
                     update,
                     offset,
-                    data: Bytes::from(buf),
+                    data,
                 },
             );
-            offset += filled as u64;
         }
     }
 
