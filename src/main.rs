@@ -3,6 +3,7 @@
 //! `qsync` alone starts the daemon and the terminal menu; `qsync daemon` runs the daemon
 //! only; the other subcommands talk to a running daemon through its control socket.
 
+mod magasin;
 mod menu;
 
 use std::io::Write;
@@ -119,6 +120,8 @@ enum Command {
         #[arg(long = "peer")]
         peers: Vec<SocketAddr>,
     },
+    /// The Magasin: list, search, install, uninstall and launch apps; serve a store.
+    Store(magasin::StoreArgs),
     /// Make a new random device id and print it.
     NewId,
     /// Print the version and the protocol version this build speaks.
@@ -145,7 +148,8 @@ fn default_state_dir() -> Result<PathBuf> {
         .context("could not find a data folder for QSync; pass --state-dir")
 }
 
-fn ask(state_dir: &Path, command: &str) -> Result<String> {
+/// Send one control command to the daemon; its `error: ...` answers become errors.
+pub(crate) fn ask(state_dir: &Path, command: &str) -> Result<String> {
     let answer = control::request(state_dir, command)?;
     match answer.strip_prefix("error: ") {
         Some(e) => bail!("{e}"),
@@ -181,7 +185,11 @@ fn main() -> Result<()> {
                 "{}",
                 ask(
                     &state_dir,
-                    &format!("task add {} {}", path.display(), name.unwrap_or_default())
+                    &format!(
+                        "task add {} {}",
+                        control::quote(&path.to_string_lossy()),
+                        name.unwrap_or_default()
+                    )
                 )?
             );
             Ok(())
@@ -226,6 +234,7 @@ fn main() -> Result<()> {
             probe_interval,
             peers,
         }) => discover(port, name, seconds, expiry, probe_interval, peers),
+        Some(Command::Store(args)) => magasin::run(&state_dir, args),
         Some(Command::NewId) => {
             println!("{}", DeviceId::random());
             Ok(())

@@ -1,5 +1,5 @@
 //! The terminal menu (the seed's front end): starts the daemon if none runs for this state
-//! folder, then offers the five actions. Bad input re-asks; nothing here panics.
+//! folder, then offers the seed's five actions and the installed apps. Bad input re-asks; nothing here panics.
 
 use std::io::{self, BufRead, Write};
 use std::path::Path;
@@ -60,7 +60,7 @@ pub fn run(state_dir: &Path) -> Result<()> {
             btf::answer(&state_dir.join("btf"), &flag, &answer)?;
         }
         println!(
-            "\nQSync\n  [0] start syncing (status)\n  [1] create a sync task\n  [2] link another machine to a task\n  [3] list tasks and ids\n  [4] list QSync devices\n  [q] quit"
+            "\nQSync\n  [0] start syncing (status)\n  [1] create a sync task\n  [2] link another machine to a task\n  [3] list tasks and ids\n  [4] list QSync devices\n  [5] installed apps\n  [6] launch an app\n  [q] quit"
         );
         let Some(choice) = prompt(&mut input, "choice: ")? else {
             return Ok(());
@@ -72,7 +72,10 @@ pub fn run(state_dir: &Path) -> Result<()> {
                     return Ok(());
                 };
                 match std::fs::canonicalize(&path) {
-                    Ok(path) => show(state_dir, &format!("task add {}", path.display())),
+                    Ok(path) => show(
+                        state_dir,
+                        &format!("task add {}", control::quote(&path.to_string_lossy())),
+                    ),
                     Err(e) => println!("no folder at {path}: {e}"),
                 }
             }
@@ -95,8 +98,24 @@ pub fn run(state_dir: &Path) -> Result<()> {
             }
             "3" => show(state_dir, "task list"),
             "4" => show(state_dir, "devices"),
+            "5" => match crate::magasin::installed(state_dir) {
+                Ok(list) => println!("{list}"),
+                Err(e) => println!("{e:#}"),
+            },
+            "6" => {
+                if let Ok(list) = crate::magasin::installed(state_dir) {
+                    println!("{list}");
+                }
+                let Some(name) = prompt(&mut input, "app to launch: ")? else {
+                    return Ok(());
+                };
+                match crate::magasin::launch(state_dir, &name) {
+                    Ok(started) => println!("{started}"),
+                    Err(e) => println!("{e:#}"),
+                }
+            }
             "q" | "quit" | "exit" => return Ok(()),
-            other => println!("`{other}` is not one of the choices; type 0, 1, 2, 3, 4 or q"),
+            other => println!("`{other}` is not one of the choices; type 0 to 6 or q"),
         }
     }
 }

@@ -235,18 +235,12 @@ pub fn launch(app: &ToutEnUn, dir: &Path) -> Result<Child, AppsError> {
         .map_err(|e| AppsError::io("start", launcher, e))
 }
 
-/// Uninstall `app` from `dir`: run its uninstaller (unless `skip_uninstaller`), move its data
-/// folder to `keep_data` (if it has anything in it), remove the shortcut and the folder.
-/// Returns where the data went, if it was kept.
-pub fn uninstall(
-    app: &ToutEnUn,
-    layout: &Layout,
-    keep_data: &Path,
-    skip_uninstaller: bool,
-) -> Result<Option<PathBuf>, AppsError> {
+/// Run `app`'s uninstaller, if it has one and is still in place. Run it while its data
+/// folder is still synced, then [`remove`] the app.
+pub fn run_uninstaller(app: &ToutEnUn, layout: &Layout) -> Result<(), AppsError> {
     let name = app.name().as_str();
     let dir = layout.app_dir(name);
-    if let (Some(uninstaller), false, true) = (app.uninstaller(), skip_uninstaller, dir.exists()) {
+    if let (Some(uninstaller), true) = (app.uninstaller(), dir.exists()) {
         let output = Command::new(uninstaller.under(&dir))
             .current_dir(&dir)
             .env("QSYNC_APP_DIR", &dir)
@@ -256,12 +250,24 @@ pub fn uninstall(
             .map_err(|e| AppsError::io("run the uninstaller", uninstaller.under(&dir), e))?;
         if !output.status.success() {
             return Err(AppsError::Install(format!(
-                "{name}'s uninstaller failed ({}): {}; nothing was removed (use --force to skip it)",
+                "{name}'s uninstaller failed ({}): {}",
                 output.status,
                 String::from_utf8_lossy(&output.stderr).trim()
             )));
         }
     }
+    Ok(())
+}
+
+/// Remove `app`'s files and shortcut. Its data folder, if it holds anything, is moved to
+/// `keep_data` rather than deleted; returns where it went.
+pub fn remove(
+    app: &ToutEnUn,
+    layout: &Layout,
+    keep_data: &Path,
+) -> Result<Option<PathBuf>, AppsError> {
+    let name = app.name().as_str();
+    let dir = layout.app_dir(name);
     let data = app.data_folder().under(&dir);
     let has_data = fs::read_dir(&data).is_ok_and(|mut d| d.next().is_some());
     let kept = if has_data {
@@ -375,7 +381,8 @@ mod tests {
         assert!(again.contains("already installed"), "{again}");
 
         let keep = dir.path().join("kept/Hello App");
-        let kept = uninstall(&app, &layout, &keep, false).unwrap();
+        run_uninstaller(&app, &layout).unwrap();
+        let kept = remove(&app, &layout, &keep).unwrap();
         assert_eq!(kept.as_deref(), Some(keep.as_path()));
         assert_eq!(
             fs::read_to_string(keep.join("bye")).unwrap(),

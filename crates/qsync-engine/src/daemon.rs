@@ -14,12 +14,13 @@ use bytes::Bytes;
 use qsync_base::{ContentHash, DeviceId, EntryKind, FileEntry, RelPath, TaskId, UpdateId};
 use qsync_delta::Options;
 use qsync_discovery::{Config as DiscoveryConfig, Discovery, DiscoveryEvent};
-use qsync_store::{Change, ModType, PendingUpdate, Store};
+use qsync_store::{AppRecord, Change, ModType, PendingUpdate, Store};
 use qsync_watch::{observe, scan, stat_entry, Index, LocalEvent, TaskWatcher, WatchBatch};
 use qsync_wire::{LinkKey, Message, Outcome, MAX_CHUNK_LEN};
 use tokio::sync::oneshot;
 
 use crate::conflict::{decide, Decision, Version};
+use crate::control::{quote, unquote};
 use crate::delivery::{Action, Delivery};
 use crate::fsops::{incoming_file, prepare_target, remove_any, remove_stale_parts, safe_target};
 use crate::net::{self, Keys, NetCtx, NetEvent, Outbound, Outgoing};
@@ -1394,7 +1395,44 @@ impl Engine {
         let words: Vec<&str> = line.split_whitespace().collect();
         let answer = match words.as_slice() {
             ["id"] => self.me.to_string(),
-            ["task", "add", path, rest @ ..] => self.task_add(Path::new(path), &rest.join(" ")).unwrap_or_else(|e| format!("error: {e}")),
+            ["task", "add", path, rest @ ..] => match unquote(path) {
+                Some(path) => self
+                    .task_add(Path::new(&path), &rest.join(" "))
+                    .map(|(task, name, root)| format!("task {task} {} {}", name.replace(' ', "_"), root.display()))
+                    .unwrap_or_else(|e| format!("error: {e}")),
+                None => "error: usage: task add PATH [NAME] (PATH quoted)".into(),
+            },
+            ["task", "remove", task] => match task.parse::<TaskId>() {
+                Ok(task) => match self.task_remove(task) {
+                    Ok(()) => format!("removed task {task} (its folder is untouched)"),
+                    Err(e) => format!("error: {e}"),
+                },
+                Err(e) => format!("error: {e}"),
+            },
+            ["app", "add", kind, name, folder, app_dir, config] => {
+                match (unquote(name), unquote(folder), unquote(app_dir), unquote(config)) {
+                    (Some(name), Some(folder), Some(app_dir), Some(config)) => {
+                        let app_dir = (!app_dir.is_empty()).then(|| PathBuf::from(app_dir));
+                        self.app_add(kind, &name, Path::new(&folder), app_dir, config)
+                            .unwrap_or_else(|e| format!("error: {e}"))
+                    }
+                    _ => "error: usage: app add KIND NAME FOLDER APP_DIR CONFIG (quoted)".into(),
+                }
+            }
+            ["app", "list"] => match self.store.apps() {
+                Ok(apps) => apps.iter().map(app_line).collect::<Vec<_>>().join("\n"),
+                Err(e) => format!("error: {e}"),
+            },
+            ["app", "get", name] => match unquote(name).map(|n| self.store.app(&n)) {
+                Some(Ok(Some(app))) => app_line(&app),
+                Some(Ok(None)) => format!("error: no app named {} is installed", unquote(name).unwrap_or_default()),
+                Some(Err(e)) => format!("error: {e}"),
+                None => "error: usage: app get NAME (quoted)".into(),
+            },
+            ["app", "remove", name] => match unquote(name) {
+                Some(name) => self.app_remove(&name).unwrap_or_else(|e| format!("error: {e}")),
+                None => "error: usage: app remove NAME (quoted)".into(),
+            },
             ["task", "list"] => match self.store.tasks() {
                 Ok(tasks) => tasks
                     .iter()
@@ -1475,7 +1513,77 @@ impl Engine {
         Some((answer, reply))
     }
 
-    fn task_add(&mut self, path: &Path, name: &str) -> Result<String, EngineError> {
+    /// Stop syncing `task` here: unlink its devices and forget it (its folder is untouched).
+    fn task_remove(&mut self, task: TaskId) -> Result<(), EngineError> {
+        let links = self.store.linked_devices(task)?;
+        for device in links {
+            self.send(device, task, Message::UnlinkDevice);
+        }
+        self.tasks.remove(&task); // drops its watcher
+        self.store.remove_task(task)?;
+        Ok(())
+    }
+
+    /// Record an installed app and create the sync task of its data folder.
+    fn app_add(
+        &mut self,
+        kind: &str,
+        name: &str,
+        folder: &Path,
+        app_dir: Option<PathBuf>,
+        config: String,
+    ) -> Result<String, EngineError> {
+        if kind != "grapin" && kind != "tout-en-un" {
+            return Err(EngineError::State(format!(
+                "`{kind}` is not an app kind (grapin or tout-en-un)"
+            )));
+        }
+        if self.store.app(name)?.is_some() {
+            return Err(EngineError::State(format!(
+                "an app named {name} is already installed"
+            )));
+        }
+        let (task, _, root) = self.task_add(folder, name)?;
+        let installed_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let record = AppRecord {
+            name: name.to_owned(),
+            kind: kind.to_owned(),
+            task: Some(task),
+            data_folder: root,
+            app_dir,
+            config,
+            installed_at,
+        };
+        if let Err(e) = self.store.add_app(&record) {
+            let _ = self.task_remove(task);
+            return Err(e.into());
+        }
+        Ok(app_line(&record))
+    }
+
+    /// Forget an installed app and remove its sync task (never its files).
+    fn app_remove(&mut self, name: &str) -> Result<String, EngineError> {
+        let Some(app) = self.store.app(name)? else {
+            return Err(EngineError::State(format!(
+                "no app named {name} is installed"
+            )));
+        };
+        if let Some(task) = app.task {
+            if self.tasks.contains_key(&task) {
+                self.task_remove(task)?;
+            }
+        }
+        self.store.remove_app(name)?;
+        Ok(app_line(&app))
+    }
+
+    fn task_add(
+        &mut self,
+        path: &Path,
+        name: &str,
+    ) -> Result<(TaskId, String, PathBuf), EngineError> {
         let root = fs::canonicalize(path).map_err(|e| EngineError::io("find", path, e))?;
         if !root.is_dir() {
             return Err(EngineError::State(format!(
@@ -1498,10 +1606,25 @@ impl Engine {
         }
         self.store.record_mapping(task, &entries)?;
         self.start_task(task, root.clone())?;
-        Ok(format!(
-            "task {task} {} {}",
-            name.replace(' ', "_"),
-            root.display()
-        ))
+        Ok((task, name, root))
     }
+}
+
+/// One installed app as a control line: `app NAME KIND TASK|- DATA_FOLDER APP_DIR CONFIG`,
+/// every field after `app` quoted.
+fn app_line(app: &AppRecord) -> String {
+    format!(
+        "app {} {} {} {} {} {}",
+        quote(&app.name),
+        app.kind,
+        app.task.map_or_else(|| "-".to_owned(), |t| t.to_string()),
+        quote(&app.data_folder.to_string_lossy()),
+        quote(
+            &app.app_dir
+                .as_ref()
+                .map(|d| d.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        ),
+        quote(&app.config),
+    )
 }

@@ -37,6 +37,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod apps;
 mod blobs;
 mod error;
 
@@ -48,6 +49,7 @@ use std::path::{Path, PathBuf};
 use qsync_base::{ContentHash, DeviceId, EntryKind, FileEntry, RelPath, TaskId, UpdateId};
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 
+pub use apps::AppRecord;
 pub use blobs::Blobs;
 pub use error::StoreError;
 
