@@ -46,3 +46,11 @@ fuzz-tool:
 # Fuzz the patch parser and applier.
 fuzz-delta SECONDS="60": fuzz-tool
     cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run delta -- -max_total_time={{SECONDS}}
+
+# Fuzz app archives (unpacking) and app descriptions.
+fuzz-apps SECONDS="60": fuzz-tool
+    cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run apps -- -max_total_time={{SECONDS}}
+
+# Fuzz the Magasin's store index parser.
+fuzz-index SECONDS="60": fuzz-tool
+    cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run index -- -max_total_time={{SECONDS}}

@@ -36,6 +36,8 @@
 
 pub mod archive;
 mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod install;
 mod resolve;
 
