@@ -1,9 +1,10 @@
-//! QSync against rsync, measured in the same run on this machine (issue 9).
+//! QSync against rsync and Syncthing, measured in the same run on this machine (issue 9).
 //!
 //! `cargo bench --bench compare` (or `just bench-compare`) runs the full sizes and writes
 //! `benches/results.md`; `QSYNC_BENCH_SCALE=smoke` runs tiny sizes (CI does, through
 //! `tests/bench_smoke.rs`, so the harness cannot rot). Everything runs on loopback: two
-//! QSync daemons with mDNS off, and an rsync daemon (`rsync://127.0.0.1`).
+//! QSync daemons with mDNS off, an rsync daemon (`rsync://127.0.0.1`), and two Syncthing
+//! instances configured by `syncthing.rs` (discovery, relays and NAT off).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -14,6 +15,8 @@
 
 #[path = "../tests/support/node.rs"]
 mod node;
+#[path = "syncthing.rs"]
+mod syncthing;
 
 use std::fmt::Write as _;
 use std::fs;
@@ -22,6 +25,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use node::{link, tree, Node};
+use syncthing::Syncthing;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Scale {
@@ -58,7 +62,9 @@ pub struct Row {
     pub scenario: String,
     pub qsync: String,
     pub rsync: String,
+    pub syncthing: String,
     pub ratio: String,
+    pub st_ratio: String,
 }
 
 fn pseudo_random(len: usize, mut seed: u64) -> Vec<u8> {
@@ -213,12 +219,25 @@ fn initial_sync(rows: &mut Vec<Row>, label: String, files: usize, size: usize) {
     let rsync = RsyncDaemon::start(base.path());
     let (rt, _) = rsync.push(&src);
     assert_eq!(tree(&src), tree(&rsync.dest));
-    let (qt, _, _a, _b, _) = qsync_initial(base.path(), &src);
+    let qt = qsync_initial(base.path(), &src).0;
+    // Syncthing: A scans its folder first (as `qsync task add` does before `link`), then B
+    // starts and the clock runs until B has everything.
+    let st_dest = base.path().join("st-dest");
+    let (mut sa, mut sb) = Syncthing::pair(base.path(), &src, &st_dest);
+    sa.start();
+    sa.wait_complete(files as u64, Duration::from_secs(900));
+    let t = Instant::now();
+    sb.start();
+    sb.wait_complete(files as u64, Duration::from_secs(900));
+    let st = t.elapsed();
+    assert_eq!(tree(&src), tree(&st_dest), "Syncthing copy differs");
     rows.push(Row {
         scenario: label,
         qsync: secs(qt),
         rsync: secs(rt),
+        syncthing: secs(st),
         ratio: ratio(qt.as_secs_f64(), rt.as_secs_f64()),
+        st_ratio: ratio(qt.as_secs_f64(), st.as_secs_f64()),
     });
 }
 
@@ -230,46 +249,66 @@ fn one_byte_change(rows: &mut Vec<Row>, size: usize) {
     fs::write(src.join("big.bin"), &data).unwrap();
     let rsync = RsyncDaemon::start(base.path());
     rsync.push(&src);
-    let (_, _, a, _b, dest) = qsync_initial(base.path(), &src);
-    std::thread::sleep(Duration::from_millis(500));
-
-    let middle = size / 2;
-    data[middle] ^= 0xff;
-    let before = wire(&a);
-    let t = Instant::now();
-    fs::write(src.join("big.bin"), &data).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Ok(got) = fs::read(dest.join("big.bin")) {
-            if got.len() == data.len() && got[middle] == data[middle] {
-                break;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "QSync did not deliver the change"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let qt = t.elapsed();
-    std::thread::sleep(Duration::from_millis(300));
-    let qbytes = wire(&a) - before;
+    let (qt, qbytes) = {
+        let (_, _, a, _b, dest) = qsync_initial(base.path(), &src);
+        std::thread::sleep(Duration::from_millis(500));
+        let before = wire(&a);
+        let qt = flip_and_wait(&src, &dest, &mut data, size / 2);
+        std::thread::sleep(Duration::from_millis(300));
+        (qt, wire(&a) - before)
+    };
     let (rt, rbytes) = rsync.push(&src);
+
+    let st_dest = base.path().join("st-dest");
+    let (mut sa, mut sb) = Syncthing::pair(base.path(), &src, &st_dest);
+    sa.start();
+    sa.wait_complete(1, Duration::from_secs(300));
+    sb.start();
+    sb.wait_complete(1, Duration::from_secs(300));
+    std::thread::sleep(Duration::from_millis(1500));
+    let before = sa.wire_bytes();
+    let st = flip_and_wait(&src, &st_dest, &mut data, size / 2 + 1);
+    sb.wait_complete(1, Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(1500));
+    let sbytes = sa.wire_bytes() - before;
+
     let mb = size / (1024 * 1024);
     rows.push(Row {
         scenario: format!(
-            "1 byte changed in a {mb} MiB file: time (includes QSync's 200 ms watch debounce)"
+            "1 byte changed in a {mb} MiB file: time (QSync's watch debounce is 200 ms, Syncthing's 1 s)"
         ),
         qsync: secs(qt),
         rsync: secs(rt),
+        syncthing: secs(st),
         ratio: ratio(qt.as_secs_f64(), rt.as_secs_f64()),
+        st_ratio: ratio(qt.as_secs_f64(), st.as_secs_f64()),
     });
     rows.push(Row {
         scenario: format!("1 byte changed in a {mb} MiB file: bytes on the wire"),
         qsync: qbytes.to_string(),
         rsync: rbytes.to_string(),
+        syncthing: sbytes.to_string(),
         ratio: ratio(qbytes as f64, rbytes as f64),
+        st_ratio: ratio(qbytes as f64, sbytes as f64),
     });
+}
+
+/// Flip the byte at `at` in `data`, write it to `src/big.bin`, and time until `dest/big.bin`
+/// has it.
+fn flip_and_wait(src: &Path, dest: &Path, data: &mut [u8], at: usize) -> Duration {
+    data[at] ^= 0xff;
+    let t = Instant::now();
+    fs::write(src.join("big.bin"), &*data).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Ok(got) = fs::read(dest.join("big.bin")) {
+            if got.len() == data.len() && got[at] == data[at] {
+                return t.elapsed();
+            }
+        }
+        assert!(Instant::now() < deadline, "the change was not delivered");
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 fn latency(rows: &mut Vec<Row>, rounds: usize) {
@@ -277,7 +316,31 @@ fn latency(rows: &mut Vec<Row>, rounds: usize) {
     let src = base.path().join("src");
     fs::create_dir_all(&src).unwrap();
     fs::write(src.join("note.txt"), "0").unwrap();
-    let (_, _, _a, _b, dest) = qsync_initial(base.path(), &src);
+    let (q50, q99) = {
+        let (_, _, _a, _b, dest) = qsync_initial(base.path(), &src);
+        edit_latency(&src, &dest, rounds)
+    };
+    let st_dest = base.path().join("st-dest");
+    let (mut sa, mut sb) = Syncthing::pair(base.path(), &src, &st_dest);
+    sa.start();
+    sa.wait_complete(1, Duration::from_secs(60));
+    sb.start();
+    sb.wait_complete(1, Duration::from_secs(60));
+    let (s50, s99) = edit_latency(&src, &st_dest, rounds);
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    rows.push(Row {
+        scenario: format!("change-to-remote latency, small file, {rounds} changes: p50 / p99"),
+        qsync: format!("{:.0} / {:.0} ms", ms(q50), ms(q99)),
+        rsync: "n/a (not live)".into(),
+        syncthing: format!("{:.0} / {:.0} ms", ms(s50), ms(s99)),
+        ratio: "-".into(),
+        st_ratio: format!("{} / {}", ratio(ms(q50), ms(s50)), ratio(ms(q99), ms(s99))),
+    });
+}
+
+/// Write `rounds` changes to `src/note.txt`; the p50 and p99 of the time each took to show in
+/// `dest`.
+fn edit_latency(src: &Path, dest: &Path, rounds: usize) -> (Duration, Duration) {
     let mut samples = Vec::with_capacity(rounds);
     for i in 1..=rounds {
         let text = format!("change {i}");
@@ -294,16 +357,7 @@ fn latency(rows: &mut Vec<Row>, rounds: usize) {
     samples.sort();
     let pick =
         |q: f64| samples[((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1];
-    rows.push(Row {
-        scenario: format!("change-to-remote latency, small file, {rounds} changes: p50 / p99"),
-        qsync: format!(
-            "{:.0} / {:.0} ms",
-            pick(0.5).as_secs_f64() * 1e3,
-            pick(0.99).as_secs_f64() * 1e3
-        ),
-        rsync: "n/a (not live)".into(),
-        ratio: "-".into(),
-    });
+    (pick(0.5), pick(0.99))
 }
 
 fn peak_rss(rows: &mut Vec<Row>, files: usize) {
@@ -316,23 +370,35 @@ fn peak_rss(rows: &mut Vec<Row>, files: usize) {
         }
         fs::write(dir.join(format!("f{i}")), i.to_string()).unwrap();
     }
-    let node = Node::start(base.path(), "rss");
-    node.add_task(&src);
+    let q = {
+        let node = Node::start(base.path(), "rss");
+        node.add_task(&src);
+        std::thread::sleep(Duration::from_secs(1));
+        peak_kib(node.pid().unwrap())
+    };
+    let (mut sa, _sb) = Syncthing::pair(base.path(), &src, &base.path().join("st-unused"));
+    sa.start();
+    sa.wait_complete(files as u64, Duration::from_secs(900));
     std::thread::sleep(Duration::from_secs(1));
-    let status = fs::read_to_string(format!("/proc/{}/status", node.pid().unwrap())).unwrap();
-    let hwm = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .unwrap_or("VmHWM: ? kB")
-        .trim_start_matches("VmHWM:")
-        .trim()
-        .to_owned();
+    let s = peak_kib(sa.pid());
     rows.push(Row {
-        scenario: format!("daemon peak RSS watching {files} files"),
-        qsync: hwm,
+        scenario: format!("daemon peak RSS watching {files} files (after the first scan)"),
+        qsync: format!("{} MiB", q / 1024),
         rsync: "n/a (no daemon)".into(),
+        syncthing: format!("{} MiB", s / 1024),
         ratio: "-".into(),
+        st_ratio: ratio(q as f64, s as f64),
     });
+}
+
+/// A process's peak resident set (VmHWM), in KiB.
+fn peak_kib(pid: u32) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
+        .unwrap_or(0)
 }
 
 pub fn run(scale: Scale) -> Vec<Row> {
@@ -391,20 +457,25 @@ pub fn table(scale: Scale, rows: &[Row]) -> String {
             .unwrap_or_default(),
     )
     .unwrap_or_default();
-    let _ = writeln!(out, "# QSync vs rsync ({} scale)\n", scale.name);
     let _ = writeln!(
         out,
-        "{} on {machine}; {} ; QSync debug={}.\n",
+        "# QSync vs rsync and Syncthing ({} scale)\n",
+        scale.name
+    );
+    let _ = writeln!(
+        out,
+        "{} on {machine}; {}; {}; QSync debug={}.\n",
         date.trim(),
         rsync.lines().next().unwrap_or("rsync ?"),
+        syncthing::version(),
         cfg!(debug_assertions)
     );
-    let _ = writeln!(out, "| scenario | QSync | rsync (daemon on loopback) | QSync/rsync |\n| --- | --- | --- | --- |");
+    let _ = writeln!(out, "| scenario | QSync | rsync (daemon on loopback) | Syncthing (two instances on loopback) | QSync/rsync | QSync/Syncthing |\n| --- | --- | --- | --- | --- | --- |");
     for r in rows {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} |",
-            r.scenario, r.qsync, r.rsync, r.ratio
+            "| {} | {} | {} | {} | {} | {} |",
+            r.scenario, r.qsync, r.rsync, r.syncthing, r.ratio, r.st_ratio
         );
     }
     out

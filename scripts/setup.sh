@@ -3,12 +3,12 @@
 # the system packages QSync's build and tests need, and (unless --no-just) the `just` runner.
 #   libclang-dev, clang : bindgen, used by the xdelta3 crate's build script
 #   xdelta3             : the tests check that our deltas apply with the reference decoder
-#   rsync               : the benchmarks measure against it
+#   rsync, syncthing    : the benchmarks measure against them
 #   iproute2            : multi-host tests in network namespaces (ip netns)
 # Idempotent and quick when everything is already there.
 set -euo pipefail
 
-packages=(libclang-dev clang xdelta3 rsync iproute2 pkg-config)
+packages=(libclang-dev clang xdelta3 rsync syncthing iproute2 pkg-config)
 install_just=1
 for arg in "$@"; do
   case "$arg" in

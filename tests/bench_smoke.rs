@@ -6,16 +6,18 @@ mod compare;
 
 #[test]
 fn the_comparison_harness_runs_at_smoke_scale() {
-    if std::process::Command::new("rsync")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("rsync must be installed on CI (./scripts/setup.sh)");
+    for peer in ["rsync", "syncthing"] {
+        if std::process::Command::new(peer)
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("{peer} must be installed on CI (./scripts/setup.sh)");
+            }
+            eprintln!("skipped: {peer} is not installed (./scripts/setup.sh installs it)");
+            return;
         }
-        eprintln!("skipped: rsync is not installed (./scripts/setup.sh installs it)");
-        return;
     }
     let rows = compare::run(compare::SMOKE);
     let table = compare::table(compare::SMOKE, &rows);
