@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use qsync_base::{ContentHash, DeviceId, EntryKind, FileEntry, RelPath, TaskId, UpdateId};
+use qsync_base::{
+    ContentHash, ContentHasher, DeviceId, EntryKind, FileEntry, RelPath, TaskId, UpdateId,
+};
 use qsync_delta::Options;
 use qsync_discovery::{Config as DiscoveryConfig, Discovery, DiscoveryEvent};
 use qsync_store::{AppRecord, Change, ModType, PendingUpdate, Store};
@@ -89,6 +91,8 @@ enum IncomingKind {
         base: Option<ContentHash>,
         kind: EntryKind,
         file: tempfile::NamedTempFile,
+        /// The hash of what was received so far (so the file is never read back for it).
+        hasher: ContentHasher,
     },
     Patch {
         base: ContentHash,
@@ -1074,6 +1078,7 @@ impl Engine {
                     base,
                     kind,
                     file,
+                    hasher: ContentHasher::new(),
                 },
             },
         );
@@ -1099,9 +1104,11 @@ impl Engine {
             ));
         }
         match &mut incoming.kind {
-            IncomingKind::Full { file, .. } => file
-                .write_all(data)
-                .map_err(|e| EngineError::io("write", file.path(), e))?,
+            IncomingKind::Full { file, hasher, .. } => {
+                hasher.update(data);
+                file.write_all(data)
+                    .map_err(|e| EngineError::io("write", file.path(), e))?
+            }
             IncomingKind::Patch { delta, .. } => delta.extend_from_slice(data),
         }
         incoming.received += data.len() as u64;
@@ -1169,6 +1176,8 @@ impl Engine {
         let mut outcome = Outcome::Applied;
         let mut target = target;
         let mut aside = false;
+        // A whole file just written and already kept as a blob: what it is, to save reading it.
+        let mut written: Option<FileEntry> = None;
         match decision {
             Decision::AlreadyThere => return Ok(Outcome::Applied),
             Decision::Apply => {}
@@ -1224,26 +1233,33 @@ impl Engine {
                 std::os::unix::fs::symlink(&link_target, &target)
                     .map_err(|e| EngineError::io("create the link", &target, e))?;
             }
-            IncomingKind::Full { hash, file, .. } => {
-                file.as_file()
-                    .sync_all()
-                    .map_err(|e| EngineError::io("sync", file.path(), e))?;
-                let got = ContentHash::of_reader(
-                    fs::File::open(file.path())
-                        .map_err(|e| EngineError::io("read", file.path(), e))?,
-                )
-                .map_err(|e| EngineError::io("read", file.path(), e))?;
-                if got != hash {
+            IncomingKind::Full {
+                hash, file, hasher, ..
+            } => {
+                if hasher.finish() != hash {
                     return Ok(Outcome::Failed {
                         reason: "the received content does not match its hash".into(),
                     });
                 }
+                file.as_file()
+                    .sync_all()
+                    .map_err(|e| EngineError::io("sync", file.path(), e))?;
                 let size = file.as_file().metadata().map(|m| m.len()).unwrap_or(0);
-                if !aside {
-                    self.expect_content(task, &path, EntryKind::File, size, mtime_ns, hash);
-                }
                 // Received files keep their sender's modification time.
                 let _ = file.as_file().set_modified(system_time(mtime_ns));
+                if !aside {
+                    // Kept for future deltas, copied from the verified temporary file before
+                    // it takes its name, so that no later edit can slip into the copy.
+                    self.store.blobs().put_verified_copy(file.path(), &hash)?;
+                    self.expect_content(task, &path, EntryKind::File, size, mtime_ns, hash);
+                    written = Some(FileEntry {
+                        path: path.clone(),
+                        kind: EntryKind::File,
+                        size,
+                        mtime_ns,
+                        hash: Some(hash),
+                    });
+                }
                 file.persist(&target)
                     .map_err(|e| EngineError::io("put in place", &target, e.error))?;
             }
@@ -1265,11 +1281,13 @@ impl Engine {
             // The copy kept aside is a new local file: the watcher reports it and it syncs.
             return Ok(outcome);
         }
-        // Record the new state, and keep its content for future deltas.
-        let entry = stat_entry(&root, &path, None)?.ok_or_else(|| {
+        // Record the new state, and keep its content for future deltas. The hash of a file
+        // just written is reused unless its size or mtime moved since.
+        let entry = stat_entry(&root, &path, written.as_ref())?.ok_or_else(|| {
             EngineError::State(format!("{path} vanished right after it was written"))
         })?;
-        if entry.kind != EntryKind::Folder {
+        let kept = written.as_ref().is_some_and(|w| w.hash == entry.hash);
+        if entry.kind != EntryKind::Folder && !kept {
             self.keep_content(&root, &entry)?;
         }
         let change = if local.is_some() && entry_kind == EntryKind::File {

@@ -67,6 +67,30 @@ impl Blobs {
         Ok(hash)
     }
 
+    /// Store a copy of the file at `path`, whose content the caller has already checked to
+    /// hash to `hash` (and that nobody else writes to). The copy is made by the kernel
+    /// (`copy_file_range`, a reflink on file systems that share extents), never read back.
+    pub fn put_verified_copy(&self, path: &Path, hash: &ContentHash) -> Result<(), StoreError> {
+        let dest = self.path(hash);
+        if dest.is_file() {
+            return Ok(());
+        }
+        let temp = tempfile::Builder::new()
+            .prefix(".incoming-")
+            .tempfile_in(&self.dir)
+            .map_err(|e| StoreError::io("create a temporary file in", &self.dir, e))?;
+        fs::copy(path, temp.path()).map_err(|e| StoreError::io("copy", path, e))?;
+        temp.as_file()
+            .sync_all()
+            .map_err(|e| StoreError::io("sync", temp.path().to_owned(), e))?;
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent).map_err(|e| StoreError::io("create", parent, e))?;
+        }
+        temp.persist(&dest)
+            .map_err(|e| StoreError::io("store blob", &dest, e.error))?;
+        Ok(())
+    }
+
     /// Store a copy of the file at `path`.
     pub fn put_file(&self, path: &Path) -> Result<ContentHash, StoreError> {
         let file = fs::File::open(path).map_err(|e| StoreError::io("open", path, e))?;
