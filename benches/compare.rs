@@ -424,28 +424,41 @@ fn peak_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// Run the scenarios; `QSYNC_BENCH_ONLY=big,small,edit,latency,rss` picks some of them.
 pub fn run(scale: Scale) -> Vec<Row> {
+    let only = std::env::var("QSYNC_BENCH_ONLY").unwrap_or_default();
+    let wanted = |name: &str| only.is_empty() || only.split(',').any(|o| o == name);
     let mut rows = Vec::new();
-    let total = scale.big_files * scale.big_file_size;
-    initial_sync(
-        &mut rows,
-        format!(
-            "initial sync of {} MiB in {} files",
-            total / (1024 * 1024),
-            scale.big_files
-        ),
-        scale.big_files,
-        scale.big_file_size,
-    );
-    initial_sync(
-        &mut rows,
-        format!("initial sync of {} files of 4 KiB", scale.small_files),
-        scale.small_files,
-        4096,
-    );
-    one_byte_change(&mut rows, scale.edit_file_size);
-    latency(&mut rows, scale.latency_rounds);
-    peak_rss(&mut rows, scale.watched_files);
+    if wanted("big") {
+        let total = scale.big_files * scale.big_file_size;
+        initial_sync(
+            &mut rows,
+            format!(
+                "initial sync of {} MiB in {} files",
+                total / (1024 * 1024),
+                scale.big_files
+            ),
+            scale.big_files,
+            scale.big_file_size,
+        );
+    }
+    if wanted("small") {
+        initial_sync(
+            &mut rows,
+            format!("initial sync of {} files of 4 KiB", scale.small_files),
+            scale.small_files,
+            4096,
+        );
+    }
+    if wanted("edit") {
+        one_byte_change(&mut rows, scale.edit_file_size);
+    }
+    if wanted("latency") {
+        latency(&mut rows, scale.latency_rounds);
+    }
+    if wanted("rss") {
+        peak_rss(&mut rows, scale.watched_files);
+    }
     rows
 }
 
@@ -515,7 +528,7 @@ fn main() {
     let rows = run(scale);
     let text = table(scale, &rows);
     println!("{text}");
-    if scale.name == "full" {
+    if scale.name == "full" && std::env::var("QSYNC_BENCH_ONLY").is_err() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/results.md");
         // Notes written by hand below the table (from the first `## ` heading) are kept.
         let old = fs::read_to_string(&path).unwrap_or_default();

@@ -5,7 +5,13 @@
 //! low-priority setting are off. Watching is on with its minimum delay (1 s); the periodic
 //! rescan is set to an hour so that it cannot help.
 
-#![allow(missing_docs, dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    missing_docs,
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -92,7 +92,7 @@ enum IncomingKind {
         kind: EntryKind,
         file: tempfile::NamedTempFile,
         /// The hash of what was received so far (so the file is never read back for it).
-        hasher: ContentHasher,
+        hasher: Box<ContentHasher>,
     },
     Patch {
         base: ContentHash,
@@ -1078,7 +1078,7 @@ impl Engine {
                     base,
                     kind,
                     file,
-                    hasher: ContentHasher::new(),
+                    hasher: Box::default(),
                 },
             },
         );
@@ -1241,16 +1241,29 @@ impl Engine {
                         reason: "the received content does not match its hash".into(),
                     });
                 }
-                file.as_file()
-                    .sync_all()
-                    .map_err(|e| EngineError::io("sync", file.path(), e))?;
                 let size = file.as_file().metadata().map(|m| m.len()).unwrap_or(0);
                 // Received files keep their sender's modification time.
                 let _ = file.as_file().set_modified(system_time(mtime_ns));
+                // Make the file durable and, unless it goes aside, keep its content for
+                // future deltas: a kernel copy of the verified temporary file, made before
+                // it takes its name so that no later edit can slip into the copy. The two
+                // run side by side, so their fsyncs overlap.
+                let blobs = self.store.blobs();
+                let (synced, kept) = std::thread::scope(|s| {
+                    let kept =
+                        (!aside).then(|| s.spawn(|| blobs.put_verified_copy(file.path(), &hash)));
+                    let synced = file.as_file().sync_all();
+                    (synced, kept.map(|k| k.join()))
+                });
+                synced.map_err(|e| EngineError::io("sync", file.path(), e))?;
+                match kept {
+                    Some(Ok(result)) => result?,
+                    Some(Err(_)) => {
+                        return Err(EngineError::State("the blob copy thread panicked".into()))
+                    }
+                    None => {}
+                }
                 if !aside {
-                    // Kept for future deltas, copied from the verified temporary file before
-                    // it takes its name, so that no later edit can slip into the copy.
-                    self.store.blobs().put_verified_copy(file.path(), &hash)?;
                     self.expect_content(task, &path, EntryKind::File, size, mtime_ns, hash);
                     written = Some(FileEntry {
                         path: path.clone(),

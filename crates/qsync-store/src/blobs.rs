@@ -17,6 +17,14 @@ pub struct Blobs {
 impl Blobs {
     pub(crate) fn open(dir: PathBuf) -> Result<Self, StoreError> {
         fs::create_dir_all(&dir).map_err(|e| StoreError::io("create", &dir, e))?;
+        // The 256 fan-out folders exist from the start, so that storing a blob never has to
+        // create one (a directory creation costs as much as a file's on ext4).
+        for byte in 0..=255u8 {
+            let sub = dir.join(format!("{byte:02x}"));
+            if !sub.is_dir() {
+                fs::create_dir(&sub).map_err(|e| StoreError::io("create", &sub, e))?;
+            }
+        }
         Ok(Self { dir })
     }
 
