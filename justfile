@@ -22,7 +22,7 @@ ci:
 bench: deps
     cargo bench --workspace
 
-# QSync against rsync on this machine, full sizes (several minutes); writes benches/results.md.
+# QSync against rsync and Syncthing on this machine, full sizes (about 10 minutes); writes benches/results.md.
 bench-compare: deps
     cargo bench --bench compare
 
