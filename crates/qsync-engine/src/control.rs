@@ -80,24 +80,16 @@ pub fn request(state_dir: &Path, command: &str) -> Result<String, EngineError> {
     })
 }
 
-/// Make `text` one word of a control line: `%`, whitespace and control characters become
-/// `%XX` (so paths with spaces and JSON survive the line protocol). [`unquote`] undoes it.
+/// Bytes quoted in a control word besides every non-ASCII byte: controls, space and `%`.
+const CONTROL_WORD: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b' ').add(b'%');
+
+/// Make `text` one word of a control line: percent-encoded, so that paths with spaces and
+/// JSON survive the line protocol. [`unquote`] undoes it.
 pub fn quote(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c == '%' || c.is_whitespace() || c.is_control() {
-            let mut buf = [0u8; 4];
-            for b in c.encode_utf8(&mut buf).bytes() {
-                out.push_str(&format!("%{b:02X}"));
-            }
-        } else {
-            out.push(c);
-        }
+    if text.is_empty() {
+        return "%".into(); // an empty word, which splitting on spaces would lose
     }
-    if out.is_empty() {
-        out.push('%'); // an empty word, which splitting on spaces would lose
-    }
-    out
+    percent_encoding::utf8_percent_encode(text, CONTROL_WORD).to_string()
 }
 
 /// Undo [`quote`]; `None` if `word` is not a quoted word.
@@ -105,20 +97,10 @@ pub fn unquote(word: &str) -> Option<String> {
     if word == "%" {
         return Some(String::new());
     }
-    let bytes = word.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(word)
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
 }
 
 #[cfg(test)]

