@@ -342,7 +342,9 @@ impl Engine {
                                 Ok(updates) => {
                                     let n = updates.len();
                                     for u in updates {
-                                        let actions = self.delivery.add(paired.device, u.update);
+                                        let creation = u.mod_type == ModType::Create;
+                                        let actions =
+                                            self.delivery.add(paired.device, u.update, creation);
                                         self.perform(actions);
                                     }
                                     self.dial(paired.device);
@@ -494,8 +496,11 @@ impl Engine {
                 self.conns.insert(device, Conn { id: conn, tx });
                 let _ = self.store.set_connected(device, true, None);
                 self.delivery.disconnected(device);
-                let missing: Vec<UpdateId> = match self.store.missing_for(device) {
-                    Ok(m) => m.into_iter().map(|u| u.update).collect(),
+                let missing: Vec<(UpdateId, bool)> = match self.store.missing_for(device) {
+                    Ok(m) => m
+                        .into_iter()
+                        .map(|u| (u.update, u.mod_type == ModType::Create))
+                        .collect(),
                     Err(e) => {
                         tracing::warn!(error = %e, "could not read pending updates");
                         vec![]
@@ -626,7 +631,8 @@ impl Engine {
         self.release(replaced);
         for update in updates {
             for device in &devices {
-                let actions = self.delivery.add(*device, update.update);
+                let creation = update.mod_type == ModType::Create;
+                let actions = self.delivery.add(*device, update.update, creation);
                 self.perform(actions);
             }
         }
@@ -1015,9 +1021,7 @@ impl Engine {
 
     fn done(&mut self, device: DeviceId, update: UpdateId, outcome: Outcome) {
         if let Outcome::Failed { reason } = &outcome {
-            if self.delivery.in_flight(device) == Some(update)
-                && self.retried.insert((device, update))
-            {
+            if self.delivery.is_in_flight(device, update) && self.retried.insert((device, update)) {
                 tracing::info!(%device, ?update, %reason, "the peer could not apply a patch; sending the whole file");
                 if let Err(e) = self.send_update(device, update, true) {
                     tracing::warn!(error = %e, "could not send the whole file");

@@ -2,13 +2,20 @@
 //!
 //! Every update a device must receive has a pending row in the store (the seed's
 //! `retard` table) until that device acknowledges it. This state machine decides what to
-//! send: to each connected device, one update at a time (the seed's per-device lock,
-//! released by `ModificationDone`), oldest first. It does no I/O: the driver feeds it what
-//! happened and carries out the [`Action`]s it returns.
+//! send: to each connected device, oldest first, one update at a time (the seed's
+//! per-device lock, released by `ModificationDone`). The one exception is a run of
+//! creations (a setup copy, many new files): up to [`WINDOW`] of them go out without
+//! waiting for each answer, since a creation does not depend on how an earlier one went.
+//! Anything else (a patch, a delete, a rename) waits until nothing is in flight, so a
+//! failure and its retry can never be overtaken by an update that builds on it. It does no
+//! I/O: the driver feeds it what happened and carries out the [`Action`]s it returns.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use qsync_base::{DeviceId, UpdateId};
+
+/// How many creations may be in flight to one device at once.
+pub const WINDOW: usize = 8;
 
 /// What the driver must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,8 +40,10 @@ pub enum Action {
 #[derive(Debug, Clone, Default)]
 struct Peer {
     connected: bool,
-    in_flight: Option<UpdateId>,
+    in_flight: BTreeSet<UpdateId>,
     waiting: BTreeSet<UpdateId>,
+    /// Which of the known updates are creations.
+    creations: BTreeSet<UpdateId>,
 }
 
 /// The per-device delivery state.
@@ -49,26 +58,35 @@ impl Delivery {
         Self::default()
     }
 
-    /// `device` must receive `update` (a pending row was recorded for it).
-    pub fn add(&mut self, device: DeviceId, update: UpdateId) -> Vec<Action> {
+    /// `device` must receive `update` (a pending row was recorded for it); `creation` says
+    /// whether it creates a path.
+    pub fn add(&mut self, device: DeviceId, update: UpdateId, creation: bool) -> Vec<Action> {
         let peer = self.peers.entry(device).or_default();
-        if peer.in_flight != Some(update) {
+        if creation {
+            peer.creations.insert(update);
+        }
+        if !peer.in_flight.contains(&update) {
             peer.waiting.insert(update);
         }
         self.pump(device)
     }
 
-    /// `device` is reachable and greeted; `missing` is what the store says it lacks.
+    /// `device` is reachable and greeted; `missing` is what the store says it lacks, each
+    /// with whether it is a creation.
     pub fn connected(
         &mut self,
         device: DeviceId,
-        missing: impl IntoIterator<Item = UpdateId>,
+        missing: impl IntoIterator<Item = (UpdateId, bool)>,
     ) -> Vec<Action> {
         let peer = self.peers.entry(device).or_default();
         peer.connected = true;
-        peer.waiting.extend(missing);
-        if let Some(update) = peer.in_flight {
-            peer.waiting.remove(&update);
+        for (update, creation) in missing {
+            if creation {
+                peer.creations.insert(update);
+            }
+            if !peer.in_flight.contains(&update) {
+                peer.waiting.insert(update);
+            }
         }
         self.pump(device)
     }
@@ -77,9 +95,8 @@ impl Delivery {
     pub fn disconnected(&mut self, device: DeviceId) {
         if let Some(peer) = self.peers.get_mut(&device) {
             peer.connected = false;
-            if let Some(update) = peer.in_flight.take() {
-                peer.waiting.insert(update);
-            }
+            let in_flight = std::mem::take(&mut peer.in_flight);
+            peer.waiting.extend(in_flight);
         }
     }
 
@@ -89,10 +106,10 @@ impl Delivery {
         let Some(peer) = self.peers.get_mut(&device) else {
             return vec![];
         };
-        if peer.in_flight != Some(update) {
+        if !peer.in_flight.remove(&update) {
             return vec![];
         }
-        peer.in_flight = None;
+        peer.creations.remove(&update);
         let mut actions = vec![Action::MarkDone { device, update }];
         actions.extend(self.pump(device));
         actions
@@ -102,9 +119,7 @@ impl Delivery {
     /// drop it from this session; it stays pending in the store.
     pub fn failed(&mut self, device: DeviceId, update: UpdateId) -> Vec<Action> {
         if let Some(peer) = self.peers.get_mut(&device) {
-            if peer.in_flight == Some(update) {
-                peer.in_flight = None;
-            }
+            peer.in_flight.remove(&update);
         }
         self.pump(device)
     }
@@ -113,27 +128,39 @@ impl Delivery {
     pub fn is_idle(&self, device: DeviceId) -> bool {
         self.peers
             .get(&device)
-            .is_none_or(|p| p.in_flight.is_none() && p.waiting.is_empty())
+            .is_none_or(|p| p.in_flight.is_empty() && p.waiting.is_empty())
     }
 
-    /// What is in flight to `device`.
-    pub fn in_flight(&self, device: DeviceId) -> Option<UpdateId> {
-        self.peers.get(&device).and_then(|p| p.in_flight)
+    /// Whether `update` is in flight to `device`.
+    pub fn is_in_flight(&self, device: DeviceId, update: UpdateId) -> bool {
+        self.peers
+            .get(&device)
+            .is_some_and(|p| p.in_flight.contains(&update))
     }
 
     fn pump(&mut self, device: DeviceId) -> Vec<Action> {
         let Some(peer) = self.peers.get_mut(&device) else {
             return vec![];
         };
-        if !peer.connected || peer.in_flight.is_some() {
-            return vec![];
-        }
-        match peer.waiting.pop_first() {
-            Some(update) => {
-                peer.in_flight = Some(update);
-                vec![Action::Send { device, update }]
+        let mut actions = vec![];
+        while peer.connected {
+            let Some(&next) = peer.waiting.first() else {
+                break;
+            };
+            let may_go = peer.in_flight.is_empty()
+                || (peer.in_flight.len() < WINDOW
+                    && peer.creations.contains(&next)
+                    && peer.in_flight.iter().all(|u| peer.creations.contains(u)));
+            if !may_go {
+                break;
             }
-            None => vec![],
+            peer.waiting.pop_first();
+            peer.in_flight.insert(next);
+            actions.push(Action::Send {
+                device,
+                update: next,
+            });
         }
+        actions
     }
 }
