@@ -205,6 +205,29 @@ pub fn encode_file(
     out: &mut impl Write,
     options: &Options,
 ) -> Result<Encoded, DeltaError> {
+    encode_files(old, new, out, options, None)
+}
+
+/// [`encode_file`] for two files whose hashes the caller already knows (content-addressed
+/// copies, say): one pass over each file fewer. A wrong hash makes a patch that every
+/// applier refuses, never a wrong file.
+pub fn encode_file_known(
+    old: &Path,
+    new: &Path,
+    out: &mut impl Write,
+    options: &Options,
+    (old_hash, new_hash): (ContentHash, ContentHash),
+) -> Result<Encoded, DeltaError> {
+    encode_files(old, new, out, options, Some((old_hash, new_hash)))
+}
+
+fn encode_files(
+    old: &Path,
+    new: &Path,
+    out: &mut impl Write,
+    options: &Options,
+    known: Option<(ContentHash, ContentHash)>,
+) -> Result<Encoded, DeltaError> {
     let old_file = File::open(old).map_err(|e| DeltaError::io("open", old, e))?;
     let new_file = File::open(new).map_err(|e| DeltaError::io("open", new, e))?;
     let old_src = source::FileSource::new(&old_file, old)?;
@@ -212,11 +235,15 @@ pub fn encode_file(
     if old_src.len() == 0 && new_src.len() > 0 {
         return Ok(Encoded::Full(FullReason::NoBase));
     }
+    let (source_hash, target_hash) = match known {
+        Some(hashes) => hashes,
+        None => (hash_file(&old_file, old)?, hash_file(&new_file, new)?),
+    };
     let header = Header {
         source_len: old_src.len(),
-        source_hash: hash_file(&old_file, old)?,
+        source_hash,
         target_len: new_src.len(),
-        target_hash: hash_file(&new_file, new)?,
+        target_hash,
     };
     let limit = options
         .limit(header.target_len)

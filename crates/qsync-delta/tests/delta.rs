@@ -373,3 +373,30 @@ proptest! {
         round_trip(&old, &new, &always_patch())?;
     }
 }
+
+#[test]
+fn known_hashes_give_the_same_patch_and_a_wrong_one_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (o, n) = (dir.path().join("old"), dir.path().join("new"));
+    let old = xorshift(300_000, 7);
+    let mut new = old.clone();
+    new[150_000] ^= 1;
+    std::fs::write(&o, &old).unwrap();
+    std::fs::write(&n, &new).unwrap();
+    let (mut plain, mut known) = (Vec::new(), Vec::new());
+    encode_file(&o, &n, &mut plain, &always_patch()).unwrap();
+    let hashes = (
+        qsync_base::ContentHash::of(&old),
+        qsync_base::ContentHash::of(&new),
+    );
+    encode_file_known(&o, &n, &mut known, &always_patch(), hashes).unwrap();
+    assert_eq!(plain, known);
+
+    let mut wrong = Vec::new();
+    let liar = (qsync_base::ContentHash::of(b"not the old file"), hashes.1);
+    encode_file_known(&o, &n, &mut wrong, &always_patch(), liar).unwrap();
+    assert!(
+        apply(&wrong, &old).is_err(),
+        "a patch with a wrong base hash must be refused"
+    );
+}

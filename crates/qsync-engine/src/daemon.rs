@@ -591,11 +591,13 @@ impl Engine {
                         let (old_path, new_path) =
                             (self.store.blobs().path(&old), self.store.blobs().path(&new));
                         let mut out = Vec::new();
-                        match qsync_delta::encode_file(
+                        // Blobs are named by their content's hash: the encoder need not hash them.
+                        match qsync_delta::encode_file_known(
                             &old_path,
                             &new_path,
                             &mut out,
                             &Options::default(),
+                            (old, new),
                         ) {
                             Ok(qsync_delta::Encoded::Patch { .. }) => Some(out),
                             Ok(qsync_delta::Encoded::Full(_)) => None,
@@ -1180,8 +1182,10 @@ impl Engine {
         let mut outcome = Outcome::Applied;
         let mut target = target;
         let mut aside = false;
-        // A whole file just written and already kept as a blob: what it is, to save reading it.
+        // A file just written: what it is, to save hashing it again; and whether its blob is
+        // already kept.
         let mut written: Option<FileEntry> = None;
+        let mut blob_kept = false;
         match decision {
             Decision::AlreadyThere => return Ok(Outcome::Applied),
             Decision::Apply => {}
@@ -1269,6 +1273,7 @@ impl Engine {
                 }
                 if !aside {
                     self.expect_content(task, &path, EntryKind::File, size, mtime_ns, hash);
+                    blob_kept = true;
                     written = Some(FileEntry {
                         path: path.clone(),
                         kind: EntryKind::File,
@@ -1292,6 +1297,14 @@ impl Engine {
                 if let Ok(file) = fs::OpenOptions::new().write(true).open(&target) {
                     let _ = file.set_modified(system_time(mtime_ns));
                 }
+                // The applier checked the result against `result`.
+                written = Some(FileEntry {
+                    path: path.clone(),
+                    kind: EntryKind::File,
+                    size,
+                    mtime_ns,
+                    hash: Some(result),
+                });
             }
         }
         if aside {
@@ -1303,7 +1316,7 @@ impl Engine {
         let entry = stat_entry(&root, &path, written.as_ref())?.ok_or_else(|| {
             EngineError::State(format!("{path} vanished right after it was written"))
         })?;
-        let kept = written.as_ref().is_some_and(|w| w.hash == entry.hash);
+        let kept = blob_kept && written.as_ref().is_some_and(|w| w.hash == entry.hash);
         if entry.kind != EntryKind::Folder && !kept {
             self.keep_content(&root, &entry)?;
         }
