@@ -25,7 +25,7 @@ fn the_menu_re_asks_on_bad_input_and_lists_tasks() {
         .spawn()
         .unwrap();
     let input = format!(
-        "9\nhello\n1\n/no/such/folder\n1\n{}\n3\n2\nsome-task\nnot-an-address\n4\n0\nq\n",
+        "9\nhello\n1\n/no/such/folder\n1\n{}\n3\n2\nsome-task\nnot-an-address\n4\n0\n5\n6\nNoSuchApp\nq\n",
         folder.display()
     );
     menu.stdin
@@ -49,6 +49,11 @@ fn the_menu_re_asks_on_bad_input_and_lists_tasks() {
     );
     assert!(text.contains("is not host:port"), "{text}");
     assert!(text.contains("updates 0 pending 0"), "{text}");
+    assert!(text.contains("(no app installed)"), "{text}");
+    assert!(
+        text.contains("no app named NoSuchApp is installed"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -80,6 +85,7 @@ fn every_subcommand_has_help() {
         "questions",
         "answer",
         "discover",
+        "store",
     ] {
         let out = Command::new(QSYNC).args([sub, "--help"]).output().unwrap();
         assert!(
