@@ -94,3 +94,20 @@ fn every_subcommand_has_help() {
         );
     }
 }
+
+#[test]
+fn a_folder_inside_or_around_a_task_is_refused() {
+    let base = tempfile::tempdir().unwrap();
+    let node = Node::start(base.path(), "overlap");
+    let (a, b) = (base.path().join("A"), base.path().join("B"));
+    std::fs::create_dir_all(a.join("inner")).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    node.add_task(&a);
+    for folder in [a.join("inner"), a.clone(), base.path().to_owned()] {
+        let err = node
+            .try_cli(&["task", "add", folder.to_str().unwrap()])
+            .unwrap_err();
+        assert!(err.contains("overlaps"), "{}: {err}", folder.display());
+    }
+    node.add_task(&b);
+}

@@ -466,6 +466,9 @@ impl Engine {
         let result = answer.and_then(|root| {
             let known = self.tasks.contains_key(&task);
             if !known {
+                // The folder may not exist yet: compare where it will be.
+                let at = fs::canonicalize(&root).unwrap_or_else(|_| root.clone());
+                self.refuse_overlap(&at).map_err(|e| e.to_string())?;
                 self.store
                     .add_task(task, &root, &name)
                     .map_err(|e| e.to_string())?;
@@ -1627,6 +1630,20 @@ impl Engine {
         Ok(app_line(&app))
     }
 
+    /// A folder inside (or around) another task's would be synced twice: refused.
+    fn refuse_overlap(&self, root: &Path) -> Result<(), EngineError> {
+        for (id, other) in &self.tasks {
+            if root.starts_with(&other.root) || other.root.starts_with(root) {
+                return Err(EngineError::State(format!(
+                    "{} overlaps {}, already synced by task {id}",
+                    root.display(),
+                    other.root.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
     fn task_add(
         &mut self,
         path: &Path,
@@ -1639,6 +1656,7 @@ impl Engine {
                 root.display()
             )));
         }
+        self.refuse_overlap(&root)?;
         let name = if name.is_empty() {
             root.file_name()
                 .map(|n| n.to_string_lossy().into_owned())
