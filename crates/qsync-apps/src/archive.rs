@@ -135,7 +135,7 @@ impl Writer<'_> {
                 _ => AppsError::io("create", &target, e),
             })?;
         let left = self.max_bytes.saturating_sub(self.done.bytes);
-        let written = io::copy(&mut content.take(left + 1), &mut file)
+        let written = io::copy(&mut content.take(left.saturating_add(1)), &mut file)
             .map_err(|e| AppsError::io("unpack into", &target, e))?;
         if written > left {
             return Err(self.refuse(format!(
