@@ -322,3 +322,52 @@ fn received_files_keep_the_senders_mtime() {
     );
     assert_eq!(mtime(da.join("small.txt")), mtime(db.join("small.txt")));
 }
+
+#[test]
+fn a_folder_deleted_on_one_side_keeps_what_changed_on_the_other() {
+    let (base, mut a, b) = pair();
+    let (da, db) = (base.path().join("A"), base.path().join("B"));
+    fs::create_dir_all(da.join("d/sub")).unwrap();
+    fs::write(da.join("d/keep.txt"), "v1").unwrap();
+    fs::write(da.join("d/sub/gone.txt"), "old").unwrap();
+    fs::write(da.join("top.txt"), "stays").unwrap();
+    let task = a.add_task(&da);
+    link(&a, &task, &b, &db);
+    wait_same(&da, &db, SETTLE);
+
+    // A is away; B edits a file in `d` while A's person deletes all of `d`.
+    a.kill();
+    fs::write(db.join("d/keep.txt"), "changed on B while A was away").unwrap();
+    let deadline = std::time::Instant::now() + SETTLE;
+    while b.status("pending") == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "B never recorded its edit"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    fs::remove_dir_all(da.join("d")).unwrap();
+    a.restart();
+
+    // B's edit survives on both sides; what nobody changed is gone on both.
+    wait_same(&da, &db, SETTLE);
+    let deadline = std::time::Instant::now() + SETTLE;
+    while !da.join("d/keep.txt").exists() || db.join("d/sub/gone.txt").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "A: {:?}\nB: {:?}",
+            tree(&da),
+            tree(&db)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    wait_same(&da, &db, SETTLE);
+    for dir in [&da, &db] {
+        assert_eq!(
+            fs::read_to_string(dir.join("d/keep.txt")).unwrap(),
+            "changed on B while A was away"
+        );
+        assert!(!dir.join("d/sub").exists(), "{:?}", tree(dir));
+        assert_eq!(fs::read_to_string(dir.join("top.txt")).unwrap(), "stays");
+    }
+}

@@ -987,7 +987,7 @@ impl Engine {
                 data,
             } => self.chunk(device, update, offset, &data),
             Message::Delete { update, path, base } => self
-                .apply_delete(task, &path, base)
+                .apply_delete(device, task, &path, base)
                 .map(|o| Some((update, o))),
             Message::Rename { update, from, to } => self
                 .apply_rename(task, &from, &to)
@@ -1339,6 +1339,7 @@ impl Engine {
 
     fn apply_delete(
         &mut self,
+        device: DeviceId,
         task: TaskId,
         path: &RelPath,
         base: Option<ContentHash>,
@@ -1355,6 +1356,11 @@ impl Engine {
                 kept_as: path.clone(),
             });
         }
+        if local.kind == EntryKind::Folder {
+            if let Some(outcome) = self.delete_folder_keeping_changes(device, task, &root, path)? {
+                return Ok(outcome);
+            }
+        }
         self.expect(task, path, None);
         remove_any(&target).map_err(|e| EngineError::io("delete", &target, e))?;
         self.store
@@ -1365,6 +1371,79 @@ impl Engine {
         };
         self.release(Some(replaced));
         Ok(Outcome::Applied)
+    }
+
+    /// A folder deleted on `device`. What changed here since `device` last heard of it (a
+    /// file with an update still pending for `device`, or one that differs from what was
+    /// last recorded) is kept, with the folders holding it; the rest is deleted. `None` when
+    /// nothing needs keeping: the caller deletes the whole folder.
+    fn delete_folder_keeping_changes(
+        &mut self,
+        device: DeviceId,
+        task: TaskId,
+        root: &Path,
+        folder: &RelPath,
+    ) -> Result<Option<Outcome>, EngineError> {
+        let mut pending: HashSet<RelPath> = HashSet::new();
+        for update in self.store.missing_for(device)? {
+            if update.task == task {
+                pending.extend(update.new_path);
+                pending.insert(update.path);
+            }
+        }
+        let recorded: HashMap<RelPath, FileEntry> = self
+            .store
+            .files(task)?
+            .into_iter()
+            .filter(|f| f.entry.path.starts_with(folder))
+            .map(|f| (f.entry.path.clone(), f.entry))
+            .collect();
+        let mut files = Vec::new();
+        let mut folders = Vec::new();
+        collect_tree(root, folder, &mut files, &mut folders);
+        let mut keep = Vec::new();
+        let mut delete = Vec::new();
+        for path in files {
+            let known = recorded.get(&path);
+            let here = stat_entry(root, &path, known)?;
+            let unchanged = match (&here, known) {
+                (Some(here), Some(known)) => here.kind == known.kind && here.hash == known.hash,
+                _ => false,
+            };
+            if unchanged && !pending.contains(&path) {
+                delete.push(path);
+            } else {
+                keep.push(path);
+            }
+        }
+        if keep.is_empty() {
+            return Ok(None);
+        }
+        tracing::warn!(%folder, kept = keep.len(), "folder deleted on the other device; files changed here are kept");
+        let mut removed = Vec::new();
+        for path in delete {
+            self.expect(task, &path, None);
+            let local = path.to_local(root);
+            match fs::remove_file(&local) {
+                Ok(()) => removed.push(path),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => removed.push(path),
+                Err(e) => return Err(EngineError::io("delete", &local, e)),
+            }
+        }
+        // Deepest first, so that a folder emptied by the removals goes too.
+        folders.sort_by_key(|f| std::cmp::Reverse(f.as_str().len()));
+        for path in folders {
+            if fs::remove_dir(path.to_local(root)).is_ok() {
+                self.expect(task, &path, None);
+                removed.push(path);
+            }
+        }
+        self.store
+            .record_changes(task, removed.into_iter().map(Change::Delete).collect(), &[])?;
+        self.release(Some(Replaced::Tree));
+        Ok(Some(Outcome::Conflict {
+            kept_as: folder.clone(),
+        }))
     }
 
     fn apply_rename(
@@ -1673,6 +1752,35 @@ impl Engine {
         self.store.record_mapping(task, &entries)?;
         self.start_task(task, root.clone())?;
         Ok((task, name, root))
+    }
+}
+
+/// Every file (or link) and folder under `folder`, as paths of the task rooted at `root`;
+/// QSync's own temporary files are skipped. `folder` itself is listed with the folders.
+fn collect_tree(
+    root: &Path,
+    folder: &RelPath,
+    files: &mut Vec<RelPath>,
+    folders: &mut Vec<RelPath>,
+) {
+    folders.push(folder.clone());
+    let Ok(entries) = fs::read_dir(folder.to_local(root)) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with(".qsync-") {
+            continue;
+        }
+        let Ok(child) = RelPath::new(name).map(|n| folder.join(&n)) else {
+            continue;
+        };
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => collect_tree(root, &child, files, folders),
+            Ok(_) => files.push(child),
+            Err(_) => {}
+        }
     }
 }
 
