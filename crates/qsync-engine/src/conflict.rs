@@ -8,7 +8,7 @@
 //! The decision depends only on the two versions, so every device, however many are
 //! linked, reaches the same result and the trees converge. Nothing is ever silently lost.
 
-use qsync_base::{ContentHash, RelPath};
+use qsync_base::{ContentHash, FileEntry, RelPath};
 
 /// One version of a file in a possible conflict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +102,23 @@ fn format_utc(secs: i64) -> String {
     format!("{year:04}{month:02}{d:02}-{h:02}{m:02}{s:02}")
 }
 
+/// When another device deletes a folder, whether a file in it must stay here: it does if it
+/// changed here since that device last heard of it, that is if an update of it is still
+/// pending for that device, or if what is on disk (`here`) differs from what was last
+/// recorded (or was never recorded).
+pub fn keep_on_remote_folder_delete(
+    here: Option<&FileEntry>,
+    recorded: Option<&FileEntry>,
+    pending_for_deleter: bool,
+) -> bool {
+    let unchanged = match (here, recorded) {
+        (Some(here), Some(recorded)) => here.kind == recorded.kind && here.hash == recorded.hash,
+        (None, _) => return false, // already gone
+        (Some(_), None) => false,
+    };
+    pending_for_deleter || !unchanged
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,6 +180,36 @@ mod tests {
         assert_eq!(
             named(".bashrc"),
             format!(".bashrc.sync-conflict-20251124-160000-{hex}")
+        );
+    }
+
+    #[test]
+    fn a_remote_folder_delete_keeps_only_what_changed_here() {
+        use qsync_base::EntryKind;
+        let file = |content: &[u8]| FileEntry {
+            path: RelPath::new("d/f").unwrap(),
+            kind: EntryKind::File,
+            size: content.len() as u64,
+            mtime_ns: 0,
+            hash: Some(ContentHash::of(content)),
+        };
+        let (old, new) = (file(b"old"), file(b"new"));
+        assert!(!keep_on_remote_folder_delete(Some(&old), Some(&old), false));
+        assert!(
+            keep_on_remote_folder_delete(Some(&old), Some(&old), true),
+            "pending"
+        );
+        assert!(
+            keep_on_remote_folder_delete(Some(&new), Some(&old), false),
+            "edited, unrecorded"
+        );
+        assert!(
+            keep_on_remote_folder_delete(Some(&new), None, false),
+            "new here"
+        );
+        assert!(
+            !keep_on_remote_folder_delete(None, Some(&old), true),
+            "already gone"
         );
     }
 }

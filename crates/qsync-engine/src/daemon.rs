@@ -21,7 +21,7 @@ use qsync_watch::{observe, scan, stat_entry, Index, LocalEvent, TaskWatcher, Wat
 use qsync_wire::{LinkKey, Message, Outcome, MAX_CHUNK_LEN};
 use tokio::sync::oneshot;
 
-use crate::conflict::{decide, Decision, Version};
+use crate::conflict::{decide, keep_on_remote_folder_delete, Decision, Version};
 use crate::control::{quote, unquote};
 use crate::delivery::{Action, Delivery};
 use crate::fsops::{incoming_file, prepare_target, remove_any, remove_stale_parts, safe_target};
@@ -1406,14 +1406,10 @@ impl Engine {
         for path in files {
             let known = recorded.get(&path);
             let here = stat_entry(root, &path, known)?;
-            let unchanged = match (&here, known) {
-                (Some(here), Some(known)) => here.kind == known.kind && here.hash == known.hash,
-                _ => false,
-            };
-            if unchanged && !pending.contains(&path) {
-                delete.push(path);
-            } else {
+            if keep_on_remote_folder_delete(here.as_ref(), known, pending.contains(&path)) {
                 keep.push(path);
+            } else if here.is_some() {
+                delete.push(path);
             }
         }
         if keep.is_empty() {
