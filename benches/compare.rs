@@ -220,6 +220,17 @@ fn initial_sync(rows: &mut Vec<Row>, label: String, files: usize, size: usize) {
     let (rt, _) = rsync.push(&src);
     assert_eq!(tree(&src), tree(&rsync.dest));
     let qt = qsync_initial(base.path(), &src).0;
+    if !peer_wanted("syncthing") {
+        rows.push(Row {
+            scenario: label,
+            qsync: secs(qt),
+            rsync: secs(rt),
+            syncthing: "skipped".into(),
+            ratio: ratio(qt.as_secs_f64(), rt.as_secs_f64()),
+            st_ratio: "-".into(),
+        });
+        return;
+    }
     // Syncthing: A scans its folder first (as `qsync task add` does before `link`), then B
     // starts and the clock runs until B has everything.
     let st_dest = base.path().join("st-dest");
@@ -424,6 +435,12 @@ fn peak_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// Whether `peer` runs (`QSYNC_BENCH_PEERS=rsync` leaves Syncthing out of the initial
+/// syncs, for quick rounds while profiling; the default runs every peer).
+fn peer_wanted(peer: &str) -> bool {
+    std::env::var("QSYNC_BENCH_PEERS").map_or(true, |p| p.split(',').any(|o| o == peer))
+}
+
 /// Run the scenarios; `QSYNC_BENCH_ONLY=big,small,edit,latency,rss` picks some of them.
 pub fn run(scale: Scale) -> Vec<Row> {
     let only = std::env::var("QSYNC_BENCH_ONLY").unwrap_or_default();
@@ -528,7 +545,8 @@ fn main() {
     let rows = run(scale);
     let text = table(scale, &rows);
     println!("{text}");
-    if scale.name == "full" && std::env::var("QSYNC_BENCH_ONLY").is_err() {
+    let partial = std::env::var("QSYNC_BENCH_ONLY").is_ok() || !peer_wanted("syncthing");
+    if scale.name == "full" && !partial {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/results.md");
         // Notes written by hand below the table (from the first `## ` heading) are kept.
         let old = fs::read_to_string(&path).unwrap_or_default();

@@ -24,7 +24,9 @@ use tokio::sync::oneshot;
 use crate::conflict::{decide, keep_on_remote_folder_delete, Decision, Version};
 use crate::control::{quote, unquote};
 use crate::delivery::{Action, Delivery};
-use crate::fsops::{incoming_file, prepare_target, remove_any, remove_stale_parts, safe_target};
+use crate::fsops::{
+    incoming_file, prepare_target, remove_any, remove_stale_parts, safe_target, sync_file_systems,
+};
 use crate::net::{self, Keys, NetCtx, NetEvent, Outbound, Outgoing};
 use crate::{btf, EngineError};
 
@@ -113,6 +115,73 @@ struct Incoming {
 /// Largest delta accepted in memory.
 const MAX_DELTA: u64 = 256 * 1024 * 1024;
 
+/// A batch of received files is made durable (and answered) once no message has come for
+/// this long...
+const STAGE_IDLE: Duration = Duration::from_millis(2);
+/// ...or once its oldest file waited this long...
+const STAGE_MAX_AGE: Duration = Duration::from_millis(250);
+/// ...or once it holds this many files...
+const STAGE_MAX_FILES: usize = 512;
+/// ...or this many bytes.
+const STAGE_MAX_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Received files, verified and written but not yet durable, in place, recorded or
+/// answered. A run of creations (a setup copy, many new files) is flushed together:
+/// one `syncfs` makes all their content durable, they are renamed into place, a second
+/// `syncfs` makes the names durable, one transaction records them, and then they are
+/// acknowledged. That is the order one file at a time would follow (fsync, rename,
+/// record, acknowledge), with two flushes a batch instead of two fsyncs a file.
+#[derive(Default)]
+struct Staged {
+    files: Vec<StagedFile>,
+    bytes: u64,
+    since: Option<Instant>,
+}
+
+struct StagedFile {
+    device: DeviceId,
+    update: UpdateId,
+    task: TaskId,
+    target: PathBuf,
+    /// The received content, closed (a batch holds no file descriptors), removed if dropped.
+    file: tempfile::TempPath,
+    blob: Option<qsync_store::StagedBlob>,
+    /// What was written.
+    written: FileEntry,
+    /// What the target was when the update was accepted (it must still be so at the rename).
+    seen: Option<Fingerprint>,
+    /// The content it replaces.
+    local: Option<ContentHash>,
+}
+
+/// Enough of a path's metadata to tell that it changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fingerprint {
+    ino: u64,
+    size: u64,
+    mtime_ns: i64,
+    ctime_ns: i64,
+}
+
+/// The folders holding `targets`, each once.
+fn parent_folders<'a>(targets: impl Iterator<Item = &'a Path>) -> Vec<&'a Path> {
+    let mut folders: Vec<&Path> = targets.filter_map(Path::parent).collect();
+    folders.sort();
+    folders.dedup();
+    folders
+}
+
+fn fingerprint(path: &Path) -> Option<Fingerprint> {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::symlink_metadata(path).ok()?;
+    Some(Fingerprint {
+        ino: m.ino(),
+        size: m.size(),
+        mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+        ctime_ns: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
+    })
+}
+
 struct Engine {
     me: DeviceId,
     config: DaemonConfig,
@@ -121,6 +190,8 @@ struct Engine {
     tasks: HashMap<TaskId, TaskState>,
     conns: HashMap<DeviceId, Conn>,
     incoming: HashMap<(DeviceId, UpdateId), Incoming>,
+    /// Received files waiting to be made durable together.
+    staged: Staged,
     /// Updates made redundant by a full-content send, marked done with its acknowledgement.
     subsumed: HashMap<(DeviceId, UpdateId), Vec<UpdateId>>,
     /// Patches already retried as full content.
@@ -220,6 +291,7 @@ pub fn run(config: DaemonConfig) -> Result<(), EngineError> {
         tasks: HashMap::new(),
         conns: HashMap::new(),
         incoming: HashMap::new(),
+        staged: Staged::default(),
         subsumed: HashMap::new(),
         retried: HashSet::new(),
         keys,
@@ -297,19 +369,48 @@ impl Engine {
     fn run(&mut self, inbox: Receiver<Event>) {
         let mut next_tick = Instant::now();
         loop {
-            let wait = next_tick.saturating_duration_since(Instant::now());
+            let mut wait = next_tick.saturating_duration_since(Instant::now());
+            if self.staged.since.is_some() {
+                wait = wait.min(STAGE_IDLE);
+            }
             match inbox.recv_timeout(wait) {
                 Ok(event) => self.handle(event),
                 Err(RecvTimeoutError::Timeout) => {
-                    self.tick();
-                    next_tick = Instant::now() + Duration::from_secs(1);
+                    // Quiet for a moment: what was received becomes durable and is answered.
+                    self.flush_staged();
+                    if Instant::now() >= next_tick {
+                        self.tick();
+                        next_tick = Instant::now() + Duration::from_secs(1);
+                    }
                 }
-                Err(RecvTimeoutError::Disconnected) => return,
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.flush_staged();
+                    return;
+                }
+            }
+            if self
+                .staged
+                .since
+                .is_some_and(|t| t.elapsed() >= STAGE_MAX_AGE)
+            {
+                self.flush_staged();
             }
         }
     }
 
     fn handle(&mut self, event: Event) {
+        // Only more file content may overtake staged files; anything else (a delete, a
+        // rename, a local change, a command, a disconnection) sees them in place first.
+        let more_content = matches!(
+            &event,
+            Event::Net(NetEvent::Received {
+                message: Message::Create { .. } | Message::Chunk { .. },
+                ..
+            })
+        );
+        if !more_content {
+            self.flush_staged();
+        }
         match event {
             Event::Net(e) => self.net_event(e),
             Event::Watch(task, batch) => {
@@ -1139,8 +1240,10 @@ impl Engine {
         let Some(incoming) = self.incoming.remove(&(device, update)) else {
             return Ok(None);
         };
-        let outcome = match self.finish(incoming) {
-            Ok(outcome) => outcome,
+        let outcome = match self.finish(device, update, incoming) {
+            Ok(Some(outcome)) => outcome,
+            // Staged: answered when the batch is flushed.
+            Ok(None) => return Ok(None),
             Err(e) => Outcome::Failed {
                 reason: e.to_string(),
             },
@@ -1148,7 +1251,14 @@ impl Engine {
         Ok(Some((update, outcome)))
     }
 
-    fn finish(&mut self, incoming: Incoming) -> Result<Outcome, EngineError> {
+    /// Put a completely received update in place; `None` when it was staged (see
+    /// [`Staged`]) and is answered later.
+    fn finish(
+        &mut self,
+        device: DeviceId,
+        update: UpdateId,
+        incoming: Incoming,
+    ) -> Result<Option<Outcome>, EngineError> {
         let Incoming {
             task,
             path,
@@ -1156,8 +1266,18 @@ impl Engine {
             kind,
             ..
         } = incoming;
+        if self
+            .staged
+            .files
+            .iter()
+            .any(|f| f.task == task && f.written.path == path)
+        {
+            // The same path again: decide against the staged version, in place.
+            self.flush_staged();
+        }
         let root = self.root(task)?;
         let target = safe_target(&root, &path)?;
+        let seen = fingerprint(&target);
         let local_entry = stat_entry(&root, &path, None)?;
         let local = local_entry.as_ref().and_then(|e| e.hash);
         let (base, result) = match &kind {
@@ -1190,16 +1310,16 @@ impl Engine {
         let mut written: Option<FileEntry> = None;
         let mut blob_kept = false;
         match decision {
-            Decision::AlreadyThere => return Ok(Outcome::Applied),
+            Decision::AlreadyThere => return Ok(Some(Outcome::Applied)),
             Decision::Apply => {}
             Decision::KeepLocalThenApply { keep_as } | Decision::KeepIncomingAside { keep_as }
                 if matches!(kind, IncomingKind::Patch { .. }) =>
             {
                 // The delta does not apply to the local version: ask for the whole file.
                 let _ = keep_as;
-                return Ok(Outcome::Failed {
+                return Ok(Some(Outcome::Failed {
                     reason: "the local version differs from the patch's base".into(),
-                });
+                }));
             }
             Decision::KeepLocalThenApply { keep_as } => {
                 let keep = prepare_target(&root, &keep_as)?;
@@ -1231,9 +1351,9 @@ impl Engine {
                     .and_then(|mut f| f.read_to_end(&mut text))
                     .map_err(|e| EngineError::io("read", file.path(), e))?;
                 if ContentHash::of(&text) != hash {
-                    return Ok(Outcome::Failed {
+                    return Ok(Some(Outcome::Failed {
                         reason: "the received link target does not match its hash".into(),
-                    });
+                    }));
                 }
                 let link_target = PathBuf::from(String::from_utf8_lossy(&text).into_owned());
                 if !aside {
@@ -1248,13 +1368,43 @@ impl Engine {
                 hash, file, hasher, ..
             } => {
                 if hasher.finish() != hash {
-                    return Ok(Outcome::Failed {
+                    return Ok(Some(Outcome::Failed {
                         reason: "the received content does not match its hash".into(),
-                    });
+                    }));
                 }
                 let size = file.as_file().metadata().map(|m| m.len()).unwrap_or(0);
                 // Received files keep their sender's modification time.
                 let _ = file.as_file().set_modified(system_time(mtime_ns));
+                if !aside && matches!(outcome, Outcome::Applied) {
+                    // No conflict: made durable, put in place and answered with the
+                    // batch it joins.
+                    let blob = self.store.blobs().stage_verified_copy(file.path(), &hash)?;
+                    self.staged.files.push(StagedFile {
+                        device,
+                        update,
+                        task,
+                        target,
+                        file: file.into_temp_path(),
+                        blob,
+                        written: FileEntry {
+                            path,
+                            kind: EntryKind::File,
+                            size,
+                            mtime_ns,
+                            hash: Some(hash),
+                        },
+                        seen,
+                        local,
+                    });
+                    self.staged.bytes += size;
+                    self.staged.since.get_or_insert_with(Instant::now);
+                    if self.staged.files.len() >= STAGE_MAX_FILES
+                        || self.staged.bytes >= STAGE_MAX_BYTES
+                    {
+                        self.flush_staged();
+                    }
+                    return Ok(None);
+                }
                 // Make the file durable and, unless it goes aside, keep its content for
                 // future deltas: a kernel copy of the verified temporary file, made before
                 // it takes its name so that no later edit can slip into the copy. The two
@@ -1292,9 +1442,9 @@ impl Engine {
                 let size = qsync_delta::Header::read(&mut &delta[..]).map_or(0, |h| h.target_len);
                 self.expect_content(task, &path, EntryKind::File, size, mtime_ns, result);
                 if let Err(e) = qsync_delta::apply_file(&delta[..], &target, &target) {
-                    return Ok(Outcome::Failed {
+                    return Ok(Some(Outcome::Failed {
                         reason: e.to_string(),
-                    });
+                    }));
                 }
                 // Received files keep their sender's modification time.
                 if let Ok(file) = fs::OpenOptions::new().write(true).open(&target) {
@@ -1312,7 +1462,7 @@ impl Engine {
         }
         if aside {
             // The copy kept aside is a new local file: the watcher reports it and it syncs.
-            return Ok(outcome);
+            return Ok(Some(outcome));
         }
         // Record the new state, and keep its content for future deltas. The hash of a file
         // just written is reused unless its size or mtime moved since.
@@ -1334,7 +1484,128 @@ impl Engine {
         };
         self.store.record_changes(task, vec![change], &[])?;
         self.release(local.map(Replaced::Blob));
-        Ok(outcome)
+        Ok(Some(outcome))
+    }
+
+    /// Make the staged files durable, put them in place, record them and answer their
+    /// senders, in that order (see [`Staged`]). A file whose target changed on this device
+    /// since it was accepted is not put in place: its sender is told, and sends it again.
+    fn flush_staged(&mut self) {
+        let Staged { files, .. } = std::mem::take(&mut self.staged);
+        if files.is_empty() {
+            return;
+        }
+        let failed = |reason: String| Outcome::Failed { reason };
+        let mut answers = Vec::with_capacity(files.len());
+        let blobs_dir = self.store.blobs().dir().to_owned();
+        // 1. The content (files and blobs) is durable.
+        let mut content_folders = parent_folders(files.iter().map(|f| f.target.as_path()));
+        content_folders.push(&blobs_dir);
+        if let Err(e) = sync_file_systems(&content_folders) {
+            tracing::warn!(error = %e, "could not make received files durable");
+            for f in files {
+                let reason = format!("could not make {} durable here: {e}", f.written.path);
+                answers.push((f.device, f.task, f.update, failed(reason)));
+            }
+            return self.answer(answers);
+        }
+        // 2. In place, unless something changed there meanwhile.
+        let mut placed = Vec::with_capacity(files.len());
+        for f in files {
+            let path = f.written.path.clone();
+            if fingerprint(&f.target) != f.seen {
+                let reason = format!("{path} changed on this device while it arrived");
+                answers.push((f.device, f.task, f.update, failed(reason)));
+                continue;
+            }
+            let blob_kept = match f.blob {
+                Some(blob) => blob
+                    .publish()
+                    .inspect_err(|e| tracing::warn!(error = %e, "could not keep a blob"))
+                    .is_ok(),
+                None => true,
+            };
+            let w = &f.written;
+            let hash = w.hash.unwrap_or_else(|| ContentHash::of(b""));
+            self.expect_content(f.task, &path, EntryKind::File, w.size, w.mtime_ns, hash);
+            if let Err(e) = f.file.persist(&f.target) {
+                let reason = format!("could not put {path} in place: {}", e.error);
+                answers.push((f.device, f.task, f.update, failed(reason)));
+                continue;
+            }
+            placed.push((
+                f.device, f.task, f.update, f.target, f.written, f.local, blob_kept,
+            ));
+        }
+        // 3. The names are durable before they are recorded: a recorded file whose rename
+        // a crash undid would look deleted here, and that delete would spread.
+        let name_folders = parent_folders(placed.iter().map(|p| p.3.as_path()));
+        if let Err(e) = sync_file_systems(&name_folders) {
+            tracing::warn!(error = %e, "could not make received files' names durable");
+            for (device, task, update, _, written, ..) in placed {
+                let reason = format!("could not make {} durable here: {e}", written.path);
+                answers.push((device, task, update, failed(reason)));
+            }
+            return self.answer(answers);
+        }
+        // 4. Recorded, one transaction per task.
+        let mut by_task: HashMap<TaskId, Vec<_>> = HashMap::new();
+        for (device, task, update, _, written, local, blob_kept) in placed {
+            let recorded = self.root(task).and_then(|root| {
+                let entry = stat_entry(&root, &written.path, Some(&written))?.ok_or_else(|| {
+                    EngineError::State(format!(
+                        "{} vanished right after it was written",
+                        written.path
+                    ))
+                })?;
+                if !(blob_kept && entry.hash == written.hash) {
+                    self.keep_content(&root, &entry)?;
+                }
+                Ok(match local {
+                    Some(_) => Change::Modify {
+                        entry,
+                        base: local,
+                        delta: None,
+                    },
+                    None => Change::Create(entry),
+                })
+            });
+            match recorded {
+                Ok(change) => by_task
+                    .entry(task)
+                    .or_default()
+                    .push((device, update, local, change)),
+                Err(e) => answers.push((device, task, update, failed(e.to_string()))),
+            }
+        }
+        for (task, items) in by_task {
+            let (heads, changes): (Vec<_>, Vec<_>) = items
+                .into_iter()
+                .map(|(device, update, local, change)| ((device, update, local), change))
+                .unzip();
+            match self.store.record_changes(task, changes, &[]) {
+                Ok(_) => {
+                    for (device, update, local) in heads {
+                        self.release(local.map(Replaced::Blob));
+                        answers.push((device, task, update, Outcome::Applied));
+                    }
+                }
+                Err(e) => {
+                    for (device, update, _) in heads {
+                        answers.push((device, task, update, failed(e.to_string())));
+                    }
+                }
+            }
+        }
+        self.answer(answers);
+    }
+
+    /// Tell senders how their updates went.
+    fn answer(&mut self, answers: Vec<(DeviceId, TaskId, UpdateId, Outcome)>) {
+        for (device, task, update, outcome) in answers {
+            self.received += 1;
+            self.send(device, task, Message::ModificationDone { update, outcome });
+        }
     }
 
     fn apply_delete(

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use qsync_base::{DeviceId, UpdateId};
 
 /// How many creations may be in flight to one device at once.
-pub const WINDOW: usize = 8;
+pub const WINDOW: usize = 128;
 
 /// What the driver must do.
 #[derive(Debug, Clone, PartialEq, Eq)]

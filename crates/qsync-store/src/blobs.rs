@@ -84,6 +84,36 @@ impl Blobs {
         self.commit(temp, &dest)
     }
 
+    /// Like [`Blobs::put_verified_copy`], but the copy is neither synced nor named yet: the
+    /// caller makes many staged blobs durable at once (one `syncfs` of [`Blobs::dir`]'s file
+    /// system instead of one fsync each), then calls [`StagedBlob::publish`] on each. Dropped
+    /// unpublished, the copy is removed. `None` when the blob is already stored.
+    pub fn stage_verified_copy(
+        &self,
+        path: &Path,
+        hash: &ContentHash,
+    ) -> Result<Option<StagedBlob>, StoreError> {
+        let dest = self.path(hash);
+        if dest.is_file() {
+            return Ok(None);
+        }
+        let temp = tempfile::Builder::new()
+            .prefix(".incoming-")
+            .tempfile_in(&self.dir)
+            .map_err(|e| StoreError::io("create a temporary file in", &self.dir, e))?;
+        fs::copy(path, temp.path()).map_err(|e| StoreError::io("copy", path, e))?;
+        // Closed until it is named: a batch of staged blobs holds no file descriptors.
+        Ok(Some(StagedBlob {
+            temp: temp.into_temp_path(),
+            dest,
+        }))
+    }
+
+    /// The folder the blobs live in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Make a written temporary blob durable, then give it its name: a blob is either whole
     /// or absent.
     fn commit(&self, temp: tempfile::NamedTempFile, dest: &Path) -> Result<(), StoreError> {
@@ -145,6 +175,25 @@ impl Blobs {
             }
         }
         Ok(out)
+    }
+}
+
+/// A blob copied by [`Blobs::stage_verified_copy`], not yet durable and not yet named.
+#[derive(Debug)]
+pub struct StagedBlob {
+    temp: tempfile::TempPath,
+    dest: PathBuf,
+}
+
+impl StagedBlob {
+    /// Give the blob its name. Call it only once the content is durable (after a `syncfs`
+    /// of the blobs' file system, say), so that a named blob is always whole.
+    pub fn publish(self) -> Result<(), StoreError> {
+        let dest = self.dest;
+        self.temp
+            .persist(&dest)
+            .map_err(|e| StoreError::io("store blob", dest, e.error))?;
+        Ok(())
     }
 }
 

@@ -50,7 +50,7 @@ use qsync_base::{ContentHash, DeviceId, EntryKind, FileEntry, RelPath, TaskId, U
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 
 pub use apps::AppRecord;
-pub use blobs::Blobs;
+pub use blobs::{Blobs, StagedBlob};
 pub use error::StoreError;
 
 mod embedded {
