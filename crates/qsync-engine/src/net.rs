@@ -285,30 +285,25 @@ async fn run_session(
                     Outbound::Message(task, message) => sink.send(seal(task, &message)?).await,
                     Outbound::Content { task, update, file } => {
                         use tokio::io::AsyncReadExt;
+                        // Blobs never change, so the length announced in the `Create` is
+                        // what is read; buffers are no larger than what is left (a 4 KiB
+                        // file does not cost a zeroed 1 MiB buffer).
+                        let len = file.metadata()?.len();
                         let mut file = tokio::fs::File::from_std(file);
                         let mut offset = 0u64;
-                        loop {
-                            let mut buf = vec![0u8; qsync_wire::MAX_CHUNK_LEN];
-                            let mut filled = 0;
-                            while filled < buf.len() {
-                                let n = file.read(&mut buf[filled..]).await?;
-                                if n == 0 {
-                                    break;
-                                }
-                                filled += n;
-                            }
-                            if filled == 0 {
-                                return Ok(());
-                            }
-                            buf.truncate(filled);
+                        while offset < len {
+                            let want = (len - offset).min(qsync_wire::MAX_CHUNK_LEN as u64);
+                            let mut buf = vec![0u8; want as usize];
+                            file.read_exact(&mut buf).await?;
                             let chunk = Message::Chunk {
                                 update,
                                 offset,
                                 data: Bytes::from(buf),
                             };
                             sink.send(seal(task, &chunk)?).await?;
-                            offset += filled as u64;
+                            offset += want;
                         }
+                        Ok(())
                     }
                 }
             }
