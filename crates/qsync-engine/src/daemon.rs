@@ -121,7 +121,7 @@ const STAGE_IDLE: Duration = Duration::from_millis(2);
 /// ...or once its oldest file waited this long...
 const STAGE_MAX_AGE: Duration = Duration::from_millis(250);
 /// ...or once it holds this many files...
-const STAGE_MAX_FILES: usize = 512;
+const STAGE_MAX_FILES: usize = 64;
 /// ...or this many bytes.
 const STAGE_MAX_BYTES: u64 = 64 * 1024 * 1024;
 
