@@ -371,3 +371,38 @@ fn a_folder_deleted_on_one_side_keeps_what_changed_on_the_other() {
         assert_eq!(fs::read_to_string(dir.join("top.txt")).unwrap(), "stays");
     }
 }
+
+/// Received files are acknowledged before their blobs (the base of later deltas) are kept:
+/// the keeper does that once the daemon is quiet. B receives a file, then a patch of it;
+/// each time B's own edit that follows must still go back as a small delta.
+#[test]
+fn edits_of_received_files_go_back_as_deltas() {
+    let (base, a, b) = pair();
+    let (da, db) = (base.path().join("A"), base.path().join("B"));
+    fs::create_dir_all(&da).unwrap();
+    let mut data: Vec<u8> = (0..2 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    fs::write(da.join("big.bin"), &data).unwrap();
+    let task = a.add_task(&da);
+    link(&a, &task, &b, &db);
+    wait_same(&da, &db, SETTLE);
+    for (round, at) in [(1u8, 1_000_000usize), (2, 1_500_000)] {
+        // Quiet for a while: B keeps the blob of what it received.
+        std::thread::sleep(Duration::from_millis(1500));
+        let before = b.status("wire_sent");
+        data[at] ^= 0xff;
+        fs::write(db.join("big.bin"), &data).unwrap();
+        wait_same(&da, &db, SETTLE);
+        let sent = b.status("wire_sent") - before;
+        assert!(
+            sent < 64 * 1024,
+            "round {round}: B sent {sent} bytes for a 1-byte edit of a 2 MiB file it had received"
+        );
+        // Now A edits, so that B's next base is a file it received as a patch.
+        std::thread::sleep(Duration::from_millis(500));
+        data[at + 7] ^= 0xff;
+        fs::write(da.join("big.bin"), &data).unwrap();
+        wait_same(&da, &db, SETTLE);
+    }
+}

@@ -27,6 +27,7 @@ use crate::delivery::{Action, Delivery};
 use crate::fsops::{
     incoming_file, prepare_target, remove_any, remove_stale_parts, safe_target, sync_file_systems,
 };
+use crate::keeper::{Keeper, Owed};
 use crate::net::{self, Keys, NetCtx, NetEvent, Outbound, Outgoing};
 use crate::{btf, EngineError};
 
@@ -125,6 +126,11 @@ const STAGE_MAX_FILES: usize = 64;
 /// ...or this many bytes.
 const STAGE_MAX_BYTES: u64 = 64 * 1024 * 1024;
 
+/// Received files' blobs are kept once nothing has been received for this long...
+const KEEP_AFTER_QUIET: Duration = Duration::from_millis(500);
+/// ...or once this many are owed.
+const MAX_OWED: usize = 10_000;
+
 /// Received files, verified and written but not yet durable, in place, recorded or
 /// answered. A run of creations (a setup copy, many new files) is flushed together:
 /// one `syncfs` makes all their content durable, they are renamed into place, a second
@@ -145,7 +151,6 @@ struct StagedFile {
     target: PathBuf,
     /// The received content, closed (a batch holds no file descriptors), removed if dropped.
     file: tempfile::TempPath,
-    blob: Option<qsync_store::StagedBlob>,
     /// What was written.
     written: FileEntry,
     /// What the target was when the update was accepted (it must still be so at the rename).
@@ -192,6 +197,11 @@ struct Engine {
     incoming: HashMap<(DeviceId, UpdateId), Incoming>,
     /// Received files waiting to be made durable together.
     staged: Staged,
+    /// Received files whose blobs are still to be kept, and the thread that keeps them.
+    owed: Vec<Owed>,
+    keeper: Keeper,
+    /// When the last file content from a device arrived.
+    last_received: Instant,
     /// Updates made redundant by a full-content send, marked done with its acknowledgement.
     subsumed: HashMap<(DeviceId, UpdateId), Vec<UpdateId>>,
     /// Patches already retried as full content.
@@ -240,6 +250,7 @@ pub fn control_socket(state_dir: &Path) -> PathBuf {
 pub fn run(config: DaemonConfig) -> Result<(), EngineError> {
     let me = device_id(&config.state_dir)?;
     let store = Store::open(&config.state_dir)?;
+    let keeper = Keeper::start(store.blobs().clone());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -292,6 +303,9 @@ pub fn run(config: DaemonConfig) -> Result<(), EngineError> {
         conns: HashMap::new(),
         incoming: HashMap::new(),
         staged: Staged::default(),
+        owed: Vec::new(),
+        keeper,
+        last_received: Instant::now(),
         subsumed: HashMap::new(),
         retried: HashSet::new(),
         keys,
@@ -373,11 +387,17 @@ impl Engine {
             if self.staged.since.is_some() {
                 wait = wait.min(STAGE_IDLE);
             }
+            if !self.owed.is_empty() {
+                wait = wait.min(KEEP_AFTER_QUIET.saturating_sub(self.last_received.elapsed()));
+            }
             match inbox.recv_timeout(wait) {
                 Ok(event) => self.handle(event),
                 Err(RecvTimeoutError::Timeout) => {
                     // Quiet for a moment: what was received becomes durable and is answered.
                     self.flush_staged();
+                    if self.last_received.elapsed() >= KEEP_AFTER_QUIET {
+                        self.keeper.keep(std::mem::take(&mut self.owed));
+                    }
                     if Instant::now() >= next_tick {
                         self.tick();
                         next_tick = Instant::now() + Duration::from_secs(1);
@@ -408,7 +428,9 @@ impl Engine {
                 ..
             })
         );
-        if !more_content {
+        if more_content {
+            self.last_received = Instant::now();
+        } else {
             self.flush_staged();
         }
         match event {
@@ -1378,14 +1400,12 @@ impl Engine {
                 if !aside && matches!(outcome, Outcome::Applied) {
                     // No conflict: made durable, put in place and answered with the
                     // batch it joins.
-                    let blob = self.store.blobs().stage_verified_copy(file.path(), &hash)?;
                     self.staged.files.push(StagedFile {
                         device,
                         update,
                         task,
                         target,
                         file: file.into_temp_path(),
-                        blob,
                         written: FileEntry {
                             path,
                             kind: EntryKind::File,
@@ -1470,8 +1490,13 @@ impl Engine {
             EngineError::State(format!("{path} vanished right after it was written"))
         })?;
         let kept = blob_kept && written.as_ref().is_some_and(|w| w.hash == entry.hash);
-        if entry.kind != EntryKind::Folder && !kept {
-            self.keep_content(&root, &entry)?;
+        match entry.kind {
+            _ if kept => {}
+            EntryKind::Folder => {}
+            EntryKind::File => self.owe_blob(path.to_local(&root), entry.hash),
+            EntryKind::Symlink => {
+                self.keep_content(&root, &entry)?;
+            }
         }
         let change = if local.is_some() && entry_kind == EntryKind::File {
             Change::Modify {
@@ -1497,10 +1522,8 @@ impl Engine {
         }
         let failed = |reason: String| Outcome::Failed { reason };
         let mut answers = Vec::with_capacity(files.len());
-        let blobs_dir = self.store.blobs().dir().to_owned();
-        // 1. The content (files and blobs) is durable.
-        let mut content_folders = parent_folders(files.iter().map(|f| f.target.as_path()));
-        content_folders.push(&blobs_dir);
+        // 1. The content is durable.
+        let content_folders = parent_folders(files.iter().map(|f| f.target.as_path()));
         if let Err(e) = sync_file_systems(&content_folders) {
             tracing::warn!(error = %e, "could not make received files durable");
             for f in files {
@@ -1518,13 +1541,6 @@ impl Engine {
                 answers.push((f.device, f.task, f.update, failed(reason)));
                 continue;
             }
-            let blob_kept = match f.blob {
-                Some(blob) => blob
-                    .publish()
-                    .inspect_err(|e| tracing::warn!(error = %e, "could not keep a blob"))
-                    .is_ok(),
-                None => true,
-            };
             let w = &f.written;
             let hash = w.hash.unwrap_or_else(|| ContentHash::of(b""));
             self.expect_content(f.task, &path, EntryKind::File, w.size, w.mtime_ns, hash);
@@ -1533,9 +1549,7 @@ impl Engine {
                 answers.push((f.device, f.task, f.update, failed(reason)));
                 continue;
             }
-            placed.push((
-                f.device, f.task, f.update, f.target, f.written, f.local, blob_kept,
-            ));
+            placed.push((f.device, f.task, f.update, f.target, f.written, f.local));
         }
         // 3. The names are durable before they are recorded: a recorded file whose rename
         // a crash undid would look deleted here, and that delete would spread.
@@ -1550,7 +1564,7 @@ impl Engine {
         }
         // 4. Recorded, one transaction per task.
         let mut by_task: HashMap<TaskId, Vec<_>> = HashMap::new();
-        for (device, task, update, _, written, local, blob_kept) in placed {
+        for (device, task, update, target, written, local) in placed {
             let recorded = self.root(task).and_then(|root| {
                 let entry = stat_entry(&root, &written.path, Some(&written))?.ok_or_else(|| {
                     EngineError::State(format!(
@@ -1558,9 +1572,7 @@ impl Engine {
                         written.path
                     ))
                 })?;
-                if !(blob_kept && entry.hash == written.hash) {
-                    self.keep_content(&root, &entry)?;
-                }
+                self.owe_blob(target, entry.hash);
                 Ok(match local {
                     Some(_) => Change::Modify {
                         entry,
@@ -1598,6 +1610,18 @@ impl Engine {
             }
         }
         self.answer(answers);
+    }
+
+    /// Keep the content of a received file as a blob later, when the daemon is quiet
+    /// (see [`crate::keeper`]).
+    fn owe_blob(&mut self, file: PathBuf, hash: Option<ContentHash>) {
+        let Some(hash) = hash else { return };
+        if !self.store.blobs().contains(&hash) {
+            self.owed.push(Owed { file, hash });
+        }
+        if self.owed.len() >= MAX_OWED {
+            self.keeper.keep(std::mem::take(&mut self.owed));
+        }
     }
 
     /// Tell senders how their updates went.

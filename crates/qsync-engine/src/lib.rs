@@ -11,6 +11,7 @@ pub mod control;
 pub mod daemon;
 pub mod delivery;
 pub mod fsops;
+mod keeper;
 pub mod net;
 
 use std::net::SocketAddr;

@@ -41,7 +41,22 @@ impl Blobs {
 
     /// Store everything `content` yields; returns its hash. Written to a temporary file,
     /// synced, then renamed into place, so a blob is either whole or absent.
-    pub fn put(&self, mut content: impl Read) -> Result<ContentHash, StoreError> {
+    pub fn put(&self, content: impl Read) -> Result<ContentHash, StoreError> {
+        let (hash, staged) = self.stage(content)?;
+        if let Some(staged) = staged {
+            self.commit(staged.temp, &staged.dest)?;
+        }
+        Ok(hash)
+    }
+
+    /// Write everything `content` yields to a temporary file, hashing it on the way; the
+    /// blob is named by that hash only when [`StagedBlob::publish`] is called, which the
+    /// caller does once the content is durable: many staged blobs can share one `syncfs`
+    /// of [`Blobs::dir`]'s file system. `None` when that blob is already stored.
+    pub fn stage(
+        &self,
+        mut content: impl Read,
+    ) -> Result<(ContentHash, Option<StagedBlob>), StoreError> {
         let mut temp = tempfile::Builder::new()
             .prefix(".incoming-")
             .tempfile_in(&self.dir)
@@ -62,10 +77,9 @@ impl Blobs {
         let hash = hasher.finish();
         let dest = self.path(&hash);
         if dest.is_file() {
-            return Ok(hash);
+            return Ok((hash, None));
         }
-        self.commit(temp, &dest)?;
-        Ok(hash)
+        Ok((hash, Some(StagedBlob { temp, dest })))
     }
 
     /// Store a copy of the file at `path`, whose content the caller has already checked to
@@ -82,31 +96,6 @@ impl Blobs {
             .map_err(|e| StoreError::io("create a temporary file in", &self.dir, e))?;
         fs::copy(path, temp.path()).map_err(|e| StoreError::io("copy", path, e))?;
         self.commit(temp, &dest)
-    }
-
-    /// Like [`Blobs::put_verified_copy`], but the copy is neither synced nor named yet: the
-    /// caller makes many staged blobs durable at once (one `syncfs` of [`Blobs::dir`]'s file
-    /// system instead of one fsync each), then calls [`StagedBlob::publish`] on each. Dropped
-    /// unpublished, the copy is removed. `None` when the blob is already stored.
-    pub fn stage_verified_copy(
-        &self,
-        path: &Path,
-        hash: &ContentHash,
-    ) -> Result<Option<StagedBlob>, StoreError> {
-        let dest = self.path(hash);
-        if dest.is_file() {
-            return Ok(None);
-        }
-        let temp = tempfile::Builder::new()
-            .prefix(".incoming-")
-            .tempfile_in(&self.dir)
-            .map_err(|e| StoreError::io("create a temporary file in", &self.dir, e))?;
-        fs::copy(path, temp.path()).map_err(|e| StoreError::io("copy", path, e))?;
-        // Closed until it is named: a batch of staged blobs holds no file descriptors.
-        Ok(Some(StagedBlob {
-            temp: temp.into_temp_path(),
-            dest,
-        }))
     }
 
     /// The folder the blobs live in.
@@ -178,10 +167,11 @@ impl Blobs {
     }
 }
 
-/// A blob copied by [`Blobs::stage_verified_copy`], not yet durable and not yet named.
+/// A blob written by [`Blobs::stage`], not yet durable and not yet named. Dropped
+/// unpublished, it is removed.
 #[derive(Debug)]
 pub struct StagedBlob {
-    temp: tempfile::TempPath,
+    temp: tempfile::NamedTempFile,
     dest: PathBuf,
 }
 
