@@ -270,6 +270,77 @@ fn killed_in_the_middle_of_a_large_transfer_finishes_after_restart() {
     assert_eq!(leftovers, 0, "temporary files are cleaned up");
 }
 
+/// Received files are made durable, put in place and acknowledged in batches. B is
+/// killed in the middle of a setup copy of many small files (batches staged, some
+/// acknowledged, some not); after its restart both sides hold every file, and nothing
+/// B had not finished was taken for a deletion and spread to A.
+#[test]
+fn killed_in_the_middle_of_a_setup_copy_of_many_files_loses_nothing() {
+    let (base, a, mut b) = pair();
+    let (da, db) = (base.path().join("A"), base.path().join("B"));
+    fs::create_dir_all(da.join("many")).unwrap();
+    const FILES: usize = 3000;
+    for i in 0..FILES {
+        fs::write(
+            da.join(format!("many/f{i:04}")),
+            format!("file {i} ").repeat(300),
+        )
+        .unwrap();
+    }
+    let before = tree(&da);
+    let task = a.add_task(&da);
+    let asker = {
+        let (state, task, addr) = (
+            a.state.clone(),
+            task.clone(),
+            format!("127.0.0.1:{}", b.port),
+        );
+        std::thread::spawn(move || {
+            std::process::Command::new(node::QSYNC)
+                .arg("--state-dir")
+                .arg(&state)
+                .args(["link", &task, &addr])
+                .output()
+                .unwrap()
+        })
+    };
+    let deadline = std::time::Instant::now() + SETTLE;
+    while !b.cli(&["questions"]).starts_with("CHOOSELINKPATH") {
+        assert!(std::time::Instant::now() < deadline, "no question on B");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    b.cli(&["answer", "CHOOSELINKPATH", db.to_str().unwrap()]);
+    // Kill B once part of the copy is there.
+    loop {
+        let got = fs::read_dir(db.join("many")).map_or(0, |d| d.count());
+        if got >= FILES / 5 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the copy never started"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    b.kill();
+    b.restart();
+    wait_same(&da, &db, Duration::from_secs(120));
+    let out = asker.join().unwrap();
+    assert!(
+        out.status.success(),
+        "link: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(tree(&da), before, "A lost or changed files");
+    let leftovers = fs::read_dir(db.join("many"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".qsync-"))
+        .count();
+    assert_eq!(leftovers, 0, "temporary files are cleaned up");
+    assert_eq!(a.status("pending"), 0, "{}", a.cli(&["status"]));
+}
+
 /// Files created and moved away quickly are not lost, whatever the delay between the two
 /// relative to the watcher's debounce: a create whose content already went is skipped, and
 /// a rename the receiver cannot follow is answered by sending what is at the new path.
