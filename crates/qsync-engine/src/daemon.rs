@@ -274,6 +274,7 @@ pub fn run(config: DaemonConfig) -> Result<(), EngineError> {
         next_conn: Arc::new(std::sync::atomic::AtomicU64::new(1)),
         pair_timeout: config.answer_timeout + Duration::from_secs(5),
         wire: Arc::new(net::WireCounters::default()),
+        inbox_budget: Arc::new(tokio::sync::Semaphore::new(net::INBOX_BUDGET_KIB)),
     };
     runtime.spawn(net::listen(listener, net.clone()));
     crate::control::serve(&runtime, control_socket(&config.state_dir), events.clone())?;
@@ -648,6 +649,7 @@ impl Engine {
                 device,
                 task,
                 message,
+                credit: _credit,
             } => self.received(device, task, message),
             request @ NetEvent::PairRequest { .. } => {
                 let NetEvent::PairRequest {

@@ -71,6 +71,8 @@ pub enum NetEvent {
         task: TaskId,
         /// What.
         message: Message,
+        /// The share of [`NetCtx::inbox_budget`] the message holds until it is dropped.
+        credit: Option<tokio::sync::OwnedSemaphorePermit>,
     },
     /// A device asks to link a task: the engine asks its person, then answers `reply`.
     PairRequest {
@@ -112,7 +114,15 @@ pub struct NetCtx {
     pub pair_timeout: Duration,
     /// Bytes of sealed frames sent and received (length prefix included), for `status`.
     pub wire: Arc<WireCounters>,
+    /// Received file content the engine has not handled yet, in KiB, bounded by
+    /// [`INBOX_BUDGET_KIB`]: while the engine is busy (flushing a batch to disk, say) a
+    /// connection stops reading its socket, and TCP slows the sender down, instead of
+    /// queueing chunks in memory without limit.
+    pub inbox_budget: Arc<tokio::sync::Semaphore>,
 }
+
+/// How much received file content may wait for the engine, in KiB.
+pub const INBOX_BUDGET_KIB: usize = 64 * 1024;
 
 /// Bytes on the wire, counted by the sessions.
 #[derive(Debug, Default)]
@@ -264,6 +274,7 @@ async fn run_session(
                 device,
                 task,
                 message,
+                credit: None,
             },
         );
     }
@@ -329,14 +340,24 @@ async fn run_session(
             Err(_) => break Ok(()),
         };
         match opened {
-            Ok((task, message)) => send(
-                &ctx,
-                NetEvent::Received {
-                    device,
-                    task,
-                    message,
-                },
-            ),
+            Ok((task, message)) => {
+                let credit = match &message {
+                    Message::Chunk { data, .. } => {
+                        let kib = u32::try_from(data.len().div_ceil(1024)).unwrap_or(u32::MAX);
+                        ctx.inbox_budget.clone().acquire_many_owned(kib).await.ok()
+                    }
+                    _ => None,
+                };
+                send(
+                    &ctx,
+                    NetEvent::Received {
+                        device,
+                        task,
+                        message,
+                        credit,
+                    },
+                )
+            }
             Err(e) => {
                 tracing::warn!(%device, %addr, error = %e, "rejected a frame; closing the connection");
                 break Err(e);
