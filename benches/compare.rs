@@ -58,12 +58,17 @@ pub const SMOKE: Scale = Scale {
     watched_files: 1000,
 };
 
+#[derive(Default)]
 pub struct Row {
     pub scenario: String,
     pub qsync: String,
     pub rsync: String,
+    /// rsync with `--fsync`: as durable as QSync, which flushes what it receives before
+    /// acknowledging it (initial syncs only).
+    pub rsync_fsync: String,
     pub syncthing: String,
     pub ratio: String,
+    pub fsync_ratio: String,
     pub st_ratio: String,
 }
 
@@ -145,8 +150,14 @@ impl RsyncDaemon {
 
     /// Push `src` into the module: (time, bytes on the wire).
     fn push(&self, src: &Path) -> (Duration, u64) {
+        self.push_with(src, &[])
+    }
+
+    /// [`RsyncDaemon::push`] with more options for the client.
+    fn push_with(&self, src: &Path, extra: &[&str]) -> (Duration, u64) {
         let t = Instant::now();
         let out = Command::new("rsync")
+            .args(extra)
             .args([
                 "-a",
                 "--stats",
@@ -219,14 +230,21 @@ fn initial_sync(rows: &mut Vec<Row>, label: String, files: usize, size: usize) {
     let rsync = RsyncDaemon::start(base.path());
     let (rt, _) = rsync.push(&src);
     assert_eq!(tree(&src), tree(&rsync.dest));
+    let fsync_dir = base.path().join("rsync-fsync");
+    fs::create_dir_all(&fsync_dir).unwrap();
+    let rsync_fsync = RsyncDaemon::start(&fsync_dir);
+    let (rft, _) = rsync_fsync.push_with(&src, &["--fsync"]);
+    assert_eq!(tree(&src), tree(&rsync_fsync.dest));
     let qt = qsync_initial(base.path(), &src).0;
     if !peer_wanted("syncthing") {
         rows.push(Row {
             scenario: label,
             qsync: secs(qt),
             rsync: secs(rt),
+            rsync_fsync: secs(rft),
             syncthing: "skipped".into(),
             ratio: ratio(qt.as_secs_f64(), rt.as_secs_f64()),
+            fsync_ratio: ratio(qt.as_secs_f64(), rft.as_secs_f64()),
             st_ratio: "-".into(),
         });
         return;
@@ -246,8 +264,10 @@ fn initial_sync(rows: &mut Vec<Row>, label: String, files: usize, size: usize) {
         scenario: label,
         qsync: secs(qt),
         rsync: secs(rt),
+        rsync_fsync: secs(rft),
         syncthing: secs(st),
         ratio: ratio(qt.as_secs_f64(), rt.as_secs_f64()),
+        fsync_ratio: ratio(qt.as_secs_f64(), rft.as_secs_f64()),
         st_ratio: ratio(qt.as_secs_f64(), st.as_secs_f64()),
     });
 }
@@ -293,6 +313,7 @@ fn one_byte_change(rows: &mut Vec<Row>, size: usize) {
         syncthing: secs(st),
         ratio: ratio(qt.as_secs_f64(), rt.as_secs_f64()),
         st_ratio: ratio(qt.as_secs_f64(), st.as_secs_f64()),
+    ..Row::default()
     });
     rows.push(Row {
         scenario: format!("1 byte changed in a {mb} MiB file: bytes on the wire"),
@@ -301,6 +322,7 @@ fn one_byte_change(rows: &mut Vec<Row>, size: usize) {
         syncthing: sbytes.to_string(),
         ratio: ratio(qbytes as f64, rbytes as f64),
         st_ratio: ratio(qbytes as f64, sbytes as f64),
+        ..Row::default()
     });
 }
 
@@ -346,6 +368,7 @@ fn latency(rows: &mut Vec<Row>, rounds: usize) {
         syncthing: format!("{:.0} / {:.0} ms", ms(s50), ms(s99)),
         ratio: "-".into(),
         st_ratio: format!("{} / {}", ratio(ms(q50), ms(s50)), ratio(ms(q99), ms(s99))),
+        ..Row::default()
     });
 }
 
@@ -406,6 +429,7 @@ fn peak_rss(rows: &mut Vec<Row>, files: usize) {
         syncthing: format!("{} MiB", s / 1024),
         ratio: "-".into(),
         st_ratio: ratio(q as f64, s as f64),
+        ..Row::default()
     });
 }
 
@@ -523,12 +547,26 @@ pub fn table(scale: Scale, rows: &[Row]) -> String {
         syncthing::version(),
         cfg!(debug_assertions)
     );
-    let _ = writeln!(out, "| scenario | QSync | rsync (daemon on loopback) | Syncthing (two instances on loopback) | QSync/rsync | QSync/Syncthing |\n| --- | --- | --- | --- | --- | --- |");
+    let _ = writeln!(out, "| scenario | QSync | rsync (daemon on loopback) | rsync --fsync | Syncthing (two instances on loopback) | QSync/rsync | QSync/rsync --fsync | QSync/Syncthing |\n| --- | --- | --- | --- | --- | --- | --- | --- |");
+    let or_dash = |s: &str| {
+        if s.is_empty() {
+            "-".to_owned()
+        } else {
+            s.to_owned()
+        }
+    };
     for r in rows {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} |",
-            r.scenario, r.qsync, r.rsync, r.syncthing, r.ratio, r.st_ratio
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.scenario,
+            r.qsync,
+            r.rsync,
+            or_dash(&r.rsync_fsync),
+            r.syncthing,
+            r.ratio,
+            or_dash(&r.fsync_ratio),
+            r.st_ratio
         );
     }
     out

@@ -292,7 +292,7 @@ fn follow_setup(state_dir: &Path, device: &str) -> Result<()> {
             bar.abandon();
             bail!("the setup copy made no progress for two minutes; it goes on whenever the other device is reachable (see `qsync status`)");
         }
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

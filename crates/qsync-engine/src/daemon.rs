@@ -121,8 +121,9 @@ const MAX_DELTA: u64 = 256 * 1024 * 1024;
 const STAGE_IDLE: Duration = Duration::from_millis(2);
 /// ...or once its oldest file waited this long...
 const STAGE_MAX_AGE: Duration = Duration::from_millis(250);
-/// ...or once it holds this many files...
-const STAGE_MAX_FILES: usize = 64;
+/// ...or once it holds this many files (half the sender's creation window, so that the
+/// answers to one batch go back while the next arrives)...
+const STAGE_MAX_FILES: usize = crate::delivery::WINDOW / 2;
 /// ...or this many bytes.
 const STAGE_MAX_BYTES: u64 = 64 * 1024 * 1024;
 

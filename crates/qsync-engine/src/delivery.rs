@@ -14,7 +14,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use qsync_base::{DeviceId, UpdateId};
 
-/// How many creations may be in flight to one device at once.
+/// How many creations may be in flight to one device at once. The receiver makes them
+/// durable and answers them in batches of up to half this, so answers to one batch come
+/// back while the next one is still arriving.
 pub const WINDOW: usize = 128;
 
 /// What the driver must do.
