@@ -17,6 +17,13 @@ pub struct Blobs {
 impl Blobs {
     pub(crate) fn open(dir: PathBuf) -> Result<Self, StoreError> {
         fs::create_dir_all(&dir).map_err(|e| StoreError::io("create", &dir, e))?;
+        // Temporary files a crash left behind.
+        for entry in fs::read_dir(&dir).map_err(|e| StoreError::io("list", &dir, e))? {
+            let entry = entry.map_err(|e| StoreError::io("list", &dir, e))?;
+            if entry.file_name().to_string_lossy().starts_with(".incoming-") {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
         // The 256 fan-out folders exist from the start, so that storing a blob never has to
         // create one (a directory creation costs as much as a file's on ext4).
         for byte in 0..=255u8 {
@@ -138,7 +145,7 @@ impl Blobs {
         }
     }
 
-    /// Every stored blob's hash (unfinished temporary files are removed on the way).
+    /// Every stored blob's hash.
     pub(crate) fn list(&self) -> Result<Vec<ContentHash>, StoreError> {
         let mut out = Vec::new();
         let entries = fs::read_dir(&self.dir).map_err(|e| StoreError::io("list", &self.dir, e))?;
@@ -146,7 +153,7 @@ impl Blobs {
             let entry = entry.map_err(|e| StoreError::io("list", &self.dir, e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.starts_with(".incoming-") {
-                let _ = fs::remove_file(entry.path());
+                // Being written (the daemon's blob keeper works beside the engine).
                 continue;
             }
             if name.len() != 2 || !entry.path().is_dir() {
