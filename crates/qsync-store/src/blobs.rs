@@ -20,7 +20,11 @@ impl Blobs {
         // Temporary files a crash left behind.
         for entry in fs::read_dir(&dir).map_err(|e| StoreError::io("list", &dir, e))? {
             let entry = entry.map_err(|e| StoreError::io("list", &dir, e))?;
-            if entry.file_name().to_string_lossy().starts_with(".incoming-") {
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".incoming-")
+            {
                 let _ = fs::remove_file(entry.path());
             }
         }
