@@ -177,6 +177,16 @@ fn parent_folders<'a>(targets: impl Iterator<Item = &'a Path>) -> Vec<&'a Path> 
     folders
 }
 
+/// Whether a control command only reads (so it need not wait for staged files: they
+/// are not acknowledged yet, and it says so).
+fn reads_only(line: &str) -> bool {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    matches!(
+        words.as_slice(),
+        ["id"] | ["status"] | ["devices"] | ["pending", _] | ["task", "list"] | ["app", "list"]
+    )
+}
+
 fn fingerprint(path: &Path) -> Option<Fingerprint> {
     use std::os::unix::fs::MetadataExt;
     let m = fs::symlink_metadata(path).ok()?;
@@ -421,8 +431,9 @@ impl Engine {
     }
 
     fn handle(&mut self, event: Event) {
-        // Only more file content may overtake staged files; anything else (a delete, a
-        // rename, a local change, a command, a disconnection) sees them in place first.
+        // Only more file content (and commands that only read) may overtake staged files;
+        // anything else (a delete, a rename, a local change, a command that changes
+        // something, a disconnection) sees them in place first.
         let more_content = matches!(
             &event,
             Event::Net(NetEvent::Received {
@@ -432,7 +443,7 @@ impl Engine {
         );
         if more_content {
             self.last_received = Instant::now();
-        } else {
+        } else if !matches!(&event, Event::Control(line, _) if reads_only(line)) {
             self.flush_staged();
         }
         match event {
