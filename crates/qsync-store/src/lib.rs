@@ -955,7 +955,6 @@ fn record_one(
     })
 }
 
-/// Delete updates (and, by cascade, their deltas) that no device needs any more.
 /// Remove those of `updates` that no device needs any more (their deltas go with them).
 /// Only the rows just settled are looked at: a sweep of the whole table for each
 /// acknowledgement made a setup copy of n files cost O(n²).
