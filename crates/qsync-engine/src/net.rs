@@ -343,7 +343,9 @@ async fn run_session(
             Ok((task, message)) => {
                 let credit = match &message {
                     Message::Chunk { data, .. } => {
-                        let kib = u32::try_from(data.len().div_ceil(1024)).unwrap_or(u32::MAX);
+                        // Never more than the whole budget, or it would wait forever.
+                        let kib = data.len().div_ceil(1024).min(INBOX_BUDGET_KIB);
+                        let kib = u32::try_from(kib).unwrap_or(u32::MAX);
                         ctx.inbox_budget.clone().acquire_many_owned(kib).await.ok()
                     }
                     _ => None,

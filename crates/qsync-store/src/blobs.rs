@@ -8,6 +8,9 @@ use qsync_base::{ContentHash, ContentHasher};
 
 use crate::StoreError;
 
+/// How temporary files among the blobs are named.
+const TEMP_PREFIX: &str = ".incoming-";
+
 /// A folder of files named by the BLAKE3 hash of their content (`ab/cdef…`).
 #[derive(Debug, Clone)]
 pub struct Blobs {
@@ -20,11 +23,7 @@ impl Blobs {
         // Temporary files a crash left behind.
         for entry in fs::read_dir(&dir).map_err(|e| StoreError::io("list", &dir, e))? {
             let entry = entry.map_err(|e| StoreError::io("list", &dir, e))?;
-            if entry
-                .file_name()
-                .to_string_lossy()
-                .starts_with(".incoming-")
-            {
+            if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
                 let _ = fs::remove_file(entry.path());
             }
         }
@@ -55,7 +54,7 @@ impl Blobs {
     pub fn put(&self, content: impl Read) -> Result<ContentHash, StoreError> {
         let (hash, staged) = self.stage(content)?;
         if let Some(staged) = staged {
-            self.commit(staged.temp, &staged.dest)?;
+            commit(staged)?;
         }
         Ok(hash)
     }
@@ -68,10 +67,7 @@ impl Blobs {
         &self,
         mut content: impl Read,
     ) -> Result<(ContentHash, Option<StagedBlob>), StoreError> {
-        let mut temp = tempfile::Builder::new()
-            .prefix(".incoming-")
-            .tempfile_in(&self.dir)
-            .map_err(|e| StoreError::io("create a temporary file in", &self.dir, e))?;
+        let mut temp = self.temp_file()?;
         let mut hasher = ContentHasher::new();
         let mut buf = vec![0u8; 256 * 1024];
         loop {
@@ -101,12 +97,9 @@ impl Blobs {
         if dest.is_file() {
             return Ok(());
         }
-        let temp = tempfile::Builder::new()
-            .prefix(".incoming-")
-            .tempfile_in(&self.dir)
-            .map_err(|e| StoreError::io("create a temporary file in", &self.dir, e))?;
+        let temp = self.temp_file()?;
         fs::copy(path, temp.path()).map_err(|e| StoreError::io("copy", path, e))?;
-        self.commit(temp, &dest)
+        commit(StagedBlob { temp, dest })
     }
 
     /// The folder the blobs live in.
@@ -114,18 +107,13 @@ impl Blobs {
         &self.dir
     }
 
-    /// Make a written temporary blob durable, then give it its name: a blob is either whole
-    /// or absent.
-    fn commit(&self, temp: tempfile::NamedTempFile, dest: &Path) -> Result<(), StoreError> {
-        temp.as_file()
-            .sync_all()
-            .map_err(|e| StoreError::io("sync", temp.path().to_owned(), e))?;
-        if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent).map_err(|e| StoreError::io("create", parent, e))?;
-        }
-        temp.persist(dest)
-            .map_err(|e| StoreError::io("store blob", dest, e.error))?;
-        Ok(())
+    /// A new temporary file among the blobs (removed when the store next opens if a crash
+    /// leaves it behind).
+    fn temp_file(&self) -> Result<tempfile::NamedTempFile, StoreError> {
+        tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .tempfile_in(&self.dir)
+            .map_err(|e| StoreError::io("create a temporary file in", &self.dir, e))
     }
 
     /// Store a copy of the file at `path`.
@@ -156,7 +144,7 @@ impl Blobs {
         for entry in entries {
             let entry = entry.map_err(|e| StoreError::io("list", &self.dir, e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with(".incoming-") {
+            if name.starts_with(TEMP_PREFIX) {
                 // Being written (the daemon's blob keeper works beside the engine).
                 continue;
             }
@@ -186,11 +174,25 @@ pub struct StagedBlob {
     dest: PathBuf,
 }
 
+/// Make a written temporary blob durable, then give it its name: a blob is either whole
+/// or absent.
+fn commit(staged: StagedBlob) -> Result<(), StoreError> {
+    staged
+        .temp
+        .as_file()
+        .sync_all()
+        .map_err(|e| StoreError::io("sync", staged.temp.path().to_owned(), e))?;
+    staged.publish()
+}
+
 impl StagedBlob {
     /// Give the blob its name. Call it only once the content is durable (after a `syncfs`
     /// of the blobs' file system, say), so that a named blob is always whole.
     pub fn publish(self) -> Result<(), StoreError> {
         let dest = self.dest;
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent).map_err(|e| StoreError::io("create", parent, e))?;
+        }
         self.temp
             .persist(&dest)
             .map_err(|e| StoreError::io("store blob", dest, e.error))?;
