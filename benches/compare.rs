@@ -139,7 +139,7 @@ impl RsyncDaemon {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("rsync is installed (./scripts/setup.sh)");
+            .expect("rsync is installed (./scripts/bench-deps.sh)");
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "rsync daemon did not start");

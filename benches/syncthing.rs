@@ -84,7 +84,7 @@ impl Syncthing {
             .args(["generate", "--no-default-folder", "--skip-port-probing"])
             .arg(format!("--home={}", home.display()))
             .output()
-            .expect("syncthing is installed (./scripts/setup.sh)");
+            .expect("syncthing is installed (./scripts/bench-deps.sh)");
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),

@@ -13,9 +13,9 @@ fn the_comparison_harness_runs_at_smoke_scale() {
             .is_err()
         {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("{peer} must be installed on CI (./scripts/setup.sh)");
+                panic!("{peer} must be installed on CI (./scripts/bench-deps.sh)");
             }
-            eprintln!("skipped: {peer} is not installed (./scripts/setup.sh installs it)");
+            eprintln!("skipped: {peer} is not installed (./scripts/bench-deps.sh or `just bench-compare` installs it)");
             return;
         }
     }

@@ -49,6 +49,7 @@
 mod error;
 mod format;
 mod source;
+mod xd3;
 
 #[doc(hidden)]
 pub mod fuzzing;
@@ -369,9 +370,9 @@ fn encode_into<S: Source + ?Sized, T: Source + ?Sized>(
             let src_end = (run_start + run_len + margin).min(header.source_len);
             let source = old.read_range(src_start, src_end - src_start)?;
             let piece = &target[start..end];
-            // The binding refuses inputs too small for a VCDIFF header; and a VCDIFF larger
-            // than the bytes themselves helps nobody. Either way the bytes go as they are.
-            match xdelta3::encode(piece, &source).filter(|v| v.len() < piece.len()) {
+            // A VCDIFF no smaller than the bytes themselves helps nobody (xd3::encode gives
+            // none then, nor for inputs too short for a VCDIFF header): the bytes go as they are.
+            match xd3::encode(piece, &source) {
                 Some(vcdiff) => out.segment(Segment::Vcdiff {
                     source_offset: src_start,
                     source_len: source.len() as u32,
@@ -520,24 +521,9 @@ fn check_produced(header: &Header, produced: u64, more: u64) -> Result<u64, Delt
     Ok(total)
 }
 
-/// Decode one VCDIFF segment. The xdelta3 binding sizes its output buffer as twice the
-/// patch plus source length, which is too small for highly compressible targets (a run of
-/// zeros out of nothing); padding the source with unused bytes gives it room.
+/// Decode one VCDIFF segment into exactly `target_len` bytes.
 fn decode_segment(vcdiff: &[u8], source: &[u8], target_len: usize) -> Result<Vec<u8>, DeltaError> {
-    let room = (vcdiff.len() + source.len()) * 2;
-    let decoded = if room >= target_len + 64 {
-        xdelta3::decode(vcdiff, source)
-    } else {
-        let mut padded = Vec::with_capacity(target_len / 2 + 64);
-        padded.extend_from_slice(source);
-        padded.resize(
-            (target_len / 2 + 64)
-                .saturating_sub(vcdiff.len())
-                .max(source.len()),
-            0,
-        );
-        xdelta3::decode(vcdiff, &padded)
-    };
+    let decoded = xd3::decode(vcdiff, source, target_len);
     let decoded =
         decoded.ok_or_else(|| DeltaError::Malformed("a VCDIFF segment does not decode".into()))?;
     if decoded.len() != target_len {

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# What the benchmarks compare QSync against, from Debian's packages: rsync and Syncthing.
+# Building and testing QSync need none of this (only the Rust toolchain and a C compiler);
+# `just bench-compare` runs this first, and CI runs it so that the bench harness's smoke
+# test (tests/bench_smoke.rs) is exercised. Idempotent and quick when both are there.
+set -euo pipefail
+
+packages=(rsync syncthing)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "bench-deps: installing ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
