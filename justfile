@@ -1,12 +1,12 @@
-# QSync's tasks. Set-up once with ./scripts/setup.sh (it also installs `just`).
+# QSync's tasks. Nothing to set up first: the Rust toolchain and a C compiler are enough.
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
 # Start QSync: the daemon and the terminal menu (extra arguments go to qsync).
-run *ARGS: deps
-    cargo run --release -p qsync -- {{ARGS}}
+run *ARGS:
+    cargo run --release -- {{ARGS}}
 
 # The whole test suite, as CI runs it.
-test: deps
+test:
     cargo test --workspace
 
 # Formatting and lints, as CI runs them.
@@ -19,12 +19,22 @@ ci:
     bash .ci/run
 
 # Criterion benches (long; not run by CI).
-bench: deps
+bench: bench-deps
     cargo bench --workspace
 
 # QSync against rsync and Syncthing on this machine, full sizes (about 10 minutes); writes benches/results.md.
-bench-compare: deps
+bench-compare: bench-deps
     cargo bench --bench compare
+
+# Regenerate xdelta3-sys's pre-generated bindings (maintainers only: needs libclang, installed here with apt).
+bindings:
+    command -v bindgen >/dev/null || cargo install --locked bindgen-cli
+    dpkg-query -W libclang-dev >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq libclang-dev >/dev/null; }
+    bindgen crates/xdelta3-sys/xdelta3/xdelta3.h \
+        --allowlist-function 'xd3_encode_memory|xd3_decode_memory' \
+        --output crates/xdelta3-sys/src/bindings.rs \
+        -- -DSIZEOF_SIZE_T=8 -DSIZEOF_UNSIGNED_INT=4 -DSIZEOF_UNSIGNED_LONG=8 -DSIZEOF_UNSIGNED_LONG_LONG=8 \
+           -DXD3_USE_LARGEFILE64=1 -DSECONDARY_DJW=1 -DSECONDARY_FGK=1 -DEXTERNAL_COMPRESSION=0
 
 # Fuzz the wire parsers (stable toolchain: RUSTC_BOOTSTRAP lets it take sanitizer flags).
 fuzz-wire SECONDS="60": fuzz-tool
@@ -35,9 +45,10 @@ deny:
     command -v cargo-deny >/dev/null || cargo install --locked cargo-deny
     cargo deny check
 
+# rsync and Syncthing, which the benchmarks measure against (apt).
 [private]
-deps:
-    ./scripts/setup.sh --no-just
+bench-deps:
+    ./scripts/bench-deps.sh
 
 [private]
 fuzz-tool:
@@ -54,3 +65,8 @@ fuzz-apps SECONDS="60": fuzz-tool
 # Fuzz the Magasin's store index parser.
 fuzz-index SECONDS="60": fuzz-tool
     cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run index -- -max_total_time={{SECONDS}}
+
+# The sync rules' simulator: SEEDS random schedules one after another (release build); a
+# failure prints its seed. Replay one: QSYNC_SIM_SEED=N cargo test -p qsync-core --test simulator one_seed -- --ignored --nocapture
+sim SEEDS="1000000" FROM="0":
+    QSYNC_SIM_SEEDS={{SEEDS}} QSYNC_SIM_FROM={{FROM}} cargo test --release -p qsync-core --test simulator many_seeds -- --ignored --nocapture

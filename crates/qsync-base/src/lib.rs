@@ -2,7 +2,8 @@
 //!
 //! Every other QSync crate speaks in these types: [`DeviceId`] and [`TaskId`] name who and
 //! what, [`RelPath`] names a file inside a sync task without any way to escape its root,
-//! and [`ContentHash`] names a file's content. They are newtypes that cannot be built
+//! [`ContentHash`] names a file's content, and [`VersionVector`] says which changes a version
+//! of a path has seen. They are newtypes that cannot be built
 //! invalid, including when deserialized from untrusted bytes.
 //!
 //! ```
@@ -18,8 +19,10 @@ mod entry;
 mod hash;
 mod id;
 mod path;
+mod version;
 
 pub use entry::{EntryKind, FileEntry, UpdateId};
 pub use hash::{ContentHash, ContentHasher};
 pub use id::{DeviceId, IdParseError, TaskId};
 pub use path::{RelPath, RelPathError};
+pub use version::{Causality, VersionVector};

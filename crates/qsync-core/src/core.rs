@@ -1,0 +1,751 @@
+//! [`Core`]: the sync rules of one device as a state machine. Facts go in through
+//! [`Core::handle`] and [`Core::handle_timeout`], orders come out of [`Core::poll_effect`];
+//! it never touches a disk, a socket, a thread or a clock.
+//!
+//! The exchange, per task and per linked peer:
+//! 1. On connecting, each side sends `Hello { after }`: the last of the other's sequence
+//!    numbers it has processed.
+//! 2. Each side answers with its records after that number, in sequence order, and from
+//!    then on sends every record it stores (its own changes, and what it took from other
+//!    peers: that is how a change travels along a line of devices).
+//! 3. The receiver decides each record with [`decide`]. A record that needs content asks the
+//!    sender for it ([`Message::Request`]), then places it ([`Effect::Place`]); only once the
+//!    placement is done is the record stored, and only once every record up to a sequence
+//!    number is settled does the receiver store and acknowledge that number.
+//!
+//! Work is kept per path: one record at a time is carried out for a path, in the order
+//! received, so two versions of a path never race on the disk.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use qsync_base::{DeviceId, RelPath, TaskId, VersionVector};
+
+use crate::io::{Effect, Input, Message, PlaceOutcome, Placement};
+use crate::ledger::Ledger;
+use crate::rules::{decide, loser_copy_nth, Decision};
+use crate::state::{Record, State};
+
+/// How long a placement that found the disk changed waits before it is decided again (by
+/// then the watcher has reported the change, and the decision takes it into account).
+pub const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// At most this many records go in one [`Message::Records`].
+pub const RECORDS_PER_MESSAGE: usize = 256;
+
+/// The permission bits of a folder QSync creates to hold a received path.
+const NEW_FOLDER_MODE: u32 = 0o755;
+
+/// One device's sync rules. See the [module documentation](self).
+#[derive(Debug)]
+pub struct Core {
+    me: DeviceId,
+    now: Option<Instant>,
+    connected: BTreeSet<DeviceId>,
+    /// Peers that sent `Hello` for a task, and the last of our sequence numbers sent to them.
+    streaming: BTreeMap<(TaskId, DeviceId), u64>,
+    /// What has been received from each peer and not yet settled.
+    inbound: BTreeMap<(TaskId, DeviceId), Inbound>,
+    /// Received records waiting to be carried out, per path, oldest first.
+    work: BTreeMap<(TaskId, RelPath), VecDeque<Item>>,
+    /// Paths whose record changed: their rivals are decided again.
+    changed: BTreeSet<(TaskId, RelPath)>,
+    effects: VecDeque<Effect>,
+}
+
+/// Received sequence numbers of one peer for one task.
+#[derive(Debug, Default)]
+struct Inbound {
+    /// The highest sequence number received.
+    highest: u64,
+    /// Received and not yet settled.
+    unsettled: BTreeSet<u64>,
+    /// The last number stored as processed (and acknowledged).
+    saved: u64,
+}
+
+/// A received record on its way to disk.
+#[derive(Debug, Clone)]
+struct Item {
+    from: DeviceId,
+    record: Record,
+    step: Step,
+    /// Its content is staged.
+    fetched: bool,
+    /// A record received in the peer's sequence (settled when done), not a rival decided
+    /// again.
+    tracked: bool,
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    /// To be decided.
+    Ready,
+    /// Its content was asked for.
+    Fetching,
+    /// A placement is under way; on success store `version` (and the aside copy, parents).
+    Placing {
+        version: VersionVector,
+        aside: Option<(RelPath, Record)>,
+        parents: Vec<RelPath>,
+    },
+    /// Decide again at this time.
+    Waiting(Instant),
+}
+
+impl Core {
+    /// The rules of device `me`. Its persistent state is the ledger passed to each call.
+    pub fn new(me: DeviceId) -> Self {
+        Self {
+            me,
+            now: None,
+            connected: BTreeSet::new(),
+            streaming: BTreeMap::new(),
+            inbound: BTreeMap::new(),
+            work: BTreeMap::new(),
+            changed: BTreeSet::new(),
+            effects: VecDeque::new(),
+        }
+    }
+
+    /// This device.
+    pub fn me(&self) -> DeviceId {
+        self.me
+    }
+
+    /// Take in one fact.
+    pub fn handle(&mut self, now: Instant, input: Input, ledger: &mut impl Ledger) {
+        self.now = Some(now);
+        match input {
+            Input::Link { task, peer } => {
+                ledger.link(&task, &peer);
+                if self.connected.contains(&peer) {
+                    self.greet(task, peer, ledger);
+                }
+            }
+            Input::Connected { peer } => {
+                self.connected.insert(peer);
+                for task in ledger.tasks() {
+                    if ledger.peers(&task).contains(&peer) {
+                        self.greet(task, peer, ledger);
+                        let paths = ledger.rival_paths(&task);
+                        self.changed.extend(paths.into_iter().map(|p| (task, p)));
+                    }
+                }
+            }
+            Input::Disconnected { peer } => self.disconnected(peer, ledger),
+            Input::Received { from, message } => self.received(from, message, ledger),
+            Input::Observed {
+                task,
+                path,
+                state,
+                mtime_ns,
+            } => self.observed(task, path, state.normalized(), mtime_ns, ledger),
+            Input::Fetched {
+                task,
+                path,
+                hash,
+                from,
+                ok,
+            } => {
+                let key = (task, path);
+                if let Some(item) = self.work.get_mut(&key).and_then(|q| q.front_mut()) {
+                    let matches = item.from == from
+                        && matches!(item.step, Step::Fetching)
+                        && item.record.state.hash() == Some(hash);
+                    if matches {
+                        if ok {
+                            item.fetched = true;
+                            item.step = Step::Ready;
+                        } else {
+                            // The peer no longer has that content: it changed there, and
+                            // the newer record follows.
+                            self.finish_head(&key, ledger);
+                        }
+                        self.advance(&key, ledger);
+                    }
+                }
+            }
+            Input::Placed {
+                task,
+                path,
+                outcome,
+            } => self.placed((task, path), outcome, ledger),
+        }
+        self.recheck_rivals(ledger);
+        self.flush(ledger);
+    }
+
+    /// Let time pass: placements waiting for a retry are decided again.
+    pub fn handle_timeout(&mut self, now: Instant, ledger: &mut impl Ledger) {
+        self.now = Some(now);
+        let due: Vec<(TaskId, RelPath)> = self
+            .work
+            .iter()
+            .filter(|(_, q)| matches!(q.front(), Some(Item { step: Step::Waiting(t), .. }) if *t <= now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in due {
+            if let Some(item) = self.work.get_mut(&key).and_then(|q| q.front_mut()) {
+                item.step = Step::Ready;
+            }
+            self.advance(&key, ledger);
+        }
+        self.recheck_rivals(ledger);
+        self.flush(ledger);
+    }
+
+    /// The next order, if any.
+    pub fn poll_effect(&mut self) -> Option<Effect> {
+        self.effects.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should next be called, if ever.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.work
+            .values()
+            .filter_map(|q| match q.front() {
+                Some(Item {
+                    step: Step::Waiting(t),
+                    ..
+                }) => Some(*t),
+                _ => None,
+            })
+            .min()
+    }
+
+    /// Whether received records are still being carried out.
+    pub fn is_busy(&self) -> bool {
+        !self.work.is_empty()
+    }
+
+    fn send(&mut self, to: DeviceId, message: Message) {
+        self.effects.push_back(Effect::Send { to, message });
+    }
+
+    fn greet(&mut self, task: TaskId, peer: DeviceId, ledger: &impl Ledger) {
+        let after = ledger.received_upto(&task, &peer);
+        self.inbound.insert(
+            (task, peer),
+            Inbound {
+                highest: after,
+                unsettled: BTreeSet::new(),
+                saved: after,
+            },
+        );
+        self.send(peer, Message::Hello { task, after });
+    }
+
+    fn disconnected(&mut self, peer: DeviceId, ledger: &mut impl Ledger) {
+        self.connected.remove(&peer);
+        self.streaming.retain(|(_, p), _| *p != peer);
+        self.inbound.retain(|(_, p), _| *p != peer);
+        // What that peer sent comes again after reconnecting; placements under way finish.
+        let mut changed = Vec::new();
+        for (key, queue) in self.work.iter_mut() {
+            let before = queue.len();
+            queue.retain(|item| item.from != peer || matches!(item.step, Step::Placing { .. }));
+            if queue.len() != before {
+                changed.push(key.clone());
+            }
+        }
+        self.work.retain(|_, q| !q.is_empty());
+        for key in changed {
+            self.advance(&key, ledger);
+        }
+    }
+
+    fn linked(&self, task: &TaskId, peer: &DeviceId, ledger: &impl Ledger) -> bool {
+        self.connected.contains(peer) && ledger.peers(task).contains(peer)
+    }
+
+    fn received(&mut self, from: DeviceId, message: Message, ledger: &mut impl Ledger) {
+        match message {
+            Message::Hello { task, after } => {
+                if self.linked(&task, &from, ledger) {
+                    self.streaming.insert((task, from), after);
+                }
+            }
+            Message::Records { task, records } => {
+                if !self.linked(&task, &from, ledger) {
+                    return;
+                }
+                for record in records {
+                    self.take_in(task, from, record, ledger);
+                }
+                self.settle(task, from, ledger);
+            }
+            Message::Ack { task, upto } => {
+                if self.linked(&task, &from, ledger) {
+                    ledger.set_acked_upto(&task, &from, upto);
+                }
+            }
+            Message::Request { task, path, hash } => {
+                if self.linked(&task, &from, ledger) {
+                    self.effects.push_back(Effect::Serve {
+                        to: from,
+                        task,
+                        path,
+                        hash,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Queue one received record behind the work on its path.
+    fn take_in(&mut self, task: TaskId, from: DeviceId, record: Record, ledger: &mut impl Ledger) {
+        let Some(inbound) = self.inbound.get_mut(&(task, from)) else {
+            return;
+        };
+        if record.seq <= inbound.highest {
+            return; // already had it
+        }
+        inbound.highest = record.seq;
+        inbound.unsettled.insert(record.seq);
+        let key = (task, record.path.clone());
+        let queue = self.work.entry(key.clone()).or_default();
+        // A newer version makes a fetch of an older one pointless.
+        if let Some(head) = queue.front() {
+            if matches!(head.step, Step::Fetching | Step::Waiting(_) | Step::Ready)
+                && record.version.dominates(&head.record.version)
+            {
+                self.finish_head(&key, ledger);
+            }
+        }
+        self.work.entry(key.clone()).or_default().push_back(Item {
+            from,
+            record,
+            step: Step::Ready,
+            fetched: false,
+            tracked: true,
+        });
+        self.advance(&key, ledger);
+    }
+
+    /// Drop the first item of a path's queue and settle its sequence number.
+    fn finish_head(&mut self, key: &(TaskId, RelPath), ledger: &mut impl Ledger) {
+        let Some(queue) = self.work.get_mut(key) else {
+            return;
+        };
+        let Some(item) = queue.pop_front() else {
+            return;
+        };
+        if queue.is_empty() {
+            self.work.remove(key);
+        }
+        if item.tracked {
+            if let Some(inbound) = self.inbound.get_mut(&(key.0, item.from)) {
+                inbound.unsettled.remove(&item.record.seq);
+            }
+            self.settle(key.0, item.from, ledger);
+        }
+    }
+
+    /// Store and acknowledge how far `peer`'s sequence is settled.
+    fn settle(&mut self, task: TaskId, peer: DeviceId, ledger: &mut impl Ledger) {
+        let Some(inbound) = self.inbound.get_mut(&(task, peer)) else {
+            return;
+        };
+        let upto = match inbound.unsettled.first() {
+            Some(first) => first - 1,
+            None => inbound.highest,
+        };
+        if upto > inbound.saved {
+            inbound.saved = upto;
+            ledger.set_received_upto(&task, &peer, upto);
+            self.send(peer, Message::Ack { task, upto });
+        }
+    }
+
+    fn next_seq(ledger: &impl Ledger, task: &TaskId) -> u64 {
+        ledger.last_seq(task) + 1
+    }
+
+    /// Store a new version of `path` made on this device.
+    fn store_local(
+        &mut self,
+        task: &TaskId,
+        path: RelPath,
+        state: State,
+        base: &VersionVector,
+        mtime_ns: i64,
+        ledger: &mut impl Ledger,
+    ) {
+        let seq = Self::next_seq(ledger, task);
+        ledger.put(
+            task,
+            Record {
+                path: path.clone(),
+                state,
+                version: base.bumped(self.me),
+                mtime_ns,
+                seq,
+            },
+        );
+        self.changed.insert((*task, path));
+    }
+
+    fn observed(
+        &mut self,
+        task: TaskId,
+        path: RelPath,
+        state: State,
+        mtime_ns: i64,
+        ledger: &mut impl Ledger,
+    ) {
+        if !ledger.tasks().contains(&task) {
+            return;
+        }
+        let current = ledger.record(&task, &path);
+        let unchanged = match &current {
+            Some(record) => record.state == state,
+            None => !state.exists(),
+        };
+        if unchanged {
+            return;
+        }
+        if !state.exists()
+            || current
+                .as_ref()
+                .is_some_and(|c| c.state.is_folder() && !state.is_folder())
+        {
+            // Whatever was under a folder that is gone went with it: deepest first, so a
+            // peer empties a folder before it removes it.
+            let mut under = ledger.records_under(&task, &path);
+            under.sort_by(|a, b| b.path.cmp(&a.path));
+            for child in under.into_iter().filter(|c| c.state.exists()) {
+                self.store_local(
+                    &task,
+                    child.path,
+                    State::Deleted,
+                    &child.version,
+                    mtime_ns,
+                    ledger,
+                );
+            }
+        }
+        let base = current.map(|c| c.version).unwrap_or_default();
+        self.store_local(&task, path.clone(), state, &base, mtime_ns, ledger);
+        // A placement waiting on this path is decided again now, against the new version.
+        let key = (task, path);
+        if let Some(item) = self.work.get_mut(&key).and_then(|q| q.front_mut()) {
+            if matches!(item.step, Step::Waiting(_)) {
+                item.step = Step::Ready;
+                self.advance(&key, ledger);
+            }
+        }
+    }
+
+    /// Carry out the work of one path as far as it goes without an answer from outside.
+    fn advance(&mut self, key: &(TaskId, RelPath), ledger: &mut impl Ledger) {
+        loop {
+            let Some(item) = self.work.get(key).and_then(|q| q.front()).cloned() else {
+                return;
+            };
+            match item.step {
+                Step::Ready => {}
+                Step::Waiting(at) if self.now.is_some_and(|now| now >= at) => {}
+                _ => return,
+            }
+            let (task, path) = (&key.0, &key.1);
+            let local = ledger.record(task, path);
+            let remote = &item.record;
+            let (version, aside) = {
+                match decide(local.as_ref(), remote) {
+                    Decision::Keep => {
+                        self.finish_head(key, ledger);
+                        continue;
+                    }
+                    Decision::KeepOurs => {
+                        ledger.set_rival(task, path, &item.from, Some(remote.clone()));
+                        self.finish_head(key, ledger);
+                        continue;
+                    }
+                    Decision::Merge => {
+                        let merged = match &local {
+                            Some(l) => Record {
+                                version: l.version.merged(&remote.version),
+                                mtime_ns: l.mtime_ns.max(remote.mtime_ns),
+                                seq: Self::next_seq(ledger, task),
+                                ..l.clone()
+                            },
+                            None => Record {
+                                seq: Self::next_seq(ledger, task),
+                                ..remote.clone()
+                            },
+                        };
+                        ledger.put(task, merged);
+                        self.changed.insert(key.clone());
+                        self.finish_head(key, ledger);
+                        continue;
+                    }
+                    Decision::Take => (remote.version.clone(), None),
+                    Decision::TakeOver { aside } => {
+                        let merged = local
+                            .as_ref()
+                            .map(|l| l.version.merged(&remote.version))
+                            .unwrap_or_else(|| remote.version.clone());
+                        let aside = match (aside, &local) {
+                            (Some(_), Some(l)) => match free_copy_name(task, l, ledger) {
+                                Some(name) => Some((name, l.clone())),
+                                None => {
+                                    // Every name for the copy is taken: never overwrite
+                                    // without one; try again later.
+                                    self.wait(key);
+                                    return;
+                                }
+                            },
+                            _ => None,
+                        };
+                        (merged, aside)
+                    }
+                }
+            };
+            let expect = local
+                .as_ref()
+                .map(|l| l.state.clone())
+                .unwrap_or(State::Deleted);
+            if aside.is_none() && expect == remote.state {
+                // Nothing to change on disk: only the version is new.
+                self.finish_placed(key, item, version, None, Vec::new(), ledger);
+                continue;
+            }
+            let needs_content = match &remote.state {
+                State::File { hash, .. } => aside.is_some() || expect.hash() != Some(*hash),
+                _ => false,
+            };
+            if needs_content && !item.fetched {
+                if !self.connected.contains(&item.from) {
+                    self.wait(key);
+                    return;
+                }
+                if let State::File { hash, .. } = &remote.state {
+                    let message = Message::Request {
+                        task: *task,
+                        path: path.clone(),
+                        hash: *hash,
+                    };
+                    self.send(item.from, message);
+                    self.set_step(key, Step::Fetching);
+                    return;
+                }
+            }
+            let parents = if remote.state.exists() {
+                self.missing_parents(task, path, ledger)
+            } else {
+                Some(Vec::new())
+            };
+            let Some(parents) = parents else {
+                // A parent here is a file or a link: wait for the rules to settle it.
+                self.wait(key);
+                return;
+            };
+            self.effects.push_back(Effect::Place(Placement {
+                task: *task,
+                path: path.clone(),
+                expect,
+                target: remote.state.clone(),
+                mtime_ns: remote.mtime_ns,
+                aside: aside.as_ref().map(|(p, _)| p.clone()),
+                parents: parents.clone(),
+            }));
+            self.set_step(
+                key,
+                Step::Placing {
+                    version,
+                    aside,
+                    parents,
+                },
+            );
+            return;
+        }
+    }
+
+    fn set_step(&mut self, key: &(TaskId, RelPath), step: Step) {
+        if let Some(item) = self.work.get_mut(key).and_then(|q| q.front_mut()) {
+            item.step = step;
+        }
+    }
+
+    fn wait(&mut self, key: &(TaskId, RelPath)) {
+        if let Some(now) = self.now {
+            self.set_step(key, Step::Waiting(now + RETRY_AFTER));
+        }
+    }
+
+    /// The folders to create before `path` can be placed, outermost first; `None` if one
+    /// of its parents is a file or a link here.
+    fn missing_parents(
+        &self,
+        task: &TaskId,
+        path: &RelPath,
+        ledger: &impl Ledger,
+    ) -> Option<Vec<RelPath>> {
+        let mut missing = Vec::new();
+        let mut parent = path.parent();
+        while let Some(p) = parent {
+            match ledger.record(task, &p).map(|r| r.state) {
+                Some(State::Folder { .. }) => break,
+                Some(State::File { .. } | State::Symlink { .. }) => return None,
+                Some(State::Deleted) | None => missing.push(p.clone()),
+            }
+            parent = p.parent();
+        }
+        missing.reverse();
+        Some(missing)
+    }
+
+    fn placed(&mut self, key: (TaskId, RelPath), outcome: PlaceOutcome, ledger: &mut impl Ledger) {
+        let Some(item) = self.work.get(&key).and_then(|q| q.front()).cloned() else {
+            return;
+        };
+        let Step::Placing {
+            version,
+            aside,
+            parents,
+        } = item.step.clone()
+        else {
+            return;
+        };
+        match outcome {
+            PlaceOutcome::Done => {
+                self.finish_placed(&key, item, version, aside, parents, ledger);
+                self.advance(&key, ledger);
+            }
+            PlaceOutcome::Diverged => self.wait(&key),
+            PlaceOutcome::NoContent => {
+                if let Some(head) = self.work.get_mut(&key).and_then(|q| q.front_mut()) {
+                    head.fetched = false;
+                    head.step = Step::Ready;
+                }
+                self.advance(&key, ledger);
+            }
+            PlaceOutcome::NotEmpty => {
+                // The folder still holds paths this device changed (or never announced): it
+                // stays, as a new version of ours that has not seen theirs. The two are then
+                // concurrent and the conflict rule settles them the same way everywhere: the
+                // folder wins, and the device that holds the other content saves it aside.
+                let (task, path) = (&key.0, &key.1);
+                if let Some(local) = ledger.record(task, path) {
+                    self.store_local(
+                        task,
+                        path.clone(),
+                        local.state,
+                        &local.version,
+                        local.mtime_ns,
+                        ledger,
+                    );
+                }
+                self.finish_head(&key, ledger);
+                self.advance(&key, ledger);
+            }
+        }
+    }
+
+    /// A placement is done (or needed no disk change): store what it made, settle it.
+    fn finish_placed(
+        &mut self,
+        key: &(TaskId, RelPath),
+        item: Item,
+        version: VersionVector,
+        aside: Option<(RelPath, Record)>,
+        parents: Vec<RelPath>,
+        ledger: &mut impl Ledger,
+    ) {
+        let task = &key.0;
+        for parent in parents {
+            let base = ledger
+                .record(task, &parent)
+                .map(|r| r.version)
+                .unwrap_or_default();
+            let folder = State::Folder {
+                mode: NEW_FOLDER_MODE,
+            };
+            self.store_local(task, parent, folder, &base, item.record.mtime_ns, ledger);
+        }
+        if let Some((aside_path, ours)) = aside {
+            // Another device may have made the same copy already (its name follows from its
+            // content): then there is nothing new to record.
+            let existing = ledger.record(task, &aside_path);
+            if existing.as_ref().is_none_or(|r| r.state != ours.state) {
+                let base = existing.map(|r| r.version).unwrap_or_default();
+                self.store_local(task, aside_path, ours.state, &base, ours.mtime_ns, ledger);
+            }
+        }
+        let seq = Self::next_seq(ledger, task);
+        ledger.put(
+            task,
+            Record {
+                path: key.1.clone(),
+                version,
+                seq,
+                ..item.record
+            },
+        );
+        self.changed.insert(key.clone());
+        self.finish_head(key, ledger);
+    }
+
+    /// Decide again the rivals of every path whose record changed: one that ours has now
+    /// seen is forgotten; the others are queued like received records (ours may now lose),
+    /// and stay in the ledger until ours has seen them, so a crash or a lost connection
+    /// cannot drop them.
+    fn recheck_rivals(&mut self, ledger: &mut impl Ledger) {
+        while let Some(key) = self.changed.pop_first() {
+            let (task, path) = (&key.0, &key.1);
+            let Some(ours) = ledger.record(task, path) else {
+                continue;
+            };
+            for (peer, rival) in ledger.rivals(task, path) {
+                if ours.version.dominates(&rival.version) {
+                    ledger.set_rival(task, path, &peer, None);
+                    continue;
+                }
+                let queued = self
+                    .work
+                    .get(&key)
+                    .is_some_and(|q| q.iter().any(|i| i.record.version == rival.version));
+                if !queued {
+                    self.work.entry(key.clone()).or_default().push_back(Item {
+                        from: peer,
+                        record: rival,
+                        step: Step::Ready,
+                        fetched: false,
+                        tracked: false,
+                    });
+                }
+            }
+            self.advance(&key, ledger);
+        }
+    }
+
+    /// Send every streaming peer the records it has not been sent yet.
+    fn flush(&mut self, ledger: &impl Ledger) {
+        let streams: Vec<((TaskId, DeviceId), u64)> =
+            self.streaming.iter().map(|(k, v)| (*k, *v)).collect();
+        for ((task, peer), mut sent) in streams {
+            loop {
+                let records = ledger.records_after(&task, sent, RECORDS_PER_MESSAGE);
+                let Some(last) = records.last().map(|r| r.seq) else {
+                    break;
+                };
+                sent = last;
+                self.send(peer, Message::Records { task, records });
+            }
+            self.streaming.insert((task, peer), sent);
+        }
+    }
+}
+
+/// The first conflict-copy name for `loser` that is free in the ledger or already holds
+/// the same content (another device made the same copy).
+fn free_copy_name(task: &TaskId, loser: &Record, ledger: &impl Ledger) -> Option<RelPath> {
+    (0..64).find_map(|n| {
+        let name = loser_copy_nth(loser, n)?;
+        match ledger.record(task, &name) {
+            Some(r) if r.state.exists() && r.state != loser.state => None,
+            _ => Some(name),
+        }
+    })
+}

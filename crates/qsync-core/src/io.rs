@@ -1,0 +1,179 @@
+//! The core's vocabulary with the outside: the [`Message`]s devices exchange, the facts a
+//! driver feeds in ([`Input`]) and the orders it carries out ([`Effect`]).
+//!
+//! Content never passes through the core: it orders [`Effect::Serve`] on the sending side,
+//! the driver streams the bytes, and the receiving driver reports [`Input::Fetched`] once
+//! the content is staged and its hash checked. Every order that changes the disk comes back
+//! as an input saying how it went, and only then is it recorded: content is durable and in
+//! place before its record, and the record before the peer's acknowledgement.
+
+use qsync_base::{ContentHash, DeviceId, RelPath, TaskId};
+use serde::{Deserialize, Serialize};
+
+use crate::state::{Record, State};
+
+/// What devices say to each other about a task (content travels beside these).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// "Send me your records of `task` after your sequence number `after`": sent on
+    /// connecting, with what this device has processed of the peer's sequence.
+    Hello {
+        /// The task.
+        task: TaskId,
+        /// The last of the peer's sequence numbers already processed here.
+        after: u64,
+    },
+    /// Records of the sender's ledger, in the order of its sequence numbers.
+    Records {
+        /// The task.
+        task: TaskId,
+        /// The records.
+        records: Vec<Record>,
+    },
+    /// "I have processed your records up to `upto`": the sender's records after it are
+    /// what this device still lacks (its pending updates).
+    Ack {
+        /// The task.
+        task: TaskId,
+        /// The last processed sequence number.
+        upto: u64,
+    },
+    /// "Send me the content `hash` you have at `path`."
+    Request {
+        /// The task.
+        task: TaskId,
+        /// Where the sender announced it.
+        path: RelPath,
+        /// Which content.
+        hash: ContentHash,
+    },
+}
+
+/// A fact for the core.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// `task` is synced with `peer` from now on (a completed link).
+    Link {
+        /// The task.
+        task: TaskId,
+        /// The linked device.
+        peer: DeviceId,
+    },
+    /// An authenticated connection with `peer` is up.
+    Connected {
+        /// The peer.
+        peer: DeviceId,
+    },
+    /// The connection with `peer` is gone.
+    Disconnected {
+        /// The peer.
+        peer: DeviceId,
+    },
+    /// A message from a connected peer.
+    Received {
+        /// Who sent it.
+        from: DeviceId,
+        /// What it says.
+        message: Message,
+    },
+    /// The driver saw `state` at `path` on disk (a watcher event or a scan); `Deleted`:
+    /// nothing is there. Reporting an unchanged path is harmless.
+    Observed {
+        /// The task.
+        task: TaskId,
+        /// Where.
+        path: RelPath,
+        /// What is there now.
+        state: State,
+        /// Its modification time, nanoseconds since the Unix epoch.
+        mtime_ns: i64,
+    },
+    /// Content asked of `from` arrived and is staged, its hash checked (`ok`), or could not
+    /// be had (`!ok`: the peer no longer has it, or the transfer failed).
+    Fetched {
+        /// The task.
+        task: TaskId,
+        /// The path it was asked for.
+        path: RelPath,
+        /// The content.
+        hash: ContentHash,
+        /// Who sent it.
+        from: DeviceId,
+        /// Whether it is staged.
+        ok: bool,
+    },
+    /// How an [`Effect::Place`] went.
+    Placed {
+        /// The task.
+        task: TaskId,
+        /// The placement's path.
+        path: RelPath,
+        /// The outcome.
+        outcome: PlaceOutcome,
+    },
+}
+
+/// An order for the driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Send `message` to `to`.
+    Send {
+        /// The peer.
+        to: DeviceId,
+        /// The message.
+        message: Message,
+    },
+    /// Send `to` the content at `path` if it still hashes to `hash`; otherwise tell it the
+    /// content is unavailable (its driver then reports `Fetched { ok: false }`).
+    Serve {
+        /// The peer.
+        to: DeviceId,
+        /// The task.
+        task: TaskId,
+        /// Where the content is.
+        path: RelPath,
+        /// Which content.
+        hash: ContentHash,
+    },
+    /// Change the disk; answered by [`Input::Placed`].
+    Place(Placement),
+}
+
+/// Make `path` hold `target`, but only if it holds `expect` now: a path changed on disk
+/// since the core last heard of it is left alone ([`PlaceOutcome::Diverged`]), and the
+/// watcher reports the change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    /// The task.
+    pub task: TaskId,
+    /// Where.
+    pub path: RelPath,
+    /// What must be there now (`Deleted`: nothing).
+    pub expect: State,
+    /// What must be there after. A file's content comes from the staged content with its
+    /// hash, or is already at `path` (a change of mode only). `Deleted` removes the path;
+    /// a folder is removed only when empty.
+    pub target: State,
+    /// Modification time to give the result.
+    pub mtime_ns: i64,
+    /// First move what is at `path` here (a conflict copy). If this name already holds the
+    /// same content (another device made the same copy), what is at `path` is removed
+    /// instead; if it holds anything else, nothing is done ([`PlaceOutcome::Diverged`]).
+    pub aside: Option<RelPath>,
+    /// Folders to create first, outermost first; each must not exist.
+    pub parents: Vec<RelPath>,
+}
+
+/// How a [`Placement`] went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlaceOutcome {
+    /// Done and durable.
+    Done,
+    /// The disk did not hold what was expected (at the path, the aside name or a parent):
+    /// nothing was changed.
+    Diverged,
+    /// The folder to remove is not empty: nothing was changed.
+    NotEmpty,
+    /// The staged content is gone: nothing was changed.
+    NoContent,
+}

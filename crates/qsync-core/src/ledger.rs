@@ -1,0 +1,176 @@
+//! The core's persistent state, behind a trait: SQLite in the daemon (`qsync-store`), a map
+//! in tests and the simulator ([`MemLedger`]).
+//!
+//! A driver applies all the writes of one [`Core::handle`](crate::Core::handle) call
+//! atomically (one transaction) after it returns and before it carries out any effect, so a
+//! crash leaves the ledger as it was before the call or after it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use qsync_base::{DeviceId, RelPath, TaskId};
+
+use crate::state::Record;
+
+/// What the core reads and writes.
+pub trait Ledger {
+    /// The tasks this device syncs.
+    fn tasks(&self) -> Vec<TaskId>;
+    /// The devices `task` is linked with.
+    fn peers(&self, task: &TaskId) -> Vec<DeviceId>;
+    /// Link `task` with `peer` (creating the task if new).
+    fn link(&mut self, task: &TaskId, peer: &DeviceId);
+
+    /// The record of `path`, if any.
+    fn record(&self, task: &TaskId, path: &RelPath) -> Option<Record>;
+    /// Store `record`, replacing the path's previous one.
+    fn put(&mut self, task: &TaskId, record: Record);
+    /// Up to `limit` records with a sequence number above `after`, in sequence order.
+    fn records_after(&self, task: &TaskId, after: u64, limit: usize) -> Vec<Record>;
+    /// The records of the paths strictly under `folder`.
+    fn records_under(&self, task: &TaskId, folder: &RelPath) -> Vec<Record>;
+    /// The highest sequence number used in `task` (0: none).
+    fn last_seq(&self, task: &TaskId) -> u64;
+
+    /// Versions of `path` received from peers, concurrent with ours, that ours won: kept so
+    /// that they are decided again when ours changes (ours may then lose to them).
+    fn rivals(&self, task: &TaskId, path: &RelPath) -> Vec<(DeviceId, Record)>;
+    /// The paths that have rivals.
+    fn rival_paths(&self, task: &TaskId) -> Vec<RelPath>;
+    /// Keep (`Some`) or forget (`None`) `peer`'s rival version of `path`.
+    fn set_rival(&mut self, task: &TaskId, path: &RelPath, peer: &DeviceId, rival: Option<Record>);
+
+    /// How far this device has processed `peer`'s sequence for `task`.
+    fn received_upto(&self, task: &TaskId, peer: &DeviceId) -> u64;
+    /// Set that.
+    fn set_received_upto(&mut self, task: &TaskId, peer: &DeviceId, seq: u64);
+    /// How far `peer` said it has processed this device's sequence for `task`.
+    fn acked_upto(&self, task: &TaskId, peer: &DeviceId) -> u64;
+    /// Set that.
+    fn set_acked_upto(&mut self, task: &TaskId, peer: &DeviceId, seq: u64);
+}
+
+/// A [`Ledger`] in memory.
+#[derive(Debug, Clone, Default)]
+pub struct MemLedger {
+    links: BTreeMap<TaskId, BTreeSet<DeviceId>>,
+    records: BTreeMap<(TaskId, RelPath), Record>,
+    by_seq: BTreeMap<(TaskId, u64), RelPath>,
+    received: BTreeMap<(TaskId, DeviceId), u64>,
+    acked: BTreeMap<(TaskId, DeviceId), u64>,
+    rivals: BTreeMap<(TaskId, RelPath, DeviceId), Record>,
+}
+
+impl MemLedger {
+    /// An empty ledger.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every record of `task`, by path.
+    pub fn all(&self, task: &TaskId) -> Vec<Record> {
+        self.records
+            .iter()
+            .filter(|((t, _), _)| t == task)
+            .map(|(_, r)| r.clone())
+            .collect()
+    }
+}
+
+impl Ledger for MemLedger {
+    fn tasks(&self) -> Vec<TaskId> {
+        self.links.keys().copied().collect()
+    }
+
+    fn peers(&self, task: &TaskId) -> Vec<DeviceId> {
+        self.links
+            .get(task)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    fn link(&mut self, task: &TaskId, peer: &DeviceId) {
+        self.links.entry(*task).or_default().insert(*peer);
+    }
+
+    fn record(&self, task: &TaskId, path: &RelPath) -> Option<Record> {
+        self.records.get(&(*task, path.clone())).cloned()
+    }
+
+    fn put(&mut self, task: &TaskId, record: Record) {
+        if let Some(old) = self.records.get(&(*task, record.path.clone())) {
+            self.by_seq.remove(&(*task, old.seq));
+        }
+        self.by_seq.insert((*task, record.seq), record.path.clone());
+        self.records.insert((*task, record.path.clone()), record);
+    }
+
+    fn records_after(&self, task: &TaskId, after: u64, limit: usize) -> Vec<Record> {
+        self.by_seq
+            .range((*task, after.saturating_add(1))..=(*task, u64::MAX))
+            .take(limit)
+            .filter_map(|((_, _), path)| self.records.get(&(*task, path.clone())).cloned())
+            .collect()
+    }
+
+    fn records_under(&self, task: &TaskId, folder: &RelPath) -> Vec<Record> {
+        self.records
+            .range((*task, folder.clone())..)
+            .take_while(|((t, p), _)| t == task && p.as_str().starts_with(folder.as_str()))
+            .filter(|((_, p), _)| p != folder && p.starts_with(folder))
+            .map(|(_, r)| r.clone())
+            .collect()
+    }
+
+    fn last_seq(&self, task: &TaskId) -> u64 {
+        self.by_seq
+            .range((*task, 0)..=(*task, u64::MAX))
+            .next_back()
+            .map_or(0, |((_, s), _)| *s)
+    }
+
+    fn rivals(&self, task: &TaskId, path: &RelPath) -> Vec<(DeviceId, Record)> {
+        self.rivals
+            .iter()
+            .filter(|((t, p, _), _)| t == task && p == path)
+            .map(|((_, _, d), r)| (*d, r.clone()))
+            .collect()
+    }
+
+    fn rival_paths(&self, task: &TaskId) -> Vec<RelPath> {
+        let paths: BTreeSet<RelPath> = self
+            .rivals
+            .keys()
+            .filter(|(t, _, _)| t == task)
+            .map(|(_, p, _)| p.clone())
+            .collect();
+        paths.into_iter().collect()
+    }
+
+    fn set_rival(&mut self, task: &TaskId, path: &RelPath, peer: &DeviceId, rival: Option<Record>) {
+        let key = (*task, path.clone(), *peer);
+        match rival {
+            Some(record) => {
+                self.rivals.insert(key, record);
+            }
+            None => {
+                self.rivals.remove(&key);
+            }
+        }
+    }
+
+    fn received_upto(&self, task: &TaskId, peer: &DeviceId) -> u64 {
+        self.received.get(&(*task, *peer)).copied().unwrap_or(0)
+    }
+
+    fn set_received_upto(&mut self, task: &TaskId, peer: &DeviceId, seq: u64) {
+        self.received.insert((*task, *peer), seq);
+    }
+
+    fn acked_upto(&self, task: &TaskId, peer: &DeviceId) -> u64 {
+        self.acked.get(&(*task, *peer)).copied().unwrap_or(0)
+    }
+
+    fn set_acked_upto(&mut self, task: &TaskId, peer: &DeviceId, seq: u64) {
+        self.acked.insert((*task, *peer), seq);
+    }
+}

@@ -1,0 +1,269 @@
+//! The sync rules as pure functions: what to do with a version received from a peer, given
+//! the version here, and the name of a conflict copy.
+//!
+//! - A version that has seen ours replaces it ([`Decision::Take`]); one ours has seen is
+//!   old news ([`Decision::Keep`]).
+//! - Two concurrent versions with the same content are not a conflict: the versions merge
+//!   ([`Decision::Merge`]).
+//! - Two concurrent versions that differ: the one higher in the conflict order keeps the
+//!   name, on every device, whatever order they arrive in: a folder beats a file beats a
+//!   symlink beats a deletion; between two of a kind, the larger hash (or link target, or
+//!   mode) wins. The device that holds the losing content saves it beside the path as a
+//!   conflict copy ([`Decision::TakeOver`]) and adopts the winner with the merged version;
+//!   the device that holds the winner keeps it ([`Decision::KeepOurs`]) and gets the merged
+//!   version back later. A deletion or a folder that loses leaves no copy: there is no
+//!   content to save (a folder's content is its children, which keep their own records).
+//! - Two devices that settled the same set of conflicts in different orders may hold equal
+//!   versions of different content; the same order settles them.
+
+use std::cmp::Ordering;
+
+use qsync_base::{Causality, ContentHash, RelPath};
+
+use crate::state::{Record, State};
+
+/// What to do with a received version of a path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Ours has seen it (or is it): nothing to do.
+    Keep,
+    /// It has seen ours: it replaces ours.
+    Take,
+    /// Concurrent, same content: store the merged version; nothing changes on disk.
+    Merge,
+    /// Concurrent, theirs wins: save ours at `aside` (when ours is content worth saving),
+    /// then take theirs with the merged version.
+    TakeOver {
+        /// Where our losing content goes.
+        aside: Option<RelPath>,
+    },
+    /// Concurrent, ours wins: keep ours; the holder of theirs makes the conflict copy.
+    KeepOurs,
+}
+
+/// The decision for `remote`, received from a peer, when this device holds `local` (`None`:
+/// it never knew the path).
+pub fn decide(local: Option<&Record>, remote: &Record) -> Decision {
+    let Some(local) = local else {
+        return if remote.state.exists() {
+            Decision::Take
+        } else {
+            // A deletion of something never seen here: only its version is worth keeping.
+            Decision::Merge
+        };
+    };
+    match remote.version.compare(&local.version) {
+        // Two devices that settled the same conflicts in different orders can end with equal
+        // versions of different content: the conflict order picks one, as for concurrent ones.
+        Causality::Equal if remote.state != local.state => {
+            match conflict_order(&remote.state, &local.state) {
+                Ordering::Greater => Decision::TakeOver {
+                    aside: loser_copy(local),
+                },
+                _ => Decision::Keep,
+            }
+        }
+        Causality::Equal | Causality::Before => Decision::Keep,
+        Causality::After => Decision::Take,
+        Causality::Concurrent => match conflict_order(&remote.state, &local.state) {
+            Ordering::Equal => Decision::Merge,
+            Ordering::Less => Decision::KeepOurs,
+            Ordering::Greater => Decision::TakeOver {
+                aside: loser_copy(local),
+            },
+        },
+    }
+}
+
+/// The total order that picks a conflict's winner: kind first, then content.
+pub fn conflict_order(a: &State, b: &State) -> Ordering {
+    a.rank().cmp(&b.rank()).then_with(|| match (a, b) {
+        (
+            State::File {
+                hash: ha, mode: ma, ..
+            },
+            State::File {
+                hash: hb, mode: mb, ..
+            },
+        ) => ha.as_bytes().cmp(hb.as_bytes()).then(ma.cmp(mb)),
+        (State::Folder { mode: ma }, State::Folder { mode: mb }) => ma.cmp(mb),
+        (State::Symlink { target: ta }, State::Symlink { target: tb }) => ta.cmp(tb),
+        _ => Ordering::Equal,
+    })
+}
+
+/// Where the losing `record` is saved, if it holds content (a file or a symlink).
+pub fn loser_copy(record: &Record) -> Option<RelPath> {
+    loser_copy_nth(record, 0)
+}
+
+/// The `n`th choice of name for the losing `record`'s copy: the first one is
+/// [`conflict_name`]; later ones (`…-<hash>-2.ext`, …) serve when that name already holds
+/// something else (such as the same content with other permissions).
+pub fn loser_copy_nth(record: &Record, n: u32) -> Option<RelPath> {
+    let id = match &record.state {
+        State::File { hash, .. } => *hash,
+        State::Symlink { target } => ContentHash::of(target.as_bytes()),
+        State::Deleted | State::Folder { .. } => return None,
+    };
+    Some(numbered_conflict_name(
+        &record.path,
+        record.mtime_ns,
+        &id,
+        n,
+    ))
+}
+
+/// The longest file name most file systems take, in bytes.
+pub const NAME_MAX: usize = 255;
+
+/// `dir/name.sync-conflict-<YYYYMMDD-HHMMSS>-<8 hex of id>.ext` for `dir/name.ext`, from the
+/// losing version's modification time and content. The same on every device. The name is
+/// shortened (the stem first, at a character boundary) to fit in [`NAME_MAX`] bytes.
+pub fn conflict_name(path: &RelPath, mtime_ns: i64, id: &ContentHash) -> RelPath {
+    numbered_conflict_name(path, mtime_ns, id, 0)
+}
+
+fn numbered_conflict_name(path: &RelPath, mtime_ns: i64, id: &ContentHash, n: u32) -> RelPath {
+    let name = path.file_name();
+    let (stem, ext) = match name.rfind('.') {
+        // A very long "extension" is part of the name, not a type: it may be shortened.
+        Some(i) if i > 0 && name.len() - i <= 32 => (&name[..i], &name[i..]),
+        _ => (name, ""),
+    };
+    let stamp = format_utc(mtime_ns.div_euclid(1_000_000_000));
+    let hex = id.to_hex();
+    let number = if n == 0 {
+        String::new()
+    } else {
+        format!("-{}", n + 1)
+    };
+    let suffix = format!(".sync-conflict-{stamp}-{}{number}{ext}", &hex[..8]);
+    let mut room = NAME_MAX.saturating_sub(suffix.len()).min(stem.len());
+    while !stem.is_char_boundary(room) {
+        room -= 1;
+    }
+    let file = format!("{}{suffix}", &stem[..room]);
+    let full = match path.parent() {
+        Some(parent) => format!("{parent}/{file}"),
+        None => file,
+    };
+    // Built from a valid path's pieces and plain ASCII: cannot be invalid; keep the original
+    // rather than panic if it ever were.
+    RelPath::new(full).unwrap_or_else(|_| path.clone())
+}
+
+/// `YYYYMMDD-HHMMSS` in UTC, from seconds since the Unix epoch (civil-from-days).
+fn format_utc(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}{month:02}{d:02}-{h:02}{m:02}{s:02}")
+}
+
+/// Whether `path` is a conflict copy's name.
+pub fn is_conflict_copy(path: &RelPath) -> bool {
+    path.file_name().contains(".sync-conflict-")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use qsync_base::{DeviceId, VersionVector};
+
+    fn rec(path: &str, state: State, version: VersionVector) -> Record {
+        Record {
+            path: RelPath::new(path).unwrap(),
+            state,
+            version,
+            mtime_ns: 1_764_000_000_000_000_000,
+            seq: 0,
+        }
+    }
+
+    fn file(content: &[u8]) -> State {
+        State::File {
+            hash: ContentHash::of(content),
+            size: content.len() as u64,
+            mode: 0o644,
+        }
+    }
+
+    #[test]
+    fn newer_older_concurrent() {
+        let (a, b) = (DeviceId::from_bytes([1; 32]), DeviceId::from_bytes([2; 32]));
+        let v1 = VersionVector::new().bumped(a);
+        let ours = rec("x", file(b"1"), v1.clone());
+        assert_eq!(
+            decide(Some(&ours), &rec("x", file(b"2"), v1.bumped(b))),
+            Decision::Take
+        );
+        assert_eq!(
+            decide(Some(&ours), &rec("x", file(b"0"), VersionVector::new())),
+            Decision::Keep
+        );
+        let theirs_same = rec("x", file(b"1"), VersionVector::new().bumped(b));
+        assert_eq!(decide(Some(&ours), &theirs_same), Decision::Merge);
+        // Concurrent and different: exactly one side wins, the same on both devices.
+        let theirs = rec("x", file(b"2"), VersionVector::new().bumped(b));
+        let here = decide(Some(&ours), &theirs);
+        let there = decide(Some(&theirs), &ours);
+        let outcomes = [here, there];
+        assert!(outcomes.contains(&Decision::KeepOurs));
+        assert!(outcomes
+            .iter()
+            .any(|d| matches!(d, Decision::TakeOver { aside: Some(_) })));
+        // An edit beats a delete, and the delete leaves no copy.
+        let deleted = rec("x", State::Deleted, VersionVector::new().bumped(b));
+        assert_eq!(
+            decide(Some(&deleted), &ours),
+            Decision::TakeOver { aside: None }
+        );
+        assert_eq!(decide(Some(&ours), &deleted), Decision::KeepOurs);
+        // A folder beats a file; the file is the one saved aside.
+        let folder = rec(
+            "x",
+            State::Folder { mode: 0o755 },
+            VersionVector::new().bumped(b),
+        );
+        assert!(matches!(
+            decide(Some(&ours), &folder),
+            Decision::TakeOver { aside: Some(_) }
+        ));
+    }
+
+    #[test]
+    fn names_fit_the_file_system() {
+        let id = ContentHash::of(b"x");
+        let hex = &id.to_hex()[..8];
+        let short = conflict_name(
+            &RelPath::new("docs/report.final.txt").unwrap(),
+            1_764_000_000_000_000_000,
+            &id,
+        );
+        assert_eq!(
+            short.as_str(),
+            format!("docs/report.final.sync-conflict-20251124-160000-{hex}.txt")
+        );
+        let long = "é".repeat(120); // 240 bytes
+        let path = RelPath::new(format!("d/{long}.txt")).unwrap();
+        let name = conflict_name(&path, 0, &id);
+        assert!(
+            name.file_name().len() <= NAME_MAX,
+            "{}",
+            name.file_name().len()
+        );
+        assert!(name.file_name().ends_with(&format!("-{hex}.txt")));
+        assert!(is_conflict_copy(&name));
+    }
+}

@@ -1,0 +1,1095 @@
+//! A deterministic simulator for the sync rules: N devices, each a real [`Core`] with an
+//! in-memory ledger and disk, a virtual clock, a network that delays messages, drops
+//! connections, partitions and heals, crash-restarts, and random edits by each device's
+//! person. One seed fully determines a run.
+//!
+//! What a crash loses is what a killed daemon loses: the core's memory, staged content and
+//! messages in flight. The ledger and the disk survive (each placement is durable before
+//! the core hears it is done, and a ledger write happens inside one `handle` call).
+//!
+//! The watcher is modelled as a debounced scan that compares the disk with the ledger and
+//! reports each difference as [`Input::Observed`]: deletions innermost first, then new and
+//! changed paths outermost first.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use qsync_base::{Causality, ContentHash, DeviceId, RelPath, TaskId, VersionVector};
+use qsync_core::rules::is_conflict_copy;
+use qsync_core::{Core, Effect, Input, Ledger, MemLedger, Message, PlaceOutcome, Placement, State};
+
+/// Simulated time per step.
+pub const TICK: Duration = Duration::from_millis(10);
+/// The watcher's debounce.
+pub const DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// A small, fast, seeded generator (xorshift64*): the whole run follows from its seed.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            0
+        } else {
+            self.next() % n
+        }
+    }
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {
+        if items.is_empty() {
+            None
+        } else {
+            items.get(self.below(items.len() as u64) as usize)
+        }
+    }
+}
+
+/// What a path is on a simulated disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node {
+    File {
+        hash: ContentHash,
+        size: u64,
+        mode: u32,
+        mtime_ns: i64,
+    },
+    Folder {
+        mode: u32,
+    },
+    Symlink {
+        target: String,
+    },
+}
+
+impl Node {
+    pub fn state(&self) -> State {
+        match self {
+            Node::File {
+                hash, size, mode, ..
+            } => State::File {
+                hash: *hash,
+                size: *size,
+                mode: *mode,
+            },
+            Node::Folder { mode } => State::Folder { mode: *mode },
+            Node::Symlink { target } => State::Symlink {
+                target: target.clone(),
+            },
+        }
+    }
+    fn mtime(&self) -> i64 {
+        match self {
+            Node::File { mtime_ns, .. } => *mtime_ns,
+            _ => 0,
+        }
+    }
+}
+
+/// A device's disk: its task folder as a map of paths.
+pub type Disk = BTreeMap<String, Node>;
+
+fn parent_of(path: &str) -> Option<&str> {
+    path.rsplit_once('/').map(|(p, _)| p)
+}
+
+fn under(path: &str, folder: &str) -> bool {
+    path.len() > folder.len() && path.starts_with(folder) && path.as_bytes()[folder.len()] == b'/'
+}
+
+fn subtree(disk: &Disk, path: &str) -> Vec<String> {
+    disk.keys()
+        .filter(|p| *p == path || under(p, path))
+        .cloned()
+        .collect()
+}
+
+/// What travels between two devices.
+#[derive(Debug, Clone)]
+enum Packet {
+    Core(Message),
+    /// The answer to a content request: the content (known by its hash) or "unavailable".
+    Content {
+        task: TaskId,
+        path: RelPath,
+        hash: ContentHash,
+        ok: bool,
+    },
+}
+
+/// One local write the person made, as the core recorded it (for the no-loss check).
+#[derive(Debug, Clone)]
+pub struct Write {
+    pub device: usize,
+    pub path: RelPath,
+    pub base: VersionVector,
+    pub version: VersionVector,
+    pub state: State,
+    /// What the write replaced.
+    pub before: State,
+}
+
+pub struct Device {
+    pub id: DeviceId,
+    pub core: Option<Core>,
+    pub ledger: MemLedger,
+    pub disk: Disk,
+    staged: BTreeSet<ContentHash>,
+    dirty_since: Option<Instant>,
+}
+
+/// A connection between two devices, with messages in flight each way.
+struct Link {
+    a: usize,
+    b: usize,
+    up: bool,
+    /// (deliver at, to device, from device, packet)
+    in_flight: VecDeque<(Instant, usize, usize, Packet)>,
+}
+
+pub struct World {
+    pub rng: Rng,
+    pub start: Instant,
+    pub now: Instant,
+    pub task: TaskId,
+    pub devices: Vec<Device>,
+    links: Vec<Link>,
+    /// Pairs that cannot talk (a partition).
+    pub cut: BTreeSet<(usize, usize)>,
+    pub writes: Vec<Write>,
+    pub trace: Vec<String>,
+    pub records_sent: u64,
+    pub versions_made: u64,
+    pub reconnects: u64,
+    mtime: i64,
+}
+
+/// Which devices are linked.
+#[derive(Debug, Clone, Copy)]
+pub enum Topology {
+    /// Every pair.
+    Pairs,
+    /// 0 – 1 – 2 – …: only neighbours.
+    Line,
+    /// 0 in the middle.
+    Star,
+}
+
+impl World {
+    pub fn new(seed: u64, devices: usize, topology: Topology) -> Self {
+        let start = Instant::now();
+        let task = TaskId::from_bytes([0x7a; 32]);
+        let mut world = World {
+            rng: Rng::new(seed),
+            start,
+            now: start,
+            task,
+            devices: (0..devices)
+                .map(|i| Device {
+                    id: DeviceId::from_bytes([i as u8 + 1; 32]),
+                    core: Some(Core::new(DeviceId::from_bytes([i as u8 + 1; 32]))),
+                    ledger: MemLedger::new(),
+                    disk: Disk::new(),
+                    staged: BTreeSet::new(),
+                    dirty_since: None,
+                })
+                .collect(),
+            links: Vec::new(),
+            cut: BTreeSet::new(),
+            writes: Vec::new(),
+            trace: Vec::new(),
+            records_sent: 0,
+            versions_made: 0,
+            reconnects: 0,
+            mtime: 1_764_000_000_000_000_000,
+        };
+        let pairs: Vec<(usize, usize)> = match topology {
+            Topology::Pairs => (0..devices)
+                .flat_map(|a| (a + 1..devices).map(move |b| (a, b)))
+                .collect(),
+            Topology::Line => (1..devices).map(|b| (b - 1, b)).collect(),
+            Topology::Star => (1..devices).map(|b| (0, b)).collect(),
+        };
+        for (a, b) in pairs {
+            world.links.push(Link {
+                a,
+                b,
+                up: false,
+                in_flight: VecDeque::new(),
+            });
+            for (me, peer) in [(a, b), (b, a)] {
+                let peer_id = world.devices[peer].id;
+                world.input(
+                    me,
+                    Input::Link {
+                        task,
+                        peer: peer_id,
+                    },
+                );
+            }
+        }
+        world.update_links();
+        world
+    }
+
+    fn log(&mut self, line: String) {
+        let ms = (self.now - self.start).as_millis();
+        self.trace.push(format!("{ms:>7}ms {line}"));
+    }
+
+    pub fn trace_text(&self) -> String {
+        let mut out = String::new();
+        for line in &self.trace {
+            let _ = writeln!(out, "{line}");
+        }
+        out
+    }
+
+    // ----- the network -------------------------------------------------------------------
+
+    fn connected(&self, link: &Link) -> bool {
+        self.devices[link.a].core.is_some()
+            && self.devices[link.b].core.is_some()
+            && !self.cut.contains(&(link.a.min(link.b), link.a.max(link.b)))
+    }
+
+    /// Bring links up or down to match who is running and the partitions.
+    fn update_links(&mut self) {
+        for i in 0..self.links.len() {
+            let should = self.connected(&self.links[i]);
+            if should == self.links[i].up {
+                continue;
+            }
+            self.links[i].up = should;
+            self.links[i].in_flight.clear();
+            let (a, b) = (self.links[i].a, self.links[i].b);
+            let (ida, idb) = (self.devices[a].id, self.devices[b].id);
+            if should {
+                self.reconnects += 1;
+                self.log(format!("link {a}-{b} up"));
+                self.input(a, Input::Connected { peer: idb });
+                self.input(b, Input::Connected { peer: ida });
+            } else {
+                self.log(format!("link {a}-{b} down"));
+                if self.devices[a].core.is_some() {
+                    self.input(a, Input::Disconnected { peer: idb });
+                }
+                if self.devices[b].core.is_some() {
+                    self.input(b, Input::Disconnected { peer: ida });
+                }
+            }
+        }
+    }
+
+    fn link_index(&self, x: usize, y: usize) -> Option<usize> {
+        self.links
+            .iter()
+            .position(|l| (l.a == x && l.b == y) || (l.a == y && l.b == x))
+    }
+
+    fn transmit(&mut self, from: usize, to: usize, packet: Packet) {
+        let Some(i) = self.link_index(from, to) else {
+            return;
+        };
+        if !self.links[i].up {
+            return;
+        }
+        if let Packet::Core(Message::Records { records, .. }) = &packet {
+            self.records_sent += records.len() as u64;
+        }
+        // In order per connection: each message is delivered after the one before it.
+        let delay = Duration::from_millis(1 + self.rng.below(30));
+        let last = self.links[i]
+            .in_flight
+            .back()
+            .map(|m| m.0)
+            .unwrap_or(self.now);
+        let at = (self.now + delay).max(last);
+        self.links[i].in_flight.push_back((at, to, from, packet));
+    }
+
+    fn deliver_due(&mut self) {
+        for i in 0..self.links.len() {
+            while let Some((at, ..)) = self.links[i].in_flight.front() {
+                if *at > self.now {
+                    break;
+                }
+                let Some((_, to, from, packet)) = self.links[i].in_flight.pop_front() else {
+                    break;
+                };
+                let from_id = self.devices[from].id;
+                match packet {
+                    Packet::Core(message) => self.input(
+                        to,
+                        Input::Received {
+                            from: from_id,
+                            message,
+                        },
+                    ),
+                    Packet::Content {
+                        task,
+                        path,
+                        hash,
+                        ok,
+                    } => {
+                        if ok {
+                            self.devices[to].staged.insert(hash);
+                        }
+                        self.input(
+                            to,
+                            Input::Fetched {
+                                task,
+                                path,
+                                hash,
+                                from: from_id,
+                                ok,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    // ----- driving the cores -------------------------------------------------------------
+
+    /// Give device `d`'s core one input and carry out every order that follows.
+    pub fn input(&mut self, d: usize, input: Input) {
+        let now = self.now;
+        let device = &mut self.devices[d];
+        let Some(core) = device.core.as_mut() else {
+            return;
+        };
+        core.handle(now, input, &mut device.ledger);
+        self.run_effects(d);
+    }
+
+    fn run_effects(&mut self, d: usize) {
+        loop {
+            let Some(effect) = self.devices[d].core.as_mut().and_then(|c| c.poll_effect()) else {
+                return;
+            };
+            match effect {
+                Effect::Send { to, message } => {
+                    if let Some(to) = self.index_of(&to) {
+                        self.transmit(d, to, Packet::Core(message));
+                    }
+                }
+                Effect::Serve {
+                    to,
+                    task,
+                    path,
+                    hash,
+                } => {
+                    let ok = matches!(self.devices[d].disk.get(path.as_str()), Some(Node::File { hash: h, .. }) if *h == hash);
+                    if let Some(to) = self.index_of(&to) {
+                        self.transmit(
+                            d,
+                            to,
+                            Packet::Content {
+                                task,
+                                path,
+                                hash,
+                                ok,
+                            },
+                        );
+                    }
+                }
+                Effect::Place(placement) => {
+                    let before = self.devices[d]
+                        .disk
+                        .get(placement.path.as_str())
+                        .map(Node::state);
+                    let outcome = self.place(d, &placement);
+                    let mut line = format!(
+                        "dev{d} place {} -> {:?}: {outcome:?}",
+                        placement.path,
+                        short(&placement.target)
+                    );
+                    if outcome != PlaceOutcome::Done {
+                        let _ = write!(
+                            line,
+                            " (expected {:?}, disk {:?}, aside {:?}, parents {:?})",
+                            short(&placement.expect),
+                            before.as_ref().map(short),
+                            placement.aside,
+                            placement.parents
+                        );
+                    }
+                    self.log(line);
+                    let input = Input::Placed {
+                        task: placement.task,
+                        path: placement.path,
+                        outcome,
+                    };
+                    let now = self.now;
+                    let device = &mut self.devices[d];
+                    if let Some(core) = device.core.as_mut() {
+                        core.handle(now, input, &mut device.ledger);
+                    }
+                }
+            }
+        }
+    }
+
+    fn index_of(&self, id: &DeviceId) -> Option<usize> {
+        self.devices.iter().position(|d| d.id == *id)
+    }
+
+    /// Carry out a placement on device `d`'s disk, as the daemon's driver would: check what
+    /// is there, then change it; all or nothing.
+    fn place(&mut self, d: usize, p: &Placement) -> PlaceOutcome {
+        let device = &mut self.devices[d];
+        let disk = &mut device.disk;
+        let path = p.path.as_str();
+        let here = disk.get(path).map(Node::state).unwrap_or(State::Deleted);
+        if here != p.expect {
+            return PlaceOutcome::Diverged;
+        }
+        for parent in &p.parents {
+            if disk.contains_key(parent.as_str()) {
+                return PlaceOutcome::Diverged;
+            }
+        }
+        if let Some(aside) = &p.aside {
+            let there = disk.get(aside.as_str()).map(Node::state);
+            if there.is_some_and(|t| t != here) || !here.exists() {
+                return PlaceOutcome::Diverged;
+            }
+        }
+        // Each folder made and the path itself need their parent: a folder on disk, or one
+        // made just before (as `mkdir` and `rename` would).
+        let mut made: Vec<&str> = Vec::new();
+        for q in p.parents.iter().map(RelPath::as_str).chain([path]) {
+            if let Some(parent) = parent_of(q) {
+                let ok =
+                    made.contains(&parent) || matches!(disk.get(parent), Some(Node::Folder { .. }));
+                if !ok {
+                    return PlaceOutcome::Diverged;
+                }
+            }
+            made.push(q);
+        }
+        if let State::File { hash, .. } = &p.target {
+            let in_place = here.hash() == Some(*hash) && p.aside.is_none();
+            if !in_place && !device.staged.contains(hash) {
+                return PlaceOutcome::NoContent;
+            }
+        }
+        let folder_with_children = here.is_folder()
+            && !p.target.is_folder()
+            && p.aside.is_none()
+            && disk.keys().any(|k| under(k, path));
+        if folder_with_children {
+            return PlaceOutcome::NotEmpty;
+        }
+        for parent in &p.parents {
+            disk.insert(parent.as_str().to_owned(), Node::Folder { mode: 0o755 });
+        }
+        if let Some(aside) = &p.aside {
+            if let Some(node) = disk.remove(path) {
+                disk.entry(aside.as_str().to_owned()).or_insert(node);
+            }
+        }
+        match &p.target {
+            State::Deleted => {
+                disk.remove(path);
+            }
+            State::File { hash, size, mode } => {
+                disk.insert(
+                    path.to_owned(),
+                    Node::File {
+                        hash: *hash,
+                        size: *size,
+                        mode: *mode,
+                        mtime_ns: p.mtime_ns,
+                    },
+                );
+            }
+            State::Folder { mode } => {
+                disk.insert(path.to_owned(), Node::Folder { mode: *mode });
+            }
+            State::Symlink { target } => {
+                disk.insert(
+                    path.to_owned(),
+                    Node::Symlink {
+                        target: target.clone(),
+                    },
+                );
+            }
+        }
+        PlaceOutcome::Done
+    }
+
+    // ----- the watcher ---------------------------------------------------------------------
+
+    fn touch(&mut self, d: usize) {
+        if self.devices[d].dirty_since.is_none() {
+            self.devices[d].dirty_since = Some(self.now);
+        }
+    }
+
+    /// Report to device `d`'s core every difference between its disk and its ledger.
+    pub fn scan(&mut self, d: usize) {
+        self.devices[d].dirty_since = None;
+        if self.devices[d].core.is_none() {
+            return;
+        }
+        let task = self.task;
+        let device = &self.devices[d];
+        let mut changed: Vec<(RelPath, State, i64)> = Vec::new();
+        for (path, node) in &device.disk {
+            let rel = RelPath::new(path.clone()).unwrap();
+            let recorded = device.ledger.record(&task, &rel).map(|r| r.state);
+            if recorded.as_ref() != Some(&node.state()) {
+                changed.push((rel, node.state(), node.mtime()));
+            }
+        }
+        let mut gone: Vec<RelPath> = device
+            .ledger
+            .all(&task)
+            .into_iter()
+            .filter(|r| r.state.exists() && !device.disk.contains_key(r.path.as_str()))
+            .map(|r| r.path)
+            .collect();
+        gone.sort_by(|a, b| b.cmp(a));
+        let mtime = self.mtime;
+        // Deletions first, innermost first (a folder replaced by a file is emptied before
+        // it is replaced), then new and changed paths, outermost first.
+        let events: Vec<(RelPath, State, i64)> = gone
+            .into_iter()
+            .map(|p| (p, State::Deleted, mtime))
+            .chain(changed)
+            .collect();
+        for (path, state, mtime_ns) in events {
+            let before = self.devices[d].ledger.record(&task, &path);
+            self.input(
+                d,
+                Input::Observed {
+                    task,
+                    path: path.clone(),
+                    state: state.clone(),
+                    mtime_ns,
+                },
+            );
+            // The version this observation made, if it was a change: the one it replaced,
+            // bumped by this device. (Read before anything else the same call may have
+            // done, such as settling a conflict on this path.)
+            let before_state = before
+                .as_ref()
+                .map(|b| b.state.clone())
+                .unwrap_or(State::Deleted);
+            if before_state != state {
+                let base = before.map(|b| b.version).unwrap_or_default();
+                let version = base.bumped(self.devices[d].id);
+                self.versions_made += 1;
+                self.log(format!(
+                    "dev{d} noticed {path} = {:?} {version:?}",
+                    short(&state)
+                ));
+                self.writes.push(Write {
+                    device: d,
+                    path,
+                    base,
+                    version,
+                    state,
+                    before: before_state,
+                });
+            }
+        }
+    }
+
+    // ----- people's edits --------------------------------------------------------------------
+
+    fn next_mtime(&mut self) -> i64 {
+        self.mtime += 1_000_000_007;
+        self.mtime
+    }
+
+    fn new_content(&mut self) -> (ContentHash, u64) {
+        let n = self.rng.next();
+        (ContentHash::of(&n.to_le_bytes()), 8)
+    }
+
+    /// Make the folders above `path` (mkdir -p); false if a file is in the way.
+    fn make_parents(disk: &mut Disk, path: &str) -> bool {
+        let mut parents = Vec::new();
+        let mut p = parent_of(path);
+        while let Some(q) = p {
+            parents.push(q.to_owned());
+            p = parent_of(q);
+        }
+        for q in parents.iter().rev() {
+            match disk.get(q.as_str()) {
+                Some(Node::Folder { .. }) => {}
+                Some(_) => return false,
+                None => {
+                    disk.insert(q.clone(), Node::Folder { mode: 0o755 });
+                }
+            }
+        }
+        true
+    }
+
+    /// Device `d`'s person writes new content to `path` (making folders above it).
+    pub fn write(&mut self, d: usize, path: &str) {
+        let (hash, size) = self.new_content();
+        let mtime_ns = self.next_mtime();
+        let disk = &mut self.devices[d].disk;
+        if matches!(disk.get(path), Some(Node::Folder { .. })) || !Self::make_parents(disk, path) {
+            return;
+        }
+        let mode = match disk.get(path) {
+            Some(Node::File { mode, .. }) => *mode,
+            _ => 0o644,
+        };
+        disk.insert(
+            path.to_owned(),
+            Node::File {
+                hash,
+                size,
+                mode,
+                mtime_ns,
+            },
+        );
+        self.log(format!("dev{d} user writes {path}"));
+        self.touch(d);
+    }
+
+    pub fn mkdir(&mut self, d: usize, path: &str) {
+        let disk = &mut self.devices[d].disk;
+        if disk.contains_key(path) || !Self::make_parents(disk, path) {
+            return;
+        }
+        disk.insert(path.to_owned(), Node::Folder { mode: 0o755 });
+        self.log(format!("dev{d} user mkdir {path}"));
+        self.touch(d);
+    }
+
+    pub fn symlink(&mut self, d: usize, path: &str, target: &str) {
+        let disk = &mut self.devices[d].disk;
+        if disk.contains_key(path) || !Self::make_parents(disk, path) {
+            return;
+        }
+        disk.insert(
+            path.to_owned(),
+            Node::Symlink {
+                target: target.to_owned(),
+            },
+        );
+        self.log(format!("dev{d} user symlink {path}"));
+        self.touch(d);
+    }
+
+    /// rm -rf
+    pub fn delete(&mut self, d: usize, path: &str) {
+        let disk = &mut self.devices[d].disk;
+        let doomed = subtree(disk, path);
+        if doomed.is_empty() {
+            return;
+        }
+        for p in doomed {
+            disk.remove(&p);
+        }
+        self.log(format!("dev{d} user deletes {path}"));
+        self.touch(d);
+    }
+
+    /// mv from to (to must not exist, its parent must be a folder, not inside from)
+    pub fn rename(&mut self, d: usize, from: &str, to: &str) {
+        let disk = &mut self.devices[d].disk;
+        if !disk.contains_key(from) || disk.contains_key(to) || under(to, from) || from == to {
+            return;
+        }
+        if let Some(parent) = parent_of(to) {
+            if !matches!(disk.get(parent), Some(Node::Folder { .. })) {
+                return;
+            }
+        }
+        for p in subtree(disk, from) {
+            if let Some(node) = disk.remove(&p) {
+                let moved = format!("{to}{}", &p[from.len()..]);
+                disk.insert(moved, node);
+            }
+        }
+        self.log(format!("dev{d} user renames {from} -> {to}"));
+        self.touch(d);
+    }
+
+    pub fn chmod(&mut self, d: usize, path: &str) {
+        if let Some(Node::File { mode, .. }) = self.devices[d].disk.get_mut(path) {
+            *mode ^= 0o100;
+            self.log(format!("dev{d} user chmod {path}"));
+            self.touch(d);
+        }
+    }
+
+    // ----- faults --------------------------------------------------------------------------
+
+    /// kill -9: memory, staged content and messages in flight are lost.
+    pub fn crash(&mut self, d: usize) {
+        if self.devices[d].core.take().is_some() {
+            self.devices[d].staged.clear();
+            self.devices[d].dirty_since = None;
+            self.log(format!("dev{d} crashes"));
+            self.update_links();
+        }
+    }
+
+    /// Start again: a new core on the surviving ledger and disk, then a full scan.
+    pub fn restart(&mut self, d: usize) {
+        if self.devices[d].core.is_none() {
+            self.devices[d].core = Some(Core::new(self.devices[d].id));
+            self.log(format!("dev{d} restarts"));
+            self.scan(d);
+            self.update_links();
+        }
+    }
+
+    pub fn partition(&mut self, a: usize, b: usize) {
+        self.cut.insert((a.min(b), a.max(b)));
+        self.update_links();
+    }
+
+    pub fn heal(&mut self) {
+        self.cut.clear();
+        for d in 0..self.devices.len() {
+            self.restart(d);
+        }
+        self.update_links();
+    }
+
+    // ----- time ------------------------------------------------------------------------------
+
+    /// One tick: deliver messages, fire watchers and timers.
+    pub fn step(&mut self) {
+        self.now += TICK;
+        self.deliver_due();
+        for d in 0..self.devices.len() {
+            if self.devices[d]
+                .dirty_since
+                .is_some_and(|t| self.now >= t + DEBOUNCE)
+            {
+                self.scan(d);
+            }
+            let now = self.now;
+            let due = self.devices[d]
+                .core
+                .as_ref()
+                .and_then(|c| c.poll_timeout())
+                .is_some_and(|t| t <= now);
+            if due {
+                let device = &mut self.devices[d];
+                if let Some(core) = device.core.as_mut() {
+                    core.handle_timeout(now, &mut device.ledger);
+                }
+                self.run_effects(d);
+            }
+        }
+    }
+
+    pub fn run_for(&mut self, duration: Duration) {
+        let end = self.now + duration;
+        while self.now < end {
+            self.step();
+        }
+    }
+
+    fn quiet(&self) -> bool {
+        self.links.iter().all(|l| l.in_flight.is_empty())
+            && self
+                .devices
+                .iter()
+                .all(|d| d.dirty_since.is_none() && d.core.as_ref().is_none_or(|c| !c.is_busy()))
+    }
+
+    /// Heal everything and run until nothing moves (or `limit` passes); true if quiet.
+    pub fn settle(&mut self, limit: Duration) -> bool {
+        self.heal();
+        let end = self.now + limit;
+        let mut quiet_ticks = 0;
+        while self.now < end {
+            self.step();
+            quiet_ticks = if self.quiet() { quiet_ticks + 1 } else { 0 };
+            if quiet_ticks > 30 {
+                return true;
+            }
+        }
+        false
+    }
+
+    // ----- checks --------------------------------------------------------------------------
+
+    /// The disk as comparable states (modification times aside).
+    pub fn tree(&self, d: usize) -> BTreeMap<String, State> {
+        self.devices[d]
+            .disk
+            .iter()
+            .map(|(p, n)| (p.clone(), n.state()))
+            .collect()
+    }
+
+    pub fn conflict_copies(&self, d: usize) -> Vec<String> {
+        self.devices[d]
+            .disk
+            .keys()
+            .filter(|p| is_conflict_copy(&RelPath::new((*p).clone()).unwrap()))
+            .cloned()
+            .collect()
+    }
+
+    /// Every invariant; `Err` says which failed and how.
+    pub fn check(&self) -> Result<(), String> {
+        // Convergence: every device has the same tree, and its ledger agrees with its disk.
+        let first = self.tree(0);
+        for d in 1..self.devices.len() {
+            let tree = self.tree(d);
+            if tree != first {
+                let mut diff = String::new();
+                for p in first.keys().chain(tree.keys()).collect::<BTreeSet<_>>() {
+                    let (x, y) = (first.get(p), tree.get(p));
+                    if x != y {
+                        let _ = writeln!(
+                            diff,
+                            "  {p}: dev0 {:?} / dev{d} {:?}",
+                            x.map(short),
+                            y.map(short)
+                        );
+                    }
+                }
+                return Err(format!("dev0 and dev{d} differ:\n{diff}"));
+            }
+        }
+        for (d, device) in self.devices.iter().enumerate() {
+            for record in device.ledger.all(&self.task) {
+                let on_disk = device
+                    .disk
+                    .get(record.path.as_str())
+                    .map(Node::state)
+                    .unwrap_or(State::Deleted);
+                if on_disk != record.state {
+                    return Err(format!(
+                        "dev{d}'s ledger says {} is {:?}, its disk {:?}",
+                        record.path,
+                        short(&record.state),
+                        short(&on_disk)
+                    ));
+                }
+            }
+            for path in device.disk.keys() {
+                if device
+                    .ledger
+                    .record(&self.task, &RelPath::new(path.clone()).unwrap())
+                    .is_none()
+                {
+                    return Err(format!("dev{d} has {path} on disk and no record of it"));
+                }
+            }
+        }
+        // Versions agree too.
+        let versions = |d: usize| -> BTreeMap<RelPath, VersionVector> {
+            self.devices[d]
+                .ledger
+                .all(&self.task)
+                .into_iter()
+                .filter(|r| r.state.exists())
+                .map(|r| (r.path, r.version))
+                .collect()
+        };
+        let v0 = versions(0);
+        for d in 1..self.devices.len() {
+            if versions(d) != v0 {
+                return Err(format!(
+                    "dev0 and dev{d} hold the same tree with different versions"
+                ));
+            }
+        }
+        // Nothing lost: each recorded write of content is still there (at its path or as a
+        // conflict copy beside it) unless a later write made on top of it explains its absence.
+        for w in &self.writes {
+            if !matches!(w.state, State::File { .. } | State::Symlink { .. }) {
+                continue;
+            }
+            // A later write on top of it, or a person's change to a conflict copy of it.
+            let seen_later = self.writes.iter().any(|l| {
+                (l.path == w.path && l.base.dominates(&w.version))
+                    || (is_conflict_copy(&l.path) && l.before == w.state)
+            });
+            if seen_later {
+                continue;
+            }
+            let parent = w.path.parent().map(|p| p.as_str().to_owned());
+            let kept = first.iter().any(|(p, s)| {
+                let rel = RelPath::new(p.clone()).unwrap();
+                let same_place = *p == w.path.as_str()
+                    || (is_conflict_copy(&rel)
+                        && rel.parent().map(|q| q.as_str().to_owned()) == parent);
+                same_place && *s == w.state
+            });
+            if !kept {
+                return Err(format!(
+                    "lost: dev{}'s write of {} ({:?} {:?}) is nowhere",
+                    w.device,
+                    w.path,
+                    short(&w.state),
+                    w.version
+                ));
+            }
+        }
+        // No conflict copy without two concurrent writers of the original: one whose write
+        // is in the copy, and one who wrote the same path concurrently, or inside it while
+        // it was a folder there. (The copy may have been moved since by a rename, so only
+        // its content is matched.)
+        for copy in self.conflict_copies(0) {
+            let state = &first[&copy];
+            let explained = self.writes.iter().any(|w| {
+                w.state == *state
+                    && self.writes.iter().any(|o| {
+                        (o.path == w.path && o.version.compare(&w.version) == Causality::Concurrent)
+                            || (o.path != w.path && o.path.starts_with(&w.path))
+                    })
+            });
+            if !explained {
+                return Err(format!(
+                    "conflict copy {copy} without two concurrent writers"
+                ));
+            }
+        }
+        // Messages per change stay bounded (no echo storms).
+        let links = self.links.len() as u64;
+        let ledger_size = self
+            .devices
+            .iter()
+            .map(|d| d.ledger.all(&self.task).len() as u64)
+            .max()
+            .unwrap_or(0);
+        let bound =
+            (self.versions_made + 1) * links * 2 * 4 + self.reconnects * 2 * (ledger_size + 1);
+        if self.records_sent > bound {
+            return Err(format!(
+                "{} records sent for {} versions over {links} links: over {bound}",
+                self.records_sent, self.versions_made
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A short form of a state for traces.
+pub fn short(state: &State) -> String {
+    match state {
+        State::Deleted => "deleted".into(),
+        State::File { hash, mode, .. } => format!("file {} {mode:o}", &hash.to_hex()[..6]),
+        State::Folder { mode } => format!("folder {mode:o}"),
+        State::Symlink { target } => format!("link->{target}"),
+    }
+}
+
+/// One random action of a schedule.
+#[derive(Debug, Clone)]
+pub enum Op {
+    Write(usize, String),
+    Mkdir(usize, String),
+    Symlink(usize, String),
+    Delete(usize, String),
+    Rename(usize, String, String),
+    Chmod(usize, String),
+    Crash(usize),
+    Restart(usize),
+    Partition(usize, usize),
+    Heal,
+    Wait(u64),
+}
+
+const NAMES: [&str; 3] = ["a", "b", "c"];
+
+fn random_path(rng: &mut Rng) -> String {
+    let depth = 1 + rng.below(3) as usize;
+    (0..depth)
+        .map(|_| *rng.pick(&NAMES).unwrap_or(&"a"))
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// A random schedule of `len` actions for `devices` devices.
+pub fn random_ops(rng: &mut Rng, devices: usize, len: usize, faults: bool) -> Vec<Op> {
+    let n = devices as u64;
+    (0..len)
+        .map(|_| {
+            let d = rng.below(n) as usize;
+            let roll = rng.below(100);
+            match roll {
+                0..=29 => Op::Write(d, random_path(rng)),
+                30..=37 => Op::Mkdir(d, random_path(rng)),
+                38..=41 => Op::Symlink(d, random_path(rng)),
+                42..=53 => Op::Delete(d, random_path(rng)),
+                54..=65 => Op::Rename(d, random_path(rng), random_path(rng)),
+                66..=70 => Op::Chmod(d, random_path(rng)),
+                71..=75 if faults => Op::Crash(d),
+                76..=80 if faults => Op::Restart(d),
+                81..=85 if faults => Op::Partition(d, rng.below(n) as usize),
+                86..=88 if faults => Op::Heal,
+                _ => Op::Wait(rng.below(600)),
+            }
+        })
+        .collect()
+}
+
+impl World {
+    pub fn apply(&mut self, op: &Op) {
+        match op {
+            Op::Write(d, p) => self.write(*d, p),
+            Op::Mkdir(d, p) => self.mkdir(*d, p),
+            Op::Symlink(d, p) => self.symlink(*d, p, "target"),
+            Op::Delete(d, p) => self.delete(*d, p),
+            Op::Rename(d, a, b) => self.rename(*d, a, b),
+            Op::Chmod(d, p) => self.chmod(*d, p),
+            Op::Crash(d) => self.crash(*d),
+            Op::Restart(d) => self.restart(*d),
+            Op::Partition(a, b) if a != b => self.partition(*a, *b),
+            Op::Partition(..) => {}
+            Op::Heal => {
+                self.cut.clear();
+                self.update_links();
+            }
+            Op::Wait(ms) => self.run_for(Duration::from_millis(*ms)),
+        }
+        // People act at human speed: some time passes between two actions.
+        let pause = self.rng.below(5);
+        for _ in 0..pause {
+            self.step();
+        }
+    }
+}
+
+/// Run one schedule to the end, settle, and check every invariant.
+/// A failed run: what failed, and the world as it was then (for its trace).
+pub type Failure = Box<(String, World)>;
+
+pub fn run(seed: u64, devices: usize, topology: Topology, ops: &[Op]) -> Result<World, Failure> {
+    let mut world = World::new(seed, devices, topology);
+    for op in ops {
+        world.apply(op);
+    }
+    if !world.settle(Duration::from_secs(120)) {
+        let e = "did not settle within 120 s of simulated time".to_owned();
+        return Err(Box::new((e, world)));
+    }
+    match world.check() {
+        Ok(()) => Ok(world),
+        Err(e) => Err(Box::new((e, world))),
+    }
+}
