@@ -114,33 +114,42 @@ impl Core {
     }
 
     /// Take in one fact.
-    pub fn handle(&mut self, now: Instant, input: Input, ledger: &mut impl Ledger) {
+    ///
+    /// An error is the ledger's: the call stopped half-way, so the driver rolls back the
+    /// ledger's writes of this call and replaces this core with a new one (as at a restart:
+    /// what it held in memory is rebuilt from the ledger and from the peers).
+    pub fn handle<L: Ledger>(
+        &mut self,
+        now: Instant,
+        input: Input,
+        ledger: &mut L,
+    ) -> Result<(), L::Error> {
         self.now = Some(now);
         match input {
             Input::Link { task, peer } => {
-                ledger.link(&task, &peer);
+                ledger.link(&task, &peer)?;
                 if self.connected.contains(&peer) {
-                    self.greet(task, peer, ledger);
+                    self.greet(task, peer, ledger)?;
                 }
             }
             Input::Connected { peer } => {
                 self.connected.insert(peer);
-                for task in ledger.tasks() {
-                    if ledger.peers(&task).contains(&peer) {
-                        self.greet(task, peer, ledger);
-                        let paths = ledger.rival_paths(&task);
+                for task in ledger.tasks()? {
+                    if ledger.peers(&task)?.contains(&peer) {
+                        self.greet(task, peer, ledger)?;
+                        let paths = ledger.rival_paths(&task)?;
                         self.changed.extend(paths.into_iter().map(|p| (task, p)));
                     }
                 }
             }
-            Input::Disconnected { peer } => self.disconnected(peer, ledger),
-            Input::Received { from, message } => self.received(from, message, ledger),
+            Input::Disconnected { peer } => self.disconnected(peer, ledger)?,
+            Input::Received { from, message } => self.received(from, message, ledger)?,
             Input::Observed {
                 task,
                 path,
                 state,
                 mtime_ns,
-            } => self.observed(task, path, state.normalized(), mtime_ns, ledger),
+            } => self.observed(task, path, state.normalized(), mtime_ns, ledger)?,
             Input::Fetched {
                 task,
                 path,
@@ -160,9 +169,9 @@ impl Core {
                         } else {
                             // The peer no longer has that content: it changed there, and
                             // the newer record follows.
-                            self.finish_head(&key, ledger);
+                            self.finish_head(&key, ledger)?;
                         }
-                        self.advance(&key, ledger);
+                        self.advance(&key, ledger)?;
                     }
                 }
             }
@@ -170,14 +179,20 @@ impl Core {
                 task,
                 path,
                 outcome,
-            } => self.placed((task, path), outcome, ledger),
+            } => self.placed((task, path), outcome, ledger)?,
         }
-        self.recheck_rivals(ledger);
-        self.flush(ledger);
+        self.recheck_rivals(ledger)?;
+        self.flush(ledger)?;
+        Ok(())
     }
 
-    /// Let time pass: placements waiting for a retry are decided again.
-    pub fn handle_timeout(&mut self, now: Instant, ledger: &mut impl Ledger) {
+    /// Let time pass: placements waiting for a retry are decided again. Errors as for
+    /// [`handle`](Self::handle).
+    pub fn handle_timeout<L: Ledger>(
+        &mut self,
+        now: Instant,
+        ledger: &mut L,
+    ) -> Result<(), L::Error> {
         self.now = Some(now);
         let due: Vec<(TaskId, RelPath)> = self
             .work
@@ -189,10 +204,11 @@ impl Core {
             if let Some(item) = self.work.get_mut(&key).and_then(|q| q.front_mut()) {
                 item.step = Step::Ready;
             }
-            self.advance(&key, ledger);
+            self.advance(&key, ledger)?;
         }
-        self.recheck_rivals(ledger);
-        self.flush(ledger);
+        self.recheck_rivals(ledger)?;
+        self.flush(ledger)?;
+        Ok(())
     }
 
     /// The next order, if any.
@@ -223,8 +239,13 @@ impl Core {
         self.effects.push_back(Effect::Send { to, message });
     }
 
-    fn greet(&mut self, task: TaskId, peer: DeviceId, ledger: &impl Ledger) {
-        let after = ledger.received_upto(&task, &peer);
+    fn greet<L: Ledger>(
+        &mut self,
+        task: TaskId,
+        peer: DeviceId,
+        ledger: &L,
+    ) -> Result<(), L::Error> {
+        let after = ledger.received_upto(&task, &peer)?;
         self.inbound.insert(
             (task, peer),
             Inbound {
@@ -234,9 +255,10 @@ impl Core {
             },
         );
         self.send(peer, Message::Hello { task, after });
+        Ok(())
     }
 
-    fn disconnected(&mut self, peer: DeviceId, ledger: &mut impl Ledger) {
+    fn disconnected<L: Ledger>(&mut self, peer: DeviceId, ledger: &mut L) -> Result<(), L::Error> {
         self.connected.remove(&peer);
         self.streaming.retain(|(_, p), _| *p != peer);
         self.inbound.retain(|(_, p), _| *p != peer);
@@ -251,37 +273,48 @@ impl Core {
         }
         self.work.retain(|_, q| !q.is_empty());
         for key in changed {
-            self.advance(&key, ledger);
+            self.advance(&key, ledger)?;
         }
+        Ok(())
     }
 
-    fn linked(&self, task: &TaskId, peer: &DeviceId, ledger: &impl Ledger) -> bool {
-        self.connected.contains(peer) && ledger.peers(task).contains(peer)
+    fn linked<L: Ledger>(
+        &self,
+        task: &TaskId,
+        peer: &DeviceId,
+        ledger: &L,
+    ) -> Result<bool, L::Error> {
+        Ok(self.connected.contains(peer) && ledger.peers(task)?.contains(peer))
     }
 
-    fn received(&mut self, from: DeviceId, message: Message, ledger: &mut impl Ledger) {
+    fn received<L: Ledger>(
+        &mut self,
+        from: DeviceId,
+        message: Message,
+        ledger: &mut L,
+    ) -> Result<(), L::Error> {
         match message {
             Message::Hello { task, after } => {
-                if self.linked(&task, &from, ledger) {
+                if self.linked(&task, &from, ledger)? {
                     self.streaming.insert((task, from), after);
                 }
             }
             Message::Records { task, records } => {
-                if !self.linked(&task, &from, ledger) {
-                    return;
+                if !self.linked(&task, &from, ledger)? {
+                    return Ok(());
                 }
                 for record in records {
-                    self.take_in(task, from, record, ledger);
+                    self.take_in(task, from, record, ledger)?;
                 }
-                self.settle(task, from, ledger);
+                self.settle(task, from, ledger)?;
             }
             Message::Ack { task, upto } => {
-                if self.linked(&task, &from, ledger) {
-                    ledger.set_acked_upto(&task, &from, upto);
+                if self.linked(&task, &from, ledger)? {
+                    ledger.set_acked_upto(&task, &from, upto)?;
                 }
             }
             Message::Request { task, path, hash } => {
-                if self.linked(&task, &from, ledger) {
+                if self.linked(&task, &from, ledger)? {
                     self.effects.push_back(Effect::Serve {
                         to: from,
                         task,
@@ -291,15 +324,22 @@ impl Core {
                 }
             }
         }
+        Ok(())
     }
 
     /// Queue one received record behind the work on its path.
-    fn take_in(&mut self, task: TaskId, from: DeviceId, record: Record, ledger: &mut impl Ledger) {
+    fn take_in<L: Ledger>(
+        &mut self,
+        task: TaskId,
+        from: DeviceId,
+        record: Record,
+        ledger: &mut L,
+    ) -> Result<(), L::Error> {
         let Some(inbound) = self.inbound.get_mut(&(task, from)) else {
-            return;
+            return Ok(());
         };
         if record.seq <= inbound.highest {
-            return; // already had it
+            return Ok(()); // already had it
         }
         inbound.highest = record.seq;
         inbound.unsettled.insert(record.seq);
@@ -310,7 +350,7 @@ impl Core {
             if matches!(head.step, Step::Fetching | Step::Waiting(_) | Step::Ready)
                 && record.version.dominates(&head.record.version)
             {
-                self.finish_head(&key, ledger);
+                self.finish_head(&key, ledger)?;
             }
         }
         self.work.entry(key.clone()).or_default().push_back(Item {
@@ -320,16 +360,21 @@ impl Core {
             fetched: false,
             tracked: true,
         });
-        self.advance(&key, ledger);
+        self.advance(&key, ledger)?;
+        Ok(())
     }
 
     /// Drop the first item of a path's queue and settle its sequence number.
-    fn finish_head(&mut self, key: &(TaskId, RelPath), ledger: &mut impl Ledger) {
+    fn finish_head<L: Ledger>(
+        &mut self,
+        key: &(TaskId, RelPath),
+        ledger: &mut L,
+    ) -> Result<(), L::Error> {
         let Some(queue) = self.work.get_mut(key) else {
-            return;
+            return Ok(());
         };
         let Some(item) = queue.pop_front() else {
-            return;
+            return Ok(());
         };
         if queue.is_empty() {
             self.work.remove(key);
@@ -338,14 +383,20 @@ impl Core {
             if let Some(inbound) = self.inbound.get_mut(&(key.0, item.from)) {
                 inbound.unsettled.remove(&item.record.seq);
             }
-            self.settle(key.0, item.from, ledger);
+            self.settle(key.0, item.from, ledger)?;
         }
+        Ok(())
     }
 
     /// Store and acknowledge how far `peer`'s sequence is settled.
-    fn settle(&mut self, task: TaskId, peer: DeviceId, ledger: &mut impl Ledger) {
+    fn settle<L: Ledger>(
+        &mut self,
+        task: TaskId,
+        peer: DeviceId,
+        ledger: &mut L,
+    ) -> Result<(), L::Error> {
         let Some(inbound) = self.inbound.get_mut(&(task, peer)) else {
-            return;
+            return Ok(());
         };
         let upto = match inbound.unsettled.first() {
             Some(first) => first - 1,
@@ -353,26 +404,27 @@ impl Core {
         };
         if upto > inbound.saved {
             inbound.saved = upto;
-            ledger.set_received_upto(&task, &peer, upto);
+            ledger.set_received_upto(&task, &peer, upto)?;
             self.send(peer, Message::Ack { task, upto });
         }
+        Ok(())
     }
 
-    fn next_seq(ledger: &impl Ledger, task: &TaskId) -> u64 {
-        ledger.last_seq(task) + 1
+    fn next_seq<L: Ledger>(ledger: &L, task: &TaskId) -> Result<u64, L::Error> {
+        Ok(ledger.last_seq(task)? + 1)
     }
 
     /// Store a new version of `path` made on this device.
-    fn store_local(
+    fn store_local<L: Ledger>(
         &mut self,
         task: &TaskId,
         path: RelPath,
         state: State,
         base: &VersionVector,
         mtime_ns: i64,
-        ledger: &mut impl Ledger,
-    ) {
-        let seq = Self::next_seq(ledger, task);
+        ledger: &mut L,
+    ) -> Result<(), L::Error> {
+        let seq = Self::next_seq(ledger, task)?;
         ledger.put(
             task,
             Record {
@@ -382,28 +434,29 @@ impl Core {
                 mtime_ns,
                 seq,
             },
-        );
+        )?;
         self.changed.insert((*task, path));
+        Ok(())
     }
 
-    fn observed(
+    fn observed<L: Ledger>(
         &mut self,
         task: TaskId,
         path: RelPath,
         state: State,
         mtime_ns: i64,
-        ledger: &mut impl Ledger,
-    ) {
-        if !ledger.tasks().contains(&task) {
-            return;
+        ledger: &mut L,
+    ) -> Result<(), L::Error> {
+        if !ledger.tasks()?.contains(&task) {
+            return Ok(());
         }
-        let current = ledger.record(&task, &path);
+        let current = ledger.record(&task, &path)?;
         let unchanged = match &current {
             Some(record) => record.state == state,
             None => !state.exists(),
         };
         if unchanged {
-            return;
+            return Ok(());
         }
         if !state.exists()
             || current
@@ -412,7 +465,7 @@ impl Core {
         {
             // Whatever was under a folder that is gone went with it: deepest first, so a
             // peer empties a folder before it removes it.
-            let mut under = ledger.records_under(&task, &path);
+            let mut under = ledger.records_under(&task, &path)?;
             under.sort_by(|a, b| b.path.cmp(&a.path));
             for child in under.into_iter().filter(|c| c.state.exists()) {
                 self.store_local(
@@ -422,44 +475,49 @@ impl Core {
                     &child.version,
                     mtime_ns,
                     ledger,
-                );
+                )?;
             }
         }
         let base = current.map(|c| c.version).unwrap_or_default();
-        self.store_local(&task, path.clone(), state, &base, mtime_ns, ledger);
+        self.store_local(&task, path.clone(), state, &base, mtime_ns, ledger)?;
         // A placement waiting on this path is decided again now, against the new version.
         let key = (task, path);
         if let Some(item) = self.work.get_mut(&key).and_then(|q| q.front_mut()) {
             if matches!(item.step, Step::Waiting(_)) {
                 item.step = Step::Ready;
-                self.advance(&key, ledger);
+                self.advance(&key, ledger)?;
             }
         }
+        Ok(())
     }
 
     /// Carry out the work of one path as far as it goes without an answer from outside.
-    fn advance(&mut self, key: &(TaskId, RelPath), ledger: &mut impl Ledger) {
+    fn advance<L: Ledger>(
+        &mut self,
+        key: &(TaskId, RelPath),
+        ledger: &mut L,
+    ) -> Result<(), L::Error> {
         loop {
             let Some(item) = self.work.get(key).and_then(|q| q.front()).cloned() else {
-                return;
+                return Ok(());
             };
             match item.step {
                 Step::Ready => {}
                 Step::Waiting(at) if self.now.is_some_and(|now| now >= at) => {}
-                _ => return,
+                _ => return Ok(()),
             }
             let (task, path) = (&key.0, &key.1);
-            let local = ledger.record(task, path);
+            let local = ledger.record(task, path)?;
             let remote = &item.record;
             let (version, aside) = {
                 match decide(local.as_ref(), remote) {
                     Decision::Keep => {
-                        self.finish_head(key, ledger);
+                        self.finish_head(key, ledger)?;
                         continue;
                     }
                     Decision::KeepOurs => {
-                        ledger.set_rival(task, path, &item.from, Some(remote.clone()));
-                        self.finish_head(key, ledger);
+                        ledger.set_rival(task, path, &item.from, Some(remote.clone()))?;
+                        self.finish_head(key, ledger)?;
                         continue;
                     }
                     Decision::Merge => {
@@ -467,17 +525,17 @@ impl Core {
                             Some(l) => Record {
                                 version: l.version.merged(&remote.version),
                                 mtime_ns: l.mtime_ns.max(remote.mtime_ns),
-                                seq: Self::next_seq(ledger, task),
+                                seq: Self::next_seq(ledger, task)?,
                                 ..l.clone()
                             },
                             None => Record {
-                                seq: Self::next_seq(ledger, task),
+                                seq: Self::next_seq(ledger, task)?,
                                 ..remote.clone()
                             },
                         };
-                        ledger.put(task, merged);
+                        ledger.put(task, merged)?;
                         self.changed.insert(key.clone());
-                        self.finish_head(key, ledger);
+                        self.finish_head(key, ledger)?;
                         continue;
                     }
                     Decision::Take => (remote.version.clone(), None),
@@ -487,13 +545,13 @@ impl Core {
                             .map(|l| l.version.merged(&remote.version))
                             .unwrap_or_else(|| remote.version.clone());
                         let aside = match (aside, &local) {
-                            (Some(_), Some(l)) => match free_copy_name(task, l, ledger) {
+                            (Some(_), Some(l)) => match free_copy_name(task, l, ledger)? {
                                 Some(name) => Some((name, l.clone())),
                                 None => {
                                     // Every name for the copy is taken: never overwrite
                                     // without one; try again later.
                                     self.wait(key);
-                                    return;
+                                    return Ok(());
                                 }
                             },
                             _ => None,
@@ -508,7 +566,7 @@ impl Core {
                 .unwrap_or(State::Deleted);
             if aside.is_none() && expect == remote.state {
                 // Nothing to change on disk: only the version is new.
-                self.finish_placed(key, item, version, None, Vec::new(), ledger);
+                self.finish_placed(key, item, version, None, Vec::new(), ledger)?;
                 continue;
             }
             let needs_content = match &remote.state {
@@ -518,7 +576,7 @@ impl Core {
             if needs_content && !item.fetched {
                 if !self.connected.contains(&item.from) {
                     self.wait(key);
-                    return;
+                    return Ok(());
                 }
                 if let State::File { hash, .. } = &remote.state {
                     let message = Message::Request {
@@ -528,18 +586,18 @@ impl Core {
                     };
                     self.send(item.from, message);
                     self.set_step(key, Step::Fetching);
-                    return;
+                    return Ok(());
                 }
             }
             let parents = if remote.state.exists() {
-                self.missing_parents(task, path, ledger)
+                self.missing_parents(task, path, ledger)?
             } else {
                 Some(Vec::new())
             };
             let Some(parents) = parents else {
                 // A parent here is a file or a link: wait for the rules to settle it.
                 self.wait(key);
-                return;
+                return Ok(());
             };
             self.effects.push_back(Effect::Place(Placement {
                 task: *task,
@@ -558,7 +616,7 @@ impl Core {
                     parents,
                 },
             );
-            return;
+            return Ok(());
         }
     }
 
@@ -576,29 +634,34 @@ impl Core {
 
     /// The folders to create before `path` can be placed, outermost first; `None` if one
     /// of its parents is a file or a link here.
-    fn missing_parents(
+    fn missing_parents<L: Ledger>(
         &self,
         task: &TaskId,
         path: &RelPath,
-        ledger: &impl Ledger,
-    ) -> Option<Vec<RelPath>> {
+        ledger: &L,
+    ) -> Result<Option<Vec<RelPath>>, L::Error> {
         let mut missing = Vec::new();
         let mut parent = path.parent();
         while let Some(p) = parent {
-            match ledger.record(task, &p).map(|r| r.state) {
+            match ledger.record(task, &p)?.map(|r| r.state) {
                 Some(State::Folder { .. }) => break,
-                Some(State::File { .. } | State::Symlink { .. }) => return None,
+                Some(State::File { .. } | State::Symlink { .. }) => return Ok(None),
                 Some(State::Deleted) | None => missing.push(p.clone()),
             }
             parent = p.parent();
         }
         missing.reverse();
-        Some(missing)
+        Ok(Some(missing))
     }
 
-    fn placed(&mut self, key: (TaskId, RelPath), outcome: PlaceOutcome, ledger: &mut impl Ledger) {
+    fn placed<L: Ledger>(
+        &mut self,
+        key: (TaskId, RelPath),
+        outcome: PlaceOutcome,
+        ledger: &mut L,
+    ) -> Result<(), L::Error> {
         let Some(item) = self.work.get(&key).and_then(|q| q.front()).cloned() else {
-            return;
+            return Ok(());
         };
         let Step::Placing {
             version,
@@ -606,12 +669,12 @@ impl Core {
             parents,
         } = item.step.clone()
         else {
-            return;
+            return Ok(());
         };
         match outcome {
             PlaceOutcome::Done => {
-                self.finish_placed(&key, item, version, aside, parents, ledger);
-                self.advance(&key, ledger);
+                self.finish_placed(&key, item, version, aside, parents, ledger)?;
+                self.advance(&key, ledger)?;
             }
             PlaceOutcome::Diverged => self.wait(&key),
             PlaceOutcome::NoContent => {
@@ -619,7 +682,7 @@ impl Core {
                     head.fetched = false;
                     head.step = Step::Ready;
                 }
-                self.advance(&key, ledger);
+                self.advance(&key, ledger)?;
             }
             PlaceOutcome::NotEmpty => {
                 // The folder still holds paths this device changed (or never announced): it
@@ -627,7 +690,7 @@ impl Core {
                 // concurrent and the conflict rule settles them the same way everywhere: the
                 // folder wins, and the device that holds the other content saves it aside.
                 let (task, path) = (&key.0, &key.1);
-                if let Some(local) = ledger.record(task, path) {
+                if let Some(local) = ledger.record(task, path)? {
                     self.store_local(
                         task,
                         path.clone(),
@@ -635,45 +698,46 @@ impl Core {
                         &local.version,
                         local.mtime_ns,
                         ledger,
-                    );
+                    )?;
                 }
-                self.finish_head(&key, ledger);
-                self.advance(&key, ledger);
+                self.finish_head(&key, ledger)?;
+                self.advance(&key, ledger)?;
             }
         }
+        Ok(())
     }
 
     /// A placement is done (or needed no disk change): store what it made, settle it.
-    fn finish_placed(
+    fn finish_placed<L: Ledger>(
         &mut self,
         key: &(TaskId, RelPath),
         item: Item,
         version: VersionVector,
         aside: Option<(RelPath, Record)>,
         parents: Vec<RelPath>,
-        ledger: &mut impl Ledger,
-    ) {
+        ledger: &mut L,
+    ) -> Result<(), L::Error> {
         let task = &key.0;
         for parent in parents {
             let base = ledger
-                .record(task, &parent)
+                .record(task, &parent)?
                 .map(|r| r.version)
                 .unwrap_or_default();
             let folder = State::Folder {
                 mode: NEW_FOLDER_MODE,
             };
-            self.store_local(task, parent, folder, &base, item.record.mtime_ns, ledger);
+            self.store_local(task, parent, folder, &base, item.record.mtime_ns, ledger)?;
         }
         if let Some((aside_path, ours)) = aside {
             // Another device may have made the same copy already (its name follows from its
             // content): then there is nothing new to record.
-            let existing = ledger.record(task, &aside_path);
+            let existing = ledger.record(task, &aside_path)?;
             if existing.as_ref().is_none_or(|r| r.state != ours.state) {
                 let base = existing.map(|r| r.version).unwrap_or_default();
-                self.store_local(task, aside_path, ours.state, &base, ours.mtime_ns, ledger);
+                self.store_local(task, aside_path, ours.state, &base, ours.mtime_ns, ledger)?;
             }
         }
-        let seq = Self::next_seq(ledger, task);
+        let seq = Self::next_seq(ledger, task)?;
         ledger.put(
             task,
             Record {
@@ -682,24 +746,25 @@ impl Core {
                 seq,
                 ..item.record
             },
-        );
+        )?;
         self.changed.insert(key.clone());
-        self.finish_head(key, ledger);
+        self.finish_head(key, ledger)?;
+        Ok(())
     }
 
     /// Decide again the rivals of every path whose record changed: one that ours has now
     /// seen is forgotten; the others are queued like received records (ours may now lose),
     /// and stay in the ledger until ours has seen them, so a crash or a lost connection
     /// cannot drop them.
-    fn recheck_rivals(&mut self, ledger: &mut impl Ledger) {
+    fn recheck_rivals<L: Ledger>(&mut self, ledger: &mut L) -> Result<(), L::Error> {
         while let Some(key) = self.changed.pop_first() {
             let (task, path) = (&key.0, &key.1);
-            let Some(ours) = ledger.record(task, path) else {
+            let Some(ours) = ledger.record(task, path)? else {
                 continue;
             };
-            for (peer, rival) in ledger.rivals(task, path) {
+            for (peer, rival) in ledger.rivals(task, path)? {
                 if ours.version.dominates(&rival.version) {
-                    ledger.set_rival(task, path, &peer, None);
+                    ledger.set_rival(task, path, &peer, None)?;
                     continue;
                 }
                 let queued = self
@@ -716,17 +781,18 @@ impl Core {
                     });
                 }
             }
-            self.advance(&key, ledger);
+            self.advance(&key, ledger)?;
         }
+        Ok(())
     }
 
     /// Send every streaming peer the records it has not been sent yet.
-    fn flush(&mut self, ledger: &impl Ledger) {
+    fn flush<L: Ledger>(&mut self, ledger: &L) -> Result<(), L::Error> {
         let streams: Vec<((TaskId, DeviceId), u64)> =
             self.streaming.iter().map(|(k, v)| (*k, *v)).collect();
         for ((task, peer), mut sent) in streams {
             loop {
-                let records = ledger.records_after(&task, sent, RECORDS_PER_MESSAGE);
+                let records = ledger.records_after(&task, sent, RECORDS_PER_MESSAGE)?;
                 let Some(last) = records.last().map(|r| r.seq) else {
                     break;
                 };
@@ -735,17 +801,25 @@ impl Core {
             }
             self.streaming.insert((task, peer), sent);
         }
+        Ok(())
     }
 }
 
 /// The first conflict-copy name for `loser` that is free in the ledger or already holds
 /// the same content (another device made the same copy).
-fn free_copy_name(task: &TaskId, loser: &Record, ledger: &impl Ledger) -> Option<RelPath> {
-    (0..64).find_map(|n| {
-        let name = loser_copy_nth(loser, n)?;
-        match ledger.record(task, &name) {
-            Some(r) if r.state.exists() && r.state != loser.state => None,
-            _ => Some(name),
+fn free_copy_name<L: Ledger>(
+    task: &TaskId,
+    loser: &Record,
+    ledger: &L,
+) -> Result<Option<RelPath>, L::Error> {
+    for n in 0..64 {
+        let Some(name) = loser_copy_nth(loser, n) else {
+            return Ok(None);
+        };
+        match ledger.record(task, &name)? {
+            Some(r) if r.state.exists() && r.state != loser.state => continue,
+            _ => return Ok(Some(name)),
         }
-    })
+    }
+    Ok(None)
 }

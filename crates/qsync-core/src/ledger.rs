@@ -3,7 +3,10 @@
 //!
 //! A driver applies all the writes of one [`Core::handle`](crate::Core::handle) call
 //! atomically (one transaction) after it returns and before it carries out any effect, so a
-//! crash leaves the ledger as it was before the call or after it.
+//! crash leaves the ledger as it was before the call or after it. When a ledger call fails,
+//! the core's call returns that error: the driver then rolls the transaction back and
+//! starts a new [`Core`](crate::Core) (the old one's memory may be half-updated), as after
+//! a restart.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,40 +16,65 @@ use crate::state::Record;
 
 /// What the core reads and writes.
 pub trait Ledger {
+    /// Why a read or write failed (a disk or database error).
+    type Error;
+
     /// The tasks this device syncs.
-    fn tasks(&self) -> Vec<TaskId>;
+    fn tasks(&self) -> Result<Vec<TaskId>, Self::Error>;
     /// The devices `task` is linked with.
-    fn peers(&self, task: &TaskId) -> Vec<DeviceId>;
+    fn peers(&self, task: &TaskId) -> Result<Vec<DeviceId>, Self::Error>;
     /// Link `task` with `peer` (creating the task if new).
-    fn link(&mut self, task: &TaskId, peer: &DeviceId);
+    fn link(&mut self, task: &TaskId, peer: &DeviceId) -> Result<(), Self::Error>;
 
     /// The record of `path`, if any.
-    fn record(&self, task: &TaskId, path: &RelPath) -> Option<Record>;
+    fn record(&self, task: &TaskId, path: &RelPath) -> Result<Option<Record>, Self::Error>;
     /// Store `record`, replacing the path's previous one.
-    fn put(&mut self, task: &TaskId, record: Record);
+    fn put(&mut self, task: &TaskId, record: Record) -> Result<(), Self::Error>;
     /// Up to `limit` records with a sequence number above `after`, in sequence order.
-    fn records_after(&self, task: &TaskId, after: u64, limit: usize) -> Vec<Record>;
+    fn records_after(
+        &self,
+        task: &TaskId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Record>, Self::Error>;
     /// The records of the paths strictly under `folder`.
-    fn records_under(&self, task: &TaskId, folder: &RelPath) -> Vec<Record>;
+    fn records_under(&self, task: &TaskId, folder: &RelPath) -> Result<Vec<Record>, Self::Error>;
     /// The highest sequence number used in `task` (0: none).
-    fn last_seq(&self, task: &TaskId) -> u64;
+    fn last_seq(&self, task: &TaskId) -> Result<u64, Self::Error>;
 
     /// Versions of `path` received from peers, concurrent with ours, that ours won: kept so
     /// that they are decided again when ours changes (ours may then lose to them).
-    fn rivals(&self, task: &TaskId, path: &RelPath) -> Vec<(DeviceId, Record)>;
+    fn rivals(&self, task: &TaskId, path: &RelPath)
+        -> Result<Vec<(DeviceId, Record)>, Self::Error>;
     /// The paths that have rivals.
-    fn rival_paths(&self, task: &TaskId) -> Vec<RelPath>;
+    fn rival_paths(&self, task: &TaskId) -> Result<Vec<RelPath>, Self::Error>;
     /// Keep (`Some`) or forget (`None`) `peer`'s rival version of `path`.
-    fn set_rival(&mut self, task: &TaskId, path: &RelPath, peer: &DeviceId, rival: Option<Record>);
+    fn set_rival(
+        &mut self,
+        task: &TaskId,
+        path: &RelPath,
+        peer: &DeviceId,
+        rival: Option<Record>,
+    ) -> Result<(), Self::Error>;
 
     /// How far this device has processed `peer`'s sequence for `task`.
-    fn received_upto(&self, task: &TaskId, peer: &DeviceId) -> u64;
+    fn received_upto(&self, task: &TaskId, peer: &DeviceId) -> Result<u64, Self::Error>;
     /// Set that.
-    fn set_received_upto(&mut self, task: &TaskId, peer: &DeviceId, seq: u64);
+    fn set_received_upto(
+        &mut self,
+        task: &TaskId,
+        peer: &DeviceId,
+        seq: u64,
+    ) -> Result<(), Self::Error>;
     /// How far `peer` said it has processed this device's sequence for `task`.
-    fn acked_upto(&self, task: &TaskId, peer: &DeviceId) -> u64;
+    fn acked_upto(&self, task: &TaskId, peer: &DeviceId) -> Result<u64, Self::Error>;
     /// Set that.
-    fn set_acked_upto(&mut self, task: &TaskId, peer: &DeviceId, seq: u64);
+    fn set_acked_upto(
+        &mut self,
+        task: &TaskId,
+        peer: &DeviceId,
+        seq: u64,
+    ) -> Result<(), Self::Error>;
 }
 
 /// A [`Ledger`] in memory.
@@ -66,6 +94,11 @@ impl MemLedger {
         Self::default()
     }
 
+    /// The record of `path` (as [`Ledger::record`], which cannot fail here).
+    pub fn get(&self, task: &TaskId, path: &RelPath) -> Option<Record> {
+        self.records.get(&(*task, path.clone())).cloned()
+    }
+
     /// Every record of `task`, by path.
     pub fn all(&self, task: &TaskId) -> Vec<Record> {
         self.records
@@ -77,100 +110,133 @@ impl MemLedger {
 }
 
 impl Ledger for MemLedger {
-    fn tasks(&self) -> Vec<TaskId> {
-        self.links.keys().copied().collect()
+    type Error = std::convert::Infallible;
+
+    fn tasks(&self) -> Result<Vec<TaskId>, Self::Error> {
+        Ok(self.links.keys().copied().collect())
     }
 
-    fn peers(&self, task: &TaskId) -> Vec<DeviceId> {
-        self.links
+    fn peers(&self, task: &TaskId) -> Result<Vec<DeviceId>, Self::Error> {
+        Ok(self
+            .links
             .get(task)
             .map(|s| s.iter().copied().collect())
-            .unwrap_or_default()
+            .unwrap_or_default())
     }
 
-    fn link(&mut self, task: &TaskId, peer: &DeviceId) {
+    fn link(&mut self, task: &TaskId, peer: &DeviceId) -> Result<(), Self::Error> {
         self.links.entry(*task).or_default().insert(*peer);
+        Ok(())
     }
 
-    fn record(&self, task: &TaskId, path: &RelPath) -> Option<Record> {
-        self.records.get(&(*task, path.clone())).cloned()
+    fn record(&self, task: &TaskId, path: &RelPath) -> Result<Option<Record>, Self::Error> {
+        Ok(self.records.get(&(*task, path.clone())).cloned())
     }
 
-    fn put(&mut self, task: &TaskId, record: Record) {
+    fn put(&mut self, task: &TaskId, record: Record) -> Result<(), Self::Error> {
         if let Some(old) = self.records.get(&(*task, record.path.clone())) {
             self.by_seq.remove(&(*task, old.seq));
         }
         self.by_seq.insert((*task, record.seq), record.path.clone());
         self.records.insert((*task, record.path.clone()), record);
+        Ok(())
     }
 
-    fn records_after(&self, task: &TaskId, after: u64, limit: usize) -> Vec<Record> {
-        self.by_seq
+    fn records_after(
+        &self,
+        task: &TaskId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Record>, Self::Error> {
+        Ok(self
+            .by_seq
             .range((*task, after.saturating_add(1))..=(*task, u64::MAX))
             .take(limit)
             .filter_map(|((_, _), path)| self.records.get(&(*task, path.clone())).cloned())
-            .collect()
+            .collect())
     }
 
-    fn records_under(&self, task: &TaskId, folder: &RelPath) -> Vec<Record> {
-        self.records
+    fn records_under(&self, task: &TaskId, folder: &RelPath) -> Result<Vec<Record>, Self::Error> {
+        Ok(self
+            .records
             .range((*task, folder.clone())..)
             .take_while(|((t, p), _)| t == task && p.as_str().starts_with(folder.as_str()))
             .filter(|((_, p), _)| p != folder && p.starts_with(folder))
             .map(|(_, r)| r.clone())
-            .collect()
+            .collect())
     }
 
-    fn last_seq(&self, task: &TaskId) -> u64 {
-        self.by_seq
+    fn last_seq(&self, task: &TaskId) -> Result<u64, Self::Error> {
+        Ok(self
+            .by_seq
             .range((*task, 0)..=(*task, u64::MAX))
             .next_back()
-            .map_or(0, |((_, s), _)| *s)
+            .map_or(0, |((_, s), _)| *s))
     }
 
-    fn rivals(&self, task: &TaskId, path: &RelPath) -> Vec<(DeviceId, Record)> {
-        self.rivals
+    fn rivals(
+        &self,
+        task: &TaskId,
+        path: &RelPath,
+    ) -> Result<Vec<(DeviceId, Record)>, Self::Error> {
+        Ok(self
+            .rivals
             .iter()
             .filter(|((t, p, _), _)| t == task && p == path)
             .map(|((_, _, d), r)| (*d, r.clone()))
-            .collect()
+            .collect())
     }
 
-    fn rival_paths(&self, task: &TaskId) -> Vec<RelPath> {
+    fn rival_paths(&self, task: &TaskId) -> Result<Vec<RelPath>, Self::Error> {
         let paths: BTreeSet<RelPath> = self
             .rivals
             .keys()
             .filter(|(t, _, _)| t == task)
             .map(|(_, p, _)| p.clone())
             .collect();
-        paths.into_iter().collect()
+        Ok(paths.into_iter().collect())
     }
 
-    fn set_rival(&mut self, task: &TaskId, path: &RelPath, peer: &DeviceId, rival: Option<Record>) {
+    fn set_rival(
+        &mut self,
+        task: &TaskId,
+        path: &RelPath,
+        peer: &DeviceId,
+        rival: Option<Record>,
+    ) -> Result<(), Self::Error> {
         let key = (*task, path.clone(), *peer);
         match rival {
-            Some(record) => {
-                self.rivals.insert(key, record);
-            }
-            None => {
-                self.rivals.remove(&key);
-            }
-        }
+            Some(record) => self.rivals.insert(key, record),
+            None => self.rivals.remove(&key),
+        };
+        Ok(())
     }
 
-    fn received_upto(&self, task: &TaskId, peer: &DeviceId) -> u64 {
-        self.received.get(&(*task, *peer)).copied().unwrap_or(0)
+    fn received_upto(&self, task: &TaskId, peer: &DeviceId) -> Result<u64, Self::Error> {
+        Ok(self.received.get(&(*task, *peer)).copied().unwrap_or(0))
     }
 
-    fn set_received_upto(&mut self, task: &TaskId, peer: &DeviceId, seq: u64) {
+    fn set_received_upto(
+        &mut self,
+        task: &TaskId,
+        peer: &DeviceId,
+        seq: u64,
+    ) -> Result<(), Self::Error> {
         self.received.insert((*task, *peer), seq);
+        Ok(())
     }
 
-    fn acked_upto(&self, task: &TaskId, peer: &DeviceId) -> u64 {
-        self.acked.get(&(*task, *peer)).copied().unwrap_or(0)
+    fn acked_upto(&self, task: &TaskId, peer: &DeviceId) -> Result<u64, Self::Error> {
+        Ok(self.acked.get(&(*task, *peer)).copied().unwrap_or(0))
     }
 
-    fn set_acked_upto(&mut self, task: &TaskId, peer: &DeviceId, seq: u64) {
+    fn set_acked_upto(
+        &mut self,
+        task: &TaskId,
+        peer: &DeviceId,
+        seq: u64,
+    ) -> Result<(), Self::Error> {
         self.acked.insert((*task, *peer), seq);
+        Ok(())
     }
 }

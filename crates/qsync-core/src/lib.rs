@@ -23,18 +23,18 @@
 //! let (mut core, mut ledger) = (Core::new(a), MemLedger::new());
 //! let now = Instant::now();
 //!
-//! core.handle(now, Input::Link { task, peer: b }, &mut ledger);
-//! core.handle(now, Input::Connected { peer: b }, &mut ledger);
+//! core.handle(now, Input::Link { task, peer: b }, &mut ledger)?;
+//! core.handle(now, Input::Connected { peer: b }, &mut ledger)?;
 //! assert!(matches!(core.poll_effect(), Some(Effect::Send { message: Message::Hello { after: 0, .. }, .. })));
 //!
 //! // B asks for A's records; A's person writes a file; A sends its record to B.
-//! core.handle(now, Input::Received { from: b, message: Message::Hello { task, after: 0 } }, &mut ledger);
+//! core.handle(now, Input::Received { from: b, message: Message::Hello { task, after: 0 } }, &mut ledger)?;
 //! let state = State::File { hash: ContentHash::of(b"hello"), size: 5, mode: 0o644 };
 //! let path = RelPath::new("notes.txt")?;
-//! core.handle(now, Input::Observed { task, path: path.clone(), state, mtime_ns: 0 }, &mut ledger);
+//! core.handle(now, Input::Observed { task, path: path.clone(), state, mtime_ns: 0 }, &mut ledger)?;
 //! let Some(Effect::Send { to, message: Message::Records { records, .. } }) = core.poll_effect() else { panic!() };
 //! assert_eq!((to, records[0].path.clone(), records[0].version.get(&a)), (b, path, 1));
-//! # Ok::<(), qsync_base::RelPathError>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 mod core;

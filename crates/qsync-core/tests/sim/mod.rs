@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use qsync_base::{Causality, ContentHash, DeviceId, RelPath, TaskId, VersionVector};
 use qsync_core::rules::is_conflict_copy;
-use qsync_core::{Core, Effect, Input, Ledger, MemLedger, Message, PlaceOutcome, Placement, State};
+use qsync_core::{Core, Effect, Input, MemLedger, Message, PlaceOutcome, Placement, State};
 
 /// Simulated time per step.
 pub const TICK: Duration = Duration::from_millis(10);
@@ -373,7 +373,7 @@ impl World {
         let Some(core) = device.core.as_mut() else {
             return;
         };
-        core.handle(now, input, &mut device.ledger);
+        let Ok(()) = core.handle(now, input, &mut device.ledger);
         self.run_effects(d);
     }
 
@@ -438,7 +438,7 @@ impl World {
                     let now = self.now;
                     let device = &mut self.devices[d];
                     if let Some(core) = device.core.as_mut() {
-                        core.handle(now, input, &mut device.ledger);
+                        let Ok(()) = core.handle(now, input, &mut device.ledger);
                     }
                 }
             }
@@ -553,7 +553,7 @@ impl World {
         let mut changed: Vec<(RelPath, State, i64)> = Vec::new();
         for (path, node) in &device.disk {
             let rel = RelPath::new(path.clone()).unwrap();
-            let recorded = device.ledger.record(&task, &rel).map(|r| r.state);
+            let recorded = device.ledger.get(&task, &rel).map(|r| r.state);
             if recorded.as_ref() != Some(&node.state()) {
                 changed.push((rel, node.state(), node.mtime()));
             }
@@ -575,7 +575,7 @@ impl World {
             .chain(changed)
             .collect();
         for (path, state, mtime_ns) in events {
-            let before = self.devices[d].ledger.record(&task, &path);
+            let before = self.devices[d].ledger.get(&task, &path);
             self.input(
                 d,
                 Input::Observed {
@@ -794,7 +794,7 @@ impl World {
             if due {
                 let device = &mut self.devices[d];
                 if let Some(core) = device.core.as_mut() {
-                    core.handle_timeout(now, &mut device.ledger);
+                    let Ok(()) = core.handle_timeout(now, &mut device.ledger);
                 }
                 self.run_effects(d);
             }
@@ -892,7 +892,7 @@ impl World {
             for path in device.disk.keys() {
                 if device
                     .ledger
-                    .record(&self.task, &RelPath::new(path.clone()).unwrap())
+                    .get(&self.task, &RelPath::new(path.clone()).unwrap())
                     .is_none()
                 {
                     return Err(format!("dev{d} has {path} on disk and no record of it"));
