@@ -40,6 +40,7 @@
 mod apps;
 mod blobs;
 mod error;
+mod ledger;
 
 use std::collections::HashSet;
 use std::fs::{self, OpenOptions};
@@ -52,6 +53,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 pub use apps::AppRecord;
 pub use blobs::{Blobs, StagedBlob};
 pub use error::StoreError;
+pub use ledger::LedgerTx;
 
 mod embedded {
     refinery::embed_migrations!("migrations");

@@ -1,0 +1,411 @@
+//! The sync core's ledger in SQLite: [`Store::ledger`] opens a transaction that implements
+//! [`qsync_core::Ledger`]. A driver commits it after each `Core::handle` call and before it
+//! carries out the call's effects, so every call's writes land whole or not at all.
+//!
+//! Tables (migration V4): `records` (one per path: state, version vector, sequence number),
+//! `peer_progress` (how far each peer's sequence was processed here and how far it
+//! acknowledged ours) and `rivals` (versions ours won against, decided again when ours
+//! changes). Tasks and links are the store's `sync_tasks` and `task_links`.
+
+use qsync_base::{ContentHash, DeviceId, RelPath, TaskId, VersionVector};
+use qsync_core::{Ledger, Record, State};
+use rusqlite::{params, OptionalExtension, Row, Transaction};
+
+use crate::{corrupt, id32, opt_hash, rel_path, to_i64, Store, StoreError};
+
+/// One transaction on the store, as the core's [`Ledger`]. Dropped without
+/// [`commit`](Self::commit), it rolls back.
+pub struct LedgerTx<'a> {
+    tx: Transaction<'a>,
+}
+
+impl Store {
+    /// A transaction for one call of the sync core.
+    pub fn ledger(&mut self) -> Result<LedgerTx<'_>, StoreError> {
+        Ok(LedgerTx {
+            tx: self.conn.transaction()?,
+        })
+    }
+
+    /// How many of this device's records of `task` `device` has not acknowledged yet: its
+    /// pending updates.
+    pub fn pending_for(&self, task: TaskId, device: DeviceId) -> Result<u64, StoreError> {
+        let acked: i64 = self
+            .conn
+            .query_row(
+                "SELECT acked_upto FROM peer_progress WHERE task_id = ?1 AND device_id = ?2",
+                params![task.as_bytes(), device.as_bytes()],
+                |row| row.get(0),
+            )
+            .optional()?
+            .unwrap_or(0);
+        let count: i64 = self.conn.query_row(
+            "SELECT count(*) FROM records WHERE task_id = ?1 AND seq > ?2",
+            params![task.as_bytes(), acked],
+            |row| row.get(0),
+        )?;
+        u64::try_from(count).map_err(|_| corrupt("count", count))
+    }
+
+    /// Give every known path of `task` a first version made by `me`, from the older
+    /// `files` table, when the task has no records yet (a store made before version
+    /// vectors). Two devices that were in sync then hold concurrent versions of identical
+    /// content, which the core merges without a conflict. Returns how many were made.
+    pub fn seed_records(&mut self, task: TaskId, me: DeviceId) -> Result<usize, StoreError> {
+        let version = VersionVector::new().bumped(me);
+        let tx = self.conn.transaction()?;
+        let existing: i64 = tx.query_row(
+            "SELECT count(*) FROM records WHERE task_id = ?1",
+            params![task.as_bytes()],
+            |row| row.get(0),
+        )?;
+        if existing > 0 {
+            return Ok(0);
+        }
+        let files = {
+            let mut stmt = tx.prepare(
+                "SELECT path, kind, size, mtime, hash FROM files WHERE task_id = ?1 ORDER BY path",
+            )?;
+            let rows = stmt.query_map(params![task.as_bytes()], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, i64>(2)?,
+                    row.get::<_, i64>(3)?,
+                    row.get::<_, Option<Vec<u8>>>(4)?,
+                ))
+            })?;
+            rows.collect::<Result<Vec<_>, _>>()?
+        };
+        let mut ledger = LedgerTx { tx };
+        let count = files.len();
+        for (seq, (path, kind, size, mtime_ns, hash)) in files.into_iter().enumerate() {
+            let state = match kind {
+                // The older table kept no mode bits: files 0644, folders 0755; the first scan
+                // with the core records the real ones as a change.
+                0 => State::File {
+                    hash: opt_hash(hash)?.ok_or_else(|| corrupt("file hash", "missing"))?,
+                    size: u64::try_from(size).map_err(|_| corrupt("size", size))?,
+                    mode: 0o644,
+                },
+                1 => State::Folder { mode: 0o755 },
+                // Symlink targets were not kept either: the first scan records them.
+                2 => continue,
+                other => return Err(corrupt("file kind", other)),
+            };
+            let record = Record {
+                path: rel_path(path)?,
+                state,
+                version: version.clone(),
+                mtime_ns,
+                seq: seq as u64 + 1,
+            };
+            ledger.put(&task, record)?;
+        }
+        ledger.commit()?;
+        Ok(count)
+    }
+}
+
+impl LedgerTx<'_> {
+    /// Make this call's writes durable.
+    pub fn commit(self) -> Result<(), StoreError> {
+        Ok(self.tx.commit()?)
+    }
+}
+
+/// The columns a record is stored in, after its key.
+const COLUMNS: &str = "path, seq, kind, hash, size, mode, target, mtime, version";
+
+fn state_columns(state: &State) -> (i64, Option<&[u8]>, u64, u32, Option<&str>) {
+    match state {
+        State::Deleted => (0, None, 0, 0, None),
+        State::File { hash, size, mode } => (1, Some(&hash.as_bytes()[..]), *size, *mode, None),
+        State::Folder { mode } => (2, None, 0, *mode, None),
+        State::Symlink { target } => (3, None, 0, 0, Some(target.as_str())),
+    }
+}
+
+type RawRecord = (
+    String,
+    i64,
+    i64,
+    Option<Vec<u8>>,
+    i64,
+    i64,
+    Option<String>,
+    i64,
+    Vec<u8>,
+);
+
+fn raw(row: &Row<'_>) -> rusqlite::Result<RawRecord> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+        row.get(7)?,
+        row.get(8)?,
+    ))
+}
+
+fn to_record(raw: RawRecord) -> Result<Record, StoreError> {
+    let (path, seq, kind, hash, size, mode, target, mtime_ns, version) = raw;
+    let mode = u32::try_from(mode).map_err(|_| corrupt("mode", mode))?;
+    let state = match kind {
+        0 => State::Deleted,
+        1 => State::File {
+            hash: ContentHash::from_bytes(id32(
+                hash.ok_or_else(|| corrupt("file hash", "missing"))?,
+                "hash",
+            )?),
+            size: u64::try_from(size).map_err(|_| corrupt("size", size))?,
+            mode,
+        },
+        2 => State::Folder { mode },
+        3 => State::Symlink {
+            target: target.ok_or_else(|| corrupt("symlink target", "missing"))?,
+        },
+        other => return Err(corrupt("record kind", other)),
+    };
+    Ok(Record {
+        path: rel_path(path)?,
+        state,
+        version: postcard::from_bytes(&version).map_err(|e| corrupt("version vector", e))?,
+        mtime_ns,
+        seq: u64::try_from(seq).map_err(|_| corrupt("sequence number", seq))?,
+    })
+}
+
+fn version_bytes(version: &VersionVector) -> Result<Vec<u8>, StoreError> {
+    postcard::to_allocvec(version).map_err(|e| corrupt("version vector", e))
+}
+
+impl LedgerTx<'_> {
+    fn records(&self, sql: &str, args: impl rusqlite::Params) -> Result<Vec<Record>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(sql)?;
+        let rows = stmt.query_map(args, raw)?;
+        rows.map(|r| to_record(r?)).collect()
+    }
+
+    fn devices(&self, sql: &str, args: impl rusqlite::Params) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(sql)?;
+        let rows = stmt.query_map(args, |row| row.get::<_, Vec<u8>>(0))?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn progress(&self, column: &str, task: &TaskId, peer: &DeviceId) -> Result<u64, StoreError> {
+        let sql =
+            format!("SELECT {column} FROM peer_progress WHERE task_id = ?1 AND device_id = ?2");
+        let value: Option<i64> = self
+            .tx
+            .query_row(&sql, params![task.as_bytes(), peer.as_bytes()], |row| {
+                row.get(0)
+            })
+            .optional()?;
+        let value = value.unwrap_or(0);
+        u64::try_from(value).map_err(|_| corrupt("sequence number", value))
+    }
+
+    fn set_progress(
+        &self,
+        column: &str,
+        task: &TaskId,
+        peer: &DeviceId,
+        seq: u64,
+    ) -> Result<(), StoreError> {
+        let sql = format!(
+            "INSERT INTO peer_progress (task_id, device_id, {column}) VALUES (?1, ?2, ?3)
+             ON CONFLICT (task_id, device_id) DO UPDATE SET {column} = excluded.{column}"
+        );
+        self.tx.execute(
+            &sql,
+            params![
+                task.as_bytes(),
+                peer.as_bytes(),
+                to_i64(seq, "sequence number")?
+            ],
+        )?;
+        Ok(())
+    }
+}
+
+impl Ledger for LedgerTx<'_> {
+    type Error = StoreError;
+
+    fn tasks(&self) -> Result<Vec<TaskId>, StoreError> {
+        self.devices("SELECT task_id FROM sync_tasks ORDER BY task_id", [])?
+            .into_iter()
+            .map(|b| id32(b, "task id").map(TaskId::from_bytes))
+            .collect()
+    }
+
+    fn peers(&self, task: &TaskId) -> Result<Vec<DeviceId>, StoreError> {
+        self.devices(
+            "SELECT device_id FROM task_links WHERE task_id = ?1 ORDER BY device_id",
+            params![task.as_bytes()],
+        )?
+        .into_iter()
+        .map(|b| id32(b, "device id").map(DeviceId::from_bytes))
+        .collect()
+    }
+
+    fn link(&mut self, task: &TaskId, peer: &DeviceId) -> Result<(), StoreError> {
+        self.tx.execute(
+            "INSERT OR IGNORE INTO task_links (task_id, device_id) VALUES (?1, ?2)",
+            params![task.as_bytes(), peer.as_bytes()],
+        )?;
+        Ok(())
+    }
+
+    fn record(&self, task: &TaskId, path: &RelPath) -> Result<Option<Record>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM records WHERE task_id = ?1 AND path = ?2");
+        Ok(self
+            .records(&sql, params![task.as_bytes(), path.as_str()])?
+            .pop())
+    }
+
+    fn put(&mut self, task: &TaskId, record: Record) -> Result<(), StoreError> {
+        let (kind, hash, size, mode, target) = state_columns(&record.state);
+        self.tx.execute(
+            &format!("INSERT OR REPLACE INTO records (task_id, {COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
+            params![
+                task.as_bytes(),
+                record.path.as_str(),
+                to_i64(record.seq, "sequence number")?,
+                kind,
+                hash,
+                to_i64(size, "size")?,
+                mode,
+                target,
+                record.mtime_ns,
+                version_bytes(&record.version)?,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn records_after(
+        &self,
+        task: &TaskId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM records WHERE task_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
+        );
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.records(
+            &sql,
+            params![task.as_bytes(), to_i64(after, "sequence number")?, limit],
+        )
+    }
+
+    fn records_under(&self, task: &TaskId, folder: &RelPath) -> Result<Vec<Record>, StoreError> {
+        // Paths under `folder` sort between "folder/" and "folder0" ('0' follows '/').
+        let sql = format!(
+            "SELECT {COLUMNS} FROM records WHERE task_id = ?1 AND path > ?2 AND path < ?3 ORDER BY path"
+        );
+        let (low, high) = (format!("{folder}/"), format!("{folder}0"));
+        self.records(&sql, params![task.as_bytes(), low, high])
+    }
+
+    fn last_seq(&self, task: &TaskId) -> Result<u64, StoreError> {
+        let last: Option<i64> = self.tx.query_row(
+            "SELECT max(seq) FROM records WHERE task_id = ?1",
+            params![task.as_bytes()],
+            |row| row.get(0),
+        )?;
+        let last = last.unwrap_or(0);
+        u64::try_from(last).map_err(|_| corrupt("sequence number", last))
+    }
+
+    fn rivals(&self, task: &TaskId, path: &RelPath) -> Result<Vec<(DeviceId, Record)>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS}, device_id FROM rivals WHERE task_id = ?1 AND path = ?2 ORDER BY device_id"
+        );
+        let mut stmt = self.tx.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params![task.as_bytes(), path.as_str()], |row| {
+            Ok((raw(row)?, row.get::<_, Vec<u8>>(9)?))
+        })?;
+        rows.map(|r| {
+            let (record, device) = r?;
+            Ok((
+                DeviceId::from_bytes(id32(device, "device id")?),
+                to_record(record)?,
+            ))
+        })
+        .collect()
+    }
+
+    fn rival_paths(&self, task: &TaskId) -> Result<Vec<RelPath>, StoreError> {
+        let mut stmt = self
+            .tx
+            .prepare_cached("SELECT DISTINCT path FROM rivals WHERE task_id = ?1 ORDER BY path")?;
+        let rows = stmt.query_map(params![task.as_bytes()], |row| row.get::<_, String>(0))?;
+        rows.map(|r| rel_path(r?)).collect()
+    }
+
+    fn set_rival(
+        &mut self,
+        task: &TaskId,
+        path: &RelPath,
+        peer: &DeviceId,
+        rival: Option<Record>,
+    ) -> Result<(), StoreError> {
+        let Some(record) = rival else {
+            self.tx.execute(
+                "DELETE FROM rivals WHERE task_id = ?1 AND path = ?2 AND device_id = ?3",
+                params![task.as_bytes(), path.as_str(), peer.as_bytes()],
+            )?;
+            return Ok(());
+        };
+        let (kind, hash, size, mode, target) = state_columns(&record.state);
+        self.tx.execute(
+            &format!("INSERT OR REPLACE INTO rivals (task_id, device_id, {COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
+            params![
+                task.as_bytes(),
+                peer.as_bytes(),
+                path.as_str(),
+                to_i64(record.seq, "sequence number")?,
+                kind,
+                hash,
+                to_i64(size, "size")?,
+                mode,
+                target,
+                record.mtime_ns,
+                version_bytes(&record.version)?,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn received_upto(&self, task: &TaskId, peer: &DeviceId) -> Result<u64, StoreError> {
+        self.progress("received_upto", task, peer)
+    }
+
+    fn set_received_upto(
+        &mut self,
+        task: &TaskId,
+        peer: &DeviceId,
+        seq: u64,
+    ) -> Result<(), StoreError> {
+        self.set_progress("received_upto", task, peer, seq)
+    }
+
+    fn acked_upto(&self, task: &TaskId, peer: &DeviceId) -> Result<u64, StoreError> {
+        self.progress("acked_upto", task, peer)
+    }
+
+    fn set_acked_upto(
+        &mut self,
+        task: &TaskId,
+        peer: &DeviceId,
+        seq: u64,
+    ) -> Result<(), StoreError> {
+        self.set_progress("acked_upto", task, peer, seq)
+    }
+}
