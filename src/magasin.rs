@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 use qsync_apps::install::{self, Layout};
 use qsync_apps::{current_username, resolve, Grapin, Platform, ResolveContext, ToutEnUn};
-use qsync_engine::control::{quote, unquote};
+use qsync_engine::control::{AppInfo, Command, Reply};
 use qsync_magasin::{Entry, Source};
 
 use crate::ask;
@@ -130,38 +130,26 @@ fn list(source: &Source, term: &str) -> Result<()> {
     Ok(())
 }
 
-/// An installed app, as the daemon describes it.
-struct Installed {
-    name: String,
-    kind: String,
-    task: String,
-    data_folder: PathBuf,
-    app_dir: Option<PathBuf>,
-    config: String,
-}
-
-fn parse_app_line(line: &str) -> Result<Installed> {
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let unq =
-        |w: &str| unquote(w).with_context(|| format!("bad field in the daemon's answer `{line}`"));
-    match words.as_slice() {
-        ["app", name, kind, task, data, app_dir, config] => {
-            let app_dir = unq(app_dir)?;
-            Ok(Installed {
-                name: unq(name)?,
-                kind: (*kind).to_owned(),
-                task: (*task).to_owned(),
-                data_folder: PathBuf::from(unq(data)?),
-                app_dir: (!app_dir.is_empty()).then(|| PathBuf::from(app_dir)),
-                config: unq(config)?,
-            })
-        }
-        _ => bail!("unexpected answer from the daemon: `{line}`"),
+/// The app in a reply the daemon gives to app commands.
+fn app_of(reply: Reply) -> Result<AppInfo> {
+    match reply {
+        Reply::App(app) => Ok(app),
+        other => bail!("unexpected reply from the daemon: {other}"),
     }
 }
 
-fn get_app(state_dir: &Path, name: &str) -> Result<Installed> {
-    parse_app_line(&ask(state_dir, &format!("app get {}", quote(name)))?)
+fn get_app(state_dir: &Path, name: &str) -> Result<AppInfo> {
+    app_of(ask(
+        state_dir,
+        Command::AppGet {
+            name: name.to_owned(),
+        },
+    )?)
+}
+
+/// The task of an app, for messages.
+fn task_text(app: &AppInfo) -> String {
+    app.task.map_or_else(|| "-".to_owned(), |t| t.to_string())
 }
 
 fn layout(apps_root: PathBuf, shortcuts: bool) -> Layout {
@@ -182,7 +170,8 @@ fn install_app(
     no_shortcut: bool,
 ) -> Result<()> {
     // The daemon records the app and syncs it: make sure it is there before doing anything.
-    ask(state_dir, "id").context("installing an app needs the QSync daemon (`qsync daemon`)")?;
+    ask(state_dir, Command::Id)
+        .context("installing an app needs the QSync daemon (`qsync daemon`)")?;
     if get_app(state_dir, name).is_ok() {
         bail!("{name} is already installed (see `qsync store installed`)");
     }
@@ -250,20 +239,20 @@ fn install_grapin(state_dir: &Path, grapin: &Grapin) -> Result<()> {
             found.path.display()
         );
     }
-    let answer = ask(
+    let app = app_of(ask(
         state_dir,
-        &format!(
-            "app add grapin {} {} % {}",
-            quote(name),
-            quote(&found.path.to_string_lossy()),
-            quote(&grapin.to_json())
-        ),
-    )?;
-    let app = parse_app_line(&answer)?;
+        Command::AppAdd {
+            kind: "grapin".into(),
+            name: name.to_owned(),
+            folder: found.path.clone(),
+            app_dir: None,
+            config: grapin.to_json(),
+        },
+    )?)?;
     println!(
         "installed {name}: syncing {} as task {}",
         app.data_folder.display(),
-        app.task
+        task_text(&app)
     );
     Ok(())
 }
@@ -303,16 +292,17 @@ fn install_tout_en_un(
     let installed = installed?;
     let recorded = ask(
         state_dir,
-        &format!(
-            "app add tout-en-un {} {} {} {}",
-            quote(name),
-            quote(&installed.data.to_string_lossy()),
-            quote(&installed.dir.to_string_lossy()),
-            quote(&app.to_json())
-        ),
-    );
+        Command::AppAdd {
+            kind: "tout-en-un".into(),
+            name: name.to_owned(),
+            folder: installed.data.clone(),
+            app_dir: Some(installed.dir.clone()),
+            config: app.to_json(),
+        },
+    )
+    .and_then(app_of);
     let recorded = match recorded {
-        Ok(answer) => parse_app_line(&answer)?,
+        Ok(app) => app,
         Err(e) => {
             // Roll back: the files are of no use without the record.
             let keep = state_dir.join("apps-data").join(name);
@@ -324,7 +314,7 @@ fn install_tout_en_un(
         "installed {name} ({bytes} bytes) in {}: syncing {} as task {}",
         installed.dir.display(),
         installed.data.display(),
-        recorded.task
+        task_text(&recorded)
     );
     if let Some(shortcut) = installed.shortcut {
         println!("launcher: {}", shortcut.display());
@@ -356,7 +346,12 @@ fn uninstall(state_dir: &Path, name: &str, force: bool) -> Result<()> {
         }
     }
     // Stop syncing first, so that removing the files is not sent to other devices.
-    ask(state_dir, &format!("app remove {}", quote(&app.name)))?;
+    ask(
+        state_dir,
+        Command::AppRemove {
+            name: app.name.clone(),
+        },
+    )?;
     match &tout {
         Some(tout) => {
             let stamp = std::time::SystemTime::now()
@@ -379,18 +374,13 @@ fn uninstall(state_dir: &Path, name: &str, force: bool) -> Result<()> {
 
 /// The installed apps, one per line.
 pub fn installed(state_dir: &Path) -> Result<String> {
-    let answer = ask(state_dir, "app list")?;
-    let mut lines = Vec::new();
-    for line in answer.lines().filter(|l| !l.is_empty()) {
-        let app = parse_app_line(line)?;
-        lines.push(format!(
-            "{:<24} {:<10} task {} {}",
-            app.name,
-            app.kind,
-            app.task,
-            app.data_folder.display()
-        ));
-    }
+    let Reply::Apps { apps } = ask(state_dir, Command::AppList)? else {
+        bail!("unexpected reply from the daemon to `app list`");
+    };
+    let lines: Vec<String> = apps
+        .into_iter()
+        .map(|a| Reply::App(a).to_string())
+        .collect();
     Ok(if lines.is_empty() {
         "(no app installed)".into()
     } else {

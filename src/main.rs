@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use qsync_base::DeviceId;
+use qsync_base::{DeviceId, TaskId};
 use qsync_discovery::{Config, Discovery, DiscoveryEvent, Responder};
-use qsync_engine::{btf, control, DaemonConfig};
+use qsync_engine::control::{self, Reply};
+use qsync_engine::{btf, DaemonConfig};
 
 /// QSync keeps folders in sync, in real time, between your own devices on the same network.
 #[derive(Debug, Parser)]
@@ -28,6 +29,10 @@ struct Cli {
     /// Where this device's state lives (default: the user's data folder).
     #[arg(long, global = true, env = "QSYNC_STATE_DIR")]
     state_dir: Option<PathBuf>,
+
+    /// Print the daemon's replies as JSON, one object per line (for scripts and front ends).
+    #[arg(long, global = true)]
+    json: bool,
 
     #[command(subcommand)]
     command: Option<Command>,
@@ -84,6 +89,9 @@ enum Command {
     },
     /// This device's id, its tasks, connections and pending updates.
     Status,
+    /// Follow what the daemon does (connections, questions, applied changes, conflicts,
+    /// deliveries), one line each, until interrupted.
+    Events,
     /// How many updates a linked device still has to receive.
     Pending {
         /// The device id.
@@ -149,12 +157,22 @@ fn default_state_dir() -> Result<PathBuf> {
 }
 
 /// Send one control command to the daemon; its `error: ...` answers become errors.
-pub(crate) fn ask(state_dir: &Path, command: &str) -> Result<String> {
-    let answer = control::request(state_dir, command)?;
-    match answer.strip_prefix("error: ") {
-        Some(e) => bail!("{e}"),
-        None => Ok(answer),
+/// Send `command` to the daemon; its failure reply becomes an error.
+pub(crate) fn ask(state_dir: &Path, command: control::Command) -> Result<Reply> {
+    match control::request(state_dir, &command)? {
+        Reply::Error { message } => bail!("{message}"),
+        reply => Ok(reply),
     }
+}
+
+fn task_id(text: &str) -> Result<TaskId> {
+    text.parse()
+        .with_context(|| format!("`{text}` is not a task id (see `qsync task list`)"))
+}
+
+fn device_id(text: &str) -> Result<DeviceId> {
+    text.parse()
+        .with_context(|| format!("`{text}` is not a device id (see `qsync devices`)"))
 }
 
 fn main() -> Result<()> {
@@ -181,43 +199,66 @@ fn main() -> Result<()> {
         Some(Command::Task(TaskCommand::Add { path, name })) => {
             let path = std::fs::canonicalize(&path)
                 .with_context(|| format!("no folder at {}", path.display()))?;
-            println!(
-                "{}",
-                ask(
-                    &state_dir,
-                    &format!(
-                        "task add {} {}",
-                        control::quote(&path.to_string_lossy()),
-                        name.unwrap_or_default()
-                    )
-                )?
-            );
-            Ok(())
+            show(
+                ask(&state_dir, control::Command::TaskAdd { path, name })?,
+                cli.json,
+            )
         }
-        Some(Command::Task(TaskCommand::List)) => print_answer(&state_dir, "task list"),
-        Some(Command::Devices) => print_answer(&state_dir, "devices"),
-        Some(Command::Status) => print_answer(&state_dir, "status"),
-        Some(Command::Pending { device }) => print_answer(&state_dir, &format!("pending {device}")),
+        Some(Command::Task(TaskCommand::List)) => {
+            show(ask(&state_dir, control::Command::TaskList)?, cli.json)
+        }
+        Some(Command::Devices) => show(ask(&state_dir, control::Command::Devices)?, cli.json),
+        Some(Command::Status) => show(ask(&state_dir, control::Command::Status)?, cli.json),
+        Some(Command::Pending { device }) => {
+            let device = device_id(&device)?;
+            show(
+                ask(&state_dir, control::Command::Pending { device })?,
+                cli.json,
+            )
+        }
         Some(Command::Link {
             task,
             address,
             no_wait,
         }) => {
-            let answer = ask(&state_dir, &format!("link {task} {address}"))?;
-            println!("{answer}");
-            if !no_wait {
-                if let Some(device) = answer.split_whitespace().nth(1) {
-                    follow_setup(&state_dir, device)?;
-                }
+            let task = task_id(&task)?;
+            let reply = ask(&state_dir, control::Command::Link { task, address })?;
+            let linked = match &reply {
+                Reply::Linked { device, .. } => Some(*device),
+                _ => None,
+            };
+            show(reply, cli.json)?;
+            if let (Some(device), false) = (linked, no_wait) {
+                follow_setup(&state_dir, device)?;
             }
             Ok(())
         }
         Some(Command::Unlink { task, device }) => {
-            print_answer(&state_dir, &format!("unlink {task} {device}"))
+            let (task, device) = (task_id(&task)?, device_id(&device)?);
+            show(
+                ask(&state_dir, control::Command::Unlink { task, device })?,
+                cli.json,
+            )
+        }
+        Some(Command::Events) => {
+            let json = cli.json;
+            control::follow(&state_dir, |reply| {
+                let _ = show(reply, json);
+                true
+            })?;
+            Ok(())
         }
         Some(Command::Questions) => {
-            for (flag, context) in btf::pending_questions(&state_dir.join("btf"))? {
-                println!("{flag}\t{context}");
+            let questions = btf::pending_questions(&state_dir.join("btf"))?;
+            for (flag, context) in questions {
+                if cli.json {
+                    println!(
+                        "{}",
+                        serde_json::json!({ "flag": flag, "context": context })
+                    );
+                } else {
+                    println!("{flag}\t{context}");
+                }
             }
             Ok(())
         }
@@ -250,20 +291,25 @@ fn main() -> Result<()> {
     }
 }
 
-fn print_answer(state_dir: &Path, command: &str) -> Result<()> {
-    let answer = ask(state_dir, command)?;
-    if !answer.is_empty() {
-        println!("{answer}");
+/// Print a reply: its human form, or one line of JSON with `--json`.
+fn show(reply: Reply, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(&reply)?);
+    } else {
+        let text = reply.to_string();
+        if !text.is_empty() {
+            println!("{text}");
+        }
     }
     Ok(())
 }
 
-/// Show the setup copy's progress: the pending updates of `device` going down to zero.
-fn follow_setup(state_dir: &Path, device: &str) -> Result<()> {
+fn follow_setup(state_dir: &Path, device: DeviceId) -> Result<()> {
     let pending = || -> Result<u64> {
-        Ok(ask(state_dir, &format!("pending {device}"))?
-            .trim()
-            .parse()?)
+        match ask(state_dir, control::Command::Pending { device })? {
+            Reply::Pending { count, .. } => Ok(count),
+            other => bail!("unexpected reply from the daemon: {other}"),
+        }
     };
     let total = pending()?;
     if total == 0 {

@@ -6,7 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Result;
-use qsync_engine::{btf, control, DaemonConfig};
+use qsync_engine::control::{self, Command};
+use qsync_engine::{btf, DaemonConfig};
 
 fn prompt(input: &mut impl BufRead, question: &str) -> Result<Option<String>> {
     print!("{question}");
@@ -18,9 +19,9 @@ fn prompt(input: &mut impl BufRead, question: &str) -> Result<Option<String>> {
     Ok(Some(line.trim().to_owned()))
 }
 
-fn show(state_dir: &Path, command: &str) {
-    match control::request(state_dir, command) {
-        Ok(answer) if answer.is_empty() => println!("(none)"),
+fn show(state_dir: &Path, command: Command) {
+    match control::request(state_dir, &command) {
+        Ok(answer) if answer.to_string().is_empty() => println!("(none)"),
         Ok(answer) => println!("{answer}"),
         Err(e) => println!("{e}"),
     }
@@ -28,7 +29,7 @@ fn show(state_dir: &Path, command: &str) {
 
 /// Run the menu for the daemon whose state is in `state_dir`.
 pub fn run(state_dir: &Path) -> Result<()> {
-    if control::request(state_dir, "id").is_err() {
+    if control::request(state_dir, &Command::Id).is_err() {
         let config = DaemonConfig {
             state_dir: state_dir.to_owned(),
             listen: "0.0.0.0:7878".parse()?,
@@ -43,7 +44,7 @@ pub fn run(state_dir: &Path) -> Result<()> {
             }
         });
         for _ in 0..50 {
-            if control::request(state_dir, "id").is_ok() {
+            if control::request(state_dir, &Command::Id).is_ok() {
                 break;
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -66,38 +67,39 @@ pub fn run(state_dir: &Path) -> Result<()> {
             return Ok(());
         };
         match choice.as_str() {
-            "0" => show(state_dir, "status"),
+            "0" => show(state_dir, Command::Status),
             "1" => {
                 let Some(path) = prompt(&mut input, "folder to sync: ")? else {
                     return Ok(());
                 };
                 match std::fs::canonicalize(&path) {
-                    Ok(path) => show(
-                        state_dir,
-                        &format!("task add {}", control::quote(&path.to_string_lossy())),
-                    ),
+                    Ok(path) => show(state_dir, Command::TaskAdd { path, name: None }),
                     Err(e) => println!("no folder at {path}: {e}"),
                 }
             }
             "2" => {
-                show(state_dir, "task list");
+                show(state_dir, Command::TaskList);
                 let Some(task) = prompt(&mut input, "task id: ")? else {
                     return Ok(());
                 };
                 let Some(addr) = prompt(&mut input, "other machine (host:port): ")? else {
                     return Ok(());
                 };
-                if addr.parse::<std::net::SocketAddr>().is_err() {
+                let Ok(address) = addr.parse::<std::net::SocketAddr>() else {
                     println!("`{addr}` is not host:port, for example 192.168.1.20:7878");
                     continue;
-                }
+                };
+                let Ok(task) = task.parse() else {
+                    println!("`{task}` is not a task id: copy one from the list above");
+                    continue;
+                };
                 println!(
                     "waiting for the other machine's person to choose where the folder goes..."
                 );
-                show(state_dir, &format!("link {task} {addr}"));
+                show(state_dir, Command::Link { task, address });
             }
-            "3" => show(state_dir, "task list"),
-            "4" => show(state_dir, "devices"),
+            "3" => show(state_dir, Command::TaskList),
+            "4" => show(state_dir, Command::Devices),
             "5" => match crate::magasin::installed(state_dir) {
                 Ok(list) => println!("{list}"),
                 Err(e) => println!("{e:#}"),

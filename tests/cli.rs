@@ -111,3 +111,80 @@ fn a_folder_inside_or_around_a_task_is_refused() {
     }
     node.add_task(&b);
 }
+
+/// `--json` gives one JSON object per reply, and `qsync events` streams what happens:
+/// B's person is asked where A's folder goes, both connect, and a file from A is applied
+/// on B and delivered from A, each as one event line, with no polling of files.
+#[test]
+fn json_replies_and_the_event_stream_follow_a_link_and_an_edit() {
+    use std::io::{BufRead, BufReader};
+    let base = tempfile::tempdir().unwrap();
+    let a = Node::start(base.path(), "json-a");
+    let b = Node::start(base.path(), "json-b");
+
+    let status: serde_json::Value = serde_json::from_str(&a.cli(&["--json", "status"])).unwrap();
+    assert_eq!(status["reply"], "status");
+    assert_eq!(
+        status["device"].as_str().unwrap(),
+        a.cli(&["status"])
+            .lines()
+            .next()
+            .unwrap()
+            .trim_start_matches("device ")
+    );
+    let bad = Command::new(QSYNC)
+        .arg("--state-dir")
+        .arg(&a.state)
+        .args(["--json", "pending", "not-an-id"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a device id"));
+
+    let mut events = Command::new(QSYNC)
+        .arg("--state-dir")
+        .arg(&b.state)
+        .args(["--json", "events"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = events.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<serde_json::Value>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(value) = serde_json::from_str(&line) {
+                if tx.send(value).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    // Let the stream subscribe before anything happens.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+
+    let folder = base.path().join("A");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::write(folder.join("first.txt"), b"hello").unwrap();
+    let task = a.add_task(&folder);
+    let tasks: serde_json::Value =
+        serde_json::from_str(&a.cli(&["--json", "task", "list"])).unwrap();
+    assert_eq!(tasks["tasks"][0]["task"].as_str(), Some(task.as_str()));
+    node::link(&a, &task, &b, &base.path().join("B"));
+
+    let mut seen = std::collections::BTreeSet::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !["question", "connected", "applied"]
+        .iter()
+        .all(|e| seen.contains(*e))
+    {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let Ok(event) = rx.recv_timeout(left) else {
+            panic!("events seen: {seen:?}");
+        };
+        assert_eq!(event["reply"], "event", "{event}");
+        seen.insert(event["event"].as_str().unwrap_or_default().to_owned());
+    }
+    let _ = events.kill();
+    let _ = events.wait();
+}

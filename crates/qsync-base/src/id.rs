@@ -64,8 +64,32 @@ fn parse(text: &str) -> Result<[u8; 32], IdParseError> {
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        ///
+        /// Serialized as its displayed text in human-readable formats (JSON), as its 32
+        /// bytes in binary ones (postcard on the wire and in the database).
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub struct $name([u8; 32]);
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                if serializer.is_human_readable() {
+                    serializer.collect_str(self)
+                } else {
+                    self.0.serialize(serializer)
+                }
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                if deserializer.is_human_readable() {
+                    let text = String::deserialize(deserializer)?;
+                    text.parse().map_err(serde::de::Error::custom)
+                } else {
+                    <[u8; 32]>::deserialize(deserializer).map(Self)
+                }
+            }
+        }
 
         impl $name {
             /// The length of the id in bytes.
@@ -176,7 +200,16 @@ mod tests {
         fn postcard_round_trips(bytes in any::<[u8; 32]>()) {
             let id = TaskId::from_bytes(bytes);
             let encoded = postcard::to_stdvec(&id).unwrap();
+            prop_assert_eq!(encoded.len(), 32);
             prop_assert_eq!(postcard::from_bytes::<TaskId>(&encoded).unwrap(), id);
+        }
+
+        #[test]
+        fn json_is_the_displayed_text(bytes in any::<[u8; 32]>()) {
+            let id = DeviceId::from_bytes(bytes);
+            let json = serde_json::to_string(&id).unwrap();
+            prop_assert_eq!(&json, &format!("\"{id}\""));
+            prop_assert_eq!(serde_json::from_str::<DeviceId>(&json).unwrap(), id);
         }
     }
 }

@@ -1,22 +1,413 @@
-//! The local control socket: one command line in, the answer out. The CLI talks to a
-//! running daemon through it rather than opening its database behind its back.
+//! The local control socket and its protocol: one [`Command`] in, one [`Reply`] out, each a
+//! JSON object on one line. The CLI, the terminal menu and the daemon share these types,
+//! so none of them builds or scrapes text. [`Command::Events`] keeps the connection open
+//! and streams [`DaemonEvent`]s, one [`Reply::Event`] per line, for front ends that would
+//! otherwise poll.
+//!
+//! ```
+//! use qsync_engine::control::{Command, Reply};
+//!
+//! let line = serde_json::to_string(&Command::TaskList)?;
+//! assert_eq!(line, r#"{"command":"task_list"}"#);
+//! let reply: Reply = serde_json::from_str(r#"{"reply":"pending","device":"aaaa-aaaa-aaaa-aaaa-aaaa-aaaa-aaaa-aaaa-aaaa-aaaa-aaaa-aaaa-aaaa","count":3}"#)?;
+//! assert_eq!(reply.to_string(), "3");
+//! # Ok::<(), serde_json::Error>(())
+//! ```
 
+use std::fmt;
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
 
+use qsync_base::{DeviceId, RelPath, TaskId};
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::oneshot;
+use tokio::sync::{broadcast, oneshot};
 
 use crate::daemon::Event;
 use crate::EngineError;
 
-/// Serve the control socket at `path` (created 0600).
+/// A request to the daemon.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Command {
+    /// This device's id.
+    Id,
+    /// Counters: tasks, connections, pending updates, traffic.
+    Status,
+    /// Sync the folder at `path` (absolute) as a new task.
+    TaskAdd {
+        /// The folder.
+        path: PathBuf,
+        /// A human name (default: the folder's name).
+        name: Option<String>,
+    },
+    /// Stop syncing a task here (its folder is untouched).
+    TaskRemove {
+        /// The task.
+        task: TaskId,
+    },
+    /// The tasks of this device.
+    TaskList,
+    /// The devices this one is linked with.
+    Devices,
+    /// Link `task` with the device listening at `address`; answered once the other side's
+    /// person has chosen a folder (or refused).
+    Link {
+        /// The task.
+        task: TaskId,
+        /// The other device.
+        address: SocketAddr,
+    },
+    /// How many updates `device` still has to receive.
+    Pending {
+        /// The device.
+        device: DeviceId,
+    },
+    /// Stop syncing `task` with `device`.
+    Unlink {
+        /// The task.
+        task: TaskId,
+        /// The device.
+        device: DeviceId,
+    },
+    /// Record an installed app and sync its data folder as a new task.
+    AppAdd {
+        /// `grapin` or `tout-en-un`.
+        kind: String,
+        /// Its name (unique).
+        name: String,
+        /// Its data folder.
+        folder: PathBuf,
+        /// Where a tout-en-un app is installed.
+        app_dir: Option<PathBuf>,
+        /// Its JSON description.
+        config: String,
+    },
+    /// One installed app.
+    AppGet {
+        /// Its name.
+        name: String,
+    },
+    /// The installed apps.
+    AppList,
+    /// Forget an installed app and stop syncing its data folder (its files stay).
+    AppRemove {
+        /// Its name.
+        name: String,
+    },
+    /// Stream what happens (connections, questions, conflicts, files) until the client
+    /// hangs up.
+    Events,
+}
+
+impl Command {
+    /// Whether it only reads (so the daemon need not settle staged files first).
+    pub fn reads_only(&self) -> bool {
+        matches!(
+            self,
+            Command::Id
+                | Command::Status
+                | Command::Devices
+                | Command::Pending { .. }
+                | Command::TaskList
+                | Command::AppList
+                | Command::AppGet { .. }
+                | Command::Events
+        )
+    }
+}
+
+/// A sync task, as the daemon describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskInfo {
+    /// Its id.
+    pub task: TaskId,
+    /// Its human name.
+    pub name: String,
+    /// Its folder here.
+    pub root: PathBuf,
+    /// How many devices it is linked with.
+    pub devices: usize,
+}
+
+/// A linked device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceInfo {
+    /// Its id.
+    pub device: DeviceId,
+    /// Its human name.
+    pub name: String,
+    /// Where it was last reached.
+    pub address: Option<String>,
+    /// Whether a connection is up.
+    pub connected: bool,
+}
+
+/// An installed app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppInfo {
+    /// Its name.
+    pub name: String,
+    /// `grapin` or `tout-en-un`.
+    pub kind: String,
+    /// The sync task of its data folder, if it still exists.
+    pub task: Option<TaskId>,
+    /// Its data folder.
+    pub data_folder: PathBuf,
+    /// Where a tout-en-un app is installed.
+    pub app_dir: Option<PathBuf>,
+    /// Its JSON description.
+    pub config: String,
+}
+
+/// The daemon's counters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// This device.
+    pub device: DeviceId,
+    /// Tasks synced here.
+    pub tasks: usize,
+    /// Devices connected now.
+    pub connected: usize,
+    /// Updates some device still needs.
+    pub updates: u64,
+    /// (update, device) pairs still to deliver.
+    pub pending: u64,
+    /// Stored deltas.
+    pub deltas: u64,
+    /// Updates sent.
+    pub sent: u64,
+    /// Updates received.
+    pub received: u64,
+    /// Bytes sent on the wire.
+    pub wire_sent: u64,
+    /// Bytes received on the wire.
+    pub wire_received: u64,
+}
+
+/// Something that happened, for [`Command::Events`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum DaemonEvent {
+    /// A linked device is connected.
+    Connected {
+        /// The device.
+        device: DeviceId,
+    },
+    /// A linked device's connection is gone.
+    Disconnected {
+        /// The device.
+        device: DeviceId,
+    },
+    /// The daemon asks its person something (answer with `qsync answer FLAG TEXT`).
+    Question {
+        /// The question's flag, such as `CHOOSELINKPATH`.
+        flag: String,
+        /// What it is about.
+        context: String,
+    },
+    /// A change from another device was applied here.
+    Applied {
+        /// The task.
+        task: TaskId,
+        /// The device it came from.
+        from: DeviceId,
+    },
+    /// Both sides changed a file: the other version was kept beside it.
+    Conflict {
+        /// The task.
+        task: TaskId,
+        /// Where the other version is.
+        kept_as: RelPath,
+    },
+    /// A device acknowledged one of our updates.
+    Delivered {
+        /// The device.
+        device: DeviceId,
+    },
+}
+
+/// The daemon's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "snake_case")]
+pub enum Reply {
+    /// For [`Command::Id`].
+    Id {
+        /// This device.
+        device: DeviceId,
+    },
+    /// For [`Command::Status`].
+    Status(Status),
+    /// For [`Command::TaskAdd`].
+    TaskAdded(TaskInfo),
+    /// For [`Command::TaskRemove`].
+    TaskRemoved {
+        /// The task.
+        task: TaskId,
+    },
+    /// For [`Command::TaskList`].
+    Tasks {
+        /// The tasks.
+        tasks: Vec<TaskInfo>,
+    },
+    /// For [`Command::Devices`].
+    Devices {
+        /// The devices.
+        devices: Vec<DeviceInfo>,
+    },
+    /// For [`Command::Link`].
+    Linked {
+        /// The other device.
+        device: DeviceId,
+        /// Its name.
+        name: String,
+        /// The pairing code.
+        code: String,
+        /// How many entries the setup copy sends.
+        entries: usize,
+    },
+    /// For [`Command::Pending`].
+    Pending {
+        /// The device.
+        device: DeviceId,
+        /// How many updates it still has to receive.
+        count: u64,
+    },
+    /// For [`Command::Unlink`].
+    Unlinked {
+        /// The task.
+        task: TaskId,
+        /// The device.
+        device: DeviceId,
+    },
+    /// For [`Command::AppAdd`], [`Command::AppGet`] and [`Command::AppRemove`].
+    App(AppInfo),
+    /// For [`Command::AppList`].
+    Apps {
+        /// The apps.
+        apps: Vec<AppInfo>,
+    },
+    /// One event of [`Command::Events`].
+    Event(DaemonEvent),
+    /// The command failed.
+    Error {
+        /// Why, for a person.
+        message: String,
+    },
+}
+
+impl Reply {
+    /// A failure reply.
+    pub fn error(message: impl fmt::Display) -> Self {
+        Reply::Error {
+            message: message.to_string(),
+        }
+    }
+}
+
+/// A name with its spaces shown as `_`, so that a line keeps one word per field.
+fn word(name: &str) -> String {
+    name.replace(' ', "_")
+}
+
+impl fmt::Display for TaskInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "task {} {} {} devices={}",
+            self.task,
+            word(&self.name),
+            self.root.display(),
+            self.devices
+        )
+    }
+}
+
+impl fmt::Display for DaemonEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DaemonEvent::Connected { device } => write!(f, "connected {device}"),
+            DaemonEvent::Disconnected { device } => write!(f, "disconnected {device}"),
+            DaemonEvent::Question { flag, context } => write!(f, "question {flag}: {context}"),
+            DaemonEvent::Applied { task, from } => {
+                write!(f, "applied a change from {from} (task {task})")
+            }
+            DaemonEvent::Conflict { task, kept_as } => {
+                write!(
+                    f,
+                    "conflict: the other version is kept as {kept_as} (task {task})"
+                )
+            }
+            DaemonEvent::Delivered { device } => write!(f, "delivered an update to {device}"),
+        }
+    }
+}
+
+/// The human form, which the CLI prints without `--json` (one line per item).
+impl fmt::Display for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reply::Id { device } => write!(f, "{device}"),
+            Reply::Status(s) => write!(
+                f,
+                "device {}\ntasks {}\nconnected {}\nupdates {} pending {} deltas {}\nsent {} received {}\nwire_sent {} wire_received {}",
+                s.device, s.tasks, s.connected, s.updates, s.pending, s.deltas, s.sent, s.received, s.wire_sent, s.wire_received
+            ),
+            Reply::TaskAdded(t) => write!(f, "task {} {} {}", t.task, word(&t.name), t.root.display()),
+            Reply::TaskRemoved { task } => write!(f, "removed task {task} (its folder is untouched)"),
+            Reply::Tasks { tasks } => {
+                let lines: Vec<String> = tasks.iter().map(ToString::to_string).collect();
+                f.write_str(&lines.join("\n"))
+            }
+            Reply::Devices { devices } => {
+                let lines: Vec<String> = devices
+                    .iter()
+                    .map(|d| {
+                        let state = if d.connected { "connected" } else { "disconnected" };
+                        format!("device {} {} {} {state}", d.device, word(&d.name), d.address.as_deref().unwrap_or("-"))
+                    })
+                    .collect();
+                f.write_str(&lines.join("\n"))
+            }
+            Reply::Linked {
+                device,
+                name,
+                code,
+                entries,
+            } => write!(f, "linked {device} {name} code {code} ({entries} entries to copy)"),
+            Reply::Pending { count, .. } => write!(f, "{count}"),
+            Reply::Unlinked { task, device } => write!(f, "unlinked {device} from {task}"),
+            Reply::App(app) => write!(
+                f,
+                "{:<24} {:<10} task {} {}",
+                app.name,
+                app.kind,
+                app.task.map_or_else(|| "-".to_owned(), |t| t.to_string()),
+                app.data_folder.display()
+            ),
+            Reply::Apps { apps } => {
+                let lines: Vec<String> = apps.iter().map(|a| Reply::App(a.clone()).to_string()).collect();
+                f.write_str(&lines.join("\n"))
+            }
+            Reply::Event(event) => write!(f, "{event}"),
+            Reply::Error { message } => write!(f, "error: {message}"),
+        }
+    }
+}
+
+/// The longest command line the daemon reads (an app's description included).
+const MAX_LINE: usize = 1024 * 1024;
+
+/// Serve the control socket at `path` (created 0600). Commands go to the engine through
+/// `events`; [`Command::Events`] subscribes to `notify`.
 pub fn serve(
     runtime: &tokio::runtime::Runtime,
     path: PathBuf,
     events: Sender<Event>,
+    notify: broadcast::Sender<DaemonEvent>,
 ) -> Result<(), EngineError> {
     let _ = std::fs::remove_file(&path);
     let listener = {
@@ -29,91 +420,175 @@ pub fn serve(
     runtime.spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let events = events.clone();
+            let notify = notify.clone();
             tokio::spawn(async move {
                 let (read, mut write) = stream.into_split();
                 let mut line = String::new();
-                if BufReader::new(read).read_line(&mut line).await.is_err() {
+                let mut reader = BufReader::new(read.take(MAX_LINE as u64));
+                if reader.read_line(&mut line).await.is_err() {
                     return;
+                }
+                let command = match serde_json::from_str::<Command>(line.trim()) {
+                    Ok(command) => command,
+                    Err(e) => {
+                        let reply = Reply::error(format!("not a command the daemon knows: {e}"));
+                        let _ = write_reply(&mut write, &reply).await;
+                        return;
+                    }
+                };
+                if command == Command::Events {
+                    let mut feed = notify.subscribe();
+                    loop {
+                        let reply = match feed.recv().await {
+                            Ok(event) => Reply::Event(event),
+                            Err(broadcast::error::RecvError::Lagged(n)) => Reply::error(format!(
+                                "{n} events were dropped: this client read too slowly"
+                            )),
+                            Err(broadcast::error::RecvError::Closed) => return,
+                        };
+                        if write_reply(&mut write, &reply).await.is_err() {
+                            return;
+                        }
+                    }
                 }
                 let (reply, answer) = oneshot::channel();
-                if events
-                    .send(Event::Control(line.trim().to_owned(), reply))
-                    .is_err()
-                {
+                if events.send(Event::Control(command, reply)).is_err() {
                     return;
                 }
-                let text = answer
+                let reply = answer
                     .await
-                    .unwrap_or_else(|_| "error: the daemon stopped".into());
-                let _ = write.write_all(format!("{text}\n").as_bytes()).await;
+                    .unwrap_or_else(|_| Reply::error("the daemon stopped"));
+                let _ = write_reply(&mut write, &reply).await;
             });
         }
     });
     Ok(())
 }
 
-/// Send one command to the daemon whose state is in `state_dir`; returns its answer.
-pub fn request(state_dir: &Path, command: &str) -> Result<String, EngineError> {
+async fn write_reply(
+    write: &mut tokio::net::unix::OwnedWriteHalf,
+    reply: &Reply,
+) -> std::io::Result<()> {
+    let mut line = serde_json::to_string(reply).map_err(std::io::Error::other)?;
+    line.push('\n');
+    write.write_all(line.as_bytes()).await
+}
+
+async fn connect(state_dir: &Path, command: &Command) -> Result<UnixStream, EngineError> {
     let path = crate::daemon::control_socket(state_dir);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| EngineError::io("start a runtime for", &path, e))?;
-    runtime.block_on(async {
-        let mut stream =
-            UnixStream::connect(&path)
-                .await
-                .map_err(|source| EngineError::NoDaemon {
-                    socket: path.clone(),
-                    source,
-                })?;
-        stream
-            .write_all(format!("{command}\n").as_bytes())
-            .await
-            .map_err(|e| EngineError::io("talk to the daemon at", &path, e))?;
-        let mut answer = String::new();
-        stream
-            .read_to_string(&mut answer)
-            .await
-            .map_err(|e| EngineError::io("read the daemon's answer at", &path, e))?;
-        Ok(answer.trim_end().to_owned())
+    let mut stream = UnixStream::connect(&path)
+        .await
+        .map_err(|source| EngineError::NoDaemon {
+            socket: path.clone(),
+            source,
+        })?;
+    let mut line = serde_json::to_string(command)
+        .map_err(|e| EngineError::State(format!("could not encode a command: {e}")))?;
+    line.push('\n');
+    stream
+        .write_all(line.as_bytes())
+        .await
+        .map_err(|e| EngineError::io("talk to the daemon at", &path, e))?;
+    Ok(stream)
+}
+
+fn parse_reply(line: &str, state_dir: &Path) -> Result<Reply, EngineError> {
+    serde_json::from_str(line.trim()).map_err(|e| {
+        EngineError::State(format!(
+            "the daemon for {} answered something this qsync does not understand ({e}); is it another version?",
+            state_dir.display()
+        ))
     })
 }
 
-/// Bytes quoted in a control word besides every non-ASCII byte: controls, space and `%`.
-const CONTROL_WORD: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b' ').add(b'%');
-
-/// Make `text` one word of a control line: percent-encoded, so that paths with spaces and
-/// JSON survive the line protocol. [`unquote`] undoes it.
-pub fn quote(text: &str) -> String {
-    if text.is_empty() {
-        return "%".into(); // an empty word, which splitting on spaces would lose
-    }
-    percent_encoding::utf8_percent_encode(text, CONTROL_WORD).to_string()
+fn runtime(state_dir: &Path) -> Result<tokio::runtime::Runtime, EngineError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            EngineError::io(
+                "start a runtime for",
+                &crate::daemon::control_socket(state_dir),
+                e,
+            )
+        })
 }
 
-/// Undo [`quote`]; `None` if `word` is not a quoted word.
-pub fn unquote(word: &str) -> Option<String> {
-    if word == "%" {
-        return Some(String::new());
-    }
-    percent_encoding::percent_decode_str(word)
-        .decode_utf8()
-        .ok()
-        .map(|s| s.into_owned())
+/// Send one command to the daemon whose state is in `state_dir`; returns its reply (which
+/// may be [`Reply::Error`]).
+pub fn request(state_dir: &Path, command: &Command) -> Result<Reply, EngineError> {
+    runtime(state_dir)?.block_on(async {
+        let stream = connect(state_dir, command).await?;
+        let mut line = String::new();
+        BufReader::new(stream)
+            .read_line(&mut line)
+            .await
+            .map_err(|e| {
+                EngineError::io(
+                    "read the daemon's answer at",
+                    &crate::daemon::control_socket(state_dir),
+                    e,
+                )
+            })?;
+        parse_reply(&line, state_dir)
+    })
+}
+
+/// Follow the daemon's events, calling `each` for every one until it returns `false` or
+/// the daemon stops.
+pub fn follow(state_dir: &Path, mut each: impl FnMut(Reply) -> bool) -> Result<(), EngineError> {
+    runtime(state_dir)?.block_on(async {
+        let stream = connect(state_dir, &Command::Events).await?;
+        let mut lines = BufReader::new(stream).lines();
+        let path = crate::daemon::control_socket(state_dir);
+        while let Some(line) = lines
+            .next_line()
+            .await
+            .map_err(|e| EngineError::io("read the daemon's events at", &path, e))?
+        {
+            if !each(parse_reply(&line, state_dir)?) {
+                break;
+            }
+        }
+        Ok(())
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
     use proptest::prelude::*;
 
+    fn id() -> impl Strategy<Value = [u8; 32]> {
+        any::<[u8; 32]>()
+    }
+
     proptest! {
+        /// Every command survives the line protocol (one line of JSON), paths with spaces,
+        /// newlines and any Unicode included.
         #[test]
-        fn quoted_words_survive_a_control_line(text in any::<String>()) {
-            let word = quote(&text);
-            prop_assert_eq!(word.split_whitespace().count(), 1);
-            prop_assert_eq!(unquote(&word), Some(text));
+        fn commands_survive_one_line(task in id(), device in id(), path in ".{0,40}", name in proptest::option::of(".{0,20}")) {
+            let (task, device) = (TaskId::from_bytes(task), DeviceId::from_bytes(device));
+            for command in [
+                Command::TaskAdd { path: PathBuf::from(&path), name: name.clone() },
+                Command::Unlink { task, device },
+                Command::AppAdd { kind: "grapin".into(), name: path.clone(), folder: path.clone().into(), app_dir: None, config: "{\"a\": 1}\n".into() },
+            ] {
+                let line = serde_json::to_string(&command).unwrap();
+                prop_assert!(!line.contains('\n'));
+                prop_assert_eq!(serde_json::from_str::<Command>(&line).unwrap(), command);
+            }
         }
+    }
+
+    #[test]
+    fn the_human_form_of_a_failure_says_error() {
+        assert_eq!(
+            Reply::error("no such task").to_string(),
+            "error: no such task"
+        );
+        let line = serde_json::to_string(&Reply::error("x")).unwrap();
+        assert_eq!(line, r#"{"reply":"error","message":"x"}"#);
     }
 }

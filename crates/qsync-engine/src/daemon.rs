@@ -22,7 +22,7 @@ use qsync_wire::{LinkKey, Message, Outcome, MAX_CHUNK_LEN};
 use tokio::sync::oneshot;
 
 use crate::conflict::{decide, keep_on_remote_folder_delete, Decision, Version};
-use crate::control::{quote, unquote};
+use crate::control::{AppInfo, Command, DaemonEvent, DeviceInfo, Reply, Status, TaskInfo};
 use crate::delivery::{Action, Delivery};
 use crate::fsops::{
     incoming_file, prepare_target, remove_any, remove_stale_parts, safe_target, sync_file_systems,
@@ -56,9 +56,9 @@ pub enum Event {
     /// A watcher saw changes in a task's folder.
     Watch(TaskId, WatchBatch),
     /// A command from the control socket; the answer goes to `reply`.
-    Control(String, oneshot::Sender<String>),
+    Control(Command, oneshot::Sender<Reply>),
     /// A pairing this device asked for finished.
-    Paired(TaskId, Result<net::Paired, String>, oneshot::Sender<String>),
+    Paired(TaskId, Result<net::Paired, String>, oneshot::Sender<Reply>),
     /// The person answered where a linked task goes.
     LinkAnswer {
         /// The pairing request.
@@ -177,16 +177,6 @@ fn parent_folders<'a>(targets: impl Iterator<Item = &'a Path>) -> Vec<&'a Path> 
     folders
 }
 
-/// Whether a control command only reads (so it need not wait for staged files: they
-/// are not acknowledged yet, and it says so).
-fn reads_only(line: &str) -> bool {
-    let words: Vec<&str> = line.split_whitespace().collect();
-    matches!(
-        words.as_slice(),
-        ["id"] | ["status"] | ["devices"] | ["pending", _] | ["task", "list"] | ["app", "list"]
-    )
-}
-
 fn fingerprint(path: &Path) -> Option<Fingerprint> {
     use std::os::unix::fs::MetadataExt;
     let m = fs::symlink_metadata(path).ok()?;
@@ -226,6 +216,8 @@ struct Engine {
     /// Updates sent and received since start, for `status`.
     sent: u64,
     received: u64,
+    /// What happens, for `qsync events` (sending fails only when nobody listens).
+    notify: tokio::sync::broadcast::Sender<DaemonEvent>,
 }
 
 /// A modification time as the system wants it.
@@ -288,7 +280,13 @@ pub fn run(config: DaemonConfig) -> Result<(), EngineError> {
         inbox_budget: Arc::new(tokio::sync::Semaphore::new(net::INBOX_BUDGET_KIB)),
     };
     runtime.spawn(net::listen(listener, net.clone()));
-    crate::control::serve(&runtime, control_socket(&config.state_dir), events.clone())?;
+    let (notify, _) = tokio::sync::broadcast::channel(1024);
+    crate::control::serve(
+        &runtime,
+        control_socket(&config.state_dir),
+        events.clone(),
+        notify.clone(),
+    )?;
 
     let _discovery = if config.mdns {
         let (discovery, found) =
@@ -328,6 +326,7 @@ pub fn run(config: DaemonConfig) -> Result<(), EngineError> {
         last_dial: HashMap::new(),
         sent: 0,
         received: 0,
+        notify,
     };
     engine.load()?;
     tracing::info!(device = %me, port, "qsync daemon ready");
@@ -443,7 +442,7 @@ impl Engine {
         );
         if more_content {
             self.last_received = Instant::now();
-        } else if !matches!(&event, Event::Control(line, _) if reads_only(line)) {
+        } else if !matches!(&event, Event::Control(command, _) if command.reads_only()) {
             self.flush_staged();
         }
         match event {
@@ -457,8 +456,8 @@ impl Engine {
                     Err(e) => tracing::warn!(%task, error = %e, "could not look at the folder"),
                 }
             }
-            Event::Control(line, reply) => {
-                let answer = self.control(&line, reply);
+            Event::Control(command, reply) => {
+                let answer = self.control(command, reply);
                 if let Some((answer, reply)) = answer {
                     let _ = reply.send(answer);
                 }
@@ -484,17 +483,19 @@ impl Engine {
                                         self.perform(actions);
                                     }
                                     self.dial(paired.device);
-                                    format!(
-                                        "linked {} {} code {} ({n} entries to copy)",
-                                        paired.device, paired.name, paired.code
-                                    )
+                                    Reply::Linked {
+                                        device: paired.device,
+                                        name: paired.name.clone(),
+                                        code: paired.code.to_string(),
+                                        entries: n,
+                                    }
                                 }
-                                Err(e) => format!("error: {e}"),
+                                Err(e) => Reply::error(e),
                             }
                         }
-                        Err(e) => format!("error: {e}"),
+                        Err(e) => Reply::error(e),
                     },
-                    Err(e) => format!("error: {e}"),
+                    Err(e) => Reply::error(e),
                 };
                 let _ = reply.send(answer);
             }
@@ -514,6 +515,7 @@ impl Engine {
                 // was in flight stays pending and goes again when the device is back.
                 if self.conns.remove(&device).is_some() {
                     tracing::info!(%device, "lost; its updates wait until it is back");
+                    self.tell(DaemonEvent::Disconnected { device });
                     self.delivery.disconnected(device);
                     self.incoming.retain(|(d, _), _| *d != device);
                     let _ = self.store.set_connected(device, false, None);
@@ -633,6 +635,7 @@ impl Engine {
                 }
                 tracing::info!(%device, %addr, "connected");
                 self.conns.insert(device, Conn { id: conn, tx });
+                self.tell(DaemonEvent::Connected { device });
                 let _ = self.store.set_connected(device, true, None);
                 self.delivery.disconnected(device);
                 let missing: Vec<(UpdateId, bool)> = match self.store.missing_for(device) {
@@ -652,6 +655,7 @@ impl Engine {
                 if self.conns.get(&device).is_some_and(|c| c.id == conn) {
                     tracing::info!(%device, "disconnected");
                     self.conns.remove(&device);
+                    self.tell(DaemonEvent::Disconnected { device });
                     self.delivery.disconnected(device);
                     self.incoming.retain(|(d, _), _| *d != device);
                     let _ = self.store.set_connected(device, false, None);
@@ -678,6 +682,10 @@ impl Engine {
                 let dir = self.config.btf_dir.clone();
                 let timeout = self.config.answer_timeout;
                 let events = self.events.clone();
+                self.tell(DaemonEvent::Question {
+                    flag: btf::CHOOSE_LINK_PATH.to_owned(),
+                    context: context.clone(),
+                });
                 std::thread::spawn(move || {
                     let answer =
                         match btf::ask_input(&dir, btf::CHOOSE_LINK_PATH, &context, timeout) {
@@ -1177,6 +1185,14 @@ impl Engine {
         }
         let actions = self.delivery.acknowledged(device, update);
         self.perform(actions);
+        self.tell(DaemonEvent::Delivered { device });
+    }
+
+    /// Tell `qsync events` listeners, if any.
+    fn tell(&self, event: DaemonEvent) {
+        if self.notify.receiver_count() > 0 {
+            let _ = self.notify.send(event);
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1642,6 +1658,14 @@ impl Engine {
     fn answer(&mut self, answers: Vec<(DeviceId, TaskId, UpdateId, Outcome)>) {
         for (device, task, update, outcome) in answers {
             self.received += 1;
+            match &outcome {
+                Outcome::Applied => self.tell(DaemonEvent::Applied { task, from: device }),
+                Outcome::Conflict { kept_as } => self.tell(DaemonEvent::Conflict {
+                    task,
+                    kept_as: kept_as.clone(),
+                }),
+                Outcome::Failed { .. } => {}
+            }
             self.send(device, task, Message::ModificationDone { update, outcome });
         }
     }
@@ -1824,128 +1848,143 @@ impl Engine {
 
     fn control(
         &mut self,
-        line: &str,
-        reply: oneshot::Sender<String>,
-    ) -> Option<(String, oneshot::Sender<String>)> {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let answer = match words.as_slice() {
-            ["id"] => self.me.to_string(),
-            ["task", "add", path, rest @ ..] => match unquote(path) {
-                Some(path) => self
-                    .task_add(Path::new(&path), &rest.join(" "))
-                    .map(|(task, name, root)| format!("task {task} {} {}", name.replace(' ', "_"), root.display()))
-                    .unwrap_or_else(|e| format!("error: {e}")),
-                None => "error: usage: task add PATH [NAME] (PATH quoted)".into(),
-            },
-            ["task", "remove", task] => match task.parse::<TaskId>() {
-                Ok(task) => match self.task_remove(task) {
-                    Ok(()) => format!("removed task {task} (its folder is untouched)"),
-                    Err(e) => format!("error: {e}"),
-                },
-                Err(e) => format!("error: {e}"),
-            },
-            ["app", "add", kind, name, folder, app_dir, config] => {
-                match (unquote(name), unquote(folder), unquote(app_dir), unquote(config)) {
-                    (Some(name), Some(folder), Some(app_dir), Some(config)) => {
-                        let app_dir = (!app_dir.is_empty()).then(|| PathBuf::from(app_dir));
-                        self.app_add(kind, &name, Path::new(&folder), app_dir, config)
-                            .unwrap_or_else(|e| format!("error: {e}"))
-                    }
-                    _ => "error: usage: app add KIND NAME FOLDER APP_DIR CONFIG (quoted)".into(),
-                }
+        command: Command,
+        reply: oneshot::Sender<Reply>,
+    ) -> Option<(Reply, oneshot::Sender<Reply>)> {
+        let answer = match command {
+            Command::Id => Ok(Reply::Id { device: self.me }),
+            Command::TaskAdd { path, name } => self
+                .task_add(&path, name.as_deref().unwrap_or(""))
+                .map(|(task, name, root)| {
+                    Reply::TaskAdded(TaskInfo {
+                        task,
+                        name,
+                        root,
+                        devices: 0,
+                    })
+                }),
+            Command::TaskRemove { task } => {
+                self.task_remove(task).map(|()| Reply::TaskRemoved { task })
             }
-            ["app", "list"] => match self.store.apps() {
-                Ok(apps) => apps.iter().map(app_line).collect::<Vec<_>>().join("\n"),
-                Err(e) => format!("error: {e}"),
+            Command::AppAdd {
+                kind,
+                name,
+                folder,
+                app_dir,
+                config,
+            } => self
+                .app_add(&kind, &name, &folder, app_dir, config)
+                .map(Reply::App),
+            Command::AppList => self
+                .store
+                .apps()
+                .map_err(Into::into)
+                .map(|apps| Reply::Apps {
+                    apps: apps.iter().map(app_info).collect(),
+                }),
+            Command::AppGet { name } => match self.store.app(&name) {
+                Ok(Some(app)) => Ok(Reply::App(app_info(&app))),
+                Ok(None) => Err(EngineError::State(format!(
+                    "no app named {name} is installed"
+                ))),
+                Err(e) => Err(e.into()),
             },
-            ["app", "get", name] => match unquote(name).map(|n| self.store.app(&n)) {
-                Some(Ok(Some(app))) => app_line(&app),
-                Some(Ok(None)) => format!("error: no app named {} is installed", unquote(name).unwrap_or_default()),
-                Some(Err(e)) => format!("error: {e}"),
-                None => "error: usage: app get NAME (quoted)".into(),
-            },
-            ["app", "remove", name] => match unquote(name) {
-                Some(name) => self.app_remove(&name).unwrap_or_else(|e| format!("error: {e}")),
-                None => "error: usage: app remove NAME (quoted)".into(),
-            },
-            ["task", "list"] => match self.store.tasks() {
-                Ok(tasks) => tasks
-                    .iter()
-                    .map(|t| {
-                        let n = self.tasks.get(&t.id).map_or(0, |s| s.links.len());
-                        format!("task {} {} {} devices={n}", t.id, t.name.replace(' ', "_"), t.root.display())
+            Command::AppRemove { name } => self.app_remove(&name).map(Reply::App),
+            Command::TaskList => self
+                .store
+                .tasks()
+                .map_err(Into::into)
+                .map(|tasks| Reply::Tasks {
+                    tasks: tasks
+                        .into_iter()
+                        .map(|t| TaskInfo {
+                            devices: self.tasks.get(&t.id).map_or(0, |s| s.links.len()),
+                            task: t.id,
+                            name: t.name,
+                            root: t.root,
+                        })
+                        .collect(),
+                }),
+            Command::Devices => {
+                self.store
+                    .devices()
+                    .map_err(Into::into)
+                    .map(|devices| Reply::Devices {
+                        devices: devices
+                            .into_iter()
+                            .map(|d| DeviceInfo {
+                                connected: self.conns.contains_key(&d.id),
+                                device: d.id,
+                                name: d.name,
+                                address: d.last_address,
+                            })
+                            .collect(),
                     })
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-                Err(e) => format!("error: {e}"),
-            },
-            ["devices"] => match self.store.devices() {
-                Ok(devices) => devices
-                    .iter()
-                    .map(|d| {
-                        let state = if self.conns.contains_key(&d.id) { "connected" } else { "disconnected" };
-                        format!("device {} {} {} {state}", d.id, d.name.replace(' ', "_"), d.last_address.as_deref().unwrap_or("-"))
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-                Err(e) => format!("error: {e}"),
-            },
-            ["status"] => match self.store.counts() {
-                Ok(c) => format!(
-                    "device {}\ntasks {}\nconnected {}\nupdates {} pending {} deltas {}\nsent {} received {}\nwire_sent {} wire_received {}",
-                    self.me,
-                    self.tasks.len(),
-                    self.conns.len(),
-                    c.updates,
-                    c.pending,
-                    c.deltas,
-                    self.sent,
-                    self.received,
-                    self.net.wire.sent.load(std::sync::atomic::Ordering::Relaxed),
-                    self.net.wire.received.load(std::sync::atomic::Ordering::Relaxed)
-                ),
-                Err(e) => format!("error: {e}"),
-            },
-            ["link", task, addr] => {
-                let (task, addr) = match (task.parse::<TaskId>(), addr.parse::<SocketAddr>()) {
-                    (Ok(t), Ok(a)) => (t, a),
-                    _ => return Some(("error: usage: link TASK_ID HOST:PORT".into(), reply)),
-                };
+            }
+            Command::Status => self.store.counts().map_err(Into::into).map(|c| {
+                Reply::Status(Status {
+                    device: self.me,
+                    tasks: self.tasks.len(),
+                    connected: self.conns.len(),
+                    updates: c.updates,
+                    pending: c.pending,
+                    deltas: c.deltas,
+                    sent: self.sent,
+                    received: self.received,
+                    wire_sent: self
+                        .net
+                        .wire
+                        .sent
+                        .load(std::sync::atomic::Ordering::Relaxed),
+                    wire_received: self
+                        .net
+                        .wire
+                        .received
+                        .load(std::sync::atomic::Ordering::Relaxed),
+                })
+            }),
+            Command::Link { task, address } => {
                 let Some(state) = self.tasks.get(&task) else {
-                    return Some((format!("error: no task {task} here"), reply));
+                    return Some((Reply::error(format!("no task {task} here")), reply));
                 };
-                let folder = state.root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let folder = state
+                    .root
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 let ctx = self.net.clone();
                 let events = self.events.clone();
                 self.runtime.spawn(async move {
-                    let result = net::pair_initiator(addr, task, folder, ctx).await;
+                    let result = net::pair_initiator(address, task, folder, ctx).await;
                     let _ = events.send(Event::Paired(task, result, reply));
                 });
                 return None;
             }
-            ["pending", device] => match device.parse::<DeviceId>() {
-                Ok(device) => match self.store.missing_for(device) {
-                    Ok(missing) => missing.len().to_string(),
-                    Err(e) => format!("error: {e}"),
-                },
-                Err(e) => format!("error: {e}"),
-            },
-            ["unlink", task, device] => match (task.parse::<TaskId>(), device.parse::<DeviceId>()) {
-                (Ok(task), Ok(device)) => {
-                    self.send(device, task, Message::UnlinkDevice);
-                    if let Some(t) = self.tasks.get_mut(&task) {
-                        t.links.remove(&device);
-                    }
-                    match self.store.remove_link(task, device) {
-                        Ok(()) => format!("unlinked {device} from {task}"),
-                        Err(e) => format!("error: {e}"),
-                    }
+            Command::Pending { device } => {
+                self.store
+                    .missing_for(device)
+                    .map_err(Into::into)
+                    .map(|missing| Reply::Pending {
+                        device,
+                        count: missing.len() as u64,
+                    })
+            }
+            Command::Unlink { task, device } => {
+                self.send(device, task, Message::UnlinkDevice);
+                if let Some(t) = self.tasks.get_mut(&task) {
+                    t.links.remove(&device);
                 }
-                _ => "error: usage: unlink TASK_ID DEVICE_ID".into(),
-            },
-            _ => format!("error: unknown command `{line}`"),
+                self.store
+                    .remove_link(task, device)
+                    .map_err(Into::into)
+                    .map(|()| Reply::Unlinked { task, device })
+            }
+            // The control socket streams events itself; it never sends this here.
+            Command::Events => Err(EngineError::State(
+                "events are streamed by the control socket".into(),
+            )),
         };
-        Some((answer, reply))
+        Some((answer.unwrap_or_else(Reply::error), reply))
     }
 
     /// Stop syncing `task` here: unlink its devices and forget it (its folder is untouched).
@@ -1967,7 +2006,7 @@ impl Engine {
         folder: &Path,
         app_dir: Option<PathBuf>,
         config: String,
-    ) -> Result<String, EngineError> {
+    ) -> Result<AppInfo, EngineError> {
         if kind != "grapin" && kind != "tout-en-un" {
             return Err(EngineError::State(format!(
                 "`{kind}` is not an app kind (grapin or tout-en-un)"
@@ -1995,11 +2034,11 @@ impl Engine {
             let _ = self.task_remove(task);
             return Err(e.into());
         }
-        Ok(app_line(&record))
+        Ok(app_info(&record))
     }
 
     /// Forget an installed app and remove its sync task (never its files).
-    fn app_remove(&mut self, name: &str) -> Result<String, EngineError> {
+    fn app_remove(&mut self, name: &str) -> Result<AppInfo, EngineError> {
         let Some(app) = self.store.app(name)? else {
             return Err(EngineError::State(format!(
                 "no app named {name} is installed"
@@ -2011,7 +2050,7 @@ impl Engine {
             }
         }
         self.store.remove_app(name)?;
-        Ok(app_line(&app))
+        Ok(app_info(&app))
     }
 
     /// A folder inside (or around) another task's would be synced twice: refused.
@@ -2089,21 +2128,14 @@ fn collect_tree(
     }
 }
 
-/// One installed app as a control line: `app NAME KIND TASK|- DATA_FOLDER APP_DIR CONFIG`,
-/// every field after `app` quoted.
-fn app_line(app: &AppRecord) -> String {
-    format!(
-        "app {} {} {} {} {} {}",
-        quote(&app.name),
-        app.kind,
-        app.task.map_or_else(|| "-".to_owned(), |t| t.to_string()),
-        quote(&app.data_folder.to_string_lossy()),
-        quote(
-            &app.app_dir
-                .as_ref()
-                .map(|d| d.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        ),
-        quote(&app.config),
-    )
+/// One installed app, as the control protocol describes it.
+fn app_info(app: &AppRecord) -> AppInfo {
+    AppInfo {
+        name: app.name.clone(),
+        kind: app.kind.clone(),
+        task: app.task,
+        data_folder: app.data_folder.clone(),
+        app_dir: app.app_dir.clone(),
+        config: app.config.clone(),
+    }
 }

@@ -4,6 +4,8 @@
 //!   sans-IO state machine.
 //! - [`conflict`]: what to do with an incoming update given what is on disk here.
 //! - [`btf`]: the back-to-front channel, through which the engine asks its person things.
+//! - [`control`]: the control socket's typed protocol (one JSON [`control::Command`] per
+//!   line in, one [`control::Reply`] out; `Events` streams what happens).
 
 pub mod btf;
 pub mod conflict;
