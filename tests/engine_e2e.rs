@@ -477,3 +477,36 @@ fn edits_of_received_files_go_back_as_deltas() {
         wait_same(&da, &db, SETTLE);
     }
 }
+
+/// A pattern added to `.qsyncignore` while the daemon is stopped: the newly ignored files
+/// stop syncing, and are deleted nowhere (they used to be deleted on the other device).
+#[test]
+fn a_newly_ignored_file_is_deleted_nowhere() {
+    let (base, mut a, b) = pair();
+    let (da, db) = (base.path().join("A"), base.path().join("B"));
+    fs::create_dir_all(da.join("logs")).unwrap();
+    fs::write(da.join("notes.txt"), "keep syncing").unwrap();
+    fs::write(da.join("debug.log"), "noise").unwrap();
+    fs::write(da.join("logs/today.log"), "more noise").unwrap();
+    let task = a.add_task(&da);
+    link(&a, &task, &b, &db);
+    wait_same(&da, &db, SETTLE);
+
+    a.kill();
+    fs::write(da.join(".qsyncignore"), "*.log\nlogs/\n").unwrap();
+    a.restart();
+    fs::write(da.join("notes.txt"), "still syncing").unwrap();
+    let deadline = std::time::Instant::now() + SETTLE;
+    while fs::read_to_string(db.join("notes.txt")).ok().as_deref() != Some("still syncing") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the edit never arrived"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    for path in ["debug.log", "logs/today.log"] {
+        assert!(da.join(path).exists(), "{path} is gone on A");
+        assert!(db.join(path).exists(), "{path} was deleted on B");
+    }
+}

@@ -50,7 +50,14 @@ pub struct FileEntry {
     pub mtime_ns: i64,
     /// Hash of the content (the link target for symlinks); `None` for folders.
     pub hash: Option<ContentHash>,
+    /// Permission bits (`rwx` for user, group and others; 0 for symlinks). 0 also means
+    /// "unknown" (a record made before QSync kept them), which matches any mode.
+    #[serde(default)]
+    pub mode: u32,
 }
+
+/// The permission bits QSync keeps of a file or folder.
+pub const MODE_BITS: u32 = 0o777;
 
 /// Names one update (one local change, in the order changes happened on the device that
 /// made it); a device acknowledges updates by this id.

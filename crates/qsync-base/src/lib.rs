@@ -21,7 +21,7 @@ mod id;
 mod path;
 mod version;
 
-pub use entry::{EntryKind, FileEntry, UpdateId};
+pub use entry::{EntryKind, FileEntry, UpdateId, MODE_BITS};
 pub use hash::{ContentHash, ContentHasher};
 pub use id::{DeviceId, IdParseError, TaskId};
 pub use path::{RelPath, RelPathError};

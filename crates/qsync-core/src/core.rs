@@ -166,12 +166,14 @@ impl Core {
                         if ok {
                             item.fetched = true;
                             item.step = Step::Ready;
+                            self.advance(&key, ledger)?;
                         } else {
-                            // The peer no longer has that content: it changed there, and
-                            // the newer record follows.
-                            self.finish_head(&key, ledger)?;
+                            // The peer does not have that content now. Usually it changed
+                            // there and a newer record follows (and replaces this one in the
+                            // queue), but it may be back in a moment (renamed away and
+                            // back): ask again later rather than drop a version.
+                            self.wait(&key);
                         }
-                        self.advance(&key, ledger)?;
                     }
                 }
             }
@@ -344,13 +346,24 @@ impl Core {
         inbound.highest = record.seq;
         inbound.unsettled.insert(record.seq);
         let key = (task, record.path.clone());
+        // A newer version makes waiting work on older ones pointless (their content may be
+        // gone from every peer by now): they are settled. A placement under way finishes.
         let queue = self.work.entry(key.clone()).or_default();
-        // A newer version makes a fetch of an older one pointless.
-        if let Some(head) = queue.front() {
-            if matches!(head.step, Step::Fetching | Step::Waiting(_) | Step::Ready)
-                && record.version.dominates(&head.record.version)
-            {
-                self.finish_head(&key, ledger)?;
+        let mut superseded = Vec::new();
+        queue.retain(|item| {
+            let stale = !matches!(item.step, Step::Placing { .. })
+                && record.version.dominates(&item.record.version);
+            if stale {
+                superseded.push(item.clone());
+            }
+            !stale
+        });
+        for item in superseded {
+            if item.tracked {
+                if let Some(inbound) = self.inbound.get_mut(&(task, item.from)) {
+                    inbound.unsettled.remove(&item.record.seq);
+                }
+                self.settle(task, item.from, ledger)?;
             }
         }
         self.work.entry(key.clone()).or_default().push_back(Item {
@@ -516,7 +529,7 @@ impl Core {
                         continue;
                     }
                     Decision::KeepOurs => {
-                        ledger.set_rival(task, path, &item.from, Some(remote.clone()))?;
+                        self.keep_rival(task, path, item.from, remote, ledger)?;
                         self.finish_head(key, ledger)?;
                         continue;
                     }
@@ -685,11 +698,21 @@ impl Core {
                 self.advance(&key, ledger)?;
             }
             PlaceOutcome::NotEmpty => {
+                let (task, path) = (&key.0, &key.1);
+                // Paths under it still have received work to do (their deletions, most
+                // likely): try again once that is done.
+                let busy_below = self
+                    .work
+                    .keys()
+                    .any(|(t, p)| t == task && p != path && p.starts_with(path));
+                if busy_below {
+                    self.wait(&key);
+                    return Ok(());
+                }
                 // The folder still holds paths this device changed (or never announced): it
                 // stays, as a new version of ours that has not seen theirs. The two are then
                 // concurrent and the conflict rule settles them the same way everywhere: the
                 // folder wins, and the device that holds the other content saves it aside.
-                let (task, path) = (&key.0, &key.1);
                 if let Some(local) = ledger.record(task, path)? {
                     self.store_local(
                         task,
@@ -719,14 +742,38 @@ impl Core {
     ) -> Result<(), L::Error> {
         let task = &key.0;
         for parent in parents {
-            let base = ledger
-                .record(task, &parent)?
-                .map(|r| r.version)
-                .unwrap_or_default();
             let folder = State::Folder {
                 mode: NEW_FOLDER_MODE,
             };
-            self.store_local(task, parent, folder, &base, item.record.mtime_ns, ledger)?;
+            match ledger.record(task, &parent)? {
+                // Brought back over a deletion: a change of ours that has seen it, so the
+                // device that deleted it learns it is back.
+                Some(deleted) => self.store_local(
+                    task,
+                    parent,
+                    folder,
+                    &deleted.version,
+                    item.record.mtime_ns,
+                    ledger,
+                )?,
+                // Never known here: only made to hold the path. Adopted with no version of
+                // ours, so the folder's own record (on its way) takes it over, and nobody's
+                // later deletion of it is made concurrent by it.
+                None => {
+                    let seq = Self::next_seq(ledger, task)?;
+                    ledger.put(
+                        task,
+                        Record {
+                            path: parent.clone(),
+                            state: folder,
+                            version: VersionVector::new(),
+                            mtime_ns: item.record.mtime_ns,
+                            seq,
+                        },
+                    )?;
+                    self.changed.insert((*task, parent));
+                }
+            }
         }
         if let Some((aside_path, ours)) = aside {
             // Another device may have made the same copy already (its name follows from its
@@ -752,6 +799,31 @@ impl Core {
         Ok(())
     }
 
+    /// Keep `rival` (from `peer`) for `path`, unless a kept rival has seen it; drop the kept
+    /// rivals it has seen (a version relayed by one peer, then superseded through another).
+    fn keep_rival<L: Ledger>(
+        &mut self,
+        task: &TaskId,
+        path: &RelPath,
+        peer: DeviceId,
+        rival: &Record,
+        ledger: &mut L,
+    ) -> Result<(), L::Error> {
+        let kept = ledger.rivals(task, path)?;
+        if kept
+            .iter()
+            .any(|(_, k)| k.version.dominates(&rival.version))
+        {
+            return Ok(());
+        }
+        for (other, k) in kept {
+            if rival.version.dominates(&k.version) {
+                ledger.set_rival(task, path, &other, None)?;
+            }
+        }
+        ledger.set_rival(task, path, &peer, Some(rival.clone()))
+    }
+
     /// Decide again the rivals of every path whose record changed: one that ours has now
     /// seen is forgotten; the others are queued like received records (ours may now lose),
     /// and stay in the ledger until ours has seen them, so a crash or a lost connection
@@ -771,7 +843,9 @@ impl Core {
                     .work
                     .get(&key)
                     .is_some_and(|q| q.iter().any(|i| i.record.version == rival.version));
-                if !queued {
+                // A rival from a peer that is away would block the path until it is back;
+                // it is decided again when that peer connects.
+                if !queued && self.connected.contains(&peer) {
                     self.work.entry(key.clone()).or_default().push_back(Item {
                         from: peer,
                         record: rival,

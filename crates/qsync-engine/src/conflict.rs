@@ -192,6 +192,7 @@ mod tests {
             size: content.len() as u64,
             mtime_ns: 0,
             hash: Some(ContentHash::of(content)),
+            mode: 0,
         };
         let (old, new) = (file(b"old"), file(b"new"));
         assert!(!keep_on_remote_folder_delete(Some(&old), Some(&old), false));

@@ -17,7 +17,7 @@ use qsync_base::{
 use qsync_delta::Options;
 use qsync_discovery::{Config as DiscoveryConfig, Discovery, DiscoveryEvent};
 use qsync_store::{AppRecord, Change, ModType, PendingUpdate, Store};
-use qsync_watch::{observe, scan, stat_entry, Index, LocalEvent, TaskWatcher, WatchBatch};
+use qsync_watch::{observe, scan, stat_entry, Filter, Index, LocalEvent, TaskWatcher, WatchBatch};
 use qsync_wire::{LinkKey, Message, Outcome, MAX_CHUNK_LEN};
 use tokio::sync::oneshot;
 
@@ -367,6 +367,15 @@ impl Engine {
             .map(|f| f.entry)
             .collect();
         let mut index = Index::new(known);
+        // Paths `.qsyncignore` excludes now (a pattern added while the daemon was stopped)
+        // stop syncing; the scan below must not take their absence for deletions.
+        let filter = Filter::for_root(&root)?;
+        let ignored =
+            index.forget_where(|e| !filter.includes(&e.path, e.kind == EntryKind::Folder));
+        if !ignored.is_empty() {
+            tracing::info!(%task, count = ignored.len(), "paths now ignored stop syncing; nothing is deleted anywhere");
+            self.store.forget_files(task, &ignored)?;
+        }
         let (watcher, batches) = TaskWatcher::start(&root, Duration::from_millis(200))?;
         let forward = self.events.clone();
         std::thread::spawn(move || {
@@ -1217,6 +1226,7 @@ impl Engine {
                 size: 0,
                 mtime_ns,
                 hash: None,
+                mode: 0,
             };
             self.expect(task, &path, Some(entry.clone()));
             fs::create_dir_all(&target).map_err(|e| EngineError::io("create", &target, e))?;
@@ -1442,6 +1452,7 @@ impl Engine {
                             size,
                             mtime_ns,
                             hash: Some(hash),
+                            mode: 0,
                         },
                         seen,
                         local,
@@ -1483,6 +1494,7 @@ impl Engine {
                         size,
                         mtime_ns,
                         hash: Some(hash),
+                        mode: 0,
                     });
                 }
                 file.persist(&target)
@@ -1507,6 +1519,7 @@ impl Engine {
                     size,
                     mtime_ns,
                     hash: Some(result),
+                    mode: 0,
                 });
             }
         }
@@ -1833,6 +1846,7 @@ impl Engine {
             size,
             mtime_ns,
             hash: Some(hash),
+            mode: 0,
         };
         self.expect(task, path, Some(entry));
     }

@@ -13,6 +13,7 @@ fn entry(i: usize) -> FileEntry {
         size: i as u64,
         mtime_ns: i as i64,
         hash: Some(ContentHash::of(&i.to_le_bytes())),
+        mode: 0o644,
     }
 }
 

@@ -29,6 +29,7 @@
 //!     size: 3,
 //!     mtime_ns: 0,
 //!     hash: Some(ContentHash::of(b"cat")),
+//!     mode: 0o644,
 //! };
 //! let done = store.record_changes(task, vec![Change::Create(entry)], &[laptop])?;
 //! assert_eq!(store.missing_for(laptop)?.len(), 1);
@@ -227,8 +228,8 @@ fn to_i64(n: u64, what: &'static str) -> Result<i64, StoreError> {
     i64::try_from(n).map_err(|_| corrupt(what, format!("{n} does not fit the database")))
 }
 
-/// A `files` row as SQLite gives it: path, version, kind, size, mtime, hash.
-type RawFile = (String, i64, i64, i64, i64, Option<Vec<u8>>);
+/// A `files` row as SQLite gives it: path, version, kind, size, mtime, hash, mode.
+type RawFile = (String, i64, i64, i64, i64, Option<Vec<u8>>, i64);
 
 fn file_record(row: &Row<'_>) -> rusqlite::Result<RawFile> {
     Ok((
@@ -238,13 +239,12 @@ fn file_record(row: &Row<'_>) -> rusqlite::Result<RawFile> {
         row.get(3)?,
         row.get(4)?,
         row.get(5)?,
+        row.get(6)?,
     ))
 }
 
-fn to_file_record(
-    raw: (String, i64, i64, i64, i64, Option<Vec<u8>>),
-) -> Result<FileRecord, StoreError> {
-    let (path, version, kind, size, mtime_ns, hash) = raw;
+fn to_file_record(raw: RawFile) -> Result<FileRecord, StoreError> {
+    let (path, version, kind, size, mtime_ns, hash, mode) = raw;
     Ok(FileRecord {
         entry: FileEntry {
             path: rel_path(path)?,
@@ -255,6 +255,7 @@ fn to_file_record(
             size: u64::try_from(size).map_err(|_| corrupt("size", size))?,
             mtime_ns,
             hash: opt_hash(hash)?,
+            mode: u32::try_from(mode).map_err(|_| corrupt("mode", mode))?,
         },
         version: u64::try_from(version).map_err(|_| corrupt("version", version))?,
     })
@@ -495,6 +496,20 @@ impl Store {
 
     // ---- files ----
 
+    /// Forget `paths` of `task` (they became ignored): their rows in `files` go, with no
+    /// update for any device, so nothing is deleted elsewhere.
+    pub fn forget_files(&mut self, task: TaskId, paths: &[RelPath]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare("DELETE FROM files WHERE task_id = ?1 AND path = ?2")?;
+            for path in paths {
+                stmt.execute(params![task.as_bytes(), path.as_str()])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Record the initial mapping of a task's folder: every entry at version 1 (or its
     /// version bumped if already known), in one transaction.
     pub fn record_mapping(
@@ -505,9 +520,9 @@ impl Store {
         let tx = self.conn.transaction()?;
         {
             let mut stmt = tx.prepare_cached(
-                "INSERT INTO files (task_id, path, version, kind, size, mtime, hash) VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6)
+                "INSERT INTO files (task_id, path, version, kind, size, mtime, hash, mode) VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT (task_id, path) DO UPDATE SET version = version + 1, kind = excluded.kind,
-                   size = excluded.size, mtime = excluded.mtime, hash = excluded.hash",
+                   size = excluded.size, mtime = excluded.mtime, hash = excluded.hash, mode = excluded.mode",
             )?;
             for e in entries {
                 stmt.execute(params![
@@ -516,7 +531,8 @@ impl Store {
                     e.kind.code(),
                     to_i64(e.size, "size")?,
                     e.mtime_ns,
-                    hash_bytes(&e.hash)
+                    hash_bytes(&e.hash),
+                    e.mode
                 ])?;
             }
         }
@@ -528,7 +544,7 @@ impl Store {
     pub fn file(&self, task: TaskId, path: &RelPath) -> Result<Option<FileRecord>, StoreError> {
         self.conn
             .query_row(
-                "SELECT path, version, kind, size, mtime, hash FROM files WHERE task_id = ?1 AND path = ?2",
+                "SELECT path, version, kind, size, mtime, hash, mode FROM files WHERE task_id = ?1 AND path = ?2",
                 params![&task.as_bytes()[..], path.as_str()],
                 file_record,
             )
@@ -541,7 +557,7 @@ impl Store {
     pub fn files(&self, task: TaskId) -> Result<Vec<FileRecord>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT path, version, kind, size, mtime, hash FROM files WHERE task_id = ?1 ORDER BY path")?;
+            .prepare("SELECT path, version, kind, size, mtime, hash, mode FROM files WHERE task_id = ?1 ORDER BY path")?;
         let rows = stmt.query_map([&task.as_bytes()[..]], file_record)?;
         rows.map(|r| to_file_record(r?)).collect()
     }
@@ -844,9 +860,9 @@ fn record_one(
     };
     let upsert = |entry: &FileEntry, version: u64| -> Result<(), StoreError> {
         tx.prepare_cached(
-            "INSERT INTO files (task_id, path, version, kind, size, mtime, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+            "INSERT INTO files (task_id, path, version, kind, size, mtime, hash, mode) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (task_id, path) DO UPDATE SET version = excluded.version, kind = excluded.kind,
-               size = excluded.size, mtime = excluded.mtime, hash = excluded.hash",
+               size = excluded.size, mtime = excluded.mtime, hash = excluded.hash, mode = excluded.mode",
         )?
         .execute(params![
             t,
@@ -855,7 +871,8 @@ fn record_one(
             entry.kind.code(),
             to_i64(entry.size, "size")?,
             entry.mtime_ns,
-            hash_bytes(&entry.hash)
+            hash_bytes(&entry.hash),
+            entry.mode
         ])?;
         Ok(())
     };

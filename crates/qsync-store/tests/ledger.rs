@@ -219,6 +219,7 @@ fn a_store_from_before_version_vectors_gets_one_version_per_path() {
         size: 5,
         mtime_ns: 42,
         hash: Some(ContentHash::of(b"hello")),
+        mode: 0,
     };
     store.record_mapping(TASK, &[file]).unwrap();
     assert_eq!(store.seed_records(TASK, me).unwrap(), 1);

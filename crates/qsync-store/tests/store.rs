@@ -18,6 +18,7 @@ fn entry(path: &str, content: &[u8]) -> FileEntry {
         size: content.len() as u64,
         mtime_ns: 1,
         hash: Some(ContentHash::of(content)),
+        mode: 0o644,
     }
 }
 

@@ -40,10 +40,16 @@ pub enum LocalEvent {
 pub struct Index {
     entries: BTreeMap<RelPath, FileEntry>,
     expected: HashMap<RelPath, Option<FileEntry>>,
+    /// Expected removals of this path alone (see [`Index::expect_removed`]).
+    alone: BTreeSet<RelPath>,
 }
 
 fn same_content(a: &FileEntry, b: &FileEntry) -> bool {
-    a.kind == b.kind && a.hash == b.hash && (a.kind == EntryKind::Folder || a.size == b.size)
+    let same_mode = a.mode == b.mode || a.mode == 0 || b.mode == 0;
+    a.kind == b.kind
+        && a.hash == b.hash
+        && (a.kind == EntryKind::Folder || a.size == b.size)
+        && same_mode
 }
 
 fn matches(expected: &Option<FileEntry>, observed: &Option<FileEntry>) -> bool {
@@ -60,6 +66,7 @@ impl Index {
         Self {
             entries: entries.into_iter().map(|e| (e.path.clone(), e)).collect(),
             expected: HashMap::new(),
+            alone: BTreeSet::new(),
         }
     }
 
@@ -81,11 +88,43 @@ impl Index {
             .collect()
     }
 
+    /// Forget, without any event, every entry `excluded` picks (and what is under it): used
+    /// when `.qsyncignore` now excludes paths that were synced. A path that becomes ignored
+    /// simply stops syncing; treating it as deleted would delete it on every other device.
+    /// Returns the forgotten paths.
+    pub fn forget_where(&mut self, excluded: impl Fn(&FileEntry) -> bool) -> Vec<RelPath> {
+        let roots: Vec<RelPath> = self
+            .entries
+            .values()
+            .filter(|e| excluded(e))
+            .map(|e| e.path.clone())
+            .collect();
+        let mut forgotten = Vec::new();
+        for root in roots {
+            for path in self.subtree(&root) {
+                if self.entries.remove(&path).is_some() {
+                    forgotten.push(path);
+                }
+            }
+        }
+        forgotten
+    }
+
     /// The engine is about to make `path` be `state` (`None`: delete it) while applying a
     /// remote update. A later observation of exactly that state is absorbed without an event;
     /// anything else is a genuine local change and is reported.
     pub fn expect(&mut self, path: RelPath, state: Option<FileEntry>) {
+        self.alone.remove(&path);
         self.expected.insert(path, state);
+    }
+
+    /// The engine is about to remove `path` alone (a file, or a folder it saw empty).
+    /// Unlike `expect(path, None)`, which covers everything under `path`, anything the index
+    /// still holds under it when the removal is seen went some other way (the person moved
+    /// it out first) and is reported as deleted.
+    pub fn expect_removed(&mut self, path: RelPath) {
+        self.expected.insert(path.clone(), None);
+        self.alone.insert(path);
     }
 
     /// Whether writes announced with [`expect`](Self::expect) are still unobserved.
@@ -101,6 +140,17 @@ impl Index {
             .filter(|(p, _)| p.starts_with(path))
             .map(|(p, _)| p.clone())
             .collect()
+    }
+
+    /// The outermost known paths strictly under `path`.
+    fn outermost_below(&self, path: &RelPath) -> Vec<RelPath> {
+        let mut out: Vec<RelPath> = Vec::new();
+        for p in self.subtree(path) {
+            if p != *path && !out.iter().any(|o| p.starts_with(o)) {
+                out.push(p);
+            }
+        }
+        out
     }
 
     fn remove_tree(&mut self, path: &RelPath) {
@@ -167,6 +217,10 @@ impl Index {
         let mut deleted: BTreeSet<RelPath> = BTreeSet::new();
         for (path, state) in observed {
             if deleted.iter().any(|d| path.starts_with(d)) {
+                // Gone with its folder: what the engine meant to write there is moot (it
+                // must not later absorb something the person makes at that path).
+                self.expected.remove(&path);
+                self.alone.remove(&path);
                 continue;
             }
             if let Some(expected) = self.expected.remove(&path) {
@@ -177,7 +231,33 @@ impl Index {
                     Some(entry) => {
                         self.entries.insert(path.clone(), entry);
                     }
-                    None => self.remove_tree(&path),
+                    None => {
+                        // A folder the engine removed as empty: what the index still held
+                        // under it (and the engine did not expect to go) left some other
+                        // way, before; it is reported as deleted.
+                        if !self.alone.remove(&path) {
+                            self.remove_tree(&path);
+                        } else if absorbed {
+                            for orphan in self.outermost_below(&path) {
+                                if self.expected.contains_key(&orphan) {
+                                    continue;
+                                }
+                                if let Some(old) = self.entries.get(&orphan).cloned() {
+                                    self.remove_tree(&orphan);
+                                    events.push(LocalEvent::Delete {
+                                        path: orphan.clone(),
+                                        kind: old.kind,
+                                        previous: old.hash,
+                                    });
+                                }
+                            }
+                            self.entries.remove(&path);
+                        } else {
+                            // Something else is there now: what was under the path is
+                            // compared as usual (this path alone was expected to go).
+                            self.entries.remove(&path);
+                        }
+                    }
                 }
                 if absorbed {
                     if let Some(entry) = state {
@@ -194,6 +274,8 @@ impl Index {
                 }
                 (Some(old), None) => {
                     self.remove_tree(&path);
+                    self.expected.retain(|p, _| !p.starts_with(&path));
+                    self.alone.retain(|p| !p.starts_with(&path));
                     events.push(LocalEvent::Delete {
                         path: path.clone(),
                         kind: old.kind,
@@ -226,15 +308,20 @@ impl Index {
         events
     }
 
-    /// Fold a full rescan into the index: every path not in `scan` is gone.
+    /// Fold a full rescan into the index: every path not in `scan` is gone, including paths
+    /// the engine said it would write and that were not seen yet (written, then deleted
+    /// before any event about them: forgetting them would hide the deletion).
     pub fn reconcile(&mut self, scan: Vec<FileEntry>) -> Vec<LocalEvent> {
         let present: BTreeSet<RelPath> = scan.iter().map(|e| e.path.clone()).collect();
-        let mut observed: Vec<(RelPath, Option<FileEntry>)> = self
+        let gone: BTreeSet<RelPath> = self
             .entries
             .keys()
+            .chain(self.expected.keys())
             .filter(|p| !present.contains(*p))
-            .map(|p| (p.clone(), None))
+            .cloned()
             .collect();
+        let mut observed: Vec<(RelPath, Option<FileEntry>)> =
+            gone.into_iter().map(|p| (p, None)).collect();
         observed.extend(scan.into_iter().map(|e| (e.path.clone(), Some(e))));
         self.observe(&[], observed)
     }

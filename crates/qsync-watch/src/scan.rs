@@ -8,7 +8,7 @@ use std::time::UNIX_EPOCH;
 
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use ignore::{WalkBuilder, WalkState};
-use qsync_base::{ContentHash, EntryKind, FileEntry, RelPath};
+use qsync_base::{ContentHash, EntryKind, FileEntry, RelPath, MODE_BITS};
 
 use crate::WatchError;
 
@@ -19,6 +19,9 @@ const OWN_TEMP_PREFIXES: [&str; 2] = [".qsync-tmp-", ".qsync-part-"];
 pub fn is_own_temp_file(name: &str) -> bool {
     OWN_TEMP_PREFIXES.iter().any(|p| name.starts_with(p))
 }
+
+/// The file in a task's root that says which paths are not synced (gitignore syntax).
+pub const IGNORE_FILE: &str = ".qsyncignore";
 
 /// Which paths of a task are synced: everything but what the root's `.qsyncignore`
 /// (gitignore syntax) excludes and QSync's own temporary files.
@@ -31,7 +34,7 @@ impl Filter {
     /// The filter for `root`, reading `root/.qsyncignore` if it exists.
     pub fn for_root(root: &Path) -> Result<Self, WatchError> {
         let mut builder = GitignoreBuilder::new(root);
-        let file = root.join(".qsyncignore");
+        let file = root.join(IGNORE_FILE);
         if file.is_file() {
             if let Some(e) = builder.add(&file) {
                 return Err(WatchError::Ignore {
@@ -121,12 +124,20 @@ fn entry_from(
             Err(e) => return Err(WatchError::io("open", &local, e)),
         },
     };
+    let mode = match kind {
+        EntryKind::Symlink => 0,
+        _ => {
+            use std::os::unix::fs::PermissionsExt;
+            meta.permissions().mode() & MODE_BITS
+        }
+    };
     Ok(Some(FileEntry {
         path,
         kind,
         size,
         mtime_ns,
         hash,
+        mode,
     }))
 }
 

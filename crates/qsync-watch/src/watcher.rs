@@ -10,7 +10,7 @@ use notify_debouncer_full::notify::{EventKind, RecommendedWatcher, RecursiveMode
 use notify_debouncer_full::{new_debouncer, DebounceEventResult, Debouncer, RecommendedCache};
 use qsync_base::{EntryKind, RelPath};
 
-use crate::scan::{stat_entry, walk, Filter};
+use crate::scan::{stat_entry, walk, Filter, IGNORE_FILE};
 use crate::{scan, Index, LocalEvent, WatchError};
 
 /// What the watcher saw during one debounce period.
@@ -128,6 +128,15 @@ pub fn observe(
     index: &mut Index,
     batch: &WatchBatch,
 ) -> Result<Vec<LocalEvent>, WatchError> {
+    let filter = Filter::for_root(root)?;
+    let rules_changed = match batch {
+        WatchBatch::Rescan { .. } => true,
+        WatchBatch::Changes { touched, .. } => touched.iter().any(|p| p.as_str() == IGNORE_FILE),
+    };
+    if rules_changed {
+        // What `.qsyncignore` excludes now stops syncing: forgotten, never taken for deleted.
+        index.forget_where(|e| !filter.includes(&e.path, e.kind == EntryKind::Folder));
+    }
     let (touched, renames) = match batch {
         WatchBatch::Rescan { .. } => {
             let entries = scan(root, &index.to_map())?;
@@ -135,7 +144,6 @@ pub fn observe(
         }
         WatchBatch::Changes { touched, renames } => (touched, renames),
     };
-    let filter = Filter::for_root(root)?;
     let previous = index.to_map();
     let mut observed = Vec::with_capacity(touched.len());
     for path in touched {

@@ -21,6 +21,7 @@ fn file(p: &RelPath, content: u8) -> FileEntry {
         size: 1,
         mtime_ns: i64::from(content),
         hash: Some(ContentHash::of(&[content])),
+        mode: 0o644,
     }
 }
 

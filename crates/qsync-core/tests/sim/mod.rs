@@ -16,9 +16,12 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use qsync_base::{Causality, ContentHash, DeviceId, RelPath, TaskId, VersionVector};
+use qsync_base::{
+    Causality, ContentHash, DeviceId, EntryKind, FileEntry, RelPath, TaskId, VersionVector,
+};
 use qsync_core::rules::is_conflict_copy;
 use qsync_core::{Core, Effect, Input, MemLedger, Message, PlaceOutcome, Placement, State};
+use qsync_watch::{Index, LocalEvent};
 
 /// Simulated time per step.
 pub const TICK: Duration = Duration::from_millis(10);
@@ -99,6 +102,42 @@ impl Node {
     }
 }
 
+/// What the real watcher would see of a node.
+fn file_entry(path: &str, node: &Node) -> FileEntry {
+    let path = RelPath::new(path.to_owned()).unwrap();
+    match node {
+        Node::File {
+            hash,
+            size,
+            mode,
+            mtime_ns,
+        } => FileEntry {
+            path,
+            kind: EntryKind::File,
+            size: *size,
+            mtime_ns: *mtime_ns,
+            hash: Some(*hash),
+            mode: *mode,
+        },
+        Node::Folder { mode } => FileEntry {
+            path,
+            kind: EntryKind::Folder,
+            size: 0,
+            mtime_ns: 0,
+            hash: None,
+            mode: *mode,
+        },
+        Node::Symlink { target } => FileEntry {
+            path,
+            kind: EntryKind::Symlink,
+            size: target.len() as u64,
+            mtime_ns: 0,
+            hash: Some(ContentHash::of(target.as_bytes())),
+            mode: 0,
+        },
+    }
+}
+
 /// A device's disk: its task folder as a map of paths.
 pub type Disk = BTreeMap<String, Node>;
 
@@ -149,6 +188,9 @@ pub struct Device {
     pub disk: Disk,
     staged: BTreeSet<ContentHash>,
     dirty_since: Option<Instant>,
+    /// The real watcher's model of the disk (`qsync_watch::Index`), rebuilt from the ledger
+    /// at each start, told of every placement before it happens.
+    index: Index,
 }
 
 /// A connection between two devices, with messages in flight each way.
@@ -205,6 +247,7 @@ impl World {
                     disk: Disk::new(),
                     staged: BTreeSet::new(),
                     dirty_since: None,
+                    index: Index::default(),
                 })
                 .collect(),
             links: Vec::new(),
@@ -347,6 +390,12 @@ impl World {
                     } => {
                         if ok {
                             self.devices[to].staged.insert(hash);
+                        } else {
+                            let recorded = self.devices[to].ledger.get(&task, &path);
+                            self.log(format!(
+                                "dev{to}: {path} unavailable from dev{from}; here {:?}",
+                                recorded.map(|r| (short(&r.state), r.version))
+                            ));
                         }
                         self.input(
                             to,
@@ -395,6 +444,16 @@ impl World {
                     hash,
                 } => {
                     let ok = matches!(self.devices[d].disk.get(path.as_str()), Some(Node::File { hash: h, .. }) if *h == hash);
+                    if !ok {
+                        let there = self.devices[d].disk.get(path.as_str()).map(Node::state);
+                        let recorded = self.devices[d].ledger.get(&task, &path).map(|r| r.state);
+                        self.log(format!(
+                            "dev{d} cannot serve {path} {}: disk {:?}, ledger {:?}",
+                            &hash.to_hex()[..6],
+                            there.as_ref().map(short),
+                            recorded.as_ref().map(short)
+                        ));
+                    }
                     if let Some(to) = self.index_of(&to) {
                         self.transmit(
                             d,
@@ -414,6 +473,10 @@ impl World {
                         .get(placement.path.as_str())
                         .map(Node::state);
                     let outcome = self.place(d, &placement);
+                    if outcome == PlaceOutcome::Done {
+                        // The watcher sees the driver's own writes too (and absorbs them).
+                        self.touch(d);
+                    }
                     let mut line = format!(
                         "dev{d} place {} -> {:?}: {outcome:?}",
                         placement.path,
@@ -531,6 +594,20 @@ impl World {
                 );
             }
         }
+        // The driver tells the watcher's index what it just wrote, so that seeing it later
+        // is not taken for a change of the person's.
+        let mut expected: Vec<RelPath> = p.parents.clone();
+        expected.extend(p.aside.clone());
+        expected.push(p.path.clone());
+        for q in expected {
+            match disk.get(q.as_str()) {
+                Some(node) => device
+                    .index
+                    .expect(q.clone(), Some(file_entry(q.as_str(), node))),
+                // The core removes a path alone (a folder only once empty).
+                None => device.index.expect_removed(q),
+            }
+        }
         PlaceOutcome::Done
     }
 
@@ -549,33 +626,42 @@ impl World {
             return;
         }
         let task = self.task;
-        let device = &self.devices[d];
-        let mut changed: Vec<(RelPath, State, i64)> = Vec::new();
-        for (path, node) in &device.disk {
-            let rel = RelPath::new(path.clone()).unwrap();
-            let recorded = device.ledger.get(&task, &rel).map(|r| r.state);
-            if recorded.as_ref() != Some(&node.state()) {
-                changed.push((rel, node.state(), node.mtime()));
+        let entries: Vec<FileEntry> = self.devices[d]
+            .disk
+            .iter()
+            .map(|(path, node)| file_entry(path, node))
+            .collect();
+        let events = self.devices[d].index.reconcile(entries);
+        if std::env::var_os("QSYNC_SIM_DEBUG").is_some() {
+            self.log(format!("dev{d} watcher: {events:?}"));
+        }
+        // What a driver does with the watcher's events: each becomes the state now on disk
+        // at the paths it names (a rename: the old path is gone, the new subtree is there).
+        let mut observed: Vec<(RelPath, State, i64)> = Vec::new();
+        for event in events {
+            match event {
+                LocalEvent::Create(entry) | LocalEvent::Modify { entry, .. } => {
+                    observed.push(self.on_disk(d, &entry.path));
+                }
+                LocalEvent::Delete { path, .. } => {
+                    observed.push((path, State::Deleted, self.mtime))
+                }
+                LocalEvent::Rename { from, to } => {
+                    observed.push((from, State::Deleted, self.mtime));
+                    let moved: Vec<RelPath> = self.devices[d]
+                        .index
+                        .entries()
+                        .filter(|e| e.path.starts_with(&to))
+                        .map(|e| e.path.clone())
+                        .collect();
+                    for path in moved {
+                        observed.push(self.on_disk(d, &path));
+                    }
+                }
             }
         }
-        let mut gone: Vec<RelPath> = device
-            .ledger
-            .all(&task)
-            .into_iter()
-            .filter(|r| r.state.exists() && !device.disk.contains_key(r.path.as_str()))
-            .map(|r| r.path)
-            .collect();
-        gone.sort_by(|a, b| b.cmp(a));
-        let mtime = self.mtime;
-        // Deletions first, innermost first (a folder replaced by a file is emptied before
-        // it is replaced), then new and changed paths, outermost first.
-        let events: Vec<(RelPath, State, i64)> = gone
-            .into_iter()
-            .map(|p| (p, State::Deleted, mtime))
-            .chain(changed)
-            .collect();
-        for (path, state, mtime_ns) in events {
-            let before = self.devices[d].ledger.get(&task, &path);
+        for (path, state, mtime_ns) in observed {
+            let before = self.subtree_records(d, &path);
             self.input(
                 d,
                 Input::Observed {
@@ -585,31 +671,69 @@ impl World {
                     mtime_ns,
                 },
             );
-            // The version this observation made, if it was a change: the one it replaced,
-            // bumped by this device. (Read before anything else the same call may have
-            // done, such as settling a conflict on this path.)
-            let before_state = before
-                .as_ref()
+            // The local versions this observation made: the path's own (the version it
+            // replaced, bumped by this device, read before anything else the same call may
+            // have done, such as settling a conflict on it), and, for a folder that went, the
+            // deletions of what was under it.
+            let me = self.devices[d].id;
+            let mut made: Vec<(RelPath, State)> = Vec::new();
+            let own_before = before
+                .get(&path)
                 .map(|b| b.state.clone())
                 .unwrap_or(State::Deleted);
-            if before_state != state {
-                let base = before.map(|b| b.version).unwrap_or_default();
-                let version = base.bumped(self.devices[d].id);
+            if own_before != state {
+                made.push((path.clone(), state.clone()));
+            }
+            // A folder that went (or became something else) takes what was under it: the
+            // core deletes each of those on top of its version.
+            let gone_folder =
+                before.get(&path).is_some_and(|b| b.state.is_folder()) && !state.is_folder();
+            if gone_folder {
+                for (p, old) in &before {
+                    if *p != path && old.state.exists() {
+                        made.push((p.clone(), State::Deleted));
+                    }
+                }
+            }
+            for (p, new_state) in made {
+                let old = before.get(&p);
+                let base = old.map(|b| b.version.clone()).unwrap_or_default();
+                let before_state = old.map(|b| b.state.clone()).unwrap_or(State::Deleted);
+                let version = base.bumped(me);
                 self.versions_made += 1;
                 self.log(format!(
-                    "dev{d} noticed {path} = {:?} {version:?}",
-                    short(&state)
+                    "dev{d} noticed {p} = {:?} {version:?}",
+                    short(&new_state)
                 ));
                 self.writes.push(Write {
                     device: d,
-                    path,
+                    path: p,
                     base,
                     version,
-                    state,
+                    state: new_state,
                     before: before_state,
                 });
             }
         }
+    }
+
+    /// What is at `path` on device `d`'s disk now, as a driver would read it (stat, readlink).
+    fn on_disk(&self, d: usize, path: &RelPath) -> (RelPath, State, i64) {
+        match self.devices[d].disk.get(path.as_str()) {
+            Some(node) => (path.clone(), node.state(), node.mtime()),
+            None => (path.clone(), State::Deleted, self.mtime),
+        }
+    }
+
+    /// The ledger's records of `path` and of every path under it.
+    fn subtree_records(&self, d: usize, path: &RelPath) -> BTreeMap<RelPath, qsync_core::Record> {
+        self.devices[d]
+            .ledger
+            .all(&self.task)
+            .into_iter()
+            .filter(|r| r.path.starts_with(path))
+            .map(|r| (r.path.clone(), r))
+            .collect()
     }
 
     // ----- people's edits --------------------------------------------------------------------
@@ -753,6 +877,27 @@ impl World {
     pub fn restart(&mut self, d: usize) {
         if self.devices[d].core.is_none() {
             self.devices[d].core = Some(Core::new(self.devices[d].id));
+            // As a daemon starts: the watcher's index is what the ledger says is on disk.
+            let known: Vec<FileEntry> = self.devices[d]
+                .ledger
+                .all(&self.task)
+                .into_iter()
+                .filter_map(|r| {
+                    let node = match r.state {
+                        State::Deleted => return None,
+                        State::File { hash, size, mode } => Node::File {
+                            hash,
+                            size,
+                            mode,
+                            mtime_ns: r.mtime_ns,
+                        },
+                        State::Folder { mode } => Node::Folder { mode },
+                        State::Symlink { target } => Node::Symlink { target },
+                    };
+                    Some(file_entry(r.path.as_str(), &node))
+                })
+                .collect();
+            self.devices[d].index = Index::new(known);
             self.log(format!("dev{d} restarts"));
             self.scan(d);
             self.update_links();
@@ -959,7 +1104,9 @@ impl World {
                 w.state == *state
                     && self.writes.iter().any(|o| {
                         (o.path == w.path && o.version.compare(&w.version) == Causality::Concurrent)
-                            || (o.path != w.path && o.path.starts_with(&w.path))
+                            || (o.device != w.device
+                                && o.path != w.path
+                                && o.path.starts_with(&w.path))
                     })
             });
             if !explained {
