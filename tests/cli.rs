@@ -188,3 +188,26 @@ fn json_replies_and_the_event_stream_follow_a_link_and_an_edit() {
     let _ = events.kill();
     let _ = events.wait();
 }
+
+/// A name QSync cannot carry is counted in `status` and named in the daemon's log.
+#[test]
+fn status_counts_names_that_cannot_be_synced() {
+    use std::os::unix::ffi::OsStrExt;
+    let base = tempfile::tempdir().unwrap();
+    let node = Node::start(base.path(), "names");
+    let folder = base.path().join("Docs");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::write(folder.join("fine.txt"), "ok").unwrap();
+    std::fs::write(
+        folder.join(std::ffi::OsStr::from_bytes(b"caf\xe9.txt")),
+        "x",
+    )
+    .unwrap();
+    node.add_task(&folder);
+    assert_eq!(node.status("unsupported"), 1, "{}", node.cli(&["status"]));
+    assert!(
+        node.log().contains("not synced: the name is not UTF-8"),
+        "{}",
+        node.log()
+    );
+}

@@ -186,6 +186,9 @@ pub struct Status {
     pub wire_sent: u64,
     /// Bytes received on the wire.
     pub wire_received: u64,
+    /// Paths not synced because QSync cannot carry their names (not UTF-8, or holding a
+    /// backslash), as found when the tasks were mapped; each is in the daemon's log.
+    pub unsupported: usize,
 }
 
 /// Something that happened, for [`Command::Events`].
@@ -353,8 +356,10 @@ impl fmt::Display for Reply {
             Reply::Id { device } => write!(f, "{device}"),
             Reply::Status(s) => write!(
                 f,
-                "device {}\ntasks {}\nconnected {}\nupdates {} pending {} deltas {}\nsent {} received {}\nwire_sent {} wire_received {}",
-                s.device, s.tasks, s.connected, s.updates, s.pending, s.deltas, s.sent, s.received, s.wire_sent, s.wire_received
+                "device {}\ntasks {}\nconnected {}\nupdates {} pending {} deltas {}\nsent {} received {}\nwire_sent {} wire_received {}\nunsupported {}{}",
+                s.device, s.tasks, s.connected, s.updates, s.pending, s.deltas, s.sent, s.received, s.wire_sent, s.wire_received,
+                s.unsupported,
+                if s.unsupported > 0 { " (names QSync cannot carry are not synced; the daemon's log lists them)" } else { "" }
             ),
             Reply::TaskAdded(t) => write!(f, "task {} {} {}", t.task, word(&t.name), t.root.display()),
             Reply::TaskRemoved { task } => write!(f, "removed task {task} (its folder is untouched)"),

@@ -17,7 +17,9 @@ use qsync_base::{
 use qsync_delta::Options;
 use qsync_discovery::{Config as DiscoveryConfig, Discovery, DiscoveryEvent};
 use qsync_store::{AppRecord, Change, ModType, PendingUpdate, Store};
-use qsync_watch::{observe, scan, stat_entry, Filter, Index, LocalEvent, TaskWatcher, WatchBatch};
+use qsync_watch::{
+    observe, scan, scan_reporting, stat_entry, Filter, Index, LocalEvent, TaskWatcher, WatchBatch,
+};
 use qsync_wire::{LinkKey, Message, Outcome, MAX_CHUNK_LEN};
 use tokio::sync::oneshot;
 
@@ -74,6 +76,8 @@ struct TaskState {
     root: PathBuf,
     index: Index,
     links: HashSet<DeviceId>,
+    /// Paths found at start whose names QSync cannot carry (logged; counted in `status`).
+    unsupported: usize,
     _watcher: Option<TaskWatcher>,
 }
 
@@ -385,7 +389,9 @@ impl Engine {
                 }
             }
         });
-        let offline = index.reconcile(scan(&root, &index.to_map())?);
+        let scanned = scan_reporting(&root, &index.to_map())?;
+        let unsupported = scanned.unsupported.len();
+        let offline = index.reconcile(scanned.entries);
         let links: HashSet<DeviceId> = self.store.linked_devices(task)?.into_iter().collect();
         self.tasks.insert(
             task,
@@ -393,6 +399,7 @@ impl Engine {
                 root,
                 index,
                 links,
+                unsupported,
                 _watcher: Some(watcher),
             },
         );
@@ -1955,6 +1962,7 @@ impl Engine {
                         .wire
                         .received
                         .load(std::sync::atomic::Ordering::Relaxed),
+                    unsupported: self.tasks.values().map(|t| t.unsupported).sum(),
                 })
             }),
             Command::Link { task, address } => {

@@ -35,7 +35,7 @@ mod scan;
 mod watcher;
 
 pub use index::{Index, LocalEvent};
-pub use scan::{is_own_temp_file, scan, stat_entry, Filter, IGNORE_FILE};
+pub use scan::{is_own_temp_file, scan, scan_reporting, stat_entry, Filter, Scan, IGNORE_FILE};
 pub use watcher::{observe, TaskWatcher, WatchBatch};
 
 use std::path::PathBuf;

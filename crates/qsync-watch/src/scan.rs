@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, Metadata};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::UNIX_EPOCH;
 
@@ -142,12 +142,52 @@ fn entry_from(
 }
 
 /// Walk `root` in parallel and return every synced entry, sorted by path. Hashes of
-/// `previous` entries are reused when size and mtime are unchanged.
+/// `previous` entries are reused when size and mtime are unchanged. Paths whose names QSync
+/// cannot carry are left out, and logged ([`scan_reporting`] also returns them).
 pub fn scan(
     root: &Path,
     previous: &HashMap<RelPath, FileEntry>,
 ) -> Result<Vec<FileEntry>, WatchError> {
-    walk(root, root, &Filter::for_root(root)?, previous)
+    scan_reporting(root, previous).map(|scan| scan.entries)
+}
+
+/// What a scan found.
+#[derive(Debug, Clone, Default)]
+pub struct Scan {
+    /// Every synced entry, sorted by path.
+    pub entries: Vec<FileEntry>,
+    /// Paths QSync cannot carry to other devices: names that are not UTF-8 or that hold a
+    /// backslash (a separator on Windows). They are not synced, never silently: each is
+    /// logged, and the daemon's `status` counts them.
+    pub unsupported: Vec<PathBuf>,
+}
+
+/// [`scan`], with the paths it had to leave out.
+pub fn scan_reporting(
+    root: &Path,
+    previous: &HashMap<RelPath, FileEntry>,
+) -> Result<Scan, WatchError> {
+    let mut unsupported = Vec::new();
+    let entries = walk_reporting(
+        root,
+        root,
+        &Filter::for_root(root)?,
+        previous,
+        &mut unsupported,
+    )?;
+    unsupported.sort();
+    Ok(Scan {
+        entries,
+        unsupported,
+    })
+}
+
+/// Log a path QSync cannot carry.
+pub(crate) fn report_unsupported(path: &Path) {
+    tracing::warn!(
+        path = %path.display(),
+        "not synced: the name is not UTF-8 or holds a backslash, which other devices may not be able to use; rename it to sync it"
+    );
 }
 
 fn vanished(e: &ignore::Error) -> bool {
@@ -162,10 +202,23 @@ pub(crate) fn walk(
     filter: &Filter,
     previous: &HashMap<RelPath, FileEntry>,
 ) -> Result<Vec<FileEntry>, WatchError> {
+    walk_reporting(root, start, filter, previous, &mut Vec::new())
+}
+
+fn walk_reporting(
+    root: &Path,
+    start: &Path,
+    filter: &Filter,
+    previous: &HashMap<RelPath, FileEntry>,
+    unsupported: &mut Vec<PathBuf>,
+) -> Result<Vec<FileEntry>, WatchError> {
+    // Filled by the walk's filter, which must own what it uses.
+    let skipped: Arc<Mutex<Vec<PathBuf>>> = Arc::new(Mutex::new(Vec::new()));
     let found: Mutex<Vec<FileEntry>> = Mutex::new(Vec::new());
     let first_error: Mutex<Option<WatchError>> = Mutex::new(None);
     let walk_filter = filter.clone();
     let walk_root = root.to_owned();
+    let walk_skipped = Arc::clone(&skipped);
     WalkBuilder::new(start)
         .standard_filters(false)
         .follow_links(false)
@@ -174,7 +227,15 @@ pub(crate) fn walk(
             let is_dir = entry.file_type().is_some_and(|t| t.is_dir());
             match RelPath::from_local(&walk_root, entry.path()) {
                 Ok(path) => walk_filter.includes(&path, is_dir),
-                Err(_) => true, // the root itself
+                Err(_) if entry.path() == walk_root => true,
+                // A name QSync cannot carry: reported, and skipped with what is under it.
+                Err(_) => {
+                    report_unsupported(entry.path());
+                    if let Ok(mut v) = walk_skipped.lock() {
+                        v.push(entry.path().to_owned());
+                    }
+                    false
+                }
             }
         })
         .build_parallel()
@@ -182,7 +243,7 @@ pub(crate) fn walk(
             Box::new(|result| {
                 let outcome = match result {
                     Ok(entry) => match RelPath::from_local(root, entry.path()) {
-                        // The root itself, or a name that is not UTF-8 (skipped with the walk).
+                        // The root itself (names QSync cannot carry were filtered out above).
                         Err(_) => Ok(None),
                         Ok(path) => match entry.metadata() {
                             Ok(meta) => {
@@ -223,6 +284,9 @@ pub(crate) fn walk(
         });
     if let Some(e) = first_error.into_inner().ok().flatten() {
         return Err(e);
+    }
+    if let Ok(mut v) = skipped.lock() {
+        unsupported.append(&mut v);
     }
     let mut entries = found.into_inner().unwrap_or_default();
     entries.sort_by(|a, b| a.path.cmp(&b.path));

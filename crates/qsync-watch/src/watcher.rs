@@ -55,7 +55,15 @@ fn batch_from(root: &Path, filter: &Filter, result: DebounceEventResult) -> Opti
     };
     let mut touched = BTreeSet::new();
     let mut renames = Vec::new();
-    let relative = |p: &PathBuf| RelPath::from_local(root, p).ok();
+    let relative = |p: &PathBuf| match RelPath::from_local(root, p) {
+        Ok(path) => Some(path),
+        Err(_) => {
+            if p.as_path() != root {
+                crate::scan::report_unsupported(p);
+            }
+            None
+        }
+    };
     for event in events {
         if event.need_rescan() {
             return Some(WatchBatch::Rescan {
