@@ -62,6 +62,10 @@ fuzz-delta SECONDS="60": fuzz-tool
 fuzz-apps SECONDS="60": fuzz-tool
     cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run apps -- -max_total_time={{SECONDS}}
 
+# Fuzz the sync core with a peer's messages.
+fuzz-core SECONDS="60": fuzz-tool
+    cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run core -- -max_total_time={{SECONDS}}
+
 # Fuzz the Magasin's store index parser.
 fuzz-index SECONDS="60": fuzz-tool
     cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run index -- -max_total_time={{SECONDS}}

@@ -38,6 +38,8 @@
 //! ```
 
 mod core;
+#[doc(hidden)]
+pub mod fuzzing;
 mod io;
 mod ledger;
 pub mod rules;
