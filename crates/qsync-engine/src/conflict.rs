@@ -66,40 +66,10 @@ pub fn decide(
     }
 }
 
-/// `dir/name.sync-conflict-<date>-<hash>.ext` for `dir/name.ext` and the given version.
+/// `dir/name.sync-conflict-<date>-<hash>.ext` for `dir/name.ext` and the given version,
+/// shortened to fit the file system's name limit (the one naming rule, in `qsync-core`).
 pub fn conflict_name(path: &RelPath, version: &Version) -> RelPath {
-    let name = path.file_name();
-    let (stem, ext) = match name.rfind('.') {
-        Some(i) if i > 0 => (&name[..i], &name[i..]),
-        _ => (name, ""),
-    };
-    let stamp = format_utc(version.mtime_ns.div_euclid(1_000_000_000));
-    let hash = version.hash.to_hex();
-    let file = format!("{stem}.sync-conflict-{stamp}-{}{ext}", &hash[..8]);
-    let full = match path.parent() {
-        Some(parent) => format!("{parent}/{file}"),
-        None => file,
-    };
-    // The pieces come from a valid RelPath and fixed ASCII, so this cannot fail; fall back
-    // to the original path rather than panic if it ever did.
-    RelPath::new(full).unwrap_or_else(|_| path.clone())
-}
-
-/// `YYYYMMDD-HHMMSS` in UTC, from seconds since the Unix epoch (civil-from-days).
-fn format_utc(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}{month:02}{d:02}-{h:02}{m:02}{s:02}")
+    qsync_core::rules::conflict_name(path, version.mtime_ns, &version.hash)
 }
 
 /// When another device deletes a folder, whether a file in it must stay here: it does if it
