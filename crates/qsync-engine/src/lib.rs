@@ -12,6 +12,7 @@ pub mod conflict;
 pub mod control;
 pub mod daemon;
 pub mod delivery;
+pub mod driver;
 pub mod fsops;
 mod keeper;
 pub mod net;
