@@ -242,9 +242,15 @@ fn main() -> Result<()> {
         }
         Some(Command::Events) => {
             let json = cli.json;
+            let mut out = std::io::stdout().lock();
             control::follow(&state_dir, |reply| {
-                let _ = show(reply, json);
-                true
+                let line = if json {
+                    serde_json::to_string(&reply).unwrap_or_default()
+                } else {
+                    reply.to_string()
+                };
+                // A reader that went away (`qsync events | head`) ends the stream quietly.
+                writeln!(out, "{line}").and_then(|()| out.flush()).is_ok()
             })?;
             Ok(())
         }
@@ -257,7 +263,11 @@ fn main() -> Result<()> {
                         serde_json::json!({ "flag": flag, "context": context })
                     );
                 } else {
-                    println!("{flag}\t{context}");
+                    println!(
+                        "{}\t{}",
+                        control::printable(&flag),
+                        control::printable(&context)
+                    );
                 }
             }
             Ok(())

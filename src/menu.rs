@@ -54,7 +54,11 @@ pub fn run(state_dir: &Path) -> Result<()> {
     let mut input = stdin.lock();
     loop {
         for (flag, context) in btf::pending_questions(&state_dir.join("btf"))? {
-            println!("\nQuestion ({flag}): {context}");
+            println!(
+                "\nQuestion ({}): {}",
+                control::printable(&flag),
+                control::printable(&context)
+            );
             let Some(answer) = prompt(&mut input, "> ")? else {
                 return Ok(());
             };

@@ -33,6 +33,10 @@ pub const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// At most this many records go in one [`Message::Records`].
 pub const RECORDS_PER_MESSAGE: usize = 256;
 
+/// The largest sequence number, size or counter a peer may name: what a signed 64-bit
+/// database column holds. A record beyond it is ignored (no honest device gets there).
+pub const MAX_NUMBER: u64 = i64::MAX as u64;
+
 /// The permission bits of a folder QSync creates to hold a received path.
 const NEW_FOLDER_MODE: u32 = 0o755;
 
@@ -297,7 +301,7 @@ impl Core {
     ) -> Result<(), L::Error> {
         match message {
             Message::Hello { task, after } => {
-                if self.linked(&task, &from, ledger)? {
+                if after <= MAX_NUMBER && self.linked(&task, &from, ledger)? {
                     self.streaming.insert((task, from), after);
                 }
             }
@@ -311,7 +315,7 @@ impl Core {
                 self.settle(task, from, ledger)?;
             }
             Message::Ack { task, upto } => {
-                if self.linked(&task, &from, ledger)? {
+                if upto <= MAX_NUMBER && self.linked(&task, &from, ledger)? {
                     ledger.set_acked_upto(&task, &from, upto)?;
                 }
             }
@@ -342,6 +346,14 @@ impl Core {
         };
         if record.seq <= inbound.highest {
             return Ok(()); // already had it
+        }
+        let size = match record.state {
+            State::File { size, .. } => size,
+            _ => 0,
+        };
+        let counters_fit = record.version.iter().all(|(_, c)| c <= MAX_NUMBER);
+        if record.seq > MAX_NUMBER || size > MAX_NUMBER || !counters_fit {
+            return Ok(()); // not something an honest device sends
         }
         inbound.highest = record.seq;
         inbound.unsettled.insert(record.seq);

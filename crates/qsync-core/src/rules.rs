@@ -58,7 +58,7 @@ pub fn decide(local: Option<&Record>, remote: &Record) -> Decision {
         Causality::Equal if remote.state != local.state => {
             match conflict_order(&remote.state, &local.state) {
                 Ordering::Greater => Decision::TakeOver {
-                    aside: loser_copy(local),
+                    aside: copy_unless_same_bytes(local, remote),
                 },
                 _ => Decision::Keep,
             }
@@ -69,9 +69,18 @@ pub fn decide(local: Option<&Record>, remote: &Record) -> Decision {
             Ordering::Equal => Decision::Merge,
             Ordering::Less => Decision::KeepOurs,
             Ordering::Greater => Decision::TakeOver {
-                aside: loser_copy(local),
+                aside: copy_unless_same_bytes(local, remote),
             },
         },
+    }
+}
+
+/// The loser's copy, unless both are files with the same bytes (only their permission bits
+/// differ): a copy would hold nothing new.
+fn copy_unless_same_bytes(local: &Record, remote: &Record) -> Option<RelPath> {
+    match (local.state.hash(), remote.state.hash()) {
+        (Some(a), Some(b)) if a == b => None,
+        _ => loser_copy(local),
     }
 }
 

@@ -8,7 +8,15 @@
 
 #![allow(unsafe_code)]
 
+use std::sync::Once;
+
 use xdelta3_sys::{usize_t, xd3_decode_memory, xd3_encode_memory};
+
+use crate::MAX_SEGMENT_LEN;
+
+/// xdelta3 builds a shared static code table on first use, without a lock: one small call
+/// under a `Once` builds it before any two threads can race on it.
+static WARM_UP: Once = Once::new();
 
 /// Which of the two calls to make.
 #[derive(Clone, Copy)]
@@ -36,6 +44,19 @@ pub(crate) fn decode(vcdiff: &[u8], source: &[u8], target_len: usize) -> Option<
 }
 
 fn run(direction: Direction, input: &[u8], source: &[u8], room: usize) -> Option<Vec<u8>> {
+    WARM_UP.call_once(|| {
+        let sample = [7u8; 64];
+        let _ = call(Direction::Encode, &sample, &sample, sample.len());
+    });
+    // The library checks `written + next > room` in 32 bits; segments are far below the
+    // point where that could wrap, and anything larger is refused here.
+    if room > MAX_SEGMENT_LEN || input.len() > MAX_SEGMENT_LEN || source.len() > MAX_SEGMENT_LEN {
+        return None;
+    }
+    call(direction, input, source, room)
+}
+
+fn call(direction: Direction, input: &[u8], source: &[u8], room: usize) -> Option<Vec<u8>> {
     let input_len = usize_t::try_from(input.len()).ok()?;
     let source_len = usize_t::try_from(source.len()).ok()?;
     let avail = usize_t::try_from(room).ok()?;

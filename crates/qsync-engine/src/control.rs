@@ -311,9 +311,24 @@ impl Reply {
     }
 }
 
+/// Text from elsewhere (a device's name, a folder name from a pairing request) as it may
+/// be shown on a terminal: control characters (escape sequences, newlines that would fake
+/// another line) are shown escaped, never sent as they are.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// A name with its spaces shown as `_`, so that a line keeps one word per field.
 fn word(name: &str) -> String {
-    name.replace(' ', "_")
+    printable(name).replace(' ', "_")
 }
 
 impl fmt::Display for TaskInfo {
@@ -334,7 +349,9 @@ impl fmt::Display for DaemonEvent {
         match self {
             DaemonEvent::Connected { device } => write!(f, "connected {device}"),
             DaemonEvent::Disconnected { device } => write!(f, "disconnected {device}"),
-            DaemonEvent::Question { flag, context } => write!(f, "question {flag}: {context}"),
+            DaemonEvent::Question { flag, context } => {
+                write!(f, "question {}: {}", printable(flag), printable(context))
+            }
             DaemonEvent::Applied { task, from } => {
                 write!(f, "applied a change from {from} (task {task})")
             }
@@ -382,14 +399,18 @@ impl fmt::Display for Reply {
                 name,
                 code,
                 entries,
-            } => write!(f, "linked {device} {name} code {code} ({entries} entries to copy)"),
+            } => write!(
+                f,
+                "linked {device} {} code {code} ({entries} entries to copy)",
+                printable(name)
+            ),
             Reply::Pending { count, .. } => write!(f, "{count}"),
             Reply::Unlinked { task, device } => write!(f, "unlinked {device} from {task}"),
             Reply::App(app) => write!(
                 f,
                 "{:<24} {:<10} task {} {}",
-                app.name,
-                app.kind,
+                printable(&app.name),
+                printable(&app.kind),
                 app.task.map_or_else(|| "-".to_owned(), |t| t.to_string()),
                 app.data_folder.display()
             ),
@@ -398,7 +419,7 @@ impl fmt::Display for Reply {
                 f.write_str(&lines.join("\n"))
             }
             Reply::Event(event) => write!(f, "{event}"),
-            Reply::Error { message } => write!(f, "error: {message}"),
+            Reply::Error { message } => write!(f, "error: {}", printable(message)),
         }
     }
 }
@@ -585,6 +606,19 @@ mod tests {
                 prop_assert_eq!(serde_json::from_str::<Command>(&line).unwrap(), command);
             }
         }
+    }
+
+    #[test]
+    fn text_from_the_network_cannot_drive_the_terminal() {
+        let event = DaemonEvent::Question {
+            flag: "CHOOSELINKPATH".into(),
+            context: "evil\u{1b}[2J\nconnected aaaa".into(),
+        };
+        let shown = event.to_string();
+        assert!(
+            !shown.contains('\u{1b}') && !shown.contains('\n'),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -374,8 +374,7 @@ impl Engine {
         // Paths `.qsyncignore` excludes now (a pattern added while the daemon was stopped)
         // stop syncing; the scan below must not take their absence for deletions.
         let filter = Filter::for_root(&root)?;
-        let ignored =
-            index.forget_where(|e| !filter.includes(&e.path, e.kind == EntryKind::Folder));
+        let ignored = index.forget_where(|path, is_folder| !filter.includes(path, is_folder));
         if !ignored.is_empty() {
             tracing::info!(%task, count = ignored.len(), "paths now ignored stop syncing; nothing is deleted anywhere");
             self.store.forget_files(task, &ignored)?;
@@ -1236,7 +1235,10 @@ impl Engine {
                 mode: 0,
             };
             self.expect(task, &path, Some(entry.clone()));
-            fs::create_dir_all(&target).map_err(|e| EngineError::io("create", &target, e))?;
+            if let Err(e) = fs::create_dir_all(&target) {
+                self.withdraw(task, &path);
+                return Err(EngineError::io("create", &target, e));
+            }
             self.store
                 .record_changes(task, vec![Change::Create(entry)], &[])?;
             return Ok(Some((update, Outcome::Applied)));
@@ -1429,9 +1431,16 @@ impl Engine {
                     let size = text.len() as u64;
                     self.expect_content(task, &path, EntryKind::Symlink, size, mtime_ns, hash);
                 }
-                remove_any(&target).map_err(|e| EngineError::io("replace", &target, e))?;
-                std::os::unix::fs::symlink(&link_target, &target)
-                    .map_err(|e| EngineError::io("create the link", &target, e))?;
+                let made = remove_any(&target)
+                    .map_err(|e| EngineError::io("replace", &target, e))
+                    .and_then(|()| {
+                        std::os::unix::fs::symlink(&link_target, &target)
+                            .map_err(|e| EngineError::io("create the link", &target, e))
+                    });
+                if let Err(e) = made {
+                    self.withdraw(task, &path);
+                    return Err(e);
+                }
             }
             IncomingKind::Full {
                 hash, file, hasher, ..
@@ -1504,13 +1513,16 @@ impl Engine {
                         mode: 0,
                     });
                 }
-                file.persist(&target)
-                    .map_err(|e| EngineError::io("put in place", &target, e.error))?;
+                if let Err(e) = file.persist(&target) {
+                    self.withdraw(task, &path);
+                    return Err(EngineError::io("put in place", &target, e.error));
+                }
             }
             IncomingKind::Patch { result, delta, .. } => {
                 let size = qsync_delta::Header::read(&mut &delta[..]).map_or(0, |h| h.target_len);
                 self.expect_content(task, &path, EntryKind::File, size, mtime_ns, result);
                 if let Err(e) = qsync_delta::apply_file(&delta[..], &target, &target) {
+                    self.withdraw(task, &path);
                     return Ok(Some(Outcome::Failed {
                         reason: e.to_string(),
                     }));
@@ -1595,6 +1607,7 @@ impl Engine {
             let hash = w.hash.unwrap_or_else(|| ContentHash::of(b""));
             self.expect_content(f.task, &path, EntryKind::File, w.size, w.mtime_ns, hash);
             if let Err(e) = f.file.persist(&f.target) {
+                self.withdraw(f.task, &path);
                 let reason = format!("could not put {path} in place: {}", e.error);
                 answers.push((f.device, f.task, f.update, failed(reason)));
                 continue;
@@ -1715,7 +1728,10 @@ impl Engine {
             }
         }
         self.expect(task, path, None);
-        remove_any(&target).map_err(|e| EngineError::io("delete", &target, e))?;
+        if let Err(e) = remove_any(&target) {
+            self.withdraw(task, path);
+            return Err(EngineError::io("delete", &target, e));
+        }
         self.store
             .record_changes(task, vec![Change::Delete(path.clone())], &[])?;
         let replaced = match local.hash {
@@ -1776,7 +1792,10 @@ impl Engine {
             match fs::remove_file(&local) {
                 Ok(()) => removed.push(path),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => removed.push(path),
-                Err(e) => return Err(EngineError::io("delete", &local, e)),
+                Err(e) => {
+                    self.withdraw(task, &path);
+                    return Err(EngineError::io("delete", &local, e));
+                }
             }
         }
         // Deepest first, so that a folder emptied by the removals goes too.
@@ -1819,7 +1838,11 @@ impl Engine {
                 ..entry
             }),
         );
-        fs::rename(&source, &dest).map_err(|e| EngineError::io("rename", &source, e))?;
+        if let Err(e) = fs::rename(&source, &dest) {
+            self.withdraw(task, from);
+            self.withdraw(task, to);
+            return Err(EngineError::io("rename", &source, e));
+        }
         self.store.record_changes(
             task,
             vec![Change::Rename {
@@ -1834,6 +1857,14 @@ impl Engine {
     fn expect(&mut self, task: TaskId, path: &RelPath, state: Option<FileEntry>) {
         if let Some(t) = self.tasks.get_mut(&task) {
             t.index.expect(path.clone(), state);
+        }
+    }
+
+    /// Take back an announcement whose write failed (nothing of it will be seen, and its
+    /// absence must not be taken for a deletion).
+    fn withdraw(&mut self, task: TaskId, path: &RelPath) {
+        if let Some(t) = self.tasks.get_mut(&task) {
+            t.index.withdraw(path);
         }
     }
 

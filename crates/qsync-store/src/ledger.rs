@@ -81,14 +81,14 @@ impl Store {
         let count = files.len();
         for (seq, (path, kind, size, mtime_ns, hash)) in files.into_iter().enumerate() {
             let state = match kind {
-                // The older table kept no mode bits: files 0644, folders 0755; the first scan
-                // with the core records the real ones as a change.
+                // The older table kept no mode bits: 0, unknown (the index matches it with
+                // any mode, and equal bytes never make a conflict copy).
                 0 => State::File {
                     hash: opt_hash(hash)?.ok_or_else(|| corrupt("file hash", "missing"))?,
                     size: u64::try_from(size).map_err(|_| corrupt("size", size))?,
-                    mode: 0o644,
+                    mode: 0,
                 },
-                1 => State::Folder { mode: 0o755 },
+                1 => State::Folder { mode: 0 },
                 // Symlink targets were not kept either: the first scan records them.
                 2 => continue,
                 other => return Err(corrupt("file kind", other)),

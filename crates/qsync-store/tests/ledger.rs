@@ -234,7 +234,7 @@ fn a_store_from_before_version_vectors_gets_one_version_per_path() {
         record.state,
         State::File {
             size: 5,
-            mode: 0o644,
+            mode: 0,
             ..
         }
     ));

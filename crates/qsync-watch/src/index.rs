@@ -88,15 +88,21 @@ impl Index {
             .collect()
     }
 
-    /// Forget, without any event, every entry `excluded` picks (and what is under it): used
+    /// Forget, without any event, every path `excluded` picks (given the path and whether it
+    /// is a folder), what is under it, and what the engine said it would write there: used
     /// when `.qsyncignore` now excludes paths that were synced. A path that becomes ignored
     /// simply stops syncing; treating it as deleted would delete it on every other device.
     /// Returns the forgotten paths.
-    pub fn forget_where(&mut self, excluded: impl Fn(&FileEntry) -> bool) -> Vec<RelPath> {
+    pub fn forget_where(&mut self, excluded: impl Fn(&RelPath, bool) -> bool) -> Vec<RelPath> {
+        let is_folder = |e: &FileEntry| e.kind == EntryKind::Folder;
+        self.expected
+            .retain(|path, state| !excluded(path, state.as_ref().is_some_and(is_folder)));
+        let expected = &self.expected;
+        self.alone.retain(|path| expected.contains_key(path));
         let roots: Vec<RelPath> = self
             .entries
             .values()
-            .filter(|e| excluded(e))
+            .filter(|e| excluded(&e.path, is_folder(e)))
             .map(|e| e.path.clone())
             .collect();
         let mut forgotten = Vec::new();
@@ -116,6 +122,14 @@ impl Index {
     pub fn expect(&mut self, path: RelPath, state: Option<FileEntry>) {
         self.alone.remove(&path);
         self.expected.insert(path, state);
+    }
+
+    /// Take back what was said with [`expect`](Self::expect) or
+    /// [`expect_removed`](Self::expect_removed) for `path`: the engine's write failed, so
+    /// nothing of it will be seen (and its absence is no deletion).
+    pub fn withdraw(&mut self, path: &RelPath) {
+        self.expected.remove(path);
+        self.alone.remove(path);
     }
 
     /// The engine is about to remove `path` alone (a file, or a folder it saw empty).

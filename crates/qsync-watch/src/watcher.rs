@@ -143,7 +143,7 @@ pub fn observe(
     };
     if rules_changed {
         // What `.qsyncignore` excludes now stops syncing: forgotten, never taken for deleted.
-        index.forget_where(|e| !filter.includes(&e.path, e.kind == EntryKind::Folder));
+        index.forget_where(|path, is_folder| !filter.includes(path, is_folder));
     }
     let (touched, renames) = match batch {
         WatchBatch::Rescan { .. } => {

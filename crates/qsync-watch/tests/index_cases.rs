@@ -99,8 +99,26 @@ fn newly_ignored_paths_are_forgotten_without_events() {
         file("logs/a.log", 1, 0o644),
         file("notes", 2, 0o644),
     ]);
-    let forgotten = index.forget_where(|e| e.path.as_str() == "logs");
+    index.expect(path("logs/b.log"), Some(file("logs/b.log", 3, 0o644)));
+    let forgotten = index.forget_where(|p, _| p.as_str() == "logs" || p.as_str() == "logs/b.log");
     assert_eq!(forgotten.len(), 2);
     let events = index.reconcile(vec![file("notes", 2, 0o644)]);
     assert!(events.is_empty(), "{events:?}");
+}
+
+#[test]
+fn a_write_that_failed_is_withdrawn_and_its_absence_is_no_deletion() {
+    let mut index = Index::new(vec![]);
+    index.expect(path("f"), Some(file("f", 1, 0o644)));
+    index.withdraw(&path("f"));
+    assert!(index.reconcile(vec![]).is_empty());
+}
+
+#[test]
+fn what_the_engine_wrote_at_a_path_ignored_here_is_forgotten_with_it() {
+    let mut index = Index::new(vec![]);
+    index.expect(path("cache/x"), Some(file("cache/x", 1, 0o644)));
+    index.forget_where(|p, _| p.as_str().starts_with("cache"));
+    // The scan leaves ignored paths out: that is no deletion.
+    assert!(index.reconcile(vec![]).is_empty());
 }

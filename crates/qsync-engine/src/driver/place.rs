@@ -103,7 +103,28 @@ fn entry_for(path: &RelPath, state: &State, mtime_ns: i64) -> Option<FileEntry> 
     })
 }
 
+/// What identifies one version of a path on disk, to notice a change between the check
+/// and the change: device, inode, size, modification and change times.
+fn fingerprint(path: &Path) -> Option<(u64, u64, u64, i64, i64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::symlink_metadata(path).ok()?;
+    Some((
+        m.dev(),
+        m.ino(),
+        m.size(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec(),
+    ))
+}
+
 /// Carry out `p` in the task folder `root`; see the [module documentation](self).
+///
+/// Order: every check; the new content prepared beside the target (copied, given its mode
+/// and time, synced); the paths announced to the index; the target checked again (an edit
+/// saved meanwhile wins: `Diverged`); then parents, the conflict copy, the rename, and one
+/// sync of the names. On an error, what was announced is taken back.
 pub fn place(
     root: &Path,
     staging: &Staging,
@@ -115,7 +136,7 @@ pub fn place(
     if here != p.expect {
         return Ok(PlaceOutcome::Diverged);
     }
-    // Every check before any change.
+    let seen = fingerprint(&target);
     for parent in &p.parents {
         if fs::symlink_metadata(safe_target(root, parent)?).is_ok() {
             return Ok(PlaceOutcome::Diverged);
@@ -144,52 +165,104 @@ pub fn place(
         return Ok(PlaceOutcome::NotEmpty);
     }
 
-    // Announce, then change.
+    let mut announced: Vec<RelPath> = Vec::new();
+    let result = apply(
+        root,
+        staging,
+        p,
+        index,
+        &target,
+        seen,
+        &here,
+        content_here,
+        aside_target,
+        &mut announced,
+    );
+    if !matches!(result, Ok(PlaceOutcome::Done)) {
+        for path in &announced {
+            index.withdraw(path);
+        }
+    }
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+fn apply(
+    root: &Path,
+    staging: &Staging,
+    p: &Placement,
+    index: &mut Index,
+    target: &Path,
+    seen: Option<(u64, u64, u64, i64, i64, i64, i64)>,
+    here: &State,
+    content_here: bool,
+    aside_target: Option<(RelPath, PathBuf, bool)>,
+    announced: &mut Vec<RelPath>,
+) -> Result<PlaceOutcome, EngineError> {
+    // Folders first (the new content is prepared inside the target's folder).
     for parent in &p.parents {
         let folder = State::Folder { mode: 0o755 };
         index.expect(parent.clone(), entry_for(parent, &folder, p.mtime_ns));
+        announced.push(parent.clone());
+        let dir = safe_target(root, parent)?;
+        fs::create_dir(&dir).map_err(|e| EngineError::io("create the folder", &dir, e))?;
+        // create_dir applies the umask: give it exactly the mode announced.
+        set_mode(&dir, 0o755)?;
     }
+    let prepared = match &p.target {
+        State::File { hash, mode, .. } if !content_here => Some(prepare_file(
+            &staging.path_of(hash),
+            target,
+            *mode,
+            p.mtime_ns,
+        )?),
+        _ => None,
+    };
     if let Some((aside, _, _)) = &aside_target {
-        index.expect(aside.clone(), entry_for(aside, &here, p.mtime_ns));
+        index.expect(aside.clone(), entry_for(aside, here, p.mtime_ns));
+        announced.push(aside.clone());
     }
     match entry_for(&p.path, &p.target, p.mtime_ns) {
         Some(entry) => index.expect(p.path.clone(), Some(entry)),
         None => index.expect_removed(p.path.clone()),
     }
-    for parent in &p.parents {
-        let dir = safe_target(root, parent)?;
-        fs::create_dir(&dir).map_err(|e| EngineError::io("create the folder", &dir, e))?;
+    announced.push(p.path.clone());
+    if fingerprint(target) != seen {
+        return Ok(PlaceOutcome::Diverged);
     }
     if let Some((_, aside_target, already)) = &aside_target {
         if *already {
-            remove_one(&target)?;
+            remove_one(target)?;
         } else {
-            fs::rename(&target, aside_target)
-                .map_err(|e| EngineError::io("move aside", &target, e))?;
+            fs::rename(target, aside_target)
+                .map_err(|e| EngineError::io("move aside", target, e))?;
         }
     }
     let parent_dir = target.parent().unwrap_or(root).to_owned();
     match &p.target {
-        State::Deleted => remove_one(&target)?,
-        State::File { hash, mode, .. } => {
-            if content_here {
-                set_mode(&target, *mode)?;
-            } else {
-                write_file(&staging.path_of(hash), &target, *mode, p.mtime_ns)?;
+        State::Deleted => remove_one(target)?,
+        State::File { mode, .. } => match prepared {
+            Some(temp) => {
+                if matches!(fs::symlink_metadata(target), Ok(m) if m.is_dir()) {
+                    remove_one(target)?;
+                }
+                temp.persist(target)
+                    .map_err(|e| EngineError::io("rename into place", target, e.error))?;
             }
-        }
+            None => set_mode(target, *mode)?,
+        },
         State::Folder { mode } => {
-            if !matches!(fs::symlink_metadata(&target), Ok(m) if m.is_dir()) {
-                remove_one(&target)?;
-                fs::create_dir(&target)
-                    .map_err(|e| EngineError::io("create the folder", &target, e))?;
+            if !matches!(fs::symlink_metadata(target), Ok(m) if m.is_dir()) {
+                remove_one(target)?;
+                fs::create_dir(target)
+                    .map_err(|e| EngineError::io("create the folder", target, e))?;
             }
-            set_mode(&target, *mode)?;
+            set_mode(target, *mode)?;
         }
         State::Symlink { target: to } => {
-            remove_one(&target)?;
-            std::os::unix::fs::symlink(to, &target)
-                .map_err(|e| EngineError::io("create the link", &target, e))?;
+            remove_one(target)?;
+            std::os::unix::fs::symlink(to, target)
+                .map_err(|e| EngineError::io("create the link", target, e))?;
         }
     }
     // Names (renames, removals, new entries) are durable before the core records them.
@@ -222,9 +295,14 @@ fn set_mode(target: &Path, mode: u32) -> Result<(), EngineError> {
         .map_err(|e| EngineError::io("set the permissions of", target, e))
 }
 
-/// Copy the staged `source` to a temporary file beside `target`, give it its mode and time,
-/// make it durable, and rename it over `target` (a folder there must be empty).
-fn write_file(source: &Path, target: &Path, mode: u32, mtime_ns: i64) -> Result<(), EngineError> {
+/// The staged `source` copied to a temporary file beside `target`, with its mode and time,
+/// made durable: ready to be renamed into place.
+fn prepare_file(
+    source: &Path,
+    target: &Path,
+    mode: u32,
+    mtime_ns: i64,
+) -> Result<tempfile::NamedTempFile, EngineError> {
     let temp =
         incoming_file(target).map_err(|e| EngineError::io("create a file beside", target, e))?;
     fs::copy(source, temp.path())
@@ -236,12 +314,7 @@ fn write_file(source: &Path, target: &Path, mode: u32, mtime_ns: i64) -> Result<
         .map_err(|e| EngineError::io("set the time of", temp.path(), e))?;
     file.sync_all()
         .map_err(|e| EngineError::io("sync", temp.path(), e))?;
-    if matches!(fs::symlink_metadata(target), Ok(m) if m.is_dir()) {
-        remove_one(target)?;
-    }
-    temp.persist(target)
-        .map_err(|e| EngineError::io("rename into place", target, e.error))?;
-    Ok(())
+    Ok(temp)
 }
 
 #[cfg(test)]
