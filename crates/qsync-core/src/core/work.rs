@@ -1,0 +1,388 @@
+//! The per-path work of [`Core`]: deciding a received record against the ledger, asking
+//! for its content, ordering its placement, and storing what a done placement made; plus
+//! the rivals (versions ours won against) decided again when ours changes.
+
+use qsync_base::{DeviceId, RelPath, TaskId, VersionVector};
+
+use super::{Core, Item, Step, NEW_FOLDER_MODE, RETRY_AFTER};
+use crate::io::{Effect, Message, PlaceOutcome, Placement};
+use crate::ledger::Ledger;
+use crate::rules::{decide, loser_copy_nth, Decision};
+use crate::state::{Record, State};
+
+impl Core {
+    /// Carry out the work of one path as far as it goes without an answer from outside.
+    pub(super) fn advance<L: Ledger>(
+        &mut self,
+        key: &(TaskId, RelPath),
+        ledger: &mut L,
+    ) -> Result<(), L::Error> {
+        loop {
+            let Some(item) = self.work.get(key).and_then(|q| q.front()).cloned() else {
+                return Ok(());
+            };
+            match item.step {
+                Step::Ready => {}
+                Step::Waiting(at) if self.now.is_some_and(|now| now >= at) => {}
+                _ => return Ok(()),
+            }
+            let (task, path) = (&key.0, &key.1);
+            let local = ledger.record(task, path)?;
+            let remote = &item.record;
+            let (version, aside) = {
+                match decide(local.as_ref(), remote) {
+                    Decision::Keep => {
+                        self.finish_head(key, ledger)?;
+                        continue;
+                    }
+                    Decision::KeepOurs => {
+                        self.keep_rival(task, path, item.from, remote, ledger)?;
+                        self.finish_head(key, ledger)?;
+                        continue;
+                    }
+                    Decision::Merge => {
+                        let merged = match &local {
+                            Some(l) => Record {
+                                version: l.version.merged(&remote.version),
+                                mtime_ns: l.mtime_ns.max(remote.mtime_ns),
+                                seq: Self::next_seq(ledger, task)?,
+                                ..l.clone()
+                            },
+                            None => Record {
+                                seq: Self::next_seq(ledger, task)?,
+                                ..remote.clone()
+                            },
+                        };
+                        ledger.put(task, merged)?;
+                        self.changed.insert(key.clone());
+                        self.finish_head(key, ledger)?;
+                        continue;
+                    }
+                    Decision::Take => (remote.version.clone(), None),
+                    Decision::TakeOver { aside } => {
+                        let merged = local
+                            .as_ref()
+                            .map(|l| l.version.merged(&remote.version))
+                            .unwrap_or_else(|| remote.version.clone());
+                        let aside = match (aside, &local) {
+                            (Some(_), Some(l)) => match free_copy_name(task, l, ledger)? {
+                                Some(name) => Some((name, l.clone())),
+                                None => {
+                                    // Every name for the copy is taken: never overwrite
+                                    // without one; try again later.
+                                    self.wait(key);
+                                    return Ok(());
+                                }
+                            },
+                            _ => None,
+                        };
+                        (merged, aside)
+                    }
+                }
+            };
+            let expect = local
+                .as_ref()
+                .map(|l| l.state.clone())
+                .unwrap_or(State::Deleted);
+            if aside.is_none() && expect == remote.state {
+                // Nothing to change on disk: only the version is new.
+                self.finish_placed(key, item, version, None, Vec::new(), ledger)?;
+                continue;
+            }
+            let needs_content = match &remote.state {
+                State::File { hash, .. } => aside.is_some() || expect.hash() != Some(*hash),
+                _ => false,
+            };
+            if needs_content && !item.fetched {
+                if !self.connected.contains(&item.from) {
+                    self.wait(key);
+                    return Ok(());
+                }
+                if let State::File { hash, .. } = &remote.state {
+                    let message = Message::Request {
+                        task: *task,
+                        path: path.clone(),
+                        hash: *hash,
+                    };
+                    self.send(item.from, message);
+                    self.set_step(key, Step::Fetching);
+                    return Ok(());
+                }
+            }
+            let parents = if remote.state.exists() {
+                self.missing_parents(task, path, ledger)?
+            } else {
+                Some(Vec::new())
+            };
+            let Some(parents) = parents else {
+                // A parent here is a file or a link: wait for the rules to settle it.
+                self.wait(key);
+                return Ok(());
+            };
+            self.effects.push_back(Effect::Place(Placement {
+                task: *task,
+                path: path.clone(),
+                expect,
+                target: remote.state.clone(),
+                mtime_ns: remote.mtime_ns,
+                aside: aside.as_ref().map(|(p, _)| p.clone()),
+                parents: parents.clone(),
+            }));
+            self.set_step(
+                key,
+                Step::Placing {
+                    version,
+                    aside,
+                    parents,
+                },
+            );
+            return Ok(());
+        }
+    }
+
+    pub(super) fn set_step(&mut self, key: &(TaskId, RelPath), step: Step) {
+        if let Some(item) = self.work.get_mut(key).and_then(|q| q.front_mut()) {
+            item.step = step;
+        }
+    }
+
+    pub(super) fn wait(&mut self, key: &(TaskId, RelPath)) {
+        if let Some(now) = self.now {
+            self.set_step(key, Step::Waiting(now + RETRY_AFTER));
+        }
+    }
+
+    /// The folders to create before `path` can be placed, outermost first; `None` if one
+    /// of its parents is a file or a link here.
+    pub(super) fn missing_parents<L: Ledger>(
+        &self,
+        task: &TaskId,
+        path: &RelPath,
+        ledger: &L,
+    ) -> Result<Option<Vec<RelPath>>, L::Error> {
+        let mut missing = Vec::new();
+        let mut parent = path.parent();
+        while let Some(p) = parent {
+            match ledger.record(task, &p)?.map(|r| r.state) {
+                Some(State::Folder { .. }) => break,
+                Some(State::File { .. } | State::Symlink { .. }) => return Ok(None),
+                Some(State::Deleted) | None => missing.push(p.clone()),
+            }
+            parent = p.parent();
+        }
+        missing.reverse();
+        Ok(Some(missing))
+    }
+
+    pub(super) fn placed<L: Ledger>(
+        &mut self,
+        key: (TaskId, RelPath),
+        outcome: PlaceOutcome,
+        ledger: &mut L,
+    ) -> Result<(), L::Error> {
+        let Some(item) = self.work.get(&key).and_then(|q| q.front()).cloned() else {
+            return Ok(());
+        };
+        let Step::Placing {
+            version,
+            aside,
+            parents,
+        } = item.step.clone()
+        else {
+            return Ok(());
+        };
+        match outcome {
+            PlaceOutcome::Done => {
+                self.finish_placed(&key, item, version, aside, parents, ledger)?;
+                self.advance(&key, ledger)?;
+            }
+            PlaceOutcome::Diverged => self.wait(&key),
+            PlaceOutcome::NoContent => {
+                if let Some(head) = self.work.get_mut(&key).and_then(|q| q.front_mut()) {
+                    head.fetched = false;
+                    head.step = Step::Ready;
+                }
+                self.advance(&key, ledger)?;
+            }
+            PlaceOutcome::NotEmpty => {
+                let (task, path) = (&key.0, &key.1);
+                // Paths under it still have received work to do (their deletions, most
+                // likely): try again once that is done.
+                let busy_below = self
+                    .work
+                    .keys()
+                    .any(|(t, p)| t == task && p != path && p.starts_with(path));
+                if busy_below {
+                    self.wait(&key);
+                    return Ok(());
+                }
+                // The folder still holds paths this device changed (or never announced): it
+                // stays, as a new version of ours that has not seen theirs. The two are then
+                // concurrent and the conflict rule settles them the same way everywhere: the
+                // folder wins, and the device that holds the other content saves it aside.
+                if let Some(local) = ledger.record(task, path)? {
+                    self.store_local(
+                        task,
+                        path.clone(),
+                        local.state,
+                        &local.version,
+                        local.mtime_ns,
+                        ledger,
+                    )?;
+                }
+                self.finish_head(&key, ledger)?;
+                self.advance(&key, ledger)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A placement is done (or needed no disk change): store what it made, settle it.
+    pub(super) fn finish_placed<L: Ledger>(
+        &mut self,
+        key: &(TaskId, RelPath),
+        item: Item,
+        version: VersionVector,
+        aside: Option<(RelPath, Record)>,
+        parents: Vec<RelPath>,
+        ledger: &mut L,
+    ) -> Result<(), L::Error> {
+        let task = &key.0;
+        for parent in parents {
+            let folder = State::Folder {
+                mode: NEW_FOLDER_MODE,
+            };
+            match ledger.record(task, &parent)? {
+                // Brought back over a deletion: a change of ours that has seen it, so the
+                // device that deleted it learns it is back.
+                Some(deleted) => self.store_local(
+                    task,
+                    parent,
+                    folder,
+                    &deleted.version,
+                    item.record.mtime_ns,
+                    ledger,
+                )?,
+                // Never known here: only made to hold the path. Adopted with no version of
+                // ours, so the folder's own record (on its way) takes it over, and nobody's
+                // later deletion of it is made concurrent by it.
+                None => {
+                    let seq = Self::next_seq(ledger, task)?;
+                    ledger.put(
+                        task,
+                        Record {
+                            path: parent.clone(),
+                            state: folder,
+                            version: VersionVector::new(),
+                            mtime_ns: item.record.mtime_ns,
+                            seq,
+                        },
+                    )?;
+                    self.changed.insert((*task, parent));
+                }
+            }
+        }
+        if let Some((aside_path, ours)) = aside {
+            // Another device may have made the same copy already (its name follows from its
+            // content): then there is nothing new to record.
+            let existing = ledger.record(task, &aside_path)?;
+            if existing.as_ref().is_none_or(|r| r.state != ours.state) {
+                let base = existing.map(|r| r.version).unwrap_or_default();
+                self.store_local(task, aside_path, ours.state, &base, ours.mtime_ns, ledger)?;
+            }
+        }
+        let seq = Self::next_seq(ledger, task)?;
+        ledger.put(
+            task,
+            Record {
+                path: key.1.clone(),
+                version,
+                seq,
+                ..item.record
+            },
+        )?;
+        self.changed.insert(key.clone());
+        self.finish_head(key, ledger)?;
+        Ok(())
+    }
+
+    /// Keep `rival` (from `peer`) for `path`, unless a kept rival has seen it; drop the kept
+    /// rivals it has seen (a version relayed by one peer, then superseded through another).
+    pub(super) fn keep_rival<L: Ledger>(
+        &mut self,
+        task: &TaskId,
+        path: &RelPath,
+        peer: DeviceId,
+        rival: &Record,
+        ledger: &mut L,
+    ) -> Result<(), L::Error> {
+        let kept = ledger.rivals(task, path)?;
+        if kept
+            .iter()
+            .any(|(_, k)| k.version.dominates(&rival.version))
+        {
+            return Ok(());
+        }
+        for (other, k) in kept {
+            if rival.version.dominates(&k.version) {
+                ledger.set_rival(task, path, &other, None)?;
+            }
+        }
+        ledger.set_rival(task, path, &peer, Some(rival.clone()))
+    }
+
+    /// Decide again the rivals of every path whose record changed: one that ours has now
+    /// seen is forgotten; the others are queued like received records (ours may now lose),
+    /// and stay in the ledger until ours has seen them, so a crash or a lost connection
+    /// cannot drop them.
+    pub(super) fn recheck_rivals<L: Ledger>(&mut self, ledger: &mut L) -> Result<(), L::Error> {
+        while let Some(key) = self.changed.pop_first() {
+            let (task, path) = (&key.0, &key.1);
+            let Some(ours) = ledger.record(task, path)? else {
+                continue;
+            };
+            for (peer, rival) in ledger.rivals(task, path)? {
+                if ours.version.dominates(&rival.version) {
+                    ledger.set_rival(task, path, &peer, None)?;
+                    continue;
+                }
+                let queued = self
+                    .work
+                    .get(&key)
+                    .is_some_and(|q| q.iter().any(|i| i.record.version == rival.version));
+                // A rival from a peer that is away would block the path until it is back;
+                // it is decided again when that peer connects.
+                if !queued && self.connected.contains(&peer) {
+                    self.work.entry(key.clone()).or_default().push_back(Item {
+                        from: peer,
+                        record: rival,
+                        step: Step::Ready,
+                        fetched: false,
+                        tracked: false,
+                    });
+                }
+            }
+            self.advance(&key, ledger)?;
+        }
+        Ok(())
+    }
+}
+
+/// The first conflict-copy name for `loser` that is free in the ledger or already holds
+/// the same content (another device made the same copy).
+fn free_copy_name<L: Ledger>(
+    task: &TaskId,
+    loser: &Record,
+    ledger: &L,
+) -> Result<Option<RelPath>, L::Error> {
+    for n in 0..64 {
+        let Some(name) = loser_copy_nth(loser, n) else {
+            return Ok(None);
+        };
+        match ledger.record(task, &name)? {
+            Some(r) if r.state.exists() && r.state != loser.state => continue,
+            _ => return Ok(Some(name)),
+        }
+    }
+    Ok(None)
+}

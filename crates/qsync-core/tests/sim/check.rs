@@ -1,0 +1,163 @@
+//! The invariants every settled run must hold.
+
+use super::*;
+
+impl World {
+    // ----- checks --------------------------------------------------------------------------
+
+    /// The disk as comparable states (modification times aside).
+    pub fn tree(&self, d: usize) -> BTreeMap<String, State> {
+        self.devices[d]
+            .disk
+            .iter()
+            .map(|(p, n)| (p.clone(), n.state()))
+            .collect()
+    }
+
+    pub fn conflict_copies(&self, d: usize) -> Vec<String> {
+        self.devices[d]
+            .disk
+            .keys()
+            .filter(|p| is_conflict_copy(&RelPath::new((*p).clone()).unwrap()))
+            .cloned()
+            .collect()
+    }
+
+    /// Every invariant; `Err` says which failed and how.
+    pub fn check(&self) -> Result<(), String> {
+        // Convergence: every device has the same tree, and its ledger agrees with its disk.
+        let first = self.tree(0);
+        for d in 1..self.devices.len() {
+            let tree = self.tree(d);
+            if tree != first {
+                let mut diff = String::new();
+                for p in first.keys().chain(tree.keys()).collect::<BTreeSet<_>>() {
+                    let (x, y) = (first.get(p), tree.get(p));
+                    if x != y {
+                        let _ = writeln!(
+                            diff,
+                            "  {p}: dev0 {:?} / dev{d} {:?}",
+                            x.map(short),
+                            y.map(short)
+                        );
+                    }
+                }
+                return Err(format!("dev0 and dev{d} differ:\n{diff}"));
+            }
+        }
+        for (d, device) in self.devices.iter().enumerate() {
+            for record in device.ledger.all(&self.task) {
+                let on_disk = device
+                    .disk
+                    .get(record.path.as_str())
+                    .map(Node::state)
+                    .unwrap_or(State::Deleted);
+                if on_disk != record.state {
+                    return Err(format!(
+                        "dev{d}'s ledger says {} is {:?}, its disk {:?}",
+                        record.path,
+                        short(&record.state),
+                        short(&on_disk)
+                    ));
+                }
+            }
+            for path in device.disk.keys() {
+                if device
+                    .ledger
+                    .get(&self.task, &RelPath::new(path.clone()).unwrap())
+                    .is_none()
+                {
+                    return Err(format!("dev{d} has {path} on disk and no record of it"));
+                }
+            }
+        }
+        // Versions agree too.
+        let versions = |d: usize| -> BTreeMap<RelPath, VersionVector> {
+            self.devices[d]
+                .ledger
+                .all(&self.task)
+                .into_iter()
+                .filter(|r| r.state.exists())
+                .map(|r| (r.path, r.version))
+                .collect()
+        };
+        let v0 = versions(0);
+        for d in 1..self.devices.len() {
+            if versions(d) != v0 {
+                return Err(format!(
+                    "dev0 and dev{d} hold the same tree with different versions"
+                ));
+            }
+        }
+        // Nothing lost: each recorded write of content is still there (at its path or as a
+        // conflict copy beside it) unless a later write made on top of it explains its absence.
+        for w in &self.writes {
+            if !matches!(w.state, State::File { .. } | State::Symlink { .. }) {
+                continue;
+            }
+            // A later write on top of it, or a person's change to a conflict copy of it.
+            let seen_later = self.writes.iter().any(|l| {
+                (l.path == w.path && l.base.dominates(&w.version))
+                    || (is_conflict_copy(&l.path) && l.before == w.state)
+            });
+            if seen_later {
+                continue;
+            }
+            let parent = w.path.parent().map(|p| p.as_str().to_owned());
+            let kept = first.iter().any(|(p, s)| {
+                let rel = RelPath::new(p.clone()).unwrap();
+                let same_place = *p == w.path.as_str()
+                    || (is_conflict_copy(&rel)
+                        && rel.parent().map(|q| q.as_str().to_owned()) == parent);
+                same_place && *s == w.state
+            });
+            if !kept {
+                return Err(format!(
+                    "lost: dev{}'s write of {} ({:?} {:?}) is nowhere",
+                    w.device,
+                    w.path,
+                    short(&w.state),
+                    w.version
+                ));
+            }
+        }
+        // No conflict copy without two concurrent writers of the original: one whose write
+        // is in the copy, and one who wrote the same path concurrently, or inside it while
+        // it was a folder there. (The copy may have been moved since by a rename, so only
+        // its content is matched.)
+        for copy in self.conflict_copies(0) {
+            let state = &first[&copy];
+            let explained = self.writes.iter().any(|w| {
+                w.state == *state
+                    && self.writes.iter().any(|o| {
+                        (o.path == w.path && o.version.compare(&w.version) == Causality::Concurrent)
+                            || (o.device != w.device
+                                && o.path != w.path
+                                && o.path.starts_with(&w.path))
+                    })
+            });
+            if !explained {
+                return Err(format!(
+                    "conflict copy {copy} without two concurrent writers"
+                ));
+            }
+        }
+        // Messages per change stay bounded (no echo storms).
+        let links = self.links.len() as u64;
+        let ledger_size = self
+            .devices
+            .iter()
+            .map(|d| d.ledger.all(&self.task).len() as u64)
+            .max()
+            .unwrap_or(0);
+        let bound =
+            (self.versions_made + 1) * links * 2 * 4 + self.reconnects * 2 * (ledger_size + 1);
+        if self.records_sent > bound {
+            return Err(format!(
+                "{} records sent for {} versions over {links} links: over {bound}",
+                self.records_sent, self.versions_made
+            ));
+        }
+        Ok(())
+    }
+}
