@@ -135,6 +135,35 @@ pub enum Message {
         /// Content bytes sent.
         bytes: u64,
     },
+    /// A message of the sync core (`qsync_core::Message`), postcard-encoded: the wire
+    /// carries it without knowing it. (Variants from here on serve the core's driver;
+    /// a daemon that does not know them ignores them.)
+    Sync {
+        /// The encoded core message.
+        body: Bytes,
+    },
+    /// Part of the content asked for by a core `Request`, in order from `offset`; a last
+    /// message with `last: true` (and no data) says it is complete and matched its hash.
+    Content {
+        /// The path it was asked for.
+        path: RelPath,
+        /// The content's hash.
+        hash: ContentHash,
+        /// Where `data` starts in the file.
+        offset: u64,
+        /// At most [`MAX_CHUNK_LEN`] bytes.
+        data: Bytes,
+        /// Complete (the sender's hash check passed).
+        last: bool,
+    },
+    /// The content asked for is not here any more (changed or gone); what was sent of it
+    /// is to be dropped.
+    Unavailable {
+        /// The path it was asked for.
+        path: RelPath,
+        /// The content's hash.
+        hash: ContentHash,
+    },
 }
 
 impl Message {

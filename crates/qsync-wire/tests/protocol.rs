@@ -350,9 +350,18 @@ fn write_fuzz_seeds() {
         listen_port: 1,
     })
     .unwrap();
-    let seeds: [(&str, Vec<u8>); 5] = [
+    let content = postcard::to_stdvec(&Message::Content {
+        path: RelPath::new("a/b").unwrap(),
+        hash: qsync_base::ContentHash::of(b"x"),
+        offset: 0,
+        data: bytes::Bytes::from_static(b"x"),
+        last: true,
+    })
+    .unwrap();
+    let seeds: [(&str, Vec<u8>); 6] = [
         ("stream", [&[0u8][..], &stream].concat()),
         ("body", [&[1u8][..], &body].concat()),
+        ("content", [&[1u8][..], &content].concat()),
         ("pair", [&[2u8][..], &pair_body].concat()),
         ("flip", vec![3, 77, b'h', b'i']),
         ("empty", vec![]),

@@ -6,10 +6,14 @@
 //!
 //! - [`place`]: a [`qsync_core::Placement`] carried out on a real folder, all or nothing,
 //!   durable before it is reported, announced to the watcher's index first.
+//! - [`transfer`]: content for the core's fetches, served in chunks and vouched for only if
+//!   it still hashes to what was asked, received in order within its size and staged once
+//!   checked.
 //! - [`observed`]: the watcher's clean events as the core's [`qsync_core::Input::Observed`]
 //!   facts (the same translation the simulator in `qsync-core/tests/sim` uses).
 
 pub mod place;
+pub mod transfer;
 
 use std::path::Path;
 

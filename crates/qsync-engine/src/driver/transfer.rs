@@ -1,0 +1,229 @@
+//! Content for the core's fetches: the sending side streams a file in chunks and vouches
+//! for it only if it still hashes to what was asked ([`serve`]); the receiving side takes
+//! the chunks in order, within the announced size, checks the hash, and stages the content
+//! durably under its hash ([`Incoming`]).
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use bytes::Bytes;
+use qsync_base::{ContentHash, ContentHasher, RelPath};
+use qsync_wire::{Message, MAX_CHUNK_LEN};
+
+use super::place::Staging;
+use crate::fsops::safe_target;
+use crate::EngineError;
+
+/// Send the content `hash` at `path` of the task folder `root` through `send` (which
+/// returns false once the connection is gone): chunks, then `Content { last: true }` if
+/// what was read still hashes to `hash`, or `Unavailable` if it does not (changed, gone,
+/// not a regular file, or reached through a symlink).
+pub fn serve(
+    root: &Path,
+    path: &RelPath,
+    hash: ContentHash,
+    mut send: impl FnMut(Message) -> bool,
+) {
+    let unavailable = || Message::Unavailable {
+        path: path.clone(),
+        hash,
+    };
+    let Ok(local) = safe_target(root, path) else {
+        send(unavailable());
+        return;
+    };
+    // O_NOFOLLOW: a symlink planted at the path is never read through.
+    let opened = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(&local);
+    let Ok(mut file) = opened else {
+        send(unavailable());
+        return;
+    };
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        send(unavailable());
+        return;
+    }
+    let mut hasher = ContentHasher::new();
+    let mut offset = 0u64;
+    let mut buffer = vec![0u8; MAX_CHUNK_LEN];
+    loop {
+        let n = match file.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(_) => {
+                send(unavailable());
+                return;
+            }
+        };
+        hasher.update(&buffer[..n]);
+        let message = Message::Content {
+            path: path.clone(),
+            hash,
+            offset,
+            data: Bytes::copy_from_slice(&buffer[..n]),
+            last: false,
+        };
+        if !send(message) {
+            return;
+        }
+        offset += n as u64;
+    }
+    let last = if hasher.finish() == hash {
+        Message::Content {
+            path: path.clone(),
+            hash,
+            offset,
+            data: Bytes::new(),
+            last: true,
+        }
+    } else {
+        unavailable()
+    };
+    send(last);
+}
+
+/// Content on its way in: written to a temporary file in the staging folder as it comes.
+pub struct Incoming {
+    hash: ContentHash,
+    size: u64,
+    next: u64,
+    hasher: ContentHasher,
+    file: tempfile::NamedTempFile,
+}
+
+impl Incoming {
+    /// Start receiving the content `hash` of `size` bytes (as its record announced).
+    pub fn start(staging: &Staging, hash: ContentHash, size: u64) -> Result<Self, EngineError> {
+        let dir = staging.path_of(&hash);
+        let dir = dir.parent().unwrap_or(Path::new("."));
+        let file = tempfile::Builder::new()
+            .prefix(".incoming-")
+            .tempfile_in(dir)
+            .map_err(|e| EngineError::io("create a file in", dir, e))?;
+        Ok(Self {
+            hash,
+            size,
+            next: 0,
+            hasher: ContentHasher::new(),
+            file,
+        })
+    }
+
+    /// Take one chunk. Chunks come in order and never past the announced size; anything
+    /// else is the sender's error and ends this transfer.
+    pub fn accept(&mut self, offset: u64, data: &[u8]) -> Result<(), EngineError> {
+        let end = offset.checked_add(data.len() as u64);
+        if offset != self.next || end.is_none_or(|end| end > self.size) {
+            return Err(EngineError::State(format!(
+                "content {} arrived out of order or past its {} bytes (offset {offset}, {} bytes)",
+                self.hash,
+                self.size,
+                data.len()
+            )));
+        }
+        self.file
+            .write_all(data)
+            .map_err(|e| EngineError::io("write", self.file.path(), e))?;
+        self.hasher.update(data);
+        self.next += data.len() as u64;
+        Ok(())
+    }
+
+    /// The sender says it is complete: if it is whole and hashes to what was asked, it is
+    /// made durable and staged (true); otherwise it is dropped (false).
+    pub fn finish(self, staging: &Staging) -> Result<bool, EngineError> {
+        if self.next != self.size || self.hasher.finish() != self.hash {
+            return Ok(false);
+        }
+        self.file
+            .as_file()
+            .sync_all()
+            .map_err(|e| EngineError::io("sync", self.file.path(), e))?;
+        let target = staging.path_of(&self.hash);
+        self.file
+            .persist(&target)
+            .map_err(|e| EngineError::io("stage", &target, e.error))?;
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+
+    fn collect(root: &Path, path: &str, hash: ContentHash) -> Vec<Message> {
+        let mut out = Vec::new();
+        serve(root, &RelPath::new(path).unwrap(), hash, |m| {
+            out.push(m);
+            true
+        });
+        out
+    }
+
+    #[test]
+    fn a_file_travels_in_chunks_and_is_staged_once_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let staging = Staging::open(dir.path().join("staging")).unwrap();
+        let content: Vec<u8> = (0..MAX_CHUNK_LEN * 2 + 17)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        fs::write(dir.path().join("big"), &content).unwrap();
+        let hash = ContentHash::of(&content);
+        let messages = collect(dir.path(), "big", hash);
+        assert_eq!(messages.len(), 4, "three chunks and the end");
+        let mut incoming = Incoming::start(&staging, hash, content.len() as u64).unwrap();
+        for message in &messages {
+            match message {
+                Message::Content {
+                    offset,
+                    data,
+                    last: false,
+                    ..
+                } => incoming.accept(*offset, data).unwrap(),
+                Message::Content { last: true, .. } => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(incoming.finish(&staging).unwrap());
+        assert_eq!(fs::read(staging.path_of(&hash)).unwrap(), content);
+    }
+
+    #[test]
+    fn changed_gone_or_linked_content_is_unavailable() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("f"), b"now").unwrap();
+        let asked = ContentHash::of(b"before");
+        assert!(matches!(
+            collect(dir.path(), "f", asked).last(),
+            Some(Message::Unavailable { .. })
+        ));
+        assert!(matches!(
+            collect(dir.path(), "missing", asked)[..],
+            [Message::Unavailable { .. }]
+        ));
+        std::os::unix::fs::symlink("/etc/hostname", dir.path().join("l")).unwrap();
+        let messages = collect(dir.path(), "l", asked);
+        assert!(
+            matches!(messages[..], [Message::Unavailable { .. }]),
+            "{messages:?}"
+        );
+    }
+
+    #[test]
+    fn out_of_order_oversized_or_wrong_content_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let staging = Staging::open(dir.path().join("staging")).unwrap();
+        let hash = ContentHash::of(b"hello");
+        let mut incoming = Incoming::start(&staging, hash, 5).unwrap();
+        assert!(incoming.accept(1, b"ello").is_err());
+        assert!(incoming.accept(0, b"hello!").is_err());
+        incoming.accept(0, b"jello").unwrap();
+        assert!(!incoming.finish(&staging).unwrap());
+        assert!(!staging.has(&hash));
+    }
+}
