@@ -2,5 +2,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    qsync_core::fuzzing::messages(data);
+    qsync_core::fuzzing::messages(std::time::Instant::now(), data);
 });

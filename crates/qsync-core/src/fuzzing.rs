@@ -13,12 +13,12 @@ pub const PEER: DeviceId = DeviceId::from_bytes([2; 32]);
 /// The task the fuzzed core syncs with [`PEER`].
 pub const TASK: TaskId = TaskId::from_bytes([7; 32]);
 
-/// `data` is a sequence of postcard-encoded [`Message`]s from [`PEER`], fed to a linked and
-/// connected core; every placement it orders is reported done, every fetch successful.
-pub fn messages(data: &[u8]) {
+/// `data` is a sequence of postcard-encoded [`Message`]s from [`PEER`], fed at time `start`
+/// (the caller's clock: this crate reads none) to a linked and connected core; every
+/// placement it orders is reported done, every fetch successful.
+pub fn messages(start: Instant, data: &[u8]) {
     let mut core = Core::new(DeviceId::from_bytes([1; 32]));
     let mut ledger = MemLedger::new();
-    let start = Instant::now();
     let feed = |core: &mut Core, ledger: &mut MemLedger, input: Input| {
         let Ok(()) = core.handle(start, input, ledger);
         let mut answers = Vec::new();

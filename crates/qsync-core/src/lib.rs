@@ -21,7 +21,7 @@
 //! let (a, b) = (DeviceId::from_bytes([1; 32]), DeviceId::from_bytes([2; 32]));
 //! let task = TaskId::from_bytes([7; 32]);
 //! let (mut core, mut ledger) = (Core::new(a), MemLedger::new());
-//! let now = Instant::now();
+//! let now = Instant::now(); // the driver reads the clock and passes it in
 //!
 //! core.handle(now, Input::Link { task, peer: b }, &mut ledger)?;
 //! core.handle(now, Input::Connected { peer: b }, &mut ledger)?;

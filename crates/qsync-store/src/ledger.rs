@@ -197,6 +197,46 @@ impl LedgerTx<'_> {
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
+    /// Store `record` in `table` (`records` or `rivals`, which share [`COLUMNS`]) under the
+    /// `key` columns, replacing the row it replaces.
+    fn insert(
+        &self,
+        table: &str,
+        key: &[(&str, &[u8])],
+        record: &Record,
+    ) -> Result<(), StoreError> {
+        let (kind, hash, size, mode, target) = state_columns(&record.state);
+        let names: Vec<&str> = key.iter().map(|(name, _)| *name).collect();
+        let count = key.len() + COLUMNS.split(',').count();
+        let marks: Vec<String> = (1..=count).map(|i| format!("?{i}")).collect();
+        let sql = format!(
+            "INSERT OR REPLACE INTO {table} ({}, {COLUMNS}) VALUES ({})",
+            names.join(", "),
+            marks.join(", ")
+        );
+        let path = record.path.as_str();
+        let (seq, size, version) = (
+            to_i64(record.seq, "sequence number")?,
+            to_i64(size, "size")?,
+            version_bytes(&record.version)?,
+        );
+        let mut values: Vec<&dyn rusqlite::ToSql> =
+            key.iter().map(|(_, v)| v as &dyn rusqlite::ToSql).collect();
+        values.extend([
+            &path as &dyn rusqlite::ToSql,
+            &seq,
+            &kind,
+            &hash,
+            &size,
+            &mode,
+            &target,
+            &record.mtime_ns,
+            &version,
+        ]);
+        self.tx.execute(&sql, values.as_slice())?;
+        Ok(())
+    }
+
     fn progress(&self, column: &str, task: &TaskId, peer: &DeviceId) -> Result<u64, StoreError> {
         let sql =
             format!("SELECT {column} FROM peer_progress WHERE task_id = ?1 AND device_id = ?2");
@@ -269,23 +309,7 @@ impl Ledger for LedgerTx<'_> {
     }
 
     fn put(&mut self, task: &TaskId, record: Record) -> Result<(), StoreError> {
-        let (kind, hash, size, mode, target) = state_columns(&record.state);
-        self.tx.execute(
-            &format!("INSERT OR REPLACE INTO records (task_id, {COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
-            params![
-                task.as_bytes(),
-                record.path.as_str(),
-                to_i64(record.seq, "sequence number")?,
-                kind,
-                hash,
-                to_i64(size, "size")?,
-                mode,
-                target,
-                record.mtime_ns,
-                version_bytes(&record.version)?,
-            ],
-        )?;
-        Ok(())
+        self.insert("records", &[("task_id", &task.as_bytes()[..])], &record)
     }
 
     fn records_after(
@@ -363,24 +387,15 @@ impl Ledger for LedgerTx<'_> {
             )?;
             return Ok(());
         };
-        let (kind, hash, size, mode, target) = state_columns(&record.state);
-        self.tx.execute(
-            &format!("INSERT OR REPLACE INTO rivals (task_id, device_id, {COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
-            params![
-                task.as_bytes(),
-                peer.as_bytes(),
-                path.as_str(),
-                to_i64(record.seq, "sequence number")?,
-                kind,
-                hash,
-                to_i64(size, "size")?,
-                mode,
-                target,
-                record.mtime_ns,
-                version_bytes(&record.version)?,
-            ],
-        )?;
-        Ok(())
+        let record = Record {
+            path: path.clone(),
+            ..record
+        };
+        let key: [(&str, &[u8]); 2] = [
+            ("task_id", &task.as_bytes()[..]),
+            ("device_id", &peer.as_bytes()[..]),
+        ];
+        self.insert("rivals", &key, &record)
     }
 
     fn received_upto(&self, task: &TaskId, peer: &DeviceId) -> Result<u64, StoreError> {
