@@ -1,0 +1,271 @@
+//! The daemon's answers to the control socket's commands (tasks, links, apps, status):
+//! what each [`Command`] does to the engine's state, and its [`Reply`].
+
+use super::*;
+
+impl Engine {
+    pub(super) fn control(
+        &mut self,
+        command: Command,
+        reply: oneshot::Sender<Reply>,
+    ) -> Option<(Reply, oneshot::Sender<Reply>)> {
+        let answer = match command {
+            Command::Id => Ok(Reply::Id { device: self.me }),
+            Command::TaskAdd { path, name } => self
+                .task_add(&path, name.as_deref().unwrap_or(""))
+                .map(|(task, name, root)| {
+                    Reply::TaskAdded(TaskInfo {
+                        task,
+                        name,
+                        root,
+                        devices: 0,
+                    })
+                }),
+            Command::TaskRemove { task } => {
+                self.task_remove(task).map(|()| Reply::TaskRemoved { task })
+            }
+            Command::AppAdd {
+                kind,
+                name,
+                folder,
+                app_dir,
+                config,
+            } => self
+                .app_add(&kind, &name, &folder, app_dir, config)
+                .map(Reply::App),
+            Command::AppList => self
+                .store
+                .apps()
+                .map_err(Into::into)
+                .map(|apps| Reply::Apps {
+                    apps: apps.iter().map(app_info).collect(),
+                }),
+            Command::AppGet { name } => match self.store.app(&name) {
+                Ok(Some(app)) => Ok(Reply::App(app_info(&app))),
+                Ok(None) => Err(EngineError::State(format!(
+                    "no app named {name} is installed"
+                ))),
+                Err(e) => Err(e.into()),
+            },
+            Command::AppRemove { name } => self.app_remove(&name).map(Reply::App),
+            Command::TaskList => self
+                .store
+                .tasks()
+                .map_err(Into::into)
+                .map(|tasks| Reply::Tasks {
+                    tasks: tasks
+                        .into_iter()
+                        .map(|t| TaskInfo {
+                            devices: self.tasks.get(&t.id).map_or(0, |s| s.links.len()),
+                            task: t.id,
+                            name: t.name,
+                            root: t.root,
+                        })
+                        .collect(),
+                }),
+            Command::Devices => {
+                self.store
+                    .devices()
+                    .map_err(Into::into)
+                    .map(|devices| Reply::Devices {
+                        devices: devices
+                            .into_iter()
+                            .map(|d| DeviceInfo {
+                                connected: self.conns.contains_key(&d.id),
+                                device: d.id,
+                                name: d.name,
+                                address: d.last_address,
+                            })
+                            .collect(),
+                    })
+            }
+            Command::Status => self.store.counts().map_err(Into::into).map(|c| {
+                Reply::Status(Status {
+                    device: self.me,
+                    tasks: self.tasks.len(),
+                    connected: self.conns.len(),
+                    updates: c.updates,
+                    pending: c.pending,
+                    deltas: c.deltas,
+                    sent: self.sent,
+                    received: self.received,
+                    wire_sent: self
+                        .net
+                        .wire
+                        .sent
+                        .load(std::sync::atomic::Ordering::Relaxed),
+                    wire_received: self
+                        .net
+                        .wire
+                        .received
+                        .load(std::sync::atomic::Ordering::Relaxed),
+                    unsupported: self.tasks.values().map(|t| t.unsupported).sum(),
+                })
+            }),
+            Command::Link { task, address } => {
+                let Some(state) = self.tasks.get(&task) else {
+                    return Some((Reply::error(format!("no task {task} here")), reply));
+                };
+                let folder = state
+                    .root
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let ctx = self.net.clone();
+                let events = self.events.clone();
+                self.runtime.spawn(async move {
+                    let result = net::pair_initiator(address, task, folder, ctx).await;
+                    let _ = events.send(Event::Paired(task, result, reply));
+                });
+                return None;
+            }
+            Command::Pending { device } => {
+                self.store
+                    .missing_for(device)
+                    .map_err(Into::into)
+                    .map(|missing| Reply::Pending {
+                        device,
+                        count: missing.len() as u64,
+                    })
+            }
+            Command::Unlink { task, device } => {
+                self.send(device, task, Message::UnlinkDevice);
+                if let Some(t) = self.tasks.get_mut(&task) {
+                    t.links.remove(&device);
+                }
+                self.store
+                    .remove_link(task, device)
+                    .map_err(Into::into)
+                    .map(|()| Reply::Unlinked { task, device })
+            }
+            // The control socket streams events itself; it never sends this here.
+            Command::Events => Err(EngineError::State(
+                "events are streamed by the control socket".into(),
+            )),
+        };
+        Some((answer.unwrap_or_else(Reply::error), reply))
+    }
+
+    /// Stop syncing `task` here: unlink its devices and forget it (its folder is untouched).
+    pub(super) fn task_remove(&mut self, task: TaskId) -> Result<(), EngineError> {
+        let links = self.store.linked_devices(task)?;
+        for device in links {
+            self.send(device, task, Message::UnlinkDevice);
+        }
+        self.tasks.remove(&task); // drops its watcher
+        self.store.remove_task(task)?;
+        Ok(())
+    }
+
+    /// Record an installed app and create the sync task of its data folder.
+    pub(super) fn app_add(
+        &mut self,
+        kind: &str,
+        name: &str,
+        folder: &Path,
+        app_dir: Option<PathBuf>,
+        config: String,
+    ) -> Result<AppInfo, EngineError> {
+        if kind != "grapin" && kind != "tout-en-un" {
+            return Err(EngineError::State(format!(
+                "`{kind}` is not an app kind (grapin or tout-en-un)"
+            )));
+        }
+        if self.store.app(name)?.is_some() {
+            return Err(EngineError::State(format!(
+                "an app named {name} is already installed"
+            )));
+        }
+        let (task, _, root) = self.task_add(folder, name)?;
+        let installed_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let record = AppRecord {
+            name: name.to_owned(),
+            kind: kind.to_owned(),
+            task: Some(task),
+            data_folder: root,
+            app_dir,
+            config,
+            installed_at,
+        };
+        if let Err(e) = self.store.add_app(&record) {
+            let _ = self.task_remove(task);
+            return Err(e.into());
+        }
+        Ok(app_info(&record))
+    }
+
+    /// Forget an installed app and remove its sync task (never its files).
+    pub(super) fn app_remove(&mut self, name: &str) -> Result<AppInfo, EngineError> {
+        let Some(app) = self.store.app(name)? else {
+            return Err(EngineError::State(format!(
+                "no app named {name} is installed"
+            )));
+        };
+        if let Some(task) = app.task {
+            if self.tasks.contains_key(&task) {
+                self.task_remove(task)?;
+            }
+        }
+        self.store.remove_app(name)?;
+        Ok(app_info(&app))
+    }
+
+    /// A folder inside (or around) another task's would be synced twice: refused.
+    pub(super) fn refuse_overlap(&self, root: &Path) -> Result<(), EngineError> {
+        for (id, other) in &self.tasks {
+            if root.starts_with(&other.root) || other.root.starts_with(root) {
+                return Err(EngineError::State(format!(
+                    "{} overlaps {}, already synced by task {id}",
+                    root.display(),
+                    other.root.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn task_add(
+        &mut self,
+        path: &Path,
+        name: &str,
+    ) -> Result<(TaskId, String, PathBuf), EngineError> {
+        let root = fs::canonicalize(path).map_err(|e| EngineError::io("find", path, e))?;
+        if !root.is_dir() {
+            return Err(EngineError::State(format!(
+                "{} is not a folder",
+                root.display()
+            )));
+        }
+        self.refuse_overlap(&root)?;
+        let name = if name.is_empty() {
+            root.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "task".into())
+        } else {
+            name.to_owned()
+        };
+        let task = TaskId::random();
+        self.store.add_task(task, &root, &name)?;
+        let entries = scan(&root, &HashMap::new())?;
+        for entry in &entries {
+            self.keep_content(&root, entry)?;
+        }
+        self.store.record_mapping(task, &entries)?;
+        self.start_task(task, root.clone())?;
+        Ok((task, name, root))
+    }
+}
+
+/// One installed app, as the control protocol describes it.
+fn app_info(app: &AppRecord) -> AppInfo {
+    AppInfo {
+        name: app.name.clone(),
+        kind: app.kind.clone(),
+        task: app.task,
+        data_folder: app.data_folder.clone(),
+        app_dir: app.app_dir.clone(),
+        config: app.config.clone(),
+    }
+}
