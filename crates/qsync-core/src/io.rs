@@ -23,12 +23,17 @@ pub enum Message {
         /// The last of the peer's sequence numbers already processed here.
         after: u64,
     },
-    /// Records of the sender's ledger, in the order of its sequence numbers.
+    /// Records of the sender's ledger, in the order of its sequence numbers, up to `upto`.
+    /// Records the receiver is known to have (those it sent) are left out, so `upto` says
+    /// how far the sender's sequence this message covers.
     Records {
         /// The task.
         task: TaskId,
         /// The records.
         records: Vec<Record>,
+        /// The sender's sequence number this message goes up to (at least the last
+        /// record's).
+        upto: u64,
     },
     /// "I have processed your records up to `upto`": the sender's records after it are
     /// what this device still lacks (its pending updates).
@@ -46,6 +51,11 @@ pub enum Message {
         path: RelPath,
         /// Which content.
         hash: ContentHash,
+        /// Its size, as the record announced it (the most the asker accepts).
+        size: u64,
+        /// The content the asker has at `path` now, if a file: the peer may send the
+        /// difference from it instead of the whole.
+        base: Option<ContentHash>,
     },
 }
 
@@ -134,6 +144,9 @@ pub enum Effect {
         path: RelPath,
         /// Which content.
         hash: ContentHash,
+        /// The content the peer has at `path` (from its request): the difference from it
+        /// may be sent instead of the whole.
+        base: Option<ContentHash>,
     },
     /// Change the disk; answered by [`Input::Placed`].
     Place(Placement),

@@ -28,15 +28,23 @@ pub trait Ledger {
 
     /// The record of `path`, if any.
     fn record(&self, task: &TaskId, path: &RelPath) -> Result<Option<Record>, Self::Error>;
-    /// Store `record`, replacing the path's previous one.
-    fn put(&mut self, task: &TaskId, record: Record) -> Result<(), Self::Error>;
-    /// Up to `limit` records with a sequence number above `after`, in sequence order.
+    /// Store `record`, replacing the path's previous one. `origin`: the peer it was taken
+    /// from as is (that peer has it, so it is never sent back there); `None` for a version
+    /// made here.
+    fn put(
+        &mut self,
+        task: &TaskId,
+        record: Record,
+        origin: Option<DeviceId>,
+    ) -> Result<(), Self::Error>;
+    /// Up to `limit` records with a sequence number above `after`, in sequence order, each
+    /// with its origin.
     fn records_after(
         &self,
         task: &TaskId,
         after: u64,
         limit: usize,
-    ) -> Result<Vec<Record>, Self::Error>;
+    ) -> Result<Vec<(Record, Option<DeviceId>)>, Self::Error>;
     /// The records of the paths strictly under `folder`.
     fn records_under(&self, task: &TaskId, folder: &RelPath) -> Result<Vec<Record>, Self::Error>;
     /// The highest sequence number used in `task` (0: none).
@@ -82,6 +90,7 @@ pub trait Ledger {
 pub struct MemLedger {
     links: BTreeMap<TaskId, BTreeSet<DeviceId>>,
     records: BTreeMap<(TaskId, RelPath), Record>,
+    origins: BTreeMap<(TaskId, RelPath), DeviceId>,
     by_seq: BTreeMap<(TaskId, u64), RelPath>,
     received: BTreeMap<(TaskId, DeviceId), u64>,
     acked: BTreeMap<(TaskId, DeviceId), u64>,
@@ -133,10 +142,19 @@ impl Ledger for MemLedger {
         Ok(self.records.get(&(*task, path.clone())).cloned())
     }
 
-    fn put(&mut self, task: &TaskId, record: Record) -> Result<(), Self::Error> {
+    fn put(
+        &mut self,
+        task: &TaskId,
+        record: Record,
+        origin: Option<DeviceId>,
+    ) -> Result<(), Self::Error> {
         if let Some(old) = self.records.get(&(*task, record.path.clone())) {
             self.by_seq.remove(&(*task, old.seq));
         }
+        match origin {
+            Some(peer) => self.origins.insert((*task, record.path.clone()), peer),
+            None => self.origins.remove(&(*task, record.path.clone())),
+        };
         self.by_seq.insert((*task, record.seq), record.path.clone());
         self.records.insert((*task, record.path.clone()), record);
         Ok(())
@@ -147,12 +165,16 @@ impl Ledger for MemLedger {
         task: &TaskId,
         after: u64,
         limit: usize,
-    ) -> Result<Vec<Record>, Self::Error> {
+    ) -> Result<Vec<(Record, Option<DeviceId>)>, Self::Error> {
         Ok(self
             .by_seq
             .range((*task, after.saturating_add(1))..=(*task, u64::MAX))
             .take(limit)
-            .filter_map(|((_, _), path)| self.records.get(&(*task, path.clone())).cloned())
+            .filter_map(|((_, _), path)| {
+                let key = (*task, path.clone());
+                let record = self.records.get(&key)?.clone();
+                Some((record, self.origins.get(&key).copied()))
+            })
             .collect())
     }
 

@@ -52,6 +52,14 @@ impl State {
         }
     }
 
+    /// The content's size, for files (0 otherwise).
+    pub fn size(&self) -> u64 {
+        match self {
+            State::File { size, .. } => *size,
+            _ => 0,
+        }
+    }
+
     /// The same state with its permission bits masked to what QSync carries.
     pub fn normalized(self) -> Self {
         match self {

@@ -61,15 +61,18 @@ fn write_fuzz_seeds() {
                     3,
                 ),
             ],
+            upto: 3,
         }],
         vec![
             Message::Records {
                 task: TASK,
                 records: vec![record("a", file.clone(), 5)],
+                upto: 5,
             },
             Message::Records {
                 task: TASK,
                 records: vec![record("a", State::Deleted, 6)],
+                upto: 7,
             },
             Message::Ack {
                 task: TASK,
@@ -80,6 +83,8 @@ fn write_fuzz_seeds() {
             task: TASK,
             path: RelPath::new("a").unwrap(),
             hash: ContentHash::of(b"x"),
+            size: 1,
+            base: None,
         }],
     ];
     for (i, seed) in seeds.iter().enumerate() {

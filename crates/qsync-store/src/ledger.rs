@@ -2,7 +2,8 @@
 //! [`qsync_core::Ledger`]. A driver commits it after each `Core::handle` call and before it
 //! carries out the call's effects, so every call's writes land whole or not at all.
 //!
-//! Tables (migration V4): `records` (one per path: state, version vector, sequence number),
+//! Tables (migration V4): `records` (one per path: state, version vector, sequence number;
+//! V6 adds `origin`, the peer a record was taken from as is, never sent back to it),
 //! `peer_progress` (how far each peer's sequence was processed here and how far it
 //! acknowledged ours) and `rivals` (versions ours won against, decided again when ours
 //! changes). Tasks and links are the store's `sync_tasks` and `task_links`.
@@ -39,9 +40,11 @@ impl Store {
             )
             .optional()?
             .unwrap_or(0);
+        // What came from that device is never sent back to it, so never pending there.
         let count: i64 = self.conn.query_row(
-            "SELECT count(*) FROM records WHERE task_id = ?1 AND seq > ?2",
-            params![task.as_bytes(), acked],
+            "SELECT count(*) FROM records WHERE task_id = ?1 AND seq > ?2
+             AND (origin IS NULL OR origin != ?3)",
+            params![task.as_bytes(), acked, device.as_bytes()],
             |row| row.get(0),
         )?;
         u64::try_from(count).map_err(|_| corrupt("count", count))
@@ -100,7 +103,7 @@ impl Store {
                 mtime_ns,
                 seq: seq as u64 + 1,
             };
-            ledger.put(&task, record)?;
+            ledger.put(&task, record, None)?;
         }
         ledger.commit()?;
         Ok(count)
@@ -308,8 +311,20 @@ impl Ledger for LedgerTx<'_> {
             .pop())
     }
 
-    fn put(&mut self, task: &TaskId, record: Record) -> Result<(), StoreError> {
-        self.insert("records", &[("task_id", &task.as_bytes()[..])], &record)
+    fn put(
+        &mut self,
+        task: &TaskId,
+        record: Record,
+        origin: Option<DeviceId>,
+    ) -> Result<(), StoreError> {
+        self.insert("records", &[("task_id", &task.as_bytes()[..])], &record)?;
+        if let Some(origin) = origin {
+            self.tx.execute(
+                "UPDATE records SET origin = ?3 WHERE task_id = ?1 AND path = ?2",
+                params![task.as_bytes(), record.path.as_str(), origin.as_bytes()],
+            )?;
+        }
+        Ok(())
     }
 
     fn records_after(
@@ -317,15 +332,23 @@ impl Ledger for LedgerTx<'_> {
         task: &TaskId,
         after: u64,
         limit: usize,
-    ) -> Result<Vec<Record>, StoreError> {
+    ) -> Result<Vec<(Record, Option<DeviceId>)>, StoreError> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM records WHERE task_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
+            "SELECT {COLUMNS}, origin FROM records WHERE task_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
         );
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.records(
-            &sql,
-            params![task.as_bytes(), to_i64(after, "sequence number")?, limit],
-        )
+        let mut stmt = self.tx.prepare_cached(&sql)?;
+        let args = params![task.as_bytes(), to_i64(after, "sequence number")?, limit];
+        let rows = stmt.query_map(args, |row| Ok((raw(row)?, row.get::<_, Option<Vec<u8>>>(9)?)))?;
+        rows.map(|row| {
+            let (raw, origin) = row?;
+            let origin = match origin {
+                Some(bytes) => Some(DeviceId::from_bytes(id32(bytes, "origin")?)),
+                None => None,
+            };
+            Ok((to_record(raw)?, origin))
+        })
+        .collect()
     }
 
     fn records_under(&self, task: &TaskId, folder: &RelPath) -> Result<Vec<Record>, StoreError> {

@@ -307,12 +307,23 @@ impl Core {
                     self.streaming.insert((task, from), after);
                 }
             }
-            Message::Records { task, records } => {
+            Message::Records {
+                task,
+                records,
+                upto,
+            } => {
                 if !self.linked(&task, &from, ledger)? {
                     return Ok(());
                 }
                 for record in records {
                     self.take_in(task, from, record, ledger)?;
+                }
+                // The sender left out what came from here: its sequence is covered up to
+                // `upto` all the same.
+                if let Some(inbound) = self.inbound.get_mut(&(task, from)) {
+                    if upto > inbound.highest && upto <= MAX_NUMBER {
+                        inbound.highest = upto;
+                    }
                 }
                 self.settle(task, from, ledger)?;
             }
@@ -321,13 +332,20 @@ impl Core {
                     ledger.set_acked_upto(&task, &from, upto)?;
                 }
             }
-            Message::Request { task, path, hash } => {
+            Message::Request {
+                task,
+                path,
+                hash,
+                base,
+                ..
+            } => {
                 if self.linked(&task, &from, ledger)? {
                     self.effects.push_back(Effect::Serve {
                         to: from,
                         task,
                         path,
                         hash,
+                        base,
                     });
                 }
             }
@@ -461,6 +479,7 @@ impl Core {
                 mtime_ns,
                 seq,
             },
+            None,
         )?;
         self.changed.insert((*task, path));
         Ok(())
@@ -524,12 +543,29 @@ impl Core {
             self.streaming.iter().map(|(k, v)| (*k, *v)).collect();
         for ((task, peer), mut sent) in streams {
             loop {
-                let records = ledger.records_after(&task, sent, RECORDS_PER_MESSAGE)?;
-                let Some(last) = records.last().map(|r| r.seq) else {
+                let batch = ledger.records_after(&task, sent, RECORDS_PER_MESSAGE)?;
+                let Some(upto) = batch.last().map(|(r, _)| r.seq) else {
                     break;
                 };
-                sent = last;
-                self.send(peer, Message::Records { task, records });
+                sent = upto;
+                // Never back to where it came from: the peer has it (no echo). A batch of
+                // nothing but such records is not sent at all; the next record that is
+                // says how far it goes.
+                let records: Vec<Record> = batch
+                    .into_iter()
+                    .filter(|(_, origin)| *origin != Some(peer))
+                    .map(|(r, _)| r)
+                    .collect();
+                if !records.is_empty() {
+                    self.send(
+                        peer,
+                        Message::Records {
+                            task,
+                            records,
+                            upto,
+                        },
+                    );
+                }
             }
             self.streaming.insert((task, peer), sent);
         }

@@ -53,7 +53,8 @@ impl Core {
                                 ..remote.clone()
                             },
                         };
-                        ledger.put(task, merged)?;
+                        let origin = (merged.version == remote.version).then_some(item.from);
+                        ledger.put(task, merged, origin)?;
                         self.changed.insert(key.clone());
                         self.finish_head(key, ledger)?;
                         continue;
@@ -103,6 +104,8 @@ impl Core {
                         task: *task,
                         path: path.clone(),
                         hash: *hash,
+                        size: remote.state.size(),
+                        base: expect.hash(),
                     };
                     self.send(item.from, message);
                     self.set_step(key, Step::Fetching);
@@ -277,6 +280,7 @@ impl Core {
                             mtime_ns: item.record.mtime_ns,
                             seq,
                         },
+                        None,
                     )?;
                     self.changed.insert((*task, parent));
                 }
@@ -292,6 +296,7 @@ impl Core {
             }
         }
         let seq = Self::next_seq(ledger, task)?;
+        let origin = (version == item.record.version).then_some(item.from);
         ledger.put(
             task,
             Record {
@@ -300,6 +305,7 @@ impl Core {
                 seq,
                 ..item.record
             },
+            origin,
         )?;
         self.changed.insert(key.clone());
         self.finish_head(key, ledger)?;

@@ -448,6 +448,7 @@ impl World {
                     task,
                     path,
                     hash,
+                    ..
                 } => {
                     let ok = matches!(self.devices[d].disk.get(path.as_str()), Some(Node::File { hash: h, .. }) if *h == hash);
                     if !ok {
