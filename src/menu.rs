@@ -37,6 +37,7 @@ pub fn run(state_dir: &Path) -> Result<()> {
             mdns: true,
             btf_dir: state_dir.join("btf"),
             answer_timeout: Duration::from_secs(600),
+            core: false,
         };
         std::thread::spawn(move || {
             if let Err(e) = qsync_engine::run(config) {

@@ -85,7 +85,11 @@ impl Engine {
                     tasks: self.tasks.len(),
                     connected: self.conns.len(),
                     updates: c.updates,
-                    pending: c.pending,
+                    pending: if self.sync.is_some() {
+                        self.core_pending(None).unwrap_or(u64::MAX)
+                    } else {
+                        c.pending
+                    },
                     deltas: c.deltas,
                     sent: self.sent,
                     received: self.received,
@@ -118,6 +122,10 @@ impl Engine {
                     let _ = events.send(Event::Paired(task, result, reply));
                 });
                 return None;
+            }
+            Command::Pending { device } if self.sync.is_some() => {
+                self.core_pending(Some(device))
+                    .map(|count| Reply::Pending { device, count })
             }
             Command::Pending { device } => {
                 self.store

@@ -34,6 +34,7 @@ use crate::net::{self, Keys, NetCtx, NetEvent, Outbound, Outgoing};
 use crate::{btf, EngineError};
 
 mod commands;
+mod sync;
 
 /// How a daemon runs.
 #[derive(Debug, Clone)]
@@ -50,6 +51,9 @@ pub struct DaemonConfig {
     pub btf_dir: PathBuf,
     /// How long a question to the person may wait.
     pub answer_timeout: Duration,
+    /// Run the sync rules of `qsync-core` (see [`sync`](self::sync)) instead of the
+    /// classic ones.
+    pub core: bool,
 }
 
 /// Everything the engine thread reacts to.
@@ -224,6 +228,8 @@ struct Engine {
     received: u64,
     /// What happens, for `qsync events` (sending fails only when nobody listens).
     notify: tokio::sync::broadcast::Sender<DaemonEvent>,
+    /// The `qsync-core` driver's state, when the daemon runs the core's rules.
+    sync: Option<sync::CoreSync>,
 }
 
 /// A modification time as the system wants it.
@@ -310,6 +316,11 @@ pub fn run(config: DaemonConfig) -> Result<(), EngineError> {
         None
     };
 
+    let sync = if config.core {
+        Some(sync::CoreSync::start(me, &config.state_dir)?)
+    } else {
+        None
+    };
     let mut engine = Engine {
         me,
         config,
@@ -333,6 +344,7 @@ pub fn run(config: DaemonConfig) -> Result<(), EngineError> {
         sent: 0,
         received: 0,
         notify,
+        sync,
     };
     engine.load()?;
     tracing::info!(device = %me, port, "qsync daemon ready");
@@ -366,12 +378,15 @@ impl Engine {
         fs::create_dir_all(&root).map_err(|e| EngineError::io("create", &root, e))?;
         // Transfers cut short by a crash leave only temporary files: remove them.
         remove_stale_parts(&root);
-        let known: Vec<FileEntry> = self
-            .store
-            .files(task)?
-            .into_iter()
-            .map(|f| f.entry)
-            .collect();
+        let known: Vec<FileEntry> = if self.sync.is_some() {
+            self.core_known(task)?
+        } else {
+            self.store
+                .files(task)?
+                .into_iter()
+                .map(|f| f.entry)
+                .collect()
+        };
         let mut index = Index::new(known);
         // Paths `.qsyncignore` excludes now (a pattern added while the daemon was stopped)
         // stop syncing; the scan below must not take their absence for deletions.
@@ -379,7 +394,9 @@ impl Engine {
         let ignored = index.forget_where(|path, is_folder| !filter.includes(path, is_folder));
         if !ignored.is_empty() {
             tracing::info!(%task, count = ignored.len(), "paths now ignored stop syncing; nothing is deleted anywhere");
-            self.store.forget_files(task, &ignored)?;
+            if self.sync.is_none() {
+                self.store.forget_files(task, &ignored)?;
+            }
         }
         let (watcher, batches) = TaskWatcher::start(&root, Duration::from_millis(200))?;
         let forward = self.events.clone();
@@ -404,7 +421,11 @@ impl Engine {
                 _watcher: Some(watcher),
             },
         );
-        self.local_events(task, offline);
+        if self.sync.is_some() {
+            self.core_local(task, offline);
+        } else {
+            self.local_events(task, offline);
+        }
         Ok(())
     }
 
@@ -417,6 +438,9 @@ impl Engine {
             }
             if !self.owed.is_empty() {
                 wait = wait.min(KEEP_AFTER_QUIET.saturating_sub(self.last_received.elapsed()));
+            }
+            if let Some(at) = self.sync.as_ref().and_then(sync::CoreSync::next_timeout) {
+                wait = wait.min(at.saturating_duration_since(Instant::now()));
             }
             match inbox.recv_timeout(wait) {
                 Ok(event) => self.handle(event),
@@ -436,6 +460,7 @@ impl Engine {
                     return;
                 }
             }
+            self.core_tick();
             if self
                 .staged
                 .since
@@ -469,6 +494,7 @@ impl Engine {
                     return;
                 };
                 match observe(&state.root, &mut state.index, &batch) {
+                    Ok(events) if self.sync.is_some() => self.core_local(task, events),
                     Ok(events) => self.local_events(task, events),
                     Err(e) => tracing::warn!(%task, error = %e, "could not look at the folder"),
                 }
@@ -488,6 +514,19 @@ impl Engine {
                         &paired.key,
                         paired.addr,
                     ) {
+                        Ok(()) if self.sync.is_some() => {
+                            self.core_feed(qsync_core::Input::Link {
+                                task,
+                                peer: paired.device,
+                            });
+                            self.dial(paired.device);
+                            Reply::Linked {
+                                device: paired.device,
+                                name: paired.name.clone(),
+                                code: paired.code.to_string(),
+                                entries: self.store.files(task).map_or(0, |f| f.len()),
+                            }
+                        }
                         Ok(()) => {
                             let setup = self.store.queue_setup(task, paired.device);
                             match setup {
@@ -536,6 +575,7 @@ impl Engine {
                     self.delivery.disconnected(device);
                     self.incoming.retain(|(d, _), _| *d != device);
                     let _ = self.store.set_connected(device, false, None);
+                    self.core_disconnected(device);
                 }
             }
         }
@@ -633,6 +673,7 @@ impl Engine {
             if !known {
                 self.start_task(task, root).map_err(|e| e.to_string())?;
             }
+            self.core_feed(qsync_core::Input::Link { task, peer: device });
             tracing::info!(%device, %task, %code, "linked");
             Ok(())
         });
@@ -654,6 +695,12 @@ impl Engine {
                 self.conns.insert(device, Conn { id: conn, tx });
                 self.tell(DaemonEvent::Connected { device });
                 let _ = self.store.set_connected(device, true, None);
+                if self.sync.is_some() {
+                    // A replaced connection: the core starts the exchange afresh.
+                    self.core_disconnected(device);
+                    self.core_feed(qsync_core::Input::Connected { peer: device });
+                    return;
+                }
                 self.delivery.disconnected(device);
                 let missing: Vec<(UpdateId, bool)> = match self.store.missing_for(device) {
                     Ok(m) => m
@@ -676,6 +723,7 @@ impl Engine {
                     self.delivery.disconnected(device);
                     self.incoming.retain(|(d, _), _| *d != device);
                     let _ = self.store.set_connected(device, false, None);
+                    self.core_disconnected(device);
                 }
             }
             NetEvent::Received {
@@ -1088,6 +1136,10 @@ impl Engine {
             .is_some_and(|t| t.links.contains(&device));
         if !linked {
             tracing::warn!(%device, %task, "rejected a message about a task this device is not linked to");
+            return;
+        }
+        if self.sync.is_some() {
+            self.core_received(device, task, message);
             return;
         }
         let answers = match &message {

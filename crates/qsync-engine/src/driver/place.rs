@@ -81,7 +81,7 @@ pub fn state_of(root: &Path, entry: &FileEntry) -> Result<State, EngineError> {
 }
 
 /// The watcher's entry for what a placement leaves at `path`.
-fn entry_for(path: &RelPath, state: &State, mtime_ns: i64) -> Option<FileEntry> {
+pub fn entry_for(path: &RelPath, state: &State, mtime_ns: i64) -> Option<FileEntry> {
     let (kind, size, hash, mode) = match state {
         State::Deleted => return None,
         State::File { hash, size, mode } => (EntryKind::File, *size, Some(*hash), *mode),

@@ -1,0 +1,411 @@
+//! The daemon's sync through `qsync-core` (`qsync daemon --engine core`, or
+//! `QSYNC_ENGINE=core`): the thin driver of issue #15. Facts become the core's inputs
+//! (connections, the core's messages, content that arrived, what the watcher saw, links),
+//! each input is handled in one SQLite transaction committed before its orders are carried
+//! out, and the orders become sends, served content and placements whose outcomes go back
+//! in as inputs.
+//!
+//! Content travels beside the core's messages: a `Request` the core sends registers the
+//! fetch (at most the announced size is accepted), the peer's serving thread streams
+//! `Content` chunks (or `Unavailable`), and the content is staged under its hash, checked,
+//! before the core hears `Fetched`.
+//!
+//! If the ledger fails mid-call, the transaction rolls back, the core is replaced by a new
+//! one and every connection is closed: the peers redial, and the exchange starts again from
+//! what the ledger holds, as after a restart.
+
+use std::collections::VecDeque;
+use std::sync::mpsc;
+
+use qsync_core::{Core, Effect, Input, Ledger, PlaceOutcome, State};
+
+use super::*;
+use crate::driver::place::{self, Staging};
+use crate::driver::transfer::{self, Incoming};
+
+/// The core-mode state of the daemon.
+pub(super) struct CoreSync {
+    core: Core,
+    staging: Staging,
+    /// Content asked of a peer and not yet here, by (peer, task, path, hash): the size the
+    /// record announced, and the part file once the first chunk came.
+    fetches: HashMap<(DeviceId, TaskId, RelPath, ContentHash), Fetch>,
+    /// Inputs waiting to be handled (outcomes of orders carried out).
+    inputs: VecDeque<Input>,
+    /// The thread that streams requested content to peers.
+    server: mpsc::Sender<ServeJob>,
+}
+
+struct Fetch {
+    size: u64,
+    incoming: Option<Incoming>,
+}
+
+/// One `Serve` order for the serving thread.
+struct ServeJob {
+    root: PathBuf,
+    task: TaskId,
+    path: RelPath,
+    hash: ContentHash,
+    tx: Outgoing,
+}
+
+impl CoreSync {
+    /// The core of device `me`, its content staged under `state_dir/staging` (emptied: a
+    /// fetch cut short by a stop starts again).
+    pub(super) fn start(me: DeviceId, state_dir: &Path) -> Result<Self, EngineError> {
+        let dir = state_dir.join("staging");
+        if dir.exists() {
+            fs::remove_dir_all(&dir).map_err(|e| EngineError::io("empty", &dir, e))?;
+        }
+        let staging = Staging::open(dir)?;
+        let (server, jobs) = mpsc::channel::<ServeJob>();
+        std::thread::Builder::new()
+            .name("qsync-serve".into())
+            .spawn(move || {
+                for job in jobs {
+                    transfer::serve(&job.root, &job.path, job.hash, |message| {
+                        job.tx.send(Outbound::Message(job.task, message)).is_ok()
+                    });
+                }
+            })
+            .map_err(|e| EngineError::io("start the serving thread for", state_dir, e))?;
+        Ok(Self {
+            core: Core::new(me),
+            staging,
+            fetches: HashMap::new(),
+            inputs: VecDeque::new(),
+            server,
+        })
+    }
+
+    /// When the core next wants time to pass.
+    pub(super) fn next_timeout(&self) -> Option<Instant> {
+        self.core.poll_timeout()
+    }
+}
+
+/// The task a core message is about.
+fn task_of(message: &qsync_core::Message) -> TaskId {
+    use qsync_core::Message as M;
+    match message {
+        M::Hello { task, .. }
+        | M::Records { task, .. }
+        | M::Ack { task, .. }
+        | M::Request { task, .. } => *task,
+    }
+}
+
+impl Engine {
+    /// Hand the core one fact and carry out everything that follows.
+    pub(super) fn core_feed(&mut self, input: Input) {
+        let Some(sync) = self.sync.as_mut() else {
+            return;
+        };
+        sync.inputs.push_back(input);
+        self.core_run(None);
+    }
+
+    /// Let time pass for the core (placements waiting for a retry).
+    pub(super) fn core_tick(&mut self) {
+        let due = self
+            .sync
+            .as_ref()
+            .and_then(CoreSync::next_timeout)
+            .is_some_and(|t| t <= Instant::now());
+        if due {
+            self.core_run(Some(Instant::now()));
+        }
+    }
+
+    /// Handle the queued inputs (and a timeout first, if `timeout`), one transaction each,
+    /// carrying out each call's orders once it is committed.
+    fn core_run(&mut self, mut timeout: Option<Instant>) {
+        loop {
+            let Some(sync) = self.sync.as_mut() else {
+                return;
+            };
+            let input = if timeout.is_some() {
+                None
+            } else {
+                match sync.inputs.pop_front() {
+                    Some(input) => Some(input),
+                    None => return,
+                }
+            };
+            let now = Instant::now();
+            let result = (|| -> Result<(), qsync_store::StoreError> {
+                let mut tx = self.store.ledger()?;
+                match input {
+                    Some(input) => sync.core.handle(now, input, &mut tx)?,
+                    None => sync.core.handle_timeout(timeout.take().unwrap_or(now), &mut tx)?,
+                }
+                tx.commit()
+            })();
+            timeout = None;
+            if let Err(e) = result {
+                tracing::error!(error = %e, "the ledger failed; the sync starts again from what it holds");
+                sync.core = Core::new(self.me);
+                sync.inputs.clear();
+                sync.fetches.clear();
+                // The peers redial; both sides then greet each other afresh.
+                self.conns.clear();
+                continue;
+            }
+            while let Some(effect) = self.sync.as_mut().and_then(|s| s.core.poll_effect()) {
+                self.core_effect(effect);
+            }
+        }
+    }
+
+    fn core_effect(&mut self, effect: Effect) {
+        match effect {
+            Effect::Send { to, message } => {
+                if let qsync_core::Message::Request {
+                    task,
+                    path,
+                    hash,
+                    size,
+                    ..
+                } = &message
+                {
+                    let Some(sync) = self.sync.as_mut() else {
+                        return;
+                    };
+                    if sync.staging.has(hash) {
+                        // Fetched already (the same content at another path).
+                        let fetched = Input::Fetched {
+                            task: *task,
+                            path: path.clone(),
+                            hash: *hash,
+                            from: to,
+                            ok: true,
+                        };
+                        sync.inputs.push_back(fetched);
+                        return;
+                    }
+                    let key = (to, *task, path.clone(), *hash);
+                    let fetch = Fetch {
+                        size: *size,
+                        incoming: None,
+                    };
+                    sync.fetches.insert(key, fetch);
+                }
+                if let qsync_core::Message::Records { records, .. } = &message {
+                    self.sent += records.len() as u64;
+                }
+                let task = task_of(&message);
+                match postcard::to_allocvec(&message) {
+                    Ok(body) => {
+                        self.send(
+                            to,
+                            task,
+                            Message::Sync {
+                                body: Bytes::from(body),
+                            },
+                        );
+                    }
+                    Err(e) => tracing::error!(error = %e, "could not encode a sync message"),
+                }
+            }
+            Effect::Serve {
+                to,
+                task,
+                path,
+                hash,
+                base: _,
+            } => {
+                let (Some(state), Some(conn), Some(sync)) = (
+                    self.tasks.get(&task),
+                    self.conns.get(&to),
+                    self.sync.as_ref(),
+                ) else {
+                    return;
+                };
+                let job = ServeJob {
+                    root: state.root.clone(),
+                    task,
+                    path,
+                    hash,
+                    tx: conn.tx.clone(),
+                };
+                if sync.server.send(job).is_err() {
+                    tracing::error!("the serving thread is gone");
+                }
+            }
+            Effect::Place(placement) => {
+                let (Some(state), Some(sync)) = (self.tasks.get_mut(&placement.task), self.sync.as_mut())
+                else {
+                    return;
+                };
+                let outcome = match place::place(&state.root, &sync.staging, &placement, &mut state.index)
+                {
+                    Ok(outcome) => outcome,
+                    Err(e) => {
+                        // Tried again shortly, decided anew against what the disk holds.
+                        tracing::warn!(task = %placement.task, path = %placement.path, error = %e, "could not place a received change");
+                        PlaceOutcome::Diverged
+                    }
+                };
+                if outcome == PlaceOutcome::Done {
+                    if let State::File { hash, .. } = &placement.target {
+                        sync.staging.remove(hash);
+                    }
+                    self.received += 1;
+                }
+                if let Some(sync) = self.sync.as_mut() {
+                    sync.inputs.push_back(Input::Placed {
+                        task: placement.task,
+                        path: placement.path,
+                        outcome,
+                    });
+                }
+            }
+        }
+    }
+
+    /// A message for the core's driver from `device` (core mode only).
+    pub(super) fn core_received(&mut self, device: DeviceId, task: TaskId, message: Message) {
+        match message {
+            Message::Sync { body } => {
+                let message: qsync_core::Message = match postcard::from_bytes(&body) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::warn!(%device, error = %e, "dropped a sync message that does not decode");
+                        return;
+                    }
+                };
+                if task_of(&message) != task {
+                    tracing::warn!(%device, %task, "dropped a sync message about another task than its frame's");
+                    return;
+                }
+                self.core_feed(Input::Received {
+                    from: device,
+                    message,
+                });
+            }
+            Message::Content {
+                path,
+                hash,
+                offset,
+                data,
+                last,
+            } => {
+                let Some(sync) = self.sync.as_mut() else {
+                    return;
+                };
+                let key = (device, task, path, hash);
+                let Some(fetch) = sync.fetches.get_mut(&key) else {
+                    return; // not asked for (or given up): dropped
+                };
+                let outcome = if last {
+                    let incoming = match fetch.incoming.take() {
+                        Some(incoming) => Ok(incoming),
+                        None => Incoming::start(&sync.staging, hash, fetch.size),
+                    };
+                    Some(incoming.and_then(|i| i.finish(&sync.staging)))
+                } else {
+                    let incoming = match fetch.incoming.take() {
+                        Some(incoming) => Ok(incoming),
+                        None => Incoming::start(&sync.staging, hash, fetch.size),
+                    };
+                    match incoming.and_then(|mut i| i.accept(offset, &data).map(|()| i)) {
+                        Ok(incoming) => {
+                            fetch.incoming = Some(incoming);
+                            None
+                        }
+                        Err(e) => Some(Err(e)),
+                    }
+                };
+                if let Some(outcome) = outcome {
+                    let ok = match outcome {
+                        Ok(ok) => ok,
+                        Err(e) => {
+                            tracing::warn!(%device, path = %key.2, error = %e, "a transfer failed");
+                            false
+                        }
+                    };
+                    sync.fetches.remove(&key);
+                    let (_, task, path, hash) = key;
+                    self.core_feed(Input::Fetched {
+                        task,
+                        path,
+                        hash,
+                        from: device,
+                        ok,
+                    });
+                }
+            }
+            Message::Unavailable { path, hash } => {
+                let Some(sync) = self.sync.as_mut() else {
+                    return;
+                };
+                if sync.fetches.remove(&(device, task, path.clone(), hash)).is_some() {
+                    self.core_feed(Input::Fetched {
+                        task,
+                        path,
+                        hash,
+                        from: device,
+                        ok: false,
+                    });
+                }
+            }
+            // The classic protocol's updates are not for the core.
+            other => {
+                tracing::debug!(%device, message = ?std::mem::discriminant(&other), "ignored a classic update in core mode")
+            }
+        }
+    }
+
+    /// A connection is gone: its fetches are dropped (asked again after reconnecting).
+    pub(super) fn core_disconnected(&mut self, device: DeviceId) {
+        if let Some(sync) = self.sync.as_mut() {
+            sync.fetches.retain(|(d, ..), _| *d != device);
+        }
+        self.core_feed(Input::Disconnected { peer: device });
+    }
+
+    /// The paths the core knows of in `task`, as the watcher's entries (to compare the disk
+    /// against at start). A store from before version vectors first gets its records.
+    pub(super) fn core_known(&mut self, task: TaskId) -> Result<Vec<FileEntry>, EngineError> {
+        let seeded = self.store.seed_records(task, self.me)?;
+        if seeded > 0 {
+            tracing::info!(%task, records = seeded, "gave the paths known before version vectors their first version");
+        }
+        let tx = self.store.ledger()?;
+        let records = tx.records_after(&task, 0, usize::MAX)?;
+        Ok(records
+            .into_iter()
+            .filter_map(|(r, _)| place::entry_for(&r.path, &r.state, r.mtime_ns))
+            .collect())
+    }
+
+    /// The watcher's `events` for `task` (already in its index) as the core's facts.
+    pub(super) fn core_local(&mut self, task: TaskId, events: Vec<LocalEvent>) {
+        let Some(state) = self.tasks.get(&task) else {
+            return;
+        };
+        match crate::driver::observed(task, &state.root, &state.index, events) {
+            Ok(inputs) => {
+                if let Some(sync) = self.sync.as_mut() {
+                    sync.inputs.extend(inputs);
+                }
+                self.core_run(None);
+            }
+            Err(e) => tracing::warn!(%task, error = %e, "could not look at a change"),
+        }
+    }
+
+    /// How many of this device's records `device` (or every linked device) still lacks.
+    pub(super) fn core_pending(&self, device: Option<DeviceId>) -> Result<u64, EngineError> {
+        let mut pending = 0;
+        for (task, state) in &self.tasks {
+            for peer in &state.links {
+                if device.is_none_or(|d| d == *peer) {
+                    pending += self.store.pending_for(*task, *peer)?;
+                }
+            }
+        }
+        Ok(pending)
+    }
+}
