@@ -30,7 +30,10 @@ pub fn messages(start: Instant, data: &[u8]) {
                     outcome: PlaceOutcome::Done,
                 }),
                 Effect::Send {
-                    message: Message::Request { task, path, hash, .. },
+                    message:
+                        Message::Request {
+                            task, path, hash, ..
+                        },
                     ..
                 } => answers.push(Input::Fetched {
                     task,

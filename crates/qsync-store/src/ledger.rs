@@ -339,7 +339,9 @@ impl Ledger for LedgerTx<'_> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let mut stmt = self.tx.prepare_cached(&sql)?;
         let args = params![task.as_bytes(), to_i64(after, "sequence number")?, limit];
-        let rows = stmt.query_map(args, |row| Ok((raw(row)?, row.get::<_, Option<Vec<u8>>>(9)?)))?;
+        let rows = stmt.query_map(args, |row| {
+            Ok((raw(row)?, row.get::<_, Option<Vec<u8>>>(9)?))
+        })?;
         rows.map(|row| {
             let (raw, origin) = row?;
             let origin = match origin {

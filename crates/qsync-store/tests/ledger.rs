@@ -202,7 +202,8 @@ fn an_uncommitted_call_leaves_nothing_and_a_committed_one_survives_a_reopen() {
 
     let mut tx = store.ledger().unwrap();
     tx.put(&TASK, record(0, 1, 1, 0, 1), None).unwrap();
-    tx.put(&TASK, record(1, 3, 2, 1, 2), Some(PEERS[1])).unwrap();
+    tx.put(&TASK, record(1, 3, 2, 1, 2), Some(PEERS[1]))
+        .unwrap();
     tx.set_acked_upto(&TASK, &PEERS[0], 1).unwrap();
     tx.commit().unwrap();
     drop(store);

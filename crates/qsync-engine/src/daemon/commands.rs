@@ -123,10 +123,9 @@ impl Engine {
                 });
                 return None;
             }
-            Command::Pending { device } if self.sync.is_some() => {
-                self.core_pending(Some(device))
-                    .map(|count| Reply::Pending { device, count })
-            }
+            Command::Pending { device } if self.sync.is_some() => self
+                .core_pending(Some(device))
+                .map(|count| Reply::Pending { device, count }),
             Command::Pending { device } => {
                 self.store
                     .missing_for(device)
@@ -256,6 +255,11 @@ impl Engine {
         };
         let task = TaskId::random();
         self.store.add_task(task, &root, &name)?;
+        if self.sync.is_some() {
+            // The first scan records every path as a change of this device.
+            self.start_task(task, root.clone())?;
+            return Ok((task, name, root));
+        }
         let entries = scan(&root, &HashMap::new())?;
         for entry in &entries {
             self.keep_content(&root, entry)?;

@@ -138,7 +138,9 @@ impl Engine {
                 let mut tx = self.store.ledger()?;
                 match input {
                     Some(input) => sync.core.handle(now, input, &mut tx)?,
-                    None => sync.core.handle_timeout(timeout.take().unwrap_or(now), &mut tx)?,
+                    None => sync
+                        .core
+                        .handle_timeout(timeout.take().unwrap_or(now), &mut tx)?,
                 }
                 tx.commit()
             })();
@@ -159,6 +161,7 @@ impl Engine {
     }
 
     fn core_effect(&mut self, effect: Effect) {
+        tracing::trace!(?effect, "core order");
         match effect {
             Effect::Send { to, message } => {
                 if let qsync_core::Message::Request {
@@ -234,12 +237,17 @@ impl Engine {
                 }
             }
             Effect::Place(placement) => {
-                let (Some(state), Some(sync)) = (self.tasks.get_mut(&placement.task), self.sync.as_mut())
+                let (Some(state), Some(sync)) =
+                    (self.tasks.get_mut(&placement.task), self.sync.as_mut())
                 else {
                     return;
                 };
-                let outcome = match place::place(&state.root, &sync.staging, &placement, &mut state.index)
-                {
+                let outcome = match place::place(
+                    &state.root,
+                    &sync.staging,
+                    &placement,
+                    &mut state.index,
+                ) {
                     Ok(outcome) => outcome,
                     Err(e) => {
                         // Tried again shortly, decided anew against what the disk holds.
@@ -275,6 +283,7 @@ impl Engine {
                         return;
                     }
                 };
+                tracing::trace!(%device, ?message, "core message");
                 if task_of(&message) != task {
                     tracing::warn!(%device, %task, "dropped a sync message about another task than its frame's");
                     return;
@@ -340,7 +349,11 @@ impl Engine {
                 let Some(sync) = self.sync.as_mut() else {
                     return;
                 };
-                if sync.fetches.remove(&(device, task, path.clone(), hash)).is_some() {
+                if sync
+                    .fetches
+                    .remove(&(device, task, path.clone(), hash))
+                    .is_some()
+                {
                     self.core_feed(Input::Fetched {
                         task,
                         path,
