@@ -12,6 +12,8 @@ pub struct Node {
     pub state: PathBuf,
     pub port: u16,
     pub name: String,
+    /// `--engine` for the daemon (`None`: its default, or `QSYNC_ENGINE`).
+    pub engine: Option<&'static str>,
     child: Option<Child>,
 }
 
@@ -24,10 +26,16 @@ fn free_port() -> u16 {
 
 impl Node {
     pub fn start(base: &Path, name: &str) -> Node {
+        Self::start_engine(base, name, None)
+    }
+
+    /// A daemon running the sync rules `engine` (`--engine`).
+    pub fn start_engine(base: &Path, name: &str, engine: Option<&'static str>) -> Node {
         let mut node = Node {
             state: base.join(format!("state-{name}")),
             port: free_port(),
             name: name.into(),
+            engine,
             child: None,
         };
         node.restart();
@@ -54,6 +62,7 @@ impl Node {
                 &self.name,
                 "-v",
             ])
+            .args(self.engine.iter().flat_map(|e| ["--engine", e]))
             .stdout(Stdio::null())
             .stderr(log.map_or(Stdio::null(), Stdio::from))
             .spawn()

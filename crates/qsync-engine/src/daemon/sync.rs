@@ -34,7 +34,14 @@ pub(super) struct CoreSync {
     inputs: VecDeque<Input>,
     /// The thread that streams requested content to peers.
     server: mpsc::Sender<ServeJob>,
+    /// When each task's folder was last scanned whole because a placement failed.
+    rescanned: HashMap<TaskId, Instant>,
 }
+
+/// A placement that fails (rather than finding the disk changed) means the watcher missed
+/// something (inotify drops events when folders come and go fast): the task's folder is
+/// scanned whole and what differs is reported, at most this often.
+const RESCAN_EVERY: Duration = Duration::from_secs(5);
 
 struct Fetch {
     size: u64,
@@ -76,6 +83,7 @@ impl CoreSync {
             fetches: HashMap::new(),
             inputs: VecDeque::new(),
             server,
+            rescanned: HashMap::new(),
         })
     }
 
@@ -161,7 +169,7 @@ impl Engine {
     }
 
     fn core_effect(&mut self, effect: Effect) {
-        tracing::trace!(?effect, "core order");
+        tracing::debug!(?effect, "core order");
         match effect {
             Effect::Send { to, message } => {
                 if let qsync_core::Message::Request {
@@ -237,6 +245,7 @@ impl Engine {
                 }
             }
             Effect::Place(placement) => {
+                let mut rescan = false;
                 let (Some(state), Some(sync)) =
                     (self.tasks.get_mut(&placement.task), self.sync.as_mut())
                 else {
@@ -250,10 +259,19 @@ impl Engine {
                 ) {
                     Ok(outcome) => outcome,
                     Err(e) => {
-                        // Tried again shortly, decided anew against what the disk holds.
+                        // Tried again shortly, decided anew against what the disk holds
+                        // (looked at again whole: the failure may come from a change the
+                        // watcher missed).
                         tracing::warn!(task = %placement.task, path = %placement.path, error = %e, "could not place a received change");
+                        rescan = true;
                         PlaceOutcome::Diverged
                     }
+                };
+                if rescan {
+                    self.core_rescan(placement.task);
+                }
+                let Some(sync) = self.sync.as_mut() else {
+                    return;
                 };
                 if outcome == PlaceOutcome::Done {
                     if let State::File { hash, .. } = &placement.target {
@@ -283,7 +301,7 @@ impl Engine {
                         return;
                     }
                 };
-                tracing::trace!(%device, ?message, "core message");
+                tracing::debug!(%device, ?message, "core message");
                 if task_of(&message) != task {
                     tracing::warn!(%device, %task, "dropped a sync message about another task than its frame's");
                     return;
@@ -395,6 +413,11 @@ impl Engine {
 
     /// The watcher's `events` for `task` (already in its index) as the core's facts.
     pub(super) fn core_local(&mut self, task: TaskId, events: Vec<LocalEvent>) {
+        self.core_queue_local(task, events);
+        self.core_run(None);
+    }
+
+    fn core_queue_local(&mut self, task: TaskId, events: Vec<LocalEvent>) {
         let Some(state) = self.tasks.get(&task) else {
             return;
         };
@@ -403,9 +426,34 @@ impl Engine {
                 if let Some(sync) = self.sync.as_mut() {
                     sync.inputs.extend(inputs);
                 }
-                self.core_run(None);
             }
             Err(e) => tracing::warn!(%task, error = %e, "could not look at a change"),
+        }
+    }
+
+    /// Scan `task`'s folder whole and queue what differs from the index (throttled: see
+    /// [`RESCAN_EVERY`]).
+    fn core_rescan(&mut self, task: TaskId) {
+        let (Some(sync), Some(state)) = (self.sync.as_mut(), self.tasks.get_mut(&task)) else {
+            return;
+        };
+        if sync
+            .rescanned
+            .get(&task)
+            .is_some_and(|t| t.elapsed() < RESCAN_EVERY)
+        {
+            return;
+        }
+        sync.rescanned.insert(task, Instant::now());
+        match scan_reporting(&state.root, &state.index.to_map()) {
+            Ok(scanned) => {
+                let missed = state.index.reconcile(scanned.entries);
+                if !missed.is_empty() {
+                    tracing::warn!(%task, changes = missed.len(), "the watcher had missed changes; a scan found them");
+                }
+                self.core_queue_local(task, missed);
+            }
+            Err(e) => tracing::warn!(%task, error = %e, "could not scan the folder"),
         }
     }
 
