@@ -53,8 +53,16 @@ const FOLDERS: [&str; 3] = ["x", "y", "x/z"];
 /// unique. Returns what was done (for the log printed on failure).
 fn random_op(rng: &mut Rng, dir: &Path, token: &str) -> String {
     let now = tree(dir);
-    let files: Vec<&String> = now.iter().filter(|(_, h)| *h != "dir").map(|(p, _)| p).collect();
-    let folders: Vec<&String> = now.iter().filter(|(_, h)| *h == "dir").map(|(p, _)| p).collect();
+    let files: Vec<&String> = now
+        .iter()
+        .filter(|(_, h)| *h != "dir")
+        .map(|(p, _)| p)
+        .collect();
+    let folders: Vec<&String> = now
+        .iter()
+        .filter(|(_, h)| *h == "dir")
+        .map(|(p, _)| p)
+        .collect();
     let some_place = |rng: &mut Rng| -> String {
         let name = NAMES[rng.below(NAMES.len())];
         match rng.pick(&folders) {
@@ -169,7 +177,10 @@ fn three_daemons_under_random_edits_and_kill_9_converge_and_lose_nothing() {
         .iter()
         .map(|n| Node::start_engine(base.as_path(), n, Some("core")))
         .collect();
-    let dirs: Vec<std::path::PathBuf> = ["A", "B", "C"].iter().map(|d| base.as_path().join(d)).collect();
+    let dirs: Vec<std::path::PathBuf> = ["A", "B", "C"]
+        .iter()
+        .map(|d| base.as_path().join(d))
+        .collect();
     fs::create_dir_all(dirs[0].join("x")).unwrap();
     fs::write(dirs[0].join("a.txt"), "first\n").unwrap();
     let task = nodes[0].add_task(&dirs[0]);

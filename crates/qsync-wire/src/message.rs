@@ -164,6 +164,23 @@ pub enum Message {
         /// The content's hash.
         hash: ContentHash,
     },
+    /// The content asked for as a patch (qsync-delta's VCDIFF) from the content `base` the
+    /// asker said it has, in order from `offset`; `last: true` (no data) ends it. The
+    /// asker applies it to its `base` and checks the result against `hash`.
+    Delta {
+        /// The path it was asked for.
+        path: RelPath,
+        /// The content's hash.
+        hash: ContentHash,
+        /// The content the patch applies to.
+        base: ContentHash,
+        /// Where `data` starts in the patch.
+        offset: u64,
+        /// At most [`MAX_CHUNK_LEN`] bytes.
+        data: Bytes,
+        /// Complete.
+        last: bool,
+    },
 }
 
 impl Message {

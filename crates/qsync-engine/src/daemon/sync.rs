@@ -21,7 +21,7 @@ use qsync_core::{Core, Effect, Input, Ledger, PlaceOutcome, State};
 
 use super::*;
 use crate::driver::place::{self, Staging};
-use crate::driver::transfer::{self, Incoming};
+use crate::driver::transfer::{self, Incoming, IncomingPatch};
 
 /// The core-mode state of the daemon.
 pub(super) struct CoreSync {
@@ -45,7 +45,10 @@ const RESCAN_EVERY: Duration = Duration::from_secs(5);
 
 struct Fetch {
     size: u64,
+    /// The content this device has at the path (a patch from it may come instead).
+    base: Option<ContentHash>,
     incoming: Option<Incoming>,
+    patch: Option<IncomingPatch>,
 }
 
 /// One `Serve` order for the serving thread.
@@ -54,6 +57,8 @@ struct ServeJob {
     task: TaskId,
     path: RelPath,
     hash: ContentHash,
+    /// The asker's content at the path, and where a copy of it is kept here.
+    base: Option<(ContentHash, PathBuf)>,
     tx: Outgoing,
 }
 
@@ -71,7 +76,8 @@ impl CoreSync {
             .name("qsync-serve".into())
             .spawn(move || {
                 for job in jobs {
-                    transfer::serve(&job.root, &job.path, job.hash, |message| {
+                    let base = job.base.as_ref().map(|(h, p)| (*h, p.as_path()));
+                    transfer::serve(&job.root, &job.path, job.hash, base, |message| {
                         job.tx.send(Outbound::Message(job.task, message)).is_ok()
                     });
                 }
@@ -177,7 +183,7 @@ impl Engine {
                     path,
                     hash,
                     size,
-                    ..
+                    base,
                 } = &message
                 {
                     let Some(sync) = self.sync.as_mut() else {
@@ -198,7 +204,9 @@ impl Engine {
                     let key = (to, *task, path.clone(), *hash);
                     let fetch = Fetch {
                         size: *size,
+                        base: *base,
                         incoming: None,
+                        patch: None,
                     };
                     sync.fetches.insert(key, fetch);
                 }
@@ -224,7 +232,7 @@ impl Engine {
                 task,
                 path,
                 hash,
-                base: _,
+                base,
             } => {
                 let (Some(state), Some(conn), Some(sync)) = (
                     self.tasks.get(&task),
@@ -233,11 +241,17 @@ impl Engine {
                 ) else {
                     return;
                 };
+                // A patch needs the asker's version: kept here if it was ours or placed here.
+                let blobs = self.store.blobs();
+                let base = base
+                    .filter(|b| blobs.contains(b))
+                    .map(|b| (b, blobs.path(&b)));
                 let job = ServeJob {
                     root: state.root.clone(),
                     task,
                     path,
                     hash,
+                    base,
                     tx: conn.tx.clone(),
                 };
                 if sync.server.send(job).is_err() {
@@ -276,6 +290,11 @@ impl Engine {
                 if outcome == PlaceOutcome::Done {
                     if let State::File { hash, .. } = &placement.target {
                         sync.staging.remove(hash);
+                        // Kept as the base of the patches of its next versions.
+                        if let Some(state) = self.tasks.get(&placement.task) {
+                            let file = placement.path.to_local(&state.root);
+                            self.owe_blob(file, Some(*hash));
+                        }
                     }
                     self.received += 1;
                 }
@@ -345,22 +364,49 @@ impl Engine {
                     }
                 };
                 if let Some(outcome) = outcome {
-                    let ok = match outcome {
-                        Ok(ok) => ok,
-                        Err(e) => {
-                            tracing::warn!(%device, path = %key.2, error = %e, "a transfer failed");
-                            false
+                    self.fetch_done(key, outcome);
+                }
+            }
+            Message::Delta {
+                path,
+                hash,
+                base,
+                offset,
+                data,
+                last,
+            } => {
+                let Some(sync) = self.sync.as_mut() else {
+                    return;
+                };
+                let key = (device, task, path, hash);
+                let Some(fetch) = sync.fetches.get_mut(&key) else {
+                    return;
+                };
+                if fetch.base != Some(base) || fetch.incoming.is_some() {
+                    return; // not the base it has, or whole content already coming
+                }
+                let mut patch = fetch
+                    .patch
+                    .take()
+                    .unwrap_or_else(|| IncomingPatch::start(base, hash, fetch.size));
+                let outcome = if last {
+                    let root = self.tasks.get(&task).map(|t| t.root.clone());
+                    let old = root.and_then(|r| crate::fsops::safe_target(&r, &key.2).ok());
+                    Some(match old {
+                        Some(old) => patch.finish(&old, &sync.staging),
+                        None => Ok(false),
+                    })
+                } else {
+                    match patch.accept(offset, &data) {
+                        Ok(()) => {
+                            fetch.patch = Some(patch);
+                            None
                         }
-                    };
-                    sync.fetches.remove(&key);
-                    let (_, task, path, hash) = key;
-                    self.core_feed(Input::Fetched {
-                        task,
-                        path,
-                        hash,
-                        from: device,
-                        ok,
-                    });
+                        Err(e) => Some(Err(e)),
+                    }
+                };
+                if let Some(outcome) = outcome {
+                    self.fetch_done(key, outcome);
                 }
             }
             Message::Unavailable { path, hash } => {
@@ -386,6 +432,32 @@ impl Engine {
                 tracing::debug!(%device, message = ?std::mem::discriminant(&other), "ignored a classic update in core mode")
             }
         }
+    }
+
+    /// A fetch ended: staged (`Ok(true)`) or not; the core hears it.
+    fn fetch_done(
+        &mut self,
+        key: (DeviceId, TaskId, RelPath, ContentHash),
+        outcome: Result<bool, EngineError>,
+    ) {
+        let ok = match outcome {
+            Ok(ok) => ok,
+            Err(e) => {
+                tracing::warn!(device = %key.0, path = %key.2, error = %e, "a transfer failed");
+                false
+            }
+        };
+        if let Some(sync) = self.sync.as_mut() {
+            sync.fetches.remove(&key);
+        }
+        let (from, task, path, hash) = key;
+        self.core_feed(Input::Fetched {
+            task,
+            path,
+            hash,
+            from,
+            ok,
+        });
     }
 
     /// A connection is gone: its fetches are dropped (asked again after reconnecting).
@@ -418,6 +490,21 @@ impl Engine {
     }
 
     fn core_queue_local(&mut self, task: TaskId, events: Vec<LocalEvent>) {
+        let Some(state) = self.tasks.get(&task) else {
+            return;
+        };
+        // A copy of each new file version is kept: the base of the patches that carry its
+        // next versions to devices that have this one.
+        let root = state.root.clone();
+        for event in &events {
+            if let LocalEvent::Create(entry) | LocalEvent::Modify { entry, .. } = event {
+                if entry.kind == EntryKind::File {
+                    if let Err(e) = self.keep_content(&root, entry) {
+                        tracing::debug!(error = %e, "could not keep a copy of a file");
+                    }
+                }
+            }
+        }
         let Some(state) = self.tasks.get(&task) else {
             return;
         };

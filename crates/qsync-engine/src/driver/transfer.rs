@@ -20,10 +20,14 @@ use crate::EngineError;
 /// returns false once the connection is gone): chunks, then `Content { last: true }` if
 /// what was read still hashes to `hash`, or `Unavailable` if it does not (changed, gone,
 /// not a regular file, or reached through a symlink).
+///
+/// With `base` (the content the asker has, and where a copy of it is kept here), a patch
+/// from it is sent instead when one is worth it ([`Message::Delta`]).
 pub fn serve(
     root: &Path,
     path: &RelPath,
     hash: ContentHash,
+    base: Option<(ContentHash, &Path)>,
     mut send: impl FnMut(Message) -> bool,
 ) {
     let unavailable = || Message::Unavailable {
@@ -46,6 +50,32 @@ pub fn serve(
     if !file.metadata().is_ok_and(|m| m.is_file()) {
         send(unavailable());
         return;
+    }
+    if let Some((base, base_file)) = base {
+        if let Some(patch) = patch_from(base_file, &file, hash) {
+            for (i, data) in patch.chunks(MAX_CHUNK_LEN).enumerate() {
+                let message = Message::Delta {
+                    path: path.clone(),
+                    hash,
+                    base,
+                    offset: (i * MAX_CHUNK_LEN) as u64,
+                    data: Bytes::copy_from_slice(data),
+                    last: false,
+                };
+                if !send(message) {
+                    return;
+                }
+            }
+            send(Message::Delta {
+                path: path.clone(),
+                hash,
+                base,
+                offset: patch.len() as u64,
+                data: Bytes::new(),
+                last: true,
+            });
+            return;
+        }
     }
     let mut hasher = ContentHasher::new();
     let mut offset = 0u64;
@@ -84,6 +114,94 @@ pub fn serve(
         unavailable()
     };
     send(last);
+}
+
+/// A patch from `base_file` to the open `file`, if `file` holds `hash` and a patch is
+/// worth it (smaller than the content by the delta codec's rule). The file is read through
+/// its open descriptor, never by its name again.
+fn patch_from(base_file: &Path, file: &fs::File, hash: ContentHash) -> Option<Vec<u8>> {
+    use std::os::fd::AsRawFd;
+    let by_fd = std::path::PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+    let mut patch = Vec::new();
+    let encoded = qsync_delta::encode_file(
+        base_file,
+        &by_fd,
+        &mut patch,
+        &qsync_delta::Options::default(),
+    );
+    match encoded {
+        Ok(qsync_delta::Encoded::Patch { .. }) => {
+            let header = qsync_delta::Header::read(&mut &patch[..]).ok()?;
+            (header.target_hash == hash).then_some(patch)
+        }
+        _ => None,
+    }
+}
+
+/// A patch on its way in, kept in memory up to [`MAX_PATCH`] bytes.
+pub struct IncomingPatch {
+    base: ContentHash,
+    hash: ContentHash,
+    size: u64,
+    patch: Vec<u8>,
+}
+
+/// The largest patch accepted (in memory).
+pub const MAX_PATCH: usize = 256 * 1024 * 1024;
+
+impl IncomingPatch {
+    /// Start receiving a patch from `base` to the content `hash` of `size` bytes.
+    pub fn start(base: ContentHash, hash: ContentHash, size: u64) -> Self {
+        Self {
+            base,
+            hash,
+            size,
+            patch: Vec::new(),
+        }
+    }
+
+    /// The base this patch applies to.
+    pub fn base(&self) -> ContentHash {
+        self.base
+    }
+
+    /// Take one chunk, in order, within [`MAX_PATCH`].
+    pub fn accept(&mut self, offset: u64, data: &[u8]) -> Result<(), EngineError> {
+        if offset != self.patch.len() as u64 || self.patch.len() + data.len() > MAX_PATCH {
+            return Err(EngineError::State(format!(
+                "a patch for {} arrived out of order or too large",
+                self.hash
+            )));
+        }
+        self.patch.extend_from_slice(data);
+        Ok(())
+    }
+
+    /// Apply the patch to `old` (the asker's file at the path, which must still hold the
+    /// base) and stage the result if it is the content asked for (true).
+    pub fn finish(self, old: &Path, staging: &Staging) -> Result<bool, EngineError> {
+        // Never through a symlink: only a regular file can be the base.
+        if !fs::symlink_metadata(old).is_ok_and(|m| m.is_file()) {
+            return Ok(false);
+        }
+        let Ok(header) = qsync_delta::Header::read(&mut &self.patch[..]) else {
+            return Ok(false);
+        };
+        if header.source_hash != self.base
+            || header.target_hash != self.hash
+            || header.target_len != self.size
+        {
+            return Ok(false);
+        }
+        let target = staging.path_of(&self.hash);
+        match qsync_delta::apply_file(&self.patch[..], old, &target) {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                tracing::debug!(error = %e, "a received patch did not apply");
+                Ok(false)
+            }
+        }
+    }
 }
 
 /// Content on its way in: written to a temporary file in the staging folder as it comes.
@@ -158,7 +276,7 @@ mod tests {
 
     fn collect(root: &Path, path: &str, hash: ContentHash) -> Vec<Message> {
         let mut out = Vec::new();
-        serve(root, &RelPath::new(path).unwrap(), hash, |m| {
+        serve(root, &RelPath::new(path).unwrap(), hash, None, |m| {
             out.push(m);
             true
         });
