@@ -58,6 +58,10 @@ struct DaemonArgs {
     /// Seconds a question to the person may wait for an answer.
     #[arg(long, default_value_t = 600)]
     answer_timeout: u64,
+    /// Scan every task's folder whole this often, in seconds (0: never), to catch what the
+    /// file system's notifications missed.
+    #[arg(long, env = "QSYNC_RESCAN_EVERY", default_value_t = 60)]
+    rescan_every: u64,
     /// Which sync rules run: `classic` (today's) or `core` (qsync-core's version vectors,
     /// on their way to replace them; see issue #15).
     #[arg(long, env = "QSYNC_ENGINE", default_value = "classic", value_parser = ["classic", "core"])]
@@ -364,6 +368,7 @@ fn daemon_config(state_dir: &Path, args: DaemonArgs) -> DaemonConfig {
         mdns: !args.no_mdns,
         btf_dir: args.btf_dir.unwrap_or_else(|| state_dir.join("btf")),
         answer_timeout: Duration::from_secs(args.answer_timeout),
+        rescan_every: Duration::from_secs(args.rescan_every),
         core: args.engine == "core",
     }
 }

@@ -37,6 +37,7 @@ pub fn run(state_dir: &Path) -> Result<()> {
             mdns: true,
             btf_dir: state_dir.join("btf"),
             answer_timeout: Duration::from_secs(600),
+            rescan_every: Duration::from_secs(60),
             core: false,
         };
         std::thread::spawn(move || {

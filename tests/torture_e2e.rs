@@ -10,7 +10,7 @@
 //! ledger, placements, transfers, restarts) keeps the same promises. The operations
 //! follow a seed: `QSYNC_TORTURE_SEED` replays one (the seed is printed), and
 //! `QSYNC_TORTURE_ROUNDS` sets how many rounds of edits run (default 20, about one per
-//! 300 ms).
+//! 300 ms); `QSYNC_TORTURE_ENGINE=classic` runs the classic rules instead of the core's.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "support/node.rs"]
@@ -173,9 +173,20 @@ fn three_daemons_under_random_edits_and_kill_9_converge_and_lose_nothing() {
         temp.path().to_owned()
     };
     let names = ["alpha", "beta", "gamma"];
+    // QSYNC_TORTURE_ENGINE=classic runs the rules this test was written against, to
+    // measure how often they fail.
+    let engine = match std::env::var("QSYNC_TORTURE_ENGINE").as_deref() {
+        Ok("classic") => "classic",
+        _ => "core",
+    };
     let mut nodes: Vec<Node> = names
         .iter()
-        .map(|n| Node::start_engine(base.as_path(), n, Some("core")))
+        .map(|n| {
+            // Every order of the core and every change seen, for a failure's post-mortem
+            // (with QSYNC_TORTURE_KEEP).
+            let log = Some("info,qsync_engine=debug");
+            Node::start_with(base.as_path(), n, Some(engine), log)
+        })
         .collect();
     let dirs: Vec<std::path::PathBuf> = ["A", "B", "C"]
         .iter()

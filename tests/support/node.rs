@@ -14,6 +14,8 @@ pub struct Node {
     pub name: String,
     /// `--engine` for the daemon (`None`: its default, or `QSYNC_ENGINE`).
     pub engine: Option<&'static str>,
+    /// `RUST_LOG` for the daemon (its log is `state-NAME.log` beside its state folder).
+    pub log_filter: Option<&'static str>,
     child: Option<Child>,
 }
 
@@ -31,11 +33,22 @@ impl Node {
 
     /// A daemon running the sync rules `engine` (`--engine`).
     pub fn start_engine(base: &Path, name: &str, engine: Option<&'static str>) -> Node {
+        Self::start_with(base, name, engine, None)
+    }
+
+    /// A daemon running the sync rules `engine`, logging with `RUST_LOG=log_filter`.
+    pub fn start_with(
+        base: &Path,
+        name: &str,
+        engine: Option<&'static str>,
+        log_filter: Option<&'static str>,
+    ) -> Node {
         let mut node = Node {
             state: base.join(format!("state-{name}")),
             port: free_port(),
             name: name.into(),
             engine,
+            log_filter,
             child: None,
         };
         node.restart();
@@ -63,6 +76,7 @@ impl Node {
                 "-v",
             ])
             .args(self.engine.iter().flat_map(|e| ["--engine", e]))
+            .envs(self.log_filter.map(|f| ("RUST_LOG", f)))
             .stdout(Stdio::null())
             .stderr(log.map_or(Stdio::null(), Stdio::from))
             .spawn()

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::Duration;
 
-use notify_debouncer_full::notify::event::{ModifyKind, RenameMode};
+use notify_debouncer_full::notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
 use notify_debouncer_full::notify::{EventKind, RecommendedWatcher, RecursiveMode};
 use notify_debouncer_full::{new_debouncer, DebounceEventResult, Debouncer, RecommendedCache};
 use qsync_base::{EntryKind, RelPath};
@@ -69,6 +69,13 @@ fn batch_from(root: &Path, filter: &Filter, result: DebounceEventResult) -> Opti
             return Some(WatchBatch::Rescan {
                 reason: "the system's event queue overflowed".into(),
             });
+        }
+        // Opening, reading and closing unchanged change nothing (and reading a folder to
+        // walk it must not come back as an event about it); closing after writing does.
+        if let EventKind::Access(kind) = event.kind {
+            if kind != AccessKind::Close(AccessMode::Write) {
+                continue;
+            }
         }
         let paths: Vec<RelPath> = event.paths.iter().filter_map(relative).collect();
         if let (EventKind::Modify(ModifyKind::Name(RenameMode::Both)), [from, to]) =
@@ -156,13 +163,29 @@ pub fn observe(
     let mut observed = Vec::with_capacity(touched.len());
     for path in touched {
         let state = stat_entry(root, path, index.get(path))?;
-        let new_folder = state.as_ref().is_some_and(|s| s.kind == EntryKind::Folder)
-            && index.get(path).is_none();
+        let folder = state.as_ref().is_some_and(|s| s.kind == EntryKind::Folder);
+        let known_folder = index.get(path).is_some_and(|e| e.kind == EntryKind::Folder);
         observed.push((path.clone(), state));
-        if new_folder {
-            for entry in walk(root, &path.to_local(root), &filter, &previous)? {
+        if folder {
+            // A folder named by an event is walked: a new one may hold files created before
+            // its watch was set up, and one removed and made again within a batch may hold
+            // other paths than the index knows (their own events can be lost with the old
+            // watch).
+            let found = walk(root, &path.to_local(root), &filter, &previous)?;
+            let present: BTreeSet<RelPath> = found.iter().map(|e| e.path.clone()).collect();
+            for entry in found {
                 if !touched.contains(&entry.path) {
                     observed.push((entry.path.clone(), Some(entry)));
+                }
+            }
+            if known_folder {
+                for gone in previous.keys().filter(|p| {
+                    p.starts_with(path)
+                        && *p != path
+                        && !present.contains(*p)
+                        && !touched.contains(*p)
+                }) {
+                    observed.push((gone.clone(), None));
                 }
             }
         }

@@ -51,6 +51,9 @@ pub struct DaemonConfig {
     pub btf_dir: PathBuf,
     /// How long a question to the person may wait.
     pub answer_timeout: Duration,
+    /// Scan every task's folder whole this often (core mode; zero: never), a safety net
+    /// for what the watcher misses.
+    pub rescan_every: Duration,
     /// Run the sync rules of `qsync-core` (see [`sync`](self::sync)) instead of the
     /// classic ones.
     pub core: bool,

@@ -36,6 +36,10 @@ pub(super) struct CoreSync {
     server: mpsc::Sender<ServeJob>,
     /// When each task's folder was last scanned whole because a placement failed.
     rescanned: HashMap<TaskId, Instant>,
+    /// Content whose patch failed to apply here: asked for whole from then on.
+    whole: HashSet<(TaskId, RelPath, ContentHash)>,
+    /// When every folder was last scanned whole.
+    last_full_scan: Instant,
 }
 
 /// A placement that fails (rather than finding the disk changed) means the watcher missed
@@ -90,6 +94,8 @@ impl CoreSync {
             inputs: VecDeque::new(),
             server,
             rescanned: HashMap::new(),
+            whole: HashSet::new(),
+            last_full_scan: Instant::now(),
         })
     }
 
@@ -120,8 +126,20 @@ impl Engine {
         self.core_run(None);
     }
 
-    /// Let time pass for the core (placements waiting for a retry).
+    /// Let time pass for the core (placements waiting for a retry), and scan every folder
+    /// whole when it is time to.
     pub(super) fn core_tick(&mut self) {
+        let every = self.config.rescan_every;
+        let scan_due = self
+            .sync
+            .as_ref()
+            .is_some_and(|s| !every.is_zero() && s.last_full_scan.elapsed() >= every);
+        if scan_due {
+            if let Some(sync) = self.sync.as_mut() {
+                sync.last_full_scan = Instant::now();
+            }
+            self.core_rescan_all();
+        }
         let due = self
             .sync
             .as_ref()
@@ -177,7 +195,23 @@ impl Engine {
     fn core_effect(&mut self, effect: Effect) {
         tracing::debug!(?effect, "core order");
         match effect {
-            Effect::Send { to, message } => {
+            Effect::Send { to, mut message } => {
+                if let qsync_core::Message::Request {
+                    task,
+                    path,
+                    hash,
+                    base,
+                    ..
+                } = &mut message
+                {
+                    let whole = self
+                        .sync
+                        .as_ref()
+                        .is_some_and(|s| s.whole.contains(&(*task, path.clone(), *hash)));
+                    if whole {
+                        *base = None;
+                    }
+                }
                 if let qsync_core::Message::Request {
                     task,
                     path,
@@ -283,6 +317,19 @@ impl Engine {
                 };
                 if rescan {
                     self.core_rescan(placement.task);
+                } else if outcome != PlaceOutcome::Done {
+                    // The disk is not what the core believes. Usually the watcher has just
+                    // not reported it yet, but it may have missed it: look now at the
+                    // paths this placement involves, so its retry decides on the truth.
+                    let mut paths = vec![placement.path.clone()];
+                    paths.extend(placement.aside.iter().cloned());
+                    paths.extend(placement.parents.iter().cloned());
+                    let mut at = placement.path.parent();
+                    while let Some(parent) = at {
+                        at = parent.parent();
+                        paths.push(parent);
+                    }
+                    self.core_look_at(placement.task, paths);
                 }
                 let Some(sync) = self.sync.as_mut() else {
                     return;
@@ -406,6 +453,14 @@ impl Engine {
                     }
                 };
                 if let Some(outcome) = outcome {
+                    if last && !matches!(outcome, Ok(true)) {
+                        // Our file is not the base we asked with: the watcher may have
+                        // missed a change of it. Next time, the content comes whole.
+                        self.core_look_at(task, vec![key.2.clone()]);
+                        if let Some(sync) = self.sync.as_mut() {
+                            sync.whole.insert((task, key.2.clone(), hash));
+                        }
+                    }
                     self.fetch_done(key, outcome);
                 }
             }
@@ -510,12 +565,49 @@ impl Engine {
         };
         match crate::driver::observed(task, &state.root, &state.index, events) {
             Ok(inputs) => {
+                for input in &inputs {
+                    tracing::debug!(?input, "seen on disk");
+                }
                 if let Some(sync) = self.sync.as_mut() {
                     sync.inputs.extend(inputs);
                 }
             }
             Err(e) => tracing::warn!(%task, error = %e, "could not look at a change"),
         }
+    }
+
+    /// Look at `paths` of `task` on disk now, as if the watcher had named them, and queue
+    /// what differs from the index.
+    fn core_look_at(&mut self, task: TaskId, paths: Vec<RelPath>) {
+        let Some(state) = self.tasks.get_mut(&task) else {
+            return;
+        };
+        let batch = WatchBatch::Changes {
+            touched: paths.into_iter().collect(),
+            renames: Vec::new(),
+        };
+        match observe(&state.root, &mut state.index, &batch) {
+            Ok(events) => {
+                if !events.is_empty() {
+                    tracing::info!(%task, changes = events.len(), "a placement found changes the watcher had not reported");
+                }
+                self.core_queue_local(task, events);
+            }
+            Err(e) => tracing::warn!(%task, error = %e, "could not look at the folder"),
+        }
+    }
+
+    /// Scan every task's folder whole and fold in what the watcher missed (a safety net,
+    /// run every [`DaemonConfig::rescan_every`]).
+    pub(super) fn core_rescan_all(&mut self) {
+        let tasks: Vec<TaskId> = self.tasks.keys().copied().collect();
+        for task in tasks {
+            if let Some(sync) = self.sync.as_mut() {
+                sync.rescanned.remove(&task);
+            }
+            self.core_rescan(task);
+        }
+        self.core_run(None);
     }
 
     /// Scan `task`'s folder whole and queue what differs from the index (throttled: see
