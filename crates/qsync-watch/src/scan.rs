@@ -71,8 +71,12 @@ fn mtime_ns(meta: &Metadata) -> i64 {
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
+/// How long after its last status change a file's hash may be reused (see `entry_from`).
+const RACY_NS: i64 = 2_000_000_000;
+
 /// The entry for one path, or `None` if it does not exist (or is not a file, folder or
-/// symlink). The hash of `previous` is reused when size and mtime match.
+/// symlink). The hash of `previous` is reused when size and mtime match and the file has
+/// not changed status in the last two seconds.
 pub fn stat_entry(
     root: &Path,
     path: &RelPath,
@@ -105,8 +109,27 @@ fn entry_from(
         return Ok(None); // sockets, fifos, devices: not synced
     };
     let mtime_ns = mtime_ns(meta);
+    // The hash is reused only for a file whose size and time match and whose status has
+    // not changed lately: time stamps are coarse (a few ms), so two versions of one size
+    // written in one tick look alike, and QSync itself gives received files their
+    // sender's time. A file changed (written, renamed over, given a time) in the last
+    // moments is hashed again.
+    let settled = {
+        use std::os::unix::fs::MetadataExt;
+        let ctime_ns = meta.ctime().saturating_mul(1_000_000_000) + meta.ctime_nsec();
+        let now_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(i64::MAX, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+        ctime_ns < now_ns.saturating_sub(RACY_NS)
+    };
     let cached = previous
-        .filter(|p| p.kind == kind && p.size == size && p.mtime_ns == mtime_ns)
+        .filter(|p| {
+            kind == EntryKind::File
+                && settled
+                && p.kind == kind
+                && p.size == size
+                && p.mtime_ns == mtime_ns
+        })
         .and_then(|p| p.hash);
     let hash = match (kind, cached) {
         (EntryKind::Folder, _) => None,
