@@ -205,15 +205,17 @@ pub fn tree(root: &Path) -> BTreeMap<String, String> {
             if entry.file_name().to_string_lossy().starts_with(".qsync-") {
                 continue;
             }
-            let meta = std::fs::symlink_metadata(&path).unwrap();
+            // Gone since the folder was read (a daemon at work): not part of this tree.
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
             if meta.is_dir() {
                 out.insert(rel, "dir".into());
                 walk(root, &path, out);
             } else if meta.file_type().is_symlink() {
-                out.insert(
-                    rel,
-                    format!("link:{}", std::fs::read_link(&path).unwrap().display()),
-                );
+                if let Ok(target) = std::fs::read_link(&path) {
+                    out.insert(rel, format!("link:{}", target.display()));
+                }
             } else if let Ok(data) = std::fs::read(&path) {
                 out.insert(rel, blake3::hash(&data).to_hex().to_string());
             }
