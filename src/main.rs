@@ -62,9 +62,10 @@ struct DaemonArgs {
     /// file system's notifications missed.
     #[arg(long, env = "QSYNC_RESCAN_EVERY", default_value_t = 60)]
     rescan_every: u64,
-    /// Which sync rules run: `classic` (today's) or `core` (qsync-core's version vectors,
-    /// on their way to replace them; see issue #15).
-    #[arg(long, env = "QSYNC_ENGINE", default_value = "classic", value_parser = ["classic", "core"])]
+    /// Which sync rules run: `core` (qsync-core's version vectors, the default) or
+    /// `classic` (the operation log they replace, kept for one release to compare; it
+    /// diverges under concurrent edits and restarts, see issue #15).
+    #[arg(long, env = "QSYNC_ENGINE", default_value = "core", value_parser = ["core", "classic"])]
     engine: String,
 }
 

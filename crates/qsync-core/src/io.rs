@@ -22,6 +22,10 @@ pub enum Message {
         task: TaskId,
         /// The last of the peer's sequence numbers already processed here.
         after: u64,
+        /// "Say Hello back": set when greeting, unset in the answer. A device links a
+        /// task a moment after its peer; the peer's first Hello may come before and be
+        /// dropped, and the answer to this device's own Hello replaces it.
+        reply: bool,
     },
     /// Records of the sender's ledger, in the order of its sequence numbers, up to `upto`.
     /// Records the receiver is known to have (those it sent) are left out, so `upto` says
@@ -175,6 +179,8 @@ pub struct Placement {
     pub aside: Option<RelPath>,
     /// Folders to create first, outermost first; each must not exist.
     pub parents: Vec<RelPath>,
+    /// The peer the version comes from (for the driver's reports).
+    pub from: DeviceId,
 }
 
 /// How a [`Placement`] went.

@@ -27,8 +27,9 @@
 //! core.handle(now, Input::Connected { peer: b }, &mut ledger)?;
 //! assert!(matches!(core.poll_effect(), Some(Effect::Send { message: Message::Hello { after: 0, .. }, .. })));
 //!
-//! // B asks for A's records; A's person writes a file; A sends its record to B.
-//! core.handle(now, Input::Received { from: b, message: Message::Hello { task, after: 0 } }, &mut ledger)?;
+//! // B answers: it wants A's records from the start. A's person writes a file; A sends
+//! // its record to B.
+//! core.handle(now, Input::Received { from: b, message: Message::Hello { task, after: 0, reply: false } }, &mut ledger)?;
 //! let state = State::File { hash: ContentHash::of(b"hello"), size: 5, mode: 0o644 };
 //! let path = RelPath::new("notes.txt")?;
 //! core.handle(now, Input::Observed { task, path: path.clone(), state, mtime_ns: 0 }, &mut ledger)?;

@@ -47,6 +47,7 @@ fn write_fuzz_seeds() {
         vec![Message::Hello {
             task: TASK,
             after: 0,
+            reply: true,
         }],
         vec![Message::Records {
             task: TASK,

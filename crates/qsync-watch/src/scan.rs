@@ -119,7 +119,9 @@ fn entry_from(
         let ctime_ns = meta.ctime().saturating_mul(1_000_000_000) + meta.ctime_nsec();
         let now_ns = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(i64::MAX, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+            .map_or(i64::MAX, |d| {
+                i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+            });
         ctime_ns < now_ns.saturating_sub(RACY_NS)
     };
     let cached = previous

@@ -111,7 +111,11 @@ fn scan_records_everything_but_ignored_and_own_temp_files_and_never_follows_link
             .unwrap()
             .hash
     };
-    assert_eq!(hash_of_c(&cache), Some(ContentHash::of(b"c")), "just written");
+    assert_eq!(
+        hash_of_c(&cache),
+        Some(ContentHash::of(b"c")),
+        "just written"
+    );
     std::thread::sleep(Duration::from_millis(2100));
     assert_eq!(hash_of_c(&cache), Some(fake), "settled");
 }

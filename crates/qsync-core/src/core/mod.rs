@@ -135,14 +135,14 @@ impl Core {
             Input::Link { task, peer } => {
                 ledger.link(&task, &peer)?;
                 if self.connected.contains(&peer) {
-                    self.greet(task, peer, ledger)?;
+                    self.greet(task, peer, true, ledger)?;
                 }
             }
             Input::Connected { peer } => {
                 self.connected.insert(peer);
                 for task in ledger.tasks()? {
                     if ledger.peers(&task)?.contains(&peer) {
-                        self.greet(task, peer, ledger)?;
+                        self.greet(task, peer, true, ledger)?;
                         let paths = ledger.rival_paths(&task)?;
                         self.changed.extend(paths.into_iter().map(|p| (task, p)));
                     }
@@ -247,10 +247,13 @@ impl Core {
         self.effects.push_back(Effect::Send { to, message });
     }
 
+    /// Start the exchange of `task` with `peer`: say where this device stands in its
+    /// sequence (`reply`: and ask it to say the same back).
     fn greet<L: Ledger>(
         &mut self,
         task: TaskId,
         peer: DeviceId,
+        reply: bool,
         ledger: &L,
     ) -> Result<(), L::Error> {
         let after = ledger.received_upto(&task, &peer)?;
@@ -262,7 +265,7 @@ impl Core {
                 saved: after,
             },
         );
-        self.send(peer, Message::Hello { task, after });
+        self.send(peer, Message::Hello { task, after, reply });
         Ok(())
     }
 
@@ -302,9 +305,25 @@ impl Core {
         ledger: &mut L,
     ) -> Result<(), L::Error> {
         match message {
-            Message::Hello { task, after } => {
+            Message::Hello { task, after, reply } => {
                 if after <= MAX_NUMBER && self.linked(&task, &from, ledger)? {
                     self.streaming.insert((task, from), after);
+                    if reply {
+                        // Answer with where this device stands in the peer's sequence
+                        // (without forgetting what is under way from it).
+                        match self.inbound.get(&(task, from)) {
+                            Some(inbound) => {
+                                let after = inbound.saved;
+                                let hello = Message::Hello {
+                                    task,
+                                    after,
+                                    reply: false,
+                                };
+                                self.send(from, hello);
+                            }
+                            None => self.greet(task, from, false, ledger)?,
+                        }
+                    }
                 }
             }
             Message::Records {

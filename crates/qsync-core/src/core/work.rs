@@ -2,7 +2,7 @@
 //! for its content, ordering its placement, and storing what a done placement made; plus
 //! the rivals (versions ours won against) decided again when ours changes.
 
-use qsync_base::{DeviceId, RelPath, TaskId, VersionVector};
+use qsync_base::{Causality, DeviceId, RelPath, TaskId, VersionVector};
 
 use super::{Core, Item, Step, NEW_FOLDER_MODE, RETRY_AFTER};
 use crate::io::{Effect, Message, PlaceOutcome, Placement};
@@ -130,6 +130,7 @@ impl Core {
                 mtime_ns: remote.mtime_ns,
                 aside: aside.as_ref().map(|(p, _)| p.clone()),
                 parents: parents.clone(),
+                from: item.from,
             }));
             self.set_step(
                 key,
@@ -291,8 +292,26 @@ impl Core {
             // content): then there is nothing new to record.
             let existing = ledger.record(task, &aside_path)?;
             if existing.as_ref().is_none_or(|r| r.state != ours.state) {
-                let base = existing.map(|r| r.version).unwrap_or_default();
-                self.store_local(task, aside_path, ours.state, &base, ours.mtime_ns, ledger)?;
+                // The copy carries the version of what it copies: two devices that copy
+                // versions of one history aside under one name (same bytes, say, another
+                // mode) then agree that the later one stands. Only a copy over something
+                // it has not seen is a change of this device's.
+                let version = match &existing {
+                    Some(e) if ours.version.compare(&e.version) != Causality::After => {
+                        ours.version.merged(&e.version).bumped(self.me)
+                    }
+                    _ => ours.version.clone(),
+                };
+                let seq = Self::next_seq(ledger, task)?;
+                let copy = Record {
+                    path: aside_path.clone(),
+                    state: ours.state,
+                    version,
+                    mtime_ns: ours.mtime_ns,
+                    seq,
+                };
+                ledger.put(task, copy, None)?;
+                self.changed.insert((*task, aside_path));
             }
         }
         let seq = Self::next_seq(ledger, task)?;

@@ -344,6 +344,16 @@ impl Engine {
                         }
                     }
                     self.received += 1;
+                    self.tell(DaemonEvent::Applied {
+                        task: placement.task,
+                        from: placement.from,
+                    });
+                    if let Some(kept_as) = placement.aside.clone() {
+                        self.tell(DaemonEvent::Conflict {
+                            task: placement.task,
+                            kept_as,
+                        });
+                    }
                 }
                 if let Some(sync) = self.sync.as_mut() {
                     sync.inputs.push_back(Input::Placed {
@@ -368,6 +378,9 @@ impl Engine {
                     }
                 };
                 tracing::debug!(%device, ?message, "core message");
+                if matches!(message, qsync_core::Message::Ack { .. }) {
+                    self.tell(DaemonEvent::Delivered { device });
+                }
                 if task_of(&message) != task {
                     tracing::warn!(%device, %task, "dropped a sync message about another task than its frame's");
                     return;

@@ -362,6 +362,7 @@ mod tests {
             mtime_ns: 1_700_000_000_000_000_000,
             aside: None,
             parents: vec![],
+            from: qsync_base::DeviceId::from_bytes([2; 32]),
         }
     }
 
