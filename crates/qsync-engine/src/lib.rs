@@ -1,8 +1,9 @@
-//! QSync's sync engine.
+//! QSync's sync engine: the daemon that drives `qsync-core`'s rules.
 //!
-//! - [`delivery`]: who gets which update when (the per-device lock, pending updates), a
-//!   sans-IO state machine.
-//! - [`conflict`]: what to do with an incoming update given what is on disk here.
+//! - [`daemon`]: the daemon (`daemon/sync.rs` is the core's driver loop).
+//! - [`driver`]: placements, transfers and watcher facts for the core.
+//! - [`delivery`], [`conflict`]: the classic rules, run only with `--engine classic` (kept
+//!   for one release, then deleted).
 //! - [`btf`]: the back-to-front channel, through which the engine asks its person things.
 //! - [`control`]: the control socket's typed protocol (one JSON [`control::Command`] per
 //!   line in, one [`control::Reply`] out; `Events` streams what happens).

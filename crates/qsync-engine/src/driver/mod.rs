@@ -1,8 +1,7 @@
 //! The driver of `qsync-core`: what turns the core's orders into disk and network work and
-//! the world's facts into the core's inputs. This is where the daemon is going (issue
-//! #15); the run loop that ties these pieces to the network, the SQLite ledger
-//! (`qsync_store::LedgerTx`, one transaction per core call) and the control socket is the
-//! next step, and today's `daemon` still runs the older rules.
+//! the world's facts into the core's inputs. The daemon's run loop (`daemon/sync.rs`) ties
+//! these pieces to the network, the SQLite ledger (`qsync_store::LedgerTx`, one
+//! transaction per core call) and the control socket.
 //!
 //! - [`place`]: a [`qsync_core::Placement`] carried out on a real folder, all or nothing,
 //!   durable before it is reported, announced to the watcher's index first.
