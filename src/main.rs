@@ -62,11 +62,6 @@ struct DaemonArgs {
     /// file system's notifications missed.
     #[arg(long, env = "QSYNC_RESCAN_EVERY", default_value_t = 60)]
     rescan_every: u64,
-    /// Which sync rules run: `core` (qsync-core's version vectors, the default) or
-    /// `classic` (the operation log they replace, kept for one release to compare; it
-    /// diverges under concurrent edits and restarts, see issue #15).
-    #[arg(long, env = "QSYNC_ENGINE", default_value = "core", value_parser = ["core", "classic"])]
-    engine: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -370,7 +365,6 @@ fn daemon_config(state_dir: &Path, args: DaemonArgs) -> DaemonConfig {
         btf_dir: args.btf_dir.unwrap_or_else(|| state_dir.join("btf")),
         answer_timeout: Duration::from_secs(args.answer_timeout),
         rescan_every: Duration::from_secs(args.rescan_every),
-        core: args.engine == "core",
     }
 }
 

@@ -38,7 +38,6 @@ pub fn run(state_dir: &Path) -> Result<()> {
             btf_dir: state_dir.join("btf"),
             answer_timeout: Duration::from_secs(600),
             rescan_every: Duration::from_secs(60),
-            core: true,
         };
         std::thread::spawn(move || {
             if let Err(e) = qsync_engine::run(config) {

@@ -1,6 +1,6 @@
-//! Three real daemons on loopback running qsync-core's rules (`--engine core`), linked
-//! pairwise: random creates, edits, appends, renames and deletes of files and folders on
-//! all three at once, while daemons are killed (-9) and restarted. Then everything heals,
+//! Three real daemons on loopback, linked pairwise: random creates, edits, appends, renames
+//! and deletes of files and folders on all three at once, while daemons are killed (-9) and
+//! restarted. Then everything heals,
 //! and the three folders must hold the same tree, with nothing pending anywhere; and the
 //! last write each device made (concurrent, one of them killed right after) survives on
 //! every device, at its path or as a conflict copy.
@@ -10,7 +10,7 @@
 //! ledger, placements, transfers, restarts) keeps the same promises. The operations
 //! follow a seed: `QSYNC_TORTURE_SEED` replays one (the seed is printed), and
 //! `QSYNC_TORTURE_ROUNDS` sets how many rounds of edits run (default 20, about one per
-//! 300 ms); `QSYNC_TORTURE_ENGINE=classic` runs the classic rules instead of the core's.
+//! 300 ms).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "support/node.rs"]
@@ -173,19 +173,13 @@ fn three_daemons_under_random_edits_and_kill_9_converge_and_lose_nothing() {
         temp.path().to_owned()
     };
     let names = ["alpha", "beta", "gamma"];
-    // QSYNC_TORTURE_ENGINE=classic runs the rules this test was written against, to
-    // measure how often they fail.
-    let engine = match std::env::var("QSYNC_TORTURE_ENGINE").as_deref() {
-        Ok("classic") => "classic",
-        _ => "core",
-    };
     let mut nodes: Vec<Node> = names
         .iter()
         .map(|n| {
             // Every order of the core and every change seen, for a failure's post-mortem
             // (with QSYNC_TORTURE_KEEP).
             let log = Some("info,qsync_engine=debug");
-            Node::start_with(base.as_path(), n, Some(engine), log)
+            Node::start_with(base.as_path(), n, log)
         })
         .collect();
     let dirs: Vec<std::path::PathBuf> = ["A", "B", "C"]

@@ -12,8 +12,6 @@ pub struct Node {
     pub state: PathBuf,
     pub port: u16,
     pub name: String,
-    /// `--engine` for the daemon (`None`: its default, or `QSYNC_ENGINE`).
-    pub engine: Option<&'static str>,
     /// `RUST_LOG` for the daemon (its log is `state-NAME.log` beside its state folder).
     pub log_filter: Option<&'static str>,
     child: Option<Child>,
@@ -28,26 +26,15 @@ fn free_port() -> u16 {
 
 impl Node {
     pub fn start(base: &Path, name: &str) -> Node {
-        Self::start_engine(base, name, None)
+        Self::start_with(base, name, None)
     }
 
-    /// A daemon running the sync rules `engine` (`--engine`).
-    pub fn start_engine(base: &Path, name: &str, engine: Option<&'static str>) -> Node {
-        Self::start_with(base, name, engine, None)
-    }
-
-    /// A daemon running the sync rules `engine`, logging with `RUST_LOG=log_filter`.
-    pub fn start_with(
-        base: &Path,
-        name: &str,
-        engine: Option<&'static str>,
-        log_filter: Option<&'static str>,
-    ) -> Node {
+    /// A daemon logging with `RUST_LOG=log_filter`.
+    pub fn start_with(base: &Path, name: &str, log_filter: Option<&'static str>) -> Node {
         let mut node = Node {
             state: base.join(format!("state-{name}")),
             port: free_port(),
             name: name.into(),
-            engine,
             log_filter,
             child: None,
         };
@@ -75,7 +62,6 @@ impl Node {
                 &self.name,
                 "-v",
             ])
-            .args(self.engine.iter().flat_map(|e| ["--engine", e]))
             .envs(self.log_filter.map(|f| ("RUST_LOG", f)))
             .stdout(Stdio::null())
             .stderr(log.map_or(Stdio::null(), Stdio::from))

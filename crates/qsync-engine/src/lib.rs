@@ -2,17 +2,13 @@
 //!
 //! - [`daemon`]: the daemon (`daemon/sync.rs` is the core's driver loop).
 //! - [`driver`]: placements, transfers and watcher facts for the core.
-//! - [`delivery`], [`conflict`]: the classic rules, run only with `--engine classic` (kept
-//!   for one release, then deleted).
 //! - [`btf`]: the back-to-front channel, through which the engine asks its person things.
 //! - [`control`]: the control socket's typed protocol (one JSON [`control::Command`] per
 //!   line in, one [`control::Reply`] out; `Events` streams what happens).
 
 pub mod btf;
-pub mod conflict;
 pub mod control;
 pub mod daemon;
-pub mod delivery;
 pub mod driver;
 pub mod fsops;
 mod keeper;

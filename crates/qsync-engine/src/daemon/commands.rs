@@ -85,12 +85,9 @@ impl Engine {
                     tasks: self.tasks.len(),
                     connected: self.conns.len(),
                     updates: c.updates,
-                    pending: if self.sync.is_some() {
-                        self.core_pending(None).unwrap_or(u64::MAX)
-                    } else {
-                        c.pending
-                    },
-                    deltas: c.deltas,
+                    pending: self.core_pending(None).unwrap_or(u64::MAX),
+                    // Patches are made when asked for, never stored.
+                    deltas: 0,
                     sent: self.sent,
                     received: self.received,
                     wire_sent: self
@@ -123,18 +120,9 @@ impl Engine {
                 });
                 return None;
             }
-            Command::Pending { device } if self.sync.is_some() => self
+            Command::Pending { device } => self
                 .core_pending(Some(device))
                 .map(|count| Reply::Pending { device, count }),
-            Command::Pending { device } => {
-                self.store
-                    .missing_for(device)
-                    .map_err(Into::into)
-                    .map(|missing| Reply::Pending {
-                        device,
-                        count: missing.len() as u64,
-                    })
-            }
             Command::Unlink { task, device } => {
                 self.send(device, task, Message::UnlinkDevice);
                 if let Some(t) = self.tasks.get_mut(&task) {
@@ -255,16 +243,8 @@ impl Engine {
         };
         let task = TaskId::random();
         self.store.add_task(task, &root, &name)?;
-        if self.sync.is_some() {
-            // The first scan records every path as a change of this device.
-            self.start_task(task, root.clone())?;
-            return Ok((task, name, root));
-        }
-        let entries = scan(&root, &HashMap::new())?;
-        for entry in &entries {
-            self.keep_content(&root, entry)?;
-        }
-        self.store.record_mapping(task, &entries)?;
+        // The first scan records every path as a change of this device (and keeps a copy
+        // of each file, the base of the patches of its next versions).
         self.start_task(task, root.clone())?;
         Ok((task, name, root))
     }

@@ -1,5 +1,4 @@
-//! The daemon's sync through `qsync-core` (`qsync daemon --engine core`, or
-//! `QSYNC_ENGINE=core`): the thin driver of issue #15. Facts become the core's inputs
+//! The daemon's sync: the thin driver of `qsync-core`. Facts become the core's inputs
 //! (connections, the core's messages, content that arrived, what the watcher saw, links),
 //! each input is handled in one SQLite transaction committed before its orders are carried
 //! out, and the orders become sends, served content and placements whose outcomes go back
@@ -7,8 +6,11 @@
 //!
 //! Content travels beside the core's messages: a `Request` the core sends registers the
 //! fetch (at most the announced size is accepted), the peer's serving thread streams
-//! `Content` chunks (or `Unavailable`), and the content is staged under its hash, checked,
-//! before the core hears `Fetched`.
+//! `Content` chunks, or a `Delta` from the content this device has (or `Unavailable`),
+//! and the content is staged under its hash, checked, before the core hears `Fetched`.
+//!
+//! What the watcher misses is looked for when a placement finds the disk changed, when a
+//! patch does not apply, and by a whole scan every `rescan_every`.
 //!
 //! If the ledger fails mid-call, the transaction rolls back, the core is replaced by a new
 //! one and every connection is closed: the peers redial, and the exchange starts again from
@@ -17,13 +19,15 @@
 use std::collections::VecDeque;
 use std::sync::mpsc;
 
+use bytes::Bytes;
+
 use qsync_core::{Core, Effect, Input, Ledger, PlaceOutcome, State};
 
 use super::*;
 use crate::driver::place::{self, Staging};
 use crate::driver::transfer::{self, Incoming, IncomingPatch};
 
-/// The core-mode state of the daemon.
+/// What the driver keeps beside the core.
 pub(super) struct CoreSync {
     core: Core,
     staging: Staging,
@@ -119,10 +123,7 @@ fn task_of(message: &qsync_core::Message) -> TaskId {
 impl Engine {
     /// Hand the core one fact and carry out everything that follows.
     pub(super) fn core_feed(&mut self, input: Input) {
-        let Some(sync) = self.sync.as_mut() else {
-            return;
-        };
-        sync.inputs.push_back(input);
+        self.sync.inputs.push_back(input);
         self.core_run(None);
     }
 
@@ -130,20 +131,13 @@ impl Engine {
     /// whole when it is time to.
     pub(super) fn core_tick(&mut self) {
         let every = self.config.rescan_every;
-        let scan_due = self
-            .sync
-            .as_ref()
-            .is_some_and(|s| !every.is_zero() && s.last_full_scan.elapsed() >= every);
-        if scan_due {
-            if let Some(sync) = self.sync.as_mut() {
-                sync.last_full_scan = Instant::now();
-            }
+        if !every.is_zero() && self.sync.last_full_scan.elapsed() >= every {
+            self.sync.last_full_scan = Instant::now();
             self.core_rescan_all();
         }
         let due = self
             .sync
-            .as_ref()
-            .and_then(CoreSync::next_timeout)
+            .next_timeout()
             .is_some_and(|t| t <= Instant::now());
         if due {
             self.core_run(Some(Instant::now()));
@@ -154,9 +148,7 @@ impl Engine {
     /// carrying out each call's orders once it is committed.
     fn core_run(&mut self, mut timeout: Option<Instant>) {
         loop {
-            let Some(sync) = self.sync.as_mut() else {
-                return;
-            };
+            let sync = &mut self.sync;
             let input = if timeout.is_some() {
                 None
             } else {
@@ -186,7 +178,7 @@ impl Engine {
                 self.conns.clear();
                 continue;
             }
-            while let Some(effect) = self.sync.as_mut().and_then(|s| s.core.poll_effect()) {
+            while let Some(effect) = self.sync.core.poll_effect() {
                 self.core_effect(effect);
             }
         }
@@ -204,10 +196,7 @@ impl Engine {
                     ..
                 } = &mut message
                 {
-                    let whole = self
-                        .sync
-                        .as_ref()
-                        .is_some_and(|s| s.whole.contains(&(*task, path.clone(), *hash)));
+                    let whole = self.sync.whole.contains(&(*task, path.clone(), *hash));
                     if whole {
                         *base = None;
                     }
@@ -220,9 +209,7 @@ impl Engine {
                     base,
                 } = &message
                 {
-                    let Some(sync) = self.sync.as_mut() else {
-                        return;
-                    };
+                    let sync = &mut self.sync;
                     if sync.staging.has(hash) {
                         // Fetched already (the same content at another path).
                         let fetched = Input::Fetched {
@@ -268,13 +255,10 @@ impl Engine {
                 hash,
                 base,
             } => {
-                let (Some(state), Some(conn), Some(sync)) = (
-                    self.tasks.get(&task),
-                    self.conns.get(&to),
-                    self.sync.as_ref(),
-                ) else {
+                let (Some(state), Some(conn)) = (self.tasks.get(&task), self.conns.get(&to)) else {
                     return;
                 };
+                let sync = &self.sync;
                 // A patch needs the asker's version: kept here if it was ours or placed here.
                 let blobs = self.store.blobs();
                 let base = base
@@ -294,11 +278,10 @@ impl Engine {
             }
             Effect::Place(placement) => {
                 let mut rescan = false;
-                let (Some(state), Some(sync)) =
-                    (self.tasks.get_mut(&placement.task), self.sync.as_mut())
-                else {
+                let Some(state) = self.tasks.get_mut(&placement.task) else {
                     return;
                 };
+                let sync = &mut self.sync;
                 let outcome = match place::place(
                     &state.root,
                     &sync.staging,
@@ -331,9 +314,7 @@ impl Engine {
                     }
                     self.core_look_at(placement.task, paths);
                 }
-                let Some(sync) = self.sync.as_mut() else {
-                    return;
-                };
+                let sync = &mut self.sync;
                 if outcome == PlaceOutcome::Done {
                     if let State::File { hash, .. } = &placement.target {
                         sync.staging.remove(hash);
@@ -344,6 +325,7 @@ impl Engine {
                         }
                     }
                     self.received += 1;
+                    self.last_received = Instant::now();
                     self.tell(DaemonEvent::Applied {
                         task: placement.task,
                         from: placement.from,
@@ -355,19 +337,22 @@ impl Engine {
                         });
                     }
                 }
-                if let Some(sync) = self.sync.as_mut() {
-                    sync.inputs.push_back(Input::Placed {
-                        task: placement.task,
-                        path: placement.path,
-                        outcome,
-                    });
-                }
+                let sync = &mut self.sync;
+                sync.inputs.push_back(Input::Placed {
+                    task: placement.task,
+                    path: placement.path,
+                    outcome,
+                });
             }
         }
     }
 
-    /// A message for the core's driver from `device` (core mode only).
+    /// A message for the core or its transfers from `device`.
     pub(super) fn core_received(&mut self, device: DeviceId, task: TaskId, message: Message) {
+        if matches!(message, Message::Content { .. } | Message::Delta { .. }) {
+            // Content flowing: the keeper of blobs waits until it is quiet.
+            self.last_received = Instant::now();
+        }
         match message {
             Message::Sync { body } => {
                 let message: qsync_core::Message = match postcard::from_bytes(&body) {
@@ -397,9 +382,7 @@ impl Engine {
                 data,
                 last,
             } => {
-                let Some(sync) = self.sync.as_mut() else {
-                    return;
-                };
+                let sync = &mut self.sync;
                 let key = (device, task, path, hash);
                 let Some(fetch) = sync.fetches.get_mut(&key) else {
                     return; // not asked for (or given up): dropped
@@ -435,9 +418,7 @@ impl Engine {
                 data,
                 last,
             } => {
-                let Some(sync) = self.sync.as_mut() else {
-                    return;
-                };
+                let sync = &mut self.sync;
                 let key = (device, task, path, hash);
                 let Some(fetch) = sync.fetches.get_mut(&key) else {
                     return;
@@ -470,17 +451,14 @@ impl Engine {
                         // Our file is not the base we asked with: the watcher may have
                         // missed a change of it. Next time, the content comes whole.
                         self.core_look_at(task, vec![key.2.clone()]);
-                        if let Some(sync) = self.sync.as_mut() {
-                            sync.whole.insert((task, key.2.clone(), hash));
-                        }
+                        let sync = &mut self.sync;
+                        sync.whole.insert((task, key.2.clone(), hash));
                     }
                     self.fetch_done(key, outcome);
                 }
             }
             Message::Unavailable { path, hash } => {
-                let Some(sync) = self.sync.as_mut() else {
-                    return;
-                };
+                let sync = &mut self.sync;
                 if sync
                     .fetches
                     .remove(&(device, task, path.clone(), hash))
@@ -495,9 +473,9 @@ impl Engine {
                     });
                 }
             }
-            // The classic protocol's updates are not for the core.
+            // The older protocol's updates (from a daemon of before version vectors).
             other => {
-                tracing::debug!(%device, message = ?std::mem::discriminant(&other), "ignored a classic update in core mode")
+                tracing::debug!(%device, message = ?std::mem::discriminant(&other), "ignored an update of the older protocol")
             }
         }
     }
@@ -515,9 +493,8 @@ impl Engine {
                 false
             }
         };
-        if let Some(sync) = self.sync.as_mut() {
-            sync.fetches.remove(&key);
-        }
+        let sync = &mut self.sync;
+        sync.fetches.remove(&key);
         let (from, task, path, hash) = key;
         self.core_feed(Input::Fetched {
             task,
@@ -530,9 +507,8 @@ impl Engine {
 
     /// A connection is gone: its fetches are dropped (asked again after reconnecting).
     pub(super) fn core_disconnected(&mut self, device: DeviceId) {
-        if let Some(sync) = self.sync.as_mut() {
-            sync.fetches.retain(|(d, ..), _| *d != device);
-        }
+        let sync = &mut self.sync;
+        sync.fetches.retain(|(d, ..), _| *d != device);
         self.core_feed(Input::Disconnected { peer: device });
     }
 
@@ -581,9 +557,8 @@ impl Engine {
                 for input in &inputs {
                     tracing::debug!(?input, "seen on disk");
                 }
-                if let Some(sync) = self.sync.as_mut() {
-                    sync.inputs.extend(inputs);
-                }
+                let sync = &mut self.sync;
+                sync.inputs.extend(inputs);
             }
             Err(e) => tracing::warn!(%task, error = %e, "could not look at a change"),
         }
@@ -615,9 +590,8 @@ impl Engine {
     pub(super) fn core_rescan_all(&mut self) {
         let tasks: Vec<TaskId> = self.tasks.keys().copied().collect();
         for task in tasks {
-            if let Some(sync) = self.sync.as_mut() {
-                sync.rescanned.remove(&task);
-            }
+            let sync = &mut self.sync;
+            sync.rescanned.remove(&task);
             self.core_rescan(task);
         }
         self.core_run(None);
@@ -626,9 +600,10 @@ impl Engine {
     /// Scan `task`'s folder whole and queue what differs from the index (throttled: see
     /// [`RESCAN_EVERY`]).
     fn core_rescan(&mut self, task: TaskId) {
-        let (Some(sync), Some(state)) = (self.sync.as_mut(), self.tasks.get_mut(&task)) else {
+        let Some(state) = self.tasks.get_mut(&task) else {
             return;
         };
+        let sync = &mut self.sync;
         if sync
             .rescanned
             .get(&task)

@@ -252,15 +252,12 @@ impl Incoming {
     }
 
     /// The sender says it is complete: if it is whole and hashes to what was asked, it is
-    /// made durable and staged (true); otherwise it is dropped (false).
+    /// staged (true); otherwise it is dropped (false). Not synced: staging is emptied at
+    /// every start, and a placement makes its own copy durable before it is reported.
     pub fn finish(self, staging: &Staging) -> Result<bool, EngineError> {
         if self.next != self.size || self.hasher.finish() != self.hash {
             return Ok(false);
         }
-        self.file
-            .as_file()
-            .sync_all()
-            .map_err(|e| EngineError::io("sync", self.file.path(), e))?;
         let target = staging.path_of(&self.hash);
         self.file
             .persist(&target)
