@@ -16,7 +16,7 @@ use qsync_base::{ContentHash, EntryKind, FileEntry, RelPath, MODE_BITS};
 use qsync_core::{PlaceOutcome, Placement, State};
 use qsync_watch::{stat_entry, Index};
 
-use crate::fsops::{incoming_file, safe_target, sync_file_systems};
+use crate::fsops::{incoming_file, safe_target};
 use crate::EngineError;
 
 /// Where fetched content waits, named by its hash, until a placement uses it.
@@ -265,9 +265,22 @@ fn apply(
                 .map_err(|e| EngineError::io("create the link", target, e))?;
         }
     }
-    // Names (renames, removals, new entries) are durable before the core records them.
-    sync_file_systems(&[parent_dir.as_path()])
-        .map_err(|e| EngineError::io("sync", &parent_dir, e))?;
+    // Names (renames, removals, new entries) are durable before the core records them: the
+    // folder holding the path (and the aside copy), and the folder holding each folder
+    // made. An fsync of each folder, not a `syncfs`, which would also flush whatever else
+    // is being written on that file system.
+    let mut folders = vec![parent_dir];
+    for parent in &p.parents {
+        let made = safe_target(root, parent)?;
+        folders.push(made.parent().unwrap_or(root).to_owned());
+    }
+    folders.sort();
+    folders.dedup();
+    for folder in &folders {
+        fs::File::open(folder)
+            .and_then(|dir| dir.sync_all())
+            .map_err(|e| EngineError::io("sync", folder, e))?;
+    }
     Ok(PlaceOutcome::Done)
 }
 
