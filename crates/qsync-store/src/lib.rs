@@ -760,11 +760,13 @@ impl Store {
         Ok(())
     }
 
-    /// Remove blobs that no file refers to (done at open; call after deleting a folder).
+    /// Remove blobs that no file refers to (done at open; call after deleting a folder): no
+    /// current record of the sync core, nor a row of the older `files` table.
     pub fn sweep_blobs(&self) -> Result<(), StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT DISTINCT hash FROM files WHERE hash IS NOT NULL")?;
+        let mut stmt = self.conn.prepare(
+            "SELECT DISTINCT hash FROM files WHERE hash IS NOT NULL
+             UNION SELECT DISTINCT hash FROM records WHERE kind = 1 AND hash IS NOT NULL",
+        )?;
         let referenced: HashSet<Vec<u8>> = stmt
             .query_map([], |r| r.get::<_, Vec<u8>>(0))?
             .collect::<Result<_, _>>()?;

@@ -245,3 +245,33 @@ fn a_store_from_before_version_vectors_gets_one_version_per_path() {
         }
     ));
 }
+
+/// The copy of a file version the core's records name is the base of later patches: the
+/// sweep at open keeps it, and removes copies nothing names.
+#[test]
+fn the_sweep_at_open_keeps_the_blobs_records_name() {
+    let (dir, mut store) = store();
+    let named = store.blobs().put(&b"the current version"[..]).unwrap();
+    let orphan = store.blobs().put(&b"a version since replaced"[..]).unwrap();
+    let mut tx = store.ledger().unwrap();
+    let file = State::File {
+        hash: named,
+        size: 19,
+        mode: 0o644,
+    };
+    let path = RelPath::new("notes.txt").unwrap();
+    let version = VersionVector::new().bumped(PEERS[0]);
+    let current = Record {
+        path,
+        state: file,
+        version,
+        mtime_ns: 0,
+        seq: 1,
+    };
+    tx.put(&TASK, current, None).unwrap();
+    tx.commit().unwrap();
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert!(store.blobs().contains(&named));
+    assert!(!store.blobs().contains(&orphan));
+}
