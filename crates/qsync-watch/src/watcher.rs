@@ -179,12 +179,19 @@ pub fn observe(
                 }
             }
             if known_folder {
-                for gone in previous.keys().filter(|p| {
-                    p.starts_with(path)
-                        && *p != path
-                        && !present.contains(*p)
-                        && !touched.contains(*p)
-                }) {
+                // Gone, unless now excluded by `.qsyncignore` (the walk skips those): an
+                // ignored path stops syncing, it is never taken for deleted.
+                for gone in previous
+                    .iter()
+                    .filter(|(p, e)| {
+                        p.starts_with(path)
+                            && *p != path
+                            && !present.contains(*p)
+                            && !touched.contains(*p)
+                            && filter.includes(p, e.kind == EntryKind::Folder)
+                    })
+                    .map(|(p, _)| p)
+                {
                     observed.push((gone.clone(), None));
                 }
             }

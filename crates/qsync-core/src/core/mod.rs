@@ -142,7 +142,10 @@ impl Core {
                 self.connected.insert(peer);
                 for task in ledger.tasks()? {
                     if ledger.peers(&task)?.contains(&peer) {
-                        self.greet(task, peer, true, ledger)?;
+                        // Both sides greet on connecting: no answer needed. (A greeting on
+                        // linking asks for one: the peer may have greeted before this
+                        // device knew of the link, and that greeting was dropped.)
+                        self.greet(task, peer, false, ledger)?;
                         let paths = ledger.rival_paths(&task)?;
                         self.changed.extend(paths.into_iter().map(|p| (task, p)));
                     }

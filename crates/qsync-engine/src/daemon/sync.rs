@@ -172,10 +172,13 @@ impl Engine {
             if let Err(e) = result {
                 tracing::error!(error = %e, "the ledger failed; the sync starts again from what it holds");
                 sync.core = Core::new(self.me);
-                sync.inputs.clear();
                 sync.fetches.clear();
                 // The peers redial; both sides then greet each other afresh.
                 self.conns.clear();
+                // What was placed or seen and not recorded is on disk and in the watcher's
+                // index: the index is rebuilt from the ledger and the folders scanned, so
+                // the new core hears of it.
+                self.core_relearn();
                 continue;
             }
             while let Some(effect) = self.sync.core.poll_effect() {
@@ -387,6 +390,11 @@ impl Engine {
                 let Some(fetch) = sync.fetches.get_mut(&key) else {
                     return; // not asked for (or given up): dropped
                 };
+                if fetch.incoming.is_none() && (offset != 0 || (last && fetch.size != 0)) {
+                    // The rest of an answer to an earlier request of the same content (the
+                    // transfer is asked again): the new answer starts at 0.
+                    return;
+                }
                 let outcome = if last {
                     let incoming = match fetch.incoming.take() {
                         Some(incoming) => Ok(incoming),
@@ -426,6 +434,9 @@ impl Engine {
                 if fetch.base != Some(base) || fetch.incoming.is_some() {
                     return; // not the base it has, or whole content already coming
                 }
+                if fetch.patch.is_none() && offset != 0 {
+                    return; // the rest of an answer to an earlier request
+                }
                 let mut patch = fetch
                     .patch
                     .take()
@@ -447,12 +458,15 @@ impl Engine {
                     }
                 };
                 if let Some(outcome) = outcome {
-                    if last && !matches!(outcome, Ok(true)) {
-                        // Our file is not the base we asked with: the watcher may have
-                        // missed a change of it. Next time, the content comes whole.
-                        self.core_look_at(task, vec![key.2.clone()]);
-                        let sync = &mut self.sync;
-                        sync.whole.insert((task, key.2.clone(), hash));
+                    if !matches!(outcome, Ok(true)) {
+                        // Next time, the content comes whole (a patch that does not apply,
+                        // or one too large to take in memory).
+                        self.sync.whole.insert((task, key.2.clone(), hash));
+                        if last {
+                            // Our file may not be the base we asked with: the watcher may
+                            // have missed a change of it.
+                            self.core_look_at(task, vec![key.2.clone()]);
+                        }
                     }
                     self.fetch_done(key, outcome);
                 }
@@ -585,6 +599,24 @@ impl Engine {
         }
     }
 
+    /// After a ledger failure: every task's index again from the ledger, then a whole scan
+    /// (what is on disk and not recorded becomes the core's facts).
+    fn core_relearn(&mut self) {
+        let tasks: Vec<TaskId> = self.tasks.keys().copied().collect();
+        for task in tasks {
+            match self.core_known(task) {
+                Ok(known) => {
+                    if let Some(state) = self.tasks.get_mut(&task) {
+                        state.index = Index::new(known);
+                    }
+                    self.sync.rescanned.remove(&task);
+                    self.core_rescan(task);
+                }
+                Err(e) => tracing::error!(%task, error = %e, "could not read the ledger"),
+            }
+        }
+    }
+
     /// Scan every task's folder whole and fold in what the watcher missed (a safety net,
     /// run every [`DaemonConfig::rescan_every`]).
     pub(super) fn core_rescan_all(&mut self) {
@@ -612,9 +644,13 @@ impl Engine {
             return;
         }
         sync.rescanned.insert(task, Instant::now());
-        match scan_reporting(&state.root, &state.index.to_map()) {
-            Ok(scanned) => {
-                let missed = state.index.reconcile(scanned.entries);
+        // Through the watcher's own rescan: `.qsyncignore` is read again first, so a path it
+        // excludes now stops syncing rather than looking deleted.
+        let rescan = WatchBatch::Rescan {
+            reason: "a look at the whole folder".into(),
+        };
+        match observe(&state.root, &mut state.index, &rescan) {
+            Ok(missed) => {
                 if !missed.is_empty() {
                     tracing::warn!(%task, changes = missed.len(), "the watcher had missed changes; a scan found them");
                 }
