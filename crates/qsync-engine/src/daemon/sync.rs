@@ -258,7 +258,14 @@ impl Engine {
                 hash,
                 base,
             } => {
-                let (Some(state), Some(conn)) = (self.tasks.get(&task), self.conns.get(&to)) else {
+                let Some(conn) = self.conns.get(&to) else {
+                    return; // gone: it asks again after reconnecting
+                };
+                let Some(state) = self.tasks.get(&task) else {
+                    // Not synced here any more: say so, or the asker waits for ever.
+                    let _ = conn
+                        .tx
+                        .send(Outbound::Message(task, Message::Unavailable { path, hash }));
                     return;
                 };
                 let sync = &self.sync;
