@@ -65,6 +65,11 @@ pub trait Ledger {
         rival: Option<Record>,
     ) -> Result<(), Self::Error>;
 
+    /// A link made anew (after an unlink: the peer may have removed the task and started
+    /// its sequence again): forget how far each side processed the other's sequence and
+    /// which records came from `peer`, so the exchange starts from scratch.
+    fn forget_peer(&mut self, task: &TaskId, peer: &DeviceId) -> Result<(), Self::Error>;
+
     /// How far this device has processed `peer`'s sequence for `task`.
     fn received_upto(&self, task: &TaskId, peer: &DeviceId) -> Result<u64, Self::Error>;
     /// Set that.
@@ -106,6 +111,13 @@ impl MemLedger {
     /// The record of `path` (as [`Ledger::record`], which cannot fail here).
     pub fn get(&self, task: &TaskId, path: &RelPath) -> Option<Record> {
         self.records.get(&(*task, path.clone())).cloned()
+    }
+
+    /// Unlink `task` from `peer` (as the store does when either side unlinks).
+    pub fn unlink(&mut self, task: &TaskId, peer: &DeviceId) {
+        if let Some(peers) = self.links.get_mut(task) {
+            peers.remove(peer);
+        }
     }
 
     /// Every record of `task`, by path.
@@ -259,6 +271,14 @@ impl Ledger for MemLedger {
         seq: u64,
     ) -> Result<(), Self::Error> {
         self.acked.insert((*task, *peer), seq);
+        Ok(())
+    }
+
+    fn forget_peer(&mut self, task: &TaskId, peer: &DeviceId) -> Result<(), Self::Error> {
+        self.received.remove(&(*task, *peer));
+        self.acked.remove(&(*task, *peer));
+        self.origins
+            .retain(|(t, _), origin| t != task || origin != peer);
         Ok(())
     }
 }

@@ -448,4 +448,16 @@ impl Ledger for LedgerTx<'_> {
     ) -> Result<(), StoreError> {
         self.set_progress("acked_upto", task, peer, seq)
     }
+
+    fn forget_peer(&mut self, task: &TaskId, peer: &DeviceId) -> Result<(), StoreError> {
+        self.tx.execute(
+            "DELETE FROM peer_progress WHERE task_id = ?1 AND device_id = ?2",
+            params![task.as_bytes(), peer.as_bytes()],
+        )?;
+        self.tx.execute(
+            "UPDATE records SET origin = NULL WHERE task_id = ?1 AND origin = ?2",
+            params![task.as_bytes(), peer.as_bytes()],
+        )?;
+        Ok(())
+    }
 }

@@ -45,6 +45,9 @@ enum Op {
         peer: usize,
         seq: u64,
     },
+    Forget {
+        peer: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -67,6 +70,7 @@ fn op() -> impl Strategy<Value = Op> {
         ),
         (0usize..2, 0u64..50).prop_map(|(peer, seq)| Op::Received { peer, seq }),
         (0usize..2, 0u64..50).prop_map(|(peer, seq)| Op::Acked { peer, seq }),
+        (0usize..2).prop_map(|peer| Op::Forget { peer }),
     ]
 }
 
@@ -127,6 +131,7 @@ fn apply<L: Ledger>(ledger: &mut L, op: &Op, seq: u64) -> Result<(), L::Error> {
         }
         Op::Received { peer, seq } => ledger.set_received_upto(&TASK, &PEERS[peer], seq),
         Op::Acked { peer, seq } => ledger.set_acked_upto(&TASK, &PEERS[peer], seq),
+        Op::Forget { peer } => ledger.forget_peer(&TASK, &PEERS[peer]),
     }
 }
 

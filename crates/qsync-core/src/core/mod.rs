@@ -133,6 +133,11 @@ impl Core {
         self.now = Some(now);
         match input {
             Input::Link { task, peer } => {
+                if !ledger.peers(&task)?.contains(&peer) {
+                    // Linked anew: whatever was known of the peer's progress may be of a
+                    // task it has since removed and made again.
+                    ledger.forget_peer(&task, &peer)?;
+                }
                 ledger.link(&task, &peer)?;
                 if self.connected.contains(&peer) {
                     self.greet(task, peer, true, ledger)?;
