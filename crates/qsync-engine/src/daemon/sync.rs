@@ -44,6 +44,8 @@ pub(super) struct CoreSync {
     whole: HashSet<(TaskId, RelPath, ContentHash)>,
     /// When every folder was last scanned whole.
     last_full_scan: Instant,
+    /// When the ledger last failed (and the core was started afresh).
+    last_reset: Option<Instant>,
 }
 
 /// A placement that fails (rather than finding the disk changed) means the watcher missed
@@ -100,6 +102,7 @@ impl CoreSync {
             rescanned: HashMap::new(),
             whole: HashSet::new(),
             last_full_scan: Instant::now(),
+            last_reset: None,
         })
     }
 
@@ -175,6 +178,15 @@ impl Engine {
                 sync.fetches.clear();
                 // The peers redial; both sides then greet each other afresh.
                 self.conns.clear();
+                let again = sync.last_reset.is_some_and(|t| t.elapsed() < RESCAN_EVERY);
+                sync.last_reset = Some(Instant::now());
+                if again {
+                    // Failing again at once (a full disk, say): stop for now rather than
+                    // spin. The whole scan every `rescan_every` and the peers' next
+                    // greetings bring back what is dropped here.
+                    sync.inputs.clear();
+                    return;
+                }
                 // What was placed or seen and not recorded is on disk and in the watcher's
                 // index: the index is rebuilt from the ledger and the folders scanned, so
                 // the new core hears of it.
