@@ -315,13 +315,8 @@ impl Engine {
         match event {
             Event::Net(e) => self.net_event(e),
             Event::Watch(task, batch) => {
-                let Some(state) = self.tasks.get_mut(&task) else {
-                    return;
-                };
-                match observe(&state.root, &mut state.index, &batch) {
-                    Ok(events) => self.core_local(task, events),
-                    Err(e) => tracing::warn!(%task, error = %e, "could not look at the folder"),
-                }
+                self.core_observe(task, &batch);
+                self.core_run(None);
             }
             Event::Control(command, reply) => {
                 let answer = self.control(command, reply);

@@ -149,7 +149,7 @@ impl Engine {
 
     /// Handle the queued inputs (and a timeout first, if `timeout`), one transaction each,
     /// carrying out each call's orders once it is committed.
-    fn core_run(&mut self, mut timeout: Option<Instant>) {
+    pub(super) fn core_run(&mut self, mut timeout: Option<Instant>) {
         loop {
             let sync = &mut self.sync;
             let input = if timeout.is_some() {
@@ -600,21 +600,32 @@ impl Engine {
     /// Look at `paths` of `task` on disk now, as if the watcher had named them, and queue
     /// what differs from the index.
     fn core_look_at(&mut self, task: TaskId, paths: Vec<RelPath>) {
-        let Some(state) = self.tasks.get_mut(&task) else {
-            return;
-        };
         let batch = WatchBatch::Changes {
             touched: paths.into_iter().collect(),
             renames: Vec::new(),
         };
-        match observe(&state.root, &mut state.index, &batch) {
+        let found = self.core_observe(task, &batch);
+        if found > 0 {
+            tracing::info!(%task, changes = found, "a placement found changes the watcher had not reported");
+        }
+    }
+
+    /// Fold a watcher batch (a real one or one made up to look again) into `task`'s index
+    /// and queue the changes it shows as the core's facts; returns how many.
+    pub(super) fn core_observe(&mut self, task: TaskId, batch: &WatchBatch) -> usize {
+        let Some(state) = self.tasks.get_mut(&task) else {
+            return 0;
+        };
+        match observe(&state.root, &mut state.index, batch) {
             Ok(events) => {
-                if !events.is_empty() {
-                    tracing::info!(%task, changes = events.len(), "a placement found changes the watcher had not reported");
-                }
+                let count = events.len();
                 self.core_queue_local(task, events);
+                count
             }
-            Err(e) => tracing::warn!(%task, error = %e, "could not look at the folder"),
+            Err(e) => {
+                tracing::warn!(%task, error = %e, "could not look at the folder");
+                0
+            }
         }
     }
 
@@ -651,9 +662,6 @@ impl Engine {
     /// Scan `task`'s folder whole and queue what differs from the index (throttled: see
     /// [`RESCAN_EVERY`]).
     fn core_rescan(&mut self, task: TaskId) {
-        let Some(state) = self.tasks.get_mut(&task) else {
-            return;
-        };
         let sync = &mut self.sync;
         if sync
             .rescanned
@@ -668,14 +676,9 @@ impl Engine {
         let rescan = WatchBatch::Rescan {
             reason: "a look at the whole folder".into(),
         };
-        match observe(&state.root, &mut state.index, &rescan) {
-            Ok(missed) => {
-                if !missed.is_empty() {
-                    tracing::warn!(%task, changes = missed.len(), "the watcher had missed changes; a scan found them");
-                }
-                self.core_queue_local(task, missed);
-            }
-            Err(e) => tracing::warn!(%task, error = %e, "could not scan the folder"),
+        let missed = self.core_observe(task, &rescan);
+        if missed > 0 {
+            tracing::warn!(%task, changes = missed, "the watcher had missed changes; a scan found them");
         }
     }
 
