@@ -300,3 +300,34 @@ fn scan_100k() {
     );
     assert!(warm < Duration::from_secs(5));
 }
+
+/// A folder named by an event is walked: a path the index knows under it and no longer on
+/// disk is reported deleted, but one `.qsyncignore` now excludes only stops syncing (it
+/// used to be reported deleted, and peers deleted it).
+#[test]
+fn a_walked_folder_reports_what_is_gone_but_not_what_is_ignored() {
+    use std::collections::BTreeSet;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    fs::create_dir_all(root.join("d")).unwrap();
+    fs::write(root.join("d/kept.txt"), "k").unwrap();
+    fs::write(root.join("d/gone.txt"), "g").unwrap();
+    fs::write(root.join("d/ignored.log"), "i").unwrap();
+    let mut index = Index::new(scan(root, &HashMap::new()).unwrap());
+    fs::remove_file(root.join("d/gone.txt")).unwrap();
+    fs::write(root.join(".qsyncignore"), "*.log\n").unwrap();
+    let batch = WatchBatch::Changes {
+        touched: BTreeSet::from([p("d")]),
+        renames: Vec::new(),
+    };
+    let events = observe(root, &mut index, &batch).unwrap();
+    let deleted: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            LocalEvent::Delete { path, .. } => Some(path.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(deleted, ["d/gone.txt"], "{events:?}");
+    assert!(index.get(&p("d/kept.txt")).is_some());
+}
