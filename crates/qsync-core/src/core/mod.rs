@@ -54,6 +54,12 @@ pub struct Core {
     inbound: BTreeMap<(TaskId, DeviceId), Inbound>,
     /// Received records waiting to be carried out, per path, oldest first.
     work: BTreeMap<(TaskId, RelPath), VecDeque<Item>>,
+    /// When paths of `work` waiting for a retry are due, soonest first (so that
+    /// [`Core::poll_timeout`] need not look at every path). An entry whose path has moved on
+    /// since is stale, and dropped once it reaches the front.
+    waiting: BTreeSet<(Instant, TaskId, RelPath)>,
+    /// How far each peer's sequence is settled, to acknowledge at the end of the call.
+    acks: BTreeMap<(TaskId, DeviceId), u64>,
     /// Paths whose record changed: their rivals are decided again.
     changed: BTreeSet<(TaskId, RelPath)>,
     effects: VecDeque<Effect>,
@@ -109,6 +115,8 @@ impl Core {
             streaming: BTreeMap::new(),
             inbound: BTreeMap::new(),
             work: BTreeMap::new(),
+            waiting: BTreeSet::new(),
+            acks: BTreeMap::new(),
             changed: BTreeSet::new(),
             effects: VecDeque::new(),
         }
@@ -199,6 +207,7 @@ impl Core {
         }
         self.recheck_rivals(ledger)?;
         self.flush(ledger)?;
+        self.forget_stale_waits();
         Ok(())
     }
 
@@ -210,21 +219,44 @@ impl Core {
         ledger: &mut L,
     ) -> Result<(), L::Error> {
         self.now = Some(now);
-        let due: Vec<(TaskId, RelPath)> = self
-            .work
-            .iter()
-            .filter(|(_, q)| matches!(q.front(), Some(Item { step: Step::Waiting(t), .. }) if *t <= now))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in due {
-            if let Some(item) = self.work.get_mut(&key).and_then(|q| q.front_mut()) {
-                item.step = Step::Ready;
+        let mut due = Vec::new();
+        while let Some((at, task, path)) = self.waiting.first().cloned() {
+            if at > now {
+                break;
             }
+            self.waiting.pop_first();
+            let key = (task, path);
+            if let Some(item) = self.work.get_mut(&key).and_then(|q| q.front_mut()) {
+                if matches!(item.step, Step::Waiting(t) if t == at) {
+                    item.step = Step::Ready;
+                    due.push(key);
+                }
+            }
+        }
+        for key in due {
             self.advance(&key, ledger)?;
         }
         self.recheck_rivals(ledger)?;
         self.flush(ledger)?;
+        self.forget_stale_waits();
         Ok(())
+    }
+
+    /// Drop the retry times at the front of [`Core::waiting`] that no longer stand (the
+    /// path was decided meanwhile), so that its first entry is the next real one.
+    fn forget_stale_waits(&mut self) {
+        while let Some((at, task, path)) = self.waiting.first() {
+            let key = (*task, path.clone());
+            let stands = self
+                .work
+                .get(&key)
+                .and_then(|q| q.front())
+                .is_some_and(|item| matches!(item.step, Step::Waiting(t) if t == *at));
+            if stands {
+                break;
+            }
+            self.waiting.pop_first();
+        }
     }
 
     /// The next order, if any.
@@ -234,16 +266,7 @@ impl Core {
 
     /// When [`handle_timeout`](Self::handle_timeout) should next be called, if ever.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.work
-            .values()
-            .filter_map(|q| match q.front() {
-                Some(Item {
-                    step: Step::Waiting(t),
-                    ..
-                }) => Some(*t),
-                _ => None,
-            })
-            .min()
+        self.waiting.first().map(|(at, ..)| *at)
     }
 
     /// Whether received records are still being carried out.
@@ -477,7 +500,8 @@ impl Core {
         if upto > inbound.saved {
             inbound.saved = upto;
             ledger.set_received_upto(&task, &peer, upto)?;
-            self.send(peer, Message::Ack { task, upto });
+            // Sent once at the end of the call: one call settles many records.
+            self.acks.insert((task, peer), upto);
         }
         Ok(())
     }
@@ -566,6 +590,9 @@ impl Core {
 
     /// Send every streaming peer the records it has not been sent yet.
     fn flush<L: Ledger>(&mut self, ledger: &L) -> Result<(), L::Error> {
+        for ((task, peer), upto) in std::mem::take(&mut self.acks) {
+            self.send(peer, Message::Ack { task, upto });
+        }
         let streams: Vec<((TaskId, DeviceId), u64)> =
             self.streaming.iter().map(|(k, v)| (*k, *v)).collect();
         for ((task, peer), mut sent) in streams {

@@ -146,6 +146,9 @@ impl Core {
 
     pub(super) fn set_step(&mut self, key: &(TaskId, RelPath), step: Step) {
         if let Some(item) = self.work.get_mut(key).and_then(|q| q.front_mut()) {
+            if let Step::Waiting(at) = step {
+                self.waiting.insert((at, key.0, key.1.clone()));
+            }
             item.step = step;
         }
     }
@@ -257,6 +260,9 @@ impl Core {
                 mode: NEW_FOLDER_MODE,
             };
             match ledger.record(task, &parent)? {
+                // Recorded as a folder since the placement was ordered (the folder's own
+                // record, placed first): nothing to add.
+                Some(known) if known.state.is_folder() => {}
                 // Brought back over a deletion: a change of ours that has seen it, so the
                 // device that deleted it learns it is back.
                 Some(deleted) => self.store_local(
