@@ -84,6 +84,9 @@ struct Conn {
     tx: Outgoing,
 }
 
+/// At most this many waiting events are taken before their facts are handled.
+const EVENTS_AT_ONCE: usize = 256;
+
 /// Received files' blobs are kept once nothing has been received for this long...
 const KEEP_AFTER_QUIET: Duration = Duration::from_millis(500);
 /// ...or once this many are owed.
@@ -293,9 +296,37 @@ impl Engine {
             if let Some(at) = self.sync.next_timeout() {
                 wait = wait.min(at.saturating_duration_since(Instant::now()));
             }
+            if self.core_batch_since().is_some() {
+                wait = wait.min(sync::BATCH_QUIET);
+            }
             match inbox.recv_timeout(wait) {
-                Ok(event) => self.handle(event),
+                Ok(event) => {
+                    // The events already waiting are taken together: the facts they bring
+                    // are handled in one transaction.
+                    self.core_defer(true);
+                    self.handle(event);
+                    for _ in 1..EVENTS_AT_ONCE {
+                        match inbox.try_recv() {
+                            Ok(event) => self.handle(event),
+                            Err(_) => break,
+                        }
+                    }
+                    self.core_defer(false);
+                    self.core_run(None);
+                    // Placements waiting too long are made durable even while busy.
+                    if self
+                        .core_batch_since()
+                        .is_some_and(|since| since.elapsed() >= sync::MAX_BATCH_WAIT)
+                    {
+                        self.core_flush();
+                        self.core_run(None);
+                    }
+                }
                 Err(RecvTimeoutError::Timeout) => {
+                    if self.core_batch_since().is_some() {
+                        self.core_flush();
+                        self.core_run(None);
+                    }
                     // Quiet for a moment: the blobs of placed files are kept.
                     if self.last_received.elapsed() >= KEEP_AFTER_QUIET {
                         self.keeper.keep(std::mem::take(&mut self.owed));

@@ -24,7 +24,7 @@ use bytes::Bytes;
 use qsync_core::{Core, Effect, Input, Ledger, PlaceOutcome, State};
 
 use super::*;
-use crate::driver::place::{self, Staging};
+use crate::driver::place::{self, Batch, Staging};
 use crate::driver::transfer::{self, Incoming, IncomingPatch};
 
 /// What the driver keeps beside the core.
@@ -46,12 +46,25 @@ pub(super) struct CoreSync {
     last_full_scan: Instant,
     /// When the ledger last failed (and the core was started afresh).
     last_reset: Option<Instant>,
+    /// Placements begun, made durable together, and when the first of them began.
+    batch: Batch,
+    batch_since: Instant,
+    /// Facts are queued, not handled yet (see [`Engine::core_defer`]).
+    deferred: bool,
 }
 
 /// A placement that fails (rather than finding the disk changed) means the watcher missed
 /// something (inotify drops events when folders come and go fast): the task's folder is
 /// scanned whole and what differs is reported, at most this often.
 const RESCAN_EVERY: Duration = Duration::from_secs(5);
+
+/// Queued inputs handled in one SQLite transaction (their orders wait for its commit).
+const INPUTS_PER_TRANSACTION: usize = 256;
+
+/// Placements begun are made durable once the daemon has been quiet this long...
+pub(super) const BATCH_QUIET: Duration = Duration::from_millis(2);
+/// ...or once the oldest has waited this long (or the batch is full).
+pub(super) const MAX_BATCH_WAIT: Duration = Duration::from_millis(250);
 
 struct Fetch {
     size: u64,
@@ -103,6 +116,9 @@ impl CoreSync {
             whole: HashSet::new(),
             last_full_scan: Instant::now(),
             last_reset: None,
+            batch: Batch::default(),
+            batch_since: Instant::now(),
+            deferred: false,
         })
     }
 
@@ -127,7 +143,15 @@ impl Engine {
     /// Hand the core one fact and carry out everything that follows.
     pub(super) fn core_feed(&mut self, input: Input) {
         self.sync.inputs.push_back(input);
-        self.core_run(None);
+        if !self.sync.deferred {
+            self.core_run(None);
+        }
+    }
+
+    /// While `deferred`, facts are queued and not handled: the run loop takes the events
+    /// waiting in its inbox first, so that they share one transaction.
+    pub(super) fn core_defer(&mut self, deferred: bool) {
+        self.sync.deferred = deferred;
     }
 
     /// Let time pass for the core (placements waiting for a retry), and scan every folder
@@ -147,27 +171,26 @@ impl Engine {
         }
     }
 
-    /// Handle the queued inputs (and a timeout first, if `timeout`), one transaction each,
-    /// carrying out each call's orders once it is committed.
+    /// Handle the queued inputs (and a timeout first, if `timeout`), up to
+    /// [`INPUTS_PER_TRANSACTION`] in one transaction, carrying out the orders of those
+    /// calls once it is committed.
     pub(super) fn core_run(&mut self, mut timeout: Option<Instant>) {
         loop {
             let sync = &mut self.sync;
-            let input = if timeout.is_some() {
-                None
-            } else {
-                match sync.inputs.pop_front() {
-                    Some(input) => Some(input),
-                    None => return,
-                }
-            };
+            if timeout.is_none() && sync.inputs.is_empty() {
+                return;
+            }
             let now = Instant::now();
             let result = (|| -> Result<(), qsync_store::StoreError> {
                 let mut tx = self.store.ledger()?;
-                match input {
-                    Some(input) => sync.core.handle(now, input, &mut tx)?,
-                    None => sync
-                        .core
-                        .handle_timeout(timeout.take().unwrap_or(now), &mut tx)?,
+                if let Some(at) = timeout.take() {
+                    sync.core.handle_timeout(at, &mut tx)?;
+                }
+                for _ in 0..INPUTS_PER_TRANSACTION {
+                    let Some(input) = sync.inputs.pop_front() else {
+                        break;
+                    };
+                    sync.core.handle(now, input, &mut tx)?;
                 }
                 tx.commit()
             })();
@@ -299,74 +322,105 @@ impl Engine {
                 }
             }
             Effect::Place(placement) => {
-                let mut rescan = false;
                 let Some(state) = self.tasks.get_mut(&placement.task) else {
                     return;
                 };
                 let sync = &mut self.sync;
-                let outcome = match place::place(
-                    &state.root,
-                    &sync.staging,
-                    &placement,
-                    &mut state.index,
-                ) {
-                    Ok(outcome) => outcome,
-                    Err(e) => {
-                        // Tried again shortly, decided anew against what the disk holds
-                        // (looked at again whole: the failure may come from a change the
-                        // watcher missed).
-                        tracing::warn!(task = %placement.task, path = %placement.path, error = %e, "could not place a received change");
-                        rescan = true;
-                        PlaceOutcome::Diverged
-                    }
-                };
-                if rescan {
-                    self.core_rescan(placement.task);
-                } else if outcome != PlaceOutcome::Done {
-                    // The disk is not what the core believes. Usually the watcher has just
-                    // not reported it yet, but it may have missed it: look now at the
-                    // paths this placement involves, so its retry decides on the truth.
-                    let mut paths = vec![placement.path.clone()];
-                    paths.extend(placement.aside.iter().cloned());
-                    paths.extend(placement.parents.iter().cloned());
-                    let mut at = placement.path.parent();
-                    while let Some(parent) = at {
-                        at = parent.parent();
-                        paths.push(parent);
-                    }
-                    self.core_look_at(placement.task, paths);
+                if sync.batch.is_empty() {
+                    sync.batch_since = Instant::now();
                 }
-                let sync = &mut self.sync;
-                if outcome == PlaceOutcome::Done {
-                    if let State::File { hash, .. } = &placement.target {
-                        sync.staging.remove(hash);
-                        // Kept as the base of the patches of its next versions.
-                        if let Some(state) = self.tasks.get(&placement.task) {
-                            let file = placement.path.to_local(&state.root);
-                            self.owe_blob(file, Some(*hash));
+                let begun =
+                    sync.batch
+                        .begin(&state.root, &sync.staging, &placement, &mut state.index);
+                match begun {
+                    Ok(None) => {
+                        if sync.batch.is_full() {
+                            self.core_flush();
                         }
                     }
-                    self.received += 1;
-                    self.last_received = Instant::now();
-                    self.tell(DaemonEvent::Applied {
-                        task: placement.task,
-                        from: placement.from,
-                    });
-                    if let Some(kept_as) = placement.aside.clone() {
-                        self.tell(DaemonEvent::Conflict {
-                            task: placement.task,
-                            kept_as,
-                        });
-                    }
+                    Ok(Some(outcome)) => self.core_placed(placement, Ok(outcome)),
+                    Err(e) => self.core_placed(placement, Err(e)),
                 }
-                let sync = &mut self.sync;
-                sync.inputs.push_back(Input::Placed {
+            }
+        }
+    }
+
+    /// Make the placements begun durable, and queue their outcomes for the core. Called
+    /// when a batch is full, when the daemon is quiet for a moment, and when the oldest
+    /// placement has waited [`MAX_BATCH_WAIT`].
+    pub(super) fn core_flush(&mut self) {
+        let placed = self
+            .sync
+            .batch
+            .flush(&mut self.tasks, |state| &mut state.index);
+        for (placement, outcome) in placed {
+            self.core_placed(placement, outcome);
+        }
+    }
+
+    /// Whether placements wait, and since when.
+    pub(super) fn core_batch_since(&self) -> Option<Instant> {
+        (!self.sync.batch.is_empty()).then_some(self.sync.batch_since)
+    }
+
+    /// A placement's outcome: events, a look at the disk when it was not what the core
+    /// believed, and the core's input.
+    fn core_placed(
+        &mut self,
+        placement: qsync_core::Placement,
+        outcome: Result<PlaceOutcome, EngineError>,
+    ) {
+        let mut rescan = false;
+        let outcome = outcome.unwrap_or_else(|e| {
+            // Tried again shortly, decided anew against what the disk holds (looked at
+            // again whole: the failure may come from a change the watcher missed).
+            tracing::warn!(task = %placement.task, path = %placement.path, error = %e, "could not place a received change");
+            rescan = true;
+            PlaceOutcome::Diverged
+        });
+        if rescan {
+            self.core_rescan(placement.task);
+        } else if outcome != PlaceOutcome::Done {
+            // The disk is not what the core believes. Usually the watcher has just not
+            // reported it yet, but it may have missed it: look now at the paths this
+            // placement involves, so its retry decides on the truth.
+            let mut paths = vec![placement.path.clone()];
+            paths.extend(placement.aside.iter().cloned());
+            paths.extend(placement.parents.iter().cloned());
+            let mut at = placement.path.parent();
+            while let Some(parent) = at {
+                at = parent.parent();
+                paths.push(parent);
+            }
+            self.core_look_at(placement.task, paths);
+        }
+        if outcome == PlaceOutcome::Done {
+            if let State::File { hash, .. } = &placement.target {
+                self.sync.staging.remove(hash);
+                // Kept as the base of the patches of its next versions.
+                if let Some(state) = self.tasks.get(&placement.task) {
+                    let file = placement.path.to_local(&state.root);
+                    self.owe_blob(file, Some(*hash));
+                }
+            }
+            self.received += 1;
+            self.last_received = Instant::now();
+            self.tell(DaemonEvent::Applied {
+                task: placement.task,
+                from: placement.from,
+            });
+            if let Some(kept_as) = placement.aside.clone() {
+                self.tell(DaemonEvent::Conflict {
                     task: placement.task,
-                    path: placement.path,
-                    outcome,
+                    kept_as,
                 });
             }
         }
+        self.sync.inputs.push_back(Input::Placed {
+            task: placement.task,
+            path: placement.path,
+            outcome,
+        });
     }
 
     /// A message for the core or its transfers from `device`.

@@ -4,7 +4,7 @@
 //! transaction per core call) and the control socket.
 //!
 //! - [`place`]: a [`qsync_core::Placement`] carried out on a real folder, all or nothing,
-//!   durable before it is reported, announced to the watcher's index first.
+//!   durable before it is reported (in batches), announced to the watcher's index first.
 //! - [`transfer`]: content for the core's fetches, served in chunks and vouched for only if
 //!   it still hashes to what was asked, received in order within its size and staged once
 //!   checked.
