@@ -12,8 +12,9 @@
 //! - Echo suppression: before the engine writes a remote update it calls [`Index::expect`]
 //!   with the state it is about to write. An observation matching it is absorbed silently,
 //!   and one that differs (a genuine local edit made meanwhile) is reported as usual.
-//! - [`TaskWatcher`] runs notify-debouncer-full on the root and delivers [`WatchBatch`]es:
-//!   touched paths and renames, or a rescan request when the kernel queue overflowed.
+//! - [`TaskWatcher`] watches the root (notify) and delivers [`WatchBatch`]es once each path
+//!   is quiet (a file closed after writing: at once): touched paths and renames, or a
+//!   rescan request when the kernel queue overflowed.
 //!
 //! ```no_run
 //! use qsync_watch::{scan, Index, TaskWatcher};

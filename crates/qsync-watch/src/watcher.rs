@@ -1,17 +1,35 @@
-//! Live watching with notify-debouncer-full.
+//! Live watching: the system's events (notify: inotify on Linux) debounced per path into
+//! [`WatchBatch`]es.
+//!
+//! A path is reported once it has been quiet for the debounce period (200 ms in the
+//! daemon), so a file being written in many steps is read once it is done, except after
+//! one event: a file closed after writing, then quiet for [`CLOSED_QUIET`], is reported
+//! then, its writer being done. That makes a saved file reach the other devices in tens of
+//! milliseconds, not hundreds. Any later event on the path (an editor renaming its
+//! temporary file into place, say) puts it back on the whole period, and a path reported
+//! early is not reported early again within the period (a process that writes and closes
+//! in a loop is debounced as any other writer).
+//!
+//! Why not `notify-debouncer-full`: it has no such exception (every path waits for the
+//! whole period), and its rename tracking keeps the file id of every path of the tree in
+//! memory, a second copy of the tree beside the [`Index`]; here renames are only hints,
+//! as the index decides them by content.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{channel, Receiver};
-use std::time::Duration;
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
 
-use notify_debouncer_full::notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
-use notify_debouncer_full::notify::{EventKind, RecommendedWatcher, RecursiveMode};
-use notify_debouncer_full::{new_debouncer, DebounceEventResult, Debouncer, RecommendedCache};
+use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
+use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use qsync_base::{EntryKind, RelPath};
 
 use crate::scan::{stat_entry, walk, Filter, IGNORE_FILE};
 use crate::{scan, Index, LocalEvent, WatchError};
+
+/// How long a file closed after writing must stay quiet to be reported before the end of
+/// the debounce period.
+pub const CLOSED_QUIET: Duration = Duration::from_millis(10);
 
 /// What the watcher saw during one debounce period.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,9 +48,9 @@ pub enum WatchBatch {
     },
 }
 
-/// Watches one task's root; dropping it stops the watch.
+/// Watches one task's root; dropping it stops the watch (and its debouncing thread).
 pub struct TaskWatcher {
-    _debouncer: Debouncer<RecommendedWatcher, RecommendedCache>,
+    _watcher: RecommendedWatcher,
 }
 
 impl std::fmt::Debug for TaskWatcher {
@@ -41,30 +59,38 @@ impl std::fmt::Debug for TaskWatcher {
     }
 }
 
-fn batch_from(root: &Path, filter: &Filter, result: DebounceEventResult) -> Option<WatchBatch> {
-    let events = match result {
-        Ok(events) => events,
-        Err(errors) => {
-            let reason = errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ");
-            return Some(WatchBatch::Rescan { reason });
-        }
-    };
-    let mut touched = BTreeSet::new();
-    let mut renames = Vec::new();
-    let relative = |p: &PathBuf| match RelPath::from_local(root, p) {
-        Ok(path) => Some(path),
-        Err(_) => {
-            if p.as_path() != root {
-                crate::scan::report_unsupported(p);
+/// A touched path not yet reported.
+#[derive(Debug, Clone, Copy)]
+struct Touch {
+    /// Its last event.
+    at: Instant,
+    /// That event was a close after writing (it may be reported early).
+    closed: bool,
+}
+
+/// The debouncing state of one root: paths waiting for quiet, and which were reported
+/// early lately. Sans-IO apart from the filter's look at whether a path is a folder.
+struct Debounce {
+    root: PathBuf,
+    filter: Filter,
+    period: Duration,
+    pending: BTreeMap<RelPath, Touch>,
+    renames: Vec<(RelPath, RelPath)>,
+    /// Paths reported early, and when.
+    early: HashMap<RelPath, Instant>,
+}
+
+impl Debounce {
+    /// Take one event; a batch to deliver at once (a rescan), if any.
+    fn event(&mut self, result: notify::Result<Event>, now: Instant) -> Option<WatchBatch> {
+        let event = match result {
+            Ok(event) => event,
+            Err(e) => {
+                return Some(WatchBatch::Rescan {
+                    reason: e.to_string(),
+                })
             }
-            None
-        }
-    };
-    for event in events {
+        };
         if event.need_rescan() {
             return Some(WatchBatch::Rescan {
                 reason: "the system's event queue overflowed".into(),
@@ -72,66 +98,151 @@ fn batch_from(root: &Path, filter: &Filter, result: DebounceEventResult) -> Opti
         }
         // Opening, reading and closing unchanged change nothing (and reading a folder to
         // walk it must not come back as an event about it); closing after writing does.
-        if let EventKind::Access(kind) = event.kind {
-            if kind != AccessKind::Close(AccessMode::Write) {
-                continue;
-            }
+        let closed = event.kind == EventKind::Access(AccessKind::Close(AccessMode::Write));
+        if matches!(event.kind, EventKind::Access(_)) && !closed {
+            return None;
         }
-        let paths: Vec<RelPath> = event.paths.iter().filter_map(relative).collect();
+        let root = &self.root;
+        let paths: Vec<RelPath> = event
+            .paths
+            .iter()
+            .filter_map(|p| match RelPath::from_local(root, p) {
+                Ok(path) => Some(path),
+                Err(_) => {
+                    if p.as_path() != root {
+                        crate::scan::report_unsupported(p);
+                    }
+                    None
+                }
+            })
+            .collect();
         if let (EventKind::Modify(ModifyKind::Name(RenameMode::Both)), [from, to]) =
             (event.kind, &paths[..])
         {
-            renames.push((from.clone(), to.clone()));
+            self.renames.push((from.clone(), to.clone()));
         }
         for path in paths {
             // Whether it is a folder is unknown once deleted; checking both ways keeps
             // "dir/" patterns working for folders that still exist.
             let is_dir = path.to_local(root).is_dir();
-            if filter.includes(&path, is_dir) {
-                touched.insert(path);
+            if self.filter.includes(&path, is_dir) {
+                let early = closed && !self.early.contains_key(&path);
+                self.pending.insert(
+                    path,
+                    Touch {
+                        at: now,
+                        closed: early,
+                    },
+                );
+            }
+        }
+        None
+    }
+
+    /// The paths due now, as one batch: quiet for the whole period, or closed after
+    /// writing and quiet since (with their folders, if new too: a file is never reported
+    /// before the folder holding it), and the renames among them.
+    fn due(&mut self, now: Instant) -> Option<WatchBatch> {
+        let period = self.period;
+        self.early.retain(|_, at| now.duration_since(*at) < period);
+        let mut touched = BTreeSet::new();
+        for (path, touch) in &self.pending {
+            let quiet = now.duration_since(touch.at);
+            if quiet >= period {
+                touched.insert(path.clone());
+            } else if touch.closed && quiet >= CLOSED_QUIET {
+                self.early.insert(path.clone(), now);
+                let mut at = Some(path.clone());
+                while let Some(p) = at {
+                    at = p.parent();
+                    touched.insert(p);
+                }
+            }
+        }
+        touched.retain(|p| self.pending.remove(p).is_some());
+        if touched.is_empty() {
+            return None;
+        }
+        let (renames, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.renames)
+            .into_iter()
+            .partition(|(from, to)| touched.contains(from) || touched.contains(to));
+        self.renames = later;
+        Some(WatchBatch::Changes { touched, renames })
+    }
+
+    /// How long to wait for the next event before looking for due paths.
+    fn wait(&self) -> Option<Duration> {
+        if self.pending.is_empty() {
+            None
+        } else if self.pending.values().any(|t| t.closed) {
+            Some(CLOSED_QUIET / 2)
+        } else {
+            Some((self.period / 4).max(CLOSED_QUIET))
+        }
+    }
+
+    /// Run until the watcher is dropped or nobody listens.
+    fn run(mut self, events: Receiver<notify::Result<Event>>, out: Sender<WatchBatch>) {
+        loop {
+            let received = match self.wait() {
+                None => events.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                Some(wait) => events.recv_timeout(wait),
+            };
+            let now = Instant::now();
+            let mut batches = Vec::new();
+            match received {
+                Ok(result) => batches.extend(self.event(result, now)),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            batches.extend(self.due(now));
+            for batch in batches {
+                if let WatchBatch::Rescan { reason } = &batch {
+                    tracing::warn!(root = %self.root.display(), %reason, "events were lost; rescanning the whole folder");
+                }
+                if out.send(batch).is_err() {
+                    return;
+                }
             }
         }
     }
-    if touched.is_empty() {
-        return None;
-    }
-    Some(WatchBatch::Changes { touched, renames })
 }
 
 impl TaskWatcher {
-    /// Watch `root` recursively; batches arrive on the returned channel after `debounce` of
-    /// quiet for each path.
+    /// Watch `root` recursively; batches arrive on the returned channel once each path has
+    /// been quiet for `debounce` (a file closed after writing: sooner; see the module's
+    /// documentation).
     pub fn start(
         root: &Path,
         debounce: Duration,
     ) -> Result<(Self, Receiver<WatchBatch>), WatchError> {
-        let filter = Filter::for_root(root)?;
-        let (tx, rx) = channel();
-        let handler_root = root.to_owned();
-        let mut debouncer = new_debouncer(debounce, None, move |result: DebounceEventResult| {
-            if let Some(batch) = batch_from(&handler_root, &filter, result) {
-                if let WatchBatch::Rescan { reason } = &batch {
-                    tracing::warn!(root = %handler_root.display(), %reason, "events were lost; rescanning the whole folder");
-                }
-                let _ = tx.send(batch);
-            }
-        })
-        .map_err(|e| WatchError::Watch {
+        let failed = |e: &dyn std::fmt::Display| WatchError::Watch {
             path: root.to_owned(),
             message: e.to_string(),
-        })?;
-        debouncer
+        };
+        let filter = Filter::for_root(root)?;
+        let (raw_tx, raw_rx) = channel();
+        let (tx, rx) = channel();
+        let mut watcher = notify::recommended_watcher(move |result| {
+            let _ = raw_tx.send(result);
+        })
+        .map_err(|e| failed(&e))?;
+        watcher
             .watch(root, RecursiveMode::Recursive)
-            .map_err(|e| WatchError::Watch {
-                path: root.to_owned(),
-                message: e.to_string(),
-            })?;
-        Ok((
-            Self {
-                _debouncer: debouncer,
-            },
-            rx,
-        ))
+            .map_err(|e| failed(&e))?;
+        let debounce = Debounce {
+            root: root.to_owned(),
+            filter,
+            period: debounce,
+            pending: BTreeMap::new(),
+            renames: Vec::new(),
+            early: HashMap::new(),
+        };
+        std::thread::Builder::new()
+            .name("qsync-watch".into())
+            .spawn(move || debounce.run(raw_rx, tx))
+            .map_err(|e| failed(&e))?;
+        Ok((Self { _watcher: watcher }, rx))
     }
 }
 

@@ -331,3 +331,38 @@ fn a_walked_folder_reports_what_is_gone_but_not_what_is_ignored() {
     assert_eq!(deleted, ["d/gone.txt"], "{events:?}");
     assert!(index.get(&p("d/kept.txt")).is_some());
 }
+
+/// A file closed after writing is reported as soon as it is quiet a moment, not after the
+/// whole debounce period; a second save right after waits for the period (a writer that
+/// saves in a loop is debounced), and a path touched by another event afterwards too.
+#[test]
+fn a_file_closed_after_writing_is_reported_early_once_per_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let period = Duration::from_secs(3);
+    let (_w, rx) = TaskWatcher::start(root, period).unwrap();
+    let t = Instant::now();
+    fs::write(root.join("saved.txt"), "done").unwrap();
+    let batch = rx.recv_timeout(period).expect("reported before the period");
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    assert_eq!(
+        batch,
+        WatchBatch::Changes {
+            touched: [p("saved.txt")].into(),
+            renames: vec![]
+        }
+    );
+    let t = Instant::now();
+    fs::write(root.join("saved.txt"), "again").unwrap();
+    rx.recv_timeout(2 * period)
+        .expect("reported after the period");
+    assert!(t.elapsed() >= period, "{:?}", t.elapsed());
+
+    // Written, closed, then renamed at once (an editor's temporary file): the whole period.
+    let t = Instant::now();
+    fs::write(root.join(".tmp-save"), "draft").unwrap();
+    fs::rename(root.join(".tmp-save"), root.join("doc.txt")).unwrap();
+    rx.recv_timeout(2 * period)
+        .expect("reported after the period");
+    assert!(t.elapsed() >= period, "{:?}", t.elapsed());
+}
