@@ -13,6 +13,8 @@
 //!   the device that holds the winner keeps it ([`Decision::KeepOurs`]) and gets the merged
 //!   version back later. A deletion or a folder that loses leaves no copy: there is no
 //!   content to save (a folder's content is its children, which keep their own records).
+//!   A file that loses only on its permission bits is copied too: the bits may be a
+//!   person's chmod.
 //! - Two devices that settled the same set of conflicts in different orders may hold equal
 //!   versions of different content; the same order settles them.
 
@@ -75,11 +77,20 @@ pub fn decide(local: Option<&Record>, remote: &Record) -> Decision {
     }
 }
 
-/// The loser's copy, unless both are files with the same bytes (only their permission bits
-/// differ): a copy would hold nothing new.
+/// The loser's copy. Two files with the same bytes and other permission bits are still two
+/// changes: the losing bits are kept in the copy, since they may be a person's chmod (one
+/// that a version settled elsewhere beat, say). Only bits that are unknown (0, from the
+/// store before modes were kept) make no copy: they hold nothing a person chose.
 fn copy_unless_same_bytes(local: &Record, remote: &Record) -> Option<RelPath> {
-    match (local.state.hash(), remote.state.hash()) {
-        (Some(a), Some(b)) if a == b => None,
+    match (&local.state, &remote.state) {
+        (
+            State::File {
+                hash: a, mode: ma, ..
+            },
+            State::File {
+                hash: b, mode: mb, ..
+            },
+        ) if a == b && (*ma == 0 || *mb == 0) => None,
         _ => loser_copy(local),
     }
 }
@@ -249,6 +260,29 @@ mod tests {
             decide(Some(&ours), &folder),
             Decision::TakeOver { aside: Some(_) }
         ));
+    }
+
+    #[test]
+    fn permission_bits_that_lose_are_kept_in_a_copy_unless_unknown() {
+        let (a, b) = (DeviceId::from_bytes([1; 32]), DeviceId::from_bytes([2; 32]));
+        let with_mode = |mode| State::File {
+            hash: ContentHash::of(b"same"),
+            size: 4,
+            mode,
+        };
+        let exec = rec("run.sh", with_mode(0o755), VersionVector::new().bumped(a));
+        let plain = rec("run.sh", with_mode(0o644), VersionVector::new().bumped(b));
+        assert!(matches!(
+            decide(Some(&plain), &exec),
+            Decision::TakeOver { aside: Some(_) }
+        ));
+        assert_eq!(decide(Some(&exec), &plain), Decision::KeepOurs);
+        // Bits the older store never knew (0) are nothing a person chose: no copy.
+        let unknown = rec("run.sh", with_mode(0), VersionVector::new().bumped(b));
+        assert_eq!(
+            decide(Some(&unknown), &exec),
+            Decision::TakeOver { aside: None }
+        );
     }
 
     #[test]

@@ -194,6 +194,31 @@ fn a_mode_change_alone_is_a_version() {
 }
 
 #[test]
+fn two_mode_changes_while_apart_both_survive() {
+    // B's second chmod puts the old bits back, a change of its own; A's chmod, made
+    // meanwhile, wins the name: B's bits must survive in a copy (found by seed
+    // 13094520559839943794, where the bits lost to an older version that had settled a
+    // conflict on another device first).
+    let mut w = World::new(14, 2, Topology::Pairs);
+    w.write(0, "run.sh");
+    short_wait(&mut w);
+    w.partition(0, 1);
+    w.chmod(0, "run.sh");
+    w.chmod(1, "run.sh");
+    short_wait(&mut w);
+    w.chmod(1, "run.sh");
+    short_wait(&mut w);
+    w.heal();
+    settle_and_check(&mut w);
+    let copies = w
+        .tree(0)
+        .keys()
+        .filter(|p| p.contains(".sync-conflict-"))
+        .count();
+    assert_eq!(copies, 1, "{:?}", w.tree(0));
+}
+
+#[test]
 fn a_crash_in_the_middle_of_a_setup_copy_loses_nothing() {
     let mut w = World::new(13, 2, Topology::Pairs);
     w.partition(0, 1);
