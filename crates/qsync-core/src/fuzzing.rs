@@ -13,7 +13,7 @@ pub const PEER: DeviceId = DeviceId::from_bytes([2; 32]);
 /// The task the fuzzed core syncs with [`PEER`].
 pub const TASK: TaskId = TaskId::from_bytes([7; 32]);
 
-/// `data` is a sequence of postcard-encoded [`Message`]s from [`PEER`], fed at time `start`
+/// `data` is a sequence of message bodies ([`Message::to_wire`], about [`TASK`]) from [`PEER`], fed at time `start`
 /// (the caller's clock: this crate reads none) to a linked and connected core; every
 /// placement it orders is reported done, every fetch successful.
 pub fn messages(start: Instant, data: &[u8]) {
@@ -62,7 +62,7 @@ pub fn messages(start: Instant, data: &[u8]) {
     ));
     let mut rest = data;
     while !rest.is_empty() {
-        let Ok((message, tail)) = postcard::take_from_bytes::<Message>(rest) else {
+        let Ok((message, tail)) = Message::take_from_wire(TASK, rest) else {
             break;
         };
         rest = tail;

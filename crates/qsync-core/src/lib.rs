@@ -45,8 +45,10 @@ mod io;
 mod ledger;
 pub mod rules;
 mod state;
+mod wire;
 
 pub use crate::core::{Core, RECORDS_PER_MESSAGE, RETRY_AFTER};
 pub use io::{Effect, Input, Message, PlaceOutcome, Placement};
 pub use ledger::{Ledger, MemLedger};
 pub use state::{Record, State, MODE_MASK};
+pub use wire::BodyError;

@@ -91,7 +91,7 @@ fn write_fuzz_seeds() {
     for (i, seed) in seeds.iter().enumerate() {
         let mut bytes = Vec::new();
         for message in seed {
-            bytes.extend(postcard::to_allocvec(message).unwrap());
+            bytes.extend(message.to_wire().unwrap());
         }
         std::fs::write(dir.join(format!("seed-{i}")), bytes).unwrap();
     }

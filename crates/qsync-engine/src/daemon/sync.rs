@@ -128,17 +128,6 @@ impl CoreSync {
     }
 }
 
-/// The task a core message is about.
-fn task_of(message: &qsync_core::Message) -> TaskId {
-    use qsync_core::Message as M;
-    match message {
-        M::Hello { task, .. }
-        | M::Records { task, .. }
-        | M::Ack { task, .. }
-        | M::Request { task, .. } => *task,
-    }
-}
-
 impl Engine {
     /// Hand the core one fact and carry out everything that follows.
     pub(super) fn core_feed(&mut self, input: Input) {
@@ -272,8 +261,8 @@ impl Engine {
                 if let qsync_core::Message::Records { records, .. } = &message {
                     self.sent += records.len() as u64;
                 }
-                let task = task_of(&message);
-                match postcard::to_allocvec(&message) {
+                let task = message.task();
+                match message.to_wire() {
                     Ok(body) => {
                         self.send(
                             to,
@@ -431,7 +420,8 @@ impl Engine {
         }
         match message {
             Message::Sync { body } => {
-                let message: qsync_core::Message = match postcard::from_bytes(&body) {
+                // The body leaves the task out: it is about the task its frame named.
+                let message = match qsync_core::Message::from_wire(task, &body) {
                     Ok(m) => m,
                     Err(e) => {
                         tracing::warn!(%device, error = %e, "dropped a sync message that does not decode");
@@ -441,10 +431,6 @@ impl Engine {
                 tracing::debug!(%device, ?message, "core message");
                 if matches!(message, qsync_core::Message::Ack { .. }) {
                     self.tell(DaemonEvent::Delivered { device });
-                }
-                if task_of(&message) != task {
-                    tracing::warn!(%device, %task, "dropped a sync message about another task than its frame's");
-                    return;
                 }
                 self.core_feed(Input::Received {
                     from: device,
