@@ -219,6 +219,47 @@ fn two_mode_changes_while_apart_both_survive() {
 }
 
 #[test]
+fn a_folder_whose_deletion_finds_it_not_empty_waits_for_its_children_s_deletions() {
+    // A gets C's deletion of folder b while b still holds a file that B deleted a moment
+    // later; B then saves a file named b. Keeping b at once, as a new version of A's,
+    // made an empty folder that beat B's file as a conflict (copy without two writers).
+    // Waiting once for the children's deletions lets the folder go. Simulator seed 169710;
+    // its schedule as it was generated.
+    use Op::*;
+    let s = |x: &str| x.to_string();
+    let ops = vec![
+        Delete(2, s("c")),
+        Partition(1, 1),
+        Wait(578),
+        Heal,
+        Write(0, s("b")),
+        Wait(185),
+        Write(1, s("b/a")),
+        Write(0, s("c")),
+        Write(0, s("a/b/b")),
+        Wait(52),
+        Write(2, s("a")),
+        Delete(1, s("c/a/c")),
+        Mkdir(2, s("b/a")),
+        Heal,
+        Partition(2, 0),
+        Delete(2, s("b")),
+        Write(2, s("a")),
+        Write(1, s("c/b/b")),
+        Delete(1, s("b/c/c")),
+        Delete(1, s("b/a")),
+        Rename(1, s("a"), s("a/c")),
+        Rename(0, s("c"), s("b")),
+        Rename(0, s("a"), s("c/a")),
+        Write(1, s("b")),
+    ];
+    if let Err(failure) = run(169710, 3, topology(169710_u64 as u8), &ops) {
+        let (e, world) = *failure;
+        panic!("{e}\n{}", world.trace.join("\n"));
+    }
+}
+
+#[test]
 fn a_crash_in_the_middle_of_a_setup_copy_loses_nothing() {
     let mut w = World::new(13, 2, Topology::Pairs);
     w.partition(0, 1);

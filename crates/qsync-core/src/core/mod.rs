@@ -87,6 +87,9 @@ struct Item {
     /// A record received in the peer's sequence (settled when done), not a rival decided
     /// again.
     tracked: bool,
+    /// A deletion of a folder that was found not empty once already, and waited for the
+    /// deletions of what is left in it.
+    waited_for_children: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -454,6 +457,7 @@ impl Core {
             step: Step::Ready,
             fetched: false,
             tracked: true,
+            waited_for_children: false,
         });
         self.advance(&key, ledger)?;
         Ok(())

@@ -223,6 +223,18 @@ impl Core {
                     self.wait(&key);
                     return Ok(());
                 }
+                // What is left may be on its way out too: the deletions of its children are
+                // records of their own and can come a moment later (from another device than
+                // the folder's deletion, say). Keeping the folder at once would make a new
+                // version of it that beats, as a conflict, a file a person then saved at its
+                // name, and leave an empty folder there. Wait once for them.
+                if !item.waited_for_children {
+                    if let Some(head) = self.work.get_mut(&key).and_then(|q| q.front_mut()) {
+                        head.waited_for_children = true;
+                    }
+                    self.wait(&key);
+                    return Ok(());
+                }
                 // The folder still holds paths this device changed (or never announced): it
                 // stays, as a new version of ours that has not seen theirs. The two are then
                 // concurrent and the conflict rule settles them the same way everywhere: the
@@ -390,6 +402,7 @@ impl Core {
                         step: Step::Ready,
                         fetched: false,
                         tracked: false,
+                        waited_for_children: false,
                     });
                 }
             }
