@@ -1,0 +1,249 @@
+//! Tests of the placements on real temporary folders.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+use super::*;
+use qsync_base::TaskId;
+
+struct Folder {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    staging: Staging,
+    index: Index,
+}
+
+fn folder() -> Folder {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("task");
+    fs::create_dir(&root).unwrap();
+    let staging = Staging::open(dir.path().join("staging")).unwrap();
+    Folder {
+        _dir: dir,
+        root,
+        staging,
+        index: Index::default(),
+    }
+}
+
+fn stage(f: &Folder, content: &[u8]) -> State {
+    let hash = ContentHash::of(content);
+    fs::write(f.staging.path_of(&hash), content).unwrap();
+    State::File {
+        hash,
+        size: content.len() as u64,
+        mode: 0o640,
+    }
+}
+
+fn placement(path: &str, expect: State, target: State) -> Placement {
+    Placement {
+        task: TaskId::from_bytes([1; 32]),
+        path: RelPath::new(path).unwrap(),
+        expect,
+        target,
+        mtime_ns: 1_700_000_000_000_000_000,
+        aside: None,
+        parents: vec![],
+        from: qsync_base::DeviceId::from_bytes([2; 32]),
+    }
+}
+
+#[test]
+fn a_new_file_lands_with_its_mode_and_time_in_new_folders() {
+    let mut f = folder();
+    let file = stage(&f, b"hello");
+    let mut p = placement("a/b/f.txt", State::Deleted, file.clone());
+    p.parents = vec![RelPath::new("a").unwrap(), RelPath::new("a/b").unwrap()];
+    assert_eq!(
+        place(&f.root, &f.staging, &p, &mut f.index).unwrap(),
+        PlaceOutcome::Done
+    );
+    let local = f.root.join("a/b/f.txt");
+    assert_eq!(fs::read(&local).unwrap(), b"hello");
+    let meta = fs::metadata(&local).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o640);
+    assert_eq!(
+        meta.modified().unwrap(),
+        UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+    );
+    assert_eq!(state_at(&f.root, &p.path, &f.index).unwrap(), file);
+}
+
+#[test]
+fn a_changed_disk_is_left_alone() {
+    let mut f = folder();
+    fs::write(f.root.join("x"), b"the person's edit").unwrap();
+    let old = State::File {
+        hash: ContentHash::of(b"before"),
+        size: 6,
+        mode: 0o644,
+    };
+    let new = stage(&f, b"theirs");
+    let p = placement("x", old, new);
+    assert_eq!(
+        place(&f.root, &f.staging, &p, &mut f.index).unwrap(),
+        PlaceOutcome::Diverged
+    );
+    assert_eq!(fs::read(f.root.join("x")).unwrap(), b"the person's edit");
+}
+
+#[test]
+fn the_loser_goes_aside_and_a_mode_change_needs_no_content() {
+    let mut f = folder();
+    fs::write(f.root.join("x"), b"ours").unwrap();
+    fs::set_permissions(f.root.join("x"), fs::Permissions::from_mode(0o644)).unwrap();
+    let ours = state_at(&f.root, &RelPath::new("x").unwrap(), &f.index).unwrap();
+    let theirs = stage(&f, b"theirs");
+    let mut p = placement("x", ours.clone(), theirs);
+    p.aside = Some(RelPath::new("x.sync-conflict").unwrap());
+    assert_eq!(
+        place(&f.root, &f.staging, &p, &mut f.index).unwrap(),
+        PlaceOutcome::Done
+    );
+    assert_eq!(fs::read(f.root.join("x")).unwrap(), b"theirs");
+    assert_eq!(fs::read(f.root.join("x.sync-conflict")).unwrap(), b"ours");
+
+    let now = state_at(&f.root, &RelPath::new("x").unwrap(), &f.index).unwrap();
+    let State::File { hash, size, .. } = now.clone() else {
+        panic!()
+    };
+    let p = placement(
+        "x",
+        now,
+        State::File {
+            hash,
+            size,
+            mode: 0o755,
+        },
+    );
+    f.staging.remove(&hash);
+    assert_eq!(
+        place(&f.root, &f.staging, &p, &mut f.index).unwrap(),
+        PlaceOutcome::Done
+    );
+    assert_eq!(
+        fs::metadata(f.root.join("x")).unwrap().permissions().mode() & 0o777,
+        0o755
+    );
+}
+
+#[test]
+fn a_folder_goes_only_when_empty_and_links_are_made_not_followed() {
+    let mut f = folder();
+    fs::create_dir(f.root.join("d")).unwrap();
+    fs::write(f.root.join("d/kept"), b"changed here").unwrap();
+    let d = state_at(&f.root, &RelPath::new("d").unwrap(), &f.index).unwrap();
+    let p = placement("d", d, State::Deleted);
+    assert_eq!(
+        place(&f.root, &f.staging, &p, &mut f.index).unwrap(),
+        PlaceOutcome::NotEmpty
+    );
+    assert!(f.root.join("d/kept").exists());
+
+    let link = State::Symlink {
+        target: "/etc".into(),
+    };
+    let p = placement("l", State::Deleted, link.clone());
+    assert_eq!(
+        place(&f.root, &f.staging, &p, &mut f.index).unwrap(),
+        PlaceOutcome::Done
+    );
+    assert_eq!(
+        state_at(&f.root, &RelPath::new("l").unwrap(), &f.index).unwrap(),
+        link
+    );
+    // Nothing is written through it.
+    let file = stage(&f, b"x");
+    let p = placement("l/passwd", State::Deleted, file);
+    assert!(place(&f.root, &f.staging, &p, &mut f.index).is_err());
+}
+
+#[test]
+fn a_batch_names_nothing_until_flushed_then_reports_every_placement() {
+    let mut f = folder();
+    let mut batch = Batch::default();
+    // The folder's own record and two files in it, the files ordered before the
+    // core heard the folder was made: each asks for it as a parent.
+    let folder_made = placement("d", State::Deleted, State::Folder { mode: 0o750 });
+    let mut first = placement("d/1", State::Deleted, stage(&f, b"one"));
+    first.parents = vec![RelPath::new("d").unwrap()];
+    let mut second = placement("d/2", State::Deleted, stage(&f, b"two"));
+    second.parents = first.parents.clone();
+    for p in [&first, &second, &folder_made] {
+        let begun = batch.begin(&f.root, &f.staging, p, &mut f.index).unwrap();
+        assert_eq!(begun, None, "{}", p.path);
+    }
+    assert!(!f.root.join("d/1").exists(), "named before it is durable");
+    // The content moved out of staging (written once, not copied).
+    assert!(!f.staging.has(&ContentHash::of(b"one")));
+
+    let mut tasks = HashMap::from([(first.task, &mut f.index)]);
+    let placed = batch.flush(&mut tasks, |index| &mut **index);
+    let outcomes: Vec<_> = placed
+        .iter()
+        .map(|(p, o)| (p.path.to_string(), o.as_ref().ok().copied()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            ("d/1".to_string(), Some(PlaceOutcome::Done)),
+            ("d/2".to_string(), Some(PlaceOutcome::Done)),
+            ("d".to_string(), Some(PlaceOutcome::Done)),
+        ]
+    );
+    assert!(batch.is_empty());
+    assert_eq!(fs::read(f.root.join("d/2")).unwrap(), b"two");
+    let mode = fs::metadata(f.root.join("d")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o750);
+    let scan = qsync_watch::scan(&f.root, &f.index.to_map()).unwrap();
+    assert!(f.index.reconcile(scan).is_empty(), "no temporary file left");
+}
+
+#[test]
+fn an_edit_saved_while_the_batch_waits_wins() {
+    let mut f = folder();
+    fs::write(f.root.join("x"), b"before").unwrap();
+    let before = state_at(&f.root, &RelPath::new("x").unwrap(), &f.index).unwrap();
+    let p = placement("x", before, stage(&f, b"theirs"));
+    let mut batch = Batch::default();
+    assert_eq!(
+        batch.begin(&f.root, &f.staging, &p, &mut f.index).unwrap(),
+        None
+    );
+    std::thread::sleep(Duration::from_millis(20));
+    fs::write(f.root.join("x"), b"the person's edit").unwrap();
+    let mut tasks = HashMap::from([(p.task, &mut f.index)]);
+    let placed = batch.flush(&mut tasks, |index| &mut **index);
+    assert_eq!(placed.len(), 1);
+    assert!(matches!(placed[0].1, Ok(PlaceOutcome::Diverged)));
+    assert_eq!(fs::read(f.root.join("x")).unwrap(), b"the person's edit");
+    let leftovers: Vec<_> = fs::read_dir(&f.root).unwrap().collect();
+    assert_eq!(leftovers.len(), 1, "the prepared file is removed");
+}
+
+#[test]
+fn missing_content_is_said() {
+    let mut f = folder();
+    let p = placement(
+        "x",
+        State::Deleted,
+        State::File {
+            hash: ContentHash::of(b"never fetched"),
+            size: 13,
+            mode: 0o644,
+        },
+    );
+    assert_eq!(
+        place(&f.root, &f.staging, &p, &mut f.index).unwrap(),
+        PlaceOutcome::NoContent
+    );
+}
+
+#[test]
+fn what_was_placed_is_not_reported_as_a_change() {
+    let mut f = folder();
+    let file = stage(&f, b"hello");
+    let p = placement("f", State::Deleted, file);
+    place(&f.root, &f.staging, &p, &mut f.index).unwrap();
+    let scan = qsync_watch::scan(&f.root, &f.index.to_map()).unwrap();
+    let events = f.index.reconcile(scan);
+    assert!(events.is_empty(), "{events:?}");
+}
