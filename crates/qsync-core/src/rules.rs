@@ -60,7 +60,7 @@ pub fn decide(local: Option<&Record>, remote: &Record) -> Decision {
         Causality::Equal if remote.state != local.state => {
             match conflict_order(&remote.state, &local.state) {
                 Ordering::Greater => Decision::TakeOver {
-                    aside: copy_unless_same_bytes(local, remote),
+                    aside: copy_unless_bits_unknown(local, remote),
                 },
                 _ => Decision::Keep,
             }
@@ -71,7 +71,7 @@ pub fn decide(local: Option<&Record>, remote: &Record) -> Decision {
             Ordering::Equal => Decision::Merge,
             Ordering::Less => Decision::KeepOurs,
             Ordering::Greater => Decision::TakeOver {
-                aside: copy_unless_same_bytes(local, remote),
+                aside: copy_unless_bits_unknown(local, remote),
             },
         },
     }
@@ -81,7 +81,7 @@ pub fn decide(local: Option<&Record>, remote: &Record) -> Decision {
 /// changes: the losing bits are kept in the copy, since they may be a person's chmod (one
 /// that a version settled elsewhere beat, say). Only bits that are unknown (0, from the
 /// store before modes were kept) make no copy: they hold nothing a person chose.
-fn copy_unless_same_bytes(local: &Record, remote: &Record) -> Option<RelPath> {
+fn copy_unless_bits_unknown(local: &Record, remote: &Record) -> Option<RelPath> {
     match (&local.state, &remote.state) {
         (
             State::File {
