@@ -73,16 +73,26 @@ enum Command {
     Task(TaskCommand),
     /// List the devices this one is linked with.
     Devices,
-    /// Link another device (at HOST:PORT) to a task; it is asked where to put the folder.
-    /// Then shows the setup copy's progress until it is done.
+    /// Link another device (at HOST:PORT) to a task. Prints a code first: on the other
+    /// device, its person answers the link question with that code and where the folder
+    /// goes. Then shows the setup copy's progress until it is done.
     Link {
         /// The task id (from `qsync task list`).
         task: String,
-        /// The other device's daemon address.
-        address: SocketAddr,
+        /// The other device's daemon: HOST:PORT, a name or an address.
+        address: String,
+        /// The device that must answer: its id or fingerprint (from `qsync discover`, or
+        /// `qsync id` on it). Another device there is refused before anything is sent.
+        #[arg(long)]
+        expect: Option<String>,
         /// Return once linked, without following the setup copy.
         #[arg(long)]
         no_wait: bool,
+    },
+    /// Forget a device: unlink it from every task, on both sides, and drop its record.
+    Forget {
+        /// The device id.
+        device: String,
     },
     /// Unlink a device from a task, on both sides.
     Unlink {
@@ -105,8 +115,8 @@ enum Command {
     Questions,
     /// Answer a question of the daemon.
     Answer {
-        /// The question's flag (e.g. CHOOSELINKPATH).
-        flag: String,
+        /// The question's id, as `qsync questions` prints it first.
+        id: String,
         /// The answer.
         text: String,
     },
@@ -223,10 +233,23 @@ fn main() -> Result<()> {
         Some(Command::Link {
             task,
             address,
+            expect,
             no_wait,
         }) => {
             let task = task_id(&task)?;
-            let reply = ask(&state_dir, control::Command::Link { task, address })?;
+            let command = control::Command::Link {
+                task,
+                address,
+                expect,
+            };
+            let json = cli.json;
+            let reply = control::request_steps(&state_dir, &command, |step| {
+                let _ = show(step.clone(), json);
+                let _ = std::io::stdout().flush();
+            })?;
+            if let Reply::Error { message } = reply {
+                bail!("{message}");
+            }
             let linked = match &reply {
                 Reply::Linked { device, .. } => Some(*device),
                 _ => None,
@@ -236,6 +259,10 @@ fn main() -> Result<()> {
                 follow_setup(&state_dir, device)?;
             }
             Ok(())
+        }
+        Some(Command::Forget { device }) => {
+            let device = device_id(&device)?;
+            show(ask(&state_dir, control::Command::Forget { device })?, cli.json)
         }
         Some(Command::Unlink { task, device }) => {
             let (task, device) = (task_id(&task)?, device_id(&device)?);
@@ -260,25 +287,25 @@ fn main() -> Result<()> {
         }
         Some(Command::Questions) => {
             let questions = btf::pending_questions(&state_dir.join("btf"))?;
-            for (flag, context) in questions {
+            for q in questions {
                 if cli.json {
                     println!(
                         "{}",
-                        serde_json::json!({ "flag": flag, "context": context })
+                        serde_json::json!({ "id": q.id, "flag": q.flag, "context": q.context })
                     );
                 } else {
                     println!(
-                        "{}\t{}",
-                        control::printable(&flag),
-                        control::printable(&context)
+                        "{}\t{}\t{}",
+                        control::printable(&q.id),
+                        control::printable(&q.flag),
+                        control::printable(&q.context)
                     );
                 }
             }
             Ok(())
         }
-        Some(Command::Answer { flag, text }) => {
-            btf::answer(&state_dir.join("btf"), &flag, &text)
-                .with_context(|| format!("no pending question {flag}"))?;
+        Some(Command::Answer { id, text }) => {
+            btf::answer(&state_dir.join("btf"), &id, &text)?;
             Ok(())
         }
         Some(Command::Discover {
@@ -381,8 +408,10 @@ fn discover(
     probe_interval: u64,
     peers: Vec<SocketAddr>,
 ) -> Result<()> {
-    let device = DeviceId::random();
-    let responder = Responder::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)), device)
+    // A throwaway key: this command is not a daemon and links nothing.
+    let identity = qsync_wire::Identity::generate().context("could not make a key")?;
+    let device = identity.device();
+    let responder = Responder::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)), identity)
         .with_context(|| format!("could not listen on port {port}; pick another with --port"))?;
     let mut config = Config::new(device, name, responder.address().port());
     config.expiry = Duration::from_secs(expiry.max(1));

@@ -54,16 +54,19 @@ pub fn run(state_dir: &Path) -> Result<()> {
     let stdin = io::stdin();
     let mut input = stdin.lock();
     loop {
-        for (flag, context) in btf::pending_questions(&state_dir.join("btf"))? {
+        for question in btf::pending_questions(&state_dir.join("btf"))? {
             println!(
                 "\nQuestion ({}): {}",
-                control::printable(&flag),
-                control::printable(&context)
+                control::printable(&question.flag),
+                control::printable(&question.context)
             );
             let Some(answer) = prompt(&mut input, "> ")? else {
                 return Ok(());
             };
-            btf::answer(&state_dir.join("btf"), &flag, &answer)?;
+            // Answered too late (the request gave up) is not an error of the menu's.
+            if let Err(e) = btf::answer(&state_dir.join("btf"), &question.id, &answer) {
+                println!("{e}");
+            }
         }
         println!(
             "\nQSync\n  [0] start syncing (status)\n  [1] create a sync task\n  [2] link another machine to a task\n  [3] list tasks and ids\n  [4] list QSync devices\n  [5] installed apps\n  [6] launch an app\n  [q] quit"
@@ -90,18 +93,23 @@ pub fn run(state_dir: &Path) -> Result<()> {
                 let Some(addr) = prompt(&mut input, "other machine (host:port): ")? else {
                     return Ok(());
                 };
-                let Ok(address) = addr.parse::<std::net::SocketAddr>() else {
-                    println!("`{addr}` is not host:port, for example 192.168.1.20:7878");
-                    continue;
-                };
                 let Ok(task) = task.parse() else {
                     println!("`{task}` is not a task id: copy one from the list above");
                     continue;
                 };
-                println!(
-                    "waiting for the other machine's person to choose where the folder goes..."
-                );
-                show(state_dir, Command::Link { task, address });
+                let command = Command::Link {
+                    task,
+                    address: addr,
+                    expect: None,
+                };
+                let outcome = control::request_steps(state_dir, &command, |step| {
+                    println!("{step}");
+                    println!("waiting for the other machine's person to type it...");
+                });
+                match outcome {
+                    Ok(answer) => println!("{answer}"),
+                    Err(e) => println!("{e}"),
+                }
             }
             "3" => show(state_dir, Command::TaskList),
             "4" => show(state_dir, Command::Devices),

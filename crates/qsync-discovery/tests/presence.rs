@@ -106,8 +106,9 @@ fn txt_records_of_other_services_or_versions_are_refused() {
 
 #[test]
 fn a_probe_learns_who_listens_and_nothing_from_a_stranger() {
-    let device = DeviceId::random();
-    let responder = Responder::bind(addr(0), device).unwrap();
+    let identity = qsync_wire::Identity::generate().unwrap();
+    let device = identity.device();
+    let responder = Responder::bind(addr(0), identity).unwrap();
     assert_eq!(
         probe(responder.address(), Duration::from_secs(2)),
         Some(device)
@@ -129,8 +130,9 @@ fn a_probe_learns_who_listens_and_nothing_from_a_stranger() {
 /// test): B is added by address, found, then lost once it stops answering.
 #[test]
 fn manual_peer_is_found_then_lost_when_it_stops() {
-    let (a, b) = (DeviceId::random(), DeviceId::random());
-    let responder_b = Responder::bind(addr(0), b).unwrap();
+    let b_key = qsync_wire::Identity::generate().unwrap();
+    let (a, b) = (DeviceId::random(), b_key.device());
+    let responder_b = Responder::bind(addr(0), b_key).unwrap();
     let mut config = Config::new(a, "a", 0);
     config.mdns = false;
     config.expiry = Duration::from_secs(2);

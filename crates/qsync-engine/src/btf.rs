@@ -1,76 +1,150 @@
-//! The back-to-front API: when the engine needs an answer from its person, it writes
-//! `<FLAG>.btf` holding a one-line context; the front end appends its answer as a second
-//! line. The answer counts once its line is complete (ends with a newline), so a partial
-//! write is never taken for an answer.
+//! The back-to-front API: when the engine needs an answer from its person, it writes one
+//! file per question, `<FLAG>.<ID>.btf`, holding a one-line context; the front end appends
+//! its answer as a second line. The answer counts once its line is complete (ends with a
+//! newline), so a partial write is never taken for an answer.
+//!
+//! Every question is its own file with its own id (the time it was asked, then random
+//! digits), so questions wait side by side in the order they were asked, none replaces
+//! another, and an answer reaches only the question it was written to: the one the person
+//! was shown. Nothing waits in a thread: the engine [`poll`](Asked::poll)s its questions.
 //!
 //! ```
-//! use qsync_engine::btf;
+//! use qsync_engine::btf::{self, Asked};
 //! use std::time::Duration;
 //!
 //! let dir = tempfile::tempdir()?;
-//! let asker = {
-//!     let dir = dir.path().to_owned();
-//!     std::thread::spawn(move || btf::ask_input(&dir, btf::CHOOSE_LINK_PATH, "Photos from laptop", Duration::from_secs(5)))
-//! };
-//! // The front end sees the question and answers it.
-//! let (flag, context) = loop {
-//!     if let Some(q) = btf::pending_questions(dir.path())?.pop() { break q; }
-//!     std::thread::sleep(Duration::from_millis(10));
-//! };
-//! assert_eq!((flag.as_str(), context.as_str()), ("CHOOSELINKPATH", "Photos from laptop"));
-//! btf::answer(dir.path(), &flag, "/home/me/Photos")?;
-//! assert_eq!(asker.join().unwrap()?, "/home/me/Photos");
+//! let asked = Asked::ask(dir.path(), btf::CHOOSE_LINK_PATH, "Photos from laptop", Duration::from_secs(5))?;
+//! let other = Asked::ask(dir.path(), btf::CHOOSE_LINK_PATH, "Music from phone", Duration::from_secs(5))?;
+//! // The front end sees both questions, in order, and answers the first.
+//! let questions = btf::pending_questions(dir.path())?;
+//! assert_eq!(questions[0].context, "Photos from laptop");
+//! assert_eq!(questions[1].context, "Music from phone");
+//! btf::answer(dir.path(), &questions[0].id, "1234-5678 /home/me/Photos")?;
+//! assert_eq!(asked.poll().unwrap()?, "1234-5678 /home/me/Photos");
+//! assert!(other.poll().is_none()); // still waiting: the answer was not its own
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// Where should the folder of a task another device wants to link go? Context: a
-/// description of the task and device; answer: a folder path (empty: refuse).
+/// Where should the folder of a task another device wants to link go, and what code does
+/// that device show? Context: the device, its fingerprint and its folder; answer: the code,
+/// a space, and an absolute folder path (`~` allowed); empty: refuse.
 pub const CHOOSE_LINK_PATH: &str = "CHOOSELINKPATH";
 
-fn file(dir: &Path, flag: &str) -> PathBuf {
-    dir.join(format!("{flag}.btf"))
+/// Another device wants to join a task this device already has: context names the
+/// device and the task's folder; answer: the code that device shows (empty: refuse).
+pub const CONFIRM_JOIN: &str = "CONFIRMJOIN";
+
+/// The folder chosen for a link already holds files, which linking sends to the other
+/// device: context says how many; answer `yes` to go on (anything else refuses).
+pub const CONFIRM_SEND: &str = "CONFIRMSEND";
+
+/// One question waiting for its answer, as the front end sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Question {
+    /// Its id: what [`answer`] needs.
+    pub id: String,
+    /// What kind of question (e.g. [`CHOOSE_LINK_PATH`]).
+    pub flag: String,
+    /// The one line the person reads.
+    pub context: String,
 }
 
 fn one_line(text: &str) -> String {
     text.replace(['\n', '\r'], " ")
 }
 
-/// Ask the person: write `<flag>.btf` with `context`, wait up to `timeout` for the answer
-/// line, remove the file and return the answer.
-pub fn ask_input(dir: &Path, flag: &str, context: &str, timeout: Duration) -> io::Result<String> {
-    fs::create_dir_all(dir)?;
-    let path = file(dir, flag);
-    let temp = dir.join(format!(".{flag}.btf.tmp"));
-    fs::write(&temp, format!("{}\n", one_line(context)))?;
-    fs::rename(&temp, &path)?;
-    let deadline = Instant::now() + timeout;
-    loop {
-        let text = fs::read_to_string(&path).unwrap_or_default();
-        let mut lines = text.split_inclusive('\n');
-        lines.next();
-        if let Some(answer) = lines.next().filter(|l| l.ends_with('\n')) {
-            let answer = answer.trim_end_matches(['\n', '\r']).to_owned();
-            let _ = fs::remove_file(&path);
-            return Ok(answer);
+/// A question the engine asked and is waiting on.
+#[derive(Debug)]
+pub struct Asked {
+    path: PathBuf,
+    flag: String,
+    deadline: Instant,
+    timeout: Duration,
+}
+
+impl Asked {
+    /// Ask the person: write `<flag>.<id>.btf` with `context`. The answer is taken with
+    /// [`poll`](Self::poll) until `timeout` has passed.
+    pub fn ask(dir: &Path, flag: &str, context: &str, timeout: Duration) -> io::Result<Asked> {
+        fs::create_dir_all(dir)?;
+        let millis = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        // Random digits from a fresh 256-bit id: no two questions share an id.
+        let random = qsync_base::TaskId::random();
+        let r = random.as_bytes();
+        let id = format!(
+            "{millis:013}-{:08x}",
+            u32::from_be_bytes([r[0], r[1], r[2], r[3]])
+        );
+        let path = dir.join(format!("{flag}.{id}.btf"));
+        let temp = dir.join(format!(".{flag}.{id}.btf.tmp"));
+        fs::write(&temp, format!("{}\n", one_line(context)))?;
+        fs::rename(&temp, &path)?;
+        Ok(Asked {
+            path,
+            flag: flag.to_owned(),
+            deadline: Instant::now() + timeout,
+            timeout,
+        })
+    }
+
+    /// The answer once given (the question is then removed), an error once the time is
+    /// up or the question file is gone, `None` while it waits.
+    pub fn poll(&self) -> Option<io::Result<String>> {
+        match fs::read_to_string(&self.path) {
+            Ok(text) => {
+                let mut lines = text.split_inclusive('\n');
+                lines.next();
+                if let Some(answer) = lines.next().filter(|l| l.ends_with('\n')) {
+                    let answer = answer.trim_end_matches(['\n', '\r']).to_owned();
+                    let _ = fs::remove_file(&self.path);
+                    return Some(Ok(answer));
+                }
+            }
+            Err(e) => {
+                return Some(Err(io::Error::new(
+                    e.kind(),
+                    format!("the question {} went away: {e}", self.path.display()),
+                )))
+            }
         }
-        if Instant::now() >= deadline {
-            let _ = fs::remove_file(&path);
-            return Err(io::Error::new(
+        if Instant::now() >= self.deadline {
+            let _ = fs::remove_file(&self.path);
+            return Some(Err(io::Error::new(
                 io::ErrorKind::TimedOut,
-                format!("no answer to {flag} within {timeout:?}"),
-            ));
+                format!("no answer to {} within {:?}", self.flag, self.timeout),
+            )));
         }
-        std::thread::sleep(Duration::from_millis(50));
+        None
+    }
+
+    /// Take the question back (the request it was for is gone).
+    pub fn withdraw(&self) {
+        let _ = fs::remove_file(&self.path);
     }
 }
 
-/// The questions waiting for an answer: `(flag, context)` pairs.
-pub fn pending_questions(dir: &Path) -> io::Result<Vec<(String, String)>> {
+/// Remove questions left by an earlier run: nobody waits for their answers.
+pub fn clear(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".btf") || name.ends_with(".btf.tmp") {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// The questions waiting for an answer, oldest first.
+pub fn pending_questions(dir: &Path) -> io::Result<Vec<Question>> {
     let mut out = Vec::new();
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -80,36 +154,51 @@ pub fn pending_questions(dir: &Path) -> io::Result<Vec<(String, String)>> {
     for entry in entries {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(flag) = name.strip_suffix(".btf").filter(|f| !f.starts_with('.')) else {
+        let Some(stem) = name.strip_suffix(".btf").filter(|f| !f.starts_with('.')) else {
+            continue;
+        };
+        let Some((flag, id)) = stem.split_once('.') else {
             continue;
         };
         let text = fs::read_to_string(entry.path()).unwrap_or_default();
         let lines: Vec<&str> = text.split_inclusive('\n').collect();
         if lines.len() == 1 && lines[0].ends_with('\n') {
-            out.push((flag.to_owned(), lines[0].trim_end().to_owned()));
+            out.push(Question {
+                id: id.to_owned(),
+                flag: flag.to_owned(),
+                context: lines[0].trim_end().to_owned(),
+            });
         }
     }
-    out.sort();
+    out.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(out)
 }
 
-/// Answer the question `flag` (the front end's side).
-pub fn answer(dir: &Path, flag: &str, answer: &str) -> io::Result<()> {
-    let mut f = fs::OpenOptions::new().append(true).open(file(dir, flag))?;
+/// Answer the question `id` (the front end's side). Fails if no such question waits, or
+/// it has been answered already.
+pub fn answer(dir: &Path, id: &str, answer: &str) -> io::Result<()> {
+    let Some(question) = pending_questions(dir)?.into_iter().find(|q| q.id == id) else {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("no question {id} is waiting (see `qsync questions`)"),
+        ));
+    };
+    let path = dir.join(format!("{}.{}.btf", question.flag, question.id));
+    let mut f = fs::OpenOptions::new().append(true).open(path)?;
     f.write_all(format!("{}\n", one_line(answer)).as_bytes())
 }
 
-/// The front end's loop: answer every question with `callback(flag, context)` until
+/// The front end's loop: answer every question with `callback(question)` until
 /// `keep_going` returns false.
 pub fn wait_event_loop(
     dir: &Path,
-    mut callback: impl FnMut(&str, &str) -> String,
+    mut callback: impl FnMut(&Question) -> String,
     mut keep_going: impl FnMut() -> bool,
 ) -> io::Result<()> {
     while keep_going() {
-        for (flag, context) in pending_questions(dir)? {
-            let reply = callback(&flag, &context);
-            answer(dir, &flag, &reply)?;
+        for question in pending_questions(dir)? {
+            let reply = callback(&question);
+            answer(dir, &question.id, &reply)?;
         }
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -15,7 +15,6 @@
 //! ```
 
 use std::fmt;
-use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
@@ -53,13 +52,22 @@ pub enum Command {
     TaskList,
     /// The devices this one is linked with.
     Devices,
-    /// Link `task` with the device listening at `address`; answered once the other side's
-    /// person has chosen a folder (or refused).
+    /// Link `task` with the device listening at `address` (`HOST:PORT`). First answered
+    /// with [`Reply::LinkCode`], the code to show this side's person, then with the
+    /// outcome once the other side's person typed it and chose a folder (or refused).
     Link {
         /// The task.
         task: TaskId,
-        /// The other device.
-        address: SocketAddr,
+        /// The other device, `HOST:PORT` (a name or an address).
+        address: String,
+        /// The device that must answer there: its id or fingerprint, as `qsync discover`
+        /// and `qsync status` print them (`None`: whichever device proves the code).
+        expect: Option<String>,
+    },
+    /// Forget a device: unlink it from every task and drop its record.
+    Forget {
+        /// The device.
+        device: DeviceId,
     },
     /// How many updates `device` still has to receive.
     Pending {
@@ -261,14 +269,28 @@ pub enum Reply {
         /// The devices.
         devices: Vec<DeviceInfo>,
     },
-    /// For [`Command::Link`].
+    /// For [`Command::Link`], first: the device that answered and the code to show.
+    LinkCode {
+        /// The device that answered (its key was proven).
+        device: DeviceId,
+        /// Its fingerprint.
+        fingerprint: String,
+        /// The code its person types.
+        code: String,
+    },
+    /// For [`Command::Forget`].
+    Forgotten {
+        /// The device.
+        device: DeviceId,
+        /// How many tasks it was linked to.
+        tasks: usize,
+    },
+    /// For [`Command::Link`], last.
     Linked {
         /// The other device.
         device: DeviceId,
         /// Its name.
         name: String,
-        /// The pairing code.
-        code: String,
         /// How many entries the setup copy sends.
         entries: usize,
     },
@@ -394,14 +416,22 @@ impl fmt::Display for Reply {
                     .collect();
                 f.write_str(&lines.join("\n"))
             }
+            Reply::LinkCode {
+                fingerprint, code, ..
+            } => write!(
+                f,
+                "code {code}: the device that answered is {fingerprint}; on it, answer the link question with this code and a folder"
+            ),
+            Reply::Forgotten { device, tasks } => {
+                write!(f, "forgot {device} (it was linked to {tasks} tasks)")
+            }
             Reply::Linked {
                 device,
                 name,
-                code,
                 entries,
             } => write!(
                 f,
-                "linked {device} {} code {code} ({entries} entries to copy)",
+                "linked {device} {} ({entries} entries to copy)",
                 printable(name)
             ),
             Reply::Pending { count, .. } => write!(f, "{count}"),
@@ -477,7 +507,40 @@ pub fn serve(
                         }
                     }
                 }
-                let (reply, answer) = oneshot::channel();
+                let (reply, mut answer) = oneshot::channel();
+                if let Command::Link {
+                    task,
+                    address,
+                    expect,
+                } = command
+                {
+                    // Replies before the last one (the code to show) are written as they come.
+                    let (progress, mut shown) = tokio::sync::mpsc::unbounded_channel();
+                    let link = Event::Link {
+                        task,
+                        address,
+                        expect,
+                        progress,
+                        reply,
+                    };
+                    if events.send(link).is_err() {
+                        return;
+                    }
+                    loop {
+                        tokio::select! {
+                            Some(step) = shown.recv() => {
+                                if write_reply(&mut write, &step).await.is_err() {
+                                    return;
+                                }
+                            }
+                            last = &mut answer => {
+                                let last = last.unwrap_or_else(|_| Reply::error("the daemon stopped"));
+                                let _ = write_reply(&mut write, &last).await;
+                                return;
+                            }
+                        }
+                    }
+                }
                 if events.send(Event::Control(command, reply)).is_err() {
                     return;
                 }
@@ -557,6 +620,33 @@ pub fn request(state_dir: &Path, command: &Command) -> Result<Reply, EngineError
                 )
             })?;
         parse_reply(&line, state_dir)
+    })
+}
+
+/// Send `command` and read its replies: `each` sees every one before the last (the code
+/// of a [`Command::Link`]); the last is returned.
+pub fn request_steps(
+    state_dir: &Path,
+    command: &Command,
+    mut each: impl FnMut(&Reply),
+) -> Result<Reply, EngineError> {
+    runtime(state_dir)?.block_on(async {
+        let stream = connect(state_dir, command).await?;
+        let mut lines = BufReader::new(stream).lines();
+        let path = crate::daemon::control_socket(state_dir);
+        loop {
+            let line = lines
+                .next_line()
+                .await
+                .map_err(|e| EngineError::io("read the daemon's answer at", &path, e))?
+                .ok_or_else(|| EngineError::State("the daemon hung up without an answer".into()))?;
+            let reply = parse_reply(&line, state_dir)?;
+            if matches!(reply, Reply::LinkCode { .. }) {
+                each(&reply);
+            } else {
+                return Ok(reply);
+            }
+        }
     })
 }
 

@@ -1,8 +1,16 @@
-//! The network side: connections, handshakes, pairing, sealed sessions. Thin tokio tasks
-//! that hand everything they receive to the engine thread as [`Event`]s.
+//! The network side: connections, Noise handshakes, pairing, sealed sessions. Thin tokio
+//! tasks that hand everything they receive to the engine thread as [`NetEvent`]s.
+//!
+//! Before a peer has proven a key that belongs to a linked device, a connection is a
+//! *stranger*: frames of at most [`qsync_wire::PRE_AUTH_MAX_FRAME_LEN`] bytes, [`HANDSHAKE_DEADLINE`]
+//! to finish the handshake (and to ask to link, if it is not linked), at most
+//! [`MAX_STRANGERS`] of them at once (a new one closes the oldest, so a flood cannot keep
+//! a real device out), and at most [`MAX_LINK_REQUESTS`] link requests waiting for the
+//! person. None of it costs a thread.
 
-use std::collections::HashMap;
+use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,37 +18,59 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
 use qsync_base::{DeviceId, TaskId};
-use qsync_wire::pairing::{open_pair, seal_pair, ConfirmationCode, PairMessage, PairingSecret};
+use qsync_wire::pairing::{Answerer, Asker};
 use qsync_wire::{
-    peek_sender, FrameCodec, FrameKind, Handshake, LinkKey, Message, Opening, Session, WireError,
+    FrameCodec, Handshake, Identity, Message, PairingCode, Session, WireError, MAX_FRAME_LEN,
 };
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::codec::Framed;
 
-/// Keys of linked devices, shared by the engine (which writes) and connections (which read).
-pub type Keys = Arc<Mutex<HashMap<DeviceId, LinkKey>>>;
+/// Linked devices, shared by the engine (which writes) and connections (which read).
+pub type Linked = Arc<Mutex<HashSet<DeviceId>>>;
+
+/// How long a connection may take to prove its key (and a stranger to ask to link).
+pub const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Connections still proving who they are, at most.
+pub const MAX_STRANGERS: usize = 64;
+
+/// Link requests waiting for the person, at most.
+pub const MAX_LINK_REQUESTS: usize = 32;
+
+/// How long the asking side waits for the last step of a link once the codes matched.
+const LINK_FINISH_WAIT: Duration = Duration::from_secs(30);
 
 /// Something to send on a connection.
 #[derive(Debug)]
 pub enum Outbound {
     /// One message.
     Message(TaskId, Message),
-    /// The content of an open file, streamed as `Chunk` messages of `update` as fast as
-    /// the connection takes them (never all in memory). An open blob keeps its content
-    /// even if the blob is removed meanwhile.
-    Content {
-        /// The task.
-        task: TaskId,
-        /// The update the chunks belong to.
-        update: qsync_base::UpdateId,
-        /// The content.
-        file: std::fs::File,
-    },
 }
 
 /// What to send on a connection.
 pub type Outgoing = mpsc::UnboundedSender<Outbound>;
+
+/// A device's request to link a task, as the engine gets it.
+#[derive(Debug)]
+pub struct LinkRequest {
+    /// Its number, to match the [`NetEvent::LinkProven`] that may follow.
+    pub id: u64,
+    /// The asking device (its key, proven by the handshake).
+    pub device: DeviceId,
+    /// Its name.
+    pub name: String,
+    /// The task.
+    pub task: TaskId,
+    /// Its folder name on the asking device.
+    pub folder_name: String,
+    /// Files and bytes the asking device will send.
+    pub files: u64,
+    /// See `files`.
+    pub bytes: u64,
+    /// Where the asking device's daemon listens.
+    pub addr: SocketAddr,
+}
 
 /// What the network tells the engine.
 #[derive(Debug)]
@@ -74,42 +104,95 @@ pub enum NetEvent {
         /// The share of [`NetCtx::inbox_budget`] the message holds until it is dropped.
         credit: Option<tokio::sync::OwnedSemaphorePermit>,
     },
-    /// A device asks to link a task: the engine asks its person, then answers `reply`.
-    PairRequest {
-        /// The asking device.
-        device: DeviceId,
-        /// Its name.
-        name: String,
-        /// The task.
-        task: TaskId,
-        /// Its folder name on the asking device.
-        folder_name: String,
-        /// Where the asking device's daemon listens.
-        addr: SocketAddr,
-        /// The agreed key, to store if accepted.
-        key: LinkKey,
-        /// The code both sides show.
-        code: ConfirmationCode,
-        /// `Ok(())` to accept, `Err(reason)` to refuse.
-        reply: oneshot::Sender<Result<(), String>>,
+    /// A device asks to link a task: the engine asks its person, then answers `reply` with
+    /// the code the person typed (or why not). Dropping `reply` refuses.
+    LinkRequest {
+        /// The request.
+        request: LinkRequest,
+        /// The code typed here, or why the request is refused.
+        reply: oneshot::Sender<Result<PairingCode, String>>,
     },
+    /// Both sides proved the code of request `id`: the engine records the link now, and
+    /// says whether it could.
+    LinkProven {
+        /// The request's number.
+        id: u64,
+        /// `Ok` once recorded, or why not.
+        done: oneshot::Sender<Result<(), String>>,
+    },
+    /// Request `id` ended without a link (wrong code, refused, connection lost).
+    LinkFailed {
+        /// The request's number.
+        id: u64,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Connections still proving who they are. A new one beyond [`MAX_STRANGERS`] closes the
+/// oldest: a flood of idle connections then only ever holds the newest slots, and a real
+/// device, whose handshake takes a millisecond on a LAN, gets through.
+#[derive(Debug, Default)]
+pub struct Strangers {
+    next: AtomicU64,
+    waiting: Mutex<VecDeque<(u64, Arc<Notify>)>>,
+}
+
+/// One stranger's place; leaving it (drop) frees it.
+struct StrangerSlot {
+    id: u64,
+    evicted: Arc<Notify>,
+    owner: Arc<Strangers>,
+}
+
+impl Strangers {
+    fn enter(self: &Arc<Self>) -> StrangerSlot {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let evicted = Arc::new(Notify::new());
+        if let Ok(mut waiting) = self.waiting.lock() {
+            waiting.push_back((id, evicted.clone()));
+            while waiting.len() > MAX_STRANGERS {
+                if let Some((_, oldest)) = waiting.pop_front() {
+                    oldest.notify_one();
+                }
+            }
+        }
+        StrangerSlot {
+            id,
+            evicted,
+            owner: self.clone(),
+        }
+    }
+
+    /// How many connections are proving who they are now.
+    pub fn count(&self) -> usize {
+        self.waiting.lock().map_or(0, |w| w.len())
+    }
+}
+
+impl Drop for StrangerSlot {
+    fn drop(&mut self) {
+        if let Ok(mut waiting) = self.owner.waiting.lock() {
+            waiting.retain(|(id, _)| *id != self.id);
+        }
+    }
 }
 
 /// What connections need to know.
 #[derive(Clone)]
 pub struct NetCtx {
-    /// This device.
-    pub me: DeviceId,
+    /// This device's key pair.
+    pub identity: Arc<Identity>,
     /// Its name.
     pub name: String,
     /// The port it listens on.
     pub port: u16,
-    /// Keys of linked devices.
-    pub keys: Keys,
+    /// Linked devices.
+    pub linked: Linked,
     /// Where events go.
     pub events: Sender<super::daemon::Event>,
-    /// Connection numbers.
-    pub next_conn: Arc<std::sync::atomic::AtomicU64>,
+    /// Connection and request numbers.
+    pub next_conn: Arc<AtomicU64>,
     /// How long a pairing may wait for the other person.
     pub pair_timeout: Duration,
     /// Bytes of sealed frames sent and received (length prefix included), for `status`.
@@ -117,8 +200,23 @@ pub struct NetCtx {
     /// Received file content the engine has not handled yet, in KiB, bounded by
     /// [`INBOX_BUDGET_KIB`]: while the engine is busy (flushing a batch to disk, say) a
     /// connection stops reading its socket, and TCP slows the sender down, instead of
-    /// queueing chunks in memory without limit.
+    /// queueing content in memory without limit.
     pub inbox_budget: Arc<tokio::sync::Semaphore>,
+    /// Connections still proving who they are.
+    pub strangers: Arc<Strangers>,
+    /// Link requests waiting for the person ([`MAX_LINK_REQUESTS`] permits).
+    pub link_requests: Arc<tokio::sync::Semaphore>,
+}
+
+impl NetCtx {
+    /// This device's id.
+    pub fn me(&self) -> DeviceId {
+        self.identity.device()
+    }
+
+    fn is_linked(&self, device: &DeviceId) -> bool {
+        self.linked.lock().is_ok_and(|l| l.contains(device))
+    }
 }
 
 /// How much received file content may wait for the engine, in KiB.
@@ -128,13 +226,13 @@ pub const INBOX_BUDGET_KIB: usize = 64 * 1024;
 #[derive(Debug, Default)]
 pub struct WireCounters {
     /// Sent.
-    pub sent: std::sync::atomic::AtomicU64,
+    pub sent: AtomicU64,
     /// Received.
-    pub received: std::sync::atomic::AtomicU64,
+    pub received: AtomicU64,
 }
 
-fn count(counter: &std::sync::atomic::AtomicU64, frame_len: usize) {
-    counter.fetch_add(frame_len as u64 + 4, std::sync::atomic::Ordering::Relaxed);
+fn count(counter: &AtomicU64, frame_len: usize) {
+    counter.fetch_add(frame_len as u64 + 4, Ordering::Relaxed);
 }
 
 fn send(ctx: &NetCtx, event: NetEvent) {
@@ -143,31 +241,55 @@ fn send(ctx: &NetCtx, event: NetEvent) {
 
 type Conn = Framed<TcpStream, FrameCodec>;
 
+fn io_error(kind: std::io::ErrorKind, text: &'static str) -> WireError {
+    WireError::Io(std::io::Error::new(kind, text))
+}
+
 async fn next_frame(conn: &mut Conn, timeout: Duration) -> Result<BytesMut, WireError> {
     match tokio::time::timeout(timeout, conn.next()).await {
         Ok(Some(frame)) => frame,
-        Ok(None) => Err(WireError::Io(std::io::Error::new(
+        Ok(None) => Err(io_error(
             std::io::ErrorKind::UnexpectedEof,
             "connection closed",
-        ))),
-        Err(_) => Err(WireError::Io(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            "no answer in time",
-        ))),
+        )),
+        Err(_) => Err(io_error(std::io::ErrorKind::TimedOut, "no answer in time")),
     }
 }
 
-async fn open_connection(
-    stream: TcpStream,
-    me: DeviceId,
-) -> Result<(Conn, Handshake, Opening), WireError> {
+/// Run a handshake to its end over `conn`.
+async fn handshake(
+    conn: &mut Conn,
+    mut hs: Handshake,
+    first: Option<Bytes>,
+) -> Result<Session, WireError> {
+    if let Some(first) = first {
+        conn.send(first).await?;
+    }
+    while !hs.is_done() {
+        let frame = next_frame(conn, HANDSHAKE_DEADLINE).await?;
+        if let Some(reply) = hs.read(&frame)? {
+            conn.send(reply).await?;
+        }
+    }
+    hs.into_session()
+}
+
+/// Open a connection to `addr` and prove keys; `expect`: the device that must answer.
+async fn connect(
+    addr: SocketAddr,
+    identity: &Identity,
+    expect: Option<DeviceId>,
+) -> Result<(Conn, Session), WireError> {
+    let stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))
+        .await
+        .map_err(|_| io_error(std::io::ErrorKind::TimedOut, "connect timed out"))??;
     let _ = stream.set_nodelay(true);
-    let mut conn = Framed::new(stream, FrameCodec::new());
-    let (handshake, open) = Handshake::start(me)?;
-    conn.send(open).await?;
-    let first = next_frame(&mut conn, Duration::from_secs(10)).await?;
-    let opening = Opening::parse(&first)?;
-    Ok((conn, handshake, opening))
+    let mut conn = Framed::new(stream, FrameCodec::pre_auth());
+    let (hs, first) = Handshake::initiate(identity, expect)?;
+    let session = tokio::time::timeout(HANDSHAKE_DEADLINE, handshake(&mut conn, hs, Some(first)))
+        .await
+        .map_err(|_| io_error(std::io::ErrorKind::TimedOut, "the handshake took too long"))??;
+    Ok((conn, session))
 }
 
 /// Accept connections forever.
@@ -191,56 +313,147 @@ pub async fn listen(listener: TcpListener, ctx: NetCtx) {
 }
 
 async fn incoming(stream: TcpStream, addr: SocketAddr, ctx: NetCtx) -> Result<(), WireError> {
-    let (mut conn, handshake, opening) = open_connection(stream, ctx.me).await?;
-    let peer = opening.sender();
-    let mut second = next_frame(&mut conn, Duration::from_secs(60)).await?;
-    let (kind, _) = peek_sender(&second)?;
-    match kind {
-        FrameKind::Pair => pair_responder(conn, addr, &second, ctx).await,
-        FrameKind::Sealed => {
-            let key = ctx.keys.lock().ok().and_then(|k| k.get(&peer).cloned());
-            let Some(key) = key else {
-                tracing::warn!(device = %peer, %addr, "refused a connection from a device that is not linked");
-                return Ok(());
-            };
-            let mut session = handshake.finish_opening(&opening, &key)?;
-            let first = session.open(&mut second)?;
-            run_session(conn, session, peer, addr, ctx, Some(first)).await
+    let _ = stream.set_nodelay(true);
+    let slot = ctx.strangers.enter();
+    let mut conn = Framed::new(stream, FrameCodec::pre_auth());
+    let hs = Handshake::respond(&ctx.identity)?;
+    let session = tokio::select! {
+        done = tokio::time::timeout(HANDSHAKE_DEADLINE, handshake(&mut conn, hs, None)) => {
+            done.map_err(|_| io_error(std::io::ErrorKind::TimedOut, "the handshake took too long"))??
         }
-        FrameKind::Open => Err(WireError::UnexpectedKind {
-            got: 1,
-            expected: "Pair or Sealed",
-        }),
+        () = slot.evicted.notified() => {
+            return Err(io_error(
+                std::io::ErrorKind::ConnectionAborted,
+                "closed: too many connections were waiting to prove who they are",
+            ));
+        }
+    };
+    drop(slot);
+    let mut session = session;
+    let peer = session.peer();
+    if peer == ctx.me() {
+        return Ok(());
+    }
+    // The first message says what the connection is for: a linked device greets, any
+    // device with a proven key may ask to link (in small frames, soon); nothing else.
+    let mut first = next_frame(&mut conn, HANDSHAKE_DEADLINE).await?;
+    let (task, message) = session.open(&mut first)?;
+    let Message::LinkRequest {
+        name,
+        folder_name,
+        listen_port,
+        files,
+        bytes,
+        spake,
+    } = message
+    else {
+        if !ctx.is_linked(&peer) {
+            tracing::info!(device = %peer, %addr, "refused a connection from a device that is not linked");
+            return Ok(());
+        }
+        conn.codec_mut().set_max_frame_len(MAX_FRAME_LEN);
+        return run_session(conn, session, peer, addr, ctx, Some((task, message))).await;
+    };
+    let Ok(_permit) = ctx.link_requests.clone().try_acquire_owned() else {
+        let refuse = Message::LinkRefused {
+            reason: "too many link requests are waiting on that device; try again later".into(),
+        };
+        conn.send(session.seal(task, &refuse)?).await?;
+        return Ok(());
+    };
+    let request = LinkRequest {
+        id: ctx.next_conn.fetch_add(1, Ordering::Relaxed),
+        device: peer,
+        name,
+        task,
+        folder_name,
+        files,
+        bytes,
+        addr: SocketAddr::new(addr.ip(), listen_port),
+    };
+    let id = request.id;
+    let result = answer_link(&mut conn, &mut session, request, &spake, &ctx).await;
+    match result {
+        Ok(()) => Ok(()),
+        Err(reason) => {
+            let refuse = Message::LinkRefused {
+                reason: reason.clone(),
+            };
+            if let Ok(frame) = session.seal(task, &refuse) {
+                let _ = conn.send(frame).await;
+            }
+            send(&ctx, NetEvent::LinkFailed { id, reason });
+            Ok(())
+        }
+    }
+}
+
+/// The answering side of a link: ask the person (through the engine), run the PAKE with
+/// the code typed, and record the link only once the asker proved the code too.
+async fn answer_link(
+    conn: &mut Conn,
+    session: &mut Session,
+    request: LinkRequest,
+    spake: &[u8],
+    ctx: &NetCtx,
+) -> Result<(), String> {
+    let (id, task) = (request.id, request.task);
+    let (reply, answer) = oneshot::channel();
+    send(ctx, NetEvent::LinkRequest { request, reply });
+    // The asker may give up meanwhile: its connection closing ends the wait too.
+    let code = tokio::select! {
+        answer = tokio::time::timeout(ctx.pair_timeout, answer) => match answer {
+            Ok(Ok(answer)) => answer?,
+            Ok(Err(_)) => return Err("the request was refused".into()),
+            Err(_) => return Err("no answer from the person in time".into()),
+        },
+        _ = conn.next() => return Err("the asking device went away".into()),
+    };
+    let (answerer, spake_b, proof) =
+        Answerer::answer(&code, session, task, spake).map_err(|e| e.to_string())?;
+    let message = Message::LinkAnswer {
+        name: ctx.name.clone(),
+        listen_port: ctx.port,
+        spake: Bytes::from(spake_b),
+        confirm: proof,
+    };
+    let frame = session.seal(task, &message).map_err(|e| e.to_string())?;
+    conn.send(frame).await.map_err(|e| e.to_string())?;
+    let mut frame = next_frame(conn, LINK_FINISH_WAIT)
+        .await
+        .map_err(|e| e.to_string())?;
+    let confirm = match session.open(&mut frame).map_err(|e| e.to_string())? {
+        (t, Message::LinkConfirm { confirm }) if t == task => confirm,
+        (_, Message::LinkRefused { reason }) => {
+            return Err(format!("the asking device ended the link: {reason}"))
+        }
+        _ => return Err("unexpected message during pairing".into()),
+    };
+    answerer.check(&confirm).map_err(|e| e.to_string())?;
+    let (done, recorded) = oneshot::channel();
+    send(ctx, NetEvent::LinkProven { id, done });
+    match recorded.await {
+        Ok(Ok(())) => {
+            let frame = session
+                .seal(task, &Message::LinkDone)
+                .map_err(|e| e.to_string())?;
+            conn.send(frame).await.map_err(|e| e.to_string())
+        }
+        Ok(Err(reason)) => Err(reason),
+        Err(_) => Err("the daemon stopped".into()),
     }
 }
 
 /// Connect to a linked device.
 pub async fn dial(addr: SocketAddr, expected: DeviceId, ctx: NetCtx) -> Result<(), WireError> {
-    let stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))
-        .await
-        .map_err(|_| {
-            WireError::Io(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "connect timed out",
-            ))
-        })??;
-    let (conn, handshake, opening) = open_connection(stream, ctx.me).await?;
-    if opening.sender() != expected {
-        return Err(WireError::ForeignSender {
-            expected,
-            got: opening.sender(),
-        });
-    }
-    let key = ctx.keys.lock().ok().and_then(|k| k.get(&expected).cloned());
-    let Some(key) = key else { return Ok(()) };
-    let mut session = handshake.finish_opening(&opening, &key)?;
+    let (mut conn, mut session) = connect(addr, &ctx.identity, Some(expected)).await?;
+    conn.codec_mut().set_max_frame_len(MAX_FRAME_LEN);
     let hello = session.seal(
         TaskId::from_bytes([0; 32]),
         &Message::Hello {
             name: ctx.name.clone(),
         },
     )?;
-    let mut conn = conn;
     conn.send(hello).await?;
     run_session(conn, session, expected, addr, ctx, None).await
 }
@@ -253,9 +466,7 @@ async fn run_session(
     ctx: NetCtx,
     first: Option<(TaskId, Message)>,
 ) -> Result<(), WireError> {
-    let conn_id = ctx
-        .next_conn
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let conn_id = ctx.next_conn.fetch_add(1, Ordering::Relaxed);
     let session = Arc::new(Mutex::new(session));
     let (tx, mut rx) = mpsc::unbounded_channel::<Outbound>();
     send(
@@ -290,35 +501,11 @@ async fn run_session(
             count(&wire.sent, frame.len());
             Ok(frame)
         };
-        while let Some(outbound) = rx.recv().await {
-            let sent: Result<(), WireError> = async {
-                match outbound {
-                    Outbound::Message(task, message) => sink.send(seal(task, &message)?).await,
-                    Outbound::Content { task, update, file } => {
-                        use tokio::io::AsyncReadExt;
-                        // Blobs never change, so the length announced in the `Create` is
-                        // what is read; buffers are no larger than what is left (a 4 KiB
-                        // file does not cost a zeroed 1 MiB buffer).
-                        let len = file.metadata()?.len();
-                        let mut file = tokio::fs::File::from_std(file);
-                        let mut offset = 0u64;
-                        while offset < len {
-                            let want = (len - offset).min(qsync_wire::MAX_CHUNK_LEN as u64);
-                            let mut buf = vec![0u8; want as usize];
-                            file.read_exact(&mut buf).await?;
-                            let chunk = Message::Chunk {
-                                update,
-                                offset,
-                                data: Bytes::from(buf),
-                            };
-                            sink.send(seal(task, &chunk)?).await?;
-                            offset += want;
-                        }
-                        Ok(())
-                    }
-                }
-            }
-            .await;
+        while let Some(Outbound::Message(task, message)) = rx.recv().await {
+            let sent = match seal(task, &message) {
+                Ok(frame) => sink.send(frame).await,
+                Err(e) => Err(e),
+            };
             if let Err(e) = sent {
                 tracing::warn!(error = %e, "could not send; closing the connection");
                 break;
@@ -342,7 +529,7 @@ async fn run_session(
         match opened {
             Ok((task, message)) => {
                 let credit = match &message {
-                    Message::Chunk { data, .. } => {
+                    Message::Content { data, .. } | Message::Delta { data, .. } => {
                         // Never more than the whole budget, or it would wait forever.
                         let kib = data.len().div_ceil(1024).min(INBOX_BUDGET_KIB);
                         let kib = u32::try_from(kib).unwrap_or(u32::MAX);
@@ -384,112 +571,156 @@ pub struct Paired {
     pub device: DeviceId,
     /// Its name.
     pub name: String,
-    /// The agreed key.
-    pub key: LinkKey,
-    /// The code both sides show.
-    pub code: ConfirmationCode,
     /// Where its daemon listens.
     pub addr: SocketAddr,
 }
 
-/// Ask the daemon at `addr` to link `task`.
+/// What the asking side links.
+#[derive(Debug, Clone)]
+pub struct LinkPlan {
+    /// The task.
+    pub task: TaskId,
+    /// Its folder's name here, as a suggestion for the other side.
+    pub folder_name: String,
+    /// Files and bytes that will be sent.
+    pub files: u64,
+    /// See `files`.
+    pub bytes: u64,
+    /// The device that must answer: a whole id or a fingerprint (`None`: whoever proves
+    /// the code).
+    pub expect: Option<String>,
+}
+
+/// Ask the daemon at one of `addrs` to link `plan.task`. `shown` hears the device that
+/// answered and the code to show this side's person, before the request is sent. Nothing is
+/// recorded here; the caller records the link once this returns `Ok`.
 pub async fn pair_initiator(
-    addr: SocketAddr,
-    task: TaskId,
-    folder_name: String,
+    addrs: Vec<SocketAddr>,
+    plan: LinkPlan,
     ctx: NetCtx,
+    shown: impl FnOnce(DeviceId, PairingCode),
 ) -> Result<Paired, String> {
-    let stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))
-        .await
-        .map_err(|_| format!("could not reach {addr}: timed out"))?
-        .map_err(|e| format!("could not reach {addr}: {e}"))?;
-    let (mut conn, _, opening) = open_connection(stream, ctx.me)
-        .await
-        .map_err(|e| e.to_string())?;
-    let secret = PairingSecret::generate().map_err(|e| e.to_string())?;
-    let request = PairMessage::Request {
-        public_key: secret.public_key(),
-        name: ctx.name.clone(),
-        folder_name,
-        listen_port: ctx.port,
+    let expect_id = plan.expect.as_deref().and_then(|e| e.parse::<DeviceId>().ok());
+    let mut last_error = "no address to try".to_owned();
+    let mut connected = None;
+    for addr in &addrs {
+        match connect(*addr, &ctx.identity, expect_id).await {
+            Ok(found) => {
+                connected = Some((*addr, found));
+                break;
+            }
+            Err(e) => last_error = format!("could not link through {addr}: {e}"),
+        }
+    }
+    let Some((addr, (mut conn, mut session))) = connected else {
+        return Err(last_error);
     };
-    conn.send(seal_pair(ctx.me, task, &request).map_err(|e| e.to_string())?)
-        .await
-        .map_err(|e| e.to_string())?;
-    let answer = next_frame(&mut conn, ctx.pair_timeout)
+    let peer = session.peer();
+    if peer == ctx.me() {
+        return Err(format!("{addr} is this device"));
+    }
+    if let Some(expect) = &plan.expect {
+        if !qsync_wire::names_device(expect, &peer) {
+            return Err(format!(
+                "the device at {addr} is {}, not the expected {expect}: nothing was sent",
+                qsync_wire::fingerprint(&peer)
+            ));
+        }
+    }
+    let code = PairingCode::random().map_err(|e| e.to_string())?;
+    shown(peer, code);
+    let task = plan.task;
+    let (asker, spake) = Asker::start(&code, &session, task);
+    let request = Message::LinkRequest {
+        name: ctx.name.clone(),
+        folder_name: plan.folder_name,
+        listen_port: ctx.port,
+        files: plan.files,
+        bytes: plan.bytes,
+        spake: Bytes::from(spake),
+    };
+    let frame = session.seal(task, &request).map_err(|e| e.to_string())?;
+    conn.send(frame).await.map_err(|e| e.to_string())?;
+    let mut answer = next_frame(&mut conn, ctx.pair_timeout)
         .await
         .map_err(|e| format!("no answer from {addr}: {e}"))?;
-    let (sender, answer_task, answer) = open_pair(&answer).map_err(|e| e.to_string())?;
-    if sender != opening.sender() || answer_task != task {
-        return Err("the answer does not match the request".into());
-    }
-    match answer {
-        PairMessage::Accept {
-            public_key,
-            name,
-            listen_port,
-        } => {
-            let (key, code) = secret
-                .agree(ctx.me, sender, &public_key)
-                .map_err(|e| e.to_string())?;
-            Ok(Paired {
-                device: sender,
-                name,
-                key,
-                code,
-                addr: SocketAddr::new(addr.ip(), listen_port),
-            })
+    let (name, listen_port, spake_b, proof) =
+        match session.open(&mut answer).map_err(|e| e.to_string())? {
+            (
+                t,
+                Message::LinkAnswer {
+                    name,
+                    listen_port,
+                    spake,
+                    confirm,
+                },
+            ) if t == task => (name, listen_port, spake, confirm),
+            (_, Message::LinkRefused { reason }) => {
+                return Err(format!("the other device refused: {reason}"))
+            }
+            _ => return Err("unexpected answer from the other device".into()),
+        };
+    let proof_a = match asker.check(&spake_b, &proof) {
+        Ok(proof_a) => proof_a,
+        Err(e) => {
+            let refuse = Message::LinkRefused {
+                reason: "the code typed did not match the one shown".into(),
+            };
+            if let Ok(frame) = session.seal(task, &refuse) {
+                let _ = conn.send(frame).await;
+            }
+            return Err(e.to_string());
         }
-        PairMessage::Refuse { reason } => Err(format!("the other device refused: {reason}")),
-        PairMessage::Request { .. } => Err("unexpected pairing message".into()),
+    };
+    let frame = session
+        .seal(task, &Message::LinkConfirm { confirm: proof_a })
+        .map_err(|e| e.to_string())?;
+    conn.send(frame).await.map_err(|e| e.to_string())?;
+    let mut done = next_frame(&mut conn, LINK_FINISH_WAIT)
+        .await
+        .map_err(|e| format!("the other device did not finish the link: {e}"))?;
+    match session.open(&mut done).map_err(|e| e.to_string())? {
+        (t, Message::LinkDone) if t == task => Ok(Paired {
+            device: peer,
+            name,
+            addr: SocketAddr::new(addr.ip(), listen_port),
+        }),
+        (_, Message::LinkRefused { reason }) => Err(format!(
+            "the other device could not record the link: {reason}"
+        )),
+        _ => Err("unexpected message from the other device".into()),
     }
 }
 
-async fn pair_responder(
-    mut conn: Conn,
-    addr: SocketAddr,
-    frame: &[u8],
-    ctx: NetCtx,
-) -> Result<(), WireError> {
-    let (device, task, message) = open_pair(frame)?;
-    let PairMessage::Request {
-        public_key,
-        name,
-        folder_name,
-        listen_port,
-    } = message
-    else {
-        return Ok(());
-    };
-    let secret = PairingSecret::generate()?;
-    let my_public = secret.public_key();
-    let (key, code) = secret.agree(ctx.me, device, &public_key)?;
-    let (reply, answer) = oneshot::channel();
-    send(
-        &ctx,
-        NetEvent::PairRequest {
-            device,
-            name,
-            task,
-            folder_name,
-            addr: SocketAddr::new(addr.ip(), listen_port),
-            key,
-            code,
-            reply,
-        },
-    );
-    let answer = match tokio::time::timeout(ctx.pair_timeout, answer).await {
-        Ok(Ok(answer)) => answer,
-        _ => Err("no answer from the person in time".to_owned()),
-    };
-    let message = match answer {
-        Ok(()) => PairMessage::Accept {
-            public_key: my_public,
-            name: ctx.name.clone(),
-            listen_port: ctx.port,
-        },
-        Err(reason) => PairMessage::Refuse { reason },
-    };
-    conn.send(seal_pair(ctx.me, task, &message)?).await?;
-    Ok(())
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_stranger_beyond_the_cap_closes_the_oldest() {
+        let strangers = Arc::new(Strangers::default());
+        let slots: Vec<StrangerSlot> = (0..MAX_STRANGERS).map(|_| strangers.enter()).collect();
+        assert_eq!(strangers.count(), MAX_STRANGERS);
+        let newest = strangers.enter();
+        assert_eq!(strangers.count(), MAX_STRANGERS);
+        // The oldest was told to close (a stored permit: its next wait returns at once).
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let told = rt.block_on(async {
+            tokio::time::timeout(Duration::from_millis(100), slots[0].evicted.notified())
+                .await
+                .is_ok()
+        });
+        assert!(told);
+        let spared = rt.block_on(async {
+            tokio::time::timeout(Duration::from_millis(20), newest.evicted.notified())
+                .await
+                .is_ok()
+        });
+        assert!(!spared);
+        drop(slots);
+        assert_eq!(strangers.count(), 1);
+    }
 }

@@ -22,7 +22,7 @@
 //! let mut store = Store::open(dir.path())?;
 //! let (task, laptop) = (TaskId::random(), DeviceId::random());
 //! store.add_task(task, "/home/me/Photos".as_ref(), "Photos")?;
-//! store.add_link(task, laptop, "laptop", &[7; 32])?;
+//! store.add_link(task, laptop, "laptop")?;
 //!
 //! let entry = FileEntry {
 //!     path: RelPath::new("cat.jpg")?,
@@ -78,8 +78,8 @@ pub struct TaskRecord {
     pub name: String,
 }
 
-/// A device this one is linked with.
-#[derive(Clone, PartialEq, Eq)]
+/// A device this one is linked with. Its id is its public key: nothing secret is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceRecord {
     /// Its id.
     pub id: DeviceId,
@@ -89,19 +89,6 @@ pub struct DeviceRecord {
     pub last_address: Option<String>,
     /// Whether it is reachable now.
     pub is_connected: bool,
-    /// The key agreed at pairing.
-    pub link_key: [u8; 32],
-}
-
-impl std::fmt::Debug for DeviceRecord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeviceRecord")
-            .field("id", &self.id)
-            .field("name", &self.name)
-            .field("last_address", &self.last_address)
-            .field("is_connected", &self.is_connected)
-            .finish_non_exhaustive()
-    }
 }
 
 /// A path's newest known state, with its version number.
@@ -281,19 +268,14 @@ impl Store {
 
     // ---- devices and links ----
 
-    /// Link `device` to `task`, recording the device (and its key) if it is new.
-    pub fn add_link(
-        &mut self,
-        task: TaskId,
-        device: DeviceId,
-        name: &str,
-        key: &[u8; 32],
-    ) -> Result<(), StoreError> {
+    /// Link `device` to `task`, recording the device if it is new (its id is its key,
+    /// so a known device is only renamed, never re-keyed).
+    pub fn add_link(&mut self, task: TaskId, device: DeviceId, name: &str) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         tx.execute(
-            "INSERT INTO linked_devices (device_id, name, link_key) VALUES (?1, ?2, ?3)
-             ON CONFLICT (device_id) DO UPDATE SET name = excluded.name, link_key = excluded.link_key",
-            params![&device.as_bytes()[..], name, &key[..]],
+            "INSERT INTO linked_devices (device_id, name) VALUES (?1, ?2)
+             ON CONFLICT (device_id) DO UPDATE SET name = excluded.name",
+            params![&device.as_bytes()[..], name],
         )?;
         let known: bool = tx.query_row(
             "SELECT EXISTS (SELECT 1 FROM sync_tasks WHERE task_id = ?1)",
@@ -334,28 +316,46 @@ impl Store {
         Ok(())
     }
 
+    /// Forget `device` entirely: every link it has, what it still had to receive, and the
+    /// device itself. Returns the tasks it was linked to.
+    pub fn forget_device(&mut self, device: DeviceId) -> Result<Vec<TaskId>, StoreError> {
+        let tasks: Vec<TaskId> = self
+            .tasks()?
+            .into_iter()
+            .map(|t| t.id)
+            .filter(|t| self.linked_devices(*t).is_ok_and(|d| d.contains(&device)))
+            .collect();
+        let tx = self.conn.transaction()?;
+        let d = &device.as_bytes()[..];
+        tx.execute("DELETE FROM task_links WHERE device_id = ?1", [d])?;
+        tx.execute("DELETE FROM pending WHERE device_id = ?1", [d])?;
+        tx.execute("DELETE FROM peer_progress WHERE device_id = ?1", [d])?;
+        tx.execute("DELETE FROM linked_devices WHERE device_id = ?1", [d])?;
+        collect_garbage(&tx)?;
+        tx.commit()?;
+        Ok(tasks)
+    }
+
     /// Every linked device.
     pub fn devices(&self) -> Result<Vec<DeviceRecord>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT device_id, name, last_address, is_connected, link_key FROM linked_devices ORDER BY name")?;
+            .prepare("SELECT device_id, name, last_address, is_connected FROM linked_devices ORDER BY name")?;
         let rows = stmt.query_map([], |r| {
             Ok((
                 r.get::<_, Vec<u8>>(0)?,
                 r.get::<_, String>(1)?,
                 r.get::<_, Option<String>>(2)?,
                 r.get::<_, bool>(3)?,
-                r.get::<_, Vec<u8>>(4)?,
             ))
         })?;
         rows.map(|row| {
-            let (id, name, last_address, is_connected, key) = row?;
+            let (id, name, last_address, is_connected) = row?;
             Ok(DeviceRecord {
                 id: DeviceId::from_bytes(id32(id, "device id")?),
                 name,
                 last_address,
                 is_connected,
-                link_key: id32(key, "link key")?,
             })
         })
         .collect()

@@ -17,7 +17,7 @@ fn store() -> (tempfile::TempDir, Store) {
     store.add_task(TASK, "/tmp/task".as_ref(), "task").unwrap();
     for (i, peer) in PEERS.iter().enumerate() {
         store
-            .add_link(TASK, *peer, &format!("peer{i}"), &[9; 32])
+            .add_link(TASK, *peer, &format!("peer{i}"))
             .unwrap();
     }
     (dir, store)

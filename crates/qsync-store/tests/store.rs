@@ -31,7 +31,7 @@ fn setup(devices: usize) -> (tempfile::TempDir, Store, TaskId, Vec<DeviceId>) {
         .map(|i| DeviceId::from_bytes([i as u8 + 1; 32]))
         .collect();
     for d in &ids {
-        store.add_link(task, *d, "peer", &[9; 32]).unwrap();
+        store.add_link(task, *d, "peer").unwrap();
     }
     (dir, store, task, ids)
 }
@@ -249,7 +249,7 @@ fn tasks_devices_and_errors() {
         Err(qsync_store::StoreError::UnknownTask(_))
     ));
     assert!(matches!(
-        store.add_link(unknown, devices[0], "x", &[0; 32]),
+        store.add_link(unknown, devices[0], "x"),
         Err(qsync_store::StoreError::UnknownTask(_))
     ));
     assert!(store.set_connected(DeviceId::random(), true, None).is_err());
@@ -298,7 +298,7 @@ fn crash_child() {
     let devices = [DeviceId::from_bytes([2; 32]), DeviceId::from_bytes([3; 32])];
     store.add_task(task, "/data".as_ref(), "crash").unwrap();
     for d in devices {
-        store.add_link(task, d, "peer", &[0; 32]).unwrap();
+        store.add_link(task, d, "peer").unwrap();
     }
     let mut previous: Vec<UpdateId> = Vec::new();
     for batch in 0.. {

@@ -75,6 +75,21 @@ pub enum WireError {
     /// The per-direction counter would wrap around.
     #[error("the frame counter is exhausted; reconnect to get fresh keys")]
     CounterExhausted,
+    /// The Noise handshake failed: the peer could not prove a key, or sent something
+    /// out of step.
+    #[error("handshake failed: {0}")]
+    Handshake(&'static str),
+    /// The peer proved a key, but not the one of the device this side meant to reach.
+    #[error("the device that answered is {got}, not the expected {expected}")]
+    UnexpectedPeer {
+        /// The device dialled.
+        expected: DeviceId,
+        /// The device that answered.
+        got: DeviceId,
+    },
+    /// Pairing failed: a wrong code, or a malformed pairing message.
+    #[error("pairing failed: {0}")]
+    Pairing(&'static str),
     /// The operating system's random source or a key operation failed.
     #[error("cryptographic operation failed: {0}")]
     Crypto(&'static str),

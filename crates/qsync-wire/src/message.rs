@@ -1,35 +1,19 @@
 //! The messages two linked devices exchange inside sealed frames.
 
 use bytes::Bytes;
-use qsync_base::{ContentHash, EntryKind, RelPath, UpdateId};
+use qsync_base::{ContentHash, RelPath};
 use serde::{Deserialize, Serialize};
 
-/// The largest `data` a [`Message::Chunk`] carries. Content bigger than this travels as a
-/// stream of chunks, so no frame ever holds a whole large file.
+/// The largest `data` a [`Message::Content`] or [`Message::Delta`] carries: content
+/// bigger than this travels as a stream of messages, so no frame holds a whole large file.
 pub const MAX_CHUNK_LEN: usize = 1024 * 1024;
 
-/// How the receiver fared with an update.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Outcome {
-    /// Applied.
-    Applied,
-    /// Applied, and the receiver's own diverging version was kept under `kept_as`.
-    Conflict {
-        /// Where the receiver kept its local version.
-        kept_as: RelPath,
-    },
-    /// Not applied; the sender should keep the update pending and may send the full file.
-    Failed {
-        /// What went wrong, for the sender's log.
-        reason: String,
-    },
-}
-
-/// A message between two linked devices, sealed in one frame.
+/// A message between two devices, sealed in one frame.
 ///
-/// The seed's flags map onto these variants: `Hello`, file events (`Create`, `Patch`,
-/// `Delete`, `Rename`), `ModificationDone` (releases the sender's per-device lock),
-/// `LinkDevice`, `UnlinkDevice` and the setup copy (`SetupRequest`, `SetupDone`).
+/// The seed's flags map onto these variants: `Hello`; the link flow (`LinkRequest`,
+/// `LinkAnswer`, `LinkConfirm`, `LinkDone`, `LinkRefused`: a PAKE run inside the
+/// connection, see [`pairing`](crate::pairing)); `Unlink`; and the sync core's messages,
+/// which carry file events, setup copies and catching up.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
     /// First message after the handshake, and the greeting when a device reappears.
@@ -42,102 +26,59 @@ pub enum Message {
         /// The answering device's human name.
         name: String,
     },
-    /// A new file, folder or symlink. For a file of non-zero size, `size` bytes of content
-    /// follow as [`Message::Chunk`]s with the same `update`.
-    Create {
-        /// The update this belongs to.
-        update: UpdateId,
-        /// Where, in the task.
-        path: RelPath,
-        /// What it is.
-        kind: EntryKind,
-        /// Content length in bytes.
-        size: u64,
-        /// Hash of the whole content once received.
-        hash: ContentHash,
-        /// Hash of the version this content replaces on the sender's side, when it is sent
-        /// whole in place of a patch (`None` for a new path).
-        base: Option<ContentHash>,
-        /// Modification time, nanoseconds since the Unix epoch.
-        mtime_ns: i64,
+    /// Are you still there? (Sent when mDNS says the peer left: a goodbye anyone can
+    /// forge must not end a session the peer can still answer on.)
+    Ping {
+        /// Echoed in the `Pong`.
+        nonce: u64,
     },
-    /// A change to a file as a binary delta from the version with hash `base`. The delta's
-    /// `delta_len` bytes follow as [`Message::Chunk`]s.
-    Patch {
-        /// The update this belongs to.
-        update: UpdateId,
-        /// The file changed.
-        path: RelPath,
-        /// Hash of the version the delta applies to.
-        base: ContentHash,
-        /// Hash of the result.
-        result: ContentHash,
-        /// Length of the delta in bytes.
-        delta_len: u64,
-        /// Modification time of the result, nanoseconds since the Unix epoch.
-        mtime_ns: i64,
+    /// The answer to a `Ping`.
+    Pong {
+        /// The ping's nonce.
+        nonce: u64,
     },
-    /// A piece of the content announced by a `Create` or `Patch`.
-    Chunk {
-        /// The update this belongs to.
-        update: UpdateId,
-        /// Where in the content these bytes go.
-        offset: u64,
-        /// At most [`MAX_CHUNK_LEN`] bytes.
-        data: Bytes,
-    },
-    /// A file or folder (with everything in it) was deleted.
-    Delete {
-        /// The update.
-        update: UpdateId,
-        /// What was deleted.
-        path: RelPath,
-        /// Hash of the version the sender deleted, if a file, so the receiver can keep a
-        /// version it changed meanwhile.
-        base: Option<ContentHash>,
-    },
-    /// A file or folder moved inside the task.
-    Rename {
-        /// The update.
-        update: UpdateId,
-        /// Old path.
-        from: RelPath,
-        /// New path.
-        to: RelPath,
-    },
-    /// The receiver finished with an update: the sender may send the next one.
-    ModificationDone {
-        /// The update answered.
-        update: UpdateId,
-        /// How it went.
-        outcome: Outcome,
-    },
-    /// Ask the peer to join the task named by the frame's task id.
-    LinkDevice {
-        /// The task's folder name on the asking device, as a suggestion.
+    /// Ask the peer to link the task named by the frame's task id (pairing, step 1).
+    LinkRequest {
+        /// The asker's human name.
+        name: String,
+        /// The task's folder name on the asker, as a suggestion.
         folder_name: String,
+        /// The port the asker's daemon listens on.
+        listen_port: u16,
+        /// Files the asker will send.
+        files: u64,
+        /// Their bytes.
+        bytes: u64,
+        /// The asker's SPAKE2 message, made with the code it shows its person.
+        spake: Bytes,
     },
-    /// The peer accepted the link and put the task's folder where its person chose.
-    LinkAccepted,
-    /// The peer refused the link.
+    /// The answerer's person typed the code and chose a folder (pairing, step 2).
+    LinkAnswer {
+        /// The answerer's human name.
+        name: String,
+        /// The port the answerer's daemon listens on.
+        listen_port: u16,
+        /// The answerer's SPAKE2 message, made with the code typed.
+        spake: Bytes,
+        /// Proof that the answerer derived the same key.
+        confirm: [u8; 32],
+    },
+    /// The asker's proof (pairing, step 3): the answerer may record the link.
+    LinkConfirm {
+        /// Proof that the asker derived the same key.
+        confirm: [u8; 32],
+    },
+    /// The answerer recorded the link (pairing, step 4): the asker records it too.
+    LinkDone,
+    /// The link is refused, at any step.
     LinkRefused {
         /// Why, for the person.
         reason: String,
     },
     /// Remove the link between the two devices for the frame's task.
-    UnlinkDevice,
-    /// Ask for a full copy of the task (the seed's setup).
-    SetupRequest,
-    /// The setup copy is complete.
-    SetupDone {
-        /// Files sent.
-        files: u64,
-        /// Content bytes sent.
-        bytes: u64,
-    },
+    Unlink,
     /// A message of the sync core (`qsync_core::Message`), postcard-encoded: the wire
-    /// carries it without knowing it. (Variants from here on serve the core's driver;
-    /// a daemon that does not know them ignores them.)
+    /// carries it without knowing it.
     Sync {
         /// The encoded core message.
         body: Bytes,

@@ -1,240 +1,231 @@
-//! Pairing: two devices agree on a [`LinkKey`] with X25519 and show the same short
-//! [`ConfirmationCode`], which their people compare to rule out a device in the middle.
+//! Pairing: proving that the device at the other end of a connection is the one its
+//! person means, with a short code shown on one device and typed on the other.
+//!
+//! The connection is already a Noise session, so each side knows the other's key (its
+//! device id). What is not known is whether that key belongs to the device the person is
+//! looking at: a device in the middle could hold a connection with each. The asker shows a
+//! random [`PairingCode`]; the answerer's person types it. Both run SPAKE2 (a PAKE) with the
+//! code, their two device ids as identities, and prove the key they got, bound to the
+//! connection's handshake hash and the task. A device in the middle holds two connections
+//! with two handshake hashes, and must guess the code to pass either: one guess per
+//! attempt, a chance of 1 in 10⁸ (`CODE_SPACE`), and nothing it sees lets it test guesses
+//! offline.
 //!
 //! ```
-//! use qsync_wire::pairing::PairingSecret;
-//! use qsync_wire::DeviceId;
+//! use qsync_wire::pairing::{Answerer, Asker, PairingCode};
+//! use qsync_wire::{Handshake, Identity, TaskId};
 //!
-//! let (a, b) = (DeviceId::random(), DeviceId::random());
-//! let (sa, sb) = (PairingSecret::generate().unwrap(), PairingSecret::generate().unwrap());
-//! let (pa, pb) = (sa.public_key(), sb.public_key());
-//! let (key_a, code_a) = sa.agree(a, b, &pb).unwrap();
-//! let (key_b, code_b) = sb.agree(b, a, &pa).unwrap();
-//! assert_eq!(key_a, key_b);
-//! assert_eq!(code_a.to_string(), code_b.to_string());
+//! # let (alice, bob) = (Identity::generate()?, Identity::generate()?);
+//! # let (mut hs_a, m1) = Handshake::initiate(&alice, None)?;
+//! # let mut hs_b = Handshake::respond(&bob)?;
+//! # let m2 = hs_b.read(&m1)?.unwrap();
+//! # let m3 = hs_a.read(&m2)?.unwrap();
+//! # hs_b.read(&m3)?;
+//! # let (a, b) = (hs_a.into_session()?, hs_b.into_session()?);
+//! let task = TaskId::from_bytes([3; 32]);
+//! let code = PairingCode::random()?; // shown on Alice's screen
+//! let (asker, request) = Asker::start(&code, &a, task);
+//! // Bob's person types the code Alice's screen shows.
+//! let typed: PairingCode = code.to_string().parse()?;
+//! let (answerer, answer, proof_b) = Answerer::answer(&typed, &b, task, &request)?;
+//! let proof_a = asker.check(&answer, &proof_b)?; // Alice: Bob knew the code
+//! answerer.check(&proof_a)?; // Bob: Alice knew it too; both may record the link
+//! # Ok::<(), qsync_wire::WireError>(())
 //! ```
 
 use std::fmt;
+use std::str::FromStr;
 
-use bytes::Bytes;
 use qsync_base::{DeviceId, TaskId};
-use ring::agreement::{self, EphemeralPrivateKey, UnparsedPublicKey, X25519};
-use ring::hkdf;
-use ring::rand::SystemRandom;
-use serde::{Deserialize, Serialize};
+use ring::hmac;
+use ring::rand::{SecureRandom, SystemRandom};
+use spake2::{Ed25519Group, Identity as SpakeId, Password, Spake2};
 
-use crate::frame::{check_prefix, read32, write_prefix, FrameKind, PAIR_HEADER_LEN, PREFIX_LEN};
-use crate::{WireError, MAX_FRAME_LEN};
+use crate::{Session, WireError};
 
-/// The secret two linked devices share; stored by both, never sent.
-#[derive(Clone, PartialEq, Eq)]
-pub struct LinkKey([u8; 32]);
+/// How many codes there are: the chance of one guess passing is 1 / `CODE_SPACE`.
+pub const CODE_SPACE: u32 = 100_000_000;
 
-impl LinkKey {
-    /// A key from its stored bytes.
-    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(bytes)
-    }
+/// Eight digits, shown as `1234-5678`, that the person types on the other device.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct PairingCode(u32);
 
-    /// The key's bytes, for storage.
-    pub const fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-}
-
-impl fmt::Debug for LinkKey {
+impl fmt::Debug for PairingCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("LinkKey(..)")
+        f.write_str("PairingCode(..)")
     }
 }
 
-/// Six digits both devices show after pairing; the people check they match.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConfirmationCode(u32);
-
-impl ConfirmationCode {
-    /// The code as a number below 1,000,000.
-    pub fn value(self) -> u32 {
-        self.0
-    }
-}
-
-impl fmt::Display for ConfirmationCode {
+impl fmt::Display for PairingCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:03} {:03}", self.0 / 1000, self.0 % 1000)
+        write!(f, "{:04}-{:04}", self.0 / 10_000, self.0 % 10_000)
     }
 }
 
-/// Pairing messages, sent in clear in `Pair` frames (there is no shared key yet).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum PairMessage {
-    /// Ask the peer to pair, for the frame's task.
-    Request {
-        /// The asker's X25519 public key.
-        public_key: [u8; 32],
-        /// The asker's human name.
-        name: String,
-        /// The task's folder name on the asker, as a suggestion.
-        folder_name: String,
-        /// The port the asker's daemon listens on.
-        listen_port: u16,
-    },
-    /// Accept, with the answerer's public key.
-    Accept {
-        /// The answerer's X25519 public key.
-        public_key: [u8; 32],
-        /// The answerer's human name.
-        name: String,
-        /// The port the answerer's daemon listens on.
-        listen_port: u16,
-    },
-    /// Refuse.
-    Refuse {
-        /// Why, for the person.
-        reason: String,
-    },
-}
-
-/// Make a `Pair` frame.
-pub fn seal_pair(
-    sender: DeviceId,
-    task: TaskId,
-    message: &PairMessage,
-) -> Result<Bytes, WireError> {
-    let mut frame = Vec::with_capacity(PAIR_HEADER_LEN + 128);
-    write_prefix(&mut frame, FrameKind::Pair, &sender);
-    frame.extend_from_slice(task.as_bytes());
-    let frame = postcard::to_extend(message, frame)?;
-    if frame.len() > MAX_FRAME_LEN {
-        return Err(WireError::TooLarge {
-            len: frame.len(),
-            max: MAX_FRAME_LEN,
-        });
-    }
-    Ok(Bytes::from(frame))
-}
-
-/// Read a `Pair` frame: sender, task and message.
-pub fn open_pair(frame: &[u8]) -> Result<(DeviceId, TaskId, PairMessage), WireError> {
-    let sender = check_prefix(frame, FrameKind::Pair, PAIR_HEADER_LEN)?;
-    let task = TaskId::from_bytes(read32(frame, PREFIX_LEN));
-    let message = postcard::from_bytes(&frame[PAIR_HEADER_LEN..])?;
-    Ok((sender, task, message))
-}
-
-/// This device's one-use X25519 secret for one pairing.
-pub struct PairingSecret {
-    private: EphemeralPrivateKey,
-    public: [u8; 32],
-}
-
-impl fmt::Debug for PairingSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PairingSecret")
-            .field("public", &self.public)
-            .finish_non_exhaustive()
-    }
-}
-
-struct Len(usize);
-
-impl hkdf::KeyType for Len {
-    fn len(&self) -> usize {
-        self.0
-    }
-}
-
-impl PairingSecret {
-    /// A fresh secret.
-    pub fn generate() -> Result<Self, WireError> {
+impl PairingCode {
+    /// A uniformly random code.
+    pub fn random() -> Result<Self, WireError> {
         let rng = SystemRandom::new();
-        let private = EphemeralPrivateKey::generate(&agreement::X25519, &rng)
-            .map_err(|_| WireError::Crypto("X25519 key generation failed"))?;
-        let public_key = private
-            .compute_public_key()
-            .map_err(|_| WireError::Crypto("X25519 public key computation failed"))?;
-        let mut public = [0u8; 32];
-        public.copy_from_slice(public_key.as_ref());
-        Ok(Self { private, public })
+        loop {
+            let mut bytes = [0u8; 4];
+            rng.fill(&mut bytes)
+                .map_err(|_| WireError::Crypto("the system random source failed"))?;
+            let value = u32::from_be_bytes(bytes);
+            // Rejection sampling: every code equally likely.
+            if value < u32::MAX - u32::MAX % CODE_SPACE {
+                return Ok(Self(value % CODE_SPACE));
+            }
+        }
     }
 
-    /// The public key to send to the peer.
-    pub fn public_key(&self) -> [u8; 32] {
-        self.public
-    }
-
-    /// Agree with the peer's public key: the link key and the code to show.
-    /// Both sides get the same results whichever of them calls first.
-    pub fn agree(
-        self,
-        me: DeviceId,
-        peer: DeviceId,
-        peer_public: &[u8; 32],
-    ) -> Result<(LinkKey, ConfirmationCode), WireError> {
-        let mine = (me, self.public);
-        let theirs = (peer, *peer_public);
-        let (lo, hi) = if mine <= theirs {
-            (mine, theirs)
-        } else {
-            (theirs, mine)
-        };
-        agreement::agree_ephemeral(
-            self.private,
-            &UnparsedPublicKey::new(&X25519, peer_public),
-            |shared| {
-                let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"qsync/v1 pairing").extract(shared);
-                let mut key = [0u8; 32];
-                let mut code = [0u8; 4];
-                for (label, out) in [
-                    (&b"link"[..], &mut key[..]),
-                    (&b"confirm"[..], &mut code[..]),
-                ] {
-                    let info: [&[u8]; 5] = [label, lo.0.as_bytes(), &lo.1, hi.0.as_bytes(), &hi.1];
-                    prk.expand(&info, Len(out.len()))
-                        .and_then(|okm| okm.fill(out))
-                        .map_err(|_| WireError::Crypto("pairing key derivation failed"))?;
-                }
-                Ok((
-                    LinkKey(key),
-                    ConfirmationCode(u32::from_be_bytes(code) % 1_000_000),
-                ))
-            },
-        )
-        .map_err(|_| WireError::Crypto("X25519 agreement failed: bad peer public key"))?
+    fn password(&self) -> Password {
+        Password::new(format!("qsync/2 code {:08}", self.0))
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+impl FromStr for PairingCode {
+    type Err = WireError;
 
-    #[test]
-    fn both_sides_agree_and_a_third_key_does_not() {
-        let (a, b) = (DeviceId::random(), DeviceId::random());
-        let (sa, sb, sm) = (
-            PairingSecret::generate().unwrap(),
-            PairingSecret::generate().unwrap(),
-            PairingSecret::generate().unwrap(),
-        );
-        let (pa, pb, pm) = (sa.public_key(), sb.public_key(), sm.public_key());
-        let (ka, ca) = sa.agree(a, b, &pm).unwrap(); // a talks to a man in the middle
-        let (kb, cb) = sb.agree(b, a, &pa).unwrap();
-        let _ = pb;
-        assert_ne!(ka, kb);
-        // Codes differ with overwhelming probability (1 in a million).
-        assert!(ca != cb || ka != kb);
-        assert_eq!(format!("{}", ConfirmationCode(42)), "000 042");
+    /// Eight digits; dashes and spaces between them are ignored.
+    fn from_str(text: &str) -> Result<Self, WireError> {
+        let digits: String = text.chars().filter(|c| *c != '-' && *c != ' ').collect();
+        if digits.len() != 8 || !digits.chars().all(|c| c.is_ascii_digit()) {
+            return Err(WireError::Pairing(
+                "a pairing code is eight digits, like 1234-5678",
+            ));
+        }
+        digits
+            .parse()
+            .map(Self)
+            .map_err(|_| WireError::Pairing("a pairing code is eight digits"))
+    }
+}
+
+/// What both proofs are bound to: this connection, the two devices and the task.
+struct Context {
+    hash: [u8; 32],
+    asker: DeviceId,
+    answerer: DeviceId,
+    task: TaskId,
+}
+
+impl Context {
+    fn message(&self, role: &[u8]) -> Vec<u8> {
+        let mut message = b"qsync/2 pairing proof ".to_vec();
+        for part in [
+            role,
+            &self.hash,
+            self.asker.as_bytes(),
+            self.answerer.as_bytes(),
+            self.task.as_bytes(),
+        ] {
+            message.extend_from_slice(part);
+        }
+        message
     }
 
-    #[test]
-    fn pair_frames_round_trip_and_reject_garbage() {
-        let (d, t) = (DeviceId::random(), TaskId::random());
-        let msg = PairMessage::Refuse {
-            reason: "no".into(),
+    fn proof(&self, key: &[u8], role: &[u8]) -> [u8; 32] {
+        let key = hmac::Key::new(hmac::HMAC_SHA256, key);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(hmac::sign(&key, &self.message(role)).as_ref());
+        out
+    }
+
+    fn check(&self, key: &[u8], role: &[u8], proof: &[u8; 32]) -> Result<(), WireError> {
+        let key = hmac::Key::new(hmac::HMAC_SHA256, key);
+        // Constant time: the check tells nothing about how close a forgery came.
+        hmac::verify(&key, &self.message(role), proof).map_err(|_| {
+            WireError::Pairing(
+                "the pairing code did not match: mistyped, or another device is in the middle; nothing was linked",
+            )
+        })
+    }
+}
+
+fn ids(asker: DeviceId, answerer: DeviceId) -> (SpakeId, SpakeId) {
+    (
+        SpakeId::new(asker.as_bytes()),
+        SpakeId::new(answerer.as_bytes()),
+    )
+}
+
+/// The asking side, which shows the code.
+pub struct Asker {
+    spake: Spake2<Ed25519Group>,
+    context: Context,
+}
+
+impl fmt::Debug for Asker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Asker").finish_non_exhaustive()
+    }
+}
+
+impl Asker {
+    /// Start pairing `task` over `session` with the code shown to this side's person:
+    /// the asker and the SPAKE2 message for the `LinkRequest`.
+    pub fn start(code: &PairingCode, session: &Session, task: TaskId) -> (Self, Vec<u8>) {
+        let (a, b) = ids(session.local(), session.peer());
+        let (spake, message) = Spake2::<Ed25519Group>::start_a(&code.password(), &a, &b);
+        let context = Context {
+            hash: *session.handshake_hash(),
+            asker: session.local(),
+            answerer: session.peer(),
+            task,
         };
-        let frame = seal_pair(d, t, &msg).unwrap();
-        assert_eq!(open_pair(&frame).unwrap(), (d, t, msg));
-        assert!(open_pair(&frame[..10]).is_err());
-        assert!(open_pair(&frame[..frame.len() - 1]).is_err());
+        (Self { spake, context }, message)
+    }
+
+    /// Check the answerer's message and proof: on success the peer knew the code, and the
+    /// returned proof (for the `LinkConfirm`) tells it this side did too.
+    pub fn check(self, answer: &[u8], proof: &[u8; 32]) -> Result<[u8; 32], WireError> {
+        let key = self
+            .spake
+            .finish(answer)
+            .map_err(|_| WireError::Pairing("the pairing answer is malformed"))?;
+        self.context.check(&key, b"answerer", proof)?;
+        Ok(self.context.proof(&key, b"asker"))
+    }
+}
+
+/// The answering side, whose person typed the code.
+pub struct Answerer {
+    key: Vec<u8>,
+    context: Context,
+}
+
+impl fmt::Debug for Answerer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Answerer").finish_non_exhaustive()
+    }
+}
+
+impl Answerer {
+    /// Answer the asker's SPAKE2 `request` with the code typed here: the answerer, the
+    /// SPAKE2 message and the proof for the `LinkAnswer`.
+    pub fn answer(
+        code: &PairingCode,
+        session: &Session,
+        task: TaskId,
+        request: &[u8],
+    ) -> Result<(Self, Vec<u8>, [u8; 32]), WireError> {
+        let (a, b) = ids(session.peer(), session.local());
+        let (spake, message) = Spake2::<Ed25519Group>::start_b(&code.password(), &a, &b);
+        let key = spake
+            .finish(request)
+            .map_err(|_| WireError::Pairing("the pairing request is malformed"))?;
+        let context = Context {
+            hash: *session.handshake_hash(),
+            asker: session.peer(),
+            answerer: session.local(),
+            task,
+        };
+        let proof = context.proof(&key, b"answerer");
+        Ok((Self { key, context }, message, proof))
+    }
+
+    /// Check the asker's proof: on success both sides knew the code.
+    pub fn check(self, proof: &[u8; 32]) -> Result<(), WireError> {
+        self.context.check(&self.key, b"asker", proof)
     }
 }

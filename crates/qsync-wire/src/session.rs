@@ -1,122 +1,60 @@
-//! Connection handshake and the sealed-frame session: the sans-IO heart of the wire layer.
+//! The sealed-frame session: what a finished handshake gives, the sans-IO heart of the
+//! wire layer. Each direction has its own AES-256-GCM key; the frame counter is the nonce
+//! and the header the associated data.
 
 use bytes::Bytes;
 use qsync_base::{DeviceId, TaskId};
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
-use ring::hkdf;
-use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::frame::{
-    check_prefix, read32, write_prefix, FrameKind, OPEN_LEN, PAIR_HEADER_LEN, PREFIX_LEN,
-    SEALED_HEADER_LEN,
+    check_prefix, read32, write_prefix, FrameKind, PREFIX_LEN, SEALED_HEADER_LEN, TASK_END,
 };
-use crate::{LinkKey, Message, WireError, MAX_FRAME_LEN};
+use crate::{Message, WireError, MAX_FRAME_LEN};
 
 const TAG_LEN: usize = 16;
 
-/// The peer's `Open` frame, parsed: who it claims to be and its fresh nonce.
-///
-/// A listener parses it first to learn which device is calling, looks up the [`LinkKey`]
-/// it shares with that device, then calls [`Handshake::finish_opening`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Opening {
-    sender: DeviceId,
-    nonce: [u8; 32],
-}
-
-impl Opening {
-    /// Parse an `Open` frame.
-    pub fn parse(frame: &[u8]) -> Result<Self, WireError> {
-        let sender = check_prefix(frame, FrameKind::Open, OPEN_LEN)?;
-        if frame.len() != OPEN_LEN {
-            return Err(WireError::UnexpectedKind {
-                got: FrameKind::Open as u8,
-                expected: "an Open frame of exactly 66 bytes",
-            });
-        }
-        Ok(Self {
-            sender,
-            nonce: read32(frame, PREFIX_LEN),
-        })
-    }
-
-    /// The device that sent it.
-    pub fn sender(&self) -> DeviceId {
-        self.sender
-    }
-}
-
-/// One side of the connection opening. Send the frame [`Handshake::start`] returns, read
-/// the peer's, and [`finish`](Handshake::finish) with the key shared with that peer.
-#[derive(Debug)]
-pub struct Handshake {
-    local: DeviceId,
-    nonce: [u8; 32],
-}
-
-impl Handshake {
-    /// Start a connection as `local`: returns the handshake and the `Open` frame to send.
-    pub fn start(local: DeviceId) -> Result<(Self, Bytes), WireError> {
-        let mut nonce = [0u8; 32];
-        SystemRandom::new()
-            .fill(&mut nonce)
-            .map_err(|_| WireError::Crypto("the system random source failed"))?;
-        Ok(Self::with_nonce(local, nonce))
-    }
-
-    /// A handshake with a chosen nonce. Only for tests and fuzzing: a nonce must never be
-    /// reused with the same key.
-    #[doc(hidden)]
-    pub fn with_nonce(local: DeviceId, nonce: [u8; 32]) -> (Self, Bytes) {
-        let mut frame = Vec::with_capacity(OPEN_LEN);
-        write_prefix(&mut frame, FrameKind::Open, &local);
-        frame.extend_from_slice(&nonce);
-        (Self { local, nonce }, Bytes::from(frame))
-    }
-
-    /// Finish with the peer's `Open` frame and the key shared with it.
-    pub fn finish(self, peer_open: &[u8], key: &LinkKey) -> Result<Session, WireError> {
-        let opening = Opening::parse(peer_open)?;
-        self.finish_opening(&opening, key)
-    }
-
-    /// Finish with an already parsed `Open` frame.
-    pub fn finish_opening(self, peer: &Opening, key: &LinkKey) -> Result<Session, WireError> {
-        let send = direction_key(key, &self.local, &peer.sender, &self.nonce, &peer.nonce)?;
-        let recv = direction_key(key, &peer.sender, &self.local, &peer.nonce, &self.nonce)?;
+impl Session {
+    /// A session from the keys a finished [`Handshake`](crate::Handshake) split off:
+    /// `send` seals this side's frames, `recv` opens the peer's.
+    pub(crate) fn new(
+        local: DeviceId,
+        peer: DeviceId,
+        send: &[u8; 32],
+        recv: &[u8; 32],
+        handshake_hash: [u8; 32],
+    ) -> Result<Self, WireError> {
+        let key = |bytes: &[u8; 32]| {
+            UnboundKey::new(&AES_256_GCM, bytes)
+                .map(LessSafeKey::new)
+                .map_err(|_| WireError::Crypto("bad session key"))
+        };
         Ok(Session {
-            local: self.local,
-            peer: peer.sender,
-            send,
-            recv,
+            local,
+            peer,
+            send: key(send)?,
+            recv: key(recv)?,
             send_counter: 0,
             recv_counter: 0,
             poisoned: false,
+            handshake_hash,
         })
+    }
+
+    /// The Noise handshake hash: the same on both ends of this connection and on no other.
+    /// Pairing binds its proof to it, so a proof made on one connection is worthless on
+    /// another (a relay in the middle holds two connections).
+    pub fn handshake_hash(&self) -> &[u8; 32] {
+        &self.handshake_hash
+    }
+
+    /// This side's device.
+    pub fn local(&self) -> DeviceId {
+        self.local
     }
 }
 
-fn direction_key(
-    key: &LinkKey,
-    sender: &DeviceId,
-    receiver: &DeviceId,
-    sender_nonce: &[u8; 32],
-    receiver_nonce: &[u8; 32],
-) -> Result<LessSafeKey, WireError> {
-    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"qsync/v1 session").extract(key.as_bytes());
-    let info: [&[u8]; 5] = [
-        b"qsync/v1 direction",
-        sender.as_bytes(),
-        receiver.as_bytes(),
-        sender_nonce,
-        receiver_nonce,
-    ];
-    let okm = prk
-        .expand(&info, &AES_256_GCM)
-        .map_err(|_| WireError::Crypto("key derivation failed"))?;
-    Ok(LessSafeKey::new(UnboundKey::from(okm)))
-}
-
+/// The AEAD nonce of frame `counter`: 32 zero bits and the counter, big-endian, as in
+/// Noise's own AES-GCM transport.
 fn nonce_for(counter: u64) -> Nonce {
     let mut bytes = [0u8; 12];
     bytes[4..].copy_from_slice(&counter.to_be_bytes());
@@ -136,6 +74,7 @@ pub struct Session {
     send_counter: u64,
     recv_counter: u64,
     poisoned: bool,
+    handshake_hash: [u8; 32],
 }
 
 impl std::fmt::Debug for Session {
@@ -164,7 +103,7 @@ impl Session {
     /// Seal `message` for task `task` into a frame ready for [`FrameCodec`](crate::FrameCodec).
     pub fn seal(&mut self, task: TaskId, message: &Message) -> Result<Bytes, WireError> {
         let hint = match message {
-            Message::Chunk { data, .. } => data.len() + 64,
+            Message::Content { data, .. } | Message::Delta { data, .. } => data.len() + 128,
             _ => 256,
         };
         let mut frame = Vec::with_capacity(SEALED_HEADER_LEN + hint + TAG_LEN);
@@ -246,7 +185,7 @@ impl Session {
         }
         let task = TaskId::from_bytes(read32(frame, PREFIX_LEN));
         let mut counter = [0u8; 8];
-        counter.copy_from_slice(&frame[PAIR_HEADER_LEN..SEALED_HEADER_LEN]);
+        counter.copy_from_slice(&frame[TASK_END..SEALED_HEADER_LEN]);
         let counter = u64::from_be_bytes(counter);
         if counter != self.recv_counter {
             return Err(WireError::OutOfOrder {

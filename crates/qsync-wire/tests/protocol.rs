@@ -1,11 +1,12 @@
-//! Properties of the wire protocol: round trips, tamper and replay rejection, no panics.
+//! Properties of the wire protocol: handshakes that prove keys, pairing that a device in
+//! the middle cannot pass, round trips, tamper and replay rejection, no panics.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use proptest::prelude::*;
-use qsync_wire::fuzzing::{fixed_sessions, wire};
-use qsync_wire::pairing::{open_pair, seal_pair, PairMessage, PairingSecret};
+use qsync_wire::fuzzing::{fixed_sessions, handshake, wire};
+use qsync_wire::pairing::{Answerer, Asker, PairingCode};
 use qsync_wire::*;
 use tokio_util::codec::Framed;
 
@@ -18,98 +19,73 @@ fn hash() -> impl Strategy<Value = ContentHash> {
     any::<[u8; 32]>().prop_map(ContentHash::from_bytes)
 }
 
-fn update() -> impl Strategy<Value = UpdateId> {
-    any::<u64>().prop_map(UpdateId)
-}
-
-fn kind() -> impl Strategy<Value = EntryKind> {
-    prop_oneof![
-        Just(EntryKind::File),
-        Just(EntryKind::Folder),
-        Just(EntryKind::Symlink)
-    ]
-}
-
-fn outcome() -> impl Strategy<Value = Outcome> {
-    prop_oneof![
-        Just(Outcome::Applied),
-        rel_path().prop_map(|kept_as| Outcome::Conflict { kept_as }),
-        ".{0,40}".prop_map(|reason| Outcome::Failed { reason }),
-    ]
+fn data() -> impl Strategy<Value = Bytes> {
+    proptest::collection::vec(any::<u8>(), 0..2048).prop_map(Bytes::from)
 }
 
 fn message() -> impl Strategy<Value = Message> {
     prop_oneof![
         ".{0,32}".prop_map(|name| Message::Hello { name }),
         ".{0,32}".prop_map(|name| Message::HelloAck { name }),
-        (
-            update(),
-            rel_path(),
-            kind(),
-            any::<u64>(),
-            hash(),
-            proptest::option::of(hash()),
-            any::<i64>()
-        )
-            .prop_map(
-                |(update, path, kind, size, hash, base, mtime_ns)| Message::Create {
-                    update,
-                    path,
-                    kind,
-                    size,
-                    hash,
-                    base,
-                    mtime_ns
-                }
-            ),
-        (
-            update(),
-            rel_path(),
-            hash(),
-            hash(),
-            any::<u64>(),
-            any::<i64>()
-        )
-            .prop_map(
-                |(update, path, base, result, delta_len, mtime_ns)| Message::Patch {
-                    update,
-                    path,
-                    base,
-                    result,
-                    delta_len,
-                    mtime_ns
-                }
-            ),
-        (
-            update(),
-            any::<u64>(),
-            proptest::collection::vec(any::<u8>(), 0..2048)
-        )
-            .prop_map(|(update, offset, data)| Message::Chunk {
-                update,
-                offset,
-                data: Bytes::from(data)
-            }),
-        (update(), rel_path(), proptest::option::of(hash()))
-            .prop_map(|(update, path, base)| Message::Delete { update, path, base }),
-        (update(), rel_path(), rel_path()).prop_map(|(update, from, to)| Message::Rename {
-            update,
-            from,
-            to
-        }),
-        (update(), outcome())
-            .prop_map(|(update, outcome)| Message::ModificationDone { update, outcome }),
-        ".{0,32}".prop_map(|folder_name| Message::LinkDevice { folder_name }),
-        Just(Message::LinkAccepted),
+        any::<u64>().prop_map(|nonce| Message::Ping { nonce }),
+        any::<u64>().prop_map(|nonce| Message::Pong { nonce }),
+        (".{0,32}", ".{0,32}", any::<u16>(), any::<u64>(), any::<u64>(), data()).prop_map(
+            |(name, folder_name, listen_port, files, bytes, spake)| Message::LinkRequest {
+                name,
+                folder_name,
+                listen_port,
+                files,
+                bytes,
+                spake
+            }
+        ),
+        (".{0,32}", any::<u16>(), data(), any::<[u8; 32]>()).prop_map(
+            |(name, listen_port, spake, confirm)| Message::LinkAnswer {
+                name,
+                listen_port,
+                spake,
+                confirm
+            }
+        ),
+        any::<[u8; 32]>().prop_map(|confirm| Message::LinkConfirm { confirm }),
+        Just(Message::LinkDone),
         ".{0,32}".prop_map(|reason| Message::LinkRefused { reason }),
-        Just(Message::UnlinkDevice),
-        Just(Message::SetupRequest),
-        (any::<u64>(), any::<u64>()).prop_map(|(files, bytes)| Message::SetupDone { files, bytes }),
+        Just(Message::Unlink),
+        data().prop_map(|body| Message::Sync { body }),
+        (rel_path(), hash(), any::<u64>(), data(), any::<bool>()).prop_map(
+            |(path, hash, offset, data, last)| Message::Content {
+                path,
+                hash,
+                offset,
+                data,
+                last
+            }
+        ),
+        (rel_path(), hash()).prop_map(|(path, hash)| Message::Unavailable { path, hash }),
+        (rel_path(), hash(), hash(), any::<u64>(), data(), any::<bool>()).prop_map(
+            |(path, hash, base, offset, data, last)| Message::Delta {
+                path,
+                hash,
+                base,
+                offset,
+                data,
+                last
+            }
+        ),
     ]
 }
 
 fn task() -> TaskId {
     TaskId::from_bytes([5; 32])
+}
+
+fn identity(seed: u8) -> Identity {
+    Identity::from_private_bytes([seed; 32]).unwrap()
+}
+
+/// A handshake step as the fuzzer or a hostile peer might send it.
+fn hand(bytes: &[u8]) -> Vec<u8> {
+    [&[PROTOCOL_VERSION, FrameKind::Hand as u8][..], bytes].concat()
 }
 
 proptest! {
@@ -150,18 +126,170 @@ proptest! {
         wire(&data);
     }
 
+    /// The handshake as a state machine: whatever step a hostile peer corrupts (one bit
+    /// of one of the three messages), or cuts short, no session comes out of it on the
+    /// side that read the bad step.
     #[test]
-    fn pair_messages_round_trip(name in ".{0,20}", key in any::<[u8; 32]>()) {
-        let msg = PairMessage::Accept { public_key: key, name, listen_port: 7878 };
-        let frame = seal_pair(DeviceId::from_bytes([1; 32]), task(), &msg).unwrap();
-        prop_assert_eq!(open_pair(&frame).unwrap().2, msg);
+    fn a_corrupted_or_cut_handshake_never_yields_a_session(
+        step in 0usize..3,
+        bit in any::<prop::sample::Index>(),
+        cut in any::<bool>(),
+    ) {
+        let (ia, ib) = (identity(1), identity(2));
+        let (mut a, first) = Handshake::initiate(&ia, None).unwrap();
+        let mut b = Handshake::respond(&ib).unwrap();
+        let spoil = |frame: Bytes, at: usize| -> Vec<u8> {
+            let mut frame = frame.to_vec();
+            if at == step {
+                if cut {
+                    frame.truncate(frame.len() - 1);
+                } else {
+                    let bit = bit.index(frame.len() * 8);
+                    frame[bit / 8] ^= 1 << (bit % 8);
+                }
+            }
+            frame
+        };
+        let first = spoil(first, 0);
+        let Ok(Some(second)) = b.read(&first) else {
+            prop_assert_eq!(step, 0);
+            return Ok(());
+        };
+        // Noise's first message is a bare ephemeral key: a flipped bit there is a
+        // different key, caught by the responder's proof in the second message.
+        let second = spoil(second, 1);
+        let Ok(Some(third)) = a.read(&second) else {
+            prop_assert!(step <= 1);
+            prop_assert!(a.into_session().is_err());
+            return Ok(());
+        };
+        let third = spoil(third, 2);
+        let read = b.read(&third);
+        prop_assert!(read.is_err(), "step {} survived", step);
+        prop_assert!(b.into_session().is_err());
     }
+
+    /// Pairing as a state machine: the right code pairs, any other code fails on the
+    /// asker's side before it shows anything, and the answerer never accepts a proof
+    /// that was not made with its key.
+    #[test]
+    fn pairing_passes_with_the_right_code_only(
+        shown in 0u32..100_000_000,
+        typed in 0u32..100_000_000,
+        forged in any::<[u8; 32]>(),
+    ) {
+        let (a, b) = fixed_sessions().unwrap();
+        let shown: PairingCode = format!("{shown:08}").parse().unwrap();
+        let typed: PairingCode = format!("{typed:08}").parse().unwrap();
+        let (asker, request) = Asker::start(&shown, &a, task());
+        let (answerer, answer, proof) = Answerer::answer(&typed, &b, task(), &request).unwrap();
+        match asker.check(&answer, &proof) {
+            Ok(proof_a) => {
+                prop_assert_eq!(shown, typed);
+                prop_assert!(answerer.check(&forged).is_err() || forged == proof_a);
+            }
+            Err(e) => {
+                prop_assert_ne!(shown, typed);
+                prop_assert!(matches!(e, WireError::Pairing(_)));
+            }
+        }
+    }
+}
+
+#[test]
+fn the_dialler_refuses_a_responder_that_is_not_the_device_it_expected() {
+    let (alice, bob, mallory) = (identity(1), identity(2), identity(3));
+    let (mut a, first) = Handshake::initiate(&alice, Some(bob.device())).unwrap();
+    let mut m = Handshake::respond(&mallory).unwrap();
+    let second = m.read(&first).unwrap().unwrap();
+    let err = a.read(&second).unwrap_err();
+    assert!(
+        matches!(err, WireError::UnexpectedPeer { expected, got } if expected == bob.device() && got == mallory.device()),
+        "{err}"
+    );
+    // Refused before the dialler's own key was shown: mallory never learns who called.
+    assert!(m.peer().is_none());
+}
+
+#[test]
+fn a_claimed_id_cannot_be_used_without_its_key() {
+    // Mallory sends a sealed frame whose header claims bob's id over her own session.
+    let (alice, bob, mallory) = (identity(1), identity(2), identity(3));
+    let (mut m_to_a, mut a_from_m) = handshake(&mallory, &alice).unwrap();
+    assert_eq!(a_from_m.peer(), mallory.device());
+    let mut frame = m_to_a.seal(task(), &Message::Unlink).unwrap().to_vec();
+    frame[2..34].copy_from_slice(bob.device().as_bytes());
+    assert!(matches!(
+        a_from_m.open(&mut frame),
+        Err(WireError::ForeignSender { .. })
+    ));
+}
+
+#[test]
+fn out_of_turn_and_oversized_handshake_steps_are_refused() {
+    let (alice, bob) = (identity(1), identity(2));
+    let (mut a, first) = Handshake::initiate(&alice, None).unwrap();
+    // The dialler cannot read before the responder answered... with its own message.
+    assert!(a.read(&first).is_err());
+    let mut b = Handshake::respond(&bob).unwrap();
+    assert!(b.read(&hand(&[0; 31])).is_err(), "a short ephemeral key");
+    let mut b = Handshake::respond(&bob).unwrap();
+    assert!(b.read(&hand(&[7; 200])).is_err(), "a payload the protocol never sends");
+    let mut b = Handshake::respond(&bob).unwrap();
+    let mut wrong_version = first.to_vec();
+    wrong_version[0] = 1;
+    assert!(matches!(
+        b.read(&wrong_version),
+        Err(WireError::UnknownVersion { got: 1, .. })
+    ));
+    assert!(Handshake::respond(&bob).unwrap().into_session().is_err());
+}
+
+#[test]
+fn sessions_of_two_connections_share_no_keys() {
+    // Forward secrecy's visible half: the same two devices get other keys every time,
+    // so a frame recorded on one connection means nothing on the next.
+    let (alice, bob) = (identity(1), identity(2));
+    let (mut a1, _b1) = handshake(&alice, &bob).unwrap();
+    let (_a2, mut b2) = handshake(&alice, &bob).unwrap();
+    assert_ne!(a1.handshake_hash(), b2.handshake_hash());
+    let recorded = a1.seal(task(), &Message::Unlink).unwrap();
+    let err = b2.open(&mut recorded.to_vec()).unwrap_err();
+    assert!(matches!(err, WireError::Tampered { .. }), "{err}");
+}
+
+#[test]
+fn a_relay_between_two_devices_cannot_pass_pairing_with_their_messages() {
+    // Mallory holds a connection with alice and one with bob and forwards pairing
+    // messages between them. Alice shows the code; bob's person types it correctly.
+    let (alice, bob, mallory) = (identity(1), identity(2), identity(3));
+    let (a, m_a) = handshake(&alice, &mallory).unwrap();
+    let (m_b, b) = handshake(&mallory, &bob).unwrap();
+    let _ = (&m_a, &m_b);
+    let code = PairingCode::random().unwrap();
+    let (asker, request) = Asker::start(&code, &a, task());
+    let (answerer, answer, proof) = Answerer::answer(&code, &b, task(), &request).unwrap();
+    let err = asker.check(&answer, &proof).unwrap_err();
+    assert!(matches!(err, WireError::Pairing(_)), "{err}");
+    // Nor does bob accept a proof mallory could make: she has only her own sessions.
+    assert!(answerer.check(&[0; 32]).is_err());
+}
+
+#[test]
+fn codes_print_and_parse_as_people_type_them() {
+    let code: PairingCode = "1234 5678".parse().unwrap();
+    assert_eq!(code.to_string(), "1234-5678");
+    assert_eq!("12345678".parse::<PairingCode>().unwrap(), code);
+    for bad in ["1234-567", "1234-56789", "abcd-efgh", "", "1234-567x"] {
+        assert!(bad.parse::<PairingCode>().is_err(), "{bad}");
+    }
+    assert_eq!(format!("{code:?}"), "PairingCode(..)");
 }
 
 #[test]
 fn replayed_frame_is_rejected() {
     let (mut a, mut b) = fixed_sessions().unwrap();
-    let frame = a.seal(task(), &Message::SetupRequest).unwrap();
+    let frame = a.seal(task(), &Message::Unlink).unwrap();
     b.open(&mut frame.to_vec()).unwrap();
     let err = b.open(&mut frame.to_vec()).unwrap_err();
     assert!(
@@ -179,8 +307,8 @@ fn replayed_frame_is_rejected() {
 #[test]
 fn reordered_or_dropped_frames_are_rejected() {
     let (mut a, mut b) = fixed_sessions().unwrap();
-    let _first = a.seal(task(), &Message::SetupRequest).unwrap();
-    let second = a.seal(task(), &Message::SetupRequest).unwrap();
+    let _first = a.seal(task(), &Message::Unlink).unwrap();
+    let second = a.seal(task(), &Message::Unlink).unwrap();
     let err = b.open(&mut second.to_vec()).unwrap_err();
     assert!(
         matches!(
@@ -195,96 +323,63 @@ fn reordered_or_dropped_frames_are_rejected() {
 }
 
 #[test]
-fn a_recorded_connection_cannot_be_replayed_on_a_new_one() {
-    let key = LinkKey::from_bytes([8; 32]);
-    let (alice, bob) = (DeviceId::random(), DeviceId::random());
-    let (ha, oa) = Handshake::start(alice).unwrap();
-    let (hb, ob) = Handshake::start(bob).unwrap();
-    let mut a = ha.finish(&ob, &key).unwrap();
-    let _b = hb.finish(&oa, &key).unwrap();
-    let recorded = a.seal(task(), &Message::UnlinkDevice).unwrap();
-
-    // The attacker replays alice's opening and first frame to bob, who picks a new nonce.
-    let (hb2, _ob2) = Handshake::start(bob).unwrap();
-    let mut b2 = hb2.finish(&oa, &key).unwrap();
-    let err = b2.open(&mut recorded.to_vec()).unwrap_err();
-    assert!(matches!(err, WireError::Tampered { .. }), "{err}");
-}
-
-#[test]
-fn frame_from_another_device_or_key_is_rejected() {
-    let (mut a, mut b) = fixed_sessions().unwrap();
+fn a_frame_of_its_own_is_rejected() {
+    let (_, mut b) = fixed_sessions().unwrap();
     // b talks to a; a frame b sealed itself claims b as sender.
-    let own = b.seal(task(), &Message::SetupRequest).unwrap();
+    let own = b.seal(task(), &Message::Unlink).unwrap();
     assert!(matches!(
         b.open(&mut own.to_vec()),
         Err(WireError::ForeignSender { .. })
     ));
-
-    // Same peer id, wrong key.
-    let (ha, oa) = Handshake::with_nonce(DeviceId::from_bytes([1; 32]), [3; 32]);
-    let (hb, ob) = Handshake::with_nonce(DeviceId::from_bytes([2; 32]), [4; 32]);
-    let mut wrong = ha.finish(&ob, &LinkKey::from_bytes([0; 32])).unwrap();
-    let mut right = hb.finish(&oa, &LinkKey::from_bytes([0x42; 32])).unwrap();
-    let frame = wrong.seal(task(), &Message::SetupRequest).unwrap();
-    assert!(matches!(
-        right.open(&mut frame.to_vec()),
-        Err(WireError::Tampered { .. })
-    ));
-    let _ = a.seal(task(), &Message::SetupRequest).unwrap();
 }
 
 #[test]
 fn oversized_message_is_refused_when_sealing() {
-    let (mut a, _) = fixed_sessions().unwrap();
-    let huge = Message::Chunk {
-        update: UpdateId(0),
-        offset: 0,
-        data: Bytes::from(vec![0; MAX_FRAME_LEN]),
+    let (mut a, mut b) = fixed_sessions().unwrap();
+    let huge = Message::Sync {
+        body: Bytes::from(vec![0; MAX_FRAME_LEN]),
     };
     assert!(matches!(
         a.seal(task(), &huge),
         Err(WireError::TooLarge { .. })
     ));
     // The counter did not move: the next frame still opens.
-    let (_, mut b) = fixed_sessions().unwrap();
-    let mut ok = a.seal(task(), &Message::SetupRequest).unwrap().to_vec();
+    let mut ok = a.seal(task(), &Message::Unlink).unwrap().to_vec();
     assert!(b.open(&mut ok).is_ok());
 }
 
 #[test]
-fn pairing_then_talking_over_a_real_stream() {
+fn handshake_then_talking_over_a_real_stream() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let (alice, bob) = (DeviceId::random(), DeviceId::random());
-        let (sa, sb) = (PairingSecret::generate().unwrap(), PairingSecret::generate().unwrap());
-        let (pa, pb) = (sa.public_key(), sb.public_key());
-        let (key_a, code_a) = sa.agree(alice, bob, &pb).unwrap();
-        let (key_b, code_b) = sb.agree(bob, alice, &pa).unwrap();
-        assert_eq!(code_a, code_b);
-
+        let (alice, bob) = (identity(1), identity(2));
         let (sock_a, sock_b) = tokio::io::duplex(1 << 20);
-        let mut fa = Framed::new(sock_a, FrameCodec::new());
-        let mut fb = Framed::new(sock_b, FrameCodec::new());
+        let mut fa = Framed::new(sock_a, FrameCodec::pre_auth());
+        let mut fb = Framed::new(sock_b, FrameCodec::pre_auth());
 
-        let (ha, open_a) = Handshake::start(alice).unwrap();
-        let (hb, open_b) = Handshake::start(bob).unwrap();
-        fa.send(open_a).await.unwrap();
-        fb.send(open_b).await.unwrap();
-        let got_b = fb.next().await.unwrap().unwrap();
-        let opening = Opening::parse(&got_b).unwrap();
-        assert_eq!(opening.sender(), alice);
-        let mut b = hb.finish_opening(&opening, &key_b).unwrap();
-        let got_a = fa.next().await.unwrap().unwrap();
-        let mut a = ha.finish(&got_a, &key_a).unwrap();
+        let (mut ha, first) = Handshake::initiate(&alice, Some(bob.device())).unwrap();
+        let mut hb = Handshake::respond(&bob).unwrap();
+        fa.send(first).await.unwrap();
+        let got = fb.next().await.unwrap().unwrap();
+        fb.send(hb.read(&got).unwrap().unwrap()).await.unwrap();
+        let got = fa.next().await.unwrap().unwrap();
+        fa.send(ha.read(&got).unwrap().unwrap()).await.unwrap();
+        let got = fb.next().await.unwrap().unwrap();
+        assert!(hb.read(&got).unwrap().is_none());
+        let (mut a, mut b) = (ha.into_session().unwrap(), hb.into_session().unwrap());
+        assert_eq!(b.peer(), alice.device());
+        fa.codec_mut().set_max_frame_len(MAX_FRAME_LEN);
+        fb.codec_mut().set_max_frame_len(MAX_FRAME_LEN);
 
         let content = Bytes::from(vec![7u8; MAX_CHUNK_LEN]);
+        let path = RelPath::new("big").unwrap();
+        let hash = ContentHash::of(b"x");
         let send = async {
             for i in 0..4u64 {
-                let msg = Message::Chunk { update: UpdateId(1), offset: i * content.len() as u64, data: content.clone() };
+                let msg = Message::Content { path: path.clone(), hash, offset: i * content.len() as u64, data: content.clone(), last: false };
                 fa.send(a.seal(task(), &msg).unwrap()).await.unwrap();
             }
         };
@@ -292,7 +387,7 @@ fn pairing_then_talking_over_a_real_stream() {
             for i in 0..4u64 {
                 let mut frame = fb.next().await.unwrap().unwrap();
                 let (_, msg) = b.open(&mut frame).unwrap();
-                assert!(matches!(msg, Message::Chunk { offset, .. } if offset == i * MAX_CHUNK_LEN as u64));
+                assert!(matches!(msg, Message::Content { offset, .. } if offset == i * MAX_CHUNK_LEN as u64));
             }
         };
         tokio::join!(send, receive);
@@ -321,33 +416,24 @@ fn write_fuzz_seeds() {
     let (mut a, _) = fixed_sessions().unwrap();
     let mut codec = FrameCodec::new();
     let mut stream = bytes::BytesMut::new();
-    let (_, open) = Handshake::with_nonce(DeviceId::from_bytes([1; 32]), [3; 32]);
-    tokio_util::codec::Encoder::encode(&mut codec, open, &mut stream).unwrap();
-    let pair = seal_pair(
-        DeviceId::from_bytes([1; 32]),
-        task(),
-        &PairMessage::Refuse { reason: "x".into() },
-    )
-    .unwrap();
-    tokio_util::codec::Encoder::encode(&mut codec, pair, &mut stream).unwrap();
+    let (alice, _) = qsync_wire::fuzzing::fixed_identities().unwrap();
+    let (_, first) = Handshake::initiate(&alice, None).unwrap();
+    tokio_util::codec::Encoder::encode(&mut codec, first, &mut stream).unwrap();
     for msg in [
         Message::Hello { name: "a".into() },
-        Message::SetupRequest,
-        Message::UnlinkDevice,
+        Message::LinkDone,
+        Message::Unlink,
     ] {
         tokio_util::codec::Encoder::encode(&mut codec, a.seal(task(), &msg).unwrap(), &mut stream)
             .unwrap();
     }
-    let body = postcard::to_stdvec(&Message::Rename {
-        update: UpdateId(3),
-        from: RelPath::new("a/b").unwrap(),
-        to: RelPath::new("c").unwrap(),
-    })
-    .unwrap();
-    let pair_body = postcard::to_stdvec(&PairMessage::Accept {
-        public_key: [9; 32],
+    let body = postcard::to_stdvec(&Message::LinkRequest {
         name: "n".into(),
+        folder_name: "f".into(),
         listen_port: 1,
+        files: 2,
+        bytes: 3,
+        spake: Bytes::from_static(&[0; 33]),
     })
     .unwrap();
     let content = postcard::to_stdvec(&Message::Content {
@@ -358,11 +444,13 @@ fn write_fuzz_seeds() {
         last: true,
     })
     .unwrap();
-    let seeds: [(&str, Vec<u8>); 6] = [
+    let (_, spake) = Asker::start(&"1234-5678".parse().unwrap(), &a, task());
+    let seeds: [(&str, Vec<u8>); 7] = [
         ("stream", [&[0u8][..], &stream].concat()),
         ("body", [&[1u8][..], &body].concat()),
         ("content", [&[1u8][..], &content].concat()),
-        ("pair", [&[2u8][..], &pair_body].concat()),
+        ("pair", [&[2u8][..], &spake].concat()),
+        ("code", [&[2u8][..], b"1234-5678"].concat()),
         ("flip", vec![3, 77, b'h', b'i']),
         ("empty", vec![]),
     ];

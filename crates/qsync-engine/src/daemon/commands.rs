@@ -103,28 +103,26 @@ impl Engine {
                     unsupported: self.tasks.values().map(|t| t.unsupported).sum(),
                 })
             }),
-            Command::Link { task, address } => {
-                let Some(state) = self.tasks.get(&task) else {
-                    return Some((Reply::error(format!("no task {task} here")), reply));
-                };
-                let folder = state
-                    .root
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let ctx = self.net.clone();
-                let events = self.events.clone();
-                self.runtime.spawn(async move {
-                    let result = net::pair_initiator(address, task, folder, ctx).await;
-                    let _ = events.send(Event::Paired(task, result, reply));
-                });
+            Command::Link {
+                task,
+                address,
+                expect,
+            } => {
+                // The control socket sends links as `Event::Link`, with a progress channel;
+                // a link asked for some other way shows no code, and so cannot succeed.
+                let (progress, _) = tokio::sync::mpsc::unbounded_channel();
+                self.start_link(task, address, expect, progress, reply);
                 return None;
             }
+            Command::Forget { device } => self.forget(device).map(|tasks| Reply::Forgotten {
+                device,
+                tasks: tasks.len(),
+            }),
             Command::Pending { device } => self
                 .core_pending(Some(device))
                 .map(|count| Reply::Pending { device, count }),
             Command::Unlink { task, device } => {
-                self.send(device, task, Message::UnlinkDevice);
+                self.send(device, task, Message::Unlink);
                 if let Some(t) = self.tasks.get_mut(&task) {
                     t.links.remove(&device);
                 }
@@ -141,11 +139,91 @@ impl Engine {
         Some((answer.unwrap_or_else(Reply::error), reply))
     }
 
+    /// Link `task` with the device at `address` (`HOST:PORT`, a name or an address): the
+    /// pairing runs on the network runtime; `progress` hears the code to show, and the
+    /// outcome comes back as `Event::Paired`.
+    pub(super) fn start_link(
+        &mut self,
+        task: TaskId,
+        address: String,
+        expect: Option<String>,
+        progress: tokio::sync::mpsc::UnboundedSender<Reply>,
+        reply: oneshot::Sender<Reply>,
+    ) {
+        let Some(state) = self.tasks.get(&task) else {
+            let _ = reply.send(Reply::error(format!("no task {task} here")));
+            return;
+        };
+        let folder_name = state
+            .root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let (files, bytes) = state
+            .index
+            .entries()
+            .filter(|e| e.kind != EntryKind::Folder)
+            .fold((0u64, 0u64), |(n, b), e| (n + 1, b + e.size));
+        let plan = net::LinkPlan {
+            task,
+            folder_name,
+            files,
+            bytes,
+            expect,
+        };
+        let ctx = self.net.clone();
+        let events = self.events.clone();
+        self.runtime.spawn(async move {
+            let result = match tokio::net::lookup_host(address.as_str()).await {
+                Ok(addrs) => {
+                    let addrs: Vec<SocketAddr> = addrs.collect();
+                    net::pair_initiator(addrs, plan, ctx, |device, code| {
+                        let _ = progress.send(Reply::LinkCode {
+                            device,
+                            fingerprint: qsync_wire::fingerprint(&device),
+                            code: code.to_string(),
+                        });
+                    })
+                    .await
+                }
+                Err(e) => Err(format!(
+                    "could not find `{address}`: {e} (give HOST:PORT, e.g. laptop.local:7878)"
+                )),
+            };
+            let _ = events.send(Event::Paired(task, result, reply));
+        });
+    }
+
+    /// Forget `device`: unlink it from every task, on both sides where it is connected,
+    /// and drop its record. Returns the tasks it was linked to.
+    pub(super) fn forget(&mut self, device: DeviceId) -> Result<Vec<TaskId>, EngineError> {
+        if self.store.device(device)?.is_none() {
+            return Err(EngineError::State(format!(
+                "{device} is not a device linked with this one (see `qsync devices`)"
+            )));
+        }
+        let tasks = self.store.forget_device(device)?;
+        for task in &tasks {
+            self.send(device, *task, Message::Unlink);
+            if let Some(t) = self.tasks.get_mut(task) {
+                t.links.remove(&device);
+            }
+        }
+        if let Ok(mut linked) = self.linked.lock() {
+            linked.remove(&device);
+        }
+        self.addresses.remove(&device);
+        if self.conns.remove(&device).is_some() {
+            self.core_disconnected(device);
+        }
+        Ok(tasks)
+    }
+
     /// Stop syncing `task` here: unlink its devices and forget it (its folder is untouched).
     pub(super) fn task_remove(&mut self, task: TaskId) -> Result<(), EngineError> {
         let links = self.store.linked_devices(task)?;
         for device in links {
-            self.send(device, task, Message::UnlinkDevice);
+            self.send(device, task, Message::Unlink);
         }
         self.tasks.remove(&task); // drops its watcher
         self.store.remove_task(task)?;

@@ -16,16 +16,18 @@ use qsync_base::{ContentHash, DeviceId, EntryKind, FileEntry, RelPath, TaskId};
 use qsync_discovery::{Config as DiscoveryConfig, Discovery, DiscoveryEvent};
 use qsync_store::{AppRecord, Store};
 use qsync_watch::{observe, scan_reporting, Filter, Index, LocalEvent, TaskWatcher, WatchBatch};
-use qsync_wire::{LinkKey, Message};
+use qsync_wire::Message;
 use tokio::sync::oneshot;
 
 use crate::control::{AppInfo, Command, DaemonEvent, DeviceInfo, Reply, Status, TaskInfo};
 use crate::fsops::remove_stale_parts;
 use crate::keeper::{Keeper, Owed};
-use crate::net::{self, Keys, NetCtx, NetEvent, Outbound, Outgoing};
+use crate::net::{self, Linked, NetCtx, NetEvent, Outbound, Outgoing};
 use crate::{btf, EngineError};
 
 mod commands;
+pub mod identity;
+mod links;
 mod sync;
 
 /// How a daemon runs.
@@ -57,15 +59,22 @@ pub enum Event {
     Watch(TaskId, WatchBatch),
     /// A command from the control socket; the answer goes to `reply`.
     Control(Command, oneshot::Sender<Reply>),
+    /// `qsync link`: link a task with another device. `progress` hears the code to show
+    /// while the other side's person types it; `reply` the outcome.
+    Link {
+        /// The task.
+        task: TaskId,
+        /// `HOST:PORT` of the other device.
+        address: String,
+        /// The device expected there (id or fingerprint).
+        expect: Option<String>,
+        /// Replies before the last one.
+        progress: tokio::sync::mpsc::UnboundedSender<Reply>,
+        /// The last reply.
+        reply: oneshot::Sender<Reply>,
+    },
     /// A pairing this device asked for finished.
     Paired(TaskId, Result<net::Paired, String>, oneshot::Sender<Reply>),
-    /// The person answered where a linked task goes.
-    LinkAnswer {
-        /// The pairing request.
-        request: Box<NetEvent>,
-        /// The folder chosen, or why not.
-        answer: Result<PathBuf, String>,
-    },
     /// Discovery news.
     Discovery(DiscoveryEvent),
 }
@@ -104,7 +113,7 @@ struct Engine {
     keeper: Keeper,
     /// When the last file was placed.
     last_received: Instant,
-    keys: Keys,
+    linked: Linked,
     events: Sender<Event>,
     runtime: tokio::runtime::Handle,
     net: NetCtx,
@@ -117,25 +126,14 @@ struct Engine {
     notify: tokio::sync::broadcast::Sender<DaemonEvent>,
     /// The sync core and what its driver keeps.
     sync: sync::CoreSync,
+    /// Link requests from other devices, waiting on the person or the pairing.
+    incoming: Vec<links::Incoming>,
+    /// Devices mDNS said left, asked whether they are still there: the nonce and when.
+    probes: HashMap<DeviceId, (u64, Instant)>,
 }
 
-/// Read this device's id from the state folder, making one on first start.
-pub fn device_id(state_dir: &Path) -> Result<DeviceId, EngineError> {
-    let path = state_dir.join("device_id");
-    match fs::read_to_string(&path) {
-        Ok(text) => text
-            .trim()
-            .parse()
-            .map_err(|e| EngineError::State(format!("{}: {e}", path.display()))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            fs::create_dir_all(state_dir).map_err(|e| EngineError::io("create", state_dir, e))?;
-            let id = DeviceId::random();
-            fs::write(&path, format!("{id}\n")).map_err(|e| EngineError::io("write", &path, e))?;
-            Ok(id)
-        }
-        Err(e) => Err(EngineError::io("read", &path, e)),
-    }
-}
+/// How long a device mDNS said left has to answer a ping before its session is closed.
+const PROBE_WAIT: Duration = Duration::from_secs(5);
 
 /// The control socket's path in a state folder.
 pub fn control_socket(state_dir: &Path) -> PathBuf {
@@ -144,8 +142,16 @@ pub fn control_socket(state_dir: &Path) -> PathBuf {
 
 /// Run a daemon until the process ends.
 pub fn run(config: DaemonConfig) -> Result<(), EngineError> {
-    let me = device_id(&config.state_dir)?;
+    let loaded = identity::load(&config.state_dir)?;
+    let me = loaded.identity.device();
     let store = Store::open(&config.state_dir)?;
+    if loaded.upgraded {
+        let text = format!(
+            "this state folder was made by an older QSync: this device's id is now its key ({me}), and the links made before were dropped; link your devices again (tasks and files are kept)"
+        );
+        tracing::warn!("{text}");
+        println!("{text}");
+    }
     let keeper = Keeper::start(store.blobs().clone());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -153,7 +159,7 @@ pub fn run(config: DaemonConfig) -> Result<(), EngineError> {
         .build()
         .map_err(|e| EngineError::io("start the network runtime for", &config.state_dir, e))?;
     let (events, inbox) = channel::<Event>();
-    let keys: Keys = Arc::new(Mutex::new(HashMap::new()));
+    let linked: Linked = Arc::new(Mutex::new(HashSet::new()));
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(config.listen))
         .map_err(|e| EngineError::Listen(config.listen, e))?;
@@ -162,16 +168,20 @@ pub fn run(config: DaemonConfig) -> Result<(), EngineError> {
         .map_err(|e| EngineError::Listen(config.listen, e))?
         .port();
     let net = NetCtx {
-        me,
+        identity: Arc::new(loaded.identity),
         name: config.name.clone(),
         port,
-        keys: keys.clone(),
+        linked: linked.clone(),
         events: events.clone(),
         next_conn: Arc::new(std::sync::atomic::AtomicU64::new(1)),
         pair_timeout: config.answer_timeout + Duration::from_secs(5),
         wire: Arc::new(net::WireCounters::default()),
         inbox_budget: Arc::new(tokio::sync::Semaphore::new(net::INBOX_BUDGET_KIB)),
+        strangers: Arc::new(net::Strangers::default()),
+        link_requests: Arc::new(tokio::sync::Semaphore::new(net::MAX_LINK_REQUESTS)),
     };
+    // Questions of an earlier run: nobody waits for their answers now.
+    btf::clear(&config.btf_dir);
     runtime.spawn(net::listen(listener, net.clone()));
     let (notify, _) = tokio::sync::broadcast::channel(1024);
     crate::control::serve(
@@ -207,7 +217,7 @@ pub fn run(config: DaemonConfig) -> Result<(), EngineError> {
         owed: Vec::new(),
         keeper,
         last_received: Instant::now(),
-        keys,
+        linked,
         events,
         runtime: runtime.handle().clone(),
         net,
@@ -217,6 +227,8 @@ pub fn run(config: DaemonConfig) -> Result<(), EngineError> {
         received: 0,
         notify,
         sync,
+        incoming: Vec::new(),
+        probes: HashMap::new(),
     };
     engine.load()?;
     tracing::info!(device = %me, port, "qsync daemon ready");
@@ -228,9 +240,9 @@ pub fn run(config: DaemonConfig) -> Result<(), EngineError> {
 
 impl Engine {
     fn load(&mut self) -> Result<(), EngineError> {
-        if let Ok(mut keys) = self.keys.lock() {
+        if let Ok(mut linked) = self.linked.lock() {
             for device in self.store.devices()? {
-                keys.insert(device.id, LinkKey::from_bytes(device.link_key));
+                linked.insert(device.id);
                 if let Some(addr) = device.last_address.as_deref().and_then(|a| a.parse().ok()) {
                     self.addresses.insert(device.id, addr);
                 }
@@ -299,6 +311,9 @@ impl Engine {
             if self.core_batch_since().is_some() {
                 wait = wait.min(sync::BATCH_QUIET);
             }
+            if self.asking() {
+                wait = wait.min(Duration::from_millis(100));
+            }
             match inbox.recv_timeout(wait) {
                 Ok(event) => {
                     // The events already waiting are taken together: the facts they bring
@@ -338,6 +353,9 @@ impl Engine {
                 }
                 Err(RecvTimeoutError::Disconnected) => return,
             }
+            if !self.incoming.is_empty() {
+                self.poll_links();
+            }
             self.core_tick();
         }
     }
@@ -355,15 +373,17 @@ impl Engine {
                     let _ = reply.send(answer);
                 }
             }
+            Event::Link {
+                task,
+                address,
+                expect,
+                progress,
+                reply,
+            } => self.start_link(task, address, expect, progress, reply),
             Event::Paired(task, result, reply) => {
                 let answer = match result {
-                    Ok(paired) => match self.linked(
-                        task,
-                        paired.device,
-                        &paired.name,
-                        &paired.key,
-                        paired.addr,
-                    ) {
+                    Ok(paired) => match self.linked(task, paired.device, &paired.name, paired.addr)
+                    {
                         Ok(()) => {
                             self.core_feed(qsync_core::Input::Link {
                                 task,
@@ -372,10 +392,10 @@ impl Engine {
                             self.dial(paired.device);
                             // What the peer lacks: the setup copy the CLI follows.
                             let entries = self.core_pending(Some(paired.device)).unwrap_or(0);
+                            tracing::info!(device = %paired.device, %task, "linked");
                             Reply::Linked {
                                 device: paired.device,
                                 name: paired.name.clone(),
-                                code: paired.code.to_string(),
                                 entries: usize::try_from(entries).unwrap_or(usize::MAX),
                             }
                         }
@@ -385,7 +405,6 @@ impl Engine {
                 };
                 let _ = reply.send(answer);
             }
-            Event::LinkAnswer { request, answer } => self.link_answer(*request, answer),
             Event::Discovery(DiscoveryEvent::Found(peer)) => {
                 if let Some(addr) = peer
                     .addresses
@@ -397,23 +416,43 @@ impl Engine {
                 }
             }
             Event::Discovery(DiscoveryEvent::Lost(device)) => {
-                // Gone without a goodbye: stop sending into a connection nobody reads; what
-                // was in flight stays pending and goes again when the device is back.
-                if self.conns.remove(&device).is_some() {
-                    tracing::info!(%device, "lost; its updates wait until it is back");
-                    self.tell(DaemonEvent::Disconnected { device });
-                    let _ = self.store.set_connected(device, false, None);
-                    self.core_disconnected(device);
+                // mDNS only suggests: anyone on the LAN can forge a goodbye. Ask the device
+                // itself; a session it does not answer on within PROBE_WAIT is closed.
+                if self.conns.contains_key(&device) && !self.probes.contains_key(&device) {
+                    let nonce = u64::from_be_bytes(
+                        TaskId::random().as_bytes()[..8]
+                            .try_into()
+                            .unwrap_or([0; 8]),
+                    );
+                    self.probes.insert(device, (nonce, Instant::now()));
+                    self.send(device, TaskId::from_bytes([0; 32]), Message::Ping { nonce });
                 }
             }
         }
     }
 
     fn tick(&mut self) {
+        let silent: Vec<DeviceId> = self
+            .probes
+            .iter()
+            .filter(|(_, (_, at))| at.elapsed() >= PROBE_WAIT)
+            .map(|(d, _)| *d)
+            .collect();
+        for device in silent {
+            self.probes.remove(&device);
+            // Gone: stop sending into a connection nobody reads; what was in flight stays
+            // pending and goes again when the device is back.
+            if self.conns.remove(&device).is_some() {
+                tracing::info!(%device, "left (no answer to a ping); its updates wait until it is back");
+                self.tell(DaemonEvent::Disconnected { device });
+                let _ = self.store.set_connected(device, false, None);
+                self.core_disconnected(device);
+            }
+        }
         let linked: Vec<DeviceId> = self
-            .keys
+            .linked
             .lock()
-            .map(|k| k.keys().copied().collect())
+            .map(|l| l.iter().copied().collect())
             .unwrap_or_default();
         for device in linked {
             if !self.conns.contains_key(&device) {
@@ -456,56 +495,19 @@ impl Engine {
         task: TaskId,
         device: DeviceId,
         name: &str,
-        key: &LinkKey,
         addr: SocketAddr,
     ) -> Result<(), EngineError> {
-        self.store.add_link(task, device, name, key.as_bytes())?;
+        self.store.add_link(task, device, name)?;
         self.store
             .set_connected(device, false, Some(&addr.to_string()))?;
-        if let Ok(mut keys) = self.keys.lock() {
-            keys.insert(device, key.clone());
+        if let Ok(mut linked) = self.linked.lock() {
+            linked.insert(device);
         }
         self.addresses.insert(device, addr);
         if let Some(state) = self.tasks.get_mut(&task) {
             state.links.insert(device);
         }
         Ok(())
-    }
-
-    fn link_answer(&mut self, request: NetEvent, answer: Result<PathBuf, String>) {
-        let NetEvent::PairRequest {
-            device,
-            name,
-            task,
-            addr,
-            key,
-            code,
-            reply,
-            ..
-        } = request
-        else {
-            return;
-        };
-        let result = answer.and_then(|root| {
-            let known = self.tasks.contains_key(&task);
-            if !known {
-                // The folder may not exist yet: compare where it will be.
-                let at = fs::canonicalize(&root).unwrap_or_else(|_| root.clone());
-                self.refuse_overlap(&at).map_err(|e| e.to_string())?;
-                self.store
-                    .add_task(task, &root, &name)
-                    .map_err(|e| e.to_string())?;
-            }
-            self.linked(task, device, &name, &key, addr)
-                .map_err(|e| e.to_string())?;
-            if !known {
-                self.start_task(task, root).map_err(|e| e.to_string())?;
-            }
-            self.core_feed(qsync_core::Input::Link { task, peer: device });
-            tracing::info!(%device, %task, %code, "linked");
-            Ok(())
-        });
-        let _ = reply.send(result);
     }
 
     fn net_event(&mut self, event: NetEvent) {
@@ -516,9 +518,10 @@ impl Engine {
                 addr,
                 tx,
             } => {
-                if !self.keys.lock().is_ok_and(|k| k.contains_key(&device)) {
+                if !self.linked.lock().is_ok_and(|l| l.contains(&device)) {
                     return;
                 }
+                self.probes.remove(&device);
                 tracing::info!(%device, %addr, "connected");
                 self.conns.insert(device, Conn { id: conn, tx });
                 self.tell(DaemonEvent::Connected { device });
@@ -542,40 +545,9 @@ impl Engine {
                 message,
                 credit: _credit,
             } => self.received(device, task, message),
-            request @ NetEvent::PairRequest { .. } => {
-                let NetEvent::PairRequest {
-                    device,
-                    ref name,
-                    ref folder_name,
-                    code,
-                    ..
-                } = request
-                else {
-                    return;
-                };
-                let context = format!("{name} ({device}) wants to link the folder \"{folder_name}\"; confirmation code {code}. Where should it go? (empty: refuse)");
-                let dir = self.config.btf_dir.clone();
-                let timeout = self.config.answer_timeout;
-                let events = self.events.clone();
-                self.tell(DaemonEvent::Question {
-                    flag: btf::CHOOSE_LINK_PATH.to_owned(),
-                    context: context.clone(),
-                });
-                std::thread::spawn(move || {
-                    let answer =
-                        match btf::ask_input(&dir, btf::CHOOSE_LINK_PATH, &context, timeout) {
-                            Ok(path) if path.trim().is_empty() => {
-                                Err("the person refused".to_owned())
-                            }
-                            Ok(path) => Ok(PathBuf::from(path.trim())),
-                            Err(e) => Err(e.to_string()),
-                        };
-                    let _ = events.send(Event::LinkAnswer {
-                        request: Box::new(request),
-                        answer,
-                    });
-                });
-            }
+            NetEvent::LinkRequest { request, reply } => self.link_requested(request, reply),
+            NetEvent::LinkProven { id, done } => self.link_proven(id, done),
+            NetEvent::LinkFailed { id, reason } => self.link_failed(id, &reason),
         }
     }
 
@@ -635,6 +607,17 @@ impl Engine {
                 return;
             }
             Message::HelloAck { .. } => return,
+            Message::Ping { nonce } => {
+                self.send(device, task, Message::Pong { nonce: *nonce });
+                return;
+            }
+            Message::Pong { nonce } => {
+                if self.probes.get(&device).is_some_and(|(n, _)| n == nonce) {
+                    tracing::debug!(%device, "answered after mDNS said it left: the session stays");
+                    self.probes.remove(&device);
+                }
+                return;
+            }
             _ => {}
         }
         let linked = self
@@ -645,7 +628,7 @@ impl Engine {
             tracing::warn!(%device, %task, "rejected a message about a task this device is not linked to");
             return;
         }
-        if let Message::UnlinkDevice = message {
+        if let Message::Unlink = message {
             let _ = self.store.remove_link(task, device);
             if let Some(t) = self.tasks.get_mut(&task) {
                 t.links.remove(&device);

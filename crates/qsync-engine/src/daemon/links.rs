@@ -1,0 +1,406 @@
+//! Link requests from other devices, on the answering side: the person's questions (each
+//! its own `btf` file, tied to its request), the checks on the folder they choose, and
+//! the record of the link once both sides proved the pairing code.
+//!
+//! The flow for one request: `CHOOSELINKPATH` (code and folder) or, for a task this device
+//! already has, `CONFIRMJOIN` (code only); then `CONFIRMSEND` if the chosen folder
+//! already holds files; then the code goes to the connection, which runs the PAKE; only
+//! when the asker proved the code too ([`NetEvent::LinkProven`]) is anything recorded.
+
+use super::*;
+use crate::net::LinkRequest;
+use qsync_wire::PairingCode;
+
+/// Where an incoming request stands.
+pub(super) enum Stage {
+    /// Asked for the code and a folder (a new task) or the code (a task already here).
+    Code(btf::Asked),
+    /// The folder holds files: asked whether to send them.
+    Send {
+        asked: btf::Asked,
+        code: PairingCode,
+        root: PathBuf,
+    },
+    /// The code went to the connection; waiting for the PAKE's outcome.
+    Proving { root: Option<PathBuf> },
+}
+
+/// One request from another device to link a task.
+pub(super) struct Incoming {
+    request: LinkRequest,
+    reply: Option<oneshot::Sender<Result<PairingCode, String>>>,
+    stage: Stage,
+}
+
+/// A person's answer to `CHOOSELINKPATH`: the code, then the folder.
+fn split_answer(answer: &str) -> Result<(PairingCode, &str), String> {
+    let mut digits = 0;
+    let mut end = 0;
+    for (i, c) in answer.char_indices() {
+        if digits == 8 {
+            break;
+        }
+        match c {
+            '0'..='9' => digits += 1,
+            '-' | ' ' | '\t' => {}
+            _ => break,
+        }
+        end = i + c.len_utf8();
+    }
+    let code = answer[..end]
+        .parse()
+        .map_err(|_| "the answer starts with the code the other device shows, like 1234-5678".to_owned())?;
+    Ok((code, answer[end..].trim()))
+}
+
+/// Files and bytes under `root` (symlinks are not followed), counting at most `limit`.
+fn count_files(root: &Path, limit: u64) -> (u64, u64) {
+    let (mut files, mut bytes) = (0u64, 0u64);
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(kind) = entry.file_type() else { continue };
+            if kind.is_dir() {
+                stack.push(entry.path());
+            } else {
+                files += 1;
+                bytes += entry.metadata().map_or(0, |m| m.len());
+                if files >= limit {
+                    return (files, bytes);
+                }
+            }
+        }
+    }
+    (files, bytes)
+}
+
+/// Where a path will be once created: the nearest existing ancestor, resolved, and the rest.
+fn resolved(path: &Path) -> PathBuf {
+    let mut rest = Vec::new();
+    let mut at = path.to_owned();
+    loop {
+        if let Ok(real) = fs::canonicalize(&at) {
+            return rest.into_iter().rev().fold(real, |p, c: std::ffi::OsString| p.join(c));
+        }
+        match (at.file_name().map(ToOwned::to_owned), at.parent()) {
+            (Some(name), Some(parent)) => {
+                rest.push(name);
+                at = parent.to_owned();
+            }
+            _ => return path.to_owned(),
+        }
+    }
+}
+
+/// Bytes for people.
+pub(super) fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+impl Engine {
+    /// The folder a person chose for a linked task, checked: absolute once `~` is expanded,
+    /// not `/` nor the home folder itself, not in or around the state folder or another
+    /// task, a folder if it exists.
+    pub(super) fn link_folder(&self, answer: &str) -> Result<PathBuf, String> {
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let path = match (answer.strip_prefix('~'), &home) {
+            (Some(rest), Some(home)) if rest.is_empty() || rest.starts_with('/') => {
+                home.join(rest.trim_start_matches('/'))
+            }
+            (Some(_), None) => return Err("`~` names no home folder here".into()),
+            _ => PathBuf::from(answer),
+        };
+        if !path.is_absolute() {
+            return Err(format!(
+                "`{answer}` is not an absolute folder (start it with / or ~/)"
+            ));
+        }
+        let at = resolved(&path);
+        if at.parent().is_none() {
+            return Err("the whole file system (/) cannot be a synced folder".into());
+        }
+        if home.as_deref().map(resolved).is_some_and(|h| h == at) {
+            return Err("the home folder itself cannot be a synced folder: choose a folder in it".into());
+        }
+        for own in [&self.config.state_dir, &self.config.btf_dir] {
+            let own = resolved(own);
+            if at.starts_with(&own) || own.starts_with(&at) {
+                return Err(format!(
+                    "{} is in or around QSync's own state folder {}",
+                    at.display(),
+                    own.display()
+                ));
+            }
+        }
+        if at.exists() && !at.is_dir() {
+            return Err(format!("{} is not a folder", at.display()));
+        }
+        self.refuse_overlap(&at).map_err(|e| e.to_string())?;
+        Ok(at)
+    }
+
+    /// A device asks to link a task: ask the person.
+    pub(super) fn link_requested(
+        &mut self,
+        request: LinkRequest,
+        reply: oneshot::Sender<Result<PairingCode, String>>,
+    ) {
+        let who = format!(
+            "{} ({})",
+            crate::control::printable(&request.name),
+            qsync_wire::fingerprint(&request.device)
+        );
+        let (flag, context) = match self.tasks.get(&request.task) {
+            Some(state) if state.links.contains(&request.device) => {
+                let _ = reply.send(Err("that device is already linked to this task".into()));
+                return;
+            }
+            Some(state) => (
+                btf::CONFIRM_JOIN,
+                format!(
+                    "{who} wants to join your synced folder {}: its files and yours will be merged both ways. Type the code {} shows to accept (empty: refuse)",
+                    state.root.display(),
+                    crate::control::printable(&request.name),
+                ),
+            ),
+            None => (
+                btf::CHOOSE_LINK_PATH,
+                format!(
+                    "{who} wants to link its folder \"{}\" ({} files, {}). Type the code {} shows, then where the folder goes here, e.g. 1234-5678 ~/{} (empty: refuse)",
+                    crate::control::printable(&request.folder_name),
+                    request.files,
+                    human_bytes(request.bytes),
+                    crate::control::printable(&request.name),
+                    crate::control::printable(&request.folder_name),
+                ),
+            ),
+        };
+        let asked = match btf::Asked::ask(&self.config.btf_dir, flag, &context, self.config.answer_timeout) {
+            Ok(asked) => asked,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not ask the person about a link request");
+                let _ = reply.send(Err("the other device could not ask its person".into()));
+                return;
+            }
+        };
+        self.tell(DaemonEvent::Question {
+            flag: flag.to_owned(),
+            context,
+        });
+        self.incoming.push(Incoming {
+            request,
+            reply: Some(reply),
+            stage: Stage::Code(asked),
+        });
+    }
+
+    /// Whether any request waits on the person (the engine then looks often).
+    pub(super) fn asking(&self) -> bool {
+        self.incoming
+            .iter()
+            .any(|i| !matches!(i.stage, Stage::Proving { .. }))
+    }
+
+    /// Look at the answers given: every request moves on, or ends.
+    pub(super) fn poll_links(&mut self) {
+        let mut index = 0;
+        while index < self.incoming.len() {
+            let ended = self.step_link(index);
+            if let Some(reason) = ended {
+                let mut done = self.incoming.remove(index);
+                match &done.stage {
+                    Stage::Code(asked) | Stage::Send { asked, .. } => asked.withdraw(),
+                    Stage::Proving { .. } => {}
+                }
+                if let Some(reply) = done.reply.take() {
+                    let _ = reply.send(Err(reason.clone()));
+                }
+                tracing::info!(device = %done.request.device, task = %done.request.task, %reason, "link request ended");
+            } else {
+                index += 1;
+            }
+        }
+    }
+
+    /// One request's next step; `Some(reason)` when it ends without a link.
+    fn step_link(&mut self, index: usize) -> Option<String> {
+        let gone = self.incoming[index]
+            .reply
+            .as_ref()
+            .is_some_and(|r| r.is_closed());
+        if gone {
+            return Some("the asking device gave up".into());
+        }
+        let known_task = self.tasks.contains_key(&self.incoming[index].request.task);
+        let answer = match &self.incoming[index].stage {
+            Stage::Code(asked) | Stage::Send { asked, .. } => match asked.poll()? {
+                Ok(answer) => answer.trim().to_owned(),
+                Err(e) => return Some(e.to_string()),
+            },
+            Stage::Proving { .. } => return None,
+        };
+        if answer.is_empty() {
+            return Some("the person refused".into());
+        }
+        let next = match &self.incoming[index].stage {
+            Stage::Code(_) if known_task => match answer.parse::<PairingCode>() {
+                Ok(code) => (code, None),
+                Err(e) => return Some(e.to_string()),
+            },
+            Stage::Code(_) => {
+                let (code, folder) = match split_answer(&answer) {
+                    Ok(found) => found,
+                    Err(e) => return Some(e),
+                };
+                let root = match self.link_folder(folder) {
+                    Ok(root) => root,
+                    Err(e) => return Some(e),
+                };
+                let (files, bytes) = count_files(&root, u64::MAX);
+                if files > 0 {
+                    let name = crate::control::printable(&self.incoming[index].request.name);
+                    let context = format!(
+                        "{} already holds {files} files ({}): linking sends them all to {name}. Send them and link? (yes/no)",
+                        root.display(),
+                        human_bytes(bytes)
+                    );
+                    match btf::Asked::ask(
+                        &self.config.btf_dir,
+                        btf::CONFIRM_SEND,
+                        &context,
+                        self.config.answer_timeout,
+                    ) {
+                        Ok(asked) => {
+                            self.tell(DaemonEvent::Question {
+                                flag: btf::CONFIRM_SEND.to_owned(),
+                                context,
+                            });
+                            self.incoming[index].stage = Stage::Send { asked, code, root };
+                            return None;
+                        }
+                        Err(e) => return Some(format!("could not ask the person: {e}")),
+                    }
+                }
+                (code, Some(root))
+            }
+            Stage::Send { code, root, .. } => {
+                if !answer.eq_ignore_ascii_case("yes") {
+                    return Some("the person chose not to send the folder's files".into());
+                }
+                (*code, Some(root.clone()))
+            }
+            Stage::Proving { .. } => return None,
+        };
+        let (code, root) = next;
+        let incoming = &mut self.incoming[index];
+        incoming.stage = Stage::Proving { root };
+        if let Some(reply) = incoming.reply.take() {
+            if reply.send(Ok(code)).is_err() {
+                return Some("the asking device gave up".into());
+            }
+        }
+        None
+    }
+
+    /// Both sides proved the code: record the link (and the task, if new).
+    pub(super) fn link_proven(&mut self, id: u64, done: oneshot::Sender<Result<(), String>>) {
+        let Some(at) = self.incoming.iter().position(|i| i.request.id == id) else {
+            let _ = done.send(Err("no such link request".into()));
+            return;
+        };
+        let incoming = self.incoming.remove(at);
+        let Stage::Proving { root } = incoming.stage else {
+            let _ = done.send(Err("the link request was not ready".into()));
+            return;
+        };
+        let request = incoming.request;
+        let result = self
+            .record_incoming(&request, root)
+            .map_err(|e| e.to_string());
+        match &result {
+            Ok(()) => tracing::info!(device = %request.device, task = %request.task, "linked"),
+            Err(e) => tracing::warn!(device = %request.device, task = %request.task, error = %e, "could not record a link"),
+        }
+        let _ = done.send(result);
+    }
+
+    fn record_incoming(
+        &mut self,
+        request: &LinkRequest,
+        root: Option<PathBuf>,
+    ) -> Result<(), EngineError> {
+        let task = request.task;
+        match root {
+            Some(root) => {
+                if self.tasks.contains_key(&task) {
+                    return Err(EngineError::State("that task was added here meanwhile".into()));
+                }
+                // Checked again: a task may have been added meanwhile.
+                self.refuse_overlap(&root)?;
+                fs::create_dir_all(&root).map_err(|e| EngineError::io("create", &root, e))?;
+                self.store.add_task(task, &root, &request.folder_name)?;
+                self.linked(task, request.device, &request.name, request.addr)?;
+                if let Err(e) = self.start_task(task, root) {
+                    let _ = self.store.remove_task(task);
+                    return Err(e);
+                }
+            }
+            None => self.linked(task, request.device, &request.name, request.addr)?,
+        }
+        self.core_feed(qsync_core::Input::Link {
+            task,
+            peer: request.device,
+        });
+        Ok(())
+    }
+
+    /// A request ended on the connection's side (wrong code, refused, connection lost).
+    pub(super) fn link_failed(&mut self, id: u64, reason: &str) {
+        if let Some(at) = self.incoming.iter().position(|i| i.request.id == id) {
+            let incoming = self.incoming.remove(at);
+            if let Stage::Code(asked) | Stage::Send { asked, .. } = &incoming.stage {
+                asked.withdraw();
+            }
+            tracing::info!(device = %incoming.request.device, %reason, "link request failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn an_answer_is_the_code_then_the_folder() {
+        let (code, folder) = split_answer("1234-5678 ~/Photos from laptop").unwrap();
+        assert_eq!(code.to_string(), "1234-5678");
+        assert_eq!(folder, "~/Photos from laptop");
+        let (code, folder) = split_answer("1234 5678 /srv/x").unwrap();
+        assert_eq!((code.to_string().as_str(), folder), ("1234-5678", "/srv/x"));
+        assert!(split_answer("/srv/x").is_err());
+        assert!(split_answer("1234 /srv/x").is_err());
+    }
+
+    #[test]
+    fn a_folder_to_be_made_resolves_through_its_existing_parent() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = fs::canonicalize(dir.path()).unwrap();
+        assert_eq!(resolved(&dir.path().join("a/b")), real.join("a/b"));
+        assert_eq!(human_bytes(2048), "2.0 KiB");
+    }
+}
