@@ -93,6 +93,13 @@ pub fn run(state_dir: &Path) -> Result<()> {
                 let Some(addr) = prompt(&mut input, "other machine (host:port): ")? else {
                     return Ok(());
                 };
+                let host_port = addr
+                    .rsplit_once(':')
+                    .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+                if !host_port {
+                    println!("`{addr}` is not host:port, for example 192.168.1.20:7878 or laptop.local:7878");
+                    continue;
+                }
                 let Ok(task) = task.parse() else {
                     println!("`{task}` is not a task id: copy one from the list above");
                     continue;

@@ -1,6 +1,8 @@
 //! Two real daemons on loopback: the seed's flows end to end.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "support/hostile.rs"]
+mod hostile;
 #[path = "support/node.rs"]
 mod node;
 
@@ -36,7 +38,7 @@ fn link_and_setup_copy_of_a_real_tree() {
     }
     let task = a.add_task(&da);
     let linked = link(&a, &task, &b, &db);
-    assert!(linked.contains(" code "), "{linked}");
+    assert!(linked.contains("entries to copy"), "{linked}");
     wait_same(&da, &db, Duration::from_secs(120));
     assert_eq!(tree(&db).len(), 1000 + 7);
 }
@@ -194,8 +196,7 @@ fn both_edit_while_disconnected(name: &str) {
 
 #[test]
 fn a_frame_from_an_unlinked_device_is_rejected_and_logged() {
-    use qsync_wire::{FrameCodec, Handshake, LinkKey, Message, TaskId};
-    use tokio_util::codec::Encoder;
+    use qsync_wire::{Identity, Message, TaskId};
 
     let (base, a, _b) = pair();
     let da = base.path().join("A");
@@ -204,37 +205,19 @@ fn a_frame_from_an_unlinked_device_is_rejected_and_logged() {
     let task = a.add_task(&da);
     let before = tree(&da);
 
-    // A stranger opens a connection and sends a sealed Delete with a key of its own.
-    let stranger = qsync_wire::DeviceId::random();
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", a.port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    let mut codec = FrameCodec::new();
-    let mut out = bytes::BytesMut::new();
-    let (hs, open) = Handshake::start(stranger).unwrap();
-    codec.encode(open, &mut out).unwrap();
-    let mut len = [0u8; 4];
-    std::io::Read::read_exact(&mut stream, &mut len).unwrap();
-    let mut their_open = vec![0u8; u32::from_be_bytes(len) as usize];
-    std::io::Read::read_exact(&mut stream, &mut their_open).unwrap();
-    let mut session = hs
-        .finish(&their_open, &LinkKey::from_bytes([7; 32]))
-        .unwrap();
-    let evil = Message::Delete {
-        update: qsync_wire::UpdateId(1),
-        path: qsync_wire::RelPath::new("keep.txt").unwrap(),
-        base: None,
-    };
-    codec
-        .encode(
-            session
-                .seal(task.parse::<TaskId>().unwrap(), &evil)
-                .unwrap(),
-            &mut out,
-        )
-        .unwrap();
-    stream.write_all(&out).unwrap();
+    // A stranger with a key of its own proves it (the handshake passes), then sends an
+    // Unlink and a sync message about A's task.
+    let stranger = Identity::generate().unwrap();
+    let (mut stream, mut session) = hostile::connect(a.port, &stranger).unwrap();
+    let task: TaskId = task.parse().unwrap();
+    for evil in [
+        Message::Unlink,
+        Message::Sync {
+            body: bytes::Bytes::from_static(b"\x01\x02"),
+        },
+    ] {
+        let _ = hostile::send(&mut stream, &session.seal(task, &evil).unwrap());
+    }
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(tree(&da), before, "nothing on disk changed");
     assert!(a.log().contains("not linked"), "the refusal is logged");
@@ -304,27 +287,11 @@ fn killed_in_the_middle_of_a_setup_copy_of_many_files_loses_nothing() {
     }
     let before = tree(&da);
     let task = a.add_task(&da);
-    let asker = {
-        let (state, task, addr) = (
-            a.state.clone(),
-            task.clone(),
-            format!("127.0.0.1:{}", b.port),
-        );
-        std::thread::spawn(move || {
-            std::process::Command::new(node::QSYNC)
-                .arg("--state-dir")
-                .arg(&state)
-                .args(["link", &task, &addr])
-                .output()
-                .unwrap()
-        })
-    };
+    let asker = node::Linking::start(&a.state, &task, &format!("127.0.0.1:{}", b.port), &[])
+        .unwrap();
     let deadline = std::time::Instant::now() + SETTLE;
-    while !b.cli(&["questions"]).starts_with("CHOOSELINKPATH") {
-        assert!(std::time::Instant::now() < deadline, "no question on B");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    b.cli(&["answer", "CHOOSELINKPATH", db.to_str().unwrap()]);
+    let (id, _, _) = node::wait_question(&b.state, &["CHOOSELINKPATH"]);
+    b.cli(&["answer", &id, &format!("{} {}", asker.code, db.display())]);
     // Kill B once part of the copy is there.
     loop {
         let got = fs::read_dir(db.join("many")).map_or(0, |d| d.count());
@@ -340,12 +307,8 @@ fn killed_in_the_middle_of_a_setup_copy_of_many_files_loses_nothing() {
     b.kill();
     b.restart();
     wait_same(&da, &db, Duration::from_secs(120));
-    let out = asker.join().unwrap();
-    assert!(
-        out.status.success(),
-        "link: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, out) = asker.finish();
+    assert!(ok, "link: {out}");
     assert_eq!(tree(&da), before, "A lost or changed files");
     let leftovers = fs::read_dir(db.join("many"))
         .unwrap()

@@ -4,11 +4,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
+#[path = "support/node.rs"]
+mod node;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use node::link_at;
 use support::{namespaces_available, Daemon, Hosts};
 
 const QSYNC: &str = env!("CARGO_BIN_EXE_qsync");
@@ -26,20 +29,6 @@ fn cli(state: &Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-fn link(from: &Path, task: &str, addr: &str, other: &Path, dest: &Path) {
-    let asker = {
-        let (from, task, addr) = (from.to_owned(), task.to_owned(), addr.to_owned());
-        std::thread::spawn(move || cli(&from, &["link", "--no-wait", &task, &addr]))
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !cli(other, &["questions"]).starts_with("CHOOSELINKPATH") {
-        assert!(Instant::now() < deadline, "no CHOOSELINKPATH question");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    cli(other, &["answer", "CHOOSELINKPATH", dest.to_str().unwrap()]);
-    assert!(asker.join().unwrap().starts_with("linked"));
 }
 
 fn tree(root: &Path) -> Vec<(String, Vec<u8>)> {
@@ -128,9 +117,9 @@ fn three_hosts_converge_after_a_partition() {
         .nth(1)
         .unwrap()
         .to_owned();
-    link(&states[0], &task, "198.18.0.2:7878", &states[1], &dirs[1]);
-    link(&states[0], &task, "198.18.0.3:7878", &states[2], &dirs[2]);
-    link(&states[1], &task, "198.18.0.3:7878", &states[2], &dirs[2]);
+    link_at(&states[0], &task, "198.18.0.2:7878", &states[1], &dirs[1]);
+    link_at(&states[0], &task, "198.18.0.3:7878", &states[2], &dirs[2]);
+    link_at(&states[1], &task, "198.18.0.3:7878", &states[2], &dirs[2]);
     wait_all_same(&dirs, Duration::from_secs(60));
 
     // Edits on each host reach the two others.

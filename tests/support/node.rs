@@ -137,42 +137,135 @@ impl Drop for Node {
     }
 }
 
-/// Link `other` to `task` of `from`, answering `other`'s question with `dest`.
-pub fn link(from: &Node, task: &str, other: &Node, dest: &Path) -> String {
-    let addr = format!("127.0.0.1:{}", other.port);
-    let asker = {
-        let (state, task) = (from.state.clone(), task.to_owned());
-        std::thread::spawn(move || {
-            Command::new(QSYNC)
-                .arg("--state-dir")
-                .arg(&state)
-                .args(["link", &task, &addr])
-                .output()
-                .expect("link")
+/// `qsync ARGS` against the daemon of state folder `state`; panics on failure.
+pub fn cli_at(state: &Path, args: &[&str]) -> String {
+    let out = Command::new(QSYNC)
+        .arg("--state-dir")
+        .arg(state)
+        .args(args)
+        .output()
+        .expect("run qsync");
+    assert!(
+        out.status.success(),
+        "qsync {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The questions the daemon of `state` waits on: (id, flag, context).
+pub fn questions(state: &Path) -> Vec<(String, String, String)> {
+    cli_at(state, &["questions"])
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.splitn(3, '\t');
+            Some((
+                parts.next()?.to_owned(),
+                parts.next()?.to_owned(),
+                parts.next()?.to_owned(),
+            ))
         })
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
+        .collect()
+}
+
+/// Wait for a question with one of `flags` on the daemon of `state`: (id, flag, context).
+pub fn wait_question(state: &Path, flags: &[&str]) -> (String, String, String) {
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let questions = other.cli(&["questions"]);
-        if questions.starts_with("CHOOSELINKPATH") {
-            break;
+        if let Some(q) = questions(state)
+            .into_iter()
+            .find(|q| flags.contains(&q.1.as_str()))
+        {
+            return q;
         }
         assert!(
             Instant::now() < deadline,
-            "no CHOOSELINKPATH question on {}",
-            other.name
+            "no {flags:?} question on {}",
+            state.display()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    other.cli(&["answer", "CHOOSELINKPATH", dest.to_str().unwrap()]);
-    let out = asker.join().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success() && text.starts_with("linked"),
-        "link failed: {text} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+}
+
+/// `qsync link` running: the code it printed, and the process.
+pub struct Linking {
+    pub code: String,
+    child: Child,
+    rest: std::thread::JoinHandle<String>,
+}
+
+impl Linking {
+    /// Start `qsync link [extra] TASK ADDR` for the daemon of `state`; read the code shown.
+    pub fn start(state: &Path, task: &str, addr: &str, extra: &[&str]) -> Result<Linking, String> {
+        use std::io::BufRead;
+        let mut child = Command::new(QSYNC)
+            .arg("--state-dir")
+            .arg(state)
+            .arg("link")
+            .args(extra)
+            .args([task, addr])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("link");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut reader = std::io::BufReader::new(stdout);
+        let mut line = String::new();
+        let _ = reader.read_line(&mut line);
+        let Some(code) = line.strip_prefix("code ").and_then(|r| r.get(..9)) else {
+            let out = child.wait_with_output().expect("link output");
+            return Err(format!("{line}{}", String::from_utf8_lossy(&out.stderr)));
+        };
+        let code = code.to_owned();
+        // Read the rest in the background so the process never blocks on its stdout.
+        let rest = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut reader, &mut text);
+            text
+        });
+        Ok(Linking { code, child, rest })
+    }
+
+    /// Wait for the command to end: whether it succeeded, and what it printed after the code.
+    pub fn finish(mut self) -> (bool, String) {
+        let status = self.child.wait().expect("wait for link");
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut e, &mut err);
+        }
+        let out = self.rest.join().unwrap_or_default();
+        (status.success(), format!("{out}{err}"))
+    }
+}
+
+/// Link the daemon of `other` (at `addr`) to `task` of the daemon of `from`: answer
+/// `other`'s question with the code shown and `dest` (and "yes" if `dest` holds files), or
+/// only the code when `other` has the task already.
+pub fn link_at(from: &Path, task: &str, addr: &str, other: &Path, dest: &Path) -> String {
+    let linking = Linking::start(from, task, addr, &[]).unwrap_or_else(|e| panic!("link: {e}"));
+    let (id, flag, _) = wait_question(other, &["CHOOSELINKPATH", "CONFIRMJOIN"]);
+    if flag == "CONFIRMJOIN" {
+        cli_at(other, &["answer", &id, &linking.code]);
+    } else {
+        cli_at(
+            other,
+            &["answer", &id, &format!("{} {}", linking.code, dest.display())],
+        );
+        let holds_files = std::fs::read_dir(dest).is_ok_and(|mut d| d.next().is_some());
+        if holds_files {
+            let (id, _, _) = wait_question(other, &["CONFIRMSEND"]);
+            cli_at(other, &["answer", &id, "yes"]);
+        }
+    }
+    let (ok, text) = linking.finish();
+    assert!(ok && text.starts_with("linked"), "link failed: {text}");
     text
+}
+
+/// Link `other` to `task` of `from` on loopback, its folder at `dest`.
+pub fn link(from: &Node, task: &str, other: &Node, dest: &Path) -> String {
+    let addr = format!("127.0.0.1:{}", other.port);
+    link_at(&from.state, task, &addr, &other.state, dest)
 }
 
 /// Path -> content hash ("dir" for folders), ignoring QSync's own temporary files.

@@ -24,7 +24,7 @@ fn fresh() -> (tempfile::TempDir, Store, TaskId, Vec<DeviceId>) {
     store.add_task(task, "/tmp/x".as_ref(), "bench").unwrap();
     let devices = vec![DeviceId::random(), DeviceId::random()];
     for d in &devices {
-        store.add_link(task, *d, "peer", &[1; 32]).unwrap();
+        store.add_link(task, *d, "peer").unwrap();
     }
     (dir, store, task, devices)
 }
