@@ -262,7 +262,10 @@ fn main() -> Result<()> {
         }
         Some(Command::Forget { device }) => {
             let device = device_id(&device)?;
-            show(ask(&state_dir, control::Command::Forget { device })?, cli.json)
+            show(
+                ask(&state_dir, control::Command::Forget { device })?,
+                cli.json,
+            )
         }
         Some(Command::Unlink { task, device }) => {
             let (task, device) = (task_id(&task)?, device_id(&device)?);

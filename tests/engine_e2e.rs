@@ -287,8 +287,8 @@ fn killed_in_the_middle_of_a_setup_copy_of_many_files_loses_nothing() {
     }
     let before = tree(&da);
     let task = a.add_task(&da);
-    let asker = node::Linking::start(&a.state, &task, &format!("127.0.0.1:{}", b.port), &[])
-        .unwrap();
+    let asker =
+        node::Linking::start(&a.state, &task, &format!("127.0.0.1:{}", b.port), &[]).unwrap();
     let deadline = std::time::Instant::now() + SETTLE;
     let (id, _, _) = node::wait_question(&b.state, &["CHOOSELINKPATH"]);
     b.cli(&["answer", &id, &format!("{} {}", asker.code, db.display())]);

@@ -3,9 +3,9 @@
 //! three converge with nothing lost. Namespaces are removed even when the test fails.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
 #[path = "support/node.rs"]
 mod node;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

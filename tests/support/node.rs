@@ -249,7 +249,11 @@ pub fn link_at(from: &Path, task: &str, addr: &str, other: &Path, dest: &Path) -
     } else {
         cli_at(
             other,
-            &["answer", &id, &format!("{} {}", linking.code, dest.display())],
+            &[
+                "answer",
+                &id,
+                &format!("{} {}", linking.code, dest.display()),
+            ],
         );
         let holds_files = std::fs::read_dir(dest).is_ok_and(|mut d| d.next().is_some());
         if holds_files {

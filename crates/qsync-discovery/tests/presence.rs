@@ -86,7 +86,8 @@ proptest! {
 fn txt_records_of_other_services_or_versions_are_refused() {
     let d = DeviceId::random().to_string();
     let v = qsync_wire::PROTOCOL_VERSION.to_string();
-    let ok: HashMap<&str, &str> = [("id", d.as_str()), ("v", v.as_str()), ("name", "laptop")].into();
+    let ok: HashMap<&str, &str> =
+        [("id", d.as_str()), ("v", v.as_str()), ("name", "laptop")].into();
     assert_eq!(parse_txt(|k| ok.get(k).copied()).unwrap().1, "laptop");
     // A device of an older build (random ids, no Noise) is not offered.
     let old: HashMap<&str, &str> = [("id", d.as_str()), ("v", "1")].into();

@@ -600,7 +600,10 @@ pub async fn pair_initiator(
     ctx: NetCtx,
     shown: impl FnOnce(DeviceId, PairingCode),
 ) -> Result<Paired, String> {
-    let expect_id = plan.expect.as_deref().and_then(|e| e.parse::<DeviceId>().ok());
+    let expect_id = plan
+        .expect
+        .as_deref()
+        .and_then(|e| e.parse::<DeviceId>().ok());
     let mut last_error = "no address to try".to_owned();
     let mut connected = None;
     for addr in &addrs {

@@ -270,7 +270,12 @@ impl Store {
 
     /// Link `device` to `task`, recording the device if it is new (its id is its key,
     /// so a known device is only renamed, never re-keyed).
-    pub fn add_link(&mut self, task: TaskId, device: DeviceId, name: &str) -> Result<(), StoreError> {
+    pub fn add_link(
+        &mut self,
+        task: TaskId,
+        device: DeviceId,
+        name: &str,
+    ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         tx.execute(
             "INSERT INTO linked_devices (device_id, name) VALUES (?1, ?2)
@@ -338,9 +343,9 @@ impl Store {
 
     /// Every linked device.
     pub fn devices(&self) -> Result<Vec<DeviceRecord>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT device_id, name, last_address, is_connected FROM linked_devices ORDER BY name")?;
+        let mut stmt = self.conn.prepare(
+            "SELECT device_id, name, last_address, is_connected FROM linked_devices ORDER BY name",
+        )?;
         let rows = stmt.query_map([], |r| {
             Ok((
                 r.get::<_, Vec<u8>>(0)?,

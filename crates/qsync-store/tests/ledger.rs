@@ -16,9 +16,7 @@ fn store() -> (tempfile::TempDir, Store) {
     let mut store = Store::open(dir.path()).unwrap();
     store.add_task(TASK, "/tmp/task".as_ref(), "task").unwrap();
     for (i, peer) in PEERS.iter().enumerate() {
-        store
-            .add_link(TASK, *peer, &format!("peer{i}"))
-            .unwrap();
+        store.add_link(TASK, *peer, &format!("peer{i}")).unwrap();
     }
     (dir, store)
 }

@@ -131,7 +131,10 @@ mod tests {
         buf.extend_from_slice(&(PRE_AUTH_MAX_FRAME_LEN as u32 + 1).to_be_bytes());
         assert!(matches!(
             codec.decode(&mut buf),
-            Err(WireError::TooLarge { max: PRE_AUTH_MAX_FRAME_LEN, .. })
+            Err(WireError::TooLarge {
+                max: PRE_AUTH_MAX_FRAME_LEN,
+                ..
+            })
         ));
         let mut codec = FrameCodec::pre_auth();
         codec.set_max_frame_len(MAX_FRAME_LEN);

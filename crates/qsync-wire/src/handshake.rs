@@ -137,7 +137,9 @@ impl Handshake {
             .read_message(message, &mut payload)
             .map_err(noise_error)?;
         if len != 0 {
-            return Err(WireError::Handshake("the handshake carried unexpected data"));
+            return Err(WireError::Handshake(
+                "the handshake carried unexpected data",
+            ));
         }
         if let (Some(expected), Some(got)) = (self.expect, self.peer()) {
             if expected != got {

@@ -29,16 +29,24 @@ fn message() -> impl Strategy<Value = Message> {
         ".{0,32}".prop_map(|name| Message::HelloAck { name }),
         any::<u64>().prop_map(|nonce| Message::Ping { nonce }),
         any::<u64>().prop_map(|nonce| Message::Pong { nonce }),
-        (".{0,32}", ".{0,32}", any::<u16>(), any::<u64>(), any::<u64>(), data()).prop_map(
-            |(name, folder_name, listen_port, files, bytes, spake)| Message::LinkRequest {
-                name,
-                folder_name,
-                listen_port,
-                files,
-                bytes,
-                spake
-            }
-        ),
+        (
+            ".{0,32}",
+            ".{0,32}",
+            any::<u16>(),
+            any::<u64>(),
+            any::<u64>(),
+            data()
+        )
+            .prop_map(|(name, folder_name, listen_port, files, bytes, spake)| {
+                Message::LinkRequest {
+                    name,
+                    folder_name,
+                    listen_port,
+                    files,
+                    bytes,
+                    spake,
+                }
+            }),
         (".{0,32}", any::<u16>(), data(), any::<[u8; 32]>()).prop_map(
             |(name, listen_port, spake, confirm)| Message::LinkAnswer {
                 name,
@@ -62,16 +70,22 @@ fn message() -> impl Strategy<Value = Message> {
             }
         ),
         (rel_path(), hash()).prop_map(|(path, hash)| Message::Unavailable { path, hash }),
-        (rel_path(), hash(), hash(), any::<u64>(), data(), any::<bool>()).prop_map(
-            |(path, hash, base, offset, data, last)| Message::Delta {
+        (
+            rel_path(),
+            hash(),
+            hash(),
+            any::<u64>(),
+            data(),
+            any::<bool>()
+        )
+            .prop_map(|(path, hash, base, offset, data, last)| Message::Delta {
                 path,
                 hash,
                 base,
                 offset,
                 data,
                 last
-            }
-        ),
+            }),
     ]
 }
 
@@ -234,7 +248,10 @@ fn out_of_turn_and_oversized_handshake_steps_are_refused() {
     let mut b = Handshake::respond(&bob).unwrap();
     assert!(b.read(&hand(&[0; 31])).is_err(), "a short ephemeral key");
     let mut b = Handshake::respond(&bob).unwrap();
-    assert!(b.read(&hand(&[7; 200])).is_err(), "a payload the protocol never sends");
+    assert!(
+        b.read(&hand(&[7; 200])).is_err(),
+        "a payload the protocol never sends"
+    );
     let mut b = Handshake::respond(&bob).unwrap();
     let mut wrong_version = first.to_vec();
     wrong_version[0] = 1;

@@ -93,7 +93,10 @@ mod tests {
         let first = load(dir.path()).unwrap();
         assert!(!first.upgraded);
         let path = dir.path().join("identity.key");
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let again = load(dir.path()).unwrap();
         assert_eq!(first.identity.device(), again.identity.device());
 

@@ -47,9 +47,9 @@ fn split_answer(answer: &str) -> Result<(PairingCode, &str), String> {
         }
         end = i + c.len_utf8();
     }
-    let code = answer[..end]
-        .parse()
-        .map_err(|_| "the answer starts with the code the other device shows, like 1234-5678".to_owned())?;
+    let code = answer[..end].parse().map_err(|_| {
+        "the answer starts with the code the other device shows, like 1234-5678".to_owned()
+    })?;
     Ok((code, answer[end..].trim()))
 }
 
@@ -62,7 +62,9 @@ fn count_files(root: &Path, limit: u64) -> (u64, u64) {
             continue;
         };
         for entry in entries.flatten() {
-            let Ok(kind) = entry.file_type() else { continue };
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
             if kind.is_dir() {
                 stack.push(entry.path());
             } else {
@@ -83,7 +85,10 @@ fn resolved(path: &Path) -> PathBuf {
     let mut at = path.to_owned();
     loop {
         if let Ok(real) = fs::canonicalize(&at) {
-            return rest.into_iter().rev().fold(real, |p, c: std::ffi::OsString| p.join(c));
+            return rest
+                .into_iter()
+                .rev()
+                .fold(real, |p, c: std::ffi::OsString| p.join(c));
         }
         match (at.file_name().map(ToOwned::to_owned), at.parent()) {
             (Some(name), Some(parent)) => {
@@ -134,7 +139,9 @@ impl Engine {
             return Err("the whole file system (/) cannot be a synced folder".into());
         }
         if home.as_deref().map(resolved).is_some_and(|h| h == at) {
-            return Err("the home folder itself cannot be a synced folder: choose a folder in it".into());
+            return Err(
+                "the home folder itself cannot be a synced folder: choose a folder in it".into(),
+            );
         }
         for own in [&self.config.state_dir, &self.config.btf_dir] {
             let own = resolved(own);
@@ -189,7 +196,12 @@ impl Engine {
                 ),
             ),
         };
-        let asked = match btf::Asked::ask(&self.config.btf_dir, flag, &context, self.config.answer_timeout) {
+        let asked = match btf::Asked::ask(
+            &self.config.btf_dir,
+            flag,
+            &context,
+            self.config.answer_timeout,
+        ) {
             Ok(asked) => asked,
             Err(e) => {
                 tracing::warn!(error = %e, "could not ask the person about a link request");
@@ -333,7 +345,9 @@ impl Engine {
             .map_err(|e| e.to_string());
         match &result {
             Ok(()) => tracing::info!(device = %request.device, task = %request.task, "linked"),
-            Err(e) => tracing::warn!(device = %request.device, task = %request.task, error = %e, "could not record a link"),
+            Err(e) => {
+                tracing::warn!(device = %request.device, task = %request.task, error = %e, "could not record a link")
+            }
         }
         let _ = done.send(result);
     }
@@ -347,7 +361,9 @@ impl Engine {
         match root {
             Some(root) => {
                 if self.tasks.contains_key(&task) {
-                    return Err(EngineError::State("that task was added here meanwhile".into()));
+                    return Err(EngineError::State(
+                        "that task was added here meanwhile".into(),
+                    ));
                 }
                 // Checked again: a task may have been added meanwhile.
                 self.refuse_overlap(&root)?;

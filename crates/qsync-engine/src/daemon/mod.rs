@@ -424,6 +424,7 @@ impl Engine {
                             .try_into()
                             .unwrap_or([0; 8]),
                     );
+                    tracing::info!(%device, "mDNS says it left; asking the device itself");
                     self.probes.insert(device, (nonce, Instant::now()));
                     self.send(device, TaskId::from_bytes([0; 32]), Message::Ping { nonce });
                 }
@@ -613,7 +614,7 @@ impl Engine {
             }
             Message::Pong { nonce } => {
                 if self.probes.get(&device).is_some_and(|(n, _)| n == nonce) {
-                    tracing::debug!(%device, "answered after mDNS said it left: the session stays");
+                    tracing::info!(%device, "answered after mDNS said it left: the session stays");
                     self.probes.remove(&device);
                 }
                 return;
