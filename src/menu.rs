@@ -5,7 +5,7 @@ use std::io::{self, BufRead, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use qsync_engine::control::{self, Command};
 use qsync_engine::{btf, DaemonConfig};
 
@@ -39,11 +39,14 @@ pub fn run(state_dir: &Path) -> Result<()> {
             answer_timeout: Duration::from_secs(600),
             rescan_every: Duration::from_secs(60),
         };
-        std::thread::spawn(move || {
-            if let Err(e) = qsync_engine::run(config) {
-                eprintln!("the daemon stopped: {e}");
-            }
-        });
+        std::thread::Builder::new()
+            .name("qsync-daemon".into())
+            .spawn(move || {
+                if let Err(e) = qsync_engine::run(config) {
+                    eprintln!("the daemon stopped: {e}");
+                }
+            })
+            .context("could not start the daemon's thread")?;
         for _ in 0..50 {
             if control::request(state_dir, &Command::Id).is_ok() {
                 break;

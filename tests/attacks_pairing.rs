@@ -520,7 +520,6 @@ fn a_forged_mdns_goodbye_leaves_the_session_up() {
             &name,
             "--port",
             port,
-            "-v",
         ];
         let d = hosts.spawn(0, node::QSYNC, &args).unwrap();
         d.wait_for("qsync daemon", Duration::from_secs(20)).unwrap();

@@ -81,6 +81,7 @@ fn every_subcommand_has_help() {
         "devices",
         "link",
         "unlink",
+        "forget",
         "status",
         "questions",
         "answer",
@@ -210,4 +211,43 @@ fn status_counts_names_that_cannot_be_synced() {
         "{}",
         node.log()
     );
+}
+
+/// `link` takes a host name; `forget` unlinks a device from every task on both sides and
+/// drops its record.
+#[test]
+fn a_device_linked_by_host_name_can_be_forgotten() {
+    let base = tempfile::tempdir().unwrap();
+    let a = Node::start(base.path(), "a");
+    let b = Node::start(base.path(), "b");
+    let folder = base.path().join("A");
+    std::fs::create_dir(&folder).unwrap();
+    let task = a.add_task(&folder);
+    let by_name = format!("localhost:{}", b.port);
+    node::link_at(&a.state, &task, &by_name, &b.state, &base.path().join("B"));
+    let id_b = b
+        .cli(&["status"])
+        .lines()
+        .find_map(|l| l.strip_prefix("device ").map(str::to_owned))
+        .unwrap();
+    assert!(a.cli(&["devices"]).contains(&id_b));
+    let out = a.cli(&["forget", &id_b]);
+    assert!(
+        out.starts_with("forgot") && out.contains("1 tasks"),
+        "{out}"
+    );
+    assert!(a.cli(&["devices"]).is_empty());
+    assert!(a.cli(&["task", "list"]).contains("devices=0"));
+    // B heard it: the link is gone there too.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !b.cli(&["devices"]).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            b.cli(&["devices"])
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let again = a.try_cli(&["forget", &id_b]).unwrap_err();
+    assert!(again.contains("not a device linked"), "{again}");
 }

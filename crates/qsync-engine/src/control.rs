@@ -395,8 +395,8 @@ impl fmt::Display for Reply {
             Reply::Id { device } => write!(f, "{device}"),
             Reply::Status(s) => write!(
                 f,
-                "device {}\ntasks {}\nconnected {}\nupdates {} pending {} deltas {}\nsent {} received {}\nwire_sent {} wire_received {}\nunsupported {}{}",
-                s.device, s.tasks, s.connected, s.updates, s.pending, s.deltas, s.sent, s.received, s.wire_sent, s.wire_received,
+                "device {}\nfingerprint {}\ntasks {}\nconnected {}\nupdates {} pending {} deltas {}\nsent {} received {}\nwire_sent {} wire_received {}\nunsupported {}{}",
+                s.device, qsync_wire::fingerprint(&s.device), s.tasks, s.connected, s.updates, s.pending, s.deltas, s.sent, s.received, s.wire_sent, s.wire_received,
                 s.unsupported,
                 if s.unsupported > 0 { " (names QSync cannot carry are not synced; the daemon's log lists them)" } else { "" }
             ),

@@ -544,3 +544,43 @@ impl Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A state folder of a build before device ids were keys: its links (and their keys)
+    /// are dropped when it is opened, its tasks stay.
+    #[test]
+    fn links_of_a_store_from_before_keys_were_ids_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let task = TaskId::from_bytes([1; 32]);
+        {
+            let mut conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+            embedded::migrations::runner()
+                .set_target(refinery::Target::Version(6))
+                .run(&mut conn)
+                .unwrap();
+            conn.execute(
+                "INSERT INTO sync_tasks (task_id, root, name) VALUES (?1, '/data/photos', 'photos')",
+                [&task.as_bytes()[..]],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO linked_devices (device_id, name, link_key) VALUES (?1, 'old', ?2)",
+                params![&[2u8; 32][..], &[3u8; 32][..]],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO task_links (task_id, device_id) VALUES (?1, ?2)",
+                params![&task.as_bytes()[..], &[2u8; 32][..]],
+            )
+            .unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert!(store.devices().unwrap().is_empty());
+        assert!(store.linked_devices(task).unwrap().is_empty());
+        assert_eq!(store.tasks().unwrap().len(), 1, "tasks are kept");
+    }
+}

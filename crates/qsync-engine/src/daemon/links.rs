@@ -100,6 +100,62 @@ fn resolved(path: &Path) -> PathBuf {
     }
 }
 
+/// The folder a person chose for a linked task: absolute once `~` is expanded (with
+/// `home`), not `/` nor the home folder itself, not in or around QSync's `own` folders
+/// (state, questions) or another task's folder, a folder if it exists. Returns where it
+/// is (or will be), symlinks resolved.
+pub(super) fn check_link_folder(
+    answer: &str,
+    home: Option<&Path>,
+    own: &[&Path],
+    tasks: &[&Path],
+) -> Result<PathBuf, String> {
+    let path = match (answer.strip_prefix('~'), home) {
+        (Some(rest), Some(home)) if rest.is_empty() || rest.starts_with('/') => {
+            home.join(rest.trim_start_matches('/'))
+        }
+        (Some(_), None) => return Err("`~` names no home folder here".into()),
+        _ => PathBuf::from(answer),
+    };
+    if !path.is_absolute() {
+        return Err(format!(
+            "`{answer}` is not an absolute folder (start it with / or ~/)"
+        ));
+    }
+    let at = resolved(&path);
+    if at.parent().is_none() {
+        return Err("the whole file system (/) cannot be a synced folder".into());
+    }
+    if home.map(resolved).is_some_and(|h| h == at) {
+        return Err(
+            "the home folder itself cannot be a synced folder: choose a folder in it".into(),
+        );
+    }
+    for own in own {
+        let own = resolved(own);
+        if at.starts_with(&own) || own.starts_with(&at) {
+            return Err(format!(
+                "{} is in or around QSync's own folder {}",
+                at.display(),
+                own.display()
+            ));
+        }
+    }
+    for root in tasks {
+        if at.starts_with(root) || root.starts_with(&at) {
+            return Err(format!(
+                "{} overlaps {}, a folder already synced here",
+                at.display(),
+                root.display()
+            ));
+        }
+    }
+    if at.exists() && !at.is_dir() {
+        return Err(format!("{} is not a folder", at.display()));
+    }
+    Ok(at)
+}
+
 /// Bytes for people.
 pub(super) fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -117,47 +173,15 @@ pub(super) fn human_bytes(bytes: u64) -> String {
 }
 
 impl Engine {
-    /// The folder a person chose for a linked task, checked: absolute once `~` is expanded,
-    /// not `/` nor the home folder itself, not in or around the state folder or another
-    /// task, a folder if it exists.
+    /// The folder a person chose for a linked task, checked (see [`check_link_folder`]).
     pub(super) fn link_folder(&self, answer: &str) -> Result<PathBuf, String> {
         let home = std::env::var_os("HOME").map(PathBuf::from);
-        let path = match (answer.strip_prefix('~'), &home) {
-            (Some(rest), Some(home)) if rest.is_empty() || rest.starts_with('/') => {
-                home.join(rest.trim_start_matches('/'))
-            }
-            (Some(_), None) => return Err("`~` names no home folder here".into()),
-            _ => PathBuf::from(answer),
-        };
-        if !path.is_absolute() {
-            return Err(format!(
-                "`{answer}` is not an absolute folder (start it with / or ~/)"
-            ));
-        }
-        let at = resolved(&path);
-        if at.parent().is_none() {
-            return Err("the whole file system (/) cannot be a synced folder".into());
-        }
-        if home.as_deref().map(resolved).is_some_and(|h| h == at) {
-            return Err(
-                "the home folder itself cannot be a synced folder: choose a folder in it".into(),
-            );
-        }
-        for own in [&self.config.state_dir, &self.config.btf_dir] {
-            let own = resolved(own);
-            if at.starts_with(&own) || own.starts_with(&at) {
-                return Err(format!(
-                    "{} is in or around QSync's own state folder {}",
-                    at.display(),
-                    own.display()
-                ));
-            }
-        }
-        if at.exists() && !at.is_dir() {
-            return Err(format!("{} is not a folder", at.display()));
-        }
-        self.refuse_overlap(&at).map_err(|e| e.to_string())?;
-        Ok(at)
+        let own = [
+            self.config.state_dir.as_path(),
+            self.config.btf_dir.as_path(),
+        ];
+        let tasks: Vec<&Path> = self.tasks.values().map(|t| t.root.as_path()).collect();
+        check_link_folder(answer, home.as_deref(), &own, &tasks)
     }
 
     /// A device asks to link a task: ask the person.
@@ -410,6 +434,40 @@ mod tests {
         assert_eq!((code.to_string().as_str(), folder), ("1234-5678", "/srv/x"));
         assert!(split_answer("/srv/x").is_err());
         assert!(split_answer("1234 /srv/x").is_err());
+    }
+
+    #[test]
+    fn a_chosen_folder_must_be_absolute_and_apart_from_home_state_and_other_tasks() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = fs::canonicalize(dir.path()).unwrap();
+        let home = base.join("home");
+        let state = home.join(".local/share/qsync");
+        let task = home.join("Photos");
+        for p in [&state, &task] {
+            fs::create_dir_all(p).unwrap();
+        }
+        fs::write(home.join("notes.txt"), "x").unwrap();
+        let check = |answer: &str| check_link_folder(answer, Some(&home), &[&state], &[&task]);
+        assert_eq!(check("~/Music").unwrap(), home.join("Music"));
+        assert_eq!(
+            check(&format!("{}/Music", home.display())).unwrap(),
+            home.join("Music")
+        );
+        for (answer, why) in [
+            ("Music", "absolute"),
+            ("~", "home folder itself"),
+            ("~/", "home folder itself"),
+            ("/", "whole file system"),
+            ("~/.local/share/qsync/x", "own folder"),
+            ("~/.local", "own folder"),
+            ("~/Photos/2024", "overlaps"),
+            ("~/notes.txt", "not a folder"),
+            ("~someone/x", "absolute"),
+        ] {
+            let err = check(answer).unwrap_err();
+            assert!(err.contains(why), "{answer}: {err}");
+        }
+        assert!(check_link_folder("~/x", None, &[], &[]).is_err());
     }
 
     #[test]

@@ -195,13 +195,16 @@ pub fn run(config: DaemonConfig) -> Result<(), EngineError> {
         let (discovery, found) =
             Discovery::start(DiscoveryConfig::new(me, config.name.clone(), port))?;
         let forward = events.clone();
-        std::thread::spawn(move || {
-            for event in found {
-                if forward.send(Event::Discovery(event)).is_err() {
-                    break;
+        std::thread::Builder::new()
+            .name("qsync-discovery-events".into())
+            .spawn(move || {
+                for event in found {
+                    if forward.send(Event::Discovery(event)).is_err() {
+                        break;
+                    }
                 }
-            }
-        });
+            })
+            .map_err(|e| EngineError::io("start discovery's thread for", &config.state_dir, e))?;
         Some(discovery)
     } else {
         None
@@ -273,13 +276,16 @@ impl Engine {
         }
         let (watcher, batches) = TaskWatcher::start(&root, Duration::from_millis(200))?;
         let forward = self.events.clone();
-        std::thread::spawn(move || {
-            for batch in batches {
-                if forward.send(Event::Watch(task, batch)).is_err() {
-                    break;
+        std::thread::Builder::new()
+            .name("qsync-watch-events".into())
+            .spawn(move || {
+                for batch in batches {
+                    if forward.send(Event::Watch(task, batch)).is_err() {
+                        break;
+                    }
                 }
-            }
-        });
+            })
+            .map_err(|e| EngineError::io("start the watcher's thread for", &root, e))?;
         let scanned = scan_reporting(&root, &index.to_map())?;
         let unsupported = scanned.unsupported.len();
         let offline = index.reconcile(scanned.entries);
