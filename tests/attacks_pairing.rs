@@ -325,9 +325,9 @@ fn a_request_for_an_existing_task_is_asked_never_joined() {
     assert!(a.cli(&["task", "list"]).contains("devices=0"));
 }
 
-/// 5. Twenty strangers flood link requests, then a real device asks: twenty-one
-///    questions wait side by side, and the one answer the person gives reaches only the
-///    request they saw.
+/// 5. Twenty strangers (on twenty addresses) flood link requests, then a real device
+///    asks: twenty-one questions wait side by side, and the one answer the person gives
+///    reaches only the request they saw.
 #[test]
 fn one_answer_among_a_flood_of_requests_reaches_only_its_own() {
     let base = tempfile::tempdir().unwrap();
@@ -336,7 +336,8 @@ fn one_answer_among_a_flood_of_requests_reaches_only_its_own() {
     let mut floods = Vec::new();
     for i in 0..20 {
         let me = Identity::generate().unwrap();
-        let (mut stream, mut session) = hostile::connect(a.port, &me).unwrap();
+        let from = std::net::Ipv4Addr::new(127, 0, 1, 1 + i as u8);
+        let (mut stream, mut session) = hostile::connect_from(from, a.port, &me).unwrap();
         let task = TaskId::random();
         let request = link_request(&session, task, &format!("flood-{i}"));
         hostile::send(&mut stream, &seal(&mut session, task, &request)).unwrap();
@@ -372,6 +373,44 @@ fn one_answer_among_a_flood_of_requests_reaches_only_its_own() {
     }
     let devices = a.cli(&["devices"]);
     assert_eq!(devices.lines().count(), 1, "{devices}");
+}
+
+/// One address gets two places among the waiting link requests: a third request from it
+/// is refused at once, and another address is still asked.
+#[test]
+fn one_host_cannot_take_every_link_request_place() {
+    let base = tempfile::tempdir().unwrap();
+    let a = Node::start(base.path(), "a");
+    let from = std::net::Ipv4Addr::new(127, 0, 2, 1);
+    let mut held = Vec::new();
+    for i in 0..3 {
+        let me = Identity::generate().unwrap();
+        let (mut stream, mut session) = hostile::connect_from(from, a.port, &me).unwrap();
+        let task = TaskId::random();
+        let request = link_request(&session, task, &format!("greedy-{i}"));
+        hostile::send(&mut stream, &seal(&mut session, task, &request)).unwrap();
+        held.push((stream, session));
+    }
+    let (stream, session) = &mut held[2];
+    let (_, refused) = next_message(stream, session).unwrap();
+    assert!(
+        matches!(&refused, Message::LinkRefused { reason } if reason.contains("too many")),
+        "{refused:?}"
+    );
+    let me = Identity::generate().unwrap();
+    let other = std::net::Ipv4Addr::new(127, 0, 2, 2);
+    let (mut stream, mut session) = hostile::connect_from(other, a.port, &me).unwrap();
+    let task = TaskId::random();
+    let request = link_request(&session, task, "elsewhere");
+    hostile::send(&mut stream, &seal(&mut session, task, &request)).unwrap();
+    let deadline = Instant::now() + SETTLE;
+    while questions(&a.state).len() < 3 {
+        assert!(Instant::now() < deadline, "{:?}", questions(&a.state));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(questions(&a.state)
+        .iter()
+        .any(|q| q.2.contains("elsewhere")));
 }
 
 fn rss_kib(pid: u32) -> u64 {

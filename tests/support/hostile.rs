@@ -30,7 +30,36 @@ pub fn recv(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
 
 /// Dial `port` on loopback as `me` and run the handshake as initiator.
 pub fn connect(port: u16, me: &Identity) -> Result<(TcpStream, Session), String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    let stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    handshake(stream, me)
+}
+
+/// Dial `port` on loopback from the loopback address `from` (any of 127.0.0.0/8): what
+/// many hosts look like on one machine.
+pub fn connect_from(
+    from: std::net::Ipv4Addr,
+    port: u16,
+    me: &Identity,
+) -> Result<(TcpStream, Session), String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let stream = rt
+        .block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind((from, 0).into())?;
+            socket
+                .connect(([127, 0, 0, 1], port).into())
+                .await?
+                .into_std()
+        })
+        .map_err(|e| e.to_string())?;
+    stream.set_nonblocking(false).map_err(|e| e.to_string())?;
+    handshake(stream, me)
+}
+
+fn handshake(mut stream: TcpStream, me: &Identity) -> Result<(TcpStream, Session), String> {
     stream
         .set_read_timeout(Some(Duration::from_secs(15)))
         .map_err(|e| e.to_string())?;

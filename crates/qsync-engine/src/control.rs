@@ -339,7 +339,10 @@ impl Reply {
 pub fn printable(text: &str) -> String {
     text.chars()
         .map(|c| {
-            if c.is_control() {
+            // Controls, and the invisible characters that reorder or hide text (a name
+            // could otherwise fake the fingerprint printed next to it).
+            let invisible = matches!(c, '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}');
+            if c.is_control() || invisible {
                 c.escape_default().to_string()
             } else {
                 c.to_string()

@@ -8,8 +8,8 @@
 //! a real device out), and at most [`MAX_LINK_REQUESTS`] link requests waiting for the
 //! person. None of it costs a thread.
 
-use std::collections::{HashSet, VecDeque};
-use std::net::SocketAddr;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
@@ -37,6 +37,14 @@ pub const MAX_STRANGERS: usize = 64;
 
 /// Link requests waiting for the person, at most.
 pub const MAX_LINK_REQUESTS: usize = 32;
+
+/// Link requests waiting for the person from one address, at most: one host cannot take
+/// every place.
+pub const MAX_LINK_REQUESTS_PER_HOST: usize = 2;
+
+/// Connections still proving who they are from one address, at most: beyond it, that
+/// address's own oldest is closed first.
+pub const MAX_STRANGERS_PER_HOST: usize = 16;
 
 /// How long the asking side waits for the last step of a link once the codes matched.
 const LINK_FINISH_WAIT: Duration = Duration::from_secs(30);
@@ -81,10 +89,15 @@ pub enum NetEvent {
         device: DeviceId,
         /// This connection's number.
         conn: u64,
-        /// Where the device is.
+        /// Where the device is: the address dialled, or the peer's end of an incoming
+        /// connection (whose port is not where it listens).
         addr: SocketAddr,
+        /// Whether this side dialled `addr` (a proven address to dial again).
+        dialled: bool,
         /// Frames to send it.
         tx: Outgoing,
+        /// Frames that go before anything queued on `tx` (pings, pongs).
+        urgent: Outgoing,
     },
     /// That connection is gone.
     Disconnected {
@@ -135,7 +148,7 @@ pub enum NetEvent {
 #[derive(Debug, Default)]
 pub struct Strangers {
     next: AtomicU64,
-    waiting: Mutex<VecDeque<(u64, Arc<Notify>)>>,
+    waiting: Mutex<VecDeque<(u64, IpAddr, Arc<Notify>)>>,
 }
 
 /// One stranger's place; leaving it (drop) frees it.
@@ -146,13 +159,22 @@ struct StrangerSlot {
 }
 
 impl Strangers {
-    fn enter(self: &Arc<Self>) -> StrangerSlot {
+    fn enter(self: &Arc<Self>, from: IpAddr) -> StrangerSlot {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let evicted = Arc::new(Notify::new());
         if let Ok(mut waiting) = self.waiting.lock() {
-            waiting.push_back((id, evicted.clone()));
+            waiting.push_back((id, from, evicted.clone()));
+            // One address's flood closes its own oldest first...
+            if waiting.iter().filter(|(_, ip, _)| *ip == from).count() > MAX_STRANGERS_PER_HOST {
+                if let Some(at) = waiting.iter().position(|(_, ip, _)| *ip == from) {
+                    if let Some((_, _, oldest)) = waiting.remove(at) {
+                        oldest.notify_one();
+                    }
+                }
+            }
+            // ...and many addresses' the oldest of all.
             while waiting.len() > MAX_STRANGERS {
-                if let Some((_, oldest)) = waiting.pop_front() {
+                if let Some((_, _, oldest)) = waiting.pop_front() {
                     oldest.notify_one();
                 }
             }
@@ -173,7 +195,7 @@ impl Strangers {
 impl Drop for StrangerSlot {
     fn drop(&mut self) {
         if let Ok(mut waiting) = self.owner.waiting.lock() {
-            waiting.retain(|(id, _)| *id != self.id);
+            waiting.retain(|(id, _, _)| *id != self.id);
         }
     }
 }
@@ -206,6 +228,42 @@ pub struct NetCtx {
     pub strangers: Arc<Strangers>,
     /// Link requests waiting for the person ([`MAX_LINK_REQUESTS`] permits).
     pub link_requests: Arc<tokio::sync::Semaphore>,
+    /// How many of them each address has ([`MAX_LINK_REQUESTS_PER_HOST`]).
+    pub link_requests_by_host: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+/// One address's place among the waiting link requests; dropping it frees it.
+struct HostPlace {
+    host: IpAddr,
+    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl HostPlace {
+    fn take(ctx: &NetCtx, host: IpAddr) -> Option<Self> {
+        let mut counts = ctx.link_requests_by_host.lock().ok()?;
+        let count = counts.entry(host).or_insert(0);
+        if *count >= MAX_LINK_REQUESTS_PER_HOST {
+            return None;
+        }
+        *count += 1;
+        Some(Self {
+            host,
+            counts: ctx.link_requests_by_host.clone(),
+        })
+    }
+}
+
+impl Drop for HostPlace {
+    fn drop(&mut self) {
+        if let Ok(mut counts) = self.counts.lock() {
+            if let Some(count) = counts.get_mut(&self.host) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    counts.remove(&self.host);
+                }
+            }
+        }
+    }
 }
 
 impl NetCtx {
@@ -314,11 +372,20 @@ pub async fn listen(listener: TcpListener, ctx: NetCtx) {
 
 async fn incoming(stream: TcpStream, addr: SocketAddr, ctx: NetCtx) -> Result<(), WireError> {
     let _ = stream.set_nodelay(true);
-    let slot = ctx.strangers.enter();
+    let slot = ctx.strangers.enter(addr.ip());
     let mut conn = Framed::new(stream, FrameCodec::pre_auth());
     let hs = Handshake::respond(&ctx.identity)?;
-    let session = tokio::select! {
-        done = tokio::time::timeout(HANDSHAKE_DEADLINE, handshake(&mut conn, hs, None)) => {
+    // The handshake and the first message say what the connection is for (a linked
+    // device greets, any device with a proven key may ask to link, nothing else), within
+    // one deadline and one stranger's place.
+    let opening = async {
+        let mut session = handshake(&mut conn, hs, None).await?;
+        let mut first = next_frame(&mut conn, HANDSHAKE_DEADLINE).await?;
+        let opened = session.open(&mut first)?;
+        Ok::<_, WireError>((session, opened))
+    };
+    let (mut session, (task, message)) = tokio::select! {
+        done = tokio::time::timeout(HANDSHAKE_DEADLINE, opening) => {
             done.map_err(|_| io_error(std::io::ErrorKind::TimedOut, "the handshake took too long"))??
         }
         () = slot.evicted.notified() => {
@@ -329,15 +396,10 @@ async fn incoming(stream: TcpStream, addr: SocketAddr, ctx: NetCtx) -> Result<()
         }
     };
     drop(slot);
-    let mut session = session;
     let peer = session.peer();
     if peer == ctx.me() {
         return Ok(());
     }
-    // The first message says what the connection is for: a linked device greets, any
-    // device with a proven key may ask to link (in small frames, soon); nothing else.
-    let mut first = next_frame(&mut conn, HANDSHAKE_DEADLINE).await?;
-    let (task, message) = session.open(&mut first)?;
     let Message::LinkRequest {
         name,
         folder_name,
@@ -352,9 +414,11 @@ async fn incoming(stream: TcpStream, addr: SocketAddr, ctx: NetCtx) -> Result<()
             return Ok(());
         }
         conn.codec_mut().set_max_frame_len(MAX_FRAME_LEN);
-        return run_session(conn, session, peer, addr, ctx, Some((task, message))).await;
+        return run_session(conn, session, peer, addr, false, ctx, Some((task, message))).await;
     };
-    let Ok(_permit) = ctx.link_requests.clone().try_acquire_owned() else {
+    let place = HostPlace::take(&ctx, addr.ip());
+    let permit = ctx.link_requests.clone().try_acquire_owned().ok();
+    let (Some(_place), Some(_permit)) = (place, permit) else {
         let refuse = Message::LinkRefused {
             reason: "too many link requests are waiting on that device; try again later".into(),
         };
@@ -455,7 +519,7 @@ pub async fn dial(addr: SocketAddr, expected: DeviceId, ctx: NetCtx) -> Result<(
         },
     )?;
     conn.send(hello).await?;
-    run_session(conn, session, expected, addr, ctx, None).await
+    run_session(conn, session, expected, addr, true, ctx, None).await
 }
 
 async fn run_session(
@@ -463,19 +527,23 @@ async fn run_session(
     session: Session,
     device: DeviceId,
     addr: SocketAddr,
+    dialled: bool,
     ctx: NetCtx,
     first: Option<(TaskId, Message)>,
 ) -> Result<(), WireError> {
     let conn_id = ctx.next_conn.fetch_add(1, Ordering::Relaxed);
     let session = Arc::new(Mutex::new(session));
     let (tx, mut rx) = mpsc::unbounded_channel::<Outbound>();
+    let (urgent, mut urgent_rx) = mpsc::unbounded_channel::<Outbound>();
     send(
         &ctx,
         NetEvent::Connected {
             device,
             conn: conn_id,
             addr,
+            dialled,
             tx,
+            urgent,
         },
     );
     if let Some((task, message)) = first {
@@ -501,7 +569,17 @@ async fn run_session(
             count(&wire.sent, frame.len());
             Ok(frame)
         };
-        while let Some(Outbound::Message(task, message)) = rx.recv().await {
+        loop {
+            // Urgent frames (a ping's answer) never wait behind queued content.
+            let next = tokio::select! {
+                biased;
+                Some(next) = urgent_rx.recv() => next,
+                next = rx.recv() => match next {
+                    Some(next) => next,
+                    None => break,
+                },
+            };
+            let Outbound::Message(task, message) = next;
             let sent = match seal(task, &message) {
                 Ok(frame) => sink.send(frame).await,
                 Err(e) => Err(e),
@@ -702,9 +780,13 @@ mod tests {
     #[test]
     fn a_new_stranger_beyond_the_cap_closes_the_oldest() {
         let strangers = Arc::new(Strangers::default());
-        let slots: Vec<StrangerSlot> = (0..MAX_STRANGERS).map(|_| strangers.enter()).collect();
+        // Many hosts, a few connections each.
+        let host = |i: usize| IpAddr::from([10, 0, (i / 250) as u8, (i % 250) as u8]);
+        let slots: Vec<StrangerSlot> = (0..MAX_STRANGERS)
+            .map(|i| strangers.enter(host(i)))
+            .collect();
         assert_eq!(strangers.count(), MAX_STRANGERS);
-        let newest = strangers.enter();
+        let newest = strangers.enter(host(1000));
         assert_eq!(strangers.count(), MAX_STRANGERS);
         // The oldest was told to close (a stored permit: its next wait returns at once).
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -725,5 +807,22 @@ mod tests {
         assert!(!spared);
         drop(slots);
         assert_eq!(strangers.count(), 1);
+        drop(newest);
+
+        // One host beyond its share closes its own oldest, not another host's.
+        let other = strangers.enter(host(2000));
+        let flood: Vec<StrangerSlot> = (0..=MAX_STRANGERS_PER_HOST)
+            .map(|_| strangers.enter(host(3000)))
+            .collect();
+        assert_eq!(strangers.count(), 1 + MAX_STRANGERS_PER_HOST);
+        let told = |slot: &StrangerSlot| {
+            rt.block_on(async {
+                tokio::time::timeout(Duration::from_millis(20), slot.evicted.notified())
+                    .await
+                    .is_ok()
+            })
+        };
+        assert!(told(&flood[0]));
+        assert!(!told(&other));
     }
 }

@@ -3,6 +3,7 @@
 -- they were stored under are not keys. Every link is dropped (the daemon says so when it
 -- starts on such a state folder): devices must be linked again. Tasks and files stay.
 DELETE FROM peer_progress;
+DELETE FROM pending;
 DROP TABLE task_links;
 DROP TABLE linked_devices;
 

@@ -6,7 +6,8 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use qsync_wire::fuzzing::fixed_sessions;
 use qsync_wire::fuzzing::{fixed_identities, handshake};
-use qsync_wire::{ContentHash, Message, RelPath, TaskId};
+use qsync_wire::pairing::{Answerer, Asker};
+use qsync_wire::{ContentHash, Message, PairingCode, RelPath, TaskId};
 
 fn seal_open(c: &mut Criterion) {
     let task = TaskId::from_bytes([9; 32]);
@@ -44,6 +45,19 @@ fn seal_open(c: &mut Criterion) {
     let (alice, bob) = fixed_identities().unwrap();
     group.bench_function("handshake (both sides)", |bench| {
         bench.iter(|| handshake(&alice, &bob).unwrap())
+    });
+
+    // Pairing's cryptography, both sides (SPAKE2 and the two proofs): what a link costs
+    // beyond the people typing.
+    let (a, b) = handshake(&alice, &bob).unwrap();
+    let code: PairingCode = "1234-5678".parse().unwrap();
+    group.bench_function("pairing (both sides)", |bench| {
+        bench.iter(|| {
+            let (asker, request) = Asker::start(&code, &a, task);
+            let (answerer, answer, proof) = Answerer::answer(&code, &b, task, &request).unwrap();
+            let proof_a = asker.check(&answer, &proof).unwrap();
+            answerer.check(&proof_a).unwrap()
+        })
     });
     group.finish();
 }

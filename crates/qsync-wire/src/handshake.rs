@@ -56,14 +56,14 @@ fn noise_error(e: snow::Error) -> WireError {
 /// [`Session`] once [`is_done`](Self::is_done).
 pub struct Handshake {
     noise: Box<snow::HandshakeState>,
-    local: DeviceId,
+    identity: Identity,
     expect: Option<DeviceId>,
 }
 
 impl std::fmt::Debug for Handshake {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Handshake")
-            .field("local", &self.local)
+            .field("local", &self.identity.device())
             .field("expect", &self.expect)
             .field("done", &self.is_done())
             .finish_non_exhaustive()
@@ -96,7 +96,7 @@ impl Handshake {
     ) -> Result<(Self, Bytes), WireError> {
         let mut this = Self {
             noise: Box::new(Self::build(identity, true)?),
-            local: identity.device(),
+            identity: identity.clone(),
             expect,
         };
         let first = this.write()?;
@@ -107,7 +107,7 @@ impl Handshake {
     pub fn respond(identity: &Identity) -> Result<Self, WireError> {
         Ok(Self {
             noise: Box::new(Self::build(identity, false)?),
-            local: identity.device(),
+            identity: identity.clone(),
             expect: None,
         })
     }
@@ -139,6 +139,14 @@ impl Handshake {
         if len != 0 {
             return Err(WireError::Handshake(
                 "the handshake carried unexpected data",
+            ));
+        }
+        if self
+            .peer()
+            .is_some_and(|peer| !self.identity.accepts(&peer))
+        {
+            return Err(WireError::Handshake(
+                "the peer's key is of small order or not reduced: not a key anyone holds alone",
             ));
         }
         if let (Some(expected), Some(got)) = (self.expect, self.peer()) {
@@ -182,6 +190,6 @@ impl Handshake {
         } else {
             (to_initiator, to_responder)
         };
-        Session::new(self.local, peer, &send, &recv, hash)
+        Session::new(self.identity.device(), peer, &send, &recv, hash)
     }
 }

@@ -74,6 +74,26 @@ impl Identity {
     pub fn device(&self) -> DeviceId {
         self.device
     }
+
+    /// Whether `peer` is a key only its holder can use: the canonical encoding of a point
+    /// that is not of small order. A small-order point gives the same Diffie-Hellman result
+    /// whatever the private key (a handshake could pass without one), and a non-canonical
+    /// encoding would let one key appear as several device ids.
+    pub(crate) fn accepts(&self, peer: &DeviceId) -> bool {
+        let bytes = peer.as_bytes();
+        // The top bit is not part of the coordinate; values from 2^255 - 19 up are not
+        // reduced (little-endian: 0xed.. then 0xff.. then 0x7f).
+        let top_bit = bytes[31] & 0x80 != 0;
+        let unreduced =
+            bytes[31] == 0x7f && bytes[1..31].iter().all(|b| *b == 0xff) && bytes[0] >= 0xed;
+        if top_bit || unreduced {
+            return false;
+        }
+        let Ok(mut dh) = dh() else { return false };
+        dh.set(&self.private);
+        let mut shared = [0u8; 32];
+        dh.dh(bytes, &mut shared).is_ok() && shared != [0u8; 32]
+    }
 }
 
 /// A short form of a device id for people to compare and type: its first 80 bits, as four
@@ -113,5 +133,27 @@ mod tests {
         assert!(!names_device(&fingerprint(&other), &me));
         assert!(!names_device(&me.to_string()[..9], &me));
         assert!(!names_device("", &me));
+    }
+
+    #[test]
+    fn small_order_and_unreduced_keys_are_not_accepted() {
+        let me = Identity::generate().unwrap();
+        assert!(me.accepts(&Identity::generate().unwrap().device()));
+        let zero = DeviceId::from_bytes([0; 32]);
+        let mut one = [0u8; 32];
+        one[0] = 1;
+        let mut p_minus_1 = [0xff; 32];
+        p_minus_1[0] = 0xec;
+        p_minus_1[31] = 0x7f;
+        let mut top = me.device().as_bytes().to_owned();
+        top[31] |= 0x80;
+        for bad in [
+            zero,
+            DeviceId::from_bytes(one),
+            DeviceId::from_bytes(p_minus_1),
+            DeviceId::from_bytes(top),
+        ] {
+            assert!(!me.accepts(&bad), "{bad}");
+        }
     }
 }

@@ -108,11 +108,12 @@ impl Engine {
                 address,
                 expect,
             } => {
-                // The control socket sends links as `Event::Link`, with a progress channel;
-                // a link asked for some other way shows no code, and so cannot succeed.
-                let (progress, _) = tokio::sync::mpsc::unbounded_channel();
-                self.start_link(task, address, expect, progress, reply);
-                return None;
+                // The control socket sends links as `Event::Link`, with a progress channel
+                // for the code; without it nobody could see the code.
+                let _ = (task, address, expect);
+                Err(EngineError::State(
+                    "a link shows a code while it runs: ask for it through the control socket's link flow".into(),
+                ))
             }
             Command::Forget { device } => self.forget(device).map(|tasks| Reply::Forgotten {
                 device,
@@ -177,14 +178,20 @@ impl Engine {
             let result = match tokio::net::lookup_host(address.as_str()).await {
                 Ok(addrs) => {
                     let addrs: Vec<SocketAddr> = addrs.collect();
-                    net::pair_initiator(addrs, plan, ctx, |device, code| {
+                    let watch = progress.clone();
+                    let pairing = net::pair_initiator(addrs, plan, ctx, |device, code| {
                         let _ = progress.send(Reply::LinkCode {
                             device,
                             fingerprint: qsync_wire::fingerprint(&device),
                             code: code.to_string(),
                         });
-                    })
-                    .await
+                    });
+                    // The person who started it went away (Ctrl-C): nobody shows the
+                    // code any more, so the link stops.
+                    tokio::select! {
+                        result = pairing => result,
+                        () = watch.closed() => Err("the link command was interrupted".to_owned()),
+                    }
                 }
                 Err(e) => Err(format!(
                     "could not find `{address}`: {e} (give HOST:PORT, e.g. laptop.local:7878)"
@@ -213,6 +220,16 @@ impl Engine {
             linked.remove(&device);
         }
         self.addresses.remove(&device);
+        self.suggested.remove(&device);
+        // Its requests waiting here go too.
+        let mut index = 0;
+        while index < self.incoming.len() {
+            if self.incoming[index].device() == device {
+                self.drop_incoming(index, "the device was forgotten");
+            } else {
+                index += 1;
+            }
+        }
         if self.conns.remove(&device).is_some() {
             self.core_disconnected(device);
         }

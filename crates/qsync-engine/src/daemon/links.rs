@@ -32,6 +32,13 @@ pub(super) struct Incoming {
     stage: Stage,
 }
 
+impl Incoming {
+    /// The asking device.
+    pub(super) fn device(&self) -> DeviceId {
+        self.request.device
+    }
+}
+
 /// A person's answer to `CHOOSELINKPATH`: the code, then the folder.
 fn split_answer(answer: &str) -> Result<(PairingCode, &str), String> {
     let mut digits = 0;
@@ -110,6 +117,15 @@ pub(super) fn check_link_folder(
     own: &[&Path],
     tasks: &[&Path],
 ) -> Result<PathBuf, String> {
+    // `..` would make every check below a check of another folder than the one made.
+    if Path::new(answer)
+        .components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(format!(
+            "`{answer}` goes up with `..`: name the folder directly"
+        ));
+    }
     let path = match (answer.strip_prefix('~'), home) {
         (Some(rest), Some(home)) if rest.is_empty() || rest.starts_with('/') => {
             home.join(rest.trim_start_matches('/'))
@@ -196,10 +212,8 @@ impl Engine {
             qsync_wire::fingerprint(&request.device)
         );
         let (flag, context) = match self.tasks.get(&request.task) {
-            Some(state) if state.links.contains(&request.device) => {
-                let _ = reply.send(Err("that device is already linked to this task".into()));
-                return;
-            }
+            // Already linked too: asked again the same way (the last step of an earlier
+            // link may have been lost), and recording it again changes nothing.
             Some(state) => (
                 btf::CONFIRM_JOIN,
                 format!(
@@ -255,21 +269,24 @@ impl Engine {
     pub(super) fn poll_links(&mut self) {
         let mut index = 0;
         while index < self.incoming.len() {
-            let ended = self.step_link(index);
-            if let Some(reason) = ended {
-                let mut done = self.incoming.remove(index);
-                match &done.stage {
-                    Stage::Code(asked) | Stage::Send { asked, .. } => asked.withdraw(),
-                    Stage::Proving { .. } => {}
-                }
-                if let Some(reply) = done.reply.take() {
-                    let _ = reply.send(Err(reason.clone()));
-                }
-                tracing::info!(device = %done.request.device, task = %done.request.task, %reason, "link request ended");
-            } else {
-                index += 1;
+            match self.step_link(index) {
+                Some(reason) => self.drop_incoming(index, &reason),
+                None => index += 1,
             }
         }
+    }
+
+    /// End request `index` without a link: its question goes, its connection is told.
+    pub(super) fn drop_incoming(&mut self, index: usize, reason: &str) {
+        let mut done = self.incoming.remove(index);
+        match &done.stage {
+            Stage::Code(asked) | Stage::Send { asked, .. } => asked.withdraw(),
+            Stage::Proving { .. } => {}
+        }
+        if let Some(reply) = done.reply.take() {
+            let _ = reply.send(Err(reason.to_owned()));
+        }
+        tracing::info!(device = %done.request.device, task = %done.request.task, %reason, "link request ended");
     }
 
     /// One request's next step; `Some(reason)` when it ends without a link.
@@ -389,9 +406,23 @@ impl Engine {
                         "that task was added here meanwhile".into(),
                     ));
                 }
-                // Checked again: a task may have been added meanwhile.
+                // Checked again once the folder exists: a task may have been added, or a
+                // symlink put in its way, since the person answered.
                 self.refuse_overlap(&root)?;
                 fs::create_dir_all(&root).map_err(|e| EngineError::io("create", &root, e))?;
+                let real =
+                    fs::canonicalize(&root).map_err(|e| EngineError::io("find", &root, e))?;
+                let again = real
+                    .to_str()
+                    .ok_or_else(|| EngineError::State(format!("{} is not UTF-8", real.display())))
+                    .and_then(|text| self.link_folder(text).map_err(EngineError::State))?;
+                if again != root {
+                    return Err(EngineError::State(format!(
+                        "{} now leads to {}: nothing was linked",
+                        root.display(),
+                        again.display()
+                    )));
+                }
                 self.store.add_task(task, &root, &request.folder_name)?;
                 self.linked(task, request.device, &request.name, request.addr)?;
                 if let Err(e) = self.start_task(task, root) {
@@ -463,6 +494,9 @@ mod tests {
             ("~/Photos/2024", "overlaps"),
             ("~/notes.txt", "not a folder"),
             ("~someone/x", "absolute"),
+            ("~/x/..", "goes up"),
+            ("~/x/../.local/share/qsync", "goes up"),
+            ("/nope/..", "goes up"),
         ] {
             let err = check(answer).unwrap_err();
             assert!(err.contains(why), "{answer}: {err}");

@@ -91,6 +91,8 @@ struct TaskState {
 struct Conn {
     id: u64,
     tx: Outgoing,
+    /// Frames sent before anything queued on `tx`.
+    urgent: Outgoing,
 }
 
 /// At most this many waiting events are taken before their facts are handled.
@@ -117,7 +119,11 @@ struct Engine {
     events: Sender<Event>,
     runtime: tokio::runtime::Handle,
     net: NetCtx,
+    /// Where each linked device was last proven to listen (from the link, or a dial).
     addresses: HashMap<DeviceId, SocketAddr>,
+    /// Where mDNS says a linked device listens: tried in turn with `addresses`.
+    suggested: HashMap<DeviceId, SocketAddr>,
+    dial_attempts: HashMap<DeviceId, u32>,
     last_dial: HashMap<DeviceId, Instant>,
     /// Records sent and changes placed since start, for `status`.
     sent: u64,
@@ -174,11 +180,14 @@ pub fn run(config: DaemonConfig) -> Result<(), EngineError> {
         linked: linked.clone(),
         events: events.clone(),
         next_conn: Arc::new(std::sync::atomic::AtomicU64::new(1)),
-        pair_timeout: config.answer_timeout + Duration::from_secs(5),
+        // Two questions may come one after the other (code and folder, then whether to
+        // send the folder's files), each with its own time.
+        pair_timeout: config.answer_timeout * 2 + Duration::from_secs(5),
         wire: Arc::new(net::WireCounters::default()),
         inbox_budget: Arc::new(tokio::sync::Semaphore::new(net::INBOX_BUDGET_KIB)),
         strangers: Arc::new(net::Strangers::default()),
         link_requests: Arc::new(tokio::sync::Semaphore::new(net::MAX_LINK_REQUESTS)),
+        link_requests_by_host: Arc::new(Mutex::new(HashMap::new())),
     };
     // Questions of an earlier run: nobody waits for their answers now.
     btf::clear(&config.btf_dir);
@@ -225,6 +234,8 @@ pub fn run(config: DaemonConfig) -> Result<(), EngineError> {
         runtime: runtime.handle().clone(),
         net,
         addresses: HashMap::new(),
+        suggested: HashMap::new(),
+        dial_attempts: HashMap::new(),
         last_dial: HashMap::new(),
         sent: 0,
         received: 0,
@@ -412,13 +423,18 @@ impl Engine {
                 let _ = reply.send(answer);
             }
             Event::Discovery(DiscoveryEvent::Found(peer)) => {
-                if let Some(addr) = peer
-                    .addresses
-                    .iter()
-                    .find(|a| a.is_ipv4())
-                    .or(peer.addresses.first())
-                {
-                    self.addresses.insert(peer.device, *addr);
+                // mDNS only suggests, and only for linked devices: anyone can announce any
+                // id. The suggestion is tried in turn with the address proven last; a
+                // session is never re-pointed by it.
+                let linked = self.linked.lock().is_ok_and(|l| l.contains(&peer.device));
+                if let (true, Some(addr)) = (
+                    linked,
+                    peer.addresses
+                        .iter()
+                        .find(|a| a.is_ipv4())
+                        .or(peer.addresses.first()),
+                ) {
+                    self.suggested.insert(peer.device, *addr);
                 }
             }
             Event::Discovery(DiscoveryEvent::Lost(device)) => {
@@ -432,7 +448,7 @@ impl Engine {
                     );
                     tracing::info!(%device, "mDNS says it left; asking the device itself");
                     self.probes.insert(device, (nonce, Instant::now()));
-                    self.send(device, TaskId::from_bytes([0; 32]), Message::Ping { nonce });
+                    self.send_urgent(device, Message::Ping { nonce });
                 }
             }
         }
@@ -469,12 +485,21 @@ impl Engine {
     }
 
     fn dial(&mut self, device: DeviceId) {
-        let Some(addr) = self.addresses.get(&device).copied() else {
-            return;
-        };
         if self.conns.contains_key(&device) {
             return;
         }
+        // Every other attempt goes to mDNS's suggestion, if it differs from the address
+        // proven last (the device may have moved; or the suggestion may be forged).
+        let attempt = self.dial_attempts.entry(device).or_insert(0);
+        *attempt = attempt.wrapping_add(1);
+        let proven = self.addresses.get(&device).copied();
+        let suggested = self.suggested.get(&device).copied();
+        let addr = match (proven, suggested) {
+            (Some(p), Some(s)) if *attempt % 2 == 0 && p != s => s,
+            (Some(p), _) => p,
+            (None, Some(s)) => s,
+            (None, None) => return,
+        };
         // The smaller id dials; the other waits a while before trying itself.
         let wait = if self.me < device {
             Duration::from_secs(1)
@@ -523,16 +548,32 @@ impl Engine {
                 device,
                 conn,
                 addr,
+                dialled,
                 tx,
+                urgent,
             } => {
                 if !self.linked.lock().is_ok_and(|l| l.contains(&device)) {
                     return;
                 }
                 self.probes.remove(&device);
                 tracing::info!(%device, %addr, "connected");
-                self.conns.insert(device, Conn { id: conn, tx });
+                self.conns.insert(
+                    device,
+                    Conn {
+                        id: conn,
+                        tx,
+                        urgent,
+                    },
+                );
+                self.dial_attempts.remove(&device);
                 self.tell(DaemonEvent::Connected { device });
-                let _ = self.store.set_connected(device, true, None);
+                // An address this side dialled and the device proved its key at: the one
+                // to dial next time, whatever mDNS says meanwhile.
+                let proven = dialled.then(|| addr.to_string());
+                if dialled {
+                    self.addresses.insert(device, addr);
+                }
+                let _ = self.store.set_connected(device, true, proven.as_deref());
                 // A replaced connection: the core starts the exchange afresh.
                 self.core_disconnected(device);
                 self.core_feed(qsync_core::Input::Connected { peer: device });
@@ -555,6 +596,15 @@ impl Engine {
             NetEvent::LinkRequest { request, reply } => self.link_requested(request, reply),
             NetEvent::LinkProven { id, done } => self.link_proven(id, done),
             NetEvent::LinkFailed { id, reason } => self.link_failed(id, &reason),
+        }
+    }
+
+    /// Send ahead of anything queued for `device` (a ping, a pong).
+    fn send_urgent(&self, device: DeviceId, message: Message) {
+        if let Some(c) = self.conns.get(&device) {
+            let _ = c
+                .urgent
+                .send(Outbound::Message(TaskId::from_bytes([0; 32]), message));
         }
     }
 
@@ -601,6 +651,15 @@ impl Engine {
     // ---------- receiving ----------
 
     fn received(&mut self, device: DeviceId, task: TaskId, message: Message) {
+        // From a connection given up on (a probe that went unanswered, a forgotten
+        // device): its reader may still be draining.
+        if !self.conns.contains_key(&device) {
+            return;
+        }
+        // Anything at all from a device mDNS said left shows it is still there.
+        if self.probes.remove(&device).is_some() {
+            tracing::info!(%device, "heard from after mDNS said it left: the session stays");
+        }
         match &message {
             Message::Hello { name } => {
                 tracing::debug!(%device, %name, "hello");
@@ -615,16 +674,11 @@ impl Engine {
             }
             Message::HelloAck { .. } => return,
             Message::Ping { nonce } => {
-                self.send(device, task, Message::Pong { nonce: *nonce });
+                self.send_urgent(device, Message::Pong { nonce: *nonce });
                 return;
             }
-            Message::Pong { nonce } => {
-                if self.probes.get(&device).is_some_and(|(n, _)| n == nonce) {
-                    tracing::info!(%device, "answered after mDNS said it left: the session stays");
-                    self.probes.remove(&device);
-                }
-                return;
-            }
+            // The probe it answers was cleared above.
+            Message::Pong { .. } => return,
             _ => {}
         }
         let linked = self
