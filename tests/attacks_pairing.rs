@@ -390,6 +390,14 @@ fn one_host_cannot_take_every_link_request_place() {
         let request = link_request(&session, task, &format!("greedy-{i}"));
         hostile::send(&mut stream, &seal(&mut session, task, &request)).unwrap();
         held.push((stream, session));
+        // One at a time, so that the third is the one beyond the share.
+        if i < 2 {
+            let deadline = Instant::now() + SETTLE;
+            while questions(&a.state).len() < i + 1 {
+                assert!(Instant::now() < deadline, "{:?}", questions(&a.state));
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
     }
     let (stream, session) = &mut held[2];
     let (_, refused) = next_message(stream, session).unwrap();

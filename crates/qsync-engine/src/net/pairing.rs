@@ -1,0 +1,205 @@
+//! Linking, on the network: the asking side ([`pair_initiator`]) and the answering side
+//! ([`answer_link`]) of the pairing of `qsync_wire::pairing`, over a Noise session. Nothing
+//! here records anything: the engine does, once both sides proved the code.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use qsync_base::{DeviceId, TaskId};
+use qsync_wire::pairing::{Answerer, Asker};
+use qsync_wire::{Message, PairingCode, Session};
+use tokio::sync::oneshot;
+
+use super::{connect, next_frame, send, Conn, LinkRequest, NetCtx, NetEvent};
+
+/// How long either side waits for the last steps of a link once the codes matched.
+const LINK_FINISH_WAIT: Duration = Duration::from_secs(30);
+
+/// The answering side of a link: ask the person (through the engine), run the PAKE with
+/// the code typed, and record the link only once the asker proved the code too.
+pub(super) async fn answer_link(
+    conn: &mut Conn,
+    session: &mut Session,
+    request: LinkRequest,
+    spake: &[u8],
+    ctx: &NetCtx,
+) -> Result<(), String> {
+    let (id, task) = (request.id, request.task);
+    let (reply, answer) = oneshot::channel();
+    send(ctx, NetEvent::LinkRequest { request, reply });
+    // The asker may give up meanwhile: its connection closing ends the wait too.
+    let code = tokio::select! {
+        answer = tokio::time::timeout(ctx.pair_timeout, answer) => match answer {
+            Ok(Ok(answer)) => answer?,
+            Ok(Err(_)) => return Err("the request was refused".into()),
+            Err(_) => return Err("no answer from the person in time".into()),
+        },
+        _ = conn.next() => return Err("the asking device went away".into()),
+    };
+    let (answerer, spake_b, proof) =
+        Answerer::answer(&code, session, task, spake).map_err(|e| e.to_string())?;
+    let message = Message::LinkAnswer {
+        name: ctx.name.clone(),
+        listen_port: ctx.port,
+        spake: Bytes::from(spake_b),
+        confirm: proof,
+    };
+    let frame = session.seal(task, &message).map_err(|e| e.to_string())?;
+    conn.send(frame).await.map_err(|e| e.to_string())?;
+    let mut frame = next_frame(conn, LINK_FINISH_WAIT)
+        .await
+        .map_err(|e| e.to_string())?;
+    let confirm = match session.open(&mut frame).map_err(|e| e.to_string())? {
+        (t, Message::LinkConfirm { confirm }) if t == task => confirm,
+        (_, Message::LinkRefused { reason }) => {
+            return Err(format!("the asking device ended the link: {reason}"))
+        }
+        _ => return Err("unexpected message during pairing".into()),
+    };
+    answerer.check(&confirm).map_err(|e| e.to_string())?;
+    let (done, recorded) = oneshot::channel();
+    send(ctx, NetEvent::LinkProven { id, done });
+    match recorded.await {
+        Ok(Ok(())) => {
+            let frame = session
+                .seal(task, &Message::LinkDone)
+                .map_err(|e| e.to_string())?;
+            conn.send(frame).await.map_err(|e| e.to_string())
+        }
+        Ok(Err(reason)) => Err(reason),
+        Err(_) => Err("the daemon stopped".into()),
+    }
+}
+
+/// What a finished pairing gives the asking side.
+#[derive(Debug)]
+pub struct Paired {
+    /// The device now linked.
+    pub device: DeviceId,
+    /// Its name.
+    pub name: String,
+    /// Where its daemon listens.
+    pub addr: SocketAddr,
+}
+
+/// What the asking side links.
+#[derive(Debug, Clone)]
+pub struct LinkPlan {
+    /// The task.
+    pub task: TaskId,
+    /// Its folder's name here, as a suggestion for the other side.
+    pub folder_name: String,
+    /// Files and bytes that will be sent.
+    pub files: u64,
+    /// See `files`.
+    pub bytes: u64,
+    /// The device that must answer: a whole id or a fingerprint (`None`: whoever proves
+    /// the code).
+    pub expect: Option<String>,
+}
+
+/// Ask the daemon at one of `addrs` to link `plan.task`. `shown` hears the device that
+/// answered and the code to show this side's person, before the request is sent. Nothing is
+/// recorded here; the caller records the link once this returns `Ok`.
+pub async fn pair_initiator(
+    addrs: Vec<SocketAddr>,
+    plan: LinkPlan,
+    ctx: NetCtx,
+    shown: impl FnOnce(DeviceId, PairingCode),
+) -> Result<Paired, String> {
+    let expect_id = plan
+        .expect
+        .as_deref()
+        .and_then(|e| e.parse::<DeviceId>().ok());
+    let mut last_error = "no address to try".to_owned();
+    let mut connected = None;
+    for addr in &addrs {
+        match connect(*addr, &ctx.identity, expect_id).await {
+            Ok(found) => {
+                connected = Some((*addr, found));
+                break;
+            }
+            Err(e) => last_error = format!("could not link through {addr}: {e}"),
+        }
+    }
+    let Some((addr, (mut conn, mut session))) = connected else {
+        return Err(last_error);
+    };
+    let peer = session.peer();
+    if peer == ctx.me() {
+        return Err(format!("{addr} is this device"));
+    }
+    if let Some(expect) = &plan.expect {
+        if !qsync_wire::names_device(expect, &peer) {
+            return Err(format!(
+                "the device at {addr} is {}, not the expected {expect}: nothing was sent",
+                qsync_wire::fingerprint(&peer)
+            ));
+        }
+    }
+    let code = PairingCode::random().map_err(|e| e.to_string())?;
+    shown(peer, code);
+    let task = plan.task;
+    let (asker, spake) = Asker::start(&code, &session, task);
+    let request = Message::LinkRequest {
+        name: ctx.name.clone(),
+        folder_name: plan.folder_name,
+        listen_port: ctx.port,
+        files: plan.files,
+        bytes: plan.bytes,
+        spake: Bytes::from(spake),
+    };
+    let frame = session.seal(task, &request).map_err(|e| e.to_string())?;
+    conn.send(frame).await.map_err(|e| e.to_string())?;
+    let mut answer = next_frame(&mut conn, ctx.pair_timeout)
+        .await
+        .map_err(|e| format!("no answer from {addr}: {e}"))?;
+    let (name, listen_port, spake_b, proof) =
+        match session.open(&mut answer).map_err(|e| e.to_string())? {
+            (
+                t,
+                Message::LinkAnswer {
+                    name,
+                    listen_port,
+                    spake,
+                    confirm,
+                },
+            ) if t == task => (name, listen_port, spake, confirm),
+            (_, Message::LinkRefused { reason }) => {
+                return Err(format!("the other device refused: {reason}"))
+            }
+            _ => return Err("unexpected answer from the other device".into()),
+        };
+    let proof_a = match asker.check(&spake_b, &proof) {
+        Ok(proof_a) => proof_a,
+        Err(e) => {
+            let refuse = Message::LinkRefused {
+                reason: "the code typed did not match the one shown".into(),
+            };
+            if let Ok(frame) = session.seal(task, &refuse) {
+                let _ = conn.send(frame).await;
+            }
+            return Err(e.to_string());
+        }
+    };
+    let frame = session
+        .seal(task, &Message::LinkConfirm { confirm: proof_a })
+        .map_err(|e| e.to_string())?;
+    conn.send(frame).await.map_err(|e| e.to_string())?;
+    let mut done = next_frame(&mut conn, LINK_FINISH_WAIT)
+        .await
+        .map_err(|e| format!("the other device did not finish the link: {e}"))?;
+    match session.open(&mut done).map_err(|e| e.to_string())? {
+        (t, Message::LinkDone) if t == task => Ok(Paired {
+            device: peer,
+            name,
+            addr: SocketAddr::new(addr.ip(), listen_port),
+        }),
+        (_, Message::LinkRefused { reason }) => Err(format!(
+            "the other device could not record the link: {reason}"
+        )),
+        _ => Err("unexpected message from the other device".into()),
+    }
+}
