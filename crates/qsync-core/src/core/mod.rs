@@ -32,6 +32,10 @@ mod work;
 /// then the watcher has reported the change, and the decision takes it into account).
 pub const RETRY_AFTER: Duration = Duration::from_secs(1);
 
+/// How many retry periods a folder's deletion that finds the folder not empty waits for
+/// the deletions of what is left in it, before the folder stays as a new version.
+pub const CHILDREN_WAITS: u8 = 5;
+
 /// At most this many records go in one [`Message::Records`].
 pub const RECORDS_PER_MESSAGE: usize = 256;
 
@@ -87,9 +91,9 @@ struct Item {
     /// A record received in the peer's sequence (settled when done), not a rival decided
     /// again.
     tracked: bool,
-    /// A deletion of a folder that was found not empty once already, and waited for the
-    /// deletions of what is left in it.
-    waited_for_children: bool,
+    /// How many times a deletion of a folder found it not empty and waited for the
+    /// deletions of what is left in it (at most [`CHILDREN_WAITS`]).
+    children_waits: u8,
 }
 
 #[derive(Debug, Clone)]
@@ -457,7 +461,7 @@ impl Core {
             step: Step::Ready,
             fetched: false,
             tracked: true,
-            waited_for_children: false,
+            children_waits: 0,
         });
         self.advance(&key, ledger)?;
         Ok(())

@@ -4,7 +4,7 @@
 
 use qsync_base::{Causality, DeviceId, RelPath, TaskId, VersionVector};
 
-use super::{Core, Item, Step, NEW_FOLDER_MODE, RETRY_AFTER};
+use super::{Core, Item, Step, CHILDREN_WAITS, NEW_FOLDER_MODE, RETRY_AFTER};
 use crate::io::{Effect, Message, PlaceOutcome, Placement};
 use crate::ledger::Ledger;
 use crate::rules::{decide, loser_copy_nth, Decision};
@@ -227,10 +227,11 @@ impl Core {
                 // records of their own and can come a moment later (from another device than
                 // the folder's deletion, say). Keeping the folder at once would make a new
                 // version of it that beats, as a conflict, a file a person then saved at its
-                // name, and leave an empty folder there. Wait once for them.
-                if !item.waited_for_children {
+                // name, and leave an empty folder there. Wait for them a few retry periods
+                // (a loaded machine may take more than one to deliver and place them).
+                if item.children_waits < CHILDREN_WAITS {
                     if let Some(head) = self.work.get_mut(&key).and_then(|q| q.front_mut()) {
-                        head.waited_for_children = true;
+                        head.children_waits += 1;
                     }
                     self.wait(&key);
                     return Ok(());
@@ -402,7 +403,7 @@ impl Core {
                         step: Step::Ready,
                         fetched: false,
                         tracked: false,
-                        waited_for_children: false,
+                        children_waits: 0,
                     });
                 }
             }
