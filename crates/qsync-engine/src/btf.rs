@@ -3,8 +3,8 @@
 //! its answer as a second line. The answer counts once its line is complete (ends with a
 //! newline), so a partial write is never taken for an answer.
 //!
-//! Every question is its own file with its own id (the time it was asked, then random
-//! digits), so questions wait side by side in the order they were asked, none replaces
+//! Every question is its own file with its own id (the time it was asked, a count, then
+//! random digits), so questions wait side by side in the order they were asked, none replaces
 //! another, and an answer reaches only the question it was written to: the one the person
 //! was shown. Nothing waits in a thread: the engine [`poll`](Asked::poll)s its questions.
 //!
@@ -54,6 +54,9 @@ pub struct Question {
     pub context: String,
 }
 
+/// Questions asked by this process, for their order.
+static ASKED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 fn one_line(text: &str) -> String {
     text.replace(['\n', '\r'], " ")
 }
@@ -78,8 +81,11 @@ impl Asked {
         // Random digits from a fresh 256-bit id: no two questions share an id.
         let random = qsync_base::TaskId::random();
         let r = random.as_bytes();
+        // The time, then this process's count (two questions in one millisecond keep
+        // their order), then the random digits.
+        let seq = ASKED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let id = format!(
-            "{millis:013}-{:08x}",
+            "{millis:013}-{seq:08}-{:08x}",
             u32::from_be_bytes([r[0], r[1], r[2], r[3]])
         );
         let path = dir.join(format!("{flag}.{id}.btf"));
