@@ -23,12 +23,7 @@ use qsync_wire::{fingerprint, DeviceId, Identity, Message, PairingCode, Session,
 const SETTLE: Duration = Duration::from_secs(30);
 
 fn device_of(node: &Node) -> DeviceId {
-    let status = node.cli(&["status"]);
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("device "))
-        .and_then(|id| id.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no device in {status}"))
+    node::device_at(&node.state).parse().unwrap()
 }
 
 /// Open a sealed frame from `stream`; `None` once the peer closed the connection.
@@ -582,11 +577,7 @@ fn a_forged_mdns_goodbye_leaves_the_session_up() {
         .to_owned();
     node::link_at(&states[0], &task, "127.0.0.1:17902", &states[1], &db);
     wait_same(&da, &db, SETTLE);
-    let b_id: DeviceId = node::cli_at(&states[1], &["status"])
-        .lines()
-        .find_map(|l| l.strip_prefix("device "))
-        .and_then(|id| id.parse().ok())
-        .unwrap();
+    let b_id: DeviceId = node::device_at(&states[1]).parse().unwrap();
     let connected = |state: &Path| node::cli_at(state, &["status"]).contains("connected 1");
     let deadline = Instant::now() + SETTLE;
     while !connected(&states[0]) {

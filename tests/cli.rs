@@ -225,11 +225,7 @@ fn a_device_linked_by_host_name_can_be_forgotten() {
     let task = a.add_task(&folder);
     let by_name = format!("localhost:{}", b.port);
     node::link_at(&a.state, &task, &by_name, &b.state, &base.path().join("B"));
-    let id_b = b
-        .cli(&["status"])
-        .lines()
-        .find_map(|l| l.strip_prefix("device ").map(str::to_owned))
-        .unwrap();
+    let id_b = node::device_at(&b.state);
     assert!(a.cli(&["devices"]).contains(&id_b));
     let out = a.cli(&["forget", &id_b]);
     assert!(

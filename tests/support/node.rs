@@ -153,6 +153,16 @@ pub fn cli_at(state: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// The device id of the daemon of `state`, as `qsync status` prints it.
+pub fn device_at(state: &Path) -> String {
+    let status = cli_at(state, &["status"]);
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("device "))
+        .map(|id| id.trim().to_owned())
+        .unwrap_or_else(|| panic!("no device in {status}"))
+}
+
 /// The questions the daemon of `state` waits on: (id, flag, context).
 pub fn questions(state: &Path) -> Vec<(String, String, String)> {
     cli_at(state, &["questions"])
