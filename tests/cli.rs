@@ -108,9 +108,30 @@ fn a_folder_inside_or_around_a_task_is_refused() {
         let err = node
             .try_cli(&["task", "add", folder.to_str().unwrap()])
             .unwrap_err();
-        assert!(err.contains("overlaps"), "{}: {err}", folder.display());
+        // The base folder also holds the daemon's state folder: refused for that first.
+        let refused = err.contains("overlaps") || err.contains("QSync's own folder");
+        assert!(refused, "{}: {err}", folder.display());
     }
     node.add_task(&b);
+}
+
+/// A task can never be `/`, hold the daemon's state folder (a peer could then overwrite
+/// its database) or be inside it (but for tout-en-un apps' data, under `apps/`).
+#[test]
+fn a_task_cannot_be_the_root_or_hold_the_state_folder() {
+    let base = tempfile::tempdir().unwrap();
+    let node = Node::start(base.path(), "own");
+    let inside = node.state.join("inside");
+    std::fs::create_dir_all(&inside).unwrap();
+    for (folder, why) in [
+        ("/".to_owned(), "whole file system"),
+        (base.path().display().to_string(), "QSync's own folder"),
+        (node.state.display().to_string(), "QSync's own folder"),
+        (inside.display().to_string(), "QSync's own folder"),
+    ] {
+        let err = node.try_cli(&["task", "add", &folder]).unwrap_err();
+        assert!(err.contains(why), "{folder}: {err}");
+    }
 }
 
 /// `--json` gives one JSON object per reply, and `qsync events` streams what happens:

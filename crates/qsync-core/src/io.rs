@@ -195,4 +195,7 @@ pub enum PlaceOutcome {
     NotEmpty,
     /// The staged content is gone: nothing was changed.
     NoContent,
+    /// The disk refused (full, no permission, a path that is not safe to use): nothing was
+    /// changed. Tried again later, waiting longer after each failure in a row.
+    Failed,
 }

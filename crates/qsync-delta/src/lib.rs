@@ -264,11 +264,23 @@ fn encode_files(
 /// hash, synced, then renamed over `out`. On any error `out` is untouched and no temporary
 /// file is left. `out` may be the same path as `old`.
 pub fn apply_file(patch: impl Read, old: &Path, out: &Path) -> Result<Header, DeltaError> {
+    let old_file = File::open(old).map_err(|e| DeltaError::io("open", old, e))?;
+    apply_open(patch, &old_file, old, out)
+}
+
+/// [`apply_file`] with the old file already open (`old_path` only names it in errors):
+/// for a caller that opened it carefully (without following a link, say) and must not
+/// have it opened again by name.
+pub fn apply_open(
+    patch: impl Read,
+    old_file: &File,
+    old_path: &Path,
+    out: &Path,
+) -> Result<Header, DeltaError> {
     let mut patch = BufReader::new(patch);
     let header = Header::read(&mut patch)?;
-    let old_file = File::open(old).map_err(|e| DeltaError::io("open", old, e))?;
-    let old_src = source::FileSource::new(&old_file, old)?;
-    header.check_source(old_src.len(), hash_file(&old_file, old)?)?;
+    let old_src = source::FileSource::new(old_file, old_path)?;
+    header.check_source(old_src.len(), hash_file(old_file, old_path)?)?;
 
     let dir = out
         .parent()

@@ -89,8 +89,7 @@ impl Asked {
             u32::from_be_bytes([r[0], r[1], r[2], r[3]])
         );
         let path = dir.join(format!("{flag}.{id}.btf"));
-        let temp = dir.join(format!(".{flag}.{id}.btf.tmp"));
-        fs::write(&temp, format!("{}\n", one_line(context)))?;
+        let temp = write_new(dir, &format!("{}\n", one_line(context)))?;
         fs::rename(&temp, &path)?;
         Ok(Asked {
             path,
@@ -103,7 +102,7 @@ impl Asked {
     /// The answer once given (the question is then removed), an error once the time is
     /// up or the question file is gone, `None` while it waits.
     pub fn poll(&self) -> Option<io::Result<String>> {
-        match fs::read_to_string(&self.path) {
+        match read_small(&self.path) {
             Ok(text) => {
                 let mut lines = text.split_inclusive('\n');
                 lines.next();
@@ -166,7 +165,7 @@ pub fn pending_questions(dir: &Path) -> io::Result<Vec<Question>> {
         let Some((flag, id)) = stem.split_once('.') else {
             continue;
         };
-        let text = fs::read_to_string(entry.path()).unwrap_or_default();
+        let text = read_small(&entry.path()).unwrap_or_default();
         let lines: Vec<&str> = text.split_inclusive('\n').collect();
         if lines.len() == 1 && lines[0].ends_with('\n') {
             out.push(Question {
@@ -189,9 +188,75 @@ pub fn answer(dir: &Path, id: &str, answer: &str) -> io::Result<()> {
             format!("no question {id} is waiting (see `qsync questions`)"),
         ));
     };
+    // The question with its answer goes to a new file, renamed over the question: the
+    // engine reads either the question or the whole answer, never half of it, and nothing
+    // is written through a link planted at the question's name.
     let path = dir.join(format!("{}.{}.btf", question.flag, question.id));
-    let mut f = fs::OpenOptions::new().append(true).open(path)?;
-    f.write_all(format!("{}\n", one_line(answer)).as_bytes())
+    let text = format!("{}\n{}\n", question.context, one_line(answer));
+    let temp = write_new(dir, &text)?;
+    fs::rename(&temp, &path).inspect_err(|_| {
+        let _ = fs::remove_file(&temp);
+    })
+}
+
+/// The most of a question file read (a question is one line; an answer one more).
+const MAX_QUESTION_FILE: u64 = 64 * 1024;
+
+/// The text of the question file at `path`: a regular file opened without following a
+/// link or blocking (a FIFO or `/dev/zero` planted there is refused), at most
+/// [`MAX_QUESTION_FILE`] bytes.
+fn read_small(path: &Path) -> io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} is not a regular file", path.display()),
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_QUESTION_FILE).read_to_end(&mut bytes)?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// A new file in `dir` holding `text`, under a random temporary name, created
+/// `O_CREAT | O_EXCL | O_NOFOLLOW` with mode 0600 (never an existing file, never through
+/// a link); returns its path, to rename into place.
+fn write_new(dir: &Path, text: &str) -> io::Result<PathBuf> {
+    use std::os::unix::fs::OpenOptionsExt;
+    loop {
+        let r = qsync_base::TaskId::random();
+        let r = r.as_bytes();
+        let name = format!(
+            ".q-{:016x}.btf.tmp",
+            u64::from_be_bytes([r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]])
+        );
+        let temp = dir.join(name);
+        let opened = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(&temp);
+        match opened {
+            Ok(mut file) => {
+                let written = file
+                    .write_all(text.as_bytes())
+                    .and_then(|()| file.sync_all());
+                if let Err(e) = written {
+                    let _ = fs::remove_file(&temp);
+                    return Err(e);
+                }
+                return Ok(temp);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// The front end's loop: answer every question with `callback(question)` until

@@ -197,6 +197,10 @@ pub struct Status {
     /// Paths not synced because QSync cannot carry their names (not UTF-8, or holding a
     /// backslash), as found when the tasks were mapped; each is in the daemon's log.
     pub unsupported: usize,
+    /// Lines of the tasks' `.qsyncignore` files that are skipped (broken patterns, not
+    /// UTF-8), each as `TASK: what`.
+    #[serde(default)]
+    pub ignore_problems: Vec<String>,
 }
 
 /// Something that happened, for [`Command::Events`].
@@ -363,7 +367,7 @@ impl fmt::Display for TaskInfo {
             "task {} {} {} devices={}",
             self.task,
             word(&self.name),
-            self.root.display(),
+            printable(&self.root.display().to_string()),
             self.devices
         )
     }
@@ -383,7 +387,8 @@ impl fmt::Display for DaemonEvent {
             DaemonEvent::Conflict { task, kept_as } => {
                 write!(
                     f,
-                    "conflict: the other version is kept as {kept_as} (task {task})"
+                    "conflict: the other version is kept as {} (task {task})",
+                    printable(kept_as.as_str())
                 )
             }
             DaemonEvent::Delivered { device } => write!(f, "delivered an update to {device}"),
@@ -402,8 +407,13 @@ impl fmt::Display for Reply {
                 s.device, qsync_wire::fingerprint(&s.device), s.tasks, s.connected, s.updates, s.pending, s.deltas, s.sent, s.received, s.wire_sent, s.wire_received,
                 s.unsupported,
                 if s.unsupported > 0 { " (names QSync cannot carry are not synced; the daemon's log lists them)" } else { "" }
-            ),
-            Reply::TaskAdded(t) => write!(f, "task {} {} {}", t.task, word(&t.name), t.root.display()),
+            )
+            .and_then(|()| {
+                s.ignore_problems
+                    .iter()
+                    .try_for_each(|p| write!(f, "\nignore_problem {}", printable(p)))
+            }),
+            Reply::TaskAdded(t) => write!(f, "task {} {} {}", t.task, word(&t.name), printable(&t.root.display().to_string())),
             Reply::TaskRemoved { task } => write!(f, "removed task {task} (its folder is untouched)"),
             Reply::Tasks { tasks } => {
                 let lines: Vec<String> = tasks.iter().map(ToString::to_string).collect();
@@ -445,7 +455,7 @@ impl fmt::Display for Reply {
                 printable(&app.name),
                 printable(&app.kind),
                 app.task.map_or_else(|| "-".to_owned(), |t| t.to_string()),
-                app.data_folder.display()
+                printable(&app.data_folder.display().to_string())
             ),
             Reply::Apps { apps } => {
                 let lines: Vec<String> = apps.iter().map(|a| Reply::App(a.clone()).to_string()).collect();

@@ -10,20 +10,22 @@
 //! named by the hash of what was actually read, so a stored blob is always what its name
 //! says. Each batch is made durable with one `syncfs`, then named.
 
-use std::fs;
 use std::path::PathBuf;
 use std::sync::mpsc::{channel, Sender};
 
-use qsync_base::ContentHash;
+use qsync_base::{ContentHash, RelPath};
 use qsync_store::Blobs;
 
+use crate::driver::root::TaskRoot;
 use crate::fsops::sync_file_systems;
 
 /// A received file whose blob is still to be kept.
 #[derive(Debug, Clone)]
 pub(crate) struct Owed {
-    /// Where the file is.
-    pub(crate) file: PathBuf,
+    /// The task folder it is in...
+    pub(crate) root: PathBuf,
+    /// ...and its path there (read through [`TaskRoot`]: never through a link).
+    pub(crate) path: RelPath,
     /// What it held when it was received.
     pub(crate) hash: ContentHash,
 }
@@ -72,14 +74,14 @@ fn keep(blobs: &Blobs, owed: &[Owed]) {
         if blobs.contains(&o.hash) {
             continue;
         }
-        let Ok(file) = fs::File::open(&o.file) else {
+        let Ok(file) = TaskRoot::open(&o.root).and_then(|r| r.open_file(&o.path)) else {
             continue;
         };
         match blobs.stage(file) {
             Ok((hash, Some(blob))) if hash == o.hash => staged.push(blob),
             Ok(_) => {}
             Err(e) => {
-                tracing::debug!(error = %e, file = %o.file.display(), "could not keep a blob")
+                tracing::debug!(error = %e, path = %o.path, "could not keep a blob")
             }
         }
     }

@@ -34,9 +34,13 @@ pub enum EngineError {
     /// Discovery.
     #[error(transparent)]
     Discovery(#[from] qsync_discovery::DiscoveryError),
-    /// A path a peer sent is unsafe here.
+    /// A path of a task could not be used (unsafe, or the file system refused).
     #[error(transparent)]
-    Path(#[from] fsops::PathError),
+    Root(#[from] driver::root::RootError),
+    /// A named limit was reached (the update is refused or asked for again later; the
+    /// daemon serves everything else).
+    #[error("limit reached: {0}")]
+    Limit(String),
     /// A file operation.
     #[error("could not {op} {}: {source}", path.display())]
     Io {

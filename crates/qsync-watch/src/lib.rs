@@ -36,7 +36,9 @@ mod scan;
 mod watcher;
 
 pub use index::{Index, LocalEvent};
-pub use scan::{is_own_temp_file, scan, scan_reporting, stat_entry, Filter, Scan, IGNORE_FILE};
+pub use scan::{
+    is_own_temp_file, reusable_hash, scan, scan_reporting, stat_entry, Filter, Scan, IGNORE_FILE,
+};
 pub use watcher::{observe, TaskWatcher, WatchBatch};
 
 use std::path::PathBuf;

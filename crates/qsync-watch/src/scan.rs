@@ -28,28 +28,88 @@ pub const IGNORE_FILE: &str = ".qsyncignore";
 #[derive(Debug, Clone)]
 pub struct Filter {
     ignore: Arc<Gitignore>,
+    problems: Arc<Vec<String>>,
 }
 
+/// The largest `.qsyncignore` read; the rest of a longer one is left out (and reported).
+pub const MAX_IGNORE_FILE: u64 = 1024 * 1024;
+
 impl Filter {
-    /// The filter for `root`, reading `root/.qsyncignore` if it exists.
+    /// The filter for `root`, reading `root/.qsyncignore` if it exists. The file may come
+    /// from another device: a line that is not a valid pattern (or not UTF-8) is skipped
+    /// and reported ([`Filter::problems`], logged), and the other lines still apply; a
+    /// `.qsyncignore` that is not a regular file (a link, a FIFO) is not read at all.
+    /// Never fails over the file's content.
     pub fn for_root(root: &Path) -> Result<Self, WatchError> {
         let mut builder = GitignoreBuilder::new(root);
         let file = root.join(IGNORE_FILE);
-        if file.is_file() {
-            if let Some(e) = builder.add(&file) {
-                return Err(WatchError::Ignore {
-                    path: file,
-                    message: e.to_string(),
-                });
+        let mut problems = Vec::new();
+        let text = match open_regular(&file) {
+            Ok(Some(f)) => {
+                use std::io::Read;
+                let mut bytes = Vec::new();
+                if let Err(e) = f.take(MAX_IGNORE_FILE + 1).read_to_end(&mut bytes) {
+                    problems.push(format!("could not be read: {e}"));
+                }
+                if bytes.len() as u64 > MAX_IGNORE_FILE {
+                    bytes.truncate(MAX_IGNORE_FILE as usize);
+                    problems.push(format!(
+                        "is longer than {MAX_IGNORE_FILE} bytes; the rest is not read"
+                    ));
+                }
+                bytes
+            }
+            Ok(None) => {
+                if fs::symlink_metadata(&file).is_ok() {
+                    problems.push("is not a regular file; it is not read".into());
+                }
+                Vec::new()
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => {
+                problems.push(format!("could not be read: {e}"));
+                Vec::new()
+            }
+        };
+        for (n, line) in text.split(|b| *b == b'\n').enumerate() {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let Ok(line) = std::str::from_utf8(line) else {
+                problems.push(format!("line {}: not UTF-8; skipped", n + 1));
+                continue;
+            };
+            if let Err(e) = builder.add_line(Some(file.clone()), line) {
+                problems.push(format!("line {}: {e}; skipped", n + 1));
             }
         }
-        let ignore = builder.build().map_err(|e| WatchError::Ignore {
-            path: file,
-            message: e.to_string(),
-        })?;
+        let ignore = match builder.build() {
+            Ok(ignore) => ignore,
+            Err(e) => {
+                problems.push(format!("{e}; no pattern applies"));
+                Gitignore::empty()
+            }
+        };
+        // Logged once per file and problem (the filter is built again for each batch).
+        static LOGGED: Mutex<Vec<(PathBuf, String)>> = Mutex::new(Vec::new());
+        if let Ok(mut logged) = LOGGED.lock() {
+            for problem in &problems {
+                let key = (file.clone(), problem.clone());
+                if !logged.contains(&key) {
+                    tracing::warn!(file = %file.display(), "{IGNORE_FILE} {problem}");
+                    if logged.len() < 1024 {
+                        logged.push(key);
+                    }
+                }
+            }
+        }
         Ok(Self {
             ignore: Arc::new(ignore),
+            problems: Arc::new(problems),
         })
+    }
+
+    /// What was wrong with the `.qsyncignore` (lines skipped), for `qsync status`.
+    pub fn problems(&self) -> &[String] {
+        &self.problems
     }
 
     /// Whether the path (relative to the root) is synced.
@@ -73,6 +133,49 @@ fn mtime_ns(meta: &Metadata) -> i64 {
 
 /// How long after its last status change a file's hash may be reused (see `entry_from`).
 const RACY_NS: i64 = 2_000_000_000;
+
+/// The hash of `previous` if it may stand for a regular file now of `size` bytes, last
+/// modified at `mtime_ns` and last changed status at `ctime_ns` (nanoseconds since the
+/// epoch). Only when size and time match and the status has not changed lately: time
+/// stamps are coarse (a few ms), so two versions of one size written in one tick look
+/// alike, and QSync itself gives received files their sender's time. A file changed
+/// (written, renamed over, given a time) in the last moments is hashed again.
+pub fn reusable_hash(
+    previous: Option<&FileEntry>,
+    size: u64,
+    mtime_ns: i64,
+    ctime_ns: i64,
+) -> Option<ContentHash> {
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(i64::MAX, |d| {
+            i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+        });
+    let settled = ctime_ns < now_ns.saturating_sub(RACY_NS);
+    previous
+        .filter(|p| {
+            settled && p.kind == EntryKind::File && p.size == size && p.mtime_ns == mtime_ns
+        })
+        .and_then(|p| p.hash)
+}
+
+/// The regular file at `local`, opened without following a link and without blocking (a
+/// FIFO swapped in does not hang the scan); `None` if it is not a regular file.
+fn open_regular(local: &Path) -> std::io::Result<Option<fs::File>> {
+    use rustix::fs::OFlags;
+    use std::os::unix::fs::OpenOptionsExt;
+    let opened = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((OFlags::NOFOLLOW | OFlags::NONBLOCK).bits() as i32)
+        .open(local);
+    match opened {
+        Ok(file) if file.metadata()?.is_file() => Ok(Some(file)),
+        Ok(_) => Ok(None),
+        // ELOOP: a link now stands there.
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
 
 /// The entry for one path, or `None` if it does not exist (or is not a file, folder or
 /// symlink). The hash of `previous` is reused when size and mtime match and the file has
@@ -109,30 +212,13 @@ fn entry_from(
         return Ok(None); // sockets, fifos, devices: not synced
     };
     let mtime_ns = mtime_ns(meta);
-    // The hash is reused only for a file whose size and time match and whose status has
-    // not changed lately: time stamps are coarse (a few ms), so two versions of one size
-    // written in one tick look alike, and QSync itself gives received files their
-    // sender's time. A file changed (written, renamed over, given a time) in the last
-    // moments is hashed again.
-    let settled = {
-        use std::os::unix::fs::MetadataExt;
-        let ctime_ns = meta.ctime().saturating_mul(1_000_000_000) + meta.ctime_nsec();
-        let now_ns = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(i64::MAX, |d| {
-                i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
-            });
-        ctime_ns < now_ns.saturating_sub(RACY_NS)
+    use std::os::unix::fs::MetadataExt;
+    let ctime_ns = meta.ctime().saturating_mul(1_000_000_000) + meta.ctime_nsec();
+    let cached = if kind == EntryKind::File {
+        reusable_hash(previous, size, mtime_ns, ctime_ns)
+    } else {
+        None
     };
-    let cached = previous
-        .filter(|p| {
-            kind == EntryKind::File
-                && settled
-                && p.kind == kind
-                && p.size == size
-                && p.mtime_ns == mtime_ns
-        })
-        .and_then(|p| p.hash);
     let hash = match (kind, cached) {
         (EntryKind::Folder, _) => None,
         (_, Some(hash)) => Some(hash),
@@ -141,10 +227,13 @@ fn entry_from(
                 fs::read_link(&local).map_err(|e| WatchError::io("read the link", &local, e))?;
             Some(ContentHash::of(target.as_os_str().as_encoded_bytes()))
         }
-        (EntryKind::File, None) => match fs::File::open(&local) {
-            Ok(file) => {
+        (EntryKind::File, None) => match open_regular(&local) {
+            Ok(Some(file)) => {
                 Some(ContentHash::of_reader(file).map_err(|e| WatchError::io("read", &local, e))?)
             }
+            // Replaced meanwhile by something that is not a file (a link to `/dev/zero`,
+            // a FIFO): the next event about it says what it is now.
+            Ok(None) => return Ok(None),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(WatchError::io("open", &local, e)),
         },

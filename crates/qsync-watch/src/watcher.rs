@@ -270,7 +270,10 @@ pub fn observe(
         }
         WatchBatch::Changes { touched, renames } => (touched, renames),
     };
-    let previous = index.to_map();
+    // The index as a map, for walking folders: made only when a batch names a folder (a
+    // copy of every entry: making it for each single-file batch made a burst of new files
+    // cost time in proportion to the folder's size for each of them).
+    let mut previous: Option<std::collections::HashMap<RelPath, qsync_base::FileEntry>> = None;
     let mut observed = Vec::with_capacity(touched.len());
     for path in touched {
         let state = stat_entry(root, path, index.get(path))?;
@@ -282,7 +285,8 @@ pub fn observe(
             // its watch was set up, and one removed and made again within a batch may hold
             // other paths than the index knows (their own events can be lost with the old
             // watch).
-            let found = walk(root, &path.to_local(root), &filter, &previous)?;
+            let previous = previous.get_or_insert_with(|| index.to_map());
+            let found = walk(root, &path.to_local(root), &filter, previous)?;
             let present: BTreeSet<RelPath> = found.iter().map(|e| e.path.clone()).collect();
             for entry in found {
                 if !touched.contains(&entry.path) {

@@ -32,6 +32,12 @@ mod work;
 /// then the watcher has reported the change, and the decision takes it into account).
 pub const RETRY_AFTER: Duration = Duration::from_secs(1);
 
+/// The longest wait before a record whose content could not be fetched, or whose
+/// placement the disk refused, is tried again: the wait starts at [`RETRY_AFTER`] and
+/// doubles with each failure in a row up to this (a full disk is retried every 16 s until
+/// space is freed, without anybody restarting anything).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(16);
+
 /// How many retry periods a folder's deletion that finds the folder not empty waits for
 /// the deletions of what is left in it, before the folder stays as a new version.
 pub const CHILDREN_WAITS: u8 = 5;
@@ -42,6 +48,10 @@ pub const RECORDS_PER_MESSAGE: usize = 256;
 /// The largest sequence number, size or counter a peer may name: what a signed 64-bit
 /// database column holds. A record beyond it is ignored (no honest device gets there).
 pub const MAX_NUMBER: u64 = i64::MAX as u64;
+
+/// The longest symlink target a record may carry (Linux's `PATH_MAX`): a record with a
+/// longer one is ignored, as no honest device can have such a link.
+pub const MAX_LINK_TARGET: usize = 4096;
 
 /// The permission bits of a folder QSync creates to hold a received path.
 const NEW_FOLDER_MODE: u32 = 0o755;
@@ -94,6 +104,8 @@ struct Item {
     /// How many times a deletion of a folder found it not empty and waited for the
     /// deletions of what is left in it (at most [`CHILDREN_WAITS`]).
     children_waits: u8,
+    /// Failures in a row to fetch its content or to place it (the retry waits double).
+    failures: u8,
 }
 
 #[derive(Debug, Clone)]
@@ -197,11 +209,12 @@ impl Core {
                             item.step = Step::Ready;
                             self.advance(&key, ledger)?;
                         } else {
-                            // The peer does not have that content now. Usually it changed
-                            // there and a newer record follows (and replaces this one in the
-                            // queue), but it may be back in a moment (renamed away and
-                            // back): ask again later rather than drop a version.
-                            self.wait(&key);
+                            // The peer does not have that content now (usually it changed
+                            // there and a newer record follows, and replaces this one in the
+                            // queue), or it could not be received here (no space, a limit):
+                            // ask again later, waiting longer each time, rather than drop a
+                            // version.
+                            self.back_off(&key);
                         }
                     }
                 }
@@ -428,8 +441,12 @@ impl Core {
             State::File { size, .. } => size,
             _ => 0,
         };
+        let link_fits = match &record.state {
+            State::Symlink { target } => target.len() <= MAX_LINK_TARGET,
+            _ => true,
+        };
         let counters_fit = record.version.iter().all(|(_, c)| c <= MAX_NUMBER);
-        if record.seq > MAX_NUMBER || size > MAX_NUMBER || !counters_fit {
+        if record.seq > MAX_NUMBER || size > MAX_NUMBER || !counters_fit || !link_fits {
             return Ok(()); // not something an honest device sends
         }
         inbound.highest = record.seq;
@@ -462,6 +479,7 @@ impl Core {
             fetched: false,
             tracked: true,
             children_waits: 0,
+            failures: 0,
         });
         self.advance(&key, ledger)?;
         Ok(())

@@ -4,7 +4,7 @@
 
 use qsync_base::{Causality, DeviceId, RelPath, TaskId, VersionVector};
 
-use super::{Core, Item, Step, CHILDREN_WAITS, NEW_FOLDER_MODE, RETRY_AFTER};
+use super::{Core, Item, Step, CHILDREN_WAITS, MAX_RETRY_AFTER, NEW_FOLDER_MODE, RETRY_AFTER};
 use crate::io::{Effect, Message, PlaceOutcome, Placement};
 use crate::ledger::Ledger;
 use crate::rules::{decide, loser_copy_nth, Decision};
@@ -159,6 +159,20 @@ impl Core {
         }
     }
 
+    /// Decide the head of `key` again later, after a failure: [`RETRY_AFTER`] doubled for
+    /// each failure in a row before, at most [`MAX_RETRY_AFTER`].
+    pub(super) fn back_off(&mut self, key: &(TaskId, RelPath)) {
+        let Some(now) = self.now else { return };
+        let Some(head) = self.work.get_mut(key).and_then(|q| q.front_mut()) else {
+            return;
+        };
+        let delay = RETRY_AFTER
+            .saturating_mul(1 << head.failures.min(8))
+            .min(MAX_RETRY_AFTER);
+        head.failures = head.failures.saturating_add(1);
+        self.set_step(key, Step::Waiting(now + delay));
+    }
+
     /// The folders to create before `path` can be placed, outermost first; `None` if one
     /// of its parents is a file or a link here.
     pub(super) fn missing_parents<L: Ledger>(
@@ -204,6 +218,7 @@ impl Core {
                 self.advance(&key, ledger)?;
             }
             PlaceOutcome::Diverged => self.wait(&key),
+            PlaceOutcome::Failed => self.back_off(&key),
             PlaceOutcome::NoContent => {
                 if let Some(head) = self.work.get_mut(&key).and_then(|q| q.front_mut()) {
                     head.fetched = false;
@@ -404,6 +419,7 @@ impl Core {
                         fetched: false,
                         tracked: false,
                         children_waits: 0,
+                        failures: 0,
                     });
                 }
             }

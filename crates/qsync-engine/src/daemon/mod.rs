@@ -20,7 +20,7 @@ use qsync_wire::Message;
 use tokio::sync::oneshot;
 
 use crate::control::{AppInfo, Command, DaemonEvent, DeviceInfo, Reply, Status, TaskInfo};
-use crate::fsops::remove_stale_parts;
+use crate::driver::root::TaskRoot;
 use crate::keeper::{Keeper, Owed};
 use crate::net::{self, Linked, NetCtx, NetEvent, Outbound, Outgoing};
 use crate::{btf, EngineError};
@@ -275,7 +275,12 @@ impl Engine {
     fn start_task(&mut self, task: TaskId, root: PathBuf) -> Result<(), EngineError> {
         fs::create_dir_all(&root).map_err(|e| EngineError::io("create", &root, e))?;
         // Transfers cut short by a crash leave only temporary files: remove them.
-        remove_stale_parts(&root);
+        let stale = crate::driver::root::TaskRoot::open(&root)
+            .map(|r| r.remove_stale(crate::driver::place::PART_PREFIX))
+            .unwrap_or(0);
+        if stale > 0 {
+            tracing::info!(%task, count = stale, "removed unfinished transfers");
+        }
         let known: Vec<FileEntry> = self.core_known(task)?;
         let mut index = Index::new(known);
         // Paths `.qsyncignore` excludes now (a pattern added while the daemon was stopped)
@@ -625,8 +630,11 @@ impl Engine {
         match entry.kind {
             EntryKind::Folder => Ok(None),
             EntryKind::File => {
-                let local = entry.path.to_local(root);
-                match self.store.blobs().put_file(&local) {
+                let opened = TaskRoot::open(root).and_then(|r| r.open_file(&entry.path));
+                match opened
+                    .map_err(EngineError::from)
+                    .and_then(|file| Ok(self.store.blobs().put(file)?))
+                {
                     Ok(hash) => Ok(Some(hash)),
                     Err(e) => {
                         tracing::debug!(error = %e, "file vanished before it could be kept");
@@ -635,13 +643,8 @@ impl Engine {
                 }
             }
             EntryKind::Symlink => {
-                let target = fs::read_link(entry.path.to_local(root))
-                    .map_err(|e| EngineError::io("read the link", &entry.path.to_local(root), e))?;
-                Ok(Some(
-                    self.store
-                        .blobs()
-                        .put(target.as_os_str().as_encoded_bytes())?,
-                ))
+                let target = TaskRoot::open(root)?.read_link(&entry.path)?;
+                Ok(Some(self.store.blobs().put(target.as_bytes())?))
             }
         }
     }
@@ -708,10 +711,10 @@ impl Engine {
 
     /// Keep the content of a received file as a blob later, when the daemon is quiet
     /// (see [`crate::keeper`]).
-    fn owe_blob(&mut self, file: PathBuf, hash: Option<ContentHash>) {
+    fn owe_blob(&mut self, root: PathBuf, path: RelPath, hash: Option<ContentHash>) {
         let Some(hash) = hash else { return };
         if !self.store.blobs().contains(&hash) {
-            self.owed.push(Owed { file, hash });
+            self.owed.push(Owed { root, path, hash });
         }
         if self.owed.len() >= MAX_OWED {
             self.keeper.keep(std::mem::take(&mut self.owed));

@@ -25,7 +25,7 @@ use qsync_core::{Core, Effect, Input, Ledger, PlaceOutcome, State};
 
 use super::*;
 use crate::driver::place::{self, Batch, Staging};
-use crate::driver::transfer::{self, Incoming, IncomingPatch};
+use crate::driver::transfer::{self, Budget, Incoming, IncomingPatch};
 
 /// What the driver keeps beside the core.
 pub(super) struct CoreSync {
@@ -51,12 +51,22 @@ pub(super) struct CoreSync {
     batch_since: Instant,
     /// Facts are queued, not handled yet (see [`Engine::core_defer`]).
     deferred: bool,
+    /// Content transfers with an open file here, per device (at most
+    /// [`transfer::MAX_OPEN_INCOMING`] each).
+    open_incoming: HashMap<DeviceId, Budget>,
+    /// Bytes of patches held in memory, all devices together (at most
+    /// [`transfer::MAX_PATCH_MEMORY`]).
+    patch_memory: Budget,
 }
 
 /// A placement that fails (rather than finding the disk changed) means the watcher missed
 /// something (inotify drops events when folders come and go fast): the task's folder is
 /// scanned whole and what differs is reported, at most this often.
 const RESCAN_EVERY: Duration = Duration::from_secs(5);
+
+/// A transfer under way that gets no chunk for this long is dropped (see
+/// [`Engine::core_drop_stalled`]).
+const TRANSFER_IDLE: Duration = Duration::from_secs(30);
 
 /// Queued inputs handled in one SQLite transaction (their orders wait for its commit).
 const INPUTS_PER_TRANSACTION: usize = 256;
@@ -68,6 +78,8 @@ pub(super) const MAX_BATCH_WAIT: Duration = Duration::from_millis(250);
 
 struct Fetch {
     size: u64,
+    /// When its last chunk came (or when it was asked for).
+    last: Instant,
     /// The content this device has at the path (a patch from it may come instead).
     base: Option<ContentHash>,
     incoming: Option<Incoming>,
@@ -119,6 +131,8 @@ impl CoreSync {
             batch: Batch::default(),
             batch_since: Instant::now(),
             deferred: false,
+            open_incoming: HashMap::new(),
+            patch_memory: Budget::default(),
         })
     }
 
@@ -146,6 +160,7 @@ impl Engine {
     /// Let time pass for the core (placements waiting for a retry), and scan every folder
     /// whole when it is time to.
     pub(super) fn core_tick(&mut self) {
+        self.core_drop_stalled();
         let every = self.config.rescan_every;
         if !every.is_zero() && self.sync.last_full_scan.elapsed() >= every {
             self.sync.last_full_scan = Instant::now();
@@ -157,6 +172,26 @@ impl Engine {
             .is_some_and(|t| t <= Instant::now());
         if due {
             self.core_run(Some(Instant::now()));
+        }
+    }
+
+    /// Transfers begun (a file open here, or a patch in memory) that got no chunk for
+    /// [`TRANSFER_IDLE`] are dropped, giving back their share of the limits: an honest
+    /// peer streams a file it began without pause, so this is a peer that stopped (or
+    /// never meant to finish). The core asks again later.
+    fn core_drop_stalled(&mut self) {
+        let stalled: Vec<_> = self
+            .sync
+            .fetches
+            .iter()
+            .filter(|(_, f)| {
+                (f.incoming.is_some() || f.patch.is_some()) && f.last.elapsed() >= TRANSFER_IDLE
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in stalled {
+            tracing::warn!(device = %key.0, path = %key.2, "a transfer stalled; it is asked for again later");
+            self.fetch_done(key, Ok(false));
         }
     }
 
@@ -249,10 +284,26 @@ impl Engine {
                         sync.inputs.push_back(fetched);
                         return;
                     }
+                    if let Err(why) = self.room_for(*task, *size) {
+                        // Asked again later (the core waits longer each time): once space
+                        // is freed, the transfer goes ahead without a restart.
+                        tracing::warn!(%task, %path, size, "not receiving a file for now: {why}");
+                        let fetched = Input::Fetched {
+                            task: *task,
+                            path: path.clone(),
+                            hash: *hash,
+                            from: to,
+                            ok: false,
+                        };
+                        self.sync.inputs.push_back(fetched);
+                        return;
+                    }
+                    let sync = &mut self.sync;
                     let key = (to, *task, path.clone(), *hash);
                     let fetch = Fetch {
                         size: *size,
                         base: *base,
+                        last: Instant::now(),
                         incoming: None,
                         patch: None,
                     };
@@ -361,11 +412,12 @@ impl Engine {
     ) {
         let mut rescan = false;
         let outcome = outcome.unwrap_or_else(|e| {
-            // Tried again shortly, decided anew against what the disk holds (looked at
-            // again whole: the failure may come from a change the watcher missed).
-            tracing::warn!(task = %placement.task, path = %placement.path, error = %e, "could not place a received change");
+            // Tried again later (waiting longer after each failure in a row: a full disk),
+            // decided anew against what the disk holds (looked at again whole: the failure
+            // may come from a change the watcher missed).
+            tracing::warn!(task = %placement.task, path = %placement.path, error = %e, "could not place a received change; it is tried again later");
             rescan = true;
-            PlaceOutcome::Diverged
+            PlaceOutcome::Failed
         });
         if rescan {
             self.core_rescan(placement.task);
@@ -388,8 +440,8 @@ impl Engine {
                 self.sync.staging.remove(hash);
                 // Kept as the base of the patches of its next versions.
                 if let Some(state) = self.tasks.get(&placement.task) {
-                    let file = placement.path.to_local(&state.root);
-                    self.owe_blob(file, Some(*hash));
+                    let root = state.root.clone();
+                    self.owe_blob(root, placement.path.clone(), Some(*hash));
                 }
             }
             self.received += 1;
@@ -449,6 +501,7 @@ impl Engine {
                 let Some(fetch) = sync.fetches.get_mut(&key) else {
                     return; // not asked for (or given up): dropped
                 };
+                fetch.last = Instant::now();
                 if fetch.incoming.is_none() && (offset != 0 || (last && fetch.size != 0)) {
                     // The rest of an answer to an earlier request of the same content (the
                     // transfer is asked again): the new answer starts at 0.
@@ -457,13 +510,19 @@ impl Engine {
                 let outcome = if last {
                     let incoming = match fetch.incoming.take() {
                         Some(incoming) => Ok(incoming),
-                        None => Incoming::start(&sync.staging, hash, fetch.size),
+                        None => {
+                            let slots = sync.open_incoming.entry(device).or_default();
+                            Incoming::start(&sync.staging, hash, fetch.size, slots)
+                        }
                     };
                     Some(incoming.and_then(|i| i.finish(&sync.staging)))
                 } else {
                     let incoming = match fetch.incoming.take() {
                         Some(incoming) => Ok(incoming),
-                        None => Incoming::start(&sync.staging, hash, fetch.size),
+                        None => {
+                            let slots = sync.open_incoming.entry(device).or_default();
+                            Incoming::start(&sync.staging, hash, fetch.size, slots)
+                        }
                     };
                     match incoming.and_then(|mut i| i.accept(offset, &data).map(|()| i)) {
                         Ok(incoming) => {
@@ -493,18 +552,19 @@ impl Engine {
                 if fetch.base != Some(base) || fetch.incoming.is_some() {
                     return; // not the base it has, or whole content already coming
                 }
+                fetch.last = Instant::now();
                 if fetch.patch.is_none() && offset != 0 {
                     return; // the rest of an answer to an earlier request
                 }
+                let memory = &sync.patch_memory;
                 let mut patch = fetch
                     .patch
                     .take()
-                    .unwrap_or_else(|| IncomingPatch::start(base, hash, fetch.size));
+                    .unwrap_or_else(|| IncomingPatch::start(base, hash, fetch.size, memory));
                 let outcome = if last {
                     let root = self.tasks.get(&task).map(|t| t.root.clone());
-                    let old = root.and_then(|r| crate::fsops::safe_target(&r, &key.2).ok());
-                    Some(match old {
-                        Some(old) => patch.finish(&old, &sync.staging),
+                    Some(match root {
+                        Some(root) => patch.finish(&root, &key.2, &sync.staging),
                         None => Ok(false),
                     })
                 } else {
@@ -720,6 +780,18 @@ impl Engine {
         if missed > 0 {
             tracing::warn!(%task, changes = missed, "the watcher had missed changes; a scan found them");
         }
+    }
+
+    /// Whether `size` bytes of new content for `task` fit: in staging, and in the task's
+    /// folder when it is on another file system (the content is copied there), each with
+    /// [`transfer::FREE_SPACE_MARGIN`] to spare.
+    fn room_for(&self, task: TaskId, size: u64) -> Result<(), String> {
+        let staging = self.sync.staging.dir();
+        let mut places = vec![staging.to_owned()];
+        if let Some(state) = self.tasks.get(&task) {
+            places.push(state.root.clone());
+        }
+        transfer::room_for(&places, size)
     }
 
     /// How many of this device's records `device` (or every linked device) still lacks.

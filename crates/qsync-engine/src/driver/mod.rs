@@ -8,10 +8,13 @@
 //! - [`transfer`]: content for the core's fetches, served in chunks and vouched for only if
 //!   it still hashes to what was asked, received in order within its size and staged once
 //!   checked.
+//! - [`root`]: the one way into a task folder for work done for a peer: beneath the
+//!   root, never through a symlink, content only from regular files.
 //! - [`observed`]: the watcher's clean events as the core's [`qsync_core::Input::Observed`]
 //!   facts (the same translation the simulator in `qsync-core/tests/sim` uses).
 
 pub mod place;
+pub mod root;
 pub mod transfer;
 
 use std::path::Path;
@@ -32,9 +35,10 @@ pub fn observed(
     events: Vec<LocalEvent>,
 ) -> Result<Vec<Input>, EngineError> {
     let mut inputs = Vec::new();
+    let root = root::TaskRoot::open(root)?;
     let at = |path: RelPath| -> Result<Input, EngineError> {
         let (state, mtime_ns) = match index.get(&path) {
-            Some(entry) => (place::state_of(root, entry)?, entry.mtime_ns),
+            Some(entry) => (place::state_of(&root, entry)?, entry.mtime_ns),
             None => (State::Deleted, 0),
         };
         Ok(Input::Observed {

@@ -6,21 +6,20 @@
 //! and a file's new content goes to a temporary name beside the target, is made durable,
 //! then renamed over the old one. Placements are made durable in batches ([`Batch`]): one
 //! `syncfs` for the content of many files and one for their names, instead of two fsyncs
-//! per file. Nothing is ever written through a symlinked folder.
+//! per file. Every path is reached through [`super::root`]: never through a symlink.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::io;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
 use qsync_base::{ContentHash, EntryKind, FileEntry, RelPath, TaskId, MODE_BITS};
 use qsync_core::{PlaceOutcome, Placement, State};
-use qsync_watch::{stat_entry, Index};
-use tempfile::TempPath;
+use qsync_watch::{reusable_hash, Index};
+use rustix::fs::FileType;
 
-use crate::fsops::{incoming_file, safe_target};
+use super::root::{Folder, TaskRoot, TempEntry};
 use crate::EngineError;
 
 /// Where fetched content waits, named by its hash, until a placement uses it.
@@ -34,6 +33,11 @@ impl Staging {
     pub fn open(dir: PathBuf) -> Result<Self, EngineError> {
         fs::create_dir_all(&dir).map_err(|e| EngineError::io("create", &dir, e))?;
         Ok(Self { dir })
+    }
+
+    /// The staging folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Where the content `hash` is (or goes) once fetched and checked.
@@ -52,18 +56,56 @@ impl Staging {
     }
 }
 
-/// What is at `path` now, as the core names it (a file's hash reused from the index when
-/// its size and time did not change).
+/// What is at `path` of the task folder `root` now, as the core names it (a file's hash
+/// reused from the index when its size and time did not change).
 pub fn state_at(root: &Path, path: &RelPath, index: &Index) -> Result<State, EngineError> {
-    let entry = stat_entry(root, path, index.get(path))?;
-    Ok(match entry {
-        None => State::Deleted,
-        Some(entry) => state_of(root, &entry)?,
+    state_in(&TaskRoot::open(root)?, path, index)
+}
+
+/// [`state_at`] in an open task folder, never through a link: a symlink on the way is an
+/// error, and something that is neither a file, a folder nor a link (a FIFO, a device)
+/// is not synced, so it counts as nothing, as the watcher counts it.
+pub fn state_in(root: &TaskRoot, path: &RelPath, index: &Index) -> Result<State, EngineError> {
+    let Some((folder, name)) = root.parent(path)? else {
+        return Ok(State::Deleted);
+    };
+    let Some(entry) = folder.stat(name)? else {
+        return Ok(State::Deleted);
+    };
+    Ok(match entry.kind {
+        FileType::Directory => State::Folder {
+            mode: entry.mode & MODE_BITS,
+        },
+        FileType::Symlink => State::Symlink {
+            target: folder.read_link(name)?,
+        },
+        FileType::RegularFile => {
+            let cached = reusable_hash(
+                index.get(path),
+                entry.size,
+                entry.mtime_ns.max(0),
+                entry.ctime_ns,
+            );
+            let hash = match cached {
+                Some(hash) => hash,
+                None => {
+                    let file = folder.open_file(name)?;
+                    ContentHash::of_reader(file)
+                        .map_err(|e| EngineError::io("read", &path.to_local(root.path()), e))?
+                }
+            };
+            State::File {
+                hash,
+                size: entry.size,
+                mode: entry.mode & MODE_BITS,
+            }
+        }
+        _ => State::Deleted,
     })
 }
 
 /// The core's [`State`] of a watcher's entry (a symlink's target is read from disk).
-pub fn state_of(root: &Path, entry: &FileEntry) -> Result<State, EngineError> {
+pub fn state_of(root: &TaskRoot, entry: &FileEntry) -> Result<State, EngineError> {
     Ok(match entry.kind {
         EntryKind::Folder => State::Folder { mode: entry.mode },
         EntryKind::File => State::File {
@@ -73,14 +115,9 @@ pub fn state_of(root: &Path, entry: &FileEntry) -> Result<State, EngineError> {
             size: entry.size,
             mode: entry.mode,
         },
-        EntryKind::Symlink => {
-            let local = entry.path.to_local(root);
-            let target =
-                fs::read_link(&local).map_err(|e| EngineError::io("read the link", &local, e))?;
-            State::Symlink {
-                target: target.to_string_lossy().into_owned(),
-            }
-        }
+        EntryKind::Symlink => State::Symlink {
+            target: root.read_link(&entry.path)?,
+        },
     })
 }
 
@@ -109,20 +146,11 @@ pub fn entry_for(path: &RelPath, state: &State, mtime_ns: i64) -> Option<FileEnt
 
 /// What identifies one version of a path on disk, to notice a change between the check
 /// and the change: device, inode, size, modification and change times.
-type Fingerprint = (u64, u64, u64, i64, i64, i64, i64);
+type Fingerprint = (u64, u64, u64, i64, i64);
 
-fn fingerprint(path: &Path) -> Option<Fingerprint> {
-    use std::os::unix::fs::MetadataExt;
-    let m = fs::symlink_metadata(path).ok()?;
-    Some((
-        m.dev(),
-        m.ino(),
-        m.size(),
-        m.mtime(),
-        m.mtime_nsec(),
-        m.ctime(),
-        m.ctime_nsec(),
-    ))
+fn fingerprint(folder: &Folder, name: &str) -> Option<Fingerprint> {
+    let e = folder.stat(name).ok()??;
+    Some((e.dev, e.ino, e.size, e.mtime_ns, e.ctime_ns))
 }
 
 /// A batch of at most this many files...
@@ -131,6 +159,9 @@ pub const BATCH_FILES: usize = 64;
 pub const BATCH_BYTES: u64 = 64 * 1024 * 1024;
 /// Up to this many files are synced one by one; a larger batch syncs its file system once.
 const SYNC_ONE_BY_ONE: usize = 4;
+/// The temporary names of content on its way into a task folder (the watcher ignores
+/// them; a start removes those a crash left).
+pub const PART_PREFIX: &str = ".qsync-part-";
 
 /// Placements begun and not yet durable. Each received file costs an fsync of its content
 /// and of its folder when placed alone; a batch costs one `syncfs` for all the content
@@ -142,16 +173,21 @@ const SYNC_ONE_BY_ONE: usize = 4;
 /// at once. [`Batch::flush`] makes the content durable, checks each target again (an edit
 /// saved meanwhile wins: `Diverged`), moves the loser aside, renames, makes the names
 /// durable, and only then reports every outcome. So the order the core relies on holds
-/// for each file of the batch: durable content, rename, durable names, then the record.
+/// for each file of the batch: durable content, rename, durable names, then the record;
+/// and nothing at the target moves before the new content is verified and durable.
+///
+/// Every path is reached through [`TaskRoot`]: never through a symlink.
 #[derive(Debug, Default)]
 pub struct Batch {
     pending: Vec<Pending>,
-    /// Folders this batch made (absolute): later placements of the batch may use them as
-    /// parents, although the core, not having heard of them yet, asks for them again.
+    /// Folders this batch made (by their local path): later placements of the batch may
+    /// use them as parents, although the core, not having heard of them yet, asks for them
+    /// again.
     made: HashSet<PathBuf>,
-    /// The task folders involved, and the folders whose names changed.
+    /// The task folders involved, and the folders whose names changed (task folder,
+    /// folder inside it).
     roots: BTreeSet<PathBuf>,
-    folders: BTreeSet<PathBuf>,
+    folders: BTreeSet<(PathBuf, Option<RelPath>)>,
     files: usize,
     bytes: u64,
 }
@@ -159,6 +195,7 @@ pub struct Batch {
 #[derive(Debug)]
 struct Pending {
     placement: Placement,
+    root: PathBuf,
     /// Announced to the watcher's index so far (taken back if the placement fails).
     announced: Vec<RelPath>,
     /// The file's new content, to rename over its target; `None` when the change is made.
@@ -167,13 +204,23 @@ struct Pending {
 
 #[derive(Debug)]
 struct PreparedFile {
-    temp: TempPath,
+    /// The content, under a temporary name in the target's folder.
+    temp: TempEntry,
     handle: fs::File,
-    target: PathBuf,
+    /// The target's name in that folder.
+    name: String,
     seen: Option<Fingerprint>,
     here: State,
-    /// Where what is here goes aside, and whether the same copy is there already.
-    aside: Option<(RelPath, PathBuf, bool)>,
+    aside: Option<Aside>,
+}
+
+/// Where what is at a path goes aside: its folder, its name there, whether the same copy
+/// is there already (then ours is only removed).
+#[derive(Debug)]
+struct Aside {
+    path: RelPath,
+    folder: Folder,
+    already: bool,
 }
 
 /// What [`Batch::flush`] reports: each placement of the batch and its outcome (an error
@@ -191,9 +238,10 @@ impl Batch {
         self.files >= BATCH_FILES || self.bytes >= BATCH_BYTES
     }
 
-    /// Check `p` against `root` and prepare or make it (see [`Batch`]). `Some` outcome:
-    /// decided now (nothing was changed unless it is `Done`, which only a placement with no
-    /// names to make durable gets); `None`: reported by the next [`Batch::flush`].
+    /// Check `p` against the task folder `root` and prepare or make it (see [`Batch`]).
+    /// `Some` outcome: decided now (nothing was changed unless it is `Done`, which only a
+    /// placement with no names to make durable gets); `None`: reported by the next
+    /// [`Batch::flush`].
     pub fn begin(
         &mut self,
         root: &Path,
@@ -201,34 +249,43 @@ impl Batch {
         p: &Placement,
         index: &mut Index,
     ) -> Result<Option<PlaceOutcome>, EngineError> {
-        let target = safe_target(root, &p.path)?;
-        let mut here = state_at(root, &p.path, index)?;
-        if here.is_folder() && p.expect == State::Deleted && self.made.contains(&target) {
+        let task_root = TaskRoot::open(root)?;
+        let key = p.path.to_local(root);
+        let mut here = state_in(&task_root, &p.path, index)?;
+        if here.is_folder() && p.expect == State::Deleted && self.made.contains(&key) {
             // Made by this batch to hold another placement: new to the core still.
             here = State::Deleted;
         }
         if here != p.expect {
             return Ok(Some(PlaceOutcome::Diverged));
         }
-        let seen = fingerprint(&target);
         let mut parents = Vec::new();
         for parent in &p.parents {
-            let dir = safe_target(root, parent)?;
-            if self.made.contains(&dir) {
+            if self.made.contains(&parent.to_local(root)) {
                 continue;
             }
-            if fs::symlink_metadata(&dir).is_ok() {
+            if task_root.stat(parent)?.is_some() {
                 return Ok(Some(PlaceOutcome::Diverged));
             }
-            parents.push((parent, dir));
+            parents.push(parent);
         }
         let aside = match &p.aside {
             Some(aside) => {
-                let aside_target = safe_target(root, aside)?;
-                match state_at(root, aside, index)? {
-                    State::Deleted => Some((aside.clone(), aside_target, false)),
+                let Some((folder, _)) = task_root.parent(aside)? else {
+                    return Ok(Some(PlaceOutcome::Diverged));
+                };
+                match state_in(&task_root, aside, index)? {
+                    State::Deleted => Some(Aside {
+                        path: aside.clone(),
+                        folder,
+                        already: false,
+                    }),
                     // The same copy made by another device already: only remove ours.
-                    there if there == here => Some((aside.clone(), aside_target, true)),
+                    there if there == here => Some(Aside {
+                        path: aside.clone(),
+                        folder,
+                        already: true,
+                    }),
                     _ => return Ok(Some(PlaceOutcome::Diverged)),
                 }
             }
@@ -241,24 +298,30 @@ impl Batch {
             }
         }
         let emptying = here.is_folder() && !p.target.is_folder() && p.aside.is_none();
-        if emptying && folder_has_entries(&target)? {
-            return Ok(Some(PlaceOutcome::NotEmpty));
+        if emptying {
+            let has_entries = match task_root.parent(&p.path)? {
+                Some((folder, name)) => folder.has_entries(name)?,
+                None => false,
+            };
+            if has_entries {
+                return Ok(Some(PlaceOutcome::NotEmpty));
+            }
         }
 
         let mut pending = Pending {
             placement: p.clone(),
+            root: root.to_owned(),
             announced: Vec::new(),
             file: None,
         };
-        let result = self.prepare(root, staging, &mut pending, index, parents, &target);
+        let result = self.prepare(&task_root, staging, &mut pending, index, parents);
         match result {
-            Ok(file) => {
-                let parent_dir = target.parent().unwrap_or(root).to_owned();
-                self.folders.insert(parent_dir);
+            Ok((folder, file)) => {
+                self.folders.insert((root.to_owned(), p.path.parent()));
                 self.roots.insert(root.to_owned());
                 match file {
                     Some(mut file) => {
-                        file.seen = seen;
+                        file.seen = fingerprint(&folder, &file.name);
                         file.here = here;
                         file.aside = aside;
                         self.files += 1;
@@ -266,7 +329,7 @@ impl Batch {
                         pending.file = Some(file);
                     }
                     None => {
-                        let made = apply_now(p, &target, &here, aside, index, &mut pending);
+                        let made = apply_now(p, &folder, &here, aside, index, &mut pending);
                         if !matches!(made, Ok(PlaceOutcome::Done)) {
                             withdraw(index, &pending.announced);
                             return made.map(Some);
@@ -283,43 +346,49 @@ impl Batch {
         }
     }
 
-    /// Make the parents of `pending` and, for new content, its temporary file.
+    /// Make the parents of `pending` and, for new content, its temporary file; returns the
+    /// folder that holds the target.
     fn prepare(
         &mut self,
-        root: &Path,
+        root: &TaskRoot,
         staging: &Staging,
         pending: &mut Pending,
         index: &mut Index,
-        parents: Vec<(&RelPath, PathBuf)>,
-        target: &Path,
-    ) -> Result<Option<PreparedFile>, EngineError> {
+        parents: Vec<&RelPath>,
+    ) -> Result<(Folder, Option<PreparedFile>), EngineError> {
         let p = &pending.placement;
-        for (parent, dir) in parents {
+        for parent in parents {
             let folder = State::Folder { mode: 0o755 };
             index.expect(parent.clone(), entry_for(parent, &folder, p.mtime_ns));
             pending.announced.push(parent.clone());
-            fs::create_dir(&dir).map_err(|e| EngineError::io("create the folder", &dir, e))?;
-            // create_dir applies the umask: give it exactly the mode announced.
-            set_mode(&dir, 0o755)?;
-            self.folders.insert(dir.parent().unwrap_or(root).to_owned());
-            self.made.insert(dir);
+            let (holder, name) = root
+                .parent(parent)?
+                .ok_or_else(|| missing_folder(root, parent))?;
+            holder.create_dir(name, 0o755)?;
+            self.folders
+                .insert((root.path().to_owned(), parent.parent()));
+            self.made.insert(parent.to_local(root.path()));
         }
+        let (folder, name) = root
+            .parent(&p.path)?
+            .ok_or_else(|| missing_folder(root, &p.path))?;
         let State::File { hash, mode, .. } = &p.target else {
-            return Ok(None);
+            return Ok((folder, None));
         };
         let content_here = p.expect.hash() == Some(*hash) && p.aside.is_none();
         if content_here {
-            return Ok(None);
+            return Ok((folder, None));
         }
-        let (temp, handle) = prepare_file(staging, hash, target, *mode, p.mtime_ns)?;
-        Ok(Some(PreparedFile {
+        let (temp, handle) = prepare_file(staging, hash, &folder, *mode, p.mtime_ns)?;
+        let file = PreparedFile {
             temp,
             handle,
-            target: target.to_owned(),
+            name: name.to_owned(),
             seen: None,
             here: State::Deleted,
             aside: None,
-        }))
+        };
+        Ok((folder, Some(file)))
     }
 
     /// Make everything begun durable and report it; see [`Batch`]. `index` finds the
@@ -337,14 +406,12 @@ impl Batch {
                 .iter()
                 .filter_map(|p| p.file.as_ref())
                 .try_for_each(|f| {
-                    f.handle
-                        .sync_all()
-                        .map_err(|e| EngineError::io("sync", &f.temp, e))
+                    f.handle.sync_all().map_err(|e| {
+                        EngineError::io("sync", &f.temp.folder().shown().join(&f.name), e)
+                    })
                 })
         } else {
-            let roots: Vec<&Path> = batch.roots.iter().map(PathBuf::as_path).collect();
-            crate::fsops::sync_file_systems(&roots)
-                .map_err(|e| EngineError::io("sync the file system of", roots[0], e))
+            sync_roots(&batch.roots)
         };
         let mut folders = batch.folders;
         for mut pending in batch.pending {
@@ -354,9 +421,14 @@ impl Batch {
             };
             let outcome = match (&synced, pending.file.take()) {
                 (Err(e), Some(_)) => Err(EngineError::State(e.to_string())),
-                (_, Some(file)) => {
-                    rename_into_place(&p, file, index, &mut pending.announced, &mut folders)
-                }
+                (_, Some(file)) => rename_into_place(
+                    &p,
+                    &pending.root,
+                    file,
+                    index,
+                    &mut pending.announced,
+                    &mut folders,
+                ),
                 (_, None) => Ok(PlaceOutcome::Done),
             };
             if !matches!(outcome, Ok(PlaceOutcome::Done)) {
@@ -366,18 +438,18 @@ impl Batch {
         }
         // Names (renames, removals, new entries) are durable before the core records them.
         let names = if folders.len() <= 2 * SYNC_ONE_BY_ONE {
-            folders.iter().try_for_each(|folder| {
-                match fs::File::open(folder).and_then(|dir| dir.sync_all()) {
+            folders.iter().try_for_each(|(root, folder)| {
+                let opened = TaskRoot::open(root).and_then(|r| r.folder(folder.as_ref()));
+                match opened {
                     // Removed by a later placement of the batch: its removal is made
                     // durable with its own parent, which is in the set too.
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-                    other => other.map_err(|e| EngineError::io("sync", folder, e)),
+                    Ok(None) => Ok(()),
+                    Ok(Some(folder)) => folder.sync().map_err(EngineError::from),
+                    Err(e) => Err(EngineError::from(e)),
                 }
             })
         } else {
-            let roots: Vec<&Path> = batch.roots.iter().map(PathBuf::as_path).collect();
-            crate::fsops::sync_file_systems(&roots)
-                .map_err(|e| EngineError::io("sync the file system of", roots[0], e))
+            sync_roots(&batch.roots)
         };
         if let Err(e) = names {
             // The changes are made and the index has heard of them: reporting them failed
@@ -387,6 +459,20 @@ impl Batch {
         }
         out
     }
+}
+
+fn sync_roots(roots: &BTreeSet<PathBuf>) -> Result<(), EngineError> {
+    for root in roots {
+        TaskRoot::open(root)?.sync_file_system()?;
+    }
+    Ok(())
+}
+
+fn missing_folder(root: &TaskRoot, path: &RelPath) -> EngineError {
+    EngineError::State(format!(
+        "the folder holding {} is missing",
+        path.to_local(root.path()).display()
+    ))
 }
 
 /// Carry out `p` in the task folder `root` alone, durable when it returns (a batch of one).
@@ -414,43 +500,45 @@ fn withdraw(index: &mut Index, announced: &[RelPath]) {
     }
 }
 
-/// A change with no new content, made at once: announced, the target checked again, the
-/// old one moved aside, then removed, made a folder or a link, or given its mode.
+/// A change with no new content, made at once in `folder` (the one holding the target):
+/// announced, the target checked again, the old one moved aside, then removed, made a
+/// folder or a link, or given its mode.
 fn apply_now(
     p: &Placement,
-    target: &Path,
+    folder: &Folder,
     here: &State,
-    aside: Option<(RelPath, PathBuf, bool)>,
+    aside: Option<Aside>,
     index: &mut Index,
     pending: &mut Pending,
 ) -> Result<PlaceOutcome, EngineError> {
-    let seen = fingerprint(target);
-    if let Some((aside, _, _)) = &aside {
-        index.expect(aside.clone(), entry_for(aside, here, p.mtime_ns));
-        pending.announced.push(aside.clone());
+    let name = p.path.file_name();
+    let seen = fingerprint(folder, name);
+    if let Some(aside) = &aside {
+        index.expect(aside.path.clone(), entry_for(&aside.path, here, p.mtime_ns));
+        pending.announced.push(aside.path.clone());
     }
     announce(index, p, &mut pending.announced);
-    if fingerprint(target) != seen {
+    if fingerprint(folder, name) != seen {
         return Ok(PlaceOutcome::Diverged);
     }
-    if let Some((_, aside_target, already)) = &aside {
-        move_aside(target, aside_target, *already)?;
+    if let Some(aside) = &aside {
+        move_aside(folder, name, aside)?;
     }
     match &p.target {
-        State::Deleted => remove_one(target)?,
-        State::File { mode, .. } => set_mode(target, *mode)?,
+        State::Deleted => folder.remove(name)?,
+        State::File { mode, .. } => folder.set_mode(name, *mode)?,
         State::Folder { mode } => {
-            if !matches!(fs::symlink_metadata(target), Ok(m) if m.is_dir()) {
-                remove_one(target)?;
-                fs::create_dir(target)
-                    .map_err(|e| EngineError::io("create the folder", target, e))?;
+            let is_folder = matches!(folder.stat(name)?, Some(e) if e.kind == FileType::Directory);
+            if is_folder {
+                folder.set_mode(name, *mode)?;
+            } else {
+                folder.remove(name)?;
+                folder.create_dir(name, *mode)?;
             }
-            set_mode(target, *mode)?;
         }
-        State::Symlink { target: to } => {
-            remove_one(target)?;
-            std::os::unix::fs::symlink(to, target)
-                .map_err(|e| EngineError::io("create the link", target, e))?;
+        State::Symlink { target } => {
+            folder.remove(name)?;
+            folder.symlink(target, name)?;
         }
     }
     Ok(PlaceOutcome::Done)
@@ -469,113 +557,79 @@ fn announce(index: &mut Index, p: &Placement, announced: &mut Vec<RelPath>) {
 /// again, the old one moved aside, renamed into place.
 fn rename_into_place(
     p: &Placement,
+    root: &Path,
     file: PreparedFile,
     index: &mut Index,
     announced: &mut Vec<RelPath>,
-    folders: &mut BTreeSet<PathBuf>,
+    folders: &mut BTreeSet<(PathBuf, Option<RelPath>)>,
 ) -> Result<PlaceOutcome, EngineError> {
-    let target = &file.target;
-    if let Some((aside, aside_target, _)) = &file.aside {
-        index.expect(aside.clone(), entry_for(aside, &file.here, p.mtime_ns));
-        announced.push(aside.clone());
-        folders.insert(aside_target.parent().unwrap_or(target).to_owned());
+    if let Some(aside) = &file.aside {
+        index.expect(
+            aside.path.clone(),
+            entry_for(&aside.path, &file.here, p.mtime_ns),
+        );
+        announced.push(aside.path.clone());
+        folders.insert((root.to_owned(), aside.path.parent()));
     }
     announce(index, p, announced);
-    if fingerprint(target) != file.seen {
+    let folder = file.temp.folder();
+    if fingerprint(folder, &file.name) != file.seen {
         return Ok(PlaceOutcome::Diverged);
     }
-    if let Some((_, aside_target, already)) = &file.aside {
-        move_aside(target, aside_target, *already)?;
+    if let Some(aside) = &file.aside {
+        move_aside(folder, &file.name, aside)?;
     }
-    if matches!(fs::symlink_metadata(target), Ok(m) if m.is_dir()) {
-        remove_one(target)?;
+    if matches!(folder.stat(&file.name)?, Some(e) if e.kind == FileType::Directory) {
+        folder.remove(&file.name)?;
     }
-    file.temp
-        .persist(target)
-        .map_err(|e| EngineError::io("rename into place", target, e.error))?;
+    file.temp.persist(&file.name)?;
     Ok(PlaceOutcome::Done)
 }
 
-/// What is at `target` goes to `aside` (never over something there: a copy made meanwhile
-/// stays), or is removed when the same copy is there already.
-fn move_aside(target: &Path, aside: &Path, already: bool) -> Result<(), EngineError> {
-    if already {
-        return remove_one(target);
+/// What is at `name` in `folder` goes aside (never over something there: a copy made
+/// meanwhile stays), or is removed when the same copy is there already.
+fn move_aside(folder: &Folder, name: &str, aside: &Aside) -> Result<(), EngineError> {
+    if aside.already {
+        return Ok(folder.remove(name)?);
     }
-    use rustix::fs::{renameat_with, RenameFlags, CWD};
-    match renameat_with(CWD, target, CWD, aside, RenameFlags::NOREPLACE) {
-        // A file system without the flag: checked just before, as well as it can be.
-        Err(rustix::io::Errno::INVAL) if fs::symlink_metadata(aside).is_err() => {
-            fs::rename(target, aside)
-        }
-        other => other.map_err(io::Error::from),
-    }
-    .map_err(|e| EngineError::io("move aside", target, e))
+    Ok(folder.rename_noreplace(name, &aside.folder, aside.path.file_name())?)
 }
 
-fn folder_has_entries(dir: &Path) -> Result<bool, EngineError> {
-    let mut entries = fs::read_dir(dir).map_err(|e| EngineError::io("read the folder", dir, e))?;
-    Ok(entries.next().is_some())
-}
-
-/// Remove a file, a symlink or an empty folder; nothing there is fine.
-fn remove_one(target: &Path) -> Result<(), EngineError> {
-    let result = match fs::symlink_metadata(target) {
-        Ok(meta) if meta.is_dir() => fs::remove_dir(target),
-        Ok(_) => fs::remove_file(target),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    };
-    result.map_err(|e| EngineError::io("remove", target, e))
-}
-
-fn set_mode(target: &Path, mode: u32) -> Result<(), EngineError> {
-    if mode == 0 {
-        return Ok(()); // unknown: leave it
-    }
-    fs::set_permissions(target, fs::Permissions::from_mode(mode & MODE_BITS))
-        .map_err(|e| EngineError::io("set the permissions of", target, e))
-}
-
-/// The staged content `hash` at a temporary name beside `target`, with its mode and time,
-/// not yet durable: moved out of staging when both are on one file system (written once),
-/// copied otherwise. Returned with an open handle, to sync it.
+/// The staged content `hash` at a temporary name in `folder`, with its mode and time, not
+/// yet durable: moved out of staging when both are on one file system (written once),
+/// copied otherwise. Returned with an open handle, to sync it. A copy cut short (a full
+/// disk) leaves nothing behind.
 fn prepare_file(
     staging: &Staging,
     hash: &ContentHash,
-    target: &Path,
+    folder: &Folder,
     mode: u32,
     mtime_ns: i64,
-) -> Result<(TempPath, fs::File), EngineError> {
-    use rustix::fs::{renameat_with, RenameFlags, CWD};
+) -> Result<(TempEntry, fs::File), EngineError> {
     let staged = staging.path_of(hash);
-    let dir = target.parent().unwrap_or(Path::new("."));
-    let moved = tempfile::Builder::new()
-        .prefix(".qsync-part-")
-        .make_in(dir, |name| {
-            renameat_with(CWD, &staged, CWD, name, RenameFlags::NOREPLACE).map_err(io::Error::from)
-        });
-    let temp = match moved {
-        Ok(temp) => temp.into_temp_path(),
-        Err(_) => {
+    let temp = match folder.adopt(&staged, PART_PREFIX) {
+        Some(temp) => temp,
+        None => {
             // Another file system (or one without the flag): a copy.
-            let temp = incoming_file(target)
-                .map_err(|e| EngineError::io("create a file beside", target, e))?;
-            fs::copy(&staged, temp.path())
-                .map_err(|e| EngineError::io("copy the received content to", temp.path(), e))?;
-            temp.into_temp_path()
+            let (temp, mut out) = folder.create_temp(PART_PREFIX)?;
+            let mut from = fs::File::open(&staged)
+                .map_err(|e| EngineError::io("open the received content", &staged, e))?;
+            io::copy(&mut from, &mut out).map_err(|e| {
+                EngineError::io(
+                    "copy the received content to",
+                    &folder.shown().join(temp.name()),
+                    e,
+                )
+            })?;
+            temp
         }
     };
-    set_mode(&temp, if mode == 0 { 0o644 } else { mode })?;
-    let handle = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-        .open(&temp)
-        .map_err(|e| EngineError::io("open", &temp, e))?;
+    temp.set_mode(if mode == 0 { 0o644 } else { mode })?;
+    let handle = temp.open()?;
     let when = UNIX_EPOCH + Duration::from_nanos(mtime_ns.max(0).unsigned_abs());
     handle
         .set_modified(when)
-        .map_err(|e| EngineError::io("set the time of", &temp, e))?;
+        .map_err(|e| EngineError::io("set the time of", &folder.shown().join(temp.name()), e))?;
     Ok((temp, handle))
 }
 

@@ -3,17 +3,18 @@
 //! the chunks in order, within the announced size, checks the hash, and stages the content
 //! durably under its hash ([`Incoming`]).
 
-use std::fs;
 use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use qsync_base::{ContentHash, ContentHasher, RelPath};
 use qsync_wire::{Message, MAX_CHUNK_LEN};
 
 use super::place::Staging;
-use crate::fsops::safe_target;
+use super::root::TaskRoot;
 use crate::EngineError;
 
 /// Send the content `hash` at `path` of the task folder `root` through `send` (which
@@ -34,23 +35,12 @@ pub fn serve(
         path: path.clone(),
         hash,
     };
-    let Ok(local) = safe_target(root, path) else {
+    // Beneath the root, never through a link, and only a regular file: a symlink planted
+    // at the path (to `/dev/zero`, to a file outside) is never read through.
+    let Ok(mut file) = TaskRoot::open(root).and_then(|r| r.open_file(path)) else {
         send(unavailable());
         return;
     };
-    // O_NOFOLLOW: a symlink planted at the path is never read through.
-    let opened = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-        .open(&local);
-    let Ok(mut file) = opened else {
-        send(unavailable());
-        return;
-    };
-    if !file.metadata().is_ok_and(|m| m.is_file()) {
-        send(unavailable());
-        return;
-    }
     if let Some((base, base_file)) = base {
         if let Some(patch) = patch_from(base_file, &file, hash) {
             for (i, data) in patch.chunks(MAX_CHUNK_LEN).enumerate() {
@@ -119,7 +109,7 @@ pub fn serve(
 /// A patch from `base_file` to the open `file`, if `file` holds `hash` and a patch is
 /// worth it (smaller than the content by the delta codec's rule). The file is read through
 /// its open descriptor, never by its name again.
-fn patch_from(base_file: &Path, file: &fs::File, hash: ContentHash) -> Option<Vec<u8>> {
+fn patch_from(base_file: &Path, file: &std::fs::File, hash: ContentHash) -> Option<Vec<u8>> {
     use std::os::fd::AsRawFd;
     let by_fd = std::path::PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
     let mut patch = Vec::new();
@@ -138,25 +128,124 @@ fn patch_from(base_file: &Path, file: &fs::File, hash: ContentHash) -> Option<Ve
     }
 }
 
-/// A patch on its way in, kept in memory up to [`MAX_PATCH`] bytes.
+/// The most content transfers with an open file here, per device. An honest peer serves
+/// one file at a time; a hostile one could otherwise open a file here for each of
+/// thousands of records and never finish them. A transfer beyond it is refused (and asked
+/// for again later).
+pub const MAX_OPEN_INCOMING: usize = 16;
+
+/// The largest patch accepted (it is held in memory until it is whole). A larger one is
+/// refused, and the content asked for whole instead (it then goes to disk as it comes).
+pub const MAX_PATCH: usize = 64 * 1024 * 1024;
+
+/// The most bytes of patches held in memory at once, all devices together; beyond it a
+/// patch is refused as for [`MAX_PATCH`].
+pub const MAX_PATCH_MEMORY: usize = 256 * 1024 * 1024;
+
+/// Free space left over when new content is received: content that would leave less than
+/// this on the file system is not asked for (until space is freed).
+pub const FREE_SPACE_MARGIN: u64 = 16 * 1024 * 1024;
+
+/// Whether `size` more bytes fit on the file systems of each of `places` with
+/// [`FREE_SPACE_MARGIN`] left (places on one file system counted once, as a single copy
+/// is written there: staged content is renamed into place when it can be). The reason
+/// when they do not.
+pub fn room_for(places: &[std::path::PathBuf], size: u64) -> Result<(), String> {
+    let mut seen = Vec::new();
+    for place in places {
+        let Ok(vfs) = rustix::fs::statvfs(place.as_path()) else {
+            continue; // cannot tell: the write itself will say
+        };
+        if seen.contains(&vfs.f_fsid) {
+            continue;
+        }
+        seen.push(vfs.f_fsid);
+        let free = vfs.f_bavail.saturating_mul(vfs.f_frsize);
+        if size.saturating_add(FREE_SPACE_MARGIN) > free {
+            return Err(format!(
+                "{size} bytes would not fit in the {free} bytes free at {} (keeping {FREE_SPACE_MARGIN} spare)",
+                place.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A count shared by the transfers under one limit (open files of a device, bytes of
+/// patches in memory). Each transfer holds its share and gives it back when dropped, so
+/// the count is right however a transfer ends.
+#[derive(Debug, Clone, Default)]
+pub struct Budget(Arc<AtomicUsize>);
+
+impl Budget {
+    /// How much is held now.
+    pub fn used(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Take `n` more if the total stays within `max`.
+    fn take(&self, n: usize, max: usize) -> Option<Held> {
+        self.0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                used.checked_add(n).filter(|total| *total <= max)
+            })
+            .ok()?;
+        Some(Held {
+            budget: self.clone(),
+            n,
+        })
+    }
+}
+
+/// A share of a [`Budget`], given back when dropped.
+#[derive(Debug)]
+struct Held {
+    budget: Budget,
+    n: usize,
+}
+
+impl Held {
+    /// Hold `more` as well, within `max`.
+    fn grow(&mut self, more: usize, max: usize) -> bool {
+        match self.budget.take(more, max) {
+            Some(mut extra) => {
+                self.n += std::mem::take(&mut extra.n);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.budget.0.fetch_sub(self.n, Ordering::Relaxed);
+    }
+}
+
+/// A patch on its way in, kept in memory up to [`MAX_PATCH`] bytes (and within
+/// [`MAX_PATCH_MEMORY`] with every other).
 pub struct IncomingPatch {
     base: ContentHash,
     hash: ContentHash,
     size: u64,
     patch: Vec<u8>,
+    memory: Held,
 }
 
-/// The largest patch accepted (in memory).
-pub const MAX_PATCH: usize = 256 * 1024 * 1024;
-
 impl IncomingPatch {
-    /// Start receiving a patch from `base` to the content `hash` of `size` bytes.
-    pub fn start(base: ContentHash, hash: ContentHash, size: u64) -> Self {
+    /// Start receiving a patch from `base` to the content `hash` of `size` bytes, its
+    /// bytes counted in `memory`.
+    pub fn start(base: ContentHash, hash: ContentHash, size: u64, memory: &Budget) -> Self {
         Self {
             base,
             hash,
             size,
             patch: Vec::new(),
+            memory: Held {
+                budget: memory.clone(),
+                n: 0,
+            },
         }
     }
 
@@ -165,11 +254,23 @@ impl IncomingPatch {
         self.base
     }
 
-    /// Take one chunk, in order, within [`MAX_PATCH`].
+    /// Take one chunk, in order, within [`MAX_PATCH`] and [`MAX_PATCH_MEMORY`].
     pub fn accept(&mut self, offset: u64, data: &[u8]) -> Result<(), EngineError> {
-        if offset != self.patch.len() as u64 || self.patch.len() + data.len() > MAX_PATCH {
+        if offset != self.patch.len() as u64 {
             return Err(EngineError::State(format!(
-                "a patch for {} arrived out of order or too large",
+                "a patch for {} arrived out of order",
+                self.hash
+            )));
+        }
+        if self.patch.len() + data.len() > MAX_PATCH {
+            return Err(EngineError::Limit(format!(
+                "a patch for {} is larger than {MAX_PATCH} bytes; the content is asked for whole",
+                self.hash
+            )));
+        }
+        if !self.memory.grow(data.len(), MAX_PATCH_MEMORY) {
+            return Err(EngineError::Limit(format!(
+                "patches in memory would pass {MAX_PATCH_MEMORY} bytes; the content of {} is asked for whole",
                 self.hash
             )));
         }
@@ -177,13 +278,17 @@ impl IncomingPatch {
         Ok(())
     }
 
-    /// Apply the patch to `old` (the asker's file at the path, which must still hold the
-    /// base) and stage the result if it is the content asked for (true).
-    pub fn finish(self, old: &Path, staging: &Staging) -> Result<bool, EngineError> {
-        // Never through a symlink: only a regular file can be the base.
-        if !fs::symlink_metadata(old).is_ok_and(|m| m.is_file()) {
-            return Ok(false);
-        }
+    /// Apply the patch to the file at `path` of the task folder `root` (the asker's file,
+    /// which must still hold the base) and stage the result if it is the content asked
+    /// for (true). The base is opened through [`TaskRoot`] (beneath the root, never through
+    /// a link, only a regular file) and read through that one descriptor; the result is
+    /// bounded by the size the record announced.
+    pub fn finish(
+        self,
+        root: &Path,
+        path: &RelPath,
+        staging: &Staging,
+    ) -> Result<bool, EngineError> {
         let Ok(header) = qsync_delta::Header::read(&mut &self.patch[..]) else {
             return Ok(false);
         };
@@ -193,8 +298,16 @@ impl IncomingPatch {
         {
             return Ok(false);
         }
+        let old = match TaskRoot::open(root).and_then(|r| r.open_file(path)) {
+            Ok(old) => old,
+            Err(e) => {
+                tracing::debug!(error = %e, "the base of a received patch is not a file here");
+                return Ok(false);
+            }
+        };
         let target = staging.path_of(&self.hash);
-        match qsync_delta::apply_file(&self.patch[..], old, &target) {
+        let shown = path.to_local(root);
+        match qsync_delta::apply_open(&self.patch[..], &old, &shown, &target) {
             Ok(_) => Ok(true),
             Err(e) => {
                 tracing::debug!(error = %e, "a received patch did not apply");
@@ -211,11 +324,23 @@ pub struct Incoming {
     next: u64,
     hasher: ContentHasher,
     file: tempfile::NamedTempFile,
+    _slot: Held,
 }
 
 impl Incoming {
-    /// Start receiving the content `hash` of `size` bytes (as its record announced).
-    pub fn start(staging: &Staging, hash: ContentHash, size: u64) -> Result<Self, EngineError> {
+    /// Start receiving the content `hash` of `size` bytes (as its record announced),
+    /// holding one of the sender's `slots` ([`MAX_OPEN_INCOMING`]) until it ends.
+    pub fn start(
+        staging: &Staging,
+        hash: ContentHash,
+        size: u64,
+        slots: &Budget,
+    ) -> Result<Self, EngineError> {
+        let slot = slots.take(1, MAX_OPEN_INCOMING).ok_or_else(|| {
+            EngineError::Limit(format!(
+                "{MAX_OPEN_INCOMING} transfers from this device are open already; {hash} is asked for again later"
+            ))
+        })?;
         let dir = staging.path_of(&hash);
         let dir = dir.parent().unwrap_or(Path::new("."));
         let file = tempfile::Builder::new()
@@ -228,6 +353,7 @@ impl Incoming {
             next: 0,
             hasher: ContentHasher::new(),
             file,
+            _slot: slot,
         })
     }
 
@@ -270,6 +396,7 @@ impl Incoming {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
+    use std::fs;
 
     fn collect(root: &Path, path: &str, hash: ContentHash) -> Vec<Message> {
         let mut out = Vec::new();
@@ -291,7 +418,8 @@ mod tests {
         let hash = ContentHash::of(&content);
         let messages = collect(dir.path(), "big", hash);
         assert_eq!(messages.len(), 4, "three chunks and the end");
-        let mut incoming = Incoming::start(&staging, hash, content.len() as u64).unwrap();
+        let mut incoming =
+            Incoming::start(&staging, hash, content.len() as u64, &Budget::default()).unwrap();
         for message in &messages {
             match message {
                 Message::Content {
@@ -334,7 +462,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let staging = Staging::open(dir.path().join("staging")).unwrap();
         let hash = ContentHash::of(b"hello");
-        let mut incoming = Incoming::start(&staging, hash, 5).unwrap();
+        let mut incoming = Incoming::start(&staging, hash, 5, &Budget::default()).unwrap();
         assert!(incoming.accept(1, b"ello").is_err());
         assert!(incoming.accept(0, b"hello!").is_err());
         incoming.accept(0, b"jello").unwrap();

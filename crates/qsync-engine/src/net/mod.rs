@@ -439,8 +439,10 @@ async fn incoming(stream: TcpStream, addr: SocketAddr, ctx: NetCtx) -> Result<()
     match result {
         Ok(()) => Ok(()),
         Err(reason) => {
+            // The peer gets a generic reason: the detail (local folders, the person's
+            // answer) is for this device's log only.
             let refuse = Message::LinkRefused {
-                reason: reason.clone(),
+                reason: "the link was not made on the other device (its log says why)".into(),
             };
             if let Ok(frame) = session.seal(task, &refuse) {
                 let _ = conn.send(frame).await;
@@ -503,7 +505,7 @@ async fn run_session(
     let (mut sink, mut stream) = conn.split();
     let writer_session = session.clone();
     let wire = ctx.wire.clone();
-    let writer = tokio::spawn(async move {
+    let mut writer = tokio::spawn(async move {
         let seal = |task: TaskId, message: &Message| -> Result<Bytes, WireError> {
             let frame = match writer_session.lock() {
                 Ok(mut s) => s.seal(task, message)?,
@@ -535,7 +537,14 @@ async fn run_session(
         let _ = sink.close().await;
     });
     let result = loop {
-        let Some(frame) = stream.next().await else {
+        // The writer ends when the engine drops this connection (a newer one from the same
+        // device replaced it: one connection per device): reading ends with it, so a
+        // device cannot keep old connections feeding the engine.
+        let frame = tokio::select! {
+            frame = stream.next() => frame,
+            _ = &mut writer => break Ok(()),
+        };
+        let Some(frame) = frame else {
             break Ok(());
         };
         let mut frame = match frame {

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 use super::*;
 use qsync_base::TaskId;
+use std::os::unix::fs::PermissionsExt;
 
 struct Folder {
     _dir: tempfile::TempDir,

@@ -1,0 +1,520 @@
+//! Attacks by a linked device turned hostile, against a real daemon on loopback. The
+//! hostile device (`support/peer.rs`) holds the key of a daemon that was linked the
+//! ordinary way and then stopped, and speaks the sync protocol by hand: it announces links
+//! out of the folder, patches on them, content that is not what it claims, thousands of
+//! transfers it never finishes, files larger than the disk, broken `.qsyncignore` lines
+//! and names full of terminal escapes. The victim must touch nothing outside its folder,
+//! tell the peer nothing about what is there, keep answering its person, and go on syncing.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "support/hostile.rs"]
+mod hostile;
+#[path = "support/node.rs"]
+mod node;
+#[path = "support/peer.rs"]
+mod peer;
+
+use std::fs;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use node::{link, tree, wait_same, Node};
+use peer::{Heard, Peer};
+use qsync_base::ContentHash;
+use qsync_core::State;
+use qsync_wire::{Identity, Message, TaskId};
+
+const SETTLE: Duration = Duration::from_secs(60);
+const SECRET: &[u8] = b"outside-secret: nobody may read this through QSync";
+
+/// A daemon `a` syncing `root` (holding `victim.txt`), linked to a device whose key the
+/// attacker now holds (its daemon is stopped), and a folder outside holding a secret.
+struct Scene {
+    base: tempfile::TempDir,
+    a: Node,
+    task: TaskId,
+    root: PathBuf,
+    outside: PathBuf,
+    hostile: Identity,
+}
+
+fn scene() -> Scene {
+    let base = tempfile::tempdir().unwrap();
+    let outside = base.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    fs::write(outside.join("secret"), SECRET).unwrap();
+    let root = base.path().join("A");
+    fs::create_dir(&root).unwrap();
+    fs::write(root.join("victim.txt"), b"precious").unwrap();
+    let a = Node::start(base.path(), "victim");
+    let mut b = Node::start(base.path(), "linked");
+    let task = a.add_task(&root);
+    let root_b = base.path().join("B");
+    link(&a, &task, &b, &root_b);
+    wait_same(&root, &root_b, SETTLE);
+    let hostile = peer::identity_of(&b.state);
+    b.kill();
+    Scene {
+        base,
+        a,
+        task: task.parse().unwrap(),
+        root,
+        outside,
+        hostile,
+    }
+}
+
+fn file(content: &[u8]) -> State {
+    State::File {
+        hash: ContentHash::of(content),
+        size: content.len() as u64,
+        mode: 0o644,
+    }
+}
+
+fn wait_for(what: &str, time: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + time;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// How long `qsync status` takes to answer.
+fn status_time(node: &Node) -> Duration {
+    let t = Instant::now();
+    node.cli(&["status"]);
+    t.elapsed()
+}
+
+/// The daemon's resident memory, in KiB.
+fn rss_kib(node: &Node) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{}/status", node.pid().unwrap())).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// The whole chain of the issue: a link to an outside file, a patch on it (its base would
+/// be the outside file), a write through a link to an outside folder, requests for the
+/// outside file, and a zero-byte "new version" of a real file with a false hash. Nothing
+/// outside is read, moved or written; the peer learns nothing of it; the real file stays.
+#[test]
+fn links_patches_and_false_content_never_reach_outside_the_folder() {
+    let s = scene();
+    let before_outside = tree(&s.outside);
+    let mut p = Peer::connect(s.a.port, &s.hostile, s.task);
+    let secret_path = s.outside.join("secret");
+    let secret_hash = ContentHash::of(SECRET);
+
+    // Links out of the folder are synced as links: harmless as long as nothing goes
+    // through them.
+    p.put(
+        "link",
+        State::Symlink {
+            target: secret_path.display().to_string(),
+        },
+    );
+    p.put(
+        "dirlink",
+        State::Symlink {
+            target: s.outside.display().to_string(),
+        },
+    );
+    wait_for("the links", SETTLE, || {
+        fs::symlink_metadata(s.root.join("dirlink")).is_ok()
+    });
+
+    // A new version of `link`: the victim offers no base (a link is no file), so a patch
+    // whose base is the outside file is dropped; whole content is taken, checked.
+    let replaced = b"a plain file now";
+    p.put("link", file(replaced));
+    let base = p.wait_request("link", SETTLE).expect("a request for link");
+    assert_eq!(base, None, "a link is never offered as a patch's base");
+    p.send(
+        s.task,
+        &Message::Delta {
+            path: qsync_base::RelPath::new("link").unwrap(),
+            hash: ContentHash::of(replaced),
+            base: secret_hash,
+            offset: 0,
+            data: bytes::Bytes::from_static(b"QSD1 not a real patch"),
+            last: true,
+        },
+    );
+    p.content("link", ContentHash::of(replaced), replaced);
+
+    // Through the folder link: never written there.
+    p.put("dirlink/planted", file(b"planted"));
+    if p.wait_request("dirlink/planted", Duration::from_secs(3))
+        .is_some()
+    {
+        p.content("dirlink/planted", ContentHash::of(b"planted"), b"planted");
+    }
+
+    // Ask for the outside file by every name that leads to it.
+    for path in ["dirlink/secret", "link", "victim.txt"] {
+        p.core(qsync_core::Message::Request {
+            task: s.task,
+            path: qsync_base::RelPath::new(path).unwrap(),
+            hash: secret_hash,
+            size: SECRET.len() as u64,
+            base: None,
+        });
+    }
+
+    // A zero-byte "new version" of victim.txt announcing a hash it does not have: nothing
+    // at victim.txt moves before content is checked, and this content never checks.
+    let lie = ContentHash::of(b"what the record claims");
+    p.put(
+        "victim.txt",
+        State::File {
+            hash: lie,
+            size: 0,
+            mode: 0o644,
+        },
+    );
+    if p.wait_request("victim.txt", Duration::from_secs(10))
+        .is_some()
+    {
+        p.content("victim.txt", lie, b"");
+    }
+
+    wait_for("the replaced link", SETTLE, || {
+        fs::read(s.root.join("link")).is_ok_and(|c| c == replaced)
+    });
+    p.pump(Duration::from_secs(3));
+
+    assert_eq!(
+        tree(&s.outside),
+        before_outside,
+        "the outside folder changed"
+    );
+    assert!(!s.outside.join("planted").exists());
+    assert_eq!(fs::read(s.root.join("victim.txt")).unwrap(), b"precious");
+    let names: Vec<String> = tree(&s.root).into_keys().collect();
+    assert_eq!(
+        names,
+        ["dirlink", "link", "victim.txt"],
+        "no conflict copy, nothing new"
+    );
+    assert!(
+        !contains(&p.received_bytes(), SECRET),
+        "the peer was sent the outside file"
+    );
+    for heard in &p.heard {
+        if let Heard::Wire(Message::LinkRefused { reason }) = heard {
+            assert!(!reason.contains('/'), "a local path in {reason}");
+        }
+    }
+    assert!(status_time(&s.a) < Duration::from_secs(1));
+}
+
+/// A link to `/dev/zero` and a patch on it, a FIFO in the folder: refused at once, and the
+/// daemon keeps answering its person within a second.
+#[test]
+fn a_link_to_dev_zero_and_a_fifo_never_hang_the_daemon() {
+    let s = scene();
+    let mut p = Peer::connect(s.a.port, &s.hostile, s.task);
+    p.put(
+        "zero",
+        State::Symlink {
+            target: "/dev/zero".into(),
+        },
+    );
+    wait_for("the link", SETTLE, || {
+        fs::symlink_metadata(s.root.join("zero")).is_ok()
+    });
+    // The person's own FIFO: never opened by the scan or the watcher.
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        s.root.join("fifo"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
+    let ten = [0u8; 10];
+    p.put("zero", file(&ten));
+    let base = p.wait_request("zero", SETTLE);
+    assert_eq!(base, Some(None), "no base offered for a link");
+    p.send(
+        s.task,
+        &Message::Delta {
+            path: qsync_base::RelPath::new("zero").unwrap(),
+            hash: ContentHash::of(&ten),
+            base: ContentHash::of(b"/dev/zero"),
+            offset: 0,
+            data: bytes::Bytes::from_static(b"patch"),
+            last: true,
+        },
+    );
+    p.core(qsync_core::Message::Request {
+        task: s.task,
+        path: qsync_base::RelPath::new("zero").unwrap(),
+        hash: ContentHash::of(&ten),
+        size: 10,
+        base: Some(ContentHash::of(b"/dev/zero")),
+    });
+    for _ in 0..5 {
+        let took = status_time(&s.a);
+        assert!(took < Duration::from_secs(1), "status took {took:?}");
+        p.pump(Duration::from_millis(200));
+    }
+    let heard = p.pump(Duration::from_secs(1));
+    let served = heard
+        .iter()
+        .any(|h| matches!(h, Heard::Wire(Message::Content { data, .. }) if !data.is_empty()));
+    assert!(!served, "content was served from /dev/zero");
+    // It still takes ordinary content.
+    p.content("zero", ContentHash::of(&ten), &ten);
+    // (Looked at without following the link: the test must not read /dev/zero either.)
+    wait_for("the file", SETTLE, || {
+        let is_file = fs::symlink_metadata(s.root.join("zero")).is_ok_and(|m| m.is_file());
+        is_file && fs::read(s.root.join("zero")).is_ok_and(|c| c == ten)
+    });
+}
+
+/// Named limits: a link target over 4 KiB is ignored, thousands of transfers opened and
+/// never finished hold at most 16 files open, a file larger than the free space is not
+/// even asked for, and a second connection from the same device replaces the first. The
+/// daemon's memory stays bounded, and another device's changes still arrive.
+#[test]
+fn transfers_never_finished_and_files_too_large_are_capped() {
+    let s = scene();
+    let mut c = Node::start(s.base.path(), "honest");
+    let root_c = s.base.path().join("C");
+    link(&s.a, &s.task.to_string(), &c, &root_c);
+    wait_same(&s.root, &root_c, SETTLE);
+
+    let mut p = Peer::connect(s.a.port, &s.hostile, s.task);
+    let rss_before = rss_kib(&s.a);
+
+    p.put(
+        "longlink",
+        State::Symlink {
+            target: "x".repeat(5000),
+        },
+    );
+    p.put(
+        "bomb",
+        State::File {
+            hash: ContentHash::of(b"a terabyte"),
+            size: 1 << 40,
+            mode: 0o644,
+        },
+    );
+    let many: Vec<(String, State)> = (0..5000)
+        .map(|i| {
+            let content = format!("never sent {i}");
+            (
+                format!("many/f{i:04}"),
+                State::File {
+                    hash: ContentHash::of(content.as_bytes()),
+                    size: 1 << 20,
+                    mode: 0o644,
+                },
+            )
+        })
+        .collect();
+    let records = p.put_many(many);
+    // Begin every transfer asked for, and finish none.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut begun = std::collections::HashSet::new();
+    while Instant::now() < deadline {
+        for heard in p.pump(Duration::from_millis(300)) {
+            if let Heard::Core(qsync_core::Message::Request { path, hash, .. }) = heard {
+                if begun.insert(path.clone()) {
+                    p.send(
+                        s.task,
+                        &Message::Content {
+                            path,
+                            hash,
+                            offset: 0,
+                            data: bytes::Bytes::from_static(&[7; 1024]),
+                            last: false,
+                        },
+                    );
+                }
+            }
+        }
+        if begun.len() >= records.len() {
+            break;
+        }
+    }
+    assert!(begun.len() > 16, "only {} requests came", begun.len());
+    let open = fs::read_dir(s.a.state.join("staging"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().starts_with(".incoming-"))
+        })
+        .count();
+    assert!(open <= 16, "{open} transfers hold a file open");
+    let asked_bomb = p.heard.iter().any(|h| {
+        matches!(h, Heard::Core(qsync_core::Message::Request { path, .. }) if path.as_str() == "bomb")
+    });
+    assert!(!asked_bomb, "a file larger than the disk was asked for");
+    assert!(!s.root.join("longlink").exists());
+
+    // Another device's change still arrives, and the person still gets answers.
+    fs::write(root_c.join("from-c.txt"), b"still syncing").unwrap();
+    wait_for("the other device's file", SETTLE, || {
+        fs::read(s.root.join("from-c.txt")).is_ok_and(|c| c == b"still syncing")
+    });
+    assert!(status_time(&s.a) < Duration::from_secs(1));
+    let rss_after = rss_kib(&s.a);
+    eprintln!("victim RSS: {rss_before} KiB before, {rss_after} KiB after 5,000 open transfers");
+    assert!(rss_after < 256 * 1024, "RSS {rss_after} KiB");
+    let log = s.a.log();
+    assert!(
+        log.contains("not receiving a file for now"),
+        "no log line for the bomb"
+    );
+    assert!(log.contains("transfers from this device are open already"));
+
+    // One connection per device: a new one replaces the old, which is closed.
+    let mut second = Peer::connect(s.a.port, &s.hostile, s.task);
+    second.pump(Duration::from_millis(500));
+    assert!(
+        p.is_closed(Duration::from_secs(10)),
+        "the older connection stayed open"
+    );
+    c.kill();
+}
+
+/// A `.qsyncignore` with a broken pattern and bytes that are not UTF-8, synced from a
+/// peer, then a restart: the daemon runs, says what it skipped, and the other rules apply.
+#[test]
+fn a_broken_ignore_file_from_a_peer_never_stops_the_daemon() {
+    let mut s = scene();
+    let mut p = Peer::connect(s.a.port, &s.hostile, s.task);
+    let mut ignore = b"*.log\n[z-a]\n".to_vec();
+    ignore.extend_from_slice(b"\xff\xfe\n");
+    p.put(".qsyncignore", file(&ignore));
+    p.wait_request(".qsyncignore", SETTLE).expect("asked for");
+    p.content(".qsyncignore", ContentHash::of(&ignore), &ignore);
+    wait_for("the ignore file", SETTLE, || {
+        fs::read(s.root.join(".qsyncignore")).is_ok_and(|c| c == ignore)
+    });
+    drop(p);
+    s.a.kill();
+    s.a.restart();
+    let status = s.a.cli(&["status"]);
+    assert!(status.contains("ignore_problem"), "{status}");
+    assert!(status.contains("line 2"), "{status}");
+    assert!(status.contains("line 3: not UTF-8"), "{status}");
+    // The rules that parse still apply: a new .log file is not announced, a .txt is.
+    let mut p = Peer::connect(s.a.port, &s.hostile, s.task);
+    fs::write(s.root.join("new.log"), b"x").unwrap();
+    fs::write(s.root.join("new.txt"), b"x").unwrap();
+    let seen = |p: &Peer, name: &str| p.theirs.keys().any(|k| k.as_str() == name);
+    let deadline = Instant::now() + SETTLE;
+    while !seen(&p, "new.txt") && Instant::now() < deadline {
+        p.pump(Duration::from_millis(200));
+    }
+    assert!(seen(&p, "new.txt"));
+    assert!(!seen(&p, "new.log"));
+}
+
+/// A peer's name full of terminal escapes is shown escaped.
+#[test]
+fn a_name_with_escape_sequences_is_printed_escaped() {
+    let base = tempfile::tempdir().unwrap();
+    let a = Node::start(base.path(), "plain");
+    let me = Identity::generate().unwrap();
+    let (mut stream, mut session) = hostile::connect(a.port, &me).unwrap();
+    let task = TaskId::from_bytes([9; 32]);
+    let code: qsync_wire::PairingCode = "1111-2222".parse().unwrap();
+    let (_, spake) = qsync_wire::pairing::Asker::start(&code, &session, task);
+    let request = Message::LinkRequest {
+        name: "evil\u{1b}]0;pwned\u{7}\u{1b}[2J".into(),
+        folder_name: "Stuff\u{1b}[31m".into(),
+        listen_port: 1,
+        files: 0,
+        bytes: 0,
+        spake: bytes::Bytes::from(spake),
+    };
+    hostile::send(&mut stream, &session.seal(task, &request).unwrap()).unwrap();
+    let (_, _, context) = node::wait_question(&a.state, &[qsync_engine::btf::CHOOSE_LINK_PATH]);
+    let shown = a.cli(&["questions"]);
+    assert!(!shown.contains('\u{1b}'), "{shown:?}");
+    assert!(!shown.contains('\u{7}'), "{shown:?}");
+    assert!(shown.contains("evil"), "{shown:?}");
+    assert!(context.contains("\\u{1b}"), "{context:?}");
+    let events = a.try_cli(&["--json", "questions"]).unwrap();
+    assert!(!events.contains('\u{1b}'), "{events:?}");
+}
+
+/// The receiver's disk fills up (a small tmpfs holds its folder): nothing half-written
+/// appears, the sender loses nothing, and once space is freed both sides converge without
+/// a restart. Needs root (to mount); skipped with a message elsewhere.
+#[test]
+fn a_full_disk_delays_and_then_converges() {
+    let base = tempfile::tempdir().unwrap();
+    let mount = base.path().join("small");
+    fs::create_dir(&mount).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"])
+        .arg(&mount)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let _unmount = Unmount(mount.clone());
+    let root_a = base.path().join("A");
+    fs::create_dir(&root_a).unwrap();
+    let a = Node::start(base.path(), "sender");
+    let b = Node::start(base.path(), "full");
+    let task = a.add_task(&root_a);
+    let root_b = mount.join("B");
+    link(&a, &task, &b, &root_b);
+    // 34 MiB free for 36 MiB of files: each is asked for while there is room for it (with
+    // 16 MiB to spare), but not all of them fit: the last write runs out of space, or the
+    // last file is not asked for until space is freed.
+    let filler = mount.join("filler");
+    fs::write(&filler, vec![1u8; 30 << 20]).unwrap();
+    let files: Vec<Vec<u8>> = (0..3u8).map(|i| vec![i + 1; 12 << 20]).collect();
+    for (i, content) in files.iter().enumerate() {
+        fs::write(root_a.join(format!("f{i}")), content).unwrap();
+    }
+    std::thread::sleep(Duration::from_secs(6));
+    let arrived: Vec<String> = tree(&root_b).into_keys().collect();
+    assert!(arrived.len() < 3, "all arrived on a full disk: {arrived:?}");
+    for name in &arrived {
+        let i: usize = name[1..].parse().unwrap();
+        assert_eq!(
+            fs::read(root_b.join(name)).unwrap(),
+            files[i],
+            "{name} half-written"
+        );
+    }
+    for (i, content) in files.iter().enumerate() {
+        assert_eq!(&fs::read(root_a.join(format!("f{i}"))).unwrap(), content);
+    }
+    let log = b.log();
+    assert!(
+        log.contains("not receiving a file for now") || log.contains("No space left"),
+        "the log says nothing of the full disk"
+    );
+    // Space is freed: the rest arrives, with nobody restarting anything.
+    fs::remove_file(&filler).unwrap();
+    wait_same(&root_a, &root_b, SETTLE);
+}
