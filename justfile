@@ -66,6 +66,11 @@ fuzz-apps SECONDS="60": fuzz-tool
 fuzz-core SECONDS="60": fuzz-tool
     cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run core -- -max_total_time={{SECONDS}}
 
+# Fuzz the receive path: a linked peer's messages against a real folder; nothing outside
+# the folder may change.
+fuzz-receive SECONDS="60": fuzz-tool
+    cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run receive -- -max_total_time={{SECONDS}}
+
 # Fuzz the Magasin's store index parser.
 fuzz-index SECONDS="60": fuzz-tool
     cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run index -- -max_total_time={{SECONDS}}

@@ -394,3 +394,39 @@ fn known_hashes_give_the_same_patch_and_a_wrong_one_is_refused() {
         "a patch with a wrong base hash must be refused"
     );
 }
+
+/// A copy bomb: a few bytes of patch that copy the same source range a million times.
+/// What a patch produces is bounded by the size its header declares (which the receiver
+/// checks against the size the record announced, and that against its free space): it is
+/// refused as soon as it passes it, having written no more than that.
+#[test]
+fn a_copy_bomb_stops_at_the_size_its_header_declares() {
+    let old = b"0123456789abcdef".repeat(4096); // 64 KiB
+    let target_len = 1_000_000u64;
+    let mut patch = b"QSD\x01".to_vec();
+    patch.extend_from_slice(&(old.len() as u64).to_le_bytes());
+    patch.extend_from_slice(qsync_base::ContentHash::of(&old).as_bytes());
+    patch.extend_from_slice(&target_len.to_le_bytes());
+    patch.extend_from_slice(qsync_base::ContentHash::of(b"whatever").as_bytes());
+    for _ in 0..1_000_000 {
+        patch.push(1);
+        patch.extend_from_slice(&0u64.to_le_bytes());
+        patch.extend_from_slice(&(old.len() as u64).to_le_bytes());
+    }
+    patch.push(0);
+    let err = apply(&patch, &old).unwrap_err();
+    assert!(
+        err.to_string().contains("more than the 1000000 bytes"),
+        "{err}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("old"), &old).unwrap();
+    let out = dir.path().join("out");
+    assert!(apply_file(&patch[..], &dir.path().join("old"), &out).is_err());
+    assert!(!out.exists());
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "nothing left behind"
+    );
+}

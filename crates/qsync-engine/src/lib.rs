@@ -11,6 +11,8 @@ pub mod control;
 pub mod daemon;
 pub mod driver;
 pub mod fsops;
+#[doc(hidden)]
+pub mod fuzzing;
 mod keeper;
 pub mod net;
 

@@ -469,4 +469,66 @@ mod tests {
         assert!(!incoming.finish(&staging).unwrap());
         assert!(!staging.has(&hash));
     }
+
+    #[test]
+    fn open_transfers_per_device_are_capped_and_given_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let staging = Staging::open(dir.path().join("staging")).unwrap();
+        let slots = Budget::default();
+        let hash = |i: usize| ContentHash::of(format!("c{i}").as_bytes());
+        let mut open: Vec<Incoming> = (0..MAX_OPEN_INCOMING)
+            .map(|i| Incoming::start(&staging, hash(i), 10, &slots).unwrap())
+            .collect();
+        assert_eq!(slots.used(), MAX_OPEN_INCOMING);
+        let refused = Incoming::start(&staging, hash(99), 10, &slots);
+        assert!(matches!(refused, Err(EngineError::Limit(_))));
+        // However a transfer ends (dropped, finished), its slot comes back.
+        drop(open.pop());
+        let last = Incoming::start(&staging, hash(99), 10, &slots).unwrap();
+        assert!(!last.finish(&staging).unwrap());
+        assert_eq!(slots.used(), MAX_OPEN_INCOMING - 1);
+        drop(open);
+        assert_eq!(slots.used(), 0);
+    }
+
+    #[test]
+    fn patches_in_memory_are_capped_each_and_together() {
+        let memory = Budget::default();
+        let (base, hash) = (ContentHash::of(b"old"), ContentHash::of(b"new"));
+        let chunk = vec![0u8; 1 << 20];
+        let mut one = IncomingPatch::start(base, hash, 1 << 30, &memory);
+        let mut offset = 0;
+        while offset < MAX_PATCH {
+            one.accept(offset as u64, &chunk).unwrap();
+            offset += chunk.len();
+        }
+        assert!(matches!(
+            one.accept(offset as u64, &chunk),
+            Err(EngineError::Limit(_))
+        ));
+        let mut held = vec![one];
+        let per_patch = MAX_PATCH / chunk.len();
+        for _ in 1..MAX_PATCH_MEMORY / MAX_PATCH {
+            let mut p = IncomingPatch::start(base, hash, 1 << 30, &memory);
+            for i in 0..per_patch {
+                p.accept((i * chunk.len()) as u64, &chunk).unwrap();
+            }
+            held.push(p);
+        }
+        assert_eq!(memory.used(), MAX_PATCH_MEMORY);
+        let mut over = IncomingPatch::start(base, hash, 1 << 30, &memory);
+        assert!(matches!(over.accept(0, b"x"), Err(EngineError::Limit(_))));
+        drop(held);
+        assert_eq!(memory.used(), 0);
+        over.accept(0, b"x").unwrap();
+    }
+
+    #[test]
+    fn a_file_larger_than_the_free_space_does_not_fit() {
+        let dir = tempfile::tempdir().unwrap();
+        let places = [dir.path().to_owned()];
+        assert!(room_for(&places, 1).is_ok());
+        let why = room_for(&places, 1 << 60).unwrap_err();
+        assert!(why.contains("would not fit"), "{why}");
+    }
 }

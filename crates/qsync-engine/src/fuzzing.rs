@@ -1,0 +1,399 @@
+//! Entry point of the `receive` fuzz target and of its replay in `cargo test` (not stable
+//! API): a linked peer's records, content, patches and requests, decided by a real
+//! [`qsync_core::Core`] and carried out by the real driver ([`crate::driver`]) on a real
+//! temporary folder that sits beside a folder "outside" holding a secret.
+//!
+//! Whatever the bytes say, [`receive`] asserts (panics otherwise, which is what a fuzzer
+//! reports):
+//! - nothing outside the task folder changed (the outside folder's entries, contents,
+//!   modes and link targets, and what sits beside the two folders);
+//! - no content served to the peer holds the secret;
+//! - a patch was only ever applied to a regular file inside the folder.
+//!
+//! The bytes are read as a small program: each step picks an action (a record of a
+//! file, folder, link or deletion at a path; a request for content; a patch; a placement
+//! handed to the driver directly, which the core would not order), paths from
+//! a few names that include the links' names, link targets from a list of ways out.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use qsync_base::{ContentHash, DeviceId, RelPath, TaskId};
+use qsync_core::{Core, Effect, Input, Ledger, MemLedger, Message, Record, State};
+use qsync_watch::Index;
+
+use crate::driver::place::{self, Staging};
+use crate::driver::transfer::{self, Budget, IncomingPatch};
+
+/// The peer the steps come from.
+pub const PEER: DeviceId = DeviceId::from_bytes([2; 32]);
+/// Its task.
+pub const TASK: TaskId = TaskId::from_bytes([7; 32]);
+/// What the outside folder holds, that nothing may read.
+pub const SECRET: &[u8] = b"the outside secret, never to be read";
+
+const NAMES: [&str; 6] = ["a", "b", "out", "link", "zero", ".qsyncignore"];
+
+/// What a run did (for its tests to check that it did something).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    /// Placements that were done.
+    pub placed: usize,
+    /// Patches that applied.
+    pub patched: usize,
+    /// Messages served to the peer.
+    pub served: usize,
+}
+
+/// Run the steps of `data`; see the [module documentation](self).
+pub fn receive(data: &[u8]) -> Summary {
+    let Ok(dir) = tempfile::tempdir() else {
+        return Summary::default();
+    };
+    let root = dir.path().join("root");
+    let outside = dir.path().join("outside");
+    let made = fs::create_dir(&root)
+        .and_then(|()| fs::create_dir(&outside))
+        .and_then(|()| fs::write(outside.join("secret"), SECRET))
+        .and_then(|()| fs::create_dir(outside.join("sub")))
+        .and_then(|()| fs::write(outside.join("sub/file"), b"outside"));
+    let Ok(staging) = Staging::open(dir.path().join("staging")) else {
+        return Summary::default();
+    };
+    if made.is_err() {
+        return Summary::default();
+    }
+    let before = snapshot(dir.path());
+    let targets = [
+        outside.display().to_string(),
+        outside.join("secret").display().to_string(),
+        "../outside".to_owned(),
+        "../outside/secret".to_owned(),
+        "/dev/zero".to_owned(),
+        "../..".to_owned(),
+        "a".to_owned(),
+    ];
+    let mut run = Run {
+        core: Core::new(DeviceId::from_bytes([1; 32])),
+        ledger: MemLedger::new(),
+        index: Index::default(),
+        root: root.clone(),
+        staging,
+        contents: HashMap::new(),
+        seq: 0,
+        served: Vec::new(),
+        now: Instant::now(),
+        summary: Summary::default(),
+    };
+    run.feed(Input::Link {
+        task: TASK,
+        peer: PEER,
+    });
+    run.feed(Input::Connected { peer: PEER });
+    // The peer's greeting: from then on its records are taken.
+    run.feed(Input::Received {
+        from: PEER,
+        message: Message::Hello {
+            task: TASK,
+            after: 0,
+            reply: false,
+        },
+    });
+
+    let mut bytes = data.iter().copied();
+    let mut next = move || bytes.next();
+    for _ in 0..64 {
+        let Some(op) = next() else { break };
+        let Some(path) = path_from(&mut next) else {
+            continue;
+        };
+        match op % 7 {
+            0 => {
+                let len = usize::from(next().unwrap_or(0) % 16);
+                let content: Vec<u8> = (0..len).map(|_| next().unwrap_or(0)).collect();
+                let state = State::File {
+                    hash: ContentHash::of(&content),
+                    size: content.len() as u64,
+                    mode: 0o644,
+                };
+                run.contents.insert(ContentHash::of(&content), content);
+                run.record(path, state);
+            }
+            1 => {
+                let target = targets[usize::from(next().unwrap_or(0)) % targets.len()].clone();
+                run.record(path, State::Symlink { target });
+            }
+            2 => run.record(path, State::Folder { mode: 0o755 }),
+            3 => run.record(path, State::Deleted),
+            4 => {
+                // The peer asks for the secret, by every path.
+                run.feed(Input::Received {
+                    from: PEER,
+                    message: Message::Request {
+                        task: TASK,
+                        path: path.clone(),
+                        hash: ContentHash::of(SECRET),
+                        size: SECRET.len() as u64,
+                        base: None,
+                    },
+                });
+                // And the driver is asked directly, as if the core had ordered it.
+                let served = &mut run.served;
+                transfer::serve(&root, &path, ContentHash::of(SECRET), None, |m| {
+                    served.push(m);
+                    true
+                });
+            }
+            6 => {
+                // A placement the core would not order (it knows nothing of links made
+                // here): the driver alone must stay inside the folder.
+                let target = match next().unwrap_or(0) % 4 {
+                    0 => {
+                        let content = b"raw".to_vec();
+                        let hash = ContentHash::of(&content);
+                        if fs::write(run.staging.path_of(&hash), &content).is_err() {
+                            continue;
+                        }
+                        State::File {
+                            hash,
+                            size: 3,
+                            mode: 0o600,
+                        }
+                    }
+                    1 => State::Symlink {
+                        target: targets[usize::from(next().unwrap_or(0)) % targets.len()].clone(),
+                    },
+                    2 => State::Folder { mode: 0o700 },
+                    _ => State::Deleted,
+                };
+                let expect = place::state_at(&root, &path, &run.index).unwrap_or(State::Deleted);
+                let parents = std::iter::successors(path.parent(), RelPath::parent)
+                    .filter(
+                        |p| !matches!(place::state_at(&root, p, &run.index), Ok(s) if s.exists()),
+                    )
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                let placement = qsync_core::Placement {
+                    task: TASK,
+                    path,
+                    expect,
+                    target,
+                    mtime_ns: 0,
+                    aside: None,
+                    parents,
+                    from: PEER,
+                };
+                if let Ok(qsync_core::PlaceOutcome::Done) =
+                    place::place(&root, &run.staging, &placement, &mut run.index)
+                {
+                    run.summary.placed += 1;
+                }
+            }
+            _ => {
+                // A patch whose base would be the secret, or what is at the path here.
+                let patch = match next().unwrap_or(0) % 2 {
+                    0 => match qsync_delta::encode(
+                        SECRET,
+                        b"copied",
+                        &qsync_delta::Options::default(),
+                    ) {
+                        Ok(qsync_delta::Delta::Patch(p)) => p.as_bytes().to_vec(),
+                        _ => Vec::new(),
+                    },
+                    _ => (0..usize::from(next().unwrap_or(0)))
+                        .map(|_| next().unwrap_or(0))
+                        .collect(),
+                };
+                let base = qsync_delta::Header::read(&mut &patch[..])
+                    .map(|h| h.source_hash)
+                    .unwrap_or(ContentHash::of(SECRET));
+                let hash = qsync_delta::Header::read(&mut &patch[..])
+                    .map(|h| h.target_hash)
+                    .unwrap_or(ContentHash::of(b"copied"));
+                let size = qsync_delta::Header::read(&mut &patch[..]).map_or(6, |h| h.target_len);
+                let mut incoming = IncomingPatch::start(base, hash, size, &Budget::default());
+                if incoming.accept(0, &patch).is_ok() {
+                    let applied = incoming.finish(&root, &path, &run.staging);
+                    if matches!(applied, Ok(true)) {
+                        // Only ever from a regular file in the folder holding the base.
+                        let here = place::state_at(&root, &path, &run.index);
+                        assert!(
+                            matches!(here, Ok(State::File { hash, .. }) if hash == base),
+                            "a patch applied to something that is not the base file at {path}"
+                        );
+                        run.staging.remove(&hash);
+                        run.summary.patched += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    assert_eq!(
+        snapshot(dir.path()),
+        before,
+        "something outside the task folder changed"
+    );
+    for message in &run.served {
+        if let qsync_wire::Message::Content { data, .. } | qsync_wire::Message::Delta { data, .. } =
+            message
+        {
+            assert!(
+                !data.windows(SECRET.len()).any(|w| w == SECRET),
+                "the secret was served"
+            );
+        }
+    }
+    Summary {
+        served: run.served.len(),
+        ..run.summary
+    }
+}
+
+/// A path of one to three names from [`NAMES`].
+fn path_from(next: &mut impl FnMut() -> Option<u8>) -> Option<RelPath> {
+    let b = next().unwrap_or(0);
+    let depth = 1 + usize::from(b % 3);
+    let parts: Vec<&str> = (0..depth)
+        .map(|i| NAMES[usize::from(if i == 0 { b / 3 } else { next().unwrap_or(0) }) % NAMES.len()])
+        .collect();
+    RelPath::new(parts.join("/")).ok()
+}
+
+/// What is under `dir` (never following a link), except the task folder and staging:
+/// entry, kind, content, mode, link target.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, String> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(at) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&at) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let rel = path.strip_prefix(dir).unwrap_or(&path).to_owned();
+            if at == dir && (rel == Path::new("root") || rel == Path::new("staging")) {
+                out.insert(rel, "kept".into());
+                continue;
+            }
+            let Ok(meta) = fs::symlink_metadata(&path) else {
+                continue;
+            };
+            use std::os::unix::fs::PermissionsExt;
+            let mode = meta.permissions().mode();
+            let what = if meta.file_type().is_symlink() {
+                format!("link {:?}", fs::read_link(&path).ok())
+            } else if meta.is_dir() {
+                stack.push(path.clone());
+                format!("dir {mode:o}")
+            } else {
+                let content = fs::read(&path).unwrap_or_default();
+                format!("file {mode:o} {}", ContentHash::of(&content))
+            };
+            out.insert(rel, what);
+        }
+    }
+    out
+}
+
+struct Run {
+    core: Core,
+    ledger: MemLedger,
+    index: Index,
+    root: PathBuf,
+    staging: Staging,
+    contents: HashMap<ContentHash, Vec<u8>>,
+    seq: u64,
+    served: Vec<qsync_wire::Message>,
+    now: Instant,
+    summary: Summary,
+}
+
+impl Run {
+    /// A record from the peer making `path` `state`, newer than what is known here.
+    fn record(&mut self, path: RelPath, state: State) {
+        let known = self.ledger.record(&TASK, &path).ok().flatten();
+        let version = known
+            .map(|r| r.version)
+            .unwrap_or_default()
+            .bumped(PEER);
+        self.seq += 1;
+        let record = Record {
+            path,
+            state,
+            version,
+            mtime_ns: 0,
+            seq: self.seq,
+        };
+        self.feed(Input::Received {
+            from: PEER,
+            message: Message::Records {
+                task: TASK,
+                records: vec![record],
+                upto: self.seq,
+            },
+        });
+    }
+
+    /// Hand the core `input` and carry out its orders (and their outcomes) with the real
+    /// driver, as the daemon does, a bounded number of rounds.
+    fn feed(&mut self, input: Input) {
+        let mut inputs = vec![input];
+        for _ in 0..64 {
+            let Some(input) = inputs.pop() else { break };
+            let Ok(()) = self.core.handle(self.now, input, &mut self.ledger);
+            while let Some(effect) = self.core.poll_effect() {
+                match effect {
+                    Effect::Place(p) => {
+                        let outcome = place::place(&self.root, &self.staging, &p, &mut self.index)
+                            .unwrap_or(qsync_core::PlaceOutcome::Failed);
+                        if outcome == qsync_core::PlaceOutcome::Done {
+                            self.summary.placed += 1;
+                        }
+                        inputs.push(Input::Placed {
+                            task: p.task,
+                            path: p.path,
+                            outcome,
+                        });
+                    }
+                    Effect::Send {
+                        message:
+                            Message::Request {
+                                task, path, hash, ..
+                            },
+                        ..
+                    } => {
+                        let ok = match self.contents.get(&hash) {
+                            Some(content) => {
+                                fs::write(self.staging.path_of(&hash), content).is_ok()
+                            }
+                            None => false,
+                        };
+                        inputs.push(Input::Fetched {
+                            task,
+                            path,
+                            hash,
+                            from: PEER,
+                            ok,
+                        });
+                    }
+                    Effect::Serve {
+                        path, hash, base, ..
+                    } => {
+                        let _ = base;
+                        let served = &mut self.served;
+                        transfer::serve(&self.root, &path, hash, None, |m| {
+                            served.push(m);
+                            true
+                        });
+                    }
+                    Effect::Send { .. } => {}
+                }
+            }
+        }
+    }
+}
