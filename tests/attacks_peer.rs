@@ -208,6 +208,10 @@ fn links_patches_and_false_content_never_reach_outside_the_folder() {
         !contains(&p.received_bytes(), SECRET),
         "the peer was sent the outside file"
     );
+    assert!(
+        !contains(&p.received_bytes(), b"precious"),
+        "a file was streamed for a hash it does not have"
+    );
     for heard in &p.heard {
         if let Heard::Wire(Message::LinkRefused { reason }) = heard {
             assert!(!reason.contains('/'), "a local path in {reason}");
@@ -421,6 +425,16 @@ fn a_broken_ignore_file_from_a_peer_never_stops_the_daemon() {
     }
     assert!(seen(&p, "new.txt"));
     assert!(!seen(&p, "new.log"));
+    // Asked for by its real hash, an ignored file is not served either.
+    p.core(qsync_core::Message::Request {
+        task: s.task,
+        path: qsync_base::RelPath::new("new.log").unwrap(),
+        hash: ContentHash::of(b"x"),
+        size: 1,
+        base: None,
+    });
+    p.pump(Duration::from_secs(2));
+    assert!(p.received_bytes().is_empty(), "an ignored file was served");
 }
 
 /// A peer's name full of terminal escapes is shown escaped.

@@ -24,5 +24,5 @@ mod version;
 pub use entry::{EntryKind, FileEntry, UpdateId, MODE_BITS};
 pub use hash::{ContentHash, ContentHasher};
 pub use id::{DeviceId, IdParseError, TaskId};
-pub use path::{RelPath, RelPathError};
+pub use path::{RelPath, RelPathError, MAX_NAME_LEN, MAX_PATH_LEN};
 pub use version::{Causality, VersionVector};

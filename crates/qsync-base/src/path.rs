@@ -22,6 +22,13 @@ pub enum RelPathError {
         "`{0}` holds a NUL byte or a backslash, which no platform QSync syncs to accepts in a name"
     )]
     BadCharacter(String),
+    /// The path is longer than [`MAX_PATH_LEN`] bytes, or a name in it longer than
+    /// [`MAX_NAME_LEN`].
+    #[error("a path of {len} bytes (or with a name over {MAX_NAME_LEN} bytes) is longer than any file system holds (at most {MAX_PATH_LEN})")]
+    TooLong {
+        /// Its length in bytes.
+        len: usize,
+    },
     /// A local path is not inside the root it was taken relative to, or is not UTF-8.
     #[error("`{path}` is not a UTF-8 path inside `{root}`")]
     OutsideRoot {
@@ -32,11 +39,20 @@ pub enum RelPathError {
     },
 }
 
+/// The longest [`RelPath`], in bytes (Linux's `PATH_MAX`): a longer one could not be
+/// opened anyway, and a peer's record must not make the daemon build a hundred thousand
+/// parent folders.
+pub const MAX_PATH_LEN: usize = 4096;
+
+/// The longest name (component) of a [`RelPath`], in bytes (`NAME_MAX`).
+pub const MAX_NAME_LEN: usize = 255;
+
 /// A path inside a sync task, relative to its root, with `/` as the separator on every
 /// platform (the seed's rule).
 ///
 /// A `RelPath` cannot be built invalid: it has no leading `/`, no empty, `.` or `..`
-/// component, no NUL and no `\`. Joining it to a root therefore always stays under that
+/// component, no NUL and no `\`, and is at most [`MAX_PATH_LEN`] bytes with names of at
+/// most [`MAX_NAME_LEN`]. Joining it to a root therefore always stays under that
 /// root (symlinks inside the root are a file-system matter the caller checks).
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -54,6 +70,9 @@ impl RelPath {
         }
         if text.contains(['\0', '\\']) {
             return Err(RelPathError::BadCharacter(text));
+        }
+        if text.len() > MAX_PATH_LEN || text.split('/').any(|c| c.len() > MAX_NAME_LEN) {
+            return Err(RelPathError::TooLong { len: text.len() });
         }
         if text
             .split('/')
@@ -161,6 +180,21 @@ mod tests {
         for ok in ["a", "a/b", "dir/.hidden", "a/b/c.txt", "..a", "a..", "é/ü"] {
             assert!(RelPath::new(ok).is_ok(), "{ok}");
         }
+    }
+
+    #[test]
+    fn paths_and_names_are_bounded() {
+        assert!(RelPath::new("n".repeat(MAX_NAME_LEN)).is_ok());
+        assert!(matches!(
+            RelPath::new("n".repeat(MAX_NAME_LEN + 1)),
+            Err(RelPathError::TooLong { .. })
+        ));
+        let deep = vec!["a"; MAX_PATH_LEN / 2].join("/");
+        assert!(RelPath::new(deep.clone()).is_ok());
+        assert!(matches!(
+            RelPath::new(format!("{deep}/bb")),
+            Err(RelPathError::TooLong { .. })
+        ));
     }
 
     #[test]

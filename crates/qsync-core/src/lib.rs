@@ -47,7 +47,9 @@ pub mod rules;
 mod state;
 mod wire;
 
-pub use crate::core::{Core, MAX_LINK_TARGET, MAX_RETRY_AFTER, RECORDS_PER_MESSAGE, RETRY_AFTER};
+pub use crate::core::{
+    Core, MAX_LINK_TARGET, MAX_RETRY_AFTER, MAX_VERSION_ENTRIES, RECORDS_PER_MESSAGE, RETRY_AFTER,
+};
 pub use io::{Effect, Input, Message, PlaceOutcome, Placement};
 pub use ledger::{Ledger, MemLedger};
 pub use state::{Record, State, MODE_MASK};

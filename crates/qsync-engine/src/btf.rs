@@ -194,9 +194,24 @@ pub fn answer(dir: &Path, id: &str, answer: &str) -> io::Result<()> {
     let path = dir.join(format!("{}.{}.btf", question.flag, question.id));
     let text = format!("{}\n{}\n", question.context, one_line(answer));
     let temp = write_new(dir, &text)?;
-    fs::rename(&temp, &path).inspect_err(|_| {
-        let _ = fs::remove_file(&temp);
-    })
+    // Exchanged with the question, not renamed over it: a question the engine withdrew
+    // meanwhile (timed out, its request gone) is not made again, and the person hears it.
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    let exchanged = match renameat_with(CWD, &temp, CWD, &path, RenameFlags::EXCHANGE) {
+        // A file system without the flag: checked just before, as well as it can be.
+        Err(rustix::io::Errno::INVAL) if path.exists() => fs::rename(&temp, &path)
+            .map_err(|e| rustix::io::Errno::from_io_error(&e).unwrap_or(rustix::io::Errno::IO)),
+        other => other,
+    };
+    let _ = fs::remove_file(&temp);
+    match exchanged {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::NOENT) => Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("the question {id} is no longer waiting (it timed out or was withdrawn)"),
+        )),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The most of a question file read (a question is one line; an answer one more).

@@ -317,10 +317,7 @@ impl Run {
     /// A record from the peer making `path` `state`, newer than what is known here.
     fn record(&mut self, path: RelPath, state: State) {
         let known = self.ledger.record(&TASK, &path).ok().flatten();
-        let version = known
-            .map(|r| r.version)
-            .unwrap_or_default()
-            .bumped(PEER);
+        let version = known.map(|r| r.version).unwrap_or_default().bumped(PEER);
         self.seq += 1;
         let record = Record {
             path,

@@ -223,9 +223,16 @@ impl TaskWatcher {
         let filter = Filter::for_root(root)?;
         let (raw_tx, raw_rx) = channel();
         let (tx, rx) = channel();
-        let mut watcher = notify::recommended_watcher(move |result| {
-            let _ = raw_tx.send(result);
-        })
+        // Links in the folder are synced as links and never followed: without this, notify
+        // would watch what a link points to (a link to `/` from a peer would make the
+        // watch fail, and one to another folder would report its files as the task's).
+        let config = notify::Config::default().with_follow_symlinks(false);
+        let mut watcher = RecommendedWatcher::new(
+            move |result| {
+                let _ = raw_tx.send(result);
+            },
+            config,
+        )
         .map_err(|e| failed(&e))?;
         watcher
             .watch(root, RecursiveMode::Recursive)

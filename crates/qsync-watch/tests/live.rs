@@ -366,3 +366,19 @@ fn a_file_closed_after_writing_is_reported_early_once_per_period() {
         .expect("reported after the period");
     assert!(t.elapsed() >= period, "{:?}", t.elapsed());
 }
+
+/// A link to a folder outside (a peer may sync one) is a link: the watcher does not watch
+/// what it points to, so files there never become the task's.
+#[test]
+fn a_link_to_a_folder_outside_is_not_watched_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::os::unix::fs::symlink(outside.path(), root.join("away")).unwrap();
+    let (_w, rx, mut index) = start(root);
+    fs::write(outside.path().join("secret"), b"x").unwrap();
+    fs::write(root.join("here"), b"y").unwrap();
+    let events = drain(root, &mut index, &rx, Duration::from_millis(800));
+    let paths: Vec<String> = index.entries().map(|e| e.path.to_string()).collect();
+    assert_eq!(paths, ["away", "here"], "{events:?}");
+}

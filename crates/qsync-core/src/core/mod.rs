@@ -53,6 +53,11 @@ pub const MAX_NUMBER: u64 = i64::MAX as u64;
 /// longer one is ignored, as no honest device can have such a link.
 pub const MAX_LINK_TARGET: usize = 4096;
 
+/// The most devices a version vector may name: a record naming more is ignored (no
+/// honest task is shared by that many devices), so one peer cannot make every device
+/// store and pass on huge versions.
+pub const MAX_VERSION_ENTRIES: usize = 1024;
+
 /// The permission bits of a folder QSync creates to hold a received path.
 const NEW_FOLDER_MODE: u32 = 0o755;
 
@@ -445,7 +450,8 @@ impl Core {
             State::Symlink { target } => target.len() <= MAX_LINK_TARGET,
             _ => true,
         };
-        let counters_fit = record.version.iter().all(|(_, c)| c <= MAX_NUMBER);
+        let counters_fit = record.version.iter().all(|(_, c)| c <= MAX_NUMBER)
+            && record.version.iter().count() <= MAX_VERSION_ENTRIES;
         if record.seq > MAX_NUMBER || size > MAX_NUMBER || !counters_fit || !link_fits {
             return Ok(()); // not something an honest device sends
         }

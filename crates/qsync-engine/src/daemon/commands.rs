@@ -343,22 +343,7 @@ impl Engine {
         // The same rules as for a linked folder: never `/` nor the home folder itself, never
         // in or around QSync's own folders (a peer could otherwise overwrite the state
         // database), never overlapping another task. Grapins come through here too.
-        // Tout-en-un apps keep their data in `<state>/apps/NAME/...`: a task may be there
-        // (it cannot reach the rest of the state folder, as nothing follows a link out of
-        // a task).
-        let text = root
-            .to_str()
-            .ok_or_else(|| EngineError::State(format!("{} is not a UTF-8 path", root.display())))?;
-        let apps = self.config.state_dir.join("apps");
-        let apps = fs::canonicalize(&apps).unwrap_or(apps);
-        if root.starts_with(&apps) && root != apps {
-            let home = std::env::var_os("HOME").map(PathBuf::from);
-            let tasks: Vec<&Path> = self.tasks.values().map(|t| t.root.as_path()).collect();
-            super::links::check_link_folder(text, home.as_deref(), &[], &tasks)
-                .map_err(EngineError::State)?;
-        } else {
-            self.link_folder(text).map_err(EngineError::State)?;
-        }
+        self.task_folder(&root).map_err(EngineError::State)?;
         self.refuse_overlap(&root)?;
         let name = if name.is_empty() {
             root.file_name()

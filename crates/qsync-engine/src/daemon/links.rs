@@ -133,12 +133,33 @@ pub(super) fn check_link_folder(
         (Some(_), None) => return Err("`~` names no home folder here".into()),
         _ => PathBuf::from(answer),
     };
+    check_folder(&path, home, own, tasks)
+}
+
+/// The checks of [`check_link_folder`] on a path already expanded (any bytes: a folder
+/// added by its person need not be UTF-8).
+pub(super) fn check_folder(
+    path: &Path,
+    home: Option<&Path>,
+    own: &[&Path],
+    tasks: &[&Path],
+) -> Result<PathBuf, String> {
     if !path.is_absolute() {
         return Err(format!(
-            "`{answer}` is not an absolute folder (start it with / or ~/)"
+            "`{}` is not an absolute folder (start it with / or ~/)",
+            path.display()
         ));
     }
-    let at = resolved(&path);
+    if path
+        .components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(format!(
+            "`{}` goes up with `..`: name the folder directly",
+            path.display()
+        ));
+    }
+    let at = resolved(path);
     if at.parent().is_none() {
         return Err("the whole file system (/) cannot be a synced folder".into());
     }
@@ -198,6 +219,26 @@ impl Engine {
         ];
         let tasks: Vec<&Path> = self.tasks.values().map(|t| t.root.as_path()).collect();
         check_link_folder(answer, home.as_deref(), &own, &tasks)
+    }
+
+    /// A folder this device's person adds as a task, checked as a linked one is (see
+    /// [`check_folder`]); one in `<state>/apps/` (tout-en-un apps' data) may be inside
+    /// the state folder.
+    pub(super) fn task_folder(&self, path: &Path) -> Result<PathBuf, String> {
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let tasks: Vec<&Path> = self.tasks.values().map(|t| t.root.as_path()).collect();
+        let apps = self.config.state_dir.join("apps");
+        let apps = fs::canonicalize(&apps).unwrap_or(apps);
+        let own = [
+            self.config.state_dir.as_path(),
+            self.config.btf_dir.as_path(),
+        ];
+        let own: &[&Path] = if path.starts_with(&apps) && path != apps {
+            &[]
+        } else {
+            &own
+        };
+        check_folder(path, home.as_deref(), own, &tasks)
     }
 
     /// A device asks to link a task: ask the person.

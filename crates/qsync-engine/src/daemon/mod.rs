@@ -93,6 +93,8 @@ struct Conn {
     tx: Outgoing,
     /// Frames sent before anything queued on `tx`.
     urgent: Outgoing,
+    /// Content bytes queued on `tx` (see `net::MAX_QUEUED_CONTENT`).
+    queued: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// At most this many waiting events are taken before their facts are handled.
@@ -556,6 +558,7 @@ impl Engine {
                 dialled,
                 tx,
                 urgent,
+                queued,
             } => {
                 if !self.linked.lock().is_ok_and(|l| l.contains(&device)) {
                     return;
@@ -568,6 +571,7 @@ impl Engine {
                         id: conn,
                         tx,
                         urgent,
+                        queued,
                     },
                 );
                 self.dial_attempts.remove(&device);
@@ -594,10 +598,17 @@ impl Engine {
             }
             NetEvent::Received {
                 device,
+                conn,
                 task,
                 message,
                 credit: _credit,
-            } => self.received(device, task, message),
+            } => {
+                // From a connection that was replaced (or given up on): dropped, so one
+                // device feeds the engine through one connection only.
+                if self.conns.get(&device).is_some_and(|c| c.id == conn) {
+                    self.received(device, task, message);
+                }
+            }
             NetEvent::LinkRequest { request, reply } => self.link_requested(request, reply),
             NetEvent::LinkProven { id, done } => self.link_proven(id, done),
             NetEvent::LinkFailed { id, reason } => self.link_failed(id, &reason),

@@ -57,6 +57,10 @@ pub(super) struct CoreSync {
     /// Bytes of patches held in memory, all devices together (at most
     /// [`transfer::MAX_PATCH_MEMORY`]).
     patch_memory: Budget,
+    /// Serve orders queued, per device (at most [`MAX_SERVE_QUEUE`]).
+    serving: HashMap<DeviceId, Budget>,
+    /// When staging was last swept of old content.
+    last_sweep: Instant,
 }
 
 /// A placement that fails (rather than finding the disk changed) means the watcher missed
@@ -66,7 +70,12 @@ const RESCAN_EVERY: Duration = Duration::from_secs(5);
 
 /// A transfer under way that gets no chunk for this long is dropped (see
 /// [`Engine::core_drop_stalled`]).
-const TRANSFER_IDLE: Duration = Duration::from_secs(30);
+const TRANSFER_IDLE: Duration = Duration::from_secs(120);
+
+/// Staged content older than this is removed (a placement still wanting it has it
+/// fetched again): content fetched for records that were replaced or that wait (under a
+/// link, say) does not fill the state folder's disk.
+const STAGED_MAX_AGE: Duration = Duration::from_secs(600);
 
 /// Queued inputs handled in one SQLite transaction (their orders wait for its commit).
 const INPUTS_PER_TRANSACTION: usize = 256;
@@ -86,6 +95,14 @@ struct Fetch {
     patch: Option<IncomingPatch>,
 }
 
+/// Serve orders waiting for the serving thread, per device, at most: beyond, a request is
+/// answered `Unavailable` at once (asked again later).
+const MAX_SERVE_QUEUE: usize = 64;
+
+/// How long the serving thread waits for a connection's queue to drain before it gives a
+/// job up (a peer that stopped reading).
+const SERVE_STALL: Duration = Duration::from_secs(30);
+
 /// One `Serve` order for the serving thread.
 struct ServeJob {
     root: PathBuf,
@@ -95,6 +112,10 @@ struct ServeJob {
     /// The asker's content at the path, and where a copy of it is kept here.
     base: Option<(ContentHash, PathBuf)>,
     tx: Outgoing,
+    /// The connection's queued content bytes (see `net::MAX_QUEUED_CONTENT`).
+    queued: Arc<std::sync::atomic::AtomicUsize>,
+    /// Its place in the device's [`MAX_SERVE_QUEUE`], given back once served.
+    _place: transfer::Share,
 }
 
 impl CoreSync {
@@ -113,6 +134,23 @@ impl CoreSync {
                 for job in jobs {
                     let base = job.base.as_ref().map(|(h, p)| (*h, p.as_path()));
                     transfer::serve(&job.root, &job.path, job.hash, base, |message| {
+                        use std::sync::atomic::Ordering;
+                        let len = match &message {
+                            Message::Content { data, .. } | Message::Delta { data, .. } => {
+                                data.len()
+                            }
+                            _ => 0,
+                        };
+                        let since = Instant::now();
+                        while len > 0
+                            && job.queued.load(Ordering::Relaxed) > net::MAX_QUEUED_CONTENT
+                        {
+                            if since.elapsed() > SERVE_STALL || job.tx.is_closed() {
+                                return false;
+                            }
+                            std::thread::sleep(Duration::from_millis(2));
+                        }
+                        job.queued.fetch_add(len, Ordering::Relaxed);
                         job.tx.send(Outbound::Message(job.task, message)).is_ok()
                     });
                 }
@@ -133,6 +171,8 @@ impl CoreSync {
             deferred: false,
             open_incoming: HashMap::new(),
             patch_memory: Budget::default(),
+            serving: HashMap::new(),
+            last_sweep: Instant::now(),
         })
     }
 
@@ -161,6 +201,13 @@ impl Engine {
     /// whole when it is time to.
     pub(super) fn core_tick(&mut self) {
         self.core_drop_stalled();
+        if self.sync.last_sweep.elapsed() >= STAGED_MAX_AGE / 10 {
+            self.sync.last_sweep = Instant::now();
+            let removed = self.sync.staging.sweep(STAGED_MAX_AGE);
+            if removed > 0 {
+                tracing::info!(count = removed, "removed staged content nothing placed");
+            }
+        }
         let every = self.config.rescan_every;
         if !every.is_zero() && self.sync.last_full_scan.elapsed() >= every {
             self.sync.last_full_scan = Instant::now();
@@ -343,6 +390,24 @@ impl Engine {
                         .send(Outbound::Message(task, Message::Unavailable { path, hash }));
                     return;
                 };
+                // Only what this device announced there: a regular file of the task's index
+                // (so not an ignored path, a temporary file, or a guess) with that hash.
+                let announced = state
+                    .index
+                    .get(&path)
+                    .is_some_and(|e| e.kind == EntryKind::File && e.hash == Some(hash));
+                let place = self
+                    .sync
+                    .serving
+                    .entry(to)
+                    .or_default()
+                    .take(1, MAX_SERVE_QUEUE);
+                let (true, Some(place)) = (announced, place) else {
+                    let _ = conn
+                        .tx
+                        .send(Outbound::Message(task, Message::Unavailable { path, hash }));
+                    return;
+                };
                 let sync = &self.sync;
                 // A patch needs the asker's version: kept here if it was ours or placed here.
                 let blobs = self.store.blobs();
@@ -356,6 +421,8 @@ impl Engine {
                     hash,
                     base,
                     tx: conn.tx.clone(),
+                    queued: conn.queued.clone(),
+                    _place: place,
                 };
                 if sync.server.send(job).is_err() {
                     tracing::error!("the serving thread is gone");
@@ -700,8 +767,25 @@ impl Engine {
     /// Look at `paths` of `task` on disk now, as if the watcher had named them, and queue
     /// what differs from the index.
     fn core_look_at(&mut self, task: TaskId, paths: Vec<RelPath>) {
+        // Only paths whose folders are real folders of the task: the watcher's look at a
+        // path goes by name, and one under a link would be a file outside (its hash and
+        // size would become a record sent to every peer).
+        let root = self
+            .tasks
+            .get(&task)
+            .and_then(|t| crate::driver::root::TaskRoot::open(&t.root).ok());
+        let Some(root) = root else {
+            return;
+        };
+        let inside = |path: &RelPath| match path.parent() {
+            None => true,
+            Some(parent) => !matches!(
+                root.folder(Some(&parent)),
+                Err(crate::driver::root::RootError::Escapes { .. })
+            ),
+        };
         let batch = WatchBatch::Changes {
-            touched: paths.into_iter().collect(),
+            touched: paths.into_iter().filter(inside).collect(),
             renames: Vec::new(),
         };
         let found = self.core_observe(task, &batch);
@@ -791,7 +875,15 @@ impl Engine {
         if let Some(state) = self.tasks.get(&task) {
             places.push(state.root.clone());
         }
-        transfer::room_for(&places, size)
+        // What transfers under way will still write counts as taken already.
+        let reserved: u64 = self
+            .sync
+            .fetches
+            .values()
+            .filter(|f| f.incoming.is_some() || f.patch.is_some())
+            .map(|f| f.size)
+            .fold(0u64, u64::saturating_add);
+        transfer::room_for(&places, size.saturating_add(reserved))
     }
 
     /// How many of this device's records `device` (or every linked device) still lacks.

@@ -48,10 +48,16 @@ pub fn observed(
             mtime_ns,
         })
     };
+    // One path that cannot be read now (a link gone since, one through a link) is left
+    // out, not the whole batch: the index has taken every event in already.
+    let at = |path: RelPath, inputs: &mut Vec<Input>| match at(path.clone()) {
+        Ok(input) => inputs.push(input),
+        Err(e) => tracing::warn!(%task, %path, error = %e, "could not look at a change"),
+    };
     for event in events {
         match event {
             LocalEvent::Create(entry) | LocalEvent::Modify { entry, .. } => {
-                inputs.push(at(entry.path)?)
+                at(entry.path, &mut inputs)
             }
             LocalEvent::Delete { path, .. } => inputs.push(Input::Observed {
                 task,
@@ -72,7 +78,7 @@ pub fn observed(
                     .map(|e| e.path.clone())
                     .collect();
                 for path in moved {
-                    inputs.push(at(path)?);
+                    at(path, &mut inputs);
                 }
             }
         }

@@ -50,6 +50,30 @@ impl Staging {
         self.path_of(hash).is_file()
     }
 
+    /// Remove staged content older than `age` (fetched for records that were replaced or
+    /// whose placement waits): a placement that still wanted it finds it gone and has it
+    /// fetched again. Returns how many.
+    pub fn sweep(&self, age: Duration) -> usize {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if name.to_string_lossy().starts_with('.') {
+                continue; // a transfer under way (`.incoming-*`)
+            }
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|e| e > age));
+            if old && fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        removed
+    }
+
     /// Forget the content `hash` (once placed, or no longer wanted).
     pub fn remove(&self, hash: &ContentHash) {
         let _ = fs::remove_file(self.path_of(hash));
@@ -66,13 +90,31 @@ pub fn state_at(root: &Path, path: &RelPath, index: &Index) -> Result<State, Eng
 /// error, and something that is neither a file, a folder nor a link (a FIFO, a device)
 /// is not synced, so it counts as nothing, as the watcher counts it.
 pub fn state_in(root: &TaskRoot, path: &RelPath, index: &Index) -> Result<State, EngineError> {
+    state_seen(root, path, index).map(|(state, _)| state)
+}
+
+/// [`state_in`], with the fingerprint of what was looked at (from the same `fstatat`): a
+/// change after the look, however long the preparation takes, is noticed before the
+/// target is replaced.
+fn state_seen(
+    root: &TaskRoot,
+    path: &RelPath,
+    index: &Index,
+) -> Result<(State, Option<Fingerprint>), EngineError> {
     let Some((folder, name)) = root.parent(path)? else {
-        return Ok(State::Deleted);
+        return Ok((State::Deleted, None));
     };
     let Some(entry) = folder.stat(name)? else {
-        return Ok(State::Deleted);
+        return Ok((State::Deleted, None));
     };
-    Ok(match entry.kind {
+    let seen = Some((
+        entry.dev,
+        entry.ino,
+        entry.size,
+        entry.mtime_ns,
+        entry.ctime_ns,
+    ));
+    let state = match entry.kind {
         FileType::Directory => State::Folder {
             mode: entry.mode & MODE_BITS,
         },
@@ -101,7 +143,8 @@ pub fn state_in(root: &TaskRoot, path: &RelPath, index: &Index) -> Result<State,
             }
         }
         _ => State::Deleted,
-    })
+    };
+    Ok((state, seen))
 }
 
 /// The core's [`State`] of a watcher's entry (a symlink's target is read from disk).
@@ -251,7 +294,7 @@ impl Batch {
     ) -> Result<Option<PlaceOutcome>, EngineError> {
         let task_root = TaskRoot::open(root)?;
         let key = p.path.to_local(root);
-        let mut here = state_in(&task_root, &p.path, index)?;
+        let (mut here, seen) = state_seen(&task_root, &p.path, index)?;
         if here.is_folder() && p.expect == State::Deleted && self.made.contains(&key) {
             // Made by this batch to hold another placement: new to the core still.
             here = State::Deleted;
@@ -321,7 +364,7 @@ impl Batch {
                 self.roots.insert(root.to_owned());
                 match file {
                     Some(mut file) => {
-                        file.seen = fingerprint(&folder, &file.name);
+                        file.seen = seen;
                         file.here = here;
                         file.aside = aside;
                         self.files += 1;
@@ -329,7 +372,7 @@ impl Batch {
                         pending.file = Some(file);
                     }
                     None => {
-                        let made = apply_now(p, &folder, &here, aside, index, &mut pending);
+                        let made = apply_now(p, &folder, seen, &here, aside, index, &mut pending);
                         if !matches!(made, Ok(PlaceOutcome::Done)) {
                             withdraw(index, &pending.announced);
                             return made.map(Some);
@@ -503,16 +546,17 @@ fn withdraw(index: &mut Index, announced: &[RelPath]) {
 /// A change with no new content, made at once in `folder` (the one holding the target):
 /// announced, the target checked again, the old one moved aside, then removed, made a
 /// folder or a link, or given its mode.
+#[allow(clippy::too_many_arguments)]
 fn apply_now(
     p: &Placement,
     folder: &Folder,
+    seen: Option<Fingerprint>,
     here: &State,
     aside: Option<Aside>,
     index: &mut Index,
     pending: &mut Pending,
 ) -> Result<PlaceOutcome, EngineError> {
     let name = p.path.file_name();
-    let seen = fingerprint(folder, name);
     if let Some(aside) = &aside {
         index.expect(aside.path.clone(), entry_for(&aside.path, here, p.mtime_ns));
         pending.announced.push(aside.path.clone());
@@ -582,7 +626,14 @@ fn rename_into_place(
     if matches!(folder.stat(&file.name)?, Some(e) if e.kind == FileType::Directory) {
         folder.remove(&file.name)?;
     }
-    file.temp.persist(&file.name)?;
+    if file.seen.is_none() || file.aside.is_some() {
+        // Nothing is to be there (it was moved aside): never over a file saved meanwhile.
+        if !file.temp.persist_new(&file.name)? {
+            return Ok(PlaceOutcome::Diverged);
+        }
+    } else {
+        file.temp.persist(&file.name)?;
+    }
     Ok(PlaceOutcome::Done)
 }
 

@@ -469,8 +469,11 @@ impl Folder {
         let by_fd = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
         match rfs::chmod(by_fd.as_str(), mode) {
             Err(Errno::NOENT) => {
-                // No /proc: the entry was checked just above as well as it can be.
-                rfs::chmodat(&self.fd, name, mode, AtFlags::empty()).map_err(fail)
+                // No /proc: through a descriptor opened without following a link (a file
+                // this user cannot read cannot be opened: its mode stays).
+                let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+                let fd = rfs::openat(&self.fd, name, flags, Mode::empty()).map_err(fail)?;
+                rfs::fchmod(&fd, mode).map_err(fail)
             }
             other => other.map_err(fail),
         }
@@ -617,6 +620,30 @@ impl TempEntry {
     /// Give it the permission bits `mode`.
     pub fn set_mode(&self, mode: u32) -> Result<(), RootError> {
         self.folder.set_mode(&self.name, mode)
+    }
+
+    /// Rename it to `name` in its folder only if nothing is there (false if something
+    /// is: it is then left, and removed when dropped).
+    pub fn persist_new(mut self, name: &str) -> Result<bool, RootError> {
+        let renamed = rfs::renameat_with(
+            &self.folder.fd,
+            self.name.as_str(),
+            &self.folder.fd,
+            name,
+            RenameFlags::NOREPLACE,
+        );
+        match renamed {
+            Ok(()) => {
+                self.kept = true;
+                Ok(true)
+            }
+            Err(Errno::EXIST) => Ok(false),
+            // A file system without the flag: checked just before, as well as it can be.
+            Err(Errno::INVAL) if matches!(self.folder.stat(name), Ok(None)) => {
+                self.persist(name).map(|()| true)
+            }
+            Err(e) => Err(io_error("rename into place", self.folder.at(name), e)),
+        }
     }
 
     /// Rename it over `name` in its folder.

@@ -183,14 +183,14 @@ impl Budget {
         self.0.load(Ordering::Relaxed)
     }
 
-    /// Take `n` more if the total stays within `max`.
-    fn take(&self, n: usize, max: usize) -> Option<Held> {
+    /// Take `n` more if the total stays within `max`; given back when the share drops.
+    pub fn take(&self, n: usize, max: usize) -> Option<Share> {
         self.0
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
                 used.checked_add(n).filter(|total| *total <= max)
             })
             .ok()?;
-        Some(Held {
+        Some(Share {
             budget: self.clone(),
             n,
         })
@@ -199,12 +199,12 @@ impl Budget {
 
 /// A share of a [`Budget`], given back when dropped.
 #[derive(Debug)]
-struct Held {
+pub struct Share {
     budget: Budget,
     n: usize,
 }
 
-impl Held {
+impl Share {
     /// Hold `more` as well, within `max`.
     fn grow(&mut self, more: usize, max: usize) -> bool {
         match self.budget.take(more, max) {
@@ -217,7 +217,7 @@ impl Held {
     }
 }
 
-impl Drop for Held {
+impl Drop for Share {
     fn drop(&mut self) {
         self.budget.0.fetch_sub(self.n, Ordering::Relaxed);
     }
@@ -230,7 +230,7 @@ pub struct IncomingPatch {
     hash: ContentHash,
     size: u64,
     patch: Vec<u8>,
-    memory: Held,
+    memory: Share,
 }
 
 impl IncomingPatch {
@@ -242,7 +242,7 @@ impl IncomingPatch {
             hash,
             size,
             patch: Vec::new(),
-            memory: Held {
+            memory: Share {
                 budget: memory.clone(),
                 n: 0,
             },
@@ -324,7 +324,7 @@ pub struct Incoming {
     next: u64,
     hasher: ContentHasher,
     file: tempfile::NamedTempFile,
-    _slot: Held,
+    _slot: Share,
 }
 
 impl Incoming {

@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -97,6 +97,10 @@ pub enum NetEvent {
         tx: Outgoing,
         /// Frames that go before anything queued on `tx` (pings, pongs).
         urgent: Outgoing,
+        /// Content bytes queued on `tx` and not yet written to the socket: whoever queues
+        /// content waits while it is over [`MAX_QUEUED_CONTENT`], so a peer that stops
+        /// reading cannot make this device hold whole files in memory.
+        queued: Arc<AtomicUsize>,
     },
     /// That connection is gone.
     Disconnected {
@@ -109,6 +113,8 @@ pub enum NetEvent {
     Received {
         /// From whom.
         device: DeviceId,
+        /// On which connection (a message from one that was replaced is dropped).
+        conn: u64,
         /// About which task.
         task: TaskId,
         /// What.
@@ -453,6 +459,9 @@ async fn incoming(stream: TcpStream, addr: SocketAddr, ctx: NetCtx) -> Result<()
     }
 }
 
+/// Content bytes queued for one connection beyond which whoever queues more waits.
+pub const MAX_QUEUED_CONTENT: usize = 4 * 1024 * 1024;
+
 /// Connect to a linked device.
 pub async fn dial(addr: SocketAddr, expected: DeviceId, ctx: NetCtx) -> Result<(), WireError> {
     let (mut conn, mut session) = connect(addr, &ctx.identity, Some(expected)).await?;
@@ -480,6 +489,7 @@ async fn run_session(
     let session = Arc::new(Mutex::new(session));
     let (tx, mut rx) = mpsc::unbounded_channel::<Outbound>();
     let (urgent, mut urgent_rx) = mpsc::unbounded_channel::<Outbound>();
+    let queued = Arc::new(AtomicUsize::new(0));
     send(
         &ctx,
         NetEvent::Connected {
@@ -489,6 +499,7 @@ async fn run_session(
             dialled,
             tx,
             urgent,
+            queued: queued.clone(),
         },
     );
     if let Some((task, message)) = first {
@@ -496,6 +507,7 @@ async fn run_session(
             &ctx,
             NetEvent::Received {
                 device,
+                conn: conn_id,
                 task,
                 message,
                 credit: None,
@@ -529,6 +541,12 @@ async fn run_session(
                 Ok(frame) => sink.send(frame).await,
                 Err(e) => Err(e),
             };
+            if let Message::Content { data, .. } | Message::Delta { data, .. } = &message {
+                queued.fetch_sub(
+                    data.len().min(queued.load(Ordering::Relaxed)),
+                    Ordering::Relaxed,
+                );
+            }
             if let Err(e) = sent {
                 tracing::warn!(error = %e, "could not send; closing the connection");
                 break;
@@ -571,6 +589,7 @@ async fn run_session(
                     &ctx,
                     NetEvent::Received {
                         device,
+                        conn: conn_id,
                         task,
                         message,
                         credit,
