@@ -13,6 +13,8 @@
     missing_docs
 )]
 
+#[path = "live.rs"]
+mod live;
 #[path = "../tests/support/node.rs"]
 mod node;
 #[path = "syncthing.rs"]
@@ -36,6 +38,10 @@ pub struct Scale {
     pub edit_file_size: usize,
     pub latency_rounds: usize,
     pub watched_files: usize,
+    /// Files moved into a linked folder: of 1 MiB, of 4 KiB, of 1 KiB.
+    pub live_big_files: usize,
+    pub live_small_files: usize,
+    pub live_tiny_files: usize,
 }
 
 pub const FULL: Scale = Scale {
@@ -46,6 +52,9 @@ pub const FULL: Scale = Scale {
     edit_file_size: 100 * 1024 * 1024,
     latency_rounds: 100,
     watched_files: 100_000,
+    live_big_files: 1000,
+    live_small_files: 10_000,
+    live_tiny_files: 100_000,
 };
 
 pub const SMOKE: Scale = Scale {
@@ -56,6 +65,9 @@ pub const SMOKE: Scale = Scale {
     edit_file_size: 4 * 1024 * 1024,
     latency_rounds: 10,
     watched_files: 1000,
+    live_big_files: 3,
+    live_small_files: 20,
+    live_tiny_files: 50,
 };
 
 #[derive(Default)]
@@ -465,7 +477,8 @@ fn peer_wanted(peer: &str) -> bool {
     std::env::var("QSYNC_BENCH_PEERS").map_or(true, |p| p.split(',').any(|o| o == peer))
 }
 
-/// Run the scenarios; `QSYNC_BENCH_ONLY=big,small,edit,latency,rss` picks some of them.
+/// Run the scenarios; `QSYNC_BENCH_ONLY=big,small,live,live-tiny,edit,latency,rss` picks
+/// some of them.
 pub fn run(scale: Scale) -> Vec<Row> {
     let only = std::env::var("QSYNC_BENCH_ONLY").unwrap_or_default();
     let wanted = |name: &str| only.is_empty() || only.split(',').any(|o| o == name);
@@ -493,6 +506,37 @@ pub fn run(scale: Scale) -> Vec<Row> {
     }
     if wanted("edit") {
         one_byte_change(&mut rows, scale.edit_file_size);
+    }
+    if wanted("live") {
+        live::moved_in(
+            &mut rows,
+            format!(
+                "{} × 1 MiB moved into a linked folder",
+                scale.live_big_files
+            ),
+            scale.live_big_files,
+            1024 * 1024,
+        );
+        live::moved_in(
+            &mut rows,
+            format!(
+                "{} × 4 KiB moved into a linked folder",
+                scale.live_small_files
+            ),
+            scale.live_small_files,
+            4096,
+        );
+    }
+    if wanted("live-tiny") {
+        live::moved_in(
+            &mut rows,
+            format!(
+                "{} × 1 KiB moved into a linked folder",
+                scale.live_tiny_files
+            ),
+            scale.live_tiny_files,
+            1024,
+        );
     }
     if wanted("latency") {
         latency(&mut rows, scale.latency_rounds);

@@ -237,13 +237,19 @@ fn killed_in_the_middle_of_a_large_transfer_finishes_after_restart() {
         .map(|i| (i.wrapping_mul(2246822519) >> 20) as u8)
         .collect();
     fs::write(da.join("huge.bin"), &big).unwrap();
-    // Kill B as soon as the transfer has started.
+    // Kill B as soon as the transfer has started: content coming into its staging
+    // folder, or being placed beside the target.
     let deadline = std::time::Instant::now() + SETTLE;
+    let staging = b.state.join("staging");
     loop {
-        let partial = fs::read_dir(&db)
-            .unwrap()
-            .flatten()
-            .any(|e| e.file_name().to_string_lossy().starts_with(".qsync-part-"));
+        let has = |dir: &std::path::Path, prefix: &str| {
+            fs::read_dir(dir).is_ok_and(|entries| {
+                entries
+                    .flatten()
+                    .any(|e| e.file_name().to_string_lossy().starts_with(prefix))
+            })
+        };
+        let partial = has(&db, ".qsync-part-") || has(&staging, ".incoming-");
         if partial {
             break;
         }

@@ -8,6 +8,12 @@ use std::time::{Duration, Instant};
 
 pub const QSYNC: &str = env!("CARGO_BIN_EXE_qsync");
 
+/// The `qsync` program to run: `QSYNC_BIN` if set (a bench comparing an older build with
+/// this one in the same run), else the one this build made.
+pub fn qsync() -> std::ffi::OsString {
+    std::env::var_os("QSYNC_BIN").unwrap_or_else(|| QSYNC.into())
+}
+
 pub struct Node {
     pub state: PathBuf,
     pub port: u16,
@@ -48,7 +54,7 @@ impl Node {
             .append(true)
             .open(self.state.with_extension("log"))
             .ok();
-        let child = Command::new(QSYNC)
+        let child = Command::new(qsync())
             .args(["--state-dir"])
             .arg(&self.state)
             .args([
@@ -93,7 +99,7 @@ impl Node {
     }
 
     pub fn try_cli(&self, args: &[&str]) -> Result<String, String> {
-        let out = Command::new(QSYNC)
+        let out = Command::new(qsync())
             .arg("--state-dir")
             .arg(&self.state)
             .args(args)
@@ -139,7 +145,7 @@ impl Drop for Node {
 
 /// `qsync ARGS` against the daemon of state folder `state`; panics on failure.
 pub fn cli_at(state: &Path, args: &[&str]) -> String {
-    let out = Command::new(QSYNC)
+    let out = Command::new(qsync())
         .arg("--state-dir")
         .arg(state)
         .args(args)
@@ -208,7 +214,7 @@ impl Linking {
     /// Start `qsync link [extra] TASK ADDR` for the daemon of `state`; read the code shown.
     pub fn start(state: &Path, task: &str, addr: &str, extra: &[&str]) -> Result<Linking, String> {
         use std::io::BufRead;
-        let mut child = Command::new(QSYNC)
+        let mut child = Command::new(qsync())
             .arg("--state-dir")
             .arg(state)
             .arg("link")

@@ -1,9 +1,9 @@
-//! Blobs of received files, kept off the critical path.
+//! Blobs of new file versions (received, or changed here), kept off the critical path.
 //!
 //! The store keeps the newest full content of every file as a blob, to make a delta
-//! against when the file changes here. A received file does not need that copy to be
-//! acknowledged, so the daemon owes it instead, and hands what it owes to this thread
-//! once it has been quiet for a moment. The keeper reads each file through a hasher into
+//! against when the file changes. Neither a received file's acknowledgement nor a local
+//! change's announcement needs that copy, so the daemon owes it instead, and hands what it
+//! owes to this thread once it has been quiet for a moment. The keeper reads each file through a hasher into
 //! a temporary blob and keeps it only if the hash is still the one received: the file may
 //! have changed since, and then there is nothing to keep (its next edit goes whole rather
 //! than as a delta, which the sender already does whenever a blob is missing). A blob is
@@ -19,14 +19,14 @@ use qsync_store::Blobs;
 use crate::driver::root::TaskRoot;
 use crate::fsops::sync_file_systems;
 
-/// A received file whose blob is still to be kept.
+/// A file version whose blob is still to be kept.
 #[derive(Debug, Clone)]
 pub(crate) struct Owed {
     /// The task folder it is in...
     pub(crate) root: PathBuf,
     /// ...and its path there (read through [`TaskRoot`]: never through a link).
     pub(crate) path: RelPath,
-    /// What it held when it was received.
+    /// What it held when it was received or seen.
     pub(crate) hash: ContentHash,
 }
 

@@ -6,9 +6,11 @@
 //! one event: a file closed after writing, then quiet for [`CLOSED_QUIET`], is reported
 //! then, its writer being done. That makes a saved file reach the other devices in tens of
 //! milliseconds, not hundreds. Any later event on the path (an editor renaming its
-//! temporary file into place, say) puts it back on the whole period, and a path reported
-//! early is not reported early again within the period (a process that writes and closes
-//! in a loop is debounced as any other writer).
+//! temporary file into place, say) puts it back on the whole period. A path written again
+//! within [`STORM_GAP`] of its last early report must stay quiet twice as long as the time
+//! before (20 ms, 40 ms, ... up to the period): a process that writes and closes in a loop
+//! is soon debounced as any other writer, while a person's saves, a moment apart, each
+//! arrive in tens of milliseconds.
 //!
 //! Why not `notify-debouncer-full`: it has no such exception (every path waits for the
 //! whole period), and its rename tracking keeps the file id of every path of the tree in
@@ -30,6 +32,11 @@ use crate::{scan, Index, LocalEvent, WatchError};
 /// How long a file closed after writing must stay quiet to be reported before the end of
 /// the debounce period.
 pub const CLOSED_QUIET: Duration = Duration::from_millis(10);
+
+/// A file closed after writing again within this long of its last early report is taken
+/// for a loop of writes (its next early report needs twice the quiet); after a longer
+/// pause it is a new save, reported after [`CLOSED_QUIET`] again.
+pub const STORM_GAP: Duration = Duration::from_millis(50);
 
 /// What the watcher saw during one debounce period.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,8 +83,9 @@ struct Debounce {
     period: Duration,
     pending: BTreeMap<RelPath, Touch>,
     renames: Vec<(RelPath, RelPath)>,
-    /// Paths reported early, and when.
-    early: HashMap<RelPath, Instant>,
+    /// Paths reported early lately: when last, and how many times in a row (each
+    /// doubles the quiet the next early report needs).
+    early: HashMap<RelPath, (Instant, u32)>,
 }
 
 impl Debounce {
@@ -126,14 +134,7 @@ impl Debounce {
             // "dir/" patterns working for folders that still exist.
             let is_dir = path.to_local(root).is_dir();
             if self.filter.includes(&path, is_dir) {
-                let early = closed && !self.early.contains_key(&path);
-                self.pending.insert(
-                    path,
-                    Touch {
-                        at: now,
-                        closed: early,
-                    },
-                );
+                self.pending.insert(path, Touch { at: now, closed });
             }
         }
         None
@@ -144,14 +145,22 @@ impl Debounce {
     /// before the folder holding it), and the renames among them.
     fn due(&mut self, now: Instant) -> Option<WatchBatch> {
         let period = self.period;
-        self.early.retain(|_, at| now.duration_since(*at) < period);
+        self.early
+            .retain(|_, (at, _)| now.duration_since(*at) < period);
         let mut touched = BTreeSet::new();
         for (path, touch) in &self.pending {
             let quiet = now.duration_since(touch.at);
+            // Written again soon after its last early report: a loop, each time asked to
+            // stay quiet twice as long. Written after a pause: a fresh save.
+            let times = match self.early.get(path) {
+                Some((last, n)) if touch.at.saturating_duration_since(*last) < STORM_GAP => *n,
+                _ => 0,
+            };
+            let needed = CLOSED_QUIET.saturating_mul(1 << times.min(16)).min(period);
             if quiet >= period {
                 touched.insert(path.clone());
-            } else if touch.closed && quiet >= CLOSED_QUIET {
-                self.early.insert(path.clone(), now);
+            } else if touch.closed && quiet >= needed {
+                self.early.insert(path.clone(), (now, times + 1));
                 let mut at = Some(path.clone());
                 while let Some(p) = at {
                     at = p.parent();

@@ -333,10 +333,11 @@ fn a_walked_folder_reports_what_is_gone_but_not_what_is_ignored() {
 }
 
 /// A file closed after writing is reported as soon as it is quiet a moment, not after the
-/// whole debounce period; a second save right after waits for the period (a writer that
-/// saves in a loop is debounced), and a path touched by another event afterwards too.
+/// whole debounce period; a second save right after is reported early too, once quiet
+/// twice as long, and a writer that saves in a loop ends up waiting the whole period; a
+/// path touched by another event after its close waits the period too.
 #[test]
-fn a_file_closed_after_writing_is_reported_early_once_per_period() {
+fn a_file_closed_after_writing_is_reported_early_and_a_loop_is_debounced() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     let period = Duration::from_secs(3);
@@ -354,9 +355,19 @@ fn a_file_closed_after_writing_is_reported_early_once_per_period() {
     );
     let t = Instant::now();
     fs::write(root.join("saved.txt"), "again").unwrap();
-    rx.recv_timeout(2 * period)
-        .expect("reported after the period");
-    assert!(t.elapsed() >= period, "{:?}", t.elapsed());
+    rx.recv_timeout(period).expect("reported before the period");
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    // Saved again and again as soon as it is reported: each early report needs twice the
+    // quiet of the one before, until the whole period.
+    let mut waits = Vec::new();
+    for i in 0..8 {
+        let t = Instant::now();
+        fs::write(root.join("saved.txt"), format!("loop {i}")).unwrap();
+        rx.recv_timeout(2 * period).expect("reported");
+        waits.push(t.elapsed());
+    }
+    assert!(waits[0] < Duration::from_secs(1), "{waits:?}");
+    assert!(waits[7] >= period, "a save loop is debounced: {waits:?}");
 
     // Written, closed, then renamed at once (an editor's temporary file): the whole period.
     let t = Instant::now();

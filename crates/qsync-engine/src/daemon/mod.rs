@@ -20,7 +20,6 @@ use qsync_wire::Message;
 use tokio::sync::oneshot;
 
 use crate::control::{AppInfo, Command, DaemonEvent, DeviceInfo, Reply, Status, TaskInfo};
-use crate::driver::root::TaskRoot;
 use crate::keeper::{Keeper, Owed};
 use crate::net::{self, Linked, NetCtx, NetEvent, Outbound, Outgoing};
 use crate::{btf, EngineError};
@@ -631,34 +630,6 @@ impl Engine {
     }
 
     // ---------- local changes ----------
-
-    /// Keep the newest full content of a file or symlink as a blob; returns its hash.
-    fn keep_content(
-        &self,
-        root: &Path,
-        entry: &FileEntry,
-    ) -> Result<Option<ContentHash>, EngineError> {
-        match entry.kind {
-            EntryKind::Folder => Ok(None),
-            EntryKind::File => {
-                let opened = TaskRoot::open(root).and_then(|r| r.open_file(&entry.path));
-                match opened
-                    .map_err(EngineError::from)
-                    .and_then(|file| Ok(self.store.blobs().put(file)?))
-                {
-                    Ok(hash) => Ok(Some(hash)),
-                    Err(e) => {
-                        tracing::debug!(error = %e, "file vanished before it could be kept");
-                        Ok(entry.hash)
-                    }
-                }
-            }
-            EntryKind::Symlink => {
-                let target = TaskRoot::open(root)?.read_link(&entry.path)?;
-                Ok(Some(self.store.blobs().put(target.as_bytes())?))
-            }
-        }
-    }
 
     // ---------- sending ----------
 

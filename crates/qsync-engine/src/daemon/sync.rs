@@ -57,8 +57,10 @@ pub(super) struct CoreSync {
     /// Bytes of patches held in memory, all devices together (at most
     /// [`transfer::MAX_PATCH_MEMORY`]).
     patch_memory: Budget,
-    /// Serve orders queued, per device (at most [`MAX_SERVE_QUEUE`]).
-    serving: HashMap<DeviceId, Budget>,
+    /// Serve orders queued and not yet served: a request for what is queued already is
+    /// not queued again (so the queue holds at most one order per file of the task for
+    /// each device, however often a peer asks).
+    serving: Arc<Mutex<HashSet<ServeKey>>>,
     /// When staging was last swept of old content.
     last_sweep: Instant,
 }
@@ -95,9 +97,22 @@ struct Fetch {
     patch: Option<IncomingPatch>,
 }
 
-/// Serve orders waiting for the serving thread, per device, at most: beyond, a request is
-/// answered `Unavailable` at once (asked again later).
-const MAX_SERVE_QUEUE: usize = 64;
+/// Which device, task, path and content a serve order is for.
+type ServeKey = (DeviceId, TaskId, RelPath, ContentHash);
+
+/// A serve order's place in [`CoreSync::serving`], given back once it is served.
+struct Queued {
+    serving: Arc<Mutex<HashSet<ServeKey>>>,
+    key: ServeKey,
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        if let Ok(mut serving) = self.serving.lock() {
+            serving.remove(&self.key);
+        }
+    }
+}
 
 /// How long the serving thread waits for a connection's queue to drain before it gives a
 /// job up (a peer that stopped reading).
@@ -114,8 +129,8 @@ struct ServeJob {
     tx: Outgoing,
     /// The connection's queued content bytes (see `net::MAX_QUEUED_CONTENT`).
     queued: Arc<std::sync::atomic::AtomicUsize>,
-    /// Its place in the device's [`MAX_SERVE_QUEUE`], given back once served.
-    _place: transfer::Share,
+    /// Its place among the orders queued, given back once served.
+    _queued: Queued,
 }
 
 impl CoreSync {
@@ -171,7 +186,7 @@ impl CoreSync {
             deferred: false,
             open_incoming: HashMap::new(),
             patch_memory: Budget::default(),
-            serving: HashMap::new(),
+            serving: Arc::new(Mutex::new(HashSet::new())),
             last_sweep: Instant::now(),
         })
     }
@@ -396,17 +411,24 @@ impl Engine {
                     .index
                     .get(&path)
                     .is_some_and(|e| e.kind == EntryKind::File && e.hash == Some(hash));
-                let place = self
-                    .sync
-                    .serving
-                    .entry(to)
-                    .or_default()
-                    .take(1, MAX_SERVE_QUEUE);
-                let (true, Some(place)) = (announced, place) else {
+                if !announced {
                     let _ = conn
                         .tx
                         .send(Outbound::Message(task, Message::Unavailable { path, hash }));
                     return;
+                }
+                let key = (to, task, path.clone(), hash);
+                let fresh = self
+                    .sync
+                    .serving
+                    .lock()
+                    .is_ok_and(|mut serving| serving.insert(key.clone()));
+                if !fresh {
+                    return; // queued already: served once
+                }
+                let queued = Queued {
+                    serving: self.sync.serving.clone(),
+                    key,
                 };
                 let sync = &self.sync;
                 // A patch needs the asker's version: kept here if it was ours or placed here.
@@ -422,7 +444,7 @@ impl Engine {
                     base,
                     tx: conn.tx.clone(),
                     queued: conn.queued.clone(),
-                    _place: place,
+                    _queued: queued,
                 };
                 if sync.server.send(job).is_err() {
                     tracing::error!("the serving thread is gone");
@@ -738,14 +760,14 @@ impl Engine {
             return;
         };
         // A copy of each new file version is kept: the base of the patches that carry its
-        // next versions to devices that have this one.
+        // next versions to devices that have this one. Owed to the keeper thread, off the
+        // path that announces the change (copying each file first made a folder of new
+        // files wait for all of them to be copied before the first record left).
         let root = state.root.clone();
         for event in &events {
             if let LocalEvent::Create(entry) | LocalEvent::Modify { entry, .. } = event {
                 if entry.kind == EntryKind::File {
-                    if let Err(e) = self.keep_content(&root, entry) {
-                        tracing::debug!(error = %e, "could not keep a copy of a file");
-                    }
+                    self.owe_blob(root.clone(), entry.path.clone(), entry.hash);
                 }
             }
         }
