@@ -236,13 +236,7 @@ impl TaskRoot {
     /// Make everything written on the root's file system durable (one `syncfs`).
     pub fn sync_file_system(&self) -> Result<(), RootError> {
         let fail = |e| io_error("sync the file system of", self.path.clone(), e);
-        let dir = rfs::openat(
-            &self.fd,
-            ".",
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(fail)?;
+        let dir = readable(&self.fd).map_err(fail)?;
         rfs::syncfs(&dir).map_err(fail)
     }
 
@@ -296,6 +290,17 @@ fn walk(root: &OwnedFd, rel: &str, flags: OFlags) -> Result<OwnedFd, Errno> {
         at = Some(rfs::openat(from, part, flags, Mode::empty())?);
     }
     at.ok_or(Errno::NOENT)
+}
+
+/// The folder of the `O_PATH` handle `fd` opened again for reading (to list it, or to
+/// sync it: neither works on an `O_PATH` descriptor).
+fn readable(fd: &OwnedFd) -> Result<OwnedFd, Errno> {
+    rfs::openat(
+        fd,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
 }
 
 fn remove_stale_in(folder: &Folder, prefix: &str, depth: usize) -> usize {
@@ -404,13 +409,7 @@ impl Folder {
     /// The names in this folder (without `.` and `..`) and their kinds.
     pub fn names(&self) -> Result<Vec<(String, FileType)>, RootError> {
         let fail = |e| io_error("read the folder", self.shown.clone(), e);
-        let fd = rfs::openat(
-            &self.fd,
-            ".",
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(fail)?;
+        let fd = readable(&self.fd).map_err(fail)?;
         let dir = rfs::Dir::new(fd).map_err(fail)?;
         let mut names = Vec::new();
         for entry in dir {
@@ -566,13 +565,7 @@ impl Folder {
     /// Make the names in this folder durable (`fsync` of the folder).
     pub fn sync(&self) -> Result<(), RootError> {
         let fail = |e| io_error("sync", self.shown.clone(), e);
-        let dir = rfs::openat(
-            &self.fd,
-            ".",
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(fail)?;
+        let dir = readable(&self.fd).map_err(fail)?;
         rfs::fsync(&dir).map_err(fail)
     }
 

@@ -1,0 +1,229 @@
+//! The transfers beside the core's messages: content and patches coming in for the
+//! core's fetches (in order, within the announced size and the limits, staged once
+//! checked), fetches ended or dropped (a stalled transfer, a closed connection), and the
+//! free-space check made before a file is asked for.
+
+use super::*;
+
+impl Engine {
+    /// Transfers begun (a file open here, or a patch in memory) that got no chunk for
+    /// [`TRANSFER_IDLE`] are dropped, giving back their share of the limits: an honest
+    /// peer streams a file it began without pause, so this is a peer that stopped (or
+    /// never meant to finish). The core asks again later.
+    pub(super) fn core_drop_stalled(&mut self) {
+        let stalled: Vec<_> = self
+            .sync
+            .fetches
+            .iter()
+            .filter(|(_, f)| {
+                (f.incoming.is_some() || f.patch.is_some()) && f.last.elapsed() >= TRANSFER_IDLE
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in stalled {
+            tracing::warn!(device = %key.0, path = %key.2, "a transfer stalled; it is asked for again later");
+            self.fetch_done(key, Ok(false));
+        }
+    }
+
+    /// A message for the core or its transfers from `device`.
+    pub(in crate::daemon) fn core_received(&mut self, device: DeviceId, task: TaskId, message: Message) {
+        if matches!(message, Message::Content { .. } | Message::Delta { .. }) {
+            // Content flowing: the keeper of blobs waits until it is quiet.
+            self.last_received = Instant::now();
+        }
+        match message {
+            Message::Sync { body } => {
+                // The body leaves the task out: it is about the task its frame named.
+                let message = match qsync_core::Message::from_wire(task, &body) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::warn!(%device, error = %e, "dropped a sync message that does not decode");
+                        return;
+                    }
+                };
+                tracing::debug!(%device, ?message, "core message");
+                if matches!(message, qsync_core::Message::Ack { .. }) {
+                    self.tell(DaemonEvent::Delivered { device });
+                }
+                self.core_feed(Input::Received {
+                    from: device,
+                    message,
+                });
+            }
+            Message::Content {
+                path,
+                hash,
+                offset,
+                data,
+                last,
+            } => {
+                let sync = &mut self.sync;
+                let key = (device, task, path, hash);
+                let Some(fetch) = sync.fetches.get_mut(&key) else {
+                    return; // not asked for (or given up): dropped
+                };
+                fetch.last = Instant::now();
+                if fetch.incoming.is_none() && (offset != 0 || (last && fetch.size != 0)) {
+                    // The rest of an answer to an earlier request of the same content (the
+                    // transfer is asked again): the new answer starts at 0.
+                    return;
+                }
+                let outcome = if last {
+                    let incoming = match fetch.incoming.take() {
+                        Some(incoming) => Ok(incoming),
+                        None => {
+                            let slots = sync.open_incoming.entry(device).or_default();
+                            Incoming::start(&sync.staging, hash, fetch.size, slots)
+                        }
+                    };
+                    Some(incoming.and_then(|i| i.finish(&sync.staging)))
+                } else {
+                    let incoming = match fetch.incoming.take() {
+                        Some(incoming) => Ok(incoming),
+                        None => {
+                            let slots = sync.open_incoming.entry(device).or_default();
+                            Incoming::start(&sync.staging, hash, fetch.size, slots)
+                        }
+                    };
+                    match incoming.and_then(|mut i| i.accept(offset, &data).map(|()| i)) {
+                        Ok(incoming) => {
+                            fetch.incoming = Some(incoming);
+                            None
+                        }
+                        Err(e) => Some(Err(e)),
+                    }
+                };
+                if let Some(outcome) = outcome {
+                    self.fetch_done(key, outcome);
+                }
+            }
+            Message::Delta {
+                path,
+                hash,
+                base,
+                offset,
+                data,
+                last,
+            } => {
+                let sync = &mut self.sync;
+                let key = (device, task, path, hash);
+                let Some(fetch) = sync.fetches.get_mut(&key) else {
+                    return;
+                };
+                if fetch.base != Some(base) || fetch.incoming.is_some() {
+                    return; // not the base it has, or whole content already coming
+                }
+                fetch.last = Instant::now();
+                if fetch.patch.is_none() && offset != 0 {
+                    return; // the rest of an answer to an earlier request
+                }
+                let memory = &sync.patch_memory;
+                let mut patch = fetch
+                    .patch
+                    .take()
+                    .unwrap_or_else(|| IncomingPatch::start(base, hash, fetch.size, memory));
+                let outcome = if last {
+                    let root = self.tasks.get(&task).map(|t| t.root.clone());
+                    Some(match root {
+                        Some(root) => patch.finish(&root, &key.2, &sync.staging),
+                        None => Ok(false),
+                    })
+                } else {
+                    match patch.accept(offset, &data) {
+                        Ok(()) => {
+                            fetch.patch = Some(patch);
+                            None
+                        }
+                        Err(e) => Some(Err(e)),
+                    }
+                };
+                if let Some(outcome) = outcome {
+                    if !matches!(outcome, Ok(true)) {
+                        // Next time, the content comes whole (a patch that does not apply,
+                        // or one too large to take in memory).
+                        self.sync.whole.insert((task, key.2.clone(), hash));
+                        if last {
+                            // Our file may not be the base we asked with: the watcher may
+                            // have missed a change of it.
+                            self.core_look_at(task, vec![key.2.clone()]);
+                        }
+                    }
+                    self.fetch_done(key, outcome);
+                }
+            }
+            Message::Unavailable { path, hash } => {
+                let sync = &mut self.sync;
+                if sync
+                    .fetches
+                    .remove(&(device, task, path.clone(), hash))
+                    .is_some()
+                {
+                    self.core_feed(Input::Fetched {
+                        task,
+                        path,
+                        hash,
+                        from: device,
+                        ok: false,
+                    });
+                }
+            }
+            // The older protocol's updates (from a daemon of before version vectors).
+            other => {
+                tracing::debug!(%device, message = ?std::mem::discriminant(&other), "ignored an update of the older protocol")
+            }
+        }
+    }
+
+    /// A fetch ended: staged (`Ok(true)`) or not; the core hears it.
+    pub(super) fn fetch_done(
+        &mut self,
+        key: (DeviceId, TaskId, RelPath, ContentHash),
+        outcome: Result<bool, EngineError>,
+    ) {
+        let ok = match outcome {
+            Ok(ok) => ok,
+            Err(e) => {
+                tracing::warn!(device = %key.0, path = %key.2, error = %e, "a transfer failed");
+                false
+            }
+        };
+        let sync = &mut self.sync;
+        sync.fetches.remove(&key);
+        let (from, task, path, hash) = key;
+        self.core_feed(Input::Fetched {
+            task,
+            path,
+            hash,
+            from,
+            ok,
+        });
+    }
+
+    /// A connection is gone: its fetches are dropped (asked again after reconnecting).
+    pub(in crate::daemon) fn core_disconnected(&mut self, device: DeviceId) {
+        let sync = &mut self.sync;
+        sync.fetches.retain(|(d, ..), _| *d != device);
+        self.core_feed(Input::Disconnected { peer: device });
+    }
+
+    /// Whether `size` bytes of new content for `task` fit: in staging, and in the task's
+    /// folder when it is on another file system (the content is copied there), each with
+    /// [`transfer::FREE_SPACE_MARGIN`] to spare.
+    pub(super) fn room_for(&self, task: TaskId, size: u64) -> Result<(), String> {
+        let staging = self.sync.staging.dir();
+        let mut places = vec![staging.to_owned()];
+        if let Some(state) = self.tasks.get(&task) {
+            places.push(state.root.clone());
+        }
+        // What transfers under way will still write counts as taken already.
+        let reserved: u64 = self
+            .sync
+            .fetches
+            .values()
+            .filter(|f| f.incoming.is_some() || f.patch.is_some())
+            .map(|f| f.size)
+            .fold(0u64, u64::saturating_add);
+        transfer::room_for(&places, size.saturating_add(reserved))
+    }
+}
