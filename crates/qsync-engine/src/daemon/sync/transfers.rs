@@ -27,7 +27,12 @@ impl Engine {
     }
 
     /// A message for the core or its transfers from `device`.
-    pub(in crate::daemon) fn core_received(&mut self, device: DeviceId, task: TaskId, message: Message) {
+    pub(in crate::daemon) fn core_received(
+        &mut self,
+        device: DeviceId,
+        task: TaskId,
+        message: Message,
+    ) {
         if matches!(message, Message::Content { .. } | Message::Delta { .. }) {
             // Content flowing: the keeper of blobs waits until it is quiet.
             self.last_received = Instant::now();
