@@ -117,15 +117,6 @@ pub(super) fn check_link_folder(
     own: &[&Path],
     tasks: &[&Path],
 ) -> Result<PathBuf, String> {
-    // `..` would make every check below a check of another folder than the one made.
-    if Path::new(answer)
-        .components()
-        .any(|c| matches!(c, std::path::Component::ParentDir))
-    {
-        return Err(format!(
-            "`{answer}` goes up with `..`: name the folder directly"
-        ));
-    }
     let path = match (answer.strip_prefix('~'), home) {
         (Some(rest), Some(home)) if rest.is_empty() || rest.starts_with('/') => {
             home.join(rest.trim_start_matches('/'))
@@ -150,6 +141,7 @@ pub(super) fn check_folder(
             path.display()
         ));
     }
+    // `..` would make every check below a check of another folder than the one made.
     if path
         .components()
         .any(|c| matches!(c, std::path::Component::ParentDir))

@@ -74,23 +74,16 @@ impl Engine {
                     // transfer is asked again): the new answer starts at 0.
                     return;
                 }
+                let incoming = match fetch.incoming.take() {
+                    Some(incoming) => Ok(incoming),
+                    None => {
+                        let slots = sync.open_incoming.entry(device).or_default();
+                        Incoming::start(&sync.staging, hash, fetch.size, slots)
+                    }
+                };
                 let outcome = if last {
-                    let incoming = match fetch.incoming.take() {
-                        Some(incoming) => Ok(incoming),
-                        None => {
-                            let slots = sync.open_incoming.entry(device).or_default();
-                            Incoming::start(&sync.staging, hash, fetch.size, slots)
-                        }
-                    };
                     Some(incoming.and_then(|i| i.finish(&sync.staging)))
                 } else {
-                    let incoming = match fetch.incoming.take() {
-                        Some(incoming) => Ok(incoming),
-                        None => {
-                            let slots = sync.open_incoming.entry(device).or_default();
-                            Incoming::start(&sync.staging, hash, fetch.size, slots)
-                        }
-                    };
                     match incoming.and_then(|mut i| i.accept(offset, &data).map(|()| i)) {
                         Ok(incoming) => {
                             fetch.incoming = Some(incoming);
