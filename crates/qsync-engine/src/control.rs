@@ -201,6 +201,20 @@ pub struct Status {
     /// UTF-8), each as `TASK: what`.
     #[serde(default)]
     pub ignore_problems: Vec<String>,
+    /// Walks of whole task folders under way (a task just added, a daemon just started).
+    #[serde(default)]
+    pub scans: Vec<ScanInfo>,
+}
+
+/// A walk of a whole task folder under way, for `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanInfo {
+    /// The task.
+    pub task: TaskId,
+    /// Entries found so far.
+    pub entries: u64,
+    /// Seconds since it began.
+    pub seconds: u64,
 }
 
 /// Something that happened, for [`Command::Events`].
@@ -412,6 +426,11 @@ impl fmt::Display for Reply {
                 s.ignore_problems
                     .iter()
                     .try_for_each(|p| write!(f, "\nignore_problem {}", printable(p)))
+            })
+            .and_then(|()| {
+                s.scans.iter().try_for_each(|scan| {
+                    write!(f, "\nscanning {} {} entries {} s", scan.task, scan.entries, scan.seconds)
+                })
             }),
             Reply::TaskAdded(t) => write!(f, "task {} {} {}", t.task, word(&t.name), printable(&t.root.display().to_string())),
             Reply::TaskRemoved { task } => write!(f, "removed task {task} (its folder is untouched)"),

@@ -80,6 +80,35 @@ impl Index {
         self.entries.values()
     }
 
+    /// The entries at and under `start` (`None`: every entry), sorted by path.
+    pub fn entries_under<'a>(
+        &'a self,
+        start: Option<&'a RelPath>,
+    ) -> impl Iterator<Item = &'a FileEntry> + 'a {
+        let range: Box<dyn Iterator<Item = (&RelPath, &FileEntry)>> = match start {
+            None => Box::new(self.entries.iter()),
+            Some(s) => Box::new(
+                self.entries
+                    .range(s.clone()..)
+                    .take_while(move |(p, _)| p.as_str().starts_with(s.as_str()))
+                    .filter(move |(p, _)| p.starts_with(s)),
+            ),
+        };
+        range.map(|(_, e)| e)
+    }
+
+    /// The writes the engine announced ([`Index::expect`]) at and under `start` and not
+    /// seen yet, with the state each is to have.
+    pub fn expected_under<'a>(
+        &'a self,
+        start: Option<&'a RelPath>,
+    ) -> impl Iterator<Item = (&'a RelPath, Option<&'a FileEntry>)> + 'a {
+        self.expected
+            .iter()
+            .filter(move |(p, _)| start.is_none_or(|s| p.starts_with(s)))
+            .map(|(p, e)| (p, e.as_ref()))
+    }
+
     /// The entries as a map, for [`scan`](crate::scan)'s hash cache.
     pub fn to_map(&self) -> HashMap<RelPath, FileEntry> {
         self.entries

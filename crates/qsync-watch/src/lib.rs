@@ -12,6 +12,10 @@
 //! - Echo suppression: before the engine writes a remote update it calls [`Index::expect`]
 //!   with the state it is about to write. An observation matching it is absorbed silently,
 //!   and one that differs (a genuine local edit made meanwhile) is reported as usual.
+//! - Walks stream: [`WalkPlan::run`] hands a folder's entries over in bounded chunks as
+//!   it goes, [`fold_walked`] folds each into the index (each path looked at again, as the
+//!   walk ran on other threads), [`look_again`] settles what the walk did not find. The
+//!   daemon walks on its own thread this way; [`observe`] and [`scan`] walk at once.
 //! - [`TaskWatcher`] watches the root (notify) and delivers [`WatchBatch`]es once each path
 //!   is quiet (a file closed after writing: at once): touched paths and renames, or a
 //!   rescan request when the kernel queue overflowed.
@@ -33,13 +37,17 @@
 
 mod index;
 mod scan;
+mod stream;
 mod watcher;
 
 pub use index::{Index, LocalEvent};
 pub use scan::{
     is_own_temp_file, reusable_hash, scan, scan_reporting, stat_entry, Filter, Scan, IGNORE_FILE,
 };
-pub use watcher::{observe, TaskWatcher, WatchBatch};
+pub use stream::{
+    fold_walked, look_again, walk_now, WalkEnd, WalkPlan, Walked, CHUNK_AGE, CHUNK_ENTRIES,
+};
+pub use watcher::{observe, observe_deferred, Observed, TaskWatcher, WatchBatch};
 
 use std::path::PathBuf;
 
@@ -64,6 +72,9 @@ pub enum WatchError {
         /// What is wrong.
         message: String,
     },
+    /// A walk was stopped before its end (whoever took its entries stopped listening).
+    #[error("the walk was stopped before its end")]
+    Stopped,
     /// The system watcher could not be started or extended.
     #[error("could not watch {}: {message} (on Linux, raising fs.inotify.max_user_watches may help)", path.display())]
     Watch {

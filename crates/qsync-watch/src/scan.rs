@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::UNIX_EPOCH;
 
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
-use ignore::{WalkBuilder, WalkState};
 use qsync_base::{ContentHash, EntryKind, FileEntry, RelPath, MODE_BITS};
 
+use crate::stream::WalkPlan;
 use crate::WatchError;
 
 /// Prefixes of the temporary files QSync itself writes inside a task (atomic writes).
@@ -124,11 +124,17 @@ impl Filter {
     }
 }
 
-fn mtime_ns(meta: &Metadata) -> i64 {
+pub(crate) fn mtime_ns(meta: &Metadata) -> i64 {
     meta.modified()
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+/// When `meta`'s status last changed, in nanoseconds since the epoch.
+pub(crate) fn ctime_ns(meta: &Metadata) -> i64 {
+    use std::os::unix::fs::MetadataExt;
+    meta.ctime().saturating_mul(1_000_000_000) + meta.ctime_nsec()
 }
 
 /// How long after its last status change a file's hash may be reused (see `entry_from`).
@@ -194,7 +200,7 @@ pub fn stat_entry(
     entry_from(root, path.clone(), &meta, previous)
 }
 
-fn entry_from(
+pub(crate) fn entry_from(
     root: &Path,
     path: RelPath,
     meta: &Metadata,
@@ -212,8 +218,7 @@ fn entry_from(
         return Ok(None); // sockets, fifos, devices: not synced
     };
     let mtime_ns = mtime_ns(meta);
-    use std::os::unix::fs::MetadataExt;
-    let ctime_ns = meta.ctime().saturating_mul(1_000_000_000) + meta.ctime_nsec();
+    let ctime_ns = ctime_ns(meta);
     let cached = if kind == EntryKind::File {
         reusable_hash(previous, size, mtime_ns, ctime_ns)
     } else {
@@ -281,18 +286,19 @@ pub fn scan_reporting(
     root: &Path,
     previous: &HashMap<RelPath, FileEntry>,
 ) -> Result<Scan, WatchError> {
-    let mut unsupported = Vec::new();
-    let entries = walk_reporting(
-        root,
-        root,
-        &Filter::for_root(root)?,
-        previous,
-        &mut unsupported,
-    )?;
-    unsupported.sort();
+    let plan = WalkPlan::of_root(previous, Filter::for_root(root)?);
+    let found = Mutex::new(Vec::new());
+    let end = plan.run(root, &|chunk| {
+        if let Ok(mut found) = found.lock() {
+            found.extend(chunk.into_iter().map(|w| w.entry));
+        }
+        true
+    })?;
+    let mut entries = found.into_inner().unwrap_or_default();
+    entries.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(Scan {
         entries,
-        unsupported,
+        unsupported: end.unsupported,
     })
 }
 
@@ -302,107 +308,4 @@ pub(crate) fn report_unsupported(path: &Path) {
         path = %path.display(),
         "not synced: the name is not UTF-8 or holds a backslash, which other devices may not be able to use; rename it to sync it"
     );
-}
-
-fn vanished(e: &ignore::Error) -> bool {
-    e.io_error()
-        .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
-}
-
-/// Walk the folder `start` inside the task `root`: entries under it, relative to `root`.
-pub(crate) fn walk(
-    root: &Path,
-    start: &Path,
-    filter: &Filter,
-    previous: &HashMap<RelPath, FileEntry>,
-) -> Result<Vec<FileEntry>, WatchError> {
-    walk_reporting(root, start, filter, previous, &mut Vec::new())
-}
-
-fn walk_reporting(
-    root: &Path,
-    start: &Path,
-    filter: &Filter,
-    previous: &HashMap<RelPath, FileEntry>,
-    unsupported: &mut Vec<PathBuf>,
-) -> Result<Vec<FileEntry>, WatchError> {
-    // Filled by the walk's filter, which must own what it uses.
-    let skipped: Arc<Mutex<Vec<PathBuf>>> = Arc::new(Mutex::new(Vec::new()));
-    let found: Mutex<Vec<FileEntry>> = Mutex::new(Vec::new());
-    let first_error: Mutex<Option<WatchError>> = Mutex::new(None);
-    let walk_filter = filter.clone();
-    let walk_root = root.to_owned();
-    let walk_skipped = Arc::clone(&skipped);
-    WalkBuilder::new(start)
-        .standard_filters(false)
-        .follow_links(false)
-        .threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
-        .filter_entry(move |entry| {
-            let is_dir = entry.file_type().is_some_and(|t| t.is_dir());
-            match RelPath::from_local(&walk_root, entry.path()) {
-                Ok(path) => walk_filter.includes(&path, is_dir),
-                Err(_) if entry.path() == walk_root => true,
-                // A name QSync cannot carry: reported, and skipped with what is under it.
-                Err(_) => {
-                    report_unsupported(entry.path());
-                    if let Ok(mut v) = walk_skipped.lock() {
-                        v.push(entry.path().to_owned());
-                    }
-                    false
-                }
-            }
-        })
-        .build_parallel()
-        .run(|| {
-            Box::new(|result| {
-                let outcome = match result {
-                    Ok(entry) => match RelPath::from_local(root, entry.path()) {
-                        // The root itself (names QSync cannot carry were filtered out above).
-                        Err(_) => Ok(None),
-                        Ok(path) => match entry.metadata() {
-                            Ok(meta) => {
-                                let prev = previous.get(&path);
-                                entry_from(root, path.clone(), &meta, prev)
-                            }
-                            Err(e) if vanished(&e) => Ok(None),
-                            Err(e) => Err(WatchError::io(
-                                "inspect",
-                                entry.path(),
-                                std::io::Error::other(e.to_string()),
-                            )),
-                        },
-                    },
-                    Err(e) if vanished(&e) => Ok(None),
-                    Err(e) => Err(WatchError::io(
-                        "walk",
-                        start,
-                        std::io::Error::other(e.to_string()),
-                    )),
-                };
-                match outcome {
-                    Ok(Some(e)) => {
-                        if let Ok(mut v) = found.lock() {
-                            v.push(e);
-                        }
-                        WalkState::Continue
-                    }
-                    Ok(None) => WalkState::Continue,
-                    Err(e) => {
-                        if let Ok(mut slot) = first_error.lock() {
-                            slot.get_or_insert(e);
-                        }
-                        WalkState::Quit
-                    }
-                }
-            })
-        });
-    if let Some(e) = first_error.into_inner().ok().flatten() {
-        return Err(e);
-    }
-    if let Ok(mut v) = skipped.lock() {
-        unsupported.append(&mut v);
-    }
-    let mut entries = found.into_inner().unwrap_or_default();
-    entries.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(entries)
 }

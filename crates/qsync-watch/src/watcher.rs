@@ -26,8 +26,9 @@ use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use qsync_base::{EntryKind, RelPath};
 
-use crate::scan::{stat_entry, walk, Filter, IGNORE_FILE};
-use crate::{scan, Index, LocalEvent, WatchError};
+use crate::scan::{stat_entry, Filter, IGNORE_FILE};
+use crate::stream::{walk_now, WalkPlan};
+use crate::{Index, LocalEvent, WatchError};
 
 /// How long a file closed after writing must stay quiet to be reported before the end of
 /// the debounce period.
@@ -262,14 +263,26 @@ impl TaskWatcher {
     }
 }
 
+/// What a watcher batch showed: the events of the paths it named, and the walks still to
+/// make (a new folder may hold files made before its watch was set up; a rescan walks the
+/// whole root).
+#[derive(Debug)]
+pub struct Observed {
+    /// The clean events of the paths the batch named (already in the index).
+    pub events: Vec<LocalEvent>,
+    /// Walks to make, on another thread if need be, folded in with
+    /// [`fold_walked`](crate::fold_walked) and [`look_again`](crate::look_again).
+    pub walks: Vec<WalkPlan>,
+}
+
 /// Look at the disk for every path of `batch` and fold what is there into `index`;
-/// returns the clean events. A new folder is walked, so files created in it before its
-/// watch was set up are not missed.
-pub fn observe(
+/// returns the clean events, and the folders to walk rather than walking them: a folder
+/// of a hundred thousand files is then recorded and sent as it is walked.
+pub fn observe_deferred(
     root: &Path,
     index: &mut Index,
     batch: &WatchBatch,
-) -> Result<Vec<LocalEvent>, WatchError> {
+) -> Result<Observed, WatchError> {
     let filter = Filter::for_root(root)?;
     let rules_changed = match batch {
         WatchBatch::Rescan { .. } => true,
@@ -281,52 +294,47 @@ pub fn observe(
     }
     let (touched, renames) = match batch {
         WatchBatch::Rescan { .. } => {
-            let entries = scan(root, &index.to_map())?;
-            return Ok(index.reconcile(entries));
+            return Ok(Observed {
+                events: Vec::new(),
+                walks: vec![WalkPlan::new(index, None, filter)],
+            })
         }
         WatchBatch::Changes { touched, renames } => (touched, renames),
     };
-    // The index as a map, for walking folders: made only when a batch names a folder (a
-    // copy of every entry: making it for each single-file batch made a burst of new files
-    // cost time in proportion to the folder's size for each of them).
-    let mut previous: Option<std::collections::HashMap<RelPath, qsync_base::FileEntry>> = None;
     let mut observed = Vec::with_capacity(touched.len());
+    // A folder named by an event is walked: a new one may hold files created before its
+    // watch was set up, and one removed and made again within a batch may hold other paths
+    // than the index knows (their own events can be lost with the old watch). Folders
+    // inside another one walked are left to that walk (`touched` is sorted: a folder comes
+    // before what it holds).
+    let mut folders: Vec<RelPath> = Vec::new();
     for path in touched {
         let state = stat_entry(root, path, index.get(path))?;
-        let folder = state.as_ref().is_some_and(|s| s.kind == EntryKind::Folder);
-        let known_folder = index.get(path).is_some_and(|e| e.kind == EntryKind::Folder);
-        observed.push((path.clone(), state));
-        if folder {
-            // A folder named by an event is walked: a new one may hold files created before
-            // its watch was set up, and one removed and made again within a batch may hold
-            // other paths than the index knows (their own events can be lost with the old
-            // watch).
-            let previous = previous.get_or_insert_with(|| index.to_map());
-            let found = walk(root, &path.to_local(root), &filter, previous)?;
-            let present: BTreeSet<RelPath> = found.iter().map(|e| e.path.clone()).collect();
-            for entry in found {
-                if !touched.contains(&entry.path) {
-                    observed.push((entry.path.clone(), Some(entry)));
-                }
-            }
-            if known_folder {
-                // Gone, unless now excluded by `.qsyncignore` (the walk skips those): an
-                // ignored path stops syncing, it is never taken for deleted.
-                for gone in previous
-                    .iter()
-                    .filter(|(p, e)| {
-                        p.starts_with(path)
-                            && *p != path
-                            && !present.contains(*p)
-                            && !touched.contains(*p)
-                            && filter.includes(p, e.kind == EntryKind::Folder)
-                    })
-                    .map(|(p, _)| p)
-                {
-                    observed.push((gone.clone(), None));
-                }
-            }
+        if state.as_ref().is_some_and(|s| s.kind == EntryKind::Folder)
+            && !folders.iter().any(|f| path.starts_with(f))
+        {
+            folders.push(path.clone());
         }
+        observed.push((path.clone(), state));
     }
-    Ok(index.observe(renames, observed))
+    let events = index.observe(renames, observed);
+    // Planned once the batch is in the index: after a rename, what moved with the folder.
+    let walks = folders
+        .iter()
+        .map(|folder| WalkPlan::new(index, Some(folder), filter.clone()))
+        .collect();
+    Ok(Observed { events, walks })
+}
+
+/// [`observe_deferred`], with its walks made at once: every event of the batch.
+pub fn observe(
+    root: &Path,
+    index: &mut Index,
+    batch: &WatchBatch,
+) -> Result<Vec<LocalEvent>, WatchError> {
+    let Observed { mut events, walks } = observe_deferred(root, index, batch)?;
+    for plan in walks {
+        events.extend(walk_now(root, index, plan)?.0);
+    }
+    Ok(events)
 }

@@ -11,16 +11,26 @@ impl Engine {
     ) -> Option<(Reply, oneshot::Sender<Reply>)> {
         let answer = match command {
             Command::Id => Ok(Reply::Id { device: self.me }),
-            Command::TaskAdd { path, name } => self
-                .task_add(&path, name.as_deref().unwrap_or(""))
-                .map(|(task, name, root)| {
-                    Reply::TaskAdded(TaskInfo {
-                        task,
-                        name,
-                        root,
-                        devices: 0,
-                    })
-                }),
+            Command::TaskAdd { path, name } => {
+                match self.task_add(&path, name.as_deref().unwrap_or("")) {
+                    Ok((task, name, root)) => {
+                        let added = Reply::TaskAdded(TaskInfo {
+                            task,
+                            name,
+                            root,
+                            devices: 0,
+                        });
+                        // Answered once the folder is walked whole (the daemon answers
+                        // other commands meanwhile; `status` shows the walk's progress).
+                        if let Some(state) = self.tasks.get_mut(&task) {
+                            state.added.push((added, reply));
+                            return None;
+                        }
+                        Ok(added)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
             Command::TaskRemove { task } => {
                 self.task_remove(task).map(|()| Reply::TaskRemoved { task })
             }
@@ -101,6 +111,18 @@ impl Engine {
                         .received
                         .load(std::sync::atomic::Ordering::Relaxed),
                     unsupported: self.tasks.values().map(|t| t.unsupported).sum(),
+                    scans: self
+                        .tasks
+                        .iter()
+                        .filter_map(|(task, state)| {
+                            let scanning = state.scanning.as_ref()?;
+                            Some(ScanInfo {
+                                task: *task,
+                                entries: scanning.entries,
+                                seconds: scanning.since.elapsed().as_secs(),
+                            })
+                        })
+                        .collect(),
                     ignore_problems: self
                         .tasks
                         .iter()

@@ -15,11 +15,13 @@ use std::time::{Duration, Instant};
 use qsync_base::{ContentHash, DeviceId, EntryKind, FileEntry, RelPath, TaskId};
 use qsync_discovery::{Config as DiscoveryConfig, Discovery, DiscoveryEvent};
 use qsync_store::{AppRecord, Store};
-use qsync_watch::{observe, scan_reporting, Filter, Index, LocalEvent, TaskWatcher, WatchBatch};
+use qsync_watch::{Filter, Index, LocalEvent, TaskWatcher, WatchBatch};
 use qsync_wire::Message;
 use tokio::sync::oneshot;
 
-use crate::control::{AppInfo, Command, DaemonEvent, DeviceInfo, Reply, Status, TaskInfo};
+use crate::control::{
+    AppInfo, Command, DaemonEvent, DeviceInfo, Reply, ScanInfo, Status, TaskInfo,
+};
 use crate::keeper::{Keeper, Owed};
 use crate::net::{self, Linked, NetCtx, NetEvent, Outbound, Outgoing};
 use crate::{btf, EngineError};
@@ -28,6 +30,7 @@ mod commands;
 pub mod identity;
 mod links;
 mod sync;
+pub mod walks;
 
 /// How a daemon runs.
 #[derive(Debug, Clone)]
@@ -76,14 +79,24 @@ pub enum Event {
     Paired(TaskId, Result<net::Paired, String>, oneshot::Sender<Reply>),
     /// Discovery news.
     Discovery(DiscoveryEvent),
+    /// A chunk of what a walk of a task's folder found (see `walks.rs`).
+    Walked(TaskId, Vec<qsync_watch::Walked>),
+    /// A walk of a task's folder ended.
+    WalkEnded(TaskId, walks::Ended),
 }
 
 struct TaskState {
     root: PathBuf,
     index: Index,
     links: HashSet<DeviceId>,
-    /// Paths found at start whose names QSync cannot carry (logged; counted in `status`).
+    /// Paths found by the last whole walk whose names QSync cannot carry (logged; counted
+    /// in `status`).
     unsupported: usize,
+    /// A walk of the whole folder under way.
+    scanning: Option<walks::Scanning>,
+    /// `task add` replies waiting for the first walk's end.
+    added: Vec<(Reply, oneshot::Sender<Reply>)>,
+    walker: walks::Walker,
     _watcher: Option<TaskWatcher>,
 }
 
@@ -303,9 +316,10 @@ impl Engine {
                 }
             })
             .map_err(|e| EngineError::io("start the watcher's thread for", &root, e))?;
-        let scanned = scan_reporting(&root, &index.to_map())?;
-        let unsupported = scanned.unsupported.len();
-        let offline = index.reconcile(scanned.entries);
+        // What changed while the daemon was not running: the whole folder is walked on the
+        // task's own thread, its entries recorded as they come (see `walks.rs`).
+        let walker = walks::Walker::start(task, root.clone(), self.events.clone())?;
+        walker.queue(qsync_watch::WalkPlan::new(&index, None, filter));
         let links: HashSet<DeviceId> = self.store.linked_devices(task)?.into_iter().collect();
         self.tasks.insert(
             task,
@@ -313,11 +327,13 @@ impl Engine {
                 root,
                 index,
                 links,
-                unsupported,
+                unsupported: 0,
+                scanning: Some(walks::Scanning::new()),
+                added: Vec::new(),
+                walker,
                 _watcher: Some(watcher),
             },
         );
-        self.core_local(task, offline);
         Ok(())
     }
 
@@ -390,6 +406,8 @@ impl Engine {
                 self.core_observe(task, &batch);
                 self.core_run(None);
             }
+            Event::Walked(task, chunk) => self.core_walked(task, chunk),
+            Event::WalkEnded(task, ended) => self.core_walk_ended(task, ended),
             Event::Control(command, reply) => {
                 let answer = self.control(command, reply);
                 if let Some((answer, reply)) = answer {

@@ -25,6 +25,7 @@ use std::sync::mpsc;
 use bytes::Bytes;
 
 use qsync_core::{Core, Effect, Input, Ledger, PlaceOutcome, State};
+use qsync_watch::{observe_deferred, Observed};
 
 use super::*;
 use crate::driver::place::{self, Batch, Staging};
@@ -553,13 +554,8 @@ impl Engine {
             .collect())
     }
 
-    /// The watcher's `events` for `task` (already in its index) as the core's facts.
-    pub(super) fn core_local(&mut self, task: TaskId, events: Vec<LocalEvent>) {
-        self.core_queue_local(task, events);
-        self.core_run(None);
-    }
-
-    fn core_queue_local(&mut self, task: TaskId, events: Vec<LocalEvent>) {
+    /// The watcher's `events` for `task` (already in its index), queued as the core's facts.
+    pub(super) fn core_queue_local(&mut self, task: TaskId, events: Vec<LocalEvent>) {
         let Some(state) = self.tasks.get(&task) else {
             return;
         };
@@ -621,13 +617,23 @@ impl Engine {
     }
 
     /// Fold a watcher batch (a real one or one made up to look again) into `task`'s index
-    /// and queue the changes it shows as the core's facts; returns how many.
+    /// and queue the changes it shows as the core's facts; the folders it names (the whole
+    /// folder, for a rescan) are walked on the task's thread, their changes queued as they
+    /// come (see `walks.rs`). Returns how many changes were queued now.
     pub(super) fn core_observe(&mut self, task: TaskId, batch: &WatchBatch) -> usize {
         let Some(state) = self.tasks.get_mut(&task) else {
             return 0;
         };
-        match observe(&state.root, &mut state.index, batch) {
-            Ok(events) => {
+        match observe_deferred(&state.root, &mut state.index, batch) {
+            Ok(Observed { events, walks }) => {
+                for plan in walks {
+                    if plan.start().is_none() {
+                        state
+                            .scanning
+                            .get_or_insert_with(super::walks::Scanning::new);
+                    }
+                    state.walker.queue(plan);
+                }
                 let count = events.len();
                 self.core_queue_local(task, events);
                 count
@@ -686,10 +692,8 @@ impl Engine {
         let rescan = WatchBatch::Rescan {
             reason: "a look at the whole folder".into(),
         };
-        let missed = self.core_observe(task, &rescan);
-        if missed > 0 {
-            tracing::warn!(%task, changes = missed, "the watcher had missed changes; a scan found them");
-        }
+        // What it finds is logged at its end (`core_walk_ended`).
+        self.core_observe(task, &rescan);
     }
 
     /// How many of this device's records `device` (or every linked device) still lacks.

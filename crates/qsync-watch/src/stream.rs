@@ -1,0 +1,372 @@
+//! Streamed walks: a folder's entries handed over in bounded chunks while the walk is
+//! still going, so the first files of a folder of a million are recorded and sent within
+//! the first second, and what the walk holds stays bounded by the chunks in flight, not by
+//! the folder's size.
+//!
+//! A walk ([`WalkPlan::run`]) runs on its own threads while the index lives on another, so
+//! what it found may be stale by the time it is folded in. [`fold_walked`] therefore looks
+//! at each path again (a stat, no read): an entry whose inode, status-change time, size
+//! and mtime are still those the walk saw is taken with the walk's hash; any other is
+//! taken as the disk shows it now. Paths the index knew under the walk's start that the
+//! walk did not find are named at its end ([`WalkEnd::unseen`]) and looked at again
+//! ([`look_again`]); a walk cut short (an error, or stopped) says nothing of what it did
+//! not reach, so nothing is taken for deleted then.
+
+use std::collections::HashMap;
+use std::fs::{self, Metadata};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ignore::{WalkBuilder, WalkState};
+use qsync_base::{EntryKind, FileEntry, RelPath};
+
+use crate::scan::{ctime_ns, entry_from, report_unsupported, stat_entry, Filter};
+use crate::{Index, LocalEvent, WatchError};
+
+/// A chunk is handed over once it holds this many entries...
+pub const CHUNK_ENTRIES: usize = 256;
+/// ...or once its first entry has waited this long (the first files of a walk of large
+/// files go out while the rest are still being hashed).
+pub const CHUNK_AGE: Duration = Duration::from_millis(20);
+
+/// One entry a walk found, with what its stat said beyond the entry: enough to tell later
+/// whether the path still holds what was hashed.
+#[derive(Debug, Clone)]
+pub struct Walked {
+    /// What the walk found.
+    pub entry: FileEntry,
+    ino: u64,
+    ctime_ns: i64,
+}
+
+impl Walked {
+    /// Whether `meta` (a fresh stat of the path) shows the very state the walk saw.
+    fn still(&self, meta: &Metadata) -> bool {
+        let kind_matches = match self.entry.kind {
+            EntryKind::File => meta.file_type().is_file(),
+            EntryKind::Folder => meta.file_type().is_dir(),
+            EntryKind::Symlink => meta.file_type().is_symlink(),
+        };
+        kind_matches
+            && meta.ino() == self.ino
+            && ctime_ns(meta) == self.ctime_ns
+            && (self.entry.kind == EntryKind::Folder || meta.len() == self.entry.size)
+            && crate::scan::mtime_ns(meta) == self.entry.mtime_ns
+    }
+}
+
+/// What the index knew of one path when the walk was planned; `seen` once the walk finds it.
+#[derive(Debug)]
+struct Known {
+    /// Its entry (for the hash to reuse); `None` for a write the engine announced only.
+    entry: Option<FileEntry>,
+    is_folder: bool,
+    seen: AtomicBool,
+}
+
+/// A walk to make: where it starts, which paths it syncs, and what the index held there.
+#[derive(Debug)]
+pub struct WalkPlan {
+    start: Option<RelPath>,
+    filter: Filter,
+    known: HashMap<RelPath, Known>,
+}
+
+/// How a complete walk ended.
+#[derive(Debug, Clone, Default)]
+pub struct WalkEnd {
+    /// Paths the index held under the start (or the engine said it would write there) that
+    /// the walk did not find: gone, most likely; [`look_again`] says.
+    pub unseen: Vec<RelPath>,
+    /// Paths left out because QSync cannot carry their names (each logged).
+    pub unsupported: Vec<PathBuf>,
+    /// How many entries the walk found.
+    pub found: u64,
+}
+
+impl WalkPlan {
+    /// A walk of `start` (`None`: the whole root) as `index` knows it now.
+    pub fn new(index: &Index, start: Option<&RelPath>, filter: Filter) -> Self {
+        let mut known: HashMap<RelPath, Known> = index
+            .entries_under(start)
+            .map(|e| {
+                let known = Known {
+                    is_folder: e.kind == EntryKind::Folder,
+                    entry: Some(e.clone()),
+                    seen: AtomicBool::new(false),
+                };
+                (e.path.clone(), known)
+            })
+            .collect();
+        for (path, state) in index.expected_under(start) {
+            known.entry(path.clone()).or_insert_with(|| Known {
+                entry: None,
+                is_folder: state.is_some_and(|e| e.kind == EntryKind::Folder),
+                seen: AtomicBool::new(false),
+            });
+        }
+        Self {
+            start: start.cloned(),
+            filter,
+            known,
+        }
+    }
+
+    /// A walk of the whole root with `previous` entries' hashes to reuse.
+    pub(crate) fn of_root(previous: &HashMap<RelPath, FileEntry>, filter: Filter) -> Self {
+        let known = previous
+            .iter()
+            .map(|(path, e)| {
+                let known = Known {
+                    is_folder: e.kind == EntryKind::Folder,
+                    entry: Some(e.clone()),
+                    seen: AtomicBool::new(false),
+                };
+                (path.clone(), known)
+            })
+            .collect();
+        Self {
+            start: None,
+            filter,
+            known,
+        }
+    }
+
+    /// Where the walk starts (`None`: the root).
+    pub fn start(&self) -> Option<&RelPath> {
+        self.start.as_ref()
+    }
+
+    /// Whether this walk also covers everything `other` would walk.
+    pub fn covers(&self, other: &WalkPlan) -> bool {
+        match (&self.start, &other.start) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(mine), Some(theirs)) => theirs.starts_with(mine),
+        }
+    }
+
+    /// Walk the task's `root` (in parallel), handing entries to `sink` in chunks (see
+    /// [`CHUNK_ENTRIES`], [`CHUNK_AGE`]); `sink` may block (to bound what is in flight) and
+    /// returns `false` to stop the walk ([`WatchError::Stopped`]). Hashes of known entries
+    /// are reused when size and mtime are unchanged and the file has settled.
+    pub fn run(
+        self,
+        root: &Path,
+        sink: &(dyn Fn(Vec<Walked>) -> bool + Sync),
+    ) -> Result<WalkEnd, WatchError> {
+        let start = self
+            .start
+            .as_ref()
+            .map_or_else(|| root.to_owned(), |p| p.to_local(root));
+        let skipped: Arc<Mutex<Vec<PathBuf>>> = Arc::new(Mutex::new(Vec::new()));
+        let chunk: Mutex<(Vec<Walked>, Option<Instant>)> = Mutex::new((Vec::new(), None));
+        let first_error: Mutex<Option<WatchError>> = Mutex::new(None);
+        let stopped = AtomicBool::new(false);
+        let found = std::sync::atomic::AtomicU64::new(0);
+        let walk_filter = self.filter.clone();
+        let walk_root = root.to_owned();
+        let walk_skipped = Arc::clone(&skipped);
+        let known = &self.known;
+        // Hand the chunk over if it is due (or `all`). Under the chunk's lock, so chunks
+        // arrive in the order their entries were found (a folder before what it holds);
+        // `sink` waiting makes the walk's threads wait too.
+        let hand_over = |slot: &mut (Vec<Walked>, Option<Instant>), all: bool| -> bool {
+            let due =
+                slot.0.len() >= CHUNK_ENTRIES || slot.1.is_some_and(|t| t.elapsed() >= CHUNK_AGE);
+            if (all || due) && !slot.0.is_empty() {
+                slot.1 = None;
+                if !sink(std::mem::take(&mut slot.0)) {
+                    stopped.store(true, Ordering::Relaxed);
+                    return false;
+                }
+            }
+            true
+        };
+        WalkBuilder::new(&start)
+            .standard_filters(false)
+            .follow_links(false)
+            .threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .filter_entry(move |entry| {
+                let is_dir = entry.file_type().is_some_and(|t| t.is_dir());
+                match RelPath::from_local(&walk_root, entry.path()) {
+                    Ok(path) => walk_filter.includes(&path, is_dir),
+                    Err(_) if entry.path() == walk_root => true,
+                    // A name QSync cannot carry: reported, and skipped with what is under it.
+                    Err(_) => {
+                        report_unsupported(entry.path());
+                        if let Ok(mut v) = walk_skipped.lock() {
+                            v.push(entry.path().to_owned());
+                        }
+                        false
+                    }
+                }
+            })
+            .build_parallel()
+            .run(|| {
+                Box::new(|result| {
+                    if stopped.load(Ordering::Relaxed) {
+                        return WalkState::Quit;
+                    }
+                    let outcome = match result {
+                        Ok(entry) => match RelPath::from_local(root, entry.path()) {
+                            // The root itself (names QSync cannot carry were filtered out).
+                            Err(_) => Ok(None),
+                            Ok(path) => match entry.metadata() {
+                                Ok(meta) => {
+                                    let prev = known.get(&path);
+                                    if let Some(k) = prev {
+                                        k.seen.store(true, Ordering::Relaxed);
+                                    }
+                                    let prev = prev.and_then(|k| k.entry.as_ref());
+                                    entry_from(root, path, &meta, prev).map(|e| {
+                                        e.map(|entry| Walked {
+                                            entry,
+                                            ino: meta.ino(),
+                                            ctime_ns: ctime_ns(&meta),
+                                        })
+                                    })
+                                }
+                                Err(e) if vanished(&e) => Ok(None),
+                                Err(e) => Err(WatchError::io(
+                                    "inspect",
+                                    entry.path(),
+                                    std::io::Error::other(e.to_string()),
+                                )),
+                            },
+                        },
+                        Err(e) if vanished(&e) => Ok(None),
+                        Err(e) => Err(WatchError::io(
+                            "walk",
+                            &start,
+                            std::io::Error::other(e.to_string()),
+                        )),
+                    };
+                    match outcome {
+                        Ok(Some(walked)) => {
+                            found.fetch_add(1, Ordering::Relaxed);
+                            let going = match chunk.lock() {
+                                Ok(mut slot) => {
+                                    slot.0.push(walked);
+                                    slot.1.get_or_insert_with(Instant::now);
+                                    hand_over(&mut slot, false)
+                                }
+                                Err(_) => false,
+                            };
+                            if going {
+                                WalkState::Continue
+                            } else {
+                                WalkState::Quit
+                            }
+                        }
+                        Ok(None) => WalkState::Continue,
+                        Err(e) => {
+                            if let Ok(mut slot) = first_error.lock() {
+                                slot.get_or_insert(e);
+                            }
+                            WalkState::Quit
+                        }
+                    }
+                })
+            });
+        // What was found before an error still holds: handed over, then the error.
+        let handed = !stopped.load(Ordering::Relaxed)
+            && chunk
+                .lock()
+                .map(|mut slot| hand_over(&mut slot, true))
+                .unwrap_or(false);
+        if let Some(e) = first_error.into_inner().ok().flatten() {
+            return Err(e);
+        }
+        if !handed {
+            return Err(WatchError::Stopped);
+        }
+        let mut unsupported = skipped
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default();
+        unsupported.sort();
+        // Paths excluded by `.qsyncignore` are skipped by the walk: an ignored path stops
+        // syncing, it is never taken for deleted.
+        let filter = &self.filter;
+        let mut unseen: Vec<RelPath> = self
+            .known
+            .into_iter()
+            .filter(|(path, k)| {
+                !k.seen.load(Ordering::Relaxed) && filter.includes(path, k.is_folder)
+            })
+            .map(|(path, _)| path)
+            .collect();
+        unseen.sort();
+        Ok(WalkEnd {
+            unseen,
+            unsupported,
+            found: found.into_inner(),
+        })
+    }
+}
+
+fn vanished(e: &ignore::Error) -> bool {
+    e.io_error()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+}
+
+/// Fold a chunk of a walk into `index` and return the events it implies. Each path is
+/// looked at again first (see the module's documentation); one that cannot be is left out
+/// (logged), not the chunk.
+pub fn fold_walked(root: &Path, index: &mut Index, chunk: Vec<Walked>) -> Vec<LocalEvent> {
+    let mut observed = Vec::with_capacity(chunk.len());
+    for walked in chunk {
+        let path = walked.entry.path.clone();
+        let local = path.to_local(root);
+        let state = match fs::symlink_metadata(&local) {
+            Ok(meta) if walked.still(&meta) => Ok(Some(walked.entry)),
+            Ok(meta) => entry_from(root, path.clone(), &meta, index.get(&path)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(WatchError::io("inspect", &local, e)),
+        };
+        match state {
+            Ok(state) => observed.push((path, state)),
+            Err(e) => tracing::warn!(%path, error = %e, "could not look at a path found by a walk"),
+        }
+    }
+    index.observe(&[], observed)
+}
+
+/// Look at `paths` on disk now and fold what is there into `index` (for a walk's
+/// [`WalkEnd::unseen`]); a path that cannot be looked at is left out (logged).
+pub fn look_again(root: &Path, index: &mut Index, paths: Vec<RelPath>) -> Vec<LocalEvent> {
+    let mut observed = Vec::with_capacity(paths.len());
+    for path in paths {
+        match stat_entry(root, &path, index.get(&path)) {
+            Ok(state) => observed.push((path, state)),
+            Err(e) => tracing::warn!(%path, error = %e, "could not look at a path again"),
+        }
+    }
+    index.observe(&[], observed)
+}
+
+/// Make the walk of `plan` here and now, folding everything into `index`: for callers
+/// with no thread of their own to walk on (and tests). Returns the events and the end.
+pub fn walk_now(
+    root: &Path,
+    index: &mut Index,
+    plan: WalkPlan,
+) -> Result<(Vec<LocalEvent>, WalkEnd), WatchError> {
+    let chunks = Mutex::new(Vec::new());
+    let end = plan.run(root, &|chunk| {
+        if let Ok(mut chunks) = chunks.lock() {
+            chunks.push(chunk);
+        }
+        true
+    })?;
+    let mut events = Vec::new();
+    for chunk in chunks.into_inner().unwrap_or_default() {
+        events.extend(fold_walked(root, index, chunk));
+    }
+    events.extend(look_again(root, index, end.unseen.clone()));
+    Ok((events, end))
+}

@@ -1,0 +1,125 @@
+//! Streamed walks: entries come in bounded chunks while the walk goes on, what changed
+//! between the walk and the fold is taken as the disk shows it then, what the walk did not
+//! find is looked at again, and a walk stopped early takes nothing for deleted.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::fs;
+use std::sync::Mutex;
+
+use qsync_base::RelPath;
+use qsync_watch::{
+    fold_walked, look_again, walk_now, Filter, Index, LocalEvent, WalkPlan, WatchError,
+    CHUNK_ENTRIES,
+};
+
+fn p(s: &str) -> RelPath {
+    RelPath::new(s).unwrap()
+}
+
+#[test]
+fn a_big_folder_comes_in_bounded_chunks_each_folder_before_what_it_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    for d in 0..5 {
+        fs::create_dir(root.join(format!("d{d}"))).unwrap();
+        for f in 0..300 {
+            fs::write(root.join(format!("d{d}/f{f}")), format!("{d}/{f}")).unwrap();
+        }
+    }
+    let index = Index::default();
+    let plan = WalkPlan::new(&index, None, Filter::for_root(root).unwrap());
+    let chunks = Mutex::new(Vec::new());
+    let end = plan
+        .run(root, &|chunk| {
+            chunks.lock().unwrap().push(chunk);
+            true
+        })
+        .unwrap();
+    let chunks = chunks.into_inner().unwrap();
+    assert_eq!(end.found, 1505);
+    assert!(
+        chunks.len() >= 1505 / CHUNK_ENTRIES,
+        "{} chunks",
+        chunks.len()
+    );
+    assert!(chunks.iter().all(|c| c.len() <= CHUNK_ENTRIES));
+    // Folded in order, no file comes before its folder.
+    let mut index = Index::default();
+    let mut seen = std::collections::HashSet::new();
+    for chunk in chunks {
+        for event in fold_walked(root, &mut index, chunk) {
+            let LocalEvent::Create(entry) = event else {
+                panic!("{event:?}")
+            };
+            if let Some(parent) = entry.path.parent() {
+                assert!(seen.contains(&parent), "{} before its folder", entry.path);
+            }
+            seen.insert(entry.path);
+        }
+    }
+    assert_eq!(seen.len(), 1505);
+}
+
+#[test]
+fn what_changed_after_the_walk_saw_it_is_taken_as_it_is_now() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    fs::write(root.join("edited"), "old").unwrap();
+    fs::write(root.join("removed"), "x").unwrap();
+    fs::write(root.join("kept"), "same").unwrap();
+    let plan = WalkPlan::new(&Index::default(), None, Filter::for_root(root).unwrap());
+    let chunks = Mutex::new(Vec::new());
+    plan.run(root, &|chunk| {
+        chunks.lock().unwrap().push(chunk);
+        true
+    })
+    .unwrap();
+    // Between the walk and the fold, on the engine's thread: one file edited (another
+    // inode: written aside and renamed over, as editors do), one removed.
+    fs::write(root.join("edited.tmp"), "new content").unwrap();
+    fs::rename(root.join("edited.tmp"), root.join("edited")).unwrap();
+    fs::remove_file(root.join("removed")).unwrap();
+    let mut index = Index::default();
+    for chunk in chunks.into_inner().unwrap() {
+        fold_walked(root, &mut index, chunk);
+    }
+    let edited = index.get(&p("edited")).unwrap();
+    assert_eq!(edited.size, 11);
+    assert_eq!(
+        edited.hash,
+        Some(qsync_base::ContentHash::of(b"new content"))
+    );
+    assert!(index.get(&p("removed")).is_none());
+    assert_eq!(index.get(&p("kept")).unwrap().size, 4);
+}
+
+#[test]
+fn what_the_walk_did_not_find_is_deleted_but_only_after_a_whole_walk() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    fs::create_dir(root.join("d")).unwrap();
+    for f in 0..600 {
+        fs::write(root.join(format!("d/f{f}")), "x").unwrap();
+    }
+    let mut index = Index::default();
+    let plan = WalkPlan::new(&index, None, Filter::for_root(root).unwrap());
+    walk_now(root, &mut index, plan).unwrap();
+    assert_eq!(index.entries().count(), 601);
+    fs::remove_file(root.join("d/f7")).unwrap();
+
+    // A walk stopped after its first chunk says nothing about the rest.
+    let plan = WalkPlan::new(&index, None, Filter::for_root(root).unwrap());
+    let stopped = plan.run(root, &|_| false);
+    assert!(matches!(stopped, Err(WatchError::Stopped)), "{stopped:?}");
+    assert!(index.get(&p("d/f7")).is_some());
+
+    // A whole walk names it, and a look again finds it gone.
+    let plan = WalkPlan::new(&index, Some(&p("d")), Filter::for_root(root).unwrap());
+    let end = plan.run(root, &|_| true).unwrap();
+    assert_eq!(end.unseen, vec![p("d/f7")]);
+    let events = look_again(root, &mut index, end.unseen);
+    assert!(
+        matches!(&events[..], [LocalEvent::Delete { path, .. }] if *path == p("d/f7")),
+        "{events:?}"
+    );
+}
