@@ -62,6 +62,11 @@ struct DaemonArgs {
     /// file system's notifications missed.
     #[arg(long, env = "QSYNC_RESCAN_EVERY", default_value_t = 60)]
     rescan_every: u64,
+    /// How much of the synced data, in percent, the copies kept as bases of patches may
+    /// take in the state folder (at least 256 MiB). Files without one have their next
+    /// edit sent whole; files under 16 KiB never have one.
+    #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u8).range(0..=100))]
+    base_share: u8,
 }
 
 #[derive(Debug, Subcommand)]
@@ -395,6 +400,7 @@ fn daemon_config(state_dir: &Path, args: DaemonArgs) -> DaemonConfig {
         btf_dir: args.btf_dir.unwrap_or_else(|| state_dir.join("btf")),
         answer_timeout: Duration::from_secs(args.answer_timeout),
         rescan_every: Duration::from_secs(args.rescan_every),
+        base_share: args.base_share,
     }
 }
 

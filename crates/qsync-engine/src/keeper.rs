@@ -9,6 +9,15 @@
 //! than as a delta, which the sender already does whenever a blob is missing). A blob is
 //! named by the hash of what was actually read, so a stored blob is always what its name
 //! says. Each batch is made durable with one `syncfs`, then named.
+//!
+//! Bases cost disk: kept for every file, they doubled the space a task takes. So:
+//! - files under [`MIN_BASE`] have none (a patch of them saves little: they go whole);
+//! - all bases together stay within a budget the daemon gives with each batch (by default
+//!   a quarter of the synced data, and never less than [`BUDGET_FLOOR`], so a small task
+//!   keeps every base). A file's first version (created, or received new) is kept only if
+//!   it fits; a new version of a file that was there before (a file being edited, likely
+//!   to be edited again) makes room by evicting the bases kept longest ago. A file
+//!   without a base has its next edit sent whole.
 
 use std::path::PathBuf;
 use std::sync::mpsc::{channel, Sender};
@@ -28,6 +37,23 @@ pub(crate) struct Owed {
     pub(crate) path: RelPath,
     /// What it held when it was received or seen.
     pub(crate) hash: ContentHash,
+    /// Its size.
+    pub(crate) size: u64,
+    /// Whether it is a new version of a path that had one before (see the module's
+    /// documentation).
+    pub(crate) edited: bool,
+}
+
+/// Files smaller than this keep no base: an edit of them is sent whole.
+pub(crate) const MIN_BASE: u64 = 16 * 1024;
+
+/// The budget for bases is never smaller than this.
+pub(crate) const BUDGET_FLOOR: u64 = 256 * 1024 * 1024;
+
+/// The budget for bases: `share` percent of `synced` bytes, at least [`BUDGET_FLOOR`].
+pub(crate) fn budget(synced: u64, share: u8) -> u64 {
+    let share = u128::from(synced) * u128::from(share) / 100;
+    u64::try_from(share).unwrap_or(u64::MAX).max(BUDGET_FLOOR)
 }
 
 /// How many blobs are staged (each an open temporary file) before one flush.
@@ -35,19 +61,30 @@ const BATCH: usize = 64;
 
 /// The thread that keeps owed blobs.
 pub(crate) struct Keeper {
-    tx: Sender<Vec<Owed>>,
+    tx: Sender<(Vec<Owed>, u64)>,
 }
 
 impl Keeper {
     /// Start the thread; it ends when the keeper is dropped and its work is done.
     pub(crate) fn start(blobs: Blobs) -> Keeper {
-        let (tx, rx) = channel::<Vec<Owed>>();
+        let (tx, rx) = channel::<(Vec<Owed>, u64)>();
         std::thread::Builder::new()
             .name("qsync-keeper".into())
             .spawn(move || {
-                for owed in rx {
+                for (owed, budget) in rx {
+                    let owed: Vec<Owed> = owed.into_iter().filter(|o| o.size >= MIN_BASE).collect();
+                    if owed.is_empty() {
+                        continue;
+                    }
+                    let mut room = match Room::measure(&blobs, budget) {
+                        Ok(room) => room,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "could not measure the blobs; none kept");
+                            continue;
+                        }
+                    };
                     for batch in owed.chunks(BATCH) {
-                        keep(&blobs, batch);
+                        keep(&blobs, &mut room, batch);
                     }
                 }
             })
@@ -58,20 +95,64 @@ impl Keeper {
         Keeper { tx }
     }
 
-    /// Keep these blobs, in the background.
-    pub(crate) fn keep(&self, owed: Vec<Owed>) {
+    /// Keep these blobs, in the background, all bases within `budget` bytes.
+    pub(crate) fn keep(&self, owed: Vec<Owed>, budget: u64) {
         if !owed.is_empty() {
-            let _ = self.tx.send(owed);
+            let _ = self.tx.send((owed, budget));
         }
+    }
+}
+
+/// The room left for bases, and which to evict first.
+struct Room {
+    budget: u64,
+    used: u64,
+    /// Stored blobs, kept longest ago first (evicted in that order).
+    oldest: std::collections::VecDeque<qsync_store::StoredBlob>,
+}
+
+impl Room {
+    fn measure(blobs: &Blobs, budget: u64) -> Result<Self, qsync_store::StoreError> {
+        let mut stored = blobs.stored()?;
+        stored.sort_by_key(|b| b.kept);
+        Ok(Self {
+            budget,
+            used: stored.iter().map(|b| b.size).sum(),
+            oldest: stored.into(),
+        })
+    }
+
+    /// Whether `o`'s base may be kept, evicting older ones for an edited file.
+    fn make(&mut self, blobs: &Blobs, o: &Owed) -> bool {
+        if o.size > self.budget {
+            return false;
+        }
+        while self.used + o.size > self.budget {
+            if !o.edited {
+                return false;
+            }
+            let Some(old) = self.oldest.pop_front() else {
+                return false;
+            };
+            match blobs.evict(&old.hash) {
+                Ok(()) => self.used = self.used.saturating_sub(old.size),
+                Err(e) => {
+                    tracing::debug!(error = %e, "could not evict a blob");
+                    return false;
+                }
+            }
+        }
+        self.used += o.size;
+        true
     }
 }
 
 /// Stage the blobs of `owed` whose files still hold what was received, make them durable
 /// together, then name them.
-fn keep(blobs: &Blobs, owed: &[Owed]) {
+fn keep(blobs: &Blobs, room: &mut Room, owed: &[Owed]) {
     let mut staged = Vec::with_capacity(owed.len());
     for o in owed {
-        if blobs.contains(&o.hash) {
+        if blobs.contains(&o.hash) || !room.make(blobs, o) {
             continue;
         }
         let Ok(file) = TaskRoot::open(&o.root).and_then(|r| r.open_file(&o.path)) else {
@@ -96,5 +177,62 @@ fn keep(blobs: &Blobs, owed: &[Owed]) {
         if let Err(e) = blob.publish() {
             tracing::warn!(error = %e, "could not keep a blob");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn owed(size: u64, edited: bool) -> Owed {
+        Owed {
+            root: PathBuf::new(),
+            path: RelPath::new("f").unwrap(),
+            hash: ContentHash::of(b"unused"),
+            size,
+            edited,
+        }
+    }
+
+    #[test]
+    fn first_versions_only_fit_and_edited_files_evict_the_oldest_bases() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = qsync_store::Store::open(dir.path()).unwrap();
+        let blobs = store.blobs();
+        let kept: Vec<ContentHash> = (0..3u8)
+            .map(|i| {
+                let hash = blobs.put(&[i; 20 * 1024][..]).unwrap();
+                // Kept a second apart, the first longest ago.
+                let at = std::time::SystemTime::UNIX_EPOCH
+                    + std::time::Duration::from_secs(1_000 + u64::from(i));
+                let file = std::fs::File::options()
+                    .write(true)
+                    .open(blobs.path(&hash))
+                    .unwrap();
+                file.set_modified(at).unwrap();
+                hash
+            })
+            .collect();
+        let mut room = Room::measure(blobs, 70 * 1024).unwrap();
+        assert_eq!(room.used, 60 * 1024);
+        // A new file's base does not fit: nothing is evicted for it.
+        assert!(!room.make(blobs, &owed(20 * 1024, false)));
+        assert!(kept.iter().all(|h| blobs.contains(h)));
+        // An edited file's does, in place of the base kept longest ago.
+        assert!(room.make(blobs, &owed(20 * 1024, true)));
+        assert!(!blobs.contains(&kept[0]));
+        assert!(blobs.contains(&kept[1]) && blobs.contains(&kept[2]));
+        // Larger than the whole budget: never, and nothing is evicted for it.
+        assert!(!room.make(blobs, &owed(71 * 1024, true)));
+        assert!(blobs.contains(&kept[1]));
+    }
+
+    #[test]
+    fn the_budget_is_a_share_of_the_synced_data_with_a_floor() {
+        assert_eq!(budget(0, 25), BUDGET_FLOOR);
+        assert_eq!(budget(4 * BUDGET_FLOOR, 25), BUDGET_FLOOR);
+        assert_eq!(budget(40 << 30, 25), 10 << 30);
+        assert_eq!(budget(40 << 30, 0), BUDGET_FLOOR);
     }
 }

@@ -139,6 +139,33 @@ impl Blobs {
 
     /// Every stored blob's hash.
     pub(crate) fn list(&self) -> Result<Vec<ContentHash>, StoreError> {
+        self.visit(|hash, _| Some(hash))
+    }
+
+    /// Every stored blob, with its size and when it was kept: for a budget on the space
+    /// blobs take (see [`Blobs::evict`]).
+    pub fn stored(&self) -> Result<Vec<StoredBlob>, StoreError> {
+        self.visit(|hash, path| {
+            let meta = fs::metadata(path).ok()?;
+            Some(StoredBlob {
+                hash,
+                size: meta.len(),
+                kept: meta.modified().ok()?,
+            })
+        })
+    }
+
+    /// Remove a blob to make room (the file it is the base of then has its next edit sent
+    /// whole); nothing if it is already gone.
+    pub fn evict(&self, hash: &ContentHash) -> Result<(), StoreError> {
+        self.remove(hash)
+    }
+
+    /// `each` of every stored blob's hash and path, keeping what it returns.
+    fn visit<T>(
+        &self,
+        mut each: impl FnMut(ContentHash, &Path) -> Option<T>,
+    ) -> Result<Vec<T>, StoreError> {
         let mut out = Vec::new();
         let entries = fs::read_dir(&self.dir).map_err(|e| StoreError::io("list", &self.dir, e))?;
         for entry in entries {
@@ -158,12 +185,25 @@ impl Blobs {
                 let hex = format!("{name}{}", blob.file_name().to_string_lossy());
                 let mut bytes = [0u8; 32];
                 if hex.len() == 64 && decode_hex(&hex, &mut bytes) {
-                    out.push(ContentHash::from_bytes(bytes));
+                    if let Some(found) = each(ContentHash::from_bytes(bytes), &blob.path()) {
+                        out.push(found);
+                    }
                 }
             }
         }
         Ok(out)
     }
+}
+
+/// One stored blob, as [`Blobs::stored`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBlob {
+    /// Its content's hash (its name).
+    pub hash: ContentHash,
+    /// Its size in bytes.
+    pub size: u64,
+    /// When it was kept.
+    pub kept: std::time::SystemTime,
 }
 
 /// A blob written by [`Blobs::stage`], not yet durable and not yet named. Dropped

@@ -54,7 +54,7 @@ use qsync_base::{ContentHash, DeviceId, EntryKind, FileEntry, RelPath, TaskId};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 pub use apps::AppRecord;
-pub use blobs::{Blobs, StagedBlob};
+pub use blobs::{Blobs, StagedBlob, StoredBlob};
 pub use error::StoreError;
 pub use ledger::LedgerTx;
 use updates::collect_garbage;

@@ -50,6 +50,9 @@ pub struct DaemonConfig {
     /// Scan every task's folder whole this often (zero: never), a safety net
     /// for what the watcher misses.
     pub rescan_every: Duration,
+    /// The share of the synced data (percent) the bases of patches may take in the state
+    /// folder, at least 256 MiB (see `keeper.rs`).
+    pub base_share: u8,
 }
 
 /// Everything the engine thread reacts to.
@@ -383,7 +386,7 @@ impl Engine {
                     }
                     // Quiet for a moment: the blobs of placed files are kept.
                     if self.last_received.elapsed() >= KEEP_AFTER_QUIET {
-                        self.keeper.keep(std::mem::take(&mut self.owed));
+                        self.keep_owed();
                     }
                     if Instant::now() >= next_tick {
                         self.tick();
@@ -709,15 +712,31 @@ impl Engine {
         }
     }
 
-    /// Keep the content of a received file as a blob later, when the daemon is quiet
-    /// (see [`crate::keeper`]).
-    fn owe_blob(&mut self, root: PathBuf, path: RelPath, hash: Option<ContentHash>) {
-        let Some(hash) = hash else { return };
-        if !self.store.blobs().contains(&hash) {
-            self.owed.push(Owed { root, path, hash });
+    /// Keep the content of a file version as a blob later, when the daemon is quiet (see
+    /// [`crate::keeper`]).
+    fn owe_blob(&mut self, owed: Owed) {
+        if owed.size >= crate::keeper::MIN_BASE && !self.store.blobs().contains(&owed.hash) {
+            self.owed.push(owed);
         }
         if self.owed.len() >= MAX_OWED {
-            self.keeper.keep(std::mem::take(&mut self.owed));
+            self.keep_owed();
         }
+    }
+
+    /// Hand what is owed to the keeper, with the budget for bases: a share of the data
+    /// synced here (see [`DaemonConfig::base_share`]).
+    fn keep_owed(&mut self) {
+        if self.owed.is_empty() {
+            return;
+        }
+        let synced: u64 = self
+            .tasks
+            .values()
+            .flat_map(|t| t.index.entries())
+            .filter(|e| e.kind == EntryKind::File)
+            .map(|e| e.size)
+            .sum();
+        let budget = crate::keeper::budget(synced, self.config.base_share);
+        self.keeper.keep(std::mem::take(&mut self.owed), budget);
     }
 }

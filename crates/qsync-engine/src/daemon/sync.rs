@@ -511,12 +511,18 @@ impl Engine {
             self.core_look_at(placement.task, paths);
         }
         if outcome == PlaceOutcome::Done {
-            if let State::File { hash, .. } = &placement.target {
+            if let State::File { hash, size, .. } = &placement.target {
                 self.sync.staging.remove(hash);
-                // Kept as the base of the patches of its next versions.
+                // Kept as the base of the patches of its next versions (see `keeper.rs`).
                 if let Some(state) = self.tasks.get(&placement.task) {
-                    let root = state.root.clone();
-                    self.owe_blob(root, placement.path.clone(), Some(*hash));
+                    let owed = Owed {
+                        root: state.root.clone(),
+                        path: placement.path.clone(),
+                        hash: *hash,
+                        size: *size,
+                        edited: matches!(placement.expect, State::File { .. }),
+                    };
+                    self.owe_blob(owed);
                 }
             }
             self.received += 1;
@@ -565,10 +571,19 @@ impl Engine {
         // files wait for all of them to be copied before the first record left).
         let root = state.root.clone();
         for event in &events {
-            if let LocalEvent::Create(entry) | LocalEvent::Modify { entry, .. } = event {
-                if entry.kind == EntryKind::File {
-                    self.owe_blob(root.clone(), entry.path.clone(), entry.hash);
-                }
+            let (entry, edited) = match event {
+                LocalEvent::Create(entry) => (entry, false),
+                LocalEvent::Modify { entry, .. } => (entry, true),
+                _ => continue,
+            };
+            if let (EntryKind::File, Some(hash)) = (entry.kind, entry.hash) {
+                self.owe_blob(Owed {
+                    root: root.clone(),
+                    path: entry.path.clone(),
+                    hash,
+                    size: entry.size,
+                    edited,
+                });
             }
         }
         let Some(state) = self.tasks.get(&task) else {
