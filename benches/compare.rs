@@ -42,6 +42,8 @@ pub struct Scale {
     pub live_big_files: usize,
     pub live_small_files: usize,
     pub live_tiny_files: usize,
+    /// Files of 100 bytes in the folder `task add` maps (the scan row).
+    pub scan_files: usize,
 }
 
 pub const FULL: Scale = Scale {
@@ -55,6 +57,7 @@ pub const FULL: Scale = Scale {
     live_big_files: 1000,
     live_small_files: 10_000,
     live_tiny_files: 100_000,
+    scan_files: 1_000_000,
 };
 
 pub const SMOKE: Scale = Scale {
@@ -68,6 +71,7 @@ pub const SMOKE: Scale = Scale {
     live_big_files: 3,
     live_small_files: 20,
     live_tiny_files: 50,
+    scan_files: 2_000,
 };
 
 #[derive(Default)]
@@ -445,6 +449,53 @@ fn peak_rss(rows: &mut Vec<Row>, files: usize) {
     });
 }
 
+/// `task add` of a folder of `files` files of 100 bytes: how long until it answers, the
+/// daemon's peak RSS, and the slowest `status` answer meanwhile (the daemon must keep
+/// answering during a scan).
+fn scan(rows: &mut Vec<Row>, files: usize) {
+    let base = tempfile::tempdir().unwrap();
+    let src = base.path().join("src");
+    for i in 0..files {
+        let dir = src.join(format!("d{}", i / 1000));
+        if i % 1000 == 0 {
+            fs::create_dir_all(&dir).unwrap();
+        }
+        fs::write(dir.join(format!("f{i}")), pseudo_random(100, i as u64 + 1)).unwrap();
+    }
+    let node = Node::start(base.path(), "scan");
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (took, slowest) = std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| {
+            let mut slowest = Duration::ZERO;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let t = Instant::now();
+                node.cli(&["status"]);
+                slowest = slowest.max(t.elapsed());
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            slowest
+        });
+        let t = Instant::now();
+        node.add_task(&src);
+        let took = t.elapsed();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        (took, watcher.join().unwrap())
+    });
+    let peak = peak_kib(node.pid().unwrap());
+    rows.push(Row {
+        scenario: format!(
+            "task add of {files} files of 100 B (slowest status answer meanwhile: {} ms)",
+            slowest.as_millis()
+        ),
+        qsync: format!("{}, peak RSS {} MiB", secs(took), peak / 1024),
+        rsync: "n/a".into(),
+        syncthing: "-".into(),
+        ratio: "-".into(),
+        st_ratio: "-".into(),
+        ..Row::default()
+    });
+}
+
 /// The processes whose parent is `pid`.
 fn children(pid: u32) -> Vec<u32> {
     let parent = format!("PPid:\t{pid}");
@@ -543,6 +594,9 @@ pub fn run(scale: Scale) -> Vec<Row> {
     }
     if wanted("rss") {
         peak_rss(&mut rows, scale.watched_files);
+    }
+    if wanted("scan") {
+        scan(&mut rows, scale.scan_files);
     }
     rows
 }

@@ -34,6 +34,21 @@ fn filled(dir: &Path) -> (usize, u64) {
     (count, bytes)
 }
 
+/// The bytes of every file under `dir`.
+fn du(dir: &Path) -> u64 {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|entry| match entry.metadata() {
+            Ok(meta) if meta.is_dir() => du(&entry.path()),
+            Ok(meta) => meta.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
 /// Fill `dir` (outside any synced folder) with `files` files of `size` bytes.
 fn prepare(dir: &Path, files: usize, size: usize, seed: u64) {
     fs::create_dir_all(dir).unwrap();
@@ -76,14 +91,26 @@ pub fn moved_in(rows: &mut Vec<Row>, label: String, files: usize, size: usize) {
     fs::write(src.join("already-there.txt"), "linked before").unwrap();
 
     // QSync: linked first, then the folder is moved in.
-    let (qt, first_second) = {
-        let (_, _, _a, _b, dest) = qsync_initial(base.path(), &src);
+    let (qt, first_second, bases) = {
+        let (_, _, a, b, dest) = qsync_initial(base.path(), &src);
         prepare(&base.path().join("incoming-q"), files, size, 7);
         let t = Instant::now();
         fs::rename(base.path().join("incoming-q"), src.join("batch")).unwrap();
-        let timed = wait_filled(&dest, files, size, t);
+        let (qt, first_second) = wait_filled(&dest, files, size, t);
         assert_eq!(tree(&src.join("batch")), tree(&dest.join("batch")));
-        timed
+        // The disk the bases of patches take on both devices once kept (the keeper works
+        // after the transfer), against the data moved in on both.
+        let blobs = || du(&a.state.join("blobs")) + du(&b.state.join("blobs"));
+        let mut last = (blobs(), Instant::now());
+        while last.1.elapsed() < Duration::from_millis(1500) {
+            std::thread::sleep(Duration::from_millis(100));
+            let now = blobs();
+            if now != last.0 {
+                last = (now, Instant::now());
+            }
+        }
+        let bases = last.0 as f64 / (2 * files * size) as f64;
+        (qt, first_second, bases)
     };
     fs::remove_dir_all(src.join("batch")).unwrap();
 
@@ -119,7 +146,10 @@ pub fn moved_in(rows: &mut Vec<Row>, label: String, files: usize, size: usize) {
     };
     rows.push(Row {
         scenario: label,
-        qsync: format!("{} ({first_second} after 1 s)", secs(qt)),
+        qsync: format!(
+            "{} ({first_second} after 1 s; bases {bases:.2}× the data)",
+            secs(qt)
+        ),
         rsync: secs(rt),
         rsync_fsync: secs(rft),
         syncthing,
