@@ -410,16 +410,21 @@ fn edit_latency(src: &Path, dest: &Path, rounds: usize) -> (Duration, Duration) 
     (pick(0.5), pick(0.99))
 }
 
-fn peak_rss(rows: &mut Vec<Row>, files: usize) {
-    let base = tempfile::tempdir().unwrap();
-    let src = base.path().join("src");
+/// `files` files in `src`, a thousand per folder, file `i` holding `content(i)`.
+fn many_files(src: &Path, files: usize, content: impl Fn(usize) -> Vec<u8>) {
     for i in 0..files {
         let dir = src.join(format!("d{}", i / 1000));
         if i % 1000 == 0 {
             fs::create_dir_all(&dir).unwrap();
         }
-        fs::write(dir.join(format!("f{i}")), i.to_string()).unwrap();
+        fs::write(dir.join(format!("f{i}")), content(i)).unwrap();
     }
+}
+
+fn peak_rss(rows: &mut Vec<Row>, files: usize) {
+    let base = tempfile::tempdir().unwrap();
+    let src = base.path().join("src");
+    many_files(&src, files, |i| i.to_string().into_bytes());
     let q = {
         let node = Node::start(base.path(), "rss");
         node.add_task(&src);
@@ -455,13 +460,7 @@ fn peak_rss(rows: &mut Vec<Row>, files: usize) {
 fn scan(rows: &mut Vec<Row>, files: usize) {
     let base = tempfile::tempdir().unwrap();
     let src = base.path().join("src");
-    for i in 0..files {
-        let dir = src.join(format!("d{}", i / 1000));
-        if i % 1000 == 0 {
-            fs::create_dir_all(&dir).unwrap();
-        }
-        fs::write(dir.join(format!("f{i}")), pseudo_random(100, i as u64 + 1)).unwrap();
-    }
+    many_files(&src, files, |i| pseudo_random(100, i as u64 + 1));
     let node = Node::start(base.path(), "scan");
     let done = std::sync::atomic::AtomicBool::new(false);
     let (took, slowest) = std::thread::scope(|scope| {

@@ -67,6 +67,16 @@ struct Known {
     seen: AtomicBool,
 }
 
+impl Known {
+    fn entry(e: &FileEntry) -> Self {
+        Self {
+            is_folder: e.kind == EntryKind::Folder,
+            entry: Some(e.clone()),
+            seen: AtomicBool::new(false),
+        }
+    }
+}
+
 /// A walk to make: where it starts, which paths it syncs, and what the index held there.
 #[derive(Debug)]
 pub struct WalkPlan {
@@ -92,14 +102,7 @@ impl WalkPlan {
     pub fn new(index: &Index, start: Option<&RelPath>, filter: Filter) -> Self {
         let mut known: HashMap<RelPath, Known> = index
             .entries_under(start)
-            .map(|e| {
-                let known = Known {
-                    is_folder: e.kind == EntryKind::Folder,
-                    entry: Some(e.clone()),
-                    seen: AtomicBool::new(false),
-                };
-                (e.path.clone(), known)
-            })
+            .map(|e| (e.path.clone(), Known::entry(e)))
             .collect();
         for (path, state) in index.expected_under(start) {
             known.entry(path.clone()).or_insert_with(|| Known {
@@ -119,14 +122,7 @@ impl WalkPlan {
     pub(crate) fn of_root(previous: &HashMap<RelPath, FileEntry>, filter: Filter) -> Self {
         let known = previous
             .iter()
-            .map(|(path, e)| {
-                let known = Known {
-                    is_folder: e.kind == EntryKind::Folder,
-                    entry: Some(e.clone()),
-                    seen: AtomicBool::new(false),
-                };
-                (path.clone(), known)
-            })
+            .map(|(path, e)| (path.clone(), Known::entry(e)))
             .collect();
         Self {
             start: None,
