@@ -158,6 +158,14 @@ impl WalkPlan {
             .start
             .as_ref()
             .map_or_else(|| root.to_owned(), |p| p.to_local(root));
+        // A folder that became a link (or sits under one) since the plan was made is not
+        // walked: the walk would list what the link points to as the task's. Nothing found
+        // then, so what the index knew there is looked at again.
+        if let Some(folder) = &self.start {
+            if !real_folder(root, Some(folder)) {
+                return Ok(self.end(Vec::new(), 0));
+            }
+        }
         let skipped: Arc<Mutex<Vec<PathBuf>>> = Arc::new(Mutex::new(Vec::new()));
         let chunk: Mutex<(Vec<Walked>, Option<Instant>)> = Mutex::new((Vec::new(), None));
         let first_error: Mutex<Option<WatchError>> = Mutex::new(None);
@@ -214,11 +222,19 @@ impl WalkPlan {
                             Ok(path) => match entry.metadata() {
                                 Ok(meta) => {
                                     let prev = known.get(&path);
-                                    if let Some(k) = prev {
+                                    let found = entry_from(
+                                        root,
+                                        path,
+                                        &meta,
+                                        prev.and_then(|k| k.entry.as_ref()),
+                                    );
+                                    // Seen only if there is an entry: a path that turned
+                                    // into a FIFO, or vanished while hashed, is looked at
+                                    // again at the end (gone, for the index).
+                                    if let (Some(k), Ok(Some(_))) = (prev, &found) {
                                         k.seen.store(true, Ordering::Relaxed);
                                     }
-                                    let prev = prev.and_then(|k| k.entry.as_ref());
-                                    entry_from(root, path, &meta, prev).map(|e| {
+                                    found.map(|e| {
                                         e.map(|entry| Walked {
                                             entry,
                                             ino: meta.ino(),
@@ -285,6 +301,11 @@ impl WalkPlan {
             .map(|mut v| std::mem::take(&mut *v))
             .unwrap_or_default();
         unsupported.sort();
+        Ok(self.end(unsupported, found.into_inner()))
+    }
+
+    /// The end of a whole walk: what it did not find, among what was known.
+    fn end(self, unsupported: Vec<PathBuf>, found: u64) -> WalkEnd {
         // Paths excluded by `.qsyncignore` are skipped by the walk: an ignored path stops
         // syncing, it is never taken for deleted.
         let filter = &self.filter;
@@ -297,12 +318,25 @@ impl WalkPlan {
             .map(|(path, _)| path)
             .collect();
         unseen.sort();
-        Ok(WalkEnd {
+        WalkEnd {
             unseen,
             unsupported,
-            found: found.into_inner(),
-        })
+            found,
+        }
     }
+}
+
+/// Whether `folder` (`None`: the root) is a folder of the task reached through folders
+/// only: no component of it is a link.
+fn real_folder(root: &Path, folder: Option<&RelPath>) -> bool {
+    let Some(folder) = folder else {
+        return true;
+    };
+    let mut at = root.to_owned();
+    folder.as_str().split('/').all(|name| {
+        at.push(name);
+        fs::symlink_metadata(&at).is_ok_and(|m| m.is_dir())
+    })
 }
 
 fn vanished(e: &ignore::Error) -> bool {
@@ -312,11 +346,22 @@ fn vanished(e: &ignore::Error) -> bool {
 
 /// Fold a chunk of a walk into `index` and return the events it implies. Each path is
 /// looked at again first (see the module's documentation); one that cannot be is left out
-/// (logged), not the chunk.
-pub fn fold_walked(root: &Path, index: &mut Index, chunk: Vec<Walked>) -> Vec<LocalEvent> {
+/// (logged), not the chunk. `filter` is the task's filter now: a path `.qsyncignore` came
+/// to exclude while the walk went on is left out too.
+pub fn fold_walked(
+    root: &Path,
+    index: &mut Index,
+    filter: &Filter,
+    chunk: Vec<Walked>,
+) -> Vec<LocalEvent> {
+    let mut parents = Parents::default();
     let mut observed = Vec::with_capacity(chunk.len());
     for walked in chunk {
         let path = walked.entry.path.clone();
+        let is_folder = walked.entry.kind == EntryKind::Folder;
+        if !filter.includes(&path, is_folder) || !parents.real(root, &path) {
+            continue;
+        }
         let local = path.to_local(root);
         let state = match fs::symlink_metadata(&local) {
             Ok(meta) if walked.still(&meta) => Ok(Some(walked.entry)),
@@ -333,16 +378,53 @@ pub fn fold_walked(root: &Path, index: &mut Index, chunk: Vec<Walked>) -> Vec<Lo
 }
 
 /// Look at `paths` on disk now and fold what is there into `index` (for a walk's
-/// [`WalkEnd::unseen`]); a path that cannot be looked at is left out (logged).
-pub fn look_again(root: &Path, index: &mut Index, paths: Vec<RelPath>) -> Vec<LocalEvent> {
+/// [`WalkEnd::unseen`]); a path that cannot be looked at is left out (logged), and so is
+/// one `filter` (the task's filter now) excludes: never taken for deleted. A path whose
+/// folder is now a link is taken as gone: what is there is not the task's.
+pub fn look_again(
+    root: &Path,
+    index: &mut Index,
+    filter: &Filter,
+    paths: Vec<RelPath>,
+) -> Vec<LocalEvent> {
+    let mut parents = Parents::default();
     let mut observed = Vec::with_capacity(paths.len());
     for path in paths {
+        let known_folder = index
+            .get(&path)
+            .is_some_and(|e| e.kind == EntryKind::Folder);
+        if !filter.includes(&path, known_folder) {
+            continue;
+        }
+        if !parents.real(root, &path) {
+            observed.push((path, None));
+            continue;
+        }
         match stat_entry(root, &path, index.get(&path)) {
             Ok(state) => observed.push((path, state)),
             Err(e) => tracing::warn!(%path, error = %e, "could not look at a path again"),
         }
     }
     index.observe(&[], observed)
+}
+
+/// Which folders were found real (see [`real_folder`]), remembered for one chunk.
+#[derive(Default)]
+struct Parents(HashMap<RelPath, bool>);
+
+impl Parents {
+    /// Whether the folder holding `path` is a real folder of the task.
+    fn real(&mut self, root: &Path, path: &RelPath) -> bool {
+        let Some(parent) = path.parent() else {
+            return true;
+        };
+        if let Some(real) = self.0.get(&parent) {
+            return *real;
+        }
+        let real = real_folder(root, Some(&parent));
+        self.0.insert(parent, real);
+        real
+    }
 }
 
 /// Make the walk of `plan` here and now, folding everything into `index`: for callers
@@ -359,10 +441,11 @@ pub fn walk_now(
         }
         true
     })?;
+    let filter = Filter::for_root(root)?;
     let mut events = Vec::new();
     for chunk in chunks.into_inner().unwrap_or_default() {
-        events.extend(fold_walked(root, index, chunk));
+        events.extend(fold_walked(root, index, &filter, chunk));
     }
-    events.extend(look_again(root, index, end.unseen.clone()));
+    events.extend(look_again(root, index, &filter, end.unseen.clone()));
     Ok((events, end))
 }

@@ -45,9 +45,10 @@ fn a_big_folder_comes_in_bounded_chunks_each_folder_before_what_it_holds() {
     assert!(chunks.iter().all(|c| c.len() <= CHUNK_ENTRIES));
     // Folded in order, no file comes before its folder.
     let mut index = Index::default();
+    let filter = Filter::for_root(root).unwrap();
     let mut seen = std::collections::HashSet::new();
     for chunk in chunks {
-        for event in fold_walked(root, &mut index, chunk) {
+        for event in fold_walked(root, &mut index, &filter, chunk) {
             let LocalEvent::Create(entry) = event else {
                 panic!("{event:?}")
             };
@@ -80,8 +81,9 @@ fn what_changed_after_the_walk_saw_it_is_taken_as_it_is_now() {
     fs::rename(root.join("edited.tmp"), root.join("edited")).unwrap();
     fs::remove_file(root.join("removed")).unwrap();
     let mut index = Index::default();
+    let filter = Filter::for_root(root).unwrap();
     for chunk in chunks.into_inner().unwrap() {
-        fold_walked(root, &mut index, chunk);
+        fold_walked(root, &mut index, &filter, chunk);
     }
     let edited = index.get(&p("edited")).unwrap();
     assert_eq!(edited.size, 11);
@@ -117,9 +119,87 @@ fn what_the_walk_did_not_find_is_deleted_but_only_after_a_whole_walk() {
     let plan = WalkPlan::new(&index, Some(&p("d")), Filter::for_root(root).unwrap());
     let end = plan.run(root, &|_| true).unwrap();
     assert_eq!(end.unseen, vec![p("d/f7")]);
-    let events = look_again(root, &mut index, end.unseen);
+    let filter = Filter::for_root(root).unwrap();
+    let events = look_again(root, &mut index, &filter, end.unseen);
     assert!(
         matches!(&events[..], [LocalEvent::Delete { path, .. }] if *path == p("d/f7")),
+        "{events:?}"
+    );
+}
+
+/// Walked into an index, every event of it.
+fn walked(root: &std::path::Path, index: &mut Index, start: Option<&RelPath>) -> Vec<LocalEvent> {
+    let plan = WalkPlan::new(index, start, Filter::for_root(root).unwrap());
+    walk_now(root, index, plan).unwrap().0
+}
+
+#[test]
+fn what_qsyncignore_came_to_exclude_during_a_walk_is_not_folded_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    fs::create_dir(root.join("node_modules")).unwrap();
+    fs::write(root.join("node_modules/big.js"), "x").unwrap();
+    fs::write(root.join("kept"), "x").unwrap();
+    let plan = WalkPlan::new(&Index::default(), None, Filter::for_root(root).unwrap());
+    let chunks = Mutex::new(Vec::new());
+    plan.run(root, &|chunk| {
+        chunks.lock().unwrap().push(chunk);
+        true
+    })
+    .unwrap();
+    // The person excludes the folder while the walk's chunks wait for the engine.
+    fs::write(root.join(".qsyncignore"), "node_modules/\n").unwrap();
+    let filter = Filter::for_root(root).unwrap();
+    let mut index = Index::default();
+    for chunk in chunks.into_inner().unwrap() {
+        fold_walked(root, &mut index, &filter, chunk);
+    }
+    assert!(index.get(&p("kept")).is_some());
+    assert!(index.get(&p("node_modules")).is_none());
+    assert!(index.get(&p("node_modules/big.js")).is_none());
+}
+
+#[test]
+fn a_folder_that_became_a_link_is_not_walked_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    fs::write(outside.path().join("id_ed25519"), "secret").unwrap();
+    let root = dir.path();
+    fs::create_dir(root.join("f")).unwrap();
+    fs::write(root.join("f/a"), "x").unwrap();
+    let mut index = Index::default();
+    walked(root, &mut index, None);
+    // Planned while `f` is a folder, run once it is a link to a folder outside.
+    let plan = WalkPlan::new(&index, Some(&p("f")), Filter::for_root(root).unwrap());
+    fs::remove_dir_all(root.join("f")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), root.join("f")).unwrap();
+    let (events, _) = walk_now(root, &mut index, plan).unwrap();
+    assert!(index.get(&p("f/id_ed25519")).is_none(), "{events:?}");
+    assert!(index.get(&p("f/a")).is_none(), "{events:?}");
+    // `f` itself is now a link (its own look says so), nothing under it.
+    let f = index.get(&p("f")).unwrap();
+    assert_eq!(f.kind, qsync_base::EntryKind::Symlink);
+}
+
+#[test]
+fn a_file_that_became_a_fifo_is_gone_for_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    fs::write(root.join("pipe"), "x").unwrap();
+    let mut index = Index::default();
+    walked(root, &mut index, None);
+    fs::remove_file(root.join("pipe")).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        root.join("pipe"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    let events = walked(root, &mut index, None);
+    assert!(
+        matches!(&events[..], [LocalEvent::Delete { path, .. }] if *path == p("pipe")),
         "{events:?}"
     );
 }

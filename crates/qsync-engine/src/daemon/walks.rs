@@ -51,7 +51,7 @@ pub struct Ended {
     pub start: Option<RelPath>,
     /// Its end, or why it has none.
     pub result: Result<WalkEnd, qsync_watch::WatchError>,
-    /// Whether more walks of the task are queued.
+    /// Whether another walk of the whole folder is queued.
     pub more: bool,
 }
 
@@ -95,6 +95,9 @@ impl Walker {
 
 impl Drop for Walker {
     fn drop(&mut self) {
+        // Under the lock: the thread checks `stopped` under it before it waits, so the
+        // wakeup below cannot fall between its check and its wait.
+        let _state = self.shared.state.lock();
         self.shared.stopped.store(true, Ordering::Relaxed);
         self.shared.changed.notify_all();
     }
@@ -123,7 +126,10 @@ impl Shared {
             let start = plan.start().cloned();
             let sink = |chunk| self.hand_over(task, chunk, events);
             let result = plan.run(root, &sink);
-            let more = self.state.lock().is_ok_and(|s| !s.queue.is_empty());
+            let more = self
+                .state
+                .lock()
+                .is_ok_and(|s| s.queue.iter().any(|p| p.start().is_none()));
             let ended = Ended {
                 start,
                 result,
@@ -192,7 +198,11 @@ impl super::Engine {
         };
         state.walker.folded();
         let found = chunk.len() as u64;
-        let events = qsync_watch::fold_walked(&state.root, &mut state.index, chunk);
+        // The filter now: `.qsyncignore` may have changed since the walk was planned.
+        let Ok(filter) = qsync_watch::Filter::for_root(&state.root) else {
+            return;
+        };
+        let events = qsync_watch::fold_walked(&state.root, &mut state.index, &filter, chunk);
         if let Some(scanning) = &mut state.scanning {
             scanning.entries += found;
             scanning.changes += events.len() as u64;
@@ -209,7 +219,12 @@ impl super::Engine {
         let whole = ended.start.is_none();
         let failure = match ended.result {
             Ok(end) => {
-                let events = qsync_watch::look_again(&state.root, &mut state.index, end.unseen);
+                let events = match qsync_watch::Filter::for_root(&state.root) {
+                    Ok(filter) => {
+                        qsync_watch::look_again(&state.root, &mut state.index, &filter, end.unseen)
+                    }
+                    Err(_) => Vec::new(),
+                };
                 if whole {
                     state.unsupported = end.unsupported.len();
                 }
