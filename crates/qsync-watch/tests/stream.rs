@@ -61,13 +61,8 @@ fn a_big_folder_comes_in_bounded_chunks_each_folder_before_what_it_holds() {
     assert_eq!(seen.len(), 1505);
 }
 
-#[test]
-fn what_changed_after_the_walk_saw_it_is_taken_as_it_is_now() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    fs::write(root.join("edited"), "old").unwrap();
-    fs::write(root.join("removed"), "x").unwrap();
-    fs::write(root.join("kept"), "same").unwrap();
+/// The chunks of a walk of the whole of `root`, from an empty index, not folded in yet.
+fn walked_chunks(root: &std::path::Path) -> Vec<Vec<qsync_watch::Walked>> {
     let plan = WalkPlan::new(&Index::default(), None, Filter::for_root(root).unwrap());
     let chunks = Mutex::new(Vec::new());
     plan.run(root, &|chunk| {
@@ -75,6 +70,17 @@ fn what_changed_after_the_walk_saw_it_is_taken_as_it_is_now() {
         true
     })
     .unwrap();
+    chunks.into_inner().unwrap()
+}
+
+#[test]
+fn what_changed_after_the_walk_saw_it_is_taken_as_it_is_now() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    fs::write(root.join("edited"), "old").unwrap();
+    fs::write(root.join("removed"), "x").unwrap();
+    fs::write(root.join("kept"), "same").unwrap();
+    let chunks = walked_chunks(root);
     // Between the walk and the fold, on the engine's thread: one file edited (another
     // inode: written aside and renamed over, as editors do), one removed.
     fs::write(root.join("edited.tmp"), "new content").unwrap();
@@ -82,7 +88,7 @@ fn what_changed_after_the_walk_saw_it_is_taken_as_it_is_now() {
     fs::remove_file(root.join("removed")).unwrap();
     let mut index = Index::default();
     let filter = Filter::for_root(root).unwrap();
-    for chunk in chunks.into_inner().unwrap() {
+    for chunk in chunks {
         fold_walked(root, &mut index, &filter, chunk);
     }
     let edited = index.get(&p("edited")).unwrap();
@@ -140,18 +146,12 @@ fn what_qsyncignore_came_to_exclude_during_a_walk_is_not_folded_in() {
     fs::create_dir(root.join("node_modules")).unwrap();
     fs::write(root.join("node_modules/big.js"), "x").unwrap();
     fs::write(root.join("kept"), "x").unwrap();
-    let plan = WalkPlan::new(&Index::default(), None, Filter::for_root(root).unwrap());
-    let chunks = Mutex::new(Vec::new());
-    plan.run(root, &|chunk| {
-        chunks.lock().unwrap().push(chunk);
-        true
-    })
-    .unwrap();
+    let chunks = walked_chunks(root);
     // The person excludes the folder while the walk's chunks wait for the engine.
     fs::write(root.join(".qsyncignore"), "node_modules/\n").unwrap();
     let filter = Filter::for_root(root).unwrap();
     let mut index = Index::default();
-    for chunk in chunks.into_inner().unwrap() {
+    for chunk in chunks {
         fold_walked(root, &mut index, &filter, chunk);
     }
     assert!(index.get(&p("kept")).is_some());
