@@ -1,12 +1,19 @@
 //! Unpacking an app archive (`.tar.gz` or `.zip`, told apart by their first bytes) into an
-//! empty folder, refusing anything that could write outside it.
+//! empty folder, refusing anything that could write outside it or grow without bound.
 //!
 //! Refused: absolute paths, `..` parts, symbolic and hard links (a link unpacked first could
-//! redirect a later entry), devices and fifos, an entry that appears twice, and more than
-//! `max_bytes` of content in all (counted while writing, not trusted from headers).
+//! redirect a later entry), devices and fifos, a file that appears twice, and anything over
+//! the [`Limits`]: more entries, more bytes of content, or deeper paths than allowed.
+//!
+//! An archive is read twice. The first pass writes nothing: it checks every entry's name,
+//! kind and depth, counts the entries and adds up the sizes the headers declare, so a
+//! refused archive (a million empty files, a bomb whose header is honest) leaves nothing on
+//! disk and costs only reading its headers. The second pass writes, and counts the bytes
+//! written again, so a header that lies about a size cannot pass the byte limit either.
 
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
@@ -19,6 +26,38 @@ pub enum Kind {
     TarGz,
     /// A zip archive.
     Zip,
+}
+
+/// How much an archive may unpack to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Entries (files and folders) in all.
+    pub max_entries: u64,
+    /// Bytes of file content in all.
+    pub max_bytes: u64,
+    /// Parts in an entry's path (`a/b/c` is 3).
+    pub max_depth: usize,
+}
+
+impl Limits {
+    /// The default limits with `max_bytes` of content.
+    pub fn with_bytes(max_bytes: u64) -> Self {
+        Self {
+            max_bytes,
+            ..Self::default()
+        }
+    }
+}
+
+impl Default for Limits {
+    /// 100,000 entries, 4 GiB, 32 levels.
+    fn default() -> Self {
+        Self {
+            max_entries: 100_000,
+            max_bytes: 4 << 30,
+            max_depth: 32,
+        }
+    }
 }
 
 /// What [`unpack`] wrote.
@@ -49,31 +88,54 @@ pub fn kind_of(archive: &Path) -> Result<Kind, AppsError> {
     }
 }
 
-/// Unpack `archive` into `dest` (created if missing; should be empty).
-pub fn unpack(archive: &Path, dest: &Path, max_bytes: u64) -> Result<Unpacked, AppsError> {
-    fs::create_dir_all(dest).map_err(|e| AppsError::io("create", dest, e))?;
-    let mut out = Writer {
-        archive,
-        dest,
-        max_bytes,
-        done: Unpacked::default(),
-    };
-    let file = File::open(archive).map_err(|e| AppsError::io("open", archive, e))?;
-    match kind_of(archive)? {
-        Kind::TarGz => unpack_tar(file, &mut out)?,
-        Kind::Zip => unpack_zip(file, &mut out)?,
-    }
+/// Check `archive` against `limits` without writing anything: what [`unpack`] would write.
+pub fn check(archive: &Path, limits: &Limits) -> Result<Unpacked, AppsError> {
+    let mut out = Writer::new(archive, None, limits);
+    out.run()?;
     Ok(out.done)
 }
 
+/// Unpack `archive` into `dest` (created if missing; should be empty). Nothing is written
+/// unless the whole archive passes [`check`] first.
+pub fn unpack(archive: &Path, dest: &Path, limits: &Limits) -> Result<Unpacked, AppsError> {
+    check(archive, limits)?;
+    fs::create_dir_all(dest).map_err(|e| AppsError::io("create", dest, e))?;
+    let mut out = Writer::new(archive, Some(dest), limits);
+    out.run()?;
+    Ok(out.done)
+}
+
+/// One pass over an archive: checking only (`dest` is `None`) or writing.
 struct Writer<'a> {
     archive: &'a Path,
-    dest: &'a Path,
-    max_bytes: u64,
+    dest: Option<&'a Path>,
+    limits: &'a Limits,
+    entries: u64,
+    /// Files met so far (checking pass only: the writing pass relies on `create_new`).
+    files_seen: HashSet<PathBuf>,
     done: Unpacked,
 }
 
-impl Writer<'_> {
+impl<'a> Writer<'a> {
+    fn new(archive: &'a Path, dest: Option<&'a Path>, limits: &'a Limits) -> Self {
+        Self {
+            archive,
+            dest,
+            limits,
+            entries: 0,
+            files_seen: HashSet::new(),
+            done: Unpacked::default(),
+        }
+    }
+
+    fn run(&mut self) -> Result<(), AppsError> {
+        let file = File::open(self.archive).map_err(|e| AppsError::io("open", self.archive, e))?;
+        match kind_of(self.archive)? {
+            Kind::TarGz => unpack_tar(file, self),
+            Kind::Zip => unpack_zip(file, self),
+        }
+    }
+
     fn refuse(&self, problem: String) -> AppsError {
         AppsError::Archive {
             archive: self.archive.into(),
@@ -81,14 +143,23 @@ impl Writer<'_> {
         }
     }
 
-    /// `name` under `dest`, or an error if it would land anywhere else.
-    fn target(&self, name: &Path) -> Result<Option<PathBuf>, AppsError> {
-        let mut target = self.dest.to_path_buf();
+    /// Count one more entry named `name`; its path relative to the destination (`None` for
+    /// the destination itself), or an error if it would land anywhere else, is too deep, or
+    /// is one entry too many.
+    fn entry(&mut self, name: &Path) -> Result<Option<PathBuf>, AppsError> {
+        self.entries += 1;
+        if self.entries > self.limits.max_entries {
+            return Err(self.refuse(format!(
+                "holds more than {} entries",
+                self.limits.max_entries
+            )));
+        }
+        let mut relative = PathBuf::new();
         let mut depth = 0;
         for part in name.components() {
             match part {
                 Component::Normal(p) => {
-                    target.push(p);
+                    relative.push(p);
                     depth += 1;
                 }
                 Component::CurDir => {}
@@ -100,26 +171,60 @@ impl Writer<'_> {
                 }
             }
         }
-        Ok((depth > 0).then_some(target))
+        if depth > self.limits.max_depth {
+            return Err(self.refuse(format!(
+                "entry `{}` is more than {} folders deep",
+                name.display(),
+                self.limits.max_depth
+            )));
+        }
+        Ok((depth > 0).then_some(relative))
     }
 
     fn folder(&mut self, name: &Path) -> Result<(), AppsError> {
-        if let Some(target) = self.target(name)? {
+        let Some(relative) = self.entry(name)? else {
+            return Ok(());
+        };
+        if let Some(dest) = self.dest {
+            let target = dest.join(relative);
             fs::create_dir_all(&target).map_err(|e| AppsError::io("create", &target, e))?;
-            self.done.folders += 1;
         }
+        self.done.folders += 1;
         Ok(())
     }
 
+    fn too_large(&self) -> AppsError {
+        self.refuse(format!(
+            "holds more than {} bytes once unpacked",
+            self.limits.max_bytes
+        ))
+    }
+
+    /// A file entry: `declared` is the size its header gives, `content` its bytes (read only
+    /// by the writing pass).
     fn file(
         &mut self,
         name: &Path,
         executable: bool,
+        declared: u64,
         content: &mut dyn Read,
     ) -> Result<(), AppsError> {
-        let Some(target) = self.target(name)? else {
+        let Some(relative) = self.entry(name)? else {
             return Err(self.refuse("a file entry has an empty name".into()));
         };
+        let left = self.limits.max_bytes.saturating_sub(self.done.bytes);
+        let Some(dest) = self.dest else {
+            if declared > left {
+                return Err(self.too_large());
+            }
+            if !self.files_seen.insert(relative) {
+                return Err(self.refuse(format!("entry `{}` appears twice", name.display())));
+            }
+            self.done.bytes += declared;
+            self.done.files += 1;
+            return Ok(());
+        };
+        let target = dest.join(relative);
         if let Some(parent) = target.parent() {
             fs::create_dir_all(parent).map_err(|e| AppsError::io("create", parent, e))?;
         }
@@ -134,14 +239,10 @@ impl Writer<'_> {
                 }
                 _ => AppsError::io("create", &target, e),
             })?;
-        let left = self.max_bytes.saturating_sub(self.done.bytes);
         let written = io::copy(&mut content.take(left.saturating_add(1)), &mut file)
             .map_err(|e| AppsError::io("unpack into", &target, e))?;
         if written > left {
-            return Err(self.refuse(format!(
-                "holds more than {} bytes once unpacked",
-                self.max_bytes
-            )));
+            return Err(self.too_large());
         }
         file.flush()
             .map_err(|e| AppsError::io("write", &target, e))?;
@@ -166,7 +267,8 @@ fn unpack_tar(file: File, out: &mut Writer<'_>) -> Result<(), AppsError> {
         match kind {
             tar::EntryType::Directory => out.folder(&name)?,
             tar::EntryType::Regular | tar::EntryType::Continuous => {
-                out.file(&name, mode & 0o111 != 0, &mut entry)?
+                let declared = entry.size();
+                out.file(&name, mode & 0o111 != 0, declared, &mut entry)?
             }
             tar::EntryType::XGlobalHeader => {}
             tar::EntryType::Symlink | tar::EntryType::Link => {
@@ -186,11 +288,72 @@ fn unpack_tar(file: File, out: &mut Writer<'_>) -> Result<(), AppsError> {
     Ok(())
 }
 
-fn unpack_zip(file: File, out: &mut Writer<'_>) -> Result<(), AppsError> {
+/// The number of entries a zip's end record declares, read before the zip reader loads its
+/// whole central directory into memory. `None` if the record is not found (the zip reader
+/// then says what is wrong).
+fn zip_declared_entries(file: &mut File) -> io::Result<Option<u64>> {
+    const END: [u8; 4] = [b'P', b'K', 5, 6];
+    const END64_LOCATOR: [u8; 4] = [b'P', b'K', 6, 7];
+    const END64: [u8; 4] = [b'P', b'K', 6, 6];
+    let len = file.seek(SeekFrom::End(0))?;
+    // The end record is 22 bytes plus a comment of at most 65,535 bytes, plus 20 bytes of
+    // zip64 locator before it.
+    let tail_len = len.min(22 + 65_535 + 20);
+    let mut tail = vec![0u8; tail_len as usize];
+    file.seek(SeekFrom::Start(len - tail_len))?;
+    file.read_exact(&mut tail)?;
+    let Some(at) = (0..tail.len().saturating_sub(21))
+        .rev()
+        .find(|&i| tail[i..i + 4] == END)
+    else {
+        return Ok(None);
+    };
+    let small = u16::from_le_bytes([tail[at + 10], tail[at + 11]]);
+    if small != u16::MAX {
+        return Ok(Some(u64::from(small)));
+    }
+    // zip64: the locator (20 bytes before the end record) names the zip64 end record,
+    // whose entry count is at offset 32.
+    let Some(locator) = at.checked_sub(20).map(|l| &tail[l..l + 20]) else {
+        return Ok(None);
+    };
+    if locator[..4] != END64_LOCATOR {
+        return Ok(None);
+    }
+    let mut offset = [0u8; 8];
+    offset.copy_from_slice(&locator[8..16]);
+    let mut record = [0u8; 40];
+    file.seek(SeekFrom::Start(u64::from_le_bytes(offset)))?;
+    file.read_exact(&mut record)?;
+    if record[..4] != END64 {
+        return Ok(None);
+    }
+    let mut count = [0u8; 8];
+    count.copy_from_slice(&record[32..40]);
+    Ok(Some(u64::from_le_bytes(count)))
+}
+
+fn unpack_zip(mut file: File, out: &mut Writer<'_>) -> Result<(), AppsError> {
     let zip_err = |out: &Writer<'_>, e: zip::result::ZipError| out.refuse(format!("{e}"));
+    let declared = zip_declared_entries(&mut file)
+        .map_err(|e| AppsError::io("read the archive", out.archive, e))?;
+    if declared.is_some_and(|n| n > out.limits.max_entries) {
+        return Err(out.refuse(format!(
+            "holds more than {} entries",
+            out.limits.max_entries
+        )));
+    }
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| AppsError::io("read the archive", out.archive, e))?;
     let mut zip = zip::ZipArchive::new(io::BufReader::new(file)).map_err(|e| zip_err(out, e))?;
     for i in 0..zip.len() {
-        let mut entry = zip.by_index(i).map_err(|e| zip_err(out, e))?;
+        // The checking pass reads headers only: no decompression.
+        let mut entry = if out.dest.is_some() {
+            zip.by_index(i)
+        } else {
+            zip.by_index_raw(i)
+        }
+        .map_err(|e| zip_err(out, e))?;
         let name = PathBuf::from(entry.name());
         if entry.enclosed_name().is_none() {
             return Err(out.refuse(format!(
@@ -208,7 +371,8 @@ fn unpack_zip(file: File, out: &mut Writer<'_>) -> Result<(), AppsError> {
         if entry.is_dir() {
             out.folder(&name)?;
         } else {
-            out.file(&name, mode & 0o111 != 0, &mut entry)?;
+            let declared = entry.size();
+            out.file(&name, mode & 0o111 != 0, declared, &mut entry)?;
         }
     }
     Ok(())
@@ -284,7 +448,7 @@ mod tests {
                 ],
             );
             let dest = dir.path().join("out");
-            let done = unpack(&archive, &dest, 1 << 20).unwrap();
+            let done = unpack(&archive, &dest, &Limits::with_bytes(1 << 20)).unwrap();
             assert_eq!(done.files, 2);
             assert_eq!(fs::read(dest.join("data/readme")).unwrap(), b"hi");
             let mode = fs::metadata(dest.join("bin/run.sh"))
@@ -301,7 +465,7 @@ mod tests {
             for name in ["../evil", "a/../../evil", "/tmp/evil"] {
                 let dir = tempfile::tempdir().unwrap();
                 let archive = make(dir.path(), &[(name, b"x", 0o644)]);
-                let err = unpack(&archive, &dir.path().join("out"), 1 << 20);
+                let err = unpack(&archive, &dir.path().join("out"), &Limits::with_bytes(1 << 20));
                 let err = err.map(|_| ()).unwrap_err().to_string();
                 assert!(err.contains("outside"), "{name}: {err}");
                 assert!(!dir.path().join("evil").exists());
@@ -322,7 +486,7 @@ mod tests {
         header.set_size(0);
         tar.append_link(&mut header, "etc", "/etc").unwrap();
         tar.into_inner().unwrap().finish().unwrap();
-        let err = unpack(&path, &dir.path().join("out"), 1 << 20)
+        let err = unpack(&path, &dir.path().join("out"), &Limits::with_bytes(1 << 20))
             .unwrap_err()
             .to_string();
         assert!(err.contains("is a link"), "{err}");
@@ -333,7 +497,7 @@ mod tests {
         for make in MAKERS {
             let dir = tempfile::tempdir().unwrap();
             let archive = make(dir.path(), &[("big", &[0u8; 5000], 0o644)]);
-            let err = unpack(&archive, &dir.path().join("out"), 4096)
+            let err = unpack(&archive, &dir.path().join("out"), &Limits::with_bytes(4096))
                 .unwrap_err()
                 .to_string();
             assert!(err.contains("more than 4096 bytes"), "{err}");
@@ -341,17 +505,65 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let junk = dir.path().join("junk");
         fs::write(&junk, b"hello").unwrap();
-        let err = unpack(&junk, &dir.path().join("out"), 10)
+        let err = unpack(&junk, &dir.path().join("out"), &Limits::with_bytes(10))
             .unwrap_err()
             .to_string();
         assert!(err.contains("neither"), "{err}");
     }
 
     #[test]
+    fn entry_count_and_depth_are_bounded_and_nothing_is_written() {
+        for make in MAKERS {
+            let dir = tempfile::tempdir().unwrap();
+            let names: Vec<String> = (0..20).map(|i| format!("f{i}")).collect();
+            let entries: Vec<(&str, &[u8], u32)> =
+                names.iter().map(|n| (n.as_str(), &b""[..], 0o644)).collect();
+            let archive = make(dir.path(), &entries);
+            let limits = Limits {
+                max_entries: 19,
+                ..Limits::default()
+            };
+            let out = dir.path().join("out");
+            let err = unpack(&archive, &out, &limits).unwrap_err().to_string();
+            assert!(err.contains("more than 19 entries"), "{err}");
+            assert!(!out.exists(), "a refused archive wrote something");
+            let fits = Limits {
+                max_entries: 20,
+                ..Limits::default()
+            };
+            assert_eq!(check(&archive, &fits).unwrap().files, 20);
+
+            let deep = make(dir.path(), &[("a/b/c/d", b"x", 0o644)]);
+            let shallow = Limits {
+                max_depth: 3,
+                ..Limits::default()
+            };
+            let err = unpack(&deep, &out, &shallow).unwrap_err().to_string();
+            assert!(err.contains("more than 3 folders deep"), "{err}");
+            assert!(!out.exists());
+        }
+    }
+
+    #[test]
+    fn an_honest_bomb_is_refused_from_its_headers() {
+        // 64 MiB of zeros declared in the header: refused by the checking pass, nothing
+        // written, without inflating it.
+        let dir = tempfile::tempdir().unwrap();
+        let zeros = vec![0u8; 64 << 20];
+        let archive = zip_file(dir.path(), &[("zeros", &zeros, 0o644)]);
+        let out = dir.path().join("out");
+        let err = unpack(&archive, &out, &Limits::with_bytes(1 << 20))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("more than 1048576 bytes"), "{err}");
+        assert!(!out.exists());
+    }
+
+    #[test]
     fn a_duplicate_entry_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let archive = tar_gz(dir.path(), &[("a", b"1", 0o644), ("a", b"2", 0o644)]);
-        let err = unpack(&archive, &dir.path().join("out"), 100)
+        let err = unpack(&archive, &dir.path().join("out"), &Limits::with_bytes(100))
             .unwrap_err()
             .to_string();
         assert!(err.contains("twice"), "{err}");
@@ -366,7 +578,7 @@ mod tests {
             for cut in [10, bytes.len() / 2, bytes.len() - 1] {
                 fs::write(&archive, &bytes[..cut]).unwrap();
                 let out = dir.path().join(format!("out{cut}"));
-                let _ = unpack(&archive, &out, 1 << 20); // an error or a partial tree, never a panic
+                let _ = unpack(&archive, &out, &Limits::with_bytes(1 << 20)); // an error or a partial tree, never a panic
             }
         }
     }

@@ -364,6 +364,10 @@ pub struct ToutEnUn {
     app_description: Option<String>,
     #[serde(rename = "AppIconURL", skip_serializing_if = "Option::is_none")]
     app_icon_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    app_download_size: Option<u64>,
+    #[serde(rename = "AppDownloadSHA256", skip_serializing_if = "Option::is_none")]
+    app_download_sha256: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -383,6 +387,22 @@ struct RawToutEnUn {
     app_description: Option<String>,
     #[serde(default, rename = "AppIconURL")]
     app_icon_url: Option<String>,
+    #[serde(default)]
+    app_download_size: Option<u64>,
+    #[serde(default, rename = "AppDownloadSHA256")]
+    app_download_sha256: Option<String>,
+}
+
+/// Check a SHA-256 written as 64 hexadecimal digits; returns it in lower case.
+fn sha256_hex(app: &str, value: &str) -> Result<String, AppsError> {
+    if value.len() != 64 || !value.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(AppsError::field(
+            app,
+            "AppDownloadSHA256",
+            "must be 64 hexadecimal digits",
+        ));
+    }
+    Ok(value.to_ascii_lowercase())
 }
 
 impl ToutEnUn {
@@ -442,8 +462,49 @@ impl ToutEnUn {
             )?,
             app_description: raw.app_description.filter(|d| !d.is_empty()),
             app_icon_url: raw.app_icon_url.filter(|u| !u.is_empty()),
+            app_download_size: raw.app_download_size,
+            app_download_sha256: raw
+                .app_download_sha256
+                .map(|h| sha256_hex(app, &h))
+                .transpose()?,
             app_name,
         })
+    }
+
+    /// The archive's size and SHA-256 (64 lower-case hex digits), when the description
+    /// pins them (a signed store's entries must: see `qsync-magasin`).
+    pub fn pinned_archive(&self) -> Option<(u64, &str)> {
+        Some((self.app_download_size?, self.app_download_sha256.as_deref()?))
+    }
+
+    /// This description with its archive at `url`, pinned to `size` bytes and `sha256` (hex).
+    pub fn with_archive(mut self, url: &str, size: u64, sha256: &str) -> Result<Self, AppsError> {
+        let app = self.app_name.as_str().to_owned();
+        if url.is_empty() || url.chars().any(char::is_whitespace) {
+            return Err(AppsError::field(
+                &app,
+                "AppDownloadUrl",
+                "is empty or holds spaces",
+            ));
+        }
+        self.app_download_url = url.to_owned();
+        self.app_download_size = Some(size);
+        self.app_download_sha256 = Some(sha256_hex(&app, sha256)?);
+        Ok(self)
+    }
+
+    /// Every program of the app QSync may run, with what it is for: the installer (run at
+    /// install), the launcher and the uninstaller.
+    pub fn programs(&self) -> Vec<(&'static str, &AppRelPath)> {
+        let mut out = Vec::new();
+        if let Some(installer) = self.installer() {
+            out.push(("installer", installer));
+        }
+        out.push(("launcher", self.launcher()));
+        if let Some(uninstaller) = self.uninstaller() {
+            out.push(("uninstaller", uninstaller));
+        }
+        out
     }
 
     /// The app's name (also its folder's name).
@@ -592,6 +653,14 @@ mod tests {
             std::path::Path::new("/r/bin/run.sh")
         );
         assert_eq!(ToutEnUn::from_json(&t.to_json()).unwrap(), t);
+        assert_eq!(t.pinned_archive(), None);
+        let hash = "AB".repeat(32);
+        let pinned = t.clone().with_archive("h.tar.gz", 7, &hash).unwrap();
+        assert_eq!(pinned.pinned_archive(), Some((7, "ab".repeat(32).as_str())));
+        assert_eq!(ToutEnUn::from_json(&pinned.to_json()).unwrap(), pinned);
+        assert!(t.clone().with_archive("h.tar.gz", 7, "abc").is_err());
+        let names: Vec<&str> = pinned.programs().iter().map(|(what, _)| *what).collect();
+        assert_eq!(names, ["installer", "launcher"]);
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub fn apps(data: &[u8]) {
         return;
     }
     let out = dir.path().join("out");
-    let _ = crate::archive::unpack(&archive, &out, 1 << 20);
+    let _ = crate::archive::unpack(&archive, &out, &crate::archive::Limits::with_bytes(1 << 20));
     if let Ok(entries) = std::fs::read_dir(dir.path()) {
         let names: Vec<_> = entries.flatten().map(|e| e.file_name()).collect();
         assert!(

@@ -13,7 +13,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use crate::archive::{self, loosen};
+use crate::archive::{self, loosen, Limits};
 use crate::{AppRelPath, AppsError, ToutEnUn};
 
 /// Where apps and their shortcuts go.
@@ -78,12 +78,13 @@ impl Drop for Cleanup {
     }
 }
 
-/// Install `app` from `archive` (already downloaded). `max_bytes` caps the unpacked size.
+/// Install `app` from `archive` (already downloaded and checked against the size and hash
+/// its store pinned). `limits` bound what the archive may unpack to.
 pub fn install(
     app: &ToutEnUn,
     archive: &Path,
     layout: &Layout,
-    max_bytes: u64,
+    limits: &Limits,
 ) -> Result<Installed, AppsError> {
     let name = app.name().as_str();
     let dir = layout.app_dir(name);
@@ -103,7 +104,7 @@ pub fn install(
         fs::remove_dir_all(&staging).map_err(|e| AppsError::io("remove", &staging, e))?;
     }
     let staged = Cleanup(Some(staging.clone()));
-    archive::unpack(archive, &staging, max_bytes)?;
+    archive::unpack(archive, &staging, limits)?;
     let root = app_root(app, &staging);
 
     for program in [Some(app.launcher()), app.installer(), app.uninstaller()]
@@ -194,26 +195,50 @@ fn make_executable(app: &ToutEnUn, root: &Path, program: &AppRelPath) -> Result<
     Ok(())
 }
 
-fn desktop_quote(path: &Path) -> String {
-    let mut out = String::from("\"");
-    for c in path.to_string_lossy().chars() {
-        if matches!(c, '"' | '`' | '$' | '\\') {
-            out.push('\\');
+/// A `.desktop` value of type string or localestring: backslash, newline, tab and carriage
+/// return escaped as the Desktop Entry Specification says; other control characters dropped.
+fn desktop_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => {}
+            c => out.push(c),
         }
-        out.push(c);
     }
-    out.push('"');
     out
 }
 
+/// The `Exec` value that runs `program` with no argument. The path is one quoted argument
+/// (`"`, `` ` ``, `$` and `\` escaped inside the quotes), `%` is doubled so that no part of
+/// the path is taken for a field code such as `%f`, and then the whole is escaped as a string:
+/// the specification applies the string rule before the quoting rule.
+fn desktop_exec(program: &Path) -> String {
+    let mut quoted = String::from("\"");
+    for c in program.to_string_lossy().chars() {
+        match c {
+            '"' | '`' | '$' | '\\' => {
+                quoted.push('\\');
+                quoted.push(c);
+            }
+            '%' => quoted.push_str("%%"),
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('"');
+    desktop_string(&quoted)
+}
+
 fn write_shortcut(app: &ToutEnUn, dir: &Path, path: &Path) -> Result<(), AppsError> {
-    let clean = |s: &str| s.replace(['\n', '\r'], " ");
     let text = format!(
         "[Desktop Entry]\nType=Application\nName={}\nComment={}\nExec={}\nPath={}\nTerminal=false\nCategories=Utility;\n",
-        clean(app.name().as_str()),
-        clean(app.description().unwrap_or("A QSync app")),
-        desktop_quote(&app.launcher().under(dir)),
-        dir.display(),
+        desktop_string(app.name().as_str()),
+        desktop_string(app.description().unwrap_or("A QSync app")),
+        desktop_exec(&app.launcher().under(dir)),
+        desktop_string(&dir.to_string_lossy()),
     );
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).map_err(|e| AppsError::io("create", parent, e))?;
@@ -351,7 +376,7 @@ mod tests {
             ],
         );
         let layout = layout(dir.path());
-        let done = install(&app, &archive, &layout, 1 << 20).unwrap();
+        let done = install(&app, &archive, &layout, &Limits::with_bytes(1 << 20)).unwrap();
         assert_eq!(done.dir, dir.path().join("apps/Hello App"));
         assert!(
             done.dir.join("installed.txt").exists(),
@@ -375,7 +400,7 @@ mod tests {
             "ran\n"
         );
 
-        let again = install(&app, &archive, &layout, 1 << 20)
+        let again = install(&app, &archive, &layout, &Limits::with_bytes(1 << 20))
             .unwrap_err()
             .to_string();
         assert!(again.contains("already installed"), "{again}");
@@ -394,6 +419,27 @@ mod tests {
     }
 
     #[test]
+    fn shortcut_values_are_escaped() {
+        // A folder name may hold `%`, quotes and `$`: none of them may become a field code,
+        // end the quoted argument, or expand.
+        let exec = desktop_exec(Path::new("/a/50% \"off\" $HOME\\x/run"));
+        assert_eq!(exec, r#""/a/50%% \\"off\\" \\$HOME\\\\x/run""#);
+        assert_eq!(desktop_string("two\nlines\\"), r"two\nlines\\");
+        let dir = tempfile::tempdir().unwrap();
+        let app = ToutEnUn::from_json(
+            r#"{"AppName":"100% $x","AppDownloadUrl":"x.zip","AppLauncherPath":"run",
+                "AppSyncDataFolderPath":"data","AppDescription":"line\nExec=evil"}"#,
+        )
+        .unwrap();
+        let path = dir.path().join("x.desktop");
+        write_shortcut(&app, Path::new("/apps/100% $x"), &path).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        let exec: Vec<&str> = text.lines().filter(|l| l.starts_with("Exec=")).collect();
+        assert_eq!(exec, [r#"Exec="/apps/100%% \\$x/run""#], "{text}");
+        assert!(text.contains(r"Comment=line\nExec=evil"), "{text}");
+    }
+
+    #[test]
     fn a_failed_installer_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let app = app(r#","NeedsInstaller":true,"AppInstallerPath":"install.sh""#);
@@ -405,7 +451,7 @@ mod tests {
             ],
         );
         let layout = layout(dir.path());
-        let err = install(&app, &archive, &layout, 1 << 20)
+        let err = install(&app, &archive, &layout, &Limits::with_bytes(1 << 20))
             .unwrap_err()
             .to_string();
         assert!(
@@ -421,7 +467,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let archive = archive(dir.path(), &[("bin/other.sh", "#!/bin/sh\n")]);
         let layout = layout(dir.path());
-        let err = install(&app(""), &archive, &layout, 1 << 20)
+        let err = install(&app(""), &archive, &layout, &Limits::with_bytes(1 << 20))
             .unwrap_err()
             .to_string();
         assert!(err.contains("bin/run.sh"), "{err}");

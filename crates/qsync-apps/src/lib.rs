@@ -8,7 +8,12 @@
 //!   optional installer, a launcher, an optional uninstaller and a data folder, all relative
 //!   to the app's own folder. [`install::install`] unpacks an archive that is already on disk
 //!   ([`archive::unpack`] refuses entries that would land outside the folder), runs the
-//!   installer, and moves the result into place only if every step worked.
+//!   installer, and moves the result into place only if every step worked. [`archive::Limits`]
+//!   bound the entries, bytes and depth an archive may unpack to, checked before anything is
+//!   written.
+//! - [`guard::check_data_folder`] refuses a grapin folder that is the root, the home folder or
+//!   a system folder, and names the places of secrets (`~/.ssh`, browser profiles...) it
+//!   touches, for the caller to ask about.
 //!
 //! Recording installed apps and creating their sync tasks belongs to the layers above
 //! (`qsync-store`, `qsync-engine`); fetching archives and store indexes to `qsync-magasin`.
@@ -38,6 +43,7 @@ pub mod archive;
 mod config;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod guard;
 pub mod install;
 mod resolve;
 
@@ -92,6 +98,15 @@ pub enum AppsError {
         path: PathBuf,
         /// The system's error.
         source: std::io::Error,
+    },
+    /// A grapin's data folder QSync refuses to sync (the root, the home folder, a system
+    /// folder).
+    #[error("{} cannot be synced: it {problem}", folder.display())]
+    DataFolder {
+        /// The folder, links followed.
+        folder: PathBuf,
+        /// Why.
+        problem: String,
     },
     /// A step of an install or uninstall failed (the installer exited with an error, the
     /// app is already installed, ...).
