@@ -75,6 +75,9 @@ fuzz-receive SECONDS="60": fuzz-tool
 fuzz-index SECONDS="60": fuzz-tool
     cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run index -- -max_total_time={{SECONDS}}
 
+fuzz-signed-index SECONDS="60": fuzz-tool
+    cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run signed_index -- -max_total_time={{SECONDS}}
+
 # The sync rules' simulator: SEEDS random schedules one after another (release build); a
 # failure prints its seed. Replay one: QSYNC_SIM_SEED=N cargo test -p qsync-core --test simulator one_seed -- --ignored --nocapture
 sim SEEDS="1000000" FROM="0":

@@ -56,6 +56,9 @@ pub struct Index {
     pub entries: Vec<Entry>,
     /// The entries that failed their checks.
     pub rejected: Vec<Rejected>,
+    /// The index's sequence number: `qsync store sign` makes each signed index's one more
+    /// than the last, and clients refuse an index older than one they have seen.
+    pub sequence: u64,
 }
 
 #[derive(Deserialize)]
@@ -64,6 +67,8 @@ struct RawIndex {
     tout_en_un_configs: Vec<serde_json::Value>,
     #[serde(default)]
     grapin_configs: Vec<serde_json::Value>,
+    #[serde(default)]
+    sequence: u64,
 }
 
 impl Index {
@@ -81,9 +86,19 @@ impl Index {
             ));
         }
         let raw: RawIndex = serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?;
-        let mut index = Index::default();
+        let mut index = Index {
+            sequence: raw.sequence,
+            ..Index::default()
+        };
         for (i, value) in raw.tout_en_un_configs.into_iter().enumerate() {
             match ToutEnUn::from_value(value) {
+                Ok(app) if app.pinned_archive().is_none() => index.rejected.push(Rejected {
+                    at: format!("tout_en_un_configs[{i}]"),
+                    problem: format!(
+                        "{} has no AppDownloadSize and AppDownloadSHA256: its archive could not be checked (`qsync store sign` records them)",
+                        app.name()
+                    ),
+                }),
                 Ok(app) => index.add(Entry::ToutEnUn(app), format!("tout_en_un_configs[{i}]")),
                 Err(e) => index.rejected.push(Rejected {
                     at: format!("tout_en_un_configs[{i}]"),
@@ -144,20 +159,25 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const HELLO: &str = r#"{"AppName":"Hello","AppDownloadUrl":"h.tar.gz","AppLauncherPath":"run","AppSyncDataFolderPath":"data","AppDescription":"Says hello"}"#;
+    const HELLO: &str = r#"{"AppName":"Hello","AppDownloadUrl":"h.tar.gz","AppLauncherPath":"run","AppSyncDataFolderPath":"data","AppDescription":"Says hello",
+        "AppDownloadSize":3,"AppDownloadSHA256":"0000000000000000000000000000000000000000000000000000000000000000"}"#;
     const NOTES: &str =
         r#"{"AppName":"Notes","AppSyncDataFolderPath":"~/.notes","SupportedPlatforms":["Linux"]}"#;
 
     #[test]
     fn entries_are_checked_one_by_one() {
         let json = format!(
-            r#"{{"tout_en_un_configs":[{HELLO},{{"AppName":"x"}}],"grapin_configs":[{NOTES},{NOTES}]}}"#
+            r#"{{"sequence":4,"tout_en_un_configs":[{HELLO},{{"AppName":"x"}},
+                {{"AppName":"Unpinned","AppDownloadUrl":"u.zip","AppLauncherPath":"run","AppSyncDataFolderPath":"data"}}],
+               "grapin_configs":[{NOTES},{NOTES}]}}"#
         );
         let index = Index::parse(&json, "test").unwrap();
+        assert_eq!(index.sequence, 4);
         assert_eq!(index.entries.len(), 2);
-        assert_eq!(index.rejected.len(), 2);
+        assert_eq!(index.rejected.len(), 3);
         assert_eq!(index.rejected[0].at, "tout_en_un_configs[1]");
-        assert!(index.rejected[1].problem.contains("already named"));
+        assert!(index.rejected[1].problem.contains("AppDownloadSHA256"));
+        assert!(index.rejected[2].problem.contains("already named"));
         assert_eq!(index.find("hello").map(Entry::kind), Some("tout-en-un"));
         assert_eq!(index.search("SAYS").count(), 1);
         assert_eq!(index.search("").count(), 2);

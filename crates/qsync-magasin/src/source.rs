@@ -1,14 +1,42 @@
-//! Where a store lives, and fetching from it.
+//! Where a store lives, and fetching from it under a [`Policy`].
+//!
+//! Every index is read with its signature ([`Source::signed_index`]); every archive is
+//! downloaded against the size and SHA-256 its signed entry pins ([`Source::download`]), into
+//! a file that is removed unless both match. Plain http is refused unless the policy allows
+//! it, also after a redirect; redirects are bounded and a whole download has a deadline.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::{Index, MagasinError};
+use crate::signed::{hex, SignedIndex, MAX_SIGNATURE};
+use crate::MagasinError;
 
 /// The largest index QSync reads.
 const MAX_INDEX: u64 = 16 << 20;
+
+/// The most redirects followed for one request.
+const MAX_REDIRECTS: u32 = 3;
+
+/// What a client accepts from stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// Whether plain `http://` stores and archives are allowed (`--insecure-http`).
+    pub insecure_http: bool,
+    /// The longest one whole download (index or archive) may take.
+    pub timeout: Duration,
+}
+
+impl Default for Policy {
+    /// https only; 30 minutes per download.
+    fn default() -> Self {
+        Self {
+            insecure_http: false,
+            timeout: Duration::from_secs(30 * 60),
+        }
+    }
+}
 
 /// A store: a web address or a local folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +77,15 @@ impl std::fmt::Display for Location {
 
 fn is_web(s: &str) -> bool {
     s.starts_with("http://") || s.starts_with("https://")
+}
+
+/// `scheme://host[:port]` of a web address.
+fn origin(url: &str) -> &str {
+    let host_end = url
+        .find("://")
+        .and_then(|s| url[s + 3..].find('/').map(|i| s + 3 + i))
+        .unwrap_or(url.len());
+    &url[..host_end]
 }
 
 impl Source {
@@ -99,21 +136,70 @@ impl Source {
         }
     }
 
-    /// Fetch and check the index.
-    pub fn index(&self) -> Result<Index, MagasinError> {
+    /// The name a store's key is pinned under: its index's address, or the index file's
+    /// real path.
+    pub fn id(&self) -> String {
+        match self {
+            Source::Web { index, .. } => index.clone(),
+            Source::Folder { index, .. } => std::fs::canonicalize(index)
+                .unwrap_or_else(|_| index.clone())
+                .display()
+                .to_string(),
+        }
+    }
+
+    fn signature_location(&self) -> Location {
+        match self {
+            Source::Web { index, .. } => Location::Web(format!("{index}.sig")),
+            Source::Folder { index, .. } => {
+                let mut name = index.clone().into_os_string();
+                name.push(".sig");
+                Location::File(name.into())
+            }
+        }
+    }
+
+    /// Fetch the index and its signature, and check the signature. Whether the key that
+    /// signed is the store's is for [`crate::Trust::admit`] to say.
+    pub fn signed_index(&self, policy: &Policy) -> Result<SignedIndex, MagasinError> {
         let at = self.index_location();
-        let mut bytes = Vec::new();
-        fetch(&at, &mut bytes, MAX_INDEX, &mut |_, _| {})?;
-        let text = String::from_utf8(bytes).map_err(|_| MagasinError::Index {
-            at: at.to_string(),
-            problem: "it is not UTF-8 text".into(),
-        })?;
-        Index::parse(&text, &at.to_string())
+        let mut index = Vec::new();
+        fetch(&at, &mut index, MAX_INDEX, policy, &mut |_, _| {})?;
+        let mut signature = Vec::new();
+        let signature = match fetch(
+            &self.signature_location(),
+            &mut signature,
+            MAX_SIGNATURE,
+            policy,
+            &mut |_, _| {},
+        ) {
+            Ok(_) => Some(signature),
+            Err(MagasinError::Missing { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        SignedIndex::verify(&index, signature.as_deref(), &at.to_string())
     }
 
     /// Where an app's `AppDownloadUrl` points: absolute addresses as they are, relative ones
-    /// from the index's folder.
-    pub fn locate(&self, url: &str) -> Result<Location, MagasinError> {
+    /// from the index's folder. A store on the web may not send a client to a file of its
+    /// machine; plain http needs the policy's consent.
+    pub fn locate(&self, url: &str, policy: &Policy) -> Result<Location, MagasinError> {
+        let located = self.resolve(url)?;
+        if let (Source::Web { .. }, Location::File(_)) = (self, &located) {
+            return Err(MagasinError::Refused {
+                url: url.to_owned(),
+                problem: "a store on the web may not point at a file of this machine".into(),
+            });
+        }
+        if let Location::Web(web) = &located {
+            if web.starts_with("http://") && !policy.insecure_http {
+                return Err(MagasinError::Insecure { url: web.clone() });
+            }
+        }
+        Ok(located)
+    }
+
+    fn resolve(&self, url: &str) -> Result<Location, MagasinError> {
         if is_web(url) {
             return Ok(Location::Web(url.to_owned()));
         }
@@ -124,32 +210,47 @@ impl Source {
             return Err(MagasinError::Address(url.to_owned()));
         }
         match self {
-            Source::Web { base, .. } => {
-                if let Some(rooted) = url.strip_prefix('/') {
-                    // the same scheme and host, from the root
-                    let host_end = base
-                        .find("://")
-                        .and_then(|s| base[s + 3..].find('/').map(|i| s + 3 + i))
-                        .unwrap_or(base.len());
-                    Ok(Location::Web(format!("{}/{rooted}", &base[..host_end])))
-                } else {
-                    Ok(Location::Web(format!("{base}{url}")))
-                }
-            }
+            Source::Web { base, .. } => match url.strip_prefix('/') {
+                // the same scheme and host, from the root
+                Some(rooted) => Ok(Location::Web(format!("{}/{rooted}", origin(base)))),
+                None => Ok(Location::Web(format!("{base}{url}"))),
+            },
             Source::Folder { base, .. } => Ok(Location::File(base.join(url))),
         }
     }
 
-    /// Download `location` into the file `dest` (created or truncated), at most `limit`
-    /// bytes; `progress(done, total)` is called as bytes arrive. On error `dest` is removed.
+    /// Download `location` into the file `dest` (created or truncated). It must be exactly
+    /// `size` bytes whose SHA-256 is `sha256` (hex): the download stops past `size`, and
+    /// `dest` is removed on any failure, a wrong hash included. `progress(done, total)` is
+    /// called as bytes arrive.
     pub fn download(
         location: &Location,
         dest: &Path,
-        limit: u64,
+        size: u64,
+        sha256: &str,
+        policy: &Policy,
         progress: &mut dyn FnMut(u64, Option<u64>),
     ) -> Result<u64, MagasinError> {
         let mut file = File::create(dest).map_err(|e| MagasinError::io("create", dest, e))?;
-        let result = fetch(location, &mut file, limit, progress).and_then(|n| {
+        let mut hashing = Hashing {
+            out: &mut file,
+            hash: ring::digest::Context::new(&ring::digest::SHA256),
+        };
+        let fetched = fetch(location, &mut hashing, size, policy, progress);
+        let got = hex(hashing.hash.finish().as_ref());
+        let result = fetched.and_then(|n| {
+            if n != size {
+                return Err(MagasinError::Tampered {
+                    url: location.to_string(),
+                    problem: format!("it is {n} bytes, the index says {size}"),
+                });
+            }
+            if got != sha256 {
+                return Err(MagasinError::Tampered {
+                    url: location.to_string(),
+                    problem: format!("its SHA-256 is {got}, the index says {sha256}"),
+                });
+            }
             file.sync_all()
                 .map_err(|e| MagasinError::io("write", dest, e))?;
             Ok(n)
@@ -161,11 +262,30 @@ impl Source {
     }
 }
 
+/// A writer that hashes what goes through it.
+struct Hashing<'a> {
+    out: &'a mut dyn Write,
+    hash: ring::digest::Context,
+}
+
+impl Write for Hashing<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
 /// Copy `location` into `out`, at most `limit` bytes.
 fn fetch(
     location: &Location,
     out: &mut dyn Write,
     limit: u64,
+    policy: &Policy,
     progress: &mut dyn FnMut(u64, Option<u64>),
 ) -> Result<u64, MagasinError> {
     let too_large = || MagasinError::TooLarge {
@@ -176,9 +296,16 @@ fn fetch(
         url: location.to_string(),
         problem,
     };
+    let missing = || MagasinError::Missing {
+        url: location.to_string(),
+    };
     match location {
         Location::File(path) => {
-            let file = File::open(path).map_err(|e| MagasinError::io("open", path, e))?;
+            let file = match File::open(path) {
+                Ok(file) => file,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(missing()),
+                Err(e) => return Err(MagasinError::io("open", path, e)),
+            };
             let total = file.metadata().ok().map(|m| m.len());
             if total.is_some_and(|t| t > limit) {
                 return Err(too_large());
@@ -187,18 +314,31 @@ fn fetch(
                 .map_err(|e| e.map_or_else(too_large, |e| failed(e.to_string())))
         }
         Location::Web(url) => {
+            if url.starts_with("http://") && !policy.insecure_http {
+                return Err(MagasinError::Insecure { url: url.clone() });
+            }
             let config = ureq::Agent::config_builder()
+                .https_only(!policy.insecure_http)
+                .max_redirects(MAX_REDIRECTS)
+                .timeout_global(Some(policy.timeout))
                 .timeout_connect(Some(Duration::from_secs(15)))
                 .timeout_per_read(Some(Duration::from_secs(60)))
-                .max_redirects(5)
                 .build();
             let agent = ureq::Agent::new_with_config(config);
-            let mut response = agent.get(url).call().map_err(|e| failed(e.to_string()))?;
+            let mut response = match agent.get(url).call() {
+                Ok(response) => response,
+                Err(ureq::Error::StatusCode(404)) => return Err(missing()),
+                Err(e) => return Err(failed(e.to_string())),
+            };
             let total = response.body().content_length();
             if total.is_some_and(|t| t > limit) {
                 return Err(too_large());
             }
-            let reader = response.body_mut().as_reader();
+            let reader = response
+                .body_mut()
+                .with_config()
+                .limit(limit.saturating_add(1))
+                .reader();
             copy_capped(reader, out, limit, total, progress)
                 .map_err(|e| e.map_or_else(too_large, |e| failed(e.to_string())))
         }
@@ -242,6 +382,13 @@ fn copy_capped(
 mod tests {
     use super::*;
 
+    fn open() -> Policy {
+        Policy {
+            insecure_http: true,
+            ..Policy::default()
+        }
+    }
+
     #[test]
     fn addresses_and_relative_downloads() {
         let web = Source::parse("http://127.0.0.1:8080/store").unwrap();
@@ -250,44 +397,65 @@ mod tests {
             Location::Web("http://127.0.0.1:8080/store/index.json".into())
         );
         assert_eq!(
-            web.locate("a.tar.gz").unwrap(),
+            web.locate("a.tar.gz", &open()).unwrap(),
             Location::Web("http://127.0.0.1:8080/store/a.tar.gz".into())
         );
         assert_eq!(
-            web.locate("/x/a.zip").unwrap(),
+            web.locate("/x/a.zip", &open()).unwrap(),
             Location::Web("http://127.0.0.1:8080/x/a.zip".into())
         );
         assert_eq!(
-            web.locate("https://e.org/a.zip").unwrap(),
+            web.locate("https://e.org/a.zip", &open()).unwrap(),
             Location::Web("https://e.org/a.zip".into())
         );
         let named = Source::parse("https://h/s/apps.json").unwrap();
         assert_eq!(
-            named.locate("a.zip").unwrap(),
+            named.locate("a.zip", &Policy::default()).unwrap(),
             Location::Web("https://h/s/a.zip".into())
         );
         let folder = Source::parse("file:///srv/store").unwrap();
         assert_eq!(
-            folder.locate("a.zip").unwrap(),
+            folder.locate("a.zip", &Policy::default()).unwrap(),
             Location::File("/srv/store/a.zip".into())
         );
         assert!(Source::parse("ftp://x").is_err());
-        assert!(web.locate("ftp://x/a").is_err());
+        assert!(web.locate("ftp://x/a", &open()).is_err());
     }
 
     #[test]
-    fn downloads_stop_at_the_limit_and_leave_nothing() {
+    fn a_web_store_cannot_name_local_files_nor_plain_http_without_consent() {
+        let web = Source::parse("https://h/store/").unwrap();
+        let err = web.locate("file:///etc/passwd", &open()).unwrap_err();
+        assert!(matches!(err, MagasinError::Refused { .. }), "{err}");
+        let err = web.locate("http://h/a.zip", &Policy::default()).unwrap_err();
+        assert!(matches!(err, MagasinError::Insecure { .. }), "{err}");
+        let plain = Source::parse("http://127.0.0.1:1/").unwrap();
+        let err = plain.signed_index(&Policy::default()).unwrap_err();
+        assert!(matches!(err, MagasinError::Insecure { .. }), "{err}");
+    }
+
+    #[test]
+    fn downloads_are_checked_against_size_and_hash_and_leave_nothing_otherwise() {
         let dir = tempfile::tempdir().unwrap();
         let src = dir.path().join("src");
-        std::fs::write(&src, vec![1u8; 1000]).unwrap();
+        let content = vec![1u8; 1000];
+        std::fs::write(&src, &content).unwrap();
+        let sha = crate::sha256_hex(&content);
         let dest = dir.path().join("dest");
-        let err =
-            Source::download(&Location::File(src.clone()), &dest, 999, &mut |_, _| {}).unwrap_err();
+        let at = Location::File(src.clone());
+        let policy = Policy::default();
+        let err = Source::download(&at, &dest, 999, &sha, &policy, &mut |_, _| {}).unwrap_err();
         assert!(matches!(err, MagasinError::TooLarge { .. }), "{err}");
         assert!(!dest.exists());
+        let err = Source::download(&at, &dest, 1001, &sha, &policy, &mut |_, _| {}).unwrap_err();
+        assert!(err.to_string().contains("1000 bytes"), "{err}");
+        assert!(!dest.exists());
+        let wrong = crate::sha256_hex(b"other");
+        let err = Source::download(&at, &dest, 1000, &wrong, &policy, &mut |_, _| {}).unwrap_err();
+        assert!(err.to_string().contains("SHA-256"), "{err}");
+        assert!(!dest.exists());
         let mut calls = 0;
-        let n =
-            Source::download(&Location::File(src), &dest, 1000, &mut |_, _| calls += 1).unwrap();
+        let n = Source::download(&at, &dest, 1000, &sha, &policy, &mut |_, _| calls += 1).unwrap();
         assert_eq!((n, calls > 0), (1000, true));
         // a stream that lies about nothing but is longer than the cap
         let err = copy_capped(
