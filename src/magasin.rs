@@ -1,24 +1,43 @@
-//! `qsync store ...`: the Magasin from the command line. Reading stores and installing files
-//! is done here with `qsync-magasin` and `qsync-apps`; recording apps and syncing their data
-//! folders is asked of the running daemon.
+//! `qsync store ...`: the Magasin from the command line. Making, signing and serving stores,
+//! reading them and installing files are done here with `qsync-magasin` and `qsync-apps`;
+//! recording apps and syncing their data folders is asked of the running daemon.
+//!
+//! Nothing from a store is trusted until proven: its index must be signed by the key pinned
+//! for it (the first use asks the person to confirm the key's fingerprint), every archive
+//! must match the size and SHA-256 its signed entry gives, and no installer or launcher is
+//! set up to run, nor a grapin folder of secrets synced, until the person agrees. With no
+//! terminal to ask on, only `--yes` agrees.
 
+use std::io::{BufRead, IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
+use qsync_apps::archive::Limits;
 use qsync_apps::install::{self, Layout};
 use qsync_apps::{current_username, resolve, Grapin, Platform, ResolveContext, ToutEnUn};
 use qsync_engine::control::{AppInfo, Command, Reply};
-use qsync_magasin::{Entry, Source};
+use qsync_magasin::{Admission, Described, Entry, Policy, PublicKey, SignedIndex, Source, Trust};
 
 use crate::ask;
 
 #[derive(Debug, clap::Args)]
 pub struct StoreArgs {
-    /// The store: http(s)://HOST[:PORT]/PATH, file:///PATH or a folder holding index.json.
+    /// The store: https://HOST[:PORT]/PATH, file:///PATH or a folder holding index.json.
     #[arg(long, global = true, env = "QSYNC_STORE")]
     store: Option<String>,
+
+    /// Allow plain http stores and downloads. Signatures and hashes are still checked, but
+    /// anyone on the way sees what you install.
+    #[arg(long, global = true)]
+    insecure_http: bool,
+
+    /// Answer yes to every confirmation (trusting a store's key, letting an app's programs
+    /// run, syncing a folder of secrets). For scripts that already checked what they accept.
+    #[arg(long, global = true)]
+    yes: bool,
 
     #[command(subcommand)]
     command: StoreCommand,
@@ -37,12 +56,21 @@ enum StoreCommand {
     Install {
         /// The app's name.
         name: String,
-        /// Largest download accepted, in bytes (unpacked: four times this).
+        /// Largest download accepted, in bytes.
         #[arg(long, default_value_t = 2 << 30)]
         max_size: u64,
+        /// Largest unpacked size accepted, in bytes.
+        #[arg(long, default_value_t = 8 << 30)]
+        max_unpacked: u64,
+        /// Most files and folders an archive may hold.
+        #[arg(long, default_value_t = Limits::default().max_entries)]
+        max_entries: u64,
         /// Do not write a launcher shortcut (.desktop file).
         #[arg(long)]
         no_shortcut: bool,
+        /// The longest the download may take, in seconds.
+        #[arg(long, default_value_t = 1800)]
+        timeout: u64,
     },
     /// Uninstall an app: stop syncing its data, remove a tout-en-un app's files (its data is
     /// kept aside). A grapin's data folder is never touched.
@@ -60,6 +88,52 @@ enum StoreCommand {
         /// The app's name.
         name: String,
     },
+    /// Trust a store: show its publisher key's fingerprint and pin the key once you confirm
+    /// (or at once if --fingerprint matches).
+    Trust {
+        /// The store (else --store).
+        url: Option<String>,
+        /// The fingerprint the publisher gave you: the key is pinned only if it matches.
+        #[arg(long)]
+        fingerprint: Option<String>,
+    },
+    /// Forget a store's pinned key (the next use asks again).
+    Forget {
+        /// The store (else --store).
+        url: Option<String>,
+    },
+    /// List the stores this device trusts, with their keys' fingerprints.
+    Trusted,
+    /// Make a new store folder and its publisher key.
+    Init {
+        /// The store folder (new or empty).
+        dir: PathBuf,
+        /// Where to write the publisher key (default: DIR.key beside the folder). Keep it
+        /// secret and out of what you publish.
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
+    /// Add (or replace) an app in a store folder; run `qsync store sign` afterwards.
+    Add {
+        /// The store folder.
+        dir: PathBuf,
+        /// The app's archive (.tar.gz or .zip), for a tout-en-un app.
+        archive: Option<PathBuf>,
+        /// A tout-en-un app's description (JSON, ToutEnUnConfig fields).
+        #[arg(long, conflicts_with = "grapin", requires = "archive")]
+        config: Option<PathBuf>,
+        /// A grapin's description (JSON, GrapinConfig fields).
+        #[arg(long)]
+        grapin: Option<PathBuf>,
+    },
+    /// Sign a store folder's index with its publisher key.
+    Sign {
+        /// The store folder.
+        dir: PathBuf,
+        /// The publisher key (default: DIR.key beside the folder).
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
     /// Serve a store folder (holding index.json and the apps' archives) over HTTP.
     Serve {
         /// The folder.
@@ -70,22 +144,77 @@ enum StoreCommand {
     },
 }
 
+/// How the person is asked, and what they said up front.
+struct Asker {
+    yes: bool,
+}
+
+impl Asker {
+    /// Ask `question` (after `context` was shown). `--yes` answers yes; with no terminal to
+    /// ask on, the answer is an error naming what needed consent.
+    fn confirm(&self, context: &str, question: &str, what: &str) -> Result<bool> {
+        eprintln!("{context}");
+        if self.yes {
+            eprintln!("{question} yes (--yes)");
+            return Ok(true);
+        }
+        if !std::io::stdin().is_terminal() {
+            bail!("{what} needs your confirmation, and nobody can answer here (no terminal): run it in a terminal, or pass --yes if you accept it");
+        }
+        eprint!("{question} [y/N] ");
+        std::io::stderr().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes" | "YES"))
+    }
+}
+
+fn trust_file(state_dir: &Path) -> PathBuf {
+    state_dir.join("magasin-trust.json")
+}
+
 /// Run one `qsync store` command.
 pub fn run(state_dir: &Path, args: StoreArgs) -> Result<()> {
-    let source = || -> Result<Source> {
-        let Some(address) = args.store.as_deref() else {
+    let store = args.store.clone();
+    let source = |given: Option<String>| -> Result<Source> {
+        let Some(address) = given.or_else(|| store.clone()) else {
             bail!("no store given: pass --store ADDRESS or set QSYNC_STORE");
         };
-        Ok(Source::parse(address)?)
+        Ok(Source::parse(&address)?)
     };
+    let mut policy = Policy {
+        insecure_http: args.insecure_http,
+        timeout: Duration::from_secs(60),
+    };
+    let asker = Asker { yes: args.yes };
     match args.command {
-        StoreCommand::List => list(&source()?, ""),
-        StoreCommand::Search { term } => list(&source()?, &term),
+        StoreCommand::List => list(state_dir, &source(None)?, &policy, &asker, ""),
+        StoreCommand::Search { term } => {
+            list(state_dir, &source(None)?, &policy, &asker, &term)
+        }
         StoreCommand::Install {
             name,
             max_size,
+            max_unpacked,
+            max_entries,
             no_shortcut,
-        } => install_app(state_dir, &source()?, &name, max_size, no_shortcut),
+            timeout,
+        } => {
+            let source = source(None)?;
+            let signed = open_store(state_dir, &source, &policy, &asker)?;
+            policy.timeout = Duration::from_secs(timeout);
+            let limits = Limits {
+                max_entries,
+                max_bytes: max_unpacked,
+                ..Limits::default()
+            };
+            let wanted = Wanted {
+                max_size,
+                limits,
+                shortcut: !no_shortcut,
+            };
+            install_app(state_dir, &source, &signed, &policy, &asker, &name, &wanted)
+        }
         StoreCommand::Uninstall { name, force } => uninstall(state_dir, &name, force),
         StoreCommand::Installed => {
             println!("{}", installed(state_dir)?);
@@ -95,12 +224,178 @@ pub fn run(state_dir: &Path, args: StoreArgs) -> Result<()> {
             println!("{}", launch(state_dir, &name)?);
             Ok(())
         }
+        StoreCommand::Trust { url, fingerprint } => trust(
+            state_dir,
+            &source(url)?,
+            &policy,
+            &asker,
+            fingerprint.as_deref(),
+        ),
+        StoreCommand::Forget { url } => {
+            let source = source(url)?;
+            let mut trust = Trust::load(&trust_file(state_dir))?;
+            if trust.forget(&source.id()) {
+                trust.save()?;
+                println!("forgot the key of {}", source.id());
+            } else {
+                println!("{} was not trusted", source.id());
+            }
+            Ok(())
+        }
+        StoreCommand::Trusted => {
+            let trust = Trust::load(&trust_file(state_dir))?;
+            let stores = trust.stores();
+            if stores.is_empty() {
+                println!("(no store trusted)");
+            }
+            for (store, key) in stores {
+                let fingerprint = key.map_or_else(|| "(damaged)".into(), |k| k.fingerprint());
+                println!("{store}  {fingerprint}");
+            }
+            Ok(())
+        }
+        StoreCommand::Init { dir, key } => {
+            let key = key.unwrap_or_else(|| qsync_magasin::default_key_path(&dir));
+            let public = qsync_magasin::init_store(&dir, &key)?;
+            println!(
+                "made the store {} and its publisher key {} (keep it secret, out of what you publish)",
+                dir.display(),
+                key.display()
+            );
+            println!("publisher key fingerprint: {}", public.fingerprint());
+            println!("give it to the people who will use this store; they check it with `qsync store trust`");
+            Ok(())
+        }
+        StoreCommand::Add {
+            dir,
+            archive,
+            config,
+            grapin,
+        } => {
+            let read = |path: &Path| {
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("could not read {}", path.display()))
+            };
+            let described = match (config, grapin, archive) {
+                (Some(config), None, Some(archive)) => Described::ToutEnUn {
+                    json: read(&config)?,
+                    archive,
+                },
+                (None, Some(grapin), None) => Described::Grapin {
+                    json: read(&grapin)?,
+                },
+                (None, Some(_), Some(_)) => bail!("a grapin has no archive"),
+                _ => bail!("give ARCHIVE --config app.json for a tout-en-un app, or --grapin grapin.json"),
+            };
+            let added = qsync_magasin::add_app(&dir, described)?;
+            let verb = if added.replaced { "replaced" } else { "added" };
+            match added.archive {
+                Some((file, size, sha256)) => println!(
+                    "{verb} {}: {file}, {size} bytes, SHA-256 {sha256}",
+                    added.name
+                ),
+                None => println!("{verb} {}", added.name),
+            }
+            println!("the index is unsigned until you run `qsync store sign {}`", dir.display());
+            Ok(())
+        }
+        StoreCommand::Sign { dir, key } => {
+            let key = key.unwrap_or_else(|| qsync_magasin::default_key_path(&dir));
+            let signed = qsync_magasin::sign_store(&dir, &key)?;
+            println!(
+                "signed {} ({} apps, sequence {}) with key {}",
+                dir.display(),
+                signed.entries,
+                signed.sequence,
+                signed.key.fingerprint()
+            );
+            if let Some(before) = signed.other_key_before {
+                eprintln!("warning: it was signed by another key before ({}): clients that trust that key will refuse this index until they forget it and trust the new one", before.fingerprint());
+            }
+            Ok(())
+        }
         StoreCommand::Serve { dir, listen } => serve(&dir, listen),
     }
 }
 
-fn list(source: &Source, term: &str) -> Result<()> {
-    let index = source.index()?;
+/// Read `source`'s signed index and hold it against the key pinned for it; the first use of
+/// a store asks the person about its key.
+fn open_store(
+    state_dir: &Path,
+    source: &Source,
+    policy: &Policy,
+    asker: &Asker,
+) -> Result<SignedIndex> {
+    let signed = source.signed_index(policy)?;
+    let id = source.id();
+    let mut trust = Trust::load(&trust_file(state_dir))?;
+    match trust.admit(&id, &signed)? {
+        Admission::Pinned => {
+            if trust.saw(&id, &signed) {
+                trust.save()?;
+            }
+        }
+        Admission::FirstUse => {
+            let context = format!(
+                "The store {id} is new to this device. Its index is signed by the publisher key\n    {}\nCompare it with the fingerprint its publisher gave you (`qsync store init` printed it).",
+                signed.key.fingerprint()
+            );
+            if !asker.confirm(&context, "Trust this store's key?", "trusting a new store")? {
+                bail!("{id} is not trusted: nothing was done");
+            }
+            trust.pin(&id, &signed.key, signed.index.sequence);
+            trust.save()?;
+            eprintln!("trusted {id} (key {})", signed.key.fingerprint());
+        }
+    }
+    for rejected in &signed.index.rejected {
+        eprintln!(
+            "warning: the store's {} was skipped: {}",
+            rejected.at, rejected.problem
+        );
+    }
+    Ok(signed)
+}
+
+fn trust(
+    state_dir: &Path,
+    source: &Source,
+    policy: &Policy,
+    asker: &Asker,
+    fingerprint: Option<&str>,
+) -> Result<()> {
+    let signed = source.signed_index(policy)?;
+    let id = source.id();
+    let mut trust = Trust::load(&trust_file(state_dir))?;
+    if trust.admit(&id, &signed)? == Admission::Pinned {
+        println!("{id} is already trusted (key {})", signed.key.fingerprint());
+        return Ok(());
+    }
+    let key: &PublicKey = &signed.key;
+    match fingerprint {
+        Some(given) if key.matches_fingerprint(given) => {}
+        Some(given) => bail!(
+            "{id} is signed by key {}, not {given}: not trusted. Someone may be in the middle; check with the publisher",
+            key.fingerprint()
+        ),
+        None => {
+            let context = format!(
+                "{id} is signed by the publisher key\n    {}\nCompare it with the fingerprint its publisher gave you.",
+                key.fingerprint()
+            );
+            if !asker.confirm(&context, "Trust this store's key?", "trusting a store")? {
+                bail!("{id} is not trusted");
+            }
+        }
+    }
+    trust.pin(&id, key, signed.index.sequence);
+    trust.save()?;
+    println!("trusted {id} (key {})", key.fingerprint());
+    Ok(())
+}
+
+fn list(state_dir: &Path, source: &Source, policy: &Policy, asker: &Asker, term: &str) -> Result<()> {
+    let index = open_store(state_dir, source, policy, asker)?.index;
     let mut shown = 0;
     for entry in index.search(term) {
         shown += 1;
@@ -120,12 +415,6 @@ fn list(source: &Source, term: &str) -> Result<()> {
     }
     if shown == 0 {
         println!("(no app{})", if term.is_empty() { "" } else { " matches" });
-    }
-    for rejected in &index.rejected {
-        eprintln!(
-            "warning: the store's {} was skipped: {}",
-            rejected.at, rejected.problem
-        );
     }
     Ok(())
 }
@@ -162,12 +451,21 @@ fn layout(apps_root: PathBuf, shortcuts: bool) -> Layout {
     }
 }
 
+/// What an install accepts, from the command line.
+struct Wanted {
+    max_size: u64,
+    limits: Limits,
+    shortcut: bool,
+}
+
 fn install_app(
     state_dir: &Path,
     source: &Source,
+    signed: &SignedIndex,
+    policy: &Policy,
+    asker: &Asker,
     name: &str,
-    max_size: u64,
-    no_shortcut: bool,
+    wanted: &Wanted,
 ) -> Result<()> {
     // The daemon records the app and syncs it: make sure it is there before doing anything.
     ask(state_dir, Command::Id)
@@ -175,20 +473,21 @@ fn install_app(
     if get_app(state_dir, name).is_ok() {
         bail!("{name} is already installed (see `qsync store installed`)");
     }
-    let index = source.index()?;
-    let Some(entry) = index.find(name) else {
+    let Some(entry) = signed.index.find(name) else {
         bail!(
             "the store at {} has no app named {name} (see `qsync store list`)",
             source.index_location()
         );
     };
     match entry {
-        Entry::Grapin(grapin) => install_grapin(state_dir, grapin),
-        Entry::ToutEnUn(app) => install_tout_en_un(state_dir, source, app, max_size, no_shortcut),
+        Entry::Grapin(grapin) => install_grapin(state_dir, grapin, asker),
+        Entry::ToutEnUn(app) => {
+            install_tout_en_un(state_dir, source, signed, app, policy, asker, wanted)
+        }
     }
 }
 
-fn install_grapin(state_dir: &Path, grapin: &Grapin) -> Result<()> {
+fn install_grapin(state_dir: &Path, grapin: &Grapin, asker: &Asker) -> Result<()> {
     let name = grapin.name().as_str();
     let platform =
         Platform::current().context("this platform is none of Linux, Windows, Android")?;
@@ -204,14 +503,15 @@ fn install_grapin(state_dir: &Path, grapin: &Grapin) -> Result<()> {
         .context("could not find the home folder")?;
     let ctx = ResolveContext {
         username: current_username(&home),
-        home,
+        home: home.clone(),
     };
     let found = resolve(template, &ctx)?;
     for choice in &found.choices {
-        let others: Vec<&String> = choice
+        let others: Vec<&str> = choice
             .candidates
             .iter()
             .filter(|c| **c != choice.chosen)
+            .map(String::as_str)
             .collect();
         println!(
             "{}: `{}` in {} is `{}`{}",
@@ -222,14 +522,7 @@ fn install_grapin(state_dir: &Path, grapin: &Grapin) -> Result<()> {
             if others.is_empty() {
                 String::new()
             } else {
-                format!(
-                    " (also there: {})",
-                    others
-                        .iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
+                format!(" (also there: {})", others.join(", "))
             }
         );
     }
@@ -238,6 +531,22 @@ fn install_grapin(state_dir: &Path, grapin: &Grapin) -> Result<()> {
             "{name}'s data folder {} does not exist; start {name} once so that it creates it, then install again",
             found.path.display()
         );
+    }
+    let sensitive = qsync_apps::guard::check_data_folder(&found.path, &home)
+        .with_context(|| format!("{name} was not installed"))?;
+    if !sensitive.is_empty() {
+        let places: Vec<String> = sensitive
+            .iter()
+            .map(|s| format!("    {} ({})", s.place.display(), s.holds))
+            .collect();
+        let context = format!(
+            "{name} would sync {}, which touches places of secrets:\n{}\nEvery device linked to its task would get a copy of them, and could change them here.",
+            found.path.display(),
+            places.join("\n")
+        );
+        if !asker.confirm(&context, "Sync it anyway?", &format!("syncing {name}'s folder of secrets"))? {
+            bail!("{name} was not installed");
+        }
     }
     let app = app_of(ask(
         state_dir,
@@ -260,36 +569,72 @@ fn install_grapin(state_dir: &Path, grapin: &Grapin) -> Result<()> {
 fn install_tout_en_un(
     state_dir: &Path,
     source: &Source,
+    signed: &SignedIndex,
     app: &ToutEnUn,
-    max_size: u64,
-    no_shortcut: bool,
+    policy: &Policy,
+    asker: &Asker,
+    wanted: &Wanted,
 ) -> Result<()> {
     let name = app.name().as_str();
-    let layout = layout(state_dir.join("apps"), !no_shortcut);
-    let location = source.locate(app.download_url())?;
+    let Some((size, sha256)) = app.pinned_archive() else {
+        bail!("{name}'s entry pins no archive hash: refused");
+    };
+    if size > wanted.max_size {
+        bail!(
+            "{name}'s archive is {size} bytes, over the limit of {} (--max-size)",
+            wanted.max_size
+        );
+    }
+    let location = source.locate(app.download_url(), policy)?;
+    let layout = layout(state_dir.join("apps"), wanted.shortcut);
+
+    // Consent, before anything is downloaded: what will run, as whom, and on whose word.
+    let programs: Vec<String> = app
+        .programs()
+        .iter()
+        .map(|(what, program)| {
+            let when = match *what {
+                "installer" => "now, to install it",
+                "launcher" if layout.shortcuts.is_some() => {
+                    "whenever it is started (from `qsync store launch` or its menu shortcut)"
+                }
+                "launcher" => "whenever it is started (`qsync store launch`)",
+                _ => "when it is uninstalled",
+            };
+            format!("    {what} {}: {when}", program.as_str())
+        })
+        .collect();
+    let context = format!(
+        "{name} ({}) from {}, signed by key {}.\nInstalling it lets these programs of its archive run as you:\n{}",
+        app.description().unwrap_or("no description"),
+        source.id(),
+        signed.key.fingerprint(),
+        programs.join("\n")
+    );
+    if !asker.confirm(&context, "Install it?", &format!("installing {name}"))? {
+        bail!("{name} was not installed");
+    }
+
     std::fs::create_dir_all(&layout.apps_root)
         .with_context(|| format!("could not create {}", layout.apps_root.display()))?;
     let archive = layout
         .apps_root
         .join(format!(".download-{name}-{}", std::process::id()));
-    let bar = indicatif::ProgressBar::new(0).with_style(
+    let bar = indicatif::ProgressBar::new(size).with_style(
         indicatif::ProgressStyle::with_template(
             "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}",
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar.set_message(format!("downloading {name}"));
-    let downloaded = Source::download(&location, &archive, max_size, &mut |done, total| {
-        if let Some(total) = total {
-            bar.set_length(total);
-        }
+    let downloaded = Source::download(&location, &archive, size, sha256, policy, &mut |done, _| {
         bar.set_position(done);
     });
     bar.finish_and_clear();
     let bytes = downloaded?;
-    let installed = install::install(app, &archive, &layout, max_size.saturating_mul(4));
+    let installed = install::install(app, &archive, &layout, &wanted.limits);
     let _ = std::fs::remove_file(&archive);
-    let installed = installed?;
+    let installed = installed.with_context(|| format!("{name} was not installed"))?;
     let recorded = ask(
         state_dir,
         Command::AppAdd {
@@ -311,7 +656,7 @@ fn install_tout_en_un(
         }
     };
     println!(
-        "installed {name} ({bytes} bytes) in {}: syncing {} as task {}",
+        "installed {name} ({bytes} bytes, SHA-256 checked) in {}: syncing {} as task {}",
         installed.dir.display(),
         installed.data.display(),
         task_text(&recorded)
@@ -401,18 +746,28 @@ pub fn launch(state_dir: &Path, name: &str) -> Result<String> {
 
 fn serve(dir: &Path, listen: SocketAddr) -> Result<()> {
     let index = dir.join("index.json");
-    let text = std::fs::read_to_string(&index).with_context(|| {
+    let bytes = std::fs::read(&index).with_context(|| {
         format!(
             "a store folder needs an index.json; could not read {}",
             index.display()
         )
     })?;
-    let checked = qsync_magasin::Index::parse(&text, &index.display().to_string())?;
-    for rejected in &checked.rejected {
-        eprintln!(
-            "warning: {} will be skipped by clients: {}",
-            rejected.at, rejected.problem
-        );
+    let signature = std::fs::read(dir.join(qsync_magasin::SIGNATURE_FILE)).ok();
+    let at = index.display().to_string();
+    let signed = match SignedIndex::verify(&bytes, signature.as_deref(), &at) {
+        Ok(signed) => Some(signed),
+        Err(e) => {
+            eprintln!("warning: clients will refuse this store: {e}");
+            None
+        }
+    };
+    if let Some(signed) = &signed {
+        for rejected in &signed.index.rejected {
+            eprintln!(
+                "warning: {} will be skipped by clients: {}",
+                rejected.at, rejected.problem
+            );
+        }
     }
     let runtime = tokio::runtime::Runtime::new().context("could not start the runtime")?;
     runtime.block_on(async {
@@ -420,12 +775,16 @@ fn serve(dir: &Path, listen: SocketAddr) -> Result<()> {
             .await
             .with_context(|| format!("could not listen on {listen}"))?;
         let addr = listener.local_addr()?;
-        println!(
-            "serving {} ({} apps) at http://{addr}/",
-            dir.display(),
-            checked.entries.len()
-        );
-        use std::io::Write;
+        match &signed {
+            Some(signed) => println!(
+                "serving {} ({} apps, sequence {}, key {}) at http://{addr}/",
+                dir.display(),
+                signed.index.entries.len(),
+                signed.index.sequence,
+                signed.key.fingerprint()
+            ),
+            None => println!("serving {} (unsigned) at http://{addr}/", dir.display()),
+        }
         std::io::stdout().flush()?;
         tokio::select! {
             result = qsync_magasin::serve(dir.to_owned(), listener) => result.context("the store server stopped"),

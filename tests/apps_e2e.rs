@@ -5,70 +5,15 @@
 
 #[path = "support/node.rs"]
 mod node;
+#[path = "support/store.rs"]
+mod store;
 
 use std::fs;
-use std::io::{BufRead, BufReader};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use node::{link, Node, QSYNC};
-
-/// `qsync store serve`, killed on drop.
-struct StoreServer {
-    child: Child,
-    url: String,
-}
-
-impl Drop for StoreServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(dir: &Path) -> StoreServer {
-    let mut child = Command::new(QSYNC)
-        .args(["store", "serve"])
-        .arg(dir)
-        .args(["--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no address in `{line}`"))
-        .to_owned();
-    StoreServer { child, url }
-}
-
-/// Run `qsync store ...` for `node` with a fake home folder and user name.
-fn store_cli(node: &Node, home: &Path, url: &str, args: &[&str]) -> Result<String, String> {
-    let out = Command::new(QSYNC)
-        .arg("--state-dir")
-        .arg(&node.state)
-        .arg("store")
-        .args(args)
-        .env("HOME", home)
-        .env("USER", "tester")
-        .env("QSYNC_STORE", url)
-        .env_remove("XDG_DATA_HOME")
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .unwrap();
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
+use node::{link, Node};
+use store::{add_app, add_grapin, hello_archive, init, serve, sign, HELLO};
 
 fn wait_for(path: &Path, what: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -85,57 +30,27 @@ fn wait_for(path: &Path, what: &str) -> String {
     }
 }
 
-fn script(path: &Path, body: &str) {
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    fs::write(path, format!("#!/bin/sh\nset -e\n{body}\n")).unwrap();
-    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
-}
-
-/// A store folder with one tout-en-un app (a tar.gz made with the system's tar), one grapin
-/// and one broken entry.
-fn make_store(dir: &Path) {
-    let app = dir.join("hello-src/hello");
-    script(
-        &app.join("bin/hello.sh"),
-        r#"echo "hello from $QSYNC_APP_DIR" > "$QSYNC_APP_DATA/marker.txt""#,
+/// A store folder made with `qsync store init/add/sign`: one tout-en-un app (a tar.gz made
+/// with the system's tar) and two grapins. Returns the publisher key's fingerprint.
+fn make_store(dir: &Path) -> String {
+    let fingerprint = init(dir);
+    let work = dir.with_extension("work");
+    fs::create_dir_all(&work).unwrap();
+    add_app(dir, &hello_archive(&work), HELLO);
+    add_grapin(
+        dir,
+        r#"{ "AppName": "FakeApp", "AppDescription": "A fake app's saves",
+             "AppSyncDataFolderPath": { "Linux": "~/.fakeapp/%username%/%any%/saves",
+                                        "Windows": "C:/Users/%username%/AppData/FakeApp/%any%/saves" },
+             "NeedsFormat": true, "SupportedPlatforms": ["Linux", "Windows"] }"#,
     );
-    script(&app.join("install.sh"), "echo yes > installed.txt");
-    script(
-        &app.join("uninstall.sh"),
-        r#"echo bye > "$QSYNC_APP_DATA/goodbye.txt""#,
+    add_grapin(
+        dir,
+        r#"{ "AppName": "NotThere", "AppSyncDataFolderPath": "~/.not-there/%any%",
+             "NeedsFormat": true, "SupportedPlatforms": ["Linux"] }"#,
     );
-    let status = Command::new("tar")
-        .arg("-czf")
-        .arg(dir.join("hello.tar.gz"))
-        .arg("-C")
-        .arg(dir.join("hello-src"))
-        .arg("hello")
-        .status()
-        .unwrap();
-    assert!(status.success());
-    fs::remove_dir_all(dir.join("hello-src")).unwrap();
-    fs::write(
-        dir.join("index.json"),
-        r#"{
-          "tout_en_un_configs": [
-            { "AppName": "Hello", "AppDescription": "Writes a marker",
-              "AppDownloadUrl": "hello.tar.gz", "NeedsInstaller": true,
-              "AppLauncherPath": "bin/hello.sh", "AppInstallerPath": "install.sh",
-              "AppUninstallerPath": "uninstall.sh", "AppSyncDataFolderPath": "data" },
-            { "AppName": "Broken", "AppDownloadUrl": "x.zip", "AppLauncherPath": "../escape",
-              "AppSyncDataFolderPath": "data" }
-          ],
-          "grapin_configs": [
-            { "AppName": "FakeApp", "AppDescription": "A fake app's saves",
-              "AppSyncDataFolderPath": { "Linux": "~/.fakeapp/%username%/%any%/saves",
-                                         "Windows": "C:/Users/%username%/AppData/FakeApp/%any%/saves" },
-              "NeedsFormat": true, "SupportedPlatforms": ["Linux", "Windows"] },
-            { "AppName": "NotThere", "AppSyncDataFolderPath": "~/.not-there/%any%",
-              "NeedsFormat": true, "SupportedPlatforms": ["Linux"] }
-          ]
-        }"#,
-    )
-    .unwrap();
+    sign(dir, None);
+    fingerprint
 }
 
 fn task_of(installed: &str, name: &str) -> String {
@@ -155,33 +70,31 @@ fn store_install_launch_sync_uninstall() {
     fs::create_dir_all(&home_a).unwrap();
     fs::create_dir_all(&home_b).unwrap();
     let store_dir = base.path().join("store");
-    fs::create_dir_all(&store_dir).unwrap();
-    make_store(&store_dir);
+    let fingerprint = make_store(&store_dir);
     let server = serve(&store_dir);
     let a = Node::start(base.path(), "alpha");
     let b = Node::start(base.path(), "beta");
     let url = server.url.clone();
-    let run = |args: &[&str]| store_cli(&a, &home_a, &url, args);
+    let run = |args: &[&str]| store::store_cli(&a.state, &home_a, &url, args);
 
-    // The store lists the good entries and says why the broken one is skipped.
-    let out = Command::new(QSYNC)
-        .args(["store", "list", "--store", &url])
-        .output()
-        .unwrap();
-    let (list, warnings) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
+    // A store is used only once its key is trusted: with nobody to ask, not at all.
+    let err = run(&["list"]).unwrap_err();
+    assert!(err.contains("needs your confirmation"), "{err}");
+    assert!(err.contains(&fingerprint), "the key is shown: {err}");
+    let err = run(&["trust", "--fingerprint", "0000 1111"]).unwrap_err();
+    assert!(err.contains("not trusted"), "{err}");
+    let out = run(&["trust", "--fingerprint", &fingerprint]).unwrap();
+    assert!(out.contains("trusted"), "{out}");
+
+    let list = run(&["list"]).unwrap();
     assert!(list.contains("Hello") && list.contains("FakeApp"), "{list}");
-    assert!(!list.contains("Broken"), "{list}");
-    assert!(warnings.contains("AppLauncherPath"), "{warnings}");
     assert!(run(&["search", "saves"]).unwrap().contains("FakeApp"));
     assert!(run(&["install", "Nope"])
         .unwrap_err()
         .contains("no app named Nope"));
 
     // Tout-en-un: installed (the installer ran), launched (it writes a marker).
-    let out = run(&["install", "Hello"]).unwrap();
+    let out = run(&["install", "Hello", "--yes"]).unwrap();
     assert!(out.contains("installed Hello"), "{out}");
     let app_dir = a.state.join("apps/Hello");
     assert_eq!(
@@ -192,7 +105,7 @@ fn store_install_launch_sync_uninstall() {
     assert!(fs::read_to_string(&shortcut)
         .unwrap()
         .contains("bin/hello.sh"));
-    assert!(run(&["install", "Hello"])
+    assert!(run(&["install", "Hello", "--yes"])
         .unwrap_err()
         .contains("already installed"));
     let installed = run(&["installed"]).unwrap();

@@ -8,8 +8,8 @@
 //! An archive is read twice. The first pass writes nothing: it checks every entry's name,
 //! kind and depth, counts the entries and adds up the sizes the headers declare, so a
 //! refused archive (a million empty files, a bomb whose header is honest) leaves nothing on
-//! disk and costs only reading its headers. The second pass writes, and counts the bytes
-//! written again, so a header that lies about a size cannot pass the byte limit either.
+//! disk and costs only reading its headers. The second pass writes no more of a file than
+//! its header declared, so a header that lies low cannot pass the byte limit either.
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
@@ -239,8 +239,17 @@ impl<'a> Writer<'a> {
                 }
                 _ => AppsError::io("create", &target, e),
             })?;
-        let written = io::copy(&mut content.take(left.saturating_add(1)), &mut file)
+        // No more than the header declared (the checking pass added those up), so a
+        // header that lies low cannot unpack more than was checked.
+        let cap = left.min(declared);
+        let written = io::copy(&mut content.take(cap.saturating_add(1)), &mut file)
             .map_err(|e| AppsError::io("unpack into", &target, e))?;
+        if written > declared {
+            return Err(self.refuse(format!(
+                "entry `{}` holds more than the {declared} bytes its header says",
+                name.display()
+            )));
+        }
         if written > left {
             return Err(self.too_large());
         }
