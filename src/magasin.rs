@@ -189,9 +189,7 @@ pub fn run(state_dir: &Path, args: StoreArgs) -> Result<()> {
     let asker = Asker { yes: args.yes };
     match args.command {
         StoreCommand::List => list(state_dir, &source(None)?, &policy, &asker, ""),
-        StoreCommand::Search { term } => {
-            list(state_dir, &source(None)?, &policy, &asker, &term)
-        }
+        StoreCommand::Search { term } => list(state_dir, &source(None)?, &policy, &asker, &term),
         StoreCommand::Install {
             name,
             max_size,
@@ -285,7 +283,9 @@ pub fn run(state_dir: &Path, args: StoreArgs) -> Result<()> {
                     json: read(&grapin)?,
                 },
                 (None, Some(_), Some(_)) => bail!("a grapin has no archive"),
-                _ => bail!("give ARCHIVE --config app.json for a tout-en-un app, or --grapin grapin.json"),
+                _ => bail!(
+                    "give ARCHIVE --config app.json for a tout-en-un app, or --grapin grapin.json"
+                ),
             };
             let added = qsync_magasin::add_app(&dir, described)?;
             let verb = if added.replaced { "replaced" } else { "added" };
@@ -296,7 +296,10 @@ pub fn run(state_dir: &Path, args: StoreArgs) -> Result<()> {
                 ),
                 None => println!("{verb} {}", added.name),
             }
-            println!("the index is unsigned until you run `qsync store sign {}`", dir.display());
+            println!(
+                "the index is unsigned until you run `qsync store sign {}`",
+                dir.display()
+            );
             Ok(())
         }
         StoreCommand::Sign { dir, key } => {
@@ -394,7 +397,13 @@ fn trust(
     Ok(())
 }
 
-fn list(state_dir: &Path, source: &Source, policy: &Policy, asker: &Asker, term: &str) -> Result<()> {
+fn list(
+    state_dir: &Path,
+    source: &Source,
+    policy: &Policy,
+    asker: &Asker,
+    term: &str,
+) -> Result<()> {
     let index = open_store(state_dir, source, policy, asker)?.index;
     let mut shown = 0;
     for entry in index.search(term) {
@@ -544,7 +553,11 @@ fn install_grapin(state_dir: &Path, grapin: &Grapin, asker: &Asker) -> Result<()
             found.path.display(),
             places.join("\n")
         );
-        if !asker.confirm(&context, "Sync it anyway?", &format!("syncing {name}'s folder of secrets"))? {
+        if !asker.confirm(
+            &context,
+            "Sync it anyway?",
+            &format!("syncing {name}'s folder of secrets"),
+        )? {
             bail!("{name} was not installed");
         }
     }

@@ -474,7 +474,11 @@ mod tests {
             for name in ["../evil", "a/../../evil", "/tmp/evil"] {
                 let dir = tempfile::tempdir().unwrap();
                 let archive = make(dir.path(), &[(name, b"x", 0o644)]);
-                let err = unpack(&archive, &dir.path().join("out"), &Limits::with_bytes(1 << 20));
+                let err = unpack(
+                    &archive,
+                    &dir.path().join("out"),
+                    &Limits::with_bytes(1 << 20),
+                );
                 let err = err.map(|_| ()).unwrap_err().to_string();
                 assert!(err.contains("outside"), "{name}: {err}");
                 assert!(!dir.path().join("evil").exists());
@@ -525,8 +529,10 @@ mod tests {
         for make in MAKERS {
             let dir = tempfile::tempdir().unwrap();
             let names: Vec<String> = (0..20).map(|i| format!("f{i}")).collect();
-            let entries: Vec<(&str, &[u8], u32)> =
-                names.iter().map(|n| (n.as_str(), &b""[..], 0o644)).collect();
+            let entries: Vec<(&str, &[u8], u32)> = names
+                .iter()
+                .map(|n| (n.as_str(), &b""[..], 0o644))
+                .collect();
             let archive = make(dir.path(), &entries);
             let limits = Limits {
                 max_entries: 19,

@@ -474,7 +474,10 @@ impl ToutEnUn {
     /// The archive's size and SHA-256 (64 lower-case hex digits), when the description
     /// pins them (a signed store's entries must: see `qsync-magasin`).
     pub fn pinned_archive(&self) -> Option<(u64, &str)> {
-        Some((self.app_download_size?, self.app_download_sha256.as_deref()?))
+        Some((
+            self.app_download_size?,
+            self.app_download_sha256.as_deref()?,
+        ))
     }
 
     /// This description with its archive at `url`, pinned to `size` bytes and `sha256` (hex).

@@ -18,13 +18,31 @@ pub const SECRETS: &[(&str, &str)] = &[
     (".password-store", "pass passwords"),
     (".local/share/keyrings", "the desktop keyring"),
     (".mozilla", "Firefox profiles (saved passwords, cookies)"),
-    ("snap/firefox", "Firefox profiles (saved passwords, cookies)"),
+    (
+        "snap/firefox",
+        "Firefox profiles (saved passwords, cookies)",
+    ),
     (".thunderbird", "Thunderbird profiles (mail passwords)"),
-    (".config/google-chrome", "Chrome profiles (saved passwords, cookies)"),
-    (".config/chromium", "Chromium profiles (saved passwords, cookies)"),
-    (".config/BraveSoftware", "Brave profiles (saved passwords, cookies)"),
-    (".config/microsoft-edge", "Edge profiles (saved passwords, cookies)"),
-    (".config/vivaldi", "Vivaldi profiles (saved passwords, cookies)"),
+    (
+        ".config/google-chrome",
+        "Chrome profiles (saved passwords, cookies)",
+    ),
+    (
+        ".config/chromium",
+        "Chromium profiles (saved passwords, cookies)",
+    ),
+    (
+        ".config/BraveSoftware",
+        "Brave profiles (saved passwords, cookies)",
+    ),
+    (
+        ".config/microsoft-edge",
+        "Edge profiles (saved passwords, cookies)",
+    ),
+    (
+        ".config/vivaldi",
+        "Vivaldi profiles (saved passwords, cookies)",
+    ),
     (".aws", "AWS credentials"),
     (".azure", "Azure credentials"),
     (".config/gcloud", "Google Cloud credentials"),
@@ -37,8 +55,8 @@ pub const SECRETS: &[(&str, &str)] = &[
 
 /// Top folders of the system that no grapin may sync any part of.
 const SYSTEM: &[&str] = &[
-    "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/proc", "/root", "/run",
-    "/sbin", "/sys", "/usr",
+    "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/proc", "/root", "/run", "/sbin",
+    "/sys", "/usr",
 ];
 
 /// A place of secrets a data folder is, holds or sits inside.

@@ -88,8 +88,7 @@ pub fn default_key_path(dir: &Path) -> PathBuf {
 /// key in `key` (which must not exist yet, nor be inside `dir`).
 pub fn init_store(dir: &Path, key: &Path) -> Result<PublicKey, MagasinError> {
     if dir.exists() {
-        let mut entries =
-            std::fs::read_dir(dir).map_err(|e| MagasinError::io("read", dir, e))?;
+        let mut entries = std::fs::read_dir(dir).map_err(|e| MagasinError::io("read", dir, e))?;
         if entries.next().is_some() {
             return Err(publish(format!(
                 "{} is not empty: a new store needs an empty or new folder",
@@ -225,8 +224,8 @@ pub fn add_app(dir: &Path, described: Described) -> Result<Added, MagasinError> 
         Described::Grapin { json } => {
             let grapin = Grapin::from_json(&json).map_err(invalid)?;
             let name = grapin.name().as_str().to_owned();
-            let entry: Value = serde_json::from_str(&grapin.to_json())
-                .map_err(|e| publish(e.to_string()))?;
+            let entry: Value =
+                serde_json::from_str(&grapin.to_json()).map_err(|e| publish(e.to_string()))?;
             let replaced = put(&mut index, "grapin_configs", &name, entry)?;
             Added {
                 name,
@@ -394,7 +393,10 @@ mod tests {
         let key = default_key_path(&dir);
         assert_eq!(key, base.path().join("store.key"));
         let public = init_store(&dir, &key).unwrap();
-        assert!(init_store(&dir, &base.path().join("k2")).is_err(), "not empty");
+        assert!(
+            init_store(&dir, &base.path().join("k2")).is_err(),
+            "not empty"
+        );
 
         let added = add_app(
             &dir,

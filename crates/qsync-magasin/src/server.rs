@@ -51,7 +51,11 @@ pub async fn serve(dir: PathBuf, listener: TcpListener) -> io::Result<()> {
 }
 
 /// Serve the store folder `dir` on `listener` within `limits`.
-pub async fn serve_with(dir: PathBuf, listener: TcpListener, limits: ServeLimits) -> io::Result<()> {
+pub async fn serve_with(
+    dir: PathBuf,
+    listener: TcpListener,
+    limits: ServeLimits,
+) -> io::Result<()> {
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     loop {
         // Wait for a free slot before accepting: extra clients wait in the kernel's queue.
@@ -221,7 +225,11 @@ mod tests {
             .unwrap()
     }
 
-    fn start(rt: &tokio::runtime::Runtime, dir: &Path, limits: ServeLimits) -> std::net::SocketAddr {
+    fn start(
+        rt: &tokio::runtime::Runtime,
+        dir: &Path,
+        limits: ServeLimits,
+    ) -> std::net::SocketAddr {
         let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
         let addr = listener.local_addr().unwrap();
         rt.spawn(serve_with(dir.into(), listener, limits));
@@ -234,7 +242,11 @@ mod tests {
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
         let mut answer = String::new();
         let _ = stream.read_to_string(&mut answer);
         answer.lines().next().unwrap_or("").to_owned()
@@ -254,14 +266,23 @@ mod tests {
         zip.write_all(&blob).unwrap();
         zip.finish().unwrap();
         let json = r#"{"AppName":"App","AppDownloadUrl":"x","AppLauncherPath":"run","AppSyncDataFolderPath":"data"}"#;
-        crate::add_app(&dir, Described::ToutEnUn { json: json.into(), archive: archive.clone() })
-            .unwrap();
+        crate::add_app(
+            &dir,
+            Described::ToutEnUn {
+                json: json.into(),
+                archive: archive.clone(),
+            },
+        )
+        .unwrap();
         crate::sign_store(&dir, &key).unwrap();
 
         let rt = runtime();
         let addr = start(&rt, &dir, ServeLimits::default());
         let source = Source::parse(&format!("http://{addr}/")).unwrap();
-        let policy = Policy { insecure_http: true, ..Policy::default() };
+        let policy = Policy {
+            insecure_http: true,
+            ..Policy::default()
+        };
         let signed = source.signed_index(&policy).unwrap();
         let Some(crate::Entry::ToutEnUn(app)) = signed.index.find("App") else {
             panic!("no app in {signed:?}");
@@ -275,7 +296,10 @@ mod tests {
         })
         .unwrap();
         assert_eq!(last, (n, Some(n)));
-        assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&archive).unwrap());
+        assert_eq!(
+            std::fs::read(&out).unwrap(),
+            std::fs::read(&archive).unwrap()
+        );
         let missing = Location::Web(format!("http://{addr}/nope.zip"));
         let err = Source::download(&missing, &out, 10, sha, &policy, &mut |_, _| {}).unwrap_err();
         assert!(matches!(err, crate::MagasinError::Missing { .. }), "{err}");
@@ -302,7 +326,14 @@ mod tests {
         let rt = runtime();
         let addr = start(&rt, &dir, ServeLimits::default());
         assert!(get(addr, "/sub/ok.zip").contains("200"));
-        for path in ["/link.zip", "/up/secret", "/.hidden", "/fifo.zip", "/sub", "/"] {
+        for path in [
+            "/link.zip",
+            "/up/secret",
+            "/.hidden",
+            "/fifo.zip",
+            "/sub",
+            "/",
+        ] {
             let started = Instant::now();
             let status = get(addr, path);
             assert!(status.contains("404"), "{path}: {status}");
@@ -323,13 +354,17 @@ mod tests {
         let addr = start(&rt, dir.path(), limits);
         // A client that connects and says nothing holds the only slot...
         let mut idle = std::net::TcpStream::connect(addr).unwrap();
-        idle.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        idle.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         std::thread::sleep(Duration::from_millis(100));
         // ...until its header timeout closes it; then the next client is served.
         let started = Instant::now();
         assert!(get(addr, "/a.zip").contains("200"));
         let waited = started.elapsed();
-        assert!(waited >= Duration::from_millis(300), "the cap let a second connection in: {waited:?}");
+        assert!(
+            waited >= Duration::from_millis(300),
+            "the cap let a second connection in: {waited:?}"
+        );
         assert!(waited < Duration::from_secs(5), "{waited:?}");
         let mut rest = Vec::new();
         let _ = idle.read_to_end(&mut rest); // closed by the server (maybe with a 408)

@@ -303,7 +303,9 @@ mod tests {
         let other = PublisherKey::create(&dir.path().join("k2")).unwrap();
         assert!(!other.public().verifies(index, &parsed.signature));
         // without the context, the same bytes signed directly do not pass
-        assert!(!parsed.key.verifies(&[CONTEXT, index].concat()[..], &parsed.signature));
+        assert!(!parsed
+            .key
+            .verifies(&[CONTEXT, index].concat()[..], &parsed.signature));
     }
 
     #[test]

@@ -427,7 +427,9 @@ mod tests {
         let web = Source::parse("https://h/store/").unwrap();
         let err = web.locate("file:///etc/passwd", &open()).unwrap_err();
         assert!(matches!(err, MagasinError::Refused { .. }), "{err}");
-        let err = web.locate("http://h/a.zip", &Policy::default()).unwrap_err();
+        let err = web
+            .locate("http://h/a.zip", &Policy::default())
+            .unwrap_err();
         assert!(matches!(err, MagasinError::Insecure { .. }), "{err}");
         let plain = Source::parse("http://127.0.0.1:1/").unwrap();
         let err = plain.signed_index(&Policy::default()).unwrap_err();

@@ -174,25 +174,54 @@ mod tests {
     fn pins_hold_keys_and_sequences_across_saves() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("trusted.json");
-        let key = PublisherKey::create(&dir.path().join("a")).unwrap().public();
-        let other = PublisherKey::create(&dir.path().join("b")).unwrap().public();
+        let key = PublisherKey::create(&dir.path().join("a"))
+            .unwrap()
+            .public();
+        let other = PublisherKey::create(&dir.path().join("b"))
+            .unwrap()
+            .public();
         let mut trust = Trust::load(&path).unwrap();
-        assert_eq!(trust.admit("s", &signed(&key, 3)).unwrap(), Admission::FirstUse);
+        assert_eq!(
+            trust.admit("s", &signed(&key, 3)).unwrap(),
+            Admission::FirstUse
+        );
         trust.pin("s", &key, 3);
         trust.save().unwrap();
 
         let mut trust = Trust::load(&path).unwrap();
         assert_eq!(trust.pinned("s"), Some((key, 3)));
-        assert_eq!(trust.admit("s", &signed(&key, 3)).unwrap(), Admission::Pinned);
-        let err = trust.admit("s", &signed(&other, 9)).unwrap_err().to_string();
-        assert!(err.contains(&key.fingerprint()) && err.contains(&other.fingerprint()), "{err}");
+        assert_eq!(
+            trust.admit("s", &signed(&key, 3)).unwrap(),
+            Admission::Pinned
+        );
+        let err = trust
+            .admit("s", &signed(&other, 9))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&key.fingerprint()) && err.contains(&other.fingerprint()),
+            "{err}"
+        );
         let err = trust.admit("s", &signed(&key, 2)).unwrap_err();
-        assert!(matches!(err, MagasinError::Rollback { seen: 3, got: 2, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                MagasinError::Rollback {
+                    seen: 3,
+                    got: 2,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert!(trust.saw("s", &signed(&key, 5)));
         assert!(!trust.saw("s", &signed(&key, 4)));
         assert!(trust.admit("s", &signed(&key, 4)).is_err());
         assert!(trust.forget("s"));
-        assert_eq!(trust.admit("s", &signed(&other, 1)).unwrap(), Admission::FirstUse);
+        assert_eq!(
+            trust.admit("s", &signed(&other, 1)).unwrap(),
+            Admission::FirstUse
+        );
     }
 
     #[test]

@@ -55,9 +55,7 @@ fn write_signed_index_seeds() {
 "tout_en_un_configs":[{"AppName":"Hello","AppDownloadUrl":"h.zip","AppLauncherPath":"run","AppSyncDataFolderPath":"data","AppDownloadSize":10,
 "AppDownloadSHA256":"0000000000000000000000000000000000000000000000000000000000000000"}]}"#;
     let signature = key.sign(index).to_json();
-    let seed = |signature: &str, index: &[u8]| {
-        [signature.as_bytes(), b"\n\0\n", index].concat()
-    };
+    let seed = |signature: &str, index: &[u8]| [signature.as_bytes(), b"\n\0\n", index].concat();
     std::fs::write(dir.join("valid"), seed(&signature, index)).unwrap();
     let mut changed = index.to_vec();
     changed[12] ^= 1;
