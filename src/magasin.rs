@@ -169,12 +169,42 @@ impl Asker {
     }
 }
 
+/// A store-supplied text made safe to print: control characters (newlines, escape
+/// sequences that could rewrite the screen and fake a question) shown as `\u{..}`.
+fn shown(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// The same, keeping line breaks (for messages of several lines).
+fn shown_lines(text: &str) -> String {
+    text.split('\n').map(shown).collect::<Vec<_>>().join("\n")
+}
+
 fn trust_file(state_dir: &Path) -> PathBuf {
     state_dir.join("magasin-trust.json")
 }
 
-/// Run one `qsync store` command.
+/// Where a store folder's publisher key goes when none is named: in this device's state
+/// folder, which is never served.
+fn default_key(state_dir: &Path, dir: &Path) -> PathBuf {
+    qsync_magasin::default_key_path(&state_dir.join("store-keys"), dir)
+}
+
+/// Run one `qsync store` command. Its error, which may quote a store's text, is made safe to
+/// print.
 pub fn run(state_dir: &Path, args: StoreArgs) -> Result<()> {
+    run_command(state_dir, args).map_err(|e| anyhow::anyhow!(shown_lines(&format!("{e:#}"))))
+}
+
+fn run_command(state_dir: &Path, args: StoreArgs) -> Result<()> {
     let store = args.store.clone();
     let source = |given: Option<String>| -> Result<Source> {
         let Some(address) = given.or_else(|| store.clone()) else {
@@ -188,8 +218,8 @@ pub fn run(state_dir: &Path, args: StoreArgs) -> Result<()> {
     };
     let asker = Asker { yes: args.yes };
     match args.command {
-        StoreCommand::List => list(state_dir, &source(None)?, &policy, &asker, ""),
-        StoreCommand::Search { term } => list(state_dir, &source(None)?, &policy, &asker, &term),
+        StoreCommand::List => list(state_dir, &source(None)?, &policy, ""),
+        StoreCommand::Search { term } => list(state_dir, &source(None)?, &policy, &term),
         StoreCommand::Install {
             name,
             max_size,
@@ -199,7 +229,7 @@ pub fn run(state_dir: &Path, args: StoreArgs) -> Result<()> {
             timeout,
         } => {
             let source = source(None)?;
-            let signed = open_store(state_dir, &source, &policy, &asker)?;
+            let signed = open_store(state_dir, &source, &policy)?;
             policy.timeout = Duration::from_secs(timeout);
             let limits = Limits {
                 max_entries,
@@ -253,7 +283,7 @@ pub fn run(state_dir: &Path, args: StoreArgs) -> Result<()> {
             Ok(())
         }
         StoreCommand::Init { dir, key } => {
-            let key = key.unwrap_or_else(|| qsync_magasin::default_key_path(&dir));
+            let key = key.unwrap_or_else(|| default_key(state_dir, &dir));
             let public = qsync_magasin::init_store(&dir, &key)?;
             println!(
                 "made the store {} and its publisher key {} (keep it secret, out of what you publish)",
@@ -303,7 +333,7 @@ pub fn run(state_dir: &Path, args: StoreArgs) -> Result<()> {
             Ok(())
         }
         StoreCommand::Sign { dir, key } => {
-            let key = key.unwrap_or_else(|| qsync_magasin::default_key_path(&dir));
+            let key = key.unwrap_or_else(|| default_key(state_dir, &dir));
             let signed = qsync_magasin::sign_store(&dir, &key)?;
             println!(
                 "signed {} ({} apps, sequence {}) with key {}",
@@ -323,12 +353,7 @@ pub fn run(state_dir: &Path, args: StoreArgs) -> Result<()> {
 
 /// Read `source`'s signed index and hold it against the key pinned for it; the first use of
 /// a store asks the person about its key.
-fn open_store(
-    state_dir: &Path,
-    source: &Source,
-    policy: &Policy,
-    asker: &Asker,
-) -> Result<SignedIndex> {
+fn open_store(state_dir: &Path, source: &Source, policy: &Policy) -> Result<SignedIndex> {
     let signed = source.signed_index(policy)?;
     let id = source.id();
     let mut trust = Trust::load(&trust_file(state_dir))?;
@@ -339,6 +364,16 @@ fn open_store(
             }
         }
         Admission::FirstUse => {
+            // `--yes` agrees to what this command does, not to a key nobody looked at: with
+            // nobody at a terminal, a new store is trusted only by `qsync store trust`.
+            if !std::io::stdin().is_terminal() {
+                bail!(
+                    "{id} is not trusted yet, and nobody can confirm its key here (no terminal). Its index is signed by key {}: check that with its publisher, then run `qsync store trust {id} --fingerprint \"{}\"`",
+                    signed.key.fingerprint(),
+                    signed.key.fingerprint()
+                );
+            }
+            let asker = Asker { yes: false };
             let context = format!(
                 "The store {id} is new to this device. Its index is signed by the publisher key\n    {}\nCompare it with the fingerprint its publisher gave you (`qsync store init` printed it).",
                 signed.key.fingerprint()
@@ -354,7 +389,8 @@ fn open_store(
     for rejected in &signed.index.rejected {
         eprintln!(
             "warning: the store's {} was skipped: {}",
-            rejected.at, rejected.problem
+            rejected.at,
+            shown(&rejected.problem)
         );
     }
     Ok(signed)
@@ -371,6 +407,14 @@ fn trust(
     let id = source.id();
     let mut trust = Trust::load(&trust_file(state_dir))?;
     if trust.admit(&id, &signed)? == Admission::Pinned {
+        if let Some(given) = fingerprint {
+            if !signed.key.matches_fingerprint(given) {
+                bail!(
+                    "{id} is trusted with key {}, not {given}: someone may have been in the middle when it was first trusted; check with the publisher, then `qsync store forget {id}`",
+                    signed.key.fingerprint()
+                );
+            }
+        }
         println!("{id} is already trusted (key {})", signed.key.fingerprint());
         return Ok(());
     }
@@ -397,17 +441,11 @@ fn trust(
     Ok(())
 }
 
-fn list(
-    state_dir: &Path,
-    source: &Source,
-    policy: &Policy,
-    asker: &Asker,
-    term: &str,
-) -> Result<()> {
-    let index = open_store(state_dir, source, policy, asker)?.index;
-    let mut shown = 0;
+fn list(state_dir: &Path, source: &Source, policy: &Policy, term: &str) -> Result<()> {
+    let index = open_store(state_dir, source, policy)?.index;
+    let mut count = 0;
     for entry in index.search(term) {
-        shown += 1;
+        count += 1;
         let platforms = match entry {
             Entry::Grapin(g) => {
                 let names: Vec<String> = g.platforms().iter().map(ToString::to_string).collect();
@@ -419,10 +457,10 @@ fn list(
             "{:<24} {:<10}{platforms} {}",
             entry.name(),
             entry.kind(),
-            entry.description().unwrap_or("")
+            shown(entry.description().unwrap_or(""))
         );
     }
-    if shown == 0 {
+    if count == 0 {
         println!("(no app{})", if term.is_empty() { "" } else { " matches" });
     }
     Ok(())
@@ -527,7 +565,7 @@ fn install_grapin(state_dir: &Path, grapin: &Grapin, asker: &Asker) -> Result<()
             name,
             choice.pattern,
             choice.parent.display(),
-            choice.chosen,
+            shown(&choice.chosen),
             if others.is_empty() {
                 String::new()
             } else {
@@ -541,8 +579,9 @@ fn install_grapin(state_dir: &Path, grapin: &Grapin, asker: &Asker) -> Result<()
             found.path.display()
         );
     }
-    let sensitive = qsync_apps::guard::check_data_folder(&found.path, &home)
-        .with_context(|| format!("{name} was not installed"))?;
+    let sensitive =
+        qsync_apps::guard::check_data_folder(&found.path, &home, &[state_dir.to_path_buf()])
+            .with_context(|| format!("{name} was not installed"))?;
     if !sensitive.is_empty() {
         let places: Vec<String> = sensitive
             .iter()
@@ -619,7 +658,7 @@ fn install_tout_en_un(
         .collect();
     let context = format!(
         "{name} ({}) from {}, signed by key {}.\nInstalling it lets these programs of its archive run as you:\n{}",
-        app.description().unwrap_or("no description"),
+        shown(app.description().unwrap_or("no description")),
         source.id(),
         signed.key.fingerprint(),
         programs.join("\n")
@@ -778,7 +817,8 @@ fn serve(dir: &Path, listen: SocketAddr) -> Result<()> {
         for rejected in &signed.index.rejected {
             eprintln!(
                 "warning: {} will be skipped by clients: {}",
-                rejected.at, rejected.problem
+                rejected.at,
+                shown(&rejected.problem)
             );
         }
     }

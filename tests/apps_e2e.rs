@@ -78,8 +78,8 @@ fn store_install_launch_sync_uninstall() {
     let run = |args: &[&str]| store::store_cli(&a.state, &home_a, &url, args);
 
     // A store is used only once its key is trusted: with nobody to ask, not at all.
-    let err = run(&["list"]).unwrap_err();
-    assert!(err.contains("needs your confirmation"), "{err}");
+    let err = run(&["list", "--yes"]).unwrap_err();
+    assert!(err.contains("not trusted yet"), "{err}");
     assert!(err.contains(&fingerprint), "the key is shown: {err}");
     let err = run(&["trust", "--fingerprint", "0000 1111"]).unwrap_err();
     assert!(err.contains("not trusted"), "{err}");

@@ -104,6 +104,13 @@ fn a_store_that_was_tampered_with_is_refused_before_anything_runs() {
     let f = fixture();
     let install = || f.device.run(&f.url, &["install", "Hello", "--yes"]);
 
+    // Checking the pinned key against a fingerprint given later: a mismatch is an error.
+    let err = f
+        .device
+        .run(&f.url, &["trust", "--fingerprint", "0000 0000 0000 0000"])
+        .unwrap_err();
+    assert!(err.contains("is trusted with key"), "{err}");
+
     // The store as published installs (the installer runs), and uninstalls.
     let out = install().unwrap();
     assert!(out.contains("installed Hello"), "{out}");
@@ -129,7 +136,7 @@ fn a_store_that_was_tampered_with_is_refused_before_anything_runs() {
     // (2) The index re-signed with another key (a store key stolen from nobody: made up).
     let other = f.work.join("other-store");
     init(&other);
-    sign(&f.dir, Some(&f.work.join("other-store.key")));
+    sign(&f.dir, Some(&store::key_of(&other)));
     let err = install().unwrap_err();
     assert!(err.contains("another key"), "(2): {err}");
     f.device.assert_clean(&f.url, "Hello", "(2) another key");
@@ -175,12 +182,33 @@ fn nothing_runs_without_consent_when_nobody_can_answer() {
     assert!(err.contains("signed by key"), "{err}");
     f.device.assert_clean(&f.url, "Hello", "no consent");
 
+    // A description that would hide the real question behind terminal escapes is shown
+    // escaped.
+    let hider = HELLO
+        .replace("\"Hello\"", "\"Hider\"")
+        .replace("hello.tar.gz", "hider.tar.gz")
+        .replace(
+            "Writes a marker",
+            "Harmless.\\nInstall it? [y/N] \\u001b[8m",
+        );
+    let archive = f.work.join("hider.tar.gz");
+    fs::copy(f.dir.join("hello.tar.gz"), &archive).unwrap();
+    add_app(&f.dir, &archive, &hider);
+    sign(&f.dir, None);
+    let err = f.device.run(&f.url, &["install", "Hider"]).unwrap_err();
+    assert!(
+        !err.contains('\u{1b}') && err.contains("\\u{1b}[8m"),
+        "{err:?}"
+    );
+    assert!(err.contains("Harmless.\\u{a}Install it?"), "{err:?}");
+
     // A store never trusted: nobody to confirm its key, nothing read from it.
     let untrusting = Device::new(&f.work.join("second"));
     let err = untrusting
-        .run(&f.url, &["install", "Hello", "--max-size", "1"])
+        .run(&f.url, &["install", "Hello", "--yes"])
         .unwrap_err();
-    assert!(err.contains("trusting a new store"), "{err}");
+    assert!(err.contains("not trusted yet"), "{err}");
+    untrusting.assert_clean(&f.url, "Hello", "never trusted");
 }
 
 #[test]
@@ -269,6 +297,8 @@ fn measured(device: &Device, url: &str, args: &[&str]) -> (Result<String, String
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .env("HOME", &device.home)
+        .env("USER", "tester")
+        .env_remove("XDG_DATA_HOME")
         .env("QSYNC_STORE", url)
         .env("RUST_BACKTRACE", "0") // symbolizing a backtrace costs more than the work
         .spawn()
@@ -309,20 +339,27 @@ fn archive_bombs_are_refused_quickly_in_bounded_memory() {
     zeros_zip(&honest, 1 << 30, false);
     let liar = f.work.join("liar.zip");
     zeros_zip(&liar, 256 << 20, true);
-    // `store add` checks archives as clients do (it would refuse the million files): a
-    // hostile publisher puts them in by hand, and `sign` pins their size and hash.
+    // `store add` and `sign` check archives as clients do, and refuse these: a hostile
+    // publisher writes the entries and signs with the key itself.
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&fs::read(f.dir.join("index.json")).unwrap()).unwrap();
     for (name, archive) in [("Million", &million), ("Honest", &honest), ("Liar", &liar)] {
         let file = archive.file_name().unwrap().to_str().unwrap();
-        fs::copy(archive, f.dir.join(file)).unwrap();
-        let mut index: serde_json::Value =
-            serde_json::from_slice(&fs::read(f.dir.join("index.json")).unwrap()).unwrap();
+        let bytes = fs::read(archive).unwrap();
+        fs::write(f.dir.join(file), &bytes).unwrap();
+        let mut entry: serde_json::Value = serde_json::from_str(&app(name, file)).unwrap();
+        entry["AppDownloadSize"] = bytes.len().into();
+        entry["AppDownloadSHA256"] = qsync_magasin::sha256_hex(&bytes).into();
         index["tout_en_un_configs"]
             .as_array_mut()
             .unwrap()
-            .push(serde_json::from_str(&app(name, file)).unwrap());
-        fs::write(f.dir.join("index.json"), index.to_string()).unwrap();
+            .push(entry);
     }
-    sign(&f.dir, None);
+    index["sequence"] = (index["sequence"].as_u64().unwrap() + 1).into();
+    let bytes = index.to_string().into_bytes();
+    let key = qsync_magasin::PublisherKey::load(&store::key_of(&f.dir)).unwrap();
+    fs::write(f.dir.join("index.json"), &bytes).unwrap();
+    fs::write(f.dir.join("index.json.sig"), key.sign(&bytes).to_json()).unwrap();
 
     for (name, expected) in [
         ("Million", "more than 100000 entries"),

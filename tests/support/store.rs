@@ -106,9 +106,22 @@ pub fn tar_gz(src: &Path, top: &str, out: &Path) {
     assert!(status.success());
 }
 
-/// `qsync store init DIR`: the publisher key's fingerprint.
+/// The publisher key of the store folder `dir` in these tests: `DIR.key`, beside it.
+pub fn key_of(dir: &Path) -> PathBuf {
+    dir.with_extension("key")
+}
+
+/// `qsync store init DIR --key DIR.key`: the publisher key's fingerprint.
 pub fn init(dir: &Path) -> String {
-    let out = qsync(&["store", "init", dir.to_str().unwrap()]).unwrap();
+    let key = key_of(dir);
+    let out = qsync(&[
+        "store",
+        "init",
+        dir.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ])
+    .unwrap();
     out.lines()
         .find_map(|l| l.strip_prefix("publisher key fingerprint: "))
         .unwrap_or_else(|| panic!("no fingerprint in {out}"))
@@ -144,13 +157,17 @@ pub fn add_grapin(dir: &Path, json: &str) {
     .unwrap();
 }
 
-/// `qsync store sign DIR [--key KEY]`.
+/// `qsync store sign DIR --key KEY` (by default `DIR.key`).
 pub fn sign(dir: &Path, key: Option<&Path>) {
-    let mut args = vec!["store", "sign", dir.to_str().unwrap()];
-    if let Some(key) = key {
-        args.extend(["--key", key.to_str().unwrap()]);
-    }
-    qsync(&args).unwrap();
+    let key = key.map_or_else(|| key_of(dir), Path::to_path_buf);
+    qsync(&[
+        "store",
+        "sign",
+        dir.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ])
+    .unwrap();
 }
 
 /// The Hello app: its installer writes `installed.txt` in its folder and `$HOME/installer-ran`

@@ -5,7 +5,8 @@
 //! redirect a later entry), devices and fifos, a file that appears twice, and anything over
 //! the [`Limits`]: more entries, more bytes of content, or deeper paths than allowed.
 //!
-//! An archive is read twice. The first pass writes nothing: it checks every entry's name,
+//! An archive is read twice (a tar.gz three times: its raw headers are looked at first, see
+//! `check_tar_headers`). The first pass writes nothing: it checks every entry's name,
 //! kind and depth, counts the entries and adds up the sizes the headers declare, so a
 //! refused archive (a million empty files, a bomb whose header is honest) leaves nothing on
 //! disk and costs only reading its headers. The second pass writes no more of a file than
@@ -131,7 +132,14 @@ impl<'a> Writer<'a> {
     fn run(&mut self) -> Result<(), AppsError> {
         let file = File::open(self.archive).map_err(|e| AppsError::io("open", self.archive, e))?;
         match kind_of(self.archive)? {
-            Kind::TarGz => unpack_tar(file, self),
+            Kind::TarGz => {
+                if self.dest.is_none() {
+                    let again = File::open(self.archive)
+                        .map_err(|e| AppsError::io("open", self.archive, e))?;
+                    check_tar_headers(again, self)?;
+                }
+                unpack_tar(file, self)
+            }
             Kind::Zip => unpack_zip(file, self),
         }
     }
@@ -297,56 +305,73 @@ fn unpack_tar(file: File, out: &mut Writer<'_>) -> Result<(), AppsError> {
     Ok(())
 }
 
-/// The number of entries a zip's end record declares, read before the zip reader loads its
-/// whole central directory into memory. `None` if the record is not found (the zip reader
-/// then says what is wrong).
-fn zip_declared_entries(file: &mut File) -> io::Result<Option<u64>> {
-    const END: [u8; 4] = [b'P', b'K', 5, 6];
-    const END64_LOCATOR: [u8; 4] = [b'P', b'K', 6, 7];
-    const END64: [u8; 4] = [b'P', b'K', 6, 6];
-    let len = file.seek(SeekFrom::End(0))?;
-    // The end record is 22 bytes plus a comment of at most 65,535 bytes, plus 20 bytes of
-    // zip64 locator before it.
-    let tail_len = len.min(22 + 65_535 + 20);
-    let mut tail = vec![0u8; tail_len as usize];
-    file.seek(SeekFrom::Start(len - tail_len))?;
-    file.read_exact(&mut tail)?;
-    let Some(at) = (0..tail.len().saturating_sub(21))
-        .rev()
-        .find(|&i| tail[i..i + 4] == END)
-    else {
-        return Ok(None);
-    };
-    let small = u16::from_le_bytes([tail[at + 10], tail[at + 11]]);
-    if small != u16::MAX {
-        return Ok(Some(u64::from(small)));
+/// The most bytes a tar metadata entry (a GNU long name or link, a PAX header) may hold.
+/// The tar reader buffers these whole before it hands out the entry they describe.
+const MAX_TAR_METADATA: u64 = 64 << 10;
+
+/// A first look at a tar's raw entries, before the tar reader is let loose on it: metadata
+/// entries must be small (else a 4 GiB long name of zeros, 4 MB compressed, would be read
+/// into memory), and the entries they describe are counted.
+fn check_tar_headers(file: File, out: &Writer<'_>) -> Result<(), AppsError> {
+    let archive_err = |e: io::Error| AppsError::io("read the archive", out.archive, e);
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(io::BufReader::new(file)));
+    let mut entries = 0u64;
+    for entry in tar.entries().map_err(archive_err)?.raw(true) {
+        let entry = entry.map_err(archive_err)?;
+        match entry.header().entry_type() {
+            tar::EntryType::GNULongName
+            | tar::EntryType::GNULongLink
+            | tar::EntryType::XHeader
+            | tar::EntryType::XGlobalHeader => {
+                if entry.size() > MAX_TAR_METADATA {
+                    return Err(out.refuse(format!(
+                        "has a metadata header of {} bytes (at most {MAX_TAR_METADATA})",
+                        entry.size()
+                    )));
+                }
+            }
+            _ => {
+                entries += 1;
+                if entries > out.limits.max_entries {
+                    return Err(out.refuse(format!(
+                        "holds more than {} entries",
+                        out.limits.max_entries
+                    )));
+                }
+            }
+        }
     }
-    // zip64: the locator (20 bytes before the end record) names the zip64 end record,
-    // whose entry count is at offset 32.
-    let Some(locator) = at.checked_sub(20).map(|l| &tail[l..l + 20]) else {
-        return Ok(None);
-    };
-    if locator[..4] != END64_LOCATOR {
-        return Ok(None);
+    Ok(())
+}
+
+/// How many central directory headers (`PK\x01\x02`) `file` holds anywhere. The zip reader
+/// loads every entry of the central directory into memory before handing out the first,
+/// and each loaded entry starts with this signature: so this bounds what it can load,
+/// whatever the end records say (they can lie, be duplicated, or hide behind junk).
+fn zip_directory_headers(file: &mut File) -> io::Result<u64> {
+    const SIGNATURE: [u8; 4] = [b'P', b'K', 1, 2];
+    file.seek(SeekFrom::Start(0))?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut kept = 0; // bytes carried over from the last read (a signature cut in two)
+    let mut count = 0u64;
+    loop {
+        let n = file.read(&mut buf[kept..])?;
+        if n == 0 {
+            break;
+        }
+        let filled = kept + n;
+        count += buf[..filled].windows(4).filter(|w| *w == SIGNATURE).count() as u64;
+        kept = filled.min(3);
+        buf.copy_within(filled - kept..filled, 0);
     }
-    let mut offset = [0u8; 8];
-    offset.copy_from_slice(&locator[8..16]);
-    let mut record = [0u8; 40];
-    file.seek(SeekFrom::Start(u64::from_le_bytes(offset)))?;
-    file.read_exact(&mut record)?;
-    if record[..4] != END64 {
-        return Ok(None);
-    }
-    let mut count = [0u8; 8];
-    count.copy_from_slice(&record[32..40]);
-    Ok(Some(u64::from_le_bytes(count)))
+    Ok(count)
 }
 
 fn unpack_zip(mut file: File, out: &mut Writer<'_>) -> Result<(), AppsError> {
     let zip_err = |out: &Writer<'_>, e: zip::result::ZipError| out.refuse(format!("{e}"));
-    let declared = zip_declared_entries(&mut file)
+    let headers = zip_directory_headers(&mut file)
         .map_err(|e| AppsError::io("read the archive", out.archive, e))?;
-    if declared.is_some_and(|n| n > out.limits.max_entries) {
+    if headers > out.limits.max_entries {
         return Err(out.refuse(format!(
             "holds more than {} entries",
             out.limits.max_entries
@@ -557,6 +582,53 @@ mod tests {
             assert!(err.contains("more than 3 folders deep"), "{err}");
             assert!(!out.exists());
         }
+    }
+
+    #[test]
+    fn a_zip_whose_end_record_understates_its_entries_is_still_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let names: Vec<String> = (0..20).map(|i| format!("f{i}")).collect();
+        let entries: Vec<(&str, &[u8], u32)> = names
+            .iter()
+            .map(|n| (n.as_str(), &b""[..], 0o644))
+            .collect();
+        let archive = zip_file(dir.path(), &entries);
+        // The end record says 1 entry on this disk and 1 in all; junk follows it.
+        let mut bytes = fs::read(&archive).unwrap();
+        let end = bytes.windows(4).rposition(|w| w == b"PK\x05\x06").unwrap();
+        bytes[end + 8..end + 12].copy_from_slice(&[1, 0, 1, 0]);
+        bytes.extend(std::iter::repeat_n(0u8, 70_000));
+        fs::write(&archive, bytes).unwrap();
+        let limits = Limits {
+            max_entries: 19,
+            ..Limits::default()
+        };
+        let err = check(&archive, &limits).unwrap_err().to_string();
+        assert!(err.contains("more than 19 entries"), "{err}");
+    }
+
+    #[test]
+    fn a_huge_tar_long_name_is_refused_before_it_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("long.tar.gz");
+        let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+            File::create(&path).unwrap(),
+            flate2::Compression::fast(),
+        ));
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::GNULongName);
+        header.set_size(1 << 20);
+        header.set_path("././@LongLink").unwrap();
+        header.set_cksum();
+        tar.append(&header, io::repeat(b'a').take(1 << 20)).unwrap();
+        let mut file = tar::Header::new_gnu();
+        file.set_size(0);
+        file.set_path("short").unwrap();
+        file.set_cksum();
+        tar.append(&file, io::empty()).unwrap();
+        tar.into_inner().unwrap().finish().unwrap();
+        let err = check(&path, &Limits::default()).unwrap_err().to_string();
+        assert!(err.contains("metadata header of 1048576 bytes"), "{err}");
     }
 
     #[test]

@@ -126,6 +126,14 @@ impl AppRelPath {
         &self.0
     }
 
+    /// Whether this path is `other` or inside it (by whole parts: `data2` is not in `data`).
+    pub fn starts_with(&self, other: &AppRelPath) -> bool {
+        let (mine, theirs) = (self.0.split('/'), other.0.split('/'));
+        let theirs: Vec<&str> = theirs.collect();
+        let mine: Vec<&str> = mine.collect();
+        mine.len() >= theirs.len() && mine[..theirs.len()] == theirs[..]
+    }
+
     /// This path under `root`.
     pub fn under(&self, root: &std::path::Path) -> std::path::PathBuf {
         self.0.split('/').fold(root.to_path_buf(), |p, c| p.join(c))
@@ -449,17 +457,38 @@ impl ToutEnUn {
                 "is missing, but NeedsInstaller is true",
             ));
         }
+        let app_launcher_path = AppRelPath::new(app, "AppLauncherPath", &raw.app_launcher_path)?;
+        let app_uninstaller_path = optional("AppUninstallerPath", raw.app_uninstaller_path)?;
+        let app_sync_data_folder_path =
+            AppRelPath::new(app, "AppSyncDataFolderPath", &raw.app_sync_data_folder_path)?;
+        // The data folder is synced: every linked device can write there. A program inside
+        // it could be replaced by any of them and then run here with no new consent.
+        for (field, program) in [
+            ("AppLauncherPath", Some(&app_launcher_path)),
+            ("AppInstallerPath", app_installer_path.as_ref()),
+            ("AppUninstallerPath", app_uninstaller_path.as_ref()),
+        ] {
+            if let Some(program) = program {
+                if program.starts_with(&app_sync_data_folder_path) {
+                    return Err(AppsError::field(
+                        app,
+                        field,
+                        format!(
+                            "`{}` is inside the synced data folder `{}`, where other devices can change it",
+                            program.as_str(),
+                            app_sync_data_folder_path.as_str()
+                        ),
+                    ));
+                }
+            }
+        }
         Ok(Self {
             app_download_url: url.to_owned(),
             needs_installer: raw.needs_installer,
-            app_launcher_path: AppRelPath::new(app, "AppLauncherPath", &raw.app_launcher_path)?,
+            app_launcher_path,
             app_installer_path,
-            app_uninstaller_path: optional("AppUninstallerPath", raw.app_uninstaller_path)?,
-            app_sync_data_folder_path: AppRelPath::new(
-                app,
-                "AppSyncDataFolderPath",
-                &raw.app_sync_data_folder_path,
-            )?,
+            app_uninstaller_path,
+            app_sync_data_folder_path,
             app_description: raw.app_description.filter(|d| !d.is_empty()),
             app_icon_url: raw.app_icon_url.filter(|u| !u.is_empty()),
             app_download_size: raw.app_download_size,
@@ -684,5 +713,11 @@ mod tests {
         assert!(err.contains("AppInstallerPath"), "{err}");
         let err = tout(r#"{"AppName":"A","AppDownloadUrl":"u","AppLauncherPath":"r","AppSyncDataFolderPath":"."}"#).unwrap_err();
         assert!(err.contains("AppSyncDataFolderPath"), "{err}");
+        let err = tout(r#"{"AppName":"A","AppDownloadUrl":"u","AppLauncherPath":"bin/run","AppSyncDataFolderPath":"bin"}"#).unwrap_err();
+        assert!(
+            err.contains("field AppLauncherPath") && err.contains("synced data folder"),
+            "{err}"
+        );
+        assert!(tout(r#"{"AppName":"A","AppDownloadUrl":"u","AppLauncherPath":"bin2/run","AppSyncDataFolderPath":"bin"}"#).is_ok());
     }
 }

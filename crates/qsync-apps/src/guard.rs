@@ -6,6 +6,9 @@
 //! holds or sits inside a well-known place of secrets (SSH and GnuPG keys, browser profiles,
 //! cloud credentials...) is synced only after the person is told so and agrees.
 //! [`check_data_folder`] sorts a resolved folder into these cases; asking is the caller's job.
+//! Places whose files start programs (autostart, systemd units, `~/.local/bin`...), existing
+//! or not, and QSync's own state folder are refused outright: a linked device that could
+//! write there could run code here.
 
 use std::path::{Path, PathBuf};
 
@@ -53,6 +56,19 @@ pub const SECRETS: &[(&str, &str)] = &[
     (".git-credentials", "saved Git passwords"),
 ];
 
+/// Places, relative to the home folder, whose files run by themselves or are run by name:
+/// a linked device that could write there could run code here. Never synced by a grapin.
+pub const STARTS_PROGRAMS: &[(&str, &str)] = &[
+    (".config/autostart", "programs started at login"),
+    (".config/systemd", "services started by systemd"),
+    (".local/share/systemd", "services started by systemd"),
+    (".config/environment.d", "the session's environment"),
+    (".local/share/applications", "menu launchers"),
+    (".local/share/dbus-1", "D-Bus services"),
+    (".local/bin", "programs run by name"),
+    ("bin", "programs run by name"),
+];
+
 /// Top folders of the system that no grapin may sync any part of.
 const SYSTEM: &[&str] = &[
     "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/proc", "/root", "/run", "/sbin",
@@ -77,9 +93,16 @@ fn real(path: &Path) -> PathBuf {
 /// person's home folder. Links are followed first, so a harmless-looking folder that is a
 /// link to the home folder is seen as the home folder.
 ///
+/// `protected` are folders no grapin may touch at all: QSync's own state folder, where the
+/// pins of trusted stores, the device's identity and the installed apps live.
+///
 /// An error says why the folder is refused outright. Otherwise the places of secrets it
 /// touches, which the person must be told about (none: nothing known to worry about).
-pub fn check_data_folder(folder: &Path, home: &Path) -> Result<Vec<Sensitive>, AppsError> {
+pub fn check_data_folder(
+    folder: &Path,
+    home: &Path,
+    protected: &[PathBuf],
+) -> Result<Vec<Sensitive>, AppsError> {
     let folder = real(folder);
     let home = real(home);
     let refuse = |problem: &str| AppsError::DataFolder {
@@ -103,6 +126,22 @@ pub fn check_data_folder(folder: &Path, home: &Path) -> Result<Vec<Sensitive>, A
     if !folder.starts_with(&home) && SYSTEM.iter().any(|top| folder.starts_with(top)) {
         return Err(refuse("is inside a system folder"));
     }
+    let touches = |place: &Path| place.starts_with(&folder) || folder.starts_with(place);
+    for place in protected {
+        if touches(&real(place)) {
+            return Err(refuse(&format!(
+                "touches QSync's own state folder {}",
+                place.display()
+            )));
+        }
+    }
+    for (relative, holds) in STARTS_PROGRAMS {
+        if touches(&real(&home.join(relative))) {
+            return Err(refuse(&format!(
+                "touches ~/{relative} ({holds}): a linked device could make programs run here"
+            )));
+        }
+    }
     let mut found = Vec::new();
     for (relative, holds) in SECRETS {
         let place = home.join(relative);
@@ -110,7 +149,7 @@ pub fn check_data_folder(folder: &Path, home: &Path) -> Result<Vec<Sensitive>, A
             continue;
         }
         let place = real(&place);
-        if place.starts_with(&folder) || folder.starts_with(&place) {
+        if touches(&place) {
             found.push(Sensitive { place, holds });
         }
     }
@@ -126,8 +165,10 @@ mod tests {
         let base = tempfile::tempdir().unwrap();
         let home = base.path().join("home/me");
         std::fs::create_dir_all(home.join(".notes")).unwrap();
+        let state = home.join(".local/share/qsync");
+        std::fs::create_dir_all(&state).unwrap();
         let refused = |folder: &Path| {
-            check_data_folder(folder, &home)
+            check_data_folder(folder, &home, std::slice::from_ref(&state))
                 .map(|_| ())
                 .unwrap_err()
                 .to_string()
@@ -140,7 +181,16 @@ mod tests {
         // a link to the home folder is the home folder
         std::os::unix::fs::symlink(&home, home.join(".notes/all")).unwrap();
         assert!(refused(&home.join(".notes/all")).contains("home folder itself"));
-        assert_eq!(check_data_folder(&home.join(".notes"), &home).unwrap(), []);
+        assert!(refused(&home.join(".local/share")).contains("own state"));
+        assert!(refused(&state.join("apps")).contains("own state"));
+        assert!(refused(&home.join(".config/autostart")).contains("programs started at login"));
+        assert!(refused(&home.join(".local/bin")).contains("could make programs run here"));
+        // whether the place exists yet or not: a linked device could create it
+        assert!(refused(&home.join(".config")).contains("~/.config/autostart"));
+        assert_eq!(
+            check_data_folder(&home.join(".notes"), &home, &[]).unwrap(),
+            []
+        );
     }
 
     #[test]
@@ -151,7 +201,7 @@ mod tests {
         std::fs::create_dir_all(home.join(".config/google-chrome/Default")).unwrap();
         std::fs::create_dir_all(home.join(".config/app")).unwrap();
         let holds = |folder: &str| -> Vec<&str> {
-            check_data_folder(&home.join(folder), &home)
+            check_data_folder(&home.join(folder), &home, &[])
                 .unwrap()
                 .iter()
                 .map(|s| s.holds)
@@ -159,7 +209,7 @@ mod tests {
         };
         assert_eq!(holds(".ssh"), ["SSH keys"]);
         assert_eq!(holds(".config/google-chrome/Default").len(), 1);
-        assert_eq!(holds(".config").len(), 1, "it holds Chrome's profiles");
+        assert_eq!(holds(".config/google-chrome").len(), 1);
         assert_eq!(holds(".config/app"), Vec::<&str>::new());
     }
 }

@@ -31,18 +31,22 @@ impl Layout {
         self.apps_root.join(name)
     }
 
-    /// The launcher shortcut of the app named `name`, if shortcuts are written.
+    /// The launcher shortcut of the app named `name`, if shortcuts are written. Names that
+    /// are not plain ASCII letters, digits and `-` get a hash of the name too, so that two
+    /// apps never share a shortcut (`a b` and `a_b`).
     pub fn shortcut(&self, name: &str) -> Option<PathBuf> {
-        let file: String = name
+        let plain = |c: char| c.is_ascii_alphanumeric() || c == '-';
+        let mut file: String = name
             .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
+            .map(|c| if plain(c) { c } else { '_' })
             .collect();
+        if !name.chars().all(plain) {
+            // FNV-1a: stable across builds and platforms, enough to tell names apart
+            let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            });
+            file.push_str(&format!("-{:08x}", hash as u32));
+        }
         self.shortcuts
             .as_ref()
             .map(|d| d.join(format!("qsync-{file}.desktop")))
@@ -135,6 +139,19 @@ pub fn install(
     let data_in_staging = app.data_folder().under(&root);
     fs::create_dir_all(&data_in_staging)
         .map_err(|e| AppsError::io("create", &data_in_staging, e))?;
+    // The installer may have left the data folder (or a folder on its way) as a link,
+    // say to the home folder, which would then be synced: only real folders inside.
+    let mut on_the_way = root.clone();
+    for part in app.data_folder().as_str().split('/') {
+        on_the_way.push(part);
+        let real = fs::symlink_metadata(&on_the_way).is_ok_and(|m| m.file_type().is_dir());
+        if !real {
+            return Err(AppsError::Install(format!(
+                "{name}'s data folder {} is not a real folder after its installer ran",
+                app.data_folder().as_str()
+            )));
+        }
+    }
 
     fs::rename(&root, &dir).map_err(|e| AppsError::io("move into place", &dir, e))?;
     let placed = Cleanup(Some(dir.clone()));
@@ -305,7 +322,21 @@ pub fn remove(
     } else {
         None
     };
-    if let Some(shortcut) = layout.shortcut(name) {
+    // (and the name earlier versions gave it: the name with `_` for other characters)
+    let legacy = layout.shortcuts.as_ref().map(|d| {
+        let file: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        d.join(format!("qsync-{file}.desktop"))
+    });
+    for shortcut in [layout.shortcut(name), legacy].into_iter().flatten() {
         match fs::remove_file(&shortcut) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 return Err(AppsError::io("remove", &shortcut, e))

@@ -74,14 +74,44 @@ fn publish(problem: impl Into<String>) -> MagasinError {
     MagasinError::Publish(problem.into())
 }
 
-/// The key file used for the store folder `dir` when none is named: `DIR.key`, beside it.
-pub fn default_key_path(dir: &Path) -> PathBuf {
-    let mut name = dir
-        .components()
-        .next_back()
-        .map_or_else(|| "store".into(), |c| c.as_os_str().to_owned());
-    name.push(".key");
-    dir.parent().unwrap_or(Path::new(".")).join(name)
+/// The key file used for the store folder `dir` when none is named: in `keys` (the
+/// publisher's own folder of keys, never served), named after the folder and a hash of its
+/// real path, so two stores named alike get different keys.
+pub fn default_key_path(keys: &Path, dir: &Path) -> PathBuf {
+    let real = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let name: String = real
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "store".into())
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let hash = crate::sha256_hex(real.as_os_str().as_encoded_bytes());
+    keys.join(format!("{name}-{}.key", &hash[..8]))
+}
+
+/// Refuse a key file inside the store folder (which is what gets served or published).
+fn key_outside(dir: &Path, key: &Path) -> Result<(), MagasinError> {
+    let real_dir = std::fs::canonicalize(dir).map_err(|e| MagasinError::io("read", dir, e))?;
+    let key_parent = key
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let real_key_parent = std::fs::canonicalize(key_parent)
+        .map_err(|e| MagasinError::io("find the folder of", key, e))?;
+    if real_key_parent.starts_with(&real_dir) {
+        return Err(publish(format!(
+            "the key {} is inside the store folder, which is served: keep it outside",
+            key.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Make the store folder `dir` (missing or empty) with an empty index, and a new publisher
@@ -97,19 +127,10 @@ pub fn init_store(dir: &Path, key: &Path) -> Result<PublicKey, MagasinError> {
         }
     }
     std::fs::create_dir_all(dir).map_err(|e| MagasinError::io("create", dir, e))?;
-    let real_dir = std::fs::canonicalize(dir).map_err(|e| MagasinError::io("read", dir, e))?;
-    let key_parent = key
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let real_key_parent = std::fs::canonicalize(key_parent)
-        .map_err(|e| MagasinError::io("find the folder of", key, e))?;
-    if real_key_parent.starts_with(&real_dir) {
-        return Err(publish(format!(
-            "the key {} would be inside the store folder, which is served: keep it outside",
-            key.display()
-        )));
+    if let Some(parent) = key.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| MagasinError::io("create", parent, e))?;
     }
+    key_outside(dir, key)?;
     let pair = PublisherKey::create(key)?;
     write_index(
         dir,
@@ -136,7 +157,12 @@ fn read_index(dir: &Path) -> Result<Value, MagasinError> {
 
 /// Write `bytes` to `path` whole or not at all.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), MagasinError> {
-    let partial = path.with_extension("part");
+    // Hidden, so that the server never serves a half-written file.
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let partial = path.with_file_name(format!(".{name}.part"));
     let write = || -> std::io::Result<()> {
         let mut file = std::fs::File::create(&partial)?;
         file.write_all(bytes)?;
@@ -215,6 +241,27 @@ fn put(index: &mut Value, kind: &str, name: &str, entry: Value) -> Result<bool, 
     Ok(replaced)
 }
 
+/// Whether `name` may be an archive's file name in a store folder.
+fn archive_name_ok(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        && name != INDEX_FILE
+        && name != SIGNATURE_FILE
+}
+
+/// The app whose entry downloads `file_name`, if any.
+fn archive_owner(index: &Value, file_name: &str) -> Option<String> {
+    index
+        .get("tout_en_un_configs")?
+        .as_array()?
+        .iter()
+        .find(|e| e.get("AppDownloadUrl").and_then(Value::as_str) == Some(file_name))
+        .and_then(|e| e.get("AppName")?.as_str().map(str::to_owned))
+}
+
 /// Add (or replace) an app in the store folder `dir`. The index is left unsigned: run
 /// [`sign_store`] once every change is in.
 pub fn add_app(dir: &Path, described: Described) -> Result<Added, MagasinError> {
@@ -241,14 +288,21 @@ pub fn add_app(dir: &Path, described: Described) -> Result<Added, MagasinError> 
             let file_name = archive
                 .file_name()
                 .and_then(|n| n.to_str())
-                .filter(|n| !n.starts_with('.') && !n.chars().any(char::is_whitespace))
+                .filter(|n| archive_name_ok(n))
                 .ok_or_else(|| {
                     publish(format!(
-                        "{}: an archive's file name must be plain text with no spaces and no leading dot",
+                        "{}: an archive's file name may hold only letters, digits, `.`, `_` and `-`, may not start with a dot, and may not be the index's",
                         archive.display()
                     ))
                 })?
                 .to_owned();
+            if let Some(owner) = archive_owner(&index, &file_name) {
+                if !owner.eq_ignore_ascii_case(&name) {
+                    return Err(publish(format!(
+                        "{file_name} is already {owner}'s archive in this store: rename the file"
+                    )));
+                }
+            }
             let target = dir.join(&file_name);
             let same = std::fs::canonicalize(&archive).ok() == std::fs::canonicalize(&target).ok();
             if !same {
@@ -297,6 +351,7 @@ fn local_archive(dir: &Path, url: &str) -> Option<PathBuf> {
 
 /// Sign the store folder `dir` with the key in `key`.
 pub fn sign_store(dir: &Path, key: &Path) -> Result<Signed, MagasinError> {
+    key_outside(dir, key)?;
     let pair = PublisherKey::load(key)?;
     let mut index = read_index(dir)?;
     for entry in list(&mut index, "tout_en_un_configs")?.iter_mut() {
@@ -313,6 +368,24 @@ pub fn sign_store(dir: &Path, key: &Path) -> Result<Signed, MagasinError> {
         match local_archive(dir, &url) {
             Some(path) if path.is_file() => {
                 let (size, sha256) = measure(&path)?;
+                let recorded = (
+                    entry.get("AppDownloadSize").and_then(Value::as_u64),
+                    entry.get("AppDownloadSHA256").and_then(Value::as_str),
+                );
+                // What `add` recorded is what the publisher checked: a file changed since
+                // (by anyone who can write to the folder) is not signed unseen.
+                match recorded {
+                    (Some(s), Some(h)) if s == size && h.eq_ignore_ascii_case(&sha256) => {}
+                    (None, None) => {}
+                    _ => {
+                        return Err(publish(format!(
+                            "{name}'s archive {} changed since `qsync store add` recorded it: add it again if the change is yours",
+                            path.display()
+                        )))
+                    }
+                }
+                archive::check(&path, &Limits::default())
+                    .map_err(|e| publish(format!("{name}: {e}")))?;
                 if let Some(object) = entry.as_object_mut() {
                     object.insert("AppDownloadSize".into(), size.into());
                     object.insert("AppDownloadSHA256".into(), sha256.into());
@@ -332,7 +405,11 @@ pub fn sign_store(dir: &Path, key: &Path) -> Result<Signed, MagasinError> {
             None => {}
         }
     }
-    let sequence = index.get("sequence").and_then(Value::as_u64).unwrap_or(0) + 1;
+    let sequence = match index.get("sequence") {
+        None => Some(1),
+        Some(value) => value.as_u64().and_then(|n| n.checked_add(1)),
+    }
+    .ok_or_else(|| publish("the index's sequence is not a number below 2^64 - 1"))?;
     if let Some(object) = index.as_object_mut() {
         object.insert("sequence".into(), sequence.into());
     }
@@ -354,8 +431,8 @@ pub fn sign_store(dir: &Path, key: &Path) -> Result<Signed, MagasinError> {
         .ok()
         .and_then(|b| Signature::parse(&b, SIGNATURE_FILE).ok())
         .map(|s| s.key);
-    // The index first, then its signature: in between, clients see an unsigned-looking
-    // mismatch and refuse, never a signed index that is not the one written.
+    // The index first, then its signature: in between, clients see a signature that does
+    // not match and refuse, never a signed index that is not the one written.
     let bytes = write_index(dir, &index)?;
     let signature = pair.sign(&bytes);
     write_atomically(&dir.join(SIGNATURE_FILE), signature.to_json().as_bytes())?;
@@ -390,8 +467,12 @@ mod tests {
     fn init_add_sign_makes_an_index_clients_accept() {
         let base = tempfile::tempdir().unwrap();
         let dir = base.path().join("store");
-        let key = default_key_path(&dir);
-        assert_eq!(key, base.path().join("store.key"));
+        let key = default_key_path(&base.path().join("keys"), &dir);
+        assert!(
+            key.starts_with(base.path().join("keys")),
+            "{}",
+            key.display()
+        );
         let public = init_store(&dir, &key).unwrap();
         assert!(
             init_store(&dir, &base.path().join("k2")).is_err(),
@@ -438,10 +519,13 @@ mod tests {
         let dir = base.path().join("s");
         let key = base.path().join("s.key");
         init_store(&dir, &key).unwrap();
-        let inside = dir.join("k");
         let err = init_store(&base.path().join("t"), &base.path().join("t/k")).unwrap_err();
         assert!(err.to_string().contains("outside"), "{err}");
-        assert!(!inside.exists());
+        assert!(!base.path().join("t/k").exists());
+        std::fs::copy(&key, dir.join("copied.key")).unwrap();
+        let err = sign_store(&dir, &dir.join("copied.key")).unwrap_err();
+        assert!(err.to_string().contains("outside"), "{err}");
+        std::fs::remove_file(dir.join("copied.key")).unwrap();
         let junk = base.path().join("junk.zip");
         std::fs::write(&junk, b"not an archive").unwrap();
         let err = add_app(
@@ -455,6 +539,46 @@ mod tests {
         assert!(err.to_string().contains("neither"), "{err}");
         let err = add_app(&dir, Described::Grapin { json: "{}".into() }).unwrap_err();
         assert!(err.to_string().contains("grapin"), "{err}");
+        // names that would clobber the store's own files, or not download
+        for bad in ["index.json", "a b.zip", "50%.zip", ".hidden.zip"] {
+            let archive = base.path().join(bad);
+            std::fs::copy(zip(base.path()), &archive).unwrap();
+            let err = add_app(
+                &dir,
+                Described::ToutEnUn {
+                    json: HELLO.into(),
+                    archive,
+                },
+            )
+            .unwrap_err();
+            assert!(err.to_string().contains("file name"), "{bad}: {err}");
+        }
+        // an archive changed in the folder after `add`: not signed unseen
+        add_app(
+            &dir,
+            Described::ToutEnUn {
+                json: HELLO.into(),
+                archive: zip(base.path()),
+            },
+        )
+        .unwrap();
+        std::fs::write(dir.join("hello.zip"), b"PK\x03\x04 swapped").unwrap();
+        let err = sign_store(&dir, &key).unwrap_err();
+        assert!(err.to_string().contains("changed since"), "{err}");
+        assert!(!dir.join(SIGNATURE_FILE).exists());
+        let other = "{\"AppName\":\"Other\",\"AppDownloadUrl\":\"x\",\"AppLauncherPath\":\"run\",\"AppSyncDataFolderPath\":\"data\"}";
+        let err = add_app(
+            &dir,
+            Described::ToutEnUn {
+                json: other.into(),
+                archive: zip(base.path()),
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("already Hello's archive"), "{err}");
+        let mut index = read_index(&dir).unwrap();
+        list(&mut index, "tout_en_un_configs").unwrap().clear();
+        write_index(&dir, &index).unwrap();
         // an entry written by hand, its archive missing: not signed
         let mut index = read_index(&dir).unwrap();
         list(&mut index, "tout_en_un_configs")

@@ -137,29 +137,25 @@ fn file_for(dir: &Path, path: &str) -> Option<PathBuf> {
     Some(parts.iter().fold(dir.to_path_buf(), |d, p| d.join(p)))
 }
 
-/// Open the regular file `parts` names under `dir`, following no link on the way, or
-/// `None`. The last part is opened without following a link and without blocking (a FIFO
-/// would otherwise wait for a writer), then checked to be a regular file.
+/// Open the regular file `parts` names under `dir`, or `None`. Each folder on the way is
+/// opened relative to the one before, refusing links (`O_NOFOLLOW | O_DIRECTORY`), so a
+/// folder swapped for a link between two requests, or during one, cannot lead outside. The
+/// last part is opened the same way and without blocking (a FIFO would otherwise wait for a
+/// writer), then checked to be a regular file.
 fn open_inside(dir: &Path, parts: &[String]) -> Option<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
+    use rustix::fs::{Mode, OFlags, CWD};
     let (last, folders) = match parts.split_last() {
         Some((last, folders)) => (last.as_str(), folders),
         None => ("index.json", &[][..]),
     };
-    let mut at = dir.to_path_buf();
-    for folder in folders {
-        at.push(folder);
-        if !std::fs::symlink_metadata(&at).ok()?.file_type().is_dir() {
-            return None;
-        }
+    let folder = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let mut at = rustix::fs::openat(CWD, dir, folder, Mode::empty()).ok()?;
+    for part in folders {
+        at = rustix::fs::openat(&at, part.as_str(), folder | OFlags::NOFOLLOW, Mode::empty())
+            .ok()?;
     }
-    at.push(last);
-    let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(flags.bits() as i32)
-        .open(&at)
-        .ok()?;
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let file = std::fs::File::from(rustix::fs::openat(&at, last, flags, Mode::empty()).ok()?);
     file.metadata().ok()?.file_type().is_file().then_some(file)
 }
 
@@ -301,7 +297,15 @@ mod tests {
             std::fs::read(&archive).unwrap()
         );
         let missing = Location::Web(format!("http://{addr}/nope.zip"));
-        let err = Source::download(&missing, &out, 10, sha, &policy, &mut |_, _| {}).unwrap_err();
+        let err = Source::download(
+            &missing,
+            &base.path().join("none"),
+            10,
+            sha,
+            &policy,
+            &mut |_, _| {},
+        )
+        .unwrap_err();
         assert!(matches!(err, crate::MagasinError::Missing { .. }), "{err}");
     }
 

@@ -213,6 +213,17 @@ impl PublisherKey {
             .ok_or_else(|| invalid("its key is not base64"))?;
         let pair = Ed25519KeyPair::from_pkcs8(&pkcs8)
             .map_err(|_| invalid("its key is not an Ed25519 key"))?;
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(|e| MagasinError::io("read the key file", path, e))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(invalid(&format!(
+                "others can read it (mode {:o}): anyone who can sign as you can ship code to your store's users; `chmod 600` it",
+                mode & 0o777
+            )));
+        }
         Ok(Self(pair))
     }
 
@@ -255,7 +266,7 @@ impl SignedIndex {
             return Err(MagasinError::Signature {
                 at: at.to_owned(),
                 problem: format!(
-                    "the signature does not match the index: it was changed after key {} signed it",
+                    "the index does not verify with the key its signature file names ({}): it was changed after it was signed, or the signature is forged",
                     signature.key.fingerprint()
                 ),
             });
@@ -302,10 +313,13 @@ mod tests {
         assert!(!parsed.key.verifies(br#"{"sequence":2}"#, &parsed.signature));
         let other = PublisherKey::create(&dir.path().join("k2")).unwrap();
         assert!(!other.public().verifies(index, &parsed.signature));
-        // without the context, the same bytes signed directly do not pass
-        assert!(!parsed
-            .key
-            .verifies(&[CONTEXT, index].concat()[..], &parsed.signature));
+        // the index's bytes signed without the context do not pass
+        let text = std::fs::read_to_string(&path).unwrap();
+        let pkcs8 = BASE64
+            .decode(text.lines().nth(1).unwrap().as_bytes())
+            .unwrap();
+        let bare = Ed25519KeyPair::from_pkcs8(&pkcs8).unwrap().sign(index);
+        assert!(!parsed.key.verifies(index, bare.as_ref()));
     }
 
     #[test]

@@ -5,7 +5,6 @@
 //! a file that is removed unless both match. Plain http is refused unless the policy allows
 //! it, also after a redirect; redirects are bounded and a whole download has a deadline.
 
-use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -93,6 +92,9 @@ impl Source {
     /// address ending in `.json` names the index itself.
     pub fn parse(address: &str) -> Result<Self, MagasinError> {
         let address = address.trim();
+        if is_web(address) && address.contains(['?', '#']) {
+            return Err(MagasinError::Address(address.to_owned()));
+        }
         if is_web(address) {
             if address.ends_with(".json") {
                 let cut = address.rfind('/').map_or(address.len(), |i| i + 1);
@@ -136,11 +138,21 @@ impl Source {
         }
     }
 
-    /// The name a store's key is pinned under: its index's address, or the index file's
-    /// real path.
+    /// The name a store's key is pinned under: its index's address without the scheme,
+    /// with the host in lower case and no default port (so `http://H:80/s/` and
+    /// `https://h/s/index.json` are one store, with one pin), or the index file's real path.
     pub fn id(&self) -> String {
         match self {
-            Source::Web { index, .. } => index.clone(),
+            Source::Web { index, .. } => {
+                let rest = index.split_once("://").map_or(index.as_str(), |(_, r)| r);
+                let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+                let host = host.to_ascii_lowercase();
+                let host = host
+                    .strip_suffix(":443")
+                    .or_else(|| host.strip_suffix(":80"))
+                    .unwrap_or(&host);
+                format!("{host}{path}")
+            }
             Source::Folder { index, .. } => std::fs::canonicalize(index)
                 .unwrap_or_else(|_| index.clone())
                 .display()
@@ -231,7 +243,12 @@ impl Source {
         policy: &Policy,
         progress: &mut dyn FnMut(u64, Option<u64>),
     ) -> Result<u64, MagasinError> {
-        let mut file = File::create(dest).map_err(|e| MagasinError::io("create", dest, e))?;
+        // A new file only: never through a link or into a file someone left there.
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(dest)
+            .map_err(|e| MagasinError::io("create", dest, e))?;
         let mut hashing = Hashing {
             out: &mut file,
             hash: ring::digest::Context::new(&ring::digest::SHA256),
@@ -301,12 +318,24 @@ fn fetch(
     };
     match location {
         Location::File(path) => {
-            let file = match File::open(path) {
+            use std::os::unix::fs::OpenOptionsExt;
+            // Not blocking: a FIFO would otherwise wait forever for a writer.
+            let file = match std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+                .open(path)
+            {
                 Ok(file) => file,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(missing()),
                 Err(e) => return Err(MagasinError::io("open", path, e)),
             };
-            let total = file.metadata().ok().map(|m| m.len());
+            let meta = file
+                .metadata()
+                .map_err(|e| MagasinError::io("read", path, e))?;
+            if !meta.is_file() {
+                return Err(failed("it is not a regular file".into()));
+            }
+            let total = Some(meta.len());
             if total.is_some_and(|t| t > limit) {
                 return Err(too_large());
             }
@@ -419,6 +448,20 @@ mod tests {
             Location::File("/srv/store/a.zip".into())
         );
         assert!(Source::parse("ftp://x").is_err());
+        assert!(Source::parse("https://h/s/?x=1").is_err());
+        // one store, one pin, however its address is written
+        let ids: Vec<String> = [
+            "https://H.example/s/",
+            "http://h.example:80/s",
+            "https://h.example:443/s/index.json",
+        ]
+        .iter()
+        .map(|a| Source::parse(a).unwrap().id())
+        .collect();
+        assert!(
+            ids.iter().all(|id| id == "h.example/s/index.json"),
+            "{ids:?}"
+        );
         assert!(web.locate("ftp://x/a", &open()).is_err());
     }
 
