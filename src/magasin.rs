@@ -260,8 +260,15 @@ fn run_command(state_dir: &Path, args: StoreArgs) -> Result<()> {
             fingerprint.as_deref(),
         ),
         StoreCommand::Forget { url } => {
-            let source = source(url)?;
             let mut trust = Trust::load(&trust_file(state_dir))?;
+            // As `qsync store trusted` lists it, or any address of the store.
+            if let Some(id) = url.as_deref().filter(|id| trust.pinned(id).is_some()) {
+                trust.forget(id);
+                trust.save()?;
+                println!("forgot the key of {id}");
+                return Ok(());
+            }
+            let source = source(url)?;
             if trust.forget(&source.id()) {
                 trust.save()?;
                 println!("forgot the key of {}", source.id());
@@ -368,8 +375,9 @@ fn open_store(state_dir: &Path, source: &Source, policy: &Policy) -> Result<Sign
             // nobody at a terminal, a new store is trusted only by `qsync store trust`.
             if !std::io::stdin().is_terminal() {
                 bail!(
-                    "{id} is not trusted yet, and nobody can confirm its key here (no terminal). Its index is signed by key {}: check that with its publisher, then run `qsync store trust {id} --fingerprint \"{}\"`",
+                    "{id} is not trusted yet, and nobody can confirm its key here (no terminal). Its index is signed by key {}: check that with its publisher, then run `qsync store trust {} --fingerprint \"{}\"`",
                     signed.key.fingerprint(),
+                    source.index_location(),
                     signed.key.fingerprint()
                 );
             }
@@ -410,8 +418,9 @@ fn trust(
         if let Some(given) = fingerprint {
             if !signed.key.matches_fingerprint(given) {
                 bail!(
-                    "{id} is trusted with key {}, not {given}: someone may have been in the middle when it was first trusted; check with the publisher, then `qsync store forget {id}`",
-                    signed.key.fingerprint()
+                    "{id} is trusted with key {}, not {given}: someone may have been in the middle when it was first trusted; check with the publisher, then `qsync store forget {}`",
+                    signed.key.fingerprint(),
+                    source.index_location()
                 );
             }
         }

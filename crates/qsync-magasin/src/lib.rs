@@ -99,7 +99,7 @@ pub enum MagasinError {
         at: String,
     },
     /// The index is signed by another key than the one pinned for the store.
-    #[error("the store {store} is now signed by another key: pinned {pinned}, this index {now}. Someone may be in the middle, or the publisher changed keys; if the publisher tells you so, run `qsync store forget {store}` then `qsync store trust {store}`")]
+    #[error("the store {store} is now signed by another key: pinned {pinned}, this index {now}. Someone may be in the middle, or the publisher changed keys; only if the publisher tells you so, run `qsync store forget {store}`, then `qsync store trust` for it again")]
     KeyChanged {
         /// The store.
         store: String,
