@@ -87,6 +87,7 @@ impl Engine {
                     match incoming.and_then(|mut i| i.accept(offset, &data).map(|()| i)) {
                         Ok(incoming) => {
                             fetch.incoming = Some(incoming);
+                            CoreSync::reserve(&mut sync.reserved, fetch);
                             None
                         }
                         Err(e) => Some(Err(e)),
@@ -131,6 +132,7 @@ impl Engine {
                     match patch.accept(offset, &data) {
                         Ok(()) => {
                             fetch.patch = Some(patch);
+                            CoreSync::reserve(&mut sync.reserved, fetch);
                             None
                         }
                         Err(e) => Some(Err(e)),
@@ -187,7 +189,9 @@ impl Engine {
             }
         };
         let sync = &mut self.sync;
-        sync.fetches.remove(&key);
+        if let Some(fetch) = sync.fetches.remove(&key) {
+            CoreSync::release(&mut sync.reserved, &fetch);
+        }
         let (from, task, path, hash) = key;
         self.core_feed(Input::Fetched {
             task,
@@ -201,7 +205,14 @@ impl Engine {
     /// A connection is gone: its fetches are dropped (asked again after reconnecting).
     pub(in crate::daemon) fn core_disconnected(&mut self, device: DeviceId) {
         let sync = &mut self.sync;
-        sync.fetches.retain(|(d, ..), _| *d != device);
+        let reserved = &mut sync.reserved;
+        sync.fetches.retain(|(d, ..), fetch| {
+            let keep = *d != device;
+            if !keep {
+                CoreSync::release(reserved, fetch);
+            }
+            keep
+        });
         self.core_feed(Input::Disconnected { peer: device });
     }
 
@@ -215,13 +226,6 @@ impl Engine {
             places.push(state.root.clone());
         }
         // What transfers under way will still write counts as taken already.
-        let reserved: u64 = self
-            .sync
-            .fetches
-            .values()
-            .filter(|f| f.incoming.is_some() || f.patch.is_some())
-            .map(|f| f.size)
-            .fold(0u64, u64::saturating_add);
-        transfer::room_for(&places, size.saturating_add(reserved))
+        transfer::room_for(&places, size.saturating_add(self.sync.reserved))
     }
 }
