@@ -171,7 +171,10 @@ fn a_store_that_was_tampered_with_is_refused_before_anything_runs() {
     // The pin is dropped only when asked, by the name `trusted` lists.
     let trusted = f.device.run(&f.url, &["trusted"]).unwrap();
     let id = trusted.split_whitespace().next().unwrap().to_owned();
-    assert!(id.ends_with("/index.json") && !id.contains("://"), "{trusted}");
+    assert!(
+        id.ends_with("/index.json") && !id.contains("://"),
+        "{trusted}"
+    );
     f.device.run(&f.url, &["forget", &id]).unwrap();
     let trusted = f.device.run(&f.url, &["trusted"]).unwrap();
     assert!(trusted.contains("no store trusted"), "{trusted}");
