@@ -58,6 +58,10 @@ fuzz-tool:
 fuzz-delta SECONDS="60": fuzz-tool
     cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run delta -- -max_total_time={{SECONDS}}
 
+# Fuzz block signatures from a peer, and patches made from them.
+fuzz-signature SECONDS="60": fuzz-tool
+    cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run signature -- -max_total_time={{SECONDS}}
+
 # Fuzz app archives (unpacking) and app descriptions.
 fuzz-apps SECONDS="60": fuzz-tool
     cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run apps -- -max_total_time={{SECONDS}}

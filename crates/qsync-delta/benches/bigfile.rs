@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::time::Instant;
 
-use qsync_delta::{apply_file, encode_file, Encoded, Options};
+use qsync_delta::{apply_file, encode_blocks, encode_file, Delta, Encoded, Options, Signature};
 
 fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -82,4 +82,24 @@ fn main() {
         peak as f64 / window_kib as f64
     );
     assert!(peak <= 2 * window_kib, "peak RSS over 2 × window");
+
+    // The same edit without the old version at hand: its signature, then a patch from it.
+    let t = Instant::now();
+    let old_len = std::fs::metadata(&old).unwrap().len();
+    let sig = Signature::of(File::open(&old).unwrap(), old_len).unwrap();
+    let sig_time = t.elapsed();
+    let t = Instant::now();
+    let Delta::Patch(blocks) = encode_blocks(&sig, File::open(&new).unwrap(), &options).unwrap()
+    else {
+        panic!("expected a patch from the signature")
+    };
+    let blocks_time = t.elapsed();
+    println!(
+        "without the old version: signature {} bytes in {sig_time:.2?} ({:.0} MiB/s), patch {} bytes in {blocks_time:.2?} ({:.0} MiB/s); peak RSS {} KiB",
+        sig.encoded_len(),
+        mib as f64 / sig_time.as_secs_f64(),
+        blocks.len(),
+        mib as f64 / blocks_time.as_secs_f64(),
+        peak_rss_kib()
+    );
 }

@@ -18,6 +18,9 @@ pub enum DeltaError {
     /// Writing the output failed.
     #[error("could not write the output: {0}")]
     Write(std::io::Error),
+    /// Reading the new version failed.
+    #[error("could not read the new version: {0}")]
+    Read(std::io::Error),
     /// xdelta3 could not encode a chunk.
     #[error("xdelta3 failed to encode the {len} bytes at offset {offset}")]
     Encode {

@@ -21,6 +21,10 @@
 //! # Ok::<(), qsync_delta::DeltaError>(())
 //! ```
 //!
+//! Without the old version at hand, the device that has it describes it in a
+//! [`Signature`] and [`encode_blocks`] makes an ordinary patch from that (rsync's exchange:
+//! see the `blocks` module).
+//!
 //! # Format
 //!
 //! A patch is a small header followed by segments:
@@ -46,6 +50,7 @@
 //! eighth of the window, so the file functions [`encode_file`] and [`apply_file`] keep
 //! memory near twice the window whatever the file size.
 
+mod blocks;
 mod error;
 mod format;
 mod source;
@@ -58,6 +63,9 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
+pub use blocks::{
+    block_len_for, encode_blocks, Signature, MAX_BLOCKS, MAX_BLOCK_LEN, MIN_BLOCK_LEN,
+};
 pub use error::DeltaError;
 pub use format::{Header, MAX_SEGMENT_LEN};
 pub use qsync_base::ContentHash;
@@ -73,6 +81,10 @@ pub struct Options {
     pub window: usize,
     /// A patch larger than this fraction of the new file is not worth it: [`Delta::Full`].
     pub max_patch_ratio: f64,
+    /// Nor is a patch larger than this many bytes, whatever the file's size (a receiver
+    /// holding patches in memory refuses larger ones). [`encode_blocks`] holds its patch
+    /// in memory and gives up as soon as it passes this.
+    pub max_patch_len: u64,
 }
 
 impl Default for Options {
@@ -80,6 +92,7 @@ impl Default for Options {
         Self {
             window: 64 * 1024 * 1024,
             max_patch_ratio: 0.8,
+            max_patch_len: u64::MAX,
         }
     }
 }
@@ -90,7 +103,7 @@ impl Options {
     }
 
     fn limit(&self, target_len: u64) -> u64 {
-        (target_len as f64 * self.max_patch_ratio.max(0.0)) as u64
+        ((target_len as f64 * self.max_patch_ratio.max(0.0)) as u64).min(self.max_patch_len)
     }
 }
 

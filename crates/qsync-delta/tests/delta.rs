@@ -10,6 +10,7 @@ fn small_window() -> Options {
     Options {
         window: 4096,
         max_patch_ratio: f64::INFINITY,
+        ..Options::default()
     }
 }
 
@@ -207,6 +208,7 @@ fn apply_file_is_atomic_and_leaves_nothing_on_error() {
     let options = Options {
         window: 64 * 1024,
         max_patch_ratio: 1.0,
+        ..Options::default()
     };
     let mut patch = Vec::new();
     let Encoded::Patch { len } = encode_file(&old_path, &new_path, &mut patch, &options).unwrap()
@@ -320,6 +322,7 @@ fn write_fuzz_seeds() {
             Options {
                 window: 1024,
                 max_patch_ratio: f64::INFINITY,
+                ..Options::default()
             },
         ),
     ] {
