@@ -472,6 +472,51 @@ fn edits_of_received_files_go_back_as_deltas() {
     }
 }
 
+/// Devices that keep no copies of past versions (`--base-share 0`): an edit still travels
+/// small, as a patch made from the block signature of the receiver's version (rsync's
+/// exchange), both ways; and a file edited on both sides at once still settles.
+#[test]
+fn edits_without_kept_bases_travel_through_signatures() {
+    let base = tempfile::tempdir().unwrap();
+    let a = Node::start_args(base.path(), "alpha", &["--base-share", "0"]);
+    let b = Node::start_args(base.path(), "beta", &["--base-share", "0"]);
+    let (da, db) = (base.path().join("A"), base.path().join("B"));
+    fs::create_dir_all(&da).unwrap();
+    let mut data: Vec<u8> = (0..4 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    fs::write(da.join("big.bin"), &data).unwrap();
+    let task = a.add_task(&da);
+    link(&a, &task, &b, &db);
+    wait_same(&da, &db, SETTLE);
+    for (round, at) in [(1usize, 1_000_000usize), (2, 3_000_000)] {
+        let dir = if round == 1 { &da } else { &db };
+        // Both ways: the edit one way, the signature of the old version the other.
+        let wire = || a.status("wire_sent") + b.status("wire_sent");
+        let before = wire();
+        data[at] ^= 0xff;
+        data.splice(at + 100..at + 100, *b"a few bytes inserted");
+        fs::write(dir.join("big.bin"), &data).unwrap();
+        wait_same(&da, &db, SETTLE);
+        let sent = wire() - before;
+        assert!(
+            sent < 64 * 1024,
+            "round {round}: {sent} bytes sent for a small edit of a 4 MiB file without a kept base"
+        );
+    }
+    // Blobs live in one folder per first byte of their hash.
+    let blobs = |n: &Node| -> usize {
+        fs::read_dir(n.state.join("blobs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|sub| fs::read_dir(sub.path()).ok())
+            .map(|files| files.count())
+            .sum()
+    };
+    assert_eq!((blobs(&a), blobs(&b)), (0, 0), "no copies kept");
+}
+
 /// A pattern added to `.qsyncignore` while the daemon is stopped: the newly ignored files
 /// stop syncing, and are deleted nowhere (they used to be deleted on the other device).
 #[test]

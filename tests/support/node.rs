@@ -20,6 +20,8 @@ pub struct Node {
     pub name: String,
     /// `RUST_LOG` for the daemon (its log is `state-NAME.log` beside its state folder).
     pub log_filter: Option<&'static str>,
+    /// More arguments of `qsync daemon`.
+    pub extra: Vec<String>,
     child: Option<Child>,
 }
 
@@ -37,11 +39,26 @@ impl Node {
 
     /// A daemon logging with `RUST_LOG=log_filter`.
     pub fn start_with(base: &Path, name: &str, log_filter: Option<&'static str>) -> Node {
+        Self::start_full(base, name, log_filter, &[])
+    }
+
+    /// A daemon started with more arguments of `qsync daemon`.
+    pub fn start_args(base: &Path, name: &str, extra: &[&str]) -> Node {
+        Self::start_full(base, name, None, extra)
+    }
+
+    fn start_full(
+        base: &Path,
+        name: &str,
+        log_filter: Option<&'static str>,
+        extra: &[&str],
+    ) -> Node {
         let mut node = Node {
             state: base.join(format!("state-{name}")),
             port: free_port(),
             name: name.into(),
             log_filter,
+            extra: extra.iter().map(|a| a.to_string()).collect(),
             child: None,
         };
         node.restart();
@@ -68,6 +85,7 @@ impl Node {
                 &self.name,
                 "-v",
             ])
+            .args(&self.extra)
             .envs(self.log_filter.map(|f| ("RUST_LOG", f)))
             .stdout(Stdio::null())
             .stderr(log.map_or(Stdio::null(), Stdio::from))

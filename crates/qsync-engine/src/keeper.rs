@@ -17,7 +17,8 @@
 //!   keeps every base). A file's first version (created, or received new) is kept only if
 //!   it fits; a new version of a file that was there before (a file being edited, likely
 //!   to be edited again) makes room by evicting the bases kept longest ago. A file
-//!   without a base has its next edit sent whole.
+//!   without a base has its next edit made from the block signature of the receiver's
+//!   version (rsync's exchange: `driver/transfer.rs`), or sent whole under 64 KiB.
 
 use std::path::PathBuf;
 use std::sync::mpsc::{channel, Sender};
@@ -50,8 +51,12 @@ pub(crate) const MIN_BASE: u64 = 16 * 1024;
 /// The budget for bases is never smaller than this.
 pub(crate) const BUDGET_FLOOR: u64 = 256 * 1024 * 1024;
 
-/// The budget for bases: `share` percent of `synced` bytes, at least [`BUDGET_FLOOR`].
+/// The budget for bases: `share` percent of `synced` bytes, at least [`BUDGET_FLOOR`];
+/// none at all for a share of 0 (every edit then travels through rsync's exchange).
 pub(crate) fn budget(synced: u64, share: u8) -> u64 {
+    if share == 0 {
+        return 0;
+    }
     let share = u128::from(synced) * u128::from(share) / 100;
     u64::try_from(share).unwrap_or(u64::MAX).max(BUDGET_FLOOR)
 }
@@ -233,6 +238,6 @@ mod tests {
         assert_eq!(budget(0, 25), BUDGET_FLOOR);
         assert_eq!(budget(4 * BUDGET_FLOOR, 25), BUDGET_FLOOR);
         assert_eq!(budget(40 << 30, 25), 10 << 30);
-        assert_eq!(budget(40 << 30, 0), BUDGET_FLOOR);
+        assert_eq!(budget(40 << 30, 0), 0, "a share of 0 keeps no base");
     }
 }

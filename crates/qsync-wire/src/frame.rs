@@ -6,8 +6,11 @@ use crate::WireError;
 
 /// The protocol version this build speaks; the first byte of every frame. Version 2 is
 /// the Noise handshake with device ids that are public keys (version 1 had random ids and
-/// keys agreed at pairing; the two do not talk).
-pub const PROTOCOL_VERSION: u8 = 2;
+/// keys agreed at pairing; the two do not talk). Version 3 adds the block signatures of
+/// the rsync exchange ([`Message::SignatureWanted`](crate::Message::SignatureWanted)): a
+/// version 2 daemon could not decode them, so the two do not talk either (discovery skips
+/// the other version, and a dial fails its handshake with an error that names both).
+pub const PROTOCOL_VERSION: u8 = 3;
 
 /// The second byte of every frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,7 +4,7 @@ use bytes::Bytes;
 use qsync_base::{ContentHash, RelPath};
 use serde::{Deserialize, Serialize};
 
-/// The largest `data` a [`Message::Content`] or [`Message::Delta`] carries: content
+/// The largest `data` a [`Message::Content`], [`Message::Delta`] or [`Message::Signature`] carries: content
 /// bigger than this travels as a stream of messages, so no frame holds a whole large file.
 pub const MAX_CHUNK_LEN: usize = 1024 * 1024;
 
@@ -122,9 +122,48 @@ pub enum Message {
         /// Complete.
         last: bool,
     },
+    /// The answer to a `Request` with a `base` that the server no longer keeps a copy of:
+    /// "describe your `base` of `path` to me" (a [`Message::Signature`]), so that a patch
+    /// can be made without it (rsync's exchange, see `qsync_delta::Signature`).
+    SignatureWanted {
+        /// The path asked for.
+        path: RelPath,
+        /// The content asked for.
+        hash: ContentHash,
+        /// The content the asker said it has.
+        base: ContentHash,
+    },
+    /// The asker's block signature of its `base`, in order from `offset`; `last: true` (no
+    /// data) ends it. A last message at offset 0 says "no signature: send it whole" (the
+    /// file here no longer holds `base`, say).
+    Signature {
+        /// The path asked for.
+        path: RelPath,
+        /// The content asked for.
+        hash: ContentHash,
+        /// The content described.
+        base: ContentHash,
+        /// Where `data` starts in the encoded signature.
+        offset: u64,
+        /// At most [`MAX_CHUNK_LEN`] bytes.
+        data: Bytes,
+        /// Complete.
+        last: bool,
+    },
 }
 
 impl Message {
+    /// The bytes of file data it carries (a chunk of content, of a patch or of a
+    /// signature), 0 for every other message: what flow control counts.
+    pub fn data_len(&self) -> usize {
+        match self {
+            Message::Content { data, .. }
+            | Message::Delta { data, .. }
+            | Message::Signature { data, .. } => data.len(),
+            _ => 0,
+        }
+    }
+
     /// Decode a message from its postcard bytes (the opened body of a sealed frame).
     pub fn decode(body: &[u8]) -> Result<Self, postcard::Error> {
         postcard::from_bytes(body)

@@ -102,9 +102,9 @@ impl Session {
 
     /// Seal `message` for task `task` into a frame ready for [`FrameCodec`](crate::FrameCodec).
     pub fn seal(&mut self, task: TaskId, message: &Message) -> Result<Bytes, WireError> {
-        let hint = match message {
-            Message::Content { data, .. } | Message::Delta { data, .. } => data.len() + 128,
-            _ => 256,
+        let hint = match message.data_len() {
+            0 => 256,
+            n => n + 128,
         };
         let mut frame = Vec::with_capacity(SEALED_HEADER_LEN + hint + TAG_LEN);
         self.write_header(&mut frame, task);

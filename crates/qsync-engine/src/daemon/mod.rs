@@ -51,7 +51,7 @@ pub struct DaemonConfig {
     /// for what the watcher misses.
     pub rescan_every: Duration,
     /// The share of the synced data (percent) the bases of patches may take in the state
-    /// folder, at least 256 MiB (see `keeper.rs`).
+    /// folder, at least 256 MiB; 0 keeps none (see `keeper.rs`).
     pub base_share: u8,
 }
 
@@ -715,7 +715,10 @@ impl Engine {
     /// Keep the content of a file version as a blob later, when the daemon is quiet (see
     /// [`crate::keeper`]).
     fn owe_blob(&mut self, owed: Owed) {
-        if owed.size >= crate::keeper::MIN_BASE && !self.store.blobs().contains(&owed.hash) {
+        if self.config.base_share > 0
+            && owed.size >= crate::keeper::MIN_BASE
+            && !self.store.blobs().contains(&owed.hash)
+        {
             self.owed.push(owed);
         }
         if self.owed.len() >= MAX_OWED {

@@ -74,6 +74,14 @@ pub(super) struct CoreSync {
     serving: Arc<Mutex<HashSet<ServeKey>>>,
     /// When staging was last swept of old content.
     last_sweep: Instant,
+    /// Serve orders for an edit whose base (the asker's version) has no copy kept here:
+    /// the asker was asked for its signature ([`Message::SignatureWanted`]), and the order
+    /// waits for it (at most [`SIGNATURE_WAIT`] without a chunk), then is served as a patch
+    /// made from it, or whole.
+    awaiting: HashMap<ServeKey, Awaiting>,
+    /// Bytes of signatures held in memory, all devices together (at most
+    /// [`transfer::MAX_SIGNATURE_MEMORY`]).
+    signature_memory: Budget,
 }
 
 /// A placement that fails (rather than finding the disk changed) means the watcher missed
@@ -109,6 +117,8 @@ struct Fetch {
     /// Whether its size counts in [`CoreSync::reserved`] (once its first chunk of several
     /// came, until it is done or dropped).
     reserved: bool,
+    /// Whether the sender asked for the signature of `base` and it is being sent.
+    signing: bool,
 }
 
 impl CoreSync {
@@ -149,20 +159,50 @@ impl Drop for Queued {
 /// job up (a peer that stopped reading).
 const SERVE_STALL: Duration = Duration::from_secs(30);
 
-/// One `Serve` order for the serving thread.
+/// One order for the serving thread: content (or a patch) to send to a peer, or the
+/// signature of a version here that a peer asked for.
 struct ServeJob {
     root: PathBuf,
     task: TaskId,
     path: RelPath,
     hash: ContentHash,
-    /// The asker's content at the path, and where a copy of it is kept here.
-    base: Option<(ContentHash, PathBuf)>,
+    work: Work,
     tx: Outgoing,
     /// The connection's queued content bytes (see `net::MAX_QUEUED_CONTENT`).
     queued: Arc<std::sync::atomic::AtomicUsize>,
-    /// Its place among the orders queued, given back once served.
-    _queued: Queued,
 }
+
+enum Work {
+    /// Serve `hash`, as a patch from `base` when one is worth it.
+    Serve {
+        /// The asker's content at the path, and what is known of it here.
+        base: Option<(ContentHash, JobBase)>,
+        /// Its place among the orders queued, given back once served.
+        _queued: Queued,
+    },
+    /// Send the signature of our version `base` of the path (we fetch `hash` from the
+    /// peer, which keeps no copy of `base`).
+    Sign { base: ContentHash },
+}
+
+/// What a patch is made from (see [`transfer::Base`]).
+enum JobBase {
+    Kept(PathBuf),
+    Blocks(Box<qsync_delta::Signature>),
+}
+
+/// A serve order waiting for the asker's signature of its base (see
+/// [`CoreSync::awaiting`]).
+struct Awaiting {
+    job: ServeJob,
+    base: ContentHash,
+    incoming: transfer::IncomingSignature,
+    /// When it was asked for, or its last chunk came.
+    last: Instant,
+}
+
+/// A serve order whose signature does not come for this long is served whole.
+const SIGNATURE_WAIT: Duration = Duration::from_secs(30);
 
 impl CoreSync {
     /// The core of device `me`, its content staged under `state_dir/staging` (emptied: a
@@ -178,15 +218,9 @@ impl CoreSync {
             .name("qsync-serve".into())
             .spawn(move || {
                 for job in jobs {
-                    let base = job.base.as_ref().map(|(h, p)| (*h, p.as_path()));
-                    transfer::serve(&job.root, &job.path, job.hash, base, |message| {
+                    let send = |message: Message| {
                         use std::sync::atomic::Ordering;
-                        let len = match &message {
-                            Message::Content { data, .. } | Message::Delta { data, .. } => {
-                                data.len()
-                            }
-                            _ => 0,
-                        };
+                        let len = message.data_len();
                         let since = Instant::now();
                         while len > 0
                             && job.queued.load(Ordering::Relaxed) > net::MAX_QUEUED_CONTENT
@@ -198,7 +232,22 @@ impl CoreSync {
                         }
                         job.queued.fetch_add(len, Ordering::Relaxed);
                         job.tx.send(Outbound::Message(job.task, message)).is_ok()
-                    });
+                    };
+                    match &job.work {
+                        Work::Serve { base, .. } => {
+                            let base = base.as_ref().map(|(h, b)| {
+                                let b = match b {
+                                    JobBase::Kept(path) => transfer::Base::Kept(path),
+                                    JobBase::Blocks(sig) => transfer::Base::Blocks(sig),
+                                };
+                                (*h, b)
+                            });
+                            transfer::serve(&job.root, &job.path, job.hash, base, send);
+                        }
+                        Work::Sign { base } => {
+                            transfer::sign(&job.root, &job.path, job.hash, *base, send);
+                        }
+                    }
                 }
             })
             .map_err(|e| EngineError::io("start the serving thread for", state_dir, e))?;
@@ -220,6 +269,8 @@ impl CoreSync {
             patch_memory: Budget::default(),
             serving: Arc::new(Mutex::new(HashSet::new())),
             last_sweep: Instant::now(),
+            awaiting: HashMap::new(),
+            signature_memory: Budget::default(),
         })
     }
 
@@ -298,6 +349,7 @@ impl Engine {
                 sync.core = Core::new(self.me);
                 sync.fetches.clear();
                 sync.reserved = 0;
+                sync.awaiting.clear();
                 // The peers redial; both sides then greet each other afresh.
                 self.conns.clear();
                 let again = sync.last_reset.is_some_and(|t| t.elapsed() < RESCAN_EVERY);
@@ -382,6 +434,7 @@ impl Engine {
                         incoming: None,
                         patch: None,
                         reserved: false,
+                        signing: false,
                     };
                     if let Some(replaced) = sync.fetches.insert(key, fetch) {
                         CoreSync::release(&mut sync.reserved, &replaced);
@@ -423,16 +476,15 @@ impl Engine {
                 };
                 // Only what this device announced there: a regular file of the task's index
                 // (so not an ignored path, a temporary file, or a guess) with that hash.
-                let announced = state
-                    .index
-                    .get(&path)
-                    .is_some_and(|e| e.kind == EntryKind::File && e.hash == Some(hash));
-                if !announced {
+                let announced = state.index.get(&path).and_then(|e| {
+                    (e.kind == EntryKind::File && e.hash == Some(hash)).then_some(e.size)
+                });
+                let Some(size) = announced else {
                     let _ = conn
                         .tx
                         .send(Outbound::Message(task, Message::Unavailable { path, hash }));
                     return;
-                }
+                };
                 let key = (to, task, path.clone(), hash);
                 let fresh = self
                     .sync
@@ -444,24 +496,50 @@ impl Engine {
                 }
                 let queued = Queued {
                     serving: self.sync.serving.clone(),
-                    key,
+                    key: key.clone(),
                 };
-                let sync = &self.sync;
-                // A patch needs the asker's version: kept here if it was ours or placed here.
+                let sync = &mut self.sync;
+                // A patch needs the asker's version: kept here if it was ours or placed
+                // here, or else described by the asker (rsync's exchange) for a file large
+                // enough for the round trip to pay.
                 let blobs = self.store.blobs();
-                let base = base
+                let kept = base
                     .filter(|b| blobs.contains(b))
-                    .map(|b| (b, blobs.path(&b)));
+                    .map(|b| (b, JobBase::Kept(blobs.path(&b))));
                 let job = ServeJob {
                     root: state.root.clone(),
                     task,
-                    path,
+                    path: path.clone(),
                     hash,
-                    base,
+                    work: Work::Serve {
+                        base: kept,
+                        _queued: queued,
+                    },
                     tx: conn.tx.clone(),
                     queued: conn.queued.clone(),
-                    _queued: queued,
                 };
+                let signed = match (&job.work, base) {
+                    (Work::Serve { base: None, .. }, Some(base))
+                        if size >= transfer::MIN_SIGNED_FILE
+                            && sync.signature_memory.used() < transfer::MAX_SIGNATURE_MEMORY =>
+                    {
+                        Some(base)
+                    }
+                    _ => None,
+                };
+                if let Some(base) = signed {
+                    let wanted = Message::SignatureWanted { path, hash, base };
+                    if conn.tx.send(Outbound::Message(task, wanted)).is_ok() {
+                        let awaiting = Awaiting {
+                            job,
+                            base,
+                            incoming: transfer::IncomingSignature::start(&sync.signature_memory),
+                            last: Instant::now(),
+                        };
+                        sync.awaiting.insert(key, awaiting);
+                    }
+                    return;
+                }
                 if sync.server.send(job).is_err() {
                     tracing::error!("the serving thread is gone");
                 }

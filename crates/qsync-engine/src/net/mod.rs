@@ -541,11 +541,9 @@ async fn run_session(
                 Ok(frame) => sink.send(frame).await,
                 Err(e) => Err(e),
             };
-            if let Message::Content { data, .. } | Message::Delta { data, .. } = &message {
-                queued.fetch_sub(
-                    data.len().min(queued.load(Ordering::Relaxed)),
-                    Ordering::Relaxed,
-                );
+            let len = message.data_len();
+            if len > 0 {
+                queued.fetch_sub(len.min(queued.load(Ordering::Relaxed)), Ordering::Relaxed);
             }
             if let Err(e) = sent {
                 tracing::warn!(error = %e, "could not send; closing the connection");
@@ -576,14 +574,14 @@ async fn run_session(
         };
         match opened {
             Ok((task, message)) => {
-                let credit = match &message {
-                    Message::Content { data, .. } | Message::Delta { data, .. } => {
+                let credit = match message.data_len() {
+                    0 => None,
+                    len => {
                         // Never more than the whole budget, or it would wait forever.
-                        let kib = data.len().div_ceil(1024).min(INBOX_BUDGET_KIB);
+                        let kib = len.div_ceil(1024).min(INBOX_BUDGET_KIB);
                         let kib = u32::try_from(kib).unwrap_or(u32::MAX);
                         ctx.inbox_budget.clone().acquire_many_owned(kib).await.ok()
                     }
-                    _ => None,
                 };
                 send(
                     &ctx,

@@ -1,7 +1,9 @@
 //! The transfers beside the core's messages: content and patches coming in for the
 //! core's fetches (in order, within the announced size and the limits, staged once
-//! checked), fetches ended or dropped (a stalled transfer, a closed connection), and the
-//! free-space check made before a file is asked for.
+//! checked), the signatures of rsync's exchange (ours sent when a peer asks for one for a
+//! fetch of ours; a peer's received for a serve order waiting for it), fetches ended or
+//! dropped (a stalled transfer, a closed connection), and the free-space check made
+//! before a file is asked for.
 
 use super::*;
 
@@ -23,6 +25,31 @@ impl Engine {
         for key in stalled {
             tracing::warn!(device = %key.0, path = %key.2, "a transfer stalled; it is asked for again later");
             self.fetch_done(key, Ok(false));
+        }
+        let late: Vec<ServeKey> = self
+            .sync
+            .awaiting
+            .iter()
+            .filter(|(_, a)| a.last.elapsed() >= SIGNATURE_WAIT)
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in late {
+            tracing::debug!(device = %key.0, path = %key.2, "no signature came; the content is served whole");
+            self.serve_awaiting(&key, None);
+        }
+    }
+
+    /// The serve order waiting at `key` for a signature goes to the serving thread: as a
+    /// patch made from `signature`, or whole.
+    fn serve_awaiting(&mut self, key: &ServeKey, signature: Option<qsync_delta::Signature>) {
+        let Some(Awaiting { mut job, .. }) = self.sync.awaiting.remove(key) else {
+            return;
+        };
+        if let (Work::Serve { base, .. }, Some(sig)) = (&mut job.work, signature) {
+            *base = Some((sig.source_hash(), JobBase::Blocks(Box::new(sig))));
+        }
+        if self.sync.server.send(job).is_err() {
+            tracing::error!("the serving thread is gone");
         }
     }
 
@@ -152,6 +179,73 @@ impl Engine {
                     self.fetch_done(key, outcome);
                 }
             }
+            Message::SignatureWanted { path, hash, base } => {
+                // The sender keeps no copy of our version: describe it, for a fetch of ours
+                // that named it as its base, once (and not once content is coming).
+                let key = (device, task, path, hash);
+                let Some(fetch) = self.sync.fetches.get_mut(&key) else {
+                    return;
+                };
+                if fetch.base != Some(base)
+                    || fetch.signing
+                    || fetch.incoming.is_some()
+                    || fetch.patch.is_some()
+                {
+                    return;
+                }
+                let (Some(conn), Some(state)) = (self.conns.get(&device), self.tasks.get(&task))
+                else {
+                    return;
+                };
+                fetch.signing = true;
+                fetch.last = Instant::now();
+                let (_, _, path, hash) = key;
+                let job = ServeJob {
+                    root: state.root.clone(),
+                    task,
+                    path,
+                    hash,
+                    work: Work::Sign { base },
+                    tx: conn.tx.clone(),
+                    queued: conn.queued.clone(),
+                };
+                if self.sync.server.send(job).is_err() {
+                    tracing::error!("the serving thread is gone");
+                }
+            }
+            Message::Signature {
+                path,
+                hash,
+                base,
+                offset,
+                data,
+                last,
+            } => {
+                // A chunk of the signature a serve order of ours waits for; nothing else.
+                let key = (device, task, path, hash);
+                let Some(awaiting) = self.sync.awaiting.get_mut(&key) else {
+                    return;
+                };
+                if awaiting.base != base {
+                    return;
+                }
+                awaiting.last = Instant::now();
+                if !last {
+                    if let Err(e) = awaiting.incoming.accept(offset, &data) {
+                        tracing::debug!(%device, error = %e, "a signature was refused; the content is served whole");
+                        self.serve_awaiting(&key, None);
+                    }
+                    return;
+                }
+                let incoming = std::mem::replace(
+                    &mut awaiting.incoming,
+                    transfer::IncomingSignature::start(&self.sync.signature_memory),
+                );
+                // Only a signature of the base the asker named: any other makes a patch
+                // it would refuse.
+                let signature = incoming.finish().filter(|sig| sig.source_hash() == base);
+                self.serve_awaiting(&key, signature);
+            }
             Message::Unavailable { path, hash } => {
                 let sync = &mut self.sync;
                 if sync
@@ -205,6 +299,8 @@ impl Engine {
     /// A connection is gone: its fetches are dropped (asked again after reconnecting).
     pub(in crate::daemon) fn core_disconnected(&mut self, device: DeviceId) {
         let sync = &mut self.sync;
+        // Their serve orders waiting for a signature are dropped: it asks again.
+        sync.awaiting.retain(|(d, ..), _| *d != device);
         let reserved = &mut sync.reserved;
         sync.fetches.retain(|(d, ..), fetch| {
             let keep = *d != device;
