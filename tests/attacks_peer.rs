@@ -393,6 +393,147 @@ fn transfers_never_finished_and_files_too_large_are_capped() {
     c.kill();
 }
 
+/// rsync's exchange turned against the server: the hostile device asks for a file with a
+/// base the victim keeps no copy of, so the victim asks for its signature, and gets
+/// signatures that lie (every checksum right and every strong hash wrong, a signature of
+/// another version, one past the size limit), signatures it never asked for, and requests
+/// for signatures of files it is not fetching. Each lie ends with the file served whole
+/// and exactly; nothing is signed for the asking; the daemon keeps answering.
+#[test]
+fn lying_signatures_end_in_the_file_served_whole() {
+    let s = scene();
+    let data: Vec<u8> = (0..1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 9) as u8)
+        .collect();
+    fs::write(s.root.join("big.bin"), &data).unwrap();
+    let hash = ContentHash::of(&data);
+    let path = qsync_base::RelPath::new("big.bin").unwrap();
+    let mut p = Peer::connect(s.a.port, &s.hostile, s.task);
+    wait_for("the victim's record of big.bin", SETTLE, || {
+        p.pump(Duration::from_millis(100));
+        p.theirs.get(&path).is_some_and(|r| r.state == file(&data))
+    });
+
+    // Ask with a made-up base; the victim wants its signature; answer with `lie`.
+    let mut ask = |p: &mut Peer, base: &[u8], lie: &dyn Fn(ContentHash) -> Vec<Vec<u8>>| {
+        let base = ContentHash::of(base);
+        let before = p.heard.len();
+        p.core(qsync_core::Message::Request {
+            task: s.task,
+            path: path.clone(),
+            hash,
+            size: data.len() as u64,
+            base: Some(base),
+        });
+        let wanted = p.until(Duration::from_secs(10), |h| {
+            matches!(h, Heard::Wire(Message::SignatureWanted { .. }))
+        });
+        assert!(
+            wanted.iter().any(
+                |h| matches!(h, Heard::Wire(Message::SignatureWanted { base: b, .. }) if *b == base)
+            ),
+            "no signature was asked for: {wanted:?}"
+        );
+        let chunks = lie(base);
+        let mut offset = 0;
+        for chunk in &chunks {
+            p.send(
+                s.task,
+                &Message::Signature {
+                    path: path.clone(),
+                    hash,
+                    base,
+                    offset,
+                    data: bytes::Bytes::copy_from_slice(chunk),
+                    last: false,
+                },
+            );
+            offset += chunk.len() as u64;
+        }
+        p.send(
+            s.task,
+            &Message::Signature {
+                path: path.clone(),
+                hash,
+                base,
+                offset,
+                data: bytes::Bytes::new(),
+                last: true,
+            },
+        );
+        p.until(Duration::from_secs(20), |h| {
+            matches!(
+                h,
+                Heard::Wire(
+                    Message::Content { last: true, .. } | Message::Delta { last: true, .. }
+                )
+            )
+        });
+        let mut whole = Vec::new();
+        for h in &p.heard[before..] {
+            match h {
+                Heard::Wire(Message::Content { data, .. }) => whole.extend_from_slice(data),
+                Heard::Wire(Message::Delta { .. }) => panic!("a patch from a lying signature"),
+                _ => {}
+            }
+        }
+        assert!(whole == data, "the file was not served whole and exact");
+    };
+
+    // Every checksum of the real blocks, every strong hash wrong, claiming the base asked with.
+    let colliding = |base: ContentHash| {
+        let real =
+            qsync_delta::Signature::with_block_len(&data[..], data.len() as u64, 256).unwrap();
+        let mut bytes = real.to_bytes();
+        bytes[12..44].copy_from_slice(base.as_bytes());
+        for entry in bytes[52..].chunks_exact_mut(12) {
+            entry[4..].fill(0xa5);
+        }
+        bytes.chunks(1 << 20).map(<[u8]>::to_vec).collect()
+    };
+    ask(&mut p, b"base one", &colliding);
+    // A true signature, but of another version than the base named.
+    let other = |_: ContentHash| {
+        let sig = qsync_delta::Signature::of(&data[..], data.len() as u64).unwrap();
+        vec![sig.to_bytes()]
+    };
+    ask(&mut p, b"base two", &other);
+    // Past the size limit: 14 MiB of garbage.
+    let huge = |_: ContentHash| vec![vec![0x11u8; 1 << 20]; 14];
+    ask(&mut p, b"base three", &huge);
+
+    // Unasked: a signature nobody waits for, and a request to sign a file not fetched.
+    let stray = ContentHash::of(b"stray");
+    p.send(
+        s.task,
+        &Message::Signature {
+            path: qsync_base::RelPath::new("victim.txt").unwrap(),
+            hash: stray,
+            base: stray,
+            offset: 0,
+            data: bytes::Bytes::from_static(b"QSS\x01 garbage"),
+            last: true,
+        },
+    );
+    p.send(
+        s.task,
+        &Message::SignatureWanted {
+            path: qsync_base::RelPath::new("victim.txt").unwrap(),
+            hash: stray,
+            base: ContentHash::of(b"precious"),
+        },
+    );
+    let heard = p.pump(Duration::from_secs(2));
+    assert!(
+        !heard
+            .iter()
+            .any(|h| matches!(h, Heard::Wire(Message::Signature { .. }))),
+        "signed a file for the asking"
+    );
+    assert!(status_time(&s.a) < Duration::from_secs(1));
+    assert_eq!(fs::read(s.root.join("victim.txt")).unwrap(), b"precious");
+}
+
 /// A `.qsyncignore` with a broken pattern and bytes that are not UTF-8, synced from a
 /// peer, then a restart: the daemon runs, says what it skipped, and the other rules apply.
 #[test]
