@@ -415,7 +415,7 @@ fn lying_signatures_end_in_the_file_served_whole() {
     });
 
     // Ask with a made-up base; the victim wants its signature; answer with `lie`.
-    let mut ask = |p: &mut Peer, base: &[u8], lie: &dyn Fn(ContentHash) -> Vec<Vec<u8>>| {
+    let ask = |p: &mut Peer, base: &[u8], lie: &dyn Fn(ContentHash) -> Vec<Vec<u8>>| {
         let base = ContentHash::of(base);
         let before = p.heard.len();
         p.core(qsync_core::Message::Request {
