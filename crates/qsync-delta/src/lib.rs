@@ -180,7 +180,7 @@ pub fn encode(old: &[u8], new: &[u8], options: &Options) -> Result<Delta, DeltaE
     let limit = options
         .limit(header.target_len)
         .max(format::HEADER_LEN as u64 + 64);
-    match encode_into(old, new, &header, &mut bytes, options, limit)? {
+    match encode_into(old, new, &header, &mut bytes, options, limit, None)? {
         Some(_) => Ok(Delta::Patch(Patch { header, bytes })),
         None => Ok(Delta::Full(FullReason::PatchTooLarge)),
     }
@@ -223,8 +223,10 @@ pub fn encode_file(
 }
 
 /// [`encode_file`] for two files whose hashes the caller already knows (content-addressed
-/// copies, say): one pass over each file fewer. A wrong hash makes a patch that every
-/// applier refuses, never a wrong file.
+/// copies, say): no pass over the files just to hash them. The new file is hashed as it
+/// is compared, and a new file that does not have the hash given is an error
+/// ([`DeltaError::ResultMismatch`]: it changed since, say). A wrong hash of the old file
+/// makes a patch that every applier refuses, never a wrong file.
 pub fn encode_file_known(
     old: &Path,
     new: &Path,
@@ -266,8 +268,18 @@ fn encode_files(
         inner: out,
         written: 0,
     };
-    match encode_into(&old_src, &new_src, &header, &mut counting, options, limit)? {
-        Some(len) => Ok(Encoded::Patch { len }),
+    let mut hasher = qsync_base::ContentHasher::new();
+    let check = known.is_some().then_some(&mut hasher);
+    match encode_into(&old_src, &new_src, &header, &mut counting, options, limit, check)? {
+        Some(len) => {
+            if known.is_some() && hasher.finish() != target_hash {
+                return Err(DeltaError::ResultMismatch {
+                    expected: target_hash,
+                    found: hasher.finish(),
+                });
+            }
+            Ok(Encoded::Patch { len })
+        }
         None => Ok(Encoded::Full(FullReason::PatchTooLarge)),
     }
 }
@@ -290,10 +302,39 @@ pub fn apply_open(
     old_path: &Path,
     out: &Path,
 ) -> Result<Header, DeltaError> {
+    apply_opened(patch, old_file, old_path, out, true)
+}
+
+/// [`apply_open`] without hashing the old file first (one whole read of it fewer): only
+/// its length is checked before, and the result's hash after. A file that is not the
+/// patch's base gives a result without the promised hash, so it fails with
+/// [`DeltaError::ResultMismatch`] rather than [`DeltaError::WrongBase`]; either way
+/// nothing is written at `out`.
+pub fn apply_open_checking_result(
+    patch: impl Read,
+    old_file: &File,
+    old_path: &Path,
+    out: &Path,
+) -> Result<Header, DeltaError> {
+    apply_opened(patch, old_file, old_path, out, false)
+}
+
+fn apply_opened(
+    patch: impl Read,
+    old_file: &File,
+    old_path: &Path,
+    out: &Path,
+    hash_base: bool,
+) -> Result<Header, DeltaError> {
     let mut patch = BufReader::new(patch);
     let header = Header::read(&mut patch)?;
     let old_src = source::FileSource::new(old_file, old_path)?;
-    header.check_source(old_src.len(), hash_file(old_file, old_path)?)?;
+    let found = if hash_base {
+        hash_file(old_file, old_path)?
+    } else {
+        header.source_hash
+    };
+    header.check_source(old_src.len(), found)?;
 
     let dir = out
         .parent()
@@ -351,7 +392,8 @@ const COPY_PIECE: u64 = 4 * 1024 * 1024;
 const MIN_MARGIN: u64 = 256 * 1024;
 
 /// The encoder core: writes header and segments, gives up (None) once more than `limit`
-/// bytes are written. Returns the bytes written.
+/// bytes are written. Returns the bytes written. Every byte of the new version passes
+/// through `hasher` (if given) when it returns a patch.
 ///
 /// The target is read a chunk at a time (the whole file when both versions fit in the
 /// window). Blocks equal to the old file at the same offset become copy segments with a
@@ -365,6 +407,7 @@ fn encode_into<S: Source + ?Sized, T: Source + ?Sized>(
     out: &mut impl Write,
     options: &Options,
     limit: u64,
+    mut hasher: Option<&mut qsync_base::ContentHasher>,
 ) -> Result<Option<u64>, DeltaError> {
     let window = options.window() as u64;
     let written = header.write(out)?;
@@ -383,6 +426,9 @@ fn encode_into<S: Source + ?Sized, T: Source + ?Sized>(
     while offset < header.target_len {
         let len = chunk.min(header.target_len - offset);
         let target = new.read_range(offset, len)?;
+        if let Some(hasher) = hasher.as_deref_mut() {
+            hasher.update(&target);
+        }
         let aligned_len = header.source_len.saturating_sub(offset).min(len);
         let runs = changed_runs(&target, &old.read_range(offset, aligned_len)?);
         let mut done = 0usize;

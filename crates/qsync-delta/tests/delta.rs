@@ -396,6 +396,38 @@ fn known_hashes_give_the_same_patch_and_a_wrong_one_is_refused() {
         apply(&wrong, &old).is_err(),
         "a patch with a wrong base hash must be refused"
     );
+
+    // A new file that is not the one the hash names (changed since) is no patch at all.
+    let changed = (hashes.0, qsync_base::ContentHash::of(b"what it held before"));
+    assert!(matches!(
+        encode_file_known(&o, &n, &mut Vec::new(), &always_patch(), changed),
+        Err(DeltaError::ResultMismatch { .. })
+    ));
+}
+
+#[test]
+fn a_patch_applied_to_another_base_without_hashing_it_first_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = xorshift(200_000, 3);
+    let mut new = old.clone();
+    new[100_000] ^= 1;
+    let Delta::Patch(patch) = encode(&old, &new, &always_patch()).unwrap() else {
+        panic!()
+    };
+    let (base, out) = (dir.path().join("base"), dir.path().join("out"));
+    let mut other = old.clone();
+    other[5] ^= 1;
+    std::fs::write(&base, &other).unwrap();
+    let file = std::fs::File::open(&base).unwrap();
+    assert!(matches!(
+        apply_open_checking_result(patch.as_bytes(), &file, &base, &out),
+        Err(DeltaError::ResultMismatch { .. })
+    ));
+    assert!(!out.exists());
+    std::fs::write(&base, &old).unwrap();
+    let file = std::fs::File::open(&base).unwrap();
+    apply_open_checking_result(patch.as_bytes(), &file, &base, &out).unwrap();
+    assert_eq!(std::fs::read(&out).unwrap(), new);
 }
 
 /// A copy bomb: a few bytes of patch that copy the same source range a million times.

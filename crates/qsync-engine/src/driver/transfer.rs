@@ -57,8 +57,9 @@ pub fn serve(
         return;
     };
     if let Some((base, from)) = base {
+        let began = std::time::Instant::now();
         let patch = match from {
-            Base::Kept(base_file) => patch_from(base_file, &file, hash),
+            Base::Kept(base_file) => patch_from((base, base_file), &file, hash),
             Base::Blocks(sig) => {
                 let patch = patch_from_blocks(sig, &file, hash);
                 // Read for the patch: the whole content, if it goes, is read from the start.
@@ -69,6 +70,7 @@ pub fn serve(
                 patch
             }
         };
+        tracing::debug!(%path, took = ?began.elapsed(), bytes = patch.as_ref().map(Vec::len), "made a patch");
         if let Some(patch) = patch {
             send_chunks(&patch, &mut send, |offset, data, last| Message::Delta {
                 path: path.clone(),
@@ -139,21 +141,25 @@ fn send_chunks(
 /// A patch from `base_file` to the open `file`, if `file` holds `hash` and a patch is
 /// worth it (smaller than the content by the delta codec's rule). The file is read through
 /// its open descriptor, never by its name again.
-fn patch_from(base_file: &Path, file: &std::fs::File, hash: ContentHash) -> Option<Vec<u8>> {
+fn patch_from(
+    (base, base_file): (ContentHash, &Path),
+    file: &std::fs::File,
+    hash: ContentHash,
+) -> Option<Vec<u8>> {
     use std::os::fd::AsRawFd;
     let by_fd = std::path::PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
     let mut patch = Vec::new();
-    let encoded = qsync_delta::encode_file(
+    // The kept copy is named by the hash of what it holds; the file is checked against
+    // `hash` as it is read (an error if it changed since).
+    let encoded = qsync_delta::encode_file_known(
         base_file,
         &by_fd,
         &mut patch,
         &qsync_delta::Options::default(),
+        (base, hash),
     );
     match encoded {
-        Ok(qsync_delta::Encoded::Patch { .. }) => {
-            let header = qsync_delta::Header::read(&mut &patch[..]).ok()?;
-            (header.target_hash == hash).then_some(patch)
-        }
+        Ok(qsync_delta::Encoded::Patch { .. }) => Some(patch),
         _ => None,
     }
 }
@@ -404,8 +410,14 @@ impl IncomingPatch {
         };
         let target = staging.path_of(&self.hash);
         let shown = path.to_local(root);
-        match qsync_delta::apply_open(&self.patch[..], &old, &shown, &target) {
-            Ok(_) => Ok(true),
+        // The result's hash is checked (not the base's first: a file that no longer holds
+        // the base gives another result, refused the same way).
+        let began = std::time::Instant::now();
+        match qsync_delta::apply_open_checking_result(&self.patch[..], &old, &shown, &target) {
+            Ok(_) => {
+                tracing::debug!(%path, took = ?began.elapsed(), "applied a patch");
+                Ok(true)
+            }
             Err(e) => {
                 tracing::debug!(error = %e, "a received patch did not apply");
                 Ok(false)
