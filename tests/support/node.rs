@@ -47,7 +47,12 @@ impl Node {
         Self::start_full(base, name, None, extra)
     }
 
-    pub fn start_full_pub(base: &Path, name: &str, log_filter: Option<&'static str>, extra: &[&str]) -> Node {
+    pub fn start_full_pub(
+        base: &Path,
+        name: &str,
+        log_filter: Option<&'static str>,
+        extra: &[&str],
+    ) -> Node {
         Self::start_full(base, name, log_filter, extra)
     }
 

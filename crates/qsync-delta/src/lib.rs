@@ -270,7 +270,15 @@ fn encode_files(
     };
     let mut hasher = qsync_base::ContentHasher::new();
     let check = known.is_some().then_some(&mut hasher);
-    match encode_into(&old_src, &new_src, &header, &mut counting, options, limit, check)? {
+    match encode_into(
+        &old_src,
+        &new_src,
+        &header,
+        &mut counting,
+        options,
+        limit,
+        check,
+    )? {
         Some(len) => {
             if known.is_some() && hasher.finish() != target_hash {
                 return Err(DeltaError::ResultMismatch {
@@ -426,38 +434,47 @@ fn encode_into<S: Source + ?Sized, T: Source + ?Sized>(
     while offset < header.target_len {
         let len = chunk.min(header.target_len - offset);
         let target = new.read_range(offset, len)?;
-        if let Some(hasher) = hasher.as_deref_mut() {
-            hasher.update(&target);
-        }
-        let aligned_len = header.source_len.saturating_sub(offset).min(len);
-        let runs = changed_runs(&target, &old.read_range(offset, aligned_len)?);
-        let mut done = 0usize;
-        for (start, end) in runs {
-            out.copy(offset + done as u64, (start - done) as u64)?;
-            let run_start = offset + start as u64;
-            let run_len = (end - start) as u64;
-            let margin = (run_len * 4).clamp(MIN_MARGIN, max_margin.max(MIN_MARGIN));
-            let src_start = run_start.saturating_sub(margin).min(header.source_len);
-            let src_end = (run_start + run_len + margin).min(header.source_len);
-            let source = old.read_range(src_start, src_end - src_start)?;
-            let piece = &target[start..end];
-            // A VCDIFF no smaller than the bytes themselves helps nobody (xd3::encode gives
-            // none then, nor for inputs too short for a VCDIFF header): the bytes go as they are.
-            match xd3::encode(piece, &source) {
-                Some(vcdiff) => out.segment(Segment::Vcdiff {
-                    source_offset: src_start,
-                    source_len: source.len() as u32,
-                    target_len: piece.len() as u32,
-                    vcdiff: &vcdiff,
-                })?,
-                None => out.segment(Segment::Literal(piece))?,
+        // The chunk is hashed on another core while it is compared and encoded.
+        let gave_up = std::thread::scope(|scope| {
+            if let Some(hasher) = hasher.as_deref_mut() {
+                let target = &target[..];
+                scope.spawn(move || hasher.update(target));
             }
-            done = end;
-            if out.written > limit {
-                return Ok(None);
+            let aligned_len = header.source_len.saturating_sub(offset).min(len);
+            let runs = changed_runs(&target, &old.read_range(offset, aligned_len)?);
+            let mut done = 0usize;
+            for (start, end) in runs {
+                out.copy(offset + done as u64, (start - done) as u64)?;
+                let run_start = offset + start as u64;
+                let run_len = (end - start) as u64;
+                let margin = (run_len * 4).clamp(MIN_MARGIN, max_margin.max(MIN_MARGIN));
+                let src_start = run_start.saturating_sub(margin).min(header.source_len);
+                let src_end = (run_start + run_len + margin).min(header.source_len);
+                let source = old.read_range(src_start, src_end - src_start)?;
+                let piece = &target[start..end];
+                // A VCDIFF no smaller than the bytes themselves helps nobody (xd3::encode
+                // gives none then, nor for inputs too short for a VCDIFF header): the
+                // bytes go as they are.
+                match xd3::encode(piece, &source) {
+                    Some(vcdiff) => out.segment(Segment::Vcdiff {
+                        source_offset: src_start,
+                        source_len: source.len() as u32,
+                        target_len: piece.len() as u32,
+                        vcdiff: &vcdiff,
+                    })?,
+                    None => out.segment(Segment::Literal(piece))?,
+                }
+                done = end;
+                if out.written > limit {
+                    return Ok::<bool, DeltaError>(true);
+                }
             }
+            out.copy(offset + done as u64, len - done as u64)?;
+            Ok(false)
+        })?;
+        if gave_up {
+            return Ok(None);
         }
-        out.copy(offset + done as u64, len - done as u64)?;
         offset += len;
     }
     out.segment(Segment::End)?;
@@ -543,8 +560,13 @@ fn apply_segments<S: Source + ?Sized>(
                     let n = (offset + len - at).min(COPY_PIECE);
                     let data = old.read_range(at, n)?;
                     produced = check_produced(header, produced, n)?;
-                    hasher.update(&data);
-                    out.write_all(&data).map_err(DeltaError::write)?;
+                    // Hashed on another core while it is written.
+                    std::thread::scope(|scope| {
+                        let hasher = &mut hasher;
+                        let data = &data[..];
+                        scope.spawn(move || hasher.update(data));
+                        out.write_all(data).map_err(DeltaError::write)
+                    })?;
                     at += n;
                 }
                 continue;

@@ -398,7 +398,10 @@ fn known_hashes_give_the_same_patch_and_a_wrong_one_is_refused() {
     );
 
     // A new file that is not the one the hash names (changed since) is no patch at all.
-    let changed = (hashes.0, qsync_base::ContentHash::of(b"what it held before"));
+    let changed = (
+        hashes.0,
+        qsync_base::ContentHash::of(b"what it held before"),
+    );
     assert!(matches!(
         encode_file_known(&o, &n, &mut Vec::new(), &always_patch(), changed),
         Err(DeltaError::ResultMismatch { .. })

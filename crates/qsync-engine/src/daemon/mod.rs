@@ -130,8 +130,11 @@ struct Engine {
     /// thread that keeps them.
     owed: Vec<Owed>,
     keeper: Keeper,
-    /// When the last file was placed.
-    last_received: Instant,
+    /// When content last moved (a chunk received, a file placed, a serve order queued) or
+    /// a local change was seen: the keeper copies blobs only once it has been quiet a
+    /// moment, so that its reading, writing and `syncfs` do not slow the transfer (the
+    /// copy of a just-saved 100 MiB file slowed the patch of it by half).
+    last_busy: Instant,
     linked: Linked,
     events: Sender<Event>,
     runtime: tokio::runtime::Handle,
@@ -245,7 +248,7 @@ pub fn run(config: DaemonConfig) -> Result<(), EngineError> {
         conns: HashMap::new(),
         owed: Vec::new(),
         keeper,
-        last_received: Instant::now(),
+        last_busy: Instant::now(),
         linked,
         events,
         runtime: runtime.handle().clone(),
@@ -345,7 +348,14 @@ impl Engine {
         loop {
             let mut wait = next_tick.saturating_duration_since(Instant::now());
             if !self.owed.is_empty() {
-                wait = wait.min(KEEP_AFTER_QUIET.saturating_sub(self.last_received.elapsed()));
+                let left = KEEP_AFTER_QUIET.saturating_sub(self.last_busy.elapsed());
+                // While content is being served, look again now and then.
+                let left = if self.sync.serving_idle() {
+                    left
+                } else {
+                    left.max(Duration::from_millis(100))
+                };
+                wait = wait.min(left);
             }
             if let Some(at) = self.sync.next_timeout() {
                 wait = wait.min(at.saturating_duration_since(Instant::now()));
@@ -385,7 +395,7 @@ impl Engine {
                         self.core_run(None);
                     }
                     // Quiet for a moment: the blobs of placed files are kept.
-                    if self.last_received.elapsed() >= KEEP_AFTER_QUIET {
+                    if self.quiet() {
                         self.keep_owed();
                     }
                     if Instant::now() >= next_tick {
@@ -724,6 +734,11 @@ impl Engine {
         if self.owed.len() >= MAX_OWED {
             self.keep_owed();
         }
+    }
+
+    /// Whether content has not moved for [`KEEP_AFTER_QUIET`] and none is being served.
+    fn quiet(&self) -> bool {
+        self.last_busy.elapsed() >= KEEP_AFTER_QUIET && self.sync.serving_idle()
     }
 
     /// Hand what is owed to the keeper, with the budget for bases: a share of the data

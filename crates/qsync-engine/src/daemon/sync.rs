@@ -278,6 +278,11 @@ impl CoreSync {
     pub(super) fn next_timeout(&self) -> Option<Instant> {
         self.core.poll_timeout()
     }
+
+    /// Whether no serve order is queued, under way, or waiting for a signature.
+    pub(super) fn serving_idle(&self) -> bool {
+        self.awaiting.is_empty() && self.serving.lock().is_ok_and(|s| s.is_empty())
+    }
 }
 
 impl Engine {
@@ -498,6 +503,7 @@ impl Engine {
                     serving: self.sync.serving.clone(),
                     key: key.clone(),
                 };
+                self.last_busy = Instant::now();
                 let sync = &mut self.sync;
                 // A patch needs the asker's version: kept here if it was ours or placed
                 // here, or else described by the asker (rsync's exchange) for a file large
@@ -634,7 +640,7 @@ impl Engine {
                 }
             }
             self.received += 1;
-            self.last_received = Instant::now();
+            self.last_busy = Instant::now();
             self.tell(DaemonEvent::Applied {
                 task: placement.task,
                 from: placement.from,
@@ -678,6 +684,10 @@ impl Engine {
         // path that announces the change (copying each file first made a folder of new
         // files wait for all of them to be copied before the first record left).
         let root = state.root.clone();
+        if !events.is_empty() {
+            // Likely asked for at once: the keeper waits (see `Engine::last_busy`).
+            self.last_busy = Instant::now();
+        }
         for event in &events {
             let (entry, edited) = match event {
                 LocalEvent::Create(entry) => (entry, false),

@@ -62,7 +62,7 @@ impl Engine {
     ) {
         if matches!(message, Message::Content { .. } | Message::Delta { .. }) {
             // Content flowing: the keeper of blobs waits until it is quiet.
-            self.last_received = Instant::now();
+            self.last_busy = Instant::now();
         }
         match message {
             Message::Sync { body } => {
