@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# What the benchmarks compare QSync against, from Debian's packages: rsync and Syncthing.
-# Building and testing QSync need none of this (only the Rust toolchain and a C compiler);
-# `just bench-compare` runs this first, and CI runs it so that the bench harness's smoke
-# test (tests/bench_smoke.rs) is exercised. Idempotent and quick when both are there.
+# What the benchmarks compare QSync against, from Debian's packages: rsync and Syncthing;
+# and xfsprogs, with which tests/reflink_xfs.rs makes an XFS file system with reflinks on a
+# loop device. Building and testing QSync need none of this (only the Rust toolchain and a
+# C compiler; those tests are skipped without them); `just bench-compare` runs this first,
+# and CI runs it so that they are exercised. Idempotent and quick when all are there.
 set -euo pipefail
 
-packages=(rsync syncthing)
+packages=(rsync syncthing xfsprogs)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

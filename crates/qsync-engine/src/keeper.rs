@@ -10,7 +10,12 @@
 //! named by the hash of what was actually read, so a stored blob is always what its name
 //! says. Each batch is made durable with one `syncfs`, then named.
 //!
-//! Bases cost disk: kept for every file, they doubled the space a task takes. So:
+//! Bases cost disk: kept for every file, they doubled the space a task takes. Where the
+//! file systems share extents (btrfs, xfs with reflinks: the state folder and the task
+//! folder on one of them), a base is a reflink of the file (`FICLONE`): it costs nothing
+//! while the file is unchanged, and only the old version's extents once it is edited (the
+//! base of the newest version replaces it). Such bases are kept for every file, outside
+//! the budget. Otherwise:
 //! - files under [`MIN_BASE`] have none (a patch of them saves little: they go whole);
 //! - all bases together stay within a budget the daemon gives with each batch (by default
 //!   a quarter of the synced data, and never less than [`BUDGET_FLOOR`], so a small task
@@ -153,17 +158,25 @@ impl Room {
 }
 
 /// Stage the blobs of `owed` whose files still hold what was received, make them durable
-/// together, then name them.
+/// together, then name them. A blob is a reflink of the file where the file systems allow
+/// it (see [`Blobs::stage_clone`]): it costs no space then, so it takes nothing from the
+/// budget; otherwise a copy, within the budget.
 fn keep(blobs: &Blobs, room: &mut Room, owed: &[Owed]) {
     let mut staged = Vec::with_capacity(owed.len());
     for o in owed {
-        if blobs.contains(&o.hash) || !room.make(blobs, o) {
+        if blobs.contains(&o.hash) {
             continue;
         }
         let Ok(file) = TaskRoot::open(&o.root).and_then(|r| r.open_file(&o.path)) else {
             continue;
         };
-        match blobs.stage(file) {
+        let kept = match blobs.stage_clone(&file) {
+            Ok(Some(cloned)) => Ok(cloned),
+            Ok(None) if room.make(blobs, o) => blobs.stage(&file),
+            Ok(None) => continue,
+            Err(e) => Err(e),
+        };
+        match kept {
             Ok((hash, Some(blob))) if hash == o.hash => staged.push(blob),
             Ok(_) => {}
             Err(e) => {

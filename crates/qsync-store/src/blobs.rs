@@ -89,6 +89,35 @@ impl Blobs {
         Ok((hash, Some(StagedBlob { temp, dest })))
     }
 
+    /// [`Blobs::stage`] of an open file by a reflink (`FICLONE`): on a file system that
+    /// shares extents (btrfs, xfs) the blob costs no space while the file is unchanged, and
+    /// no write. The clone is then read and hashed (it is a snapshot: its hash is what the
+    /// blob holds, whatever the file does meanwhile). `Ok(None)` when the file systems
+    /// cannot clone (ext4, or the file on another file system): stage a copy instead.
+    pub fn stage_clone(
+        &self,
+        file: &fs::File,
+    ) -> Result<Option<(ContentHash, Option<StagedBlob>)>, StoreError> {
+        let temp = self.temp_file()?;
+        #[cfg(target_os = "linux")]
+        let cloned = rustix::fs::ioctl_ficlone(temp.as_file(), file).is_ok();
+        #[cfg(not(target_os = "linux"))]
+        let cloned = {
+            let _ = file;
+            false
+        };
+        if !cloned {
+            return Ok(None);
+        }
+        let hash = ContentHash::of_reader(temp.as_file())
+            .map_err(|e| StoreError::io("read", temp.path().to_owned(), e))?;
+        let dest = self.path(&hash);
+        if dest.is_file() {
+            return Ok(Some((hash, None)));
+        }
+        Ok(Some((hash, Some(StagedBlob { temp, dest }))))
+    }
+
     /// Store a copy of the file at `path`, whose content the caller has already checked to
     /// hash to `hash` (and that nobody else writes to). The copy is made by the kernel
     /// (`copy_file_range`, a reflink on file systems that share extents), never read back.

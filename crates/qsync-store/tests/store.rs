@@ -267,6 +267,26 @@ fn tasks_devices_and_errors() {
     assert_eq!(mode & 0o777, 0o600, "the database holds link keys");
 }
 
+/// A reflink blob is a snapshot named by what it holds, or there is none (ext4): never a
+/// blob whose name is not its content. (tests/reflink_xfs.rs checks the clone on XFS.)
+#[test]
+fn a_cloned_blob_holds_what_its_name_says_or_is_not_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let path = dir.path().join("file");
+    std::fs::write(&path, b"content to clone").unwrap();
+    let file = std::fs::File::open(&path).unwrap();
+    match store.blobs().stage_clone(&file).unwrap() {
+        None => {} // no reflinks on this file system: the caller copies
+        Some((hash, staged)) => {
+            assert_eq!(hash, ContentHash::of(b"content to clone"));
+            staged.unwrap().publish().unwrap();
+            let blob = std::fs::read(store.blobs().path(&hash)).unwrap();
+            assert_eq!(blob, b"content to clone");
+        }
+    }
+}
+
 #[test]
 fn blobs_are_content_addressed_and_swept_when_unreferenced() {
     let (dir, mut store, task, _) = setup(0);
