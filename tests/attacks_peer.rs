@@ -480,10 +480,10 @@ fn lying_signatures_end_in_the_file_served_whole() {
         assert!(whole == data, "the file was not served whole and exact");
     };
 
-    // Every checksum of the real blocks, every strong hash wrong, claiming the base asked with.
+    // Every checksum of the real blocks, every strong hash wrong, claiming the base asked
+    // with (in the block length an honest signer uses: another is refused outright).
     let colliding = |base: ContentHash| {
-        let real =
-            qsync_delta::Signature::with_block_len(&data[..], data.len() as u64, 256).unwrap();
+        let real = qsync_delta::Signature::of(&data[..], data.len() as u64).unwrap();
         let mut bytes = real.to_bytes();
         bytes[12..44].copy_from_slice(base.as_bytes());
         for entry in bytes[52..].chunks_exact_mut(12) {

@@ -126,4 +126,12 @@ fn bases_are_reflinks_and_cost_no_disk() {
     wait_same(&da, &db, Duration::from_secs(60));
     let sent = wire() - sent_before;
     assert!(sent < 16 * 1024, "{sent} bytes for a 1-byte edit");
+    // The new version's base replaces the old one's (which, no longer shared with the
+    // file, would cost its whole size).
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        (blobs(&a), blobs(&b)),
+        (8, 8),
+        "one base per file after the edit"
+    );
 }

@@ -27,8 +27,9 @@
 //!
 //! A signature comes from another device and may be hostile: parsing checks every length
 //! before allocating, and the encoder checks at most [`MAX_CANDIDATES`] blocks per
-//! checksum and gives up ([`Delta::Full`]) once strong hashes fail too often, so a
-//! signature made of colliding checksums costs a bounded number of hashes.
+//! checksum and gives up ([`Delta::Full`]) once the bytes hashed for strong hashes that
+//! failed pass four times the bytes read (plus 64 MiB), so a signature made of colliding
+//! checksums costs a bounded amount of hashing.
 
 use std::io::{self, Read};
 
@@ -51,6 +52,10 @@ pub const MAX_BLOCK_LEN: u32 = 64 * 1024 * 1024;
 pub const MAX_BLOCKS: u32 = 1 << 20;
 /// Blocks with the same rolling checksum checked at one position, at most.
 pub const MAX_CANDIDATES: usize = 4;
+
+/// Bytes hashed for blocks whose checksum matched and strong hash did not, beyond four
+/// times the bytes read, before the encoder gives up.
+const FAILED_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Literal bytes written per segment, at most (the pending ones are held in memory).
 const LITERAL_PIECE: usize = 1024 * 1024;
@@ -466,9 +471,10 @@ pub fn encode_blocks(
                 let strong = strong_of(win.slice(pos, pos + block));
                 found = candidates.find(|&j| sig.strong[j] == strong);
                 if found.is_none() {
-                    failed += 1;
-                    let allowed = 1024 + 4 * (win.read / block.max(1));
-                    if failed > allowed {
+                    // Counted in bytes hashed for nothing: a signature of huge blocks
+                    // costs as much per failure.
+                    failed += block;
+                    if failed > FAILED_BYTES + 4 * win.read {
                         return Ok(Delta::Full(FullReason::PatchTooLarge));
                     }
                 }

@@ -14,8 +14,9 @@
 //! file systems share extents (btrfs, xfs with reflinks: the state folder and the task
 //! folder on one of them), a base is a reflink of the file (`FICLONE`): it costs nothing
 //! while the file is unchanged, and only the old version's extents once it is edited (the
-//! base of the newest version replaces it). Such bases are kept for every file, outside
-//! the budget. Otherwise:
+//! base of the newest version replaces it: the previous version's is evicted then, as it
+//! would cost its whole size). Such bases are kept for every file, outside the budget.
+//! Otherwise:
 //! - files under [`MIN_BASE`] have none (a patch of them saves little: they go whole);
 //! - all bases together stay within a budget the daemon gives with each batch (by default
 //!   a quarter of the synced data, and never less than [`BUDGET_FLOOR`], so a small task
@@ -48,6 +49,8 @@ pub(crate) struct Owed {
     /// Whether it is a new version of a path that had one before (see the module's
     /// documentation).
     pub(crate) edited: bool,
+    /// The content the path held before, whose base this one replaces.
+    pub(crate) replaces: Option<ContentHash>,
 }
 
 /// Files smaller than this keep no base: an edit of them is sent whole.
@@ -163,6 +166,7 @@ impl Room {
 /// budget; otherwise a copy, within the budget.
 fn keep(blobs: &Blobs, room: &mut Room, owed: &[Owed]) {
     let mut staged = Vec::with_capacity(owed.len());
+    let mut replaced = Vec::new();
     for o in owed {
         if blobs.contains(&o.hash) {
             continue;
@@ -170,14 +174,21 @@ fn keep(blobs: &Blobs, room: &mut Room, owed: &[Owed]) {
         let Ok(file) = TaskRoot::open(&o.root).and_then(|r| r.open_file(&o.path)) else {
             continue;
         };
-        let kept = match blobs.stage_clone(&file) {
-            Ok(Some(cloned)) => Ok(cloned),
-            Ok(None) if room.make(blobs, o) => blobs.stage(&file),
+        let (kept, cloned) = match blobs.stage_clone(&file) {
+            Ok(Some(clone)) => (Ok(clone), true),
+            Ok(None) if room.make(blobs, o) => (blobs.stage(&file), false),
             Ok(None) => continue,
-            Err(e) => Err(e),
+            Err(e) => (Err(e), false),
         };
         match kept {
-            Ok((hash, Some(blob))) if hash == o.hash => staged.push(blob),
+            Ok((hash, Some(blob))) if hash == o.hash => {
+                staged.push(blob);
+                // A reflinked base is outside the budget: the one it replaces goes now
+                // (no longer shared with the file, it would cost its whole size).
+                if let Some(old) = o.replaces.filter(|old| cloned && *old != hash) {
+                    replaced.push(old);
+                }
+            }
             Ok(_) => {}
             Err(e) => {
                 tracing::debug!(error = %e, path = %o.path, "could not keep a blob")
@@ -196,6 +207,11 @@ fn keep(blobs: &Blobs, room: &mut Room, owed: &[Owed]) {
             tracing::warn!(error = %e, "could not keep a blob");
         }
     }
+    for old in replaced {
+        if let Err(e) = blobs.evict(&old) {
+            tracing::debug!(error = %e, "could not evict a replaced blob");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -210,6 +226,7 @@ mod tests {
             hash: ContentHash::of(b"unused"),
             size,
             edited,
+            replaces: None,
         }
     }
 

@@ -117,8 +117,10 @@ const EVENTS_AT_ONCE: usize = 256;
 
 /// Received files' blobs are kept once nothing has been received for this long...
 const KEEP_AFTER_QUIET: Duration = Duration::from_millis(500);
-/// ...or once this many are owed.
+/// ...or once this many are owed...
 const MAX_OWED: usize = 10_000;
+/// ...or once the first of them has been owed this long.
+const KEEP_AT_MOST_AFTER: Duration = Duration::from_secs(30);
 
 struct Engine {
     me: DeviceId,
@@ -135,6 +137,8 @@ struct Engine {
     /// moment, so that its reading, writing and `syncfs` do not slow the transfer (the
     /// copy of a just-saved 100 MiB file slowed the patch of it by half).
     last_busy: Instant,
+    /// When the oldest of [`Engine::owed`] was owed.
+    owed_since: Option<Instant>,
     linked: Linked,
     events: Sender<Event>,
     runtime: tokio::runtime::Handle,
@@ -249,6 +253,7 @@ pub fn run(config: DaemonConfig) -> Result<(), EngineError> {
         owed: Vec::new(),
         keeper,
         last_busy: Instant::now(),
+        owed_since: None,
         linked,
         events,
         runtime: runtime.handle().clone(),
@@ -730,15 +735,22 @@ impl Engine {
             && !self.store.blobs().contains(&owed.hash)
         {
             self.owed.push(owed);
+            self.owed_since.get_or_insert_with(Instant::now);
         }
         if self.owed.len() >= MAX_OWED {
             self.keep_owed();
         }
     }
 
-    /// Whether content has not moved for [`KEEP_AFTER_QUIET`] and none is being served.
+    /// Whether content has not moved for [`KEEP_AFTER_QUIET`] and none is being served, or
+    /// blobs have been owed for [`KEEP_AT_MOST_AFTER`] (a long transfer does not keep
+    /// every later edit from having a base).
     fn quiet(&self) -> bool {
-        self.last_busy.elapsed() >= KEEP_AFTER_QUIET && self.sync.serving_idle()
+        let quiet = self.last_busy.elapsed() >= KEEP_AFTER_QUIET && self.sync.serving_idle();
+        quiet
+            || self
+                .owed_since
+                .is_some_and(|t| t.elapsed() >= KEEP_AT_MOST_AFTER)
     }
 
     /// Hand what is owed to the keeper, with the budget for bases: a share of the data
@@ -755,6 +767,7 @@ impl Engine {
             .map(|e| e.size)
             .sum();
         let budget = crate::keeper::budget(synced, self.config.base_share);
+        self.owed_since = None;
         self.keeper.keep(std::mem::take(&mut self.owed), budget);
     }
 }

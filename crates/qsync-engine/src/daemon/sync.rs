@@ -188,7 +188,12 @@ enum Work {
 /// What a patch is made from (see [`transfer::Base`]).
 enum JobBase {
     Kept(PathBuf),
-    Blocks(Box<qsync_delta::Signature>),
+    /// A peer's signature, with its share of [`CoreSync::signature_memory`] held until the
+    /// patch is made (given back when the job is dropped).
+    Blocks {
+        sig: Box<qsync_delta::Signature>,
+        _memory: transfer::Share,
+    },
 }
 
 /// A serve order waiting for the asker's signature of its base (see
@@ -197,12 +202,17 @@ struct Awaiting {
     job: ServeJob,
     base: ContentHash,
     incoming: transfer::IncomingSignature,
-    /// When it was asked for, or its last chunk came.
-    last: Instant,
+    /// When the signature was asked for.
+    asked: Instant,
 }
 
-/// A serve order whose signature does not come for this long is served whole.
-const SIGNATURE_WAIT: Duration = Duration::from_secs(30);
+/// A serve order whose signature is not all here this long after it was asked for is
+/// served whole (a fixed deadline: a peer sending a byte now and then cannot keep an order,
+/// and its share of the memory, for ever).
+const SIGNATURE_WAIT: Duration = Duration::from_secs(60);
+
+/// Serve orders of one device waiting for a signature, at most; beyond, served whole.
+const MAX_AWAITING_PER_DEVICE: usize = 2;
 
 impl CoreSync {
     /// The core of device `me`, its content staged under `state_dir/staging` (emptied: a
@@ -238,7 +248,7 @@ impl CoreSync {
                             let base = base.as_ref().map(|(h, b)| {
                                 let b = match b {
                                     JobBase::Kept(path) => transfer::Base::Kept(path),
-                                    JobBase::Blocks(sig) => transfer::Base::Blocks(sig),
+                                    JobBase::Blocks { sig, .. } => transfer::Base::Blocks(sig),
                                 };
                                 (*h, b)
                             });
@@ -524,9 +534,11 @@ impl Engine {
                     tx: conn.tx.clone(),
                     queued: conn.queued.clone(),
                 };
+                let waiting = sync.awaiting.keys().filter(|(d, ..)| *d == to).count();
                 let signed = match (&job.work, base) {
                     (Work::Serve { base: None, .. }, Some(base))
                         if size >= transfer::MIN_SIGNED_FILE
+                            && waiting < MAX_AWAITING_PER_DEVICE
                             && sync.signature_memory.used() < transfer::MAX_SIGNATURE_MEMORY =>
                     {
                         Some(base)
@@ -540,7 +552,7 @@ impl Engine {
                             job,
                             base,
                             incoming: transfer::IncomingSignature::start(&sync.signature_memory),
-                            last: Instant::now(),
+                            asked: Instant::now(),
                         };
                         sync.awaiting.insert(key, awaiting);
                     }
@@ -629,12 +641,17 @@ impl Engine {
                 self.sync.staging.remove(hash);
                 // Kept as the base of the patches of its next versions (see `keeper.rs`).
                 if let Some(state) = self.tasks.get(&placement.task) {
+                    let previous = match &placement.expect {
+                        State::File { hash, .. } => Some(*hash),
+                        _ => None,
+                    };
                     let owed = Owed {
                         root: state.root.clone(),
                         path: placement.path.clone(),
                         hash: *hash,
                         size: *size,
-                        edited: matches!(placement.expect, State::File { .. }),
+                        edited: previous.is_some(),
+                        replaces: previous,
                     };
                     self.owe_blob(owed);
                 }
@@ -689,9 +706,9 @@ impl Engine {
             self.last_busy = Instant::now();
         }
         for event in &events {
-            let (entry, edited) = match event {
-                LocalEvent::Create(entry) => (entry, false),
-                LocalEvent::Modify { entry, .. } => (entry, true),
+            let (entry, previous) = match event {
+                LocalEvent::Create(entry) => (entry, None),
+                LocalEvent::Modify { entry, previous } => (entry, Some(*previous)),
                 _ => continue,
             };
             if let (EntryKind::File, Some(hash)) = (entry.kind, entry.hash) {
@@ -700,7 +717,8 @@ impl Engine {
                     path: entry.path.clone(),
                     hash,
                     size: entry.size,
-                    edited,
+                    edited: previous.is_some(),
+                    replaces: previous.flatten(),
                 });
             }
         }

@@ -463,9 +463,14 @@ impl IncomingSignature {
         Ok(())
     }
 
-    /// The signature, if what came is one (and not the empty "send it whole").
-    pub fn finish(self) -> Option<Signature> {
-        Signature::from_bytes(&self.bytes).ok()
+    /// The signature, if what came is one (and not the empty "send it whole") made with
+    /// the block length an honest signer uses ([`qsync_delta::block_len_for`]: a peer's
+    /// choice of huge blocks would make each failed match cost that much hashing), with
+    /// its share of the memory budget, to hold until the patch is made.
+    pub fn finish(self) -> Option<(Signature, Share)> {
+        let sig = Signature::from_bytes(&self.bytes).ok()?;
+        (sig.block_len() == qsync_delta::block_len_for(sig.source_len()))
+            .then_some((sig, self.memory))
     }
 }
 
@@ -709,7 +714,7 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
-        let sig = incoming.finish().unwrap();
+        let (sig, _memory) = incoming.finish().unwrap();
         assert_eq!(sig.source_hash(), base);
 
         let mut served = Vec::new();

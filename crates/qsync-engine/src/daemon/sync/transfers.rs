@@ -30,7 +30,7 @@ impl Engine {
             .sync
             .awaiting
             .iter()
-            .filter(|(_, a)| a.last.elapsed() >= SIGNATURE_WAIT)
+            .filter(|(_, a)| a.asked.elapsed() >= SIGNATURE_WAIT)
             .map(|(key, _)| key.clone())
             .collect();
         for key in late {
@@ -41,12 +41,21 @@ impl Engine {
 
     /// The serve order waiting at `key` for a signature goes to the serving thread: as a
     /// patch made from `signature`, or whole.
-    fn serve_awaiting(&mut self, key: &ServeKey, signature: Option<qsync_delta::Signature>) {
+    fn serve_awaiting(
+        &mut self,
+        key: &ServeKey,
+        signature: Option<(qsync_delta::Signature, transfer::Share)>,
+    ) {
         let Some(Awaiting { mut job, .. }) = self.sync.awaiting.remove(key) else {
             return;
         };
-        if let (Work::Serve { base, .. }, Some(sig)) = (&mut job.work, signature) {
-            *base = Some((sig.source_hash(), JobBase::Blocks(Box::new(sig))));
+        if let (Work::Serve { base, .. }, Some((sig, memory))) = (&mut job.work, signature) {
+            let described = sig.source_hash();
+            let from = JobBase::Blocks {
+                sig: Box::new(sig),
+                _memory: memory,
+            };
+            *base = Some((described, from));
         }
         if self.sync.server.send(job).is_err() {
             tracing::error!("the serving thread is gone");
@@ -229,7 +238,6 @@ impl Engine {
                 if awaiting.base != base {
                     return;
                 }
-                awaiting.last = Instant::now();
                 if !last {
                     if let Err(e) = awaiting.incoming.accept(offset, &data) {
                         tracing::debug!(%device, error = %e, "a signature was refused; the content is served whole");
@@ -243,7 +251,9 @@ impl Engine {
                 );
                 // Only a signature of the base the asker named: any other makes a patch
                 // it would refuse.
-                let signature = incoming.finish().filter(|sig| sig.source_hash() == base);
+                let signature = incoming
+                    .finish()
+                    .filter(|(sig, _)| sig.source_hash() == base);
                 self.serve_awaiting(&key, signature);
             }
             Message::Unavailable { path, hash } => {
