@@ -47,16 +47,8 @@ impl Node {
         Self::start_full(base, name, None, extra)
     }
 
-    pub fn start_full_pub(
-        base: &Path,
-        name: &str,
-        log_filter: Option<&'static str>,
-        extra: &[&str],
-    ) -> Node {
-        Self::start_full(base, name, log_filter, extra)
-    }
-
-    fn start_full(
+    /// A daemon logging with `RUST_LOG=log_filter` and started with more arguments.
+    pub fn start_full(
         base: &Path,
         name: &str,
         log_filter: Option<&'static str>,
