@@ -104,6 +104,18 @@ impl Node {
         }
     }
 
+    /// How many blobs (copies kept as bases of patches) its state folder holds: one file
+    /// each, in one folder per first byte of their hash.
+    pub fn blob_count(&self) -> usize {
+        std::fs::read_dir(self.state.join("blobs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|sub| std::fs::read_dir(sub.path()).ok())
+            .map(|files| files.count())
+            .sum()
+    }
+
     /// The daemon's process id.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
