@@ -330,10 +330,18 @@ impl Core {
         self.streaming.retain(|(_, p), _| *p != peer);
         self.inbound.retain(|(_, p), _| *p != peer);
         // What that peer sent comes again after reconnecting; placements under way finish.
+        // Those are no longer part of the peer's sequence as this device will track it: the
+        // peer sends the same records again, under the same numbers, and settling one of
+        // those numbers because the old placement finished (or was superseded by the new
+        // copy of its own record) would acknowledge the new copy before it is carried out;
+        // a second disconnection would then drop it for good.
         let mut changed = Vec::new();
         for (key, queue) in self.work.iter_mut() {
             let before = queue.len();
             queue.retain(|item| item.from != peer || matches!(item.step, Step::Placing { .. }));
+            for item in queue.iter_mut().filter(|item| item.from == peer) {
+                item.tracked = false;
+            }
             if queue.len() != before {
                 changed.push(key.clone());
             }

@@ -26,6 +26,19 @@ impl Core {
                 Step::Waiting(at) if self.now.is_some_and(|now| now >= at) => {}
                 _ => return Ok(()),
             }
+            // A newer version that came while this one was being placed (and could not be
+            // superseded then) makes it pointless: were it to wait for ever (its folder
+            // became a link here, say), the newer one queued behind it would never be
+            // decided.
+            let superseded = self.work.get(key).is_some_and(|q| {
+                q.iter()
+                    .skip(1)
+                    .any(|later| later.record.version.dominates(&item.record.version))
+            });
+            if superseded {
+                self.finish_head(key, ledger)?;
+                continue;
+            }
             let (task, path) = (&key.0, &key.1);
             let local = ledger.record(task, path)?;
             let remote = &item.record;
@@ -303,7 +316,10 @@ impl Core {
                 )?,
                 // Never known here: only made to hold the path. Adopted with no version of
                 // ours, so the folder's own record (on its way) takes it over, and nobody's
-                // later deletion of it is made concurrent by it.
+                // later deletion of it is made concurrent by it. It counts as taken from
+                // the device the path came from: that device has the folder (its own
+                // record of it is on the way or placed a moment later, the two placements
+                // can finish in either order), so sending it back would be an echo.
                 None => {
                     let seq = Self::next_seq(ledger, task)?;
                     ledger.put(
@@ -315,7 +331,7 @@ impl Core {
                             mtime_ns: item.record.mtime_ns,
                             seq,
                         },
-                        None,
+                        Some(item.from),
                     )?;
                     self.changed.insert((*task, parent));
                 }
@@ -348,6 +364,18 @@ impl Core {
                 self.changed.insert((*task, aside_path));
             }
         }
+        // The person may have changed the path after the placement was ordered, and the
+        // watcher's report of it stored (a file written, say), then changed it back before
+        // the placement looked (the file deleted again: the driver found what it expected).
+        // That version is gone from the disk by the person's hand, but peers may have its
+        // record: the stored version must have seen it, or they would wait for ever for
+        // content nobody has.
+        let version = match ledger.record(task, &key.1)? {
+            Some(current) if !version.dominates(&current.version) => {
+                version.merged(&current.version)
+            }
+            _ => version,
+        };
         let seq = Self::next_seq(ledger, task)?;
         let origin = (version == item.record.version).then_some(item.from);
         ledger.put(

@@ -95,11 +95,15 @@ impl World {
             if !matches!(w.state, State::File { .. } | State::Symlink { .. }) {
                 continue;
             }
-            // A later write on top of it, or a person's change to a conflict copy of it.
+            // A later write on top of it, a person's change to a conflict copy of it, or a
+            // person's deletion of it (on a device that had it).
             let seen_later = self.writes.iter().any(|l| {
                 (l.path == w.path && l.base.dominates(&w.version))
                     || (is_conflict_copy(&l.path) && l.before == w.state)
-            });
+            }) || self
+                .deleted
+                .iter()
+                .any(|(p, known)| *p == w.path && known.dominates(&w.version));
             if seen_later {
                 continue;
             }
@@ -123,17 +127,18 @@ impl World {
         }
         // No conflict copy without two concurrent writers of the original: one whose write
         // is in the copy, and one who wrote the same path concurrently, or inside it while
-        // it was a folder there. (The copy may have been moved since by a rename, so only
-        // its content is matched.)
+        // it was a folder there. That may be the same person: a device brings a folder back
+        // to hold a path in it that another device's deletion of the folder had not seen,
+        // and that is its change, concurrent with a file the first person later saved at
+        // the folder's name. (The copy may have been moved since by a rename, so only its
+        // content is matched.)
         for copy in self.conflict_copies(0) {
             let state = &first[&copy];
             let explained = self.writes.iter().any(|w| {
                 w.state == *state
                     && self.writes.iter().any(|o| {
                         (o.path == w.path && o.version.compare(&w.version) == Causality::Concurrent)
-                            || (o.device != w.device
-                                && o.path != w.path
-                                && o.path.starts_with(&w.path))
+                            || (o.path != w.path && o.path.starts_with(&w.path))
                     })
             });
             if !explained {

@@ -7,6 +7,10 @@
 //! messages in flight. The ledger and the disk survive (each placement is durable before
 //! the core hears it is done, and a ledger write happens inside one `handle` call).
 //!
+//! Placements are carried out as the daemon's driver does them: later (on its own thread,
+//! in batches), so that they finish in any order across paths and the person may change
+//! the disk in between; each is reported to the core when it is done.
+//!
 //! The watcher is modelled as a debounced scan that compares the disk with the ledger and
 //! reports each difference as [`Input::Observed`]: deletions innermost first, then new and
 //! changed paths outermost first.
@@ -197,6 +201,8 @@ pub struct Device {
     /// The real watcher's model of the disk (`qsync_watch::Index`), rebuilt from the ledger
     /// at each start, told of every placement before it happens.
     index: Index,
+    /// Placements ordered and not carried out yet, each with when it will be.
+    placing: Vec<(Instant, Placement)>,
 }
 
 /// A connection between two devices, with messages in flight each way.
@@ -218,6 +224,12 @@ pub struct World {
     /// Pairs that cannot talk (a partition).
     pub cut: BTreeSet<(usize, usize)>,
     pub writes: Vec<Write>,
+    /// Paths a person deleted, each with the version its device had recorded for it then.
+    /// A person may delete a path the watcher has not reported yet, and a placement ordered
+    /// before may make a folder there (a parent of what it places) before the watcher
+    /// looks: the deletion is never seen as one, but what it removed, as far as that
+    /// device knew it, was the person's choice.
+    pub deleted: Vec<(RelPath, VersionVector)>,
     pub trace: Vec<String>,
     pub records_sent: u64,
     pub versions_made: u64,
@@ -254,11 +266,13 @@ impl World {
                     staged: BTreeSet::new(),
                     dirty_since: None,
                     index: Index::default(),
+                    placing: Vec::new(),
                 })
                 .collect(),
             links: Vec::new(),
             cut: BTreeSet::new(),
             writes: Vec::new(),
+            deleted: Vec::new(),
             trace: Vec::new(),
             records_sent: 0,
             versions_made: 0,
@@ -475,43 +489,66 @@ impl World {
                     }
                 }
                 Effect::Place(placement) => {
-                    let before = self.devices[d]
-                        .disk
-                        .get(placement.path.as_str())
-                        .map(Node::state);
-                    let outcome = self.place(d, &placement);
-                    if outcome == PlaceOutcome::Done {
-                        // The watcher sees the driver's own writes too (and absorbs them).
-                        self.touch(d);
-                    }
-                    let mut line = format!(
-                        "dev{d} place {} -> {:?}: {outcome:?}",
+                    // Up to 40 ms later: placements ordered together finish in any order.
+                    let at = self.now + Duration::from_millis(self.rng.below(40));
+                    self.log(format!(
+                        "dev{d} orders place {} -> {:?}",
                         placement.path,
                         short(&placement.target)
-                    );
-                    if outcome != PlaceOutcome::Done {
-                        let _ = write!(
-                            line,
-                            " (expected {:?}, disk {:?}, aside {:?}, parents {:?})",
-                            short(&placement.expect),
-                            before.as_ref().map(short),
-                            placement.aside,
-                            placement.parents
-                        );
-                    }
-                    self.log(line);
-                    let input = Input::Placed {
-                        task: placement.task,
-                        path: placement.path,
-                        outcome,
-                    };
-                    let now = self.now;
-                    let device = &mut self.devices[d];
-                    if let Some(core) = device.core.as_mut() {
-                        let Ok(()) = core.handle(now, input, &mut device.ledger);
-                    }
+                    ));
+                    self.devices[d].placing.push((at, placement));
                 }
             }
+        }
+    }
+
+    /// Carry out device `d`'s placements that are due, in the order of their times, and
+    /// tell its core how each went.
+    fn place_due(&mut self, d: usize) {
+        loop {
+            let now = self.now;
+            let due = self.devices[d]
+                .placing
+                .iter()
+                .enumerate()
+                .filter(|(_, (at, _))| *at <= now)
+                .min_by_key(|(_, (at, _))| *at)
+                .map(|(i, _)| i);
+            let Some(i) = due else { return };
+            let (_, placement) = self.devices[d].placing.remove(i);
+            let before = self.devices[d]
+                .disk
+                .get(placement.path.as_str())
+                .map(Node::state);
+            let outcome = self.place(d, &placement);
+            if outcome == PlaceOutcome::Done {
+                // The watcher sees the driver's own writes too (and absorbs them).
+                self.touch(d);
+            }
+            let mut line = format!(
+                "dev{d} place {} -> {:?}: {outcome:?}",
+                placement.path,
+                short(&placement.target)
+            );
+            if outcome != PlaceOutcome::Done {
+                let _ = write!(
+                    line,
+                    " (expected {:?}, disk {:?}, aside {:?}, parents {:?})",
+                    short(&placement.expect),
+                    before.as_ref().map(short),
+                    placement.aside,
+                    placement.parents
+                );
+            }
+            self.log(line);
+            self.input(
+                d,
+                Input::Placed {
+                    task: placement.task,
+                    path: placement.path,
+                    outcome,
+                },
+            );
         }
     }
 
@@ -625,6 +662,7 @@ impl World {
         self.now += TICK;
         self.deliver_due();
         for d in 0..self.devices.len() {
+            self.place_due(d);
             if self.devices[d]
                 .dirty_since
                 .is_some_and(|t| self.now >= t + DEBOUNCE)
@@ -656,10 +694,11 @@ impl World {
 
     fn quiet(&self) -> bool {
         self.links.iter().all(|l| l.in_flight.is_empty())
-            && self
-                .devices
-                .iter()
-                .all(|d| d.dirty_since.is_none() && d.core.as_ref().is_none_or(|c| !c.is_busy()))
+            && self.devices.iter().all(|d| {
+                d.dirty_since.is_none()
+                    && d.placing.is_empty()
+                    && d.core.as_ref().is_none_or(|c| !c.is_busy())
+            })
     }
 
     /// Heal everything and run until nothing moves (or `limit` passes); true if quiet.

@@ -88,16 +88,24 @@ impl World {
 
     /// rm -rf
     pub fn delete(&mut self, d: usize, path: &str) {
-        let disk = &mut self.devices[d].disk;
-        let doomed = subtree(disk, path);
+        let doomed = subtree(&self.devices[d].disk, path);
         if doomed.is_empty() {
             return;
         }
         for p in doomed {
-            disk.remove(&p);
+            self.devices[d].disk.remove(&p);
+            self.person_removed(d, p);
         }
         self.log(format!("dev{d} user deletes {path}"));
         self.touch(d);
+    }
+
+    /// Note that device `d`'s person removed `path` from its place (see `World::deleted`).
+    fn person_removed(&mut self, d: usize, path: String) {
+        let path = RelPath::new(path).unwrap();
+        if let Some(known) = self.devices[d].ledger.get(&self.task, &path) {
+            self.deleted.push((path, known.version));
+        }
     }
 
     /// mv from to (to must not exist, its parent must be a folder, not inside from)
@@ -112,10 +120,12 @@ impl World {
             }
         }
         for p in subtree(disk, from) {
+            let disk = &mut self.devices[d].disk;
             if let Some(node) = disk.remove(&p) {
                 let moved = format!("{to}{}", &p[from.len()..]);
                 disk.insert(moved, node);
             }
+            self.person_removed(d, p);
         }
         self.log(format!("dev{d} user renames {from} -> {to}"));
         self.touch(d);
@@ -136,6 +146,9 @@ impl World {
         if self.devices[d].core.take().is_some() {
             self.devices[d].staged.clear();
             self.devices[d].dirty_since = None;
+            // Placements not carried out yet die with the daemon (one under way is all or
+            // nothing: the simulator carries each out at once when it is due).
+            self.devices[d].placing.clear();
             self.log(format!("dev{d} crashes"));
             self.update_links();
         }
