@@ -13,7 +13,8 @@
 //! patch does not apply, and by a whole scan every `rescan_every`.
 //!
 //! The transfers themselves (content and patches coming in, fetches ending, the free-space
-//! check) are in `sync/transfers.rs`.
+//! check) are in `sync/transfers.rs`; serving content to peers (the serving thread, serve
+//! orders waiting for a peer's signature) in `sync/serving.rs`.
 //!
 //! If the ledger fails mid-call, the transaction rolls back, the core is replaced by a new
 //! one and every connection is closed: the peers redial, and the exchange starts again from
@@ -31,7 +32,10 @@ use super::*;
 use crate::driver::place::{self, Batch, Staging};
 use crate::driver::transfer::{self, Budget, Incoming, IncomingPatch};
 
+mod serving;
 mod transfers;
+
+use serving::{Awaiting, ServeJob, Work};
 
 /// What the driver keeps beside the core.
 pub(super) struct CoreSync {
@@ -141,79 +145,6 @@ impl CoreSync {
 /// Which device, task, path and content a serve order is for.
 type ServeKey = (DeviceId, TaskId, RelPath, ContentHash);
 
-/// A serve order's place in [`CoreSync::serving`], given back once it is served.
-struct Queued {
-    serving: Arc<Mutex<HashSet<ServeKey>>>,
-    key: ServeKey,
-}
-
-impl Drop for Queued {
-    fn drop(&mut self) {
-        if let Ok(mut serving) = self.serving.lock() {
-            serving.remove(&self.key);
-        }
-    }
-}
-
-/// How long the serving thread waits for a connection's queue to drain before it gives a
-/// job up (a peer that stopped reading).
-const SERVE_STALL: Duration = Duration::from_secs(30);
-
-/// One order for the serving thread: content (or a patch) to send to a peer, or the
-/// signature of a version here that a peer asked for.
-struct ServeJob {
-    root: PathBuf,
-    task: TaskId,
-    path: RelPath,
-    hash: ContentHash,
-    work: Work,
-    tx: Outgoing,
-    /// The connection's queued content bytes (see `net::MAX_QUEUED_CONTENT`).
-    queued: Arc<std::sync::atomic::AtomicUsize>,
-}
-
-enum Work {
-    /// Serve `hash`, as a patch from `base` when one is worth it.
-    Serve {
-        /// The asker's content at the path, and what is known of it here.
-        base: Option<(ContentHash, JobBase)>,
-        /// Its place among the orders queued, given back once served.
-        _queued: Queued,
-    },
-    /// Send the signature of our version `base` of the path (we fetch `hash` from the
-    /// peer, which keeps no copy of `base`).
-    Sign { base: ContentHash },
-}
-
-/// What a patch is made from (see [`transfer::Base`]).
-enum JobBase {
-    Kept(PathBuf),
-    /// A peer's signature, with its share of [`CoreSync::signature_memory`] held until the
-    /// patch is made (given back when the job is dropped).
-    Blocks {
-        sig: Box<qsync_delta::Signature>,
-        _memory: transfer::Share,
-    },
-}
-
-/// A serve order waiting for the asker's signature of its base (see
-/// [`CoreSync::awaiting`]).
-struct Awaiting {
-    job: ServeJob,
-    base: ContentHash,
-    incoming: transfer::IncomingSignature,
-    /// When the signature was asked for.
-    asked: Instant,
-}
-
-/// A serve order whose signature is not all here this long after it was asked for is
-/// served whole (a fixed deadline: a peer sending a byte now and then cannot keep an order,
-/// and its share of the memory, for ever).
-const SIGNATURE_WAIT: Duration = Duration::from_secs(60);
-
-/// Serve orders of one device waiting for a signature, at most; beyond, served whole.
-const MAX_AWAITING_PER_DEVICE: usize = 2;
-
 impl CoreSync {
     /// The core of device `me`, its content staged under `state_dir/staging` (emptied: a
     /// fetch cut short by a stop starts again).
@@ -223,44 +154,7 @@ impl CoreSync {
             fs::remove_dir_all(&dir).map_err(|e| EngineError::io("empty", &dir, e))?;
         }
         let staging = Staging::open(dir)?;
-        let (server, jobs) = mpsc::channel::<ServeJob>();
-        std::thread::Builder::new()
-            .name("qsync-serve".into())
-            .spawn(move || {
-                for job in jobs {
-                    let send = |message: Message| {
-                        use std::sync::atomic::Ordering;
-                        let len = message.data_len();
-                        let since = Instant::now();
-                        while len > 0
-                            && job.queued.load(Ordering::Relaxed) > net::MAX_QUEUED_CONTENT
-                        {
-                            if since.elapsed() > SERVE_STALL || job.tx.is_closed() {
-                                return false;
-                            }
-                            std::thread::sleep(Duration::from_millis(2));
-                        }
-                        job.queued.fetch_add(len, Ordering::Relaxed);
-                        job.tx.send(Outbound::Message(job.task, message)).is_ok()
-                    };
-                    match &job.work {
-                        Work::Serve { base, .. } => {
-                            let base = base.as_ref().map(|(h, b)| {
-                                let b = match b {
-                                    JobBase::Kept(path) => transfer::Base::Kept(path),
-                                    JobBase::Blocks { sig, .. } => transfer::Base::Blocks(sig),
-                                };
-                                (*h, b)
-                            });
-                            transfer::serve(&job.root, &job.path, job.hash, base, send);
-                        }
-                        Work::Sign { base } => {
-                            transfer::sign(&job.root, &job.path, job.hash, *base, send);
-                        }
-                    }
-                }
-            })
-            .map_err(|e| EngineError::io("start the serving thread for", state_dir, e))?;
+        let server = serving::start_server(state_dir)?;
         Ok(Self {
             core: Core::new(me),
             staging,
@@ -478,90 +372,7 @@ impl Engine {
                 path,
                 hash,
                 base,
-            } => {
-                let Some(conn) = self.conns.get(&to) else {
-                    return; // gone: it asks again after reconnecting
-                };
-                let Some(state) = self.tasks.get(&task) else {
-                    // Not synced here any more: say so, or the asker waits for ever.
-                    let _ = conn
-                        .tx
-                        .send(Outbound::Message(task, Message::Unavailable { path, hash }));
-                    return;
-                };
-                // Only what this device announced there: a regular file of the task's index
-                // (so not an ignored path, a temporary file, or a guess) with that hash.
-                let announced = state.index.get(&path).and_then(|e| {
-                    (e.kind == EntryKind::File && e.hash == Some(hash)).then_some(e.size)
-                });
-                let Some(size) = announced else {
-                    let _ = conn
-                        .tx
-                        .send(Outbound::Message(task, Message::Unavailable { path, hash }));
-                    return;
-                };
-                let key = (to, task, path.clone(), hash);
-                let fresh = self
-                    .sync
-                    .serving
-                    .lock()
-                    .is_ok_and(|mut serving| serving.insert(key.clone()));
-                if !fresh {
-                    return; // queued already: served once
-                }
-                let queued = Queued {
-                    serving: self.sync.serving.clone(),
-                    key: key.clone(),
-                };
-                self.last_busy = Instant::now();
-                let sync = &mut self.sync;
-                // A patch needs the asker's version: kept here if it was ours or placed
-                // here, or else described by the asker (rsync's exchange) for a file large
-                // enough for the round trip to pay.
-                let blobs = self.store.blobs();
-                let kept = base
-                    .filter(|b| blobs.contains(b))
-                    .map(|b| (b, JobBase::Kept(blobs.path(&b))));
-                let job = ServeJob {
-                    root: state.root.clone(),
-                    task,
-                    path: path.clone(),
-                    hash,
-                    work: Work::Serve {
-                        base: kept,
-                        _queued: queued,
-                    },
-                    tx: conn.tx.clone(),
-                    queued: conn.queued.clone(),
-                };
-                let waiting = sync.awaiting.keys().filter(|(d, ..)| *d == to).count();
-                let signed = match (&job.work, base) {
-                    (Work::Serve { base: None, .. }, Some(base))
-                        if size >= transfer::MIN_SIGNED_FILE
-                            && waiting < MAX_AWAITING_PER_DEVICE
-                            && sync.signature_memory.used() < transfer::MAX_SIGNATURE_MEMORY =>
-                    {
-                        Some(base)
-                    }
-                    _ => None,
-                };
-                if let Some(base) = signed {
-                    let wanted = Message::SignatureWanted { path, hash, base };
-                    if conn.tx.send(Outbound::Message(task, wanted)).is_ok() {
-                        let awaiting = Awaiting {
-                            job,
-                            base,
-                            incoming: transfer::IncomingSignature::start(&sync.signature_memory),
-                            asked: Instant::now(),
-                        };
-                        sync.awaiting.insert(key, awaiting);
-                    }
-                    return;
-                }
-                if sync.server.send(job).is_err() {
-                    tracing::error!("the serving thread is gone");
-                }
-            }
+            } => self.core_serve(to, task, path, hash, base),
             Effect::Place(placement) => {
                 let Some(state) = self.tasks.get_mut(&placement.task) else {
                     return;

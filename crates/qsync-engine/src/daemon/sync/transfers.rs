@@ -26,40 +26,7 @@ impl Engine {
             tracing::warn!(device = %key.0, path = %key.2, "a transfer stalled; it is asked for again later");
             self.fetch_done(key, Ok(false));
         }
-        let late: Vec<ServeKey> = self
-            .sync
-            .awaiting
-            .iter()
-            .filter(|(_, a)| a.asked.elapsed() >= SIGNATURE_WAIT)
-            .map(|(key, _)| key.clone())
-            .collect();
-        for key in late {
-            tracing::debug!(device = %key.0, path = %key.2, "no signature came; the content is served whole");
-            self.serve_awaiting(&key, None);
-        }
-    }
-
-    /// The serve order waiting at `key` for a signature goes to the serving thread: as a
-    /// patch made from `signature`, or whole.
-    fn serve_awaiting(
-        &mut self,
-        key: &ServeKey,
-        signature: Option<(qsync_delta::Signature, transfer::Share)>,
-    ) {
-        let Some(Awaiting { mut job, .. }) = self.sync.awaiting.remove(key) else {
-            return;
-        };
-        if let (Work::Serve { base, .. }, Some((sig, memory))) = (&mut job.work, signature) {
-            let described = sig.source_hash();
-            let from = JobBase::Blocks {
-                sig: Box::new(sig),
-                _memory: memory,
-            };
-            *base = Some((described, from));
-        }
-        if self.sync.server.send(job).is_err() {
-            tracing::error!("the serving thread is gone");
-        }
+        self.serve_late();
     }
 
     /// A message for the core or its transfers from `device`.

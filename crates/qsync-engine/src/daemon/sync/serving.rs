@@ -1,0 +1,256 @@
+//! Serving content to peers: the serving thread (content or a patch streamed to the peer
+//! that asked, and this device's signatures of rsync's exchange), the serve orders of the
+//! core turned into its jobs, and the orders that wait for the asker's signature of its
+//! version (no copy of it is kept here) before they are served as a patch, or whole.
+
+use super::*;
+
+/// A serve order's place in [`CoreSync::serving`], given back once it is served.
+pub(super) struct Queued {
+    pub(super) serving: Arc<Mutex<HashSet<ServeKey>>>,
+    pub(super) key: ServeKey,
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        if let Ok(mut serving) = self.serving.lock() {
+            serving.remove(&self.key);
+        }
+    }
+}
+
+/// How long the serving thread waits for a connection's queue to drain before it gives a
+/// job up (a peer that stopped reading).
+const SERVE_STALL: Duration = Duration::from_secs(30);
+
+/// One order for the serving thread: content (or a patch) to send to a peer, or the
+/// signature of a version here that a peer asked for.
+pub(super) struct ServeJob {
+    pub(super) root: PathBuf,
+    pub(super) task: TaskId,
+    pub(super) path: RelPath,
+    pub(super) hash: ContentHash,
+    pub(super) work: Work,
+    pub(super) tx: Outgoing,
+    /// The connection's queued content bytes (see `net::MAX_QUEUED_CONTENT`).
+    pub(super) queued: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+pub(super) enum Work {
+    /// Serve `hash`, as a patch from `base` when one is worth it.
+    Serve {
+        /// The asker's content at the path, and what is known of it here.
+        base: Option<(ContentHash, JobBase)>,
+        /// Its place among the orders queued, given back once served.
+        _queued: Queued,
+    },
+    /// Send the signature of our version `base` of the path (we fetch `hash` from the
+    /// peer, which keeps no copy of `base`).
+    Sign { base: ContentHash },
+}
+
+/// What a patch is made from (see [`transfer::Base`]).
+pub(super) enum JobBase {
+    Kept(PathBuf),
+    /// A peer's signature, with its share of [`CoreSync::signature_memory`] held until the
+    /// patch is made (given back when the job is dropped).
+    Blocks {
+        sig: Box<qsync_delta::Signature>,
+        _memory: transfer::Share,
+    },
+}
+
+/// A serve order waiting for the asker's signature of its base (see
+/// [`CoreSync::awaiting`]).
+pub(super) struct Awaiting {
+    pub(super) job: ServeJob,
+    pub(super) base: ContentHash,
+    pub(super) incoming: transfer::IncomingSignature,
+    /// When the signature was asked for.
+    pub(super) asked: Instant,
+}
+
+/// A serve order whose signature is not all here this long after it was asked for is
+/// served whole (a fixed deadline: a peer sending a byte now and then cannot keep an order,
+/// and its share of the memory, for ever).
+pub(super) const SIGNATURE_WAIT: Duration = Duration::from_secs(60);
+
+/// Serve orders of one device waiting for a signature, at most; beyond, served whole.
+pub(super) const MAX_AWAITING_PER_DEVICE: usize = 2;
+
+/// Start the serving thread; its jobs are sent on the channel returned.
+pub(super) fn start_server(state_dir: &Path) -> Result<mpsc::Sender<ServeJob>, EngineError> {
+    let (server, jobs) = mpsc::channel::<ServeJob>();
+    std::thread::Builder::new()
+        .name("qsync-serve".into())
+        .spawn(move || {
+            for job in jobs {
+                let send = |message: Message| {
+                    use std::sync::atomic::Ordering;
+                    let len = message.data_len();
+                    let since = Instant::now();
+                    while len > 0 && job.queued.load(Ordering::Relaxed) > net::MAX_QUEUED_CONTENT {
+                        if since.elapsed() > SERVE_STALL || job.tx.is_closed() {
+                            return false;
+                        }
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    job.queued.fetch_add(len, Ordering::Relaxed);
+                    job.tx.send(Outbound::Message(job.task, message)).is_ok()
+                };
+                match &job.work {
+                    Work::Serve { base, .. } => {
+                        let base = base.as_ref().map(|(h, b)| {
+                            let b = match b {
+                                JobBase::Kept(path) => transfer::Base::Kept(path),
+                                JobBase::Blocks { sig, .. } => transfer::Base::Blocks(sig),
+                            };
+                            (*h, b)
+                        });
+                        transfer::serve(&job.root, &job.path, job.hash, base, send);
+                    }
+                    Work::Sign { base } => {
+                        transfer::sign(&job.root, &job.path, job.hash, *base, send);
+                    }
+                }
+            }
+        })
+        .map_err(|e| EngineError::io("start the serving thread for", state_dir, e))?;
+    Ok(server)
+}
+
+impl Engine {
+    /// The core's order to serve `hash` at `path` of `task` to `to` (`base`: the asker's
+    /// version there): queued for the serving thread, or parked while the asker's signature
+    /// of `base` comes.
+    pub(super) fn core_serve(
+        &mut self,
+        to: DeviceId,
+        task: TaskId,
+        path: RelPath,
+        hash: ContentHash,
+        base: Option<ContentHash>,
+    ) {
+        let Some(conn) = self.conns.get(&to) else {
+            return; // gone: it asks again after reconnecting
+        };
+        let Some(state) = self.tasks.get(&task) else {
+            // Not synced here any more: say so, or the asker waits for ever.
+            let _ = conn
+                .tx
+                .send(Outbound::Message(task, Message::Unavailable { path, hash }));
+            return;
+        };
+        // Only what this device announced there: a regular file of the task's index
+        // (so not an ignored path, a temporary file, or a guess) with that hash.
+        let announced = state
+            .index
+            .get(&path)
+            .and_then(|e| (e.kind == EntryKind::File && e.hash == Some(hash)).then_some(e.size));
+        let Some(size) = announced else {
+            let _ = conn
+                .tx
+                .send(Outbound::Message(task, Message::Unavailable { path, hash }));
+            return;
+        };
+        let key = (to, task, path.clone(), hash);
+        let fresh = self
+            .sync
+            .serving
+            .lock()
+            .is_ok_and(|mut serving| serving.insert(key.clone()));
+        if !fresh {
+            return; // queued already: served once
+        }
+        let queued = Queued {
+            serving: self.sync.serving.clone(),
+            key: key.clone(),
+        };
+        self.last_busy = Instant::now();
+        let sync = &mut self.sync;
+        // A patch needs the asker's version: kept here if it was ours or placed
+        // here, or else described by the asker (rsync's exchange) for a file large
+        // enough for the round trip to pay.
+        let blobs = self.store.blobs();
+        let kept = base
+            .filter(|b| blobs.contains(b))
+            .map(|b| (b, JobBase::Kept(blobs.path(&b))));
+        let job = ServeJob {
+            root: state.root.clone(),
+            task,
+            path: path.clone(),
+            hash,
+            work: Work::Serve {
+                base: kept,
+                _queued: queued,
+            },
+            tx: conn.tx.clone(),
+            queued: conn.queued.clone(),
+        };
+        let waiting = sync.awaiting.keys().filter(|(d, ..)| *d == to).count();
+        let signed = match (&job.work, base) {
+            (Work::Serve { base: None, .. }, Some(base))
+                if size >= transfer::MIN_SIGNED_FILE
+                    && waiting < MAX_AWAITING_PER_DEVICE
+                    && sync.signature_memory.used() < transfer::MAX_SIGNATURE_MEMORY =>
+            {
+                Some(base)
+            }
+            _ => None,
+        };
+        if let Some(base) = signed {
+            let wanted = Message::SignatureWanted { path, hash, base };
+            if conn.tx.send(Outbound::Message(task, wanted)).is_ok() {
+                let awaiting = Awaiting {
+                    job,
+                    base,
+                    incoming: transfer::IncomingSignature::start(&sync.signature_memory),
+                    asked: Instant::now(),
+                };
+                sync.awaiting.insert(key, awaiting);
+            }
+            return;
+        }
+        if sync.server.send(job).is_err() {
+            tracing::error!("the serving thread is gone");
+        }
+    }
+
+    /// Serve orders whose signature did not come within [`SIGNATURE_WAIT`] are served whole.
+    pub(super) fn serve_late(&mut self) {
+        let late: Vec<ServeKey> = self
+            .sync
+            .awaiting
+            .iter()
+            .filter(|(_, a)| a.asked.elapsed() >= SIGNATURE_WAIT)
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in late {
+            tracing::debug!(device = %key.0, path = %key.2, "no signature came; the content is served whole");
+            self.serve_awaiting(&key, None);
+        }
+    }
+
+    /// The serve order waiting at `key` for a signature goes to the serving thread: as a
+    /// patch made from `signature`, or whole.
+    pub(super) fn serve_awaiting(
+        &mut self,
+        key: &ServeKey,
+        signature: Option<(qsync_delta::Signature, transfer::Share)>,
+    ) {
+        let Some(Awaiting { mut job, .. }) = self.sync.awaiting.remove(key) else {
+            return;
+        };
+        if let (Work::Serve { base, .. }, Some((sig, memory))) = (&mut job.work, signature) {
+            let described = sig.source_hash();
+            let from = JobBase::Blocks {
+                sig: Box::new(sig),
+                _memory: memory,
+            };
+            *base = Some((described, from));
+        }
+        if self.sync.server.send(job).is_err() {
+            tracing::error!("the serving thread is gone");
+        }
+    }
+}
