@@ -236,7 +236,7 @@ impl LedgerTx<'_> {
             &record.mtime_ns,
             &version,
         ]);
-        self.tx.execute(&sql, values.as_slice())?;
+        self.tx.prepare_cached(&sql)?.execute(values.as_slice())?;
         Ok(())
     }
 
@@ -245,9 +245,8 @@ impl LedgerTx<'_> {
             format!("SELECT {column} FROM peer_progress WHERE task_id = ?1 AND device_id = ?2");
         let value: Option<i64> = self
             .tx
-            .query_row(&sql, params![task.as_bytes(), peer.as_bytes()], |row| {
-                row.get(0)
-            })
+            .prepare_cached(&sql)?
+            .query_row(params![task.as_bytes(), peer.as_bytes()], |row| row.get(0))
             .optional()?;
         let value = value.unwrap_or(0);
         u64::try_from(value).map_err(|_| corrupt("sequence number", value))
@@ -264,14 +263,11 @@ impl LedgerTx<'_> {
             "INSERT INTO peer_progress (task_id, device_id, {column}) VALUES (?1, ?2, ?3)
              ON CONFLICT (task_id, device_id) DO UPDATE SET {column} = excluded.{column}"
         );
-        self.tx.execute(
-            &sql,
-            params![
-                task.as_bytes(),
-                peer.as_bytes(),
-                to_i64(seq, "sequence number")?
-            ],
-        )?;
+        self.tx.prepare_cached(&sql)?.execute(params![
+            task.as_bytes(),
+            peer.as_bytes(),
+            to_i64(seq, "sequence number")?
+        ])?;
         Ok(())
     }
 }
@@ -319,10 +315,13 @@ impl Ledger for LedgerTx<'_> {
     ) -> Result<(), StoreError> {
         self.insert("records", &[("task_id", &task.as_bytes()[..])], &record)?;
         if let Some(origin) = origin {
-            self.tx.execute(
-                "UPDATE records SET origin = ?3 WHERE task_id = ?1 AND path = ?2",
-                params![task.as_bytes(), record.path.as_str(), origin.as_bytes()],
-            )?;
+            self.tx
+                .prepare_cached("UPDATE records SET origin = ?3 WHERE task_id = ?1 AND path = ?2")?
+                .execute(params![
+                    task.as_bytes(),
+                    record.path.as_str(),
+                    origin.as_bytes()
+                ])?;
         }
         Ok(())
     }
@@ -363,11 +362,10 @@ impl Ledger for LedgerTx<'_> {
     }
 
     fn last_seq(&self, task: &TaskId) -> Result<u64, StoreError> {
-        let last: Option<i64> = self.tx.query_row(
-            "SELECT max(seq) FROM records WHERE task_id = ?1",
-            params![task.as_bytes()],
-            |row| row.get(0),
-        )?;
+        let last: Option<i64> = self
+            .tx
+            .prepare_cached("SELECT max(seq) FROM records WHERE task_id = ?1")?
+            .query_row(params![task.as_bytes()], |row| row.get(0))?;
         let last = last.unwrap_or(0);
         u64::try_from(last).map_err(|_| corrupt("sequence number", last))
     }

@@ -191,6 +191,10 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // The ledger's statements run once per record (and several per placement): each is
+        // compiled once and kept, rather than parsed again every time (SQLite's code
+        // generator showed in the receiving engine's profile with 100,000 new files).
+        conn.set_prepared_statement_cache_capacity(64);
         embedded::migrations::runner().run(&mut conn)?;
         // Updates nobody needs are removed as they are settled (see `collect_garbage_of`);
         // one full sweep at start catches anything an older version left.

@@ -102,6 +102,12 @@ const TRANSFER_IDLE: Duration = Duration::from_secs(120);
 /// link, say) does not fill the state folder's disk.
 const STAGED_MAX_AGE: Duration = Duration::from_secs(600);
 
+/// The whole scan every `rescan_every` waits until content has stopped flowing (and local
+/// changes stopped coming) for this long...
+const RESCAN_QUIET: Duration = Duration::from_secs(5);
+/// ...for at most this many periods.
+const RESCAN_POSTPONED: u32 = 10;
+
 /// Queued inputs handled in one SQLite transaction (their orders wait for its commit).
 const INPUTS_PER_TRANSACTION: usize = 256;
 
@@ -216,9 +222,19 @@ impl Engine {
             }
         }
         let every = self.config.rescan_every;
-        if !every.is_zero() && self.sync.last_full_scan.elapsed() >= every {
-            self.sync.last_full_scan = Instant::now();
-            self.core_rescan_all();
+        let since = self.sync.last_full_scan.elapsed();
+        if !every.is_zero() && since >= every {
+            // The safety net waits while content flows or a walk goes on: a whole walk then
+            // competes with them for the disk (with 100,000 files moved in, one began a
+            // minute after the start and walked for 64 s beside the placements), and what
+            // arrives meanwhile is told to the index as it is placed. It waits at most
+            // `RESCAN_POSTPONED` periods.
+            let busy = self.last_busy.elapsed() < RESCAN_QUIET
+                || self.tasks.values().any(|t| t.scanning.is_some());
+            if !busy || since >= every.saturating_mul(RESCAN_POSTPONED) {
+                self.sync.last_full_scan = Instant::now();
+                self.core_rescan_all();
+            }
         }
         let due = self
             .sync
@@ -628,7 +644,13 @@ impl Engine {
     /// Scan every task's folder whole and fold in what the watcher missed (a safety net,
     /// run every [`DaemonConfig::rescan_every`]).
     pub(super) fn core_rescan_all(&mut self) {
-        let tasks: Vec<TaskId> = self.tasks.keys().copied().collect();
+        // A task whose folder is being walked whole already is left to that walk.
+        let tasks: Vec<TaskId> = self
+            .tasks
+            .iter()
+            .filter(|(_, t)| t.scanning.is_none())
+            .map(|(task, _)| *task)
+            .collect();
         for task in tasks {
             let sync = &mut self.sync;
             sync.rescanned.remove(&task);
