@@ -33,8 +33,26 @@ fn give(core: &mut Core, ledger: &mut MemLedger, now: Instant, input: Input) {
     core.handle(now, input, ledger).unwrap();
 }
 
+/// How the peer's sequence starts again while a placement of its is under way.
+#[derive(Clone, Copy)]
+enum Restart {
+    /// It goes away and comes back.
+    Reconnect,
+    /// It is linked again while connected (paired anew, say).
+    Relink,
+}
+
 #[test]
 fn a_record_sent_again_is_not_acknowledged_before_it_is_placed() {
+    resent(Restart::Reconnect);
+}
+
+#[test]
+fn a_record_sent_again_after_a_new_link_is_not_acknowledged_before_it_is_placed() {
+    resent(Restart::Relink);
+}
+
+fn resent(restart: Restart) {
     let (a, b) = (DeviceId::from_bytes([1; 32]), DeviceId::from_bytes([2; 32]));
     let task = TaskId::from_bytes([7; 32]);
     let (mut core, mut ledger) = (Core::new(b), MemLedger::new());
@@ -69,7 +87,9 @@ fn a_record_sent_again_is_not_acknowledged_before_it_is_placed() {
         );
     }
     assert_eq!(acked(&orders(&mut core)), None, "not placed yet");
-    give(&mut core, &mut ledger, now, Input::Disconnected { peer: a });
+    if let Restart::Reconnect = restart {
+        give(&mut core, &mut ledger, now, Input::Disconnected { peer: a });
+    }
     // The placement finds the disk changed meanwhile: to be decided again later.
     let placed = |outcome| Input::Placed {
         task,
@@ -79,7 +99,11 @@ fn a_record_sent_again_is_not_acknowledged_before_it_is_placed() {
     give(&mut core, &mut ledger, now, placed(PlaceOutcome::Diverged));
 
     // A is back and sends the folder again, under the same number.
-    give(&mut core, &mut ledger, now, Input::Connected { peer: a });
+    let again_from = match restart {
+        Restart::Reconnect => Input::Connected { peer: a },
+        Restart::Relink => Input::Link { task, peer: a },
+    };
+    give(&mut core, &mut ledger, now, again_from);
     for message in [
         Message::Hello {
             task,

@@ -313,6 +313,14 @@ impl Core {
         ledger: &L,
     ) -> Result<(), L::Error> {
         let after = ledger.received_upto(&task, &peer)?;
+        // The peer's sequence is tracked afresh from `after` (a new link, say, while it is
+        // connected): what it sent before and is still queued leaves it, or settling it
+        // would settle the copy it sends again under the same number (see `disconnected`).
+        for (_, queue) in self.work.iter_mut().filter(|((t, _), _)| *t == task) {
+            for item in queue.iter_mut().filter(|item| item.from == peer) {
+                item.tracked = false;
+            }
+        }
         self.inbound.insert(
             (task, peer),
             Inbound {

@@ -370,9 +370,11 @@ impl Core {
         // That version is gone from the disk by the person's hand, but peers may have its
         // record: the stored version must have seen it, or they would wait for ever for
         // content nobody has.
+        // It is a change of this device's (bumped): another device may have settled the
+        // same two versions the other way, and equal versions must not name two contents.
         let version = match ledger.record(task, &key.1)? {
             Some(current) if !version.dominates(&current.version) => {
-                version.merged(&current.version)
+                version.merged(&current.version).bumped(self.me)
             }
             _ => version,
         };

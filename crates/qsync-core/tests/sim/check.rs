@@ -100,10 +100,9 @@ impl World {
             let seen_later = self.writes.iter().any(|l| {
                 (l.path == w.path && l.base.dominates(&w.version))
                     || (is_conflict_copy(&l.path) && l.before == w.state)
-            }) || self
-                .deleted
-                .iter()
-                .any(|(p, known)| *p == w.path && known.dominates(&w.version));
+            }) || self.deleted.iter().any(|(p, known, state)| {
+                *p == w.path && known.dominates(&w.version) && *state == w.state
+            });
             if seen_later {
                 continue;
             }

@@ -227,9 +227,9 @@ pub struct World {
     /// Paths a person deleted, each with the version its device had recorded for it then.
     /// A person may delete a path the watcher has not reported yet, and a placement ordered
     /// before may make a folder there (a parent of what it places) before the watcher
-    /// looks: the deletion is never seen as one, but what it removed, as far as that
-    /// device knew it, was the person's choice.
-    pub deleted: Vec<(RelPath, VersionVector)>,
+    /// looks: the deletion is never seen as one, but what it removed (the version and
+    /// content that device knew) was the person's choice.
+    pub deleted: Vec<(RelPath, VersionVector, State)>,
     pub trace: Vec<String>,
     pub records_sent: u64,
     pub versions_made: u64,

@@ -104,7 +104,7 @@ impl World {
     fn person_removed(&mut self, d: usize, path: String) {
         let path = RelPath::new(path).unwrap();
         if let Some(known) = self.devices[d].ledger.get(&self.task, &path) {
-            self.deleted.push((path, known.version));
+            self.deleted.push((path, known.version, known.state));
         }
     }
 
