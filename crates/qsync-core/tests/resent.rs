@@ -33,6 +33,29 @@ fn give(core: &mut Core, ledger: &mut MemLedger, now: Instant, input: Input) {
     core.handle(now, input, ledger).unwrap();
 }
 
+/// The peer `from` greets for `task` (its sequence from the start) and sends `record`.
+fn greet_and_send(
+    core: &mut Core,
+    ledger: &mut MemLedger,
+    now: Instant,
+    (task, from): (TaskId, DeviceId),
+    record: &Record,
+) {
+    let hello = Message::Hello {
+        task,
+        after: 0,
+        reply: false,
+    };
+    let records = Message::Records {
+        task,
+        records: vec![record.clone()],
+        upto: record.seq,
+    };
+    for message in [hello, records] {
+        give(core, ledger, now, Input::Received { from, message });
+    }
+}
+
 /// How the peer's sequence starts again while a placement of its is under way.
 #[derive(Clone, Copy)]
 enum Restart {
@@ -67,25 +90,7 @@ fn resent(restart: Restart) {
     };
     // A sends the folder; its placement is ordered, and A goes away before it is done.
     give(&mut core, &mut ledger, now, Input::Connected { peer: a });
-    for message in [
-        Message::Hello {
-            task,
-            after: 0,
-            reply: false,
-        },
-        Message::Records {
-            task,
-            records: vec![folder.clone()],
-            upto: 1,
-        },
-    ] {
-        give(
-            &mut core,
-            &mut ledger,
-            now,
-            Input::Received { from: a, message },
-        );
-    }
+    greet_and_send(&mut core, &mut ledger, now, (task, a), &folder);
     assert_eq!(acked(&orders(&mut core)), None, "not placed yet");
     if let Restart::Reconnect = restart {
         give(&mut core, &mut ledger, now, Input::Disconnected { peer: a });
@@ -104,25 +109,7 @@ fn resent(restart: Restart) {
         Restart::Relink => Input::Link { task, peer: a },
     };
     give(&mut core, &mut ledger, now, again_from);
-    for message in [
-        Message::Hello {
-            task,
-            after: 0,
-            reply: false,
-        },
-        Message::Records {
-            task,
-            records: vec![folder.clone()],
-            upto: 1,
-        },
-    ] {
-        give(
-            &mut core,
-            &mut ledger,
-            now,
-            Input::Received { from: a, message },
-        );
-    }
+    greet_and_send(&mut core, &mut ledger, now, (task, a), &folder);
     let again = orders(&mut core);
     assert_eq!(
         acked(&again),
