@@ -591,7 +591,7 @@ fn peer_wanted(peer: &str) -> bool {
 }
 
 /// Run the scenarios; `QSYNC_BENCH_ONLY=big,small,live,live-tiny,edit,latency,rss` picks
-/// some of them.
+/// some of them (`live-big`, `live-small`: one of the two `live` rows).
 pub fn run(scale: Scale) -> Vec<Row> {
     let only = std::env::var("QSYNC_BENCH_ONLY").unwrap_or_default();
     let wanted = |name: &str| only.is_empty() || only.split(',').any(|o| o == name);
@@ -620,7 +620,7 @@ pub fn run(scale: Scale) -> Vec<Row> {
     if wanted("edit") {
         one_byte_change(&mut rows, scale.edit_file_size);
     }
-    if wanted("live") {
+    if wanted("live") || wanted("live-big") {
         live::moved_in(
             &mut rows,
             format!(
@@ -630,6 +630,8 @@ pub fn run(scale: Scale) -> Vec<Row> {
             scale.live_big_files,
             1024 * 1024,
         );
+    }
+    if wanted("live") || wanted("live-small") {
         live::moved_in(
             &mut rows,
             format!(

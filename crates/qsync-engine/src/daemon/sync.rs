@@ -450,6 +450,7 @@ impl Engine {
         if rescan {
             self.core_rescan(placement.task);
         } else if outcome != PlaceOutcome::Done {
+            tracing::debug!(task = %placement.task, path = %placement.path, ?outcome, "a placement was not made");
             // The disk is not what the core believes. Usually the watcher has just not
             // reported it yet, but it may have missed it: look now at the paths this
             // placement involves, so its retry decides on the truth.
