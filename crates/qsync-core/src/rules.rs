@@ -9,14 +9,15 @@
 //!   name, on every device, whatever order they arrive in: a folder beats a file beats a
 //!   symlink beats a deletion; between two of a kind, the larger hash (or link target, or
 //!   mode) wins. The device that holds the losing content saves it beside the path as a
-//!   conflict copy ([`Decision::TakeOver`]) and adopts the winner with the merged version;
-//!   the device that holds the winner keeps it ([`Decision::KeepOurs`]) and gets the merged
-//!   version back later. A deletion or a folder that loses leaves no copy: there is no
+//!   conflict copy ([`Decision::TakeOver`]) and adopts the winner with the merged version,
+//!   bumped as a change of its own (so one version never names two states); the device
+//!   that holds the winner keeps it ([`Decision::KeepOurs`]) and gets that version back
+//!   later. A deletion or a folder that loses leaves no copy: there is no
 //!   content to save (a folder's content is its children, which keep their own records).
 //!   A file that loses only on its permission bits is copied too: the bits may be a
 //!   person's chmod.
-//! - Two devices that settled the same set of conflicts in different orders may hold equal
-//!   versions of different content; the same order settles them.
+//! - Equal versions of different content (left by builds that did not bump a settled
+//!   conflict's version) are settled by the same order.
 
 use std::cmp::Ordering;
 
@@ -34,7 +35,7 @@ pub enum Decision {
     /// Concurrent, same content: store the merged version; nothing changes on disk.
     Merge,
     /// Concurrent, theirs wins: save ours at `aside` (when ours is content worth saving),
-    /// then take theirs with the merged version.
+    /// then take theirs with the merged version, bumped.
     TakeOver {
         /// Where our losing content goes.
         aside: Option<RelPath>,
