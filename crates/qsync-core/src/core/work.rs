@@ -74,15 +74,9 @@ impl Core {
                     }
                     Decision::Take => (remote.version.clone(), None),
                     Decision::TakeOver { aside } => {
-                        // Settling a conflict is a change of this device's (bumped): the
-                        // merged version alone could name two states. Two devices that each
-                        // settle a different pair of the same versions (one a deletion
-                        // against a file, another that file against a folder) reach the
-                        // same merged version with different winners, and a device holding
-                        // one would take the other for old news. The simulator found it.
                         let merged = local
                             .as_ref()
-                            .map(|l| l.version.merged(&remote.version).bumped(self.me))
+                            .map(|l| l.version.merged(&remote.version))
                             .unwrap_or_else(|| remote.version.clone());
                         let aside = match (aside, &local) {
                             (Some(_), Some(l)) => match free_copy_name(task, l, ledger)? {

@@ -16,7 +16,7 @@
 //! changed paths outermost first.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
@@ -24,7 +24,7 @@ use qsync_base::{
     Causality, ContentHash, DeviceId, EntryKind, FileEntry, RelPath, TaskId, VersionVector,
 };
 use qsync_core::rules::is_conflict_copy;
-use qsync_core::{Core, Effect, Input, MemLedger, Message, PlaceOutcome, Placement, Record, State};
+use qsync_core::{Core, Effect, Input, MemLedger, Message, PlaceOutcome, Placement, State};
 use qsync_watch::{Index, LocalEvent};
 
 mod check;
@@ -232,12 +232,6 @@ pub struct World {
     pub deleted: Vec<(RelPath, VersionVector, State)>,
     pub trace: Vec<String>,
     pub records_sent: u64,
-    /// The state each version of a path named when a device sent it (the empty version,
-    /// a folder adopted only to hold a path, aside), and the first time two devices sent
-    /// one version of a path naming different states: equal versions must name one state,
-    /// or a device could settle a record it should have taken (see `check`).
-    pub named: HashMap<(RelPath, VersionVector), (usize, State)>,
-    pub two_names: Option<String>,
     pub versions_made: u64,
     pub reconnects: u64,
     mtime: i64,
@@ -281,8 +275,6 @@ impl World {
             deleted: Vec::new(),
             trace: Vec::new(),
             records_sent: 0,
-            named: HashMap::new(),
-            two_names: None,
             versions_made: 0,
             reconnects: 0,
             mtime: 1_764_000_000_000_000_000,
@@ -461,9 +453,6 @@ impl World {
             };
             match effect {
                 Effect::Send { to, message } => {
-                    if let Message::Records { records, .. } = &message {
-                        self.name_versions(d, records);
-                    }
                     if let Some(to) = self.index_of(&to) {
                         self.transmit(d, to, Packet::Core(message));
                     }
@@ -508,31 +497,6 @@ impl World {
                         short(&placement.target)
                     ));
                     self.devices[d].placing.push((at, placement));
-                }
-            }
-        }
-    }
-
-    /// Note the state each sent record's version names (see [`World::named`]).
-    fn name_versions(&mut self, d: usize, records: &[Record]) {
-        for r in records {
-            if r.version == VersionVector::new() {
-                continue;
-            }
-            let key = (r.path.clone(), r.version.clone());
-            match self.named.get(&key) {
-                Some((first, state)) if *state != r.state && self.two_names.is_none() => {
-                    self.two_names = Some(format!(
-                        "{} at version {:?} is {:?} from dev{first} and {:?} from dev{d}",
-                        r.path,
-                        r.version,
-                        short(state),
-                        short(&r.state)
-                    ));
-                }
-                Some(_) => {}
-                None => {
-                    self.named.insert(key, (d, r.state.clone()));
                 }
             }
         }
