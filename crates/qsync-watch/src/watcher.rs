@@ -12,6 +12,13 @@
 //! is soon debounced as any other writer, while a person's saves, a moment apart, each
 //! arrive in tens of milliseconds.
 //!
+//! A file written to and not closed since is still open in its writer, which may only be
+//! held up (the kernel makes writers wait while it writes back dirty pages; a save of
+//! 100 MiB stalled right after truncating its file was once reported empty, and the other
+//! device placed that empty version, then received the real one whole): it must stay quiet
+//! [`UNCLOSED_QUIET`], not only the period. A writer that never closes (a database) is
+//! reported all the same, once it has stopped for that long.
+//!
 //! Why not `notify-debouncer-full`: it has no such exception (every path waits for the
 //! whole period), and its rename tracking keeps the file id of every path of the tree in
 //! memory, a second copy of the tree beside the [`Index`]; here renames are only hints,
@@ -38,6 +45,10 @@ pub const CLOSED_QUIET: Duration = Duration::from_millis(10);
 /// for a loop of writes (its next early report needs twice the quiet); after a longer
 /// pause it is a new save, reported after [`CLOSED_QUIET`] again.
 pub const STORM_GAP: Duration = Duration::from_millis(50);
+
+/// How long a file written to and not closed since must stay quiet before it is reported
+/// (when that is longer than the debounce period).
+pub const UNCLOSED_QUIET: Duration = Duration::from_secs(1);
 
 /// What the watcher saw during one debounce period.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +85,8 @@ struct Touch {
     at: Instant,
     /// That event was a close after writing (it may be reported early).
     closed: bool,
+    /// It was written to, and not closed since: its writer may only be held up.
+    open: bool,
 }
 
 /// The debouncing state of one root: paths waiting for quiet, and which were reported
@@ -111,6 +124,7 @@ impl Debounce {
         if matches!(event.kind, EventKind::Access(_)) && !closed {
             return None;
         }
+        let written = matches!(event.kind, EventKind::Modify(ModifyKind::Data(_)));
         let root = &self.root;
         let paths: Vec<RelPath> = event
             .paths
@@ -135,7 +149,17 @@ impl Debounce {
             // "dir/" patterns working for folders that still exist.
             let is_dir = path.to_local(root).is_dir();
             if self.filter.includes(&path, is_dir) {
-                self.pending.insert(path, Touch { at: now, closed });
+                // Other events (its mode, say) leave it open or closed as it was.
+                let was_open = self.pending.get(&path).is_some_and(|t| t.open);
+                let open = written || (was_open && !closed);
+                self.pending.insert(
+                    path,
+                    Touch {
+                        at: now,
+                        closed,
+                        open,
+                    },
+                );
             }
         }
         None
@@ -158,7 +182,7 @@ impl Debounce {
                 _ => 0,
             };
             let needed = CLOSED_QUIET.saturating_mul(1 << times.min(16)).min(period);
-            if quiet >= period {
+            if quiet >= period && (!touch.open || quiet >= UNCLOSED_QUIET) {
                 touched.insert(path.clone());
             } else if touch.closed && quiet >= needed {
                 self.early.insert(path.clone(), (now, times + 1));

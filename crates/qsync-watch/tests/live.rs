@@ -378,6 +378,44 @@ fn a_file_closed_after_writing_is_reported_early_and_a_loop_is_debounced() {
     assert!(t.elapsed() >= period, "{:?}", t.elapsed());
 }
 
+/// A file written and still open (its writer held up, say) is not reported after the
+/// period: only once closed, or once quiet for `UNCLOSED_QUIET`.
+#[test]
+fn a_file_still_open_for_writing_waits_for_its_close() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let period = Duration::from_millis(150);
+    let (_w, rx) = TaskWatcher::start(root, period).unwrap();
+    let mut file = fs::File::create(root.join("big.bin")).unwrap();
+    file.write_all(b"the first half").unwrap();
+    assert!(
+        rx.recv_timeout(4 * period).is_err(),
+        "a file still being written is not reported after the period"
+    );
+    let t = Instant::now();
+    file.write_all(b" and the rest").unwrap();
+    drop(file);
+    rx.recv_timeout(period).expect("reported once closed");
+    assert!(t.elapsed() < period, "{:?}", t.elapsed());
+
+    // A writer that never closes is reported once it has stopped for long enough.
+    let mut file = fs::OpenOptions::new()
+        .append(true)
+        .open(root.join("big.bin"))
+        .unwrap();
+    file.write_all(b", then more").unwrap();
+    let t = Instant::now();
+    rx.recv_timeout(4 * qsync_watch::UNCLOSED_QUIET)
+        .expect("reported while still open");
+    assert!(
+        t.elapsed() >= qsync_watch::UNCLOSED_QUIET,
+        "{:?}",
+        t.elapsed()
+    );
+    drop(file);
+}
+
 /// A link to a folder outside (a peer may sync one) is a link: the watcher does not watch
 /// what it points to, so files there never become the task's.
 #[test]
