@@ -63,10 +63,10 @@ struct DaemonArgs {
     #[arg(long, env = "QSYNC_RESCAN_EVERY", default_value_t = 60)]
     rescan_every: u64,
     /// How much of the synced data, in percent, the copies kept as bases of patches may
-    /// take in the state folder (at least 256 MiB; 0 keeps none). An edit of a file
+    /// take in the state folder (at least 128 MiB; 0 keeps none). An edit of a file
     /// without one travels as a patch made from the other device's block signature of
     /// its version (rsync's exchange), or whole under 64 KiB.
-    #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u8).range(0..=100))]
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u8).range(0..=100))]
     base_share: u8,
 }
 

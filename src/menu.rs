@@ -38,7 +38,7 @@ pub fn run(state_dir: &Path) -> Result<()> {
             btf_dir: state_dir.join("btf"),
             answer_timeout: Duration::from_secs(600),
             rescan_every: Duration::from_secs(60),
-            base_share: 25,
+            base_share: 20,
         };
         std::thread::Builder::new()
             .name("qsync-daemon".into())

@@ -51,7 +51,7 @@ pub struct DaemonConfig {
     /// for what the watcher misses.
     pub rescan_every: Duration,
     /// The share of the synced data (percent) the bases of patches may take in the state
-    /// folder, at least 256 MiB; 0 keeps none (see `keeper.rs`).
+    /// folder, at least 128 MiB; 0 keeps none (see `keeper.rs`).
     pub base_share: u8,
 }
 
