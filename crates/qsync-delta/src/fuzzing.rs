@@ -6,10 +6,22 @@ use crate::{apply, encode_blocks, Delta, Options, Signature};
 pub const FUZZ_SOURCE: &[u8] =
     b"QSync fuzzing source: the quick brown fox jumps over the lazy dog 0123456789";
 
-/// Apply arbitrary bytes as a patch to [`FUZZ_SOURCE`]. Never panics.
+/// Apply arbitrary bytes as a patch to [`FUZZ_SOURCE`], whole and in place. Panics only
+/// if the edits in place, when they are given, do not make what the whole apply makes.
 pub fn delta(data: &[u8]) {
-    let _ = crate::apply(data, FUZZ_SOURCE);
+    let whole = crate::apply(data, FUZZ_SOURCE);
     let _ = crate::Patch::from_bytes(data.to_vec());
+    if let Ok(Some(edits)) = crate::in_place::edits_in(data, FUZZ_SOURCE, u64::MAX) {
+        let mut out = FUZZ_SOURCE.to_vec();
+        for (at, bytes) in &edits.edits {
+            let at = at.to_owned() as usize;
+            out[at..at + bytes.len()].copy_from_slice(bytes);
+        }
+        #[allow(clippy::panic)]
+        if whole.as_ref().ok() != Some(&out) {
+            panic!("edits in place and the whole apply disagree: {whole:?}");
+        }
+    }
 }
 
 /// Arbitrary bytes as a signature another device sent: parsed, and if they parse, a patch

@@ -53,6 +53,7 @@
 mod blocks;
 mod error;
 mod format;
+mod in_place;
 mod source;
 mod xd3;
 
@@ -68,6 +69,7 @@ pub use blocks::{
 };
 pub use error::DeltaError;
 pub use format::{Header, MAX_SEGMENT_LEN};
+pub use in_place::{in_place_edits, InPlace};
 pub use qsync_base::ContentHash;
 
 use format::Segment;
@@ -603,7 +605,7 @@ fn apply_segments<S: Source + ?Sized>(
     Ok(())
 }
 
-fn check_produced(header: &Header, produced: u64, more: u64) -> Result<u64, DeltaError> {
+pub(crate) fn check_produced(header: &Header, produced: u64, more: u64) -> Result<u64, DeltaError> {
     let total = produced.saturating_add(more);
     if total > header.target_len {
         return Err(DeltaError::Malformed(format!(
@@ -615,7 +617,11 @@ fn check_produced(header: &Header, produced: u64, more: u64) -> Result<u64, Delt
 }
 
 /// Decode one VCDIFF segment into exactly `target_len` bytes.
-fn decode_segment(vcdiff: &[u8], source: &[u8], target_len: usize) -> Result<Vec<u8>, DeltaError> {
+pub(crate) fn decode_segment(
+    vcdiff: &[u8],
+    source: &[u8],
+    target_len: usize,
+) -> Result<Vec<u8>, DeltaError> {
     let decoded = xd3::decode(vcdiff, source, target_len);
     let decoded =
         decoded.ok_or_else(|| DeltaError::Malformed("a VCDIFF segment does not decode".into()))?;

@@ -1,0 +1,147 @@
+//! Patches that change a file in place: the same length, every unchanged byte where it
+//! was. Most edits of large files are such (a database page, a VM image's block, a byte
+//! flipped), and a receiver can then write only the changed bytes into its copy instead of
+//! a whole new file, which costs writing (and making durable) the whole length.
+//!
+//! [`in_place_edits`] reads a patch, and says which bytes it changes when it is such a
+//! patch, once the result those edits give has been checked against the patch's promised
+//! hash (the old file is read whole for that: the bytes the edits keep are the old
+//! file's). Writing them, and surviving a crash halfway, is the caller's part.
+
+use std::fs::File;
+use std::path::Path;
+
+use qsync_base::ContentHasher;
+
+use crate::format::{Header, Segment};
+use crate::source::{FileSource, Source};
+use crate::{check_produced, decode_segment, DeltaError};
+
+/// The bytes a patch changes, each run at its offset, in order, not overlapping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InPlace {
+    /// The patch's header: from which version to which.
+    pub header: Header,
+    /// `(offset, new bytes)`: the runs that differ from the old file.
+    pub edits: Vec<(u64, Vec<u8>)>,
+}
+
+impl InPlace {
+    /// How many bytes the edits write.
+    pub fn len(&self) -> u64 {
+        self.edits.iter().map(|(_, b)| b.len() as u64).sum()
+    }
+
+    /// Whether the edits write nothing (the patch changes no byte).
+    pub fn is_empty(&self) -> bool {
+        self.edits.is_empty()
+    }
+}
+
+/// How much of the old file is hashed at once while checking the result.
+const PIECE: u64 = 4 * 1024 * 1024;
+
+/// The edits `patch` makes to the open file `old` (`old_path` only names it in errors) if
+/// it keeps its length and every copied byte at its offset, and writes at most
+/// `max_bytes` bytes that differ from `old`; `None` otherwise (an insertion shifts what
+/// follows it: that takes a new file). `Some` only once the old file with those edits
+/// hashes to the patch's promised target: a file that is not the patch's base fails with
+/// [`DeltaError::ResultMismatch`].
+pub fn in_place_edits(
+    patch: &[u8],
+    old: &File,
+    old_path: &Path,
+    max_bytes: u64,
+) -> Result<Option<InPlace>, DeltaError> {
+    edits_in(patch, &FileSource::new(old, old_path)?, max_bytes)
+}
+
+/// [`in_place_edits`] on any source (the fuzz target's is in memory).
+pub(crate) fn edits_in<S: Source + ?Sized>(
+    patch: &[u8],
+    source: &S,
+    max_bytes: u64,
+) -> Result<Option<InPlace>, DeltaError> {
+    let mut reader = patch;
+    let header = Header::read(&mut reader)?;
+    if header.source_len != header.target_len || source.len() != header.source_len {
+        return Ok(None);
+    }
+    let mut edits: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut written = 0u64;
+    let mut produced = 0u64;
+    let mut scratch = Vec::new();
+    loop {
+        let piece = match Segment::read(&mut reader, &mut scratch)? {
+            Segment::End => break,
+            Segment::Copy { offset, len } => {
+                header.check_range(offset, len)?;
+                if offset != produced {
+                    return Ok(None); // moved bytes
+                }
+                produced = check_produced(&header, produced, len)?;
+                continue;
+            }
+            Segment::Vcdiff {
+                source_offset,
+                source_len,
+                target_len,
+                vcdiff,
+            } => {
+                header.check_range(source_offset, u64::from(source_len))?;
+                let around = source.read_range(source_offset, u64::from(source_len))?;
+                decode_segment(vcdiff, &around, target_len as usize)?
+            }
+            Segment::Literal(data) => data.to_vec(),
+        };
+        let at = produced;
+        produced = check_produced(&header, produced, piece.len() as u64)?;
+        // Only what differs from the old bytes there is written.
+        let before = source.read_range(at, piece.len() as u64)?;
+        let Some(first) = piece.iter().zip(before.iter()).position(|(a, b)| a != b) else {
+            continue;
+        };
+        let last = piece
+            .iter()
+            .zip(before.iter())
+            .rposition(|(a, b)| a != b)
+            .unwrap_or(first);
+        written += (last + 1 - first) as u64;
+        if written > max_bytes {
+            return Ok(None);
+        }
+        edits.push((at + first as u64, piece[first..=last].to_vec()));
+    }
+    if produced != header.target_len {
+        return Err(DeltaError::Malformed(format!(
+            "the patch produced {produced} bytes where the header promised {}",
+            header.target_len
+        )));
+    }
+    // The result: the old file's bytes, the edits' where they write.
+    let mut hasher = ContentHasher::new();
+    let mut at = 0u64;
+    let hash_old = |hasher: &mut ContentHasher, from: u64, to: u64| {
+        let mut at = from;
+        while at < to {
+            let n = (to - at).min(PIECE);
+            hasher.update(&source.read_range(at, n)?);
+            at += n;
+        }
+        Ok::<(), DeltaError>(())
+    };
+    for (offset, bytes) in &edits {
+        hash_old(&mut hasher, at, *offset)?;
+        hasher.update(bytes);
+        at = offset + bytes.len() as u64;
+    }
+    hash_old(&mut hasher, at, header.target_len)?;
+    let found = hasher.finish();
+    if found != header.target_hash {
+        return Err(DeltaError::ResultMismatch {
+            expected: header.target_hash,
+            found,
+        });
+    }
+    Ok(Some(InPlace { header, edits }))
+}
