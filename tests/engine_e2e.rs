@@ -439,7 +439,8 @@ fn a_folder_deleted_on_one_side_keeps_what_changed_on_the_other() {
 
 /// Received files are acknowledged before their blobs (the base of later deltas) are kept:
 /// the keeper does that once the daemon is quiet. B receives a file, then a patch of it;
-/// each time B's own edit that follows must still go back as a small delta.
+/// each time B's own edit that follows must still go back as a small delta, which A
+/// writes into its file (the same length: in place, no new copy).
 #[test]
 fn edits_of_received_files_go_back_as_deltas() {
     let (base, a, b) = pair();
@@ -456,6 +457,9 @@ fn edits_of_received_files_go_back_as_deltas() {
         // Quiet for a while: B keeps the blob of what it received.
         std::thread::sleep(Duration::from_millis(1500));
         let before = b.status("wire_sent");
+        let inode =
+            || std::os::unix::fs::MetadataExt::ino(&fs::metadata(da.join("big.bin")).unwrap());
+        let a_file = inode();
         data[at] ^= 0xff;
         fs::write(db.join("big.bin"), &data).unwrap();
         wait_same(&da, &db, SETTLE);
@@ -463,6 +467,11 @@ fn edits_of_received_files_go_back_as_deltas() {
         assert!(
             sent < 64 * 1024,
             "round {round}: B sent {sent} bytes for a 1-byte edit of a 2 MiB file it had received"
+        );
+        assert_eq!(
+            inode(),
+            a_file,
+            "round {round}: A wrote the edit into its file"
         );
         // Now A edits, so that B's next base is a file it received as a patch.
         std::thread::sleep(Duration::from_millis(500));

@@ -324,8 +324,9 @@ impl Engine {
                 } = &message
                 {
                     let sync = &mut self.sync;
-                    if sync.staging.has(hash) {
-                        // Fetched already (the same content at another path).
+                    if sync.staging.has_for(hash, *base) {
+                        // Fetched already (the same content at another path, or edits of
+                        // this one's version, whose placement was put off).
                         let fetched = Input::Fetched {
                             task: *task,
                             path: path.clone(),

@@ -8,11 +8,14 @@
 //! - [`transfer`]: content for the core's fetches, served in chunks and vouched for only if
 //!   it still hashes to what was asked, received in order within its size and staged once
 //!   checked.
+//! - [`in_place`]: a received edit that keeps the file's length written into the file,
+//!   through an undo journal, instead of a new copy.
 //! - [`root`]: the one way into a task folder for work done for a peer: beneath the
 //!   root, never through a symlink, content only from regular files.
 //! - [`observed`]: the watcher's clean events as the core's [`qsync_core::Input::Observed`]
 //!   facts (the same translation the simulator in `qsync-core/tests/sim` uses).
 
+pub mod in_place;
 pub mod place;
 pub mod root;
 pub mod transfer;

@@ -17,9 +17,11 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use qsync_base::{ContentHash, EntryKind, FileEntry, RelPath, TaskId, MODE_BITS};
 use qsync_core::{PlaceOutcome, Placement, State};
+use qsync_delta::InPlace;
 use qsync_watch::{reusable_hash, Index};
 use rustix::fs::FileType;
 
+use super::in_place::{self, Target};
 use super::root::{Folder, TaskRoot, TempEntry};
 use crate::EngineError;
 
@@ -30,9 +32,12 @@ pub struct Staging {
 }
 
 impl Staging {
-    /// The staging folder `dir` (made if missing).
+    /// The staging folder `dir` (made if missing). An edit in place that a crash cut
+    /// short is undone first (see [`super::in_place`]).
     pub fn open(dir: PathBuf) -> Result<Self, EngineError> {
         fs::create_dir_all(&dir).map_err(|e| EngineError::io("create", &dir, e))?;
+        in_place::undo_cut_short(&dir)?;
+        in_place::prepare_journal(&dir)?;
         Ok(Self { dir })
     }
 
@@ -49,6 +54,27 @@ impl Staging {
     /// Whether the content `hash` is here.
     pub fn has(&self, hash: &ContentHash) -> bool {
         self.path_of(hash).is_file()
+    }
+
+    /// Where the edits in place that make `hash` wait (see [`super::in_place`]).
+    fn edits_path(&self, hash: &ContentHash) -> PathBuf {
+        self.dir.join(format!("{}.edits", hash.to_hex()))
+    }
+
+    /// Stage the edits that make `edits.header.target_hash` from its base in place.
+    pub fn put_edits(&self, edits: &InPlace) -> Result<(), EngineError> {
+        in_place::put_edits(&self.edits_path(&edits.header.target_hash), edits)
+    }
+
+    /// The edits staged that make `hash` from `base`, if any.
+    pub fn edits_for(&self, hash: &ContentHash, base: Option<ContentHash>) -> Option<InPlace> {
+        in_place::edits_at(&self.edits_path(hash), hash, base)
+    }
+
+    /// Whether the content `hash` can be placed over `base`: staged whole, or as edits of
+    /// `base`.
+    pub fn has_for(&self, hash: &ContentHash, base: Option<ContentHash>) -> bool {
+        self.has(hash) || self.edits_for(hash, base).is_some()
     }
 
     /// Remove staged content older than `age` (fetched for records that were replaced or
@@ -75,9 +101,10 @@ impl Staging {
         removed
     }
 
-    /// Forget the content `hash` (once placed, or no longer wanted).
+    /// Forget the content `hash` (once placed, or no longer wanted), whole or as edits.
     pub fn remove(&self, hash: &ContentHash) {
         let _ = fs::remove_file(self.path_of(hash));
+        let _ = fs::remove_file(self.edits_path(hash));
     }
 }
 
@@ -245,6 +272,30 @@ struct Pending {
     announced: Vec<RelPath>,
     /// The file's new content, to rename over its target; `None` when the change is made.
     file: Option<PreparedFile>,
+    /// Or the edits to write into it (see [`in_place`]).
+    edit: Option<PreparedEdit>,
+}
+
+/// Edits to write into a placement's target, opened when the placement was begun.
+#[derive(Debug)]
+struct PreparedEdit {
+    target: Target,
+    edits: InPlace,
+    folder: Folder,
+    name: String,
+    seen: Option<Fingerprint>,
+    /// The staging folder, which holds the undo journal.
+    staging: PathBuf,
+}
+
+/// What [`Batch::prepare`] made ready.
+enum Prepared {
+    /// Nothing more to do at the flush than a change made at once.
+    Nothing,
+    File(PreparedFile),
+    Edit(PreparedEdit),
+    /// The content is staged as edits only, and the target cannot take them in place.
+    Unusable(ContentHash),
 }
 
 #[derive(Debug)]
@@ -338,7 +389,8 @@ impl Batch {
         };
         let content_here = here.hash() == p.target.hash() && p.aside.is_none();
         if let State::File { hash, .. } = &p.target {
-            if !content_here && !staging.has(hash) {
+            let edits_here = p.aside.is_none() && staging.edits_for(hash, here.hash()).is_some();
+            if !content_here && !staging.has(hash) && !edits_here {
                 return Ok(Some(PlaceOutcome::NoContent));
             }
         }
@@ -358,10 +410,31 @@ impl Batch {
             root: root.to_owned(),
             announced: Vec::new(),
             file: None,
+            edit: None,
         };
         let result = self.prepare(&task_root, staging, &mut pending, index, parents);
         match result {
+            Ok((_, Prepared::Edit(mut edit))) => {
+                edit.seen = seen;
+                self.roots.insert(root.to_owned());
+                self.files += 1;
+                self.bytes += edit.edits.len();
+                pending.edit = Some(edit);
+                self.pending.push(pending);
+                Ok(None)
+            }
+            Ok((_, Prepared::Unusable(hash))) => {
+                // Edits staged for a target they cannot be written into (the file has
+                // another name now, say): fetched again, whole this time.
+                withdraw(index, &pending.announced);
+                staging.remove(&hash);
+                Ok(Some(PlaceOutcome::NoContent))
+            }
             Ok((folder, file)) => {
+                let file = match file {
+                    Prepared::File(file) => Some(file),
+                    _ => None,
+                };
                 self.folders.insert((root.to_owned(), p.path.parent()));
                 self.roots.insert(root.to_owned());
                 match file {
@@ -400,7 +473,7 @@ impl Batch {
         pending: &mut Pending,
         index: &mut Index,
         parents: Vec<&RelPath>,
-    ) -> Result<(Folder, Option<PreparedFile>), EngineError> {
+    ) -> Result<(Folder, Prepared), EngineError> {
         let p = &pending.placement;
         for parent in parents {
             let folder = State::Folder { mode: 0o755 };
@@ -418,11 +491,28 @@ impl Batch {
             .parent(&p.path)?
             .ok_or_else(|| missing_folder(root, &p.path))?;
         let State::File { hash, mode, .. } = &p.target else {
-            return Ok((folder, None));
+            return Ok((folder, Prepared::Nothing));
         };
         let content_here = p.expect.hash() == Some(*hash) && p.aside.is_none();
         if content_here {
-            return Ok((folder, None));
+            return Ok((folder, Prepared::Nothing));
+        }
+        if !staging.has(hash) {
+            // Staged as edits of what is there (`begin` checked they are for it).
+            let edits = staging.edits_for(hash, p.expect.hash());
+            let target = Target::open(&folder, name)?;
+            let (Some(edits), Some(target)) = (edits, target) else {
+                return Ok((folder, Prepared::Unusable(*hash)));
+            };
+            let edit = PreparedEdit {
+                target,
+                edits,
+                folder: folder.try_clone()?,
+                name: name.to_owned(),
+                seen: None,
+                staging: staging.dir().to_owned(),
+            };
+            return Ok((folder, Prepared::Edit(edit)));
         }
         let (temp, handle) = prepare_file(staging, hash, &folder, *mode, p.mtime_ns)?;
         let file = PreparedFile {
@@ -433,7 +523,7 @@ impl Batch {
             here: State::Deleted,
             aside: None,
         };
-        Ok((folder, Some(file)))
+        Ok((folder, Prepared::File(file)))
     }
 
     /// Make everything begun durable and report it; see [`Batch`]. `index` finds the
@@ -458,6 +548,12 @@ impl Batch {
                 continue; // the task is gone: its temporary file goes with `pending`
             };
             let outcome = match (&synced, pending.file.take()) {
+                (_, None) if pending.edit.is_some() => match pending.edit.take() {
+                    Some(edit) => {
+                        edit_into_place(&p, &pending.root, edit, index, &mut pending.announced)
+                    }
+                    None => Ok(PlaceOutcome::Done),
+                },
                 (Err(e), Some(_)) => Err(EngineError::State(e.to_string())),
                 (_, Some(file)) => rename_into_place(
                     &p,
@@ -659,6 +755,37 @@ fn rename_into_place(
     } else {
         file.temp.persist(&file.name)?;
     }
+    Ok(PlaceOutcome::Done)
+}
+
+/// The flush of one placement made by edits in place: announced, checked again (the same
+/// file, unchanged, one name), then written through the undo journal ([`in_place::write`]).
+fn edit_into_place(
+    p: &Placement,
+    root: &Path,
+    edit: PreparedEdit,
+    index: &mut Index,
+    announced: &mut Vec<RelPath>,
+) -> Result<PlaceOutcome, EngineError> {
+    announce(index, p, announced);
+    let now = fingerprint(&edit.folder, &edit.name);
+    let same_file = now.is_some_and(|(dev, ino, ..)| (dev, ino) == edit.target.id);
+    if now != edit.seen || !same_file {
+        return Ok(PlaceOutcome::Diverged);
+    }
+    let mode = match &p.target {
+        State::File { mode, .. } => *mode,
+        _ => 0,
+    };
+    in_place::write(
+        &edit.staging,
+        root,
+        &p.path,
+        &edit.target,
+        &edit.edits,
+        p.mtime_ns,
+        mode,
+    )?;
     Ok(PlaceOutcome::Done)
 }
 

@@ -367,8 +367,16 @@ impl Folder {
     /// The regular file `name`, open for reading: opened `O_NOFOLLOW | O_NONBLOCK` (a link
     /// is refused, a FIFO does not block) and checked on the open descriptor.
     pub fn open_file(&self, name: &str) -> Result<File, RootError> {
-        let flags =
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+        self.open_regular(name, OFlags::RDONLY)
+    }
+
+    /// [`Folder::open_file`], open for reading and writing (an edit made in place).
+    pub fn open_file_rw(&self, name: &str) -> Result<File, RootError> {
+        self.open_regular(name, OFlags::RDWR)
+    }
+
+    fn open_regular(&self, name: &str, access: OFlags) -> Result<File, RootError> {
+        let flags = access | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
         let not_regular = || RootError::NotRegular {
             path: self.at(name).display().to_string(),
         };
@@ -569,7 +577,7 @@ impl Folder {
         rfs::fsync(&dir).map_err(fail)
     }
 
-    fn try_clone(&self) -> Result<Folder, RootError> {
+    pub(crate) fn try_clone(&self) -> Result<Folder, RootError> {
         Ok(Folder {
             fd: self.fd.try_clone().map_err(|e| RootError::Io {
                 op: "open the folder",

@@ -19,6 +19,7 @@ use qsync_base::{ContentHash, ContentHasher, RelPath};
 use qsync_delta::Signature;
 use qsync_wire::{Message, MAX_CHUNK_LEN};
 
+use super::in_place;
 use super::place::Staging;
 use super::root::TaskRoot;
 use crate::EngineError;
@@ -365,11 +366,32 @@ impl IncomingPatch {
                 return Ok(false);
             }
         };
-        let target = staging.path_of(&self.hash);
         let shown = path.to_local(root);
+        let began = std::time::Instant::now();
+        // An edit that keeps the length is staged as the runs it changes, to be written
+        // into the file (`in_place.rs`), once the result they give is checked.
+        let one_name = old.metadata().is_ok_and(|m| {
+            use std::os::unix::fs::MetadataExt;
+            m.nlink() == 1
+        });
+        if self.size >= in_place::IN_PLACE_MIN && one_name {
+            let max = in_place::max_edit_bytes(self.size);
+            match qsync_delta::in_place_edits(&self.patch, &old, &shown, max) {
+                Ok(Some(edits)) => {
+                    staging.put_edits(&edits)?;
+                    tracing::debug!(%path, took = ?began.elapsed(), bytes = edits.len(), "staged a patch's edits in place");
+                    return Ok(true);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "a received patch did not apply");
+                    return Ok(false);
+                }
+            }
+        }
+        let target = staging.path_of(&self.hash);
         // The result's hash is checked (not the base's first: a file that no longer holds
         // the base gives another result, refused the same way).
-        let began = std::time::Instant::now();
         match qsync_delta::apply_open_checking_result(&self.patch[..], &old, &shown, &target) {
             Ok(_) => {
                 tracing::debug!(%path, took = ?began.elapsed(), "applied a patch");

@@ -248,3 +248,99 @@ fn what_was_placed_is_not_reported_as_a_change() {
     let events = f.index.reconcile(scan);
     assert!(events.is_empty(), "{events:?}");
 }
+
+/// A 2 MiB file and the edits that flip one byte of it, staged as edits in place.
+fn staged_edit(f: &Folder, path: &str) -> (Vec<u8>, Vec<u8>, Placement) {
+    let old: Vec<u8> = (0..2u32 << 20).map(|i| (i % 253) as u8).collect();
+    fs::write(f.root.join(path), &old).unwrap();
+    fs::set_permissions(f.root.join(path), fs::Permissions::from_mode(0o644)).unwrap();
+    let mut new = old.clone();
+    new[1_000_000] ^= 0xff;
+    let (from, to) = (ContentHash::of(&old), ContentHash::of(&new));
+    let edits = InPlace {
+        header: qsync_delta::Header {
+            source_len: old.len() as u64,
+            source_hash: from,
+            target_len: new.len() as u64,
+            target_hash: to,
+        },
+        edits: vec![(1_000_000, vec![new[1_000_000]])],
+    };
+    f.staging.put_edits(&edits).unwrap();
+    let size = old.len() as u64;
+    let p = placement(
+        path,
+        State::File {
+            hash: from,
+            size,
+            mode: 0o644,
+        },
+        State::File {
+            hash: to,
+            size,
+            mode: 0o600,
+        },
+    );
+    (old, new, p)
+}
+
+/// Edits staged in place are written into the file itself: the same inode, the new bytes,
+/// time and mode, and an empty undo journal once reported.
+#[test]
+fn edits_in_place_are_written_into_the_file() {
+    use std::os::unix::fs::MetadataExt;
+    let mut f = folder();
+    let (_, new, p) = staged_edit(&f, "big.bin");
+    let inode = fs::metadata(f.root.join("big.bin")).unwrap().ino();
+    assert_eq!(
+        place(&f.root, &f.staging, &p, &mut f.index).unwrap(),
+        PlaceOutcome::Done
+    );
+    let meta = fs::metadata(f.root.join("big.bin")).unwrap();
+    assert_eq!(meta.ino(), inode, "written in place");
+    assert!(fs::read(f.root.join("big.bin")).unwrap() == new);
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        meta.modified().unwrap(),
+        UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+    );
+    let journal = f.staging.dir().join(in_place::UNDO_JOURNAL);
+    assert_eq!(fs::metadata(journal).unwrap().len(), 0);
+    assert_eq!(state_at(&f.root, &p.path, &f.index).unwrap(), p.target);
+}
+
+/// A file with another name (a hard link, maybe outside the task) is never written in
+/// place: the staged edits are dropped and the content asked for again; a file changed
+/// after the placement began is left alone.
+#[test]
+fn edits_in_place_never_reach_another_name_nor_a_changed_file() {
+    let mut f = folder();
+    let (old, _, p) = staged_edit(&f, "linked.bin");
+    fs::hard_link(f.root.join("linked.bin"), f._dir.path().join("outside")).unwrap();
+    assert_eq!(
+        place(&f.root, &f.staging, &p, &mut f.index).unwrap(),
+        PlaceOutcome::NoContent
+    );
+    assert!(fs::read(f._dir.path().join("outside")).unwrap() == old);
+    let hash = p.target.hash().unwrap();
+    assert!(
+        !f.staging.has_for(&hash, p.expect.hash()),
+        "asked for again"
+    );
+
+    let (_, _, p) = staged_edit(&f, "edited.bin");
+    let mut batch = Batch::default();
+    assert_eq!(
+        batch.begin(&f.root, &f.staging, &p, &mut f.index).unwrap(),
+        None
+    );
+    std::thread::sleep(Duration::from_millis(20));
+    fs::write(f.root.join("edited.bin"), b"the person's save").unwrap();
+    let mut tasks = HashMap::from([(p.task, &mut f.index)]);
+    let placed = batch.flush(&mut tasks, |index| &mut **index);
+    assert!(matches!(placed[0].1, Ok(PlaceOutcome::Diverged)));
+    assert_eq!(
+        fs::read(f.root.join("edited.bin")).unwrap(),
+        b"the person's save"
+    );
+}
