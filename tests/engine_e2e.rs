@@ -157,49 +157,57 @@ fn offline_device_catches_up_and_deltas_are_dropped() {
 
 #[test]
 fn both_edit_while_disconnected_and_both_versions_survive() {
-    both_edit_while_disconnected("shared.txt");
+    both_edit_while_disconnected("shared.txt", b"original", b"A's version", b"B's version");
 }
 
 /// The conflict copy of a 240-byte name is shortened to fit the file system (it used to be
 /// too long to create, and the update stayed pending forever).
 #[test]
 fn a_conflict_on_a_240_byte_name_settles() {
-    both_edit_while_disconnected(&format!("{}.txt", "n".repeat(236)));
+    let name = format!("{}.txt", "n".repeat(236));
+    both_edit_while_disconnected(&name, b"original", b"A's version", b"B's version");
 }
 
-fn both_edit_while_disconnected(name: &str) {
+/// Both edit a 2 MiB file without changing its length while apart: the versions are
+/// concurrent, one keeps the name and the other becomes a conflict copy, on both sides,
+/// whether the content travels as edits in place or whole.
+#[test]
+fn both_edit_a_large_file_while_disconnected_and_both_versions_survive() {
+    let original: Vec<u8> = (0..2 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let (mut ours, mut theirs) = (original.clone(), original.clone());
+    ours[1000] ^= 0xff;
+    theirs[1_500_000] ^= 0xff;
+    both_edit_while_disconnected("disk.img", &original, &ours, &theirs);
+}
+
+fn both_edit_while_disconnected(name: &str, original: &[u8], at_a: &[u8], at_b: &[u8]) {
     let (base, a, mut b) = pair();
     let (da, db) = (base.path().join("A"), base.path().join("B"));
     fs::create_dir_all(&da).unwrap();
-    fs::write(da.join(name), "original").unwrap();
+    fs::write(da.join(name), original).unwrap();
     let task = a.add_task(&da);
     link(&a, &task, &b, &db);
     wait_same(&da, &db, SETTLE);
 
     b.kill();
-    fs::write(da.join(name), "A's version").unwrap();
-    fs::write(db.join(name), "B's version").unwrap();
+    fs::write(da.join(name), at_a).unwrap();
+    fs::write(db.join(name), at_b).unwrap();
     std::thread::sleep(Duration::from_secs(1));
     b.restart();
     wait_same(&da, &db, SETTLE);
     let stem = name.split('.').next().unwrap_or(name);
     let stem = &stem[..stem.len().min(40)];
-    let contents: Vec<String> = fs::read_dir(&da)
+    let contents: Vec<Vec<u8>> = fs::read_dir(&da)
         .unwrap()
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().starts_with(stem))
-        .map(|e| fs::read_to_string(e.path()).unwrap())
+        .map(|e| fs::read(e.path()).unwrap())
         .collect();
-    assert!(
-        contents.contains(&"A's version".to_owned())
-            && contents.contains(&"B's version".to_owned()),
-        "{contents:?}"
-    );
-    assert_eq!(
-        contents.len(),
-        2,
-        "one name, one conflict copy: {contents:?}"
-    );
+    let has = |v: &[u8]| contents.iter().any(|c| c == v);
+    assert!(has(at_a) && has(at_b), "both versions survive");
+    assert_eq!(contents.len(), 2, "one name, one conflict copy");
     assert_eq!(a.status("pending"), 0, "{}", a.cli(&["status"]));
     assert_eq!(b.status("pending"), 0, "{}", b.cli(&["status"]));
 }

@@ -4,9 +4,8 @@
 //! a whole new file, which costs writing (and making durable) the whole length.
 //!
 //! [`in_place_edits`] reads a patch, and says which bytes it changes when it is such a
-//! patch, once the result those edits give has been checked against the patch's promised
-//! hash (the old file is read whole for that: the bytes the edits keep are the old
-//! file's). Writing them, and surviving a crash halfway, is the caller's part.
+//! patch, once the old file has been checked against the patch's base and the result those
+//! edits give against its promised hash (the old file is read whole for that, once). Writing them, and surviving a crash halfway, is the caller's part.
 
 use std::fs::File;
 use std::path::Path;
@@ -44,9 +43,10 @@ const PIECE: u64 = 4 * 1024 * 1024;
 /// The edits `patch` makes to the open file `old` (`old_path` only names it in errors) if
 /// it keeps its length and every copied byte at its offset, and writes at most
 /// `max_bytes` bytes that differ from `old`; `None` otherwise (an insertion shifts what
-/// follows it: that takes a new file). `Some` only once the old file with those edits
-/// hashes to the patch's promised target: a file that is not the patch's base fails with
-/// [`DeltaError::ResultMismatch`].
+/// follows it: that takes a new file). `Some` only once the old file hashes to the patch's
+/// base and, with those edits, to its promised target: a file that is not the patch's base
+/// fails with [`DeltaError::WrongBase`] (the edits would be the difference from that
+/// file, not from the base).
 pub fn in_place_edits(
     patch: &[u8],
     old: &File,
@@ -118,25 +118,39 @@ pub(crate) fn edits_in<S: Source + ?Sized>(
             header.target_len
         )));
     }
-    // The result: the old file's bytes, the edits' where they write.
-    let mut hasher = ContentHasher::new();
+    // The old file must be the patch's base (the runs are what differs from it), and the
+    // result, its bytes with the runs written over them, what the patch promised: one
+    // pass over the old file hashes both.
+    let mut base = ContentHasher::new();
+    let mut result = ContentHasher::new();
     let mut at = 0u64;
-    let hash_old = |hasher: &mut ContentHasher, from: u64, to: u64| {
+    let both = |base: &mut ContentHasher, result: &mut ContentHasher, from: u64, to: u64| {
         let mut at = from;
         while at < to {
             let n = (to - at).min(PIECE);
-            hasher.update(&source.read_range(at, n)?);
+            let bytes = source.read_range(at, n)?;
+            base.update(&bytes);
+            result.update(&bytes);
             at += n;
         }
         Ok::<(), DeltaError>(())
     };
     for (offset, bytes) in &edits {
-        hash_old(&mut hasher, at, *offset)?;
-        hasher.update(bytes);
+        both(&mut base, &mut result, at, *offset)?;
+        base.update(&source.read_range(*offset, bytes.len() as u64)?);
+        result.update(bytes);
         at = offset + bytes.len() as u64;
     }
-    hash_old(&mut hasher, at, header.target_len)?;
-    let found = hasher.finish();
+    both(&mut base, &mut result, at, header.target_len)?;
+    let (base, found) = (base.finish(), result.finish());
+    if base != header.source_hash {
+        return Err(DeltaError::WrongBase {
+            expected: header.source_hash,
+            expected_len: header.source_len,
+            found: base,
+            found_len: source.len(),
+        });
+    }
     if found != header.target_hash {
         return Err(DeltaError::ResultMismatch {
             expected: header.target_hash,

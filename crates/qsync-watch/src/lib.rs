@@ -47,7 +47,9 @@ pub use scan::{
 pub use stream::{
     fold_walked, look_again, walk_now, WalkEnd, WalkPlan, Walked, CHUNK_AGE, CHUNK_ENTRIES,
 };
-pub use watcher::{observe, observe_deferred, Observed, TaskWatcher, WatchBatch, UNCLOSED_QUIET};
+pub use watcher::{
+    observe, observe_deferred, Observed, TaskWatcher, WatchBatch, OPEN_AT_MOST, UNCLOSED_QUIET,
+};
 
 use std::path::PathBuf;
 

@@ -17,7 +17,8 @@
 //! 100 MiB stalled right after truncating its file was once reported empty, and the other
 //! device placed that empty version, then received the real one whole): it must stay quiet
 //! [`UNCLOSED_QUIET`], not only the period. A writer that never closes (a database) is
-//! reported all the same, once it has stopped for that long.
+//! reported all the same, once it has stopped for that long, or after the period's quiet
+//! once it has been waiting [`OPEN_AT_MOST`] (one that commits twice a second).
 //!
 //! Why not `notify-debouncer-full`: it has no such exception (every path waits for the
 //! whole period), and its rename tracking keeps the file id of every path of the tree in
@@ -49,6 +50,10 @@ pub const STORM_GAP: Duration = Duration::from_millis(50);
 /// How long a file written to and not closed since must stay quiet before it is reported
 /// (when that is longer than the debounce period).
 pub const UNCLOSED_QUIET: Duration = Duration::from_secs(1);
+
+/// How long a file still open for writing waits for [`UNCLOSED_QUIET`] at most; after that
+/// the period's quiet is enough.
+pub const OPEN_AT_MOST: Duration = Duration::from_secs(10);
 
 /// What the watcher saw during one debounce period.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +92,8 @@ struct Touch {
     closed: bool,
     /// It was written to, and not closed since: its writer may only be held up.
     open: bool,
+    /// Its first event since it was last reported.
+    first: Instant,
 }
 
 /// The debouncing state of one root: paths waiting for quiet, and which were reported
@@ -150,16 +157,17 @@ impl Debounce {
             let is_dir = path.to_local(root).is_dir();
             if self.filter.includes(&path, is_dir) {
                 // Other events (its mode, say) leave it open or closed as it was.
-                let was_open = self.pending.get(&path).is_some_and(|t| t.open);
+                let before = self.pending.get(&path);
+                let was_open = before.is_some_and(|t| t.open);
+                let first = before.map_or(now, |t| t.first);
                 let open = written || (was_open && !closed);
-                self.pending.insert(
-                    path,
-                    Touch {
-                        at: now,
-                        closed,
-                        open,
-                    },
-                );
+                let touch = Touch {
+                    at: now,
+                    closed,
+                    open,
+                    first,
+                };
+                self.pending.insert(path, touch);
             }
         }
         None
@@ -182,7 +190,8 @@ impl Debounce {
                 _ => 0,
             };
             let needed = CLOSED_QUIET.saturating_mul(1 << times.min(16)).min(period);
-            if quiet >= period && (!touch.open || quiet >= UNCLOSED_QUIET) {
+            let held_long = now.duration_since(touch.first) >= OPEN_AT_MOST;
+            if quiet >= period && (!touch.open || quiet >= UNCLOSED_QUIET || held_long) {
                 touched.insert(path.clone());
             } else if touch.closed && quiet >= needed {
                 self.early.insert(path.clone(), (now, times + 1));

@@ -416,6 +416,29 @@ fn a_file_still_open_for_writing_waits_for_its_close() {
     drop(file);
 }
 
+/// A writer that keeps its file open and writes every 300 ms (a database committing) never
+/// stays quiet for `UNCLOSED_QUIET`: it is reported once it has waited `OPEN_AT_MOST`.
+#[test]
+fn a_file_held_open_and_written_often_is_reported_after_a_while() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let (_w, rx) = TaskWatcher::start(root, Duration::from_millis(150)).unwrap();
+    let mut file = fs::File::create(root.join("db")).unwrap();
+    let t = Instant::now();
+    let reported = loop {
+        file.write_all(b"commit").unwrap();
+        if rx.recv_timeout(Duration::from_millis(300)).is_ok() {
+            break t.elapsed();
+        }
+        assert!(
+            t.elapsed() < 3 * qsync_watch::OPEN_AT_MOST,
+            "never reported"
+        );
+    };
+    assert!(reported >= qsync_watch::OPEN_AT_MOST, "{reported:?}");
+}
+
 /// A link to a folder outside (a peer may sync one) is a link: the watcher does not watch
 /// what it points to, so files there never become the task's.
 #[test]

@@ -153,9 +153,11 @@ type ServeKey = (DeviceId, TaskId, RelPath, ContentHash);
 
 impl CoreSync {
     /// The core of device `me`, its content staged under `state_dir/staging` (emptied: a
-    /// fetch cut short by a stop starts again).
+    /// fetch cut short by a stop starts again), once an edit in place that a crash cut
+    /// short is undone (its journal is in the staging folder).
     pub(super) fn start(me: DeviceId, state_dir: &Path) -> Result<Self, EngineError> {
         let dir = state_dir.join("staging");
+        crate::driver::in_place::undo_cut_short(&dir)?;
         if dir.exists() {
             fs::remove_dir_all(&dir).map_err(|e| EngineError::io("empty", &dir, e))?;
         }
@@ -448,6 +450,21 @@ impl Engine {
             rescan = true;
             PlaceOutcome::Failed
         });
+        if let (PlaceOutcome::NoContent, State::File { hash, .. }) = (&outcome, &placement.target) {
+            // Staged as edits that this placement cannot use (it moves a conflicting copy
+            // aside, or the file cannot be written in place): asked for whole, or the core
+            // would be told at once that the content is here, again and again.
+            if self
+                .sync
+                .staging
+                .edits_for(hash, placement.expect.hash())
+                .is_some()
+            {
+                self.sync.staging.remove(hash);
+                let key = (placement.task, placement.path.clone(), *hash);
+                self.sync.whole.insert(key);
+            }
+        }
         if rescan {
             self.core_rescan(placement.task);
         } else if outcome != PlaceOutcome::Done {
@@ -693,5 +710,23 @@ impl Engine {
             }
         }
         Ok(pending)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The start undoes an edit in place that a crash cut short before it empties the
+    /// staging folder, which holds the journal.
+    #[test]
+    fn a_start_undoes_a_cut_short_edit_before_emptying_staging() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("task");
+        let state = dir.path().join("state");
+        let old = crate::driver::in_place::cut_short_for_test(&root, &state.join("staging"));
+        assert!(fs::read(root.join("big.bin")).unwrap() != old);
+        let _sync = CoreSync::start(DeviceId::from_bytes([1; 32]), &state).unwrap();
+        assert!(fs::read(root.join("big.bin")).unwrap() == old, "put back");
     }
 }

@@ -27,6 +27,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
@@ -46,9 +47,10 @@ pub fn max_edit_bytes(size: u64) -> u64 {
     (size / 16).min(16 * 1024 * 1024)
 }
 
-/// How close to the journal's own time a file's time must be to be taken for one the
-/// edits left (the write changes the time before the edits set theirs).
-pub const CRASH_WINDOW: Duration = Duration::from_secs(5);
+/// How soon after the journal's own time a file's time must be to be taken for one the
+/// edits left (a write changes the time before the edits set theirs; the journal's own
+/// sync comes in between).
+pub const CRASH_WINDOW: Duration = Duration::from_secs(60);
 
 /// The undo journal's name in the staging folder.
 pub const UNDO_JOURNAL: &str = ".in-place-undo";
@@ -150,17 +152,19 @@ pub fn edits_at(path: &Path, hash: &ContentHash, base: Option<ContentHash>) -> O
 }
 
 /// What the undo journal holds: where, what the file was like, the bytes to put back.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Undo {
     root: PathBuf,
     path: RelPath,
+    /// The file's device and inode: the journal is about that file only.
+    id: (u64, u64),
     size: u64,
-    /// The file's modification time before the edits, and the one they give it.
-    before_ns: i64,
-    after_ns: i64,
+    /// The file's modification time and permission bits before the edits, and after.
+    before: (i64, u32),
+    after: (i64, u32),
     /// When the journal was written (the system's clock).
     at_ns: i64,
-    /// Each run: where, its old bytes, its new ones.
+    /// Each run: where, its old bytes, its new ones (as long).
     runs: Vec<(u64, Vec<u8>, Vec<u8>)>,
 }
 
@@ -168,11 +172,15 @@ impl Undo {
     fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         out.extend_from_slice(UNDO_MAGIC);
-        put_bytes(&mut out, self.root.as_os_str().as_encoded_bytes());
+        put_bytes(&mut out, self.root.as_os_str().as_bytes());
         put_bytes(&mut out, self.path.as_str().as_bytes());
-        out.extend_from_slice(&self.size.to_le_bytes());
-        out.extend_from_slice(&self.before_ns.to_le_bytes());
-        out.extend_from_slice(&self.after_ns.to_le_bytes());
+        for n in [self.id.0, self.id.1, self.size] {
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+        for (time, mode) in [self.before, self.after] {
+            out.extend_from_slice(&time.to_le_bytes());
+            out.extend_from_slice(&mode.to_le_bytes());
+        }
         out.extend_from_slice(&self.at_ns.to_le_bytes());
         out.extend_from_slice(&(self.runs.len() as u32).to_le_bytes());
         for (at, old, new) in &self.runs {
@@ -196,11 +204,12 @@ impl Undo {
         if f.take(4)? != UNDO_MAGIC {
             return None;
         }
-        let root = PathBuf::from(std::str::from_utf8(f.bytes()?).ok()?);
+        let root = PathBuf::from(std::ffi::OsStr::from_bytes(f.bytes()?));
         let path = RelPath::new(std::str::from_utf8(f.bytes()?).ok()?).ok()?;
+        let id = (f.u64()?, f.u64()?);
         let size = f.u64()?;
-        let before_ns = f.u64()? as i64;
-        let after_ns = f.u64()? as i64;
+        let before = (f.u64()? as i64, f.u32()?);
+        let after = (f.u64()? as i64, f.u32()?);
         let at_ns = f.u64()? as i64;
         let count = f.u32()?;
         let mut runs = Vec::new();
@@ -216,9 +225,10 @@ impl Undo {
         Some(Undo {
             root,
             path,
+            id,
             size,
-            before_ns,
-            after_ns,
+            before,
+            after,
             at_ns,
             runs,
         })
@@ -268,36 +278,43 @@ pub struct Target {
     pub(super) id: (u64, u64),
     pub(super) size: u64,
     pub(super) mtime_ns: i64,
+    /// Its permission bits.
+    pub(super) mode: u32,
+    /// How many names it has.
+    links: u64,
 }
 
 impl Target {
     /// Open `name` in `folder` for writing (never through a link, a regular file with no
-    /// other name); `None` if it is not such a file.
-    pub fn open(folder: &super::root::Folder, name: &str) -> Result<Option<Target>, EngineError> {
-        let file = match folder.open_file_rw(name) {
-            Ok(file) => file,
-            Err(super::root::RootError::NotRegular { .. }) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        let meta = file
-            .metadata()
-            .map_err(io("inspect", &folder.shown().join(name)))?;
-        if meta.nlink() != 1 {
-            return Ok(None);
-        }
-        Ok(Some(Target {
+    /// other name and no executable bit: a running program maps its file); `None` if it is
+    /// not such a file or cannot be opened for writing (read-only, busy, another owner's):
+    /// a new copy renamed over it needs only the folder to be writable.
+    pub fn open(folder: &super::root::Folder, name: &str) -> Option<Target> {
+        Self::open_any(folder, name).filter(|t| t.links == 1 && t.mode & 0o111 == 0)
+    }
+
+    /// [`Target::open`] whatever its links and mode.
+    fn open_any(folder: &super::root::Folder, name: &str) -> Option<Target> {
+        let file = folder.open_file_rw(name).ok()?;
+        let meta = file.metadata().ok()?;
+        Some(Target {
+            links: meta.nlink(),
             id: (meta.dev(), meta.ino()),
             size: meta.len(),
-            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+            mtime_ns: meta
+                .mtime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(meta.mtime_nsec()),
+            mode: meta.mode() & MODE_BITS,
             file,
-        }))
+        })
     }
 }
 
 /// Write `edits` into `target` (the file at `path` of the task folder `root`), giving it the
 /// time `mtime_ns` and the permission bits `mode`, through the undo journal in `staging`
-/// (see the module's documentation). On an error after the journal was written the old
-/// bytes are put back at once, as a start would.
+/// (see the module's documentation). On an error after the journal was written, what was
+/// written is put back at once through the same descriptor.
 pub fn write(
     staging: &Path,
     root: &Path,
@@ -317,44 +334,70 @@ pub fn write(
             .map_err(io("read", &shown))?;
         runs.push((*at, old, bytes.clone()));
     }
+    let mode = if mode == 0 {
+        target.mode
+    } else {
+        mode & MODE_BITS
+    };
     let undo = Undo {
         root: root.to_owned(),
         path: path.clone(),
+        id: target.id,
         size: target.size,
-        before_ns: target.mtime_ns,
-        after_ns: mtime_ns,
+        before: (target.mtime_ns, target.mode),
+        after: (mtime_ns, mode),
         at_ns: now_ns(),
         runs,
     };
     let journal = staging.join(UNDO_JOURNAL);
     write_journal(&journal, &undo.encode())?;
     let written = (|| {
-        for (at, bytes) in &edits.edits {
+        for (at, _, new) in &undo.runs {
             target
                 .file
-                .write_all_at(bytes, *at)
+                .write_all_at(new, *at)
                 .map_err(io("write", &shown))?;
         }
-        if mode != 0 {
-            let perms = fs::Permissions::from_mode(mode & MODE_BITS);
-            target
-                .file
-                .set_permissions(perms)
-                .map_err(io("set the permissions of", &shown))?;
-        }
-        target
-            .file
-            .set_modified(time_of(mtime_ns))
-            .map_err(io("set the time of", &shown))?;
-        target.file.sync_all().map_err(io("sync", &shown))
+        finish_file(&target.file, undo.after, &shown)
     })();
     if let Err(e) = written {
-        if let Err(undo_error) = undo_cut_short(staging) {
-            tracing::error!(path = %shown.display(), error = %undo_error, "could not put back what an edit in place replaced");
+        // Put back through the same descriptor, whatever part was written.
+        let back = (|| {
+            for (at, old, _) in &undo.runs {
+                target
+                    .file
+                    .write_all_at(old, *at)
+                    .map_err(io("write", &shown))?;
+            }
+            finish_file(&target.file, undo.before, &shown)
+        })();
+        match back {
+            Ok(()) => write_journal(&journal, &[])?,
+            // The journal stays: the next start tries again.
+            Err(back) => {
+                tracing::error!(path = %shown.display(), error = %back, "could not put back what an edit in place replaced");
+            }
         }
         return Err(e);
     }
-    write_journal(&journal, &[])
+    if let Err(e) = write_journal(&journal, &[]) {
+        // The edit is whole and durable: a journal left behind is found complete at the
+        // next start and left as it is (see `put_back`).
+        tracing::error!(error = %e, "could not empty the journal of edits in place");
+        let _ = fs::remove_file(&journal);
+    }
+    Ok(())
+}
+
+/// Give `file` the time and permission bits `(mtime_ns, mode)`, then make it durable.
+fn finish_file(file: &File, (mtime_ns, mode): (i64, u32), shown: &Path) -> Result<(), EngineError> {
+    if mode != 0 {
+        file.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(io("set the permissions of", shown))?;
+    }
+    file.set_modified(time_of(mtime_ns))
+        .map_err(io("set the time of", shown))?;
+    file.sync_all().map_err(io("sync", shown))
 }
 
 /// Put back what edits in place cut short by a crash replaced (see the module's
@@ -381,6 +424,51 @@ pub fn undo_cut_short(staging: &Path) -> Result<Option<PathBuf>, EngineError> {
     Ok(put_back)
 }
 
+/// What a crash left of the edits `undo` describes, in the file as it is now.
+#[derive(Debug, PartialEq, Eq)]
+enum Left {
+    /// Every run holds its new bytes, with the new time and mode: the edit was whole.
+    Whole,
+    /// Each byte of the runs holds its old or its new value, at a time the edits could
+    /// have left: cut short.
+    CutShort,
+    /// Anything else: changed since by someone else, or not the same file.
+    Other,
+}
+
+fn left(undo: &Undo, target: &Target) -> Left {
+    if target.id != undo.id || target.size != undo.size {
+        return Left::Other;
+    }
+    let mut all_new = true;
+    for (at, old, new) in &undo.runs {
+        let mut there = vec![0u8; old.len()];
+        if target.file.read_exact_at(&mut there, *at).is_err() {
+            return Left::Other;
+        }
+        for ((t, o), n) in there.iter().zip(old).zip(new) {
+            if t != o && t != n {
+                return Left::Other;
+            }
+        }
+        all_new &= there == *new;
+    }
+    let time = target.mtime_ns;
+    if all_new && (time, target.mode) == undo.after {
+        return Left::Whole;
+    }
+    let window = i64::try_from(CRASH_WINDOW.as_nanos()).unwrap_or(i64::MAX);
+    // (File times come from a coarser clock, a tick behind the one the journal read.)
+    let since = time.saturating_sub(undo.at_ns);
+    let ours =
+        time == undo.before.0 || time == undo.after.0 || (-1_000_000_000..=window).contains(&since);
+    if ours {
+        Left::CutShort
+    } else {
+        Left::Other
+    }
+}
+
 fn put_back(undo: &Undo) -> Result<Option<PathBuf>, EngineError> {
     let shown = undo.path.to_local(&undo.root);
     let Ok(root) = TaskRoot::open(&undo.root) else {
@@ -389,24 +477,16 @@ fn put_back(undo: &Undo) -> Result<Option<PathBuf>, EngineError> {
     let Some((folder, name)) = root.parent(&undo.path)? else {
         return Ok(None);
     };
-    let Some(target) = Target::open(&folder, name)? else {
+    // As it is, whatever its mode now (the edits may have set one that `open` refuses).
+    let Some(target) = Target::open_any(&folder, name) else {
         return Ok(None);
     };
-    let window = i64::try_from(CRASH_WINDOW.as_nanos()).unwrap_or(i64::MAX);
-    let our_time = [undo.before_ns, undo.after_ns].contains(&target.mtime_ns)
-        || target.mtime_ns.abs_diff(undo.at_ns) <= window.unsigned_abs();
-    let mut our_bytes = target.size == undo.size;
-    for (at, old, new) in &undo.runs {
-        let mut there = vec![0u8; old.len()];
-        if !our_bytes || target.file.read_exact_at(&mut there, *at).is_err() {
-            our_bytes = false;
-            break;
-        }
-        our_bytes = there == *old || there == *new;
-    }
-    if !our_time || !our_bytes {
-        // Changed since by someone else: theirs stays, the scan sees it.
-        return Ok(None);
+    match left(undo, &target) {
+        // Left as it is: either the placement was reported (the ledger has the new
+        // version) or, if it was not, the scan finds the same content the peer's record
+        // names, and the two versions merge.
+        Left::Whole | Left::Other => return Ok(None),
+        Left::CutShort => {}
     }
     for (at, old, _) in &undo.runs {
         target
@@ -414,13 +494,20 @@ fn put_back(undo: &Undo) -> Result<Option<PathBuf>, EngineError> {
             .write_all_at(old, *at)
             .map_err(io("write", &shown))?;
     }
-    target
-        .file
-        .set_modified(time_of(undo.before_ns))
-        .map_err(io("set the time of", &shown))?;
-    target.file.sync_all().map_err(io("sync", &shown))?;
+    finish_file(&target.file, undo.before, &shown)?;
     tracing::warn!(path = %shown.display(), "an edit in place was cut short; the file is as it was before it");
     Ok(Some(shown))
+}
+
+/// For tests elsewhere: a 2 MiB file `big.bin` in `root`, and the journal in `staging` of
+/// an edit of it that a crash cut short (half of it written). Returns the file's content
+/// before the edit.
+#[cfg(test)]
+pub(crate) fn cut_short_for_test(root: &Path, staging: &Path) -> Vec<u8> {
+    let (old, undo) = tests::journaled_in(root, staging);
+    tests::edit(root, 100, b"ED");
+    let _ = undo;
+    old
 }
 
 #[cfg(test)]
@@ -430,11 +517,13 @@ mod tests {
     #[test]
     fn the_journal_reads_back_and_a_torn_one_is_nothing() {
         let undo = Undo {
-            root: PathBuf::from("/data/task"),
+            // A task folder's name need not be UTF-8.
+            root: PathBuf::from(std::ffi::OsStr::from_bytes(b"/data/t\xffsk")),
             path: RelPath::new("a/b.bin").unwrap(),
+            id: (7, 1234),
             size: 1 << 20,
-            before_ns: 1_700_000_000_000_000_000,
-            after_ns: 1_700_000_001_000_000_000,
+            before: (1_700_000_000_000_000_000, 0o644),
+            after: (1_700_000_001_000_000_000, 0o600),
             at_ns: 1_700_000_001_500_000_000,
             runs: vec![
                 (10, b"old".to_vec(), b"new".to_vec()),
@@ -451,28 +540,31 @@ mod tests {
         assert_eq!(Undo::decode(&flipped), None);
     }
 
-    /// A crash after the journal and some of the edits: the next start puts the old bytes
-    /// and time back; a file a person changed since is left alone.
-    #[test]
-    fn a_cut_short_edit_is_undone_at_the_next_start_unless_changed_since() {
+    /// A 2 MiB file in a task folder, and the journal `write` makes before editing it at
+    /// two places (to mode 0o600 and the time 42).
+    fn journaled() -> (tempfile::TempDir, PathBuf, PathBuf, Vec<u8>, Undo) {
         let dir = tempfile::tempdir().unwrap();
         let (root, staging) = (dir.path().join("task"), dir.path().join("staging"));
+        let (old, undo) = journaled_in(&root, &staging);
+        (dir, root, staging, old, undo)
+    }
+
+    pub(super) fn journaled_in(root: &Path, staging: &Path) -> (Vec<u8>, Undo) {
+        let root = root.to_owned();
         fs::create_dir_all(&root).unwrap();
-        fs::create_dir_all(&staging).unwrap();
+        fs::create_dir_all(staging).unwrap();
         let old: Vec<u8> = (0..2u32 << 20).map(|i| (i % 251) as u8).collect();
         fs::write(root.join("big.bin"), &old).unwrap();
-        let task = TaskRoot::open(&root).unwrap();
-        let folder = task.top().unwrap();
-        let target = Target::open(&folder, "big.bin").unwrap().unwrap();
-        let path = RelPath::new("big.bin").unwrap();
-        // What `write` leaves if the machine stops after the first edit, before the time
-        // was set.
+        fs::set_permissions(root.join("big.bin"), fs::Permissions::from_mode(0o644)).unwrap();
+        let folder = TaskRoot::open(&root).unwrap().top().unwrap();
+        let target = Target::open(&folder, "big.bin").unwrap();
         let undo = Undo {
             root: root.clone(),
-            path: path.clone(),
+            path: RelPath::new("big.bin").unwrap(),
+            id: target.id,
             size: target.size,
-            before_ns: target.mtime_ns,
-            after_ns: 42,
+            before: (target.mtime_ns, 0o644),
+            after: (42, 0o600),
             at_ns: now_ns(),
             runs: vec![
                 (100, old[100..104].to_vec(), b"EDIT".to_vec()),
@@ -480,43 +572,77 @@ mod tests {
             ],
         };
         write_journal(&staging.join(UNDO_JOURNAL), &undo.encode()).unwrap();
-        target.file.write_all_at(b"EDIT", 100).unwrap();
-        drop(target);
+        (old, undo)
+    }
 
+    pub(super) fn edit(root: &Path, at: u64, bytes: &[u8]) {
+        let file = OpenOptions::new()
+            .write(true)
+            .open(root.join("big.bin"))
+            .unwrap();
+        file.write_all_at(bytes, at).unwrap();
+    }
+
+    /// A crash after the journal and part of the edits (half of a run, before the time and
+    /// mode were set): the next start puts the old bytes, time and mode back, and empties
+    /// the journal.
+    #[test]
+    fn a_cut_short_edit_is_undone_at_the_next_start() {
+        let (_dir, root, staging, old, undo) = journaled();
+        edit(&root, 100, b"ED");
+        fs::set_permissions(root.join("big.bin"), fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(
             undo_cut_short(&staging).unwrap(),
             Some(root.join("big.bin"))
         );
         assert!(fs::read(root.join("big.bin")).unwrap() == old, "put back");
+        let meta = fs::metadata(root.join("big.bin")).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o644);
+        assert_eq!(
+            meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+            undo.before.0
+        );
         assert_eq!(
             undo_cut_short(&staging).unwrap(),
             None,
-            "the journal is empty now"
+            "the journal is empty"
         );
+    }
 
-        // The same, but a person saved the file after the crash: their save stays, whether
-        // it changed the edited bytes or only its time says so.
+    /// An edit that was whole (its journal not emptied yet) stays: the placement may have
+    /// been reported, and undoing it would look like a person's revert. A person's save
+    /// after the crash stays too, whether the edited bytes or only its time show it.
+    #[test]
+    fn a_whole_edit_or_a_later_save_is_left_as_it_is() {
+        let (_dir, root, staging, old, undo) = journaled();
+        edit(&root, 100, b"EDIT");
+        edit(&root, 900_000, b"ED");
+        let file = OpenOptions::new()
+            .write(true)
+            .open(root.join("big.bin"))
+            .unwrap();
+        finish_file(&file, undo.after, &root).unwrap();
+        let whole = fs::read(root.join("big.bin")).unwrap();
+        assert_eq!(undo_cut_short(&staging).unwrap(), None);
+        assert!(fs::read(root.join("big.bin")).unwrap() == whole);
+
         for (journal_at, run) in [(now_ns(), b"EPIT"), (0, b"EDIT")] {
+            fs::write(root.join("big.bin"), &old).unwrap();
+            let folder = TaskRoot::open(&root).unwrap().top().unwrap();
+            let target = Target::open(&folder, "big.bin").unwrap();
             let undo = Undo {
+                id: target.id,
+                before: (target.mtime_ns, 0o644),
                 at_ns: journal_at,
-                ..undo_like(&undo)
+                ..undo.clone()
             };
             write_journal(&staging.join(UNDO_JOURNAL), &undo.encode()).unwrap();
             std::thread::sleep(Duration::from_millis(20));
-            let mut written = old.clone();
-            written[100..104].copy_from_slice(run);
-            fs::write(root.join("big.bin"), &written).unwrap();
+            let mut saved = old.clone();
+            saved[100..104].copy_from_slice(run);
+            fs::write(root.join("big.bin"), &saved).unwrap();
             assert_eq!(undo_cut_short(&staging).unwrap(), None);
-            assert!(fs::read(root.join("big.bin")).unwrap() == written);
-        }
-    }
-
-    fn undo_like(u: &Undo) -> Undo {
-        Undo {
-            root: u.root.clone(),
-            path: u.path.clone(),
-            runs: u.runs.clone(),
-            ..*u
+            assert!(fs::read(root.join("big.bin")).unwrap() == saved);
         }
     }
 

@@ -295,7 +295,7 @@ enum Prepared {
     File(PreparedFile),
     Edit(PreparedEdit),
     /// The content is staged as edits only, and the target cannot take them in place.
-    Unusable(ContentHash),
+    Unusable,
 }
 
 #[derive(Debug)]
@@ -423,11 +423,10 @@ impl Batch {
                 self.pending.push(pending);
                 Ok(None)
             }
-            Ok((_, Prepared::Unusable(hash))) => {
+            Ok((_, Prepared::Unusable)) => {
                 // Edits staged for a target they cannot be written into (the file has
-                // another name now, say): fetched again, whole this time.
+                // another name now, say): the daemon has the content fetched again, whole.
                 withdraw(index, &pending.announced);
-                staging.remove(&hash);
                 Ok(Some(PlaceOutcome::NoContent))
             }
             Ok((folder, file)) => {
@@ -500,9 +499,9 @@ impl Batch {
         if !staging.has(hash) {
             // Staged as edits of what is there (`begin` checked they are for it).
             let edits = staging.edits_for(hash, p.expect.hash());
-            let target = Target::open(&folder, name)?;
+            let target = Target::open(&folder, name);
             let (Some(edits), Some(target)) = (edits, target) else {
-                return Ok((folder, Prepared::Unusable(*hash)));
+                return Ok((folder, Prepared::Unusable));
             };
             let edit = PreparedEdit {
                 target,
