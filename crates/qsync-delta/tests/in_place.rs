@@ -122,8 +122,9 @@ fn a_file_that_is_not_the_base_is_refused() {
     other[900_000] ^= 1; // not where the patch writes: only the hash can tell
     let refused = edits_of(&patch(&old, &new), &other, 1 << 20);
     assert!(matches!(refused, Err(DeltaError::WrongBase { .. })));
-    // Not the base where the patch writes, and the result still the promised one: the
-    // edits would be the difference from this file, not from the base.
+    // Not the base only where the patch writes (so with the patch's runs it would give
+    // the promised result): the edits would be the difference from this file, not from
+    // the base, and are refused for it.
     let mut near = old.clone();
     near[10] ^= 2;
     let refused = edits_of(&patch(&old, &new), &near, 1 << 20);

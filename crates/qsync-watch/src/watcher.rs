@@ -18,7 +18,8 @@
 //! device placed that empty version, then received the real one whole): it must stay quiet
 //! [`UNCLOSED_QUIET`], not only the period. A writer that never closes (a database) is
 //! reported all the same, once it has stopped for that long, or after the period's quiet
-//! once it has been waiting [`OPEN_AT_MOST`] (one that commits twice a second).
+//! once it has been waiting [`OPEN_AT_MOST`] (one that commits twice a second; a save that
+//! takes longer than that, and stalls, may be reported halfway then).
 //!
 //! Why not `notify-debouncer-full`: it has no such exception (every path waits for the
 //! whole period), and its rename tracking keeps the file id of every path of the tree in
@@ -53,7 +54,7 @@ pub const UNCLOSED_QUIET: Duration = Duration::from_secs(1);
 
 /// How long a file still open for writing waits for [`UNCLOSED_QUIET`] at most; after that
 /// the period's quiet is enough.
-pub const OPEN_AT_MOST: Duration = Duration::from_secs(10);
+pub const OPEN_AT_MOST: Duration = Duration::from_secs(30);
 
 /// What the watcher saw during one debounce period.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -157,7 +157,11 @@ impl CoreSync {
     /// short is undone (its journal is in the staging folder).
     pub(super) fn start(me: DeviceId, state_dir: &Path) -> Result<Self, EngineError> {
         let dir = state_dir.join("staging");
-        crate::driver::in_place::undo_cut_short(&dir)?;
+        if let Err(e) = crate::driver::in_place::undo_cut_short(&dir) {
+            // The daemon still starts: the file stays as the crash left it, and is synced
+            // as it is found.
+            tracing::error!(error = %e, "could not undo an edit in place that a crash cut short");
+        }
         if dir.exists() {
             fs::remove_dir_all(&dir).map_err(|e| EngineError::io("empty", &dir, e))?;
         }

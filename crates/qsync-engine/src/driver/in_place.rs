@@ -14,13 +14,14 @@
 //! 3. the edits are written, the file's time and mode set, the file made durable;
 //! 4. the journal is emptied (made durable), and only then is the placement reported.
 //!
-//! A crash between 2 and 4 leaves a journal: the next start puts the old bytes back
-//! ([`Staging::open`](super::place::Staging::open)), so the file is again what the ledger
-//! says and the placement is made again; but only if the file is still as the edits could
-//! have left it: the same size, each run holding its old or its new bytes, and a time the
-//! edits gave it (the old one, the new one, or one within [`CRASH_WINDOW`] of the journal,
-//! when the machine stopped between a write and the setting of the time). A person's
-//! later save is never undone. A reader of
+//! A crash between 2 and 4 leaves a journal: the next start (`CoreSync::start`, before it
+//! empties the staging folder) puts the old bytes, mode and time back, so the file is again
+//! what the ledger says and the placement is made again; but only if the file is still as
+//! the edits could have left it, which is decided by content: the same file and size, each
+//! byte of the runs its old or its new value, and the whole file with the runs' old bytes
+//! hashing to the version before. A file that hashes to the version after is left as it is
+//! (the placement may have been reported); anything else (someone wrote to it since,
+//! anywhere) is left too. Nobody's later write is ever undone. A reader of
 //! the file while the edits are written may see some of them only, as with any program that
 //! writes a file in place; the rename of a new copy is kept for everything else: new
 //! lengths, moved bytes, files under [`IN_PLACE_MIN`], edits over [`max_edit_bytes`].
@@ -32,7 +33,7 @@ use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
-use qsync_base::{ContentHash, RelPath, MODE_BITS};
+use qsync_base::{ContentHash, ContentHasher, RelPath, MODE_BITS};
 use qsync_delta::{Header, InPlace};
 
 use super::root::TaskRoot;
@@ -46,11 +47,6 @@ pub const IN_PLACE_MIN: u64 = 1024 * 1024;
 pub fn max_edit_bytes(size: u64) -> u64 {
     (size / 16).min(16 * 1024 * 1024)
 }
-
-/// How soon after the journal's own time a file's time must be to be taken for one the
-/// edits left (a write changes the time before the edits set theirs; the journal's own
-/// sync comes in between).
-pub const CRASH_WINDOW: Duration = Duration::from_secs(60);
 
 /// The undo journal's name in the staging folder.
 pub const UNDO_JOURNAL: &str = ".in-place-undo";
@@ -162,8 +158,8 @@ struct Undo {
     /// The file's modification time and permission bits before the edits, and after.
     before: (i64, u32),
     after: (i64, u32),
-    /// When the journal was written (the system's clock).
-    at_ns: i64,
+    /// What the file held before the edits, and what it holds after them.
+    hashes: (ContentHash, ContentHash),
     /// Each run: where, its old bytes, its new ones (as long).
     runs: Vec<(u64, Vec<u8>, Vec<u8>)>,
 }
@@ -181,7 +177,8 @@ impl Undo {
             out.extend_from_slice(&time.to_le_bytes());
             out.extend_from_slice(&mode.to_le_bytes());
         }
-        out.extend_from_slice(&self.at_ns.to_le_bytes());
+        out.extend_from_slice(self.hashes.0.as_bytes());
+        out.extend_from_slice(self.hashes.1.as_bytes());
         out.extend_from_slice(&(self.runs.len() as u32).to_le_bytes());
         for (at, old, new) in &self.runs {
             out.extend_from_slice(&at.to_le_bytes());
@@ -210,7 +207,7 @@ impl Undo {
         let size = f.u64()?;
         let before = (f.u64()? as i64, f.u32()?);
         let after = (f.u64()? as i64, f.u32()?);
-        let at_ns = f.u64()? as i64;
+        let hashes = (f.hash()?, f.hash()?);
         let count = f.u32()?;
         let mut runs = Vec::new();
         for _ in 0..count {
@@ -229,7 +226,7 @@ impl Undo {
             size,
             before,
             after,
-            at_ns,
+            hashes,
             runs,
         })
     }
@@ -255,15 +252,16 @@ pub fn prepare_journal(staging: &Path) -> Result<(), EngineError> {
         return Ok(());
     }
     write_journal(&journal, &[])?;
+    // The journal's name, and the staging folder's own (made afresh at each start).
     File::open(staging)
         .and_then(|d| d.sync_all())
-        .map_err(io("sync", staging))
-}
-
-fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .map_err(io("sync", staging))?;
+    match staging.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => File::open(parent)
+            .and_then(|d| d.sync_all())
+            .map_err(io("sync", parent)),
+        _ => Ok(()),
+    }
 }
 
 fn time_of(ns: i64) -> std::time::SystemTime {
@@ -280,8 +278,17 @@ pub struct Target {
     pub(super) mtime_ns: i64,
     /// Its permission bits.
     pub(super) mode: u32,
-    /// How many names it has.
-    links: u64,
+    /// Whether edits may be written into it (see [`editable`]).
+    editable: bool,
+}
+
+/// Whether a file may take edits in place: one name only (another may be outside the
+/// task), no executable bit (a running program maps its file), and this process's user's
+/// (only its owner may set its time and mode; another user's file gets a new copy).
+pub fn editable(meta: &fs::Metadata) -> bool {
+    meta.nlink() == 1
+        && meta.mode() & 0o111 == 0
+        && meta.uid() == rustix::process::geteuid().as_raw()
 }
 
 impl Target {
@@ -290,7 +297,7 @@ impl Target {
     /// not such a file or cannot be opened for writing (read-only, busy, another owner's):
     /// a new copy renamed over it needs only the folder to be writable.
     pub fn open(folder: &super::root::Folder, name: &str) -> Option<Target> {
-        Self::open_any(folder, name).filter(|t| t.links == 1 && t.mode & 0o111 == 0)
+        Self::open_any(folder, name).filter(|t| t.editable)
     }
 
     /// [`Target::open`] whatever its links and mode.
@@ -298,7 +305,7 @@ impl Target {
         let file = folder.open_file_rw(name).ok()?;
         let meta = file.metadata().ok()?;
         Some(Target {
-            links: meta.nlink(),
+            editable: editable(&meta),
             id: (meta.dev(), meta.ino()),
             size: meta.len(),
             mtime_ns: meta
@@ -346,7 +353,7 @@ pub fn write(
         size: target.size,
         before: (target.mtime_ns, target.mode),
         after: (mtime_ns, mode),
-        at_ns: now_ns(),
+        hashes: (edits.header.source_hash, edits.header.target_hash),
         runs,
     };
     let journal = staging.join(UNDO_JOURNAL);
@@ -358,6 +365,8 @@ pub fn write(
                 .write_all_at(new, *at)
                 .map_err(io("write", &shown))?;
         }
+        // The bytes durable before the mode (which may take the write permission away).
+        target.file.sync_data().map_err(io("sync", &shown))?;
         finish_file(&target.file, undo.after, &shown)
     })();
     if let Err(e) = written {
@@ -427,42 +436,67 @@ pub fn undo_cut_short(staging: &Path) -> Result<Option<PathBuf>, EngineError> {
 /// What a crash left of the edits `undo` describes, in the file as it is now.
 #[derive(Debug, PartialEq, Eq)]
 enum Left {
-    /// Every run holds its new bytes, with the new time and mode: the edit was whole.
+    /// The file holds what the edits make: the edit was whole.
     Whole,
-    /// Each byte of the runs holds its old or its new value, at a time the edits could
-    /// have left: cut short.
+    /// The file with the runs' old bytes holds what it held before: cut short (or not
+    /// begun), and nothing else changed.
     CutShort,
-    /// Anything else: changed since by someone else, or not the same file.
+    /// Anything else: changed since by someone else (anywhere in it), or another file.
     Other,
 }
 
-fn left(undo: &Undo, target: &Target) -> Left {
-    if target.id != undo.id || target.size != undo.size {
+/// How much of the file is hashed at once.
+const PIECE: usize = 4 * 1024 * 1024;
+
+/// Decided by content, read whole: each byte of the runs old or new, and the file as it is
+/// against the result's hash, or with the runs' old bytes written over it against the
+/// base's.
+fn left(undo: &Undo, file: &File, id: (u64, u64), size: u64) -> Left {
+    if id != undo.id || size != undo.size {
         return Left::Other;
     }
-    let mut all_new = true;
+    // In the runs, each byte is its old or its new value (what the hash below cannot see
+    // there, the runs' old bytes being written over them).
     for (at, old, new) in &undo.runs {
         let mut there = vec![0u8; old.len()];
-        if target.file.read_exact_at(&mut there, *at).is_err() {
+        if file.read_exact_at(&mut there, *at).is_err() {
             return Left::Other;
         }
-        for ((t, o), n) in there.iter().zip(old).zip(new) {
-            if t != o && t != n {
-                return Left::Other;
+        let ours = there
+            .iter()
+            .zip(old)
+            .zip(new)
+            .all(|((t, o), n)| t == o || t == n);
+        if !ours {
+            return Left::Other;
+        }
+    }
+    let (mut now, mut before) = (ContentHasher::new(), ContentHasher::new());
+    let mut buf = vec![0u8; PIECE];
+    let mut at = 0u64;
+    while at < size {
+        let n = (size - at).min(PIECE as u64) as usize;
+        if file.read_exact_at(&mut buf[..n], at).is_err() {
+            return Left::Other;
+        }
+        now.update(&buf[..n]);
+        let end = at + n as u64;
+        for (run_at, old, _) in &undo.runs {
+            let run_end = run_at + old.len() as u64;
+            if *run_at < end && run_end > at {
+                let from = (*run_at).max(at);
+                let to = run_end.min(end);
+                let (b, o) = ((from - at) as usize, (from - run_at) as usize);
+                let len = (to - from) as usize;
+                buf[b..b + len].copy_from_slice(&old[o..o + len]);
             }
         }
-        all_new &= there == *new;
+        before.update(&buf[..n]);
+        at = end;
     }
-    let time = target.mtime_ns;
-    if all_new && (time, target.mode) == undo.after {
-        return Left::Whole;
-    }
-    let window = i64::try_from(CRASH_WINDOW.as_nanos()).unwrap_or(i64::MAX);
-    // (File times come from a coarser clock, a tick behind the one the journal read.)
-    let since = time.saturating_sub(undo.at_ns);
-    let ours =
-        time == undo.before.0 || time == undo.after.0 || (-1_000_000_000..=window).contains(&since);
-    if ours {
+    if now.finish() == undo.hashes.1 {
+        Left::Whole
+    } else if before.finish() == undo.hashes.0 {
         Left::CutShort
     } else {
         Left::Other
@@ -477,17 +511,24 @@ fn put_back(undo: &Undo) -> Result<Option<PathBuf>, EngineError> {
     let Some((folder, name)) = root.parent(&undo.path)? else {
         return Ok(None);
     };
-    // As it is, whatever its mode now (the edits may have set one that `open` refuses).
-    let Some(target) = Target::open_any(&folder, name) else {
+    // Looked at through a descriptor for reading (the edits may have taken the write
+    // permission away: then they were whole, the bytes being durable before the mode).
+    let Ok(file) = folder.open_file(name) else {
         return Ok(None);
     };
-    match left(undo, &target) {
+    let Ok(meta) = file.metadata() else {
+        return Ok(None);
+    };
+    match left(undo, &file, (meta.dev(), meta.ino()), meta.len()) {
         // Left as it is: either the placement was reported (the ledger has the new
         // version) or, if it was not, the scan finds the same content the peer's record
         // names, and the two versions merge.
         Left::Whole | Left::Other => return Ok(None),
         Left::CutShort => {}
     }
+    let Some(target) = Target::open_any(&folder, name).filter(|t| t.id == undo.id) else {
+        return Ok(None);
+    };
     for (at, old, _) in &undo.runs {
         target
             .file
@@ -524,7 +565,7 @@ mod tests {
             size: 1 << 20,
             before: (1_700_000_000_000_000_000, 0o644),
             after: (1_700_000_001_000_000_000, 0o600),
-            at_ns: 1_700_000_001_500_000_000,
+            hashes: (ContentHash::of(b"before"), ContentHash::of(b"after")),
             runs: vec![
                 (10, b"old".to_vec(), b"new".to_vec()),
                 (5000, vec![7; 300], vec![8; 300]),
@@ -558,6 +599,9 @@ mod tests {
         fs::set_permissions(root.join("big.bin"), fs::Permissions::from_mode(0o644)).unwrap();
         let folder = TaskRoot::open(&root).unwrap().top().unwrap();
         let target = Target::open(&folder, "big.bin").unwrap();
+        let mut new = old.clone();
+        new[100..104].copy_from_slice(b"EDIT");
+        new[900_000..900_002].copy_from_slice(b"ED");
         let undo = Undo {
             root: root.clone(),
             path: RelPath::new("big.bin").unwrap(),
@@ -565,7 +609,7 @@ mod tests {
             size: target.size,
             before: (target.mtime_ns, 0o644),
             after: (42, 0o600),
-            at_ns: now_ns(),
+            hashes: (ContentHash::of(&old), ContentHash::of(&new)),
             runs: vec![
                 (100, old[100..104].to_vec(), b"EDIT".to_vec()),
                 (900_000, old[900_000..900_002].to_vec(), b"ED".to_vec()),
@@ -609,40 +653,35 @@ mod tests {
         );
     }
 
-    /// An edit that was whole (its journal not emptied yet) stays: the placement may have
-    /// been reported, and undoing it would look like a person's revert. A person's save
-    /// after the crash stays too, whether the edited bytes or only its time show it.
+    /// An edit that was whole (its journal not emptied yet) stays, whatever its time and
+    /// mode became since: the placement may have been reported, and undoing it would look
+    /// like a person's revert.
     #[test]
-    fn a_whole_edit_or_a_later_save_is_left_as_it_is() {
-        let (_dir, root, staging, old, undo) = journaled();
+    fn a_whole_edit_is_left_as_it_is() {
+        let (_dir, root, staging, _, _) = journaled();
         edit(&root, 100, b"EDIT");
         edit(&root, 900_000, b"ED");
-        let file = OpenOptions::new()
-            .write(true)
-            .open(root.join("big.bin"))
-            .unwrap();
-        finish_file(&file, undo.after, &root).unwrap();
+        fs::set_permissions(root.join("big.bin"), fs::Permissions::from_mode(0o640)).unwrap();
         let whole = fs::read(root.join("big.bin")).unwrap();
         assert_eq!(undo_cut_short(&staging).unwrap(), None);
         assert!(fs::read(root.join("big.bin")).unwrap() == whole);
+    }
 
-        for (journal_at, run) in [(now_ns(), b"EPIT"), (0, b"EDIT")] {
-            fs::write(root.join("big.bin"), &old).unwrap();
-            let folder = TaskRoot::open(&root).unwrap().top().unwrap();
-            let target = Target::open(&folder, "big.bin").unwrap();
-            let undo = Undo {
-                id: target.id,
-                before: (target.mtime_ns, 0o644),
-                at_ns: journal_at,
-                ..undo.clone()
-            };
-            write_journal(&staging.join(UNDO_JOURNAL), &undo.encode()).unwrap();
-            std::thread::sleep(Duration::from_millis(20));
-            let mut saved = old.clone();
-            saved[100..104].copy_from_slice(run);
-            fs::write(root.join("big.bin"), &saved).unwrap();
-            assert_eq!(undo_cut_short(&staging).unwrap(), None);
-            assert!(fs::read(root.join("big.bin")).unwrap() == saved);
+    /// A write of someone else's after the crash stays, in the edited runs or anywhere
+    /// else in the file (a database that kept writing while the daemon was down), even
+    /// though the runs hold only old and new bytes.
+    #[test]
+    fn a_later_write_anywhere_in_the_file_is_left_as_it_is() {
+        for (at, bytes) in [
+            (101u64, b"P".as_slice()),
+            (1_500_000, b"elsewhere".as_slice()),
+        ] {
+            let (_dir, root, staging, _, _) = journaled();
+            edit(&root, 100, b"ED");
+            edit(&root, at, bytes);
+            let theirs = fs::read(root.join("big.bin")).unwrap();
+            assert_eq!(undo_cut_short(&staging).unwrap(), None, "a write at {at}");
+            assert!(fs::read(root.join("big.bin")).unwrap() == theirs);
         }
     }
 

@@ -370,11 +370,8 @@ impl IncomingPatch {
         let began = std::time::Instant::now();
         // An edit that keeps the length is staged as the runs it changes, to be written
         // into the file (`in_place.rs`), once the result they give is checked.
-        let one_name = old.metadata().is_ok_and(|m| {
-            use std::os::unix::fs::MetadataExt;
-            m.nlink() == 1
-        });
-        if self.size >= in_place::IN_PLACE_MIN && one_name {
+        let editable = old.metadata().is_ok_and(|m| in_place::editable(&m));
+        if self.size >= in_place::IN_PLACE_MIN && editable {
             let max = in_place::max_edit_bytes(self.size);
             match qsync_delta::in_place_edits(&self.patch, &old, &shown, max) {
                 Ok(Some(edits)) => {
