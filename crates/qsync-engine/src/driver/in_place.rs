@@ -3,15 +3,17 @@
 //! A 1-byte edit of a 100 MiB file used to cost the receiver writing and syncing 100 MiB
 //! (the new version in full, then renamed over the old one). When a patch keeps the length
 //! and every unchanged byte at its place ([`qsync_delta::in_place_edits`]), the receiver
-//! checks the result's hash against the old file at once, stages only the changed runs
-//! (`<hash>.edits` beside the staged contents) and the placement writes them into the file:
+//! checks at once, in one pass over its file, that the file is the patch's base and that
+//! the changed runs give the promised result, stages only those runs (`<hash>.edits` beside
+//! the staged contents), and the placement writes them into the file:
 //!
-//! 1. the file is looked at again (the same inode, size and times as when the placement
-//!    was checked, one name only: a file with other hard links, perhaps outside the task,
-//!    is never written through);
-//! 2. the bytes the edits replace are written to the undo journal (`.in-place-undo` in the
+//! 1. the file is looked at again: the same inode, size and times as when the placement
+//!    was checked, and [`editable`] (one name only: a file with other hard links, perhaps
+//!    outside the task, is never written through; no executable bit; this user's);
+//! 2. the runs' old and new bytes are written to the undo journal (`.in-place-undo` in the
 //!    staging folder), which is made durable;
-//! 3. the edits are written, the file's time and mode set, the file made durable;
+//! 3. the runs are written and made durable, then the file's mode and time set and made
+//!    durable;
 //! 4. the journal is emptied (made durable), and only then is the placement reported.
 //!
 //! A crash between 2 and 4 leaves a journal: the next start (`CoreSync::start`, before it
@@ -332,6 +334,12 @@ pub fn write(
     mode: u32,
 ) -> Result<(), EngineError> {
     let shown = path.to_local(root);
+    let journal = staging.join(UNDO_JOURNAL);
+    if fs::metadata(&journal).is_ok_and(|m| m.len() > 0) {
+        // An earlier edit whose failure could not be put back: tried again now, and its
+        // journal is never written over while it holds something.
+        undo_cut_short(staging)?;
+    }
     let mut runs = Vec::with_capacity(edits.edits.len());
     for (at, bytes) in &edits.edits {
         let mut old = vec![0u8; bytes.len()];
@@ -356,7 +364,6 @@ pub fn write(
         hashes: (edits.header.source_hash, edits.header.target_hash),
         runs,
     };
-    let journal = staging.join(UNDO_JOURNAL);
     write_journal(&journal, &undo.encode())?;
     let written = (|| {
         for (at, _, new) in &undo.runs {
@@ -382,7 +389,7 @@ pub fn write(
         })();
         match back {
             Ok(()) => write_journal(&journal, &[])?,
-            // The journal stays: the next start tries again.
+            // The journal stays: the next edit in place, or the next start, tries again.
             Err(back) => {
                 tracing::error!(path = %shown.display(), error = %back, "could not put back what an edit in place replaced");
             }
