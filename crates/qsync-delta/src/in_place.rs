@@ -14,7 +14,7 @@ use qsync_base::ContentHasher;
 
 use crate::format::{Header, Segment};
 use crate::source::{FileSource, Source};
-use crate::{check_produced, decode_segment, DeltaError};
+use crate::{check_produced, decode_against, DeltaError};
 
 /// The bytes a patch changes, each run at its offset, in order, not overlapping.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,11 +87,13 @@ pub(crate) fn edits_in<S: Source + ?Sized>(
                 source_len,
                 target_len,
                 vcdiff,
-            } => {
-                header.check_range(source_offset, u64::from(source_len))?;
-                let around = source.read_range(source_offset, u64::from(source_len))?;
-                decode_segment(vcdiff, &around, target_len as usize)?
-            }
+            } => decode_against(
+                &header,
+                source,
+                (source_offset, source_len),
+                target_len,
+                vcdiff,
+            )?,
             Segment::Literal(data) => data.to_vec(),
         };
         let at = produced;

@@ -578,11 +578,7 @@ fn apply_segments<S: Source + ?Sized>(
                 source_len,
                 target_len,
                 vcdiff,
-            } => {
-                header.check_range(source_offset, u64::from(source_len))?;
-                let source = old.read_range(source_offset, u64::from(source_len))?;
-                decode_segment(vcdiff, &source, target_len as usize)?
-            }
+            } => decode_against(header, old, (source_offset, source_len), target_len, vcdiff)?,
             Segment::Literal(data) => data.to_vec(),
         };
         produced = check_produced(header, produced, piece.len() as u64)?;
@@ -614,6 +610,19 @@ pub(crate) fn check_produced(header: &Header, produced: u64, more: u64) -> Resul
         )));
     }
     Ok(total)
+}
+
+/// Decode a VCDIFF segment against its range `(offset, len)` of the old version `old`.
+pub(crate) fn decode_against<S: Source + ?Sized>(
+    header: &Header,
+    old: &S,
+    (offset, len): (u64, u32),
+    target_len: u32,
+    vcdiff: &[u8],
+) -> Result<Vec<u8>, DeltaError> {
+    header.check_range(offset, u64::from(len))?;
+    let source = old.read_range(offset, u64::from(len))?;
+    decode_segment(vcdiff, &source, target_len as usize)
 }
 
 /// Decode one VCDIFF segment into exactly `target_len` bytes.

@@ -366,27 +366,15 @@ pub fn write(
     };
     write_journal(&journal, &undo.encode())?;
     let written = (|| {
-        for (at, _, new) in &undo.runs {
-            target
-                .file
-                .write_all_at(new, *at)
-                .map_err(io("write", &shown))?;
-        }
+        write_runs(&target.file, &undo.runs, Bytes::New, &shown)?;
         // The bytes durable before the mode (which may take the write permission away).
         target.file.sync_data().map_err(io("sync", &shown))?;
         finish_file(&target.file, undo.after, &shown)
     })();
     if let Err(e) = written {
         // Put back through the same descriptor, whatever part was written.
-        let back = (|| {
-            for (at, old, _) in &undo.runs {
-                target
-                    .file
-                    .write_all_at(old, *at)
-                    .map_err(io("write", &shown))?;
-            }
-            finish_file(&target.file, undo.before, &shown)
-        })();
+        let back = write_runs(&target.file, &undo.runs, Bytes::Old, &shown)
+            .and_then(|()| finish_file(&target.file, undo.before, &shown));
         match back {
             Ok(()) => write_journal(&journal, &[])?,
             // The journal stays: the next edit in place, or the next start, tries again.
@@ -401,6 +389,30 @@ pub fn write(
         // next start and left as it is (see `put_back`).
         tracing::error!(error = %e, "could not empty the journal of edits in place");
         let _ = fs::remove_file(&journal);
+    }
+    Ok(())
+}
+
+/// Which bytes of the journal's runs to write.
+#[derive(Clone, Copy)]
+enum Bytes {
+    Old,
+    New,
+}
+
+/// Write each run's old or new bytes into `file` at its offset.
+fn write_runs(
+    file: &File,
+    runs: &[(u64, Vec<u8>, Vec<u8>)],
+    which: Bytes,
+    shown: &Path,
+) -> Result<(), EngineError> {
+    for (at, old, new) in runs {
+        let bytes = match which {
+            Bytes::Old => old,
+            Bytes::New => new,
+        };
+        file.write_all_at(bytes, *at).map_err(io("write", shown))?;
     }
     Ok(())
 }
@@ -536,12 +548,7 @@ fn put_back(undo: &Undo) -> Result<Option<PathBuf>, EngineError> {
     let Some(target) = Target::open_any(&folder, name).filter(|t| t.id == undo.id) else {
         return Ok(None);
     };
-    for (at, old, _) in &undo.runs {
-        target
-            .file
-            .write_all_at(old, *at)
-            .map_err(io("write", &shown))?;
-    }
+    write_runs(&target.file, &undo.runs, Bytes::Old, &shown)?;
     finish_file(&target.file, undo.before, &shown)?;
     tracing::warn!(path = %shown.display(), "an edit in place was cut short; the file is as it was before it");
     Ok(Some(shown))

@@ -10,6 +10,7 @@
 //!   checked.
 //! - [`in_place`]: a received edit that keeps the file's length written into the file,
 //!   through an undo journal, instead of a new copy.
+//! - [`staging`]: fetched content waiting for its placement.
 //! - [`root`]: the one way into a task folder for work done for a peer: beneath the
 //!   root, never through a symlink, content only from regular files.
 //! - [`observed`]: the watcher's clean events as the core's [`qsync_core::Input::Observed`]
@@ -18,6 +19,7 @@
 pub mod in_place;
 pub mod place;
 pub mod root;
+pub mod staging;
 pub mod transfer;
 
 use std::path::Path;

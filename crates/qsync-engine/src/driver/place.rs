@@ -21,92 +21,11 @@ use qsync_delta::InPlace;
 use qsync_watch::{reusable_hash, Index};
 use rustix::fs::FileType;
 
+pub use super::staging::Staging;
+
 use super::in_place::{self, Target};
 use super::root::{Folder, TaskRoot, TempEntry};
 use crate::EngineError;
-
-/// Where fetched content waits, named by its hash, until a placement uses it.
-#[derive(Debug, Clone)]
-pub struct Staging {
-    dir: PathBuf,
-}
-
-impl Staging {
-    /// The staging folder `dir` (made if missing). An edit in place that a crash cut
-    /// short is undone first (see [`super::in_place`]).
-    pub fn open(dir: PathBuf) -> Result<Self, EngineError> {
-        fs::create_dir_all(&dir).map_err(|e| EngineError::io("create", &dir, e))?;
-        in_place::undo_cut_short(&dir)?;
-        in_place::prepare_journal(&dir)?;
-        Ok(Self { dir })
-    }
-
-    /// The staging folder.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// Where the content `hash` is (or goes) once fetched and checked.
-    pub fn path_of(&self, hash: &ContentHash) -> PathBuf {
-        self.dir.join(hash.to_hex())
-    }
-
-    /// Whether the content `hash` is here.
-    pub fn has(&self, hash: &ContentHash) -> bool {
-        self.path_of(hash).is_file()
-    }
-
-    /// Where the edits in place that make `hash` wait (see [`super::in_place`]).
-    fn edits_path(&self, hash: &ContentHash) -> PathBuf {
-        self.dir.join(format!("{}.edits", hash.to_hex()))
-    }
-
-    /// Stage the edits that make `edits.header.target_hash` from its base in place.
-    pub fn put_edits(&self, edits: &InPlace) -> Result<(), EngineError> {
-        in_place::put_edits(&self.edits_path(&edits.header.target_hash), edits)
-    }
-
-    /// The edits staged that make `hash` from `base`, if any.
-    pub fn edits_for(&self, hash: &ContentHash, base: Option<ContentHash>) -> Option<InPlace> {
-        in_place::edits_at(&self.edits_path(hash), hash, base)
-    }
-
-    /// Whether the content `hash` can be placed over `base`: staged whole, or as edits of
-    /// `base`.
-    pub fn has_for(&self, hash: &ContentHash, base: Option<ContentHash>) -> bool {
-        self.has(hash) || self.edits_for(hash, base).is_some()
-    }
-
-    /// Remove staged content older than `age` (fetched for records that were replaced or
-    /// whose placement waits): a placement that still wanted it finds it gone and has it
-    /// fetched again. Returns how many.
-    pub fn sweep(&self, age: Duration) -> usize {
-        let Ok(entries) = fs::read_dir(&self.dir) else {
-            return 0;
-        };
-        let mut removed = 0;
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            if name.to_string_lossy().starts_with('.') {
-                continue; // a transfer under way (`.incoming-*`)
-            }
-            let old = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| t.elapsed().is_ok_and(|e| e > age));
-            if old && fs::remove_file(entry.path()).is_ok() {
-                removed += 1;
-            }
-        }
-        removed
-    }
-
-    /// Forget the content `hash` (once placed, or no longer wanted), whole or as edits.
-    pub fn remove(&self, hash: &ContentHash) {
-        let _ = fs::remove_file(self.path_of(hash));
-        let _ = fs::remove_file(self.edits_path(hash));
-    }
-}
 
 /// What is at `path` of the task folder `root` now, as the core names it (a file's hash
 /// reused from the index when its size and time did not change).
@@ -388,10 +307,16 @@ impl Batch {
             None => None,
         };
         let content_here = here.hash() == p.target.hash() && p.aside.is_none();
+        // Content staged as edits of what is here (read once, used by `prepare`).
+        let mut edits = None;
         if let State::File { hash, .. } = &p.target {
-            let edits_here = p.aside.is_none() && staging.edits_for(hash, here.hash()).is_some();
-            if !content_here && !staging.has(hash) && !edits_here {
-                return Ok(Some(PlaceOutcome::NoContent));
+            if !content_here && !staging.has(hash) {
+                if p.aside.is_none() {
+                    edits = staging.edits_for(hash, here.hash());
+                }
+                if edits.is_none() {
+                    return Ok(Some(PlaceOutcome::NoContent));
+                }
             }
         }
         let emptying = here.is_folder() && !p.target.is_folder() && p.aside.is_none();
@@ -412,7 +337,7 @@ impl Batch {
             file: None,
             edit: None,
         };
-        let result = self.prepare(&task_root, staging, &mut pending, index, parents);
+        let result = self.prepare(&task_root, staging, &mut pending, index, parents, edits);
         match result {
             Ok((_, Prepared::Edit(mut edit))) => {
                 edit.seen = seen;
@@ -463,8 +388,8 @@ impl Batch {
         }
     }
 
-    /// Make the parents of `pending` and, for new content, its temporary file; returns the
-    /// folder that holds the target.
+    /// Make the parents of `pending` and, for new content, its temporary file (or open its
+    /// target for the staged `edits`); returns the folder that holds the target.
     fn prepare(
         &mut self,
         root: &TaskRoot,
@@ -472,6 +397,7 @@ impl Batch {
         pending: &mut Pending,
         index: &mut Index,
         parents: Vec<&RelPath>,
+        edits: Option<InPlace>,
     ) -> Result<(Folder, Prepared), EngineError> {
         let p = &pending.placement;
         for parent in parents {
@@ -497,8 +423,7 @@ impl Batch {
             return Ok((folder, Prepared::Nothing));
         }
         if !staging.has(hash) {
-            // Staged as edits of what is there (`begin` checked they are for it).
-            let edits = staging.edits_for(hash, p.expect.hash());
+            // Staged as edits of what is there (`begin` read them, for it).
             let target = Target::open(&folder, name);
             let (Some(edits), Some(target)) = (edits, target) else {
                 return Ok((folder, Prepared::Unusable));
