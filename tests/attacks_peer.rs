@@ -101,10 +101,139 @@ fn rss_kib(node: &Node) -> u64 {
         .unwrap()
 }
 
+/// Wait until the peer has heard the victim's record of `path` (so that its next record
+/// there is a version that has seen it, not a conflict).
+fn wait_heard(p: &mut Peer, path: &str) {
+    let path = qsync_base::RelPath::new(path).unwrap();
+    wait_for("the victim's record", SETTLE, || {
+        p.pump(Duration::from_millis(100));
+        p.theirs.contains_key(&path)
+    });
+}
+
+/// A peer's links out of the folder (an absolute target, one that climbs above it with
+/// `..`) are not made: listed in `status` as not synced, logged with the peer, and the
+/// rest of the task still syncs; a link that stays inside arrives.
+#[test]
+fn links_out_of_the_folder_from_a_peer_are_refused() {
+    let s = scene();
+    let mut p = Peer::connect(s.a.port, &s.hostile, s.task);
+    p.put("sub/target", file(b"inside"));
+    p.wait_request("sub/target", SETTLE).expect("asked for");
+    p.content("sub/target", ContentHash::of(b"inside"), b"inside");
+    let link = |target: &str| State::Symlink {
+        target: target.into(),
+    };
+    p.put(
+        "notes",
+        link(&s.outside.join("secret").display().to_string()),
+    );
+    p.put("sub/climb", link("../../x"));
+    p.put("inside", link("sub/target"));
+    p.put("sub/up", link("../victim.txt"));
+    wait_for("the links inside", SETTLE, || {
+        fs::read(s.root.join("inside")).is_ok_and(|c| c == b"inside")
+            && fs::read_link(s.root.join("sub/up")).is_ok()
+    });
+    wait_for("the refusals in status", SETTLE, || {
+        let status = s.a.cli(&["status"]);
+        status.contains("notes: symlink target leaves the folder")
+            && status.contains("sub/climb: symlink target leaves the folder")
+    });
+    p.pump(Duration::from_secs(1));
+    for name in ["notes", "sub/climb"] {
+        assert!(
+            fs::symlink_metadata(s.root.join(name)).is_err(),
+            "{name} was made"
+        );
+    }
+    let log = s.a.log();
+    let refused = |name: &str| {
+        log.lines().any(|l| {
+            l.contains("symlink target leaves the folder")
+                && l.contains(name)
+                && l.contains(&p.me.to_string())
+        })
+    };
+    assert!(refused("notes") && refused("sub/climb"), "{log}");
+    // Another version of a refused path is taken, and it leaves the list.
+    p.put("notes", file(b"plain notes"));
+    p.wait_request("notes", SETTLE).expect("asked for");
+    p.content("notes", ContentHash::of(b"plain notes"), b"plain notes");
+    wait_for("the file over the refused link", SETTLE, || {
+        fs::read(s.root.join("notes")).is_ok_and(|c| c == b"plain notes")
+    });
+    wait_for("status to drop it", SETTLE, || {
+        !s.a.cli(&["status"]).contains("notes: symlink")
+    });
+    assert!(s.a.cli(&["status"]).contains("sub/climb: symlink"));
+}
+
+/// A peer's 0777 file and folder arrive as this device's umask makes them (0755 under
+/// 022), execute bits kept, and the masked mode is no change made here: nothing goes back
+/// to the peer, not even after a restart compares the disk with the records again.
+#[test]
+fn a_peers_0777_arrives_masked_by_the_umask_and_never_goes_back() {
+    use std::os::unix::fs::PermissionsExt;
+    // The daemons inherit it.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
+    let mut s = scene();
+    let mut p = Peer::connect(s.a.port, &s.hostile, s.task);
+    let content = b"world-writable over there";
+    p.put("open", State::Folder { mode: 0o777 });
+    p.put(
+        "open/f",
+        State::File {
+            hash: ContentHash::of(content),
+            size: content.len() as u64,
+            mode: 0o777,
+        },
+    );
+    p.wait_request("open/f", SETTLE).expect("asked for");
+    p.content("open/f", ContentHash::of(content), content);
+    let mode = |path: &str| {
+        fs::symlink_metadata(s.root.join(path)).map_or(0, |m| m.permissions().mode() & 0o7777)
+    };
+    wait_for("the file", SETTLE, || {
+        fs::read(s.root.join("open/f")).is_ok_and(|c| c == content)
+    });
+    wait_for("the folder's mode", Duration::from_secs(5), || {
+        mode("open") == 0o755
+    });
+    assert_eq!(mode("open/f"), 0o755);
+    let sent_back = |p: &Peer| {
+        p.heard.iter().any(|h| match h {
+            Heard::Core(qsync_core::Message::Records { records, .. }) => {
+                records.iter().any(|r| r.path.as_str().starts_with("open"))
+            }
+            _ => false,
+        })
+    };
+    p.pump(Duration::from_secs(2));
+    assert!(!sent_back(&p), "a masked mode went back as a change");
+
+    drop(p);
+    s.a.kill();
+    s.a.restart();
+    let mut p = Peer::connect(s.a.port, &s.hostile, s.task);
+    wait_for("the walk after the start", SETTLE, || {
+        !s.a.cli(&["status"]).contains("scanning")
+    });
+    fs::write(s.root.join("later.txt"), b"later").unwrap();
+    wait_heard(&mut p, "later.txt");
+    p.pump(Duration::from_secs(1));
+    assert!(
+        !sent_back(&p),
+        "a masked mode went back as a change after a restart"
+    );
+    assert_eq!((mode("open"), mode("open/f")), (0o755, 0o755));
+}
+
 /// The whole chain of the issue: a link to an outside file, a patch on it (its base would
 /// be the outside file), a write through a link to an outside folder, requests for the
 /// outside file, and a zero-byte "new version" of a real file with a false hash. Nothing
 /// outside is read, moved or written; the peer learns nothing of it; the real file stays.
+/// (A peer cannot make such links: the person made them here.)
 #[test]
 fn links_patches_and_false_content_never_reach_outside_the_folder() {
     let s = scene();
@@ -113,23 +242,12 @@ fn links_patches_and_false_content_never_reach_outside_the_folder() {
     let secret_path = s.outside.join("secret");
     let secret_hash = ContentHash::of(SECRET);
 
-    // Links out of the folder are synced as links: harmless as long as nothing goes
-    // through them.
-    p.put(
-        "link",
-        State::Symlink {
-            target: secret_path.display().to_string(),
-        },
-    );
-    p.put(
-        "dirlink",
-        State::Symlink {
-            target: s.outside.display().to_string(),
-        },
-    );
-    wait_for("the links", SETTLE, || {
-        fs::symlink_metadata(s.root.join("dirlink")).is_ok()
-    });
+    // The person's links out of the folder are synced as links: harmless as long as
+    // nothing goes through them.
+    std::os::unix::fs::symlink(&secret_path, s.root.join("link")).unwrap();
+    std::os::unix::fs::symlink(&s.outside, s.root.join("dirlink")).unwrap();
+    wait_heard(&mut p, "link");
+    wait_heard(&mut p, "dirlink");
 
     // A new version of `link`: the victim offers no base (a link is no file), so a patch
     // whose base is the outside file is dropped; whole content is taken, checked.
@@ -220,21 +338,14 @@ fn links_patches_and_false_content_never_reach_outside_the_folder() {
     assert!(status_time(&s.a) < Duration::from_secs(1));
 }
 
-/// A link to `/dev/zero` and a patch on it, a FIFO in the folder: refused at once, and the
-/// daemon keeps answering its person within a second.
+/// A link to `/dev/zero` (the person's: a peer's is refused) and a patch on it, a FIFO in
+/// the folder: refused at once, and the daemon keeps answering its person within a second.
 #[test]
 fn a_link_to_dev_zero_and_a_fifo_never_hang_the_daemon() {
     let s = scene();
     let mut p = Peer::connect(s.a.port, &s.hostile, s.task);
-    p.put(
-        "zero",
-        State::Symlink {
-            target: "/dev/zero".into(),
-        },
-    );
-    wait_for("the link", SETTLE, || {
-        fs::symlink_metadata(s.root.join("zero")).is_ok()
-    });
+    std::os::unix::fs::symlink("/dev/zero", s.root.join("zero")).unwrap();
+    wait_heard(&mut p, "zero");
     // The person's own FIFO: never opened by the scan or the watcher.
     rustix::fs::mknodat(
         rustix::fs::CWD,
@@ -301,12 +412,6 @@ fn transfers_never_finished_and_files_too_large_are_capped() {
     let rss_before = rss_kib(&s.a);
 
     p.put(
-        "longlink",
-        State::Symlink {
-            target: "x".repeat(5000),
-        },
-    );
-    p.put(
         "bomb",
         State::File {
             hash: ContentHash::of(b"a terabyte"),
@@ -328,6 +433,14 @@ fn transfers_never_finished_and_files_too_large_are_capped() {
         })
         .collect();
     let records = p.put_many(many);
+    // A link no honest device can have is refused (and so would be anything after it on
+    // this connection: it goes last).
+    p.put(
+        "longlink",
+        State::Symlink {
+            target: "x".repeat(5000),
+        },
+    );
     // Begin every transfer asked for, and finish none.
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut begun = std::collections::HashSet::new();

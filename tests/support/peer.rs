@@ -11,7 +11,7 @@ use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use qsync_base::{ContentHash, RelPath};
+use qsync_base::{ContentHash, RelPath, VersionVector};
 use qsync_core::{Record, State};
 use qsync_wire::{DeviceId, Identity, Message, Session, TaskId};
 
@@ -160,6 +160,30 @@ impl Peer {
             });
         }
         out
+    }
+
+    /// Send records with the versions given, as they are (forged ones included), each
+    /// under this device's next sequence number, in messages of at most 256.
+    pub fn put_versions(&mut self, records: Vec<(String, State, VersionVector)>) {
+        for chunk in records.chunks(256) {
+            let mut out = Vec::new();
+            for (path, state, version) in chunk {
+                self.seq += 1;
+                out.push(Record {
+                    path: RelPath::new(path.clone()).expect("path"),
+                    state: state.clone(),
+                    version: version.clone(),
+                    mtime_ns: 1_700_000_000_000_000_000,
+                    seq: self.seq,
+                });
+            }
+            let upto = self.seq;
+            self.core(qsync_core::Message::Records {
+                task: self.task,
+                records: out,
+                upto,
+            });
+        }
     }
 
     /// Read what the victim sends for `time`.

@@ -10,6 +10,7 @@
 use qsync_base::{ContentHash, DeviceId, RelPath, TaskId};
 use serde::{Deserialize, Serialize};
 
+use crate::core::Report;
 use crate::state::{Record, State};
 
 /// What devices say to each other about a task (content travels beside these).
@@ -83,6 +84,14 @@ pub enum Input {
         /// The peer.
         peer: DeviceId,
     },
+    /// `task` is no longer synced with `peer` (the driver removed the link from the
+    /// ledger): nothing more is sent to it or taken from it, at once.
+    Unlink {
+        /// The task.
+        task: TaskId,
+        /// The device unlinked.
+        peer: DeviceId,
+    },
     /// A message from a connected peer.
     Received {
         /// Who sent it.
@@ -154,6 +163,16 @@ pub enum Effect {
     },
     /// Change the disk; answered by [`Input::Placed`].
     Place(Placement),
+    /// `from` sent something refused or not trusted as it stood: log it with the peer, and
+    /// count it in the peer's status. Nothing to answer.
+    Distrust {
+        /// The peer.
+        from: DeviceId,
+        /// The task.
+        task: TaskId,
+        /// What, why, how many.
+        report: Report,
+    },
 }
 
 /// Make `path` hold `target`, but only if it holds `expect` now: a path changed on disk

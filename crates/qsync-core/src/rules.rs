@@ -16,11 +16,21 @@
 //!   A file that loses only on its permission bits is copied too: the bits may be a
 //!   person's chmod.
 //! - Two devices that settled the same set of conflicts in different orders may hold equal
-//!   versions of different content; the same order settles them.
+//!   versions of different content; the same order settles them. The device that holds the
+//!   winner announces it again ([`Decision::Reannounce`]): the other may never hear of it
+//!   otherwise, since its record is not newer than the one it holds.
+//! - A device is the only authority on its own counter. A version that claims more of this
+//!   device's changes than it ever made ([`decide_as`]) was forged, or built on a forgery,
+//!   by some linked device: it is never taken as newer than ours. Ours stays, or goes aside
+//!   as a conflict copy when theirs has other content; the merged version keeps the claim,
+//!   so this device's next change goes above it and the devices that took the forgery
+//!   converge on ours.
 
 use std::cmp::Ordering;
 
-use qsync_base::{Causality, ContentHash, RelPath};
+use qsync_base::{Causality, ContentHash, DeviceId, RelPath, VersionVector};
+
+use crate::core::{MAX_COUNTER, MAX_VERSION_ENTRIES};
 
 use crate::state::{Record, State};
 
@@ -41,6 +51,16 @@ pub enum Decision {
     },
     /// Concurrent, ours wins: keep ours; the holder of theirs makes the conflict copy.
     KeepOurs,
+    /// Theirs is a deletion built on a forged claim of our changes: ours stays, stored again
+    /// as a change of ours over both versions, so that every device takes it back.
+    Reassert,
+    /// Theirs claims more of our changes than we made, and holds other content: ours is
+    /// stored again as a change of ours above the claim ([`reclaimed`]), and theirs is kept
+    /// as a rival, decided again against that version.
+    Reclaim,
+    /// Equal versions, ours wins: store ours again (same version) so that it is sent to the
+    /// devices that hold the loser, which then take it over.
+    Reannounce,
 }
 
 /// The decision for `remote`, received from a peer, when this device holds `local` (`None`:
@@ -68,7 +88,7 @@ pub fn decide(local: Option<&Record>, remote: &Record) -> Decision {
                 Ordering::Greater => Decision::TakeOver {
                     aside: copy_unless_bits_unknown(local, remote),
                 },
-                _ => Decision::Keep,
+                _ => Decision::Reannounce,
             }
         }
         Causality::Equal | Causality::Before => Decision::Keep,
@@ -81,6 +101,118 @@ pub fn decide(local: Option<&Record>, remote: &Record) -> Decision {
             },
         },
     }
+}
+
+/// The decision for `remote` on this device, whose counter keys are `keys` (see
+/// [`counter_keys`]), as [`decide`], except that a version claiming more of this device's
+/// changes than its own record holds is never taken as newer (see the
+/// [module documentation](self)):
+/// - the same content: the versions merge (nothing is lost either way);
+/// - otherwise ours is claimed back ([`Decision::Reclaim`]): stored again with a counter of
+///   ours above the claim ([`reclaimed`]), every other counter as ours had it. That version
+///   is newer than the forged one where the forged one holds nothing ours had not seen,
+///   and concurrent with it where it does (an edit made on top of the forgery): the
+///   conflict rule then settles the two on every device, keeping both contents.
+/// - with every key at [`MAX_COUNTER`] nothing is above the claim: ours yields as in a
+///   conflict it loses (kept as a conflict copy), a deletion does not win over it, and a
+///   folder stays.
+pub fn decide_as(keys: &[DeviceId], local: Option<&Record>, remote: &Record) -> Decision {
+    match local {
+        Some(local) if claims_above(keys, local, remote) => {
+            let room = keys
+                .iter()
+                .any(|k| local.version.get(k).max(remote.version.get(k)) < MAX_COUNTER);
+            if remote.state == local.state {
+                Decision::Merge
+            } else if room {
+                Decision::Reclaim
+            } else if !remote.state.exists() || local.state.is_folder() {
+                Decision::Reassert
+            } else {
+                Decision::TakeOver {
+                    aside: copy_unless_bits_unknown(local, remote),
+                }
+            }
+        }
+        _ => decide(local, remote),
+    }
+}
+
+/// Ours with this device's counters raised to `remote`'s claims of them, then one of them
+/// above (see [`decide_as`]).
+pub fn reclaimed(keys: &[DeviceId], ours: &VersionVector, remote: &VersionVector) -> VersionVector {
+    let mut counters: Vec<(DeviceId, u64)> = ours.clone().into();
+    counters.extend(keys.iter().map(|k| (*k, remote.get(k))));
+    let claimed = VersionVector::from(counters).pruned(MAX_VERSION_ENTRIES);
+    next_version(keys, &claimed)
+}
+
+/// Whether `remote` claims more of this device's changes (under any of its `keys`) than
+/// it made to what it holds: it has a record of the path that exists, and a remote counter
+/// of one of its keys is above its own. (A device that deleted or never had the path loses
+/// nothing to such a claim.)
+///
+/// Conflict copies are left out: a copy carries the version of the content it copies (see
+/// `finish_placed`), so another device's copy of a path may honestly name more of this
+/// device's changes than this device's own record of the copy's name holds.
+pub fn claims_above(keys: &[DeviceId], local: &Record, remote: &Record) -> bool {
+    local.state.exists()
+        && keys
+            .iter()
+            .any(|k| remote.version.get(k) > local.version.get(k))
+        && !is_conflict_copy(&remote.path)
+}
+
+/// Two versions joined: the smallest version that has seen both, cut to
+/// [`MAX_VERSION_ENTRIES`] devices (see [`VersionVector::pruned`]), so that no version a
+/// device stores or sends is one its peers refuse.
+pub fn join(a: &VersionVector, b: &VersionVector) -> VersionVector {
+    a.merged(b).pruned(MAX_VERSION_ENTRIES)
+}
+
+/// How many spare counter keys a device has (see [`counter_keys`]).
+pub const SPARE_KEYS: u8 = 8;
+
+/// The keys a device counts its changes under, in the order it uses them: its own id, then
+/// [`SPARE_KEYS`] spare keys derived from `seed` (a secret of the device, so that no peer
+/// can name them before the device uses them). A forged claim can push a device's counter
+/// for a path to [`MAX_COUNTER`]; its next change there then counts under the next key
+/// instead, so it is still newer than every version before it ("re-based"), and no
+/// version it makes is one its peers refuse.
+pub fn counter_keys(me: &DeviceId, seed: &[u8; 32]) -> Vec<DeviceId> {
+    let mut keys = vec![*me];
+    for n in 1..=SPARE_KEYS {
+        let mut input = b"qsync spare counter key".to_vec();
+        input.extend_from_slice(seed);
+        input.push(n);
+        keys.push(DeviceId::from_bytes(*ContentHash::of(&input).as_bytes()));
+    }
+    keys
+}
+
+/// The version of a change this device (counting under `keys`) makes on top of `base`:
+/// the first of its keys below [`MAX_COUNTER`] one up. A version naming
+/// [`MAX_VERSION_ENTRIES`] devices already (only a peer that made devices up gets one
+/// there) drops its smallest other counter for it: the result is then concurrent with
+/// `base` rather than newer, and the conflict rule keeps both contents. Only when a forged
+/// claim has put every key at the bound does the change keep `base`'s version (settled by
+/// the rule for equal versions, the winner announced again).
+pub fn next_version(keys: &[DeviceId], base: &VersionVector) -> VersionVector {
+    let Some(key) = keys.iter().find(|k| base.get(k) < MAX_COUNTER) else {
+        return base.clone();
+    };
+    let bumped = base.bumped(*key);
+    if bumped.iter().count() <= MAX_VERSION_ENTRIES {
+        return bumped;
+    }
+    let mut counters: Vec<(DeviceId, u64)> = bumped.into();
+    let smallest = counters
+        .iter()
+        .filter(|(d, _)| d != key)
+        .min_by(|(da, ca), (db, cb)| ca.cmp(cb).then_with(|| da.cmp(db)))
+        .map(|(d, _)| *d);
+    counters.retain(|(d, _)| Some(*d) != smallest);
+    VersionVector::from(counters)
 }
 
 /// The loser's copy. Two files with the same bytes and other permission bits are still two

@@ -11,7 +11,7 @@ mod sim;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use sim::{random_ops, run, Op, Rng, Topology, World};
+use sim::{random_hostile_ops, random_ops, run, run_hostile, Attack, Op, Rng, Topology, World};
 
 fn settle_and_check(world: &mut World) {
     assert!(
@@ -276,6 +276,127 @@ fn a_crash_in_the_middle_of_a_setup_copy_loses_nothing() {
     assert_eq!(w.tree(1).len(), 50);
 }
 
+// ----- a hostile linked device -------------------------------------------------------------
+
+#[test]
+fn a_forged_counter_of_the_away_device_does_not_erase_its_edit() {
+    // C (dev2) is away and its person edits report.txt. The hostile device sends A (dev0)
+    // A's own content with C's counter forged far ahead. When C returns, its edit must
+    // survive: at its path or as a conflict copy, on every device.
+    let mut w = World::with_hostile(20, 3, Topology::Star);
+    w.write(0, "report.txt");
+    short_wait(&mut w);
+    w.partition(0, 2);
+    w.write(2, "report.txt");
+    short_wait(&mut w);
+    w.attack(Attack::ForgeThird, 0, "report.txt", 2997); // dev2 + 998, A's content
+    short_wait(&mut w);
+    settle_and_check(&mut w);
+}
+
+#[test]
+fn a_forged_deletion_of_the_away_device_does_not_erase_its_edit() {
+    let mut w = World::with_hostile(21, 3, Topology::Star);
+    w.write(0, "report.txt");
+    short_wait(&mut w);
+    w.partition(0, 2);
+    w.write(2, "report.txt");
+    short_wait(&mut w);
+    w.attack(Attack::ForgeThird, 0, "report.txt", 2999); // dev2 + 1000, deleted
+    short_wait(&mut w);
+    settle_and_check(&mut w);
+    assert!(w.tree(0).contains_key("report.txt"), "{:?}", w.tree(0));
+}
+
+#[test]
+fn counters_forged_to_the_bound_do_not_stop_sync() {
+    // The hostile device names A's and C's counters at the bound on a file both hold; both
+    // then edit it, one after the other: each edit reaches the other device.
+    let mut w = World::with_hostile(22, 3, Topology::Pairs);
+    w.write(0, "notes");
+    short_wait(&mut w);
+    w.attack(Attack::AtBound, 0, "notes", 0);
+    w.attack(Attack::AtBound, 0, "notes", 2 * 3);
+    short_wait(&mut w);
+    w.write(0, "notes");
+    short_wait(&mut w);
+    assert_eq!(w.tree(0), w.tree(2));
+    w.write(2, "notes");
+    short_wait(&mut w);
+    assert_eq!(w.tree(0), w.tree(2));
+    settle_and_check(&mut w);
+}
+
+#[test]
+fn a_flood_of_hellos_makes_records_go_again_at_most_a_few_times() {
+    let mut w = World::with_hostile(23, 2, Topology::Pairs);
+    for i in 0..20 {
+        w.write(0, &format!("f{i}"));
+    }
+    short_wait(&mut w);
+    let sent = w.records_sent;
+    for i in 0..50 {
+        w.attack(Attack::HelloFlood, 0, "x", i);
+        w.step();
+    }
+    short_wait(&mut w);
+    // Each honoured greeting sends dev0's records again (to the hostile device, which the
+    // simulator does not count): none goes to dev1.
+    assert_eq!(w.records_sent, sent);
+    let refused = w
+        .distrusts
+        .iter()
+        .filter(|(d, _, r)| *d == 0 && r.why == qsync_core::Distrust::RepeatedHello)
+        .count();
+    assert!(refused >= 490, "{refused} greetings refused");
+    settle_and_check(&mut w);
+}
+
+#[test]
+fn a_flood_of_tombstones_is_taken_within_the_window_and_settles() {
+    let mut w = World::with_hostile(24, 2, Topology::Pairs);
+    for i in 0..50 {
+        w.attack(Attack::TombstoneFlood, 0, "x", i * 7 + 64);
+        w.step();
+    }
+    settle_and_check(&mut w);
+}
+
+fn hostile_schedule() -> impl Strategy<Value = (u64, usize, u8, Vec<Op>)> {
+    (any::<u64>(), 2usize..=4, any::<u8>(), any::<bool>()).prop_flat_map(
+        |(seed, devices, topo, faults)| {
+            let mut rng = Rng::new(seed);
+            let len = 5 + rng.below(30) as usize;
+            let ops = random_hostile_ops(&mut rng, devices, len, faults);
+            let n = ops.len();
+            (
+                Just(seed),
+                Just(devices),
+                Just(topo),
+                proptest::sample::subsequence(ops, 0..=n),
+            )
+        },
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Any schedule as above with a hostile linked device attacking the even-numbered
+    /// devices: the honest devices converge among themselves, never refuse one another's
+    /// records, keep every honest edit that the hostile device had not truly seen, and
+    /// hold at most the window of its records.
+    #[test]
+    fn a_hostile_device_cannot_split_honest_devices_or_erase_their_edits((seed, devices, topo, ops) in hostile_schedule()) {
+        if let Err(failure) = run_hostile(seed, devices, topology(topo), &ops) {
+            let (e, world) = *failure;
+            let tail: Vec<&String> = world.trace.iter().rev().take(200).collect::<Vec<_>>().into_iter().rev().collect();
+            prop_assert!(false, "seed {seed}, {devices} devices, {:?}: {e}\nops: {ops:?}\ntrace (last 200):\n{}",
+                topology(topo), tail.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n"));
+        }
+    }
+}
+
 // ----- random schedules ------------------------------------------------------------------
 
 fn topology(k: u8) -> Topology {
@@ -420,4 +541,87 @@ fn seeds_that_once_failed() {
             panic!("seed {seed}: {}\n{}", failure.0, failure.1.trace_text());
         }
     }
+}
+
+/// `QSYNC_SIM_SEEDS=N` (and `QSYNC_SIM_FROM`): run N hostile schedules one after another,
+/// report the first failure and the slowest seeds.
+#[test]
+#[ignore = "long: run with just sim-hostile"]
+fn many_hostile_seeds() {
+    let count: u64 = std::env::var("QSYNC_SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000);
+    let from: u64 = std::env::var("QSYNC_SIM_FROM")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let started = std::time::Instant::now();
+    for seed in from..from + count {
+        let (devices, ops) = hostile_seeded(seed);
+        let t = std::time::Instant::now();
+        if let Err(failure) = run_hostile(seed, devices, topology(seed as u8), &ops) {
+            panic!(
+                "seed {seed} fails: {}\nops: {ops:?}\n{}",
+                failure.0,
+                failure.1.trace_text()
+            );
+        }
+        if t.elapsed() > std::time::Duration::from_millis(500) {
+            println!("seed {seed}: {:.1} s", t.elapsed().as_secs_f64());
+        }
+    }
+    println!(
+        "{count} schedules in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+fn hostile_seeded(seed: u64) -> (usize, Vec<Op>) {
+    let mut rng = Rng::new(seed);
+    let devices = 2 + rng.below(3) as usize;
+    let len = 5 + rng.below(30) as usize;
+    let faults = rng.chance(50);
+    (devices, random_hostile_ops(&mut rng, devices, len, faults))
+}
+
+/// `QSYNC_SIM_SEED=N` (and `QSYNC_SIM_WANT=text`): shrink a failing hostile schedule by
+/// removing actions while it still fails (with `text` in its error), and print it.
+#[test]
+#[ignore = "a tool: run with QSYNC_SIM_SEED=N"]
+fn shrink_one_hostile_seed() {
+    let Some(seed) = std::env::var("QSYNC_SIM_SEED")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+    else {
+        return;
+    };
+    let (devices, mut ops) = hostile_seeded(seed);
+    let want = std::env::var("QSYNC_SIM_WANT").unwrap_or_default();
+    let fails = |ops: &[Op]| match run_hostile(seed, devices, topology(seed as u8), ops) {
+        Err(f) => f.0.contains(&want),
+        Ok(_) => false,
+    };
+    assert!(fails(&ops));
+    loop {
+        let mut changed = false;
+        let mut i = 0;
+        while i < ops.len() {
+            let mut fewer = ops.clone();
+            fewer.remove(i);
+            if fails(&fewer) {
+                ops = fewer;
+                changed = true;
+            } else {
+                i += 1;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let failure = run_hostile(seed, devices, topology(seed as u8), &ops)
+        .err()
+        .unwrap();
+    panic!("{}\nops: {ops:?}\n{}", failure.0, failure.1.trace_text());
 }

@@ -197,6 +197,10 @@ pub struct Status {
     /// Paths not synced because QSync cannot carry their names (not UTF-8, or holding a
     /// backslash), as found when the tasks were mapped; each is in the daemon's log.
     pub unsupported: usize,
+    /// Received changes not carried out here, each as `TASK PATH: why (from DEVICE)`: a
+    /// symlink whose target leaves the task folder (see `driver/guard.rs`).
+    #[serde(default)]
+    pub not_synced: Vec<String>,
     /// Lines of the tasks' `.qsyncignore` files that are skipped (broken patterns, not
     /// UTF-8), each as `TASK: what`.
     #[serde(default)]
@@ -204,6 +208,24 @@ pub struct Status {
     /// Walks of whole task folders under way (a task just added, a daemon just started).
     #[serde(default)]
     pub scans: Vec<ScanInfo>,
+    /// Linked devices that sent what this device refused or did not trust, since it started.
+    #[serde(default)]
+    pub distrusted: Vec<PeerDistrust>,
+}
+
+/// What one linked device sent that this device refused or did not trust, for `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerDistrust {
+    /// The device.
+    pub device: DeviceId,
+    /// Records and greetings refused: not stored, never acknowledged (see the engine's
+    /// README, "Bounds on what a peer may cost").
+    pub refused: u64,
+    /// Records that claimed more of this device's changes than it made: kept as
+    /// concurrent with this device's version, never as newer.
+    pub doubted: u64,
+    /// The last one, in words.
+    pub last: String,
 }
 
 /// A walk of a whole task folder under way, for `status`.
@@ -423,9 +445,19 @@ impl fmt::Display for Reply {
                 if s.unsupported > 0 { " (names QSync cannot carry are not synced; the daemon's log lists them)" } else { "" }
             )
             .and_then(|()| {
+                s.not_synced
+                    .iter()
+                    .try_for_each(|p| write!(f, "\nnot_synced {}", printable(p)))
+            })
+            .and_then(|()| {
                 s.ignore_problems
                     .iter()
                     .try_for_each(|p| write!(f, "\nignore_problem {}", printable(p)))
+            })
+            .and_then(|()| {
+                s.distrusted.iter().try_for_each(|d| {
+                    write!(f, "\ndistrusted {} refused {} doubted {} last {}", d.device, d.refused, d.doubted, printable(&d.last))
+                })
             })
             .and_then(|()| {
                 s.scans.iter().try_for_each(|scan| {

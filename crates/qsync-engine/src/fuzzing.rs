@@ -10,6 +10,9 @@
 //! - no content served to the peer holds the secret;
 //! - a patch was only ever applied to a regular file inside the folder.
 //!
+//! A peer's link out of the folder is refused (`driver::guard`); a placement of one handed
+//! to the driver directly is then made by the harness, as the person could.
+//!
 //! The bytes are read as a small program: each step picks an action (a record of a
 //! file, folder, link or deletion at a path; a request for content; a patch; a placement
 //! handed to the driver directly, which the core would not order), paths from
@@ -187,10 +190,24 @@ pub fn receive(data: &[u8]) -> Summary {
                     parents,
                     from: PEER,
                 };
-                if let Ok(qsync_core::PlaceOutcome::Done) =
-                    place::place(&root, &run.staging, &placement, &mut run.index)
-                {
-                    run.summary.placed += 1;
+                let placed = place::place(&root, &run.staging, &placement, &mut run.index);
+                match (placed, &placement.target) {
+                    (Ok(qsync_core::PlaceOutcome::Done), _) => run.summary.placed += 1,
+                    // A link out of the folder is refused from a peer (`driver::guard`), but
+                    // the person may make one: made here the way the driver would, so what
+                    // follows still has to stay clear of it.
+                    (Ok(qsync_core::PlaceOutcome::Failed), State::Symlink { target }) => {
+                        let made = crate::driver::root::TaskRoot::open(&root)
+                            .and_then(|r| r.parent(&placement.path))
+                            .and_then(|at| match at {
+                                Some((folder, name)) => folder.symlink(target, name),
+                                None => Ok(()),
+                            });
+                        if made.is_ok() {
+                            run.summary.placed += 1;
+                        }
+                    }
+                    _ => {}
                 }
             }
             _ => {
@@ -378,6 +395,7 @@ impl Run {
                             ok,
                         });
                     }
+                    Effect::Distrust { .. } => {}
                     Effect::Serve {
                         path, hash, base, ..
                     } => {

@@ -112,8 +112,14 @@ impl Filter {
         &self.problems
     }
 
-    /// Whether the path (relative to the root) is synced.
+    /// Whether the path (relative to the root) is synced. The root's `.qsyncignore`
+    /// always is, whatever its patterns say: one that ignored itself (a `*` line) could
+    /// never be fixed from another device, since the fixed version would be ignored too.
+    /// (Only the root's file is read; a `.qsyncignore` in a subfolder is an ordinary file.)
     pub fn includes(&self, path: &RelPath, is_dir: bool) -> bool {
+        if path.as_str() == IGNORE_FILE && !is_dir {
+            return true;
+        }
         if path.as_str().split('/').any(is_own_temp_file) {
             return false;
         }
@@ -308,4 +314,33 @@ pub(crate) fn report_unsupported(path: &Path) {
         path = %path.display(),
         "not synced: the name is not UTF-8 or holds a backslash, which other devices may not be able to use; rename it to sync it"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_qsyncignore_that_ignores_everything_never_ignores_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join(IGNORE_FILE),
+            "*\n.qsyncignore\n/.qsyncignore\n",
+        )
+        .unwrap();
+        fs::write(dir.path().join("other.txt"), "x").unwrap();
+        let filter = Filter::for_root(dir.path()).unwrap();
+        let path = |p: &str| RelPath::new(p).unwrap();
+        assert!(filter.includes(&path(IGNORE_FILE), false));
+        assert!(!filter.includes(&path("other.txt"), false));
+        // Only the root's file is special.
+        assert!(!filter.includes(&path("sub/.qsyncignore"), false));
+        let names: Vec<String> = scan(dir.path(), &HashMap::new())
+            .unwrap()
+            .into_iter()
+            .map(|e| e.path.to_string())
+            .collect();
+        assert_eq!(names, [IGNORE_FILE]);
+    }
 }

@@ -26,7 +26,14 @@ use crate::ledger::Ledger;
 
 use crate::state::{Record, State};
 
+mod budget;
 mod work;
+
+use budget::{out_of_bounds, Inbound, Outbound};
+pub use budget::{
+    record_cost, Distrust, Report, MAX_COUNTER, MAX_HELLOS, MAX_LINK_TARGET, MAX_NUMBER,
+    MAX_VERSION_ENTRIES, WINDOW_BYTES, WINDOW_RECORDS,
+};
 
 /// How long a placement that found the disk changed waits before it is decided again (by
 /// then the watcher has reported the change, and the decision takes it into account).
@@ -45,19 +52,6 @@ pub const CHILDREN_WAITS: u8 = 5;
 /// At most this many records go in one [`Message::Records`].
 pub const RECORDS_PER_MESSAGE: usize = 256;
 
-/// The largest sequence number, size or counter a peer may name: what a signed 64-bit
-/// database column holds. A record beyond it is ignored (no honest device gets there).
-pub const MAX_NUMBER: u64 = i64::MAX as u64;
-
-/// The longest symlink target a record may carry (Linux's `PATH_MAX`): a record with a
-/// longer one is ignored, as no honest device can have such a link.
-pub const MAX_LINK_TARGET: usize = 4096;
-
-/// The most devices a version vector may name: a record naming more is ignored (no
-/// honest task is shared by that many devices), so one peer cannot make every device
-/// store and pass on huge versions.
-pub const MAX_VERSION_ENTRIES: usize = 1024;
-
 /// The permission bits of a folder QSync creates to hold a received path.
 const NEW_FOLDER_MODE: u32 = 0o755;
 
@@ -65,10 +59,14 @@ const NEW_FOLDER_MODE: u32 = 0o755;
 #[derive(Debug)]
 pub struct Core {
     me: DeviceId,
+    /// The keys this device counts its changes under (see [`counter_keys`](crate::rules::counter_keys)).
+    keys: Vec<DeviceId>,
     now: Option<Instant>,
     connected: BTreeSet<DeviceId>,
-    /// Peers that sent `Hello` for a task, and the last of our sequence numbers sent to them.
-    streaming: BTreeMap<(TaskId, DeviceId), u64>,
+    /// Peers that sent `Hello` for a task, and our stream of records to them.
+    streaming: BTreeMap<(TaskId, DeviceId), Outbound>,
+    /// How many `Hello`s each peer sent per task on this connection (at most [`MAX_HELLOS`]).
+    hellos: BTreeMap<(TaskId, DeviceId), u8>,
     /// What has been received from each peer and not yet settled.
     inbound: BTreeMap<(TaskId, DeviceId), Inbound>,
     /// Received records waiting to be carried out, per path, oldest first.
@@ -82,17 +80,6 @@ pub struct Core {
     /// Paths whose record changed: their rivals are decided again.
     changed: BTreeSet<(TaskId, RelPath)>,
     effects: VecDeque<Effect>,
-}
-
-/// Received sequence numbers of one peer for one task.
-#[derive(Debug, Default)]
-struct Inbound {
-    /// The highest sequence number received.
-    highest: u64,
-    /// Received and not yet settled.
-    unsettled: BTreeSet<u64>,
-    /// The last number stored as processed (and acknowledged).
-    saved: u64,
 }
 
 /// A received record on its way to disk.
@@ -111,6 +98,9 @@ struct Item {
     children_waits: u8,
     /// Failures in a row to fetch its content or to place it (the retry waits double).
     failures: u8,
+    /// Its claim of this device's changes was found above what this device made, and
+    /// reported.
+    claim_noted: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -130,13 +120,23 @@ enum Step {
 }
 
 impl Core {
-    /// The rules of device `me`. Its persistent state is the ledger passed to each call.
+    /// The rules of device `me`, its spare counter keys derived from its id (tests; a
+    /// daemon uses [`Core::with_key_seed`]). Its persistent state is the ledger passed to
+    /// each call.
     pub fn new(me: DeviceId) -> Self {
+        Self::with_key_seed(me, *qsync_base::ContentHash::of(me.as_bytes()).as_bytes())
+    }
+
+    /// The rules of device `me`, its spare counter keys derived from `seed`: a secret of
+    /// the device, the same at every start (see [`counter_keys`](crate::rules::counter_keys)).
+    pub fn with_key_seed(me: DeviceId, seed: [u8; 32]) -> Self {
         Self {
             me,
+            keys: crate::rules::counter_keys(&me, &seed),
             now: None,
             connected: BTreeSet::new(),
             streaming: BTreeMap::new(),
+            hellos: BTreeMap::new(),
             inbound: BTreeMap::new(),
             work: BTreeMap::new(),
             waiting: BTreeSet::new(),
@@ -149,6 +149,11 @@ impl Core {
     /// This device.
     pub fn me(&self) -> DeviceId {
         self.me
+    }
+
+    /// The keys this device counts its changes under.
+    pub fn counter_keys(&self) -> &[DeviceId] {
+        &self.keys
     }
 
     /// Take in one fact.
@@ -171,6 +176,7 @@ impl Core {
                     ledger.forget_peer(&task, &peer)?;
                 }
                 ledger.link(&task, &peer)?;
+                self.hellos.remove(&(task, peer));
                 if self.connected.contains(&peer) {
                     self.greet(task, peer, true, ledger)?;
                 }
@@ -189,6 +195,7 @@ impl Core {
                 }
             }
             Input::Disconnected { peer } => self.disconnected(peer, ledger)?,
+            Input::Unlink { task, peer } => self.unlinked(task, peer, ledger)?,
             Input::Received { from, message } => self.received(from, message, ledger)?,
             Input::Observed {
                 task,
@@ -321,14 +328,7 @@ impl Core {
                 item.tracked = false;
             }
         }
-        self.inbound.insert(
-            (task, peer),
-            Inbound {
-                highest: after,
-                unsettled: BTreeSet::new(),
-                saved: after,
-            },
-        );
+        self.inbound.insert((task, peer), Inbound::after(after));
         self.send(peer, Message::Hello { task, after, reply });
         Ok(())
     }
@@ -337,14 +337,30 @@ impl Core {
         self.connected.remove(&peer);
         self.streaming.retain(|(_, p), _| *p != peer);
         self.inbound.retain(|(_, p), _| *p != peer);
+        self.hellos.retain(|(_, p), _| *p != peer);
         // What that peer sent comes again after reconnecting; placements under way finish.
         // Those are no longer part of the peer's sequence as this device will track it: the
         // peer sends the same records again, under the same numbers, and settling one of
         // those numbers because the old placement finished (or was superseded by the new
         // copy of its own record) would acknowledge the new copy before it is carried out;
         // a second disconnection would then drop it for good.
+        self.drop_work_from(peer, None, ledger)
+    }
+
+    /// Drop the received work of `peer` (of `task` only, if given) that is not under way
+    /// on the disk; what is under way finishes outside the peer's sequence.
+    fn drop_work_from<L: Ledger>(
+        &mut self,
+        peer: DeviceId,
+        task: Option<TaskId>,
+        ledger: &mut L,
+    ) -> Result<(), L::Error> {
         let mut changed = Vec::new();
-        for (key, queue) in self.work.iter_mut() {
+        let queues = self
+            .work
+            .iter_mut()
+            .filter(|((t, _), _)| task.is_none_or(|task| *t == task));
+        for (key, queue) in queues {
             let before = queue.len();
             queue.retain(|item| item.from != peer || matches!(item.step, Step::Placing { .. }));
             for item in queue.iter_mut().filter(|item| item.from == peer) {
@@ -379,7 +395,13 @@ impl Core {
         match message {
             Message::Hello { task, after, reply } => {
                 if after <= MAX_NUMBER && self.linked(&task, &from, ledger)? {
-                    self.streaming.insert((task, from), after);
+                    let count = self.hellos.entry((task, from)).or_insert(0);
+                    *count = count.saturating_add(1);
+                    if *count > MAX_HELLOS {
+                        self.distrust(from, task, Distrust::RepeatedHello, None);
+                        return Ok(());
+                    }
+                    self.streaming.insert((task, from), Outbound::after(after));
                     if reply {
                         // Answer with where this device stands in the peer's sequence
                         // (without forgetting what is under way from it).
@@ -406,21 +428,38 @@ impl Core {
                 if !self.linked(&task, &from, ledger)? {
                     return Ok(());
                 }
+                let mut refused: Option<Report> = None;
                 for record in records {
-                    self.take_in(task, from, record, ledger)?;
+                    if let Some((why, path)) = self.take_in(task, from, record, ledger)? {
+                        match refused.as_mut() {
+                            Some(report) => report.count += 1,
+                            None => {
+                                refused = Some(Report {
+                                    why,
+                                    path: Some(path),
+                                    count: 1,
+                                })
+                            }
+                        }
+                    }
+                }
+                if let Some(report) = refused {
+                    self.effects
+                        .push_back(Effect::Distrust { from, task, report });
                 }
                 // The sender left out what came from here: its sequence is covered up to
-                // `upto` all the same.
+                // `upto` all the same (unless something before it was refused).
                 if let Some(inbound) = self.inbound.get_mut(&(task, from)) {
-                    if upto > inbound.highest && upto <= MAX_NUMBER {
-                        inbound.highest = upto;
-                    }
+                    inbound.covered(upto);
                 }
                 self.settle(task, from, ledger)?;
             }
             Message::Ack { task, upto } => {
                 if upto <= MAX_NUMBER && self.linked(&task, &from, ledger)? {
                     ledger.set_acked_upto(&task, &from, upto)?;
+                    if let Some(out) = self.streaming.get_mut(&(task, from)) {
+                        out.acked(upto);
+                    }
                 }
             }
             Message::Request {
@@ -444,43 +483,44 @@ impl Core {
         Ok(())
     }
 
-    /// Queue one received record behind the work on its path.
+    /// Queue one received record behind the work on its path. A record the peer's stream
+    /// may not hold is refused: returned with why, and nothing from its number on is taken
+    /// or acknowledged on this connection.
     fn take_in<L: Ledger>(
         &mut self,
         task: TaskId,
         from: DeviceId,
         record: Record,
         ledger: &mut L,
-    ) -> Result<(), L::Error> {
+    ) -> Result<Option<(Distrust, RelPath)>, L::Error> {
         let Some(inbound) = self.inbound.get_mut(&(task, from)) else {
-            return Ok(());
+            return Ok(None);
         };
-        if record.seq <= inbound.highest {
-            return Ok(()); // already had it
+        if record.seq <= inbound.highest && !inbound.is_refused(record.seq) {
+            return Ok(None); // already had it
         }
-        let size = match record.state {
-            State::File { size, .. } => size,
-            _ => 0,
+        let cost = record_cost(&record);
+        let why = if inbound.is_refused(record.seq) || !inbound.has_room(cost) {
+            Some(Distrust::OverWindow)
+        } else {
+            out_of_bounds(&record)
         };
-        let link_fits = match &record.state {
-            State::Symlink { target } => target.len() <= MAX_LINK_TARGET,
-            _ => true,
-        };
-        let counters_fit = record.version.iter().all(|(_, c)| c <= MAX_NUMBER)
-            && record.version.iter().count() <= MAX_VERSION_ENTRIES;
-        if record.seq > MAX_NUMBER || size > MAX_NUMBER || !counters_fit || !link_fits {
-            return Ok(()); // not something an honest device sends
+        if let Some(why) = why {
+            inbound.refuse_from(record.seq.min(MAX_NUMBER));
+            return Ok(Some((why, record.path)));
         }
-        inbound.highest = record.seq;
-        inbound.unsettled.insert(record.seq);
+        inbound.hold(record.seq, cost);
         let key = (task, record.path.clone());
-        // A newer version makes waiting work on older ones pointless (their content may be
-        // gone from every peer by now): they are settled. A placement under way finishes.
+        // A later record of the same peer for the same path replaces its earlier ones
+        // there (a device keeps one record per path): waiting on them is pointless (their
+        // content may be gone by now), so they are settled. A placement under way
+        // finishes. Another peer's record stays, even if this one claims to have seen it:
+        // that is the word of this record's sender, which may have forged it (see
+        // `advance`).
         let queue = self.work.entry(key.clone()).or_default();
         let mut superseded = Vec::new();
         queue.retain(|item| {
-            let stale = !matches!(item.step, Step::Placing { .. })
-                && record.version.dominates(&item.record.version);
+            let stale = !matches!(item.step, Step::Placing { .. }) && item.from == from;
             if stale {
                 superseded.push(item.clone());
             }
@@ -489,22 +529,27 @@ impl Core {
         for item in superseded {
             if item.tracked {
                 if let Some(inbound) = self.inbound.get_mut(&(task, item.from)) {
-                    inbound.unsettled.remove(&item.record.seq);
+                    inbound.release(item.record.seq);
                 }
                 self.settle(task, item.from, ledger)?;
             }
         }
-        self.work.entry(key.clone()).or_default().push_back(Item {
-            from,
-            record,
-            step: Step::Ready,
-            fetched: false,
-            tracked: true,
-            children_waits: 0,
-            failures: 0,
-        });
+        // Most paths have one item at a time: room for one, not the default four.
+        let queue = self.work.entry(key.clone());
+        queue
+            .or_insert_with(|| VecDeque::with_capacity(1))
+            .push_back(Item {
+                from,
+                record,
+                step: Step::Ready,
+                fetched: false,
+                tracked: true,
+                children_waits: 0,
+                failures: 0,
+                claim_noted: false,
+            });
         self.advance(&key, ledger)?;
-        Ok(())
+        Ok(None)
     }
 
     /// Drop the first item of a path's queue and settle its sequence number.
@@ -524,7 +569,7 @@ impl Core {
         }
         if item.tracked {
             if let Some(inbound) = self.inbound.get_mut(&(key.0, item.from)) {
-                inbound.unsettled.remove(&item.record.seq);
+                inbound.release(item.record.seq);
             }
             self.settle(key.0, item.from, ledger)?;
         }
@@ -541,10 +586,7 @@ impl Core {
         let Some(inbound) = self.inbound.get_mut(&(task, peer)) else {
             return Ok(());
         };
-        let upto = match inbound.unsettled.first() {
-            Some(first) => first - 1,
-            None => inbound.highest,
-        };
+        let upto = inbound.settled_upto();
         if upto > inbound.saved {
             inbound.saved = upto;
             ledger.set_received_upto(&task, &peer, upto)?;
@@ -574,7 +616,7 @@ impl Core {
             Record {
                 path: path.clone(),
                 state,
-                version: base.bumped(self.me),
+                version: self.bump(base),
                 mtime_ns,
                 seq,
             },
@@ -636,41 +678,107 @@ impl Core {
         Ok(())
     }
 
-    /// Send every streaming peer the records it has not been sent yet.
+    /// Send every streaming peer the records it has not been sent yet, as far as its
+    /// window allows (the rest goes as its acknowledgements come).
     fn flush<L: Ledger>(&mut self, ledger: &L) -> Result<(), L::Error> {
         for ((task, peer), upto) in std::mem::take(&mut self.acks) {
             self.send(peer, Message::Ack { task, upto });
         }
-        let streams: Vec<((TaskId, DeviceId), u64)> =
-            self.streaming.iter().map(|(k, v)| (*k, *v)).collect();
-        for ((task, peer), mut sent) in streams {
-            loop {
-                let batch = ledger.records_after(&task, sent, RECORDS_PER_MESSAGE)?;
-                let Some(upto) = batch.last().map(|(r, _)| r.seq) else {
-                    break;
-                };
-                sent = upto;
+        let keys: Vec<(TaskId, DeviceId)> = self.streaming.keys().copied().collect();
+        for (task, peer) in keys {
+            let Some(mut out) = self.streaming.remove(&(task, peer)) else {
+                continue;
+            };
+            let result = self.flush_one(task, peer, &mut out, ledger);
+            self.streaming.insert((task, peer), out);
+            result?;
+        }
+        Ok(())
+    }
+
+    fn flush_one<L: Ledger>(
+        &mut self,
+        task: TaskId,
+        peer: DeviceId,
+        out: &mut Outbound,
+        ledger: &L,
+    ) -> Result<(), L::Error> {
+        loop {
+            let batch = ledger.records_after(&task, out.sent, RECORDS_PER_MESSAGE)?;
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let mut records = Vec::new();
+            let mut full = false;
+            for (record, origin) in batch {
                 // Never back to where it came from: the peer has it (no echo). A batch of
                 // nothing but such records is not sent at all; the next record that is
                 // says how far it goes.
-                let records: Vec<Record> = batch
-                    .into_iter()
-                    .filter(|(_, origin)| *origin != Some(peer))
-                    .map(|(r, _)| r)
-                    .collect();
-                if !records.is_empty() {
-                    self.send(
-                        peer,
-                        Message::Records {
-                            task,
-                            records,
-                            upto,
-                        },
-                    );
+                if origin != Some(peer) {
+                    let cost = record_cost(&record);
+                    if !out.has_room(cost) {
+                        full = true;
+                        break;
+                    }
+                    out.sent(record.seq, cost);
+                    out.sent = record.seq;
+                    records.push(record);
+                } else {
+                    out.sent = record.seq;
                 }
             }
-            self.streaming.insert((task, peer), sent);
+            if !records.is_empty() {
+                let upto = out.sent;
+                self.send(
+                    peer,
+                    Message::Records {
+                        task,
+                        records,
+                        upto,
+                    },
+                );
+            }
+            if full {
+                return Ok(());
+            }
         }
-        Ok(())
+    }
+
+    /// Stop syncing `task` with `peer` at once: no more records either way, and its work
+    /// not yet under way on the disk is dropped (the ledger's link is the driver's to
+    /// remove).
+    fn unlinked<L: Ledger>(
+        &mut self,
+        task: TaskId,
+        peer: DeviceId,
+        ledger: &mut L,
+    ) -> Result<(), L::Error> {
+        self.streaming.remove(&(task, peer));
+        self.inbound.remove(&(task, peer));
+        self.hellos.remove(&(task, peer));
+        self.drop_work_from(peer, Some(task), ledger)
+    }
+
+    /// Tell the driver that `from` sent something refused or distrusted.
+    fn distrust(&mut self, from: DeviceId, task: TaskId, why: Distrust, path: Option<RelPath>) {
+        let report = Report {
+            why,
+            path,
+            count: 1,
+        };
+        self.effects
+            .push_back(Effect::Distrust { from, task, report });
+    }
+
+    /// The version of a change this device makes on top of `base` (see
+    /// [`next_version`](crate::rules::next_version)).
+    fn bump(&self, base: &VersionVector) -> VersionVector {
+        crate::rules::next_version(&self.keys, base)
+    }
+
+    /// Bytes held for records received from `peer` for `task` and not yet settled (what
+    /// the window bounds).
+    pub fn held_from(&self, task: &TaskId, peer: &DeviceId) -> usize {
+        self.inbound.get(&(*task, *peer)).map_or(0, Inbound::held)
     }
 }

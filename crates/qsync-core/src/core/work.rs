@@ -4,10 +4,12 @@
 
 use qsync_base::{Causality, DeviceId, RelPath, TaskId, VersionVector};
 
-use super::{Core, Item, Step, CHILDREN_WAITS, MAX_RETRY_AFTER, NEW_FOLDER_MODE, RETRY_AFTER};
+use super::{
+    Core, Distrust, Item, Step, CHILDREN_WAITS, MAX_RETRY_AFTER, NEW_FOLDER_MODE, RETRY_AFTER,
+};
 use crate::io::{Effect, Message, PlaceOutcome, Placement};
 use crate::ledger::Ledger;
-use crate::rules::{decide, loser_copy_nth, Decision};
+use crate::rules::{claims_above, decide_as, join, loser_copy_nth, reclaimed, Decision};
 use crate::state::{Record, State};
 
 impl Core {
@@ -29,34 +31,120 @@ impl Core {
             // A newer version that came while this one was being placed (and could not be
             // superseded then) makes it pointless: were it to wait for ever (its folder
             // became a link here, say), the newer one queued behind it would never be
-            // decided.
-            let superseded = self.work.get(key).is_some_and(|q| {
+            // decided. From the same peer, it is settled. From another peer, "newer" is
+            // that peer's word, possibly forged: it goes behind the newer one instead, and
+            // is decided after it (then found old news, or, if the newer one lost to ours,
+            // decided against ours).
+            // (Strictly newer from another peer: two equal versions would swap for ever.)
+            let newer = self.work.get(key).and_then(|q| {
                 q.iter()
+                    .enumerate()
                     .skip(1)
-                    .any(|later| later.record.version.dominates(&item.record.version))
+                    .find(|(_, later)| {
+                        later.from == item.from
+                            || later.record.version.compare(&item.record.version)
+                                == Causality::After
+                    })
+                    .map(|(at, later)| (at, later.from))
             });
-            if superseded {
-                self.finish_head(key, ledger)?;
+            if let Some((at, by)) = newer {
+                if by == item.from {
+                    self.finish_head(key, ledger)?;
+                } else if let Some(queue) = self.work.get_mut(key) {
+                    if let Some(mut head) = queue.pop_front() {
+                        head.step = Step::Ready;
+                        queue.insert(at, head);
+                    }
+                }
                 continue;
             }
             let (task, path) = (&key.0, &key.1);
             let local = ledger.record(task, path)?;
             let remote = &item.record;
+            if !item.claim_noted
+                && item.tracked
+                && local
+                    .as_ref()
+                    .is_some_and(|l| claims_above(&self.keys, l, remote))
+            {
+                self.note_claim(key, item.from, remote.path.clone());
+            }
             let (version, aside) = {
-                match decide(local.as_ref(), remote) {
+                match decide_as(&self.keys, local.as_ref(), remote) {
                     Decision::Keep => {
+                        self.finish_head(key, ledger)?;
+                        continue;
+                    }
+                    Decision::Reannounce => {
+                        // Ours wins over an equal version: said again, so that the device
+                        // holding theirs hears of ours and takes it over.
+                        if let Some(ours) = local {
+                            let seq = Self::next_seq(ledger, task)?;
+                            ledger.put(task, Record { seq, ..ours }, None)?;
+                        }
+                        self.finish_head(key, ledger)?;
+                        continue;
+                    }
+                    Decision::Reclaim => {
+                        if let Some(ours) = local {
+                            let version = reclaimed(&self.keys, &ours.version, &remote.version);
+                            let seq = Self::next_seq(ledger, task)?;
+                            ledger.put(
+                                task,
+                                Record {
+                                    version,
+                                    seq,
+                                    ..ours
+                                },
+                                None,
+                            )?;
+                            self.changed.insert(key.clone());
+                            self.keep_rival(task, path, item.from, remote, ledger)?;
+                        }
+                        self.finish_head(key, ledger)?;
+                        continue;
+                    }
+                    Decision::Reassert => {
+                        // A deletion built on a forged claim of our changes: ours stays,
+                        // as a change of ours over both versions.
+                        if let Some(ours) = local {
+                            let merged = join(&ours.version, &remote.version);
+                            self.store_local(
+                                task,
+                                path.clone(),
+                                ours.state,
+                                &merged,
+                                ours.mtime_ns,
+                                ledger,
+                            )?;
+                        }
                         self.finish_head(key, ledger)?;
                         continue;
                     }
                     Decision::KeepOurs => {
                         self.keep_rival(task, path, item.from, remote, ledger)?;
+                        // Said again, so that the sender decides the two as well: it may
+                        // have had ours before it made its own, which a version cut to
+                        // the bound (`rules::join`) then no longer shows.
+                        if let (Some(ours), true) = (local, item.tracked) {
+                            let seq = Self::next_seq(ledger, task)?;
+                            ledger.put(task, Record { seq, ..ours }, None)?;
+                        }
                         self.finish_head(key, ledger)?;
                         continue;
                     }
                     Decision::Merge => {
+                        // Theirs adds nothing to ours once cut to the bound: nothing to store.
+                        let adds_nothing = local
+                            .as_ref()
+                            .is_some_and(|l| join(&l.version, &remote.version) == l.version);
+                        if adds_nothing {
+                            self.finish_head(key, ledger)?;
+                            continue;
+                        }
                         let merged = match &local {
                             Some(l) => Record {
-                                version: l.version.merged(&remote.version),
+                                version: join(&l.version, &remote.version),
                                 mtime_ns: l.mtime_ns.max(remote.mtime_ns),
                                 seq: Self::next_seq(ledger, task)?,
                                 ..l.clone()
@@ -76,7 +164,7 @@ impl Core {
                     Decision::TakeOver { aside } => {
                         let merged = local
                             .as_ref()
-                            .map(|l| l.version.merged(&remote.version))
+                            .map(|l| join(&l.version, &remote.version))
                             .unwrap_or_else(|| remote.version.clone());
                         let aside = match (aside, &local) {
                             (Some(_), Some(l)) => match free_copy_name(task, l, ledger)? {
@@ -155,6 +243,14 @@ impl Core {
             );
             return Ok(());
         }
+    }
+
+    /// Report once that the head of `key` claims more of this device's changes than it made.
+    fn note_claim(&mut self, key: &(TaskId, RelPath), from: DeviceId, path: RelPath) {
+        if let Some(head) = self.work.get_mut(key).and_then(|q| q.front_mut()) {
+            head.claim_noted = true;
+        }
+        self.distrust(from, key.0, Distrust::ClaimAboveIssued, Some(path));
     }
 
     pub(super) fn set_step(&mut self, key: &(TaskId, RelPath), step: Step) {
@@ -348,7 +444,7 @@ impl Core {
                 // it has not seen is a change of this device's.
                 let version = match &existing {
                     Some(e) if ours.version.compare(&e.version) != Causality::After => {
-                        ours.version.merged(&e.version).bumped(self.me)
+                        self.bump(&join(&ours.version, &e.version))
                     }
                     _ => ours.version.clone(),
                 };
@@ -374,7 +470,7 @@ impl Core {
         // same two versions the other way, and equal versions must not name two contents.
         let version = match ledger.record(task, &key.1)? {
             Some(current) if !version.dominates(&current.version) => {
-                version.merged(&current.version).bumped(self.me)
+                self.bump(&join(&version, &current.version))
             }
             _ => version,
         };
@@ -395,8 +491,10 @@ impl Core {
         Ok(())
     }
 
-    /// Keep `rival` (from `peer`) for `path`, unless a kept rival has seen it; drop the kept
-    /// rivals it has seen (a version relayed by one peer, then superseded through another).
+    /// Keep `rival` (from `peer`) for `path`, in place of the one kept from that peer. A
+    /// rival is forgotten only once this device's own version has seen it (see
+    /// [`Core::recheck_rivals`]), never because another peer's version claims to have: that
+    /// claim may be forged, and the rival the only copy of a peer's edit here.
     pub(super) fn keep_rival<L: Ledger>(
         &mut self,
         task: &TaskId,
@@ -405,18 +503,6 @@ impl Core {
         rival: &Record,
         ledger: &mut L,
     ) -> Result<(), L::Error> {
-        let kept = ledger.rivals(task, path)?;
-        if kept
-            .iter()
-            .any(|(_, k)| k.version.dominates(&rival.version))
-        {
-            return Ok(());
-        }
-        for (other, k) in kept {
-            if rival.version.dominates(&k.version) {
-                ledger.set_rival(task, path, &other, None)?;
-            }
-        }
         ledger.set_rival(task, path, &peer, Some(rival.clone()))
     }
 
@@ -450,6 +536,7 @@ impl Core {
                         tracked: false,
                         children_waits: 0,
                         failures: 0,
+                        claim_noted: false,
                     });
                 }
             }

@@ -25,6 +25,16 @@ impl World {
 
     /// Every invariant; `Err` says which failed and how.
     pub fn check(&self) -> Result<(), String> {
+        // Honest devices never refuse what honest devices send, nor doubt their claims.
+        // (A claim above what a device made may come from an honest device that took it
+        // from the hostile one: it is doubted, not refused.)
+        let refused_honest = self
+            .distrusts
+            .iter()
+            .find(|(_, from, report)| *from < self.devices.len() && report.why.refused());
+        if let Some((d, from, report)) = refused_honest {
+            return Err(format!("dev{d} distrusted honest dev{from}: {report:?}"));
+        }
         // Convergence: every device has the same tree, and its ledger agrees with its disk.
         let first = self.tree(0);
         for d in 1..self.devices.len() {
@@ -83,16 +93,35 @@ impl World {
         };
         let v0 = versions(0);
         for d in 1..self.devices.len() {
-            if versions(d) != v0 {
+            let vd = versions(d);
+            if vd != v0 {
+                let differ: Vec<String> = v0
+                    .iter()
+                    .filter(|(p, v)| vd.get(*p) != Some(*v))
+                    .map(|(p, v)| format!("{p}: {v:?} / {:?}", vd.get(p)))
+                    .collect();
                 return Err(format!(
-                    "dev0 and dev{d} hold the same tree with different versions"
+                    "dev0 and dev{d} hold the same tree with different versions: {}",
+                    differ.join("; ")
                 ));
             }
         }
         // Nothing lost: each recorded write of content is still there (at its path or as a
         // conflict copy beside it) unless a later write made on top of it explains its absence.
         for w in &self.writes {
-            if !matches!(w.state, State::File { .. } | State::Symlink { .. }) {
+            if w.device == HOSTILE || !matches!(w.state, State::File { .. } | State::Symlink { .. })
+            {
+                continue;
+            }
+            // The hostile device overwrote it with a version that had truly seen it (its
+            // counters cut down to what each honest device had made then): a linked
+            // device's right.
+            let overwritten = self.hostile.as_ref().is_some_and(|h| {
+                h.rightful
+                    .iter()
+                    .any(|(p, v)| *p == w.path && v.dominates(&w.version))
+            });
+            if overwritten {
                 continue;
             }
             // A later write on top of it, a person's change to a conflict copy of it, or a
@@ -136,7 +165,9 @@ impl World {
             let explained = self.writes.iter().any(|w| {
                 w.state == *state
                     && self.writes.iter().any(|o| {
-                        (o.path == w.path && o.version.compare(&w.version) == Causality::Concurrent)
+                        let hostile = o.device == HOSTILE || w.device == HOSTILE;
+                        (o.path == w.path
+                            && (hostile || o.version.compare(&w.version) == Causality::Concurrent))
                             || (o.path != w.path && o.path.starts_with(&w.path))
                     })
             });

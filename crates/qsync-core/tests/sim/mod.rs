@@ -28,10 +28,13 @@ use qsync_core::{Core, Effect, Input, MemLedger, Message, PlaceOutcome, Placemen
 use qsync_watch::{Index, LocalEvent};
 
 mod check;
+mod hostile;
 mod people;
 mod watcher;
 
-pub use people::{random_ops, Op};
+pub use hostile::{Attack, Hostile, HOSTILE};
+#[allow(unused_imports)] // the bench uses only part of it
+pub use people::{random_hostile_ops, random_ops, Op};
 
 /// Simulated time per step.
 pub const TICK: Duration = Duration::from_millis(10);
@@ -234,6 +237,10 @@ pub struct World {
     pub records_sent: u64,
     pub versions_made: u64,
     pub reconnects: u64,
+    /// What each device refused or distrusted: (device, from, report).
+    pub distrusts: Vec<(usize, usize, qsync_core::Report)>,
+    /// A hostile linked device, if the run has one.
+    pub hostile: Option<Hostile>,
     mtime: i64,
 }
 
@@ -277,6 +284,8 @@ impl World {
             records_sent: 0,
             versions_made: 0,
             reconnects: 0,
+            distrusts: Vec::new(),
+            hostile: None,
             mtime: 1_764_000_000_000_000_000,
         };
         let pairs: Vec<(usize, usize)> = match topology {
@@ -355,6 +364,7 @@ impl World {
                 }
             }
         }
+        self.update_hostile_links();
     }
 
     fn link_index(&self, x: usize, y: usize) -> Option<usize> {
@@ -453,7 +463,9 @@ impl World {
             };
             match effect {
                 Effect::Send { to, message } => {
-                    if let Some(to) = self.index_of(&to) {
+                    if self.hostile.as_ref().is_some_and(|h| h.id == to) {
+                        self.message_to_hostile(d, message);
+                    } else if let Some(to) = self.index_of(&to) {
                         self.transmit(d, to, Packet::Core(message));
                     }
                 }
@@ -487,6 +499,11 @@ impl World {
                             },
                         );
                     }
+                }
+                Effect::Distrust { from, report, .. } => {
+                    let from = self.index_of(&from).unwrap_or(usize::MAX);
+                    self.log(format!("dev{d} distrusts dev{from}: {report:?}"));
+                    self.distrusts.push((d, from, report));
                 }
                 Effect::Place(placement) => {
                     // Up to 40 ms later: placements ordered together finish in any order.
@@ -661,6 +678,7 @@ impl World {
     pub fn step(&mut self) {
         self.now += TICK;
         self.deliver_due();
+        self.deliver_hostile();
         for d in 0..self.devices.len() {
             self.place_due(d);
             if self.devices[d]
@@ -694,6 +712,7 @@ impl World {
 
     fn quiet(&self) -> bool {
         self.links.iter().all(|l| l.in_flight.is_empty())
+            && self.hostile.as_ref().is_none_or(|h| h.outbox.is_empty())
             && self.devices.iter().all(|d| {
                 d.dirty_since.is_none()
                     && d.placing.is_empty()
@@ -703,6 +722,7 @@ impl World {
 
     /// Heal everything and run until nothing moves (or `limit` passes); true if quiet.
     pub fn settle(&mut self, limit: Duration) -> bool {
+        self.hostile_leaves();
         self.heal();
         let end = self.now + limit;
         let mut quiet_ticks = 0;
@@ -732,7 +752,20 @@ pub fn short(state: &State) -> String {
 pub type Failure = Box<(String, World)>;
 
 pub fn run(seed: u64, devices: usize, topology: Topology, ops: &[Op]) -> Result<World, Failure> {
-    let mut world = World::new(seed, devices, topology);
+    run_in(World::new(seed, devices, topology), ops)
+}
+
+/// The same, with a hostile device linked with the even-numbered devices.
+pub fn run_hostile(
+    seed: u64,
+    devices: usize,
+    topology: Topology,
+    ops: &[Op],
+) -> Result<World, Failure> {
+    run_in(World::with_hostile(seed, devices, topology), ops)
+}
+
+fn run_in(mut world: World, ops: &[Op]) -> Result<World, Failure> {
     for op in ops {
         world.apply(op);
     }

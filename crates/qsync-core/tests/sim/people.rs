@@ -213,6 +213,8 @@ pub enum Op {
     Partition(usize, usize),
     Heal,
     Wait(u64),
+    /// The hostile device attacks a device about a path (with a number to vary it).
+    Attack(Attack, usize, String, u64),
 }
 
 const NAMES: [&str; 3] = ["a", "b", "c"];
@@ -249,6 +251,24 @@ pub fn random_ops(rng: &mut Rng, devices: usize, len: usize, faults: bool) -> Ve
         .collect()
 }
 
+/// A random schedule with attacks of a hostile device on the even-numbered devices mixed in.
+pub fn random_hostile_ops(rng: &mut Rng, devices: usize, len: usize, faults: bool) -> Vec<Op> {
+    let mut ops = Vec::new();
+    for op in random_ops(rng, devices, len, faults) {
+        ops.push(op);
+        while rng.chance(40) {
+            let to = 2 * rng.below(devices.div_ceil(2) as u64) as usize;
+            ops.push(Op::Attack(
+                Attack::random(rng),
+                to,
+                random_path(rng),
+                rng.next(),
+            ));
+        }
+    }
+    ops
+}
+
 impl World {
     pub fn apply(&mut self, op: &Op) {
         match op {
@@ -267,6 +287,7 @@ impl World {
                 self.update_links();
             }
             Op::Wait(ms) => self.run_for(Duration::from_millis(*ms)),
+            Op::Attack(attack, to, path, x) => self.attack(*attack, *to, path, *x),
         }
         // People act at human speed: some time passes between two actions.
         let pause = self.rng.below(5);

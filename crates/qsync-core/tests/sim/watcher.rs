@@ -92,7 +92,12 @@ impl World {
                 let old = before.get(&p);
                 let base = old.map(|b| b.version.clone()).unwrap_or_default();
                 let before_state = old.map(|b| b.state.clone()).unwrap_or(State::Deleted);
-                let version = base.bumped(me);
+                let keys = self.devices[d]
+                    .core
+                    .as_ref()
+                    .map(|c| c.counter_keys().to_vec())
+                    .unwrap_or_else(|| vec![me]);
+                let version = qsync_core::rules::next_version(&keys, &base);
                 self.versions_made += 1;
                 self.log(format!(
                     "dev{d} noticed {p} = {:?} {version:?}",

@@ -111,6 +111,7 @@ impl Engine {
                         .received
                         .load(std::sync::atomic::Ordering::Relaxed),
                     unsupported: self.tasks.values().map(|t| t.unsupported).sum(),
+                    distrusted: self.sync.distrust.status(),
                     scans: self
                         .tasks
                         .iter()
@@ -122,6 +123,11 @@ impl Engine {
                                 seconds: scanning.since.elapsed().as_secs(),
                             })
                         })
+                        .collect(),
+                    not_synced: self
+                        .tasks
+                        .iter()
+                        .flat_map(|(task, state)| state.not_synced.lines(*task))
                         .collect(),
                     ignore_problems: self
                         .tasks
@@ -158,12 +164,7 @@ impl Engine {
                 .map(|count| Reply::Pending { device, count }),
             Command::Unlink { task, device } => {
                 self.send(device, task, Message::Unlink);
-                if let Some(t) = self.tasks.get_mut(&task) {
-                    t.links.remove(&device);
-                }
-                self.store
-                    .remove_link(task, device)
-                    .map_err(Into::into)
+                self.unlink(task, device)
                     .map(|()| Reply::Unlinked { task, device })
             }
             // The control socket streams events itself; it never sends this here.
@@ -235,6 +236,24 @@ impl Engine {
         });
     }
 
+    /// Stop syncing `task` with `device` here (asked by the person, or by the device): the
+    /// link leaves the store, the core stops the stream at once, and the connection closes
+    /// when no task is left in common.
+    pub(super) fn unlink(&mut self, task: TaskId, device: DeviceId) -> Result<(), EngineError> {
+        if let Some(t) = self.tasks.get_mut(&task) {
+            t.links.remove(&device);
+        }
+        let removed = self.store.remove_link(task, device);
+        self.core_feed(qsync_core::Input::Unlink { task, peer: device });
+        removed?;
+        let in_common = self.tasks.values().any(|t| t.links.contains(&device));
+        if !in_common && self.conns.remove(&device).is_some() {
+            tracing::info!(%device, "closed the connection: no task left in common");
+            self.core_disconnected(device);
+        }
+        Ok(())
+    }
+
     /// Forget `device`: unlink it from every task, on both sides where it is connected,
     /// and drop its record. Returns the tasks it was linked to.
     pub(super) fn forget(&mut self, device: DeviceId) -> Result<Vec<TaskId>, EngineError> {
@@ -273,8 +292,11 @@ impl Engine {
     /// Stop syncing `task` here: unlink its devices and forget it (its folder is untouched).
     pub(super) fn task_remove(&mut self, task: TaskId) -> Result<(), EngineError> {
         let links = self.store.linked_devices(task)?;
+        for device in &links {
+            self.send(*device, task, Message::Unlink);
+        }
         for device in links {
-            self.send(device, task, Message::Unlink);
+            self.core_feed(qsync_core::Input::Unlink { task, peer: device });
         }
         self.tasks.remove(&task); // drops its watcher
         self.store.remove_task(task)?;

@@ -27,8 +27,10 @@ use crate::net::{self, Linked, NetCtx, NetEvent, Outbound, Outgoing};
 use crate::{btf, EngineError};
 
 mod commands;
+mod distrust;
 pub mod identity;
 mod links;
+mod not_synced;
 mod sync;
 pub mod walks;
 
@@ -95,6 +97,8 @@ struct TaskState {
     /// Paths found by the last whole walk whose names QSync cannot carry (logged; counted
     /// in `status`).
     unsupported: usize,
+    /// Received changes the folder does not take (links out of it), for `status`.
+    not_synced: not_synced::NotSynced,
     /// A walk of the whole folder under way.
     scanning: Option<walks::Scanning>,
     /// `task add` replies waiting for the first walk's end.
@@ -174,6 +178,7 @@ pub fn control_socket(state_dir: &Path) -> PathBuf {
 pub fn run(config: DaemonConfig) -> Result<(), EngineError> {
     let loaded = identity::load(&config.state_dir)?;
     let me = loaded.identity.device();
+    let loaded_private = loaded.identity.private_bytes();
     let store = Store::open(&config.state_dir)?;
     if loaded.upgraded {
         let text = format!(
@@ -243,7 +248,12 @@ pub fn run(config: DaemonConfig) -> Result<(), EngineError> {
         None
     };
 
-    let sync = sync::CoreSync::start(me, &config.state_dir)?;
+    // The core's spare counter keys must be unknown to peers until used: derived from the
+    // private key, never from anything a peer sees.
+    let mut seed_input = b"qsync counter key seed".to_vec();
+    seed_input.extend_from_slice(&loaded_private);
+    let key_seed = *ContentHash::of(&seed_input).as_bytes();
+    let sync = sync::CoreSync::start(me, key_seed, &config.state_dir)?;
     let mut engine = Engine {
         me,
         config,
@@ -339,6 +349,7 @@ impl Engine {
                 index,
                 links,
                 unsupported: 0,
+                not_synced: Default::default(),
                 scanning: Some(walks::Scanning::new()),
                 added: Vec::new(),
                 walker,
@@ -711,9 +722,8 @@ impl Engine {
             return;
         }
         if let Message::Unlink = message {
-            let _ = self.store.remove_link(task, device);
-            if let Some(t) = self.tasks.get_mut(&task) {
-                t.links.remove(&device);
+            if let Err(e) = self.unlink(task, device) {
+                tracing::warn!(%device, %task, "could not record that the device unlinked: {e}");
             }
             return;
         }

@@ -29,6 +29,7 @@ use qsync_core::{Core, Effect, Input, Ledger, PlaceOutcome, State};
 use qsync_watch::{observe_deferred, Observed};
 
 use super::*;
+use crate::driver::guard;
 use crate::driver::place::{self, Batch, Staging};
 use crate::driver::transfer::{self, Budget, Incoming, IncomingPatch};
 
@@ -40,6 +41,12 @@ use serving::{Awaiting, ServeJob, Work};
 /// What the driver keeps beside the core.
 pub(super) struct CoreSync {
     core: Core,
+    /// The secret the core's spare counter keys come from (see
+    /// `qsync_core::rules::counter_keys`): derived from this device's private key, the
+    /// same at every start.
+    key_seed: [u8; 32],
+    /// What peers sent that the core refused or doubted, counted for `status`.
+    pub(super) distrust: super::distrust::DistrustBook,
     staging: Staging,
     /// Content asked of a peer and not yet here, by (peer, task, path, hash): the size the
     /// record announced, and the part file once the first chunk came.
@@ -122,8 +129,10 @@ struct Fetch {
     last: Instant,
     /// The content this device has at the path (a patch from it may come instead).
     base: Option<ContentHash>,
-    incoming: Option<Incoming>,
-    patch: Option<IncomingPatch>,
+    /// Boxed: a transfer under way holds a hasher of a few kilobytes, and most fetches
+    /// (all but [`transfer::MAX_OPEN_INCOMING`] per device) are only asked for.
+    incoming: Option<Box<Incoming>>,
+    patch: Option<Box<IncomingPatch>>,
     /// Whether its size counts in [`CoreSync::reserved`] (once its first chunk of several
     /// came, until it is done or dropped).
     reserved: bool,
@@ -155,7 +164,11 @@ impl CoreSync {
     /// The core of device `me`, its content staged under `state_dir/staging` (emptied: a
     /// fetch cut short by a stop starts again), once an edit in place that a crash cut
     /// short is undone (its journal is in the staging folder).
-    pub(super) fn start(me: DeviceId, state_dir: &Path) -> Result<Self, EngineError> {
+    pub(super) fn start(
+        me: DeviceId,
+        key_seed: [u8; 32],
+        state_dir: &Path,
+    ) -> Result<Self, EngineError> {
         let dir = state_dir.join("staging");
         if let Err(e) = crate::driver::in_place::undo_cut_short(&dir) {
             // The daemon still starts: the file stays as the crash left it, and is synced
@@ -166,9 +179,16 @@ impl CoreSync {
             fs::remove_dir_all(&dir).map_err(|e| EngineError::io("empty", &dir, e))?;
         }
         let staging = Staging::open(dir)?;
+        // Read once now, before any placement: received modes are masked by it.
+        tracing::debug!(
+            umask = format!("{:03o}", guard::umask()),
+            "received modes are masked"
+        );
         let server = serving::start_server(state_dir)?;
         Ok(Self {
-            core: Core::new(me),
+            core: Core::with_key_seed(me, key_seed),
+            key_seed,
+            distrust: super::distrust::DistrustBook::default(),
             staging,
             fetches: HashMap::new(),
             reserved: 0,
@@ -270,6 +290,7 @@ impl Engine {
                     let Some(input) = sync.inputs.pop_front() else {
                         break;
                     };
+                    let input = modes_as_recorded(input, &tx)?;
                     sync.core.handle(now, input, &mut tx)?;
                 }
                 tx.commit()
@@ -277,7 +298,7 @@ impl Engine {
             timeout = None;
             if let Err(e) = result {
                 tracing::error!(error = %e, "the ledger failed; the sync starts again from what it holds");
-                sync.core = Core::new(self.me);
+                sync.core = Core::with_key_seed(self.me, sync.key_seed);
                 sync.fetches.clear();
                 sync.reserved = 0;
                 sync.awaiting.clear();
@@ -307,6 +328,9 @@ impl Engine {
     fn core_effect(&mut self, effect: Effect) {
         tracing::debug!(?effect, "core order");
         match effect {
+            Effect::Distrust { from, task, report } => {
+                self.sync.distrust.report(from, task, &report);
+            }
             Effect::Send { to, mut message } => {
                 if let qsync_core::Message::Request {
                     task,
@@ -454,6 +478,10 @@ impl Engine {
             rescan = true;
             PlaceOutcome::Failed
         });
+        let refused = guard::refusal(&placement).filter(|_| outcome == PlaceOutcome::Failed);
+        if let Some(state) = self.tasks.get_mut(&placement.task) {
+            state.not_synced.placed(placement.task, &placement, refused);
+        }
         if let (PlaceOutcome::NoContent, State::File { hash, .. }) = (&outcome, &placement.target) {
             // Staged as edits that this placement cannot use (it moves a conflicting copy
             // aside, or the file cannot be written in place): asked for whole, or the core
@@ -471,7 +499,7 @@ impl Engine {
         }
         if rescan {
             self.core_rescan(placement.task);
-        } else if outcome != PlaceOutcome::Done {
+        } else if outcome != PlaceOutcome::Done && refused.is_none() {
             tracing::debug!(task = %placement.task, path = %placement.path, ?outcome, "a placement was not made");
             // The disk is not what the core believes. Usually the watcher has just not
             // reported it yet, but it may have missed it: look now at the paths this
@@ -717,6 +745,38 @@ impl Engine {
     }
 }
 
+/// An observation whose mode is the recorded mode as this device places it (masked by the
+/// umask) is handed to the core with the recorded mode: no change was made here (see
+/// `driver/guard.rs`). Costs a look at the record, in the transaction the core's own look
+/// is made in.
+fn modes_as_recorded(
+    input: Input,
+    ledger: &impl Ledger<Error = qsync_store::StoreError>,
+) -> Result<Input, qsync_store::StoreError> {
+    let Input::Observed {
+        task,
+        path,
+        state,
+        mtime_ns,
+    } = input
+    else {
+        return Ok(input);
+    };
+    let state = match &state {
+        State::File { .. } | State::Folder { .. } => match ledger.record(&task, &path)? {
+            Some(record) => guard::as_recorded(state, &record.state),
+            None => state,
+        },
+        _ => state,
+    };
+    Ok(Input::Observed {
+        task,
+        path,
+        state,
+        mtime_ns,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -730,7 +790,7 @@ mod tests {
         let state = dir.path().join("state");
         let old = crate::driver::in_place::cut_short_for_test(&root, &state.join("staging"));
         assert!(fs::read(root.join("big.bin")).unwrap() != old);
-        let _sync = CoreSync::start(DeviceId::from_bytes([1; 32]), &state).unwrap();
+        let _sync = CoreSync::start(DeviceId::from_bytes([1; 32]), [2; 32], &state).unwrap();
         assert!(fs::read(root.join("big.bin")).unwrap() == old, "put back");
     }
 }

@@ -11,11 +11,14 @@
 //! - [`in_place`]: a received edit that keeps the file's length written into the file,
 //!   through an undo journal, instead of a new copy.
 //! - [`staging`]: fetched content waiting for its placement.
+//! - [`guard`]: what a peer's record may make here: modes masked by the umask, no link
+//!   out of the task folder.
 //! - [`root`]: the one way into a task folder for work done for a peer: beneath the
 //!   root, never through a symlink, content only from regular files.
 //! - [`observed`]: the watcher's clean events as the core's [`qsync_core::Input::Observed`]
 //!   facts (the same translation the simulator in `qsync-core/tests/sim` uses).
 
+pub mod guard;
 pub mod in_place;
 pub mod place;
 pub mod root;

@@ -7,7 +7,9 @@
 //! then renamed over the old one. Placements are made durable in batches ([`Batch`]): the
 //! files' fsyncs run several at once (the file system commits them together) and the
 //! names are made durable once per folder, instead of two fsyncs per file in a row. Every
-//! path is reached through [`super::root`]: never through a symlink.
+//! path is reached through [`super::root`]: never through a symlink. What a peer may make
+//! here is bounded by [`super::guard`]: modes are masked by the umask, and a link out of
+//! the task folder is not made ([`PlaceOutcome::Failed`]).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs;
@@ -23,6 +25,7 @@ use rustix::fs::FileType;
 
 pub use super::staging::Staging;
 
+use super::guard;
 use super::in_place::{self, Target};
 use super::root::{Folder, TaskRoot, TempEntry};
 use crate::EngineError;
@@ -264,6 +267,9 @@ impl Batch {
         p: &Placement,
         index: &mut Index,
     ) -> Result<Option<PlaceOutcome>, EngineError> {
+        if guard::refusal(p).is_some() {
+            return Ok(Some(PlaceOutcome::Failed));
+        }
         let task_root = TaskRoot::open(root)?;
         let key = p.path.to_local(root);
         let (mut here, seen) = state_seen(&task_root, &p.path, index)?;
@@ -271,7 +277,8 @@ impl Batch {
             // Made by this batch to hold another placement: new to the core still.
             here = State::Deleted;
         }
-        if here != p.expect {
+        // A mode placed masked by the umask is what the core expects (see `guard`).
+        if guard::as_recorded(here.clone(), &p.expect) != p.expect {
             return Ok(Some(PlaceOutcome::Diverged));
         }
         let mut parents = Vec::new();
@@ -401,13 +408,14 @@ impl Batch {
     ) -> Result<(Folder, Prepared), EngineError> {
         let p = &pending.placement;
         for parent in parents {
-            let folder = State::Folder { mode: 0o755 };
+            let mode = guard::masked(0o755);
+            let folder = State::Folder { mode };
             index.expect(parent.clone(), entry_for(parent, &folder, p.mtime_ns));
             pending.announced.push(parent.clone());
             let (holder, name) = root
                 .parent(parent)?
                 .ok_or_else(|| missing_folder(root, parent))?;
-            holder.create_dir(name, 0o755)?;
+            holder.create_dir(name, mode)?;
             self.folders
                 .insert((root.path().to_owned(), parent.parent()));
             self.made.insert(parent.to_local(root.path()));
@@ -613,7 +621,7 @@ fn apply_now(
     if let Some(aside) = &aside {
         move_aside(folder, name, aside)?;
     }
-    match &p.target {
+    match &guard::as_placed(&p.target) {
         State::Deleted => folder.remove(name)?,
         State::File { mode, .. } => folder.set_mode(name, *mode)?,
         State::Folder { mode } => {
@@ -633,9 +641,9 @@ fn apply_now(
     Ok(PlaceOutcome::Done)
 }
 
-/// The index hears what `p` leaves at its path.
+/// The index hears what `p` leaves at its path (its mode masked, as it is placed).
 fn announce(index: &mut Index, p: &Placement, announced: &mut Vec<RelPath>) {
-    match entry_for(&p.path, &p.target, p.mtime_ns) {
+    match entry_for(&p.path, &guard::as_placed(&p.target), p.mtime_ns) {
         Some(entry) => index.expect(p.path.clone(), Some(entry)),
         None => index.expect_removed(p.path.clone()),
     }
@@ -698,7 +706,7 @@ fn edit_into_place(
         return Ok(PlaceOutcome::Diverged);
     }
     let mode = match &p.target {
-        State::File { mode, .. } => *mode,
+        State::File { mode, .. } => guard::masked(*mode),
         _ => 0,
     };
     in_place::write(
@@ -751,7 +759,7 @@ fn prepare_file(
             temp
         }
     };
-    temp.set_mode(if mode == 0 { 0o644 } else { mode })?;
+    temp.set_mode(guard::masked(if mode == 0 { 0o644 } else { mode }))?;
     let handle = temp.open()?;
     let when = UNIX_EPOCH + Duration::from_nanos(mtime_ns.max(0).unsigned_abs());
     handle

@@ -119,7 +119,8 @@ pub enum NetEvent {
         task: TaskId,
         /// What.
         message: Message,
-        /// The share of [`NetCtx::inbox_budget`] the message holds until it is dropped.
+        /// The share of [`NetCtx::inbox_budget`] (file content) or of the connection's
+        /// [`PEER_INBOX_KIB`] (anything else) the message holds until it is dropped.
         credit: Option<tokio::sync::OwnedSemaphorePermit>,
     },
     /// A device asks to link a task: the engine asks its person, then answers `reply` with
@@ -284,6 +285,12 @@ impl NetCtx {
 
 /// How much received file content may wait for the engine, in KiB.
 pub const INBOX_BUDGET_KIB: usize = 64 * 1024;
+
+/// Frames without file content (sync records, requests, greetings) that one connection may
+/// have waiting for the engine, in KiB of sealed frame (at least 1 each): past it, that
+/// connection stops reading its socket until the engine catches up. A linked device that
+/// floods records costs at most this in transit, whatever it sends.
+pub const PEER_INBOX_KIB: usize = 2 * 1024;
 
 /// Bytes on the wire, counted by the sessions.
 #[derive(Debug, Default)]
@@ -490,6 +497,7 @@ async fn run_session(
     let (tx, mut rx) = mpsc::unbounded_channel::<Outbound>();
     let (urgent, mut urgent_rx) = mpsc::unbounded_channel::<Outbound>();
     let queued = Arc::new(AtomicUsize::new(0));
+    let peer_inbox = Arc::new(tokio::sync::Semaphore::new(PEER_INBOX_KIB));
     send(
         &ctx,
         NetEvent::Connected {
@@ -568,6 +576,8 @@ async fn run_session(
             Err(e) => break Err(e),
         };
         count(&ctx.wire.received, frame.len());
+        let frame_kib =
+            u32::try_from(frame.len().div_ceil(1024).clamp(1, PEER_INBOX_KIB)).unwrap_or(u32::MAX);
         let opened = match session.lock() {
             Ok(mut s) => s.open(&mut frame),
             Err(_) => break Ok(()),
@@ -575,7 +585,7 @@ async fn run_session(
         match opened {
             Ok((task, message)) => {
                 let credit = match message.data_len() {
-                    0 => None,
+                    0 => peer_inbox.clone().acquire_many_owned(frame_kib).await.ok(),
                     len => {
                         // Never more than the whole budget, or it would wait forever.
                         let kib = len.div_ceil(1024).min(INBOX_BUDGET_KIB);

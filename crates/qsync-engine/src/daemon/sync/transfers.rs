@@ -78,7 +78,7 @@ impl Engine {
                     return;
                 }
                 let incoming = match fetch.incoming.take() {
-                    Some(incoming) => Ok(incoming),
+                    Some(incoming) => Ok(*incoming),
                     None => {
                         let slots = sync.open_incoming.entry(device).or_default();
                         Incoming::start(&sync.staging, hash, fetch.size, slots)
@@ -89,7 +89,7 @@ impl Engine {
                 } else {
                     match incoming.and_then(|mut i| i.accept(offset, &data).map(|()| i)) {
                         Ok(incoming) => {
-                            fetch.incoming = Some(incoming);
+                            fetch.incoming = Some(Box::new(incoming));
                             CoreSync::reserve(&mut sync.reserved, fetch);
                             None
                         }
@@ -121,10 +121,9 @@ impl Engine {
                     return; // the rest of an answer to an earlier request
                 }
                 let memory = &sync.patch_memory;
-                let mut patch = fetch
-                    .patch
-                    .take()
-                    .unwrap_or_else(|| IncomingPatch::start(base, hash, fetch.size, memory));
+                let mut patch = fetch.patch.take().unwrap_or_else(|| {
+                    Box::new(IncomingPatch::start(base, hash, fetch.size, memory))
+                });
                 let outcome = if last {
                     let root = self.tasks.get(&task).map(|t| t.root.clone());
                     Some(match root {

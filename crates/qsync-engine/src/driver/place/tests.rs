@@ -139,22 +139,89 @@ fn a_folder_goes_only_when_empty_and_links_are_made_not_followed() {
     );
     assert!(f.root.join("d/kept").exists());
 
-    let link = State::Symlink {
+    // A peer's link out of the folder is not made; one inside is.
+    let out = State::Symlink {
         target: "/etc".into(),
     };
-    let p = placement("l", State::Deleted, link.clone());
+    let p = placement("l", State::Deleted, out.clone());
+    assert_eq!(
+        place(&f.root, &f.staging, &p, &mut f.index).unwrap(),
+        PlaceOutcome::Failed
+    );
+    assert!(fs::symlink_metadata(f.root.join("l")).is_err());
+    let inside = State::Symlink {
+        target: "d/kept".into(),
+    };
+    let p = placement("in", State::Deleted, inside.clone());
     assert_eq!(
         place(&f.root, &f.staging, &p, &mut f.index).unwrap(),
         PlaceOutcome::Done
     );
     assert_eq!(
-        state_at(&f.root, &RelPath::new("l").unwrap(), &f.index).unwrap(),
-        link
+        state_at(&f.root, &RelPath::new("in").unwrap(), &f.index).unwrap(),
+        inside
     );
-    // Nothing is written through it.
+    // The person's own link out: nothing is written through it.
+    std::os::unix::fs::symlink("/etc", f.root.join("l")).unwrap();
+    assert_eq!(
+        state_at(&f.root, &RelPath::new("l").unwrap(), &f.index).unwrap(),
+        out
+    );
     let file = stage(&f, b"x");
     let p = placement("l/passwd", State::Deleted, file);
     assert!(place(&f.root, &f.staging, &p, &mut f.index).is_err());
+}
+
+#[test]
+fn a_peers_0777_lands_masked_by_the_umask_and_still_counts_as_placed() {
+    let mut f = folder();
+    // Under the usual umask 022: 0755.
+    let masked = 0o777 & !super::guard::umask();
+    let theirs = |s: State| match s {
+        State::File { hash, size, .. } => State::File {
+            hash,
+            size,
+            mode: 0o777,
+        },
+        other => other,
+    };
+    let file = theirs(stage(&f, b"x"));
+    let folder = State::Folder { mode: 0o777 };
+    for (path, target) in [("d", &folder), ("f", &file)] {
+        let p = placement(path, State::Deleted, target.clone());
+        assert_eq!(
+            place(&f.root, &f.staging, &p, &mut f.index).unwrap(),
+            PlaceOutcome::Done
+        );
+        let mode = fs::symlink_metadata(f.root.join(path))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, masked, "{path}");
+    }
+    // The watcher's index heard the masked modes: nothing looks changed here.
+    let scan = qsync_watch::scan(&f.root, &f.index.to_map()).unwrap();
+    assert!(f.index.reconcile(scan).is_empty());
+    // The next placement expects the record's mode, and finds it as placed.
+    let State::File { hash, size, .. } = file else {
+        panic!()
+    };
+    let p = placement(
+        "f",
+        file.clone(),
+        State::File {
+            hash,
+            size,
+            mode: 0o700,
+        },
+    );
+    f.staging.remove(&hash);
+    assert_eq!(
+        place(&f.root, &f.staging, &p, &mut f.index).unwrap(),
+        PlaceOutcome::Done
+    );
+    let mode = fs::metadata(f.root.join("f")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
 }
 
 #[test]

@@ -1,0 +1,255 @@
+//! What one linked peer may claim and cost this device: the bounds a record must fit, the
+//! per peer and task window of records in flight each way, and how many greetings a
+//! connection may make. Every honest device keeps inside them; what does not is refused,
+//! reported as a [`Distrust`] effect and never acknowledged.
+//!
+//! The two windows are one rule seen from each side. A sender keeps at most
+//! [`WINDOW_RECORDS`] records of [`WINDOW_BYTES`] (by [`record_cost`]) sent and not yet
+//! acknowledged ([`Outbound`]); a receiver holds at most as much received and not yet
+//! settled ([`Inbound`]). A receiver settles a record before the sender hears of it, so an
+//! honest sender never goes over what the receiver accepts, and a peer that ignores its
+//! window costs at most the window: the records beyond it are dropped, and so is the rest
+//! of the connection's stream (the sender sends them again after reconnecting).
+
+use std::collections::{BTreeMap, VecDeque};
+
+use qsync_base::RelPath;
+
+use crate::state::{Record, State};
+
+/// The largest counter a version may name. Far below what the wire and the database hold,
+/// so that a device that took a forged claim near it still has room for its own changes;
+/// a record above it is refused. (At one change a millisecond, a path reaches it after
+/// nine thousand years.)
+pub const MAX_COUNTER: u64 = 1 << 48;
+
+/// The largest sequence number or size a peer may name: what a signed 64-bit database
+/// column holds. A record beyond it is refused (no honest device gets there).
+pub const MAX_NUMBER: u64 = i64::MAX as u64;
+
+/// The most devices a version vector may name: a record naming more is refused (a task is
+/// one person's devices), so one peer cannot make every device store and pass on huge
+/// versions: a tombstone costs at most a few kilobytes.
+pub const MAX_VERSION_ENTRIES: usize = 64;
+
+/// The longest symlink target a record may carry (Linux's `PATH_MAX`): a record with a
+/// longer one is refused, as no honest device can have such a link.
+pub const MAX_LINK_TARGET: usize = 4096;
+
+/// The most records in flight from one peer for one task (see the module documentation).
+pub const WINDOW_RECORDS: usize = 8_192;
+
+/// The most bytes ([`record_cost`]) in flight from one peer for one task: with
+/// [`WINDOW_RECORDS`], what a peer's records can make a device hold in memory.
+pub const WINDOW_BYTES: usize = 32 << 20;
+
+/// How many `Hello`s of one task a peer may send on one connection (its greeting, a
+/// greeting on linking and the answer to one), each of which makes this device send its
+/// records again from where the peer says it stands. Linking again allows as many more.
+pub const MAX_HELLOS: u8 = 4;
+
+/// What holding `record` costs a receiving daemon, in bytes, as measured: the core's
+/// queue entry and the driver's transfer order take about two kilobytes for a short path
+/// (`tests/attacks_counters.rs`), then its path (held twice), link target and version.
+/// Sender and receiver count the same way.
+pub fn record_cost(record: &Record) -> usize {
+    let target = match &record.state {
+        State::Symlink { target } => target.len(),
+        _ => 0,
+    };
+    2048 + 2 * record.path.as_str().len() + target + 64 * record.version.iter().count()
+}
+
+/// Why something a peer sent was refused, or not trusted as it stood.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Distrust {
+    /// A version counter above [`MAX_COUNTER`], or a sequence number or size above
+    /// [`MAX_NUMBER`]: refused.
+    NumberTooLarge,
+    /// A version naming more than [`MAX_VERSION_ENTRIES`] devices: refused.
+    TooManyDevices,
+    /// A link target over [`MAX_LINK_TARGET`] bytes: refused.
+    LinkTooLong,
+    /// Records beyond the window ([`WINDOW_RECORDS`], [`WINDOW_BYTES`]), or after a refused
+    /// one: dropped until the peer reconnects.
+    OverWindow,
+    /// A `Hello` beyond [`MAX_HELLOS`] on one connection: ignored.
+    RepeatedHello,
+    /// A version claiming more of this device's changes than it made to the path: taken as
+    /// concurrent with ours, never as newer (see [`rules`](crate::rules)).
+    ClaimAboveIssued,
+}
+
+impl Distrust {
+    /// Whether the record was refused (not stored, never acknowledged), rather than taken
+    /// with less trust.
+    pub fn refused(self) -> bool {
+        !matches!(self, Distrust::ClaimAboveIssued)
+    }
+}
+
+impl std::fmt::Display for Distrust {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Distrust::NumberTooLarge => "a counter or number above the bound",
+            Distrust::TooManyDevices => "a version naming too many devices",
+            Distrust::LinkTooLong => "a link target too long",
+            Distrust::OverWindow => "records beyond its window",
+            Distrust::RepeatedHello => "greetings beyond the bound",
+            Distrust::ClaimAboveIssued => "a claim of more of this device's changes than it made",
+        })
+    }
+}
+
+/// Why `record` cannot be taken from a peer at all, if it cannot.
+pub(super) fn out_of_bounds(record: &Record) -> Option<Distrust> {
+    let size = record.state.size();
+    if record.seq > MAX_NUMBER
+        || size > MAX_NUMBER
+        || record.version.iter().any(|(_, c)| c > MAX_COUNTER)
+    {
+        return Some(Distrust::NumberTooLarge);
+    }
+    if record.version.iter().count() > MAX_VERSION_ENTRIES {
+        return Some(Distrust::TooManyDevices);
+    }
+    match &record.state {
+        State::Symlink { target } if target.len() > MAX_LINK_TARGET => Some(Distrust::LinkTooLong),
+        _ => None,
+    }
+}
+
+/// Received sequence numbers of one peer for one task, and what they hold here.
+#[derive(Debug, Default)]
+pub(super) struct Inbound {
+    /// The highest sequence number received.
+    pub(super) highest: u64,
+    /// Received and not yet settled, each with its [`record_cost`].
+    unsettled: BTreeMap<u64, usize>,
+    /// The sum of those costs.
+    held: usize,
+    /// The first record refused on this connection: nothing from there on is taken or
+    /// acknowledged until the peer greets again.
+    refused_from: Option<u64>,
+    /// The last number stored as processed (and acknowledged).
+    pub(super) saved: u64,
+}
+
+impl Inbound {
+    /// A stream that starts after `after`.
+    pub(super) fn after(after: u64) -> Self {
+        Self {
+            highest: after,
+            saved: after,
+            ..Self::default()
+        }
+    }
+
+    /// Whether a record of `cost` fits in the window.
+    pub(super) fn has_room(&self, cost: usize) -> bool {
+        self.unsettled.len() < WINDOW_RECORDS && self.held + cost <= WINDOW_BYTES
+    }
+
+    /// Whether records from `seq` on are dropped.
+    pub(super) fn is_refused(&self, seq: u64) -> bool {
+        self.refused_from.is_some_and(|from| seq >= from)
+    }
+
+    /// Drop everything from `seq` on, for this connection.
+    pub(super) fn refuse_from(&mut self, seq: u64) {
+        self.refused_from = Some(self.refused_from.map_or(seq, |from| from.min(seq)));
+    }
+
+    /// Take record number `seq` in, unsettled.
+    pub(super) fn hold(&mut self, seq: u64, cost: usize) {
+        self.highest = self.highest.max(seq);
+        if let Some(old) = self.unsettled.insert(seq, cost) {
+            self.held -= old;
+        }
+        self.held += cost;
+    }
+
+    /// Record number `seq` is settled.
+    pub(super) fn release(&mut self, seq: u64) {
+        if let Some(cost) = self.unsettled.remove(&seq) {
+            self.held -= cost;
+        }
+    }
+
+    /// The sender covered its sequence up to `upto` (what it left out came from here).
+    pub(super) fn covered(&mut self, upto: u64) {
+        if upto > self.highest && upto <= MAX_NUMBER && !self.is_refused(upto) {
+            self.highest = upto;
+        }
+    }
+
+    /// How far the sequence is settled: up to the first unsettled or refused number.
+    pub(super) fn settled_upto(&self) -> u64 {
+        let mut upto = match self.unsettled.keys().next() {
+            Some(first) => first - 1,
+            None => self.highest,
+        };
+        if let Some(from) = self.refused_from {
+            upto = upto.min(from.saturating_sub(1));
+        }
+        upto
+    }
+
+    /// Bytes held (for the bound's tests).
+    pub(super) fn held(&self) -> usize {
+        self.held
+    }
+}
+
+/// This device's stream of one task's records to one peer: how far it went, and what is
+/// sent and not yet acknowledged.
+#[derive(Debug, Default)]
+pub(super) struct Outbound {
+    /// The last of this device's sequence numbers sent (or passed over).
+    pub(super) sent: u64,
+    unacked: VecDeque<(u64, usize)>,
+    bytes: usize,
+}
+
+impl Outbound {
+    /// A stream that starts after `after`: the peer has processed everything up to there.
+    pub(super) fn after(after: u64) -> Self {
+        Self {
+            sent: after,
+            ..Self::default()
+        }
+    }
+
+    /// Whether a record of `cost` may be sent now.
+    pub(super) fn has_room(&self, cost: usize) -> bool {
+        self.unacked.len() < WINDOW_RECORDS && self.bytes + cost <= WINDOW_BYTES
+    }
+
+    /// Record `seq` of `cost` is sent.
+    pub(super) fn sent(&mut self, seq: u64, cost: usize) {
+        self.unacked.push_back((seq, cost));
+        self.bytes += cost;
+    }
+
+    /// The peer processed everything up to `upto`.
+    pub(super) fn acked(&mut self, upto: u64) {
+        while let Some(&(seq, cost)) = self.unacked.front() {
+            if seq > upto {
+                break;
+            }
+            self.unacked.pop_front();
+            self.bytes -= cost;
+        }
+    }
+}
+
+/// One batch of things refused or distrusted from one peer, for the driver to log and count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Why.
+    pub why: Distrust,
+    /// The first path concerned, if any.
+    pub path: Option<RelPath>,
+    /// How many records (or messages) in the batch.
+    pub count: u64,
+}
