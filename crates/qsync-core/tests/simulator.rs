@@ -328,6 +328,43 @@ fn counters_forged_to_the_bound_do_not_stop_sync() {
 }
 
 #[test]
+fn a_placement_of_a_device_gone_for_good_does_not_hold_its_path() {
+    // The hostile device's file was being placed under c/b when it left; c/b then became
+    // a file here. The placement, decided again, waited for ever for its parent (found by
+    // the hostile schedules).
+    use sim::Attack as A;
+    use Op::*;
+    let s = |x: &str| x.to_string();
+    let ops = vec![
+        Attack(A::TombstoneFlood, 0, s("b/a"), 4780697465170261022),
+        Rename(0, s("c/a"), s("c/c/c")),
+        Attack(A::Rightful, 0, s("b/a"), 17379090715255970312),
+        Write(1, s("c/b")),
+        Attack(A::AtBound, 0, s("a"), 11053628153568069932),
+        Attack(A::ForgeThird, 0, s("c/a/a"), 14597157820845152821),
+        Attack(A::Rightful, 0, s("c/b/b"), 16063655222894755567),
+        Delete(1, s("a")),
+        Attack(A::ForgeThird, 0, s("c/b"), 14692758158829439115),
+    ];
+    if let Err(f) = run_hostile(347825486140754969, 2, topology(225), &ops) {
+        panic!("{}\n{}", f.0, f.1.trace_text());
+    }
+}
+
+#[test]
+fn a_wide_version_bumped_on_two_devices_settles() {
+    let mut w = World::with_hostile(25, 3, Topology::Pairs);
+    w.write(0, "c");
+    short_wait(&mut w);
+    w.attack(Attack::Wide, 0, "c", 0);
+    short_wait(&mut w);
+    w.write(0, "c");
+    w.write(2, "c");
+    short_wait(&mut w);
+    settle_and_check(&mut w);
+}
+
+#[test]
 fn a_flood_of_hellos_makes_records_go_again_at_most_a_few_times() {
     let mut w = World::with_hostile(23, 2, Topology::Pairs);
     for i in 0..20 {

@@ -28,6 +28,14 @@ impl Core {
                 Step::Waiting(at) if self.now.is_some_and(|now| now >= at) => {}
                 _ => return Ok(()),
             }
+            // A placement that was under way when its peer went away, and has to be decided
+            // again: the peer sends the record again when it is back (it was never
+            // acknowledged). Waiting here for a peer that never comes back would hold the
+            // path for ever.
+            if !item.tracked && !self.connected.contains(&item.from) {
+                self.finish_head(key, ledger)?;
+                continue;
+            }
             // A newer version that came while this one was being placed (and could not be
             // superseded then) makes it pointless: were it to wait for ever (its folder
             // became a link here, say), the newer one queued behind it would never be
@@ -134,11 +142,24 @@ impl Core {
                         continue;
                     }
                     Decision::Merge => {
-                        // Theirs adds nothing to ours once cut to the bound: nothing to store.
+                        // Theirs adds nothing to ours once cut to the bound: nothing to store,
+                        // but ours is said again if it differs from theirs, so that the
+                        // sender joins the two as well (it would not hear of ours again).
                         let adds_nothing = local
                             .as_ref()
-                            .is_some_and(|l| join(&l.version, &remote.version) == l.version);
-                        if adds_nothing {
+                            .filter(|l| join(&l.version, &remote.version) == l.version);
+                        if let Some(ours) = adds_nothing {
+                            if ours.version != remote.version && item.tracked {
+                                let seq = Self::next_seq(ledger, task)?;
+                                ledger.put(
+                                    task,
+                                    Record {
+                                        seq,
+                                        ..ours.clone()
+                                    },
+                                    None,
+                                )?;
+                            }
                             self.finish_head(key, ledger)?;
                             continue;
                         }

@@ -42,8 +42,9 @@ pub enum Attack {
 }
 
 /// The attacks of random schedules. `Wide` (a version naming as many devices as allowed)
-/// is left out: two devices that each bump such a version keep the same content under
-/// different versions (see the engine's notes), which the checks count as a failure.
+/// is left out for now: with it, some schedules end with two devices holding the same
+/// content under different versions, or an honest write lost (seed 250 of
+/// `many_hostile_seeds` with it in), not understood yet. It has a named test of its own.
 const ATTACKS: [Attack; 8] = [
     Attack::ForgeReceiver,
     Attack::ForgeThird,
