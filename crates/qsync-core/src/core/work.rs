@@ -36,34 +36,7 @@ impl Core {
                 self.finish_head(key, ledger)?;
                 continue;
             }
-            // A newer version that came while this one was being placed (and could not be
-            // superseded then) makes it pointless: were it to wait for ever (its folder
-            // became a link here, say), the newer one queued behind it would never be
-            // decided. From the same peer, it is settled. From another peer, "newer" is
-            // that peer's word, possibly forged: it goes behind the newer one instead, and
-            // is decided after it (then found old news, or, if the newer one lost to ours,
-            // decided against ours).
-            // (Strictly newer from another peer: two equal versions would swap for ever.)
-            let newer = self.work.get(key).and_then(|q| {
-                q.iter()
-                    .enumerate()
-                    .skip(1)
-                    .find(|(_, later)| {
-                        later.from == item.from
-                            || later.record.version.compare(&item.record.version)
-                                == Causality::After
-                    })
-                    .map(|(at, later)| (at, later.from))
-            });
-            if let Some((at, by)) = newer {
-                if by == item.from {
-                    self.finish_head(key, ledger)?;
-                } else if let Some(queue) = self.work.get_mut(key) {
-                    if let Some(mut head) = queue.pop_front() {
-                        head.step = Step::Ready;
-                        queue.insert(at, head);
-                    }
-                }
+            if self.give_way_to_newer(key, &item, ledger)? {
                 continue;
             }
             let (task, path) = (&key.0, &key.1);
@@ -79,108 +52,6 @@ impl Core {
             }
             let (version, aside) = {
                 match decide_as(&self.keys, local.as_ref(), remote) {
-                    Decision::Keep => {
-                        self.finish_head(key, ledger)?;
-                        continue;
-                    }
-                    Decision::Reannounce => {
-                        // Ours wins over an equal version: said again, so that the device
-                        // holding theirs hears of ours and takes it over.
-                        if let Some(ours) = local {
-                            let seq = Self::next_seq(ledger, task)?;
-                            ledger.put(task, Record { seq, ..ours }, None)?;
-                        }
-                        self.finish_head(key, ledger)?;
-                        continue;
-                    }
-                    Decision::Reclaim => {
-                        if let Some(ours) = local {
-                            let version = reclaimed(&self.keys, &ours.version, &remote.version);
-                            let seq = Self::next_seq(ledger, task)?;
-                            ledger.put(
-                                task,
-                                Record {
-                                    version,
-                                    seq,
-                                    ..ours
-                                },
-                                None,
-                            )?;
-                            self.changed.insert(key.clone());
-                            self.keep_rival(task, path, item.from, remote, ledger)?;
-                        }
-                        self.finish_head(key, ledger)?;
-                        continue;
-                    }
-                    Decision::Reassert => {
-                        // A deletion built on a forged claim of our changes: ours stays,
-                        // as a change of ours over both versions.
-                        if let Some(ours) = local {
-                            let merged = join(&ours.version, &remote.version);
-                            self.store_local(
-                                task,
-                                path.clone(),
-                                ours.state,
-                                &merged,
-                                ours.mtime_ns,
-                                ledger,
-                            )?;
-                        }
-                        self.finish_head(key, ledger)?;
-                        continue;
-                    }
-                    Decision::KeepOurs => {
-                        self.keep_rival(task, path, item.from, remote, ledger)?;
-                        // Said again, so that the sender decides the two as well: it may
-                        // have had ours before it made its own, which a version cut to
-                        // the bound (`rules::join`) then no longer shows.
-                        if let (Some(ours), true) = (local, item.tracked) {
-                            let seq = Self::next_seq(ledger, task)?;
-                            ledger.put(task, Record { seq, ..ours }, None)?;
-                        }
-                        self.finish_head(key, ledger)?;
-                        continue;
-                    }
-                    Decision::Merge => {
-                        // Theirs adds nothing to ours once cut to the bound: nothing to store,
-                        // but ours is said again if it differs from theirs, so that the
-                        // sender joins the two as well (it would not hear of ours again).
-                        let adds_nothing = local
-                            .as_ref()
-                            .filter(|l| join(&l.version, &remote.version) == l.version);
-                        if let Some(ours) = adds_nothing {
-                            if ours.version != remote.version && item.tracked {
-                                let seq = Self::next_seq(ledger, task)?;
-                                ledger.put(
-                                    task,
-                                    Record {
-                                        seq,
-                                        ..ours.clone()
-                                    },
-                                    None,
-                                )?;
-                            }
-                            self.finish_head(key, ledger)?;
-                            continue;
-                        }
-                        let merged = match &local {
-                            Some(l) => Record {
-                                version: join(&l.version, &remote.version),
-                                mtime_ns: l.mtime_ns.max(remote.mtime_ns),
-                                seq: Self::next_seq(ledger, task)?,
-                                ..l.clone()
-                            },
-                            None => Record {
-                                seq: Self::next_seq(ledger, task)?,
-                                ..remote.clone()
-                            },
-                        };
-                        let origin = (merged.version == remote.version).then_some(item.from);
-                        ledger.put(task, merged, origin)?;
-                        self.changed.insert(key.clone());
-                        self.finish_head(key, ledger)?;
-                        continue;
-                    }
                     Decision::Take => (remote.version.clone(), None),
                     Decision::TakeOver { aside } => {
                         let merged = local
@@ -200,6 +71,10 @@ impl Core {
                             _ => None,
                         };
                         (merged, aside)
+                    }
+                    decision => {
+                        self.settle_in_ledger(key, &item, local, decision, ledger)?;
+                        continue;
                     }
                 }
             };
@@ -272,6 +147,150 @@ impl Core {
             head.claim_noted = true;
         }
         self.distrust(from, key.0, Distrust::ClaimAboveIssued, Some(path));
+    }
+
+    /// A newer version queued behind the head (one that came while the head was being
+    /// placed, and could not supersede it then) makes the head pointless: were it to wait
+    /// for ever (its folder became a link here, say), the newer one would never be
+    /// decided. From the same peer, the head is settled. From another peer, "newer" is
+    /// that peer's word, possibly forged: the head goes behind the newer one instead, and
+    /// is decided after it (then found old news, or, if the newer one lost to ours, decided
+    /// against ours). Strictly newer from another peer: two equal versions would swap for
+    /// ever. Whether the head gave way.
+    fn give_way_to_newer<L: Ledger>(
+        &mut self,
+        key: &(TaskId, RelPath),
+        item: &Item,
+        ledger: &mut L,
+    ) -> Result<bool, L::Error> {
+        let newer = self.work.get(key).and_then(|q| {
+            q.iter()
+                .enumerate()
+                .skip(1)
+                .find(|(_, later)| {
+                    later.from == item.from
+                        || later.record.version.compare(&item.record.version) == Causality::After
+                })
+                .map(|(at, later)| (at, later.from))
+        });
+        let Some((at, by)) = newer else {
+            return Ok(false);
+        };
+        if by == item.from {
+            self.finish_head(key, ledger)?;
+        } else if let Some(queue) = self.work.get_mut(key) {
+            if let Some(mut head) = queue.pop_front() {
+                head.step = Step::Ready;
+                queue.insert(at, head);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Carry out a decision that changes nothing on disk (only the ledger, if anything),
+    /// then settle the head of `key`.
+    fn settle_in_ledger<L: Ledger>(
+        &mut self,
+        key: &(TaskId, RelPath),
+        item: &Item,
+        local: Option<Record>,
+        decision: Decision,
+        ledger: &mut L,
+    ) -> Result<(), L::Error> {
+        let (task, path) = (&key.0, &key.1);
+        let remote = &item.record;
+        match decision {
+            Decision::Keep => {}
+            Decision::Reannounce => {
+                // Ours wins over an equal version: said again, so that the device
+                // holding theirs hears of ours and takes it over.
+                if let Some(ours) = local {
+                    let seq = Self::next_seq(ledger, task)?;
+                    ledger.put(task, Record { seq, ..ours }, None)?;
+                }
+            }
+            Decision::Reclaim => {
+                if let Some(ours) = local {
+                    let version = reclaimed(&self.keys, &ours.version, &remote.version);
+                    let seq = Self::next_seq(ledger, task)?;
+                    ledger.put(
+                        task,
+                        Record {
+                            version,
+                            seq,
+                            ..ours
+                        },
+                        None,
+                    )?;
+                    self.changed.insert(key.clone());
+                    self.keep_rival(task, path, item.from, remote, ledger)?;
+                }
+            }
+            Decision::Reassert => {
+                // A deletion built on a forged claim of our changes: ours stays,
+                // as a change of ours over both versions.
+                if let Some(ours) = local {
+                    let merged = join(&ours.version, &remote.version);
+                    self.store_local(
+                        task,
+                        path.clone(),
+                        ours.state,
+                        &merged,
+                        ours.mtime_ns,
+                        ledger,
+                    )?;
+                }
+            }
+            Decision::KeepOurs => {
+                self.keep_rival(task, path, item.from, remote, ledger)?;
+                // Said again, so that the sender decides the two as well: it may
+                // have had ours before it made its own, which a version cut to
+                // the bound (`rules::join`) then no longer shows.
+                if let (Some(ours), true) = (local, item.tracked) {
+                    let seq = Self::next_seq(ledger, task)?;
+                    ledger.put(task, Record { seq, ..ours }, None)?;
+                }
+            }
+            Decision::Merge => {
+                // Theirs adds nothing to ours once cut to the bound: nothing to store,
+                // but ours is said again if it differs from theirs, so that the
+                // sender joins the two as well (it would not hear of ours again).
+                let adds_nothing = local
+                    .as_ref()
+                    .filter(|l| join(&l.version, &remote.version) == l.version);
+                if let Some(ours) = adds_nothing {
+                    if ours.version != remote.version && item.tracked {
+                        let seq = Self::next_seq(ledger, task)?;
+                        ledger.put(
+                            task,
+                            Record {
+                                seq,
+                                ..ours.clone()
+                            },
+                            None,
+                        )?;
+                    }
+                    return self.finish_head(key, ledger);
+                }
+                let merged = match &local {
+                    Some(l) => Record {
+                        version: join(&l.version, &remote.version),
+                        mtime_ns: l.mtime_ns.max(remote.mtime_ns),
+                        seq: Self::next_seq(ledger, task)?,
+                        ..l.clone()
+                    },
+                    None => Record {
+                        seq: Self::next_seq(ledger, task)?,
+                        ..remote.clone()
+                    },
+                };
+                let origin = (merged.version == remote.version).then_some(item.from);
+                ledger.put(task, merged, origin)?;
+                self.changed.insert(key.clone());
+            }
+            Decision::Take | Decision::TakeOver { .. } => {}
+        }
+        self.finish_head(key, ledger)
     }
 
     pub(super) fn set_step(&mut self, key: &(TaskId, RelPath), step: Step) {
