@@ -152,7 +152,8 @@ impl Core {
     /// A newer version queued behind the head (one that came while the head was being
     /// placed, and could not supersede it then) makes the head pointless: were it to wait
     /// for ever (its folder became a link here, say), the newer one would never be
-    /// decided. From the same peer, the head is settled. From another peer, "newer" is
+    /// decided. A later record from the same peer (not a rival of that peer decided again)
+    /// settles the head. From another peer, "newer" is
     /// that peer's word, possibly forged: the head goes behind the newer one instead, and
     /// is decided after it (then found old news, or, if the newer one lost to ours, decided
     /// against ours). Strictly newer from another peer: two equal versions would swap for
@@ -164,19 +165,17 @@ impl Core {
         ledger: &mut L,
     ) -> Result<bool, L::Error> {
         let newer = self.work.get(key).and_then(|q| {
-            q.iter()
-                .enumerate()
-                .skip(1)
-                .find(|(_, later)| {
-                    later.from == item.from
-                        || later.record.version.compare(&item.record.version) == Causality::After
-                })
-                .map(|(at, later)| (at, later.from))
+            q.iter().enumerate().skip(1).find_map(|(at, later)| {
+                // A rival decided again is an old record of its peer, not a later one.
+                let replaces = later.tracked && later.from == item.from;
+                let after = later.record.version.compare(&item.record.version) == Causality::After;
+                (replaces || after).then_some((at, replaces))
+            })
         });
-        let Some((at, by)) = newer else {
+        let Some((at, replaces)) = newer else {
             return Ok(false);
         };
-        if by == item.from {
+        if replaces {
             self.finish_head(key, ledger)?;
         } else if let Some(queue) = self.work.get_mut(key) {
             if let Some(mut head) = queue.pop_front() {

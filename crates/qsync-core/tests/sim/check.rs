@@ -108,30 +108,47 @@ impl World {
         }
         // Nothing lost: each recorded write of content is still there (at its path or as a
         // conflict copy beside it) unless a later write made on top of it explains its absence.
+        let honest: BTreeSet<DeviceId> = self
+            .devices
+            .iter()
+            .flat_map(|d| match &d.core {
+                Some(core) => core.counter_keys().to_vec(),
+                None => vec![d.id],
+            })
+            .collect();
         for w in &self.writes {
             if w.device == HOSTILE || !matches!(w.state, State::File { .. } | State::Symlink { .. })
             {
                 continue;
             }
+            // Seen: on every honest device's counter key. The hostile device's own entries
+            // (and the devices it invents) count for nothing: a version cut to the bound
+            // (`rules::join`) may have dropped them, and no honest change lies behind them.
+            let saw = |known: &VersionVector| {
+                w.version
+                    .iter()
+                    .filter(|(k, _)| honest.contains(*k))
+                    .all(|(k, n)| known.get(k) >= n)
+            };
             // The hostile device overwrote it with a version that had truly seen it (its
             // counters cut down to what each honest device had made then): a linked
             // device's right.
-            let overwritten = self.hostile.as_ref().is_some_and(|h| {
-                h.rightful
-                    .iter()
-                    .any(|(p, v)| *p == w.path && v.dominates(&w.version))
-            });
+            let overwritten = self
+                .hostile
+                .as_ref()
+                .is_some_and(|h| h.rightful.iter().any(|(p, v)| *p == w.path && saw(v)));
             if overwritten {
                 continue;
             }
             // A later write on top of it, a person's change to a conflict copy of it, or a
             // person's deletion of it (on a device that had it).
             let seen_later = self.writes.iter().any(|l| {
-                (l.path == w.path && l.base.dominates(&w.version))
+                (l.path == w.path && saw(&l.base))
                     || (is_conflict_copy(&l.path) && l.before == w.state)
-            }) || self.deleted.iter().any(|(p, known, state)| {
-                *p == w.path && known.dominates(&w.version) && *state == w.state
-            });
+            }) || self
+                .deleted
+                .iter()
+                .any(|(p, known, state)| *p == w.path && saw(known) && *state == w.state);
             if seen_later {
                 continue;
             }

@@ -404,6 +404,21 @@ impl World {
                     break;
                 };
                 let from_id = self.devices[from].id;
+                // `QSYNC_SIM_PATH=b/b`: the trace also shows every record of that path
+                // delivered, to follow one path through a failing schedule.
+                if let (Ok(watch), Packet::Core(Message::Records { records, .. })) =
+                    (std::env::var("QSYNC_SIM_PATH"), &packet)
+                {
+                    for r in records.iter().filter(|r| r.path.as_str() == watch) {
+                        let line = format!(
+                            "dev{from} -> dev{to}: {} {:?} {:?}",
+                            r.path,
+                            short(&r.state),
+                            r.version
+                        );
+                        self.log(line);
+                    }
+                }
                 match packet {
                     Packet::Core(message) => self.input(
                         to,
