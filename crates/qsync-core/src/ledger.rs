@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use qsync_base::{DeviceId, RelPath, TaskId};
+use qsync_base::{DeviceId, RelPath, TaskId, VersionVector};
 
 use crate::state::Record;
 
@@ -47,8 +47,32 @@ pub trait Ledger {
     ) -> Result<Vec<(Record, Option<DeviceId>)>, Self::Error>;
     /// The records of the paths strictly under `folder`.
     fn records_under(&self, task: &TaskId, folder: &RelPath) -> Result<Vec<Record>, Self::Error>;
-    /// The highest sequence number used in `task` (0: none).
+    /// The highest sequence number used in `task` (0: none), a forgotten tombstone's
+    /// included: a number is never used twice.
     fn last_seq(&self, task: &TaskId) -> Result<u64, Self::Error>;
+
+    /// Up to `limit` tombstones (records of deleted paths) numbered in `after + 1 ..= upto`,
+    /// in sequence order, each with its origin (as [`Ledger::records_after`]).
+    fn tombstones(
+        &self,
+        task: &TaskId,
+        after: u64,
+        upto: u64,
+        limit: usize,
+    ) -> Result<Vec<(Record, Option<DeviceId>)>, Self::Error>;
+    /// Forget the tombstone of `path` (every linked device has it), and raise the task's
+    /// counter floor to `own`: this device's counters in it, so that a new record of the
+    /// path counts above them (see [`Ledger::counter_floor`]). Its sequence number stays
+    /// used. A path whose record is not a tombstone is left as it is.
+    fn forget_tombstone(
+        &mut self,
+        task: &TaskId,
+        path: &RelPath,
+        own: &VersionVector,
+    ) -> Result<(), Self::Error>;
+    /// The highest of this device's counters in the tombstones forgotten in `task`: the
+    /// base of a version made here for a path that has no record.
+    fn counter_floor(&self, task: &TaskId) -> Result<VersionVector, Self::Error>;
 
     /// Versions of `path` received from peers, concurrent with ours, that ours won: kept so
     /// that they are decided again when ours changes (ours may then lose to them).
@@ -100,6 +124,8 @@ pub struct MemLedger {
     received: BTreeMap<(TaskId, DeviceId), u64>,
     acked: BTreeMap<(TaskId, DeviceId), u64>,
     rivals: BTreeMap<(TaskId, RelPath, DeviceId), Record>,
+    /// Per task: the counter floor and the highest number of a forgotten tombstone.
+    floors: BTreeMap<TaskId, (VersionVector, u64)>,
 }
 
 impl MemLedger {
@@ -201,11 +227,66 @@ impl Ledger for MemLedger {
     }
 
     fn last_seq(&self, task: &TaskId) -> Result<u64, Self::Error> {
-        Ok(self
+        let used = self
             .by_seq
             .range((*task, 0)..=(*task, u64::MAX))
             .next_back()
-            .map_or(0, |((_, s), _)| *s))
+            .map_or(0, |((_, s), _)| *s);
+        Ok(used.max(self.floors.get(task).map_or(0, |(_, seq)| *seq)))
+    }
+
+    fn tombstones(
+        &self,
+        task: &TaskId,
+        after: u64,
+        upto: u64,
+        limit: usize,
+    ) -> Result<Vec<(Record, Option<DeviceId>)>, Self::Error> {
+        if upto <= after {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .by_seq
+            .range((*task, after + 1)..=(*task, upto))
+            .filter_map(|(_, path)| {
+                let key = (*task, path.clone());
+                let record = self.records.get(&key).filter(|r| !r.state.exists())?;
+                Some((record.clone(), self.origins.get(&key).copied()))
+            })
+            .take(limit)
+            .collect())
+    }
+
+    fn forget_tombstone(
+        &mut self,
+        task: &TaskId,
+        path: &RelPath,
+        own: &VersionVector,
+    ) -> Result<(), Self::Error> {
+        let key = (*task, path.clone());
+        let Some(seq) = self
+            .records
+            .get(&key)
+            .filter(|r| !r.state.exists())
+            .map(|r| r.seq)
+        else {
+            return Ok(());
+        };
+        self.records.remove(&key);
+        self.origins.remove(&key);
+        self.by_seq.remove(&(*task, seq));
+        let floor = self.floors.entry(*task).or_default();
+        floor.0 = floor.0.merged(own);
+        floor.1 = floor.1.max(seq);
+        Ok(())
+    }
+
+    fn counter_floor(&self, task: &TaskId) -> Result<VersionVector, Self::Error> {
+        Ok(self
+            .floors
+            .get(task)
+            .map(|(v, _)| v.clone())
+            .unwrap_or_default())
     }
 
     fn rivals(

@@ -173,6 +173,65 @@ fn a_folder_deleted_here_keeps_what_changed_there() {
 }
 
 #[test]
+fn a_deletion_every_device_has_is_forgotten_everywhere() {
+    let mut w = World::new(21, 3, Topology::Pairs);
+    w.write(0, "f");
+    short_wait(&mut w);
+    w.delete(0, "f");
+    short_wait(&mut w);
+    settle_and_check(&mut w);
+    let f = qsync_base::RelPath::new("f").unwrap();
+    for d in 0..3 {
+        assert_eq!(w.devices[d].ledger.get(&w.task, &f), None, "dev{d}");
+    }
+}
+
+#[test]
+fn a_file_made_again_where_a_forgotten_deletion_was_is_newer_than_it() {
+    // 0 – 1 – 2: dev0 forgets its tombstone once dev1 has it; dev1 keeps its own while
+    // dev2, away, has not acknowledged it. dev0's new file must count above the deletion
+    // it forgot, or dev1 takes it for older news and keeps the deletion.
+    let mut w = World::new(22, 3, Topology::Line);
+    w.write(0, "f");
+    short_wait(&mut w);
+    w.crash(2);
+    w.delete(0, "f");
+    short_wait(&mut w);
+    let f = qsync_base::RelPath::new("f").unwrap();
+    assert_eq!(w.devices[0].ledger.get(&w.task, &f), None);
+    assert!(w.devices[1].ledger.get(&w.task, &f).is_some());
+    w.write(0, "f");
+    short_wait(&mut w);
+    assert!(w.tree(1).contains_key("f"), "{:?}", w.tree(1));
+    w.restart(2);
+    settle_and_check(&mut w);
+    assert!(w.tree(2).contains_key("f"));
+}
+
+/// Seed 8397 of the hostile schedules once tombstones were forgotten: dev0 forgot a
+/// forged deletion of b once dev1 had it, then took a made-up older record of b from the
+/// hostile device (nothing here said it was older any more) and sent it on. dev1, holding
+/// the deletion, kept it, and the two stayed apart for good. Older news of other content
+/// is now answered with ours.
+#[test]
+fn an_old_record_taken_after_its_deletion_was_forgotten_does_not_split_devices() {
+    use sim::Attack as A;
+    use Op::*;
+    let s = |x: &str| x.to_string();
+    let ops = vec![
+        Attack(A::AtBound, 0, s("b"), 16794772001220723572),
+        Rename(1, s("b/b/c"), s("b/c")),
+        Rename(1, s("c"), s("b")),
+        Mkdir(1, s("b")),
+        Attack(A::ForgeReceiver, 0, s("b"), 9468185772790691773),
+        Delete(1, s("b")),
+    ];
+    if let Err(f) = run_hostile(8397, 2, topology(8397u64 as u8), &ops) {
+        panic!("{}\n{}", f.0, f.1.trace_text());
+    }
+}
+
+#[test]
 fn three_devices_in_a_line_converge_through_the_middle() {
     let mut w = World::new(11, 3, Topology::Line);
     w.write(0, "from-a");

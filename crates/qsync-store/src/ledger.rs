@@ -206,6 +206,27 @@ impl LedgerTx<'_> {
         rows.map(|r| to_record(r?)).collect()
     }
 
+    /// Records read by `sql`, which selects [`COLUMNS`] then `origin`, each with its origin.
+    fn records_with_origin(
+        &self,
+        sql: &str,
+        args: impl rusqlite::Params,
+    ) -> Result<Vec<(Record, Option<DeviceId>)>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(sql)?;
+        let rows = stmt.query_map(args, |row| {
+            Ok((raw(row)?, row.get::<_, Option<Vec<u8>>>(9)?))
+        })?;
+        rows.map(|row| {
+            let (raw, origin) = row?;
+            let origin = match origin {
+                Some(bytes) => Some(DeviceId::from_bytes(id32(bytes, "origin")?)),
+                None => None,
+            };
+            Ok((to_record(raw)?, origin))
+        })
+        .collect()
+    }
+
     fn devices(&self, sql: &str, args: impl rusqlite::Params) -> Result<Vec<Vec<u8>>, StoreError> {
         let mut stmt = self.tx.prepare_cached(sql)?;
         let rows = stmt.query_map(args, |row| row.get::<_, Vec<u8>>(0))?;
@@ -344,20 +365,8 @@ impl Ledger for LedgerTx<'_> {
         after: u64,
         limit: usize,
     ) -> Result<Vec<(Record, Option<DeviceId>)>, StoreError> {
-        let mut stmt = self.tx.prepare_cached(&records_after_sql(limit))?;
         let args = params![task.as_bytes(), to_i64(after, "sequence number")?];
-        let rows = stmt.query_map(args, |row| {
-            Ok((raw(row)?, row.get::<_, Option<Vec<u8>>>(9)?))
-        })?;
-        rows.map(|row| {
-            let (raw, origin) = row?;
-            let origin = match origin {
-                Some(bytes) => Some(DeviceId::from_bytes(id32(bytes, "origin")?)),
-                None => None,
-            };
-            Ok((to_record(raw)?, origin))
-        })
-        .collect()
+        self.records_with_origin(&records_after_sql(limit), args)
     }
 
     fn records_under(&self, task: &TaskId, folder: &RelPath) -> Result<Vec<Record>, StoreError> {
@@ -372,10 +381,68 @@ impl Ledger for LedgerTx<'_> {
     fn last_seq(&self, task: &TaskId) -> Result<u64, StoreError> {
         let last: Option<i64> = self
             .tx
-            .prepare_cached("SELECT max(seq) FROM records WHERE task_id = ?1")?
+            .prepare_cached(
+                "SELECT max(coalesce((SELECT max(seq) FROM records WHERE task_id = ?1), 0),
+                            coalesce((SELECT seq FROM tombstone_floors WHERE task_id = ?1), 0))",
+            )?
             .query_row(params![task.as_bytes()], |row| row.get(0))?;
         let last = last.unwrap_or(0);
         u64::try_from(last).map_err(|_| corrupt("sequence number", last))
+    }
+
+    fn tombstones(
+        &self,
+        task: &TaskId,
+        after: u64,
+        upto: u64,
+        limit: usize,
+    ) -> Result<Vec<(Record, Option<DeviceId>)>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let sql = format!(
+            "SELECT {COLUMNS}, origin FROM records WHERE task_id = ?1 AND kind = 0
+             AND seq > ?2 AND seq <= ?3 ORDER BY seq LIMIT {limit}"
+        );
+        let after = to_i64(after, "sequence number")?;
+        let upto = to_i64(upto, "sequence number")?;
+        self.records_with_origin(&sql, params![task.as_bytes(), after, upto])
+    }
+
+    fn forget_tombstone(
+        &mut self,
+        task: &TaskId,
+        path: &RelPath,
+        own: &VersionVector,
+    ) -> Result<(), StoreError> {
+        let Some(tombstone) = self.record(task, path)?.filter(|r| !r.state.exists()) else {
+            return Ok(());
+        };
+        let floor = self.counter_floor(task)?.merged(own);
+        self.tx
+            .prepare_cached("DELETE FROM records WHERE task_id = ?1 AND path = ?2")?
+            .execute(params![task.as_bytes(), path.as_str()])?;
+        self.tx
+            .prepare_cached(
+                "INSERT INTO tombstone_floors (task_id, version, seq) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (task_id) DO UPDATE SET version = ?2, seq = max(seq, ?3)",
+            )?
+            .execute(params![
+                task.as_bytes(),
+                version_bytes(&floor)?,
+                to_i64(tombstone.seq, "sequence number")?
+            ])?;
+        Ok(())
+    }
+
+    fn counter_floor(&self, task: &TaskId) -> Result<VersionVector, StoreError> {
+        let bytes: Option<Vec<u8>> = self
+            .tx
+            .prepare_cached("SELECT version FROM tombstone_floors WHERE task_id = ?1")?
+            .query_row(params![task.as_bytes()], |row| row.get(0))
+            .optional()?;
+        match bytes {
+            Some(bytes) => postcard::from_bytes(&bytes).map_err(|e| corrupt("version vector", e)),
+            None => Ok(VersionVector::default()),
+        }
     }
 
     fn rivals(&self, task: &TaskId, path: &RelPath) -> Result<Vec<(DeviceId, Record)>, StoreError> {

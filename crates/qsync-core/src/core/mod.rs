@@ -27,6 +27,7 @@ use crate::ledger::Ledger;
 use crate::state::{Record, State};
 
 mod budget;
+mod tombstones;
 mod work;
 
 use budget::{out_of_bounds, Inbound, Outbound};
@@ -34,6 +35,7 @@ pub use budget::{
     record_cost, Distrust, Report, MAX_COUNTER, MAX_HELLOS, MAX_LINK_TARGET, MAX_NUMBER,
     MAX_VERSION_ENTRIES, WINDOW_BYTES, WINDOW_RECORDS,
 };
+use tombstones::Tombstones;
 
 /// How long a placement that found the disk changed waits before it is decided again (by
 /// then the watcher has reported the change, and the decision takes it into account).
@@ -79,6 +81,8 @@ pub struct Core {
     acks: BTreeMap<(TaskId, DeviceId), u64>,
     /// Paths whose record changed: their rivals are decided again.
     changed: BTreeSet<(TaskId, RelPath)>,
+    /// Tombstones every linked device has: forgotten.
+    tombstones: Tombstones,
     effects: VecDeque<Effect>,
 }
 
@@ -142,6 +146,7 @@ impl Core {
             waiting: BTreeSet::new(),
             acks: BTreeMap::new(),
             changed: BTreeSet::new(),
+            tombstones: Tombstones::default(),
             effects: VecDeque::new(),
         }
     }
@@ -456,10 +461,16 @@ impl Core {
             }
             Message::Ack { task, upto } => {
                 if upto <= MAX_NUMBER && self.linked(&task, &from, ledger)? {
+                    // Never past what was numbered: a tombstone is forgotten on the word
+                    // of every peer that it has it.
+                    let upto = upto.min(ledger.last_seq(&task)?);
                     ledger.set_acked_upto(&task, &from, upto)?;
                     if let Some(out) = self.streaming.get_mut(&(task, from)) {
                         out.acked(upto);
                     }
+                    let work = &self.work;
+                    let busy = |path: &RelPath| work.contains_key(&(task, path.clone()));
+                    self.tombstones.collect(&task, &self.keys, busy, ledger)?;
                 }
             }
             Message::Request {
@@ -665,7 +676,12 @@ impl Core {
                 )?;
             }
         }
-        let base = current.map(|c| c.version).unwrap_or_default();
+        // A path with no record may have had a tombstone, forgotten since: counted above
+        // this device's counters in it.
+        let base = match current {
+            Some(c) => c.version,
+            None => ledger.counter_floor(&task)?,
+        };
         self.store_local(&task, path.clone(), state, &base, mtime_ns, ledger)?;
         // A placement waiting on this path is decided again now, against the new version.
         let key = (task, path);

@@ -199,7 +199,27 @@ impl Core {
         let (task, path) = (&key.0, &key.1);
         let remote = &item.record;
         match decision {
-            Decision::Keep => {}
+            Decision::Keep => {
+                // Older news than ours, of other content: said again, so that the sender
+                // hears of ours. It may hold that old version for good otherwise: when it
+                // had forgotten the deletion ours is (see `tombstones.rs`), and took an
+                // older record from a device that never acknowledged it.
+                let older = local.as_ref().filter(|l| {
+                    l.state != remote.state
+                        && remote.version.compare(&l.version) == Causality::Before
+                });
+                if let (Some(ours), true) = (older, item.tracked) {
+                    let seq = Self::next_seq(ledger, task)?;
+                    ledger.put(
+                        task,
+                        Record {
+                            seq,
+                            ..ours.clone()
+                        },
+                        None,
+                    )?;
+                }
+            }
             Decision::Reannounce => {
                 // Ours wins over an equal version: said again, so that the device
                 // holding theirs hears of ours and takes it over.

@@ -369,7 +369,8 @@ impl World {
     }
 
     /// Remember a hostile record: as a write (for conflict copies of it), and as what it
-    /// rightfully overwrites.
+    /// rightfully overwrites: its version with each honest device's counter cut to what
+    /// that device holds for the path or an honest write of the path carried.
     fn note_hostile_write(&mut self, record: &Record) {
         let task = self.task;
         let mut counters: Vec<(DeviceId, u64)> = record.version.clone().into();
@@ -379,7 +380,16 @@ impl World {
                     .ledger
                     .get(&task, &record.path)
                     .map_or(0, |r| r.version.get(device));
-                *counter = (*counter).min(issued);
+                // Or carried by an honest write of the path (a forged counter an honest
+                // write was made on top of, say): the hostile device has seen it there.
+                let carried = self
+                    .writes
+                    .iter()
+                    .filter(|w| w.device != HOSTILE && w.path == record.path)
+                    .map(|w| w.version.get(device))
+                    .max()
+                    .unwrap_or(0);
+                *counter = (*counter).min(issued.max(carried));
             }
         }
         self.versions_made += 1;

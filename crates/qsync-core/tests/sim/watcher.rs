@@ -2,6 +2,7 @@
 //! into the core's facts as a driver would, with every local version logged for the checks.
 
 use super::*;
+use qsync_core::Ledger as _;
 
 impl World {
     // ----- the watcher ---------------------------------------------------------------------
@@ -90,7 +91,15 @@ impl World {
             }
             for (p, new_state) in made {
                 let old = before.get(&p);
-                let base = old.map(|b| b.version.clone()).unwrap_or_default();
+                // A path with no record counts above the forgotten tombstones' floor.
+                let base = match old {
+                    Some(b) => b.version.clone(),
+                    None => {
+                        let ledger = &self.devices[d].ledger;
+                        let Ok(floor) = ledger.counter_floor(&self.task);
+                        floor
+                    }
+                };
                 let before_state = old.map(|b| b.state.clone()).unwrap_or(State::Deleted);
                 let keys = self.devices[d]
                     .core

@@ -1,0 +1,14 @@
+-- Tombstones every linked device has acknowledged are forgotten (qsync-core's
+-- `core/tombstones.rs`). What must outlive them, per task: the highest sequence number a
+-- forgotten tombstone held (numbers are never used twice), and this device's own counters
+-- in them (postcard of a version vector, like `records.version`): a path made again counts
+-- above them.
+CREATE TABLE tombstone_floors (
+    task_id BLOB PRIMARY KEY REFERENCES sync_tasks (task_id) ON DELETE CASCADE,
+    version BLOB NOT NULL,
+    seq     INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- The tombstones in sequence order, read at each acknowledgement: an index of them alone,
+-- so that reading them never walks the records of files that exist.
+CREATE INDEX tombstones_by_seq ON records (task_id, seq) WHERE kind = 0;
