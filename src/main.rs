@@ -168,6 +168,25 @@ enum TaskCommand {
     },
     /// List the tasks and their ids.
     List,
+    /// Set options of a task on this device, and print them all.
+    Set {
+        /// The task.
+        task: String,
+        /// Symlinks received from other devices that point out of the task's folder (an
+        /// absolute target, or one climbing above the folder): `refuse` (the default: not
+        /// made, listed in `status` as not synced) or `allow`.
+        #[arg(long, value_enum)]
+        links_out: Option<LinksOut>,
+    },
+}
+
+/// What to do with received symlinks that point out of a task's folder.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LinksOut {
+    /// Make them as they are.
+    Allow,
+    /// Do not make them (the default).
+    Refuse,
 }
 
 fn default_state_dir() -> Result<PathBuf> {
@@ -226,6 +245,13 @@ fn main() -> Result<()> {
         }
         Some(Command::Task(TaskCommand::List)) => {
             show(ask(&state_dir, control::Command::TaskList)?, cli.json)
+        }
+        Some(Command::Task(TaskCommand::Set { task, links_out })) => {
+            let command = control::Command::TaskSet {
+                task: task_id(&task)?,
+                links_out: links_out.map(|l| matches!(l, LinksOut::Allow)),
+            };
+            show(ask(&state_dir, command)?, cli.json)
         }
         Some(Command::Devices) => show(ask(&state_dir, control::Command::Devices)?, cli.json),
         Some(Command::Status) => show(ask(&state_dir, control::Command::Status)?, cli.json),

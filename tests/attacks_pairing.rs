@@ -468,6 +468,114 @@ fn a_flood_of_unauthenticated_connections_leaves_memory_bounded_and_linking_poss
     drop(held);
 }
 
+/// Handshakes from one address, as fast as it can open them: the daemon answers 20 at
+/// once and then 10 a second, and closes the rest unanswered (no key agreement spent on
+/// them). A linked device on another address restarts during the flood, reconnects, and
+/// its changes still arrive both ways.
+#[test]
+fn a_flood_of_handshakes_from_one_address_is_answered_at_its_rate() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let base = tempfile::tempdir().unwrap();
+    let a = Node::start(base.path(), "a");
+    let mut b = Node::start(base.path(), "b");
+    let da = base.path().join("A");
+    fs::create_dir_all(&da).unwrap();
+    fs::write(da.join("before.txt"), "before").unwrap();
+    let task = a.add_task(&da);
+    let db = base.path().join("B");
+    link(&a, &task, &b, &db);
+    wait_same(&da, &db, SETTLE);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (answered, refused) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let started = Instant::now();
+    let flood = {
+        let (stop, answered, refused) = (stop.clone(), answered.clone(), refused.clone());
+        let port = a.port;
+        std::thread::spawn(move || {
+            let me = Identity::generate().unwrap();
+            let from = std::net::Ipv4Addr::new(127, 0, 6, 1);
+            while !stop.load(Ordering::Relaxed) {
+                match hostile::connect_from(from, port, &me) {
+                    Ok(_) => answered.fetch_add(1, Ordering::Relaxed),
+                    Err(_) => refused.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    b.kill();
+    b.restart();
+    fs::write(db.join("during-b.txt"), "from b, during the flood").unwrap();
+    fs::write(da.join("during-a.txt"), "from a, during the flood").unwrap();
+    wait_same(&da, &db, SETTLE);
+    assert_eq!(
+        fs::read_to_string(da.join("during-b.txt")).unwrap(),
+        "from b, during the flood"
+    );
+    stop.store(true, Ordering::Relaxed);
+    flood.join().unwrap();
+    let elapsed = started.elapsed().as_secs_f64();
+    let (answered, refused) = (
+        answered.load(Ordering::Relaxed),
+        refused.load(Ordering::Relaxed),
+    );
+    eprintln!("in {elapsed:.1} s from one address: {answered} handshakes answered, {refused} closed unanswered");
+    let bound = 20.0 + 10.0 * elapsed + 2.0;
+    assert!(
+        (answered as f64) <= bound,
+        "{answered} answered in {elapsed:.1} s, more than {bound:.0}"
+    );
+    assert!(
+        answered >= 20,
+        "not even the burst was answered: {answered}"
+    );
+    assert!(refused > answered, "{refused} refused");
+    assert!(a.log().contains("closing new connections unanswered"));
+}
+
+/// The person picks an empty `~/.ssh`, or an `~/.config/autostart` not made yet, for a
+/// folder another device wants to link: each is asked about first, naming what the place
+/// holds (as the grapin guard asks), and a "no" links nothing and creates nothing; a plain
+/// empty folder links without a question.
+#[test]
+fn an_empty_ssh_or_autostart_folder_is_asked_about_before_linking() {
+    let base = tempfile::tempdir().unwrap();
+    let home = base.path().join("home");
+    fs::create_dir_all(home.join(".ssh")).unwrap();
+    let a = Node::start(base.path(), "a");
+    let b = Node::start_home(base.path(), "b", &home);
+    let da = base.path().join("A");
+    fs::create_dir_all(&da).unwrap();
+    fs::write(da.join("authorized_keys"), "ssh-ed25519 AAAA... attacker").unwrap();
+    let task = a.add_task(&da);
+    let addr = format!("127.0.0.1:{}", b.port);
+    for (folder, holds) in [
+        ("~/.ssh", "SSH keys"),
+        ("~/.config/autostart", "programs started at login"),
+    ] {
+        let linking = Linking::start(&a.state, &task, &addr, &[]).unwrap();
+        let (id, _, _) = wait_question(&b.state, &["CHOOSELINKPATH"]);
+        b.cli(&["answer", &id, &format!("{} {folder}", linking.code)]);
+        let (id, _, context) = wait_question(&b.state, &["CONFIRMSENSITIVE", "CONFIRMSEND"]);
+        assert!(context.contains(holds), "{folder}: {context}");
+        b.cli(&["answer", &id, "no"]);
+        let (ok, out) = linking.finish();
+        assert!(!ok, "{folder} was linked: {out}");
+    }
+    assert!(has_no_links(&b));
+    assert_eq!(fs::read_dir(home.join(".ssh")).unwrap().count(), 0);
+    assert!(!home.join(".config/autostart").exists());
+    // A plain folder needs no more than the code and the folder.
+    let linking = Linking::start(&a.state, &task, &addr, &[]).unwrap();
+    let (id, _, _) = wait_question(&b.state, &["CHOOSELINKPATH"]);
+    b.cli(&["answer", &id, &format!("{} ~/Shared", linking.code)]);
+    let (ok, out) = linking.finish();
+    assert!(ok, "{out}");
+    wait_same(&da, &home.join("Shared"), SETTLE);
+}
+
 /// 8. On a connection that passed the handshake, a flipped bit, a replayed frame, a gap
 ///    in the counter or a huge length closes it (the wire layer's own tests cover each
 ///    in detail; here a real daemon does it).

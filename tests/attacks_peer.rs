@@ -169,6 +169,59 @@ fn links_out_of_the_folder_from_a_peer_are_refused() {
     assert!(s.a.cli(&["status"]).contains("sub/climb: symlink"));
 }
 
+/// A task whose person allows links out of its folder (`qsync task set TASK --links-out
+/// allow`, kept across a restart) gets a peer's absolute and climbing links, the one
+/// refused before the option was set included (made at the core's next try); set back to
+/// `refuse`, a new one is refused again and the links made stay.
+#[test]
+fn links_out_of_the_folder_are_made_once_the_task_allows_them() {
+    let mut s = scene();
+    let task = s.task.to_string();
+    let link = |target: &str| State::Symlink {
+        target: target.into(),
+    };
+    let target = s.outside.join("secret").display().to_string();
+    let mut p = Peer::connect(s.a.port, &s.hostile, s.task);
+    p.put("notes", link(&target));
+    wait_for("the refusal in status", SETTLE, || {
+        s.a.cli(&["status"])
+            .contains("notes: symlink target leaves the folder")
+    });
+    assert!(fs::symlink_metadata(s.root.join("notes")).is_err());
+
+    let set = s.a.cli(&["task", "set", &task, "--links-out", "allow"]);
+    assert!(set.contains("links-out allow"), "{set}");
+    let made = |name: &str| fs::read_link(s.root.join(name)).ok();
+    wait_for("the link refused before", SETTLE, || {
+        made("notes").is_some_and(|t| t == s.outside.join("secret"))
+    });
+    wait_for("status to drop the refusal", SETTLE, || {
+        !s.a.cli(&["status"]).contains("notes: symlink")
+    });
+
+    // The option is kept across a restart.
+    drop(p);
+    s.a.kill();
+    s.a.restart();
+    let shown = s.a.cli(&["task", "set", &task]);
+    assert!(shown.contains("links-out allow"), "not kept: {shown}");
+    let mut p = Peer::connect(s.a.port, &s.hostile, s.task);
+    p.put("climb", link("../x"));
+    wait_for("the climbing link", SETTLE, || {
+        made("climb").is_some_and(|t| t == std::path::Path::new("../x"))
+    });
+
+    let set = s.a.cli(&["task", "set", &task, "--links-out", "refuse"]);
+    assert!(set.contains("links-out refuse"), "{set}");
+    p.put("later", link("/etc/passwd"));
+    wait_for("the new refusal", SETTLE, || {
+        s.a.cli(&["status"])
+            .contains("later: symlink target leaves the folder")
+    });
+    assert!(fs::symlink_metadata(s.root.join("later")).is_err());
+    assert!(made("notes").is_some() && made("climb").is_some());
+}
+
 /// A peer's 0777 file and folder arrive as this device's umask makes them (0755 under
 /// 022), execute bits kept, and the masked mode is no change made here: nothing goes back
 /// to the peer, not even after a restart compares the disk with the records again.
@@ -647,6 +700,142 @@ fn lying_signatures_end_in_the_file_served_whole() {
     assert_eq!(fs::read(s.root.join("victim.txt")).unwrap(), b"precious");
 }
 
+/// Bytes that do not repeat (so a patch between two of them is small only where they
+/// share runs), `len` of them, from `seed`.
+fn noise(seed: u32, len: u32) -> Vec<u8> {
+    (0..len)
+        .map(|i| {
+            (i.wrapping_add(seed.wrapping_mul(0x9e37_79b9))
+                .wrapping_mul(2654435761)
+                >> 9) as u8
+        })
+        .collect()
+}
+
+/// Whether the victim keeps a blob (the base of patches) of `hash`.
+fn has_blob(node: &Node, hash: &ContentHash) -> bool {
+    let hex = hash.to_hex();
+    node.state
+        .join("blobs")
+        .join(&hex[..2])
+        .join(&hex[2..])
+        .is_file()
+}
+
+/// What the victim answers a request for `hash` at `path` made from `base`: "patch",
+/// "whole", or "signature wanted" (then an empty signature is sent, so that the order ends
+/// served whole and the next request is a new order).
+fn reply_to(
+    p: &mut Peer,
+    task: TaskId,
+    path: &str,
+    hash: ContentHash,
+    size: u64,
+    base: ContentHash,
+) -> &'static str {
+    let path = qsync_base::RelPath::new(path).unwrap();
+    p.core(qsync_core::Message::Request {
+        task,
+        path: path.clone(),
+        hash,
+        size,
+        base: Some(base),
+    });
+    let ended = |h: &Heard| {
+        matches!(
+            h,
+            Heard::Wire(
+                Message::SignatureWanted { .. }
+                    | Message::Content { last: true, .. }
+                    | Message::Delta { last: true, .. }
+            )
+        )
+    };
+    let heard = p.until(Duration::from_secs(20), ended);
+    let reply = match heard.iter().find(|h| ended(h)) {
+        Some(Heard::Wire(Message::SignatureWanted { .. })) => "signature wanted",
+        Some(Heard::Wire(Message::Delta { .. })) => "patch",
+        Some(_) => "whole",
+        None => panic!("no answer to the request: {heard:?}"),
+    };
+    if reply == "signature wanted" {
+        p.send(
+            task,
+            &Message::Signature {
+                path,
+                hash,
+                base,
+                offset: 0,
+                data: bytes::Bytes::new(),
+                last: true,
+            },
+        );
+        p.until(Duration::from_secs(20), |h| {
+            matches!(h, Heard::Wire(Message::Content { last: true, .. }))
+        });
+    }
+    // The served order gives its place back once the serving thread is done with it.
+    p.pump(Duration::from_millis(500));
+    reply
+}
+
+/// No oracle across tasks: a peer linked to one task names, as the base of a patch, a
+/// content that only another task of the victim holds (its blob is kept). The victim
+/// answers exactly as for a content it never had (it asks for the asker's signature),
+/// while a base this task held (the version before an edit) still makes a patch.
+#[test]
+fn a_base_held_only_by_another_task_is_a_content_never_had() {
+    let s = scene();
+    // Another task, the hostile device was never linked to.
+    let other = s.base.path().join("other");
+    fs::create_dir(&other).unwrap();
+    let elsewhere = noise(7, 256 * 1024);
+    fs::write(other.join("elsewhere.bin"), &elsewhere).unwrap();
+    s.a.add_task(&other);
+    // This task's big.bin, then an edit of it.
+    let v1 = noise(1, 1024 * 1024);
+    fs::write(s.root.join("big.bin"), &v1).unwrap();
+    let mut p = Peer::connect(s.a.port, &s.hostile, s.task);
+    let path = qsync_base::RelPath::new("big.bin").unwrap();
+    wait_for("the victim's record of big.bin", SETTLE, || {
+        p.pump(Duration::from_millis(100));
+        p.theirs.get(&path).is_some_and(|r| r.state == file(&v1))
+    });
+    let (v1_hash, elsewhere_hash) = (ContentHash::of(&v1), ContentHash::of(&elsewhere));
+    wait_for("both blobs kept", SETTLE, || {
+        has_blob(&s.a, &v1_hash) && has_blob(&s.a, &elsewhere_hash)
+    });
+    let mut v2 = v1.clone();
+    v2[4096..8192].fill(0x55);
+    fs::write(s.root.join("big.bin"), &v2).unwrap();
+    wait_for("the victim's record of the edit", SETTLE, || {
+        p.pump(Duration::from_millis(100));
+        p.theirs.get(&path).is_some_and(|r| r.state == file(&v2))
+    });
+    let (hash, size) = (ContentHash::of(&v2), v2.len() as u64);
+
+    let held = reply_to(&mut p, s.task, "big.bin", hash, size, v1_hash);
+    assert_eq!(held, "patch", "a base the task held makes a patch");
+    let never = reply_to(
+        &mut p,
+        s.task,
+        "big.bin",
+        hash,
+        size,
+        ContentHash::of(b"never here"),
+    );
+    assert_eq!(never, "signature wanted");
+    let other_task = reply_to(&mut p, s.task, "big.bin", hash, size, elsewhere_hash);
+    assert_eq!(
+        other_task, never,
+        "another task's content was answered unlike a content never had"
+    );
+    assert!(
+        has_blob(&s.a, &elsewhere_hash),
+        "the other task's blob is still kept"
+    );
+}
+
 /// A `.qsyncignore` with a broken pattern and bytes that are not UTF-8, synced from a
 /// peer, then a restart: the daemon runs, says what it skipped, and the other rules apply.
 #[test]
@@ -785,4 +974,69 @@ fn a_full_disk_delays_and_then_converges() {
     // Space is freed: the rest arrives, with nobody restarting anything.
     fs::remove_file(&filler).unwrap();
     wait_same(&root_a, &root_b, SETTLE);
+}
+
+/// How long the daemon of `node` takes to answer `status` on its control socket (spoken
+/// directly: the time of starting the `qsync` program is not counted), `limit` if it has
+/// not answered by then.
+fn status_on_socket(node: &Node, limit: Duration) -> Duration {
+    use std::io::{BufRead, Write};
+    let socket = std::os::unix::net::UnixStream::connect(node.state.join("control.sock")).unwrap();
+    socket.set_read_timeout(Some(limit)).unwrap();
+    let started = Instant::now();
+    (&socket).write_all(b"{\"command\":\"status\"}\n").unwrap();
+    let mut line = String::new();
+    match std::io::BufReader::new(&socket).read_line(&mut line) {
+        Ok(_) => {
+            assert!(line.contains("\"reply\":\"status\""), "{line}");
+            started.elapsed()
+        }
+        Err(_) => limit,
+    }
+}
+
+/// A sparse file of 30 GiB dropped into the folder takes half a minute to hash (it reads
+/// as 30 GiB of zeros), and delays only itself: `status` answers within 100 ms all along,
+/// and a small file dropped right after it reaches the other device at once.
+#[test]
+fn a_30_gib_sparse_file_delays_neither_status_nor_the_files_after_it() {
+    let base = tempfile::tempdir().unwrap();
+    let root_a = base.path().join("A");
+    fs::create_dir(&root_a).unwrap();
+    let a = Node::start(base.path(), "holder");
+    let b = Node::start(base.path(), "other");
+    let task = a.add_task(&root_a);
+    let root_b = base.path().join("B");
+    link(&a, &task, &b, &root_b);
+    let quiet = status_on_socket(&a, Duration::from_secs(5));
+
+    fs::File::create(root_a.join("big.bin"))
+        .unwrap()
+        .set_len(30 << 30)
+        .unwrap();
+    fs::write(root_a.join("small.txt"), "dropped right after").unwrap();
+    let dropped = Instant::now();
+    let (mut times, mut arrived) = (Vec::new(), None);
+    while dropped.elapsed() < Duration::from_secs(4) {
+        times.push(status_on_socket(&a, Duration::from_secs(2)));
+        if arrived.is_none() && fs::read(root_b.join("small.txt")).is_ok() {
+            arrived = Some(dropped.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let slowest = times.iter().max().copied().unwrap_or_default();
+    assert!(
+        slowest < Duration::from_millis(100),
+        "status took up to {slowest:?} ({} answers; {quiet:?} before the file)",
+        times.len()
+    );
+    let arrived = arrived.expect("the small file never reached the other device");
+    assert!(
+        arrived < Duration::from_secs(2),
+        "the small file took {arrived:?}"
+    );
+    assert_eq!(
+        fs::read(root_b.join("small.txt")).unwrap(),
+        b"dropped right after"
+    );
 }

@@ -22,6 +22,8 @@ pub struct Node {
     pub log_filter: Option<&'static str>,
     /// More arguments of `qsync daemon`.
     pub extra: Vec<String>,
+    /// `HOME` for the daemon (where `~` leads), if not the test's own.
+    pub home: Option<PathBuf>,
     child: Option<Child>,
 }
 
@@ -60,6 +62,22 @@ impl Node {
             name: name.into(),
             log_filter,
             extra: extra.iter().map(|a| a.to_string()).collect(),
+            home: None,
+            child: None,
+        };
+        node.restart();
+        node
+    }
+
+    /// A daemon whose home folder (where `~` leads) is `home`.
+    pub fn start_home(base: &Path, name: &str, home: &Path) -> Node {
+        let mut node = Node {
+            state: base.join(format!("state-{name}")),
+            port: free_port(),
+            name: name.into(),
+            log_filter: None,
+            extra: Vec::new(),
+            home: Some(home.to_owned()),
             child: None,
         };
         node.restart();
@@ -88,6 +106,7 @@ impl Node {
             ])
             .args(&self.extra)
             .envs(self.log_filter.map(|f| ("RUST_LOG", f)))
+            .envs(self.home.as_ref().map(|h| ("HOME", h)))
             .stdout(Stdio::null())
             .stderr(log.map_or(Stdio::null(), Stdio::from))
             .spawn()

@@ -8,66 +8,14 @@
 //! [`check_data_folder`] sorts a resolved folder into these cases; asking is the caller's job.
 //! Places whose files start programs (autostart, systemd units, `~/.local/bin`...), existing
 //! or not, and QSync's own state folder are refused outright: a linked device that could
-//! write there could run code here.
+//! write there could run code here. Both lists are `qsync_base::places`, shared with the
+//! check of the folder a person picks for a linked task.
 
 use std::path::{Path, PathBuf};
 
+use qsync_base::places::{places_touched, Danger};
+
 use crate::AppsError;
-
-/// Well-known places holding secrets, relative to the home folder, with what they hold.
-pub const SECRETS: &[(&str, &str)] = &[
-    (".ssh", "SSH keys"),
-    (".gnupg", "GnuPG keys"),
-    (".password-store", "pass passwords"),
-    (".local/share/keyrings", "the desktop keyring"),
-    (".mozilla", "Firefox profiles (saved passwords, cookies)"),
-    (
-        "snap/firefox",
-        "Firefox profiles (saved passwords, cookies)",
-    ),
-    (".thunderbird", "Thunderbird profiles (mail passwords)"),
-    (
-        ".config/google-chrome",
-        "Chrome profiles (saved passwords, cookies)",
-    ),
-    (
-        ".config/chromium",
-        "Chromium profiles (saved passwords, cookies)",
-    ),
-    (
-        ".config/BraveSoftware",
-        "Brave profiles (saved passwords, cookies)",
-    ),
-    (
-        ".config/microsoft-edge",
-        "Edge profiles (saved passwords, cookies)",
-    ),
-    (
-        ".config/vivaldi",
-        "Vivaldi profiles (saved passwords, cookies)",
-    ),
-    (".aws", "AWS credentials"),
-    (".azure", "Azure credentials"),
-    (".config/gcloud", "Google Cloud credentials"),
-    (".kube", "Kubernetes credentials"),
-    (".docker", "Docker registry logins"),
-    (".config/gh", "the GitHub CLI's token"),
-    (".netrc", "saved logins"),
-    (".git-credentials", "saved Git passwords"),
-];
-
-/// Places, relative to the home folder, whose files run by themselves or are run by name:
-/// a linked device that could write there could run code here. Never synced by a grapin.
-pub const STARTS_PROGRAMS: &[(&str, &str)] = &[
-    (".config/autostart", "programs started at login"),
-    (".config/systemd", "services started by systemd"),
-    (".local/share/systemd", "services started by systemd"),
-    (".config/environment.d", "the session's environment"),
-    (".local/share/applications", "menu launchers"),
-    (".local/share/dbus-1", "D-Bus services"),
-    (".local/bin", "programs run by name"),
-    ("bin", "programs run by name"),
-];
 
 /// Top folders of the system that no grapin may sync any part of.
 const SYSTEM: &[&str] = &[
@@ -135,25 +83,20 @@ pub fn check_data_folder(
             )));
         }
     }
-    for (relative, holds) in STARTS_PROGRAMS {
-        if touches(&real(&home.join(relative))) {
-            return Err(refuse(&format!(
-                "touches ~/{relative} ({holds}): a linked device could make programs run here"
-            )));
-        }
+    let touched = places_touched(&folder, &home);
+    if let Some(runs) = touched.iter().find(|p| p.danger == Danger::StartsPrograms) {
+        return Err(refuse(&format!(
+            "touches ~/{} ({}): a linked device could make programs run here",
+            runs.relative, runs.holds
+        )));
     }
-    let mut found = Vec::new();
-    for (relative, holds) in SECRETS {
-        let place = home.join(relative);
-        if !place.exists() {
-            continue;
-        }
-        let place = real(&place);
-        if touches(&place) {
-            found.push(Sensitive { place, holds });
-        }
-    }
-    Ok(found)
+    Ok(touched
+        .into_iter()
+        .map(|p| Sensitive {
+            place: p.place,
+            holds: p.holds,
+        })
+        .collect())
 }
 
 #[cfg(test)]

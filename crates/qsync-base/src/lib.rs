@@ -4,7 +4,9 @@
 //! what, [`RelPath`] names a file inside a sync task without any way to escape its root,
 //! [`ContentHash`] names a file's content, and [`VersionVector`] says which changes a version
 //! of a path has seen. They are newtypes that cannot be built
-//! invalid, including when deserialized from untrusted bytes.
+//! invalid, including when deserialized from untrusted bytes. [`places`] names the places
+//! of a home folder where a synced folder is dangerous (secrets, programs that start by
+//! themselves), one list for every check.
 //!
 //! ```
 //! use qsync_base::{ContentHash, DeviceId, RelPath};
@@ -19,6 +21,7 @@ mod entry;
 mod hash;
 mod id;
 mod path;
+pub mod places;
 mod version;
 
 pub use entry::{EntryKind, FileEntry, UpdateId, MODE_BITS};

@@ -13,6 +13,10 @@
 //!   [`Config::expiry`] (default 30 s).
 //! - Manual fallback for networks that block multicast: [`Discovery::add_manual`] probes a
 //!   `host:port`; the device it finds is reported exactly like one found by mDNS.
+//! - Bounded, whatever the LAN announces: at most [`MAX_PEERS`] devices (linked devices
+//!   kept over others, see [`Presence`]), [`MAX_ADDRESSES`] addresses each, and probes on
+//!   a fixed pool of [`PROBE_WORKERS`] threads fed by a queue of [`MAX_QUEUED_PROBES`]
+//!   addresses (linked devices first).
 //!
 //! The bookkeeping is the sans-IO [`Presence`] state machine; the threads around it only
 //! feed it what mDNS and the probes report.
@@ -36,8 +40,8 @@ mod presence;
 mod probe;
 mod service;
 
-pub use presence::{Input, Peer, Presence};
-pub use probe::{probe, Responder};
+pub use presence::{Input, Limits, Peer, Presence, MAX_ADDRESSES, MAX_PEERS};
+pub use probe::{probe, Responder, MAX_QUEUED_PROBES, PROBE_WORKERS};
 pub use service::{parse_txt, Config, Discovery, TxtError, SERVICE_TYPE};
 
 use qsync_base::DeviceId;

@@ -1,6 +1,6 @@
 //! The mDNS side and the threads that drive [`Presence`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
@@ -11,7 +11,8 @@ use mdns_sd::{ServiceDaemon, ServiceEvent, ServiceInfo};
 use qsync_base::DeviceId;
 use qsync_wire::PROTOCOL_VERSION;
 
-use crate::{probe, DiscoveryError, DiscoveryEvent, Input, Peer, Presence};
+use crate::probe::Prober;
+use crate::{DiscoveryError, DiscoveryEvent, Input, Peer, Presence};
 
 /// The mDNS service type of QSync daemons.
 pub const SERVICE_TYPE: &str = "_qsync._tcp.local.";
@@ -31,6 +32,10 @@ pub struct Config {
     pub probe_interval: Duration,
     /// Announce and browse with mDNS (off: manual peers only).
     pub mdns: bool,
+    /// The devices linked to this one, shared with the daemon and read at every probe
+    /// round: kept over others when the table of devices is full, and probed first (see
+    /// [`Presence`]).
+    pub linked: Arc<Mutex<HashSet<DeviceId>>>,
 }
 
 impl Config {
@@ -43,6 +48,7 @@ impl Config {
             expiry: Duration::from_secs(30),
             probe_interval: Duration::from_secs(10),
             mdns: true,
+            linked: Arc::default(),
         }
     }
 }
@@ -82,10 +88,9 @@ pub fn parse_txt<'a>(
 pub struct Discovery {
     daemon: Option<ServiceDaemon>,
     fullname: String,
-    inputs: Sender<Input>,
+    prober: Prober,
     manual: Arc<Mutex<Vec<SocketAddr>>>,
     stop: Arc<AtomicBool>,
-    probe_timeout: Duration,
 }
 
 impl std::fmt::Debug for Discovery {
@@ -107,19 +112,6 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<(), DiscoveryE
         })
 }
 
-fn probe_all(addresses: Vec<SocketAddr>, timeout: Duration, inputs: &Sender<Input>) {
-    for address in addresses {
-        let inputs = inputs.clone();
-        let _ = std::thread::Builder::new()
-            .name("qsync-probe".into())
-            .spawn(move || {
-                if let Some(device) = probe(address, timeout) {
-                    let _ = inputs.send(Input::Answered { device, address });
-                }
-            });
-    }
-}
-
 impl Discovery {
     /// Start announcing and browsing; events arrive on the returned channel.
     pub fn start(config: Config) -> Result<(Self, Receiver<DiscoveryEvent>), DiscoveryError> {
@@ -127,130 +119,30 @@ impl Discovery {
         let (events_tx, events) = channel();
         let stop = Arc::new(AtomicBool::new(false));
         let manual: Arc<Mutex<Vec<SocketAddr>>> = Arc::new(Mutex::new(Vec::new()));
-        let instance = format!(
-            "qsync-{}",
-            config
-                .device
-                .to_string()
-                .replace('-', "")
-                .get(..16)
-                .unwrap_or("device")
-        );
-        let mut fullname = String::new();
-
-        let daemon = if config.mdns {
-            let daemon = ServiceDaemon::new()?;
-            let properties = [
-                ("id", config.device.to_string()),
-                ("v", PROTOCOL_VERSION.to_string()),
-                ("name", config.name.clone()),
-            ];
-            let info = ServiceInfo::new(
-                SERVICE_TYPE,
-                &instance,
-                &format!("{instance}.local."),
-                "",
-                config.port,
-                &properties[..],
-            )?
-            .enable_addr_auto();
-            fullname = info.get_fullname().to_owned();
-            daemon.register(info)?;
-            let browse = daemon.browse(SERVICE_TYPE)?;
-            let forward = inputs.clone();
-            let flag = stop.clone();
-            spawn("qsync-mdns", move || {
-                let mut names: HashMap<String, DeviceId> = HashMap::new();
-                while !flag.load(Ordering::Relaxed) {
-                    let event = match browse.recv_timeout(Duration::from_millis(500)) {
-                        Ok(event) => event,
-                        Err(mdns_sd::RecvTimeoutError::Timeout) => continue,
-                        Err(_) => break,
-                    };
-                    let input = match event {
-                        ServiceEvent::ServiceResolved(service) => {
-                            match parse_txt(|key| service.txt_properties.get_property_val_str(key))
-                            {
-                                Ok((device, name)) => {
-                                    names.insert(service.fullname.clone(), device);
-                                    let addresses = service
-                                        .addresses
-                                        .iter()
-                                        .map(|ip| SocketAddr::new(ip.to_ip_addr(), service.port))
-                                        .collect();
-                                    Input::Announced(Peer {
-                                        device,
-                                        name,
-                                        addresses,
-                                    })
-                                }
-                                Err(e) => {
-                                    tracing::info!(service = %service.fullname, error = %e, "ignoring an announcement that is not a usable QSync device");
-                                    continue;
-                                }
-                            }
-                        }
-                        ServiceEvent::ServiceRemoved(_, fullname) => {
-                            match names.remove(&fullname) {
-                                Some(device) => Input::Withdrawn(device),
-                                None => continue,
-                            }
-                        }
-                        _ => continue,
-                    };
-                    if forward.send(input).is_err() {
-                        break;
-                    }
-                }
-            })?;
-            Some(daemon)
+        let (daemon, fullname) = if config.mdns {
+            let (daemon, fullname) = announce_and_browse(&config, inputs.clone(), stop.clone())?;
+            (Some(daemon), fullname)
         } else {
-            None
+            (None, String::new())
         };
-
-        let flag = stop.clone();
-        let probe_inputs = inputs.clone();
-        let probe_manual = manual.clone();
         let probe_timeout = Duration::from_secs(2).min(config.probe_interval);
+        let prober = Prober::start(probe_timeout, inputs)?;
+        let rounds = Rounds {
+            prober: prober.clone(),
+            manual: manual.clone(),
+            linked: config.linked.clone(),
+        };
+        let flag = stop.clone();
         spawn("qsync-presence", move || {
-            let mut presence = Presence::new(config.device, config.expiry);
-            let tick = Duration::from_millis(500).min(config.probe_interval);
-            let mut next_probe = Instant::now() + config.probe_interval;
-            while !flag.load(Ordering::Relaxed) {
-                let input = match input_rx.recv_timeout(tick) {
-                    Ok(input) => input,
-                    Err(RecvTimeoutError::Timeout) => Input::Tick,
-                    Err(RecvTimeoutError::Disconnected) => break,
-                };
-                for event in presence.handle(input, Instant::now()) {
-                    if events_tx.send(event).is_err() {
-                        return;
-                    }
-                }
-                if Instant::now() >= next_probe {
-                    next_probe = Instant::now() + config.probe_interval;
-                    let mut targets: Vec<SocketAddr> = presence
-                        .peers()
-                        .flat_map(|p| p.addresses.iter().copied())
-                        .collect();
-                    if let Ok(manual) = probe_manual.lock() {
-                        targets.extend(manual.iter().copied());
-                    }
-                    targets.sort();
-                    targets.dedup();
-                    probe_all(targets, probe_timeout, &probe_inputs);
-                }
-            }
+            track(&config, &input_rx, &events_tx, &rounds, &flag);
         })?;
-
         Ok((
             Self {
                 daemon,
                 fullname,
-                inputs,
+                prober,
                 manual,
                 stop,
-                probe_timeout,
             },
             events,
         ))
@@ -264,7 +156,152 @@ impl Discovery {
                 manual.push(address);
             }
         }
-        probe_all(vec![address], self.probe_timeout, &self.inputs);
+        self.prober.queue(address);
+    }
+}
+
+/// What the presence thread needs for a probe round.
+struct Rounds {
+    prober: Prober,
+    manual: Arc<Mutex<Vec<SocketAddr>>>,
+    linked: Arc<Mutex<HashSet<DeviceId>>>,
+}
+
+impl Rounds {
+    /// Tell `presence` which devices are linked now.
+    fn tell_linked(&self, presence: &mut Presence) {
+        let linked: Vec<DeviceId> = match self.linked.lock() {
+            Ok(linked) => linked.iter().copied().collect(),
+            Err(_) => return,
+        };
+        presence.handle(Input::Linked(linked), Instant::now());
+    }
+
+    /// Queue a probe of every known address, linked devices first; what does not fit in
+    /// the queue waits for the next round.
+    fn probe(&self, presence: &Presence) {
+        let manual: Vec<SocketAddr> = match self.manual.lock() {
+            Ok(manual) => manual.clone(),
+            Err(_) => Vec::new(),
+        };
+        let targets = presence.probe_targets(&manual);
+        let queued = targets.iter().filter(|a| self.prober.queue(**a)).count();
+        if queued < targets.len() {
+            tracing::debug!(
+                queued,
+                waiting = targets.len() - queued,
+                "probe round: some addresses are still being probed or wait for the next round"
+            );
+        }
+    }
+}
+
+/// Announce this device over mDNS and start the thread that turns what browsing hears
+/// into `inputs`, until `stop`; the daemon and the announcement's full name.
+fn announce_and_browse(
+    config: &Config,
+    inputs: Sender<Input>,
+    stop: Arc<AtomicBool>,
+) -> Result<(ServiceDaemon, String), DiscoveryError> {
+    let id = config.device.to_string().replace('-', "");
+    let instance = format!("qsync-{}", id.get(..16).unwrap_or("device"));
+    let daemon = ServiceDaemon::new()?;
+    let properties = [
+        ("id", config.device.to_string()),
+        ("v", PROTOCOL_VERSION.to_string()),
+        ("name", config.name.clone()),
+    ];
+    let info = ServiceInfo::new(
+        SERVICE_TYPE,
+        &instance,
+        &format!("{instance}.local."),
+        "",
+        config.port,
+        &properties[..],
+    )?
+    .enable_addr_auto();
+    let fullname = info.get_fullname().to_owned();
+    daemon.register(info)?;
+    let browse = daemon.browse(SERVICE_TYPE)?;
+    spawn("qsync-mdns", move || {
+        let mut names: HashMap<String, DeviceId> = HashMap::new();
+        while !stop.load(Ordering::Relaxed) {
+            let event = match browse.recv_timeout(Duration::from_millis(500)) {
+                Ok(event) => event,
+                Err(mdns_sd::RecvTimeoutError::Timeout) => continue,
+                Err(_) => break,
+            };
+            let Some(input) = heard(event, &mut names) else {
+                continue;
+            };
+            if inputs.send(input).is_err() {
+                break;
+            }
+        }
+    })?;
+    Ok((daemon, fullname))
+}
+
+/// What one mDNS event says, if anything (`names`: the devices of the announcements
+/// resolved so far, by full name, for their goodbyes).
+fn heard(event: ServiceEvent, names: &mut HashMap<String, DeviceId>) -> Option<Input> {
+    match event {
+        ServiceEvent::ServiceResolved(service) => {
+            match parse_txt(|key| service.txt_properties.get_property_val_str(key)) {
+                Ok((device, name)) => {
+                    names.insert(service.fullname.clone(), device);
+                    let addresses = service
+                        .addresses
+                        .iter()
+                        .map(|ip| SocketAddr::new(ip.to_ip_addr(), service.port))
+                        .collect();
+                    Some(Input::Announced(Peer {
+                        device,
+                        name,
+                        addresses,
+                    }))
+                }
+                Err(e) => {
+                    tracing::info!(service = %service.fullname, error = %e, "ignoring an announcement that is not a usable QSync device");
+                    None
+                }
+            }
+        }
+        ServiceEvent::ServiceRemoved(_, fullname) => names.remove(&fullname).map(Input::Withdrawn),
+        _ => None,
+    }
+}
+
+/// The presence thread: feeds [`Presence`] what comes on `inputs` (and a tick when nothing
+/// does), sends its events, and runs a probe round every `config.probe_interval`, until
+/// `stop` or nobody listens.
+fn track(
+    config: &Config,
+    inputs: &Receiver<Input>,
+    events: &Sender<DiscoveryEvent>,
+    rounds: &Rounds,
+    stop: &AtomicBool,
+) {
+    let mut presence = Presence::new(config.device, config.expiry);
+    let tick = Duration::from_millis(500).min(config.probe_interval);
+    let mut next_probe = Instant::now() + config.probe_interval;
+    rounds.tell_linked(&mut presence);
+    while !stop.load(Ordering::Relaxed) {
+        let input = match inputs.recv_timeout(tick) {
+            Ok(input) => input,
+            Err(RecvTimeoutError::Timeout) => Input::Tick,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        for event in presence.handle(input, Instant::now()) {
+            if events.send(event).is_err() {
+                return;
+            }
+        }
+        if Instant::now() >= next_probe {
+            next_probe = Instant::now() + config.probe_interval;
+            rounds.tell_linked(&mut presence);
+            rounds.probe(&presence);
+        }
     }
 }
 

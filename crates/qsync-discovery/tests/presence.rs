@@ -34,6 +34,16 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
+/// Steps over more devices than the table holds, announcing up to five addresses.
+fn bounded_step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        (0u8..6, 0u16..6).prop_map(|(d, p)| Step::Announce(d, p)),
+        (0u8..6).prop_map(Step::Withdraw),
+        (0u8..6, 1u16..6).prop_map(|(d, p)| Step::Answer(d, p)),
+        (0u64..40).prop_map(Step::Wait),
+    ]
+}
+
 proptest! {
     /// Found and Lost alternate per device, never about ourselves, and a device silent for
     /// longer than the expiry is lost by the next tick.
@@ -71,6 +81,51 @@ proptest! {
         now += expiry + Duration::from_secs(1);
         presence.handle(Input::Tick, now);
         prop_assert_eq!(presence.peers().count(), 0);
+    }
+
+    /// With room for two devices of two addresses each and devices 1 and 2 linked: never
+    /// more than that is kept, `Found` and `Lost` still alternate, and a linked device is
+    /// only ever dropped to make room for another linked one.
+    #[test]
+    fn a_full_table_drops_the_least_wanted(steps in proptest::collection::vec(bounded_step(), 1..80)) {
+        let me = id(0);
+        let limits = Limits { peers: 2, addresses: 2 };
+        let mut presence = Presence::with_limits(me, Duration::from_secs(30), limits);
+        let linked = [id(1), id(2)];
+        let mut now = Instant::now();
+        presence.handle(Input::Linked(linked.to_vec()), now);
+        let mut around: HashMap<DeviceId, Instant> = HashMap::new();
+        for s in steps {
+            let (input, newcomer) = match s {
+                Step::Announce(d, p) => {
+                    let addresses = (0..p).map(|i| addr(u16::from(d) * 100 + i)).collect();
+                    (Input::Announced(Peer { device: id(d), name: String::new(), addresses }), Some(id(d)))
+                }
+                Step::Withdraw(d) => (Input::Withdrawn(id(d)), None),
+                Step::Answer(d, p) => (Input::Answered { device: id(d), address: addr(p) }, Some(id(d))),
+                Step::Wait(secs) => { now += Duration::from_secs(secs); (Input::Tick, None) }
+            };
+            now += Duration::from_millis(1);
+            for event in presence.handle(input, now) {
+                match event {
+                    DiscoveryEvent::Found(peer) => {
+                        prop_assert!(peer.addresses.len() <= 2);
+                        around.insert(peer.device, now);
+                    }
+                    DiscoveryEvent::Lost(device) => {
+                        prop_assert!(around.remove(&device).is_some(), "lost without found");
+                        if let (true, Some(by)) = (linked.contains(&device), newcomer) {
+                            prop_assert!(linked.contains(&by), "a linked device dropped for a stranger");
+                        }
+                    }
+                }
+            }
+            prop_assert!(presence.peers().count() <= 2);
+            let listed: Vec<DeviceId> = presence.peers().map(|p| p.device).collect();
+            let mut expected: Vec<DeviceId> = around.keys().copied().collect();
+            expected.sort();
+            prop_assert_eq!(listed, expected);
+        }
     }
 
     #[test]

@@ -43,6 +43,12 @@ pub const CONFIRM_JOIN: &str = "CONFIRMJOIN";
 /// device: context says how many; answer `yes` to go on (anything else refuses).
 pub const CONFIRM_SEND: &str = "CONFIRMSEND";
 
+/// The folder chosen for a link is, holds or sits inside a well-known place of secrets or
+/// of programs that start by themselves (`~/.ssh`, `~/.config/autostart`: see
+/// `qsync_base::places`), empty or not: context names the place, what it holds, and the
+/// files linking would send; answer `yes` to go on (anything else refuses).
+pub const CONFIRM_SENSITIVE: &str = "CONFIRMSENSITIVE";
+
 /// One question waiting for its answer, as the front end sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Question {

@@ -48,6 +48,15 @@ pub enum Command {
         /// The task.
         task: TaskId,
     },
+    /// Set options of a task on this device (`None`: unchanged), and see them all.
+    TaskSet {
+        /// The task.
+        task: TaskId,
+        /// Whether symlinks received from peers may point out of the task folder (off by
+        /// default: they are not made, and `status` lists them as not synced).
+        #[serde(default)]
+        links_out: Option<bool>,
+    },
     /// The tasks of this device.
     TaskList,
     /// The devices this one is linked with.
@@ -299,6 +308,13 @@ pub enum Reply {
         /// The task.
         task: TaskId,
     },
+    /// For [`Command::TaskSet`]: the task's options now.
+    TaskOptions {
+        /// The task.
+        task: TaskId,
+        /// Whether symlinks received from peers may point out of the task folder.
+        links_out: bool,
+    },
     /// For [`Command::TaskList`].
     Tasks {
         /// The tasks.
@@ -466,6 +482,10 @@ impl fmt::Display for Reply {
             }),
             Reply::TaskAdded(t) => write!(f, "task {} {} {}", t.task, word(&t.name), printable(&t.root.display().to_string())),
             Reply::TaskRemoved { task } => write!(f, "removed task {task} (its folder is untouched)"),
+            Reply::TaskOptions { task, links_out } => {
+                let links = if *links_out { "allow" } else { "refuse" };
+                write!(f, "task {task} links-out {links}")
+            }
             Reply::Tasks { tasks } => {
                 let lines: Vec<String> = tasks.iter().map(ToString::to_string).collect();
                 f.write_str(&lines.join("\n"))
@@ -753,6 +773,7 @@ mod tests {
             for command in [
                 Command::TaskAdd { path: PathBuf::from(&path), name: name.clone() },
                 Command::Unlink { task, device },
+                Command::TaskSet { task, links_out: name.as_ref().map(|n| n.len() % 2 == 0) },
                 Command::AppAdd { kind: "grapin".into(), name: path.clone(), folder: path.clone().into(), app_dir: None, config: "{\"a\": 1}\n".into() },
             ] {
                 let line = serde_json::to_string(&command).unwrap();

@@ -78,6 +78,15 @@ pub struct TaskRecord {
     pub name: String,
 }
 
+/// What the person of this device chose for one task (defaults: the safe choice).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TaskOptions {
+    /// Symlinks received from peers may point out of the task folder (an absolute target,
+    /// or one that climbs above the folder). Off: they are not made, and `status` lists
+    /// them as not synced.
+    pub links_out: bool,
+}
+
 /// A device this one is linked with. Its id is its public key: nothing secret is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceRecord {
@@ -268,6 +277,35 @@ impl Store {
     /// One task.
     pub fn task(&self, task: TaskId) -> Result<Option<TaskRecord>, StoreError> {
         Ok(self.tasks()?.into_iter().find(|t| t.id == task))
+    }
+
+    /// The options of `task` on this device.
+    pub fn task_options(&self, task: TaskId) -> Result<TaskOptions, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT links_out FROM sync_tasks WHERE task_id = ?1",
+                [&task.as_bytes()[..]],
+                |r| r.get::<_, bool>(0),
+            )
+            .optional()?
+            .map(|links_out| TaskOptions { links_out })
+            .ok_or(StoreError::UnknownTask(task))
+    }
+
+    /// Set the options of `task` on this device.
+    pub fn set_task_options(
+        &mut self,
+        task: TaskId,
+        options: TaskOptions,
+    ) -> Result<(), StoreError> {
+        let n = self.conn.execute(
+            "UPDATE sync_tasks SET links_out = ?2 WHERE task_id = ?1",
+            params![&task.as_bytes()[..], options.links_out],
+        )?;
+        if n == 0 {
+            return Err(StoreError::UnknownTask(task));
+        }
+        Ok(())
     }
 
     // ---- devices and links ----
@@ -553,6 +591,28 @@ impl Store {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// A task's options are off until its person sets them, and kept across opens.
+    #[test]
+    fn task_options_default_off_and_persist() {
+        let dir = tempfile::tempdir().unwrap();
+        let task = TaskId::from_bytes([4; 32]);
+        {
+            let mut store = Store::open(dir.path()).unwrap();
+            store.add_task(task, "/data/t".as_ref(), "t").unwrap();
+            assert_eq!(store.task_options(task).unwrap(), TaskOptions::default());
+            store
+                .set_task_options(task, TaskOptions { links_out: true })
+                .unwrap();
+        }
+        let mut store = Store::open(dir.path()).unwrap();
+        assert!(store.task_options(task).unwrap().links_out);
+        let unknown = TaskId::from_bytes([5; 32]);
+        assert!(store.task_options(unknown).is_err());
+        assert!(store
+            .set_task_options(unknown, TaskOptions::default())
+            .is_err());
+    }
 
     /// A state folder of a build before device ids were keys: its links (and their keys)
     /// are dropped when it is opened, its tasks stay.

@@ -16,6 +16,11 @@
 //!   it goes, [`fold_walked`] folds each into the index (each path looked at again, as the
 //!   walk ran on other threads), [`look_again`] settles what the walk did not find. The
 //!   daemon walks on its own thread this way; [`observe`] and [`scan`] walk at once.
+//! - Files are hashed away from the index: whoever holds it only stats. A file whose
+//!   recorded hash no longer stands comes back as a [`ToHash`] (from [`observe_deferred`],
+//!   [`fold_walked`], [`look_again`]); [`ToHash::hash`] reads it on another thread and
+//!   [`fold_hashed`] folds the result in, looking again first (a file written while it
+//!   was hashed is hashed again). [`observe`] and [`hash_now`] hash at once.
 //! - [`TaskWatcher`] watches the root (notify) and delivers [`WatchBatch`]es once each path
 //!   is quiet (a file closed after writing: at once): touched paths and renames, or a
 //!   rescan request when the kernel queue overflowed.
@@ -35,11 +40,13 @@
 //! # Ok::<(), qsync_watch::WatchError>(())
 //! ```
 
+mod hashing;
 mod index;
 mod scan;
 mod stream;
 mod watcher;
 
+pub use hashing::{fold_hashed, hash_now, Folded, Hashed, ToHash, HASH_TRIES};
 pub use index::{Index, LocalEvent};
 pub use scan::{
     is_own_temp_file, reusable_hash, scan, scan_reporting, stat_entry, Filter, Scan, IGNORE_FILE,

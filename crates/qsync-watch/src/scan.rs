@@ -206,13 +206,40 @@ pub fn stat_entry(
     entry_from(root, path.clone(), &meta, previous)
 }
 
+/// What a stat of a path says without reading the file: its entry, or a regular file
+/// whose content must be read to know its hash.
+#[derive(Debug)]
+pub(crate) enum Seen {
+    /// Settled by the stat (a link's target read too): `None` if the path is not synced
+    /// (a socket, a FIFO, a device).
+    Entry(Option<FileEntry>),
+    /// A regular file whose recorded hash cannot stand for it: its entry, without a hash.
+    Unhashed(FileEntry),
+}
+
+/// The entry of `path`, whose stat is `meta`, with its content hashed unless the hash of
+/// `previous` may be reused (see [`reusable_hash`]). On the thread that may read files.
 pub(crate) fn entry_from(
     root: &Path,
     path: RelPath,
     meta: &Metadata,
     previous: Option<&FileEntry>,
 ) -> Result<Option<FileEntry>, WatchError> {
-    let local = path.to_local(root);
+    match seen_from(root, path, meta, previous)? {
+        Seen::Entry(entry) => Ok(entry),
+        Seen::Unhashed(entry) => hash_file(root, entry),
+    }
+}
+
+/// What `meta` (a stat of `path`) says without reading the file: a folder, a link (its
+/// target read), a regular file whose hash `previous` holds (see [`reusable_hash`]), or a
+/// regular file to read ([`Seen::Unhashed`]).
+pub(crate) fn seen_from(
+    root: &Path,
+    path: RelPath,
+    meta: &Metadata,
+    previous: Option<&FileEntry>,
+) -> Result<Seen, WatchError> {
     let file_type = meta.file_type();
     let (kind, size) = if file_type.is_symlink() {
         (EntryKind::Symlink, meta.len())
@@ -221,33 +248,18 @@ pub(crate) fn entry_from(
     } else if file_type.is_file() {
         (EntryKind::File, meta.len())
     } else {
-        return Ok(None); // sockets, fifos, devices: not synced
+        return Ok(Seen::Entry(None)); // sockets, fifos, devices: not synced
     };
     let mtime_ns = mtime_ns(meta);
-    let ctime_ns = ctime_ns(meta);
-    let cached = if kind == EntryKind::File {
-        reusable_hash(previous, size, mtime_ns, ctime_ns)
-    } else {
-        None
-    };
-    let hash = match (kind, cached) {
-        (EntryKind::Folder, _) => None,
-        (_, Some(hash)) => Some(hash),
-        (EntryKind::Symlink, None) => {
+    let hash = match kind {
+        EntryKind::Folder => None,
+        EntryKind::Symlink => {
+            let local = path.to_local(root);
             let target =
                 fs::read_link(&local).map_err(|e| WatchError::io("read the link", &local, e))?;
             Some(ContentHash::of(target.as_os_str().as_encoded_bytes()))
         }
-        (EntryKind::File, None) => match open_regular(&local) {
-            Ok(Some(file)) => {
-                Some(ContentHash::of_reader(file).map_err(|e| WatchError::io("read", &local, e))?)
-            }
-            // Replaced meanwhile by something that is not a file (a link to `/dev/zero`,
-            // a FIFO): the next event about it says what it is now.
-            Ok(None) => return Ok(None),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(WatchError::io("open", &local, e)),
-        },
+        EntryKind::File => reusable_hash(previous, size, mtime_ns, ctime_ns(meta)),
     };
     let mode = match kind {
         EntryKind::Symlink => 0,
@@ -256,14 +268,34 @@ pub(crate) fn entry_from(
             meta.permissions().mode() & MODE_BITS
         }
     };
-    Ok(Some(FileEntry {
+    let entry = FileEntry {
         path,
         kind,
         size,
         mtime_ns,
         hash,
         mode,
-    }))
+    };
+    Ok(match (kind, hash) {
+        (EntryKind::File, None) => Seen::Unhashed(entry),
+        _ => Seen::Entry(Some(entry)),
+    })
+}
+
+/// `entry` (a regular file's, without its hash) with the hash of the file's content: the
+/// one place a synced file is read to be hashed. `None` if the path no longer holds a
+/// regular file (gone, or replaced by a link to `/dev/zero` or a FIFO: the next event
+/// about it says what it is now).
+fn hash_file(root: &Path, mut entry: FileEntry) -> Result<Option<FileEntry>, WatchError> {
+    let local = entry.path.to_local(root);
+    let file = match open_regular(&local) {
+        Ok(Some(file)) => file,
+        Ok(None) => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(WatchError::io("open", &local, e)),
+    };
+    entry.hash = Some(ContentHash::of_reader(file).map_err(|e| WatchError::io("read", &local, e))?);
+    Ok(Some(entry))
 }
 
 /// Walk `root` in parallel and return every synced entry, sorted by path. Hashes of

@@ -7,10 +7,11 @@
 //! what it found may be stale by the time it is folded in. [`fold_walked`] therefore looks
 //! at each path again (a stat, no read): an entry whose inode, status-change time, size
 //! and mtime are still those the walk saw is taken with the walk's hash; any other is
-//! taken as the disk shows it now. Paths the index knew under the walk's start that the
-//! walk did not find are named at its end ([`WalkEnd::unseen`]) and looked at again
-//! ([`look_again`]); a walk cut short (an error, or stopped) says nothing of what it did
-//! not reach, so nothing is taken for deleted then.
+//! taken as a stat shows it now, or, a file whose content must be read again, handed
+//! back to be hashed away from the index (see `hashing.rs`). Paths the index knew under
+//! the walk's start that the walk did not find are named at its end ([`WalkEnd::unseen`])
+//! and looked at again ([`look_again`]); a walk cut short (an error, or stopped) says
+//! nothing of what it did not reach, so nothing is taken for deleted then.
 
 use std::collections::HashMap;
 use std::fs::{self, Metadata};
@@ -23,7 +24,8 @@ use std::time::{Duration, Instant};
 use ignore::{WalkBuilder, WalkState};
 use qsync_base::{EntryKind, FileEntry, RelPath};
 
-use crate::scan::{ctime_ns, entry_from, report_unsupported, stat_entry, Filter};
+use crate::hashing::{hash_now, look, Folded, Look};
+use crate::scan::{ctime_ns, entry_from, report_unsupported, Filter};
 use crate::{Index, LocalEvent, WatchError};
 
 /// A chunk is handed over once it holds this many entries...
@@ -43,8 +45,25 @@ pub struct Walked {
 }
 
 impl Walked {
+    /// The entry of `path`, whose stat is `meta`, its content hashed unless the hash of
+    /// `previous` may be reused, with what the stat said beyond it: for a walk's threads
+    /// and hashing threads, never for the index's. `None` if it is not synced (a FIFO) or
+    /// vanished while it was read.
+    pub(crate) fn read(
+        root: &Path,
+        path: RelPath,
+        meta: &Metadata,
+        previous: Option<&FileEntry>,
+    ) -> Result<Option<Self>, WatchError> {
+        Ok(entry_from(root, path, meta, previous)?.map(|entry| Walked {
+            entry,
+            ino: meta.ino(),
+            ctime_ns: ctime_ns(meta),
+        }))
+    }
+
     /// Whether `meta` (a fresh stat of the path) shows the very state the walk saw.
-    fn still(&self, meta: &Metadata) -> bool {
+    pub(crate) fn still(&self, meta: &Metadata) -> bool {
         let kind_matches = match self.entry.kind {
             EntryKind::File => meta.file_type().is_file(),
             EntryKind::Folder => meta.file_type().is_dir(),
@@ -222,7 +241,7 @@ impl WalkPlan {
                             Ok(path) => match entry.metadata() {
                                 Ok(meta) => {
                                     let prev = known.get(&path);
-                                    let found = entry_from(
+                                    let found = Walked::read(
                                         root,
                                         path,
                                         &meta,
@@ -234,13 +253,7 @@ impl WalkPlan {
                                     if let (Some(k), Ok(Some(_))) = (prev, &found) {
                                         k.seen.store(true, Ordering::Relaxed);
                                     }
-                                    found.map(|e| {
-                                        e.map(|entry| Walked {
-                                            entry,
-                                            ino: meta.ino(),
-                                            ctime_ns: ctime_ns(&meta),
-                                        })
-                                    })
+                                    found
                                 }
                                 Err(e) if vanished(&e) => Ok(None),
                                 Err(e) => Err(WatchError::io(
@@ -328,7 +341,7 @@ impl WalkPlan {
 
 /// Whether `folder` (`None`: the root) is a folder of the task reached through folders
 /// only: no component of it is a link.
-fn real_folder(root: &Path, folder: Option<&RelPath>) -> bool {
+pub(crate) fn real_folder(root: &Path, folder: Option<&RelPath>) -> bool {
     let Some(folder) = folder else {
         return true;
     };
@@ -344,51 +357,39 @@ fn vanished(e: &ignore::Error) -> bool {
         .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
 }
 
-/// Fold a chunk of a walk into `index` and return the events it implies. Each path is
-/// looked at again first (see the module's documentation); one that cannot be is left out
-/// (logged), not the chunk. `filter` is the task's filter now: a path `.qsyncignore` came
-/// to exclude while the walk went on is left out too.
-pub fn fold_walked(
-    root: &Path,
-    index: &mut Index,
-    filter: &Filter,
-    chunk: Vec<Walked>,
-) -> Vec<LocalEvent> {
+/// Fold a chunk of a walk into `index`. Each path is looked at again first (see the
+/// module's documentation), without reading a file: one that changed since the walk saw
+/// it and must be hashed again comes back in [`Folded::to_hash`]. One that cannot be
+/// looked at is left out (logged), not the chunk. `filter` is the task's filter now: a
+/// path `.qsyncignore` came to exclude while the walk went on is left out too.
+pub fn fold_walked(root: &Path, index: &mut Index, filter: &Filter, chunk: Vec<Walked>) -> Folded {
     let mut parents = Parents::default();
     let mut observed = Vec::with_capacity(chunk.len());
+    let mut to_hash = Vec::new();
     for walked in chunk {
         let path = walked.entry.path.clone();
         let is_folder = walked.entry.kind == EntryKind::Folder;
         if !filter.includes(&path, is_folder) || !parents.real(root, &path) {
             continue;
         }
-        let local = path.to_local(root);
-        let state = match fs::symlink_metadata(&local) {
-            Ok(meta) if walked.still(&meta) => Ok(Some(walked.entry)),
-            Ok(meta) => entry_from(root, path.clone(), &meta, index.get(&path)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(WatchError::io("inspect", &local, e)),
-        };
-        match state {
-            Ok(state) => observed.push((path, state)),
+        match look(root, &path, Some(walked), index.get(&path)) {
+            Ok(Look::Now(state)) => observed.push((path, state)),
+            Ok(Look::Hash(file)) => to_hash.push(file),
             Err(e) => tracing::warn!(%path, error = %e, "could not look at a path found by a walk"),
         }
     }
-    index.observe(&[], observed)
+    Folded::observe(index, &[], observed, to_hash)
 }
 
 /// Look at `paths` on disk now and fold what is there into `index` (for a walk's
-/// [`WalkEnd::unseen`]); a path that cannot be looked at is left out (logged), and so is
-/// one `filter` (the task's filter now) excludes: never taken for deleted. A path whose
-/// folder is now a link is taken as gone: what is there is not the task's.
-pub fn look_again(
-    root: &Path,
-    index: &mut Index,
-    filter: &Filter,
-    paths: Vec<RelPath>,
-) -> Vec<LocalEvent> {
+/// [`WalkEnd::unseen`]); a file to read comes back in [`Folded::to_hash`]. A path that
+/// cannot be looked at is left out (logged), and so is one `filter` (the task's filter
+/// now) excludes: never taken for deleted. A path whose folder is now a link is taken as
+/// gone: what is there is not the task's.
+pub fn look_again(root: &Path, index: &mut Index, filter: &Filter, paths: Vec<RelPath>) -> Folded {
     let mut parents = Parents::default();
     let mut observed = Vec::with_capacity(paths.len());
+    let mut to_hash = Vec::new();
     for path in paths {
         let known_folder = index
             .get(&path)
@@ -400,21 +401,22 @@ pub fn look_again(
             observed.push((path, None));
             continue;
         }
-        match stat_entry(root, &path, index.get(&path)) {
-            Ok(state) => observed.push((path, state)),
+        match look(root, &path, None, index.get(&path)) {
+            Ok(Look::Now(state)) => observed.push((path, state)),
+            Ok(Look::Hash(file)) => to_hash.push(file),
             Err(e) => tracing::warn!(%path, error = %e, "could not look at a path again"),
         }
     }
-    index.observe(&[], observed)
+    Folded::observe(index, &[], observed, to_hash)
 }
 
 /// Which folders were found real (see [`real_folder`]), remembered for one chunk.
 #[derive(Default)]
-struct Parents(HashMap<RelPath, bool>);
+pub(crate) struct Parents(HashMap<RelPath, bool>);
 
 impl Parents {
     /// Whether the folder holding `path` is a real folder of the task.
-    fn real(&mut self, root: &Path, path: &RelPath) -> bool {
+    pub(crate) fn real(&mut self, root: &Path, path: &RelPath) -> bool {
         let Some(parent) = path.parent() else {
             return true;
         };
@@ -443,9 +445,15 @@ pub fn walk_now(
     })?;
     let filter = Filter::for_root(root)?;
     let mut events = Vec::new();
+    let mut to_hash = Vec::new();
     for chunk in chunks.into_inner().unwrap_or_default() {
-        events.extend(fold_walked(root, index, &filter, chunk));
+        let folded = fold_walked(root, index, &filter, chunk);
+        events.extend(folded.events);
+        to_hash.extend(folded.to_hash);
     }
-    events.extend(look_again(root, index, &filter, end.unseen.clone()));
+    let folded = look_again(root, index, &filter, end.unseen.clone());
+    events.extend(folded.events);
+    to_hash.extend(folded.to_hash);
+    events.extend(hash_now(root, index, &filter, to_hash));
     Ok((events, end))
 }

@@ -35,7 +35,8 @@ use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use qsync_base::{EntryKind, RelPath};
 
-use crate::scan::{stat_entry, Filter, IGNORE_FILE};
+use crate::hashing::{carry_renames, hash_now, look, Look, ToHash};
+use crate::scan::{Filter, IGNORE_FILE};
 use crate::stream::{walk_now, WalkPlan};
 use crate::{Index, LocalEvent, WatchError};
 
@@ -297,21 +298,26 @@ impl TaskWatcher {
     }
 }
 
-/// What a watcher batch showed: the events of the paths it named, and the walks still to
-/// make (a new folder may hold files made before its watch was set up; a rescan walks the
-/// whole root).
+/// What a watcher batch showed: the events of the paths it named, the files among them
+/// to hash, and the walks still to make (a new folder may hold files made before its
+/// watch was set up; a rescan walks the whole root).
 #[derive(Debug)]
 pub struct Observed {
     /// The clean events of the paths the batch named (already in the index).
     pub events: Vec<LocalEvent>,
+    /// Files the batch named whose content must be read: hashed on another thread
+    /// ([`ToHash::hash`]) and folded in with [`fold_hashed`](crate::fold_hashed). The
+    /// index keeps what it knew of them until then.
+    pub to_hash: Vec<ToHash>,
     /// Walks to make, on another thread if need be, folded in with
     /// [`fold_walked`](crate::fold_walked) and [`look_again`](crate::look_again).
     pub walks: Vec<WalkPlan>,
 }
 
-/// Look at the disk for every path of `batch` and fold what is there into `index`;
-/// returns the clean events, and the folders to walk rather than walking them: a folder
-/// of a hundred thousand files is then recorded and sent as it is walked.
+/// Look at the disk for every path of `batch` and fold what is there into `index`,
+/// without reading a file: returns the clean events, the files to hash, and the folders
+/// to walk rather than walking them (a folder of a hundred thousand files is then
+/// recorded and sent as it is walked, a file of 30 GiB hashed while the rest goes on).
 pub fn observe_deferred(
     root: &Path,
     index: &mut Index,
@@ -330,6 +336,7 @@ pub fn observe_deferred(
         WatchBatch::Rescan { .. } => {
             return Ok(Observed {
                 events: Vec::new(),
+                to_hash: Vec::new(),
                 walks: vec![WalkPlan::new(index, None, filter)],
             })
         }
@@ -342,8 +349,15 @@ pub fn observe_deferred(
     // inside another one walked are left to that walk (`touched` is sorted: a folder comes
     // before what it holds).
     let mut folders: Vec<RelPath> = Vec::new();
+    let mut to_hash = Vec::new();
     for path in touched {
-        let state = stat_entry(root, path, index.get(path))?;
+        let state = match look(root, path, None, index.get(path))? {
+            Look::Now(state) => state,
+            Look::Hash(file) => {
+                to_hash.push(file);
+                continue;
+            }
+        };
         if state.as_ref().is_some_and(|s| s.kind == EntryKind::Folder)
             && !folders.iter().any(|f| path.starts_with(f))
         {
@@ -351,22 +365,36 @@ pub fn observe_deferred(
         }
         observed.push((path.clone(), state));
     }
+    carry_renames(renames, &mut observed, &mut to_hash);
     let events = index.observe(renames, observed);
     // Planned once the batch is in the index: after a rename, what moved with the folder.
     let walks = folders
         .iter()
         .map(|folder| WalkPlan::new(index, Some(folder), filter.clone()))
         .collect();
-    Ok(Observed { events, walks })
+    Ok(Observed {
+        events,
+        to_hash,
+        walks,
+    })
 }
 
-/// [`observe_deferred`], with its walks made at once: every event of the batch.
+/// [`observe_deferred`], with its files hashed and its walks made at once: every event
+/// of the batch.
 pub fn observe(
     root: &Path,
     index: &mut Index,
     batch: &WatchBatch,
 ) -> Result<Vec<LocalEvent>, WatchError> {
-    let Observed { mut events, walks } = observe_deferred(root, index, batch)?;
+    let Observed {
+        mut events,
+        to_hash,
+        walks,
+    } = observe_deferred(root, index, batch)?;
+    if !to_hash.is_empty() {
+        let filter = Filter::for_root(root)?;
+        events.extend(hash_now(root, index, &filter, to_hash));
+    }
     for plan in walks {
         events.extend(walk_now(root, index, plan)?.0);
     }

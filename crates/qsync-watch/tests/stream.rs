@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use qsync_base::RelPath;
 use qsync_watch::{
-    fold_walked, look_again, walk_now, Filter, Index, LocalEvent, WalkPlan, WatchError,
+    fold_walked, hash_now, look_again, walk_now, Filter, Index, LocalEvent, WalkPlan, WatchError,
     CHUNK_ENTRIES,
 };
 
@@ -48,7 +48,7 @@ fn a_big_folder_comes_in_bounded_chunks_each_folder_before_what_it_holds() {
     let filter = Filter::for_root(root).unwrap();
     let mut seen = std::collections::HashSet::new();
     for chunk in chunks {
-        for event in fold_walked(root, &mut index, &filter, chunk) {
+        for event in fold_walked(root, &mut index, &filter, chunk).events {
             let LocalEvent::Create(entry) = event else {
                 panic!("{event:?}")
             };
@@ -88,9 +88,20 @@ fn what_changed_after_the_walk_saw_it_is_taken_as_it_is_now() {
     fs::remove_file(root.join("removed")).unwrap();
     let mut index = Index::default();
     let filter = Filter::for_root(root).unwrap();
+    let mut to_hash = Vec::new();
     for chunk in chunks {
-        fold_walked(root, &mut index, &filter, chunk);
+        to_hash.extend(fold_walked(root, &mut index, &filter, chunk).to_hash);
     }
+    // The fold reads no file: the edited one waits to be hashed again.
+    assert_eq!(
+        to_hash
+            .iter()
+            .map(|f| f.path().as_str())
+            .collect::<Vec<_>>(),
+        ["edited"]
+    );
+    assert!(index.get(&p("edited")).is_none());
+    hash_now(root, &mut index, &filter, to_hash);
     let edited = index.get(&p("edited")).unwrap();
     assert_eq!(edited.size, 11);
     assert_eq!(
@@ -126,7 +137,7 @@ fn what_the_walk_did_not_find_is_deleted_but_only_after_a_whole_walk() {
     let end = plan.run(root, &|_| true).unwrap();
     assert_eq!(end.unseen, vec![p("d/f7")]);
     let filter = Filter::for_root(root).unwrap();
-    let events = look_again(root, &mut index, &filter, end.unseen);
+    let events = look_again(root, &mut index, &filter, end.unseen).events;
     assert!(
         matches!(&events[..], [LocalEvent::Delete { path, .. }] if *path == p("d/f7")),
         "{events:?}"
@@ -152,7 +163,8 @@ fn what_qsyncignore_came_to_exclude_during_a_walk_is_not_folded_in() {
     let filter = Filter::for_root(root).unwrap();
     let mut index = Index::default();
     for chunk in chunks {
-        fold_walked(root, &mut index, &filter, chunk);
+        let folded = fold_walked(root, &mut index, &filter, chunk);
+        assert!(folded.to_hash.is_empty(), "{folded:?}");
     }
     assert!(index.get(&p("kept")).is_some());
     assert!(index.get(&p("node_modules")).is_none());

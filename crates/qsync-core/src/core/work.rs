@@ -198,118 +198,99 @@ impl Core {
     ) -> Result<(), L::Error> {
         let (task, path) = (&key.0, &key.1);
         let remote = &item.record;
-        match decision {
-            Decision::Keep => {
+        match (decision, local) {
+            (Decision::Keep, Some(ours)) => {
                 // Older news than ours, of other content: said again, so that the sender
                 // hears of ours. It may hold that old version for good otherwise: when it
                 // had forgotten the deletion ours is (see `tombstones.rs`), and took an
                 // older record from a device that never acknowledged it.
-                let older = local.as_ref().filter(|l| {
-                    l.state != remote.state
-                        && remote.version.compare(&l.version) == Causality::Before
-                });
-                if let (Some(ours), true) = (older, item.tracked) {
-                    let seq = Self::next_seq(ledger, task)?;
-                    ledger.put(
-                        task,
-                        Record {
-                            seq,
-                            ..ours.clone()
-                        },
-                        None,
-                    )?;
+                let older = ours.state != remote.state
+                    && remote.version.compare(&ours.version) == Causality::Before;
+                if older && item.tracked {
+                    Self::say_again(task, ours, ledger)?;
                 }
             }
-            Decision::Reannounce => {
+            (Decision::Reannounce, Some(ours)) => {
                 // Ours wins over an equal version: said again, so that the device
                 // holding theirs hears of ours and takes it over.
-                if let Some(ours) = local {
-                    let seq = Self::next_seq(ledger, task)?;
-                    ledger.put(task, Record { seq, ..ours }, None)?;
-                }
+                Self::say_again(task, ours, ledger)?;
             }
-            Decision::Reclaim => {
-                if let Some(ours) = local {
-                    let version = reclaimed(&self.keys, &ours.version, &remote.version);
-                    let seq = Self::next_seq(ledger, task)?;
-                    ledger.put(
-                        task,
-                        Record {
-                            version,
-                            seq,
-                            ..ours
-                        },
-                        None,
-                    )?;
-                    self.changed.insert(key.clone());
-                    self.keep_rival(task, path, item.from, remote, ledger)?;
-                }
+            (Decision::Reclaim, Some(ours)) => {
+                let version = reclaimed(&self.keys, &ours.version, &remote.version);
+                let seq = Self::next_seq(ledger, task)?;
+                let record = Record {
+                    version,
+                    seq,
+                    ..ours
+                };
+                ledger.put(task, record, None)?;
+                self.changed.insert(key.clone());
+                self.keep_rival(task, path, item.from, remote, ledger)?;
             }
-            Decision::Reassert => {
+            (Decision::Reassert, Some(ours)) => {
                 // A deletion built on a forged claim of our changes: ours stays,
                 // as a change of ours over both versions.
-                if let Some(ours) = local {
-                    let merged = join(&ours.version, &remote.version);
-                    self.store_local(
-                        task,
-                        path.clone(),
-                        ours.state,
-                        &merged,
-                        ours.mtime_ns,
-                        ledger,
-                    )?;
-                }
+                let merged = join(&ours.version, &remote.version);
+                let (state, mtime_ns) = (ours.state, ours.mtime_ns);
+                self.store_local(task, path.clone(), state, &merged, mtime_ns, ledger)?;
             }
-            Decision::KeepOurs => {
+            (Decision::KeepOurs, local) => {
                 self.keep_rival(task, path, item.from, remote, ledger)?;
                 // Said again, so that the sender decides the two as well: it may
                 // have had ours before it made its own, which a version cut to
                 // the bound (`rules::join`) then no longer shows.
                 if let (Some(ours), true) = (local, item.tracked) {
-                    let seq = Self::next_seq(ledger, task)?;
-                    ledger.put(task, Record { seq, ..ours }, None)?;
+                    Self::say_again(task, ours, ledger)?;
                 }
             }
-            Decision::Merge => {
-                // Theirs adds nothing to ours once cut to the bound: nothing to store,
-                // but ours is said again if it differs from theirs, so that the
-                // sender joins the two as well (it would not hear of ours again).
-                let adds_nothing = local
-                    .as_ref()
-                    .filter(|l| join(&l.version, &remote.version) == l.version);
-                if let Some(ours) = adds_nothing {
-                    if ours.version != remote.version && item.tracked {
-                        let seq = Self::next_seq(ledger, task)?;
-                        ledger.put(
-                            task,
-                            Record {
-                                seq,
-                                ..ours.clone()
-                            },
-                            None,
-                        )?;
-                    }
-                    return self.finish_head(key, ledger);
-                }
-                let merged = match &local {
-                    Some(l) => Record {
-                        version: join(&l.version, &remote.version),
-                        mtime_ns: l.mtime_ns.max(remote.mtime_ns),
-                        seq: Self::next_seq(ledger, task)?,
-                        ..l.clone()
-                    },
-                    None => Record {
-                        seq: Self::next_seq(ledger, task)?,
-                        ..remote.clone()
-                    },
-                };
-                let origin = (merged.version == remote.version).then_some(item.from);
-                ledger.put(task, merged, origin)?;
-                self.changed.insert(key.clone());
-            }
-            Decision::Take | Decision::TakeOver { .. } => {}
+            (Decision::Merge, local) => self.merge(key, item, local, ledger)?,
+            _ => {}
         }
         self.finish_head(key, ledger)
+    }
+
+    /// Store `ours` again under a new number, so that it is sent to every peer again.
+    fn say_again<L: Ledger>(task: &TaskId, ours: Record, ledger: &mut L) -> Result<(), L::Error> {
+        let seq = Self::next_seq(ledger, task)?;
+        ledger.put(task, Record { seq, ..ours }, None)
+    }
+
+    /// Store the join of `local` and the head's record, concurrent with it and of the same
+    /// content (or a deletion of a path never seen here).
+    fn merge<L: Ledger>(
+        &mut self,
+        key: &(TaskId, RelPath),
+        item: &Item,
+        local: Option<Record>,
+        ledger: &mut L,
+    ) -> Result<(), L::Error> {
+        let task = &key.0;
+        let remote = &item.record;
+        let merged = match local {
+            // Theirs adds nothing to ours once cut to the bound: nothing to store, but
+            // ours is said again if it differs from theirs, so that the sender joins the
+            // two as well (it would not hear of ours again).
+            Some(ours) if join(&ours.version, &remote.version) == ours.version => {
+                if ours.version != remote.version && item.tracked {
+                    Self::say_again(task, ours, ledger)?;
+                }
+                return Ok(());
+            }
+            Some(l) => Record {
+                version: join(&l.version, &remote.version),
+                mtime_ns: l.mtime_ns.max(remote.mtime_ns),
+                seq: Self::next_seq(ledger, task)?,
+                ..l
+            },
+            None => Record {
+                seq: Self::next_seq(ledger, task)?,
+                ..remote.clone()
+            },
+        };
+        let origin = (merged.version == remote.version).then_some(item.from);
+        ledger.put(task, merged, origin)?;
+        self.changed.insert(key.clone());
+        Ok(())
     }
 
     pub(super) fn set_step(&mut self, key: &(TaskId, RelPath), step: Step) {

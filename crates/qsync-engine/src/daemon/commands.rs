@@ -34,6 +34,7 @@ impl Engine {
             Command::TaskRemove { task } => {
                 self.task_remove(task).map(|()| Reply::TaskRemoved { task })
             }
+            Command::TaskSet { task, links_out } => self.task_set(task, links_out),
             Command::AppAdd {
                 kind,
                 name,
@@ -299,6 +300,7 @@ impl Engine {
             self.core_feed(qsync_core::Input::Unlink { task, peer: device });
         }
         self.tasks.remove(&task); // drops its watcher
+        self.hashers.forget(task);
         self.store.remove_task(task)?;
         Ok(())
     }
@@ -370,6 +372,24 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Set a task's options here (see [`Command::TaskSet`]); a symlink refused before is
+    /// made at the core's next try of it (within 16 s).
+    fn task_set(&mut self, task: TaskId, links_out: Option<bool>) -> Result<Reply, EngineError> {
+        let mut options = self.store.task_options(task)?;
+        if let Some(links_out) = links_out {
+            options.links_out = links_out;
+        }
+        self.store.set_task_options(task, options)?;
+        if let Some(state) = self.tasks.get_mut(&task) {
+            state.options = options;
+        }
+        tracing::info!(%task, links_out = options.links_out, "task options set");
+        Ok(Reply::TaskOptions {
+            task,
+            links_out: options.links_out,
+        })
     }
 
     pub(super) fn task_add(

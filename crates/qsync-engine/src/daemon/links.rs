@@ -3,19 +3,22 @@
 //! the record of the link once both sides proved the pairing code.
 //!
 //! The flow for one request: `CHOOSELINKPATH` (code and folder) or, for a task this device
-//! already has, `CONFIRMJOIN` (code only); then `CONFIRMSEND` if the chosen folder
-//! already holds files; then the code goes to the connection, which runs the PAKE; only
+//! already has, `CONFIRMJOIN` (code only); then `CONFIRMSENSITIVE` if the chosen folder is,
+//! holds or sits inside a place of secrets or of programs that start by themselves (the
+//! list the grapin guard uses, `qsync_base::places`), even empty, or else `CONFIRMSEND` if
+//! it already holds files; then the code goes to the connection, which runs the PAKE; only
 //! when the asker proved the code too ([`NetEvent::LinkProven`]) is anything recorded.
 
 use super::*;
 use crate::net::LinkRequest;
+use qsync_base::places::{places_touched, resolved, Danger};
 use qsync_wire::PairingCode;
 
 /// Where an incoming request stands.
 pub(super) enum Stage {
     /// Asked for the code and a folder (a new task) or the code (a task already here).
     Code(btf::Asked),
-    /// The folder holds files: asked whether to send them.
+    /// The folder holds files, or is a sensitive place: asked whether to go on.
     Send {
         asked: btf::Asked,
         code: PairingCode,
@@ -84,27 +87,6 @@ fn count_files(root: &Path, limit: u64) -> (u64, u64) {
         }
     }
     (files, bytes)
-}
-
-/// Where a path will be once created: the nearest existing ancestor, resolved, and the rest.
-fn resolved(path: &Path) -> PathBuf {
-    let mut rest = Vec::new();
-    let mut at = path.to_owned();
-    loop {
-        if let Ok(real) = fs::canonicalize(&at) {
-            return rest
-                .into_iter()
-                .rev()
-                .fold(real, |p, c: std::ffi::OsString| p.join(c));
-        }
-        match (at.file_name().map(ToOwned::to_owned), at.parent()) {
-            (Some(name), Some(parent)) => {
-                rest.push(name);
-                at = parent.to_owned();
-            }
-            _ => return path.to_owned(),
-        }
-    }
 }
 
 /// The folder a person chose for a linked task: absolute once `~` is expanded (with
@@ -199,6 +181,50 @@ pub(super) fn human_bytes(bytes: u64) -> String {
     } else {
         format!("{value:.1} {}", UNITS[unit])
     }
+}
+
+/// What to ask the person about `root`, the folder chosen for a link before anything is
+/// linked (`asker`: the asking device's name; `files` and `bytes` already there): whether
+/// to go on with a place of secrets or of programs (even empty: the other device could
+/// put keys or programs there), or with a folder whose files linking sends. `None`: nothing
+/// to ask.
+pub(super) fn folder_question(
+    root: &Path,
+    home: Option<&Path>,
+    (files, bytes): (u64, u64),
+    asker: &str,
+) -> Option<(&'static str, String)> {
+    let sending = match files {
+        0 => String::new(),
+        n => format!(
+            " It already holds {n} files ({}), which linking sends to {asker}.",
+            human_bytes(bytes)
+        ),
+    };
+    let touched = home
+        .map(|home| places_touched(root, home))
+        .unwrap_or_default();
+    if let Some(place) = touched.first() {
+        let risk = match place.danger {
+            Danger::StartsPrograms => format!("{asker} could make programs run here"),
+            Danger::Secrets => format!("{asker} gets what is there, and can put files there"),
+        };
+        let context = format!(
+            "{} is or touches ~/{} ({}): {risk}.{sending} Link it anyway? (yes/no)",
+            root.display(),
+            place.relative,
+            place.holds,
+        );
+        return Some((btf::CONFIRM_SENSITIVE, context));
+    }
+    (files > 0).then(|| {
+        let context = format!(
+            "{} already holds {files} files ({}): linking sends them all to {asker}. Send them and link? (yes/no)",
+            root.display(),
+            human_bytes(bytes)
+        );
+        (btf::CONFIRM_SEND, context)
+    })
 }
 
 impl Engine {
@@ -356,23 +382,21 @@ impl Engine {
                     Ok(root) => root,
                     Err(e) => return Some(e),
                 };
-                let (files, bytes) = count_files(&root, u64::MAX);
-                if files > 0 {
-                    let name = crate::control::printable(&self.incoming[index].request.name);
-                    let context = format!(
-                        "{} already holds {files} files ({}): linking sends them all to {name}. Send them and link? (yes/no)",
-                        root.display(),
-                        human_bytes(bytes)
-                    );
+                let home = std::env::var_os("HOME").map(PathBuf::from);
+                let asker = crate::control::printable(&self.incoming[index].request.name);
+                let found = count_files(&root, u64::MAX);
+                if let Some((flag, context)) =
+                    folder_question(&root, home.as_deref(), found, &asker)
+                {
                     match btf::Asked::ask(
                         &self.config.btf_dir,
-                        btf::CONFIRM_SEND,
+                        flag,
                         &context,
                         self.config.answer_timeout,
                     ) {
                         Ok(asked) => {
                             self.tell(DaemonEvent::Question {
-                                flag: btf::CONFIRM_SEND.to_owned(),
+                                flag: flag.to_owned(),
                                 context,
                             });
                             self.incoming[index].stage = Stage::Send { asked, code, root };
@@ -385,7 +409,7 @@ impl Engine {
             }
             Stage::Send { code, root, .. } => {
                 if !answer.eq_ignore_ascii_case("yes") {
-                    return Some("the person chose not to send the folder's files".into());
+                    return Some("the person chose not to link that folder".into());
                 }
                 (*code, Some(root.clone()))
             }
@@ -535,6 +559,37 @@ mod tests {
             assert!(err.contains(why), "{answer}: {err}");
         }
         assert!(check_link_folder("~/x", None, &[], &[]).is_err());
+    }
+
+    /// An empty `~/.ssh` or `~/.config/autostart` (or one not made yet) is asked about
+    /// before it is linked, as the grapin guard asks, naming what it holds; an empty plain
+    /// folder is not, and one holding files is asked whether to send them.
+    #[test]
+    fn a_sensitive_folder_is_asked_about_even_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = fs::canonicalize(dir.path()).unwrap();
+        fs::create_dir_all(home.join(".ssh")).unwrap();
+        fs::create_dir_all(home.join(".config/autostart")).unwrap();
+        let ask = |folder: &str, found: (u64, u64)| {
+            folder_question(&home.join(folder), Some(&home), found, "laptop")
+        };
+        let (flag, context) = ask(".ssh", (0, 0)).unwrap();
+        assert_eq!(flag, btf::CONFIRM_SENSITIVE);
+        assert!(context.contains("~/.ssh (SSH keys)"), "{context}");
+        let (flag, context) = ask(".config/autostart", (0, 0)).unwrap();
+        assert_eq!(flag, btf::CONFIRM_SENSITIVE);
+        assert!(
+            context.contains("laptop could make programs run here"),
+            "{context}"
+        );
+        let (flag, _) = ask(".gnupg/not-yet", (0, 0)).unwrap();
+        assert_eq!(flag, btf::CONFIRM_SENSITIVE);
+        let (_, context) = ask(".ssh", (3, 2048)).unwrap();
+        assert!(context.contains("3 files (2.0 KiB)"), "{context}");
+        assert_eq!(ask("Music", (0, 0)), None);
+        assert_eq!(ask("Music", (2, 10)).unwrap().0, btf::CONFIRM_SEND);
+        // No home folder known: nothing to compare with.
+        assert_eq!(folder_question(&home.join(".ssh"), None, (0, 0), "x"), None);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The daemon: one engine thread owns the state (store, the sync core and its driver, task
 //! indexes) and handles events in order; tokio tasks carry the network, threads watch the
-//! folders. The sync itself is `sync.rs` (the driver of `qsync-core`); this module wires
-//! the network, discovery, links, watchers and the control socket to it.
+//! folders, walk them (`walks.rs`) and hash the files they report (`hashing.rs`). The sync
+//! itself is `sync.rs` (the driver of `qsync-core`); this module wires the network,
+//! discovery, links, watchers and the control socket to it.
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use qsync_base::{ContentHash, DeviceId, EntryKind, FileEntry, RelPath, TaskId};
 use qsync_discovery::{Config as DiscoveryConfig, Discovery, DiscoveryEvent};
-use qsync_store::{AppRecord, Store};
+use qsync_store::{AppRecord, Store, TaskOptions};
 use qsync_watch::{Filter, Index, LocalEvent, TaskWatcher, WatchBatch};
 use qsync_wire::Message;
 use tokio::sync::oneshot;
@@ -28,6 +29,8 @@ use crate::{btf, EngineError};
 
 mod commands;
 mod distrust;
+mod hashing;
+mod held;
 pub mod identity;
 mod links;
 mod not_synced;
@@ -88,11 +91,17 @@ pub enum Event {
     Walked(TaskId, Vec<qsync_watch::Walked>),
     /// A walk of a task's folder ended.
     WalkEnded(TaskId, walks::Ended),
+    /// Hashing threads have files hashed, waiting to be folded in (see `hashing.rs`).
+    Hashed,
 }
 
 struct TaskState {
     root: PathBuf,
     index: Index,
+    /// The contents the task has held: the bases a peer of it may ask a patch from.
+    held: held::Held,
+    /// What its person chose for it here (links out of the folder allowed, say).
+    options: TaskOptions,
     links: HashSet<DeviceId>,
     /// Paths found by the last whole walk whose names QSync cannot carry (logged; counted
     /// in `status`).
@@ -160,6 +169,8 @@ struct Engine {
     notify: tokio::sync::broadcast::Sender<DaemonEvent>,
     /// The sync core and what its driver keeps.
     sync: sync::CoreSync,
+    /// The threads that read and hash the files of the tasks' folders.
+    hashers: hashing::Hashers,
     /// Link requests from other devices, waiting on the person or the pairing.
     incoming: Vec<links::Incoming>,
     /// Devices mDNS said left, asked whether they are still there: the nonce and when.
@@ -217,6 +228,7 @@ pub fn run(config: DaemonConfig) -> Result<(), EngineError> {
         strangers: Arc::new(net::Strangers::default()),
         link_requests: Arc::new(tokio::sync::Semaphore::new(net::MAX_LINK_REQUESTS)),
         link_requests_by_host: Arc::new(Mutex::new(HashMap::new())),
+        admission: Arc::new(Mutex::new(net::Admission::default())),
     };
     // Questions of an earlier run: nobody waits for their answers now.
     btf::clear(&config.btf_dir);
@@ -230,8 +242,10 @@ pub fn run(config: DaemonConfig) -> Result<(), EngineError> {
     )?;
 
     let _discovery = if config.mdns {
-        let (discovery, found) =
-            Discovery::start(DiscoveryConfig::new(me, config.name.clone(), port))?;
+        // Discovery keeps linked devices over others when a flood fills its table.
+        let mut discovery_config = DiscoveryConfig::new(me, config.name.clone(), port);
+        discovery_config.linked = linked.clone();
+        let (discovery, found) = Discovery::start(discovery_config)?;
         let forward = events.clone();
         std::thread::Builder::new()
             .name("qsync-discovery-events".into())
@@ -254,6 +268,7 @@ pub fn run(config: DaemonConfig) -> Result<(), EngineError> {
     seed_input.extend_from_slice(&loaded_private);
     let key_seed = *ContentHash::of(&seed_input).as_bytes();
     let sync = sync::CoreSync::start(me, key_seed, &config.state_dir)?;
+    let hashers = hashing::Hashers::start(&events, &config.state_dir)?;
     let mut engine = Engine {
         me,
         config,
@@ -276,6 +291,7 @@ pub fn run(config: DaemonConfig) -> Result<(), EngineError> {
         received: 0,
         notify,
         sync,
+        hashers,
         incoming: Vec::new(),
         probes: HashMap::new(),
     };
@@ -317,6 +333,7 @@ impl Engine {
             tracing::info!(%task, count = stale, "removed unfinished transfers");
         }
         let known: Vec<FileEntry> = self.core_known(task)?;
+        let held = held::Held::new(known.iter().filter_map(|e| e.hash));
         let mut index = Index::new(known);
         // Paths `.qsyncignore` excludes now (a pattern added while the daemon was stopped)
         // stop syncing; the scan below must not take their absence for deletions.
@@ -342,11 +359,14 @@ impl Engine {
         let walker = walks::Walker::start(task, root.clone(), self.events.clone())?;
         walker.queue(qsync_watch::WalkPlan::new(&index, None, filter));
         let links: HashSet<DeviceId> = self.store.linked_devices(task)?.into_iter().collect();
+        let options = self.store.task_options(task)?;
         self.tasks.insert(
             task,
             TaskState {
                 root,
                 index,
+                held,
+                options,
                 links,
                 unsupported: 0,
                 not_synced: Default::default(),
@@ -437,6 +457,7 @@ impl Engine {
             }
             Event::Walked(task, chunk) => self.core_walked(task, chunk),
             Event::WalkEnded(task, ended) => self.core_walk_ended(task, ended),
+            Event::Hashed => self.core_hashed(),
             Event::Control(command, reply) => {
                 let answer = self.control(command, reply);
                 if let Some((answer, reply)) = answer {
@@ -740,6 +761,12 @@ impl Engine {
     /// Keep the content of a file version as a blob later, when the daemon is quiet (see
     /// [`crate::keeper`]).
     fn owe_blob(&mut self, owed: Owed) {
+        // Its task now holds this content: a peer of the task may ask a patch from it
+        // (see `held.rs`). Task folders never nest, so the root names one task.
+        let blobs = self.store.blobs();
+        if let Some(state) = self.tasks.values_mut().find(|t| t.root == owed.root) {
+            state.held.insert(owed.hash, |h| blobs.contains(h));
+        }
         if self.config.base_share > 0
             && owed.size >= crate::keeper::MIN_BASE
             && !self.store.blobs().contains(&owed.hash)

@@ -428,9 +428,13 @@ impl Engine {
                 if sync.batch.is_empty() {
                     sync.batch_since = Instant::now();
                 }
-                let begun =
-                    sync.batch
-                        .begin(&state.root, &sync.staging, &placement, &mut state.index);
+                let begun = sync.batch.begin(
+                    &state.root,
+                    &sync.staging,
+                    &placement,
+                    &mut state.index,
+                    state.options.links_out,
+                );
                 match begun {
                     Ok(None) => {
                         if sync.batch.is_full() {
@@ -478,7 +482,12 @@ impl Engine {
             rescan = true;
             PlaceOutcome::Failed
         });
-        let refused = guard::refusal(&placement).filter(|_| outcome == PlaceOutcome::Failed);
+        let links_out = self
+            .tasks
+            .get(&placement.task)
+            .is_some_and(|s| s.options.links_out);
+        let refused =
+            guard::refusal(&placement, links_out).filter(|_| outcome == PlaceOutcome::Failed);
         if let Some(state) = self.tasks.get_mut(&placement.task) {
             state.not_synced.placed(placement.task, &placement, refused);
         }
@@ -648,13 +657,19 @@ impl Engine {
     /// Fold a watcher batch (a real one or one made up to look again) into `task`'s index
     /// and queue the changes it shows as the core's facts; the folders it names (the whole
     /// folder, for a rescan) are walked on the task's thread, their changes queued as they
-    /// come (see `walks.rs`). Returns how many changes were queued now.
+    /// come (see `walks.rs`), and the files whose content must be read are hashed on the
+    /// hashing threads (see `hashing.rs`). Returns how many changes were queued now.
     pub(super) fn core_observe(&mut self, task: TaskId, batch: &WatchBatch) -> usize {
         let Some(state) = self.tasks.get_mut(&task) else {
             return 0;
         };
         match observe_deferred(&state.root, &mut state.index, batch) {
-            Ok(Observed { events, walks }) => {
+            Ok(Observed {
+                events,
+                to_hash,
+                walks,
+            }) => {
+                self.hashers.queue(task, &state.root, to_hash);
                 for plan in walks {
                     if plan.start().is_none() {
                         state

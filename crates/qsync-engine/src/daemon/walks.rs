@@ -202,12 +202,14 @@ impl super::Engine {
         let Ok(filter) = qsync_watch::Filter::for_root(&state.root) else {
             return;
         };
-        let events = qsync_watch::fold_walked(&state.root, &mut state.index, &filter, chunk);
+        let folded = qsync_watch::fold_walked(&state.root, &mut state.index, &filter, chunk);
         if let Some(scanning) = &mut state.scanning {
             scanning.entries += found;
-            scanning.changes += events.len() as u64;
+            scanning.changes += folded.events.len() as u64;
         }
-        self.core_queue_local(task, events);
+        // Changed since the walk hashed them: hashed again on the hashing threads.
+        self.hashers.queue(task, &state.root, folded.to_hash);
+        self.core_queue_local(task, folded.events);
     }
 
     /// A walk of `task`'s folder ended: what it did not find is looked at again (gone,
@@ -221,7 +223,14 @@ impl super::Engine {
             Ok(end) => {
                 let events = match qsync_watch::Filter::for_root(&state.root) {
                     Ok(filter) => {
-                        qsync_watch::look_again(&state.root, &mut state.index, &filter, end.unseen)
+                        let folded = qsync_watch::look_again(
+                            &state.root,
+                            &mut state.index,
+                            &filter,
+                            end.unseen,
+                        );
+                        self.hashers.queue(task, &state.root, folded.to_hash);
+                        folded.events
                     }
                     Err(_) => Vec::new(),
                 };

@@ -15,7 +15,10 @@
 //!   absolute target, or a relative one that, read name by name from the link's own
 //!   folder, climbs above the task folder. The placement fails (the core tries it again
 //!   later, waiting up to 16 s); the daemon lists it in `status` and logs it once, with the
-//!   peer it came from. Links the person makes here are synced as they are.
+//!   peer it came from. Links the person makes here are synced as they are. The task's
+//!   person may allow such links for one task (`qsync task set TASK --links-out allow`,
+//!   the store's `TaskOptions::links_out`): a link refused before is then made at the
+//!   core's next try. Turned off again, the links made stay; new ones are refused.
 
 use std::sync::OnceLock;
 
@@ -89,10 +92,13 @@ fn as_recorded_by(seen: State, recorded: &State, umask: u32) -> State {
 }
 
 /// Why `p` is not carried out at all, if it is not: a symlink whose target is absolute or
-/// climbs above the task folder (see the module's documentation).
-pub fn refusal(p: &Placement) -> Option<&'static str> {
+/// climbs above the task folder, unless the task allows such links (`links_out`; see the
+/// module's documentation).
+pub fn refusal(p: &Placement, links_out: bool) -> Option<&'static str> {
     match &p.target {
-        State::Symlink { target } if link_leaves(&p.path, target) => Some(LINK_LEAVES),
+        State::Symlink { target } if !links_out && link_leaves(&p.path, target) => {
+            Some(LINK_LEAVES)
+        }
         _ => None,
     }
 }

@@ -257,7 +257,8 @@ impl Batch {
     }
 
     /// Check `p` against the task folder `root` and prepare or make it (see [`Batch`]).
-    /// `Some` outcome: decided now (nothing was changed unless it is `Done`, which only a
+    /// `links_out`: the task allows symlinks out of its folder (see `guard`). `Some`
+    /// outcome: decided now (nothing was changed unless it is `Done`, which only a
     /// placement with no names to make durable gets); `None`: reported by the next
     /// [`Batch::flush`].
     pub fn begin(
@@ -266,8 +267,9 @@ impl Batch {
         staging: &Staging,
         p: &Placement,
         index: &mut Index,
+        links_out: bool,
     ) -> Result<Option<PlaceOutcome>, EngineError> {
-        if guard::refusal(p).is_some() {
+        if guard::refusal(p, links_out).is_some() {
             return Ok(Some(PlaceOutcome::Failed));
         }
         let task_root = TaskRoot::open(root)?;
@@ -571,7 +573,8 @@ fn missing_folder(root: &TaskRoot, path: &RelPath) -> EngineError {
     ))
 }
 
-/// Carry out `p` in the task folder `root` alone, durable when it returns (a batch of one).
+/// Carry out `p` in the task folder `root` alone, durable when it returns (a batch of one;
+/// links out of the folder refused).
 pub fn place(
     root: &Path,
     staging: &Staging,
@@ -579,7 +582,7 @@ pub fn place(
     index: &mut Index,
 ) -> Result<PlaceOutcome, EngineError> {
     let mut batch = Batch::default();
-    if let Some(outcome) = batch.begin(root, staging, p, index)? {
+    if let Some(outcome) = batch.begin(root, staging, p, index, false)? {
         return Ok(outcome);
     }
     let mut tasks = HashMap::from([(p.task, index)]);

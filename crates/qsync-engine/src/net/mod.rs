@@ -6,7 +6,9 @@
 //! to finish the handshake (and to ask to link, if it is not linked), at most
 //! [`MAX_STRANGERS`] of them at once (a new one closes the oldest, so a flood cannot keep
 //! a real device out), and at most [`MAX_LINK_REQUESTS`] link requests waiting for the
-//! person. None of it costs a thread.
+//! person. None of it costs a thread. Before any of that, a connection gets a handshake
+//! answer only within its address's rate and the rate of all addresses together
+//! (`admission.rs`): 20 at once, then 10 a second, per address.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -25,7 +27,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::codec::Framed;
 
+mod admission;
 mod pairing;
+pub use admission::{Admission, Refused};
 pub use pairing::{pair_initiator, LinkPlan, Paired};
 
 /// Linked devices, shared by the engine (which writes) and connections (which read).
@@ -236,6 +240,8 @@ pub struct NetCtx {
     pub link_requests: Arc<tokio::sync::Semaphore>,
     /// How many of them each address has ([`MAX_LINK_REQUESTS_PER_HOST`]).
     pub link_requests_by_host: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    /// The rates of new connections, per address and for all (see `admission.rs`).
+    pub admission: Arc<Mutex<Admission>>,
 }
 
 /// One address's place among the waiting link requests; dropping it frees it.
@@ -367,6 +373,10 @@ pub async fn listen(listener: TcpListener, ctx: NetCtx) {
     loop {
         match listener.accept().await {
             Ok((stream, addr)) => {
+                if !admitted(&ctx, addr) {
+                    drop(stream); // closed unanswered: no handshake work for it
+                    continue;
+                }
                 let ctx = ctx.clone();
                 tokio::spawn(async move {
                     if let Err(e) = incoming(stream, addr, ctx).await {
@@ -378,6 +388,27 @@ pub async fn listen(listener: TcpListener, ctx: NetCtx) {
                 tracing::warn!(error = %e, "accept failed");
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
+        }
+    }
+}
+
+/// Whether a new connection from `addr` is within the rates (see `admission.rs`); the first
+/// refusal of a run from one address is logged.
+fn admitted(ctx: &NetCtx, addr: SocketAddr) -> bool {
+    let Ok(mut admission) = ctx.admission.lock() else {
+        return true;
+    };
+    match admission.admit(addr.ip(), std::time::Instant::now()) {
+        Ok(()) => true,
+        Err((why, first)) => {
+            if first {
+                let rate = match why {
+                    Refused::Source => "this address",
+                    Refused::Everyone => "all addresses together",
+                };
+                tracing::info!(%addr, "closing new connections unanswered: {rate} opened too many lately");
+            }
+            false
         }
     }
 }
@@ -424,6 +455,10 @@ async fn incoming(stream: TcpStream, addr: SocketAddr, ctx: NetCtx) -> Result<()
         if !ctx.is_linked(&peer) {
             tracing::info!(device = %peer, %addr, "refused a connection from a device that is not linked");
             return Ok(());
+        }
+        // A linked device's reconnects never use up its address's rate.
+        if let Ok(mut admission) = ctx.admission.lock() {
+            admission.proven(addr.ip());
         }
         conn.codec_mut().set_max_frame_len(MAX_FRAME_LEN);
         return run_session(conn, session, peer, addr, false, ctx, Some((task, message))).await;

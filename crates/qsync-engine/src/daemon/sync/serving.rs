@@ -168,12 +168,13 @@ impl Engine {
         };
         self.last_busy = Instant::now();
         let sync = &mut self.sync;
-        // A patch needs the asker's version: kept here if it was ours or placed
-        // here, or else described by the asker (rsync's exchange) for a file large
-        // enough for the round trip to pay.
+        // A patch needs the asker's version: kept here if this task held it (a content
+        // of another task is never used, nor its presence told: see `held.rs`), or else
+        // described by the asker (rsync's exchange) for a file large enough for the round
+        // trip to pay.
         let blobs = self.store.blobs();
         let kept = base
-            .filter(|b| blobs.contains(b))
+            .filter(|b| state.held.contains(b) && blobs.contains(b))
             .map(|b| (b, JobBase::Kept(blobs.path(&b))));
         let job = ServeJob {
             root: state.root.clone(),

@@ -236,7 +236,9 @@ fn a_batch_names_nothing_until_flushed_then_reports_every_placement() {
     let mut second = placement("d/2", State::Deleted, stage(&f, b"two"));
     second.parents = first.parents.clone();
     for p in [&first, &second, &folder_made] {
-        let begun = batch.begin(&f.root, &f.staging, p, &mut f.index).unwrap();
+        let begun = batch
+            .begin(&f.root, &f.staging, p, &mut f.index, false)
+            .unwrap();
         assert_eq!(begun, None, "{}", p.path);
     }
     assert!(!f.root.join("d/1").exists(), "named before it is durable");
@@ -273,7 +275,9 @@ fn an_edit_saved_while_the_batch_waits_wins() {
     let p = placement("x", before, stage(&f, b"theirs"));
     let mut batch = Batch::default();
     assert_eq!(
-        batch.begin(&f.root, &f.staging, &p, &mut f.index).unwrap(),
+        batch
+            .begin(&f.root, &f.staging, &p, &mut f.index, false)
+            .unwrap(),
         None
     );
     std::thread::sleep(Duration::from_millis(20));
@@ -394,7 +398,9 @@ fn edits_in_place_never_reach_another_name_nor_a_changed_file() {
     let (_, _, p) = staged_edit(&f, "edited.bin");
     let mut batch = Batch::default();
     assert_eq!(
-        batch.begin(&f.root, &f.staging, &p, &mut f.index).unwrap(),
+        batch
+            .begin(&f.root, &f.staging, &p, &mut f.index, false)
+            .unwrap(),
         None
     );
     std::thread::sleep(Duration::from_millis(20));
