@@ -208,6 +208,32 @@ fn a_file_made_again_where_a_forgotten_deletion_was_is_newer_than_it() {
     assert!(w.tree(2).contains_key("f"));
 }
 
+/// A deletion of a path this device never had, with its own counter forged to the bound,
+/// is forgotten once its peer has it: what the forged counter leaves in the task's counter
+/// floor is cut to what this device could have made, so its next new files still count
+/// under its own id, far below the bound (found by a red-team review: every new path of the
+/// task used to start at the bound, a spare key used up per forgery).
+#[test]
+fn a_forged_deletion_forgotten_does_not_push_new_paths_to_the_bound() {
+    let mut w = World::with_hostile(23, 2, Topology::Pairs);
+    short_wait(&mut w);
+    w.attack(Attack::AtBound, 0, "gone", 6);
+    short_wait(&mut w);
+    let gone = qsync_base::RelPath::new("gone").unwrap();
+    assert_eq!(w.devices[0].ledger.get(&w.task, &gone), None, "forgotten");
+    w.write(0, "new");
+    short_wait(&mut w);
+    settle_and_check(&mut w);
+    let new = qsync_base::RelPath::new("new").unwrap();
+    let record = w.devices[0].ledger.get(&w.task, &new).unwrap();
+    let me = w.devices[0].id;
+    assert!(
+        (1..1000).contains(&record.version.get(&me)),
+        "{:?}",
+        record.version
+    );
+}
+
 /// Seed 8397 of the hostile schedules once tombstones were forgotten: dev0 forgot a
 /// forged deletion of b once dev1 had it, then took a made-up older record of b from the
 /// hostile device (nothing here said it was older any more) and sent it on. dev1, holding

@@ -622,12 +622,13 @@ impl Core {
         ledger: &mut L,
     ) -> Result<(), L::Error> {
         let seq = Self::next_seq(ledger, task)?;
+        let version = self.bump(task, base, ledger)?;
         ledger.put(
             task,
             Record {
                 path: path.clone(),
                 state,
-                version: self.bump(base),
+                version,
                 mtime_ns,
                 seq,
             },
@@ -676,12 +677,9 @@ impl Core {
                 )?;
             }
         }
-        // A path with no record may have had a tombstone, forgotten since: counted above
-        // this device's counters in it.
-        let base = match current {
-            Some(c) => c.version,
-            None => ledger.counter_floor(&task)?,
-        };
+        // A path with no record may have had a tombstone, forgotten since: `bump` counts
+        // above this device's counters in it.
+        let base = current.map(|c| c.version).unwrap_or_default();
         self.store_local(&task, path.clone(), state, &base, mtime_ns, ledger)?;
         // A placement waiting on this path is decided again now, against the new version.
         let key = (task, path);
@@ -788,8 +786,18 @@ impl Core {
 
     /// The version of a change this device makes on top of `base` (see
     /// [`next_version`](crate::rules::next_version)).
-    fn bump(&self, base: &VersionVector) -> VersionVector {
-        crate::rules::next_version(&self.keys, base)
+    /// The version of a change this device makes to a path of `task` on top of `base`: one
+    /// above this device's counters in `base` and in the task's counter floor (the
+    /// tombstones forgotten here, see `tombstones.rs`), so that no counter of this device's
+    /// is ever used twice for one path.
+    fn bump<L: Ledger>(
+        &self,
+        task: &TaskId,
+        base: &VersionVector,
+        ledger: &L,
+    ) -> Result<VersionVector, L::Error> {
+        let floor = ledger.counter_floor(task)?;
+        Ok(crate::rules::next_version(&self.keys, &base.merged(&floor)))
     }
 
     /// Bytes held for records received from `peer` for `task` and not yet settled (what

@@ -73,9 +73,13 @@ impl Tombstones {
             if busy(path) || !ledger.rivals(task, path)?.is_empty() {
                 continue;
             }
+            // No device makes more changes to one path than it has numbered records: a
+            // counter of ours above that was claimed for us by a peer (a tombstone of a
+            // path never had here, say). Cut to it, so that no peer can push the floor of
+            // every path to the bound.
             let own: Vec<(DeviceId, u64)> = keys
                 .iter()
-                .map(|k| (*k, tombstone.version.get(k)))
+                .map(|k| (*k, tombstone.version.get(k).min(last)))
                 .filter(|(_, n)| *n > 0)
                 .collect();
             ledger.forget_tombstone(task, path, &VersionVector::from(own))?;

@@ -484,7 +484,7 @@ impl Core {
                 // it has not seen is a change of this device's.
                 let version = match &existing {
                     Some(e) if ours.version.compare(&e.version) != Causality::After => {
-                        self.bump(&join(&ours.version, &e.version))
+                        self.bump(task, &join(&ours.version, &e.version), ledger)?
                     }
                     _ => ours.version.clone(),
                 };
@@ -510,7 +510,7 @@ impl Core {
         // same two versions the other way, and equal versions must not name two contents.
         let version = match ledger.record(task, &key.1)? {
             Some(current) if !version.dominates(&current.version) => {
-                self.bump(&join(&version, &current.version))
+                self.bump(task, &join(&version, &current.version), ledger)?
             }
             _ => version,
         };
@@ -556,8 +556,11 @@ impl Core {
             let Some(ours) = ledger.record(task, path)? else {
                 continue;
             };
+            let linked = ledger.peers(task)?;
             for (peer, rival) in ledger.rivals(task, path)? {
-                if ours.version.dominates(&rival.version) {
+                // Seen by ours, or from a device no longer linked with the task (whatever
+                // it sent is not to be taken any more).
+                if ours.version.dominates(&rival.version) || !linked.contains(&peer) {
                     ledger.set_rival(task, path, &peer, None)?;
                     continue;
                 }

@@ -91,15 +91,10 @@ impl World {
             }
             for (p, new_state) in made {
                 let old = before.get(&p);
-                // A path with no record counts above the forgotten tombstones' floor.
-                let base = match old {
-                    Some(b) => b.version.clone(),
-                    None => {
-                        let ledger = &self.devices[d].ledger;
-                        let Ok(floor) = ledger.counter_floor(&self.task);
-                        floor
-                    }
-                };
+                // Every change counts above the forgotten tombstones' floor.
+                let Ok(floor) = self.devices[d].ledger.counter_floor(&self.task);
+                let base = old.map(|b| b.version.clone()).unwrap_or_default();
+                let base = base.merged(&floor);
                 let before_state = old.map(|b| b.state.clone()).unwrap_or(State::Deleted);
                 let keys = self.devices[d]
                     .core
