@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use qsync_base::{DeviceId, RelPath, TaskId, VersionVector};
+use qsync_base::{DeviceId, RelPath, TaskId};
 
 use crate::state::Record;
 
@@ -60,19 +60,10 @@ pub trait Ledger {
         upto: u64,
         limit: usize,
     ) -> Result<Vec<(Record, Option<DeviceId>)>, Self::Error>;
-    /// Forget the tombstone of `path` (every linked device has it), and raise the task's
-    /// counter floor to `own`: this device's counters in it, so that a new record of the
-    /// path counts above them (see [`Ledger::counter_floor`]). Its sequence number stays
-    /// used. A path whose record is not a tombstone is left as it is.
-    fn forget_tombstone(
-        &mut self,
-        task: &TaskId,
-        path: &RelPath,
-        own: &VersionVector,
-    ) -> Result<(), Self::Error>;
-    /// The highest of this device's counters in the tombstones forgotten in `task`: the
-    /// base of a version made here for a path that has no record.
-    fn counter_floor(&self, task: &TaskId) -> Result<VersionVector, Self::Error>;
+    /// Forget the tombstone of `path` (every linked device has it). Its sequence number
+    /// stays used ([`Ledger::last_seq`]). A path whose record is not a tombstone is left as
+    /// it is.
+    fn forget_tombstone(&mut self, task: &TaskId, path: &RelPath) -> Result<(), Self::Error>;
 
     /// Versions of `path` received from peers, concurrent with ours, that ours won: kept so
     /// that they are decided again when ours changes (ours may then lose to them).
@@ -124,8 +115,8 @@ pub struct MemLedger {
     received: BTreeMap<(TaskId, DeviceId), u64>,
     acked: BTreeMap<(TaskId, DeviceId), u64>,
     rivals: BTreeMap<(TaskId, RelPath, DeviceId), Record>,
-    /// Per task: the counter floor and the highest number of a forgotten tombstone.
-    floors: BTreeMap<TaskId, (VersionVector, u64)>,
+    /// Per task: the highest number of a forgotten tombstone.
+    forgotten: BTreeMap<TaskId, u64>,
 }
 
 impl MemLedger {
@@ -232,7 +223,7 @@ impl Ledger for MemLedger {
             .range((*task, 0)..=(*task, u64::MAX))
             .next_back()
             .map_or(0, |((_, s), _)| *s);
-        Ok(used.max(self.floors.get(task).map_or(0, |(_, seq)| *seq)))
+        Ok(used.max(self.forgotten.get(task).copied().unwrap_or(0)))
     }
 
     fn tombstones(
@@ -257,12 +248,7 @@ impl Ledger for MemLedger {
             .collect())
     }
 
-    fn forget_tombstone(
-        &mut self,
-        task: &TaskId,
-        path: &RelPath,
-        own: &VersionVector,
-    ) -> Result<(), Self::Error> {
+    fn forget_tombstone(&mut self, task: &TaskId, path: &RelPath) -> Result<(), Self::Error> {
         let key = (*task, path.clone());
         let Some(seq) = self
             .records
@@ -275,18 +261,9 @@ impl Ledger for MemLedger {
         self.records.remove(&key);
         self.origins.remove(&key);
         self.by_seq.remove(&(*task, seq));
-        let floor = self.floors.entry(*task).or_default();
-        floor.0 = floor.0.merged(own);
-        floor.1 = floor.1.max(seq);
+        let forgotten = self.forgotten.entry(*task).or_default();
+        *forgotten = (*forgotten).max(seq);
         Ok(())
-    }
-
-    fn counter_floor(&self, task: &TaskId) -> Result<VersionVector, Self::Error> {
-        Ok(self
-            .floors
-            .get(task)
-            .map(|(v, _)| v.clone())
-            .unwrap_or_default())
     }
 
     fn rivals(

@@ -383,7 +383,7 @@ impl Ledger for LedgerTx<'_> {
             .tx
             .prepare_cached(
                 "SELECT max(coalesce((SELECT max(seq) FROM records WHERE task_id = ?1), 0),
-                            coalesce((SELECT seq FROM tombstone_floors WHERE task_id = ?1), 0))",
+                            coalesce((SELECT seq FROM forgotten_tombstones WHERE task_id = ?1), 0))",
             )?
             .query_row(params![task.as_bytes()], |row| row.get(0))?;
         let last = last.unwrap_or(0);
@@ -407,42 +407,23 @@ impl Ledger for LedgerTx<'_> {
         self.records_with_origin(&sql, params![task.as_bytes(), after, upto])
     }
 
-    fn forget_tombstone(
-        &mut self,
-        task: &TaskId,
-        path: &RelPath,
-        own: &VersionVector,
-    ) -> Result<(), StoreError> {
+    fn forget_tombstone(&mut self, task: &TaskId, path: &RelPath) -> Result<(), StoreError> {
         let Some(tombstone) = self.record(task, path)?.filter(|r| !r.state.exists()) else {
             return Ok(());
         };
-        let floor = self.counter_floor(task)?.merged(own);
         self.tx
             .prepare_cached("DELETE FROM records WHERE task_id = ?1 AND path = ?2")?
             .execute(params![task.as_bytes(), path.as_str()])?;
         self.tx
             .prepare_cached(
-                "INSERT INTO tombstone_floors (task_id, version, seq) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (task_id) DO UPDATE SET version = ?2, seq = max(seq, ?3)",
+                "INSERT INTO forgotten_tombstones (task_id, seq) VALUES (?1, ?2)
+                 ON CONFLICT (task_id) DO UPDATE SET seq = max(seq, ?2)",
             )?
             .execute(params![
                 task.as_bytes(),
-                version_bytes(&floor)?,
                 to_i64(tombstone.seq, "sequence number")?
             ])?;
         Ok(())
-    }
-
-    fn counter_floor(&self, task: &TaskId) -> Result<VersionVector, StoreError> {
-        let bytes: Option<Vec<u8>> = self
-            .tx
-            .prepare_cached("SELECT version FROM tombstone_floors WHERE task_id = ?1")?
-            .query_row(params![task.as_bytes()], |row| row.get(0))
-            .optional()?;
-        match bytes {
-            Some(bytes) => postcard::from_bytes(&bytes).map_err(|e| corrupt("version vector", e)),
-            None => Ok(VersionVector::default()),
-        }
     }
 
     fn rivals(&self, task: &TaskId, path: &RelPath) -> Result<Vec<(DeviceId, Record)>, StoreError> {

@@ -46,11 +46,9 @@ enum Op {
     Forget {
         peer: usize,
     },
-    /// Forget the tombstone of a path (if it is one), with `counter` of `peer` as ours.
+    /// Forget the tombstone of a path (if it is one).
     ForgetTombstone {
         path: usize,
-        peer: usize,
-        counter: u64,
     },
 }
 
@@ -75,13 +73,7 @@ fn op() -> impl Strategy<Value = Op> {
         (0usize..2, 0u64..50).prop_map(|(peer, seq)| Op::Received { peer, seq }),
         (0usize..2, 0u64..50).prop_map(|(peer, seq)| Op::Acked { peer, seq }),
         (0usize..2).prop_map(|peer| Op::Forget { peer }),
-        (0..PATHS.len(), 0usize..2, 1u64..5).prop_map(|(path, peer, counter)| {
-            Op::ForgetTombstone {
-                path,
-                peer,
-                counter,
-            }
-        }),
+        (0..PATHS.len()).prop_map(|path| Op::ForgetTombstone { path }),
     ]
 }
 
@@ -143,13 +135,8 @@ fn apply<L: Ledger>(ledger: &mut L, op: &Op, seq: u64) -> Result<(), L::Error> {
         Op::Received { peer, seq } => ledger.set_received_upto(&TASK, &PEERS[peer], seq),
         Op::Acked { peer, seq } => ledger.set_acked_upto(&TASK, &PEERS[peer], seq),
         Op::Forget { peer } => ledger.forget_peer(&TASK, &PEERS[peer]),
-        Op::ForgetTombstone {
-            path,
-            peer,
-            counter,
-        } => {
-            let own = record(path, 0, counter, peer, 0).version;
-            ledger.forget_tombstone(&TASK, &RelPath::new(PATHS[path]).unwrap(), &own)
+        Op::ForgetTombstone { path } => {
+            ledger.forget_tombstone(&TASK, &RelPath::new(PATHS[path]).unwrap())
         }
     }
 }
@@ -178,10 +165,9 @@ fn view<L: Ledger>(ledger: &L) -> Result<String, L::Error> {
     );
     out += &format!("rival paths {:?}\n", ledger.rival_paths(&TASK)?);
     out += &format!(
-        "tombstones {:?}\n1..=5 (2): {:?}\nfloor {:?}\n",
+        "tombstones {:?}\n1..=5 (2): {:?}\n",
         ledger.tombstones(&TASK, 0, 100, 100)?,
-        ledger.tombstones(&TASK, 1, 5, 2)?,
-        ledger.counter_floor(&TASK)?
+        ledger.tombstones(&TASK, 1, 5, 2)?
     );
     for peer in PEERS {
         out += &format!(

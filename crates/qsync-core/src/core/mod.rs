@@ -468,9 +468,7 @@ impl Core {
                     if let Some(out) = self.streaming.get_mut(&(task, from)) {
                         out.acked(upto);
                     }
-                    let work = &self.work;
-                    let busy = |path: &RelPath| work.contains_key(&(task, path.clone()));
-                    self.tombstones.collect(&task, &self.keys, busy, ledger)?;
+                    self.collect_tombstones(task, ledger)?;
                 }
             }
             Message::Request {
@@ -622,7 +620,7 @@ impl Core {
         ledger: &mut L,
     ) -> Result<(), L::Error> {
         let seq = Self::next_seq(ledger, task)?;
-        let version = self.bump(task, base, ledger)?;
+        let version = self.bump(base);
         ledger.put(
             task,
             Record {
@@ -677,8 +675,6 @@ impl Core {
                 )?;
             }
         }
-        // A path with no record may have had a tombstone, forgotten since: `bump` counts
-        // above this device's counters in it.
         let base = current.map(|c| c.version).unwrap_or_default();
         self.store_local(&task, path.clone(), state, &base, mtime_ns, ledger)?;
         // A placement waiting on this path is decided again now, against the new version.
@@ -786,18 +782,20 @@ impl Core {
 
     /// The version of a change this device makes on top of `base` (see
     /// [`next_version`](crate::rules::next_version)).
-    /// The version of a change this device makes to a path of `task` on top of `base`: one
-    /// above this device's counters in `base` and in the task's counter floor (the
-    /// tombstones forgotten here, see `tombstones.rs`), so that no counter of this device's
-    /// is ever used twice for one path.
-    fn bump<L: Ledger>(
-        &self,
-        task: &TaskId,
-        base: &VersionVector,
-        ledger: &L,
-    ) -> Result<VersionVector, L::Error> {
-        let floor = ledger.counter_floor(task)?;
-        Ok(crate::rules::next_version(&self.keys, &base.merged(&floor)))
+    /// Forget the tombstones of `task` every linked device has (see `tombstones.rs`).
+    fn collect_tombstones<L: Ledger>(
+        &mut self,
+        task: TaskId,
+        ledger: &mut L,
+    ) -> Result<(), L::Error> {
+        let work = &self.work;
+        let busy = |path: &RelPath| work.contains_key(&(task, path.clone()));
+        self.tombstones.collect(&task, &self.keys, busy, ledger)?;
+        Ok(())
+    }
+
+    fn bump(&self, base: &VersionVector) -> VersionVector {
+        crate::rules::next_version(&self.keys, base)
     }
 
     /// Bytes held for records received from `peer` for `task` and not yet settled (what

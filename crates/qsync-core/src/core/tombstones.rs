@@ -5,11 +5,16 @@
 //! of the deletion yet does not bring the file back. Once every device the task is linked
 //! with has acknowledged this device's sequence past a tombstone's number (the device it
 //! came from need not: it has it), each of them holds that deletion or something newer,
-//! and the tombstone is forgotten here. Two things
-//! stay: its sequence number (never used again, or a peer would skip the next record), and
-//! this device's own counters in its version, as the task's counter floor: a file made
-//! again at that path counts above them, so it is newer than the deletion, not older, on a
-//! peer that still holds it.
+//! and the tombstone is forgotten here. Its sequence number stays used (a peer would skip
+//! a record numbered again).
+//!
+//! Only tombstones that hold none of this device's counters are forgotten: this device's
+//! own counters for a path are what tells its honest peers' versions from forged claims
+//! (`rules::claims_above`), and what its next change of the path counts above. So a device
+//! keeps the deletions of paths it changed itself, however many; what its peers deleted,
+//! and every tombstone a peer can make it hold, goes once it is everywhere. (A deletion of a
+//! path never had here comes without this device's counters: one claimed for it is cut,
+//! see `work.rs`.)
 //!
 //! A tombstone is kept while its path has work queued or rivals (a deletion that may still
 //! lose or win). A device that never acknowledges (away for good, or hostile) holds every
@@ -17,7 +22,7 @@
 
 use std::collections::BTreeMap;
 
-use qsync_base::{DeviceId, RelPath, TaskId, VersionVector};
+use qsync_base::{DeviceId, RelPath, TaskId};
 
 use crate::ledger::Ledger;
 
@@ -28,9 +33,8 @@ pub const FORGET_PER_ACK: usize = 4096;
 /// How far each task's tombstones were looked at.
 #[derive(Debug, Default)]
 pub(super) struct Tombstones {
-    /// Per task, the sequence number up to which every tombstone was forgotten or kept for
-    /// a reason (work queued, rivals). Starts at 0 each time the core starts: those kept
-    /// are looked at again once per start.
+    /// Per task, the sequence number up to which every tombstone was forgotten or is kept
+    /// for good (it holds this device's counters). Starts at 0 each time the core starts.
     looked_upto: BTreeMap<TaskId, u64>,
 }
 
@@ -65,24 +69,19 @@ impl Tombstones {
         };
         let mut forgotten = 0;
         for (tombstone, origin) in found {
-            if !everywhere(tombstone.seq, origin) {
+            let path = &tombstone.path;
+            if !everywhere(tombstone.seq, origin)
+                || busy(path)
+                || !ledger.rivals(task, path)?.is_empty()
+            {
+                // Looked at again next time.
                 looked = looked.map(|l| l.min(tombstone.seq - 1));
                 continue;
             }
-            let path = &tombstone.path;
-            if busy(path) || !ledger.rivals(task, path)?.is_empty() {
+            if keys.iter().any(|k| tombstone.version.get(k) > 0) {
                 continue;
             }
-            // No device makes more changes to one path than it has numbered records: a
-            // counter of ours above that was claimed for us by a peer (a tombstone of a
-            // path never had here, say). Cut to it, so that no peer can push the floor of
-            // every path to the bound.
-            let own: Vec<(DeviceId, u64)> = keys
-                .iter()
-                .map(|k| (*k, tombstone.version.get(k).min(last)))
-                .filter(|(_, n)| *n > 0)
-                .collect();
-            ledger.forget_tombstone(task, path, &VersionVector::from(own))?;
+            ledger.forget_tombstone(task, path)?;
             forgotten += 1;
         }
         if let Some(looked) = looked {

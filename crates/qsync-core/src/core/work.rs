@@ -9,7 +9,9 @@ use super::{
 };
 use crate::io::{Effect, Message, PlaceOutcome, Placement};
 use crate::ledger::Ledger;
-use crate::rules::{claims_above, decide_as, join, loser_copy_nth, reclaimed, Decision};
+use crate::rules::{
+    claims_above, decide_as, is_conflict_copy, join, loser_copy_nth, reclaimed, Decision,
+};
 use crate::state::{Record, State};
 
 impl Core {
@@ -266,6 +268,7 @@ impl Core {
     ) -> Result<(), L::Error> {
         let task = &key.0;
         let remote = &item.record;
+        let local_none = local.is_none();
         let merged = match local {
             // Theirs adds nothing to ours once cut to the bound: nothing to store, but
             // ours is said again if it differs from theirs, so that the sender joins the
@@ -282,12 +285,33 @@ impl Core {
                 seq: Self::next_seq(ledger, task)?,
                 ..l
             },
-            None => Record {
-                seq: Self::next_seq(ledger, task)?,
-                ..remote.clone()
-            },
+            // A deletion of a path never had here. This device made no change to it: a
+            // counter of its own in that version was claimed for it (it is cut, so that the
+            // tombstone can be forgotten, see `tombstones.rs`).
+            None => {
+                let own = |d: &DeviceId| self.keys.contains(d);
+                let counters: Vec<(DeviceId, u64)> = remote.version.clone().into();
+                let cut = VersionVector::from(
+                    counters
+                        .into_iter()
+                        .filter(|(d, _)| !own(d))
+                        .collect::<Vec<_>>(),
+                );
+                // (A conflict copy carries the version of what it copies, ours maybe: an
+                // honest peer's deletion of a copy never had here names our counters.)
+                if cut != remote.version && !is_conflict_copy(&remote.path) {
+                    let path = Some(remote.path.clone());
+                    self.distrust(item.from, *task, Distrust::ClaimAboveIssued, path);
+                }
+                Record {
+                    version: cut,
+                    seq: Self::next_seq(ledger, task)?,
+                    ..remote.clone()
+                }
+            }
         };
-        let origin = (merged.version == remote.version).then_some(item.from);
+        // Taken as is (a cut deletion too: its sender holds all of it): never sent back.
+        let origin = (local_none || merged.version == remote.version).then_some(item.from);
         ledger.put(task, merged, origin)?;
         self.changed.insert(key.clone());
         Ok(())
@@ -484,7 +508,7 @@ impl Core {
                 // it has not seen is a change of this device's.
                 let version = match &existing {
                     Some(e) if ours.version.compare(&e.version) != Causality::After => {
-                        self.bump(task, &join(&ours.version, &e.version), ledger)?
+                        self.bump(&join(&ours.version, &e.version))
                     }
                     _ => ours.version.clone(),
                 };
@@ -510,7 +534,7 @@ impl Core {
         // same two versions the other way, and equal versions must not name two contents.
         let version = match ledger.record(task, &key.1)? {
             Some(current) if !version.dominates(&current.version) => {
-                self.bump(task, &join(&version, &current.version), ledger)?
+                self.bump(&join(&version, &current.version))
             }
             _ => version,
         };

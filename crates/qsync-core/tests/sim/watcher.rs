@@ -2,7 +2,6 @@
 //! into the core's facts as a driver would, with every local version logged for the checks.
 
 use super::*;
-use qsync_core::Ledger as _;
 
 impl World {
     // ----- the watcher ---------------------------------------------------------------------
@@ -91,10 +90,7 @@ impl World {
             }
             for (p, new_state) in made {
                 let old = before.get(&p);
-                // Every change counts above the forgotten tombstones' floor.
-                let Ok(floor) = self.devices[d].ledger.counter_floor(&self.task);
                 let base = old.map(|b| b.version.clone()).unwrap_or_default();
-                let base = base.merged(&floor);
                 let before_state = old.map(|b| b.state.clone()).unwrap_or(State::Deleted);
                 let keys = self.devices[d]
                     .core

@@ -1,11 +1,8 @@
 -- Tombstones every linked device has acknowledged are forgotten (qsync-core's
 -- `core/tombstones.rs`). What must outlive them, per task: the highest sequence number a
--- forgotten tombstone held (numbers are never used twice), and this device's own counters
--- in them (postcard of a version vector, like `records.version`): a path made again counts
--- above them.
-CREATE TABLE tombstone_floors (
+-- forgotten tombstone held (numbers are never used twice, or a peer would skip a record).
+CREATE TABLE forgotten_tombstones (
     task_id BLOB PRIMARY KEY REFERENCES sync_tasks (task_id) ON DELETE CASCADE,
-    version BLOB NOT NULL,
     seq     INTEGER NOT NULL
 ) WITHOUT ROWID;
 
