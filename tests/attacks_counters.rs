@@ -15,9 +15,9 @@ mod peer;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use node::{device_at, link, tree, wait_same, Node};
+use node::{device_at, link, rss_kib, tree, wait_for, wait_same, Node};
 use peer::{Heard, Peer};
 use qsync_base::{ContentHash, DeviceId, VersionVector};
 use qsync_core::{State, MAX_COUNTER, MAX_VERSION_ENTRIES};
@@ -86,14 +86,6 @@ fn with(version: &VersionVector, device: DeviceId, counter: u64) -> VersionVecto
     counters.into()
 }
 
-fn wait_for(what: &str, time: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + time;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Whether some file of `root` (at `name` or a conflict copy of it) holds `content`.
 fn kept(root: &Path, name: &str, content: &[u8]) -> bool {
     let stem = name.split('.').next().unwrap_or(name);
@@ -120,16 +112,6 @@ fn distrusted(node: &Node, device: DeviceId) -> (u64, u64) {
             .unwrap_or(0)
     };
     (number("refused"), number("doubted"))
-}
-
-/// The daemon's resident memory, in KiB.
-fn rss_kib(node: &Node) -> u64 {
-    let status = fs::read_to_string(format!("/proc/{}/status", node.pid().unwrap())).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
 }
 
 /// One `Records` naming every path with its current content but the counters of the

@@ -18,7 +18,7 @@ use std::fs;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use node::{link, tree, wait_same, Node};
+use node::{link, rss_kib, tree, wait_for, wait_same, Node};
 use peer::{Heard, Peer};
 use qsync_base::ContentHash;
 use qsync_core::State;
@@ -72,14 +72,6 @@ fn file(content: &[u8]) -> State {
     }
 }
 
-fn wait_for(what: &str, time: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + time;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -89,16 +81,6 @@ fn status_time(node: &Node) -> Duration {
     let t = Instant::now();
     node.cli(&["status"]);
     t.elapsed()
-}
-
-/// The daemon's resident memory, in KiB.
-fn rss_kib(node: &Node) -> u64 {
-    let status = fs::read_to_string(format!("/proc/{}/status", node.pid().unwrap())).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
 }
 
 /// Wait until the peer has heard the victim's record of `path` (so that its next record

@@ -375,6 +375,26 @@ pub fn tree(root: &Path) -> BTreeMap<String, String> {
     out
 }
 
+/// Wait until `done`, at most `time`; panics naming `what` after that.
+pub fn wait_for(what: &str, time: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + time;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `node`'s daemon's resident memory, in KiB (Linux `/proc`).
+pub fn rss_kib(node: &Node) -> u64 {
+    let pid = node.pid().expect("the daemon runs");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("its status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("a VmRSS line")
+}
+
 /// Wait until both folders hold the same tree.
 pub fn wait_same(a: &Path, b: &Path, timeout: Duration) {
     let deadline = Instant::now() + timeout;

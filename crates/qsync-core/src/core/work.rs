@@ -580,8 +580,13 @@ impl Core {
             let Some(ours) = ledger.record(task, path)? else {
                 continue;
             };
-            let linked = ledger.peers(task)?;
-            for (peer, rival) in ledger.rivals(task, path)? {
+            let rivals = ledger.rivals(task, path)?;
+            // Read only for a path with rivals (this runs for every record that changes).
+            let linked = match rivals.is_empty() {
+                true => Vec::new(),
+                false => ledger.peers(task)?,
+            };
+            for (peer, rival) in rivals {
                 // Seen by ours, or from a device no longer linked with the task (whatever
                 // it sent is not to be taken any more).
                 if ours.version.dominates(&rival.version) || !linked.contains(&peer) {
