@@ -10,6 +10,9 @@ mod sim;
 
 use std::time::Duration;
 
+use qsync_base::RelPath;
+use qsync_core::rules::is_conflict_copy;
+
 use proptest::prelude::*;
 use sim::{random_hostile_ops, random_ops, run, run_hostile, Attack, Op, Rng, Topology, World};
 
@@ -374,6 +377,30 @@ fn a_forged_counter_of_the_away_device_does_not_erase_its_edit() {
     w.write(2, "report.txt");
     short_wait(&mut w);
     w.attack(Attack::ForgeThird, 0, "report.txt", 2997); // dev2 + 998, A's content
+    short_wait(&mut w);
+    settle_and_check(&mut w);
+}
+
+#[test]
+fn a_forged_counter_on_a_conflict_copy_does_not_erase_it() {
+    // A (dev0) and C (dev2) edit report.txt apart: the losing edit lives on as a conflict
+    // copy on every device. The hostile device then sends A new content for the copy's
+    // name, with A's counter forged above what A made there: the copy must survive.
+    let mut w = World::with_hostile(23, 3, Topology::Star);
+    w.write(0, "report.txt");
+    short_wait(&mut w);
+    w.partition(0, 2);
+    w.write(0, "report.txt");
+    w.write(2, "report.txt");
+    short_wait(&mut w);
+    w.heal();
+    short_wait(&mut w);
+    let copy = w
+        .tree(0)
+        .into_keys()
+        .find(|p| is_conflict_copy(&RelPath::new(p.clone()).unwrap()))
+        .expect("a conflict copy");
+    w.attack(Attack::ForgeReceiver, 0, &copy, 1); // A + 2, new content
     short_wait(&mut w);
     settle_and_check(&mut w);
 }

@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use qsync_base::RelPath;
 
+use super::{ACK_EVERY, RECORDS_PER_MESSAGE};
 use crate::state::{Record, State};
 
 /// The largest counter a version may name. Far below what the wire and the database hold,
@@ -131,8 +132,10 @@ pub(super) struct Inbound {
     /// The first record refused on this connection: nothing from there on is taken or
     /// acknowledged until the peer greets again.
     refused_from: Option<u64>,
-    /// The last number stored as processed (and acknowledged).
+    /// The last number stored as processed.
     pub(super) saved: u64,
+    /// The last number acknowledged to the peer.
+    pub(super) acked: u64,
 }
 
 impl Inbound {
@@ -141,6 +144,7 @@ impl Inbound {
         Self {
             highest: after,
             saved: after,
+            acked: after,
             ..Self::default()
         }
     }
@@ -195,6 +199,12 @@ impl Inbound {
         upto
     }
 
+    /// Whether an acknowledgement up to `upto` is worth a message of its own now: it
+    /// covers [`ACK_EVERY`] more numbers, or nothing received is left to settle.
+    pub(super) fn worth_acking(&self, upto: u64) -> bool {
+        upto >= self.acked.saturating_add(ACK_EVERY) || self.unsettled.is_empty()
+    }
+
     /// Bytes held (for the bound's tests).
     pub(super) fn held(&self) -> usize {
         self.held
@@ -223,6 +233,15 @@ impl Outbound {
     /// Whether a record of `cost` may be sent now.
     pub(super) fn has_room(&self, cost: usize) -> bool {
         self.unacked.len() < WINDOW_RECORDS && self.bytes + cost <= WINDOW_BYTES
+    }
+
+    /// Whether a message of records may begin now: only once the window has room for a
+    /// full one ([`RECORDS_PER_MESSAGE`] records, an eighth of [`WINDOW_BYTES`]). A window
+    /// that opens one record at a time would otherwise go out one record a message, each
+    /// read from the ledger on its own (the 100,000-file drop took 94 s instead of 28).
+    pub(super) fn may_begin_message(&self) -> bool {
+        self.unacked.len() + RECORDS_PER_MESSAGE <= WINDOW_RECORDS
+            && self.bytes + WINDOW_BYTES / 8 <= WINDOW_BYTES
     }
 
     /// Record `seq` of `cost` is sent.

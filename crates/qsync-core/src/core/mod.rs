@@ -54,6 +54,15 @@ pub const CHILDREN_WAITS: u8 = 5;
 /// At most this many records go in one [`Message::Records`].
 pub const RECORDS_PER_MESSAGE: usize = 256;
 
+/// An acknowledgement goes out at once when it covers this many more of the peer's
+/// sequence numbers than the last one, or when nothing received from the peer is left to
+/// settle; otherwise after [`ACK_DELAY`]. One acknowledgement per settled record made the
+/// 100,000-file drop send 100,000 of them, each a message and a ledger write on both sides.
+pub const ACK_EVERY: u64 = RECORDS_PER_MESSAGE as u64;
+
+/// The longest an acknowledgement is held back (see [`ACK_EVERY`]).
+pub const ACK_DELAY: Duration = Duration::from_millis(20);
+
 /// The permission bits of a folder QSync creates to hold a received path.
 const NEW_FOLDER_MODE: u32 = 0o755;
 
@@ -77,8 +86,11 @@ pub struct Core {
     /// [`Core::poll_timeout`] need not look at every path). An entry whose path has moved on
     /// since is stale, and dropped once it reaches the front.
     waiting: BTreeSet<(Instant, TaskId, RelPath)>,
-    /// How far each peer's sequence is settled, to acknowledge at the end of the call.
+    /// How far each peer's sequence is settled and not yet acknowledged: sent at the end
+    /// of the call when worth a message (see [`ACK_EVERY`]), else at [`Core::ack_due`].
     acks: BTreeMap<(TaskId, DeviceId), u64>,
+    /// When the acknowledgements held back in [`Core::acks`] go out at the latest.
+    ack_due: Option<Instant>,
     /// Paths whose record changed: their rivals are decided again.
     changed: BTreeSet<(TaskId, RelPath)>,
     /// Tombstones every linked device has: forgotten.
@@ -145,6 +157,7 @@ impl Core {
             work: BTreeMap::new(),
             waiting: BTreeSet::new(),
             acks: BTreeMap::new(),
+            ack_due: None,
             changed: BTreeSet::new(),
             tombstones: Tombstones::default(),
             effects: VecDeque::new(),
@@ -303,7 +316,11 @@ impl Core {
 
     /// When [`handle_timeout`](Self::handle_timeout) should next be called, if ever.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.waiting.first().map(|(at, ..)| *at)
+        let retry = self.waiting.first().map(|(at, ..)| *at);
+        match (retry, self.ack_due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Whether received records are still being carried out.
@@ -691,9 +708,7 @@ impl Core {
     /// Send every streaming peer the records it has not been sent yet, as far as its
     /// window allows (the rest goes as its acknowledgements come).
     fn flush<L: Ledger>(&mut self, ledger: &L) -> Result<(), L::Error> {
-        for ((task, peer), upto) in std::mem::take(&mut self.acks) {
-            self.send(peer, Message::Ack { task, upto });
-        }
+        self.send_acks();
         let keys: Vec<(TaskId, DeviceId)> = self.streaming.keys().copied().collect();
         for (task, peer) in keys {
             let Some(mut out) = self.streaming.remove(&(task, peer)) else {
@@ -706,6 +721,32 @@ impl Core {
         Ok(())
     }
 
+    /// Send the acknowledgements worth a message now (see [`ACK_EVERY`]), or all of them
+    /// once [`Core::ack_due`] has come; the others wait for it.
+    fn send_acks(&mut self) {
+        let due = match (self.now, self.ack_due) {
+            (Some(now), Some(at)) => now >= at,
+            (None, _) => true,
+            (Some(_), None) => false,
+        };
+        for ((task, peer), upto) in std::mem::take(&mut self.acks) {
+            let inbound = self.inbound.get_mut(&(task, peer));
+            let now = due || inbound.as_ref().is_none_or(|i| i.worth_acking(upto));
+            if now {
+                if let Some(inbound) = inbound {
+                    inbound.acked = upto;
+                }
+                self.send(peer, Message::Ack { task, upto });
+            } else {
+                self.acks.insert((task, peer), upto);
+            }
+        }
+        self.ack_due = match self.acks.is_empty() {
+            true => None,
+            false => self.ack_due.or(self.now.map(|now| now + ACK_DELAY)),
+        };
+    }
+
     fn flush_one<L: Ledger>(
         &mut self,
         task: TaskId,
@@ -713,7 +754,7 @@ impl Core {
         out: &mut Outbound,
         ledger: &L,
     ) -> Result<(), L::Error> {
-        loop {
+        while out.may_begin_message() {
             let batch = ledger.records_after(&task, out.sent, RECORDS_PER_MESSAGE)?;
             if batch.is_empty() {
                 return Ok(());
@@ -752,6 +793,7 @@ impl Core {
                 return Ok(());
             }
         }
+        Ok(())
     }
 
     /// Stop syncing `task` with `peer` at once: no more records either way, and its work
