@@ -17,7 +17,6 @@
 use std::fmt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::Sender;
 
 use qsync_base::{DeviceId, RelPath, TaskId};
 use serde::{Deserialize, Serialize};
@@ -25,7 +24,6 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{broadcast, oneshot};
 
-use crate::daemon::Event;
 use crate::EngineError;
 
 /// A request to the daemon.
@@ -541,14 +539,45 @@ impl fmt::Display for Reply {
 /// The longest command line the daemon reads (an app's description included).
 const MAX_LINE: usize = 1024 * 1024;
 
-/// Serve the control socket at `path` (created 0600). Commands go to the engine through
-/// `events`; [`Command::Events`] subscribes to `notify`.
-pub fn serve(
+/// The control socket's path in a state folder.
+pub fn control_socket(state_dir: &Path) -> PathBuf {
+    state_dir.join("control.sock")
+}
+
+/// What the control socket hands to whoever serves commands (the daemon): a command with
+/// where its answer goes.
+#[derive(Debug)]
+pub enum Request {
+    /// A command; its one answer goes to the sender.
+    Command(Command, oneshot::Sender<Reply>),
+    /// [`Command::Link`]: `progress` hears the replies before the last one (the code to
+    /// show while the other side's person types it), `reply` the last one.
+    Link {
+        /// The task.
+        task: TaskId,
+        /// `HOST:PORT` of the other device.
+        address: String,
+        /// The device expected there (id or fingerprint).
+        expect: Option<String>,
+        /// Replies before the last one.
+        progress: tokio::sync::mpsc::UnboundedSender<Reply>,
+        /// The last reply.
+        reply: oneshot::Sender<Reply>,
+    },
+}
+
+/// Serve the control socket at `path` (created 0600). Each command is handed to `deliver`
+/// as a [`Request`] (`false`: nobody serves commands any more, and the client is told the
+/// daemon stopped); [`Command::Events`] subscribes to `notify`.
+pub fn serve<D>(
     runtime: &tokio::runtime::Runtime,
     path: PathBuf,
-    events: Sender<Event>,
+    deliver: D,
     notify: broadcast::Sender<DaemonEvent>,
-) -> Result<(), EngineError> {
+) -> Result<(), EngineError>
+where
+    D: Fn(Request) -> bool + Clone + Send + Sync + 'static,
+{
     let _ = std::fs::remove_file(&path);
     let listener = {
         let _guard = runtime.enter();
@@ -559,7 +588,7 @@ pub fn serve(
         .map_err(|e| EngineError::io("restrict", &path, e))?;
     runtime.spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            let events = events.clone();
+            let deliver = deliver.clone();
             let notify = notify.clone();
             tokio::spawn(async move {
                 let (read, mut write) = stream.into_split();
@@ -600,14 +629,14 @@ pub fn serve(
                 {
                     // Replies before the last one (the code to show) are written as they come.
                     let (progress, mut shown) = tokio::sync::mpsc::unbounded_channel();
-                    let link = Event::Link {
+                    let link = Request::Link {
                         task,
                         address,
                         expect,
                         progress,
                         reply,
                     };
-                    if events.send(link).is_err() {
+                    if !deliver(link) {
                         return;
                     }
                     loop {
@@ -625,7 +654,7 @@ pub fn serve(
                         }
                     }
                 }
-                if events.send(Event::Control(command, reply)).is_err() {
+                if !deliver(Request::Command(command, reply)) {
                     return;
                 }
                 let reply = answer
@@ -648,7 +677,7 @@ async fn write_reply(
 }
 
 async fn connect(state_dir: &Path, command: &Command) -> Result<UnixStream, EngineError> {
-    let path = crate::daemon::control_socket(state_dir);
+    let path = control_socket(state_dir);
     let mut stream = UnixStream::connect(&path)
         .await
         .map_err(|source| EngineError::NoDaemon {
@@ -678,13 +707,7 @@ fn runtime(state_dir: &Path) -> Result<tokio::runtime::Runtime, EngineError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| {
-            EngineError::io(
-                "start a runtime for",
-                &crate::daemon::control_socket(state_dir),
-                e,
-            )
-        })
+        .map_err(|e| EngineError::io("start a runtime for", &control_socket(state_dir), e))
 }
 
 /// Send one command to the daemon whose state is in `state_dir`; returns its reply (which
@@ -697,11 +720,7 @@ pub fn request(state_dir: &Path, command: &Command) -> Result<Reply, EngineError
             .read_line(&mut line)
             .await
             .map_err(|e| {
-                EngineError::io(
-                    "read the daemon's answer at",
-                    &crate::daemon::control_socket(state_dir),
-                    e,
-                )
+                EngineError::io("read the daemon's answer at", &control_socket(state_dir), e)
             })?;
         parse_reply(&line, state_dir)
     })
@@ -717,7 +736,7 @@ pub fn request_steps(
     runtime(state_dir)?.block_on(async {
         let stream = connect(state_dir, command).await?;
         let mut lines = BufReader::new(stream).lines();
-        let path = crate::daemon::control_socket(state_dir);
+        let path = control_socket(state_dir);
         loop {
             let line = lines
                 .next_line()
@@ -740,7 +759,7 @@ pub fn follow(state_dir: &Path, mut each: impl FnMut(Reply) -> bool) -> Result<(
     runtime(state_dir)?.block_on(async {
         let stream = connect(state_dir, &Command::Events).await?;
         let mut lines = BufReader::new(stream).lines();
-        let path = crate::daemon::control_socket(state_dir);
+        let path = control_socket(state_dir);
         while let Some(line) = lines
             .next_line()
             .await

@@ -149,7 +149,7 @@ impl Engine {
                 address,
                 expect,
             } => {
-                // The control socket sends links as `Event::Link`, with a progress channel
+                // The control socket sends links as `Request::Link`, with a progress channel
                 // for the code; without it nobody could see the code.
                 let _ = (task, address, expect);
                 Err(EngineError::State(

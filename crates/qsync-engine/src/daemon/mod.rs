@@ -21,7 +21,8 @@ use qsync_wire::Message;
 use tokio::sync::oneshot;
 
 use crate::control::{
-    AppInfo, Command, DaemonEvent, DeviceInfo, Reply, ScanInfo, Status, TaskInfo,
+    control_socket, AppInfo, Command, DaemonEvent, DeviceInfo, Reply, Request, ScanInfo, Status,
+    TaskInfo,
 };
 use crate::keeper::{Keeper, Owed};
 use crate::net::{self, Linked, NetCtx, NetEvent, Outbound, Outgoing};
@@ -67,22 +68,8 @@ pub enum Event {
     Net(NetEvent),
     /// A watcher saw changes in a task's folder.
     Watch(TaskId, WatchBatch),
-    /// A command from the control socket; the answer goes to `reply`.
-    Control(Command, oneshot::Sender<Reply>),
-    /// `qsync link`: link a task with another device. `progress` hears the code to show
-    /// while the other side's person types it; `reply` the outcome.
-    Link {
-        /// The task.
-        task: TaskId,
-        /// `HOST:PORT` of the other device.
-        address: String,
-        /// The device expected there (id or fingerprint).
-        expect: Option<String>,
-        /// Replies before the last one.
-        progress: tokio::sync::mpsc::UnboundedSender<Reply>,
-        /// The last reply.
-        reply: oneshot::Sender<Reply>,
-    },
+    /// A command from the control socket.
+    Control(Request),
     /// A pairing this device asked for finished.
     Paired(TaskId, Result<net::Paired, String>, oneshot::Sender<Reply>),
     /// Discovery news.
@@ -180,11 +167,6 @@ struct Engine {
 /// How long a device mDNS said left has to answer a ping before its session is closed.
 const PROBE_WAIT: Duration = Duration::from_secs(5);
 
-/// The control socket's path in a state folder.
-pub fn control_socket(state_dir: &Path) -> PathBuf {
-    state_dir.join("control.sock")
-}
-
 /// Run a daemon until the process ends.
 pub fn run(config: DaemonConfig) -> Result<(), EngineError> {
     let loaded = identity::load(&config.state_dir)?;
@@ -218,7 +200,10 @@ pub fn run(config: DaemonConfig) -> Result<(), EngineError> {
         name: config.name.clone(),
         port,
         linked: linked.clone(),
-        events: events.clone(),
+        events: {
+            let events = events.clone();
+            Arc::new(move |event| events.send(Event::Net(event)).is_ok())
+        },
         next_conn: Arc::new(std::sync::atomic::AtomicU64::new(1)),
         // Two questions may come one after the other (code and folder, then whether to
         // send the folder's files), each with its own time.
@@ -237,7 +222,10 @@ pub fn run(config: DaemonConfig) -> Result<(), EngineError> {
     crate::control::serve(
         &runtime,
         control_socket(&config.state_dir),
-        events.clone(),
+        {
+            let events = events.clone();
+            move |request| events.send(Event::Control(request)).is_ok()
+        },
         notify.clone(),
     )?;
 
@@ -458,19 +446,19 @@ impl Engine {
             Event::Walked(task, chunk) => self.core_walked(task, chunk),
             Event::WalkEnded(task, ended) => self.core_walk_ended(task, ended),
             Event::Hashed => self.core_hashed(),
-            Event::Control(command, reply) => {
+            Event::Control(Request::Command(command, reply)) => {
                 let answer = self.control(command, reply);
                 if let Some((answer, reply)) = answer {
                     let _ = reply.send(answer);
                 }
             }
-            Event::Link {
+            Event::Control(Request::Link {
                 task,
                 address,
                 expect,
                 progress,
                 reply,
-            } => self.start_link(task, address, expect, progress, reply),
+            }) => self.start_link(task, address, expect, progress, reply),
             Event::Paired(task, result, reply) => {
                 let answer = match result {
                     Ok(paired) => match self.linked(task, paired.device, &paired.name, paired.addr)

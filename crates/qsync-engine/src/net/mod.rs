@@ -13,7 +13,6 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -210,6 +209,9 @@ impl Drop for StrangerSlot {
     }
 }
 
+/// Where the network's news goes (the daemon's loop): `false` once nobody listens.
+pub type NetSink = Arc<dyn Fn(NetEvent) -> bool + Send + Sync>;
+
 /// What connections need to know.
 #[derive(Clone)]
 pub struct NetCtx {
@@ -221,8 +223,8 @@ pub struct NetCtx {
     pub port: u16,
     /// Linked devices.
     pub linked: Linked,
-    /// Where events go.
-    pub events: Sender<super::daemon::Event>,
+    /// Where events go (`false`: nobody listens any more).
+    pub events: NetSink,
     /// Connection and request numbers.
     pub next_conn: Arc<AtomicU64>,
     /// How long a pairing may wait for the other person.
@@ -312,7 +314,7 @@ fn count(counter: &AtomicU64, frame_len: usize) {
 }
 
 pub(crate) fn send(ctx: &NetCtx, event: NetEvent) {
-    let _ = ctx.events.send(super::daemon::Event::Net(event));
+    let _ = (ctx.events)(event);
 }
 
 pub(crate) type Conn = Framed<TcpStream, FrameCodec>;
