@@ -694,6 +694,52 @@ fn noise(seed: u32, len: u32) -> Vec<u8> {
         .collect()
 }
 
+/// A peer that asks for large files and stops reading stalls its own orders only: a third
+/// device still gets a new file at once. (One serving thread served every peer: it waited
+/// 30 s a file on such a peer, and nothing reached anyone else meanwhile.)
+#[test]
+fn a_peer_that_asks_and_stops_reading_delays_no_one_else() {
+    let s = scene();
+    let big: Vec<(String, Vec<u8>)> = (0..4)
+        .map(|i| (format!("big{i}.bin"), noise(i, 16 << 20)))
+        .collect();
+    for (name, data) in &big {
+        fs::write(s.root.join(name), data).unwrap();
+    }
+    let c = Node::start(s.base.path(), "third");
+    let root_c = s.base.path().join("C");
+    link(&s.a, &s.task.to_string(), &c, &root_c);
+    wait_same(&s.root, &root_c, SETTLE);
+
+    let mut p = Peer::connect(s.a.port, &s.hostile, s.task);
+    p.stop_reading();
+    for (name, data) in &big {
+        p.core(qsync_core::Message::Request {
+            task: s.task,
+            path: qsync_base::RelPath::new(name.as_str()).unwrap(),
+            hash: ContentHash::of(data),
+            size: data.len() as u64,
+            base: None,
+        });
+    }
+    // Long enough for the victim's buffers towards the peer to fill and its serving of
+    // the peer to block.
+    std::thread::sleep(Duration::from_secs(3));
+
+    fs::write(s.root.join("new.txt"), b"for the third device").unwrap();
+    let t = Instant::now();
+    wait_for("new.txt on the third device", SETTLE, || {
+        fs::read(root_c.join("new.txt")).is_ok_and(|d| d == b"for the third device")
+    });
+    let took = t.elapsed();
+    println!("the third device had the new file after {took:?}");
+    assert!(
+        took < Duration::from_secs(2),
+        "a peer that stopped reading delayed the third device by {took:?}"
+    );
+    drop(p);
+}
+
 /// Whether the victim keeps a blob (the base of patches) of `hash`.
 fn has_blob(node: &Node, hash: &ContentHash) -> bool {
     let hex = hash.to_hex();

@@ -7,7 +7,9 @@
 use std::collections::HashMap;
 use std::net::TcpStream;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -46,6 +48,8 @@ pub struct Peer {
     pub theirs: HashMap<RelPath, Record>,
     /// Everything heard so far.
     pub heard: Vec<Heard>,
+    /// Set: the socket is no longer read (see [`Peer::stop_reading`]).
+    deaf: Arc<AtomicBool>,
 }
 
 impl Peer {
@@ -56,11 +60,18 @@ impl Peer {
         let mut reader = stream.try_clone().expect("clone");
         reader.set_read_timeout(None).expect("timeout");
         let (tx, frames) = channel();
-        std::thread::spawn(move || {
-            while let Ok(frame) = hostile::recv(&mut reader) {
-                if tx.send(frame).is_err() {
-                    break;
-                }
+        let deaf = Arc::new(AtomicBool::new(false));
+        let stop = deaf.clone();
+        std::thread::spawn(move || loop {
+            if stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+            let Ok(frame) = hostile::recv(&mut reader) else {
+                break;
+            };
+            if tx.send(frame).is_err() {
+                break;
             }
         });
         let mut peer = Peer {
@@ -72,6 +83,7 @@ impl Peer {
             seq: 0,
             theirs: HashMap::new(),
             heard: Vec::new(),
+            deaf,
         };
         peer.send(
             TaskId::from_bytes([0; 32]),
@@ -95,6 +107,12 @@ impl Peer {
         });
         peer.pump(Duration::from_secs(1));
         peer
+    }
+
+    /// Stop reading the socket (the connection stays open): what the victim sends piles up
+    /// in its buffers until it blocks.
+    pub fn stop_reading(&self) {
+        self.deaf.store(true, Ordering::Relaxed);
     }
 
     /// Send one wire message about `task`.

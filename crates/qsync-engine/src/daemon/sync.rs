@@ -13,7 +13,7 @@
 //! patch does not apply, and by a whole scan every `rescan_every`.
 //!
 //! The transfers themselves (content and patches coming in, fetches ending, the free-space
-//! check) are in `sync/transfers.rs`; serving content to peers (the serving thread, serve
+//! check) are in `sync/transfers.rs`; serving content to peers (a serving thread per peer, serve
 //! orders waiting for a peer's signature) in `sync/serving.rs`.
 //!
 //! If the ledger fails mid-call, the transaction rolls back, the core is replaced by a new
@@ -58,8 +58,8 @@ pub(super) struct CoreSync {
     reserved: u64,
     /// Inputs waiting to be handled (outcomes of orders carried out).
     inputs: VecDeque<Input>,
-    /// The thread that streams requested content to peers.
-    server: mpsc::Sender<ServeJob>,
+    /// The threads that stream requested content to peers, one per peer.
+    servers: serving::Servers,
     /// When each task's folder was last scanned whole because a placement failed.
     rescanned: HashMap<TaskId, Instant>,
     /// Content whose patch failed to apply here: asked for whole from then on.
@@ -184,7 +184,6 @@ impl CoreSync {
             umask = format!("{:03o}", guard::umask()),
             "received modes are masked"
         );
-        let server = serving::start_server(state_dir)?;
         Ok(Self {
             core: Core::with_key_seed(me, key_seed),
             key_seed,
@@ -193,7 +192,7 @@ impl CoreSync {
             fetches: HashMap::new(),
             reserved: 0,
             inputs: VecDeque::new(),
-            server,
+            servers: serving::Servers::default(),
             rescanned: HashMap::new(),
             whole: HashSet::new(),
             last_full_scan: Instant::now(),

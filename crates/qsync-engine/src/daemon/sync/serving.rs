@@ -1,5 +1,6 @@
-//! Serving content to peers: the serving thread (content or a patch streamed to the peer
-//! that asked, and this device's signatures of rsync's exchange), the serve orders of the
+//! Serving content to peers: the serving threads, one per peer (content or a patch streamed
+//! to the peer that asked, and this device's signatures of rsync's exchange), the serve
+//! orders of the
 //! core turned into its jobs, and the orders that wait for the asker's signature of its
 //! version (no copy of it is kept here) before they are served as a patch, or whole.
 
@@ -78,45 +79,97 @@ pub(super) const SIGNATURE_WAIT: Duration = Duration::from_secs(60);
 /// Serve orders of one device waiting for a signature, at most; beyond, served whole.
 pub(super) const MAX_AWAITING_PER_DEVICE: usize = 2;
 
-/// Start the serving thread; its jobs are sent on the channel returned.
-pub(super) fn start_server(state_dir: &Path) -> Result<mpsc::Sender<ServeJob>, EngineError> {
-    let (server, jobs) = mpsc::channel::<ServeJob>();
+/// Serve orders one peer may have queued; beyond, it is told the content is unavailable
+/// (and asks again later, as after any failed fetch).
+pub(super) const MAX_QUEUED_JOBS: usize = 1024;
+
+/// The serving threads: one per peer with orders, each with its own bounded queue, so a
+/// peer that asks and stops reading stalls its own orders only. (One thread served every
+/// peer: such a peer held all serving, for every device and task, 30 s a file.) Threads
+/// are bounded by the connected linked devices: a peer's thread ends once it is forgotten
+/// (disconnected) and its queue has drained, which is quick, since its connection is
+/// closed.
+#[derive(Default)]
+pub(super) struct Servers {
+    by_peer: HashMap<DeviceId, mpsc::SyncSender<ServeJob>>,
+}
+
+impl Servers {
+    /// Queue `job` on `peer`'s thread (started with its first order). The job comes back
+    /// when the peer's queue is full or no thread could be started.
+    pub(super) fn queue(&mut self, peer: DeviceId, job: ServeJob) -> Result<(), Box<ServeJob>> {
+        use std::collections::hash_map::Entry;
+        let jobs = match self.by_peer.entry(peer) {
+            Entry::Occupied(jobs) => jobs.into_mut(),
+            Entry::Vacant(place) => match start_server() {
+                Ok(jobs) => place.insert(jobs),
+                Err(e) => {
+                    tracing::error!(device = %peer, error = %e, "could not start a serving thread");
+                    return Err(Box::new(job));
+                }
+            },
+        };
+        match jobs.try_send(job) {
+            Ok(()) => Ok(()),
+            Err(mpsc::TrySendError::Full(job)) => Err(Box::new(job)),
+            Err(mpsc::TrySendError::Disconnected(job)) => {
+                self.by_peer.remove(&peer);
+                Err(Box::new(job))
+            }
+        }
+    }
+
+    /// `peer` is gone: its thread ends once its queue drains.
+    pub(super) fn forget(&mut self, peer: &DeviceId) {
+        self.by_peer.remove(peer);
+    }
+}
+
+/// Start a serving thread; its jobs are sent on the channel returned.
+fn start_server() -> std::io::Result<mpsc::SyncSender<ServeJob>> {
+    let (server, jobs) = mpsc::sync_channel::<ServeJob>(MAX_QUEUED_JOBS);
     std::thread::Builder::new()
         .name("qsync-serve".into())
         .spawn(move || {
             for job in jobs {
-                let send = |message: Message| {
-                    use std::sync::atomic::Ordering;
-                    let len = message.data_len();
-                    let since = Instant::now();
-                    while len > 0 && job.queued.load(Ordering::Relaxed) > net::MAX_QUEUED_CONTENT {
-                        if since.elapsed() > SERVE_STALL || job.tx.is_closed() {
-                            return false;
-                        }
-                        std::thread::sleep(Duration::from_millis(2));
-                    }
-                    job.queued.fetch_add(len, Ordering::Relaxed);
-                    job.tx.send(Outbound::Message(job.task, message)).is_ok()
-                };
-                match &job.work {
-                    Work::Serve { base, .. } => {
-                        let base = base.as_ref().map(|(h, b)| {
-                            let b = match b {
-                                JobBase::Kept(path) => transfer::Base::Kept(path),
-                                JobBase::Blocks { sig, .. } => transfer::Base::Blocks(sig),
-                            };
-                            (*h, b)
-                        });
-                        transfer::serve(&job.root, &job.path, job.hash, base, send);
-                    }
-                    Work::Sign { base } => {
-                        transfer::sign(&job.root, &job.path, job.hash, *base, send);
-                    }
-                }
+                serve_job(&job);
             }
-        })
-        .map_err(|e| EngineError::io("start the serving thread for", state_dir, e))?;
+        })?;
     Ok(server)
+}
+
+/// Carry out one job: stream what it asks for on its connection, waiting while the
+/// connection's queue is over `net::MAX_QUEUED_CONTENT`, and giving the job up after
+/// [`SERVE_STALL`] of that (or at once once the connection is closed).
+fn serve_job(job: &ServeJob) {
+    let send = |message: Message| {
+        use std::sync::atomic::Ordering;
+        let len = message.data_len();
+        let since = Instant::now();
+        while len > 0 && job.queued.load(Ordering::Relaxed) > net::MAX_QUEUED_CONTENT {
+            if since.elapsed() > SERVE_STALL || job.tx.is_closed() {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        job.queued.fetch_add(len, Ordering::Relaxed);
+        job.tx.send(Outbound::Message(job.task, message)).is_ok()
+    };
+    match &job.work {
+        Work::Serve { base, .. } => {
+            let base = base.as_ref().map(|(h, b)| {
+                let b = match b {
+                    JobBase::Kept(path) => transfer::Base::Kept(path),
+                    JobBase::Blocks { sig, .. } => transfer::Base::Blocks(sig),
+                };
+                (*h, b)
+            });
+            transfer::serve(&job.root, &job.path, job.hash, base, send);
+        }
+        Work::Sign { base } => {
+            transfer::sign(&job.root, &job.path, job.hash, *base, send);
+        }
+    }
 }
 
 impl Engine {
@@ -212,8 +265,21 @@ impl Engine {
             }
             return;
         }
-        if sync.server.send(job).is_err() {
-            tracing::error!("the serving thread is gone");
+        self.queue_serve(to, job);
+    }
+
+    /// Hand a serve order to `to`'s serving thread; if its queue is full, the asker hears
+    /// the content is unavailable (and asks again later).
+    pub(super) fn queue_serve(&mut self, to: DeviceId, job: ServeJob) {
+        if let Err(job) = self.sync.servers.queue(to, job) {
+            tracing::warn!(device = %to, path = %job.path, "too many orders queued for this device; it asks again later");
+            if let Work::Serve { .. } = job.work {
+                let unavailable = Message::Unavailable {
+                    path: job.path.clone(),
+                    hash: job.hash,
+                };
+                let _ = job.tx.send(Outbound::Message(job.task, unavailable));
+            }
         }
     }
 
@@ -250,8 +316,6 @@ impl Engine {
             };
             *base = Some((described, from));
         }
-        if self.sync.server.send(job).is_err() {
-            tracing::error!("the serving thread is gone");
-        }
+        self.queue_serve(key.0, job);
     }
 }

@@ -184,9 +184,7 @@ impl Engine {
                     tx: conn.tx.clone(),
                     queued: conn.queued.clone(),
                 };
-                if self.sync.server.send(job).is_err() {
-                    tracing::error!("the serving thread is gone");
-                }
+                self.queue_serve(device, job);
             }
             Message::Signature {
                 path,
@@ -275,6 +273,7 @@ impl Engine {
     /// A connection is gone: its fetches are dropped (asked again after reconnecting).
     pub(in crate::daemon) fn core_disconnected(&mut self, device: DeviceId) {
         let sync = &mut self.sync;
+        sync.servers.forget(&device);
         // Their serve orders waiting for a signature are dropped: it asks again.
         sync.awaiting.retain(|(d, ..), _| *d != device);
         let reserved = &mut sync.reserved;
