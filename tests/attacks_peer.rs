@@ -740,6 +740,37 @@ fn a_peer_that_asks_and_stops_reading_delays_no_one_else() {
     drop(p);
 }
 
+/// A peer that announces a version and never serves it holds another device's record of
+/// the same path for `qsync_core::PATIENCE` (10 s) at most: then the victim takes the
+/// honest device's content. (It held it for as long as the peer stayed connected.)
+#[test]
+fn a_peer_that_announces_and_never_serves_does_not_pin_the_path() {
+    let s = scene();
+    let c = Node::start(s.base.path(), "third");
+    let root_c = s.base.path().join("C");
+    link(&s.a, &s.task.to_string(), &c, &root_c);
+    wait_same(&s.root, &root_c, SETTLE);
+
+    let mut p = Peer::connect(s.a.port, &s.hostile, s.task);
+    p.put("doc.txt", file(b"announced, never served"));
+    assert!(
+        p.wait_request("doc.txt", SETTLE).is_some(),
+        "the victim asks the peer for it"
+    );
+    fs::write(root_c.join("doc.txt"), b"the honest edit").unwrap();
+    let t = Instant::now();
+    wait_for("the honest edit on the victim", SETTLE, || {
+        p.pump(Duration::from_millis(100));
+        fs::read(s.root.join("doc.txt")).is_ok_and(|d| d == b"the honest edit")
+    });
+    let took = t.elapsed();
+    println!("the victim had the honest edit after {took:?}");
+    assert!(
+        took < qsync_core::PATIENCE + Duration::from_secs(5),
+        "held {took:?}"
+    );
+}
+
 /// Whether the victim keeps a blob (the base of patches) of `hash`.
 fn has_blob(node: &Node, hash: &ContentHash) -> bool {
     let hex = hash.to_hex();

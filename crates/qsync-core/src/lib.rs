@@ -48,9 +48,9 @@ mod state;
 mod wire;
 
 pub use crate::core::{
-    record_cost, Core, Distrust, Report, MAX_COUNTER, MAX_HELLOS, MAX_LINK_TARGET, MAX_NUMBER,
-    MAX_RETRY_AFTER, MAX_VERSION_ENTRIES, RECORDS_PER_MESSAGE, RETRY_AFTER, WINDOW_BYTES,
-    WINDOW_RECORDS,
+    record_cost, Core, Distrust, Report, ACK_DELAY, ACK_EVERY, MAX_COUNTER, MAX_HELLOS,
+    MAX_LINK_TARGET, MAX_NUMBER, MAX_RETRY_AFTER, MAX_VERSION_ENTRIES, PATIENCE,
+    RECORDS_PER_MESSAGE, RETRY_AFTER, WINDOW_BYTES, WINDOW_RECORDS,
 };
 pub use io::{Effect, Input, Message, PlaceOutcome, Placement};
 pub use ledger::{Ledger, MemLedger};

@@ -152,18 +152,23 @@ pub fn reclaimed(keys: &[DeviceId], ours: &VersionVector, remote: &VersionVector
 /// of one of its keys is above its own. (A device that deleted or never had the path loses
 /// nothing to such a claim.)
 ///
-/// Conflict copies are no exception, although a copy carries the version of the content it
-/// copies (see `finish_placed`), so that another device's copy of a name may honestly
-/// claim more of this device's changes than its own record of that name holds. The name
-/// carries the content's hash, so such a copy holds the same content, and taken as
-/// concurrent it only joins the versions; exempt, any peer could overwrite a conflict copy
-/// (the only place a losing edit lives) by naming our counters high
-/// (`a_forged_counter_on_a_conflict_copy_does_not_erase_it` in the simulator).
+/// A conflict copy with the same bytes as ours is the one exception: a copy carries the
+/// version of the content it copies (see `finish_placed`), so another device's copy of a
+/// name can honestly claim more of this device's changes than its own record of that name
+/// holds (a copy of a later version of the loser, differing in its permission bits, say),
+/// and taking it costs no content. Any other claim on a copy is checked: exempt, a peer
+/// could overwrite a conflict copy (the only place a losing edit lives) by naming our
+/// counters high (`a_forged_counter_on_a_conflict_copy_does_not_erase_it` in the
+/// simulator).
 pub fn claims_above(keys: &[DeviceId], local: &Record, remote: &Record) -> bool {
+    let same_copy = is_conflict_copy(&remote.path)
+        && remote.state.hash().is_some()
+        && remote.state.hash() == local.state.hash();
     local.state.exists()
         && keys
             .iter()
             .any(|k| remote.version.get(k) > local.version.get(k))
+        && !same_copy
 }
 
 /// Two versions joined: the smallest version that has seen both, cut to

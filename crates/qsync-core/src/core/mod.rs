@@ -27,6 +27,7 @@ use crate::ledger::Ledger;
 use crate::state::{Record, State};
 
 mod budget;
+mod patience;
 mod tombstones;
 mod work;
 
@@ -35,6 +36,8 @@ pub use budget::{
     record_cost, Distrust, Report, MAX_COUNTER, MAX_HELLOS, MAX_LINK_TARGET, MAX_NUMBER,
     MAX_VERSION_ENTRIES, WINDOW_BYTES, WINDOW_RECORDS,
 };
+use patience::Patience;
+pub use patience::PATIENCE;
 use tombstones::Tombstones;
 
 /// How long a placement that found the disk changed waits before it is decided again (by
@@ -95,6 +98,8 @@ pub struct Core {
     changed: BTreeSet<(TaskId, RelPath)>,
     /// Tombstones every linked device has: forgotten.
     tombstones: Tombstones,
+    /// Queues whose first record may be holding another peer's (see `patience.rs`).
+    patience: Patience,
     effects: VecDeque<Effect>,
 }
 
@@ -160,6 +165,7 @@ impl Core {
             ack_due: None,
             changed: BTreeSet::new(),
             tombstones: Tombstones::default(),
+            patience: Patience::default(),
             effects: VecDeque::new(),
         }
     }
@@ -286,6 +292,9 @@ impl Core {
         for key in due {
             self.advance(&key, ledger)?;
         }
+        for (key, head) in self.patience.due(now) {
+            self.lose_patience(&key, head, ledger)?;
+        }
         self.recheck_rivals(ledger)?;
         self.flush(ledger)?;
         self.forget_stale_waits();
@@ -317,10 +326,10 @@ impl Core {
     /// When [`handle_timeout`](Self::handle_timeout) should next be called, if ever.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let retry = self.waiting.first().map(|(at, ..)| *at);
-        match (retry, self.ack_due) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [retry, self.ack_due, self.patience.next()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Whether received records are still being carried out.
@@ -560,6 +569,12 @@ impl Core {
                 self.settle(task, item.from, ledger)?;
             }
         }
+        // Another peer's record first: this one may have to wait for it (`patience.rs`).
+        if let (Some(head), Some(now)) = (self.work.get(&key).and_then(|q| q.front()), self.now) {
+            if head.from != from {
+                self.patience.watch(now, &key, (head.from, head.record.seq));
+            }
+        }
         // Most paths have one item at a time: room for one, not the default four.
         let queue = self.work.entry(key.clone());
         queue
@@ -616,7 +631,8 @@ impl Core {
         if upto > inbound.saved {
             inbound.saved = upto;
             ledger.set_received_upto(&task, &peer, upto)?;
-            // Sent once at the end of the call: one call settles many records.
+            // Sent at the end of the call (one call settles many records), or held back
+            // a little (see `ACK_EVERY`).
             self.acks.insert((task, peer), upto);
         }
         Ok(())

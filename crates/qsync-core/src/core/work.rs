@@ -326,6 +326,41 @@ impl Core {
         }
     }
 
+    /// A check of `patience.rs` is due: if `head` still heads `key`'s queue, waiting for
+    /// its content or a retry, while another peer's record waits behind it, it goes to the
+    /// back and the next record is decided. While the queue holds records of more than one
+    /// peer, its head is watched again.
+    pub(super) fn lose_patience<L: Ledger>(
+        &mut self,
+        key: &(TaskId, RelPath),
+        head: super::patience::Head,
+        ledger: &mut L,
+    ) -> Result<(), L::Error> {
+        let Some(queue) = self.work.get_mut(key) else {
+            return Ok(());
+        };
+        let stuck = queue.front().is_some_and(|first| {
+            (first.from, first.record.seq) == head
+                && matches!(first.step, Step::Fetching | Step::Waiting(_))
+        });
+        if stuck && queue.iter().any(|item| item.from != head.0) {
+            if let Some(mut first) = queue.pop_front() {
+                first.step = Step::Ready;
+                queue.push_back(first);
+            }
+            self.advance(key, ledger)?;
+        }
+        let next = self.work.get(key).and_then(|queue| {
+            let first = queue.front()?;
+            let mixed = queue.iter().any(|item| item.from != first.from);
+            mixed.then_some((first.from, first.record.seq))
+        });
+        if let (Some(next), Some(now)) = (next, self.now) {
+            self.patience.watch(now, key, next);
+        }
+        Ok(())
+    }
+
     pub(super) fn wait(&mut self, key: &(TaskId, RelPath)) {
         if let Some(now) = self.now {
             self.set_step(key, Step::Waiting(now + RETRY_AFTER));

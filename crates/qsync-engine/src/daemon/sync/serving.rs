@@ -80,18 +80,25 @@ pub(super) const SIGNATURE_WAIT: Duration = Duration::from_secs(60);
 pub(super) const MAX_AWAITING_PER_DEVICE: usize = 2;
 
 /// Serve orders one peer may have queued; beyond, it is told the content is unavailable
-/// (and asks again later, as after any failed fetch).
-pub(super) const MAX_QUEUED_JOBS: usize = 1024;
+/// (and asks again later, as after any failed fetch). Above what an honest asker has in
+/// flight (its window of records, [`qsync_core::WINDOW_RECORDS`], in each of up to eight
+/// tasks in common) and a few hundred bytes each: at most about 30 MiB per peer.
+pub(super) const MAX_QUEUED_JOBS: usize = 8 * qsync_core::WINDOW_RECORDS;
 
-/// The serving threads: one per peer with orders, each with its own bounded queue, so a
-/// peer that asks and stops reading stalls its own orders only. (One thread served every
-/// peer: such a peer held all serving, for every device and task, 30 s a file.) Threads
-/// are bounded by the connected linked devices: a peer's thread ends once it is forgotten
-/// (disconnected) and its queue has drained, which is quick, since its connection is
-/// closed.
+/// The serving threads: one per peer that asked for something, each with its own queue, so
+/// a peer that asks and stops reading stalls its own orders only. (One thread served every
+/// peer: such a peer held all serving, for every device and task, 30 s a file.) A peer
+/// keeps its thread across reconnections, so there are at most as many threads as linked
+/// devices; orders of a connection that has closed are skipped.
 #[derive(Default)]
 pub(super) struct Servers {
-    by_peer: HashMap<DeviceId, mpsc::SyncSender<ServeJob>>,
+    by_peer: HashMap<DeviceId, PeerServer>,
+}
+
+/// One peer's serving thread: its queue, and how many orders wait in it.
+struct PeerServer {
+    jobs: mpsc::Sender<ServeJob>,
+    queued: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Servers {
@@ -99,49 +106,52 @@ impl Servers {
     /// when the peer's queue is full or no thread could be started.
     pub(super) fn queue(&mut self, peer: DeviceId, job: ServeJob) -> Result<(), Box<ServeJob>> {
         use std::collections::hash_map::Entry;
-        let jobs = match self.by_peer.entry(peer) {
-            Entry::Occupied(jobs) => jobs.into_mut(),
+        use std::sync::atomic::Ordering;
+        let server = match self.by_peer.entry(peer) {
+            Entry::Occupied(server) => server.into_mut(),
             Entry::Vacant(place) => match start_server() {
-                Ok(jobs) => place.insert(jobs),
+                Ok(server) => place.insert(server),
                 Err(e) => {
                     tracing::error!(device = %peer, error = %e, "could not start a serving thread");
                     return Err(Box::new(job));
                 }
             },
         };
-        match jobs.try_send(job) {
-            Ok(()) => Ok(()),
-            Err(mpsc::TrySendError::Full(job)) => Err(Box::new(job)),
-            Err(mpsc::TrySendError::Disconnected(job)) => {
-                self.by_peer.remove(&peer);
-                Err(Box::new(job))
-            }
+        if server.queued.load(Ordering::Relaxed) >= MAX_QUEUED_JOBS {
+            return Err(Box::new(job));
         }
-    }
-
-    /// `peer` is gone: its thread ends once its queue drains.
-    pub(super) fn forget(&mut self, peer: &DeviceId) {
-        self.by_peer.remove(peer);
+        server.queued.fetch_add(1, Ordering::Relaxed);
+        if let Err(mpsc::SendError(job)) = server.jobs.send(job) {
+            self.by_peer.remove(&peer);
+            return Err(Box::new(job));
+        }
+        Ok(())
     }
 }
 
 /// Start a serving thread; its jobs are sent on the channel returned.
-fn start_server() -> std::io::Result<mpsc::SyncSender<ServeJob>> {
-    let (server, jobs) = mpsc::sync_channel::<ServeJob>(MAX_QUEUED_JOBS);
+fn start_server() -> std::io::Result<PeerServer> {
+    let (jobs, queue) = mpsc::channel::<ServeJob>();
+    let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = queued.clone();
     std::thread::Builder::new()
         .name("qsync-serve".into())
         .spawn(move || {
-            for job in jobs {
+            for job in queue {
                 serve_job(&job);
+                count.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             }
         })?;
-    Ok(server)
+    Ok(PeerServer { jobs, queued })
 }
 
 /// Carry out one job: stream what it asks for on its connection, waiting while the
 /// connection's queue is over `net::MAX_QUEUED_CONTENT`, and giving the job up after
 /// [`SERVE_STALL`] of that (or at once once the connection is closed).
 fn serve_job(job: &ServeJob) {
+    if job.tx.is_closed() {
+        return; // an order of a connection that is gone: the peer asks again
+    }
     let send = |message: Message| {
         use std::sync::atomic::Ordering;
         let len = message.data_len();

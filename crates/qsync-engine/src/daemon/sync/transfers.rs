@@ -273,7 +273,11 @@ impl Engine {
     /// A connection is gone: its fetches are dropped (asked again after reconnecting).
     pub(in crate::daemon) fn core_disconnected(&mut self, device: DeviceId) {
         let sync = &mut self.sync;
-        sync.servers.forget(&device);
+        // Its orders queued for serving are skipped (their connection is closed); those it
+        // makes after reconnecting must not be taken for them and dropped as repeats.
+        if let Ok(mut serving) = sync.serving.lock() {
+            serving.retain(|(d, ..)| *d != device);
+        }
         // Their serve orders waiting for a signature are dropped: it asks again.
         sync.awaiting.retain(|(d, ..), _| *d != device);
         let reserved = &mut sync.reserved;
