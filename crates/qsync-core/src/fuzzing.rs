@@ -29,12 +29,8 @@ pub fn messages(start: Instant, data: &[u8]) {
                     path: p.path,
                     outcome: PlaceOutcome::Done,
                 }),
-                Effect::Send {
-                    message:
-                        Message::Request {
-                            task, path, hash, ..
-                        },
-                    ..
+                Effect::Fetch {
+                    task, path, hash, ..
                 } => answers.push(Input::Fetched {
                     task,
                     path,

@@ -1,9 +1,10 @@
 //! The core's vocabulary with the outside: the [`Message`]s devices exchange, the facts a
 //! driver feeds in ([`Input`]) and the orders it carries out ([`Effect`]).
 //!
-//! Content never passes through the core: it orders [`Effect::Serve`] on the sending side,
-//! the driver streams the bytes, and the receiving driver reports [`Input::Fetched`] once
-//! the content is staged and its hash checked. Every order that changes the disk comes back
+//! Content never passes through the core: it orders [`Effect::Fetch`] on the receiving
+//! side (the driver asks the peer with a [`Message::Request`]) and [`Effect::Serve`] on the
+//! sending side, the driver streams the bytes, and the receiving driver reports
+//! [`Input::Fetched`] once the content is staged and its hash checked. Every order that changes the disk comes back
 //! as an input saying how it went, and only then is it recorded: content is durable and in
 //! place before its record, and the record before the peer's acknowledgement.
 
@@ -145,6 +146,24 @@ pub enum Effect {
         to: DeviceId,
         /// The message.
         message: Message,
+    },
+    /// Get the content `hash` of `path` from `from`, the peer whose record announced it
+    /// (the driver sends it a [`Message::Request`] with these fields, or finds the content
+    /// staged already); answered by [`Input::Fetched`].
+    Fetch {
+        /// The peer.
+        from: DeviceId,
+        /// The task.
+        task: TaskId,
+        /// Where the peer announced it.
+        path: RelPath,
+        /// Which content.
+        hash: ContentHash,
+        /// Its size as announced: the most to accept.
+        size: u64,
+        /// The content this device has at `path` now, if a file: the peer may send the
+        /// difference from it instead of the whole.
+        base: Option<ContentHash>,
     },
     /// Send `to` the content at `path` if it still hashes to `hash`; otherwise tell it the
     /// content is unavailable (its driver then reports `Fetched { ok: false }`).

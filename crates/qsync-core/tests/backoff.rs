@@ -15,13 +15,7 @@ use qsync_core::{
 fn requests(core: &mut Core) -> usize {
     let mut n = 0;
     while let Some(effect) = core.poll_effect() {
-        if matches!(
-            effect,
-            Effect::Send {
-                message: Message::Request { .. },
-                ..
-            }
-        ) {
+        if matches!(effect, Effect::Fetch { .. }) {
             n += 1;
         }
     }

@@ -28,10 +28,7 @@ fn requests(effects: &[Effect]) -> Vec<DeviceId> {
     effects
         .iter()
         .filter_map(|e| match e {
-            Effect::Send {
-                to,
-                message: Message::Request { .. },
-            } => Some(*to),
+            Effect::Fetch { from, .. } => Some(*from),
             _ => None,
         })
         .collect()

@@ -374,12 +374,8 @@ impl Run {
                             outcome,
                         });
                     }
-                    Effect::Send {
-                        message:
-                            Message::Request {
-                                task, path, hash, ..
-                            },
-                        ..
+                    Effect::Fetch {
+                        task, path, hash, ..
                     } => {
                         let ok = match self.contents.get(&hash) {
                             Some(content) => {

@@ -7,7 +7,7 @@ use qsync_base::{Causality, DeviceId, RelPath, TaskId, VersionVector};
 use super::{
     Core, Distrust, Item, Step, CHILDREN_WAITS, MAX_RETRY_AFTER, NEW_FOLDER_MODE, RETRY_AFTER,
 };
-use crate::io::{Effect, Message, PlaceOutcome, Placement};
+use crate::io::{Effect, PlaceOutcome, Placement};
 use crate::ledger::Ledger;
 use crate::rules::{
     claims_above, decide_as, is_conflict_copy, join, loser_copy_nth, reclaimed, Decision,
@@ -99,14 +99,14 @@ impl Core {
                     return Ok(());
                 }
                 if let State::File { hash, .. } = &remote.state {
-                    let message = Message::Request {
+                    self.effects.push_back(Effect::Fetch {
+                        from: item.from,
                         task: *task,
                         path: path.clone(),
                         hash: *hash,
                         size: remote.state.size(),
                         base: expect.hash(),
-                    };
-                    self.send(item.from, message);
+                    });
                     self.set_step(key, Step::Fetching);
                     return Ok(());
                 }

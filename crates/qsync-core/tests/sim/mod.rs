@@ -484,6 +484,27 @@ impl World {
                         self.transmit(d, to, Packet::Core(message));
                     }
                 }
+                Effect::Fetch {
+                    from,
+                    task,
+                    path,
+                    hash,
+                    size,
+                    base,
+                } => {
+                    let message = Message::Request {
+                        task,
+                        path,
+                        hash,
+                        size,
+                        base,
+                    };
+                    if self.hostile.as_ref().is_some_and(|h| h.id == from) {
+                        self.message_to_hostile(d, message);
+                    } else if let Some(from) = self.index_of(&from) {
+                        self.transmit(d, from, Packet::Core(message));
+                    }
+                }
                 Effect::Serve {
                     to,
                     task,

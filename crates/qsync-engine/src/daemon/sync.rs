@@ -4,10 +4,11 @@
 //! out, and the orders become sends, served content and placements whose outcomes go back
 //! in as inputs.
 //!
-//! Content travels beside the core's messages: a `Request` the core sends registers the
-//! fetch (at most the announced size is accepted), the peer's serving thread streams
-//! `Content` chunks, or a `Delta` from the content this device has (or `Unavailable`),
-//! and the content is staged under its hash, checked, before the core hears `Fetched`.
+//! Content travels beside the core's messages: the core's `Fetch` order registers the
+//! fetch (at most the announced size is accepted) and sends the peer a `Request`; the
+//! peer's serving thread streams `Content` chunks, or a `Delta` from the content this
+//! device has (or `Unavailable`), and the content is staged under its hash, checked,
+//! before the core hears `Fetched`.
 //!
 //! What the watcher misses is looked for when a placement finds the disk changed, when a
 //! patch does not apply, and by a whole scan every `rescan_every`.
@@ -324,94 +325,99 @@ impl Engine {
         }
     }
 
+    /// The core's order to get content from a peer: found staged already, put off when
+    /// the disk has no room for it, or asked of the peer (a `Request`, with the base the
+    /// peer may make a patch from unless a patch of it failed here), the fetch registered
+    /// so that at most `size` bytes are accepted.
+    fn core_fetch(
+        &mut self,
+        from: DeviceId,
+        task: TaskId,
+        path: RelPath,
+        hash: ContentHash,
+        size: u64,
+        base: Option<ContentHash>,
+    ) {
+        let whole = self.sync.whole.contains(&(task, path.clone(), hash));
+        let base = base.filter(|_| !whole);
+        let fetched = |ok| Input::Fetched {
+            task,
+            path: path.clone(),
+            hash,
+            from,
+            ok,
+        };
+        if self.sync.staging.has_for(&hash, base) {
+            // Fetched already (the same content at another path, or edits of this one's
+            // version, whose placement was put off).
+            self.sync.inputs.push_back(fetched(true));
+            return;
+        }
+        if let Err(why) = self.room_for(task, size) {
+            // Asked again later (the core waits longer each time): once space is freed,
+            // the transfer goes ahead without a restart.
+            tracing::warn!(%task, %path, size, "not receiving a file for now: {why}");
+            self.sync.inputs.push_back(fetched(false));
+            return;
+        }
+        let sync = &mut self.sync;
+        let fetch = Fetch {
+            size,
+            base,
+            last: Instant::now(),
+            incoming: None,
+            patch: None,
+            reserved: false,
+            signing: false,
+        };
+        if let Some(replaced) = sync.fetches.insert((from, task, path.clone(), hash), fetch) {
+            CoreSync::release(&mut sync.reserved, &replaced);
+        }
+        let request = qsync_core::Message::Request {
+            task,
+            path,
+            hash,
+            size,
+            base,
+        };
+        self.core_send(from, request);
+    }
+
+    /// Send one of the core's messages to `to`, as a wire `Sync` message.
+    fn core_send(&mut self, to: DeviceId, message: qsync_core::Message) {
+        if let qsync_core::Message::Records { records, .. } = &message {
+            self.sent += records.len() as u64;
+        }
+        let task = message.task();
+        match message.to_wire() {
+            Ok(body) => {
+                self.send(
+                    to,
+                    task,
+                    Message::Sync {
+                        body: Bytes::from(body),
+                    },
+                );
+            }
+            Err(e) => tracing::error!(error = %e, "could not encode a sync message"),
+        }
+    }
+
     fn core_effect(&mut self, effect: Effect) {
         tracing::debug!(?effect, "core order");
         match effect {
             Effect::Distrust { from, task, report } => {
                 self.sync.distrust.report(from, task, &report);
             }
-            Effect::Send { to, mut message } => {
-                if let qsync_core::Message::Request {
-                    task,
-                    path,
-                    hash,
-                    base,
-                    ..
-                } = &mut message
-                {
-                    let whole = self.sync.whole.contains(&(*task, path.clone(), *hash));
-                    if whole {
-                        *base = None;
-                    }
-                }
-                if let qsync_core::Message::Request {
-                    task,
-                    path,
-                    hash,
-                    size,
-                    base,
-                } = &message
-                {
-                    let sync = &mut self.sync;
-                    if sync.staging.has_for(hash, *base) {
-                        // Fetched already (the same content at another path, or edits of
-                        // this one's version, whose placement was put off).
-                        let fetched = Input::Fetched {
-                            task: *task,
-                            path: path.clone(),
-                            hash: *hash,
-                            from: to,
-                            ok: true,
-                        };
-                        sync.inputs.push_back(fetched);
-                        return;
-                    }
-                    if let Err(why) = self.room_for(*task, *size) {
-                        // Asked again later (the core waits longer each time): once space
-                        // is freed, the transfer goes ahead without a restart.
-                        tracing::warn!(%task, %path, size, "not receiving a file for now: {why}");
-                        let fetched = Input::Fetched {
-                            task: *task,
-                            path: path.clone(),
-                            hash: *hash,
-                            from: to,
-                            ok: false,
-                        };
-                        self.sync.inputs.push_back(fetched);
-                        return;
-                    }
-                    let sync = &mut self.sync;
-                    let key = (to, *task, path.clone(), *hash);
-                    let fetch = Fetch {
-                        size: *size,
-                        base: *base,
-                        last: Instant::now(),
-                        incoming: None,
-                        patch: None,
-                        reserved: false,
-                        signing: false,
-                    };
-                    if let Some(replaced) = sync.fetches.insert(key, fetch) {
-                        CoreSync::release(&mut sync.reserved, &replaced);
-                    }
-                }
-                if let qsync_core::Message::Records { records, .. } = &message {
-                    self.sent += records.len() as u64;
-                }
-                let task = message.task();
-                match message.to_wire() {
-                    Ok(body) => {
-                        self.send(
-                            to,
-                            task,
-                            Message::Sync {
-                                body: Bytes::from(body),
-                            },
-                        );
-                    }
-                    Err(e) => tracing::error!(error = %e, "could not encode a sync message"),
-                }
-            }
+            Effect::Fetch {
+                from,
+                task,
+                path,
+                hash,
+                size,
+                base,
+            } => self.core_fetch(from, task, path, hash, size, base),
+            Effect::Send { to, message } => self.core_send(to, message),
             Effect::Serve {
                 to,
                 task,
