@@ -76,7 +76,9 @@ pub(super) struct Awaiting {
 /// and its share of the memory, for ever).
 pub(super) const SIGNATURE_WAIT: Duration = Duration::from_secs(60);
 
-/// Serve orders of one device waiting for a signature, at most; beyond, served whole.
+/// Serve orders of one device made from its signatures, waiting for one or queued with it
+/// (each holding its share of the signature memory), at most; beyond, served whole. So a
+/// device that stops reading holds at most this many shares.
 pub(super) const MAX_AWAITING_PER_DEVICE: usize = 2;
 
 /// Serve orders one peer may have queued; beyond, it is told the content is unavailable
@@ -95,10 +97,12 @@ pub(super) struct Servers {
     by_peer: HashMap<DeviceId, PeerServer>,
 }
 
-/// One peer's serving thread: its queue, and how many orders wait in it.
+/// One peer's serving thread: its queue, how many orders wait in it, and how many of
+/// those hold one of its signatures.
 struct PeerServer {
     jobs: mpsc::Sender<ServeJob>,
     queued: Arc<std::sync::atomic::AtomicUsize>,
+    signed: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Servers {
@@ -121,11 +125,35 @@ impl Servers {
             return Err(Box::new(job));
         }
         server.queued.fetch_add(1, Ordering::Relaxed);
+        if job.holds_signature() {
+            server.signed.fetch_add(1, Ordering::Relaxed);
+        }
         if let Err(mpsc::SendError(job)) = server.jobs.send(job) {
             self.by_peer.remove(&peer);
             return Err(Box::new(job));
         }
         Ok(())
+    }
+
+    /// How many orders queued for `peer` hold one of its signatures.
+    pub(super) fn signed(&self, peer: &DeviceId) -> usize {
+        self.by_peer.get(peer).map_or(0, |server| {
+            server.signed.load(std::sync::atomic::Ordering::Relaxed)
+        })
+    }
+}
+
+impl ServeJob {
+    /// Whether it is a patch to make from the asker's signature (holding its share of the
+    /// signature memory).
+    fn holds_signature(&self) -> bool {
+        matches!(
+            self.work,
+            Work::Serve {
+                base: Some((_, JobBase::Blocks { .. })),
+                ..
+            }
+        )
     }
 }
 
@@ -133,16 +161,27 @@ impl Servers {
 fn start_server() -> std::io::Result<PeerServer> {
     let (jobs, queue) = mpsc::channel::<ServeJob>();
     let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let count = queued.clone();
+    let signed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (count, signatures) = (queued.clone(), signed.clone());
     std::thread::Builder::new()
         .name("qsync-serve".into())
         .spawn(move || {
+            use std::sync::atomic::Ordering;
             for job in queue {
                 serve_job(&job);
-                count.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                if job.holds_signature() {
+                    signatures.fetch_sub(1, Ordering::Relaxed);
+                }
+                // Dropped before it is counted out: its share of the memory goes with it.
+                drop(job);
+                count.fetch_sub(1, Ordering::Relaxed);
             }
         })?;
-    Ok(PeerServer { jobs, queued })
+    Ok(PeerServer {
+        jobs,
+        queued,
+        signed,
+    })
 }
 
 /// Carry out one job: stream what it asks for on its connection, waiting while the
@@ -251,7 +290,8 @@ impl Engine {
             tx: conn.tx.clone(),
             queued: conn.queued.clone(),
         };
-        let waiting = sync.awaiting.keys().filter(|(d, ..)| *d == to).count();
+        let waiting =
+            sync.awaiting.keys().filter(|(d, ..)| *d == to).count() + sync.servers.signed(&to);
         let signed = match (&job.work, base) {
             (Work::Serve { base: None, .. }, Some(base))
                 if size >= transfer::MIN_SIGNED_FILE
@@ -278,18 +318,26 @@ impl Engine {
         self.queue_serve(to, job);
     }
 
-    /// Hand a serve order to `to`'s serving thread; if its queue is full, the asker hears
-    /// the content is unavailable (and asks again later).
+    /// Hand a serve order to `to`'s serving thread. If its queue is full, the peer is
+    /// answered at once: the content is unavailable (it asks again later), or, for a
+    /// signature, "send it whole" (the last, empty, signature message), so that it does
+    /// not wait for one.
     pub(super) fn queue_serve(&mut self, to: DeviceId, job: ServeJob) {
         if let Err(job) = self.sync.servers.queue(to, job) {
             tracing::warn!(device = %to, path = %job.path, "too many orders queued for this device; it asks again later");
-            if let Work::Serve { .. } = job.work {
-                let unavailable = Message::Unavailable {
-                    path: job.path.clone(),
-                    hash: job.hash,
-                };
-                let _ = job.tx.send(Outbound::Message(job.task, unavailable));
-            }
+            let (path, hash) = (job.path.clone(), job.hash);
+            let answer = match job.work {
+                Work::Serve { .. } => Message::Unavailable { path, hash },
+                Work::Sign { base } => Message::Signature {
+                    path,
+                    hash,
+                    base,
+                    offset: 0,
+                    data: Bytes::new(),
+                    last: true,
+                },
+            };
+            let _ = job.tx.send(Outbound::Message(job.task, answer));
         }
     }
 
