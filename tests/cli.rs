@@ -268,3 +268,58 @@ fn a_device_linked_by_host_name_can_be_forgotten() {
     let again = a.try_cli(&["forget", &id_b]).unwrap_err();
     assert!(again.contains("not a device linked"), "{again}");
 }
+
+/// `status` shows a large file coming in: from whom, where to, how far, how fast; and
+/// nothing once it is in.
+#[test]
+fn status_shows_a_large_file_on_its_way_in() {
+    let base = tempfile::tempdir().unwrap();
+    let a = Node::start(base.path(), "sender");
+    let b = Node::start(base.path(), "receiver");
+    let (root_a, root_b) = (base.path().join("A"), base.path().join("B"));
+    std::fs::create_dir(&root_a).unwrap();
+    let task = a.add_task(&root_a);
+    node::link(&a, &task, &b, &root_b);
+    let status: serde_json::Value = serde_json::from_str(&a.cli(&["--json", "status"])).unwrap();
+    let sender = status["device"].as_str().unwrap().to_owned();
+
+    // 256 MiB that do not compress.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let size = 256usize << 20;
+    let data: Vec<u8> = (0..size / 8)
+        .flat_map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()
+        })
+        .collect();
+    std::fs::write(root_a.join("big.bin"), &data).unwrap();
+
+    let mut seen = None;
+    node::wait_for(
+        "the transfer in `status`",
+        std::time::Duration::from_secs(120),
+        || {
+            let status: serde_json::Value =
+                serde_json::from_str(&b.cli(&["--json", "status"])).unwrap();
+            seen = status["transfers"]
+                .as_array()
+                .and_then(|t| t.first().cloned())
+                .filter(|t| t["done"].as_u64().is_some_and(|d| d > 0));
+            seen.is_some() || std::fs::metadata(root_b.join("big.bin")).is_ok()
+        },
+    );
+    let transfer = seen.expect("the transfer was seen under way");
+    assert_eq!(transfer["path"], "big.bin");
+    assert_eq!(transfer["size"].as_u64(), Some(size as u64));
+    assert_eq!(transfer["device"].as_str(), Some(sender.as_str()));
+    assert_eq!(transfer["task"].as_str(), Some(task.as_str()));
+    node::wait_for(
+        "big.bin on the receiver",
+        std::time::Duration::from_secs(120),
+        || std::fs::metadata(root_b.join("big.bin")).is_ok_and(|m| m.len() == size as u64),
+    );
+    let status: serde_json::Value = serde_json::from_str(&b.cli(&["--json", "status"])).unwrap();
+    assert_eq!(status["transfers"], serde_json::json!([]));
+}

@@ -218,6 +218,29 @@ pub struct Status {
     /// Linked devices that sent what this device refused or did not trust, since it started.
     #[serde(default)]
     pub distrusted: Vec<PeerDistrust>,
+    /// Content coming in now, a transfer each.
+    #[serde(default)]
+    pub transfers: Vec<TransferInfo>,
+}
+
+/// Content on its way in from a peer, for `status`: how far it is, and how fast it goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferInfo {
+    /// The peer sending it.
+    pub device: DeviceId,
+    /// The task.
+    pub task: TaskId,
+    /// Where it goes.
+    pub path: RelPath,
+    /// Bytes received: of the file, or of the patch when `patch` is set.
+    pub done: u64,
+    /// The file's size.
+    pub size: u64,
+    /// Whether it comes as a patch from the version this device has (`done` counts the
+    /// patch's bytes, which are far fewer than the file's).
+    pub patch: bool,
+    /// Bytes a second since its first byte came.
+    pub rate: u64,
 }
 
 /// What one linked device sent that this device refused or did not trust, for `status`.
@@ -476,6 +499,12 @@ impl fmt::Display for Reply {
             .and_then(|()| {
                 s.scans.iter().try_for_each(|scan| {
                     write!(f, "\nscanning {} {} entries {} s", scan.task, scan.entries, scan.seconds)
+                })
+            })
+            .and_then(|()| {
+                s.transfers.iter().try_for_each(|t| {
+                    let what = if t.patch { "patch" } else { "receiving" };
+                    write!(f, "\n{what} {} {} from {} {} of {} bytes {} B/s", t.task, printable(t.path.as_str()), t.device, t.done, t.size, t.rate)
                 })
             }),
             Reply::TaskAdded(t) => write!(f, "task {} {} {}", t.task, word(&t.name), printable(&t.root.display().to_string())),
@@ -813,6 +842,55 @@ mod tests {
             !shown.contains('\u{1b}') && !shown.contains('\n'),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn status_shows_transfers_under_way_and_reads_older_replies_without_them() {
+        let device = DeviceId::from_bytes([3; 32]);
+        let task = TaskId::from_bytes([4; 32]);
+        let mut status = Status {
+            device,
+            tasks: 1,
+            connected: 1,
+            updates: 0,
+            pending: 0,
+            deltas: 0,
+            sent: 0,
+            received: 0,
+            wire_sent: 0,
+            wire_received: 0,
+            unsupported: 0,
+            not_synced: Vec::new(),
+            ignore_problems: Vec::new(),
+            scans: Vec::new(),
+            distrusted: Vec::new(),
+            transfers: vec![TransferInfo {
+                device,
+                task,
+                path: RelPath::new("films/a\u{1b}[2J.mkv").unwrap(),
+                done: 600,
+                size: 1000,
+                patch: false,
+                rate: 300,
+            }],
+        };
+        let shown = Reply::Status(status.clone()).to_string();
+        let line = shown.lines().last().unwrap();
+        assert!(
+            line.starts_with(&format!("receiving {task} films/a")),
+            "{line}"
+        );
+        assert!(
+            line.ends_with(&format!("from {device} 600 of 1000 bytes 300 B/s")),
+            "{line}"
+        );
+        assert!(!shown.contains('\u{1b}'), "{shown}");
+        // A reply of an older daemon, without transfers, still reads.
+        status.transfers.clear();
+        let mut json = serde_json::to_value(Reply::Status(status.clone())).unwrap();
+        json.as_object_mut().unwrap().remove("transfers");
+        let read: Reply = serde_json::from_value(json).unwrap();
+        assert_eq!(read, Reply::Status(status));
     }
 
     #[test]

@@ -113,6 +113,7 @@ impl Engine {
                         .load(std::sync::atomic::Ordering::Relaxed),
                     unsupported: self.tasks.values().map(|t| t.unsupported).sum(),
                     distrusted: self.sync.distrust.status(),
+                    transfers: self.sync.transfers(),
                     scans: self
                         .tasks
                         .iter()

@@ -128,6 +128,8 @@ struct Fetch {
     size: u64,
     /// When its last chunk came (or when it was asked for).
     last: Instant,
+    /// When its first chunk came (for its rate in `status`).
+    began: Option<Instant>,
     /// The content this device has at the path (a patch from it may come instead).
     base: Option<ContentHash>,
     /// Boxed: a transfer under way holds a hasher of a few kilobytes, and most fetches
@@ -142,6 +144,37 @@ struct Fetch {
 }
 
 impl CoreSync {
+    /// The transfers coming in now, for `status`.
+    pub(super) fn transfers(&self) -> Vec<crate::control::TransferInfo> {
+        let mut transfers: Vec<_> = self
+            .fetches
+            .iter()
+            .filter_map(|((device, task, path, _), fetch)| {
+                let (done, patch) = match (&fetch.incoming, &fetch.patch) {
+                    (Some(incoming), _) => (incoming.received(), false),
+                    (None, Some(patch)) => (patch.received(), true),
+                    (None, None) => return None,
+                };
+                let seconds = fetch.began.map_or(0.0, |b| b.elapsed().as_secs_f64());
+                Some(crate::control::TransferInfo {
+                    device: *device,
+                    task: *task,
+                    path: path.clone(),
+                    done,
+                    size: fetch.size,
+                    patch,
+                    rate: if seconds > 0.0 {
+                        (done as f64 / seconds) as u64
+                    } else {
+                        0
+                    },
+                })
+            })
+            .collect();
+        transfers.sort_by(|a, b| (&a.task, &a.path).cmp(&(&b.task, &b.path)));
+        transfers
+    }
+
     /// Count `fetch`'s size as reserved, once.
     fn reserve(reserved: &mut u64, fetch: &mut Fetch) {
         if !fetch.reserved {
@@ -365,6 +398,7 @@ impl Engine {
             size,
             base,
             last: Instant::now(),
+            began: None,
             incoming: None,
             patch: None,
             reserved: false,

@@ -295,6 +295,11 @@ pub struct IncomingPatch {
 }
 
 impl IncomingPatch {
+    /// Bytes of the patch received so far.
+    pub fn received(&self) -> u64 {
+        self.patch.len() as u64
+    }
+
     /// Start receiving a patch from `base` to the content `hash` of `size` bytes, its
     /// bytes counted in `memory`.
     pub fn start(base: ContentHash, hash: ContentHash, size: u64, memory: &Budget) -> Self {
@@ -413,6 +418,11 @@ pub struct Incoming {
 }
 
 impl Incoming {
+    /// Bytes of the content received so far.
+    pub fn received(&self) -> u64 {
+        self.next
+    }
+
     /// Start receiving the content `hash` of `size` bytes (as its record announced),
     /// holding one of the sender's `slots` ([`MAX_OPEN_INCOMING`]) until it ends.
     pub fn start(

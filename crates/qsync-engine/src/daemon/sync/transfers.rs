@@ -72,6 +72,7 @@ impl Engine {
                     return; // not asked for (or given up): dropped
                 };
                 fetch.last = Instant::now();
+                fetch.began.get_or_insert(fetch.last);
                 if fetch.incoming.is_none() && (offset != 0 || (last && fetch.size != 0)) {
                     // The rest of an answer to an earlier request of the same content (the
                     // transfer is asked again): the new answer starts at 0.
@@ -117,6 +118,7 @@ impl Engine {
                     return; // not the base it has, or whole content already coming
                 }
                 fetch.last = Instant::now();
+                fetch.began.get_or_insert(fetch.last);
                 if fetch.patch.is_none() && offset != 0 {
                     return; // the rest of an answer to an earlier request
                 }
