@@ -152,3 +152,120 @@ fn a_peer_that_never_serves_holds_another_peers_record_for_patience_only() {
         "{after:?}"
     );
 }
+
+/// The record that went first for holding others does not give the path back to the
+/// stuck one because that one claims to be newer (a forged claim of the honest device's
+/// counter would pin the path again); the stuck one is decided in its turn.
+#[test]
+fn a_forged_newer_claim_does_not_pin_the_path_again() {
+    let (a, hostile, honest) = (
+        DeviceId::from_bytes([1; 32]),
+        DeviceId::from_bytes([2; 32]),
+        DeviceId::from_bytes([3; 32]),
+    );
+    let task = TaskId::from_bytes([7; 32]);
+    let path = RelPath::new("report.txt").unwrap();
+    let (mut core, mut ledger) = (Core::new(a), MemLedger::new());
+    let start = Instant::now();
+    for peer in [hostile, honest] {
+        for input in [
+            Input::Link { task, peer },
+            Input::Connected { peer },
+            Input::Received {
+                from: peer,
+                message: Message::Hello {
+                    task,
+                    after: 0,
+                    reply: false,
+                },
+            },
+        ] {
+            core.handle(start, input, &mut ledger).unwrap();
+        }
+    }
+    effects(&mut core);
+    let records = |from: DeviceId, state: State, version: VersionVector| Input::Received {
+        from,
+        message: Message::Records {
+            task,
+            records: vec![Record {
+                path: path.clone(),
+                state,
+                version,
+                mtime_ns: 0,
+                seq: 1,
+            }],
+            upto: 1,
+        },
+    };
+    // Forged: it claims to have seen nine changes of the honest device.
+    let forged: VersionVector = vec![(hostile, 1), (honest, 9)].into();
+    let late = file(b"served late");
+    core.handle(
+        start,
+        records(hostile, late.clone(), forged.clone()),
+        &mut ledger,
+    )
+    .unwrap();
+    let honest_edit = file(b"the honest edit");
+    let version: VersionVector = vec![(honest, 1)].into();
+    core.handle(
+        start,
+        records(honest, honest_edit.clone(), version),
+        &mut ledger,
+    )
+    .unwrap();
+    effects(&mut core);
+    let due = core.poll_timeout().expect("a check is due");
+    core.handle_timeout(due, &mut ledger).unwrap();
+    assert_eq!(
+        requests(&effects(&mut core)),
+        [honest],
+        "the honest record goes first"
+    );
+
+    // The hostile device's content comes after all, while its record waits at the back:
+    // the core takes nothing out of turn (the daemon stages it under its hash).
+    let fetched = |from: DeviceId, content: &[u8]| Input::Fetched {
+        task,
+        path: path.clone(),
+        hash: ContentHash::of(content),
+        from,
+        ok: true,
+    };
+    core.handle(due, fetched(hostile, b"served late"), &mut ledger)
+        .unwrap();
+    assert!(effects(&mut core).is_empty(), "nothing before its turn");
+    core.handle(due, fetched(honest, b"the honest edit"), &mut ledger)
+        .unwrap();
+    let placed: Vec<State> = effects(&mut core)
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::Place(p) => Some(p.target),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(placed, [honest_edit]);
+    let done = Input::Placed {
+        task,
+        path: path.clone(),
+        outcome: PlaceOutcome::Done,
+    };
+    core.handle(due, done.clone(), &mut ledger).unwrap();
+    // Then the forged one, newer than the honest edit by its claim, in its turn: its
+    // content is asked for again, and the daemon finds it staged.
+    assert_eq!(requests(&effects(&mut core)), [hostile]);
+    core.handle(due, fetched(hostile, b"served late"), &mut ledger)
+        .unwrap();
+    let placed: Vec<State> = effects(&mut core)
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::Place(p) => Some(p.target),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(placed, [late]);
+    core.handle(due, done, &mut ledger).unwrap();
+    let record = ledger.record(&task, &path).unwrap().expect("a record");
+    assert_eq!(record.version, forged);
+}

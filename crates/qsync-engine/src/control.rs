@@ -218,7 +218,7 @@ pub struct Status {
     /// Linked devices that sent what this device refused or did not trust, since it started.
     #[serde(default)]
     pub distrusted: Vec<PeerDistrust>,
-    /// Content coming in now, a transfer each.
+    /// Content coming in now, a transfer each (the first 100, by task and path).
     #[serde(default)]
     pub transfers: Vec<TransferInfo>,
 }
@@ -503,8 +503,12 @@ impl fmt::Display for Reply {
             })
             .and_then(|()| {
                 s.transfers.iter().try_for_each(|t| {
-                    let what = if t.patch { "patch" } else { "receiving" };
-                    write!(f, "\n{what} {} {} from {} {} of {} bytes {} B/s", t.task, printable(t.path.as_str()), t.device, t.done, t.size, t.rate)
+                    let path = printable(t.path.as_str());
+                    if t.patch {
+                        write!(f, "\npatch {} {path} from {} {} bytes of patch for {} bytes {} B/s", t.task, t.device, t.done, t.size, t.rate)
+                    } else {
+                        write!(f, "\nreceiving {} {path} from {} {} of {} bytes {} B/s", t.task, t.device, t.done, t.size, t.rate)
+                    }
                 })
             }),
             Reply::TaskAdded(t) => write!(f, "task {} {} {}", t.task, word(&t.name), printable(&t.root.display().to_string())),

@@ -122,6 +122,9 @@ struct Item {
     /// Its claim of this device's changes was found above what this device made, and
     /// reported.
     claim_noted: bool,
+    /// Moved to the back of its queue for holding another peer's record (`patience.rs`)
+    /// and not fetched since: no record gives way to it, however newer it claims to be.
+    stalled: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -239,19 +242,21 @@ impl Core {
                     let matches = item.from == from
                         && matches!(item.step, Step::Fetching)
                         && item.record.state.hash() == Some(hash);
-                    if matches {
-                        if ok {
-                            item.fetched = true;
-                            item.step = Step::Ready;
-                            self.advance(&key, ledger)?;
-                        } else {
-                            // The peer does not have that content now (usually it changed
-                            // there and a newer record follows, and replaces this one in the
-                            // queue), or it could not be received here (no space, a limit):
-                            // ask again later, waiting longer each time, rather than drop a
-                            // version.
-                            self.back_off(&key);
-                        }
+                    if !matches {
+                        // Not this record's (a record moved back in its queue finds
+                        // the content staged when its turn comes).
+                    } else if ok {
+                        item.fetched = true;
+                        item.stalled = false;
+                        item.step = Step::Ready;
+                        self.advance(&key, ledger)?;
+                    } else {
+                        // The peer does not have that content now (usually it changed
+                        // there and a newer record follows, and replaces this one in the
+                        // queue), or it could not be received here (no space, a limit):
+                        // ask again later, waiting longer each time, rather than drop a
+                        // version.
+                        self.back_off(&key);
                     }
                 }
             }
@@ -588,6 +593,7 @@ impl Core {
                 children_waits: 0,
                 failures: 0,
                 claim_noted: false,
+                stalled: false,
             });
         self.advance(&key, ledger)?;
         Ok(None)

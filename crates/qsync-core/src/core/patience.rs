@@ -12,11 +12,13 @@
 //! the queue (only a placement under way stays, and it is never moved), so the records of
 //! one peer keep their order; records of different peers are decided against what the
 //! ledger holds when their turn comes, whatever that order, as they would be had the
-//! network brought them the other way round. Content asked for and still coming is not
-//! wasted: it is staged under its hash, and found there when the moved record's turn comes
-//! again.
+//! network brought them the other way round. A moved record is decided again in its turn
+//! (it may be old news by then); a transfer of its content under way goes on meanwhile
+//! (the driver keeps a fetch under way when the same one is asked again, and finds
+//! content that came staged). A record moved back never gets the path back by claiming to be newer than the
+//! one that went first (a forged claim would pin it again), until its content is here.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use qsync_base::{DeviceId, RelPath, TaskId};
@@ -33,6 +35,8 @@ pub(super) type Head = (DeviceId, u64);
 #[derive(Debug, Default)]
 pub(super) struct Patience {
     checks: BTreeSet<(Instant, TaskId, RelPath, Head)>,
+    /// The paths with a check pending, and when: one per path, whatever a peer sends.
+    pending: BTreeMap<(TaskId, RelPath), Instant>,
 }
 
 impl Patience {
@@ -56,6 +60,7 @@ impl Patience {
                 break;
             }
             if let Some((_, task, path, head)) = self.checks.pop_first() {
+                self.pending.remove(&(task, path.clone()));
                 due.push(((task, path), head));
             }
         }

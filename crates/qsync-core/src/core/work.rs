@@ -170,7 +170,10 @@ impl Core {
             q.iter().enumerate().skip(1).find_map(|(at, later)| {
                 // A rival decided again is an old record of its peer, not a later one.
                 let replaces = later.tracked && later.from == item.from;
-                let after = later.record.version.compare(&item.record.version) == Causality::After;
+                // A record moved back for holding others never gets the path back by
+                // claiming to be newer (a forged claim would pin the path again).
+                let after = later.record.version.compare(&item.record.version) == Causality::After
+                    && (!later.stalled || later.fetched);
                 (replaces || after).then_some((at, replaces))
             })
         });
@@ -345,6 +348,10 @@ impl Core {
         });
         if stuck && queue.iter().any(|item| item.from != head.0) {
             if let Some(mut first) = queue.pop_front() {
+                // Decided again in its turn (it may be old news by then); a fetch of it
+                // under way goes on meanwhile (the driver keeps it when asked again, and
+                // content that came is found staged).
+                first.stalled = true;
                 first.step = Step::Ready;
                 queue.push_back(first);
             }
@@ -635,6 +642,12 @@ impl Core {
                 // A rival from a peer that is away would block the path until it is back;
                 // it is decided again when that peer connects.
                 if !queued && self.connected.contains(&peer) {
+                    let head = self.work.get(&key).and_then(|q| q.front());
+                    if let (Some(head), Some(now)) = (head, self.now) {
+                        if head.from != peer {
+                            self.patience.watch(now, &key, (head.from, head.record.seq));
+                        }
+                    }
                     self.work.entry(key.clone()).or_default().push_back(Item {
                         from: peer,
                         record: rival,
@@ -644,6 +657,7 @@ impl Core {
                         children_waits: 0,
                         failures: 0,
                         claim_noted: false,
+                        stalled: false,
                     });
                 }
             }

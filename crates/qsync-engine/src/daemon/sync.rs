@@ -39,6 +39,9 @@ mod transfers;
 
 use serving::{Awaiting, ServeJob, Work};
 
+/// The most transfers `status` lists (the first by task and path).
+const MAX_TRANSFERS_SHOWN: usize = 100;
+
 /// What the driver keeps beside the core.
 pub(super) struct CoreSync {
     core: Core,
@@ -172,6 +175,7 @@ impl CoreSync {
             })
             .collect();
         transfers.sort_by(|a, b| (&a.task, &a.path).cmp(&(&b.task, &b.path)));
+        transfers.truncate(MAX_TRANSFERS_SHOWN);
         transfers
     }
 
@@ -385,6 +389,13 @@ impl Engine {
             // version, whose placement was put off).
             self.sync.inputs.push_back(fetched(true));
             return;
+        }
+        if let Some(fetch) = self.sync.fetches.get(&(from, task, path.clone(), hash)) {
+            if fetch.base == base {
+                // Asked already and under way (the core asks again for a record moved
+                // back in its queue, see `qsync_core`'s `patience.rs`): it goes on.
+                return;
+            }
         }
         if let Err(why) = self.room_for(task, size) {
             // Asked again later (the core waits longer each time): once space is freed,

@@ -72,12 +72,12 @@ impl Engine {
                     return; // not asked for (or given up): dropped
                 };
                 fetch.last = Instant::now();
-                fetch.began.get_or_insert(fetch.last);
                 if fetch.incoming.is_none() && (offset != 0 || (last && fetch.size != 0)) {
                     // The rest of an answer to an earlier request of the same content (the
                     // transfer is asked again): the new answer starts at 0.
                     return;
                 }
+                fetch.began.get_or_insert(fetch.last);
                 let incoming = match fetch.incoming.take() {
                     Some(incoming) => Ok(*incoming),
                     None => {
@@ -118,10 +118,10 @@ impl Engine {
                     return; // not the base it has, or whole content already coming
                 }
                 fetch.last = Instant::now();
-                fetch.began.get_or_insert(fetch.last);
                 if fetch.patch.is_none() && offset != 0 {
                     return; // the rest of an answer to an earlier request
                 }
+                fetch.began.get_or_insert(fetch.last);
                 let memory = &sync.patch_memory;
                 let mut patch = fetch.patch.take().unwrap_or_else(|| {
                     Box::new(IncomingPatch::start(base, hash, fetch.size, memory))
