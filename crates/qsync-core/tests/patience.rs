@@ -34,48 +34,92 @@ fn requests(effects: &[Effect]) -> Vec<DeviceId> {
         .collect()
 }
 
-#[test]
-fn a_peer_that_never_serves_holds_another_peers_record_for_patience_only() {
-    let (a, hostile, honest) = (
-        DeviceId::from_bytes([1; 32]),
-        DeviceId::from_bytes([2; 32]),
-        DeviceId::from_bytes([3; 32]),
-    );
-    let task = TaskId::from_bytes([7; 32]);
-    let path = RelPath::new("report.txt").unwrap();
-    let (mut core, mut ledger) = (Core::new(a), MemLedger::new());
-    let start = Instant::now();
-    for peer in [hostile, honest] {
-        for input in [
-            Input::Link { task, peer },
-            Input::Connected { peer },
-            Input::Received {
-                from: peer,
-                message: Message::Hello {
-                    task,
-                    after: 0,
-                    reply: false,
+/// A device linked with a hostile and an honest peer, both greeted.
+struct Scene {
+    hostile: DeviceId,
+    honest: DeviceId,
+    task: TaskId,
+    path: RelPath,
+    start: Instant,
+    core: Core,
+    ledger: MemLedger,
+}
+
+impl Scene {
+    fn new() -> Scene {
+        let (a, hostile, honest) = (
+            DeviceId::from_bytes([1; 32]),
+            DeviceId::from_bytes([2; 32]),
+            DeviceId::from_bytes([3; 32]),
+        );
+        let task = TaskId::from_bytes([7; 32]);
+        let (mut core, mut ledger) = (Core::new(a), MemLedger::new());
+        let start = Instant::now();
+        for peer in [hostile, honest] {
+            for input in [
+                Input::Link { task, peer },
+                Input::Connected { peer },
+                Input::Received {
+                    from: peer,
+                    message: Message::Hello {
+                        task,
+                        after: 0,
+                        reply: false,
+                    },
                 },
-            },
-        ] {
-            core.handle(start, input, &mut ledger).unwrap();
+            ] {
+                core.handle(start, input, &mut ledger).unwrap();
+            }
+        }
+        effects(&mut core);
+        Scene {
+            hostile,
+            honest,
+            task,
+            path: RelPath::new("report.txt").unwrap(),
+            start,
+            core,
+            ledger,
         }
     }
-    effects(&mut core);
-    let records = |from: DeviceId, state: State, version: VersionVector| Input::Received {
-        from,
-        message: Message::Records {
-            task,
-            records: vec![Record {
-                path: path.clone(),
-                state,
-                version,
-                mtime_ns: 0,
-                seq: 1,
-            }],
-            upto: 1,
-        },
-    };
+
+    /// `from`'s first record, of `path`.
+    fn records(
+        task: TaskId,
+        path: &RelPath,
+        from: DeviceId,
+        state: State,
+        version: VersionVector,
+    ) -> Input {
+        Input::Received {
+            from,
+            message: Message::Records {
+                task,
+                records: vec![Record {
+                    path: path.clone(),
+                    state,
+                    version,
+                    mtime_ns: 0,
+                    seq: 1,
+                }],
+                upto: 1,
+            },
+        }
+    }
+}
+
+#[test]
+fn a_peer_that_never_serves_holds_another_peers_record_for_patience_only() {
+    let Scene {
+        hostile,
+        honest,
+        task,
+        path,
+        start,
+        mut core,
+        mut ledger,
+    } = Scene::new();
+    let records = |from, state, version| Scene::records(task, &path, from, state, version);
 
     // The hostile device announces a version; its content is asked of it, and never comes.
     let announced: VersionVector = vec![(hostile, 1)].into();
@@ -158,46 +202,16 @@ fn a_peer_that_never_serves_holds_another_peers_record_for_patience_only() {
 /// counter would pin the path again); the stuck one is decided in its turn.
 #[test]
 fn a_forged_newer_claim_does_not_pin_the_path_again() {
-    let (a, hostile, honest) = (
-        DeviceId::from_bytes([1; 32]),
-        DeviceId::from_bytes([2; 32]),
-        DeviceId::from_bytes([3; 32]),
-    );
-    let task = TaskId::from_bytes([7; 32]);
-    let path = RelPath::new("report.txt").unwrap();
-    let (mut core, mut ledger) = (Core::new(a), MemLedger::new());
-    let start = Instant::now();
-    for peer in [hostile, honest] {
-        for input in [
-            Input::Link { task, peer },
-            Input::Connected { peer },
-            Input::Received {
-                from: peer,
-                message: Message::Hello {
-                    task,
-                    after: 0,
-                    reply: false,
-                },
-            },
-        ] {
-            core.handle(start, input, &mut ledger).unwrap();
-        }
-    }
-    effects(&mut core);
-    let records = |from: DeviceId, state: State, version: VersionVector| Input::Received {
-        from,
-        message: Message::Records {
-            task,
-            records: vec![Record {
-                path: path.clone(),
-                state,
-                version,
-                mtime_ns: 0,
-                seq: 1,
-            }],
-            upto: 1,
-        },
-    };
+    let Scene {
+        hostile,
+        honest,
+        task,
+        path,
+        start,
+        mut core,
+        mut ledger,
+    } = Scene::new();
+    let records = |from, state, version| Scene::records(task, &path, from, state, version);
     // Forged: it claims to have seen nine changes of the honest device.
     let forged: VersionVector = vec![(hostile, 1), (honest, 9)].into();
     let late = file(b"served late");
