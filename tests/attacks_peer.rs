@@ -319,6 +319,7 @@ fn links_patches_and_false_content_never_reach_outside_the_folder() {
             hash: secret_hash,
             size: SECRET.len() as u64,
             base: None,
+            offset: 0,
         });
     }
 
@@ -411,6 +412,7 @@ fn a_link_to_dev_zero_and_a_fifo_never_hang_the_daemon() {
         hash: ContentHash::of(&ten),
         size: 10,
         base: Some(ContentHash::of(b"/dev/zero")),
+        offset: 0,
     });
     for _ in 0..5 {
         let took = status_time(&s.a);
@@ -505,7 +507,7 @@ fn transfers_never_finished_and_files_too_large_are_capped() {
         .unwrap()
         .filter(|e| {
             e.as_ref()
-                .is_ok_and(|e| e.file_name().to_string_lossy().starts_with(".incoming-"))
+                .is_ok_and(|e| e.file_name().to_string_lossy().starts_with(".partial-"))
         })
         .count();
     assert!(open <= 16, "{open} transfers hold a file open");
@@ -572,6 +574,7 @@ fn lying_signatures_end_in_the_file_served_whole() {
             hash,
             size: data.len() as u64,
             base: Some(base),
+            offset: 0,
         });
         let wanted = p.until(Duration::from_secs(10), |h| {
             matches!(h, Heard::Wire(Message::SignatureWanted { .. }))
@@ -720,6 +723,7 @@ fn a_peer_that_asks_and_stops_reading_delays_no_one_else() {
             hash: ContentHash::of(data),
             size: data.len() as u64,
             base: None,
+            offset: 0,
         });
     }
     // Long enough for the victim's buffers towards the peer to fill and its serving of
@@ -799,6 +803,7 @@ fn reply_to(
         hash,
         size,
         base: Some(base),
+        offset: 0,
     });
     let ended = |h: &Heard| {
         matches!(
@@ -934,6 +939,7 @@ fn a_broken_ignore_file_from_a_peer_never_stops_the_daemon() {
         hash: ContentHash::of(b"x"),
         size: 1,
         base: None,
+        offset: 0,
     });
     p.pump(Duration::from_secs(2));
     assert!(p.received_bytes().is_empty(), "an ignored file was served");

@@ -115,6 +115,12 @@ impl Peer {
         self.deaf.store(true, Ordering::Relaxed);
     }
 
+    /// Close the connection (both ways), as a device that is killed or leaves the
+    /// network: the victim sees it end at once.
+    pub fn close(self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+    }
+
     /// Send one wire message about `task`.
     pub fn send(&mut self, task: TaskId, message: &Message) {
         let frame = self.session.seal(task, message).expect("seal");

@@ -62,6 +62,9 @@ pub enum Message {
         /// The content the asker has at `path` now, if a file: the peer may send the
         /// difference from it instead of the whole.
         base: Option<ContentHash>,
+        /// Where to start: the asker holds the first `offset` bytes of the content already
+        /// (a transfer cut short), and wants the rest, whole. 0: from the start.
+        offset: u64,
     },
 }
 
@@ -147,12 +150,16 @@ pub enum Effect {
         /// The message.
         message: Message,
     },
-    /// Get the content `hash` of `path` from `from`, the peer whose record announced it
-    /// (the driver sends it a [`Message::Request`] with these fields, or finds the content
-    /// staged already); answered by [`Input::Fetched`].
+    /// Get the content `hash` of `path`, announced by `from`'s record, from one of
+    /// `holders` (the driver sends them a [`Message::Request`] with these fields, in turn
+    /// until one serves it, or finds the content staged already); answered by
+    /// [`Input::Fetched`] naming `from`.
     Fetch {
-        /// The peer.
+        /// The peer whose record announced it.
         from: DeviceId,
+        /// The connected peers holding it, never empty: `from` first when it is
+        /// connected, then those whose records of `path` announce the same content.
+        holders: Vec<DeviceId>,
         /// The task.
         task: TaskId,
         /// Where the peer announced it.
@@ -179,6 +186,8 @@ pub enum Effect {
         /// The content the peer has at `path` (from its request): the difference from it
         /// may be sent instead of the whole.
         base: Option<ContentHash>,
+        /// The peer has the first `offset` bytes already: send the rest (whole).
+        offset: u64,
     },
     /// Change the disk; answered by [`Input::Placed`].
     Place(Placement),

@@ -37,6 +37,14 @@ enum Body<Rs, P> {
         size: u64,
         base: Option<ContentHash>,
     },
+    /// A request for the rest of a content from `offset` (added last, so that the other
+    /// bodies are written as before; a request from 0 is still a `Request`).
+    RequestFrom {
+        path: P,
+        hash: ContentHash,
+        size: u64,
+        offset: u64,
+    },
 }
 
 /// A message body that could not be written, or bytes (from a peer, so never trusted) that
@@ -92,12 +100,26 @@ impl Message {
                 hash,
                 size,
                 base,
+                offset: 0,
                 ..
             } => Body::Request {
                 path,
                 hash: *hash,
                 size: *size,
                 base: *base,
+            },
+            // From an offset, the rest goes whole: no base.
+            Message::Request {
+                path,
+                hash,
+                size,
+                offset,
+                ..
+            } => Body::RequestFrom {
+                path,
+                hash: *hash,
+                size: *size,
+                offset: *offset,
             },
         };
         postcard::to_allocvec(&body).map_err(BodyError::Encode)
@@ -135,6 +157,20 @@ impl Message {
                 hash,
                 size,
                 base,
+                offset: 0,
+            },
+            Body::RequestFrom {
+                path,
+                hash,
+                size,
+                offset,
+            } => Message::Request {
+                task,
+                path,
+                hash,
+                size,
+                base: None,
+                offset,
             },
         };
         Ok((message, rest))
@@ -185,15 +221,20 @@ mod tests {
                     upto,
                 }),
             any::<u64>().prop_map(move |upto| Message::Ack { task, upto }),
-            (path, any::<u64>(), any::<bool>()).prop_map(move |(p, size, based)| {
-                Message::Request {
-                    task,
-                    path: RelPath::new(p).unwrap(),
-                    hash: ContentHash::of(b"x"),
-                    size,
-                    base: based.then(|| ContentHash::of(b"y")),
+            (path, any::<u64>(), any::<bool>(), any::<u64>()).prop_map(
+                move |(p, size, based, offset)| {
+                    // A request from an offset carries no base (the rest goes whole).
+                    let offset = if based { 0 } else { offset };
+                    Message::Request {
+                        task,
+                        path: RelPath::new(p).unwrap(),
+                        hash: ContentHash::of(b"x"),
+                        size,
+                        base: based.then(|| ContentHash::of(b"y")),
+                        offset,
+                    }
                 }
-            }),
+            ),
         ]
     }
 

@@ -86,6 +86,7 @@ fn write_fuzz_seeds() {
             hash: ContentHash::of(b"x"),
             size: 1,
             base: None,
+            offset: 0,
         }],
     ];
     for (i, seed) in seeds.iter().enumerate() {

@@ -28,7 +28,7 @@ use qsync_core::{Core, Effect, Input, Ledger, MemLedger, Message, Record, State}
 use qsync_watch::Index;
 
 use crate::driver::place::{self, Staging};
-use crate::driver::transfer::{self, Budget, IncomingPatch};
+use crate::driver::transfer::{self, IncomingPatch};
 
 /// The peer the steps come from.
 pub const PEER: DeviceId = DeviceId::from_bytes([2; 32]);
@@ -140,11 +140,12 @@ pub fn receive(data: &[u8]) -> Summary {
                         hash: ContentHash::of(SECRET),
                         size: SECRET.len() as u64,
                         base: None,
+                        offset: 0,
                     },
                 });
                 // And the driver is asked directly, as if the core had ordered it.
                 let served = &mut run.served;
-                transfer::serve(&root, &path, ContentHash::of(SECRET), None, |m| {
+                transfer::serve(&root, &path, ContentHash::of(SECRET), None, 0, |m| {
                     served.push(m);
                     true
                 });
@@ -232,8 +233,9 @@ pub fn receive(data: &[u8]) -> Summary {
                     .map(|h| h.target_hash)
                     .unwrap_or(ContentHash::of(b"copied"));
                 let size = qsync_delta::Header::read(&mut &patch[..]).map_or(6, |h| h.target_len);
-                let mut incoming = IncomingPatch::start(base, hash, size, &Budget::default());
-                if incoming.accept(0, &patch).is_ok() {
+                let mut incoming = IncomingPatch::start(base, hash, size);
+                if patch.len() as u64 <= crate::exchange::MAX_PATCH {
+                    incoming.accept(&patch);
                     let applied = incoming.finish(&root, &path, &run.staging);
                     if matches!(applied, Ok(true)) {
                         // Only ever from a regular file in the folder holding the base.
@@ -397,7 +399,7 @@ impl Run {
                     } => {
                         let _ = base;
                         let served = &mut self.served;
-                        transfer::serve(&self.root, &path, hash, None, |m| {
+                        transfer::serve(&self.root, &path, hash, None, 0, |m| {
                             served.push(m);
                             true
                         });

@@ -507,6 +507,7 @@ impl Core {
                 path,
                 hash,
                 base,
+                offset,
                 ..
             } => {
                 if self.linked(&task, &from, ledger)? {
@@ -515,7 +516,8 @@ impl Core {
                         task,
                         path,
                         hash,
-                        base,
+                        base: base.filter(|_| offset == 0),
+                        offset,
                     });
                 }
             }
@@ -595,6 +597,7 @@ impl Core {
                 claim_noted: false,
                 stalled: false,
             });
+        self.offer_holder(&key, ledger)?;
         self.advance(&key, ledger)?;
         Ok(None)
     }

@@ -2,7 +2,7 @@
 //! for its content, ordering its placement, and storing what a done placement made; plus
 //! the rivals (versions ours won against) decided again when ours changes.
 
-use qsync_base::{Causality, DeviceId, RelPath, TaskId, VersionVector};
+use qsync_base::{Causality, ContentHash, DeviceId, RelPath, TaskId, VersionVector};
 
 use super::{
     Core, Distrust, Item, Step, CHILDREN_WAITS, MAX_RETRY_AFTER, NEW_FOLDER_MODE, RETRY_AFTER,
@@ -94,13 +94,20 @@ impl Core {
                 _ => false,
             };
             if needs_content && !item.fetched {
-                if !self.connected.contains(&item.from) {
+                let holders = match &remote.state {
+                    State::File { hash, .. } => self.holders(key, item.from, *hash),
+                    _ => Vec::new(),
+                };
+                if holders.is_empty() {
+                    // Nobody connected has it: decided again later (its sender, or
+                    // another device announcing the same content, may come back).
                     self.wait(key);
                     return Ok(());
                 }
                 if let State::File { hash, .. } = &remote.state {
                     self.effects.push_back(Effect::Fetch {
                         from: item.from,
+                        holders,
                         task: *task,
                         path: path.clone(),
                         hash: *hash,
@@ -346,7 +353,12 @@ impl Core {
             (first.from, first.record.seq) == head
                 && matches!(first.step, Step::Fetching | Step::Waiting(_))
         });
-        if stuck && queue.iter().any(|item| item.from != head.0) {
+        // A record of another peer announcing the same content is no reason to move: that
+        // peer is one of the fetch's holders, and the driver asks it when the first does
+        // not serve (moving would fetch the same bytes twice).
+        let head_hash = queue.front().and_then(|first| first.record.state.hash());
+        let other = |item: &Item| item.from != head.0 && item.record.state.hash() != head_hash;
+        if stuck && queue.iter().any(other) {
             if let Some(mut first) = queue.pop_front() {
                 // Decided again in its turn (it may be old news by then); a fetch of it
                 // under way goes on meanwhile (the driver keeps it when asked again, and
@@ -359,12 +371,72 @@ impl Core {
         }
         let next = self.work.get(key).and_then(|queue| {
             let first = queue.front()?;
-            let mixed = queue.iter().any(|item| item.from != first.from);
+            let hash = first.record.state.hash();
+            let mixed = queue
+                .iter()
+                .any(|item| item.from != first.from && item.record.state.hash() != hash);
             mixed.then_some((first.from, first.record.seq))
         });
         if let (Some(next), Some(now)) = (next, self.now) {
             self.patience.watch(now, key, next);
         }
+        Ok(())
+    }
+
+    /// The connected peers that hold the content `hash` of `key`: `from` (whose record
+    /// announced it) first, then those whose records queued for `key` announce the same
+    /// content (a relay of the same version, or the same edit made on two devices).
+    fn holders(&self, key: &(TaskId, RelPath), from: DeviceId, hash: ContentHash) -> Vec<DeviceId> {
+        let mut holders = Vec::new();
+        if self.connected.contains(&from) {
+            holders.push(from);
+        }
+        for item in self.work.get(key).into_iter().flatten() {
+            let same = item.record.state.hash() == Some(hash);
+            if same && !holders.contains(&item.from) && self.connected.contains(&item.from) {
+                holders.push(item.from);
+            }
+        }
+        holders
+    }
+
+    /// A record was queued behind `key`'s first: if the first's content is being fetched
+    /// and the new record's sender announced the same content, the fetch is ordered again
+    /// naming it among the holders (the driver adds it to the fetch under way), so that a
+    /// sender that never serves does not hold the path while another device has the bytes.
+    pub(super) fn offer_holder<L: Ledger>(
+        &mut self,
+        key: &(TaskId, RelPath),
+        ledger: &mut L,
+    ) -> Result<(), L::Error> {
+        let Some(queue) = self.work.get(key) else {
+            return Ok(());
+        };
+        let (Some(head), Some(last)) = (queue.front(), queue.back()) else {
+            return Ok(());
+        };
+        let Some(hash) = head.record.state.hash() else {
+            return Ok(());
+        };
+        let same = last.from != head.from && last.record.state.hash() == Some(hash);
+        if !same || !matches!(head.step, Step::Fetching) {
+            return Ok(());
+        }
+        let (from, size) = (head.from, head.record.state.size());
+        // As when it was first ordered: the content here, which a patch may start from.
+        let base = ledger
+            .record(&key.0, &key.1)?
+            .and_then(|local| local.state.hash());
+        let holders = self.holders(key, from, hash);
+        self.effects.push_back(Effect::Fetch {
+            from,
+            holders,
+            task: key.0,
+            path: key.1.clone(),
+            hash,
+            size,
+            base,
+        });
         Ok(())
     }
 
@@ -659,6 +731,7 @@ impl Core {
                         claim_noted: false,
                         stalled: false,
                     });
+                    self.offer_holder(&key, ledger)?;
                 }
             }
             self.advance(&key, ledger)?;

@@ -209,19 +209,7 @@ impl World {
                     path,
                     hash,
                     ok,
-                } => {
-                    if ok {
-                        self.devices[to].staged.insert(hash);
-                    }
-                    let fetched = Input::Fetched {
-                        task,
-                        path,
-                        hash,
-                        from: id,
-                        ok,
-                    };
-                    self.input(to, fetched);
-                }
+                } => self.answered(to, task, path, hash, ok),
             }
         }
     }

@@ -206,6 +206,10 @@ pub struct Device {
     index: Index,
     /// Placements ordered and not carried out yet, each with when it will be.
     placing: Vec<(Instant, Placement)>,
+    /// Fetches under way: the peer the core named, and the other holders still to ask
+    /// when the one asked answers that it does not have the content (as the daemon's
+    /// exchange does).
+    fetching: BTreeMap<(TaskId, RelPath, ContentHash), (DeviceId, VecDeque<DeviceId>)>,
 }
 
 /// A connection between two devices, with messages in flight each way.
@@ -274,6 +278,7 @@ impl World {
                     dirty_since: None,
                     index: Index::default(),
                     placing: Vec::new(),
+                    fetching: BTreeMap::new(),
                 })
                 .collect(),
             links: Vec::new(),
@@ -433,29 +438,71 @@ impl World {
                         hash,
                         ok,
                     } => {
-                        if ok {
-                            self.devices[to].staged.insert(hash);
-                        } else {
+                        if !ok {
                             let recorded = self.devices[to].ledger.get(&task, &path);
                             self.log(format!(
                                 "dev{to}: {path} unavailable from dev{from}; here {:?}",
                                 recorded.map(|r| (short(&r.state), r.version))
                             ));
                         }
-                        self.input(
-                            to,
-                            Input::Fetched {
-                                task,
-                                path,
-                                hash,
-                                from: from_id,
-                                ok,
-                            },
-                        );
+                        self.answered(to, task, path, hash, ok);
                     }
                 }
             }
         }
+    }
+
+    /// Send device `d`'s request to `to`, honest or hostile.
+    fn ask(&mut self, d: usize, to: DeviceId, message: Message) {
+        if self.hostile.as_ref().is_some_and(|h| h.id == to) {
+            self.message_to_hostile(d, message);
+        } else if let Some(to) = self.index_of(&to) {
+            self.transmit(d, to, Packet::Core(message));
+        }
+    }
+
+    /// Device `to` got an answer to a request for `hash` at `path`: staged (`ok`), or
+    /// asked of the next holder, or reported to its core as not had, naming the peer the
+    /// core asked for it.
+    pub(crate) fn answered(
+        &mut self,
+        to: usize,
+        task: TaskId,
+        path: RelPath,
+        hash: ContentHash,
+        ok: bool,
+    ) {
+        let key = (task, path.clone(), hash);
+        if ok {
+            self.devices[to].staged.insert(hash);
+        } else if let Some((_, holders)) = self.devices[to].fetching.get_mut(&key) {
+            if let Some(next) = holders.pop_front() {
+                let size = 0; // the simulator's content has no size to check
+                let message = Message::Request {
+                    task,
+                    path,
+                    hash,
+                    size,
+                    base: None,
+                    offset: 0,
+                };
+                self.ask(to, next, message);
+                return;
+            }
+        }
+        let Some((from, _)) = self.devices[to].fetching.remove(&key) else {
+            return; // not asked for (an answer to an earlier request)
+        };
+        self.input(
+            to,
+            Input::Fetched {
+                task,
+                path,
+                hash,
+                from,
+                ok,
+            },
+        );
     }
 
     // ----- driving the cores -------------------------------------------------------------
@@ -486,24 +533,28 @@ impl World {
                 }
                 Effect::Fetch {
                     from,
+                    holders,
                     task,
                     path,
                     hash,
                     size,
                     base,
                 } => {
+                    let key = (task, path.clone(), hash);
+                    let mut holders: VecDeque<DeviceId> = holders.into_iter().collect();
+                    let Some(first) = holders.pop_front() else {
+                        continue;
+                    };
+                    self.devices[d].fetching.insert(key, (from, holders));
                     let message = Message::Request {
                         task,
                         path,
                         hash,
                         size,
                         base,
+                        offset: 0,
                     };
-                    if self.hostile.as_ref().is_some_and(|h| h.id == from) {
-                        self.message_to_hostile(d, message);
-                    } else if let Some(from) = self.index_of(&from) {
-                        self.transmit(d, from, Packet::Core(message));
-                    }
+                    self.ask(d, first, message);
                 }
                 Effect::Serve {
                     to,

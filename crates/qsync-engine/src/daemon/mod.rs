@@ -381,7 +381,8 @@ impl Engine {
                 };
                 wait = wait.min(left);
             }
-            if let Some(at) = self.sync.next_timeout() {
+            let timeouts = [self.sync.next_timeout(), self.sync.exchange_timeout()];
+            for at in timeouts.into_iter().flatten() {
                 wait = wait.min(at.saturating_duration_since(Instant::now()));
             }
             if self.core_batch_since().is_some() {

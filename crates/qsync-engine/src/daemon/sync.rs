@@ -4,10 +4,12 @@
 //! out, and the orders become sends, served content and placements whose outcomes go back
 //! in as inputs.
 //!
-//! Content travels beside the core's messages: the core's `Fetch` order registers the
-//! fetch (at most the announced size is accepted) and sends the peer a `Request`; the
-//! peer's serving thread streams `Content` chunks, or a `Delta` from the content this
-//! device has (or `Unavailable`), and the content is staged under its hash, checked,
+//! Content travels beside the core's messages: the core's `Fetch` order goes to the
+//! content exchange (`crate::exchange`, sans-IO), which decides which holder to ask and
+//! from which byte; its orders are carried out here (a `Request` sent, the core told,
+//! a part file closed or removed). The peer's serving thread streams `Content` chunks, or
+//! a `Delta` from the content this device has (or `Unavailable`); each chunk is taken
+//! only if the exchange says so, and the content is staged under its hash, checked,
 //! before the core hears `Fetched`.
 //!
 //! What the watcher misses is looked for when a placement finds the disk changed, when a
@@ -33,6 +35,7 @@ use super::*;
 use crate::driver::guard;
 use crate::driver::place::{self, Batch, Staging};
 use crate::driver::transfer::{self, Budget, Incoming, IncomingPatch};
+use crate::exchange::{Exchange, FetchKey, Order, Want};
 
 mod serving;
 mod transfers;
@@ -52,22 +55,20 @@ pub(super) struct CoreSync {
     /// What peers sent that the core refused or doubted, counted for `status`.
     pub(super) distrust: super::distrust::DistrustBook,
     staging: Staging,
-    /// Content asked of a peer and not yet here, by (peer, task, path, hash): the size the
-    /// record announced, and the part file once the first chunk came.
-    fetches: HashMap<(DeviceId, TaskId, RelPath, ContentHash), Fetch>,
-    /// The sizes of the fetches whose content is being written (`Fetch::reserved`), summed:
-    /// what they will still write counts as taken when a new one checks for free space.
-    /// Kept as a sum because adding up every fetch for each new one made a batch of
-    /// 100,000 files cost its square (a third of the engine's time in the profile).
-    reserved: u64,
+    /// The receiving side of the content exchange: which peer is asked for what, from
+    /// which byte, and what its chunks may be (sans-IO, see [`crate::exchange`]).
+    exchange: Exchange,
+    /// What is being received for the exchange's fetches: part files open, patches held.
+    receiving: HashMap<FetchKey, Receiving>,
+    /// Part files of transfers moved to another holder, kept open with their hash so far
+    /// (so the next holder's bytes continue without reading the part again), by content.
+    parked: HashMap<ContentHash, Incoming>,
     /// Inputs waiting to be handled (outcomes of orders carried out).
     inputs: VecDeque<Input>,
     /// The threads that stream requested content to peers, one per peer.
     servers: serving::Servers,
     /// When each task's folder was last scanned whole because a placement failed.
     rescanned: HashMap<TaskId, Instant>,
-    /// Content whose patch failed to apply here: asked for whole from then on.
-    whole: HashSet<(TaskId, RelPath, ContentHash)>,
     /// When every folder was last scanned whole.
     last_full_scan: Instant,
     /// When the ledger last failed (and the core was started afresh).
@@ -77,12 +78,6 @@ pub(super) struct CoreSync {
     batch_since: Instant,
     /// Facts are queued, not handled yet (see [`Engine::core_defer`]).
     deferred: bool,
-    /// Content transfers with an open file here, per device (at most
-    /// [`transfer::MAX_OPEN_INCOMING`] each).
-    open_incoming: HashMap<DeviceId, Budget>,
-    /// Bytes of patches held in memory, all devices together (at most
-    /// [`transfer::MAX_PATCH_MEMORY`]).
-    patch_memory: Budget,
     /// Serve orders queued and not yet served: a request for what is queued already is
     /// not queued again (so the queue holds at most one order per file of the task for
     /// each device, however often a peer asks).
@@ -104,10 +99,6 @@ pub(super) struct CoreSync {
 /// scanned whole and what differs is reported, at most this often.
 const RESCAN_EVERY: Duration = Duration::from_secs(5);
 
-/// A transfer under way that gets no chunk for this long is dropped (see
-/// [`Engine::core_drop_stalled`]).
-const TRANSFER_IDLE: Duration = Duration::from_secs(120);
-
 /// Staged content older than this is removed (a placement still wanting it has it
 /// fetched again): content fetched for records that were replaced or that wait (under a
 /// link, say) does not fill the state folder's disk.
@@ -127,71 +118,37 @@ pub(super) const BATCH_QUIET: Duration = Duration::from_millis(2);
 /// ...or once the oldest has waited this long (or the batch is full).
 pub(super) const MAX_BATCH_WAIT: Duration = Duration::from_millis(250);
 
-struct Fetch {
-    size: u64,
-    /// When its last chunk came (or when it was asked for).
-    last: Instant,
-    /// When its first chunk came (for its rate in `status`).
-    began: Option<Instant>,
-    /// The content this device has at the path (a patch from it may come instead).
-    base: Option<ContentHash>,
-    /// Boxed: a transfer under way holds a hasher of a few kilobytes, and most fetches
-    /// (all but [`transfer::MAX_OPEN_INCOMING`] per device) are only asked for.
-    incoming: Option<Box<Incoming>>,
-    patch: Option<Box<IncomingPatch>>,
-    /// Whether its size counts in [`CoreSync::reserved`] (once its first chunk of several
-    /// came, until it is done or dropped).
-    reserved: bool,
-    /// Whether the sender asked for the signature of `base` and it is being sent.
-    signing: bool,
+/// What is being received for one fetch.
+enum Receiving {
+    /// The content itself, into its part file.
+    Whole(Box<Incoming>),
+    /// A patch, in memory.
+    Patch(Box<IncomingPatch>),
 }
+
+/// Part files kept from transfers cut short, at most (beyond, the oldest are removed).
+const MAX_KEPT_PARTS: usize = 64;
+
+/// Part files kept open for the next holder, at most (more are closed; they resume from
+/// the file, read again).
+const MAX_PARKED: usize = 16;
 
 impl CoreSync {
     /// The transfers coming in now, for `status`.
     pub(super) fn transfers(&self) -> Vec<crate::control::TransferInfo> {
-        let mut transfers: Vec<_> = self
-            .fetches
-            .iter()
-            .filter_map(|((device, task, path, _), fetch)| {
-                let (done, patch) = match (&fetch.incoming, &fetch.patch) {
-                    (Some(incoming), _) => (incoming.received(), false),
-                    (None, Some(patch)) => (patch.received(), true),
-                    (None, None) => return None,
-                };
-                let seconds = fetch.began.map_or(0.0, |b| b.elapsed().as_secs_f64());
-                Some(crate::control::TransferInfo {
-                    device: *device,
-                    task: *task,
-                    path: path.clone(),
-                    done,
-                    size: fetch.size,
-                    patch,
-                    rate: if seconds > 0.0 {
-                        (done as f64 / seconds) as u64
-                    } else {
-                        0
-                    },
-                })
+        self.exchange
+            .transfers(Instant::now(), MAX_TRANSFERS_SHOWN)
+            .into_iter()
+            .map(|t| crate::control::TransferInfo {
+                device: t.device,
+                task: t.task,
+                path: t.path,
+                done: t.done,
+                size: t.size,
+                patch: t.patch,
+                rate: t.rate,
             })
-            .collect();
-        transfers.sort_by(|a, b| (&a.task, &a.path).cmp(&(&b.task, &b.path)));
-        transfers.truncate(MAX_TRANSFERS_SHOWN);
-        transfers
-    }
-
-    /// Count `fetch`'s size as reserved, once.
-    fn reserve(reserved: &mut u64, fetch: &mut Fetch) {
-        if !fetch.reserved {
-            fetch.reserved = true;
-            *reserved = reserved.saturating_add(fetch.size);
-        }
-    }
-
-    /// A fetch is done or dropped: its size is free again.
-    fn release(reserved: &mut u64, fetch: &Fetch) {
-        if fetch.reserved {
-            *reserved = reserved.saturating_sub(fetch.size);
-        }
+            .collect()
     }
 }
 
@@ -213,10 +170,10 @@ impl CoreSync {
             // as it is found.
             tracing::error!(error = %e, "could not undo an edit in place that a crash cut short");
         }
-        if dir.exists() {
-            fs::remove_dir_all(&dir).map_err(|e| EngineError::io("empty", &dir, e))?;
-        }
         let staging = Staging::open(dir)?;
+        // What a stop left is dropped (a fetch cut short starts again), but for the parts
+        // of contents on their way in: their transfers resume from them.
+        staging.empty_but_parts()?;
         // Read once now, before any placement: received modes are masked by it.
         tracing::debug!(
             umask = format!("{:03o}", guard::umask()),
@@ -227,19 +184,17 @@ impl CoreSync {
             key_seed,
             distrust: super::distrust::DistrustBook::default(),
             staging,
-            fetches: HashMap::new(),
-            reserved: 0,
+            exchange: Exchange::default(),
+            receiving: HashMap::new(),
+            parked: HashMap::new(),
             inputs: VecDeque::new(),
             servers: serving::Servers::default(),
             rescanned: HashMap::new(),
-            whole: HashSet::new(),
             last_full_scan: Instant::now(),
             last_reset: None,
             batch: Batch::default(),
             batch_since: Instant::now(),
             deferred: false,
-            open_incoming: HashMap::new(),
-            patch_memory: Budget::default(),
             serving: Arc::new(Mutex::new(HashSet::new())),
             last_sweep: Instant::now(),
             awaiting: HashMap::new(),
@@ -250,6 +205,11 @@ impl CoreSync {
     /// When the core next wants time to pass.
     pub(super) fn next_timeout(&self) -> Option<Instant> {
         self.core.poll_timeout()
+    }
+
+    /// When the exchange next wants time to pass.
+    pub(super) fn exchange_timeout(&self) -> Option<Instant> {
+        self.exchange.poll_timeout()
     }
 
     /// Whether no serve order is queued, under way, or waiting for a signature.
@@ -336,8 +296,10 @@ impl Engine {
             if let Err(e) = result {
                 tracing::error!(error = %e, "the ledger failed; the sync starts again from what it holds");
                 sync.core = Core::with_key_seed(self.me, sync.key_seed);
-                sync.fetches.clear();
-                sync.reserved = 0;
+                // The parts received stay on disk: the new fetches resume from them.
+                sync.exchange = Exchange::default();
+                sync.receiving.clear();
+                sync.parked.clear();
                 sync.awaiting.clear();
                 // The peers redial; both sides then greet each other afresh.
                 self.conns.clear();
@@ -366,66 +328,128 @@ impl Engine {
     /// the disk has no room for it, or asked of the peer (a `Request`, with the base the
     /// peer may make a patch from unless a patch of it failed here), the fetch registered
     /// so that at most `size` bytes are accepted.
-    fn core_fetch(
-        &mut self,
-        from: DeviceId,
-        task: TaskId,
-        path: RelPath,
-        hash: ContentHash,
-        size: u64,
-        base: Option<ContentHash>,
-    ) {
-        let whole = self.sync.whole.contains(&(task, path.clone(), hash));
-        let base = base.filter(|_| !whole);
-        let fetched = |ok| Input::Fetched {
-            task,
-            path: path.clone(),
-            hash,
-            from,
-            ok,
-        };
-        if self.sync.staging.has_for(&hash, base) {
+    fn core_fetch(&mut self, want: Want) {
+        if self.sync.staging.has_for(&want.hash, want.base) {
             // Fetched already (the same content at another path, or edits of this one's
             // version, whose placement was put off).
-            self.sync.inputs.push_back(fetched(true));
+            self.sync.inputs.push_back(Input::Fetched {
+                task: want.task,
+                path: want.path,
+                hash: want.hash,
+                from: want.from,
+                ok: true,
+            });
             return;
         }
-        if let Some(fetch) = self.sync.fetches.get(&(from, task, path.clone(), hash)) {
-            if fetch.base == base {
-                // Asked already and under way (the core asks again for a record moved
-                // back in its queue, see `qsync_core`'s `patience.rs`): it goes on.
+        let key = (want.task, want.path.clone(), want.hash);
+        if !self.sync.exchange.is_fetching(&key) {
+            let mut room = self.room_for(want.task, want.size);
+            if room.is_err() {
+                // The parts kept from transfers cut short go first (they are fetched
+                // again from the start if wanted).
+                let in_use = self.parts_in_use();
+                if self.sync.staging.trim_parts(0, &in_use) > 0 {
+                    room = self.room_for(want.task, want.size);
+                }
+            }
+            if let Err(why) = room {
+                // Asked again later (the core waits longer each time): once space is
+                // freed, the transfer goes ahead without a restart.
+                tracing::warn!(task = %want.task, path = %want.path, size = want.size, "not receiving a file for now: {why}");
+                self.sync.inputs.push_back(Input::Fetched {
+                    task: want.task,
+                    path: want.path,
+                    hash: want.hash,
+                    from: want.from,
+                    ok: false,
+                });
                 return;
             }
         }
-        if let Err(why) = self.room_for(task, size) {
-            // Asked again later (the core waits longer each time): once space is freed,
-            // the transfer goes ahead without a restart.
-            tracing::warn!(%task, %path, size, "not receiving a file for now: {why}");
-            self.sync.inputs.push_back(fetched(false));
-            return;
+        let kept = self.sync.staging.partial_len(&want.hash).min(want.size);
+        self.sync
+            .exchange
+            .want(Instant::now(), Want { kept, ..want });
+        self.exchange_orders();
+    }
+
+    /// Carry out the exchange's orders: requests sent, fetches ended told to the core,
+    /// what was being received closed (or removed).
+    pub(super) fn exchange_orders(&mut self) {
+        while let Some(order) = self.sync.exchange.poll_order() {
+            match order {
+                Order::Request {
+                    to,
+                    task,
+                    path,
+                    hash,
+                    size,
+                    base,
+                    offset,
+                } => {
+                    let request = qsync_core::Message::Request {
+                        task,
+                        path,
+                        hash,
+                        size,
+                        base,
+                        offset,
+                    };
+                    self.core_send(to, request);
+                }
+                Order::Fetched {
+                    task,
+                    path,
+                    hash,
+                    from,
+                    ok,
+                } => self.sync.inputs.push_back(Input::Fetched {
+                    task,
+                    path,
+                    hash,
+                    from,
+                    ok,
+                }),
+                Order::Close { key, discard } => {
+                    let sync = &mut self.sync;
+                    let receiving = sync.receiving.remove(&key);
+                    if discard {
+                        sync.parked.remove(&key.2);
+                        sync.staging.remove_partial(&key.2);
+                    } else if let Some(Receiving::Whole(incoming)) = receiving {
+                        if sync.parked.len() >= MAX_PARKED {
+                            sync.parked.clear();
+                        }
+                        sync.parked.insert(key.2, *incoming);
+                        // A part is kept for a later resume; a peer that begins many
+                        // transfers and finishes none must not fill the state folder.
+                        let in_use = self.parts_in_use();
+                        self.sync.staging.trim_parts(MAX_KEPT_PARTS, &in_use);
+                    }
+                }
+            }
         }
-        let sync = &mut self.sync;
-        let fetch = Fetch {
-            size,
-            base,
-            last: Instant::now(),
-            began: None,
-            incoming: None,
-            patch: None,
-            reserved: false,
-            signing: false,
-        };
-        if let Some(replaced) = sync.fetches.insert((from, task, path.clone(), hash), fetch) {
-            CoreSync::release(&mut sync.reserved, &replaced);
+    }
+
+    /// The contents whose part files are being written or resumed from.
+    fn parts_in_use(&self) -> Vec<ContentHash> {
+        let sync = &self.sync;
+        sync.receiving
+            .keys()
+            .map(|(_, _, hash)| *hash)
+            .chain(sync.parked.keys().copied())
+            .chain(sync.exchange.fetching_hashes())
+            .collect()
+    }
+
+    /// Carry out the exchange's orders, then let the core hear how its fetches went
+    /// (unless facts are deferred). Not from within the core's run: there the orders
+    /// alone are carried out, and the run goes on with the inputs queued.
+    pub(super) fn exchange_step(&mut self) {
+        self.exchange_orders();
+        if !self.sync.deferred && !self.sync.inputs.is_empty() {
+            self.core_run(None);
         }
-        let request = qsync_core::Message::Request {
-            task,
-            path,
-            hash,
-            size,
-            base,
-        };
-        self.core_send(from, request);
     }
 
     /// Send one of the core's messages to `to`, as a wire `Sync` message.
@@ -456,12 +480,22 @@ impl Engine {
             }
             Effect::Fetch {
                 from,
+                holders,
                 task,
                 path,
                 hash,
                 size,
                 base,
-            } => self.core_fetch(from, task, path, hash, size, base),
+            } => self.core_fetch(Want {
+                from,
+                holders,
+                task,
+                path,
+                hash,
+                size,
+                base,
+                kept: 0,
+            }),
             Effect::Send { to, message } => self.core_send(to, message),
             Effect::Serve {
                 to,
@@ -469,7 +503,8 @@ impl Engine {
                 path,
                 hash,
                 base,
-            } => self.core_serve(to, task, path, hash, base),
+                offset,
+            } => self.core_serve(to, task, path, hash, base, offset),
             Effect::Place(placement) => {
                 let Some(state) = self.tasks.get_mut(&placement.task) else {
                     return;
@@ -553,7 +588,7 @@ impl Engine {
             {
                 self.sync.staging.remove(hash);
                 let key = (placement.task, placement.path.clone(), *hash);
-                self.sync.whole.insert(key);
+                self.sync.exchange.ask_whole(key);
             }
         }
         if rescan {

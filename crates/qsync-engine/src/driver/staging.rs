@@ -1,6 +1,8 @@
 //! Where fetched content waits, named by its hash, until a placement uses it: whole
 //! (`<hash>`), or as edits of the version a file holds (`<hash>.edits`, see
-//! [`super::in_place`]). The folder also holds the undo journal of edits in place.
+//! [`super::in_place`]). The folder also holds the undo journal of edits in place, and
+//! the part files of contents on their way in (`.partial-<hash>`), which survive a
+//! reconnection or a restart so that a transfer cut short resumes where it stopped.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -11,6 +13,9 @@ use qsync_delta::InPlace;
 
 use super::in_place;
 use crate::EngineError;
+
+/// The name of a part file starts with this, then the content's hash.
+const PARTIAL: &str = ".partial-";
 
 /// Where fetched content waits, named by its hash, until a placement uses it.
 #[derive(Debug, Clone)]
@@ -36,6 +41,76 @@ impl Staging {
     /// Where the content `hash` is (or goes) once fetched and checked.
     pub fn path_of(&self, hash: &ContentHash) -> PathBuf {
         self.dir.join(hash.to_hex())
+    }
+
+    /// Where the bytes received of the content `hash` wait while it comes (kept when a
+    /// transfer is cut short: the next one resumes from them).
+    pub fn partial_path(&self, hash: &ContentHash) -> PathBuf {
+        self.dir.join(format!("{PARTIAL}{}", hash.to_hex()))
+    }
+
+    /// How many bytes of the content `hash` are kept from a transfer cut short (0: none).
+    pub fn partial_len(&self, hash: &ContentHash) -> u64 {
+        fs::symlink_metadata(self.partial_path(hash))
+            .ok()
+            .filter(fs::Metadata::is_file)
+            .map_or(0, |m| m.len())
+    }
+
+    /// Remove what was received of the content `hash` so far.
+    pub fn remove_partial(&self, hash: &ContentHash) {
+        let _ = fs::remove_file(self.partial_path(hash));
+    }
+
+    /// Remove the parts kept from transfers cut short, oldest first, but for those of the
+    /// contents `in_use`, until at most `keep` are left. Returns how many were removed.
+    pub fn trim_parts(&self, keep: usize, in_use: &[ContentHash]) -> usize {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return 0;
+        };
+        let used: std::collections::HashSet<String> = in_use
+            .iter()
+            .map(|h| format!("{PARTIAL}{}", h.to_hex()))
+            .collect();
+        let mut parts: Vec<_> = entries
+            .flatten()
+            .filter(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.starts_with(PARTIAL) && !used.contains(&name)
+            })
+            .filter_map(|e| {
+                let modified = e.metadata().and_then(|m| m.modified()).ok()?;
+                Some((modified, e.path()))
+            })
+            .collect();
+        parts.sort();
+        let extra = parts.len().saturating_sub(keep);
+        parts
+            .into_iter()
+            .take(extra)
+            .filter(|(_, path)| fs::remove_file(path).is_ok())
+            .count()
+    }
+
+    /// Empty the folder at a start, but for the parts of transfers cut short (resumed
+    /// from).
+    pub fn empty_but_parts(&self) -> Result<(), EngineError> {
+        let entries = fs::read_dir(&self.dir).map_err(|e| EngineError::io("list", &self.dir, e))?;
+        for entry in entries.flatten() {
+            let part = entry.file_name().to_string_lossy().starts_with(PARTIAL);
+            let file = entry.file_type().is_ok_and(|t| t.is_file());
+            if part && file {
+                continue;
+            }
+            let path = entry.path();
+            let removed = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+            removed.map_err(|e| EngineError::io("remove", &path, e))?;
+        }
+        Ok(())
     }
 
     /// Whether the content `hash` is here.
@@ -74,9 +149,11 @@ impl Staging {
         let mut removed = 0;
         for entry in entries.flatten() {
             let name = entry.file_name();
-            if name.to_string_lossy().starts_with('.') {
-                continue; // a transfer under way (`.incoming-*`)
+            let name = name.to_string_lossy();
+            if name.starts_with('.') && !name.starts_with(PARTIAL) {
+                continue; // the journal of edits in place
             }
+            // A part is written to as it comes: one this old is of a transfer given up.
             let old = entry
                 .metadata()
                 .and_then(|m| m.modified())

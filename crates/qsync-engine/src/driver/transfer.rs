@@ -45,11 +45,15 @@ pub enum Base<'a> {
 ///
 /// With `base` (the content the asker has, and what is known of it here), a patch from it
 /// is sent instead when one is worth it ([`Message::Delta`]).
+///
+/// With `offset`, the asker has the first `offset` bytes already (a transfer cut short):
+/// they are read and hashed here, not sent, and the rest follows.
 pub fn serve(
     root: &Path,
     path: &RelPath,
     hash: ContentHash,
     base: Option<(ContentHash, Base<'_>)>,
+    offset: u64,
     mut send: impl FnMut(Message) -> bool,
 ) {
     let unavailable = || Message::Unavailable {
@@ -90,8 +94,24 @@ pub fn serve(
         }
     }
     let mut hasher = ContentHasher::new();
-    let mut offset = 0u64;
     let mut buffer = vec![0u8; MAX_CHUNK_LEN];
+    // The asker's part is hashed, not sent: the content is vouched for whole.
+    let skip = offset;
+    let mut offset = 0u64;
+    while offset < skip {
+        let want = (skip - offset).min(buffer.len() as u64) as usize;
+        match file.read(&mut buffer[..want]) {
+            Ok(0) => break, // shorter than the asker's part: not this content
+            Ok(n) => {
+                hasher.update(&buffer[..n]);
+                offset += n as u64;
+            }
+            Err(_) => {
+                send(unavailable());
+                return;
+            }
+        }
+    }
     loop {
         let n = match file.read(&mut buffer) {
             Ok(0) => break,
@@ -174,7 +194,7 @@ fn patch_from(
 /// and a patch is worth it (and within what the asker accepts, [`MAX_PATCH`]).
 fn patch_from_blocks(sig: &Signature, file: &std::fs::File, hash: ContentHash) -> Option<Vec<u8>> {
     let options = qsync_delta::Options {
-        max_patch_len: MAX_PATCH as u64,
+        max_patch_len: MAX_PATCH,
         ..qsync_delta::Options::default()
     };
     match qsync_delta::encode_blocks(
@@ -189,19 +209,7 @@ fn patch_from_blocks(sig: &Signature, file: &std::fs::File, hash: ContentHash) -
     }
 }
 
-/// The most content transfers with an open file here, per device. An honest peer serves
-/// one file at a time; a hostile one could otherwise open a file here for each of
-/// thousands of records and never finish them. A transfer beyond it is refused (and asked
-/// for again later).
-pub const MAX_OPEN_INCOMING: usize = 16;
-
-/// The largest patch accepted (it is held in memory until it is whole). A larger one is
-/// refused, and the content asked for whole instead (it then goes to disk as it comes).
-pub const MAX_PATCH: usize = 64 * 1024 * 1024;
-
-/// The most bytes of patches held in memory at once, all devices together; beyond it a
-/// patch is refused as for [`MAX_PATCH`].
-pub const MAX_PATCH_MEMORY: usize = 256 * 1024 * 1024;
+pub use crate::exchange::{MAX_OPEN_INCOMING, MAX_PATCH, MAX_PATCH_MEMORY};
 
 /// Free space left over when new content is received: content that would leave less than
 /// this on the file system is not asked for (until space is freed).
@@ -284,34 +292,23 @@ impl Drop for Share {
     }
 }
 
-/// A patch on its way in, kept in memory up to [`MAX_PATCH`] bytes (and within
-/// [`MAX_PATCH_MEMORY`] with every other).
+/// A patch on its way in, kept in memory (within the limits the exchange enforces, see
+/// [`crate::exchange`]).
 pub struct IncomingPatch {
     base: ContentHash,
     hash: ContentHash,
     size: u64,
     patch: Vec<u8>,
-    memory: Share,
 }
 
 impl IncomingPatch {
-    /// Bytes of the patch received so far.
-    pub fn received(&self) -> u64 {
-        self.patch.len() as u64
-    }
-
-    /// Start receiving a patch from `base` to the content `hash` of `size` bytes, its
-    /// bytes counted in `memory`.
-    pub fn start(base: ContentHash, hash: ContentHash, size: u64, memory: &Budget) -> Self {
+    /// Start receiving a patch from `base` to the content `hash` of `size` bytes.
+    pub fn start(base: ContentHash, hash: ContentHash, size: u64) -> Self {
         Self {
             base,
             hash,
             size,
             patch: Vec::new(),
-            memory: Share {
-                budget: memory.clone(),
-                n: 0,
-            },
         }
     }
 
@@ -320,28 +317,9 @@ impl IncomingPatch {
         self.base
     }
 
-    /// Take one chunk, in order, within [`MAX_PATCH`] and [`MAX_PATCH_MEMORY`].
-    pub fn accept(&mut self, offset: u64, data: &[u8]) -> Result<(), EngineError> {
-        if offset != self.patch.len() as u64 {
-            return Err(EngineError::State(format!(
-                "a patch for {} arrived out of order",
-                self.hash
-            )));
-        }
-        if self.patch.len() + data.len() > MAX_PATCH {
-            return Err(EngineError::Limit(format!(
-                "a patch for {} is larger than {MAX_PATCH} bytes; the content is asked for whole",
-                self.hash
-            )));
-        }
-        if !self.memory.grow(data.len(), MAX_PATCH_MEMORY) {
-            return Err(EngineError::Limit(format!(
-                "patches in memory would pass {MAX_PATCH_MEMORY} bytes; the content of {} is asked for whole",
-                self.hash
-            )));
-        }
+    /// Take one chunk (the exchange checked its order and size).
+    pub fn accept(&mut self, data: &[u8]) {
         self.patch.extend_from_slice(data);
-        Ok(())
     }
 
     /// Apply the patch to the file at `path` of the task folder `root` (the asker's file,
@@ -407,14 +385,15 @@ impl IncomingPatch {
     }
 }
 
-/// Content on its way in: written to a temporary file in the staging folder as it comes.
+/// Content on its way in: written to its part file in the staging folder as it comes
+/// (`.partial-<hash>`, kept when the transfer is cut short, so that it resumes from there).
 pub struct Incoming {
     hash: ContentHash,
     size: u64,
     next: u64,
     hasher: ContentHasher,
-    file: tempfile::NamedTempFile,
-    _slot: Share,
+    file: std::fs::File,
+    path: std::path::PathBuf,
 }
 
 impl Incoming {
@@ -423,32 +402,53 @@ impl Incoming {
         self.next
     }
 
-    /// Start receiving the content `hash` of `size` bytes (as its record announced),
-    /// holding one of the sender's `slots` ([`MAX_OPEN_INCOMING`]) until it ends.
-    pub fn start(
+    /// Receive the content `hash` of `size` bytes (as its record announced) from byte
+    /// `from`: the part file's first `from` bytes (kept from a transfer cut short) are
+    /// read and hashed, the rest of it cut off.
+    pub fn open(
         staging: &Staging,
         hash: ContentHash,
         size: u64,
-        slots: &Budget,
+        from: u64,
     ) -> Result<Self, EngineError> {
-        let slot = slots.take(1, MAX_OPEN_INCOMING).ok_or_else(|| {
-            EngineError::Limit(format!(
-                "{MAX_OPEN_INCOMING} transfers from this device are open already; {hash} is asked for again later"
-            ))
-        })?;
-        let dir = staging.path_of(&hash);
-        let dir = dir.parent().unwrap_or(Path::new("."));
-        let file = tempfile::Builder::new()
-            .prefix(".incoming-")
-            .tempfile_in(dir)
-            .map_err(|e| EngineError::io("create a file in", dir, e))?;
+        let path = staging.partial_path(&hash);
+        let io = |op, e| EngineError::io(op, &path, e);
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| io("open", e))?;
+        let mut hasher = ContentHasher::new();
+        if from > 0 {
+            let mut prefix = (&mut file).take(from);
+            let mut buffer = vec![0u8; 1 << 20];
+            let mut read = 0u64;
+            loop {
+                let n = prefix.read(&mut buffer).map_err(|e| io("read", e))?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buffer[..n]);
+                read += n as u64;
+            }
+            if read != from {
+                return Err(EngineError::State(format!(
+                    "the part of {hash} kept here has {read} bytes, not {from}"
+                )));
+            }
+        }
+        file.set_len(from).map_err(|e| io("cut", e))?;
+        file.seek(std::io::SeekFrom::Start(from))
+            .map_err(|e| io("seek in", e))?;
         Ok(Self {
             hash,
             size,
-            next: 0,
-            hasher: ContentHasher::new(),
+            next: from,
+            hasher,
             file,
-            _slot: slot,
+            path,
         })
     }
 
@@ -466,23 +466,22 @@ impl Incoming {
         }
         self.file
             .write_all(data)
-            .map_err(|e| EngineError::io("write", self.file.path(), e))?;
+            .map_err(|e| EngineError::io("write", &self.path, e))?;
         self.hasher.update(data);
         self.next += data.len() as u64;
         Ok(())
     }
 
     /// The sender says it is complete: if it is whole and hashes to what was asked, it is
-    /// staged (true); otherwise it is dropped (false). Not synced: staging is emptied at
-    /// every start, and a placement makes its own copy durable before it is reported.
+    /// staged (true); otherwise its part file is removed (false). Not synced: a placement
+    /// makes its own copy durable before it is reported.
     pub fn finish(self, staging: &Staging) -> Result<bool, EngineError> {
         if self.next != self.size || self.hasher.finish() != self.hash {
+            let _ = std::fs::remove_file(&self.path);
             return Ok(false);
         }
         let target = staging.path_of(&self.hash);
-        self.file
-            .persist(&target)
-            .map_err(|e| EngineError::io("stage", &target, e.error))?;
+        std::fs::rename(&self.path, &target).map_err(|e| EngineError::io("stage", &target, e))?;
         Ok(true)
     }
 }
@@ -495,7 +494,7 @@ mod tests {
 
     fn collect(root: &Path, path: &str, hash: ContentHash) -> Vec<Message> {
         let mut out = Vec::new();
-        serve(root, &RelPath::new(path).unwrap(), hash, None, |m| {
+        serve(root, &RelPath::new(path).unwrap(), hash, None, 0, |m| {
             out.push(m);
             true
         });
@@ -513,8 +512,7 @@ mod tests {
         let hash = ContentHash::of(&content);
         let messages = collect(dir.path(), "big", hash);
         assert_eq!(messages.len(), 4, "three chunks and the end");
-        let mut incoming =
-            Incoming::start(&staging, hash, content.len() as u64, &Budget::default()).unwrap();
+        let mut incoming = Incoming::open(&staging, hash, content.len() as u64, 0).unwrap();
         for message in &messages {
             match message {
                 Message::Content {
@@ -557,7 +555,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let staging = Staging::open(dir.path().join("staging")).unwrap();
         let hash = ContentHash::of(b"hello");
-        let mut incoming = Incoming::start(&staging, hash, 5, &Budget::default()).unwrap();
+        let mut incoming = Incoming::open(&staging, hash, 5, 0).unwrap();
         assert!(incoming.accept(1, b"ello").is_err());
         assert!(incoming.accept(0, b"hello!").is_err());
         incoming.accept(0, b"jello").unwrap();
@@ -566,56 +564,69 @@ mod tests {
     }
 
     #[test]
-    fn open_transfers_per_device_are_capped_and_given_back() {
+    fn a_transfer_cut_short_resumes_from_its_part_and_is_checked_whole() {
         let dir = tempfile::tempdir().unwrap();
         let staging = Staging::open(dir.path().join("staging")).unwrap();
-        let slots = Budget::default();
-        let hash = |i: usize| ContentHash::of(format!("c{i}").as_bytes());
-        let mut open: Vec<Incoming> = (0..MAX_OPEN_INCOMING)
-            .map(|i| Incoming::start(&staging, hash(i), 10, &slots).unwrap())
-            .collect();
-        assert_eq!(slots.used(), MAX_OPEN_INCOMING);
-        let refused = Incoming::start(&staging, hash(99), 10, &slots);
-        assert!(matches!(refused, Err(EngineError::Limit(_))));
-        // However a transfer ends (dropped, finished), its slot comes back.
-        drop(open.pop());
-        let last = Incoming::start(&staging, hash(99), 10, &slots).unwrap();
-        assert!(!last.finish(&staging).unwrap());
-        assert_eq!(slots.used(), MAX_OPEN_INCOMING - 1);
-        drop(open);
-        assert_eq!(slots.used(), 0);
+        let content: Vec<u8> = (0..MAX_CHUNK_LEN * 3).map(|i| (i % 253) as u8).collect();
+        fs::write(dir.path().join("big"), &content).unwrap();
+        let hash = ContentHash::of(&content);
+        let size = content.len() as u64;
+        // A first transfer stops after one chunk: its part stays.
+        let mut first = Incoming::open(&staging, hash, size, 0).unwrap();
+        first.accept(0, &content[..MAX_CHUNK_LEN]).unwrap();
+        drop(first);
+        assert_eq!(staging.partial_len(&hash), MAX_CHUNK_LEN as u64);
+        // The rest is asked from there, and served from there.
+        let mut rest = Vec::new();
+        serve(
+            dir.path(),
+            &RelPath::new("big").unwrap(),
+            hash,
+            None,
+            MAX_CHUNK_LEN as u64,
+            |m| {
+                rest.push(m);
+                true
+            },
+        );
+        let mut again = Incoming::open(&staging, hash, size, MAX_CHUNK_LEN as u64).unwrap();
+        for message in &rest {
+            match message {
+                Message::Content {
+                    offset,
+                    data,
+                    last: false,
+                    ..
+                } => again.accept(*offset, data).unwrap(),
+                Message::Content { last: true, .. } => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        let sent: usize = rest.iter().map(Message::data_len).sum();
+        assert_eq!(sent, content.len() - MAX_CHUNK_LEN, "only the rest travels");
+        assert!(again.finish(&staging).unwrap());
+        assert_eq!(fs::read(staging.path_of(&hash)).unwrap(), content);
+        assert_eq!(
+            staging.partial_len(&hash),
+            0,
+            "the part became the staged content"
+        );
     }
 
     #[test]
-    fn patches_in_memory_are_capped_each_and_together() {
-        let memory = Budget::default();
-        let (base, hash) = (ContentHash::of(b"old"), ContentHash::of(b"new"));
-        let chunk = vec![0u8; 1 << 20];
-        let mut one = IncomingPatch::start(base, hash, 1 << 30, &memory);
-        let mut offset = 0;
-        while offset < MAX_PATCH {
-            one.accept(offset as u64, &chunk).unwrap();
-            offset += chunk.len();
-        }
-        assert!(matches!(
-            one.accept(offset as u64, &chunk),
-            Err(EngineError::Limit(_))
-        ));
-        let mut held = vec![one];
-        let per_patch = MAX_PATCH / chunk.len();
-        for _ in 1..MAX_PATCH_MEMORY / MAX_PATCH {
-            let mut p = IncomingPatch::start(base, hash, 1 << 30, &memory);
-            for i in 0..per_patch {
-                p.accept((i * chunk.len()) as u64, &chunk).unwrap();
-            }
-            held.push(p);
-        }
-        assert_eq!(memory.used(), MAX_PATCH_MEMORY);
-        let mut over = IncomingPatch::start(base, hash, 1 << 30, &memory);
-        assert!(matches!(over.accept(0, b"x"), Err(EngineError::Limit(_))));
-        drop(held);
-        assert_eq!(memory.used(), 0);
-        over.accept(0, b"x").unwrap();
+    fn a_wrong_part_is_found_at_the_end_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let staging = Staging::open(dir.path().join("staging")).unwrap();
+        let hash = ContentHash::of(b"hello world");
+        fs::write(staging.partial_path(&hash), b"jello").unwrap();
+        let mut incoming = Incoming::open(&staging, hash, 11, 5).unwrap();
+        incoming.accept(5, b" world").unwrap();
+        assert!(!incoming.finish(&staging).unwrap());
+        assert!(!staging.has(&hash));
+        assert_eq!(staging.partial_len(&hash), 0);
+        // A part shorter than the offset asked is not resumed from.
+        fs::write(staging.partial_path(&hash), b"hel").unwrap();
+        assert!(Incoming::open(&staging, hash, 11, 5).is_err());
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub(super) enum Work {
     Serve {
         /// The asker's content at the path, and what is known of it here.
         base: Option<(ContentHash, JobBase)>,
+        /// The asker has the first `offset` bytes: the rest is sent.
+        offset: u64,
         /// Its place among the orders queued, given back once served.
         _queued: Queued,
     },
@@ -205,7 +207,7 @@ fn serve_job(job: &ServeJob) {
         job.tx.send(Outbound::Message(job.task, message)).is_ok()
     };
     match &job.work {
-        Work::Serve { base, .. } => {
+        Work::Serve { base, offset, .. } => {
             let base = base.as_ref().map(|(h, b)| {
                 let b = match b {
                     JobBase::Kept(path) => transfer::Base::Kept(path),
@@ -213,7 +215,7 @@ fn serve_job(job: &ServeJob) {
                 };
                 (*h, b)
             });
-            transfer::serve(&job.root, &job.path, job.hash, base, send);
+            transfer::serve(&job.root, &job.path, job.hash, base, *offset, send);
         }
         Work::Sign { base } => {
             transfer::sign(&job.root, &job.path, job.hash, *base, send);
@@ -232,6 +234,7 @@ impl Engine {
         path: RelPath,
         hash: ContentHash,
         base: Option<ContentHash>,
+        offset: u64,
     ) {
         let Some(conn) = self.conns.get(&to) else {
             return; // gone: it asks again after reconnecting
@@ -285,6 +288,7 @@ impl Engine {
             hash,
             work: Work::Serve {
                 base: kept,
+                offset,
                 _queued: queued,
             },
             tx: conn.tx.clone(),

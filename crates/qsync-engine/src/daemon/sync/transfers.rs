@@ -1,31 +1,19 @@
-//! The transfers beside the core's messages: content and patches coming in for the
-//! core's fetches (in order, within the announced size and the limits, staged once
-//! checked), the signatures of rsync's exchange (ours sent when a peer asks for one for a
-//! fetch of ours; a peer's received for a serve order waiting for it), fetches ended or
-//! dropped (a stalled transfer, a closed connection), and the free-space check made
-//! before a file is asked for.
+//! The transfers beside the core's messages, as the content exchange (`crate::exchange`)
+//! decides them: chunks of content and patches written (into the part file of the content,
+//! or memory) when it lets them through and checked and staged at the end; the signatures
+//! of rsync's exchange (ours sent when a peer asks for one for a fetch of ours; a peer's
+//! received for a serve order waiting for it); connections closed; and the free-space
+//! check made before a file is asked for.
 
 use super::*;
+use crate::exchange::{Chunk, Verdict};
 
 impl Engine {
-    /// Transfers begun (a file open here, or a patch in memory) that got no chunk for
-    /// [`TRANSFER_IDLE`] are dropped, giving back their share of the limits: an honest
-    /// peer streams a file it began without pause, so this is a peer that stopped (or
-    /// never meant to finish). The core asks again later.
+    /// Let time pass for the exchange (requests unanswered and transfers stalled move to
+    /// another holder, or end) and for serve orders waiting for a signature.
     pub(super) fn core_drop_stalled(&mut self) {
-        let stalled: Vec<_> = self
-            .sync
-            .fetches
-            .iter()
-            .filter(|(_, f)| {
-                (f.incoming.is_some() || f.patch.is_some()) && f.last.elapsed() >= TRANSFER_IDLE
-            })
-            .map(|(key, _)| key.clone())
-            .collect();
-        for key in stalled {
-            tracing::warn!(device = %key.0, path = %key.2, "a transfer stalled; it is asked for again later");
-            self.fetch_done(key, Ok(false));
-        }
+        self.sync.exchange.handle_timeout(Instant::now());
+        self.exchange_step();
         self.serve_late();
     }
 
@@ -66,40 +54,18 @@ impl Engine {
                 data,
                 last,
             } => {
-                let sync = &mut self.sync;
-                let key = (device, task, path, hash);
-                let Some(fetch) = sync.fetches.get_mut(&key) else {
-                    return; // not asked for (or given up): dropped
-                };
-                fetch.last = Instant::now();
-                if fetch.incoming.is_none() && (offset != 0 || (last && fetch.size != 0)) {
-                    // The rest of an answer to an earlier request of the same content (the
-                    // transfer is asked again): the new answer starts at 0.
-                    return;
-                }
-                fetch.began.get_or_insert(fetch.last);
-                let incoming = match fetch.incoming.take() {
-                    Some(incoming) => Ok(*incoming),
-                    None => {
-                        let slots = sync.open_incoming.entry(device).or_default();
-                        Incoming::start(&sync.staging, hash, fetch.size, slots)
-                    }
-                };
-                let outcome = if last {
-                    Some(incoming.and_then(|i| i.finish(&sync.staging)))
-                } else {
-                    match incoming.and_then(|mut i| i.accept(offset, &data).map(|()| i)) {
-                        Ok(incoming) => {
-                            fetch.incoming = Some(Box::new(incoming));
-                            CoreSync::reserve(&mut sync.reserved, fetch);
-                            None
-                        }
-                        Err(e) => Some(Err(e)),
-                    }
-                };
-                if let Some(outcome) = outcome {
-                    self.fetch_done(key, outcome);
-                }
+                let key = (task, path, hash);
+                let chunk = Chunk::Whole;
+                let verdict = self.sync.exchange.chunk(
+                    Instant::now(),
+                    device,
+                    &key,
+                    chunk,
+                    offset,
+                    data.len() as u64,
+                    last,
+                );
+                self.received_chunk(device, key, chunk, verdict, offset, &data);
             }
             Message::Delta {
                 path,
@@ -109,74 +75,32 @@ impl Engine {
                 data,
                 last,
             } => {
-                let sync = &mut self.sync;
-                let key = (device, task, path, hash);
-                let Some(fetch) = sync.fetches.get_mut(&key) else {
-                    return;
-                };
-                if fetch.base != Some(base) || fetch.incoming.is_some() {
-                    return; // not the base it has, or whole content already coming
-                }
-                fetch.last = Instant::now();
-                if fetch.patch.is_none() && offset != 0 {
-                    return; // the rest of an answer to an earlier request
-                }
-                fetch.began.get_or_insert(fetch.last);
-                let memory = &sync.patch_memory;
-                let mut patch = fetch.patch.take().unwrap_or_else(|| {
-                    Box::new(IncomingPatch::start(base, hash, fetch.size, memory))
-                });
-                let outcome = if last {
-                    let root = self.tasks.get(&task).map(|t| t.root.clone());
-                    Some(match root {
-                        Some(root) => patch.finish(&root, &key.2, &sync.staging),
-                        None => Ok(false),
-                    })
-                } else {
-                    match patch.accept(offset, &data) {
-                        Ok(()) => {
-                            fetch.patch = Some(patch);
-                            CoreSync::reserve(&mut sync.reserved, fetch);
-                            None
-                        }
-                        Err(e) => Some(Err(e)),
-                    }
-                };
-                if let Some(outcome) = outcome {
-                    if !matches!(outcome, Ok(true)) {
-                        // Next time, the content comes whole (a patch that does not apply,
-                        // or one too large to take in memory).
-                        self.sync.whole.insert((task, key.2.clone(), hash));
-                        if last {
-                            // Our file may not be the base we asked with: the watcher may
-                            // have missed a change of it.
-                            self.core_look_at(task, vec![key.2.clone()]);
-                        }
-                    }
-                    self.fetch_done(key, outcome);
-                }
+                let key = (task, path, hash);
+                let chunk = Chunk::Patch { base };
+                let verdict = self.sync.exchange.chunk(
+                    Instant::now(),
+                    device,
+                    &key,
+                    chunk,
+                    offset,
+                    data.len() as u64,
+                    last,
+                );
+                self.received_chunk(device, key, chunk, verdict, offset, &data);
             }
             Message::SignatureWanted { path, hash, base } => {
                 // The sender keeps no copy of our version: describe it, for a fetch of ours
                 // that named it as its base, once (and not once content is coming).
-                let key = (device, task, path, hash);
-                let Some(fetch) = self.sync.fetches.get_mut(&key) else {
-                    return;
-                };
-                if fetch.base != Some(base)
-                    || fetch.signing
-                    || fetch.incoming.is_some()
-                    || fetch.patch.is_some()
-                {
+                let key = (task, path, hash);
+                let now = Instant::now();
+                if !self.sync.exchange.signature_wanted(now, device, &key, base) {
                     return;
                 }
                 let (Some(conn), Some(state)) = (self.conns.get(&device), self.tasks.get(&task))
                 else {
                     return;
                 };
-                fetch.signing = true;
-                fetch.last = Instant::now();
-                let (_, _, path, hash) = key;
+                let (_, path, hash) = key;
                 let job = ServeJob {
                     root: state.root.clone(),
                     task,
@@ -223,20 +147,9 @@ impl Engine {
                 self.serve_awaiting(&key, signature);
             }
             Message::Unavailable { path, hash } => {
-                let sync = &mut self.sync;
-                if sync
-                    .fetches
-                    .remove(&(device, task, path.clone(), hash))
-                    .is_some()
-                {
-                    self.core_feed(Input::Fetched {
-                        task,
-                        path,
-                        hash,
-                        from: device,
-                        ok: false,
-                    });
-                }
+                let key = (task, path, hash);
+                self.sync.exchange.unavailable(Instant::now(), device, &key);
+                self.exchange_step();
             }
             // The older protocol's updates (from a daemon of before version vectors).
             other => {
@@ -245,34 +158,115 @@ impl Engine {
         }
     }
 
-    /// A fetch ended: staged (`Ok(true)`) or not; the core hears it.
-    pub(super) fn fetch_done(
+    /// Carry out the exchange's verdict on a chunk from `device`: its bytes written (the
+    /// part file opened, or the patch begun, at the first), or the content checked and
+    /// staged at the last; then the exchange's orders.
+    fn received_chunk(
         &mut self,
-        key: (DeviceId, TaskId, RelPath, ContentHash),
-        outcome: Result<bool, EngineError>,
+        device: DeviceId,
+        key: FetchKey,
+        chunk: Chunk,
+        verdict: Verdict,
+        offset: u64,
+        data: &[u8],
     ) {
-        let ok = match outcome {
-            Ok(ok) => ok,
-            Err(e) => {
-                tracing::warn!(device = %key.0, path = %key.2, error = %e, "a transfer failed");
-                false
+        match verdict {
+            Verdict::Ignore => return,
+            Verdict::Refuse(why) => {
+                tracing::warn!(%device, path = %key.1, "a transfer was refused: {why}");
             }
-        };
-        let sync = &mut self.sync;
-        if let Some(fetch) = sync.fetches.remove(&key) {
-            CoreSync::release(&mut sync.reserved, &fetch);
+            Verdict::Write => {
+                if let Err(e) = self.write_chunk(&key, chunk, offset, data) {
+                    tracing::warn!(%device, path = %key.1, error = %e, "a transfer failed");
+                    self.sync.exchange.failed(&key);
+                }
+            }
+            Verdict::Finish => {
+                let ok = self.finish_fetch(&key, chunk, offset);
+                self.sync.exchange.finished(&key, ok);
+            }
         }
-        let (from, task, path, hash) = key;
-        self.core_feed(Input::Fetched {
-            task,
-            path,
-            hash,
-            from,
-            ok,
-        });
+        self.exchange_step();
     }
 
-    /// A connection is gone: its fetches are dropped (asked again after reconnecting).
+    /// Write a chunk the exchange let through.
+    fn write_chunk(
+        &mut self,
+        key: &FetchKey,
+        chunk: Chunk,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<(), EngineError> {
+        let sync = &mut self.sync;
+        if !sync.receiving.contains_key(key) {
+            let size = sync.exchange.size_of(key).unwrap_or(0);
+            let started = match chunk {
+                Chunk::Whole => Receiving::Whole(Box::new(open_whole(sync, key, size, offset)?)),
+                Chunk::Patch { base } => {
+                    Receiving::Patch(Box::new(IncomingPatch::start(base, key.2, size)))
+                }
+            };
+            sync.receiving.insert(key.clone(), started);
+        }
+        let Some(receiving) = sync.receiving.get_mut(key) else {
+            return Ok(());
+        };
+        match receiving {
+            Receiving::Whole(incoming) => incoming.accept(offset, data),
+            Receiving::Patch(patch) => {
+                patch.accept(data);
+                Ok(())
+            }
+        }
+    }
+
+    /// Check and stage the content of a fetch whose last chunk came: true if staged.
+    fn finish_fetch(&mut self, key: &FetchKey, chunk: Chunk, offset: u64) -> bool {
+        let sync = &mut self.sync;
+        let size = sync.exchange.size_of(key).unwrap_or(0);
+        let receiving = match sync.receiving.remove(key) {
+            Some(receiving) => receiving,
+            // Nothing came before the end: an empty content, or an empty patch.
+            None => match chunk {
+                Chunk::Whole => match open_whole(sync, key, size, offset) {
+                    Ok(incoming) => Receiving::Whole(Box::new(incoming)),
+                    Err(e) => {
+                        tracing::warn!(path = %key.1, error = %e, "a transfer failed");
+                        return false;
+                    }
+                },
+                Chunk::Patch { base } => {
+                    Receiving::Patch(Box::new(IncomingPatch::start(base, key.2, size)))
+                }
+            },
+        };
+        let outcome = match receiving {
+            Receiving::Whole(incoming) => incoming.finish(&sync.staging),
+            Receiving::Patch(patch) => {
+                let root = self.tasks.get(&key.0).map(|t| t.root.clone());
+                let applied = match root {
+                    Some(root) => patch.finish(&root, &key.1, &sync.staging),
+                    None => Ok(false),
+                };
+                if !matches!(applied, Ok(true)) {
+                    // Our file may not be the base we asked with: the watcher may have
+                    // missed a change of it. (The exchange asks for it whole next time.)
+                    self.core_look_at(key.0, vec![key.1.clone()]);
+                }
+                applied
+            }
+        };
+        match outcome {
+            Ok(ok) => ok,
+            Err(e) => {
+                tracing::warn!(path = %key.1, error = %e, "a transfer failed");
+                false
+            }
+        }
+    }
+
+    /// A connection is gone: its transfers move to another holder, or end (asked again
+    /// after reconnecting, from the bytes received).
     pub(in crate::daemon) fn core_disconnected(&mut self, device: DeviceId) {
         let sync = &mut self.sync;
         // Its orders queued for serving are skipped (their connection is closed); those it
@@ -282,14 +276,8 @@ impl Engine {
         }
         // Their serve orders waiting for a signature are dropped: it asks again.
         sync.awaiting.retain(|(d, ..), _| *d != device);
-        let reserved = &mut sync.reserved;
-        sync.fetches.retain(|(d, ..), fetch| {
-            let keep = *d != device;
-            if !keep {
-                CoreSync::release(reserved, fetch);
-            }
-            keep
-        });
+        sync.exchange.disconnected(Instant::now(), device);
+        self.exchange_orders();
         self.core_feed(Input::Disconnected { peer: device });
     }
 
@@ -303,6 +291,20 @@ impl Engine {
             places.push(state.root.clone());
         }
         // What transfers under way will still write counts as taken already.
-        transfer::room_for(&places, size.saturating_add(self.sync.reserved))
+        transfer::room_for(&places, size.saturating_add(self.sync.exchange.reserved()))
+    }
+}
+
+/// The part file of `key`'s content to continue at `offset`: kept open from the holder
+/// before, or opened (its first `offset` bytes read and hashed again).
+fn open_whole(
+    sync: &mut CoreSync,
+    key: &FetchKey,
+    size: u64,
+    offset: u64,
+) -> Result<Incoming, EngineError> {
+    match sync.parked.remove(&key.2) {
+        Some(parked) if parked.received() == offset => Ok(parked),
+        _ => Incoming::open(&sync.staging, key.2, size, offset),
     }
 }

@@ -163,12 +163,13 @@ mod tests {
             &path,
             hash,
             Some((base, Base::Blocks(&sig))),
+            0,
             |m| {
                 served.push(m);
                 true
             },
         );
-        let mut patch = IncomingPatch::start(base, hash, new.len() as u64, &Budget::default());
+        let mut patch = IncomingPatch::start(base, hash, new.len() as u64);
         let mut sent = 0;
         for m in &served {
             match m {
@@ -178,8 +179,9 @@ mod tests {
                     last: false,
                     ..
                 } => {
+                    assert_eq!(*offset as usize, sent);
                     sent += data.len();
-                    patch.accept(*offset, data).unwrap()
+                    patch.accept(data)
                 }
                 Message::Delta { last: true, .. } => {}
                 other => panic!("a patch was expected: {other:?}"),

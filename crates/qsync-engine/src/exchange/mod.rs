@@ -1,0 +1,833 @@
+//! The receiving side of the content exchange, as a sans-IO state machine: which device
+//! to ask for a content, from which byte, whether a chunk that arrived is taken, when a
+//! transfer has stalled, and what the limits allow. No file, socket, thread or clock in
+//! here: the driver (`daemon/sync.rs`) feeds facts in (the core wants a content, a chunk
+//! came, a peer answered that it has not got it, a connection closed, time passed) and
+//! carries out the [`Order`]s that come out (send a request, tell the core, close or
+//! discard what was received). It writes the bytes a [`Verdict::Write`] lets through, and
+//! checks the hash when a [`Verdict::Finish`] says the content is complete.
+//!
+//! The rules:
+//! - **One fetch per content.** A fetch is keyed by task, path and hash; a second path
+//!   wanting the same content waits for the first (its bytes go to one part file, named by
+//!   the hash), and is told `ok` when it is staged.
+//! - **Any holder.** The core names the peer whose record announced the content and the
+//!   connected peers that hold it (`holders`: that peer first when it is connected, then
+//!   those that announced the same content). The first is asked; one
+//!   that answers it has not got it, stalls, or goes away is dropped for that fetch and
+//!   the next is asked. A request not answered within [`REQUEST_WAIT`] is asked of the
+//!   next holder when there is one.
+//! - **Resume.** The bytes of a whole content received so far stay (in a part file kept
+//!   across reconnections and restarts); the next request asks for the rest from there,
+//!   of whichever holder, and the whole result is checked against the hash before it is
+//!   staged. A patch (held in memory, at most [`MAX_PATCH`] bytes) starts again.
+//! - **Bounds.** A chunk is taken only in order, only from the device asked, only within
+//!   the announced size (a patch: [`MAX_PATCH`], all patches together
+//!   [`MAX_PATCH_MEMORY`]); at most [`MAX_OPEN_INCOMING`] whole transfers per device are
+//!   under way; a begun transfer with no chunk for [`TRANSFER_IDLE`] (or
+//!   [`STALL_SWITCH`] when another holder could take over) is given up or moved.
+//!
+//! ```
+//! use std::time::Instant;
+//! use qsync_base::{ContentHash, DeviceId, RelPath, TaskId};
+//! use qsync_engine::exchange::{Exchange, Order, Verdict, Want, Chunk};
+//!
+//! let (peer, task) = (DeviceId::from_bytes([1; 32]), TaskId::from_bytes([2; 32]));
+//! let path = RelPath::new("photo.jpg").unwrap();
+//! let hash = ContentHash::of(b"hello");
+//! let now = Instant::now();
+//! let mut exchange = Exchange::default();
+//! exchange.want(now, Want { from: peer, holders: vec![peer], task, path: path.clone(), hash,
+//!     size: 5, base: None, kept: 0 });
+//! assert!(matches!(exchange.poll_order(), Some(Order::Request { offset: 0, .. })));
+//! let key = (task, path, hash);
+//! assert_eq!(exchange.chunk(now, peer, &key, Chunk::Whole, 0, 5, false), Verdict::Write);
+//! assert_eq!(exchange.chunk(now, peer, &key, Chunk::Whole, 5, 0, true), Verdict::Finish);
+//! exchange.finished(&key, true);
+//! assert!(matches!(exchange.poll_order(), Some(Order::Fetched { ok: true, .. })));
+//! ```
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use qsync_base::{ContentHash, DeviceId, RelPath, TaskId};
+
+#[cfg(test)]
+mod tests;
+
+/// A fetch: the task, the path it is asked for, the content.
+pub type FetchKey = (TaskId, RelPath, ContentHash);
+
+/// The most whole transfers under way from one device. An honest peer serves one file at
+/// a time; a hostile one could otherwise open a file here for each of thousands of records
+/// and never finish them. A transfer beyond it is refused (and asked for again later).
+pub const MAX_OPEN_INCOMING: usize = 16;
+
+/// The largest patch accepted (it is held in memory until it is whole). A larger one is
+/// refused, and the content asked for whole instead.
+pub const MAX_PATCH: u64 = 64 * 1024 * 1024;
+
+/// The most bytes of patches held in memory at once, all devices together; beyond it a
+/// patch is refused as for [`MAX_PATCH`].
+pub const MAX_PATCH_MEMORY: u64 = 256 * 1024 * 1024;
+
+/// A request not answered for this long is asked of another holder, when there is one (a
+/// peer with a long queue of orders answers late but answers: with no other holder, the
+/// request waits).
+pub const REQUEST_WAIT: Duration = Duration::from_secs(10);
+
+/// A transfer under way that gets no chunk for this long moves to another holder, when
+/// there is one...
+pub const STALL_SWITCH: Duration = Duration::from_secs(10);
+
+/// ...and is given up after this long when there is none (the core asks again later; the
+/// bytes received stay for the next request).
+pub const TRANSFER_IDLE: Duration = Duration::from_secs(120);
+
+/// How often the fetches are looked at for stalls.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// The most contents remembered as "ask whole": beyond, the memory starts afresh.
+const MAX_WHOLE: usize = 4096;
+
+/// What the core wants fetched (its `Effect::Fetch`), with what the driver found here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Want {
+    /// The peer whose record announced the content (the core hears `Fetched` naming it).
+    pub from: DeviceId,
+    /// The connected peers to ask, in order (`from` first when it is connected, then
+    /// others that announced the same content).
+    pub holders: Vec<DeviceId>,
+    /// The task.
+    pub task: TaskId,
+    /// The path it is wanted for.
+    pub path: RelPath,
+    /// The content.
+    pub hash: ContentHash,
+    /// Its size as announced: the most taken.
+    pub size: u64,
+    /// The content this device has at the path: a patch from it may come instead.
+    pub base: Option<ContentHash>,
+    /// Bytes of this content kept here from a transfer cut short (its part file).
+    pub kept: u64,
+}
+
+/// What a chunk carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chunk {
+    /// Bytes of the content itself.
+    Whole,
+    /// Bytes of a patch from `base` to the content.
+    Patch {
+        /// The content the patch applies to.
+        base: ContentHash,
+    },
+}
+
+/// What the driver does with a chunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Not for a fetch under way (late, repeated, from a device not asked): dropped.
+    Ignore,
+    /// Append its bytes (the driver opens the part file, or starts the patch, at the
+    /// first); report a failure to write with [`Exchange::failed`].
+    Write,
+    /// The sender says the content is complete: check it (the hash; a patch: apply it)
+    /// and stage it, then report with [`Exchange::finished`].
+    Finish,
+    /// Refused (out of order, past the size, over a limit): the fetch has ended, and its
+    /// orders say so. The reason, for the log.
+    Refuse(String),
+}
+
+/// An order for the driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Order {
+    /// Send `to` a request for the content: whole from `offset`, or (offset 0) as a patch
+    /// from `base` if it has one.
+    Request {
+        /// The peer asked.
+        to: DeviceId,
+        /// The task.
+        task: TaskId,
+        /// The path.
+        path: RelPath,
+        /// The content.
+        hash: ContentHash,
+        /// Its size as announced.
+        size: u64,
+        /// The content here a patch may start from.
+        base: Option<ContentHash>,
+        /// The bytes already here: send the rest.
+        offset: u64,
+    },
+    /// Tell the core the fetch ended (`Input::Fetched`).
+    Fetched {
+        /// The task.
+        task: TaskId,
+        /// The path.
+        path: RelPath,
+        /// The content.
+        hash: ContentHash,
+        /// The peer the core named.
+        from: DeviceId,
+        /// Whether the content is staged.
+        ok: bool,
+    },
+    /// Drop what is being received for `key` (close the part file, forget the patch);
+    /// with `discard`, remove the part file too (its bytes are not to be trusted).
+    Close {
+        /// The fetch.
+        key: FetchKey,
+        /// Remove the bytes received as well.
+        discard: bool,
+    },
+}
+
+/// How far a fetch is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Progress {
+    /// Asked; nothing came yet.
+    Asked,
+    /// The sender asked for this device's signature of the base (being sent).
+    Signing,
+    /// Content coming whole: the part file holds `Fetch::kept` bytes.
+    Whole,
+    /// A patch coming: this many bytes of it are here.
+    Patch(u64),
+}
+
+#[derive(Debug)]
+struct Fetch {
+    size: u64,
+    base: Option<ContentHash>,
+    /// The peers the core named for it (each hears how it ended).
+    askers: Vec<DeviceId>,
+    /// Who to ask next, in order.
+    holders: VecDeque<DeviceId>,
+    /// Who was asked last.
+    asked: DeviceId,
+    progress: Progress,
+    /// Bytes of the content held here (the part file), from earlier answers too.
+    kept: u64,
+    /// When it was asked, or its last chunk came.
+    since: Instant,
+    /// When its first chunk came (for its rate).
+    began: Option<Instant>,
+}
+
+/// One transfer coming in, for `status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transfer {
+    /// The device sending it.
+    pub device: DeviceId,
+    /// The task.
+    pub task: TaskId,
+    /// The path.
+    pub path: RelPath,
+    /// Bytes here (of the content, or of the patch).
+    pub done: u64,
+    /// The content's size.
+    pub size: u64,
+    /// Whether a patch is coming rather than the content.
+    pub patch: bool,
+    /// Bytes per second since its first chunk.
+    pub rate: u64,
+}
+
+/// The receiving side of the content exchange (see the module's header).
+#[derive(Debug, Default)]
+pub struct Exchange {
+    fetches: HashMap<FetchKey, Fetch>,
+    /// Which fetch holds each content (one per content).
+    by_hash: HashMap<ContentHash, FetchKey>,
+    /// Wants of a content another fetch is getting, in order.
+    behind: HashMap<ContentHash, Vec<Want>>,
+    /// Whole transfers under way per device.
+    open: HashMap<DeviceId, usize>,
+    /// Bytes of patches held, all together.
+    patch_memory: u64,
+    /// Sizes of the fetches whose bytes are coming, summed (what they will still write
+    /// counts as taken when a new one checks for free space).
+    reserved: u64,
+    /// Contents whose patch failed here: asked whole from then on.
+    whole: HashSet<FetchKey>,
+    /// Devices that sent bytes that were not the content they announced: asked last.
+    suspects: HashMap<ContentHash, Vec<DeviceId>>,
+    orders: VecDeque<Order>,
+    next_check: Option<Instant>,
+    /// The time of the last call that said it.
+    now: Option<Instant>,
+}
+
+impl Exchange {
+    /// The next order to carry out.
+    pub fn poll_order(&mut self) -> Option<Order> {
+        self.orders.pop_front()
+    }
+
+    /// When [`Exchange::handle_timeout`] is next due.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.next_check.filter(|_| !self.fetches.is_empty())
+    }
+
+    /// Bytes the fetches under way will write (counted as taken by the free-space check).
+    pub fn reserved(&self) -> u64 {
+        self.reserved
+    }
+
+    /// Bytes of patches held now.
+    pub fn patch_memory(&self) -> u64 {
+        self.patch_memory
+    }
+
+    /// Whole transfers under way from `device`.
+    pub fn open_from(&self, device: &DeviceId) -> usize {
+        self.open.get(device).copied().unwrap_or(0)
+    }
+
+    /// The announced size of the content `key` fetches.
+    pub fn size_of(&self, key: &FetchKey) -> Option<u64> {
+        self.fetches.get(key).map(|f| f.size)
+    }
+
+    /// The contents being fetched.
+    pub fn fetching_hashes(&self) -> impl Iterator<Item = ContentHash> + '_ {
+        self.by_hash.keys().copied()
+    }
+
+    /// Whether a fetch of `key` is under way.
+    pub fn is_fetching(&self, key: &FetchKey) -> bool {
+        self.fetches.contains_key(key)
+    }
+
+    /// The core wants a content. A fetch of it under way goes on (its holders and askers
+    /// grow); a fetch of the same content for another path is waited for; otherwise the
+    /// first holder is asked.
+    pub fn want(&mut self, now: Instant, want: Want) {
+        let key = (want.task, want.path.clone(), want.hash);
+        self.now = Some(now);
+        self.next_check.get_or_insert(now + CHECK_EVERY);
+        if let Some(fetch) = self.fetches.get_mut(&key) {
+            let base = want.base.filter(|_| !self.whole.contains(&key));
+            if fetch.base == base || fetch.progress == Progress::Whole {
+                if !fetch.askers.contains(&want.from) {
+                    fetch.askers.push(want.from);
+                }
+                for holder in want.holders {
+                    if holder != fetch.asked && !fetch.holders.contains(&holder) {
+                        fetch.holders.push_back(holder);
+                    }
+                }
+                return;
+            }
+            // Asked with another base (the file here changed): asked again.
+            self.end(&key, None);
+        }
+        if let Some(leader) = self.by_hash.get(&want.hash) {
+            if *leader != key {
+                self.behind.entry(want.hash).or_default().push(want);
+                return;
+            }
+        }
+        let mut holders: VecDeque<DeviceId> = VecDeque::new();
+        for holder in want.holders.iter().copied() {
+            if !holders.contains(&holder) {
+                holders.push_back(holder);
+            }
+        }
+        // Those that sent wrong bytes of it before go last.
+        if let Some(suspects) = self.suspects.get(&want.hash) {
+            holders
+                .make_contiguous()
+                .sort_by_key(|h| suspects.contains(h));
+        }
+        let Some(first) = holders.pop_front() else {
+            // Nobody to ask: not had, for now.
+            self.tell(&key, want.from, false);
+            return;
+        };
+        let base = if want.kept > 0 || self.whole.contains(&key) {
+            None
+        } else {
+            want.base
+        };
+        let fetch = Fetch {
+            size: want.size,
+            base,
+            askers: vec![want.from],
+            holders,
+            asked: first,
+            progress: Progress::Asked,
+            kept: want.kept.min(want.size),
+            since: now,
+            began: None,
+        };
+        self.by_hash.insert(want.hash, key.clone());
+        self.orders.push_back(Self::request_for(&key, &fetch));
+        self.fetches.insert(key, fetch);
+    }
+
+    /// A chunk from `from` for `key`: `len` bytes at `offset` (`last`: the sender says
+    /// that was all).
+    #[allow(clippy::too_many_arguments)]
+    pub fn chunk(
+        &mut self,
+        now: Instant,
+        from: DeviceId,
+        key: &FetchKey,
+        chunk: Chunk,
+        offset: u64,
+        len: u64,
+        last: bool,
+    ) -> Verdict {
+        self.now = Some(now);
+        let Some(fetch) = self.fetches.get_mut(key) else {
+            return Verdict::Ignore;
+        };
+        if fetch.asked != from {
+            return Verdict::Ignore; // a device asked earlier, answering late
+        }
+        let begun = matches!(fetch.progress, Progress::Whole | Progress::Patch(_));
+        let refused = match chunk {
+            Chunk::Whole => Self::whole_chunk(fetch, &mut self.open, from, offset, len, last),
+            Chunk::Patch { base } => {
+                Self::patch_chunk(fetch, &mut self.patch_memory, base, offset, len, last)
+            }
+        };
+        if !begun && matches!(fetch.progress, Progress::Whole | Progress::Patch(_)) {
+            // What it will write counts as taken from now on (not while it is only asked
+            // for: a peer announcing a huge file it never sends would hold the free space
+            // of every other transfer).
+            self.reserved = self.reserved.saturating_add(fetch.size);
+        }
+        match refused {
+            Ok(verdict) => {
+                if verdict != Verdict::Ignore {
+                    fetch.since = now;
+                    fetch.began.get_or_insert(now);
+                }
+                verdict
+            }
+            Err((why, false)) => {
+                // A limit (or a patch out of order): given up for now, asked again later
+                // (a patch: whole).
+                if matches!(chunk, Chunk::Patch { .. }) {
+                    self.ask_whole(key.clone());
+                }
+                self.end(key, Some((false, false)));
+                Verdict::Refuse(why)
+            }
+            Err((why, true)) => {
+                // A sender that breaks the rules: its bytes go, the next holder is asked.
+                self.suspect(key, from);
+                self.move_on(now, key, true);
+                Verdict::Refuse(why)
+            }
+        }
+    }
+
+    /// The rules for a chunk of the content itself; an error ends the fetch (and, when
+    /// set, discards the bytes received).
+    fn whole_chunk(
+        fetch: &mut Fetch,
+        open: &mut HashMap<DeviceId, usize>,
+        from: DeviceId,
+        offset: u64,
+        len: u64,
+        last: bool,
+    ) -> Result<Verdict, (String, bool)> {
+        match fetch.progress {
+            Progress::Patch(_) => return Ok(Verdict::Ignore),
+            Progress::Asked | Progress::Signing => {
+                if offset != fetch.kept {
+                    // The rest of an answer to an earlier request: the new one starts at
+                    // the bytes kept.
+                    return Ok(Verdict::Ignore);
+                }
+                let slots = open.entry(from).or_default();
+                if *slots >= MAX_OPEN_INCOMING {
+                    return Err((
+                        format!("{MAX_OPEN_INCOMING} transfers from this device are open already; asked again later"),
+                        false,
+                    ));
+                }
+                *slots += 1;
+                fetch.progress = Progress::Whole;
+            }
+            Progress::Whole => {}
+        }
+        let end = offset.checked_add(len);
+        if offset != fetch.kept || end.is_none_or(|end| end > fetch.size) {
+            return Err((
+                format!(
+                    "content arrived out of order or past its {} bytes (offset {offset}, {len} bytes)",
+                    fetch.size
+                ),
+                true,
+            ));
+        }
+        if last {
+            if len != 0 || fetch.kept != fetch.size {
+                return Err((
+                    format!(
+                        "content ended at {} of its {} bytes",
+                        fetch.kept, fetch.size
+                    ),
+                    true,
+                ));
+            }
+            return Ok(Verdict::Finish);
+        }
+        fetch.kept += len;
+        Ok(Verdict::Write)
+    }
+
+    /// The rules for a chunk of a patch.
+    fn patch_chunk(
+        fetch: &mut Fetch,
+        memory: &mut u64,
+        base: ContentHash,
+        offset: u64,
+        len: u64,
+        last: bool,
+    ) -> Result<Verdict, (String, bool)> {
+        if fetch.base != Some(base) {
+            return Ok(Verdict::Ignore); // not the base this device has
+        }
+        let received = match fetch.progress {
+            Progress::Whole => return Ok(Verdict::Ignore),
+            Progress::Asked | Progress::Signing if offset != 0 => return Ok(Verdict::Ignore),
+            Progress::Asked | Progress::Signing => 0,
+            Progress::Patch(received) => received,
+        };
+        if offset != received {
+            return Err(("a patch arrived out of order".into(), false));
+        }
+        if last {
+            return Ok(Verdict::Finish);
+        }
+        if received.saturating_add(len) > MAX_PATCH {
+            return Err((
+                format!("a patch is larger than {MAX_PATCH} bytes; the content is asked for whole"),
+                false,
+            ));
+        }
+        if memory.saturating_add(len) > MAX_PATCH_MEMORY {
+            return Err((
+                format!("patches in memory would pass {MAX_PATCH_MEMORY} bytes; the content is asked for whole"),
+                false,
+            ));
+        }
+        *memory += len;
+        fetch.progress = Progress::Patch(received + len);
+        Ok(Verdict::Write)
+    }
+
+    /// The driver checked a content a [`Verdict::Finish`] ended: staged (`ok`) or not (the
+    /// hash is wrong, a patch did not apply: its bytes are discarded, and a patch's
+    /// content is asked whole next time).
+    pub fn finished(&mut self, key: &FetchKey, ok: bool) {
+        let Some(fetch) = self.fetches.get(key) else {
+            return;
+        };
+        let patch = matches!(fetch.progress, Progress::Patch(_) | Progress::Asked);
+        let (asked, since) = (fetch.asked, fetch.since);
+        if ok {
+            self.end(key, Some((true, false)));
+        } else if patch {
+            // Usually the file here is no longer the base the patch was made from.
+            self.ask_whole(key.clone());
+            self.end(key, Some((false, true)));
+        } else {
+            // Bytes that are not the content: the holder that sent them is tried last from
+            // now on, and the next one sends it all again.
+            self.suspect(key, asked);
+            let now = self.now.unwrap_or(since);
+            self.move_on(now, key, true);
+        }
+    }
+
+    /// Writing or reading what was received failed here: the fetch ends, its bytes
+    /// discarded.
+    pub fn failed(&mut self, key: &FetchKey) {
+        self.end(key, Some((false, true)));
+    }
+
+    /// `from` answered that it has not got the content (or no longer: its file changed
+    /// while it was sent, so the bytes it sent are discarded). The next holder is asked.
+    pub fn unavailable(&mut self, now: Instant, from: DeviceId, key: &FetchKey) {
+        self.now = Some(now);
+        let Some(fetch) = self.fetches.get(key) else {
+            return;
+        };
+        if fetch.asked != from {
+            return;
+        }
+        let discard = fetch.progress == Progress::Whole;
+        self.move_on(now, key, discard);
+    }
+
+    /// `from`, asked for `key` with `base`, wants this device's signature of `base` to
+    /// make a patch: true if it is to be sent (once, and not once content is coming).
+    pub fn signature_wanted(
+        &mut self,
+        now: Instant,
+        from: DeviceId,
+        key: &FetchKey,
+        base: ContentHash,
+    ) -> bool {
+        let Some(fetch) = self.fetches.get_mut(key) else {
+            return false;
+        };
+        if fetch.asked != from || fetch.base != Some(base) || fetch.progress != Progress::Asked {
+            return false;
+        }
+        fetch.progress = Progress::Signing;
+        fetch.since = now;
+        true
+    }
+
+    /// The connection with `peer` closed: its transfers move to another holder (from the
+    /// bytes kept), or end; it is no longer a holder of anything.
+    pub fn disconnected(&mut self, now: Instant, peer: DeviceId) {
+        self.now = Some(now);
+        let asked: Vec<FetchKey> = self
+            .fetches
+            .iter()
+            .filter(|(_, f)| f.asked == peer)
+            .map(|(key, _)| key.clone())
+            .collect();
+        for fetch in self.fetches.values_mut() {
+            fetch.holders.retain(|h| *h != peer);
+        }
+        for key in asked {
+            self.move_on(now, &key, false);
+        }
+    }
+
+    /// Let time pass: requests unanswered and transfers stalled move to another holder,
+    /// or end.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.next_check.is_some_and(|at| at > now) {
+            return;
+        }
+        self.now = Some(now);
+        self.next_check = Some(now + CHECK_EVERY);
+        let late: Vec<FetchKey> = self
+            .fetches
+            .iter()
+            .filter(|(_, f)| {
+                let waited = now.saturating_duration_since(f.since);
+                let others = !f.holders.is_empty();
+                match f.progress {
+                    Progress::Asked => others && waited >= REQUEST_WAIT,
+                    _ if others => waited >= STALL_SWITCH,
+                    _ => waited >= TRANSFER_IDLE,
+                }
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in late {
+            self.move_on(now, &key, false);
+        }
+    }
+
+    /// The transfers coming in now, for `status` (the first `max` by task and path).
+    pub fn transfers(&self, now: Instant, max: usize) -> Vec<Transfer> {
+        let mut transfers: Vec<Transfer> = self
+            .fetches
+            .iter()
+            .filter_map(|((task, path, _), f)| {
+                let (done, patch) = match f.progress {
+                    Progress::Whole => (f.kept, false),
+                    Progress::Patch(received) => (received, true),
+                    Progress::Asked | Progress::Signing => return None,
+                };
+                let seconds = f
+                    .began
+                    .map_or(0.0, |b| now.saturating_duration_since(b).as_secs_f64());
+                let rate = if seconds > 0.0 {
+                    (done as f64 / seconds) as u64
+                } else {
+                    0
+                };
+                Some(Transfer {
+                    device: f.asked,
+                    task: *task,
+                    path: path.clone(),
+                    done,
+                    size: f.size,
+                    patch,
+                    rate,
+                })
+            })
+            .collect();
+        transfers.sort_by(|a, b| (&a.task, &a.path).cmp(&(&b.task, &b.path)));
+        transfers.truncate(max);
+        transfers
+    }
+
+    /// The device asked for `key` gave nothing usable: ask the next holder (from the bytes
+    /// kept, unless `discard`), or end the fetch when there is none.
+    fn move_on(&mut self, now: Instant, key: &FetchKey, discard: bool) {
+        let Some(fetch) = self.fetches.get_mut(key) else {
+            return;
+        };
+        let Some(next) = fetch.holders.pop_front() else {
+            self.end(key, Some((false, discard)));
+            return;
+        };
+        self.release(key);
+        let Some(fetch) = self.fetches.get_mut(key) else {
+            return;
+        };
+        self.orders.push_back(Order::Close {
+            key: key.clone(),
+            discard,
+        });
+        if discard {
+            fetch.kept = 0;
+        }
+        if fetch.kept > 0 {
+            fetch.base = None; // the rest goes whole
+        }
+        fetch.asked = next;
+        fetch.progress = Progress::Asked;
+        fetch.since = now;
+        fetch.began = None;
+        let request = Self::request_for(key, fetch);
+        self.orders.push_back(request);
+    }
+
+    /// Give back what the fetch at `key` holds of the limits (its slot, its patch bytes).
+    fn release(&mut self, key: &FetchKey) {
+        let Some(fetch) = self.fetches.get(key) else {
+            return;
+        };
+        if matches!(fetch.progress, Progress::Whole | Progress::Patch(_)) {
+            self.reserved = self.reserved.saturating_sub(fetch.size);
+        }
+        match fetch.progress {
+            Progress::Whole => {
+                if let Some(slots) = self.open.get_mut(&fetch.asked) {
+                    *slots = slots.saturating_sub(1);
+                    if *slots == 0 {
+                        self.open.remove(&fetch.asked);
+                    }
+                }
+            }
+            Progress::Patch(received) => {
+                self.patch_memory = self.patch_memory.saturating_sub(received);
+            }
+            Progress::Asked | Progress::Signing => {}
+        }
+    }
+
+    /// End the fetch at `key`: `Some((ok, discard))` tells its askers (and closes what was
+    /// received, discarding it if set); `None` ends it silently (it is asked again at
+    /// once). Wants waiting behind it are told `ok`, or the first of them goes ahead.
+    fn end(&mut self, key: &FetchKey, told: Option<(bool, bool)>) {
+        self.release(key);
+        let Some(fetch) = self.fetches.remove(key) else {
+            return;
+        };
+        self.by_hash.remove(&key.2);
+        let (ok, discard) = told.unwrap_or((false, false));
+        if !ok {
+            self.orders.push_back(Order::Close {
+                key: key.clone(),
+                discard,
+            });
+        }
+        if told.is_some() {
+            for from in fetch.askers {
+                self.tell(key, from, ok);
+            }
+        }
+        let behind = self.behind.remove(&key.2).unwrap_or_default();
+        let now = self.now.unwrap_or(fetch.since);
+        for want in behind {
+            if ok {
+                let key = (want.task, want.path.clone(), want.hash);
+                self.tell(&key, want.from, true);
+            } else {
+                // The first goes ahead (from no bytes if they were discarded); the others
+                // wait behind it again.
+                let kept = if discard { 0 } else { fetch.kept };
+                self.want(now, Want { kept, ..want });
+            }
+        }
+    }
+
+    fn tell(&mut self, key: &FetchKey, from: DeviceId, ok: bool) {
+        self.orders.push_back(Order::Fetched {
+            task: key.0,
+            path: key.1.clone(),
+            hash: key.2,
+            from,
+            ok,
+        });
+    }
+
+    fn request_for(key: &FetchKey, fetch: &Fetch) -> Order {
+        Order::Request {
+            to: fetch.asked,
+            task: key.0,
+            path: key.1.clone(),
+            hash: key.2,
+            size: fetch.size,
+            base: fetch.base.filter(|_| fetch.kept == 0),
+            offset: fetch.kept,
+        }
+    }
+
+    /// Check the counts kept beside the fetch table against the table (tests).
+    #[cfg(test)]
+    fn check_counts(&self) {
+        let begun = |f: &&Fetch| matches!(f.progress, Progress::Whole | Progress::Patch(_));
+        let reserved: u64 = self.fetches.values().filter(begun).map(|f| f.size).sum();
+        assert_eq!(self.reserved, reserved, "reserved bytes");
+        let patches: u64 = self
+            .fetches
+            .values()
+            .map(|f| match f.progress {
+                Progress::Patch(n) => n,
+                _ => 0,
+            })
+            .sum();
+        assert_eq!(self.patch_memory, patches, "patch memory");
+        let mut open: HashMap<DeviceId, usize> = HashMap::new();
+        for f in self.fetches.values() {
+            if f.progress == Progress::Whole {
+                *open.entry(f.asked).or_default() += 1;
+            }
+        }
+        assert_eq!(self.open, open, "open transfers");
+        for (key, f) in &self.fetches {
+            assert_eq!(self.by_hash.get(&key.2), Some(key), "one fetch per content");
+            assert!(f.kept <= f.size);
+        }
+        assert_eq!(self.by_hash.len(), self.fetches.len());
+    }
+
+    /// `device` sent bytes for `key` that are not its content: it is asked last for it.
+    fn suspect(&mut self, key: &FetchKey, device: DeviceId) {
+        if self.suspects.len() >= MAX_WHOLE {
+            self.suspects.clear();
+        }
+        let suspects = self.suspects.entry(key.2).or_default();
+        if !suspects.contains(&device) {
+            suspects.push(device);
+        }
+    }
+
+    /// A patch of `key` failed (here, or its edits could not be placed): its content is
+    /// asked whole from then on.
+    pub fn ask_whole(&mut self, key: FetchKey) {
+        if self.whole.len() >= MAX_WHOLE {
+            self.whole.clear();
+        }
+        self.whole.insert(key);
+    }
+}
