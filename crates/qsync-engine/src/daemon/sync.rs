@@ -24,7 +24,6 @@
 //! what the ledger holds, as after a restart.
 
 use std::collections::VecDeque;
-use std::sync::mpsc;
 
 use bytes::Bytes;
 
@@ -34,16 +33,16 @@ use qsync_watch::{observe_deferred, Observed};
 use super::*;
 use crate::driver::guard;
 use crate::driver::place::{self, Batch, Staging};
-use crate::driver::transfer::{self, Budget, Incoming, IncomingPatch};
-use crate::exchange::{Exchange, FetchKey, Order, Want};
+use crate::driver::transfer;
+use crate::exchange::Want;
 
+mod fetching;
 mod serving;
 mod transfers;
 
-use serving::{Awaiting, ServeJob, Work};
+use fetching::Fetching;
 
-/// The most transfers `status` lists (the first by task and path).
-const MAX_TRANSFERS_SHOWN: usize = 100;
+use serving::Serving;
 
 /// What the driver keeps beside the core.
 pub(super) struct CoreSync {
@@ -54,19 +53,13 @@ pub(super) struct CoreSync {
     key_seed: [u8; 32],
     /// What peers sent that the core refused or doubted, counted for `status`.
     pub(super) distrust: super::distrust::DistrustBook,
-    staging: Staging,
-    /// The receiving side of the content exchange: which peer is asked for what, from
-    /// which byte, and what its chunks may be (sans-IO, see [`crate::exchange`]).
-    exchange: Exchange,
-    /// What is being received for the exchange's fetches: part files open, patches held.
-    receiving: HashMap<FetchKey, Receiving>,
-    /// Part files of transfers moved to another holder, kept open with their hash so far
-    /// (so the next holder's bytes continue without reading the part again), by content.
-    parked: HashMap<ContentHash, Incoming>,
+    /// Receiving content for the core's fetches (the exchange's machine, part files,
+    /// patches, the staging folder).
+    fetching: Fetching,
     /// Inputs waiting to be handled (outcomes of orders carried out).
     inputs: VecDeque<Input>,
-    /// The threads that stream requested content to peers, one per peer.
-    servers: serving::Servers,
+    /// Serving content to peers (a thread per peer, orders waiting for a signature).
+    serving: Serving,
     /// When each task's folder was last scanned whole because a placement failed.
     rescanned: HashMap<TaskId, Instant>,
     /// When every folder was last scanned whole.
@@ -78,20 +71,8 @@ pub(super) struct CoreSync {
     batch_since: Instant,
     /// Facts are queued, not handled yet (see [`Engine::core_defer`]).
     deferred: bool,
-    /// Serve orders queued and not yet served: a request for what is queued already is
-    /// not queued again (so the queue holds at most one order per file of the task for
-    /// each device, however often a peer asks).
-    serving: Arc<Mutex<HashSet<ServeKey>>>,
     /// When staging was last swept of old content.
     last_sweep: Instant,
-    /// Serve orders for an edit whose base (the asker's version) has no copy kept here:
-    /// the asker was asked for its signature ([`Message::SignatureWanted`]), and the order
-    /// waits for it (at most [`SIGNATURE_WAIT`] without a chunk), then is served as a patch
-    /// made from it, or whole.
-    awaiting: HashMap<ServeKey, Awaiting>,
-    /// Bytes of signatures held in memory, all devices together (at most
-    /// [`transfer::MAX_SIGNATURE_MEMORY`]).
-    signature_memory: Budget,
 }
 
 /// A placement that fails (rather than finding the disk changed) means the watcher missed
@@ -118,37 +99,10 @@ pub(super) const BATCH_QUIET: Duration = Duration::from_millis(2);
 /// ...or once the oldest has waited this long (or the batch is full).
 pub(super) const MAX_BATCH_WAIT: Duration = Duration::from_millis(250);
 
-/// What is being received for one fetch.
-enum Receiving {
-    /// The content itself, into its part file.
-    Whole(Box<Incoming>),
-    /// A patch, in memory.
-    Patch(Box<IncomingPatch>),
-}
-
-/// Part files kept from transfers cut short, at most (beyond, the oldest are removed).
-const MAX_KEPT_PARTS: usize = 64;
-
-/// Part files kept open for the next holder, at most (more are closed; they resume from
-/// the file, read again).
-const MAX_PARKED: usize = 16;
-
 impl CoreSync {
     /// The transfers coming in now, for `status`.
     pub(super) fn transfers(&self) -> Vec<crate::control::TransferInfo> {
-        self.exchange
-            .transfers(Instant::now(), MAX_TRANSFERS_SHOWN)
-            .into_iter()
-            .map(|t| crate::control::TransferInfo {
-                device: t.device,
-                task: t.task,
-                path: t.path,
-                done: t.done,
-                size: t.size,
-                patch: t.patch,
-                rate: t.rate,
-            })
-            .collect()
+        self.fetching.transfers()
     }
 }
 
@@ -183,22 +137,16 @@ impl CoreSync {
             core: Core::with_key_seed(me, key_seed),
             key_seed,
             distrust: super::distrust::DistrustBook::default(),
-            staging,
-            exchange: Exchange::default(),
-            receiving: HashMap::new(),
-            parked: HashMap::new(),
+            fetching: Fetching::new(staging),
             inputs: VecDeque::new(),
-            servers: serving::Servers::default(),
+            serving: Serving::default(),
             rescanned: HashMap::new(),
             last_full_scan: Instant::now(),
             last_reset: None,
             batch: Batch::default(),
             batch_since: Instant::now(),
             deferred: false,
-            serving: Arc::new(Mutex::new(HashSet::new())),
             last_sweep: Instant::now(),
-            awaiting: HashMap::new(),
-            signature_memory: Budget::default(),
         })
     }
 
@@ -209,12 +157,12 @@ impl CoreSync {
 
     /// When the exchange next wants time to pass.
     pub(super) fn exchange_timeout(&self) -> Option<Instant> {
-        self.exchange.poll_timeout()
+        self.fetching.next_timeout()
     }
 
     /// Whether no serve order is queued, under way, or waiting for a signature.
     pub(super) fn serving_idle(&self) -> bool {
-        self.awaiting.is_empty() && self.serving.lock().is_ok_and(|s| s.is_empty())
+        self.serving.idle()
     }
 }
 
@@ -239,7 +187,7 @@ impl Engine {
         self.core_drop_stalled();
         if self.sync.last_sweep.elapsed() >= STAGED_MAX_AGE / 10 {
             self.sync.last_sweep = Instant::now();
-            let removed = self.sync.staging.sweep(STAGED_MAX_AGE);
+            let removed = self.sync.fetching.staging.sweep(STAGED_MAX_AGE);
             if removed > 0 {
                 tracing::info!(count = removed, "removed staged content nothing placed");
             }
@@ -297,10 +245,8 @@ impl Engine {
                 tracing::error!(error = %e, "the ledger failed; the sync starts again from what it holds");
                 sync.core = Core::with_key_seed(self.me, sync.key_seed);
                 // The parts received stay on disk: the new fetches resume from them.
-                sync.exchange = Exchange::default();
-                sync.receiving.clear();
-                sync.parked.clear();
-                sync.awaiting.clear();
+                sync.fetching.reset();
+                sync.serving.reset();
                 // The peers redial; both sides then greet each other afresh.
                 self.conns.clear();
                 let again = sync.last_reset.is_some_and(|t| t.elapsed() < RESCAN_EVERY);
@@ -324,122 +270,33 @@ impl Engine {
         }
     }
 
-    /// The core's order to get content from a peer: found staged already, put off when
-    /// the disk has no room for it, or asked of the peer (a `Request`, with the base the
-    /// peer may make a patch from unless a patch of it failed here), the fetch registered
-    /// so that at most `size` bytes are accepted.
+    /// The core's order to get content: found staged already, put off when the disk has
+    /// no room for it, or handed to the content exchange, which asks a holder for it.
     fn core_fetch(&mut self, want: Want) {
-        if self.sync.staging.has_for(&want.hash, want.base) {
-            // Fetched already (the same content at another path, or edits of this one's
-            // version, whose placement was put off).
+        let (from, task, path, hash) = (want.from, want.task, want.path.clone(), want.hash);
+        let size = want.size;
+        let places = self.content_places(task);
+        let room = |reserved: u64| transfer::room_for(&places, size.saturating_add(reserved));
+        let answer = self.sync.fetching.want(want, room);
+        if let Some(ok) = answer {
             self.sync.inputs.push_back(Input::Fetched {
-                task: want.task,
-                path: want.path,
-                hash: want.hash,
-                from: want.from,
-                ok: true,
+                task,
+                path,
+                hash,
+                from,
+                ok,
             });
-            return;
         }
-        let key = (want.task, want.path.clone(), want.hash);
-        if !self.sync.exchange.is_fetching(&key) {
-            let mut room = self.room_for(want.task, want.size);
-            if room.is_err() {
-                // The parts kept from transfers cut short go first (they are fetched
-                // again from the start if wanted).
-                let in_use = self.parts_in_use();
-                if self.sync.staging.trim_parts(0, &in_use) > 0 {
-                    room = self.room_for(want.task, want.size);
-                }
-            }
-            if let Err(why) = room {
-                // Asked again later (the core waits longer each time): once space is
-                // freed, the transfer goes ahead without a restart.
-                tracing::warn!(task = %want.task, path = %want.path, size = want.size, "not receiving a file for now: {why}");
-                self.sync.inputs.push_back(Input::Fetched {
-                    task: want.task,
-                    path: want.path,
-                    hash: want.hash,
-                    from: want.from,
-                    ok: false,
-                });
-                return;
-            }
-        }
-        let kept = self.sync.staging.partial_len(&want.hash).min(want.size);
-        self.sync
-            .exchange
-            .want(Instant::now(), Want { kept, ..want });
         self.exchange_orders();
     }
 
-    /// Carry out the exchange's orders: requests sent, fetches ended told to the core,
-    /// what was being received closed (or removed).
+    /// Send the exchange's requests and queue what it tells the core.
     pub(super) fn exchange_orders(&mut self) {
-        while let Some(order) = self.sync.exchange.poll_order() {
-            match order {
-                Order::Request {
-                    to,
-                    task,
-                    path,
-                    hash,
-                    size,
-                    base,
-                    offset,
-                } => {
-                    let request = qsync_core::Message::Request {
-                        task,
-                        path,
-                        hash,
-                        size,
-                        base,
-                        offset,
-                    };
-                    self.core_send(to, request);
-                }
-                Order::Fetched {
-                    task,
-                    path,
-                    hash,
-                    from,
-                    ok,
-                } => self.sync.inputs.push_back(Input::Fetched {
-                    task,
-                    path,
-                    hash,
-                    from,
-                    ok,
-                }),
-                Order::Close { key, discard } => {
-                    let sync = &mut self.sync;
-                    let receiving = sync.receiving.remove(&key);
-                    if discard {
-                        sync.parked.remove(&key.2);
-                        sync.staging.remove_partial(&key.2);
-                    } else if let Some(Receiving::Whole(incoming)) = receiving {
-                        if sync.parked.len() >= MAX_PARKED {
-                            sync.parked.clear();
-                        }
-                        sync.parked.insert(key.2, *incoming);
-                        // A part is kept for a later resume; a peer that begins many
-                        // transfers and finishes none must not fill the state folder.
-                        let in_use = self.parts_in_use();
-                        self.sync.staging.trim_parts(MAX_KEPT_PARTS, &in_use);
-                    }
-                }
-            }
+        let (sends, told) = self.sync.fetching.orders();
+        for (to, request) in sends {
+            self.core_send(to, request);
         }
-    }
-
-    /// The contents whose part files are being written or resumed from.
-    fn parts_in_use(&self) -> Vec<ContentHash> {
-        let sync = &self.sync;
-        sync.receiving
-            .keys()
-            .map(|(_, _, hash)| *hash)
-            .chain(sync.parked.keys().copied())
-            .chain(sync.exchange.fetching_hashes())
-            .collect()
+        self.sync.inputs.extend(told);
     }
 
     /// Carry out the exchange's orders, then let the core hear how its fetches went
@@ -504,7 +361,7 @@ impl Engine {
                 hash,
                 base,
                 offset,
-            } => self.core_serve(to, task, path, hash, base, offset),
+            } => self.core_serve(to, task, path, hash, (base, offset)),
             Effect::Place(placement) => {
                 let Some(state) = self.tasks.get_mut(&placement.task) else {
                     return;
@@ -515,7 +372,7 @@ impl Engine {
                 }
                 let begun = sync.batch.begin(
                     &state.root,
-                    &sync.staging,
+                    &sync.fetching.staging,
                     &placement,
                     &mut state.index,
                     state.options.links_out,
@@ -582,13 +439,14 @@ impl Engine {
             // would be told at once that the content is here, again and again.
             if self
                 .sync
+                .fetching
                 .staging
                 .edits_for(hash, placement.expect.hash())
                 .is_some()
             {
-                self.sync.staging.remove(hash);
+                self.sync.fetching.staging.remove(hash);
                 let key = (placement.task, placement.path.clone(), *hash);
-                self.sync.exchange.ask_whole(key);
+                self.sync.fetching.ask_whole(key);
             }
         }
         if rescan {
@@ -610,7 +468,7 @@ impl Engine {
         }
         if outcome == PlaceOutcome::Done {
             if let State::File { hash, size, .. } = &placement.target {
-                self.sync.staging.remove(hash);
+                self.sync.fetching.staging.remove(hash);
                 // Kept as the base of the patches of its next versions (see `keeper.rs`).
                 if let Some(state) = self.tasks.get(&placement.task) {
                     let previous = match &placement.expect {

@@ -4,12 +4,24 @@
 //! core turned into its jobs, and the orders that wait for the asker's signature of its
 //! version (no copy of it is kept here) before they are served as a patch, or whole.
 
-use super::*;
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
 
-/// A serve order's place in [`CoreSync::serving`], given back once it is served.
-pub(super) struct Queued {
-    pub(super) serving: Arc<Mutex<HashSet<ServeKey>>>,
-    pub(super) key: ServeKey,
+use bytes::Bytes;
+use qsync_base::{ContentHash, DeviceId, RelPath, TaskId};
+use qsync_wire::Message;
+
+use super::ServeKey;
+use crate::daemon::Conn;
+use crate::driver::transfer::{self, Budget};
+use crate::net::{self, Outbound, Outgoing};
+
+/// A serve order's place in [`Serving::queued`], given back once it is served.
+struct Queued {
+    serving: Arc<Mutex<HashSet<ServeKey>>>,
+    key: ServeKey,
 }
 
 impl Drop for Queued {
@@ -26,18 +38,18 @@ const SERVE_STALL: Duration = Duration::from_secs(30);
 
 /// One order for the serving thread: content (or a patch) to send to a peer, or the
 /// signature of a version here that a peer asked for.
-pub(super) struct ServeJob {
-    pub(super) root: PathBuf,
-    pub(super) task: TaskId,
-    pub(super) path: RelPath,
-    pub(super) hash: ContentHash,
-    pub(super) work: Work,
-    pub(super) tx: Outgoing,
+struct ServeJob {
+    root: PathBuf,
+    task: TaskId,
+    path: RelPath,
+    hash: ContentHash,
+    work: Work,
+    tx: Outgoing,
     /// The connection's queued content bytes (see `net::MAX_QUEUED_CONTENT`).
-    pub(super) queued: Arc<std::sync::atomic::AtomicUsize>,
+    queued: Arc<std::sync::atomic::AtomicUsize>,
 }
 
-pub(super) enum Work {
+enum Work {
     /// Serve `hash`, as a patch from `base` when one is worth it.
     Serve {
         /// The asker's content at the path, and what is known of it here.
@@ -53,9 +65,9 @@ pub(super) enum Work {
 }
 
 /// What a patch is made from (see [`transfer::Base`]).
-pub(super) enum JobBase {
+enum JobBase {
     Kept(PathBuf),
-    /// A peer's signature, with its share of [`CoreSync::signature_memory`] held until the
+    /// A peer's signature, with its share of [`Serving::signature_memory`] held until the
     /// patch is made (given back when the job is dropped).
     Blocks {
         sig: Box<qsync_delta::Signature>,
@@ -64,30 +76,30 @@ pub(super) enum JobBase {
 }
 
 /// A serve order waiting for the asker's signature of its base (see
-/// [`CoreSync::awaiting`]).
-pub(super) struct Awaiting {
-    pub(super) job: ServeJob,
-    pub(super) base: ContentHash,
-    pub(super) incoming: transfer::IncomingSignature,
+/// [`Serving::awaiting`]).
+struct Awaiting {
+    job: ServeJob,
+    base: ContentHash,
+    incoming: transfer::IncomingSignature,
     /// When the signature was asked for.
-    pub(super) asked: Instant,
+    asked: Instant,
 }
 
 /// A serve order whose signature is not all here this long after it was asked for is
 /// served whole (a fixed deadline: a peer sending a byte now and then cannot keep an order,
 /// and its share of the memory, for ever).
-pub(super) const SIGNATURE_WAIT: Duration = Duration::from_secs(60);
+const SIGNATURE_WAIT: Duration = Duration::from_secs(60);
 
 /// Serve orders of one device made from its signatures, waiting for one or queued with it
 /// (each holding its share of the signature memory), at most; beyond, served whole. So a
 /// device that stops reading holds at most this many shares.
-pub(super) const MAX_AWAITING_PER_DEVICE: usize = 2;
+const MAX_AWAITING_PER_DEVICE: usize = 2;
 
 /// Serve orders one peer may have queued; beyond, it is told the content is unavailable
 /// (and asks again later, as after any failed fetch). Above what an honest asker has in
 /// flight (its window of records, [`qsync_core::WINDOW_RECORDS`], in each of up to eight
 /// tasks in common) and a few hundred bytes each: at most about 30 MiB per peer.
-pub(super) const MAX_QUEUED_JOBS: usize = 8 * qsync_core::WINDOW_RECORDS;
+const MAX_QUEUED_JOBS: usize = 8 * qsync_core::WINDOW_RECORDS;
 
 /// The serving threads: one per peer that asked for something, each with its own queue, so
 /// a peer that asks and stops reading stalls its own orders only. (One thread served every
@@ -95,7 +107,7 @@ pub(super) const MAX_QUEUED_JOBS: usize = 8 * qsync_core::WINDOW_RECORDS;
 /// keeps its thread across reconnections, so there are at most as many threads as linked
 /// devices; orders of a connection that has closed are skipped.
 #[derive(Default)]
-pub(super) struct Servers {
+struct Servers {
     by_peer: HashMap<DeviceId, PeerServer>,
 }
 
@@ -110,7 +122,7 @@ struct PeerServer {
 impl Servers {
     /// Queue `job` on `peer`'s thread (started with its first order). The job comes back
     /// when the peer's queue is full or no thread could be started.
-    pub(super) fn queue(&mut self, peer: DeviceId, job: ServeJob) -> Result<(), Box<ServeJob>> {
+    fn queue(&mut self, peer: DeviceId, job: ServeJob) -> Result<(), Box<ServeJob>> {
         use std::collections::hash_map::Entry;
         use std::sync::atomic::Ordering;
         let server = match self.by_peer.entry(peer) {
@@ -138,7 +150,7 @@ impl Servers {
     }
 
     /// How many orders queued for `peer` hold one of its signatures.
-    pub(super) fn signed(&self, peer: &DeviceId) -> usize {
+    fn signed(&self, peer: &DeviceId) -> usize {
         self.by_peer.get(peer).map_or(0, |server| {
             server.signed.load(std::sync::atomic::Ordering::Relaxed)
         })
@@ -223,35 +235,79 @@ fn serve_job(job: &ServeJob) {
     }
 }
 
-impl Engine {
-    /// The core's order to serve `hash` at `path` of `task` to `to` (`base`: the asker's
-    /// version there): queued for the serving thread, or parked while the asker's signature
-    /// of `base` comes.
-    pub(super) fn core_serve(
-        &mut self,
-        to: DeviceId,
-        task: TaskId,
-        path: RelPath,
-        hash: ContentHash,
-        base: Option<ContentHash>,
-        offset: u64,
-    ) {
-        let Some(conn) = self.conns.get(&to) else {
-            return; // gone: it asks again after reconnecting
-        };
-        let Some(state) = self.tasks.get(&task) else {
-            // Not synced here any more: say so, or the asker waits for ever.
-            let _ = conn
-                .tx
-                .send(Outbound::Message(task, Message::Unavailable { path, hash }));
-            return;
-        };
-        // Only what this device announced there: a regular file of the task's index
-        // (so not an ignored path, a temporary file, or a guess) with that hash.
-        let announced = state
-            .index
-            .get(&path)
-            .and_then(|e| (e.kind == EntryKind::File && e.hash == Some(hash)).then_some(e.size));
+/// A serve order of the core, with what the daemon found for it: the asker's connection,
+/// the task's folder, the size this device announced at the path (none: it announced no
+/// such file there), and the kept copy of the asker's version, if any.
+pub(super) struct Order {
+    pub(super) task: TaskId,
+    pub(super) path: RelPath,
+    pub(super) hash: ContentHash,
+    /// The asker's version at the path.
+    pub(super) base: Option<ContentHash>,
+    /// The bytes the asker has already.
+    pub(super) offset: u64,
+    pub(super) root: PathBuf,
+    pub(super) announced: Option<u64>,
+    pub(super) kept: Option<PathBuf>,
+}
+
+/// Serving content to peers: their threads, the orders queued, and the orders that wait
+/// for the asker's signature.
+#[derive(Default)]
+pub(super) struct Serving {
+    /// The threads that stream requested content to peers, one per peer.
+    servers: Servers,
+    /// Serve orders queued and not yet served: a request for what is queued already is
+    /// not queued again (so the queue holds at most one order per file of the task for
+    /// each device, however often a peer asks).
+    queued: Arc<Mutex<HashSet<ServeKey>>>,
+    /// Serve orders for an edit whose base (the asker's version) has no copy kept here:
+    /// the asker was asked for its signature ([`Message::SignatureWanted`]), and the order
+    /// waits for it (at most [`SIGNATURE_WAIT`] without a chunk), then is served as a patch
+    /// made from it, or whole.
+    awaiting: HashMap<ServeKey, Awaiting>,
+    /// Bytes of signatures held in memory, all devices together (at most
+    /// [`transfer::MAX_SIGNATURE_MEMORY`]).
+    signature_memory: Budget,
+}
+
+impl Serving {
+    /// Whether no serve order is queued, under way, or waiting for a signature.
+    pub(super) fn idle(&self) -> bool {
+        self.awaiting.is_empty() && self.queued.lock().is_ok_and(|s| s.is_empty())
+    }
+
+    /// Drop the orders waiting for a signature (the connections are gone).
+    pub(super) fn reset(&mut self) {
+        self.awaiting.clear();
+    }
+
+    /// The connection with `device` closed: its orders queued are skipped (their
+    /// connection is closed), and those it makes after reconnecting must not be taken for
+    /// them and dropped as repeats; its orders waiting for a signature are dropped (it
+    /// asks again).
+    pub(super) fn disconnected(&mut self, device: DeviceId) {
+        if let Ok(mut queued) = self.queued.lock() {
+            queued.retain(|(d, ..)| *d != device);
+        }
+        self.awaiting.retain(|(d, ..), _| *d != device);
+    }
+
+    /// The core's order to serve `order` to `to` on `conn`: queued for the peer's serving
+    /// thread, or parked while the asker's signature of its version comes.
+    pub(super) fn serve(&mut self, to: DeviceId, conn: &Conn, order: Order) {
+        let Order {
+            task,
+            path,
+            hash,
+            base,
+            offset,
+            root,
+            announced,
+            kept,
+        } = order;
+        // Only what this device announced there: a regular file of the task's index (so
+        // not an ignored path, a temporary file, or a guess) with that hash.
         let Some(size) = announced else {
             let _ = conn
                 .tx
@@ -260,29 +316,19 @@ impl Engine {
         };
         let key = (to, task, path.clone(), hash);
         let fresh = self
-            .sync
-            .serving
+            .queued
             .lock()
-            .is_ok_and(|mut serving| serving.insert(key.clone()));
+            .is_ok_and(|mut queued| queued.insert(key.clone()));
         if !fresh {
             return; // queued already: served once
         }
         let queued = Queued {
-            serving: self.sync.serving.clone(),
+            serving: self.queued.clone(),
             key: key.clone(),
         };
-        self.last_busy = Instant::now();
-        let sync = &mut self.sync;
-        // A patch needs the asker's version: kept here if this task held it (a content
-        // of another task is never used, nor its presence told: see `held.rs`), or else
-        // described by the asker (rsync's exchange) for a file large enough for the round
-        // trip to pay.
-        let blobs = self.store.blobs();
-        let kept = base
-            .filter(|b| state.held.contains(b) && blobs.contains(b))
-            .map(|b| (b, JobBase::Kept(blobs.path(&b))));
+        let kept = base.zip(kept).map(|(b, path)| (b, JobBase::Kept(path)));
         let job = ServeJob {
-            root: state.root.clone(),
+            root,
             task,
             path: path.clone(),
             hash,
@@ -294,13 +340,15 @@ impl Engine {
             tx: conn.tx.clone(),
             queued: conn.queued.clone(),
         };
+        // No copy of the asker's version: it describes it (rsync's exchange), for a file
+        // large enough for the round trip to pay, within the memory for signatures.
         let waiting =
-            sync.awaiting.keys().filter(|(d, ..)| *d == to).count() + sync.servers.signed(&to);
+            self.awaiting.keys().filter(|(d, ..)| *d == to).count() + self.servers.signed(&to);
         let signed = match (&job.work, base) {
             (Work::Serve { base: None, .. }, Some(base))
                 if size >= transfer::MIN_SIGNED_FILE
                     && waiting < MAX_AWAITING_PER_DEVICE
-                    && sync.signature_memory.used() < transfer::MAX_SIGNATURE_MEMORY =>
+                    && self.signature_memory.used() < transfer::MAX_SIGNATURE_MEMORY =>
             {
                 Some(base)
             }
@@ -312,22 +360,47 @@ impl Engine {
                 let awaiting = Awaiting {
                     job,
                     base,
-                    incoming: transfer::IncomingSignature::start(&sync.signature_memory),
+                    incoming: transfer::IncomingSignature::start(&self.signature_memory),
                     asked: Instant::now(),
                 };
-                sync.awaiting.insert(key, awaiting);
+                self.awaiting.insert(key, awaiting);
             }
             return;
         }
-        self.queue_serve(to, job);
+        self.queue(to, job);
+    }
+
+    /// Send `to` this device's signature of its version `base` at `path` (it makes a patch
+    /// from it for a fetch of ours).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn sign(
+        &mut self,
+        to: DeviceId,
+        conn: &Conn,
+        task: TaskId,
+        root: PathBuf,
+        path: RelPath,
+        hash: ContentHash,
+        base: ContentHash,
+    ) {
+        let job = ServeJob {
+            root,
+            task,
+            path,
+            hash,
+            work: Work::Sign { base },
+            tx: conn.tx.clone(),
+            queued: conn.queued.clone(),
+        };
+        self.queue(to, job);
     }
 
     /// Hand a serve order to `to`'s serving thread. If its queue is full, the peer is
     /// answered at once: the content is unavailable (it asks again later), or, for a
     /// signature, "send it whole" (the last, empty, signature message), so that it does
     /// not wait for one.
-    pub(super) fn queue_serve(&mut self, to: DeviceId, job: ServeJob) {
-        if let Err(job) = self.sync.servers.queue(to, job) {
+    fn queue(&mut self, to: DeviceId, job: ServeJob) {
+        if let Err(job) = self.servers.queue(to, job) {
             tracing::warn!(device = %to, path = %job.path, "too many orders queued for this device; it asks again later");
             let (path, hash) = (job.path.clone(), job.hash);
             let answer = match job.work {
@@ -345,10 +418,46 @@ impl Engine {
         }
     }
 
+    /// A chunk of a signature from `device`, for the serve order at `key` waiting for it
+    /// (nothing else takes one): once whole, the order is served as a patch made from it
+    /// (or whole, if it is refused or describes another version).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn signature(
+        &mut self,
+        key: ServeKey,
+        base: ContentHash,
+        offset: u64,
+        data: &[u8],
+        last: bool,
+    ) {
+        let Some(awaiting) = self.awaiting.get_mut(&key) else {
+            return;
+        };
+        if awaiting.base != base {
+            return;
+        }
+        if !last {
+            if let Err(e) = awaiting.incoming.accept(offset, data) {
+                tracing::debug!(device = %key.0, error = %e, "a signature was refused; the content is served whole");
+                self.serve_awaiting(&key, None);
+            }
+            return;
+        }
+        let incoming = std::mem::replace(
+            &mut awaiting.incoming,
+            transfer::IncomingSignature::start(&self.signature_memory),
+        );
+        // Only a signature of the base the asker named: any other makes a patch it would
+        // refuse.
+        let signature = incoming
+            .finish()
+            .filter(|(sig, _)| sig.source_hash() == base);
+        self.serve_awaiting(&key, signature);
+    }
+
     /// Serve orders whose signature did not come within [`SIGNATURE_WAIT`] are served whole.
-    pub(super) fn serve_late(&mut self) {
+    pub(super) fn late(&mut self) {
         let late: Vec<ServeKey> = self
-            .sync
             .awaiting
             .iter()
             .filter(|(_, a)| a.asked.elapsed() >= SIGNATURE_WAIT)
@@ -362,12 +471,12 @@ impl Engine {
 
     /// The serve order waiting at `key` for a signature goes to the serving thread: as a
     /// patch made from `signature`, or whole.
-    pub(super) fn serve_awaiting(
+    fn serve_awaiting(
         &mut self,
         key: &ServeKey,
         signature: Option<(qsync_delta::Signature, transfer::Share)>,
     ) {
-        let Some(Awaiting { mut job, .. }) = self.sync.awaiting.remove(key) else {
+        let Some(Awaiting { mut job, .. }) = self.awaiting.remove(key) else {
             return;
         };
         if let (Work::Serve { base, .. }, Some((sig, memory))) = (&mut job.work, signature) {
@@ -378,6 +487,6 @@ impl Engine {
             };
             *base = Some((described, from));
         }
-        self.queue_serve(key.0, job);
+        self.queue(key.0, job);
     }
 }
