@@ -82,7 +82,7 @@ impl Engine {
                         devices: devices
                             .into_iter()
                             .map(|d| DeviceInfo {
-                                connected: self.conns.contains_key(&d.id),
+                                connected: self.peers.is_connected(&d.id),
                                 device: d.id,
                                 name: d.name,
                                 address: d.last_address,
@@ -94,7 +94,7 @@ impl Engine {
                 Reply::Status(Status {
                     device: self.me,
                     tasks: self.tasks.len(),
-                    connected: self.conns.len(),
+                    connected: self.peers.connected(),
                     updates: c.updates,
                     pending: self.core_pending(None).unwrap_or(u64::MAX),
                     // Patches are made when asked for, never stored.
@@ -102,12 +102,14 @@ impl Engine {
                     sent: self.sent,
                     received: self.received,
                     wire_sent: self
-                        .net
+                        .peers
+                        .net()
                         .wire
                         .sent
                         .load(std::sync::atomic::Ordering::Relaxed),
                     wire_received: self
-                        .net
+                        .peers
+                        .net()
                         .wire
                         .received
                         .load(std::sync::atomic::Ordering::Relaxed),
@@ -209,9 +211,9 @@ impl Engine {
             bytes,
             expect,
         };
-        let ctx = self.net.clone();
+        let ctx = self.peers.net().clone();
         let events = self.events.clone();
-        self.runtime.spawn(async move {
+        self.peers.runtime().spawn(async move {
             let result = match tokio::net::lookup_host(address.as_str()).await {
                 Ok(addrs) => {
                     let addrs: Vec<SocketAddr> = addrs.collect();
@@ -249,7 +251,7 @@ impl Engine {
         self.core_feed(qsync_core::Input::Unlink { task, peer: device });
         removed?;
         let in_common = self.tasks.values().any(|t| t.links.contains(&device));
-        if !in_common && self.conns.remove(&device).is_some() {
+        if !in_common && self.peers.close(device) {
             tracing::info!(%device, "closed the connection: no task left in common");
             self.core_disconnected(device);
         }
@@ -271,21 +273,10 @@ impl Engine {
                 t.links.remove(&device);
             }
         }
-        if let Ok(mut linked) = self.linked.lock() {
-            linked.remove(&device);
-        }
-        self.addresses.remove(&device);
-        self.suggested.remove(&device);
+        let was_connected = self.peers.forget(device);
         // Its requests waiting here go too.
-        let mut index = 0;
-        while index < self.incoming.len() {
-            if self.incoming[index].device() == device {
-                self.drop_incoming(index, "the device was forgotten");
-            } else {
-                index += 1;
-            }
-        }
-        if self.conns.remove(&device).is_some() {
+        self.links.drop_device(device, "the device was forgotten");
+        if was_connected {
             self.core_disconnected(device);
         }
         Ok(tasks)
@@ -408,7 +399,9 @@ impl Engine {
         // The same rules as for a linked folder: never `/` nor the home folder itself, never
         // in or around QSync's own folders (a peer could otherwise overwrite the state
         // database), never overlapping another task. Grapins come through here too.
-        self.task_folder(&root).map_err(EngineError::State)?;
+        self.folders()
+            .task_folder(&root)
+            .map_err(EngineError::State)?;
         self.refuse_overlap(&root)?;
         let name = if name.is_empty() {
             root.file_name()

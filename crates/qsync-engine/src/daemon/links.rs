@@ -9,8 +9,17 @@
 //! it already holds files; then the code goes to the connection, which runs the PAKE; only
 //! when the asker proved the code too ([`NetEvent::LinkProven`]) is anything recorded.
 
-use super::*;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use qsync_base::{DeviceId, TaskId};
+use tokio::sync::oneshot;
+
+use super::Engine;
+use crate::control::DaemonEvent;
 use crate::net::LinkRequest;
+use crate::{btf, EngineError};
 use qsync_base::places::{places_touched, resolved, Danger};
 use qsync_wire::PairingCode;
 
@@ -227,16 +236,20 @@ pub(super) fn folder_question(
     })
 }
 
-impl Engine {
+/// Where a person's link folders may not go: this daemon's own folders, and the tasks'
+/// folders (with the home folder for the sensitive-place checks).
+pub(super) struct Folders<'a> {
+    pub(super) state_dir: &'a Path,
+    pub(super) btf_dir: &'a Path,
+    pub(super) tasks: Vec<&'a Path>,
+}
+
+impl Folders<'_> {
     /// The folder a person chose for a linked task, checked (see [`check_link_folder`]).
     pub(super) fn link_folder(&self, answer: &str) -> Result<PathBuf, String> {
         let home = std::env::var_os("HOME").map(PathBuf::from);
-        let own = [
-            self.config.state_dir.as_path(),
-            self.config.btf_dir.as_path(),
-        ];
-        let tasks: Vec<&Path> = self.tasks.values().map(|t| t.root.as_path()).collect();
-        check_link_folder(answer, home.as_deref(), &own, &tasks)
+        let own = [self.state_dir, self.btf_dir];
+        check_link_folder(answer, home.as_deref(), &own, &self.tasks)
     }
 
     /// A folder this device's person adds as a task, checked as a linked one is (see
@@ -244,40 +257,56 @@ impl Engine {
     /// the state folder.
     pub(super) fn task_folder(&self, path: &Path) -> Result<PathBuf, String> {
         let home = std::env::var_os("HOME").map(PathBuf::from);
-        let tasks: Vec<&Path> = self.tasks.values().map(|t| t.root.as_path()).collect();
-        let apps = self.config.state_dir.join("apps");
+        let apps = self.state_dir.join("apps");
         let apps = fs::canonicalize(&apps).unwrap_or(apps);
-        let own = [
-            self.config.state_dir.as_path(),
-            self.config.btf_dir.as_path(),
-        ];
+        let own = [self.state_dir, self.btf_dir];
         let own: &[&Path] = if path.starts_with(&apps) && path != apps {
             &[]
         } else {
             &own
         };
-        check_folder(path, home.as_deref(), own, &tasks)
+        check_folder(path, home.as_deref(), own, &self.tasks)
+    }
+}
+
+/// The link requests from other devices, waiting on the person or on the pairing.
+pub(super) struct Links {
+    incoming: Vec<Incoming>,
+    btf_dir: PathBuf,
+    answer_timeout: Duration,
+}
+
+impl Links {
+    /// Questions go to `btf_dir`, and wait `answer_timeout` at most.
+    pub(super) fn new(btf_dir: PathBuf, answer_timeout: Duration) -> Self {
+        Self {
+            incoming: Vec::new(),
+            btf_dir,
+            answer_timeout,
+        }
     }
 
-    /// A device asks to link a task: ask the person.
-    pub(super) fn link_requested(
+    /// A device asks to link a task: the person is asked (the question returned, for
+    /// `qsync events`). `here`: the task's folder, if this device has the task already.
+    pub(super) fn requested(
         &mut self,
         request: LinkRequest,
         reply: oneshot::Sender<Result<PairingCode, String>>,
-    ) {
+        here: Option<&Path>,
+    ) -> Option<DaemonEvent> {
         let who = format!(
             "{} ({})",
             crate::control::printable(&request.name),
             qsync_wire::fingerprint(&request.device)
         );
-        let (flag, context) = match self.tasks.get(&request.task) {
+        let (flag, context) = match here {
             // Already linked too: asked again the same way (the last step of an earlier
             // link may have been lost), and recording it again changes nothing.
-            Some(state) => (
+            Some(root) => (
                 btf::CONFIRM_JOIN,
                 format!(
                     "{who} wants to join your synced folder {}: its files and yours will be merged both ways. Type the code {} shows to accept (empty: refuse)",
-                    state.root.display(),
+                    root.display(),
                     crate::control::printable(&request.name),
                 ),
             ),
@@ -293,28 +322,28 @@ impl Engine {
                 ),
             ),
         };
-        let asked = match btf::Asked::ask(
-            &self.config.btf_dir,
-            flag,
-            &context,
-            self.config.answer_timeout,
-        ) {
+        let asked = match btf::Asked::ask(&self.btf_dir, flag, &context, self.answer_timeout) {
             Ok(asked) => asked,
             Err(e) => {
                 tracing::warn!(error = %e, "could not ask the person about a link request");
                 let _ = reply.send(Err("the other device could not ask its person".into()));
-                return;
+                return None;
             }
         };
-        self.tell(DaemonEvent::Question {
-            flag: flag.to_owned(),
-            context,
-        });
         self.incoming.push(Incoming {
             request,
             reply: Some(reply),
             stage: Stage::Code(asked),
         });
+        Some(DaemonEvent::Question {
+            flag: flag.to_owned(),
+            context,
+        })
+    }
+
+    /// Whether any request is under way.
+    pub(super) fn is_empty(&self) -> bool {
+        self.incoming.is_empty()
     }
 
     /// Whether any request waits on the person (the engine then looks often).
@@ -324,19 +353,43 @@ impl Engine {
             .any(|i| !matches!(i.stage, Stage::Proving { .. }))
     }
 
-    /// Look at the answers given: every request moves on, or ends.
-    pub(super) fn poll_links(&mut self) {
+    /// Look at the answers given: every request moves on, or ends. `known`: whether this
+    /// device has a task; `folders`: where a chosen folder may not go. Returns the new
+    /// questions asked.
+    pub(super) fn poll(
+        &mut self,
+        known: impl Fn(&TaskId) -> bool,
+        folders: &Folders<'_>,
+    ) -> Vec<DaemonEvent> {
+        let mut asked = Vec::new();
         let mut index = 0;
         while index < self.incoming.len() {
-            match self.step_link(index) {
-                Some(reason) => self.drop_incoming(index, &reason),
-                None => index += 1,
+            let known = known(&self.incoming[index].request.task);
+            match self.step(index, known, folders) {
+                Err(reason) => self.drop_at(index, &reason),
+                Ok(question) => {
+                    asked.extend(question);
+                    index += 1;
+                }
+            }
+        }
+        asked
+    }
+
+    /// End the requests of `device` without a link (it was forgotten).
+    pub(super) fn drop_device(&mut self, device: DeviceId, reason: &str) {
+        let mut index = 0;
+        while index < self.incoming.len() {
+            if self.incoming[index].device() == device {
+                self.drop_at(index, reason);
+            } else {
+                index += 1;
             }
         }
     }
 
     /// End request `index` without a link: its question goes, its connection is told.
-    pub(super) fn drop_incoming(&mut self, index: usize, reason: &str) {
+    fn drop_at(&mut self, index: usize, reason: &str) {
         let mut done = self.incoming.remove(index);
         match &done.stage {
             Stage::Code(asked) | Stage::Send { asked, .. } => asked.withdraw(),
@@ -348,105 +401,165 @@ impl Engine {
         tracing::info!(device = %done.request.device, task = %done.request.task, %reason, "link request ended");
     }
 
-    /// One request's next step; `Some(reason)` when it ends without a link.
-    fn step_link(&mut self, index: usize) -> Option<String> {
+    /// One request's next step: a new question, or nothing yet; `Err(reason)` when it
+    /// ends without a link.
+    fn step(
+        &mut self,
+        index: usize,
+        known_task: bool,
+        folders: &Folders<'_>,
+    ) -> Result<Option<DaemonEvent>, String> {
         let gone = self.incoming[index]
             .reply
             .as_ref()
             .is_some_and(|r| r.is_closed());
         if gone {
-            return Some("the asking device gave up".into());
+            return Err("the asking device gave up".into());
         }
-        let known_task = self.tasks.contains_key(&self.incoming[index].request.task);
         let answer = match &self.incoming[index].stage {
-            Stage::Code(asked) | Stage::Send { asked, .. } => match asked.poll()? {
-                Ok(answer) => answer.trim().to_owned(),
-                Err(e) => return Some(e.to_string()),
+            Stage::Code(asked) | Stage::Send { asked, .. } => match asked.poll() {
+                None => return Ok(None),
+                Some(Ok(answer)) => answer.trim().to_owned(),
+                Some(Err(e)) => return Err(e.to_string()),
             },
-            Stage::Proving { .. } => return None,
+            Stage::Proving { .. } => return Ok(None),
         };
         if answer.is_empty() {
-            return Some("the person refused".into());
+            return Err("the person refused".into());
         }
-        let next = match &self.incoming[index].stage {
-            Stage::Code(_) if known_task => match answer.parse::<PairingCode>() {
-                Ok(code) => (code, None),
-                Err(e) => return Some(e.to_string()),
-            },
+        let (code, root) = match &self.incoming[index].stage {
+            Stage::Code(_) if known_task => (
+                answer.parse::<PairingCode>().map_err(|e| e.to_string())?,
+                None,
+            ),
             Stage::Code(_) => {
-                let (code, folder) = match split_answer(&answer) {
-                    Ok(found) => found,
-                    Err(e) => return Some(e),
-                };
-                let root = match self.link_folder(folder) {
-                    Ok(root) => root,
-                    Err(e) => return Some(e),
-                };
-                let home = std::env::var_os("HOME").map(PathBuf::from);
-                let asker = crate::control::printable(&self.incoming[index].request.name);
-                let found = count_files(&root, u64::MAX);
-                if let Some((flag, context)) =
-                    folder_question(&root, home.as_deref(), found, &asker)
-                {
-                    match btf::Asked::ask(
-                        &self.config.btf_dir,
-                        flag,
-                        &context,
-                        self.config.answer_timeout,
-                    ) {
-                        Ok(asked) => {
-                            self.tell(DaemonEvent::Question {
-                                flag: flag.to_owned(),
-                                context,
-                            });
-                            self.incoming[index].stage = Stage::Send { asked, code, root };
-                            return None;
-                        }
-                        Err(e) => return Some(format!("could not ask the person: {e}")),
-                    }
+                let (code, folder) = split_answer(&answer)?;
+                let root = folders.link_folder(folder)?;
+                if let Some(question) = self.confirm_folder(index, code, &root)? {
+                    return Ok(Some(question));
                 }
                 (code, Some(root))
             }
             Stage::Send { code, root, .. } => {
                 if !answer.eq_ignore_ascii_case("yes") {
-                    return Some("the person chose not to link that folder".into());
+                    return Err("the person chose not to link that folder".into());
                 }
                 (*code, Some(root.clone()))
             }
-            Stage::Proving { .. } => return None,
+            Stage::Proving { .. } => return Ok(None),
         };
-        let (code, root) = next;
         let incoming = &mut self.incoming[index];
         incoming.stage = Stage::Proving { root };
         if let Some(reply) = incoming.reply.take() {
             if reply.send(Ok(code)).is_err() {
-                return Some("the asking device gave up".into());
+                return Err("the asking device gave up".into());
             }
         }
-        None
+        Ok(None)
+    }
+
+    /// A folder that holds files, or is a sensitive place, is confirmed first: the
+    /// question asked, if any.
+    fn confirm_folder(
+        &mut self,
+        index: usize,
+        code: PairingCode,
+        root: &Path,
+    ) -> Result<Option<DaemonEvent>, String> {
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let asker = crate::control::printable(&self.incoming[index].request.name);
+        let found = count_files(root, u64::MAX);
+        let Some((flag, context)) = folder_question(root, home.as_deref(), found, &asker) else {
+            return Ok(None);
+        };
+        let asked = btf::Asked::ask(&self.btf_dir, flag, &context, self.answer_timeout)
+            .map_err(|e| format!("could not ask the person: {e}"))?;
+        self.incoming[index].stage = Stage::Send {
+            asked,
+            code,
+            root: root.to_owned(),
+        };
+        Ok(Some(DaemonEvent::Question {
+            flag: flag.to_owned(),
+            context,
+        }))
+    }
+
+    /// Both sides proved the code for request `id`: it leaves, with the folder chosen for
+    /// it (none: a task this device has).
+    pub(super) fn proven(&mut self, id: u64) -> Result<(LinkRequest, Option<PathBuf>), String> {
+        let at = self
+            .incoming
+            .iter()
+            .position(|i| i.request.id == id)
+            .ok_or("no such link request")?;
+        let incoming = self.incoming.remove(at);
+        let Stage::Proving { root } = incoming.stage else {
+            return Err("the link request was not ready".into());
+        };
+        Ok((incoming.request, root))
+    }
+
+    /// Request `id` ended on the connection's side (wrong code, refused, connection lost).
+    pub(super) fn failed(&mut self, id: u64, reason: &str) {
+        if let Some(at) = self.incoming.iter().position(|i| i.request.id == id) {
+            let incoming = self.incoming.remove(at);
+            if let Stage::Code(asked) | Stage::Send { asked, .. } = &incoming.stage {
+                asked.withdraw();
+            }
+            tracing::info!(device = %incoming.request.device, %reason, "link request failed");
+        }
+    }
+}
+
+impl Engine {
+    /// Where link and task folders may not go.
+    pub(super) fn folders(&self) -> Folders<'_> {
+        Folders {
+            state_dir: &self.config.state_dir,
+            btf_dir: &self.config.btf_dir,
+            tasks: self.tasks.values().map(|t| t.root.as_path()).collect(),
+        }
+    }
+
+    /// A device asks to link a task: ask the person.
+    pub(super) fn link_requested(
+        &mut self,
+        request: LinkRequest,
+        reply: oneshot::Sender<Result<PairingCode, String>>,
+    ) {
+        let here = self.tasks.get(&request.task).map(|t| t.root.clone());
+        if let Some(question) = self.links.requested(request, reply, here.as_deref()) {
+            self.tell(question);
+        }
+    }
+
+    /// Look at the answers given to link questions.
+    pub(super) fn poll_links(&mut self) {
+        let folders = Folders {
+            state_dir: &self.config.state_dir,
+            btf_dir: &self.config.btf_dir,
+            tasks: self.tasks.values().map(|t| t.root.as_path()).collect(),
+        };
+        let tasks = &self.tasks;
+        let asked = self.links.poll(|task| tasks.contains_key(task), &folders);
+        for question in asked {
+            self.tell(question);
+        }
     }
 
     /// Both sides proved the code: record the link (and the task, if new).
     pub(super) fn link_proven(&mut self, id: u64, done: oneshot::Sender<Result<(), String>>) {
-        let Some(at) = self.incoming.iter().position(|i| i.request.id == id) else {
-            let _ = done.send(Err("no such link request".into()));
-            return;
-        };
-        let incoming = self.incoming.remove(at);
-        let Stage::Proving { root } = incoming.stage else {
-            let _ = done.send(Err("the link request was not ready".into()));
-            return;
-        };
-        let request = incoming.request;
-        let result = self
-            .record_incoming(&request, root)
-            .map_err(|e| e.to_string());
-        match &result {
-            Ok(()) => tracing::info!(device = %request.device, task = %request.task, "linked"),
-            Err(e) => {
-                tracing::warn!(device = %request.device, task = %request.task, error = %e, "could not record a link")
+        let result = self.links.proven(id).and_then(|(request, root)| {
+            let recorded = self.record_incoming(&request, root);
+            match &recorded {
+                Ok(()) => tracing::info!(device = %request.device, task = %request.task, "linked"),
+                Err(e) => {
+                    tracing::warn!(device = %request.device, task = %request.task, error = %e, "could not record a link")
+                }
             }
-        }
+            recorded.map_err(|e| e.to_string())
+        });
         let _ = done.send(result);
     }
 
@@ -472,7 +585,9 @@ impl Engine {
                 let again = real
                     .to_str()
                     .ok_or_else(|| EngineError::State(format!("{} is not UTF-8", real.display())))
-                    .and_then(|text| self.link_folder(text).map_err(EngineError::State))?;
+                    .and_then(|text| {
+                        self.folders().link_folder(text).map_err(EngineError::State)
+                    })?;
                 if again != root {
                     return Err(EngineError::State(format!(
                         "{} now leads to {}: nothing was linked",
@@ -494,17 +609,6 @@ impl Engine {
             peer: request.device,
         });
         Ok(())
-    }
-
-    /// A request ended on the connection's side (wrong code, refused, connection lost).
-    pub(super) fn link_failed(&mut self, id: u64, reason: &str) {
-        if let Some(at) = self.incoming.iter().position(|i| i.request.id == id) {
-            let incoming = self.incoming.remove(at);
-            if let Stage::Code(asked) | Stage::Send { asked, .. } = &incoming.stage {
-                asked.withdraw();
-            }
-            tracing::info!(device = %incoming.request.device, %reason, "link request failed");
-        }
     }
 }
 

@@ -35,6 +35,7 @@ mod held;
 pub mod identity;
 mod links;
 mod not_synced;
+mod peers;
 mod sync;
 pub mod walks;
 
@@ -127,7 +128,8 @@ struct Engine {
     config: DaemonConfig,
     store: Store,
     tasks: HashMap<TaskId, TaskState>,
-    conns: HashMap<DeviceId, Conn>,
+    /// The linked devices' connections, addresses, dials and probes.
+    peers: peers::Peers,
     /// Placed files whose blobs (the bases of later patches) are still to be kept, and the
     /// thread that keeps them.
     owed: Vec<Owed>,
@@ -139,16 +141,7 @@ struct Engine {
     last_busy: Instant,
     /// When the oldest of [`Engine::owed`] was owed.
     owed_since: Option<Instant>,
-    linked: Linked,
     events: Sender<Event>,
-    runtime: tokio::runtime::Handle,
-    net: NetCtx,
-    /// Where each linked device was last proven to listen (from the link, or a dial).
-    addresses: HashMap<DeviceId, SocketAddr>,
-    /// Where mDNS says a linked device listens: tried in turn with `addresses`.
-    suggested: HashMap<DeviceId, SocketAddr>,
-    dial_attempts: HashMap<DeviceId, u32>,
-    last_dial: HashMap<DeviceId, Instant>,
     /// Records sent and changes placed since start, for `status`.
     sent: u64,
     received: u64,
@@ -159,13 +152,8 @@ struct Engine {
     /// The threads that read and hash the files of the tasks' folders.
     hashers: hashing::Hashers,
     /// Link requests from other devices, waiting on the person or the pairing.
-    incoming: Vec<links::Incoming>,
-    /// Devices mDNS said left, asked whether they are still there: the nonce and when.
-    probes: HashMap<DeviceId, (u64, Instant)>,
+    links: links::Links,
 }
-
-/// How long a device mDNS said left has to answer a ping before its session is closed.
-const PROBE_WAIT: Duration = Duration::from_secs(5);
 
 /// Run a daemon until the process ends.
 pub fn run(config: DaemonConfig) -> Result<(), EngineError> {
@@ -257,31 +245,24 @@ pub fn run(config: DaemonConfig) -> Result<(), EngineError> {
     let key_seed = *ContentHash::of(&seed_input).as_bytes();
     let sync = sync::CoreSync::start(me, key_seed, &config.state_dir)?;
     let hashers = hashing::Hashers::start(&events, &config.state_dir)?;
+    let links = links::Links::new(config.btf_dir.clone(), config.answer_timeout);
     let mut engine = Engine {
         me,
         config,
         store,
         tasks: HashMap::new(),
-        conns: HashMap::new(),
+        peers: peers::Peers::new(me, linked, net, runtime.handle().clone()),
         owed: Vec::new(),
         keeper,
         last_busy: Instant::now(),
         owed_since: None,
-        linked,
         events,
-        runtime: runtime.handle().clone(),
-        net,
-        addresses: HashMap::new(),
-        suggested: HashMap::new(),
-        dial_attempts: HashMap::new(),
-        last_dial: HashMap::new(),
         sent: 0,
         received: 0,
         notify,
         sync,
         hashers,
-        incoming: Vec::new(),
-        probes: HashMap::new(),
+        links,
     };
     engine.load()?;
     tracing::info!(device = %me, port, "qsync daemon ready");
@@ -293,15 +274,9 @@ pub fn run(config: DaemonConfig) -> Result<(), EngineError> {
 
 impl Engine {
     fn load(&mut self) -> Result<(), EngineError> {
-        if let Ok(mut linked) = self.linked.lock() {
-            for device in self.store.devices()? {
-                linked.insert(device.id);
-                if let Some(addr) = device.last_address.as_deref().and_then(|a| a.parse().ok()) {
-                    self.addresses.insert(device.id, addr);
-                }
-            }
-        }
         for device in self.store.devices()? {
+            let addr = device.last_address.as_deref().and_then(|a| a.parse().ok());
+            self.peers.link(device.id, addr);
             self.store.set_connected(device.id, false, None)?;
         }
         for task in self.store.tasks()? {
@@ -388,7 +363,7 @@ impl Engine {
             if self.core_batch_since().is_some() {
                 wait = wait.min(sync::BATCH_QUIET);
             }
-            if self.asking() {
+            if self.links.asking() {
                 wait = wait.min(Duration::from_millis(100));
             }
             match inbox.recv_timeout(wait) {
@@ -430,7 +405,7 @@ impl Engine {
                 }
                 Err(RecvTimeoutError::Disconnected) => return,
             }
-            if !self.incoming.is_empty() {
+            if !self.links.is_empty() {
                 self.poll_links();
             }
             self.core_tick();
@@ -469,7 +444,7 @@ impl Engine {
                                 task,
                                 peer: paired.device,
                             });
-                            self.dial(paired.device);
+                            self.peers.dial(paired.device);
                             // What the peer lacks: the setup copy the CLI follows.
                             let entries = self.core_pending(Some(paired.device)).unwrap_or(0);
                             tracing::info!(device = %paired.device, %task, "linked");
@@ -486,103 +461,22 @@ impl Engine {
                 let _ = reply.send(answer);
             }
             Event::Discovery(DiscoveryEvent::Found(peer)) => {
-                // mDNS only suggests, and only for linked devices: anyone can announce any
-                // id. The suggestion is tried in turn with the address proven last; a
-                // session is never re-pointed by it.
-                let linked = self.linked.lock().is_ok_and(|l| l.contains(&peer.device));
-                if let (true, Some(addr)) = (
-                    linked,
-                    peer.addresses
-                        .iter()
-                        .find(|a| a.is_ipv4())
-                        .or(peer.addresses.first()),
-                ) {
-                    self.suggested.insert(peer.device, *addr);
-                }
+                self.peers.found(peer.device, &peer.addresses);
             }
-            Event::Discovery(DiscoveryEvent::Lost(device)) => {
-                // mDNS only suggests: anyone on the LAN can forge a goodbye. Ask the device
-                // itself; a session it does not answer on within PROBE_WAIT is closed.
-                if self.conns.contains_key(&device) && !self.probes.contains_key(&device) {
-                    let nonce = u64::from_be_bytes(
-                        TaskId::random().as_bytes()[..8]
-                            .try_into()
-                            .unwrap_or([0; 8]),
-                    );
-                    tracing::info!(%device, "mDNS says it left; asking the device itself");
-                    self.probes.insert(device, (nonce, Instant::now()));
-                    self.send_urgent(device, Message::Ping { nonce });
-                }
-            }
+            Event::Discovery(DiscoveryEvent::Lost(device)) => self.peers.lost(device),
         }
     }
 
     fn tick(&mut self) {
-        let silent: Vec<DeviceId> = self
-            .probes
-            .iter()
-            .filter(|(_, (_, at))| at.elapsed() >= PROBE_WAIT)
-            .map(|(d, _)| *d)
-            .collect();
-        for device in silent {
-            self.probes.remove(&device);
+        for device in self.peers.silent() {
             // Gone: stop sending into a connection nobody reads; what was in flight stays
             // pending and goes again when the device is back.
-            if self.conns.remove(&device).is_some() {
-                tracing::info!(%device, "left (no answer to a ping); its updates wait until it is back");
-                self.tell(DaemonEvent::Disconnected { device });
-                let _ = self.store.set_connected(device, false, None);
-                self.core_disconnected(device);
-            }
+            tracing::info!(%device, "left (no answer to a ping); its updates wait until it is back");
+            self.tell(DaemonEvent::Disconnected { device });
+            let _ = self.store.set_connected(device, false, None);
+            self.core_disconnected(device);
         }
-        let linked: Vec<DeviceId> = self
-            .linked
-            .lock()
-            .map(|l| l.iter().copied().collect())
-            .unwrap_or_default();
-        for device in linked {
-            if !self.conns.contains_key(&device) {
-                self.dial(device);
-            }
-        }
-    }
-
-    fn dial(&mut self, device: DeviceId) {
-        if self.conns.contains_key(&device) {
-            return;
-        }
-        // Every other attempt goes to mDNS's suggestion, if it differs from the address
-        // proven last (the device may have moved; or the suggestion may be forged).
-        let attempt = self.dial_attempts.entry(device).or_insert(0);
-        *attempt = attempt.wrapping_add(1);
-        let proven = self.addresses.get(&device).copied();
-        let suggested = self.suggested.get(&device).copied();
-        let addr = match (proven, suggested) {
-            (Some(p), Some(s)) if *attempt % 2 == 0 && p != s => s,
-            (Some(p), _) => p,
-            (None, Some(s)) => s,
-            (None, None) => return,
-        };
-        // The smaller id dials; the other waits a while before trying itself.
-        let wait = if self.me < device {
-            Duration::from_secs(1)
-        } else {
-            Duration::from_secs(5)
-        };
-        if self
-            .last_dial
-            .get(&device)
-            .is_some_and(|t| t.elapsed() < wait)
-        {
-            return;
-        }
-        self.last_dial.insert(device, Instant::now());
-        let ctx = self.net.clone();
-        self.runtime.spawn(async move {
-            if let Err(e) = net::dial(addr, device, ctx).await {
-                tracing::debug!(%device, %addr, error = %e, "could not connect");
-            }
-        });
+        self.peers.dial_linked();
     }
 
     fn linked(
@@ -595,10 +489,7 @@ impl Engine {
         self.store.add_link(task, device, name)?;
         self.store
             .set_connected(device, false, Some(&addr.to_string()))?;
-        if let Ok(mut linked) = self.linked.lock() {
-            linked.insert(device);
-        }
-        self.addresses.insert(device, addr);
+        self.peers.link(device, Some(addr));
         if let Some(state) = self.tasks.get_mut(&task) {
             state.links.insert(device);
         }
@@ -616,37 +507,27 @@ impl Engine {
                 urgent,
                 queued,
             } => {
-                if !self.linked.lock().is_ok_and(|l| l.contains(&device)) {
+                let conn = Conn {
+                    id: conn,
+                    tx,
+                    urgent,
+                    queued,
+                };
+                if !self.peers.connected_to(device, conn, addr, dialled) {
                     return;
                 }
-                self.probes.remove(&device);
                 tracing::info!(%device, %addr, "connected");
-                self.conns.insert(
-                    device,
-                    Conn {
-                        id: conn,
-                        tx,
-                        urgent,
-                        queued,
-                    },
-                );
-                self.dial_attempts.remove(&device);
                 self.tell(DaemonEvent::Connected { device });
-                // An address this side dialled and the device proved its key at: the one
-                // to dial next time, whatever mDNS says meanwhile.
                 let proven = dialled.then(|| addr.to_string());
-                if dialled {
-                    self.addresses.insert(device, addr);
-                }
                 let _ = self.store.set_connected(device, true, proven.as_deref());
                 // A replaced connection: the core starts the exchange afresh.
                 self.core_disconnected(device);
                 self.core_feed(qsync_core::Input::Connected { peer: device });
             }
             NetEvent::Disconnected { device, conn } => {
-                if self.conns.get(&device).is_some_and(|c| c.id == conn) {
+                if self.peers.is_current(&device, conn) {
                     tracing::info!(%device, "disconnected");
-                    self.conns.remove(&device);
+                    self.peers.close(device);
                     self.tell(DaemonEvent::Disconnected { device });
                     let _ = self.store.set_connected(device, false, None);
                     self.core_disconnected(device);
@@ -661,45 +542,28 @@ impl Engine {
             } => {
                 // From a connection that was replaced (or given up on): dropped, so one
                 // device feeds the engine through one connection only.
-                if self.conns.get(&device).is_some_and(|c| c.id == conn) {
+                if self.peers.is_current(&device, conn) {
                     self.received(device, task, message);
                 }
             }
             NetEvent::LinkRequest { request, reply } => self.link_requested(request, reply),
             NetEvent::LinkProven { id, done } => self.link_proven(id, done),
-            NetEvent::LinkFailed { id, reason } => self.link_failed(id, &reason),
-        }
-    }
-
-    /// Send ahead of anything queued for `device` (a ping, a pong).
-    fn send_urgent(&self, device: DeviceId, message: Message) {
-        if let Some(c) = self.conns.get(&device) {
-            let _ = c
-                .urgent
-                .send(Outbound::Message(TaskId::from_bytes([0; 32]), message));
+            NetEvent::LinkFailed { id, reason } => self.links.failed(id, &reason),
         }
     }
 
     fn send(&self, device: DeviceId, task: TaskId, message: Message) -> bool {
-        self.conns
-            .get(&device)
-            .is_some_and(|c| c.tx.send(Outbound::Message(task, message)).is_ok())
+        self.peers.send(device, task, message)
     }
-
-    // ---------- local changes ----------
-
-    // ---------- sending ----------
-
-    // ---------- receiving ----------
 
     fn received(&mut self, device: DeviceId, task: TaskId, message: Message) {
         // From a connection given up on (a probe that went unanswered, a forgotten
         // device): its reader may still be draining.
-        if !self.conns.contains_key(&device) {
+        if !self.peers.is_connected(&device) {
             return;
         }
         // Anything at all from a device mDNS said left shows it is still there.
-        if self.probes.remove(&device).is_some() {
+        if self.peers.heard_from(&device) {
             tracing::info!(%device, "heard from after mDNS said it left: the session stays");
         }
         match &message {
@@ -716,7 +580,8 @@ impl Engine {
             }
             Message::HelloAck { .. } => return,
             Message::Ping { nonce } => {
-                self.send_urgent(device, Message::Pong { nonce: *nonce });
+                self.peers
+                    .send_urgent(device, Message::Pong { nonce: *nonce });
                 return;
             }
             // The probe it answers was cleared above.

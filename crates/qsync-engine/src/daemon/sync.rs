@@ -248,7 +248,7 @@ impl Engine {
                 sync.fetching.reset();
                 sync.serving.reset();
                 // The peers redial; both sides then greet each other afresh.
-                self.conns.clear();
+                self.peers.close_all();
                 let again = sync.last_reset.is_some_and(|t| t.elapsed() < RESCAN_EVERY);
                 sync.last_reset = Some(Instant::now());
                 if again {

@@ -79,7 +79,7 @@ impl Engine {
                 if !self.sync.fetching.signature_wanted(device, &key, base) {
                     return;
                 }
-                let (Some(conn), Some(state)) = (self.conns.get(&device), self.tasks.get(&task))
+                let (Some(conn), Some(state)) = (self.peers.conn(&device), self.tasks.get(&task))
                 else {
                     return;
                 };
@@ -152,7 +152,7 @@ impl Engine {
         hash: ContentHash,
         (base, offset): (Option<ContentHash>, u64),
     ) {
-        let Some(conn) = self.conns.get(&to) else {
+        let Some(conn) = self.peers.conn(&to) else {
             return; // gone: it asks again after reconnecting
         };
         let Some(state) = self.tasks.get(&task) else {
