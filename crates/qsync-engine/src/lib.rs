@@ -2,8 +2,9 @@
 //!
 //! - [`daemon`]: the daemon (`daemon/sync.rs` is the core's driver loop).
 //! - [`driver`]: placements, transfers and watcher facts for the core.
-//! - [`exchange`]: the receiving side of the content exchange, a sans-IO state machine
-//!   (which holder is asked for what, from which byte; chunks taken; stalls; limits).
+//! - [`exchange`] (the `qsync-exchange` crate): the receiving side of the content
+//!   exchange, a sans-IO state machine (which holder is asked for what, from which byte;
+//!   chunks taken; stalls; limits).
 //! - [`btf`]: the back-to-front channel, through which the engine asks its person things.
 //! - [`control`]: the control socket's typed protocol (one JSON [`control::Command`] per
 //!   line in, one [`control::Reply`] out; `Events` streams what happens).
@@ -12,12 +13,14 @@ pub mod btf;
 pub mod control;
 pub mod daemon;
 pub mod driver;
-pub mod exchange;
 pub mod fsops;
 #[doc(hidden)]
 pub mod fuzzing;
 mod keeper;
 pub mod net;
+
+/// The receiving side of the content exchange (the `qsync-exchange` crate).
+pub use qsync_exchange as exchange;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -209,7 +209,7 @@ impl World {
                     path,
                     hash,
                     ok,
-                } => self.answered(to, task, path, hash, ok),
+                } => self.answered(to, id, (task, path, hash), ok),
             }
         }
     }

@@ -25,6 +25,7 @@ use qsync_base::{
 };
 use qsync_core::rules::is_conflict_copy;
 use qsync_core::{Core, Effect, Input, MemLedger, Message, PlaceOutcome, Placement, State};
+use qsync_exchange::{Chunk, Exchange, Order, Verdict, Want};
 use qsync_watch::{Index, LocalEvent};
 
 mod check;
@@ -206,10 +207,13 @@ pub struct Device {
     index: Index,
     /// Placements ordered and not carried out yet, each with when it will be.
     placing: Vec<(Instant, Placement)>,
-    /// Fetches under way: the peer the core named, and the other holders still to ask
-    /// when the one asked answers that it does not have the content (as the daemon's
-    /// exchange does).
-    fetching: BTreeMap<(TaskId, RelPath, ContentHash), (DeviceId, VecDeque<DeviceId>)>,
+    /// Fetches under way, in the daemon's own exchange machine (`qsync-exchange`): which
+    /// holder is asked, who is asked next when one has not got it, goes away or does not
+    /// answer. (Content here has no bytes: an answer is one empty last chunk.)
+    exchange: Exchange,
+    /// Inputs queued while the core's orders are carried out (the daemon's queue).
+    queued: VecDeque<Input>,
+    busy: bool,
 }
 
 /// A connection between two devices, with messages in flight each way.
@@ -278,7 +282,9 @@ impl World {
                     dirty_since: None,
                     index: Index::default(),
                     placing: Vec::new(),
-                    fetching: BTreeMap::new(),
+                    exchange: Exchange::default(),
+                    queued: VecDeque::new(),
+                    busy: false,
                 })
                 .collect(),
             links: Vec::new(),
@@ -445,7 +451,7 @@ impl World {
                                 recorded.map(|r| (short(&r.state), r.version))
                             ));
                         }
-                        self.answered(to, task, path, hash, ok);
+                        self.answered(to, from_id, (task, path, hash), ok);
                     }
                 }
             }
@@ -461,61 +467,101 @@ impl World {
         }
     }
 
-    /// Device `to` got an answer to a request for `hash` at `path`: staged (`ok`), or
-    /// asked of the next holder, or reported to its core as not had, naming the peer the
-    /// core asked for it.
+    /// Device `to` got `server`'s answer to a request for `hash` at `path`: the content
+    /// (`ok`, staged once its exchange takes it), or "not here".
     pub(crate) fn answered(
         &mut self,
         to: usize,
-        task: TaskId,
-        path: RelPath,
-        hash: ContentHash,
+        server: DeviceId,
+        (task, path, hash): (TaskId, RelPath, ContentHash),
         ok: bool,
     ) {
-        let key = (task, path.clone(), hash);
+        let key = (task, path, hash);
+        let now = self.now;
+        let exchange = &mut self.devices[to].exchange;
         if ok {
             self.devices[to].staged.insert(hash);
-        } else if let Some((_, holders)) = self.devices[to].fetching.get_mut(&key) {
-            if let Some(next) = holders.pop_front() {
-                let size = 0; // the simulator's content has no size to check
-                let message = Message::Request {
+            let exchange = &mut self.devices[to].exchange;
+            if exchange.chunk(now, server, &key, Chunk::Whole, 0, 0, true) == Verdict::Finish {
+                exchange.finished(&key, true);
+            }
+        } else {
+            exchange.unavailable(now, server, &key);
+        }
+        self.exchange_orders(to);
+    }
+
+    /// Carry out device `d`'s exchange orders: requests sent, fetches ended told to its
+    /// core (queued, as the daemon does).
+    fn exchange_orders(&mut self, d: usize) {
+        while let Some(order) = self.devices[d].exchange.poll_order() {
+            match order {
+                Order::Request {
+                    to,
                     task,
                     path,
                     hash,
                     size,
-                    base: None,
-                    offset: 0,
-                };
-                self.ask(to, next, message);
-                return;
+                    base,
+                    offset,
+                } => {
+                    let message = Message::Request {
+                        task,
+                        path,
+                        hash,
+                        size,
+                        base,
+                        offset,
+                    };
+                    self.ask(d, to, message);
+                }
+                Order::Fetched {
+                    task,
+                    path,
+                    hash,
+                    from,
+                    ok,
+                } => self.input(
+                    d,
+                    Input::Fetched {
+                        task,
+                        path,
+                        hash,
+                        from,
+                        ok,
+                    },
+                ),
+                Order::Close { .. } => {}
             }
         }
-        let Some((from, _)) = self.devices[to].fetching.remove(&key) else {
-            return; // not asked for (an answer to an earlier request)
-        };
-        self.input(
-            to,
-            Input::Fetched {
-                task,
-                path,
-                hash,
-                from,
-                ok,
-            },
-        );
     }
 
     // ----- driving the cores -------------------------------------------------------------
 
     /// Give device `d`'s core one input and carry out every order that follows.
     pub fn input(&mut self, d: usize, input: Input) {
-        let now = self.now;
-        let device = &mut self.devices[d];
-        let Some(core) = device.core.as_mut() else {
+        if self.devices[d].core.is_none() {
             return;
-        };
-        let Ok(()) = core.handle(now, input, &mut device.ledger);
-        self.run_effects(d);
+        }
+        if let Input::Disconnected { peer } = input {
+            // As the daemon: the exchange moves the fetches asked of it first.
+            self.devices[d].exchange.disconnected(self.now, peer);
+        }
+        self.devices[d].queued.push_back(input);
+        if self.devices[d].busy {
+            return; // handled by the call under way, after the orders it carries out
+        }
+        self.devices[d].busy = true;
+        while let Some(input) = self.devices[d].queued.pop_front() {
+            let now = self.now;
+            let device = &mut self.devices[d];
+            if let Some(core) = device.core.as_mut() {
+                let Ok(()) = core.handle(now, input, &mut device.ledger);
+            }
+            self.run_effects(d);
+            self.exchange_orders(d);
+        }
+        self.devices[d].busy = false;
     }
 
     fn run_effects(&mut self, d: usize) {
@@ -540,21 +586,20 @@ impl World {
                     size,
                     base,
                 } => {
-                    let key = (task, path.clone(), hash);
-                    let mut holders: VecDeque<DeviceId> = holders.into_iter().collect();
-                    let Some(first) = holders.pop_front() else {
-                        continue;
-                    };
-                    self.devices[d].fetching.insert(key, (from, holders));
-                    let message = Message::Request {
+                    // The simulator's content has no bytes: nothing to resume, nothing to
+                    // patch.
+                    let _ = (size, base);
+                    let want = Want {
+                        from,
+                        holders,
                         task,
                         path,
                         hash,
-                        size,
-                        base,
-                        offset: 0,
+                        size: 0,
+                        base: None,
+                        kept: 0,
                     };
-                    self.ask(d, first, message);
+                    self.devices[d].exchange.want(self.now, want);
                 }
                 Effect::Serve {
                     to,
@@ -786,6 +831,11 @@ impl World {
                     let Ok(()) = core.handle_timeout(now, &mut device.ledger);
                 }
                 self.run_effects(d);
+            }
+            let exchange = &mut self.devices[d].exchange;
+            if exchange.poll_timeout().is_some_and(|t| t <= now) {
+                exchange.handle_timeout(now);
+                self.exchange_orders(d);
             }
         }
     }

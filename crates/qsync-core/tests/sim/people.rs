@@ -149,7 +149,8 @@ impl World {
             // Placements not carried out yet die with the daemon (one under way is all or
             // nothing: the simulator carries each out at once when it is due).
             self.devices[d].placing.clear();
-            self.devices[d].fetching.clear();
+            self.devices[d].exchange = qsync_exchange::Exchange::default();
+            self.devices[d].queued.clear();
             self.log(format!("dev{d} crashes"));
             self.update_links();
         }

@@ -187,7 +187,7 @@ impl Engine {
         self.core_drop_stalled();
         if self.sync.last_sweep.elapsed() >= STAGED_MAX_AGE / 10 {
             self.sync.last_sweep = Instant::now();
-            let removed = self.sync.fetching.staging.sweep(STAGED_MAX_AGE);
+            let removed = self.sync.fetching.sweep(STAGED_MAX_AGE);
             if removed > 0 {
                 tracing::info!(count = removed, "removed staged content nothing placed");
             }
@@ -274,9 +274,8 @@ impl Engine {
     /// no room for it, or handed to the content exchange, which asks a holder for it.
     fn core_fetch(&mut self, want: Want) {
         let (from, task, path, hash) = (want.from, want.task, want.path.clone(), want.hash);
-        let size = want.size;
         let places = self.content_places(task);
-        let room = |reserved: u64| transfer::room_for(&places, size.saturating_add(reserved));
+        let room = |needed: u64| transfer::room_for(&places, needed);
         let answer = self.sync.fetching.want(want, room);
         if let Some(ok) = answer {
             self.sync.inputs.push_back(Input::Fetched {

@@ -140,9 +140,14 @@ impl Staging {
     }
 
     /// Remove staged content older than `age` (fetched for records that were replaced or
-    /// whose placement waits): a placement that still wanted it finds it gone and has it
-    /// fetched again. Returns how many.
-    pub fn sweep(&self, age: Duration) -> usize {
+    /// whose placement waits), and parts older than that of transfers given up, but for
+    /// the parts of the contents `in_use`: a placement that still wanted it finds it gone
+    /// and has it fetched again. Returns how many.
+    pub fn sweep(&self, age: Duration, in_use: &[ContentHash]) -> usize {
+        let used: std::collections::HashSet<String> = in_use
+            .iter()
+            .map(|h| format!("{PARTIAL}{}", h.to_hex()))
+            .collect();
         let Ok(entries) = fs::read_dir(&self.dir) else {
             return 0;
         };
@@ -152,6 +157,9 @@ impl Staging {
             let name = name.to_string_lossy();
             if name.starts_with('.') && !name.starts_with(PARTIAL) {
                 continue; // the journal of edits in place
+            }
+            if used.contains(name.as_ref()) {
+                continue; // a part being received or resumed from
             }
             // A part is written to as it comes: one this old is of a transfer given up.
             let old = entry

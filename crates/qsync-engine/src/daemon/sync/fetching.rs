@@ -79,6 +79,11 @@ impl Fetching {
         self.told.clear();
     }
 
+    /// Sweep staging of content and parts older than `age` (but for the parts in use).
+    pub(super) fn sweep(&self, age: std::time::Duration) -> usize {
+        self.staging.sweep(age, &self.parts_in_use())
+    }
+
     /// When the exchange next wants time to pass.
     pub(super) fn next_timeout(&self) -> Option<Instant> {
         self.exchange.poll_timeout()
@@ -102,8 +107,9 @@ impl Fetching {
     }
 
     /// The core's order to fetch `want`: answered at once when the content is staged
-    /// already (`Some(true)`) or when `room` (the free-space check, given the bytes
-    /// reserved) says it does not fit now (`Some(false)`, asked again later); otherwise
+    /// already (`Some(true)`) or when `room` (the free-space check, given the bytes to
+    /// write: what is not kept of it yet, and what the transfers under way will still
+    /// write) says it does not fit now (`Some(false)`, asked again later); otherwise
     /// handed to the exchange.
     pub(super) fn want(
         &mut self,
@@ -117,12 +123,18 @@ impl Fetching {
         }
         let key = (want.task, want.path.clone(), want.hash);
         if !self.exchange.is_fetching(&key) {
-            let mut fits = room(self.exchange.reserved());
+            // What is kept of it already needs no more room.
+            let kept = self.staging.partial_len(&want.hash).min(want.size);
+            let size = want.size;
+            let needed = |reserved: u64| (size - kept).saturating_add(reserved);
+            let mut fits = room(needed(self.exchange.reserved()));
             if fits.is_err() {
                 // The parts kept from transfers cut short go first (they are fetched
-                // again from the start if wanted).
-                if self.staging.trim_parts(0, &self.parts_in_use()) > 0 {
-                    fits = room(self.exchange.reserved());
+                // again from the start if wanted), but for this one's.
+                let mut in_use = self.parts_in_use();
+                in_use.push(want.hash);
+                if self.staging.trim_parts(0, &in_use) > 0 {
+                    fits = room(needed(self.exchange.reserved()));
                 }
             }
             if let Err(why) = fits {

@@ -18,10 +18,14 @@ use crate::daemon::Conn;
 use crate::driver::transfer::{self, Budget};
 use crate::net::{self, Outbound, Outgoing};
 
+/// A serve order queued: its key and the bytes the asker has (a request of the same
+/// content from another offset is another order).
+type QueuedKey = (ServeKey, u64);
+
 /// A serve order's place in [`Serving::queued`], given back once it is served.
 struct Queued {
-    serving: Arc<Mutex<HashSet<ServeKey>>>,
-    key: ServeKey,
+    serving: Arc<Mutex<HashSet<QueuedKey>>>,
+    key: QueuedKey,
 }
 
 impl Drop for Queued {
@@ -260,7 +264,7 @@ pub(super) struct Serving {
     /// Serve orders queued and not yet served: a request for what is queued already is
     /// not queued again (so the queue holds at most one order per file of the task for
     /// each device, however often a peer asks).
-    queued: Arc<Mutex<HashSet<ServeKey>>>,
+    queued: Arc<Mutex<HashSet<QueuedKey>>>,
     /// Serve orders for an edit whose base (the asker's version) has no copy kept here:
     /// the asker was asked for its signature ([`Message::SignatureWanted`]), and the order
     /// waits for it (at most [`SIGNATURE_WAIT`] without a chunk), then is served as a patch
@@ -288,7 +292,7 @@ impl Serving {
     /// asks again).
     pub(super) fn disconnected(&mut self, device: DeviceId) {
         if let Ok(mut queued) = self.queued.lock() {
-            queued.retain(|(d, ..)| *d != device);
+            queued.retain(|((d, ..), _)| *d != device);
         }
         self.awaiting.retain(|(d, ..), _| *d != device);
     }
@@ -318,13 +322,13 @@ impl Serving {
         let fresh = self
             .queued
             .lock()
-            .is_ok_and(|mut queued| queued.insert(key.clone()));
+            .is_ok_and(|mut queued| queued.insert((key.clone(), offset)));
         if !fresh {
             return; // queued already: served once
         }
         let queued = Queued {
             serving: self.queued.clone(),
-            key: key.clone(),
+            key: (key.clone(), offset),
         };
         let kept = base.zip(kept).map(|(b, path)| (b, JobBase::Kept(path)));
         let job = ServeJob {

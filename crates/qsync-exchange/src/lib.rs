@@ -1,7 +1,7 @@
 //! The receiving side of the content exchange, as a sans-IO state machine: which device
 //! to ask for a content, from which byte, whether a chunk that arrived is taken, when a
 //! transfer has stalled, and what the limits allow. No file, socket, thread or clock in
-//! here: the driver (`daemon/sync.rs`) feeds facts in (the core wants a content, a chunk
+//! here: the driver (`qsync-engine`'s `daemon/sync/fetching.rs`) feeds facts in (the core wants a content, a chunk
 //! came, a peer answered that it has not got it, a connection closed, time passed) and
 //! carries out the [`Order`]s that come out (send a request, tell the core, close or
 //! discard what was received). It writes the bytes a [`Verdict::Write`] lets through, and
@@ -13,10 +13,18 @@
 //!   the hash), and is told `ok` when it is staged.
 //! - **Any holder.** The core names the peer whose record announced the content and the
 //!   connected peers that hold it (`holders`: that peer first when it is connected, then
-//!   those that announced the same content). The first is asked; one
-//!   that answers it has not got it, stalls, or goes away is dropped for that fetch and
-//!   the next is asked. A request not answered within [`REQUEST_WAIT`] is asked of the
-//!   next holder when there is one.
+//!   those that announced the same content). The first is asked; one that answers it has
+//!   not got it, goes away, stalls [`STALL_SWITCH`], or brings less than [`MIN_RATE`]
+//!   after [`SLOW_AFTER`], is dropped for that fetch and the next is asked. A request not
+//!   answered within [`REQUEST_WAIT`] is asked of the next holder when there is one and
+//!   the device asked sends nothing else either (a device streaming other contents to us
+//!   is busy, and answers in turn); with no other holder it is given up after
+//!   [`TRANSFER_IDLE`] (the core asks again later).
+//! - **Wrong bytes.** A whole that does not hash right is discarded. All from one sender:
+//!   that sender is asked last for that content from then on. From several (a part kept
+//!   from another holder, or read from disk after a crash): the earlier senders are
+//!   suspects, and the last one sends it all again, alone (a liar cannot get an honest
+//!   holder blamed by planting a prefix).
 //! - **Resume.** The bytes of a whole content received so far stay (in a part file kept
 //!   across reconnections and restarts); the next request asks for the rest from there,
 //!   of whichever holder, and the whole result is checked against the hash before it is
@@ -30,7 +38,7 @@
 //! ```
 //! use std::time::Instant;
 //! use qsync_base::{ContentHash, DeviceId, RelPath, TaskId};
-//! use qsync_engine::exchange::{Exchange, Order, Verdict, Want, Chunk};
+//! use qsync_exchange::{Chunk, Exchange, Order, Verdict, Want};
 //!
 //! let (peer, task) = (DeviceId::from_bytes([1; 32]), TaskId::from_bytes([2; 32]));
 //! let path = RelPath::new("photo.jpg").unwrap();
@@ -83,6 +91,13 @@ pub const STALL_SWITCH: Duration = Duration::from_secs(10);
 /// ...and is given up after this long when there is none (the core asks again later; the
 /// bytes received stay for the next request).
 pub const TRANSFER_IDLE: Duration = Duration::from_secs(120);
+
+/// A transfer under way for this long that brings less than [`MIN_RATE`] moves to another
+/// holder, when there is one (a peer sending a byte now and then never stalls).
+pub const SLOW_AFTER: Duration = Duration::from_secs(30);
+
+/// Bytes per second below which a transfer is slow (see [`SLOW_AFTER`]).
+pub const MIN_RATE: u64 = 64 * 1024;
 
 /// How often the fetches are looked at for stalls.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
@@ -212,8 +227,13 @@ struct Fetch {
     kept: u64,
     /// When it was asked, or its last chunk came.
     since: Instant,
-    /// When its first chunk came (for its rate).
+    /// When its first chunk came (for its rate), and the bytes kept then.
     began: Option<Instant>,
+    began_kept: u64,
+    /// The devices whose bytes are in the part, in order (a part read from disk at the
+    /// start counts as `from_disk`): who to blame when the whole does not hash right.
+    contributors: Vec<DeviceId>,
+    from_disk: bool,
 }
 
 /// One transfer coming in, for `status`.
@@ -255,6 +275,9 @@ pub struct Exchange {
     /// Devices that sent bytes that were not the content they announced: asked last.
     suspects: HashMap<ContentHash, Vec<DeviceId>>,
     orders: VecDeque<Order>,
+    /// When each device last sent a chunk of anything asked: a device streaming other
+    /// contents is busy, not stalled, and its requests are not moved for waiting.
+    last_chunk: HashMap<DeviceId, Instant>,
     next_check: Option<Instant>,
     /// The time of the last call that said it.
     now: Option<Instant>,
@@ -314,10 +337,16 @@ impl Exchange {
                 if !fetch.askers.contains(&want.from) {
                     fetch.askers.push(want.from);
                 }
+                let asked_holds = want.holders.contains(&fetch.asked);
                 for holder in want.holders {
                     if holder != fetch.asked && !fetch.holders.contains(&holder) {
                         fetch.holders.push_back(holder);
                     }
+                }
+                if fetch.progress == Progress::Asked && !asked_holds {
+                    // The device asked is no longer among the holders (it went away and
+                    // the request may never have left): the next one is asked.
+                    self.move_on(now, &key, false);
                 }
                 return;
             }
@@ -326,7 +355,22 @@ impl Exchange {
         }
         if let Some(leader) = self.by_hash.get(&want.hash) {
             if *leader != key {
-                self.behind.entry(want.hash).or_default().push(want);
+                // Waits for the fetch of the same content; one want per path (a repeated
+                // one brings its holders, not a second entry).
+                let behind = self.behind.entry(want.hash).or_default();
+                match behind
+                    .iter_mut()
+                    .find(|w| (w.task, &w.path) == (want.task, &want.path))
+                {
+                    Some(waiting) => {
+                        for holder in want.holders {
+                            if !waiting.holders.contains(&holder) {
+                                waiting.holders.push(holder);
+                            }
+                        }
+                    }
+                    None => behind.push(want),
+                }
                 return;
             }
         }
@@ -362,6 +406,9 @@ impl Exchange {
             kept: want.kept.min(want.size),
             since: now,
             began: None,
+            began_kept: 0,
+            contributors: Vec::new(),
+            from_disk: want.kept > 0,
         };
         self.by_hash.insert(want.hash, key.clone());
         self.orders.push_back(Self::request_for(&key, &fetch));
@@ -405,17 +452,26 @@ impl Exchange {
             Ok(verdict) => {
                 if verdict != Verdict::Ignore {
                     fetch.since = now;
-                    fetch.began.get_or_insert(now);
+                    if fetch.began.is_none() {
+                        fetch.began = Some(now);
+                        fetch.began_kept = offset;
+                    }
+                    if verdict == Verdict::Write && fetch.contributors.last() != Some(&from) {
+                        fetch.contributors.push(from);
+                    }
+                    self.last_chunk.insert(from, now);
                 }
                 verdict
             }
             Err((why, false)) => {
-                // A limit (or a patch out of order): given up for now, asked again later
-                // (a patch: whole).
                 if matches!(chunk, Chunk::Patch { .. }) {
+                    // Too large, or out of order: asked again later, whole.
                     self.ask_whole(key.clone());
+                    self.end(key, Some((false, false)));
+                } else {
+                    // Too many transfers from this device: another holder, or later.
+                    self.move_on(now, key, false);
                 }
-                self.end(key, Some((false, false)));
                 Verdict::Refuse(why)
             }
             Err((why, true)) => {
@@ -533,14 +589,34 @@ impl Exchange {
         };
         let patch = matches!(fetch.progress, Progress::Patch(_) | Progress::Asked);
         let (asked, since) = (fetch.asked, fetch.since);
+        let mixed = fetch.from_disk || fetch.contributors.iter().any(|d| *d != asked);
+        let earlier: Vec<DeviceId> = fetch
+            .contributors
+            .iter()
+            .copied()
+            .filter(|d| *d != asked)
+            .collect();
         if ok {
             self.end(key, Some((true, false)));
         } else if patch {
             // Usually the file here is no longer the base the patch was made from.
             self.ask_whole(key.clone());
             self.end(key, Some((false, true)));
+        } else if mixed {
+            // Bytes of several senders (or of a part read from disk) that are not the
+            // content together: the last sender may be honest, and the wrong bytes an
+            // earlier one's. The earlier ones are tried last from now on; the last one
+            // sends it all again, alone.
+            for device in earlier {
+                self.suspect(key, device);
+            }
+            if let Some(fetch) = self.fetches.get_mut(key) {
+                fetch.holders.push_front(asked);
+            }
+            let now = self.now.unwrap_or(since);
+            self.move_on(now, key, true);
         } else {
-            // Bytes that are not the content: the holder that sent them is tried last from
+            // Bytes that are not the content, all from one sender: it is tried last from
             // now on, and the next one sends it all again.
             self.suspect(key, asked);
             let now = self.now.unwrap_or(since);
@@ -598,9 +674,15 @@ impl Exchange {
             .filter(|(_, f)| f.asked == peer)
             .map(|(key, _)| key.clone())
             .collect();
+        let mut asked = asked;
+        asked.sort();
         for fetch in self.fetches.values_mut() {
             fetch.holders.retain(|h| *h != peer);
         }
+        for want in self.behind.values_mut().flatten() {
+            want.holders.retain(|h| *h != peer);
+        }
+        self.last_chunk.remove(&peer);
         for key in asked {
             self.move_on(now, &key, false);
         }
@@ -617,20 +699,48 @@ impl Exchange {
         let late: Vec<FetchKey> = self
             .fetches
             .iter()
-            .filter(|(_, f)| {
-                let waited = now.saturating_duration_since(f.since);
-                let others = !f.holders.is_empty();
-                match f.progress {
-                    Progress::Asked => others && waited >= REQUEST_WAIT,
-                    _ if others => waited >= STALL_SWITCH,
-                    _ => waited >= TRANSFER_IDLE,
-                }
-            })
+            .filter(|(_, f)| self.is_late(now, f))
             .map(|(key, _)| key.clone())
             .collect();
+        // In a fixed order, whatever the map's: a simulator replays the same schedule.
+        let mut late = late;
+        late.sort();
         for key in late {
             self.move_on(now, &key, false);
         }
+    }
+
+    /// Whether `f` is to move to another holder (or end, when there is none) at `now`.
+    fn is_late(&self, now: Instant, f: &Fetch) -> bool {
+        let waited = now.saturating_duration_since(f.since);
+        let others = !f.holders.is_empty();
+        match f.progress {
+            // Unanswered: moved when another holder could answer and the device asked
+            // sends nothing else either (a device streaming other contents is busy: its
+            // queue answers in turn); given up after a long while (the core asks again).
+            Progress::Asked => {
+                let idle = self
+                    .last_chunk
+                    .get(&f.asked)
+                    .is_none_or(|t| now.saturating_duration_since(*t) >= REQUEST_WAIT);
+                idle && ((others && waited >= REQUEST_WAIT) || waited >= TRANSFER_IDLE)
+            }
+            _ if others => waited >= STALL_SWITCH || Self::is_slow(now, f),
+            _ => waited >= TRANSFER_IDLE,
+        }
+    }
+
+    /// Whether a transfer under way for [`SLOW_AFTER`] brought less than [`MIN_RATE`].
+    fn is_slow(now: Instant, f: &Fetch) -> bool {
+        let Some(began) = f.began else {
+            return false;
+        };
+        let took = now.saturating_duration_since(began);
+        if took < SLOW_AFTER || f.progress != Progress::Whole {
+            return false;
+        }
+        let brought = f.kept.saturating_sub(f.began_kept);
+        brought < MIN_RATE.saturating_mul(took.as_secs())
     }
 
     /// The transfers coming in now, for `status` (the first `max` by task and path).
@@ -688,6 +798,8 @@ impl Exchange {
         });
         if discard {
             fetch.kept = 0;
+            fetch.contributors.clear();
+            fetch.from_disk = false;
         }
         if fetch.kept > 0 {
             fetch.base = None; // the rest goes whole
