@@ -99,6 +99,10 @@ pub const SLOW_AFTER: Duration = Duration::from_secs(30);
 /// Bytes per second below which a transfer is slow (see [`SLOW_AFTER`]).
 pub const MIN_RATE: u64 = 64 * 1024;
 
+/// Bytes per second a holder is assumed to read and hash the part an asker has before it
+/// sends the rest: the waits for an answer grow by the time that takes.
+const PREFIX_READ_RATE: u64 = 64 * 1024 * 1024;
+
 /// How often the fetches are looked at for stalls.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 
@@ -273,11 +277,12 @@ pub struct Exchange {
     /// Contents whose patch failed here: asked whole from then on.
     whole: HashSet<FetchKey>,
     /// Devices that sent bytes that were not the content they announced: asked last.
-    suspects: HashMap<ContentHash, Vec<DeviceId>>,
+    suspects: HashMap<ContentHash, HashMap<DeviceId, u32>>,
     orders: VecDeque<Order>,
-    /// When each device last sent a chunk of anything asked: a device streaming other
-    /// contents is busy, not stalled, and its requests are not moved for waiting.
-    last_chunk: HashMap<DeviceId, Instant>,
+    /// When each device last began or finished sending a content asked of it: a device
+    /// making progress through its queue is busy, not stalled, and its requests are not
+    /// moved for waiting (a trickle of one content is no progress).
+    progress: HashMap<DeviceId, Instant>,
     next_check: Option<Instant>,
     /// The time of the last call that said it.
     now: Option<Instant>,
@@ -355,12 +360,13 @@ impl Exchange {
         }
         if let Some(leader) = self.by_hash.get(&want.hash) {
             if *leader != key {
-                // Waits for the fetch of the same content; one want per path (a repeated
-                // one brings its holders, not a second entry).
+                // Waits for the fetch of the same content; one want per path and sender
+                // (a repeated one brings its holders, not a second entry; each sender the
+                // core named hears how it ended).
                 let behind = self.behind.entry(want.hash).or_default();
                 match behind
                     .iter_mut()
-                    .find(|w| (w.task, &w.path) == (want.task, &want.path))
+                    .find(|w| (w.task, &w.path, w.from) == (want.task, &want.path, want.from))
                 {
                     Some(waiting) => {
                         for holder in want.holders {
@@ -380,11 +386,12 @@ impl Exchange {
                 holders.push_back(holder);
             }
         }
-        // Those that sent wrong bytes of it before go last.
+        // Those that sent wrong bytes of it before go after the others, the most
+        // suspected last (the order is kept among equals).
         if let Some(suspects) = self.suspects.get(&want.hash) {
             holders
                 .make_contiguous()
-                .sort_by_key(|h| suspects.contains(h));
+                .sort_by_key(|h| suspects.get(h).copied().unwrap_or(0));
         }
         let Some(first) = holders.pop_front() else {
             // Nobody to ask: not had, for now.
@@ -452,6 +459,9 @@ impl Exchange {
             Ok(verdict) => {
                 if verdict != Verdict::Ignore {
                     fetch.since = now;
+                    if fetch.began.is_none() || verdict == Verdict::Finish {
+                        self.progress.insert(from, now);
+                    }
                     if fetch.began.is_none() {
                         fetch.began = Some(now);
                         fetch.began_kept = offset;
@@ -459,7 +469,6 @@ impl Exchange {
                     if verdict == Verdict::Write && fetch.contributors.last() != Some(&from) {
                         fetch.contributors.push(from);
                     }
-                    self.last_chunk.insert(from, now);
                 }
                 verdict
             }
@@ -511,7 +520,13 @@ impl Exchange {
                 *slots += 1;
                 fetch.progress = Progress::Whole;
             }
-            Progress::Whole => {}
+            Progress::Whole => {
+                if offset < fetch.kept && !last {
+                    // Bytes it sent already (a second answer of the same device, to an
+                    // older request): dropped, not held against it.
+                    return Ok(Verdict::Ignore);
+                }
+            }
         }
         let end = offset.checked_add(len);
         if offset != fetch.kept || end.is_none_or(|end| end > fetch.size) {
@@ -682,7 +697,7 @@ impl Exchange {
         for want in self.behind.values_mut().flatten() {
             want.holders.retain(|h| *h != peer);
         }
-        self.last_chunk.remove(&peer);
+        self.progress.remove(&peer);
         for key in asked {
             self.move_on(now, &key, false);
         }
@@ -699,7 +714,7 @@ impl Exchange {
         let late: Vec<FetchKey> = self
             .fetches
             .iter()
-            .filter(|(_, f)| self.is_late(now, f))
+            .filter(|(key, f)| self.is_late(now, key, f))
             .map(|(key, _)| key.clone())
             .collect();
         // In a fixed order, whatever the map's: a simulator replays the same schedule.
@@ -711,23 +726,39 @@ impl Exchange {
     }
 
     /// Whether `f` is to move to another holder (or end, when there is none) at `now`.
-    fn is_late(&self, now: Instant, f: &Fetch) -> bool {
+    fn is_late(&self, now: Instant, key: &FetchKey, f: &Fetch) -> bool {
         let waited = now.saturating_duration_since(f.since);
         let others = !f.holders.is_empty();
         match f.progress {
             // Unanswered: moved when another holder could answer and the device asked
-            // sends nothing else either (a device streaming other contents is busy: its
-            // queue answers in turn); given up after a long while (the core asks again).
+            // makes no progress on anything else either (a device that began or finished
+            // sending another content lately is busy: its queue answers in turn); given
+            // up after a long while (the core asks again). A device resuming from an
+            // offset reads and hashes what the asker has first: the waits grow with it.
             Progress::Asked => {
                 let idle = self
-                    .last_chunk
+                    .progress
                     .get(&f.asked)
                     .is_none_or(|t| now.saturating_duration_since(*t) >= REQUEST_WAIT);
-                idle && ((others && waited >= REQUEST_WAIT) || waited >= TRANSFER_IDLE)
+                let prefix = Duration::from_secs(f.kept / PREFIX_READ_RATE);
+                idle && ((others && waited >= REQUEST_WAIT + prefix)
+                    || waited >= TRANSFER_IDLE + prefix)
             }
-            _ if others => waited >= STALL_SWITCH || Self::is_slow(now, f),
+            // Slowness moves a transfer only to a holder not suspected of wrong bytes (a
+            // liar must not be able to take over from a slow honest holder).
+            _ if others => {
+                waited >= STALL_SWITCH || (Self::is_slow(now, f) && self.trusted_other(key, f))
+            }
             _ => waited >= TRANSFER_IDLE,
         }
+    }
+
+    /// Whether one of `f`'s next holders never sent wrong bytes of it.
+    fn trusted_other(&self, key: &FetchKey, f: &Fetch) -> bool {
+        let suspects = self.suspects.get(&key.2);
+        f.holders
+            .iter()
+            .any(|h| suspects.is_none_or(|s| !s.contains_key(h)))
     }
 
     /// Whether a transfer under way for [`SLOW_AFTER`] brought less than [`MIN_RATE`].
@@ -923,15 +954,18 @@ impl Exchange {
         assert_eq!(self.by_hash.len(), self.fetches.len());
     }
 
-    /// `device` sent bytes for `key` that are not its content: it is asked last for it.
+    /// `device` sent bytes for `key` that are not its content (or was among those that
+    /// did): it is asked after those suspected less often.
     fn suspect(&mut self, key: &FetchKey, device: DeviceId) {
         if self.suspects.len() >= MAX_WHOLE {
             self.suspects.clear();
         }
-        let suspects = self.suspects.entry(key.2).or_default();
-        if !suspects.contains(&device) {
-            suspects.push(device);
-        }
+        *self
+            .suspects
+            .entry(key.2)
+            .or_default()
+            .entry(device)
+            .or_default() += 1;
     }
 
     /// A patch of `key` failed (here, or its edits could not be placed): its content is

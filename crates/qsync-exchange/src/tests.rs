@@ -450,15 +450,113 @@ fn a_device_busy_sending_other_contents_keeps_its_requests() {
     let mut x = Exchange::default();
     let now = Instant::now();
     x.want(now, want(MUTE, vec![HONEST], "queued", b"queued", 0));
+    let smalls: Vec<FetchKey> = (0..20)
+        .map(|i| {
+            let content = format!("small {i}");
+            x.want(
+                now,
+                want(MUTE, vec![], &format!("s{i}"), content.as_bytes(), 0),
+            );
+            (
+                TASK,
+                RelPath::new(format!("s{i}")).unwrap(),
+                ContentHash::of(content.as_bytes()),
+            )
+        })
+        .collect();
+    requests(&mut x);
+    // MUTE works through its queue: one small content a second.
+    for (s, key) in smalls.iter().enumerate() {
+        let at = now + Duration::from_secs(s as u64);
+        let len = format!("small {s}").len() as u64;
+        assert_eq!(
+            x.chunk(at, MUTE, key, Chunk::Whole, 0, len, false),
+            Verdict::Write
+        );
+        assert_eq!(
+            x.chunk(at, MUTE, key, Chunk::Whole, len, 0, true),
+            Verdict::Finish
+        );
+        x.finished(key, true);
+        x.handle_timeout(at);
+    }
+    assert_eq!(
+        requests(&mut x),
+        vec![],
+        "not moved while its device makes progress"
+    );
+}
+
+#[test]
+fn a_liar_cannot_take_over_from_a_slow_honest_holder_for_ever() {
+    let mut x = Exchange::default();
+    let t0 = Instant::now();
+    let content = vec![3u8; 4096];
+    let key = (
+        TASK,
+        RelPath::new("slow").unwrap(),
+        ContentHash::of(&content),
+    );
+    let mut now = t0;
+    // Round 1: the honest holder is slow, the liar takes over and lies; both are
+    // suspected, the fetch ends.
+    x.want(now, want(HONEST, vec![LIAR], "slow", &content, 0));
+    requests(&mut x);
+    assert_eq!(
+        x.chunk(now, HONEST, &key, Chunk::Whole, 0, 10, false),
+        Verdict::Write
+    );
+    now += SLOW_AFTER;
+    x.handle_timeout(now);
+    assert_eq!(requests(&mut x), vec![(LIAR, 10)], "slow: moved");
+    assert_eq!(
+        x.chunk(now, LIAR, &key, Chunk::Whole, 10, 4086, false),
+        Verdict::Write
+    );
+    assert_eq!(
+        x.chunk(now, LIAR, &key, Chunk::Whole, 4096, 0, true),
+        Verdict::Finish
+    );
+    x.finished(&key, false);
+    assert_eq!(requests(&mut x), vec![(LIAR, 0)], "the last sender alone");
+    assert_eq!(
+        x.chunk(now, LIAR, &key, Chunk::Whole, 0, 4096, false),
+        Verdict::Write
+    );
+    assert_eq!(
+        x.chunk(now, LIAR, &key, Chunk::Whole, 4096, 0, true),
+        Verdict::Finish
+    );
+    x.finished(&key, false);
+    while x.poll_order().is_some() {}
+    // Round 2: the honest holder first again; slow, but the only other holder is a
+    // suspect: it is left to finish.
+    x.want(now, want(HONEST, vec![LIAR], "slow", &content, 0));
+    assert_eq!(requests(&mut x), vec![(HONEST, 0)]);
+    for step in 0..40u64 {
+        let at = now + Duration::from_secs(step);
+        assert_eq!(
+            x.chunk(at, HONEST, &key, Chunk::Whole, step * 100, 100, false),
+            Verdict::Write
+        );
+        x.handle_timeout(at);
+        assert_eq!(requests(&mut x), vec![], "not moved to the liar");
+    }
+}
+
+#[test]
+fn a_trickle_of_one_content_does_not_keep_a_device_busy() {
+    let mut x = Exchange::default();
+    let now = Instant::now();
     x.want(now, want(MUTE, vec![], "big", &[0u8; 100], 0));
+    x.want(now, want(MUTE, vec![HONEST], "queued", b"queued", 0));
     requests(&mut x);
     let big = (
         TASK,
         RelPath::new("big").unwrap(),
         ContentHash::of(&[0u8; 100]),
     );
-    // MUTE streams the big one slowly but steadily: the queued request stays with it.
-    for s in 0..20u64 {
+    for s in 0..=REQUEST_WAIT.as_secs() {
         let at = now + Duration::from_secs(s);
         assert_eq!(
             x.chunk(at, MUTE, &big, Chunk::Whole, s, 1, false),
@@ -466,7 +564,11 @@ fn a_device_busy_sending_other_contents_keeps_its_requests() {
         );
         x.handle_timeout(at);
     }
-    assert_eq!(requests(&mut x), vec![], "not moved while its device sends");
+    assert_eq!(
+        requests(&mut x),
+        vec![(HONEST, 0)],
+        "moved to the other holder"
+    );
 }
 
 #[test]

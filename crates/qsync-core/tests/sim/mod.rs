@@ -478,15 +478,17 @@ impl World {
     ) {
         let key = (task, path, hash);
         let now = self.now;
-        let exchange = &mut self.devices[to].exchange;
-        if ok {
-            self.devices[to].staged.insert(hash);
-            let exchange = &mut self.devices[to].exchange;
-            if exchange.chunk(now, server, &key, Chunk::Whole, 0, 0, true) == Verdict::Finish {
-                exchange.finished(&key, true);
-            }
-        } else {
-            exchange.unavailable(now, server, &key);
+        let device = &mut self.devices[to];
+        if !ok {
+            device.exchange.unavailable(now, server, &key);
+        } else if device
+            .exchange
+            .chunk(now, server, &key, Chunk::Whole, 0, 0, true)
+            == Verdict::Finish
+        {
+            // Staged once the exchange takes it (an answer it ignores is dropped).
+            device.staged.insert(hash);
+            device.exchange.finished(&key, true);
         }
         self.exchange_orders(to);
     }
@@ -544,8 +546,10 @@ impl World {
             return;
         }
         if let Input::Disconnected { peer } = input {
-            // As the daemon: the exchange moves the fetches asked of it first.
+            // As the daemon: the exchange moves the fetches asked of it first, and what
+            // it tells the core comes before the disconnection.
             self.devices[d].exchange.disconnected(self.now, peer);
+            self.exchange_orders(d);
         }
         self.devices[d].queued.push_back(input);
         if self.devices[d].busy {
@@ -831,6 +835,7 @@ impl World {
                     let Ok(()) = core.handle_timeout(now, &mut device.ledger);
                 }
                 self.run_effects(d);
+                self.exchange_orders(d);
             }
             let exchange = &mut self.devices[d].exchange;
             if exchange.poll_timeout().is_some_and(|t| t <= now) {

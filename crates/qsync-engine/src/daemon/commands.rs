@@ -1,7 +1,18 @@
 //! The daemon's answers to the control socket's commands (tasks, links, apps, status):
 //! what each [`Command`] does to the engine's state, and its [`Reply`].
 
-use super::*;
+use std::fs;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use qsync_base::{DeviceId, EntryKind, TaskId};
+use qsync_store::AppRecord;
+use qsync_wire::Message;
+use tokio::sync::oneshot;
+
+use super::{Engine, Event};
+use crate::control::{AppInfo, Command, DeviceInfo, Reply, ScanInfo, Status, TaskInfo};
+use crate::{net, EngineError};
 
 impl Engine {
     pub(super) fn control(

@@ -8,24 +8,21 @@ use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use qsync_base::{ContentHash, DeviceId, EntryKind, FileEntry, RelPath, TaskId};
+use qsync_base::{ContentHash, DeviceId, EntryKind, FileEntry, TaskId};
 use qsync_discovery::{Config as DiscoveryConfig, Discovery, DiscoveryEvent};
-use qsync_store::{AppRecord, Store, TaskOptions};
-use qsync_watch::{Filter, Index, LocalEvent, TaskWatcher, WatchBatch};
+use qsync_store::{Store, TaskOptions};
+use qsync_watch::{Filter, Index, TaskWatcher, WatchBatch};
 use qsync_wire::Message;
 use tokio::sync::oneshot;
 
-use crate::control::{
-    control_socket, AppInfo, Command, DaemonEvent, DeviceInfo, Reply, Request, ScanInfo, Status,
-    TaskInfo,
-};
+use crate::control::{control_socket, DaemonEvent, Reply, Request};
 use crate::keeper::{Keeper, Owed};
-use crate::net::{self, Linked, NetCtx, NetEvent, Outbound, Outgoing};
+use crate::net::{self, Linked, NetCtx, NetEvent, Outgoing};
 use crate::{btf, EngineError};
 
 mod commands;

@@ -23,18 +23,25 @@
 //! one and every connection is closed: the peers redial, and the exchange starts again from
 //! what the ledger holds, as after a restart.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use qsync_base::{ContentHash, DeviceId, EntryKind, FileEntry, RelPath, TaskId};
 use qsync_core::{Core, Effect, Input, Ledger, PlaceOutcome, State};
-use qsync_watch::{observe_deferred, Observed};
+use qsync_watch::{observe_deferred, Index, LocalEvent, Observed, WatchBatch};
+use qsync_wire::Message;
 
-use super::*;
+use super::Engine;
+use crate::control::DaemonEvent;
 use crate::driver::guard;
 use crate::driver::place::{self, Batch, Staging};
 use crate::driver::transfer;
 use crate::exchange::Want;
+use crate::keeper::Owed;
+use crate::EngineError;
 
 mod fetching;
 mod serving;
@@ -289,13 +296,28 @@ impl Engine {
         self.exchange_orders();
     }
 
-    /// Send the exchange's requests and queue what it tells the core.
+    /// Send the exchange's requests and queue what it tells the core. A request that
+    /// cannot leave (the device is no longer connected) is answered "not had" at once, so
+    /// the next holder is asked.
     pub(super) fn exchange_orders(&mut self) {
-        let (sends, told) = self.sync.fetching.orders();
-        for (to, request) in sends {
-            self.core_send(to, request);
+        loop {
+            let (sends, told) = self.sync.fetching.orders();
+            self.sync.inputs.extend(told);
+            if sends.is_empty() {
+                return;
+            }
+            for (to, request) in sends {
+                let key = match &request {
+                    qsync_core::Message::Request {
+                        task, path, hash, ..
+                    } => (*task, path.clone(), *hash),
+                    _ => continue,
+                };
+                if !self.core_send(to, request) {
+                    self.sync.fetching.unavailable(to, key);
+                }
+            }
         }
-        self.sync.inputs.extend(told);
     }
 
     /// Carry out the exchange's orders, then let the core hear how its fetches went
@@ -309,22 +331,24 @@ impl Engine {
     }
 
     /// Send one of the core's messages to `to`, as a wire `Sync` message.
-    fn core_send(&mut self, to: DeviceId, message: qsync_core::Message) {
+    /// Whether it was queued (the device is connected).
+    fn core_send(&mut self, to: DeviceId, message: qsync_core::Message) -> bool {
         if let qsync_core::Message::Records { records, .. } = &message {
             self.sent += records.len() as u64;
         }
         let task = message.task();
         match message.to_wire() {
-            Ok(body) => {
-                self.send(
-                    to,
-                    task,
-                    Message::Sync {
-                        body: Bytes::from(body),
-                    },
-                );
+            Ok(body) => self.send(
+                to,
+                task,
+                Message::Sync {
+                    body: Bytes::from(body),
+                },
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "could not encode a sync message");
+                false
             }
-            Err(e) => tracing::error!(error = %e, "could not encode a sync message"),
         }
     }
 
@@ -352,7 +376,9 @@ impl Engine {
                 base,
                 kept: 0,
             }),
-            Effect::Send { to, message } => self.core_send(to, message),
+            Effect::Send { to, message } => {
+                self.core_send(to, message);
+            }
             Effect::Serve {
                 to,
                 task,
@@ -737,6 +763,7 @@ fn modes_as_recorded(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     /// The start undoes an edit in place that a crash cut short before it empties the
     /// staging folder, which holds the journal.

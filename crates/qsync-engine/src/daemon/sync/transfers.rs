@@ -5,8 +5,16 @@
 //! received for a serve order waiting for it); connections closed; and the free-space
 //! check made before a file is asked for.
 
-use super::*;
+use std::time::Instant;
+
+use qsync_base::{ContentHash, DeviceId, EntryKind, RelPath, TaskId};
+use qsync_core::Input;
+use qsync_wire::Message;
+
+use super::{serving, Engine};
+use crate::control::DaemonEvent;
 use crate::exchange::{Chunk, FetchKey};
+use crate::net::Outbound;
 
 impl Engine {
     /// Let time pass for the exchange (requests unanswered and transfers stalled move to
