@@ -15,6 +15,8 @@ use crate::control::{AppInfo, Command, DeviceInfo, Reply, ScanInfo, Status, Task
 use crate::{net, EngineError};
 
 impl Engine {
+    /// Carry out a command of the control socket: its answer, with the sender to answer
+    /// on (none when the answer comes later: a task added is answered once walked).
     pub(super) fn control(
         &mut self,
         command: Command,
@@ -70,94 +72,9 @@ impl Engine {
                 Err(e) => Err(e.into()),
             },
             Command::AppRemove { name } => self.app_remove(&name).map(Reply::App),
-            Command::TaskList => self
-                .store
-                .tasks()
-                .map_err(Into::into)
-                .map(|tasks| Reply::Tasks {
-                    tasks: tasks
-                        .into_iter()
-                        .map(|t| TaskInfo {
-                            devices: self.tasks.get(&t.id).map_or(0, |s| s.links.len()),
-                            task: t.id,
-                            name: t.name,
-                            root: t.root,
-                        })
-                        .collect(),
-                }),
-            Command::Devices => {
-                self.store
-                    .devices()
-                    .map_err(Into::into)
-                    .map(|devices| Reply::Devices {
-                        devices: devices
-                            .into_iter()
-                            .map(|d| DeviceInfo {
-                                connected: self.peers.is_connected(&d.id),
-                                device: d.id,
-                                name: d.name,
-                                address: d.last_address,
-                            })
-                            .collect(),
-                    })
-            }
-            Command::Status => self.store.counts().map_err(Into::into).map(|c| {
-                Reply::Status(Status {
-                    device: self.me,
-                    tasks: self.tasks.len(),
-                    connected: self.peers.connected(),
-                    updates: c.updates,
-                    pending: self.core_pending(None).unwrap_or(u64::MAX),
-                    // Patches are made when asked for, never stored.
-                    deltas: 0,
-                    sent: self.sent,
-                    received: self.received,
-                    wire_sent: self
-                        .peers
-                        .net()
-                        .wire
-                        .sent
-                        .load(std::sync::atomic::Ordering::Relaxed),
-                    wire_received: self
-                        .peers
-                        .net()
-                        .wire
-                        .received
-                        .load(std::sync::atomic::Ordering::Relaxed),
-                    unsupported: self.tasks.values().map(|t| t.unsupported).sum(),
-                    distrusted: self.sync.distrust.status(),
-                    transfers: self.sync.transfers(),
-                    scans: self
-                        .tasks
-                        .iter()
-                        .filter_map(|(task, state)| {
-                            let scanning = state.scanning.as_ref()?;
-                            Some(ScanInfo {
-                                task: *task,
-                                entries: scanning.entries,
-                                seconds: scanning.since.elapsed().as_secs(),
-                            })
-                        })
-                        .collect(),
-                    not_synced: self
-                        .tasks
-                        .iter()
-                        .flat_map(|(task, state)| state.not_synced.lines(*task))
-                        .collect(),
-                    ignore_problems: self
-                        .tasks
-                        .iter()
-                        .flat_map(|(task, state)| {
-                            let problems = qsync_watch::Filter::for_root(&state.root)
-                                .map(|f| f.problems().to_vec())
-                                .unwrap_or_default();
-                            problems
-                                .into_iter()
-                                .map(move |p| format!("{task}: {} {p}", qsync_watch::IGNORE_FILE))
-                        })
-                        .collect(),
-                })
-            }),
+            Command::TaskList => self.task_list(),
+            Command::Devices => self.device_list(),
+            Command::Status => self.status().map(Reply::Status),
             Command::Link {
                 task,
                 address,
@@ -188,6 +105,94 @@ impl Engine {
             )),
         };
         Some((answer.unwrap_or_else(Reply::error), reply))
+    }
+
+    /// The tasks synced here, for `qsync tasks`.
+    fn task_list(&self) -> Result<Reply, EngineError> {
+        let tasks = self.store.tasks()?;
+        Ok(Reply::Tasks {
+            tasks: tasks
+                .into_iter()
+                .map(|t| TaskInfo {
+                    devices: self.tasks.get(&t.id).map_or(0, |s| s.links.len()),
+                    task: t.id,
+                    name: t.name,
+                    root: t.root,
+                })
+                .collect(),
+        })
+    }
+
+    /// The devices linked with this one, for `qsync devices`.
+    fn device_list(&self) -> Result<Reply, EngineError> {
+        let devices = self.store.devices()?;
+        Ok(Reply::Devices {
+            devices: devices
+                .into_iter()
+                .map(|d| DeviceInfo {
+                    connected: self.peers.is_connected(&d.id),
+                    device: d.id,
+                    name: d.name,
+                    address: d.last_address,
+                })
+                .collect(),
+        })
+    }
+
+    /// What `qsync status` shows.
+    fn status(&self) -> Result<Status, EngineError> {
+        let counts = self.store.counts()?;
+        let wire = &self.peers.net().wire;
+        let relaxed = std::sync::atomic::Ordering::Relaxed;
+        Ok(Status {
+            device: self.me,
+            tasks: self.tasks.len(),
+            connected: self.peers.connected(),
+            updates: counts.updates,
+            pending: self.core_pending(None).unwrap_or(u64::MAX),
+            // Patches are made when asked for, never stored.
+            deltas: 0,
+            sent: self.sent,
+            received: self.received,
+            wire_sent: wire.sent.load(relaxed),
+            wire_received: wire.received.load(relaxed),
+            unsupported: self.tasks.values().map(|t| t.unsupported).sum(),
+            distrusted: self.sync.distrust.status(),
+            transfers: self.sync.transfers(),
+            scans: self
+                .tasks
+                .iter()
+                .filter_map(|(task, state)| {
+                    let scanning = state.scanning.as_ref()?;
+                    Some(ScanInfo {
+                        task: *task,
+                        entries: scanning.entries,
+                        seconds: scanning.since.elapsed().as_secs(),
+                    })
+                })
+                .collect(),
+            not_synced: self
+                .tasks
+                .iter()
+                .flat_map(|(task, state)| state.not_synced.lines(*task))
+                .collect(),
+            ignore_problems: self.ignore_problems(),
+        })
+    }
+
+    /// The lines of the tasks' `.qsyncignore` files that are skipped, for `status`.
+    fn ignore_problems(&self) -> Vec<String> {
+        self.tasks
+            .iter()
+            .flat_map(|(task, state)| {
+                let problems = qsync_watch::Filter::for_root(&state.root)
+                    .map(|f| f.problems().to_vec())
+                    .unwrap_or_default();
+                problems
+                    .into_iter()
+                    .map(move |p| format!("{task}: {} {p}", qsync_watch::IGNORE_FILE))
+            })
+            .collect()
     }
 
     /// Link `task` with the device at `address` (`HOST:PORT`, a name or an address): the

@@ -180,26 +180,7 @@ pub fn run(config: DaemonConfig) -> Result<(), EngineError> {
         .local_addr()
         .map_err(|e| EngineError::Listen(config.listen, e))?
         .port();
-    let net = NetCtx {
-        identity: Arc::new(loaded.identity),
-        name: config.name.clone(),
-        port,
-        linked: linked.clone(),
-        events: {
-            let events = events.clone();
-            Arc::new(move |event| events.send(Event::Net(event)).is_ok())
-        },
-        next_conn: Arc::new(std::sync::atomic::AtomicU64::new(1)),
-        // Two questions may come one after the other (code and folder, then whether to
-        // send the folder's files), each with its own time.
-        pair_timeout: config.answer_timeout * 2 + Duration::from_secs(5),
-        wire: Arc::new(net::WireCounters::default()),
-        inbox_budget: Arc::new(tokio::sync::Semaphore::new(net::INBOX_BUDGET_KIB)),
-        strangers: Arc::new(net::Strangers::default()),
-        link_requests: Arc::new(tokio::sync::Semaphore::new(net::MAX_LINK_REQUESTS)),
-        link_requests_by_host: Arc::new(Mutex::new(HashMap::new())),
-        admission: Arc::new(Mutex::new(net::Admission::default())),
-    };
+    let net = net_context(&config, loaded.identity, port, &linked, &events);
     // Questions of an earlier run: nobody waits for their answers now.
     btf::clear(&config.btf_dir);
     runtime.spawn(net::listen(listener, net.clone()));
@@ -215,22 +196,7 @@ pub fn run(config: DaemonConfig) -> Result<(), EngineError> {
     )?;
 
     let _discovery = if config.mdns {
-        // Discovery keeps linked devices over others when a flood fills its table.
-        let mut discovery_config = DiscoveryConfig::new(me, config.name.clone(), port);
-        discovery_config.linked = linked.clone();
-        let (discovery, found) = Discovery::start(discovery_config)?;
-        let forward = events.clone();
-        std::thread::Builder::new()
-            .name("qsync-discovery-events".into())
-            .spawn(move || {
-                for event in found {
-                    if forward.send(Event::Discovery(event)).is_err() {
-                        break;
-                    }
-                }
-            })
-            .map_err(|e| EngineError::io("start discovery's thread for", &config.state_dir, e))?;
-        Some(discovery)
+        Some(start_discovery(&config, me, port, &linked, &events)?)
     } else {
         None
     };
@@ -267,6 +233,64 @@ pub fn run(config: DaemonConfig) -> Result<(), EngineError> {
     let _ = std::io::stdout().flush();
     engine.run(inbox);
     Ok(())
+}
+
+/// What the network tasks share: this device's identity and port, the linked devices,
+/// where they report, and the limits they keep together.
+fn net_context(
+    config: &DaemonConfig,
+    identity: qsync_wire::Identity,
+    port: u16,
+    linked: &Linked,
+    events: &Sender<Event>,
+) -> NetCtx {
+    NetCtx {
+        identity: Arc::new(identity),
+        name: config.name.clone(),
+        port,
+        linked: linked.clone(),
+        events: {
+            let events = events.clone();
+            Arc::new(move |event| events.send(Event::Net(event)).is_ok())
+        },
+        next_conn: Arc::new(std::sync::atomic::AtomicU64::new(1)),
+        // Two questions may come one after the other (code and folder, then whether to
+        // send the folder's files), each with its own time.
+        pair_timeout: config.answer_timeout * 2 + Duration::from_secs(5),
+        wire: Arc::new(net::WireCounters::default()),
+        inbox_budget: Arc::new(tokio::sync::Semaphore::new(net::INBOX_BUDGET_KIB)),
+        strangers: Arc::new(net::Strangers::default()),
+        link_requests: Arc::new(tokio::sync::Semaphore::new(net::MAX_LINK_REQUESTS)),
+        link_requests_by_host: Arc::new(Mutex::new(HashMap::new())),
+        admission: Arc::new(Mutex::new(net::Admission::default())),
+    }
+}
+
+/// Announce this device and browse for others over mDNS; what it finds comes to the engine
+/// thread as `Event::Discovery`. Discovery keeps linked devices over others when a flood
+/// fills its table.
+fn start_discovery(
+    config: &DaemonConfig,
+    me: DeviceId,
+    port: u16,
+    linked: &Linked,
+    events: &Sender<Event>,
+) -> Result<Discovery, EngineError> {
+    let mut discovery_config = DiscoveryConfig::new(me, config.name.clone(), port);
+    discovery_config.linked = linked.clone();
+    let (discovery, found) = Discovery::start(discovery_config)?;
+    let forward = events.clone();
+    std::thread::Builder::new()
+        .name("qsync-discovery-events".into())
+        .spawn(move || {
+            for event in found {
+                if forward.send(Event::Discovery(event)).is_err() {
+                    break;
+                }
+            }
+        })
+        .map_err(|e| EngineError::io("start discovery's thread for", &config.state_dir, e))?;
+    Ok(discovery)
 }
 
 impl Engine {

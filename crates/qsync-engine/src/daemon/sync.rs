@@ -492,43 +492,48 @@ impl Engine {
             self.core_look_at(placement.task, paths);
         }
         if outcome == PlaceOutcome::Done {
-            if let State::File { hash, size, .. } = &placement.target {
-                self.sync.fetching.staging.remove(hash);
-                // Kept as the base of the patches of its next versions (see `keeper.rs`).
-                if let Some(state) = self.tasks.get(&placement.task) {
-                    let previous = match &placement.expect {
-                        State::File { hash, .. } => Some(*hash),
-                        _ => None,
-                    };
-                    let owed = Owed {
-                        root: state.root.clone(),
-                        path: placement.path.clone(),
-                        hash: *hash,
-                        size: *size,
-                        edited: previous.is_some(),
-                        replaces: previous,
-                    };
-                    self.owe_blob(owed);
-                }
-            }
-            self.received += 1;
-            self.last_busy = Instant::now();
-            self.tell(DaemonEvent::Applied {
-                task: placement.task,
-                from: placement.from,
-            });
-            if let Some(kept_as) = placement.aside.clone() {
-                self.tell(DaemonEvent::Conflict {
-                    task: placement.task,
-                    kept_as,
-                });
-            }
+            self.core_applied(&placement);
         }
         self.sync.inputs.push_back(Input::Placed {
             task: placement.task,
             path: placement.path,
             outcome,
         });
+    }
+
+    /// A placement was made: its staged content goes, its blob is owed (kept as the base
+    /// of the patches of its next versions, see `keeper.rs`), and `qsync events` hears it.
+    fn core_applied(&mut self, placement: &qsync_core::Placement) {
+        if let State::File { hash, size, .. } = &placement.target {
+            self.sync.fetching.staging.remove(hash);
+            if let Some(state) = self.tasks.get(&placement.task) {
+                let previous = match &placement.expect {
+                    State::File { hash, .. } => Some(*hash),
+                    _ => None,
+                };
+                let owed = Owed {
+                    root: state.root.clone(),
+                    path: placement.path.clone(),
+                    hash: *hash,
+                    size: *size,
+                    edited: previous.is_some(),
+                    replaces: previous,
+                };
+                self.owe_blob(owed);
+            }
+        }
+        self.received += 1;
+        self.last_busy = Instant::now();
+        self.tell(DaemonEvent::Applied {
+            task: placement.task,
+            from: placement.from,
+        });
+        if let Some(kept_as) = placement.aside.clone() {
+            self.tell(DaemonEvent::Conflict {
+                task: placement.task,
+                kept_as,
+            });
+        }
     }
 
     /// The paths the core knows of in `task`, as the watcher's entries (to compare the disk

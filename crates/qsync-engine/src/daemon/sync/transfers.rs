@@ -37,24 +37,7 @@ impl Engine {
             self.last_busy = Instant::now();
         }
         match message {
-            Message::Sync { body } => {
-                // The body leaves the task out: it is about the task its frame named.
-                let message = match qsync_core::Message::from_wire(task, &body) {
-                    Ok(m) => m,
-                    Err(e) => {
-                        tracing::warn!(%device, error = %e, "dropped a sync message that does not decode");
-                        return;
-                    }
-                };
-                tracing::debug!(%device, ?message, "core message");
-                if matches!(message, qsync_core::Message::Ack { .. }) {
-                    self.tell(DaemonEvent::Delivered { device });
-                }
-                self.core_feed(Input::Received {
-                    from: device,
-                    message,
-                });
-            }
+            Message::Sync { body } => self.core_message(device, task, &body),
             Message::Content {
                 path,
                 hash,
@@ -117,6 +100,26 @@ impl Engine {
                 tracing::debug!(%device, message = ?std::mem::discriminant(&other), "ignored an update of the older protocol")
             }
         }
+    }
+
+    /// A message of `device`'s core about `task`, for ours. The body leaves the task out:
+    /// it is about the task its frame named.
+    fn core_message(&mut self, device: DeviceId, task: TaskId, body: &[u8]) {
+        let message = match qsync_core::Message::from_wire(task, body) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(%device, error = %e, "dropped a sync message that does not decode");
+                return;
+            }
+        };
+        tracing::debug!(%device, ?message, "core message");
+        if matches!(message, qsync_core::Message::Ack { .. }) {
+            self.tell(DaemonEvent::Delivered { device });
+        }
+        self.core_feed(Input::Received {
+            from: device,
+            message,
+        });
     }
 
     /// A chunk of content or of a patch from `device`, for the exchange to take or not.
