@@ -337,7 +337,10 @@ impl Exchange {
         self.now = Some(now);
         self.next_check.get_or_insert(now + CHECK_EVERY);
         if let Some(fetch) = self.fetches.get_mut(&key) {
-            let base = want.base.filter(|_| !self.whole.contains(&key));
+            // A fetch resuming from kept bytes asks for the rest whole, whatever the base.
+            let base = want
+                .base
+                .filter(|_| !self.whole.contains(&key) && fetch.kept == 0);
             if fetch.base == base || fetch.progress == Progress::Whole {
                 if !fetch.askers.contains(&want.from) {
                     fetch.askers.push(want.from);

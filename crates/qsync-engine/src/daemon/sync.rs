@@ -773,13 +773,26 @@ mod tests {
     /// The start undoes an edit in place that a crash cut short before it empties the
     /// staging folder, which holds the journal.
     #[test]
-    fn a_start_undoes_a_cut_short_edit_before_emptying_staging() {
+    fn a_start_undoes_a_cut_short_edit_then_empties_staging_but_for_parts() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("task");
         let state = dir.path().join("state");
-        let old = crate::driver::in_place::cut_short_for_test(&root, &state.join("staging"));
+        let staging = state.join("staging");
+        let old = crate::driver::in_place::cut_short_for_test(&root, &staging);
         assert!(fs::read(root.join("big.bin")).unwrap() != old);
-        let _sync = CoreSync::start(DeviceId::from_bytes([1; 32]), [2; 32], &state).unwrap();
+        // A content staged before the stop, and the part of one cut short.
+        let hash = ContentHash::of(b"cut short");
+        fs::write(staging.join("leftover"), b"staged").unwrap();
+        fs::write(staging.join(format!(".partial-{}", hash.to_hex())), b"cut").unwrap();
+        let sync = CoreSync::start(DeviceId::from_bytes([1; 32]), [2; 32], &state).unwrap();
         assert!(fs::read(root.join("big.bin")).unwrap() == old, "put back");
+        assert!(!staging.join("leftover").exists(), "what a stop left goes");
+        assert_eq!(
+            sync.fetching.staging.partial_len(&hash),
+            3,
+            "a part stays, to resume"
+        );
+        let journal = staging.join(crate::driver::in_place::UNDO_JOURNAL);
+        assert!(journal.is_file(), "the journal of edits in place is ready");
     }
 }

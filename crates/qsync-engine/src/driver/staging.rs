@@ -93,13 +93,16 @@ impl Staging {
     }
 
     /// Empty the folder at a start, but for the parts of transfers cut short (resumed
-    /// from).
+    /// from) and the journal of edits in place.
     pub fn empty_but_parts(&self) -> Result<(), EngineError> {
         let entries = fs::read_dir(&self.dir).map_err(|e| EngineError::io("list", &self.dir, e))?;
         for entry in entries.flatten() {
-            let part = entry.file_name().to_string_lossy().starts_with(PARTIAL);
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
             let file = entry.file_type().is_ok_and(|t| t.is_file());
-            if part && file {
+            // The journal of edits in place was prepared by `open` (after any undo).
+            let kept = name.starts_with(PARTIAL) || name == in_place::UNDO_JOURNAL;
+            if kept && file {
                 continue;
             }
             let path = entry.path();
