@@ -267,7 +267,7 @@ fn killed_in_the_middle_of_a_large_transfer_finishes_after_restart() {
                     .any(|e| e.file_name().to_string_lossy().starts_with(prefix))
             })
         };
-        let partial = has(&db, ".qsync-part-") || has(&staging, ".incoming-");
+        let partial = has(&db, ".qsync-part-") || has(&staging, ".partial-");
         if partial {
             break;
         }

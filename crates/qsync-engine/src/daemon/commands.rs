@@ -48,30 +48,10 @@ impl Engine {
                 self.task_remove(task).map(|()| Reply::TaskRemoved { task })
             }
             Command::TaskSet { task, links_out } => self.task_set(task, links_out),
-            Command::AppAdd {
-                kind,
-                name,
-                folder,
-                app_dir,
-                config,
-            } => self
-                .app_add(&kind, &name, &folder, app_dir, config)
-                .map(Reply::App),
-            Command::AppList => self
-                .store
-                .apps()
-                .map_err(Into::into)
-                .map(|apps| Reply::Apps {
-                    apps: apps.iter().map(app_info).collect(),
-                }),
-            Command::AppGet { name } => match self.store.app(&name) {
-                Ok(Some(app)) => Ok(Reply::App(app_info(&app))),
-                Ok(None) => Err(EngineError::State(format!(
-                    "no app named {name} is installed"
-                ))),
-                Err(e) => Err(e.into()),
-            },
-            Command::AppRemove { name } => self.app_remove(&name).map(Reply::App),
+            command @ (Command::AppAdd { .. }
+            | Command::AppList
+            | Command::AppGet { .. }
+            | Command::AppRemove { .. }) => self.app_command(command),
             Command::TaskList => self.task_list(),
             Command::Devices => self.device_list(),
             Command::Status => self.status().map(Reply::Status),
@@ -105,6 +85,37 @@ impl Engine {
             )),
         };
         Some((answer.unwrap_or_else(Reply::error), reply))
+    }
+
+    /// The commands about tout-en-un apps and grapins.
+    fn app_command(&mut self, command: Command) -> Result<Reply, EngineError> {
+        match command {
+            Command::AppAdd {
+                kind,
+                name,
+                folder,
+                app_dir,
+                config,
+            } => self
+                .app_add(&kind, &name, &folder, app_dir, config)
+                .map(Reply::App),
+            Command::AppList => self
+                .store
+                .apps()
+                .map_err(Into::into)
+                .map(|apps| Reply::Apps {
+                    apps: apps.iter().map(app_info).collect(),
+                }),
+            Command::AppGet { name } => match self.store.app(&name) {
+                Ok(Some(app)) => Ok(Reply::App(app_info(&app))),
+                Ok(None) => Err(EngineError::State(format!(
+                    "no app named {name} is installed"
+                ))),
+                Err(e) => Err(e.into()),
+            },
+            Command::AppRemove { name } => self.app_remove(&name).map(Reply::App),
+            _ => Err(EngineError::State("not a command about apps".into())),
+        }
     }
 
     /// The tasks synced here, for `qsync tasks`.

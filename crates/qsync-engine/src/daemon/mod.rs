@@ -201,12 +201,7 @@ pub fn run(config: DaemonConfig) -> Result<(), EngineError> {
         None
     };
 
-    // The core's spare counter keys must be unknown to peers until used: derived from the
-    // private key, never from anything a peer sees.
-    let mut seed_input = b"qsync counter key seed".to_vec();
-    seed_input.extend_from_slice(&loaded_private);
-    let key_seed = *ContentHash::of(&seed_input).as_bytes();
-    let sync = sync::CoreSync::start(me, key_seed, &config.state_dir)?;
+    let sync = sync::CoreSync::start(me, counter_key_seed(&loaded_private), &config.state_dir)?;
     let hashers = hashing::Hashers::start(&events, &config.state_dir)?;
     let links = links::Links::new(config.btf_dir.clone(), config.answer_timeout);
     let mut engine = Engine {
@@ -233,6 +228,14 @@ pub fn run(config: DaemonConfig) -> Result<(), EngineError> {
     let _ = std::io::stdout().flush();
     engine.run(inbox);
     Ok(())
+}
+
+/// The seed of the core's spare counter keys, which must be unknown to peers until used:
+/// derived from the private key, never from anything a peer sees.
+fn counter_key_seed(private: &[u8]) -> [u8; 32] {
+    let mut seed_input = b"qsync counter key seed".to_vec();
+    seed_input.extend_from_slice(private);
+    *ContentHash::of(&seed_input).as_bytes()
 }
 
 /// What the network tasks share: this device's identity and port, the linked devices,

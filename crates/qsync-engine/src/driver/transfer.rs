@@ -67,59 +67,104 @@ pub fn serve(
         return;
     };
     if let Some((base, from)) = base {
-        let began = std::time::Instant::now();
-        let patch = match from {
-            Base::Kept(base_file) => patch_from((base, base_file), &file, hash),
-            Base::Blocks(sig) => {
-                let patch = patch_from_blocks(sig, &file, hash);
-                // Read for the patch: the whole content, if it goes, is read from the start.
-                if patch.is_none() && file.rewind().is_err() {
-                    send(unavailable());
-                    return;
-                }
-                patch
+        match patch_for(&mut file, path, hash, (base, from)) {
+            Ok(Some(patch)) => {
+                send_chunks(&patch, &mut send, |offset, data, last| Message::Delta {
+                    path: path.clone(),
+                    hash,
+                    base,
+                    offset,
+                    data,
+                    last,
+                });
+                return;
             }
-        };
-        tracing::debug!(%path, took = ?began.elapsed(), bytes = patch.as_ref().map(Vec::len), "made a patch");
-        if let Some(patch) = patch {
-            send_chunks(&patch, &mut send, |offset, data, last| Message::Delta {
-                path: path.clone(),
-                hash,
-                base,
-                offset,
-                data,
-                last,
-            });
-            return;
+            Ok(None) => {}
+            Err(()) => {
+                send(unavailable());
+                return;
+            }
         }
     }
+    let last = match send_whole(&mut file, path, hash, offset, &mut send) {
+        Sent::Whole(end) => Message::Content {
+            path: path.clone(),
+            hash,
+            offset: end,
+            data: Bytes::new(),
+            last: true,
+        },
+        Sent::NotIt => unavailable(),
+        // The connection went, or stopped taking what is sent: nothing more (the asker
+        // resumes from what it has).
+        Sent::Stopped => return,
+    };
+    send(last);
+}
+
+/// How sending a whole content ended.
+enum Sent {
+    /// All of it, ending at this offset, and it hashes to what was asked.
+    Whole(u64),
+    /// What was read is not the content asked for (changed, or unreadable).
+    NotIt,
+    /// The connection went, or stopped taking what is sent.
+    Stopped,
+}
+
+/// A patch of the open `file` (which should hold `hash`) from `base`, if one is worth
+/// it. `Err` when the file cannot be read again from its start for the whole content.
+fn patch_for(
+    file: &mut std::fs::File,
+    path: &RelPath,
+    hash: ContentHash,
+    (base, from): (ContentHash, Base<'_>),
+) -> Result<Option<Vec<u8>>, ()> {
+    let began = std::time::Instant::now();
+    let patch = match from {
+        Base::Kept(base_file) => patch_from((base, base_file), file, hash),
+        Base::Blocks(sig) => {
+            let patch = patch_from_blocks(sig, file, hash);
+            // Read for the patch: the whole content, if it goes, is read from the start.
+            if patch.is_none() && file.rewind().is_err() {
+                return Err(());
+            }
+            patch
+        }
+    };
+    tracing::debug!(%path, took = ?began.elapsed(), bytes = patch.as_ref().map(Vec::len), "made a patch");
+    Ok(patch)
+}
+
+/// Send `file`'s content from `from` in chunks (its first `from` bytes, which the asker
+/// has, read and hashed, not sent); the content is vouched for whole only if what was
+/// read hashes to `hash`.
+fn send_whole(
+    file: &mut std::fs::File,
+    path: &RelPath,
+    hash: ContentHash,
+    from: u64,
+    send: &mut impl FnMut(Message) -> bool,
+) -> Sent {
     let mut hasher = ContentHasher::new();
     let mut buffer = vec![0u8; MAX_CHUNK_LEN];
-    // The asker's part is hashed, not sent: the content is vouched for whole.
-    let skip = offset;
     let mut offset = 0u64;
-    while offset < skip {
-        let want = (skip - offset).min(buffer.len() as u64) as usize;
+    while offset < from {
+        let want = (from - offset).min(buffer.len() as u64) as usize;
         match file.read(&mut buffer[..want]) {
             Ok(0) => break, // shorter than the asker's part: not this content
             Ok(n) => {
                 hasher.update(&buffer[..n]);
                 offset += n as u64;
             }
-            Err(_) => {
-                send(unavailable());
-                return;
-            }
+            Err(_) => return Sent::NotIt,
         }
     }
     loop {
         let n = match file.read(&mut buffer) {
             Ok(0) => break,
             Ok(n) => n,
-            Err(_) => {
-                send(unavailable());
-                return;
-            }
+            Err(_) => return Sent::NotIt,
         };
         hasher.update(&buffer[..n]);
         let message = Message::Content {
@@ -130,22 +175,15 @@ pub fn serve(
             last: false,
         };
         if !send(message) {
-            return;
+            return Sent::Stopped;
         }
         offset += n as u64;
     }
-    let last = if hasher.finish() == hash {
-        Message::Content {
-            path: path.clone(),
-            hash,
-            offset,
-            data: Bytes::new(),
-            last: true,
-        }
+    if hasher.finish() == hash {
+        Sent::Whole(offset)
     } else {
-        unavailable()
-    };
-    send(last);
+        Sent::NotIt
+    }
 }
 
 /// Send `bytes` as messages of at most [`MAX_CHUNK_LEN`] made by `message(offset, data,
