@@ -60,8 +60,15 @@ use std::time::{Duration, Instant};
 
 use qsync_base::{ContentHash, DeviceId, RelPath, TaskId};
 
+mod fetch;
+mod io;
+mod suspects;
 #[cfg(test)]
 mod tests;
+
+use fetch::{Fetch, Progress};
+pub use io::{Chunk, Order, Transfer, Verdict, Want};
+use suspects::Suspects;
 
 /// A fetch: the task, the path it is asked for, the content.
 pub type FetchKey = (TaskId, RelPath, ContentHash);
@@ -109,156 +116,6 @@ const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// The most contents remembered as "ask whole": beyond, the memory starts afresh.
 const MAX_WHOLE: usize = 4096;
 
-/// What the core wants fetched (its `Effect::Fetch`), with what the driver found here.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Want {
-    /// The peer whose record announced the content (the core hears `Fetched` naming it).
-    pub from: DeviceId,
-    /// The connected peers to ask, in order (`from` first when it is connected, then
-    /// others that announced the same content).
-    pub holders: Vec<DeviceId>,
-    /// The task.
-    pub task: TaskId,
-    /// The path it is wanted for.
-    pub path: RelPath,
-    /// The content.
-    pub hash: ContentHash,
-    /// Its size as announced: the most taken.
-    pub size: u64,
-    /// The content this device has at the path: a patch from it may come instead.
-    pub base: Option<ContentHash>,
-    /// Bytes of this content kept here from a transfer cut short (its part file).
-    pub kept: u64,
-}
-
-/// What a chunk carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Chunk {
-    /// Bytes of the content itself.
-    Whole,
-    /// Bytes of a patch from `base` to the content.
-    Patch {
-        /// The content the patch applies to.
-        base: ContentHash,
-    },
-}
-
-/// What the driver does with a chunk.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    /// Not for a fetch under way (late, repeated, from a device not asked): dropped.
-    Ignore,
-    /// Append its bytes (the driver opens the part file, or starts the patch, at the
-    /// first); report a failure to write with [`Exchange::failed`].
-    Write,
-    /// The sender says the content is complete: check it (the hash; a patch: apply it)
-    /// and stage it, then report with [`Exchange::finished`].
-    Finish,
-    /// Refused (out of order, past the size, over a limit): the fetch has ended, and its
-    /// orders say so. The reason, for the log.
-    Refuse(String),
-}
-
-/// An order for the driver.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Order {
-    /// Send `to` a request for the content: whole from `offset`, or (offset 0) as a patch
-    /// from `base` if it has one.
-    Request {
-        /// The peer asked.
-        to: DeviceId,
-        /// The task.
-        task: TaskId,
-        /// The path.
-        path: RelPath,
-        /// The content.
-        hash: ContentHash,
-        /// Its size as announced.
-        size: u64,
-        /// The content here a patch may start from.
-        base: Option<ContentHash>,
-        /// The bytes already here: send the rest.
-        offset: u64,
-    },
-    /// Tell the core the fetch ended (`Input::Fetched`).
-    Fetched {
-        /// The task.
-        task: TaskId,
-        /// The path.
-        path: RelPath,
-        /// The content.
-        hash: ContentHash,
-        /// The peer the core named.
-        from: DeviceId,
-        /// Whether the content is staged.
-        ok: bool,
-    },
-    /// Drop what is being received for `key` (close the part file, forget the patch);
-    /// with `discard`, remove the part file too (its bytes are not to be trusted).
-    Close {
-        /// The fetch.
-        key: FetchKey,
-        /// Remove the bytes received as well.
-        discard: bool,
-    },
-}
-
-/// How far a fetch is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Progress {
-    /// Asked; nothing came yet.
-    Asked,
-    /// The sender asked for this device's signature of the base (being sent).
-    Signing,
-    /// Content coming whole: the part file holds `Fetch::kept` bytes.
-    Whole,
-    /// A patch coming: this many bytes of it are here.
-    Patch(u64),
-}
-
-#[derive(Debug)]
-struct Fetch {
-    size: u64,
-    base: Option<ContentHash>,
-    /// The peers the core named for it (each hears how it ended).
-    askers: Vec<DeviceId>,
-    /// Who to ask next, in order.
-    holders: VecDeque<DeviceId>,
-    /// Who was asked last.
-    asked: DeviceId,
-    progress: Progress,
-    /// Bytes of the content held here (the part file), from earlier answers too.
-    kept: u64,
-    /// When it was asked, or its last chunk came.
-    since: Instant,
-    /// When its first chunk came (for its rate), and the bytes kept then.
-    began: Option<Instant>,
-    began_kept: u64,
-    /// The devices whose bytes are in the part, in order (a part read from disk at the
-    /// start counts as `from_disk`): who to blame when the whole does not hash right.
-    contributors: Vec<DeviceId>,
-    from_disk: bool,
-}
-
-/// One transfer coming in, for `status`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transfer {
-    /// The device sending it.
-    pub device: DeviceId,
-    /// The task.
-    pub task: TaskId,
-    /// The path.
-    pub path: RelPath,
-    /// Bytes here (of the content, or of the patch).
-    pub done: u64,
-    /// The content's size.
-    pub size: u64,
-    /// Whether a patch is coming rather than the content.
-    pub patch: bool,
-    /// Bytes per second since its first chunk.
-    pub rate: u64,
-}
-
 /// The receiving side of the content exchange (see the module's header).
 #[derive(Debug, Default)]
 pub struct Exchange {
@@ -277,7 +134,7 @@ pub struct Exchange {
     /// Contents whose patch failed here: asked whole from then on.
     whole: HashSet<FetchKey>,
     /// Devices that sent bytes that were not the content they announced: asked last.
-    suspects: HashMap<ContentHash, HashMap<DeviceId, u32>>,
+    suspects: Suspects,
     orders: VecDeque<Order>,
     /// When each device last began or finished sending a content asked of it: a device
     /// making progress through its queue is busy, not stalled, and its requests are not
@@ -391,11 +248,7 @@ impl Exchange {
         }
         // Those that sent wrong bytes of it before go after the others, the most
         // suspected last (the order is kept among equals).
-        if let Some(suspects) = self.suspects.get(&want.hash) {
-            holders
-                .make_contiguous()
-                .sort_by_key(|h| suspects.get(h).copied().unwrap_or(0));
-        }
+        self.suspects.rank(want.hash, holders.make_contiguous());
         let Some(first) = holders.pop_front() else {
             // Nobody to ask: not had, for now.
             self.tell(&key, want.from, false);
@@ -421,7 +274,7 @@ impl Exchange {
             from_disk: want.kept > 0,
         };
         self.by_hash.insert(want.hash, key.clone());
-        self.orders.push_back(Self::request_for(&key, &fetch));
+        self.orders.push_back(fetch.request(&key));
         self.fetches.insert(key, fetch);
     }
 
@@ -447,9 +300,9 @@ impl Exchange {
         }
         let begun = matches!(fetch.progress, Progress::Whole | Progress::Patch(_));
         let refused = match chunk {
-            Chunk::Whole => Self::whole_chunk(fetch, &mut self.open, from, offset, len, last),
+            Chunk::Whole => fetch.whole_chunk(&mut self.open, from, offset, len, last),
             Chunk::Patch { base } => {
-                Self::patch_chunk(fetch, &mut self.patch_memory, base, offset, len, last)
+                fetch.patch_chunk(&mut self.patch_memory, base, offset, len, last)
             }
         };
         if !begun && matches!(fetch.progress, Progress::Whole | Progress::Patch(_)) {
@@ -488,114 +341,11 @@ impl Exchange {
             }
             Err((why, true)) => {
                 // A sender that breaks the rules: its bytes go, the next holder is asked.
-                self.suspect(key, from);
+                self.suspects.add(key.2, from);
                 self.move_on(now, key, true);
                 Verdict::Refuse(why)
             }
         }
-    }
-
-    /// The rules for a chunk of the content itself; an error ends the fetch (and, when
-    /// set, discards the bytes received).
-    fn whole_chunk(
-        fetch: &mut Fetch,
-        open: &mut HashMap<DeviceId, usize>,
-        from: DeviceId,
-        offset: u64,
-        len: u64,
-        last: bool,
-    ) -> Result<Verdict, (String, bool)> {
-        match fetch.progress {
-            Progress::Patch(_) => return Ok(Verdict::Ignore),
-            Progress::Asked | Progress::Signing => {
-                if offset != fetch.kept {
-                    // The rest of an answer to an earlier request: the new one starts at
-                    // the bytes kept.
-                    return Ok(Verdict::Ignore);
-                }
-                let slots = open.entry(from).or_default();
-                if *slots >= MAX_OPEN_INCOMING {
-                    return Err((
-                        format!("{MAX_OPEN_INCOMING} transfers from this device are open already; asked again later"),
-                        false,
-                    ));
-                }
-                *slots += 1;
-                fetch.progress = Progress::Whole;
-            }
-            Progress::Whole => {
-                if offset < fetch.kept && !last {
-                    // Bytes it sent already (a second answer of the same device, to an
-                    // older request): dropped, not held against it.
-                    return Ok(Verdict::Ignore);
-                }
-            }
-        }
-        let end = offset.checked_add(len);
-        if offset != fetch.kept || end.is_none_or(|end| end > fetch.size) {
-            return Err((
-                format!(
-                    "content arrived out of order or past its {} bytes (offset {offset}, {len} bytes)",
-                    fetch.size
-                ),
-                true,
-            ));
-        }
-        if last {
-            if len != 0 || fetch.kept != fetch.size {
-                return Err((
-                    format!(
-                        "content ended at {} of its {} bytes",
-                        fetch.kept, fetch.size
-                    ),
-                    true,
-                ));
-            }
-            return Ok(Verdict::Finish);
-        }
-        fetch.kept += len;
-        Ok(Verdict::Write)
-    }
-
-    /// The rules for a chunk of a patch.
-    fn patch_chunk(
-        fetch: &mut Fetch,
-        memory: &mut u64,
-        base: ContentHash,
-        offset: u64,
-        len: u64,
-        last: bool,
-    ) -> Result<Verdict, (String, bool)> {
-        if fetch.base != Some(base) {
-            return Ok(Verdict::Ignore); // not the base this device has
-        }
-        let received = match fetch.progress {
-            Progress::Whole => return Ok(Verdict::Ignore),
-            Progress::Asked | Progress::Signing if offset != 0 => return Ok(Verdict::Ignore),
-            Progress::Asked | Progress::Signing => 0,
-            Progress::Patch(received) => received,
-        };
-        if offset != received {
-            return Err(("a patch arrived out of order".into(), false));
-        }
-        if last {
-            return Ok(Verdict::Finish);
-        }
-        if received.saturating_add(len) > MAX_PATCH {
-            return Err((
-                format!("a patch is larger than {MAX_PATCH} bytes; the content is asked for whole"),
-                false,
-            ));
-        }
-        if memory.saturating_add(len) > MAX_PATCH_MEMORY {
-            return Err((
-                format!("patches in memory would pass {MAX_PATCH_MEMORY} bytes; the content is asked for whole"),
-                false,
-            ));
-        }
-        *memory += len;
-        fetch.progress = Progress::Patch(received + len);
-        Ok(Verdict::Write)
     }
 
     /// The driver checked a content a [`Verdict::Finish`] ended: staged (`ok`) or not (the
@@ -626,7 +376,7 @@ impl Exchange {
             // earlier one's. The earlier ones are tried last from now on; the last one
             // sends it all again, alone.
             for device in earlier {
-                self.suspect(key, device);
+                self.suspects.add(key.2, device);
             }
             if let Some(fetch) = self.fetches.get_mut(key) {
                 fetch.holders.push_front(asked);
@@ -636,7 +386,7 @@ impl Exchange {
         } else {
             // Bytes that are not the content, all from one sender: it is tried last from
             // now on, and the next one sends it all again.
-            self.suspect(key, asked);
+            self.suspects.add(key.2, asked);
             let now = self.now.unwrap_or(since);
             self.move_on(now, key, true);
         }
@@ -749,32 +499,14 @@ impl Exchange {
             }
             // Slowness moves a transfer only to a holder not suspected of wrong bytes (a
             // liar must not be able to take over from a slow honest holder).
-            _ if others => {
-                waited >= STALL_SWITCH || (Self::is_slow(now, f) && self.trusted_other(key, f))
-            }
+            _ if others => waited >= STALL_SWITCH || (f.is_slow(now) && self.trusted_other(key, f)),
             _ => waited >= TRANSFER_IDLE,
         }
     }
 
     /// Whether one of `f`'s next holders never sent wrong bytes of it.
     fn trusted_other(&self, key: &FetchKey, f: &Fetch) -> bool {
-        let suspects = self.suspects.get(&key.2);
-        f.holders
-            .iter()
-            .any(|h| suspects.is_none_or(|s| !s.contains_key(h)))
-    }
-
-    /// Whether a transfer under way for [`SLOW_AFTER`] brought less than [`MIN_RATE`].
-    fn is_slow(now: Instant, f: &Fetch) -> bool {
-        let Some(began) = f.began else {
-            return false;
-        };
-        let took = now.saturating_duration_since(began);
-        if took < SLOW_AFTER || f.progress != Progress::Whole {
-            return false;
-        }
-        let brought = f.kept.saturating_sub(f.began_kept);
-        brought < MIN_RATE.saturating_mul(took.as_secs())
+        f.holders.iter().any(|h| !self.suspects.of(key.2, h))
     }
 
     /// The transfers coming in now, for `status` (the first `max` by task and path).
@@ -782,30 +514,7 @@ impl Exchange {
         let mut transfers: Vec<Transfer> = self
             .fetches
             .iter()
-            .filter_map(|((task, path, _), f)| {
-                let (done, patch) = match f.progress {
-                    Progress::Whole => (f.kept, false),
-                    Progress::Patch(received) => (received, true),
-                    Progress::Asked | Progress::Signing => return None,
-                };
-                let seconds = f
-                    .began
-                    .map_or(0.0, |b| now.saturating_duration_since(b).as_secs_f64());
-                let rate = if seconds > 0.0 {
-                    (done as f64 / seconds) as u64
-                } else {
-                    0
-                };
-                Some(Transfer {
-                    device: f.asked,
-                    task: *task,
-                    path: path.clone(),
-                    done,
-                    size: f.size,
-                    patch,
-                    rate,
-                })
-            })
+            .filter_map(|(key, f)| f.transfer(key, now))
             .collect();
         transfers.sort_by(|a, b| (&a.task, &a.path).cmp(&(&b.task, &b.path)));
         transfers.truncate(max);
@@ -842,7 +551,7 @@ impl Exchange {
         fetch.progress = Progress::Asked;
         fetch.since = now;
         fetch.began = None;
-        let request = Self::request_for(key, fetch);
+        let request = fetch.request(key);
         self.orders.push_back(request);
     }
 
@@ -914,61 +623,6 @@ impl Exchange {
             from,
             ok,
         });
-    }
-
-    fn request_for(key: &FetchKey, fetch: &Fetch) -> Order {
-        Order::Request {
-            to: fetch.asked,
-            task: key.0,
-            path: key.1.clone(),
-            hash: key.2,
-            size: fetch.size,
-            base: fetch.base.filter(|_| fetch.kept == 0),
-            offset: fetch.kept,
-        }
-    }
-
-    /// Check the counts kept beside the fetch table against the table (tests).
-    #[cfg(test)]
-    fn check_counts(&self) {
-        let begun = |f: &&Fetch| matches!(f.progress, Progress::Whole | Progress::Patch(_));
-        let reserved: u64 = self.fetches.values().filter(begun).map(|f| f.size).sum();
-        assert_eq!(self.reserved, reserved, "reserved bytes");
-        let patches: u64 = self
-            .fetches
-            .values()
-            .map(|f| match f.progress {
-                Progress::Patch(n) => n,
-                _ => 0,
-            })
-            .sum();
-        assert_eq!(self.patch_memory, patches, "patch memory");
-        let mut open: HashMap<DeviceId, usize> = HashMap::new();
-        for f in self.fetches.values() {
-            if f.progress == Progress::Whole {
-                *open.entry(f.asked).or_default() += 1;
-            }
-        }
-        assert_eq!(self.open, open, "open transfers");
-        for (key, f) in &self.fetches {
-            assert_eq!(self.by_hash.get(&key.2), Some(key), "one fetch per content");
-            assert!(f.kept <= f.size);
-        }
-        assert_eq!(self.by_hash.len(), self.fetches.len());
-    }
-
-    /// `device` sent bytes for `key` that are not its content (or was among those that
-    /// did): it is asked after those suspected less often.
-    fn suspect(&mut self, key: &FetchKey, device: DeviceId) {
-        if self.suspects.len() >= MAX_WHOLE {
-            self.suspects.clear();
-        }
-        *self
-            .suspects
-            .entry(key.2)
-            .or_default()
-            .entry(device)
-            .or_default() += 1;
     }
 
     /// A patch of `key` failed (here, or its edits could not be placed): its content is

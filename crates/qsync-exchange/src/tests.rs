@@ -296,7 +296,7 @@ impl Model {
             Step::DiskFails => self.fail_next_write = true,
         }
         assert!(self.x.patch_memory() <= MAX_PATCH_MEMORY);
-        self.x.check_counts();
+        check_counts(&self.x);
     }
 }
 
@@ -753,4 +753,32 @@ fn open_transfers_per_device_and_patch_memory_are_capped() {
     assert_eq!(x.patch_memory(), MAX_PATCH_MEMORY);
     x.disconnected(now, HONEST);
     assert_eq!(x.patch_memory(), 0);
+}
+
+/// Check the counts the exchange keeps beside its fetch table against the table.
+fn check_counts(x: &Exchange) {
+    let begun = |f: &&Fetch| matches!(f.progress, Progress::Whole | Progress::Patch(_));
+    let reserved: u64 = x.fetches.values().filter(begun).map(|f| f.size).sum();
+    assert_eq!(x.reserved, reserved, "reserved bytes");
+    let patches: u64 = x
+        .fetches
+        .values()
+        .map(|f| match f.progress {
+            Progress::Patch(n) => n,
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(x.patch_memory, patches, "patch memory");
+    let mut open: HashMap<DeviceId, usize> = HashMap::new();
+    for f in x.fetches.values() {
+        if f.progress == Progress::Whole {
+            *open.entry(f.asked).or_default() += 1;
+        }
+    }
+    assert_eq!(x.open, open, "open transfers");
+    for (key, f) in &x.fetches {
+        assert_eq!(x.by_hash.get(&key.2), Some(key), "one fetch per content");
+        assert!(f.kept <= f.size);
+    }
+    assert_eq!(x.by_hash.len(), x.fetches.len());
 }
