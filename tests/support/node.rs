@@ -65,8 +65,15 @@ impl Node {
             home: None,
             child: None,
         };
-        node.restart();
-        node
+        // A first start may pick another free port if the one picked is taken meanwhile.
+        for _ in 0..5 {
+            match node.try_restart() {
+                Ok(()) => return node,
+                Err(why) => eprintln!("daemon {name}: {why}; trying another port"),
+            }
+            node.port = free_port();
+        }
+        panic!("daemon {name} did not start");
     }
 
     /// A daemon whose home folder (where `~` leads) is `home`.
@@ -84,7 +91,24 @@ impl Node {
         node
     }
 
+    /// Start the daemon again on its port. A port that another connection holds for a
+    /// moment (a free port is picked by binding and releasing it, and the system may hand
+    /// it to an outgoing connection meanwhile) makes the daemon exit at once: it is tried
+    /// again, a few times.
     pub fn restart(&mut self) {
+        for _ in 0..5 {
+            match self.try_restart() {
+                Ok(()) => return,
+                Err(why) => eprintln!("daemon {}: {why}; trying again", self.name),
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        panic!("daemon {} did not start", self.name);
+    }
+
+    /// Start the daemon; an error if it exits before it answers, or does not answer
+    /// within 20 s.
+    fn try_restart(&mut self) -> Result<(), String> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -114,13 +138,21 @@ impl Node {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         while self.try_cli(&["status"]).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "daemon {} did not start",
-                self.name
-            );
+            let exited = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            if let Some(status) = exited {
+                self.child = None;
+                return Err(format!("exited at start ({status}), port {}", self.port));
+            }
+            if Instant::now() >= deadline {
+                self.kill();
+                return Err("no answer within 20 s".into());
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
+        Ok(())
     }
 
     /// How many blobs (copies kept as bases of patches) its state folder holds: one file
