@@ -130,6 +130,11 @@ impl MemLedger {
         self.records.get(&(*task, path.clone())).cloned()
     }
 
+    /// Sync `task` here, linked to no device yet (as the store does at `task add`).
+    pub fn add_task(&mut self, task: TaskId) {
+        self.links.entry(task).or_default();
+    }
+
     /// Unlink `task` from `peer` (as the store does when either side unlinks).
     pub fn unlink(&mut self, task: &TaskId, peer: &DeviceId) {
         if let Some(peers) = self.links.get_mut(task) {

@@ -1,7 +1,9 @@
 //! Entry point of the `receive` fuzz target and of its replay in `cargo test` (not stable
-//! API): a linked peer's records, content, patches and requests, decided by a real
-//! [`qsync_core::Core`] and carried out by the real driver ([`crate::driver`]) on a real
-//! temporary folder that sits beside a folder "outside" holding a secret.
+//! API): a linked peer's records, content, patches and requests, handled by the daemon's
+//! own sync driver (the real [`qsync_core::Core`], content exchange, serving threads and
+//! placements, with a `MemLedger`) on a real temporary folder that sits beside a folder
+//! "outside" holding a secret. The harness plays the peer: it answers the driver's
+//! requests for content with the bytes its records announced.
 //!
 //! Whatever the bytes say, [`receive`] asserts (panics otherwise, which is what a fuzzer
 //! reports):
@@ -21,14 +23,17 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use qsync_base::{ContentHash, DeviceId, RelPath, TaskId};
-use qsync_core::{Core, Effect, Input, Ledger, MemLedger, Message, Record, State};
+use qsync_core::{Input, Ledger, Message, Record, State};
 use qsync_watch::Index;
 
-use crate::driver::place::{self, Staging};
+use crate::driver::place;
 use crate::driver::transfer::{self, IncomingPatch};
+use crate::sync::loopback::Loopback;
+use crate::sync::{Report, SyncDriver, TaskFolder};
 
 /// The peer the steps come from.
 pub const PEER: DeviceId = DeviceId::from_bytes([2; 32]);
@@ -62,12 +67,14 @@ pub fn receive(data: &[u8]) -> Summary {
         .and_then(|()| fs::write(outside.join("secret"), SECRET))
         .and_then(|()| fs::create_dir(outside.join("sub")))
         .and_then(|()| fs::write(outside.join("sub/file"), b"outside"));
-    let Ok(staging) = Staging::open(dir.path().join("staging")) else {
-        return Summary::default();
-    };
     if made.is_err() {
         return Summary::default();
     }
+    let me = DeviceId::from_bytes([1; 32]);
+    let Ok(mut driver) = SyncDriver::start(me, [1; 32], &dir.path().join("state")) else {
+        return Summary::default();
+    };
+    driver.add_folder(TASK, TaskFolder::new(root.clone(), Index::default(), false));
     let before = snapshot(dir.path());
     let targets = [
         outside.display().to_string(),
@@ -79,17 +86,14 @@ pub fn receive(data: &[u8]) -> Summary {
         "a".to_owned(),
     ];
     let mut run = Run {
-        core: Core::new(DeviceId::from_bytes([1; 32])),
-        ledger: MemLedger::new(),
-        index: Index::default(),
-        root: root.clone(),
-        staging,
+        driver,
+        around: Loopback::default(),
         contents: HashMap::new(),
         seq: 0,
         served: Vec::new(),
-        now: Instant::now(),
         summary: Summary::default(),
     };
+    run.around.connect(PEER);
     run.feed(Input::Link {
         task: TASK,
         peer: PEER,
@@ -157,7 +161,7 @@ pub fn receive(data: &[u8]) -> Summary {
                     0 => {
                         let content = b"raw".to_vec();
                         let hash = ContentHash::of(&content);
-                        if fs::write(run.staging.path_of(&hash), &content).is_err() {
+                        if fs::write(run.driver.staging().path_of(&hash), &content).is_err() {
                             continue;
                         }
                         State::File {
@@ -172,11 +176,12 @@ pub fn receive(data: &[u8]) -> Summary {
                     2 => State::Folder { mode: 0o700 },
                     _ => State::Deleted,
                 };
-                let expect = place::state_at(&root, &path, &run.index).unwrap_or(State::Deleted);
+                let Some(index) = run.driver.folder(&TASK).map(|f| &f.index) else {
+                    continue;
+                };
+                let expect = place::state_at(&root, &path, index).unwrap_or(State::Deleted);
                 let parents = std::iter::successors(path.parent(), RelPath::parent)
-                    .filter(
-                        |p| !matches!(place::state_at(&root, p, &run.index), Ok(s) if s.exists()),
-                    )
+                    .filter(|p| !matches!(place::state_at(&root, p, index), Ok(s) if s.exists()))
                     .collect::<Vec<_>>()
                     .into_iter()
                     .rev()
@@ -191,7 +196,7 @@ pub fn receive(data: &[u8]) -> Summary {
                     parents,
                     from: PEER,
                 };
-                let placed = place::place(&root, &run.staging, &placement, &mut run.index);
+                let placed = run.driver.place_now(&placement);
                 match (placed, &placement.target) {
                     (Ok(qsync_core::PlaceOutcome::Done), _) => run.summary.placed += 1,
                     // A link out of the folder is refused from a peer (`driver::guard`), but
@@ -236,15 +241,18 @@ pub fn receive(data: &[u8]) -> Summary {
                 let mut incoming = IncomingPatch::start(base, hash, size);
                 if patch.len() as u64 <= crate::exchange::MAX_PATCH {
                     incoming.accept(&patch);
-                    let applied = incoming.finish(&root, &path, &run.staging);
+                    let applied = incoming.finish(&root, &path, run.driver.staging());
+                    let Some(index) = run.driver.folder(&TASK).map(|f| &f.index) else {
+                        continue;
+                    };
                     if matches!(applied, Ok(true)) {
                         // Only ever from a regular file in the folder holding the base.
-                        let here = place::state_at(&root, &path, &run.index);
+                        let here = place::state_at(&root, &path, index);
                         assert!(
                             matches!(here, Ok(State::File { hash, .. }) if hash == base),
                             "a patch applied to something that is not the base file at {path}"
                         );
-                        run.staging.remove(&hash);
+                        run.driver.staging().remove(&hash);
                         run.summary.patched += 1;
                     }
                 }
@@ -252,6 +260,8 @@ pub fn receive(data: &[u8]) -> Summary {
         }
     }
 
+    // What the serving threads send comes last.
+    run.settle();
     assert_eq!(
         snapshot(dir.path()),
         before,
@@ -283,7 +293,7 @@ fn path_from(next: &mut impl FnMut() -> Option<u8>) -> Option<RelPath> {
     RelPath::new(parts.join("/")).ok()
 }
 
-/// What is under `dir` (never following a link), except the task folder and staging:
+/// What is under `dir` (never following a link), except the task folder and the state:
 /// entry, kind, content, mode, link target.
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, String> {
     let mut out = BTreeMap::new();
@@ -295,7 +305,7 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, String> {
         for entry in entries.flatten() {
             let path = entry.path();
             let rel = path.strip_prefix(dir).unwrap_or(&path).to_owned();
-            if at == dir && (rel == Path::new("root") || rel == Path::new("staging")) {
+            if at == dir && (rel == Path::new("root") || rel == Path::new("state")) {
                 out.insert(rel, "kept".into());
                 continue;
             }
@@ -320,22 +330,19 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, String> {
 }
 
 struct Run {
-    core: Core,
-    ledger: MemLedger,
-    index: Index,
-    root: PathBuf,
-    staging: Staging,
+    driver: SyncDriver,
+    around: Loopback,
+    /// The contents the peer's records announced, which it serves.
     contents: HashMap<ContentHash, Vec<u8>>,
     seq: u64,
     served: Vec<qsync_wire::Message>,
-    now: Instant,
     summary: Summary,
 }
 
 impl Run {
     /// A record from the peer making `path` `state`, newer than what is known here.
     fn record(&mut self, path: RelPath, state: State) {
-        let known = self.ledger.record(&TASK, &path).ok().flatten();
+        let known = self.around.ledger().record(&TASK, &path).ok().flatten();
         let version = known.map(|r| r.version).unwrap_or_default().bumped(PEER);
         self.seq += 1;
         let record = Record {
@@ -355,58 +362,77 @@ impl Run {
         });
     }
 
-    /// Hand the core `input` and carry out its orders (and their outcomes) with the real
-    /// driver, as the daemon does, a bounded number of rounds.
+    /// Hand the driver `input`, then play the peer until nothing moves.
     fn feed(&mut self, input: Input) {
-        let mut inputs = vec![input];
+        self.driver.feed(&mut self.around, input);
+        self.settle();
+    }
+
+    /// Carry out what the driver wants (placements made durable, its reports taken) and
+    /// answer what it sends the peer, a bounded number of rounds; content served by its
+    /// threads is collected.
+    fn settle(&mut self) {
+        let start = Instant::now();
         for _ in 0..64 {
-            let Some(input) = inputs.pop() else { break };
-            let Ok(()) = self.core.handle(self.now, input, &mut self.ledger);
-            while let Some(effect) = self.core.poll_effect() {
-                match effect {
-                    Effect::Place(p) => {
-                        let outcome = place::place(&self.root, &self.staging, &p, &mut self.index)
-                            .unwrap_or(qsync_core::PlaceOutcome::Failed);
-                        if outcome == qsync_core::PlaceOutcome::Done {
-                            self.summary.placed += 1;
-                        }
-                        inputs.push(Input::Placed {
-                            task: p.task,
-                            path: p.path,
-                            outcome,
-                        });
-                    }
-                    Effect::Fetch {
-                        task, path, hash, ..
-                    } => {
-                        let ok = match self.contents.get(&hash) {
-                            Some(content) => {
-                                fs::write(self.staging.path_of(&hash), content).is_ok()
-                            }
-                            None => false,
-                        };
-                        inputs.push(Input::Fetched {
-                            task,
-                            path,
-                            hash,
-                            from: PEER,
-                            ok,
-                        });
-                    }
-                    Effect::Distrust { .. } => {}
-                    Effect::Serve {
-                        path, hash, base, ..
-                    } => {
-                        let _ = base;
-                        let served = &mut self.served;
-                        transfer::serve(&self.root, &path, hash, None, 0, |m| {
-                            served.push(m);
-                            true
-                        });
-                    }
-                    Effect::Send { .. } => {}
+            self.driver.flush();
+            self.driver.run(&mut self.around, None);
+            while let Some(report) = self.driver.poll_report() {
+                if let Report::Applied(_) = report {
+                    self.summary.placed += 1;
                 }
             }
+            let sent = self.around.take_sent(&PEER);
+            let serving = !self.driver.serving_idle();
+            if sent.is_empty() && !serving && !self.driver.wants_run() {
+                return;
+            }
+            for (task, message) in sent {
+                self.answer(task, message);
+            }
+            if serving && start.elapsed() < Duration::from_secs(2) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+
+    /// The peer's answer to what the driver sent it: content it asks for is served (when
+    /// the peer announced it), content it serves is kept to be checked.
+    fn answer(&mut self, task: TaskId, message: qsync_wire::Message) {
+        match message {
+            qsync_wire::Message::Sync { body } => {
+                let Ok(Message::Request {
+                    path, hash, offset, ..
+                }) = Message::from_wire(task, &body)
+                else {
+                    return;
+                };
+                let offset = usize::try_from(offset).unwrap_or(usize::MAX);
+                // As a serving thread sends it: the bytes, then an empty last chunk.
+                let answers = match self.contents.get(&hash) {
+                    Some(content) if offset <= content.len() => {
+                        let chunk =
+                            |offset: usize, data: &[u8], last| qsync_wire::Message::Content {
+                                path: path.clone(),
+                                hash,
+                                offset: offset as u64,
+                                data: Bytes::copy_from_slice(data),
+                                last,
+                            };
+                        vec![
+                            chunk(offset, &content[offset..], false),
+                            chunk(content.len(), &[], true),
+                        ]
+                    }
+                    _ => vec![qsync_wire::Message::Unavailable { path, hash }],
+                };
+                for answer in answers {
+                    self.driver.received(&mut self.around, PEER, task, answer);
+                }
+            }
+            served @ (qsync_wire::Message::Content { .. } | qsync_wire::Message::Delta { .. }) => {
+                self.served.push(served);
+            }
+            _ => {}
         }
     }
 }

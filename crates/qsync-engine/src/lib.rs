@@ -18,6 +18,7 @@ pub mod fsops;
 pub mod fuzzing;
 mod keeper;
 pub mod net;
+mod sync;
 
 /// The receiving side of the content exchange (the `qsync-exchange` crate).
 pub use qsync_exchange as exchange;

@@ -2,7 +2,6 @@
 //! what each [`Command`] does to the engine's state, and its [`Reply`].
 
 use std::fs;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use qsync_base::{DeviceId, EntryKind, TaskId};
@@ -11,7 +10,7 @@ use qsync_wire::Message;
 use tokio::sync::oneshot;
 
 use super::{Engine, Event};
-use crate::control::{AppInfo, Command, DeviceInfo, Reply, ScanInfo, Status, TaskInfo};
+use crate::control::{AppInfo, Command, Reply, TaskInfo};
 use crate::{net, EngineError};
 
 impl Engine {
@@ -52,9 +51,9 @@ impl Engine {
             | Command::AppList
             | Command::AppGet { .. }
             | Command::AppRemove { .. }) => self.app_command(command),
-            Command::TaskList => self.task_list(),
-            Command::Devices => self.device_list(),
-            Command::Status => self.status().map(Reply::Status),
+            Command::TaskList => self.overview().task_list(),
+            Command::Devices => self.overview().device_list(),
+            Command::Status => self.overview().status().map(Reply::Status),
             Command::Link {
                 task,
                 address,
@@ -72,7 +71,8 @@ impl Engine {
                 tasks: tasks.len(),
             }),
             Command::Pending { device } => self
-                .core_pending(Some(device))
+                .overview()
+                .pending(Some(device))
                 .map(|count| Reply::Pending { device, count }),
             Command::Unlink { task, device } => {
                 self.send(device, task, Message::Unlink);
@@ -118,94 +118,6 @@ impl Engine {
         }
     }
 
-    /// The tasks synced here, for `qsync tasks`.
-    fn task_list(&self) -> Result<Reply, EngineError> {
-        let tasks = self.store.tasks()?;
-        Ok(Reply::Tasks {
-            tasks: tasks
-                .into_iter()
-                .map(|t| TaskInfo {
-                    devices: self.tasks.get(&t.id).map_or(0, |s| s.links.len()),
-                    task: t.id,
-                    name: t.name,
-                    root: t.root,
-                })
-                .collect(),
-        })
-    }
-
-    /// The devices linked with this one, for `qsync devices`.
-    fn device_list(&self) -> Result<Reply, EngineError> {
-        let devices = self.store.devices()?;
-        Ok(Reply::Devices {
-            devices: devices
-                .into_iter()
-                .map(|d| DeviceInfo {
-                    connected: self.peers.is_connected(&d.id),
-                    device: d.id,
-                    name: d.name,
-                    address: d.last_address,
-                })
-                .collect(),
-        })
-    }
-
-    /// What `qsync status` shows.
-    fn status(&self) -> Result<Status, EngineError> {
-        let counts = self.store.counts()?;
-        let wire = &self.peers.net().wire;
-        let relaxed = std::sync::atomic::Ordering::Relaxed;
-        Ok(Status {
-            device: self.me,
-            tasks: self.tasks.len(),
-            connected: self.peers.connected(),
-            updates: counts.updates,
-            pending: self.core_pending(None).unwrap_or(u64::MAX),
-            // Patches are made when asked for, never stored.
-            deltas: 0,
-            sent: self.sent,
-            received: self.received,
-            wire_sent: wire.sent.load(relaxed),
-            wire_received: wire.received.load(relaxed),
-            unsupported: self.tasks.values().map(|t| t.unsupported).sum(),
-            distrusted: self.sync.distrust.status(),
-            transfers: self.sync.transfers(),
-            scans: self
-                .tasks
-                .iter()
-                .filter_map(|(task, state)| {
-                    let scanning = state.scanning.as_ref()?;
-                    Some(ScanInfo {
-                        task: *task,
-                        entries: scanning.entries,
-                        seconds: scanning.since.elapsed().as_secs(),
-                    })
-                })
-                .collect(),
-            not_synced: self
-                .tasks
-                .iter()
-                .flat_map(|(task, state)| state.not_synced.lines(*task))
-                .collect(),
-            ignore_problems: self.ignore_problems(),
-        })
-    }
-
-    /// The lines of the tasks' `.qsyncignore` files that are skipped, for `status`.
-    fn ignore_problems(&self) -> Vec<String> {
-        self.tasks
-            .iter()
-            .flat_map(|(task, state)| {
-                let problems = qsync_watch::Filter::for_root(&state.root)
-                    .map(|f| f.problems().to_vec())
-                    .unwrap_or_default();
-                problems
-                    .into_iter()
-                    .map(move |p| format!("{task}: {} {p}", qsync_watch::IGNORE_FILE))
-            })
-            .collect()
-    }
-
     /// Link `task` with the device at `address` (`HOST:PORT`, a name or an address): the
     /// pairing runs on the network runtime; `progress` hears the code to show, and the
     /// outcome comes back as `Event::Paired`.
@@ -217,16 +129,16 @@ impl Engine {
         progress: tokio::sync::mpsc::UnboundedSender<Reply>,
         reply: oneshot::Sender<Reply>,
     ) {
-        let Some(state) = self.tasks.get(&task) else {
+        let Some(folder) = self.sync.folder(&task) else {
             let _ = reply.send(Reply::error(format!("no task {task} here")));
             return;
         };
-        let folder_name = state
+        let folder_name = folder
             .root
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let (files, bytes) = state
+        let (files, bytes) = folder
             .index
             .entries()
             .filter(|e| e.kind != EntryKind::Folder)
@@ -238,31 +150,8 @@ impl Engine {
             bytes,
             expect,
         };
-        let ctx = self.peers.net().clone();
         let events = self.events.clone();
-        self.peers.runtime().spawn(async move {
-            let result = match tokio::net::lookup_host(address.as_str()).await {
-                Ok(addrs) => {
-                    let addrs: Vec<SocketAddr> = addrs.collect();
-                    let watch = progress.clone();
-                    let pairing = net::pair_initiator(addrs, plan, ctx, |device, code| {
-                        let _ = progress.send(Reply::LinkCode {
-                            device,
-                            fingerprint: qsync_wire::fingerprint(&device),
-                            code: code.to_string(),
-                        });
-                    });
-                    // The person who started it went away (Ctrl-C): nobody shows the
-                    // code any more, so the link stops.
-                    tokio::select! {
-                        result = pairing => result,
-                        () = watch.closed() => Err("the link command was interrupted".to_owned()),
-                    }
-                }
-                Err(e) => Err(format!(
-                    "could not find `{address}`: {e} (give HOST:PORT, e.g. laptop.local:7878)"
-                )),
-            };
+        self.peers.pair(address, plan, progress, move |result| {
             let _ = events.send(Event::Paired(task, result, reply));
         });
     }
@@ -275,12 +164,12 @@ impl Engine {
             t.links.remove(&device);
         }
         let removed = self.store.remove_link(task, device);
-        self.core_feed(qsync_core::Input::Unlink { task, peer: device });
+        self.feed(qsync_core::Input::Unlink { task, peer: device });
         removed?;
-        let in_common = self.tasks.values().any(|t| t.links.contains(&device));
+        let in_common = self.tasks.iter().any(|(_, t)| t.links.contains(&device));
         if !in_common && self.peers.close(device) {
             tracing::info!(%device, "closed the connection: no task left in common");
-            self.core_disconnected(device);
+            self.disconnected(device);
         }
         Ok(())
     }
@@ -304,7 +193,7 @@ impl Engine {
         // Its requests waiting here go too.
         self.links.drop_device(device, "the device was forgotten");
         if was_connected {
-            self.core_disconnected(device);
+            self.disconnected(device);
         }
         Ok(tasks)
     }
@@ -316,10 +205,10 @@ impl Engine {
             self.send(*device, task, Message::Unlink);
         }
         for device in links {
-            self.core_feed(qsync_core::Input::Unlink { task, peer: device });
+            self.feed(qsync_core::Input::Unlink { task, peer: device });
         }
         self.tasks.remove(&task); // drops its watcher
-        self.hashers.forget(task);
+        self.sync.remove_folder(&task);
         self.store.remove_task(task)?;
         Ok(())
     }
@@ -371,7 +260,7 @@ impl Engine {
             )));
         };
         if let Some(task) = app.task {
-            if self.tasks.contains_key(&task) {
+            if self.tasks.contains(&task) {
                 self.task_remove(task)?;
             }
         }
@@ -381,7 +270,7 @@ impl Engine {
 
     /// A folder inside (or around) another task's would be synced twice: refused.
     pub(super) fn refuse_overlap(&self, root: &Path) -> Result<(), EngineError> {
-        for (id, other) in &self.tasks {
+        for (id, other) in self.sync.folders() {
             if root.starts_with(&other.root) || other.root.starts_with(root) {
                 return Err(EngineError::State(format!(
                     "{} overlaps {}, already synced by task {id}",
@@ -401,8 +290,8 @@ impl Engine {
             options.links_out = links_out;
         }
         self.store.set_task_options(task, options)?;
-        if let Some(state) = self.tasks.get_mut(&task) {
-            state.options = options;
+        if let Some(folder) = self.sync.folder_mut(&task) {
+            folder.links_out = options.links_out;
         }
         tracing::info!(%task, links_out = options.links_out, "task options set");
         Ok(Reply::TaskOptions {

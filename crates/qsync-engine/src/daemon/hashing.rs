@@ -211,38 +211,6 @@ impl Shared {
     }
 }
 
-impl super::Engine {
-    /// Hashing threads have results: each folded into its task's index (the file looked at
-    /// again first), its changes queued as the core's facts, and the files changed since
-    /// they were hashed queued again.
-    pub(super) fn core_hashed(&mut self) {
-        let (done, more) = self.hashers.take_done();
-        if more {
-            // The rest at the engine's next turn, after what waits in its inbox.
-            let _ = self.events.send(Event::Hashed);
-        }
-        let mut by_task: Vec<(TaskId, Vec<Hashed>)> = Vec::new();
-        for (task, hashed) in done {
-            match by_task.iter_mut().find(|(t, _)| *t == task) {
-                Some((_, results)) => results.push(hashed),
-                None => by_task.push((task, vec![hashed])),
-            }
-        }
-        for (task, hashed) in by_task {
-            let Some(state) = self.tasks.get_mut(&task) else {
-                continue;
-            };
-            // The filter now: `.qsyncignore` may have changed since the file was queued.
-            let Ok(filter) = qsync_watch::Filter::for_root(&state.root) else {
-                continue;
-            };
-            let folded = qsync_watch::fold_hashed(&state.root, &mut state.index, &filter, hashed);
-            self.hashers.queue(task, &state.root, folded.to_hash);
-            self.core_queue_local(task, folded.events);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

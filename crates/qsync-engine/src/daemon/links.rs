@@ -518,7 +518,7 @@ impl Engine {
         Folders {
             state_dir: &self.config.state_dir,
             btf_dir: &self.config.btf_dir,
-            tasks: self.tasks.values().map(|t| t.root.as_path()).collect(),
+            tasks: self.sync.folders().map(|(_, f)| f.root.as_path()).collect(),
         }
     }
 
@@ -528,7 +528,7 @@ impl Engine {
         request: LinkRequest,
         reply: oneshot::Sender<Result<PairingCode, String>>,
     ) {
-        let here = self.tasks.get(&request.task).map(|t| t.root.clone());
+        let here = self.sync.folder(&request.task).map(|f| f.root.clone());
         if let Some(question) = self.links.requested(request, reply, here.as_deref()) {
             self.tell(question);
         }
@@ -539,10 +539,10 @@ impl Engine {
         let folders = Folders {
             state_dir: &self.config.state_dir,
             btf_dir: &self.config.btf_dir,
-            tasks: self.tasks.values().map(|t| t.root.as_path()).collect(),
+            tasks: self.sync.folders().map(|(_, f)| f.root.as_path()).collect(),
         };
         let tasks = &self.tasks;
-        let asked = self.links.poll(|task| tasks.contains_key(task), &folders);
+        let asked = self.links.poll(|task| tasks.contains(task), &folders);
         for question in asked {
             self.tell(question);
         }
@@ -571,7 +571,7 @@ impl Engine {
         let task = request.task;
         match root {
             Some(root) => {
-                if self.tasks.contains_key(&task) {
+                if self.tasks.contains(&task) {
                     return Err(EngineError::State(
                         "that task was added here meanwhile".into(),
                     ));
@@ -604,7 +604,7 @@ impl Engine {
             }
             None => self.linked(task, request.device, &request.name, request.addr)?,
         }
-        self.core_feed(qsync_core::Input::Link {
+        self.feed(qsync_core::Input::Link {
             task,
             peer: request.device,
         });

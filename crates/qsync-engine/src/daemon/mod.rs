@@ -14,26 +14,27 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use qsync_base::{ContentHash, DeviceId, EntryKind, FileEntry, TaskId};
+use qsync_core::Ledger;
 use qsync_discovery::{Config as DiscoveryConfig, Discovery, DiscoveryEvent};
-use qsync_store::{Store, TaskOptions};
-use qsync_watch::{Filter, Index, TaskWatcher, WatchBatch};
+use qsync_store::Store;
+use qsync_watch::{Filter, Index, WatchBatch};
 use qsync_wire::Message;
 use tokio::sync::oneshot;
 
 use crate::control::{control_socket, DaemonEvent, Reply, Request};
-use crate::keeper::{Keeper, Owed};
-use crate::net::{self, Linked, NetCtx, NetEvent, Outgoing};
+use crate::keeper::Keeper;
+use crate::net::{self, Linked, NetCtx, NetEvent, PeerConn};
+use crate::sync::{Applied, Around, Report, SyncDriver, TaskFolder};
 use crate::{btf, EngineError};
 
 mod commands;
-mod distrust;
 mod hashing;
-mod held;
 pub mod identity;
+mod keeping;
 mod links;
-mod not_synced;
 mod peers;
-mod sync;
+mod tasks;
+mod views;
 pub mod walks;
 
 /// How a daemon runs.
@@ -80,76 +81,55 @@ pub enum Event {
     Hashed,
 }
 
-struct TaskState {
-    root: PathBuf,
-    index: Index,
-    /// The contents the task has held: the bases a peer of it may ask a patch from.
-    held: held::Held,
-    /// What its person chose for it here (links out of the folder allowed, say).
-    options: TaskOptions,
-    links: HashSet<DeviceId>,
-    /// Paths found by the last whole walk whose names QSync cannot carry (logged; counted
-    /// in `status`).
-    unsupported: usize,
-    /// Received changes the folder does not take (links out of it), for `status`.
-    not_synced: not_synced::NotSynced,
-    /// A walk of the whole folder under way.
-    scanning: Option<walks::Scanning>,
-    /// `task add` replies waiting for the first walk's end.
-    added: Vec<(Reply, oneshot::Sender<Reply>)>,
-    walker: walks::Walker,
-    _watcher: Option<TaskWatcher>,
-}
-
-struct Conn {
-    id: u64,
-    tx: Outgoing,
-    /// Frames sent before anything queued on `tx`.
-    urgent: Outgoing,
-    /// Content bytes queued on `tx` (see `net::MAX_QUEUED_CONTENT`).
-    queued: Arc<std::sync::atomic::AtomicUsize>,
-}
-
 /// At most this many waiting events are taken before their facts are handled.
 const EVENTS_AT_ONCE: usize = 256;
 
-/// Received files' blobs are kept once nothing has been received for this long...
-const KEEP_AFTER_QUIET: Duration = Duration::from_millis(500);
-/// ...or once this many are owed...
-const MAX_OWED: usize = 10_000;
-/// ...or once the first of them has been owed this long.
-const KEEP_AT_MOST_AFTER: Duration = Duration::from_secs(30);
-
+/// The daemon's engine thread: the parts it routes events between.
 struct Engine {
     me: DeviceId,
     config: DaemonConfig,
     store: Store,
-    tasks: HashMap<TaskId, TaskState>,
+    /// The tasks: links, watchers, walks, hashing.
+    tasks: tasks::Tasks,
     /// The linked devices' connections, addresses, dials and probes.
     peers: peers::Peers,
-    /// Placed files whose blobs (the bases of later patches) are still to be kept, and the
-    /// thread that keeps them.
-    owed: Vec<Owed>,
-    keeper: Keeper,
-    /// When content last moved (a chunk received, a file placed, a serve order queued) or
-    /// a local change was seen: the keeper copies blobs only once it has been quiet a
-    /// moment, so that its reading, writing and `syncfs` do not slow the transfer (the
-    /// copy of a just-saved 100 MiB file slowed the patch of it by half).
-    last_busy: Instant,
-    /// When the oldest of [`Engine::owed`] was owed.
-    owed_since: Option<Instant>,
+    /// The blobs of new versions owed to the keeper's thread.
+    keeping: keeping::Keeping,
     events: Sender<Event>,
-    /// Records sent and changes placed since start, for `status`.
-    sent: u64,
-    received: u64,
     /// What happens, for `qsync events` (sending fails only when nobody listens).
     notify: tokio::sync::broadcast::Sender<DaemonEvent>,
-    /// The sync core and what its driver keeps.
-    sync: sync::CoreSync,
-    /// The threads that read and hash the files of the tasks' folders.
-    hashers: hashing::Hashers,
+    /// The sync core, its driver, and the folders it places into.
+    sync: SyncDriver,
     /// Link requests from other devices, waiting on the person or the pairing.
     links: links::Links,
+}
+
+/// What the sync driver reaches through the engine: the store (its ledger and blobs) and
+/// the connections.
+struct Surroundings<'a> {
+    store: &'a mut Store,
+    peers: &'a mut peers::Peers,
+}
+
+impl Around for Surroundings<'_> {
+    type Ledgers = Store;
+
+    fn ledgers(&mut self) -> &mut Store {
+        self.store
+    }
+
+    fn conn(&self, device: &DeviceId) -> Option<&PeerConn> {
+        self.peers.conn(device)
+    }
+
+    fn close_all(&mut self) {
+        self.peers.close_all();
+    }
+
+    fn kept(&self, hash: &ContentHash) -> Option<PathBuf> {
+        let blobs = self.store.blobs();
+        blobs.contains(hash).then(|| blobs.path(hash))
+    }
 }
 
 /// Run a daemon until the process ends.
@@ -201,25 +181,19 @@ pub fn run(config: DaemonConfig) -> Result<(), EngineError> {
         None
     };
 
-    let sync = sync::CoreSync::start(me, counter_key_seed(&loaded_private), &config.state_dir)?;
+    let sync = SyncDriver::start(me, counter_key_seed(&loaded_private), &config.state_dir)?;
     let hashers = hashing::Hashers::start(&events, &config.state_dir)?;
     let links = links::Links::new(config.btf_dir.clone(), config.answer_timeout);
     let mut engine = Engine {
         me,
+        tasks: tasks::Tasks::new(hashers, config.rescan_every, events.clone()),
+        keeping: keeping::Keeping::new(keeper, config.base_share),
         config,
         store,
-        tasks: HashMap::new(),
         peers: peers::Peers::new(me, linked, net, runtime.handle().clone()),
-        owed: Vec::new(),
-        keeper,
-        last_busy: Instant::now(),
-        owed_since: None,
         events,
-        sent: 0,
-        received: 0,
         notify,
         sync,
-        hashers,
         links,
     };
     engine.load()?;
@@ -319,9 +293,7 @@ impl Engine {
         if stale > 0 {
             tracing::info!(%task, count = stale, "removed unfinished transfers");
         }
-        let known: Vec<FileEntry> = self.core_known(task)?;
-        let held = held::Held::new(known.iter().filter_map(|e| e.hash));
-        let mut index = Index::new(known);
+        let mut index = Index::new(known(&mut self.store, self.me, task)?);
         // Paths `.qsyncignore` excludes now (a pattern added while the daemon was stopped)
         // stop syncing; the scan below must not take their absence for deletions.
         let filter = Filter::for_root(&root)?;
@@ -329,97 +301,31 @@ impl Engine {
         if !ignored.is_empty() {
             tracing::info!(%task, count = ignored.len(), "paths now ignored stop syncing; nothing is deleted anywhere");
         }
-        let (watcher, batches) = TaskWatcher::start(&root, Duration::from_millis(200))?;
-        let forward = self.events.clone();
-        std::thread::Builder::new()
-            .name("qsync-watch-events".into())
-            .spawn(move || {
-                for batch in batches {
-                    if forward.send(Event::Watch(task, batch)).is_err() {
-                        break;
-                    }
-                }
-            })
-            .map_err(|e| EngineError::io("start the watcher's thread for", &root, e))?;
-        // What changed while the daemon was not running: the whole folder is walked on the
-        // task's own thread, its entries recorded as they come (see `walks.rs`).
-        let walker = walks::Walker::start(task, root.clone(), self.events.clone())?;
-        walker.queue(qsync_watch::WalkPlan::new(&index, None, filter));
         let links: HashSet<DeviceId> = self.store.linked_devices(task)?.into_iter().collect();
         let options = self.store.task_options(task)?;
-        self.tasks.insert(
-            task,
-            TaskState {
-                root,
-                index,
-                held,
-                options,
-                links,
-                unsupported: 0,
-                not_synced: Default::default(),
-                scanning: Some(walks::Scanning::new()),
-                added: Vec::new(),
-                walker,
-                _watcher: Some(watcher),
-            },
-        );
+        // What changed while the daemon was not running: the whole folder is walked.
+        let walk = qsync_watch::WalkPlan::new(&index, None, filter);
+        self.tasks.start(task, &root, links, walk)?;
+        self.sync
+            .add_folder(task, TaskFolder::new(root, index, options.links_out));
         Ok(())
     }
 
     fn run(&mut self, inbox: Receiver<Event>) {
         let mut next_tick = Instant::now();
         loop {
-            let mut wait = next_tick.saturating_duration_since(Instant::now());
-            if !self.owed.is_empty() {
-                let left = KEEP_AFTER_QUIET.saturating_sub(self.last_busy.elapsed());
-                // While content is being served, look again now and then.
-                let left = if self.sync.serving_idle() {
-                    left
-                } else {
-                    left.max(Duration::from_millis(100))
-                };
-                wait = wait.min(left);
-            }
-            let timeouts = [self.sync.next_timeout(), self.sync.exchange_timeout()];
-            for at in timeouts.into_iter().flatten() {
-                wait = wait.min(at.saturating_duration_since(Instant::now()));
-            }
-            if self.core_batch_since().is_some() {
-                wait = wait.min(sync::BATCH_QUIET);
-            }
-            if self.links.asking() {
-                wait = wait.min(Duration::from_millis(100));
-            }
-            match inbox.recv_timeout(wait) {
-                Ok(event) => {
-                    // The events already waiting are taken together: the facts they bring
-                    // are handled in one transaction.
-                    self.core_defer(true);
-                    self.handle(event);
-                    for _ in 1..EVENTS_AT_ONCE {
-                        match inbox.try_recv() {
-                            Ok(event) => self.handle(event),
-                            Err(_) => break,
-                        }
-                    }
-                    self.core_defer(false);
-                    self.core_run(None);
-                    // Placements waiting too long are made durable even while busy.
-                    if self
-                        .core_batch_since()
-                        .is_some_and(|since| since.elapsed() >= sync::MAX_BATCH_WAIT)
-                    {
-                        self.core_flush();
-                        self.core_run(None);
-                    }
-                }
+            match inbox.recv_timeout(self.wait(next_tick)) {
+                Ok(event) => self.events_waiting(event, &inbox),
                 Err(RecvTimeoutError::Timeout) => {
-                    if self.core_batch_since().is_some() {
-                        self.core_flush();
-                        self.core_run(None);
+                    if self.sync.batch_since().is_some() {
+                        self.sync_with(|sync, around| {
+                            sync.flush();
+                            sync.run(around, None);
+                        });
                     }
                     // Quiet for a moment: the blobs of placed files are kept.
-                    if self.quiet() {
+                    let moved = self.sync.content_moved();
+                    if self.keeping.quiet(moved, !self.sync.serving_idle()) {
                         self.keep_owed();
                     }
                     if Instant::now() >= next_tick {
@@ -432,7 +338,61 @@ impl Engine {
             if !self.links.is_empty() {
                 self.poll_links();
             }
-            self.core_tick();
+            self.sync_with(|sync, around| sync.tick(around));
+            let busy = self.keeping.last_busy(self.sync.content_moved());
+            if self.with_found(|tasks, found| tasks.scan_when_due(found, busy)) {
+                self.sync_with(|sync, around| sync.run(around, None));
+            }
+        }
+    }
+
+    /// How long the engine may wait for an event: until its next tick, the driver's next
+    /// timeout, the keeping of blobs, placements made durable, or a look at the answers.
+    fn wait(&self, next_tick: Instant) -> Duration {
+        let now = Instant::now();
+        let mut wait = next_tick.saturating_duration_since(now);
+        let moved = self.sync.content_moved();
+        if let Some(left) = self.keeping.wait(moved, !self.sync.serving_idle()) {
+            wait = wait.min(left);
+        }
+        if let Some(at) = self.sync.next_timeout() {
+            wait = wait.min(at.saturating_duration_since(now));
+        }
+        if self.sync.batch_since().is_some() {
+            wait = wait.min(crate::sync::BATCH_QUIET);
+        }
+        if self.links.asking() {
+            wait = wait.min(Duration::from_millis(100));
+        }
+        wait
+    }
+
+    /// `first` and the events already waiting after it are taken together: the facts they
+    /// bring are handled in one transaction.
+    fn events_waiting(&mut self, first: Event, inbox: &Receiver<Event>) {
+        self.sync.defer(true);
+        self.handle(first);
+        for _ in 1..EVENTS_AT_ONCE {
+            match inbox.try_recv() {
+                Ok(event) => self.handle(event),
+                Err(_) => break,
+            }
+        }
+        self.sync.defer(false);
+        self.sync_with(|sync, around| sync.run(around, None));
+        // Placements waiting too long are made durable even while busy.
+        if self
+            .sync
+            .batch_since()
+            .is_some_and(|since| since.elapsed() >= crate::sync::MAX_BATCH_WAIT)
+        {
+            self.sync_with(|sync, around| {
+                sync.flush();
+                sync.run(around, None);
+            });
+        }
+        if self.keeping.too_many() {
+            self.keep_owed();
         }
     }
 
@@ -440,12 +400,21 @@ impl Engine {
         match event {
             Event::Net(e) => self.net_event(e),
             Event::Watch(task, batch) => {
-                self.core_observe(task, &batch);
-                self.core_run(None);
+                self.with_found(|tasks, found| tasks.observe(found, task, &batch));
+                self.sync_with(|sync, around| sync.run(around, None));
             }
-            Event::Walked(task, chunk) => self.core_walked(task, chunk),
-            Event::WalkEnded(task, ended) => self.core_walk_ended(task, ended),
-            Event::Hashed => self.core_hashed(),
+            Event::Walked(task, chunk) => {
+                self.with_found(|tasks, found| tasks.walked(found, task, chunk));
+            }
+            Event::WalkEnded(task, ended) => {
+                self.with_found(|tasks, found| tasks.walk_ended(found, task, ended));
+            }
+            Event::Hashed => {
+                if self.with_found(|tasks, found| tasks.hashed(found)) {
+                    // The rest at the engine's next turn, after what waits in its inbox.
+                    let _ = self.events.send(Event::Hashed);
+                }
+            }
             Event::Control(Request::Command(command, reply)) => {
                 let answer = self.control(command, reply);
                 if let Some((answer, reply)) = answer {
@@ -464,13 +433,13 @@ impl Engine {
                     Ok(paired) => match self.linked(task, paired.device, &paired.name, paired.addr)
                     {
                         Ok(()) => {
-                            self.core_feed(qsync_core::Input::Link {
+                            self.feed(qsync_core::Input::Link {
                                 task,
                                 peer: paired.device,
                             });
                             self.peers.dial(paired.device);
                             // What the peer lacks: the setup copy the CLI follows.
-                            let entries = self.core_pending(Some(paired.device)).unwrap_or(0);
+                            let entries = self.overview().pending(Some(paired.device)).unwrap_or(0);
                             tracing::info!(device = %paired.device, %task, "linked");
                             Reply::Linked {
                                 device: paired.device,
@@ -498,7 +467,7 @@ impl Engine {
             tracing::info!(%device, "left (no answer to a ping); its updates wait until it is back");
             self.tell(DaemonEvent::Disconnected { device });
             let _ = self.store.set_connected(device, false, None);
-            self.core_disconnected(device);
+            self.disconnected(device);
         }
         self.peers.dial_linked();
     }
@@ -531,7 +500,7 @@ impl Engine {
                 urgent,
                 queued,
             } => {
-                let conn = Conn {
+                let conn = PeerConn {
                     id: conn,
                     tx,
                     urgent,
@@ -545,8 +514,8 @@ impl Engine {
                 let proven = dialled.then(|| addr.to_string());
                 let _ = self.store.set_connected(device, true, proven.as_deref());
                 // A replaced connection: the core starts the exchange afresh.
-                self.core_disconnected(device);
-                self.core_feed(qsync_core::Input::Connected { peer: device });
+                self.disconnected(device);
+                self.feed(qsync_core::Input::Connected { peer: device });
             }
             NetEvent::Disconnected { device, conn } => {
                 if self.peers.is_current(&device, conn) {
@@ -554,7 +523,7 @@ impl Engine {
                     self.peers.close(device);
                     self.tell(DaemonEvent::Disconnected { device });
                     let _ = self.store.set_connected(device, false, None);
-                    self.core_disconnected(device);
+                    self.disconnected(device);
                 }
             }
             NetEvent::Received {
@@ -612,11 +581,7 @@ impl Engine {
             Message::Pong { .. } => return,
             _ => {}
         }
-        let linked = self
-            .tasks
-            .get(&task)
-            .is_some_and(|t| t.links.contains(&device));
-        if !linked {
+        if !self.tasks.linked(&task, &device) {
             tracing::warn!(%device, %task, "rejected a message about a task this device is not linked to");
             return;
         }
@@ -626,7 +591,7 @@ impl Engine {
             }
             return;
         }
-        self.core_received(device, task, message);
+        self.sync_with(|sync, around| sync.received(around, device, task, message));
     }
 
     /// Tell `qsync events` listeners, if any.
@@ -636,53 +601,145 @@ impl Engine {
         }
     }
 
-    /// Keep the content of a file version as a blob later, when the daemon is quiet (see
-    /// [`crate::keeper`]).
-    fn owe_blob(&mut self, owed: Owed) {
-        // Its task now holds this content: a peer of the task may ask a patch from it
-        // (see `held.rs`). Task folders never nest, so the root names one task.
-        let blobs = self.store.blobs();
-        if let Some(state) = self.tasks.values_mut().find(|t| t.root == owed.root) {
-            state.held.insert(owed.hash, |h| blobs.contains(h));
-        }
-        if self.config.base_share > 0
-            && owed.size >= crate::keeper::MIN_BASE
-            && !self.store.blobs().contains(&owed.hash)
-        {
-            self.owed.push(owed);
-            self.owed_since.get_or_insert_with(Instant::now);
-        }
-        if self.owed.len() >= MAX_OWED {
-            self.keep_owed();
+    /// Let the sync driver work with the store and the connections, then do what it
+    /// reports (which may give it more to run).
+    fn sync_with<R>(&mut self, f: impl FnOnce(&mut SyncDriver, &mut Surroundings<'_>) -> R) -> R {
+        let mut around = Surroundings {
+            store: &mut self.store,
+            peers: &mut self.peers,
+        };
+        let result = f(&mut self.sync, &mut around);
+        loop {
+            while let Some(report) = self.sync.poll_report() {
+                self.report(report);
+            }
+            if !self.sync.wants_run() {
+                return result;
+            }
+            let mut around = Surroundings {
+                store: &mut self.store,
+                peers: &mut self.peers,
+            };
+            self.sync.run(&mut around, None);
         }
     }
 
-    /// Whether content has not moved for [`KEEP_AFTER_QUIET`] and none is being served, or
-    /// blobs have been owed for [`KEEP_AT_MOST_AFTER`] (a long transfer does not keep
-    /// every later edit from having a base).
-    fn quiet(&self) -> bool {
-        let quiet = self.last_busy.elapsed() >= KEEP_AFTER_QUIET && self.sync.serving_idle();
-        quiet
-            || self
-                .owed_since
-                .is_some_and(|t| t.elapsed() >= KEEP_AT_MOST_AFTER)
+    /// Let the tasks fold what was found into the driver's folders.
+    fn with_found<R>(
+        &mut self,
+        f: impl FnOnce(&mut tasks::Tasks, &mut tasks::Found<'_>) -> R,
+    ) -> R {
+        let mut found = tasks::Found {
+            sync: &mut self.sync,
+            keeping: &mut self.keeping,
+            blobs: self.store.blobs(),
+        };
+        f(&mut self.tasks, &mut found)
+    }
+
+    /// Do what the sync driver asks.
+    fn report(&mut self, report: Report) {
+        match report {
+            Report::Applied(applied) => self.applied(applied),
+            Report::Delivered(device) => self.tell(DaemonEvent::Delivered { device }),
+            Report::LookAt(task, paths) => {
+                self.with_found(|tasks, found| tasks.look_at(found, task, paths));
+            }
+            Report::Rescan(task) => {
+                self.with_found(|tasks, found| tasks.rescan(found, task, true));
+            }
+            Report::Relearn => self.relearn(),
+        }
+    }
+
+    /// Hand the core one fact and carry out everything that follows.
+    fn feed(&mut self, input: qsync_core::Input) {
+        self.sync_with(|sync, around| sync.feed(around, input));
+    }
+
+    /// The connection with `device` is gone (or replaced).
+    fn disconnected(&mut self, device: DeviceId) {
+        self.sync_with(|sync, around| sync.disconnected(around, device));
+    }
+
+    /// A received change was placed: it is a new version (see [`keeping::Keeping::version`]),
+    /// and `qsync events` hears it.
+    fn applied(&mut self, applied: Applied) {
+        let folder = self.sync.folder_mut(&applied.task);
+        if let (Some(content), Some(folder)) = (applied.content, folder) {
+            let edits = (applied.replaces.is_some(), applied.replaces);
+            let blobs = self.store.blobs();
+            self.keeping
+                .version(folder, blobs, &applied.path, content, edits);
+        }
+        self.tell(DaemonEvent::Applied {
+            task: applied.task,
+            from: applied.from,
+        });
+        if let Some(kept_as) = applied.aside {
+            self.tell(DaemonEvent::Conflict {
+                task: applied.task,
+                kept_as,
+            });
+        }
+    }
+
+    /// After a ledger failure: every folder's index again from the ledger, then a whole
+    /// scan (what is on disk and not recorded becomes the core's facts).
+    fn relearn(&mut self) {
+        let tasks: Vec<TaskId> = self.sync.folders().map(|(task, _)| *task).collect();
+        for task in tasks {
+            match known(&mut self.store, self.me, task) {
+                Ok(known) => {
+                    if let Some(folder) = self.sync.folder_mut(&task) {
+                        folder.index = Index::new(known);
+                    }
+                    self.with_found(|tasks, found| tasks.rescan(found, task, false));
+                }
+                Err(e) => tracing::error!(%task, error = %e, "could not read the ledger"),
+            }
+        }
+    }
+
+    /// The parts, read, for the commands that only read.
+    fn overview(&self) -> views::Overview<'_> {
+        views::Overview {
+            me: self.me,
+            store: &self.store,
+            tasks: &self.tasks,
+            sync: &self.sync,
+            peers: &self.peers,
+        }
     }
 
     /// Hand what is owed to the keeper, with the budget for bases: a share of the data
     /// synced here (see [`DaemonConfig::base_share`]).
     fn keep_owed(&mut self) {
-        if self.owed.is_empty() {
+        if !self.keeping.owes() {
             return;
         }
         let synced: u64 = self
-            .tasks
-            .values()
-            .flat_map(|t| t.index.entries())
+            .sync
+            .folders()
+            .flat_map(|(_, f)| f.index.entries())
             .filter(|e| e.kind == EntryKind::File)
             .map(|e| e.size)
             .sum();
-        let budget = crate::keeper::budget(synced, self.config.base_share);
-        self.owed_since = None;
-        self.keeper.keep(std::mem::take(&mut self.owed), budget);
+        self.keeping.keep(synced);
     }
+}
+
+/// The paths the core knows of in `task`, as the watcher's entries (to compare the disk
+/// against at start). A store from before version vectors first gets its records.
+fn known(store: &mut Store, me: DeviceId, task: TaskId) -> Result<Vec<FileEntry>, EngineError> {
+    let seeded = store.seed_records(task, me)?;
+    if seeded > 0 {
+        tracing::info!(%task, records = seeded, "gave the paths known before version vectors their first version");
+    }
+    let tx = store.ledger()?;
+    let records = tx.records_after(&task, 0, usize::MAX)?;
+    Ok(records
+        .into_iter()
+        .filter_map(|(r, _)| crate::driver::place::entry_for(&r.path, &r.state, r.mtime_ns))
+        .collect())
 }

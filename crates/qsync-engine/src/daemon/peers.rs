@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use qsync_base::{DeviceId, TaskId};
 use qsync_wire::Message;
 
-use super::Conn;
+use crate::control::Reply;
+use crate::net::PeerConn;
 use crate::net::{self, Linked, NetCtx, Outbound};
 
 /// How long a device mDNS said left has to answer a ping before its session is closed.
@@ -24,7 +25,7 @@ pub(super) struct Peers {
     me: DeviceId,
     /// The devices linked with this one (shared with the network tasks and discovery).
     pub(super) linked: Linked,
-    conns: HashMap<DeviceId, Conn>,
+    conns: HashMap<DeviceId, PeerConn>,
     /// Where each linked device was last proven to listen (from the link, or a dial).
     addresses: HashMap<DeviceId, SocketAddr>,
     /// Where mDNS says a linked device listens: tried in turn with `addresses`.
@@ -64,13 +65,46 @@ impl Peers {
         &self.net
     }
 
-    /// The runtime the network tasks run on.
-    pub(super) fn runtime(&self) -> &tokio::runtime::Handle {
-        &self.runtime
+    /// Pair with the device at `address` (`HOST:PORT`, a name or an address) as `plan`
+    /// says, on the network runtime: `progress` hears the code to show (and its closing
+    /// stops the pairing: the person went away), `then` the outcome.
+    pub(super) fn pair(
+        &self,
+        address: String,
+        plan: net::LinkPlan,
+        progress: tokio::sync::mpsc::UnboundedSender<Reply>,
+        then: impl FnOnce(Result<net::Paired, String>) + Send + 'static,
+    ) {
+        let ctx = self.net.clone();
+        self.runtime.spawn(async move {
+            let result = match tokio::net::lookup_host(address.as_str()).await {
+                Ok(addrs) => {
+                    let addrs: Vec<SocketAddr> = addrs.collect();
+                    let watch = progress.clone();
+                    let pairing = net::pair_initiator(addrs, plan, ctx, |device, code| {
+                        let _ = progress.send(Reply::LinkCode {
+                            device,
+                            fingerprint: qsync_wire::fingerprint(&device),
+                            code: code.to_string(),
+                        });
+                    });
+                    // The person who started it went away (Ctrl-C): nobody shows the
+                    // code any more, so the link stops.
+                    tokio::select! {
+                        result = pairing => result,
+                        () = watch.closed() => Err("the link command was interrupted".to_owned()),
+                    }
+                }
+                Err(e) => Err(format!(
+                    "could not find `{address}`: {e} (give HOST:PORT, e.g. laptop.local:7878)"
+                )),
+            };
+            then(result);
+        });
     }
 
     /// The connection with `device`, if it is connected.
-    pub(super) fn conn(&self, device: &DeviceId) -> Option<&Conn> {
+    pub(super) fn conn(&self, device: &DeviceId) -> Option<&PeerConn> {
         self.conns.get(device)
     }
 
@@ -126,7 +160,7 @@ impl Peers {
     pub(super) fn connected_to(
         &mut self,
         device: DeviceId,
-        conn: Conn,
+        conn: PeerConn,
         addr: SocketAddr,
         dialled: bool,
     ) -> bool {

@@ -18,6 +18,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use qsync_base::{RelPath, TaskId};
 use qsync_watch::{WalkEnd, WalkPlan};
 
+use tokio::sync::oneshot;
+
 use super::{Event, Reply};
 use crate::EngineError;
 
@@ -189,90 +191,16 @@ impl Scanning {
     }
 }
 
-impl super::Engine {
-    /// A chunk of a walk of `task`'s folder: folded into the index, its changes queued as
-    /// the core's facts.
-    pub(super) fn core_walked(&mut self, task: TaskId, chunk: Vec<qsync_watch::Walked>) {
-        let Some(state) = self.tasks.get_mut(&task) else {
-            return;
+/// Answer the `task add` replies that waited for the first walk of the folder, with
+/// `failure` if the walk failed.
+pub(super) fn answer_added(added: Vec<(Reply, oneshot::Sender<Reply>)>, failure: Option<String>) {
+    for (reply, to) in added {
+        let reply = match &failure {
+            None => reply,
+            Some(e) => Reply::error(format!(
+                "the task was added, but its folder could not be walked whole ({e}); what was found is synced, and the rest is looked at again at the next rescan"
+            )),
         };
-        state.walker.folded();
-        let found = chunk.len() as u64;
-        // The filter now: `.qsyncignore` may have changed since the walk was planned.
-        let Ok(filter) = qsync_watch::Filter::for_root(&state.root) else {
-            return;
-        };
-        let folded = qsync_watch::fold_walked(&state.root, &mut state.index, &filter, chunk);
-        if let Some(scanning) = &mut state.scanning {
-            scanning.entries += found;
-            scanning.changes += folded.events.len() as u64;
-        }
-        // Changed since the walk hashed them: hashed again on the hashing threads.
-        self.hashers.queue(task, &state.root, folded.to_hash);
-        self.core_queue_local(task, folded.events);
-    }
-
-    /// A walk of `task`'s folder ended: what it did not find is looked at again (gone,
-    /// most likely), and once the whole folder was walked, `task add` is answered.
-    pub(super) fn core_walk_ended(&mut self, task: TaskId, ended: Ended) {
-        let Some(state) = self.tasks.get_mut(&task) else {
-            return;
-        };
-        let whole = ended.start.is_none();
-        let failure = match ended.result {
-            Ok(end) => {
-                let events = match qsync_watch::Filter::for_root(&state.root) {
-                    Ok(filter) => {
-                        let folded = qsync_watch::look_again(
-                            &state.root,
-                            &mut state.index,
-                            &filter,
-                            end.unseen,
-                        );
-                        self.hashers.queue(task, &state.root, folded.to_hash);
-                        folded.events
-                    }
-                    Err(_) => Vec::new(),
-                };
-                if whole {
-                    state.unsupported = end.unsupported.len();
-                }
-                if let Some(scanning) = state.scanning.as_mut().filter(|_| whole) {
-                    scanning.changes += events.len() as u64;
-                    tracing::info!(
-                        %task,
-                        entries = end.found,
-                        changes = scanning.changes,
-                        seconds = scanning.since.elapsed().as_secs_f64(),
-                        "walked the whole folder"
-                    );
-                }
-                self.core_queue_local(task, events);
-                None
-            }
-            // Stopped: the task is going away.
-            Err(qsync_watch::WatchError::Stopped) => return,
-            Err(e) => {
-                tracing::warn!(%task, start = ?ended.start, error = %e, "a walk of the folder failed; what it did not reach is looked at again at the next rescan");
-                Some(e.to_string())
-            }
-        };
-        let Some(state) = self.tasks.get_mut(&task) else {
-            return;
-        };
-        if whole && !ended.more {
-            state.scanning = None;
-        }
-        if whole {
-            for (reply, to) in std::mem::take(&mut state.added) {
-                let reply = match &failure {
-                    None => reply,
-                    Some(e) => Reply::error(format!(
-                        "the task was added, but its folder could not be walked whole ({e}); what was found is synced, and the rest is looked at again at the next rescan"
-                    )),
-                };
-                let _ = to.send(reply);
-            }
-        }
+        let _ = to.send(reply);
     }
 }

@@ -61,6 +61,18 @@ pub enum Outbound {
 /// What to send on a connection.
 pub type Outgoing = mpsc::UnboundedSender<Outbound>;
 
+/// The engine's end of a connection with a linked device.
+#[derive(Clone)]
+pub(crate) struct PeerConn {
+    /// Which connection (a device's replaced connection is told from its new one).
+    pub(crate) id: u64,
+    pub(crate) tx: Outgoing,
+    /// Frames sent before anything queued on `tx`.
+    pub(crate) urgent: Outgoing,
+    /// Content bytes queued on `tx` (see [`MAX_QUEUED_CONTENT`]).
+    pub(crate) queued: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
 /// A device's request to link a task, as the engine gets it.
 #[derive(Debug)]
 pub struct LinkRequest {

@@ -17,7 +17,7 @@ const MAX_LISTED: usize = 256;
 
 /// One task's refused changes.
 #[derive(Debug, Default)]
-pub(super) struct NotSynced {
+pub(crate) struct NotSynced {
     /// By path: the peer it came from and why it is refused.
     paths: BTreeMap<RelPath, (DeviceId, &'static str)>,
     /// Whether some were left out of `paths` (it was full).
@@ -27,7 +27,7 @@ pub(super) struct NotSynced {
 impl NotSynced {
     /// `p` was handed to the driver; `refused` says why it was not carried out, if it was
     /// refused.
-    pub(super) fn placed(&mut self, task: TaskId, p: &Placement, refused: Option<&'static str>) {
+    pub(crate) fn placed(&mut self, task: TaskId, p: &Placement, refused: Option<&'static str>) {
         let Some(why) = refused else {
             self.paths.remove(&p.path);
             return;
@@ -49,7 +49,7 @@ impl NotSynced {
 
     /// One line per listed path, `TASK PATH: why (from DEVICE)`, and a last one if some
     /// were left out (shown through [`printable`] by the status's display).
-    pub(super) fn lines(&self, task: TaskId) -> impl Iterator<Item = String> + '_ {
+    pub(crate) fn lines(&self, task: TaskId) -> impl Iterator<Item = String> + '_ {
         let listed = self
             .paths
             .iter()

@@ -16,7 +16,7 @@ const LOG_EVERY: u64 = 1000;
 
 /// The counts, per peer.
 #[derive(Debug, Default)]
-pub(super) struct DistrustBook {
+pub(crate) struct DistrustBook {
     peers: BTreeMap<DeviceId, Counts>,
 }
 
@@ -60,7 +60,7 @@ impl DistrustBook {
     }
 
     /// Each peer with something counted, for `qsync status`.
-    pub(super) fn status(&self) -> Vec<PeerDistrust> {
+    pub(crate) fn status(&self) -> Vec<PeerDistrust> {
         self.peers
             .iter()
             .map(|(device, c)| PeerDistrust {

@@ -23,7 +23,7 @@ const TRIM_FLOOR: usize = 4096;
 
 /// The contents a task has held (see the module's documentation).
 #[derive(Debug)]
-pub(super) struct Held {
+pub(crate) struct Held {
     hashes: HashSet<ContentHash>,
     /// Trim when the set reaches this size.
     trim_at: usize,
@@ -31,7 +31,7 @@ pub(super) struct Held {
 
 impl Held {
     /// The contents recorded for the task at start.
-    pub(super) fn new(recorded: impl IntoIterator<Item = ContentHash>) -> Self {
+    pub(crate) fn new(recorded: impl IntoIterator<Item = ContentHash>) -> Self {
         let hashes: HashSet<ContentHash> = recorded.into_iter().collect();
         let trim_at = (hashes.len() * 2).max(TRIM_FLOOR);
         Self { hashes, trim_at }
@@ -41,7 +41,7 @@ impl Held {
     /// `kept` says no blob is left are dropped (a content dropped while its blob was still
     /// on its way to the keeper has its next patch made from the asker's signature: slower,
     /// never wrong).
-    pub(super) fn insert(&mut self, hash: ContentHash, kept: impl Fn(&ContentHash) -> bool) {
+    pub(crate) fn insert(&mut self, hash: ContentHash, kept: impl Fn(&ContentHash) -> bool) {
         self.hashes.insert(hash);
         if self.hashes.len() >= self.trim_at {
             self.hashes.retain(|h| *h == hash || kept(h));
@@ -50,7 +50,7 @@ impl Held {
     }
 
     /// Whether the task has held `hash`.
-    pub(super) fn contains(&self, hash: &ContentHash) -> bool {
+    pub(crate) fn contains(&self, hash: &ContentHash) -> bool {
         self.hashes.contains(hash)
     }
 }

@@ -14,8 +14,8 @@ use qsync_base::{ContentHash, DeviceId, RelPath, TaskId};
 use qsync_wire::Message;
 
 use super::ServeKey;
-use crate::daemon::Conn;
 use crate::driver::transfer::{self, Budget};
+use crate::net::PeerConn;
 use crate::net::{self, Outbound, Outgoing};
 
 /// A serve order queued: its key and the bytes the asker has (a request of the same
@@ -299,7 +299,7 @@ impl Serving {
 
     /// The core's order to serve `order` to `to` on `conn`: queued for the peer's serving
     /// thread, or parked while the asker's signature of its version comes.
-    pub(super) fn serve(&mut self, to: DeviceId, conn: &Conn, order: Order) {
+    pub(super) fn serve(&mut self, to: DeviceId, conn: &PeerConn, order: Order) {
         let Order {
             task,
             path,
@@ -380,7 +380,7 @@ impl Serving {
     pub(super) fn sign(
         &mut self,
         to: DeviceId,
-        conn: &Conn,
+        conn: &PeerConn,
         task: TaskId,
         root: PathBuf,
         path: RelPath,

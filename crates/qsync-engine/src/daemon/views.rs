@@ -1,0 +1,124 @@
+//! What the daemon's parts show, for the commands that only read: `qsync status`,
+//! `qsync tasks`, `qsync devices`, `qsync pending`. An [`Overview`] borrows the parts; it
+//! changes nothing.
+
+use qsync_base::DeviceId;
+use qsync_store::Store;
+
+use super::peers::Peers;
+use super::tasks::Tasks;
+use crate::control::{DeviceInfo, Reply, ScanInfo, Status, TaskInfo};
+use crate::sync::SyncDriver;
+use crate::EngineError;
+
+/// The daemon's parts, read (see the [module documentation](self)).
+pub(super) struct Overview<'a> {
+    pub(super) me: DeviceId,
+    pub(super) store: &'a Store,
+    pub(super) tasks: &'a Tasks,
+    pub(super) sync: &'a SyncDriver,
+    pub(super) peers: &'a Peers,
+}
+
+impl Overview<'_> {
+    /// How many of this device's records `device` (or every linked device) still lacks.
+    pub(super) fn pending(&self, device: Option<DeviceId>) -> Result<u64, EngineError> {
+        let mut pending = 0;
+        for (task, state) in self.tasks.iter() {
+            for peer in &state.links {
+                if device.is_none_or(|d| d == *peer) {
+                    pending += self.store.pending_for(*task, *peer)?;
+                }
+            }
+        }
+        Ok(pending)
+    }
+
+    /// The tasks synced here, for `qsync tasks`.
+    pub(super) fn task_list(&self) -> Result<Reply, EngineError> {
+        let tasks = self.store.tasks()?;
+        Ok(Reply::Tasks {
+            tasks: tasks
+                .into_iter()
+                .map(|t| TaskInfo {
+                    devices: self.tasks.get(&t.id).map_or(0, |s| s.links.len()),
+                    task: t.id,
+                    name: t.name,
+                    root: t.root,
+                })
+                .collect(),
+        })
+    }
+
+    /// The devices linked with this one, for `qsync devices`.
+    pub(super) fn device_list(&self) -> Result<Reply, EngineError> {
+        let devices = self.store.devices()?;
+        Ok(Reply::Devices {
+            devices: devices
+                .into_iter()
+                .map(|d| DeviceInfo {
+                    connected: self.peers.is_connected(&d.id),
+                    device: d.id,
+                    name: d.name,
+                    address: d.last_address,
+                })
+                .collect(),
+        })
+    }
+
+    /// What `qsync status` shows.
+    pub(super) fn status(&self) -> Result<Status, EngineError> {
+        let counts = self.store.counts()?;
+        let wire = &self.peers.net().wire;
+        let relaxed = std::sync::atomic::Ordering::Relaxed;
+        Ok(Status {
+            device: self.me,
+            tasks: self.tasks.len(),
+            connected: self.peers.connected(),
+            updates: counts.updates,
+            pending: self.pending(None).unwrap_or(u64::MAX),
+            // Patches are made when asked for, never stored.
+            deltas: 0,
+            sent: self.sync.counts().0,
+            received: self.sync.counts().1,
+            wire_sent: wire.sent.load(relaxed),
+            wire_received: wire.received.load(relaxed),
+            unsupported: self.tasks.iter().map(|(_, t)| t.unsupported).sum(),
+            distrusted: self.sync.distrust(),
+            transfers: self.sync.transfers(),
+            scans: self
+                .tasks
+                .iter()
+                .filter_map(|(task, state)| {
+                    let scanning = state.scanning.as_ref()?;
+                    Some(ScanInfo {
+                        task: *task,
+                        entries: scanning.entries,
+                        seconds: scanning.since.elapsed().as_secs(),
+                    })
+                })
+                .collect(),
+            not_synced: self
+                .sync
+                .folders()
+                .flat_map(|(task, folder)| folder.not_synced.lines(*task))
+                .collect(),
+            ignore_problems: self.ignore_problems(),
+        })
+    }
+
+    /// The lines of the tasks' `.qsyncignore` files that are skipped, for `status`.
+    fn ignore_problems(&self) -> Vec<String> {
+        self.sync
+            .folders()
+            .flat_map(|(task, folder)| {
+                let problems = qsync_watch::Filter::for_root(&folder.root)
+                    .map(|f| f.problems().to_vec())
+                    .unwrap_or_default();
+                problems
+                    .into_iter()
+                    .map(move |p| format!("{task}: {} {p}", qsync_watch::IGNORE_FILE))
+            })
+            .collect()
+    }
+}

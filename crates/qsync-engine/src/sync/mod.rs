@@ -1,0 +1,684 @@
+//! The sync driver: the thin driver of `qsync-core`, owned by the daemon's engine thread and
+//! reused whole by the fuzzer and the in-process tests. Facts become the core's inputs
+//! (connections, the core's messages, content that arrived, what the watcher saw, links),
+//! each batch of inputs is handled in one ledger transaction committed before its orders
+//! are carried out, and the orders become sends, served content and placements whose
+//! outcomes go back in as inputs.
+//!
+//! [`SyncDriver`] owns the core, the folders it places into ([`TaskFolder`]: root, index,
+//! contents held), the content exchange's driver (`fetching.rs`), the serving threads
+//! (`serving.rs`) and the placements under way. What it does not own it reaches through
+//! [`Around`]: the ledger's transactions ([`Ledgers`]: SQLite in the daemon, `MemLedger`
+//! in tests), the connections with peers and the blobs kept as bases of patches. What the
+//! daemon must do for it (look at paths on disk, scan a folder, keep a blob, tell
+//! `qsync events`) comes out as [`Report`]s.
+//!
+//! Content travels beside the core's messages: the core's `Fetch` order goes to the
+//! content exchange (`crate::exchange`, sans-IO), which decides which holder to ask and
+//! from which byte; its orders are carried out here (a `Request` sent, the core told,
+//! a part file closed or removed). The peer's serving thread streams `Content` chunks, or
+//! a `Delta` from the content this device has (or `Unavailable`); each chunk is taken
+//! only if the exchange says so, and the content is staged under its hash, checked,
+//! before the core hears `Fetched` (`receiving.rs`).
+//!
+//! If the ledger fails mid-call, the transaction rolls back, the core is replaced by a new
+//! one and every connection is closed: the peers redial, and the exchange starts again from
+//! what the ledger holds, as after a restart ([`Report::Relearn`]).
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use qsync_base::{ContentHash, DeviceId, RelPath, TaskId};
+use qsync_core::{Core, Effect, Input, Ledger, PlaceOutcome, State};
+use qsync_watch::LocalEvent;
+use qsync_wire::Message;
+
+use crate::control::{PeerDistrust, TransferInfo};
+use crate::driver::guard;
+use crate::driver::place::Staging;
+use crate::driver::transfer;
+use crate::exchange::Want;
+use crate::net::{Outbound, PeerConn};
+use crate::EngineError;
+
+#[cfg(test)]
+mod daemon_sim;
+mod distrust;
+mod fetching;
+mod folder;
+mod held;
+pub(crate) mod loopback;
+mod not_synced;
+mod placing;
+mod receiving;
+mod serving;
+
+pub(crate) use folder::TaskFolder;
+
+use distrust::DistrustBook;
+use fetching::Fetching;
+use placing::{Folders, Settled};
+use serving::Serving;
+
+/// Where the driver's ledger transactions come from: the daemon's SQLite store, or a
+/// `MemLedger` in tests and the fuzzer.
+pub(crate) trait Ledgers {
+    /// Why a transaction failed.
+    type Error: std::fmt::Display;
+    /// One transaction.
+    type Tx<'a>: Ledger<Error = Self::Error>
+    where
+        Self: 'a;
+    /// Run `f` in one transaction, committed if it succeeds (rolled back otherwise).
+    fn transaction<R>(
+        &mut self,
+        f: impl FnOnce(&mut Self::Tx<'_>) -> Result<R, Self::Error>,
+    ) -> Result<R, Self::Error>;
+}
+
+impl Ledgers for qsync_store::Store {
+    type Error = qsync_store::StoreError;
+    type Tx<'a> = qsync_store::LedgerTx<'a>;
+
+    fn transaction<R>(
+        &mut self,
+        f: impl FnOnce(&mut Self::Tx<'_>) -> Result<R, Self::Error>,
+    ) -> Result<R, Self::Error> {
+        let mut tx = self.ledger()?;
+        let result = f(&mut tx)?;
+        tx.commit()?;
+        Ok(result)
+    }
+}
+
+impl Ledgers for qsync_core::MemLedger {
+    type Error = <qsync_core::MemLedger as Ledger>::Error;
+    type Tx<'a> = qsync_core::MemLedger;
+
+    fn transaction<R>(
+        &mut self,
+        f: impl FnOnce(&mut Self::Tx<'_>) -> Result<R, Self::Error>,
+    ) -> Result<R, Self::Error> {
+        // Rolled back by working on a copy: tests' ledgers are small.
+        let mut copy = self.clone();
+        let result = f(&mut copy)?;
+        *self = copy;
+        Ok(result)
+    }
+}
+
+/// What the driver works with and does not own.
+pub(crate) trait Around {
+    /// Where transactions come from.
+    type Ledgers: Ledgers;
+    /// The ledger.
+    fn ledgers(&mut self) -> &mut Self::Ledgers;
+    /// The connection with `device`, if it is connected.
+    fn conn(&self, device: &DeviceId) -> Option<&PeerConn>;
+    /// Close every connection (the ledger failed: the peers redial and greet afresh).
+    fn close_all(&mut self);
+    /// Where this device keeps a copy of content `hash`, if it does (a base of patches).
+    fn kept(&self, hash: &ContentHash) -> Option<PathBuf>;
+    /// The time the core's timers go by (the clock; tests move it on faster).
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+    /// Send `message` about `task` to `to`; whether it was queued (it is connected).
+    fn send(&mut self, to: DeviceId, task: TaskId, message: Message) -> bool {
+        self.conn(&to)
+            .is_some_and(|c| c.tx.send(Outbound::Message(task, message)).is_ok())
+    }
+}
+
+/// What the driver asks of the daemon, taken with [`SyncDriver::poll_report`].
+#[derive(Debug)]
+pub(crate) enum Report {
+    /// A received change was placed.
+    Applied(Applied),
+    /// `device` acknowledged records of ours.
+    Delivered(DeviceId),
+    /// These paths of the task's folder are not what the core believed: look at them on
+    /// disk now (the watcher may have missed them), and tell the driver what differs.
+    LookAt(TaskId, Vec<RelPath>),
+    /// A placement failed: the task's folder should be scanned whole.
+    Rescan(TaskId),
+    /// The ledger failed and the core started afresh: every folder's index again from the
+    /// ledger, then a whole scan, so that the new core hears of what was not recorded.
+    Relearn,
+}
+
+/// A received change that was placed.
+#[derive(Debug)]
+pub(crate) struct Applied {
+    pub(crate) task: TaskId,
+    /// The device it came from.
+    pub(crate) from: DeviceId,
+    pub(crate) path: RelPath,
+    /// Its content and size, for a file.
+    pub(crate) content: Option<(ContentHash, u64)>,
+    /// The file's content it replaced, if it was a file.
+    pub(crate) replaces: Option<ContentHash>,
+    /// Where this device's conflicting version was moved, if it was.
+    pub(crate) aside: Option<RelPath>,
+}
+
+/// The driver of the sync core (see the [module documentation](self)).
+pub(crate) struct SyncDriver {
+    core: Core,
+    /// The secret the core's spare counter keys come from (see
+    /// `qsync_core::rules::counter_keys`): derived from this device's private key, the
+    /// same at every start.
+    key_seed: [u8; 32],
+    /// The folders of the tasks synced here, and the placements under way.
+    folders: Folders,
+    /// What peers sent that the core refused or doubted, counted for `status`.
+    distrust: DistrustBook,
+    /// Receiving content for the core's fetches (the exchange's machine, part files,
+    /// patches, the staging folder).
+    fetching: Fetching,
+    /// Serving content to peers (a thread per peer, orders waiting for a signature).
+    serving: Serving,
+    /// Inputs waiting to be handled (outcomes of orders carried out).
+    inputs: VecDeque<Input>,
+    /// What the daemon is asked to do.
+    reports: VecDeque<Report>,
+    /// When the ledger last failed (and the core was started afresh).
+    last_reset: Option<Instant>,
+    /// Facts are queued, not handled yet (see [`SyncDriver::defer`]).
+    deferred: bool,
+    /// When staging was last swept of old content.
+    last_sweep: Instant,
+    /// When content last moved (a chunk received, a serve order queued).
+    content_moved: Instant,
+    /// Records sent and changes placed since start, for `status`.
+    sent: u64,
+    placed: u64,
+}
+
+/// A ledger failing again within this time stops the driver for now rather than spin.
+const FAILING_AGAIN: Duration = Duration::from_secs(5);
+
+/// Staged content older than this is removed (a placement still wanting it has it
+/// fetched again): content fetched for records that were replaced or that wait (under a
+/// link, say) does not fill the state folder's disk.
+const STAGED_MAX_AGE: Duration = Duration::from_secs(600);
+
+/// Queued inputs handled in one ledger transaction (their orders wait for its commit).
+const INPUTS_PER_TRANSACTION: usize = 256;
+
+/// Placements begun are made durable once the daemon has been quiet this long...
+pub(crate) const BATCH_QUIET: Duration = Duration::from_millis(2);
+/// ...or once the oldest has waited this long (or the batch is full).
+pub(crate) const MAX_BATCH_WAIT: Duration = Duration::from_millis(250);
+
+/// Which device, task, path and content a serve order is for.
+type ServeKey = (DeviceId, TaskId, RelPath, ContentHash);
+
+impl SyncDriver {
+    /// The driver of device `me`, its content staged under `state_dir/staging` (emptied but
+    /// for the parts of contents on their way in, which transfers resume from), once an
+    /// edit in place that a crash cut short is undone (its journal is in the staging
+    /// folder).
+    pub(crate) fn start(
+        me: DeviceId,
+        key_seed: [u8; 32],
+        state_dir: &Path,
+    ) -> Result<Self, EngineError> {
+        let dir = state_dir.join("staging");
+        if let Err(e) = crate::driver::in_place::undo_cut_short(&dir) {
+            // The daemon still starts: the file stays as the crash left it, and is synced
+            // as it is found.
+            tracing::error!(error = %e, "could not undo an edit in place that a crash cut short");
+        }
+        let staging = Staging::open(dir)?;
+        staging.empty_but_parts()?;
+        // Read once now, before any placement: received modes are masked by it.
+        tracing::debug!(
+            umask = format!("{:03o}", guard::umask()),
+            "received modes are masked"
+        );
+        Ok(Self {
+            core: Core::with_key_seed(me, key_seed),
+            key_seed,
+            folders: Folders::default(),
+            distrust: DistrustBook::default(),
+            fetching: Fetching::new(staging),
+            serving: Serving::default(),
+            inputs: VecDeque::new(),
+            reports: VecDeque::new(),
+            last_reset: None,
+            deferred: false,
+            last_sweep: Instant::now(),
+            content_moved: Instant::now(),
+            sent: 0,
+            placed: 0,
+        })
+    }
+
+    /// Sync `task`'s folder.
+    pub(crate) fn add_folder(&mut self, task: TaskId, folder: TaskFolder) {
+        self.folders.insert(task, folder);
+    }
+
+    /// Stop syncing `task`'s folder.
+    pub(crate) fn remove_folder(&mut self, task: &TaskId) -> Option<TaskFolder> {
+        self.folders.remove(task)
+    }
+
+    pub(crate) fn folder(&self, task: &TaskId) -> Option<&TaskFolder> {
+        self.folders.get(task)
+    }
+
+    pub(crate) fn folder_mut(&mut self, task: &TaskId) -> Option<&mut TaskFolder> {
+        self.folders.get_mut(task)
+    }
+
+    pub(crate) fn folders(&self) -> impl Iterator<Item = (&TaskId, &TaskFolder)> {
+        self.folders.iter()
+    }
+
+    /// Where fetched content is staged before it is placed.
+    pub(crate) fn staging(&self) -> &Staging {
+        &self.fetching.staging
+    }
+
+    /// Place `placement` at once, outside the core and the batch: the fuzzer's way to
+    /// check that the driver alone stays inside the folder, whatever it is handed.
+    pub(crate) fn place_now(
+        &mut self,
+        placement: &qsync_core::Placement,
+    ) -> Result<PlaceOutcome, EngineError> {
+        let Some(folder) = self.folders.get_mut(&placement.task) else {
+            return Ok(PlaceOutcome::Failed);
+        };
+        let staging = &self.fetching.staging;
+        crate::driver::place::place(&folder.root, staging, placement, &mut folder.index)
+    }
+
+    /// What the daemon is asked to do next.
+    pub(crate) fn poll_report(&mut self) -> Option<Report> {
+        self.reports.pop_front()
+    }
+
+    /// When the core next wants time to pass (by [`Around::now`]).
+    #[cfg(test)]
+    pub(crate) fn core_timeout(&self) -> Option<Instant> {
+        self.core.poll_timeout()
+    }
+
+    /// When the core or the exchange next wants time to pass.
+    pub(crate) fn next_timeout(&self) -> Option<Instant> {
+        [self.core.poll_timeout(), self.fetching.next_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Whether no serve order is queued, under way, or waiting for a signature.
+    pub(crate) fn serving_idle(&self) -> bool {
+        self.serving.idle()
+    }
+
+    /// When content last moved (a chunk received, a serve order queued).
+    pub(crate) fn content_moved(&self) -> Instant {
+        self.content_moved
+    }
+
+    /// Records sent and changes placed since start.
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        (self.sent, self.placed)
+    }
+
+    /// What peers sent that the core refused or doubted.
+    pub(crate) fn distrust(&self) -> Vec<PeerDistrust> {
+        self.distrust.status()
+    }
+
+    /// The transfers coming in now.
+    pub(crate) fn transfers(&self) -> Vec<TransferInfo> {
+        self.fetching.transfers()
+    }
+
+    /// Whether placements wait, and since when.
+    pub(crate) fn batch_since(&self) -> Option<Instant> {
+        self.folders.batch_since()
+    }
+
+    /// Whether queued inputs wait for [`SyncDriver::run`] (and are not deferred).
+    pub(crate) fn wants_run(&self) -> bool {
+        !self.deferred && !self.inputs.is_empty()
+    }
+
+    /// Hand the core one fact and carry out everything that follows (unless deferred).
+    pub(crate) fn feed(&mut self, around: &mut impl Around, input: Input) {
+        self.inputs.push_back(input);
+        if !self.deferred {
+            self.run(around, None);
+        }
+    }
+
+    /// While `deferred`, facts are queued and not handled: the daemon takes the events
+    /// waiting in its inbox first, so that they share one transaction.
+    pub(crate) fn defer(&mut self, deferred: bool) {
+        self.deferred = deferred;
+    }
+
+    /// The watcher's `events` for `task` (already in the folder's index), queued as the
+    /// core's facts.
+    pub(crate) fn local(&mut self, task: TaskId, events: Vec<LocalEvent>) {
+        let Some(folder) = self.folders.get(&task) else {
+            return;
+        };
+        match crate::driver::observed(task, &folder.root, &folder.index, events) {
+            Ok(inputs) => {
+                for input in &inputs {
+                    tracing::debug!(?input, "seen on disk");
+                }
+                self.inputs.extend(inputs);
+            }
+            Err(e) => tracing::warn!(%task, error = %e, "could not look at a change"),
+        }
+    }
+
+    /// Let time pass: transfers stalled and requests unanswered move on, serve orders
+    /// waiting for a signature give up, old staged content goes, and the core's timers
+    /// fire.
+    pub(crate) fn tick(&mut self, around: &mut impl Around) {
+        self.fetching.tick();
+        self.exchange_step(around);
+        self.serving.late();
+        if self.last_sweep.elapsed() >= STAGED_MAX_AGE / 10 {
+            self.last_sweep = Instant::now();
+            let removed = self.fetching.sweep(STAGED_MAX_AGE);
+            if removed > 0 {
+                tracing::info!(count = removed, "removed staged content nothing placed");
+            }
+        }
+        let now = around.now();
+        if self.core.poll_timeout().is_some_and(|t| t <= now) {
+            self.run(around, Some(now));
+        }
+    }
+
+    /// Handle the queued inputs (and a timeout first, if `timeout`), up to
+    /// [`INPUTS_PER_TRANSACTION`] in one transaction, carrying out the orders of those
+    /// calls once it is committed.
+    pub(crate) fn run(&mut self, around: &mut impl Around, mut timeout: Option<Instant>) {
+        loop {
+            if timeout.is_none() && self.inputs.is_empty() {
+                return;
+            }
+            let now = around.now();
+            let (core, inputs) = (&mut self.core, &mut self.inputs);
+            let at = timeout.take();
+            let result = around.ledgers().transaction(|tx| {
+                if let Some(at) = at {
+                    core.handle_timeout(at, tx)?;
+                }
+                for _ in 0..INPUTS_PER_TRANSACTION {
+                    let Some(input) = inputs.pop_front() else {
+                        break;
+                    };
+                    let input = modes_as_recorded(input, tx)?;
+                    core.handle(now, input, tx)?;
+                }
+                Ok(())
+            });
+            if let Err(e) = result {
+                tracing::error!(error = %e, "the ledger failed; the sync starts again from what it holds");
+                self.reset(around);
+                return;
+            }
+            while let Some(effect) = self.core.poll_effect() {
+                self.effect(around, effect);
+            }
+        }
+    }
+
+    /// After the ledger failed: a new core, the exchange and serving started again (the
+    /// parts received stay on disk: the new fetches resume from them), every connection
+    /// closed (the peers redial; both sides then greet each other afresh), and the daemon
+    /// asked to relearn what is on disk, unless the ledger failed a moment ago too (a
+    /// full disk, say): the driver then stops for now rather than spin, and the whole
+    /// scan every `rescan_every` and the peers' next greetings bring back what is dropped.
+    fn reset(&mut self, around: &mut impl Around) {
+        self.core = Core::with_key_seed(self.core.me(), self.key_seed);
+        self.fetching.reset();
+        self.serving.reset();
+        around.close_all();
+        let again = self.last_reset.is_some_and(|t| t.elapsed() < FAILING_AGAIN);
+        self.last_reset = Some(Instant::now());
+        self.inputs.clear();
+        if !again {
+            self.reports.push_back(Report::Relearn);
+        }
+    }
+
+    fn effect(&mut self, around: &mut impl Around, effect: Effect) {
+        tracing::debug!(?effect, "core order");
+        match effect {
+            Effect::Distrust { from, task, report } => {
+                self.distrust.report(from, task, &report);
+            }
+            Effect::Fetch {
+                from,
+                holders,
+                task,
+                path,
+                hash,
+                size,
+                base,
+            } => self.fetch(
+                around,
+                Want {
+                    from,
+                    holders,
+                    task,
+                    path,
+                    hash,
+                    size,
+                    base,
+                    kept: 0,
+                },
+            ),
+            Effect::Send { to, message } => {
+                self.send(around, to, message);
+            }
+            Effect::Serve {
+                to,
+                task,
+                path,
+                hash,
+                base,
+                offset,
+            } => self.serve(around, to, task, path, hash, (base, offset)),
+            Effect::Place(placement) => self.place(placement),
+        }
+    }
+
+    /// The core's order to get content: found staged already, put off when the disk has
+    /// no room for it, or handed to the content exchange, which asks a holder for it.
+    fn fetch(&mut self, around: &mut impl Around, want: Want) {
+        let (from, task, path, hash) = (want.from, want.task, want.path.clone(), want.hash);
+        // Where new content is written: staging, and the task's folder (when it is on
+        // another file system, the content is copied there). Each must have room for it,
+        // with `transfer::FREE_SPACE_MARGIN` to spare.
+        let mut places = vec![self.fetching.staging.dir().to_owned()];
+        places.extend(self.folders.get(&task).map(|f| f.root.clone()));
+        let room = |needed: u64| transfer::room_for(&places, needed);
+        if let Some(ok) = self.fetching.want(want, room) {
+            self.inputs.push_back(Input::Fetched {
+                task,
+                path,
+                hash,
+                from,
+                ok,
+            });
+        }
+        self.exchange_orders(around);
+    }
+
+    /// Send the exchange's requests and queue what it tells the core. A request that
+    /// cannot leave (the device is no longer connected) is answered "not had" at once, so
+    /// the next holder is asked.
+    fn exchange_orders(&mut self, around: &mut impl Around) {
+        loop {
+            let (sends, told) = self.fetching.orders();
+            self.inputs.extend(told);
+            if sends.is_empty() {
+                return;
+            }
+            for (to, request) in sends {
+                let key = match &request {
+                    qsync_core::Message::Request {
+                        task, path, hash, ..
+                    } => (*task, path.clone(), *hash),
+                    _ => continue,
+                };
+                if !self.send(around, to, request) {
+                    self.fetching.unavailable(to, key);
+                }
+            }
+        }
+    }
+
+    /// Carry out the exchange's orders, then let the core hear how its fetches went
+    /// (unless facts are deferred). Not from within the core's run: there the orders
+    /// alone are carried out, and the run goes on with the inputs queued.
+    fn exchange_step(&mut self, around: &mut impl Around) {
+        self.exchange_orders(around);
+        if self.wants_run() {
+            self.run(around, None);
+        }
+    }
+
+    /// Send one of the core's messages to `to`, as a wire `Sync` message.
+    /// Whether it was queued (the device is connected).
+    fn send(
+        &mut self,
+        around: &mut impl Around,
+        to: DeviceId,
+        message: qsync_core::Message,
+    ) -> bool {
+        if let qsync_core::Message::Records { records, .. } = &message {
+            self.sent += records.len() as u64;
+        }
+        let task = message.task();
+        match message.to_wire() {
+            Ok(body) => around.send(
+                to,
+                task,
+                Message::Sync {
+                    body: Bytes::from(body),
+                },
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "could not encode a sync message");
+                false
+            }
+        }
+    }
+
+    /// The core's order to place a change: begun now, made durable with the batch.
+    fn place(&mut self, placement: qsync_core::Placement) {
+        let settled = self.folders.place(&self.fetching.staging, placement);
+        self.settled(settled);
+    }
+
+    /// Make the placements begun durable, and queue their outcomes for the core. Called
+    /// when a batch is full, when the daemon is quiet for a moment, and when the oldest
+    /// placement has waited [`MAX_BATCH_WAIT`].
+    pub(crate) fn flush(&mut self) {
+        let settled = self.folders.flush(&self.fetching.staging);
+        self.settled(settled);
+    }
+
+    /// Carry out what follows placements' outcomes: a placement made frees its staged
+    /// content, and the daemon hears of it (it keeps the content's blob as the base of
+    /// the patches of its next versions, see `keeper.rs`, and tells `qsync events`).
+    fn settled(&mut self, settled: Vec<Settled>) {
+        for Settled {
+            input,
+            report,
+            ask_whole,
+        } in settled
+        {
+            if let Some(key) = ask_whole {
+                self.fetching.ask_whole(key);
+            }
+            if let Some(Report::Applied(applied)) = &report {
+                if let Some((hash, _)) = applied.content {
+                    self.fetching.staging.remove(&hash);
+                }
+                self.placed += 1;
+                self.content_moved = Instant::now();
+            }
+            self.reports.extend(report);
+            self.inputs.push_back(input);
+        }
+    }
+}
+
+/// An observation whose mode is the recorded mode as this device places it (masked by the
+/// umask) is handed to the core with the recorded mode: no change was made here (see
+/// `driver/guard.rs`). Costs a look at the record, in the transaction the core's own look
+/// is made in.
+fn modes_as_recorded<L: Ledger>(input: Input, ledger: &L) -> Result<Input, L::Error> {
+    let Input::Observed {
+        task,
+        path,
+        state,
+        mtime_ns,
+    } = input
+    else {
+        return Ok(input);
+    };
+    let state = match &state {
+        State::File { .. } | State::Folder { .. } => match ledger.record(&task, &path)? {
+            Some(record) => guard::as_recorded(state, &record.state),
+            None => state,
+        },
+        _ => state,
+    };
+    Ok(Input::Observed {
+        task,
+        path,
+        state,
+        mtime_ns,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    /// The start undoes an edit in place that a crash cut short before it empties the
+    /// staging folder, which holds the journal.
+    #[test]
+    fn a_start_undoes_a_cut_short_edit_then_empties_staging_but_for_parts() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("task");
+        let state = dir.path().join("state");
+        let staging = state.join("staging");
+        let old = crate::driver::in_place::cut_short_for_test(&root, &staging);
+        assert!(fs::read(root.join("big.bin")).unwrap() != old);
+        // A content staged before the stop, and the part of one cut short.
+        let hash = ContentHash::of(b"cut short");
+        fs::write(staging.join("leftover"), b"staged").unwrap();
+        fs::write(staging.join(format!(".partial-{}", hash.to_hex())), b"cut").unwrap();
+        let sync = SyncDriver::start(DeviceId::from_bytes([1; 32]), [2; 32], &state).unwrap();
+        assert!(fs::read(root.join("big.bin")).unwrap() == old, "put back");
+        assert!(!staging.join("leftover").exists(), "what a stop left goes");
+        assert_eq!(
+            sync.fetching.staging.partial_len(&hash),
+            3,
+            "a part stays, to resume"
+        );
+        let journal = staging.join(crate::driver::in_place::UNDO_JOURNAL);
+        assert!(journal.is_file(), "the journal of edits in place is ready");
+    }
+}
