@@ -60,55 +60,10 @@ pub fn receive(data: &[u8]) -> Summary {
     let Ok(dir) = tempfile::tempdir() else {
         return Summary::default();
     };
-    let root = dir.path().join("root");
-    let outside = dir.path().join("outside");
-    let made = fs::create_dir(&root)
-        .and_then(|()| fs::create_dir(&outside))
-        .and_then(|()| fs::write(outside.join("secret"), SECRET))
-        .and_then(|()| fs::create_dir(outside.join("sub")))
-        .and_then(|()| fs::write(outside.join("sub/file"), b"outside"));
-    if made.is_err() {
-        return Summary::default();
-    }
-    let me = DeviceId::from_bytes([1; 32]);
-    let Ok(mut driver) = SyncDriver::start(me, [1; 32], &dir.path().join("state")) else {
+    let Some(mut run) = Run::start(dir.path()) else {
         return Summary::default();
     };
-    driver.add_folder(TASK, TaskFolder::new(root.clone(), Index::default(), false));
     let before = snapshot(dir.path());
-    let targets = [
-        outside.display().to_string(),
-        outside.join("secret").display().to_string(),
-        "../outside".to_owned(),
-        "../outside/secret".to_owned(),
-        "/dev/zero".to_owned(),
-        "../..".to_owned(),
-        "a".to_owned(),
-    ];
-    let mut run = Run {
-        driver,
-        around: Loopback::default(),
-        contents: HashMap::new(),
-        seq: 0,
-        served: Vec::new(),
-        summary: Summary::default(),
-    };
-    run.around.connect(PEER);
-    run.feed(Input::Link {
-        task: TASK,
-        peer: PEER,
-    });
-    run.feed(Input::Connected { peer: PEER });
-    // The peer's greeting: from then on its records are taken.
-    run.feed(Input::Received {
-        from: PEER,
-        message: Message::Hello {
-            task: TASK,
-            after: 0,
-            reply: false,
-        },
-    });
-
     let mut bytes = data.iter().copied();
     let mut next = move || bytes.next();
     for _ in 0..64 {
@@ -129,137 +84,25 @@ pub fn receive(data: &[u8]) -> Summary {
                 run.record(path, state);
             }
             1 => {
-                let target = targets[usize::from(next().unwrap_or(0)) % targets.len()].clone();
+                let target = run.target(next());
                 run.record(path, State::Symlink { target });
             }
             2 => run.record(path, State::Folder { mode: 0o755 }),
             3 => run.record(path, State::Deleted),
-            4 => {
-                // The peer asks for the secret, by every path.
-                run.feed(Input::Received {
-                    from: PEER,
-                    message: Message::Request {
-                        task: TASK,
-                        path: path.clone(),
-                        hash: ContentHash::of(SECRET),
-                        size: SECRET.len() as u64,
-                        base: None,
-                        offset: 0,
-                    },
-                });
-                // And the driver is asked directly, as if the core had ordered it.
-                let served = &mut run.served;
-                transfer::serve(&root, &path, ContentHash::of(SECRET), None, 0, |m| {
-                    served.push(m);
-                    true
-                });
-            }
-            6 => {
-                // A placement the core would not order (it knows nothing of links made
-                // here): the driver alone must stay inside the folder.
-                let target = match next().unwrap_or(0) % 4 {
-                    0 => {
-                        let content = b"raw".to_vec();
-                        let hash = ContentHash::of(&content);
-                        if fs::write(run.driver.staging().path_of(&hash), &content).is_err() {
-                            continue;
-                        }
-                        State::File {
-                            hash,
-                            size: 3,
-                            mode: 0o600,
-                        }
-                    }
-                    1 => State::Symlink {
-                        target: targets[usize::from(next().unwrap_or(0)) % targets.len()].clone(),
-                    },
-                    2 => State::Folder { mode: 0o700 },
-                    _ => State::Deleted,
-                };
-                let Some(index) = run.driver.folder(&TASK).map(|f| &f.index) else {
-                    continue;
-                };
-                let expect = place::state_at(&root, &path, index).unwrap_or(State::Deleted);
-                let parents = std::iter::successors(path.parent(), RelPath::parent)
-                    .filter(|p| !matches!(place::state_at(&root, p, index), Ok(s) if s.exists()))
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect();
-                let placement = qsync_core::Placement {
-                    task: TASK,
-                    path,
-                    expect,
-                    target,
-                    mtime_ns: 0,
-                    aside: None,
-                    parents,
-                    from: PEER,
-                };
-                let placed = run.driver.place_now(&placement);
-                match (placed, &placement.target) {
-                    (Ok(qsync_core::PlaceOutcome::Done), _) => run.summary.placed += 1,
-                    // A link out of the folder is refused from a peer (`driver::guard`), but
-                    // the person may make one: made here the way the driver would, so what
-                    // follows still has to stay clear of it.
-                    (Ok(qsync_core::PlaceOutcome::Failed), State::Symlink { target }) => {
-                        let made = crate::driver::root::TaskRoot::open(&root)
-                            .and_then(|r| r.parent(&placement.path))
-                            .and_then(|at| match at {
-                                Some((folder, name)) => folder.symlink(target, name),
-                                None => Ok(()),
-                            });
-                        if made.is_ok() {
-                            run.summary.placed += 1;
-                        }
-                    }
-                    _ => {}
-                }
-            }
+            4 => run.ask_for_the_secret(&path),
+            6 => run.place_directly(path, &mut next),
             _ => {
                 // A patch whose base would be the secret, or what is at the path here.
                 let patch = match next().unwrap_or(0) % 2 {
-                    0 => match qsync_delta::encode(
-                        SECRET,
-                        b"copied",
-                        &qsync_delta::Options::default(),
-                    ) {
-                        Ok(qsync_delta::Delta::Patch(p)) => p.as_bytes().to_vec(),
-                        _ => Vec::new(),
-                    },
+                    0 => patch_on_the_secret(),
                     _ => (0..usize::from(next().unwrap_or(0)))
                         .map(|_| next().unwrap_or(0))
                         .collect(),
                 };
-                let base = qsync_delta::Header::read(&mut &patch[..])
-                    .map(|h| h.source_hash)
-                    .unwrap_or(ContentHash::of(SECRET));
-                let hash = qsync_delta::Header::read(&mut &patch[..])
-                    .map(|h| h.target_hash)
-                    .unwrap_or(ContentHash::of(b"copied"));
-                let size = qsync_delta::Header::read(&mut &patch[..]).map_or(6, |h| h.target_len);
-                let mut incoming = IncomingPatch::start(base, hash, size);
-                if patch.len() as u64 <= crate::exchange::MAX_PATCH {
-                    incoming.accept(&patch);
-                    let applied = incoming.finish(&root, &path, run.driver.staging());
-                    let Some(index) = run.driver.folder(&TASK).map(|f| &f.index) else {
-                        continue;
-                    };
-                    if matches!(applied, Ok(true)) {
-                        // Only ever from a regular file in the folder holding the base.
-                        let here = place::state_at(&root, &path, index);
-                        assert!(
-                            matches!(here, Ok(State::File { hash, .. }) if hash == base),
-                            "a patch applied to something that is not the base file at {path}"
-                        );
-                        run.driver.staging().remove(&hash);
-                        run.summary.patched += 1;
-                    }
-                }
+                run.patch(&path, &patch);
             }
         }
     }
-
     // What the serving threads send comes last.
     run.settle();
     assert_eq!(
@@ -280,6 +123,14 @@ pub fn receive(data: &[u8]) -> Summary {
     Summary {
         served: run.served.len(),
         ..run.summary
+    }
+}
+
+/// A patch from the secret to other bytes (its base: the secret).
+fn patch_on_the_secret() -> Vec<u8> {
+    match qsync_delta::encode(SECRET, b"copied", &qsync_delta::Options::default()) {
+        Ok(qsync_delta::Delta::Patch(p)) => p.as_bytes().to_vec(),
+        _ => Vec::new(),
     }
 }
 
@@ -332,6 +183,10 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, String> {
 struct Run {
     driver: SyncDriver,
     around: Loopback,
+    /// The task folder.
+    root: PathBuf,
+    /// Where links may point: out of the folder in every way, and inside it.
+    targets: Vec<String>,
     /// The contents the peer's records announced, which it serves.
     contents: HashMap<ContentHash, Vec<u8>>,
     seq: u64,
@@ -340,6 +195,175 @@ struct Run {
 }
 
 impl Run {
+    /// The driver of a task folder `dir/root` beside `dir/outside` (which holds the secret),
+    /// its state in `dir/state`, linked with [`PEER`], which has greeted it.
+    fn start(dir: &Path) -> Option<Self> {
+        let root = dir.join("root");
+        let outside = dir.join("outside");
+        fs::create_dir(&root)
+            .and_then(|()| fs::create_dir(&outside))
+            .and_then(|()| fs::write(outside.join("secret"), SECRET))
+            .and_then(|()| fs::create_dir(outside.join("sub")))
+            .and_then(|()| fs::write(outside.join("sub/file"), b"outside"))
+            .ok()?;
+        let me = DeviceId::from_bytes([1; 32]);
+        let mut driver = SyncDriver::start(me, [1; 32], &dir.join("state")).ok()?;
+        driver.add_folder(TASK, TaskFolder::new(root.clone(), Index::default(), false));
+        let targets = vec![
+            outside.display().to_string(),
+            outside.join("secret").display().to_string(),
+            "../outside".to_owned(),
+            "../outside/secret".to_owned(),
+            "/dev/zero".to_owned(),
+            "../..".to_owned(),
+            "a".to_owned(),
+        ];
+        let mut run = Run {
+            driver,
+            around: Loopback::default(),
+            root,
+            targets,
+            contents: HashMap::new(),
+            seq: 0,
+            served: Vec::new(),
+            summary: Summary::default(),
+        };
+        run.around.connect(PEER);
+        run.feed(Input::Link {
+            task: TASK,
+            peer: PEER,
+        });
+        run.feed(Input::Connected { peer: PEER });
+        // The peer's greeting: from then on its records are taken.
+        run.feed(Input::Received {
+            from: PEER,
+            message: Message::Hello {
+                task: TASK,
+                after: 0,
+                reply: false,
+            },
+        });
+        Some(run)
+    }
+
+    /// The link target a byte picks.
+    fn target(&self, byte: Option<u8>) -> String {
+        self.targets[usize::from(byte.unwrap_or(0)) % self.targets.len()].clone()
+    }
+
+    /// The peer asks for the secret at `path`; and the driver's serving is asked
+    /// directly, as if the core had ordered it.
+    fn ask_for_the_secret(&mut self, path: &RelPath) {
+        self.feed(Input::Received {
+            from: PEER,
+            message: Message::Request {
+                task: TASK,
+                path: path.clone(),
+                hash: ContentHash::of(SECRET),
+                size: SECRET.len() as u64,
+                base: None,
+                offset: 0,
+            },
+        });
+        let served = &mut self.served;
+        transfer::serve(&self.root, path, ContentHash::of(SECRET), None, 0, |m| {
+            served.push(m);
+            true
+        });
+    }
+
+    /// A placement the core would not order (it knows nothing of links made here),
+    /// handed to the driver: the driver alone must stay inside the folder.
+    fn place_directly(&mut self, path: RelPath, next: &mut impl FnMut() -> Option<u8>) {
+        let target = match next().unwrap_or(0) % 4 {
+            0 => {
+                let content = b"raw".to_vec();
+                let hash = ContentHash::of(&content);
+                if fs::write(self.driver.staging().path_of(&hash), &content).is_err() {
+                    return;
+                }
+                State::File {
+                    hash,
+                    size: 3,
+                    mode: 0o600,
+                }
+            }
+            1 => State::Symlink {
+                target: self.target(next()),
+            },
+            2 => State::Folder { mode: 0o700 },
+            _ => State::Deleted,
+        };
+        let Some(index) = self.driver.folder(&TASK).map(|f| &f.index) else {
+            return;
+        };
+        let root = &self.root;
+        let expect = place::state_at(root, &path, index).unwrap_or(State::Deleted);
+        let mut parents: Vec<RelPath> = std::iter::successors(path.parent(), RelPath::parent)
+            .filter(|p| !matches!(place::state_at(root, p, index), Ok(s) if s.exists()))
+            .collect();
+        parents.reverse();
+        let placement = qsync_core::Placement {
+            task: TASK,
+            path,
+            expect,
+            target,
+            mtime_ns: 0,
+            aside: None,
+            parents,
+            from: PEER,
+        };
+        match (self.driver.place_now(&placement), &placement.target) {
+            (Ok(qsync_core::PlaceOutcome::Done), _) => self.summary.placed += 1,
+            // A link out of the folder is refused from a peer (`driver::guard`), but the
+            // person may make one: made here the way the driver would, so what follows
+            // still has to stay clear of it.
+            (Ok(qsync_core::PlaceOutcome::Failed), State::Symlink { target }) => {
+                let made = crate::driver::root::TaskRoot::open(root)
+                    .and_then(|r| r.parent(&placement.path))
+                    .and_then(|at| match at {
+                        Some((folder, name)) => folder.symlink(target, name),
+                        None => Ok(()),
+                    });
+                if made.is_ok() {
+                    self.summary.placed += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// `patch` from the peer for the file at `path`: applied only to a regular file in
+    /// the folder holding its base.
+    fn patch(&mut self, path: &RelPath, patch: &[u8]) {
+        let header = qsync_delta::Header::read(&mut &patch[..]);
+        let base = header
+            .as_ref()
+            .map_or(ContentHash::of(SECRET), |h| h.source_hash);
+        let hash = header
+            .as_ref()
+            .map_or(ContentHash::of(b"copied"), |h| h.target_hash);
+        let size = header.as_ref().map_or(6, |h| h.target_len);
+        if patch.len() as u64 > crate::exchange::MAX_PATCH {
+            return;
+        }
+        let mut incoming = IncomingPatch::start(base, hash, size);
+        incoming.accept(patch);
+        let applied = incoming.finish(&self.root, path, self.driver.staging());
+        let Some(index) = self.driver.folder(&TASK).map(|f| &f.index) else {
+            return;
+        };
+        if matches!(applied, Ok(true)) {
+            let here = place::state_at(&self.root, path, index);
+            assert!(
+                matches!(here, Ok(State::File { hash, .. }) if hash == base),
+                "a patch applied to something that is not the base file at {path}"
+            );
+            self.driver.staging().remove(&hash);
+            self.summary.patched += 1;
+        }
+    }
+
     /// A record from the peer making `path` `state`, newer than what is known here.
     fn record(&mut self, path: RelPath, state: State) {
         let known = self.around.ledger().record(&TASK, &path).ok().flatten();
