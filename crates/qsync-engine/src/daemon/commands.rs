@@ -9,6 +9,7 @@ use qsync_store::AppRecord;
 use qsync_wire::Message;
 use tokio::sync::oneshot;
 
+use super::views::app_info;
 use super::{Engine, Event};
 use crate::control::{AppInfo, Command, Reply, TaskInfo};
 use crate::{net, EngineError};
@@ -99,20 +100,8 @@ impl Engine {
             } => self
                 .app_add(&kind, &name, &folder, app_dir, config)
                 .map(Reply::App),
-            Command::AppList => self
-                .store
-                .apps()
-                .map_err(Into::into)
-                .map(|apps| Reply::Apps {
-                    apps: apps.iter().map(app_info).collect(),
-                }),
-            Command::AppGet { name } => match self.store.app(&name) {
-                Ok(Some(app)) => Ok(Reply::App(app_info(&app))),
-                Ok(None) => Err(EngineError::State(format!(
-                    "no app named {name} is installed"
-                ))),
-                Err(e) => Err(e.into()),
-            },
+            Command::AppList => self.overview().apps(),
+            Command::AppGet { name } => self.overview().app(&name),
             Command::AppRemove { name } => self.app_remove(&name).map(Reply::App),
             _ => Err(EngineError::State("not a command about apps".into())),
         }
@@ -332,17 +321,5 @@ impl Engine {
         // of each file, the base of the patches of its next versions).
         self.start_task(task, root.clone())?;
         Ok((task, name, root))
-    }
-}
-
-/// One installed app, as the control protocol describes it.
-fn app_info(app: &AppRecord) -> AppInfo {
-    AppInfo {
-        name: app.name.clone(),
-        kind: app.kind.clone(),
-        task: app.task,
-        data_folder: app.data_folder.clone(),
-        app_dir: app.app_dir.clone(),
-        config: app.config.clone(),
     }
 }

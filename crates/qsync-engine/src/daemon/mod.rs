@@ -550,37 +550,11 @@ impl Engine {
     }
 
     fn received(&mut self, device: DeviceId, task: TaskId, message: Message) {
-        // From a connection given up on (a probe that went unanswered, a forgotten
-        // device): its reader may still be draining.
-        if !self.peers.is_connected(&device) {
+        // The session's own messages (greetings, probes) are the peers' part; what is not
+        // from a current connection is dropped there too.
+        let Some(message) = self.peers.received(device, task, message) else {
             return;
-        }
-        // Anything at all from a device mDNS said left shows it is still there.
-        if self.peers.heard_from(&device) {
-            tracing::info!(%device, "heard from after mDNS said it left: the session stays");
-        }
-        match &message {
-            Message::Hello { name } => {
-                tracing::debug!(%device, %name, "hello");
-                self.send(
-                    device,
-                    task,
-                    Message::HelloAck {
-                        name: self.config.name.clone(),
-                    },
-                );
-                return;
-            }
-            Message::HelloAck { .. } => return,
-            Message::Ping { nonce } => {
-                self.peers
-                    .send_urgent(device, Message::Pong { nonce: *nonce });
-                return;
-            }
-            // The probe it answers was cleared above.
-            Message::Pong { .. } => return,
-            _ => {}
-        }
+        };
         if !self.tasks.linked(&task, &device) {
             tracing::warn!(%device, %task, "rejected a message about a task this device is not linked to");
             return;

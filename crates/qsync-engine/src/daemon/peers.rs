@@ -183,8 +183,42 @@ impl Peers {
     }
 
     /// `device` was heard from: a probe of it is answered (true if there was one).
-    pub(super) fn heard_from(&mut self, device: &DeviceId) -> bool {
+    fn heard_from(&mut self, device: &DeviceId) -> bool {
         self.probes.remove(device).is_some()
+    }
+
+    /// A message from `device` about `task`: the session's own (greetings, probes) are
+    /// answered here; the others are handed back, unless the connection was given up on
+    /// (a probe that went unanswered, a forgotten device: its reader may still be
+    /// draining).
+    pub(super) fn received(
+        &mut self,
+        device: DeviceId,
+        task: TaskId,
+        message: Message,
+    ) -> Option<Message> {
+        if !self.is_connected(&device) {
+            return None;
+        }
+        // Anything at all from a device mDNS said left shows it is still there.
+        if self.heard_from(&device) {
+            tracing::info!(%device, "heard from after mDNS said it left: the session stays");
+        }
+        match message {
+            Message::Hello { name } => {
+                tracing::debug!(%device, %name, "hello");
+                let name = self.net.name.clone();
+                self.send(device, task, Message::HelloAck { name });
+                None
+            }
+            Message::Ping { nonce } => {
+                self.send_urgent(device, Message::Pong { nonce });
+                None
+            }
+            // The probe a pong answers was cleared above.
+            Message::HelloAck { .. } | Message::Pong { .. } => None,
+            other => Some(other),
+        }
     }
 
     /// mDNS found `device` at `addrs`: a suggestion for a linked device only (anyone can

@@ -3,11 +3,11 @@
 //! changes nothing.
 
 use qsync_base::DeviceId;
-use qsync_store::Store;
+use qsync_store::{AppRecord, Store};
 
 use super::peers::Peers;
 use super::tasks::Tasks;
-use crate::control::{DeviceInfo, Reply, ScanInfo, Status, TaskInfo};
+use crate::control::{AppInfo, DeviceInfo, Reply, ScanInfo, Status, TaskInfo};
 use crate::sync::SyncDriver;
 use crate::EngineError;
 
@@ -120,5 +120,35 @@ impl Overview<'_> {
                     .map(move |p| format!("{task}: {} {p}", qsync_watch::IGNORE_FILE))
             })
             .collect()
+    }
+
+    /// The apps installed here, for `qsync app list`.
+    pub(super) fn apps(&self) -> Result<Reply, EngineError> {
+        let apps = self.store.apps()?;
+        Ok(Reply::Apps {
+            apps: apps.iter().map(app_info).collect(),
+        })
+    }
+
+    /// The app named `name`, for `qsync app get`.
+    pub(super) fn app(&self, name: &str) -> Result<Reply, EngineError> {
+        match self.store.app(name)? {
+            Some(app) => Ok(Reply::App(app_info(&app))),
+            None => Err(EngineError::State(format!(
+                "no app named {name} is installed"
+            ))),
+        }
+    }
+}
+
+/// One installed app, as the control protocol describes it.
+pub(super) fn app_info(app: &AppRecord) -> AppInfo {
+    AppInfo {
+        name: app.name.clone(),
+        kind: app.kind.clone(),
+        task: app.task,
+        data_folder: app.data_folder.clone(),
+        app_dir: app.app_dir.clone(),
+        config: app.config.clone(),
     }
 }

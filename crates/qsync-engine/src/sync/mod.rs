@@ -19,7 +19,7 @@
 //! a part file closed or removed). The peer's serving thread streams `Content` chunks, or
 //! a `Delta` from the content this device has (or `Unavailable`); each chunk is taken
 //! only if the exchange says so, and the content is staged under its hash, checked,
-//! before the core hears `Fetched` (`receiving.rs`).
+//! before the core hears `Fetched` (`transfers.rs`).
 //!
 //! If the ledger fails mid-call, the transaction rolls back, the core is replaced by a new
 //! one and every connection is closed: the peers redial, and the exchange starts again from
@@ -32,14 +32,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use qsync_base::{ContentHash, DeviceId, RelPath, TaskId};
-use qsync_core::{Core, Effect, Input, Ledger, PlaceOutcome, State};
+use qsync_core::{Core, Effect, Input, Ledger, State};
 use qsync_watch::LocalEvent;
 use qsync_wire::Message;
 
 use crate::control::{PeerDistrust, TransferInfo};
 use crate::driver::guard;
 use crate::driver::place::Staging;
-use crate::driver::transfer;
 use crate::exchange::Want;
 use crate::net::{Outbound, PeerConn};
 use crate::EngineError;
@@ -53,14 +52,14 @@ mod held;
 pub(crate) mod loopback;
 mod not_synced;
 mod placing;
-mod receiving;
 mod serving;
+mod transfers;
 
 pub(crate) use folder::TaskFolder;
 
 use distrust::DistrustBook;
 use fetching::Fetching;
-use placing::{Folders, Settled};
+use placing::Folders;
 use serving::Serving;
 
 /// Where the driver's ledger transactions come from: the daemon's SQLite store, or a
@@ -285,19 +284,6 @@ impl SyncDriver {
         &self.fetching.staging
     }
 
-    /// Place `placement` at once, outside the core and the batch: the fuzzer's way to
-    /// check that the driver alone stays inside the folder, whatever it is handed.
-    pub(crate) fn place_now(
-        &mut self,
-        placement: &qsync_core::Placement,
-    ) -> Result<PlaceOutcome, EngineError> {
-        let Some(folder) = self.folders.get_mut(&placement.task) else {
-            return Ok(PlaceOutcome::Failed);
-        };
-        let staging = &self.fetching.staging;
-        crate::driver::place::place(&folder.root, staging, placement, &mut folder.index)
-    }
-
     /// What the daemon is asked to do next.
     pub(crate) fn poll_report(&mut self) -> Option<Report> {
         self.reports.pop_front()
@@ -499,62 +485,6 @@ impl SyncDriver {
         }
     }
 
-    /// The core's order to get content: found staged already, put off when the disk has
-    /// no room for it, or handed to the content exchange, which asks a holder for it.
-    fn fetch(&mut self, around: &mut impl Around, want: Want) {
-        let (from, task, path, hash) = (want.from, want.task, want.path.clone(), want.hash);
-        // Where new content is written: staging, and the task's folder (when it is on
-        // another file system, the content is copied there). Each must have room for it,
-        // with `transfer::FREE_SPACE_MARGIN` to spare.
-        let mut places = vec![self.fetching.staging.dir().to_owned()];
-        places.extend(self.folders.get(&task).map(|f| f.root.clone()));
-        let room = |needed: u64| transfer::room_for(&places, needed);
-        if let Some(ok) = self.fetching.want(want, room) {
-            self.inputs.push_back(Input::Fetched {
-                task,
-                path,
-                hash,
-                from,
-                ok,
-            });
-        }
-        self.exchange_orders(around);
-    }
-
-    /// Send the exchange's requests and queue what it tells the core. A request that
-    /// cannot leave (the device is no longer connected) is answered "not had" at once, so
-    /// the next holder is asked.
-    fn exchange_orders(&mut self, around: &mut impl Around) {
-        loop {
-            let (sends, told) = self.fetching.orders();
-            self.inputs.extend(told);
-            if sends.is_empty() {
-                return;
-            }
-            for (to, request) in sends {
-                let key = match &request {
-                    qsync_core::Message::Request {
-                        task, path, hash, ..
-                    } => (*task, path.clone(), *hash),
-                    _ => continue,
-                };
-                if !self.send(around, to, request) {
-                    self.fetching.unavailable(to, key);
-                }
-            }
-        }
-    }
-
-    /// Carry out the exchange's orders, then let the core hear how its fetches went
-    /// (unless facts are deferred). Not from within the core's run: there the orders
-    /// alone are carried out, and the run goes on with the inputs queued.
-    fn exchange_step(&mut self, around: &mut impl Around) {
-        self.exchange_orders(around);
-        if self.wants_run() {
-            self.run(around, None);
-        }
-    }
-
     /// Send one of the core's messages to `to`, as a wire `Sync` message.
     /// Whether it was queued (the device is connected).
     fn send(
@@ -579,45 +509,6 @@ impl SyncDriver {
                 tracing::error!(error = %e, "could not encode a sync message");
                 false
             }
-        }
-    }
-
-    /// The core's order to place a change: begun now, made durable with the batch.
-    fn place(&mut self, placement: qsync_core::Placement) {
-        let settled = self.folders.place(&self.fetching.staging, placement);
-        self.settled(settled);
-    }
-
-    /// Make the placements begun durable, and queue their outcomes for the core. Called
-    /// when a batch is full, when the daemon is quiet for a moment, and when the oldest
-    /// placement has waited [`MAX_BATCH_WAIT`].
-    pub(crate) fn flush(&mut self) {
-        let settled = self.folders.flush(&self.fetching.staging);
-        self.settled(settled);
-    }
-
-    /// Carry out what follows placements' outcomes: a placement made frees its staged
-    /// content, and the daemon hears of it (it keeps the content's blob as the base of
-    /// the patches of its next versions, see `keeper.rs`, and tells `qsync events`).
-    fn settled(&mut self, settled: Vec<Settled>) {
-        for Settled {
-            input,
-            report,
-            ask_whole,
-        } in settled
-        {
-            if let Some(key) = ask_whole {
-                self.fetching.ask_whole(key);
-            }
-            if let Some(Report::Applied(applied)) = &report {
-                if let Some((hash, _)) = applied.content {
-                    self.fetching.staging.remove(&hash);
-                }
-                self.placed += 1;
-                self.content_moved = Instant::now();
-            }
-            self.reports.extend(report);
-            self.inputs.push_back(input);
         }
     }
 }

@@ -1,5 +1,6 @@
-//! What the driver receives from peers and serves them: the core's messages, chunks of
-//! content and patches (written into the content's part file, or memory, when the content
+//! The content the driver exchanges with peers: the core's orders to fetch content (handed
+//! to the content exchange, whose requests are sent here), what peers send (the core's
+//! messages, chunks of content and patches (written into the content's part file, or memory, when the content
 //! exchange lets them through, checked and staged at the end: `fetching.rs`), the
 //! signatures of rsync's exchange (ours sent when a peer asks for one for a fetch of ours;
 //! a peer's received for a serve order waiting for it), connections that close, and the
@@ -12,10 +13,67 @@ use qsync_core::Input;
 use qsync_wire::Message;
 
 use super::{serving, Around, Report, SyncDriver};
-use crate::exchange::{Chunk, FetchKey};
+use crate::driver::transfer;
+use crate::exchange::{Chunk, FetchKey, Want};
 use crate::net::Outbound;
 
 impl SyncDriver {
+    /// The core's order to get content: found staged already, put off when the disk has
+    /// no room for it, or handed to the content exchange, which asks a holder for it.
+    pub(super) fn fetch(&mut self, around: &mut impl Around, want: Want) {
+        let (from, task, path, hash) = (want.from, want.task, want.path.clone(), want.hash);
+        // Where new content is written: staging, and the task's folder (when it is on
+        // another file system, the content is copied there). Each must have room for it,
+        // with `transfer::FREE_SPACE_MARGIN` to spare.
+        let mut places = vec![self.fetching.staging.dir().to_owned()];
+        places.extend(self.folders.get(&task).map(|f| f.root.clone()));
+        let room = |needed: u64| transfer::room_for(&places, needed);
+        if let Some(ok) = self.fetching.want(want, room) {
+            self.inputs.push_back(Input::Fetched {
+                task,
+                path,
+                hash,
+                from,
+                ok,
+            });
+        }
+        self.exchange_orders(around);
+    }
+
+    /// Send the exchange's requests and queue what it tells the core. A request that
+    /// cannot leave (the device is no longer connected) is answered "not had" at once, so
+    /// the next holder is asked.
+    pub(super) fn exchange_orders(&mut self, around: &mut impl Around) {
+        loop {
+            let (sends, told) = self.fetching.orders();
+            self.inputs.extend(told);
+            if sends.is_empty() {
+                return;
+            }
+            for (to, request) in sends {
+                let key = match &request {
+                    qsync_core::Message::Request {
+                        task, path, hash, ..
+                    } => (*task, path.clone(), *hash),
+                    _ => continue,
+                };
+                if !self.send(around, to, request) {
+                    self.fetching.unavailable(to, key);
+                }
+            }
+        }
+    }
+
+    /// Carry out the exchange's orders, then let the core hear how its fetches went
+    /// (unless facts are deferred). Not from within the core's run: there the orders
+    /// alone are carried out, and the run goes on with the inputs queued.
+    pub(super) fn exchange_step(&mut self, around: &mut impl Around) {
+        self.exchange_orders(around);
+        if self.wants_run() {
+            self.run(around, None);
+        }
+    }
+
     /// A message for the core or its transfers from `device`, about `task` (a task
     /// `device` is linked to: the daemon checked).
     pub(crate) fn received(
