@@ -1,23 +1,41 @@
-//! QSync's sync engine: the daemon that drives `qsync-core`'s rules.
+//! QSync's sync engine: the daemon that drives `qsync-core`'s rules. What other crates use:
 //!
-//! - [`daemon`]: the daemon (`daemon/sync.rs` is the core's driver loop).
-//! - [`driver`]: placements, transfers and watcher facts for the core.
-//! - [`exchange`] (the `qsync-exchange` crate): the receiving side of the content
-//!   exchange, a sans-IO state machine (which holder is asked for what, from which byte;
-//!   chunks taken; stalls; limits).
-//! - [`btf`]: the back-to-front channel, through which the engine asks its person things.
+//! - [`run`] a daemon with a [`DaemonConfig`] (until the process ends);
 //! - [`control`]: the control socket's typed protocol (one JSON [`control::Command`] per
-//!   line in, one [`control::Reply`] out; `Events` streams what happens).
+//!   line in, one [`control::Reply`] out; `Events` streams what happens), which the CLI,
+//!   the terminal menu and any other front end speak;
+//! - [`btf`]: the back-to-front channel, through which the engine asks its person things;
+//! - [`exchange`] (the `qsync-exchange` crate): the receiving side of the content
+//!   exchange, a sans-IO state machine (which holder is asked for what, from which byte).
+//!
+//! Inside: `daemon` (the engine thread and the parts it routes between: peers, tasks,
+//! links, the keeping of blobs), `sync` (the driver of the core: one ledger transaction
+//! per batch of facts, orders carried out), `driver` (placements, transfers, the folder
+//! guard), `net` (sessions, pairing, admission).
+//!
+//! ```no_run
+//! let config = qsync_engine::DaemonConfig {
+//!     state_dir: "/home/me/.local/share/qsync".into(),
+//!     listen: "0.0.0.0:7878".parse().unwrap(),
+//!     name: "laptop".into(),
+//!     mdns: true,
+//!     btf_dir: "/home/me/.local/share/qsync/btf".into(),
+//!     answer_timeout: std::time::Duration::from_secs(300),
+//!     rescan_every: std::time::Duration::from_secs(3600),
+//!     base_share: 10,
+//! };
+//! qsync_engine::run(config).unwrap();
+//! ```
 
 pub mod btf;
 pub mod control;
-pub mod daemon;
-pub mod driver;
-pub mod fsops;
+mod daemon;
+mod driver;
+mod fsops;
 #[doc(hidden)]
 pub mod fuzzing;
 mod keeper;
-pub mod net;
+mod net;
 mod sync;
 
 /// The receiving side of the content exchange (the `qsync-exchange` crate).
@@ -27,6 +45,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 pub use daemon::{run, DaemonConfig};
+pub use driver::root::RootError;
 
 /// What can stop the engine or one of its operations.
 #[derive(Debug, thiserror::Error)]

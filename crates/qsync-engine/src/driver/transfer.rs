@@ -25,9 +25,7 @@ use super::root::TaskRoot;
 use crate::EngineError;
 
 mod signatures;
-pub use signatures::{
-    sign, IncomingSignature, MAX_SIGNATURE, MAX_SIGNATURE_MEMORY, MIN_SIGNED_FILE,
-};
+pub use signatures::{sign, IncomingSignature, MAX_SIGNATURE_MEMORY, MIN_SIGNED_FILE};
 
 /// What a patch for the asker is made from.
 #[derive(Debug, Clone, Copy)]
@@ -247,7 +245,7 @@ fn patch_from_blocks(sig: &Signature, file: &std::fs::File, hash: ContentHash) -
     }
 }
 
-pub use crate::exchange::{MAX_OPEN_INCOMING, MAX_PATCH, MAX_PATCH_MEMORY};
+pub use crate::exchange::MAX_PATCH;
 
 /// Free space left over when new content is received: content that would leave less than
 /// this on the file system is not asked for (until space is freed).
@@ -348,11 +346,6 @@ impl IncomingPatch {
             size,
             patch: Vec::new(),
         }
-    }
-
-    /// The base this patch applies to.
-    pub fn base(&self) -> ContentHash {
-        self.base
     }
 
     /// Take one chunk (the exchange checked its order and size).

@@ -183,6 +183,7 @@ impl Admission {
     }
 
     /// How many source addresses are remembered.
+    #[cfg(test)]
     pub fn sources(&self) -> usize {
         self.sources.len()
     }

@@ -208,6 +208,7 @@ impl Strangers {
     }
 
     /// How many connections are proving who they are now.
+    #[cfg(test)]
     pub fn count(&self) -> usize {
         self.waiting.lock().map_or(0, |w| w.len())
     }
