@@ -44,6 +44,13 @@ pub const SECRET: &[u8] = b"the outside secret, never to be read";
 
 const NAMES: [&str; 6] = ["a", "b", "out", "link", "zero", ".qsyncignore"];
 
+/// Rounds of messages between the driver and the peer after which the peer stops
+/// answering (see [`Run::settle`]).
+const MAX_ROUNDS: usize = 64;
+
+/// How long a serve job may take before the harness calls it stuck.
+const SERVE_DEADLINE: Duration = Duration::from_secs(30);
+
 /// What a run did (for its tests to check that it did something).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Summary {
@@ -144,7 +151,7 @@ fn path_from(next: &mut impl FnMut() -> Option<u8>) -> Option<RelPath> {
     RelPath::new(parts.join("/")).ok()
 }
 
-/// What is under `dir` (never following a link), except the task folder and the state:
+/// What is under `dir` (never following a link), except the task folder and staging:
 /// entry, kind, content, mode, link target.
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, String> {
     let mut out = BTreeMap::new();
@@ -156,7 +163,7 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, String> {
         for entry in entries.flatten() {
             let path = entry.path();
             let rel = path.strip_prefix(dir).unwrap_or(&path).to_owned();
-            if at == dir && (rel == Path::new("root") || rel == Path::new("state")) {
+            if rel == Path::new("root") || rel == Path::new("state/staging") {
                 out.insert(rel, "kept".into());
                 continue;
             }
@@ -208,7 +215,10 @@ impl Run {
             .ok()?;
         let me = DeviceId::from_bytes([1; 32]);
         let mut driver = SyncDriver::start(me, [1; 32], &dir.join("state")).ok()?;
-        driver.add_folder(TASK, TaskFolder::new(root.clone(), Index::default(), false));
+        driver.add_folder(
+            TASK,
+            TaskFolder::new(root.clone(), Index::default(), [], false),
+        );
         let targets = vec![
             outside.display().to_string(),
             outside.join("secret").display().to_string(),
@@ -393,11 +403,14 @@ impl Run {
     }
 
     /// Carry out what the driver wants (placements made durable, its reports taken) and
-    /// answer what it sends the peer, a bounded number of rounds; content served by its
-    /// threads is collected.
+    /// answer what it sends the peer; content served by its threads is collected until
+    /// none is being served (a serve job that does not end within [`SERVE_DEADLINE`] is a
+    /// failure). A driver and a peer answering each other for ever are stopped after
+    /// [`MAX_ROUNDS`] rounds: the peer then answers nothing more.
     fn settle(&mut self) {
         let start = Instant::now();
-        for _ in 0..64 {
+        let mut rounds = 0;
+        loop {
             self.driver.flush();
             self.driver.run(&mut self.around, None);
             while let Some(report) = self.driver.poll_report() {
@@ -405,15 +418,21 @@ impl Run {
                     self.summary.placed += 1;
                 }
             }
-            let sent = self.around.take_sent(&PEER);
+            // Read before what was sent: a job that ends in between has sent it all.
             let serving = !self.driver.serving_idle();
+            let sent = self.around.take_sent(&PEER);
             if sent.is_empty() && !serving && !self.driver.wants_run() {
                 return;
             }
+            rounds += 1;
             for (task, message) in sent {
-                self.answer(task, message);
+                self.answer(task, message, rounds <= MAX_ROUNDS);
             }
-            if serving && start.elapsed() < Duration::from_secs(2) {
+            if serving {
+                assert!(
+                    start.elapsed() < SERVE_DEADLINE,
+                    "a serve job did not end within {SERVE_DEADLINE:?}"
+                );
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
@@ -421,9 +440,9 @@ impl Run {
 
     /// The peer's answer to what the driver sent it: content it asks for is served (when
     /// the peer announced it), content it serves is kept to be checked.
-    fn answer(&mut self, task: TaskId, message: qsync_wire::Message) {
+    fn answer(&mut self, task: TaskId, message: qsync_wire::Message, answering: bool) {
         match message {
-            qsync_wire::Message::Sync { body } => {
+            qsync_wire::Message::Sync { body } if answering => {
                 let Ok(Message::Request {
                     path, hash, offset, ..
                 }) = Message::from_wire(task, &body)

@@ -257,20 +257,6 @@ impl Engine {
         Ok(app_info(&app))
     }
 
-    /// A folder inside (or around) another task's would be synced twice: refused.
-    pub(super) fn refuse_overlap(&self, root: &Path) -> Result<(), EngineError> {
-        for (id, other) in self.sync.folders() {
-            if root.starts_with(&other.root) || other.root.starts_with(root) {
-                return Err(EngineError::State(format!(
-                    "{} overlaps {}, already synced by task {id}",
-                    root.display(),
-                    other.root.display()
-                )));
-            }
-        }
-        Ok(())
-    }
-
     /// Set a task's options here (see [`Command::TaskSet`]); a symlink refused before is
     /// made at the core's next try of it (within 16 s).
     fn task_set(&mut self, task: TaskId, links_out: Option<bool>) -> Result<Reply, EngineError> {
@@ -304,10 +290,9 @@ impl Engine {
         // The same rules as for a linked folder: never `/` nor the home folder itself, never
         // in or around QSync's own folders (a peer could otherwise overwrite the state
         // database), never overlapping another task. Grapins come through here too.
-        self.folders()
-            .task_folder(&root)
-            .map_err(EngineError::State)?;
-        self.refuse_overlap(&root)?;
+        let folders = self.folders();
+        folders.task_folder(&root).map_err(EngineError::State)?;
+        folders.refuse_overlap(&root)?;
         let name = if name.is_empty() {
             root.file_name()
                 .map(|n| n.to_string_lossy().into_owned())

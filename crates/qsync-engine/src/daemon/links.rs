@@ -16,9 +16,10 @@ use std::time::Duration;
 use qsync_base::{DeviceId, TaskId};
 use tokio::sync::oneshot;
 
-use super::Engine;
+use super::{DaemonConfig, Engine};
 use crate::control::DaemonEvent;
 use crate::net::LinkRequest;
+use crate::sync::SyncDriver;
 use crate::{btf, EngineError};
 use qsync_base::places::{places_touched, resolved, Danger};
 use qsync_wire::PairingCode;
@@ -239,17 +240,68 @@ pub(super) fn folder_question(
 /// Where a person's link folders may not go: this daemon's own folders, and the tasks'
 /// folders (with the home folder for the sensitive-place checks).
 pub(super) struct Folders<'a> {
-    pub(super) state_dir: &'a Path,
-    pub(super) btf_dir: &'a Path,
-    pub(super) tasks: Vec<&'a Path>,
+    state_dir: &'a Path,
+    btf_dir: &'a Path,
+    tasks: Vec<(TaskId, &'a Path)>,
 }
 
-impl Folders<'_> {
+impl<'a> Folders<'a> {
+    /// The daemon's own folders (of `config`) and the folders `sync` syncs.
+    pub(super) fn new(config: &'a DaemonConfig, sync: &'a SyncDriver) -> Self {
+        Folders {
+            state_dir: &config.state_dir,
+            btf_dir: &config.btf_dir,
+            tasks: sync
+                .folders()
+                .map(|(t, f)| (*t, f.root.as_path()))
+                .collect(),
+        }
+    }
+
+    fn roots(&self) -> Vec<&Path> {
+        self.tasks.iter().map(|(_, root)| *root).collect()
+    }
+
     /// The folder a person chose for a linked task, checked (see [`check_link_folder`]).
     pub(super) fn link_folder(&self, answer: &str) -> Result<PathBuf, String> {
         let home = std::env::var_os("HOME").map(PathBuf::from);
         let own = [self.state_dir, self.btf_dir];
-        check_link_folder(answer, home.as_deref(), &own, &self.tasks)
+        check_link_folder(answer, home.as_deref(), &own, &self.roots())
+    }
+
+    /// A folder inside (or around) another task's would be synced twice: refused.
+    pub(super) fn refuse_overlap(&self, root: &Path) -> Result<(), EngineError> {
+        for (id, other) in &self.tasks {
+            if root.starts_with(other) || other.starts_with(root) {
+                return Err(EngineError::State(format!(
+                    "{} overlaps {}, already synced by task {id}",
+                    root.display(),
+                    other.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Make the folder `root` a person chose for a linked task, then check it again now
+    /// that it exists: a task may have been added, or a symlink put in its way, since the
+    /// person answered.
+    pub(super) fn make_link_folder(&self, root: &Path) -> Result<(), EngineError> {
+        self.refuse_overlap(root)?;
+        fs::create_dir_all(root).map_err(|e| EngineError::io("create", root, e))?;
+        let real = fs::canonicalize(root).map_err(|e| EngineError::io("find", root, e))?;
+        let again = real
+            .to_str()
+            .ok_or_else(|| EngineError::State(format!("{} is not UTF-8", real.display())))
+            .and_then(|text| self.link_folder(text).map_err(EngineError::State))?;
+        if again != root {
+            return Err(EngineError::State(format!(
+                "{} now leads to {}: nothing was linked",
+                root.display(),
+                again.display()
+            )));
+        }
+        Ok(())
     }
 
     /// A folder this device's person adds as a task, checked as a linked one is (see
@@ -265,7 +317,7 @@ impl Folders<'_> {
         } else {
             &own
         };
-        check_folder(path, home.as_deref(), own, &self.tasks)
+        check_folder(path, home.as_deref(), own, &self.roots())
     }
 }
 
@@ -515,11 +567,7 @@ impl Links {
 impl Engine {
     /// Where link and task folders may not go.
     pub(super) fn folders(&self) -> Folders<'_> {
-        Folders {
-            state_dir: &self.config.state_dir,
-            btf_dir: &self.config.btf_dir,
-            tasks: self.sync.folders().map(|(_, f)| f.root.as_path()).collect(),
-        }
+        Folders::new(&self.config, &self.sync)
     }
 
     /// A device asks to link a task: ask the person.
@@ -536,11 +584,7 @@ impl Engine {
 
     /// Look at the answers given to link questions.
     pub(super) fn poll_links(&mut self) {
-        let folders = Folders {
-            state_dir: &self.config.state_dir,
-            btf_dir: &self.config.btf_dir,
-            tasks: self.sync.folders().map(|(_, f)| f.root.as_path()).collect(),
-        };
+        let folders = Folders::new(&self.config, &self.sync);
         let tasks = &self.tasks;
         let asked = self.links.poll(|task| tasks.contains(task), &folders);
         for question in asked {
@@ -576,25 +620,7 @@ impl Engine {
                         "that task was added here meanwhile".into(),
                     ));
                 }
-                // Checked again once the folder exists: a task may have been added, or a
-                // symlink put in its way, since the person answered.
-                self.refuse_overlap(&root)?;
-                fs::create_dir_all(&root).map_err(|e| EngineError::io("create", &root, e))?;
-                let real =
-                    fs::canonicalize(&root).map_err(|e| EngineError::io("find", &root, e))?;
-                let again = real
-                    .to_str()
-                    .ok_or_else(|| EngineError::State(format!("{} is not UTF-8", real.display())))
-                    .and_then(|text| {
-                        self.folders().link_folder(text).map_err(EngineError::State)
-                    })?;
-                if again != root {
-                    return Err(EngineError::State(format!(
-                        "{} now leads to {}: nothing was linked",
-                        root.display(),
-                        again.display()
-                    )));
-                }
+                self.folders().make_link_folder(&root)?;
                 self.store.add_task(task, &root, &request.folder_name)?;
                 self.linked(task, request.device, &request.name, request.addr)?;
                 if let Err(e) = self.start_task(task, root) {

@@ -1,8 +1,10 @@
-//! The daemon: one engine thread owns the state (store, the sync core and its driver, task
-//! indexes) and handles events in order; tokio tasks carry the network, threads watch the
-//! folders, walk them (`walks.rs`) and hash the files they report (`hashing.rs`). The sync
-//! itself is `sync.rs` (the driver of `qsync-core`); this module wires the network,
-//! discovery, links, watchers and the control socket to it.
+//! The daemon: one engine thread owns the parts and routes every event to them, in order:
+//! the store, the sync driver (`crate::sync`: the core, the folders it places into, the
+//! content exchange, serving), the peers' connections (`peers.rs`), the tasks' watchers,
+//! walks and hashing threads (`tasks.rs`, `walks.rs`, `hashing.rs`), the link requests
+//! (`links.rs`) and the keeping of blobs (`keeping.rs`). Tokio tasks carry the network;
+//! the control socket's commands are answered in `commands.rs` (those that only read, in
+//! `views.rs`).
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -294,6 +296,8 @@ impl Engine {
             tracing::info!(%task, count = stale, "removed unfinished transfers");
         }
         let mut index = Index::new(known(&mut self.store, self.me, task)?);
+        // Every content recorded for the task, ignored paths' too (see `held.rs`).
+        let held: Vec<_> = index.entries().filter_map(|e| e.hash).collect();
         // Paths `.qsyncignore` excludes now (a pattern added while the daemon was stopped)
         // stop syncing; the scan below must not take their absence for deletions.
         let filter = Filter::for_root(&root)?;
@@ -307,7 +311,7 @@ impl Engine {
         let walk = qsync_watch::WalkPlan::new(&index, None, filter);
         self.tasks.start(task, &root, links, walk)?;
         self.sync
-            .add_folder(task, TaskFolder::new(root, index, options.links_out));
+            .add_folder(task, TaskFolder::new(root, index, held, options.links_out));
         Ok(())
     }
 
@@ -339,6 +343,9 @@ impl Engine {
                 self.poll_links();
             }
             self.sync_with(|sync, around| sync.tick(around));
+            if self.keeping.too_many() {
+                self.keep_owed();
+            }
             let busy = self.keeping.last_busy(self.sync.content_moved());
             if self.with_found(|tasks, found| tasks.scan_when_due(found, busy)) {
                 self.sync_with(|sync, around| sync.run(around, None));
@@ -390,9 +397,6 @@ impl Engine {
                 sync.flush();
                 sync.run(around, None);
             });
-        }
-        if self.keeping.too_many() {
-            self.keep_owed();
         }
     }
 
@@ -496,16 +500,7 @@ impl Engine {
                 conn,
                 addr,
                 dialled,
-                tx,
-                urgent,
-                queued,
             } => {
-                let conn = PeerConn {
-                    id: conn,
-                    tx,
-                    urgent,
-                    queued,
-                };
                 if !self.peers.connected_to(device, conn, addr, dialled) {
                     return;
                 }

@@ -62,7 +62,7 @@ pub enum Outbound {
 pub type Outgoing = mpsc::UnboundedSender<Outbound>;
 
 /// The engine's end of a connection with a linked device.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub(crate) struct PeerConn {
     /// Which connection (a device's replaced connection is told from its new one).
     pub(crate) id: u64,
@@ -101,21 +101,16 @@ pub enum NetEvent {
     Connected {
         /// The device.
         device: DeviceId,
-        /// This connection's number.
-        conn: u64,
+        /// The connection: its number, the frames to send it (and those that go first:
+        /// pings, pongs), and the content bytes queued and not yet written to the socket
+        /// (whoever queues content waits while it is over [`MAX_QUEUED_CONTENT`], so a
+        /// peer that stops reading cannot make this device hold whole files in memory).
+        conn: PeerConn,
         /// Where the device is: the address dialled, or the peer's end of an incoming
         /// connection (whose port is not where it listens).
         addr: SocketAddr,
         /// Whether this side dialled `addr` (a proven address to dial again).
         dialled: bool,
-        /// Frames to send it.
-        tx: Outgoing,
-        /// Frames that go before anything queued on `tx` (pings, pongs).
-        urgent: Outgoing,
-        /// Content bytes queued on `tx` and not yet written to the socket: whoever queues
-        /// content waits while it is over [`MAX_QUEUED_CONTENT`], so a peer that stops
-        /// reading cannot make this device hold whole files in memory.
-        queued: Arc<AtomicUsize>,
     },
     /// That connection is gone.
     Disconnected {
@@ -552,12 +547,14 @@ async fn run_session(
         &ctx,
         NetEvent::Connected {
             device,
-            conn: conn_id,
+            conn: PeerConn {
+                id: conn_id,
+                tx,
+                urgent,
+                queued: queued.clone(),
+            },
             addr,
             dialled,
-            tx,
-            urgent,
-            queued: queued.clone(),
         },
     );
     if let Some((task, message)) = first {

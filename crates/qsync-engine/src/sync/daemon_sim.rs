@@ -37,7 +37,10 @@ impl Device {
         fs::create_dir(&root).unwrap();
         let id = DeviceId::from_bytes([n; 32]);
         let mut driver = SyncDriver::start(id, [n; 32], &dir.path().join("state")).unwrap();
-        driver.add_folder(TASK, TaskFolder::new(root.clone(), Index::default(), false));
+        driver.add_folder(
+            TASK,
+            TaskFolder::new(root.clone(), Index::default(), [], false),
+        );
         let mut around = Loopback::default();
         around.add_task(TASK);
         Self {

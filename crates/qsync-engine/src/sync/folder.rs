@@ -26,13 +26,18 @@ pub(crate) struct TaskFolder {
 }
 
 impl TaskFolder {
-    /// The folder at `root`, whose index is `index`.
-    pub(crate) fn new(root: PathBuf, index: Index, links_out: bool) -> Self {
-        let held = Held::new(index.entries().filter_map(|e| e.hash));
+    /// The folder at `root`, whose index is `index`, which has held the contents `held`
+    /// (those recorded for it).
+    pub(crate) fn new(
+        root: PathBuf,
+        index: Index,
+        held: impl IntoIterator<Item = ContentHash>,
+        links_out: bool,
+    ) -> Self {
         Self {
             root,
             index,
-            held,
+            held: Held::new(held),
             links_out,
             not_synced: NotSynced::default(),
         }

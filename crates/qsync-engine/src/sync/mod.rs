@@ -427,9 +427,10 @@ impl SyncDriver {
     /// After the ledger failed: a new core, the exchange and serving started again (the
     /// parts received stay on disk: the new fetches resume from them), every connection
     /// closed (the peers redial; both sides then greet each other afresh), and the daemon
-    /// asked to relearn what is on disk, unless the ledger failed a moment ago too (a
-    /// full disk, say): the driver then stops for now rather than spin, and the whole
-    /// scan every `rescan_every` and the peers' next greetings bring back what is dropped.
+    /// asked to relearn what is on disk (the inputs still queued go to the new core after
+    /// it), unless the ledger failed a moment ago too (a full disk, say): the driver then
+    /// drops its queued inputs and stops for now rather than spin, and the whole scan
+    /// every `rescan_every` and the peers' next greetings bring back what is dropped.
     fn reset(&mut self, around: &mut impl Around) {
         self.core = Core::with_key_seed(self.core.me(), self.key_seed);
         self.fetching.reset();
@@ -437,8 +438,9 @@ impl SyncDriver {
         around.close_all();
         let again = self.last_reset.is_some_and(|t| t.elapsed() < FAILING_AGAIN);
         self.last_reset = Some(Instant::now());
-        self.inputs.clear();
-        if !again {
+        if again {
+            self.inputs.clear();
+        } else {
             self.reports.push_back(Report::Relearn);
         }
     }
