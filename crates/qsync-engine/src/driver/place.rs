@@ -13,138 +13,25 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, UNIX_EPOCH};
 
-use qsync_base::{ContentHash, EntryKind, FileEntry, RelPath, TaskId, MODE_BITS};
+use qsync_base::{RelPath, TaskId};
 use qsync_core::{PlaceOutcome, Placement, State};
 use qsync_delta::InPlace;
-use qsync_watch::{reusable_hash, Index};
-use rustix::fs::FileType;
+use qsync_watch::Index;
 
 pub use super::staging::Staging;
 
 use super::guard;
-use super::in_place::{self, Target};
+use super::in_place::Target;
 use super::root::{Folder, TaskRoot, TempEntry};
 use crate::EngineError;
 
-/// What is at `path` of the task folder `root` now, as the core names it (a file's hash
-/// reused from the index when its size and time did not change).
-pub fn state_at(root: &Path, path: &RelPath, index: &Index) -> Result<State, EngineError> {
-    state_in(&TaskRoot::open(root)?, path, index)
-}
-
-/// [`state_at`] in an open task folder, never through a link: a symlink on the way is an
-/// error, and something that is neither a file, a folder nor a link (a FIFO, a device)
-/// is not synced, so it counts as nothing, as the watcher counts it.
-pub fn state_in(root: &TaskRoot, path: &RelPath, index: &Index) -> Result<State, EngineError> {
-    state_seen(root, path, index).map(|(state, _)| state)
-}
-
-/// [`state_in`], with the fingerprint of what was looked at (from the same `fstatat`): a
-/// change after the look, however long the preparation takes, is noticed before the
-/// target is replaced.
-fn state_seen(
-    root: &TaskRoot,
-    path: &RelPath,
-    index: &Index,
-) -> Result<(State, Option<Fingerprint>), EngineError> {
-    let Some((folder, name)) = root.parent(path)? else {
-        return Ok((State::Deleted, None));
-    };
-    let Some(entry) = folder.stat(name)? else {
-        return Ok((State::Deleted, None));
-    };
-    let seen = Some((
-        entry.dev,
-        entry.ino,
-        entry.size,
-        entry.mtime_ns,
-        entry.ctime_ns,
-    ));
-    let state = match entry.kind {
-        FileType::Directory => State::Folder {
-            mode: entry.mode & MODE_BITS,
-        },
-        FileType::Symlink => State::Symlink {
-            target: folder.read_link(name)?,
-        },
-        FileType::RegularFile => {
-            let cached = reusable_hash(
-                index.get(path),
-                entry.size,
-                entry.mtime_ns.max(0),
-                entry.ctime_ns,
-            );
-            let hash = match cached {
-                Some(hash) => hash,
-                None => {
-                    let file = folder.open_file(name)?;
-                    ContentHash::of_reader(file)
-                        .map_err(|e| EngineError::io("read", &path.to_local(root.path()), e))?
-                }
-            };
-            State::File {
-                hash,
-                size: entry.size,
-                mode: entry.mode & MODE_BITS,
-            }
-        }
-        _ => State::Deleted,
-    };
-    Ok((state, seen))
-}
-
-/// The core's [`State`] of a watcher's entry (a symlink's target is read from disk).
-pub fn state_of(root: &TaskRoot, entry: &FileEntry) -> Result<State, EngineError> {
-    Ok(match entry.kind {
-        EntryKind::Folder => State::Folder { mode: entry.mode },
-        EntryKind::File => State::File {
-            hash: entry
-                .hash
-                .ok_or_else(|| EngineError::State(format!("{} has no hash", entry.path)))?,
-            size: entry.size,
-            mode: entry.mode,
-        },
-        EntryKind::Symlink => State::Symlink {
-            target: root.read_link(&entry.path)?,
-        },
-    })
-}
-
-/// The watcher's entry for what a placement leaves at `path`.
-pub fn entry_for(path: &RelPath, state: &State, mtime_ns: i64) -> Option<FileEntry> {
-    let (kind, size, hash, mode) = match state {
-        State::Deleted => return None,
-        State::File { hash, size, mode } => (EntryKind::File, *size, Some(*hash), *mode),
-        State::Folder { mode } => (EntryKind::Folder, 0, None, *mode),
-        State::Symlink { target } => (
-            EntryKind::Symlink,
-            target.len() as u64,
-            Some(ContentHash::of(target.as_bytes())),
-            0,
-        ),
-    };
-    Some(FileEntry {
-        path: path.clone(),
-        kind,
-        size,
-        mtime_ns,
-        hash,
-        mode,
-    })
-}
-
-/// What identifies one version of a path on disk, to notice a change between the check
-/// and the change: device, inode, size, modification and change times.
-type Fingerprint = (u64, u64, u64, i64, i64);
-
-fn fingerprint(folder: &Folder, name: &str) -> Option<Fingerprint> {
-    let e = folder.stat(name).ok()??;
-    Some((e.dev, e.ino, e.size, e.mtime_ns, e.ctime_ns))
-}
+mod apply;
+mod state;
+use apply::{apply_now, edit_into_place, prepare_file, rename_into_place};
+pub use state::{entry_for, state_at, state_in, state_of};
+use state::{fingerprint, state_seen, Fingerprint};
 
 /// A batch of at most this many files...
 pub const BATCH_FILES: usize = 64;
@@ -241,6 +128,17 @@ struct Aside {
     already: bool,
 }
 
+/// What a placement works from, once checked (see `Batch::check`): what is at its path
+/// (and what was seen of it), the parents to make, where this device's version goes
+/// aside, the edits staged for it.
+struct Checked<'p> {
+    here: State,
+    seen: Option<Fingerprint>,
+    parents: Vec<&'p RelPath>,
+    aside: Option<Aside>,
+    edits: Option<InPlace>,
+}
+
 /// What [`Batch::flush`] reports: each placement of the batch and its outcome (an error
 /// means the disk may not be what the core believes: look again).
 pub type Placed = Vec<(Placement, Result<PlaceOutcome, EngineError>)>;
@@ -273,15 +171,43 @@ impl Batch {
             return Ok(Some(PlaceOutcome::Failed));
         }
         let task_root = TaskRoot::open(root)?;
+        let checked = match self.check(&task_root, root, staging, p, index)? {
+            Ok(checked) => checked,
+            Err(outcome) => return Ok(Some(outcome)),
+        };
+        let mut pending = Pending {
+            placement: p.clone(),
+            root: root.to_owned(),
+            announced: Vec::new(),
+            file: None,
+            edit: None,
+        };
+        let (parents, edits) = (checked.parents, checked.edits);
+        let prepared = self.prepare(&task_root, staging, &mut pending, index, parents, edits);
+        let found = (checked.here, checked.seen, checked.aside);
+        self.admit(root, p, prepared, pending, index, found)
+    }
+
+    /// What is at `p`'s path, its parents and its aside path now, checked against what
+    /// the core expects: what the placement works from, or the outcome decided now
+    /// (the disk diverged, the content is not staged, a folder to replace is not empty).
+    fn check<'p>(
+        &self,
+        task_root: &TaskRoot,
+        root: &Path,
+        staging: &Staging,
+        p: &'p Placement,
+        index: &Index,
+    ) -> Result<Result<Checked<'p>, PlaceOutcome>, EngineError> {
         let key = p.path.to_local(root);
-        let (mut here, seen) = state_seen(&task_root, &p.path, index)?;
+        let (mut here, seen) = state_seen(task_root, &p.path, index)?;
         if here.is_folder() && p.expect == State::Deleted && self.made.contains(&key) {
             // Made by this batch to hold another placement: new to the core still.
             here = State::Deleted;
         }
         // A mode placed masked by the umask is what the core expects (see `guard`).
         if guard::as_recorded(here.clone(), &p.expect) != p.expect {
-            return Ok(Some(PlaceOutcome::Diverged));
+            return Ok(Err(PlaceOutcome::Diverged));
         }
         let mut parents = Vec::new();
         for parent in &p.parents {
@@ -289,29 +215,26 @@ impl Batch {
                 continue;
             }
             if task_root.stat(parent)?.is_some() {
-                return Ok(Some(PlaceOutcome::Diverged));
+                return Ok(Err(PlaceOutcome::Diverged));
             }
             parents.push(parent);
         }
         let aside = match &p.aside {
             Some(aside) => {
                 let Some((folder, _)) = task_root.parent(aside)? else {
-                    return Ok(Some(PlaceOutcome::Diverged));
+                    return Ok(Err(PlaceOutcome::Diverged));
                 };
-                match state_in(&task_root, aside, index)? {
-                    State::Deleted => Some(Aside {
-                        path: aside.clone(),
-                        folder,
-                        already: false,
-                    }),
+                let already = match state_in(task_root, aside, index)? {
+                    State::Deleted => false,
                     // The same copy made by another device already: only remove ours.
-                    there if there == here => Some(Aside {
-                        path: aside.clone(),
-                        folder,
-                        already: true,
-                    }),
-                    _ => return Ok(Some(PlaceOutcome::Diverged)),
-                }
+                    there if there == here => true,
+                    _ => return Ok(Err(PlaceOutcome::Diverged)),
+                };
+                Some(Aside {
+                    path: aside.clone(),
+                    folder,
+                    already,
+                })
             }
             None => None,
         };
@@ -324,7 +247,7 @@ impl Batch {
                     edits = staging.edits_for(hash, here.hash());
                 }
                 if edits.is_none() {
-                    return Ok(Some(PlaceOutcome::NoContent));
+                    return Ok(Err(PlaceOutcome::NoContent));
                 }
             }
         }
@@ -335,19 +258,30 @@ impl Batch {
                 None => false,
             };
             if has_entries {
-                return Ok(Some(PlaceOutcome::NotEmpty));
+                return Ok(Err(PlaceOutcome::NotEmpty));
             }
         }
+        Ok(Ok(Checked {
+            here,
+            seen,
+            parents,
+            aside,
+            edits,
+        }))
+    }
 
-        let mut pending = Pending {
-            placement: p.clone(),
-            root: root.to_owned(),
-            announced: Vec::new(),
-            file: None,
-            edit: None,
-        };
-        let result = self.prepare(&task_root, staging, &mut pending, index, parents, edits);
-        match result {
+    /// A placement prepared (or not): added to the batch (an edit in place, a new file to
+    /// make durable, or a change with no content made now), or its outcome now.
+    fn admit(
+        &mut self,
+        root: &Path,
+        p: &Placement,
+        prepared: Result<(Folder, Prepared), EngineError>,
+        mut pending: Pending,
+        index: &mut Index,
+        (here, seen, aside): (State, Option<Fingerprint>, Option<Aside>),
+    ) -> Result<Option<PlaceOutcome>, EngineError> {
+        match prepared {
             Ok((_, Prepared::Edit(mut edit))) => {
                 edit.seen = seen;
                 self.roots.insert(root.to_owned());
@@ -597,178 +531,6 @@ fn withdraw(index: &mut Index, announced: &[RelPath]) {
     for path in announced {
         index.withdraw(path);
     }
-}
-
-/// A change with no new content, made at once in `folder` (the one holding the target):
-/// announced, the target checked again, the old one moved aside, then removed, made a
-/// folder or a link, or given its mode.
-#[allow(clippy::too_many_arguments)]
-fn apply_now(
-    p: &Placement,
-    folder: &Folder,
-    seen: Option<Fingerprint>,
-    here: &State,
-    aside: Option<Aside>,
-    index: &mut Index,
-    pending: &mut Pending,
-) -> Result<PlaceOutcome, EngineError> {
-    let name = p.path.file_name();
-    if let Some(aside) = &aside {
-        index.expect(aside.path.clone(), entry_for(&aside.path, here, p.mtime_ns));
-        pending.announced.push(aside.path.clone());
-    }
-    announce(index, p, &mut pending.announced);
-    if fingerprint(folder, name) != seen {
-        return Ok(PlaceOutcome::Diverged);
-    }
-    if let Some(aside) = &aside {
-        move_aside(folder, name, aside)?;
-    }
-    match &guard::as_placed(&p.target) {
-        State::Deleted => folder.remove(name)?,
-        State::File { mode, .. } => folder.set_mode(name, *mode)?,
-        State::Folder { mode } => {
-            let is_folder = matches!(folder.stat(name)?, Some(e) if e.kind == FileType::Directory);
-            if is_folder {
-                folder.set_mode(name, *mode)?;
-            } else {
-                folder.remove(name)?;
-                folder.create_dir(name, *mode)?;
-            }
-        }
-        State::Symlink { target } => {
-            folder.remove(name)?;
-            folder.symlink(target, name)?;
-        }
-    }
-    Ok(PlaceOutcome::Done)
-}
-
-/// The index hears what `p` leaves at its path (its mode masked, as it is placed).
-fn announce(index: &mut Index, p: &Placement, announced: &mut Vec<RelPath>) {
-    match entry_for(&p.path, &guard::as_placed(&p.target), p.mtime_ns) {
-        Some(entry) => index.expect(p.path.clone(), Some(entry)),
-        None => index.expect_removed(p.path.clone()),
-    }
-    announced.push(p.path.clone());
-}
-
-/// The flush of one prepared file (its content durable already): announced, checked
-/// again, the old one moved aside, renamed into place.
-fn rename_into_place(
-    p: &Placement,
-    root: &Path,
-    file: PreparedFile,
-    index: &mut Index,
-    announced: &mut Vec<RelPath>,
-    folders: &mut BTreeSet<(PathBuf, Option<RelPath>)>,
-) -> Result<PlaceOutcome, EngineError> {
-    if let Some(aside) = &file.aside {
-        index.expect(
-            aside.path.clone(),
-            entry_for(&aside.path, &file.here, p.mtime_ns),
-        );
-        announced.push(aside.path.clone());
-        folders.insert((root.to_owned(), aside.path.parent()));
-    }
-    announce(index, p, announced);
-    let folder = file.temp.folder();
-    if fingerprint(folder, &file.name) != file.seen {
-        return Ok(PlaceOutcome::Diverged);
-    }
-    if let Some(aside) = &file.aside {
-        move_aside(folder, &file.name, aside)?;
-    }
-    if matches!(folder.stat(&file.name)?, Some(e) if e.kind == FileType::Directory) {
-        folder.remove(&file.name)?;
-    }
-    if file.seen.is_none() || file.aside.is_some() {
-        // Nothing is to be there (it was moved aside): never over a file saved meanwhile.
-        if !file.temp.persist_new(&file.name)? {
-            return Ok(PlaceOutcome::Diverged);
-        }
-    } else {
-        file.temp.persist(&file.name)?;
-    }
-    Ok(PlaceOutcome::Done)
-}
-
-/// The flush of one placement made by edits in place: announced, checked again (the same
-/// file, unchanged, one name), then written through the undo journal ([`in_place::write`]).
-fn edit_into_place(
-    p: &Placement,
-    root: &Path,
-    edit: PreparedEdit,
-    index: &mut Index,
-    announced: &mut Vec<RelPath>,
-) -> Result<PlaceOutcome, EngineError> {
-    announce(index, p, announced);
-    let now = fingerprint(&edit.folder, &edit.name);
-    let same_file = now.is_some_and(|(dev, ino, ..)| (dev, ino) == edit.target.id);
-    if now != edit.seen || !same_file {
-        return Ok(PlaceOutcome::Diverged);
-    }
-    let mode = match &p.target {
-        State::File { mode, .. } => guard::masked(*mode),
-        _ => 0,
-    };
-    in_place::write(
-        &edit.staging,
-        root,
-        &p.path,
-        &edit.target,
-        &edit.edits,
-        p.mtime_ns,
-        mode,
-    )?;
-    Ok(PlaceOutcome::Done)
-}
-
-/// What is at `name` in `folder` goes aside (never over something there: a copy made
-/// meanwhile stays), or is removed when the same copy is there already.
-fn move_aside(folder: &Folder, name: &str, aside: &Aside) -> Result<(), EngineError> {
-    if aside.already {
-        return Ok(folder.remove(name)?);
-    }
-    Ok(folder.rename_noreplace(name, &aside.folder, aside.path.file_name())?)
-}
-
-/// The staged content `hash` at a temporary name in `folder`, with its mode and time, not
-/// yet durable: moved out of staging when both are on one file system (written once),
-/// copied otherwise. Returned with an open handle, to sync it. A copy cut short (a full
-/// disk) leaves nothing behind.
-fn prepare_file(
-    staging: &Staging,
-    hash: &ContentHash,
-    folder: &Folder,
-    mode: u32,
-    mtime_ns: i64,
-) -> Result<(TempEntry, fs::File), EngineError> {
-    let staged = staging.path_of(hash);
-    let temp = match folder.adopt(&staged, PART_PREFIX) {
-        Some(temp) => temp,
-        None => {
-            // Another file system (or one without the flag): a copy.
-            let (temp, mut out) = folder.create_temp(PART_PREFIX)?;
-            let mut from = fs::File::open(&staged)
-                .map_err(|e| EngineError::io("open the received content", &staged, e))?;
-            io::copy(&mut from, &mut out).map_err(|e| {
-                EngineError::io(
-                    "copy the received content to",
-                    &folder.shown().join(temp.name()),
-                    e,
-                )
-            })?;
-            temp
-        }
-    };
-    temp.set_mode(guard::masked(if mode == 0 { 0o644 } else { mode }))?;
-    let handle = temp.open()?;
-    let when = UNIX_EPOCH + Duration::from_nanos(mtime_ns.max(0).unsigned_abs());
-    handle
-        .set_modified(when)
-        .map_err(|e| EngineError::io("set the time of", &folder.shown().join(temp.name()), e))?;
-    Ok((temp, handle))
 }
 
 #[cfg(test)]

@@ -109,36 +109,8 @@ pub async fn pair_initiator(
     ctx: NetCtx,
     shown: impl FnOnce(DeviceId, PairingCode),
 ) -> Result<Paired, String> {
-    let expect_id = plan
-        .expect
-        .as_deref()
-        .and_then(|e| e.parse::<DeviceId>().ok());
-    let mut last_error = "no address to try".to_owned();
-    let mut connected = None;
-    for addr in &addrs {
-        match connect(*addr, &ctx.identity, expect_id).await {
-            Ok(found) => {
-                connected = Some((*addr, found));
-                break;
-            }
-            Err(e) => last_error = format!("could not link through {addr}: {e}"),
-        }
-    }
-    let Some((addr, (mut conn, mut session))) = connected else {
-        return Err(last_error);
-    };
+    let (addr, mut conn, mut session) = reach(&addrs, &plan, &ctx).await?;
     let peer = session.peer();
-    if peer == ctx.me() {
-        return Err(format!("{addr} is this device"));
-    }
-    if let Some(expect) = &plan.expect {
-        if !qsync_wire::names_device(expect, &peer) {
-            return Err(format!(
-                "the device at {addr} is {}, not the expected {expect}: nothing was sent",
-                qsync_wire::fingerprint(&peer)
-            ));
-        }
-    }
     let code = PairingCode::random().map_err(|e| e.to_string())?;
     shown(peer, code);
     let task = plan.task;
@@ -202,4 +174,44 @@ pub async fn pair_initiator(
         )),
         _ => Err("unexpected message from the other device".into()),
     }
+}
+
+/// The first of `addrs` that answers as a device other than this one (and as the device
+/// `plan` expects, if it names one): where it is, the connection and its session.
+async fn reach(
+    addrs: &[SocketAddr],
+    plan: &LinkPlan,
+    ctx: &NetCtx,
+) -> Result<(SocketAddr, Conn, Session), String> {
+    let expect_id = plan
+        .expect
+        .as_deref()
+        .and_then(|e| e.parse::<DeviceId>().ok());
+    let mut last_error = "no address to try".to_owned();
+    let mut connected = None;
+    for addr in addrs {
+        match connect(*addr, &ctx.identity, expect_id).await {
+            Ok(found) => {
+                connected = Some((*addr, found));
+                break;
+            }
+            Err(e) => last_error = format!("could not link through {addr}: {e}"),
+        }
+    }
+    let Some((addr, (conn, session))) = connected else {
+        return Err(last_error);
+    };
+    let peer = session.peer();
+    if peer == ctx.me() {
+        return Err(format!("{addr} is this device"));
+    }
+    if let Some(expect) = &plan.expect {
+        if !qsync_wire::names_device(expect, &peer) {
+            return Err(format!(
+                "the device at {addr} is {}, not the expected {expect}: nothing was sent",
+                qsync_wire::fingerprint(&peer)
+            ));
+        }
+    }
+    Ok((addr, conn, session))
 }

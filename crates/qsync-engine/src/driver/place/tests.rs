@@ -1,8 +1,10 @@
 //! Tests of the placements on real temporary folders.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+use super::super::in_place;
 use super::*;
-use qsync_base::TaskId;
+use qsync_base::{ContentHash, TaskId};
 use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, UNIX_EPOCH};
 
 struct Folder {
     _dir: tempfile::TempDir,

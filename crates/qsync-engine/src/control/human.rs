@@ -1,0 +1,183 @@
+//! The human form of the control protocol's replies, which the CLI prints without
+//! `--json` (one line per item), and [`printable`], which shows text from elsewhere
+//! safely on a terminal.
+
+use std::fmt;
+
+use super::{DaemonEvent, Reply, Status, TaskInfo};
+
+/// Text from elsewhere (a device's name, a folder name from a pairing request) as it may
+/// be shown on a terminal: control characters (escape sequences, newlines that would fake
+/// another line) are shown escaped, never sent as they are.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            // Controls, and the invisible characters that reorder or hide text (a name
+            // could otherwise fake the fingerprint printed next to it).
+            let invisible = matches!(c, '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}');
+            if c.is_control() || invisible {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// A name with its spaces shown as `_`, so that a line keeps one word per field.
+fn word(name: &str) -> String {
+    printable(name).replace(' ', "_")
+}
+
+impl fmt::Display for TaskInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "task {} {} {} devices={}",
+            self.task,
+            word(&self.name),
+            printable(&self.root.display().to_string()),
+            self.devices
+        )
+    }
+}
+
+impl fmt::Display for DaemonEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DaemonEvent::Connected { device } => write!(f, "connected {device}"),
+            DaemonEvent::Disconnected { device } => write!(f, "disconnected {device}"),
+            DaemonEvent::Question { flag, context } => {
+                write!(f, "question {}: {}", printable(flag), printable(context))
+            }
+            DaemonEvent::Applied { task, from } => {
+                write!(f, "applied a change from {from} (task {task})")
+            }
+            DaemonEvent::Conflict { task, kept_as } => {
+                write!(
+                    f,
+                    "conflict: the other version is kept as {} (task {task})",
+                    printable(kept_as.as_str())
+                )
+            }
+            DaemonEvent::Delivered { device } => write!(f, "delivered an update to {device}"),
+        }
+    }
+}
+
+/// The human form, which the CLI prints without `--json` (one line per item).
+impl fmt::Display for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reply::Id { device } => write!(f, "{device}"),
+            Reply::Status(s) => write!(f, "{s}"),
+            Reply::TaskAdded(t) => write!(f, "task {} {} {}", t.task, word(&t.name), printable(&t.root.display().to_string())),
+            Reply::TaskRemoved { task } => write!(f, "removed task {task} (its folder is untouched)"),
+            Reply::TaskOptions { task, links_out } => {
+                let links = if *links_out { "allow" } else { "refuse" };
+                write!(f, "task {task} links-out {links}")
+            }
+            Reply::Tasks { tasks } => {
+                let lines: Vec<String> = tasks.iter().map(ToString::to_string).collect();
+                f.write_str(&lines.join("\n"))
+            }
+            Reply::Devices { devices } => {
+                let lines: Vec<String> = devices
+                    .iter()
+                    .map(|d| {
+                        let state = if d.connected { "connected" } else { "disconnected" };
+                        format!("device {} {} {} {state}", d.device, word(&d.name), d.address.as_deref().unwrap_or("-"))
+                    })
+                    .collect();
+                f.write_str(&lines.join("\n"))
+            }
+            Reply::LinkCode {
+                fingerprint, code, ..
+            } => write!(
+                f,
+                "code {code}: the device that answered is {fingerprint}; on it, answer the link question with this code and a folder"
+            ),
+            Reply::Forgotten { device, tasks } => {
+                write!(f, "forgot {device} (it was linked to {tasks} tasks)")
+            }
+            Reply::Linked {
+                device,
+                name,
+                entries,
+            } => write!(
+                f,
+                "linked {device} {} ({entries} entries to copy)",
+                printable(name)
+            ),
+            Reply::Pending { count, .. } => write!(f, "{count}"),
+            Reply::Unlinked { task, device } => write!(f, "unlinked {device} from {task}"),
+            Reply::App(app) => write!(
+                f,
+                "{:<24} {:<10} task {} {}",
+                printable(&app.name),
+                printable(&app.kind),
+                app.task.map_or_else(|| "-".to_owned(), |t| t.to_string()),
+                printable(&app.data_folder.display().to_string())
+            ),
+            Reply::Apps { apps } => {
+                let lines: Vec<String> = apps.iter().map(|a| Reply::App(a.clone()).to_string()).collect();
+                f.write_str(&lines.join("\n"))
+            }
+            Reply::Event(event) => write!(f, "{event}"),
+            Reply::Error { message } => write!(f, "error: {}", printable(message)),
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self;
+        write!(
+            f,
+            "device {}\nfingerprint {}\ntasks {}\nconnected {}\nupdates {} pending {} deltas {}\nsent {} received {}\nwire_sent {} wire_received {}\nunsupported {}{}",
+            s.device, qsync_wire::fingerprint(&s.device), s.tasks, s.connected, s.updates, s.pending, s.deltas, s.sent, s.received, s.wire_sent, s.wire_received,
+            s.unsupported,
+            if s.unsupported > 0 { " (names QSync cannot carry are not synced; the daemon's log lists them)" } else { "" }
+        )?;
+        for p in &s.not_synced {
+            write!(f, "\nnot_synced {}", printable(p))?;
+        }
+        for p in &s.ignore_problems {
+            write!(f, "\nignore_problem {}", printable(p))?;
+        }
+        for d in &s.distrusted {
+            write!(
+                f,
+                "\ndistrusted {} refused {} doubted {} last {}",
+                d.device,
+                d.refused,
+                d.doubted,
+                printable(&d.last)
+            )?;
+        }
+        for scan in &s.scans {
+            write!(
+                f,
+                "\nscanning {} {} entries {} s",
+                scan.task, scan.entries, scan.seconds
+            )?;
+        }
+        for t in &s.transfers {
+            let path = printable(t.path.as_str());
+            if t.patch {
+                write!(
+                    f,
+                    "\npatch {} {path} from {} {} bytes of patch for {} bytes {} B/s",
+                    t.task, t.device, t.done, t.size, t.rate
+                )?;
+            } else {
+                write!(
+                    f,
+                    "\nreceiving {} {path} from {} {} of {} bytes {} B/s",
+                    t.task, t.device, t.done, t.size, t.rate
+                )?;
+            }
+        }
+        Ok(())
+    }
+}

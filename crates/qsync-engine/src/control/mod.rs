@@ -1,0 +1,413 @@
+//! The local control socket and its protocol: one [`Command`] in, one [`Reply`] out, each a
+//! JSON object on one line. The CLI, the terminal menu and the daemon share these types,
+//! so none of them builds or scrapes text. [`Command::Events`] keeps the connection open
+//! and streams [`DaemonEvent`]s, one [`Reply::Event`] per line, for front ends that would
+//! otherwise poll.
+//!
+//! ```
+//! use qsync_engine::control::{Command, Reply};
+//!
+//! let line = serde_json::to_string(&Command::TaskList)?;
+//! assert_eq!(line, r#"{"command":"task_list"}"#);
+//! let reply: Reply = serde_json::from_str(r#"{"reply":"pending","device":"aaaa-aaaa-aaaa-aaaa-aaaa-aaaa-aaaa-aaaa-aaaa-aaaa-aaaa-aaaa-aaaa","count":3}"#)?;
+//! assert_eq!(reply.to_string(), "3");
+//! # Ok::<(), serde_json::Error>(())
+//! ```
+
+use std::fmt;
+use std::path::PathBuf;
+
+use qsync_base::{DeviceId, RelPath, TaskId};
+use serde::{Deserialize, Serialize};
+
+/// A request to the daemon.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Command {
+    /// This device's id.
+    Id,
+    /// Counters: tasks, connections, pending updates, traffic.
+    Status,
+    /// Sync the folder at `path` (absolute) as a new task.
+    TaskAdd {
+        /// The folder.
+        path: PathBuf,
+        /// A human name (default: the folder's name).
+        name: Option<String>,
+    },
+    /// Stop syncing a task here (its folder is untouched).
+    TaskRemove {
+        /// The task.
+        task: TaskId,
+    },
+    /// Set options of a task on this device (`None`: unchanged), and see them all.
+    TaskSet {
+        /// The task.
+        task: TaskId,
+        /// Whether symlinks received from peers may point out of the task folder (off by
+        /// default: they are not made, and `status` lists them as not synced).
+        #[serde(default)]
+        links_out: Option<bool>,
+    },
+    /// The tasks of this device.
+    TaskList,
+    /// The devices this one is linked with.
+    Devices,
+    /// Link `task` with the device listening at `address` (`HOST:PORT`). First answered
+    /// with [`Reply::LinkCode`], the code to show this side's person, then with the
+    /// outcome once the other side's person typed it and chose a folder (or refused).
+    Link {
+        /// The task.
+        task: TaskId,
+        /// The other device, `HOST:PORT` (a name or an address).
+        address: String,
+        /// The device that must answer there: its id or fingerprint, as `qsync discover`
+        /// and `qsync status` print them (`None`: whichever device proves the code).
+        expect: Option<String>,
+    },
+    /// Forget a device: unlink it from every task and drop its record.
+    Forget {
+        /// The device.
+        device: DeviceId,
+    },
+    /// How many updates `device` still has to receive.
+    Pending {
+        /// The device.
+        device: DeviceId,
+    },
+    /// Stop syncing `task` with `device`.
+    Unlink {
+        /// The task.
+        task: TaskId,
+        /// The device.
+        device: DeviceId,
+    },
+    /// Record an installed app and sync its data folder as a new task.
+    AppAdd {
+        /// `grapin` or `tout-en-un`.
+        kind: String,
+        /// Its name (unique).
+        name: String,
+        /// Its data folder.
+        folder: PathBuf,
+        /// Where a tout-en-un app is installed.
+        app_dir: Option<PathBuf>,
+        /// Its JSON description.
+        config: String,
+    },
+    /// One installed app.
+    AppGet {
+        /// Its name.
+        name: String,
+    },
+    /// The installed apps.
+    AppList,
+    /// Forget an installed app and stop syncing its data folder (its files stay).
+    AppRemove {
+        /// Its name.
+        name: String,
+    },
+    /// Stream what happens (connections, questions, conflicts, files) until the client
+    /// hangs up.
+    Events,
+}
+
+impl Command {
+    /// Whether it only reads (so the daemon need not settle staged files first).
+    pub fn reads_only(&self) -> bool {
+        matches!(
+            self,
+            Command::Id
+                | Command::Status
+                | Command::Devices
+                | Command::Pending { .. }
+                | Command::TaskList
+                | Command::AppList
+                | Command::AppGet { .. }
+                | Command::Events
+        )
+    }
+}
+
+/// A sync task, as the daemon describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskInfo {
+    /// Its id.
+    pub task: TaskId,
+    /// Its human name.
+    pub name: String,
+    /// Its folder here.
+    pub root: PathBuf,
+    /// How many devices it is linked with.
+    pub devices: usize,
+}
+
+/// A linked device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceInfo {
+    /// Its id.
+    pub device: DeviceId,
+    /// Its human name.
+    pub name: String,
+    /// Where it was last reached.
+    pub address: Option<String>,
+    /// Whether a connection is up.
+    pub connected: bool,
+}
+
+/// An installed app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppInfo {
+    /// Its name.
+    pub name: String,
+    /// `grapin` or `tout-en-un`.
+    pub kind: String,
+    /// The sync task of its data folder, if it still exists.
+    pub task: Option<TaskId>,
+    /// Its data folder.
+    pub data_folder: PathBuf,
+    /// Where a tout-en-un app is installed.
+    pub app_dir: Option<PathBuf>,
+    /// Its JSON description.
+    pub config: String,
+}
+
+/// The daemon's counters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// This device.
+    pub device: DeviceId,
+    /// Tasks synced here.
+    pub tasks: usize,
+    /// Devices connected now.
+    pub connected: usize,
+    /// Updates some device still needs.
+    pub updates: u64,
+    /// (update, device) pairs still to deliver.
+    pub pending: u64,
+    /// Stored deltas.
+    pub deltas: u64,
+    /// Updates sent.
+    pub sent: u64,
+    /// Updates received.
+    pub received: u64,
+    /// Bytes sent on the wire.
+    pub wire_sent: u64,
+    /// Bytes received on the wire.
+    pub wire_received: u64,
+    /// Paths not synced because QSync cannot carry their names (not UTF-8, or holding a
+    /// backslash), as found when the tasks were mapped; each is in the daemon's log.
+    pub unsupported: usize,
+    /// Received changes not carried out here, each as `TASK PATH: why (from DEVICE)`: a
+    /// symlink whose target leaves the task folder (see `driver/guard.rs`).
+    #[serde(default)]
+    pub not_synced: Vec<String>,
+    /// Lines of the tasks' `.qsyncignore` files that are skipped (broken patterns, not
+    /// UTF-8), each as `TASK: what`.
+    #[serde(default)]
+    pub ignore_problems: Vec<String>,
+    /// Walks of whole task folders under way (a task just added, a daemon just started).
+    #[serde(default)]
+    pub scans: Vec<ScanInfo>,
+    /// Linked devices that sent what this device refused or did not trust, since it started.
+    #[serde(default)]
+    pub distrusted: Vec<PeerDistrust>,
+    /// Content coming in now, a transfer each (the first 100, by task and path).
+    #[serde(default)]
+    pub transfers: Vec<TransferInfo>,
+}
+
+/// Content on its way in from a peer, for `status`: how far it is, and how fast it goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferInfo {
+    /// The peer sending it.
+    pub device: DeviceId,
+    /// The task.
+    pub task: TaskId,
+    /// Where it goes.
+    pub path: RelPath,
+    /// Bytes received: of the file, or of the patch when `patch` is set.
+    pub done: u64,
+    /// The file's size.
+    pub size: u64,
+    /// Whether it comes as a patch from the version this device has (`done` counts the
+    /// patch's bytes, which are far fewer than the file's).
+    pub patch: bool,
+    /// Bytes a second since its first byte came.
+    pub rate: u64,
+}
+
+/// What one linked device sent that this device refused or did not trust, for `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerDistrust {
+    /// The device.
+    pub device: DeviceId,
+    /// Records and greetings refused: not stored, never acknowledged (see the engine's
+    /// README, "Bounds on what a peer may cost").
+    pub refused: u64,
+    /// Records that claimed more of this device's changes than it made: kept as
+    /// concurrent with this device's version, never as newer.
+    pub doubted: u64,
+    /// The last one, in words.
+    pub last: String,
+}
+
+/// A walk of a whole task folder under way, for `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanInfo {
+    /// The task.
+    pub task: TaskId,
+    /// Entries found so far.
+    pub entries: u64,
+    /// Seconds since it began.
+    pub seconds: u64,
+}
+
+/// Something that happened, for [`Command::Events`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum DaemonEvent {
+    /// A linked device is connected.
+    Connected {
+        /// The device.
+        device: DeviceId,
+    },
+    /// A linked device's connection is gone.
+    Disconnected {
+        /// The device.
+        device: DeviceId,
+    },
+    /// The daemon asks its person something (answer with `qsync answer FLAG TEXT`).
+    Question {
+        /// The question's flag, such as `CHOOSELINKPATH`.
+        flag: String,
+        /// What it is about.
+        context: String,
+    },
+    /// A change from another device was applied here.
+    Applied {
+        /// The task.
+        task: TaskId,
+        /// The device it came from.
+        from: DeviceId,
+    },
+    /// Both sides changed a file: the other version was kept beside it.
+    Conflict {
+        /// The task.
+        task: TaskId,
+        /// Where the other version is.
+        kept_as: RelPath,
+    },
+    /// A device acknowledged one of our updates.
+    Delivered {
+        /// The device.
+        device: DeviceId,
+    },
+}
+
+/// The daemon's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "snake_case")]
+pub enum Reply {
+    /// For [`Command::Id`].
+    Id {
+        /// This device.
+        device: DeviceId,
+    },
+    /// For [`Command::Status`].
+    Status(Status),
+    /// For [`Command::TaskAdd`].
+    TaskAdded(TaskInfo),
+    /// For [`Command::TaskRemove`].
+    TaskRemoved {
+        /// The task.
+        task: TaskId,
+    },
+    /// For [`Command::TaskSet`]: the task's options now.
+    TaskOptions {
+        /// The task.
+        task: TaskId,
+        /// Whether symlinks received from peers may point out of the task folder.
+        links_out: bool,
+    },
+    /// For [`Command::TaskList`].
+    Tasks {
+        /// The tasks.
+        tasks: Vec<TaskInfo>,
+    },
+    /// For [`Command::Devices`].
+    Devices {
+        /// The devices.
+        devices: Vec<DeviceInfo>,
+    },
+    /// For [`Command::Link`], first: the device that answered and the code to show.
+    LinkCode {
+        /// The device that answered (its key was proven).
+        device: DeviceId,
+        /// Its fingerprint.
+        fingerprint: String,
+        /// The code its person types.
+        code: String,
+    },
+    /// For [`Command::Forget`].
+    Forgotten {
+        /// The device.
+        device: DeviceId,
+        /// How many tasks it was linked to.
+        tasks: usize,
+    },
+    /// For [`Command::Link`], last.
+    Linked {
+        /// The other device.
+        device: DeviceId,
+        /// Its name.
+        name: String,
+        /// How many entries the setup copy sends.
+        entries: usize,
+    },
+    /// For [`Command::Pending`].
+    Pending {
+        /// The device.
+        device: DeviceId,
+        /// How many updates it still has to receive.
+        count: u64,
+    },
+    /// For [`Command::Unlink`].
+    Unlinked {
+        /// The task.
+        task: TaskId,
+        /// The device.
+        device: DeviceId,
+    },
+    /// For [`Command::AppAdd`], [`Command::AppGet`] and [`Command::AppRemove`].
+    App(AppInfo),
+    /// For [`Command::AppList`].
+    Apps {
+        /// The apps.
+        apps: Vec<AppInfo>,
+    },
+    /// One event of [`Command::Events`].
+    Event(DaemonEvent),
+    /// The command failed.
+    Error {
+        /// Why, for a person.
+        message: String,
+    },
+}
+
+impl Reply {
+    /// A failure reply.
+    pub fn error(message: impl fmt::Display) -> Self {
+        Reply::Error {
+            message: message.to_string(),
+        }
+    }
+}
+
+mod human;
+mod socket;
+#[cfg(test)]
+mod tests;
+
+pub use human::printable;
+pub use socket::{control_socket, follow, request, request_steps, serve, Request};

@@ -1,0 +1,268 @@
+//! The control socket: where it is, the daemon's side ([`serve`]: one task per client,
+//! each command handed over as a [`Request`]), and the clients' side ([`request`],
+//! [`request_steps`], [`follow`]).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use qsync_base::TaskId;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{broadcast, oneshot};
+
+use super::{Command, DaemonEvent, Reply};
+use crate::EngineError;
+
+/// The longest command line the daemon reads (an app's description included).
+const MAX_LINE: usize = 1024 * 1024;
+
+/// The control socket's path in a state folder.
+pub fn control_socket(state_dir: &Path) -> PathBuf {
+    state_dir.join("control.sock")
+}
+
+/// What the control socket hands to whoever serves commands (the daemon): a command with
+/// where its answer goes.
+#[derive(Debug)]
+pub enum Request {
+    /// A command; its one answer goes to the sender.
+    Command(Command, oneshot::Sender<Reply>),
+    /// [`Command::Link`]: `progress` hears the replies before the last one (the code to
+    /// show while the other side's person types it), `reply` the last one.
+    Link {
+        /// The task.
+        task: TaskId,
+        /// `HOST:PORT` of the other device.
+        address: String,
+        /// The device expected there (id or fingerprint).
+        expect: Option<String>,
+        /// Replies before the last one.
+        progress: tokio::sync::mpsc::UnboundedSender<Reply>,
+        /// The last reply.
+        reply: oneshot::Sender<Reply>,
+    },
+}
+
+/// Serve the control socket at `path` (created 0600). Each command is handed to `deliver`
+/// as a [`Request`] (`false`: nobody serves commands any more, and the client is told the
+/// daemon stopped); [`Command::Events`] subscribes to `notify`.
+pub fn serve<D>(
+    runtime: &tokio::runtime::Runtime,
+    path: PathBuf,
+    deliver: D,
+    notify: broadcast::Sender<DaemonEvent>,
+) -> Result<(), EngineError>
+where
+    D: Fn(Request) -> bool + Clone + Send + Sync + 'static,
+{
+    let _ = std::fs::remove_file(&path);
+    let listener = {
+        let _guard = runtime.enter();
+        UnixListener::bind(&path)
+            .map_err(|e| EngineError::io("create the control socket", &path, e))?
+    };
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| EngineError::io("restrict", &path, e))?;
+    runtime.spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(client(stream, deliver.clone(), notify.clone()));
+        }
+    });
+    Ok(())
+}
+
+/// One client: its command read (one line), handed to `deliver`, answered.
+async fn client<D>(stream: UnixStream, deliver: D, notify: broadcast::Sender<DaemonEvent>)
+where
+    D: Fn(Request) -> bool,
+{
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    let mut reader = BufReader::new(read.take(MAX_LINE as u64));
+    if reader.read_line(&mut line).await.is_err() {
+        return;
+    }
+    let command = match serde_json::from_str::<Command>(line.trim()) {
+        Ok(command) => command,
+        Err(e) => {
+            let reply = Reply::error(format!("not a command the daemon knows: {e}"));
+            let _ = write_reply(&mut write, &reply).await;
+            return;
+        }
+    };
+    match command {
+        Command::Events => events(&mut write, notify.subscribe()).await,
+        Command::Link {
+            task,
+            address,
+            expect,
+        } => link(&mut write, &deliver, task, address, expect).await,
+        command => {
+            let (reply, answer) = oneshot::channel();
+            if !deliver(Request::Command(command, reply)) {
+                return;
+            }
+            let reply = answer
+                .await
+                .unwrap_or_else(|_| Reply::error("the daemon stopped"));
+            let _ = write_reply(&mut write, &reply).await;
+        }
+    }
+}
+
+/// [`Command::Events`]: what happens, one reply per line, until the client goes.
+async fn events(write: &mut OwnedWriteHalf, mut feed: broadcast::Receiver<DaemonEvent>) {
+    loop {
+        let reply = match feed.recv().await {
+            Ok(event) => Reply::Event(event),
+            Err(broadcast::error::RecvError::Lagged(n)) => Reply::error(format!(
+                "{n} events were dropped: this client read too slowly"
+            )),
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        if write_reply(write, &reply).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// [`Command::Link`]: the replies before the last one (the code to show) are written as
+/// they come, then the last one.
+async fn link(
+    write: &mut OwnedWriteHalf,
+    deliver: &impl Fn(Request) -> bool,
+    task: TaskId,
+    address: String,
+    expect: Option<String>,
+) {
+    let (reply, mut answer) = oneshot::channel();
+    let (progress, mut shown) = tokio::sync::mpsc::unbounded_channel();
+    let link = Request::Link {
+        task,
+        address,
+        expect,
+        progress,
+        reply,
+    };
+    if !deliver(link) {
+        return;
+    }
+    loop {
+        tokio::select! {
+            Some(step) = shown.recv() => {
+                if write_reply(write, &step).await.is_err() {
+                    return;
+                }
+            }
+            last = &mut answer => {
+                let last = last.unwrap_or_else(|_| Reply::error("the daemon stopped"));
+                let _ = write_reply(write, &last).await;
+                return;
+            }
+        }
+    }
+}
+
+async fn write_reply(write: &mut OwnedWriteHalf, reply: &Reply) -> std::io::Result<()> {
+    let mut line = serde_json::to_string(reply).map_err(std::io::Error::other)?;
+    line.push('\n');
+    write.write_all(line.as_bytes()).await
+}
+
+async fn connect(state_dir: &Path, command: &Command) -> Result<UnixStream, EngineError> {
+    let path = control_socket(state_dir);
+    let mut stream = UnixStream::connect(&path)
+        .await
+        .map_err(|source| EngineError::NoDaemon {
+            socket: path.clone(),
+            source,
+        })?;
+    let mut line = serde_json::to_string(command)
+        .map_err(|e| EngineError::State(format!("could not encode a command: {e}")))?;
+    line.push('\n');
+    stream
+        .write_all(line.as_bytes())
+        .await
+        .map_err(|e| EngineError::io("talk to the daemon at", &path, e))?;
+    Ok(stream)
+}
+
+fn parse_reply(line: &str, state_dir: &Path) -> Result<Reply, EngineError> {
+    serde_json::from_str(line.trim()).map_err(|e| {
+        EngineError::State(format!(
+            "the daemon for {} answered something this qsync does not understand ({e}); is it another version?",
+            state_dir.display()
+        ))
+    })
+}
+
+fn runtime(state_dir: &Path) -> Result<tokio::runtime::Runtime, EngineError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| EngineError::io("start a runtime for", &control_socket(state_dir), e))
+}
+
+/// Send one command to the daemon whose state is in `state_dir`; returns its reply (which
+/// may be [`Reply::Error`]).
+pub fn request(state_dir: &Path, command: &Command) -> Result<Reply, EngineError> {
+    runtime(state_dir)?.block_on(async {
+        let stream = connect(state_dir, command).await?;
+        let mut line = String::new();
+        BufReader::new(stream)
+            .read_line(&mut line)
+            .await
+            .map_err(|e| {
+                EngineError::io("read the daemon's answer at", &control_socket(state_dir), e)
+            })?;
+        parse_reply(&line, state_dir)
+    })
+}
+
+/// Send `command` and read its replies: `each` sees every one before the last (the code
+/// of a [`Command::Link`]); the last is returned.
+pub fn request_steps(
+    state_dir: &Path,
+    command: &Command,
+    mut each: impl FnMut(&Reply),
+) -> Result<Reply, EngineError> {
+    runtime(state_dir)?.block_on(async {
+        let stream = connect(state_dir, command).await?;
+        let mut lines = BufReader::new(stream).lines();
+        let path = control_socket(state_dir);
+        loop {
+            let line = lines
+                .next_line()
+                .await
+                .map_err(|e| EngineError::io("read the daemon's answer at", &path, e))?
+                .ok_or_else(|| EngineError::State("the daemon hung up without an answer".into()))?;
+            let reply = parse_reply(&line, state_dir)?;
+            if matches!(reply, Reply::LinkCode { .. }) {
+                each(&reply);
+            } else {
+                return Ok(reply);
+            }
+        }
+    })
+}
+
+/// Follow the daemon's events, calling `each` for every one until it returns `false` or
+/// the daemon stops.
+pub fn follow(state_dir: &Path, mut each: impl FnMut(Reply) -> bool) -> Result<(), EngineError> {
+    runtime(state_dir)?.block_on(async {
+        let stream = connect(state_dir, &Command::Events).await?;
+        let mut lines = BufReader::new(stream).lines();
+        let path = control_socket(state_dir);
+        while let Some(line) = lines
+            .next_line()
+            .await
+            .map_err(|e| EngineError::io("read the daemon's events at", &path, e))?
+        {
+            if !each(parse_reply(&line, state_dir)?) {
+                break;
+            }
+        }
+        Ok(())
+    })
+}
