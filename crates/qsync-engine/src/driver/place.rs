@@ -29,7 +29,7 @@ use crate::EngineError;
 
 mod apply;
 mod state;
-use apply::{apply_now, edit_into_place, prepare_file, rename_into_place};
+use apply::{apply_now, edit_into_place, prepare_content, rename_into_place};
 pub use state::{entry_for, state_at, state_in, state_of};
 use state::{fingerprint, state_seen, Fingerprint};
 
@@ -356,42 +356,7 @@ impl Batch {
                 .insert((root.path().to_owned(), parent.parent()));
             self.made.insert(parent.to_local(root.path()));
         }
-        let (folder, name) = root
-            .parent(&p.path)?
-            .ok_or_else(|| missing_folder(root, &p.path))?;
-        let State::File { hash, mode, .. } = &p.target else {
-            return Ok((folder, Prepared::Nothing));
-        };
-        let content_here = p.expect.hash() == Some(*hash) && p.aside.is_none();
-        if content_here {
-            return Ok((folder, Prepared::Nothing));
-        }
-        if !staging.has(hash) {
-            // Staged as edits of what is there (`begin` read them, for it).
-            let target = Target::open(&folder, name);
-            let (Some(edits), Some(target)) = (edits, target) else {
-                return Ok((folder, Prepared::Unusable));
-            };
-            let edit = PreparedEdit {
-                target,
-                edits,
-                folder: folder.try_clone()?,
-                name: name.to_owned(),
-                seen: None,
-                staging: staging.dir().to_owned(),
-            };
-            return Ok((folder, Prepared::Edit(edit)));
-        }
-        let (temp, handle) = prepare_file(staging, hash, &folder, *mode, p.mtime_ns)?;
-        let file = PreparedFile {
-            temp,
-            handle,
-            name: name.to_owned(),
-            seen: None,
-            here: State::Deleted,
-            aside: None,
-        };
-        Ok((folder, Prepared::File(file)))
+        prepare_content(root, staging, p, edits)
     }
 
     /// Make everything begun durable and report it; see [`Batch`]. `index` finds the

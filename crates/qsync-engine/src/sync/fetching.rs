@@ -38,6 +38,49 @@ enum Receiving {
     Patch(Box<IncomingPatch>),
 }
 
+impl Receiving {
+    /// Take a chunk at `offset` (the exchange let it through).
+    fn accept(&mut self, offset: u64, data: &[u8]) -> Result<(), EngineError> {
+        match self {
+            Receiving::Whole(incoming) => incoming.accept(offset, data),
+            Receiving::Patch(patch) => {
+                patch.accept(data);
+                Ok(())
+            }
+        }
+    }
+
+    /// Check the content received (or made by applying the patch to the file at `path`
+    /// of the task folder `root`) against its hash, and stage it: whether it was.
+    fn finish(
+        self,
+        staging: &Staging,
+        root: Option<&Path>,
+        path: &RelPath,
+    ) -> Result<bool, EngineError> {
+        match self {
+            Receiving::Whole(incoming) => incoming.finish(staging),
+            Receiving::Patch(patch) => match root {
+                Some(root) => patch.finish(root, path, staging),
+                None => Ok(false),
+            },
+        }
+    }
+}
+
+/// A transfer under way, as `status` shows it.
+fn transfer_info(t: crate::exchange::Transfer) -> TransferInfo {
+    TransferInfo {
+        device: t.device,
+        task: t.task,
+        path: t.path,
+        done: t.done,
+        size: t.size,
+        patch: t.patch,
+        rate: t.rate,
+    }
+}
+
 /// A request for the daemon to send: to whom, and the core's message.
 pub(super) type Send = (DeviceId, qsync_core::Message);
 
@@ -94,15 +137,7 @@ impl Fetching {
         self.exchange
             .transfers(Instant::now(), MAX_TRANSFERS_SHOWN)
             .into_iter()
-            .map(|t| TransferInfo {
-                device: t.device,
-                task: t.task,
-                path: t.path,
-                done: t.done,
-                size: t.size,
-                patch: t.patch,
-                rate: t.rate,
-            })
+            .map(transfer_info)
             .collect()
     }
 
@@ -319,11 +354,7 @@ impl Fetching {
             self.receiving.insert(key.clone(), started);
         }
         match self.receiving.get_mut(key) {
-            Some(Receiving::Whole(incoming)) => incoming.accept(offset, data),
-            Some(Receiving::Patch(patch)) => {
-                patch.accept(data);
-                Ok(())
-            }
+            Some(receiving) => receiving.accept(offset, data),
             None => Ok(()),
         }
     }
@@ -359,13 +390,7 @@ impl Fetching {
             // rest of a part that was whole already.
             None => self.start(key, chunk, offset),
         };
-        let outcome = receiving.and_then(|receiving| match receiving {
-            Receiving::Whole(incoming) => incoming.finish(&self.staging),
-            Receiving::Patch(patch) => match root {
-                Some(root) => patch.finish(root, &key.1, &self.staging),
-                None => Ok(false),
-            },
-        });
+        let outcome = receiving.and_then(|r| r.finish(&self.staging, root, &key.1));
         outcome.unwrap_or_else(|e| {
             tracing::warn!(path = %key.1, error = %e, "a transfer failed");
             false

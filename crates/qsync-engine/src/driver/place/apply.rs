@@ -12,14 +12,15 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use qsync_base::{ContentHash, RelPath};
 use qsync_core::{PlaceOutcome, Placement, State};
+use qsync_delta::InPlace;
 use qsync_watch::Index;
 use rustix::fs::FileType;
 
-use super::super::in_place::{self};
-use super::super::root::{Folder, TempEntry};
+use super::super::in_place::{self, Target};
+use super::super::root::{Folder, TaskRoot, TempEntry};
 use super::{
-    entry_for, fingerprint, guard, Aside, Fingerprint, Pending, PreparedEdit, PreparedFile,
-    Staging, PART_PREFIX,
+    entry_for, fingerprint, guard, missing_folder, Aside, Fingerprint, Pending, Prepared,
+    PreparedEdit, PreparedFile, Staging, PART_PREFIX,
 };
 use crate::EngineError;
 
@@ -193,4 +194,51 @@ pub(super) fn prepare_file(
         .set_modified(when)
         .map_err(|e| EngineError::io("set the time of", &folder.shown().join(temp.name()), e))?;
     Ok((temp, handle))
+}
+
+/// The folder holding `p`'s target, and what its new content needs: nothing (no content,
+/// or the content is there already), the `edits` staged for what is there (the target
+/// opened to write them in place), or a temporary file of the staged content.
+pub(super) fn prepare_content(
+    root: &TaskRoot,
+    staging: &Staging,
+    p: &Placement,
+    edits: Option<InPlace>,
+) -> Result<(Folder, Prepared), EngineError> {
+    let (folder, name) = root
+        .parent(&p.path)?
+        .ok_or_else(|| missing_folder(root, &p.path))?;
+    let State::File { hash, mode, .. } = &p.target else {
+        return Ok((folder, Prepared::Nothing));
+    };
+    let content_here = p.expect.hash() == Some(*hash) && p.aside.is_none();
+    if content_here {
+        return Ok((folder, Prepared::Nothing));
+    }
+    if !staging.has(hash) {
+        // Staged as edits of what is there (`begin` read them, for it).
+        let target = Target::open(&folder, name);
+        let (Some(edits), Some(target)) = (edits, target) else {
+            return Ok((folder, Prepared::Unusable));
+        };
+        let edit = PreparedEdit {
+            target,
+            edits,
+            folder: folder.try_clone()?,
+            name: name.to_owned(),
+            seen: None,
+            staging: staging.dir().to_owned(),
+        };
+        return Ok((folder, Prepared::Edit(edit)));
+    }
+    let (temp, handle) = prepare_file(staging, hash, &folder, *mode, p.mtime_ns)?;
+    let file = PreparedFile {
+        temp,
+        handle,
+        name: name.to_owned(),
+        seen: None,
+        here: State::Deleted,
+        aside: None,
+    };
+    Ok((folder, Prepared::File(file)))
 }
