@@ -3,7 +3,8 @@
 //! for the rest only; a sender that stalls in the middle is replaced by another device
 //! holding the same content, which sends the rest only. The sending side is a device
 //! driven by hand (`support/peer.rs`), so that the test decides exactly where the
-//! transfer is cut and counts every byte it sends.
+//! transfer is cut and counts every byte it sends. While a transfer is under way, `qsync
+//! status --json` shows it and `qsync events` streams its progress.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "support/hostile.rs"]
@@ -281,4 +282,71 @@ fn a_sender_that_stalls_mid_file_is_replaced_by_another_holder_from_where_it_sto
 #[test]
 fn a_sender_that_goes_away_mid_file_is_replaced_by_another_holder_from_where_it_stopped() {
     second_holder_takes_over(Cut::Gone);
+}
+
+/// A file half sent: the receiver's `status --json` lists the transfer with the bytes
+/// received so far and its size, and `qsync --json events` streams it as `transfer`
+/// events (once a second), which is all a front end needs for a progress bar.
+#[test]
+fn a_transfer_under_way_shows_its_progress_in_status_and_in_the_event_stream() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let s = scene();
+    let mut events = Command::new(node::QSYNC)
+        .arg("--state-dir")
+        .arg(&s.a.state)
+        .args(["--json", "events"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = events.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<serde_json::Value>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(value) = serde_json::from_str(&line) {
+                if tx.send(value).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+
+    let data = noise(8 << 20);
+    let hash = ContentHash::of(&data);
+    let mut p = Peer::connect(s.a.port, &s.peer, s.task);
+    p.put("movie.bin", file(&data));
+    assert_eq!(requested_offset(&mut p, "movie.bin"), 0);
+    let half = data.len() / 2;
+    send_content(&mut p, "movie.bin", &data, 0, half, false);
+    wait_for("half the file written on the receiver", SETTLE, || {
+        p.pump(Duration::from_millis(50));
+        part_len(&s.a.state, &hash) >= half as u64
+    });
+
+    let status: serde_json::Value = serde_json::from_str(&s.a.cli(&["--json", "status"])).unwrap();
+    let transfers = status["transfers"].as_array().unwrap();
+    assert_eq!(transfers.len(), 1, "{status}");
+    assert_eq!(transfers[0]["path"], "movie.bin");
+    assert_eq!(transfers[0]["size"], data.len() as u64);
+    assert!(
+        transfers[0]["done"].as_u64().unwrap() >= half as u64,
+        "{status}"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let event = loop {
+        p.pump(Duration::from_millis(20));
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "no transfer event");
+        match rx.recv_timeout(left.min(Duration::from_millis(200))) {
+            Ok(e) if e["event"] == "transfer" => break e,
+            _ => continue,
+        }
+    };
+    assert_eq!(event["path"], "movie.bin", "{event}");
+    assert_eq!(event["size"], data.len() as u64, "{event}");
+    assert!(event["done"].as_u64().unwrap() >= half as u64, "{event}");
+    let _ = events.kill();
+    let _ = events.wait();
 }

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use super::{DaemonEvent, Reply, Status, TaskInfo};
+use super::{DaemonEvent, Reply, Status, TaskInfo, TransferInfo};
 
 /// Text from elsewhere (a device's name, a folder name from a pairing request) as it may
 /// be shown on a terminal: control characters (escape sequences, newlines that would fake
@@ -61,6 +61,7 @@ impl fmt::Display for DaemonEvent {
                 )
             }
             DaemonEvent::Delivered { device } => write!(f, "delivered an update to {device}"),
+            DaemonEvent::Transfer(t) => write!(f, "{t}"),
         }
     }
 }
@@ -163,21 +164,24 @@ impl fmt::Display for Status {
             )?;
         }
         for t in &s.transfers {
-            let path = printable(t.path.as_str());
-            if t.patch {
-                write!(
-                    f,
-                    "\npatch {} {path} from {} {} bytes of patch for {} bytes {} B/s",
-                    t.task, t.device, t.done, t.size, t.rate
-                )?;
-            } else {
-                write!(
-                    f,
-                    "\nreceiving {} {path} from {} {} of {} bytes {} B/s",
-                    t.task, t.device, t.done, t.size, t.rate
-                )?;
-            }
+            write!(f, "\n{t}")?;
         }
         Ok(())
+    }
+}
+
+impl fmt::Display for TransferInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = self;
+        let path = printable(t.path.as_str());
+        let (task, device, done, size, rate) = (t.task, t.device, t.done, t.size, t.rate);
+        if t.patch {
+            write!(f, "patch {task} {path} from {device} {done} bytes of patch for {size} bytes {rate} B/s")
+        } else {
+            write!(
+                f,
+                "receiving {task} {path} from {device} {done} of {size} bytes {rate} B/s"
+            )
+        }
     }
 }

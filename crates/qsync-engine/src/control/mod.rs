@@ -303,6 +303,8 @@ pub enum DaemonEvent {
         /// The device.
         device: DeviceId,
     },
+    /// A transfer coming in, as it goes (once a second while it does, for each listener).
+    Transfer(TransferInfo),
 }
 
 /// The daemon's answer.

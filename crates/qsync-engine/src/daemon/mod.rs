@@ -337,6 +337,12 @@ impl Engine {
             self.disconnected(device);
         }
         self.peers.dial_linked();
+        // Progress for front ends that listen (`qsync events`): each transfer coming in.
+        if self.notify.receiver_count() > 0 {
+            for transfer in self.sync.transfers() {
+                self.tell(DaemonEvent::Transfer(transfer));
+            }
+        }
     }
 
     fn linked(
