@@ -44,6 +44,14 @@ pub enum Request {
     },
 }
 
+/// What a client is told when nobody serves commands any more.
+const STOPPED: &str = "the daemon stopped";
+
+/// Whether `line` is an event reply (of a kind this client may not know).
+pub(super) fn is_event(line: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(line).is_ok_and(|v| v["reply"] == "event")
+}
+
 /// Serve the control socket at `path` (created 0600). Each command is handed to `deliver`
 /// as a [`Request`] (`false`: nobody serves commands any more, and the client is told the
 /// daemon stopped); [`Command::Events`] subscribes to `notify`.
@@ -101,11 +109,10 @@ where
         command => {
             let (reply, answer) = oneshot::channel();
             if !deliver(Request::Command(command, reply)) {
+                let _ = write_reply(&mut write, &Reply::error(STOPPED)).await;
                 return;
             }
-            let reply = answer
-                .await
-                .unwrap_or_else(|_| Reply::error("the daemon stopped"));
+            let reply = answer.await.unwrap_or_else(|_| Reply::error(STOPPED));
             let _ = write_reply(&mut write, &reply).await;
         }
     }
@@ -146,6 +153,7 @@ async fn link(
         reply,
     };
     if !deliver(link) {
+        let _ = write_reply(write, &Reply::error(STOPPED)).await;
         return;
     }
     loop {
@@ -156,7 +164,7 @@ async fn link(
                 }
             }
             last = &mut answer => {
-                let last = last.unwrap_or_else(|_| Reply::error("the daemon stopped"));
+                let last = last.unwrap_or_else(|_| Reply::error(STOPPED));
                 let _ = write_reply(write, &last).await;
                 return;
             }
@@ -259,7 +267,14 @@ pub fn follow(state_dir: &Path, mut each: impl FnMut(Reply) -> bool) -> Result<(
             .await
             .map_err(|e| EngineError::io("read the daemon's events at", &path, e))?
         {
-            if !each(parse_reply(&line, state_dir)?) {
+            // An event of a newer daemon that this client does not know is skipped: the
+            // stream goes on (new kinds of events never break older front ends).
+            let reply = match parse_reply(&line, state_dir) {
+                Ok(reply) => reply,
+                Err(_) if is_event(&line) => continue,
+                Err(e) => return Err(e),
+            };
+            if !each(reply) {
                 break;
             }
         }

@@ -97,3 +97,15 @@ fn the_human_form_of_a_failure_says_error() {
     let line = serde_json::to_string(&Reply::error("x")).unwrap();
     assert_eq!(line, r#"{"reply":"error","message":"x"}"#);
 }
+
+/// An event of a kind this client does not know (from a newer daemon) is recognised as an
+/// event, so `follow` skips it and the stream goes on; anything else that does not parse
+/// still stops it.
+#[test]
+fn an_unknown_kind_of_event_is_skipped_not_fatal() {
+    let newer = r#"{"reply":"event","event":"something_new","x":1}"#;
+    assert!(serde_json::from_str::<Reply>(newer).is_err());
+    assert!(socket::is_event(newer));
+    assert!(!socket::is_event(r#"{"reply":"something_new"}"#));
+    assert!(!socket::is_event("not json"));
+}

@@ -18,9 +18,9 @@ use tokio::sync::oneshot;
 
 use super::folders::Folders;
 use super::Engine;
+use crate::btf;
 use crate::control::DaemonEvent;
 use crate::net::LinkRequest;
-use crate::{btf, EngineError};
 use qsync_base::places::{places_touched, Danger};
 use qsync_wire::PairingCode;
 
@@ -403,11 +403,6 @@ impl Links {
 }
 
 impl Engine {
-    /// Where link and task folders may not go.
-    pub(super) fn folders(&self) -> Folders<'_> {
-        Folders::new(&self.config, &self.sync)
-    }
-
     /// A device asks to link a task: ask the person.
     pub(super) fn link_requested(
         &mut self,
@@ -433,7 +428,7 @@ impl Engine {
     /// Both sides proved the code: record the link (and the task, if new).
     pub(super) fn link_proven(&mut self, id: u64, done: oneshot::Sender<Result<(), String>>) {
         let result = self.links.proven(id).and_then(|(request, root)| {
-            let recorded = self.record_incoming(&request, root);
+            let recorded = self.change(|c| c.record_incoming(&request, root));
             match &recorded {
                 Ok(()) => tracing::info!(device = %request.device, task = %request.task, "linked"),
                 Err(e) => {
@@ -443,36 +438,6 @@ impl Engine {
             recorded.map_err(|e| e.to_string())
         });
         let _ = done.send(result);
-    }
-
-    fn record_incoming(
-        &mut self,
-        request: &LinkRequest,
-        root: Option<PathBuf>,
-    ) -> Result<(), EngineError> {
-        let task = request.task;
-        match root {
-            Some(root) => {
-                if self.tasks.contains(&task) {
-                    return Err(EngineError::State(
-                        "that task was added here meanwhile".into(),
-                    ));
-                }
-                self.folders().make_link_folder(&root)?;
-                self.store.add_task(task, &root, &request.folder_name)?;
-                self.linked(task, request.device, &request.name, request.addr)?;
-                if let Err(e) = self.start_task(task, root) {
-                    let _ = self.store.remove_task(task);
-                    return Err(e);
-                }
-            }
-            None => self.linked(task, request.device, &request.name, request.addr)?,
-        }
-        self.feed(qsync_core::Input::Link {
-            task,
-            peer: request.device,
-        });
-        Ok(())
     }
 }
 

@@ -6,33 +6,34 @@
 //! the control socket's commands are answered in `commands.rs` (those that only read, in
 //! `views.rs`).
 
-use std::collections::HashSet;
-use std::fs;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
-use qsync_base::{ContentHash, DeviceId, EntryKind, FileEntry, TaskId};
+use qsync_base::{ContentHash, DeviceId, FileEntry, TaskId};
 use qsync_core::Ledger;
 use qsync_discovery::DiscoveryEvent;
 use qsync_store::Store;
-use qsync_watch::{Filter, Index, WatchBatch};
+use qsync_watch::WatchBatch;
 use qsync_wire::Message;
 use tokio::sync::oneshot;
 
 use crate::control::{DaemonEvent, Reply, Request};
 use crate::net::{self, NetEvent, PeerConn};
-use crate::sync::{Applied, Around, Report, SyncDriver, TaskFolder};
+use crate::sync::{Around, SyncDriver};
 use crate::EngineError;
 
+mod changes;
 mod commands;
 mod folders;
 mod hashing;
 pub mod identity;
 mod keeping;
 mod links;
+mod parts;
 mod peers;
+mod progress;
 mod start;
 mod tasks;
 mod views;
@@ -105,6 +106,8 @@ struct Engine {
     sync: SyncDriver,
     /// Link requests from other devices, waiting on the person or the pairing.
     links: links::Links,
+    /// What `qsync events` was last told of the transfers coming in.
+    progress: progress::Progress,
 }
 
 /// What the sync driver reaches through the engine: the store (its ledger and blobs) and
@@ -136,48 +139,6 @@ impl Around for Surroundings<'_> {
 }
 
 impl Engine {
-    fn load(&mut self) -> Result<(), EngineError> {
-        for device in self.store.devices()? {
-            let addr = device.last_address.as_deref().and_then(|a| a.parse().ok());
-            self.peers.link(device.id, addr);
-            self.store.set_connected(device.id, false, None)?;
-        }
-        for task in self.store.tasks()? {
-            self.start_task(task.id, task.root)?;
-        }
-        Ok(())
-    }
-
-    /// Start watching a task and fold in what changed while the daemon was not running.
-    fn start_task(&mut self, task: TaskId, root: PathBuf) -> Result<(), EngineError> {
-        fs::create_dir_all(&root).map_err(|e| EngineError::io("create", &root, e))?;
-        // Transfers cut short by a crash leave only temporary files: remove them.
-        let stale = crate::driver::root::TaskRoot::open(&root)
-            .map(|r| r.remove_stale(crate::driver::place::PART_PREFIX))
-            .unwrap_or(0);
-        if stale > 0 {
-            tracing::info!(%task, count = stale, "removed unfinished transfers");
-        }
-        let mut index = Index::new(known(&mut self.store, self.me, task)?);
-        // Every content recorded for the task, ignored paths' too (see `held.rs`).
-        let held: Vec<_> = index.entries().filter_map(|e| e.hash).collect();
-        // Paths `.qsyncignore` excludes now (a pattern added while the daemon was stopped)
-        // stop syncing; the scan below must not take their absence for deletions.
-        let filter = Filter::for_root(&root)?;
-        let ignored = index.forget_where(|path, is_folder| !filter.includes(path, is_folder));
-        if !ignored.is_empty() {
-            tracing::info!(%task, count = ignored.len(), "paths now ignored stop syncing; nothing is deleted anywhere");
-        }
-        let links: HashSet<DeviceId> = self.store.linked_devices(task)?.into_iter().collect();
-        let options = self.store.task_options(task)?;
-        // What changed while the daemon was not running: the whole folder is walked.
-        let walk = qsync_watch::WalkPlan::new(&index, None, filter);
-        self.tasks.start(task, &root, links, walk)?;
-        self.sync
-            .add_folder(task, TaskFolder::new(root, index, held, options.links_out));
-        Ok(())
-    }
-
     fn run(&mut self, inbox: Receiver<Event>) {
         let mut next_tick = Instant::now();
         loop {
@@ -297,7 +258,8 @@ impl Engine {
             }) => self.start_link(task, address, expect, progress, reply),
             Event::Paired(task, result, reply) => {
                 let answer = match result {
-                    Ok(paired) => match self.linked(task, paired.device, &paired.name, paired.addr)
+                    Ok(paired) => match self
+                        .change(|c| c.linked(task, paired.device, &paired.name, paired.addr))
                     {
                         Ok(()) => {
                             self.feed(qsync_core::Input::Link {
@@ -339,27 +301,10 @@ impl Engine {
         self.peers.dial_linked();
         // Progress for front ends that listen (`qsync events`): each transfer coming in.
         if self.notify.receiver_count() > 0 {
-            for transfer in self.sync.transfers() {
+            for transfer in self.progress.moved(self.sync.transfers()) {
                 self.tell(DaemonEvent::Transfer(transfer));
             }
         }
-    }
-
-    fn linked(
-        &mut self,
-        task: TaskId,
-        device: DeviceId,
-        name: &str,
-        addr: SocketAddr,
-    ) -> Result<(), EngineError> {
-        self.store.add_link(task, device, name)?;
-        self.store
-            .set_connected(device, false, Some(&addr.to_string()))?;
-        self.peers.link(device, Some(addr));
-        if let Some(state) = self.tasks.get_mut(&task) {
-            state.links.insert(device);
-        }
-        Ok(())
     }
 
     fn net_event(&mut self, event: NetEvent) {
@@ -424,7 +369,7 @@ impl Engine {
             return;
         }
         if let Message::Unlink = message {
-            if let Err(e) = self.unlink(task, device) {
+            if let Err(e) = self.change(|c| c.unlink(task, device)) {
                 tracing::warn!(%device, %task, "could not record that the device unlinked: {e}");
             }
             return;
@@ -437,133 +382,6 @@ impl Engine {
         if self.notify.receiver_count() > 0 {
             let _ = self.notify.send(event);
         }
-    }
-
-    /// Let the sync driver work with the store and the connections, then do what it
-    /// reports (which may give it more to run).
-    fn sync_with<R>(&mut self, f: impl FnOnce(&mut SyncDriver, &mut Surroundings<'_>) -> R) -> R {
-        let mut around = Surroundings {
-            store: &mut self.store,
-            peers: &mut self.peers,
-        };
-        let result = f(&mut self.sync, &mut around);
-        loop {
-            while let Some(report) = self.sync.poll_report() {
-                self.report(report);
-            }
-            if !self.sync.wants_run() {
-                return result;
-            }
-            let mut around = Surroundings {
-                store: &mut self.store,
-                peers: &mut self.peers,
-            };
-            self.sync.run(&mut around, None);
-        }
-    }
-
-    /// Let the tasks fold what was found into the driver's folders.
-    fn with_found<R>(
-        &mut self,
-        f: impl FnOnce(&mut tasks::Tasks, &mut tasks::Found<'_>) -> R,
-    ) -> R {
-        let mut found = tasks::Found {
-            sync: &mut self.sync,
-            keeping: &mut self.keeping,
-            blobs: self.store.blobs(),
-        };
-        f(&mut self.tasks, &mut found)
-    }
-
-    /// Do what the sync driver asks.
-    fn report(&mut self, report: Report) {
-        match report {
-            Report::Applied(applied) => self.applied(applied),
-            Report::Delivered(device) => self.tell(DaemonEvent::Delivered { device }),
-            Report::LookAt(task, paths) => {
-                self.with_found(|tasks, found| tasks.look_at(found, task, paths));
-            }
-            Report::Rescan(task) => {
-                self.with_found(|tasks, found| tasks.rescan(found, task, true));
-            }
-            Report::Relearn => self.relearn(),
-        }
-    }
-
-    /// Hand the core one fact and carry out everything that follows.
-    fn feed(&mut self, input: qsync_core::Input) {
-        self.sync_with(|sync, around| sync.feed(around, input));
-    }
-
-    /// The connection with `device` is gone (or replaced).
-    fn disconnected(&mut self, device: DeviceId) {
-        self.sync_with(|sync, around| sync.disconnected(around, device));
-    }
-
-    /// A received change was placed: it is a new version (see [`keeping::Keeping::version`]),
-    /// and `qsync events` hears it.
-    fn applied(&mut self, applied: Applied) {
-        let folder = self.sync.folder_mut(&applied.task);
-        if let (Some(content), Some(folder)) = (applied.content, folder) {
-            let edits = (applied.replaces.is_some(), applied.replaces);
-            let blobs = self.store.blobs();
-            self.keeping
-                .version(folder, blobs, &applied.path, content, edits);
-        }
-        self.tell(DaemonEvent::Applied {
-            task: applied.task,
-            from: applied.from,
-        });
-        if let Some(kept_as) = applied.aside {
-            self.tell(DaemonEvent::Conflict {
-                task: applied.task,
-                kept_as,
-            });
-        }
-    }
-
-    /// After a ledger failure: every folder's index again from the ledger, then a whole
-    /// scan (what is on disk and not recorded becomes the core's facts).
-    fn relearn(&mut self) {
-        let tasks: Vec<TaskId> = self.sync.folders().map(|(task, _)| *task).collect();
-        for task in tasks {
-            match known(&mut self.store, self.me, task) {
-                Ok(known) => {
-                    if let Some(folder) = self.sync.folder_mut(&task) {
-                        folder.index = Index::new(known);
-                    }
-                    self.with_found(|tasks, found| tasks.rescan(found, task, false));
-                }
-                Err(e) => tracing::error!(%task, error = %e, "could not read the ledger"),
-            }
-        }
-    }
-
-    /// The parts, read, for the commands that only read.
-    fn overview(&self) -> views::Overview<'_> {
-        views::Overview {
-            me: self.me,
-            store: &self.store,
-            tasks: &self.tasks,
-            sync: &self.sync,
-            peers: &self.peers,
-        }
-    }
-
-    /// Hand what is owed to the keeper, with the budget for bases: a share of the data
-    /// synced here (see [`DaemonConfig::base_share`]).
-    fn keep_owed(&mut self) {
-        if !self.keeping.owes() {
-            return;
-        }
-        let synced: u64 = self
-            .sync
-            .folders()
-            .flat_map(|(_, f)| f.index.entries())
-            .filter(|e| e.kind == EntryKind::File)
-            .map(|e| e.size)
-            .sum();
-        self.keeping.keep(synced);
     }
 }
 

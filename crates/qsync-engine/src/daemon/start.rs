@@ -81,8 +81,9 @@ pub fn run(config: DaemonConfig) -> Result<(), EngineError> {
         notify,
         sync,
         links,
+        progress: Default::default(),
     };
-    engine.load()?;
+    engine.change(|c| c.load())?;
     tracing::info!(device = %me, port, "qsync daemon ready");
     println!("qsync daemon {me} listening on port {port}");
     let _ = std::io::stdout().flush();

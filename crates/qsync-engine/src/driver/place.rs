@@ -81,7 +81,7 @@ struct Pending {
     announced: Vec<RelPath>,
     /// The file's new content, to rename over its target; `None` when the change is made.
     file: Option<PreparedFile>,
-    /// Or the edits to write into it (see [`in_place`]).
+    /// Or the edits to write into it (see `driver::in_place`).
     edit: Option<PreparedEdit>,
 }
 

@@ -176,8 +176,10 @@ pub async fn pair_initiator(
     }
 }
 
-/// The first of `addrs` that answers as a device other than this one (and as the device
-/// `plan` expects, if it names one): where it is, the connection and its session.
+/// The first of `addrs` that answers (its handshake done); an error if none does, or if
+/// the one that answered is this device, or not the device `plan` expects when it names
+/// one (the other addresses are not tried then). Where it is, the connection and its
+/// session.
 async fn reach(
     addrs: &[SocketAddr],
     plan: &LinkPlan,

@@ -216,7 +216,7 @@ pub(super) fn prepare_content(
         return Ok((folder, Prepared::Nothing));
     }
     if !staging.has(hash) {
-        // Staged as edits of what is there (`begin` read them, for it).
+        // Staged as edits of what is there (`Batch::check` read them, for it).
         let target = Target::open(&folder, name);
         let (Some(edits), Some(target)) = (edits, target) else {
             return Ok((folder, Prepared::Unusable));

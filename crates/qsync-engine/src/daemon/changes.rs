@@ -1,0 +1,313 @@
+//! What commands and link flows change across the daemon's parts: tasks added, set and
+//! removed (their records, folders, watchers and walks), links made and undone, devices
+//! forgotten, apps installed and removed. A [`Changes`] borrows exactly the parts these
+//! touch; what the sync core must hear is fed to the driver, and the engine carries out
+//! what the driver then reports.
+
+use std::collections::HashSet;
+use std::fs;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use qsync_base::{DeviceId, TaskId};
+use qsync_store::{AppRecord, Store};
+use qsync_watch::{Filter, Index};
+use qsync_wire::Message;
+
+use super::folders::Folders;
+use super::links::Links;
+use super::peers::Peers;
+use super::tasks::Tasks;
+use super::views::app_info;
+use super::{DaemonConfig, Surroundings};
+use crate::control::{AppInfo, Reply};
+use crate::net::LinkRequest;
+use crate::sync::{SyncDriver, TaskFolder};
+use crate::EngineError;
+
+/// The parts a change touches (see the [module documentation](self)).
+pub(super) struct Changes<'a> {
+    pub(super) me: DeviceId,
+    pub(super) config: &'a DaemonConfig,
+    pub(super) store: &'a mut Store,
+    pub(super) tasks: &'a mut Tasks,
+    pub(super) sync: &'a mut SyncDriver,
+    pub(super) peers: &'a mut Peers,
+    pub(super) links: &'a mut Links,
+}
+
+impl Changes<'_> {
+    /// Hand the core one fact (the engine carries out what the driver reports after).
+    fn feed(&mut self, input: qsync_core::Input) {
+        let mut around = Surroundings {
+            store: self.store,
+            peers: self.peers,
+        };
+        self.sync.feed(&mut around, input);
+    }
+
+    /// The connection with `device` is gone.
+    fn disconnected(&mut self, device: DeviceId) {
+        let mut around = Surroundings {
+            store: self.store,
+            peers: self.peers,
+        };
+        self.sync.disconnected(&mut around, device);
+    }
+
+    pub(super) fn load(&mut self) -> Result<(), EngineError> {
+        for device in self.store.devices()? {
+            let addr = device.last_address.as_deref().and_then(|a| a.parse().ok());
+            self.peers.link(device.id, addr);
+            self.store.set_connected(device.id, false, None)?;
+        }
+        for task in self.store.tasks()? {
+            self.start_task(task.id, task.root)?;
+        }
+        Ok(())
+    }
+
+    /// Start watching a task and fold in what changed while the daemon was not running.
+    fn start_task(&mut self, task: TaskId, root: PathBuf) -> Result<(), EngineError> {
+        fs::create_dir_all(&root).map_err(|e| EngineError::io("create", &root, e))?;
+        // Transfers cut short by a crash leave only temporary files: remove them.
+        let stale = crate::driver::root::TaskRoot::open(&root)
+            .map(|r| r.remove_stale(crate::driver::place::PART_PREFIX))
+            .unwrap_or(0);
+        if stale > 0 {
+            tracing::info!(%task, count = stale, "removed unfinished transfers");
+        }
+        let mut index = Index::new(super::known(self.store, self.me, task)?);
+        // Every content recorded for the task, ignored paths' too (see `held.rs`).
+        let held: Vec<_> = index.entries().filter_map(|e| e.hash).collect();
+        // Paths `.qsyncignore` excludes now (a pattern added while the daemon was stopped)
+        // stop syncing; the scan below must not take their absence for deletions.
+        let filter = Filter::for_root(&root)?;
+        let ignored = index.forget_where(|path, is_folder| !filter.includes(path, is_folder));
+        if !ignored.is_empty() {
+            tracing::info!(%task, count = ignored.len(), "paths now ignored stop syncing; nothing is deleted anywhere");
+        }
+        let links: HashSet<DeviceId> = self.store.linked_devices(task)?.into_iter().collect();
+        let options = self.store.task_options(task)?;
+        // What changed while the daemon was not running: the whole folder is walked.
+        let walk = qsync_watch::WalkPlan::new(&index, None, filter);
+        self.tasks.start(task, &root, links, walk)?;
+        self.sync
+            .add_folder(task, TaskFolder::new(root, index, held, options.links_out));
+        Ok(())
+    }
+
+    pub(super) fn linked(
+        &mut self,
+        task: TaskId,
+        device: DeviceId,
+        name: &str,
+        addr: SocketAddr,
+    ) -> Result<(), EngineError> {
+        self.store.add_link(task, device, name)?;
+        self.store
+            .set_connected(device, false, Some(&addr.to_string()))?;
+        self.peers.link(device, Some(addr));
+        if let Some(state) = self.tasks.get_mut(&task) {
+            state.links.insert(device);
+        }
+        Ok(())
+    }
+
+    pub(super) fn task_add(
+        &mut self,
+        path: &Path,
+        name: &str,
+    ) -> Result<(TaskId, String, PathBuf), EngineError> {
+        let root = fs::canonicalize(path).map_err(|e| EngineError::io("find", path, e))?;
+        if !root.is_dir() {
+            return Err(EngineError::State(format!(
+                "{} is not a folder",
+                root.display()
+            )));
+        }
+        // The same rules as for a linked folder: never `/` nor the home folder itself, never
+        // in or around QSync's own folders (a peer could otherwise overwrite the state
+        // database), never overlapping another task. Grapins come through here too.
+        let folders = Folders::new(self.config, self.sync);
+        folders.task_folder(&root).map_err(EngineError::State)?;
+        folders.refuse_overlap(&root)?;
+        let name = if name.is_empty() {
+            root.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "task".into())
+        } else {
+            name.to_owned()
+        };
+        let task = TaskId::random();
+        self.store.add_task(task, &root, &name)?;
+        // The first scan records every path as a change of this device (and keeps a copy
+        // of each file, the base of the patches of its next versions).
+        self.start_task(task, root.clone())?;
+        Ok((task, name, root))
+    }
+
+    /// Stop syncing `task` here: unlink its devices and forget it (its folder is untouched).
+    pub(super) fn task_remove(&mut self, task: TaskId) -> Result<(), EngineError> {
+        let links = self.store.linked_devices(task)?;
+        for device in &links {
+            self.peers.send(*device, task, Message::Unlink);
+        }
+        for device in links {
+            self.feed(qsync_core::Input::Unlink { task, peer: device });
+        }
+        self.tasks.remove(&task); // drops its watcher
+        self.sync.remove_folder(&task);
+        self.store.remove_task(task)?;
+        Ok(())
+    }
+
+    /// Set a task's options here (see [`Command::TaskSet`]); a symlink refused before is
+    /// made at the core's next try of it (within 16 s).
+    pub(super) fn task_set(
+        &mut self,
+        task: TaskId,
+        links_out: Option<bool>,
+    ) -> Result<Reply, EngineError> {
+        let mut options = self.store.task_options(task)?;
+        if let Some(links_out) = links_out {
+            options.links_out = links_out;
+        }
+        self.store.set_task_options(task, options)?;
+        if let Some(folder) = self.sync.folder_mut(&task) {
+            folder.links_out = options.links_out;
+        }
+        tracing::info!(%task, links_out = options.links_out, "task options set");
+        Ok(Reply::TaskOptions {
+            task,
+            links_out: options.links_out,
+        })
+    }
+
+    /// Record an installed app and create the sync task of its data folder.
+    pub(super) fn app_add(
+        &mut self,
+        kind: &str,
+        name: &str,
+        folder: &Path,
+        app_dir: Option<PathBuf>,
+        config: String,
+    ) -> Result<AppInfo, EngineError> {
+        if kind != "grapin" && kind != "tout-en-un" {
+            return Err(EngineError::State(format!(
+                "`{kind}` is not an app kind (grapin or tout-en-un)"
+            )));
+        }
+        if self.store.app(name)?.is_some() {
+            return Err(EngineError::State(format!(
+                "an app named {name} is already installed"
+            )));
+        }
+        let (task, _, root) = self.task_add(folder, name)?;
+        let installed_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let record = AppRecord {
+            name: name.to_owned(),
+            kind: kind.to_owned(),
+            task: Some(task),
+            data_folder: root,
+            app_dir,
+            config,
+            installed_at,
+        };
+        if let Err(e) = self.store.add_app(&record) {
+            let _ = self.task_remove(task);
+            return Err(e.into());
+        }
+        Ok(app_info(&record))
+    }
+
+    /// Forget an installed app and remove its sync task (never its files).
+    pub(super) fn app_remove(&mut self, name: &str) -> Result<AppInfo, EngineError> {
+        let Some(app) = self.store.app(name)? else {
+            return Err(EngineError::State(format!(
+                "no app named {name} is installed"
+            )));
+        };
+        if let Some(task) = app.task {
+            if self.tasks.contains(&task) {
+                self.task_remove(task)?;
+            }
+        }
+        self.store.remove_app(name)?;
+        Ok(app_info(&app))
+    }
+
+    /// Stop syncing `task` with `device` here (asked by the person, or by the device): the
+    /// link leaves the store, the core stops the stream at once, and the connection closes
+    /// when no task is left in common.
+    pub(super) fn unlink(&mut self, task: TaskId, device: DeviceId) -> Result<(), EngineError> {
+        if let Some(t) = self.tasks.get_mut(&task) {
+            t.links.remove(&device);
+        }
+        let removed = self.store.remove_link(task, device);
+        self.feed(qsync_core::Input::Unlink { task, peer: device });
+        removed?;
+        let in_common = self.tasks.iter().any(|(_, t)| t.links.contains(&device));
+        if !in_common && self.peers.close(device) {
+            tracing::info!(%device, "closed the connection: no task left in common");
+            self.disconnected(device);
+        }
+        Ok(())
+    }
+
+    /// Forget `device`: unlink it from every task, on both sides where it is connected,
+    /// and drop its record. Returns the tasks it was linked to.
+    pub(super) fn forget(&mut self, device: DeviceId) -> Result<Vec<TaskId>, EngineError> {
+        if self.store.device(device)?.is_none() {
+            return Err(EngineError::State(format!(
+                "{device} is not a device linked with this one (see `qsync devices`)"
+            )));
+        }
+        let tasks = self.store.forget_device(device)?;
+        for task in &tasks {
+            self.peers.send(device, *task, Message::Unlink);
+            if let Some(t) = self.tasks.get_mut(task) {
+                t.links.remove(&device);
+            }
+        }
+        let was_connected = self.peers.forget(device);
+        // Its requests waiting here go too.
+        self.links.drop_device(device, "the device was forgotten");
+        if was_connected {
+            self.disconnected(device);
+        }
+        Ok(tasks)
+    }
+
+    pub(super) fn record_incoming(
+        &mut self,
+        request: &LinkRequest,
+        root: Option<PathBuf>,
+    ) -> Result<(), EngineError> {
+        let task = request.task;
+        match root {
+            Some(root) => {
+                if self.tasks.contains(&task) {
+                    return Err(EngineError::State(
+                        "that task was added here meanwhile".into(),
+                    ));
+                }
+                Folders::new(self.config, self.sync).make_link_folder(&root)?;
+                self.store.add_task(task, &root, &request.folder_name)?;
+                self.linked(task, request.device, &request.name, request.addr)?;
+                if let Err(e) = self.start_task(task, root) {
+                    let _ = self.store.remove_task(task);
+                    return Err(e);
+                }
+            }
+            None => self.linked(task, request.device, &request.name, request.addr)?,
+        }
+        self.feed(qsync_core::Input::Link {
+            task,
+            peer: request.device,
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,167 @@
+//! How the engine lends its parts to each other and carries out what the sync driver
+//! reports: the driver run with the store and the connections (`sync_with`), changes made
+//! across parts (`change`), what the tasks found folded into the driver's folders
+//! (`with_found`), the read-only view (`overview`); then the driver's reports (a change
+//! applied, paths to look at, a folder to rescan, a ledger to relearn) and the blobs owed.
+
+use qsync_base::{DeviceId, EntryKind, TaskId};
+use qsync_watch::Index;
+
+use super::{changes, known, tasks, views, Engine, Surroundings};
+use crate::control::DaemonEvent;
+use crate::sync::{Applied, Report, SyncDriver};
+
+impl Engine {
+    /// Let the sync driver work with the store and the connections, then do what it
+    /// reports (which may give it more to run).
+    pub(super) fn sync_with<R>(
+        &mut self,
+        f: impl FnOnce(&mut SyncDriver, &mut Surroundings<'_>) -> R,
+    ) -> R {
+        let mut around = Surroundings {
+            store: &mut self.store,
+            peers: &mut self.peers,
+        };
+        let result = f(&mut self.sync, &mut around);
+        self.settle();
+        result
+    }
+
+    /// Make a change across the parts (see `changes.rs`), then do what the sync driver
+    /// reports.
+    pub(super) fn change<R>(&mut self, f: impl FnOnce(&mut changes::Changes<'_>) -> R) -> R {
+        let mut changes = changes::Changes {
+            me: self.me,
+            config: &self.config,
+            store: &mut self.store,
+            tasks: &mut self.tasks,
+            sync: &mut self.sync,
+            peers: &mut self.peers,
+            links: &mut self.links,
+        };
+        let result = f(&mut changes);
+        self.settle();
+        result
+    }
+
+    /// Do what the sync driver reports, running it again while inputs wait.
+    pub(super) fn settle(&mut self) {
+        loop {
+            while let Some(report) = self.sync.poll_report() {
+                self.report(report);
+            }
+            if !self.sync.wants_run() {
+                return;
+            }
+            let mut around = Surroundings {
+                store: &mut self.store,
+                peers: &mut self.peers,
+            };
+            self.sync.run(&mut around, None);
+        }
+    }
+
+    /// Let the tasks fold what was found into the driver's folders.
+    pub(super) fn with_found<R>(
+        &mut self,
+        f: impl FnOnce(&mut tasks::Tasks, &mut tasks::Found<'_>) -> R,
+    ) -> R {
+        let mut found = tasks::Found {
+            sync: &mut self.sync,
+            keeping: &mut self.keeping,
+            blobs: self.store.blobs(),
+        };
+        f(&mut self.tasks, &mut found)
+    }
+
+    /// Do what the sync driver asks.
+    pub(super) fn report(&mut self, report: Report) {
+        match report {
+            Report::Applied(applied) => self.applied(applied),
+            Report::Delivered(device) => self.tell(DaemonEvent::Delivered { device }),
+            Report::LookAt(task, paths) => {
+                self.with_found(|tasks, found| tasks.look_at(found, task, paths));
+            }
+            Report::Rescan(task) => {
+                self.with_found(|tasks, found| tasks.rescan(found, task, true));
+            }
+            Report::Relearn => self.relearn(),
+        }
+    }
+
+    /// Hand the core one fact and carry out everything that follows.
+    pub(super) fn feed(&mut self, input: qsync_core::Input) {
+        self.sync_with(|sync, around| sync.feed(around, input));
+    }
+
+    /// The connection with `device` is gone (or replaced).
+    pub(super) fn disconnected(&mut self, device: DeviceId) {
+        self.sync_with(|sync, around| sync.disconnected(around, device));
+    }
+
+    /// A received change was placed: it is a new version (see [`keeping::Keeping::version`]),
+    /// and `qsync events` hears it.
+    pub(super) fn applied(&mut self, applied: Applied) {
+        let folder = self.sync.folder_mut(&applied.task);
+        if let (Some(content), Some(folder)) = (applied.content, folder) {
+            let edits = (applied.replaces.is_some(), applied.replaces);
+            let blobs = self.store.blobs();
+            self.keeping
+                .version(folder, blobs, &applied.path, content, edits);
+        }
+        self.tell(DaemonEvent::Applied {
+            task: applied.task,
+            from: applied.from,
+        });
+        if let Some(kept_as) = applied.aside {
+            self.tell(DaemonEvent::Conflict {
+                task: applied.task,
+                kept_as,
+            });
+        }
+    }
+
+    /// After a ledger failure: every folder's index again from the ledger, then a whole
+    /// scan (what is on disk and not recorded becomes the core's facts).
+    pub(super) fn relearn(&mut self) {
+        let tasks: Vec<TaskId> = self.sync.folders().map(|(task, _)| *task).collect();
+        for task in tasks {
+            match known(&mut self.store, self.me, task) {
+                Ok(known) => {
+                    if let Some(folder) = self.sync.folder_mut(&task) {
+                        folder.index = Index::new(known);
+                    }
+                    self.with_found(|tasks, found| tasks.rescan(found, task, false));
+                }
+                Err(e) => tracing::error!(%task, error = %e, "could not read the ledger"),
+            }
+        }
+    }
+
+    /// The parts, read, for the commands that only read.
+    pub(super) fn overview(&self) -> views::Overview<'_> {
+        views::Overview {
+            me: self.me,
+            store: &self.store,
+            tasks: &self.tasks,
+            sync: &self.sync,
+            peers: &self.peers,
+        }
+    }
+
+    /// Hand what is owed to the keeper, with the budget for bases: a share of the data
+    /// synced here (see [`DaemonConfig::base_share`]).
+    pub(super) fn keep_owed(&mut self) {
+        if !self.keeping.owes() {
+            return;
+        }
+        let synced: u64 = self
+            .sync
+            .folders()
+            .flat_map(|(_, f)| f.index.entries())
+            .filter(|e| e.kind == EntryKind::File)
+            .map(|e| e.size)
+            .sum();
+        self.keeping.keep(synced);
+    }
+}
