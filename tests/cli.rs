@@ -139,7 +139,6 @@ fn a_task_cannot_be_the_root_or_hold_the_state_folder() {
 /// on B and delivered from A, each as one event line, with no polling of files.
 #[test]
 fn json_replies_and_the_event_stream_follow_a_link_and_an_edit() {
-    use std::io::{BufRead, BufReader};
     let base = tempfile::tempdir().unwrap();
     let a = Node::start(base.path(), "json-a");
     let b = Node::start(base.path(), "json-b");
@@ -163,27 +162,7 @@ fn json_replies_and_the_event_stream_follow_a_link_and_an_edit() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a device id"));
 
-    let mut events = Command::new(QSYNC)
-        .arg("--state-dir")
-        .arg(&b.state)
-        .args(["--json", "events"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = events.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<serde_json::Value>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Ok(value) = serde_json::from_str(&line) {
-                if tx.send(value).is_err() {
-                    break;
-                }
-            }
-        }
-    });
-    // Let the stream subscribe before anything happens.
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let events = node::Events::follow(&b.state);
 
     let folder = base.path().join("A");
     std::fs::create_dir(&folder).unwrap();
@@ -201,14 +180,12 @@ fn json_replies_and_the_event_stream_follow_a_link_and_an_edit() {
         .all(|e| seen.contains(*e))
     {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let Ok(event) = rx.recv_timeout(left) else {
+        let Ok(event) = events.rx.recv_timeout(left) else {
             panic!("events seen: {seen:?}");
         };
         assert_eq!(event["reply"], "event", "{event}");
         seen.insert(event["event"].as_str().unwrap_or_default().to_owned());
     }
-    let _ = events.kill();
-    let _ = events.wait();
 }
 
 /// A name QSync cannot carry is counted in `status` and named in the daemon's log.

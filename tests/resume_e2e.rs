@@ -289,28 +289,8 @@ fn a_sender_that_goes_away_mid_file_is_replaced_by_another_holder_from_where_it_
 /// events (once a second), which is all a front end needs for a progress bar.
 #[test]
 fn a_transfer_under_way_shows_its_progress_in_status_and_in_the_event_stream() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
     let s = scene();
-    let mut events = Command::new(node::QSYNC)
-        .arg("--state-dir")
-        .arg(&s.a.state)
-        .args(["--json", "events"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = events.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<serde_json::Value>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Ok(value) = serde_json::from_str(&line) {
-                if tx.send(value).is_err() {
-                    break;
-                }
-            }
-        }
-    });
+    let events = node::Events::follow(&s.a.state);
 
     let data = noise(8 << 20);
     let hash = ContentHash::of(&data);
@@ -339,7 +319,7 @@ fn a_transfer_under_way_shows_its_progress_in_status_and_in_the_event_stream() {
         p.pump(Duration::from_millis(20));
         let left = deadline.saturating_duration_since(Instant::now());
         assert!(!left.is_zero(), "no transfer event");
-        match rx.recv_timeout(left.min(Duration::from_millis(200))) {
+        match events.rx.recv_timeout(left.min(Duration::from_millis(200))) {
             Ok(e) if e["event"] == "transfer" => break e,
             _ => continue,
         }
@@ -347,6 +327,4 @@ fn a_transfer_under_way_shows_its_progress_in_status_and_in_the_event_stream() {
     assert_eq!(event["path"], "movie.bin", "{event}");
     assert_eq!(event["size"], data.len() as u64, "{event}");
     assert!(event["done"].as_u64().unwrap() >= half as u64, "{event}");
-    let _ = events.kill();
-    let _ = events.wait();
 }

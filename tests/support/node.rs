@@ -453,3 +453,44 @@ pub fn wait_same(a: &Path, b: &Path, timeout: Duration) {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// `qsync --json events` of the daemon whose state folder is `state`, each line parsed, for
+/// as long as this lives (the stream is given a moment to subscribe before it is returned).
+pub struct Events {
+    child: Child,
+    pub rx: std::sync::mpsc::Receiver<serde_json::Value>,
+}
+
+impl Events {
+    pub fn follow(state: &Path) -> Self {
+        use std::io::{BufRead, BufReader};
+        let mut child = Command::new(QSYNC)
+            .arg("--state-dir")
+            .arg(state)
+            .args(["--json", "events"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<serde_json::Value>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(value) = serde_json::from_str(&line) {
+                    if tx.send(value).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        Self { child, rx }
+    }
+}
+
+impl Drop for Events {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
