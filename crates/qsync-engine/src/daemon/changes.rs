@@ -34,6 +34,8 @@ pub(super) struct Changes<'a> {
     pub(super) sync: &'a mut SyncDriver,
     pub(super) peers: &'a mut Peers,
     pub(super) links: &'a mut Links,
+    /// The connections this change closed (the engine tells `qsync events`).
+    pub(super) closed: Vec<DeviceId>,
 }
 
 impl Changes<'_> {
@@ -46,8 +48,10 @@ impl Changes<'_> {
         self.sync.feed(&mut around, input);
     }
 
-    /// The connection with `device` is gone.
+    /// The connection with `device` was closed here: recorded, and the driver told.
     fn disconnected(&mut self, device: DeviceId) {
+        let _ = self.store.set_connected(device, false, None);
+        self.closed.push(device);
         let mut around = Surroundings {
             store: self.store,
             peers: self.peers,

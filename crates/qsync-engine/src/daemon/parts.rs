@@ -27,9 +27,12 @@ impl Engine {
         result
     }
 
-    /// Make a change across the parts (see `changes.rs`), then do what the sync driver
-    /// reports.
+    /// Make a change across the parts (see `changes.rs`), the facts it feeds the driver
+    /// queued until it is made whole; then do what the sync driver reports, and tell
+    /// `qsync events` of the connections it closed.
     pub(super) fn change<R>(&mut self, f: impl FnOnce(&mut changes::Changes<'_>) -> R) -> R {
+        let deferred = self.sync.is_deferred();
+        self.sync.defer(true);
         let mut changes = changes::Changes {
             me: self.me,
             config: &self.config,
@@ -38,8 +41,14 @@ impl Engine {
             sync: &mut self.sync,
             peers: &mut self.peers,
             links: &mut self.links,
+            closed: Vec::new(),
         };
         let result = f(&mut changes);
+        let closed = changes.closed;
+        self.sync.defer(deferred);
+        for device in closed {
+            self.tell(DaemonEvent::Disconnected { device });
+        }
         self.settle();
         result
     }

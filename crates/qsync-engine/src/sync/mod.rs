@@ -352,6 +352,11 @@ impl SyncDriver {
         self.deferred = deferred;
     }
 
+    /// Whether facts are queued, not handled (see [`SyncDriver::defer`]).
+    pub(crate) fn is_deferred(&self) -> bool {
+        self.deferred
+    }
+
     /// The watcher's `events` for `task` (already in the folder's index), queued as the
     /// core's facts.
     pub(crate) fn local(&mut self, task: TaskId, events: Vec<LocalEvent>) {
