@@ -36,7 +36,7 @@ use qsync_core::{Core, Effect, Input, Ledger, State};
 use qsync_watch::LocalEvent;
 use qsync_wire::Message;
 
-use crate::control::{PeerDistrust, TransferInfo};
+use crate::control::PeerDistrust;
 use crate::driver::guard;
 use crate::driver::place::Staging;
 use crate::exchange::Want;
@@ -303,11 +303,6 @@ impl SyncDriver {
             .min()
     }
 
-    /// Whether no serve order is queued, under way, or waiting for a signature.
-    pub(crate) fn serving_idle(&self) -> bool {
-        self.serving.idle()
-    }
-
     /// When content last moved (a chunk received, a serve order queued).
     pub(crate) fn content_moved(&self) -> Instant {
         self.content_moved
@@ -321,11 +316,6 @@ impl SyncDriver {
     /// What peers sent that the core refused or doubted.
     pub(crate) fn distrust(&self) -> Vec<PeerDistrust> {
         self.distrust.status()
-    }
-
-    /// The transfers coming in now.
-    pub(crate) fn transfers(&self) -> Vec<TransferInfo> {
-        self.fetching.transfers()
     }
 
     /// Whether placements wait, and since when.

@@ -13,11 +13,22 @@ use qsync_core::Input;
 use qsync_wire::Message;
 
 use super::{serving, Around, Report, SyncDriver};
+use crate::control::TransferInfo;
 use crate::driver::transfer;
 use crate::exchange::{Chunk, FetchKey, Want};
 use crate::net::Outbound;
 
 impl SyncDriver {
+    /// Whether no serve order is queued, under way, or waiting for a signature.
+    pub(crate) fn serving_idle(&self) -> bool {
+        self.serving.idle()
+    }
+
+    /// The transfers coming in now.
+    pub(crate) fn transfers(&self) -> Vec<TransferInfo> {
+        self.fetching.transfers()
+    }
+
     /// The core's order to get content: found staged already, put off when the disk has
     /// no room for it, or handed to the content exchange, which asks a holder for it.
     pub(super) fn fetch(&mut self, around: &mut impl Around, want: Want) {
