@@ -16,8 +16,6 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 use qsync_apps::archive::Limits;
-use qsync_apps::install::{self, Layout};
-use qsync_apps::{current_username, resolve, Grapin, Platform, ResolveContext, ToutEnUn};
 use qsync_engine::control::{AppInfo, Command, Reply};
 use qsync_magasin::{Admission, Described, Entry, Policy, PublicKey, SignedIndex, Source, Trust};
 

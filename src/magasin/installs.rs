@@ -2,7 +2,17 @@
 //! folders synced, a tout-en-un app unpacked under `<qsync root>/apps`), removed, listed
 //! and started. Each step that runs a program or syncs secrets waits for the person's yes.
 
-use super::*;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use qsync_apps::archive::Limits;
+use qsync_apps::install::{self, Layout};
+use qsync_apps::{current_username, resolve, Grapin, Platform, ResolveContext, ToutEnUn};
+use qsync_engine::control::{Command, Reply};
+use qsync_magasin::{Entry, Policy, SignedIndex, Source};
+
+use super::{app_of, get_app, shown, task_text, Asker};
+use crate::ask;
 
 fn layout(apps_root: PathBuf, shortcuts: bool) -> Layout {
     Layout {
