@@ -262,103 +262,127 @@ fn run_command(state_dir: &Path, args: StoreArgs) -> Result<()> {
             &asker,
             fingerprint.as_deref(),
         ),
-        StoreCommand::Forget { url } => {
-            let mut trust = Trust::load(&trust_file(state_dir))?;
-            // As `qsync store trusted` lists it, or any address of the store.
-            if let Some(id) = url.as_deref().filter(|id| trust.pinned(id).is_some()) {
-                trust.forget(id);
-                trust.save()?;
-                println!("forgot the key of {id}");
-                return Ok(());
-            }
-            let source = source(url)?;
-            if trust.forget(&source.id()) {
-                trust.save()?;
-                println!("forgot the key of {}", source.id());
-            } else {
-                println!("{} was not trusted", source.id());
-            }
-            Ok(())
-        }
-        StoreCommand::Trusted => {
-            let trust = Trust::load(&trust_file(state_dir))?;
-            let stores = trust.stores();
-            if stores.is_empty() {
-                println!("(no store trusted)");
-            }
-            for (store, key) in stores {
-                let fingerprint = key.map_or_else(|| "(damaged)".into(), |k| k.fingerprint());
-                println!("{store}  {fingerprint}");
-            }
-            Ok(())
-        }
-        StoreCommand::Init { dir, key } => {
-            let key = key.unwrap_or_else(|| default_key(state_dir, &dir));
-            let public = qsync_magasin::init_store(&dir, &key)?;
-            println!(
-                "made the store {} and its publisher key {} (keep it secret, out of what you publish)",
-                dir.display(),
-                key.display()
-            );
-            println!("publisher key fingerprint: {}", public.fingerprint());
-            println!("give it to the people who will use this store; they check it with `qsync store trust`");
-            Ok(())
-        }
+        StoreCommand::Forget { url } => forget(state_dir, url, source),
+        StoreCommand::Trusted => trusted(state_dir),
+        StoreCommand::Init { dir, key } => init(state_dir, &dir, key),
         StoreCommand::Add {
             dir,
             archive,
             config,
             grapin,
-        } => {
-            let read = |path: &Path| {
-                std::fs::read_to_string(path)
-                    .with_context(|| format!("could not read {}", path.display()))
-            };
-            let described = match (config, grapin, archive) {
-                (Some(config), None, Some(archive)) => Described::ToutEnUn {
-                    json: read(&config)?,
-                    archive,
-                },
-                (None, Some(grapin), None) => Described::Grapin {
-                    json: read(&grapin)?,
-                },
-                (None, Some(_), Some(_)) => bail!("a grapin has no archive"),
-                _ => bail!(
-                    "give ARCHIVE --config app.json for a tout-en-un app, or --grapin grapin.json"
-                ),
-            };
-            let added = qsync_magasin::add_app(&dir, described)?;
-            let verb = if added.replaced { "replaced" } else { "added" };
-            match added.archive {
-                Some((file, size, sha256)) => println!(
-                    "{verb} {}: {file}, {size} bytes, SHA-256 {sha256}",
-                    added.name
-                ),
-                None => println!("{verb} {}", added.name),
-            }
-            println!(
-                "the index is unsigned until you run `qsync store sign {}`",
-                dir.display()
-            );
-            Ok(())
-        }
-        StoreCommand::Sign { dir, key } => {
-            let key = key.unwrap_or_else(|| default_key(state_dir, &dir));
-            let signed = qsync_magasin::sign_store(&dir, &key)?;
-            println!(
-                "signed {} ({} apps, sequence {}) with key {}",
-                dir.display(),
-                signed.entries,
-                signed.sequence,
-                signed.key.fingerprint()
-            );
-            if let Some(before) = signed.other_key_before {
-                eprintln!("warning: it was signed by another key before ({}): clients that trust that key will refuse this index until they forget it and trust the new one", before.fingerprint());
-            }
-            Ok(())
-        }
+        } => add(&dir, archive, config, grapin),
+        StoreCommand::Sign { dir, key } => sign(state_dir, &dir, key),
         StoreCommand::Serve { dir, listen } => serve(&dir, listen),
     }
+}
+
+/// `qsync store forget`: drop the key pinned for a store (named as `qsync store trusted`
+/// lists it, or by any of its addresses).
+fn forget(
+    state_dir: &Path,
+    url: Option<String>,
+    source: impl Fn(Option<String>) -> Result<Source>,
+) -> Result<()> {
+    let mut trust = Trust::load(&trust_file(state_dir))?;
+    // As `qsync store trusted` lists it, or any address of the store.
+    if let Some(id) = url.as_deref().filter(|id| trust.pinned(id).is_some()) {
+        trust.forget(id);
+        trust.save()?;
+        println!("forgot the key of {id}");
+        return Ok(());
+    }
+    let source = source(url)?;
+    if trust.forget(&source.id()) {
+        trust.save()?;
+        println!("forgot the key of {}", source.id());
+    } else {
+        println!("{} was not trusted", source.id());
+    }
+    Ok(())
+}
+
+/// `qsync store trusted`: the stores whose keys are pinned here.
+fn trusted(state_dir: &Path) -> Result<()> {
+    let trust = Trust::load(&trust_file(state_dir))?;
+    let stores = trust.stores();
+    if stores.is_empty() {
+        println!("(no store trusted)");
+    }
+    for (store, key) in stores {
+        let fingerprint = key.map_or_else(|| "(damaged)".into(), |k| k.fingerprint());
+        println!("{store}  {fingerprint}");
+    }
+    Ok(())
+}
+
+/// `qsync store init`: make a store folder and its publisher key.
+fn init(state_dir: &Path, dir: &Path, key: Option<PathBuf>) -> Result<()> {
+    let key = key.unwrap_or_else(|| default_key(state_dir, dir));
+    let public = qsync_magasin::init_store(dir, &key)?;
+    println!(
+        "made the store {} and its publisher key {} (keep it secret, out of what you publish)",
+        dir.display(),
+        key.display()
+    );
+    println!("publisher key fingerprint: {}", public.fingerprint());
+    println!(
+        "give it to the people who will use this store; they check it with `qsync store trust`"
+    );
+    Ok(())
+}
+
+/// `qsync store add`: describe an app in a store folder (its index unsigned until signed).
+fn add(
+    dir: &Path,
+    archive: Option<PathBuf>,
+    config: Option<PathBuf>,
+    grapin: Option<PathBuf>,
+) -> Result<()> {
+    let read = |path: &Path| {
+        std::fs::read_to_string(path).with_context(|| format!("could not read {}", path.display()))
+    };
+    let described = match (config, grapin, archive) {
+        (Some(config), None, Some(archive)) => Described::ToutEnUn {
+            json: read(&config)?,
+            archive,
+        },
+        (None, Some(grapin), None) => Described::Grapin {
+            json: read(&grapin)?,
+        },
+        (None, Some(_), Some(_)) => bail!("a grapin has no archive"),
+        _ => bail!("give ARCHIVE --config app.json for a tout-en-un app, or --grapin grapin.json"),
+    };
+    let added = qsync_magasin::add_app(dir, described)?;
+    let verb = if added.replaced { "replaced" } else { "added" };
+    match added.archive {
+        Some((file, size, sha256)) => println!(
+            "{verb} {}: {file}, {size} bytes, SHA-256 {sha256}",
+            added.name
+        ),
+        None => println!("{verb} {}", added.name),
+    }
+    println!(
+        "the index is unsigned until you run `qsync store sign {}`",
+        dir.display()
+    );
+    Ok(())
+}
+
+/// `qsync store sign`: sign a store folder's index with its publisher key.
+fn sign(state_dir: &Path, dir: &Path, key: Option<PathBuf>) -> Result<()> {
+    let key = key.unwrap_or_else(|| default_key(state_dir, dir));
+    let signed = qsync_magasin::sign_store(dir, &key)?;
+    println!(
+        "signed {} ({} apps, sequence {}) with key {}",
+        dir.display(),
+        signed.entries,
+        signed.sequence,
+        signed.key.fingerprint()
+    );
+    if let Some(before) = signed.other_key_before {
+        eprintln!("warning: it was signed by another key before ({}): clients that trust that key will refuse this index until they forget it and trust the new one", before.fingerprint());
+    }
+    Ok(())
 }
 
 /// Read `source`'s signed index and hold it against the key pinned for it; the first use of
