@@ -216,17 +216,7 @@ fn device_id(text: &str) -> Result<DeviceId> {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    let level = match cli.verbose {
-        0 => "warn",
-        1 => "info",
-        _ => "debug",
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    log_to_stderr(cli.verbose);
     let state_dir = match cli.state_dir {
         Some(dir) => dir,
         None => default_state_dir()?,
@@ -235,24 +225,7 @@ fn main() -> Result<()> {
     match cli.command {
         None => menu::run(&state_dir),
         Some(Command::Daemon(args)) => daemon(&state_dir, args),
-        Some(Command::Task(TaskCommand::Add { path, name })) => {
-            let path = std::fs::canonicalize(&path)
-                .with_context(|| format!("no folder at {}", path.display()))?;
-            show(
-                ask(&state_dir, control::Command::TaskAdd { path, name })?,
-                cli.json,
-            )
-        }
-        Some(Command::Task(TaskCommand::List)) => {
-            show(ask(&state_dir, control::Command::TaskList)?, cli.json)
-        }
-        Some(Command::Task(TaskCommand::Set { task, links_out })) => {
-            let command = control::Command::TaskSet {
-                task: task_id(&task)?,
-                links_out: links_out.map(|l| matches!(l, LinksOut::Allow)),
-            };
-            show(ask(&state_dir, command)?, cli.json)
-        }
+        Some(Command::Task(command)) => task(&state_dir, command, cli.json),
         Some(Command::Devices) => show(ask(&state_dir, control::Command::Devices)?, cli.json),
         Some(Command::Status) => show(ask(&state_dir, control::Command::Status)?, cli.json),
         Some(Command::Pending { device }) => {
@@ -267,31 +240,7 @@ fn main() -> Result<()> {
             address,
             expect,
             no_wait,
-        }) => {
-            let task = task_id(&task)?;
-            let command = control::Command::Link {
-                task,
-                address,
-                expect,
-            };
-            let json = cli.json;
-            let reply = control::request_steps(&state_dir, &command, |step| {
-                let _ = show(step.clone(), json);
-                let _ = std::io::stdout().flush();
-            })?;
-            if let Reply::Error { message } = reply {
-                bail!("{message}");
-            }
-            let linked = match &reply {
-                Reply::Linked { device, .. } => Some(*device),
-                _ => None,
-            };
-            show(reply, cli.json)?;
-            if let (Some(device), false) = (linked, no_wait) {
-                follow_setup(&state_dir, device)?;
-            }
-            Ok(())
-        }
+        }) => link(&state_dir, (task, address, expect), no_wait, cli.json),
         Some(Command::Forget { device }) => {
             let device = device_id(&device)?;
             show(
@@ -306,39 +255,8 @@ fn main() -> Result<()> {
                 cli.json,
             )
         }
-        Some(Command::Events) => {
-            let json = cli.json;
-            let mut out = std::io::stdout().lock();
-            control::follow(&state_dir, |reply| {
-                let line = if json {
-                    serde_json::to_string(&reply).unwrap_or_default()
-                } else {
-                    reply.to_string()
-                };
-                // A reader that went away (`qsync events | head`) ends the stream quietly.
-                writeln!(out, "{line}").and_then(|()| out.flush()).is_ok()
-            })?;
-            Ok(())
-        }
-        Some(Command::Questions) => {
-            let questions = btf::pending_questions(&state_dir.join("btf"))?;
-            for q in questions {
-                if cli.json {
-                    println!(
-                        "{}",
-                        serde_json::json!({ "id": q.id, "flag": q.flag, "context": q.context })
-                    );
-                } else {
-                    println!(
-                        "{}\t{}\t{}",
-                        control::printable(&q.id),
-                        control::printable(&q.flag),
-                        control::printable(&q.context)
-                    );
-                }
-            }
-            Ok(())
-        }
+        Some(Command::Events) => events(&state_dir, cli.json),
+        Some(Command::Questions) => questions(&state_dir, cli.json),
         Some(Command::Answer { id, text }) => {
             btf::answer(&state_dir.join("btf"), &id, &text)?;
             Ok(())
@@ -365,6 +283,111 @@ fn main() -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Log to standard error: warnings, or more with `-v` (`RUST_LOG` wins when set).
+fn log_to_stderr(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// `qsync task ...`.
+fn task(state_dir: &Path, command: TaskCommand, json: bool) -> Result<()> {
+    match command {
+        TaskCommand::Add { path, name } => {
+            let path = std::fs::canonicalize(&path)
+                .with_context(|| format!("no folder at {}", path.display()))?;
+            show(
+                ask(state_dir, control::Command::TaskAdd { path, name })?,
+                json,
+            )
+        }
+        TaskCommand::List => show(ask(state_dir, control::Command::TaskList)?, json),
+        TaskCommand::Set { task, links_out } => {
+            let command = control::Command::TaskSet {
+                task: task_id(&task)?,
+                links_out: links_out.map(|l| matches!(l, LinksOut::Allow)),
+            };
+            show(ask(state_dir, command)?, json)
+        }
+    }
+}
+
+/// `qsync link`: link `task` with the device at `address` (expected to be `expect`),
+/// showing the code while it runs, then following the setup copy unless `no_wait`.
+fn link(
+    state_dir: &Path,
+    (task, address, expect): (String, String, Option<String>),
+    no_wait: bool,
+    json: bool,
+) -> Result<()> {
+    let task = task_id(&task)?;
+    let command = control::Command::Link {
+        task,
+        address,
+        expect,
+    };
+    let reply = control::request_steps(state_dir, &command, |step| {
+        let _ = show(step.clone(), json);
+        let _ = std::io::stdout().flush();
+    })?;
+    if let Reply::Error { message } = reply {
+        bail!("{message}");
+    }
+    let linked = match &reply {
+        Reply::Linked { device, .. } => Some(*device),
+        _ => None,
+    };
+    show(reply, json)?;
+    if let (Some(device), false) = (linked, no_wait) {
+        follow_setup(state_dir, device)?;
+    }
+    Ok(())
+}
+
+/// `qsync events`: what happens, one line each, until the reader goes away.
+fn events(state_dir: &Path, json: bool) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    control::follow(state_dir, |reply| {
+        let line = if json {
+            serde_json::to_string(&reply).unwrap_or_default()
+        } else {
+            reply.to_string()
+        };
+        // A reader that went away (`qsync events | head`) ends the stream quietly.
+        writeln!(out, "{line}").and_then(|()| out.flush()).is_ok()
+    })?;
+    Ok(())
+}
+
+/// `qsync questions`: the back-to-front questions waiting for an answer.
+fn questions(state_dir: &Path, json: bool) -> Result<()> {
+    let questions = btf::pending_questions(&state_dir.join("btf"))?;
+    for q in questions {
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({ "id": q.id, "flag": q.flag, "context": q.context })
+            );
+        } else {
+            println!(
+                "{}\t{}\t{}",
+                control::printable(&q.id),
+                control::printable(&q.flag),
+                control::printable(&q.context)
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Print a reply: its human form, or one line of JSON with `--json`.
