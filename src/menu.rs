@@ -29,6 +29,62 @@ fn show(state_dir: &Path, command: Command) {
 
 /// Run the menu for the daemon whose state is in `state_dir`.
 pub fn run(state_dir: &Path) -> Result<()> {
+    attach_or_start_daemon(state_dir)?;
+    let stdin = io::stdin();
+    let mut input = stdin.lock();
+    loop {
+        if !answer_questions(state_dir, &mut input)? {
+            return Ok(());
+        }
+        println!(
+            "\nQSync\n  [0] start syncing (status)\n  [1] create a sync task\n  [2] link another machine to a task\n  [3] list tasks and ids\n  [4] list QSync devices\n  [5] installed apps\n  [6] launch an app\n  [q] quit"
+        );
+        let Some(choice) = prompt(&mut input, "choice: ")? else {
+            return Ok(());
+        };
+        match choice.as_str() {
+            "0" => show(state_dir, Command::Status),
+            "1" => {
+                let Some(path) = prompt(&mut input, "folder to sync: ")? else {
+                    return Ok(());
+                };
+                match std::fs::canonicalize(&path) {
+                    Ok(path) => show(state_dir, Command::TaskAdd { path, name: None }),
+                    Err(e) => println!("no folder at {path}: {e}"),
+                }
+            }
+            "2" => {
+                if !link(state_dir, &mut input)? {
+                    return Ok(());
+                }
+            }
+            "3" => show(state_dir, Command::TaskList),
+            "4" => show(state_dir, Command::Devices),
+            "5" => match crate::magasin::installed(state_dir) {
+                Ok(list) => println!("{list}"),
+                Err(e) => println!("{e:#}"),
+            },
+            "6" => {
+                if let Ok(list) = crate::magasin::installed(state_dir) {
+                    println!("{list}");
+                }
+                let Some(name) = prompt(&mut input, "app to launch: ")? else {
+                    return Ok(());
+                };
+                match crate::magasin::launch(state_dir, &name) {
+                    Ok(started) => println!("{started}"),
+                    Err(e) => println!("{e:#}"),
+                }
+            }
+            "q" | "quit" | "exit" => return Ok(()),
+            other => println!("`{other}` is not one of the choices; type 0 to 6 or q"),
+        }
+    }
+}
+
+/// Attach to the daemon of `state_dir`, or start one in this process (and wait up to 5 s
+/// for it to answer).
+fn attach_or_start_daemon(state_dir: &Path) -> Result<()> {
     if control::request(state_dir, &Command::Id).is_err() {
         let config = DaemonConfig {
             state_dir: state_dir.to_owned(),
@@ -55,93 +111,61 @@ pub fn run(state_dir: &Path) -> Result<()> {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-    let stdin = io::stdin();
-    let mut input = stdin.lock();
-    loop {
-        for question in btf::pending_questions(&state_dir.join("btf"))? {
-            println!(
-                "\nQuestion ({}): {}",
-                control::printable(&question.flag),
-                control::printable(&question.context)
-            );
-            let Some(answer) = prompt(&mut input, "> ")? else {
-                return Ok(());
-            };
-            // Answered too late (the request gave up) is not an error of the menu's.
-            if let Err(e) = btf::answer(&state_dir.join("btf"), &question.id, &answer) {
-                println!("{e}");
-            }
-        }
+    Ok(())
+}
+
+/// Ask the person the daemon's questions waiting, one by one; false if the input ended.
+fn answer_questions(state_dir: &Path, input: &mut impl BufRead) -> Result<bool> {
+    for question in btf::pending_questions(&state_dir.join("btf"))? {
         println!(
-            "\nQSync\n  [0] start syncing (status)\n  [1] create a sync task\n  [2] link another machine to a task\n  [3] list tasks and ids\n  [4] list QSync devices\n  [5] installed apps\n  [6] launch an app\n  [q] quit"
+            "\nQuestion ({}): {}",
+            control::printable(&question.flag),
+            control::printable(&question.context)
         );
-        let Some(choice) = prompt(&mut input, "choice: ")? else {
-            return Ok(());
+        let Some(answer) = prompt(input, "> ")? else {
+            return Ok(false);
         };
-        match choice.as_str() {
-            "0" => show(state_dir, Command::Status),
-            "1" => {
-                let Some(path) = prompt(&mut input, "folder to sync: ")? else {
-                    return Ok(());
-                };
-                match std::fs::canonicalize(&path) {
-                    Ok(path) => show(state_dir, Command::TaskAdd { path, name: None }),
-                    Err(e) => println!("no folder at {path}: {e}"),
-                }
-            }
-            "2" => {
-                show(state_dir, Command::TaskList);
-                let Some(task) = prompt(&mut input, "task id: ")? else {
-                    return Ok(());
-                };
-                let Some(addr) = prompt(&mut input, "other machine (host:port): ")? else {
-                    return Ok(());
-                };
-                let host_port = addr
-                    .rsplit_once(':')
-                    .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
-                if !host_port {
-                    println!("`{addr}` is not host:port, for example 192.168.1.20:7878 or laptop.local:7878");
-                    continue;
-                }
-                let Ok(task) = task.parse() else {
-                    println!("`{task}` is not a task id: copy one from the list above");
-                    continue;
-                };
-                let command = Command::Link {
-                    task,
-                    address: addr,
-                    expect: None,
-                };
-                let outcome = control::request_steps(state_dir, &command, |step| {
-                    println!("{step}");
-                    println!("waiting for the other machine's person to type it...");
-                });
-                match outcome {
-                    Ok(answer) => println!("{answer}"),
-                    Err(e) => println!("{e}"),
-                }
-            }
-            "3" => show(state_dir, Command::TaskList),
-            "4" => show(state_dir, Command::Devices),
-            "5" => match crate::magasin::installed(state_dir) {
-                Ok(list) => println!("{list}"),
-                Err(e) => println!("{e:#}"),
-            },
-            "6" => {
-                if let Ok(list) = crate::magasin::installed(state_dir) {
-                    println!("{list}");
-                }
-                let Some(name) = prompt(&mut input, "app to launch: ")? else {
-                    return Ok(());
-                };
-                match crate::magasin::launch(state_dir, &name) {
-                    Ok(started) => println!("{started}"),
-                    Err(e) => println!("{e:#}"),
-                }
-            }
-            "q" | "quit" | "exit" => return Ok(()),
-            other => println!("`{other}` is not one of the choices; type 0 to 6 or q"),
+        // Answered too late (the request gave up) is not an error of the menu's.
+        if let Err(e) = btf::answer(&state_dir.join("btf"), &question.id, &answer) {
+            println!("{e}");
         }
     }
+    Ok(true)
+}
+
+/// Link a task with another machine: the task and the address asked, checked, and the
+/// code shown while the link runs; false if the input ended.
+fn link(state_dir: &Path, input: &mut impl BufRead) -> Result<bool> {
+    show(state_dir, Command::TaskList);
+    let Some(task) = prompt(input, "task id: ")? else {
+        return Ok(false);
+    };
+    let Some(addr) = prompt(input, "other machine (host:port): ")? else {
+        return Ok(false);
+    };
+    let host_port = addr
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if !host_port {
+        println!("`{addr}` is not host:port, for example 192.168.1.20:7878 or laptop.local:7878");
+        return Ok(true);
+    }
+    let Ok(task) = task.parse() else {
+        println!("`{task}` is not a task id: copy one from the list above");
+        return Ok(true);
+    };
+    let command = Command::Link {
+        task,
+        address: addr,
+        expect: None,
+    };
+    let outcome = control::request_steps(state_dir, &command, |step| {
+        println!("{step}");
+        println!("waiting for the other machine's person to type it...");
+    });
+    match outcome {
+        Ok(answer) => println!("{answer}"),
+        Err(e) => println!("{e}"),
+    }
+    Ok(true)
 }
