@@ -9,7 +9,7 @@ use qsync_apps::archive::Limits;
 use qsync_apps::install::{self, Layout};
 use qsync_apps::{current_username, resolve, Grapin, Platform, ResolveContext, ToutEnUn};
 use qsync_engine::control::{Command, Reply};
-use qsync_magasin::{Entry, Policy, SignedIndex, Source};
+use qsync_magasin::{Entry, Location, Policy, SignedIndex, Source};
 
 use super::{app_of, get_app, shown, task_text, Asker};
 use crate::ask;
@@ -167,28 +167,7 @@ fn install_tout_en_un(
     let layout = layout(state_dir.join("apps"), wanted.shortcut);
 
     // Consent, before anything is downloaded: what will run, as whom, and on whose word.
-    let programs: Vec<String> = app
-        .programs()
-        .iter()
-        .map(|(what, program)| {
-            let when = match *what {
-                "installer" => "now, to install it",
-                "launcher" if layout.shortcuts.is_some() => {
-                    "whenever it is started (from `qsync store launch` or its menu shortcut)"
-                }
-                "launcher" => "whenever it is started (`qsync store launch`)",
-                _ => "when it is uninstalled",
-            };
-            format!("    {what} {}: {when}", program.as_str())
-        })
-        .collect();
-    let context = format!(
-        "{name} ({}) from {}, signed by key {}.\nInstalling it lets these programs of its archive run as you:\n{}",
-        shown(app.description().unwrap_or("no description")),
-        source.id(),
-        signed.key.fingerprint(),
-        programs.join("\n")
-    );
+    let context = consent(app, &layout, source, signed);
     if !asker.confirm(&context, "Install it?", &format!("installing {name}"))? {
         bail!("{name} was not installed");
     }
@@ -198,18 +177,7 @@ fn install_tout_en_un(
     let archive = layout
         .apps_root
         .join(format!(".download-{name}-{}", std::process::id()));
-    let bar = indicatif::ProgressBar::new(size).with_style(
-        indicatif::ProgressStyle::with_template(
-            "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    bar.set_message(format!("downloading {name}"));
-    let downloaded = Source::download(&location, &archive, size, sha256, policy, &mut |done, _| {
-        bar.set_position(done);
-    });
-    bar.finish_and_clear();
-    let bytes = downloaded?;
+    let bytes = download(&location, &archive, (size, sha256), policy, name)?;
     let installed = install::install(app, &archive, &layout, &wanted.limits);
     let _ = std::fs::remove_file(&archive);
     let installed = installed.with_context(|| format!("{name} was not installed"))?;
@@ -243,6 +211,57 @@ fn install_tout_en_un(
         println!("launcher: {}", shortcut.display());
     }
     Ok(())
+}
+
+/// What the person is asked before a tout-en-un app is downloaded: the app, its store and
+/// the key that signed it, and each program of its archive that will run as them, and when.
+fn consent(app: &ToutEnUn, layout: &Layout, source: &Source, signed: &SignedIndex) -> String {
+    let name = app.name().as_str();
+    let programs: Vec<String> = app
+        .programs()
+        .iter()
+        .map(|(what, program)| {
+            let when = match *what {
+                "installer" => "now, to install it",
+                "launcher" if layout.shortcuts.is_some() => {
+                    "whenever it is started (from `qsync store launch` or its menu shortcut)"
+                }
+                "launcher" => "whenever it is started (`qsync store launch`)",
+                _ => "when it is uninstalled",
+            };
+            format!("    {what} {}: {when}", program.as_str())
+        })
+        .collect();
+    format!(
+        "{name} ({}) from {}, signed by key {}.\nInstalling it lets these programs of its archive run as you:\n{}",
+        shown(app.description().unwrap_or("no description")),
+        source.id(),
+        signed.key.fingerprint(),
+        programs.join("\n")
+    )
+}
+
+/// Download the archive at `location` to `archive`, checked against its pinned size and
+/// SHA-256, with a progress bar; the bytes downloaded.
+fn download(
+    location: &Location,
+    archive: &Path,
+    (size, sha256): (u64, &str),
+    policy: &Policy,
+    name: &str,
+) -> Result<u64> {
+    let bar = indicatif::ProgressBar::new(size).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message(format!("downloading {name}"));
+    let downloaded = Source::download(location, archive, size, sha256, policy, &mut |done, _| {
+        bar.set_position(done);
+    });
+    bar.finish_and_clear();
+    Ok(downloaded?)
 }
 
 pub(super) fn uninstall(state_dir: &Path, name: &str, force: bool) -> Result<()> {
