@@ -60,26 +60,9 @@ pub(super) fn install_app(
     }
 }
 
-fn install_grapin(state_dir: &Path, grapin: &Grapin, asker: &Asker) -> Result<()> {
-    let name = grapin.name().as_str();
-    let platform =
-        Platform::current().context("this platform is none of Linux, Windows, Android")?;
-    let Some(template) = grapin.template(platform) else {
-        let names: Vec<String> = grapin.platforms().iter().map(ToString::to_string).collect();
-        bail!(
-            "{name} does not support {platform} (it supports {})",
-            names.join(", ")
-        );
-    };
-    let home = directories::BaseDirs::new()
-        .map(|d| d.home_dir().to_owned())
-        .context("could not find the home folder")?;
-    let ctx = ResolveContext {
-        username: current_username(&home),
-        home: home.clone(),
-    };
-    let found = resolve(template, &ctx)?;
-    for choice in &found.choices {
+/// Which folder each `%any%` of a grapin's template was taken to be, and the others there.
+fn show_choices(name: &str, choices: &[qsync_apps::Choice]) {
+    for choice in choices {
         let others: Vec<&str> = choice
             .candidates
             .iter()
@@ -99,6 +82,28 @@ fn install_grapin(state_dir: &Path, grapin: &Grapin, asker: &Asker) -> Result<()
             }
         );
     }
+}
+
+fn install_grapin(state_dir: &Path, grapin: &Grapin, asker: &Asker) -> Result<()> {
+    let name = grapin.name().as_str();
+    let platform =
+        Platform::current().context("this platform is none of Linux, Windows, Android")?;
+    let Some(template) = grapin.template(platform) else {
+        let names: Vec<String> = grapin.platforms().iter().map(ToString::to_string).collect();
+        bail!(
+            "{name} does not support {platform} (it supports {})",
+            names.join(", ")
+        );
+    };
+    let home = directories::BaseDirs::new()
+        .map(|d| d.home_dir().to_owned())
+        .context("could not find the home folder")?;
+    let ctx = ResolveContext {
+        username: current_username(&home),
+        home: home.clone(),
+    };
+    let found = resolve(template, &ctx)?;
+    show_choices(name, &found.choices);
     if !found.path.is_dir() {
         bail!(
             "{name}'s data folder {} does not exist; start {name} once so that it creates it, then install again",
