@@ -212,7 +212,7 @@ fn status_counts_names_that_cannot_be_synced() {
 }
 
 /// `link` takes a host name; `forget` unlinks a device from every task on both sides and
-/// drops its record.
+/// drops its record, and `qsync events` hears that its connection closed.
 #[test]
 fn a_device_linked_by_host_name_can_be_forgotten() {
     let base = tempfile::tempdir().unwrap();
@@ -225,6 +225,12 @@ fn a_device_linked_by_host_name_can_be_forgotten() {
     node::link_at(&a.state, &task, &by_name, &b.state, &base.path().join("B"));
     let id_b = node::device_at(&b.state);
     assert!(a.cli(&["devices"]).contains(&id_b));
+    node::wait_for(
+        "the two connected",
+        std::time::Duration::from_secs(20),
+        || a.status("connected") == 1,
+    );
+    let events = node::Events::follow(&a.state);
     let out = a.cli(&["forget", &id_b]);
     assert!(
         out.starts_with("forgot") && out.contains("1 tasks"),
@@ -232,6 +238,16 @@ fn a_device_linked_by_host_name_can_be_forgotten() {
     );
     assert!(a.cli(&["devices"]).is_empty());
     assert!(a.cli(&["task", "list"]).contains("devices=0"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let closed = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let event = events.rx.recv_timeout(left).expect("a disconnected event");
+        if event["event"] == "disconnected" {
+            break event;
+        }
+    };
+    assert_eq!(closed["device"].as_str(), Some(id_b.as_str()), "{closed}");
+    assert_eq!(a.status("connected"), 0);
     // B heard it: the link is gone there too.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !b.cli(&["devices"]).is_empty() {
