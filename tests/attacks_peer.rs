@@ -320,6 +320,7 @@ fn links_patches_and_false_content_never_reach_outside_the_folder() {
             size: SECRET.len() as u64,
             base: None,
             offset: 0,
+            checks: Vec::new(),
         });
     }
 
@@ -413,6 +414,7 @@ fn a_link_to_dev_zero_and_a_fifo_never_hang_the_daemon() {
         size: 10,
         base: Some(ContentHash::of(b"/dev/zero")),
         offset: 0,
+        checks: Vec::new(),
     });
     for _ in 0..5 {
         let took = status_time(&s.a);
@@ -575,6 +577,7 @@ fn lying_signatures_end_in_the_file_served_whole() {
             size: data.len() as u64,
             base: Some(base),
             offset: 0,
+            checks: Vec::new(),
         });
         let wanted = p.until(Duration::from_secs(10), |h| {
             matches!(h, Heard::Wire(Message::SignatureWanted { .. }))
@@ -724,6 +727,7 @@ fn a_peer_that_asks_and_stops_reading_delays_no_one_else() {
             size: data.len() as u64,
             base: None,
             offset: 0,
+            checks: Vec::new(),
         });
     }
     // Long enough for the victim's buffers towards the peer to fill and its serving of
@@ -804,6 +808,7 @@ fn reply_to(
         size,
         base: Some(base),
         offset: 0,
+        checks: Vec::new(),
     });
     let ended = |h: &Heard| {
         matches!(
@@ -940,6 +945,7 @@ fn a_broken_ignore_file_from_a_peer_never_stops_the_daemon() {
         size: 1,
         base: None,
         offset: 0,
+        checks: Vec::new(),
     });
     p.pump(Duration::from_secs(2));
     assert!(p.received_bytes().is_empty(), "an ignored file was served");

@@ -117,7 +117,19 @@ fn send_content(
     upto: usize,
     last: bool,
 ) -> usize {
-    let (task, hash) = (p.task, ContentHash::of(data));
+    send_as(p, (path, ContentHash::of(data)), data, (from, upto), last)
+}
+
+/// Send `data[from..upto]` as chunks of the content `hash` of `path` (bytes that may not
+/// be it: a liar's).
+fn send_as(
+    p: &mut Peer,
+    (path, hash): (&str, ContentHash),
+    data: &[u8],
+    (from, upto): (usize, usize),
+    last: bool,
+) -> usize {
+    let task = p.task;
     let path = RelPath::new(path).unwrap();
     let mut at = from;
     while at < upto {
@@ -284,6 +296,58 @@ fn a_sender_that_goes_away_mid_file_is_replaced_by_another_holder_from_where_it_
     second_holder_takes_over(Cut::Gone);
 }
 
+/// A holder that sends wrong bytes for 60% of a file, then goes away, costs the honest
+/// holder that takes over one copy of the file and no more: the checks of the part the
+/// receiver asks with differ from the honest copy's at the first block, so it sends all
+/// of it from there, once (before the checks: the other 40%, then, the result being
+/// wrong, all of it again).
+#[test]
+fn a_liars_part_is_replaced_by_the_honest_holder_sending_the_file_once() {
+    let s = scene();
+    let c = Node::start(s.base.path(), "honest holder");
+    let root_c = s.base.path().join("C");
+    link(&s.a, &s.task.to_string(), &c, &root_c);
+    wait_same(&s.root, &root_c, SETTLE);
+
+    let data = noise(16 << 20);
+    let hash = ContentHash::of(&data);
+    let lie: Vec<u8> = data.iter().map(|b| b ^ 0x5a).collect();
+    let mut p = Peer::connect(s.a.port, &s.peer, s.task);
+    p.put("shared.bin", file(&data));
+    assert_eq!(requested_offset(&mut p, "shared.bin"), 0);
+    let cut = data.len() * 6 / 10;
+    send_as(&mut p, ("shared.bin", hash), &lie, (0, cut), false);
+    wait_for("60% of the lie written on the receiver", SETTLE, || {
+        p.pump(Duration::from_millis(50));
+        part_len(&s.a.state, &hash) >= cut as u64
+    });
+    let before = s.a.status("wire_received");
+    let outside = s.base.path().join("shared.tmp");
+    fs::write(&outside, &data).unwrap();
+    fs::rename(&outside, root_c.join("shared.bin")).unwrap();
+    // Once the receiver has heard of the honest holder, the liar goes.
+    p.pump(Duration::from_secs(2));
+    p.close();
+    wait_for("the file on the receiver", SETTLE, || {
+        std::thread::sleep(Duration::from_millis(100));
+        fs::metadata(s.root.join("shared.bin")).is_ok_and(|m| m.len() == data.len() as u64)
+    });
+    let wire = s.a.status("wire_received") - before;
+    println!(
+        "after a liar's 60%, {wire} bytes came in for a file of {} bytes ({:.2}x)",
+        data.len(),
+        wire as f64 / data.len() as f64
+    );
+    assert!(
+        fs::read(s.root.join("shared.bin")).unwrap() == data,
+        "the file differs"
+    );
+    assert!(
+        wire as f64 <= data.len() as f64 * 1.05,
+        "{wire} bytes came in: more than the file once"
+    );
+}
+
 /// A file half sent: the receiver's `status --json` lists the transfer with the bytes
 /// received so far and its size, and `qsync --json events` streams it as `transfer`
 /// events (once a second), which is all a front end needs for a progress bar.
@@ -314,8 +378,14 @@ fn a_transfer_under_way_shows_its_progress_in_status_and_in_the_event_stream() {
         "{status}"
     );
 
+    // Bytes keep coming, a little at a time, so that the stream (its client may connect
+    // late on a loaded machine) has moves to tell.
     let deadline = Instant::now() + Duration::from_secs(10);
+    let mut at = half;
     let event = loop {
+        if at + (64 << 10) < data.len() {
+            at += send_content(&mut p, "movie.bin", &data, at, at + (64 << 10), false);
+        }
         p.pump(Duration::from_millis(20));
         let left = deadline.saturating_duration_since(Instant::now());
         assert!(!left.is_zero(), "no transfer event");

@@ -65,6 +65,10 @@ pub enum Message {
         /// Where to start: the asker holds the first `offset` bytes of the content already
         /// (a transfer cut short), and wants the rest, whole. 0: from the start.
         offset: u64,
+        /// The checks of those first `offset` bytes (`qsync_base::PieceHasher::checks`,
+        /// one per block of `check_block_len(offset)` bytes; none from 0): the peer
+        /// compares them with its own copy and sends from the first block that differs.
+        checks: Vec<ContentHash>,
     },
 }
 
@@ -186,8 +190,10 @@ pub enum Effect {
         /// The content the peer has at `path` (from its request): the difference from it
         /// may be sent instead of the whole.
         base: Option<ContentHash>,
-        /// The peer has the first `offset` bytes already: send the rest (whole).
+        /// The peer has the first `offset` bytes already: send the rest (whole)...
         offset: u64,
+        /// ...if they are the ones here: their checks (see [`Message::Request`]).
+        checks: Vec<ContentHash>,
     },
     /// Change the disk; answered by [`Input::Placed`].
     Place(Placement),

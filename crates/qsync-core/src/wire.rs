@@ -19,7 +19,7 @@ use crate::state::Record;
 /// shape serves both ways: borrowed to encode (no copy of the records), owned to decode.
 /// postcard writes a slice and a `Vec`, a `&RelPath` and a `RelPath`, the same way.
 #[derive(Serialize, Deserialize)]
-enum Body<Rs, P> {
+enum Body<Rs, P, Cs> {
     Hello {
         after: u64,
         reply: bool,
@@ -37,13 +37,15 @@ enum Body<Rs, P> {
         size: u64,
         base: Option<ContentHash>,
     },
-    /// A request for the rest of a content from `offset` (added last, so that the other
-    /// bodies are written as before; a request from 0 is still a `Request`).
+    /// A request for the rest of a content from `offset`, with the checks of the bytes
+    /// the asker has (added last, so that the other bodies are written as before; a
+    /// request from 0 is still a `Request`).
     RequestFrom {
         path: P,
         hash: ContentHash,
         size: u64,
         offset: u64,
+        checks: Cs,
     },
 }
 
@@ -85,7 +87,7 @@ impl Message {
     /// The bytes that carry this message to a peer, without its task: send them in a frame
     /// that names [`Message::task`].
     pub fn to_wire(&self) -> Result<Vec<u8>, BodyError> {
-        let body: Body<&[Record], _> = match self {
+        let body: Body<&[Record], _, &[ContentHash]> = match self {
             Message::Hello { after, reply, .. } => Body::Hello {
                 after: *after,
                 reply: *reply,
@@ -114,12 +116,14 @@ impl Message {
                 hash,
                 size,
                 offset,
+                checks,
                 ..
             } => Body::RequestFrom {
                 path,
                 hash: *hash,
                 size: *size,
                 offset: *offset,
+                checks: checks.as_slice(),
             },
         };
         postcard::to_allocvec(&body).map_err(BodyError::Encode)
@@ -137,7 +141,8 @@ impl Message {
     /// The first message in `bytes` and what follows it (the fuzz target reads sequences).
     pub(crate) fn take_from_wire(task: TaskId, bytes: &[u8]) -> Result<(Self, &[u8]), BodyError> {
         let (body, rest) =
-            postcard::take_from_bytes::<Body<Vec<Record>, _>>(bytes).map_err(BodyError::Decode)?;
+            postcard::take_from_bytes::<Body<Vec<Record>, _, Vec<ContentHash>>>(bytes)
+                .map_err(BodyError::Decode)?;
         let message = match body {
             Body::Hello { after, reply } => Message::Hello { task, after, reply },
             Body::Records { records, upto } => Message::Records {
@@ -158,12 +163,14 @@ impl Message {
                 size,
                 base,
                 offset: 0,
+                checks: Vec::new(),
             },
             Body::RequestFrom {
                 path,
                 hash,
                 size,
                 offset,
+                checks,
             } => Message::Request {
                 task,
                 path,
@@ -171,6 +178,7 @@ impl Message {
                 size,
                 base: None,
                 offset,
+                checks,
             },
         };
         Ok((message, rest))
@@ -221,10 +229,12 @@ mod tests {
                     upto,
                 }),
             any::<u64>().prop_map(move |upto| Message::Ack { task, upto }),
-            (path, any::<u64>(), any::<bool>(), any::<u64>()).prop_map(
-                move |(p, size, based, offset)| {
-                    // A request from an offset carries no base (the rest goes whole).
+            (path, any::<u64>(), any::<bool>(), any::<u64>(), 0usize..4).prop_map(
+                move |(p, size, based, offset, checks)| {
+                    // A request from an offset carries no base (the rest goes whole), and
+                    // one from 0 no checks.
                     let offset = if based { 0 } else { offset };
+                    let checks = if offset == 0 { 0 } else { checks };
                     Message::Request {
                         task,
                         path: RelPath::new(p).unwrap(),
@@ -232,6 +242,7 @@ mod tests {
                         size,
                         base: based.then(|| ContentHash::of(b"y")),
                         offset,
+                        checks: (0..checks).map(|i| ContentHash::of(&[i as u8])).collect(),
                     }
                 }
             ),

@@ -87,6 +87,16 @@ fn write_fuzz_seeds() {
             size: 1,
             base: None,
             offset: 0,
+            checks: Vec::new(),
+        }],
+        vec![Message::Request {
+            task: TASK,
+            path: RelPath::new("a").unwrap(),
+            hash: ContentHash::of(b"x"),
+            size: 3 << 20,
+            base: None,
+            offset: 2 << 20,
+            checks: vec![ContentHash::of(b"p0"), ContentHash::of(b"p1")],
         }],
     ];
     for (i, seed) in seeds.iter().enumerate() {

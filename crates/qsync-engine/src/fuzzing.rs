@@ -273,13 +273,21 @@ impl Run {
                 size: SECRET.len() as u64,
                 base: None,
                 offset: 0,
+                checks: Vec::new(),
             },
         });
         let served = &mut self.served;
-        transfer::serve(&self.root, path, ContentHash::of(SECRET), None, 0, |m| {
-            served.push(m);
-            true
-        });
+        transfer::serve(
+            &self.root,
+            path,
+            ContentHash::of(SECRET),
+            None,
+            (0, &[]),
+            |m| {
+                served.push(m);
+                true
+            },
+        );
     }
 
     /// A placement the core would not order (it knows nothing of links made here),

@@ -6,7 +6,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
-use qsync_base::{ContentHash, DeviceId};
+use qsync_base::{check_block_len, ContentHash, DeviceId};
 
 use crate::{
     FetchKey, Order, Transfer, Verdict, MAX_OPEN_INCOMING, MAX_PATCH, MAX_PATCH_MEMORY, MIN_RATE,
@@ -65,7 +65,16 @@ impl Fetch {
         match self.progress {
             Progress::Patch(_) => return Ok(Verdict::Ignore),
             Progress::Asked | Progress::Signing => {
-                if offset != self.kept {
+                if offset < self.kept && offset % check_block_len(self.kept) == 0 {
+                    // The holder's copy parts from the bytes kept here at this block (the
+                    // checks sent with the request differ from its own): the rest of the
+                    // part is not the content, and goes.
+                    self.kept = offset;
+                    if offset == 0 {
+                        self.contributors.clear();
+                        self.from_disk = false;
+                    }
+                } else if offset != self.kept {
                     // The rest of an answer to an earlier request: the new one starts at
                     // the bytes kept.
                     return Ok(Verdict::Ignore);

@@ -27,8 +27,13 @@
 //!   holder blamed by planting a prefix).
 //! - **Resume.** The bytes of a whole content received so far stay (in a part file kept
 //!   across reconnections and restarts); the next request asks for the rest from there,
-//!   of whichever holder, and the whole result is checked against the hash before it is
-//!   staged. A patch (held in memory, at most [`MAX_PATCH`] bytes) starts again.
+//!   of whichever holder, with the checks of the bytes kept (the driver computes them:
+//!   `qsync_base::PieceHasher::checks`). The holder compares them with its own copy and
+//!   sends from the first block that differs: an answer whose first chunk starts at a
+//!   block boundary before the bytes kept drops the part from there (a liar's prefix, a
+//!   part torn by a power cut, cost one honest resend of what is wrong, no more, and blame
+//!   nobody). The whole result is checked against the hash before it is staged. A patch
+//!   (held in memory, at most [`MAX_PATCH`] bytes) starts again.
 //! - **Bounds.** A chunk is taken only in order, only from the device asked, only within
 //!   the announced size (a patch: [`MAX_PATCH`], all patches together
 //!   [`MAX_PATCH_MEMORY`]); at most [`MAX_OPEN_INCOMING`] whole transfers per device are

@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 use proptest::prelude::*;
 
 use super::*;
+use qsync_base::check_block_len;
 
 const HONEST: DeviceId = DeviceId::from_bytes([1; 32]);
 const LIAR: DeviceId = DeviceId::from_bytes([2; 32]);
@@ -74,8 +75,10 @@ struct Model {
     truth: Vec<(RelPath, Vec<u8>)>,
     parts: HashMap<ContentHash, Vec<u8>>,
     staged: HashSet<ContentHash>,
-    /// Requests each device was sent, oldest first: (key, offset).
-    asked: HashMap<DeviceId, Vec<(FetchKey, u64)>>,
+    /// Requests each device was sent, oldest first: (key, offset, where an honest
+    /// holder starts: the first block at which the part kept then differs from the
+    /// content, as the checks sent with the request tell it).
+    asked: HashMap<DeviceId, Vec<(FetchKey, u64, u64)>>,
     /// What the core was told, per path: ok or not.
     told: HashMap<RelPath, bool>,
     fail_next_write: bool,
@@ -155,10 +158,11 @@ impl Model {
                     if self.down.contains(&to) {
                         continue; // lost on the way
                     }
+                    let start = self.resume_point(&path, &hash, offset);
                     self.asked
                         .entry(to)
                         .or_default()
-                        .push(((task, path, hash), offset));
+                        .push(((task, path, hash), offset, start));
                 }
                 Order::Fetched { path, hash, ok, .. } => {
                     if ok {
@@ -173,6 +177,19 @@ impl Model {
                 }
             }
         }
+    }
+
+    /// Where an honest holder of `path`'s content answers a request from `offset`: there,
+    /// or at the first block boundary at which the part kept here differs from it.
+    fn resume_point(&self, path: &RelPath, hash: &ContentHash, offset: u64) -> u64 {
+        let truth = &self.truth.iter().find(|(p, _)| p == path).unwrap().1;
+        let part = self.parts.get(hash).map_or(&[][..], |p| &p[..]);
+        let upto = (offset as usize).min(part.len());
+        let differs = (0..upto)
+            .find(|&i| truth.get(i) != Some(&part[i]))
+            .or((upto < offset as usize).then_some(upto));
+        let block = check_block_len(offset);
+        differs.map_or(offset, |i| i as u64 / block * block)
     }
 
     /// Deliver one chunk from `from` and carry out the verdict as the driver does.
@@ -229,7 +246,7 @@ impl Model {
         if list.is_empty() {
             return;
         }
-        let (key, offset) = list.remove(0);
+        let (key, offset, start) = list.remove(0);
         let truth = self
             .truth
             .iter()
@@ -239,8 +256,10 @@ impl Model {
         if d == MUTE {
             return;
         }
-        let mut at = offset;
-        let mut bytes = truth.get(offset as usize..).unwrap_or(&[]).to_vec();
+        // The honest holder compares the asker's checks with its own copy; the liar does
+        // not care.
+        let mut at = if d == HONEST { start } else { offset };
+        let mut bytes = truth.get(at as usize..).unwrap_or(&[]).to_vec();
         if d == LIAR {
             match lie % 4 {
                 0 => bytes.iter_mut().for_each(|b| *b ^= 0x55), // wrong bytes
@@ -273,7 +292,7 @@ impl Model {
             }
             Step::Unavailable { d } => {
                 let d = DEVICES[d];
-                if let Some((key, _)) = self.asked.get_mut(&d).and_then(|l| l.pop()) {
+                if let Some((key, _, _)) = self.asked.get_mut(&d).and_then(|l| l.pop()) {
                     self.x.unavailable(self.now, d, &key);
                     self.orders();
                 }
@@ -597,9 +616,9 @@ fn a_kept_part_is_resumed_and_a_wrong_result_is_asked_again_whole_of_the_same_ho
     assert_eq!(requests(&mut x), vec![(HONEST, 30)]);
     let key = (TASK, RelPath::new("r").unwrap(), ContentHash::of(&content));
     assert_eq!(
-        x.chunk(now, HONEST, &key, Chunk::Whole, 0, 50, false),
+        x.chunk(now, HONEST, &key, Chunk::Whole, 10, 40, false),
         Verdict::Ignore,
-        "from 0: an older answer"
+        "from before the part's end, not at a block's start: an older answer"
     );
     assert_eq!(
         x.chunk(now, HONEST, &key, Chunk::Whole, 30, 20, false),
@@ -621,6 +640,91 @@ fn a_kept_part_is_resumed_and_a_wrong_result_is_asked_again_whole_of_the_same_ho
         .iter()
         .any(|o| matches!(o, Order::Request { to, offset: 0, .. } if *to == HONEST)));
     assert!(!orders.iter().any(|o| matches!(o, Order::Fetched { .. })));
+}
+
+#[test]
+fn a_liars_prefix_is_dropped_when_the_honest_holder_s_copy_differs_and_sent_once() {
+    let mut x = Exchange::default();
+    let now = Instant::now();
+    let size = (5u64 << 20) + 100;
+    let content = vec![4u8; size as usize];
+    let key = (
+        TASK,
+        RelPath::new("film").unwrap(),
+        ContentHash::of(&content),
+    );
+    x.want(now, want(LIAR, vec![HONEST], "film", &content, 0));
+    assert_eq!(requests(&mut x), vec![(LIAR, 0)]);
+    // The liar sends 60% of wrong bytes, then nothing.
+    let cut = size * 6 / 10;
+    assert_eq!(
+        x.chunk(now, LIAR, &key, Chunk::Whole, 0, cut, false),
+        Verdict::Write
+    );
+    let later = now + STALL_SWITCH;
+    x.handle_timeout(later);
+    assert_eq!(requests(&mut x), vec![(HONEST, cut)]);
+    // The honest holder's first block differs from the part: it sends from 0, once.
+    assert_eq!(
+        x.chunk(later, HONEST, &key, Chunk::Whole, 0, size, false),
+        Verdict::Write
+    );
+    let shown = x.transfers(later, 10);
+    assert_eq!(shown[0].done, size, "the part counts from its new start");
+    assert_eq!(
+        x.chunk(later, HONEST, &key, Chunk::Whole, size, 0, true),
+        Verdict::Finish
+    );
+    x.finished(&key, true);
+    assert!(matches!(
+        x.poll_order(),
+        Some(Order::Fetched { ok: true, .. })
+    ));
+    assert!(
+        !x.suspects.of(key.2, &HONEST),
+        "the honest holder is not blamed"
+    );
+}
+
+#[test]
+fn a_part_torn_in_the_middle_is_sent_again_from_the_torn_block_only() {
+    let mut x = Exchange::default();
+    let now = Instant::now();
+    let size = 4u64 << 20;
+    let content = vec![8u8; size as usize];
+    let key = (TASK, RelPath::new("t").unwrap(), ContentHash::of(&content));
+    // 3 MiB kept on disk; a power cut tore the third MiB.
+    let kept = 3 << 20;
+    x.want(now, want(HONEST, vec![], "t", &content, kept));
+    assert_eq!(requests(&mut x), vec![(HONEST, kept)]);
+    let block = check_block_len(kept);
+    assert_eq!(block, 1 << 20);
+    assert_eq!(
+        x.chunk(now, HONEST, &key, Chunk::Whole, 2 * block + 5, 10, false),
+        Verdict::Ignore,
+        "not a block's start"
+    );
+    assert_eq!(
+        x.chunk(
+            now,
+            HONEST,
+            &key,
+            Chunk::Whole,
+            2 * block,
+            size - 2 * block,
+            false
+        ),
+        Verdict::Write
+    );
+    assert_eq!(
+        x.chunk(now, HONEST, &key, Chunk::Whole, size, 0, true),
+        Verdict::Finish
+    );
+    x.finished(&key, true);
+    assert!(matches!(
+        x.poll_order(),
+        Some(Order::Fetched { ok: true, .. })
+    ));
 }
 
 #[test]

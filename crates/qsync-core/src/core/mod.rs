@@ -508,8 +508,13 @@ impl Core {
                 hash,
                 base,
                 offset,
+                mut checks,
                 ..
             } => {
+                // Never more checks than the bytes the asker says it has (a peer's list is
+                // held until it is served).
+                checks.truncate(qsync_base::check_count(offset) as usize);
+                checks.shrink_to_fit();
                 if self.linked(&task, &from, ledger)? {
                     self.effects.push_back(Effect::Serve {
                         to: from,
@@ -518,6 +523,7 @@ impl Core {
                         hash,
                         base: base.filter(|_| offset == 0),
                         offset,
+                        checks,
                     });
                 }
             }

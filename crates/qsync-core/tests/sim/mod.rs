@@ -514,6 +514,8 @@ impl World {
                         size,
                         base,
                         offset,
+                        // The simulated contents have no bytes to check.
+                        checks: Vec::new(),
                     };
                     self.ask(d, to, message);
                 }

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use qsync_base::{ContentHash, ContentHasher, RelPath};
+use qsync_base::{check_block_len, ContentHash, PieceHasher, RelPath, PIECE_LEN};
 use qsync_delta::Signature;
 use qsync_wire::{Message, MAX_CHUNK_LEN};
 
@@ -44,14 +44,17 @@ pub enum Base<'a> {
 /// With `base` (the content the asker has, and what is known of it here), a patch from it
 /// is sent instead when one is worth it ([`Message::Delta`]).
 ///
-/// With `offset`, the asker has the first `offset` bytes already (a transfer cut short):
-/// they are read and hashed here, not sent, and the rest follows.
+/// With `offset`, the asker has the first `offset` bytes already (a transfer cut short),
+/// and `checks` of them ([`PieceHasher::checks`]): they are read and hashed here, not
+/// sent, and the rest follows — from the first block whose check differs from this
+/// copy's, when one does (the asker's part holds wrong bytes there: a liar's, or torn by a
+/// power cut).
 pub fn serve(
     root: &Path,
     path: &RelPath,
     hash: ContentHash,
     base: Option<(ContentHash, Base<'_>)>,
-    offset: u64,
+    (offset, checks): (u64, &[ContentHash]),
     mut send: impl FnMut(Message) -> bool,
 ) {
     let unavailable = || Message::Unavailable {
@@ -84,7 +87,7 @@ pub fn serve(
             }
         }
     }
-    let last = match send_whole(&mut file, path, hash, offset, &mut send) {
+    let last = match send_whole(&mut file, path, hash, (offset, checks), &mut send) {
         Sent::Whole(end) => Message::Content {
             path: path.clone(),
             hash,
@@ -134,17 +137,18 @@ fn patch_for(
     Ok(patch)
 }
 
-/// Send `file`'s content from `from` in chunks (its first `from` bytes, which the asker
-/// has, read and hashed, not sent); the content is vouched for whole only if what was
-/// read hashes to `hash`.
+/// Send `file`'s content from `from` in chunks: its first `from` bytes, which the asker
+/// has, are read and hashed, and sent only from the first block whose check differs
+/// from the asker's `checks`. The content is vouched for whole only if what was read
+/// hashes to `hash`.
 fn send_whole(
     file: &mut std::fs::File,
     path: &RelPath,
     hash: ContentHash,
-    from: u64,
+    (from, checks): (u64, &[ContentHash]),
     send: &mut impl FnMut(Message) -> bool,
 ) -> Sent {
-    let mut hasher = ContentHasher::new();
+    let mut hasher = PieceHasher::new();
     let mut buffer = vec![0u8; MAX_CHUNK_LEN];
     let mut offset = 0u64;
     while offset < from {
@@ -156,6 +160,18 @@ fn send_whole(
                 offset += n as u64;
             }
             Err(_) => return Sent::NotIt,
+        }
+    }
+    if offset == from && from > 0 {
+        // Where the asker's part parts from this copy, the bytes from there are sent
+        // again (read twice, hashed once).
+        let ours = hasher.checks();
+        let differs = (0..ours.len()).find(|&i| checks.get(i) != Some(&ours[i]));
+        if let Some(block) = differs {
+            let start = block as u64 * check_block_len(from);
+            if let Err(sent) = resend(file, path, hash, (start, from), &mut buffer, send) {
+                return sent;
+            }
         }
     }
     loop {
@@ -182,6 +198,41 @@ fn send_whole(
     } else {
         Sent::NotIt
     }
+}
+
+/// Send the bytes `start..end` of `file` again (hashed already), leaving it at `end`;
+/// `Err` says how sending ended when it did not get there.
+fn resend(
+    file: &mut std::fs::File,
+    path: &RelPath,
+    hash: ContentHash,
+    (start, end): (u64, u64),
+    buffer: &mut [u8],
+    send: &mut impl FnMut(Message) -> bool,
+) -> Result<(), Sent> {
+    if file.seek(std::io::SeekFrom::Start(start)).is_err() {
+        return Err(Sent::NotIt);
+    }
+    let mut offset = start;
+    while offset < end {
+        let want = (end - offset).min(buffer.len() as u64) as usize;
+        let n = match file.read(&mut buffer[..want]) {
+            Ok(0) | Err(_) => return Err(Sent::NotIt),
+            Ok(n) => n,
+        };
+        let message = Message::Content {
+            path: path.clone(),
+            hash,
+            offset,
+            data: Bytes::copy_from_slice(&buffer[..n]),
+            last: false,
+        };
+        if !send(message) {
+            return Err(Sent::Stopped);
+        }
+        offset += n as u64;
+    }
+    Ok(())
 }
 
 /// Send `bytes` as messages of at most [`MAX_CHUNK_LEN`] made by `message(offset, data,
@@ -422,7 +473,7 @@ pub struct Incoming {
     hash: ContentHash,
     size: u64,
     next: u64,
-    hasher: ContentHasher,
+    hasher: PieceHasher,
     file: std::fs::File,
     path: std::path::PathBuf,
 }
@@ -451,7 +502,7 @@ impl Incoming {
             .truncate(false)
             .open(&path)
             .map_err(|e| io("open", e))?;
-        let mut hasher = ContentHasher::new();
+        let mut hasher = PieceHasher::new();
         if from > 0 {
             let mut prefix = (&mut file).take(from);
             let mut buffer = vec![0u8; 1 << 20];
@@ -481,6 +532,33 @@ impl Incoming {
             file,
             path,
         })
+    }
+
+    /// The checks of the bytes received so far, for a request of the rest
+    /// ([`PieceHasher::checks`]).
+    pub fn checks(&self) -> Vec<ContentHash> {
+        self.hasher.checks()
+    }
+
+    /// Drop the bytes from `to` on (a block's start: the holder asked sends them again,
+    /// its copy differs from them). False if `to` is not a piece's start, or past what
+    /// was received.
+    pub fn rewind(&mut self, to: u64) -> Result<bool, EngineError> {
+        if to == self.next {
+            return Ok(true);
+        }
+        if to > self.next || to % PIECE_LEN != 0 {
+            return Ok(false);
+        }
+        self.hasher.rewind(to);
+        self.file
+            .set_len(to)
+            .map_err(|e| EngineError::io("cut", &self.path, e))?;
+        self.file
+            .seek(std::io::SeekFrom::Start(to))
+            .map_err(|e| EngineError::io("seek in", &self.path, e))?;
+        self.next = to;
+        Ok(true)
     }
 
     /// Take one chunk. Chunks come in order and never past the announced size; anything

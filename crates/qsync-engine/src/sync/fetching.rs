@@ -285,6 +285,7 @@ impl Fetching {
                     base,
                     offset,
                 } => {
+                    let checks = self.checks_of(hash, size, offset);
                     let request = qsync_core::Message::Request {
                         task,
                         path,
@@ -292,6 +293,7 @@ impl Fetching {
                         size,
                         base,
                         offset,
+                        checks,
                     };
                     self.sends.push((to, request));
                 }
@@ -309,6 +311,36 @@ impl Fetching {
                     ok,
                 }),
                 Order::Close { key, discard } => self.close(key, discard),
+            }
+        }
+    }
+
+    /// The checks of the first `offset` bytes of the part of `hash`, for a request of the
+    /// rest: from its part file kept open (after another holder), or read now (and kept
+    /// open, so that the first chunk of the answer does not read it again). None when the
+    /// part cannot be read: the holder then sends it all, and the answer's first chunk
+    /// starts the part again.
+    fn checks_of(&mut self, hash: ContentHash, size: u64, offset: u64) -> Vec<ContentHash> {
+        if offset == 0 {
+            return Vec::new();
+        }
+        if let Some(parked) = self.parked.get(&hash) {
+            if parked.received() == offset {
+                return parked.checks();
+            }
+        }
+        match Incoming::open(&self.staging, hash, size, offset) {
+            Ok(incoming) => {
+                let checks = incoming.checks();
+                if self.parked.len() >= MAX_PARKED {
+                    self.parked.clear();
+                }
+                self.parked.insert(hash, incoming);
+                checks
+            }
+            Err(e) => {
+                tracing::warn!(%hash, error = %e, "the part kept of a content cannot be read; it is asked for whole");
+                Vec::new()
             }
         }
     }
@@ -370,9 +402,17 @@ impl Fetching {
         let size = self.exchange.size_of(key).unwrap_or(0);
         Ok(match chunk {
             Chunk::Whole => {
-                let incoming = match self.parked.remove(&key.2) {
-                    Some(parked) if parked.received() == offset => parked,
-                    _ => Incoming::open(&self.staging, key.2, size, offset)?,
+                // The part kept open, where the answer starts (a holder whose copy parts
+                // from it at a block sends from there: the part is cut back to it).
+                let mut incoming = self.parked.remove(&key.2);
+                if let Some(parked) = &mut incoming {
+                    if !parked.rewind(offset)? {
+                        incoming = None;
+                    }
+                }
+                let incoming = match incoming {
+                    Some(parked) => parked,
+                    None => Incoming::open(&self.staging, key.2, size, offset)?,
                 };
                 Receiving::Whole(Box::new(incoming))
             }

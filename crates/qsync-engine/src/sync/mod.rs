@@ -477,7 +477,8 @@ impl SyncDriver {
                 hash,
                 base,
                 offset,
-            } => self.serve(around, to, task, path, hash, (base, offset)),
+                checks,
+            } => self.serve(around, to, (task, path, hash), (base, offset, checks)),
             Effect::Place(placement) => self.place(placement),
         }
     }

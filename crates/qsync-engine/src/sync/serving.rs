@@ -58,8 +58,10 @@ enum Work {
     Serve {
         /// The asker's content at the path, and what is known of it here.
         base: Option<(ContentHash, JobBase)>,
-        /// The asker has the first `offset` bytes: the rest is sent.
+        /// The asker has the first `offset` bytes: the rest is sent (from where their
+        /// `checks` part from this copy's).
         offset: u64,
+        checks: Vec<ContentHash>,
         /// Its place among the orders queued, given back once served.
         _queued: Queued,
     },
@@ -223,7 +225,12 @@ fn serve_job(job: &ServeJob) {
         job.tx.send(Outbound::Message(job.task, message)).is_ok()
     };
     match &job.work {
-        Work::Serve { base, offset, .. } => {
+        Work::Serve {
+            base,
+            offset,
+            checks,
+            ..
+        } => {
             let base = base.as_ref().map(|(h, b)| {
                 let b = match b {
                     JobBase::Kept(path) => transfer::Base::Kept(path),
@@ -231,7 +238,14 @@ fn serve_job(job: &ServeJob) {
                 };
                 (*h, b)
             });
-            transfer::serve(&job.root, &job.path, job.hash, base, *offset, send);
+            transfer::serve(
+                &job.root,
+                &job.path,
+                job.hash,
+                base,
+                (*offset, checks),
+                send,
+            );
         }
         Work::Sign { base } => {
             transfer::sign(&job.root, &job.path, job.hash, *base, send);
@@ -248,8 +262,9 @@ pub(super) struct Order {
     pub(super) hash: ContentHash,
     /// The asker's version at the path.
     pub(super) base: Option<ContentHash>,
-    /// The bytes the asker has already.
+    /// The bytes the asker has already, and their checks.
     pub(super) offset: u64,
+    pub(super) checks: Vec<ContentHash>,
     pub(super) root: PathBuf,
     pub(super) announced: Option<u64>,
     pub(super) kept: Option<PathBuf>,
@@ -306,6 +321,7 @@ impl Serving {
             hash,
             base,
             offset,
+            checks,
             root,
             announced,
             kept,
@@ -339,6 +355,7 @@ impl Serving {
             work: Work::Serve {
                 base: kept,
                 offset,
+                checks,
                 _queued: queued,
             },
             tx: conn.tx.clone(),

@@ -227,15 +227,13 @@ impl SyncDriver {
     }
 
     /// The core's order to serve `hash` at `path` of `task` to `to` (`base`: the asker's
-    /// version there; `offset`: the bytes it has already).
+    /// version there; `offset`: the bytes it has already, `checks` their checks).
     pub(super) fn serve(
         &mut self,
         around: &mut impl Around,
         to: DeviceId,
-        task: TaskId,
-        path: RelPath,
-        hash: ContentHash,
-        (base, offset): (Option<ContentHash>, u64),
+        (task, path, hash): (TaskId, RelPath, ContentHash),
+        (base, offset, checks): (Option<ContentHash>, u64, Vec<ContentHash>),
     ) {
         let Some(conn) = around.conn(&to) else {
             return; // gone: it asks again after reconnecting
@@ -260,6 +258,7 @@ impl SyncDriver {
             hash,
             base,
             offset,
+            checks,
             root: folder.root.clone(),
             kept,
         };

@@ -163,7 +163,7 @@ mod tests {
             &path,
             hash,
             Some((base, Base::Blocks(&sig))),
-            0,
+            (0, &[]),
             |m| {
                 served.push(m);
                 true

@@ -5,10 +5,17 @@ use std::fs;
 
 fn collect(root: &Path, path: &str, hash: ContentHash) -> Vec<Message> {
     let mut out = Vec::new();
-    serve(root, &RelPath::new(path).unwrap(), hash, None, 0, |m| {
-        out.push(m);
-        true
-    });
+    serve(
+        root,
+        &RelPath::new(path).unwrap(),
+        hash,
+        None,
+        (0, &[]),
+        |m| {
+            out.push(m);
+            true
+        },
+    );
     out
 }
 
@@ -87,20 +94,20 @@ fn a_transfer_cut_short_resumes_from_its_part_and_is_checked_whole() {
     first.accept(0, &content[..MAX_CHUNK_LEN]).unwrap();
     drop(first);
     assert_eq!(staging.partial_len(&hash), MAX_CHUNK_LEN as u64);
-    // The rest is asked from there, and served from there.
+    // The rest is asked from there, with the part's checks, and served from there.
+    let mut again = Incoming::open(&staging, hash, size, MAX_CHUNK_LEN as u64).unwrap();
     let mut rest = Vec::new();
     serve(
         dir.path(),
         &RelPath::new("big").unwrap(),
         hash,
         None,
-        MAX_CHUNK_LEN as u64,
+        (MAX_CHUNK_LEN as u64, &again.checks()),
         |m| {
             rest.push(m);
             true
         },
     );
-    let mut again = Incoming::open(&staging, hash, size, MAX_CHUNK_LEN as u64).unwrap();
     for message in &rest {
         match message {
             Message::Content {
@@ -122,6 +129,90 @@ fn a_transfer_cut_short_resumes_from_its_part_and_is_checked_whole() {
         0,
         "the part became the staged content"
     );
+}
+
+/// Serve `content` (at `big` under `root`) to an asker holding `part`: the messages,
+/// and the first offset sent.
+fn resume_from(root: &Path, content: &[u8], part: &Incoming) -> (Vec<Message>, u64) {
+    fs::write(root.join("big"), content).unwrap();
+    let mut sent = Vec::new();
+    let hash = ContentHash::of(content);
+    let path = RelPath::new("big").unwrap();
+    serve(
+        root,
+        &path,
+        hash,
+        None,
+        (part.received(), &part.checks()),
+        |m| {
+            sent.push(m);
+            true
+        },
+    );
+    let first = match sent.first() {
+        Some(Message::Content { offset, .. }) => *offset,
+        other => panic!("{other:?}"),
+    };
+    (sent, first)
+}
+
+#[test]
+fn a_part_torn_in_its_second_block_is_sent_again_from_there_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let staging = Staging::open(dir.path().join("staging")).unwrap();
+    let mib = 1usize << 20;
+    let content: Vec<u8> = (0..4 * mib + 5).map(|i| (i % 241) as u8).collect();
+    let hash = ContentHash::of(&content);
+    // 3 MiB kept, the second MiB torn (zeros, as after a power cut).
+    let mut part = content[..3 * mib].to_vec();
+    part[mib + 10..mib + 4000].fill(0);
+    fs::write(staging.partial_path(&hash), &part).unwrap();
+    let mut incoming =
+        Incoming::open(&staging, hash, content.len() as u64, 3 * mib as u64).unwrap();
+    let (sent, first) = resume_from(dir.path(), &content, &incoming);
+    assert_eq!(first, mib as u64, "sent again from the torn block");
+    assert!(incoming.rewind(first).unwrap());
+    for message in &sent {
+        if let Message::Content {
+            offset,
+            data,
+            last: false,
+            ..
+        } = message
+        {
+            incoming.accept(*offset, data).unwrap();
+        }
+    }
+    let bytes: usize = sent.iter().map(Message::data_len).sum();
+    assert_eq!(bytes, content.len() - mib);
+    assert!(incoming.finish(&staging).unwrap());
+    assert_eq!(fs::read(staging.path_of(&hash)).unwrap(), content);
+}
+
+#[test]
+fn a_part_the_holder_cannot_check_is_sent_again_whole_and_a_good_one_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let staging = Staging::open(dir.path().join("staging")).unwrap();
+    let content: Vec<u8> = (0..3 << 20).map(|i| (i % 239) as u8).collect();
+    let hash = ContentHash::of(&content);
+    fs::write(staging.partial_path(&hash), &content[..(2 << 20) + 7]).unwrap();
+    let good = Incoming::open(&staging, hash, content.len() as u64, (2 << 20) + 7).unwrap();
+    assert_eq!(resume_from(dir.path(), &content, &good).1, (2 << 20) + 7);
+    // Checks missing (the asker could not read its part): all of it.
+    let path = RelPath::new("big").unwrap();
+    let mut first = None;
+    serve(dir.path(), &path, hash, None, ((2 << 20) + 7, &[]), |m| {
+        if let Message::Content { offset, .. } = m {
+            first.get_or_insert(offset);
+        }
+        true
+    });
+    assert_eq!(first, Some(0));
+    // A part wrong from its first byte: all of it too.
+    let liar: Vec<u8> = content[..2 << 20].iter().map(|b| b ^ 1).collect();
+    fs::write(staging.partial_path(&hash), &liar).unwrap();
+    let lied = Incoming::open(&staging, hash, content.len() as u64, 2 << 20).unwrap();
+    assert_eq!(resume_from(dir.path(), &content, &lied).1, 0);
 }
 
 #[test]
