@@ -62,6 +62,10 @@ pub struct PieceHasher {
     pieces: Vec<ChainingValue>,
     /// The piece being hashed (its first byte at `pieces.len() * piece`).
     current: blake3::Hasher,
+    /// The first piece's hasher, kept once it is whole: a rewind to the end of it makes
+    /// it the current one again (a content of one piece ends as a root, which its
+    /// chaining value cannot give).
+    first: Option<blake3::Hasher>,
     /// Bytes added in all.
     len: u64,
 }
@@ -85,6 +89,7 @@ impl PieceHasher {
             piece,
             pieces: Vec::new(),
             current: blake3::Hasher::new(),
+            first: None,
             len: 0,
         }
     }
@@ -111,8 +116,12 @@ impl PieceHasher {
                 // The piece is whole and more comes: it is closed (only now, so that a
                 // content of exactly one piece ends as a plain root).
                 self.pieces.push(self.current.finalize_non_root());
-                self.current = blake3::Hasher::new();
-                self.current.set_input_offset(self.len);
+                let mut next = blake3::Hasher::new();
+                next.set_input_offset(self.len);
+                let closed = std::mem::replace(&mut self.current, next);
+                if self.pieces.len() == 1 {
+                    self.first = Some(closed);
+                }
             }
             let room = (self.piece - self.in_current()).min(data.len() as u64) as usize;
             self.current.update(&data[..room]);
@@ -130,11 +139,20 @@ impl PieceHasher {
             return self.len;
         }
         let whole = to / self.piece;
-        self.pieces.truncate(whole as usize);
         self.len = whole * self.piece;
-        self.current = blake3::Hasher::new();
-        if self.len > 0 {
-            self.current.set_input_offset(self.len);
+        match (whole, &self.first) {
+            (1, Some(first)) => {
+                // The first piece, whole, is the current one again.
+                self.pieces.clear();
+                self.current = first.clone();
+            }
+            _ => {
+                self.pieces.truncate(whole as usize);
+                self.current = blake3::Hasher::new();
+                if self.len > 0 {
+                    self.current.set_input_offset(self.len);
+                }
+            }
         }
         self.len
     }
@@ -266,6 +284,11 @@ mod tests {
             let kept = h.rewind(to as u64) as usize;
             let piece = 1usize << piece_log;
             prop_assert_eq!(kept, if to >= len { len } else { to / piece * piece });
+            prop_assert_eq!(h.len(), kept as u64);
+            prop_assert_eq!(h.finish(), ContentHash::of(&bytes[..kept]));
+            let mut fresh = PieceHasher::with_piece(1 << piece_log);
+            fresh.update(&bytes[..kept]);
+            prop_assert_eq!(h.checks(), fresh.checks());
             h.update(&bytes[kept..]);
             prop_assert_eq!(h.finish(), ContentHash::of(&bytes));
         }

@@ -49,6 +49,10 @@ pub(crate) struct Fetch {
     /// start counts as `from_disk`): who to blame when the whole does not hash right.
     pub(crate) contributors: Vec<DeviceId>,
     pub(crate) from_disk: bool,
+    /// The bytes kept before the device asked said to drop them from a block on
+    /// ([`Fetch::resend`]): one that then moves on before bringing as many back is
+    /// suspected (a liar could otherwise wipe every honest holder's progress for free).
+    pub(crate) rewound: Option<u64>,
 }
 
 impl Fetch {
@@ -65,16 +69,7 @@ impl Fetch {
         match self.progress {
             Progress::Patch(_) => return Ok(Verdict::Ignore),
             Progress::Asked | Progress::Signing => {
-                if offset < self.kept && offset % check_block_len(self.kept) == 0 {
-                    // The holder's copy parts from the bytes kept here at this block (the
-                    // checks sent with the request differ from its own): the rest of the
-                    // part is not the content, and goes.
-                    self.kept = offset;
-                    if offset == 0 {
-                        self.contributors.clear();
-                        self.from_disk = false;
-                    }
-                } else if offset != self.kept {
+                if offset != self.kept {
                     // The rest of an answer to an earlier request: the new one starts at
                     // the bytes kept.
                     return Ok(Verdict::Ignore);
@@ -118,6 +113,24 @@ impl Fetch {
         }
         self.kept += len;
         Ok(Verdict::Write)
+    }
+
+    /// The device asked (from `asked`) says its copy differs from the bytes kept here
+    /// from the block at `from` on, and sends from there: taken if it answers the request
+    /// under way (nothing came of it yet, asked from the bytes kept) and `from` is a
+    /// block's start before them. The bytes from `from` are then dropped.
+    pub(crate) fn resend(&mut self, asked: u64, from: u64) -> bool {
+        let answering = matches!(self.progress, Progress::Asked) && asked == self.kept;
+        if !answering || from >= self.kept || from % check_block_len(self.kept) != 0 {
+            return false;
+        }
+        self.rewound = Some(self.kept);
+        self.kept = from;
+        if from == 0 {
+            self.contributors.clear();
+            self.from_disk = false;
+        }
+        true
     }
 
     /// The rules for a chunk of a patch.

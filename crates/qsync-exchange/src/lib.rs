@@ -28,12 +28,13 @@
 //! - **Resume.** The bytes of a whole content received so far stay (in a part file kept
 //!   across reconnections and restarts); the next request asks for the rest from there,
 //!   of whichever holder, with the checks of the bytes kept (the driver computes them:
-//!   `qsync_base::PieceHasher::checks`). The holder compares them with its own copy and
-//!   sends from the first block that differs: an answer whose first chunk starts at a
-//!   block boundary before the bytes kept drops the part from there (a liar's prefix, a
-//!   part torn by a power cut, cost one honest resend of what is wrong, no more, and blame
-//!   nobody). The whole result is checked against the hash before it is staged. A patch
-//!   (held in memory, at most [`MAX_PATCH`] bytes) starts again.
+//!   `qsync_base::PieceHasher::checks`). The holder compares them with its own copy and,
+//!   when they differ from a block on, says so first ([`Exchange::resend`]) and sends
+//!   from there: the part is dropped from that block (a liar's prefix, a part torn by a
+//!   power cut, cost one honest resend of what is wrong, no more, and blame nobody). A
+//!   device that has the part dropped and then leaves before bringing as many bytes back
+//!   is suspected. The whole result is checked against the hash before it is staged. A
+//!   patch (held in memory, at most [`MAX_PATCH`] bytes) starts again.
 //! - **Bounds.** A chunk is taken only in order, only from the device asked, only within
 //!   the announced size (a patch: [`MAX_PATCH`], all patches together
 //!   [`MAX_PATCH_MEMORY`]); at most [`MAX_OPEN_INCOMING`] whole transfers per device are
@@ -277,6 +278,7 @@ impl Exchange {
             began_kept: 0,
             contributors: Vec::new(),
             from_disk: want.kept > 0,
+            rewound: None,
         };
         self.by_hash.insert(want.hash, key.clone());
         self.orders.push_back(fetch.request(&key));
@@ -351,6 +353,29 @@ impl Exchange {
                 Verdict::Refuse(why)
             }
         }
+    }
+
+    /// `from`, asked for the rest of `key` from `asked`, says its copy differs from the
+    /// bytes kept here from the block at `at` on, and sends from there (the checks sent
+    /// with the request told it): true if taken, and the driver drops the part's bytes
+    /// from `at` (it opens the part there at the next chunk).
+    pub fn resend(
+        &mut self,
+        now: Instant,
+        from: DeviceId,
+        key: &FetchKey,
+        asked: u64,
+        at: u64,
+    ) -> bool {
+        self.now = Some(now);
+        let Some(fetch) = self.fetches.get_mut(key) else {
+            return false;
+        };
+        if fetch.asked != from || !fetch.resend(asked, at) {
+            return false;
+        }
+        fetch.since = now;
+        true
     }
 
     /// The driver checked a content a [`Verdict::Finish`] ended: staged (`ok`) or not (the
@@ -532,6 +557,14 @@ impl Exchange {
         let Some(fetch) = self.fetches.get_mut(key) else {
             return;
         };
+        if fetch
+            .rewound
+            .take()
+            .is_some_and(|before| fetch.kept < before)
+        {
+            // It had the bytes kept dropped, and left before bringing as many back.
+            self.suspects.add(key.2, fetch.asked);
+        }
         let Some(next) = fetch.holders.pop_front() else {
             self.end(key, Some((false, discard)));
             return;

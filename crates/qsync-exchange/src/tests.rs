@@ -258,7 +258,13 @@ impl Model {
         }
         // The honest holder compares the asker's checks with its own copy; the liar does
         // not care.
-        let mut at = if d == HONEST { start } else { offset };
+        let mut at = offset;
+        if d == HONEST && start < offset {
+            // It says so first, then sends from there.
+            self.x.resend(self.now, d, &key, offset, start);
+            self.orders();
+            at = start;
+        }
         let mut bytes = truth.get(at as usize..).unwrap_or(&[]).to_vec();
         if d == LIAR {
             match lie % 4 {
@@ -664,7 +670,19 @@ fn a_liars_prefix_is_dropped_when_the_honest_holder_s_copy_differs_and_sent_once
     let later = now + STALL_SWITCH;
     x.handle_timeout(later);
     assert_eq!(requests(&mut x), vec![(HONEST, cut)]);
-    // The honest holder's first block differs from the part: it sends from 0, once.
+    // A chunk at a block's start before the part's end, unannounced, is not a resend
+    // (a late chunk of an older answer): dropped.
+    assert_eq!(
+        x.chunk(later, HONEST, &key, Chunk::Whole, 0, 1 << 20, false),
+        Verdict::Ignore
+    );
+    // The honest holder's first block differs from the part: it says so, and sends from
+    // 0, once. A resend from elsewhere than a block's start, or of another request, is
+    // not taken.
+    assert!(!x.resend(later, HONEST, &key, cut, 5));
+    assert!(!x.resend(later, HONEST, &key, cut - 1, 0));
+    assert!(!x.resend(later, LIAR, &key, cut, 0));
+    assert!(x.resend(later, HONEST, &key, cut, 0));
     assert_eq!(
         x.chunk(later, HONEST, &key, Chunk::Whole, 0, size, false),
         Verdict::Write
@@ -699,11 +717,11 @@ fn a_part_torn_in_the_middle_is_sent_again_from_the_torn_block_only() {
     assert_eq!(requests(&mut x), vec![(HONEST, kept)]);
     let block = check_block_len(kept);
     assert_eq!(block, 1 << 20);
-    assert_eq!(
-        x.chunk(now, HONEST, &key, Chunk::Whole, 2 * block + 5, 10, false),
-        Verdict::Ignore,
+    assert!(
+        !x.resend(now, HONEST, &key, kept, 2 * block + 5),
         "not a block's start"
     );
+    assert!(x.resend(now, HONEST, &key, kept, 2 * block));
     assert_eq!(
         x.chunk(
             now,
@@ -725,6 +743,25 @@ fn a_part_torn_in_the_middle_is_sent_again_from_the_torn_block_only() {
         x.poll_order(),
         Some(Order::Fetched { ok: true, .. })
     ));
+}
+
+#[test]
+fn a_holder_that_has_the_part_dropped_then_stalls_is_suspected() {
+    let mut x = Exchange::default();
+    let now = Instant::now();
+    let content = vec![6u8; 3 << 20];
+    let key = (TASK, RelPath::new("w").unwrap(), ContentHash::of(&content));
+    let kept = 2 << 20;
+    x.want(now, want(LIAR, vec![HONEST], "w", &content, kept));
+    assert_eq!(requests(&mut x), vec![(LIAR, kept)]);
+    assert!(x.resend(now, LIAR, &key, kept, 0));
+    // Then nothing: the honest holder is asked (from 0 now), and the liar goes last
+    // from then on.
+    let later = now + STALL_SWITCH + REQUEST_WAIT;
+    x.handle_timeout(later);
+    assert_eq!(requests(&mut x), vec![(HONEST, 0)]);
+    assert!(x.suspects.of(key.2, &LIAR));
+    assert!(!x.suspects.of(key.2, &HONEST));
 }
 
 #[test]

@@ -10,7 +10,8 @@ use crate::WireError;
 /// the rsync exchange ([`Message::SignatureWanted`](crate::Message::SignatureWanted)): a
 /// version 2 daemon could not decode them, so the two do not talk either (discovery skips
 /// the other version, and a dial fails its handshake with an error that names both).
-pub const PROTOCOL_VERSION: u8 = 3;
+/// Version 4 adds the checks of a resumed request and [`Message::Resend`](crate::Message::Resend).
+pub const PROTOCOL_VERSION: u8 = 4;
 
 /// The second byte of every frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

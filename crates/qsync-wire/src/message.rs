@@ -150,6 +150,19 @@ pub enum Message {
         /// Complete.
         last: bool,
     },
+    /// The answer to a `Request` for the rest of a content from `asked`, whose checks of
+    /// the asker's first bytes differ from this copy's from the block at `from` on: the
+    /// asker drops its bytes from there, and the content follows from `from`.
+    Resend {
+        /// The path asked for.
+        path: RelPath,
+        /// The content asked for.
+        hash: ContentHash,
+        /// The offset the request asked from.
+        asked: u64,
+        /// Where the content now follows from (a block's start, before `asked`).
+        from: u64,
+    },
 }
 
 impl Message {

@@ -83,6 +83,8 @@ struct Pending {
     file: Option<PreparedFile>,
     /// Or the edits to write into it (see `driver::in_place`).
     edit: Option<PreparedEdit>,
+    /// Where the file it removes goes, kept for reuse (see `Staging::reuse_path`).
+    reuse: Option<PathBuf>,
 }
 
 /// Edits to write into a placement's target, opened when the placement was begun.
@@ -181,7 +183,13 @@ impl Batch {
             announced: Vec::new(),
             file: None,
             edit: None,
+            reuse: None,
         };
+        if let (State::Deleted, State::File { hash, .. }) = (&p.target, &checked.here) {
+            // A file removed here may have been renamed there: its content is wanted at
+            // its new path soon.
+            pending.reuse = Some(staging.reuse_path(hash));
+        }
         let (parents, edits) = (checked.parents, checked.edits);
         let prepared = self.prepare(&task_root, staging, &mut pending, index, parents, edits);
         let found = (checked.here, checked.seen, checked.aside);

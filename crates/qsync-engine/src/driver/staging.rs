@@ -3,12 +3,19 @@
 //! [`super::in_place`]). The folder also holds the undo journal of edits in place, and
 //! the part files of contents on their way in (`.partial-<hash>`), which survive a
 //! reconnection or a restart so that a transfer cut short resumes where it stopped.
+//!
+//! Content this device has already is staged from here rather than fetched: a file
+//! removed by a received delete is moved here (`.reuse-<hash>`, by a rename: free) for
+//! [`REUSE_KEEP`], in case it was renamed on the other side and its content is about to
+//! be wanted at its new path; a file of the task, or a kept copy, is copied in. Either is
+//! checked against its hash first: the bytes may have changed behind the index's back.
 
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
-use qsync_base::ContentHash;
+use qsync_base::{ContentHash, ContentHasher};
 use qsync_delta::InPlace;
 
 use super::in_place;
@@ -16,6 +23,13 @@ use crate::EngineError;
 
 /// The name of a part file starts with this, then the content's hash.
 const PARTIAL: &str = ".partial-";
+
+/// The name of a removed file kept for reuse starts with this, then its recorded hash.
+const REUSE: &str = ".reuse-";
+
+/// How long a removed file is kept for reuse (its space comes back after at most twice
+/// this: staging is swept every [`REUSE_KEEP`]).
+pub const REUSE_KEEP: Duration = Duration::from_secs(60);
 
 /// Where fetched content waits, named by its hash, until a placement uses it.
 #[derive(Debug, Clone)]
@@ -55,6 +69,75 @@ impl Staging {
             .ok()
             .filter(fs::Metadata::is_file)
             .map_or(0, |m| m.len())
+    }
+
+    /// Where a removed file whose content was recorded as `hash` is kept for reuse.
+    pub fn reuse_path(&self, hash: &ContentHash) -> PathBuf {
+        self.dir.join(format!("{REUSE}{}", hash.to_hex()))
+    }
+
+    /// Stage the content `hash` of `size` bytes from a removed file kept for reuse, if
+    /// there is one and it still holds exactly that (it is renamed, not copied): whether
+    /// it is staged now. One that does not is removed.
+    pub fn take_reuse(&self, hash: &ContentHash, size: u64) -> bool {
+        let kept = self.reuse_path(hash);
+        let Ok(file) = fs::File::open(&kept) else {
+            return false;
+        };
+        let right = file
+            .metadata()
+            .is_ok_and(|m| m.is_file() && m.len() == size)
+            && ContentHash::of_reader(file).is_ok_and(|h| h == *hash);
+        if right && fs::rename(&kept, self.path_of(hash)).is_ok() {
+            return true;
+        }
+        let _ = fs::remove_file(&kept);
+        false
+    }
+
+    /// Stage the content `hash` of `size` bytes by copying `from` (a file of a task, a
+    /// kept copy), if it holds exactly that: whether it is staged now. The copy is hashed
+    /// as it is made, and named only if right.
+    pub fn copy_in(
+        &self,
+        from: fs::File,
+        hash: &ContentHash,
+        size: u64,
+    ) -> Result<bool, EngineError> {
+        if !from
+            .metadata()
+            .is_ok_and(|m| m.is_file() && m.len() == size)
+        {
+            return Ok(false);
+        }
+        let mut temp = tempfile::Builder::new()
+            .prefix(REUSE)
+            .suffix(".tmp")
+            .tempfile_in(&self.dir)
+            .map_err(|e| EngineError::io("create a file in", &self.dir, e))?;
+        let mut hasher = ContentHasher::new();
+        let mut reader = std::io::Read::take(from, size.saturating_add(1));
+        let mut buffer = vec![0u8; 1 << 20];
+        let mut copied = 0u64;
+        loop {
+            let n = match std::io::Read::read(&mut reader, &mut buffer) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return Ok(false),
+            };
+            hasher.update(&buffer[..n]);
+            std::io::Write::write_all(&mut temp, &buffer[..n])
+                .map_err(|e| EngineError::io("write", temp.path(), e))?;
+            copied += n as u64;
+        }
+        if copied != size || hasher.finish() != *hash {
+            return Ok(false);
+        }
+        let target = self.path_of(hash);
+        temp.persist(&target)
+            .map_err(|e| EngineError::io("stage", &target, e.error))?;
+        Ok(true)
     }
 
     /// Remove what was received of the content `hash` so far.
@@ -158,6 +241,17 @@ impl Staging {
         for entry in entries.flatten() {
             let name = entry.file_name();
             let name = name.to_string_lossy();
+            if name.starts_with(REUSE) {
+                // Kept for reuse since it was removed (a rename sets the change time).
+                let old = entry.metadata().is_ok_and(|m| {
+                    let changed = UNIX_EPOCH + Duration::from_secs(m.ctime().max(0) as u64);
+                    changed.elapsed().is_ok_and(|e| e > REUSE_KEEP)
+                });
+                if old && fs::remove_file(entry.path()).is_ok() {
+                    removed += 1;
+                }
+                continue;
+            }
             if name.starts_with('.') && !name.starts_with(PARTIAL) {
                 continue; // the journal of edits in place
             }

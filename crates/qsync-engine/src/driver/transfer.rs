@@ -139,8 +139,8 @@ fn patch_for(
 
 /// Send `file`'s content from `from` in chunks: its first `from` bytes, which the asker
 /// has, are read and hashed, and sent only from the first block whose check differs
-/// from the asker's `checks`. The content is vouched for whole only if what was read
-/// hashes to `hash`.
+/// from the asker's `checks` (after a [`Message::Resend`] saying so). The content is
+/// vouched for whole only if what was read, and hashed, as it was sent hashes to `hash`.
 fn send_whole(
     file: &mut std::fs::File,
     path: &RelPath,
@@ -164,14 +164,24 @@ fn send_whole(
     }
     if offset == from && from > 0 {
         // Where the asker's part parts from this copy, the bytes from there are sent
-        // again (read twice, hashed once).
+        // again: the asker is told, and they are read (and hashed) again from there.
         let ours = hasher.checks();
-        let differs = (0..ours.len()).find(|&i| checks.get(i) != Some(&ours[i]));
-        if let Some(block) = differs {
+        if let Some(block) = (0..ours.len()).find(|&i| checks.get(i) != Some(&ours[i])) {
             let start = block as u64 * check_block_len(from);
-            if let Err(sent) = resend(file, path, hash, (start, from), &mut buffer, send) {
-                return sent;
+            if hasher.rewind(start) != start || file.seek(std::io::SeekFrom::Start(start)).is_err()
+            {
+                return Sent::NotIt;
             }
+            let told = send(Message::Resend {
+                path: path.clone(),
+                hash,
+                asked: from,
+                from: start,
+            });
+            if !told {
+                return Sent::Stopped;
+            }
+            offset = start;
         }
     }
     loop {
@@ -198,41 +208,6 @@ fn send_whole(
     } else {
         Sent::NotIt
     }
-}
-
-/// Send the bytes `start..end` of `file` again (hashed already), leaving it at `end`;
-/// `Err` says how sending ended when it did not get there.
-fn resend(
-    file: &mut std::fs::File,
-    path: &RelPath,
-    hash: ContentHash,
-    (start, end): (u64, u64),
-    buffer: &mut [u8],
-    send: &mut impl FnMut(Message) -> bool,
-) -> Result<(), Sent> {
-    if file.seek(std::io::SeekFrom::Start(start)).is_err() {
-        return Err(Sent::NotIt);
-    }
-    let mut offset = start;
-    while offset < end {
-        let want = (end - offset).min(buffer.len() as u64) as usize;
-        let n = match file.read(&mut buffer[..want]) {
-            Ok(0) | Err(_) => return Err(Sent::NotIt),
-            Ok(n) => n,
-        };
-        let message = Message::Content {
-            path: path.clone(),
-            hash,
-            offset,
-            data: Bytes::copy_from_slice(&buffer[..n]),
-            last: false,
-        };
-        if !send(message) {
-            return Err(Sent::Stopped);
-        }
-        offset += n as u64;
-    }
-    Ok(())
 }
 
 /// Send `bytes` as messages of at most [`MAX_CHUNK_LEN`] made by `message(offset, data,

@@ -234,6 +234,18 @@ impl Fetching {
         self.carry_out();
     }
 
+    /// `device`, asked for the rest of `key` from `asked`, sends from `from` instead (its
+    /// copy differs from the part kept here from there): the part is cut back to `from`
+    /// when the first chunk comes (see `start`), if the exchange takes it.
+    pub(super) fn resend(&mut self, device: DeviceId, key: FetchKey, asked: u64, from: u64) {
+        if !self
+            .exchange
+            .resend(Instant::now(), device, &key, asked, from)
+        {
+            tracing::debug!(%device, path = %key.1, asked, from, "ignored a resend that answers no request under way");
+        }
+    }
+
     /// `device` wants this device's signature of `base` for `key`: true if it is to be
     /// sent.
     pub(super) fn signature_wanted(

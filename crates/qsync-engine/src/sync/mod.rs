@@ -52,6 +52,7 @@ mod held;
 pub(crate) mod loopback;
 mod not_synced;
 mod placing;
+mod reuse;
 mod serving;
 mod transfers;
 

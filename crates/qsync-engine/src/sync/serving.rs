@@ -18,9 +18,13 @@ use crate::driver::transfer::{self, Budget};
 use crate::net::PeerConn;
 use crate::net::{self, Outbound, Outgoing};
 
-/// A serve order queued: its key and the bytes the asker has (a request of the same
-/// content from another offset is another order).
+/// A serve order queued: its key, and 0 for an order from the start or [`RESUMED`] for
+/// one from an offset (a request of the same content from the start is another order).
 type QueuedKey = (ServeKey, u64);
+
+/// The offset a queued resume (an order from any offset but 0) is known by: one at most
+/// per peer and content.
+const RESUMED: u64 = u64::MAX;
 
 /// A serve order's place in [`Serving::queued`], given back once it is served.
 struct Queued {
@@ -328,23 +332,28 @@ impl Serving {
         } = order;
         // Only what this device announced there: a regular file of the task's index (so
         // not an ignored path, a temporary file, or a guess) with that hash.
-        let Some(size) = announced else {
+        let Some(size) = announced.filter(|size| offset <= *size) else {
             let _ = conn
                 .tx
                 .send(Outbound::Message(task, Message::Unavailable { path, hash }));
             return;
         };
+        // At most one resume of a content queued per peer, and never more checks than
+        // its size has blocks: what a peer's orders hold stays a sliver of the task.
+        let mut checks = checks;
+        checks.truncate(qsync_base::check_count(offset) as usize);
+        let queued_as = if offset == 0 { 0 } else { RESUMED };
         let key = (to, task, path.clone(), hash);
         let fresh = self
             .queued
             .lock()
-            .is_ok_and(|mut queued| queued.insert((key.clone(), offset)));
+            .is_ok_and(|mut queued| queued.insert((key.clone(), queued_as)));
         if !fresh {
             return; // queued already: served once
         }
         let queued = Queued {
             serving: self.queued.clone(),
-            key: (key.clone(), offset),
+            key: (key.clone(), queued_as),
         };
         let kept = base.zip(kept).map(|(b, path)| (b, JobBase::Kept(path)));
         let job = ServeJob {

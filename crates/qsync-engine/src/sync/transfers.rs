@@ -12,7 +12,7 @@ use qsync_base::{ContentHash, DeviceId, RelPath, TaskId};
 use qsync_core::Input;
 use qsync_wire::Message;
 
-use super::{serving, Around, Report, SyncDriver};
+use super::{reuse, serving, Around, Report, SyncDriver};
 use crate::control::TransferInfo;
 use crate::driver::transfer;
 use crate::exchange::{Chunk, FetchKey, Want};
@@ -29,8 +29,9 @@ impl SyncDriver {
         self.fetching.transfers()
     }
 
-    /// The core's order to get content: found staged already, put off when the disk has
-    /// no room for it, or handed to the content exchange, which asks a holder for it.
+    /// The core's order to get content: found staged already or held here already
+    /// (`reuse.rs`), put off when the disk has no room for it, or handed to the content
+    /// exchange, which asks a holder for it.
     pub(super) fn fetch(&mut self, around: &mut impl Around, want: Want) {
         let (from, task, path, hash) = (want.from, want.task, want.path.clone(), want.hash);
         // Where new content is written: staging, and the task's folder (when it is on
@@ -39,7 +40,20 @@ impl SyncDriver {
         let mut places = vec![self.fetching.staging.dir().to_owned()];
         places.extend(self.folders.get(&task).map(|f| f.root.clone()));
         let room = |needed: u64| transfer::room_for(&places, needed);
-        if let Some(ok) = self.fetching.want(want, room) {
+        // Content held here already is staged from here: nothing travels.
+        let staged = self.fetching.staging.has_for(&want.hash, want.base)
+            || reuse::stage_local(
+                &self.fetching.staging,
+                self.folders.get(&task),
+                |hash| around.kept(hash),
+                &want,
+            );
+        let answer = if staged {
+            Some(true)
+        } else {
+            self.fetching.want(want, room)
+        };
+        if let Some(ok) = answer {
             self.inputs.push_back(Input::Fetched {
                 task,
                 path,
@@ -136,6 +150,14 @@ impl SyncDriver {
                 self.fetching.unavailable(device, (task, path, hash));
                 self.exchange_step(around);
             }
+            Message::Resend {
+                path,
+                hash,
+                asked,
+                from,
+            } => self
+                .fetching
+                .resend(device, (task, path, hash), asked, from),
             // The older protocol's updates (from a daemon of before version vectors).
             other => {
                 tracing::debug!(%device, message = ?std::mem::discriminant(&other), "ignored an update of the older protocol")

@@ -50,7 +50,15 @@ pub(super) fn apply_now(
         move_aside(folder, name, aside)?;
     }
     match &guard::as_placed(&p.target) {
-        State::Deleted => folder.remove(name)?,
+        State::Deleted => {
+            let kept = pending
+                .reuse
+                .as_ref()
+                .is_some_and(|to| folder.give_away(name, to));
+            if !kept {
+                folder.remove(name)?;
+            }
+        }
         State::File { mode, .. } => folder.set_mode(name, *mode)?,
         State::Folder { mode } => {
             let is_folder = matches!(folder.stat(name)?, Some(e) if e.kind == FileType::Directory);

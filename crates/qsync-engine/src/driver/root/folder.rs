@@ -200,6 +200,14 @@ impl Folder {
         }
     }
 
+    /// Move the regular file `name` here out, to `to` (outside any task: the daemon's own
+    /// staging), by a rename over whatever is there; false if it is not a regular file or
+    /// cannot be moved so (another file system): it stays.
+    pub fn give_away(&self, name: &str, to: &Path) -> bool {
+        let regular = matches!(self.stat(name), Ok(Some(e)) if e.kind == FileType::RegularFile);
+        regular && rfs::renameat(&self.fd, name, rfs::CWD, to).is_ok()
+    }
+
     /// Move the file at `from` (outside any task: the daemon's own staging) to a new
     /// temporary name here; `None` if that cannot be done by a rename (another file
     /// system, or one without the flag).

@@ -149,7 +149,13 @@ fn resume_from(root: &Path, content: &[u8], part: &Incoming) -> (Vec<Message>, u
             true
         },
     );
+    // Told first where it sends from, when that is not where it was asked from.
     let first = match sent.first() {
+        Some(Message::Resend { asked, from, .. }) => {
+            assert_eq!(*asked, part.received());
+            assert!(matches!(sent.get(1), Some(Message::Content { offset, .. }) if offset == from));
+            *from
+        }
         Some(Message::Content { offset, .. }) => *offset,
         other => panic!("{other:?}"),
     };
