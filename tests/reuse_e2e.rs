@@ -136,3 +136,56 @@ fn a_folder_moved_within_the_task_arrives_from_the_receivers_files() {
     );
     assert!(!p.root_b.join("photos").exists());
 }
+
+/// The modification time and permission bits of `name` under `root`.
+fn meta_of(root: &Path, name: &str) -> (std::time::SystemTime, u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let m = fs::metadata(root.join(name)).unwrap();
+    (m.modified().unwrap(), m.permissions().mode() & 0o777)
+}
+
+/// Wait until `name` has the same time and mode on both sides.
+fn wait_same_meta(p: &Pair, name: &str) {
+    node::wait_for(&format!("the time and mode of {name} on B"), SETTLE, || {
+        meta_of(&p.root_a, name) == meta_of(&p.root_b, name)
+    });
+}
+
+/// `touch -d` of a synced file (its time alone changes) is carried as a record: the
+/// content does not travel, and both copies end with the same time.
+#[test]
+fn a_time_only_change_travels_as_metadata() {
+    let p = pair();
+    p.drop_in("notes.txt", &noise(5, 1 << 20));
+    wait_same_meta(&p, "notes.txt");
+    let before = p.b.status("wire_received");
+    let t = Instant::now();
+    let old = std::time::UNIX_EPOCH + Duration::from_secs(978_307_200); // 2001-01-01
+    fs::File::options()
+        .write(true)
+        .open(p.root_a.join("notes.txt"))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    wait_same_meta(&p, "notes.txt");
+    let (wire, took) = (p.b.status("wire_received") - before, t.elapsed());
+    assert_eq!(meta_of(&p.root_b, "notes.txt").0, old);
+    println!("touch -d: {wire} bytes in, {took:?}");
+    assert!(wire <= 4096, "{wire} bytes came in for a time change");
+}
+
+/// `chmod +x` of a synced file travels as a record, and B's copy gets the mode.
+#[test]
+fn a_mode_change_travels_as_metadata() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = pair();
+    p.drop_in("run.sh", &noise(6, 1 << 20));
+    let before = p.b.status("wire_received");
+    fs::set_permissions(p.root_a.join("run.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+    node::wait_for("the mode on B", SETTLE, || {
+        meta_of(&p.root_b, "run.sh").1 == 0o755
+    });
+    let wire = p.b.status("wire_received") - before;
+    println!("chmod +x: {wire} bytes in");
+    assert!(wire <= 4096, "{wire} bytes came in for a mode change");
+}

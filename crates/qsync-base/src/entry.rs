@@ -59,6 +59,18 @@ pub struct FileEntry {
 /// The permission bits QSync keeps of a file or folder.
 pub const MODE_BITS: u32 = 0o777;
 
+/// Modification times of a file closer than this (in nanoseconds) are the same time:
+/// file systems keep times to different precisions (FAT to 2 s), and a time placed on one
+/// and read back on another must not look like a change.
+pub const MTIME_SLACK_NS: i64 = 2_000_000_000;
+
+/// Whether two modification times of a file (nanoseconds since the epoch) differ, beyond
+/// what file systems round ([`MTIME_SLACK_NS`]): a `touch -d` does, a copy across file
+/// systems does not.
+pub fn mtime_moved(a: i64, b: i64) -> bool {
+    a.abs_diff(b) >= MTIME_SLACK_NS.unsigned_abs()
+}
+
 /// Names one update (one local change, in the order changes happened on the device that
 /// made it); a device acknowledges updates by this id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

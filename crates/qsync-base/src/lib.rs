@@ -26,7 +26,7 @@ mod pieces;
 pub mod places;
 mod version;
 
-pub use entry::{EntryKind, FileEntry, UpdateId, MODE_BITS};
+pub use entry::{mtime_moved, EntryKind, FileEntry, UpdateId, MODE_BITS, MTIME_SLACK_NS};
 pub use hash::{ContentHash, ContentHasher};
 pub use id::{DeviceId, IdParseError, TaskId};
 pub use path::{RelPath, RelPathError, MAX_NAME_LEN, MAX_PATH_LEN};

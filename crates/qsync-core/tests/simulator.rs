@@ -306,6 +306,43 @@ fn two_mode_changes_while_apart_both_survive() {
 }
 
 #[test]
+fn a_time_only_change_reaches_the_other_device_and_comes_back_as_nothing() {
+    let mut w = World::new(15, 2, Topology::Pairs);
+    w.write(0, "notes.txt");
+    short_wait(&mut w);
+    w.touch_file(0, "notes.txt", -1_000_000);
+    short_wait(&mut w);
+    assert_eq!(w.mtime_of(1, "notes.txt"), w.mtime_of(0, "notes.txt"));
+    let sent = w.records_sent;
+    short_wait(&mut w);
+    assert_eq!(w.records_sent, sent, "nothing more is said once both agree");
+    // A time within what file systems round is no change.
+    w.touch_file(1, "notes.txt", -1_000_000 + 1);
+    short_wait(&mut w);
+    assert_eq!(
+        w.records_sent, sent,
+        "a second's difference is the same time"
+    );
+    settle_and_check(&mut w);
+}
+
+#[test]
+fn times_changed_apart_settle_on_the_later_one_without_a_copy() {
+    let mut w = World::new(16, 2, Topology::Pairs);
+    w.write(0, "photo.jpg");
+    short_wait(&mut w);
+    w.partition(0, 1);
+    w.touch_file(0, "photo.jpg", -500_000);
+    w.touch_file(1, "photo.jpg", -400_000);
+    short_wait(&mut w);
+    w.heal();
+    settle_and_check(&mut w);
+    let later = w.mtime_of(1, "photo.jpg");
+    assert_eq!(w.mtime_of(0, "photo.jpg"), later, "the later time on both");
+    assert!(w.conflict_copies(0).is_empty(), "{:?}", w.tree(0));
+}
+
+#[test]
 fn a_folder_whose_deletion_finds_it_not_empty_waits_for_its_children_s_deletions() {
     // A gets C's deletion of folder b while b still holds a file that B deleted a moment
     // later; B then saves a file named b. Keeping b at once, as a new version of A's,

@@ -3,14 +3,14 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use qsync_base::{ContentHash, EntryKind, FileEntry, RelPath};
+use qsync_base::{mtime_moved, ContentHash, EntryKind, FileEntry, RelPath};
 
 /// A local change, ready for the engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LocalEvent {
     /// A new file, folder or symlink.
     Create(FileEntry),
-    /// New content for an existing path.
+    /// New content for an existing path (or a file's new modification time alone).
     Modify {
         /// The new state.
         entry: FileEntry,
@@ -337,7 +337,10 @@ impl Index {
                     events.push(LocalEvent::Create(entry));
                 }
                 (Some(old), Some(entry)) => {
-                    let changed = !same_content(&old, &entry);
+                    // A file's time alone is a change too (`touch -d`): it is carried.
+                    let retimed =
+                        entry.kind == EntryKind::File && mtime_moved(old.mtime_ns, entry.mtime_ns);
+                    let changed = !same_content(&old, &entry) || retimed;
                     self.entries.insert(path, entry.clone());
                     if changed {
                         events.push(LocalEvent::Modify {

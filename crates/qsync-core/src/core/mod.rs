@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use qsync_base::{DeviceId, RelPath, TaskId, VersionVector};
+use qsync_base::{mtime_moved, DeviceId, RelPath, TaskId, VersionVector};
 
 use crate::io::{Effect, Input, Message};
 use crate::ledger::Ledger;
@@ -696,8 +696,13 @@ impl Core {
             return Ok(());
         }
         let current = ledger.record(&task, &path)?;
+        // A file's new modification time alone is a change (`touch -d`), carried as a
+        // record; within what file systems round, it is the same time.
         let unchanged = match &current {
-            Some(record) => record.state == state,
+            Some(record) => {
+                record.state == state
+                    && !(state.hash().is_some() && mtime_moved(record.mtime_ns, mtime_ns))
+            }
             None => !state.exists(),
         };
         if unchanged {

@@ -2,7 +2,7 @@
 //! for its content, ordering its placement, and storing what a done placement made; plus
 //! the rivals (versions ours won against) decided again when ours changes.
 
-use qsync_base::{Causality, ContentHash, DeviceId, RelPath, TaskId, VersionVector};
+use qsync_base::{mtime_moved, Causality, ContentHash, DeviceId, RelPath, TaskId, VersionVector};
 
 use super::{
     Core, Distrust, Item, Step, CHILDREN_WAITS, MAX_RETRY_AFTER, NEW_FOLDER_MODE, RETRY_AFTER,
@@ -74,6 +74,16 @@ impl Core {
                         };
                         (merged, aside)
                     }
+                    // The same content, concurrent, with a later time there (both
+                    // touched it apart): the versions merge and the later time is placed,
+                    // so that every device ends with it.
+                    Decision::Merge if later_time(local.as_ref(), remote) => {
+                        let merged = local
+                            .as_ref()
+                            .map(|l| join(&l.version, &remote.version))
+                            .unwrap_or_else(|| remote.version.clone());
+                        (merged, None)
+                    }
                     decision => {
                         self.settle_in_ledger(key, &item, local, decision, ledger)?;
                         continue;
@@ -84,7 +94,12 @@ impl Core {
                 .as_ref()
                 .map(|l| l.state.clone())
                 .unwrap_or(State::Deleted);
-            if aside.is_none() && expect == remote.state {
+            // A file's time placed too when it moved (a `touch -d` there).
+            let retimed = remote.state.hash().is_some()
+                && local
+                    .as_ref()
+                    .is_some_and(|l| mtime_moved(l.mtime_ns, remote.mtime_ns));
+            if aside.is_none() && expect == remote.state && !retimed {
                 // Nothing to change on disk: only the version is new.
                 self.finish_placed(key, item, version, None, Vec::new(), ledger)?;
                 continue;
@@ -757,4 +772,15 @@ fn free_copy_name<L: Ledger>(
         }
     }
     Ok(None)
+}
+
+/// Whether `remote` is the file `local` is, with a modification time later by more than
+/// file systems round.
+fn later_time(local: Option<&Record>, remote: &Record) -> bool {
+    local.is_some_and(|l| {
+        l.state == remote.state
+            && remote.state.hash().is_some()
+            && remote.mtime_ns > l.mtime_ns
+            && mtime_moved(l.mtime_ns, remote.mtime_ns)
+    })
 }

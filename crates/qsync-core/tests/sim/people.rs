@@ -139,6 +139,25 @@ impl World {
         }
     }
 
+    /// Device `d`'s person sets the modification time of file `path` `secs` seconds after
+    /// the simulated clock's (`touch -d`; before it when negative); its content stays.
+    pub fn touch_file(&mut self, d: usize, path: &str, secs: i64) {
+        let at = self.mtime + secs * 1_000_000_000;
+        if let Some(Node::File { mtime_ns, .. }) = self.devices[d].disk.get_mut(path) {
+            *mtime_ns = at;
+            self.log(format!("dev{d} user touches {path}"));
+            self.touch(d);
+        }
+    }
+
+    /// The modification time of file `path` on device `d`'s disk.
+    pub fn mtime_of(&self, d: usize, path: &str) -> Option<i64> {
+        match self.devices[d].disk.get(path) {
+            Some(Node::File { mtime_ns, .. }) => Some(*mtime_ns),
+            _ => None,
+        }
+    }
+
     // ----- faults --------------------------------------------------------------------------
 
     /// kill -9: memory, staged content and messages in flight are lost.

@@ -59,7 +59,13 @@ pub(super) fn apply_now(
                 folder.remove(name)?;
             }
         }
-        State::File { mode, .. } => folder.set_mode(name, *mode)?,
+        State::File { mode, .. } => {
+            // The content is here already: its mode and time are what change.
+            folder.set_mode(name, *mode)?;
+            if p.mtime_ns > 0 {
+                folder.set_modified(name, p.mtime_ns)?;
+            }
+        }
         State::Folder { mode } => {
             let is_folder = matches!(folder.stat(name)?, Some(e) if e.kind == FileType::Directory);
             if is_folder {

@@ -170,6 +170,24 @@ impl Folder {
         }
     }
 
+    /// Set the modification time of the file `name` (nanoseconds since the epoch), never
+    /// through a link (its access time stays).
+    pub fn set_modified(&self, name: &str, mtime_ns: i64) -> Result<(), RootError> {
+        let at = rfs::Timespec {
+            tv_sec: mtime_ns.div_euclid(1_000_000_000) as _,
+            tv_nsec: mtime_ns.rem_euclid(1_000_000_000) as _,
+        };
+        let times = rfs::Timestamps {
+            last_access: rfs::Timespec {
+                tv_sec: 0,
+                tv_nsec: rfs::UTIME_OMIT,
+            },
+            last_modification: at,
+        };
+        rfs::utimensat(&self.fd, name, &times, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| io_error("set the time of", self.at(name), e))
+    }
+
     /// Remove the file, link or empty folder `name`; nothing there is fine.
     pub fn remove(&self, name: &str) -> Result<(), RootError> {
         let flags = match self.stat(name)? {
