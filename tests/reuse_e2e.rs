@@ -189,3 +189,40 @@ fn a_mode_change_travels_as_metadata() {
     println!("chmod +x: {wire} bytes in");
     assert!(wire <= 4096, "{wire} bytes came in for a mode change");
 }
+
+/// A pattern added to `.qsyncignore` while the daemons run applies at once, on the device
+/// where it was added and on the one that received the file: a new `x.iso` on either is
+/// not sent. Taking the pattern out sends both.
+#[test]
+fn a_pattern_added_to_qsyncignore_applies_at_once_on_both_devices() {
+    let p = pair();
+    p.drop_in("keep.txt", b"kept");
+    p.drop_in("old.iso", b"synced before the rule");
+    fs::write(p.root_a.join(".qsyncignore"), "*.iso\n").unwrap();
+    wait_same(&p.root_a, &p.root_b, SETTLE);
+    fs::write(p.root_a.join("x.iso"), noise(7, 100_000)).unwrap();
+    fs::write(p.root_a.join("old.iso"), b"changed under the rule").unwrap();
+    fs::write(p.root_b.join("y.iso"), noise(8, 100_000)).unwrap();
+    fs::write(p.root_a.join("after.txt"), b"a later file goes").unwrap();
+    node::wait_for("after.txt on B", SETTLE, || {
+        p.root_b.join("after.txt").exists()
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!p.root_b.join("x.iso").exists(), "an ignored file was sent");
+    assert!(
+        !p.root_a.join("y.iso").exists(),
+        "an ignored file was sent back"
+    );
+    assert_eq!(
+        fs::read(p.root_b.join("old.iso")).unwrap(),
+        b"synced before the rule",
+        "a file that became ignored is neither sent nor deleted"
+    );
+    // The pattern goes: both files are new to the rules, and sent at once (not at the
+    // next periodic rescan).
+    fs::write(p.root_a.join(".qsyncignore"), "").unwrap();
+    node::wait_for("x.iso on B and y.iso on A", Duration::from_secs(20), || {
+        p.root_b.join("x.iso").exists() && p.root_a.join("y.iso").exists()
+    });
+    wait_same(&p.root_a, &p.root_b, SETTLE);
+}

@@ -153,6 +153,16 @@ impl Debounce {
         {
             self.renames.push((from.clone(), to.clone()));
         }
+        if paths.iter().any(|p| p.as_str() == IGNORE_FILE) {
+            // The rules changed: read again (a file being written is read again at its
+            // next event; the batch's own look reads them once it is quiet).
+            match Filter::for_root(root) {
+                Ok(filter) => self.filter = filter,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read the new .qsyncignore; the old rules stay")
+                }
+            }
+        }
         for path in paths {
             // Whether it is a folder is unknown once deleted; checking both ways keeps
             // "dir/" patterns working for folders that still exist.
@@ -354,10 +364,19 @@ pub fn observe_deferred(
         let state = match look(root, path, None, index.get(path))? {
             Look::Now(state) => state,
             Look::Hash(file) => {
+                // (Checked against the rules of the moment when its hash is folded in.)
                 to_hash.push(file);
                 continue;
             }
         };
+        // What `.qsyncignore` excludes now is not synced, whatever the debouncer's filter
+        // (read before the latest change of the rules) let through.
+        if state
+            .as_ref()
+            .is_some_and(|s| !filter.includes(path, s.kind == EntryKind::Folder))
+        {
+            continue;
+        }
         if state.as_ref().is_some_and(|s| s.kind == EntryKind::Folder)
             && !folders.iter().any(|f| path.starts_with(f))
         {
@@ -368,10 +387,16 @@ pub fn observe_deferred(
     carry_renames(renames, &mut observed, &mut to_hash);
     let events = index.observe(renames, observed);
     // Planned once the batch is in the index: after a rename, what moved with the folder.
-    let walks = folders
-        .iter()
-        .map(|folder| WalkPlan::new(index, Some(folder), filter.clone()))
-        .collect();
+    // After a change of the rules, the whole root: what they no longer exclude is new
+    // (the debouncer dropped its events while it was excluded).
+    let walks = if rules_changed {
+        vec![WalkPlan::new(index, None, filter)]
+    } else {
+        folders
+            .iter()
+            .map(|folder| WalkPlan::new(index, Some(folder), filter.clone()))
+            .collect()
+    };
     Ok(Observed {
         events,
         to_hash,
