@@ -6,8 +6,12 @@
 //! daemon's own scan notices any change made from outside.)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "support/hostile.rs"]
+mod hostile;
 #[path = "support/node.rs"]
 mod node;
+#[path = "support/peer.rs"]
+mod peer;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -225,4 +229,46 @@ fn a_pattern_added_to_qsyncignore_applies_at_once_on_both_devices() {
         p.root_b.join("x.iso").exists() && p.root_a.join("y.iso").exists()
     });
     wait_same(&p.root_a, &p.root_b, SETTLE);
+}
+
+/// A received change of a path this device's `.qsyncignore` excludes is not taken: its
+/// content is not asked for, the file here stays as it is (no write into an ignored
+/// path, no conflict copy), and the record is acknowledged, so the sender settles (the
+/// issue's `pending` stuck at 2 for good came from such a copy nobody could fetch).
+#[test]
+fn a_received_change_of_an_excluded_path_is_acknowledged_not_taken() {
+    let base = tempfile::tempdir().unwrap();
+    let a = Node::start(base.path(), "ignoring");
+    let mut b = Node::start(base.path(), "sender");
+    let root = base.path().join("A");
+    fs::create_dir(&root).unwrap();
+    fs::write(root.join(".qsyncignore"), "*.tmp\n").unwrap();
+    fs::write(root.join("skip.tmp"), b"mine, ignored").unwrap();
+    let task = a.add_task(&root);
+    link(&a, &task, &b, &base.path().join("B"));
+    let identity = peer::identity_of(&b.state);
+    b.kill();
+
+    let mut p = peer::Peer::connect(a.port, &identity, task.parse().unwrap());
+    let theirs = b"theirs".to_vec();
+    let record = p.put(
+        "skip.tmp",
+        qsync_core::State::File {
+            hash: qsync_base::ContentHash::of(&theirs),
+            size: theirs.len() as u64,
+            mode: 0o644,
+        },
+    );
+    let acked = |h: &peer::Heard| matches!(h, peer::Heard::Core(qsync_core::Message::Ack { upto, .. }) if *upto >= record.seq);
+    p.until(Duration::from_secs(30), acked);
+    assert!(
+        p.heard.iter().any(acked),
+        "the record was never acknowledged"
+    );
+    let asked = p.heard.iter().any(|h| {
+        matches!(h, peer::Heard::Core(qsync_core::Message::Request { path, .. }) if path.as_str() == "skip.tmp")
+    });
+    assert!(!asked, "the content of an ignored path was asked for");
+    assert_eq!(fs::read(root.join("skip.tmp")).unwrap(), b"mine, ignored");
+    assert_eq!(tree(&root).len(), 2, "no conflict copy: {:?}", tree(&root));
 }

@@ -119,6 +119,23 @@ pub enum Input {
         /// Its modification time, nanoseconds since the Unix epoch.
         mtime_ns: i64,
     },
+    /// This device does not sync `path` of `task` (its rules exclude it: `.qsyncignore`),
+    /// answered to a [`Effect::Fetch`] or [`Effect::Place`] for it: what peers sent of it
+    /// is acknowledged and parked, neither placed nor recorded, until the rules change
+    /// ([`Input::RulesChanged`]; were the path synced again, what is on disk here then
+    /// meets their versions as any concurrent change).
+    Excluded {
+        /// The task.
+        task: TaskId,
+        /// The path.
+        path: RelPath,
+    },
+    /// The rules of what `task` syncs here changed (its `.qsyncignore` was placed or
+    /// edited): what was [`Input::Excluded`] is decided again.
+    RulesChanged {
+        /// The task.
+        task: TaskId,
+    },
     /// Content asked of `from` arrived and is staged, its hash checked (`ok`), or could not
     /// be had (`!ok`: the peer no longer has it, or the transfer failed).
     Fetched {

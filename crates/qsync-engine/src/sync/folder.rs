@@ -1,12 +1,14 @@
 //! A synced folder as the sync driver keeps it: where it is, what its index says it holds
 //! (the watcher's entries, which placements keep up to date), the contents it has held
 //! (the bases a peer of its task may ask a patch from), whether links out of it are
-//! allowed, and the received changes it does not take (for `status`).
+//! allowed, the received changes it does not take (for `status`), and the rules of its
+//! `.qsyncignore` (a received change of a path they exclude is not taken).
 
 use std::path::PathBuf;
+use std::time::SystemTime;
 
 use qsync_base::{ContentHash, EntryKind, RelPath};
-use qsync_watch::Index;
+use qsync_watch::{Filter, Index, IGNORE_FILE};
 
 use super::held::Held;
 use super::not_synced::NotSynced;
@@ -23,6 +25,9 @@ pub(crate) struct TaskFolder {
     pub(crate) links_out: bool,
     /// Received changes the folder does not take (links out of it), for `status`.
     pub(crate) not_synced: NotSynced,
+    /// The folder's `.qsyncignore` rules, read again when the file changes (its time and
+    /// size, as last read).
+    rules: Option<(Option<(SystemTime, u64)>, Filter)>,
 }
 
 impl TaskFolder {
@@ -40,7 +45,27 @@ impl TaskFolder {
             held: Held::new(held),
             links_out,
             not_synced: NotSynced::default(),
+            rules: None,
         }
+    }
+
+    /// Whether the folder's rules (its `.qsyncignore` now) exclude `path`: a received
+    /// change of it is not taken (neither placed nor fetched), as the watcher does not
+    /// send its own. Rules that cannot be read exclude nothing.
+    pub(crate) fn excludes(&mut self, path: &RelPath, is_folder: bool) -> bool {
+        let stamp = std::fs::symlink_metadata(self.root.join(IGNORE_FILE))
+            .ok()
+            .and_then(|m| Some((m.modified().ok()?, m.len())));
+        let stale = self.rules.as_ref().is_none_or(|(read, _)| *read != stamp);
+        if stale {
+            match Filter::for_root(&self.root) {
+                Ok(filter) => self.rules = Some((stamp, filter)),
+                Err(_) => return false,
+            }
+        }
+        self.rules
+            .as_ref()
+            .is_some_and(|(_, filter)| !filter.includes(path, is_folder))
     }
 
     /// The size of the regular file at `path` if its content is `hash`: the only content

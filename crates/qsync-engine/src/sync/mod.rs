@@ -33,7 +33,7 @@ use bytes::Bytes;
 
 use qsync_base::{ContentHash, DeviceId, RelPath, TaskId};
 use qsync_core::{Core, Effect, Input, Ledger, State};
-use qsync_watch::LocalEvent;
+use qsync_watch::{LocalEvent, IGNORE_FILE};
 use qsync_wire::Message;
 
 use crate::control::PeerDistrust;
@@ -356,10 +356,16 @@ impl SyncDriver {
         };
         match crate::driver::observed(task, &folder.root, &folder.index, events) {
             Ok(inputs) => {
+                let mut rules = false;
                 for input in &inputs {
                     tracing::debug!(?input, "seen on disk");
+                    rules |= matches!(input, Input::Observed { path, .. } if path.as_str() == IGNORE_FILE);
                 }
                 self.inputs.extend(inputs);
+                if rules {
+                    // The rules edited here: what they excluded is decided again.
+                    self.inputs.push_back(Input::RulesChanged { task });
+                }
             }
             Err(e) => tracing::warn!(%task, error = %e, "could not look at a change"),
         }
@@ -443,6 +449,12 @@ impl SyncDriver {
 
     fn effect(&mut self, around: &mut impl Around, effect: Effect) {
         tracing::debug!(?effect, "core order");
+        if let Some((task, path)) = self.excluded(&effect) {
+            // This device's rules exclude the path: nothing of it is fetched or placed.
+            tracing::debug!(%task, %path, "a received change of an excluded path is not taken");
+            self.inputs.push_back(Input::Excluded { task, path });
+            return;
+        }
         match effect {
             Effect::Distrust { from, task, report } => {
                 self.distrust.report(from, task, &report);
@@ -482,6 +494,20 @@ impl SyncDriver {
             } => self.serve(around, to, (task, path, hash), (base, offset, checks)),
             Effect::Place(placement) => self.place(placement),
         }
+    }
+
+    /// The task and path of a fetch or a placement for a path the task folder's rules
+    /// exclude (see `TaskFolder::excludes`).
+    fn excluded(&mut self, effect: &Effect) -> Option<(TaskId, RelPath)> {
+        let (task, path, is_folder) = match effect {
+            Effect::Fetch { task, path, .. } => (task, path, false),
+            Effect::Place(p) => (&p.task, &p.path, p.target.is_folder()),
+            _ => return None,
+        };
+        let folder = self.folders.get_mut(task)?;
+        folder
+            .excludes(path, is_folder)
+            .then(|| (*task, path.clone()))
     }
 
     /// Send one of the core's messages to `to`, as a wire `Sync` message.

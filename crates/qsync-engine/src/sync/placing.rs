@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use qsync_base::TaskId;
 use qsync_core::{Input, PlaceOutcome, Placement, State};
+use qsync_watch::IGNORE_FILE;
 
 use super::{Applied, Report, SyncDriver, TaskFolder};
 use crate::driver::guard;
@@ -235,7 +236,19 @@ impl SyncDriver {
                 self.content_moved = Instant::now();
             }
             self.reports.extend(report);
+            let rules = match &input {
+                Input::Placed {
+                    task,
+                    path,
+                    outcome: PlaceOutcome::Done,
+                } if path.as_str() == IGNORE_FILE => Some(*task),
+                _ => None,
+            };
             self.inputs.push_back(input);
+            if let Some(task) = rules {
+                // New rules placed: what they excluded is decided again.
+                self.inputs.push_back(Input::RulesChanged { task });
+            }
         }
     }
 }
