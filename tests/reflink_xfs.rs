@@ -130,3 +130,50 @@ fn bases_are_reflinks_and_cost_no_disk() {
         "one base per file after the edit"
     );
 }
+
+/// A copy of a synced file made on one device is made on the other from what it holds,
+/// as a reflink: nothing travels, and the disk does not grow by the file's size.
+#[test]
+fn a_copy_made_on_one_device_is_a_reflink_on_the_other() {
+    let Some(xfs) = Xfs::make("a_copy_made_on_one_device_is_a_reflink_on_the_other") else {
+        return;
+    };
+    let root = &xfs.mount;
+    let (da, db) = (root.join("A"), root.join("B"));
+    fs::create_dir_all(&da).unwrap();
+    let size = 32 << 20;
+    let mut x = 0x2545_f491_4f6c_dd1d_u64;
+    let data: Vec<u8> = (0..size)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect();
+    fs::write(da.join("film.bin"), &data).unwrap();
+    let a = Node::start(root, "alpha");
+    let b = Node::start(root, "beta");
+    let task = a.add_task(&da);
+    link(&a, &task, &b, &db);
+    wait_same(&da, &db, Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(3));
+    let (disk, wire) = (used_bytes(root), b.status("wire_received"));
+    // A copy on A (itself a reflink: `cp --reflink`, `copy_file_range`).
+    let ok = Command::new("cp")
+        .args(["--reflink=always"])
+        .arg(da.join("film.bin"))
+        .arg(da.join("film-copy.bin"))
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "cp --reflink");
+    wait_same(&da, &db, Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(3));
+    let (grown, came) = (
+        used_bytes(root).saturating_sub(disk),
+        b.status("wire_received") - wire,
+    );
+    eprintln!("a copy of {size} bytes: {came} bytes in, the disk grew by {grown} bytes");
+    assert!(came <= 4096, "{came} bytes came in for a copy");
+    assert!(grown < size as u64 / 4, "the disk grew by {grown} bytes");
+}

@@ -115,8 +115,17 @@ impl Staging {
             .suffix(".tmp")
             .tempfile_in(&self.dir)
             .map_err(|e| EngineError::io("create a file in", &self.dir, e))?;
+        // A reflink where the file system shares extents (nothing written: the clone
+        // itself is read to be checked), a copy otherwise.
+        let cloned = rustix::fs::ioctl_ficlone(temp.as_file(), &from).is_ok();
+        let source = match cloned {
+            true => temp
+                .reopen()
+                .map_err(|e| EngineError::io("open", temp.path(), e))?,
+            false => from,
+        };
         let mut hasher = ContentHasher::new();
-        let mut reader = std::io::Read::take(from, size.saturating_add(1));
+        let mut reader = std::io::Read::take(source, size.saturating_add(1));
         let mut buffer = vec![0u8; 1 << 20];
         let mut copied = 0u64;
         loop {
@@ -127,8 +136,10 @@ impl Staging {
                 Err(_) => return Ok(false),
             };
             hasher.update(&buffer[..n]);
-            std::io::Write::write_all(&mut temp, &buffer[..n])
-                .map_err(|e| EngineError::io("write", temp.path(), e))?;
+            if !cloned {
+                std::io::Write::write_all(&mut temp, &buffer[..n])
+                    .map_err(|e| EngineError::io("write", temp.path(), e))?;
+            }
             copied += n as u64;
         }
         if copied != size || hasher.finish() != *hash {
