@@ -14,6 +14,7 @@ use std::time::Instant;
 use qsync_base::{ContentHash, DeviceId, RelPath, TaskId};
 use qsync_core::Input;
 
+use super::parts::Parts;
 use crate::control::TransferInfo;
 use crate::driver::place::Staging;
 use crate::driver::transfer::{Incoming, IncomingPatch};
@@ -25,10 +26,6 @@ const MAX_TRANSFERS_SHOWN: usize = 100;
 
 /// Part files kept from transfers cut short, at most (beyond, the oldest are removed).
 const MAX_KEPT_PARTS: usize = 64;
-
-/// Part files kept open for the next holder, at most (more are closed; they resume from
-/// the file, read again).
-const MAX_PARKED: usize = 16;
 
 /// What is being received for one fetch.
 enum Receiving {
@@ -91,9 +88,8 @@ pub(super) struct Fetching {
     exchange: Exchange,
     /// What is being received for the exchange's fetches: part files open, patches held.
     receiving: HashMap<FetchKey, Receiving>,
-    /// Part files of transfers moved to another holder, kept open with their hash so far
-    /// (so the next holder's bytes continue without reading the part again), by content.
-    parked: HashMap<ContentHash, Incoming>,
+    /// Part files kept open between holders (`parts.rs`).
+    parts: Parts,
     /// Requests to send and facts for the core, from the exchange's orders.
     sends: Vec<Send>,
     told: VecDeque<Input>,
@@ -106,7 +102,7 @@ impl Fetching {
             staging,
             exchange: Exchange::default(),
             receiving: HashMap::new(),
-            parked: HashMap::new(),
+            parts: Parts::default(),
             sends: Vec::new(),
             told: VecDeque::new(),
         }
@@ -115,11 +111,7 @@ impl Fetching {
     /// Forget every fetch (the core was started afresh); the parts stay on disk, and the
     /// new fetches resume from them.
     pub(super) fn reset(&mut self) {
-        self.exchange = Exchange::default();
-        self.receiving.clear();
-        self.parked.clear();
-        self.sends.clear();
-        self.told.clear();
+        *self = Self::new(self.staging.clone());
     }
 
     /// Sweep staging of content and parts older than `age` (but for the parts in use).
@@ -142,18 +134,20 @@ impl Fetching {
     }
 
     /// The core's order to fetch `want`: answered at once when the content is staged
-    /// already (`Some(true)`) or when `room` (the free-space check, given the bytes to
-    /// write: what is not kept of it yet, and what the transfers under way will still
-    /// write) says it does not fit now (`Some(false)`, asked again later); otherwise
-    /// handed to the exchange.
+    /// already, or `local` (what this device holds: `reuse.rs`) stages it
+    /// (`Some(true)`), or when `room` (the free-space check, given the bytes to write:
+    /// what is not kept of it yet, and what the transfers under way will still write)
+    /// says it does not fit now (`Some(false)`, asked again later); otherwise handed to
+    /// the exchange.
     pub(super) fn want(
         &mut self,
         want: Want,
         room: impl Fn(u64) -> Result<(), String>,
+        local: impl FnOnce(&Staging, &Want) -> bool,
     ) -> Option<bool> {
-        if self.staging.has_for(&want.hash, want.base) {
+        if self.staging.has_for(&want.hash, want.base) || local(&self.staging, &want) {
             // Fetched already (the same content at another path, or edits of this one's
-            // version, whose placement was put off).
+            // version, whose placement was put off), or held here: nothing travels.
             return Some(true);
         }
         let key = (want.task, want.path.clone(), want.hash);
@@ -238,12 +232,9 @@ impl Fetching {
     /// copy differs from the part kept here from there): the part is cut back to `from`
     /// when the first chunk comes (see `start`), if the exchange takes it.
     pub(super) fn resend(&mut self, device: DeviceId, key: FetchKey, asked: u64, from: u64) {
-        if !self
+        let _taken = self
             .exchange
-            .resend(Instant::now(), device, &key, asked, from)
-        {
-            tracing::debug!(%device, path = %key.1, asked, from, "ignored a resend that answers no request under way");
-        }
+            .resend(Instant::now(), device, &key, asked, from);
     }
 
     /// `device` wants this device's signature of `base` for `key`: true if it is to be
@@ -297,7 +288,7 @@ impl Fetching {
                     base,
                     offset,
                 } => {
-                    let checks = self.checks_of(hash, size, offset);
+                    let checks = self.parts.checks_of(&self.staging, (hash, size), offset);
                     let request = qsync_core::Message::Request {
                         task,
                         path,
@@ -327,47 +318,14 @@ impl Fetching {
         }
     }
 
-    /// The checks of the first `offset` bytes of the part of `hash`, for a request of the
-    /// rest: from its part file kept open (after another holder), or read now (and kept
-    /// open, so that the first chunk of the answer does not read it again). None when the
-    /// part cannot be read: the holder then sends it all, and the answer's first chunk
-    /// starts the part again.
-    fn checks_of(&mut self, hash: ContentHash, size: u64, offset: u64) -> Vec<ContentHash> {
-        if offset == 0 {
-            return Vec::new();
-        }
-        if let Some(parked) = self.parked.get(&hash) {
-            if parked.received() == offset {
-                return parked.checks();
-            }
-        }
-        match Incoming::open(&self.staging, hash, size, offset) {
-            Ok(incoming) => {
-                let checks = incoming.checks();
-                if self.parked.len() >= MAX_PARKED {
-                    self.parked.clear();
-                }
-                self.parked.insert(hash, incoming);
-                checks
-            }
-            Err(e) => {
-                tracing::warn!(%hash, error = %e, "the part kept of a content cannot be read; it is asked for whole");
-                Vec::new()
-            }
-        }
-    }
-
     /// Stop receiving for `key`: its part removed (`discard`), or kept for a resume.
     fn close(&mut self, key: FetchKey, discard: bool) {
         let receiving = self.receiving.remove(&key);
         if discard {
-            self.parked.remove(&key.2);
+            self.parts.remove(&key.2);
             self.staging.remove_partial(&key.2);
         } else if let Some(Receiving::Whole(incoming)) = receiving {
-            if self.parked.len() >= MAX_PARKED {
-                self.parked.clear();
-            }
-            self.parked.insert(key.2, *incoming);
+            self.parts.park(key.2, *incoming);
             // A part is kept for a later resume; a peer that begins many transfers and
             // finishes none must not fill the state folder.
             self.staging
@@ -380,7 +338,7 @@ impl Fetching {
         self.receiving
             .keys()
             .map(|(_, _, hash)| *hash)
-            .chain(self.parked.keys().copied())
+            .chain(self.parts.hashes())
             .chain(self.exchange.fetching_hashes())
             .collect()
     }
@@ -403,8 +361,7 @@ impl Fetching {
         }
     }
 
-    /// Begin receiving for `key` at `offset`: its part file (kept open from the holder
-    /// before, or opened, its first `offset` bytes read and hashed again), or a patch.
+    /// Begin receiving for `key` at `offset`: its part file (`Parts::take`), or a patch.
     fn start(
         &mut self,
         key: &FetchKey,
@@ -414,18 +371,7 @@ impl Fetching {
         let size = self.exchange.size_of(key).unwrap_or(0);
         Ok(match chunk {
             Chunk::Whole => {
-                // The part kept open, where the answer starts (a holder whose copy parts
-                // from it at a block sends from there: the part is cut back to it).
-                let mut incoming = self.parked.remove(&key.2);
-                if let Some(parked) = &mut incoming {
-                    if !parked.rewind(offset)? {
-                        incoming = None;
-                    }
-                }
-                let incoming = match incoming {
-                    Some(parked) => parked,
-                    None => Incoming::open(&self.staging, key.2, size, offset)?,
-                };
+                let incoming = self.parts.take(&self.staging, (key.2, size), offset)?;
                 Receiving::Whole(Box::new(incoming))
             }
             Chunk::Patch { base } => {

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use qsync_base::{ContentHash, EntryKind, RelPath};
+use qsync_core::{Input, PlaceOutcome};
 use qsync_watch::{Filter, Index, IGNORE_FILE};
 
 use super::held::Held;
@@ -75,4 +76,20 @@ impl TaskFolder {
             .get(path)
             .and_then(|e| (e.kind == EntryKind::File && e.hash == Some(*hash)).then_some(e.size))
     }
+}
+
+/// The task whose rules an input says changed, if it does: its `.qsyncignore` edited here
+/// (observed) or placed from a peer. What they excluded is then decided again
+/// (`Input::RulesChanged`).
+pub(crate) fn rules_changed(input: &Input) -> Option<Input> {
+    let task = match input {
+        Input::Observed { task, path, .. } if path.as_str() == IGNORE_FILE => task,
+        Input::Placed {
+            task,
+            path,
+            outcome: PlaceOutcome::Done,
+        } if path.as_str() == IGNORE_FILE => task,
+        _ => return None,
+    };
+    Some(Input::RulesChanged { task: *task })
 }

@@ -33,7 +33,7 @@ use bytes::Bytes;
 
 use qsync_base::{ContentHash, DeviceId, RelPath, TaskId};
 use qsync_core::{Core, Effect, Input, Ledger, State};
-use qsync_watch::{LocalEvent, IGNORE_FILE};
+use qsync_watch::LocalEvent;
 use qsync_wire::Message;
 
 use crate::control::PeerDistrust;
@@ -51,6 +51,7 @@ mod folder;
 mod held;
 pub(crate) mod loopback;
 mod not_synced;
+mod parts;
 mod placing;
 mod reuse;
 mod serving;
@@ -356,16 +357,12 @@ impl SyncDriver {
         };
         match crate::driver::observed(task, &folder.root, &folder.index, events) {
             Ok(inputs) => {
-                let mut rules = false;
                 for input in &inputs {
                     tracing::debug!(?input, "seen on disk");
-                    rules |= matches!(input, Input::Observed { path, .. } if path.as_str() == IGNORE_FILE);
                 }
+                let rules = inputs.iter().find_map(folder::rules_changed);
                 self.inputs.extend(inputs);
-                if rules {
-                    // The rules edited here: what they excluded is decided again.
-                    self.inputs.push_back(Input::RulesChanged { task });
-                }
+                self.inputs.extend(rules);
             }
             Err(e) => tracing::warn!(%task, error = %e, "could not look at a change"),
         }
@@ -449,16 +446,13 @@ impl SyncDriver {
 
     fn effect(&mut self, around: &mut impl Around, effect: Effect) {
         tracing::debug!(?effect, "core order");
-        if let Some((task, path)) = self.excluded(&effect) {
+        if let Some((task, path)) = self.folders.excluded(&effect) {
             // This device's rules exclude the path: nothing of it is fetched or placed.
-            tracing::debug!(%task, %path, "a received change of an excluded path is not taken");
             self.inputs.push_back(Input::Excluded { task, path });
             return;
         }
         match effect {
-            Effect::Distrust { from, task, report } => {
-                self.distrust.report(from, task, &report);
-            }
+            Effect::Distrust { from, task, report } => self.distrust.report(from, task, &report),
             Effect::Fetch {
                 from,
                 holders,
@@ -480,9 +474,7 @@ impl SyncDriver {
                     kept: 0,
                 },
             ),
-            Effect::Send { to, message } => {
-                self.send(around, to, message);
-            }
+            Effect::Send { to, message } => _ = self.send(around, to, message),
             Effect::Serve {
                 to,
                 task,
@@ -494,20 +486,6 @@ impl SyncDriver {
             } => self.serve(around, to, (task, path, hash), (base, offset, checks)),
             Effect::Place(placement) => self.place(placement),
         }
-    }
-
-    /// The task and path of a fetch or a placement for a path the task folder's rules
-    /// exclude (see `TaskFolder::excludes`).
-    fn excluded(&mut self, effect: &Effect) -> Option<(TaskId, RelPath)> {
-        let (task, path, is_folder) = match effect {
-            Effect::Fetch { task, path, .. } => (task, path, false),
-            Effect::Place(p) => (&p.task, &p.path, p.target.is_folder()),
-            _ => return None,
-        };
-        let folder = self.folders.get_mut(task)?;
-        folder
-            .excludes(path, is_folder)
-            .then(|| (*task, path.clone()))
     }
 
     /// Send one of the core's messages to `to`, as a wire `Sync` message.

@@ -7,9 +7,8 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use qsync_base::TaskId;
-use qsync_core::{Input, PlaceOutcome, Placement, State};
-use qsync_watch::IGNORE_FILE;
+use qsync_base::{RelPath, TaskId};
+use qsync_core::{Effect, Input, PlaceOutcome, Placement, State};
 
 use super::{Applied, Report, SyncDriver, TaskFolder};
 use crate::driver::guard;
@@ -55,6 +54,20 @@ impl Folders {
 
     pub(super) fn iter(&self) -> impl Iterator<Item = (&TaskId, &TaskFolder)> {
         self.map.iter()
+    }
+
+    /// The task and path of a fetch or a placement for a path the task folder's rules
+    /// exclude (see [`TaskFolder::excludes`]).
+    pub(super) fn excluded(&mut self, effect: &Effect) -> Option<(TaskId, RelPath)> {
+        let (task, path, is_folder) = match effect {
+            Effect::Fetch { task, path, .. } => (task, path, false),
+            Effect::Place(p) => (&p.task, &p.path, p.target.is_folder()),
+            _ => return None,
+        };
+        let folder = self.map.get_mut(task)?;
+        folder
+            .excludes(path, is_folder)
+            .then(|| (*task, path.clone()))
     }
 
     /// Since when placements wait to be made durable, if any do.
@@ -236,19 +249,9 @@ impl SyncDriver {
                 self.content_moved = Instant::now();
             }
             self.reports.extend(report);
-            let rules = match &input {
-                Input::Placed {
-                    task,
-                    path,
-                    outcome: PlaceOutcome::Done,
-                } if path.as_str() == IGNORE_FILE => Some(*task),
-                _ => None,
-            };
+            let rules = super::folder::rules_changed(&input);
             self.inputs.push_back(input);
-            if let Some(task) = rules {
-                // New rules placed: what they excluded is decided again.
-                self.inputs.push_back(Input::RulesChanged { task });
-            }
+            self.inputs.extend(rules);
         }
     }
 }

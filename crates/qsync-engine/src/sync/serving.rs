@@ -13,7 +13,7 @@ use bytes::Bytes;
 use qsync_base::{ContentHash, DeviceId, RelPath, TaskId};
 use qsync_wire::Message;
 
-use super::ServeKey;
+use super::{ServeKey, TaskFolder};
 use crate::driver::transfer::{self, Budget};
 use crate::net::PeerConn;
 use crate::net::{self, Outbound, Outgoing};
@@ -274,6 +274,37 @@ pub(super) struct Order {
     pub(super) kept: Option<PathBuf>,
 }
 
+impl Order {
+    /// The core's order to serve `hash` at `path` of `task` from `folder` (`base`: the
+    /// asker's version there, `kept`: where a copy of a content is kept here; `offset`:
+    /// the bytes the asker has, `checks` their checks, never more than its size has
+    /// blocks: what a peer's orders hold stays a sliver of the task).
+    pub(super) fn new(
+        folder: &TaskFolder,
+        kept: impl Fn(&ContentHash) -> Option<PathBuf>,
+        (task, path, hash): (TaskId, RelPath, ContentHash),
+        (base, offset, mut checks): (Option<ContentHash>, u64, Vec<ContentHash>),
+    ) -> Self {
+        checks.truncate(qsync_base::check_count(offset) as usize);
+        // A patch needs the asker's version: kept here if this task held it (a content of
+        // another task is never used, nor its presence told: see `held.rs`).
+        let kept = base
+            .filter(|b| folder.held.contains(b))
+            .and_then(|b| kept(&b));
+        Self {
+            task,
+            announced: folder.announced(&path, &hash),
+            path,
+            hash,
+            base,
+            offset,
+            checks,
+            root: folder.root.clone(),
+            kept,
+        }
+    }
+}
+
 /// Serving content to peers: their threads, the orders queued, and the orders that wait
 /// for the asker's signature.
 #[derive(Default)]
@@ -338,10 +369,7 @@ impl Serving {
                 .send(Outbound::Message(task, Message::Unavailable { path, hash }));
             return;
         };
-        // At most one resume of a content queued per peer, and never more checks than
-        // its size has blocks: what a peer's orders hold stays a sliver of the task.
-        let mut checks = checks;
-        checks.truncate(qsync_base::check_count(offset) as usize);
+        // At most one resume of a content queued per peer (its checks cut in `Order::new`).
         let queued_as = if offset == 0 { 0 } else { RESUMED };
         let key = (to, task, path.clone(), hash);
         let fresh = self

@@ -40,20 +40,10 @@ impl SyncDriver {
         let mut places = vec![self.fetching.staging.dir().to_owned()];
         places.extend(self.folders.get(&task).map(|f| f.root.clone()));
         let room = |needed: u64| transfer::room_for(&places, needed);
-        // Content held here already is staged from here: nothing travels.
-        let staged = self.fetching.staging.has_for(&want.hash, want.base)
-            || reuse::stage_local(
-                &self.fetching.staging,
-                self.folders.get(&task),
-                |hash| around.kept(hash),
-                &want,
-            );
-        let answer = if staged {
-            Some(true)
-        } else {
-            self.fetching.want(want, room)
-        };
-        if let Some(ok) = answer {
+        let folder = self.folders.get(&task);
+        let kept = |hash: &ContentHash| around.kept(hash);
+        let local = |staging: &_, want: &_| reuse::stage_local(staging, folder, kept, want);
+        if let Some(ok) = self.fetching.want(want, room, local) {
             self.inputs.push_back(Input::Fetched {
                 task,
                 path,
@@ -268,22 +258,8 @@ impl SyncDriver {
             return;
         };
         self.content_moved = Instant::now();
-        // A patch needs the asker's version: kept here if this task held it (a content of
-        // another task is never used, nor its presence told: see `held.rs`).
-        let kept = base
-            .filter(|b| folder.held.contains(b))
-            .and_then(|b| around.kept(&b));
-        let order = serving::Order {
-            task,
-            announced: folder.announced(&path, &hash),
-            path,
-            hash,
-            base,
-            offset,
-            checks,
-            root: folder.root.clone(),
-            kept,
-        };
+        let kept = |hash: &ContentHash| around.kept(hash);
+        let order = serving::Order::new(folder, kept, (task, path, hash), (base, offset, checks));
         self.serving.serve(to, conn, order);
     }
 }
