@@ -121,9 +121,9 @@ pub enum Input {
     },
     /// This device does not sync `path` of `task` (its rules exclude it: `.qsyncignore`),
     /// answered to a [`Effect::Fetch`] or [`Effect::Place`] for it: what peers sent of it
-    /// is acknowledged and parked, neither placed nor recorded, until the rules change
-    /// ([`Input::RulesChanged`]; were the path synced again, what is on disk here then
-    /// meets their versions as any concurrent change).
+    /// is acknowledged and kept as a rival in the ledger (across restarts), neither placed
+    /// nor recorded, until the rules change ([`Input::RulesChanged`]; were the path synced
+    /// again, what is on disk here then meets their versions as any concurrent change).
     Excluded {
         /// The task.
         task: TaskId,

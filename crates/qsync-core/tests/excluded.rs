@@ -1,8 +1,9 @@
 //! A path this device does not sync (its `.qsyncignore` excludes it): the driver answers
 //! the core's order to fetch or place a received version of it with `Input::Excluded`.
-//! The record is then acknowledged, so that its sender settles, and nothing is recorded:
-//! were the path synced again, what is on disk here would meet the peers' versions as any
-//! concurrent change does, not be taken as newer than one it never saw.
+//! The record is then acknowledged, so that its sender settles, kept as a rival in the
+//! ledger (it survives a restart), and nothing is recorded: were the path synced again,
+//! what is on disk here would meet the peers' versions as any concurrent change does, not
+//! be taken as newer than one it never saw.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Instant;
@@ -23,7 +24,7 @@ fn fetches(orders: &[Effect], path: &RelPath) -> usize {
 }
 
 #[test]
-fn a_received_version_of_an_excluded_path_is_acknowledged_parked_and_decided_again() {
+fn a_received_version_of_an_excluded_path_is_acknowledged_kept_and_decided_again() {
     let (a, b) = (DeviceId::from_bytes([1; 32]), DeviceId::from_bytes([2; 32]));
     let task = TaskId::from_bytes([7; 32]);
     let (mut core, mut ledger) = (Core::new(b), MemLedger::new());
@@ -78,10 +79,17 @@ fn a_received_version_of_an_excluded_path_is_acknowledged_parked_and_decided_aga
     // its content asked for.
     give(&mut core, Input::RulesChanged { task });
     assert_eq!(fetches(&orders(&mut core), &path), 1, "not decided again");
-    // Excluded again: parked again, once.
+    // Excluded again: kept again, once.
     give(&mut core, excluded());
     give(&mut core, Input::RulesChanged { task });
     assert_eq!(fetches(&orders(&mut core), &path), 1);
+    give(&mut core, excluded());
+    // The daemon restarts: the version is still there to decide once the rules change.
+    let mut core = Core::new(b);
+    for input in [Input::Connected { peer: a }, Input::RulesChanged { task }] {
+        core.handle(now, input, &mut ledger).unwrap();
+    }
+    assert_eq!(fetches(&orders(&mut core), &path), 1, "lost at the restart");
 }
 
 #[test]

@@ -27,7 +27,6 @@ use crate::ledger::Ledger;
 use crate::state::{Record, State};
 
 mod budget;
-mod excluded;
 mod patience;
 mod tombstones;
 mod work;
@@ -37,7 +36,6 @@ pub use budget::{
     record_cost, Distrust, Report, MAX_COUNTER, MAX_HELLOS, MAX_LINK_TARGET, MAX_NUMBER,
     MAX_VERSION_ENTRIES, WINDOW_BYTES, WINDOW_RECORDS,
 };
-use excluded::Excluded;
 use patience::Patience;
 pub use patience::PATIENCE;
 use tombstones::Tombstones;
@@ -102,8 +100,6 @@ pub struct Core {
     tombstones: Tombstones,
     /// Queues whose first record may be holding another peer's (see `patience.rs`).
     patience: Patience,
-    /// Received versions of paths this device's rules exclude (see `excluded.rs`).
-    excluded: Excluded,
     effects: VecDeque<Effect>,
 }
 
@@ -173,7 +169,6 @@ impl Core {
             changed: BTreeSet::new(),
             tombstones: Tombstones::default(),
             patience: Patience::default(),
-            excluded: Excluded::default(),
             effects: VecDeque::new(),
         }
     }
@@ -227,10 +222,7 @@ impl Core {
                 }
             }
             Input::Disconnected { peer } => self.disconnected(peer, ledger)?,
-            Input::Unlink { task, peer } => {
-                self.excluded.forget(&task, &peer);
-                self.unlinked(task, peer, ledger)?
-            }
+            Input::Unlink { task, peer } => self.unlinked(task, peer, ledger)?,
             Input::Received { from, message } => self.received(from, message, ledger)?,
             Input::Observed {
                 task,
@@ -239,19 +231,19 @@ impl Core {
                 mtime_ns,
             } => self.observed(task, path, state.normalized(), mtime_ns, ledger)?,
             Input::Excluded { task, path } => {
-                // Acknowledged, parked, not placed: the sender's records settle.
+                // The head's version is acknowledged (its sender settles) and kept as a
+                // rival, not recorded nor placed: decided again when the rules change.
                 let key = (task, path);
-                while let Some(item) = self.work.get(&key).and_then(|q| q.front()) {
-                    self.excluded.park(&key, item.from, item.record.clone());
+                if let Some(item) = self.work.get(&key).and_then(|q| q.front()).cloned() {
+                    self.keep_rival(&key.0, &key.1, item.from, &item.record, ledger)?;
                     self.finish_head(&key, ledger)?;
+                    self.advance(&key, ledger)?;
                 }
             }
             Input::RulesChanged { task } => {
                 // What was excluded is decided again: the rules may include it now.
-                for (key, from, record) in self.excluded.take(&task) {
-                    self.requeue(&key, from, record);
-                    self.advance(&key, ledger)?;
-                }
+                let paths = ledger.rival_paths(&task)?;
+                self.changed.extend(paths.into_iter().map(|p| (task, p)));
             }
             Input::Fetched {
                 task,
@@ -629,22 +621,6 @@ impl Core {
         self.offer_holder(&key, ledger)?;
         self.advance(&key, ledger)?;
         Ok(None)
-    }
-
-    /// Queue `record` of `key`, from `from`, to be decided again (outside the peer's
-    /// sequence: it was settled already).
-    fn requeue(&mut self, key: &(TaskId, RelPath), from: DeviceId, record: Record) {
-        self.work.entry(key.clone()).or_default().push_back(Item {
-            from,
-            record,
-            step: Step::Ready,
-            fetched: false,
-            tracked: false,
-            children_waits: 0,
-            failures: 0,
-            claim_noted: false,
-            stalled: false,
-        });
     }
 
     /// Drop the first item of a path's queue and settle its sequence number.

@@ -702,13 +702,12 @@ impl Core {
     /// Decide again the rivals of every path whose record changed: one that ours has now
     /// seen is forgotten; the others are queued like received records (ours may now lose),
     /// and stay in the ledger until ours has seen them, so a crash or a lost connection
-    /// cannot drop them.
+    /// cannot drop them. (A path with no record here has rivals only when its rules
+    /// excluded it: `Input::Excluded`; they are queued as well.)
     pub(super) fn recheck_rivals<L: Ledger>(&mut self, ledger: &mut L) -> Result<(), L::Error> {
         while let Some(key) = self.changed.pop_first() {
             let (task, path) = (&key.0, &key.1);
-            let Some(ours) = ledger.record(task, path)? else {
-                continue;
-            };
+            let ours = ledger.record(task, path)?;
             let rivals = ledger.rivals(task, path)?;
             // Read only for a path with rivals (this runs for every record that changes).
             let linked = match rivals.is_empty() {
@@ -718,7 +717,10 @@ impl Core {
             for (peer, rival) in rivals {
                 // Seen by ours, or from a device no longer linked with the task (whatever
                 // it sent is not to be taken any more).
-                if ours.version.dominates(&rival.version) || !linked.contains(&peer) {
+                let seen = ours
+                    .as_ref()
+                    .is_some_and(|o| o.version.dominates(&rival.version));
+                if seen || !linked.contains(&peer) {
                     ledger.set_rival(task, path, &peer, None)?;
                     continue;
                 }

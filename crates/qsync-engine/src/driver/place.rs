@@ -188,7 +188,7 @@ impl Batch {
         if let (State::Deleted, State::File { hash, .. }) = (&p.target, &checked.here) {
             // A file removed here may have been renamed there: its content is wanted at
             // its new path soon.
-            pending.reuse = Some(staging.reuse_path(hash));
+            pending.reuse = Some(staging.reuse_path(&p.task, hash));
         }
         let (parents, edits) = (checked.parents, checked.edits);
         let prepared = self.prepare(&task_root, staging, &mut pending, index, parents, edits);

@@ -11,11 +11,11 @@
 //! checked against its hash first: the bytes may have changed behind the index's back.
 
 use std::fs;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
-use qsync_base::{ContentHash, ContentHasher};
+use qsync_base::{ContentHash, ContentHasher, TaskId};
 use qsync_delta::InPlace;
 
 use super::in_place;
@@ -71,28 +71,37 @@ impl Staging {
             .map_or(0, |m| m.len())
     }
 
-    /// Where a removed file whose content was recorded as `hash` is kept for reuse.
-    pub fn reuse_path(&self, hash: &ContentHash) -> PathBuf {
-        self.dir.join(format!("{REUSE}{}", hash.to_hex()))
+    /// Where a file of `task` removed here, whose content was recorded as `hash`, is kept
+    /// for reuse (by that task only: what one task held is never used for another).
+    pub fn reuse_path(&self, task: &TaskId, hash: &ContentHash) -> PathBuf {
+        self.dir.join(format!("{REUSE}{task}-{}", hash.to_hex()))
     }
 
-    /// Stage the content `hash` of `size` bytes from a removed file kept for reuse, if
-    /// there is one and it still holds exactly that (it is renamed, not copied): whether
-    /// it is staged now. One that does not is removed.
-    pub fn take_reuse(&self, hash: &ContentHash, size: u64) -> bool {
-        let kept = self.reuse_path(hash);
-        let Ok(file) = fs::File::open(&kept) else {
+    /// Stage the content `hash` of `size` bytes from a file of `task` removed here and
+    /// kept for reuse, if there is one and it still holds exactly that (it is renamed,
+    /// not copied): whether it is staged now. One that does not is removed.
+    pub fn take_reuse(&self, task: &TaskId, hash: &ContentHash, size: u64) -> bool {
+        let kept = self.reuse_path(task, hash);
+        // Never through a link, never blocking on a FIFO: a regular file only.
+        let opened = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nofollow_nonblock())
+            .open(&kept);
+        let Ok(file) = opened else {
             return false;
         };
         let right = file
             .metadata()
             .is_ok_and(|m| m.is_file() && m.len() == size)
-            && ContentHash::of_reader(file).is_ok_and(|h| h == *hash);
-        if right && fs::rename(&kept, self.path_of(hash)).is_ok() {
-            return true;
+            && ContentHash::of_reader(&file).is_ok_and(|h| h == *hash);
+        // Staged now: its time says so (the sweep removes staged content by age).
+        let staged = right
+            && file.set_modified(std::time::SystemTime::now()).is_ok()
+            && fs::rename(&kept, self.path_of(hash)).is_ok();
+        if !staged {
+            let _ = fs::remove_file(&kept);
         }
-        let _ = fs::remove_file(&kept);
-        false
+        staged
     }
 
     /// Stage the content `hash` of `size` bytes by copying `from` (a file of a task, a
@@ -286,4 +295,10 @@ impl Staging {
         let _ = fs::remove_file(self.path_of(hash));
         let _ = fs::remove_file(self.edits_path(hash));
     }
+}
+
+/// `O_NOFOLLOW | O_NONBLOCK`: a file opened with them is never reached through a link, and
+/// opening a FIFO does not wait for a writer.
+fn nofollow_nonblock() -> i32 {
+    (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32
 }

@@ -145,12 +145,16 @@ impl Fetching {
         room: impl Fn(u64) -> Result<(), String>,
         local: impl FnOnce(&Staging, &Want) -> bool,
     ) -> Option<bool> {
-        if self.staging.has_for(&want.hash, want.base) || local(&self.staging, &want) {
+        let key = (want.task, want.path.clone(), want.hash);
+        // Looked for here once, not again while it is fetched, nor when a copy would not
+        // fit.
+        let look_here = !self.exchange.is_fetching(&key) && room(want.size).is_ok();
+        if self.staging.has_for(&want.hash, want.base) || (look_here && local(&self.staging, &want))
+        {
             // Fetched already (the same content at another path, or edits of this one's
             // version, whose placement was put off), or held here: nothing travels.
             return Some(true);
         }
-        let key = (want.task, want.path.clone(), want.hash);
         if !self.exchange.is_fetching(&key) {
             // What is kept of it already needs no more room.
             let kept = self.staging.partial_len(&want.hash).min(want.size);

@@ -4,8 +4,8 @@
 //! allowed, the received changes it does not take (for `status`), and the rules of its
 //! `.qsyncignore` (a received change of a path they exclude is not taken).
 
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use std::time::SystemTime;
 
 use qsync_base::{ContentHash, EntryKind, RelPath};
 use qsync_core::{Input, PlaceOutcome};
@@ -13,6 +13,9 @@ use qsync_watch::{Filter, Index, IGNORE_FILE};
 
 use super::held::Held;
 use super::not_synced::NotSynced;
+
+/// What says a file changed: its inode, size, and modification and change times.
+type Stamp = (u64, u64, i64, i64, i64, i64);
 
 /// One task's folder (see the [module documentation](self)).
 pub(crate) struct TaskFolder {
@@ -26,9 +29,9 @@ pub(crate) struct TaskFolder {
     pub(crate) links_out: bool,
     /// Received changes the folder does not take (links out of it), for `status`.
     pub(crate) not_synced: NotSynced,
-    /// The folder's `.qsyncignore` rules, read again when the file changes (its time and
-    /// size, as last read).
-    rules: Option<(Option<(SystemTime, u64)>, Filter)>,
+    /// The folder's `.qsyncignore` rules, read again when the file changes (its inode,
+    /// size and times, as last read).
+    rules: Option<(Option<Stamp>, Filter)>,
 }
 
 impl TaskFolder {
@@ -56,7 +59,16 @@ impl TaskFolder {
     pub(crate) fn excludes(&mut self, path: &RelPath, is_folder: bool) -> bool {
         let stamp = std::fs::symlink_metadata(self.root.join(IGNORE_FILE))
             .ok()
-            .and_then(|m| Some((m.modified().ok()?, m.len())));
+            .map(|m| {
+                (
+                    m.ino(),
+                    m.len(),
+                    m.mtime(),
+                    m.mtime_nsec(),
+                    m.ctime(),
+                    m.ctime_nsec(),
+                )
+            });
         let stale = self.rules.as_ref().is_none_or(|(read, _)| *read != stamp);
         if stale {
             match Filter::for_root(&self.root) {

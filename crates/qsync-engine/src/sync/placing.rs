@@ -61,7 +61,12 @@ impl Folders {
     pub(super) fn excluded(&mut self, effect: &Effect) -> Option<(TaskId, RelPath)> {
         let (task, path, is_folder) = match effect {
             Effect::Fetch { task, path, .. } => (task, path, false),
-            Effect::Place(p) => (&p.task, &p.path, p.target.is_folder()),
+            // (A folder removed is a folder to `dir/` rules too.)
+            Effect::Place(p) => (
+                &p.task,
+                &p.path,
+                p.target.is_folder() || p.expect.is_folder(),
+            ),
             _ => return None,
         };
         let folder = self.map.get_mut(task)?;

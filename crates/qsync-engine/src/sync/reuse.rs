@@ -37,7 +37,7 @@ pub(super) fn stage_local(
     if size == 0 {
         return false; // nothing to save
     }
-    if staging.take_reuse(hash, size) {
+    if staging.take_reuse(&want.task, hash, size) {
         tracing::debug!(path = %want.path, "content staged from a file removed here");
         return true;
     }
@@ -59,7 +59,7 @@ pub(super) fn stage_local(
         .index
         .entries()
         .filter(|e| e.kind == EntryKind::File && e.size == size && e.hash == Some(*hash))
-        .map(|e| e.path.clone())
+        .map(|e| (e.path.clone(), e.mtime_ns))
         .take(MAX_TRIED)
         .collect();
     if same.is_empty() {
@@ -68,7 +68,14 @@ pub(super) fn stage_local(
     let Ok(root) = TaskRoot::open(&folder.root) else {
         return false;
     };
-    for path in same {
+    for (path, mtime_ns) in same {
+        // Not read when it changed since the index saw it (its size or time).
+        let unchanged = root
+            .stat(&path)
+            .is_ok_and(|e| e.is_some_and(|e| e.size == size && e.mtime_ns == mtime_ns));
+        if !unchanged {
+            continue;
+        }
         // Beneath the root, never through a link, a regular file only.
         let Ok(file) = root.open_file(&path) else {
             continue;
@@ -138,16 +145,28 @@ mod tests {
         (dir, folder, staging)
     }
 
+    /// Write `content` at `a.bin` of `folder` with the time its index entry says.
+    fn write_as_indexed(folder: &TaskFolder, content: &[u8]) {
+        let path = folder.root.join("a.bin");
+        std::fs::write(&path, content).unwrap();
+        let indexed = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(1);
+        let file = std::fs::File::options().write(true).open(&path).unwrap();
+        file.set_modified(indexed).unwrap();
+    }
+
     #[test]
     fn a_file_of_the_task_is_staged_only_if_it_holds_its_recorded_content() {
         let (right, other) = (bytes(3), bytes(5));
         let (_dir, folder, staging) = scene(&right, false);
-        // Changed behind the index's back: same size, other bytes.
-        std::fs::write(folder.root.join("a.bin"), &other).unwrap();
         let copy = want("copy.bin", &right);
+        // Changed behind the index's back: same size, same time, other bytes.
+        write_as_indexed(&folder, &other);
         assert!(!stage_local(&staging, Some(&folder), |_| None, &copy));
         assert!(!staging.has(&copy.hash), "nothing wrong is staged");
+        // Right bytes, but another time than the index saw: not even read.
         std::fs::write(folder.root.join("a.bin"), &right).unwrap();
+        assert!(!stage_local(&staging, Some(&folder), |_| None, &copy));
+        write_as_indexed(&folder, &right);
         assert!(stage_local(&staging, Some(&folder), |_| None, &copy));
         assert_eq!(std::fs::read(staging.path_of(&copy.hash)).unwrap(), right);
     }
@@ -157,21 +176,21 @@ mod tests {
         let content = bytes(7);
         let (_dir, folder, staging) = scene(&bytes(9), false);
         let moved = want("moved.bin", &content);
-        std::fs::write(staging.reuse_path(&moved.hash), bytes(11)).unwrap();
+        std::fs::write(staging.reuse_path(&moved.task, &moved.hash), bytes(11)).unwrap();
         assert!(!stage_local(&staging, Some(&folder), |_| None, &moved));
         assert!(!staging.has(&moved.hash));
         assert!(
-            !staging.reuse_path(&moved.hash).exists(),
+            !staging.reuse_path(&moved.task, &moved.hash).exists(),
             "a wrong one is removed"
         );
-        std::fs::write(staging.reuse_path(&moved.hash), &content).unwrap();
+        std::fs::write(staging.reuse_path(&moved.task, &moved.hash), &content).unwrap();
         assert!(stage_local(&staging, Some(&folder), |_| None, &moved));
         assert_eq!(
             std::fs::read(staging.path_of(&moved.hash)).unwrap(),
             content
         );
         assert!(
-            !staging.reuse_path(&moved.hash).exists(),
+            !staging.reuse_path(&moved.task, &moved.hash).exists(),
             "renamed, not copied"
         );
     }
@@ -190,5 +209,53 @@ mod tests {
         std::fs::remove_file(this_task.root.join("a.bin")).ok();
         assert!(stage_local(&staging, Some(&this_task), kept, &wanted));
         assert!(staging.has(&wanted.hash));
+    }
+
+    #[test]
+    fn a_fifo_or_a_link_at_the_reuse_name_is_never_read() {
+        let content = bytes(17);
+        let (dir, folder, staging) = scene(&bytes(19), false);
+        let moved = want("moved.bin", &content);
+        let at = staging.reuse_path(&moved.task, &moved.hash);
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &at,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        assert!(
+            !stage_local(&staging, Some(&folder), |_| None, &moved),
+            "a FIFO"
+        );
+        let target = dir.path().join("elsewhere");
+        std::fs::write(&target, &content).unwrap();
+        std::os::unix::fs::symlink(&target, &at).unwrap();
+        assert!(
+            !stage_local(&staging, Some(&folder), |_| None, &moved),
+            "a link"
+        );
+        assert!(!staging.has(&moved.hash));
+    }
+
+    #[test]
+    fn only_a_regular_file_with_one_name_is_kept_for_reuse() {
+        let (dir, folder, _staging) = scene(&bytes(21), false);
+        let top = TaskRoot::open(&folder.root).unwrap().top().unwrap();
+        let to = dir.path().join("kept");
+        std::fs::write(folder.root.join("linked.bin"), b"two names").unwrap();
+        std::fs::hard_link(
+            folder.root.join("linked.bin"),
+            dir.path().join("other-name"),
+        )
+        .unwrap();
+        assert!(!top.give_away("linked.bin", &to), "a file with two names");
+        std::os::unix::fs::symlink("linked.bin", folder.root.join("link")).unwrap();
+        assert!(!top.give_away("link", &to), "a link");
+        std::fs::write(folder.root.join("one.bin"), b"one name").unwrap();
+        assert!(top.give_away("one.bin", &to));
+        assert_eq!(std::fs::read(&to).unwrap(), b"one name");
+        assert!(!folder.root.join("one.bin").exists());
     }
 }

@@ -219,11 +219,25 @@ impl Folder {
     }
 
     /// Move the regular file `name` here out, to `to` (outside any task: the daemon's own
-    /// staging), by a rename over whatever is there; false if it is not a regular file or
-    /// cannot be moved so (another file system): it stays.
+    /// staging), by a rename over whatever is there; false if it is not a regular file
+    /// with one name, or cannot be moved so (another file system): it stays. What was
+    /// moved is checked at its new name to be the file that was looked at (something
+    /// swapped in meanwhile goes back).
     pub fn give_away(&self, name: &str, to: &Path) -> bool {
-        let regular = matches!(self.stat(name), Ok(Some(e)) if e.kind == FileType::RegularFile);
-        regular && rfs::renameat(&self.fd, name, rfs::CWD, to).is_ok()
+        let Ok(before) = rfs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) else {
+            return false;
+        };
+        let regular = FileType::from_raw_mode(before.st_mode as _) == FileType::RegularFile;
+        if !regular || before.st_nlink != 1 || rfs::renameat(&self.fd, name, rfs::CWD, to).is_err()
+        {
+            return false;
+        }
+        let moved = rfs::statat(rfs::CWD, to, AtFlags::SYMLINK_NOFOLLOW);
+        let same = moved.is_ok_and(|m| (m.st_dev, m.st_ino) == (before.st_dev, before.st_ino));
+        if !same {
+            let _ = rfs::renameat_with(rfs::CWD, to, &self.fd, name, RenameFlags::NOREPLACE);
+        }
+        same
     }
 
     /// Move the file at `from` (outside any task: the daemon's own staging) to a new
