@@ -17,6 +17,8 @@
 mod live;
 #[path = "../tests/support/node.rs"]
 mod node;
+#[path = "reuse.rs"]
+mod reuse;
 #[path = "syncthing.rs"]
 mod syncthing;
 
@@ -44,6 +46,8 @@ pub struct Scale {
     pub live_tiny_files: usize,
     /// Files of 100 bytes in the folder `task add` maps (the scan row).
     pub scan_files: usize,
+    /// Files of 1 MiB in the folder moved within a task (the reuse rows).
+    pub moved_files: usize,
 }
 
 pub const FULL: Scale = Scale {
@@ -58,6 +62,7 @@ pub const FULL: Scale = Scale {
     live_small_files: 10_000,
     live_tiny_files: 100_000,
     scan_files: 1_000_000,
+    moved_files: 1000,
 };
 
 pub const SMOKE: Scale = Scale {
@@ -72,6 +77,7 @@ pub const SMOKE: Scale = Scale {
     live_small_files: 20,
     live_tiny_files: 50,
     scan_files: 2_000,
+    moved_files: 20,
 };
 
 #[derive(Default)]
@@ -652,6 +658,9 @@ pub fn run(scale: Scale) -> Vec<Row> {
             scale.live_tiny_files,
             1024,
         );
+    }
+    if wanted("reuse") {
+        reuse::held_already(&mut rows, scale.edit_file_size, scale.moved_files);
     }
     if wanted("latency") {
         latency(&mut rows, scale.latency_rounds);

@@ -21,5 +21,5 @@ fn the_comparison_harness_runs_at_smoke_scale() {
     let rows = compare::run(compare::SMOKE);
     let table = compare::table(compare::SMOKE, &rows);
     println!("{table}");
-    assert_eq!(rows.len(), 12, "{table}");
+    assert_eq!(rows.len(), 15, "{table}");
 }

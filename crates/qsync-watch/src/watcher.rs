@@ -94,6 +94,8 @@ struct Touch {
     closed: bool,
     /// It was written to, and not closed since: its writer may only be held up.
     open: bool,
+    /// It was written to since it was last reported (a rename of it then waits).
+    wrote: bool,
     /// Its first event since it was last reported.
     first: Instant,
 }
@@ -129,8 +131,8 @@ impl Debounce {
         }
         // Opening, reading and closing unchanged change nothing (and reading a folder to
         // walk it must not come back as an event about it); closing after writing does.
-        let closed = event.kind == EventKind::Access(AccessKind::Close(AccessMode::Write));
-        if matches!(event.kind, EventKind::Access(_)) && !closed {
+        let closed_write = event.kind == EventKind::Access(AccessKind::Close(AccessMode::Write));
+        if matches!(event.kind, EventKind::Access(_)) && !closed_write {
             return None;
         }
         let written = matches!(event.kind, EventKind::Modify(ModifyKind::Data(_)));
@@ -148,6 +150,17 @@ impl Debounce {
                 }
             })
             .collect();
+        // A rename of something settled (a person's `mv`) is whole when it is seen: it is
+        // reported as early as a file closed after writing. One of a file just written (an
+        // editor's save through a temporary file) waits the period, as any path touched
+        // again after its close.
+        let renamed = match (event.kind, &paths[..]) {
+            (EventKind::Modify(ModifyKind::Name(RenameMode::Both)), [from, _]) => {
+                !self.pending.get(from).is_some_and(|t| t.wrote)
+            }
+            _ => false,
+        };
+        let closed = closed_write || renamed;
         if let (EventKind::Modify(ModifyKind::Name(RenameMode::Both)), [from, to]) =
             (event.kind, &paths[..])
         {
@@ -173,10 +186,12 @@ impl Debounce {
                 let was_open = before.is_some_and(|t| t.open);
                 let first = before.map_or(now, |t| t.first);
                 let open = written || (was_open && !closed);
+                let wrote = written || closed_write || before.is_some_and(|t| t.wrote);
                 let touch = Touch {
                     at: now,
                     closed,
                     open,
+                    wrote,
                     first,
                 };
                 self.pending.insert(path, touch);

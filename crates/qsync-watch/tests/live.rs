@@ -378,6 +378,29 @@ fn a_file_closed_after_writing_is_reported_early_and_a_loop_is_debounced() {
     assert!(t.elapsed() >= period, "{:?}", t.elapsed());
 }
 
+/// A settled file or folder renamed (a person's `mv`) is reported as soon as it is seen,
+/// not after the whole debounce period: a rename is whole when it happens.
+#[test]
+fn a_settled_file_or_folder_renamed_is_reported_early() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    fs::write(root.join("film.bin"), "settled").unwrap();
+    fs::create_dir(root.join("photos")).unwrap();
+    fs::write(root.join("photos/a.jpg"), "a").unwrap();
+    let period = Duration::from_secs(3);
+    let (_w, rx) = TaskWatcher::start(root, period).unwrap();
+    for (from, to) in [("film.bin", "movie.bin"), ("photos", "album")] {
+        let t = Instant::now();
+        fs::rename(root.join(from), root.join(to)).unwrap();
+        let batch = rx.recv_timeout(period).expect("reported before the period");
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+        let WatchBatch::Changes { touched, .. } = batch else {
+            panic!("{batch:?}")
+        };
+        assert!(touched.contains(&p(to)), "{touched:?}");
+    }
+}
+
 /// A file written and still open (its writer held up, say) is not reported after the
 /// period: only once closed, or once quiet for `UNCLOSED_QUIET`.
 #[test]

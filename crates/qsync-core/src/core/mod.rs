@@ -637,6 +637,7 @@ impl Core {
         };
         if queue.is_empty() {
             self.work.remove(key);
+            self.wake_parents(key);
         }
         if item.tracked {
             if let Some(inbound) = self.inbound.get_mut(&(key.0, item.from)) {
@@ -645,6 +646,33 @@ impl Core {
             self.settle(key.0, item.from, ledger)?;
         }
         Ok(())
+    }
+
+    /// The work on `key` is done: a folder above it waiting for what is under it to go
+    /// (its deletion found it not empty) is decided again now, once nothing under it is
+    /// left to do, rather than at its next retry.
+    fn wake_parents(&mut self, key: &(TaskId, RelPath)) {
+        let Some(now) = self.now else {
+            return;
+        };
+        let mut parent = key.1.parent();
+        while let Some(folder) = parent {
+            let above = (key.0, folder);
+            let waiting = self
+                .work
+                .get(&above)
+                .and_then(|q| q.front())
+                .is_some_and(|head| matches!(head.step, Step::Waiting(at) if at > now));
+            let busy_below = waiting
+                && self
+                    .work
+                    .keys()
+                    .any(|(t, p)| *t == above.0 && p != &above.1 && p.starts_with(&above.1));
+            if waiting && !busy_below {
+                self.set_step(&above, Step::Waiting(now));
+            }
+            parent = above.1.parent();
+        }
     }
 
     /// Store and acknowledge how far `peer`'s sequence is settled.

@@ -19,6 +19,7 @@ use qsync_base::{RelPath, TaskId};
 use qsync_core::{PlaceOutcome, Placement, State};
 use qsync_delta::InPlace;
 use qsync_watch::Index;
+use rustix::fs::FileType;
 
 pub use super::staging::Staging;
 
@@ -222,10 +223,14 @@ impl Batch {
             if self.made.contains(&parent.to_local(root)) {
                 continue;
             }
-            if task_root.stat(parent)?.is_some() {
-                return Ok(Err(PlaceOutcome::Diverged));
+            match task_root.stat(parent)? {
+                None => parents.push(parent),
+                // A folder there already (the placement of that folder, made a moment ago
+                // and not yet recorded, or one the watcher has not reported yet): the
+                // content goes into it. Anything else is not what the core expects.
+                Some(e) if e.kind == FileType::Directory => {}
+                Some(_) => return Ok(Err(PlaceOutcome::Diverged)),
             }
-            parents.push(parent);
         }
         let aside = match &p.aside {
             Some(aside) => {
