@@ -272,3 +272,26 @@ fn a_received_change_of_an_excluded_path_is_acknowledged_not_taken() {
     assert_eq!(fs::read(root.join("skip.tmp")).unwrap(), b"mine, ignored");
     assert_eq!(tree(&root).len(), 2, "no conflict copy: {:?}", tree(&root));
 }
+
+/// A renames a file while B, apart, edits it: nothing is lost. The rename is a deletion
+/// of the old name (which B's edit, not having seen it, survives) and a new name with
+/// the old content (from what each device holds).
+#[test]
+fn a_rename_on_one_device_while_the_other_edits_the_file_loses_nothing() {
+    let mut p = pair();
+    let original = noise(9, 200_000);
+    p.drop_in("report.txt", &original);
+    p.b.kill();
+    fs::rename(p.root_a.join("report.txt"), p.root_a.join("final.txt")).unwrap();
+    let edited = noise(10, 200_000);
+    fs::write(p.root_b.join("report.txt"), &edited).unwrap();
+    p.b.restart();
+    wait_same(&p.root_a, &p.root_b, SETTLE);
+    let on_a = |name: &str| fs::read(p.root_a.join(name)).ok();
+    assert_eq!(on_a("final.txt"), Some(original), "the renamed content");
+    assert_eq!(
+        on_a("report.txt"),
+        Some(edited),
+        "B's edit survives the rename"
+    );
+}
