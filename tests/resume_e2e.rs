@@ -38,16 +38,7 @@ fn size() -> usize {
 
 /// Bytes that do not compress, the same for a given length.
 fn noise(len: usize) -> Vec<u8> {
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
+    node::noise(0, len)
 }
 
 /// A daemon `a` syncing `root`, linked to a device whose key the test now holds (its daemon

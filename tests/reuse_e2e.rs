@@ -17,23 +17,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use node::{link, tree, wait_same, Node};
+use node::{link, noise, tree, wait_same, Node};
 
 const SETTLE: Duration = Duration::from_secs(120);
-
-/// Bytes that do not compress, different for each `seed`.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
 
 /// Two linked daemons, `a` syncing `root_a` to `root_b` on `b`.
 struct Pair {

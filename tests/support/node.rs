@@ -494,3 +494,18 @@ impl Drop for Events {
         let _ = self.child.wait();
     }
 }
+
+/// Bytes that do not compress, the same for a given `seed` and length, different for
+/// another seed.
+pub fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}

@@ -25,6 +25,11 @@ const MIN_SEARCHED: u64 = 64 * 1024;
 /// The most files of the task with the same recorded content that are tried.
 const MAX_TRIED: usize = 4;
 
+/// Contents larger than this are fetched rather than staged from here: staging reads the
+/// whole file (to check it, and to copy it where there is no reflink) on the daemon's
+/// engine thread, which must not stop for seconds. (Off that thread, next: then any size.)
+const MAX_REUSED: u64 = 256 * 1024 * 1024;
+
 /// Stage `want`'s content from what this device holds for its task `folder` (`kept`:
 /// where a kept copy of a content is), if it holds it: whether it is staged now.
 pub(super) fn stage_local(
@@ -34,8 +39,8 @@ pub(super) fn stage_local(
     want: &Want,
 ) -> bool {
     let (hash, size) = (&want.hash, want.size);
-    if size == 0 {
-        return false; // nothing to save
+    if size == 0 || size > MAX_REUSED {
+        return false; // nothing to save, or too long to read here now
     }
     if staging.take_reuse(&want.task, hash, size) {
         tracing::debug!(path = %want.path, "content staged from a file removed here");
