@@ -247,7 +247,8 @@ pub struct Placement {
     /// same content (another device made the same copy), what is at `path` is removed
     /// instead; if it holds anything else, nothing is done ([`PlaceOutcome::Diverged`]).
     pub aside: Option<RelPath>,
-    /// Folders to create first, outermost first; each must not exist.
+    /// Folders to create first, outermost first (one that is a folder already is used:
+    /// the placement of that folder may be under way).
     pub parents: Vec<RelPath>,
     /// The peer the version comes from (for the driver's reports).
     pub from: DeviceId,

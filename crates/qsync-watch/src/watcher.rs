@@ -96,6 +96,9 @@ struct Touch {
     open: bool,
     /// It was written to since it was last reported (a rename of it then waits).
     wrote: bool,
+    /// Its last event was a rename (reported early after [`STORM_GAP`], not
+    /// [`CLOSED_QUIET`]).
+    renamed: bool,
     /// Its first event since it was last reported.
     first: Instant,
 }
@@ -151,13 +154,17 @@ impl Debounce {
             })
             .collect();
         // A rename of something settled (a person's `mv`) is whole when it is seen: it is
-        // reported as early as a file closed after writing. One of a file just written (an
-        // editor's save through a temporary file) waits the period, as any path touched
-        // again after its close.
+        // reported early, once quiet for [`STORM_GAP`] (an editor that renames the
+        // original away before it writes the new one writes within that). One of what was
+        // just written (a file, or anything in a folder: an editor's save through a
+        // temporary file, a folder still being filled) waits the period, as any path
+        // touched again after its close. (A temporary file the rules exclude, or one
+        // reported already, is not seen written: such a save is reported early, whole.)
         let renamed = match (event.kind, &paths[..]) {
-            (EventKind::Modify(ModifyKind::Name(RenameMode::Both)), [from, _]) => {
-                !self.pending.get(from).is_some_and(|t| t.wrote)
-            }
+            (EventKind::Modify(ModifyKind::Name(RenameMode::Both)), [from, _]) => !self
+                .pending
+                .iter()
+                .any(|(p, t)| t.wrote && p.starts_with(from)),
             _ => false,
         };
         let closed = closed_write || renamed;
@@ -192,6 +199,7 @@ impl Debounce {
                     closed,
                     open,
                     wrote,
+                    renamed,
                     first,
                 };
                 self.pending.insert(path, touch);
@@ -216,7 +224,12 @@ impl Debounce {
                 Some((last, n)) if touch.at.saturating_duration_since(*last) < STORM_GAP => *n,
                 _ => 0,
             };
-            let needed = CLOSED_QUIET.saturating_mul(1 << times.min(16)).min(period);
+            let quiet_early = if touch.renamed {
+                STORM_GAP
+            } else {
+                CLOSED_QUIET
+            };
+            let needed = quiet_early.saturating_mul(1 << times.min(16)).min(period);
             let held_long = now.duration_since(touch.first) >= OPEN_AT_MOST;
             if quiet >= period && (!touch.open || quiet >= UNCLOSED_QUIET || held_long) {
                 touched.insert(path.clone());

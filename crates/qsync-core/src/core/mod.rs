@@ -125,6 +125,9 @@ struct Item {
     /// Moved to the back of its queue for holding another peer's record (`patience.rs`)
     /// and not fetched since: no record gives way to it, however newer it claims to be.
     stalled: bool,
+    /// Waits for the work under it to be done (the deletion of its folder found it not
+    /// empty while paths under it were queued): woken when it is (`wake_parents`).
+    below: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -235,7 +238,13 @@ impl Core {
                 // rival, not recorded nor placed: decided again when the rules change.
                 let key = (task, path);
                 if let Some(item) = self.work.get(&key).and_then(|q| q.front()).cloned() {
-                    self.keep_rival(&key.0, &key.1, item.from, &item.record, ledger)?;
+                    let kept = ledger
+                        .rivals(&key.0, &key.1)?
+                        .into_iter()
+                        .any(|(d, r)| d == item.from && r.version == item.record.version);
+                    if !kept {
+                        self.keep_rival(&key.0, &key.1, item.from, &item.record, ledger)?;
+                    }
                     self.finish_head(&key, ledger)?;
                     self.advance(&key, ledger)?;
                 }
@@ -617,6 +626,7 @@ impl Core {
                 failures: 0,
                 claim_noted: false,
                 stalled: false,
+                below: false,
             });
         self.offer_holder(&key, ledger)?;
         self.advance(&key, ledger)?;
@@ -662,17 +672,36 @@ impl Core {
                 .work
                 .get(&above)
                 .and_then(|q| q.front())
-                .is_some_and(|head| matches!(head.step, Step::Waiting(at) if at > now));
-            let busy_below = waiting
-                && self
-                    .work
-                    .keys()
-                    .any(|(t, p)| *t == above.0 && p != &above.1 && p.starts_with(&above.1));
-            if waiting && !busy_below {
+                .is_some_and(|head| {
+                    head.below && matches!(head.step, Step::Waiting(at) if at > now)
+                });
+            if waiting && !self.busy_below(&above) {
+                if let Some(head) = self.work.get_mut(&above).and_then(|q| q.front_mut()) {
+                    head.below = false;
+                }
                 self.set_step(&above, Step::Waiting(now));
             }
             parent = above.1.parent();
         }
+    }
+
+    /// Whether paths under the folder `key` have work queued. (Keys sort by path: those
+    /// under it follow it, after siblings whose next character sorts before `/`.)
+    fn busy_below(&self, key: &(TaskId, RelPath)) -> bool {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let folder = key.1.as_str();
+        for ((task, path), _) in self.work.range((Excluded(key.clone()), Unbounded)) {
+            let Some(rest) = path.as_str().strip_prefix(folder) else {
+                return false;
+            };
+            if *task != key.0 || rest.starts_with('/') {
+                return *task == key.0;
+            }
+            if rest.as_bytes().first().is_some_and(|c| *c > b'/') {
+                return false;
+            }
+        }
+        false
     }
 
     /// Store and acknowledge how far `peer`'s sequence is settled.

@@ -532,11 +532,10 @@ impl Core {
                 let (task, path) = (&key.0, &key.1);
                 // Paths under it still have received work to do (their deletions, most
                 // likely): try again once that is done.
-                let busy_below = self
-                    .work
-                    .keys()
-                    .any(|(t, p)| t == task && p != path && p.starts_with(path));
-                if busy_below {
+                if self.busy_below(&key) {
+                    if let Some(head) = self.work.get_mut(&key).and_then(|q| q.front_mut()) {
+                        head.below = true;
+                    }
                     self.wait(&key);
                     return Ok(());
                 }
@@ -747,6 +746,7 @@ impl Core {
                         failures: 0,
                         claim_noted: false,
                         stalled: false,
+                        below: false,
                     });
                     self.offer_holder(&key, ledger)?;
                 }

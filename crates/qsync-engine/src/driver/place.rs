@@ -186,10 +186,12 @@ impl Batch {
             edit: None,
             reuse: None,
         };
-        if let (State::Deleted, State::File { hash, .. }) = (&p.target, &checked.here) {
+        if let (State::Deleted, State::File { hash, size, .. }) = (&p.target, &checked.here) {
             // A file removed here may have been renamed there: its content is wanted at
             // its new path soon.
-            pending.reuse = Some(staging.reuse_path(&p.task, hash));
+            if *size <= super::staging::MAX_REUSED {
+                pending.reuse = Some(staging.reuse_path(&p.task, hash));
+            }
         }
         let (parents, edits) = (checked.parents, checked.edits);
         let prepared = self.prepare(&task_root, staging, &mut pending, index, parents, edits);

@@ -16,6 +16,7 @@ use qsync_base::{ContentHash, EntryKind};
 use super::folder::TaskFolder;
 use crate::driver::place::Staging;
 use crate::driver::root::TaskRoot;
+use crate::driver::staging::MAX_REUSED;
 use crate::exchange::Want;
 
 /// Files smaller than this are not looked for among the task's files: the search costs
@@ -24,11 +25,6 @@ const MIN_SEARCHED: u64 = 64 * 1024;
 
 /// The most files of the task with the same recorded content that are tried.
 const MAX_TRIED: usize = 4;
-
-/// Contents larger than this are fetched rather than staged from here: staging reads the
-/// whole file (to check it, and to copy it where there is no reflink) on the daemon's
-/// engine thread, which must not stop for seconds. (Off that thread, next: then any size.)
-const MAX_REUSED: u64 = 256 * 1024 * 1024;
 
 /// Stage `want`'s content from what this device holds for its task `folder` (`kept`:
 /// where a kept copy of a content is), if it holds it: whether it is staged now.
