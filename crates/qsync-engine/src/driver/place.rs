@@ -220,20 +220,9 @@ impl Batch {
         if guard::as_recorded(here.clone(), &p.expect) != p.expect {
             return Ok(Err(PlaceOutcome::Diverged));
         }
-        let mut parents = Vec::new();
-        for parent in &p.parents {
-            if self.made.contains(&parent.to_local(root)) {
-                continue;
-            }
-            match task_root.stat(parent)? {
-                None => parents.push(parent),
-                // A folder there already (the placement of that folder, made a moment ago
-                // and not yet recorded, or one the watcher has not reported yet): the
-                // content goes into it. Anything else is not what the core expects.
-                Some(e) if e.kind == FileType::Directory => {}
-                Some(_) => return Ok(Err(PlaceOutcome::Diverged)),
-            }
-        }
+        let Some(parents) = parents_to_make(&self.made, task_root, root, p)? else {
+            return Ok(Err(PlaceOutcome::Diverged));
+        };
         let aside = match &p.aside {
             Some(aside) => {
                 let Some((folder, _)) = task_root.parent(aside)? else {
@@ -485,6 +474,31 @@ fn missing_folder(root: &TaskRoot, path: &RelPath) -> EngineError {
         "the folder holding {} is missing",
         path.to_local(root.path()).display()
     ))
+}
+
+/// The parents of `p` to make: those the batch has not `made`, and that are not folders
+/// already; `None` when one is something else than the core expects.
+fn parents_to_make<'p>(
+    made: &HashSet<PathBuf>,
+    task_root: &TaskRoot,
+    root: &Path,
+    p: &'p Placement,
+) -> Result<Option<Vec<&'p RelPath>>, EngineError> {
+    let mut parents = Vec::new();
+    for parent in &p.parents {
+        if made.contains(&parent.to_local(root)) {
+            continue;
+        }
+        match task_root.stat(parent)? {
+            None => parents.push(parent),
+            // A folder there already (the placement of that folder, made a moment ago and
+            // not yet recorded, or one the watcher has not reported yet): the content goes
+            // into it. Anything else is not what the core expects.
+            Some(e) if e.kind == FileType::Directory => {}
+            Some(_) => return Ok(None),
+        }
+    }
+    Ok(Some(parents))
 }
 
 /// Carry out `p` in the task folder `root` alone, durable when it returns (a batch of one;
