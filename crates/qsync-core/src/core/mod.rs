@@ -28,6 +28,7 @@ use crate::state::{Record, State};
 
 mod budget;
 mod patience;
+mod queues;
 mod tombstones;
 mod work;
 
@@ -38,6 +39,7 @@ pub use budget::{
 };
 use patience::Patience;
 pub use patience::PATIENCE;
+use queues::{Item, Queues, Step};
 use tombstones::Tombstones;
 
 /// How long a placement that found the disk changed waits before it is decided again (by
@@ -84,7 +86,7 @@ pub struct Core {
     /// What has been received from each peer and not yet settled.
     inbound: BTreeMap<(TaskId, DeviceId), Inbound>,
     /// Received records waiting to be carried out, per path, oldest first.
-    work: BTreeMap<(TaskId, RelPath), VecDeque<Item>>,
+    work: Queues,
     /// When paths of `work` waiting for a retry are due, soonest first (so that
     /// [`Core::poll_timeout`] need not look at every path). An entry whose path has moved on
     /// since is stale, and dropped once it reaches the front.
@@ -101,49 +103,6 @@ pub struct Core {
     /// Queues whose first record may be holding another peer's (see `patience.rs`).
     patience: Patience,
     effects: VecDeque<Effect>,
-}
-
-/// A received record on its way to disk.
-#[derive(Debug, Clone)]
-struct Item {
-    from: DeviceId,
-    record: Record,
-    step: Step,
-    /// Its content is staged.
-    fetched: bool,
-    /// A record received in the peer's sequence (settled when done), not a rival decided
-    /// again.
-    tracked: bool,
-    /// How many times a deletion of a folder found it not empty and waited for the
-    /// deletions of what is left in it (at most [`CHILDREN_WAITS`]).
-    children_waits: u8,
-    /// Failures in a row to fetch its content or to place it (the retry waits double).
-    failures: u8,
-    /// Its claim of this device's changes was found above what this device made, and
-    /// reported.
-    claim_noted: bool,
-    /// Moved to the back of its queue for holding another peer's record (`patience.rs`)
-    /// and not fetched since: no record gives way to it, however newer it claims to be.
-    stalled: bool,
-    /// Waits for the work under it to be done (the deletion of its folder found it not
-    /// empty while paths under it were queued): woken when it is (`wake_parents`).
-    below: bool,
-}
-
-#[derive(Debug, Clone)]
-enum Step {
-    /// To be decided.
-    Ready,
-    /// Its content was asked for.
-    Fetching,
-    /// A placement is under way; on success store `version` (and the aside copy, parents).
-    Placing {
-        version: VersionVector,
-        aside: Option<(RelPath, Record)>,
-        parents: Vec<RelPath>,
-    },
-    /// Decide again at this time.
-    Waiting(Instant),
 }
 
 impl Core {
@@ -165,7 +124,7 @@ impl Core {
             streaming: BTreeMap::new(),
             hellos: BTreeMap::new(),
             inbound: BTreeMap::new(),
-            work: BTreeMap::new(),
+            work: Queues::default(),
             waiting: BTreeSet::new(),
             acks: BTreeMap::new(),
             ack_due: None,
@@ -612,22 +571,7 @@ impl Core {
                 self.patience.watch(now, &key, (head.from, head.record.seq));
             }
         }
-        // Most paths have one item at a time: room for one, not the default four.
-        let queue = self.work.entry(key.clone());
-        queue
-            .or_insert_with(|| VecDeque::with_capacity(1))
-            .push_back(Item {
-                from,
-                record,
-                step: Step::Ready,
-                fetched: false,
-                tracked: true,
-                children_waits: 0,
-                failures: 0,
-                claim_noted: false,
-                stalled: false,
-                below: false,
-            });
+        self.work.push(&key, Item::new(from, record, true));
         self.offer_holder(&key, ledger)?;
         self.advance(&key, ledger)?;
         Ok(None)
@@ -665,43 +609,12 @@ impl Core {
         let Some(now) = self.now else {
             return;
         };
-        let mut parent = key.1.parent();
-        while let Some(folder) = parent {
-            let above = (key.0, folder);
-            let waiting = self
-                .work
-                .get(&above)
-                .and_then(|q| q.front())
-                .is_some_and(|head| {
-                    head.below && matches!(head.step, Step::Waiting(at) if at > now)
-                });
-            if waiting && !self.busy_below(&above) {
-                if let Some(head) = self.work.get_mut(&above).and_then(|q| q.front_mut()) {
-                    head.below = false;
-                }
-                self.set_step(&above, Step::Waiting(now));
+        for above in self.work.waiting_above(key, now) {
+            if let Some(head) = self.work.head_mut(&above) {
+                head.below = false;
             }
-            parent = above.1.parent();
+            self.set_step(&above, Step::Waiting(now));
         }
-    }
-
-    /// Whether paths under the folder `key` have work queued. (Keys sort by path: those
-    /// under it follow it, after siblings whose next character sorts before `/`.)
-    fn busy_below(&self, key: &(TaskId, RelPath)) -> bool {
-        use std::ops::Bound::{Excluded, Unbounded};
-        let folder = key.1.as_str();
-        for ((task, path), _) in self.work.range((Excluded(key.clone()), Unbounded)) {
-            let Some(rest) = path.as_str().strip_prefix(folder) else {
-                return false;
-            };
-            if *task != key.0 || rest.starts_with('/') {
-                return *task == key.0;
-            }
-            if rest.as_bytes().first().is_some_and(|c| *c > b'/') {
-                return false;
-            }
-        }
-        false
     }
 
     /// Store and acknowledge how far `peer`'s sequence is settled.

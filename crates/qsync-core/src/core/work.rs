@@ -532,8 +532,8 @@ impl Core {
                 let (task, path) = (&key.0, &key.1);
                 // Paths under it still have received work to do (their deletions, most
                 // likely): try again once that is done.
-                if self.busy_below(&key) {
-                    if let Some(head) = self.work.get_mut(&key).and_then(|q| q.front_mut()) {
+                if self.work.busy_below(&key) {
+                    if let Some(head) = self.work.head_mut(&key) {
                         head.below = true;
                     }
                     self.wait(&key);
@@ -736,18 +736,7 @@ impl Core {
                             self.patience.watch(now, &key, (head.from, head.record.seq));
                         }
                     }
-                    self.work.entry(key.clone()).or_default().push_back(Item {
-                        from: peer,
-                        record: rival,
-                        step: Step::Ready,
-                        fetched: false,
-                        tracked: false,
-                        children_waits: 0,
-                        failures: 0,
-                        claim_noted: false,
-                        stalled: false,
-                        below: false,
-                    });
+                    self.work.push(&key, Item::new(peer, rival, false));
                     self.offer_holder(&key, ledger)?;
                 }
             }
