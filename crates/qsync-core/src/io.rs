@@ -12,6 +12,7 @@ use qsync_base::{ContentHash, DeviceId, RelPath, TaskId};
 use serde::{Deserialize, Serialize};
 
 use crate::core::Report;
+use crate::fold::Fold;
 use crate::state::{Record, State};
 
 /// What devices say to each other about a task (content travels beside these).
@@ -69,6 +70,38 @@ pub enum Message {
         /// one per block of `check_block_len(offset)` bytes; none from 0): the peer
         /// compares them with its own copy and sends from the first block that differs.
         checks: Vec<ContentHash>,
+    },
+    /// A run of the sender's records folded (see [`Fold`]): the receiver rebuilds them from
+    /// what it holds, or asks for them with [`Message::Unfold`].
+    Fold {
+        /// The task.
+        task: TaskId,
+        /// The run.
+        fold: Fold,
+        /// As for [`Message::Records`]: how far the sender's sequence this covers.
+        upto: u64,
+    },
+    /// "Send me your records `first..=last` in full": a fold of them that could not be
+    /// rebuilt here.
+    Unfold {
+        /// The task.
+        task: TaskId,
+        /// The fold's first sequence number.
+        first: u64,
+        /// Its last.
+        last: u64,
+    },
+    /// The answer to [`Message::Unfold`]: the records of `first..=last` the sender still
+    /// has (one replaced since by a later change is left out: that change follows).
+    Unfolded {
+        /// The task.
+        task: TaskId,
+        /// As asked.
+        first: u64,
+        /// As asked.
+        last: u64,
+        /// The records.
+        records: Vec<Record>,
     },
 }
 

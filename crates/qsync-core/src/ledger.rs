@@ -47,6 +47,18 @@ pub trait Ledger {
     ) -> Result<Vec<(Record, Option<DeviceId>)>, Self::Error>;
     /// The records of the paths strictly under `folder`.
     fn records_under(&self, task: &TaskId, folder: &RelPath) -> Result<Vec<Record>, Self::Error>;
+    /// Up to `limit` records of paths strictly under `folder` that exist (no tombstone), in
+    /// path order from `start` on, `start` included (backwards from it when `descending`).
+    /// What a folded run of a peer's records is rebuilt from (`fold.rs`): read a run's
+    /// worth, however large the folder.
+    fn live_under(
+        &self,
+        task: &TaskId,
+        folder: &RelPath,
+        start: &RelPath,
+        descending: bool,
+        limit: usize,
+    ) -> Result<Vec<Record>, Self::Error>;
     /// The highest sequence number used in `task` (0: none), a forgotten tombstone's
     /// included: a number is never used twice.
     fn last_seq(&self, task: &TaskId) -> Result<u64, Self::Error>;
@@ -220,6 +232,44 @@ impl Ledger for MemLedger {
             .filter(|((_, p), _)| p != folder && p.starts_with(folder))
             .map(|(_, r)| r.clone())
             .collect())
+    }
+
+    fn live_under(
+        &self,
+        task: &TaskId,
+        folder: &RelPath,
+        start: &RelPath,
+        descending: bool,
+        limit: usize,
+    ) -> Result<Vec<Record>, Self::Error> {
+        let in_task = |((t, _), _): &(&(TaskId, RelPath), &Record)| t == task;
+        let under = |r: &&Record| r.path != *folder && r.path.starts_with(folder);
+        let key = (*task, start.clone());
+        let records = if descending {
+            self.records
+                .range(..=key)
+                .rev()
+                .take_while(in_task)
+                .map(|(_, r)| r)
+                .take_while(|r| r.path > *folder)
+                .filter(under)
+                .filter(|r| r.state.exists())
+                .take(limit)
+                .cloned()
+                .collect()
+        } else {
+            self.records
+                .range(key..)
+                .take_while(in_task)
+                .map(|(_, r)| r)
+                .take_while(|r| r.path.as_str().starts_with(folder.as_str()))
+                .filter(under)
+                .filter(|r| r.state.exists())
+                .take(limit)
+                .cloned()
+                .collect()
+        };
+        Ok(records)
     }
 
     fn last_seq(&self, task: &TaskId) -> Result<u64, Self::Error> {

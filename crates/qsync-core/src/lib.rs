@@ -33,12 +33,16 @@
 //! let state = State::File { hash: ContentHash::of(b"hello"), size: 5, mode: 0o644 };
 //! let path = RelPath::new("notes.txt")?;
 //! core.handle(now, Input::Observed { task, path: path.clone(), state, mtime_ns: 0 }, &mut ledger)?;
+//! // What the watcher saw goes out together, at the next call: due at once.
+//! assert_eq!(core.poll_timeout(), Some(now));
+//! core.handle_timeout(now, &mut ledger)?;
 //! let Some(Effect::Send { to, message: Message::Records { records, .. } }) = core.poll_effect() else { panic!() };
 //! assert_eq!((to, records[0].path.clone(), records[0].version.get(&a)), (b, path, 1));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 mod core;
+mod fold;
 #[doc(hidden)]
 pub mod fuzzing;
 mod io;
@@ -52,6 +56,7 @@ pub use crate::core::{
     MAX_LINK_TARGET, MAX_NUMBER, MAX_RETRY_AFTER, MAX_VERSION_ENTRIES, PATIENCE,
     RECORDS_PER_MESSAGE, RETRY_AFTER, WINDOW_BYTES, WINDOW_RECORDS,
 };
+pub use fold::{Fold, Shape, MIN_FOLD};
 pub use io::{Effect, Input, Message, PlaceOutcome, Placement};
 pub use ledger::{Ledger, MemLedger};
 pub use state::{Record, State, MODE_MASK};

@@ -12,6 +12,7 @@ use std::fmt;
 use qsync_base::{ContentHash, TaskId};
 use serde::{Deserialize, Serialize};
 
+use crate::fold::Fold;
 use crate::io::Message;
 use crate::state::Record;
 
@@ -19,7 +20,7 @@ use crate::state::Record;
 /// shape serves both ways: borrowed to encode (no copy of the records), owned to decode.
 /// postcard writes a slice and a `Vec`, a `&RelPath` and a `RelPath`, the same way.
 #[derive(Serialize, Deserialize)]
-enum Body<Rs, P, Cs> {
+enum Body<Rs, P, Cs, F> {
     Hello {
         after: u64,
         reply: bool,
@@ -46,6 +47,20 @@ enum Body<Rs, P, Cs> {
         size: u64,
         offset: u64,
         checks: Cs,
+    },
+    /// (Added after the bodies above, which are written as before.)
+    Fold {
+        fold: F,
+        upto: u64,
+    },
+    Unfold {
+        first: u64,
+        last: u64,
+    },
+    Unfolded {
+        first: u64,
+        last: u64,
+        records: Rs,
     },
 }
 
@@ -80,14 +95,17 @@ impl Message {
             Message::Hello { task, .. }
             | Message::Records { task, .. }
             | Message::Ack { task, .. }
-            | Message::Request { task, .. } => *task,
+            | Message::Request { task, .. }
+            | Message::Fold { task, .. }
+            | Message::Unfold { task, .. }
+            | Message::Unfolded { task, .. } => *task,
         }
     }
 
     /// The bytes that carry this message to a peer, without its task: send them in a frame
     /// that names [`Message::task`].
     pub fn to_wire(&self) -> Result<Vec<u8>, BodyError> {
-        let body: Body<&[Record], _, &[ContentHash]> = match self {
+        let body: Body<&[Record], _, &[ContentHash], &Fold> = match self {
             Message::Hello { after, reply, .. } => Body::Hello {
                 after: *after,
                 reply: *reply,
@@ -125,6 +143,21 @@ impl Message {
                 offset: *offset,
                 checks: checks.as_slice(),
             },
+            Message::Fold { fold, upto, .. } => Body::Fold { fold, upto: *upto },
+            Message::Unfold { first, last, .. } => Body::Unfold {
+                first: *first,
+                last: *last,
+            },
+            Message::Unfolded {
+                first,
+                last,
+                records,
+                ..
+            } => Body::Unfolded {
+                first: *first,
+                last: *last,
+                records: records.as_slice(),
+            },
         };
         postcard::to_allocvec(&body).map_err(BodyError::Encode)
     }
@@ -141,7 +174,7 @@ impl Message {
     /// The first message in `bytes` and what follows it (the fuzz target reads sequences).
     pub(crate) fn take_from_wire(task: TaskId, bytes: &[u8]) -> Result<(Self, &[u8]), BodyError> {
         let (body, rest) =
-            postcard::take_from_bytes::<Body<Vec<Record>, _, Vec<ContentHash>>>(bytes)
+            postcard::take_from_bytes::<Body<Vec<Record>, _, Vec<ContentHash>, Fold>>(bytes)
                 .map_err(BodyError::Decode)?;
         let message = match body {
             Body::Hello { after, reply } => Message::Hello { task, after, reply },
@@ -180,6 +213,18 @@ impl Message {
                 offset,
                 checks,
             },
+            Body::Fold { fold, upto } => Message::Fold { task, fold, upto },
+            Body::Unfold { first, last } => Message::Unfold { task, first, last },
+            Body::Unfolded {
+                first,
+                last,
+                records,
+            } => Message::Unfolded {
+                task,
+                first,
+                last,
+                records,
+            },
         };
         Ok((message, rest))
     }
@@ -189,6 +234,7 @@ impl Message {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::fold::Shape;
     use crate::state::State;
     use proptest::prelude::*;
     use qsync_base::{DeviceId, RelPath, VersionVector};
@@ -229,6 +275,57 @@ mod tests {
                     upto,
                 }),
             any::<u64>().prop_map(move |upto| Message::Ack { task, upto }),
+            (
+                path,
+                path,
+                any::<bool>(),
+                any::<u32>(),
+                any::<u64>(),
+                any::<i64>()
+            )
+                .prop_map(move |(a, b, moved, count, first_seq, n)| {
+                    let (a, b) = (RelPath::new(a).unwrap(), RelPath::new(b).unwrap());
+                    let shape = match moved {
+                        true => Shape::Moved {
+                            from: a.clone(),
+                            to: b,
+                        },
+                        false => Shape::Deleted {
+                            root: b,
+                            mtime_ns: n,
+                        },
+                    };
+                    let fold = Fold {
+                        shape,
+                        start: a,
+                        count,
+                        first_seq,
+                        digest: ContentHash::of(b"d"),
+                    };
+                    Message::Fold {
+                        task,
+                        fold,
+                        upto: first_seq,
+                    }
+                }),
+            (any::<u64>(), any::<u64>()).prop_map(move |(first, last)| Message::Unfold {
+                task,
+                first,
+                last
+            }),
+            (
+                prop::collection::vec((path, any::<u64>(), any::<Vec<u8>>()), 0..3),
+                any::<u64>()
+            )
+                .prop_map(move |(records, first)| Message::Unfolded {
+                    task,
+                    first,
+                    last: first,
+                    records: records
+                        .into_iter()
+                        .map(|(p, n, c)| record(p, n, c))
+                        .collect(),
+                }),
             (path, any::<u64>(), any::<bool>(), any::<u64>(), 0usize..4).prop_map(
                 move |(p, size, based, offset, checks)| {
                     // A request from an offset carries no base (the rest goes whole), and

@@ -91,6 +91,49 @@ fn a_folder_renamed_on_b_while_a_adds_to_it_keeps_a_s_file() {
 }
 
 #[test]
+fn a_folder_of_files_moved_travels_as_two_folds_and_its_folder() {
+    let mut w = World::new(40, 2, Topology::Pairs);
+    w.mkdir(0, "photos");
+    for i in 0..30 {
+        w.write(0, &format!("photos/p{i:02}"));
+    }
+    w.mkdir(0, "archive");
+    short_wait(&mut w);
+    let sent = w.records_sent;
+    w.rename(0, "photos", "archive/photos");
+    short_wait(&mut w);
+    assert_eq!(w.tree(0), w.tree(1));
+    assert_eq!(w.unfolds, 0, "{}", w.trace_text());
+    assert_eq!(w.records_folded, 61, "31 deletions and the 30 files moved");
+    assert_eq!(
+        w.records_sent - sent,
+        1,
+        "only the moved folder itself goes as a record"
+    );
+    settle_and_check(&mut w);
+}
+
+#[test]
+fn a_folder_moved_that_the_receiver_holds_otherwise_is_sent_in_full_and_kept_whole() {
+    let mut w = World::new(41, 2, Topology::Pairs);
+    for i in 0..10 {
+        w.write(0, &format!("d/f{i}"));
+    }
+    short_wait(&mut w);
+    w.partition(0, 1);
+    w.write(1, "d/f5b"); // among the names A deletes
+    w.rename(0, "d", "e");
+    short_wait(&mut w);
+    settle_and_check(&mut w);
+    assert!(w.unfolds >= 1, "the fold could not be rebuilt on B");
+    let tree = w.tree(1);
+    assert!(
+        tree.contains_key("d/f5b") && tree.contains_key("e/f9"),
+        "{tree:?}"
+    );
+}
+
+#[test]
 fn a_folder_here_and_a_symlink_there_converge() {
     let mut w = World::new(5, 2, Topology::Pairs);
     w.partition(0, 1);

@@ -378,6 +378,27 @@ impl Ledger for LedgerTx<'_> {
         self.records(&sql, params![task.as_bytes(), low, high])
     }
 
+    fn live_under(
+        &self,
+        task: &TaskId,
+        folder: &RelPath,
+        start: &RelPath,
+        descending: bool,
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let (from, order) = match descending {
+            true => ("<=", "DESC"),
+            false => (">=", "ASC"),
+        };
+        let sql = format!(
+            "SELECT {COLUMNS} FROM records WHERE task_id = ?1 AND path > ?2 AND path < ?3
+             AND path {from} ?4 AND kind != 0 ORDER BY path {order} LIMIT {limit}"
+        );
+        let (low, high) = (format!("{folder}/"), format!("{folder}0"));
+        self.records(&sql, params![task.as_bytes(), low, high, start.as_str()])
+    }
+
     fn last_seq(&self, task: &TaskId) -> Result<u64, StoreError> {
         let last: Option<i64> = self
             .tx

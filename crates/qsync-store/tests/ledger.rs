@@ -157,6 +157,14 @@ fn view<L: Ledger>(ledger: &L) -> Result<String, L::Error> {
             ledger.rivals(&TASK, &path)?
         );
         out += &format!("  under {:?}\n", ledger.records_under(&TASK, &path)?);
+        for start in PATHS {
+            let start = RelPath::new(start).unwrap();
+            out += &format!(
+                "  live from {start}: {:?} {:?}\n",
+                ledger.live_under(&TASK, &path, &start, false, 2)?,
+                ledger.live_under(&TASK, &path, &start, true, 2)?
+            );
+        }
     }
     out += &format!(
         "after 0: {:?}\nafter 2 (2): {:?}\n",

@@ -11,7 +11,9 @@ use crate::WireError;
 /// version 2 daemon could not decode them, so the two do not talk either (discovery skips
 /// the other version, and a dial fails its handshake with an error that names both).
 /// Version 4 adds the checks of a resumed request and [`Message::Resend`](crate::Message::Resend).
-pub const PROTOCOL_VERSION: u8 = 4;
+/// Version 5 adds folded runs of records (`qsync_core::Fold`: a folder moved costs a few
+/// hundred bytes, not a record per path).
+pub const PROTOCOL_VERSION: u8 = 5;
 
 /// The second byte of every frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, VecDeque};
 use qsync_base::RelPath;
 
 use super::{ACK_EVERY, RECORDS_PER_MESSAGE};
+use crate::fold::Tail;
 use crate::state::{Record, State};
 
 /// The largest counter a version may name. Far below what the wire and the database hold,
@@ -54,11 +55,19 @@ pub const MAX_HELLOS: u8 = 4;
 /// (`tests/attacks_counters.rs`), then its path (held twice), link target and version.
 /// Sender and receiver count the same way.
 pub fn record_cost(record: &Record) -> usize {
+    MIN_RECORD_COST + record_extra_cost(record)
+}
+
+/// The least a record costs ([`record_cost`]): what a run of records not yet received is
+/// held at per record (a fold that could not be rebuilt, until it comes in full).
+const MIN_RECORD_COST: usize = 2048;
+
+fn record_extra_cost(record: &Record) -> usize {
     let target = match &record.state {
         State::Symlink { target } => target.len(),
         _ => 0,
     };
-    2048 + 2 * record.path.as_str().len() + target + 64 * record.version.iter().count()
+    2 * record.path.as_str().len() + target + 64 * record.version.iter().count()
 }
 
 /// Why something a peer sent was refused, or not trusted as it stood.
@@ -136,6 +145,14 @@ pub(super) struct Inbound {
     pub(super) saved: u64,
     /// The last number acknowledged to the peer.
     pub(super) acked: u64,
+    /// Folds of the peer's that could not be rebuilt here, asked for in full: first
+    /// sequence number, last, and what they are held at in the window until they come.
+    holes: BTreeMap<u64, (u64, usize)>,
+    /// How many records and bytes the holes are held at, in all.
+    in_holes: (usize, usize),
+    /// Paths a fold of the peer's deleted, as they were just before (see `fold.rs`): what
+    /// the other half of a move is rebuilt from. At most [`WINDOW_RECORDS`].
+    pub(super) preimages: BTreeMap<RelPath, Record>,
 }
 
 impl Inbound {
@@ -151,7 +168,73 @@ impl Inbound {
 
     /// Whether a record of `cost` fits in the window.
     pub(super) fn has_room(&self, cost: usize) -> bool {
-        self.unsettled.len() < WINDOW_RECORDS && self.held + cost <= WINDOW_BYTES
+        self.fits(1, cost)
+    }
+
+    /// Whether `records` more records of `cost` in all fit in the window.
+    fn fits(&self, records: usize, cost: usize) -> bool {
+        let (hole_records, hole_bytes) = self.in_holes;
+        self.unsettled.len() + hole_records + records <= WINDOW_RECORDS
+            && self.held + hole_bytes + cost <= WINDOW_BYTES
+    }
+
+    /// Hold `first..=last` (a fold that could not be rebuilt) until it comes in full:
+    /// nothing from `first` on is acknowledged meanwhile. `false` if it does not fit in
+    /// the window.
+    pub(super) fn open_hole(&mut self, first: u64, last: u64) -> bool {
+        let count = (last - first + 1) as usize;
+        let cost = count.saturating_mul(MIN_RECORD_COST);
+        if !self.fits(count, cost) {
+            return false;
+        }
+        if self.holes.contains_key(&first) {
+            return false;
+        }
+        self.holes.insert(first, (last, cost));
+        self.in_holes.0 += count;
+        self.in_holes.1 += cost;
+        self.highest = self.highest.max(last);
+        true
+    }
+
+    /// Whether `seq` is in a hole (so a record of it is taken although it is not new).
+    pub(super) fn in_hole(&self, seq: u64) -> bool {
+        self.holes
+            .range(..=seq)
+            .next_back()
+            .is_some_and(|(_, (last, _))| seq <= *last)
+    }
+
+    /// The records of the hole `first..=last` have come: it no longer costs anything (its
+    /// records are held by their own costs as they are taken in) but still holds the
+    /// acknowledgements until [`Inbound::close_hole`]. `false` if there is no such hole.
+    pub(super) fn fill_hole(&mut self, first: u64, last: u64) -> bool {
+        match self.holes.get_mut(&first) {
+            Some(hole) if hole.0 == last => {
+                self.in_holes.1 -= hole.1;
+                hole.1 = 0;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The hole from `first` is filled.
+    pub(super) fn close_hole(&mut self, first: u64) {
+        if let Some((last, cost)) = self.holes.remove(&first) {
+            self.in_holes.0 -= (last - first + 1) as usize;
+            self.in_holes.1 -= cost;
+        }
+    }
+
+    /// Keep the pre-images of paths a fold deleted (the oldest go when there are too many).
+    pub(super) fn remember(&mut self, before: Vec<Record>) {
+        if self.preimages.len() + before.len() > WINDOW_RECORDS {
+            self.preimages.clear();
+        }
+        for record in before {
+            self.preimages.insert(record.path.clone(), record);
+        }
     }
 
     /// Whether records from `seq` on are dropped.
@@ -196,6 +279,9 @@ impl Inbound {
         if let Some(from) = self.refused_from {
             upto = upto.min(from.saturating_sub(1));
         }
+        if let Some(first) = self.holes.keys().next() {
+            upto = upto.min(first.saturating_sub(1));
+        }
         upto
     }
 
@@ -219,6 +305,11 @@ pub(super) struct Outbound {
     pub(super) sent: u64,
     unacked: VecDeque<(u64, usize)>,
     bytes: usize,
+    /// Where the last fold sent left off (see `fold.rs`).
+    pub(super) tail: Option<Tail>,
+    /// Folds sent and not yet acknowledged (first and last sequence numbers): the peer
+    /// may ask for each once in full.
+    folded: VecDeque<(u64, u64)>,
 }
 
 impl Outbound {
@@ -250,8 +341,21 @@ impl Outbound {
         self.bytes += cost;
     }
 
+    /// A fold of `first..=last` is sent.
+    pub(super) fn folded(&mut self, first: u64, last: u64) {
+        self.folded.push_back((first, last));
+    }
+
+    /// Whether the peer may have the fold `first..=last` in full now (once).
+    pub(super) fn unfold(&mut self, first: u64, last: u64) -> bool {
+        let before = self.folded.len();
+        self.folded.retain(|f| *f != (first, last));
+        self.folded.len() < before
+    }
+
     /// The peer processed everything up to `upto`.
     pub(super) fn acked(&mut self, upto: u64) {
+        self.folded.retain(|(_, last)| *last > upto);
         while let Some(&(seq, cost)) = self.unacked.front() {
             if seq > upto {
                 break;

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use qsync_base::{mtime_moved, DeviceId, RelPath, TaskId, VersionVector};
 
+use crate::fold::{self, Fold, Piece, Shape};
 use crate::io::{Effect, Input, Message};
 use crate::ledger::Ledger;
 
@@ -102,6 +103,9 @@ pub struct Core {
     tombstones: Tombstones,
     /// Queues whose first record may be holding another peer's (see `patience.rs`).
     patience: Patience,
+    /// Local changes observed and not yet sent: due at the next call (see
+    /// [`Core::poll_timeout`]).
+    unsent: bool,
     effects: VecDeque<Effect>,
 }
 
@@ -131,6 +135,7 @@ impl Core {
             changed: BTreeSet::new(),
             tombstones: Tombstones::default(),
             patience: Patience::default(),
+            unsent: false,
             effects: VecDeque::new(),
         }
     }
@@ -157,6 +162,10 @@ impl Core {
         ledger: &mut L,
     ) -> Result<(), L::Error> {
         self.now = Some(now);
+        // What the watcher saw goes out together: a folder's thousand new paths as a few
+        // messages (and folded: `fold.rs`), not a message each. It is sent at the next
+        // call, which `poll_timeout` says is due at once.
+        let observed = matches!(input, Input::Observed { .. });
         match input {
             Input::Link { task, peer } => {
                 if !ledger.peers(&task)?.contains(&peer) {
@@ -250,7 +259,10 @@ impl Core {
             } => self.placed((task, path), outcome, ledger)?,
         }
         self.recheck_rivals(ledger)?;
-        self.flush(ledger)?;
+        match observed {
+            true => self.unsent = true,
+            false => self.flush(ledger)?,
+        }
         self.forget_stale_waits();
         Ok(())
     }
@@ -314,7 +326,8 @@ impl Core {
     /// When [`handle_timeout`](Self::handle_timeout) should next be called, if ever.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let retry = self.waiting.first().map(|(at, ..)| *at);
-        [retry, self.ack_due, self.patience.next()]
+        let unsent = self.now.filter(|_| self.unsent);
+        [retry, self.ack_due, self.patience.next(), unsent]
             .into_iter()
             .flatten()
             .min()
@@ -447,31 +460,47 @@ impl Core {
                 if !self.linked(&task, &from, ledger)? {
                     return Ok(());
                 }
-                let mut refused: Option<Report> = None;
-                for record in records {
-                    if let Some((why, path)) = self.take_in(task, from, record, ledger)? {
-                        match refused.as_mut() {
-                            Some(report) => report.count += 1,
-                            None => {
-                                refused = Some(Report {
-                                    why,
-                                    path: Some(path),
-                                    count: 1,
-                                })
-                            }
-                        }
-                    }
-                }
-                if let Some(report) = refused {
-                    self.effects
-                        .push_back(Effect::Distrust { from, task, report });
-                }
+                self.take_records(task, from, records, ledger)?;
                 // The sender left out what came from here: its sequence is covered up to
                 // `upto` all the same (unless something before it was refused).
                 if let Some(inbound) = self.inbound.get_mut(&(task, from)) {
                     inbound.covered(upto);
                 }
                 self.settle(task, from, ledger)?;
+            }
+            Message::Fold { task, fold, upto } => {
+                if self.linked(&task, &from, ledger)? {
+                    self.unfold(task, from, fold, upto, ledger)?;
+                }
+            }
+            Message::Unfold { task, first, last } => {
+                if self.linked(&task, &from, ledger)? {
+                    self.send_unfolded(task, from, first, last, ledger)?;
+                }
+            }
+            Message::Unfolded {
+                task,
+                first,
+                last,
+                records,
+            } => {
+                if !self.linked(&task, &from, ledger)? {
+                    return Ok(());
+                }
+                let Some(inbound) = self.inbound.get_mut(&(task, from)) else {
+                    return Ok(());
+                };
+                if inbound.fill_hole(first, last) {
+                    let records = records
+                        .into_iter()
+                        .filter(|r| (first..=last).contains(&r.seq))
+                        .collect();
+                    self.take_records(task, from, records, ledger)?;
+                    if let Some(inbound) = self.inbound.get_mut(&(task, from)) {
+                        inbound.close_hole(first);
+                    }
+                    self.settle(task, from, ledger)?;
+                }
             }
             Message::Ack { task, upto } => {
                 if upto <= MAX_NUMBER && self.linked(&task, &from, ledger)? {
@@ -514,6 +543,36 @@ impl Core {
         Ok(())
     }
 
+    /// Take a peer's `records` in (see [`Core::take_in`]), and report what was refused.
+    fn take_records<L: Ledger>(
+        &mut self,
+        task: TaskId,
+        from: DeviceId,
+        records: Vec<Record>,
+        ledger: &mut L,
+    ) -> Result<(), L::Error> {
+        let mut refused: Option<Report> = None;
+        for record in records {
+            if let Some((why, path)) = self.take_in(task, from, record, ledger)? {
+                match refused.as_mut() {
+                    Some(report) => report.count += 1,
+                    None => {
+                        refused = Some(Report {
+                            why,
+                            path: Some(path),
+                            count: 1,
+                        })
+                    }
+                }
+            }
+        }
+        if let Some(report) = refused {
+            self.effects
+                .push_back(Effect::Distrust { from, task, report });
+        }
+        Ok(())
+    }
+
     /// Queue one received record behind the work on its path. A record the peer's stream
     /// may not hold is refused: returned with why, and nothing from its number on is taken
     /// or acknowledged on this connection.
@@ -527,7 +586,8 @@ impl Core {
         let Some(inbound) = self.inbound.get_mut(&(task, from)) else {
             return Ok(None);
         };
-        if record.seq <= inbound.highest && !inbound.is_refused(record.seq) {
+        let again = !inbound.is_refused(record.seq) && !inbound.in_hole(record.seq);
+        if record.seq <= inbound.highest && again {
             return Ok(None); // already had it
         }
         let cost = record_cost(&record);
@@ -540,8 +600,18 @@ impl Core {
             inbound.refuse_from(record.seq.min(MAX_NUMBER));
             return Ok(Some((why, record.path)));
         }
-        inbound.hold(record.seq, cost);
         let key = (task, record.path.clone());
+        // The records of a fold asked for in full come after the peer's later ones: one
+        // that a later record of the peer for the same path overtook is settled as it is.
+        let overtaken = self.work.get(&key).is_some_and(|queue| {
+            queue
+                .iter()
+                .any(|item| item.from == from && item.record.seq > record.seq)
+        });
+        if overtaken {
+            return Ok(None);
+        }
+        inbound.hold(record.seq, cost);
         // A later record of the same peer for the same path replaces its earlier ones
         // there (a device keeps one record per path): waiting on them is pointless (their
         // content may be gone by now), so they are settled. A placement under way
@@ -729,6 +799,7 @@ impl Core {
     /// Send every streaming peer the records it has not been sent yet, as far as its
     /// window allows (the rest goes as its acknowledgements come).
     fn flush<L: Ledger>(&mut self, ledger: &L) -> Result<(), L::Error> {
+        self.unsent = false;
         self.send_acks();
         let keys: Vec<(TaskId, DeviceId)> = self.streaming.keys().copied().collect();
         for (task, peer) in keys {
@@ -794,26 +865,153 @@ impl Core {
                     }
                     out.sent(record.seq, cost);
                     out.sent = record.seq;
-                    records.push(record);
+                    records.push((record, origin.is_none()));
                 } else {
                     out.sent = record.seq;
                 }
             }
             if !records.is_empty() {
-                let upto = out.sent;
-                self.send(
-                    peer,
-                    Message::Records {
-                        task,
-                        records,
-                        upto,
-                    },
-                );
+                self.send_folded(task, peer, records, out);
             }
             if full {
                 return Ok(());
             }
         }
+        Ok(())
+    }
+
+    /// Send `records` (one message's worth of `out`'s stream, which has gone up to
+    /// `out.sent`) with their foldable runs folded (see `fold.rs`).
+    ///
+    /// Only runs of this device's own records are folded (each marked `true`): the
+    /// receiver rebuilds a fold's versions as one change of the sender's up. Records taken
+    /// from another peer go as they are (the receiver may have them from their maker
+    /// already, and a fold of what it no longer holds could not be rebuilt).
+    fn send_folded(
+        &mut self,
+        task: TaskId,
+        peer: DeviceId,
+        records: Vec<(Record, bool)>,
+        out: &mut Outbound,
+    ) {
+        let mut pieces = Vec::new();
+        for run in records.chunk_by(|a, b| a.1 == b.1) {
+            let own = run[0].1;
+            let run: Vec<Record> = run.iter().map(|(r, _)| r.clone()).collect();
+            match own {
+                true => pieces.extend(fold::fold(run, &mut out.tail)),
+                false => {
+                    out.tail = None;
+                    pieces.push(Piece::Records(run));
+                }
+            }
+        }
+        let count = pieces.len();
+        for (i, piece) in pieces.into_iter().enumerate() {
+            // Each piece covers the sequence up to its last record, the last one up to
+            // where the stream went (records passed over included).
+            let message = match piece {
+                Piece::Records(records) => {
+                    let last = records.last().map_or(out.sent, |r| r.seq);
+                    let upto = if i + 1 == count { out.sent } else { last };
+                    Message::Records {
+                        task,
+                        records,
+                        upto,
+                    }
+                }
+                Piece::Fold(fold) => {
+                    let (first, last) = (fold.first_seq, fold.last_seq().unwrap_or(out.sent));
+                    out.folded(first, last);
+                    let upto = if i + 1 == count { out.sent } else { last };
+                    Message::Fold { task, fold, upto }
+                }
+            };
+            self.send(peer, message);
+        }
+    }
+
+    /// A fold from `from`: its records taken in as rebuilt here, or, if they cannot be,
+    /// asked for in full (and nothing from its first number on acknowledged until then).
+    fn unfold<L: Ledger>(
+        &mut self,
+        task: TaskId,
+        from: DeviceId,
+        fold: Fold,
+        upto: u64,
+        ledger: &mut L,
+    ) -> Result<(), L::Error> {
+        let Some(inbound) = self.inbound.get_mut(&(task, from)) else {
+            return Ok(());
+        };
+        let first = fold.first_seq;
+        let last = match fold.last_seq() {
+            Some(last) if fold.count as usize <= RECORDS_PER_MESSAGE && last <= MAX_NUMBER => last,
+            _ => {
+                inbound.refuse_from(first.min(MAX_NUMBER));
+                self.distrust(from, task, Distrust::NumberTooLarge, None);
+                return Ok(());
+            }
+        };
+        if first <= inbound.highest || inbound.is_refused(first) {
+            return Ok(()); // already had it (an honest peer's folds never overlap)
+        }
+        match fold.unfold(&task, from, ledger, &inbound.preimages)? {
+            Some(unfolded) => {
+                match fold.shape {
+                    Shape::Deleted { .. } => inbound.remember(unfolded.before),
+                    Shape::Moved { .. } => {
+                        for used in unfolded.before {
+                            inbound.preimages.remove(&used.path);
+                        }
+                    }
+                }
+                self.take_records(task, from, unfolded.records, ledger)?;
+            }
+            None if inbound.open_hole(first, last) => {
+                self.send(from, Message::Unfold { task, first, last });
+            }
+            None => {
+                inbound.refuse_from(first);
+                self.distrust(from, task, Distrust::OverWindow, None);
+            }
+        }
+        if let Some(inbound) = self.inbound.get_mut(&(task, from)) {
+            inbound.covered(upto);
+        }
+        self.settle(task, from, ledger)
+    }
+
+    /// The records of a fold this device sent `peer`, in full, as it asked (once per
+    /// fold, and only for a fold sent on this stream).
+    fn send_unfolded<L: Ledger>(
+        &mut self,
+        task: TaskId,
+        peer: DeviceId,
+        first: u64,
+        last: u64,
+        ledger: &L,
+    ) -> Result<(), L::Error> {
+        let Some(out) = self.streaming.get_mut(&(task, peer)) else {
+            return Ok(());
+        };
+        if first == 0 || !out.unfold(first, last) {
+            return Ok(());
+        }
+        let count = (last - first + 1) as usize;
+        let records = ledger
+            .records_after(&task, first - 1, count)?
+            .into_iter()
+            .filter(|(r, origin)| r.seq <= last && *origin != Some(peer))
+            .map(|(r, _)| r)
+            .collect();
+        let message = Message::Unfolded {
+            task,
+            first,
+            last,
+            records,
+        };
+        self.send(peer, message);
         Ok(())
     }
 

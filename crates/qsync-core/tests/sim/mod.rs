@@ -243,6 +243,11 @@ pub struct World {
     pub deleted: Vec<(RelPath, VersionVector, State)>,
     pub trace: Vec<String>,
     pub records_sent: u64,
+    /// Folded runs sent (`Message::Fold`), the records they stood for, and how many were
+    /// asked for in full.
+    pub folds_sent: u64,
+    pub records_folded: u64,
+    pub unfolds: u64,
     pub versions_made: u64,
     pub reconnects: u64,
     /// What each device refused or distrusted: (device, from, report).
@@ -293,6 +298,9 @@ impl World {
             deleted: Vec::new(),
             trace: Vec::new(),
             records_sent: 0,
+            folds_sent: 0,
+            records_folded: 0,
+            unfolds: 0,
             versions_made: 0,
             reconnects: 0,
             distrusts: Vec::new(),
@@ -391,8 +399,17 @@ impl World {
         if !self.links[i].up {
             return;
         }
-        if let Packet::Core(Message::Records { records, .. }) = &packet {
-            self.records_sent += records.len() as u64;
+        match &packet {
+            Packet::Core(Message::Records { records, .. })
+            | Packet::Core(Message::Unfolded { records, .. }) => {
+                self.records_sent += records.len() as u64
+            }
+            Packet::Core(Message::Fold { fold, .. }) => {
+                self.folds_sent += 1;
+                self.records_folded += u64::from(fold.count);
+            }
+            Packet::Core(Message::Unfold { .. }) => self.unfolds += 1,
+            _ => {}
         }
         // In order per connection: each message is delivered after the one before it.
         let delay = Duration::from_millis(1 + self.rng.below(30));
@@ -417,8 +434,12 @@ impl World {
                 let from_id = self.devices[from].id;
                 // `QSYNC_SIM_PATH=b/b`: the trace also shows every record of that path
                 // delivered, to follow one path through a failing schedule.
-                if let (Ok(watch), Packet::Core(Message::Records { records, .. })) =
-                    (std::env::var("QSYNC_SIM_PATH"), &packet)
+                if let (
+                    Ok(watch),
+                    Packet::Core(
+                        Message::Records { records, .. } | Message::Unfolded { records, .. },
+                    ),
+                ) = (std::env::var("QSYNC_SIM_PATH"), &packet)
                 {
                     for r in records.iter().filter(|r| r.path.as_str() == watch) {
                         let line = format!(
@@ -429,6 +450,20 @@ impl World {
                         );
                         self.log(line);
                     }
+                }
+                match &packet {
+                    Packet::Core(Message::Fold { fold, .. }) => self.log(format!(
+                        "dev{from} -> dev{to}: fold {:?} from {} x{} #{}",
+                        fold.shape, fold.start, fold.count, fold.first_seq
+                    )),
+                    Packet::Core(Message::Unfold { first, last, .. }) => {
+                        self.log(format!("dev{from} -> dev{to}: unfold #{first}..=#{last}"))
+                    }
+                    Packet::Core(Message::Unfolded { first, records, .. }) => self.log(format!(
+                        "dev{from} -> dev{to}: unfolded #{first}: {} records",
+                        records.len()
+                    )),
+                    _ => {}
                 }
                 match packet {
                     Packet::Core(message) => self.input(
@@ -875,6 +910,23 @@ impl World {
             quiet_ticks = if self.quiet() { quiet_ticks + 1 } else { 0 };
             if quiet_ticks > 30 {
                 return true;
+            }
+        }
+        if std::env::var_os("QSYNC_SIM_DUMP").is_some() {
+            for (i, d) in self.devices.iter().enumerate() {
+                if let Some(c) = d.core.as_ref().filter(|c| c.is_busy()) {
+                    eprintln!("dev{i}: {c:#?}");
+                }
+                eprintln!(
+                    "dev{i} dirty {:?} placing {}",
+                    d.dirty_since,
+                    d.placing.len()
+                );
+            }
+            for l in &self.links {
+                for m in l.in_flight.iter().take(3) {
+                    eprintln!("in flight {} -> {}: {:?}", m.2, m.1, m.3);
+                }
             }
         }
         false

@@ -410,6 +410,11 @@ impl SyncDriver {
                     let input = modes_as_recorded(input, tx)?;
                     core.handle(now, input, tx)?;
                 }
+                // Local changes go out together, once the batch is in (see
+                // `Core::poll_timeout`).
+                if core.poll_timeout().is_some_and(|t| t <= now) {
+                    core.handle_timeout(now, tx)?;
+                }
                 Ok(())
             });
             if let Err(e) = result {
