@@ -258,6 +258,8 @@ impl Ledger for MemLedger {
                 .cloned()
                 .collect()
         } else {
+            // (From the folder on, if `start` comes before it.)
+            let key = (*task, start.max(folder).clone());
             self.records
                 .range(key..)
                 .take_while(in_task)
