@@ -4,12 +4,15 @@
 //! whole. Each row gives the time and the bytes on the wire. rsync runs `-a --delete`
 //! (plain and `--fsync`) after the same change on the same data: it has no rename, and
 //! sends what is new at a path whole (`--fuzzy` would find a basis in the same folder).
+//! Syncthing runs on a pair of instances in step, after the same change (its bytes are
+//! what its connections carried both ways, halved as QSync's are).
 
 use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::node::tree;
+use super::syncthing::Syncthing;
 use super::{pseudo_random, qsync_initial, ratio, secs, wire, Row, RsyncDaemon};
 
 /// The folder every row starts from: a file of `big` bytes, and `files` files of 1 MiB.
@@ -103,16 +106,63 @@ fn row(rows: &mut Vec<Row>, change: &Change, shape: Shape) {
     (change.make)(&src, shape);
     let (rt, rbytes) = rsync.push_with(&src, &["--delete"]);
     let (rft, _) = rsync_fsync.push_with(&src, &["--delete", "--fsync"]);
+    let (syncthing, st_ratio) = match super::peer_wanted("syncthing") {
+        true => {
+            let (st, sbytes) = syncthing_leg(base.path(), change, shape);
+            let ratio = ratio(qt.as_secs_f64(), st.as_secs_f64());
+            (format!("{} ({sbytes} bytes)", secs(st)), ratio)
+        }
+        false => ("skipped".into(), "-".into()),
+    };
     rows.push(Row {
         scenario: change.label.clone(),
         qsync: format!("{} ({qbytes} bytes)", secs(qt)),
         rsync: format!("{} ({rbytes} bytes)", secs(rt)),
         rsync_fsync: secs(rft),
-        syncthing: "skipped".into(),
+        syncthing,
         ratio: ratio(qt.as_secs_f64(), rt.as_secs_f64()),
         fsync_ratio: ratio(qt.as_secs_f64(), rft.as_secs_f64()),
-        st_ratio: "-".into(),
+        st_ratio,
     });
+}
+
+/// How many files are at or under `dir` (Syncthing counts files, not folders).
+fn files_in(dir: &Path) -> u64 {
+    fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name() != ".stfolder")
+        .map(|e| match e.file_type().unwrap().is_dir() {
+            true => files_in(&e.path()),
+            false => 1,
+        })
+        .sum()
+}
+
+/// Syncthing's time and bytes for `change`, on a pair of instances in step.
+fn syncthing_leg(base: &Path, change: &Change, shape: Shape) -> (Duration, u64) {
+    let (src, dest) = (base.join("st-src"), base.join("st-dest"));
+    prepare(&src, shape);
+    fs::create_dir_all(&dest).unwrap();
+    let (mut sa, mut sb) = Syncthing::pair(base, &src, &dest);
+    let files = files_in(&src);
+    sa.start();
+    sa.wait_complete(files, Duration::from_secs(300));
+    sb.start();
+    sb.wait_complete(files, Duration::from_secs(600));
+    std::thread::sleep(Duration::from_secs(2));
+    let before = sa.wire_bytes() + sb.wire_bytes();
+    let t = Instant::now();
+    (change.make)(&src, shape);
+    while !(change.done)(&dest, shape) {
+        assert!(t.elapsed() < Duration::from_secs(600), "never arrived");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let took = t.elapsed();
+    let files = files_in(&src);
+    sb.wait_complete(files, Duration::from_secs(120));
+    sa.wait_complete(files, Duration::from_secs(120));
+    (took, (sa.wire_bytes() + sb.wire_bytes() - before) / 2)
 }
 
 /// The three rows: a file of `big` bytes renamed and copied, a folder of `files` files of
