@@ -85,6 +85,20 @@ fn a_renamed_file_arrives_from_the_bytes_the_receiver_has() {
     assert_eq!(tree(&p.root_b).len(), 1);
 }
 
+/// A file of 200 MiB renamed: checked off the daemon's engine thread, so there is no size
+/// above which a rename is sent whole (there was: 128 MiB).
+#[test]
+fn a_renamed_large_file_arrives_from_the_bytes_the_receiver_has() {
+    let p = pair();
+    p.drop_in("film.mkv", &noise(3, 200 << 20));
+    let (wire, took) = p.cost_of(|a| {
+        fs::create_dir(a.join("films")).unwrap();
+        fs::rename(a.join("film.mkv"), a.join("films/film.mkv")).unwrap();
+    });
+    println!("move of 200 MiB: {wire} bytes in, {took:?}");
+    assert!(wire <= 4096, "{wire} bytes came in for a move");
+}
+
 /// A copy of a synced 64 MiB file made on A is made on B from B's own copy.
 #[test]
 fn a_copy_of_a_synced_file_arrives_from_the_receivers_copy() {

@@ -83,6 +83,9 @@ pub enum Event {
     WalkEnded(TaskId, walks::Ended),
     /// Hashing threads have files hashed, waiting to be folded in (see `hashing.rs`).
     Hashed,
+    /// Content held here was staged, or found not to be what a fetch wants, off the
+    /// engine thread (`sync/reuse.rs`): taken at the driver's next tick.
+    Reused,
 }
 
 /// At most this many waiting events are taken before their facts are handled.
@@ -237,6 +240,7 @@ impl Engine {
             Event::WalkEnded(task, ended) => {
                 self.with_found(|tasks, found| tasks.walk_ended(found, task, ended));
             }
+            Event::Reused => {} // the driver's tick after every event takes the answers
             Event::Hashed => {
                 if self.with_found(|tasks, found| tasks.hashed(found)) {
                     // The rest at the engine's next turn, after what waits in its inbox.

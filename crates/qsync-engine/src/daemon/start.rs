@@ -67,7 +67,11 @@ pub fn run(config: DaemonConfig) -> Result<(), EngineError> {
         None
     };
 
-    let sync = SyncDriver::start(me, counter_key_seed(&loaded_private), &config.state_dir)?;
+    let mut sync = SyncDriver::start(me, counter_key_seed(&loaded_private), &config.state_dir)?;
+    let wake = events.clone();
+    sync.set_wake(std::sync::Arc::new(move || {
+        let _ = wake.send(Event::Reused);
+    }));
     let hashers = hashing::Hashers::start(&events, &config.state_dir)?;
     let links = links::Links::new(config.btf_dir.clone(), config.answer_timeout);
     let mut engine = Engine {

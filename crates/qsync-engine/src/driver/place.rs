@@ -188,8 +188,8 @@ impl Batch {
         };
         if let (State::Deleted, State::File { hash, size, .. }) = (&p.target, &checked.here) {
             // A file removed here may have been renamed there: its content is wanted at
-            // its new path soon.
-            if *size <= super::staging::MAX_REUSED {
+            // its new path soon (kept for `staging::REUSE_KEEP`).
+            if *size > 0 {
                 pending.reuse = Some(staging.reuse_path(&p.task, hash));
             }
         }

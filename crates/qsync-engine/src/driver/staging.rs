@@ -27,12 +27,6 @@ const PARTIAL: &str = ".partial-";
 /// The name of a removed file kept for reuse starts with this, then its recorded hash.
 const REUSE: &str = ".reuse-";
 
-/// Contents larger than this are fetched rather than staged from what this device holds
-/// (and a removed file larger than this is not kept for reuse): staging one reads it
-/// whole (to check it, and to copy it where there is no reflink) on the daemon's engine
-/// thread, which must not stop for long. (Off that thread, next: then any size.)
-pub const MAX_REUSED: u64 = 128 * 1024 * 1024;
-
 /// How long a removed file is kept for reuse (its space comes back after at most twice
 /// this: staging is swept every [`REUSE_KEEP`]).
 pub const REUSE_KEEP: Duration = Duration::from_secs(60);

@@ -15,6 +15,7 @@ use qsync_base::{ContentHash, DeviceId, RelPath, TaskId};
 use qsync_core::Input;
 
 use super::parts::Parts;
+use super::reuse::{self, Reuser, Source};
 use crate::control::TransferInfo;
 use crate::driver::place::Staging;
 use crate::driver::transfer::{Incoming, IncomingPatch};
@@ -93,6 +94,8 @@ pub(super) struct Fetching {
     /// Requests to send and facts for the core, from the exchange's orders.
     sends: Vec<Send>,
     told: VecDeque<Input>,
+    /// Large contents being staged from what this device holds (`reuse.rs`).
+    reuser: Reuser,
 }
 
 impl Fetching {
@@ -105,13 +108,23 @@ impl Fetching {
             parts: Parts::default(),
             sends: Vec::new(),
             told: VecDeque::new(),
+            reuser: Reuser::default(),
         }
     }
 
     /// Forget every fetch (the core was started afresh); the parts stay on disk, and the
     /// new fetches resume from them.
     pub(super) fn reset(&mut self) {
+        // Contents being staged from what this device holds go on: the new fetches of
+        // them wait for those answers.
+        let reuser = std::mem::take(&mut self.reuser);
         *self = Self::new(self.staging.clone());
+        self.reuser = reuser;
+    }
+
+    /// Call `wake` when a content staged from what this device holds is ready.
+    pub(super) fn set_wake(&mut self, wake: reuse::Wake) {
+        self.reuser.set_wake(wake);
     }
 
     /// Sweep staging of content and parts older than `age` (but for the parts in use).
@@ -134,27 +147,51 @@ impl Fetching {
     }
 
     /// The core's order to fetch `want`: answered at once when the content is staged
-    /// already, or `local` (what this device holds: `reuse.rs`) stages it
-    /// (`Some(true)`), or when `room` (the free-space check, given the bytes to write:
-    /// what is not kept of it yet, and what the transfers under way will still write)
-    /// says it does not fit now (`Some(false)`, asked again later); otherwise handed to
-    /// the exchange.
+    /// already, or staged from what this device holds (`local` says where that may be:
+    /// `reuse.rs`) at once (`Some(true)`), or later on the reuse thread (`None`: the
+    /// answer comes with the exchange's facts); or when `room` (the free-space check,
+    /// given the bytes to write: what is not kept of it yet, and what the transfers under
+    /// way will still write) says it does not fit now (`Some(false)`, asked again later);
+    /// otherwise handed to the exchange.
     pub(super) fn want(
         &mut self,
         want: Want,
         room: impl Fn(u64) -> Result<(), String>,
-        local: impl FnOnce(&Staging, &Want) -> bool,
+        local: impl FnOnce(&Staging, &Want) -> Vec<Source>,
     ) -> Option<bool> {
         let key = (want.task, want.path.clone(), want.hash);
-        // Looked for here once, not again while it is fetched, nor when a copy would not
-        // fit.
-        let look_here = !self.exchange.is_fetching(&key) && room(want.size).is_ok();
-        if self.staging.has_for(&want.hash, want.base) || (look_here && local(&self.staging, &want))
-        {
+        if self.staging.has_for(&want.hash, want.base) {
             // Fetched already (the same content at another path, or edits of this one's
-            // version, whose placement was put off), or held here: nothing travels.
+            // version, whose placement was put off): nothing travels.
             return Some(true);
         }
+        if self.reuser.is_pending(&key) {
+            return None; // being staged from what this device holds: its answer comes
+        }
+        // Looked for here once, not again while it is fetched, nor when a copy would not
+        // fit.
+        if !self.exchange.is_fetching(&key) && room(want.size).is_ok() {
+            let sources = local(&self.staging, &want);
+            if !sources.is_empty() {
+                if want.size <= reuse::STAGED_AT_ONCE {
+                    if reuse::stage(&self.staging, sources, &want) {
+                        return Some(true); // held here: nothing travels
+                    }
+                } else if self
+                    .reuser
+                    .start(self.staging.clone(), want.clone(), sources)
+                {
+                    return None;
+                }
+            }
+        }
+        self.fetch(want, room)
+    }
+
+    /// Hand `want` to the exchange (once it fits on disk), after nothing held here had
+    /// its content.
+    fn fetch(&mut self, want: Want, room: impl Fn(u64) -> Result<(), String>) -> Option<bool> {
+        let key = (want.task, want.path.clone(), want.hash);
         if !self.exchange.is_fetching(&key) {
             // What is kept of it already needs no more room.
             let kept = self.staging.partial_len(&want.hash).min(want.size);
@@ -263,6 +300,26 @@ impl Fetching {
     pub(super) fn tick(&mut self) {
         self.exchange.handle_timeout(Instant::now());
         self.carry_out();
+        self.reused();
+    }
+
+    /// Take the reuse thread's answers: a content staged is told to the core as fetched;
+    /// one that nothing held here had is fetched from the peers.
+    fn reused(&mut self) {
+        for (want, staged) in self.reuser.finished() {
+            if staged {
+                self.told.push_back(Input::Fetched {
+                    task: want.task,
+                    path: want.path.clone(),
+                    hash: want.hash,
+                    from: want.from,
+                    ok: true,
+                });
+            } else {
+                // The room was checked before it was tried here.
+                let _ = self.fetch(want, |_| Ok(()));
+            }
+        }
     }
 
     /// A patch of `key` failed (its edits could not be placed): asked whole next time.

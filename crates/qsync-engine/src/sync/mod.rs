@@ -259,6 +259,12 @@ impl SyncDriver {
         })
     }
 
+    /// Call `wake` when content held here was staged off the engine thread: the daemon
+    /// then ticks the driver (see `reuse.rs`).
+    pub(crate) fn set_wake(&mut self, wake: reuse::Wake) {
+        self.fetching.set_wake(wake);
+    }
+
     /// Sync `task`'s folder.
     pub(crate) fn add_folder(&mut self, task: TaskId, folder: TaskFolder) {
         self.folders.insert(task, folder);

@@ -5,19 +5,26 @@
 //! checked against the hash as it is staged: a file changed behind the index's back is
 //! not used, and the content is fetched instead.
 //!
+//! Finding the candidates ([`sources`]) only stats and opens files, on the engine thread.
+//! Staging one reads it whole (to check it, and to copy it where there is no reflink):
+//! a small content is staged at once, a large one by the [`Reuser`]'s thread, whose
+//! answers the driver takes at its next turn ([`Reuser::finished`]), so that renaming a
+//! film of 4 GiB does not stop the daemon for the seconds its check takes.
+//!
 //! Only this task's own data is searched: a content held for another task is never used,
 //! so that nothing this device does for a peer (not asking for a content, say) tells
 //! what another task holds.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
+use std::sync::mpsc::{channel, Receiver, Sender};
 
 use qsync_base::{ContentHash, EntryKind};
 
 use super::folder::TaskFolder;
 use crate::driver::place::Staging;
 use crate::driver::root::TaskRoot;
-use crate::driver::staging::MAX_REUSED;
-use crate::exchange::Want;
+use crate::exchange::{FetchKey, Want};
 
 /// Files smaller than this are not looked for among the task's files: the search costs
 /// more than they do on the wire.
@@ -26,35 +33,47 @@ const MIN_SEARCHED: u64 = 64 * 1024;
 /// The most files of the task with the same recorded content that are tried.
 const MAX_TRIED: usize = 4;
 
-/// Stage `want`'s content from what this device holds for its task `folder` (`kept`:
-/// where a kept copy of a content is), if it holds it: whether it is staged now.
-pub(super) fn stage_local(
+/// Contents up to this size are staged at once, on the engine thread (a few
+/// milliseconds); larger ones on the [`Reuser`]'s thread.
+pub(super) const STAGED_AT_ONCE: u64 = 8 * 1024 * 1024;
+
+/// Where a content held here may be staged from.
+#[derive(Debug)]
+pub(super) enum Source {
+    /// The file a received delete removed here lately (`Staging::reuse_path`).
+    Removed,
+    /// A file opened for reading: a kept copy, or a file of the task.
+    File(std::fs::File),
+}
+
+/// Where this device may hold `want`'s content, for its task `folder` (`kept`: where a
+/// kept copy of a content is), best first; nothing read yet.
+pub(super) fn sources(
     staging: &Staging,
     folder: Option<&TaskFolder>,
     kept: impl Fn(&ContentHash) -> Option<PathBuf>,
     want: &Want,
-) -> bool {
+) -> Vec<Source> {
     let (hash, size) = (&want.hash, want.size);
-    if size == 0 || size > MAX_REUSED {
-        return false; // nothing to save, or too long to read here now
+    let mut found = Vec::new();
+    if size == 0 {
+        return found; // nothing to save
     }
-    if staging.take_reuse(&want.task, hash, size) {
-        tracing::debug!(path = %want.path, "content staged from a file removed here");
-        return true;
+    if staging.reuse_path(&want.task, hash).exists() {
+        found.push(Source::Removed);
     }
     let Some(folder) = folder else {
-        return false;
+        return found;
     };
     if folder.held.contains(hash) {
-        if let Some(copy) = kept(hash).and_then(|p| std::fs::File::open(p).ok()) {
-            if copied(staging, copy, want) {
-                tracing::debug!(path = %want.path, "content staged from a copy kept here");
-                return true;
-            }
-        }
+        found.extend(
+            kept(hash)
+                .and_then(|p| std::fs::File::open(p).ok())
+                .map(Source::File),
+        );
     }
     if size < MIN_SEARCHED {
-        return false;
+        return found;
     }
     let same: Vec<_> = folder
         .index
@@ -64,39 +83,144 @@ pub(super) fn stage_local(
         .take(MAX_TRIED)
         .collect();
     if same.is_empty() {
-        return false;
+        return found;
     }
     let Ok(root) = TaskRoot::open(&folder.root) else {
-        return false;
+        return found;
     };
     for (path, mtime_ns) in same {
         // Not read when it changed since the index saw it (its size or time).
         let unchanged = root
             .stat(&path)
             .is_ok_and(|e| e.is_some_and(|e| e.size == size && e.mtime_ns == mtime_ns));
-        if !unchanged {
-            continue;
-        }
         // Beneath the root, never through a link, a regular file only.
-        let Ok(file) = root.open_file(&path) else {
-            continue;
+        if let (true, Ok(file)) = (unchanged, root.open_file(&path)) {
+            found.push(Source::File(file));
+        }
+    }
+    found
+}
+
+/// Stage `want`'s content from the first of `sources` that holds it exactly: whether it
+/// is staged now.
+pub(super) fn stage(staging: &Staging, sources: Vec<Source>, want: &Want) -> bool {
+    for source in sources {
+        let staged = match source {
+            Source::Removed => staging.take_reuse(&want.task, &want.hash, want.size),
+            Source::File(file) => staging
+                .copy_in(file, &want.hash, want.size)
+                .unwrap_or_else(|e| {
+                    tracing::warn!(path = %want.path, error = %e, "could not stage content held here");
+                    false
+                }),
         };
-        if copied(staging, file, want) {
-            tracing::debug!(path = %want.path, from = %path, "content staged from a file of the task");
+        if staged {
+            tracing::debug!(path = %want.path, "content staged from what this device holds");
             return true;
         }
     }
     false
 }
 
-/// Copy `from` into staging as `want`'s content, if it is that.
-fn copied(staging: &Staging, from: std::fs::File, want: &Want) -> bool {
-    staging
-        .copy_in(from, &want.hash, want.size)
-        .unwrap_or_else(|e| {
-            tracing::warn!(path = %want.path, error = %e, "could not stage content held here");
-            false
-        })
+/// Stage `want`'s content at once from what this device holds for its task, if it does
+/// (tests; the driver goes through [`sources`] and [`stage`]).
+#[cfg(test)]
+fn stage_local(
+    staging: &Staging,
+    folder: Option<&TaskFolder>,
+    kept: impl Fn(&ContentHash) -> Option<PathBuf>,
+    want: &Want,
+) -> bool {
+    stage(staging, sources(staging, folder, kept, want), want)
+}
+
+/// What wakes the daemon's engine thread when an answer is ready.
+pub(crate) type Wake = std::sync::Arc<dyn Fn() + Send + Sync>;
+
+/// A job for the [`Reuser`]'s thread.
+struct Job {
+    staging: Staging,
+    want: Want,
+    sources: Vec<Source>,
+}
+
+/// The thread that stages large contents from what this device holds, and its answers.
+#[derive(Default)]
+pub(super) struct Reuser {
+    jobs: Option<Sender<Job>>,
+    done: Option<Receiver<(Want, bool)>>,
+    /// The fetches whose content is being staged here (asked for again meanwhile, they
+    /// wait for that).
+    pending: HashSet<FetchKey>,
+    /// Called when an answer is ready (the daemon wakes its engine thread).
+    wake: Option<Wake>,
+}
+
+impl Reuser {
+    /// Call `wake` whenever an answer is ready.
+    pub(super) fn set_wake(&mut self, wake: Wake) {
+        self.wake = Some(wake);
+    }
+
+    /// Whether `key`'s content is being staged here.
+    pub(super) fn is_pending(&self, key: &FetchKey) -> bool {
+        self.pending.contains(key)
+    }
+
+    /// Stage `want`'s content from `sources` on the thread (started on first use); false
+    /// if the thread could not be started.
+    pub(super) fn start(&mut self, staging: Staging, want: Want, sources: Vec<Source>) -> bool {
+        if self.jobs.is_none() {
+            let (jobs, inbox) = channel::<Job>();
+            let (answers, done) = channel();
+            let wake = self.wake.clone();
+            let spawned = std::thread::Builder::new()
+                .name("qsync-reuse".into())
+                .spawn(move || {
+                    for job in inbox {
+                        let ok = stage(&job.staging, job.sources, &job.want);
+                        if answers.send((job.want, ok)).is_err() {
+                            return;
+                        }
+                        if let Some(wake) = &wake {
+                            wake();
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "could not start the thread that stages held content");
+                return false;
+            }
+            (self.jobs, self.done) = (Some(jobs), Some(done));
+        }
+        let key = (want.task, want.path.clone(), want.hash);
+        let job = Job {
+            staging,
+            want,
+            sources,
+        };
+        let sent = self
+            .jobs
+            .as_ref()
+            .is_some_and(|jobs| jobs.send(job).is_ok());
+        if sent {
+            self.pending.insert(key);
+        }
+        sent
+    }
+
+    /// The answers ready: each fetch, and whether its content is staged now.
+    pub(super) fn finished(&mut self) -> Vec<(Want, bool)> {
+        let Some(done) = &self.done else {
+            return Vec::new();
+        };
+        let answers: Vec<(Want, bool)> = done.try_iter().collect();
+        for (want, _) in &answers {
+            self.pending
+                .remove(&(want.task, want.path.clone(), want.hash));
+        }
+        answers
+    }
 }
 
 #[cfg(test)]
@@ -210,6 +334,44 @@ mod tests {
         std::fs::remove_file(this_task.root.join("a.bin")).ok();
         assert!(stage_local(&staging, Some(&this_task), kept, &wanted));
         assert!(staging.has(&wanted.hash));
+    }
+
+    #[test]
+    fn a_large_content_is_staged_on_the_reuse_thread_and_its_answer_wakes_the_engine() {
+        let content = bytes(23);
+        let (_dir, folder, staging) = scene(&bytes(25), false);
+        let moved = want("moved.bin", &content);
+        std::fs::write(staging.reuse_path(&moved.task, &moved.hash), &content).unwrap();
+        let wrong = want("wrong.bin", &bytes(27));
+        std::fs::write(staging.reuse_path(&wrong.task, &wrong.hash), bytes(29)).unwrap();
+        let (woken, wakes) = std::sync::mpsc::channel();
+        let mut reuser = Reuser::default();
+        reuser.set_wake(std::sync::Arc::new(move || {
+            let _ = woken.send(());
+        }));
+        for want in [&moved, &wrong] {
+            let found = sources(&staging, Some(&folder), |_| None, want);
+            assert!(reuser.start(staging.clone(), want.clone(), found));
+        }
+        let key = |w: &Want| (w.task, w.path.clone(), w.hash);
+        assert!(reuser.is_pending(&key(&moved)));
+        let mut answers = Vec::new();
+        while answers.len() < 2 {
+            wakes
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .unwrap();
+            answers.extend(reuser.finished());
+        }
+        let staged: Vec<(String, bool)> = answers
+            .iter()
+            .map(|(w, ok)| (w.path.to_string(), *ok))
+            .collect();
+        assert_eq!(
+            staged,
+            [("moved.bin".into(), true), ("wrong.bin".into(), false)]
+        );
+        assert!(!reuser.is_pending(&key(&moved)));
+        assert!(staging.has(&moved.hash) && !staging.has(&wrong.hash));
     }
 
     #[test]

@@ -42,7 +42,7 @@ impl SyncDriver {
         let room = |needed: u64| transfer::room_for(&places, needed);
         let folder = self.folders.get(&task);
         let kept = |hash: &ContentHash| around.kept(hash);
-        let local = |staging: &_, want: &_| reuse::stage_local(staging, folder, kept, want);
+        let local = |staging: &_, want: &_| reuse::sources(staging, folder, kept, want);
         if let Some(ok) = self.fetching.want(want, room, local) {
             self.inputs.push_back(Input::Fetched {
                 task,
