@@ -21,7 +21,7 @@
 //! (`Message::Unfold`) and holds its acknowledgements at the run until they come. A fold
 //! is never trusted more than the records it stands for: a peer could send those as well.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use qsync_base::{ContentHash, DeviceId, RelPath, TaskId};
 use serde::{Deserialize, Serialize};
@@ -88,7 +88,7 @@ impl Fold {
         task: &TaskId,
         peer: DeviceId,
         ledger: &L,
-        preimages: &BTreeMap<RelPath, Record>,
+        preimages: &Preimages,
     ) -> Result<Option<Unfolded>, L::Error> {
         let count = self.count as usize;
         let Some(_) = self.last_seq() else {
@@ -121,11 +121,9 @@ impl Fold {
                         .collect();
                 before.extend(
                     preimages
-                        .range(start.clone()..)
-                        .take_while(|(p, _)| p.as_str().starts_with(from.as_str()))
-                        .filter(|(p, _)| p.starts_with(from))
+                        .from(&start, from)
                         .take(count)
-                        .map(|(p, r)| (p.clone(), r.clone())),
+                        .map(|r| (r.path.clone(), r.clone())),
                 );
                 let used: Vec<Record> = before.into_values().take(count).collect();
                 let mut records = Vec::with_capacity(count);
@@ -162,6 +160,86 @@ pub struct Unfolded {
     /// it was (what a later [`Shape::Moved`] fold rebuilds from); for a move, the old
     /// paths whose content moved.
     pub before: Vec<Record>,
+}
+
+/// The most bytes of pre-images a peer's stream keeps (about forty thousand paths).
+const PREIMAGE_BYTES: usize = 8 << 20;
+
+/// The paths a peer's folds deleted lately, each as it was just before (what the new
+/// paths of a move are rebuilt from: by the time they arrive, the deletions may be placed
+/// here already). At most [`PREIMAGE_BYTES`]: the oldest are forgotten first (a move of
+/// more is then partly asked for in full).
+#[derive(Debug, Default)]
+pub struct Preimages {
+    /// Each path's record, and when it was remembered.
+    by_path: BTreeMap<RelPath, (Record, u64)>,
+    /// Paths in the order they were remembered (one remembered again is here twice: only
+    /// its latest entry counts).
+    order: VecDeque<(u64, RelPath)>,
+    /// How many were ever remembered (the stamp of the next), and their size now.
+    stamps: u64,
+    bytes: usize,
+}
+
+impl Preimages {
+    /// Remember `records`, forgetting the oldest beyond the bound.
+    pub fn remember(&mut self, records: Vec<Record>) {
+        for record in records {
+            self.stamps += 1;
+            self.bytes += size_of(&record);
+            self.order.push_back((self.stamps, record.path.clone()));
+            let path = record.path.clone();
+            if let Some((old, _)) = self.by_path.insert(path, (record, self.stamps)) {
+                self.bytes -= size_of(&old);
+            }
+        }
+        while self.bytes > PREIMAGE_BYTES {
+            let Some((stamp, path)) = self.order.pop_front() else {
+                break;
+            };
+            if self.by_path.get(&path).is_some_and(|(_, s)| *s == stamp) {
+                if let Some((old, _)) = self.by_path.remove(&path) {
+                    self.bytes -= size_of(&old);
+                }
+            }
+        }
+        // Entries of paths remembered again since, or forgotten, go once they are many.
+        if self.order.len() > 2 * self.by_path.len() + 1024 {
+            let by_path = &self.by_path;
+            self.order
+                .retain(|(stamp, path)| by_path.get(path).is_some_and(|(_, s)| s == stamp));
+        }
+    }
+
+    /// Forget `records`' paths (a move was rebuilt from them).
+    pub fn forget(&mut self, records: &[Record]) {
+        for record in records {
+            if let Some((old, _)) = self.by_path.remove(&record.path) {
+                self.bytes -= size_of(&old);
+            }
+        }
+        if self.by_path.is_empty() {
+            self.order.clear();
+        }
+    }
+
+    /// The pre-images of paths at or under `root`, in path order from `start` on.
+    fn from<'a>(&'a self, start: &RelPath, root: &'a RelPath) -> impl Iterator<Item = &'a Record> {
+        self.by_path
+            .range(start.clone()..)
+            .take_while(move |(p, _)| p.as_str().starts_with(root.as_str()))
+            .filter(move |(p, _)| p.starts_with(root))
+            .map(|(_, (r, _))| r)
+    }
+}
+
+/// About what a pre-image takes in memory.
+fn size_of(record: &Record) -> usize {
+    let target = match &record.state {
+        State::Symlink { target } => target.len(),
+        _ => 0,
+    };
+    160 + record.path.as_str().len() + target + 48 * record.version.iter().count()
 }
 
 /// The hash a fold of `records` carries.

@@ -48,9 +48,11 @@ pub trait Ledger {
     /// The records of the paths strictly under `folder`.
     fn records_under(&self, task: &TaskId, folder: &RelPath) -> Result<Vec<Record>, Self::Error>;
     /// Up to `limit` records of paths strictly under `folder` that exist (no tombstone), in
-    /// path order from `start` on, `start` included (backwards from it when `descending`).
-    /// What a folded run of a peer's records is rebuilt from (`fold.rs`): read a run's
-    /// worth, however large the folder.
+    /// path order from `start` on, `start` included (backwards from it when `descending`),
+    /// among the first [`live_scan_bound`]`(limit)` records there (tombstones included):
+    /// what a folded run of a peer's records is rebuilt from (`fold.rs`). A read costs a
+    /// run's worth, however many paths or tombstones the folder holds; a run with too many
+    /// tombstones between its paths is then not rebuilt, and asked for in full.
     fn live_under(
         &self,
         task: &TaskId,
@@ -115,6 +117,12 @@ pub trait Ledger {
         peer: &DeviceId,
         seq: u64,
     ) -> Result<(), Self::Error>;
+}
+
+/// How many records of a folder [`Ledger::live_under`] looks at to find `limit` that
+/// exist.
+pub fn live_scan_bound(limit: usize) -> usize {
+    limit.saturating_mul(4).saturating_add(64)
 }
 
 /// A [`Ledger`] in memory.
@@ -253,6 +261,7 @@ impl Ledger for MemLedger {
                 .map(|(_, r)| r)
                 .take_while(|r| r.path > *folder)
                 .filter(under)
+                .take(live_scan_bound(limit))
                 .filter(|r| r.state.exists())
                 .take(limit)
                 .cloned()
@@ -266,6 +275,7 @@ impl Ledger for MemLedger {
                 .map(|(_, r)| r)
                 .take_while(|r| r.path.as_str().starts_with(folder.as_str()))
                 .filter(under)
+                .take(live_scan_bound(limit))
                 .filter(|r| r.state.exists())
                 .take(limit)
                 .cloned()

@@ -58,6 +58,6 @@ pub use crate::core::{
 };
 pub use fold::{Fold, Shape, MIN_FOLD};
 pub use io::{Effect, Input, Message, PlaceOutcome, Placement};
-pub use ledger::{Ledger, MemLedger};
+pub use ledger::{live_scan_bound, Ledger, MemLedger};
 pub use state::{Record, State, MODE_MASK};
 pub use wire::BodyError;

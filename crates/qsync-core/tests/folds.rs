@@ -209,3 +209,51 @@ fn a_peer_asking_for_a_run_this_device_never_folded_gets_nothing() {
         "{said:?}"
     );
 }
+
+#[test]
+fn records_of_a_hole_are_taken_only_from_its_answer_each_number_once() {
+    let (mut core, mut ledger, now, x) = b_with_x();
+    let file = |path: &str, seq| Record {
+        path: RelPath::new(path).unwrap(),
+        state: State::File {
+            hash: ContentHash::of(path.as_bytes()),
+            size: 9,
+            mode: 0o644,
+        },
+        seq,
+        ..x.clone()
+    };
+    let fold = Message::Fold {
+        task: TASK,
+        fold: deleted_fold(2, 1),
+        upto: 2,
+    };
+    core.handle(now, received(fold), &mut ledger).unwrap();
+    assert!(sent(&mut core).contains(&Message::Unfold {
+        task: TASK,
+        first: 2,
+        last: 2
+    }));
+    let fetches = |core: &mut Core| {
+        std::iter::from_fn(|| core.poll_effect())
+            .filter(|e| matches!(e, Effect::Fetch { .. }))
+            .count()
+    };
+    // Plain records naming the hole's number are not it: not taken.
+    let plain = Message::Records {
+        task: TASK,
+        records: (0..100).map(|i| file(&format!("p{i}"), 2)).collect(),
+        upto: 2,
+    };
+    core.handle(now, received(plain), &mut ledger).unwrap();
+    assert_eq!(fetches(&mut core), 0);
+    // Its answer: the number once, whatever else it carries.
+    let answer = Message::Unfolded {
+        task: TASK,
+        first: 2,
+        last: 2,
+        records: vec![file("a", 2), file("b", 2), file("c", 3)],
+    };
+    core.handle(now, received(answer), &mut ledger).unwrap();
+    assert_eq!(fetches(&mut core), 1);
+}

@@ -386,17 +386,24 @@ impl Ledger for LedgerTx<'_> {
         descending: bool,
         limit: usize,
     ) -> Result<Vec<Record>, StoreError> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // The first records there, tombstones included (a bounded walk of the primary
+        // key), then those that exist.
+        let scan = i64::try_from(qsync_core::live_scan_bound(limit)).unwrap_or(i64::MAX);
         let (from, order) = match descending {
             true => ("<=", "DESC"),
             false => (">=", "ASC"),
         };
         let sql = format!(
             "SELECT {COLUMNS} FROM records WHERE task_id = ?1 AND path > ?2 AND path < ?3
-             AND path {from} ?4 AND kind != 0 ORDER BY path {order} LIMIT {limit}"
+             AND path {from} ?4 ORDER BY path {order} LIMIT {scan}"
         );
         let (low, high) = (format!("{folder}/"), format!("{folder}0"));
-        self.records(&sql, params![task.as_bytes(), low, high, start.as_str()])
+        let found = self.records(&sql, params![task.as_bytes(), low, high, start.as_str()])?;
+        Ok(found
+            .into_iter()
+            .filter(|r| r.state.exists())
+            .take(limit)
+            .collect())
     }
 
     fn last_seq(&self, task: &TaskId) -> Result<u64, StoreError> {

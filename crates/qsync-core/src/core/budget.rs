@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, VecDeque};
 use qsync_base::RelPath;
 
 use super::{ACK_EVERY, RECORDS_PER_MESSAGE};
-use crate::fold::Tail;
+use crate::fold::{Preimages, Tail};
 use crate::state::{Record, State};
 
 /// The largest counter a version may name. Far below what the wire and the database hold,
@@ -145,14 +145,10 @@ pub(super) struct Inbound {
     pub(super) saved: u64,
     /// The last number acknowledged to the peer.
     pub(super) acked: u64,
-    /// Folds of the peer's that could not be rebuilt here, asked for in full: first
-    /// sequence number, last, and what they are held at in the window until they come.
-    holes: BTreeMap<u64, (u64, usize)>,
-    /// How many records and bytes the holes are held at, in all.
-    in_holes: (usize, usize),
-    /// Paths a fold of the peer's deleted, as they were just before (see `fold.rs`): what
-    /// the other half of a move is rebuilt from. At most [`WINDOW_RECORDS`].
-    pub(super) preimages: BTreeMap<RelPath, Record>,
+    /// Folds of the peer's that could not be rebuilt here, asked for in full.
+    holes: Holes,
+    /// Paths a fold of the peer's deleted, as they were just before (see `fold.rs`).
+    pub(super) preimages: Preimages,
 }
 
 impl Inbound {
@@ -173,46 +169,51 @@ impl Inbound {
 
     /// Whether `records` more records of `cost` in all fit in the window.
     fn fits(&self, records: usize, cost: usize) -> bool {
-        let (hole_records, hole_bytes) = self.in_holes;
-        self.unsettled.len() + hole_records + records <= WINDOW_RECORDS
-            && self.held + hole_bytes + cost <= WINDOW_BYTES
+        self.unsettled.len() + self.holes.records + records <= WINDOW_RECORDS
+            && self.held + self.holes.bytes + cost <= WINDOW_BYTES
+    }
+
+    /// Whether record number `seq` is held, unsettled.
+    pub(super) fn holds(&self, seq: u64) -> bool {
+        self.unsettled.contains_key(&seq)
     }
 
     /// Hold `first..=last` (a fold that could not be rebuilt) until it comes in full:
-    /// nothing from `first` on is acknowledged meanwhile. `false` if it does not fit in
-    /// the window.
+    /// nothing from `first` on is acknowledged meanwhile, and it is held in the window at
+    /// the least its records can cost. `false` if it does not fit.
     pub(super) fn open_hole(&mut self, first: u64, last: u64) -> bool {
         let count = (last - first + 1) as usize;
         let cost = count.saturating_mul(MIN_RECORD_COST);
-        if !self.fits(count, cost) {
+        if first <= self.highest || !self.fits(count, cost) {
             return false;
         }
-        if self.holes.contains_key(&first) {
-            return false;
-        }
-        self.holes.insert(first, (last, cost));
-        self.in_holes.0 += count;
-        self.in_holes.1 += cost;
-        self.highest = self.highest.max(last);
+        self.holes.runs.insert(first, (last, false));
+        self.holes.records += count;
+        self.holes.bytes += cost;
+        self.highest = last;
         true
     }
 
-    /// Whether `seq` is in a hole (so a record of it is taken although it is not new).
+    /// Whether `seq` is in a hole (a record of it that comes in full is taken although
+    /// its number is not new).
     pub(super) fn in_hole(&self, seq: u64) -> bool {
         self.holes
+            .runs
             .range(..=seq)
             .next_back()
             .is_some_and(|(_, (last, _))| seq <= *last)
     }
 
-    /// The records of the hole `first..=last` have come: it no longer costs anything (its
-    /// records are held by their own costs as they are taken in) but still holds the
-    /// acknowledgements until [`Inbound::close_hole`]. `false` if there is no such hole.
+    /// The records of the hole `first..=last` have come: it no longer takes room in the
+    /// window (they are held by their own costs as they are taken in) but still holds
+    /// the acknowledgements until [`Inbound::close_hole`]. `false` if there is no such
+    /// hole waiting.
     pub(super) fn fill_hole(&mut self, first: u64, last: u64) -> bool {
-        match self.holes.get_mut(&first) {
-            Some(hole) if hole.0 == last => {
-                self.in_holes.1 -= hole.1;
-                hole.1 = 0;
+        match self.holes.runs.get_mut(&first) {
+            Some(hole) if *hole == (last, false) => {
+                hole.1 = true;
+                self.holes.records -= (last - first + 1) as usize;
+                self.holes.bytes -= ((last - first + 1) as usize).saturating_mul(MIN_RECORD_COST);
                 true
             }
             _ => false,
@@ -221,20 +222,24 @@ impl Inbound {
 
     /// The hole from `first` is filled.
     pub(super) fn close_hole(&mut self, first: u64) {
-        if let Some((last, cost)) = self.holes.remove(&first) {
-            self.in_holes.0 -= (last - first + 1) as usize;
-            self.in_holes.1 -= cost;
+        if let Some((last, filled)) = self.holes.runs.remove(&first) {
+            if !filled {
+                let count = (last - first + 1) as usize;
+                self.holes.records -= count;
+                self.holes.bytes -= count.saturating_mul(MIN_RECORD_COST);
+            }
         }
     }
 
-    /// Keep the pre-images of paths a fold deleted (the oldest go when there are too many).
-    pub(super) fn remember(&mut self, before: Vec<Record>) {
-        if self.preimages.len() + before.len() > WINDOW_RECORDS {
-            self.preimages.clear();
+    /// The peer is asked to send its records again from [`Inbound::saved`] (the answer to
+    /// its `Hello`): whatever is in a hole will come again that way, not as asked (the
+    /// peer's stream starts afresh and forgets its folds), so the holes go and the
+    /// numbers from the first one on are taken again.
+    pub(super) fn restarted(&mut self) {
+        if let Some(first) = self.holes.runs.keys().next() {
+            self.highest = self.highest.min(first - 1);
         }
-        for record in before {
-            self.preimages.insert(record.path.clone(), record);
-        }
+        self.holes = Holes::default();
     }
 
     /// Whether records from `seq` on are dropped.
@@ -279,7 +284,7 @@ impl Inbound {
         if let Some(from) = self.refused_from {
             upto = upto.min(from.saturating_sub(1));
         }
-        if let Some(first) = self.holes.keys().next() {
+        if let Some(first) = self.holes.runs.keys().next() {
             upto = upto.min(first.saturating_sub(1));
         }
         upto
@@ -295,6 +300,17 @@ impl Inbound {
     pub(super) fn held(&self) -> usize {
         self.held
     }
+}
+
+/// Folds of a peer's that could not be rebuilt here, asked for in full (see `fold.rs`).
+#[derive(Debug, Default)]
+struct Holes {
+    /// First number of each: its last, and whether its records came (it then holds only
+    /// the acknowledgements, until they are all taken in).
+    runs: BTreeMap<u64, (u64, bool)>,
+    /// The records and bytes the holes waiting for their records take in the window.
+    records: usize,
+    bytes: usize,
 }
 
 /// This device's stream of one task's records to one peer: how far it went, and what is
@@ -375,4 +391,49 @@ pub struct Report {
     pub path: Option<RelPath>,
     /// How many records (or messages) in the batch.
     pub count: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hole_holds_the_acknowledgements_and_its_room_until_its_records_come() {
+        let mut inbound = Inbound::after(3);
+        assert!(inbound.open_hole(4, 6));
+        assert!(!inbound.open_hole(5, 9), "within what was had: not a new run");
+        inbound.hold(7, MIN_RECORD_COST);
+        inbound.release(7);
+        assert_eq!(inbound.settled_upto(), 3, "nothing from the hole on");
+        assert!(inbound.in_hole(5) && !inbound.in_hole(7));
+        // A window full but for the hole's room: its records fit once it is filled, each
+        // counted once.
+        for seq in 100..100 + (WINDOW_RECORDS - 3) as u64 {
+            inbound.hold(seq, MIN_RECORD_COST);
+        }
+        assert!(!inbound.has_room(MIN_RECORD_COST));
+        assert!(inbound.fill_hole(4, 6));
+        assert!(!inbound.fill_hole(4, 6), "once");
+        for seq in 4..=6 {
+            assert!(inbound.has_room(MIN_RECORD_COST), "record {seq}");
+            inbound.hold(seq, MIN_RECORD_COST);
+        }
+        assert!(!inbound.has_room(MIN_RECORD_COST));
+        for seq in 4..=6 {
+            inbound.release(seq);
+        }
+        assert_eq!(inbound.settled_upto(), 3, "until the hole is closed");
+        inbound.close_hole(4);
+        assert_eq!(inbound.settled_upto(), 99);
+    }
+
+    #[test]
+    fn a_restarted_stream_takes_the_numbers_of_its_holes_again() {
+        let mut inbound = Inbound::after(3);
+        assert!(inbound.open_hole(4, 6));
+        inbound.restarted();
+        assert_eq!(inbound.highest, 3);
+        assert!(!inbound.in_hole(5));
+        assert!(inbound.open_hole(4, 9));
+    }
 }

@@ -437,8 +437,9 @@ impl Core {
                     if reply {
                         // Answer with where this device stands in the peer's sequence
                         // (without forgetting what is under way from it).
-                        match self.inbound.get(&(task, from)) {
+                        match self.inbound.get_mut(&(task, from)) {
                             Some(inbound) => {
+                                inbound.restarted();
                                 let after = inbound.saved;
                                 let hello = Message::Hello {
                                     task,
@@ -460,7 +461,7 @@ impl Core {
                 if !self.linked(&task, &from, ledger)? {
                     return Ok(());
                 }
-                self.take_records(task, from, records, ledger)?;
+                self.take_records(task, from, records, false, ledger)?;
                 // The sender left out what came from here: its sequence is covered up to
                 // `upto` all the same (unless something before it was refused).
                 if let Some(inbound) = self.inbound.get_mut(&(task, from)) {
@@ -491,11 +492,19 @@ impl Core {
                     return Ok(());
                 };
                 if inbound.fill_hole(first, last) {
+                    // Each number of the run at most once, in order.
+                    let mut next = first;
                     let records = records
                         .into_iter()
-                        .filter(|r| (first..=last).contains(&r.seq))
+                        .filter(|r| {
+                            let fits = r.seq >= next && r.seq <= last;
+                            if fits {
+                                next = r.seq.saturating_add(1);
+                            }
+                            fits
+                        })
                         .collect();
-                    self.take_records(task, from, records, ledger)?;
+                    self.take_records(task, from, records, true, ledger)?;
                     if let Some(inbound) = self.inbound.get_mut(&(task, from)) {
                         inbound.close_hole(first);
                     }
@@ -543,17 +552,19 @@ impl Core {
         Ok(())
     }
 
-    /// Take a peer's `records` in (see [`Core::take_in`]), and report what was refused.
+    /// Take a peer's `records` in (see [`Core::take_in`]; `refill`: the records of a
+    /// fold asked for in full), and report what was refused.
     fn take_records<L: Ledger>(
         &mut self,
         task: TaskId,
         from: DeviceId,
         records: Vec<Record>,
+        refill: bool,
         ledger: &mut L,
     ) -> Result<(), L::Error> {
         let mut refused: Option<Report> = None;
         for record in records {
-            if let Some((why, path)) = self.take_in(task, from, record, ledger)? {
+            if let Some((why, path)) = self.take_in(task, from, record, refill, ledger)? {
                 match refused.as_mut() {
                     Some(report) => report.count += 1,
                     None => {
@@ -575,19 +586,21 @@ impl Core {
 
     /// Queue one received record behind the work on its path. A record the peer's stream
     /// may not hold is refused: returned with why, and nothing from its number on is taken
-    /// or acknowledged on this connection.
+    /// or acknowledged on this connection. `refill`: a record of a fold asked for in full
+    /// (its number is in a hole: not new, but not had either).
     fn take_in<L: Ledger>(
         &mut self,
         task: TaskId,
         from: DeviceId,
         record: Record,
+        refill: bool,
         ledger: &mut L,
     ) -> Result<Option<(Distrust, RelPath)>, L::Error> {
         let Some(inbound) = self.inbound.get_mut(&(task, from)) else {
             return Ok(None);
         };
-        let again = !inbound.is_refused(record.seq) && !inbound.in_hole(record.seq);
-        if record.seq <= inbound.highest && again {
+        let missing = refill && inbound.in_hole(record.seq) && !inbound.holds(record.seq);
+        if record.seq <= inbound.highest && !inbound.is_refused(record.seq) && !missing {
             return Ok(None); // already had it
         }
         let cost = record_cost(&record);
@@ -603,11 +616,12 @@ impl Core {
         let key = (task, record.path.clone());
         // The records of a fold asked for in full come after the peer's later ones: one
         // that a later record of the peer for the same path overtook is settled as it is.
-        let overtaken = self.work.get(&key).is_some_and(|queue| {
-            queue
-                .iter()
-                .any(|item| item.from == from && item.record.seq > record.seq)
-        });
+        let overtaken = refill
+            && self.work.get(&key).is_some_and(|queue| {
+                queue
+                    .iter()
+                    .any(|item| item.from == from && item.tracked && item.record.seq > record.seq)
+            });
         if overtaken {
             return Ok(None);
         }
@@ -628,7 +642,9 @@ impl Core {
             !stale
         });
         for item in superseded {
-            if item.tracked {
+            // (The same number taken again, after the peer's stream restarted: it is
+            // held for the new record now.)
+            if item.tracked && item.record.seq != record.seq {
                 if let Some(inbound) = self.inbound.get_mut(&(task, item.from)) {
                     inbound.release(item.record.seq);
                 }
@@ -959,14 +975,10 @@ impl Core {
         match fold.unfold(&task, from, ledger, &inbound.preimages)? {
             Some(unfolded) => {
                 match fold.shape {
-                    Shape::Deleted { .. } => inbound.remember(unfolded.before),
-                    Shape::Moved { .. } => {
-                        for used in unfolded.before {
-                            inbound.preimages.remove(&used.path);
-                        }
-                    }
+                    Shape::Deleted { .. } => inbound.preimages.remember(unfolded.before),
+                    Shape::Moved { .. } => inbound.preimages.forget(&unfolded.before),
                 }
-                self.take_records(task, from, unfolded.records, ledger)?;
+                self.take_records(task, from, unfolded.records, false, ledger)?;
             }
             None if inbound.open_hole(first, last) => {
                 self.send(from, Message::Unfold { task, first, last });

@@ -507,8 +507,11 @@ impl SyncDriver {
         to: DeviceId,
         message: qsync_core::Message,
     ) -> bool {
-        if let qsync_core::Message::Records { records, .. } = &message {
-            self.sent += records.len() as u64;
+        match &message {
+            qsync_core::Message::Records { records, .. }
+            | qsync_core::Message::Unfolded { records, .. } => self.sent += records.len() as u64,
+            qsync_core::Message::Fold { fold, .. } => self.sent += u64::from(fold.count),
+            _ => {}
         }
         let task = message.task();
         match message.to_wire() {
