@@ -235,11 +235,18 @@ impl Inbound {
     /// its `Hello`): whatever is in a hole will come again that way, not as asked (the
     /// peer's stream starts afresh and forgets its folds), so the holes go and the
     /// numbers from the first one on are taken again.
-    pub(super) fn restarted(&mut self) {
+    /// Returns the number the stream is taken up again after: what was held above it is
+    /// no longer (the work queued for it must no longer settle it: see `Core::greet`).
+    pub(super) fn restarted(&mut self) -> u64 {
         if let Some(first) = self.holes.runs.keys().next() {
             self.highest = self.highest.min(first - 1);
+            let highest = self.highest;
+            for (_, cost) in self.unsettled.split_off(&(highest + 1)) {
+                self.held -= cost;
+            }
         }
         self.holes = Holes::default();
+        self.highest
     }
 
     /// Whether records from `seq` on are dropped.
@@ -431,8 +438,9 @@ mod tests {
     fn a_restarted_stream_takes_the_numbers_of_its_holes_again() {
         let mut inbound = Inbound::after(3);
         assert!(inbound.open_hole(4, 6));
-        inbound.restarted();
-        assert_eq!(inbound.highest, 3);
+        inbound.hold(7, MIN_RECORD_COST);
+        assert_eq!(inbound.restarted(), 3);
+        assert_eq!(inbound.held(), 0, "what was held after the hole comes again");
         assert!(!inbound.in_hole(5));
         assert!(inbound.open_hole(4, 9));
     }

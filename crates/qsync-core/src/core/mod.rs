@@ -355,14 +355,23 @@ impl Core {
         // The peer's sequence is tracked afresh from `after` (a new link, say, while it is
         // connected): what it sent before and is still queued leaves it, or settling it
         // would settle the copy it sends again under the same number (see `disconnected`).
-        for (_, queue) in self.work.iter_mut().filter(|((t, _), _)| *t == task) {
-            for item in queue.iter_mut().filter(|item| item.from == peer) {
-                item.tracked = false;
-            }
-        }
+        self.untrack(task, peer, 0);
         self.inbound.insert((task, peer), Inbound::after(after));
         self.send(peer, Message::Hello { task, after, reply });
         Ok(())
+    }
+
+    /// The work queued for `peer`'s records of `task` numbered above `after` no longer
+    /// settles their numbers: the peer sends them again.
+    fn untrack(&mut self, task: TaskId, peer: DeviceId, after: u64) {
+        for (_, queue) in self.work.iter_mut().filter(|((t, _), _)| *t == task) {
+            let again = queue
+                .iter_mut()
+                .filter(|item| item.from == peer && item.record.seq > after);
+            for item in again {
+                item.tracked = false;
+            }
+        }
     }
 
     fn disconnected<L: Ledger>(&mut self, peer: DeviceId, ledger: &mut L) -> Result<(), L::Error> {
@@ -439,8 +448,9 @@ impl Core {
                         // (without forgetting what is under way from it).
                         match self.inbound.get_mut(&(task, from)) {
                             Some(inbound) => {
-                                inbound.restarted();
+                                let again = inbound.restarted();
                                 let after = inbound.saved;
+                                self.untrack(task, from, again);
                                 let hello = Message::Hello {
                                     task,
                                     after,
