@@ -408,7 +408,10 @@ mod tests {
     fn a_hole_holds_the_acknowledgements_and_its_room_until_its_records_come() {
         let mut inbound = Inbound::after(3);
         assert!(inbound.open_hole(4, 6));
-        assert!(!inbound.open_hole(5, 9), "within what was had: not a new run");
+        assert!(
+            !inbound.open_hole(5, 9),
+            "within what was had: not a new run"
+        );
         inbound.hold(7, MIN_RECORD_COST);
         inbound.release(7);
         assert_eq!(inbound.settled_upto(), 3, "nothing from the hole on");
@@ -440,7 +443,11 @@ mod tests {
         assert!(inbound.open_hole(4, 6));
         inbound.hold(7, MIN_RECORD_COST);
         assert_eq!(inbound.restarted(), 3);
-        assert_eq!(inbound.held(), 0, "what was held after the hole comes again");
+        assert_eq!(
+            inbound.held(),
+            0,
+            "what was held after the hole comes again"
+        );
         assert!(!inbound.in_hole(5));
         assert!(inbound.open_hole(4, 9));
     }

@@ -15,13 +15,18 @@
 //!
 //! Work is kept per path: one record at a time is carried out for a path, in the order
 //! received, so two versions of a path never race on the disk.
+//!
+//! Where each part lives: the streams of records with each peer (steps 1, 2 and the
+//! acknowledgements of 3, windows and folds) in `streams.rs`; what a record is decided
+//! and carried out as in `work.rs` (its queue per path in `queues.rs`); what this device
+//! observes, and the dispatch of every fact, here.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use qsync_base::{mtime_moved, DeviceId, RelPath, TaskId, VersionVector};
 
-use crate::fold::{self, Fold, Piece, Shape};
+use crate::fold::Fold;
 use crate::io::{Effect, Input, Message};
 use crate::ledger::Ledger;
 
@@ -30,10 +35,9 @@ use crate::state::{Record, State};
 mod budget;
 mod patience;
 mod queues;
+mod streams;
 mod tombstones;
 mod work;
-
-use budget::{out_of_bounds, Inbound, Outbound};
 pub use budget::{
     record_cost, Distrust, Report, MAX_COUNTER, MAX_HELLOS, MAX_LINK_TARGET, MAX_NUMBER,
     MAX_VERSION_ENTRIES, WINDOW_BYTES, WINDOW_RECORDS,
@@ -41,6 +45,7 @@ pub use budget::{
 use patience::Patience;
 pub use patience::PATIENCE;
 use queues::{Item, Queues, Step};
+use streams::{Admit, FoldIn, Heard, Streams};
 use tombstones::Tombstones;
 
 /// How long a placement that found the disk changed waits before it is decided again (by
@@ -80,32 +85,20 @@ pub struct Core {
     keys: Vec<DeviceId>,
     now: Option<Instant>,
     connected: BTreeSet<DeviceId>,
-    /// Peers that sent `Hello` for a task, and our stream of records to them.
-    streaming: BTreeMap<(TaskId, DeviceId), Outbound>,
-    /// How many `Hello`s each peer sent per task on this connection (at most [`MAX_HELLOS`]).
-    hellos: BTreeMap<(TaskId, DeviceId), u8>,
-    /// What has been received from each peer and not yet settled.
-    inbound: BTreeMap<(TaskId, DeviceId), Inbound>,
+    /// The streams of records with each peer, per task (`streams.rs`).
+    streams: Streams,
     /// Received records waiting to be carried out, per path, oldest first.
     work: Queues,
     /// When paths of `work` waiting for a retry are due, soonest first (so that
     /// [`Core::poll_timeout`] need not look at every path). An entry whose path has moved on
     /// since is stale, and dropped once it reaches the front.
     waiting: BTreeSet<(Instant, TaskId, RelPath)>,
-    /// How far each peer's sequence is settled and not yet acknowledged: sent at the end
-    /// of the call when worth a message (see [`ACK_EVERY`]), else at [`Core::ack_due`].
-    acks: BTreeMap<(TaskId, DeviceId), u64>,
-    /// When the acknowledgements held back in [`Core::acks`] go out at the latest.
-    ack_due: Option<Instant>,
     /// Paths whose record changed: their rivals are decided again.
     changed: BTreeSet<(TaskId, RelPath)>,
     /// Tombstones every linked device has: forgotten.
     tombstones: Tombstones,
     /// Queues whose first record may be holding another peer's (see `patience.rs`).
     patience: Patience,
-    /// Local changes observed and not yet sent: due at the next call (see
-    /// [`Core::poll_timeout`]).
-    unsent: bool,
     effects: VecDeque<Effect>,
 }
 
@@ -125,17 +118,12 @@ impl Core {
             keys: crate::rules::counter_keys(&me, &seed),
             now: None,
             connected: BTreeSet::new(),
-            streaming: BTreeMap::new(),
-            hellos: BTreeMap::new(),
-            inbound: BTreeMap::new(),
+            streams: Streams::default(),
             work: Queues::default(),
             waiting: BTreeSet::new(),
-            acks: BTreeMap::new(),
-            ack_due: None,
             changed: BTreeSet::new(),
             tombstones: Tombstones::default(),
             patience: Patience::default(),
-            unsent: false,
             effects: VecDeque::new(),
         }
     }
@@ -174,7 +162,7 @@ impl Core {
                     ledger.forget_peer(&task, &peer)?;
                 }
                 ledger.link(&task, &peer)?;
-                self.hellos.remove(&(task, peer));
+                self.streams.forget_hellos(task, peer);
                 if self.connected.contains(&peer) {
                     self.greet(task, peer, true, ledger)?;
                 }
@@ -260,8 +248,8 @@ impl Core {
         }
         self.recheck_rivals(ledger)?;
         match observed {
-            true => self.unsent = true,
-            false => self.flush(ledger)?,
+            true => self.streams.changed_here(),
+            false => self.streams.flush(self.now, ledger)?,
         }
         self.forget_stale_waits();
         Ok(())
@@ -296,7 +284,7 @@ impl Core {
             self.lose_patience(&key, head, ledger)?;
         }
         self.recheck_rivals(ledger)?;
-        self.flush(ledger)?;
+        self.streams.flush(self.now, ledger)?;
         self.forget_stale_waits();
         Ok(())
     }
@@ -320,14 +308,17 @@ impl Core {
 
     /// The next order, if any.
     pub fn poll_effect(&mut self) -> Option<Effect> {
-        self.effects.pop_front()
+        self.effects.pop_front().or_else(|| {
+            let (to, message) = self.streams.poll_send()?;
+            Some(Effect::Send { to, message })
+        })
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) should next be called, if ever.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let retry = self.waiting.first().map(|(at, ..)| *at);
-        let unsent = self.now.filter(|_| self.unsent);
-        [retry, self.ack_due, self.patience.next(), unsent]
+        let streams = self.streams.poll_timeout(self.now);
+        [retry, streams, self.patience.next()]
             .into_iter()
             .flatten()
             .min()
@@ -336,10 +327,6 @@ impl Core {
     /// Whether received records are still being carried out.
     pub fn is_busy(&self) -> bool {
         !self.work.is_empty()
-    }
-
-    fn send(&mut self, to: DeviceId, message: Message) {
-        self.effects.push_back(Effect::Send { to, message });
     }
 
     /// Start the exchange of `task` with `peer`: say where this device stands in its
@@ -356,8 +343,7 @@ impl Core {
         // connected): what it sent before and is still queued leaves it, or settling it
         // would settle the copy it sends again under the same number (see `disconnected`).
         self.untrack(task, peer, 0);
-        self.inbound.insert((task, peer), Inbound::after(after));
-        self.send(peer, Message::Hello { task, after, reply });
+        self.streams.greet(task, peer, after, reply);
         Ok(())
     }
 
@@ -376,9 +362,7 @@ impl Core {
 
     fn disconnected<L: Ledger>(&mut self, peer: DeviceId, ledger: &mut L) -> Result<(), L::Error> {
         self.connected.remove(&peer);
-        self.streaming.retain(|(_, p), _| *p != peer);
-        self.inbound.retain(|(_, p), _| *p != peer);
-        self.hellos.retain(|(_, p), _| *p != peer);
+        self.streams.disconnected(peer);
         // What that peer sent comes again after reconnecting; placements under way finish.
         // Those are no longer part of the peer's sequence as this device will track it: the
         // peer sends the same records again, under the same numbers, and settling one of
@@ -436,30 +420,11 @@ impl Core {
         match message {
             Message::Hello { task, after, reply } => {
                 if after <= MAX_NUMBER && self.linked(&task, &from, ledger)? {
-                    let count = self.hellos.entry((task, from)).or_insert(0);
-                    *count = count.saturating_add(1);
-                    if *count > MAX_HELLOS {
-                        self.distrust(from, task, Distrust::RepeatedHello, None);
-                        return Ok(());
-                    }
-                    self.streaming.insert((task, from), Outbound::after(after));
-                    if reply {
-                        // Answer with where this device stands in the peer's sequence
-                        // (without forgetting what is under way from it).
-                        match self.inbound.get_mut(&(task, from)) {
-                            Some(inbound) => {
-                                let again = inbound.restarted();
-                                let after = inbound.saved;
-                                self.untrack(task, from, again);
-                                let hello = Message::Hello {
-                                    task,
-                                    after,
-                                    reply: false,
-                                };
-                                self.send(from, hello);
-                            }
-                            None => self.greet(task, from, false, ledger)?,
-                        }
+                    match self.streams.hello(task, from, after, reply) {
+                        Heard::Nothing => {}
+                        Heard::TooMany => self.distrust(from, task, Distrust::RepeatedHello, None),
+                        Heard::Answered { again } => self.untrack(task, from, again),
+                        Heard::Greet => self.greet(task, from, false, ledger)?,
                     }
                 }
             }
@@ -474,10 +439,8 @@ impl Core {
                 self.take_records(task, from, records, false, ledger)?;
                 // The sender left out what came from here: its sequence is covered up to
                 // `upto` all the same (unless something before it was refused).
-                if let Some(inbound) = self.inbound.get_mut(&(task, from)) {
-                    inbound.covered(upto);
-                }
-                self.settle(task, from, ledger)?;
+                self.streams.covered(task, from, upto);
+                self.streams.settle(task, from, ledger)?;
             }
             Message::Fold { task, fold, upto } => {
                 if self.linked(&task, &from, ledger)? {
@@ -486,7 +449,8 @@ impl Core {
             }
             Message::Unfold { task, first, last } => {
                 if self.linked(&task, &from, ledger)? {
-                    self.send_unfolded(task, from, first, last, ledger)?;
+                    self.streams
+                        .send_unfolded(task, from, (first, last), ledger)?;
                 }
             }
             Message::Unfolded {
@@ -498,38 +462,15 @@ impl Core {
                 if !self.linked(&task, &from, ledger)? {
                     return Ok(());
                 }
-                let Some(inbound) = self.inbound.get_mut(&(task, from)) else {
-                    return Ok(());
-                };
-                if inbound.fill_hole(first, last) {
-                    // Each number of the run at most once, in order.
-                    let mut next = first;
-                    let records = records
-                        .into_iter()
-                        .filter(|r| {
-                            let fits = r.seq >= next && r.seq <= last;
-                            if fits {
-                                next = r.seq.saturating_add(1);
-                            }
-                            fits
-                        })
-                        .collect();
+                if let Some(records) = self.streams.refill(task, from, first, last, records) {
                     self.take_records(task, from, records, true, ledger)?;
-                    if let Some(inbound) = self.inbound.get_mut(&(task, from)) {
-                        inbound.close_hole(first);
-                    }
-                    self.settle(task, from, ledger)?;
+                    self.streams.close_hole(task, from, first);
+                    self.streams.settle(task, from, ledger)?;
                 }
             }
             Message::Ack { task, upto } => {
                 if upto <= MAX_NUMBER && self.linked(&task, &from, ledger)? {
-                    // Never past what was numbered: a tombstone is forgotten on the word
-                    // of every peer that it has it.
-                    let upto = upto.min(ledger.last_seq(&task)?);
-                    ledger.set_acked_upto(&task, &from, upto)?;
-                    if let Some(out) = self.streaming.get_mut(&(task, from)) {
-                        out.acked(upto);
-                    }
+                    self.streams.acked(task, from, upto, ledger)?;
                     self.collect_tombstones(task, ledger)?;
                 }
             }
@@ -606,23 +547,11 @@ impl Core {
         refill: bool,
         ledger: &mut L,
     ) -> Result<Option<(Distrust, RelPath)>, L::Error> {
-        let Some(inbound) = self.inbound.get_mut(&(task, from)) else {
-            return Ok(None);
+        let cost = match self.streams.admit(task, from, &record, refill) {
+            Admit::Had => return Ok(None),
+            Admit::Refused(why) => return Ok(Some((why, record.path))),
+            Admit::Take(cost) => cost,
         };
-        let missing = refill && inbound.in_hole(record.seq) && !inbound.holds(record.seq);
-        if record.seq <= inbound.highest && !inbound.is_refused(record.seq) && !missing {
-            return Ok(None); // already had it
-        }
-        let cost = record_cost(&record);
-        let why = if inbound.is_refused(record.seq) || !inbound.has_room(cost) {
-            Some(Distrust::OverWindow)
-        } else {
-            out_of_bounds(&record)
-        };
-        if let Some(why) = why {
-            inbound.refuse_from(record.seq.min(MAX_NUMBER));
-            return Ok(Some((why, record.path)));
-        }
         let key = (task, record.path.clone());
         // The records of a fold asked for in full come after the peer's later ones: one
         // that a later record of the peer for the same path overtook is settled as it is.
@@ -635,7 +564,7 @@ impl Core {
         if overtaken {
             return Ok(None);
         }
-        inbound.hold(record.seq, cost);
+        self.streams.hold(task, from, record.seq, cost);
         // A later record of the same peer for the same path replaces its earlier ones
         // there (a device keeps one record per path): waiting on them is pointless (their
         // content may be gone by now), so they are settled. A placement under way
@@ -655,10 +584,8 @@ impl Core {
             // (The same number taken again, after the peer's stream restarted: it is
             // held for the new record now.)
             if item.tracked && item.record.seq != record.seq {
-                if let Some(inbound) = self.inbound.get_mut(&(task, item.from)) {
-                    inbound.release(item.record.seq);
-                }
-                self.settle(task, item.from, ledger)?;
+                self.streams.release(task, item.from, item.record.seq);
+                self.streams.settle(task, item.from, ledger)?;
             }
         }
         // Another peer's record first: this one may have to wait for it (`patience.rs`).
@@ -690,10 +617,8 @@ impl Core {
             self.wake_parents(key);
         }
         if item.tracked {
-            if let Some(inbound) = self.inbound.get_mut(&(key.0, item.from)) {
-                inbound.release(item.record.seq);
-            }
-            self.settle(key.0, item.from, ledger)?;
+            self.streams.release(key.0, item.from, item.record.seq);
+            self.streams.settle(key.0, item.from, ledger)?;
         }
         Ok(())
     }
@@ -711,27 +636,6 @@ impl Core {
             }
             self.set_step(&above, Step::Waiting(now));
         }
-    }
-
-    /// Store and acknowledge how far `peer`'s sequence is settled.
-    fn settle<L: Ledger>(
-        &mut self,
-        task: TaskId,
-        peer: DeviceId,
-        ledger: &mut L,
-    ) -> Result<(), L::Error> {
-        let Some(inbound) = self.inbound.get_mut(&(task, peer)) else {
-            return Ok(());
-        };
-        let upto = inbound.settled_upto();
-        if upto > inbound.saved {
-            inbound.saved = upto;
-            ledger.set_received_upto(&task, &peer, upto)?;
-            // Sent at the end of the call (one call settles many records), or held back
-            // a little (see `ACK_EVERY`).
-            self.acks.insert((task, peer), upto);
-        }
-        Ok(())
     }
 
     fn next_seq<L: Ledger>(ledger: &L, task: &TaskId) -> Result<u64, L::Error> {
@@ -822,141 +726,6 @@ impl Core {
         Ok(())
     }
 
-    /// Send every streaming peer the records it has not been sent yet, as far as its
-    /// window allows (the rest goes as its acknowledgements come).
-    fn flush<L: Ledger>(&mut self, ledger: &L) -> Result<(), L::Error> {
-        self.unsent = false;
-        self.send_acks();
-        let keys: Vec<(TaskId, DeviceId)> = self.streaming.keys().copied().collect();
-        for (task, peer) in keys {
-            let Some(mut out) = self.streaming.remove(&(task, peer)) else {
-                continue;
-            };
-            let result = self.flush_one(task, peer, &mut out, ledger);
-            self.streaming.insert((task, peer), out);
-            result?;
-        }
-        Ok(())
-    }
-
-    /// Send the acknowledgements worth a message now (see [`ACK_EVERY`]), or all of them
-    /// once [`Core::ack_due`] has come; the others wait for it.
-    fn send_acks(&mut self) {
-        let due = match (self.now, self.ack_due) {
-            (Some(now), Some(at)) => now >= at,
-            (None, _) => true,
-            (Some(_), None) => false,
-        };
-        for ((task, peer), upto) in std::mem::take(&mut self.acks) {
-            let inbound = self.inbound.get_mut(&(task, peer));
-            let now = due || inbound.as_ref().is_none_or(|i| i.worth_acking(upto));
-            if now {
-                if let Some(inbound) = inbound {
-                    inbound.acked = upto;
-                }
-                self.send(peer, Message::Ack { task, upto });
-            } else {
-                self.acks.insert((task, peer), upto);
-            }
-        }
-        self.ack_due = match self.acks.is_empty() {
-            true => None,
-            false => self.ack_due.or(self.now.map(|now| now + ACK_DELAY)),
-        };
-    }
-
-    fn flush_one<L: Ledger>(
-        &mut self,
-        task: TaskId,
-        peer: DeviceId,
-        out: &mut Outbound,
-        ledger: &L,
-    ) -> Result<(), L::Error> {
-        while out.may_begin_message() {
-            let batch = ledger.records_after(&task, out.sent, RECORDS_PER_MESSAGE)?;
-            if batch.is_empty() {
-                return Ok(());
-            }
-            let mut records = Vec::new();
-            let mut full = false;
-            for (record, origin) in batch {
-                // Never back to where it came from: the peer has it (no echo). A batch of
-                // nothing but such records is not sent at all; the next record that is
-                // says how far it goes.
-                if origin != Some(peer) {
-                    let cost = record_cost(&record);
-                    if !out.has_room(cost) {
-                        full = true;
-                        break;
-                    }
-                    out.sent(record.seq, cost);
-                    out.sent = record.seq;
-                    records.push((record, origin.is_none()));
-                } else {
-                    out.sent = record.seq;
-                }
-            }
-            if !records.is_empty() {
-                self.send_folded(task, peer, records, out);
-            }
-            if full {
-                return Ok(());
-            }
-        }
-        Ok(())
-    }
-
-    /// Send `records` (one message's worth of `out`'s stream, which has gone up to
-    /// `out.sent`) with their foldable runs folded (see `fold.rs`).
-    ///
-    /// Only runs of this device's own records are folded (each marked `true`): the
-    /// receiver rebuilds a fold's versions as one change of the sender's up. Records taken
-    /// from another peer go as they are (the receiver may have them from their maker
-    /// already, and a fold of what it no longer holds could not be rebuilt).
-    fn send_folded(
-        &mut self,
-        task: TaskId,
-        peer: DeviceId,
-        records: Vec<(Record, bool)>,
-        out: &mut Outbound,
-    ) {
-        let mut pieces = Vec::new();
-        for run in records.chunk_by(|a, b| a.1 == b.1) {
-            let own = run[0].1;
-            let run: Vec<Record> = run.iter().map(|(r, _)| r.clone()).collect();
-            match own {
-                true => pieces.extend(fold::fold(run, &mut out.tail)),
-                false => {
-                    out.tail = None;
-                    pieces.push(Piece::Records(run));
-                }
-            }
-        }
-        let count = pieces.len();
-        for (i, piece) in pieces.into_iter().enumerate() {
-            // Each piece covers the sequence up to its last record, the last one up to
-            // where the stream went (records passed over included).
-            let message = match piece {
-                Piece::Records(records) => {
-                    let last = records.last().map_or(out.sent, |r| r.seq);
-                    let upto = if i + 1 == count { out.sent } else { last };
-                    Message::Records {
-                        task,
-                        records,
-                        upto,
-                    }
-                }
-                Piece::Fold(fold) => {
-                    let (first, last) = (fold.first_seq, fold.last_seq().unwrap_or(out.sent));
-                    out.folded(first, last);
-                    let upto = if i + 1 == count { out.sent } else { last };
-                    Message::Fold { task, fold, upto }
-                }
-            };
-            self.send(peer, message);
-        }
-    }
-
     /// A fold from `from`: its records taken in as rebuilt here, or, if they cannot be,
     /// asked for in full (and nothing from its first number on acknowledged until then).
     fn unfold<L: Ledger>(
@@ -967,74 +736,18 @@ impl Core {
         upto: u64,
         ledger: &mut L,
     ) -> Result<(), L::Error> {
-        let Some(inbound) = self.inbound.get_mut(&(task, from)) else {
-            return Ok(());
-        };
-        let first = fold.first_seq;
-        let last = match fold.last_seq() {
-            Some(last) if fold.count as usize <= RECORDS_PER_MESSAGE && last <= MAX_NUMBER => last,
-            _ => {
-                inbound.refuse_from(first.min(MAX_NUMBER));
-                self.distrust(from, task, Distrust::NumberTooLarge, None);
+        match self.streams.fold_in(task, from, &fold, ledger)? {
+            FoldIn::Had => return Ok(()),
+            FoldIn::Refused(why) => {
+                self.distrust(from, task, why, None);
                 return Ok(());
             }
-        };
-        if first <= inbound.highest || inbound.is_refused(first) {
-            return Ok(()); // already had it (an honest peer's folds never overlap)
+            FoldIn::Take(records) => self.take_records(task, from, records, false, ledger)?,
+            FoldIn::Asked(None) => {}
+            FoldIn::Asked(Some(why)) => self.distrust(from, task, why, None),
         }
-        match fold.unfold(&task, from, ledger, &inbound.preimages)? {
-            Some(unfolded) => {
-                match fold.shape {
-                    Shape::Deleted { .. } => inbound.preimages.remember(unfolded.before),
-                    Shape::Moved { .. } => inbound.preimages.forget(&unfolded.before),
-                }
-                self.take_records(task, from, unfolded.records, false, ledger)?;
-            }
-            None if inbound.open_hole(first, last) => {
-                self.send(from, Message::Unfold { task, first, last });
-            }
-            None => {
-                inbound.refuse_from(first);
-                self.distrust(from, task, Distrust::OverWindow, None);
-            }
-        }
-        if let Some(inbound) = self.inbound.get_mut(&(task, from)) {
-            inbound.covered(upto);
-        }
-        self.settle(task, from, ledger)
-    }
-
-    /// The records of a fold this device sent `peer`, in full, as it asked (once per
-    /// fold, and only for a fold sent on this stream).
-    fn send_unfolded<L: Ledger>(
-        &mut self,
-        task: TaskId,
-        peer: DeviceId,
-        first: u64,
-        last: u64,
-        ledger: &L,
-    ) -> Result<(), L::Error> {
-        let Some(out) = self.streaming.get_mut(&(task, peer)) else {
-            return Ok(());
-        };
-        if first == 0 || !out.unfold(first, last) {
-            return Ok(());
-        }
-        let count = (last - first + 1) as usize;
-        let records = ledger
-            .records_after(&task, first - 1, count)?
-            .into_iter()
-            .filter(|(r, origin)| r.seq <= last && *origin != Some(peer))
-            .map(|(r, _)| r)
-            .collect();
-        let message = Message::Unfolded {
-            task,
-            first,
-            last,
-            records,
-        };
-        self.send(peer, message);
-        Ok(())
+        self.streams.covered(task, from, upto);
+        self.streams.settle(task, from, ledger)
     }
 
     /// Stop syncing `task` with `peer` at once: no more records either way, and its work
@@ -1046,9 +759,7 @@ impl Core {
         peer: DeviceId,
         ledger: &mut L,
     ) -> Result<(), L::Error> {
-        self.streaming.remove(&(task, peer));
-        self.inbound.remove(&(task, peer));
-        self.hellos.remove(&(task, peer));
+        self.streams.unlinked(task, peer);
         self.drop_work_from(peer, Some(task), ledger)
     }
 
@@ -1092,6 +803,6 @@ impl Core {
     /// Bytes held for records received from `peer` for `task` and not yet settled (what
     /// the window bounds).
     pub fn held_from(&self, task: &TaskId, peer: &DeviceId) -> usize {
-        self.inbound.get(&(*task, *peer)).map_or(0, Inbound::held)
+        self.streams.held_from(task, peer)
     }
 }
