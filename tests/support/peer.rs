@@ -171,6 +171,7 @@ impl Peer {
                     version,
                     mtime_ns: 1_700_000_000_000_000_000,
                     seq: self.seq,
+                    retimed: None,
                 };
                 self.theirs.insert(path, record.clone());
                 records.push(record);
@@ -199,6 +200,7 @@ impl Peer {
                     version: version.clone(),
                     mtime_ns: 1_700_000_000_000_000_000,
                     seq: self.seq,
+                    retimed: None,
                 });
             }
             let upto = self.seq;

@@ -56,7 +56,8 @@ pub enum Shape {
     },
 }
 
-/// A run of a peer's records, folded (see the [module documentation](self)).
+/// A run of a peer's records, folded: the receiver rebuilds them from the records it holds
+/// (the paths of a folder deleted, or of a folder moved), checked against a digest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fold {
     /// How to rebuild them.
@@ -67,7 +68,7 @@ pub struct Fold {
     pub count: u32,
     /// The first record's sequence number; the others follow one by one.
     pub first_seq: u64,
-    /// The hash of the records, as [`digest`] makes it.
+    /// The hash of the records (postcard of the list, BLAKE3).
     pub digest: ContentHash,
 }
 
@@ -106,6 +107,7 @@ impl Fold {
                         version: next_version(&[peer], &old.version),
                         mtime_ns: *mtime_ns,
                         seq,
+                        retimed: None,
                     })
                     .collect();
                 Unfolded { records, before }
@@ -138,6 +140,7 @@ impl Fold {
                         state: old.state.clone(),
                         mtime_ns: old.mtime_ns,
                         seq,
+                        retimed: None,
                     });
                 }
                 Unfolded {
@@ -555,6 +558,7 @@ mod tests {
             version: VersionVector::new(),
             mtime_ns: 7,
             seq,
+            retimed: None,
         }
     }
 
@@ -573,6 +577,7 @@ mod tests {
             version: VersionVector::new(),
             mtime_ns: 1,
             seq,
+            retimed: None,
         }
     }
 

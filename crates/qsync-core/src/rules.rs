@@ -15,6 +15,9 @@
 //!   content to save (a folder's content is its children, which keep their own records).
 //!   A file that loses only on its permission bits is copied too: the bits may be a
 //!   person's chmod.
+//! - A version that only moved a file's time (`touch`) holds no change of its own to save:
+//!   against a concurrent change of the path made by a device that had its content, the
+//!   change wins and no copy is made ([`Record::retimed`]).
 //! - Two devices that settled the same set of conflicts in different orders may hold equal
 //!   versions of different content; the same order settles them. The device that holds the
 //!   winner announces it again ([`Decision::Reannounce`]): the other may never hear of it
@@ -93,13 +96,38 @@ pub fn decide(local: Option<&Record>, remote: &Record) -> Decision {
         }
         Causality::Equal | Causality::Before => Decision::Keep,
         Causality::After => Decision::Take,
-        Causality::Concurrent => match conflict_order(&remote.state, &local.state) {
-            Ordering::Equal => Decision::Merge,
-            Ordering::Less => Decision::KeepOurs,
-            Ordering::Greater => Decision::TakeOver {
-                aside: copy_unless_bits_unknown(local, remote),
+        Causality::Concurrent => match change_after_retime(local, remote) {
+            // Theirs changed what ours only moved the time of: theirs, no copy.
+            Some(Ordering::Greater) => Decision::TakeOver { aside: None },
+            Some(_) => Decision::KeepOurs,
+            None => match conflict_order(&remote.state, &local.state) {
+                Ordering::Equal => Decision::Merge,
+                Ordering::Less => Decision::KeepOurs,
+                Ordering::Greater => Decision::TakeOver {
+                    aside: copy_unless_bits_unknown(local, remote),
+                },
             },
         },
+    }
+}
+
+/// Two concurrent versions, one of which only moved a file's time ([`Record::retimed`])
+/// while the other, having seen the content that one keeps, changed the path (its
+/// content, its permission bits, deleted it, made it something else): the change wins, on
+/// every device, and the time alone makes no conflict copy (it held nothing a person made
+/// that the change does not have). `Greater`: `remote` is that change; `Less`: `local`
+/// is; `None`: any other pair (decided by the conflict order).
+fn change_after_retime(local: &Record, remote: &Record) -> Option<Ordering> {
+    let seen = |version: &VersionVector, since: &VersionVector| {
+        matches!(version.compare(since), Causality::After | Causality::Equal)
+    };
+    if local.state == remote.state {
+        return None;
+    }
+    match (&local.retimed, &remote.retimed) {
+        (Some(kept), None) if seen(&remote.version, kept) => Some(Ordering::Greater),
+        (None, Some(kept)) if seen(&local.version, kept) => Some(Ordering::Less),
+        _ => None,
     }
 }
 
@@ -354,6 +382,7 @@ mod tests {
             version,
             mtime_ns: 1_764_000_000_000_000_000,
             seq: 0,
+            retimed: None,
         }
     }
 

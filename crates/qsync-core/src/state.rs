@@ -105,4 +105,9 @@ pub struct Record {
     /// change or one received) gets the next number, so "everything after N" is what a
     /// peer that has seen up to N still lacks. Sent as is; meaningless on another device.
     pub seq: u64,
+    /// For a version that only moved a file's modification time (`touch`): the version
+    /// whose content it keeps (the first of such a run). A concurrent version that has
+    /// seen that one changed the content after it, and wins without a conflict copy
+    /// (see [`rules`](crate::rules)). `None` for every other version.
+    pub retimed: Option<VersionVector>,
 }

@@ -250,6 +250,7 @@ mod tests {
             version: VersionVector::new().bumped(DeviceId::from_bytes([n as u8; 32])),
             mtime_ns: n as i64,
             seq: n,
+            retimed: None,
         }
     }
 

@@ -58,6 +58,7 @@ fn failed_fetches_and_placements_are_retried_with_doubling_waits() {
         version: VersionVector::new().bumped(b),
         mtime_ns: 0,
         seq: 1,
+        retimed: None,
     };
     let records = Message::Records {
         task,

@@ -40,6 +40,7 @@ fn a_received_version_of_an_excluded_path_is_acknowledged_kept_and_decided_again
         version: VersionVector::new().bumped(a),
         mtime_ns: 1,
         seq: 1,
+        retimed: None,
     };
     let hello = Message::Hello {
         task,
@@ -109,6 +110,7 @@ fn nothing_is_recorded_for_an_excluded_path() {
         version: VersionVector::new().bumped(a),
         mtime_ns: 0,
         seq: 1,
+        retimed: None,
     };
     for input in [
         Input::Link { task, peer: a },

@@ -29,6 +29,7 @@ fn b_with_x() -> (Core, MemLedger, Instant, Record) {
         version: VersionVector::new().bumped(A),
         mtime_ns: 1,
         seq: 1,
+        retimed: None,
     };
     ledger.put(&TASK, x.clone(), Some(A)).unwrap();
     for input in [

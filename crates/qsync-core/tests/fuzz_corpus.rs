@@ -37,6 +37,7 @@ fn write_fuzz_seeds() {
         version: VersionVector::new().bumped(peer),
         mtime_ns: 0,
         seq,
+        retimed: None,
     };
     let file = State::File {
         hash: ContentHash::of(b"x"),

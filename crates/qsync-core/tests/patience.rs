@@ -101,6 +101,7 @@ impl Scene {
                     version,
                     mtime_ns: 0,
                     seq: 1,
+                    retimed: None,
                 }],
                 upto: 1,
             },

@@ -26,6 +26,7 @@ fn a_relinked_peer_is_greeted_from_the_start_and_gets_back_what_came_from_it() {
         version: VersionVector::new().bumped(b),
         mtime_ns: 0,
         seq: 1,
+        retimed: None,
     };
     ledger.put(&task, from_b, Some(b)).unwrap();
     ledger.set_received_upto(&task, &b, 500).unwrap();

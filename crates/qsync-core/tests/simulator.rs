@@ -386,6 +386,66 @@ fn times_changed_apart_settle_on_the_later_one_without_a_copy() {
 }
 
 #[test]
+fn a_time_moved_here_while_the_content_is_edited_there_keeps_the_edit_without_a_copy() {
+    // Both orders of the conflict rule's coin (the larger hash) are tried: the edit wins
+    // over the time alone whichever hash is larger.
+    for seed in [17, 18, 19, 20] {
+        let mut w = World::new(seed, 2, Topology::Pairs);
+        w.write(0, "notes.txt");
+        short_wait(&mut w);
+        w.partition(0, 1);
+        w.touch_file(0, "notes.txt", 3_600);
+        w.write(1, "notes.txt");
+        let edited = w.tree(1)["notes.txt"].clone();
+        short_wait(&mut w);
+        w.heal();
+        settle_and_check(&mut w);
+        assert_eq!(
+            w.tree(0)["notes.txt"],
+            edited,
+            "seed {seed}: the edit is kept"
+        );
+        assert!(
+            w.conflict_copies(0).is_empty(),
+            "seed {seed}: {:?}",
+            w.tree(0)
+        );
+    }
+}
+
+#[test]
+fn a_file_deleted_there_while_only_its_time_moved_here_stays_deleted() {
+    let mut w = World::new(22, 2, Topology::Pairs);
+    w.write(0, "old.txt");
+    short_wait(&mut w);
+    w.partition(0, 1);
+    w.touch_file(0, "old.txt", -3_600);
+    w.delete(1, "old.txt");
+    short_wait(&mut w);
+    w.heal();
+    settle_and_check(&mut w);
+    assert!(w.tree(0).is_empty(), "{:?}", w.tree(0));
+}
+
+#[test]
+fn a_time_moved_on_a_version_the_editor_had_not_seen_still_conflicts() {
+    // A edits, then touches; B edits the version before A's edit: A's content is its own
+    // edit, which B never saw. Both contents survive.
+    let mut w = World::new(21, 2, Topology::Pairs);
+    w.write(0, "notes.txt");
+    short_wait(&mut w);
+    w.partition(0, 1);
+    w.write(0, "notes.txt");
+    short_wait(&mut w);
+    w.touch_file(0, "notes.txt", 3_600);
+    w.write(1, "notes.txt");
+    short_wait(&mut w);
+    w.heal();
+    settle_and_check(&mut w);
+    assert_eq!(w.conflict_copies(0).len(), 1, "{:?}", w.tree(0));
+}
+
+#[test]
 fn a_folder_whose_deletion_finds_it_not_empty_waits_for_its_children_s_deletions() {
     // A gets C's deletion of folder b while b still holds a file that B deleted a moment
     // later; B then saves a file named b. Keeping b at once, as a new version of A's,

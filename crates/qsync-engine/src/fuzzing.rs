@@ -393,6 +393,7 @@ impl Run {
             version,
             mtime_ns: 0,
             seq: self.seq,
+            retimed: None,
         };
         self.feed(Input::Received {
             from: PEER,

@@ -114,6 +114,7 @@ impl Store {
                 version: version.clone(),
                 mtime_ns,
                 seq: seq as u64 + 1,
+                retimed: None,
             };
             ledger.put(&task, record, None)?;
         }
@@ -130,7 +131,7 @@ impl LedgerTx<'_> {
 }
 
 /// The columns a record is stored in, after its key.
-const COLUMNS: &str = "path, seq, kind, hash, size, mode, target, mtime, version";
+const COLUMNS: &str = "path, seq, kind, hash, size, mode, target, mtime, version, retimed";
 
 fn state_columns(state: &State) -> (i64, Option<&[u8]>, u64, u32, Option<&str>) {
     match state {
@@ -151,6 +152,7 @@ type RawRecord = (
     Option<String>,
     i64,
     Vec<u8>,
+    Option<Vec<u8>>,
 );
 
 fn raw(row: &Row<'_>) -> rusqlite::Result<RawRecord> {
@@ -164,11 +166,12 @@ fn raw(row: &Row<'_>) -> rusqlite::Result<RawRecord> {
         row.get(6)?,
         row.get(7)?,
         row.get(8)?,
+        row.get(9)?,
     ))
 }
 
 fn to_record(raw: RawRecord) -> Result<Record, StoreError> {
-    let (path, seq, kind, hash, size, mode, target, mtime_ns, version) = raw;
+    let (path, seq, kind, hash, size, mode, target, mtime_ns, version, retimed) = raw;
     let mode = u32::try_from(mode).map_err(|_| corrupt("mode", mode))?;
     let state = match kind {
         0 => State::Deleted,
@@ -192,6 +195,12 @@ fn to_record(raw: RawRecord) -> Result<Record, StoreError> {
         version: postcard::from_bytes(&version).map_err(|e| corrupt("version vector", e))?,
         mtime_ns,
         seq: u64::try_from(seq).map_err(|_| corrupt("sequence number", seq))?,
+        retimed: match retimed {
+            Some(bytes) => {
+                Some(postcard::from_bytes(&bytes).map_err(|e| corrupt("version vector", e))?)
+            }
+            None => None,
+        },
     })
 }
 
@@ -214,7 +223,7 @@ impl LedgerTx<'_> {
     ) -> Result<Vec<(Record, Option<DeviceId>)>, StoreError> {
         let mut stmt = self.tx.prepare_cached(sql)?;
         let rows = stmt.query_map(args, |row| {
-            Ok((raw(row)?, row.get::<_, Option<Vec<u8>>>(9)?))
+            Ok((raw(row)?, row.get::<_, Option<Vec<u8>>>(10)?))
         })?;
         rows.map(|row| {
             let (raw, origin) = row?;
@@ -256,6 +265,10 @@ impl LedgerTx<'_> {
             to_i64(size, "size")?,
             version_bytes(&record.version)?,
         );
+        let retimed = match &record.retimed {
+            Some(kept) => Some(version_bytes(kept)?),
+            None => None,
+        };
         let mut values: Vec<&dyn rusqlite::ToSql> =
             key.iter().map(|(_, v)| v as &dyn rusqlite::ToSql).collect();
         values.extend([
@@ -268,6 +281,7 @@ impl LedgerTx<'_> {
             &target,
             &record.mtime_ns,
             &version,
+            &retimed,
         ]);
         self.tx.prepare_cached(&sql)?.execute(values.as_slice())?;
         Ok(())
@@ -460,7 +474,7 @@ impl Ledger for LedgerTx<'_> {
         );
         let mut stmt = self.tx.prepare_cached(&sql)?;
         let rows = stmt.query_map(params![task.as_bytes(), path.as_str()], |row| {
-            Ok((raw(row)?, row.get::<_, Vec<u8>>(9)?))
+            Ok((raw(row)?, row.get::<_, Vec<u8>>(10)?))
         })?;
         rows.map(|r| {
             let (record, device) = r?;

@@ -103,6 +103,8 @@ fn record(path: usize, kind: u8, counter: u64, peer: usize, seq: u64) -> Record 
         version,
         mtime_ns: -(counter as i64) * 1_000_000_007,
         seq,
+        // A time moved, for some: the version whose content it keeps.
+        retimed: (counter % 2 == 0).then(|| VersionVector::new().bumped(PEERS[1 - peer])),
     }
 }
 
@@ -291,6 +293,7 @@ fn the_sweep_at_open_keeps_the_blobs_records_name() {
         version,
         mtime_ns: 0,
         seq: 1,
+        retimed: None,
     };
     tx.put(&TASK, current, None).unwrap();
     tx.commit().unwrap();

@@ -646,10 +646,9 @@ impl Core {
     fn store_local<L: Ledger>(
         &mut self,
         task: &TaskId,
-        path: RelPath,
-        state: State,
+        (path, state): (RelPath, State),
         base: &VersionVector,
-        mtime_ns: i64,
+        (mtime_ns, retimed): (i64, Option<VersionVector>),
         ledger: &mut L,
     ) -> Result<(), L::Error> {
         let seq = Self::next_seq(ledger, task)?;
@@ -662,6 +661,7 @@ impl Core {
                 version,
                 mtime_ns,
                 seq,
+                retimed,
             },
             None,
         )?;
@@ -703,18 +703,20 @@ impl Core {
             let mut under = ledger.records_under(&task, &path)?;
             under.sort_by(|a, b| b.path.cmp(&a.path));
             for child in under.into_iter().filter(|c| c.state.exists()) {
-                self.store_local(
-                    &task,
-                    child.path,
-                    State::Deleted,
-                    &child.version,
-                    mtime_ns,
-                    ledger,
-                )?;
+                let deleted = (child.path, State::Deleted);
+                self.store_local(&task, deleted, &child.version, (mtime_ns, None), ledger)?;
             }
         }
+        // A file's time moved, nothing else: the version keeps the content of the one it
+        // was made on (or of the one that one kept), which a concurrent change of the
+        // content made after it beats without a conflict (`rules::decide`).
+        let retimed = current
+            .as_ref()
+            .filter(|c| c.state == state && state.hash().is_some())
+            .map(|c| c.retimed.clone().unwrap_or_else(|| c.version.clone()));
         let base = current.map(|c| c.version).unwrap_or_default();
-        self.store_local(&task, path.clone(), state, &base, mtime_ns, ledger)?;
+        let new = (path.clone(), state);
+        self.store_local(&task, new, &base, (mtime_ns, retimed), ledger)?;
         // A placement waiting on this path is decided again now, against the new version.
         let key = (task, path);
         if let Some(item) = self.work.get_mut(&key).and_then(|q| q.front_mut()) {

@@ -259,7 +259,8 @@ impl Core {
                 // as a change of ours over both versions.
                 let merged = join(&ours.version, &remote.version);
                 let (state, mtime_ns) = (ours.state, ours.mtime_ns);
-                self.store_local(task, path.clone(), state, &merged, mtime_ns, ledger)?;
+                let ours = (path.clone(), state);
+                self.store_local(task, ours, &merged, (mtime_ns, None), ledger)?;
             }
             (Decision::KeepOurs, local) => {
                 self.keep_rival(task, path, item.from, remote, ledger)?;
@@ -308,6 +309,11 @@ impl Core {
                 version: join(&l.version, &remote.version),
                 mtime_ns: l.mtime_ns.max(remote.mtime_ns),
                 seq: Self::next_seq(ledger, task)?,
+                // The same on every device, whichever of the two it held.
+                retimed: match (&l.retimed, &remote.retimed) {
+                    (Some(a), Some(b)) => Some(join(a, b)),
+                    _ => None,
+                },
                 ..l
             },
             // A deletion of a path never had here. This device made no change to it: a
@@ -557,14 +563,9 @@ impl Core {
                 // concurrent and the conflict rule settles them the same way everywhere: the
                 // folder wins, and the device that holds the other content saves it aside.
                 if let Some(local) = ledger.record(task, path)? {
-                    self.store_local(
-                        task,
-                        path.clone(),
-                        local.state,
-                        &local.version,
-                        local.mtime_ns,
-                        ledger,
-                    )?;
+                    let kept = (path.clone(), local.state);
+                    let time = (local.mtime_ns, None);
+                    self.store_local(task, kept, &local.version, time, ledger)?;
                 }
                 self.finish_head(&key, ledger)?;
                 self.advance(&key, ledger)?;
@@ -596,10 +597,9 @@ impl Core {
                 // device that deleted it learns it is back.
                 Some(deleted) => self.store_local(
                     task,
-                    parent,
-                    folder,
+                    (parent, folder),
                     &deleted.version,
-                    item.record.mtime_ns,
+                    (item.record.mtime_ns, None),
                     ledger,
                 )?,
                 // Never known here: only made to hold the path. Adopted with no version of
@@ -618,6 +618,7 @@ impl Core {
                             version: VersionVector::new(),
                             mtime_ns: item.record.mtime_ns,
                             seq,
+                            retimed: None,
                         },
                         Some(item.from),
                     )?;
@@ -647,6 +648,7 @@ impl Core {
                     version,
                     mtime_ns: ours.mtime_ns,
                     seq,
+                    retimed: None,
                 };
                 ledger.put(task, copy, None)?;
                 self.changed.insert((*task, aside_path));

@@ -121,6 +121,12 @@ impl World {
             {
                 continue;
             }
+            // A time moved alone wrote no content: what it kept is its predecessor's,
+            // checked as that write (a change of the content made after it may replace it
+            // without a copy).
+            if w.state == w.before {
+                continue;
+            }
             // Seen: on every honest device's counter key. The hostile device's own entries
             // (and the devices it invents) count for nothing: a version cut to the bound
             // (`rules::join`) may have dropped them, and no honest change lies behind them.

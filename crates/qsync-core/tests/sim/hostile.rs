@@ -313,6 +313,7 @@ impl World {
                 version,
                 mtime_ns,
                 seq,
+                retimed: None,
             };
             self.note_hostile_write(&record);
             out.push(record);

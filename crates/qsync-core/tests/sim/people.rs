@@ -229,6 +229,8 @@ pub enum Op {
     Delete(usize, String),
     Rename(usize, String, String),
     Chmod(usize, String),
+    /// `touch -d`: a file's time moved by so many seconds, its content unchanged.
+    Touch(usize, String, i64),
     Crash(usize),
     Restart(usize),
     Partition(usize, usize),
@@ -266,6 +268,7 @@ pub fn random_ops(rng: &mut Rng, devices: usize, len: usize, faults: bool) -> Ve
                 76..=80 if faults => Op::Restart(d),
                 81..=85 if faults => Op::Partition(d, rng.below(n) as usize),
                 86..=88 if faults => Op::Heal,
+                89..=91 => Op::Touch(d, random_path(rng), -(rng.below(100_000) as i64)),
                 _ => Op::Wait(rng.below(600)),
             }
         })
@@ -299,6 +302,7 @@ impl World {
             Op::Delete(d, p) => self.delete(*d, p),
             Op::Rename(d, a, b) => self.rename(*d, a, b),
             Op::Chmod(d, p) => self.chmod(*d, p),
+            Op::Touch(d, p, secs) => self.touch_file(*d, p, *secs),
             Op::Crash(d) => self.crash(*d),
             Op::Restart(d) => self.restart(*d),
             Op::Partition(a, b) if a != b => self.partition(*a, *b),
