@@ -77,7 +77,8 @@ pub const ACK_DELAY: Duration = Duration::from_millis(20);
 /// The permission bits of a folder QSync creates to hold a received path.
 const NEW_FOLDER_MODE: u32 = 0o755;
 
-/// One device's sync rules. See the [module documentation](self).
+/// One device's sync rules: facts in ([`Core::handle`]), orders out ([`Core::poll_effect`]),
+/// the state kept in a [`Ledger`] passed to each call (see the crate documentation).
 #[derive(Debug)]
 pub struct Core {
     me: DeviceId,
