@@ -31,6 +31,19 @@ struct Change {
     done: fn(&Path, Shape) -> bool,
 }
 
+impl Change {
+    /// Make the change in `src`; how long until `dest` shows it.
+    fn timed(&self, src: &Path, dest: &Path, shape: Shape) -> Duration {
+        let t = Instant::now();
+        (self.make)(src, shape);
+        while !(self.done)(dest, shape) {
+            assert!(t.elapsed() < Duration::from_secs(600), "never arrived");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        t.elapsed()
+    }
+}
+
 /// The size of a file, 0 when missing.
 fn size_of(path: &Path) -> u64 {
     fs::metadata(path).map_or(0, |m| m.len())
@@ -85,13 +98,7 @@ fn row(rows: &mut Vec<Row>, change: &Change, shape: Shape) {
         let (_, _, a, b, dest) = qsync_initial(base.path(), &src);
         std::thread::sleep(Duration::from_secs(2)); // the keepers keep their bases
         let before = wire(&a) + wire(&b);
-        let t = Instant::now();
-        (change.make)(&src, shape);
-        while !(change.done)(&dest, shape) {
-            assert!(t.elapsed() < Duration::from_secs(600), "never arrived");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let took = t.elapsed();
+        let took = change.timed(&src, &dest, shape);
         assert_eq!(tree(&src), tree(&dest), "QSync copy differs");
         (took, (wire(&a) + wire(&b) - before) / 2)
     };
@@ -152,13 +159,7 @@ fn syncthing_leg(base: &Path, change: &Change, shape: Shape) -> (Duration, u64) 
     sb.wait_complete(files, Duration::from_secs(600));
     std::thread::sleep(Duration::from_secs(2));
     let before = sa.wire_bytes() + sb.wire_bytes();
-    let t = Instant::now();
-    (change.make)(&src, shape);
-    while !(change.done)(&dest, shape) {
-        assert!(t.elapsed() < Duration::from_secs(600), "never arrived");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let took = t.elapsed();
+    let took = change.timed(&src, &dest, shape);
     let files = files_in(&src);
     sb.wait_complete(files, Duration::from_secs(120));
     sa.wait_complete(files, Duration::from_secs(120));
