@@ -176,6 +176,43 @@ fn a_time_only_change_travels_as_metadata() {
     assert!(wire <= 4096, "{wire} bytes came in for a time change");
 }
 
+/// A's person moves a file's time while B's edits it, B being off: once B is back, both
+/// hold B's edit, and no conflict copy is made (the time alone held nothing to save).
+/// B's content is chosen so that the conflict order alone (the larger hash) would have
+/// kept A's version and moved B's edit aside.
+#[test]
+fn a_time_moved_here_while_the_file_is_edited_there_keeps_the_edit_without_a_copy() {
+    use qsync_base::ContentHash;
+    let mut p = pair();
+    let original = noise(7, 64 << 10);
+    p.drop_in("notes.txt", &original);
+    wait_same_meta(&p, "notes.txt");
+    let edit = (8..)
+        .map(|seed| noise(seed, 64 << 10))
+        .find(|e| ContentHash::of(e) < ContentHash::of(&original))
+        .unwrap();
+    p.b.kill();
+    let later = std::time::SystemTime::now() + Duration::from_secs(3600);
+    let notes = fs::File::options()
+        .write(true)
+        .open(p.root_a.join("notes.txt"))
+        .unwrap();
+    notes.set_modified(later).unwrap();
+    std::thread::sleep(Duration::from_secs(1)); // A records it
+    fs::write(p.root_b.join("notes.txt"), &edit).unwrap();
+    p.b.restart();
+    node::wait_for("B's edit on A", SETTLE, || {
+        fs::read(p.root_a.join("notes.txt")).is_ok_and(|c| c == edit)
+    });
+    wait_same(&p.root_a, &p.root_b, SETTLE);
+    assert_eq!(
+        tree(&p.root_a).len(),
+        1,
+        "no conflict copy: {:?}",
+        tree(&p.root_a)
+    );
+}
+
 /// `chmod +x` of a synced file travels as a record, and B's copy gets the mode.
 #[test]
 fn a_mode_change_travels_as_metadata() {

@@ -111,6 +111,16 @@ pub fn decide(local: Option<&Record>, remote: &Record) -> Decision {
     }
 }
 
+/// What two versions of the same state merged keep ([`Record::retimed`]): the join of
+/// both when both only moved the time (a join can only raise it), nothing otherwise. The
+/// same on every device, whichever of the two it held.
+pub fn merged_retimed(a: &Record, b: &Record) -> Option<VersionVector> {
+    match (&a.retimed, &b.retimed) {
+        (Some(x), Some(y)) => Some(join(x, y)),
+        _ => None,
+    }
+}
+
 /// Two concurrent versions, one of which only moved a file's time ([`Record::retimed`])
 /// while the other, having seen the content that one keeps, changed the path (its
 /// content, its permission bits, deleted it, made it something else): the change wins, on

@@ -35,13 +35,20 @@ fn oversized_links_versions_and_counters_are_refused_and_never_acknowledged() {
     }
     let one = VersionVector::new().bumped(b);
     let forged: VersionVector = vec![(b, MAX_COUNTER + 1)].into();
+    // What a time-only version keeps is a version too: held to the same bounds.
+    let keeping = |kept: VersionVector| Record {
+        retimed: Some(kept),
+        ..link("kept", 1, 2, one.clone())
+    };
     let cases = [
         (
             link("long", MAX_LINK_TARGET + 1, 2, one.clone()),
             Distrust::LinkTooLong,
         ),
-        (link("wide", 1, 2, huge), Distrust::TooManyDevices),
-        (link("high", 1, 2, forged), Distrust::NumberTooLarge),
+        (link("wide", 1, 2, huge.clone()), Distrust::TooManyDevices),
+        (link("high", 1, 2, forged.clone()), Distrust::NumberTooLarge),
+        (keeping(huge), Distrust::TooManyDevices),
+        (keeping(forged), Distrust::NumberTooLarge),
     ];
     for (bad, why) in cases {
         let (mut core, mut ledger) = (Core::new(a), MemLedger::new());

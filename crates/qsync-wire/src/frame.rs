@@ -12,8 +12,9 @@ use crate::WireError;
 /// the other version, and a dial fails its handshake with an error that names both).
 /// Version 4 adds the checks of a resumed request and [`Message::Resend`](crate::Message::Resend).
 /// Version 5 adds folded runs of records (`qsync_core::Fold`: a folder moved costs a few
-/// hundred bytes, not a record per path).
-pub const PROTOCOL_VERSION: u8 = 5;
+/// hundred bytes, not a record per path); version 6, the version a time-only change keeps
+/// the content of (`qsync_core::Record::retimed`).
+pub const PROTOCOL_VERSION: u8 = 6;
 
 /// The second byte of every frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -67,7 +67,8 @@ fn record_extra_cost(record: &Record) -> usize {
         State::Symlink { target } => target.len(),
         _ => 0,
     };
-    2 * record.path.as_str().len() + target + 64 * record.version.iter().count()
+    let retimed = record.retimed.as_ref().map_or(0, |v| v.iter().count());
+    2 * record.path.as_str().len() + target + 64 * (record.version.iter().count() + retimed)
 }
 
 /// Why something a peer sent was refused, or not trusted as it stood.
@@ -114,13 +115,19 @@ impl std::fmt::Display for Distrust {
 /// Why `record` cannot be taken from a peer at all, if it cannot.
 pub(super) fn out_of_bounds(record: &Record) -> Option<Distrust> {
     let size = record.state.size();
+    let kept = record.retimed.iter().flat_map(|v| v.iter());
     if record.seq > MAX_NUMBER
         || size > MAX_NUMBER
-        || record.version.iter().any(|(_, c)| c > MAX_COUNTER)
+        || record
+            .version
+            .iter()
+            .chain(kept)
+            .any(|(_, c)| c > MAX_COUNTER)
     {
         return Some(Distrust::NumberTooLarge);
     }
-    if record.version.iter().count() > MAX_VERSION_ENTRIES {
+    let kept = record.retimed.as_ref().map_or(0, |v| v.iter().count());
+    if record.version.iter().count() > MAX_VERSION_ENTRIES || kept > MAX_VERSION_ENTRIES {
         return Some(Distrust::TooManyDevices);
     }
     match &record.state {

@@ -24,7 +24,7 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use qsync_base::{mtime_moved, DeviceId, RelPath, TaskId, VersionVector};
+use qsync_base::{mtime_moved, Causality, DeviceId, RelPath, TaskId, VersionVector};
 
 use crate::fold::Fold;
 use crate::io::{Effect, Input, Message};
@@ -544,7 +544,7 @@ impl Core {
         &mut self,
         task: TaskId,
         from: DeviceId,
-        record: Record,
+        mut record: Record,
         refill: bool,
         ledger: &mut L,
     ) -> Result<Option<(Distrust, RelPath)>, L::Error> {
@@ -553,6 +553,16 @@ impl Core {
             Admit::Refused(why) => return Ok(Some((why, record.path))),
             Admit::Take(cost) => cost,
         };
+        // What a version keeps (`Record::retimed`, within the bounds checked above) stands
+        // only for a file, and only below the version itself: any other claim is dropped.
+        let kept_below = |kept: &VersionVector| record.version.compare(kept) == Causality::After;
+        if record
+            .retimed
+            .as_ref()
+            .is_some_and(|kept| record.state.hash().is_none() || !kept_below(kept))
+        {
+            record.retimed = None;
+        }
         let key = (task, record.path.clone());
         // The records of a fold asked for in full come after the peer's later ones: one
         // that a later record of the peer for the same path overtook is settled as it is.

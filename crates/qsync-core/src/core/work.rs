@@ -10,7 +10,8 @@ use super::{
 use crate::io::{Effect, PlaceOutcome, Placement};
 use crate::ledger::Ledger;
 use crate::rules::{
-    claims_above, decide_as, is_conflict_copy, join, loser_copy_nth, reclaimed, Decision,
+    claims_above, decide_as, is_conflict_copy, join, loser_copy_nth, merged_retimed, reclaimed,
+    Decision,
 };
 use crate::state::{Record, State};
 
@@ -245,9 +246,11 @@ impl Core {
             (Decision::Reclaim, Some(ours)) => {
                 let version = reclaimed(&self.keys, &ours.version, &remote.version);
                 let seq = Self::next_seq(ledger, task)?;
+                // A change of this device's own: it keeps no earlier content.
                 let record = Record {
                     version,
                     seq,
+                    retimed: None,
                     ..ours
                 };
                 ledger.put(task, record, None)?;
@@ -309,11 +312,7 @@ impl Core {
                 version: join(&l.version, &remote.version),
                 mtime_ns: l.mtime_ns.max(remote.mtime_ns),
                 seq: Self::next_seq(ledger, task)?,
-                // The same on every device, whichever of the two it held.
-                retimed: match (&l.retimed, &remote.retimed) {
-                    (Some(a), Some(b)) => Some(join(a, b)),
-                    _ => None,
-                },
+                retimed: merged_retimed(&l, remote),
                 ..l
             },
             // A deletion of a path never had here. This device made no change to it: a
@@ -662,7 +661,16 @@ impl Core {
         // content nobody has.
         // It is a change of this device's (bumped): another device may have settled the
         // same two versions the other way, and equal versions must not name two contents.
-        let version = match ledger.record(task, &key.1)? {
+        let current = ledger.record(task, &key.1)?;
+        // Two concurrent versions of the same state merged (their times apart): what they
+        // keep is merged the same way as where no placement was needed (`merge`).
+        let retimed = match &current {
+            Some(c) if version != item.record.version && c.state == item.record.state => {
+                merged_retimed(c, &item.record)
+            }
+            _ => item.record.retimed.clone(),
+        };
+        let version = match current {
             Some(current) if !version.dominates(&current.version) => {
                 self.bump(&join(&version, &current.version))
             }
@@ -676,6 +684,7 @@ impl Core {
                 path: key.1.clone(),
                 version,
                 seq,
+                retimed,
                 ..item.record
             },
             origin,

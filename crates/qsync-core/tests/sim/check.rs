@@ -81,14 +81,15 @@ impl World {
                 }
             }
         }
-        // Versions agree too.
-        let versions = |d: usize| -> BTreeMap<RelPath, VersionVector> {
+        // Versions agree too, and what a time-only version keeps (a device that held
+        // another `retimed` could decide a later change otherwise).
+        let versions = |d: usize| -> BTreeMap<RelPath, (VersionVector, Option<VersionVector>)> {
             self.devices[d]
                 .ledger
                 .all(&self.task)
                 .into_iter()
                 .filter(|r| r.state.exists())
-                .map(|r| (r.path, r.version))
+                .map(|r| (r.path, (r.version, r.retimed)))
                 .collect()
         };
         let v0 = versions(0);
