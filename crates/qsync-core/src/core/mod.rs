@@ -460,13 +460,8 @@ impl Core {
                 last,
                 records,
             } => {
-                if !self.linked(&task, &from, ledger)? {
-                    return Ok(());
-                }
-                if let Some(records) = self.streams.refill(task, from, first, last, records) {
-                    self.take_records(task, from, records, true, ledger)?;
-                    self.streams.close_hole(task, from, first);
-                    self.streams.settle(task, from, ledger)?;
+                if self.linked(&task, &from, ledger)? {
+                    self.refilled(task, from, (first, last), records, ledger)?;
                 }
             }
             Message::Ack { task, upto } => {
@@ -475,31 +470,7 @@ impl Core {
                     self.collect_tombstones(task, ledger)?;
                 }
             }
-            Message::Request {
-                task,
-                path,
-                hash,
-                base,
-                offset,
-                mut checks,
-                ..
-            } => {
-                // Never more checks than the bytes the asker says it has (a peer's list is
-                // held until it is served).
-                checks.truncate(qsync_base::check_count(offset) as usize);
-                checks.shrink_to_fit();
-                if self.linked(&task, &from, ledger)? {
-                    self.effects.push_back(Effect::Serve {
-                        to: from,
-                        task,
-                        path,
-                        hash,
-                        base: base.filter(|_| offset == 0),
-                        offset,
-                        checks,
-                    });
-                }
-            }
+            request @ Message::Request { .. } => self.asked(from, request, ledger)?,
         }
         Ok(())
     }
@@ -735,6 +706,61 @@ impl Core {
                 item.step = Step::Ready;
                 self.advance(&key, ledger)?;
             }
+        }
+        Ok(())
+    }
+
+    /// `from` asks for a content: served if it is linked to the task.
+    fn asked<L: Ledger>(
+        &mut self,
+        from: DeviceId,
+        request: Message,
+        ledger: &mut L,
+    ) -> Result<(), L::Error> {
+        let Message::Request {
+            task,
+            path,
+            hash,
+            base,
+            offset,
+            mut checks,
+            ..
+        } = request
+        else {
+            return Ok(());
+        };
+        // Never more checks than the bytes the asker says it has (a peer's list is held
+        // until it is served).
+        checks.truncate(qsync_base::check_count(offset) as usize);
+        checks.shrink_to_fit();
+        if self.linked(&task, &from, ledger)? {
+            self.effects.push_back(Effect::Serve {
+                to: from,
+                task,
+                path,
+                hash,
+                base: base.filter(|_| offset == 0),
+                offset,
+                checks,
+            });
+        }
+        Ok(())
+    }
+
+    /// The answer to an `Unfold` of this device's: the records of the hole `first..=last`
+    /// taken in, and the hole closed.
+    fn refilled<L: Ledger>(
+        &mut self,
+        task: TaskId,
+        from: DeviceId,
+        (first, last): (u64, u64),
+        records: Vec<Record>,
+        ledger: &mut L,
+    ) -> Result<(), L::Error> {
+        if let Some(records) = self.streams.refill(task, from, first, last, records) {
+            self.take_records(task, from, records, true, ledger)?;
+            self.streams.close_hole(task, from, first);
+            self.streams.settle(task, from, ledger)?;
         }
         Ok(())
     }

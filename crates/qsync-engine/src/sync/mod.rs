@@ -199,6 +199,16 @@ pub(crate) struct SyncDriver {
     placed: u64,
 }
 
+/// How many records a message of the core carries (those of a fold included).
+fn records_in(message: &qsync_core::Message) -> u64 {
+    match message {
+        qsync_core::Message::Records { records, .. }
+        | qsync_core::Message::Unfolded { records, .. } => records.len() as u64,
+        qsync_core::Message::Fold { fold, .. } => u64::from(fold.count),
+        _ => 0,
+    }
+}
+
 /// A ledger failing again within this time stops the driver for now rather than spin.
 const FAILING_AGAIN: Duration = Duration::from_secs(5);
 
@@ -507,12 +517,7 @@ impl SyncDriver {
         to: DeviceId,
         message: qsync_core::Message,
     ) -> bool {
-        match &message {
-            qsync_core::Message::Records { records, .. }
-            | qsync_core::Message::Unfolded { records, .. } => self.sent += records.len() as u64,
-            qsync_core::Message::Fold { fold, .. } => self.sent += u64::from(fold.count),
-            _ => {}
-        }
+        self.sent += records_in(&message);
         let task = message.task();
         match message.to_wire() {
             Ok(body) => around.send(
