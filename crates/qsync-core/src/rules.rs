@@ -94,6 +94,9 @@ pub fn decide(local: Option<&Record>, remote: &Record) -> Decision {
                 _ => Decision::Reannounce,
             }
         }
+        // The same version and state, keeping other versions' contents: merged, so that
+        // every device keeps the same (see `merged_retimed`).
+        Causality::Equal if remote.retimed != local.retimed => Decision::Merge,
         Causality::Equal | Causality::Before => Decision::Keep,
         Causality::After => Decision::Take,
         Causality::Concurrent => match change_after_retime(local, remote) {
@@ -121,23 +124,40 @@ pub fn merged_retimed(a: &Record, b: &Record) -> Option<VersionVector> {
     }
 }
 
-/// Two concurrent versions, one of which only moved a file's time ([`Record::retimed`])
-/// while the other, having seen the content that one keeps, changed the path (its
-/// content, its permission bits, deleted it, made it something else): the change wins, on
-/// every device, and the time alone makes no conflict copy (it held nothing a person made
-/// that the change does not have). `Greater`: `remote` is that change; `Less`: `local`
-/// is; `None`: any other pair (decided by the conflict order).
+/// What `remote`, taken over `local` with the merged version, keeps: when it won because
+/// `local` only moved the time of an older content ([`change_after_retime`]), the merged
+/// version holds `remote`'s content under more counters than `remote`'s own (the time
+/// change's too), so it keeps `remote`'s content version, and a change made after
+/// `remote` beats it without a copy as it beats `remote` itself. Otherwise, what `remote`
+/// keeps.
+pub fn retimed_after_takeover(local: &Record, remote: &Record) -> Option<VersionVector> {
+    match change_after_retime(local, remote) {
+        Some(Ordering::Greater) => Some(
+            remote
+                .retimed
+                .clone()
+                .unwrap_or_else(|| remote.version.clone()),
+        ),
+        _ => remote.retimed.clone(),
+    }
+}
+
+/// Two concurrent versions of a path, at least one of which only moved a file's time
+/// ([`Record::retimed`]): each holds the content (the state but for the time) of its
+/// *content version* (what it keeps, or the version itself). When one content version
+/// has seen the other, its side changed the path after the other's content, and wins, on
+/// every device; the time alone made no conflict copy worth keeping (it held nothing a
+/// person made that the winner does not have). `Greater`: `remote` wins; `Less`: `local`
+/// does; `None`: the conflict order decides, as for any two changes.
 fn change_after_retime(local: &Record, remote: &Record) -> Option<Ordering> {
-    let seen = |version: &VersionVector, since: &VersionVector| {
-        matches!(version.compare(since), Causality::After | Causality::Equal)
-    };
-    if local.state == remote.state {
+    if local.state == remote.state || (local.retimed.is_none() && remote.retimed.is_none()) {
         return None;
     }
-    match (&local.retimed, &remote.retimed) {
-        (Some(kept), None) if seen(&remote.version, kept) => Some(Ordering::Greater),
-        (None, Some(kept)) if seen(&local.version, kept) => Some(Ordering::Less),
-        _ => None,
+    let content = |r: &'_ Record| r.retimed.clone().unwrap_or_else(|| r.version.clone());
+    match content(remote).compare(&content(local)) {
+        Causality::After => Some(Ordering::Greater),
+        Causality::Before => Some(Ordering::Less),
+        Causality::Equal | Causality::Concurrent => None,
     }
 }
 

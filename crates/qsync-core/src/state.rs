@@ -105,9 +105,11 @@ pub struct Record {
     /// change or one received) gets the next number, so "everything after N" is what a
     /// peer that has seen up to N still lacks. Sent as is; meaningless on another device.
     pub seq: u64,
-    /// For a version that only moved a file's modification time (`touch`): the version
-    /// whose content it keeps (the first of such a run). A concurrent version that has
-    /// seen that one changed the content after it, and wins without a conflict copy
-    /// (see [`rules`](crate::rules)). `None` for every other version.
+    /// For a version whose state (its content, bits, kind) is that of an earlier version:
+    /// that version. A version that only moved a file's modification time (`touch`) keeps
+    /// the content of the one it was made on (or of the first of such a run); a version
+    /// that took over such a one keeps the content of the change that beat it. A
+    /// concurrent version that has seen it changed the path after it, and wins without a
+    /// conflict copy (see [`rules`](crate::rules)). `None` for every other version.
     pub retimed: Option<VersionVector>,
 }

@@ -414,6 +414,28 @@ fn a_time_moved_here_while_the_content_is_edited_there_keeps_the_edit_without_a_
 }
 
 #[test]
+fn a_time_moved_on_an_old_content_loses_to_a_time_moved_on_the_edit_after_it() {
+    // C moves the time of the content everyone had; meanwhile B edits it, and A moves the
+    // time of B's edit. Both are time-only versions: the one whose content came later
+    // (A's, on B's edit) wins without a copy. (Simulator seed 718,658.)
+    let mut w = World::new(23, 3, Topology::Pairs);
+    w.write(0, "b");
+    short_wait(&mut w);
+    w.partition(2, 0);
+    w.partition(2, 1);
+    w.write(1, "b");
+    let edited = w.tree(1)["b"].clone();
+    short_wait(&mut w);
+    w.touch_file(0, "b", -60_000);
+    w.touch_file(2, "b", -30_000);
+    short_wait(&mut w);
+    w.heal();
+    settle_and_check(&mut w);
+    assert_eq!(w.tree(2)["b"], edited);
+    assert!(w.conflict_copies(2).is_empty(), "{:?}", w.tree(2));
+}
+
+#[test]
 fn a_file_deleted_there_while_only_its_time_moved_here_stays_deleted() {
     let mut w = World::new(22, 2, Topology::Pairs);
     w.write(0, "old.txt");
@@ -847,6 +869,12 @@ fn seeds_that_once_failed() {
         // A folder brought back for a link a deletion had not seen, against a file its
         // writer saved at the folder's name later.
         114456,
+        // Time-only changes (`Record::retimed`): a touch against a chmod made a copy
+        // (19166); two touches of different contents, the later content lost (718658);
+        // the version that took over a touch, against a change made after the winner
+        // (785648, and 794071 with a symlink); equal versions keeping different contents
+        // (68876, 711339, 765467).
+        19166, 68876, 711339, 718658, 765467, 785648, 794071,
     ];
     for seed in seeds {
         let (devices, ops) = seeded(seed);

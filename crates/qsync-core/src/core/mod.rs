@@ -24,7 +24,7 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use qsync_base::{mtime_moved, Causality, DeviceId, RelPath, TaskId, VersionVector};
+use qsync_base::{mtime_moved, Causality, ContentHash, DeviceId, RelPath, TaskId, VersionVector};
 
 use crate::fold::Fold;
 use crate::io::{Effect, Input, Message};
@@ -156,31 +156,8 @@ impl Core {
         // call, which `poll_timeout` says is due at once.
         let observed = matches!(input, Input::Observed { .. });
         match input {
-            Input::Link { task, peer } => {
-                if !ledger.peers(&task)?.contains(&peer) {
-                    // Linked anew: whatever was known of the peer's progress may be of a
-                    // task it has since removed and made again.
-                    ledger.forget_peer(&task, &peer)?;
-                }
-                ledger.link(&task, &peer)?;
-                self.streams.forget_hellos(task, peer);
-                if self.connected.contains(&peer) {
-                    self.greet(task, peer, true, ledger)?;
-                }
-            }
-            Input::Connected { peer } => {
-                self.connected.insert(peer);
-                for task in ledger.tasks()? {
-                    if ledger.peers(&task)?.contains(&peer) {
-                        // Both sides greet on connecting: no answer needed. (A greeting on
-                        // linking asks for one: the peer may have greeted before this
-                        // device knew of the link, and that greeting was dropped.)
-                        self.greet(task, peer, false, ledger)?;
-                        let paths = ledger.rival_paths(&task)?;
-                        self.changed.extend(paths.into_iter().map(|p| (task, p)));
-                    }
-                }
-            }
+            Input::Link { task, peer } => self.link(task, peer, ledger)?,
+            Input::Connected { peer } => self.connected(peer, ledger)?,
             Input::Disconnected { peer } => self.disconnected(peer, ledger)?,
             Input::Unlink { task, peer } => self.unlinked(task, peer, ledger)?,
             Input::Received { from, message } => self.received(from, message, ledger)?,
@@ -190,22 +167,7 @@ impl Core {
                 state,
                 mtime_ns,
             } => self.observed(task, path, state.normalized(), mtime_ns, ledger)?,
-            Input::Excluded { task, path } => {
-                // The head's version is acknowledged (its sender settles) and kept as a
-                // rival, not recorded nor placed: decided again when the rules change.
-                let key = (task, path);
-                if let Some(item) = self.work.get(&key).and_then(|q| q.front()).cloned() {
-                    let kept = ledger
-                        .rivals(&key.0, &key.1)?
-                        .into_iter()
-                        .any(|(d, r)| d == item.from && r.version == item.record.version);
-                    if !kept {
-                        self.keep_rival(&key.0, &key.1, item.from, &item.record, ledger)?;
-                    }
-                    self.finish_head(&key, ledger)?;
-                    self.advance(&key, ledger)?;
-                }
-            }
+            Input::Excluded { task, path } => self.excluded((task, path), ledger)?,
             Input::RulesChanged { task } => {
                 // What was excluded is decided again: the rules may include it now.
                 let paths = ledger.rival_paths(&task)?;
@@ -217,30 +179,7 @@ impl Core {
                 hash,
                 from,
                 ok,
-            } => {
-                let key = (task, path);
-                if let Some(item) = self.work.get_mut(&key).and_then(|q| q.front_mut()) {
-                    let matches = item.from == from
-                        && matches!(item.step, Step::Fetching)
-                        && item.record.state.hash() == Some(hash);
-                    if !matches {
-                        // Not this record's (a record moved back in its queue finds
-                        // the content staged when its turn comes).
-                    } else if ok {
-                        item.fetched = true;
-                        item.stalled = false;
-                        item.step = Step::Ready;
-                        self.advance(&key, ledger)?;
-                    } else {
-                        // The peer does not have that content now (usually it changed
-                        // there and a newer record follows, and replaces this one in the
-                        // queue), or it could not be received here (no space, a limit):
-                        // ask again later, waiting longer each time, rather than drop a
-                        // version.
-                        self.back_off(&key);
-                    }
-                }
-            }
+            } => self.fetched((task, path), (from, hash), ok, ledger)?,
             Input::Placed {
                 task,
                 path,
@@ -253,6 +192,97 @@ impl Core {
             false => self.streams.flush(self.now, ledger)?,
         }
         self.forget_stale_waits();
+        Ok(())
+    }
+
+    /// `task` is linked with `peer` (again, maybe).
+    fn link<L: Ledger>(
+        &mut self,
+        task: TaskId,
+        peer: DeviceId,
+        ledger: &mut L,
+    ) -> Result<(), L::Error> {
+        if !ledger.peers(&task)?.contains(&peer) {
+            // Linked anew: whatever was known of the peer's progress may be of a task it
+            // has since removed and made again.
+            ledger.forget_peer(&task, &peer)?;
+        }
+        ledger.link(&task, &peer)?;
+        self.streams.forget_hellos(task, peer);
+        if self.connected.contains(&peer) {
+            self.greet(task, peer, true, ledger)?;
+        }
+        Ok(())
+    }
+
+    /// `peer` is connected: the exchange of every task linked with it starts.
+    fn connected<L: Ledger>(&mut self, peer: DeviceId, ledger: &mut L) -> Result<(), L::Error> {
+        self.connected.insert(peer);
+        for task in ledger.tasks()? {
+            if ledger.peers(&task)?.contains(&peer) {
+                // Both sides greet on connecting: no answer needed. (A greeting on linking
+                // asks for one: the peer may have greeted before this device knew of the
+                // link, and that greeting was dropped.)
+                self.greet(task, peer, false, ledger)?;
+                let paths = ledger.rival_paths(&task)?;
+                self.changed.extend(paths.into_iter().map(|p| (task, p)));
+            }
+        }
+        Ok(())
+    }
+
+    /// The path of `key` is not synced here (`.qsyncignore`): the head's version is
+    /// acknowledged (its sender settles) and kept as a rival, not recorded nor placed:
+    /// decided again when the rules change.
+    fn excluded<L: Ledger>(
+        &mut self,
+        key: (TaskId, RelPath),
+        ledger: &mut L,
+    ) -> Result<(), L::Error> {
+        let Some(item) = self.work.get(&key).and_then(|q| q.front()).cloned() else {
+            return Ok(());
+        };
+        let kept = ledger
+            .rivals(&key.0, &key.1)?
+            .into_iter()
+            .any(|(d, r)| d == item.from && r.version == item.record.version);
+        if !kept {
+            self.keep_rival(&key.0, &key.1, item.from, &item.record, ledger)?;
+        }
+        self.finish_head(&key, ledger)?;
+        self.advance(&key, ledger)
+    }
+
+    /// The content `hash` the head of `key` wants from `from` is staged (`ok`) or could
+    /// not be had.
+    fn fetched<L: Ledger>(
+        &mut self,
+        key: (TaskId, RelPath),
+        (from, hash): (DeviceId, ContentHash),
+        ok: bool,
+        ledger: &mut L,
+    ) -> Result<(), L::Error> {
+        let Some(item) = self.work.get_mut(&key).and_then(|q| q.front_mut()) else {
+            return Ok(());
+        };
+        let matches = item.from == from
+            && matches!(item.step, Step::Fetching)
+            && item.record.state.hash() == Some(hash);
+        if !matches {
+            // Not this record's (a record moved back in its queue finds the content
+            // staged when its turn comes).
+        } else if ok {
+            item.fetched = true;
+            item.stalled = false;
+            item.step = Step::Ready;
+            self.advance(&key, ledger)?;
+        } else {
+            // The peer does not have that content now (usually it changed there and a
+            // newer record follows, and replaces this one in the queue), or it could not
+            // be received here (no space, a limit): ask again later, waiting longer each
+            // time, rather than drop a version.
+            self.back_off(&key);
+        }
         Ok(())
     }
 
@@ -525,12 +555,11 @@ impl Core {
             Admit::Take(cost) => cost,
         };
         // What a version keeps (`Record::retimed`, within the bounds checked above) stands
-        // only for a file, and only below the version itself: any other claim is dropped.
-        let kept_below = |kept: &VersionVector| record.version.compare(kept) == Causality::After;
+        // only below the version itself: any other claim is dropped.
         if record
             .retimed
             .as_ref()
-            .is_some_and(|kept| record.state.hash().is_none() || !kept_below(kept))
+            .is_some_and(|kept| record.version.compare(kept) != Causality::After)
         {
             record.retimed = None;
         }

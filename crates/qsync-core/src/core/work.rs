@@ -11,7 +11,7 @@ use crate::io::{Effect, PlaceOutcome, Placement};
 use crate::ledger::Ledger;
 use crate::rules::{
     claims_above, decide_as, is_conflict_copy, join, loser_copy_nth, merged_retimed, reclaimed,
-    Decision,
+    retimed_after_takeover, Decision,
 };
 use crate::state::{Record, State};
 
@@ -91,79 +91,97 @@ impl Core {
                     }
                 }
             };
-            let expect = local
-                .as_ref()
-                .map(|l| l.state.clone())
-                .unwrap_or(State::Deleted);
-            // A file's time placed too when it moved (a `touch -d` there).
-            let retimed = remote.state.hash().is_some()
-                && local
-                    .as_ref()
-                    .is_some_and(|l| mtime_moved(l.mtime_ns, remote.mtime_ns));
-            if aside.is_none() && expect == remote.state && !retimed {
-                // Nothing to change on disk: only the version is new.
-                self.finish_placed(key, item, version, None, Vec::new(), ledger)?;
-                continue;
-            }
-            let needs_content = match &remote.state {
-                State::File { hash, .. } => aside.is_some() || expect.hash() != Some(*hash),
-                _ => false,
-            };
-            if needs_content && !item.fetched {
-                let holders = match &remote.state {
-                    State::File { hash, .. } => self.holders(key, item.from, *hash),
-                    _ => Vec::new(),
-                };
-                if holders.is_empty() {
-                    // Nobody connected has it: decided again later (its sender, or
-                    // another device announcing the same content, may come back).
-                    self.wait(key);
-                    return Ok(());
-                }
-                if let State::File { hash, .. } = &remote.state {
-                    self.effects.push_back(Effect::Fetch {
-                        from: item.from,
-                        holders,
-                        task: *task,
-                        path: path.clone(),
-                        hash: *hash,
-                        size: remote.state.size(),
-                        base: expect.hash(),
-                    });
-                    self.set_step(key, Step::Fetching);
-                    return Ok(());
-                }
-            }
-            let parents = if remote.state.exists() {
-                self.missing_parents(task, path, ledger)?
-            } else {
-                Some(Vec::new())
-            };
-            let Some(parents) = parents else {
-                // A parent here is a file or a link: wait for the rules to settle it.
-                self.wait(key);
+            if !self.order_placement(key, item, local, (version, aside), ledger)? {
                 return Ok(());
-            };
-            self.effects.push_back(Effect::Place(Placement {
-                task: *task,
-                path: path.clone(),
-                expect,
-                target: remote.state.clone(),
-                mtime_ns: remote.mtime_ns,
-                aside: aside.as_ref().map(|(p, _)| p.clone()),
-                parents: parents.clone(),
-                from: item.from,
-            }));
-            self.set_step(
-                key,
-                Step::Placing {
-                    version,
-                    aside,
-                    parents,
-                },
-            );
-            return Ok(());
+            }
         }
+    }
+
+    /// Order what the head of `key` needs to be placed (its content, then the placement),
+    /// or settle it at once when only its version is new: whether the work of the path
+    /// goes on now (`false`: it waits for an answer from outside).
+    fn order_placement<L: Ledger>(
+        &mut self,
+        key: &(TaskId, RelPath),
+        item: Item,
+        local: Option<Record>,
+        (version, aside): (VersionVector, Option<(RelPath, Record)>),
+        ledger: &mut L,
+    ) -> Result<bool, L::Error> {
+        let (task, path) = (&key.0, &key.1);
+        let remote = &item.record;
+        let expect = local
+            .as_ref()
+            .map(|l| l.state.clone())
+            .unwrap_or(State::Deleted);
+        // A file's time placed too when it moved (a `touch -d` there).
+        let time_moved = remote.state.hash().is_some()
+            && local
+                .as_ref()
+                .is_some_and(|l| mtime_moved(l.mtime_ns, remote.mtime_ns));
+        if aside.is_none() && expect == remote.state && !time_moved {
+            // Nothing to change on disk: only the version is new.
+            self.finish_placed(key, item, version, None, Vec::new(), ledger)?;
+            return Ok(true);
+        }
+        let needs_content = match &remote.state {
+            State::File { hash, .. } => aside.is_some() || expect.hash() != Some(*hash),
+            _ => false,
+        };
+        if needs_content && !item.fetched {
+            let holders = match &remote.state {
+                State::File { hash, .. } => self.holders(key, item.from, *hash),
+                _ => Vec::new(),
+            };
+            if holders.is_empty() {
+                // Nobody connected has it: decided again later (its sender, or
+                // another device announcing the same content, may come back).
+                self.wait(key);
+                return Ok(false);
+            }
+            if let State::File { hash, .. } = &remote.state {
+                self.effects.push_back(Effect::Fetch {
+                    from: item.from,
+                    holders,
+                    task: *task,
+                    path: path.clone(),
+                    hash: *hash,
+                    size: remote.state.size(),
+                    base: expect.hash(),
+                });
+                self.set_step(key, Step::Fetching);
+                return Ok(false);
+            }
+        }
+        let parents = if remote.state.exists() {
+            self.missing_parents(task, path, ledger)?
+        } else {
+            Some(Vec::new())
+        };
+        let Some(parents) = parents else {
+            // A parent here is a file or a link: wait for the rules to settle it.
+            self.wait(key);
+            return Ok(false);
+        };
+        self.effects.push_back(Effect::Place(Placement {
+            task: *task,
+            path: path.clone(),
+            expect,
+            target: remote.state.clone(),
+            mtime_ns: remote.mtime_ns,
+            aside: aside.as_ref().map(|(p, _)| p.clone()),
+            parents: parents.clone(),
+            from: item.from,
+        }));
+        self.set_step(
+            key,
+            Step::Placing {
+                version,
+                aside,
+                parents,
+            },
+        );
+        Ok(false)
     }
 
     /// Report once that the head of `key` claims more of this device's changes than it made.
@@ -303,7 +321,20 @@ impl Core {
             // ours is said again if it differs from theirs, so that the sender joins the
             // two as well (it would not hear of ours again).
             Some(ours) if join(&ours.version, &remote.version) == ours.version => {
-                if ours.version != remote.version && item.tracked {
+                let kept = merged_retimed(&ours, remote);
+                if ours.version == remote.version && kept != ours.retimed {
+                    // The same version, keeping other versions' contents (each device
+                    // settled a time change its own way): both settle on what the two
+                    // keep merged, and say so.
+                    let seq = Self::next_seq(ledger, task)?;
+                    let settled = Record {
+                        seq,
+                        retimed: kept,
+                        ..ours
+                    };
+                    ledger.put(task, settled, None)?;
+                    self.changed.insert(key.clone());
+                } else if ours.version != remote.version && item.tracked {
                     Self::say_again(task, ours, ledger)?;
                 }
                 return Ok(());
@@ -584,6 +615,60 @@ impl Core {
         ledger: &mut L,
     ) -> Result<(), L::Error> {
         let task = &key.0;
+        self.record_parents(task, parents, &item, ledger)?;
+        if let Some(aside) = aside {
+            self.record_copy(task, aside, ledger)?;
+        }
+        // The person may have changed the path after the placement was ordered, and the
+        // watcher's report of it stored (a file written, say), then changed it back before
+        // the placement looked (the file deleted again: the driver found what it expected).
+        // That version is gone from the disk by the person's hand, but peers may have its
+        // record: the stored version must have seen it, or they would wait for ever for
+        // content nobody has.
+        // It is a change of this device's (bumped): another device may have settled the
+        // same two versions the other way, and equal versions must not name two contents.
+        let current = ledger.record(task, &key.1)?;
+        // Two concurrent versions of the same state merged (their times apart): what they
+        // keep is merged the same way as where no placement was needed (`merge`).
+        let retimed = match &current {
+            Some(c) if version != item.record.version && c.state == item.record.state => {
+                merged_retimed(c, &item.record)
+            }
+            Some(c) if version != item.record.version => retimed_after_takeover(c, &item.record),
+            _ => item.record.retimed.clone(),
+        };
+        let version = match current {
+            Some(current) if !version.dominates(&current.version) => {
+                self.bump(&join(&version, &current.version))
+            }
+            _ => version,
+        };
+        let seq = Self::next_seq(ledger, task)?;
+        let origin = (version == item.record.version).then_some(item.from);
+        ledger.put(
+            task,
+            Record {
+                path: key.1.clone(),
+                version,
+                seq,
+                retimed,
+                ..item.record
+            },
+            origin,
+        )?;
+        self.changed.insert(key.clone());
+        self.finish_head(key, ledger)?;
+        Ok(())
+    }
+
+    /// The folders a placement made to hold its path (`parents`), recorded.
+    fn record_parents<L: Ledger>(
+        &mut self,
+        task: &TaskId,
+        parents: Vec<RelPath>,
+        item: &Item,
+        ledger: &mut L,
+    ) -> Result<(), L::Error> {
         for parent in parents {
             let folder = State::Folder {
                 mode: NEW_FOLDER_MODE,
@@ -625,72 +710,42 @@ impl Core {
                 }
             }
         }
-        if let Some((aside_path, ours)) = aside {
-            // Another device may have made the same copy already (its name follows from its
-            // content): then there is nothing new to record.
-            let existing = ledger.record(task, &aside_path)?;
-            if existing.as_ref().is_none_or(|r| r.state != ours.state) {
-                // The copy carries the version of what it copies: two devices that copy
-                // versions of one history aside under one name (same bytes, say, another
-                // mode) then agree that the later one stands. Only a copy over something
-                // it has not seen is a change of this device's.
-                let version = match &existing {
-                    Some(e) if ours.version.compare(&e.version) != Causality::After => {
-                        self.bump(&join(&ours.version, &e.version))
-                    }
-                    _ => ours.version.clone(),
-                };
-                let seq = Self::next_seq(ledger, task)?;
-                let copy = Record {
-                    path: aside_path.clone(),
-                    state: ours.state,
-                    version,
-                    mtime_ns: ours.mtime_ns,
-                    seq,
-                    retimed: None,
-                };
-                ledger.put(task, copy, None)?;
-                self.changed.insert((*task, aside_path));
-            }
-        }
-        // The person may have changed the path after the placement was ordered, and the
-        // watcher's report of it stored (a file written, say), then changed it back before
-        // the placement looked (the file deleted again: the driver found what it expected).
-        // That version is gone from the disk by the person's hand, but peers may have its
-        // record: the stored version must have seen it, or they would wait for ever for
-        // content nobody has.
-        // It is a change of this device's (bumped): another device may have settled the
-        // same two versions the other way, and equal versions must not name two contents.
-        let current = ledger.record(task, &key.1)?;
-        // Two concurrent versions of the same state merged (their times apart): what they
-        // keep is merged the same way as where no placement was needed (`merge`).
-        let retimed = match &current {
-            Some(c) if version != item.record.version && c.state == item.record.state => {
-                merged_retimed(c, &item.record)
-            }
-            _ => item.record.retimed.clone(),
-        };
-        let version = match current {
-            Some(current) if !version.dominates(&current.version) => {
-                self.bump(&join(&version, &current.version))
-            }
-            _ => version,
-        };
-        let seq = Self::next_seq(ledger, task)?;
-        let origin = (version == item.record.version).then_some(item.from);
-        ledger.put(
-            task,
-            Record {
-                path: key.1.clone(),
+        Ok(())
+    }
+
+    /// This device's version that a placement moved aside (a conflict copy), recorded.
+    fn record_copy<L: Ledger>(
+        &mut self,
+        task: &TaskId,
+        (aside_path, ours): (RelPath, Record),
+        ledger: &mut L,
+    ) -> Result<(), L::Error> {
+        // Another device may have made the same copy already (its name follows from its
+        // content): then there is nothing new to record.
+        let existing = ledger.record(task, &aside_path)?;
+        if existing.as_ref().is_none_or(|r| r.state != ours.state) {
+            // The copy carries the version of what it copies: two devices that copy
+            // versions of one history aside under one name (same bytes, say, another
+            // mode) then agree that the later one stands. Only a copy over something
+            // it has not seen is a change of this device's.
+            let version = match &existing {
+                Some(e) if ours.version.compare(&e.version) != Causality::After => {
+                    self.bump(&join(&ours.version, &e.version))
+                }
+                _ => ours.version.clone(),
+            };
+            let seq = Self::next_seq(ledger, task)?;
+            let copy = Record {
+                path: aside_path.clone(),
+                state: ours.state,
                 version,
+                mtime_ns: ours.mtime_ns,
                 seq,
-                retimed,
-                ..item.record
-            },
-            origin,
-        )?;
-        self.changed.insert(key.clone());
-        self.finish_head(key, ledger)?;
+                retimed: None,
+            };
+            ledger.put(task, copy, None)?;
+            self.changed.insert((*task, aside_path));
+        }
         Ok(())
     }
 
