@@ -334,8 +334,9 @@ enum TailKind {
 /// that come just before it, or with deletions of the same names later in the message.
 pub fn fold(records: Vec<Record>, tail: &mut Option<Tail>) -> Vec<Piece> {
     let deletions = deletions(&records);
-    let mut pieces = Vec::new();
-    let mut plain: Vec<Record> = Vec::new();
+    // What each piece is, decided on the records in place; then the records are moved
+    // into their pieces (none copied).
+    let mut plan: Vec<Result<Fold, usize>> = Vec::new();
     let mut i = 0;
     while i < records.len() {
         let rest = &records[i..];
@@ -344,11 +345,8 @@ pub fn fold(records: Vec<Record>, tail: &mut Option<Tail>) -> Vec<Piece> {
             None => tail.as_ref().and_then(|t| moved_run(rest, t)),
         };
         if let Some((fold, next)) = run {
-            if !plain.is_empty() {
-                pieces.push(Piece::Records(std::mem::take(&mut plain)));
-            }
             i += fold.count as usize;
-            pieces.push(Piece::Fold(fold));
+            plan.push(Ok(fold));
             *tail = next;
             continue;
         }
@@ -367,13 +365,22 @@ pub fn fold(records: Vec<Record>, tail: &mut Option<Tail>) -> Vec<Piece> {
                 to: record.path.clone(),
             },
         });
-        plain.push(record.clone());
+        match plan.last_mut() {
+            Some(Err(plain)) => *plain += 1,
+            _ => plan.push(Err(1)),
+        }
         i += 1;
     }
-    if !plain.is_empty() {
-        pieces.push(Piece::Records(plain));
-    }
-    pieces
+    let mut records = records.into_iter();
+    plan.into_iter()
+        .map(|piece| match piece {
+            Ok(fold) => {
+                records.by_ref().take(fold.count as usize).for_each(drop);
+                Piece::Fold(fold)
+            }
+            Err(plain) => Piece::Records(records.by_ref().take(plain).collect()),
+        })
+        .collect()
 }
 
 /// The deletions of whole folders among `records`: each folder, with the paths deleted

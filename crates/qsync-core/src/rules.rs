@@ -153,8 +153,10 @@ fn change_after_retime(local: &Record, remote: &Record) -> Option<Ordering> {
     if local.state == remote.state || (local.retimed.is_none() && remote.retimed.is_none()) {
         return None;
     }
-    let content = |r: &'_ Record| r.retimed.clone().unwrap_or_else(|| r.version.clone());
-    match content(remote).compare(&content(local)) {
+    fn content(r: &Record) -> &VersionVector {
+        r.retimed.as_ref().unwrap_or(&r.version)
+    }
+    match content(remote).compare(content(local)) {
         Causality::After => Some(Ordering::Greater),
         Causality::Before => Some(Ordering::Less),
         Causality::Equal | Causality::Concurrent => None,

@@ -462,10 +462,16 @@ impl Streams {
         records: Vec<(Record, bool)>,
         out: &mut Outbound,
     ) {
+        // Runs of own records and of others', moved (not copied) out of `records`.
+        let mut runs: Vec<(bool, Vec<Record>)> = Vec::new();
+        for (record, own) in records {
+            match runs.last_mut() {
+                Some((mine, run)) if *mine == own => run.push(record),
+                _ => runs.push((own, vec![record])),
+            }
+        }
         let mut pieces = Vec::new();
-        for run in records.chunk_by(|a, b| a.1 == b.1) {
-            let own = run[0].1;
-            let run: Vec<Record> = run.iter().map(|(r, _)| r.clone()).collect();
+        for (own, run) in runs {
             match own {
                 true => pieces.extend(fold::fold(run, &mut out.tail)),
                 false => {
