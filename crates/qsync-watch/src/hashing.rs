@@ -124,12 +124,13 @@ pub(crate) enum Look {
 
 /// Look at `path` on disk now, without reading a file: `walked` (what a walk or a hashing
 /// thread found there) if the path still is exactly that, else what a stat settles, else
-/// a file to hash. `previous` is the index's entry (its hash is reused if it may be).
+/// a file to hash. The index's entry's hash is reused if it may be, and the hash of a file
+/// the engine placed if it is still that file ([`Index::placed_hash`]).
 pub(crate) fn look(
     root: &Path,
     path: &RelPath,
     walked: Option<Walked>,
-    previous: Option<&FileEntry>,
+    index: &Index,
 ) -> Result<Look, WatchError> {
     let local = path.to_local(root);
     let meta = match fs::symlink_metadata(&local) {
@@ -140,15 +141,23 @@ pub(crate) fn look(
     if let Some(walked) = walked.filter(|w| w.still(&meta)) {
         return Ok(Look::Now(Some(walked.entry)));
     }
-    Ok(match seen_from(root, path.clone(), &meta, previous)? {
-        Seen::Entry(entry) => Look::Now(entry),
-        Seen::Unhashed(entry) => Look::Hash(ToHash {
-            path: entry.path,
-            size: entry.size,
-            renamed_from: None,
-            tries: 0,
-        }),
-    })
+    let placed = {
+        use std::os::unix::fs::MetadataExt;
+        let ctime = crate::scan::ctime_ns(&meta);
+        let mtime = crate::scan::mtime_ns(&meta);
+        index.placed_hash(path, meta.ino(), meta.len(), mtime, ctime)
+    };
+    Ok(
+        match seen_from(root, path.clone(), &meta, index.get(path), placed)? {
+            Seen::Entry(entry) => Look::Now(entry),
+            Seen::Unhashed(entry) => Look::Hash(ToHash {
+                path: entry.path,
+                size: entry.size,
+                renamed_from: None,
+                tries: 0,
+            }),
+        },
+    )
 }
 
 impl Folded {
@@ -185,9 +194,7 @@ pub fn fold_hashed(root: &Path, index: &mut Index, filter: &Filter, hashed: Vec<
     {
         let included = filter.includes(&path, false);
         let now = match found {
-            Ok(found) if included && parents.real(root, &path) => {
-                look(root, &path, found, index.get(&path))
-            }
+            Ok(found) if included && parents.real(root, &path) => look(root, &path, found, index),
             Ok(_) => Ok(Look::Now(None)),
             Err(e) => Err(e),
         };
@@ -232,7 +239,7 @@ struct Gathered {
 impl Gathered {
     /// Look at `path` as it is now: observed, or a file to hash (left out of this fold).
     fn look_at(&mut self, root: &Path, index: &Index, path: RelPath) {
-        match look(root, &path, None, index.get(&path)) {
+        match look(root, &path, None, index) {
             Ok(Look::Now(state)) => self.observed.push((path, state)),
             Ok(Look::Hash(file)) => self.to_hash.push(file),
             Err(e) => tracing::warn!(%path, error = %e, "could not look at a renamed path again"),

@@ -42,7 +42,16 @@ pub struct Index {
     expected: HashMap<RelPath, Option<FileEntry>>,
     /// Expected removals of this path alone (see [`Index::expect_removed`]).
     alone: BTreeSet<RelPath>,
+    /// The inode and status-change time of files the engine placed, as it saw them once
+    /// in place (see [`Index::placed`]).
+    placed: HashMap<RelPath, (u64, i64)>,
 }
+
+/// A file placed whose modification time is this close to its status change is hashed
+/// again when it is next seen, like any file changed lately: a write right after the
+/// placement, within one tick of the kernel's clock, would leave both times alone (see
+/// [`Index::placed_hash`]). Ticks are 1 to 10 ms.
+pub const PLACED_MARGIN_NS: i64 = 50_000_000;
 
 fn same_content(a: &FileEntry, b: &FileEntry) -> bool {
     let same_mode = a.mode == b.mode || a.mode == 0 || b.mode == 0;
@@ -67,6 +76,7 @@ impl Index {
             entries: entries.into_iter().map(|e| (e.path.clone(), e)).collect(),
             expected: HashMap::new(),
             alone: BTreeSet::new(),
+            placed: HashMap::new(),
         }
     }
 
@@ -150,7 +160,52 @@ impl Index {
     /// anything else is a genuine local change and is reported.
     pub fn expect(&mut self, path: RelPath, state: Option<FileEntry>) {
         self.alone.remove(&path);
+        self.placed.remove(&path);
         self.expected.insert(path, state);
+    }
+
+    /// The file the engine announced at `path` ([`expect`](Self::expect)) is in place, as
+    /// inode `ino` whose status last changed at `ctime_ns` (read from the placed file after
+    /// its rename). Until the watcher's look at it, a look that finds that inode with that
+    /// change time, and the size and time announced, takes the announced hash without
+    /// reading the file: the receiver of a drop of new files read each one again to hash
+    /// it, because a file changed lately may not be known by its times alone
+    /// ([`crate::reusable_hash`]). A file written since has a new modification time: its
+    /// own, not the one placed (which the margin keeps a tick away from any write).
+    pub fn placed(&mut self, path: RelPath, ino: u64, ctime_ns: i64) {
+        if self.expected.contains_key(&path) {
+            self.placed.insert(path, (ino, ctime_ns));
+        }
+        // Stamps whose announcement went another way (folded into a rename, a deleted
+        // folder, a rescan) are dropped now and then: never more than twice the announced.
+        if self.placed.len() > 2 * self.expected.len() + 1024 {
+            let expected = &self.expected;
+            self.placed.retain(|p, _| expected.contains_key(p));
+        }
+    }
+
+    /// The hash announced for `path` if the file there now (`ino`, `size`, `mtime_ns`,
+    /// `ctime_ns`) is the one the engine placed and nothing changed it since (see
+    /// [`Index::placed`]).
+    pub fn placed_hash(
+        &self,
+        path: &RelPath,
+        ino: u64,
+        size: u64,
+        mtime_ns: i64,
+        ctime_ns: i64,
+    ) -> Option<ContentHash> {
+        let (placed_ino, placed_ctime) = self.placed.get(path)?;
+        let Some(Some(entry)) = self.expected.get(path) else {
+            return None;
+        };
+        let untouched = *placed_ino == ino
+            && *placed_ctime == ctime_ns
+            && entry.kind == EntryKind::File
+            && entry.size == size
+            && entry.mtime_ns == mtime_ns;
+        let apart = ctime_ns.abs_diff(mtime_ns) > PLACED_MARGIN_NS.unsigned_abs();
+        untouched.then_some(entry.hash).flatten().filter(|_| apart)
     }
 
     /// Take back what was said with [`expect`](Self::expect) or
@@ -158,6 +213,7 @@ impl Index {
     /// nothing of it will be seen (and its absence is no deletion).
     pub fn withdraw(&mut self, path: &RelPath) {
         self.expected.remove(path);
+        self.placed.remove(path);
         self.alone.remove(path);
     }
 
@@ -259,6 +315,7 @@ impl Index {
 
         let mut deleted: BTreeSet<RelPath> = BTreeSet::new();
         for (path, state) in observed {
+            self.placed.remove(&path);
             if deleted.iter().any(|d| path.starts_with(d)) {
                 // Gone with its folder: what the engine meant to write there is moot (it
                 // must not later absorb something the person makes at that path).

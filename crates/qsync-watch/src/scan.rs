@@ -117,11 +117,26 @@ impl Filter {
     /// never be fixed from another device, since the fixed version would be ignored too.
     /// (Only the root's file is read; a `.qsyncignore` in a subfolder is an ordinary file.)
     pub fn includes(&self, path: &RelPath, is_dir: bool) -> bool {
-        if path.as_str() == IGNORE_FILE && !is_dir {
-            return true;
-        }
+        self.includes_lazy(path, || is_dir)
+    }
+
+    /// [`Filter::includes`], asking `is_dir` only when the answer depends on it (a
+    /// `dir/` pattern that names the path): the watcher sees several events for every
+    /// file written, and a `stat` for each was most of its work on a drop of many files.
+    pub fn includes_lazy(&self, path: &RelPath, is_dir: impl FnOnce() -> bool) -> bool {
         if path.as_str().split('/').any(is_own_temp_file) {
             return false;
+        }
+        let as_file = self.includes_known(path, false);
+        if as_file == self.includes_known(path, true) {
+            return as_file;
+        }
+        self.includes_known(path, is_dir())
+    }
+
+    fn includes_known(&self, path: &RelPath, is_dir: bool) -> bool {
+        if path.as_str() == IGNORE_FILE && !is_dir {
+            return true;
         }
         !self
             .ignore
@@ -225,20 +240,22 @@ pub(crate) fn entry_from(
     meta: &Metadata,
     previous: Option<&FileEntry>,
 ) -> Result<Option<FileEntry>, WatchError> {
-    match seen_from(root, path, meta, previous)? {
+    match seen_from(root, path, meta, previous, None)? {
         Seen::Entry(entry) => Ok(entry),
         Seen::Unhashed(entry) => hash_file(root, entry),
     }
 }
 
 /// What `meta` (a stat of `path`) says without reading the file: a folder, a link (its
-/// target read), a regular file whose hash `previous` holds (see [`reusable_hash`]), or a
-/// regular file to read ([`Seen::Unhashed`]).
+/// target read), a regular file whose hash is `placed` (the engine's own placement, see
+/// [`Index::placed`](crate::Index::placed)) or that `previous` holds (see
+/// [`reusable_hash`]), or a regular file to read ([`Seen::Unhashed`]).
 pub(crate) fn seen_from(
     root: &Path,
     path: RelPath,
     meta: &Metadata,
     previous: Option<&FileEntry>,
+    placed: Option<ContentHash>,
 ) -> Result<Seen, WatchError> {
     let file_type = meta.file_type();
     let (kind, size) = if file_type.is_symlink() {
@@ -259,7 +276,9 @@ pub(crate) fn seen_from(
                 fs::read_link(&local).map_err(|e| WatchError::io("read the link", &local, e))?;
             Some(ContentHash::of(target.as_os_str().as_encoded_bytes()))
         }
-        EntryKind::File => reusable_hash(previous, size, mtime_ns, ctime_ns(meta)),
+        EntryKind::File => {
+            placed.or_else(|| reusable_hash(previous, size, mtime_ns, ctime_ns(meta)))
+        }
     };
     let mode = match kind {
         EntryKind::Symlink => 0,
@@ -374,5 +393,21 @@ mod tests {
             .map(|e| e.path.to_string())
             .collect();
         assert_eq!(names, [IGNORE_FILE]);
+    }
+
+    #[test]
+    fn whether_a_path_is_a_folder_is_asked_only_when_a_folder_pattern_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(IGNORE_FILE), "build/\n*.tmp\n").unwrap();
+        let filter = Filter::for_root(dir.path()).unwrap();
+        let path = |p: &str| RelPath::new(p).unwrap();
+        let never = || -> bool { panic!("asked whether it is a folder") };
+        assert!(filter.includes_lazy(&path("src/main.rs"), never));
+        assert!(!filter.includes_lazy(&path("x.tmp"), never));
+        assert!(!filter.includes_lazy(&path(".qsync-part-0123456789abcdef"), never));
+        // `build/` excludes a folder and what is in it, not a file of that name.
+        assert!(!filter.includes_lazy(&path("build"), || true));
+        assert!(filter.includes_lazy(&path("build"), || false));
+        assert!(!filter.includes_lazy(&path("build/out.o"), never));
     }
 }

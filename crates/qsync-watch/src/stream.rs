@@ -372,7 +372,7 @@ pub fn fold_walked(root: &Path, index: &mut Index, filter: &Filter, chunk: Vec<W
         if !filter.includes(&path, is_folder) || !parents.real(root, &path) {
             continue;
         }
-        match look(root, &path, Some(walked), index.get(&path)) {
+        match look(root, &path, Some(walked), index) {
             Ok(Look::Now(state)) => observed.push((path, state)),
             Ok(Look::Hash(file)) => to_hash.push(file),
             Err(e) => tracing::warn!(%path, error = %e, "could not look at a path found by a walk"),
@@ -401,7 +401,7 @@ pub fn look_again(root: &Path, index: &mut Index, filter: &Filter, paths: Vec<Re
             observed.push((path, None));
             continue;
         }
-        match look(root, &path, None, index.get(&path)) {
+        match look(root, &path, None, index) {
             Ok(Look::Now(state)) => observed.push((path, state)),
             Ok(Look::Hash(file)) => to_hash.push(file),
             Err(e) => tracing::warn!(%path, error = %e, "could not look at a path again"),

@@ -184,10 +184,12 @@ impl Debounce {
             }
         }
         for path in paths {
-            // Whether it is a folder is unknown once deleted; checking both ways keeps
-            // "dir/" patterns working for folders that still exist.
-            let is_dir = path.to_local(root).is_dir();
-            if self.filter.includes(&path, is_dir) {
+            // Whether it is a folder is unknown once deleted; looking (only when a "dir/"
+            // pattern names it) keeps those patterns working for folders that still exist.
+            if self
+                .filter
+                .includes_lazy(&path, || path.to_local(root).is_dir())
+            {
                 // Other events (its mode, say) leave it open or closed as it was.
                 let before = self.pending.get(&path);
                 let was_open = before.is_some_and(|t| t.open);
@@ -389,7 +391,7 @@ pub fn observe_deferred(
     let mut folders: Vec<RelPath> = Vec::new();
     let mut to_hash = Vec::new();
     for path in touched {
-        let state = match look(root, path, None, index.get(path))? {
+        let state = match look(root, path, None, index)? {
             Look::Now(state) => state,
             Look::Hash(file) => {
                 // (Checked against the rules of the moment when its hash is folded in.)

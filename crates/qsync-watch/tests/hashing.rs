@@ -207,3 +207,87 @@ fn a_file_written_all_the_time_is_hashed_a_few_times_then_left_to_its_next_event
         folded.events
     );
 }
+
+/// Place `content` at `name` as the engine does: announced, written with an old time,
+/// then stamped once in place. Returns the entry announced.
+fn place_as_engine(root: &Path, index: &mut Index, name: &str, content: &[u8], mtime_ns: i64) {
+    use std::os::unix::fs::MetadataExt;
+    let entry = qsync_base::FileEntry {
+        path: p(name),
+        kind: qsync_base::EntryKind::File,
+        size: content.len() as u64,
+        mtime_ns,
+        hash: Some(ContentHash::of(content)),
+        mode: 0o644,
+    };
+    index.expect(p(name), Some(entry));
+    fs::write(root.join(name), content).unwrap();
+    let file = fs::File::options()
+        .write(true)
+        .open(root.join(name))
+        .unwrap();
+    file.set_modified(std::time::UNIX_EPOCH + Duration::from_nanos(mtime_ns as u64))
+        .unwrap();
+    let meta = file.metadata().unwrap();
+    index.placed(
+        p(name),
+        meta.ino(),
+        meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+    );
+}
+
+#[test]
+fn a_file_the_engine_placed_is_not_read_again_when_the_watcher_sees_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let mut index = Index::default();
+    // A time well before now, as a peer's file has.
+    let old = 1_700_000_000_000_000_000;
+    place_as_engine(root, &mut index, "photo", b"the bytes received", old);
+    // Changed within the last moments, the file would be read again; placed and stamped,
+    // its announced hash stands, and the announcement absorbs it.
+    let Observed {
+        events, to_hash, ..
+    } = observe_deferred(root, &mut index, &batch(&["photo"], &[])).unwrap();
+    assert!(to_hash.is_empty(), "read again: {to_hash:?}");
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(
+        index.get(&p("photo")).unwrap().hash,
+        Some(ContentHash::of(b"the bytes received"))
+    );
+}
+
+#[test]
+fn a_file_written_after_its_placement_is_read_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let mut index = Index::default();
+    let old = 1_700_000_000_000_000_000;
+    place_as_engine(root, &mut index, "doc", b"received", old);
+    // The person writes the same number of bytes at once: a new modification time (now),
+    // whatever the status time says.
+    fs::write(root.join("doc"), b"REWRITE!").unwrap();
+    let observed = observe_deferred(root, &mut index, &batch(&["doc"], &[])).unwrap();
+    assert_eq!(observed.to_hash.len(), 1, "taken for the placed content");
+    let folded = hash_and_fold(root, &mut index, observed.to_hash);
+    let [LocalEvent::Modify { entry, .. }] = &folded.events[..] else {
+        panic!("{:?}", folded.events)
+    };
+    assert_eq!(entry.hash, Some(ContentHash::of(b"REWRITE!")));
+}
+
+#[test]
+fn a_placed_file_whose_time_is_its_placement_time_is_read_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let mut index = Index::default();
+    // A peer's file written a moment ago: its time is within a tick of the placement, as
+    // a write here after the placement would be; the stamp does not stand for it.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    place_as_engine(root, &mut index, "live", b"just saved", now);
+    let observed = observe_deferred(root, &mut index, &batch(&["live"], &[])).unwrap();
+    assert_eq!(observed.to_hash.len(), 1);
+}

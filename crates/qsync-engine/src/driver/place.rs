@@ -190,7 +190,7 @@ impl Batch {
             // A file removed here may have been renamed there: its content is wanted at
             // its new path soon (kept for `staging::REUSE_KEEP`).
             if *size > 0 {
-                pending.reuse = Some(staging.reuse_path(&p.task, hash));
+                pending.reuse = Some(staging.keep_path(&p.task, hash));
             }
         }
         let (parents, edits) = (checked.parents, checked.edits);

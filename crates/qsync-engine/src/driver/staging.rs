@@ -13,6 +13,8 @@
 use std::fs;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use qsync_base::{ContentHash, ContentHasher, TaskId};
@@ -35,6 +37,11 @@ pub const REUSE_KEEP: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone)]
 pub struct Staging {
     dir: PathBuf,
+    /// How many files were put aside for reuse ([`Staging::keep_path`]), counted from 1
+    /// (those found at a start), and that count when a sweep last found none left: while
+    /// the two are equal nothing is kept, and a fetch does not look for its content there
+    /// (a `stat` per file of a drop of new ones).
+    kept: Arc<(AtomicU64, AtomicU64)>,
 }
 
 impl Staging {
@@ -44,7 +51,10 @@ impl Staging {
         fs::create_dir_all(&dir).map_err(|e| EngineError::io("create", &dir, e))?;
         in_place::undo_cut_short(&dir)?;
         in_place::prepare_journal(&dir)?;
-        Ok(Self { dir })
+        Ok(Self {
+            dir,
+            kept: Arc::new((AtomicU64::new(1), AtomicU64::new(0))),
+        })
     }
 
     /// The staging folder.
@@ -75,6 +85,18 @@ impl Staging {
     /// for reuse (by that task only: what one task held is never used for another).
     pub fn reuse_path(&self, task: &TaskId, hash: &ContentHash) -> PathBuf {
         self.dir.join(format!("{REUSE}{task}-{}", hash.to_hex()))
+    }
+
+    /// Where a file of `task` whose content was recorded as `hash` is put aside for reuse
+    /// ([`Staging::reuse_path`]), counted as kept there from now on.
+    pub fn keep_path(&self, task: &TaskId, hash: &ContentHash) -> PathBuf {
+        self.kept.0.fetch_add(1, Ordering::SeqCst);
+        self.reuse_path(task, hash)
+    }
+
+    /// Whether files may be kept for reuse now (none since a sweep found none).
+    pub fn may_keep(&self) -> bool {
+        self.kept.0.load(Ordering::SeqCst) != self.kept.1.load(Ordering::SeqCst)
     }
 
     /// Stage the content `hash` of `size` bytes from a file of `task` removed here and
@@ -254,10 +276,13 @@ impl Staging {
             .iter()
             .map(|h| format!("{PARTIAL}{}", h.to_hex()))
             .collect();
+        // Counted before looking: a file kept while the folder is read counts as kept.
+        let kept_before = self.kept.0.load(Ordering::SeqCst);
         let Ok(entries) = fs::read_dir(&self.dir) else {
             return 0;
         };
         let mut removed = 0;
+        let mut still_kept = 0;
         for entry in entries.flatten() {
             let name = entry.file_name();
             let name = name.to_string_lossy();
@@ -269,6 +294,8 @@ impl Staging {
                 });
                 if old && fs::remove_file(entry.path()).is_ok() {
                     removed += 1;
+                } else {
+                    still_kept += 1;
                 }
                 continue;
             }
@@ -286,6 +313,9 @@ impl Staging {
             if old && fs::remove_file(entry.path()).is_ok() {
                 removed += 1;
             }
+        }
+        if still_kept == 0 {
+            self.kept.1.store(kept_before, Ordering::SeqCst);
         }
         removed
     }

@@ -8,11 +8,13 @@
 //! when asked ([`sign`], [`IncomingSignature`]: rsync's exchange, for files whose copy was
 //! evicted to keep the state folder small).
 
+use std::collections::HashMap;
 use std::io::{Read, Seek, Write};
 use std::path::Path;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use qsync_base::{check_block_len, ContentHash, PieceHasher, RelPath, PIECE_LEN};
@@ -149,7 +151,8 @@ fn send_whole(
     send: &mut impl FnMut(Message) -> bool,
 ) -> Sent {
     let mut hasher = PieceHasher::new();
-    let mut buffer = vec![0u8; MAX_CHUNK_LEN];
+    // Only a resumed transfer reads the asker's part here first.
+    let mut buffer = vec![0u8; if from > 0 { MAX_CHUNK_LEN } else { 0 }];
     let mut offset = 0u64;
     while offset < from {
         let want = (from - offset).min(buffer.len() as u64) as usize;
@@ -184,18 +187,27 @@ fn send_whole(
             offset = start;
         }
     }
+    // Each chunk is read into a buffer of its own, sized to what is left of the file, and
+    // sent as it is: no zeroed megabyte per file served, no copy of what was read (a drop
+    // of many small files spent a tenth of the serving thread on both).
+    let size = file.metadata().map_or(0, |m| m.len());
     loop {
-        let n = match file.read(&mut buffer) {
+        let left = size.saturating_sub(offset).min(MAX_CHUNK_LEN as u64) as usize;
+        let mut data = Vec::with_capacity(left);
+        let n = match (&mut *file)
+            .take(MAX_CHUNK_LEN as u64)
+            .read_to_end(&mut data)
+        {
             Ok(0) => break,
             Ok(n) => n,
             Err(_) => return Sent::NotIt,
         };
-        hasher.update(&buffer[..n]);
+        hasher.update(&data);
         let message = Message::Content {
             path: path.clone(),
             hash,
             offset,
-            data: Bytes::copy_from_slice(&buffer[..n]),
+            data: Bytes::from(data),
             last: false,
         };
         if !send(message) {
@@ -277,29 +289,84 @@ pub use crate::exchange::MAX_PATCH;
 /// this on the file system is not asked for (until space is freed).
 pub const FREE_SPACE_MARGIN: u64 = 16 * 1024 * 1024;
 
-/// Whether `size` more bytes fit on the file systems of each of `places` with
-/// [`FREE_SPACE_MARGIN`] left (places on one file system counted once, as a single copy
-/// is written there: staged content is renamed into place when it can be). The reason
-/// when they do not.
-pub fn room_for(places: &[std::path::PathBuf], size: u64) -> Result<(), String> {
-    let mut seen = Vec::new();
-    for place in places {
-        let Ok(vfs) = rustix::fs::statvfs(place.as_path()) else {
-            continue; // cannot tell: the write itself will say
-        };
-        if seen.contains(&vfs.f_fsid) {
-            continue;
+/// How long a measure of a file system's free space stands (less what was asked of it
+/// since): a `statvfs` of staging and of the folder for every file wanted was four system
+/// calls per file on a drop of many small ones.
+pub const FREE_SPACE_FRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The free space of the file systems new content is written to, measured at most once
+/// per [`FREE_SPACE_FRESH`] while what was asked since fits in what was measured.
+#[derive(Debug, Default)]
+pub struct FreeSpace {
+    /// Per place: its file system, the bytes free there when measured, when, and the
+    /// bytes asked of it since (every yes counted whole: never less than was written).
+    measured: std::cell::RefCell<HashMap<std::path::PathBuf, Measure>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Measure {
+    fsid: u64,
+    free: u64,
+    at: Instant,
+    asked: u64,
+}
+
+impl FreeSpace {
+    /// Whether `size` more bytes fit on the file systems of each of `places` with
+    /// [`FREE_SPACE_MARGIN`] left (places on one file system counted once, as a single
+    /// copy is written there: staged content is renamed into place when it can be). The
+    /// reason when they do not. A measure older than [`FREE_SPACE_FRESH`], or one that
+    /// would not hold `size` more after what was asked since, is taken again.
+    pub fn room_for(
+        &self,
+        places: &[std::path::PathBuf],
+        size: u64,
+        now: Instant,
+    ) -> Result<(), String> {
+        let mut measured = self.measured.borrow_mut();
+        let mut seen = Vec::new();
+        for place in places {
+            let needed = size.saturating_add(FREE_SPACE_MARGIN);
+            let fresh = measured.get(place).copied().filter(|m| {
+                now.saturating_duration_since(m.at) < FREE_SPACE_FRESH
+                    && m.free.saturating_sub(m.asked) >= needed
+            });
+            let m = match fresh {
+                Some(m) => m,
+                None => {
+                    let Ok(vfs) = rustix::fs::statvfs(place.as_path()) else {
+                        measured.remove(place);
+                        continue; // cannot tell: the write itself will say
+                    };
+                    let m = Measure {
+                        fsid: vfs.f_fsid,
+                        free: vfs.f_bavail.saturating_mul(vfs.f_frsize),
+                        at: now,
+                        asked: 0,
+                    };
+                    measured.insert(place.clone(), m);
+                    m
+                }
+            };
+            if seen.contains(&m.fsid) {
+                continue;
+            }
+            seen.push(m.fsid);
+            let free = m.free.saturating_sub(m.asked);
+            if needed > free {
+                return Err(format!(
+                    "{size} bytes would not fit in the {free} bytes free at {} (keeping {FREE_SPACE_MARGIN} spare)",
+                    place.display()
+                ));
+            }
         }
-        seen.push(vfs.f_fsid);
-        let free = vfs.f_bavail.saturating_mul(vfs.f_frsize);
-        if size.saturating_add(FREE_SPACE_MARGIN) > free {
-            return Err(format!(
-                "{size} bytes would not fit in the {free} bytes free at {} (keeping {FREE_SPACE_MARGIN} spare)",
-                place.display()
-            ));
+        for place in places {
+            if let Some(m) = measured.get_mut(place) {
+                m.asked = m.asked.saturating_add(size);
+            }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// A count shared by the transfers under one limit (open files of a device, bytes of

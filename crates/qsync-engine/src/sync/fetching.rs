@@ -192,9 +192,9 @@ impl Fetching {
     /// its content.
     fn fetch(&mut self, want: Want, room: impl Fn(u64) -> Result<(), String>) -> Option<bool> {
         let key = (want.task, want.path.clone(), want.hash);
+        // What is kept of it already needs no more room.
+        let kept = self.staging.partial_len(&want.hash).min(want.size);
         if !self.exchange.is_fetching(&key) {
-            // What is kept of it already needs no more room.
-            let kept = self.staging.partial_len(&want.hash).min(want.size);
             let size = want.size;
             let needed = |reserved: u64| (size - kept).saturating_add(reserved);
             let mut fits = room(needed(self.exchange.reserved()));
@@ -214,7 +214,7 @@ impl Fetching {
                 return Some(false);
             }
         }
-        let kept = self.staging.partial_len(&want.hash).min(want.size);
+        // (Parts trimmed for room above are not this one's: what is kept stays.)
         self.exchange.want(Instant::now(), Want { kept, ..want });
         self.carry_out();
         None

@@ -6,6 +6,7 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use qsync_base::{ContentHash, EntryKind, RelPath};
 use qsync_core::{Input, PlaceOutcome};
@@ -32,7 +33,15 @@ pub(crate) struct TaskFolder {
     /// The folder's `.qsyncignore` rules, read again when the file changes (its inode,
     /// size and times, as last read).
     rules: Option<(Option<Stamp>, Filter)>,
+    /// When the file's stamp was last looked at: not again for [`RULES_FRESH`].
+    rules_looked: Option<Instant>,
 }
+
+/// How long the `.qsyncignore` last looked at stands for the file now. A stat per received
+/// change (twice: its fetch and its placement) was a tenth of the receiver's system calls
+/// on a drop of many small files; a person's edit of the rules takes longer than this to
+/// reach the watcher anyway (its debounce).
+const RULES_FRESH: Duration = Duration::from_millis(100);
 
 impl TaskFolder {
     /// The folder at `root`, whose index is `index`, which has held the contents `held`
@@ -50,13 +59,24 @@ impl TaskFolder {
             links_out,
             not_synced: NotSynced::default(),
             rules: None,
+            rules_looked: None,
         }
     }
 
     /// Whether the folder's rules (its `.qsyncignore` now) exclude `path`: a received
     /// change of it is not taken (neither placed nor fetched), as the watcher does not
     /// send its own. Rules that cannot be read exclude nothing.
-    pub(crate) fn excludes(&mut self, path: &RelPath, is_folder: bool) -> bool {
+    pub(crate) fn excludes(&mut self, path: &RelPath, is_folder: bool, now: Instant) -> bool {
+        let fresh = self
+            .rules_looked
+            .is_some_and(|at| now.saturating_duration_since(at) < RULES_FRESH);
+        if fresh {
+            return self
+                .rules
+                .as_ref()
+                .is_some_and(|(_, filter)| !filter.includes(path, is_folder));
+        }
+        self.rules_looked = Some(now);
         let stamp = std::fs::symlink_metadata(self.root.join(IGNORE_FILE))
             .ok()
             .map(|m| {

@@ -39,6 +39,7 @@ use qsync_wire::Message;
 use crate::control::PeerDistrust;
 use crate::driver::guard;
 use crate::driver::place::Staging;
+use crate::driver::transfer::FreeSpace;
 use crate::exchange::Want;
 use crate::net::{Outbound, PeerConn};
 use crate::EngineError;
@@ -180,6 +181,8 @@ pub(crate) struct SyncDriver {
     /// Receiving content for the core's fetches (the exchange's machine, part files,
     /// patches, the staging folder).
     fetching: Fetching,
+    /// The free space where fetched content is written, measured now and then.
+    free_space: FreeSpace,
     /// Serving content to peers (a thread per peer, orders waiting for a signature).
     serving: Serving,
     /// Inputs waiting to be handled (outcomes of orders carried out).
@@ -257,6 +260,7 @@ impl SyncDriver {
             folders: Folders::default(),
             distrust: DistrustBook::default(),
             fetching: Fetching::new(staging),
+            free_space: FreeSpace::default(),
             serving: Serving::default(),
             inputs: VecDeque::new(),
             reports: VecDeque::new(),
@@ -467,7 +471,7 @@ impl SyncDriver {
 
     fn effect(&mut self, around: &mut impl Around, effect: Effect) {
         tracing::debug!(?effect, "core order");
-        if let Some((task, path)) = self.folders.excluded(&effect) {
+        if let Some((task, path)) = self.folders.excluded(&effect, around.now()) {
             // This device's rules exclude the path: nothing of it is fetched or placed.
             self.inputs.push_back(Input::Excluded { task, path });
             return;

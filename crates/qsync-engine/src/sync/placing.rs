@@ -58,7 +58,7 @@ impl Folders {
 
     /// The task and path of a fetch or a placement for a path the task folder's rules
     /// exclude (see [`TaskFolder::excludes`]).
-    pub(super) fn excluded(&mut self, effect: &Effect) -> Option<(TaskId, RelPath)> {
+    pub(super) fn excluded(&mut self, effect: &Effect, now: Instant) -> Option<(TaskId, RelPath)> {
         let (task, path, is_folder) = match effect {
             Effect::Fetch { task, path, .. } => (task, path, false),
             // (A folder removed is a folder to `dir/` rules too.)
@@ -71,7 +71,7 @@ impl Folders {
         };
         let folder = self.map.get_mut(task)?;
         folder
-            .excludes(path, is_folder)
+            .excludes(path, is_folder, now)
             .then(|| (*task, path.clone()))
     }
 

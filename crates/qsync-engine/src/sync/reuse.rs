@@ -59,7 +59,7 @@ pub(super) fn sources(
     if size == 0 {
         return found; // nothing to save
     }
-    if staging.reuse_path(&want.task, hash).exists() {
+    if staging.may_keep() && staging.reuse_path(&want.task, hash).exists() {
         found.push(Source::Removed);
     }
     let Some(folder) = folder else {

@@ -14,7 +14,6 @@ use qsync_wire::Message;
 
 use super::{reuse, serving, Around, Report, SyncDriver};
 use crate::control::TransferInfo;
-use crate::driver::transfer;
 use crate::exchange::{Chunk, FetchKey, Want};
 use crate::net::Outbound;
 
@@ -39,7 +38,8 @@ impl SyncDriver {
         // with `transfer::FREE_SPACE_MARGIN` to spare.
         let mut places = vec![self.fetching.staging.dir().to_owned()];
         places.extend(self.folders.get(&task).map(|f| f.root.clone()));
-        let room = |needed: u64| transfer::room_for(&places, needed);
+        let (space, now) = (&self.free_space, around.now());
+        let room = |needed: u64| space.room_for(&places, needed, now);
         let folder = self.folders.get(&task);
         let kept = |hash: &ContentHash| around.kept(hash);
         let local = |staging: &_, want: &_| reuse::sources(staging, folder, kept, want);

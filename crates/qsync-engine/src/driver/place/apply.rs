@@ -118,7 +118,10 @@ pub(super) fn rename_into_place(
     if let Some(aside) = &file.aside {
         move_aside(folder, &file.name, aside)?;
     }
-    if matches!(folder.stat(&file.name)?, Some(e) if e.kind == FileType::Directory) {
+    // An empty folder in the way goes (when something was there and stays in place: when
+    // nothing was, the fingerprint just said so).
+    let in_place = file.seen.is_some() && file.aside.is_none();
+    if in_place && matches!(folder.stat(&file.name)?, Some(e) if e.kind == FileType::Directory) {
         folder.remove(&file.name)?;
     }
     if file.seen.is_none() || file.aside.is_some() {
@@ -128,6 +131,13 @@ pub(super) fn rename_into_place(
         }
     } else {
         file.temp.persist(&file.name)?;
+    }
+    // The file as it is in place (its rename changed its status time): the watcher's look
+    // at it takes the announced hash rather than read it again.
+    if let Ok(meta) = file.handle.metadata() {
+        use std::os::unix::fs::MetadataExt;
+        let ctime_ns = meta.ctime().saturating_mul(1_000_000_000) + meta.ctime_nsec();
+        index.placed(p.path.clone(), meta.ino(), ctime_ns);
     }
     Ok(PlaceOutcome::Done)
 }

@@ -241,7 +241,35 @@ fn a_wrong_part_is_found_at_the_end_and_removed() {
 fn a_file_larger_than_the_free_space_does_not_fit() {
     let dir = tempfile::tempdir().unwrap();
     let places = [dir.path().to_owned()];
-    assert!(room_for(&places, 1).is_ok());
-    let why = room_for(&places, 1 << 60).unwrap_err();
+    let space = FreeSpace::default();
+    let now = Instant::now();
+    assert!(space.room_for(&places, 1, now).is_ok());
+    let why = space.room_for(&places, 1 << 60, now).unwrap_err();
     assert!(why.contains("would not fit"), "{why}");
+}
+
+#[test]
+fn what_was_asked_since_the_last_measure_counts_against_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let places = [dir.path().to_owned()];
+    let space = FreeSpace::default();
+    let now = Instant::now();
+    space.room_for(&places, 1, now).unwrap();
+    let free = space.measured.borrow()[&places[0]].free;
+    // Half of what is free, twice: the second is not believed without measuring again,
+    // and measured again it does not fit (nothing was written, but the first half is
+    // counted as asked only until the next measure).
+    let half = free / 2;
+    space.room_for(&places, half, now).unwrap();
+    assert_eq!(space.measured.borrow()[&places[0]].asked, half + 1);
+    space.room_for(&places, half, now).unwrap();
+    assert_eq!(
+        space.measured.borrow()[&places[0]].asked,
+        half,
+        "measured again"
+    );
+    // Once old, a measure is taken again whatever was asked.
+    let later = now + FREE_SPACE_FRESH;
+    space.room_for(&places, 1, later).unwrap();
+    assert_eq!(space.measured.borrow()[&places[0]].asked, 1);
 }
