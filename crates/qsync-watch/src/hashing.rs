@@ -145,7 +145,7 @@ pub(crate) fn look(
         use std::os::unix::fs::MetadataExt;
         let ctime = crate::scan::ctime_ns(&meta);
         let mtime = crate::scan::mtime_ns(&meta);
-        index.placed_hash(path, meta.ino(), meta.len(), mtime, ctime)
+        index.placed_hash(path, (meta.dev(), meta.ino()), meta.len(), mtime, ctime)
     };
     Ok(
         match seen_from(root, path.clone(), &meta, index.get(path), placed)? {

@@ -44,14 +44,19 @@ pub struct Index {
     alone: BTreeSet<RelPath>,
     /// The inode and status-change time of files the engine placed, as it saw them once
     /// in place (see [`Index::placed`]).
-    placed: HashMap<RelPath, (u64, i64)>,
+    placed: HashMap<RelPath, ((u64, u64), i64)>,
 }
 
 /// A file placed whose modification time is this close to its status change is hashed
 /// again when it is next seen, like any file changed lately: a write right after the
-/// placement, within one tick of the kernel's clock, would leave both times alone (see
-/// [`Index::placed_hash`]). Ticks are 1 to 10 ms.
+/// placement, within one tick of the kernel's clock, would set its time to about its status
+/// time (see [`Index::placed_hash`]). Ticks are 1 to 10 ms; on a file system that keeps
+/// whole seconds (a status time without nanoseconds), the margin is
+/// [`PLACED_MARGIN_COARSE_NS`].
 pub const PLACED_MARGIN_NS: i64 = 50_000_000;
+
+/// [`PLACED_MARGIN_NS`] on a file system whose times are whole seconds.
+pub const PLACED_MARGIN_COARSE_NS: i64 = 2_000_000_000;
 
 fn same_content(a: &FileEntry, b: &FileEntry) -> bool {
     let same_mode = a.mode == b.mode || a.mode == 0 || b.mode == 0;
@@ -165,16 +170,16 @@ impl Index {
     }
 
     /// The file the engine announced at `path` ([`expect`](Self::expect)) is in place, as
-    /// inode `ino` whose status last changed at `ctime_ns` (read from the placed file after
+    /// inode `id` (device and inode numbers) whose status last changed at `ctime_ns` (read from the placed file after
     /// its rename). Until the watcher's look at it, a look that finds that inode with that
     /// change time, and the size and time announced, takes the announced hash without
     /// reading the file: the receiver of a drop of new files read each one again to hash
     /// it, because a file changed lately may not be known by its times alone
     /// ([`crate::reusable_hash`]). A file written since has a new modification time: its
     /// own, not the one placed (which the margin keeps a tick away from any write).
-    pub fn placed(&mut self, path: RelPath, ino: u64, ctime_ns: i64) {
+    pub fn placed(&mut self, path: RelPath, id: (u64, u64), ctime_ns: i64) {
         if self.expected.contains_key(&path) {
-            self.placed.insert(path, (ino, ctime_ns));
+            self.placed.insert(path, (id, ctime_ns));
         }
         // Stamps whose announcement went another way (folded into a rename, a deleted
         // folder, a rescan) are dropped now and then: never more than twice the announced.
@@ -184,27 +189,32 @@ impl Index {
         }
     }
 
-    /// The hash announced for `path` if the file there now (`ino`, `size`, `mtime_ns`,
+    /// The hash announced for `path` if the file there now (`id`, `size`, `mtime_ns`,
     /// `ctime_ns`) is the one the engine placed and nothing changed it since (see
     /// [`Index::placed`]).
     pub fn placed_hash(
         &self,
         path: &RelPath,
-        ino: u64,
+        id: (u64, u64),
         size: u64,
         mtime_ns: i64,
         ctime_ns: i64,
     ) -> Option<ContentHash> {
-        let (placed_ino, placed_ctime) = self.placed.get(path)?;
+        let (placed_id, placed_ctime) = self.placed.get(path)?;
         let Some(Some(entry)) = self.expected.get(path) else {
             return None;
         };
-        let untouched = *placed_ino == ino
+        let untouched = *placed_id == id
             && *placed_ctime == ctime_ns
             && entry.kind == EntryKind::File
             && entry.size == size
             && entry.mtime_ns == mtime_ns;
-        let apart = ctime_ns.abs_diff(mtime_ns) > PLACED_MARGIN_NS.unsigned_abs();
+        let margin = if ctime_ns % 1_000_000_000 == 0 {
+            PLACED_MARGIN_COARSE_NS
+        } else {
+            PLACED_MARGIN_NS
+        };
+        let apart = ctime_ns.abs_diff(mtime_ns) > margin.unsigned_abs();
         untouched.then_some(entry.hash).flatten().filter(|_| apart)
     }
 

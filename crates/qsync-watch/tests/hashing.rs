@@ -231,7 +231,7 @@ fn place_as_engine(root: &Path, index: &mut Index, name: &str, content: &[u8], m
     let meta = file.metadata().unwrap();
     index.placed(
         p(name),
-        meta.ino(),
+        (meta.dev(), meta.ino()),
         meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
     );
 }

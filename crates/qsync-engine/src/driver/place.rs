@@ -120,6 +120,9 @@ struct PreparedFile {
     seen: Option<Fingerprint>,
     here: State,
     aside: Option<Aside>,
+    /// Whether the engine made the file (fetched or copied content), rather than put back
+    /// one of its person's files removed lately (which a program may still write to).
+    made_here: bool,
 }
 
 /// Where what is at a path goes aside: its folder, its name there, whether the same copy

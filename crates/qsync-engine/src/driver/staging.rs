@@ -10,11 +10,12 @@
 //! be wanted at its new path; a file of the task, or a kept copy, is copied in. Either is
 //! checked against its hash first: the bytes may have changed behind the index's back.
 
+use std::collections::HashSet;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
 use qsync_base::{ContentHash, ContentHasher, TaskId};
@@ -42,6 +43,9 @@ pub struct Staging {
     /// the two are equal nothing is kept, and a fetch does not look for its content there
     /// (a `stat` per file of a drop of new ones).
     kept: Arc<(AtomicU64, AtomicU64)>,
+    /// Contents staged from a removed file of the person ([`Staging::take_reuse`]): the
+    /// inode is theirs, not one the engine made (see [`Staging::was_reused`]).
+    reused: Arc<Mutex<HashSet<ContentHash>>>,
 }
 
 impl Staging {
@@ -54,6 +58,7 @@ impl Staging {
         Ok(Self {
             dir,
             kept: Arc::new((AtomicU64::new(1), AtomicU64::new(0))),
+            reused: Arc::default(),
         })
     }
 
@@ -122,8 +127,16 @@ impl Staging {
             && fs::rename(&kept, self.path_of(hash)).is_ok();
         if !staged {
             let _ = fs::remove_file(&kept);
+        } else if let Ok(mut reused) = self.reused.lock() {
+            reused.insert(*hash);
         }
         staged
+    }
+
+    /// Whether the content `hash` staged here is a removed file of the person put back
+    /// (see [`Staging::take_reuse`]); yes when it cannot be told.
+    pub fn was_reused(&self, hash: &ContentHash) -> bool {
+        self.reused.lock().map_or(true, |r| r.contains(hash))
     }
 
     /// Stage the content `hash` of `size` bytes by copying `from` (a file of a task, a
@@ -322,6 +335,9 @@ impl Staging {
 
     /// Forget the content `hash` (once placed, or no longer wanted), whole or as edits.
     pub fn remove(&self, hash: &ContentHash) {
+        if let Ok(mut reused) = self.reused.lock() {
+            reused.remove(hash);
+        }
         let _ = fs::remove_file(self.path_of(hash));
         let _ = fs::remove_file(self.edits_path(hash));
     }
@@ -331,4 +347,43 @@ impl Staging {
 /// opening a FIFO does not wait for a writer.
 fn nofollow_nonblock() -> i32 {
     (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_content_put_back_from_a_removed_file_is_known_as_such_until_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let staging = Staging::open(dir.path().join("staging")).unwrap();
+        let task = TaskId::random();
+        let (kept, fetched) = (b"the person's file".as_slice(), b"fetched".as_slice());
+        let (kept_hash, fetched_hash) = (ContentHash::of(kept), ContentHash::of(fetched));
+        fs::write(staging.keep_path(&task, &kept_hash), kept).unwrap();
+        assert!(staging.take_reuse(&task, &kept_hash, kept.len() as u64));
+        fs::write(staging.path_of(&fetched_hash), fetched).unwrap();
+        // Its inode is the person's: not one the engine made.
+        assert!(staging.was_reused(&kept_hash));
+        assert!(!staging.was_reused(&fetched_hash));
+        staging.remove(&kept_hash);
+        assert!(!staging.was_reused(&kept_hash));
+    }
+
+    #[test]
+    fn nothing_is_looked_for_among_removed_files_once_a_sweep_found_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let staging = Staging::open(dir.path().join("staging")).unwrap();
+        assert!(staging.may_keep(), "what a start found is not known");
+        staging.sweep(Duration::from_secs(3600), &[]);
+        assert!(!staging.may_keep());
+        let task = TaskId::random();
+        let hash = ContentHash::of(b"x");
+        fs::write(staging.keep_path(&task, &hash), b"x").unwrap();
+        assert!(staging.may_keep());
+        // One still kept keeps it so.
+        staging.sweep(Duration::from_secs(3600), &[]);
+        assert!(staging.may_keep());
+    }
 }

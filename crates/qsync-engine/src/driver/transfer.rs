@@ -202,6 +202,9 @@ fn send_whole(
             Ok(n) => n,
             Err(_) => return Sent::NotIt,
         };
+        if data.capacity() > n {
+            data.shrink_to_fit(); // a file grown since it was measured: no spare megabyte held
+        }
         hasher.update(&data);
         let message = Message::Content {
             path: path.clone(),

@@ -6,7 +6,6 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 use qsync_base::{ContentHash, EntryKind, RelPath};
 use qsync_core::{Input, PlaceOutcome};
@@ -33,15 +32,10 @@ pub(crate) struct TaskFolder {
     /// The folder's `.qsyncignore` rules, read again when the file changes (its inode,
     /// size and times, as last read).
     rules: Option<(Option<Stamp>, Filter)>,
-    /// When the file's stamp was last looked at: not again for [`RULES_FRESH`].
-    rules_looked: Option<Instant>,
+    /// Whether the file's stamp was looked at in this round of the driver already (see
+    /// [`TaskFolder::new_round`]).
+    rules_looked: bool,
 }
-
-/// How long the `.qsyncignore` last looked at stands for the file now. A stat per received
-/// change (twice: its fetch and its placement) was a tenth of the receiver's system calls
-/// on a drop of many small files; a person's edit of the rules takes longer than this to
-/// reach the watcher anyway (its debounce).
-const RULES_FRESH: Duration = Duration::from_millis(100);
 
 impl TaskFolder {
     /// The folder at `root`, whose index is `index`, which has held the contents `held`
@@ -59,24 +53,20 @@ impl TaskFolder {
             links_out,
             not_synced: NotSynced::default(),
             rules: None,
-            rules_looked: None,
+            rules_looked: false,
         }
     }
 
     /// Whether the folder's rules (its `.qsyncignore` now) exclude `path`: a received
     /// change of it is not taken (neither placed nor fetched), as the watcher does not
     /// send its own. Rules that cannot be read exclude nothing.
-    pub(crate) fn excludes(&mut self, path: &RelPath, is_folder: bool, now: Instant) -> bool {
-        let fresh = self
-            .rules_looked
-            .is_some_and(|at| now.saturating_duration_since(at) < RULES_FRESH);
-        if fresh {
+    pub(crate) fn excludes(&mut self, path: &RelPath, is_folder: bool) -> bool {
+        if std::mem::replace(&mut self.rules_looked, true) {
             return self
                 .rules
                 .as_ref()
                 .is_some_and(|(_, filter)| !filter.includes(path, is_folder));
         }
-        self.rules_looked = Some(now);
         let stamp = std::fs::symlink_metadata(self.root.join(IGNORE_FILE))
             .ok()
             .map(|m| {
@@ -99,6 +89,14 @@ impl TaskFolder {
         self.rules
             .as_ref()
             .is_some_and(|(_, filter)| !filter.includes(path, is_folder))
+    }
+
+    /// A new round of the driver (a batch of inputs and the orders they gave): the rules'
+    /// file is looked at again at the next [`TaskFolder::excludes`]. A stat of it for each
+    /// order (a fetch and a placement per file received) was a tenth of the receiver's
+    /// system calls on a drop of many small files; a round is the time one batch takes.
+    pub(crate) fn new_round(&mut self) {
+        self.rules_looked = false;
     }
 
     /// The size of the regular file at `path` if its content is `hash`: the only content

@@ -381,6 +381,9 @@ impl SyncDriver {
                     tracing::debug!(?input, "seen on disk");
                 }
                 let rules = inputs.iter().find_map(folder::rules_changed);
+                if rules.is_some() {
+                    self.folders.new_round();
+                }
                 self.inputs.extend(inputs);
                 self.inputs.extend(rules);
             }
@@ -442,6 +445,7 @@ impl SyncDriver {
                 self.reset(around);
                 return;
             }
+            self.folders.new_round();
             while let Some(effect) = self.core.poll_effect() {
                 self.effect(around, effect);
             }
@@ -471,7 +475,7 @@ impl SyncDriver {
 
     fn effect(&mut self, around: &mut impl Around, effect: Effect) {
         tracing::debug!(?effect, "core order");
-        if let Some((task, path)) = self.folders.excluded(&effect, around.now()) {
+        if let Some((task, path)) = self.folders.excluded(&effect) {
             // This device's rules exclude the path: nothing of it is fetched or placed.
             self.inputs.push_back(Input::Excluded { task, path });
             return;

@@ -58,7 +58,7 @@ impl Folders {
 
     /// The task and path of a fetch or a placement for a path the task folder's rules
     /// exclude (see [`TaskFolder::excludes`]).
-    pub(super) fn excluded(&mut self, effect: &Effect, now: Instant) -> Option<(TaskId, RelPath)> {
+    pub(super) fn excluded(&mut self, effect: &Effect) -> Option<(TaskId, RelPath)> {
         let (task, path, is_folder) = match effect {
             Effect::Fetch { task, path, .. } => (task, path, false),
             // (A folder removed is a folder to `dir/` rules too.)
@@ -71,8 +71,14 @@ impl Folders {
         };
         let folder = self.map.get_mut(task)?;
         folder
-            .excludes(path, is_folder, now)
+            .excludes(path, is_folder)
             .then(|| (*task, path.clone()))
+    }
+
+    /// A new round of the driver: each folder's rules are looked at again when next asked
+    /// (see [`TaskFolder::new_round`]).
+    pub(super) fn new_round(&mut self) {
+        self.map.values_mut().for_each(TaskFolder::new_round);
     }
 
     /// Since when placements wait to be made durable, if any do.
@@ -255,6 +261,9 @@ impl SyncDriver {
             }
             self.reports.extend(report);
             let rules = super::folder::rules_changed(&input);
+            if rules.is_some() {
+                self.folders.new_round();
+            }
             self.inputs.push_back(input);
             self.inputs.extend(rules);
         }

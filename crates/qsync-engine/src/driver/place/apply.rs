@@ -134,10 +134,10 @@ pub(super) fn rename_into_place(
     }
     // The file as it is in place (its rename changed its status time): the watcher's look
     // at it takes the announced hash rather than read it again.
-    if let Ok(meta) = file.handle.metadata() {
+    if let Some(meta) = file.handle.metadata().ok().filter(|_| file.made_here) {
         use std::os::unix::fs::MetadataExt;
         let ctime_ns = meta.ctime().saturating_mul(1_000_000_000) + meta.ctime_nsec();
-        index.placed(p.path.clone(), meta.ino(), ctime_ns);
+        index.placed(p.path.clone(), (meta.dev(), meta.ino()), ctime_ns);
     }
     Ok(PlaceOutcome::Done)
 }
@@ -255,6 +255,9 @@ pub(super) fn prepare_content(
         };
         return Ok((folder, Prepared::Edit(edit)));
     }
+    // A file of this device's person put back (a removed file reused) may still be open
+    // in a program that writes to it: only a file the engine made is stamped.
+    let made_here = !staging.was_reused(hash);
     let (temp, handle) = prepare_file(staging, hash, &folder, *mode, p.mtime_ns)?;
     let file = PreparedFile {
         temp,
@@ -263,6 +266,7 @@ pub(super) fn prepare_content(
         seen: None,
         here: State::Deleted,
         aside: None,
+        made_here,
     };
     Ok((folder, Prepared::File(file)))
 }
