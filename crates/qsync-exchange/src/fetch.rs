@@ -85,7 +85,7 @@ impl Fetch {
                 self.progress = Progress::Whole;
             }
             Progress::Whole => {
-                if offset < self.kept && !last {
+                if offset < self.kept && (!last || len > 0) {
                     // Bytes it sent already (a second answer of the same device, to an
                     // older request): dropped, not held against it.
                     return Ok(Verdict::Ignore);
@@ -102,8 +102,11 @@ impl Fetch {
                 true,
             ));
         }
+        // The last chunk may carry the last bytes (protocol 7: one message fewer per
+        // content); it must end the content.
+        self.kept += len;
         if last {
-            if len != 0 || self.kept != self.size {
+            if self.kept != self.size {
                 return Err((
                     format!("content ended at {} of its {} bytes", self.kept, self.size),
                     true,
@@ -111,7 +114,6 @@ impl Fetch {
             }
             return Ok(Verdict::Finish);
         }
-        self.kept += len;
         Ok(Verdict::Write)
     }
 
@@ -154,7 +156,7 @@ impl Fetch {
         if offset != received {
             return Err(("a patch arrived out of order".into(), false));
         }
-        if last {
+        if last && len == 0 {
             return Ok(Verdict::Finish);
         }
         if received.saturating_add(len) > MAX_PATCH {
@@ -171,7 +173,12 @@ impl Fetch {
         }
         *memory += len;
         self.progress = Progress::Patch(received + len);
-        Ok(Verdict::Write)
+        // The last chunk may carry the last bytes of the patch (protocol 7).
+        Ok(if last {
+            Verdict::Finish
+        } else {
+            Verdict::Write
+        })
     }
 
     /// Whether a transfer under way for [`SLOW_AFTER`] brought less than [`MIN_RATE`].

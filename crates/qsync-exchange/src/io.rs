@@ -50,8 +50,9 @@ pub enum Verdict {
     /// Append its bytes (the driver opens the part file, or starts the patch, at the
     /// first); report a failure to write with [`Exchange::failed`].
     Write,
-    /// The sender says the content is complete: check it (the hash; a patch: apply it)
-    /// and stage it, then report with [`Exchange::finished`].
+    /// The sender says the content is complete: append its bytes if it carries any (the
+    /// last chunk may), check it (the hash; a patch: apply it) and stage it, then report
+    /// with [`Exchange::finished`].
     Finish,
     /// Refused (out of order, past the size, over a limit): the fetch has ended, and its
     /// orders say so. The reason, for the log.

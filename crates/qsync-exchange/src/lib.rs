@@ -329,7 +329,9 @@ impl Exchange {
                         fetch.began = Some(now);
                         fetch.began_kept = offset;
                     }
-                    if verdict == Verdict::Write && fetch.contributors.last() != Some(&from) {
+                    let wrote =
+                        verdict == Verdict::Write || (verdict == Verdict::Finish && len > 0);
+                    if wrote && fetch.contributors.last() != Some(&from) {
                         fetch.contributors.push(from);
                     }
                 }

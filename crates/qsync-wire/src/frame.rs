@@ -13,8 +13,9 @@ use crate::WireError;
 /// Version 4 adds the checks of a resumed request and [`Message::Resend`](crate::Message::Resend).
 /// Version 5 adds folded runs of records (`qsync_core::Fold`: a folder moved costs a few
 /// hundred bytes, not a record per path); version 6, the version a time-only change keeps
-/// the content of (`qsync_core::Record::retimed`).
-pub const PROTOCOL_VERSION: u8 = 6;
+/// the content of (`qsync_core::Record::retimed`); version 7, a content's or a patch's last
+/// chunk that carries its last bytes (a version 6 receiver takes only an empty one).
+pub const PROTOCOL_VERSION: u8 = 7;
 
 /// The second byte of every frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

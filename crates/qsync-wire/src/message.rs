@@ -84,7 +84,8 @@ pub enum Message {
         body: Bytes,
     },
     /// Part of the content asked for by a core `Request`, in order from `offset`; a last
-    /// message with `last: true` (and no data) says it is complete and matched its hash.
+    /// message with `last: true` (carrying the last bytes, or none) says it is complete and
+    /// matched its hash.
     Content {
         /// The path it was asked for.
         path: RelPath,
@@ -106,7 +107,7 @@ pub enum Message {
         hash: ContentHash,
     },
     /// The content asked for as a patch (qsync-delta's VCDIFF) from the content `base` the
-    /// asker said it has, in order from `offset`; `last: true` (no data) ends it. The
+    /// asker said it has, in order from `offset`; `last: true` (on the last bytes) ends it. The
     /// asker applies it to its `base` and checks the result against `hash`.
     Delta {
         /// The path it was asked for.

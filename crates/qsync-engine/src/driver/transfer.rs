@@ -72,7 +72,7 @@ pub fn serve(
     if let Some((base, from)) = base {
         match patch_for(&mut file, path, hash, (base, from)) {
             Ok(Some(patch)) => {
-                send_chunks(&patch, &mut send, |offset, data, last| Message::Delta {
+                send_ending(&patch, &mut send, |offset, data, last| Message::Delta {
                     path: path.clone(),
                     hash,
                     base,
@@ -90,13 +90,18 @@ pub fn serve(
         }
     }
     let last = match send_whole(&mut file, path, hash, (offset, checks), &mut send) {
-        Sent::Whole(end) => Message::Content {
-            path: path.clone(),
-            hash,
-            offset: end,
-            data: Bytes::new(),
-            last: true,
-        },
+        // The last chunk read goes with `last` once the whole was checked (protocol 7:
+        // a file of one chunk is one message).
+        Sent::Whole(end, held) => {
+            let (offset, data) = held.unwrap_or((end, Vec::new()));
+            Message::Content {
+                path: path.clone(),
+                hash,
+                offset,
+                data: Bytes::from(data),
+                last: true,
+            }
+        }
         Sent::NotIt => unavailable(),
         // The connection went, or stopped taking what is sent: nothing more (the asker
         // resumes from what it has).
@@ -107,8 +112,9 @@ pub fn serve(
 
 /// How sending a whole content ended.
 enum Sent {
-    /// All of it, ending at this offset, and it hashes to what was asked.
-    Whole(u64),
+    /// All of it, ending at this offset, and it hashes to what was asked; its last chunk
+    /// (where it starts, its bytes), read and not sent yet, if it has any.
+    Whole(u64, Option<(u64, Vec<u8>)>),
     /// What was read is not the content asked for (changed, or unreadable).
     NotIt,
     /// The connection went, or stopped taking what is sent.
@@ -189,8 +195,10 @@ fn send_whole(
     }
     // Each chunk is read into a buffer of its own, sized to what is left of the file, and
     // sent as it is: no zeroed megabyte per file served, no copy of what was read (a drop
-    // of many small files spent a tenth of the serving thread on both).
+    // of many small files spent a tenth of the serving thread on both). A chunk is sent
+    // once the next is read: the last one waits for the hash, and goes as the end.
     let size = file.metadata().map_or(0, |m| m.len());
+    let mut held: Option<(u64, Vec<u8>)> = None;
     loop {
         let left = size.saturating_sub(offset).min(MAX_CHUNK_LEN as u64) as usize;
         let mut data = Vec::with_capacity(left);
@@ -206,20 +214,22 @@ fn send_whole(
             data.shrink_to_fit(); // a file grown since it was measured: no spare megabyte held
         }
         hasher.update(&data);
-        let message = Message::Content {
-            path: path.clone(),
-            hash,
-            offset,
-            data: Bytes::from(data),
-            last: false,
-        };
-        if !send(message) {
-            return Sent::Stopped;
+        if let Some((at, before)) = held.replace((offset, data)) {
+            let message = Message::Content {
+                path: path.clone(),
+                hash,
+                offset: at,
+                data: Bytes::from(before),
+                last: false,
+            };
+            if !send(message) {
+                return Sent::Stopped;
+            }
         }
         offset += n as u64;
     }
     if hasher.finish() == hash {
-        Sent::Whole(offset)
+        Sent::Whole(offset, held)
     } else {
         Sent::NotIt
     }
@@ -239,6 +249,32 @@ fn send_chunks(
         }
     }
     send(message(bytes.len() as u64, Bytes::new(), true));
+}
+
+/// Send `bytes` as messages of at most [`MAX_CHUNK_LEN`] made by `message(offset, data,
+/// last)`, the last of them saying so (one empty message when there are none: protocol 7,
+/// where the end of a patch is no message of its own); stops once `send` says the
+/// connection is gone.
+fn send_ending(
+    bytes: &[u8],
+    send: &mut impl FnMut(Message) -> bool,
+    message: impl Fn(u64, Bytes, bool) -> Message,
+) {
+    let chunks = bytes.len().div_ceil(MAX_CHUNK_LEN);
+    if chunks == 0 {
+        send(message(0, Bytes::new(), true));
+        return;
+    }
+    for (i, data) in bytes.chunks(MAX_CHUNK_LEN).enumerate() {
+        let offset = (i * MAX_CHUNK_LEN) as u64;
+        if !send(message(
+            offset,
+            Bytes::copy_from_slice(data),
+            i + 1 == chunks,
+        )) {
+            return;
+        }
+    }
 }
 
 /// A patch from `base_file` to the open `file`, if `file` holds `hash` and a patch is

@@ -252,7 +252,16 @@ impl Fetching {
                 }
             }
             Verdict::Finish => {
-                let ok = self.finish(&key, chunk, offset, root);
+                // The last chunk may carry the last bytes (protocol 7).
+                if !data.is_empty() {
+                    if let Err(e) = self.write(&key, chunk, offset, data) {
+                        tracing::warn!(%device, path = %key.1, error = %e, "a transfer failed");
+                        self.exchange.failed(&key);
+                        self.carry_out();
+                        return None;
+                    }
+                }
+                let ok = self.finish(&key, chunk, offset + len, root);
                 if !ok && matches!(chunk, Chunk::Patch { .. }) {
                     look = Some((key.0, key.1.clone()));
                 }

@@ -517,3 +517,34 @@ fn open_transfers_per_device_and_patch_memory_are_capped() {
     x.disconnected(now, HONEST);
     assert_eq!(x.patch_memory(), 0);
 }
+
+#[test]
+fn the_last_chunk_may_carry_the_last_bytes_and_must_end_the_content() {
+    let mut x = Exchange::default();
+    let now = Instant::now();
+    let content = vec![7u8; 50];
+    x.want(now, want(HONEST, vec![], "one", &content, 0));
+    x.want(now, want(LIAR, vec![], "short", &content[..40], 0));
+    requests(&mut x);
+    // A small file is one message: its bytes and the end.
+    let key = (
+        TASK,
+        RelPath::new("one").unwrap(),
+        ContentHash::of(&content),
+    );
+    assert_eq!(
+        x.chunk(now, HONEST, &key, Chunk::Whole, 0, 50, true),
+        Verdict::Finish
+    );
+    x.finished(&key, true);
+    // An end that falls short of the size announced is a sender breaking the rules.
+    let short = (
+        TASK,
+        RelPath::new("short").unwrap(),
+        ContentHash::of(&content[..40]),
+    );
+    assert!(matches!(
+        x.chunk(now, LIAR, &short, Chunk::Whole, 0, 30, true),
+        Verdict::Refuse(_)
+    ));
+}

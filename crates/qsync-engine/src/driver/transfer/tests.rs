@@ -29,17 +29,16 @@ fn a_file_travels_in_chunks_and_is_staged_once_checked() {
     fs::write(dir.path().join("big"), &content).unwrap();
     let hash = ContentHash::of(&content);
     let messages = collect(dir.path(), "big", hash);
-    assert_eq!(messages.len(), 4, "three chunks and the end");
+    assert_eq!(messages.len(), 3, "three chunks, the last one ending it");
     let mut incoming = Incoming::open(&staging, hash, content.len() as u64, 0).unwrap();
-    for message in &messages {
+    for (i, message) in messages.iter().enumerate() {
         match message {
             Message::Content {
-                offset,
-                data,
-                last: false,
-                ..
-            } => incoming.accept(*offset, data).unwrap(),
-            Message::Content { last: true, .. } => {}
+                offset, data, last, ..
+            } => {
+                assert_eq!(*last, i == 2, "only the last chunk says it is the last");
+                incoming.accept(*offset, data).unwrap();
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -110,13 +109,7 @@ fn a_transfer_cut_short_resumes_from_its_part_and_is_checked_whole() {
     );
     for message in &rest {
         match message {
-            Message::Content {
-                offset,
-                data,
-                last: false,
-                ..
-            } => again.accept(*offset, data).unwrap(),
-            Message::Content { last: true, .. } => {}
+            Message::Content { offset, data, .. } => again.accept(*offset, data).unwrap(),
             other => panic!("{other:?}"),
         }
     }
@@ -179,13 +172,7 @@ fn a_part_torn_in_its_second_block_is_sent_again_from_there_only() {
     assert_eq!(first, mib as u64, "sent again from the torn block");
     assert!(incoming.rewind(first).unwrap());
     for message in &sent {
-        if let Message::Content {
-            offset,
-            data,
-            last: false,
-            ..
-        } = message
-        {
+        if let Message::Content { offset, data, .. } = message {
             incoming.accept(*offset, data).unwrap();
         }
     }
@@ -272,4 +259,28 @@ fn what_was_asked_since_the_last_measure_counts_against_it() {
     let later = now + FREE_SPACE_FRESH;
     space.room_for(&places, 1, later).unwrap();
     assert_eq!(space.measured.borrow()[&places[0]].asked, 1);
+}
+
+#[test]
+fn a_small_file_is_served_as_one_message_and_an_empty_one_as_its_end_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("small"), b"a few bytes").unwrap();
+    fs::write(dir.path().join("empty"), b"").unwrap();
+    let small = collect(dir.path(), "small", ContentHash::of(b"a few bytes"));
+    assert!(
+        matches!(&small[..], [Message::Content { offset: 0, data, last: true, .. }] if &data[..] == b"a few bytes"),
+        "{small:?}"
+    );
+    let empty = collect(dir.path(), "empty", ContentHash::of(b""));
+    assert!(
+        matches!(&empty[..], [Message::Content { offset: 0, data, last: true, .. }] if data.is_empty()),
+        "{empty:?}"
+    );
+    // Changed since it was announced: its bytes never go, only the answer that it is not
+    // that content.
+    let changed = collect(dir.path(), "small", ContentHash::of(b"other bytes"));
+    assert!(
+        matches!(&changed[..], [Message::Unavailable { .. }]),
+        "{changed:?}"
+    );
 }
