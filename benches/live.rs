@@ -102,6 +102,12 @@ fn wait_filled(dest: &Path, files: usize, size: usize, t: Instant) -> (Duration,
     }
 }
 
+/// The seed of the contents of the drop into `name`: each drop's files are new contents,
+/// never those of another drop (file `i` of a drop is `pseudo_random(size, seed + i)`).
+fn drop_seed(name: &str) -> u64 {
+    7 + name.len() as u64 * 1_000_003
+}
+
 /// The CPU seconds (user and system) a process has used so far.
 fn cpu_secs(pid: u32) -> f64 {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -152,7 +158,7 @@ fn qsync_drop(
     size: usize,
 ) -> Dropped {
     let incoming = base.join(format!("incoming-{name}"));
-    prepare(&incoming, files, size, 7 + name.len() as u64);
+    prepare(&incoming, files, size, drop_seed(name));
     let (pa, pb) = (a.pid().unwrap(), b.pid().unwrap());
     let cpu = || cpu_secs(pa) + cpu_secs(pb);
     let blobs = || du(&a.state.join("blobs")) + du(&b.state.join("blobs"));
@@ -214,7 +220,7 @@ pub fn moved_in(rows: &mut Vec<Row>, label: String, files: usize, size: usize) {
         .iter()
         .map(|name| {
             let incoming = base.path().join(format!("incoming-r{name}"));
-            prepare(&incoming, files, size, 7 + name.len() as u64);
+            prepare(&incoming, files, size, drop_seed(name));
             fs::rename(&incoming, src.join(name)).unwrap();
             let (rt, _) = rsync.push(&src);
             let (rft, _) = rsync_fsync.push_with(&src, &["--fsync"]);
@@ -237,7 +243,7 @@ pub fn moved_in(rows: &mut Vec<Row>, label: String, files: usize, size: usize) {
             .iter()
             .map(|name| {
                 let incoming = base.path().join(format!("incoming-s{name}"));
-                prepare(&incoming, files, size, 7 + name.len() as u64);
+                prepare(&incoming, files, size, drop_seed(name));
                 let t = Instant::now();
                 fs::rename(&incoming, src.join(name)).unwrap();
                 let (st, _) = wait_filled(&st_dest.join(name), files, size, t);

@@ -459,8 +459,19 @@ impl Run {
                     return;
                 };
                 let offset = usize::try_from(offset).unwrap_or(usize::MAX);
-                // As a serving thread sends it: the bytes, then an empty last chunk.
+                // As a serving thread sends it (protocol 7): the bytes and the end in one
+                // message; for contents of an even length, the shape the receiver still
+                // takes, the bytes then an empty last chunk.
                 let answers = match self.contents.get(&hash) {
+                    Some(content) if offset <= content.len() && content.len() % 2 == 1 => {
+                        vec![qsync_wire::Message::Content {
+                            path: path.clone(),
+                            hash,
+                            offset: offset as u64,
+                            data: Bytes::copy_from_slice(&content[offset..]),
+                            last: true,
+                        }]
+                    }
                     Some(content) if offset <= content.len() => {
                         let chunk =
                             |offset: usize, data: &[u8], last| qsync_wire::Message::Content {

@@ -103,18 +103,20 @@ impl Fetch {
             ));
         }
         // The last chunk may carry the last bytes (protocol 7: one message fewer per
-        // content); it must end the content.
-        self.kept += len;
-        if last {
-            if self.kept != self.size {
-                return Err((
-                    format!("content ended at {} of its {} bytes", self.kept, self.size),
-                    true,
-                ));
-            }
-            return Ok(Verdict::Finish);
+        // content); it must end the content. (Checked before anything is counted.)
+        let end = self.kept + len;
+        if last && end != self.size {
+            return Err((
+                format!("content ended at {end} of its {} bytes", self.size),
+                true,
+            ));
         }
-        Ok(Verdict::Write)
+        self.kept = end;
+        Ok(if last {
+            Verdict::Finish
+        } else {
+            Verdict::Write
+        })
     }
 
     /// The device asked (from `asked`) says its copy differs from the bytes kept here

@@ -5,7 +5,8 @@
 //! came, a peer answered that it has not got it, a connection closed, time passed) and
 //! carries out the [`Order`]s that come out (send a request, tell the core, close or
 //! discard what was received). It writes the bytes a [`Verdict::Write`] lets through, and
-//! checks the hash when a [`Verdict::Finish`] says the content is complete.
+//! when a [`Verdict::Finish`] says the content is complete, the bytes the last chunk
+//! carries (if any), then checks the hash.
 //!
 //! The rules:
 //! - **One fetch per content.** A fetch is keyed by task, path and hash; a second path

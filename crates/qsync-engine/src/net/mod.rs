@@ -299,7 +299,7 @@ impl NetCtx {
 }
 
 /// How much received file content may wait for the engine, in KiB.
-pub const INBOX_BUDGET_KIB: usize = 64 * 1024;
+pub const INBOX_BUDGET_KIB: usize = 24 * 1024;
 
 /// Frames without file content (sync records, requests, greetings) that one connection may
 /// have waiting for the engine, in KiB of sealed frame (at least 1 each): past it, that

@@ -548,3 +548,46 @@ fn the_last_chunk_may_carry_the_last_bytes_and_must_end_the_content() {
         Verdict::Refuse(_)
     ));
 }
+
+#[test]
+fn a_patch_may_end_on_its_last_bytes_within_the_patch_limits() {
+    let mut x = Exchange::default();
+    let now = Instant::now();
+    let base = ContentHash::of(b"base");
+    let mut w = want(HONEST, vec![], "edited", b"new content", 0);
+    w.base = Some(base);
+    x.want(now, w);
+    requests(&mut x);
+    let key = (
+        TASK,
+        RelPath::new("edited").unwrap(),
+        ContentHash::of(b"new content"),
+    );
+    // Past the largest patch taken, even as a last chunk: asked for whole instead.
+    assert!(matches!(
+        x.chunk(
+            now,
+            HONEST,
+            &key,
+            Chunk::Patch { base },
+            0,
+            MAX_PATCH + 1,
+            true
+        ),
+        Verdict::Refuse(_)
+    ));
+    let mut w = want(HONEST, vec![], "edited2", b"newer content", 0);
+    w.base = Some(base);
+    x.want(now, w);
+    requests(&mut x);
+    let key = (
+        TASK,
+        RelPath::new("edited2").unwrap(),
+        ContentHash::of(b"newer content"),
+    );
+    assert_eq!(
+        x.chunk(now, HONEST, &key, Chunk::Patch { base }, 0, 40, true),
+        Verdict::Finish
+    );
+    x.finished(&key, true);
+}

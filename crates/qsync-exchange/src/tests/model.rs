@@ -212,6 +212,11 @@ impl Model {
                     assert!(part.len() as u64 <= size, "more bytes than announced");
                 }
             }
+            Verdict::Finish if !data.is_empty() && std::mem::take(&mut self.fail_next_write) => {
+                // The driver could not write the last bytes: the fetch fails as for a write.
+                self.parts.remove(&key.2);
+                self.x.failed(key);
+            }
             Verdict::Finish => {
                 let mut part = self.parts.remove(&key.2).unwrap_or_default();
                 if !data.is_empty() {
