@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use crate::entries::Entries;
+
 use qsync_base::{mtime_moved, ContentHash, EntryKind, FileEntry, RelPath};
 
 /// A local change, ready for the engine.
@@ -38,7 +40,7 @@ pub enum LocalEvent {
 /// What QSync believes is on disk for one task, plus the writes it is itself making.
 #[derive(Debug, Clone, Default)]
 pub struct Index {
-    entries: BTreeMap<RelPath, FileEntry>,
+    entries: Entries,
     expected: HashMap<RelPath, Option<FileEntry>>,
     /// Expected removals of this path alone (see [`Index::expect_removed`]).
     alone: BTreeSet<RelPath>,
@@ -78,7 +80,7 @@ impl Index {
     /// An index holding `entries` (typically a [`scan`](crate::scan) or the store's files).
     pub fn new(entries: Vec<FileEntry>) -> Self {
         Self {
-            entries: entries.into_iter().map(|e| (e.path.clone(), e)).collect(),
+            entries: entries.into_iter().collect(),
             expected: HashMap::new(),
             alone: BTreeSet::new(),
             placed: HashMap::new(),
@@ -104,7 +106,7 @@ impl Index {
             None => Box::new(self.entries.iter()),
             Some(s) => Box::new(
                 self.entries
-                    .range(s.clone()..)
+                    .range_from(s)
                     .take_while(move |(p, _)| p.as_str().starts_with(s.as_str()))
                     .filter(move |(p, _)| p.starts_with(s)),
             ),
@@ -244,7 +246,7 @@ impl Index {
     /// `path` and every known path under it.
     fn subtree(&self, path: &RelPath) -> Vec<RelPath> {
         self.entries
-            .range(path.clone()..)
+            .range_from(path)
             .take_while(|(p, _)| p.as_str().starts_with(path.as_str()))
             .filter(|(p, _)| p.starts_with(path))
             .map(|(p, _)| p.clone())

@@ -40,6 +40,7 @@
 //! # Ok::<(), qsync_watch::WatchError>(())
 //! ```
 
+mod entries;
 mod hashing;
 mod index;
 mod scan;
