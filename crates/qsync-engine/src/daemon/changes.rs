@@ -82,8 +82,13 @@ impl Changes<'_> {
             tracing::info!(%task, count = stale, "removed unfinished transfers");
         }
         let mut index = Index::new(super::known(self.store, self.me, task)?);
-        // Every content recorded for the task, ignored paths' too (see `held.rs`).
-        let held: Vec<_> = index.entries().filter_map(|e| e.hash).collect();
+        // Every content recorded for the task, ignored paths' too (see `held.rs`), but
+        // those too small to keep a copy of (never a base: see `Keeping::version`).
+        let held: Vec<_> = index
+            .entries()
+            .filter(|e| e.size >= crate::keeper::MIN_BASE)
+            .filter_map(|e| e.hash)
+            .collect();
         // Paths `.qsyncignore` excludes now (a pattern added while the daemon was stopped)
         // stop syncing; the scan below must not take their absence for deletions.
         let filter = Filter::for_root(&root)?;

@@ -30,6 +30,10 @@ use crate::exchange::{FetchKey, Want};
 /// more than they do on the wire.
 const MIN_SEARCHED: u64 = 64 * 1024;
 
+// Contents under the keeper's smallest base are left out of what a task has held
+// (`Keeping::version`): none of them may be one searched for.
+const _: () = assert!(MIN_SEARCHED >= crate::keeper::MIN_BASE);
+
 /// The most files of the task with the same recorded content that are tried.
 const MAX_TRIED: usize = 4;
 
