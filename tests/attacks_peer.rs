@@ -377,6 +377,51 @@ fn links_patches_and_false_content_never_reach_outside_the_folder() {
 
 /// A link to `/dev/zero` (the person's: a peer's is refused) and a patch on it, a FIFO in
 /// the folder: refused at once, and the daemon keeps answering its person within a second.
+/// Patches that come with records (`Message::SyncPatched`) are only a shortcut: one that
+/// is garbage, made from another base (the secret outside the folder), or that gives
+/// another content than its record names, is dropped, and the content is asked for as
+/// usual; nothing wrong is placed.
+#[test]
+fn a_patch_with_a_record_that_does_not_give_its_content_is_dropped() {
+    let s = scene();
+    let mut p = Peer::connect(s.a.port, &s.hostile, s.task);
+    let old = noise(7, 200_000);
+    fs::write(s.root.join("big.bin"), &old).unwrap();
+    wait_heard(&mut p, "big.bin");
+    let options = qsync_delta::Options::default();
+    let patch_of = |from: &[u8], to: &[u8]| match qsync_delta::encode(from, to, &options) {
+        Ok(qsync_delta::Delta::Patch(patch)) => patch.into_bytes(),
+        other => panic!("{other:?}"),
+    };
+    let mut other = old.clone();
+    other[10] ^= 0xff;
+    let lies = [
+        b"QSD not a patch at all".to_vec(),
+        // From the secret: the victim's file is not its base.
+        patch_of(SECRET, &old),
+        // From the victim's version, to another content than the record's.
+        patch_of(&old, &other),
+    ];
+    let mut new = old.clone();
+    for (round, lie) in lies.into_iter().enumerate() {
+        new[1000 + round] ^= 0xff;
+        p.heard.clear(); // (the requests of the rounds before)
+        p.put_patched("big.bin", file(&new), lie);
+        let asked = p.wait_request("big.bin", SETTLE);
+        assert!(
+            asked.is_some(),
+            "round {round}: the content was not asked for"
+        );
+        p.content("big.bin", ContentHash::of(&new), &new);
+        let placed = (0..200).any(|_| {
+            std::thread::sleep(Duration::from_millis(100));
+            fs::read(s.root.join("big.bin")).is_ok_and(|d| d == new)
+        });
+        assert!(placed, "round {round}: not placed; log:\n{}", s.a.log());
+    }
+    assert_eq!(fs::read(s.outside.join("secret")).unwrap(), SECRET);
+}
+
 #[test]
 fn a_link_to_dev_zero_and_a_fifo_never_hang_the_daemon() {
     let s = scene();

@@ -489,6 +489,42 @@ fn edits_of_received_files_go_back_as_deltas() {
     }
 }
 
+/// An edit travels with its record: the sender makes the patch from the copy it kept of
+/// the version before, and the receiver, which has that version, applies it without asking
+/// (one message and its acknowledgement). Its file is written in place.
+#[test]
+fn an_edit_travels_with_its_record_as_a_patch() {
+    let (base, a, b) = pair();
+    let (da, db) = (base.path().join("A"), base.path().join("B"));
+    fs::create_dir_all(&da).unwrap();
+    let mut data: Vec<u8> = (0..2 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    fs::write(da.join("big.bin"), &data).unwrap();
+    let task = a.add_task(&da);
+    link(&a, &task, &b, &db);
+    wait_same(&da, &db, SETTLE);
+    // Quiet for a while: A keeps the copy of its version (the base of the patch).
+    std::thread::sleep(Duration::from_millis(1500));
+    let (a_before, b_before) = (a.status("wire_sent"), b.status("wire_sent"));
+    data[1_234_567] ^= 0xff;
+    fs::write(da.join("big.bin"), &data).unwrap();
+    wait_same(&da, &db, SETTLE);
+    std::thread::sleep(Duration::from_millis(300));
+    let (a_sent, b_sent) = (
+        a.status("wire_sent") - a_before,
+        b.status("wire_sent") - b_before,
+    );
+    assert!(
+        a_sent < 1500,
+        "A sent {a_sent} bytes for a 1-byte edit of 2 MiB"
+    );
+    assert!(
+        b_sent < 250,
+        "B asked for the content ({b_sent} bytes sent): the patch did not come with the record"
+    );
+}
+
 /// Devices that keep no copies of past versions (`--base-share 0`): an edit still travels
 /// small, as a patch made from the block signature of the receiver's version (rsync's
 /// exchange), both ways; and a file edited on both sides at once still settles.

@@ -50,6 +50,8 @@ pub struct Peer {
     pub heard: Vec<Heard>,
     /// Set: the socket is no longer read (see [`Peer::stop_reading`]).
     deaf: Arc<AtomicBool>,
+    /// Patches to send with the next records (see [`Peer::put_patched`]).
+    patches: Vec<(u32, Bytes)>,
 }
 
 impl Peer {
@@ -84,6 +86,7 @@ impl Peer {
             theirs: HashMap::new(),
             heard: Vec::new(),
             deaf,
+            patches: Vec::new(),
         };
         peer.send(
             TaskId::from_bytes([0; 32]),
@@ -129,14 +132,22 @@ impl Peer {
 
     /// Send one message of the sync protocol.
     pub fn core(&mut self, message: qsync_core::Message) {
-        let body = message.to_wire().expect("encode");
+        let body = Bytes::from(message.to_wire().expect("encode"));
         let task = self.task;
-        self.send(
-            task,
-            &Message::Sync {
-                body: Bytes::from(body),
-            },
-        );
+        let patches = std::mem::take(&mut self.patches);
+        let wire = if patches.is_empty() {
+            Message::Sync { body }
+        } else {
+            Message::SyncPatched { body, patches }
+        };
+        self.send(task, &wire);
+    }
+
+    /// [`Peer::put`], the record carrying `patch` as the patch of its content (whatever
+    /// it holds).
+    pub fn put_patched(&mut self, path: &str, state: State, patch: Vec<u8>) -> Record {
+        self.patches = vec![(0, Bytes::from(patch))];
+        self.put(path, state)
     }
 
     /// Announce `state` at `path` as a new version that has seen every version the victim
@@ -318,17 +329,20 @@ impl Peer {
             return Vec::new();
         };
         let heard = match message {
-            Message::Sync { body } => match qsync_core::Message::from_wire(self.task, &body) {
-                Ok(m) => {
-                    if let qsync_core::Message::Records { records, .. } = &m {
-                        for r in records {
-                            self.theirs.insert(r.path.clone(), r.clone());
+            // (Records of the victim's edits may carry their patches: the records count.)
+            Message::Sync { body } | Message::SyncPatched { body, .. } => {
+                match qsync_core::Message::from_wire(self.task, &body) {
+                    Ok(m) => {
+                        if let qsync_core::Message::Records { records, .. } = &m {
+                            for r in records {
+                                self.theirs.insert(r.path.clone(), r.clone());
+                            }
                         }
+                        Heard::Core(m)
                     }
-                    Heard::Core(m)
+                    Err(_) => return Vec::new(),
                 }
-                Err(_) => return Vec::new(),
-            },
+            }
             other => Heard::Wire(other),
         };
         self.heard.push(heard.clone());

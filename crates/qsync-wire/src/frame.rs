@@ -14,8 +14,9 @@ use crate::WireError;
 /// Version 5 adds folded runs of records (`qsync_core::Fold`: a folder moved costs a few
 /// hundred bytes, not a record per path); version 6, the version a time-only change keeps
 /// the content of (`qsync_core::Record::retimed`); version 7, a content's or a patch's last
-/// chunk that carries its last bytes (a version 6 receiver takes only an empty one).
-pub const PROTOCOL_VERSION: u8 = 7;
+/// chunk that carries its last bytes (a version 6 receiver takes only an empty one);
+/// version 8, records that carry their patches ([`Message::SyncPatched`](crate::Message::SyncPatched)).
+pub const PROTOCOL_VERSION: u8 = 8;
 
 /// The second byte of every frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -57,7 +57,7 @@ pub use error::WireError;
 pub use frame::{FrameKind, PROTOCOL_VERSION};
 pub use handshake::{Handshake, NOISE_PARAMS};
 pub use identity::{fingerprint, names_device, Identity};
-pub use message::{Message, MAX_CHUNK_LEN};
+pub use message::{Message, MAX_CHUNK_LEN, MAX_INLINE_PATCH, MAX_INLINE_PATCHES};
 pub use pairing::PairingCode;
 pub use qsync_base::{ContentHash, DeviceId, EntryKind, RelPath, TaskId, UpdateId};
 pub use session::Session;

@@ -8,6 +8,13 @@ use serde::{Deserialize, Serialize};
 /// bigger than this travels as a stream of messages, so no frame holds a whole large file.
 pub const MAX_CHUNK_LEN: usize = 1024 * 1024;
 
+/// The largest patch a record carries ([`Message::SyncPatched`]); a larger one waits for
+/// the receiver's request, as a content does.
+pub const MAX_INLINE_PATCH: usize = 16 * 1024;
+
+/// The most patches one [`Message::SyncPatched`] carries (a receiver takes no more).
+pub const MAX_INLINE_PATCHES: usize = 16;
+
 /// A message between two devices, sealed in one frame.
 ///
 /// The seed's flags map onto these variants: `Hello`; the link flow (`LinkRequest`,
@@ -82,6 +89,19 @@ pub enum Message {
     Sync {
         /// The encoded core message.
         body: Bytes,
+    },
+    /// A message of the sync core (as [`Message::Sync`]) whose records carry the content
+    /// of some of them as patches: each a qsync-delta patch from the version before (its
+    /// header names that base and the result), made by the sender of its own edit and sent
+    /// with its record, so that a receiver holding the base needs no request (a 1-byte
+    /// edit of a large file is one message and its acknowledgement). A receiver without
+    /// the base, or whose patch does not apply, asks for the content as for any record.
+    SyncPatched {
+        /// The encoded core message.
+        body: Bytes,
+        /// The patches: each with the index of its record in the message's records, at
+        /// most [`MAX_INLINE_PATCH`] bytes, at most [`MAX_INLINE_PATCHES`] of them taken.
+        patches: Vec<(u32, Bytes)>,
     },
     /// Part of the content asked for by a core `Request`, in order from `offset`; a last
     /// message with `last: true` (carrying the last bytes, or none) says it is complete and
@@ -174,6 +194,7 @@ impl Message {
             Message::Content { data, .. }
             | Message::Delta { data, .. }
             | Message::Signature { data, .. } => data.len(),
+            Message::SyncPatched { patches, .. } => patches.iter().map(|(_, d)| d.len()).sum(),
             _ => 0,
         }
     }

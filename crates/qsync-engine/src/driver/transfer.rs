@@ -285,18 +285,44 @@ fn patch_from(
     file: &std::fs::File,
     hash: ContentHash,
 ) -> Option<Vec<u8>> {
+    patch_with(
+        (base, base_file),
+        file,
+        hash,
+        &qsync_delta::Options::default(),
+    )
+}
+
+/// A patch from the kept copy `base_file` of `base` to the open `file`, if `file` holds
+/// `hash` and a patch of at most `max` bytes does it (the encoder gives up past it: an
+/// edit that changed much is never held whole in memory). For a patch sent with its
+/// record (`sync/inline.rs`).
+pub fn patch_within(
+    (base, base_file): (ContentHash, &Path),
+    file: &std::fs::File,
+    hash: ContentHash,
+    max: usize,
+) -> Option<Vec<u8>> {
+    let options = qsync_delta::Options {
+        max_patch_len: max as u64,
+        ..qsync_delta::Options::default()
+    };
+    patch_with((base, base_file), file, hash, &options).filter(|patch| patch.len() <= max)
+}
+
+fn patch_with(
+    (base, base_file): (ContentHash, &Path),
+    file: &std::fs::File,
+    hash: ContentHash,
+    options: &qsync_delta::Options,
+) -> Option<Vec<u8>> {
     use std::os::fd::AsRawFd;
     let by_fd = std::path::PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
     let mut patch = Vec::new();
     // The kept copy is named by the hash of what it holds; the file is checked against
     // `hash` as it is read (an error if it changed since).
-    let encoded = qsync_delta::encode_file_known(
-        base_file,
-        &by_fd,
-        &mut patch,
-        &qsync_delta::Options::default(),
-        (base, hash),
-    );
+    let encoded =
+        qsync_delta::encode_file_known(base_file, &by_fd, &mut patch, options, (base, hash));
     match encoded {
         Ok(qsync_delta::Encoded::Patch { .. }) => Some(patch),
         _ => None,

@@ -50,6 +50,7 @@ mod distrust;
 mod fetching;
 mod folder;
 mod held;
+mod inline;
 pub(crate) mod loopback;
 mod not_synced;
 mod parts;
@@ -183,6 +184,10 @@ pub(crate) struct SyncDriver {
     fetching: Fetching,
     /// The free space where fetched content is written, measured now and then.
     free_space: FreeSpace,
+    /// The patches of this device's edits, sent with their records (`inline.rs`).
+    patches_out: inline::Outgoing,
+    /// The patches that came with peers' records, until the core wants their content.
+    patches_in: inline::Received,
     /// Serving content to peers (a thread per peer, orders waiting for a signature).
     serving: Serving,
     /// Inputs waiting to be handled (outcomes of orders carried out).
@@ -261,6 +266,8 @@ impl SyncDriver {
             distrust: DistrustBook::default(),
             fetching: Fetching::new(staging),
             free_space: FreeSpace::default(),
+            patches_out: inline::Outgoing::default(),
+            patches_in: inline::Received::default(),
             serving: Serving::default(),
             inputs: VecDeque::new(),
             reports: VecDeque::new(),
@@ -375,6 +382,19 @@ impl SyncDriver {
         let Some(folder) = self.folders.get(&task) else {
             return;
         };
+        for event in &events {
+            if let LocalEvent::Modify {
+                entry,
+                previous: Some(before),
+            } = event
+            {
+                if let (qsync_base::EntryKind::File, Some(hash)) = (entry.kind, entry.hash) {
+                    let new = (hash, entry.size);
+                    self.patches_out
+                        .edited(task, entry.path.clone(), new, *before);
+                }
+            }
+        }
         match crate::driver::observed(task, &folder.root, &folder.index, events) {
             Ok(inputs) => {
                 for input in &inputs {
@@ -415,6 +435,13 @@ impl SyncDriver {
     /// [`INPUTS_PER_TRANSACTION`] in one transaction, carrying out the orders of those
     /// calls once it is committed.
     pub(crate) fn run(&mut self, around: &mut impl Around, mut timeout: Option<Instant>) {
+        if self.patches_out.has_seen() {
+            // Before the records of the edits go out (at the end of the transaction that
+            // takes them in), their patches are made, to go with them.
+            let folders = &self.folders;
+            let root_of = |task: &TaskId| folders.get(task).map(|f| f.root.clone());
+            self.patches_out.make(root_of, |hash| around.kept(hash));
+        }
         loop {
             if timeout.is_none() && self.inputs.is_empty() {
                 return;
@@ -528,13 +555,17 @@ impl SyncDriver {
         self.sent += records_in(&message);
         let task = message.task();
         match message.to_wire() {
-            Ok(body) => around.send(
-                to,
-                task,
-                Message::Sync {
-                    body: Bytes::from(body),
-                },
-            ),
+            Ok(body) => {
+                let body = Bytes::from(body);
+                let wire = match &message {
+                    // This device's edits go with their patches, when made.
+                    qsync_core::Message::Records { records, .. } => {
+                        self.patches_out.message(task, records, body)
+                    }
+                    _ => Message::Sync { body },
+                };
+                around.send(to, task, wire)
+            }
             Err(e) => {
                 tracing::error!(error = %e, "could not encode a sync message");
                 false

@@ -8,12 +8,15 @@
 
 use std::time::Instant;
 
+use bytes::Bytes;
+
 use qsync_base::{ContentHash, DeviceId, RelPath, TaskId};
 use qsync_core::Input;
 use qsync_wire::Message;
 
 use super::{reuse, serving, Around, Report, SyncDriver};
 use crate::control::TransferInfo;
+use crate::driver::transfer;
 use crate::exchange::{Chunk, FetchKey, Want};
 use crate::net::Outbound;
 
@@ -33,6 +36,17 @@ impl SyncDriver {
     /// exchange, which asks a holder for it.
     pub(super) fn fetch(&mut self, around: &mut impl Around, want: Want) {
         let (from, task, path, hash) = (want.from, want.task, want.path.clone(), want.hash);
+        if self.patched(&want) {
+            // Its patch came with its record and gave the content: nothing is asked for.
+            self.inputs.push_back(Input::Fetched {
+                task,
+                path,
+                hash,
+                from,
+                ok: true,
+            });
+            return;
+        }
         // Where new content is written: staging, and the task's folder (when it is on
         // another file system, the content is copied there). Each must have room for it,
         // with `transfer::FREE_SPACE_MARGIN` to spare.
@@ -53,6 +67,32 @@ impl SyncDriver {
             });
         }
         self.exchange_orders(around);
+    }
+
+    /// Whether the patch that came with the record of `want` (`inline.rs`) applies to
+    /// the version here (its base) and gave the content, checked and staged as a patch
+    /// asked for would be.
+    fn patched(&mut self, want: &Want) -> bool {
+        let key = (want.task, want.path.clone(), want.hash);
+        let (Some(patch), Some(base)) = (self.patches_in.take(&key), want.base) else {
+            return false;
+        };
+        let Some(root) = self.folders.get(&want.task).map(|f| f.root.clone()) else {
+            return false;
+        };
+        let mut incoming = transfer::IncomingPatch::start(base, want.hash, want.size);
+        incoming.accept(&patch);
+        match incoming.finish(&root, &want.path, &self.fetching.staging) {
+            Ok(true) => {
+                tracing::debug!(path = %want.path, bytes = patch.len(), "the patch that came with a record gave its content");
+                true
+            }
+            Ok(false) => false,
+            Err(e) => {
+                tracing::debug!(path = %want.path, error = %e, "the patch that came with a record could not be staged");
+                false
+            }
+        }
     }
 
     /// Send the exchange's requests and queue what it tells the core. A request that
@@ -99,7 +139,10 @@ impl SyncDriver {
         message: Message,
     ) {
         match message {
-            Message::Sync { body } => self.core_message(around, device, task, &body),
+            Message::Sync { body } => self.core_message(around, device, task, &body, Vec::new()),
+            Message::SyncPatched { body, patches } => {
+                self.core_message(around, device, task, &body, patches);
+            }
             Message::Content {
                 path,
                 hash,
@@ -157,12 +200,14 @@ impl SyncDriver {
 
     /// A message of `device`'s core about `task`, for ours. The body leaves the task out:
     /// it is about the task its frame named.
+    /// A message of `device`'s core, with the patches that came with its records.
     fn core_message(
         &mut self,
         around: &mut impl Around,
         device: DeviceId,
         task: TaskId,
         body: &[u8],
+        patches: Vec<(u32, Bytes)>,
     ) {
         let message = match qsync_core::Message::from_wire(task, body) {
             Ok(m) => m,
@@ -171,6 +216,11 @@ impl SyncDriver {
                 return;
             }
         };
+        if let (qsync_core::Message::Records { records, .. }, false) =
+            (&message, patches.is_empty())
+        {
+            self.patches_in.keep(task, records, patches);
+        }
         tracing::debug!(%device, ?message, "core message");
         if matches!(message, qsync_core::Message::Ack { .. }) {
             self.reports.push_back(Report::Delivered(device));
