@@ -90,10 +90,6 @@ pub struct Core {
     streams: Streams,
     /// Received records waiting to be carried out, per path, oldest first.
     work: Queues,
-    /// When paths of `work` waiting for a retry are due, soonest first (so that
-    /// [`Core::poll_timeout`] need not look at every path). An entry whose path has moved on
-    /// since is stale, and dropped once it reaches the front.
-    waiting: BTreeSet<(Instant, TaskId, RelPath)>,
     /// Paths whose record changed: their rivals are decided again.
     changed: BTreeSet<(TaskId, RelPath)>,
     /// Tombstones every linked device has: forgotten.
@@ -121,7 +117,6 @@ impl Core {
             connected: BTreeSet::new(),
             streams: Streams::default(),
             work: Queues::default(),
-            waiting: BTreeSet::new(),
             changed: BTreeSet::new(),
             tombstones: Tombstones::default(),
             patience: Patience::default(),
@@ -191,7 +186,7 @@ impl Core {
             true => self.streams.changed_here(),
             false => self.streams.flush(self.now, ledger)?,
         }
-        self.forget_stale_waits();
+        self.work.forget_stale_waits();
         Ok(())
     }
 
@@ -281,7 +276,7 @@ impl Core {
             // newer record follows, and replaces this one in the queue), or it could not
             // be received here (no space, a limit): ask again later, waiting longer each
             // time, rather than drop a version.
-            self.back_off(&key);
+            self.work.back_off(&key, self.now);
         }
         Ok(())
     }
@@ -294,21 +289,7 @@ impl Core {
         ledger: &mut L,
     ) -> Result<(), L::Error> {
         self.now = Some(now);
-        let mut due = Vec::new();
-        while let Some((at, task, path)) = self.waiting.first().cloned() {
-            if at > now {
-                break;
-            }
-            self.waiting.pop_first();
-            let key = (task, path);
-            if let Some(item) = self.work.get_mut(&key).and_then(|q| q.front_mut()) {
-                if matches!(item.step, Step::Waiting(t) if t == at) {
-                    item.step = Step::Ready;
-                    due.push(key);
-                }
-            }
-        }
-        for key in due {
+        for key in self.work.due(now) {
             self.advance(&key, ledger)?;
         }
         for (key, head) in self.patience.due(now) {
@@ -316,25 +297,8 @@ impl Core {
         }
         self.recheck_rivals(ledger)?;
         self.streams.flush(self.now, ledger)?;
-        self.forget_stale_waits();
+        self.work.forget_stale_waits();
         Ok(())
-    }
-
-    /// Drop the retry times at the front of [`Core::waiting`] that no longer stand (the
-    /// path was decided meanwhile), so that its first entry is the next real one.
-    fn forget_stale_waits(&mut self) {
-        while let Some((at, task, path)) = self.waiting.first() {
-            let key = (*task, path.clone());
-            let stands = self
-                .work
-                .get(&key)
-                .and_then(|q| q.front())
-                .is_some_and(|item| matches!(item.step, Step::Waiting(t) if t == *at));
-            if stands {
-                break;
-            }
-            self.waiting.pop_first();
-        }
     }
 
     /// The next order, if any.
@@ -347,7 +311,7 @@ impl Core {
 
     /// When [`handle_timeout`](Self::handle_timeout) should next be called, if ever.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let retry = self.waiting.first().map(|(at, ..)| *at);
+        let retry = self.work.next_due();
         let streams = self.streams.poll_timeout(self.now);
         [retry, streams, self.patience.next()]
             .into_iter()
@@ -373,22 +337,9 @@ impl Core {
         // The peer's sequence is tracked afresh from `after` (a new link, say, while it is
         // connected): what it sent before and is still queued leaves it, or settling it
         // would settle the copy it sends again under the same number (see `disconnected`).
-        self.untrack(task, peer, 0);
+        self.work.untrack(task, peer, 0);
         self.streams.greet(task, peer, after, reply);
         Ok(())
-    }
-
-    /// The work queued for `peer`'s records of `task` numbered above `after` no longer
-    /// settles their numbers: the peer sends them again.
-    fn untrack(&mut self, task: TaskId, peer: DeviceId, after: u64) {
-        for (_, queue) in self.work.iter_mut().filter(|((t, _), _)| *t == task) {
-            let again = queue
-                .iter_mut()
-                .filter(|item| item.from == peer && item.record.seq > after);
-            for item in again {
-                item.tracked = false;
-            }
-        }
     }
 
     fn disconnected<L: Ledger>(&mut self, peer: DeviceId, ledger: &mut L) -> Result<(), L::Error> {
@@ -411,22 +362,7 @@ impl Core {
         task: Option<TaskId>,
         ledger: &mut L,
     ) -> Result<(), L::Error> {
-        let mut changed = Vec::new();
-        let queues = self
-            .work
-            .iter_mut()
-            .filter(|((t, _), _)| task.is_none_or(|task| *t == task));
-        for (key, queue) in queues {
-            let before = queue.len();
-            queue.retain(|item| item.from != peer || matches!(item.step, Step::Placing { .. }));
-            for item in queue.iter_mut().filter(|item| item.from == peer) {
-                item.tracked = false;
-            }
-            if queue.len() != before {
-                changed.push(key.clone());
-            }
-        }
-        self.work.retain(|_, q| !q.is_empty());
+        let changed = self.work.drop_from(peer, task);
         for key in changed {
             self.advance(&key, ledger)?;
         }
@@ -454,7 +390,7 @@ impl Core {
                     match self.streams.hello(task, from, after, reply) {
                         Heard::Nothing => {}
                         Heard::TooMany => self.distrust(from, task, Distrust::RepeatedHello, None),
-                        Heard::Answered { again } => self.untrack(task, from, again),
+                        Heard::Answered { again } => self.work.untrack(task, from, again),
                         Heard::Greet => self.greet(task, from, false, ledger)?,
                     }
                 }
@@ -617,36 +553,14 @@ impl Core {
         key: &(TaskId, RelPath),
         ledger: &mut L,
     ) -> Result<(), L::Error> {
-        let Some(queue) = self.work.get_mut(key) else {
+        let Some(item) = self.work.pop_head(key, self.now) else {
             return Ok(());
         };
-        let Some(item) = queue.pop_front() else {
-            return Ok(());
-        };
-        if queue.is_empty() {
-            self.work.remove(key);
-            self.wake_parents(key);
-        }
         if item.tracked {
             self.streams.release(key.0, item.from, item.record.seq);
             self.streams.settle(key.0, item.from, ledger)?;
         }
         Ok(())
-    }
-
-    /// The work on `key` is done: a folder above it waiting for what is under it to go
-    /// (its deletion found it not empty) is decided again now, once nothing under it is
-    /// left to do, rather than at its next retry.
-    fn wake_parents(&mut self, key: &(TaskId, RelPath)) {
-        let Some(now) = self.now else {
-            return;
-        };
-        for above in self.work.waiting_above(key, now) {
-            if let Some(head) = self.work.head_mut(&above) {
-                head.below = false;
-            }
-            self.set_step(&above, Step::Waiting(now));
-        }
     }
 
     fn next_seq<L: Ledger>(ledger: &L, task: &TaskId) -> Result<u64, L::Error> {

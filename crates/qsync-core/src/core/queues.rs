@@ -2,11 +2,13 @@
 //! and what each one is at ([`Item`], [`Step`]); and the one rule that looks across
 //! paths: a folder whose deletion waits for the work under it.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ops::{Bound, Deref, DerefMut};
 use std::time::Instant;
 
-use qsync_base::{DeviceId, RelPath, TaskId, VersionVector};
+use qsync_base::{ContentHash, DeviceId, RelPath, TaskId, VersionVector};
+
+use super::{MAX_RETRY_AFTER, RETRY_AFTER};
 
 use crate::state::Record;
 
@@ -74,21 +76,27 @@ impl Item {
 }
 
 /// The queues of received records, per task and path (a map of them, with the rules
-/// below).
+/// below), and when their heads waiting for a retry are due.
 #[derive(Debug, Default)]
-pub(super) struct Queues(BTreeMap<(TaskId, RelPath), VecDeque<Item>>);
+pub(super) struct Queues {
+    map: BTreeMap<(TaskId, RelPath), VecDeque<Item>>,
+    /// When heads waiting for a retry are due, soonest first (so that the core's
+    /// `poll_timeout` need not look at every path). An entry whose path has moved on since
+    /// is stale, and dropped once it reaches the front.
+    waiting: BTreeSet<(Instant, TaskId, RelPath)>,
+}
 
 impl Deref for Queues {
     type Target = BTreeMap<(TaskId, RelPath), VecDeque<Item>>;
 
     fn deref(&self) -> &Self::Target {
-        &self.0
+        &self.map
     }
 }
 
 impl DerefMut for Queues {
     fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.0
+        &mut self.map
     }
 }
 
@@ -96,15 +104,174 @@ impl Queues {
     /// Queue `item` behind what `key` waits for (most paths have one item at a time:
     /// room for one, not the default four).
     pub(super) fn push(&mut self, key: &(TaskId, RelPath), item: Item) {
-        self.0
+        self.map
             .entry(key.clone())
             .or_insert_with(|| VecDeque::with_capacity(1))
             .push_back(item);
     }
 
+    /// Set the step of `key`'s head (a wait is indexed by its time).
+    pub(super) fn set_step(&mut self, key: &(TaskId, RelPath), step: Step) {
+        if let Some(item) = self.map.get_mut(key).and_then(|q| q.front_mut()) {
+            if let Step::Waiting(at) = step {
+                self.waiting.insert((at, key.0, key.1.clone()));
+            }
+            item.step = step;
+        }
+    }
+
+    /// Decide the head of `key` again after [`RETRY_AFTER`] (from `now`, if known).
+    pub(super) fn wait(&mut self, key: &(TaskId, RelPath), now: Option<Instant>) {
+        if let Some(now) = now {
+            self.set_step(key, Step::Waiting(now + RETRY_AFTER));
+        }
+    }
+
+    /// Decide the head of `key` again later, after a failure: [`RETRY_AFTER`] doubled for
+    /// each failure in a row before, at most [`MAX_RETRY_AFTER`].
+    pub(super) fn back_off(&mut self, key: &(TaskId, RelPath), now: Option<Instant>) {
+        let Some(now) = now else { return };
+        let Some(head) = self.head_mut(key) else {
+            return;
+        };
+        let delay = RETRY_AFTER
+            .saturating_mul(1 << head.failures.min(8))
+            .min(MAX_RETRY_AFTER);
+        head.failures = head.failures.saturating_add(1);
+        self.set_step(key, Step::Waiting(now + delay));
+    }
+
+    /// The paths whose head's wait is over at `now`, made ready to be decided again.
+    pub(super) fn due(&mut self, now: Instant) -> Vec<(TaskId, RelPath)> {
+        let mut due = Vec::new();
+        while let Some((at, task, path)) = self.waiting.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.waiting.pop_first();
+            let key = (task, path);
+            if let Some(item) = self.head_mut(&key) {
+                if matches!(item.step, Step::Waiting(t) if t == at) {
+                    item.step = Step::Ready;
+                    due.push(key);
+                }
+            }
+        }
+        due
+    }
+
+    /// When the next wait is over, if one is under way.
+    pub(super) fn next_due(&self) -> Option<Instant> {
+        self.waiting.first().map(|(at, ..)| *at)
+    }
+
+    /// Drop the retry times at the front of the waits that no longer stand (the path was
+    /// decided meanwhile), so that the first one is the next real one.
+    pub(super) fn forget_stale_waits(&mut self) {
+        while let Some((at, task, path)) = self.waiting.first() {
+            let key = (*task, path.clone());
+            let stands = self
+                .map
+                .get(&key)
+                .and_then(|q| q.front())
+                .is_some_and(|item| matches!(item.step, Step::Waiting(t) if t == *at));
+            if stands {
+                break;
+            }
+            self.waiting.pop_first();
+        }
+    }
+
+    /// The work queued for `peer`'s records of `task` numbered above `after` no longer
+    /// settles their numbers: the peer sends them again.
+    pub(super) fn untrack(&mut self, task: TaskId, peer: DeviceId, after: u64) {
+        for (_, queue) in self.map.iter_mut().filter(|((t, _), _)| *t == task) {
+            let again = queue
+                .iter_mut()
+                .filter(|item| item.from == peer && item.record.seq > after);
+            for item in again {
+                item.tracked = false;
+            }
+        }
+    }
+
+    /// Drop the received work of `peer` (of `task` only, if given) that is not under way
+    /// on the disk (what is finishes outside the peer's sequence: untracked); the paths
+    /// whose queue changed.
+    pub(super) fn drop_from(
+        &mut self,
+        peer: DeviceId,
+        task: Option<TaskId>,
+    ) -> Vec<(TaskId, RelPath)> {
+        let mut changed = Vec::new();
+        let queues = self
+            .map
+            .iter_mut()
+            .filter(|((t, _), _)| task.is_none_or(|task| *t == task));
+        for (key, queue) in queues {
+            let before = queue.len();
+            queue.retain(|item| item.from != peer || matches!(item.step, Step::Placing { .. }));
+            for item in queue.iter_mut().filter(|item| item.from == peer) {
+                item.tracked = false;
+            }
+            if queue.len() != before {
+                changed.push(key.clone());
+            }
+        }
+        self.map.retain(|_, q| !q.is_empty());
+        changed
+    }
+
+    /// Take `key`'s head out of its queue; when the queue is left empty, a folder above it
+    /// waiting for what is under it to go (its deletion found it not empty) is decided
+    /// again now (`now`), rather than at its next retry.
+    pub(super) fn pop_head(
+        &mut self,
+        key: &(TaskId, RelPath),
+        now: Option<Instant>,
+    ) -> Option<Item> {
+        let queue = self.map.get_mut(key)?;
+        let item = queue.pop_front()?;
+        if queue.is_empty() {
+            self.map.remove(key);
+            if let Some(now) = now {
+                for above in self.waiting_above(key, now) {
+                    if let Some(head) = self.head_mut(&above) {
+                        head.below = false;
+                    }
+                    self.set_step(&above, Step::Waiting(now));
+                }
+            }
+        }
+        Some(item)
+    }
+
+    /// The `connected` peers that hold the content `hash` of `key`: `from` (whose record
+    /// announced it) first, then those whose records queued for `key` announce the same
+    /// content (a relay of the same version, or the same edit made on two devices).
+    pub(super) fn holders(
+        &self,
+        key: &(TaskId, RelPath),
+        from: DeviceId,
+        hash: ContentHash,
+        connected: &BTreeSet<DeviceId>,
+    ) -> Vec<DeviceId> {
+        let mut holders = Vec::new();
+        if connected.contains(&from) {
+            holders.push(from);
+        }
+        for item in self.map.get(key).into_iter().flatten() {
+            let same = item.record.state.hash() == Some(hash);
+            if same && !holders.contains(&item.from) && connected.contains(&item.from) {
+                holders.push(item.from);
+            }
+        }
+        holders
+    }
+
     /// The first item of `key`'s queue.
     pub(super) fn head_mut(&mut self, key: &(TaskId, RelPath)) -> Option<&mut Item> {
-        self.0.get_mut(key).and_then(|q| q.front_mut())
+        self.map.get_mut(key).and_then(|q| q.front_mut())
     }
 
     /// Whether paths under the folder `key` have work queued. (Keys sort by path: those
@@ -112,7 +279,7 @@ impl Queues {
     pub(super) fn busy_below(&self, key: &(TaskId, RelPath)) -> bool {
         let folder = key.1.as_str();
         let after = (Bound::Excluded(key.clone()), Bound::Unbounded);
-        for ((task, path), _) in self.0.range(after) {
+        for ((task, path), _) in self.map.range(after) {
             let Some(rest) = path.as_str().strip_prefix(folder) else {
                 return false;
             };
@@ -138,7 +305,7 @@ impl Queues {
         while let Some(folder) = parent {
             let above = (key.0, folder);
             let waiting = self
-                .0
+                .map
                 .get(&above)
                 .and_then(|q| q.front())
                 .is_some_and(|head| {

@@ -2,11 +2,9 @@
 //! for its content, ordering its placement, and storing what a done placement made; plus
 //! the rivals (versions ours won against) decided again when ours changes.
 
-use qsync_base::{mtime_moved, Causality, ContentHash, DeviceId, RelPath, TaskId, VersionVector};
+use qsync_base::{mtime_moved, Causality, DeviceId, RelPath, TaskId, VersionVector};
 
-use super::{
-    Core, Distrust, Item, Step, CHILDREN_WAITS, MAX_RETRY_AFTER, NEW_FOLDER_MODE, RETRY_AFTER,
-};
+use super::{Core, Distrust, Item, Step, CHILDREN_WAITS, NEW_FOLDER_MODE};
 use crate::io::{Effect, PlaceOutcome, Placement};
 use crate::ledger::Ledger;
 use crate::rules::{
@@ -67,7 +65,7 @@ impl Core {
                                 None => {
                                     // Every name for the copy is taken: never overwrite
                                     // without one; try again later.
-                                    self.wait(key);
+                                    self.work.wait(key, self.now);
                                     return Ok(());
                                 }
                             },
@@ -130,13 +128,15 @@ impl Core {
         };
         if needs_content && !item.fetched {
             let holders = match &remote.state {
-                State::File { hash, .. } => self.holders(key, item.from, *hash),
+                State::File { hash, .. } => {
+                    self.work.holders(key, item.from, *hash, &self.connected)
+                }
                 _ => Vec::new(),
             };
             if holders.is_empty() {
                 // Nobody connected has it: decided again later (its sender, or
                 // another device announcing the same content, may come back).
-                self.wait(key);
+                self.work.wait(key, self.now);
                 return Ok(false);
             }
             if let State::File { hash, .. } = &remote.state {
@@ -149,7 +149,7 @@ impl Core {
                     size: remote.state.size(),
                     base: expect.hash(),
                 });
-                self.set_step(key, Step::Fetching);
+                self.work.set_step(key, Step::Fetching);
                 return Ok(false);
             }
         }
@@ -160,7 +160,7 @@ impl Core {
         };
         let Some(parents) = parents else {
             // A parent here is a file or a link: wait for the rules to settle it.
-            self.wait(key);
+            self.work.wait(key, self.now);
             return Ok(false);
         };
         self.effects.push_back(Effect::Place(Placement {
@@ -173,7 +173,7 @@ impl Core {
             parents: parents.clone(),
             from: item.from,
         }));
-        self.set_step(
+        self.work.set_step(
             key,
             Step::Placing {
                 version,
@@ -378,15 +378,6 @@ impl Core {
         Ok(())
     }
 
-    pub(super) fn set_step(&mut self, key: &(TaskId, RelPath), step: Step) {
-        if let Some(item) = self.work.get_mut(key).and_then(|q| q.front_mut()) {
-            if let Step::Waiting(at) = step {
-                self.waiting.insert((at, key.0, key.1.clone()));
-            }
-            item.step = step;
-        }
-    }
-
     /// A check of `patience.rs` is due: if `head` still heads `key`'s queue, waiting for
     /// its content or a retry, while another peer's record waits behind it, it goes to the
     /// back and the next record is decided. While the queue holds records of more than one
@@ -434,23 +425,6 @@ impl Core {
         Ok(())
     }
 
-    /// The connected peers that hold the content `hash` of `key`: `from` (whose record
-    /// announced it) first, then those whose records queued for `key` announce the same
-    /// content (a relay of the same version, or the same edit made on two devices).
-    fn holders(&self, key: &(TaskId, RelPath), from: DeviceId, hash: ContentHash) -> Vec<DeviceId> {
-        let mut holders = Vec::new();
-        if self.connected.contains(&from) {
-            holders.push(from);
-        }
-        for item in self.work.get(key).into_iter().flatten() {
-            let same = item.record.state.hash() == Some(hash);
-            if same && !holders.contains(&item.from) && self.connected.contains(&item.from) {
-                holders.push(item.from);
-            }
-        }
-        holders
-    }
-
     /// A record was queued behind `key`'s first: if the first's content is being fetched
     /// and the new record's sender announced the same content, the fetch is ordered again
     /// naming it among the holders (the driver adds it to the fetch under way), so that a
@@ -478,7 +452,7 @@ impl Core {
         let base = ledger
             .record(&key.0, &key.1)?
             .and_then(|local| local.state.hash());
-        let holders = self.holders(key, from, hash);
+        let holders = self.work.holders(key, from, hash, &self.connected);
         self.effects.push_back(Effect::Fetch {
             from,
             holders,
@@ -489,26 +463,6 @@ impl Core {
             base,
         });
         Ok(())
-    }
-
-    pub(super) fn wait(&mut self, key: &(TaskId, RelPath)) {
-        if let Some(now) = self.now {
-            self.set_step(key, Step::Waiting(now + RETRY_AFTER));
-        }
-    }
-
-    /// Decide the head of `key` again later, after a failure: [`RETRY_AFTER`] doubled for
-    /// each failure in a row before, at most [`MAX_RETRY_AFTER`].
-    pub(super) fn back_off(&mut self, key: &(TaskId, RelPath)) {
-        let Some(now) = self.now else { return };
-        let Some(head) = self.work.get_mut(key).and_then(|q| q.front_mut()) else {
-            return;
-        };
-        let delay = RETRY_AFTER
-            .saturating_mul(1 << head.failures.min(8))
-            .min(MAX_RETRY_AFTER);
-        head.failures = head.failures.saturating_add(1);
-        self.set_step(key, Step::Waiting(now + delay));
     }
 
     /// The folders to create before `path` can be placed, outermost first; `None` if one
@@ -555,8 +509,8 @@ impl Core {
                 self.finish_placed(&key, item, version, aside, parents, ledger)?;
                 self.advance(&key, ledger)?;
             }
-            PlaceOutcome::Diverged => self.wait(&key),
-            PlaceOutcome::Failed => self.back_off(&key),
+            PlaceOutcome::Diverged => self.work.wait(&key, self.now),
+            PlaceOutcome::Failed => self.work.back_off(&key, self.now),
             PlaceOutcome::NoContent => {
                 if let Some(head) = self.work.get_mut(&key).and_then(|q| q.front_mut()) {
                     head.fetched = false;
@@ -572,7 +526,7 @@ impl Core {
                     if let Some(head) = self.work.head_mut(&key) {
                         head.below = true;
                     }
-                    self.wait(&key);
+                    self.work.wait(&key, self.now);
                     return Ok(());
                 }
                 // What is left may be on its way out too: the deletions of its children are
@@ -585,7 +539,7 @@ impl Core {
                     if let Some(head) = self.work.get_mut(&key).and_then(|q| q.front_mut()) {
                         head.children_waits += 1;
                     }
-                    self.wait(&key);
+                    self.work.wait(&key, self.now);
                     return Ok(());
                 }
                 // The folder still holds paths this device changed (or never announced): it
