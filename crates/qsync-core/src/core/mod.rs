@@ -24,7 +24,7 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use qsync_base::{mtime_moved, Causality, ContentHash, DeviceId, RelPath, TaskId, VersionVector};
+use qsync_base::{mtime_moved, Causality, ContentHash, DeviceId, RelPath, TaskId};
 
 use crate::fold::Fold;
 use crate::io::{Effect, Input, Message};
@@ -32,12 +32,14 @@ use crate::ledger::Ledger;
 
 use crate::state::{Record, State};
 
+mod book;
 mod budget;
 mod patience;
 mod queues;
 mod streams;
 mod tombstones;
 mod work;
+use book::Book;
 pub use budget::{
     record_cost, Distrust, Report, MAX_COUNTER, MAX_HELLOS, MAX_LINK_TARGET, MAX_NUMBER,
     MAX_VERSION_ENTRIES, WINDOW_BYTES, WINDOW_RECORDS,
@@ -82,16 +84,15 @@ const NEW_FOLDER_MODE: u32 = 0o755;
 #[derive(Debug)]
 pub struct Core {
     me: DeviceId,
-    /// The keys this device counts its changes under (see [`counter_keys`](crate::rules::counter_keys)).
-    keys: Vec<DeviceId>,
     now: Option<Instant>,
     connected: BTreeSet<DeviceId>,
     /// The streams of records with each peer, per task (`streams.rs`).
     streams: Streams,
     /// Received records waiting to be carried out, per path, oldest first.
     work: Queues,
-    /// Paths whose record changed: their rivals are decided again.
-    changed: BTreeSet<(TaskId, RelPath)>,
+    /// What the rules write into the ledger, and the paths whose rivals are decided again
+    /// (`book.rs`).
+    book: Book,
     /// Tombstones every linked device has: forgotten.
     tombstones: Tombstones,
     /// Queues whose first record may be holding another peer's (see `patience.rs`).
@@ -112,12 +113,11 @@ impl Core {
     pub fn with_key_seed(me: DeviceId, seed: [u8; 32]) -> Self {
         Self {
             me,
-            keys: crate::rules::counter_keys(&me, &seed),
+            book: Book::new(crate::rules::counter_keys(&me, &seed)),
             now: None,
             connected: BTreeSet::new(),
             streams: Streams::default(),
             work: Queues::default(),
-            changed: BTreeSet::new(),
             tombstones: Tombstones::default(),
             patience: Patience::default(),
             effects: VecDeque::new(),
@@ -131,7 +131,7 @@ impl Core {
 
     /// The keys this device counts its changes under.
     pub fn counter_keys(&self) -> &[DeviceId] {
-        &self.keys
+        self.book.keys()
     }
 
     /// Take in one fact.
@@ -166,7 +166,7 @@ impl Core {
             Input::RulesChanged { task } => {
                 // What was excluded is decided again: the rules may include it now.
                 let paths = ledger.rival_paths(&task)?;
-                self.changed.extend(paths.into_iter().map(|p| (task, p)));
+                self.book.mark_all(task, paths);
             }
             Input::Fetched {
                 task,
@@ -220,7 +220,7 @@ impl Core {
                 // link, and that greeting was dropped.)
                 self.greet(task, peer, false, ledger)?;
                 let paths = ledger.rival_paths(&task)?;
-                self.changed.extend(paths.into_iter().map(|p| (task, p)));
+                self.book.mark_all(task, paths);
             }
         }
         Ok(())
@@ -242,7 +242,7 @@ impl Core {
             .into_iter()
             .any(|(d, r)| d == item.from && r.version == item.record.version);
         if !kept {
-            self.keep_rival(&key.0, &key.1, item.from, &item.record, ledger)?;
+            Book::keep_rival(&key.0, &key.1, item.from, &item.record, ledger)?;
         }
         self.finish_head(&key, ledger)?;
         self.advance(&key, ledger)
@@ -563,37 +563,6 @@ impl Core {
         Ok(())
     }
 
-    fn next_seq<L: Ledger>(ledger: &L, task: &TaskId) -> Result<u64, L::Error> {
-        Ok(ledger.last_seq(task)? + 1)
-    }
-
-    /// Store a new version of `path` made on this device.
-    fn store_local<L: Ledger>(
-        &mut self,
-        task: &TaskId,
-        (path, state): (RelPath, State),
-        base: &VersionVector,
-        (mtime_ns, retimed): (i64, Option<VersionVector>),
-        ledger: &mut L,
-    ) -> Result<(), L::Error> {
-        let seq = Self::next_seq(ledger, task)?;
-        let version = self.bump(base);
-        ledger.put(
-            task,
-            Record {
-                path: path.clone(),
-                state,
-                version,
-                mtime_ns,
-                seq,
-                retimed,
-            },
-            None,
-        )?;
-        self.changed.insert((*task, path));
-        Ok(())
-    }
-
     fn observed<L: Ledger>(
         &mut self,
         task: TaskId,
@@ -629,7 +598,8 @@ impl Core {
             under.sort_by(|a, b| b.path.cmp(&a.path));
             for child in under.into_iter().filter(|c| c.state.exists()) {
                 let deleted = (child.path, State::Deleted);
-                self.store_local(&task, deleted, &child.version, (mtime_ns, None), ledger)?;
+                self.book
+                    .store_local(&task, deleted, &child.version, (mtime_ns, None), ledger)?;
             }
         }
         // A file's time moved, nothing else: the version keeps the content of the one it
@@ -641,7 +611,8 @@ impl Core {
             .map(|c| c.retimed.clone().unwrap_or_else(|| c.version.clone()));
         let base = current.map(|c| c.version).unwrap_or_default();
         let new = (path.clone(), state);
-        self.store_local(&task, new, &base, (mtime_ns, retimed), ledger)?;
+        self.book
+            .store_local(&task, new, &base, (mtime_ns, retimed), ledger)?;
         // A placement waiting on this path is decided again now, against the new version.
         let key = (task, path);
         if let Some(item) = self.work.get_mut(&key).and_then(|q| q.front_mut()) {
@@ -747,17 +718,9 @@ impl Core {
 
     /// Tell the driver that `from` sent something refused or distrusted.
     fn distrust(&mut self, from: DeviceId, task: TaskId, why: Distrust, path: Option<RelPath>) {
-        let report = Report {
-            why,
-            path,
-            count: 1,
-        };
-        self.effects
-            .push_back(Effect::Distrust { from, task, report });
+        distrust(&mut self.effects, from, task, why, path);
     }
 
-    /// The version of a change this device makes on top of `base` (see
-    /// [`next_version`](crate::rules::next_version)).
     /// Forget the tombstones of `task` every linked device has (see `tombstones.rs`).
     fn collect_tombstones<L: Ledger>(
         &mut self,
@@ -774,12 +737,9 @@ impl Core {
                 .take_while(|((t, p), _)| *t == task && p.as_str().starts_with(path.as_str()))
                 .any(|((_, p), _)| p == path || p.starts_with(path))
         };
-        self.tombstones.collect(&task, &self.keys, busy, ledger)?;
+        self.tombstones
+            .collect(&task, self.book.keys(), busy, ledger)?;
         Ok(())
-    }
-
-    fn bump(&self, base: &VersionVector) -> VersionVector {
-        crate::rules::next_version(&self.keys, base)
     }
 
     /// Bytes held for records received from `peer` for `task` and not yet settled (what
@@ -787,4 +747,20 @@ impl Core {
     pub fn held_from(&self, task: &TaskId, peer: &DeviceId) -> usize {
         self.streams.held_from(task, peer)
     }
+}
+
+/// Order the report that `from` sent something about `task` the rules refuse or doubt.
+fn distrust(
+    effects: &mut VecDeque<Effect>,
+    from: DeviceId,
+    task: TaskId,
+    why: Distrust,
+    path: Option<RelPath>,
+) {
+    let report = Report {
+        why,
+        path,
+        count: 1,
+    };
+    effects.push_back(Effect::Distrust { from, task, report });
 }

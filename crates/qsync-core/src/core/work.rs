@@ -4,13 +4,10 @@
 
 use qsync_base::{mtime_moved, Causality, DeviceId, RelPath, TaskId, VersionVector};
 
-use super::{Core, Distrust, Item, Step, CHILDREN_WAITS, NEW_FOLDER_MODE};
+use super::{Core, Distrust, Item, Step, CHILDREN_WAITS};
 use crate::io::{Effect, PlaceOutcome, Placement};
 use crate::ledger::Ledger;
-use crate::rules::{
-    claims_above, decide_as, is_conflict_copy, join, loser_copy_nth, merged_retimed, reclaimed,
-    retimed_after_takeover, Decision,
-};
+use crate::rules::{claims_above, decide_as, join, loser_copy_nth, Decision};
 use crate::state::{Record, State};
 
 impl Core {
@@ -47,12 +44,12 @@ impl Core {
                 && item.tracked
                 && local
                     .as_ref()
-                    .is_some_and(|l| claims_above(&self.keys, l, remote))
+                    .is_some_and(|l| claims_above(self.book.keys(), l, remote))
             {
                 self.note_claim(key, item.from, remote.path.clone());
             }
             let (version, aside) = {
-                match decide_as(&self.keys, local.as_ref(), remote) {
+                match decide_as(self.book.keys(), local.as_ref(), remote) {
                     Decision::Take => (remote.version.clone(), None),
                     Decision::TakeOver { aside } => {
                         let merged = local
@@ -84,7 +81,11 @@ impl Core {
                         (merged, None)
                     }
                     decision => {
-                        self.settle_in_ledger(key, &item, local, decision, ledger)?;
+                        let decided = (local, decision);
+                        let effects = &mut self.effects;
+                        self.book
+                            .settle_in_ledger(key, &item, decided, effects, ledger)?;
+                        self.finish_head(key, ledger)?;
                         continue;
                     }
                 }
@@ -119,7 +120,9 @@ impl Core {
                 .is_some_and(|l| mtime_moved(l.mtime_ns, remote.mtime_ns));
         if aside.is_none() && expect == remote.state && !time_moved {
             // Nothing to change on disk: only the version is new.
-            self.finish_placed(key, item, version, None, Vec::new(), ledger)?;
+            self.book
+                .record_placed(key, item, version, None, Vec::new(), ledger)?;
+            self.finish_head(key, ledger)?;
             return Ok(true);
         }
         let needs_content = match &remote.state {
@@ -230,152 +233,6 @@ impl Core {
             }
         }
         Ok(true)
-    }
-
-    /// Carry out a decision that changes nothing on disk (only the ledger, if anything),
-    /// then settle the head of `key`.
-    fn settle_in_ledger<L: Ledger>(
-        &mut self,
-        key: &(TaskId, RelPath),
-        item: &Item,
-        local: Option<Record>,
-        decision: Decision,
-        ledger: &mut L,
-    ) -> Result<(), L::Error> {
-        let (task, path) = (&key.0, &key.1);
-        let remote = &item.record;
-        match (decision, local) {
-            (Decision::Keep, Some(ours)) => {
-                // Older news than ours, of other content: said again, so that the sender
-                // hears of ours. It may hold that old version for good otherwise: when it
-                // had forgotten the deletion ours is (see `tombstones.rs`), and took an
-                // older record from a device that never acknowledged it.
-                let older = ours.state != remote.state
-                    && remote.version.compare(&ours.version) == Causality::Before;
-                if older && item.tracked {
-                    Self::say_again(task, ours, ledger)?;
-                }
-            }
-            (Decision::Reannounce, Some(ours)) => {
-                // Ours wins over an equal version: said again, so that the device
-                // holding theirs hears of ours and takes it over.
-                Self::say_again(task, ours, ledger)?;
-            }
-            (Decision::Reclaim, Some(ours)) => {
-                let version = reclaimed(&self.keys, &ours.version, &remote.version);
-                let seq = Self::next_seq(ledger, task)?;
-                // A change of this device's own: it keeps no earlier content.
-                let record = Record {
-                    version,
-                    seq,
-                    retimed: None,
-                    ..ours
-                };
-                ledger.put(task, record, None)?;
-                self.changed.insert(key.clone());
-                self.keep_rival(task, path, item.from, remote, ledger)?;
-            }
-            (Decision::Reassert, Some(ours)) => {
-                // A deletion built on a forged claim of our changes: ours stays,
-                // as a change of ours over both versions.
-                let merged = join(&ours.version, &remote.version);
-                let (state, mtime_ns) = (ours.state, ours.mtime_ns);
-                let ours = (path.clone(), state);
-                self.store_local(task, ours, &merged, (mtime_ns, None), ledger)?;
-            }
-            (Decision::KeepOurs, local) => {
-                self.keep_rival(task, path, item.from, remote, ledger)?;
-                // Said again, so that the sender decides the two as well: it may
-                // have had ours before it made its own, which a version cut to
-                // the bound (`rules::join`) then no longer shows.
-                if let (Some(ours), true) = (local, item.tracked) {
-                    Self::say_again(task, ours, ledger)?;
-                }
-            }
-            (Decision::Merge, local) => self.merge(key, item, local, ledger)?,
-            _ => {}
-        }
-        self.finish_head(key, ledger)
-    }
-
-    /// Store `ours` again under a new number, so that it is sent to every peer again.
-    fn say_again<L: Ledger>(task: &TaskId, ours: Record, ledger: &mut L) -> Result<(), L::Error> {
-        let seq = Self::next_seq(ledger, task)?;
-        ledger.put(task, Record { seq, ..ours }, None)
-    }
-
-    /// Store the join of `local` and the head's record, concurrent with it and of the same
-    /// content (or a deletion of a path never seen here).
-    fn merge<L: Ledger>(
-        &mut self,
-        key: &(TaskId, RelPath),
-        item: &Item,
-        local: Option<Record>,
-        ledger: &mut L,
-    ) -> Result<(), L::Error> {
-        let task = &key.0;
-        let remote = &item.record;
-        let local_none = local.is_none();
-        let merged = match local {
-            // Theirs adds nothing to ours once cut to the bound: nothing to store, but
-            // ours is said again if it differs from theirs, so that the sender joins the
-            // two as well (it would not hear of ours again).
-            Some(ours) if join(&ours.version, &remote.version) == ours.version => {
-                let kept = merged_retimed(&ours, remote);
-                if ours.version == remote.version && kept != ours.retimed {
-                    // The same version, keeping other versions' contents (each device
-                    // settled a time change its own way): both settle on what the two
-                    // keep merged, and say so.
-                    let seq = Self::next_seq(ledger, task)?;
-                    let settled = Record {
-                        seq,
-                        retimed: kept,
-                        ..ours
-                    };
-                    ledger.put(task, settled, None)?;
-                    self.changed.insert(key.clone());
-                } else if ours.version != remote.version && item.tracked {
-                    Self::say_again(task, ours, ledger)?;
-                }
-                return Ok(());
-            }
-            Some(l) => Record {
-                version: join(&l.version, &remote.version),
-                mtime_ns: l.mtime_ns.max(remote.mtime_ns),
-                seq: Self::next_seq(ledger, task)?,
-                retimed: merged_retimed(&l, remote),
-                ..l
-            },
-            // A deletion of a path never had here. This device made no change to it: a
-            // counter of its own in that version was claimed for it (it is cut, so that the
-            // tombstone can be forgotten, see `tombstones.rs`).
-            None => {
-                let own = |d: &DeviceId| self.keys.contains(d);
-                let counters: Vec<(DeviceId, u64)> = remote.version.clone().into();
-                let cut = VersionVector::from(
-                    counters
-                        .into_iter()
-                        .filter(|(d, _)| !own(d))
-                        .collect::<Vec<_>>(),
-                );
-                // (A conflict copy carries the version of what it copies, ours maybe: an
-                // honest peer's deletion of a copy never had here names our counters.)
-                if cut != remote.version && !is_conflict_copy(&remote.path) {
-                    let path = Some(remote.path.clone());
-                    self.distrust(item.from, *task, Distrust::ClaimAboveIssued, path);
-                }
-                Record {
-                    version: cut,
-                    seq: Self::next_seq(ledger, task)?,
-                    ..remote.clone()
-                }
-            }
-        };
-        // Taken as is (a cut deletion too: its sender holds all of it): never sent back.
-        let origin = (local_none || merged.version == remote.version).then_some(item.from);
-        ledger.put(task, merged, origin)?;
-        self.changed.insert(key.clone());
-        Ok(())
     }
 
     /// A check of `patience.rs` is due: if `head` still heads `key`'s queue, waiting for
@@ -506,7 +363,9 @@ impl Core {
         };
         match outcome {
             PlaceOutcome::Done => {
-                self.finish_placed(&key, item, version, aside, parents, ledger)?;
+                self.book
+                    .record_placed(&key, item, version, aside, parents, ledger)?;
+                self.finish_head(&key, ledger)?;
                 self.advance(&key, ledger)?;
             }
             PlaceOutcome::Diverged => self.work.wait(&key, self.now),
@@ -549,7 +408,8 @@ impl Core {
                 if let Some(local) = ledger.record(task, path)? {
                     let kept = (path.clone(), local.state);
                     let time = (local.mtime_ns, None);
-                    self.store_local(task, kept, &local.version, time, ledger)?;
+                    self.book
+                        .store_local(task, kept, &local.version, time, ledger)?;
                 }
                 self.finish_head(&key, ledger)?;
                 self.advance(&key, ledger)?;
@@ -558,173 +418,13 @@ impl Core {
         Ok(())
     }
 
-    /// A placement is done (or needed no disk change): store what it made, settle it.
-    pub(super) fn finish_placed<L: Ledger>(
-        &mut self,
-        key: &(TaskId, RelPath),
-        item: Item,
-        version: VersionVector,
-        aside: Option<(RelPath, Record)>,
-        parents: Vec<RelPath>,
-        ledger: &mut L,
-    ) -> Result<(), L::Error> {
-        let task = &key.0;
-        self.record_parents(task, parents, &item, ledger)?;
-        if let Some(aside) = aside {
-            self.record_copy(task, aside, ledger)?;
-        }
-        // The person may have changed the path after the placement was ordered, and the
-        // watcher's report of it stored (a file written, say), then changed it back before
-        // the placement looked (the file deleted again: the driver found what it expected).
-        // That version is gone from the disk by the person's hand, but peers may have its
-        // record: the stored version must have seen it, or they would wait for ever for
-        // content nobody has.
-        // It is a change of this device's (bumped): another device may have settled the
-        // same two versions the other way, and equal versions must not name two contents.
-        let current = ledger.record(task, &key.1)?;
-        // Two concurrent versions of the same state merged (their times apart): what they
-        // keep is merged the same way as where no placement was needed (`merge`).
-        let retimed = match &current {
-            Some(c) if version != item.record.version && c.state == item.record.state => {
-                merged_retimed(c, &item.record)
-            }
-            Some(c) if version != item.record.version => retimed_after_takeover(c, &item.record),
-            _ => item.record.retimed.clone(),
-        };
-        let version = match current {
-            Some(current) if !version.dominates(&current.version) => {
-                self.bump(&join(&version, &current.version))
-            }
-            _ => version,
-        };
-        let seq = Self::next_seq(ledger, task)?;
-        let origin = (version == item.record.version).then_some(item.from);
-        ledger.put(
-            task,
-            Record {
-                path: key.1.clone(),
-                version,
-                seq,
-                retimed,
-                ..item.record
-            },
-            origin,
-        )?;
-        self.changed.insert(key.clone());
-        self.finish_head(key, ledger)?;
-        Ok(())
-    }
-
-    /// The folders a placement made to hold its path (`parents`), recorded.
-    fn record_parents<L: Ledger>(
-        &mut self,
-        task: &TaskId,
-        parents: Vec<RelPath>,
-        item: &Item,
-        ledger: &mut L,
-    ) -> Result<(), L::Error> {
-        for parent in parents {
-            let folder = State::Folder {
-                mode: NEW_FOLDER_MODE,
-            };
-            match ledger.record(task, &parent)? {
-                // Recorded as a folder since the placement was ordered (the folder's own
-                // record, placed first): nothing to add.
-                Some(known) if known.state.is_folder() => {}
-                // Brought back over a deletion: a change of ours that has seen it, so the
-                // device that deleted it learns it is back.
-                Some(deleted) => self.store_local(
-                    task,
-                    (parent, folder),
-                    &deleted.version,
-                    (item.record.mtime_ns, None),
-                    ledger,
-                )?,
-                // Never known here: only made to hold the path. Adopted with no version of
-                // ours, so the folder's own record (on its way) takes it over, and nobody's
-                // later deletion of it is made concurrent by it. It counts as taken from
-                // the device the path came from: that device has the folder (its own
-                // record of it is on the way or placed a moment later, the two placements
-                // can finish in either order), so sending it back would be an echo.
-                None => {
-                    let seq = Self::next_seq(ledger, task)?;
-                    ledger.put(
-                        task,
-                        Record {
-                            path: parent.clone(),
-                            state: folder,
-                            version: VersionVector::new(),
-                            mtime_ns: item.record.mtime_ns,
-                            seq,
-                            retimed: None,
-                        },
-                        Some(item.from),
-                    )?;
-                    self.changed.insert((*task, parent));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// This device's version that a placement moved aside (a conflict copy), recorded.
-    fn record_copy<L: Ledger>(
-        &mut self,
-        task: &TaskId,
-        (aside_path, ours): (RelPath, Record),
-        ledger: &mut L,
-    ) -> Result<(), L::Error> {
-        // Another device may have made the same copy already (its name follows from its
-        // content): then there is nothing new to record.
-        let existing = ledger.record(task, &aside_path)?;
-        if existing.as_ref().is_none_or(|r| r.state != ours.state) {
-            // The copy carries the version of what it copies: two devices that copy
-            // versions of one history aside under one name (same bytes, say, another
-            // mode) then agree that the later one stands. Only a copy over something
-            // it has not seen is a change of this device's.
-            let version = match &existing {
-                Some(e) if ours.version.compare(&e.version) != Causality::After => {
-                    self.bump(&join(&ours.version, &e.version))
-                }
-                _ => ours.version.clone(),
-            };
-            let seq = Self::next_seq(ledger, task)?;
-            let copy = Record {
-                path: aside_path.clone(),
-                state: ours.state,
-                version,
-                mtime_ns: ours.mtime_ns,
-                seq,
-                retimed: None,
-            };
-            ledger.put(task, copy, None)?;
-            self.changed.insert((*task, aside_path));
-        }
-        Ok(())
-    }
-
-    /// Keep `rival` (from `peer`) for `path`, in place of the one kept from that peer. A
-    /// rival is forgotten only once this device's own version has seen it (see
-    /// [`Core::recheck_rivals`]), never because another peer's version claims to have: that
-    /// claim may be forged, and the rival the only copy of a peer's edit here.
-    pub(super) fn keep_rival<L: Ledger>(
-        &mut self,
-        task: &TaskId,
-        path: &RelPath,
-        peer: DeviceId,
-        rival: &Record,
-        ledger: &mut L,
-    ) -> Result<(), L::Error> {
-        ledger.set_rival(task, path, &peer, Some(rival.clone()))
-    }
-
     /// Decide again the rivals of every path whose record changed: one that ours has now
     /// seen is forgotten; the others are queued like received records (ours may now lose),
     /// and stay in the ledger until ours has seen them, so a crash or a lost connection
     /// cannot drop them. (A path with no record here has rivals only when its rules
     /// excluded it: `Input::Excluded`; they are queued as well.)
     pub(super) fn recheck_rivals<L: Ledger>(&mut self, ledger: &mut L) -> Result<(), L::Error> {
-        while let Some(key) = self.changed.pop_first() {
+        while let Some(key) = self.book.pop_changed() {
             let (task, path) = (&key.0, &key.1);
             let ours = ledger.record(task, path)?;
             let rivals = ledger.rivals(task, path)?;
