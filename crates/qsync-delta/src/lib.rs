@@ -109,6 +109,10 @@ impl Options {
     }
 }
 
+/// The length of a patch's header (its format, the lengths and hashes of the two
+/// versions): no patch is shorter.
+pub const HEADER_LEN: usize = format::HEADER_LEN;
+
 /// Why the whole file is sent instead of a patch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FullReason {

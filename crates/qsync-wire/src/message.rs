@@ -90,19 +90,6 @@ pub enum Message {
         /// The encoded core message.
         body: Bytes,
     },
-    /// A message of the sync core (as [`Message::Sync`]) whose records carry the content
-    /// of some of them as patches: each a qsync-delta patch from the version before (its
-    /// header names that base and the result), made by the sender of its own edit and sent
-    /// with its record, so that a receiver holding the base needs no request (a 1-byte
-    /// edit of a large file is one message and its acknowledgement). A receiver without
-    /// the base, or whose patch does not apply, asks for the content as for any record.
-    SyncPatched {
-        /// The encoded core message.
-        body: Bytes,
-        /// The patches: each with the index of its record in the message's records, at
-        /// most [`MAX_INLINE_PATCH`] bytes, at most [`MAX_INLINE_PATCHES`] of them taken.
-        patches: Vec<(u32, Bytes)>,
-    },
     /// Part of the content asked for by a core `Request`, in order from `offset`; a last
     /// message with `last: true` (carrying the last bytes, or none) says it is complete and
     /// matched its hash.
@@ -184,6 +171,19 @@ pub enum Message {
         /// Where the content now follows from (a block's start, before `asked`).
         from: u64,
     },
+    /// A message of the sync core (as [`Message::Sync`]) whose records carry the content
+    /// of some of them as patches: each a qsync-delta patch from the version before (its
+    /// header names that base and the result), made by the sender of its own edit and sent
+    /// with its record, so that a receiver holding the base needs no request (a 1-byte
+    /// edit of a large file is one message and its acknowledgement). A receiver without
+    /// the base, or whose patch does not apply, asks for the content as for any record.
+    SyncPatched {
+        /// The encoded core message.
+        body: Bytes,
+        /// The patches: each with the index of its record in the message's records, at
+        /// most [`MAX_INLINE_PATCH`] bytes, at most [`MAX_INLINE_PATCHES`] of them taken.
+        patches: Vec<(u32, Bytes)>,
+    },
 }
 
 impl Message {
@@ -194,7 +194,21 @@ impl Message {
             Message::Content { data, .. }
             | Message::Delta { data, .. }
             | Message::Signature { data, .. } => data.len(),
-            Message::SyncPatched { patches, .. } => patches.iter().map(|(_, d)| d.len()).sum(),
+            // Its records are charged too: a large body with a tiny patch is no cheaper.
+            Message::SyncPatched { body, patches } => {
+                body.len() + patches.iter().map(|(_, d)| d.len()).sum::<usize>()
+            }
+            _ => 0,
+        }
+    }
+
+    /// The bytes of served content this message carries (a chunk of a content, a patch
+    /// or a signature): what a connection's queue of served content counts.
+    pub fn served_len(&self) -> usize {
+        match self {
+            Message::Content { data, .. }
+            | Message::Delta { data, .. }
+            | Message::Signature { data, .. } => data.len(),
             _ => 0,
         }
     }

@@ -60,6 +60,11 @@ fn message() -> impl Strategy<Value = Message> {
         ".{0,32}".prop_map(|reason| Message::LinkRefused { reason }),
         Just(Message::Unlink),
         data().prop_map(|body| Message::Sync { body }),
+        (
+            data(),
+            proptest::collection::vec((any::<u32>(), data()), 0..4)
+        )
+            .prop_map(|(body, patches)| Message::SyncPatched { body, patches }),
         (rel_path(), hash(), any::<u64>(), data(), any::<bool>()).prop_map(
             |(path, hash, offset, data, last)| Message::Content {
                 path,

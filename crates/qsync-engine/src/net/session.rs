@@ -335,7 +335,7 @@ async fn write_frames(
             Ok(frame) => sink.send(frame).await,
             Err(e) => Err(e),
         };
-        let len = message.data_len();
+        let len = message.served_len();
         if len > 0 {
             queued.fetch_sub(len.min(queued.load(Ordering::Relaxed)), Ordering::Relaxed);
         }

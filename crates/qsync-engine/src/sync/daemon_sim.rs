@@ -251,7 +251,7 @@ impl Sim {
                 let receiver = &mut self.devices[to];
                 for (task, message) in sent {
                     moved = true;
-                    self.carried += message.data_len();
+                    self.carried += message.served_len();
                     if receiver.around.is_connected(&from_id) {
                         receiver
                             .driver

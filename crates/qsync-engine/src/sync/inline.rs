@@ -11,10 +11,12 @@
 //! content is asked for as usual: a patch sent in vain costs at most
 //! [`MAX_INLINE_PATCH`] bytes.
 //!
-//! Both sides are bounded: the sender keeps the patches of its last [`OUTGOING_KEPT`]
-//! edits, the receiver at most [`RECEIVED_BYTES`] of patches, the oldest forgotten first
-//! (a peer sending patches for records it never sends, or for contents never wanted,
-//! only pushes out its own).
+//! Both sides are bounded: the sender makes patches for files of at most
+//! [`MAX_PATCHED_FILE`], reading at most [`PATCHED_PER_ROUND`] per round of the driver,
+//! and keeps those of its last [`OUTGOING_KEPT`] edits; the receiver keeps at most
+//! [`RECEIVED_PATCHES`] patches and [`RECEIVED_BYTES`], the oldest forgotten first (a peer
+//! sending patches for records that are never decided, or for contents never wanted,
+//! pushes out the patches of others: they are then asked for, as without patches).
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -34,8 +36,24 @@ pub(super) const MIN_PATCHED_FILE: u64 = 64 * 1024;
 /// How many edits' patches the sender keeps to send with their records.
 pub(super) const OUTGOING_KEPT: usize = 64;
 
-/// The bytes of received patches kept waiting for the core.
+/// The bytes of received patches kept waiting for the core (each counted with its path
+/// and [`ENTRY_COST`]).
 pub(super) const RECEIVED_BYTES: usize = 1024 * 1024;
+
+/// The most received patches kept waiting for the core.
+pub(super) const RECEIVED_PATCHES: usize = 1024;
+
+/// What a kept patch costs beyond its bytes and its path (its key, the map's entry).
+const ENTRY_COST: usize = 128;
+
+/// The largest file whose edits get a patch before their record goes out: the patch is
+/// made on the engine's thread, reading both versions (a larger one's edits are asked for
+/// as before, and served as patches by the serving threads).
+pub(super) const MAX_PATCHED_FILE: u64 = 256 * 1024 * 1024;
+
+/// The most file bytes read to make patches in one round of the driver: the rest of the
+/// edits of a large batch go without (a rescan after a start may find thousands).
+pub(super) const PATCHED_PER_ROUND: u64 = 512 * 1024 * 1024;
 
 /// An edit seen here whose patch is to be made: its task, path, new content and size,
 /// and the content before.
@@ -67,7 +85,12 @@ impl Outgoing {
         (hash, size): (ContentHash, u64),
         before: ContentHash,
     ) {
-        if size >= MIN_PATCHED_FILE && hash != before {
+        if (MIN_PATCHED_FILE..=MAX_PATCHED_FILE).contains(&size) && hash != before {
+            // Only the last edit of a path counts, and only the last ones of a batch.
+            self.seen.retain(|e| (e.task, &e.path) != (task, &path));
+            if self.seen.len() >= OUTGOING_KEPT {
+                self.seen.remove(0);
+            }
             self.seen.push(Edit {
                 task,
                 path,
@@ -87,7 +110,13 @@ impl Outgoing {
         root_of: impl Fn(&TaskId) -> Option<PathBuf>,
         kept: impl Fn(&ContentHash) -> Option<PathBuf>,
     ) {
+        let mut read = 0u64;
         for edit in std::mem::take(&mut self.seen) {
+            // Both versions are read: within the round's budget.
+            read = read.saturating_add(edit.size.saturating_mul(2));
+            if read > PATCHED_PER_ROUND {
+                break;
+            }
             let (Some(root), Some(base_file)) = (root_of(&edit.task), kept(&edit.before)) else {
                 continue;
             };
@@ -159,6 +188,9 @@ impl Received {
     /// index; one naming no file record, or too large, is dropped).
     pub(super) fn keep(&mut self, task: TaskId, records: &[Record], patches: Vec<(u32, Bytes)>) {
         for (i, patch) in patches.into_iter().take(MAX_INLINE_PATCHES) {
+            if patch.len() < qsync_delta::HEADER_LEN {
+                continue; // not even a patch's header
+            }
             let record = usize::try_from(i).ok().and_then(|i| records.get(i));
             let Some(Record {
                 path,
@@ -173,17 +205,17 @@ impl Received {
             }
             let key = (task, path.clone(), *hash);
             if let Some(old) = self.patches.insert(key.clone(), patch.clone()) {
-                self.bytes -= old.len();
+                self.bytes -= cost(&key, &old);
                 self.order.retain(|k| *k != key);
             }
-            self.bytes += patch.len();
+            self.bytes += cost(&key, &patch);
             self.order.push_back(key);
-            while self.bytes > RECEIVED_BYTES {
+            while self.bytes > RECEIVED_BYTES || self.order.len() > RECEIVED_PATCHES {
                 let Some(oldest) = self.order.pop_front() else {
                     break;
                 };
                 if let Some(old) = self.patches.remove(&oldest) {
-                    self.bytes -= old.len();
+                    self.bytes -= cost(&oldest, &old);
                 }
             }
         }
@@ -192,10 +224,15 @@ impl Received {
     /// The patch that came for `key`, if one did (taken: it is tried once).
     pub(super) fn take(&mut self, key: &FetchKey) -> Option<Bytes> {
         let patch = self.patches.remove(key)?;
-        self.bytes -= patch.len();
+        self.bytes -= cost(key, &patch);
         self.order.retain(|k| k != key);
         Some(patch)
     }
+}
+
+/// What keeping `patch` for `key` counts against [`RECEIVED_BYTES`].
+fn cost(key: &FetchKey, patch: &Bytes) -> usize {
+    patch.len() + key.1.as_str().len() + ENTRY_COST
 }
 
 #[cfg(test)]
@@ -261,5 +298,26 @@ mod tests {
         }
         assert!(received.bytes <= RECEIVED_BYTES);
         assert!(received.take(&key(0)).is_none(), "the oldest was forgotten");
+    }
+
+    #[test]
+    fn only_the_last_edits_of_files_worth_a_patch_wait_for_one() {
+        let task = TaskId::random();
+        let mut out = Outgoing::default();
+        let h = |n: u32| ContentHash::of(&n.to_le_bytes());
+        let path = |n: u32| RelPath::new(format!("f{n}")).unwrap();
+        // Too small, too large, or no change: none.
+        out.edited(task, path(0), (h(1), MIN_PATCHED_FILE - 1), h(0));
+        out.edited(task, path(0), (h(1), MAX_PATCHED_FILE + 1), h(0));
+        out.edited(task, path(0), (h(1), MIN_PATCHED_FILE), h(1));
+        assert!(!out.has_seen());
+        // One per path (the last), and the last OUTGOING_KEPT of a batch.
+        for n in 0..(OUTGOING_KEPT as u32 + 10) {
+            out.edited(task, path(n % 100), (h(n + 1), MIN_PATCHED_FILE), h(n));
+            out.edited(task, path(n % 100), (h(n + 2), MIN_PATCHED_FILE), h(n + 1));
+        }
+        assert_eq!(out.seen.len(), OUTGOING_KEPT);
+        let last = out.seen.last().unwrap();
+        assert_eq!(last.hash, h(OUTGOING_KEPT as u32 + 11));
     }
 }

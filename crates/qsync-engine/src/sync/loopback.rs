@@ -78,7 +78,7 @@ impl Loopback {
         let mut out = Vec::new();
         while let Ok(Outbound::Message(task, message)) = rx.try_recv() {
             // Written: the serving thread may queue more (as the network's writer does).
-            let len = message.data_len();
+            let len = message.served_len();
             let queued = conn.queued.load(Ordering::Relaxed);
             conn.queued.fetch_sub(len.min(queued), Ordering::Relaxed);
             out.push((task, message));

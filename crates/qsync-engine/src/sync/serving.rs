@@ -217,7 +217,7 @@ fn serve_job(job: &ServeJob) {
     }
     let send = |message: Message| {
         use std::sync::atomic::Ordering;
-        let len = message.data_len();
+        let len = message.served_len();
         let since = Instant::now();
         while len > 0 && job.queued.load(Ordering::Relaxed) > net::MAX_QUEUED_CONTENT {
             if since.elapsed() > SERVE_STALL || job.tx.is_closed() {

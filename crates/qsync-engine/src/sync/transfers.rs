@@ -36,7 +36,15 @@ impl SyncDriver {
     /// exchange, which asks a holder for it.
     pub(super) fn fetch(&mut self, around: &mut impl Around, want: Want) {
         let (from, task, path, hash) = (want.from, want.task, want.path.clone(), want.hash);
-        if self.patched(&want) {
+        // Where new content is written: staging, and the task's folder (when it is on
+        // another file system, the content is copied there). Each must have room for it,
+        // with `transfer::FREE_SPACE_MARGIN` to spare.
+        let mut places = vec![self.fetching.staging.dir().to_owned()];
+        places.extend(self.folders.get(&task).map(|f| f.root.clone()));
+        let now = around.now();
+        // A patch that came with the record is applied only where its result fits.
+        let fits = self.free_space.room_for(&places, want.size, now).is_ok();
+        if fits && self.patched(&want) {
             // Its patch came with its record and gave the content: nothing is asked for.
             self.inputs.push_back(Input::Fetched {
                 task,
@@ -47,12 +55,7 @@ impl SyncDriver {
             });
             return;
         }
-        // Where new content is written: staging, and the task's folder (when it is on
-        // another file system, the content is copied there). Each must have room for it,
-        // with `transfer::FREE_SPACE_MARGIN` to spare.
-        let mut places = vec![self.fetching.staging.dir().to_owned()];
-        places.extend(self.folders.get(&task).map(|f| f.root.clone()));
-        let (space, now) = (&self.free_space, around.now());
+        let space = &self.free_space;
         let room = |needed: u64| space.room_for(&places, needed, now);
         let folder = self.folders.get(&task);
         let kept = |hash: &ContentHash| around.kept(hash);
