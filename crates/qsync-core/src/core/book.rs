@@ -9,7 +9,8 @@ use std::collections::{BTreeSet, VecDeque};
 
 use qsync_base::{Causality, DeviceId, RelPath, TaskId, VersionVector};
 
-use super::{Distrust, Item, NEW_FOLDER_MODE};
+use super::queues::Item;
+use super::{Distrust, NEW_FOLDER_MODE};
 use crate::io::Effect;
 use crate::ledger::Ledger;
 use crate::rules::{

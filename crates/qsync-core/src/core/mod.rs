@@ -24,7 +24,7 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use qsync_base::{mtime_moved, Causality, ContentHash, DeviceId, RelPath, TaskId};
+use qsync_base::{mtime_moved, DeviceId, RelPath, TaskId};
 
 use crate::fold::Fold;
 use crate::io::{Effect, Input, Message};
@@ -44,11 +44,10 @@ pub use budget::{
     record_cost, Distrust, Report, MAX_COUNTER, MAX_HELLOS, MAX_LINK_TARGET, MAX_NUMBER,
     MAX_VERSION_ENTRIES, WINDOW_BYTES, WINDOW_RECORDS,
 };
-use patience::Patience;
 pub use patience::PATIENCE;
-use queues::{Item, Queues, Step};
-use streams::{Admit, FoldIn, Heard, Streams};
+use streams::{FoldIn, Heard, Streams};
 use tombstones::Tombstones;
+use work::{Cx, Work};
 
 /// How long a placement that found the disk changed waits before it is decided again (by
 /// then the watcher has reported the change, and the decision takes it into account).
@@ -88,15 +87,13 @@ pub struct Core {
     connected: BTreeSet<DeviceId>,
     /// The streams of records with each peer, per task (`streams.rs`).
     streams: Streams,
-    /// Received records waiting to be carried out, per path, oldest first.
-    work: Queues,
+    /// The received work, per path (`work.rs`).
+    work: Work,
     /// What the rules write into the ledger, and the paths whose rivals are decided again
     /// (`book.rs`).
     book: Book,
     /// Tombstones every linked device has: forgotten.
     tombstones: Tombstones,
-    /// Queues whose first record may be holding another peer's (see `patience.rs`).
-    patience: Patience,
     effects: VecDeque<Effect>,
 }
 
@@ -117,11 +114,22 @@ impl Core {
             now: None,
             connected: BTreeSet::new(),
             streams: Streams::default(),
-            work: Queues::default(),
+            work: Work::default(),
             tombstones: Tombstones::default(),
-            patience: Patience::default(),
             effects: VecDeque::new(),
         }
+    }
+
+    /// Run `f` on the per-path work with what it needs of the rest of the core.
+    fn with_work<R>(&mut self, f: impl FnOnce(&mut Work, &mut Cx<'_>) -> R) -> R {
+        let mut cx = Cx {
+            now: self.now,
+            connected: &self.connected,
+            streams: &mut self.streams,
+            book: &mut self.book,
+            effects: &mut self.effects,
+        };
+        f(&mut self.work, &mut cx)
     }
 
     /// This device.
@@ -162,7 +170,9 @@ impl Core {
                 state,
                 mtime_ns,
             } => self.observed(task, path, state.normalized(), mtime_ns, ledger)?,
-            Input::Excluded { task, path } => self.excluded((task, path), ledger)?,
+            Input::Excluded { task, path } => {
+                self.with_work(|work, cx| work.excluded((task, path), cx, ledger))?
+            }
             Input::RulesChanged { task } => {
                 // What was excluded is decided again: the rules may include it now.
                 let paths = ledger.rival_paths(&task)?;
@@ -174,14 +184,16 @@ impl Core {
                 hash,
                 from,
                 ok,
-            } => self.fetched((task, path), (from, hash), ok, ledger)?,
+            } => {
+                self.with_work(|work, cx| work.fetched((task, path), (from, hash), ok, cx, ledger))?
+            }
             Input::Placed {
                 task,
                 path,
                 outcome,
-            } => self.placed((task, path), outcome, ledger)?,
+            } => self.with_work(|work, cx| work.placed((task, path), outcome, cx, ledger))?,
         }
-        self.recheck_rivals(ledger)?;
+        self.with_work(|work, cx| work.recheck_rivals(cx, ledger))?;
         match observed {
             true => self.streams.changed_here(),
             false => self.streams.flush(self.now, ledger)?,
@@ -226,61 +238,6 @@ impl Core {
         Ok(())
     }
 
-    /// The path of `key` is not synced here (`.qsyncignore`): the head's version is
-    /// acknowledged (its sender settles) and kept as a rival, not recorded nor placed:
-    /// decided again when the rules change.
-    fn excluded<L: Ledger>(
-        &mut self,
-        key: (TaskId, RelPath),
-        ledger: &mut L,
-    ) -> Result<(), L::Error> {
-        let Some(item) = self.work.get(&key).and_then(|q| q.front()).cloned() else {
-            return Ok(());
-        };
-        let kept = ledger
-            .rivals(&key.0, &key.1)?
-            .into_iter()
-            .any(|(d, r)| d == item.from && r.version == item.record.version);
-        if !kept {
-            Book::keep_rival(&key.0, &key.1, item.from, &item.record, ledger)?;
-        }
-        self.finish_head(&key, ledger)?;
-        self.advance(&key, ledger)
-    }
-
-    /// The content `hash` the head of `key` wants from `from` is staged (`ok`) or could
-    /// not be had.
-    fn fetched<L: Ledger>(
-        &mut self,
-        key: (TaskId, RelPath),
-        (from, hash): (DeviceId, ContentHash),
-        ok: bool,
-        ledger: &mut L,
-    ) -> Result<(), L::Error> {
-        let Some(item) = self.work.get_mut(&key).and_then(|q| q.front_mut()) else {
-            return Ok(());
-        };
-        let matches = item.from == from
-            && matches!(item.step, Step::Fetching)
-            && item.record.state.hash() == Some(hash);
-        if !matches {
-            // Not this record's (a record moved back in its queue finds the content
-            // staged when its turn comes).
-        } else if ok {
-            item.fetched = true;
-            item.stalled = false;
-            item.step = Step::Ready;
-            self.advance(&key, ledger)?;
-        } else {
-            // The peer does not have that content now (usually it changed there and a
-            // newer record follows, and replaces this one in the queue), or it could not
-            // be received here (no space, a limit): ask again later, waiting longer each
-            // time, rather than drop a version.
-            self.work.back_off(&key, self.now);
-        }
-        Ok(())
-    }
-
     /// Let time pass: placements waiting for a retry are decided again. Errors as for
     /// [`handle`](Self::handle).
     pub fn handle_timeout<L: Ledger>(
@@ -289,13 +246,10 @@ impl Core {
         ledger: &mut L,
     ) -> Result<(), L::Error> {
         self.now = Some(now);
-        for key in self.work.due(now) {
-            self.advance(&key, ledger)?;
-        }
-        for (key, head) in self.patience.due(now) {
-            self.lose_patience(&key, head, ledger)?;
-        }
-        self.recheck_rivals(ledger)?;
+        self.with_work(|work, cx| {
+            work.timeout(now, cx, ledger)?;
+            work.recheck_rivals(cx, ledger)
+        })?;
         self.streams.flush(self.now, ledger)?;
         self.work.forget_stale_waits();
         Ok(())
@@ -311,9 +265,8 @@ impl Core {
 
     /// When [`handle_timeout`](Self::handle_timeout) should next be called, if ever.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let retry = self.work.next_due();
         let streams = self.streams.poll_timeout(self.now);
-        [retry, streams, self.patience.next()]
+        [self.work.next_timeout(), streams]
             .into_iter()
             .flatten()
             .min()
@@ -351,22 +304,7 @@ impl Core {
         // those numbers because the old placement finished (or was superseded by the new
         // copy of its own record) would acknowledge the new copy before it is carried out;
         // a second disconnection would then drop it for good.
-        self.drop_work_from(peer, None, ledger)
-    }
-
-    /// Drop the received work of `peer` (of `task` only, if given) that is not under way
-    /// on the disk; what is under way finishes outside the peer's sequence.
-    fn drop_work_from<L: Ledger>(
-        &mut self,
-        peer: DeviceId,
-        task: Option<TaskId>,
-        ledger: &mut L,
-    ) -> Result<(), L::Error> {
-        let changed = self.work.drop_from(peer, task);
-        for key in changed {
-            self.advance(&key, ledger)?;
-        }
-        Ok(())
+        self.with_work(|work, cx| work.drop_work_from(peer, None, cx, ledger))
     }
 
     fn linked<L: Ledger>(
@@ -453,7 +391,9 @@ impl Core {
     ) -> Result<(), L::Error> {
         let mut refused: Option<Report> = None;
         for record in records {
-            if let Some((why, path)) = self.take_in(task, from, record, refill, ledger)? {
+            if let Some((why, path)) =
+                self.with_work(|work, cx| work.take_in(task, from, record, refill, cx, ledger))?
+            {
                 match refused.as_mut() {
                     Some(report) => report.count += 1,
                     None => {
@@ -469,96 +409,6 @@ impl Core {
         if let Some(report) = refused {
             self.effects
                 .push_back(Effect::Distrust { from, task, report });
-        }
-        Ok(())
-    }
-
-    /// Queue one received record behind the work on its path. A record the peer's stream
-    /// may not hold is refused: returned with why, and nothing from its number on is taken
-    /// or acknowledged on this connection. `refill`: a record of a fold asked for in full
-    /// (its number is in a hole: not new, but not had either).
-    fn take_in<L: Ledger>(
-        &mut self,
-        task: TaskId,
-        from: DeviceId,
-        mut record: Record,
-        refill: bool,
-        ledger: &mut L,
-    ) -> Result<Option<(Distrust, RelPath)>, L::Error> {
-        let cost = match self.streams.admit(task, from, &record, refill) {
-            Admit::Had => return Ok(None),
-            Admit::Refused(why) => return Ok(Some((why, record.path))),
-            Admit::Take(cost) => cost,
-        };
-        // What a version keeps (`Record::retimed`, within the bounds checked above) stands
-        // only below the version itself: any other claim is dropped.
-        if record
-            .retimed
-            .as_ref()
-            .is_some_and(|kept| record.version.compare(kept) != Causality::After)
-        {
-            record.retimed = None;
-        }
-        let key = (task, record.path.clone());
-        // The records of a fold asked for in full come after the peer's later ones: one
-        // that a later record of the peer for the same path overtook is settled as it is.
-        let overtaken = refill
-            && self.work.get(&key).is_some_and(|queue| {
-                queue
-                    .iter()
-                    .any(|item| item.from == from && item.tracked && item.record.seq > record.seq)
-            });
-        if overtaken {
-            return Ok(None);
-        }
-        self.streams.hold(task, from, record.seq, cost);
-        // A later record of the same peer for the same path replaces its earlier ones
-        // there (a device keeps one record per path): waiting on them is pointless (their
-        // content may be gone by now), so they are settled. A placement under way
-        // finishes. Another peer's record stays, even if this one claims to have seen it:
-        // that is the word of this record's sender, which may have forged it (see
-        // `advance`).
-        let queue = self.work.entry(key.clone()).or_default();
-        let mut superseded = Vec::new();
-        queue.retain(|item| {
-            let stale = !matches!(item.step, Step::Placing { .. }) && item.from == from;
-            if stale {
-                superseded.push(item.clone());
-            }
-            !stale
-        });
-        for item in superseded {
-            // (The same number taken again, after the peer's stream restarted: it is
-            // held for the new record now.)
-            if item.tracked && item.record.seq != record.seq {
-                self.streams.release(task, item.from, item.record.seq);
-                self.streams.settle(task, item.from, ledger)?;
-            }
-        }
-        // Another peer's record first: this one may have to wait for it (`patience.rs`).
-        if let (Some(head), Some(now)) = (self.work.get(&key).and_then(|q| q.front()), self.now) {
-            if head.from != from {
-                self.patience.watch(now, &key, (head.from, head.record.seq));
-            }
-        }
-        self.work.push(&key, Item::new(from, record, true));
-        self.offer_holder(&key, ledger)?;
-        self.advance(&key, ledger)?;
-        Ok(None)
-    }
-
-    /// Drop the first item of a path's queue and settle its sequence number.
-    fn finish_head<L: Ledger>(
-        &mut self,
-        key: &(TaskId, RelPath),
-        ledger: &mut L,
-    ) -> Result<(), L::Error> {
-        let Some(item) = self.work.pop_head(key, self.now) else {
-            return Ok(());
-        };
-        if item.tracked {
-            self.streams.release(key.0, item.from, item.record.seq);
-            self.streams.settle(key.0, item.from, ledger)?;
         }
         Ok(())
     }
@@ -615,13 +465,7 @@ impl Core {
             .store_local(&task, new, &base, (mtime_ns, retimed), ledger)?;
         // A placement waiting on this path is decided again now, against the new version.
         let key = (task, path);
-        if let Some(item) = self.work.get_mut(&key).and_then(|q| q.front_mut()) {
-            if matches!(item.step, Step::Waiting(_)) {
-                item.step = Step::Ready;
-                self.advance(&key, ledger)?;
-            }
-        }
-        Ok(())
+        self.with_work(|work, cx| work.decide_again(&key, cx, ledger))
     }
 
     /// `from` asks for a content: served if it is linked to the task.
@@ -713,7 +557,7 @@ impl Core {
         ledger: &mut L,
     ) -> Result<(), L::Error> {
         self.streams.unlinked(task, peer);
-        self.drop_work_from(peer, Some(task), ledger)
+        self.with_work(|work, cx| work.drop_work_from(peer, Some(task), cx, ledger))
     }
 
     /// Tell the driver that `from` sent something refused or distrusted.
@@ -732,11 +576,7 @@ impl Core {
         // schedules, with acknowledgements sent more often: a folder made as the parent of
         // a file after its tombstone was forgotten stayed on one device only).
         let work = &self.work;
-        let busy = |path: &RelPath| {
-            work.range((task, path.clone())..)
-                .take_while(|((t, p), _)| *t == task && p.as_str().starts_with(path.as_str()))
-                .any(|((_, p), _)| p == path || p.starts_with(path))
-        };
+        let busy = |path: &RelPath| work.busy_at_or_under(task, path);
         self.tombstones
             .collect(&task, self.book.keys(), busy, ledger)?;
         Ok(())

@@ -1,40 +1,302 @@
-//! The per-path work of [`Core`]: deciding a received record against the ledger, asking
-//! for its content, ordering its placement, and storing what a done placement made; plus
-//! the rivals (versions ours won against) decided again when ours changes.
+//! The per-path work of the sync rules ([`Work`]): received records queued per path
+//! ([`Queues`]), each decided against the ledger, its content asked for, its placement
+//! ordered, and what a done placement made recorded (through the [`Book`]); the checks of
+//! heads that may hold another peer's record (`patience.rs`); and the rivals (versions
+//! ours won against) decided again when ours changes. What it needs of the rest of the
+//! core for a call comes in a [`Cx`].
 
-use qsync_base::{mtime_moved, Causality, DeviceId, RelPath, TaskId, VersionVector};
+use std::collections::{BTreeSet, VecDeque};
+use std::time::Instant;
 
-use super::{Core, Distrust, Item, Step, CHILDREN_WAITS};
+use qsync_base::{mtime_moved, Causality, ContentHash, DeviceId, RelPath, TaskId, VersionVector};
+
+use super::book::Book;
+use super::patience::Patience;
+use super::queues::{Item, Queues, Step};
+use super::streams::{Admit, Streams};
+use super::{Distrust, CHILDREN_WAITS};
 use crate::io::{Effect, PlaceOutcome, Placement};
 use crate::ledger::Ledger;
 use crate::rules::{claims_above, decide_as, join, loser_copy_nth, Decision};
 use crate::state::{Record, State};
 
-impl Core {
+/// The received work of the rules, per path (see the [module documentation](self)).
+#[derive(Debug, Default)]
+pub(super) struct Work {
+    /// Received records waiting to be carried out, per path, oldest first, and their waits.
+    queues: Queues,
+    /// Queues whose first record may be holding another peer's (see `patience.rs`).
+    patience: Patience,
+}
+
+/// What the per-path work uses of the rest of the core for one call: the time, who is
+/// connected, the streams (a head done settles its number), the book (what is written to
+/// the ledger), and the orders going out.
+pub(super) struct Cx<'a> {
+    pub(super) now: Option<Instant>,
+    pub(super) connected: &'a BTreeSet<DeviceId>,
+    pub(super) streams: &'a mut Streams,
+    pub(super) book: &'a mut Book,
+    pub(super) effects: &'a mut VecDeque<Effect>,
+}
+
+impl Work {
+    /// Whether received records are still being carried out.
+    pub(super) fn is_empty(&self) -> bool {
+        self.queues.is_empty()
+    }
+
+    /// When the next wait is over or the next patience check is due.
+    pub(super) fn next_timeout(&self) -> Option<Instant> {
+        [self.queues.next_due(), self.patience.next()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Drop the waits that no longer stand (see [`Queues::forget_stale_waits`]).
+    pub(super) fn forget_stale_waits(&mut self) {
+        self.queues.forget_stale_waits();
+    }
+
+    /// `peer`'s queued records of `task` numbered above `after` no longer settle their
+    /// numbers (see [`Queues::untrack`]).
+    pub(super) fn untrack(&mut self, task: TaskId, peer: DeviceId, after: u64) {
+        self.queues.untrack(task, peer, after);
+    }
+
+    /// Whether work is queued at `path` of `task` or under it.
+    pub(super) fn busy_at_or_under(&self, task: TaskId, path: &RelPath) -> bool {
+        self.queues
+            .range((task, path.clone())..)
+            .take_while(|((t, p), _)| *t == task && p.as_str().starts_with(path.as_str()))
+            .any(|((_, p), _)| p == path || p.starts_with(path))
+    }
+
+    /// Let time pass to `now`: heads whose wait is over are decided again, and heads that
+    /// may hold another peer's record are checked.
+    pub(super) fn timeout<L: Ledger>(
+        &mut self,
+        now: Instant,
+        cx: &mut Cx<'_>,
+        ledger: &mut L,
+    ) -> Result<(), L::Error> {
+        for key in self.queues.due(now) {
+            self.advance(&key, cx, ledger)?;
+        }
+        for (key, head) in self.patience.due(now) {
+            self.lose_patience(&key, head, cx, ledger)?;
+        }
+        Ok(())
+    }
+
+    /// The path of `key` changed here: a placement waiting on it is decided again now,
+    /// against the new version.
+    pub(super) fn decide_again<L: Ledger>(
+        &mut self,
+        key: &(TaskId, RelPath),
+        cx: &mut Cx<'_>,
+        ledger: &mut L,
+    ) -> Result<(), L::Error> {
+        if let Some(item) = self.queues.head_mut(key) {
+            if matches!(item.step, Step::Waiting(_)) {
+                item.step = Step::Ready;
+                self.advance(key, cx, ledger)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The path of `key` is not synced here (`.qsyncignore`): the head's version is
+    /// acknowledged (its sender settles) and kept as a rival, not recorded nor placed:
+    /// decided again when the rules change.
+    pub(super) fn excluded<L: Ledger>(
+        &mut self,
+        key: (TaskId, RelPath),
+        cx: &mut Cx<'_>,
+        ledger: &mut L,
+    ) -> Result<(), L::Error> {
+        let Some(item) = self.queues.get(&key).and_then(|q| q.front()).cloned() else {
+            return Ok(());
+        };
+        let kept = ledger
+            .rivals(&key.0, &key.1)?
+            .into_iter()
+            .any(|(d, r)| d == item.from && r.version == item.record.version);
+        if !kept {
+            Book::keep_rival(&key.0, &key.1, item.from, &item.record, ledger)?;
+        }
+        self.finish_head(&key, cx, ledger)?;
+        self.advance(&key, cx, ledger)
+    }
+
+    /// The content `hash` the head of `key` wants from `from` is staged (`ok`) or could
+    /// not be had.
+    pub(super) fn fetched<L: Ledger>(
+        &mut self,
+        key: (TaskId, RelPath),
+        (from, hash): (DeviceId, ContentHash),
+        ok: bool,
+        cx: &mut Cx<'_>,
+        ledger: &mut L,
+    ) -> Result<(), L::Error> {
+        let Some(item) = self.queues.get_mut(&key).and_then(|q| q.front_mut()) else {
+            return Ok(());
+        };
+        let matches = item.from == from
+            && matches!(item.step, Step::Fetching)
+            && item.record.state.hash() == Some(hash);
+        if !matches {
+            // Not this record's (a record moved back in its queue finds the content
+            // staged when its turn comes).
+        } else if ok {
+            item.fetched = true;
+            item.stalled = false;
+            item.step = Step::Ready;
+            self.advance(&key, cx, ledger)?;
+        } else {
+            // The peer does not have that content now (usually it changed there and a
+            // newer record follows, and replaces this one in the queue), or it could not
+            // be received here (no space, a limit): ask again later, waiting longer each
+            // time, rather than drop a version.
+            self.queues.back_off(&key, cx.now);
+        }
+        Ok(())
+    }
+
+    /// Drop the received work of `peer` (of `task` only, if given) that is not under way
+    /// on the disk; what is under way finishes outside the peer's sequence.
+    pub(super) fn drop_work_from<L: Ledger>(
+        &mut self,
+        peer: DeviceId,
+        task: Option<TaskId>,
+        cx: &mut Cx<'_>,
+        ledger: &mut L,
+    ) -> Result<(), L::Error> {
+        let changed = self.queues.drop_from(peer, task);
+        for key in changed {
+            self.advance(&key, cx, ledger)?;
+        }
+        Ok(())
+    }
+
+    /// Queue one received record behind the work on its path. A record the peer's stream
+    /// may not hold is refused: returned with why, and nothing from its number on is taken
+    /// or acknowledged on this connection. `refill`: a record of a fold asked for in full
+    /// (its number is in a hole: not new, but not had either).
+    pub(super) fn take_in<L: Ledger>(
+        &mut self,
+        task: TaskId,
+        from: DeviceId,
+        mut record: Record,
+        refill: bool,
+        cx: &mut Cx<'_>,
+        ledger: &mut L,
+    ) -> Result<Option<(Distrust, RelPath)>, L::Error> {
+        let cost = match cx.streams.admit(task, from, &record, refill) {
+            Admit::Had => return Ok(None),
+            Admit::Refused(why) => return Ok(Some((why, record.path))),
+            Admit::Take(cost) => cost,
+        };
+        // What a version keeps (`Record::retimed`, within the bounds checked above) stands
+        // only below the version itself: any other claim is dropped.
+        if record
+            .retimed
+            .as_ref()
+            .is_some_and(|kept| record.version.compare(kept) != Causality::After)
+        {
+            record.retimed = None;
+        }
+        let key = (task, record.path.clone());
+        // The records of a fold asked for in full come after the peer's later ones: one
+        // that a later record of the peer for the same path overtook is settled as it is.
+        let overtaken = refill
+            && self.queues.get(&key).is_some_and(|queue| {
+                queue
+                    .iter()
+                    .any(|item| item.from == from && item.tracked && item.record.seq > record.seq)
+            });
+        if overtaken {
+            return Ok(None);
+        }
+        cx.streams.hold(task, from, record.seq, cost);
+        // A later record of the same peer for the same path replaces its earlier ones
+        // there (a device keeps one record per path): waiting on them is pointless (their
+        // content may be gone by now), so they are settled. A placement under way
+        // finishes. Another peer's record stays, even if this one claims to have seen it:
+        // that is the word of this record's sender, which may have forged it (see
+        // `advance`).
+        let queue = self.queues.entry(key.clone()).or_default();
+        let mut superseded = Vec::new();
+        queue.retain(|item| {
+            let stale = !matches!(item.step, Step::Placing { .. }) && item.from == from;
+            if stale {
+                superseded.push(item.clone());
+            }
+            !stale
+        });
+        for item in superseded {
+            // (The same number taken again, after the peer's stream restarted: it is
+            // held for the new record now.)
+            if item.tracked && item.record.seq != record.seq {
+                cx.streams.release(task, item.from, item.record.seq);
+                cx.streams.settle(task, item.from, ledger)?;
+            }
+        }
+        // Another peer's record first: this one may have to wait for it (`patience.rs`).
+        if let (Some(head), Some(now)) = (self.queues.get(&key).and_then(|q| q.front()), cx.now) {
+            if head.from != from {
+                self.patience.watch(now, &key, (head.from, head.record.seq));
+            }
+        }
+        self.queues.push(&key, Item::new(from, record, true));
+        self.offer_holder(&key, cx, ledger)?;
+        self.advance(&key, cx, ledger)?;
+        Ok(None)
+    }
+
+    /// Drop the first item of a path's queue and settle its sequence number.
+    pub(super) fn finish_head<L: Ledger>(
+        &mut self,
+        key: &(TaskId, RelPath),
+        cx: &mut Cx<'_>,
+        ledger: &mut L,
+    ) -> Result<(), L::Error> {
+        let Some(item) = self.queues.pop_head(key, cx.now) else {
+            return Ok(());
+        };
+        if item.tracked {
+            cx.streams.release(key.0, item.from, item.record.seq);
+            cx.streams.settle(key.0, item.from, ledger)?;
+        }
+        Ok(())
+    }
+
     /// Carry out the work of one path as far as it goes without an answer from outside.
     pub(super) fn advance<L: Ledger>(
         &mut self,
         key: &(TaskId, RelPath),
+        cx: &mut Cx<'_>,
         ledger: &mut L,
     ) -> Result<(), L::Error> {
         loop {
-            let Some(item) = self.work.get(key).and_then(|q| q.front()).cloned() else {
+            let Some(item) = self.queues.get(key).and_then(|q| q.front()).cloned() else {
                 return Ok(());
             };
             match item.step {
                 Step::Ready => {}
-                Step::Waiting(at) if self.now.is_some_and(|now| now >= at) => {}
+                Step::Waiting(at) if cx.now.is_some_and(|now| now >= at) => {}
                 _ => return Ok(()),
             }
             // A placement that was under way when its peer went away, and has to be decided
             // again: the peer sends the record again when it is back (it was never
             // acknowledged). Waiting here for a peer that never comes back would hold the
             // path for ever.
-            if !item.tracked && !self.connected.contains(&item.from) {
-                self.finish_head(key, ledger)?;
+            if !item.tracked && !cx.connected.contains(&item.from) {
+                self.finish_head(key, cx, ledger)?;
                 continue;
             }
-            if self.give_way_to_newer(key, &item, ledger)? {
+            if self.give_way_to_newer(key, &item, cx, ledger)? {
                 continue;
             }
             let (task, path) = (&key.0, &key.1);
@@ -44,12 +306,12 @@ impl Core {
                 && item.tracked
                 && local
                     .as_ref()
-                    .is_some_and(|l| claims_above(self.book.keys(), l, remote))
+                    .is_some_and(|l| claims_above(cx.book.keys(), l, remote))
             {
-                self.note_claim(key, item.from, remote.path.clone());
+                self.note_claim(key, item.from, remote.path.clone(), cx);
             }
             let (version, aside) = {
-                match decide_as(self.book.keys(), local.as_ref(), remote) {
+                match decide_as(cx.book.keys(), local.as_ref(), remote) {
                     Decision::Take => (remote.version.clone(), None),
                     Decision::TakeOver { aside } => {
                         let merged = local
@@ -62,7 +324,7 @@ impl Core {
                                 None => {
                                     // Every name for the copy is taken: never overwrite
                                     // without one; try again later.
-                                    self.work.wait(key, self.now);
+                                    self.queues.wait(key, cx.now);
                                     return Ok(());
                                 }
                             },
@@ -82,15 +344,14 @@ impl Core {
                     }
                     decision => {
                         let decided = (local, decision);
-                        let effects = &mut self.effects;
-                        self.book
-                            .settle_in_ledger(key, &item, decided, effects, ledger)?;
-                        self.finish_head(key, ledger)?;
+                        cx.book
+                            .settle_in_ledger(key, &item, decided, cx.effects, ledger)?;
+                        self.finish_head(key, cx, ledger)?;
                         continue;
                     }
                 }
             };
-            if !self.order_placement(key, item, local, (version, aside), ledger)? {
+            if !self.order_placement(key, item, local, (version, aside), cx, ledger)? {
                 return Ok(());
             }
         }
@@ -105,6 +366,7 @@ impl Core {
         item: Item,
         local: Option<Record>,
         (version, aside): (VersionVector, Option<(RelPath, Record)>),
+        cx: &mut Cx<'_>,
         ledger: &mut L,
     ) -> Result<bool, L::Error> {
         let (task, path) = (&key.0, &key.1);
@@ -120,9 +382,9 @@ impl Core {
                 .is_some_and(|l| mtime_moved(l.mtime_ns, remote.mtime_ns));
         if aside.is_none() && expect == remote.state && !time_moved {
             // Nothing to change on disk: only the version is new.
-            self.book
+            cx.book
                 .record_placed(key, item, version, None, Vec::new(), ledger)?;
-            self.finish_head(key, ledger)?;
+            self.finish_head(key, cx, ledger)?;
             return Ok(true);
         }
         let needs_content = match &remote.state {
@@ -132,18 +394,18 @@ impl Core {
         if needs_content && !item.fetched {
             let holders = match &remote.state {
                 State::File { hash, .. } => {
-                    self.work.holders(key, item.from, *hash, &self.connected)
+                    self.queues.holders(key, item.from, *hash, cx.connected)
                 }
                 _ => Vec::new(),
             };
             if holders.is_empty() {
                 // Nobody connected has it: decided again later (its sender, or
                 // another device announcing the same content, may come back).
-                self.work.wait(key, self.now);
+                self.queues.wait(key, cx.now);
                 return Ok(false);
             }
             if let State::File { hash, .. } = &remote.state {
-                self.effects.push_back(Effect::Fetch {
+                cx.effects.push_back(Effect::Fetch {
                     from: item.from,
                     holders,
                     task: *task,
@@ -152,7 +414,7 @@ impl Core {
                     size: remote.state.size(),
                     base: expect.hash(),
                 });
-                self.work.set_step(key, Step::Fetching);
+                self.queues.set_step(key, Step::Fetching);
                 return Ok(false);
             }
         }
@@ -163,10 +425,10 @@ impl Core {
         };
         let Some(parents) = parents else {
             // A parent here is a file or a link: wait for the rules to settle it.
-            self.work.wait(key, self.now);
+            self.queues.wait(key, cx.now);
             return Ok(false);
         };
-        self.effects.push_back(Effect::Place(Placement {
+        cx.effects.push_back(Effect::Place(Placement {
             task: *task,
             path: path.clone(),
             expect,
@@ -176,7 +438,7 @@ impl Core {
             parents: parents.clone(),
             from: item.from,
         }));
-        self.work.set_step(
+        self.queues.set_step(
             key,
             Step::Placing {
                 version,
@@ -188,11 +450,23 @@ impl Core {
     }
 
     /// Report once that the head of `key` claims more of this device's changes than it made.
-    fn note_claim(&mut self, key: &(TaskId, RelPath), from: DeviceId, path: RelPath) {
-        if let Some(head) = self.work.get_mut(key).and_then(|q| q.front_mut()) {
+    fn note_claim(
+        &mut self,
+        key: &(TaskId, RelPath),
+        from: DeviceId,
+        path: RelPath,
+        cx: &mut Cx<'_>,
+    ) {
+        if let Some(head) = self.queues.get_mut(key).and_then(|q| q.front_mut()) {
             head.claim_noted = true;
         }
-        self.distrust(from, key.0, Distrust::ClaimAboveIssued, Some(path));
+        super::distrust(
+            cx.effects,
+            from,
+            key.0,
+            Distrust::ClaimAboveIssued,
+            Some(path),
+        );
     }
 
     /// A newer version queued behind the head (one that came while the head was being
@@ -208,9 +482,10 @@ impl Core {
         &mut self,
         key: &(TaskId, RelPath),
         item: &Item,
+        cx: &mut Cx<'_>,
         ledger: &mut L,
     ) -> Result<bool, L::Error> {
-        let newer = self.work.get(key).and_then(|q| {
+        let newer = self.queues.get(key).and_then(|q| {
             q.iter().enumerate().skip(1).find_map(|(at, later)| {
                 // A rival decided again is an old record of its peer, not a later one.
                 let replaces = later.tracked && later.from == item.from;
@@ -225,8 +500,8 @@ impl Core {
             return Ok(false);
         };
         if replaces {
-            self.finish_head(key, ledger)?;
-        } else if let Some(queue) = self.work.get_mut(key) {
+            self.finish_head(key, cx, ledger)?;
+        } else if let Some(queue) = self.queues.get_mut(key) {
             if let Some(mut head) = queue.pop_front() {
                 head.step = Step::Ready;
                 queue.insert(at, head);
@@ -243,9 +518,10 @@ impl Core {
         &mut self,
         key: &(TaskId, RelPath),
         head: super::patience::Head,
+        cx: &mut Cx<'_>,
         ledger: &mut L,
     ) -> Result<(), L::Error> {
-        let Some(queue) = self.work.get_mut(key) else {
+        let Some(queue) = self.queues.get_mut(key) else {
             return Ok(());
         };
         let stuck = queue.front().is_some_and(|first| {
@@ -266,9 +542,9 @@ impl Core {
                 first.step = Step::Ready;
                 queue.push_back(first);
             }
-            self.advance(key, ledger)?;
+            self.advance(key, cx, ledger)?;
         }
-        let next = self.work.get(key).and_then(|queue| {
+        let next = self.queues.get(key).and_then(|queue| {
             let first = queue.front()?;
             let hash = first.record.state.hash();
             let mixed = queue
@@ -276,7 +552,7 @@ impl Core {
                 .any(|item| item.from != first.from && item.record.state.hash() != hash);
             mixed.then_some((first.from, first.record.seq))
         });
-        if let (Some(next), Some(now)) = (next, self.now) {
+        if let (Some(next), Some(now)) = (next, cx.now) {
             self.patience.watch(now, key, next);
         }
         Ok(())
@@ -289,9 +565,10 @@ impl Core {
     pub(super) fn offer_holder<L: Ledger>(
         &mut self,
         key: &(TaskId, RelPath),
+        cx: &mut Cx<'_>,
         ledger: &mut L,
     ) -> Result<(), L::Error> {
-        let Some(queue) = self.work.get(key) else {
+        let Some(queue) = self.queues.get(key) else {
             return Ok(());
         };
         let (Some(head), Some(last)) = (queue.front(), queue.back()) else {
@@ -309,8 +586,8 @@ impl Core {
         let base = ledger
             .record(&key.0, &key.1)?
             .and_then(|local| local.state.hash());
-        let holders = self.work.holders(key, from, hash, &self.connected);
-        self.effects.push_back(Effect::Fetch {
+        let holders = self.queues.holders(key, from, hash, cx.connected);
+        cx.effects.push_back(Effect::Fetch {
             from,
             holders,
             task: key.0,
@@ -348,9 +625,10 @@ impl Core {
         &mut self,
         key: (TaskId, RelPath),
         outcome: PlaceOutcome,
+        cx: &mut Cx<'_>,
         ledger: &mut L,
     ) -> Result<(), L::Error> {
-        let Some(item) = self.work.get(&key).and_then(|q| q.front()).cloned() else {
+        let Some(item) = self.queues.get(&key).and_then(|q| q.front()).cloned() else {
             return Ok(());
         };
         let Step::Placing {
@@ -363,29 +641,29 @@ impl Core {
         };
         match outcome {
             PlaceOutcome::Done => {
-                self.book
+                cx.book
                     .record_placed(&key, item, version, aside, parents, ledger)?;
-                self.finish_head(&key, ledger)?;
-                self.advance(&key, ledger)?;
+                self.finish_head(&key, cx, ledger)?;
+                self.advance(&key, cx, ledger)?;
             }
-            PlaceOutcome::Diverged => self.work.wait(&key, self.now),
-            PlaceOutcome::Failed => self.work.back_off(&key, self.now),
+            PlaceOutcome::Diverged => self.queues.wait(&key, cx.now),
+            PlaceOutcome::Failed => self.queues.back_off(&key, cx.now),
             PlaceOutcome::NoContent => {
-                if let Some(head) = self.work.get_mut(&key).and_then(|q| q.front_mut()) {
+                if let Some(head) = self.queues.get_mut(&key).and_then(|q| q.front_mut()) {
                     head.fetched = false;
                     head.step = Step::Ready;
                 }
-                self.advance(&key, ledger)?;
+                self.advance(&key, cx, ledger)?;
             }
             PlaceOutcome::NotEmpty => {
                 let (task, path) = (&key.0, &key.1);
                 // Paths under it still have received work to do (their deletions, most
                 // likely): try again once that is done.
-                if self.work.busy_below(&key) {
-                    if let Some(head) = self.work.head_mut(&key) {
+                if self.queues.busy_below(&key) {
+                    if let Some(head) = self.queues.head_mut(&key) {
                         head.below = true;
                     }
-                    self.work.wait(&key, self.now);
+                    self.queues.wait(&key, cx.now);
                     return Ok(());
                 }
                 // What is left may be on its way out too: the deletions of its children are
@@ -395,10 +673,10 @@ impl Core {
                 // name, and leave an empty folder there. Wait for them a few retry periods
                 // (a loaded machine may take more than one to deliver and place them).
                 if item.children_waits < CHILDREN_WAITS {
-                    if let Some(head) = self.work.get_mut(&key).and_then(|q| q.front_mut()) {
+                    if let Some(head) = self.queues.get_mut(&key).and_then(|q| q.front_mut()) {
                         head.children_waits += 1;
                     }
-                    self.work.wait(&key, self.now);
+                    self.queues.wait(&key, cx.now);
                     return Ok(());
                 }
                 // The folder still holds paths this device changed (or never announced): it
@@ -408,11 +686,11 @@ impl Core {
                 if let Some(local) = ledger.record(task, path)? {
                     let kept = (path.clone(), local.state);
                     let time = (local.mtime_ns, None);
-                    self.book
+                    cx.book
                         .store_local(task, kept, &local.version, time, ledger)?;
                 }
-                self.finish_head(&key, ledger)?;
-                self.advance(&key, ledger)?;
+                self.finish_head(&key, cx, ledger)?;
+                self.advance(&key, cx, ledger)?;
             }
         }
         Ok(())
@@ -423,8 +701,12 @@ impl Core {
     /// and stay in the ledger until ours has seen them, so a crash or a lost connection
     /// cannot drop them. (A path with no record here has rivals only when its rules
     /// excluded it: `Input::Excluded`; they are queued as well.)
-    pub(super) fn recheck_rivals<L: Ledger>(&mut self, ledger: &mut L) -> Result<(), L::Error> {
-        while let Some(key) = self.book.pop_changed() {
+    pub(super) fn recheck_rivals<L: Ledger>(
+        &mut self,
+        cx: &mut Cx<'_>,
+        ledger: &mut L,
+    ) -> Result<(), L::Error> {
+        while let Some(key) = cx.book.pop_changed() {
             let (task, path) = (&key.0, &key.1);
             let ours = ledger.record(task, path)?;
             let rivals = ledger.rivals(task, path)?;
@@ -444,23 +726,23 @@ impl Core {
                     continue;
                 }
                 let queued = self
-                    .work
+                    .queues
                     .get(&key)
                     .is_some_and(|q| q.iter().any(|i| i.record.version == rival.version));
                 // A rival from a peer that is away would block the path until it is back;
                 // it is decided again when that peer connects.
-                if !queued && self.connected.contains(&peer) {
-                    let head = self.work.get(&key).and_then(|q| q.front());
-                    if let (Some(head), Some(now)) = (head, self.now) {
+                if !queued && cx.connected.contains(&peer) {
+                    let head = self.queues.get(&key).and_then(|q| q.front());
+                    if let (Some(head), Some(now)) = (head, cx.now) {
                         if head.from != peer {
                             self.patience.watch(now, &key, (head.from, head.record.seq));
                         }
                     }
-                    self.work.push(&key, Item::new(peer, rival, false));
-                    self.offer_holder(&key, ledger)?;
+                    self.queues.push(&key, Item::new(peer, rival, false));
+                    self.offer_holder(&key, cx, ledger)?;
                 }
             }
-            self.advance(&key, ledger)?;
+            self.advance(&key, cx, ledger)?;
         }
         Ok(())
     }
