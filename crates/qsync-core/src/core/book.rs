@@ -400,4 +400,25 @@ impl Book {
     ) -> Result<(), L::Error> {
         ledger.set_rival(task, path, &peer, Some(rival.clone()))
     }
+
+    /// The folders to create before `path` can be placed, outermost first; `None` if one
+    /// of its parents is a file or a link here.
+    pub(super) fn missing_parents<L: Ledger>(
+        task: &TaskId,
+        path: &RelPath,
+        ledger: &L,
+    ) -> Result<Option<Vec<RelPath>>, L::Error> {
+        let mut missing = Vec::new();
+        let mut parent = path.parent();
+        while let Some(p) = parent {
+            match ledger.record(task, &p)?.map(|r| r.state) {
+                Some(State::Folder { .. }) => break,
+                Some(State::File { .. } | State::Symlink { .. }) => return Ok(None),
+                Some(State::Deleted) | None => missing.push(p.clone()),
+            }
+            parent = p.parent();
+        }
+        missing.reverse();
+        Ok(Some(missing))
+    }
 }

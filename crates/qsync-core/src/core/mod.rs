@@ -16,10 +16,16 @@
 //! Work is kept per path: one record at a time is carried out for a path, in the order
 //! received, so two versions of a path never race on the disk.
 //!
-//! Where each part lives: the streams of records with each peer (steps 1, 2 and the
-//! acknowledgements of 3, windows and folds) in `streams.rs`; what a record is decided
-//! and carried out as in `work.rs` (its queue per path in `queues.rs`); what this device
-//! observes, and the dispatch of every fact, here.
+//! Where each part lives, each a type owning its fields:
+//! - [`Streams`] (`streams.rs`): the streams of records with each peer (steps 1, 2 and the
+//!   acknowledgements of 3, windows and folds);
+//! - `Work` (`work.rs`): what a received record is decided and carried out as, path by
+//!   path, over `Queues` (`queues.rs`: the queue of each path and its waits) and
+//!   `Patience` (`patience.rs`); it is called with a `Cx`, what it needs of the rest;
+//! - `Book` (`book.rs`): what the rules write into the ledger (this device's versions,
+//!   decisions, what placements made, rivals) and which paths' rivals are decided again;
+//! - `Tombstones` (`tombstones.rs`): deletions every linked device has, forgotten;
+//! - here, [`Core`]: what this device observes, and the dispatch of every fact.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};

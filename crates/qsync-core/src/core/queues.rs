@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ops::{Bound, Deref, DerefMut};
 use std::time::Instant;
 
-use qsync_base::{ContentHash, DeviceId, RelPath, TaskId, VersionVector};
+use qsync_base::{Causality, ContentHash, DeviceId, RelPath, TaskId, VersionVector};
 
 use super::{MAX_RETRY_AFTER, RETRY_AFTER};
 
@@ -267,6 +267,103 @@ impl Queues {
             }
         }
         holders
+    }
+
+    /// The first record queued behind `item` (the head of `key`) that makes it pointless:
+    /// its place, and whether it replaces the head (a later record of the same peer) rather
+    /// than claims to be newer (see `Work::give_way_to_newer`).
+    pub(super) fn newer_behind(
+        &self,
+        key: &(TaskId, RelPath),
+        item: &Item,
+    ) -> Option<(usize, bool)> {
+        self.map.get(key).and_then(|q| {
+            q.iter().enumerate().skip(1).find_map(|(at, later)| {
+                // A rival decided again is an old record of its peer, not a later one.
+                let replaces = later.tracked && later.from == item.from;
+                // A record moved back for holding others never gets the path back by
+                // claiming to be newer (a forged claim would pin the path again).
+                let after = later.record.version.compare(&item.record.version) == Causality::After
+                    && (!later.stalled || later.fetched);
+                (replaces || after).then_some((at, replaces))
+            })
+        })
+    }
+
+    /// Move `key`'s head to place `at` in its queue, to be decided again in its turn.
+    pub(super) fn move_head_to(&mut self, key: &(TaskId, RelPath), at: usize) {
+        if let Some(queue) = self.map.get_mut(key) {
+            if let Some(mut head) = queue.pop_front() {
+                head.step = Step::Ready;
+                queue.insert(at, head);
+            }
+        }
+    }
+
+    /// If `head` still heads `key`'s queue, waiting for its content or a retry, while
+    /// another peer's record of other content waits behind it: it goes to the back (see
+    /// `patience.rs`). Whether it went.
+    pub(super) fn rotate_stuck(&mut self, key: &(TaskId, RelPath), head: (DeviceId, u64)) -> bool {
+        let Some(queue) = self.map.get_mut(key) else {
+            return false;
+        };
+        let stuck = queue.front().is_some_and(|first| {
+            (first.from, first.record.seq) == head
+                && matches!(first.step, Step::Fetching | Step::Waiting(_))
+        });
+        // A record of another peer announcing the same content is no reason to move: that
+        // peer is one of the fetch's holders, and the driver asks it when the first does
+        // not serve (moving would fetch the same bytes twice).
+        let head_hash = queue.front().and_then(|first| first.record.state.hash());
+        let other = |item: &Item| item.from != head.0 && item.record.state.hash() != head_hash;
+        if !stuck || !queue.iter().any(other) {
+            return false;
+        }
+        if let Some(mut first) = queue.pop_front() {
+            // Decided again in its turn (it may be old news by then); a fetch of it
+            // under way goes on meanwhile (the driver keeps it when asked again, and
+            // content that came is found staged).
+            first.stalled = true;
+            first.step = Step::Ready;
+            queue.push_back(first);
+        }
+        true
+    }
+
+    /// `key`'s head (its sender and number) if records of another peer, of other content,
+    /// wait behind it: it is to be watched (`patience.rs`).
+    pub(super) fn mixed_head(&self, key: &(TaskId, RelPath)) -> Option<(DeviceId, u64)> {
+        let queue = self.map.get(key)?;
+        let first = queue.front()?;
+        let hash = first.record.state.hash();
+        let mixed = queue
+            .iter()
+            .any(|item| item.from != first.from && item.record.state.hash() != hash);
+        mixed.then_some((first.from, first.record.seq))
+    }
+
+    /// Whether a later record of `from` (numbered above `seq`) is queued for `key`.
+    pub(super) fn overtaken(&self, key: &(TaskId, RelPath), from: DeviceId, seq: u64) -> bool {
+        self.map.get(key).is_some_and(|queue| {
+            queue
+                .iter()
+                .any(|item| item.from == from && item.tracked && item.record.seq > seq)
+        })
+    }
+
+    /// Take `from`'s records queued for `key` out, but for a placement under way: a later
+    /// record of the same peer replaces them (see `Work::take_in`). The records taken.
+    pub(super) fn supersede(&mut self, key: &(TaskId, RelPath), from: DeviceId) -> Vec<Item> {
+        let queue = self.map.entry(key.clone()).or_default();
+        let mut superseded = Vec::new();
+        queue.retain(|item| {
+            let stale = !matches!(item.step, Step::Placing { .. }) && item.from == from;
+            if stale {
+                superseded.push(item.clone());
+            }
+            !stale
+        });
+        superseded
     }
 
     /// The first item of `key`'s queue.

@@ -210,13 +210,7 @@ impl Work {
         let key = (task, record.path.clone());
         // The records of a fold asked for in full come after the peer's later ones: one
         // that a later record of the peer for the same path overtook is settled as it is.
-        let overtaken = refill
-            && self.queues.get(&key).is_some_and(|queue| {
-                queue
-                    .iter()
-                    .any(|item| item.from == from && item.tracked && item.record.seq > record.seq)
-            });
-        if overtaken {
+        if refill && self.queues.overtaken(&key, from, record.seq) {
             return Ok(None);
         }
         cx.streams.hold(task, from, record.seq, cost);
@@ -226,16 +220,7 @@ impl Work {
         // finishes. Another peer's record stays, even if this one claims to have seen it:
         // that is the word of this record's sender, which may have forged it (see
         // `advance`).
-        let queue = self.queues.entry(key.clone()).or_default();
-        let mut superseded = Vec::new();
-        queue.retain(|item| {
-            let stale = !matches!(item.step, Step::Placing { .. }) && item.from == from;
-            if stale {
-                superseded.push(item.clone());
-            }
-            !stale
-        });
-        for item in superseded {
+        for item in self.queues.supersede(&key, from) {
             // (The same number taken again, after the peer's stream restarted: it is
             // held for the new record now.)
             if item.tracked && item.record.seq != record.seq {
@@ -302,22 +287,12 @@ impl Work {
             let (task, path) = (&key.0, &key.1);
             let local = ledger.record(task, path)?;
             let remote = &item.record;
-            if !item.claim_noted
-                && item.tracked
-                && local
-                    .as_ref()
-                    .is_some_and(|l| claims_above(cx.book.keys(), l, remote))
-            {
-                self.note_claim(key, item.from, remote.path.clone(), cx);
-            }
+            self.note_claim(key, &item, local.as_ref(), cx);
             let (version, aside) = {
                 match decide_as(cx.book.keys(), local.as_ref(), remote) {
                     Decision::Take => (remote.version.clone(), None),
                     Decision::TakeOver { aside } => {
-                        let merged = local
-                            .as_ref()
-                            .map(|l| join(&l.version, &remote.version))
-                            .unwrap_or_else(|| remote.version.clone());
+                        let merged = joined(local.as_ref(), remote);
                         let aside = match (aside, &local) {
                             (Some(_), Some(l)) => match free_copy_name(task, l, ledger)? {
                                 Some(name) => Some((name, l.clone())),
@@ -336,11 +311,7 @@ impl Work {
                     // touched it apart): the versions merge and the later time is placed,
                     // so that every device ends with it.
                     Decision::Merge if later_time(local.as_ref(), remote) => {
-                        let merged = local
-                            .as_ref()
-                            .map(|l| join(&l.version, &remote.version))
-                            .unwrap_or_else(|| remote.version.clone());
-                        (merged, None)
+                        (joined(local.as_ref(), remote), None)
                     }
                     decision => {
                         let decided = (local, decision);
@@ -392,34 +363,11 @@ impl Work {
             _ => false,
         };
         if needs_content && !item.fetched {
-            let holders = match &remote.state {
-                State::File { hash, .. } => {
-                    self.queues.holders(key, item.from, *hash, cx.connected)
-                }
-                _ => Vec::new(),
-            };
-            if holders.is_empty() {
-                // Nobody connected has it: decided again later (its sender, or
-                // another device announcing the same content, may come back).
-                self.queues.wait(key, cx.now);
-                return Ok(false);
-            }
-            if let State::File { hash, .. } = &remote.state {
-                cx.effects.push_back(Effect::Fetch {
-                    from: item.from,
-                    holders,
-                    task: *task,
-                    path: path.clone(),
-                    hash: *hash,
-                    size: remote.state.size(),
-                    base: expect.hash(),
-                });
-                self.queues.set_step(key, Step::Fetching);
-                return Ok(false);
-            }
+            self.order_fetch(key, &item, expect.hash(), cx);
+            return Ok(false);
         }
         let parents = if remote.state.exists() {
-            self.missing_parents(task, path, ledger)?
+            Book::missing_parents(task, path, ledger)?
         } else {
             Some(Vec::new())
         };
@@ -449,23 +397,61 @@ impl Work {
         Ok(false)
     }
 
+    /// Order the content of the head `item` of `key` (a file) from the connected peers that
+    /// hold it, `base` being the content here (a patch may start from it); with none
+    /// connected, decided again later (its sender, or another device announcing the same
+    /// content, may come back).
+    fn order_fetch(
+        &mut self,
+        key: &(TaskId, RelPath),
+        item: &Item,
+        base: Option<ContentHash>,
+        cx: &mut Cx<'_>,
+    ) {
+        let State::File { hash, size, .. } = &item.record.state else {
+            return;
+        };
+        let holders = self.queues.holders(key, item.from, *hash, cx.connected);
+        if holders.is_empty() {
+            self.queues.wait(key, cx.now);
+            return;
+        }
+        cx.effects.push_back(Effect::Fetch {
+            from: item.from,
+            holders,
+            task: key.0,
+            path: key.1.clone(),
+            hash: *hash,
+            size: *size,
+            base,
+        });
+        self.queues.set_step(key, Step::Fetching);
+    }
+
     /// Report once that the head of `key` claims more of this device's changes than it made.
+    /// (Checked for the head `item` of `key`, in its peer's sequence, against `local`.)
     fn note_claim(
         &mut self,
         key: &(TaskId, RelPath),
-        from: DeviceId,
-        path: RelPath,
+        item: &Item,
+        local: Option<&Record>,
         cx: &mut Cx<'_>,
     ) {
-        if let Some(head) = self.queues.get_mut(key).and_then(|q| q.front_mut()) {
+        let remote = &item.record;
+        let above = local.is_some_and(|l| claims_above(cx.book.keys(), l, remote));
+        if item.claim_noted || !item.tracked || !above {
+            return;
+        }
+        if let Some(head) = self.queues.head_mut(key) {
             head.claim_noted = true;
         }
+        let path = Some(remote.path.clone());
         super::distrust(
             cx.effects,
-            from,
+            item.from,
             key.0,
             Distrust::ClaimAboveIssued,
-            Some(path),
+            path,
         );
     }
 
@@ -485,27 +471,13 @@ impl Work {
         cx: &mut Cx<'_>,
         ledger: &mut L,
     ) -> Result<bool, L::Error> {
-        let newer = self.queues.get(key).and_then(|q| {
-            q.iter().enumerate().skip(1).find_map(|(at, later)| {
-                // A rival decided again is an old record of its peer, not a later one.
-                let replaces = later.tracked && later.from == item.from;
-                // A record moved back for holding others never gets the path back by
-                // claiming to be newer (a forged claim would pin the path again).
-                let after = later.record.version.compare(&item.record.version) == Causality::After
-                    && (!later.stalled || later.fetched);
-                (replaces || after).then_some((at, replaces))
-            })
-        });
-        let Some((at, replaces)) = newer else {
+        let Some((at, replaces)) = self.queues.newer_behind(key, item) else {
             return Ok(false);
         };
         if replaces {
             self.finish_head(key, cx, ledger)?;
-        } else if let Some(queue) = self.queues.get_mut(key) {
-            if let Some(mut head) = queue.pop_front() {
-                head.step = Step::Ready;
-                queue.insert(at, head);
-            }
+        } else {
+            self.queues.move_head_to(key, at);
         }
         Ok(true)
     }
@@ -521,38 +493,10 @@ impl Work {
         cx: &mut Cx<'_>,
         ledger: &mut L,
     ) -> Result<(), L::Error> {
-        let Some(queue) = self.queues.get_mut(key) else {
-            return Ok(());
-        };
-        let stuck = queue.front().is_some_and(|first| {
-            (first.from, first.record.seq) == head
-                && matches!(first.step, Step::Fetching | Step::Waiting(_))
-        });
-        // A record of another peer announcing the same content is no reason to move: that
-        // peer is one of the fetch's holders, and the driver asks it when the first does
-        // not serve (moving would fetch the same bytes twice).
-        let head_hash = queue.front().and_then(|first| first.record.state.hash());
-        let other = |item: &Item| item.from != head.0 && item.record.state.hash() != head_hash;
-        if stuck && queue.iter().any(other) {
-            if let Some(mut first) = queue.pop_front() {
-                // Decided again in its turn (it may be old news by then); a fetch of it
-                // under way goes on meanwhile (the driver keeps it when asked again, and
-                // content that came is found staged).
-                first.stalled = true;
-                first.step = Step::Ready;
-                queue.push_back(first);
-            }
+        if self.queues.rotate_stuck(key, head) {
             self.advance(key, cx, ledger)?;
         }
-        let next = self.queues.get(key).and_then(|queue| {
-            let first = queue.front()?;
-            let hash = first.record.state.hash();
-            let mixed = queue
-                .iter()
-                .any(|item| item.from != first.from && item.record.state.hash() != hash);
-            mixed.then_some((first.from, first.record.seq))
-        });
-        if let (Some(next), Some(now)) = (next, cx.now) {
+        if let (Some(next), Some(now)) = (self.queues.mixed_head(key), cx.now) {
             self.patience.watch(now, key, next);
         }
         Ok(())
@@ -597,28 +541,6 @@ impl Work {
             base,
         });
         Ok(())
-    }
-
-    /// The folders to create before `path` can be placed, outermost first; `None` if one
-    /// of its parents is a file or a link here.
-    pub(super) fn missing_parents<L: Ledger>(
-        &self,
-        task: &TaskId,
-        path: &RelPath,
-        ledger: &L,
-    ) -> Result<Option<Vec<RelPath>>, L::Error> {
-        let mut missing = Vec::new();
-        let mut parent = path.parent();
-        while let Some(p) = parent {
-            match ledger.record(task, &p)?.map(|r| r.state) {
-                Some(State::Folder { .. }) => break,
-                Some(State::File { .. } | State::Symlink { .. }) => return Ok(None),
-                Some(State::Deleted) | None => missing.push(p.clone()),
-            }
-            parent = p.parent();
-        }
-        missing.reverse();
-        Ok(Some(missing))
     }
 
     pub(super) fn placed<L: Ledger>(
@@ -765,6 +687,13 @@ fn free_copy_name<L: Ledger>(
         }
     }
     Ok(None)
+}
+
+/// The version that has seen both `local` (if any) and `remote`.
+fn joined(local: Option<&Record>, remote: &Record) -> VersionVector {
+    local
+        .map(|l| join(&l.version, &remote.version))
+        .unwrap_or_else(|| remote.version.clone())
 }
 
 /// Whether `remote` is the file `local` is, with a modification time later by more than
