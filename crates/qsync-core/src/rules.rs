@@ -125,7 +125,7 @@ pub fn merged_retimed(a: &Record, b: &Record) -> Option<VersionVector> {
 }
 
 /// What `remote`, taken over `local` with the merged version, keeps: when it won because
-/// `local` only moved the time of an older content ([`change_after_retime`]), the merged
+/// `local` only moved the time of an older content (`change_after_retime`), the merged
 /// version holds `remote`'s content under more counters than `remote`'s own (the time
 /// change's too), so it keeps `remote`'s content version, and a change made after
 /// `remote` beats it without a copy as it beats `remote` itself. Otherwise, what `remote`

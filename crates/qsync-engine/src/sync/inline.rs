@@ -132,6 +132,11 @@ impl Outgoing {
         }
     }
 
+    /// Forget the edits seen (nobody to send their patches to).
+    pub(super) fn forget_seen(&mut self) {
+        self.seen.clear();
+    }
+
     /// Whether edits wait for their patches.
     pub(super) fn has_seen(&self) -> bool {
         !self.seen.is_empty()

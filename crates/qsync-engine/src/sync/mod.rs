@@ -188,6 +188,8 @@ pub(crate) struct SyncDriver {
     patches_out: inline::Outgoing,
     /// The patches that came with peers' records, until the core wants their content.
     patches_in: inline::Received,
+    /// The devices connected now (no patch is made for an edit while none is).
+    connected: std::collections::HashSet<DeviceId>,
     /// Serving content to peers (a thread per peer, orders waiting for a signature).
     serving: Serving,
     /// Inputs waiting to be handled (outcomes of orders carried out).
@@ -268,6 +270,7 @@ impl SyncDriver {
             free_space: FreeSpace::default(),
             patches_out: inline::Outgoing::default(),
             patches_in: inline::Received::default(),
+            connected: Default::default(),
             serving: Serving::default(),
             inputs: VecDeque::new(),
             reports: VecDeque::new(),
@@ -359,6 +362,11 @@ impl SyncDriver {
 
     /// Hand the core one fact and carry out everything that follows (unless deferred).
     pub(crate) fn feed(&mut self, around: &mut impl Around, input: Input) {
+        match &input {
+            Input::Connected { peer } => _ = self.connected.insert(*peer),
+            Input::Disconnected { peer } => _ = self.connected.remove(peer),
+            _ => {}
+        }
         self.inputs.push_back(input);
         if !self.deferred {
             self.run(around, None);
@@ -435,7 +443,10 @@ impl SyncDriver {
     /// [`INPUTS_PER_TRANSACTION`] in one transaction, carrying out the orders of those
     /// calls once it is committed.
     pub(crate) fn run(&mut self, around: &mut impl Around, mut timeout: Option<Instant>) {
-        if self.patches_out.has_seen() {
+        if self.connected.is_empty() {
+            // Nobody to send a patch to: an edit is served as a patch when asked for, later.
+            self.patches_out.forget_seen();
+        } else if self.patches_out.has_seen() {
             // Before the records of the edits go out (at the end of the transaction that
             // takes them in), their patches are made, to go with them.
             let folders = &self.folders;
