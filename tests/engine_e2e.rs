@@ -8,6 +8,7 @@ mod node;
 
 use std::fs;
 use std::io::Write;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use node::{link, tree, wait_same, Node};
@@ -445,22 +446,29 @@ fn a_folder_deleted_on_one_side_keeps_what_changed_on_the_other() {
     }
 }
 
-/// Received files are acknowledged before their blobs (the base of later deltas) are kept:
-/// the keeper does that once the daemon is quiet. B receives a file, then a patch of it;
-/// each time B's own edit that follows must still go back as a small delta, which A
-/// writes into its file (the same length: in place, no new copy).
-#[test]
-fn edits_of_received_files_go_back_as_deltas() {
+/// A linked pair in step on a folder holding `big.bin` (2 MiB): the temporary folder, the
+/// two daemons, their folders, and the file's content.
+fn pair_with_a_big_file() -> (tempfile::TempDir, Node, Node, (PathBuf, PathBuf), Vec<u8>) {
     let (base, a, b) = pair();
     let (da, db) = (base.path().join("A"), base.path().join("B"));
     fs::create_dir_all(&da).unwrap();
-    let mut data: Vec<u8> = (0..2 * 1024 * 1024u32)
+    let data: Vec<u8> = (0..2 * 1024 * 1024u32)
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
         .collect();
     fs::write(da.join("big.bin"), &data).unwrap();
     let task = a.add_task(&da);
     link(&a, &task, &b, &db);
     wait_same(&da, &db, SETTLE);
+    (base, a, b, (da, db), data)
+}
+
+/// Received files are acknowledged before their blobs (the base of later deltas) are kept:
+/// the keeper does that once the daemon is quiet. B receives a file, then a patch of it;
+/// each time B's own edit that follows must still go back as a small delta, which A
+/// writes into its file (the same length: in place, no new copy).
+#[test]
+fn edits_of_received_files_go_back_as_deltas() {
+    let (base, a, b, (da, db), mut data) = pair_with_a_big_file();
     for (round, at) in [(1u8, 1_000_000usize), (2, 1_500_000)] {
         // Quiet for a while: B keeps the blob of what it received.
         std::thread::sleep(Duration::from_millis(1500));
@@ -491,19 +499,10 @@ fn edits_of_received_files_go_back_as_deltas() {
 
 /// An edit travels with its record: the sender makes the patch from the copy it kept of
 /// the version before, and the receiver, which has that version, applies it without asking
-/// (one message and its acknowledgement). Its file is written in place.
+/// (one message and its acknowledgement).
 #[test]
 fn an_edit_travels_with_its_record_as_a_patch() {
-    let (base, a, b) = pair();
-    let (da, db) = (base.path().join("A"), base.path().join("B"));
-    fs::create_dir_all(&da).unwrap();
-    let mut data: Vec<u8> = (0..2 * 1024 * 1024u32)
-        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
-        .collect();
-    fs::write(da.join("big.bin"), &data).unwrap();
-    let task = a.add_task(&da);
-    link(&a, &task, &b, &db);
-    wait_same(&da, &db, SETTLE);
+    let (base, a, b, (da, db), mut data) = pair_with_a_big_file();
     // Quiet for a while: A keeps the copy of its version (the base of the patch).
     std::thread::sleep(Duration::from_millis(1500));
     let (a_before, b_before) = (a.status("wire_sent"), b.status("wire_sent"));
