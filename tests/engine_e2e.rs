@@ -468,7 +468,7 @@ fn pair_with_a_big_file() -> (tempfile::TempDir, Node, Node, (PathBuf, PathBuf),
 /// writes into its file (the same length: in place, no new copy).
 #[test]
 fn edits_of_received_files_go_back_as_deltas() {
-    let (base, a, b, (da, db), mut data) = pair_with_a_big_file();
+    let (_base, _a, b, (da, db), mut data) = pair_with_a_big_file();
     for (round, at) in [(1u8, 1_000_000usize), (2, 1_500_000)] {
         // Quiet for a while: B keeps the blob of what it received.
         std::thread::sleep(Duration::from_millis(1500));
@@ -502,7 +502,7 @@ fn edits_of_received_files_go_back_as_deltas() {
 /// (one message and its acknowledgement).
 #[test]
 fn an_edit_travels_with_its_record_as_a_patch() {
-    let (base, a, b, (da, db), mut data) = pair_with_a_big_file();
+    let (_base, a, b, (da, db), mut data) = pair_with_a_big_file();
     // Quiet for a while: A keeps the copy of its version (the base of the patch).
     std::thread::sleep(Duration::from_millis(1500));
     let (a_before, b_before) = (a.status("wire_sent"), b.status("wire_sent"));
