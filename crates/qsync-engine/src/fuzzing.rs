@@ -380,21 +380,49 @@ impl Run {
             self.driver.staging().remove(&hash);
             self.summary.patched += 1;
         }
+        // The same patch sent with a record of the content it claims to give (protocol 8):
+        // taken only where it gives that content from the file at the path here; else the
+        // content is asked for as usual (and this peer has not got it).
+        let state = State::File {
+            hash,
+            size,
+            mode: 0o644,
+        };
+        let record = self.next_record(path.clone(), state);
+        let message = Message::Records {
+            task: TASK,
+            records: vec![record],
+            upto: self.seq,
+        };
+        let Ok(body) = message.to_wire() else {
+            return;
+        };
+        let patched = qsync_wire::Message::SyncPatched {
+            body: Bytes::from(body),
+            patches: vec![(0, Bytes::copy_from_slice(patch))],
+        };
+        self.driver.received(&mut self.around, PEER, TASK, patched);
+        self.settle();
     }
 
-    /// A record from the peer making `path` `state`, newer than what is known here.
-    fn record(&mut self, path: RelPath, state: State) {
+    /// The peer's next record, making `path` `state`, newer than what is known here.
+    fn next_record(&mut self, path: RelPath, state: State) -> Record {
         let known = self.around.ledger().record(&TASK, &path).ok().flatten();
         let version = known.map(|r| r.version).unwrap_or_default().bumped(PEER);
         self.seq += 1;
-        let record = Record {
+        Record {
             path,
             state,
             version,
             mtime_ns: 0,
             seq: self.seq,
             retimed: None,
-        };
+        }
+    }
+
+    /// A record from the peer making `path` `state`, newer than what is known here.
+    fn record(&mut self, path: RelPath, state: State) {
+        let record = self.next_record(path, state);
         self.feed(Input::Received {
             from: PEER,
             message: Message::Records {
