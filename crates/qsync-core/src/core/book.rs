@@ -421,4 +421,32 @@ impl Book {
         missing.reverse();
         Ok(Some(missing))
     }
+
+    /// The rivals of `key` still to decide: those our version has seen, or from a device no
+    /// longer linked with the task (whatever it sent is not to be taken any more), are
+    /// forgotten here; the others are returned (and stay in the ledger until ours has seen
+    /// them).
+    pub(super) fn rivals_to_decide<L: Ledger>(
+        (task, path): &(TaskId, RelPath),
+        ledger: &mut L,
+    ) -> Result<Vec<(DeviceId, Record)>, L::Error> {
+        let rivals = ledger.rivals(task, path)?;
+        if rivals.is_empty() {
+            return Ok(rivals); // (this runs for every record that changes)
+        }
+        let ours = ledger.record(task, path)?;
+        let linked = ledger.peers(task)?;
+        let mut left = Vec::new();
+        for (peer, rival) in rivals {
+            let seen = ours
+                .as_ref()
+                .is_some_and(|o| o.version.dominates(&rival.version));
+            if seen || !linked.contains(&peer) {
+                ledger.set_rival(task, path, &peer, None)?;
+            } else {
+                left.push((peer, rival));
+            }
+        }
+        Ok(left)
+    }
 }

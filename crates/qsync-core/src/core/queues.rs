@@ -366,6 +366,14 @@ impl Queues {
         superseded
     }
 
+    /// Whether work is queued at `path` of `task` or under it.
+    pub(super) fn busy_at_or_under(&self, task: TaskId, path: &RelPath) -> bool {
+        self.map
+            .range((task, path.clone())..)
+            .take_while(|((t, p), _)| *t == task && p.as_str().starts_with(path.as_str()))
+            .any(|((_, p), _)| p == path || p.starts_with(path))
+    }
+
     /// The first item of `key`'s queue.
     pub(super) fn head_mut(&mut self, key: &(TaskId, RelPath)) -> Option<&mut Item> {
         self.map.get_mut(key).and_then(|q| q.front_mut())

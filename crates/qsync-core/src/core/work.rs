@@ -67,10 +67,7 @@ impl Work {
 
     /// Whether work is queued at `path` of `task` or under it.
     pub(super) fn busy_at_or_under(&self, task: TaskId, path: &RelPath) -> bool {
-        self.queues
-            .range((task, path.clone())..)
-            .take_while(|((t, p), _)| *t == task && p.as_str().starts_with(path.as_str()))
-            .any(|((_, p), _)| p == path || p.starts_with(path))
+        self.queues.busy_at_or_under(task, path)
     }
 
     /// Let time pass to `now`: heads whose wait is over are decided again, and heads that
@@ -198,15 +195,7 @@ impl Work {
             Admit::Refused(why) => return Ok(Some((why, record.path))),
             Admit::Take(cost) => cost,
         };
-        // What a version keeps (`Record::retimed`, within the bounds checked above) stands
-        // only below the version itself: any other claim is dropped.
-        if record
-            .retimed
-            .as_ref()
-            .is_some_and(|kept| record.version.compare(kept) != Causality::After)
-        {
-            record.retimed = None;
-        }
+        drop_stray_retimed(&mut record);
         let key = (task, record.path.clone());
         // The records of a fold asked for in full come after the peer's later ones: one
         // that a later record of the peer for the same path overtook is settled as it is.
@@ -629,24 +618,7 @@ impl Work {
         ledger: &mut L,
     ) -> Result<(), L::Error> {
         while let Some(key) = cx.book.pop_changed() {
-            let (task, path) = (&key.0, &key.1);
-            let ours = ledger.record(task, path)?;
-            let rivals = ledger.rivals(task, path)?;
-            // Read only for a path with rivals (this runs for every record that changes).
-            let linked = match rivals.is_empty() {
-                true => Vec::new(),
-                false => ledger.peers(task)?,
-            };
-            for (peer, rival) in rivals {
-                // Seen by ours, or from a device no longer linked with the task (whatever
-                // it sent is not to be taken any more).
-                let seen = ours
-                    .as_ref()
-                    .is_some_and(|o| o.version.dominates(&rival.version));
-                if seen || !linked.contains(&peer) {
-                    ledger.set_rival(task, path, &peer, None)?;
-                    continue;
-                }
+            for (peer, rival) in Book::rivals_to_decide(&key, ledger)? {
                 let queued = self
                     .queues
                     .get(&key)
@@ -687,6 +659,18 @@ fn free_copy_name<L: Ledger>(
         }
     }
     Ok(None)
+}
+
+/// What a version keeps (`Record::retimed`, within the bounds checked on admission) stands
+/// only below the version itself: any other claim is dropped.
+fn drop_stray_retimed(record: &mut Record) {
+    if record
+        .retimed
+        .as_ref()
+        .is_some_and(|kept| record.version.compare(kept) != Causality::After)
+    {
+        record.retimed = None;
+    }
 }
 
 /// The version that has seen both `local` (if any) and `remote`.
