@@ -157,42 +157,10 @@ fn send_whole(
     send: &mut impl FnMut(Message) -> bool,
 ) -> Sent {
     let mut hasher = PieceHasher::new();
-    // Only a resumed transfer reads the asker's part here first.
-    let mut buffer = vec![0u8; if from > 0 { MAX_CHUNK_LEN } else { 0 }];
-    let mut offset = 0u64;
-    while offset < from {
-        let want = (from - offset).min(buffer.len() as u64) as usize;
-        match file.read(&mut buffer[..want]) {
-            Ok(0) => break, // shorter than the asker's part: not this content
-            Ok(n) => {
-                hasher.update(&buffer[..n]);
-                offset += n as u64;
-            }
-            Err(_) => return Sent::NotIt,
-        }
-    }
-    if offset == from && from > 0 {
-        // Where the asker's part parts from this copy, the bytes from there are sent
-        // again: the asker is told, and they are read (and hashed) again from there.
-        let ours = hasher.checks();
-        if let Some(block) = (0..ours.len()).find(|&i| checks.get(i) != Some(&ours[i])) {
-            let start = block as u64 * check_block_len(from);
-            if hasher.rewind(start) != start || file.seek(std::io::SeekFrom::Start(start)).is_err()
-            {
-                return Sent::NotIt;
-            }
-            let told = send(Message::Resend {
-                path: path.clone(),
-                hash,
-                asked: from,
-                from: start,
-            });
-            if !told {
-                return Sent::Stopped;
-            }
-            offset = start;
-        }
-    }
+    let mut offset = match resume_at(file, path, hash, (from, checks), &mut hasher, send) {
+        Ok(offset) => offset,
+        Err(ended) => return ended,
+    };
     // Each chunk is read into a buffer of its own, sized to what is left of the file, and
     // sent as it is: no zeroed megabyte per file served, no copy of what was read (a drop
     // of many small files spent a tenth of the serving thread on both). A chunk is sent
@@ -233,6 +201,57 @@ fn send_whole(
     } else {
         Sent::NotIt
     }
+}
+
+/// Read and hash the first `from` bytes of `file` (the part the asker has, for a resumed
+/// transfer), and find where the asker's `checks` part from this copy's: there the asker is
+/// told ([`Message::Resend`]) and the file read again. The offset to send from, or how
+/// sending ended.
+fn resume_at(
+    file: &mut std::fs::File,
+    path: &RelPath,
+    hash: ContentHash,
+    (from, checks): (u64, &[ContentHash]),
+    hasher: &mut PieceHasher,
+    send: &mut impl FnMut(Message) -> bool,
+) -> Result<u64, Sent> {
+    // Only a resumed transfer reads the asker's part here first.
+    let mut buffer = vec![0u8; if from > 0 { MAX_CHUNK_LEN } else { 0 }];
+    let mut offset = 0u64;
+    while offset < from {
+        let want = (from - offset).min(buffer.len() as u64) as usize;
+        match file.read(&mut buffer[..want]) {
+            Ok(0) => break, // shorter than the asker's part: not this content
+            Ok(n) => {
+                hasher.update(&buffer[..n]);
+                offset += n as u64;
+            }
+            Err(_) => return Err(Sent::NotIt),
+        }
+    }
+    if offset == from && from > 0 {
+        // Where the asker's part parts from this copy, the bytes from there are sent
+        // again: the asker is told, and they are read (and hashed) again from there.
+        let ours = hasher.checks();
+        if let Some(block) = (0..ours.len()).find(|&i| checks.get(i) != Some(&ours[i])) {
+            let start = block as u64 * check_block_len(from);
+            if hasher.rewind(start) != start || file.seek(std::io::SeekFrom::Start(start)).is_err()
+            {
+                return Err(Sent::NotIt);
+            }
+            let told = send(Message::Resend {
+                path: path.clone(),
+                hash,
+                asked: from,
+                from: start,
+            });
+            if !told {
+                return Err(Sent::Stopped);
+            }
+            offset = start;
+        }
+    }
+    Ok(offset)
 }
 
 /// Send `bytes` as messages of at most [`MAX_CHUNK_LEN`] made by `message(offset, data,

@@ -26,9 +26,10 @@ use qsync_base::{ContentHash, RelPath, TaskId};
 use qsync_core::{Record, State};
 use qsync_wire::{Message, MAX_INLINE_PATCH, MAX_INLINE_PATCHES};
 
+use crate::driver::place::Staging;
 use crate::driver::root::TaskRoot;
 use crate::driver::transfer;
-use crate::exchange::FetchKey;
+use crate::exchange::{FetchKey, Want};
 
 /// Files smaller than this travel whole (a patch is not worth it): none is made for them.
 pub(super) const MIN_PATCHED_FILE: u64 = 64 * 1024;
@@ -222,6 +223,30 @@ impl Received {
                 if let Some(old) = self.patches.remove(&oldest) {
                     self.bytes -= cost(&oldest, &old);
                 }
+            }
+        }
+    }
+
+    /// Whether the patch that came with the record of `want` applies to the version here
+    /// (its base, the file at the path in the task's folder `root`) and gave the content,
+    /// checked and staged in `staging` as a patch asked for would be. The patch is tried
+    /// once.
+    pub(super) fn apply(&mut self, want: &Want, root: Option<&Path>, staging: &Staging) -> bool {
+        let key = (want.task, want.path.clone(), want.hash);
+        let (Some(patch), Some(base), Some(root)) = (self.take(&key), want.base, root) else {
+            return false;
+        };
+        let mut incoming = transfer::IncomingPatch::start(base, want.hash, want.size);
+        incoming.accept(&patch);
+        match incoming.finish(root, &want.path, staging) {
+            Ok(true) => {
+                tracing::debug!(path = %want.path, bytes = patch.len(), "the patch that came with a record gave its content");
+                true
+            }
+            Ok(false) => false,
+            Err(e) => {
+                tracing::debug!(path = %want.path, error = %e, "the patch that came with a record could not be staged");
+                false
             }
         }
     }

@@ -16,7 +16,6 @@ use qsync_wire::Message;
 
 use super::{reuse, serving, Around, Report, SyncDriver};
 use crate::control::TransferInfo;
-use crate::driver::transfer;
 use crate::exchange::{Chunk, FetchKey, Want};
 use crate::net::Outbound;
 
@@ -44,7 +43,9 @@ impl SyncDriver {
         let now = around.now();
         // A patch that came with the record is applied only where its result fits.
         let fits = self.free_space.room_for(&places, want.size, now).is_ok();
-        if fits && self.patched(&want) {
+        let root = self.folders.get(&task).map(|f| f.root.clone());
+        let staging = &self.fetching.staging;
+        if fits && self.patches_in.apply(&want, root.as_deref(), staging) {
             // Its patch came with its record and gave the content: nothing is asked for.
             self.inputs.push_back(Input::Fetched {
                 task,
@@ -70,32 +71,6 @@ impl SyncDriver {
             });
         }
         self.exchange_orders(around);
-    }
-
-    /// Whether the patch that came with the record of `want` (`inline.rs`) applies to
-    /// the version here (its base) and gave the content, checked and staged as a patch
-    /// asked for would be.
-    fn patched(&mut self, want: &Want) -> bool {
-        let key = (want.task, want.path.clone(), want.hash);
-        let (Some(patch), Some(base)) = (self.patches_in.take(&key), want.base) else {
-            return false;
-        };
-        let Some(root) = self.folders.get(&want.task).map(|f| f.root.clone()) else {
-            return false;
-        };
-        let mut incoming = transfer::IncomingPatch::start(base, want.hash, want.size);
-        incoming.accept(&patch);
-        match incoming.finish(&root, &want.path, &self.fetching.staging) {
-            Ok(true) => {
-                tracing::debug!(path = %want.path, bytes = patch.len(), "the patch that came with a record gave its content");
-                true
-            }
-            Ok(false) => false,
-            Err(e) => {
-                tracing::debug!(path = %want.path, error = %e, "the patch that came with a record could not be staged");
-                false
-            }
-        }
     }
 
     /// Send the exchange's requests and queue what it tells the core. A request that
