@@ -68,6 +68,23 @@ impl ContentHasher {
 
     /// Add everything `reader` yields.
     pub fn update_reader(&mut self, mut reader: impl Read) -> io::Result<&mut Self> {
+        // Most files are small: a first read into a small buffer on the stack, and a large
+        // one (zeroed once, which costs as much as hashing a small file) only when the
+        // small one came back full.
+        let mut small = [0u8; 8 * 1024];
+        loop {
+            match reader.read(&mut small) {
+                Ok(0) => return Ok(self),
+                Ok(n) => {
+                    self.0.update(&small[..n]);
+                    if n == small.len() {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
         let mut buf = vec![0u8; 256 * 1024];
         loop {
             match reader.read(&mut buf) {

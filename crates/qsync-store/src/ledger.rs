@@ -8,9 +8,12 @@
 //! acknowledged ours) and `rivals` (versions ours won against, decided again when ours
 //! changes). Tasks and links are the store's `sync_tasks` and `task_links`.
 
+use std::cell::{OnceCell, RefCell};
+use std::collections::HashMap;
+
 use qsync_base::{ContentHash, DeviceId, RelPath, TaskId, VersionVector};
 use qsync_core::{Ledger, Record, State};
-use rusqlite::{params, OptionalExtension, Row, Transaction};
+use rusqlite::{params, OptionalExtension, Row, ToSql, Transaction};
 
 use crate::{corrupt, id32, opt_hash, rel_path, to_i64, Store, StoreError};
 
@@ -18,6 +21,34 @@ use crate::{corrupt, id32, opt_hash, rel_path, to_i64, Store, StoreError};
 /// [`commit`](Self::commit), it rolls back.
 pub struct LedgerTx<'a> {
     tx: Transaction<'a>,
+    /// What the core asks of the ledger for nearly every path, remembered for the
+    /// transaction's length (a scan of a million files asked each of these once or twice
+    /// per path: a fifth of the engine thread).
+    seen: Seen,
+}
+
+/// What a [`LedgerTx`] remembers of its own reads. A transaction sees one snapshot of the
+/// store, so only its own writes can change what it read: each is kept up to date, or
+/// forgotten, by the writes that change it.
+#[derive(Default)]
+struct Seen {
+    /// The tasks: no ledger call adds or removes one (the store does, in transactions of
+    /// its own).
+    tasks: OnceCell<Vec<TaskId>>,
+    /// The last sequence number of each task read, raised by `put`.
+    last_seq: RefCell<HashMap<TaskId, u64>>,
+    /// The record of one path read last, until the next write to the records.
+    record: RefCell<Option<(TaskId, Record)>>,
+    /// The path of `record` when it had none.
+    absent: RefCell<Option<(TaskId, RelPath)>>,
+}
+
+impl Seen {
+    /// The records table was written to (for `path`, or any).
+    fn records_changed(&self) {
+        self.record.replace(None);
+        self.absent.replace(None);
+    }
 }
 
 /// The query of [`Ledger::records_after`], its limit written in: SQLite plans a `LIMIT` bound
@@ -37,6 +68,7 @@ impl Store {
     pub fn ledger(&mut self) -> Result<LedgerTx<'_>, StoreError> {
         Ok(LedgerTx {
             tx: self.conn.transaction()?,
+            seen: Seen::default(),
         })
     }
 
@@ -92,7 +124,10 @@ impl Store {
             })?;
             rows.collect::<Result<Vec<_>, _>>()?
         };
-        let mut ledger = LedgerTx { tx };
+        let mut ledger = LedgerTx {
+            tx,
+            seen: Seen::default(),
+        };
         let count = files.len();
         for (seq, (path, kind, size, mtime_ns, hash)) in files.into_iter().enumerate() {
             let state = match kind {
@@ -132,6 +167,25 @@ impl LedgerTx<'_> {
 
 /// The columns a record is stored in, after its key.
 const COLUMNS: &str = "path, seq, kind, hash, size, mode, target, mtime, version, retimed";
+
+/// A record's row: its task, [`COLUMNS`], and the peer it was taken from as is (`NULL`:
+/// made here or merged). Written out rather than formatted: this runs once per path.
+const INSERT_RECORD: &str = "INSERT OR REPLACE INTO records
+    (task_id, path, seq, kind, hash, size, mode, target, mtime, version, retimed, origin)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+
+/// The rivals of one path: [`COLUMNS`], then the device.
+const RIVALS_OF: &str = "SELECT path, seq, kind, hash, size, mode, target, mtime, version, retimed,
+    device_id FROM rivals WHERE task_id = ?1 AND path = ?2 ORDER BY device_id";
+
+/// The record of one path: [`COLUMNS`].
+const RECORD_OF: &str = "SELECT path, seq, kind, hash, size, mode, target, mtime, version, retimed
+    FROM records WHERE task_id = ?1 AND path = ?2";
+
+/// A rival's row: its task and device, then [`COLUMNS`].
+const INSERT_RIVAL: &str = "INSERT OR REPLACE INTO rivals
+    (task_id, device_id, path, seq, kind, hash, size, mode, target, mtime, version, retimed)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
 
 fn state_columns(state: &State) -> (i64, Option<&[u8]>, u64, u32, Option<&str>) {
     match state {
@@ -242,23 +296,16 @@ impl LedgerTx<'_> {
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
-    /// Store `record` in `table` (`records` or `rivals`, which share [`COLUMNS`]) under the
-    /// `key` columns, replacing the row it replaces.
+    /// Store `record` with `sql` ([`INSERT_RECORD`] or [`INSERT_RIVAL`]), which takes the
+    /// `before` values, then [`COLUMNS`], then the `after` values, replacing the row it
+    /// replaces.
     fn insert(
         &self,
-        table: &str,
-        key: &[(&str, &[u8])],
+        sql: &str,
+        (before, after): (&[&dyn ToSql], &[&dyn ToSql]),
         record: &Record,
     ) -> Result<(), StoreError> {
         let (kind, hash, size, mode, target) = state_columns(&record.state);
-        let names: Vec<&str> = key.iter().map(|(name, _)| *name).collect();
-        let count = key.len() + COLUMNS.split(',').count();
-        let marks: Vec<String> = (1..=count).map(|i| format!("?{i}")).collect();
-        let sql = format!(
-            "INSERT OR REPLACE INTO {table} ({}, {COLUMNS}) VALUES ({})",
-            names.join(", "),
-            marks.join(", ")
-        );
         let path = record.path.as_str();
         let (seq, size, version) = (
             to_i64(record.seq, "sequence number")?,
@@ -269,10 +316,8 @@ impl LedgerTx<'_> {
             Some(kept) => Some(version_bytes(kept)?),
             None => None,
         };
-        let mut values: Vec<&dyn rusqlite::ToSql> =
-            key.iter().map(|(_, v)| v as &dyn rusqlite::ToSql).collect();
-        values.extend([
-            &path as &dyn rusqlite::ToSql,
+        let columns: [&dyn ToSql; 10] = [
+            &path,
             &seq,
             &kind,
             &hash,
@@ -282,8 +327,14 @@ impl LedgerTx<'_> {
             &record.mtime_ns,
             &version,
             &retimed,
-        ]);
-        self.tx.prepare_cached(&sql)?.execute(values.as_slice())?;
+        ];
+        let values: Vec<&dyn ToSql> = before
+            .iter()
+            .chain(columns.iter())
+            .chain(after.iter())
+            .copied()
+            .collect();
+        self.tx.prepare_cached(sql)?.execute(values.as_slice())?;
         Ok(())
     }
 
@@ -323,10 +374,15 @@ impl Ledger for LedgerTx<'_> {
     type Error = StoreError;
 
     fn tasks(&self) -> Result<Vec<TaskId>, StoreError> {
-        self.devices("SELECT task_id FROM sync_tasks ORDER BY task_id", [])?
+        if let Some(tasks) = self.seen.tasks.get() {
+            return Ok(tasks.clone());
+        }
+        let tasks: Vec<TaskId> = self
+            .devices("SELECT task_id FROM sync_tasks ORDER BY task_id", [])?
             .into_iter()
             .map(|b| id32(b, "task id").map(TaskId::from_bytes))
-            .collect()
+            .collect::<Result<_, _>>()?;
+        Ok(self.seen.tasks.get_or_init(|| tasks).clone())
     }
 
     fn peers(&self, task: &TaskId) -> Result<Vec<DeviceId>, StoreError> {
@@ -348,10 +404,32 @@ impl Ledger for LedgerTx<'_> {
     }
 
     fn record(&self, task: &TaskId, path: &RelPath) -> Result<Option<Record>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM records WHERE task_id = ?1 AND path = ?2");
-        Ok(self
-            .records(&sql, params![task.as_bytes(), path.as_str()])?
-            .pop())
+        if let Some((t, record)) = &*self.seen.record.borrow() {
+            if t == task && record.path == *path {
+                return Ok(Some(record.clone()));
+            }
+        }
+        if self
+            .seen
+            .absent
+            .borrow()
+            .as_ref()
+            .is_some_and(|(t, p)| t == task && p == path)
+        {
+            return Ok(None);
+        }
+        let found = self
+            .records(RECORD_OF, params![task.as_bytes(), path.as_str()])?
+            .pop();
+        match &found {
+            Some(record) => {
+                self.seen.record.replace(Some((*task, record.clone())));
+            }
+            None => {
+                self.seen.absent.replace(Some((*task, path.clone())));
+            }
+        }
+        Ok(found)
     }
 
     fn put(
@@ -360,15 +438,15 @@ impl Ledger for LedgerTx<'_> {
         record: Record,
         origin: Option<DeviceId>,
     ) -> Result<(), StoreError> {
-        self.insert("records", &[("task_id", &task.as_bytes()[..])], &record)?;
-        if let Some(origin) = origin {
-            self.tx
-                .prepare_cached("UPDATE records SET origin = ?3 WHERE task_id = ?1 AND path = ?2")?
-                .execute(params![
-                    task.as_bytes(),
-                    record.path.as_str(),
-                    origin.as_bytes()
-                ])?;
+        self.seen.records_changed();
+        let origin = origin.as_ref().map(|o| &o.as_bytes()[..]);
+        self.insert(
+            INSERT_RECORD,
+            (&[&&task.as_bytes()[..]], &[&origin]),
+            &record,
+        )?;
+        if let Some(last) = self.seen.last_seq.borrow_mut().get_mut(task) {
+            *last = (*last).max(record.seq);
         }
         Ok(())
     }
@@ -421,6 +499,9 @@ impl Ledger for LedgerTx<'_> {
     }
 
     fn last_seq(&self, task: &TaskId) -> Result<u64, StoreError> {
+        if let Some(last) = self.seen.last_seq.borrow().get(task) {
+            return Ok(*last);
+        }
         let last: Option<i64> = self
             .tx
             .prepare_cached(
@@ -429,7 +510,9 @@ impl Ledger for LedgerTx<'_> {
             )?
             .query_row(params![task.as_bytes()], |row| row.get(0))?;
         let last = last.unwrap_or(0);
-        u64::try_from(last).map_err(|_| corrupt("sequence number", last))
+        let last = u64::try_from(last).map_err(|_| corrupt("sequence number", last))?;
+        self.seen.last_seq.borrow_mut().insert(*task, last);
+        Ok(last)
     }
 
     fn tombstones(
@@ -453,6 +536,7 @@ impl Ledger for LedgerTx<'_> {
         let Some(tombstone) = self.record(task, path)?.filter(|r| !r.state.exists()) else {
             return Ok(());
         };
+        self.seen.records_changed();
         self.tx
             .prepare_cached("DELETE FROM records WHERE task_id = ?1 AND path = ?2")?
             .execute(params![task.as_bytes(), path.as_str()])?;
@@ -469,10 +553,7 @@ impl Ledger for LedgerTx<'_> {
     }
 
     fn rivals(&self, task: &TaskId, path: &RelPath) -> Result<Vec<(DeviceId, Record)>, StoreError> {
-        let sql = format!(
-            "SELECT {COLUMNS}, device_id FROM rivals WHERE task_id = ?1 AND path = ?2 ORDER BY device_id"
-        );
-        let mut stmt = self.tx.prepare_cached(&sql)?;
+        let mut stmt = self.tx.prepare_cached(RIVALS_OF)?;
         let rows = stmt.query_map(params![task.as_bytes(), path.as_str()], |row| {
             Ok((raw(row)?, row.get::<_, Vec<u8>>(10)?))
         })?;
@@ -512,11 +593,8 @@ impl Ledger for LedgerTx<'_> {
             path: path.clone(),
             ..record
         };
-        let key: [(&str, &[u8]); 2] = [
-            ("task_id", &task.as_bytes()[..]),
-            ("device_id", &peer.as_bytes()[..]),
-        ];
-        self.insert("rivals", &key, &record)
+        let key: [&dyn ToSql; 2] = [&&task.as_bytes()[..], &&peer.as_bytes()[..]];
+        self.insert(INSERT_RIVAL, (&key, &[]), &record)
     }
 
     fn received_upto(&self, task: &TaskId, peer: &DeviceId) -> Result<u64, StoreError> {
@@ -546,6 +624,7 @@ impl Ledger for LedgerTx<'_> {
     }
 
     fn forget_peer(&mut self, task: &TaskId, peer: &DeviceId) -> Result<(), StoreError> {
+        self.seen.records_changed();
         self.tx.execute(
             "DELETE FROM peer_progress WHERE task_id = ?1 AND device_id = ?2",
             params![task.as_bytes(), peer.as_bytes()],
@@ -562,6 +641,54 @@ impl Ledger for LedgerTx<'_> {
 mod tests {
     use super::*;
     use rusqlite::StatementStatus;
+
+    /// The statements written out in full name [`COLUMNS`] as they are.
+    #[test]
+    fn written_out_statements_name_the_columns() {
+        for sql in [INSERT_RECORD, INSERT_RIVAL, RIVALS_OF, RECORD_OF] {
+            let flat = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(flat.contains(COLUMNS), "{sql}");
+        }
+    }
+
+    /// What a transaction remembers follows its own writes: a record read, then replaced,
+    /// is read as replaced; the last sequence number rises with a record put.
+    #[test]
+    fn a_transaction_reads_its_own_writes() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let mut store = Store::open(dir.path())?;
+        let task = TaskId::from_bytes([7; 32]);
+        store.add_task(task, dir.path(), "a")?;
+        let mut ledger = store.ledger()?;
+        let path = RelPath::new("a")?;
+        assert_eq!(ledger.record(&task, &path)?, None);
+        assert_eq!(ledger.last_seq(&task)?, 0);
+        let record = |seq: u64, size: u64| Record {
+            path: path.clone(),
+            state: State::File {
+                hash: ContentHash::of(b"a"),
+                size,
+                mode: 0o644,
+            },
+            version: VersionVector::new(),
+            mtime_ns: 1,
+            seq,
+            retimed: None,
+        };
+        ledger.put(&task, record(1, 1), None)?;
+        assert_eq!(ledger.record(&task, &path)?, Some(record(1, 1)));
+        assert_eq!(ledger.last_seq(&task)?, 1);
+        ledger.put(&task, record(2, 2), Some(DeviceId::from_bytes([9; 32])))?;
+        assert_eq!(ledger.record(&task, &path)?, Some(record(2, 2)));
+        assert_eq!(ledger.last_seq(&task)?, 2);
+        assert_eq!(
+            ledger.records_after(&task, 0, 10)?[0].1,
+            Some(DeviceId::from_bytes([9; 32]))
+        );
+        ledger.put(&task, record(3, 3), None)?;
+        assert_eq!(ledger.records_after(&task, 0, 10)?[0].1, None);
+        Ok(())
+    }
 
     /// Reading the records after one number, then after another, uses the statement
     /// compiled the first time: SQLite does not compile it again for the new bindings.

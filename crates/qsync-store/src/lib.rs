@@ -41,6 +41,7 @@
 
 mod apps;
 mod blobs;
+mod checkpoint;
 mod error;
 mod ledger;
 mod updates;
@@ -114,6 +115,9 @@ pub struct FileRecord {
 pub struct Store {
     conn: Connection,
     blobs: Blobs,
+    /// Copies the log back into the database, off the thread that writes. Dropped after
+    /// `conn`: its thread's connection, closed last, checkpoints what is left.
+    _checkpointer: checkpoint::Checkpointer,
 }
 
 fn corrupt(what: &'static str, detail: impl ToString) -> StoreError {
@@ -199,6 +203,8 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Checkpoints are the checkpointer's (see `checkpoint.rs`).
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         // The ledger's statements run once per record (and several per placement): each is
         // compiled once and kept, rather than parsed again every time (SQLite's code
@@ -213,6 +219,7 @@ impl Store {
         let store = Self {
             conn,
             blobs: Blobs::open(dir.join("blobs"))?,
+            _checkpointer: checkpoint::Checkpointer::start(&db_path)?,
         };
         store.sweep_blobs()?;
         Ok(store)

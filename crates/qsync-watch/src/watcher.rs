@@ -32,7 +32,7 @@ use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
-use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
+use notify::{Event, EventKind, EventKindMask, RecommendedWatcher, RecursiveMode, Watcher};
 use qsync_base::{EntryKind, RelPath};
 
 use crate::hashing::{carry_renames, hash_now, look, Look, ToHash};
@@ -311,7 +311,13 @@ impl TaskWatcher {
         // Links in the folder are synced as links and never followed: without this, notify
         // would watch what a link points to (a link to `/` from a peer would make the
         // watch fail, and one to another folder would report its files as the task's).
-        let config = notify::Config::default().with_follow_symlinks(false);
+        //
+        // Opens are not asked for: every file QSync hashes or serves is opened, and each
+        // open would come back as an event to drop (a million of them on a first scan).
+        // Closing after writing is asked for: it says a write is whole.
+        let config = notify::Config::default()
+            .with_follow_symlinks(false)
+            .with_event_kinds(EventKindMask::CORE | EventKindMask::ACCESS_CLOSE);
         let mut watcher = RecommendedWatcher::new(
             move |result| {
                 let _ = raw_tx.send(result);
