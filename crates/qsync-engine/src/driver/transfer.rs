@@ -647,7 +647,13 @@ impl Incoming {
                 )));
             }
         }
-        file.set_len(from).map_err(|e| io("cut", e))?;
+        // Cut only what is past the resume point: truncating a new, empty file made ext4
+        // take it for a file rewritten in place and write it out at its close, on the
+        // engine's thread (its "auto_da_alloc"), where its fsync in a batch is enough.
+        let len = file.metadata().map_err(|e| io("inspect", e))?.len();
+        if len != from {
+            file.set_len(from).map_err(|e| io("cut", e))?;
+        }
         file.seek(std::io::SeekFrom::Start(from))
             .map_err(|e| io("seek in", e))?;
         Ok(Self {
