@@ -113,11 +113,12 @@ pub struct FileRecord {
 /// The state directory: the database and the blobs.
 #[derive(Debug)]
 pub struct Store {
+    /// Copies the log back into the database, off the thread that writes. Dropped (its
+    /// thread stopped and waited for) before `conn`, which, closed last, checkpoints what
+    /// is left.
+    _checkpointer: checkpoint::Checkpointer,
     conn: Connection,
     blobs: Blobs,
-    /// Copies the log back into the database, off the thread that writes. Dropped after
-    /// `conn`: its thread's connection, closed last, checkpoints what is left.
-    _checkpointer: checkpoint::Checkpointer,
 }
 
 fn corrupt(what: &'static str, detail: impl ToString) -> StoreError {
@@ -203,8 +204,10 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        // Checkpoints are the checkpointer's (see `checkpoint.rs`).
-        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // Checkpoints are the checkpointer's, this connection's only past a backstop (see
+        // `checkpoint.rs`).
+        conn.pragma_update(None, "wal_autocheckpoint", checkpoint::LOG_PAGES_AT_MOST)?;
+        conn.pragma_update(None, "journal_size_limit", checkpoint::LOG_BYTES_KEPT)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         // The ledger's statements run once per record (and several per placement): each is
         // compiled once and kept, rather than parsed again every time (SQLite's code
@@ -217,9 +220,9 @@ impl Store {
         collect_garbage(&tx)?;
         tx.commit()?;
         let store = Self {
+            _checkpointer: checkpoint::Checkpointer::start(&db_path)?,
             conn,
             blobs: Blobs::open(dir.join("blobs"))?,
-            _checkpointer: checkpoint::Checkpointer::start(&db_path)?,
         };
         store.sweep_blobs()?;
         Ok(store)

@@ -125,6 +125,20 @@ impl Debounce {
     fn event(&mut self, result: notify::Result<Event>, now: Instant) -> Option<WatchBatch> {
         let event = match result {
             Ok(event) => event,
+            // A folder that could not be watched or walked (its permissions, say: a peer
+            // may send a folder of mode 0o100) is looked at again, not the whole root.
+            // Only lost events (no path: the system's queue, or its limit on watches)
+            // call for a rescan.
+            Err(e)
+                if !e.paths.is_empty() && !matches!(e.kind, notify::ErrorKind::MaxFilesWatch) =>
+            {
+                tracing::warn!(root = %self.root.display(), error = %e, "a folder could not be watched");
+                let touched = e
+                    .paths
+                    .into_iter()
+                    .fold(Event::new(EventKind::Any), Event::add_path);
+                return self.event(Ok(touched), now);
+            }
             Err(e) => {
                 return Some(WatchBatch::Rescan {
                     reason: e.to_string(),
@@ -472,4 +486,50 @@ pub fn observe(
         events.extend(walk_now(root, index, plan)?.0);
     }
     Ok(events)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn debounce(root: &Path) -> Debounce {
+        Debounce {
+            root: root.to_owned(),
+            filter: Filter::for_root(root).unwrap(),
+            period: Duration::from_millis(200),
+            pending: BTreeMap::new(),
+            renames: Vec::new(),
+            early: HashMap::new(),
+        }
+    }
+
+    /// A folder that could not be watched is looked at again once quiet; only events lost
+    /// for good (no path named) make the whole root walked again.
+    #[test]
+    fn a_folder_not_watched_is_looked_at_and_lost_events_rescan() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = debounce(dir.path());
+        let now = Instant::now();
+        let refused = notify::Error::io(std::io::Error::from(std::io::ErrorKind::PermissionDenied))
+            .add_path(dir.path().join("locked"));
+        assert!(d.event(Err(refused), now).is_none(), "no rescan");
+        let later = now + Duration::from_secs(1);
+        match d.due(later) {
+            Some(WatchBatch::Changes { touched, .. }) => {
+                assert!(touched.contains(&RelPath::new("locked").unwrap()))
+            }
+            other => panic!("expected the folder looked at, got {other:?}"),
+        }
+        let lost = notify::Error::new(notify::ErrorKind::MaxFilesWatch);
+        assert!(matches!(
+            d.event(Err(lost), later),
+            Some(WatchBatch::Rescan { .. })
+        ));
+        let generic = notify::Error::generic("the queue overflowed");
+        assert!(matches!(
+            d.event(Err(generic), later),
+            Some(WatchBatch::Rescan { .. })
+        ));
+    }
 }
