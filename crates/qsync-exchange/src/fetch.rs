@@ -125,7 +125,7 @@ impl Fetch {
     /// block's start before them. The bytes from `from` are then dropped.
     pub(crate) fn resend(&mut self, asked: u64, from: u64) -> bool {
         let answering = matches!(self.progress, Progress::Asked) && asked == self.kept;
-        if !answering || from >= self.kept || from % check_block_len(self.kept) != 0 {
+        if !answering || from >= self.kept || !from.is_multiple_of(check_block_len(self.kept)) {
             return false;
         }
         self.rewound = Some(self.kept);

@@ -104,7 +104,9 @@ fn record(path: usize, kind: u8, counter: u64, peer: usize, seq: u64) -> Record 
         mtime_ns: -(counter as i64) * 1_000_000_007,
         seq,
         // A time moved, for some: the version whose content it keeps.
-        retimed: (counter % 2 == 0).then(|| VersionVector::new().bumped(PEERS[1 - peer])),
+        retimed: counter
+            .is_multiple_of(2)
+            .then(|| VersionVector::new().bumped(PEERS[1 - peer])),
     }
 }
 

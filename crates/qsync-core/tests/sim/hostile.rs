@@ -251,7 +251,7 @@ impl World {
                 records.push((path.clone(), self.hostile_state(&local, x), v));
             }
             Attack::AtBound => {
-                let who = if x % 2 == 0 { victim } else { third };
+                let who = if x.is_multiple_of(2) { victim } else { third };
                 let v = forged(&base, who, MAX_COUNTER);
                 records.push((path.clone(), self.hostile_state(&local, x), v));
             }

@@ -288,7 +288,7 @@ impl Peers {
         let proven = self.addresses.get(&device).copied();
         let suggested = self.suggested.get(&device).copied();
         let addr = match (proven, suggested) {
-            (Some(p), Some(s)) if *attempt % 2 == 0 && p != s => s,
+            (Some(p), Some(s)) if (*attempt).is_multiple_of(2) && p != s => s,
             (Some(p), _) => p,
             (None, Some(s)) => s,
             (None, None) => return,

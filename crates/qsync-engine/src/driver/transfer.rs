@@ -679,7 +679,7 @@ impl Incoming {
         if to == self.next {
             return Ok(true);
         }
-        if to > self.next || to % PIECE_LEN != 0 {
+        if to > self.next || !to.is_multiple_of(PIECE_LEN) {
             return Ok(false);
         }
         self.hasher.rewind(to);

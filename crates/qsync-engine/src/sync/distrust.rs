@@ -49,7 +49,7 @@ impl DistrustBook {
         counts.last = format!("{} ({path})", report.why);
         let seen = counts.seen.entry(kind(report.why)).or_insert(0);
         *seen += 1;
-        if *seen == 1 || *seen % LOG_EVERY == 0 {
+        if *seen == 1 || (*seen).is_multiple_of(LOG_EVERY) {
             let (why, count, seen) = (report.why, report.count, *seen);
             if report.why.refused() {
                 tracing::warn!(%from, %task, %path, count, reports = seen, "refused from a linked device: {why}");

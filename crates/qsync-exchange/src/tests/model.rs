@@ -284,7 +284,7 @@ impl Model {
             bytes.truncate(bytes.len() * usize::from(percent) / 100);
         }
         // Half the answers end on their last bytes (protocol 7), half with an empty end.
-        let merged = percent.is_none() && len % 2 == 0 && !bytes.is_empty();
+        let merged = percent.is_none() && len.is_multiple_of(2) && !bytes.is_empty();
         let pieces: Vec<&[u8]> = bytes.chunks(len as usize).collect();
         for (i, piece) in pieces.iter().enumerate() {
             let last = merged && i + 1 == pieces.len();
