@@ -30,12 +30,23 @@ pub struct Syncthing {
     listen: u16,
 }
 
+/// A free port on loopback, never one handed out before in this process: a port is found
+/// by binding and releasing it, and the system may give the same one again at the next
+/// ask (a CI run configured an instance with its peer at its own listening port).
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap();
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// Whether `syncthing` is installed.
