@@ -109,6 +109,39 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// A reader that gives at most `step` bytes a read.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.step.min(buf.len()).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    /// Around the size of the first, small read (8 KiB) and well past it, in whole reads
+    /// or short ones, a reader's content hashes like the bytes.
+    #[test]
+    fn a_reader_hashes_like_its_bytes_around_the_first_read() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        for len in [8191, 8192, 8193, 16_384, 300_000] {
+            let bytes = &data[..len];
+            for step in [1000, 8192, usize::MAX] {
+                let reader = Trickle { data: bytes, step };
+                assert_eq!(
+                    ContentHash::of_reader(reader).unwrap(),
+                    ContentHash::of(bytes),
+                    "{len} bytes, reads of {step}"
+                );
+            }
+        }
+    }
+
     proptest! {
         #[test]
         fn pieces_hash_like_the_whole(data in proptest::collection::vec(any::<u8>(), 0..4096), cut in 0usize..4096) {
