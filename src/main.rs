@@ -5,6 +5,7 @@
 
 mod magasin;
 mod menu;
+mod versions;
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -112,6 +113,12 @@ enum Command {
     /// Follow what the daemon does (connections, questions, applied changes, conflicts,
     /// deliveries), one line each, until interrupted.
     Events,
+    /// The files that changes from other devices deleted or replaced here, kept as
+    /// versions: number, when kept, size, why, by which device, path.
+    Versions(versions::VersionsArgs),
+    /// Bring back a kept version (the newest unless --version): a new change of the
+    /// file, which syncs to the other devices. A folder comes back whole.
+    Restore(versions::RestoreArgs),
     /// How many updates a linked device still has to receive.
     Pending {
         /// The device id.
@@ -168,6 +175,12 @@ enum TaskCommand {
     },
     /// List the tasks and their ids.
     List,
+    /// Stop syncing a task here. No file is touched; the other devices keep syncing it
+    /// among themselves.
+    Remove {
+        /// The task.
+        task: String,
+    },
     /// Set options of a task on this device, and print them all.
     Set {
         /// The task.
@@ -177,7 +190,31 @@ enum TaskCommand {
         /// made, listed in `status` as not synced) or `allow`.
         #[arg(long, value_enum)]
         links_out: Option<LinksOut>,
+        /// Versions of files that changes from other devices delete or replace: `off`,
+        /// `trash` (every one, for --keep-days) or `staggered` (the default: one per 30 s
+        /// for an hour, per hour for a day, per day for 30 days, per week after, none past
+        /// --keep-days).
+        #[arg(long, value_enum)]
+        versions: Option<KeepVersions>,
+        /// Days versions are kept (default: 365 for staggered, 30 for trash).
+        #[arg(long)]
+        keep_days: Option<u32>,
+        /// Disk all of the task's versions may take, in MiB (default: 2048); the oldest go
+        /// first.
+        #[arg(long)]
+        versions_cap_mib: Option<u64>,
     },
+}
+
+/// How a task keeps versions.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum KeepVersions {
+    /// None.
+    Off,
+    /// Every one, for a number of days.
+    Trash,
+    /// Fewer as they age.
+    Staggered,
 }
 
 /// What to do with received symlinks that point out of a task's folder.
@@ -256,6 +293,8 @@ fn main() -> Result<()> {
             )
         }
         Some(Command::Events) => events(&state_dir, cli.json),
+        Some(Command::Versions(args)) => versions::versions(&state_dir, args, cli.json),
+        Some(Command::Restore(args)) => versions::restore(&state_dir, args, cli.json),
         Some(Command::Questions) => questions(&state_dir, cli.json),
         Some(Command::Answer { id, text }) => {
             btf::answer(&state_dir.join("btf"), &id, &text)?;
@@ -312,14 +351,84 @@ fn task(state_dir: &Path, command: TaskCommand, json: bool) -> Result<()> {
             )
         }
         TaskCommand::List => show(ask(state_dir, control::Command::TaskList)?, json),
-        TaskCommand::Set { task, links_out } => {
+        TaskCommand::Remove { task } => {
+            let task = task_id(&task)?;
+            show(ask(state_dir, control::Command::TaskRemove { task })?, json)
+        }
+        TaskCommand::Set {
+            task,
+            links_out,
+            versions,
+            keep_days,
+            versions_cap_mib,
+        } => {
+            let task = task_id(&task)?;
+            let versions =
+                version_policy(state_dir, task, (versions, keep_days, versions_cap_mib))?;
             let command = control::Command::TaskSet {
-                task: task_id(&task)?,
+                task,
                 links_out: links_out.map(|l| matches!(l, LinksOut::Allow)),
+                versions,
             };
             show(ask(state_dir, command)?, json)
         }
     }
+}
+
+/// The version policy `qsync task set` asks for: what is given changes the task's
+/// current one (asked of the daemon), `None` when nothing is.
+fn version_policy(
+    state_dir: &Path,
+    task: TaskId,
+    (keep, days, cap_mib): (Option<KeepVersions>, Option<u32>, Option<u64>),
+) -> Result<Option<control::VersionPolicy>> {
+    if keep.is_none() && days.is_none() && cap_mib.is_none() {
+        return Ok(None);
+    }
+    let current = match ask(
+        state_dir,
+        control::Command::TaskSet {
+            task,
+            links_out: None,
+            versions: None,
+        },
+    )? {
+        Reply::TaskOptions { versions, .. } => versions,
+        other => bail!("unexpected reply from the daemon: {other}"),
+    };
+    use control::Keep;
+    let now_days = match current.keep {
+        Keep::Off => None,
+        Keep::Trash { days } | Keep::Staggered { days } => Some(days),
+    };
+    let keep = match keep {
+        Some(KeepVersions::Off) => Keep::Off,
+        Some(KeepVersions::Trash) => Keep::Trash {
+            days: days.unwrap_or(30),
+        },
+        Some(KeepVersions::Staggered) => Keep::Staggered {
+            days: days.unwrap_or(365),
+        },
+        None => match current.keep {
+            Keep::Off => {
+                bail!("this task keeps no versions: give --versions trash or staggered too")
+            }
+            Keep::Trash { .. } => Keep::Trash {
+                days: days.or(now_days).unwrap_or(30),
+            },
+            Keep::Staggered { .. } => Keep::Staggered {
+                days: days.or(now_days).unwrap_or(365),
+            },
+        },
+    };
+    let cap = match cap_mib {
+        Some(mib) => Some(
+            mib.checked_mul(1 << 20)
+                .context("--versions-cap-mib is too large")?,
+        ),
+        None => current.cap,
+    };
+    Ok(Some(control::VersionPolicy { keep, cap }))
 }
 
 /// `qsync link`: link `task` with the device at `address` (expected to be `expect`),

@@ -36,6 +36,12 @@ impl ContentHash {
     pub fn to_hex(&self) -> String {
         data_encoding::HEXLOWER.encode(&self.0)
     }
+
+    /// The hash written by [`ContentHash::to_hex`]; `None` for anything else.
+    pub fn from_hex(text: &str) -> Option<Self> {
+        let bytes = data_encoding::HEXLOWER.decode(text.as_bytes()).ok()?;
+        bytes.try_into().ok().map(Self)
+    }
 }
 
 impl fmt::Display for ContentHash {

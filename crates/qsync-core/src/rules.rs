@@ -380,7 +380,7 @@ fn numbered_conflict_name(path: &RelPath, mtime_ns: i64, id: &ContentHash, n: u3
 }
 
 /// `YYYYMMDD-HHMMSS` in UTC, from seconds since the Unix epoch (civil-from-days).
-fn format_utc(secs: i64) -> String {
+pub fn format_utc(secs: i64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);

@@ -112,11 +112,32 @@ pub fn receive(data: &[u8]) -> Summary {
     }
     // What the serving threads send comes last.
     run.settle();
-    assert_eq!(
-        snapshot(dir.path()),
-        before,
-        "something outside the task folder changed"
-    );
+    let after = snapshot(dir.path());
+    // Versions are the daemon's own, kept from the task folder only: none holds what is
+    // outside it.
+    let outside: Vec<&String> = before
+        .iter()
+        .filter(|(p, _)| p.starts_with("outside"))
+        .map(|(_, w)| w)
+        .collect();
+    for (path, what) in after.range(PathBuf::from("state/versions")..) {
+        if !path.starts_with("state/versions") {
+            break;
+        }
+        let content = what.rsplit(' ').next().unwrap_or_default();
+        let leaked = outside
+            .iter()
+            .any(|o| what.starts_with("file") && o.ends_with(content));
+        assert!(
+            !leaked,
+            "a version holds what is outside the task folder: {path:?}"
+        );
+    }
+    let after: BTreeMap<PathBuf, String> = after
+        .into_iter()
+        .filter(|(p, _)| !p.starts_with("state/versions"))
+        .collect();
+    assert_eq!(after, before, "something outside the task folder changed");
     for message in &run.served {
         if let qsync_wire::Message::Content { data, .. } | qsync_wire::Message::Delta { data, .. } =
             message
@@ -152,7 +173,7 @@ fn path_from(next: &mut impl FnMut() -> Option<u8>) -> Option<RelPath> {
 }
 
 /// What is under `dir` (never following a link), except the task folder and staging:
-/// entry, kind, content, mode, link target.
+/// entry, kind, content, mode, link target (the versions' too: see `receive`).
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, String> {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_owned()];

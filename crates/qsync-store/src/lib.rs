@@ -45,6 +45,7 @@ mod checkpoint;
 mod error;
 mod ledger;
 mod updates;
+mod versions;
 
 use std::collections::HashSet;
 use std::fs::{self, OpenOptions};
@@ -60,6 +61,7 @@ pub use error::StoreError;
 pub use ledger::LedgerTx;
 use updates::collect_garbage;
 pub use updates::{Change, Counts, ModType, PendingUpdate};
+pub use versions::{Keep, NewVersion, Version, VersionPolicy, Versions, DEFAULT_CAP};
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -231,6 +233,11 @@ impl Store {
     /// The blob folder holding the newest full content of every file.
     pub fn blobs(&self) -> &Blobs {
         &self.blobs
+    }
+
+    /// The versions kept of the tasks' files, and each task's policy (see [`Versions`]).
+    pub fn versions(&self) -> Versions<'_> {
+        Versions { conn: &self.conn }
     }
 
     // ---- tasks ----

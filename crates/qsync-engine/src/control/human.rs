@@ -66,6 +66,37 @@ impl fmt::Display for DaemonEvent {
     }
 }
 
+/// A version policy in words, as `qsync task set` takes it.
+fn policy(p: &super::VersionPolicy) -> String {
+    let keep = match p.keep {
+        super::Keep::Off => "off".to_owned(),
+        super::Keep::Trash { days } => format!("trash {days} days"),
+        super::Keep::Staggered { days } => format!("staggered {days} days"),
+    };
+    format!("{keep}, cap {} MiB", p.cap_bytes() >> 20)
+}
+
+/// One kept version: its number, when it was kept, size, why and by whom, and its path.
+impl fmt::Display for super::VersionInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.kept_ns.div_euclid(1_000_000_000);
+        let by = self
+            .device
+            .as_deref()
+            .map_or_else(|| "this device".to_owned(), printable);
+        write!(
+            f,
+            "version {:<6} {} {:>12} B  {:<14} by {:<20} {}",
+            self.id,
+            qsync_core::rules::format_utc(secs),
+            self.size,
+            self.why,
+            by,
+            printable(self.path.as_str())
+        )
+    }
+}
+
 /// The human form, which the CLI prints without `--json` (one line per item).
 impl fmt::Display for Reply {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -74,9 +105,14 @@ impl fmt::Display for Reply {
             Reply::Status(s) => write!(f, "{s}"),
             Reply::TaskAdded(t) => write!(f, "task {} {} {}", t.task, word(&t.name), printable(&t.root.display().to_string())),
             Reply::TaskRemoved { task } => write!(f, "removed task {task} (its folder is untouched)"),
-            Reply::TaskOptions { task, links_out } => {
+            Reply::TaskOptions { task, links_out, versions } => {
                 let links = if *links_out { "allow" } else { "refuse" };
-                write!(f, "task {task} links-out {links}")
+                write!(f, "task {task} links-out {links} versions {}", policy(versions))
+            }
+            Reply::Versions { versions } if versions.is_empty() => f.write_str("no versions kept"),
+            Reply::Versions { versions } => {
+                let lines: Vec<String> = versions.iter().map(ToString::to_string).collect();
+                f.write_str(&lines.join("\n"))
             }
             Reply::Tasks { tasks } => {
                 let lines: Vec<String> = tasks.iter().map(ToString::to_string).collect();
@@ -140,6 +176,7 @@ impl fmt::Display for Status {
             s.unsupported,
             if s.unsupported > 0 { " (names QSync cannot carry are not synced; the daemon's log lists them)" } else { "" }
         )?;
+        write!(f, "\nversions_bytes {}", s.versions_bytes)?;
         for p in &s.not_synced {
             write!(f, "\nnot_synced {}", printable(p))?;
         }

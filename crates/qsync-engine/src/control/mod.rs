@@ -18,6 +18,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use qsync_base::{DeviceId, RelPath, TaskId};
+pub use qsync_store::{Keep, VersionPolicy};
 use serde::{Deserialize, Serialize};
 
 /// A request to the daemon.
@@ -48,6 +49,27 @@ pub enum Command {
         /// default: they are not made, and `status` lists them as not synced).
         #[serde(default)]
         links_out: Option<bool>,
+        /// How long files that received changes delete or replace are kept.
+        #[serde(default)]
+        versions: Option<VersionPolicy>,
+    },
+    /// The versions kept of a path (absolute: a file or a folder of a task), or of every
+    /// task.
+    Versions {
+        /// The path.
+        #[serde(default)]
+        path: Option<PathBuf>,
+    },
+    /// Bring back a kept version as a new change of the path (which then syncs).
+    Restore {
+        /// The path (absolute) it was at: a file, or a folder whose files all come back.
+        path: PathBuf,
+        /// Which version (`None`: the newest of each path).
+        #[serde(default)]
+        version: Option<i64>,
+        /// Where to put it instead (absolute, in the same task).
+        #[serde(default)]
+        to: Option<PathBuf>,
     },
     /// The tasks of this device.
     TaskList,
@@ -124,6 +146,7 @@ impl Command {
                 | Command::TaskList
                 | Command::AppList
                 | Command::AppGet { .. }
+                | Command::Versions { .. }
                 | Command::Events
         )
     }
@@ -140,6 +163,28 @@ pub struct TaskInfo {
     pub root: PathBuf,
     /// How many devices it is linked with.
     pub devices: usize,
+}
+
+/// A kept version of a file (see `qsync versions`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionInfo {
+    /// Its number, for `qsync restore --version`.
+    pub id: i64,
+    /// Its task.
+    pub task: TaskId,
+    /// Where it was.
+    pub path: RelPath,
+    /// Its size.
+    pub size: u64,
+    /// When it was kept (nanoseconds since the Unix epoch).
+    pub kept_ns: i64,
+    /// Its modification time.
+    pub mtime_ns: i64,
+    /// The device whose change deleted or replaced it (its name when known), `None` for
+    /// this device's person.
+    pub device: Option<String>,
+    /// `deleted`, `replaced`, `edited` or `restored-over`.
+    pub why: String,
 }
 
 /// A linked device.
@@ -215,6 +260,9 @@ pub struct Status {
     /// Content coming in now, a transfer each (the first 100, by task and path).
     #[serde(default)]
     pub transfers: Vec<TransferInfo>,
+    /// Bytes the tasks' kept versions take on disk.
+    #[serde(default)]
+    pub versions_bytes: u64,
 }
 
 /// Content on its way in from a peer, for `status`: how far it is, and how fast it goes.
@@ -331,6 +379,13 @@ pub enum Reply {
         task: TaskId,
         /// Whether symlinks received from peers may point out of the task folder.
         links_out: bool,
+        /// How long versions are kept.
+        versions: VersionPolicy,
+    },
+    /// For [`Command::Versions`] and [`Command::Restore`]: versions kept, or brought back.
+    Versions {
+        /// Oldest first.
+        versions: Vec<VersionInfo>,
     },
     /// For [`Command::TaskList`].
     Tasks {

@@ -101,8 +101,9 @@ impl Changes<'_> {
         // What changed while the daemon was not running: the whole folder is walked.
         let walk = qsync_watch::WalkPlan::new(&index, None, filter);
         self.tasks.start(task, &root, links, walk)?;
-        self.sync
-            .add_folder(task, TaskFolder::new(root, index, held, options.links_out));
+        let mut folder = TaskFolder::new(root, index, held, options.links_out);
+        folder.keeps_versions = self.store.versions().policy(task)?.keep != qsync_store::Keep::Off;
+        self.sync.add_folder(task, folder);
         Ok(())
     }
 
@@ -168,6 +169,8 @@ impl Changes<'_> {
         self.tasks.remove(&task); // drops its watcher
         self.sync.remove_folder(&task);
         self.store.remove_task(task)?;
+        // Its versions' rows went with it: their bytes go too.
+        self.sync.staging().shelf().forget(&task);
         Ok(())
     }
 
@@ -177,19 +180,26 @@ impl Changes<'_> {
         &mut self,
         task: TaskId,
         links_out: Option<bool>,
+        versions: Option<qsync_store::VersionPolicy>,
     ) -> Result<Reply, EngineError> {
         let mut options = self.store.task_options(task)?;
         if let Some(links_out) = links_out {
             options.links_out = links_out;
         }
         self.store.set_task_options(task, options)?;
+        if let Some(policy) = versions {
+            self.store.versions().set_policy(task, policy)?;
+        }
+        let policy = self.store.versions().policy(task)?;
         if let Some(folder) = self.sync.folder_mut(&task) {
             folder.links_out = options.links_out;
+            folder.keeps_versions = policy.keep != qsync_store::Keep::Off;
         }
-        tracing::info!(%task, links_out = options.links_out, "task options set");
+        tracing::info!(%task, links_out = options.links_out, ?policy, "task options set");
         Ok(Reply::TaskOptions {
             task,
             links_out: options.links_out,
+            versions: policy,
         })
     }
 

@@ -42,7 +42,15 @@ impl Engine {
             Command::TaskRemove { task } => self
                 .change(|c| c.task_remove(task))
                 .map(|()| Reply::TaskRemoved { task }),
-            Command::TaskSet { task, links_out } => self.change(|c| c.task_set(task, links_out)),
+            Command::TaskSet {
+                task,
+                links_out,
+                versions,
+            } => self.change(|c| c.task_set(task, links_out, versions)),
+            Command::Versions { path } => self.shelving().list(path.as_deref()),
+            Command::Restore { path, version, to } => {
+                self.shelving().restore(&path, version, to.as_deref())
+            }
             command @ (Command::AppAdd { .. }
             | Command::AppList
             | Command::AppGet { .. }

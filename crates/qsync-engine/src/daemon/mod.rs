@@ -36,6 +36,7 @@ mod peers;
 mod progress;
 mod start;
 mod tasks;
+mod versions;
 mod views;
 pub mod walks;
 
@@ -111,6 +112,8 @@ struct Engine {
     links: links::Links,
     /// What `qsync events` was last told of the transfers coming in.
     progress: progress::Progress,
+    /// When the tasks' versions were last thinned (see `versions.rs`).
+    versions_thinned: Instant,
 }
 
 /// What the sync driver reaches through the engine: the store (its ledger and blobs) and
@@ -294,6 +297,10 @@ impl Engine {
     }
 
     fn tick(&mut self) {
+        if self.versions_thinned.elapsed() >= versions::THIN_EVERY {
+            self.versions_thinned = Instant::now();
+            self.shelving().thin();
+        }
         for device in self.peers.silent() {
             // Gone: stop sending into a connection nobody reads; what was in flight stays
             // pending and goes again when the device is back.

@@ -30,6 +30,14 @@ impl Engine {
     /// Make a change across the parts (see `changes.rs`), the facts it feeds the driver
     /// queued until it is made whole; then do what the sync driver reports, and tell
     /// `qsync events` of the connections it closed.
+    /// The store's versions and the driver's shelf, for a command or the thinning.
+    pub(super) fn shelving(&self) -> super::versions::Shelving<'_> {
+        super::versions::Shelving {
+            store: &self.store,
+            sync: &self.sync,
+        }
+    }
+
     pub(super) fn change<R>(&mut self, f: impl FnOnce(&mut changes::Changes<'_>) -> R) -> R {
         let deferred = self.sync.is_deferred();
         self.sync.defer(true);
@@ -79,6 +87,7 @@ impl Engine {
             sync: &mut self.sync,
             keeping: &mut self.keeping,
             blobs: self.store.blobs(),
+            versions: self.store.versions(),
         };
         f(&mut self.tasks, &mut found)
     }
@@ -111,6 +120,10 @@ impl Engine {
     /// A received change was placed: it is a new version (see [`keeping::Keeping::version`]),
     /// and `qsync events` hears it.
     pub(super) fn applied(&mut self, applied: Applied) {
+        if let Some(kept) = applied.kept.clone() {
+            self.shelving()
+                .record(applied.task, &applied.path, applied.from, *kept);
+        }
         let folder = self.sync.folder_mut(&applied.task);
         if let (Some(content), Some(folder)) = (applied.content, folder) {
             let edits = (applied.replaces.is_some(), applied.replaces);

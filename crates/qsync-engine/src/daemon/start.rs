@@ -6,6 +6,7 @@ use std::io::Write;
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use std::time::Instant;
 
 use qsync_base::{ContentHash, DeviceId};
 use qsync_discovery::{Config as DiscoveryConfig, Discovery};
@@ -86,6 +87,7 @@ pub fn run(config: DaemonConfig) -> Result<(), EngineError> {
         sync,
         links,
         progress: Default::default(),
+        versions_thinned: Instant::now(),
     };
     engine.change(|c| c.load())?;
     tracing::info!(device = %me, port, "qsync daemon ready");

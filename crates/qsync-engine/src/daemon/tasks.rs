@@ -45,6 +45,8 @@ pub(super) struct Found<'a> {
     pub(super) sync: &'a mut SyncDriver,
     pub(super) keeping: &'a mut Keeping,
     pub(super) blobs: &'a Blobs,
+    /// Where the versions before edits made here are recorded.
+    pub(super) versions: qsync_store::Versions<'a>,
 }
 
 /// How long the watcher gathers a folder's changes into one batch.
@@ -380,6 +382,7 @@ fn hand_over(to: &mut Found, task: TaskId, events: Vec<LocalEvent>) {
     }
     // Likely asked for at once: the keeper waits.
     to.keeping.changed();
+    let shelf = to.sync.staging().shelf().clone();
     if let Some(folder) = to.sync.folder_mut(&task) {
         for event in &events {
             let (entry, previous) = match event {
@@ -389,6 +392,13 @@ fn hand_over(to: &mut Found, task: TaskId, events: Vec<LocalEvent>) {
             };
             if let (EntryKind::File, Some(hash)) = (entry.kind, entry.hash) {
                 let edits = (previous.is_some(), previous.flatten());
+                if let Some(old) = previous
+                    .flatten()
+                    .filter(|old| *old != hash && folder.keeps_versions)
+                {
+                    let store = (&to.versions, to.blobs);
+                    super::versions::keep_local_edit(store, &shelf, task, &entry.path, old);
+                }
                 let content = (hash, entry.size);
                 to.keeping
                     .version(folder, to.blobs, &entry.path, content, edits);

@@ -86,6 +86,10 @@ impl Overview<'_> {
             unsupported: self.tasks.iter().map(|(_, t)| t.unsupported).sum(),
             distrusted: self.sync.distrust(),
             transfers: self.sync.transfers(),
+            versions_bytes: {
+                let shelf = self.sync.staging().shelf();
+                self.sync.folders().map(|(task, _)| shelf.bytes(task)).sum()
+            },
             scans: self
                 .tasks
                 .iter()

@@ -11,6 +11,7 @@
 //! - [`in_place`]: a received edit that keeps the file's length written into the file,
 //!   through an undo journal, instead of a new copy.
 //! - [`staging`]: fetched content waiting for its placement.
+//! - [`shelf`]: the bytes of kept versions (files that received changes replaced).
 //! - [`guard`]: what a peer's record may make here: modes masked by the umask, no link
 //!   out of the task folder.
 //! - [`root`]: the one way into a task folder for work done for a peer: beneath the
@@ -22,6 +23,7 @@ pub mod guard;
 pub mod in_place;
 pub mod place;
 pub mod root;
+pub mod shelf;
 pub mod staging;
 pub mod transfer;
 

@@ -26,6 +26,7 @@ pub use super::staging::Staging;
 use super::guard;
 use super::in_place::Target;
 use super::root::{Folder, TaskRoot, TempEntry};
+use super::shelf::Shelf;
 use crate::EngineError;
 
 mod apply;
@@ -86,6 +87,56 @@ struct Pending {
     edit: Option<PreparedEdit>,
     /// Where the file it removes goes, kept for reuse (see `Staging::reuse_path`).
     reuse: Option<PathBuf>,
+    /// The file it deletes or replaces, to keep as a version (its task keeps versions).
+    version: Option<VersionKeep>,
+}
+
+/// A file that a placement deletes or replaces, to keep as a version (see `shelf.rs`):
+/// what the ledger recorded of it, and why it was kept once it is.
+#[derive(Debug)]
+pub(super) struct VersionKeep {
+    shelf: Shelf,
+    version: KeptVersion,
+    kept: bool,
+}
+
+impl VersionKeep {
+    /// Keep the file `name` of `folder` on the shelf (a copy when `copy`: it is about to
+    /// be changed in place), for the reason `why`.
+    pub(super) fn keep(
+        &mut self,
+        task: &TaskId,
+        folder: &Folder,
+        name: &str,
+        why: &'static str,
+        copy: bool,
+    ) {
+        self.kept = self
+            .shelf
+            .keep(folder, name, task, &self.version.hash, copy);
+        self.version.why = why;
+    }
+
+    /// A removed file kept for reuse: it goes to the shelf from staging if nobody
+    /// reuses it (`Staging::sweep`).
+    pub(super) fn kept_for_reuse(&mut self) {
+        self.kept = true;
+        self.version.why = "deleted";
+    }
+}
+
+/// A version kept by a placement: the content the path held (its bytes on the shelf, or
+/// for a deleted file, kept for reuse in staging for a minute first), for the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptVersion {
+    /// The content, as recorded.
+    pub hash: qsync_base::ContentHash,
+    /// Its size.
+    pub size: u64,
+    /// Its modification time.
+    pub mtime_ns: i64,
+    /// `deleted`, `replaced` or `edited`.
+    pub why: &'static str,
 }
 
 /// Edits to write into a placement's target, opened when the placement was begun.
@@ -145,9 +196,14 @@ struct Checked<'p> {
     edits: Option<InPlace>,
 }
 
-/// What [`Batch::flush`] reports: each placement of the batch and its outcome (an error
-/// means the disk may not be what the core believes: look again).
-pub type Placed = Vec<(Placement, Result<PlaceOutcome, EngineError>)>;
+/// What [`Batch::flush`] reports: each placement of the batch, its outcome (an error
+/// means the disk may not be what the core believes: look again), and the version of the
+/// file it deleted or replaced, if one was kept.
+pub type Placed = Vec<(
+    Placement,
+    Result<PlaceOutcome, EngineError>,
+    Option<KeptVersion>,
+)>;
 
 impl Batch {
     /// Nothing waiting.
@@ -164,14 +220,15 @@ impl Batch {
     /// `links_out`: the task allows symlinks out of its folder (see `guard`). `Some`
     /// outcome: decided now (nothing was changed unless it is `Done`, which only a
     /// placement with no names to make durable gets); `None`: reported by the next
-    /// [`Batch::flush`].
+    /// [`Batch::flush`]. `shelf`: where a file the placement deletes or replaces is kept
+    /// as a version (`None`: the task keeps none).
     pub fn begin(
         &mut self,
         root: &Path,
         staging: &Staging,
         p: &Placement,
         index: &mut Index,
-        links_out: bool,
+        (links_out, shelf): (bool, Option<&Shelf>),
     ) -> Result<Option<PlaceOutcome>, EngineError> {
         if guard::refusal(p, links_out).is_some() {
             return Ok(Some(PlaceOutcome::Failed));
@@ -188,7 +245,24 @@ impl Batch {
             file: None,
             edit: None,
             reuse: None,
+            version: None,
         };
+        if let (Some(shelf), State::File { hash, size, .. }) = (shelf, &checked.here) {
+            if *size > 0 && p.aside.is_none() {
+                let mtime_ns = index.get(&p.path).map_or(0, |e| e.mtime_ns);
+                let version = KeptVersion {
+                    hash: *hash,
+                    size: *size,
+                    mtime_ns,
+                    why: "replaced",
+                };
+                pending.version = Some(VersionKeep {
+                    shelf: shelf.clone(),
+                    version,
+                    kept: false,
+                });
+            }
+        }
         if let (State::Deleted, State::File { hash, size, .. }) = (&p.target, &checked.here) {
             // A file removed here may have been renamed there: its content is wanted at
             // its new path soon (kept for `staging::REUSE_KEEP`).
@@ -389,9 +463,13 @@ impl Batch {
             };
             let outcome = match (&synced, pending.file.take()) {
                 (_, None) if pending.edit.is_some() => match pending.edit.take() {
-                    Some(edit) => {
-                        edit_into_place(&p, &pending.root, edit, index, &mut pending.announced)
-                    }
+                    Some(edit) => edit_into_place(
+                        &p,
+                        &pending.root,
+                        edit,
+                        index,
+                        (&mut pending.announced, &mut pending.version),
+                    ),
                     None => Ok(PlaceOutcome::Done),
                 },
                 (Err(e), Some(_)) => Err(EngineError::State(e.to_string())),
@@ -400,7 +478,7 @@ impl Batch {
                     &pending.root,
                     file,
                     index,
-                    &mut pending.announced,
+                    (&mut pending.announced, &mut pending.version),
                     &mut folders,
                 ),
                 (_, None) => Ok(PlaceOutcome::Done),
@@ -408,7 +486,11 @@ impl Batch {
             if !matches!(outcome, Ok(PlaceOutcome::Done)) {
                 withdraw(index, &pending.announced);
             }
-            out.push((p, outcome));
+            let kept = pending
+                .version
+                .filter(|v| v.kept && matches!(outcome, Ok(PlaceOutcome::Done)))
+                .map(|v| v.version);
+            out.push((p, outcome, kept));
         }
         // Names (renames, removals, new entries) are durable before the core records them.
         let names = if folders.len() <= 2 * SYNC_ONE_BY_ONE {
@@ -513,13 +595,13 @@ pub fn place(
     index: &mut Index,
 ) -> Result<PlaceOutcome, EngineError> {
     let mut batch = Batch::default();
-    if let Some(outcome) = batch.begin(root, staging, p, index, false)? {
+    if let Some(outcome) = batch.begin(root, staging, p, index, (false, None))? {
         return Ok(outcome);
     }
     let mut tasks = HashMap::from([(p.task, index)]);
     let mut placed = batch.flush(&mut tasks, |index| &mut **index);
     match placed.pop() {
-        Some((_, outcome)) => outcome,
+        Some((_, outcome, _)) => outcome,
         None => Ok(PlaceOutcome::Diverged),
     }
 }

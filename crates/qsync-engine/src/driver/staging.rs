@@ -22,6 +22,7 @@ use qsync_base::{ContentHash, ContentHasher, TaskId};
 use qsync_delta::InPlace;
 
 use super::in_place;
+use super::shelf::Shelf;
 use crate::EngineError;
 
 /// The name of a part file starts with this, then the content's hash.
@@ -46,6 +47,9 @@ pub struct Staging {
     /// Contents staged from a removed file of the person ([`Staging::take_reuse`]): the
     /// inode is theirs, not one the engine made (see [`Staging::was_reused`]).
     reused: Arc<Mutex<HashSet<ContentHash>>>,
+    /// Where a removed file kept for reuse goes once [`REUSE_KEEP`] is over: the versions
+    /// beside the staging folder (`shelf.rs`; what no version wants is removed there).
+    shelf: Shelf,
 }
 
 impl Staging {
@@ -56,10 +60,24 @@ impl Staging {
         in_place::undo_cut_short(&dir)?;
         in_place::prepare_journal(&dir)?;
         Ok(Self {
+            shelf: Shelf::new(dir.with_file_name("versions")),
             dir,
             kept: Arc::new((AtomicU64::new(1), AtomicU64::new(0))),
             reused: Arc::default(),
         })
+    }
+
+    /// Where kept versions are (see `shelf.rs`).
+    pub fn shelf(&self) -> &Shelf {
+        &self.shelf
+    }
+
+    /// Where the bytes of a version of `task`'s content `hash` are: on the shelf, or kept
+    /// for reuse here still (a file deleted less than [`REUSE_KEEP`] ago).
+    pub fn version_bytes(&self, task: &TaskId, hash: &ContentHash) -> Option<PathBuf> {
+        [self.shelf.path_of(task, hash), self.reuse_path(task, hash)]
+            .into_iter()
+            .find(|p| p.is_file())
     }
 
     /// The staging folder.
@@ -231,7 +249,7 @@ impl Staging {
     }
 
     /// Empty the folder at a start, but for the parts of transfers cut short (resumed
-    /// from) and the journal of edits in place.
+    /// from) and the journal of edits in place; files deleted lately go to the shelf.
     pub fn empty_but_parts(&self) -> Result<(), EngineError> {
         let entries = fs::read_dir(&self.dir).map_err(|e| EngineError::io("list", &self.dir, e))?;
         for entry in entries.flatten() {
@@ -244,6 +262,10 @@ impl Staging {
                 continue;
             }
             let path = entry.path();
+            // A file deleted lately is a version's bytes: to the shelf.
+            if file && name.starts_with(REUSE) && self.to_shelf(&name, &path) {
+                continue;
+            }
             let removed = if entry.file_type().is_ok_and(|t| t.is_dir()) {
                 fs::remove_dir_all(&path)
             } else {
@@ -305,7 +327,9 @@ impl Staging {
                     let changed = UNIX_EPOCH + Duration::from_secs(m.ctime().max(0) as u64);
                     changed.elapsed().is_ok_and(|e| e > REUSE_KEEP)
                 });
-                if old && fs::remove_file(entry.path()).is_ok() {
+                // Nobody reused it: it goes to the versions (or, unnamed, away).
+                let shelved = old && self.to_shelf(&name, &entry.path());
+                if old && (shelved || fs::remove_file(entry.path()).is_ok()) {
                     removed += 1;
                 } else {
                     still_kept += 1;
@@ -331,6 +355,16 @@ impl Staging {
             self.kept.1.store(kept_before, Ordering::SeqCst);
         }
         removed
+    }
+
+    /// Move the removed file kept for reuse as `name` (at `path`) to the shelf; whether
+    /// it went.
+    fn to_shelf(&self, name: &str, path: &Path) -> bool {
+        let parsed = name.strip_prefix(REUSE).and_then(|rest| {
+            let (task, hash) = rest.rsplit_once('-')?;
+            Some((task.parse::<TaskId>().ok()?, ContentHash::from_hex(hash)?))
+        });
+        parsed.is_some_and(|(task, hash)| self.shelf.take_in(path, &task, &hash))
     }
 
     /// Forget the content `hash` (once placed, or no longer wanted), whole or as edits.
@@ -369,6 +403,24 @@ mod tests {
         assert!(!staging.was_reused(&fetched_hash));
         staging.remove(&kept_hash);
         assert!(!staging.was_reused(&kept_hash));
+    }
+
+    #[test]
+    fn a_removed_file_nobody_reused_goes_to_the_shelf() {
+        let dir = tempfile::tempdir().unwrap();
+        let staging = Staging::open(dir.path().join("staging")).unwrap();
+        let task = TaskId::random();
+        let hash = ContentHash::of(b"x");
+        fs::write(staging.keep_path(&task, &hash), b"x").unwrap();
+        assert_eq!(
+            staging.version_bytes(&task, &hash),
+            Some(staging.reuse_path(&task, &hash))
+        );
+        // At a start (nothing waits a minute then).
+        staging.empty_but_parts().unwrap();
+        let shelved = staging.shelf().path_of(&task, &hash);
+        assert_eq!(staging.version_bytes(&task, &hash), Some(shelved.clone()));
+        assert_eq!(fs::read(&shelved).unwrap(), b"x");
     }
 
     #[test]

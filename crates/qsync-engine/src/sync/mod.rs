@@ -166,6 +166,8 @@ pub(crate) struct Applied {
     pub(crate) replaces: Option<ContentHash>,
     /// Where this device's conflicting version was moved, if it was.
     pub(crate) aside: Option<RelPath>,
+    /// The version of the file it deleted or replaced, if one was kept.
+    pub(crate) kept: Option<Box<crate::driver::place::KeptVersion>>,
 }
 
 /// The driver of the sync core (see the [module documentation](self)).

@@ -12,7 +12,7 @@ use qsync_core::{Effect, Input, PlaceOutcome, Placement, State};
 
 use super::{Applied, Report, SyncDriver, TaskFolder};
 use crate::driver::guard;
-use crate::driver::place::{Batch, Staging};
+use crate::driver::place::{Batch, KeptVersion, Staging};
 use crate::exchange::FetchKey;
 use crate::EngineError;
 
@@ -95,18 +95,19 @@ impl Folders {
         if self.batch.is_empty() {
             self.batch_since = Some(Instant::now());
         }
+        let shelf = folder.keeps_versions.then(|| staging.shelf());
         let begun = self.batch.begin(
             &folder.root,
             staging,
             &placement,
             &mut folder.index,
-            folder.links_out,
+            (folder.links_out, shelf),
         );
         match begun {
             Ok(None) if self.batch.is_full() => self.flush(staging),
             Ok(None) => Vec::new(),
-            Ok(Some(outcome)) => vec![self.settle(staging, placement, Ok(outcome))],
-            Err(e) => vec![self.settle(staging, placement, Err(e))],
+            Ok(Some(outcome)) => vec![self.settle(staging, placement, Ok(outcome), None)],
+            Err(e) => vec![self.settle(staging, placement, Err(e), None)],
         }
     }
 
@@ -115,7 +116,7 @@ impl Folders {
         let placed = self.batch.flush(&mut self.map, |folder| &mut folder.index);
         placed
             .into_iter()
-            .map(|(placement, outcome)| self.settle(staging, placement, outcome))
+            .map(|(placement, outcome, kept)| self.settle(staging, placement, outcome, kept))
             .collect()
     }
 
@@ -125,6 +126,7 @@ impl Folders {
         staging: &Staging,
         placement: Placement,
         outcome: Result<PlaceOutcome, EngineError>,
+        kept: Option<KeptVersion>,
     ) -> Settled {
         let mut rescan = false;
         let outcome = outcome.unwrap_or_else(|e| {
@@ -160,7 +162,7 @@ impl Folders {
             tracing::debug!(task = %placement.task, path = %placement.path, ?outcome, "a placement was not made");
             Some(Report::LookAt(placement.task, involved(&placement)))
         } else if outcome == PlaceOutcome::Done {
-            Some(Report::Applied(applied(&placement)))
+            Some(Report::Applied(applied(&placement, kept)))
         } else {
             None
         };
@@ -192,8 +194,9 @@ fn involved(placement: &Placement) -> Vec<qsync_base::RelPath> {
 }
 
 /// A placement that was made, as the daemon hears of it.
-fn applied(placement: &Placement) -> Applied {
+fn applied(placement: &Placement, kept: Option<KeptVersion>) -> Applied {
     Applied {
+        kept: kept.map(Box::new),
         task: placement.task,
         from: placement.from,
         path: placement.path.clone(),

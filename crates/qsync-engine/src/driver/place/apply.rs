@@ -20,7 +20,7 @@ use super::super::in_place::{self, Target};
 use super::super::root::{Folder, TaskRoot, TempEntry};
 use super::{
     entry_for, fingerprint, guard, missing_folder, Aside, Fingerprint, Pending, Prepared,
-    PreparedEdit, PreparedFile, Staging, PART_PREFIX,
+    PreparedEdit, PreparedFile, Staging, VersionKeep, PART_PREFIX,
 };
 use crate::EngineError;
 
@@ -55,6 +55,11 @@ pub(super) fn apply_now(
                 .reuse
                 .as_ref()
                 .is_some_and(|to| folder.give_away(name, to));
+            match &mut pending.version {
+                Some(version) if kept => version.kept_for_reuse(),
+                Some(version) => version.keep(&p.task, folder, name, "deleted", false),
+                None => {}
+            }
             if !kept {
                 folder.remove(name)?;
             }
@@ -99,7 +104,7 @@ pub(super) fn rename_into_place(
     root: &Path,
     file: PreparedFile,
     index: &mut Index,
-    announced: &mut Vec<RelPath>,
+    (announced, version): (&mut Vec<RelPath>, &mut Option<VersionKeep>),
     folders: &mut BTreeSet<(PathBuf, Option<RelPath>)>,
 ) -> Result<PlaceOutcome, EngineError> {
     if let Some(aside) = &file.aside {
@@ -130,6 +135,10 @@ pub(super) fn rename_into_place(
             return Ok(PlaceOutcome::Diverged);
         }
     } else {
+        // The file replaced is kept as a version first (linked: the rename frees nothing).
+        if let Some(version) = version {
+            version.keep(&p.task, folder, &file.name, "replaced", false);
+        }
         file.temp.persist(&file.name)?;
     }
     // The file as it is in place (its rename changed its status time): the watcher's look
@@ -149,7 +158,7 @@ pub(super) fn edit_into_place(
     root: &Path,
     edit: PreparedEdit,
     index: &mut Index,
-    announced: &mut Vec<RelPath>,
+    (announced, version): (&mut Vec<RelPath>, &mut Option<VersionKeep>),
 ) -> Result<PlaceOutcome, EngineError> {
     announce(index, p, announced);
     let now = fingerprint(&edit.folder, &edit.name);
@@ -161,6 +170,11 @@ pub(super) fn edit_into_place(
         State::File { mode, .. } => guard::masked(*mode),
         _ => 0,
     };
+    // The file is about to change in place: its version is a copy (a reflink where the
+    // file systems share extents).
+    if let Some(version) = version {
+        version.keep(&p.task, &edit.folder, &edit.name, "edited", true);
+    }
     in_place::write(
         &edit.staging,
         root,

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 use super::super::in_place;
 use super::*;
+use crate::driver::shelf::Shelf;
 use qsync_base::{ContentHash, TaskId};
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, UNIX_EPOCH};
@@ -239,7 +240,7 @@ fn a_batch_names_nothing_until_flushed_then_reports_every_placement() {
     second.parents = first.parents.clone();
     for p in [&first, &second, &folder_made] {
         let begun = batch
-            .begin(&f.root, &f.staging, p, &mut f.index, false)
+            .begin(&f.root, &f.staging, p, &mut f.index, (false, None))
             .unwrap();
         assert_eq!(begun, None, "{}", p.path);
     }
@@ -251,7 +252,7 @@ fn a_batch_names_nothing_until_flushed_then_reports_every_placement() {
     let placed = batch.flush(&mut tasks, |index| &mut **index);
     let outcomes: Vec<_> = placed
         .iter()
-        .map(|(p, o)| (p.path.to_string(), o.as_ref().ok().copied()))
+        .map(|(p, o, _)| (p.path.to_string(), o.as_ref().ok().copied()))
         .collect();
     assert_eq!(
         outcomes,
@@ -278,7 +279,7 @@ fn an_edit_saved_while_the_batch_waits_wins() {
     let mut batch = Batch::default();
     assert_eq!(
         batch
-            .begin(&f.root, &f.staging, &p, &mut f.index, false)
+            .begin(&f.root, &f.staging, &p, &mut f.index, (false, None))
             .unwrap(),
         None
     );
@@ -401,7 +402,7 @@ fn edits_in_place_never_reach_another_name_nor_a_changed_file() {
     let mut batch = Batch::default();
     assert_eq!(
         batch
-            .begin(&f.root, &f.staging, &p, &mut f.index, false)
+            .begin(&f.root, &f.staging, &p, &mut f.index, (false, None))
             .unwrap(),
         None
     );
@@ -414,4 +415,65 @@ fn edits_in_place_never_reach_another_name_nor_a_changed_file() {
         fs::read(f.root.join("edited.bin")).unwrap(),
         b"the person's save"
     );
+}
+
+/// Place `p` in a batch of its own with versions kept on `shelf` (or not); its outcome
+/// and the version kept.
+fn place_keeping(
+    f: &mut Folder,
+    p: &Placement,
+    shelf: Option<&Shelf>,
+) -> (PlaceOutcome, Option<KeptVersion>) {
+    let mut batch = Batch::default();
+    let begun = batch
+        .begin(&f.root, &f.staging, p, &mut f.index, (false, shelf))
+        .unwrap();
+    assert_eq!(begun, None);
+    let mut tasks = HashMap::from([(p.task, &mut f.index)]);
+    let (_, outcome, kept) = batch.flush(&mut tasks, |index| &mut **index).pop().unwrap();
+    (outcome.unwrap(), kept)
+}
+
+#[test]
+fn a_file_replaced_or_deleted_is_kept_as_a_version_where_the_task_keeps_them() {
+    let mut f = folder();
+    let shelf = f.staging.shelf().clone();
+    let x = RelPath::new("x").unwrap();
+    fs::write(f.root.join("x"), b"first").unwrap();
+    let first = state_at(&f.root, &x, &f.index).unwrap();
+    let second = stage(&f, b"second");
+    let (outcome, kept) = place_keeping(&mut f, &placement("x", first, second), Some(&shelf));
+    assert_eq!(outcome, PlaceOutcome::Done);
+    let kept = kept.expect("the first version is kept");
+    assert_eq!(
+        (kept.why, kept.size, kept.hash),
+        ("replaced", 5, ContentHash::of(b"first"))
+    );
+    let task = TaskId::from_bytes([1; 32]);
+    assert_eq!(
+        fs::read(shelf.path_of(&task, &kept.hash)).unwrap(),
+        b"first"
+    );
+    assert_eq!(fs::read(f.root.join("x")).unwrap(), b"second");
+
+    // Deleted: kept for reuse in staging first, where a version finds its bytes.
+    let second = state_at(&f.root, &x, &f.index).unwrap();
+    let (outcome, kept) = place_keeping(
+        &mut f,
+        &placement("x", second, State::Deleted),
+        Some(&shelf),
+    );
+    assert_eq!(outcome, PlaceOutcome::Done);
+    let kept = kept.expect("the deleted file is kept");
+    assert_eq!(kept.why, "deleted");
+    let bytes = f.staging.version_bytes(&task, &kept.hash).unwrap();
+    assert_eq!(fs::read(bytes).unwrap(), b"second");
+
+    // A task that keeps none: nothing on the shelf.
+    fs::write(f.root.join("y"), b"third").unwrap();
+    let third = state_at(&f.root, &RelPath::new("y").unwrap(), &f.index).unwrap();
+    let fourth = stage(&f, b"fourth");
+    let (outcome, kept) = place_keeping(&mut f, &placement("y", third, fourth), None);
+    assert_eq!((outcome, kept), (PlaceOutcome::Done, None));
+    assert!(!shelf.path_of(&task, &ContentHash::of(b"third")).exists());
 }

@@ -240,6 +240,30 @@ impl Folder {
         same
     }
 
+    /// Give the regular file `name` here a second name at `to` (outside any task: the
+    /// daemon's versions), by a hard link: `Ok(false)` when it is not a regular file or
+    /// something is at `to` already, an error where no link can be made (another file
+    /// system: `EXDEV`). Never through a symlink: `linkat` without `AT_SYMLINK_FOLLOW`.
+    pub fn link_out(&self, name: &str, to: &Path) -> Result<bool, Errno> {
+        let before = rfs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW)?;
+        if FileType::from_raw_mode(before.st_mode as _) != FileType::RegularFile {
+            return Ok(false);
+        }
+        match rfs::linkat(&self.fd, name, rfs::CWD, to, AtFlags::empty()) {
+            Ok(()) => {}
+            Err(Errno::EXIST) => return Ok(false),
+            Err(e) => return Err(e),
+        }
+        // Something swapped in between the look and the link is not kept.
+        let linked = rfs::statat(rfs::CWD, to, AtFlags::SYMLINK_NOFOLLOW);
+        if linked.is_ok_and(|l| (l.st_dev, l.st_ino) == (before.st_dev, before.st_ino)) {
+            Ok(true)
+        } else {
+            let _ = rfs::unlinkat(rfs::CWD, to, AtFlags::empty());
+            Ok(false)
+        }
+    }
+
     /// Move the file at `from` (outside any task: the daemon's own staging) to a new
     /// temporary name here; `None` if that cannot be done by a rename (another file
     /// system, or one without the flag).

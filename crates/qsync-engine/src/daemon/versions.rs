@@ -1,0 +1,356 @@
+//! Versions as the daemon keeps them: a file that a received change deleted or replaced
+//! is recorded once the placement is made (its bytes are on the shelf, `driver/shelf.rs`,
+//! or kept for reuse in staging for a minute first), and so is the version before an
+//! edit made here when the store kept a copy of it; each task's policy thins them every
+//! minute and holds them within its cap; `qsync versions` lists them and `qsync restore`
+//! brings one back into the task folder as a new file there, which the watcher then sees
+//! and syncs to the other devices like any change of the person's.
+
+use std::collections::HashSet;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use qsync_base::{ContentHasher, RelPath, TaskId};
+use qsync_store::{NewVersion, Store, Version};
+
+use crate::control::{Reply, VersionInfo};
+use crate::driver::place::{KeptVersion, PART_PREFIX};
+use crate::driver::root::TaskRoot;
+use crate::driver::staging::{Staging, REUSE_KEEP};
+use crate::sync::SyncDriver;
+use crate::EngineError;
+
+/// How often every task's versions are thinned.
+pub(super) const THIN_EVERY: Duration = Duration::from_secs(60);
+
+/// Nanoseconds since the Unix epoch, now.
+fn now_ns() -> i64 {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// The store's versions and the driver's folders and shelf, for one command or one turn.
+pub(super) struct Shelving<'a> {
+    pub(super) store: &'a Store,
+    pub(super) sync: &'a SyncDriver,
+}
+
+impl Shelving<'_> {
+    fn staging(&self) -> &Staging {
+        self.sync.staging()
+    }
+
+    /// A received change of `path` in `task` by `by` kept the file it deleted or replaced.
+    pub(super) fn record(
+        &self,
+        task: TaskId,
+        path: &RelPath,
+        by: qsync_base::DeviceId,
+        kept: KeptVersion,
+    ) {
+        let version = NewVersion {
+            path: path.clone(),
+            hash: kept.hash,
+            size: kept.size,
+            mtime_ns: kept.mtime_ns,
+            kept_ns: now_ns(),
+            by: Some(by),
+            why: kept.why.to_owned(),
+        };
+        if let Err(e) = self.store.versions().add(task, &version) {
+            tracing::warn!(%task, %path, error = %e, "could not record a kept version");
+        }
+    }
+
+    /// Let go of what each task's policy no longer keeps, rows whose bytes are gone (a
+    /// deleted file reused for a rename), and bytes no row wants.
+    pub(super) fn thin(&self) {
+        let now = now_ns();
+        for (task, _) in self.sync.folders() {
+            if let Err(e) = self.thin_task(*task, now) {
+                tracing::warn!(%task, error = %e, "could not thin the task's versions");
+            }
+        }
+    }
+
+    fn thin_task(&self, task: TaskId, now: i64) -> Result<(), EngineError> {
+        let versions = self.store.versions();
+        let policy = versions.policy(task)?;
+        let all = versions.list(task, None)?;
+        let mut drop = policy.to_drop(&all, now);
+        let grace = i64::try_from((2 * REUSE_KEEP).as_nanos()).unwrap_or(i64::MAX);
+        for v in &all {
+            let gone = self.staging().version_bytes(&task, &v.kept.hash).is_none();
+            if gone && now - v.kept.kept_ns > grace {
+                drop.push(v.id);
+            }
+        }
+        versions.remove(&drop)?;
+        let wanted = versions.hashes(task)?;
+        self.staging().shelf().sweep(&task, &wanted, REUSE_KEEP);
+        Ok(())
+    }
+
+    /// The task synced at `path` (absolute), its folder, and `path` inside it (`None`:
+    /// the folder itself).
+    fn locate(&self, path: &Path) -> Result<(TaskId, PathBuf, Option<RelPath>), EngineError> {
+        for (task, folder) in self.sync.folders() {
+            if let Ok(rest) = path.strip_prefix(&folder.root) {
+                if rest.as_os_str().is_empty() {
+                    return Ok((*task, folder.root.clone(), None));
+                }
+                let rel = rest
+                    .to_str()
+                    .and_then(|r| RelPath::new(r).ok())
+                    .ok_or_else(|| {
+                        EngineError::State(format!(
+                            "{} cannot be synced (its name)",
+                            path.display()
+                        ))
+                    })?;
+                return Ok((*task, folder.root.clone(), Some(rel)));
+            }
+        }
+        Err(EngineError::State(format!(
+            "{} is in no task synced here",
+            path.display()
+        )))
+    }
+
+    /// The versions kept of `path` (a file or folder of a task, absolute), or of every
+    /// task.
+    pub(super) fn list(&self, path: Option<&Path>) -> Result<Reply, EngineError> {
+        let mut out = Vec::new();
+        let wanted: Vec<(TaskId, Option<RelPath>)> = match path {
+            Some(path) => {
+                let (task, _, rel) = self.locate(path)?;
+                vec![(task, rel)]
+            }
+            None => self.sync.folders().map(|(task, _)| (*task, None)).collect(),
+        };
+        for (task, under) in wanted {
+            for v in self.store.versions().list(task, under.as_ref())? {
+                out.push(self.info(task, v));
+            }
+        }
+        Ok(Reply::Versions { versions: out })
+    }
+
+    fn info(&self, task: TaskId, v: Version) -> VersionInfo {
+        let device = v.kept.by.map(|by| {
+            let name = self.store.device(by).ok().flatten().map(|d| d.name);
+            name.unwrap_or_else(|| by.to_string())
+        });
+        VersionInfo {
+            id: v.id,
+            task,
+            path: v.kept.path,
+            size: v.kept.size,
+            kept_ns: v.kept.kept_ns,
+            mtime_ns: v.kept.mtime_ns,
+            device,
+            why: v.kept.why,
+        }
+    }
+
+    /// Bring back the version `id` of `path` (the newest when `None`; for a folder, the
+    /// newest of each path beneath it) at `path`, or at `to` (absolute, in the same task).
+    pub(super) fn restore(
+        &self,
+        path: &Path,
+        id: Option<i64>,
+        to: Option<&Path>,
+    ) -> Result<Reply, EngineError> {
+        let (task, root, rel) = self.locate(path)?;
+        let all = self.store.versions().list(task, rel.as_ref())?;
+        let chosen: Vec<&Version> = match id {
+            Some(id) => all.iter().filter(|v| v.id == id).collect(),
+            None => {
+                // The newest of each path (the list is oldest first).
+                let mut seen = HashSet::new();
+                let mut newest: Vec<&Version> = all
+                    .iter()
+                    .rev()
+                    .filter(|v| seen.insert(&v.kept.path))
+                    .collect();
+                newest.reverse();
+                newest
+            }
+        };
+        if chosen.is_empty() {
+            return Err(EngineError::State(format!(
+                "no version of {} is kept",
+                path.display()
+            )));
+        }
+        let target = match to {
+            Some(to) => {
+                let (to_task, _, to_rel) = self.locate(to)?;
+                if to_task != task || (chosen.len() > 1 && to_rel.is_none()) {
+                    return Err(EngineError::State(
+                        "--to must name a path in the same task".into(),
+                    ));
+                }
+                to_rel
+            }
+            None => None,
+        };
+        let mut restored = Vec::new();
+        for v in chosen {
+            let at = match (&target, &rel) {
+                // A folder restored elsewhere: each path keeps its place beneath it.
+                (Some(to), Some(from)) if chosen_is_folder(from, &v.kept.path) => {
+                    let rest = v.kept.path.as_str()[from.as_str().len() + 1..].to_owned();
+                    RelPath::new(format!("{}/{rest}", to.as_str()))
+                        .map_err(|e| EngineError::State(e.to_string()))?
+                }
+                (Some(to), _) => to.clone(),
+                (None, _) => v.kept.path.clone(),
+            };
+            self.put_back(task, &root, v, &at)?;
+            restored.push(self.info(task, v.clone()));
+        }
+        Ok(Reply::Versions { versions: restored })
+    }
+
+    /// Copy the bytes of `v` to `at` in the task folder `root`: to a temporary file, made
+    /// durable, renamed over what is there (a file there is kept as a version first).
+    fn put_back(
+        &self,
+        task: TaskId,
+        root: &Path,
+        v: &Version,
+        at: &RelPath,
+    ) -> Result<(), EngineError> {
+        let bytes = self
+            .staging()
+            .version_bytes(&task, &v.kept.hash)
+            .ok_or_else(|| EngineError::State(format!("the bytes of version {} are gone", v.id)))?;
+        let task_root = TaskRoot::open(root)?;
+        make_parents(&task_root, at)?;
+        let (folder, name) = task_root
+            .parent(at)?
+            .ok_or_else(|| EngineError::State(format!("no folder to restore {at} into")))?;
+        let (temp, mut out) = folder.create_temp(PART_PREFIX)?;
+        let mut from =
+            std::fs::File::open(&bytes).map_err(|e| EngineError::io("open", &bytes, e))?;
+        let mut hasher = ContentHasher::new();
+        let mut buffer = vec![0u8; 1 << 16];
+        loop {
+            let n = from
+                .read(&mut buffer)
+                .map_err(|e| EngineError::io("read", &bytes, e))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buffer[..n]);
+            out.write_all(&buffer[..n])
+                .map_err(|e| EngineError::io("write", &folder.shown().join(name), e))?;
+        }
+        if hasher.finish() != v.kept.hash {
+            tracing::warn!(%task, path = %at, "a restored version is not the content recorded for it (it was changed before it was kept); restored as it is");
+        }
+        let when = UNIX_EPOCH + Duration::from_nanos(v.kept.mtime_ns.max(0).unsigned_abs());
+        let _ = out.set_modified(when);
+        out.sync_all()
+            .map_err(|e| EngineError::io("sync", &folder.shown().join(name), e))?;
+        temp.set_mode(0o644)?;
+        // What is there now is kept too: a restore loses nothing.
+        let here = self
+            .sync
+            .folder(&task)
+            .and_then(|f| f.index.get(at))
+            .and_then(|e| e.hash.map(|h| (h, e.size, e.mtime_ns)));
+        if let Some((hash, size, mtime_ns)) = here {
+            if self
+                .staging()
+                .shelf()
+                .keep(&folder, name, &task, &hash, false)
+            {
+                let kept = NewVersion {
+                    path: at.clone(),
+                    hash,
+                    size,
+                    mtime_ns,
+                    kept_ns: now_ns(),
+                    by: None,
+                    why: "restored-over".into(),
+                };
+                self.store.versions().add(task, &kept)?;
+            }
+        }
+        temp.persist(name)?;
+        folder.sync()?;
+        tracing::info!(%task, path = %at, version = v.id, "restored a version");
+        Ok(())
+    }
+}
+
+/// A file of `task` edited here (the person's edit, seen by the watcher), whose version
+/// before was `old`: kept as a version when the store holds a copy of it (the base of
+/// patches, `keeper.rs`: files of 16 KiB or more, within the budget), by a hard link to
+/// that copy (both are never written again). An edit of a file without one is not kept:
+/// its bytes were gone when the edit was seen.
+pub(super) fn keep_local_edit(
+    (versions, blobs): (&qsync_store::Versions<'_>, &qsync_store::Blobs),
+    shelf: &crate::driver::shelf::Shelf,
+    task: TaskId,
+    path: &RelPath,
+    old: qsync_base::ContentHash,
+) {
+    let blob = blobs.path(&old);
+    let Ok(meta) = std::fs::metadata(&blob) else {
+        return;
+    };
+    let to = shelf.path_of(&task, &old);
+    let linked = to.is_file()
+        || (std::fs::create_dir_all(shelf.task_dir(&task)).is_ok()
+            && std::fs::hard_link(&blob, &to).is_ok());
+    if !linked {
+        return;
+    }
+    let mtime_ns = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    let version = NewVersion {
+        path: path.clone(),
+        hash: old,
+        size: meta.len(),
+        mtime_ns,
+        kept_ns: now_ns(),
+        by: None,
+        why: "edited-here".into(),
+    };
+    if let Err(e) = versions.add(task, &version) {
+        tracing::warn!(%task, %path, error = %e, "could not record the version before an edit");
+    }
+}
+
+/// Whether `path` lies beneath the folder `from` (a folder restored whole).
+fn chosen_is_folder(from: &RelPath, path: &RelPath) -> bool {
+    path != from && path.starts_with(from)
+}
+
+/// Make the folders holding `path` that are missing.
+fn make_parents(root: &TaskRoot, path: &RelPath) -> Result<(), EngineError> {
+    let mut parents = Vec::new();
+    let mut at = path.parent();
+    while let Some(parent) = at {
+        at = parent.parent();
+        parents.push(parent);
+    }
+    for parent in parents.into_iter().rev() {
+        if root.stat(&parent)?.is_none() {
+            let (holder, name) = root
+                .parent(&parent)?
+                .ok_or_else(|| EngineError::State(format!("no folder to make {parent} in")))?;
+            holder.create_dir(name, 0o755)?;
+        }
+    }
+    Ok(())
+}
