@@ -119,6 +119,12 @@ enum Command {
     /// Bring back a kept version (the newest unless --version): a new change of the
     /// file, which syncs to the other devices. A folder comes back whole.
     Restore(versions::RestoreArgs),
+    /// The conflict copies (the losing version of a file two devices changed at once,
+    /// kept beside it), with both versions' sizes and times.
+    Conflicts(versions::ConflictsArgs),
+    /// Settle a conflict: keep this version, the other (the copy), or both; the result
+    /// syncs everywhere.
+    Resolve(versions::ResolveArgs),
     /// How many updates a linked device still has to receive.
     Pending {
         /// The device id.
@@ -295,6 +301,8 @@ fn main() -> Result<()> {
         Some(Command::Events) => events(&state_dir, cli.json),
         Some(Command::Versions(args)) => versions::versions(&state_dir, args, cli.json),
         Some(Command::Restore(args)) => versions::restore(&state_dir, args, cli.json),
+        Some(Command::Conflicts(args)) => versions::conflicts(&state_dir, args, cli.json),
+        Some(Command::Resolve(args)) => versions::resolve(&state_dir, args, cli.json),
         Some(Command::Questions) => questions(&state_dir, cli.json),
         Some(Command::Answer { id, text }) => {
             btf::answer(&state_dir.join("btf"), &id, &text)?;

@@ -1,5 +1,6 @@
 //! `qsync versions` and `qsync restore`: the files that changes from other devices
-//! deleted or replaced here, kept by the daemon, and how to bring one back. Paths are
+//! deleted or replaced here, kept by the daemon, and how to bring one back; `qsync
+//! conflicts` and `qsync resolve`: the conflict copies, and how to settle them. Paths are
 //! those of the person's folders (relative to where the command runs, or absolute); a
 //! deleted file does not exist, so its path is made absolute through its nearest folder
 //! that does.
@@ -29,6 +30,48 @@ pub(crate) struct RestoreArgs {
     /// Put it there instead (in the same task); whatever is there is kept as a version.
     #[arg(long)]
     to: Option<PathBuf>,
+}
+
+/// `qsync conflicts [PATH]`: the conflict copies under PATH, or in every task.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ConflictsArgs {
+    /// A file, a copy or a folder of a task (default: every task).
+    path: Option<PathBuf>,
+}
+
+/// `qsync resolve PATH --keep this|other|both`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ResolveArgs {
+    /// The conflict copy, or the file it was made beside (all of its copies).
+    path: PathBuf,
+    /// `this`: the file at the original path stays, the copy goes; `other`: the copy
+    /// takes the original path; `both`: the copy stays under a plain name. What goes is
+    /// kept as a version.
+    #[arg(long, value_enum)]
+    keep: Side,
+}
+
+/// Which version stays.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Side {
+    This,
+    Other,
+    Both,
+}
+
+pub(crate) fn conflicts(state_dir: &Path, args: ConflictsArgs, json: bool) -> Result<()> {
+    let path = args.path.as_deref().map(absolute).transpose()?;
+    show(ask(state_dir, control::Command::Conflicts { path })?, json)
+}
+
+pub(crate) fn resolve(state_dir: &Path, args: ResolveArgs, json: bool) -> Result<()> {
+    let keep = match args.keep {
+        Side::This => control::KeepSide::This,
+        Side::Other => control::KeepSide::Other,
+        Side::Both => control::KeepSide::Both,
+    };
+    let path = absolute(&args.path)?;
+    show(ask(state_dir, control::Command::Resolve { path, keep })?, json)
 }
 
 pub(crate) fn versions(state_dir: &Path, args: VersionsArgs, json: bool) -> Result<()> {

@@ -401,6 +401,41 @@ pub fn is_conflict_copy(path: &RelPath) -> bool {
     path.file_name().contains(".sync-conflict-")
 }
 
+/// The path a conflict copy was made of (the inverse of [`conflict_name`]), `None` when
+/// `copy` is not a copy's name as [`conflict_name`] makes them. A name shortened to fit
+/// [`NAME_MAX`] gives the shortened original.
+pub fn conflict_original(copy: &RelPath) -> Option<RelPath> {
+    let name = copy.file_name();
+    let at = name.find(".sync-conflict-")?;
+    let (stem, rest) = (&name[..at], &name[at + ".sync-conflict-".len()..]);
+    // `YYYYMMDD-HHMMSS-` then 8 hex digits, `-N` when numbered, then the extension.
+    let (stamp, rest) = (rest.get(..16)?, rest.get(16..)?);
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !(digits(&stamp[..8]) && &stamp[8..9] == "-" && digits(&stamp[9..15]) && &stamp[15..] == "-") {
+        return None;
+    }
+    let (hex, mut ext) = (rest.get(..8)?, rest.get(8..)?);
+    if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    if let Some(numbered) = ext.strip_prefix('-') {
+        let end = numbered.find('.').unwrap_or(numbered.len());
+        if !digits(&numbered[..end]) {
+            return None;
+        }
+        ext = &numbered[end..];
+    }
+    if !(ext.is_empty() || ext.starts_with('.')) || stem.is_empty() {
+        return None;
+    }
+    let file = format!("{stem}{ext}");
+    let full = match copy.parent() {
+        Some(parent) => format!("{parent}/{file}"),
+        None => file,
+    };
+    RelPath::new(full).ok()
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -490,6 +525,21 @@ mod tests {
             decide(Some(&unknown), &exec),
             Decision::TakeOver { aside: None }
         );
+    }
+
+    #[test]
+    fn a_copys_name_gives_back_its_original() {
+        let id = ContentHash::of(b"x");
+        for path in ["docs/report.final.txt", "notes", "a/b/.hidden", "photo.JPG"] {
+            let path = RelPath::new(path).unwrap();
+            for n in [0, 1, 12] {
+                let copy = numbered_conflict_name(&path, 1_764_000_000_000_000_000, &id, n);
+                assert_eq!(conflict_original(&copy), Some(path.clone()), "{copy}");
+            }
+        }
+        for not_a_copy in ["x.sync-conflict-.txt", "x.sync-conflict-2025-160000-abcdefgh.txt", "x.txt"] {
+            assert_eq!(conflict_original(&RelPath::new(not_a_copy).unwrap()), None, "{not_a_copy}");
+        }
     }
 
     #[test]

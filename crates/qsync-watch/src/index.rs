@@ -171,6 +171,12 @@ impl Index {
         self.expected.insert(path, state);
     }
 
+    /// The paths the engine announced ([`expect`](Self::expect)) and the watcher has not
+    /// reported yet: what [`entries`](Self::entries) will hold of them a moment later.
+    pub fn announced(&self) -> impl Iterator<Item = &RelPath> {
+        self.expected.keys()
+    }
+
     /// The file the engine announced at `path` ([`expect`](Self::expect)) is in place, as
     /// inode `id` (device and inode numbers) whose status last changed at `ctime_ns` (read from the placed file after
     /// its rename). Until the watcher's look at it, a look that finds that inode with that

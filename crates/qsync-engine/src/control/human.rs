@@ -76,6 +76,26 @@ fn policy(p: &super::VersionPolicy) -> String {
     format!("{keep}, cap {} MiB", p.cap_bytes() >> 20)
 }
 
+/// One conflict copy: the original (this version: size, time) and the copy (the other).
+impl fmt::Display for super::ConflictInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let when = |ns: i64| qsync_core::rules::format_utc(ns.div_euclid(1_000_000_000));
+        let original = self.original.as_ref().map_or("-", |o| o.as_str());
+        let this = match (self.original_size, self.original_mtime_ns) {
+            (Some(size), Some(mtime)) => format!("{size} B {}", when(mtime)),
+            _ => "gone".to_owned(),
+        };
+        write!(
+            f,
+            "conflict {}  this: {this}  other: {} B {} in {}",
+            printable(original),
+            self.copy_size,
+            when(self.copy_mtime_ns),
+            printable(self.copy.as_str())
+        )
+    }
+}
+
 /// One kept version: its number, when it was kept, size, why and by whom, and its path.
 impl fmt::Display for super::VersionInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -108,6 +128,11 @@ impl fmt::Display for Reply {
             Reply::TaskOptions { task, links_out, versions } => {
                 let links = if *links_out { "allow" } else { "refuse" };
                 write!(f, "task {task} links-out {links} versions {}", policy(versions))
+            }
+            Reply::Conflicts { conflicts } if conflicts.is_empty() => f.write_str("no conflicts"),
+            Reply::Conflicts { conflicts } => {
+                let lines: Vec<String> = conflicts.iter().map(ToString::to_string).collect();
+                f.write_str(&lines.join("\n"))
             }
             Reply::Versions { versions } if versions.is_empty() => f.write_str("no versions kept"),
             Reply::Versions { versions } => {

@@ -71,6 +71,21 @@ pub enum Command {
         #[serde(default)]
         to: Option<PathBuf>,
     },
+    /// The conflict copies under a path (absolute: a file or a folder of a task), or in
+    /// every task.
+    Conflicts {
+        /// The path.
+        #[serde(default)]
+        path: Option<PathBuf>,
+    },
+    /// Settle the conflict of a file (absolute: the copy, or the original of one or more
+    /// copies): the result syncs everywhere.
+    Resolve {
+        /// The path.
+        path: PathBuf,
+        /// Which version stays.
+        keep: KeepSide,
+    },
     /// The tasks of this device.
     TaskList,
     /// The devices this one is linked with.
@@ -147,6 +162,7 @@ impl Command {
                 | Command::AppList
                 | Command::AppGet { .. }
                 | Command::Versions { .. }
+                | Command::Conflicts { .. }
                 | Command::Events
         )
     }
@@ -185,6 +201,37 @@ pub struct VersionInfo {
     pub device: Option<String>,
     /// `deleted`, `replaced`, `edited` or `restored-over`.
     pub why: String,
+}
+
+/// Which version a settled conflict keeps (see [`Command::Resolve`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeepSide {
+    /// The file at the original path; the copy goes.
+    This,
+    /// The copy, which takes the original path.
+    Other,
+    /// Both: the copy stays under a plain name.
+    Both,
+}
+
+/// A conflict copy and the file it was made beside (see `qsync conflicts`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConflictInfo {
+    /// Its task.
+    pub task: TaskId,
+    /// The copy: the version that lost.
+    pub copy: RelPath,
+    /// Its size.
+    pub copy_size: u64,
+    /// Its modification time.
+    pub copy_mtime_ns: i64,
+    /// The path it was made beside (`None`: its name was shortened or changed).
+    pub original: Option<RelPath>,
+    /// The size of the file there now, if any.
+    pub original_size: Option<u64>,
+    /// Its modification time.
+    pub original_mtime_ns: Option<i64>,
 }
 
 /// A linked device.
@@ -386,6 +433,11 @@ pub enum Reply {
     Versions {
         /// Oldest first.
         versions: Vec<VersionInfo>,
+    },
+    /// For [`Command::Conflicts`] and [`Command::Resolve`]: the copies listed, or settled.
+    Conflicts {
+        /// By path.
+        conflicts: Vec<ConflictInfo>,
     },
     /// For [`Command::TaskList`].
     Tasks {

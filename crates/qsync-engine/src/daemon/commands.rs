@@ -48,6 +48,8 @@ impl Engine {
                 versions,
             } => self.change(|c| c.task_set(task, links_out, versions)),
             Command::Versions { path } => self.shelving().list(path.as_deref()),
+            Command::Conflicts { path } => self.settling().list(path.as_deref()),
+            Command::Resolve { path, keep } => self.settling().resolve(&path, keep),
             Command::Restore { path, version, to } => {
                 self.shelving().restore(&path, version, to.as_deref())
             }

@@ -26,6 +26,7 @@ use crate::EngineError;
 
 mod changes;
 mod commands;
+mod conflicts;
 mod folders;
 mod hashing;
 pub mod identity;

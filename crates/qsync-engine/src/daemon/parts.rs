@@ -38,6 +38,13 @@ impl Engine {
         }
     }
 
+    /// Conflicts listed and settled (what a settling removes is kept by the shelving).
+    pub(super) fn settling(&self) -> super::conflicts::Settling<'_> {
+        super::conflicts::Settling {
+            shelving: self.shelving(),
+        }
+    }
+
     pub(super) fn change<R>(&mut self, f: impl FnOnce(&mut changes::Changes<'_>) -> R) -> R {
         let deferred = self.sync.is_deferred();
         self.sync.defer(true);

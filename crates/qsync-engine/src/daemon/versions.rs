@@ -94,39 +94,13 @@ impl Shelving<'_> {
         Ok(())
     }
 
-    /// The task synced at `path` (absolute), its folder, and `path` inside it (`None`:
-    /// the folder itself).
-    fn locate(&self, path: &Path) -> Result<(TaskId, PathBuf, Option<RelPath>), EngineError> {
-        for (task, folder) in self.sync.folders() {
-            if let Ok(rest) = path.strip_prefix(&folder.root) {
-                if rest.as_os_str().is_empty() {
-                    return Ok((*task, folder.root.clone(), None));
-                }
-                let rel = rest
-                    .to_str()
-                    .and_then(|r| RelPath::new(r).ok())
-                    .ok_or_else(|| {
-                        EngineError::State(format!(
-                            "{} cannot be synced (its name)",
-                            path.display()
-                        ))
-                    })?;
-                return Ok((*task, folder.root.clone(), Some(rel)));
-            }
-        }
-        Err(EngineError::State(format!(
-            "{} is in no task synced here",
-            path.display()
-        )))
-    }
-
     /// The versions kept of `path` (a file or folder of a task, absolute), or of every
     /// task.
     pub(super) fn list(&self, path: Option<&Path>) -> Result<Reply, EngineError> {
         let mut out = Vec::new();
         let wanted: Vec<(TaskId, Option<RelPath>)> = match path {
             Some(path) => {
-                let (task, _, rel) = self.locate(path)?;
+                let (task, _, rel) = locate(self.sync, path)?;
                 vec![(task, rel)]
             }
             None => self.sync.folders().map(|(task, _)| (*task, None)).collect(),
@@ -164,7 +138,7 @@ impl Shelving<'_> {
         id: Option<i64>,
         to: Option<&Path>,
     ) -> Result<Reply, EngineError> {
-        let (task, root, rel) = self.locate(path)?;
+        let (task, root, rel) = locate(self.sync, path)?;
         let all = self.store.versions().list(task, rel.as_ref())?;
         let chosen: Vec<&Version> = match id {
             Some(id) => all.iter().filter(|v| v.id == id).collect(),
@@ -188,7 +162,7 @@ impl Shelving<'_> {
         }
         let target = match to {
             Some(to) => {
-                let (to_task, _, to_rel) = self.locate(to)?;
+                let (to_task, _, to_rel) = locate(self.sync, to)?;
                 if to_task != task || (chosen.len() > 1 && to_rel.is_none()) {
                     return Err(EngineError::State(
                         "--to must name a path in the same task".into(),
@@ -214,6 +188,40 @@ impl Shelving<'_> {
             restored.push(self.info(task, v.clone()));
         }
         Ok(Reply::Versions { versions: restored })
+    }
+
+    /// Keep the file `name` of `folder` (at `at` in `task`) as a version, for the reason
+    /// `why`, before a command of this device's person replaces or removes it: whatever
+    /// the task's policy, as a restore or a conflict settled must lose nothing (its
+    /// policy thins it later). Nothing to keep (no file there) is fine.
+    pub(super) fn keep_before(
+        &self,
+        task: TaskId,
+        (folder, name): (&crate::driver::root::Folder, &str),
+        at: &RelPath,
+        why: &str,
+    ) -> Result<(), EngineError> {
+        let index = self.sync.folder(&task).map(|f| &f.index);
+        let Some(entry) = index.and_then(|i| i.get(at)).filter(|e| e.kind == qsync_base::EntryKind::File) else {
+            return Ok(());
+        };
+        let Some(hash) = entry.hash else {
+            return Ok(());
+        };
+        if !self.staging().shelf().keep(folder, name, &task, &hash, false) {
+            return Err(EngineError::State(format!("could not keep {at} as a version first; nothing was changed")));
+        }
+        let kept = NewVersion {
+            path: at.clone(),
+            hash,
+            size: entry.size,
+            mtime_ns: entry.mtime_ns,
+            kept_ns: now_ns(),
+            by: None,
+            why: why.to_owned(),
+        };
+        self.store.versions().add(task, &kept)?;
+        Ok(())
     }
 
     /// Copy the bytes of `v` to `at` in the task folder `root`: to a temporary file, made
@@ -259,29 +267,7 @@ impl Shelving<'_> {
             .map_err(|e| EngineError::io("sync", &folder.shown().join(name), e))?;
         temp.set_mode(0o644)?;
         // What is there now is kept too: a restore loses nothing.
-        let here = self
-            .sync
-            .folder(&task)
-            .and_then(|f| f.index.get(at))
-            .and_then(|e| e.hash.map(|h| (h, e.size, e.mtime_ns)));
-        if let Some((hash, size, mtime_ns)) = here {
-            if self
-                .staging()
-                .shelf()
-                .keep(&folder, name, &task, &hash, false)
-            {
-                let kept = NewVersion {
-                    path: at.clone(),
-                    hash,
-                    size,
-                    mtime_ns,
-                    kept_ns: now_ns(),
-                    by: None,
-                    why: "restored-over".into(),
-                };
-                self.store.versions().add(task, &kept)?;
-            }
-        }
+        self.keep_before(task, (&folder, name), at, "restored-over")?;
         temp.persist(name)?;
         folder.sync()?;
         tracing::info!(%task, path = %at, version = v.id, "restored a version");
@@ -329,6 +315,29 @@ pub(super) fn keep_local_edit(
     if let Err(e) = versions.add(task, &version) {
         tracing::warn!(%task, %path, error = %e, "could not record the version before an edit");
     }
+}
+
+/// The task synced at `path` (absolute), its folder, and `path` inside it (`None`: the
+/// folder itself).
+pub(super) fn locate(
+    sync: &SyncDriver,
+    path: &Path,
+) -> Result<(TaskId, PathBuf, Option<RelPath>), EngineError> {
+    for (task, folder) in sync.folders() {
+        if let Ok(rest) = path.strip_prefix(&folder.root) {
+            if rest.as_os_str().is_empty() {
+                return Ok((*task, folder.root.clone(), None));
+            }
+            let rel = rest.to_str().and_then(|r| RelPath::new(r).ok()).ok_or_else(|| {
+                EngineError::State(format!("{} cannot be synced (its name)", path.display()))
+            })?;
+            return Ok((*task, folder.root.clone(), Some(rel)));
+        }
+    }
+    Err(EngineError::State(format!(
+        "{} is in no task synced here",
+        path.display()
+    )))
 }
 
 /// Whether `path` lies beneath the folder `from` (a folder restored whole).

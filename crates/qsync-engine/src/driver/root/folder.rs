@@ -218,6 +218,11 @@ impl Folder {
         }
     }
 
+    /// Rename `name` here to `to_name` here, over whatever file is there.
+    pub fn rename_within(&self, name: &str, to_name: &str) -> Result<(), RootError> {
+        rfs::renameat(&self.fd, name, &self.fd, to_name).map_err(|e| io_error("rename", self.at(name), e))
+    }
+
     /// Move the regular file `name` here out, to `to` (outside any task: the daemon's own
     /// staging), by a rename over whatever is there; false if it is not a regular file
     /// with one name, or cannot be moved so (another file system): it stays. What was
