@@ -71,7 +71,10 @@ pub(crate) fn resolve(state_dir: &Path, args: ResolveArgs, json: bool) -> Result
         Side::Both => control::KeepSide::Both,
     };
     let path = absolute(&args.path)?;
-    show(ask(state_dir, control::Command::Resolve { path, keep })?, json)
+    show(
+        ask(state_dir, control::Command::Resolve { path, keep })?,
+        json,
+    )
 }
 
 pub(crate) fn versions(state_dir: &Path, args: VersionsArgs, json: bool) -> Result<()> {

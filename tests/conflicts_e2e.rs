@@ -75,17 +75,24 @@ fn a_conflict_is_listed_with_both_versions_and_settled_for_the_other_everywhere(
     let winner = fs::read(c.root_a.join("plan.txt")).unwrap();
     let loser = fs::read(c.root_a.join(&copies(&c.root_a)[0])).unwrap();
     // Asked on the other device by the original's path: the same copy.
-    let on_b = c.b.cli(&["conflicts", c.root_b.join("plan.txt").to_str().unwrap()]);
+    let on_b =
+        c.b.cli(&["conflicts", c.root_b.join("plan.txt").to_str().unwrap()]);
     assert_eq!(on_b.lines().count(), 1, "{on_b}");
 
-    c.b.cli(&["resolve", c.root_b.join("plan.txt").to_str().unwrap(), "--keep", "other"]);
+    c.b.cli(&[
+        "resolve",
+        c.root_b.join("plan.txt").to_str().unwrap(),
+        "--keep",
+        "other",
+    ]);
     assert_eq!(fs::read(c.root_b.join("plan.txt")).unwrap(), loser);
     assert!(copies(&c.root_b).is_empty());
     wait_same(&c.root_a, &c.root_b, SETTLE);
     assert!(copies(&c.root_a).is_empty(), "settled on A too");
     assert_eq!(c.a.cli(&["conflicts"]), "no conflicts");
     // The version that lost the settling is kept on B.
-    let versions = c.b.cli(&["versions", c.root_b.join("plan.txt").to_str().unwrap()]);
+    let versions =
+        c.b.cli(&["versions", c.root_b.join("plan.txt").to_str().unwrap()]);
     assert!(versions.contains("resolved-over"), "{versions}");
     c.b.cli(&["restore", c.root_b.join("plan.txt").to_str().unwrap()]);
     assert_eq!(fs::read(c.root_b.join("plan.txt")).unwrap(), winner);
@@ -97,7 +104,12 @@ fn keeping_this_removes_the_copy_and_keeping_both_gives_it_a_plain_name() {
     let winner = fs::read(c.root_a.join("plan.txt")).unwrap();
     let copy = copies(&c.root_a)[0].clone();
     let loser = fs::read(c.root_a.join(&copy)).unwrap();
-    c.a.cli(&["resolve", c.root_a.join(&copy).to_str().unwrap(), "--keep", "both"]);
+    c.a.cli(&[
+        "resolve",
+        c.root_a.join(&copy).to_str().unwrap(),
+        "--keep",
+        "both",
+    ]);
     let plain = copy.replacen(".sync-conflict-", ".kept-", 1);
     assert_eq!(fs::read(c.root_a.join(&plain)).unwrap(), loser);
     wait_same(&c.root_a, &c.root_b, SETTLE);
@@ -112,10 +124,20 @@ fn keeping_this_removes_the_copy_and_keeping_both_gives_it_a_plain_name() {
     b.restart();
     wait_same(&c.root_a, &c.root_b, SETTLE);
     let copy = copies(&c.root_a)[0].clone();
-    c.a.cli(&["resolve", c.root_a.join("plan.txt").to_str().unwrap(), "--keep", "this"]);
+    c.a.cli(&[
+        "resolve",
+        c.root_a.join("plan.txt").to_str().unwrap(),
+        "--keep",
+        "this",
+    ]);
     assert!(copies(&c.root_a).is_empty());
     wait_same(&c.root_a, &c.root_b, SETTLE);
     let versions = c.a.cli(&["versions"]);
-    assert!(versions.lines().any(|l| l.contains("resolved") && l.ends_with(&copy)), "{versions}");
+    assert!(
+        versions
+            .lines()
+            .any(|l| l.contains("resolved") && l.ends_with(&copy)),
+        "{versions}"
+    );
     assert_ne!(fs::read(c.root_a.join("plan.txt")).unwrap(), winner);
 }

@@ -411,7 +411,8 @@ pub fn conflict_original(copy: &RelPath) -> Option<RelPath> {
     // `YYYYMMDD-HHMMSS-` then 8 hex digits, `-N` when numbered, then the extension.
     let (stamp, rest) = (rest.get(..16)?, rest.get(16..)?);
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !(digits(&stamp[..8]) && &stamp[8..9] == "-" && digits(&stamp[9..15]) && &stamp[15..] == "-") {
+    if !(digits(&stamp[..8]) && &stamp[8..9] == "-" && digits(&stamp[9..15]) && &stamp[15..] == "-")
+    {
         return None;
     }
     let (hex, mut ext) = (rest.get(..8)?, rest.get(8..)?);
@@ -537,8 +538,16 @@ mod tests {
                 assert_eq!(conflict_original(&copy), Some(path.clone()), "{copy}");
             }
         }
-        for not_a_copy in ["x.sync-conflict-.txt", "x.sync-conflict-2025-160000-abcdefgh.txt", "x.txt"] {
-            assert_eq!(conflict_original(&RelPath::new(not_a_copy).unwrap()), None, "{not_a_copy}");
+        for not_a_copy in [
+            "x.sync-conflict-.txt",
+            "x.sync-conflict-2025-160000-abcdefgh.txt",
+            "x.txt",
+        ] {
+            assert_eq!(
+                conflict_original(&RelPath::new(not_a_copy).unwrap()),
+                None,
+                "{not_a_copy}"
+            );
         }
     }
 

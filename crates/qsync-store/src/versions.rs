@@ -68,6 +68,13 @@ pub struct VersionPolicy {
 /// The default cap of a task's versions: 2 GiB.
 pub const DEFAULT_CAP: u64 = 2 << 30;
 
+/// At most this many versions per task, whatever their size (a peer deleting a million
+/// empty files makes a row each).
+pub const MAX_ROWS: usize = 100_000;
+
+/// What a version counts at least against the cap: a file system block.
+const BLOCK: u64 = 4096;
+
 impl Default for VersionPolicy {
     /// Staggered for a year, within [`DEFAULT_CAP`].
     fn default() -> Self {
@@ -114,7 +121,8 @@ impl VersionPolicy {
 
     /// Which of a task's `versions` this policy lets go at `now_ns`: those past its age,
     /// those its schedule thins out, then the oldest until the rest fit the cap (bytes are
-    /// counted once per content: rows of one content share a file).
+    /// counted once per content, rows of one content sharing a file, and at least a block
+    /// each) and [`MAX_ROWS`].
     pub fn to_drop(&self, versions: &[Version], now_ns: i64) -> Vec<i64> {
         let mut by_path: std::collections::BTreeMap<&RelPath, Vec<&Version>> =
             std::collections::BTreeMap::new();
@@ -149,17 +157,22 @@ impl VersionPolicy {
             .filter(|v| !dropped.contains(&v.id))
             .collect();
         left.sort_by_key(|v| (v.kept.kept_ns, v.id));
+        // A file takes at least a block of the file system.
         let mut uses: std::collections::HashMap<ContentHash, (usize, u64)> = Default::default();
         for v in &left {
-            let e = uses.entry(v.kept.hash).or_insert((0, v.kept.size));
+            let e = uses
+                .entry(v.kept.hash)
+                .or_insert((0, v.kept.size.max(BLOCK)));
             e.0 += 1;
         }
+        let mut rows = left.len();
         let mut bytes: u64 = uses.values().map(|(_, size)| size).sum();
         for v in left {
-            if bytes <= self.cap_bytes() {
+            if bytes <= self.cap_bytes() && rows <= MAX_ROWS {
                 break;
             }
             dropped.insert(v.id);
+            rows -= 1;
             if let Some(e) = uses.get_mut(&v.kept.hash) {
                 e.0 -= 1;
                 if e.0 == 0 {
@@ -198,21 +211,18 @@ type RawVersion = (i64, String, Vec<u8>, i64, i64, i64, Option<Vec<u8>>, String)
 impl Versions<'_> {
     /// Record a version of `task`; its number.
     pub fn add(&self, task: TaskId, v: &NewVersion) -> Result<i64, StoreError> {
-        self.conn.execute(
-            "INSERT INTO versions (task_id, path, hash, size, mtime_ns, kept_ns, by, why)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                &task.as_bytes()[..],
-                v.path.as_str(),
-                &v.hash.as_bytes()[..],
-                to_i64(v.size, "size")?,
-                v.mtime_ns,
-                v.kept_ns,
-                v.by.as_ref().map(|d| d.as_bytes().to_vec()),
-                v.why,
-            ],
-        )?;
-        Ok(self.conn.last_insert_rowid())
+        insert(self.conn, task, v)
+    }
+
+    /// Record many versions in one transaction (a received deletion of a folder of
+    /// 100,000 files keeps as many).
+    pub fn add_all(&self, versions: &[(TaskId, NewVersion)]) -> Result<(), StoreError> {
+        let tx = self.conn.unchecked_transaction()?;
+        for (task, v) in versions {
+            insert(&tx, *task, v)?;
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// The versions of `task`, oldest first: all of them, or those of `under` (that path,
@@ -324,6 +334,24 @@ impl Versions<'_> {
         }
         Ok(())
     }
+}
+
+fn insert(conn: &Connection, task: TaskId, v: &NewVersion) -> Result<i64, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO versions (task_id, path, hash, size, mtime_ns, kept_ns, by, why)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    stmt.execute(params![
+        &task.as_bytes()[..],
+        v.path.as_str(),
+        &v.hash.as_bytes()[..],
+        to_i64(v.size, "size")?,
+        v.mtime_ns,
+        v.kept_ns,
+        v.by.as_ref().map(|d| d.as_bytes().to_vec()),
+        v.why,
+    ])?;
+    Ok(conn.last_insert_rowid())
 }
 
 fn to_version(raw: RawVersion) -> Result<Version, StoreError> {
@@ -446,22 +474,26 @@ mod tests {
             version(2, "b", now - 200 * NS_PER_SEC, 40),
             version(3, "c", now - 100 * NS_PER_SEC, 40),
         ];
-        // The third is the second's content again: 80 bytes in all, within 100.
+        // The third is the second's content again: two blocks in all.
         versions[2].kept.hash = versions[1].kept.hash;
-        let capped = VersionPolicy {
+        let cap = |bytes| VersionPolicy {
             keep: Keep::Trash { days: 30 },
-            cap: Some(100),
+            cap: Some(bytes),
         };
-        assert_eq!(capped.to_drop(&versions, now), Vec::<i64>::new());
-        let capped = VersionPolicy {
+        assert_eq!(cap(2 * BLOCK).to_drop(&versions, now), Vec::<i64>::new());
+        assert_eq!(cap(BLOCK + 100).to_drop(&versions, now), vec![1]);
+        assert_eq!(cap(10).to_drop(&versions, now), vec![1, 2, 3]);
+        // Rows count too, whatever their size.
+        let rows = MAX_ROWS as i64 + 5;
+        let mut many: Vec<Version> = (0..rows)
+            .map(|i| version(i, "a", now - rows + i, 0))
+            .collect();
+        let hash = many[0].kept.hash;
+        many.iter_mut().for_each(|v| v.kept.hash = hash);
+        let trash = VersionPolicy {
             keep: Keep::Trash { days: 30 },
-            cap: Some(50),
+            cap: None,
         };
-        assert_eq!(capped.to_drop(&versions, now), vec![1]);
-        let capped = VersionPolicy {
-            keep: Keep::Trash { days: 30 },
-            cap: Some(10),
-        };
-        assert_eq!(capped.to_drop(&versions, now), vec![1, 2, 3]);
+        assert_eq!(trash.to_drop(&many, now), vec![0, 1, 2, 3, 4]);
     }
 }

@@ -102,7 +102,11 @@ impl Changes<'_> {
         let walk = qsync_watch::WalkPlan::new(&index, None, filter);
         self.tasks.start(task, &root, links, walk)?;
         let mut folder = TaskFolder::new(root, index, held, options.links_out);
-        folder.keeps_versions = self.store.versions().policy(task)?.keep != qsync_store::Keep::Off;
+        let policy = self.store.versions().policy(task)?;
+        folder.versions_cap = (policy.keep != qsync_store::Keep::Off).then(|| policy.cap_bytes());
+        if folder.versions_cap.is_some() {
+            self.sync.staging().shelf().ready(&task);
+        }
         self.sync.add_folder(task, folder);
         Ok(())
     }
@@ -193,7 +197,11 @@ impl Changes<'_> {
         let policy = self.store.versions().policy(task)?;
         if let Some(folder) = self.sync.folder_mut(&task) {
             folder.links_out = options.links_out;
-            folder.keeps_versions = policy.keep != qsync_store::Keep::Off;
+            folder.versions_cap =
+                (policy.keep != qsync_store::Keep::Off).then(|| policy.cap_bytes());
+            if folder.versions_cap.is_some() {
+                self.sync.staging().shelf().ready(&task);
+            }
         }
         tracing::info!(%task, links_out = options.links_out, ?policy, "task options set");
         Ok(Reply::TaskOptions {

@@ -75,13 +75,12 @@ impl Settling<'_> {
                 continue;
             };
             let original = conflict_original(path);
-            let wanted = under.is_none_or(|u| {
-                path.starts_with(u) || original.as_ref().is_some_and(|o| o == u)
-            });
+            let wanted = under
+                .is_none_or(|u| path.starts_with(u) || original.as_ref().is_some_and(|o| o == u));
             if !wanted {
                 continue;
             }
-            let there = original.as_ref().and_then(|o| file(o));
+            let there = original.as_ref().and_then(&file);
             out.push(ConflictInfo {
                 task,
                 copy: path.clone(),
@@ -99,14 +98,18 @@ impl Settling<'_> {
     /// keeping `keep`; the copies settled.
     pub(super) fn resolve(&self, path: &Path, keep: KeepSide) -> Result<Reply, EngineError> {
         let (task, root, rel) = locate(self.shelving.sync, path)?;
-        let rel = rel.ok_or_else(|| EngineError::State("name a file, not a task's folder".into()))?;
+        let rel =
+            rel.ok_or_else(|| EngineError::State("name a file, not a task's folder".into()))?;
         let copies: Vec<ConflictInfo> = self
             .copies(task, Some(&rel))
             .into_iter()
             .filter(|c| c.copy == rel || c.original.as_ref() == Some(&rel))
             .collect();
         if copies.is_empty() {
-            return Err(EngineError::State(format!("{} has no conflict copy", path.display())));
+            return Err(EngineError::State(format!(
+                "{} has no conflict copy",
+                path.display()
+            )));
         }
         if copies.len() > 1 && keep == KeepSide::Other {
             return Err(EngineError::State(format!(
@@ -135,17 +138,25 @@ impl Settling<'_> {
             .ok_or_else(|| EngineError::State(format!("{} is not there any more", copy.copy)))?;
         match keep {
             KeepSide::This => {
-                self.shelving.keep_before(task, (&folder, name), &copy.copy, "resolved")?;
+                let kept =
+                    self.shelving
+                        .keep_before(task, (&folder, name), &copy.copy, "resolved")?;
                 folder.remove(name)?;
+                self.shelving.recorded(task, kept)?;
             }
             KeepSide::Other => {
-                let original = copy
-                    .original
-                    .as_ref()
-                    .ok_or_else(|| EngineError::State(format!("the original of {} is not known", copy.copy)))?;
+                let original = copy.original.as_ref().ok_or_else(|| {
+                    EngineError::State(format!("the original of {} is not known", copy.copy))
+                })?;
                 let target = original.file_name();
-                self.shelving.keep_before(task, (&folder, target), original, "resolved-over")?;
+                let kept = self.shelving.keep_before(
+                    task,
+                    (&folder, target),
+                    original,
+                    "resolved-over",
+                )?;
                 folder.rename_within(name, target)?;
+                self.shelving.recorded(task, kept)?;
             }
             KeepSide::Both => {
                 let plain = name.replacen(".sync-conflict-", ".kept-", 1);

@@ -113,8 +113,9 @@ struct Engine {
     links: links::Links,
     /// What `qsync events` was last told of the transfers coming in.
     progress: progress::Progress,
-    /// When the tasks' versions were last thinned (see `versions.rs`).
-    versions_thinned: Instant,
+    /// Versions kept by placements, to record, and when they were last thinned (see
+    /// `versions.rs`).
+    versions: versions::Waiting,
 }
 
 /// What the sync driver reaches through the engine: the store (its ledger and blobs) and
@@ -174,6 +175,7 @@ impl Engine {
                 self.poll_links();
             }
             self.sync_with(|sync, around| sync.tick(around));
+            self.keep_versions();
             if self.keeping.too_many() {
                 self.keep_owed();
             }
@@ -182,6 +184,17 @@ impl Engine {
                 self.sync_with(|sync, around| sync.run(around, None));
             }
         }
+    }
+
+    /// Record the versions placements kept, and thin them when due (every minute, and
+    /// while much is kept: see `versions.rs`), busy or not.
+    fn keep_versions(&mut self) {
+        let mut waiting = std::mem::replace(&mut self.versions, versions::Waiting::new());
+        self.shelving().record(&mut waiting);
+        if waiting.thin_due() {
+            self.shelving().thin();
+        }
+        self.versions = waiting;
     }
 
     /// How long the engine may wait for an event: until its next tick, the driver's next
@@ -298,10 +311,6 @@ impl Engine {
     }
 
     fn tick(&mut self) {
-        if self.versions_thinned.elapsed() >= versions::THIN_EVERY {
-            self.versions_thinned = Instant::now();
-            self.shelving().thin();
-        }
         for device in self.peers.silent() {
             // Gone: stop sending into a connection nobody reads; what was in flight stays
             // pending and goes again when the device is back.

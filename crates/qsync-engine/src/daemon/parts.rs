@@ -94,7 +94,7 @@ impl Engine {
             sync: &mut self.sync,
             keeping: &mut self.keeping,
             blobs: self.store.blobs(),
-            versions: self.store.versions(),
+            versions: &mut self.versions,
         };
         f(&mut self.tasks, &mut found)
     }
@@ -128,8 +128,8 @@ impl Engine {
     /// and `qsync events` hears it.
     pub(super) fn applied(&mut self, applied: Applied) {
         if let Some(kept) = applied.kept.clone() {
-            self.shelving()
-                .record(applied.task, &applied.path, applied.from, *kept);
+            self.versions
+                .push(applied.task, &applied.path, applied.from, *kept);
         }
         let folder = self.sync.folder_mut(&applied.task);
         if let (Some(content), Some(folder)) = (applied.content, folder) {

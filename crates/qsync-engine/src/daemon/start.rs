@@ -6,7 +6,6 @@ use std::io::Write;
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use std::time::Instant;
 
 use qsync_base::{ContentHash, DeviceId};
 use qsync_discovery::{Config as DiscoveryConfig, Discovery};
@@ -87,7 +86,7 @@ pub fn run(config: DaemonConfig) -> Result<(), EngineError> {
         sync,
         links,
         progress: Default::default(),
-        versions_thinned: Instant::now(),
+        versions: super::versions::Waiting::new(),
     };
     engine.change(|c| c.load())?;
     tracing::info!(device = %me, port, "qsync daemon ready");

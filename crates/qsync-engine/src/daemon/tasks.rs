@@ -45,8 +45,8 @@ pub(super) struct Found<'a> {
     pub(super) sync: &'a mut SyncDriver,
     pub(super) keeping: &'a mut Keeping,
     pub(super) blobs: &'a Blobs,
-    /// Where the versions before edits made here are recorded.
-    pub(super) versions: qsync_store::Versions<'a>,
+    /// Where the versions before edits made here wait to be recorded.
+    pub(super) versions: &'a mut super::versions::Waiting,
 }
 
 /// How long the watcher gathers a folder's changes into one batch.
@@ -394,9 +394,9 @@ fn hand_over(to: &mut Found, task: TaskId, events: Vec<LocalEvent>) {
                 let edits = (previous.is_some(), previous.flatten());
                 if let Some(old) = previous
                     .flatten()
-                    .filter(|old| *old != hash && folder.keeps_versions)
+                    .filter(|old| *old != hash && folder.versions_cap.is_some())
                 {
-                    let store = (&to.versions, to.blobs);
+                    let store = (&mut *to.versions, to.blobs);
                     super::versions::keep_local_edit(store, &shelf, task, &entry.path, old);
                 }
                 let content = (hash, entry.size);

@@ -21,8 +21,68 @@ use crate::driver::staging::{Staging, REUSE_KEEP};
 use crate::sync::SyncDriver;
 use crate::EngineError;
 
-/// How often every task's versions are thinned.
+/// How often every task's versions are thinned...
 pub(super) const THIN_EVERY: Duration = Duration::from_secs(60);
+/// ...or once received changes kept this many bytes since (a peer deleting or replacing
+/// much is held to the cap while it goes on).
+const THIN_AFTER_BYTES: u64 = 256 << 20;
+
+/// Versions kept by placements, waiting to be recorded together, and when they were last
+/// thinned.
+pub(super) struct Waiting {
+    rows: Vec<(TaskId, NewVersion)>,
+    since_thin: u64,
+    thinned: std::time::Instant,
+}
+
+impl Waiting {
+    pub(super) fn new() -> Self {
+        Self {
+            rows: Vec::new(),
+            since_thin: 0,
+            thinned: std::time::Instant::now(),
+        }
+    }
+
+    /// A received change of `path` in `task` by `by` kept the file it deleted or replaced.
+    pub(super) fn push(
+        &mut self,
+        task: TaskId,
+        path: &RelPath,
+        by: qsync_base::DeviceId,
+        kept: KeptVersion,
+    ) {
+        self.since_thin = self.since_thin.saturating_add(kept.size.max(4096));
+        self.rows.push((
+            task,
+            NewVersion {
+                path: path.clone(),
+                hash: kept.hash,
+                size: kept.size,
+                mtime_ns: kept.mtime_ns,
+                kept_ns: now_ns(),
+                by: Some(by),
+                why: kept.why.to_owned(),
+            },
+        ));
+    }
+
+    /// A version kept otherwise (the one before an edit made here).
+    fn push_row(&mut self, task: TaskId, version: NewVersion) {
+        self.since_thin = self.since_thin.saturating_add(version.size.max(4096));
+        self.rows.push((task, version));
+    }
+
+    /// Whether the versions are to be thinned now (then counted as thinned).
+    pub(super) fn thin_due(&mut self) -> bool {
+        let due = self.thinned.elapsed() >= THIN_EVERY || self.since_thin >= THIN_AFTER_BYTES;
+        if due {
+            self.thinned = std::time::Instant::now();
+            self.since_thin = 0;
+        }
+        due
+    }
+}
 
 /// Nanoseconds since the Unix epoch, now.
 fn now_ns() -> i64 {
@@ -43,26 +103,16 @@ impl Shelving<'_> {
         self.sync.staging()
     }
 
-    /// A received change of `path` in `task` by `by` kept the file it deleted or replaced.
-    pub(super) fn record(
-        &self,
-        task: TaskId,
-        path: &RelPath,
-        by: qsync_base::DeviceId,
-        kept: KeptVersion,
-    ) {
-        let version = NewVersion {
-            path: path.clone(),
-            hash: kept.hash,
-            size: kept.size,
-            mtime_ns: kept.mtime_ns,
-            kept_ns: now_ns(),
-            by: Some(by),
-            why: kept.why.to_owned(),
-        };
-        if let Err(e) = self.store.versions().add(task, &version) {
-            tracing::warn!(%task, %path, error = %e, "could not record a kept version");
+    /// Record the versions that received changes kept (see [`Waiting`]), in one
+    /// transaction.
+    pub(super) fn record(&self, waiting: &mut Waiting) {
+        if waiting.rows.is_empty() {
+            return;
         }
+        if let Err(e) = self.store.versions().add_all(&waiting.rows) {
+            tracing::warn!(error = %e, count = waiting.rows.len(), "could not record kept versions");
+        }
+        waiting.rows.clear();
     }
 
     /// Let go of what each task's policy no longer keeps, rows whose bytes are gone (a
@@ -81,10 +131,17 @@ impl Shelving<'_> {
         let policy = versions.policy(task)?;
         let all = versions.list(task, None)?;
         let mut drop = policy.to_drop(&all, now);
+        // A deleted file may have been taken for a rename on the other side (its bytes
+        // are at the new path): its row goes once it is sure to be neither in staging nor
+        // on the shelf. Looked for only among those deleted lately.
         let grace = i64::try_from((2 * REUSE_KEEP).as_nanos()).unwrap_or(i64::MAX);
+        let lately = grace + i64::try_from((4 * THIN_EVERY).as_nanos()).unwrap_or(i64::MAX);
         for v in &all {
-            let gone = self.staging().version_bytes(&task, &v.kept.hash).is_none();
-            if gone && now - v.kept.kept_ns > grace {
+            let age = now - v.kept.kept_ns;
+            if v.kept.why != "deleted" || age <= grace || age > lately {
+                continue;
+            }
+            if self.staging().version_bytes(&task, &v.kept.hash).is_none() {
                 drop.push(v.id);
             }
         }
@@ -163,9 +220,9 @@ impl Shelving<'_> {
         let target = match to {
             Some(to) => {
                 let (to_task, _, to_rel) = locate(self.sync, to)?;
-                if to_task != task || (chosen.len() > 1 && to_rel.is_none()) {
+                if to_task != task || to_rel.is_none() {
                     return Err(EngineError::State(
-                        "--to must name a path in the same task".into(),
+                        "--to must name a path inside the same task's folder".into(),
                     ));
                 }
                 to_rel
@@ -192,26 +249,36 @@ impl Shelving<'_> {
 
     /// Keep the file `name` of `folder` (at `at` in `task`) as a version, for the reason
     /// `why`, before a command of this device's person replaces or removes it: whatever
-    /// the task's policy, as a restore or a conflict settled must lose nothing (its
-    /// policy thins it later). Nothing to keep (no file there) is fine.
+    /// the task's policy (its policy thins it later), as a restore or a conflict settled
+    /// must lose nothing. The file is read to name it by what it holds (the index may not
+    /// know it yet, or know an older content). The version to record once the change is
+    /// made ([`Shelving::recorded`]); `None` when there is no file there. An error when
+    /// there is one and it could not be kept: nothing is to be changed then.
     pub(super) fn keep_before(
         &self,
         task: TaskId,
         (folder, name): (&crate::driver::root::Folder, &str),
         at: &RelPath,
         why: &str,
-    ) -> Result<(), EngineError> {
-        let index = self.sync.folder(&task).map(|f| &f.index);
-        let Some(entry) = index.and_then(|i| i.get(at)).filter(|e| e.kind == qsync_base::EntryKind::File) else {
-            return Ok(());
+    ) -> Result<Option<NewVersion>, EngineError> {
+        let Some(entry) = folder.stat(name)? else {
+            return Ok(None);
         };
-        let Some(hash) = entry.hash else {
-            return Ok(());
-        };
-        if !self.staging().shelf().keep(folder, name, &task, &hash, false) {
-            return Err(EngineError::State(format!("could not keep {at} as a version first; nothing was changed")));
+        if entry.kind != rustix::fs::FileType::RegularFile {
+            return Ok(None);
         }
-        let kept = NewVersion {
+        let hash = qsync_base::ContentHash::of_reader(folder.open_file(name)?)
+            .map_err(|e| EngineError::io("read", &folder.shown().join(name), e))?;
+        let kept = self
+            .staging()
+            .shelf()
+            .keep((folder, name), &task, &hash, (false, u64::MAX));
+        if kept.is_none() {
+            return Err(EngineError::State(format!(
+                "could not keep {at} as a version first; nothing was changed"
+            )));
+        }
+        Ok(Some(NewVersion {
             path: at.clone(),
             hash,
             size: entry.size,
@@ -219,8 +286,18 @@ impl Shelving<'_> {
             kept_ns: now_ns(),
             by: None,
             why: why.to_owned(),
-        };
-        self.store.versions().add(task, &kept)?;
+        }))
+    }
+
+    /// Record `kept` (from [`Shelving::keep_before`]) now that the change is made.
+    pub(super) fn recorded(
+        &self,
+        task: TaskId,
+        kept: Option<NewVersion>,
+    ) -> Result<(), EngineError> {
+        if let Some(kept) = kept {
+            self.store.versions().add(task, &kept)?;
+        }
         Ok(())
     }
 
@@ -265,10 +342,16 @@ impl Shelving<'_> {
         let _ = out.set_modified(when);
         out.sync_all()
             .map_err(|e| EngineError::io("sync", &folder.shown().join(name), e))?;
-        temp.set_mode(0o644)?;
+        // The mode of the file it replaces, if any (versions do not keep theirs).
+        let mode = folder
+            .stat(name)?
+            .filter(|e| e.kind == rustix::fs::FileType::RegularFile)
+            .map_or(0o644, |e| e.mode & 0o777);
+        temp.set_mode(mode)?;
         // What is there now is kept too: a restore loses nothing.
-        self.keep_before(task, (&folder, name), at, "restored-over")?;
+        let kept = self.keep_before(task, (&folder, name), at, "restored-over")?;
         temp.persist(name)?;
+        self.recorded(task, kept)?;
         folder.sync()?;
         tracing::info!(%task, path = %at, version = v.id, "restored a version");
         Ok(())
@@ -281,7 +364,7 @@ impl Shelving<'_> {
 /// that copy (both are never written again). An edit of a file without one is not kept:
 /// its bytes were gone when the edit was seen.
 pub(super) fn keep_local_edit(
-    (versions, blobs): (&qsync_store::Versions<'_>, &qsync_store::Blobs),
+    (waiting, blobs): (&mut Waiting, &qsync_store::Blobs),
     shelf: &crate::driver::shelf::Shelf,
     task: TaskId,
     path: &RelPath,
@@ -312,9 +395,7 @@ pub(super) fn keep_local_edit(
         by: None,
         why: "edited-here".into(),
     };
-    if let Err(e) = versions.add(task, &version) {
-        tracing::warn!(%task, %path, error = %e, "could not record the version before an edit");
-    }
+    waiting.push_row(task, version);
 }
 
 /// The task synced at `path` (absolute), its folder, and `path` inside it (`None`: the
@@ -328,9 +409,12 @@ pub(super) fn locate(
             if rest.as_os_str().is_empty() {
                 return Ok((*task, folder.root.clone(), None));
             }
-            let rel = rest.to_str().and_then(|r| RelPath::new(r).ok()).ok_or_else(|| {
-                EngineError::State(format!("{} cannot be synced (its name)", path.display()))
-            })?;
+            let rel = rest
+                .to_str()
+                .and_then(|r| RelPath::new(r).ok())
+                .ok_or_else(|| {
+                    EngineError::State(format!("{} cannot be synced (its name)", path.display()))
+                })?;
             return Ok((*task, folder.root.clone(), Some(rel)));
         }
     }

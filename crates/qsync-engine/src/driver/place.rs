@@ -97,7 +97,11 @@ struct Pending {
 pub(super) struct VersionKeep {
     shelf: Shelf,
     version: KeptVersion,
+    /// The largest file copied to the shelf (see [`Shelf::keep`]).
+    copy_limit: u64,
     kept: bool,
+    /// Kept on the shelf by this placement (let go again if the placement fails).
+    made: bool,
 }
 
 impl VersionKeep {
@@ -106,14 +110,18 @@ impl VersionKeep {
     pub(super) fn keep(
         &mut self,
         task: &TaskId,
-        folder: &Folder,
-        name: &str,
+        (folder, name): (&Folder, &str),
         why: &'static str,
         copy: bool,
     ) {
-        self.kept = self
-            .shelf
-            .keep(folder, name, task, &self.version.hash, copy);
+        let kept = self.shelf.keep(
+            (folder, name),
+            task,
+            &self.version.hash,
+            (copy, self.copy_limit),
+        );
+        self.kept = kept.is_some();
+        self.made = kept == Some(true);
         self.version.why = why;
     }
 
@@ -122,6 +130,16 @@ impl VersionKeep {
     pub(super) fn kept_for_reuse(&mut self) {
         self.kept = true;
         self.version.why = "deleted";
+    }
+
+    /// The version kept, if the placement was made; a failed placement lets go of what it
+    /// put on the shelf (the file it would have replaced is still there, and would share
+    /// its inode with the shelf's copy).
+    fn settled(self, task: &TaskId, done: bool) -> Option<KeptVersion> {
+        if !done && self.made {
+            self.shelf.unkeep(task, &self.version.hash);
+        }
+        (done && self.kept).then_some(self.version)
     }
 }
 
@@ -221,14 +239,14 @@ impl Batch {
     /// outcome: decided now (nothing was changed unless it is `Done`, which only a
     /// placement with no names to make durable gets); `None`: reported by the next
     /// [`Batch::flush`]. `shelf`: where a file the placement deletes or replaces is kept
-    /// as a version (`None`: the task keeps none).
+    /// as a version, and the largest file copied there (`None`: the task keeps none).
     pub fn begin(
         &mut self,
         root: &Path,
         staging: &Staging,
         p: &Placement,
         index: &mut Index,
-        (links_out, shelf): (bool, Option<&Shelf>),
+        (links_out, shelf): (bool, Option<(&Shelf, u64)>),
     ) -> Result<Option<PlaceOutcome>, EngineError> {
         if guard::refusal(p, links_out).is_some() {
             return Ok(Some(PlaceOutcome::Failed));
@@ -247,7 +265,8 @@ impl Batch {
             reuse: None,
             version: None,
         };
-        if let (Some(shelf), State::File { hash, size, .. }) = (shelf, &checked.here) {
+        if let (Some((shelf, copy_limit)), State::File { hash, size, .. }) = (shelf, &checked.here)
+        {
             if *size > 0 && p.aside.is_none() {
                 let mtime_ns = index.get(&p.path).map_or(0, |e| e.mtime_ns);
                 let version = KeptVersion {
@@ -259,7 +278,9 @@ impl Batch {
                 pending.version = Some(VersionKeep {
                     shelf: shelf.clone(),
                     version,
+                    copy_limit,
                     kept: false,
+                    made: false,
                 });
             }
         }
@@ -486,10 +507,8 @@ impl Batch {
             if !matches!(outcome, Ok(PlaceOutcome::Done)) {
                 withdraw(index, &pending.announced);
             }
-            let kept = pending
-                .version
-                .filter(|v| v.kept && matches!(outcome, Ok(PlaceOutcome::Done)))
-                .map(|v| v.version);
+            let done = matches!(outcome, Ok(PlaceOutcome::Done));
+            let kept = pending.version.and_then(|v| v.settled(&p.task, done));
             out.push((p, outcome, kept));
         }
         // Names (renames, removals, new entries) are durable before the core records them.

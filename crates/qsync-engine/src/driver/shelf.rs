@@ -49,49 +49,89 @@ impl Shelf {
 
     /// Keep the regular file `name` of `folder` (recorded as content `hash`) before a
     /// change of `task` replaces it: by a hard link, or by a copy when `copy` (the file is
-    /// about to be changed in place) or where no link can be made (another file system).
-    /// Whether its content is on the shelf now (it may have been already).
+    /// about to be changed in place), where no link can be made (another file system), or
+    /// where the file has other names (a link would let an edit through them change the
+    /// version). A copy is made only of files up to `copy_limit` bytes (it is made on the
+    /// engine's thread). `Some(true)`: kept now; `Some(false)`: that content was on the
+    /// shelf already; `None`: not kept.
     pub fn keep(
         &self,
-        folder: &Folder,
-        name: &str,
+        (folder, name): (&Folder, &str),
         task: &TaskId,
         hash: &ContentHash,
-        copy: bool,
-    ) -> bool {
+        (copy, copy_limit): (bool, u64),
+    ) -> Option<bool> {
         let to = self.path_of(task, hash);
         if to.is_file() {
-            return true;
+            return Some(false);
         }
         let dir = self.task_dir(task);
         if let Err(e) = fs::create_dir_all(&dir) {
             tracing::warn!(error = %e, dir = %dir.display(), "could not make the versions folder; a replaced file is not kept");
-            return false;
+            return None;
         }
         if !copy {
             match folder.link_out(name, &to) {
-                Ok(linked) => return linked,
-                Err(e) if e == rustix::io::Errno::XDEV => {}
+                Ok(linked) => return linked.then_some(true),
+                Err(e) if e == rustix::io::Errno::XDEV || e == rustix::io::Errno::MLINK => {}
                 Err(e) => {
                     tracing::warn!(error = %e, file = %folder.shown().join(name).display(), "could not keep a replaced file as a version");
-                    return false;
+                    return None;
                 }
             }
         }
+        let size = folder
+            .stat(name)
+            .ok()
+            .flatten()
+            .map_or(u64::MAX, |e| e.size);
+        if size > copy_limit {
+            tracing::info!(file = %folder.shown().join(name).display(), size, "a replaced file too large to copy is not kept as a version");
+            return None;
+        }
         match copy_to(folder, name, &dir, &to) {
-            Ok(()) => true,
+            Ok(()) => Some(true),
             Err(e) => {
                 tracing::warn!(error = %e, file = %folder.shown().join(name).display(), "could not copy a replaced file to the versions");
-                false
+                None
             }
         }
     }
 
+    /// Let go of the content `hash` of `task` kept a moment ago by [`Shelf::keep`] for a
+    /// change that did not happen after all.
+    pub fn unkeep(&self, task: &TaskId, hash: &ContentHash) {
+        let _ = fs::remove_file(self.path_of(task, hash));
+    }
+
     /// Put the file at `from` (a removed file kept for reuse in staging, by a rename:
-    /// same file system) on the shelf as `task`'s content `hash`; whether it is.
+    /// same file system) on the shelf as `task`'s content `hash`, if `task` keeps
+    /// versions (its folder on the shelf is there: see [`Shelf::ready`]); never over
+    /// the content kept there already. Whether `from` is gone.
     pub fn take_in(&self, from: &Path, task: &TaskId, hash: &ContentHash) -> bool {
-        let dir = self.task_dir(task);
-        fs::create_dir_all(&dir).is_ok() && fs::rename(from, self.path_of(task, hash)).is_ok()
+        if !self.task_dir(task).is_dir() {
+            return false;
+        }
+        let to = self.path_of(task, hash);
+        match rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            from,
+            rustix::fs::CWD,
+            &to,
+            rustix::fs::RenameFlags::NOREPLACE,
+        ) {
+            Ok(()) => true,
+            Err(_) if to.is_file() => fs::remove_file(from).is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    /// Make `task`'s folder on the shelf (a task that keeps versions: see
+    /// [`Shelf::take_in`]).
+    pub fn ready(&self, task: &TaskId) {
+        if let Err(e) = fs::create_dir_all(self.task_dir(task)) {
+            tracing::warn!(%task, error = %e, "could not make the task's versions folder");
+        }
     }
 
     /// Remove `task`'s kept contents that are not `wanted` (no row refers to them) and
@@ -166,18 +206,45 @@ mod tests {
         let shelf = Shelf::new(dir.path().join("versions"));
         let (task, hash) = (TaskId::random(), ContentHash::of(b"old"));
         let top = TaskRoot::open(&root).unwrap().top().unwrap();
-        assert!(shelf.keep(&top, "a", &task, &hash, false));
+        let any = u64::MAX;
+        assert_eq!(
+            shelf.keep((&top, "a"), &task, &hash, (false, any)),
+            Some(true)
+        );
         fs::write(root.join("b"), b"new").unwrap();
         fs::rename(root.join("b"), root.join("a")).unwrap();
         assert_eq!(fs::read(shelf.path_of(&task, &hash)).unwrap(), b"old");
         // A copy does not share the inode: an edit in place leaves it.
         let edited = ContentHash::of(b"new");
-        assert!(shelf.keep(&top, "a", &task, &edited, true));
+        assert_eq!(
+            shelf.keep((&top, "a"), &task, &edited, (true, 2)),
+            None,
+            "over the limit"
+        );
+        assert_eq!(
+            shelf.keep((&top, "a"), &task, &edited, (true, any)),
+            Some(true)
+        );
         fs::write(root.join("a"), b"NEW").unwrap();
         assert_eq!(fs::read(shelf.path_of(&task, &edited)).unwrap(), b"new");
         // A symlink is never kept, nor followed.
         std::os::unix::fs::symlink(root.join("a"), root.join("l")).unwrap();
-        assert!(!shelf.keep(&top, "l", &task, &ContentHash::of(b"l"), false));
+        assert_eq!(
+            shelf.keep((&top, "l"), &task, &ContentHash::of(b"l"), (false, any)),
+            None
+        );
+        // A file with another name is copied, not linked: an edit through the other name
+        // leaves the version.
+        fs::write(root.join("m"), b"mine").unwrap();
+        fs::hard_link(root.join("m"), root.join("m2")).unwrap();
+        let mine = ContentHash::of(b"mine");
+        assert_eq!(
+            shelf.keep((&top, "m"), &task, &mine, (false, any)),
+            Some(true)
+        );
+        fs::write(root.join("m2"), b"MINE").unwrap();
+        assert_eq!(fs::read(shelf.path_of(&task, &mine)).unwrap(), b"mine");
+        shelf.unkeep(&task, &mine);
         // What no row wants goes, once old enough.
         assert_eq!(
             shelf.sweep(&task, &HashSet::from([hash]), Duration::ZERO),

@@ -416,8 +416,13 @@ mod tests {
             staging.version_bytes(&task, &hash),
             Some(staging.reuse_path(&task, &hash))
         );
-        // At a start (nothing waits a minute then).
+        // At a start (nothing waits a minute then), for a task that keeps versions (its
+        // folder on the shelf is ready); another's is removed.
+        staging.shelf().ready(&task);
+        let other = TaskId::random();
+        fs::write(staging.keep_path(&other, &hash), b"x").unwrap();
         staging.empty_but_parts().unwrap();
+        assert_eq!(staging.version_bytes(&other, &hash), None);
         let shelved = staging.shelf().path_of(&task, &hash);
         assert_eq!(staging.version_bytes(&task, &hash), Some(shelved.clone()));
         assert_eq!(fs::read(&shelved).unwrap(), b"x");

@@ -27,9 +27,9 @@ pub(crate) struct TaskFolder {
     pub(crate) held: Held,
     /// Whether received links may point out of the folder (its person's choice).
     pub(crate) links_out: bool,
-    /// Whether files that received changes delete or replace are kept as versions (its
-    /// policy is not `off`).
-    pub(crate) keeps_versions: bool,
+    /// The cap of its versions when files that received changes delete or replace are
+    /// kept as versions (`None`: its policy is `off`).
+    pub(crate) versions_cap: Option<u64>,
     /// Received changes the folder does not take (links out of it), for `status`.
     pub(crate) not_synced: NotSynced,
     /// The folder's `.qsyncignore` rules, read again when the file changes (its inode,
@@ -54,7 +54,7 @@ impl TaskFolder {
             index,
             held: Held::new(held),
             links_out,
-            keeps_versions: true,
+            versions_cap: None,
             not_synced: NotSynced::default(),
             rules: None,
             rules_looked: false,

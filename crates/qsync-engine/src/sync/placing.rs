@@ -16,6 +16,11 @@ use crate::driver::place::{Batch, KeptVersion, Staging};
 use crate::exchange::FetchKey;
 use crate::EngineError;
 
+/// The largest file copied to the versions when a placement replaces it (see
+/// `driver/shelf.rs`): a larger one edited in place, or on another file system than the
+/// state folder, keeps no version.
+const COPY_AT_MOST: u64 = 64 << 20;
+
 /// What follows a placement's outcome, for the driver to carry out.
 pub(super) struct Settled {
     /// For the core.
@@ -95,7 +100,11 @@ impl Folders {
         if self.batch.is_empty() {
             self.batch_since = Some(Instant::now());
         }
-        let shelf = folder.keeps_versions.then(|| staging.shelf());
+        // A copy (before an edit in place, or across file systems) is made on this thread:
+        // only of files up to an eighth of the cap, and 64 MiB.
+        let shelf = folder
+            .versions_cap
+            .map(|cap| (staging.shelf(), (cap / 8).min(COPY_AT_MOST)));
         let begun = self.batch.begin(
             &folder.root,
             staging,

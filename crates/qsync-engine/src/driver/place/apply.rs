@@ -57,7 +57,7 @@ pub(super) fn apply_now(
                 .is_some_and(|to| folder.give_away(name, to));
             match &mut pending.version {
                 Some(version) if kept => version.kept_for_reuse(),
-                Some(version) => version.keep(&p.task, folder, name, "deleted", false),
+                Some(version) => version.keep(&p.task, (folder, name), "deleted", false),
                 None => {}
             }
             if !kept {
@@ -76,11 +76,18 @@ pub(super) fn apply_now(
             if is_folder {
                 folder.set_mode(name, *mode)?;
             } else {
+                // A file that a folder replaces is kept as a version first.
+                if let Some(version) = &mut pending.version {
+                    version.keep(&p.task, (folder, name), "replaced", false);
+                }
                 folder.remove(name)?;
                 folder.create_dir(name, *mode)?;
             }
         }
         State::Symlink { target } => {
+            if let Some(version) = &mut pending.version {
+                version.keep(&p.task, (folder, name), "replaced", false);
+            }
             folder.remove(name)?;
             folder.symlink(target, name)?;
         }
@@ -137,7 +144,7 @@ pub(super) fn rename_into_place(
     } else {
         // The file replaced is kept as a version first (linked: the rename frees nothing).
         if let Some(version) = version {
-            version.keep(&p.task, folder, &file.name, "replaced", false);
+            version.keep(&p.task, (folder, &file.name), "replaced", false);
         }
         file.temp.persist(&file.name)?;
     }
@@ -173,7 +180,7 @@ pub(super) fn edit_into_place(
     // The file is about to change in place: its version is a copy (a reflink where the
     // file systems share extents).
     if let Some(version) = version {
-        version.keep(&p.task, &edit.folder, &edit.name, "edited", true);
+        version.keep(&p.task, (&edit.folder, &edit.name), "edited", true);
     }
     in_place::write(
         &edit.staging,

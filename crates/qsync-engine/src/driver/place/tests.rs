@@ -426,7 +426,13 @@ fn place_keeping(
 ) -> (PlaceOutcome, Option<KeptVersion>) {
     let mut batch = Batch::default();
     let begun = batch
-        .begin(&f.root, &f.staging, p, &mut f.index, (false, shelf))
+        .begin(
+            &f.root,
+            &f.staging,
+            p,
+            &mut f.index,
+            (false, shelf.map(|s| (s, u64::MAX))),
+        )
         .unwrap();
     assert_eq!(begun, None);
     let mut tasks = HashMap::from([(p.task, &mut f.index)]);
@@ -468,6 +474,20 @@ fn a_file_replaced_or_deleted_is_kept_as_a_version_where_the_task_keeps_them() {
     assert_eq!(kept.why, "deleted");
     let bytes = f.staging.version_bytes(&task, &kept.hash).unwrap();
     assert_eq!(fs::read(bytes).unwrap(), b"second");
+
+    // A file that a symlink replaces is kept too.
+    fs::write(f.root.join("z"), b"fifth").unwrap();
+    let fifth = state_at(&f.root, &RelPath::new("z").unwrap(), &f.index).unwrap();
+    let link = State::Symlink { target: "y".into() };
+    let (outcome, kept) = place_keeping(&mut f, &placement("z", fifth, link), Some(&shelf));
+    assert_eq!(
+        (outcome, kept.map(|k| k.why)),
+        (PlaceOutcome::Done, Some("replaced"))
+    );
+    assert_eq!(
+        fs::read(shelf.path_of(&task, &ContentHash::of(b"fifth"))).unwrap(),
+        b"fifth"
+    );
 
     // A task that keeps none: nothing on the shelf.
     fs::write(f.root.join("y"), b"third").unwrap();

@@ -220,7 +220,8 @@ impl Folder {
 
     /// Rename `name` here to `to_name` here, over whatever file is there.
     pub fn rename_within(&self, name: &str, to_name: &str) -> Result<(), RootError> {
-        rfs::renameat(&self.fd, name, &self.fd, to_name).map_err(|e| io_error("rename", self.at(name), e))
+        rfs::renameat(&self.fd, name, &self.fd, to_name)
+            .map_err(|e| io_error("rename", self.at(name), e))
     }
 
     /// Move the regular file `name` here out, to `to` (outside any task: the daemon's own
@@ -248,11 +249,15 @@ impl Folder {
     /// Give the regular file `name` here a second name at `to` (outside any task: the
     /// daemon's versions), by a hard link: `Ok(false)` when it is not a regular file or
     /// something is at `to` already, an error where no link can be made (another file
-    /// system: `EXDEV`). Never through a symlink: `linkat` without `AT_SYMLINK_FOLLOW`.
+    /// system: `EXDEV`) or must not be (`EMLINK`: the file has other names already).
+    /// Never through a symlink: `linkat` without `AT_SYMLINK_FOLLOW`.
     pub fn link_out(&self, name: &str, to: &Path) -> Result<bool, Errno> {
         let before = rfs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW)?;
         if FileType::from_raw_mode(before.st_mode as _) != FileType::RegularFile {
             return Ok(false);
+        }
+        if before.st_nlink != 1 {
+            return Err(Errno::MLINK); // other names could change what `to` holds
         }
         match rfs::linkat(&self.fd, name, rfs::CWD, to, AtFlags::empty()) {
             Ok(()) => {}
