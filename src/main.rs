@@ -125,6 +125,17 @@ enum Command {
     /// Settle a conflict: keep this version, the other (the copy), or both; the result
     /// syncs everywhere.
     Resolve(versions::ResolveArgs),
+    /// Pause a task here: its changes are recorded, and nothing of it is sent to or
+    /// taken from the other devices until `qsync resume` (kept across restarts).
+    Pause {
+        /// The task.
+        task: String,
+    },
+    /// Resume a paused task: what changed on either side meanwhile syncs.
+    Resume {
+        /// The task.
+        task: String,
+    },
     /// How many updates a linked device still has to receive.
     Pending {
         /// The device id.
@@ -302,6 +313,8 @@ fn main() -> Result<()> {
         Some(Command::Versions(args)) => versions::versions(&state_dir, args, cli.json),
         Some(Command::Restore(args)) => versions::restore(&state_dir, args, cli.json),
         Some(Command::Conflicts(args)) => versions::conflicts(&state_dir, args, cli.json),
+        Some(Command::Pause { task }) => pause(&state_dir, &task, true, cli.json),
+        Some(Command::Resume { task }) => pause(&state_dir, &task, false, cli.json),
         Some(Command::Resolve(args)) => versions::resolve(&state_dir, args, cli.json),
         Some(Command::Questions) => questions(&state_dir, cli.json),
         Some(Command::Answer { id, text }) => {
@@ -377,10 +390,22 @@ fn task(state_dir: &Path, command: TaskCommand, json: bool) -> Result<()> {
                 task,
                 links_out: links_out.map(|l| matches!(l, LinksOut::Allow)),
                 versions,
+                paused: None,
             };
             show(ask(state_dir, command)?, json)
         }
     }
+}
+
+/// `qsync pause TASK` / `qsync resume TASK`.
+fn pause(state_dir: &Path, task: &str, paused: bool, json: bool) -> Result<()> {
+    let command = control::Command::TaskSet {
+        task: task_id(task)?,
+        links_out: None,
+        versions: None,
+        paused: Some(paused),
+    };
+    show(ask(state_dir, command)?, json)
 }
 
 /// The version policy `qsync task set` asks for: what is given changes the task's
@@ -399,6 +424,7 @@ fn version_policy(
             task,
             links_out: None,
             versions: None,
+            paused: None,
         },
     )? {
         Reply::TaskOptions { versions, .. } => versions,

@@ -133,6 +133,15 @@ pub enum Input {
         /// The device unlinked.
         peer: DeviceId,
     },
+    /// `task` is paused here (`paused`), or resumed: while paused, this device's changes
+    /// of it are recorded and neither sent nor taken from peers (see `core/paused.rs`).
+    /// Not remembered across starts: the driver says so again after each.
+    Pause {
+        /// The task.
+        task: TaskId,
+        /// Paused, or resumed.
+        paused: bool,
+    },
     /// A message from a connected peer.
     Received {
         /// Who sent it.
@@ -244,6 +253,18 @@ pub enum Effect {
         offset: u64,
         /// ...if they are the ones here: their checks (see [`Message::Request`]).
         checks: Vec<ContentHash>,
+    },
+    /// Tell `to` the content `hash` of `path` is not served here now (the task is paused:
+    /// see `core/paused.rs`): it asks another holder, or again later.
+    Unavailable {
+        /// The peer.
+        to: DeviceId,
+        /// The task.
+        task: TaskId,
+        /// Where it asked for it.
+        path: RelPath,
+        /// Which content.
+        hash: ContentHash,
     },
     /// Change the disk; answered by [`Input::Placed`].
     Place(Placement),

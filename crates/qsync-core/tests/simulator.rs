@@ -186,6 +186,36 @@ fn both_edit_while_apart_and_both_versions_survive_everywhere() {
     assert_eq!(w.conflict_copies(0).len(), 1);
 }
 
+/// A task paused on one device: what either side changes meanwhile stays on its side,
+/// whatever happens to the connection, and arrives once the task is resumed; the other
+/// devices keep syncing among themselves.
+#[test]
+fn a_paused_device_sends_and_takes_nothing_until_resumed() {
+    let mut w = World::new(21, 3, Topology::Pairs);
+    w.write(0, "shared");
+    short_wait(&mut w);
+    w.pause(0);
+    w.write(0, "mine");
+    w.write(1, "theirs");
+    w.write(1, "shared");
+    w.run_for(Duration::from_secs(5));
+    assert!(!w.tree(0).contains_key("theirs"), "taken while paused");
+    assert!(!w.tree(1).contains_key("mine"), "sent while paused");
+    assert!(
+        w.tree(2).contains_key("theirs"),
+        "the others sync among themselves"
+    );
+    // A crash and a restart leave it paused.
+    w.crash(0);
+    w.restart(0);
+    w.run_for(Duration::from_secs(5));
+    assert!(!w.tree(0).contains_key("theirs") && !w.tree(2).contains_key("mine"));
+    w.resume(0);
+    settle_and_check(&mut w);
+    assert!(w.tree(1).contains_key("mine") && w.tree(0).contains_key("theirs"));
+    assert!(w.conflict_copies(0).is_empty());
+}
+
 #[test]
 fn an_edit_beats_a_delete_it_had_not_seen() {
     let mut w = World::new(9, 2, Topology::Pairs);

@@ -88,6 +88,8 @@ pub struct TaskOptions {
     /// or one that climbs above the folder). Off: they are not made, and `status` lists
     /// them as not synced.
     pub links_out: bool,
+    /// Paused here: its changes are recorded, nothing of it is sent or taken.
+    pub paused: bool,
 }
 
 /// A device this one is linked with. Its id is its public key: nothing secret is kept.
@@ -300,12 +302,12 @@ impl Store {
     pub fn task_options(&self, task: TaskId) -> Result<TaskOptions, StoreError> {
         self.conn
             .query_row(
-                "SELECT links_out FROM sync_tasks WHERE task_id = ?1",
+                "SELECT links_out, paused FROM sync_tasks WHERE task_id = ?1",
                 [&task.as_bytes()[..]],
-                |r| r.get::<_, bool>(0),
+                |r| Ok((r.get::<_, bool>(0)?, r.get::<_, bool>(1)?)),
             )
             .optional()?
-            .map(|links_out| TaskOptions { links_out })
+            .map(|(links_out, paused)| TaskOptions { links_out, paused })
             .ok_or(StoreError::UnknownTask(task))
     }
 
@@ -316,8 +318,8 @@ impl Store {
         options: TaskOptions,
     ) -> Result<(), StoreError> {
         let n = self.conn.execute(
-            "UPDATE sync_tasks SET links_out = ?2 WHERE task_id = ?1",
-            params![&task.as_bytes()[..], options.links_out],
+            "UPDATE sync_tasks SET links_out = ?2, paused = ?3 WHERE task_id = ?1",
+            params![&task.as_bytes()[..], options.links_out, options.paused],
         )?;
         if n == 0 {
             return Err(StoreError::UnknownTask(task));
@@ -619,11 +621,18 @@ mod tests {
             store.add_task(task, "/data/t".as_ref(), "t").unwrap();
             assert_eq!(store.task_options(task).unwrap(), TaskOptions::default());
             store
-                .set_task_options(task, TaskOptions { links_out: true })
+                .set_task_options(
+                    task,
+                    TaskOptions {
+                        links_out: true,
+                        paused: true,
+                    },
+                )
                 .unwrap();
         }
         let mut store = Store::open(dir.path()).unwrap();
         assert!(store.task_options(task).unwrap().links_out);
+        assert!(store.task_options(task).unwrap().paused);
         let unknown = TaskId::from_bytes([5; 32]);
         assert!(store.task_options(unknown).is_err());
         assert!(store

@@ -41,6 +41,7 @@ use crate::state::{Record, State};
 mod book;
 mod budget;
 mod patience;
+mod paused;
 mod queues;
 mod streams;
 mod tombstones;
@@ -51,6 +52,7 @@ pub use budget::{
     MAX_VERSION_ENTRIES, WINDOW_BYTES, WINDOW_RECORDS,
 };
 pub use patience::PATIENCE;
+use paused::Paused;
 use streams::{FoldIn, Heard, Streams};
 use tombstones::Tombstones;
 use work::{Cx, Work};
@@ -100,6 +102,8 @@ pub struct Core {
     book: Book,
     /// Tombstones every linked device has: forgotten.
     tombstones: Tombstones,
+    /// Tasks paused here, and what peers sent of them meanwhile (`paused.rs`).
+    paused: Paused,
     effects: VecDeque<Effect>,
 }
 
@@ -122,6 +126,7 @@ impl Core {
             streams: Streams::default(),
             work: Work::default(),
             tombstones: Tombstones::default(),
+            paused: Paused::default(),
             effects: VecDeque::new(),
         }
     }
@@ -169,7 +174,12 @@ impl Core {
             Input::Connected { peer } => self.connected(peer, ledger)?,
             Input::Disconnected { peer } => self.disconnected(peer, ledger)?,
             Input::Unlink { task, peer } => self.unlinked(task, peer, ledger)?,
-            Input::Received { from, message } => self.received(from, message, ledger)?,
+            Input::Pause { task, paused } => self.pause(task, paused, ledger)?,
+            Input::Received { from, message } => match self.paused.sort(from, message) {
+                paused::Sorted::Now(message) => self.received(from, message, ledger)?,
+                paused::Sorted::Held => {}
+                paused::Sorted::Refuse(effect) => self.effects.push_back(effect),
+            },
             Input::Observed {
                 task,
                 path,
@@ -304,6 +314,7 @@ impl Core {
     fn disconnected<L: Ledger>(&mut self, peer: DeviceId, ledger: &mut L) -> Result<(), L::Error> {
         self.connected.remove(&peer);
         self.streams.disconnected(peer);
+        self.paused.disconnected(peer);
         // What that peer sent comes again after reconnecting; placements under way finish.
         // Those are no longer part of the peer's sequence as this device will track it: the
         // peer sends the same records again, under the same numbers, and settling one of
@@ -563,7 +574,37 @@ impl Core {
         ledger: &mut L,
     ) -> Result<(), L::Error> {
         self.streams.unlinked(task, peer);
+        self.paused.unlinked(&task, peer);
         self.with_work(|work, cx| work.drop_work_from(peer, Some(task), cx, ledger))
+    }
+
+    /// Pause `task`, or resume it: what peers sent meanwhile is taken as if it arrived
+    /// now, a peer that sent too much is greeted afresh, and this device's streams go on
+    /// from where they stopped (see `paused.rs`).
+    fn pause<L: Ledger>(
+        &mut self,
+        task: TaskId,
+        paused: bool,
+        ledger: &mut L,
+    ) -> Result<(), L::Error> {
+        self.streams.pause(task, paused);
+        if paused {
+            self.paused.pause(task);
+            return Ok(());
+        }
+        let Some(held) = self.paused.resume(&task) else {
+            return Ok(());
+        };
+        for (from, message) in held.messages {
+            self.received(from, message, ledger)?;
+        }
+        for peer in held.overflowed {
+            if self.linked(&task, &peer, ledger)? {
+                self.streams.forget_hellos(task, peer);
+                self.greet(task, peer, true, ledger)?;
+            }
+        }
+        Ok(())
     }
 
     /// Tell the driver that `from` sent something refused or distrusted.

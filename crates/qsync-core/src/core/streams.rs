@@ -10,7 +10,7 @@
 //! messages they make, taken by the core with [`Streams::poll_send`]. What to do with a
 //! record is not its business: the core decides (`work.rs`).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Instant;
 
 use qsync_base::{DeviceId, TaskId};
@@ -41,6 +41,9 @@ pub(super) struct Streams {
     unsent: bool,
     /// Messages to send, oldest first.
     sends: VecDeque<(DeviceId, Message)>,
+    /// Tasks paused here: their streams to peers send nothing until resumed (see
+    /// `paused.rs`).
+    paused: BTreeSet<TaskId>,
 }
 
 /// What a peer's `Hello` calls for beyond the stream it starts.
@@ -135,6 +138,14 @@ impl Streams {
         };
         self.send(from, hello);
         Heard::Answered { again }
+    }
+
+    /// `task` is paused (its streams to peers stop where they are), or resumed.
+    pub(super) fn pause(&mut self, task: TaskId, paused: bool) {
+        match paused {
+            true => self.paused.insert(task),
+            false => self.paused.remove(&task),
+        };
     }
 
     /// `task` is linked with `peer` again: it may greet as often as at a new connection.
@@ -371,6 +382,9 @@ impl Streams {
         self.send_acks(now);
         let keys: Vec<(TaskId, DeviceId)> = self.streaming.keys().copied().collect();
         for (task, peer) in keys {
+            if self.paused.contains(&task) {
+                continue;
+            }
             let Some(mut out) = self.streaming.remove(&(task, peer)) else {
                 continue;
             };

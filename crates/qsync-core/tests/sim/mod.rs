@@ -234,6 +234,8 @@ pub struct World {
     links: Vec<Link>,
     /// Pairs that cannot talk (a partition).
     pub cut: BTreeSet<(usize, usize)>,
+    /// Devices whose person paused the task (see `qsync_core::Input::Pause`).
+    pub paused: BTreeSet<usize>,
     pub writes: Vec<Write>,
     /// Paths a person deleted, each with the version its device had recorded for it then.
     /// A person may delete a path the watcher has not reported yet, and a placement ordered
@@ -294,6 +296,7 @@ impl World {
                 .collect(),
             links: Vec::new(),
             cut: BTreeSet::new(),
+            paused: BTreeSet::new(),
             writes: Vec::new(),
             deleted: Vec::new(),
             trace: Vec::new(),
@@ -673,6 +676,27 @@ impl World {
                         );
                     }
                 }
+                Effect::Unavailable {
+                    to,
+                    task,
+                    path,
+                    hash,
+                } => {
+                    self.log(format!("dev{d} does not serve {path} (paused)"));
+                    if let Some(to) = self.index_of(&to) {
+                        let ok = false;
+                        self.transmit(
+                            d,
+                            to,
+                            Packet::Content {
+                                task,
+                                path,
+                                hash,
+                                ok,
+                            },
+                        );
+                    }
+                }
                 Effect::Distrust { from, report, .. } => {
                     let from = self.index_of(&from).unwrap_or(usize::MAX);
                     self.log(format!("dev{d} distrusts dev{from}: {report:?}"));
@@ -902,6 +926,11 @@ impl World {
     /// Heal everything and run until nothing moves (or `limit` passes); true if quiet.
     pub fn settle(&mut self, limit: Duration) -> bool {
         self.hostile_leaves();
+        // Every person resumes what they paused (what a paused device holds is checked
+        // once it syncs again).
+        for d in std::mem::take(&mut self.paused) {
+            self.resume(d);
+        }
         self.heal();
         let end = self.now + limit;
         let mut quiet_ticks = 0;

@@ -201,9 +201,38 @@ impl World {
                 .collect();
             self.devices[d].index = Index::new(known);
             self.log(format!("dev{d} restarts"));
+            // As the daemon: a paused task is said so before anything else.
+            if self.paused.contains(&d) {
+                let task = self.task;
+                self.input(d, Input::Pause { task, paused: true });
+            }
             self.scan(d);
             self.update_links();
         }
+    }
+
+    /// The person of `d` pauses the task there.
+    pub fn pause(&mut self, d: usize) {
+        if self.paused.insert(d) {
+            self.log(format!("dev{d} pauses"));
+            let task = self.task;
+            self.input(d, Input::Pause { task, paused: true });
+        }
+    }
+
+    /// The person of `d` resumes the task there (the daemon says so at its next start if
+    /// it is down now).
+    pub fn resume(&mut self, d: usize) {
+        self.paused.remove(&d);
+        self.log(format!("dev{d} resumes"));
+        let task = self.task;
+        self.input(
+            d,
+            Input::Pause {
+                task,
+                paused: false,
+            },
+        );
     }
 
     pub fn partition(&mut self, a: usize, b: usize) {
@@ -235,6 +264,9 @@ pub enum Op {
     Restart(usize),
     Partition(usize, usize),
     Heal,
+    /// The task paused on a device, or resumed.
+    Pause(usize),
+    Resume(usize),
     Wait(u64),
     /// The hostile device attacks a device about a path (with a number to vary it).
     Attack(Attack, usize, String, u64),
@@ -269,6 +301,8 @@ pub fn random_ops(rng: &mut Rng, devices: usize, len: usize, faults: bool) -> Ve
                 81..=85 if faults => Op::Partition(d, rng.below(n) as usize),
                 86..=88 if faults => Op::Heal,
                 89..=91 => Op::Touch(d, random_path(rng), -(rng.below(100_000) as i64)),
+                92..=93 => Op::Pause(d),
+                94..=95 => Op::Resume(d),
                 _ => Op::Wait(rng.below(600)),
             }
         })
@@ -311,6 +345,8 @@ impl World {
                 self.cut.clear();
                 self.update_links();
             }
+            Op::Pause(d) => self.pause(*d),
+            Op::Resume(d) => self.resume(*d),
             Op::Wait(ms) => self.run_for(Duration::from_millis(*ms)),
             Op::Attack(attack, to, path, x) => self.attack(*attack, *to, path, *x),
         }

@@ -33,11 +33,12 @@ impl fmt::Display for TaskInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "task {} {} {} devices={}",
+            "task {} {} {} devices={}{}",
             self.task,
             word(&self.name),
             printable(&self.root.display().to_string()),
-            self.devices
+            self.devices,
+            if self.paused { " paused" } else { "" }
         )
     }
 }
@@ -125,9 +126,15 @@ impl fmt::Display for Reply {
             Reply::Status(s) => write!(f, "{s}"),
             Reply::TaskAdded(t) => write!(f, "task {} {} {}", t.task, word(&t.name), printable(&t.root.display().to_string())),
             Reply::TaskRemoved { task } => write!(f, "removed task {task} (its folder is untouched)"),
-            Reply::TaskOptions { task, links_out, versions } => {
+            Reply::TaskOptions {
+                task,
+                links_out,
+                versions,
+                paused,
+            } => {
                 let links = if *links_out { "allow" } else { "refuse" };
-                write!(f, "task {task} links-out {links} versions {}", policy(versions))
+                let state = if *paused { "paused" } else { "syncing" };
+                write!(f, "task {task} {state} links-out {links} versions {}", policy(versions))
             }
             Reply::Conflicts { conflicts } if conflicts.is_empty() => f.write_str("no conflicts"),
             Reply::Conflicts { conflicts } => {
@@ -202,6 +209,12 @@ impl fmt::Display for Status {
             if s.unsupported > 0 { " (names QSync cannot carry are not synced; the daemon's log lists them)" } else { "" }
         )?;
         write!(f, "\nversions_bytes {}", s.versions_bytes)?;
+        for task in &s.paused {
+            write!(
+                f,
+                "\npaused {task} (its changes wait here; qsync resume sends them)"
+            )?;
+        }
         for p in &s.not_synced {
             write!(f, "\nnot_synced {}", printable(p))?;
         }

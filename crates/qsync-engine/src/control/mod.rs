@@ -52,6 +52,9 @@ pub enum Command {
         /// How long files that received changes delete or replace are kept.
         #[serde(default)]
         versions: Option<VersionPolicy>,
+        /// Paused (changes here are recorded, nothing is sent or taken), or resumed.
+        #[serde(default)]
+        paused: Option<bool>,
     },
     /// The versions kept of a path (absolute: a file or a folder of a task), or of every
     /// task.
@@ -179,6 +182,9 @@ pub struct TaskInfo {
     pub root: PathBuf,
     /// How many devices it is linked with.
     pub devices: usize,
+    /// Whether it is paused here.
+    #[serde(default)]
+    pub paused: bool,
 }
 
 /// A kept version of a file (see `qsync versions`).
@@ -310,6 +316,9 @@ pub struct Status {
     /// Bytes the tasks' kept versions take on disk.
     #[serde(default)]
     pub versions_bytes: u64,
+    /// Tasks paused here: their changes are recorded, nothing is sent or taken.
+    #[serde(default)]
+    pub paused: Vec<TaskId>,
 }
 
 /// Content on its way in from a peer, for `status`: how far it is, and how fast it goes.
@@ -428,6 +437,9 @@ pub enum Reply {
         links_out: bool,
         /// How long versions are kept.
         versions: VersionPolicy,
+        /// Whether it is paused here.
+        #[serde(default)]
+        paused: bool,
     },
     /// For [`Command::Versions`] and [`Command::Restore`]: versions kept, or brought back.
     Versions {

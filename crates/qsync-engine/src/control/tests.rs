@@ -16,8 +16,8 @@ proptest! {
         for command in [
             Command::TaskAdd { path: PathBuf::from(&path), name: name.clone() },
             Command::Unlink { task, device },
-            Command::TaskSet { task, links_out: name.as_ref().map(|n| n.len() % 2 == 0), versions: None },
-            Command::TaskSet { task, links_out: None, versions: Some(VersionPolicy { keep: Keep::Trash { days: 7 }, cap: Some(1 << 30) }) },
+            Command::TaskSet { task, links_out: name.as_ref().map(|n| n.len() % 2 == 0), versions: None, paused: Some(true) },
+            Command::TaskSet { task, links_out: None, paused: None, versions: Some(VersionPolicy { keep: Keep::Trash { days: 7 }, cap: Some(1 << 30) }) },
             Command::Versions { path: Some(PathBuf::from(&path)) },
             Command::Restore { path: PathBuf::from(&path), version: Some(3), to: None },
             Command::AppAdd { kind: "grapin".into(), name: path.clone(), folder: path.clone().into(), app_dir: None, config: "{\"a\": 1}\n".into() },
@@ -59,6 +59,7 @@ fn status_shows_transfers_under_way_and_reads_older_replies_without_them() {
         wire_received: 0,
         unsupported: 0,
         versions_bytes: 0,
+        paused: Vec::new(),
         not_synced: Vec::new(),
         ignore_problems: Vec::new(),
         scans: Vec::new(),

@@ -108,6 +108,10 @@ impl Changes<'_> {
             self.sync.staging().shelf().ready(&task);
         }
         self.sync.add_folder(task, folder);
+        if options.paused {
+            // Said before any connection: the core remembers no pause across starts.
+            self.feed(qsync_core::Input::Pause { task, paused: true });
+        }
         Ok(())
     }
 
@@ -183,14 +187,22 @@ impl Changes<'_> {
     pub(super) fn task_set(
         &mut self,
         task: TaskId,
-        links_out: Option<bool>,
+        (links_out, paused): (Option<bool>, Option<bool>),
         versions: Option<qsync_store::VersionPolicy>,
     ) -> Result<Reply, EngineError> {
         let mut options = self.store.task_options(task)?;
         if let Some(links_out) = links_out {
             options.links_out = links_out;
         }
+        let pause = paused.filter(|p| *p != options.paused);
+        if let Some(paused) = paused {
+            options.paused = paused;
+        }
         self.store.set_task_options(task, options)?;
+        if let Some(paused) = pause {
+            tracing::info!(%task, paused, "task paused or resumed");
+            self.feed(qsync_core::Input::Pause { task, paused });
+        }
         if let Some(policy) = versions {
             self.store.versions().set_policy(task, policy)?;
         }
@@ -208,6 +220,7 @@ impl Changes<'_> {
             task,
             links_out: options.links_out,
             versions: policy,
+            paused: options.paused,
         })
     }
 

@@ -27,6 +27,7 @@ impl Engine {
                             name,
                             root,
                             devices: 0,
+                            paused: false,
                         });
                         // Answered once the folder is walked whole (the daemon answers
                         // other commands meanwhile; `status` shows the walk's progress).
@@ -46,7 +47,8 @@ impl Engine {
                 task,
                 links_out,
                 versions,
-            } => self.change(|c| c.task_set(task, links_out, versions)),
+                paused,
+            } => self.change(|c| c.task_set(task, (links_out, paused), versions)),
             Command::Versions { path } => self.shelving().list(path.as_deref()),
             Command::Conflicts { path } => self.settling().list(path.as_deref()),
             Command::Resolve { path, keep } => self.settling().resolve(&path, keep),

@@ -42,6 +42,7 @@ impl Overview<'_> {
                 .into_iter()
                 .map(|t| TaskInfo {
                     devices: self.tasks.get(&t.id).map_or(0, |s| s.links.len()),
+                    paused: self.store.task_options(t.id).is_ok_and(|o| o.paused),
                     task: t.id,
                     name: t.name,
                     root: t.root,
@@ -86,6 +87,12 @@ impl Overview<'_> {
             unsupported: self.tasks.iter().map(|(_, t)| t.unsupported).sum(),
             distrusted: self.sync.distrust(),
             transfers: self.sync.transfers(),
+            paused: self
+                .tasks
+                .iter()
+                .map(|(task, _)| *task)
+                .filter(|task| self.store.task_options(*task).is_ok_and(|o| o.paused))
+                .collect(),
             versions_bytes: {
                 let shelf = self.sync.staging().shelf();
                 self.sync.folders().map(|(task, _)| shelf.bytes(task)).sum()

@@ -553,6 +553,12 @@ impl SyncDriver {
                 offset,
                 checks,
             } => self.serve(around, to, (task, path, hash), (base, offset, checks)),
+            Effect::Unavailable {
+                to,
+                task,
+                path,
+                hash,
+            } => self.unavailable(around, to, (task, path, hash)),
             Effect::Place(placement) => self.place(placement),
         }
     }

@@ -266,6 +266,21 @@ impl SyncDriver {
         self.feed(around, Input::Disconnected { peer: device });
     }
 
+    /// The core's order to tell `to` that `hash` at `path` of `task` is not served now (the
+    /// task is paused).
+    pub(super) fn unavailable(
+        &mut self,
+        around: &mut impl Around,
+        to: DeviceId,
+        (task, path, hash): (TaskId, RelPath, ContentHash),
+    ) {
+        if let Some(conn) = around.conn(&to) {
+            let _ = conn
+                .tx
+                .send(Outbound::Message(task, Message::Unavailable { path, hash }));
+        }
+    }
+
     /// The core's order to serve `hash` at `path` of `task` to `to` (`base`: the asker's
     /// version there; `offset`: the bytes it has already, `checks` their checks).
     pub(super) fn serve(

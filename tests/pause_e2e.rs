@@ -1,0 +1,63 @@
+//! Pausing a task, as a person does it, with two real daemons on loopback: while paused,
+//! edits on either side stay on their side (also across a restart of the paused daemon);
+//! once resumed, both arrive.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "support/hostile.rs"]
+mod hostile;
+#[path = "support/node.rs"]
+mod node;
+#[path = "support/peer.rs"]
+mod peer;
+
+use std::fs;
+use std::time::Duration;
+
+use node::{link, wait_for, wait_same, Node};
+
+const SETTLE: Duration = Duration::from_secs(120);
+
+#[test]
+fn edits_made_during_a_pause_arrive_after_resume_and_none_before() {
+    let base = tempfile::tempdir().unwrap();
+    let a = Node::start(base.path(), "alpha");
+    let mut b = Node::start(base.path(), "beta");
+    let (root_a, root_b) = (base.path().join("A"), base.path().join("B"));
+    fs::create_dir_all(&root_a).unwrap();
+    fs::write(root_a.join("first.txt"), b"synced").unwrap();
+    let task = a.add_task(&root_a);
+    link(&a, &task, &b, &root_b);
+    wait_same(&root_a, &root_b, SETTLE);
+
+    let paused = b.cli(&["pause", &task]);
+    assert!(paused.contains("paused"), "{paused}");
+    assert!(b.cli(&["status"]).contains(&format!("paused {task}")));
+    fs::write(root_a.join("from-a.txt"), b"made on A").unwrap();
+    fs::write(root_b.join("from-b.txt"), b"made on B").unwrap();
+    fs::write(root_a.join("first.txt"), b"edited on A").unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!root_b.join("from-a.txt").exists(), "taken while paused");
+    assert!(!root_a.join("from-b.txt").exists(), "sent while paused");
+    assert_eq!(fs::read(root_b.join("first.txt")).unwrap(), b"synced");
+
+    // Still paused after a restart.
+    b.restart();
+    fs::write(root_b.join("later-b.txt"), b"after the restart").unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!root_b.join("from-a.txt").exists() && !root_a.join("later-b.txt").exists());
+    assert!(b.cli(&["task", "list"]).contains("paused"));
+
+    b.cli(&["resume", &task]);
+    wait_same(&root_a, &root_b, SETTLE);
+    for (name, content) in [
+        ("from-a.txt", "made on A"),
+        ("from-b.txt", "made on B"),
+        ("later-b.txt", "after the restart"),
+        ("first.txt", "edited on A"),
+    ] {
+        wait_for(name, SETTLE, || {
+            fs::read(root_b.join(name)).is_ok_and(|c| c == content.as_bytes())
+        });
+    }
+    assert!(!b.cli(&["status"]).contains("paused "));
+}
