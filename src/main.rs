@@ -108,8 +108,13 @@ enum Command {
         /// The device id.
         device: String,
     },
-    /// This device's id, its tasks, connections and pending updates.
-    Status,
+    /// This device's id, its tasks, connections and pending updates; with --task, every
+    /// path of that task not in sync here, and why.
+    Status {
+        /// The task.
+        #[arg(long)]
+        task: Option<String>,
+    },
     /// Follow what the daemon does (connections, questions, applied changes, conflicts,
     /// deliveries), one line each, until interrupted.
     Events,
@@ -281,7 +286,16 @@ fn main() -> Result<()> {
         Some(Command::Daemon(args)) => daemon(&state_dir, args),
         Some(Command::Task(command)) => task(&state_dir, command, cli.json),
         Some(Command::Devices) => show(ask(&state_dir, control::Command::Devices)?, cli.json),
-        Some(Command::Status) => show(ask(&state_dir, control::Command::Status)?, cli.json),
+        Some(Command::Status { task: None }) => {
+            show(ask(&state_dir, control::Command::Status)?, cli.json)
+        }
+        Some(Command::Status { task: Some(task) }) => {
+            let task = task_id(&task)?;
+            show(
+                ask(&state_dir, control::Command::OutOfSync { task })?,
+                cli.json,
+            )
+        }
         Some(Command::Pending { device }) => {
             let device = device_id(&device)?;
             show(

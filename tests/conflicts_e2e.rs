@@ -74,6 +74,18 @@ fn a_conflict_is_listed_with_both_versions_and_settled_for_the_other_everywhere(
     assert!(line.contains(&copies(&c.root_a)[0]), "{line}");
     let winner = fs::read(c.root_a.join("plan.txt")).unwrap();
     let loser = fs::read(c.root_a.join(&copies(&c.root_a)[0])).unwrap();
+    // Why the task is not in sync: the conflict, with its copy.
+    let task =
+        c.a.cli(&["task", "list"])
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .to_owned();
+    let why = c.a.cli(&["status", "--task", &task]);
+    assert!(
+        why.starts_with("plan.txt: conflict; the other version is plan.sync-conflict-"),
+        "{why}"
+    );
     // Asked on the other device by the original's path: the same copy.
     let on_b =
         c.b.cli(&["conflicts", c.root_b.join("plan.txt").to_str().unwrap()]);

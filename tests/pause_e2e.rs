@@ -32,6 +32,8 @@ fn edits_made_during_a_pause_arrive_after_resume_and_none_before() {
     let paused = b.cli(&["pause", &task]);
     assert!(paused.contains("paused"), "{paused}");
     assert!(b.cli(&["status"]).contains(&format!("paused {task}")));
+    let why = b.cli(&["status", "--task", &task]);
+    assert!(why.starts_with("(task): paused here"), "{why}");
     fs::write(root_a.join("from-a.txt"), b"made on A").unwrap();
     fs::write(root_b.join("from-b.txt"), b"made on B").unwrap();
     fs::write(root_a.join("first.txt"), b"edited on A").unwrap();
@@ -60,4 +62,8 @@ fn edits_made_during_a_pause_arrive_after_resume_and_none_before() {
         });
     }
     assert!(!b.cli(&["status"]).contains("paused "));
+    assert_eq!(
+        b.cli(&["status", "--task", &task]),
+        format!("task {task} is in sync here")
+    );
 }

@@ -52,8 +52,8 @@ mod state;
 mod wire;
 
 pub use crate::core::{
-    record_cost, Core, Distrust, Report, ACK_DELAY, ACK_EVERY, MAX_COUNTER, MAX_HELLOS,
-    MAX_LINK_TARGET, MAX_NUMBER, MAX_RETRY_AFTER, MAX_VERSION_ENTRIES, PATIENCE,
+    record_cost, Awaits, Core, Distrust, Report, Unsettled, ACK_DELAY, ACK_EVERY, MAX_COUNTER,
+    MAX_HELLOS, MAX_LINK_TARGET, MAX_NUMBER, MAX_RETRY_AFTER, MAX_VERSION_ENTRIES, PATIENCE,
     RECORDS_PER_MESSAGE, RETRY_AFTER, WINDOW_BYTES, WINDOW_RECORDS,
 };
 pub use fold::{Fold, Shape, MIN_FOLD};

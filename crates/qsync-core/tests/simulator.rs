@@ -216,6 +216,49 @@ fn a_paused_device_sends_and_takes_nothing_until_resumed() {
     assert!(w.conflict_copies(0).is_empty());
 }
 
+/// What a device has received and not carried out is said, path by path, with the peer
+/// it waits on: the answer to "why is this not in sync".
+#[test]
+fn a_change_not_carried_out_yet_says_what_it_waits_for() {
+    let mut w = World::new(22, 2, Topology::Pairs);
+    w.write(0, "f");
+    let task = w.task;
+    let from = w.devices[0].id;
+    let unsettled = |w: &World| {
+        w.devices[1]
+            .core
+            .as_ref()
+            .map(|c| c.unsettled(&task))
+            .unwrap_or_default()
+    };
+    let mut seen = Vec::new();
+    for _ in 0..2000 {
+        w.step();
+        seen = unsettled(&w);
+        if !seen.is_empty() {
+            break;
+        }
+    }
+    let first = seen
+        .first()
+        .expect("the record is taken in before it is placed");
+    assert_eq!((first.path.as_str(), first.from), ("f", from));
+    // Its holder goes away: it waits for the content, or for a retry.
+    w.partition(0, 1);
+    w.run_for(Duration::from_secs(2));
+    if let Some(u) = unsettled(&w).first() {
+        assert!(
+            matches!(
+                u.awaits,
+                qsync_core::Awaits::Content | qsync_core::Awaits::Retry { .. }
+            ),
+            "{u:?}"
+        );
+    }
+    settle_and_check(&mut w);
+    assert!(unsettled(&w).is_empty());
+}
+
 #[test]
 fn an_edit_beats_a_delete_it_had_not_seen() {
     let mut w = World::new(9, 2, Topology::Pairs);

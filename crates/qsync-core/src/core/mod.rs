@@ -57,6 +57,43 @@ use streams::{FoldIn, Heard, Streams};
 use tombstones::Tombstones;
 use work::{Cx, Work};
 
+/// A received record not carried out yet (see [`Core::unsettled`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsettled {
+    /// Its path.
+    pub path: RelPath,
+    /// The peer it came from.
+    pub from: DeviceId,
+    /// When it was taken in (`None` before the core was first given the time).
+    pub since: Option<Instant>,
+    /// What it waits for.
+    pub awaits: Awaits,
+    /// How many more records of the path wait behind it.
+    pub behind: usize,
+}
+
+/// What an [`Unsettled`] record waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Awaits {
+    /// Its turn to be decided (a record of another path it needs first, a peer's record
+    /// ahead of it).
+    Turn,
+    /// Its content, asked of the peers that hold it.
+    Content,
+    /// Its placement on disk, under way.
+    Placement,
+    /// The deletions of what is left in the folder it deletes.
+    Children,
+    /// A retry at `at`, after `failures` failures in a row (content not had, placement
+    /// refused: a full disk, a file changed meanwhile).
+    Retry {
+        /// When.
+        at: Instant,
+        /// Failures in a row.
+        failures: u8,
+    },
+}
+
 /// How long a placement that found the disk changed waits before it is decided again (by
 /// then the watcher has reported the change, and the decision takes it into account).
 pub const RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -627,6 +664,17 @@ impl Core {
         self.tombstones
             .collect(&task, self.book.keys(), busy, ledger)?;
         Ok(())
+    }
+
+    /// The received records of `task` not carried out yet, one per path (the first of
+    /// its queue), and what each waits for: the answer to "why is this not in sync".
+    pub fn unsettled(&self, task: &TaskId) -> Vec<Unsettled> {
+        self.work.unsettled(task)
+    }
+
+    /// Whether `task` is paused here (see `paused.rs`).
+    pub fn is_paused(&self, task: &TaskId) -> bool {
+        self.paused.is_paused(task)
     }
 
     /// Bytes held for records received from `peer` for `task` and not yet settled (what

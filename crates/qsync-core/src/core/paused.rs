@@ -51,6 +51,11 @@ pub(super) struct Held {
 }
 
 impl Paused {
+    /// Whether `task` is paused.
+    pub(super) fn is_paused(&self, task: &TaskId) -> bool {
+        self.tasks.contains_key(task)
+    }
+
     /// Pause `task` (nothing if it is already).
     pub(super) fn pause(&mut self, task: TaskId) {
         self.tasks.entry(task).or_default();

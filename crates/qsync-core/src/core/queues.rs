@@ -26,6 +26,8 @@ pub(super) struct Item {
     /// How many times a deletion of a folder found it not empty and waited for the
     /// deletions of what is left in it (at most `CHILDREN_WAITS`).
     pub(super) children_waits: u8,
+    /// When it was taken in (for "why is this not in sync": `Core::unsettled`).
+    pub(super) since: Option<Instant>,
     /// Failures in a row to fetch its content or to place it (the retry waits double).
     pub(super) failures: u8,
     /// Its claim of this device's changes was found above what this device made, and
@@ -59,7 +61,12 @@ pub(super) enum Step {
 impl Item {
     /// `record` from `from`, to be decided: in the peer's sequence (`tracked`, settled
     /// when done), or a rival decided again.
-    pub(super) fn new(from: DeviceId, record: Record, tracked: bool) -> Self {
+    pub(super) fn new(
+        from: DeviceId,
+        record: Record,
+        tracked: bool,
+        since: Option<Instant>,
+    ) -> Self {
         Self {
             from,
             record,
@@ -67,6 +74,7 @@ impl Item {
             fetched: false,
             tracked,
             children_waits: 0,
+            since,
             failures: 0,
             claim_noted: false,
             stalled: false,

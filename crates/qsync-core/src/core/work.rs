@@ -46,6 +46,35 @@ impl Work {
         self.queues.is_empty()
     }
 
+    /// The record at the head of each path of `task` still to be carried out, and what it
+    /// waits for.
+    pub(super) fn unsettled(&self, task: &TaskId) -> Vec<super::Unsettled> {
+        self.queues
+            .iter()
+            .filter(|((t, _), _)| t == task)
+            .filter_map(|((_, path), queue)| {
+                let head = queue.front()?;
+                let waiting = match &head.step {
+                    Step::Ready => super::Awaits::Turn,
+                    Step::Fetching => super::Awaits::Content,
+                    Step::Placing { .. } => super::Awaits::Placement,
+                    Step::Waiting(_) if head.below => super::Awaits::Children,
+                    Step::Waiting(at) => super::Awaits::Retry {
+                        at: *at,
+                        failures: head.failures,
+                    },
+                };
+                Some(super::Unsettled {
+                    path: path.clone(),
+                    from: head.from,
+                    since: head.since,
+                    awaits: waiting,
+                    behind: queue.len() - 1,
+                })
+            })
+            .collect()
+    }
+
     /// When the next wait is over or the next patience check is due.
     pub(super) fn next_timeout(&self) -> Option<Instant> {
         [self.queues.next_due(), self.patience.next()]
@@ -223,7 +252,8 @@ impl Work {
                 self.patience.watch(now, &key, (head.from, head.record.seq));
             }
         }
-        self.queues.push(&key, Item::new(from, record, true));
+        self.queues
+            .push(&key, Item::new(from, record, true, cx.now));
         self.offer_holder(&key, cx, ledger)?;
         self.advance(&key, cx, ledger)?;
         Ok(None)
@@ -632,7 +662,8 @@ impl Work {
                             self.patience.watch(now, &key, (head.from, head.record.seq));
                         }
                     }
-                    self.queues.push(&key, Item::new(peer, rival, false));
+                    self.queues
+                        .push(&key, Item::new(peer, rival, false, cx.now));
                     self.offer_holder(&key, cx, ledger)?;
                 }
             }

@@ -77,6 +77,37 @@ fn policy(p: &super::VersionPolicy) -> String {
     format!("{keep}, cap {} MiB", p.cap_bytes() >> 20)
 }
 
+/// One path not in sync: `PATH: why` with whom and for how long.
+impl fmt::Display for super::NotInSync {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use super::NotInSyncWhy as W;
+        let path = self.path.as_ref().map_or("(task)", |p| p.as_str());
+        let why = match self.why {
+            W::Paused => "paused here",
+            W::WaitingTurn => "a received change waits for its turn",
+            W::WaitingContent => "waiting for its content",
+            W::Placing => "being written",
+            W::WaitingChildren => "its deletion waits for what is left in the folder",
+            W::Retrying => "a received change is tried again later",
+            W::Conflict => "conflict",
+            W::Refused => "not made here",
+            W::Unsupported => "names QSync cannot carry",
+            W::PeerRefused => "a linked device sent what this one refused",
+        };
+        write!(f, "{}: {why}", printable(path))?;
+        if let Some(device) = &self.device {
+            write!(f, " (from {})", printable(device))?;
+        }
+        if let Some(seconds) = self.seconds {
+            write!(f, " for {seconds} s")?;
+        }
+        if !self.detail.is_empty() {
+            write!(f, "; {}", printable(&self.detail))?;
+        }
+        Ok(())
+    }
+}
+
 /// One conflict copy: the original (this version: size, time) and the copy (the other).
 impl fmt::Display for super::ConflictInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -135,6 +166,11 @@ impl fmt::Display for Reply {
                 let links = if *links_out { "allow" } else { "refuse" };
                 let state = if *paused { "paused" } else { "syncing" };
                 write!(f, "task {task} {state} links-out {links} versions {}", policy(versions))
+            }
+            Reply::OutOfSync { task, paths } if paths.is_empty() => write!(f, "task {task} is in sync here"),
+            Reply::OutOfSync { paths, .. } => {
+                let lines: Vec<String> = paths.iter().map(ToString::to_string).collect();
+                f.write_str(&lines.join("\n"))
             }
             Reply::Conflicts { conflicts } if conflicts.is_empty() => f.write_str("no conflicts"),
             Reply::Conflicts { conflicts } => {

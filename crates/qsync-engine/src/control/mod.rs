@@ -29,6 +29,11 @@ pub enum Command {
     Id,
     /// Counters: tasks, connections, pending updates, traffic.
     Status,
+    /// Every path of a task that is not in sync here, and why.
+    OutOfSync {
+        /// The task.
+        task: TaskId,
+    },
     /// Sync the folder at `path` (absolute) as a new task.
     TaskAdd {
         /// The folder.
@@ -159,6 +164,7 @@ impl Command {
             self,
             Command::Id
                 | Command::Status
+                | Command::OutOfSync { .. }
                 | Command::Devices
                 | Command::Pending { .. }
                 | Command::TaskList
@@ -238,6 +244,48 @@ pub struct ConflictInfo {
     pub original_size: Option<u64>,
     /// Its modification time.
     pub original_mtime_ns: Option<i64>,
+}
+
+/// Why a path (or a whole task) is not in sync here (see [`Command::OutOfSync`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotInSyncWhy {
+    /// The task is paused here.
+    Paused,
+    /// A received change waits for its turn (another change it needs first).
+    WaitingTurn,
+    /// A received change waits for its content from the peers that hold it.
+    WaitingContent,
+    /// A received change is being written.
+    Placing,
+    /// A received deletion of a folder waits for what is left in it.
+    WaitingChildren,
+    /// A received change is tried again later (content not had, the disk refused: full,
+    /// or the file changed meanwhile).
+    Retrying,
+    /// Two versions of a file: the other is kept in a conflict copy.
+    Conflict,
+    /// A received change this device does not make (a link out of the folder).
+    Refused,
+    /// Names QSync cannot carry (not UTF-8, a backslash): listed in the daemon's log.
+    Unsupported,
+    /// A linked device sent what this device refused or doubted.
+    PeerRefused,
+}
+
+/// A path of a task not in sync here, and why (see [`Command::OutOfSync`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotInSync {
+    /// The path (`None`: the whole task, or several paths).
+    pub path: Option<RelPath>,
+    /// Why.
+    pub why: NotInSyncWhy,
+    /// The device concerned (its name when known).
+    pub device: Option<String>,
+    /// For how long, in seconds, when known.
+    pub seconds: Option<u64>,
+    /// More, in words.
+    pub detail: String,
 }
 
 /// A linked device.
@@ -450,6 +498,13 @@ pub enum Reply {
     Conflicts {
         /// By path.
         conflicts: Vec<ConflictInfo>,
+    },
+    /// For [`Command::OutOfSync`]: nothing when the task is in sync here.
+    OutOfSync {
+        /// The task.
+        task: TaskId,
+        /// What is not in sync, and why.
+        paths: Vec<NotInSync>,
     },
     /// For [`Command::TaskList`].
     Tasks {

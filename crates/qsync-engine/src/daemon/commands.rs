@@ -62,6 +62,7 @@ impl Engine {
             Command::TaskList => self.overview().task_list(),
             Command::Devices => self.overview().device_list(),
             Command::Status => self.overview().status().map(Reply::Status),
+            Command::OutOfSync { task } => self.overview().out_of_sync(task),
             Command::Link {
                 task,
                 address,

@@ -2,7 +2,7 @@
 //! `qsync tasks`, `qsync devices`, `qsync pending`. An [`Overview`] borrows the parts; it
 //! changes nothing.
 
-use qsync_base::DeviceId;
+use qsync_base::{DeviceId, TaskId};
 use qsync_store::{AppRecord, Store};
 
 use super::peers::Peers;
@@ -32,6 +32,102 @@ impl Overview<'_> {
             }
         }
         Ok(pending)
+    }
+
+    /// Every path of `task` not in sync here, and why (see [`Command::OutOfSync`]).
+    ///
+    /// [`Command::OutOfSync`]: crate::control::Command::OutOfSync
+    pub(super) fn out_of_sync(&self, task: TaskId) -> Result<Reply, EngineError> {
+        use crate::control::{NotInSync, NotInSyncWhy as W};
+        let folder = self
+            .sync
+            .folder(&task)
+            .ok_or_else(|| EngineError::State(format!("no task {task} here")))?;
+        let name = |device: DeviceId| {
+            let known = self.store.device(device).ok().flatten().map(|d| d.name);
+            known.unwrap_or_else(|| device.to_string())
+        };
+        let item =
+            |path: Option<qsync_base::RelPath>, why, device, seconds, detail: String| NotInSync {
+                path,
+                why,
+                device,
+                seconds,
+                detail,
+            };
+        let mut paths = Vec::new();
+        if self.store.task_options(task)?.paused {
+            let detail = "changes made here wait; qsync resume sends them".to_owned();
+            paths.push(item(None, W::Paused, None, None, detail));
+        }
+        let now = std::time::Instant::now();
+        for u in self.sync.unsettled(&task) {
+            let seconds = u.since.map(|t| now.saturating_duration_since(t).as_secs());
+            let (why, mut detail) = match u.awaits {
+                qsync_core::Awaits::Turn => (W::WaitingTurn, String::new()),
+                qsync_core::Awaits::Content => (W::WaitingContent, String::new()),
+                qsync_core::Awaits::Placement => (W::Placing, String::new()),
+                qsync_core::Awaits::Children => (W::WaitingChildren, String::new()),
+                qsync_core::Awaits::Retry { at, failures } => (
+                    W::Retrying,
+                    format!(
+                        "{failures} failures in a row, next try in {} s",
+                        at.saturating_duration_since(now).as_secs()
+                    ),
+                ),
+            };
+            if u.behind > 0 {
+                detail = [detail, format!("{} more changes of it behind", u.behind)]
+                    .into_iter()
+                    .filter(|d| !d.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+            }
+            paths.push(item(Some(u.path), why, Some(name(u.from)), seconds, detail));
+        }
+        for (path, from, why) in folder.not_synced.entries() {
+            paths.push(item(
+                Some(path.clone()),
+                W::Refused,
+                Some(name(from)),
+                None,
+                why.to_owned(),
+            ));
+        }
+        let settling = super::conflicts::Settling {
+            shelving: super::versions::Shelving {
+                store: self.store,
+                sync: self.sync,
+            },
+        };
+        if let Reply::Conflicts { conflicts } = settling.list(Some(&folder.root))? {
+            for c in conflicts {
+                let detail = format!("the other version is {}", c.copy);
+                paths.push(item(
+                    c.original.or(Some(c.copy)),
+                    W::Conflict,
+                    None,
+                    None,
+                    detail,
+                ));
+            }
+        }
+        let unsupported = self.tasks.get(&task).map_or(0, |t| t.unsupported);
+        if unsupported > 0 {
+            let detail = format!("{unsupported} paths; the daemon's log lists them");
+            paths.push(item(None, W::Unsupported, None, None, detail));
+        }
+        for d in self.sync.distrust() {
+            let detail = format!("refused {} doubted {}: {}", d.refused, d.doubted, d.last);
+            paths.push(item(
+                None,
+                W::PeerRefused,
+                Some(name(d.device)),
+                None,
+                detail,
+            ));
+        }
+        Ok(Reply::OutOfSync { task, paths })
     }
 
     /// The tasks synced here, for `qsync tasks`.

@@ -342,6 +342,11 @@ impl SyncDriver {
         self.content_moved
     }
 
+    /// The received records of `task` not carried out yet, and what each waits for.
+    pub(crate) fn unsettled(&self, task: &TaskId) -> Vec<qsync_core::Unsettled> {
+        self.core.unsettled(task)
+    }
+
     /// Records sent and changes placed since start.
     pub(crate) fn counts(&self) -> (u64, u64) {
         (self.sent, self.placed)

@@ -47,6 +47,13 @@ impl NotSynced {
         }
     }
 
+    /// The paths listed: each with the peer it came from and why it is refused.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (&RelPath, DeviceId, &'static str)> {
+        self.paths
+            .iter()
+            .map(|(path, (from, why))| (path, *from, *why))
+    }
+
     /// One line per listed path, `TASK PATH: why (from DEVICE)`, and a last one if some
     /// were left out (shown through [`printable`] by the status's display).
     pub(crate) fn lines(&self, task: TaskId) -> impl Iterator<Item = String> + '_ {
