@@ -96,6 +96,9 @@ enum Command {
         #[arg(long)]
         no_wait: bool,
     },
+    /// A linked device.
+    #[command(subcommand)]
+    Device(DeviceCommand),
     /// Forget a device: unlink it from every task, on both sides, and drop its record.
     Forget {
         /// The device id.
@@ -183,6 +186,18 @@ enum Command {
     NewId,
     /// Print the version and the protocol version this build speaks.
     Version,
+}
+
+#[derive(Debug, Subcommand)]
+enum DeviceCommand {
+    /// Reach a linked device at HOST:PORT from now on (it moved, or mDNS does not find
+    /// it): dialled there now, and kept for later starts.
+    Address {
+        /// The device id.
+        device: String,
+        /// HOST:PORT, a name or an address.
+        address: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -309,6 +324,11 @@ fn main() -> Result<()> {
             expect,
             no_wait,
         }) => link(&state_dir, (task, address, expect), no_wait, cli.json),
+        Some(Command::Device(DeviceCommand::Address { device, address })) => {
+            let device = device_id(&device)?;
+            let command = control::Command::DeviceAddress { device, address };
+            show(ask(&state_dir, command)?, cli.json)
+        }
         Some(Command::Forget { device }) => {
             let device = device_id(&device)?;
             show(

@@ -47,6 +47,22 @@ impl Book {
         self.changed.extend(paths.into_iter().map(|p| (task, p)));
     }
 
+    /// Take the paths of `task` whose rivals are to be decided again (kept for later).
+    pub(super) fn take_marks_of(&mut self, task: &TaskId) -> Vec<RelPath> {
+        let mine: Vec<(TaskId, RelPath)> = self
+            .changed
+            .iter()
+            .filter(|(t, _)| t == task)
+            .cloned()
+            .collect();
+        mine.into_iter()
+            .map(|key| {
+                self.changed.remove(&key);
+                key.1
+            })
+            .collect()
+    }
+
     /// The next path whose rivals are to be decided again.
     pub(super) fn pop_changed(&mut self) -> Option<(TaskId, RelPath)> {
         self.changed.pop_first()

@@ -60,7 +60,7 @@ pub fn record_cost(record: &Record) -> usize {
 
 /// The least a record costs ([`record_cost`]): what a run of records not yet received is
 /// held at per record (a fold that could not be rebuilt, until it comes in full).
-const MIN_RECORD_COST: usize = 2048;
+pub(super) const MIN_RECORD_COST: usize = 2048;
 
 fn record_extra_cost(record: &Record) -> usize {
     let target = match &record.state {

@@ -246,7 +246,7 @@ impl Core {
                 outcome,
             } => self.with_work(|work, cx| work.placed((task, path), outcome, cx, ledger))?,
         }
-        self.with_work(|work, cx| work.recheck_rivals(cx, ledger))?;
+        self.recheck_rivals(ledger)?;
         match observed {
             true => self.streams.changed_here(),
             false => self.streams.flush(self.now, ledger)?,
@@ -299,10 +299,8 @@ impl Core {
         ledger: &mut L,
     ) -> Result<(), L::Error> {
         self.now = Some(now);
-        self.with_work(|work, cx| {
-            work.timeout(now, cx, ledger)?;
-            work.recheck_rivals(cx, ledger)
-        })?;
+        self.with_work(|work, cx| work.timeout(now, cx, ledger))?;
+        self.recheck_rivals(ledger)?;
         self.streams.flush(self.now, ledger)?;
         self.work.forget_stale_waits();
         Ok(())
@@ -636,12 +634,25 @@ impl Core {
             self.received(from, message, ledger)?;
         }
         for peer in held.overflowed {
-            if self.linked(&task, &peer, ledger)? {
-                self.streams.forget_hellos(task, peer);
-                self.greet(task, peer, true, ledger)?;
-            }
+            // Sent past its window: nothing more of it is taken on this connection (its
+            // stream here ends; it sends again after reconnecting).
+            self.streams.unlinked(task, peer);
+            self.with_work(|work, cx| work.drop_work_from(peer, Some(task), cx, ledger))?;
+            self.distrust(peer, task, Distrust::OverWindow, None);
         }
+        self.book.mark_all(task, held.marks);
         Ok(())
+    }
+
+    /// Decide again the rivals of the paths whose records changed, but for paused tasks'
+    /// (decided once resumed: see `paused.rs`).
+    fn recheck_rivals<L: Ledger>(&mut self, ledger: &mut L) -> Result<(), L::Error> {
+        let paused: Vec<TaskId> = self.paused.tasks().copied().collect();
+        for task in paused {
+            let marks = self.book.take_marks_of(&task);
+            self.paused.defer_marks(&task, marks);
+        }
+        self.with_work(|work, cx| work.recheck_rivals(cx, ledger))
     }
 
     /// Tell the driver that `from` sent something refused or distrusted.

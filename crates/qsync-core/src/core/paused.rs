@@ -2,24 +2,21 @@
 //! nothing of the task until resumed. Nothing is said to the peers: this device's streams
 //! of the task stop where they are (`Streams::pause`), and what peers send of it (records,
 //! greetings, acknowledgements) is held here, in order, to be handled when the task
-//! resumes, as if it had just arrived. An honest
-//! peer sends at most its window of records before it waits for an acknowledgement, which
-//! a paused task never sends, so what is held is bounded by the window; a peer that sends
-//! more has everything of it dropped, and is greeted afresh on resuming (it then sends
-//! again what this device has not settled). Requests for the task's content are answered
-//! as unavailable: the asking device tries another holder, or again later. Work taken in
-//! before the pause
-//! (a fetch or a placement under way) finishes.
+//! resumes, as if it had just arrived. An honest peer sends at most its window of records
+//! before it waits for an acknowledgement, which a paused task never sends, so what is
+//! held is bounded by the window; a peer that sends more has everything of it dropped,
+//! and nothing more of it is taken on that connection once resumed (as for records past
+//! the window: they come again after it reconnects). The peers' versions kept as rivals
+//! are not decided again while paused either. Requests for the task's content are
+//! answered as unavailable: the asking device tries another holder, or again later. Work
+//! taken in before the pause (a fetch or a placement under way) finishes.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use qsync_base::{DeviceId, TaskId};
+use qsync_base::{DeviceId, RelPath, TaskId};
 
-use super::budget::{record_cost, WINDOW_BYTES, WINDOW_RECORDS};
+use super::budget::{record_cost, MAX_HELLOS, MIN_RECORD_COST, WINDOW_BYTES, WINDOW_RECORDS};
 use crate::io::{Effect, Message};
-
-/// What a message not of records costs against the bound: a record's least.
-const MESSAGE_COST: usize = 2048;
 
 /// What becomes of a received message (see [`Paused::sort`]).
 #[derive(Debug)]
@@ -45,9 +42,13 @@ pub(super) struct Held {
     pub(super) messages: Vec<(DeviceId, Message)>,
     /// Per peer: messages and bytes held.
     cost: BTreeMap<DeviceId, (usize, usize)>,
-    /// Peers that sent more than a window: nothing of theirs is held; they are greeted
-    /// afresh on resuming.
+    /// Peers that sent more than a window: nothing of theirs is held, and nothing more
+    /// of them is taken on this connection once resumed.
     pub(super) overflowed: BTreeSet<DeviceId>,
+    /// Greetings held per peer (at most a connection's worth).
+    hellos: BTreeMap<DeviceId, u8>,
+    /// Paths whose rivals are to be decided again once resumed.
+    pub(super) marks: BTreeSet<RelPath>,
 }
 
 impl Paused {
@@ -69,12 +70,17 @@ impl Paused {
     /// `message` from `from`: given back when it is to be handled now (not of a paused
     /// task), or held here (all of a paused task's, greetings and acknowledgements
     /// included, to be handled in the order they came), or refused (a request: the
-    /// refusal to send is given back).
+    /// refusal to send is given back). Records are counted as the window counts them
+    /// (a fold at the least its records cost); of the greetings, only as many as a
+    /// connection may send are held, and of the acknowledgements, only the last.
     pub(super) fn sort(&mut self, from: DeviceId, message: Message) -> Sorted {
         let Some(held) = self.tasks.get_mut(&message.task()) else {
             return Sorted::Now(message);
         };
-        let cost = match &message {
+        if held.overflowed.contains(&from) {
+            return Sorted::Held;
+        }
+        let (records, bytes) = match &message {
             Message::Request {
                 task, path, hash, ..
             } => {
@@ -86,20 +92,36 @@ impl Paused {
                     hash,
                 });
             }
-            Message::Records { records, .. } => records
-                .iter()
-                .map(record_cost)
-                .sum::<usize>()
-                .max(MESSAGE_COST),
-            _ => MESSAGE_COST,
+            Message::Hello { .. } => {
+                let hellos = held.hellos.entry(from).or_default();
+                *hellos = hellos.saturating_add(1);
+                if *hellos <= MAX_HELLOS {
+                    held.messages.push((from, message));
+                }
+                return Sorted::Held;
+            }
+            Message::Ack { .. } => {
+                let older = |(peer, m): &(DeviceId, Message)| {
+                    *peer == from && matches!(m, Message::Ack { .. })
+                };
+                held.messages.retain(|m| !older(m));
+                held.messages.push((from, message));
+                return Sorted::Held;
+            }
+            Message::Records { records, .. } | Message::Unfolded { records, .. } => (
+                records.len(),
+                records.iter().map(record_cost).sum::<usize>(),
+            ),
+            Message::Fold { fold, .. } => {
+                let count = fold.count as usize;
+                (count, count.saturating_mul(MIN_RECORD_COST))
+            }
+            Message::Unfold { .. } => (0, 0),
         };
-        if held.overflowed.contains(&from) {
-            return Sorted::Held;
-        }
-        let (count, bytes) = held.cost.entry(from).or_default();
-        *count += 1;
-        *bytes = bytes.saturating_add(cost);
-        if *count > WINDOW_RECORDS || *bytes > WINDOW_BYTES {
+        let cost = held.cost.entry(from).or_default();
+        cost.0 = cost.0.saturating_add(records.max(1));
+        cost.1 = cost.1.saturating_add(bytes);
+        if cost.0 > WINDOW_RECORDS || cost.1 > WINDOW_BYTES {
             held.overflowed.insert(from);
             held.cost.remove(&from);
             held.messages.retain(|(peer, _)| *peer != from);
@@ -107,6 +129,19 @@ impl Paused {
         }
         held.messages.push((from, message));
         Sorted::Held
+    }
+
+    /// Paths of `task` whose peers' versions are to be decided again (a rule that a
+    /// paused task follows only once resumed: taking a rival is taking a change).
+    pub(super) fn defer_marks(&mut self, task: &TaskId, paths: Vec<RelPath>) {
+        if let Some(held) = self.tasks.get_mut(task) {
+            held.marks.extend(paths);
+        }
+    }
+
+    /// The paused tasks.
+    pub(super) fn tasks(&self) -> impl Iterator<Item = &TaskId> {
+        self.tasks.keys()
     }
 
     /// `peer` is gone: what it sent is dropped (it sends it again after the next
@@ -130,6 +165,7 @@ impl Held {
         self.messages.retain(|(from, _)| *from != peer);
         self.cost.remove(&peer);
         self.overflowed.remove(&peer);
+        self.hellos.remove(&peer);
     }
 }
 

@@ -202,6 +202,9 @@ impl fmt::Display for Reply {
                 f,
                 "code {code}: the device that answered is {fingerprint}; on it, answer the link question with this code and a folder"
             ),
+            Reply::DeviceAddressSet { device, address } => {
+                write!(f, "device {device} is reached at {} from now on", printable(address))
+            }
             Reply::Forgotten { device, tasks } => {
                 write!(f, "forgot {device} (it was linked to {tasks} tasks)")
             }

@@ -115,6 +115,14 @@ pub enum Command {
         /// The device.
         device: DeviceId,
     },
+    /// Where to reach a linked device from now on (`HOST:PORT`): it is dialled there
+    /// when not connected, and the address is kept for later starts.
+    DeviceAddress {
+        /// The device.
+        device: DeviceId,
+        /// `HOST:PORT`, a name or an address.
+        address: String,
+    },
     /// How many updates `device` still has to receive.
     Pending {
         /// The device.
@@ -524,6 +532,13 @@ pub enum Reply {
         fingerprint: String,
         /// The code its person types.
         code: String,
+    },
+    /// For [`Command::DeviceAddress`].
+    DeviceAddressSet {
+        /// The device.
+        device: DeviceId,
+        /// The address it is reached at from now on.
+        address: String,
     },
     /// For [`Command::Forget`].
     Forgotten {

@@ -174,6 +174,12 @@ impl Changes<'_> {
         for device in links {
             self.feed(qsync_core::Input::Unlink { task, peer: device });
         }
+        // A paused task is resumed as it goes (nothing of its peers is held any more): the
+        // same task linked again later starts unpaused.
+        self.feed(qsync_core::Input::Pause {
+            task,
+            paused: false,
+        });
         self.tasks.remove(&task); // drops its watcher
         self.sync.remove_folder(&task);
         self.store.remove_task(task)?;

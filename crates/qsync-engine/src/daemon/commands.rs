@@ -1,7 +1,7 @@
 //! The daemon's answers to the control socket's commands (tasks, links, apps, status):
 //! what each [`Command`] does to the engine's state, and its [`Reply`].
 
-use qsync_base::{EntryKind, TaskId};
+use qsync_base::{DeviceId, EntryKind, TaskId};
 use qsync_wire::Message;
 use tokio::sync::oneshot;
 
@@ -82,6 +82,7 @@ impl Engine {
                         tasks: tasks.len(),
                     })
             }
+            Command::DeviceAddress { device, address } => self.device_address(device, &address),
             Command::Pending { device } => self
                 .overview()
                 .pending(Some(device))
@@ -97,6 +98,36 @@ impl Engine {
             )),
         };
         Some((answer.unwrap_or_else(Reply::error), reply))
+    }
+
+    /// Reach `device` (linked) at `address` from now on: kept, and dialled now unless it
+    /// is connected. A name is resolved once, here.
+    fn device_address(&mut self, device: DeviceId, address: &str) -> Result<Reply, EngineError> {
+        use std::net::ToSocketAddrs;
+        if self.store.device(device)?.is_none() {
+            return Err(EngineError::State(format!(
+                "{device} is not a linked device"
+            )));
+        }
+        let addr = address
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .ok_or_else(|| {
+                EngineError::State(format!(
+                    "{address} is not a HOST:PORT this device can reach"
+                ))
+            })?;
+        let connected = self.peers.is_connected(&device);
+        self.store
+            .set_connected(device, connected, Some(&addr.to_string()))?;
+        self.peers.link(device, Some(addr));
+        self.peers.dial(device);
+        tracing::info!(%device, %addr, "address set by the person");
+        Ok(Reply::DeviceAddressSet {
+            device,
+            address: addr.to_string(),
+        })
     }
 
     /// The commands about tout-en-un apps and grapins.

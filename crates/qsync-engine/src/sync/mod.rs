@@ -192,6 +192,8 @@ pub(crate) struct SyncDriver {
     patches_in: inline::Received,
     /// The devices connected now (no patch is made for an edit while none is).
     connected: std::collections::HashSet<DeviceId>,
+    /// The tasks paused here (said to the core again after a reset: it remembers none).
+    paused: std::collections::BTreeSet<TaskId>,
     /// Serving content to peers (a thread per peer, orders waiting for a signature).
     serving: Serving,
     /// Inputs waiting to be handled (outcomes of orders carried out).
@@ -273,6 +275,7 @@ impl SyncDriver {
             patches_out: inline::Outgoing::default(),
             patches_in: inline::Received::default(),
             connected: Default::default(),
+            paused: Default::default(),
             serving: Serving::default(),
             inputs: VecDeque::new(),
             reports: VecDeque::new(),
@@ -372,6 +375,11 @@ impl SyncDriver {
         match &input {
             Input::Connected { peer } => _ = self.connected.insert(*peer),
             Input::Disconnected { peer } => _ = self.connected.remove(peer),
+            Input::Pause { task, paused: true } => _ = self.paused.insert(*task),
+            Input::Pause {
+                task,
+                paused: false,
+            } => _ = self.paused.remove(task),
             _ => {}
         }
         self.inputs.push_back(input);
@@ -515,6 +523,11 @@ impl SyncDriver {
             self.inputs.clear();
         } else {
             self.reports.push_back(Report::Relearn);
+        }
+        // The new core hears of the paused tasks before anything else.
+        for task in self.paused.iter().rev() {
+            let (task, paused) = (*task, true);
+            self.inputs.push_front(Input::Pause { task, paused });
         }
     }
 
