@@ -413,6 +413,17 @@ mod tests {
     }
 
     #[test]
+    fn staggered_keeps_a_version_every_30_seconds_of_ten_made_10_seconds_apart() {
+        let now = 10 * DAY;
+        let versions: Vec<Version> = (0..10)
+            .map(|i| version(i, "a", now - 65 * NS_PER_SEC - i * 10 * NS_PER_SEC, 1))
+            .collect();
+        let dropped = staggered().to_drop(&versions, now);
+        let kept: Vec<i64> = (0..10).filter(|i| !dropped.contains(i)).collect();
+        assert_eq!(kept, vec![0, 3, 6, 9]);
+    }
+
+    #[test]
     fn staggered_thins_older_versions_to_hours_days_and_weeks() {
         let now = 400 * DAY;
         // One version every 10 minutes over the last 2 days: the first hour keeps all six

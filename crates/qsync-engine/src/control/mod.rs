@@ -75,6 +75,10 @@ pub enum Command {
         /// Which version (`None`: the newest of each path).
         #[serde(default)]
         version: Option<i64>,
+        /// The newest of each path kept at or before this time (nanoseconds since the
+        /// Unix epoch) instead.
+        #[serde(default)]
+        at: Option<i64>,
         /// Where to put it instead (absolute, in the same task).
         #[serde(default)]
         to: Option<PathBuf>,

@@ -52,9 +52,12 @@ impl Engine {
             Command::Versions { path } => self.shelving().list(path.as_deref()),
             Command::Conflicts { path } => self.settling().list(path.as_deref()),
             Command::Resolve { path, keep } => self.settling().resolve(&path, keep),
-            Command::Restore { path, version, to } => {
-                self.shelving().restore(&path, version, to.as_deref())
-            }
+            Command::Restore {
+                path,
+                version,
+                at,
+                to,
+            } => self.shelving().restore(&path, (version, at), to.as_deref()),
             command @ (Command::AppAdd { .. }
             | Command::AppList
             | Command::AppGet { .. }

@@ -27,6 +27,11 @@ pub(super) const THIN_EVERY: Duration = Duration::from_secs(60);
 /// much is held to the cap while it goes on).
 const THIN_AFTER_BYTES: u64 = 256 << 20;
 
+/// A file on the shelf that no version refers to is removed once it is this old: a
+/// placement links the file it replaces there before its outcome (and the row) comes, a
+/// moment later (a batch is made durable within a second or two).
+const SHELF_GRACE: Duration = Duration::from_secs(10);
+
 /// Versions kept by placements, waiting to be recorded together, and when they were last
 /// thinned.
 pub(super) struct Waiting {
@@ -147,7 +152,7 @@ impl Shelving<'_> {
         }
         versions.remove(&drop)?;
         let wanted = versions.hashes(task)?;
-        self.staging().shelf().sweep(&task, &wanted, REUSE_KEEP);
+        self.staging().shelf().sweep(&task, &wanted, SHELF_GRACE);
         Ok(())
     }
 
@@ -187,12 +192,13 @@ impl Shelving<'_> {
         }
     }
 
-    /// Bring back the version `id` of `path` (the newest when `None`; for a folder, the
-    /// newest of each path beneath it) at `path`, or at `to` (absolute, in the same task).
+    /// Bring back the version `id` of `path` (the newest when `None`, or the newest kept
+    /// at or before `at`; for a folder, that of each path beneath it) at `path`, or at
+    /// `to` (absolute, in the same task).
     pub(super) fn restore(
         &self,
         path: &Path,
-        id: Option<i64>,
+        (id, at): (Option<i64>, Option<i64>),
         to: Option<&Path>,
     ) -> Result<Reply, EngineError> {
         let (task, root, rel) = locate(self.sync, path)?;
@@ -200,11 +206,13 @@ impl Shelving<'_> {
         let chosen: Vec<&Version> = match id {
             Some(id) => all.iter().filter(|v| v.id == id).collect(),
             None => {
-                // The newest of each path (the list is oldest first).
+                // The newest of each path (the list is oldest first), kept by `at`.
                 let mut seen = HashSet::new();
+                let by = |v: &&Version| at.is_none_or(|at| v.kept.kept_ns <= at);
                 let mut newest: Vec<&Version> = all
                     .iter()
                     .rev()
+                    .filter(by)
                     .filter(|v| seen.insert(&v.kept.path))
                     .collect();
                 newest.reverse();
