@@ -134,15 +134,24 @@ enum Command {
     /// syncs everywhere.
     Resolve(versions::ResolveArgs),
     /// Pause a task here: its changes are recorded, and nothing of it is sent to or
-    /// taken from the other devices until `qsync resume` (kept across restarts).
+    /// taken from the other devices until `qsync resume` (kept across restarts). With
+    /// --device, pause a device instead: no connection with it, for any task.
     Pause {
         /// The task.
-        task: String,
+        #[arg(required_unless_present = "device", conflicts_with = "device")]
+        task: Option<String>,
+        /// A linked device.
+        #[arg(long)]
+        device: Option<String>,
     },
-    /// Resume a paused task: what changed on either side meanwhile syncs.
+    /// Resume a paused task (or --device): what changed on either side meanwhile syncs.
     Resume {
         /// The task.
-        task: String,
+        #[arg(required_unless_present = "device", conflicts_with = "device")]
+        task: Option<String>,
+        /// A linked device.
+        #[arg(long)]
+        device: Option<String>,
     },
     /// How many updates a linked device still has to receive.
     Pending {
@@ -347,8 +356,10 @@ fn main() -> Result<()> {
         Some(Command::Versions(args)) => versions::versions(&state_dir, args, cli.json),
         Some(Command::Restore(args)) => versions::restore(&state_dir, args, cli.json),
         Some(Command::Conflicts(args)) => versions::conflicts(&state_dir, args, cli.json),
-        Some(Command::Pause { task }) => pause(&state_dir, &task, true, cli.json),
-        Some(Command::Resume { task }) => pause(&state_dir, &task, false, cli.json),
+        Some(Command::Pause { task, device }) => pause(&state_dir, (task, device), true, cli.json),
+        Some(Command::Resume { task, device }) => {
+            pause(&state_dir, (task, device), false, cli.json)
+        }
         Some(Command::Resolve(args)) => versions::resolve(&state_dir, args, cli.json),
         Some(Command::Questions) => questions(&state_dir, cli.json),
         Some(Command::Answer { id, text }) => {
@@ -431,13 +442,25 @@ fn task(state_dir: &Path, command: TaskCommand, json: bool) -> Result<()> {
     }
 }
 
-/// `qsync pause TASK` / `qsync resume TASK`.
-fn pause(state_dir: &Path, task: &str, paused: bool, json: bool) -> Result<()> {
-    let command = control::Command::TaskSet {
-        task: task_id(task)?,
-        links_out: None,
-        versions: None,
-        paused: Some(paused),
+/// `qsync pause TASK|--device ID` / `qsync resume TASK|--device ID`.
+fn pause(
+    state_dir: &Path,
+    (task, device): (Option<String>, Option<String>),
+    paused: bool,
+    json: bool,
+) -> Result<()> {
+    let command = match (task, device) {
+        (_, Some(device)) => control::Command::DevicePause {
+            device: device_id(&device)?,
+            paused,
+        },
+        (Some(task), None) => control::Command::TaskSet {
+            task: task_id(&task)?,
+            links_out: None,
+            versions: None,
+            paused: Some(paused),
+        },
+        (None, None) => bail!("name a task, or a device with --device"),
     };
     show(ask(state_dir, command)?, json)
 }

@@ -67,3 +67,40 @@ fn edits_made_during_a_pause_arrive_after_resume_and_none_before() {
         format!("task {task} is in sync here")
     );
 }
+
+/// A device paused: no connection with it, for any task, until resumed (across a
+/// restart); what changed on either side meanwhile then syncs.
+#[test]
+fn a_paused_device_is_not_connected_until_resumed() {
+    let base = tempfile::tempdir().unwrap();
+    let a = Node::start(base.path(), "alpha");
+    let mut b = Node::start(base.path(), "beta");
+    let (root_a, root_b) = (base.path().join("A"), base.path().join("B"));
+    fs::create_dir_all(&root_a).unwrap();
+    fs::write(root_a.join("first.txt"), b"synced").unwrap();
+    let task = a.add_task(&root_a);
+    link(&a, &task, &b, &root_b);
+    wait_same(&root_a, &root_b, SETTLE);
+    let alpha = a
+        .cli(&["status"])
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_owned();
+
+    b.cli(&["pause", "--device", &alpha]);
+    wait_for("the connection closed", SETTLE, || {
+        b.status("connected") == 0
+    });
+    assert!(b.cli(&["devices"]).contains("paused"));
+    fs::write(root_a.join("from-a.txt"), b"made on A").unwrap();
+    fs::write(root_b.join("from-b.txt"), b"made on B").unwrap();
+    b.restart();
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(b.status("connected"), 0, "a paused device is not let in");
+    assert!(!root_b.join("from-a.txt").exists() && !root_a.join("from-b.txt").exists());
+
+    b.cli(&["resume", "--device", &alpha]);
+    wait_same(&root_a, &root_b, SETTLE);
+    assert!(root_b.join("from-a.txt").exists() && root_a.join("from-b.txt").exists());
+}

@@ -103,6 +103,8 @@ pub struct DeviceRecord {
     pub last_address: Option<String>,
     /// Whether it is reachable now.
     pub is_connected: bool,
+    /// Paused by this device's person: not connected with, for any task.
+    pub paused: bool,
 }
 
 /// A path's newest known state, with its version number.
@@ -405,26 +407,39 @@ impl Store {
     /// Every linked device.
     pub fn devices(&self) -> Result<Vec<DeviceRecord>, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT device_id, name, last_address, is_connected FROM linked_devices ORDER BY name",
+            "SELECT device_id, name, last_address, is_connected, paused FROM linked_devices ORDER BY name",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok((
                 r.get::<_, Vec<u8>>(0)?,
                 r.get::<_, String>(1)?,
                 r.get::<_, Option<String>>(2)?,
-                r.get::<_, bool>(3)?,
+                (r.get::<_, bool>(3)?, r.get::<_, bool>(4)?),
             ))
         })?;
         rows.map(|row| {
-            let (id, name, last_address, is_connected) = row?;
+            let (id, name, last_address, (is_connected, paused)) = row?;
             Ok(DeviceRecord {
                 id: DeviceId::from_bytes(id32(id, "device id")?),
                 name,
                 last_address,
                 is_connected,
+                paused,
             })
         })
         .collect()
+    }
+
+    /// Pause `device` (no connection with it, for any task), or resume it.
+    pub fn set_device_paused(&mut self, device: DeviceId, paused: bool) -> Result<(), StoreError> {
+        let n = self.conn.execute(
+            "UPDATE linked_devices SET paused = ?2 WHERE device_id = ?1",
+            params![&device.as_bytes()[..], paused],
+        )?;
+        if n == 0 {
+            return Err(StoreError::UnknownDevice(device));
+        }
+        Ok(())
     }
 
     /// One linked device.

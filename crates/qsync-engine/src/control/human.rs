@@ -190,7 +190,11 @@ impl fmt::Display for Reply {
                 let lines: Vec<String> = devices
                     .iter()
                     .map(|d| {
-                        let state = if d.connected { "connected" } else { "disconnected" };
+                        let state = match (d.paused, d.connected) {
+                            (true, _) => "paused",
+                            (false, true) => "connected",
+                            (false, false) => "disconnected",
+                        };
                         format!("device {} {} {} {state}", d.device, word(&d.name), d.address.as_deref().unwrap_or("-"))
                     })
                     .collect();
@@ -202,6 +206,10 @@ impl fmt::Display for Reply {
                 f,
                 "code {code}: the device that answered is {fingerprint}; on it, answer the link question with this code and a folder"
             ),
+            Reply::DevicePaused { device, paused: true } => {
+                write!(f, "device {device} paused: no connection with it until qsync resume --device")
+            }
+            Reply::DevicePaused { device, paused: false } => write!(f, "device {device} resumed"),
             Reply::DeviceAddressSet { device, address } => {
                 write!(f, "device {device} is reached at {} from now on", printable(address))
             }

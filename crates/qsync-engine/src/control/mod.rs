@@ -119,6 +119,14 @@ pub enum Command {
         /// The device.
         device: DeviceId,
     },
+    /// Pause a linked device (no connection with it, for any task, until resumed), or
+    /// resume it.
+    DevicePause {
+        /// The device.
+        device: DeviceId,
+        /// Paused, or resumed.
+        paused: bool,
+    },
     /// Where to reach a linked device from now on (`HOST:PORT`): it is dialled there
     /// when not connected, and the address is kept for later starts.
     DeviceAddress {
@@ -311,6 +319,9 @@ pub struct DeviceInfo {
     pub address: Option<String>,
     /// Whether a connection is up.
     pub connected: bool,
+    /// Whether this device's person paused it.
+    #[serde(default)]
+    pub paused: bool,
 }
 
 /// An installed app.
@@ -536,6 +547,13 @@ pub enum Reply {
         fingerprint: String,
         /// The code its person types.
         code: String,
+    },
+    /// For [`Command::DevicePause`].
+    DevicePaused {
+        /// The device.
+        device: DeviceId,
+        /// Whether it is paused now.
+        paused: bool,
     },
     /// For [`Command::DeviceAddress`].
     DeviceAddressSet {

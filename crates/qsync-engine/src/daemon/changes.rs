@@ -63,6 +63,7 @@ impl Changes<'_> {
         for device in self.store.devices()? {
             let addr = device.last_address.as_deref().and_then(|a| a.parse().ok());
             self.peers.link(device.id, addr);
+            self.peers.pause(device.id, device.paused);
             self.store.set_connected(device.id, false, None)?;
         }
         for task in self.store.tasks()? {
@@ -186,6 +187,25 @@ impl Changes<'_> {
         // Its versions' rows went with it: their bytes go too.
         self.sync.staging().shelf().forget(&task);
         Ok(())
+    }
+
+    /// Pause `device` (its connection closed, none made until resumed: it keeps what
+    /// changed here and there until then), or resume it (dialled now).
+    pub(super) fn device_pause(
+        &mut self,
+        device: DeviceId,
+        paused: bool,
+    ) -> Result<Reply, EngineError> {
+        self.store.set_device_paused(device, paused)?;
+        if self.peers.pause(device, paused) {
+            let _ = self.store.set_connected(device, false, None);
+            self.disconnected(device);
+        }
+        if !paused {
+            self.peers.dial(device);
+        }
+        tracing::info!(%device, paused, "device paused or resumed");
+        Ok(Reply::DevicePaused { device, paused })
     }
 
     /// Set a task's options here (see [`Command::TaskSet`]); a symlink refused before is

@@ -86,6 +86,9 @@ impl Engine {
                     })
             }
             Command::DeviceAddress { device, address } => self.device_address(device, &address),
+            Command::DevicePause { device, paused } => {
+                self.change(|c| c.device_pause(device, paused))
+            }
             Command::Pending { device } => self
                 .overview()
                 .pending(Some(device))

@@ -34,6 +34,8 @@ pub(super) struct Peers {
     last_dial: HashMap<DeviceId, Instant>,
     /// Devices mDNS said left, asked whether they are still there: the nonce and when.
     probes: HashMap<DeviceId, (u64, Instant)>,
+    /// Devices this device's person paused: never dialled, their connections dropped.
+    paused: std::collections::HashSet<DeviceId>,
     net: NetCtx,
     runtime: tokio::runtime::Handle,
 }
@@ -52,6 +54,7 @@ impl Peers {
             conns: HashMap::new(),
             addresses: HashMap::new(),
             suggested: HashMap::new(),
+            paused: Default::default(),
             dial_attempts: HashMap::new(),
             last_dial: HashMap::new(),
             probes: HashMap::new(),
@@ -149,6 +152,17 @@ impl Peers {
         self.conns.remove(&device).is_some()
     }
 
+    /// Pause `device` (its connection closed: true if there was one; none is made with it
+    /// until resumed), or resume it.
+    pub(super) fn pause(&mut self, device: DeviceId, paused: bool) -> bool {
+        if !paused {
+            self.paused.remove(&device);
+            return false;
+        }
+        self.paused.insert(device);
+        self.close(device)
+    }
+
     /// Close every connection (the peers redial).
     pub(super) fn close_all(&mut self) {
         self.conns.clear();
@@ -164,7 +178,7 @@ impl Peers {
         addr: SocketAddr,
         dialled: bool,
     ) -> bool {
-        if !self.is_linked(&device) {
+        if !self.is_linked(&device) || self.paused.contains(&device) {
             return false;
         }
         self.probes.remove(&device);
@@ -280,7 +294,7 @@ impl Peers {
     /// proven last, or every other attempt at mDNS's suggestion when it differs (the
     /// device may have moved; or the suggestion may be forged).
     pub(super) fn dial(&mut self, device: DeviceId) {
-        if self.conns.contains_key(&device) {
+        if self.conns.contains_key(&device) || self.paused.contains(&device) {
             return;
         }
         let attempt = self.dial_attempts.entry(device).or_insert(0);

@@ -155,6 +155,7 @@ impl Overview<'_> {
                 .into_iter()
                 .map(|d| DeviceInfo {
                     connected: self.peers.is_connected(&d.id),
+                    paused: d.paused,
                     device: d.id,
                     name: d.name,
                     address: d.last_address,
