@@ -133,6 +133,12 @@ enum Command {
     /// Settle a conflict: keep this version, the other (the copy), or both; the result
     /// syncs everywhere.
     Resolve(versions::ResolveArgs),
+    /// Undo a send-only task's drift: this device's versions win on every device over the
+    /// changes of other devices it did not apply (files they added are deleted there).
+    Revert {
+        /// The task.
+        task: String,
+    },
     /// Pause a task here: its changes are recorded, and nothing of it is sent to or
     /// taken from the other devices until `qsync resume` (kept across restarts). With
     /// --device, pause a device instead: no connection with it, for any task.
@@ -249,7 +255,20 @@ enum TaskCommand {
         /// first.
         #[arg(long)]
         versions_cap_mib: Option<u64>,
+        /// `send-receive` (the default) or `send-only`: the changes of other devices are
+        /// not applied here (`qsync revert TASK` makes this device's versions win).
+        #[arg(long = "type", value_enum)]
+        folder_type: Option<Kind>,
     },
+}
+
+/// A task's folder type.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Kind {
+    /// Send changes and apply the others'.
+    SendReceive,
+    /// Send changes, apply none.
+    SendOnly,
 }
 
 /// How a task keeps versions.
@@ -356,6 +375,13 @@ fn main() -> Result<()> {
         Some(Command::Versions(args)) => versions::versions(&state_dir, args, cli.json),
         Some(Command::Restore(args)) => versions::restore(&state_dir, args, cli.json),
         Some(Command::Conflicts(args)) => versions::conflicts(&state_dir, args, cli.json),
+        Some(Command::Revert { task }) => {
+            let task = task_id(&task)?;
+            show(
+                ask(&state_dir, control::Command::Revert { task })?,
+                cli.json,
+            )
+        }
         Some(Command::Pause { task, device }) => pause(&state_dir, (task, device), true, cli.json),
         Some(Command::Resume { task, device }) => {
             pause(&state_dir, (task, device), false, cli.json)
@@ -427,6 +453,7 @@ fn task(state_dir: &Path, command: TaskCommand, json: bool) -> Result<()> {
             versions,
             keep_days,
             versions_cap_mib,
+            folder_type,
         } => {
             let task = task_id(&task)?;
             let versions =
@@ -436,6 +463,10 @@ fn task(state_dir: &Path, command: TaskCommand, json: bool) -> Result<()> {
                 links_out: links_out.map(|l| matches!(l, LinksOut::Allow)),
                 versions,
                 paused: None,
+                folder_type: folder_type.map(|t| match t {
+                    Kind::SendReceive => control::FolderType::SendReceive,
+                    Kind::SendOnly => control::FolderType::SendOnly,
+                }),
             };
             show(ask(state_dir, command)?, json)
         }
@@ -459,6 +490,7 @@ fn pause(
             links_out: None,
             versions: None,
             paused: Some(paused),
+            folder_type: None,
         },
         (None, None) => bail!("name a task, or a device with --device"),
     };
@@ -482,6 +514,7 @@ fn version_policy(
             links_out: None,
             versions: None,
             paused: None,
+            folder_type: None,
         },
     )? {
         Reply::TaskOptions { versions, .. } => versions,

@@ -142,6 +142,15 @@ pub enum Input {
         /// Paused, or resumed.
         paused: bool,
     },
+    /// Make this device's versions of `task` win everywhere over the peers' versions it
+    /// kept without taking (rivals: a send-only task's, see the driver): each such path
+    /// is stored again as a change of this device's that has seen them all (a path this
+    /// device does not have, as a deletion), so every device takes it. Syncthing's
+    /// "override changes".
+    Override {
+        /// The task.
+        task: TaskId,
+    },
     /// A message from a connected peer.
     Received {
         /// Who sent it.

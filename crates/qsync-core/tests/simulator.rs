@@ -259,6 +259,41 @@ fn a_change_not_carried_out_yet_says_what_it_waits_for() {
     assert!(unsettled(&w).is_empty());
 }
 
+/// A send-only device takes nothing from the others (their versions are kept as rivals)
+/// while its own changes reach them; an override then makes its versions win everywhere,
+/// a file only the others had included (deleted there), and all converge.
+#[test]
+fn a_send_only_device_takes_nothing_and_its_override_wins_everywhere() {
+    let mut w = World::new(23, 3, Topology::Pairs);
+    w.write(0, "shared");
+    short_wait(&mut w);
+    w.devices[0].send_only = true;
+    w.write(1, "shared");
+    w.write(1, "theirs");
+    w.write(0, "mine");
+    w.run_for(Duration::from_secs(5));
+    let (t0, t1) = (w.tree(0), w.tree(1));
+    assert!(!t0.contains_key("theirs"), "taken by a send-only device");
+    assert_ne!(t0.get("shared"), t1.get("shared"));
+    assert!(t1.contains_key("mine") && w.tree(2).contains_key("mine"));
+    let task = w.task;
+    w.input(0, qsync_core::Input::Override { task });
+    w.devices[0].send_only = false;
+    // (The others' writes are overridden on purpose: converged, not "nothing lost".)
+    assert!(w.settle(Duration::from_secs(120)), "settles");
+    assert_eq!(w.tree(0), w.tree(1));
+    assert_eq!(w.tree(0), w.tree(2));
+    assert!(
+        !w.tree(1).contains_key("theirs"),
+        "the override deletes what it did not have"
+    );
+    assert_eq!(
+        w.tree(1).get("shared"),
+        t0.get("shared"),
+        "its version wins"
+    );
+}
+
 #[test]
 fn an_edit_beats_a_delete_it_had_not_seen() {
     let mut w = World::new(9, 2, Topology::Pairs);

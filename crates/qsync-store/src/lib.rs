@@ -90,6 +90,8 @@ pub struct TaskOptions {
     pub links_out: bool,
     /// Paused here: its changes are recorded, nothing of it is sent or taken.
     pub paused: bool,
+    /// Send-only here: the changes of other devices are not applied.
+    pub send_only: bool,
 }
 
 /// A device this one is linked with. Its id is its public key: nothing secret is kept.
@@ -304,12 +306,22 @@ impl Store {
     pub fn task_options(&self, task: TaskId) -> Result<TaskOptions, StoreError> {
         self.conn
             .query_row(
-                "SELECT links_out, paused FROM sync_tasks WHERE task_id = ?1",
+                "SELECT links_out, paused, folder_type FROM sync_tasks WHERE task_id = ?1",
                 [&task.as_bytes()[..]],
-                |r| Ok((r.get::<_, bool>(0)?, r.get::<_, bool>(1)?)),
+                |r| {
+                    Ok((
+                        r.get::<_, bool>(0)?,
+                        r.get::<_, bool>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                },
             )
             .optional()?
-            .map(|(links_out, paused)| TaskOptions { links_out, paused })
+            .map(|(links_out, paused, folder_type)| TaskOptions {
+                links_out,
+                paused,
+                send_only: folder_type == "send-only",
+            })
             .ok_or(StoreError::UnknownTask(task))
     }
 
@@ -320,8 +332,13 @@ impl Store {
         options: TaskOptions,
     ) -> Result<(), StoreError> {
         let n = self.conn.execute(
-            "UPDATE sync_tasks SET links_out = ?2, paused = ?3 WHERE task_id = ?1",
-            params![&task.as_bytes()[..], options.links_out, options.paused],
+            "UPDATE sync_tasks SET links_out = ?2, paused = ?3, folder_type = ?4 WHERE task_id = ?1",
+            params![
+                &task.as_bytes()[..],
+                options.links_out,
+                options.paused,
+                if options.send_only { "send-only" } else { "send-receive" }
+            ],
         )?;
         if n == 0 {
             return Err(StoreError::UnknownTask(task));
@@ -641,6 +658,7 @@ mod tests {
                     TaskOptions {
                         links_out: true,
                         paused: true,
+                        send_only: true,
                     },
                 )
                 .unwrap();
@@ -648,6 +666,7 @@ mod tests {
         let mut store = Store::open(dir.path()).unwrap();
         assert!(store.task_options(task).unwrap().links_out);
         assert!(store.task_options(task).unwrap().paused);
+        assert!(store.task_options(task).unwrap().send_only);
         let unknown = TaskId::from_bytes([5; 32]);
         assert!(store.task_options(unknown).is_err());
         assert!(store

@@ -212,6 +212,7 @@ impl Core {
             Input::Disconnected { peer } => self.disconnected(peer, ledger)?,
             Input::Unlink { task, peer } => self.unlinked(task, peer, ledger)?,
             Input::Pause { task, paused } => self.pause(task, paused, ledger)?,
+            Input::Override { task } => self.override_rivals(task, ledger)?,
             Input::Received { from, message } => match self.paused.sort(from, message) {
                 paused::Sorted::Now(message) => self.received(from, message, ledger)?,
                 paused::Sorted::Held => {}
@@ -641,6 +642,42 @@ impl Core {
             self.distrust(peer, task, Distrust::OverWindow, None);
         }
         self.book.mark_all(task, held.marks);
+        Ok(())
+    }
+
+    /// Store this device's version of every path of `task` with rivals again, as a change
+    /// that has seen them all (see [`Input::Override`]); the rivals are then decided again
+    /// and dropped (ours has seen them).
+    fn override_rivals<L: Ledger>(&mut self, task: TaskId, ledger: &mut L) -> Result<(), L::Error> {
+        let mut paths = ledger.rival_paths(&task)?;
+        // Deepest first: a folder's children go before it.
+        paths.sort_by(|a, b| b.cmp(a));
+        for path in paths {
+            let rivals = ledger.rivals(&task, &path)?;
+            if rivals.is_empty() {
+                continue;
+            }
+            let ours = ledger.record(&task, &path)?;
+            let (state, mtime_ns, mut base) = match ours {
+                Some(o) => (o.state, o.mtime_ns, o.version),
+                None => (State::Deleted, 0, Default::default()),
+            };
+            if !state.exists() && rivals.iter().all(|(_, r)| !r.state.exists()) {
+                continue; // deleted everywhere already
+            }
+            for (_, rival) in &rivals {
+                base = crate::rules::join(&base, &rival.version);
+            }
+            self.book.store_local(
+                &task,
+                (path.clone(), state),
+                &base,
+                (mtime_ns, None),
+                ledger,
+            )?;
+            self.book.mark_all(task, [path]);
+        }
+        self.streams.changed_here();
         Ok(())
     }
 

@@ -213,6 +213,9 @@ pub struct Device {
     exchange: Exchange,
     /// Inputs queued while the core's orders are carried out (the daemon's queue).
     queued: VecDeque<Input>,
+    /// Send-only, as the daemon's driver makes it: every fetch and placement is answered
+    /// as excluded (the core keeps the peers' versions as rivals).
+    pub send_only: bool,
     busy: bool,
 }
 
@@ -291,6 +294,7 @@ impl World {
                     placing: Vec::new(),
                     exchange: Exchange::default(),
                     queued: VecDeque::new(),
+                    send_only: false,
                     busy: false,
                 })
                 .collect(),
@@ -613,6 +617,16 @@ impl World {
             let Some(effect) = self.devices[d].core.as_mut().and_then(|c| c.poll_effect()) else {
                 return;
             };
+            let excluded = match &effect {
+                Effect::Fetch { task, path, .. } => Some((*task, path.clone())),
+                Effect::Place(p) => Some((p.task, p.path.clone())),
+                _ => None,
+            };
+            if let Some((task, path)) = excluded.filter(|_| self.devices[d].send_only) {
+                self.log(format!("dev{d} takes nothing (send-only): {path}"));
+                self.input(d, Input::Excluded { task, path });
+                continue;
+            }
             match effect {
                 Effect::Send { to, message } => {
                     if self.hostile.as_ref().is_some_and(|h| h.id == to) {

@@ -84,6 +84,7 @@ impl fmt::Display for super::NotInSync {
         let path = self.path.as_ref().map_or("(task)", |p| p.as_str());
         let why = match self.why {
             W::Paused => "paused here",
+            W::FolderType => "a one-way folder",
             W::WaitingTurn => "a received change waits for its turn",
             W::WaitingContent => "waiting for its content",
             W::Placing => "being written",
@@ -162,11 +163,20 @@ impl fmt::Display for Reply {
                 links_out,
                 versions,
                 paused,
+                folder_type,
             } => {
                 let links = if *links_out { "allow" } else { "refuse" };
                 let state = if *paused { "paused" } else { "syncing" };
-                write!(f, "task {task} {state} links-out {links} versions {}", policy(versions))
+                let kind = match folder_type {
+                    super::FolderType::SendReceive => "send-receive",
+                    super::FolderType::SendOnly => "send-only",
+                };
+                write!(f, "task {task} {state} {kind} links-out {links} versions {}", policy(versions))
             }
+            Reply::Reverted { task } => write!(
+                f,
+                "task {task}: this device's versions are sent to win on every device"
+            ),
             Reply::OutOfSync { task, paths } if paths.is_empty() => write!(f, "task {task} is in sync here"),
             Reply::OutOfSync { paths, .. } => {
                 let lines: Vec<String> = paths.iter().map(ToString::to_string).collect();

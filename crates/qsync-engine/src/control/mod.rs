@@ -60,6 +60,15 @@ pub enum Command {
         /// Paused (changes here are recorded, nothing is sent or taken), or resumed.
         #[serde(default)]
         paused: Option<bool>,
+        /// Its folder type here.
+        #[serde(default)]
+        folder_type: Option<FolderType>,
+    },
+    /// Undo the drift of a task of a one-way folder type: for a send-only task, make this
+    /// device's versions win on every device over the changes it did not apply.
+    Revert {
+        /// The task.
+        task: TaskId,
     },
     /// The versions kept of a path (absolute: a file or a folder of a task), or of every
     /// task.
@@ -235,6 +244,18 @@ pub struct VersionInfo {
     pub why: String,
 }
 
+/// What a task's folder does with changes, on this device.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FolderType {
+    /// Sends its changes, applies the others' (the default).
+    #[default]
+    SendReceive,
+    /// Sends its changes, does not apply the others' (`qsync revert` makes its versions
+    /// win everywhere).
+    SendOnly,
+}
+
 /// Which version a settled conflict keeps (see [`Command::Resolve`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -272,6 +293,8 @@ pub struct ConflictInfo {
 pub enum NotInSyncWhy {
     /// The task is paused here.
     Paused,
+    /// The task's folder type here keeps changes from going one way.
+    FolderType,
     /// A received change waits for its turn (another change it needs first).
     WaitingTurn,
     /// A received change waits for its content from the peers that hold it.
@@ -511,6 +534,14 @@ pub enum Reply {
         /// Whether it is paused here.
         #[serde(default)]
         paused: bool,
+        /// Its folder type here.
+        #[serde(default)]
+        folder_type: FolderType,
+    },
+    /// For [`Command::Revert`].
+    Reverted {
+        /// The task.
+        task: TaskId,
     },
     /// For [`Command::Versions`] and [`Command::Restore`]: versions kept, or brought back.
     Versions {

@@ -20,7 +20,7 @@ use super::peers::Peers;
 use super::tasks::Tasks;
 use super::views::app_info;
 use super::{DaemonConfig, Surroundings};
-use crate::control::{AppInfo, Reply};
+use crate::control::{AppInfo, FolderType, Reply};
 use crate::net::LinkRequest;
 use crate::sync::{SyncDriver, TaskFolder};
 use crate::EngineError;
@@ -103,6 +103,7 @@ impl Changes<'_> {
         let walk = qsync_watch::WalkPlan::new(&index, None, filter);
         self.tasks.start(task, &root, links, walk)?;
         let mut folder = TaskFolder::new(root, index, held, options.links_out);
+        folder.send_only = options.send_only;
         let policy = self.store.versions().policy(task)?;
         folder.versions_cap = (policy.keep != qsync_store::Keep::Off).then(|| policy.cap_bytes());
         if folder.versions_cap.is_some() {
@@ -213,12 +214,16 @@ impl Changes<'_> {
     pub(super) fn task_set(
         &mut self,
         task: TaskId,
-        (links_out, paused): (Option<bool>, Option<bool>),
+        (links_out, paused, folder_type): (Option<bool>, Option<bool>, Option<FolderType>),
         versions: Option<qsync_store::VersionPolicy>,
     ) -> Result<Reply, EngineError> {
         let mut options = self.store.task_options(task)?;
         if let Some(links_out) = links_out {
             options.links_out = links_out;
+        }
+        let was_send_only = options.send_only;
+        if let Some(folder_type) = folder_type {
+            options.send_only = folder_type == FolderType::SendOnly;
         }
         let pause = paused.filter(|p| *p != options.paused);
         if let Some(paused) = paused {
@@ -228,6 +233,13 @@ impl Changes<'_> {
         if let Some(paused) = pause {
             tracing::info!(%task, paused, "task paused or resumed");
             self.feed(qsync_core::Input::Pause { task, paused });
+        }
+        if let Some(folder) = self.sync.folder_mut(&task) {
+            folder.send_only = options.send_only;
+        }
+        if was_send_only && !options.send_only {
+            // What other devices sent meanwhile, kept without taking it, is decided again.
+            self.feed(qsync_core::Input::RulesChanged { task });
         }
         if let Some(policy) = versions {
             self.store.versions().set_policy(task, policy)?;
@@ -247,7 +259,23 @@ impl Changes<'_> {
             links_out: options.links_out,
             versions: policy,
             paused: options.paused,
+            folder_type: match options.send_only {
+                true => FolderType::SendOnly,
+                false => FolderType::SendReceive,
+            },
         })
+    }
+
+    /// Undo a one-way task's drift (see [`Command::Revert`]).
+    pub(super) fn revert(&mut self, task: TaskId) -> Result<Reply, EngineError> {
+        if !self.store.task_options(task)?.send_only {
+            return Err(EngineError::State(format!(
+                "task {task} is not send-only: nothing to revert (receive-only tasks are not there yet)"
+            )));
+        }
+        tracing::info!(%task, "overriding the changes of other devices");
+        self.feed(qsync_core::Input::Override { task });
+        Ok(Reply::Reverted { task })
     }
 
     /// Record an installed app and create the sync task of its data folder.

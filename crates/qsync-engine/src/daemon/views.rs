@@ -56,9 +56,14 @@ impl Overview<'_> {
                 detail,
             };
         let mut paths = Vec::new();
-        if self.store.task_options(task)?.paused {
+        let options = self.store.task_options(task)?;
+        if options.paused {
             let detail = "changes made here wait; qsync resume sends them".to_owned();
             paths.push(item(None, W::Paused, None, None, detail));
+        }
+        if options.send_only {
+            let detail = "send-only: the changes of other devices are not applied here; qsync revert makes this device's versions win".to_owned();
+            paths.push(item(None, W::FolderType, None, None, detail));
         }
         let now = std::time::Instant::now();
         for u in self.sync.unsettled(&task) {

@@ -27,6 +27,9 @@ pub(crate) struct TaskFolder {
     pub(crate) held: Held,
     /// Whether received links may point out of the folder (its person's choice).
     pub(crate) links_out: bool,
+    /// Send-only: the changes of other devices are not applied here (every fetch and
+    /// placement is answered as excluded: the core keeps their versions as rivals).
+    pub(crate) send_only: bool,
     /// The cap of its versions when files that received changes delete or replace are
     /// kept as versions (`None`: its policy is `off`).
     pub(crate) versions_cap: Option<u64>,
@@ -54,6 +57,7 @@ impl TaskFolder {
             index,
             held: Held::new(held),
             links_out,
+            send_only: false,
             versions_cap: None,
             not_synced: NotSynced::default(),
             rules: None,

@@ -62,7 +62,7 @@ impl Folders {
     }
 
     /// The task and path of a fetch or a placement for a path the task folder's rules
-    /// exclude (see [`TaskFolder::excludes`]).
+    /// exclude (see [`TaskFolder::excludes`]), or of a send-only folder.
     pub(super) fn excluded(&mut self, effect: &Effect) -> Option<(TaskId, RelPath)> {
         let (task, path, is_folder) = match effect {
             Effect::Fetch { task, path, .. } => (task, path, false),
@@ -75,9 +75,8 @@ impl Folders {
             _ => return None,
         };
         let folder = self.map.get_mut(task)?;
-        folder
-            .excludes(path, is_folder)
-            .then(|| (*task, path.clone()))
+        // A send-only folder takes nothing from other devices.
+        (folder.send_only || folder.excludes(path, is_folder)).then(|| (*task, path.clone()))
     }
 
     /// A new round of the driver: each folder's rules are looked at again when next asked

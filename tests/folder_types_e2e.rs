@@ -1,0 +1,70 @@
+//! Folder types with two real daemons on loopback: a send-only task sends its changes
+//! and applies none of the other device's (`status --task` says why it differs), and
+//! `qsync revert` makes its versions win on the other device; made send-receive again, it
+//! takes what it had left aside.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "support/hostile.rs"]
+mod hostile;
+#[path = "support/node.rs"]
+mod node;
+#[path = "support/peer.rs"]
+mod peer;
+
+use std::fs;
+use std::time::Duration;
+
+use node::{link, wait_for, wait_same, Node};
+
+const SETTLE: Duration = Duration::from_secs(120);
+
+#[test]
+fn a_send_only_task_applies_nothing_and_its_revert_wins_everywhere() {
+    let base = tempfile::tempdir().unwrap();
+    let a = Node::start(base.path(), "alpha");
+    let b = Node::start(base.path(), "beta");
+    let (root_a, root_b) = (base.path().join("A"), base.path().join("B"));
+    fs::create_dir_all(&root_a).unwrap();
+    fs::write(root_a.join("plan.txt"), b"the plan").unwrap();
+    let task = a.add_task(&root_a);
+    link(&a, &task, &b, &root_b);
+    wait_same(&root_a, &root_b, SETTLE);
+
+    let set = a.cli(&["task", "set", &task, "--type", "send-only"]);
+    assert!(set.contains("send-only"), "{set}");
+    fs::write(base.path().join("new"), b"beta's plan").unwrap();
+    fs::rename(base.path().join("new"), root_b.join("plan.txt")).unwrap();
+    fs::write(root_b.join("extra.txt"), b"beta's extra").unwrap();
+    fs::write(root_a.join("mine.txt"), b"alpha's").unwrap();
+    wait_for("A's change on B", SETTLE, || {
+        root_b.join("mine.txt").exists()
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        fs::read(root_a.join("plan.txt")).unwrap(),
+        b"the plan",
+        "applied on a send-only task"
+    );
+    assert!(!root_a.join("extra.txt").exists());
+    let why = a.cli(&["status", "--task", &task]);
+    assert!(why.contains("send-only"), "{why}");
+
+    a.cli(&["revert", &task]);
+    wait_same(&root_a, &root_b, SETTLE);
+    assert_eq!(fs::read(root_b.join("plan.txt")).unwrap(), b"the plan");
+    assert!(!root_b.join("extra.txt").exists(), "what only B had goes");
+    // B lost nothing for good: its versions keep both.
+    let kept = b.cli(&["versions"]);
+    assert!(
+        kept.contains("plan.txt") && kept.contains("extra.txt"),
+        "{kept}"
+    );
+
+    // Send-receive again: B's next change is applied.
+    a.cli(&["task", "set", &task, "--type", "send-receive"]);
+    fs::write(root_b.join("later.txt"), b"later").unwrap();
+    wait_for("B's later change on A", SETTLE, || {
+        root_a.join("later.txt").exists()
+    });
+    wait_same(&root_a, &root_b, SETTLE);
+}
