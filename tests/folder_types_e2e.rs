@@ -68,3 +68,36 @@ fn a_send_only_task_applies_nothing_and_its_revert_wins_everywhere() {
     });
     wait_same(&root_a, &root_b, SETTLE);
 }
+
+/// A revert overrides what this device syncs, never what its rules ignore: the other
+/// device's files there stay, whatever it did to the rules meanwhile.
+#[test]
+fn a_revert_leaves_the_paths_this_device_ignores() {
+    let base = tempfile::tempdir().unwrap();
+    let a = Node::start(base.path(), "alpha");
+    let b = Node::start(base.path(), "beta");
+    let (root_a, root_b) = (base.path().join("A"), base.path().join("B"));
+    fs::create_dir_all(&root_a).unwrap();
+    fs::write(root_a.join(".qsyncignore"), b"media/\n").unwrap();
+    let task = a.add_task(&root_a);
+    link(&a, &task, &b, &root_b);
+    wait_same(&root_a, &root_b, SETTLE);
+
+    a.cli(&["task", "set", &task, "--type", "send-only"]);
+    // B syncs media/ from now on; A does not take that, and ignores media/.
+    fs::write(base.path().join("new"), b"").unwrap();
+    fs::rename(base.path().join("new"), root_b.join(".qsyncignore")).unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    fs::create_dir_all(root_b.join("media")).unwrap();
+    fs::write(root_b.join("media/song.ogg"), b"beta's song").unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    a.cli(&["revert", &task]);
+    wait_for("A's rules back on B", SETTLE, || {
+        fs::read(root_b.join(".qsyncignore")).is_ok_and(|c| c == b"media/\n")
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        fs::read(root_b.join("media/song.ogg")).unwrap(),
+        b"beta's song"
+    );
+}

@@ -150,6 +150,9 @@ pub enum Input {
     Override {
         /// The task.
         task: TaskId,
+        /// The paths to override: those with rivals that this device syncs (the driver
+        /// leaves out the paths its rules exclude: their rivals are not drift).
+        paths: Vec<RelPath>,
     },
     /// A message from a connected peer.
     Received {

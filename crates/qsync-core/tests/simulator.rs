@@ -277,7 +277,10 @@ fn a_send_only_device_takes_nothing_and_its_override_wins_everywhere() {
     assert_ne!(t0.get("shared"), t1.get("shared"));
     assert!(t1.contains_key("mine") && w.tree(2).contains_key("mine"));
     let task = w.task;
-    w.input(0, qsync_core::Input::Override { task });
+    let paths = ["shared", "theirs", "mine"]
+        .map(|p| RelPath::new(p).unwrap())
+        .to_vec();
+    w.input(0, qsync_core::Input::Override { task, paths });
     w.devices[0].send_only = false;
     // (The others' writes are overridden on purpose: converged, not "nothing lost".)
     assert!(w.settle(Duration::from_secs(120)), "settles");

@@ -212,7 +212,7 @@ impl Core {
             Input::Disconnected { peer } => self.disconnected(peer, ledger)?,
             Input::Unlink { task, peer } => self.unlinked(task, peer, ledger)?,
             Input::Pause { task, paused } => self.pause(task, paused, ledger)?,
-            Input::Override { task } => self.override_rivals(task, ledger)?,
+            Input::Override { task, paths } => self.override_rivals(task, paths, ledger)?,
             Input::Received { from, message } => match self.paused.sort(from, message) {
                 paused::Sorted::Now(message) => self.received(from, message, ledger)?,
                 paused::Sorted::Held => {}
@@ -645,13 +645,21 @@ impl Core {
         Ok(())
     }
 
-    /// Store this device's version of every path of `task` with rivals again, as a change
-    /// that has seen them all (see [`Input::Override`]); the rivals are then decided again
-    /// and dropped (ours has seen them).
-    fn override_rivals<L: Ledger>(&mut self, task: TaskId, ledger: &mut L) -> Result<(), L::Error> {
-        let mut paths = ledger.rival_paths(&task)?;
-        // Deepest first: a folder's children go before it.
-        paths.sort_by(|a, b| b.cmp(a));
+    /// Store this device's version of each of `paths` of `task` that has rivals again, as
+    /// a change that has seen them all (see [`Input::Override`]); the rivals are then
+    /// decided again and dropped (ours has seen them). What exists here goes outermost
+    /// first (a folder before what is in it), deletions innermost first. A path whose new
+    /// version would not be above every rival (counters at their bound) is left as it is.
+    fn override_rivals<L: Ledger>(
+        &mut self,
+        task: TaskId,
+        mut paths: Vec<RelPath>,
+        ledger: &mut L,
+    ) -> Result<(), L::Error> {
+        paths.sort();
+        paths.dedup();
+        let mut kept = Vec::new();
+        let mut deleted = Vec::new();
         for path in paths {
             let rivals = ledger.rivals(&task, &path)?;
             if rivals.is_empty() {
@@ -668,6 +676,21 @@ impl Core {
             for (_, rival) in &rivals {
                 base = crate::rules::join(&base, &rival.version);
             }
+            let above = self.book.bump(&base);
+            let wins = rivals
+                .iter()
+                .all(|(_, r)| above.compare(&r.version) == qsync_base::Causality::After);
+            if !wins {
+                continue;
+            }
+            let change = (path, state, mtime_ns, base);
+            match change.1.exists() {
+                true => kept.push(change),
+                false => deleted.push(change),
+            }
+        }
+        deleted.reverse();
+        for (path, state, mtime_ns, base) in kept.into_iter().chain(deleted) {
             self.book.store_local(
                 &task,
                 (path.clone(), state),

@@ -109,6 +109,35 @@ impl DerefMut for Queues {
 }
 
 impl Queues {
+    /// The record at the head of each path of `task` still to be carried out, and what it
+    /// waits for.
+    pub(super) fn unsettled(&self, task: &TaskId) -> Vec<super::Unsettled> {
+        self.map
+            .iter()
+            .filter(|((t, _), _)| t == task)
+            .filter_map(|((_, path), queue)| {
+                let head = queue.front()?;
+                let waiting = match &head.step {
+                    Step::Ready => super::Awaits::Turn,
+                    Step::Fetching => super::Awaits::Content,
+                    Step::Placing { .. } => super::Awaits::Placement,
+                    Step::Waiting(_) if head.below => super::Awaits::Children,
+                    Step::Waiting(at) => super::Awaits::Retry {
+                        at: *at,
+                        failures: head.failures,
+                    },
+                };
+                Some(super::Unsettled {
+                    path: path.clone(),
+                    from: head.from,
+                    since: head.since,
+                    awaits: waiting,
+                    behind: queue.len() - 1,
+                })
+            })
+            .collect()
+    }
+
     /// Queue `item` behind what `key` waits for (most paths have one item at a time:
     /// room for one, not the default four).
     pub(super) fn push(&mut self, key: &(TaskId, RelPath), item: Item) {

@@ -49,30 +49,7 @@ impl Work {
     /// The record at the head of each path of `task` still to be carried out, and what it
     /// waits for.
     pub(super) fn unsettled(&self, task: &TaskId) -> Vec<super::Unsettled> {
-        self.queues
-            .iter()
-            .filter(|((t, _), _)| t == task)
-            .filter_map(|((_, path), queue)| {
-                let head = queue.front()?;
-                let waiting = match &head.step {
-                    Step::Ready => super::Awaits::Turn,
-                    Step::Fetching => super::Awaits::Content,
-                    Step::Placing { .. } => super::Awaits::Placement,
-                    Step::Waiting(_) if head.below => super::Awaits::Children,
-                    Step::Waiting(at) => super::Awaits::Retry {
-                        at: *at,
-                        failures: head.failures,
-                    },
-                };
-                Some(super::Unsettled {
-                    path: path.clone(),
-                    from: head.from,
-                    since: head.since,
-                    awaits: waiting,
-                    behind: queue.len() - 1,
-                })
-            })
-            .collect()
+        self.queues.unsettled(task)
     }
 
     /// When the next wait is over or the next patience check is due.

@@ -150,6 +150,34 @@ impl fmt::Display for super::VersionInfo {
     }
 }
 
+/// One item per line, or `empty` when there is none.
+fn lines<T: fmt::Display>(f: &mut fmt::Formatter<'_>, items: &[T], empty: &str) -> fmt::Result {
+    if items.is_empty() {
+        return f.write_str(empty);
+    }
+    let lines: Vec<String> = items.iter().map(ToString::to_string).collect();
+    f.write_str(&lines.join("\n"))
+}
+
+/// One linked device: id, name, address, and whether it is connected or paused.
+impl fmt::Display for super::DeviceInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match (self.paused, self.connected) {
+            (true, _) => "paused",
+            (false, true) => "connected",
+            (false, false) => "disconnected",
+        };
+        let address = self.address.as_deref().unwrap_or("-");
+        write!(
+            f,
+            "device {} {} {} {state}",
+            self.device,
+            word(&self.name),
+            address
+        )
+    }
+}
+
 /// The human form, which the CLI prints without `--json` (one line per item).
 impl fmt::Display for Reply {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -178,38 +206,11 @@ impl fmt::Display for Reply {
                 "task {task}: this device's versions are sent to win on every device"
             ),
             Reply::OutOfSync { task, paths } if paths.is_empty() => write!(f, "task {task} is in sync here"),
-            Reply::OutOfSync { paths, .. } => {
-                let lines: Vec<String> = paths.iter().map(ToString::to_string).collect();
-                f.write_str(&lines.join("\n"))
-            }
-            Reply::Conflicts { conflicts } if conflicts.is_empty() => f.write_str("no conflicts"),
-            Reply::Conflicts { conflicts } => {
-                let lines: Vec<String> = conflicts.iter().map(ToString::to_string).collect();
-                f.write_str(&lines.join("\n"))
-            }
-            Reply::Versions { versions } if versions.is_empty() => f.write_str("no versions kept"),
-            Reply::Versions { versions } => {
-                let lines: Vec<String> = versions.iter().map(ToString::to_string).collect();
-                f.write_str(&lines.join("\n"))
-            }
-            Reply::Tasks { tasks } => {
-                let lines: Vec<String> = tasks.iter().map(ToString::to_string).collect();
-                f.write_str(&lines.join("\n"))
-            }
-            Reply::Devices { devices } => {
-                let lines: Vec<String> = devices
-                    .iter()
-                    .map(|d| {
-                        let state = match (d.paused, d.connected) {
-                            (true, _) => "paused",
-                            (false, true) => "connected",
-                            (false, false) => "disconnected",
-                        };
-                        format!("device {} {} {} {state}", d.device, word(&d.name), d.address.as_deref().unwrap_or("-"))
-                    })
-                    .collect();
-                f.write_str(&lines.join("\n"))
-            }
+            Reply::OutOfSync { paths, .. } => lines(f, paths, ""),
+            Reply::Conflicts { conflicts } => lines(f, conflicts, "no conflicts"),
+            Reply::Versions { versions } => lines(f, versions, "no versions kept"),
+            Reply::Tasks { tasks } => lines(f, tasks, ""),
+            Reply::Devices { devices } => lines(f, devices, ""),
             Reply::LinkCode {
                 fingerprint, code, ..
             } => write!(

@@ -190,6 +190,40 @@ impl Changes<'_> {
         Ok(())
     }
 
+    /// Reach `device` (linked) at `address` from now on: kept, and dialled now unless it
+    /// is connected. A name is resolved once, here.
+    pub(super) fn device_address(
+        &mut self,
+        device: DeviceId,
+        address: &str,
+    ) -> Result<Reply, EngineError> {
+        use std::net::ToSocketAddrs;
+        if self.store.device(device)?.is_none() {
+            return Err(EngineError::State(format!(
+                "{device} is not a linked device"
+            )));
+        }
+        let addr = address
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .ok_or_else(|| {
+                EngineError::State(format!(
+                    "{address} is not a HOST:PORT this device can reach"
+                ))
+            })?;
+        let connected = self.peers.is_connected(&device);
+        self.store
+            .set_connected(device, connected, Some(&addr.to_string()))?;
+        self.peers.link(device, Some(addr));
+        self.peers.dial(device);
+        tracing::info!(%device, %addr, "address set by the person");
+        Ok(Reply::DeviceAddressSet {
+            device,
+            address: addr.to_string(),
+        })
+    }
+
     /// Pause `device` (its connection closed, none made until resumed: it keeps what
     /// changed here and there until then), or resume it (dialled now).
     pub(super) fn device_pause(
@@ -273,9 +307,45 @@ impl Changes<'_> {
                 "task {task} is not send-only: nothing to revert (receive-only tasks are not there yet)"
             )));
         }
-        tracing::info!(%task, "overriding the changes of other devices");
-        self.feed(qsync_core::Input::Override { task });
+        let paths = self.drifted(task)?;
+        tracing::info!(%task, paths = paths.len(), "overriding the changes of other devices");
+        self.feed(qsync_core::Input::Override { task, paths });
         Ok(Reply::Reverted { task })
+    }
+
+    /// The paths of `task` whose peers' versions were left aside and that this device
+    /// syncs: not excluded by its rules (an ignored path's rivals are not drift: they are
+    /// never overridden), and, for a file recorded here, one the folder holds as recorded
+    /// (this device can serve what it announces).
+    fn drifted(&mut self, task: TaskId) -> Result<Vec<qsync_base::RelPath>, EngineError> {
+        use qsync_core::Ledger;
+        let mut candidates = Vec::new();
+        {
+            let tx = self.store.ledger()?;
+            for path in tx.rival_paths(&task)? {
+                let ours = tx.record(&task, &path)?;
+                candidates.push((path, ours));
+            }
+        } // read only: rolled back
+        let Some(folder) = self.sync.folder_mut(&task) else {
+            return Ok(Vec::new());
+        };
+        let mut paths = Vec::new();
+        for (path, ours) in candidates {
+            if folder.excludes(&path, false) || folder.excludes(&path, true) {
+                continue;
+            }
+            let recorded = ours.as_ref().and_then(|r| r.state.hash());
+            let held = folder.index.get(&path).and_then(|e| e.hash);
+            let is_file = ours
+                .as_ref()
+                .is_some_and(|r| matches!(r.state, qsync_core::State::File { .. }));
+            if is_file && recorded != held {
+                continue;
+            }
+            paths.push(path);
+        }
+        Ok(paths)
     }
 
     /// Record an installed app and create the sync task of its data folder.

@@ -1,7 +1,7 @@
 //! The daemon's answers to the control socket's commands (tasks, links, apps, status):
 //! what each [`Command`] does to the engine's state, and its [`Reply`].
 
-use qsync_base::{DeviceId, EntryKind, TaskId};
+use qsync_base::{EntryKind, TaskId};
 use qsync_wire::Message;
 use tokio::sync::oneshot;
 
@@ -50,16 +50,13 @@ impl Engine {
                 paused,
                 folder_type,
             } => self.change(|c| c.task_set(task, (links_out, paused, folder_type), versions)),
-            Command::Revert { task } => self.change(|c| c.revert(task)),
-            Command::Versions { path } => self.shelving().list(path.as_deref()),
-            Command::Conflicts { path } => self.settling().list(path.as_deref()),
-            Command::Resolve { path, keep } => self.settling().resolve(&path, keep),
-            Command::Restore {
-                path,
-                version,
-                at,
-                to,
-            } => self.shelving().restore(&path, (version, at), to.as_deref()),
+            command @ (Command::Revert { .. }
+            | Command::Versions { .. }
+            | Command::Restore { .. }
+            | Command::Conflicts { .. }
+            | Command::Resolve { .. }
+            | Command::DeviceAddress { .. }
+            | Command::DevicePause { .. }) => self.safety_command(command),
             command @ (Command::AppAdd { .. }
             | Command::AppList
             | Command::AppGet { .. }
@@ -87,10 +84,6 @@ impl Engine {
                         tasks: tasks.len(),
                     })
             }
-            Command::DeviceAddress { device, address } => self.device_address(device, &address),
-            Command::DevicePause { device, paused } => {
-                self.change(|c| c.device_pause(device, paused))
-            }
             Command::Pending { device } => self
                 .overview()
                 .pending(Some(device))
@@ -108,34 +101,30 @@ impl Engine {
         Some((answer.unwrap_or_else(Reply::error), reply))
     }
 
-    /// Reach `device` (linked) at `address` from now on: kept, and dialled now unless it
-    /// is connected. A name is resolved once, here.
-    fn device_address(&mut self, device: DeviceId, address: &str) -> Result<Reply, EngineError> {
-        use std::net::ToSocketAddrs;
-        if self.store.device(device)?.is_none() {
-            return Err(EngineError::State(format!(
-                "{device} is not a linked device"
-            )));
+    /// The commands of the safety nets: versions, conflicts, one-way tasks, devices paused
+    /// or moved.
+    fn safety_command(&mut self, command: Command) -> Result<Reply, EngineError> {
+        match command {
+            Command::Revert { task } => self.change(|c| c.revert(task)),
+            Command::Versions { path } => self.shelving().list(path.as_deref()),
+            Command::Conflicts { path } => self.settling().list(path.as_deref()),
+            Command::Resolve { path, keep } => self.settling().resolve(&path, keep),
+            Command::Restore {
+                path,
+                version,
+                at,
+                to,
+            } => self.shelving().restore(&path, (version, at), to.as_deref()),
+            Command::DeviceAddress { device, address } => {
+                self.change(|c| c.device_address(device, &address))
+            }
+            Command::DevicePause { device, paused } => {
+                self.change(|c| c.device_pause(device, paused))
+            }
+            _ => Err(EngineError::State(
+                "not a command of the safety nets".into(),
+            )),
         }
-        let addr = address
-            .to_socket_addrs()
-            .ok()
-            .and_then(|mut addrs| addrs.next())
-            .ok_or_else(|| {
-                EngineError::State(format!(
-                    "{address} is not a HOST:PORT this device can reach"
-                ))
-            })?;
-        let connected = self.peers.is_connected(&device);
-        self.store
-            .set_connected(device, connected, Some(&addr.to_string()))?;
-        self.peers.link(device, Some(addr));
-        self.peers.dial(device);
-        tracing::info!(%device, %addr, "address set by the person");
-        Ok(Reply::DeviceAddressSet {
-            device,
-            address: addr.to_string(),
-        })
     }
 
     /// The commands about tout-en-un apps and grapins.

@@ -144,6 +144,7 @@ impl Peers {
         }
         self.addresses.remove(&device);
         self.suggested.remove(&device);
+        self.paused.remove(&device);
         self.close(device)
     }
 
@@ -153,8 +154,15 @@ impl Peers {
     }
 
     /// Pause `device` (its connection closed: true if there was one; none is made with it
-    /// until resumed), or resume it.
+    /// until resumed: it is taken out of the linked set the network tasks check, so its
+    /// dials are turned away at the handshake, and it backs off), or resume it.
     pub(super) fn pause(&mut self, device: DeviceId, paused: bool) -> bool {
+        if let Ok(mut linked) = self.linked.lock() {
+            match paused {
+                true => linked.remove(&device),
+                false => linked.insert(device),
+            };
+        }
         if !paused {
             self.paused.remove(&device);
             return false;

@@ -11,6 +11,9 @@ use crate::control::{AppInfo, DeviceInfo, Reply, ScanInfo, Status, TaskInfo};
 use crate::sync::SyncDriver;
 use crate::EngineError;
 
+/// At most this many paths waiting for received changes are listed by `status --task`.
+const LISTED_AT_MOST: usize = 1000;
+
 /// The daemon's parts, read (see the [module documentation](self)).
 pub(super) struct Overview<'a> {
     pub(super) me: DeviceId,
@@ -43,9 +46,17 @@ impl Overview<'_> {
             .sync
             .folder(&task)
             .ok_or_else(|| EngineError::State(format!("no task {task} here")))?;
+        let names: std::collections::HashMap<DeviceId, String> = self
+            .store
+            .devices()?
+            .into_iter()
+            .map(|d| (d.id, d.name))
+            .collect();
         let name = |device: DeviceId| {
-            let known = self.store.device(device).ok().flatten().map(|d| d.name);
-            known.unwrap_or_else(|| device.to_string())
+            names
+                .get(&device)
+                .cloned()
+                .unwrap_or_else(|| device.to_string())
         };
         let item =
             |path: Option<qsync_base::RelPath>, why, device, seconds, detail: String| NotInSync {
@@ -65,31 +76,14 @@ impl Overview<'_> {
             let detail = "send-only: the changes of other devices are not applied here; qsync revert makes this device's versions win".to_owned();
             paths.push(item(None, W::FolderType, None, None, detail));
         }
-        let now = std::time::Instant::now();
-        for u in self.sync.unsettled(&task) {
-            let seconds = u.since.map(|t| now.saturating_duration_since(t).as_secs());
-            let (why, mut detail) = match u.awaits {
-                qsync_core::Awaits::Turn => (W::WaitingTurn, String::new()),
-                qsync_core::Awaits::Content => (W::WaitingContent, String::new()),
-                qsync_core::Awaits::Placement => (W::Placing, String::new()),
-                qsync_core::Awaits::Children => (W::WaitingChildren, String::new()),
-                qsync_core::Awaits::Retry { at, failures } => (
-                    W::Retrying,
-                    format!(
-                        "{failures} failures in a row, next try in {} s",
-                        at.saturating_duration_since(now).as_secs()
-                    ),
-                ),
-            };
-            if u.behind > 0 {
-                detail = [detail, format!("{} more changes of it behind", u.behind)]
-                    .into_iter()
-                    .filter(|d| !d.is_empty())
-                    .collect::<Vec<_>>()
-                    .join(", ");
-            }
-            paths.push(item(Some(u.path), why, Some(name(u.from)), seconds, detail));
+        let mut unsettled = self.unsettled(task, &name);
+        if unsettled.len() > LISTED_AT_MOST {
+            let more = unsettled.len() - LISTED_AT_MOST;
+            unsettled.truncate(LISTED_AT_MOST);
+            let detail = format!("and {more} more paths waiting for received changes");
+            unsettled.push(item(None, W::WaitingTurn, None, None, detail));
         }
+        paths.extend(unsettled);
         for (path, from, why) in folder.not_synced.entries() {
             paths.push(item(
                 Some(path.clone()),
@@ -133,6 +127,50 @@ impl Overview<'_> {
             ));
         }
         Ok(Reply::OutOfSync { task, paths })
+    }
+
+    /// The received changes of `task` not carried out yet, as [`NotInSync`] items
+    /// (`name`: a device's name).
+    ///
+    /// [`NotInSync`]: crate::control::NotInSync
+    fn unsettled(
+        &self,
+        task: TaskId,
+        name: &dyn Fn(DeviceId) -> String,
+    ) -> Vec<crate::control::NotInSync> {
+        use crate::control::{NotInSync, NotInSyncWhy as W};
+        use qsync_core::Awaits;
+        let now = std::time::Instant::now();
+        let mut out = Vec::new();
+        for u in self.sync.unsettled(&task) {
+            let (why, mut detail) = match u.awaits {
+                Awaits::Turn => (W::WaitingTurn, String::new()),
+                Awaits::Content => (W::WaitingContent, String::new()),
+                Awaits::Placement => (W::Placing, String::new()),
+                Awaits::Children => (W::WaitingChildren, String::new()),
+                Awaits::Retry { at, failures } => {
+                    let next = at.saturating_duration_since(now).as_secs();
+                    let detail = format!("{failures} failures in a row, next try in {next} s");
+                    (W::Retrying, detail)
+                }
+            };
+            if u.behind > 0 {
+                let behind = format!("{} more changes of it behind", u.behind);
+                detail = if detail.is_empty() {
+                    behind
+                } else {
+                    format!("{detail}, {behind}")
+                };
+            }
+            out.push(NotInSync {
+                path: Some(u.path),
+                why,
+                device: Some(name(u.from)),
+                seconds: u.since.map(|t| now.saturating_duration_since(t).as_secs()),
+                detail,
+            });
+        }
+        out
     }
 
     /// The tasks synced here, for `qsync tasks`.
