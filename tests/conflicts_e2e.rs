@@ -15,7 +15,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use node::{link, wait_same, Node};
+use node::{linked_pair, wait_same, Node, Pair};
 
 const SETTLE: Duration = Duration::from_secs(120);
 
@@ -31,14 +31,13 @@ struct Conflicted {
 
 fn conflicted() -> Conflicted {
     let base = tempfile::tempdir().unwrap();
-    let a = Node::start(base.path(), "alpha");
-    let mut b = Node::start(base.path(), "beta");
-    let (root_a, root_b) = (base.path().join("A"), base.path().join("B"));
-    fs::create_dir_all(&root_a).unwrap();
-    fs::write(root_a.join("plan.txt"), b"plan").unwrap();
-    let task = a.add_task(&root_a);
-    link(&a, &task, &b, &root_b);
-    wait_same(&root_a, &root_b, SETTLE);
+    let Pair {
+        a,
+        mut b,
+        root_a,
+        root_b,
+        ..
+    } = linked_pair(base.path(), &[("plan.txt", b"plan")]);
     b.kill();
     fs::write(root_a.join("plan.txt"), b"alpha's plan").unwrap();
     fs::write(root_b.join("plan.txt"), b"beta's plan, longer").unwrap();

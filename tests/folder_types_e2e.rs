@@ -14,21 +14,20 @@ mod peer;
 use std::fs;
 use std::time::Duration;
 
-use node::{link, wait_for, wait_same, Node};
+use node::{linked_pair, wait_for, wait_same, Pair};
 
 const SETTLE: Duration = Duration::from_secs(120);
 
 #[test]
 fn a_send_only_task_applies_nothing_and_its_revert_wins_everywhere() {
     let base = tempfile::tempdir().unwrap();
-    let a = Node::start(base.path(), "alpha");
-    let b = Node::start(base.path(), "beta");
-    let (root_a, root_b) = (base.path().join("A"), base.path().join("B"));
-    fs::create_dir_all(&root_a).unwrap();
-    fs::write(root_a.join("plan.txt"), b"the plan").unwrap();
-    let task = a.add_task(&root_a);
-    link(&a, &task, &b, &root_b);
-    wait_same(&root_a, &root_b, SETTLE);
+    let Pair {
+        a,
+        b,
+        root_a,
+        root_b,
+        task,
+    } = linked_pair(base.path(), &[("plan.txt", b"the plan")]);
 
     let set = a.cli(&["task", "set", &task, "--type", "send-only"]);
     assert!(set.contains("send-only"), "{set}");
@@ -74,14 +73,13 @@ fn a_send_only_task_applies_nothing_and_its_revert_wins_everywhere() {
 #[test]
 fn a_revert_leaves_the_paths_this_device_ignores() {
     let base = tempfile::tempdir().unwrap();
-    let a = Node::start(base.path(), "alpha");
-    let b = Node::start(base.path(), "beta");
-    let (root_a, root_b) = (base.path().join("A"), base.path().join("B"));
-    fs::create_dir_all(&root_a).unwrap();
-    fs::write(root_a.join(".qsyncignore"), b"media/\n").unwrap();
-    let task = a.add_task(&root_a);
-    link(&a, &task, &b, &root_b);
-    wait_same(&root_a, &root_b, SETTLE);
+    let Pair {
+        a,
+        b: _b,
+        root_b,
+        task,
+        ..
+    } = linked_pair(base.path(), &[(".qsyncignore", b"media/\n")]);
 
     a.cli(&["task", "set", &task, "--type", "send-only"]);
     // B syncs media/ from now on; A does not take that, and ignores media/.

@@ -13,21 +13,20 @@ mod peer;
 use std::fs;
 use std::time::Duration;
 
-use node::{link, wait_for, wait_same, Node};
+use node::{linked_pair, wait_for, wait_same, Pair};
 
 const SETTLE: Duration = Duration::from_secs(120);
 
 #[test]
 fn edits_made_during_a_pause_arrive_after_resume_and_none_before() {
     let base = tempfile::tempdir().unwrap();
-    let a = Node::start(base.path(), "alpha");
-    let mut b = Node::start(base.path(), "beta");
-    let (root_a, root_b) = (base.path().join("A"), base.path().join("B"));
-    fs::create_dir_all(&root_a).unwrap();
-    fs::write(root_a.join("first.txt"), b"synced").unwrap();
-    let task = a.add_task(&root_a);
-    link(&a, &task, &b, &root_b);
-    wait_same(&root_a, &root_b, SETTLE);
+    let Pair {
+        a: _a,
+        mut b,
+        root_a,
+        root_b,
+        task,
+    } = linked_pair(base.path(), &[("first.txt", b"synced")]);
 
     let paused = b.cli(&["pause", &task]);
     assert!(paused.contains("paused"), "{paused}");
@@ -73,14 +72,13 @@ fn edits_made_during_a_pause_arrive_after_resume_and_none_before() {
 #[test]
 fn a_paused_device_is_not_connected_until_resumed() {
     let base = tempfile::tempdir().unwrap();
-    let a = Node::start(base.path(), "alpha");
-    let mut b = Node::start(base.path(), "beta");
-    let (root_a, root_b) = (base.path().join("A"), base.path().join("B"));
-    fs::create_dir_all(&root_a).unwrap();
-    fs::write(root_a.join("first.txt"), b"synced").unwrap();
-    let task = a.add_task(&root_a);
-    link(&a, &task, &b, &root_b);
-    wait_same(&root_a, &root_b, SETTLE);
+    let Pair {
+        a,
+        mut b,
+        root_a,
+        root_b,
+        task: _,
+    } = linked_pair(base.path(), &[("first.txt", b"synced")]);
     let alpha = a
         .cli(&["status"])
         .split_whitespace()

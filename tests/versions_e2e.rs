@@ -14,22 +14,24 @@ mod peer;
 use std::fs;
 use std::time::Duration;
 
-use node::{link, wait_for, wait_same, Node};
+use node::{linked_pair, wait_for, wait_same, Pair};
 
 const SETTLE: Duration = Duration::from_secs(120);
 
 #[test]
 fn a_file_deleted_by_the_other_device_is_kept_and_restored_everywhere() {
     let base = tempfile::tempdir().unwrap();
-    let a = Node::start(base.path(), "alpha");
-    let b = Node::start(base.path(), "beta");
-    let (root_a, root_b) = (base.path().join("A"), base.path().join("B"));
-    fs::create_dir_all(root_a.join("notes")).unwrap();
-    fs::write(root_a.join("notes/todo.txt"), b"milk, eggs").unwrap();
-    fs::write(root_a.join("report.txt"), b"first draft").unwrap();
-    let task = a.add_task(&root_a);
-    link(&a, &task, &b, &root_b);
-    wait_same(&root_a, &root_b, SETTLE);
+    let files: [(&str, &[u8]); 2] = [
+        ("notes/todo.txt", b"milk, eggs"),
+        ("report.txt", b"first draft"),
+    ];
+    let Pair {
+        a: _a,
+        b,
+        root_a,
+        root_b,
+        task,
+    } = linked_pair(base.path(), &files);
 
     // A deletes a file B had, and replaces another: both are kept on B.
     fs::remove_file(root_a.join("notes/todo.txt")).unwrap();
@@ -109,14 +111,13 @@ fn a_file_deleted_by_the_other_device_is_kept_and_restored_everywhere() {
 #[test]
 fn a_restore_over_a_file_keeps_that_file() {
     let base = tempfile::tempdir().unwrap();
-    let a = Node::start(base.path(), "alpha");
-    let b = Node::start(base.path(), "beta");
-    let (root_a, root_b) = (base.path().join("A"), base.path().join("B"));
-    fs::create_dir_all(&root_a).unwrap();
-    fs::write(root_a.join("plan.txt"), b"plan A").unwrap();
-    let task = a.add_task(&root_a);
-    link(&a, &task, &b, &root_b);
-    wait_same(&root_a, &root_b, SETTLE);
+    let Pair {
+        a: _a,
+        b,
+        root_a,
+        root_b,
+        ..
+    } = linked_pair(base.path(), &[("plan.txt", b"plan A")]);
     fs::write(base.path().join("new.txt"), b"plan B").unwrap();
     fs::rename(base.path().join("new.txt"), root_a.join("plan.txt")).unwrap();
     wait_same(&root_a, &root_b, SETTLE);
@@ -142,15 +143,14 @@ fn a_restore_over_a_file_keeps_that_file() {
 #[test]
 fn an_edit_made_here_is_undone_and_the_undo_syncs() {
     let base = tempfile::tempdir().unwrap();
-    let a = Node::start(base.path(), "alpha");
-    let b = Node::start(base.path(), "beta");
-    let (root_a, root_b) = (base.path().join("A"), base.path().join("B"));
-    fs::create_dir_all(&root_a).unwrap();
     let first = node::noise(7, 64 << 10);
-    fs::write(root_a.join("thesis.tex"), &first).unwrap();
-    let task = a.add_task(&root_a);
-    link(&a, &task, &b, &root_b);
-    wait_same(&root_a, &root_b, SETTLE);
+    let Pair {
+        a,
+        b: _b,
+        root_a,
+        root_b,
+        ..
+    } = linked_pair(base.path(), &[("thesis.tex", &first)]);
     wait_for("a copy of the first version kept", SETTLE, || {
         a.blob_count() >= 1
     });
@@ -182,21 +182,25 @@ fn an_edit_made_here_is_undone_and_the_undo_syncs() {
 #[ignore = "a measurement: run it by name"]
 fn disk_used_by_versions_after_a_thousand_edits() {
     let base = tempfile::tempdir().unwrap();
-    let a = Node::start(base.path(), "alpha");
-    let b = Node::start(base.path(), "beta");
-    let (root_a, root_b) = (base.path().join("A"), base.path().join("B"));
-    fs::create_dir_all(&root_a).unwrap();
     let count: u64 = std::env::var("QSYNC_VERSIONS_FILES")
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(100);
     let mut files: Vec<Vec<u8>> = (0..count).map(|i| node::noise(i, 1 << 20)).collect();
-    for (i, f) in files.iter().enumerate() {
-        fs::write(root_a.join(format!("f{i:03}.bin")), f).unwrap();
-    }
-    let task = a.add_task(&root_a);
-    link(&a, &task, &b, &root_b);
-    wait_same(&root_a, &root_b, SETTLE);
+    let names: Vec<String> = (0..files.len()).map(|i| format!("f{i:03}.bin")).collect();
+    let initial: Vec<(&str, &[u8])> = names
+        .iter()
+        .map(String::as_str)
+        .zip(files.iter().map(Vec::as_slice))
+        .collect();
+    let Pair {
+        a,
+        b,
+        root_a,
+        root_b,
+        ..
+    } = linked_pair(base.path(), &initial);
+    drop(initial);
     let started = std::time::Instant::now();
     for round in 0..10u8 {
         for (i, f) in files.iter_mut().enumerate() {
@@ -220,7 +224,7 @@ fn disk_used_by_versions_after_a_thousand_edits() {
         );
     }
     let mib = |n: u64| n as f64 / f64::from(1 << 20);
-    let rows = |n: &Node| n.cli(&["versions"]).lines().count();
+    let rows = |n: &node::Node| n.cli(&["versions"]).lines().count();
     println!(
         "1,000 edits of 100 files of 1 MiB in {:?}: A keeps {} versions, {:.0} MiB; B keeps {} versions, {:.0} MiB",
         started.elapsed(),

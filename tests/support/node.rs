@@ -370,6 +370,39 @@ pub fn link(from: &Node, task: &str, other: &Node, dest: &Path) -> String {
     link_at(&from.state, task, &addr, &other.state, dest)
 }
 
+/// Two linked daemons, as most flows start: `alpha` syncs its folder `A` (made under
+/// `base`, holding `files`) as a new task with `beta`'s folder `B`, the same on both
+/// when this returns.
+pub struct Pair {
+    pub a: Node,
+    pub b: Node,
+    pub root_a: PathBuf,
+    pub root_b: PathBuf,
+    pub task: String,
+}
+
+pub fn linked_pair(base: &Path, files: &[(&str, &[u8])]) -> Pair {
+    let a = Node::start(base, "alpha");
+    let b = Node::start(base, "beta");
+    let (root_a, root_b) = (base.join("A"), base.join("B"));
+    std::fs::create_dir_all(&root_a).unwrap();
+    for (path, content) in files {
+        let at = root_a.join(path);
+        std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+        std::fs::write(at, content).unwrap();
+    }
+    let task = a.add_task(&root_a);
+    link(&a, &task, &b, &root_b);
+    wait_same(&root_a, &root_b, Duration::from_secs(120));
+    Pair {
+        a,
+        b,
+        root_a,
+        root_b,
+        task,
+    }
+}
+
 /// Path -> content hash ("dir" for folders), ignoring QSync's own temporary files.
 pub fn tree(root: &Path) -> BTreeMap<String, String> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
