@@ -316,6 +316,37 @@ fn device_id(text: &str) -> Result<DeviceId> {
         .with_context(|| format!("`{text}` is not a device id (see `qsync devices`)"))
 }
 
+/// The daemon's request for a command that is one request and its reply shown.
+fn request_of(command: Command) -> Result<control::Command> {
+    Ok(match command {
+        Command::Devices => control::Command::Devices,
+        Command::Status { task: None } => control::Command::Status,
+        Command::Status { task: Some(task) } => control::Command::OutOfSync {
+            task: task_id(&task)?,
+        },
+        Command::Pending { device } => control::Command::Pending {
+            device: device_id(&device)?,
+        },
+        Command::Device(DeviceCommand::Address { device, address }) => {
+            control::Command::DeviceAddress {
+                device: device_id(&device)?,
+                address,
+            }
+        }
+        Command::Forget { device } => control::Command::Forget {
+            device: device_id(&device)?,
+        },
+        Command::Unlink { task, device } => control::Command::Unlink {
+            task: task_id(&task)?,
+            device: device_id(&device)?,
+        },
+        Command::Revert { task } => control::Command::Revert {
+            task: task_id(&task)?,
+        },
+        other => bail!("`{other:?}` is not a single request to the daemon"),
+    })
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     log_to_stderr(cli.verbose);
@@ -328,60 +359,25 @@ fn main() -> Result<()> {
         None => menu::run(&state_dir),
         Some(Command::Daemon(args)) => daemon(&state_dir, args),
         Some(Command::Task(command)) => task(&state_dir, command, cli.json),
-        Some(Command::Devices) => show(ask(&state_dir, control::Command::Devices)?, cli.json),
-        Some(Command::Status { task: None }) => {
-            show(ask(&state_dir, control::Command::Status)?, cli.json)
-        }
-        Some(Command::Status { task: Some(task) }) => {
-            let task = task_id(&task)?;
-            show(
-                ask(&state_dir, control::Command::OutOfSync { task })?,
-                cli.json,
-            )
-        }
-        Some(Command::Pending { device }) => {
-            let device = device_id(&device)?;
-            show(
-                ask(&state_dir, control::Command::Pending { device })?,
-                cli.json,
-            )
-        }
+        Some(
+            command @ (Command::Devices
+            | Command::Status { .. }
+            | Command::Pending { .. }
+            | Command::Device(_)
+            | Command::Forget { .. }
+            | Command::Unlink { .. }
+            | Command::Revert { .. }),
+        ) => show(ask(&state_dir, request_of(command)?)?, cli.json),
         Some(Command::Link {
             task,
             address,
             expect,
             no_wait,
         }) => link(&state_dir, (task, address, expect), no_wait, cli.json),
-        Some(Command::Device(DeviceCommand::Address { device, address })) => {
-            let device = device_id(&device)?;
-            let command = control::Command::DeviceAddress { device, address };
-            show(ask(&state_dir, command)?, cli.json)
-        }
-        Some(Command::Forget { device }) => {
-            let device = device_id(&device)?;
-            show(
-                ask(&state_dir, control::Command::Forget { device })?,
-                cli.json,
-            )
-        }
-        Some(Command::Unlink { task, device }) => {
-            let (task, device) = (task_id(&task)?, device_id(&device)?);
-            show(
-                ask(&state_dir, control::Command::Unlink { task, device })?,
-                cli.json,
-            )
-        }
         Some(Command::Events) => events(&state_dir, cli.json),
         Some(Command::Versions(args)) => versions::versions(&state_dir, args, cli.json),
         Some(Command::Restore(args)) => versions::restore(&state_dir, args, cli.json),
         Some(Command::Conflicts(args)) => versions::conflicts(&state_dir, args, cli.json),
-        Some(Command::Revert { task }) => {
-            let task = task_id(&task)?;
-            show(
-                ask(&state_dir, control::Command::Revert { task })?,
-                cli.json,
-            )
-        }
         Some(Command::Pause { task, device }) => pause(&state_dir, (task, device), true, cli.json),
         Some(Command::Resume { task, device }) => {
             pause(&state_dir, (task, device), false, cli.json)

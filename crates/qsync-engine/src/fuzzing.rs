@@ -113,26 +113,7 @@ pub fn receive(data: &[u8]) -> Summary {
     // What the serving threads send comes last.
     run.settle();
     let after = snapshot(dir.path());
-    // Versions are the daemon's own, kept from the task folder only: none holds what is
-    // outside it.
-    let outside: Vec<&String> = before
-        .iter()
-        .filter(|(p, _)| p.starts_with("outside"))
-        .map(|(_, w)| w)
-        .collect();
-    for (path, what) in after.range(PathBuf::from("state/versions")..) {
-        if !path.starts_with("state/versions") {
-            break;
-        }
-        let content = what.rsplit(' ').next().unwrap_or_default();
-        let leaked = outside
-            .iter()
-            .any(|o| what.starts_with("file") && o.ends_with(content));
-        assert!(
-            !leaked,
-            "a version holds what is outside the task folder: {path:?}"
-        );
-    }
+    assert_no_version_from_outside(&before, &after);
     let after: BTreeMap<PathBuf, String> = after
         .into_iter()
         .filter(|(p, _)| !p.starts_with("state/versions"))
@@ -170,6 +151,32 @@ fn path_from(next: &mut impl FnMut() -> Option<u8>) -> Option<RelPath> {
         .map(|i| NAMES[usize::from(if i == 0 { b / 3 } else { next().unwrap_or(0) }) % NAMES.len()])
         .collect();
     RelPath::new(parts.join("/")).ok()
+}
+
+/// Versions are the daemon's own, kept from the task folder only: none holds what is
+/// outside it (`before` and `after`: [`snapshot`]s).
+fn assert_no_version_from_outside(
+    before: &BTreeMap<PathBuf, String>,
+    after: &BTreeMap<PathBuf, String>,
+) {
+    let outside: Vec<&String> = before
+        .iter()
+        .filter(|(p, _)| p.starts_with("outside"))
+        .map(|(_, w)| w)
+        .collect();
+    for (path, what) in after.range(PathBuf::from("state/versions")..) {
+        if !path.starts_with("state/versions") {
+            break;
+        }
+        let content = what.rsplit(' ').next().unwrap_or_default();
+        let leaked = outside
+            .iter()
+            .any(|o| what.starts_with("file") && o.ends_with(content));
+        assert!(
+            !leaked,
+            "a version holds what is outside the task folder: {path:?}"
+        );
+    }
 }
 
 /// What is under `dir` (never following a link), except the task folder and staging:

@@ -612,6 +612,25 @@ impl World {
         self.devices[d].busy = false;
     }
 
+    /// `d` answers `to`'s request for content: the content (`ok`), or "unavailable".
+    fn answer_content(
+        &mut self,
+        d: usize,
+        to: DeviceId,
+        (task, path, hash): (TaskId, RelPath, ContentHash),
+        ok: bool,
+    ) {
+        if let Some(to) = self.index_of(&to) {
+            let content = Packet::Content {
+                task,
+                path,
+                hash,
+                ok,
+            };
+            self.transmit(d, to, content);
+        }
+    }
+
     fn run_effects(&mut self, d: usize) {
         loop {
             let Some(effect) = self.devices[d].core.as_mut().and_then(|c| c.poll_effect()) else {
@@ -677,18 +696,7 @@ impl World {
                             recorded.as_ref().map(short)
                         ));
                     }
-                    if let Some(to) = self.index_of(&to) {
-                        self.transmit(
-                            d,
-                            to,
-                            Packet::Content {
-                                task,
-                                path,
-                                hash,
-                                ok,
-                            },
-                        );
-                    }
+                    self.answer_content(d, to, (task, path, hash), ok);
                 }
                 Effect::Unavailable {
                     to,
@@ -697,19 +705,7 @@ impl World {
                     hash,
                 } => {
                     self.log(format!("dev{d} does not serve {path} (paused)"));
-                    if let Some(to) = self.index_of(&to) {
-                        let ok = false;
-                        self.transmit(
-                            d,
-                            to,
-                            Packet::Content {
-                                task,
-                                path,
-                                hash,
-                                ok,
-                            },
-                        );
-                    }
+                    self.answer_content(d, to, (task, path, hash), false);
                 }
                 Effect::Distrust { from, report, .. } => {
                     let from = self.index_of(&from).unwrap_or(usize::MAX);

@@ -20,25 +20,9 @@ impl Engine {
         let answer = match command {
             Command::Id => Ok(Reply::Id { device: self.me }),
             Command::TaskAdd { path, name } => {
-                match self.change(|c| c.task_add(&path, name.as_deref().unwrap_or(""))) {
-                    Ok((task, name, root)) => {
-                        let added = Reply::TaskAdded(TaskInfo {
-                            task,
-                            name,
-                            root,
-                            devices: 0,
-                            paused: false,
-                        });
-                        // Answered once the folder is walked whole (the daemon answers
-                        // other commands meanwhile; `status` shows the walk's progress).
-                        if let Some(state) = self.tasks.get_mut(&task) {
-                            state.added.push((added, reply));
-                            return None;
-                        }
-                        Ok(added)
-                    }
-                    Err(e) => Err(e),
-                }
+                let answered = self.task_add(&path, name, reply);
+                return answered
+                    .map(|(answer, reply)| (answer.unwrap_or_else(Reply::error), reply));
             }
             Command::TaskRemove { task } => self
                 .change(|c| c.task_remove(task))
@@ -99,6 +83,36 @@ impl Engine {
             )),
         };
         Some((answer.unwrap_or_else(Reply::error), reply))
+    }
+
+    /// Add the task of the folder at `path`: answered at once if that failed, otherwise
+    /// once the folder is walked whole (`None`: `reply` waits with the task; the daemon
+    /// answers other commands meanwhile, and `status` shows the walk's progress).
+    fn task_add(
+        &mut self,
+        path: &std::path::Path,
+        name: Option<String>,
+        reply: oneshot::Sender<Reply>,
+    ) -> Option<(Result<Reply, EngineError>, oneshot::Sender<Reply>)> {
+        match self.change(|c| c.task_add(path, name.as_deref().unwrap_or(""))) {
+            Ok((task, name, root)) => {
+                let added = Reply::TaskAdded(TaskInfo {
+                    task,
+                    name,
+                    root,
+                    devices: 0,
+                    paused: false,
+                });
+                match self.tasks.get_mut(&task) {
+                    Some(state) => {
+                        state.added.push((added, reply));
+                        None
+                    }
+                    None => Some((Ok(added), reply)),
+                }
+            }
+            Err(e) => Some((Err(e), reply)),
+        }
     }
 
     /// The commands of the safety nets: versions, conflicts, one-way tasks, devices paused

@@ -93,24 +93,7 @@ impl Overview<'_> {
                 why.to_owned(),
             ));
         }
-        let settling = super::conflicts::Settling {
-            shelving: super::versions::Shelving {
-                store: self.store,
-                sync: self.sync,
-            },
-        };
-        if let Reply::Conflicts { conflicts } = settling.list(Some(&folder.root))? {
-            for c in conflicts {
-                let detail = format!("the other version is {}", c.copy);
-                paths.push(item(
-                    c.original.or(Some(c.copy)),
-                    W::Conflict,
-                    None,
-                    None,
-                    detail,
-                ));
-            }
-        }
+        paths.extend(self.conflicts(&folder.root)?);
         let unsupported = self.tasks.get(&task).map_or(0, |t| t.unsupported);
         if unsupported > 0 {
             let detail = format!("{unsupported} paths; the daemon's log lists them");
@@ -127,6 +110,30 @@ impl Overview<'_> {
             ));
         }
         Ok(Reply::OutOfSync { task, paths })
+    }
+
+    /// The conflict copies of the task folder at `root`, as not-in-sync items.
+    fn conflicts(
+        &self,
+        root: &std::path::Path,
+    ) -> Result<Vec<crate::control::NotInSync>, EngineError> {
+        let settling = super::conflicts::Settling {
+            shelving: super::versions::Shelving {
+                store: self.store,
+                sync: self.sync,
+            },
+        };
+        let Reply::Conflicts { conflicts } = settling.list(Some(root))? else {
+            return Ok(Vec::new());
+        };
+        let items = conflicts.into_iter().map(|c| crate::control::NotInSync {
+            detail: format!("the other version is {}", c.copy),
+            path: c.original.or(Some(c.copy)),
+            why: crate::control::NotInSyncWhy::Conflict,
+            device: None,
+            seconds: None,
+        });
+        Ok(items.collect())
     }
 
     /// The received changes of `task` not carried out yet, as [`NotInSync`] items
