@@ -26,7 +26,14 @@ mod tests {
         let ago = parse_time("15m").unwrap();
         let expected = (now.as_secs() as i64 - 900) * 1_000_000_000;
         assert!((ago - expected).abs() < 5_000_000_000);
-        for bad in ["yesterday", "2025-11-24", "20251324-000000", "m"] {
+        for bad in [
+            "yesterday",
+            "2025-11-24",
+            "20251324-000000",
+            "m",
+            "2025112é-00000",
+            "é5m",
+        ] {
             assert!(parse_time(bad).is_err(), "{bad}");
         }
     }
@@ -142,7 +149,7 @@ fn parse_time(text: &str) -> Result<i64> {
     }
     let bad = || anyhow::anyhow!("{text} is not YYYYMMDD-HHMMSS (UTC) nor a time ago like 15m");
     let (date, time) = text.split_once('-').ok_or_else(bad)?;
-    if date.len() != 8 || time.len() != 6 {
+    if date.len() != 8 || time.len() != 6 || !text.is_ascii() {
         return Err(bad());
     }
     let num = |s: &str| s.parse::<i64>().map_err(|_| bad());

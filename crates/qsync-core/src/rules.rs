@@ -410,6 +410,9 @@ pub fn conflict_original(copy: &RelPath) -> Option<RelPath> {
     let (stem, rest) = (&name[..at], &name[at + ".sync-conflict-".len()..]);
     // `YYYYMMDD-HHMMSS-` then 8 hex digits, `-N` when numbered, then the extension.
     let (stamp, rest) = (rest.get(..16)?, rest.get(16..)?);
+    if !stamp.is_ascii() {
+        return None; // (a name from a disk or a peer: never sliced inside a character)
+    }
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     if !(digits(&stamp[..8]) && &stamp[8..9] == "-" && digits(&stamp[9..15]) && &stamp[15..] == "-")
     {
