@@ -70,8 +70,11 @@ fn move_folder(src: &Path, _: Shape) {
 }
 
 fn moved(dest: &Path, shape: Shape) -> bool {
+    // (Not QSync's temporary files: a file being placed has its full length before it is
+    // renamed into place, and counting those ended the wait early.)
     let count = fs::read_dir(dest.join("archive/photos")).map_or(0, |d| {
         d.flatten()
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
             .filter(|e| e.metadata().is_ok_and(|m| m.len() == 1 << 20))
             .count()
     });
