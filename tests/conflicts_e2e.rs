@@ -15,7 +15,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use node::{linked_pair, wait_same, Node, Pair};
+use node::{linked_pair, wait_for, wait_same, Node, Pair};
 
 const SETTLE: Duration = Duration::from_secs(120);
 
@@ -151,4 +151,81 @@ fn keeping_this_removes_the_copy_and_keeping_both_gives_it_a_plain_name() {
         "{versions}"
     );
     assert_ne!(fs::read(c.root_a.join("plan.txt")).unwrap(), winner);
+}
+
+/// The first characters of a device's id, as a conflict copy's name holds them.
+fn in_name(device: &str) -> String {
+    device.chars().filter(|c| *c != '-').take(7).collect()
+}
+
+/// Three devices edit one file while apart: every device holds the same two copies, each
+/// named after the device whose edit it holds, `conflicts` lists them with their makers,
+/// and keeping one copy's version leaves one file and no copy everywhere.
+#[test]
+fn three_devices_edit_one_file_and_each_copy_names_its_device() {
+    let base = tempfile::tempdir().unwrap();
+    let Pair {
+        a,
+        mut b,
+        root_a,
+        root_b,
+        task,
+    } = linked_pair(base.path(), &[("plan.txt", b"plan")]);
+    let mut c = Node::start(base.path(), "gamma");
+    let root_c = base.path().join("C");
+    node::link(&a, &task, &c, &root_c);
+    wait_same(&root_a, &root_c, SETTLE);
+    let ids: Vec<String> = [&a, &b, &c]
+        .iter()
+        .map(|n| in_name(&node::device_at(&n.state)))
+        .collect();
+    b.kill();
+    c.kill();
+    fs::write(root_a.join("plan.txt"), b"alpha's plan").unwrap();
+    fs::write(root_b.join("plan.txt"), b"beta's plan, longer").unwrap();
+    fs::write(root_c.join("plan.txt"), b"gamma's plan, the longest").unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    b.restart();
+    c.restart();
+    wait_for("two copies", SETTLE, || {
+        copies(&root_a).len() == 2 && copies(&root_b).len() == 2 && copies(&root_c).len() == 2
+    });
+    wait_same(&root_a, &root_b, SETTLE);
+    wait_same(&root_a, &root_c, SETTLE);
+    let mut named = copies(&root_a);
+    named.sort();
+    let winner = fs::read(root_a.join("plan.txt")).unwrap();
+    let made_by = |content: &[u8]| match content {
+        b"alpha's plan" => &ids[0],
+        b"beta's plan, longer" => &ids[1],
+        _ => &ids[2],
+    };
+    for copy in &named {
+        let content = fs::read(root_a.join(copy)).unwrap();
+        let device = made_by(&content);
+        assert!(copy.contains(&format!("-{device}.")), "{copy} names {device}");
+    }
+    assert!(!named.iter().any(|n| n.contains(made_by(&winner).as_str())));
+    // Listed on each device, each copy with its maker (by name where linked).
+    let listed = b.cli(&["conflicts"]);
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    assert!(
+        listed.lines().all(|l| l.contains(" by ")),
+        "each version names its device: {listed}"
+    );
+    // Keeping one copy's version: one file and no copy, everywhere.
+    let kept = fs::read(root_c.join(&named[0])).unwrap();
+    c.cli(&[
+        "resolve",
+        root_c.join(&named[0]).to_str().unwrap(),
+        "--keep",
+        "other",
+    ]);
+    assert!(copies(&root_c).is_empty());
+    wait_same(&root_a, &root_c, SETTLE);
+    wait_same(&root_b, &root_c, SETTLE);
+    for root in [&root_a, &root_b, &root_c] {
+        assert!(copies(root).is_empty(), "{}", root.display());
+        assert_eq!(fs::read(root.join("plan.txt")).unwrap(), kept);
+    }
 }

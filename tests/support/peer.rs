@@ -183,6 +183,7 @@ impl Peer {
                     mtime_ns: 1_700_000_000_000_000_000,
                     seq: self.seq,
                     retimed: None,
+                    by: None,
                 };
                 self.theirs.insert(path, record.clone());
                 records.push(record);
@@ -212,6 +213,7 @@ impl Peer {
                     mtime_ns: 1_700_000_000_000_000_000,
                     seq: self.seq,
                     retimed: None,
+                    by: None,
                 });
             }
             let upto = self.seq;

@@ -108,6 +108,7 @@ impl Fold {
                         mtime_ns: *mtime_ns,
                         seq,
                         retimed: None,
+                        by: Some(peer),
                     })
                     .collect();
                 Unfolded { records, before }
@@ -141,6 +142,7 @@ impl Fold {
                         mtime_ns: old.mtime_ns,
                         seq,
                         retimed: None,
+                        by: Some(peer),
                     });
                 }
                 Unfolded {
@@ -566,6 +568,7 @@ mod tests {
             mtime_ns: 7,
             seq,
             retimed: None,
+            by: None,
         }
     }
 
@@ -585,6 +588,7 @@ mod tests {
             mtime_ns: 1,
             seq,
             retimed: None,
+            by: None,
         }
     }
 

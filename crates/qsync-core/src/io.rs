@@ -318,6 +318,10 @@ pub struct Placement {
     pub parents: Vec<RelPath>,
     /// The peer the version comes from (for the driver's reports).
     pub from: DeviceId,
+    /// The devices that made the version placed and the one it replaces (their
+    /// [`Record::by`](crate::Record::by), for the driver's reports: a version kept of what
+    /// is replaced names its maker).
+    pub makers: (Option<DeviceId>, Option<DeviceId>),
 }
 
 /// How a [`Placement`] went.

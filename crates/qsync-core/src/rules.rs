@@ -14,7 +14,8 @@
 //!   version back later. A deletion or a folder that loses leaves no copy: there is no
 //!   content to save (a folder's content is its children, which keep their own records).
 //!   A file that loses only on its permission bits is copied too: the bits may be a
-//!   person's chmod.
+//!   person's chmod. A conflict copy that loses is not copied again: the winner replaces
+//!   it (the daemon keeps what it held as a version).
 //! - A version that only moved a file's time (`touch`) holds no change of its own to save:
 //!   against a concurrent change of the path made by a device that had its content, the
 //!   change wins and no copy is made ([`Record::retimed`]).
@@ -287,7 +288,15 @@ pub fn next_version(keys: &[DeviceId], base: &VersionVector) -> VersionVector {
 /// changes: the losing bits are kept in the copy, since they may be a person's chmod (one
 /// that a version settled elsewhere beat, say). Only bits that are unknown (0, from the
 /// store before modes were kept) make no copy: they hold nothing a person chose.
+///
+/// A conflict copy that loses a conflict is not copied again (no
+/// `x.sync-conflict-….sync-conflict-…`, which would pile up at every round of a quarrel
+/// over a copy): the winner replaces it, and the daemon keeps the losing content among the
+/// task's versions, as it keeps every file a change from another device replaces.
 fn copy_unless_bits_unknown(local: &Record, remote: &Record) -> Option<RelPath> {
+    if is_conflict_copy(&local.path) {
+        return None;
+    }
     match (&local.state, &remote.state) {
         (
             State::File {
@@ -334,8 +343,7 @@ pub fn loser_copy_nth(record: &Record, n: u32) -> Option<RelPath> {
     };
     Some(numbered_conflict_name(
         &record.path,
-        record.mtime_ns,
-        &id,
+        (record.mtime_ns, &id, record.by.as_ref()),
         n,
     ))
 }
@@ -343,14 +351,40 @@ pub fn loser_copy_nth(record: &Record, n: u32) -> Option<RelPath> {
 /// The longest file name most file systems take, in bytes.
 pub const NAME_MAX: usize = 255;
 
-/// `dir/name.sync-conflict-<YYYYMMDD-HHMMSS>-<8 hex of id>.ext` for `dir/name.ext`, from the
-/// losing version's modification time and content. The same on every device. The name is
-/// shortened (the stem first, at a character boundary) to fit in [`NAME_MAX`] bytes.
-pub fn conflict_name(path: &RelPath, mtime_ns: i64, id: &ContentHash) -> RelPath {
-    numbered_conflict_name(path, mtime_ns, id, 0)
+/// How many characters of a device's id a conflict copy's name holds ([`DeviceId`]'s
+/// displayed form, lowercase base32: safe in any file system's names, 35 bits).
+pub const DEVICE_IN_NAME: usize = 7;
+
+/// `dir/name.sync-conflict-<YYYYMMDD-HHMMSS>-<8 hex of id>-<device>.ext` for
+/// `dir/name.ext`, from the losing version's modification time, content and maker (the
+/// first [`DEVICE_IN_NAME`] characters of its id; no `-<device>` when the version names no
+/// maker, as records from before devices were named). The same on every device. The name
+/// is shortened (the stem first, at a character boundary) to fit in [`NAME_MAX`] bytes.
+pub fn conflict_name(
+    path: &RelPath,
+    mtime_ns: i64,
+    id: &ContentHash,
+    by: Option<&DeviceId>,
+) -> RelPath {
+    numbered_conflict_name(path, (mtime_ns, id, by), 0)
 }
 
-fn numbered_conflict_name(path: &RelPath, mtime_ns: i64, id: &ContentHash, n: u32) -> RelPath {
+/// The first [`DEVICE_IN_NAME`] characters of `device`'s displayed id, as conflict copies'
+/// names hold them.
+pub fn device_in_name(device: &DeviceId) -> String {
+    device
+        .to_string()
+        .chars()
+        .filter(|c| *c != '-')
+        .take(DEVICE_IN_NAME)
+        .collect()
+}
+
+fn numbered_conflict_name(
+    path: &RelPath,
+    (mtime_ns, id, by): (i64, &ContentHash, Option<&DeviceId>),
+    n: u32,
+) -> RelPath {
     let name = path.file_name();
     let (stem, ext) = match name.rfind('.') {
         // A very long "extension" is part of the name, not a type: it may be shortened.
@@ -364,7 +398,8 @@ fn numbered_conflict_name(path: &RelPath, mtime_ns: i64, id: &ContentHash, n: u3
     } else {
         format!("-{}", n + 1)
     };
-    let suffix = format!(".sync-conflict-{stamp}-{}{number}{ext}", &hex[..8]);
+    let device = by.map(|d| format!("-{}", device_in_name(d))).unwrap_or_default();
+    let suffix = format!(".sync-conflict-{stamp}-{}{device}{number}{ext}", &hex[..8]);
     let mut room = NAME_MAX.saturating_sub(suffix.len()).min(stem.len());
     while !stem.is_char_boundary(room) {
         room -= 1;
@@ -422,6 +457,15 @@ pub fn conflict_original(copy: &RelPath) -> Option<RelPath> {
     if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
+    // `-<device>`: DEVICE_IN_NAME base32 characters, then the end, a number or the
+    // extension (a number is never that long: at most 64 names are tried).
+    let base32 = |b: u8| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b);
+    if let Some(device) = ext.strip_prefix('-').and_then(|e| e.get(..DEVICE_IN_NAME)) {
+        let after = &ext[1 + DEVICE_IN_NAME..];
+        if device.bytes().all(base32) && (after.is_empty() || after.starts_with(['.', '-'])) {
+            ext = after;
+        }
+    }
     if let Some(numbered) = ext.strip_prefix('-') {
         let end = numbered.find('.').unwrap_or(numbered.len());
         if !digits(&numbered[..end]) {
@@ -454,6 +498,7 @@ mod tests {
             mtime_ns: 1_764_000_000_000_000_000,
             seq: 0,
             retimed: None,
+            by: None,
         }
     }
 
@@ -509,6 +554,21 @@ mod tests {
     }
 
     #[test]
+    fn a_conflict_copy_that_loses_is_replaced_not_copied_again() {
+        let (a, b) = (DeviceId::from_bytes([1; 32]), DeviceId::from_bytes([2; 32]));
+        let doc = RelPath::new("doc.txt").unwrap();
+        let copy = conflict_name(&doc, 0, &ContentHash::of(b"x"), Some(&a));
+        let ours = rec(copy.as_str(), file(b"1"), VersionVector::new().bumped(a));
+        let theirs = rec(copy.as_str(), file(b"2"), VersionVector::new().bumped(b));
+        let outcomes = [decide(Some(&ours), &theirs), decide(Some(&theirs), &ours)];
+        assert!(outcomes.contains(&Decision::KeepOurs), "{outcomes:?}");
+        assert!(
+            outcomes.contains(&Decision::TakeOver { aside: None }),
+            "{outcomes:?}"
+        );
+    }
+
+    #[test]
     fn permission_bits_that_lose_are_kept_in_a_copy_unless_unknown() {
         let (a, b) = (DeviceId::from_bytes([1; 32]), DeviceId::from_bytes([2; 32]));
         let with_mode = |mode| State::File {
@@ -536,9 +596,14 @@ mod tests {
         let id = ContentHash::of(b"x");
         for path in ["docs/report.final.txt", "notes", "a/b/.hidden", "photo.JPG"] {
             let path = RelPath::new(path).unwrap();
-            for n in [0, 1, 12] {
-                let copy = numbered_conflict_name(&path, 1_764_000_000_000_000_000, &id, n);
-                assert_eq!(conflict_original(&copy), Some(path.clone()), "{copy}");
+            // Digits and letters both, as base32 ids hold them; and no device named.
+            let devices = [DeviceId::from_bytes([0x11; 32]), DeviceId::from_bytes([0xff; 32])];
+            for by in devices.iter().map(Some).chain([None]) {
+                for n in [0, 1, 12] {
+                    let stamped = (1_764_000_000_000_000_000, &id, by);
+                    let copy = numbered_conflict_name(&path, stamped, n);
+                    assert_eq!(conflict_original(&copy), Some(path.clone()), "{copy}");
+                }
             }
         }
         for not_a_copy in [
@@ -558,24 +623,26 @@ mod tests {
     fn names_fit_the_file_system() {
         let id = ContentHash::of(b"x");
         let hex = &id.to_hex()[..8];
+        let device = DeviceId::from_bytes([0; 32]);
         let short = conflict_name(
             &RelPath::new("docs/report.final.txt").unwrap(),
             1_764_000_000_000_000_000,
             &id,
+            Some(&device),
         );
         assert_eq!(
             short.as_str(),
-            format!("docs/report.final.sync-conflict-20251124-160000-{hex}.txt")
+            format!("docs/report.final.sync-conflict-20251124-160000-{hex}-aaaaaaa.txt")
         );
         let long = "é".repeat(120); // 240 bytes
         let path = RelPath::new(format!("d/{long}.txt")).unwrap();
-        let name = conflict_name(&path, 0, &id);
+        let name = conflict_name(&path, 0, &id, Some(&device));
         assert!(
             name.file_name().len() <= NAME_MAX,
             "{}",
             name.file_name().len()
         );
-        assert!(name.file_name().ends_with(&format!("-{hex}.txt")));
+        assert!(name.file_name().ends_with(&format!("-{hex}-aaaaaaa.txt")));
         assert!(is_conflict_copy(&name));
     }
 }

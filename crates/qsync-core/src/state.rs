@@ -1,7 +1,7 @@
 //! What one path is, in one version: the [`State`] (file, folder, symlink or deleted) and
 //! the [`Record`] a device keeps of it (state, version vector, its own sequence number).
 
-use qsync_base::{ContentHash, RelPath, VersionVector};
+use qsync_base::{ContentHash, DeviceId, RelPath, VersionVector};
 use serde::{Deserialize, Serialize};
 
 /// The permission bits QSync carries (`rwx` for user, group and others).
@@ -112,4 +112,10 @@ pub struct Record {
     /// concurrent version that has seen it changed the path after it, and wins without a
     /// conflict copy (see [`rules`](crate::rules)). `None` for every other version.
     pub retimed: Option<VersionVector>,
+    /// The device whose person made this version's state (the change a version counts
+    /// last), as its sender says: it names the device in a conflict copy's name and in the
+    /// lists of versions and conflicts. A claim, like the time: a linked device could name
+    /// another, so nothing is decided by it. `None` for records kept from before devices
+    /// were named.
+    pub by: Option<DeviceId>,
 }

@@ -251,6 +251,7 @@ mod tests {
             mtime_ns: n as i64,
             seq: n,
             retimed: None,
+            by: None,
         }
     }
 

@@ -59,6 +59,7 @@ fn failed_fetches_and_placements_are_retried_with_doubling_waits() {
         mtime_ns: 0,
         seq: 1,
         retimed: None,
+        by: None,
     };
     let records = Message::Records {
         task,

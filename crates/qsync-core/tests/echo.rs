@@ -78,6 +78,7 @@ fn a_folder_made_for_a_file_that_lands_first_is_not_sent_back() {
         mtime_ns: 0,
         seq,
         retimed: None,
+        by: None,
     };
     let records = Message::Records {
         task,

@@ -41,6 +41,7 @@ fn a_received_version_of_an_excluded_path_is_acknowledged_kept_and_decided_again
         mtime_ns: 1,
         seq: 1,
         retimed: None,
+        by: None,
     };
     let hello = Message::Hello {
         task,
@@ -111,6 +112,7 @@ fn nothing_is_recorded_for_an_excluded_path() {
         mtime_ns: 0,
         seq: 1,
         retimed: None,
+        by: None,
     };
     for input in [
         Input::Link { task, peer: a },

@@ -30,6 +30,7 @@ fn b_with_x() -> (Core, MemLedger, Instant, Record) {
         mtime_ns: 1,
         seq: 1,
         retimed: None,
+        by: None,
     };
     ledger.put(&TASK, x.clone(), Some(A)).unwrap();
     for input in [

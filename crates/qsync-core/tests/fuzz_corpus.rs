@@ -38,6 +38,7 @@ fn write_fuzz_seeds() {
         mtime_ns: 0,
         seq,
         retimed: None,
+        by: None,
     };
     let file = State::File {
         hash: ContentHash::of(b"x"),

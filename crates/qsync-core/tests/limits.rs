@@ -26,6 +26,7 @@ fn oversized_links_versions_and_counters_are_refused_and_never_acknowledged() {
         mtime_ns: 0,
         seq,
         retimed: None,
+        by: None,
     };
     let mut huge = VersionVector::new();
     for i in 0..=MAX_VERSION_ENTRIES {

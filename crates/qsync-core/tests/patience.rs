@@ -102,6 +102,7 @@ impl Scene {
                     mtime_ns: 0,
                     seq: 1,
                     retimed: None,
+                    by: None,
                 }],
                 upto: 1,
             },

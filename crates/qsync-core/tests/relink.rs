@@ -27,6 +27,7 @@ fn a_relinked_peer_is_greeted_from_the_start_and_gets_back_what_came_from_it() {
         mtime_ns: 0,
         seq: 1,
         retimed: None,
+        by: None,
     };
     ledger.put(&task, from_b, Some(b)).unwrap();
     ledger.set_received_upto(&task, &b, 500).unwrap();

@@ -88,6 +88,7 @@ fn resent(restart: Restart) {
         mtime_ns: 0,
         seq: 1,
         retimed: None,
+        by: None,
     };
     // A sends the folder; its placement is ordered, and A goes away before it is done.
     give(&mut core, &mut ledger, now, Input::Connected { peer: a });

@@ -186,6 +186,33 @@ fn both_edit_while_apart_and_both_versions_survive_everywhere() {
     assert_eq!(w.conflict_copies(0).len(), 1);
 }
 
+/// Two people edit the same conflict copy while apart: one edit keeps the copy's name
+/// everywhere, and the other is kept as a version on the device that made it (the
+/// simulator's `shelved`), not as a copy of a copy: quarrels over a copy do not pile up
+/// names.
+#[test]
+fn a_conflict_copy_edited_on_both_sides_is_not_copied_again() {
+    let mut w = World::new(24, 2, Topology::Pairs);
+    w.write(0, "doc");
+    short_wait(&mut w);
+    w.partition(0, 1);
+    w.write(0, "doc");
+    w.write(1, "doc");
+    short_wait(&mut w);
+    w.heal();
+    short_wait(&mut w);
+    let copy = w.conflict_copies(0).pop().expect("a conflict copy");
+    w.partition(0, 1);
+    w.write(0, &copy);
+    w.write(1, &copy);
+    short_wait(&mut w);
+    w.heal();
+    settle_and_check(&mut w);
+    assert_eq!(w.conflict_copies(0), vec![copy.clone()], "{:?}", w.tree(0));
+    assert_eq!(w.shelved.len(), 1, "{:?}", w.shelved);
+    assert_eq!(w.shelved[0].0, copy);
+}
+
 /// A task paused on one device: what either side changes meanwhile stays on its side,
 /// whatever happens to the connection, and arrives once the task is resumed; the other
 /// devices keep syncing among themselves.

@@ -358,6 +358,7 @@ impl Run {
             aside: None,
             parents,
             from: PEER,
+            makers: (Some(PEER), None),
         };
         match (self.driver.place_now(&placement), &placement.target) {
             (Ok(qsync_core::PlaceOutcome::Done), _) => self.summary.placed += 1,
@@ -445,6 +446,7 @@ impl Run {
             mtime_ns: 0,
             seq: self.seq,
             retimed: None,
+            by: None,
         }
     }
 

@@ -94,6 +94,16 @@ impl Store {
         u64::try_from(count).map_err(|_| corrupt("count", count))
     }
 
+    /// The record of `path` in `task`, read outside any transaction (for views: what the
+    /// sync core holds is read through [`Store::ledger`]).
+    pub fn record_of(&self, task: &TaskId, path: &RelPath) -> Result<Option<Record>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(RECORD_OF)?;
+        let raw = stmt
+            .query_row(params![task.as_bytes(), path.as_str()], raw)
+            .optional()?;
+        raw.map(to_record).transpose()
+    }
+
     /// Give every known path of `task` a first version made by `me`, from the older
     /// `files` table, when the task has no records yet (a store made before version
     /// vectors). Two devices that were in sync then hold concurrent versions of identical
@@ -150,6 +160,7 @@ impl Store {
                 mtime_ns,
                 seq: seq as u64 + 1,
                 retimed: None,
+                by: Some(me),
             };
             ledger.put(&task, record, None)?;
         }
@@ -166,26 +177,27 @@ impl LedgerTx<'_> {
 }
 
 /// The columns a record is stored in, after its key.
-const COLUMNS: &str = "path, seq, kind, hash, size, mode, target, mtime, version, retimed";
+const COLUMNS: &str =
+    "path, seq, kind, hash, size, mode, target, mtime, version, retimed, made_by";
 
 /// A record's row: its task, [`COLUMNS`], and the peer it was taken from as is (`NULL`:
 /// made here or merged). Written out rather than formatted: this runs once per path.
 const INSERT_RECORD: &str = "INSERT OR REPLACE INTO records
-    (task_id, path, seq, kind, hash, size, mode, target, mtime, version, retimed, origin)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+    (task_id, path, seq, kind, hash, size, mode, target, mtime, version, retimed, made_by, origin)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
 
 /// The rivals of one path: [`COLUMNS`], then the device.
 const RIVALS_OF: &str = "SELECT path, seq, kind, hash, size, mode, target, mtime, version, retimed,
-    device_id FROM rivals WHERE task_id = ?1 AND path = ?2 ORDER BY device_id";
+    made_by, device_id FROM rivals WHERE task_id = ?1 AND path = ?2 ORDER BY device_id";
 
 /// The record of one path: [`COLUMNS`].
-const RECORD_OF: &str = "SELECT path, seq, kind, hash, size, mode, target, mtime, version, retimed
-    FROM records WHERE task_id = ?1 AND path = ?2";
+const RECORD_OF: &str = "SELECT path, seq, kind, hash, size, mode, target, mtime, version, retimed,
+    made_by FROM records WHERE task_id = ?1 AND path = ?2";
 
 /// A rival's row: its task and device, then [`COLUMNS`].
 const INSERT_RIVAL: &str = "INSERT OR REPLACE INTO rivals
-    (task_id, device_id, path, seq, kind, hash, size, mode, target, mtime, version, retimed)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+    (task_id, device_id, path, seq, kind, hash, size, mode, target, mtime, version, retimed, made_by)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
 
 fn state_columns(state: &State) -> (i64, Option<&[u8]>, u64, u32, Option<&str>) {
     match state {
@@ -207,6 +219,7 @@ type RawRecord = (
     i64,
     Vec<u8>,
     Option<Vec<u8>>,
+    Option<Vec<u8>>,
 );
 
 fn raw(row: &Row<'_>) -> rusqlite::Result<RawRecord> {
@@ -221,11 +234,12 @@ fn raw(row: &Row<'_>) -> rusqlite::Result<RawRecord> {
         row.get(7)?,
         row.get(8)?,
         row.get(9)?,
+        row.get(10)?,
     ))
 }
 
 fn to_record(raw: RawRecord) -> Result<Record, StoreError> {
-    let (path, seq, kind, hash, size, mode, target, mtime_ns, version, retimed) = raw;
+    let (path, seq, kind, hash, size, mode, target, mtime_ns, version, retimed, by) = raw;
     let mode = u32::try_from(mode).map_err(|_| corrupt("mode", mode))?;
     let state = match kind {
         0 => State::Deleted,
@@ -255,6 +269,10 @@ fn to_record(raw: RawRecord) -> Result<Record, StoreError> {
             }
             None => None,
         },
+        by: match by {
+            Some(bytes) => Some(DeviceId::from_bytes(id32(bytes, "made by")?)),
+            None => None,
+        },
     })
 }
 
@@ -277,7 +295,7 @@ impl LedgerTx<'_> {
     ) -> Result<Vec<(Record, Option<DeviceId>)>, StoreError> {
         let mut stmt = self.tx.prepare_cached(sql)?;
         let rows = stmt.query_map(args, |row| {
-            Ok((raw(row)?, row.get::<_, Option<Vec<u8>>>(10)?))
+            Ok((raw(row)?, row.get::<_, Option<Vec<u8>>>(11)?))
         })?;
         rows.map(|row| {
             let (raw, origin) = row?;
@@ -316,7 +334,8 @@ impl LedgerTx<'_> {
             Some(kept) => Some(version_bytes(kept)?),
             None => None,
         };
-        let columns: [&dyn ToSql; 10] = [
+        let by = record.by.as_ref().map(|d| &d.as_bytes()[..]);
+        let columns: [&dyn ToSql; 11] = [
             &path,
             &seq,
             &kind,
@@ -327,6 +346,7 @@ impl LedgerTx<'_> {
             &record.mtime_ns,
             &version,
             &retimed,
+            &by,
         ];
         let values: Vec<&dyn ToSql> = before
             .iter()
@@ -555,7 +575,7 @@ impl Ledger for LedgerTx<'_> {
     fn rivals(&self, task: &TaskId, path: &RelPath) -> Result<Vec<(DeviceId, Record)>, StoreError> {
         let mut stmt = self.tx.prepare_cached(RIVALS_OF)?;
         let rows = stmt.query_map(params![task.as_bytes(), path.as_str()], |row| {
-            Ok((raw(row)?, row.get::<_, Vec<u8>>(10)?))
+            Ok((raw(row)?, row.get::<_, Vec<u8>>(11)?))
         })?;
         rows.map(|r| {
             let (record, device) = r?;
@@ -674,6 +694,7 @@ mod tests {
             mtime_ns: 1,
             seq,
             retimed: None,
+            by: None,
         };
         ledger.put(&task, record(1, 1), None)?;
         assert_eq!(ledger.record(&task, &path)?, Some(record(1, 1)));

@@ -98,7 +98,8 @@ pub struct NewVersion {
     pub mtime_ns: i64,
     /// When it was kept.
     pub kept_ns: i64,
-    /// The device whose change removed it (`None`: this device's person, by a restore).
+    /// The device whose person made it, as its record said (`None`: not known, as for a
+    /// version kept before an edit made here or a restore).
     pub by: Option<DeviceId>,
     /// Why it was kept, in a word: `deleted`, `replaced`, `edited`, `restored-over`.
     pub why: String,

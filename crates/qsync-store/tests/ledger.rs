@@ -107,6 +107,8 @@ fn record(path: usize, kind: u8, counter: u64, peer: usize, seq: u64) -> Record 
         retimed: counter
             .is_multiple_of(2)
             .then(|| VersionVector::new().bumped(PEERS[1 - peer])),
+        // Its maker, for some (records from before devices were named have none).
+        by: (counter % 3 != 0).then_some(PEERS[peer]),
     }
 }
 
@@ -296,6 +298,7 @@ fn the_sweep_at_open_keeps_the_blobs_records_name() {
         mtime_ns: 0,
         seq: 1,
         retimed: None,
+        by: None,
     };
     tx.put(&TASK, current, None).unwrap();
     tx.commit().unwrap();

@@ -15,8 +15,10 @@ use crate::WireError;
 /// hundred bytes, not a record per path); version 6, the version a time-only change keeps
 /// the content of (`qsync_core::Record::retimed`); version 7, a content's or a patch's last
 /// chunk that carries its last bytes (a version 6 receiver takes only an empty one);
-/// version 8, records that carry their patches ([`Message::SyncPatched`](crate::Message::SyncPatched)).
-pub const PROTOCOL_VERSION: u8 = 8;
+/// version 8, records that carry their patches ([`Message::SyncPatched`](crate::Message::SyncPatched));
+/// version 9, the device that made a version (`qsync_core::Record::by`, named in conflict
+/// copies).
+pub const PROTOCOL_VERSION: u8 = 9;
 
 /// The second byte of every frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

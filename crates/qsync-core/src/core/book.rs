@@ -98,6 +98,7 @@ impl Book {
                 mtime_ns,
                 seq,
                 retimed,
+                by: self.keys.first().copied(),
             },
             None,
         )?;
@@ -223,6 +224,12 @@ impl Book {
                 mtime_ns: l.mtime_ns.max(remote.mtime_ns),
                 seq: Self::next_seq(ledger, task)?,
                 retimed: merged_retimed(&l, remote),
+                // The maker goes with the time, so that every device names the same one.
+                by: if (remote.mtime_ns, remote.by) > (l.mtime_ns, l.by) {
+                    remote.by
+                } else {
+                    l.by
+                },
                 ..l
             },
             // A deletion of a path never had here. This device made no change to it: a
@@ -357,6 +364,7 @@ impl Book {
                             mtime_ns: item.record.mtime_ns,
                             seq,
                             retimed: None,
+                            by: None,
                         },
                         Some(item.from),
                     )?;
@@ -396,6 +404,7 @@ impl Book {
                 mtime_ns: ours.mtime_ns,
                 seq,
                 retimed: None,
+                by: ours.by,
             };
             ledger.put(task, copy, None)?;
             self.changed.insert((*task, aside_path));

@@ -381,6 +381,7 @@ impl Work {
             aside: aside.as_ref().map(|(p, _)| p.clone()),
             parents: parents.clone(),
             from: item.from,
+            makers: (remote.by, local.as_ref().and_then(|l| l.by)),
         }));
         self.queues.set_step(
             key,

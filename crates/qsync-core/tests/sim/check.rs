@@ -160,13 +160,18 @@ impl World {
                 continue;
             }
             let parent = w.path.parent().map(|p| p.as_str().to_owned());
-            let kept = first.iter().any(|(p, s)| {
+            let same_place = |p: &String| {
                 let rel = RelPath::new(p.clone()).unwrap();
-                let same_place = *p == w.path.as_str()
+                *p == w.path.as_str()
                     || (is_conflict_copy(&rel)
-                        && rel.parent().map(|q| q.as_str().to_owned()) == parent);
-                same_place && *s == w.state
-            });
+                        && rel.parent().map(|q| q.as_str().to_owned()) == parent)
+            };
+            // At its place, or a conflict copy's content that lost a conflict of its own
+            // and was kept as a version (the winner replaced it: copies are not copied).
+            let kept = first
+                .iter()
+                .chain(self.shelved.iter().map(|(p, s)| (p, s)))
+                .any(|(p, s)| same_place(p) && *s == w.state);
             if !kept {
                 return Err(format!(
                     "lost: dev{}'s write of {} ({:?} {:?}) is nowhere",
@@ -184,10 +189,23 @@ impl World {
         // and that is its change, concurrent with a file the first person later saved at
         // the folder's name. (The copy may have been moved since by a rename, so only its
         // content is matched.)
+        // The copy names a device of the run: the one whose version it holds, which is
+        // the writer of its content or a device that moved or kept it since (a rename, a
+        // folder kept: not among the writes recorded here, so any device of the run is
+        // taken). The hostile device names whom it likes; a person's edit of a copy keeps
+        // the copy's name.
+        let names = |copy: &str, w: &Write| {
+            w.device == HOSTILE
+                || is_conflict_copy(&w.path)
+                || self.devices.iter().any(|d| {
+                    copy.contains(&format!("-{}", qsync_core::rules::device_in_name(&d.id)))
+                })
+        };
         for copy in self.conflict_copies(0) {
             let state = &first[&copy];
             let explained = self.writes.iter().any(|w| {
                 w.state == *state
+                    && names(&copy, w)
                     && self.writes.iter().any(|o| {
                         let hostile = o.device == HOSTILE || w.device == HOSTILE;
                         (o.path == w.path
@@ -197,7 +215,8 @@ impl World {
             });
             if !explained {
                 return Err(format!(
-                    "conflict copy {copy} without two concurrent writers"
+                    "conflict copy {copy} without two concurrent writers, or not named after \
+                     the device of the write it holds"
                 ));
             }
         }

@@ -314,6 +314,7 @@ impl World {
                 mtime_ns,
                 seq,
                 retimed: None,
+                by: None,
             };
             self.note_hostile_write(&record);
             out.push(record);

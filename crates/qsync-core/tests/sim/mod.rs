@@ -259,6 +259,10 @@ pub struct World {
     pub distrusts: Vec<(usize, usize, qsync_core::Report)>,
     /// A hostile linked device, if the run has one.
     pub hostile: Option<Hostile>,
+    /// Contents of conflict copies that a placement replaced (a copy that lost a conflict
+    /// is not copied again: the daemon keeps what it held among the task's versions, which
+    /// this list stands for), with their paths.
+    pub shelved: Vec<(String, State)>,
     mtime: i64,
 }
 
@@ -312,6 +316,7 @@ impl World {
             reconnects: 0,
             distrusts: Vec::new(),
             hostile: None,
+            shelved: Vec::new(),
             mtime: 1_764_000_000_000_000_000,
         };
         let pairs: Vec<(usize, usize)> = match topology {
@@ -829,6 +834,9 @@ impl World {
         }
         for parent in &p.parents {
             disk.insert(parent.as_str().to_owned(), Node::Folder { mode: 0o755 });
+        }
+        if p.aside.is_none() && here.exists() && here != p.target && is_conflict_copy(&p.path) {
+            self.shelved.push((path.to_owned(), here.clone()));
         }
         if let Some(aside) = &p.aside {
             if let Some(node) = disk.remove(path) {

@@ -114,16 +114,24 @@ impl fmt::Display for super::ConflictInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let when = |ns: i64| qsync_core::rules::format_utc(ns.div_euclid(1_000_000_000));
         let original = self.original.as_ref().map_or("-", |o| o.as_str());
+        let by = |device: &Option<String>| {
+            device
+                .as_deref()
+                .map_or_else(String::new, |d| format!(" by {}", printable(d)))
+        };
         let this = match (self.original_size, self.original_mtime_ns) {
-            (Some(size), Some(mtime)) => format!("{size} B {}", when(mtime)),
+            (Some(size), Some(mtime)) => {
+                format!("{size} B {}{}", when(mtime), by(&self.original_device))
+            }
             _ => "gone".to_owned(),
         };
         write!(
             f,
-            "conflict {}  this: {this}  other: {} B {} in {}",
+            "conflict {}  this: {this}  other: {} B {}{} in {}",
             printable(original),
             self.copy_size,
             when(self.copy_mtime_ns),
+            by(&self.copy_device),
             printable(self.copy.as_str())
         )
     }
@@ -133,10 +141,7 @@ impl fmt::Display for super::ConflictInfo {
 impl fmt::Display for super::VersionInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let secs = self.kept_ns.div_euclid(1_000_000_000);
-        let by = self
-            .device
-            .as_deref()
-            .map_or_else(|| "this device".to_owned(), printable);
+        let by = self.device.as_deref().map_or_else(|| "-".to_owned(), printable);
         write!(
             f,
             "version {:<6} {} {:>12} B  {:<14} by {:<20} {}",

@@ -237,8 +237,9 @@ pub struct VersionInfo {
     pub kept_ns: i64,
     /// Its modification time.
     pub mtime_ns: i64,
-    /// The device whose change deleted or replaced it (its name when known), `None` for
-    /// this device's person.
+    /// The device whose person made it, as its record said: `this device`, a linked
+    /// device's name, or the start of its id (`None`: not known, as for the version before
+    /// an edit made here).
     pub device: Option<String>,
     /// `deleted`, `replaced`, `edited` or `restored-over`.
     pub why: String,
@@ -285,6 +286,14 @@ pub struct ConflictInfo {
     pub original_size: Option<u64>,
     /// Its modification time.
     pub original_mtime_ns: Option<i64>,
+    /// The device that made the copy's version, as its record says: `this device`, a
+    /// linked device's name, or the start of its id (`None`: not recorded yet, or recorded
+    /// before devices were named).
+    #[serde(default)]
+    pub copy_device: Option<String>,
+    /// The device that made the original's version, shown the same way.
+    #[serde(default)]
+    pub original_device: Option<String>,
 }
 
 /// Why a path (or a whole task) is not in sync here (see [`Command::OutOfSync`]).

@@ -1,10 +1,12 @@
 //! Conflicts as a person settles them: `qsync conflicts` lists the conflict copies in the
-//! tasks' folders (`name.sync-conflict-<time>-<id>.ext`, made when two devices changed a
-//! file concurrently: the losing version, kept beside the winner) with both versions, and
+//! tasks' folders (`name.sync-conflict-<time>-<id>-<device>.ext`, made when two devices
+//! changed a file concurrently: the losing version, kept beside the winner, named after
+//! the device that made it) with both versions and their makers, and
 //! `qsync resolve` settles one by changing the folder as the person would by hand, which
 //! the watcher then sees and syncs everywhere:
 //! - `this`: the file at the original path stays, the copy goes;
-//! - `other`: the copy's content takes the original path;
+//! - `other`: the copy's content takes the original path (the other copies of it, when
+//!   three or more devices changed it, go);
 //! - `both`: the copy stays under a plain name (`name.kept-<time>-<id>.ext`).
 //!
 //! Whatever a resolution removes or replaces is kept as a version first (`versions.rs`).
@@ -81,7 +83,13 @@ impl Settling<'_> {
                 continue;
             }
             let there = original.as_ref().and_then(&file);
+            let maker = |path: &RelPath| {
+                let record = self.shelving.store.record_of(&task, path).ok().flatten();
+                self.shelving.label(record.and_then(|r| r.by))
+            };
             out.push(ConflictInfo {
+                copy_device: maker(path),
+                original_device: original.as_ref().and_then(maker),
                 task,
                 copy: path.clone(),
                 copy_size: copy.size,
@@ -119,6 +127,26 @@ impl Settling<'_> {
             )));
         }
         let task_root = TaskRoot::open(&root)?;
+        if keep == KeepSide::Other {
+            // One copy's version wins: the other copies of the same original go too (kept
+            // as versions), so that one file is left, as after a conflict of two.
+            let chosen = &copies[0];
+            let siblings: Vec<ConflictInfo> = match &chosen.original {
+                Some(original) => self
+                    .copies(task, Some(original))
+                    .into_iter()
+                    .filter(|c| c.original.as_ref() == Some(original) && c.copy != chosen.copy)
+                    .collect(),
+                None => Vec::new(),
+            };
+            self.settle(task, &task_root, chosen, KeepSide::Other)?;
+            for sibling in &siblings {
+                self.settle(task, &task_root, sibling, KeepSide::This)?;
+            }
+            return Ok(Reply::Conflicts {
+                conflicts: copies.into_iter().chain(siblings).collect(),
+            });
+        }
         for copy in &copies {
             self.settle(task, &task_root, copy, keep)?;
         }

@@ -94,6 +94,7 @@ impl Engine {
             sync: &mut self.sync,
             keeping: &mut self.keeping,
             blobs: self.store.blobs(),
+            store: &self.store,
             versions: &mut self.versions,
         };
         f(&mut self.tasks, &mut found)
@@ -129,7 +130,7 @@ impl Engine {
     pub(super) fn applied(&mut self, applied: Applied) {
         if let Some(kept) = applied.kept.clone() {
             self.versions
-                .push(applied.task, &applied.path, applied.from, *kept);
+                .push(applied.task, &applied.path, applied.replaced_by, *kept);
         }
         let folder = self.sync.folder_mut(&applied.task);
         if let (Some(content), Some(folder)) = (applied.content, folder) {

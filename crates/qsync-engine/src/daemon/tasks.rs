@@ -45,6 +45,8 @@ pub(super) struct Found<'a> {
     pub(super) sync: &'a mut SyncDriver,
     pub(super) keeping: &'a mut Keeping,
     pub(super) blobs: &'a Blobs,
+    /// The store, read for the makers of the versions edits made here replace.
+    pub(super) store: &'a qsync_store::Store,
     /// Where the versions before edits made here wait to be recorded.
     pub(super) versions: &'a mut super::versions::Waiting,
 }
@@ -396,8 +398,11 @@ fn hand_over(to: &mut Found, task: TaskId, events: Vec<LocalEvent>) {
                     .flatten()
                     .filter(|old| *old != hash && folder.versions_cap.is_some())
                 {
+                    let by = to.store.record_of(&task, &entry.path).ok().flatten();
+                    let by = by.filter(|r| r.state.hash() == Some(old)).and_then(|r| r.by);
                     let store = (&mut *to.versions, to.blobs);
-                    super::versions::keep_local_edit(store, &shelf, task, &entry.path, old);
+                    let was = (&entry.path, old, by);
+                    super::versions::keep_local_edit(store, &shelf, task, was);
                 }
                 let content = (hash, entry.size);
                 to.keeping

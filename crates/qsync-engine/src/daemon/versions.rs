@@ -49,12 +49,13 @@ impl Waiting {
         }
     }
 
-    /// A received change of `path` in `task` by `by` kept the file it deleted or replaced.
+    /// A received change of `path` in `task` kept the file it deleted or replaced, made
+    /// by `by` (as its record says).
     pub(super) fn push(
         &mut self,
         task: TaskId,
         path: &RelPath,
-        by: qsync_base::DeviceId,
+        by: Option<qsync_base::DeviceId>,
         kept: KeptVersion,
     ) {
         self.since_thin = self.since_thin.saturating_add(kept.size.max(4096));
@@ -66,7 +67,7 @@ impl Waiting {
                 size: kept.size,
                 mtime_ns: kept.mtime_ns,
                 kept_ns: now_ns(),
-                by: Some(by),
+                by,
                 why: kept.why.to_owned(),
             },
         ));
@@ -175,11 +176,19 @@ impl Shelving<'_> {
         Ok(Reply::Versions { versions: out })
     }
 
+    /// How the device `by` is shown: `this device`, a linked device's name, or the start of
+    /// its id as conflict copies' names hold it (`None`: not known).
+    pub(super) fn label(&self, by: Option<qsync_base::DeviceId>) -> Option<String> {
+        let by = by?;
+        if by == self.sync.me() {
+            return Some("this device".to_owned());
+        }
+        let name = self.store.device(by).ok().flatten().map(|d| d.name);
+        Some(name.unwrap_or_else(|| qsync_core::rules::device_in_name(&by)))
+    }
+
     fn info(&self, task: TaskId, v: Version) -> VersionInfo {
-        let device = v.kept.by.map(|by| {
-            let name = self.store.device(by).ok().flatten().map(|d| d.name);
-            name.unwrap_or_else(|| by.to_string())
-        });
+        let device = self.label(v.kept.by);
         VersionInfo {
             id: v.id,
             task,
@@ -286,13 +295,20 @@ impl Shelving<'_> {
                 "could not keep {at} as a version first; nothing was changed"
             )));
         }
+        // Its maker, as recorded, when the file holds what was recorded; otherwise a change
+        // of this device's person that the watcher has not reported yet.
+        let record = self.store.record_of(&task, at).ok().flatten();
+        let by = match record {
+            Some(r) if r.state.hash() == Some(hash) => r.by,
+            _ => Some(self.sync.me()),
+        };
         Ok(Some(NewVersion {
             path: at.clone(),
             hash,
             size: entry.size,
             mtime_ns: entry.mtime_ns,
             kept_ns: now_ns(),
-            by: None,
+            by,
             why: why.to_owned(),
         }))
     }
@@ -375,8 +391,7 @@ pub(super) fn keep_local_edit(
     (waiting, blobs): (&mut Waiting, &qsync_store::Blobs),
     shelf: &crate::driver::shelf::Shelf,
     task: TaskId,
-    path: &RelPath,
-    old: qsync_base::ContentHash,
+    (path, old, by): (&RelPath, qsync_base::ContentHash, Option<qsync_base::DeviceId>),
 ) {
     let blob = blobs.path(&old);
     let Ok(meta) = std::fs::metadata(&blob) else {
@@ -400,7 +415,7 @@ pub(super) fn keep_local_edit(
         size: meta.len(),
         mtime_ns,
         kept_ns: now_ns(),
-        by: None,
+        by,
         why: "edited-here".into(),
     };
     waiting.push_row(task, version);

@@ -283,6 +283,7 @@ mod tests {
             mtime_ns: 0,
             seq: 1,
             retimed: None,
+            by: None,
         }
     }
 

@@ -168,6 +168,8 @@ pub(crate) struct Applied {
     pub(crate) aside: Option<RelPath>,
     /// The version of the file it deleted or replaced, if one was kept.
     pub(crate) kept: Option<Box<crate::driver::place::KeptVersion>>,
+    /// The device that made the version it replaced (`Record::by`), if known.
+    pub(crate) replaced_by: Option<DeviceId>,
 }
 
 /// The driver of the sync core (see the [module documentation](self)).
@@ -317,6 +319,11 @@ impl SyncDriver {
     }
 
     /// Where fetched content is staged before it is placed.
+    /// This device's id.
+    pub(crate) fn me(&self) -> DeviceId {
+        self.core.me()
+    }
+
     pub(crate) fn staging(&self) -> &Staging {
         &self.fetching.staging
     }

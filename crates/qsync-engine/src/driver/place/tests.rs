@@ -47,6 +47,7 @@ fn placement(path: &str, expect: State, target: State) -> Placement {
         aside: None,
         parents: vec![],
         from: qsync_base::DeviceId::from_bytes([2; 32]),
+        makers: (None, None),
     }
 }
 
