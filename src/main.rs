@@ -269,6 +269,8 @@ enum Kind {
     SendReceive,
     /// Send changes, apply none.
     SendOnly,
+    /// Apply the others' changes, send none.
+    ReceiveOnly,
 }
 
 /// How a task keeps versions.
@@ -462,6 +464,7 @@ fn task(state_dir: &Path, command: TaskCommand, json: bool) -> Result<()> {
                 folder_type: folder_type.map(|t| match t {
                     Kind::SendReceive => control::FolderType::SendReceive,
                     Kind::SendOnly => control::FolderType::SendOnly,
+                    Kind::ReceiveOnly => control::FolderType::ReceiveOnly,
                 }),
             };
             show(ask(state_dir, command)?, json)

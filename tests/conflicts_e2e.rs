@@ -203,7 +203,10 @@ fn three_devices_edit_one_file_and_each_copy_names_its_device() {
     for copy in &named {
         let content = fs::read(root_a.join(copy)).unwrap();
         let device = made_by(&content);
-        assert!(copy.contains(&format!("-{device}.")), "{copy} names {device}");
+        assert!(
+            copy.contains(&format!("-{device}.")),
+            "{copy} names {device}"
+        );
     }
     assert!(!named.iter().any(|n| n.contains(made_by(&winner).as_str())));
     // Listed on each device, each copy with its maker (by name where linked).

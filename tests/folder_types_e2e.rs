@@ -99,3 +99,78 @@ fn a_revert_leaves_the_paths_this_device_ignores() {
         b"beta's song"
     );
 }
+
+/// A receive-only task applies the other device's changes and sends none of its own:
+/// `status --task` lists what changed here, a change received for such a path wins (the
+/// version made here is kept), and `qsync revert` puts the received versions back, across
+/// a restart; made send-receive again, what changes here is sent.
+#[test]
+fn a_receive_only_task_sends_nothing_and_its_revert_puts_back_what_it_received() {
+    let base = tempfile::tempdir().unwrap();
+    let Pair {
+        a,
+        mut b,
+        root_a,
+        root_b,
+        task,
+    } = linked_pair(
+        base.path(),
+        &[("plan.txt", b"the plan"), ("notes.txt", b"notes")],
+    );
+    let set = b.cli(&["task", "set", &task, "--type", "receive-only"]);
+    assert!(set.contains("receive-only"), "{set}");
+    fs::write(root_b.join("plan.txt"), b"beta's plan").unwrap();
+    fs::write(root_b.join("draft.txt"), b"beta's draft").unwrap();
+    fs::remove_file(root_b.join("notes.txt")).unwrap();
+    fs::write(root_a.join("mine.txt"), b"alpha's").unwrap();
+    wait_for("A's change on B", SETTLE, || {
+        root_b.join("mine.txt").exists()
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(fs::read(root_a.join("plan.txt")).unwrap(), b"the plan");
+    assert!(
+        !root_a.join("draft.txt").exists(),
+        "sent by a receive-only task"
+    );
+    assert!(root_a.join("notes.txt").exists());
+    let why = b.cli(&["status", "--task", &task]);
+    for listed in [
+        "receive-only",
+        "plan.txt",
+        "draft.txt",
+        "notes.txt: changed here",
+    ] {
+        assert!(why.contains(listed), "{listed} in {why}");
+    }
+
+    // What B changed is still drift after a restart.
+    b.kill();
+    b.restart();
+    wait_for("the drift found again", SETTLE, || {
+        b.try_cli(&["status", "--task", &task])
+            .is_ok_and(|w| w.contains("draft.txt"))
+    });
+    // A change received for a path changed here wins; the version made here is kept.
+    fs::write(base.path().join("new"), b"alpha's new plan").unwrap();
+    fs::rename(base.path().join("new"), root_a.join("plan.txt")).unwrap();
+    wait_for("A's plan on B", SETTLE, || {
+        fs::read(root_b.join("plan.txt")).is_ok_and(|c| c == b"alpha's new plan")
+    });
+    let kept = b.cli(&["versions", root_b.join("plan.txt").to_str().unwrap()]);
+    assert!(kept.contains("plan.txt"), "{kept}");
+
+    b.cli(&["revert", &task]);
+    wait_same(&root_a, &root_b, SETTLE);
+    assert_eq!(fs::read(root_b.join("notes.txt")).unwrap(), b"notes");
+    assert!(!root_b.join("draft.txt").exists(), "what only B made goes");
+    let why = b.cli(&["status", "--task", &task]);
+    assert!(!why.contains("draft.txt"), "{why}");
+
+    // Send-receive again: B's next change is sent.
+    b.cli(&["task", "set", &task, "--type", "send-receive"]);
+    fs::write(root_b.join("later.txt"), b"later").unwrap();
+    wait_for("B's later change on A", SETTLE, || {
+        root_a.join("later.txt").exists()
+    });
+    wait_same(&root_a, &root_b, SETTLE);
+}

@@ -127,7 +127,8 @@ fn a_restore_over_a_file_keeps_that_file() {
     assert!(
         listed
             .lines()
-            .any(|l| l.contains("restored-over") && l.contains("by this device")),
+            // "plan B", made on A: the version names its maker.
+            .any(|l| l.contains("restored-over") && l.contains("by alpha")),
         "{listed}"
     );
     wait_for("plan A on A again", SETTLE, || {

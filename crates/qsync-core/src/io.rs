@@ -154,6 +154,24 @@ pub enum Input {
         /// leaves out the paths its rules exclude: their rivals are not drift).
         paths: Vec<RelPath>,
     },
+    /// `task` is receive-only here (`on`), or not any more: this device's changes of it
+    /// are not recorded nor sent, but kept as drift (see `core/drift.rs`); turned off, the
+    /// drift is recorded as this device's changes. Not remembered across starts: the
+    /// driver says so again after each, before the first scan.
+    ReceiveOnly {
+        /// The task.
+        task: TaskId,
+        /// Receive-only, or not any more.
+        on: bool,
+    },
+    /// Put the received versions of receive-only `task` back where this device's person
+    /// changed them (its drift): each such path is placed again from its record (content
+    /// fetched from a connected linked device when it is not on this disk); a path the
+    /// person made is removed.
+    Revert {
+        /// The task.
+        task: TaskId,
+    },
     /// A message from a connected peer.
     Received {
         /// Who sent it.

@@ -398,7 +398,9 @@ fn numbered_conflict_name(
     } else {
         format!("-{}", n + 1)
     };
-    let device = by.map(|d| format!("-{}", device_in_name(d))).unwrap_or_default();
+    let device = by
+        .map(|d| format!("-{}", device_in_name(d)))
+        .unwrap_or_default();
     let suffix = format!(".sync-conflict-{stamp}-{}{device}{number}{ext}", &hex[..8]);
     let mut room = NAME_MAX.saturating_sub(suffix.len()).min(stem.len());
     while !stem.is_char_boundary(room) {
@@ -597,7 +599,10 @@ mod tests {
         for path in ["docs/report.final.txt", "notes", "a/b/.hidden", "photo.JPG"] {
             let path = RelPath::new(path).unwrap();
             // Digits and letters both, as base32 ids hold them; and no device named.
-            let devices = [DeviceId::from_bytes([0x11; 32]), DeviceId::from_bytes([0xff; 32])];
+            let devices = [
+                DeviceId::from_bytes([0x11; 32]),
+                DeviceId::from_bytes([0xff; 32]),
+            ];
             for by in devices.iter().map(Some).chain([None]) {
                 for n in [0, 1, 12] {
                     let stamped = (1_764_000_000_000_000_000, &id, by);

@@ -324,6 +324,49 @@ fn a_send_only_device_takes_nothing_and_its_override_wins_everywhere() {
     );
 }
 
+/// A receive-only device takes the others' changes and sends none of its own: what its
+/// person changes stays there as drift, a change received for a drifted path wins, and a
+/// revert puts the received versions back (a path the person made goes).
+#[test]
+fn a_receive_only_device_sends_nothing_and_its_revert_puts_back_what_it_received() {
+    let mut w = World::new(25, 3, Topology::Pairs);
+    w.write(0, "shared");
+    w.write(0, "notes");
+    short_wait(&mut w);
+    let task = w.task;
+    w.input(0, qsync_core::Input::ReceiveOnly { task, on: true });
+    w.write(0, "mine");
+    w.write(0, "shared");
+    w.delete(0, "notes");
+    w.write(1, "theirs");
+    w.run_for(Duration::from_secs(5));
+    let (t0, t1) = (w.tree(0), w.tree(1));
+    assert!(t0.contains_key("theirs"), "takes what the others change");
+    assert!(!t1.contains_key("mine") && !w.tree(2).contains_key("mine"));
+    assert!(t1.contains_key("notes"), "sends no deletion either");
+    assert_ne!(t0.get("shared"), t1.get("shared"));
+    let drift = |w: &World| -> Vec<String> {
+        let core = w.devices[0].core.as_ref().unwrap();
+        core.drift(&task)
+            .into_iter()
+            .map(|(p, _)| p.to_string())
+            .collect()
+    };
+    assert_eq!(drift(&w), ["mine", "notes", "shared"]);
+    // A change received for a drifted path wins there.
+    w.write(1, "shared");
+    w.run_for(Duration::from_secs(5));
+    assert_eq!(w.tree(0).get("shared"), w.tree(1).get("shared"));
+    assert_eq!(drift(&w), ["mine", "notes"]);
+    // Revert: the received versions come back, what the person made goes.
+    w.input(0, qsync_core::Input::Revert { task });
+    assert!(w.settle(Duration::from_secs(120)), "settles");
+    assert!(drift(&w).is_empty(), "{:?}", drift(&w));
+    assert_eq!(w.tree(0), w.tree(1));
+    assert_eq!(w.tree(0), w.tree(2));
+    assert!(!w.tree(0).contains_key("mine") && w.tree(0).contains_key("notes"));
+}
+
 #[test]
 fn an_edit_beats_a_delete_it_had_not_seen() {
     let mut w = World::new(9, 2, Topology::Pairs);

@@ -177,8 +177,7 @@ impl LedgerTx<'_> {
 }
 
 /// The columns a record is stored in, after its key.
-const COLUMNS: &str =
-    "path, seq, kind, hash, size, mode, target, mtime, version, retimed, made_by";
+const COLUMNS: &str = "path, seq, kind, hash, size, mode, target, mtime, version, retimed, made_by";
 
 /// A record's row: its task, [`COLUMNS`], and the peer it was taken from as is (`NULL`:
 /// made here or merged). Written out rather than formatted: this runs once per path.

@@ -90,8 +90,31 @@ pub struct TaskOptions {
     pub links_out: bool,
     /// Paused here: its changes are recorded, nothing of it is sent or taken.
     pub paused: bool,
-    /// Send-only here: the changes of other devices are not applied.
-    pub send_only: bool,
+    /// Which way changes go, here.
+    pub folder_type: FolderType,
+}
+
+/// Which way a task's changes go on this device.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FolderType {
+    /// Both ways (the default).
+    #[default]
+    SendReceive,
+    /// This device's changes are sent; the changes of other devices are not applied.
+    SendOnly,
+    /// The changes of other devices are applied; this device's are not sent.
+    ReceiveOnly,
+}
+
+impl FolderType {
+    /// Its name, as stored and as people type it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FolderType::SendReceive => "send-receive",
+            FolderType::SendOnly => "send-only",
+            FolderType::ReceiveOnly => "receive-only",
+        }
+    }
 }
 
 /// A device this one is linked with. Its id is its public key: nothing secret is kept.
@@ -320,7 +343,11 @@ impl Store {
             .map(|(links_out, paused, folder_type)| TaskOptions {
                 links_out,
                 paused,
-                send_only: folder_type == "send-only",
+                folder_type: match folder_type.as_str() {
+                    "send-only" => FolderType::SendOnly,
+                    "receive-only" => FolderType::ReceiveOnly,
+                    _ => FolderType::SendReceive,
+                },
             })
             .ok_or(StoreError::UnknownTask(task))
     }
@@ -337,7 +364,7 @@ impl Store {
                 &task.as_bytes()[..],
                 options.links_out,
                 options.paused,
-                if options.send_only { "send-only" } else { "send-receive" }
+                options.folder_type.as_str()
             ],
         )?;
         if n == 0 {
@@ -658,7 +685,7 @@ mod tests {
                     TaskOptions {
                         links_out: true,
                         paused: true,
-                        send_only: true,
+                        folder_type: FolderType::ReceiveOnly,
                     },
                 )
                 .unwrap();
@@ -666,7 +693,10 @@ mod tests {
         let mut store = Store::open(dir.path()).unwrap();
         assert!(store.task_options(task).unwrap().links_out);
         assert!(store.task_options(task).unwrap().paused);
-        assert!(store.task_options(task).unwrap().send_only);
+        assert_eq!(
+            store.task_options(task).unwrap().folder_type,
+            FolderType::ReceiveOnly
+        );
         let unknown = TaskId::from_bytes([5; 32]);
         assert!(store.task_options(unknown).is_err());
         assert!(store

@@ -40,6 +40,7 @@ use crate::state::{Record, State};
 
 mod book;
 mod budget;
+mod drift;
 mod patience;
 mod paused;
 mod queues;
@@ -141,6 +142,8 @@ pub struct Core {
     tombstones: Tombstones,
     /// Tasks paused here, and what peers sent of them meanwhile (`paused.rs`).
     paused: Paused,
+    /// Receive-only tasks, and what their persons changed (`drift.rs`).
+    drift: drift::Drift,
     effects: VecDeque<Effect>,
 }
 
@@ -164,6 +167,7 @@ impl Core {
             work: Work::default(),
             tombstones: Tombstones::default(),
             paused: Paused::default(),
+            drift: drift::Drift::default(),
             effects: VecDeque::new(),
         }
     }
@@ -176,6 +180,7 @@ impl Core {
             streams: &mut self.streams,
             book: &mut self.book,
             effects: &mut self.effects,
+            drift: &mut self.drift,
         };
         f(&mut self.work, &mut cx)
     }
@@ -213,6 +218,8 @@ impl Core {
             Input::Unlink { task, peer } => self.unlinked(task, peer, ledger)?,
             Input::Pause { task, paused } => self.pause(task, paused, ledger)?,
             Input::Override { task, paths } => self.override_rivals(task, paths, ledger)?,
+            Input::ReceiveOnly { task, on } => self.receive_only(task, on, ledger)?,
+            Input::Revert { task } => self.revert(task, ledger)?,
             Input::Received { from, message } => match self.paused.sort(from, message) {
                 paused::Sorted::Now(message) => self.received(from, message, ledger)?,
                 paused::Sorted::Held => {}
@@ -478,6 +485,9 @@ impl Core {
             return Ok(());
         }
         let current = ledger.record(&task, &path)?;
+        if self.drift.covers(&task) {
+            return self.drifted((task, path), (state, mtime_ns), current, ledger);
+        }
         // A file's new modification time alone is a change (`touch -d`), carried as a
         // record; within what file systems round, it is the same time.
         let unchanged = match &current {
@@ -650,6 +660,61 @@ impl Core {
     /// decided again and dropped (ours has seen them). What exists here goes outermost
     /// first (a folder before what is in it), deletions innermost first. A path whose new
     /// version would not be above every rival (counters at their bound) is left as it is.
+    /// `task` is receive-only here, or not any more: its drift is then recorded as this
+    /// device's changes (see `drift.rs`).
+    fn receive_only<L: Ledger>(
+        &mut self,
+        task: TaskId,
+        on: bool,
+        ledger: &mut L,
+    ) -> Result<(), L::Error> {
+        for (path, state, mtime_ns) in self.drift.set(task, on) {
+            self.observed(task, path, state, mtime_ns, ledger)?;
+        }
+        Ok(())
+    }
+
+    /// What the person of receive-only `key.0` made at `key.1` (`seen`, over the version
+    /// `current`): drift, not recorded; a folder gone takes what was under it. A placement
+    /// waiting on the path is decided again, against what is on disk now.
+    fn drifted<L: Ledger>(
+        &mut self,
+        key: (TaskId, RelPath),
+        seen: (State, i64),
+        current: Option<Record>,
+        ledger: &mut L,
+    ) -> Result<(), L::Error> {
+        let recorded = current.map_or(State::Deleted, |c| c.state);
+        if !seen.0.exists() || (recorded.is_folder() && !seen.0.is_folder()) {
+            for child in ledger.records_under(&key.0, &key.1)? {
+                let gone = (State::Deleted, seen.1);
+                self.drift.observed((key.0, child.path), gone, &child.state);
+            }
+        }
+        self.drift.observed(key.clone(), seen, &recorded);
+        self.with_work(|work, cx| work.decide_again(&key, cx, ledger))
+    }
+
+    /// Put the recorded versions of receive-only `task` back over its drift (see
+    /// [`Input::Revert`]).
+    fn revert<L: Ledger>(&mut self, task: TaskId, ledger: &mut L) -> Result<(), L::Error> {
+        // Content not on this disk comes from a connected linked device (this device
+        // stands for none: the placements then wait until one connects).
+        let peers = ledger.peers(&task)?;
+        let from = peers
+            .into_iter()
+            .find(|p| self.connected.contains(p))
+            .unwrap_or(self.me);
+        let mut records = Vec::new();
+        for (path, _) in self.drift.of(&task) {
+            records.push(match ledger.record(&task, &path)? {
+                Some(record) => record,
+                None => drift::absent(path),
+            });
+        }
+        self.with_work(|work, cx| work.revert(task, from, records, cx, ledger))
+    }
+
     fn override_rivals<L: Ledger>(
         &mut self,
         task: TaskId,
@@ -741,6 +806,12 @@ impl Core {
     /// its queue), and what each waits for: the answer to "why is this not in sync".
     pub fn unsettled(&self, task: &TaskId) -> Vec<Unsettled> {
         self.work.unsettled(task)
+    }
+
+    /// What the person of receive-only `task` changed here and did not send (see
+    /// `drift.rs`): each path with what is on disk (`Deleted`: nothing).
+    pub fn drift(&self, task: &TaskId) -> Vec<(RelPath, State)> {
+        self.drift.of(task)
     }
 
     /// Whether `task` is paused here (see `paused.rs`).

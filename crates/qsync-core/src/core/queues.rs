@@ -39,6 +39,9 @@ pub(super) struct Item {
     /// Waits for the work under it to be done (the deletion of its folder found it not
     /// empty while paths under it were queued): woken when it is (`wake_parents`).
     pub(super) below: bool,
+    /// This device's own recorded version, placed again over drift (a receive-only
+    /// task's revert, `drift.rs`): not decided, and not recorded again once placed.
+    pub(super) revert: bool,
 }
 
 /// Where an item is.
@@ -79,6 +82,7 @@ impl Item {
             claim_noted: false,
             stalled: false,
             below: false,
+            revert: false,
         }
     }
 }

@@ -38,6 +38,8 @@ pub(super) struct Cx<'a> {
     pub(super) streams: &'a mut Streams,
     pub(super) book: &'a mut Book,
     pub(super) effects: &'a mut VecDeque<Effect>,
+    /// Receive-only tasks and what differs on their disk (`drift.rs`).
+    pub(super) drift: &'a mut super::drift::Drift,
 }
 
 impl Work {
@@ -89,6 +91,26 @@ impl Work {
         }
         for (key, head) in self.patience.due(now) {
             self.lose_patience(&key, head, cx, ledger)?;
+        }
+        Ok(())
+    }
+
+    /// Place `records` (this device's versions of receive-only `task`, or "nothing") again
+    /// over what its person changed, with content from `from` (see `Input::Revert`).
+    pub(super) fn revert<L: Ledger>(
+        &mut self,
+        task: TaskId,
+        from: DeviceId,
+        records: Vec<Record>,
+        cx: &mut Cx<'_>,
+        ledger: &mut L,
+    ) -> Result<(), L::Error> {
+        for record in records {
+            let key = (task, record.path.clone());
+            let mut item = Item::new(from, record, false, cx.now);
+            item.revert = true;
+            self.queues.push(&key, item);
+            self.advance(&key, cx, ledger)?;
         }
         Ok(())
     }
@@ -273,7 +295,7 @@ impl Work {
             // again: the peer sends the record again when it is back (it was never
             // acknowledged). Waiting here for a peer that never comes back would hold the
             // path for ever.
-            if !item.tracked && !cx.connected.contains(&item.from) {
+            if !item.tracked && !item.revert && !cx.connected.contains(&item.from) {
                 self.finish_head(key, cx, ledger)?;
                 continue;
             }
@@ -284,7 +306,9 @@ impl Work {
             let local = ledger.record(task, path)?;
             let remote = &item.record;
             self.note_claim(key, &item, local.as_ref(), cx);
-            let (version, aside) = {
+            let (version, aside) = if item.revert {
+                (remote.version.clone(), None)
+            } else {
                 match decide_as(cx.book.keys(), local.as_ref(), remote) {
                     Decision::Take => (remote.version.clone(), None),
                     Decision::TakeOver { aside } => {
@@ -338,10 +362,17 @@ impl Work {
     ) -> Result<bool, L::Error> {
         let (task, path) = (&key.0, &key.1);
         let remote = &item.record;
-        let expect = local
-            .as_ref()
-            .map(|l| l.state.clone())
-            .unwrap_or(State::Deleted);
+        // A receive-only task's path holds what its person made (drift), not the version
+        // recorded: that is what is replaced (kept by the driver as a version, no copy:
+        // the recorded loser is not on this disk).
+        let drift = cx.drift.on_disk(key).cloned();
+        let aside = if drift.is_some() { None } else { aside };
+        let expect = drift.unwrap_or_else(|| {
+            local
+                .as_ref()
+                .map(|l| l.state.clone())
+                .unwrap_or(State::Deleted)
+        });
         // A file's time placed too when it moved (a `touch -d` there).
         let time_moved = remote.state.hash().is_some()
             && local
@@ -349,8 +380,11 @@ impl Work {
                 .is_some_and(|l| mtime_moved(l.mtime_ns, remote.mtime_ns));
         if aside.is_none() && expect == remote.state && !time_moved {
             // Nothing to change on disk: only the version is new.
-            cx.book
-                .record_placed(key, item, version, None, Vec::new(), ledger)?;
+            cx.drift.settled(key);
+            if !item.revert {
+                cx.book
+                    .record_placed(key, item, version, None, Vec::new(), ledger)?;
+            }
             self.finish_head(key, cx, ledger)?;
             return Ok(true);
         }
@@ -560,8 +594,11 @@ impl Work {
         };
         match outcome {
             PlaceOutcome::Done => {
-                cx.book
-                    .record_placed(&key, item, version, aside, parents, ledger)?;
+                cx.drift.settled(&key);
+                if !item.revert {
+                    cx.book
+                        .record_placed(&key, item, version, aside, parents, ledger)?;
+                }
                 self.finish_head(&key, cx, ledger)?;
                 self.advance(&key, cx, ledger)?;
             }

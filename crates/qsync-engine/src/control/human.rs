@@ -94,6 +94,7 @@ impl fmt::Display for super::NotInSync {
             W::Refused => "not made here",
             W::Unsupported => "names QSync cannot carry",
             W::PeerRefused => "a linked device sent what this one refused",
+            W::ChangedHere => "changed here, not sent (receive-only)",
         };
         write!(f, "{}: {why}", printable(path))?;
         if let Some(device) = &self.device {
@@ -141,7 +142,10 @@ impl fmt::Display for super::ConflictInfo {
 impl fmt::Display for super::VersionInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let secs = self.kept_ns.div_euclid(1_000_000_000);
-        let by = self.device.as_deref().map_or_else(|| "-".to_owned(), printable);
+        let by = self
+            .device
+            .as_deref()
+            .map_or_else(|| "-".to_owned(), printable);
         write!(
             f,
             "version {:<6} {} {:>12} B  {:<14} by {:<20} {}",
@@ -203,6 +207,7 @@ impl fmt::Display for Reply {
                 let kind = match folder_type {
                     super::FolderType::SendReceive => "send-receive",
                     super::FolderType::SendOnly => "send-only",
+                    super::FolderType::ReceiveOnly => "receive-only",
                 };
                 write!(f, "task {task} {state} {kind} links-out {links} versions {}", policy(versions))
             }

@@ -255,6 +255,29 @@ pub enum FolderType {
     /// Sends its changes, does not apply the others' (`qsync revert` makes its versions
     /// win everywhere).
     SendOnly,
+    /// Applies the others' changes, does not send its own (`status --task` lists them;
+    /// `qsync revert` puts the received versions back).
+    ReceiveOnly,
+}
+
+impl From<FolderType> for qsync_store::FolderType {
+    fn from(t: FolderType) -> Self {
+        match t {
+            FolderType::SendReceive => qsync_store::FolderType::SendReceive,
+            FolderType::SendOnly => qsync_store::FolderType::SendOnly,
+            FolderType::ReceiveOnly => qsync_store::FolderType::ReceiveOnly,
+        }
+    }
+}
+
+impl From<qsync_store::FolderType> for FolderType {
+    fn from(t: qsync_store::FolderType) -> Self {
+        match t {
+            qsync_store::FolderType::SendReceive => FolderType::SendReceive,
+            qsync_store::FolderType::SendOnly => FolderType::SendOnly,
+            qsync_store::FolderType::ReceiveOnly => FolderType::ReceiveOnly,
+        }
+    }
 }
 
 /// Which version a settled conflict keeps (see [`Command::Resolve`]).
@@ -323,6 +346,8 @@ pub enum NotInSyncWhy {
     Unsupported,
     /// A linked device sent what this device refused or doubted.
     PeerRefused,
+    /// Changed here and not sent: the task is receive-only here.
+    ChangedHere,
 }
 
 /// A path of a task not in sync here, and why (see [`Command::OutOfSync`]).

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use qsync_base::{DeviceId, TaskId};
-use qsync_store::{AppRecord, Store};
+use qsync_store::{AppRecord, FolderType as StoreType, Store};
 use qsync_watch::{Filter, Index};
 use qsync_wire::Message;
 
@@ -103,7 +103,7 @@ impl Changes<'_> {
         let walk = qsync_watch::WalkPlan::new(&index, None, filter);
         self.tasks.start(task, &root, links, walk)?;
         let mut folder = TaskFolder::new(root, index, held, options.links_out);
-        folder.send_only = options.send_only;
+        folder.send_only = options.folder_type == StoreType::SendOnly;
         let policy = self.store.versions().policy(task)?;
         folder.versions_cap = (policy.keep != qsync_store::Keep::Off).then(|| policy.cap_bytes());
         if folder.versions_cap.is_some() {
@@ -113,6 +113,10 @@ impl Changes<'_> {
         if options.paused {
             // Said before any connection: the core remembers no pause across starts.
             self.feed(qsync_core::Input::Pause { task, paused: true });
+        }
+        if options.folder_type == StoreType::ReceiveOnly {
+            // Said before the first walk reports what its person changed (drift).
+            self.feed(qsync_core::Input::ReceiveOnly { task, on: true });
         }
         Ok(())
     }
@@ -255,10 +259,11 @@ impl Changes<'_> {
         if let Some(links_out) = links_out {
             options.links_out = links_out;
         }
-        let was_send_only = options.send_only;
+        let was = options.folder_type;
         if let Some(folder_type) = folder_type {
-            options.send_only = folder_type == FolderType::SendOnly;
+            options.folder_type = folder_type.into();
         }
+        let now = options.folder_type;
         let pause = paused.filter(|p| *p != options.paused);
         if let Some(paused) = paused {
             options.paused = paused;
@@ -269,11 +274,16 @@ impl Changes<'_> {
             self.feed(qsync_core::Input::Pause { task, paused });
         }
         if let Some(folder) = self.sync.folder_mut(&task) {
-            folder.send_only = options.send_only;
+            folder.send_only = now == StoreType::SendOnly;
         }
-        if was_send_only && !options.send_only {
+        if was == StoreType::SendOnly && now != StoreType::SendOnly {
             // What other devices sent meanwhile, kept without taking it, is decided again.
             self.feed(qsync_core::Input::RulesChanged { task });
+        }
+        if (was == StoreType::ReceiveOnly) != (now == StoreType::ReceiveOnly) {
+            // Turned off, what its person changed meanwhile is recorded and sent now.
+            let on = now == StoreType::ReceiveOnly;
+            self.feed(qsync_core::Input::ReceiveOnly { task, on });
         }
         if let Some(policy) = versions {
             self.store.versions().set_policy(task, policy)?;
@@ -293,19 +303,24 @@ impl Changes<'_> {
             links_out: options.links_out,
             versions: policy,
             paused: options.paused,
-            folder_type: match options.send_only {
-                true => FolderType::SendOnly,
-                false => FolderType::SendReceive,
-            },
+            folder_type: options.folder_type.into(),
         })
     }
 
     /// Undo a one-way task's drift (see [`Command::Revert`]).
     pub(super) fn revert(&mut self, task: TaskId) -> Result<Reply, EngineError> {
-        if !self.store.task_options(task)?.send_only {
-            return Err(EngineError::State(format!(
-                "task {task} is not send-only: nothing to revert (receive-only tasks are not there yet)"
-            )));
+        match self.store.task_options(task)?.folder_type {
+            StoreType::SendOnly => {}
+            StoreType::ReceiveOnly => {
+                tracing::info!(%task, "putting the received versions back over the changes made here");
+                self.feed(qsync_core::Input::Revert { task });
+                return Ok(Reply::Reverted { task });
+            }
+            StoreType::SendReceive => {
+                return Err(EngineError::State(format!(
+                    "task {task} syncs both ways: nothing to revert (only a send-only or receive-only task drifts)"
+                )))
+            }
         }
         let paths = self.drifted(task)?;
         tracing::info!(%task, paths = paths.len(), "overriding the changes of other devices");

@@ -399,7 +399,9 @@ fn hand_over(to: &mut Found, task: TaskId, events: Vec<LocalEvent>) {
                     .filter(|old| *old != hash && folder.versions_cap.is_some())
                 {
                     let by = to.store.record_of(&task, &entry.path).ok().flatten();
-                    let by = by.filter(|r| r.state.hash() == Some(old)).and_then(|r| r.by);
+                    let by = by
+                        .filter(|r| r.state.hash() == Some(old))
+                        .and_then(|r| r.by);
                     let store = (&mut *to.versions, to.blobs);
                     let was = (&entry.path, old, by);
                     super::versions::keep_local_edit(store, &shelf, task, was);

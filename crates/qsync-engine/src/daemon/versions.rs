@@ -391,7 +391,11 @@ pub(super) fn keep_local_edit(
     (waiting, blobs): (&mut Waiting, &qsync_store::Blobs),
     shelf: &crate::driver::shelf::Shelf,
     task: TaskId,
-    (path, old, by): (&RelPath, qsync_base::ContentHash, Option<qsync_base::DeviceId>),
+    (path, old, by): (
+        &RelPath,
+        qsync_base::ContentHash,
+        Option<qsync_base::DeviceId>,
+    ),
 ) {
     let blob = blobs.path(&old);
     let Ok(meta) = std::fs::metadata(&blob) else {

@@ -72,9 +72,23 @@ impl Overview<'_> {
             let detail = "changes made here wait; qsync resume sends them".to_owned();
             paths.push(item(None, W::Paused, None, None, detail));
         }
-        if options.send_only {
-            let detail = "send-only: the changes of other devices are not applied here; qsync revert makes this device's versions win".to_owned();
-            paths.push(item(None, W::FolderType, None, None, detail));
+        match options.folder_type {
+            qsync_store::FolderType::SendOnly => {
+                let detail = "send-only: the changes of other devices are not applied here; qsync revert makes this device's versions win".to_owned();
+                paths.push(item(None, W::FolderType, None, None, detail));
+            }
+            qsync_store::FolderType::ReceiveOnly => {
+                let detail = "receive-only: the changes made here are not sent; qsync revert puts the received versions back".to_owned();
+                paths.push(item(None, W::FolderType, None, None, detail));
+                for (path, state) in self.sync.drift(&task).into_iter().take(LISTED_AT_MOST) {
+                    let detail = match state.exists() {
+                        true => String::new(),
+                        false => "deleted here".to_owned(),
+                    };
+                    paths.push(item(Some(path), W::ChangedHere, None, None, detail));
+                }
+            }
+            qsync_store::FolderType::SendReceive => {}
         }
         let mut unsettled = self.unsettled(task, &name);
         if unsettled.len() > LISTED_AT_MOST {

@@ -57,6 +57,7 @@ mod parts;
 mod placing;
 mod reuse;
 mod serving;
+mod standing;
 mod transfers;
 
 pub(crate) use folder::TaskFolder;
@@ -194,8 +195,9 @@ pub(crate) struct SyncDriver {
     patches_in: inline::Received,
     /// The devices connected now (no patch is made for an edit while none is).
     connected: std::collections::HashSet<DeviceId>,
-    /// The tasks paused here (said to the core again after a reset: it remembers none).
-    paused: std::collections::BTreeSet<TaskId>,
+    /// The tasks paused here and the receive-only ones (said to the core again after a
+    /// reset: it remembers none).
+    standing: standing::Standing,
     /// Serving content to peers (a thread per peer, orders waiting for a signature).
     serving: Serving,
     /// Inputs waiting to be handled (outcomes of orders carried out).
@@ -277,7 +279,7 @@ impl SyncDriver {
             patches_out: inline::Outgoing::default(),
             patches_in: inline::Received::default(),
             connected: Default::default(),
-            paused: Default::default(),
+            standing: Default::default(),
             serving: Serving::default(),
             inputs: VecDeque::new(),
             reports: VecDeque::new(),
@@ -319,6 +321,11 @@ impl SyncDriver {
     }
 
     /// Where fetched content is staged before it is placed.
+    /// What the person of receive-only `task` changed and did not send (`Core::drift`).
+    pub(crate) fn drift(&self, task: &TaskId) -> Vec<(RelPath, State)> {
+        self.core.drift(task)
+    }
+
     /// This device's id.
     pub(crate) fn me(&self) -> DeviceId {
         self.core.me()
@@ -382,12 +389,7 @@ impl SyncDriver {
         match &input {
             Input::Connected { peer } => _ = self.connected.insert(*peer),
             Input::Disconnected { peer } => _ = self.connected.remove(peer),
-            Input::Pause { task, paused: true } => _ = self.paused.insert(*task),
-            Input::Pause {
-                task,
-                paused: false,
-            } => _ = self.paused.remove(task),
-            _ => {}
+            _ => self.standing.note(&input),
         }
         self.inputs.push_back(input);
         if !self.deferred {
@@ -531,10 +533,9 @@ impl SyncDriver {
         } else {
             self.reports.push_back(Report::Relearn);
         }
-        // The new core hears of the paused tasks before anything else.
-        for task in self.paused.iter().rev() {
-            let (task, paused) = (*task, true);
-            self.inputs.push_front(Input::Pause { task, paused });
+        // The new core hears of the paused and receive-only tasks before anything else.
+        for input in self.standing.replay().into_iter().rev() {
+            self.inputs.push_front(input);
         }
     }
 

@@ -1,0 +1,109 @@
+//! Receive-only tasks: this device takes its peers' changes and sends none of its own.
+//! What its person changes in the folder is not recorded: the ledger keeps the versions
+//! received, and the changes stay on this disk only, as *drift* (each path's state on disk
+//! where it differs from the version recorded), listed for the person
+//! ([`Core::drift`](super::Core::drift)).
+//! - A change received for a drifted path wins: it is placed over what is on disk (the
+//!   driver keeps the replaced file as a version), and the path is in sync again.
+//! - [`Input::Revert`](crate::Input::Revert) puts the received versions back: each
+//!   drifted path is placed again from its record (its content fetched from the peers
+//!   when this disk no longer has it), a path the person made is removed.
+//! - Turned back to send-receive, the drift becomes this device's changes, as if the
+//!   person had just made them.
+//!
+//! Like a pause, the type is not remembered across starts: the driver says so again after
+//! each, and its first scan reports the drift again (the watcher sees the disk differ from
+//! the ledger).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use qsync_base::{RelPath, TaskId, VersionVector};
+
+use crate::state::{Record, State};
+
+/// The record that puts back "nothing here" over a path the person of a receive-only task
+/// made (never recorded: the task's versions have none of it).
+pub(super) fn absent(path: RelPath) -> Record {
+    Record {
+        path,
+        state: State::Deleted,
+        version: VersionVector::new(),
+        mtime_ns: 0,
+        seq: 0,
+        retimed: None,
+        by: None,
+    }
+}
+
+/// The receive-only tasks and their drift.
+#[derive(Debug, Default)]
+pub(super) struct Drift {
+    tasks: BTreeSet<TaskId>,
+    /// Each drifted path: what is on disk (`Deleted`: nothing) and its time.
+    paths: BTreeMap<(TaskId, RelPath), (State, i64)>,
+}
+
+impl Drift {
+    /// Whether `task` is receive-only here.
+    pub(super) fn covers(&self, task: &TaskId) -> bool {
+        self.tasks.contains(task)
+    }
+
+    /// `task` is receive-only (`on`) or not any more; turned off, its drift is handed back
+    /// (to be recorded as this device's changes).
+    pub(super) fn set(&mut self, task: TaskId, on: bool) -> Vec<(RelPath, State, i64)> {
+        if on {
+            self.tasks.insert(task);
+            return Vec::new();
+        }
+        self.tasks.remove(&task);
+        self.take(&task)
+    }
+
+    /// What is on disk at `path` (`recorded`: the state of its version here, `Deleted` when
+    /// none): drift, or in sync again.
+    pub(super) fn observed(
+        &mut self,
+        key: (TaskId, RelPath),
+        (state, mtime_ns): (State, i64),
+        recorded: &State,
+    ) {
+        if state == *recorded {
+            self.paths.remove(&key);
+        } else {
+            self.paths.insert(key, (state, mtime_ns));
+        }
+    }
+
+    /// What is on disk at a drifted path, if it is one.
+    pub(super) fn on_disk(&self, key: &(TaskId, RelPath)) -> Option<&State> {
+        self.paths.get(key).map(|(state, _)| state)
+    }
+
+    /// `key` holds its recorded version again (a placement made it so).
+    pub(super) fn settled(&mut self, key: &(TaskId, RelPath)) {
+        self.paths.remove(key);
+    }
+
+    /// The drifted paths of `task`, with what is on disk.
+    pub(super) fn of(&self, task: &TaskId) -> Vec<(RelPath, State)> {
+        self.paths
+            .iter()
+            .filter(|((t, _), _)| t == task)
+            .map(|((_, p), (s, _))| (p.clone(), s.clone()))
+            .collect()
+    }
+
+    /// The drift of `task`, removed from here.
+    fn take(&mut self, task: &TaskId) -> Vec<(RelPath, State, i64)> {
+        let keys: Vec<(TaskId, RelPath)> = self
+            .paths
+            .keys()
+            .filter(|(t, _)| t == task)
+            .cloned()
+            .collect();
+        keys.into_iter()
+            .filter_map(|k| self.paths.remove(&k).map(|(s, m)| (k.1, s, m)))
+            .collect()
+    }
+}
