@@ -108,7 +108,7 @@ fn a_revert_leaves_the_paths_this_device_ignores() {
 fn a_receive_only_task_sends_nothing_and_its_revert_puts_back_what_it_received() {
     let base = tempfile::tempdir().unwrap();
     let Pair {
-        a,
+        a: _a,
         mut b,
         root_a,
         root_b,

@@ -108,7 +108,7 @@ fn record(path: usize, kind: u8, counter: u64, peer: usize, seq: u64) -> Record 
             .is_multiple_of(2)
             .then(|| VersionVector::new().bumped(PEERS[1 - peer])),
         // Its maker, for some (records from before devices were named have none).
-        by: (counter % 3 != 0).then_some(PEERS[peer]),
+        by: (!counter.is_multiple_of(3)).then_some(PEERS[peer]),
     }
 }
 

@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use qsync_base::{RelPath, TaskId, VersionVector};
 
+use crate::ledger::Ledger;
 use crate::state::{Record, State};
 
 /// The record that puts back "nothing here" over a path the person of a receive-only task
@@ -60,9 +61,46 @@ impl Drift {
         self.take(&task)
     }
 
+    /// What the person made at `key` (`seen`, over the version `current`): drift, or in
+    /// sync again; a folder gone takes what was under it.
+    pub(super) fn changed<L: Ledger>(
+        &mut self,
+        key: (TaskId, RelPath),
+        seen: (State, i64),
+        current: Option<Record>,
+        ledger: &L,
+    ) -> Result<(), L::Error> {
+        let recorded = current.map_or(State::Deleted, |c| c.state);
+        if !seen.0.exists() || (recorded.is_folder() && !seen.0.is_folder()) {
+            for child in ledger.records_under(&key.0, &key.1)? {
+                let gone = (State::Deleted, seen.1);
+                self.observed((key.0, child.path), gone, &child.state);
+            }
+        }
+        self.observed(key, seen, &recorded);
+        Ok(())
+    }
+
+    /// The records to put back over the drift of `task` (for a path the person made:
+    /// "nothing", [`absent`]).
+    pub(super) fn recorded<L: Ledger>(
+        &self,
+        task: &TaskId,
+        ledger: &L,
+    ) -> Result<Vec<Record>, L::Error> {
+        let mut records = Vec::new();
+        for (path, _) in self.of(task) {
+            records.push(match ledger.record(task, &path)? {
+                Some(record) => record,
+                None => absent(path),
+            });
+        }
+        Ok(records)
+    }
+
     /// What is on disk at `path` (`recorded`: the state of its version here, `Deleted` when
     /// none): drift, or in sync again.
-    pub(super) fn observed(
+    fn observed(
         &mut self,
         key: (TaskId, RelPath),
         (state, mtime_ns): (State, i64),

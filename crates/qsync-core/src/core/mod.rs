@@ -684,14 +684,7 @@ impl Core {
         current: Option<Record>,
         ledger: &mut L,
     ) -> Result<(), L::Error> {
-        let recorded = current.map_or(State::Deleted, |c| c.state);
-        if !seen.0.exists() || (recorded.is_folder() && !seen.0.is_folder()) {
-            for child in ledger.records_under(&key.0, &key.1)? {
-                let gone = (State::Deleted, seen.1);
-                self.drift.observed((key.0, child.path), gone, &child.state);
-            }
-        }
-        self.drift.observed(key.clone(), seen, &recorded);
+        self.drift.changed(key.clone(), seen, current, ledger)?;
         self.with_work(|work, cx| work.decide_again(&key, cx, ledger))
     }
 
@@ -705,13 +698,7 @@ impl Core {
             .into_iter()
             .find(|p| self.connected.contains(p))
             .unwrap_or(self.me);
-        let mut records = Vec::new();
-        for (path, _) in self.drift.of(&task) {
-            records.push(match ledger.record(&task, &path)? {
-                Some(record) => record,
-                None => drift::absent(path),
-            });
-        }
+        let records = self.drift.recorded(&task, ledger)?;
         self.with_work(|work, cx| work.revert(task, from, records, cx, ledger))
     }
 

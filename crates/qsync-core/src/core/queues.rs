@@ -54,7 +54,7 @@ pub(super) enum Step {
     /// A placement is under way; on success store `version` (and the aside copy, parents).
     Placing {
         version: VersionVector,
-        aside: Option<(RelPath, Record)>,
+        aside: Option<Box<(RelPath, Record)>>,
         parents: Vec<RelPath>,
     },
     /// Decide again at this time.

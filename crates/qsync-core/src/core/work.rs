@@ -421,7 +421,7 @@ impl Work {
             key,
             Step::Placing {
                 version,
-                aside,
+                aside: aside.map(Box::new),
                 parents,
             },
         );
@@ -596,6 +596,7 @@ impl Work {
             PlaceOutcome::Done => {
                 cx.drift.settled(&key);
                 if !item.revert {
+                    let aside = aside.map(|a| *a);
                     cx.book
                         .record_placed(&key, item, version, aside, parents, ledger)?;
                 }

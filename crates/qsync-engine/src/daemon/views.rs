@@ -37,6 +37,36 @@ impl Overview<'_> {
         Ok(pending)
     }
 
+    /// What a one-way `task` (of type `folder_type` here) keeps from going one way: the
+    /// task, and for a receive-only one, each path its person changed (its drift).
+    fn one_way(
+        &self,
+        task: TaskId,
+        folder_type: qsync_store::FolderType,
+    ) -> Vec<crate::control::NotInSync> {
+        use crate::control::{NotInSync, NotInSyncWhy as W};
+        let item = |path, why, detail: &str| NotInSync {
+            path,
+            why,
+            device: None,
+            seconds: None,
+            detail: detail.to_owned(),
+        };
+        match folder_type {
+            qsync_store::FolderType::SendOnly => vec![item(None, W::FolderType, "send-only: the changes of other devices are not applied here; qsync revert makes this device's versions win")],
+            qsync_store::FolderType::ReceiveOnly => {
+                let task_item = item(None, W::FolderType, "receive-only: the changes made here are not sent; qsync revert puts the received versions back");
+                let drift = self.sync.drift(&task).into_iter().take(LISTED_AT_MOST);
+                let paths = drift.map(|(path, state)| {
+                    let detail = if state.exists() { "" } else { "deleted here" };
+                    item(Some(path), W::ChangedHere, detail)
+                });
+                std::iter::once(task_item).chain(paths).collect()
+            }
+            qsync_store::FolderType::SendReceive => Vec::new(),
+        }
+    }
+
     /// Every path of `task` not in sync here, and why (see [`Command::OutOfSync`]).
     ///
     /// [`Command::OutOfSync`]: crate::control::Command::OutOfSync
@@ -72,24 +102,7 @@ impl Overview<'_> {
             let detail = "changes made here wait; qsync resume sends them".to_owned();
             paths.push(item(None, W::Paused, None, None, detail));
         }
-        match options.folder_type {
-            qsync_store::FolderType::SendOnly => {
-                let detail = "send-only: the changes of other devices are not applied here; qsync revert makes this device's versions win".to_owned();
-                paths.push(item(None, W::FolderType, None, None, detail));
-            }
-            qsync_store::FolderType::ReceiveOnly => {
-                let detail = "receive-only: the changes made here are not sent; qsync revert puts the received versions back".to_owned();
-                paths.push(item(None, W::FolderType, None, None, detail));
-                for (path, state) in self.sync.drift(&task).into_iter().take(LISTED_AT_MOST) {
-                    let detail = match state.exists() {
-                        true => String::new(),
-                        false => "deleted here".to_owned(),
-                    };
-                    paths.push(item(Some(path), W::ChangedHere, None, None, detail));
-                }
-            }
-            qsync_store::FolderType::SendReceive => {}
-        }
+        paths.extend(self.one_way(task, options.folder_type));
         let mut unsettled = self.unsettled(task, &name);
         if unsettled.len() > LISTED_AT_MOST {
             let more = unsettled.len() - LISTED_AT_MOST;
