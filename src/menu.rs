@@ -37,7 +37,7 @@ pub fn run(state_dir: &Path) -> Result<()> {
             return Ok(());
         }
         println!(
-            "\nQSync\n  [0] start syncing (status)\n  [1] create a sync task\n  [2] link another machine to a task\n  [3] list tasks and ids\n  [4] list QSync devices\n  [5] installed apps\n  [6] launch an app\n  [q] quit"
+            "\nQSync\n  [0] start syncing (status)\n  [1] create a sync task\n  [2] link another machine to a task\n  [3] list tasks and ids\n  [4] list QSync devices\n  [5] installed apps\n  [6] launch an app\n  [7] why is a task not in sync\n  [8] conflicts\n  [9] pause or resume a task\n  [r] remove a task (its files stay)\n  [q] quit"
         );
         let Some(choice) = prompt(&mut input, "choice: ")? else {
             return Ok(());
@@ -76,10 +76,58 @@ pub fn run(state_dir: &Path) -> Result<()> {
                     Err(e) => println!("{e:#}"),
                 }
             }
+            "7" | "9" | "r" => {
+                if !task_choice(state_dir, &mut input, &choice)? {
+                    return Ok(());
+                }
+            }
+            "8" => show(state_dir, Command::Conflicts { path: None }),
             "q" | "quit" | "exit" => return Ok(()),
-            other => println!("`{other}` is not one of the choices; type 0 to 6 or q"),
+            other => println!("`{other}` is not one of the choices; type 0 to 9, r or q"),
         }
     }
+}
+
+/// The menu's choices about one task (`7`: why it is not in sync, `9`: pause or resume,
+/// `r`: remove): the task is asked for among those listed. `false` when the input ended.
+fn task_choice(state_dir: &Path, input: &mut impl BufRead, choice: &str) -> Result<bool> {
+    show(state_dir, Command::TaskList);
+    let Some(task) = prompt(input, "task id: ")? else {
+        return Ok(false);
+    };
+    let task = match task.parse::<qsync_base::TaskId>() {
+        Ok(task) => task,
+        Err(e) => {
+            println!("{e}");
+            return Ok(true);
+        }
+    };
+    let command = match choice {
+        "7" => Command::OutOfSync { task },
+        "r" => Command::TaskRemove { task },
+        _ => {
+            let Some(how) = prompt(input, "pause or resume? [p/r]: ")? else {
+                return Ok(false);
+            };
+            let paused = match how.as_str() {
+                "p" | "pause" => true,
+                "r" | "resume" => false,
+                other => {
+                    println!("`{other}` is neither p nor r");
+                    return Ok(true);
+                }
+            };
+            Command::TaskSet {
+                task,
+                links_out: None,
+                versions: None,
+                paused: Some(paused),
+                folder_type: None,
+            }
+        }
+    };
+    show(state_dir, command);
+    Ok(true)
 }
 
 /// Attach to the daemon of `state_dir`, or start one in this process (and wait up to 5 s

@@ -352,13 +352,21 @@ fn a_receive_only_device_sends_nothing_and_its_revert_puts_back_what_it_received
             .map(|(p, _)| p.to_string())
             .collect()
     };
+    // A folder the person made and removed again leaves no drift behind.
+    w.mkdir(0, "tmp");
+    w.write(0, "tmp/a");
+    w.run_for(Duration::from_secs(2));
+    w.delete(0, "tmp");
+    w.run_for(Duration::from_secs(2));
     assert_eq!(drift(&w), ["mine", "notes", "shared"]);
     // A change received for a drifted path wins there.
     w.write(1, "shared");
     w.run_for(Duration::from_secs(5));
     assert_eq!(w.tree(0).get("shared"), w.tree(1).get("shared"));
     assert_eq!(drift(&w), ["mine", "notes"]);
-    // Revert: the received versions come back, what the person made goes.
+    // Revert: the received versions come back, what the person made goes; a change
+    // received while it is under way is not undone by it.
+    w.write(1, "notes");
     w.input(0, qsync_core::Input::Revert { task });
     assert!(w.settle(Duration::from_secs(120)), "settles");
     assert!(drift(&w).is_empty(), "{:?}", drift(&w));

@@ -71,6 +71,12 @@ impl Drift {
         ledger: &L,
     ) -> Result<(), L::Error> {
         let recorded = current.map_or(State::Deleted, |c| c.state);
+        if !seen.0.is_folder() {
+            // What the person made under it, never recorded, went with it.
+            let (task, folder) = (&key.0, &key.1);
+            self.paths
+                .retain(|(t, p), _| t != task || p == folder || !p.starts_with(folder));
+        }
         if !seen.0.exists() || (recorded.is_folder() && !seen.0.is_folder()) {
             for child in ledger.records_under(&key.0, &key.1)? {
                 let gone = (State::Deleted, seen.1);

@@ -189,6 +189,9 @@ impl Changes<'_> {
         self.tasks.remove(&task); // drops its watcher
         self.sync.remove_folder(&task);
         self.store.remove_task(task)?;
+        // Nor is it receive-only any more (said once the task is gone: its drift, which the
+        // core would otherwise record, is dropped with it).
+        self.feed(qsync_core::Input::ReceiveOnly { task, on: false });
         // Its versions' rows went with it: their bytes go too.
         self.sync.staging().shelf().forget(&task);
         Ok(())

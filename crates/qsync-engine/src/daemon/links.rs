@@ -315,7 +315,7 @@ impl Links {
             Stage::Proving { .. } => return Ok(None),
         };
         if answer.is_empty() {
-            return Err("the person refused".into());
+            return Err(crate::net::PERSON_REFUSED.into());
         }
         let (code, root) = match &self.incoming[index].stage {
             Stage::Code(_) if known_task => (

@@ -24,6 +24,7 @@ use tokio_util::codec::Framed;
 
 mod admission;
 mod pairing;
+pub(crate) use pairing::PERSON_REFUSED;
 mod session;
 pub use admission::{Admission, Refused};
 pub use pairing::{pair_initiator, LinkPlan, Paired};

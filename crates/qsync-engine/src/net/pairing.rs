@@ -19,57 +19,104 @@ const LINK_FINISH_WAIT: Duration = Duration::from_secs(30);
 
 /// The answering side of a link: ask the person (through the engine), run the PAKE with
 /// the code typed, and record the link only once the asker proved the code too.
+/// What the answering person's side says when it refuses a link with nothing to show.
+pub(crate) const PERSON_REFUSED: &str = "the person refused";
+
+/// A link request that ended without a link on the answering side: what the asking device
+/// is told (`told`: never a detail of this device, such as a folder's path, since the
+/// asker has proved nothing yet) and what this device's log and person hear (`why`).
+#[derive(Debug)]
+pub(super) struct Refused {
+    pub(super) told: &'static str,
+    pub(super) why: String,
+}
+
+impl Refused {
+    fn new(told: &'static str, why: impl ToString) -> Self {
+        Self {
+            told,
+            why: why.to_string(),
+        }
+    }
+}
+
+/// Why a request went wrong here, told to the asker as "the link was not made there".
+const NOT_MADE: &str = "the link was not made on the other device (its log says why)";
+
 pub(super) async fn answer_link(
     conn: &mut Conn,
     session: &mut Session,
     request: LinkRequest,
     spake: &[u8],
     ctx: &NetCtx,
-) -> Result<(), String> {
+) -> Result<(), Refused> {
     let (id, task) = (request.id, request.task);
     let (reply, answer) = oneshot::channel();
     send(ctx, NetEvent::LinkRequest { request, reply });
     // The asker may give up meanwhile: its connection closing ends the wait too.
     let code = tokio::select! {
         answer = tokio::time::timeout(ctx.pair_timeout, answer) => match answer {
-            Ok(Ok(answer)) => answer?,
-            Ok(Err(_)) => return Err("the request was refused".into()),
-            Err(_) => return Err("no answer from the person in time".into()),
+            Ok(Ok(Ok(code))) => code,
+            Ok(Ok(Err(why))) if why == PERSON_REFUSED => {
+                return Err(Refused::new("the person on the other device refused", why))
+            }
+            Ok(Ok(Err(why))) => {
+                let told = "the answer given on the other device could not be used (its log says why)";
+                return Err(Refused::new(told, why));
+            }
+            Ok(Err(_)) => return Err(Refused::new(NOT_MADE, "the request was refused")),
+            Err(_) => {
+                let why = "no answer from the person in time";
+                return Err(Refused::new("no answer from the person on the other device in time", why));
+            }
         },
-        _ = conn.next() => return Err("the asking device went away".into()),
+        _ = conn.next() => return Err(Refused::new(NOT_MADE, "the asking device went away")),
     };
     let (answerer, spake_b, proof) =
-        Answerer::answer(&code, session, task, spake).map_err(|e| e.to_string())?;
+        Answerer::answer(&code, session, task, spake).map_err(|e| Refused::new(NOT_MADE, e))?;
     let message = Message::LinkAnswer {
         name: ctx.name.clone(),
         listen_port: ctx.port,
         spake: Bytes::from(spake_b),
         confirm: proof,
     };
-    let frame = session.seal(task, &message).map_err(|e| e.to_string())?;
-    conn.send(frame).await.map_err(|e| e.to_string())?;
+    let frame = session
+        .seal(task, &message)
+        .map_err(|e| Refused::new(NOT_MADE, e))?;
+    conn.send(frame)
+        .await
+        .map_err(|e| Refused::new(NOT_MADE, e))?;
     let mut frame = next_frame(conn, LINK_FINISH_WAIT)
         .await
-        .map_err(|e| e.to_string())?;
-    let confirm = match session.open(&mut frame).map_err(|e| e.to_string())? {
+        .map_err(|e| Refused::new(NOT_MADE, e))?;
+    let confirm = match session
+        .open(&mut frame)
+        .map_err(|e| Refused::new(NOT_MADE, e))?
+    {
         (t, Message::LinkConfirm { confirm }) if t == task => confirm,
         (_, Message::LinkRefused { reason }) => {
-            return Err(format!("the asking device ended the link: {reason}"))
+            let why = format!("the asking device ended the link: {reason}");
+            return Err(Refused::new(NOT_MADE, why));
         }
-        _ => return Err("unexpected message during pairing".into()),
+        _ => return Err(Refused::new(NOT_MADE, "unexpected message during pairing")),
     };
-    answerer.check(&confirm).map_err(|e| e.to_string())?;
+    answerer.check(&confirm).map_err(|e| {
+        let told = "the code typed on the other device did not match the one shown here";
+        Refused::new(told, e)
+    })?;
     let (done, recorded) = oneshot::channel();
     send(ctx, NetEvent::LinkProven { id, done });
     match recorded.await {
         Ok(Ok(())) => {
             let frame = session
                 .seal(task, &Message::LinkDone)
-                .map_err(|e| e.to_string())?;
-            conn.send(frame).await.map_err(|e| e.to_string())
+                .map_err(|e| Refused::new(NOT_MADE, e))?;
+            conn.send(frame)
+                .await
+                .map_err(|e| Refused::new(NOT_MADE, e))
         }
-        Ok(Err(reason)) => Err(reason),
-        Err(_) => Err("the daemon stopped".into()),
+        Ok(Err(reason)) => Err(Refused::new(NOT_MADE, reason)),
+        Err(_) => Err(Refused::new(NOT_MADE, "the daemon stopped")),
     }
 }
 

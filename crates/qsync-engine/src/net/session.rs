@@ -213,13 +213,15 @@ async fn link_request(
         addr: SocketAddr::new(addr.ip(), listen_port),
     };
     let id = request.id;
-    if let Err(reason) = pairing::answer_link(&mut conn, &mut session, request, &spake, ctx).await {
+    if let Err(refused) = pairing::answer_link(&mut conn, &mut session, request, &spake, ctx).await
+    {
         let refuse = Message::LinkRefused {
-            reason: "the link was not made on the other device (its log says why)".into(),
+            reason: refused.told.into(),
         };
         if let Ok(frame) = session.seal(task, &refuse) {
             let _ = conn.send(frame).await;
         }
+        let reason = refused.why;
         send(ctx, NetEvent::LinkFailed { id, reason });
     }
     Ok(())
