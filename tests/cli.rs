@@ -25,7 +25,7 @@ fn the_menu_re_asks_on_bad_input_and_lists_tasks() {
         .spawn()
         .unwrap();
     let input = format!(
-        "9\nhello\n1\n/no/such/folder\n1\n{}\n3\n2\nsome-task\nnot-an-address\n4\n0\n5\n6\nNoSuchApp\nq\n",
+        "12\nhello\n1\n/no/such/folder\n1\n{}\n3\n2\nsome-task\nnot-an-address\n4\n0\n5\n6\nNoSuchApp\n7\nnot-a-task\n8\nq\n",
         folder.display()
     );
     menu.stdin
@@ -40,7 +40,7 @@ fn the_menu_re_asks_on_bad_input_and_lists_tasks() {
         "{text}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(text.contains("`9` is not one of the choices"), "{text}");
+    assert!(text.contains("`12` is not one of the choices"), "{text}");
     assert!(text.contains("`hello` is not one of the choices"), "{text}");
     assert!(text.contains("no folder at /no/such/folder"), "{text}");
     assert!(
@@ -54,6 +54,10 @@ fn the_menu_re_asks_on_bad_input_and_lists_tasks() {
         text.contains("no app named NoSuchApp is installed"),
         "{text}"
     );
+    // The task choices ask for a task among those listed, and say what is wrong with one.
+    assert!(text.contains("task id: "), "{text}");
+    assert!(text.contains("not-a-task"), "{text}");
+    assert!(text.contains("no conflicts"), "{text}");
 }
 
 #[test]
