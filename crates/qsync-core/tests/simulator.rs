@@ -375,6 +375,35 @@ fn a_receive_only_device_sends_nothing_and_its_revert_puts_back_what_it_received
     assert!(!w.tree(0).contains_key("mine") && w.tree(0).contains_key("notes"));
 }
 
+/// Folders on a receive-only device: a change received under a folder its person removed
+/// brings the folder back to hold it; a folder the others removed but its person filled
+/// stays there (drift), and nothing of it is sent.
+#[test]
+fn a_receive_only_device_and_folders_removed_on_either_side() {
+    let mut w = World::new(26, 2, Topology::Pairs);
+    w.mkdir(0, "d");
+    w.write(0, "d/x");
+    w.mkdir(0, "f");
+    w.write(0, "f/y");
+    short_wait(&mut w);
+    let task = w.task;
+    w.input(1, qsync_core::Input::ReceiveOnly { task, on: true });
+    w.delete(1, "d");
+    w.write(1, "f/new");
+    w.run_for(Duration::from_secs(2));
+    w.write(0, "d/x");
+    w.delete(0, "f");
+    w.run_for(Duration::from_secs(60));
+    let (t0, t1) = (w.tree(0), w.tree(1));
+    assert_eq!(t1.get("d/x"), t0.get("d/x"), "the change under d arrived");
+    assert!(!t0.contains_key("f"), "nothing of a receive-only device is sent");
+    assert!(t1.contains_key("f/new"), "what its person made stays");
+    let core = w.devices[1].core.as_ref().unwrap();
+    let drift: Vec<String> = core.drift(&task).into_iter().map(|(p, _)| p.to_string()).collect();
+    assert_eq!(drift, ["f", "f/new"]);
+    assert!(w.settle(Duration::from_secs(120)), "settles");
+}
+
 #[test]
 fn an_edit_beats_a_delete_it_had_not_seen() {
     let mut w = World::new(9, 2, Topology::Pairs);

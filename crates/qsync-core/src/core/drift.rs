@@ -119,6 +119,11 @@ impl Drift {
         }
     }
 
+    /// `key` holds `on_disk` (and its time), which differs from its recorded version.
+    pub(super) fn keep(&mut self, key: (TaskId, RelPath), on_disk: (State, i64)) {
+        self.paths.insert(key, on_disk);
+    }
+
     /// What is on disk at a drifted path, if it is one.
     pub(super) fn on_disk(&self, key: &(TaskId, RelPath)) -> Option<&State> {
         self.paths.get(key).map(|(state, _)| state)

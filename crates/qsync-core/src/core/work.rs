@@ -430,12 +430,7 @@ impl Work {
             self.order_fetch(key, &item, expect.hash(), cx);
             return Ok(false);
         }
-        let parents = if remote.state.exists() {
-            Book::missing_parents(task, path, ledger)?
-        } else {
-            Some(Vec::new())
-        };
-        let Some(parents) = parents else {
+        let Some(parents) = parents_to_make(key, remote, cx.drift, ledger)? else {
             // A parent here is a file or a link: wait for the rules to settle it.
             self.queues.wait(key, cx.now);
             return Ok(false);
@@ -449,7 +444,11 @@ impl Work {
             aside: aside.as_ref().map(|(p, _)| p.clone()),
             parents: parents.clone(),
             from: item.from,
-            makers: (remote.by, local.as_ref().and_then(|l| l.by)),
+            // (What the person of a receive-only task made is theirs.)
+            makers: match cx.drift.on_disk(key) {
+                Some(_) => (remote.by, cx.book.keys().first().copied()),
+                None => (remote.by, local.as_ref().and_then(|l| l.by)),
+            },
         }));
         self.queues.set_step(
             key,
@@ -629,6 +628,9 @@ impl Work {
         match outcome {
             PlaceOutcome::Done => {
                 cx.drift.settled(&key);
+                for parent in &parents {
+                    cx.drift.settled(&(key.0, parent.clone()));
+                }
                 if !item.revert {
                     let aside = aside.map(|a| *a);
                     cx.book
@@ -646,45 +648,74 @@ impl Work {
                 }
                 self.advance(&key, cx, ledger)?;
             }
-            PlaceOutcome::NotEmpty => {
-                let (task, path) = (&key.0, &key.1);
-                // Paths under it still have received work to do (their deletions, most
-                // likely): try again once that is done.
-                if self.queues.busy_below(&key) {
-                    if let Some(head) = self.queues.head_mut(&key) {
-                        head.below = true;
-                    }
-                    self.queues.wait(&key, cx.now);
-                    return Ok(());
-                }
-                // What is left may be on its way out too: the deletions of its children are
-                // records of their own and can come a moment later (from another device than
-                // the folder's deletion, say). Keeping the folder at once would make a new
-                // version of it that beats, as a conflict, a file a person then saved at its
-                // name, and leave an empty folder there. Wait for them a few retry periods
-                // (a loaded machine may take more than one to deliver and place them).
-                if item.children_waits < CHILDREN_WAITS {
-                    if let Some(head) = self.queues.get_mut(&key).and_then(|q| q.front_mut()) {
-                        head.children_waits += 1;
-                    }
-                    self.queues.wait(&key, cx.now);
-                    return Ok(());
-                }
-                // The folder still holds paths this device changed (or never announced): it
-                // stays, as a new version of ours that has not seen theirs. The two are then
-                // concurrent and the conflict rule settles them the same way everywhere: the
-                // folder wins, and the device that holds the other content saves it aside.
-                if let Some(local) = ledger.record(task, path)? {
-                    let kept = (path.clone(), local.state);
-                    let time = (local.mtime_ns, None);
-                    cx.book
-                        .store_local(task, kept, &local.version, time, ledger)?;
-                }
-                self.finish_head(&key, cx, ledger)?;
-                self.advance(&key, cx, ledger)?;
-            }
+            PlaceOutcome::NotEmpty => self.not_empty(key, item, version, cx, ledger)?,
         }
         Ok(())
+    }
+
+    /// A placement found a folder not empty where it was to remove it or put something
+    /// else: wait for the work under it, then for its children's deletions; at last the
+    /// folder stays (see below).
+    fn not_empty<L: Ledger>(
+        &mut self,
+        key: (TaskId, RelPath),
+        item: Item,
+        version: VersionVector,
+        cx: &mut Cx<'_>,
+        ledger: &mut L,
+    ) -> Result<(), L::Error> {
+        let (task, path) = (&key.0, &key.1);
+        // Paths under it still have received work to do (their deletions, most
+        // likely): try again once that is done.
+        if self.queues.busy_below(&key) {
+            if let Some(head) = self.queues.head_mut(&key) {
+                head.below = true;
+            }
+            self.queues.wait(&key, cx.now);
+            return Ok(());
+        }
+        // What is left may be on its way out too: the deletions of its children are
+        // records of their own and can come a moment later (from another device than
+        // the folder's deletion, say). Keeping the folder at once would make a new
+        // version of it that beats, as a conflict, a file a person then saved at its
+        // name, and leave an empty folder there. Wait for them a few retry periods
+        // (a loaded machine may take more than one to deliver and place them).
+        if item.children_waits < CHILDREN_WAITS {
+            if let Some(head) = self.queues.get_mut(&key).and_then(|q| q.front_mut()) {
+                head.children_waits += 1;
+            }
+            self.queues.wait(&key, cx.now);
+            return Ok(());
+        }
+        // The folder still holds paths this device changed (or never announced): it
+        // stays, as a new version of ours that has not seen theirs. The two are then
+        // concurrent and the conflict rule settles them the same way everywhere: the
+        // folder wins, and the device that holds the other content saves it aside.
+        if item.revert {
+            // What the person put in the folder is drift still: nothing to record.
+        } else if cx.drift.covers(task) {
+            // A receive-only task's folder, kept by what its person put in it: the
+            // received version is recorded (nothing of this device's is made, or sent),
+            // and the folder on disk is drift.
+            let recorded = ledger.record(task, path)?.map(|r| (r.state, r.mtime_ns));
+            let on_disk = cx
+                .drift
+                .on_disk(&key)
+                .cloned()
+                .map(|s| (s, item.record.mtime_ns));
+            cx.book
+                .record_placed(&key, item, version, None, Vec::new(), ledger)?;
+            if let Some(folder) = on_disk.or(recorded) {
+                cx.drift.keep(key.clone(), folder);
+            }
+        } else if let Some(local) = ledger.record(task, path)? {
+            let kept = (path.clone(), local.state);
+            let time = (local.mtime_ns, None);
+            cx.book
+                .store_local(task, kept, &local.version, time, ledger)?;
+        }
+        self.finish_head(&key, cx, ledger)?;
+        self.advance(&key, cx, ledger)
     }
 
     /// Decide again the rivals of every path whose record changed: one that ours has now
@@ -721,6 +752,33 @@ impl Work {
         }
         Ok(())
     }
+}
+
+/// The folders to make before `remote` can be placed at `key`, outermost first (`None`: a
+/// parent here is a file or a link): those the ledger does not hold, and those the person
+/// of a receive-only task removed (drift: the change received wins, and they hold it).
+fn parents_to_make<L: Ledger>(
+    key: &(TaskId, RelPath),
+    remote: &Record,
+    drift: &super::drift::Drift,
+    ledger: &L,
+) -> Result<Option<Vec<RelPath>>, L::Error> {
+    if !remote.state.exists() {
+        return Ok(Some(Vec::new()));
+    }
+    let Some(mut parents) = Book::missing_parents(&key.0, &key.1, ledger)? else {
+        return Ok(None);
+    };
+    let removed = std::iter::successors(key.1.parent(), RelPath::parent)
+        .filter(|p| drift.on_disk(&(key.0, p.clone())) == Some(&State::Deleted));
+    for parent in removed.collect::<Vec<_>>() {
+        if !parents.contains(&parent) {
+            parents.push(parent);
+        }
+    }
+    // All hold the path: in path order, each comes after the folders it is in.
+    parents.sort();
+    Ok(Some(parents))
 }
 
 /// The first conflict-copy name for `loser` that is free in the ledger or already holds
