@@ -591,3 +591,46 @@ fn a_newly_ignored_file_is_deleted_nowhere() {
         assert!(db.join(path).exists(), "{path} was deleted on B");
     }
 }
+
+/// A link that is not made tells the asking person why, in words about the other device,
+/// never a detail of it (such as a folder's path): refused by its person, or a code typed
+/// there that is not the one shown here.
+#[test]
+fn a_refused_link_says_why_on_the_asking_side() {
+    let (base, a, b) = pair();
+    let folder = base.path().join("A");
+    fs::create_dir_all(&folder).unwrap();
+    fs::write(folder.join("f"), b"x").unwrap();
+    let task = a.add_task(&folder);
+    let addr = format!("127.0.0.1:{}", b.port);
+
+    let linking = node::Linking::start(&a.state, &task, &addr, &[]).unwrap();
+    let (id, _, _) = node::wait_question(&b.state, &["CHOOSELINKPATH"]);
+    b.cli(&["answer", &id, ""]);
+    let (ok, text) = linking.finish();
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("the person on the other device refused"),
+        "{text}"
+    );
+
+    let linking = node::Linking::start(&a.state, &task, &addr, &[]).unwrap();
+    let (id, _, _) = node::wait_question(&b.state, &["CHOOSELINKPATH"]);
+    let wrong = if linking.code.starts_with('1') {
+        "2"
+    } else {
+        "1"
+    };
+    let typo = format!(
+        "{wrong}{} {}",
+        &linking.code[1..],
+        base.path().join("B").display()
+    );
+    b.cli(&["answer", &id, &typo]);
+    let (ok, text) = linking.finish();
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("did not match") && !text.contains(&base.path().display().to_string()),
+        "{text}"
+    );
+}

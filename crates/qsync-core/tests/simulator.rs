@@ -396,10 +396,17 @@ fn a_receive_only_device_and_folders_removed_on_either_side() {
     w.run_for(Duration::from_secs(60));
     let (t0, t1) = (w.tree(0), w.tree(1));
     assert_eq!(t1.get("d/x"), t0.get("d/x"), "the change under d arrived");
-    assert!(!t0.contains_key("f"), "nothing of a receive-only device is sent");
+    assert!(
+        !t0.contains_key("f"),
+        "nothing of a receive-only device is sent"
+    );
     assert!(t1.contains_key("f/new"), "what its person made stays");
     let core = w.devices[1].core.as_ref().unwrap();
-    let drift: Vec<String> = core.drift(&task).into_iter().map(|(p, _)| p.to_string()).collect();
+    let drift: Vec<String> = core
+        .drift(&task)
+        .into_iter()
+        .map(|(p, _)| p.to_string())
+        .collect();
     assert_eq!(drift, ["f", "f/new"]);
     assert!(w.settle(Duration::from_secs(120)), "settles");
 }
