@@ -17,10 +17,40 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use qsync_base::{RelPath, TaskId, VersionVector};
+use qsync_base::{DeviceId, RelPath, TaskId, VersionVector};
+
+use super::queues::Item;
 
 use crate::ledger::Ledger;
 use crate::state::{Record, State};
+
+/// Whether the revert `head` of `key` is still to be placed: the path is still drift and
+/// its record is still the one the revert puts back (a change received meanwhile settled
+/// it, or the task is no longer receive-only: nothing to put back). Its content comes from
+/// a connected linked device, chosen again if the one chosen is away.
+pub(super) fn revert_due<L: Ledger>(
+    head: &mut Item,
+    key: &(TaskId, RelPath),
+    drift: &Drift,
+    connected: &BTreeSet<DeviceId>,
+    ledger: &L,
+) -> Result<bool, L::Error> {
+    let recorded = ledger.record(&key.0, &key.1)?;
+    let same = match &recorded {
+        Some(r) => r.version == head.record.version && r.state == head.record.state,
+        None => !head.record.state.exists(),
+    };
+    if !same || drift.on_disk(key).is_none() {
+        return Ok(false);
+    }
+    if !connected.contains(&head.from) {
+        let peers = ledger.peers(&key.0)?;
+        if let Some(peer) = peers.into_iter().find(|p| connected.contains(p)) {
+            head.from = peer;
+        }
+    }
+    Ok(true)
+}
 
 /// The record that puts back "nothing here" over a path the person of a receive-only task
 /// made (never recorded: the task's versions have none of it).

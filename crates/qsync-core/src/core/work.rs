@@ -115,36 +115,6 @@ impl Work {
         Ok(())
     }
 
-    /// Whether the revert at the head of `key` is still to be placed: the path is still
-    /// drift and its record is still the one it puts back (a change received meanwhile
-    /// settled it, or the task is no longer receive-only: nothing to put back). Its content
-    /// comes from a connected linked device, chosen again if the one chosen is away.
-    fn revert_still_due<L: Ledger>(
-        &mut self,
-        key: &(TaskId, RelPath),
-        cx: &mut Cx<'_>,
-        ledger: &L,
-    ) -> Result<bool, L::Error> {
-        let Some(head) = self.queues.head_mut(key) else {
-            return Ok(false);
-        };
-        let recorded = ledger.record(&key.0, &key.1)?;
-        let same = match &recorded {
-            Some(r) => r.version == head.record.version && r.state == head.record.state,
-            None => !head.record.state.exists(),
-        };
-        if !same || cx.drift.on_disk(key).is_none() {
-            return Ok(false);
-        }
-        if !cx.connected.contains(&head.from) {
-            let peers = ledger.peers(&key.0)?;
-            if let Some(peer) = peers.into_iter().find(|p| cx.connected.contains(p)) {
-                head.from = peer;
-            }
-        }
-        Ok(true)
-    }
-
     /// The path of `key` changed here: a placement waiting on it is decided again now,
     /// against the new version.
     pub(super) fn decide_again<L: Ledger>(
@@ -325,7 +295,13 @@ impl Work {
             // again: the peer sends the record again when it is back (it was never
             // acknowledged). Waiting here for a peer that never comes back would hold the
             // path for ever.
-            if item.revert && !self.revert_still_due(key, cx, ledger)? {
+            let due = match self.queues.head_mut(key) {
+                Some(head) if item.revert => {
+                    super::drift::revert_due(head, key, cx.drift, cx.connected, ledger)?
+                }
+                _ => true,
+            };
+            if !due {
                 self.finish_head(key, cx, ledger)?;
                 continue;
             }
