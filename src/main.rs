@@ -224,6 +224,10 @@ enum TaskCommand {
         /// A name for the task (default: the folder's name).
         #[arg(long)]
         name: Option<String>,
+        /// Which way its changes go here: `send-receive` (the default), `send-only` or
+        /// `receive-only` (changeable later with `task set --type`).
+        #[arg(long = "type", value_enum)]
+        folder_type: Option<Kind>,
     },
     /// List the tasks and their ids.
     List,
@@ -271,6 +275,16 @@ enum Kind {
     SendOnly,
     /// Apply the others' changes, send none.
     ReceiveOnly,
+}
+
+impl Kind {
+    fn folder_type(self) -> control::FolderType {
+        match self {
+            Kind::SendReceive => control::FolderType::SendReceive,
+            Kind::SendOnly => control::FolderType::SendOnly,
+            Kind::ReceiveOnly => control::FolderType::ReceiveOnly,
+        }
+    }
 }
 
 /// How a task keeps versions.
@@ -432,13 +446,20 @@ fn log_to_stderr(verbose: u8) {
 /// `qsync task ...`.
 fn task(state_dir: &Path, command: TaskCommand, json: bool) -> Result<()> {
     match command {
-        TaskCommand::Add { path, name } => {
+        TaskCommand::Add {
+            path,
+            name,
+            folder_type,
+        } => {
             let path = std::fs::canonicalize(&path)
                 .with_context(|| format!("no folder at {}", path.display()))?;
-            show(
-                ask(state_dir, control::Command::TaskAdd { path, name })?,
-                json,
-            )
+            let folder_type = folder_type.map(Kind::folder_type);
+            let command = control::Command::TaskAdd {
+                path,
+                name,
+                folder_type,
+            };
+            show(ask(state_dir, command)?, json)
         }
         TaskCommand::List => show(ask(state_dir, control::Command::TaskList)?, json),
         TaskCommand::Remove { task } => {
@@ -461,11 +482,7 @@ fn task(state_dir: &Path, command: TaskCommand, json: bool) -> Result<()> {
                 links_out: links_out.map(|l| matches!(l, LinksOut::Allow)),
                 versions,
                 paused: None,
-                folder_type: folder_type.map(|t| match t {
-                    Kind::SendReceive => control::FolderType::SendReceive,
-                    Kind::SendOnly => control::FolderType::SendOnly,
-                    Kind::ReceiveOnly => control::FolderType::ReceiveOnly,
-                }),
+                folder_type: folder_type.map(Kind::folder_type),
             };
             show(ask(state_dir, command)?, json)
         }

@@ -49,7 +49,14 @@ pub fn run(state_dir: &Path) -> Result<()> {
                     return Ok(());
                 };
                 match std::fs::canonicalize(&path) {
-                    Ok(path) => show(state_dir, Command::TaskAdd { path, name: None }),
+                    Ok(path) => show(
+                        state_dir,
+                        Command::TaskAdd {
+                            path,
+                            name: None,
+                            folder_type: None,
+                        },
+                    ),
                     Err(e) => println!("no folder at {path}: {e}"),
                 }
             }

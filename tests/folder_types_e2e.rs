@@ -174,3 +174,27 @@ fn a_receive_only_task_sends_nothing_and_its_revert_puts_back_what_it_received()
     });
     wait_same(&root_a, &root_b, SETTLE);
 }
+
+/// The folder type is chosen when the task is added, and shown with its options.
+#[test]
+fn a_task_added_receive_only_is_receive_only_from_its_first_scan() {
+    let base = tempfile::tempdir().unwrap();
+    let a = node::Node::start(base.path(), "alpha");
+    let folder = base.path().join("Inbox");
+    fs::create_dir_all(&folder).unwrap();
+    let added = a.cli(&[
+        "task",
+        "add",
+        "--type",
+        "receive-only",
+        folder.to_str().unwrap(),
+    ]);
+    let task = added.split_whitespace().nth(1).unwrap().to_owned();
+    let options = a.cli(&["task", "set", &task]);
+    assert!(options.contains("receive-only"), "{options}");
+    fs::write(folder.join("local.txt"), b"made here").unwrap();
+    wait_for("the change listed as not sent", SETTLE, || {
+        a.cli(&["status", "--task", &task])
+            .contains("local.txt: changed here")
+    });
+}

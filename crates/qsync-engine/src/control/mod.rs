@@ -40,6 +40,9 @@ pub enum Command {
         path: PathBuf,
         /// A human name (default: the folder's name).
         name: Option<String>,
+        /// Which way its changes go here (default: both ways).
+        #[serde(default)]
+        folder_type: Option<FolderType>,
     },
     /// Stop syncing a task here (its folder is untouched).
     TaskRemove {

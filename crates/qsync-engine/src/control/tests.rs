@@ -14,7 +14,7 @@ proptest! {
     fn commands_survive_one_line(task in id(), device in id(), path in ".{0,40}", name in proptest::option::of(".{0,20}")) {
         let (task, device) = (TaskId::from_bytes(task), DeviceId::from_bytes(device));
         for command in [
-            Command::TaskAdd { path: PathBuf::from(&path), name: name.clone() },
+            Command::TaskAdd { path: PathBuf::from(&path), name: name.clone(), folder_type: Some(FolderType::ReceiveOnly) },
             Command::Unlink { task, device },
             Command::TaskSet { task, links_out: name.as_ref().map(|n| n.len() % 2 == 0), versions: None, paused: Some(true), folder_type: Some(FolderType::SendOnly) },
             Command::Revert { task },

@@ -142,6 +142,7 @@ impl Changes<'_> {
         &mut self,
         path: &Path,
         name: &str,
+        folder_type: Option<StoreType>,
     ) -> Result<(TaskId, String, PathBuf), EngineError> {
         let root = fs::canonicalize(path).map_err(|e| EngineError::io("find", path, e))?;
         if !root.is_dir() {
@@ -165,6 +166,12 @@ impl Changes<'_> {
         };
         let task = TaskId::random();
         self.store.add_task(task, &root, &name)?;
+        if let Some(folder_type) = folder_type {
+            // Chosen before the first scan, which records (or, receive-only, does not).
+            let mut options = self.store.task_options(task)?;
+            options.folder_type = folder_type;
+            self.store.set_task_options(task, options)?;
+        }
         // The first scan records every path as a change of this device (and keeps a copy
         // of each file, the base of the patches of its next versions).
         self.start_task(task, root.clone())?;
@@ -385,7 +392,7 @@ impl Changes<'_> {
                 "an app named {name} is already installed"
             )));
         }
-        let (task, _, root) = self.task_add(folder, name)?;
+        let (task, _, root) = self.task_add(folder, name, None)?;
         let installed_at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);

@@ -19,8 +19,12 @@ impl Engine {
     ) -> Option<(Reply, oneshot::Sender<Reply>)> {
         let answer = match command {
             Command::Id => Ok(Reply::Id { device: self.me }),
-            Command::TaskAdd { path, name } => {
-                let answered = self.task_add(&path, name, reply);
+            Command::TaskAdd {
+                path,
+                name,
+                folder_type,
+            } => {
+                let answered = self.task_add(&path, (name, folder_type), reply);
                 return answered
                     .map(|(answer, reply)| (answer.unwrap_or_else(Reply::error), reply));
             }
@@ -91,10 +95,11 @@ impl Engine {
     fn task_add(
         &mut self,
         path: &std::path::Path,
-        name: Option<String>,
+        (name, folder_type): (Option<String>, Option<crate::control::FolderType>),
         reply: oneshot::Sender<Reply>,
     ) -> Option<(Result<Reply, EngineError>, oneshot::Sender<Reply>)> {
-        match self.change(|c| c.task_add(path, name.as_deref().unwrap_or(""))) {
+        let name = name.as_deref().unwrap_or("");
+        match self.change(|c| c.task_add(path, name, folder_type.map(Into::into))) {
             Ok((task, name, root)) => {
                 let added = Reply::TaskAdded(TaskInfo {
                     task,
