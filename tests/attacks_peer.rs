@@ -1087,6 +1087,10 @@ fn a_full_disk_delays_and_then_converges() {
         log.contains("not receiving a file for now") || log.contains("No space left"),
         "the log says nothing of the full disk"
     );
+    if log.contains("not receiving a file for now") {
+        let why = b.cli(&["status", "--task", &task]);
+        assert!(why.contains("does not fit on this disk"), "{why}");
+    }
     // Space is freed: the rest arrives, with nobody restarting anything.
     fs::remove_file(&filler).unwrap();
     wait_same(&root_a, &root_b, SETTLE);

@@ -98,6 +98,12 @@ fn a_revert_leaves_the_paths_this_device_ignores() {
         fs::read(root_b.join("media/song.ogg")).unwrap(),
         b"beta's song"
     );
+    // Both ways again: what B has and A ignores is listed as such on A.
+    a.cli(&["task", "set", &task, "--type", "send-receive"]);
+    wait_for("the ignored path listed", SETTLE, || {
+        a.cli(&["status", "--task", &task])
+            .contains("media/song.ogg: ignored here")
+    });
 }
 
 /// A receive-only task applies the other device's changes and sends none of its own:

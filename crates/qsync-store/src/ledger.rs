@@ -104,6 +104,25 @@ impl Store {
         raw.map(to_record).transpose()
     }
 
+    /// Up to `limit` paths of `task` that peers hold and this device does not record (kept
+    /// aside: its rules exclude them, or it applies nothing of the others), in path order.
+    pub fn unrecorded_rivals(
+        &self,
+        task: &TaskId,
+        limit: usize,
+    ) -> Result<Vec<RelPath>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT DISTINCT r.path FROM rivals r WHERE r.task_id = ?1 AND NOT EXISTS
+             (SELECT 1 FROM records c WHERE c.task_id = r.task_id AND c.path = r.path)
+             ORDER BY r.path LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![task.as_bytes(), limit], |row| {
+            row.get::<_, String>(0)
+        })?;
+        rows.map(|r| rel_path(r?)).collect()
+    }
+
     /// Give every known path of `task` a first version made by `me`, from the older
     /// `files` table, when the task has no records yet (a store made before version
     /// vectors). Two devices that were in sync then hold concurrent versions of identical

@@ -95,6 +95,8 @@ impl fmt::Display for super::NotInSync {
             W::Unsupported => "names QSync cannot carry",
             W::PeerRefused => "a linked device sent what this one refused",
             W::ChangedHere => "changed here, not sent (receive-only)",
+            W::Ignored => "ignored here (.qsyncignore); a linked device has it",
+            W::NoSpace => "received content does not fit on this disk",
         };
         write!(f, "{}: {why}", printable(path))?;
         if let Some(device) = &self.device {

@@ -351,6 +351,10 @@ pub enum NotInSyncWhy {
     PeerRefused,
     /// Changed here and not sent: the task is receive-only here.
     ChangedHere,
+    /// A linked device has it; this device's rules (`.qsyncignore`) exclude it.
+    Ignored,
+    /// Received content does not fit on this device's disk.
+    NoSpace,
 }
 
 /// A path of a task not in sync here, and why (see [`Command::OutOfSync`]).

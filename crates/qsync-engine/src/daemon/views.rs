@@ -37,6 +37,34 @@ impl Overview<'_> {
         Ok(pending)
     }
 
+    /// What this device holds back of `task`: received content that does not fit on its
+    /// disk, and the paths linked devices have that its rules exclude (a send-only task
+    /// keeps all of the others' paths aside: its own line says so).
+    fn held_back(
+        &self,
+        task: TaskId,
+        folder_type: qsync_store::FolderType,
+    ) -> Result<Vec<crate::control::NotInSync>, EngineError> {
+        use crate::control::{NotInSync, NotInSyncWhy as W};
+        let item = |path, why, detail: String| NotInSync {
+            path,
+            why,
+            device: None,
+            seconds: None,
+            detail,
+        };
+        let mut out = Vec::new();
+        if let Some(why) = self.sync.no_room_lately() {
+            out.push(item(None, W::NoSpace, why.to_owned()));
+        }
+        if folder_type != qsync_store::FolderType::SendOnly {
+            for path in self.store.unrecorded_rivals(&task, LISTED_AT_MOST)? {
+                out.push(item(Some(path), W::Ignored, String::new()));
+            }
+        }
+        Ok(out)
+    }
+
     /// What a one-way `task` (of type `folder_type` here) keeps from going one way: the
     /// task, and for a receive-only one, each path its person changed (its drift).
     fn one_way(
@@ -103,6 +131,7 @@ impl Overview<'_> {
             paths.push(item(None, W::Paused, None, None, detail));
         }
         paths.extend(self.one_way(task, options.folder_type));
+        paths.extend(self.held_back(task, options.folder_type)?);
         let mut unsettled = self.unsettled(task, &name);
         if unsettled.len() > LISTED_AT_MOST {
             let more = unsettled.len() - LISTED_AT_MOST;

@@ -321,6 +321,11 @@ impl SyncDriver {
     }
 
     /// Where fetched content is staged before it is placed.
+    /// Why a content did not fit on disk, if one did not in the last minute.
+    pub(crate) fn no_room_lately(&self) -> Option<&str> {
+        self.fetching.no_room_lately()
+    }
+
     /// What the person of receive-only `task` changed and did not send (`Core::drift`).
     pub(crate) fn drift(&self, task: &TaskId) -> Vec<(RelPath, State)> {
         self.core.drift(task)
