@@ -138,6 +138,9 @@ enum Command {
     Revert {
         /// The task.
         task: String,
+        /// Only list the paths it would change.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Pause a task here: its changes are recorded, and nothing of it is sent to or
     /// taken from the other devices until `qsync resume` (kept across restarts). With
@@ -356,8 +359,9 @@ fn request_of(command: Command) -> Result<control::Command> {
             task: task_id(&task)?,
             device: device_id(&device)?,
         },
-        Command::Revert { task } => control::Command::Revert {
+        Command::Revert { task, dry_run } => control::Command::Revert {
             task: task_id(&task)?,
+            dry_run,
         },
         other => bail!("`{other:?}` is not a single request to the daemon"),
     })

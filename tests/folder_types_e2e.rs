@@ -48,6 +48,11 @@ fn a_send_only_task_applies_nothing_and_its_revert_wins_everywhere() {
     let why = a.cli(&["status", "--task", &task]);
     assert!(why.contains("send-only"), "{why}");
 
+    let plan = a.cli(&["revert", "--dry-run", &task]);
+    assert!(
+        plan.contains("plan.txt") && plan.contains("extra.txt"),
+        "{plan}"
+    );
     a.cli(&["revert", &task]);
     wait_same(&root_a, &root_b, SETTLE);
     assert_eq!(fs::read(root_b.join("plan.txt")).unwrap(), b"the plan");
@@ -165,6 +170,15 @@ fn a_receive_only_task_sends_nothing_and_its_revert_puts_back_what_it_received()
     let kept = b.cli(&["versions", root_b.join("plan.txt").to_str().unwrap()]);
     assert!(kept.contains("plan.txt"), "{kept}");
 
+    let plan = b.cli(&["revert", "--dry-run", &task]);
+    assert!(
+        plan.contains("would revert") && plan.contains("draft.txt") && plan.contains("notes.txt"),
+        "{plan}"
+    );
+    assert!(
+        root_b.join("draft.txt").exists(),
+        "a dry run changes nothing"
+    );
     b.cli(&["revert", &task]);
     wait_same(&root_a, &root_b, SETTLE);
     assert_eq!(fs::read(root_b.join("notes.txt")).unwrap(), b"notes");

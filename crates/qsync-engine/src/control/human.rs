@@ -213,10 +213,18 @@ impl fmt::Display for Reply {
                 };
                 write!(f, "task {task} {state} {kind} links-out {links} versions {}", policy(versions))
             }
-            Reply::Reverted { task } => write!(
-                f,
-                "task {task}: this device's versions are sent to win on every device"
-            ),
+            Reply::Reverted {
+                task,
+                paths,
+                dry_run,
+            } => {
+                let verb = if *dry_run { "would revert" } else { "reverting" };
+                write!(f, "task {task}: {verb} {} paths", paths.len())?;
+                for path in paths {
+                    write!(f, "\n  {}", printable(path.as_str()))?;
+                }
+                Ok(())
+            }
             Reply::OutOfSync { task, paths } if paths.is_empty() => write!(f, "task {task} is in sync here"),
             Reply::OutOfSync { paths, .. } => lines(f, paths, ""),
             Reply::Conflicts { conflicts } => lines(f, conflicts, "no conflicts"),

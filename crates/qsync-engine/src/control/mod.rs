@@ -72,6 +72,9 @@ pub enum Command {
     Revert {
         /// The task.
         task: TaskId,
+        /// Only say which paths it would change.
+        #[serde(default)]
+        dry_run: bool,
     },
     /// The versions kept of a path (absolute: a file or a folder of a task), or of every
     /// task.
@@ -583,6 +586,12 @@ pub enum Reply {
     Reverted {
         /// The task.
         task: TaskId,
+        /// The paths it changes (or, for a dry run, would change).
+        #[serde(default)]
+        paths: Vec<RelPath>,
+        /// Nothing was changed: a dry run.
+        #[serde(default)]
+        dry_run: bool,
     },
     /// For [`Command::Versions`] and [`Command::Restore`]: versions kept, or brought back.
     Versions {

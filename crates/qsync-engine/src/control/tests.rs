@@ -17,7 +17,7 @@ proptest! {
             Command::TaskAdd { path: PathBuf::from(&path), name: name.clone(), folder_type: Some(FolderType::ReceiveOnly) },
             Command::Unlink { task, device },
             Command::TaskSet { task, links_out: name.as_ref().map(|n| n.len() % 2 == 0), versions: None, paused: Some(true), folder_type: Some(FolderType::SendOnly) },
-            Command::Revert { task },
+            Command::Revert { task, dry_run: true },
             Command::TaskSet { task, links_out: None, paused: None, folder_type: None, versions: Some(VersionPolicy { keep: Keep::Trash { days: 7 }, cap: Some(1 << 30) }) },
             Command::Versions { path: Some(PathBuf::from(&path)) },
             Command::Restore { path: PathBuf::from(&path), version: Some(3), at: Some(-1), to: None },

@@ -317,25 +317,34 @@ impl Changes<'_> {
         })
     }
 
-    /// Undo a one-way task's drift (see [`Command::Revert`]).
-    pub(super) fn revert(&mut self, task: TaskId) -> Result<Reply, EngineError> {
-        match self.store.task_options(task)?.folder_type {
-            StoreType::SendOnly => {}
-            StoreType::ReceiveOnly => {
-                tracing::info!(%task, "putting the received versions back over the changes made here");
-                self.feed(qsync_core::Input::Revert { task });
-                return Ok(Reply::Reverted { task });
-            }
+    /// Undo a one-way task's drift, or only say which paths that changes (`dry_run`; see
+    /// [`Command::Revert`]).
+    pub(super) fn revert(&mut self, task: TaskId, dry_run: bool) -> Result<Reply, EngineError> {
+        let paths = match self.store.task_options(task)?.folder_type {
+            StoreType::SendOnly => self.drifted(task)?,
+            StoreType::ReceiveOnly => self.sync.drift(&task).into_iter().map(|(p, _)| p).collect(),
             StoreType::SendReceive => {
                 return Err(EngineError::State(format!(
                     "task {task} syncs both ways: nothing to revert (only a send-only or receive-only task drifts)"
                 )))
             }
+        };
+        let reply = Reply::Reverted {
+            task,
+            paths: paths.clone(),
+            dry_run,
+        };
+        if dry_run {
+            return Ok(reply);
         }
-        let paths = self.drifted(task)?;
-        tracing::info!(%task, paths = paths.len(), "overriding the changes of other devices");
-        self.feed(qsync_core::Input::Override { task, paths });
-        Ok(Reply::Reverted { task })
+        if self.store.task_options(task)?.folder_type == StoreType::ReceiveOnly {
+            tracing::info!(%task, paths = paths.len(), "putting the received versions back over the changes made here");
+            self.feed(qsync_core::Input::Revert { task });
+        } else {
+            tracing::info!(%task, paths = paths.len(), "overriding the changes of other devices");
+            self.feed(qsync_core::Input::Override { task, paths });
+        }
+        Ok(reply)
     }
 
     /// The paths of `task` whose peers' versions were left aside and that this device

@@ -124,7 +124,7 @@ impl Engine {
     /// or moved.
     fn safety_command(&mut self, command: Command) -> Result<Reply, EngineError> {
         match command {
-            Command::Revert { task } => self.change(|c| c.revert(task)),
+            Command::Revert { task, dry_run } => self.change(|c| c.revert(task, dry_run)),
             Command::Versions { path } => self.shelving().list(path.as_deref()),
             Command::Conflicts { path } => self.settling().list(path.as_deref()),
             Command::Resolve { path, keep } => self.settling().resolve(&path, keep),
