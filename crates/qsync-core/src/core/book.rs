@@ -322,6 +322,41 @@ impl Book {
         Ok(())
     }
 
+    /// A folder that the head `item` of `key` (`version` once placed) was to remove or
+    /// replace still holds paths this device changed (or never announced), and stays.
+    /// Here it is a new version of ours that has not seen theirs: the two are concurrent,
+    /// and the conflict rule settles them the same way everywhere (the folder wins, and the
+    /// device that holds the other content saves it aside). A receive-only task's folder,
+    /// kept by what its person put in it, is drift instead: the received version is
+    /// recorded (nothing of this device's is made, or sent).
+    pub(super) fn keep_folder<L: Ledger>(
+        &mut self,
+        key: &(TaskId, RelPath),
+        item: Item,
+        version: VersionVector,
+        drift: &mut super::drift::Drift,
+        ledger: &mut L,
+    ) -> Result<(), L::Error> {
+        let (task, path) = (&key.0, &key.1);
+        let recorded = ledger.record(task, path)?;
+        if drift.covers(task) {
+            let on_disk = drift
+                .on_disk(key)
+                .cloned()
+                .map(|s| (s, item.record.mtime_ns));
+            let recorded = recorded.map(|r| (r.state, r.mtime_ns));
+            self.record_placed(key, item, version, None, Vec::new(), ledger)?;
+            if let Some(folder) = on_disk.or(recorded) {
+                drift.keep(key.clone(), folder);
+            }
+        } else if let Some(local) = recorded {
+            let kept = (path.clone(), local.state);
+            let time = (local.mtime_ns, None);
+            self.store_local(task, kept, &local.version, time, ledger)?;
+        }
+        Ok(())
+    }
+
     /// The folders a placement made to hold its path (`parents`), recorded.
     fn record_parents<L: Ledger>(
         &mut self,

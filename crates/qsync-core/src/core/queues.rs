@@ -422,6 +422,36 @@ impl Queues {
 
     /// Whether paths under the folder `key` have work queued. (Keys sort by path: those
     /// under it follow it, after siblings whose next character sorts before `/`.)
+    /// A folder at the head of `key` was found not empty where it was to go: whether it
+    /// waits (a retry period) before it stays. Paths under it still have received work
+    /// to do (their deletions, most likely): it waits until that is done. What is left
+    /// may be on its way out too: the deletions of its children are records of their own
+    /// and can come a moment later (from another device than the folder's deletion, say);
+    /// keeping the folder at once would make a new version of it that beats, as a
+    /// conflict, a file a person then saved at its name, and leave an empty folder there.
+    /// So it waits for them `waits` retry periods (a loaded machine may take more than one
+    /// to deliver and place them).
+    pub(super) fn wait_for_children(
+        &mut self,
+        key: &(TaskId, RelPath),
+        now: Option<Instant>,
+        waits: u8,
+    ) -> bool {
+        let below = self.busy_below(key);
+        let Some(head) = self.head_mut(key) else {
+            return false;
+        };
+        if below {
+            head.below = true;
+        } else if head.children_waits < waits {
+            head.children_waits += 1;
+        } else {
+            return false;
+        }
+        self.wait(key, now);
+        true
+    }
+
     pub(super) fn busy_below(&self, key: &(TaskId, RelPath)) -> bool {
         let folder = key.1.as_str();
         let after = (Bound::Excluded(key.clone()), Bound::Unbounded);

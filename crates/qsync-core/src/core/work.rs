@@ -448,23 +448,16 @@ impl Work {
         base: Option<ContentHash>,
         cx: &mut Cx<'_>,
     ) {
-        let State::File { hash, size, .. } = &item.record.state else {
+        let Some(hash) = item.record.state.hash() else {
             return;
         };
-        let holders = self.queues.holders(key, item.from, *hash, cx.connected);
+        let holders = self.queues.holders(key, item.from, hash, cx.connected);
         if holders.is_empty() {
             self.queues.wait(key, cx.now);
             return;
         }
-        cx.effects.push_back(Effect::Fetch {
-            from: item.from,
-            holders,
-            task: key.0,
-            path: key.1.clone(),
-            hash: *hash,
-            size: *size,
-            base,
-        });
+        cx.effects
+            .push_back(fetch_order(key, (item, hash), holders, base));
         self.queues.set_step(key, Step::Fetching);
     }
 
@@ -565,21 +558,13 @@ impl Work {
         if !same || !matches!(head.step, Step::Fetching) {
             return Ok(());
         }
-        let (from, size) = (head.from, head.record.state.size());
         // As when it was first ordered: the content here, which a patch may start from.
         let base = ledger
             .record(&key.0, &key.1)?
             .and_then(|local| local.state.hash());
-        let holders = self.queues.holders(key, from, hash, cx.connected);
-        cx.effects.push_back(Effect::Fetch {
-            from,
-            holders,
-            task: key.0,
-            path: key.1.clone(),
-            hash,
-            size,
-            base,
-        });
+        let holders = self.queues.holders(key, head.from, hash, cx.connected);
+        cx.effects
+            .push_back(fetch_order(key, (head, hash), holders, base));
         Ok(())
     }
 
@@ -640,55 +625,12 @@ impl Work {
         cx: &mut Cx<'_>,
         ledger: &mut L,
     ) -> Result<(), L::Error> {
-        let (task, path) = (&key.0, &key.1);
-        // Paths under it still have received work to do (their deletions, most
-        // likely): try again once that is done.
-        if self.queues.busy_below(&key) {
-            if let Some(head) = self.queues.head_mut(&key) {
-                head.below = true;
-            }
-            self.queues.wait(&key, cx.now);
+        if self.queues.wait_for_children(&key, cx.now, CHILDREN_WAITS) {
             return Ok(());
         }
-        // What is left may be on its way out too: the deletions of its children are
-        // records of their own and can come a moment later (from another device than
-        // the folder's deletion, say). Keeping the folder at once would make a new
-        // version of it that beats, as a conflict, a file a person then saved at its
-        // name, and leave an empty folder there. Wait for them a few retry periods
-        // (a loaded machine may take more than one to deliver and place them).
-        if item.children_waits < CHILDREN_WAITS {
-            if let Some(head) = self.queues.get_mut(&key).and_then(|q| q.front_mut()) {
-                head.children_waits += 1;
-            }
-            self.queues.wait(&key, cx.now);
-            return Ok(());
-        }
-        // The folder still holds paths this device changed (or never announced): it
-        // stays, as a new version of ours that has not seen theirs. The two are then
-        // concurrent and the conflict rule settles them the same way everywhere: the
-        // folder wins, and the device that holds the other content saves it aside.
-        if item.revert {
-            // What the person put in the folder is drift still: nothing to record.
-        } else if cx.drift.covers(task) {
-            // A receive-only task's folder, kept by what its person put in it: the
-            // received version is recorded (nothing of this device's is made, or sent),
-            // and the folder on disk is drift.
-            let recorded = ledger.record(task, path)?.map(|r| (r.state, r.mtime_ns));
-            let on_disk = cx
-                .drift
-                .on_disk(&key)
-                .cloned()
-                .map(|s| (s, item.record.mtime_ns));
-            cx.book
-                .record_placed(&key, item, version, None, Vec::new(), ledger)?;
-            if let Some(folder) = on_disk.or(recorded) {
-                cx.drift.keep(key.clone(), folder);
-            }
-        } else if let Some(local) = ledger.record(task, path)? {
-            let kept = (path.clone(), local.state);
-            let time = (local.mtime_ns, None);
-            cx.book
-                .store_local(task, kept, &local.version, time, ledger)?;
+        // What the person put in the folder is a revert's drift still: nothing to record.
+        if !item.revert {
+            cx.book.keep_folder(&key, item, version, cx.drift, ledger)?;
         }
         self.finish_head(&key, cx, ledger)?;
         self.advance(&key, cx, ledger)
@@ -727,6 +669,25 @@ impl Work {
             self.advance(&key, cx, ledger)?;
         }
         Ok(())
+    }
+}
+
+/// The order to fetch content `hash` of `item` (at the head of `key`) from `holders`,
+/// `base` being what is here (a patch may start from it).
+fn fetch_order(
+    key: &(TaskId, RelPath),
+    (item, hash): (&Item, ContentHash),
+    holders: Vec<DeviceId>,
+    base: Option<ContentHash>,
+) -> Effect {
+    Effect::Fetch {
+        from: item.from,
+        holders,
+        task: key.0,
+        path: key.1.clone(),
+        hash,
+        size: item.record.state.size(),
+        base,
     }
 }
 
