@@ -322,6 +322,64 @@ impl Book {
         Ok(())
     }
 
+    /// Store this device's versions of `paths` of `task` again, each as a change that has
+    /// seen every rival kept of it (a path this device does not have, as a deletion), so
+    /// that every device takes it (see [`Input::Override`](crate::Input::Override)): the
+    /// paths kept outermost first, the deletions innermost first. A path is left as it is
+    /// when the new version would not be above every rival (counters at the bound).
+    pub(super) fn override_rivals<L: Ledger>(
+        &mut self,
+        task: TaskId,
+        mut paths: Vec<RelPath>,
+        ledger: &mut L,
+    ) -> Result<(), L::Error> {
+        paths.sort();
+        paths.dedup();
+        let mut kept = Vec::new();
+        let mut deleted = Vec::new();
+        for path in paths {
+            let rivals = ledger.rivals(&task, &path)?;
+            if rivals.is_empty() {
+                continue;
+            }
+            let ours = ledger.record(&task, &path)?;
+            let (state, mtime_ns, mut base) = match ours {
+                Some(o) => (o.state, o.mtime_ns, o.version),
+                None => (State::Deleted, 0, Default::default()),
+            };
+            if !state.exists() && rivals.iter().all(|(_, r)| !r.state.exists()) {
+                continue; // deleted everywhere already
+            }
+            for (_, rival) in &rivals {
+                base = crate::rules::join(&base, &rival.version);
+            }
+            let above = self.bump(&base);
+            let wins = rivals
+                .iter()
+                .all(|(_, r)| above.compare(&r.version) == qsync_base::Causality::After);
+            if !wins {
+                continue;
+            }
+            let change = (path, state, mtime_ns, base);
+            match change.1.exists() {
+                true => kept.push(change),
+                false => deleted.push(change),
+            }
+        }
+        deleted.reverse();
+        for (path, state, mtime_ns, base) in kept.into_iter().chain(deleted) {
+            self.store_local(
+                &task,
+                (path.clone(), state),
+                &base,
+                (mtime_ns, None),
+                ledger,
+            )?;
+            self.mark_all(task, [path]);
+        }
+        Ok(())
+    }
+
     /// A folder that the head `item` of `key` (`version` once placed) was to remove or
     /// replace still holds paths this device changed (or never announced), and stays.
     /// Here it is a new version of ours that has not seen theirs: the two are concurrent,

@@ -702,56 +702,15 @@ impl Core {
         self.with_work(|work, cx| work.revert(task, from, records, cx, ledger))
     }
 
+    /// Make this device's versions of `paths` win over the rivals kept (see
+    /// [`Input::Override`]).
     fn override_rivals<L: Ledger>(
         &mut self,
         task: TaskId,
-        mut paths: Vec<RelPath>,
+        paths: Vec<RelPath>,
         ledger: &mut L,
     ) -> Result<(), L::Error> {
-        paths.sort();
-        paths.dedup();
-        let mut kept = Vec::new();
-        let mut deleted = Vec::new();
-        for path in paths {
-            let rivals = ledger.rivals(&task, &path)?;
-            if rivals.is_empty() {
-                continue;
-            }
-            let ours = ledger.record(&task, &path)?;
-            let (state, mtime_ns, mut base) = match ours {
-                Some(o) => (o.state, o.mtime_ns, o.version),
-                None => (State::Deleted, 0, Default::default()),
-            };
-            if !state.exists() && rivals.iter().all(|(_, r)| !r.state.exists()) {
-                continue; // deleted everywhere already
-            }
-            for (_, rival) in &rivals {
-                base = crate::rules::join(&base, &rival.version);
-            }
-            let above = self.book.bump(&base);
-            let wins = rivals
-                .iter()
-                .all(|(_, r)| above.compare(&r.version) == qsync_base::Causality::After);
-            if !wins {
-                continue;
-            }
-            let change = (path, state, mtime_ns, base);
-            match change.1.exists() {
-                true => kept.push(change),
-                false => deleted.push(change),
-            }
-        }
-        deleted.reverse();
-        for (path, state, mtime_ns, base) in kept.into_iter().chain(deleted) {
-            self.book.store_local(
-                &task,
-                (path.clone(), state),
-                &base,
-                (mtime_ns, None),
-                ledger,
-            )?;
-            self.book.mark_all(task, [path]);
-        }
+        self.book.override_rivals(task, paths, ledger)?;
         self.streams.changed_here();
         Ok(())
     }
