@@ -110,6 +110,14 @@ macro_rules! id_type {
                 &self.0
             }
 
+            /// The first four groups of the displayed form (19 characters, 80 bits): what
+            /// people compare and type to name a device.
+            pub fn fingerprint(&self) -> String {
+                let mut text = self.to_string();
+                text.truncate(19);
+                text
+            }
+
             /// The first group of the displayed form, handy in logs and file names.
             pub fn short(&self) -> String {
                 let mut full = self.to_string();

@@ -24,6 +24,7 @@ mod id;
 mod path;
 mod pieces;
 pub mod places;
+mod time;
 mod version;
 
 pub use entry::{mtime_moved, EntryKind, FileEntry, UpdateId, MODE_BITS, MTIME_SLACK_NS};
@@ -31,4 +32,5 @@ pub use hash::{ContentHash, ContentHasher};
 pub use id::{DeviceId, IdParseError, TaskId};
 pub use path::{RelPath, RelPathError, MAX_NAME_LEN, MAX_PATH_LEN};
 pub use pieces::{check_block_len, check_count, PieceHasher, MAX_CHECKS, PIECE_LEN};
+pub use time::format_utc;
 pub use version::{Causality, VersionVector};

@@ -1,9 +1,10 @@
 //! QSync's sync engine: the daemon that drives `qsync-core`'s rules. What other crates use:
 //!
 //! - [`run`] a daemon with a [`DaemonConfig`] (until the process ends);
-//! - [`control`]: the control socket's typed protocol (one JSON [`control::Command`] per
-//!   line in, one [`control::Reply`] out; `Events` streams what happens), which the CLI,
-//!   the terminal menu and any other front end speak;
+//! - [`control`] (the `qsync-control` crate): the control socket's typed protocol (one
+//!   JSON [`control::Command`] per line in, one [`control::Reply`] out; `Events` streams
+//!   what happens), which the CLI, the terminal menu and any other front end speak; the
+//!   daemon turns its words into the store's (`daemon/terms.rs`);
 //! - [`btf`]: the back-to-front channel, through which the engine asks its person things;
 //! - [`exchange`] (the `qsync-exchange` crate): the receiving side of the content
 //!   exchange, a sans-IO state machine (which holder is asked for what, from which byte).
@@ -28,7 +29,7 @@
 //! ```
 
 pub mod btf;
-pub mod control;
+pub use qsync_control as control;
 mod daemon;
 mod driver;
 mod fsops;
@@ -82,14 +83,9 @@ pub enum EngineError {
     /// The daemon could not listen.
     #[error("could not listen on {0}: {1} (is another daemon using that port? pick another with --port)")]
     Listen(SocketAddr, std::io::Error),
-    /// No daemon answers on the control socket.
-    #[error("no QSync daemon is running for {} ({source}); start one with `qsync daemon`", .socket.display())]
-    NoDaemon {
-        /// The control socket tried.
-        socket: PathBuf,
-        /// Why it did not answer.
-        source: std::io::Error,
-    },
+    /// The control socket.
+    #[error(transparent)]
+    Control(#[from] qsync_control::ControlError),
     /// A task this device does not have.
     #[error("no sync task {0} on this device")]
     UnknownTask(qsync_base::TaskId),

@@ -100,9 +100,7 @@ impl Identity {
 /// groups of four base32 letters (`abcd-efgh-ijkl-mnop`), the start of the id as printed.
 /// Finding another key with the same fingerprint takes about 2⁸⁰ key generations.
 pub fn fingerprint(device: &DeviceId) -> String {
-    let mut text = device.to_string();
-    text.truncate(19);
-    text
+    device.fingerprint()
 }
 
 /// Whether `text` (a whole id or a fingerprint, as people type them) names `device`.

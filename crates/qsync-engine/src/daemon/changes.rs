@@ -271,7 +271,7 @@ impl Changes<'_> {
         }
         let was = options.folder_type;
         if let Some(folder_type) = folder_type {
-            options.folder_type = folder_type.into();
+            options.folder_type = super::terms::folder_type_in(folder_type);
         }
         let now = options.folder_type;
         let pause = paused.filter(|p| *p != options.paused);
@@ -311,9 +311,9 @@ impl Changes<'_> {
         Ok(Reply::TaskOptions {
             task,
             links_out: options.links_out,
-            versions: policy,
+            versions: super::terms::policy_out(policy),
             paused: options.paused,
-            folder_type: options.folder_type.into(),
+            folder_type: super::terms::folder_type_out(options.folder_type),
         })
     }
 

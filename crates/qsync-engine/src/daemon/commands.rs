@@ -37,7 +37,10 @@ impl Engine {
                 versions,
                 paused,
                 folder_type,
-            } => self.change(|c| c.task_set(task, (links_out, paused, folder_type), versions)),
+            } => {
+                let versions = versions.map(super::terms::policy_in);
+                self.change(|c| c.task_set(task, (links_out, paused, folder_type), versions))
+            }
             command @ (Command::Revert { .. }
             | Command::Versions { .. }
             | Command::Restore { .. }
@@ -99,7 +102,8 @@ impl Engine {
         reply: oneshot::Sender<Reply>,
     ) -> Option<(Result<Reply, EngineError>, oneshot::Sender<Reply>)> {
         let name = name.as_deref().unwrap_or("");
-        match self.change(|c| c.task_add(path, name, folder_type.map(Into::into))) {
+        match self.change(|c| c.task_add(path, name, folder_type.map(super::terms::folder_type_in)))
+        {
             Ok((task, name, root)) => {
                 let added = Reply::TaskAdded(TaskInfo {
                     task,

@@ -37,6 +37,7 @@ mod peers;
 mod progress;
 mod start;
 mod tasks;
+mod terms;
 mod versions;
 mod views;
 pub mod walks;

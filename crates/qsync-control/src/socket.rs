@@ -12,7 +12,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{broadcast, oneshot};
 
 use super::{Command, DaemonEvent, Reply};
-use crate::EngineError;
+use crate::ControlError;
 
 /// The longest command line the daemon reads (an app's description included).
 const MAX_LINE: usize = 1024 * 1024;
@@ -60,7 +60,7 @@ pub fn serve<D>(
     path: PathBuf,
     deliver: D,
     notify: broadcast::Sender<DaemonEvent>,
-) -> Result<(), EngineError>
+) -> Result<(), ControlError>
 where
     D: Fn(Request) -> bool + Clone + Send + Sync + 'static,
 {
@@ -68,10 +68,10 @@ where
     let listener = {
         let _guard = runtime.enter();
         UnixListener::bind(&path)
-            .map_err(|e| EngineError::io("create the control socket", &path, e))?
+            .map_err(|e| ControlError::io("create the control socket", &path, e))?
     };
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| EngineError::io("restrict", &path, e))?;
+        .map_err(|e| ControlError::io("restrict", &path, e))?;
     runtime.spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             tokio::spawn(client(stream, deliver.clone(), notify.clone()));
@@ -178,43 +178,43 @@ async fn write_reply(write: &mut OwnedWriteHalf, reply: &Reply) -> std::io::Resu
     write.write_all(line.as_bytes()).await
 }
 
-async fn connect(state_dir: &Path, command: &Command) -> Result<UnixStream, EngineError> {
+async fn connect(state_dir: &Path, command: &Command) -> Result<UnixStream, ControlError> {
     let path = control_socket(state_dir);
     let mut stream = UnixStream::connect(&path)
         .await
-        .map_err(|source| EngineError::NoDaemon {
+        .map_err(|source| ControlError::NoDaemon {
             socket: path.clone(),
             source,
         })?;
     let mut line = serde_json::to_string(command)
-        .map_err(|e| EngineError::State(format!("could not encode a command: {e}")))?;
+        .map_err(|e| ControlError::Protocol(format!("could not encode a command: {e}")))?;
     line.push('\n');
     stream
         .write_all(line.as_bytes())
         .await
-        .map_err(|e| EngineError::io("talk to the daemon at", &path, e))?;
+        .map_err(|e| ControlError::io("talk to the daemon at", &path, e))?;
     Ok(stream)
 }
 
-fn parse_reply(line: &str, state_dir: &Path) -> Result<Reply, EngineError> {
+fn parse_reply(line: &str, state_dir: &Path) -> Result<Reply, ControlError> {
     serde_json::from_str(line.trim()).map_err(|e| {
-        EngineError::State(format!(
+        ControlError::Protocol(format!(
             "the daemon for {} answered something this qsync does not understand ({e}); is it another version?",
             state_dir.display()
         ))
     })
 }
 
-fn runtime(state_dir: &Path) -> Result<tokio::runtime::Runtime, EngineError> {
+fn runtime(state_dir: &Path) -> Result<tokio::runtime::Runtime, ControlError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| EngineError::io("start a runtime for", &control_socket(state_dir), e))
+        .map_err(|e| ControlError::io("start a runtime for", &control_socket(state_dir), e))
 }
 
 /// Send one command to the daemon whose state is in `state_dir`; returns its reply (which
 /// may be [`Reply::Error`]).
-pub fn request(state_dir: &Path, command: &Command) -> Result<Reply, EngineError> {
+pub fn request(state_dir: &Path, command: &Command) -> Result<Reply, ControlError> {
     runtime(state_dir)?.block_on(async {
         let stream = connect(state_dir, command).await?;
         let mut line = String::new();
@@ -222,7 +222,7 @@ pub fn request(state_dir: &Path, command: &Command) -> Result<Reply, EngineError
             .read_line(&mut line)
             .await
             .map_err(|e| {
-                EngineError::io("read the daemon's answer at", &control_socket(state_dir), e)
+                ControlError::io("read the daemon's answer at", &control_socket(state_dir), e)
             })?;
         parse_reply(&line, state_dir)
     })
@@ -234,7 +234,7 @@ pub fn request_steps(
     state_dir: &Path,
     command: &Command,
     mut each: impl FnMut(&Reply),
-) -> Result<Reply, EngineError> {
+) -> Result<Reply, ControlError> {
     runtime(state_dir)?.block_on(async {
         let stream = connect(state_dir, command).await?;
         let mut lines = BufReader::new(stream).lines();
@@ -243,8 +243,10 @@ pub fn request_steps(
             let line = lines
                 .next_line()
                 .await
-                .map_err(|e| EngineError::io("read the daemon's answer at", &path, e))?
-                .ok_or_else(|| EngineError::State("the daemon hung up without an answer".into()))?;
+                .map_err(|e| ControlError::io("read the daemon's answer at", &path, e))?
+                .ok_or_else(|| {
+                    ControlError::Protocol("the daemon hung up without an answer".into())
+                })?;
             let reply = parse_reply(&line, state_dir)?;
             if matches!(reply, Reply::LinkCode { .. }) {
                 each(&reply);
@@ -257,7 +259,7 @@ pub fn request_steps(
 
 /// Follow the daemon's events, calling `each` for every one until it returns `false` or
 /// the daemon stops.
-pub fn follow(state_dir: &Path, mut each: impl FnMut(Reply) -> bool) -> Result<(), EngineError> {
+pub fn follow(state_dir: &Path, mut each: impl FnMut(Reply) -> bool) -> Result<(), ControlError> {
     runtime(state_dir)?.block_on(async {
         let stream = connect(state_dir, &Command::Events).await?;
         let mut lines = BufReader::new(stream).lines();
@@ -265,7 +267,7 @@ pub fn follow(state_dir: &Path, mut each: impl FnMut(Reply) -> bool) -> Result<(
         while let Some(line) = lines
             .next_line()
             .await
-            .map_err(|e| EngineError::io("read the daemon's events at", &path, e))?
+            .map_err(|e| ControlError::io("read the daemon's events at", &path, e))?
         {
             // An event of a newer daemon that this client does not know is skipped: the
             // stream goes on (new kinds of events never break older front ends).

@@ -5,7 +5,7 @@
 //! otherwise poll.
 //!
 //! ```
-//! use qsync_engine::control::{Command, Reply};
+//! use qsync_control::{Command, Reply};
 //!
 //! let line = serde_json::to_string(&Command::TaskList)?;
 //! assert_eq!(line, r#"{"command":"task_list"}"#);
@@ -18,8 +18,15 @@ use std::fmt;
 use std::path::PathBuf;
 
 use qsync_base::{DeviceId, RelPath, TaskId};
-pub use qsync_store::{Keep, VersionPolicy};
 use serde::{Deserialize, Serialize};
+
+mod error;
+pub use error::ControlError;
+
+/// The README's examples, run as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
 
 /// A request to the daemon.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -266,24 +273,34 @@ pub enum FolderType {
     ReceiveOnly,
 }
 
-impl From<FolderType> for qsync_store::FolderType {
-    fn from(t: FolderType) -> Self {
-        match t {
-            FolderType::SendReceive => qsync_store::FolderType::SendReceive,
-            FolderType::SendOnly => qsync_store::FolderType::SendOnly,
-            FolderType::ReceiveOnly => qsync_store::FolderType::ReceiveOnly,
-        }
-    }
+/// How long a task keeps versions (the store's `qsync_store::Keep`, as the protocol says it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "keep", rename_all = "snake_case")]
+pub enum Keep {
+    /// None.
+    Off,
+    /// Every version, for `days` days.
+    Trash {
+        /// Days.
+        days: u32,
+    },
+    /// Syncthing's schedule: per path, one version per 30 seconds for the first hour, one
+    /// per hour for the first day, one per day for the first 30 days, one per week after
+    /// that, none past `days` days.
+    Staggered {
+        /// Days.
+        days: u32,
+    },
 }
 
-impl From<qsync_store::FolderType> for FolderType {
-    fn from(t: qsync_store::FolderType) -> Self {
-        match t {
-            qsync_store::FolderType::SendReceive => FolderType::SendReceive,
-            qsync_store::FolderType::SendOnly => FolderType::SendOnly,
-            qsync_store::FolderType::ReceiveOnly => FolderType::ReceiveOnly,
-        }
-    }
+/// What a task keeps, and how much disk its versions may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionPolicy {
+    /// How long.
+    #[serde(flatten)]
+    pub keep: Keep,
+    /// Bytes all versions of the task may take (`None`: the daemon's default, 2 GiB).
+    pub cap: Option<u64>,
 }
 
 /// Which version a settled conflict keeps (see [`Command::Resolve`]).

@@ -74,7 +74,10 @@ fn policy(p: &super::VersionPolicy) -> String {
         super::Keep::Trash { days } => format!("trash {days} days"),
         super::Keep::Staggered { days } => format!("staggered {days} days"),
     };
-    format!("{keep}, cap {} MiB", p.cap_bytes() >> 20)
+    match p.cap {
+        Some(cap) => format!("{keep}, cap {} MiB", cap >> 20),
+        None => format!("{keep}, the default cap"),
+    }
 }
 
 /// One path not in sync: `PATH: why` with whom and for how long.
@@ -115,7 +118,7 @@ impl fmt::Display for super::NotInSync {
 /// One conflict copy: the original (this version: size, time) and the copy (the other).
 impl fmt::Display for super::ConflictInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let when = |ns: i64| qsync_core::rules::format_utc(ns.div_euclid(1_000_000_000));
+        let when = |ns: i64| qsync_base::format_utc(ns.div_euclid(1_000_000_000));
         let original = self.original.as_ref().map_or("-", |o| o.as_str());
         let by = |device: &Option<String>| {
             device
@@ -152,7 +155,7 @@ impl fmt::Display for super::VersionInfo {
             f,
             "version {:<6} {} {:>12} B  {:<14} by {:<20} {}",
             self.id,
-            qsync_core::rules::format_utc(secs),
+            qsync_base::format_utc(secs),
             self.size,
             self.why,
             by,
@@ -282,7 +285,7 @@ impl fmt::Display for Status {
         write!(
             f,
             "device {}\nfingerprint {}\ntasks {}\nconnected {}\nupdates {} pending {} deltas {}\nsent {} received {}\nwire_sent {} wire_received {}\nunsupported {}{}",
-            s.device, qsync_wire::fingerprint(&s.device), s.tasks, s.connected, s.updates, s.pending, s.deltas, s.sent, s.received, s.wire_sent, s.wire_received,
+            s.device, s.device.fingerprint(), s.tasks, s.connected, s.updates, s.pending, s.deltas, s.sent, s.received, s.wire_sent, s.wire_received,
             s.unsupported,
             if s.unsupported > 0 { " (names QSync cannot carry are not synced; the daemon's log lists them)" } else { "" }
         )?;
