@@ -359,9 +359,13 @@ fn request_of(command: Command) -> Result<control::Command> {
             task: task_id(&task)?,
             device: device_id(&device)?,
         },
-        Command::Revert { task, dry_run } => control::Command::Revert {
-            task: task_id(&task)?,
-            dry_run,
+        Command::Revert { task, dry_run } => match dry_run {
+            true => control::Command::RevertPreview {
+                task: task_id(&task)?,
+            },
+            false => control::Command::Revert {
+                task: task_id(&task)?,
+            },
         },
         other => bail!("`{other:?}` is not a single request to the daemon"),
     })

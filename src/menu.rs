@@ -1,5 +1,7 @@
 //! The terminal menu (the seed's front end): starts the daemon if none runs for this state
-//! folder, then offers the seed's five actions and the installed apps. Bad input re-asks; nothing here panics.
+//! folder, then offers the seed's actions, the installed apps, and what a person does with
+//! a task (why it is not in sync, its conflicts, pause or resume, remove). Bad input
+//! re-asks; nothing here panics.
 
 use std::io::{self, BufRead, Write};
 use std::path::Path;

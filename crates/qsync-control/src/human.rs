@@ -76,7 +76,10 @@ fn policy(p: &super::VersionPolicy) -> String {
     };
     match p.cap {
         Some(cap) => format!("{keep}, cap {} MiB", cap >> 20),
-        None => format!("{keep}, the default cap"),
+        None => format!(
+            "{keep}, cap {} MiB (the default)",
+            super::DEFAULT_VERSIONS_CAP >> 20
+        ),
     }
 }
 
@@ -219,12 +222,16 @@ impl fmt::Display for Reply {
             Reply::Reverted {
                 task,
                 paths,
+                more,
                 dry_run,
             } => {
                 let verb = if *dry_run { "would revert" } else { "reverting" };
-                write!(f, "task {task}: {verb} {} paths", paths.len())?;
+                write!(f, "task {task}: {verb} {} paths", paths.len() + more)?;
                 for path in paths {
                     write!(f, "\n  {}", printable(path.as_str()))?;
+                }
+                if *more > 0 {
+                    write!(f, "\n  and {more} more")?;
                 }
                 Ok(())
             }

@@ -79,9 +79,13 @@ pub enum Command {
     Revert {
         /// The task.
         task: TaskId,
-        /// Only say which paths it would change.
-        #[serde(default)]
-        dry_run: bool,
+    },
+    /// The paths a [`Command::Revert`] of `task` would change, changing nothing. (A command
+    /// of its own, not a flag of `Revert`: a daemon that does not know it refuses it,
+    /// rather than revert.)
+    RevertPreview {
+        /// The task.
+        task: TaskId,
     },
     /// The versions kept of a path (absolute: a file or a folder of a task), or of every
     /// task.
@@ -213,6 +217,7 @@ impl Command {
                 | Command::AppList
                 | Command::AppGet { .. }
                 | Command::Versions { .. }
+                | Command::RevertPreview { .. }
                 | Command::Conflicts { .. }
                 | Command::Events
         )
@@ -293,13 +298,18 @@ pub enum Keep {
     },
 }
 
+/// The cap a daemon gives a task's versions when none is set (`VersionPolicy::cap` of
+/// `None`): 2 GiB.
+pub const DEFAULT_VERSIONS_CAP: u64 = 2 << 30;
+
 /// What a task keeps, and how much disk its versions may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VersionPolicy {
     /// How long.
     #[serde(flatten)]
     pub keep: Keep,
-    /// Bytes all versions of the task may take (`None`: the daemon's default, 2 GiB).
+    /// Bytes all versions of the task may take (`None`: [`DEFAULT_VERSIONS_CAP`], followed
+    /// if it changes).
     pub cap: Option<u64>,
 }
 
@@ -599,13 +609,16 @@ pub enum Reply {
         #[serde(default)]
         folder_type: FolderType,
     },
-    /// For [`Command::Revert`].
+    /// For [`Command::Revert`] and [`Command::RevertPreview`].
     Reverted {
         /// The task.
         task: TaskId,
-        /// The paths it changes (or, for a dry run, would change).
+        /// The paths it changes (or, for a preview, would change): the first thousand.
         #[serde(default)]
         paths: Vec<RelPath>,
+        /// How many more there are.
+        #[serde(default)]
+        more: usize,
         /// Nothing was changed: a dry run.
         #[serde(default)]
         dry_run: bool,

@@ -375,6 +375,28 @@ fn a_receive_only_device_sends_nothing_and_its_revert_puts_back_what_it_received
     assert!(!w.tree(0).contains_key("mine") && w.tree(0).contains_key("notes"));
 }
 
+/// A revert asked while no linked device is connected waits for one, then takes the
+/// content from it.
+#[test]
+fn a_receive_only_revert_asked_while_alone_finishes_once_a_device_connects() {
+    let mut w = World::new(27, 2, Topology::Pairs);
+    w.write(0, "doc");
+    short_wait(&mut w);
+    let task = w.task;
+    w.input(1, qsync_core::Input::ReceiveOnly { task, on: true });
+    w.write(1, "doc");
+    w.run_for(Duration::from_secs(2));
+    w.partition(0, 1);
+    w.input(1, qsync_core::Input::Revert { task });
+    w.run_for(Duration::from_secs(30));
+    assert_ne!(w.tree(0), w.tree(1), "nothing to take the content from yet");
+    w.reconnect(0, 1);
+    assert!(w.settle(Duration::from_secs(120)), "settles");
+    assert_eq!(w.tree(0), w.tree(1));
+    let core = w.devices[1].core.as_ref().unwrap();
+    assert!(core.drift(&task).is_empty());
+}
+
 /// Folders on a receive-only device: a change received under a folder its person removed
 /// brings the folder back to hold it; a folder the others removed but its person filled
 /// stays there (drift), and nothing of it is sent.

@@ -655,11 +655,6 @@ impl Core {
         Ok(())
     }
 
-    /// Store this device's version of each of `paths` of `task` that has rivals again, as
-    /// a change that has seen them all (see [`Input::Override`]); the rivals are then
-    /// decided again and dropped (ours has seen them). What exists here goes outermost
-    /// first (a folder before what is in it), deletions innermost first. A path whose new
-    /// version would not be above every rival (counters at their bound) is left as it is.
     /// `task` is receive-only here, or not any more: its drift is then recorded as this
     /// device's changes (see `drift.rs`).
     fn receive_only<L: Ledger>(

@@ -420,8 +420,6 @@ impl Queues {
         self.map.get_mut(key).and_then(|q| q.front_mut())
     }
 
-    /// Whether paths under the folder `key` have work queued. (Keys sort by path: those
-    /// under it follow it, after siblings whose next character sorts before `/`.)
     /// A folder at the head of `key` was found not empty where it was to go: whether it
     /// waits (a retry period) before it stays. Paths under it still have received work
     /// to do (their deletions, most likely): it waits until that is done. What is left
@@ -452,6 +450,8 @@ impl Queues {
         true
     }
 
+    /// Whether paths under the folder `key` have work queued. (Keys sort by path: those
+    /// under it follow it, after siblings whose next character sorts before `/`.)
     pub(super) fn busy_below(&self, key: &(TaskId, RelPath)) -> bool {
         let folder = key.1.as_str();
         let after = (Bound::Excluded(key.clone()), Bound::Unbounded);

@@ -283,7 +283,7 @@ impl Work {
         ledger: &mut L,
     ) -> Result<(), L::Error> {
         loop {
-            let Some(item) = self.queues.get(key).and_then(|q| q.front()).cloned() else {
+            let Some(mut item) = self.queues.get(key).and_then(|q| q.front()).cloned() else {
                 return Ok(());
             };
             match item.step {
@@ -297,7 +297,9 @@ impl Work {
             // path for ever.
             let due = match self.queues.head_mut(key) {
                 Some(head) if item.revert => {
-                    super::drift::revert_due(head, key, cx.drift, cx.connected, ledger)?
+                    let due = super::drift::revert_due(head, key, cx.drift, cx.connected, ledger)?;
+                    item.from = head.from; // (chosen again if it was away)
+                    due
                 }
                 _ => true,
             };

@@ -240,6 +240,12 @@ impl World {
         self.update_links();
     }
 
+    /// `a` and `b` can talk again (no restart).
+    pub fn reconnect(&mut self, a: usize, b: usize) {
+        self.cut.remove(&(a.min(b), a.max(b)));
+        self.update_links();
+    }
+
     pub fn heal(&mut self) {
         self.cut.clear();
         for d in 0..self.devices.len() {

@@ -329,9 +329,11 @@ impl Changes<'_> {
                 )))
             }
         };
+        const LISTED: usize = 1000;
         let reply = Reply::Reverted {
             task,
-            paths: paths.clone(),
+            paths: paths.iter().take(LISTED).cloned().collect(),
+            more: paths.len().saturating_sub(LISTED),
             dry_run,
         };
         if dry_run {

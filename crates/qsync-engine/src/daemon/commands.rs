@@ -42,6 +42,7 @@ impl Engine {
                 self.change(|c| c.task_set(task, (links_out, paused, folder_type), versions))
             }
             command @ (Command::Revert { .. }
+            | Command::RevertPreview { .. }
             | Command::Versions { .. }
             | Command::Restore { .. }
             | Command::Conflicts { .. }
@@ -128,7 +129,8 @@ impl Engine {
     /// or moved.
     fn safety_command(&mut self, command: Command) -> Result<Reply, EngineError> {
         match command {
-            Command::Revert { task, dry_run } => self.change(|c| c.revert(task, dry_run)),
+            Command::Revert { task } => self.change(|c| c.revert(task, false)),
+            Command::RevertPreview { task } => self.change(|c| c.revert(task, true)),
             Command::Versions { path } => self.shelving().list(path.as_deref()),
             Command::Conflicts { path } => self.settling().list(path.as_deref()),
             Command::Resolve { path, keep } => self.settling().resolve(&path, keep),

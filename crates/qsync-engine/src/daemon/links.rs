@@ -20,7 +20,7 @@ use super::folders::Folders;
 use super::Engine;
 use crate::btf;
 use crate::control::DaemonEvent;
-use crate::net::LinkRequest;
+use crate::net::{Declined, LinkRequest};
 use qsync_base::places::{places_touched, Danger};
 use qsync_wire::PairingCode;
 
@@ -41,7 +41,7 @@ pub(super) enum Stage {
 /// One request from another device to link a task.
 pub(super) struct Incoming {
     request: LinkRequest,
-    reply: Option<oneshot::Sender<Result<PairingCode, String>>>,
+    reply: Option<oneshot::Sender<Result<PairingCode, Declined>>>,
     stage: Stage,
 }
 
@@ -181,7 +181,7 @@ impl Links {
     pub(super) fn requested(
         &mut self,
         request: LinkRequest,
-        reply: oneshot::Sender<Result<PairingCode, String>>,
+        reply: oneshot::Sender<Result<PairingCode, Declined>>,
         here: Option<&Path>,
     ) -> Option<DaemonEvent> {
         let who = format!(
@@ -216,7 +216,8 @@ impl Links {
             Ok(asked) => asked,
             Err(e) => {
                 tracing::warn!(error = %e, "could not ask the person about a link request");
-                let _ = reply.send(Err("the other device could not ask its person".into()));
+                let why = format!("could not ask the person: {e}");
+                let _ = reply.send(Err(Declined::Unusable(why)));
                 return None;
             }
         };
@@ -256,7 +257,7 @@ impl Links {
         while index < self.incoming.len() {
             let known = known(&self.incoming[index].request.task);
             match self.step(index, known, folders) {
-                Err(reason) => self.drop_at(index, &reason),
+                Err(declined) => self.drop_at(index, declined),
                 Ok(question) => {
                     asked.extend(question);
                     index += 1;
@@ -271,7 +272,7 @@ impl Links {
         let mut index = 0;
         while index < self.incoming.len() {
             if self.incoming[index].device() == device {
-                self.drop_at(index, reason);
+                self.drop_at(index, Declined::Ended(reason.to_owned()));
             } else {
                 index += 1;
             }
@@ -279,14 +280,15 @@ impl Links {
     }
 
     /// End request `index` without a link: its question goes, its connection is told.
-    fn drop_at(&mut self, index: usize, reason: &str) {
+    fn drop_at(&mut self, index: usize, declined: Declined) {
         let mut done = self.incoming.remove(index);
         match &done.stage {
             Stage::Code(asked) | Stage::Send { asked, .. } => asked.withdraw(),
             Stage::Proving { .. } => {}
         }
+        let reason = declined.why().to_owned();
         if let Some(reply) = done.reply.take() {
-            let _ = reply.send(Err(reason.to_owned()));
+            let _ = reply.send(Err(declined));
         }
         tracing::info!(device = %done.request.device, task = %done.request.task, %reason, "link request ended");
     }
@@ -298,24 +300,27 @@ impl Links {
         index: usize,
         known_task: bool,
         folders: &Folders<'_>,
-    ) -> Result<Option<DaemonEvent>, String> {
+    ) -> Result<Option<DaemonEvent>, Declined> {
         let gone = self.incoming[index]
             .reply
             .as_ref()
             .is_some_and(|r| r.is_closed());
         if gone {
-            return Err("the asking device gave up".into());
+            return Err(Declined::Ended("the asking device gave up".into()));
         }
         let answer = match &self.incoming[index].stage {
             Stage::Code(asked) | Stage::Send { asked, .. } => match asked.poll() {
                 None => return Ok(None),
                 Some(Ok(answer)) => answer.trim().to_owned(),
-                Some(Err(e)) => return Err(e.to_string()),
+                Some(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    return Err(Declined::NoAnswer(e.to_string()))
+                }
+                Some(Err(e)) => return Err(Declined::Unusable(e.to_string())),
             },
             Stage::Proving { .. } => return Ok(None),
         };
         if answer.is_empty() {
-            return Err(crate::net::PERSON_REFUSED.into());
+            return Err(Declined::Refused("the person refused".into()));
         }
         let (code, root) = match &self.incoming[index].stage {
             Stage::Code(_) if known_task => (
@@ -332,7 +337,8 @@ impl Links {
             }
             Stage::Send { code, root, .. } => {
                 if !answer.eq_ignore_ascii_case("yes") {
-                    return Err("the person chose not to link that folder".into());
+                    let why = "the person chose not to link that folder";
+                    return Err(Declined::Refused(why.into()));
                 }
                 (*code, Some(root.clone()))
             }
@@ -342,7 +348,7 @@ impl Links {
         incoming.stage = Stage::Proving { root };
         if let Some(reply) = incoming.reply.take() {
             if reply.send(Ok(code)).is_err() {
-                return Err("the asking device gave up".into());
+                return Err(Declined::Ended("the asking device gave up".into()));
             }
         }
         Ok(None)
@@ -407,7 +413,7 @@ impl Engine {
     pub(super) fn link_requested(
         &mut self,
         request: LinkRequest,
-        reply: oneshot::Sender<Result<PairingCode, String>>,
+        reply: oneshot::Sender<Result<PairingCode, Declined>>,
     ) {
         let here = self.sync.folder(&request.task).map(|f| f.root.clone());
         if let Some(question) = self.links.requested(request, reply, here.as_deref()) {

@@ -32,18 +32,15 @@ pub(super) fn policy_in(p: control::VersionPolicy) -> qsync_store::VersionPolicy
     qsync_store::VersionPolicy { keep, cap: p.cap }
 }
 
-/// A versions policy as the protocol says it, its cap in bytes whatever the store keeps
-/// (`None` there: the default).
+/// A versions policy as the protocol says it (a cap of `None`: the default, followed if
+/// it changes).
 pub(super) fn policy_out(p: qsync_store::VersionPolicy) -> control::VersionPolicy {
     let keep = match p.keep {
         qsync_store::Keep::Off => control::Keep::Off,
         qsync_store::Keep::Trash { days } => control::Keep::Trash { days },
         qsync_store::Keep::Staggered { days } => control::Keep::Staggered { days },
     };
-    control::VersionPolicy {
-        keep,
-        cap: Some(p.cap_bytes()),
-    }
+    control::VersionPolicy { keep, cap: p.cap }
 }
 
 #[cfg(test)]
@@ -52,6 +49,7 @@ mod tests {
 
     #[test]
     fn options_go_both_ways_unchanged() {
+        assert_eq!(control::DEFAULT_VERSIONS_CAP, qsync_store::DEFAULT_CAP);
         for t in [
             control::FolderType::SendReceive,
             control::FolderType::SendOnly,
@@ -64,11 +62,10 @@ mod tests {
             control::Keep::Trash { days: 3 },
             control::Keep::Staggered { days: 365 },
         ] {
-            let p = control::VersionPolicy {
-                keep,
-                cap: Some(1 << 30),
-            };
-            assert_eq!(policy_out(policy_in(p)), p);
+            for cap in [None, Some(1 << 30)] {
+                let p = control::VersionPolicy { keep, cap };
+                assert_eq!(policy_out(policy_in(p)), p);
+            }
         }
     }
 }

@@ -54,11 +54,20 @@ impl Overview<'_> {
             detail,
         };
         let mut out = Vec::new();
-        if let Some(why) = self.sync.no_room_lately() {
+        if let Some(why) = self.sync.no_room_lately(&task) {
             out.push(item(None, W::NoSpace, why.to_owned()));
         }
-        if folder_type != qsync_store::FolderType::SendOnly {
-            for path in self.store.unrecorded_rivals(&task, LISTED_AT_MOST)? {
+        // (The rules read afresh: a status is rare. Other paths kept aside wait to be
+        // decided again, or are of devices no longer linked.)
+        let rules = match (folder_type, self.sync.folder(&task)) {
+            (qsync_store::FolderType::SendOnly, _) | (_, None) => return Ok(out),
+            (_, Some(folder)) => match qsync_watch::Filter::for_root(&folder.root) {
+                Ok(rules) => rules,
+                Err(_) => return Ok(out),
+            },
+        };
+        for path in self.store.unrecorded_rivals(&task, LISTED_AT_MOST)? {
+            if !(rules.includes(&path, false) && rules.includes(&path, true)) {
                 out.push(item(Some(path), W::Ignored, String::new()));
             }
         }

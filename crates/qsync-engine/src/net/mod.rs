@@ -24,7 +24,7 @@ use tokio_util::codec::Framed;
 
 mod admission;
 mod pairing;
-pub(crate) use pairing::PERSON_REFUSED;
+pub(crate) use pairing::Declined;
 mod session;
 pub use admission::{Admission, Refused};
 pub use pairing::{pair_initiator, LinkPlan, Paired};
@@ -139,7 +139,7 @@ pub enum NetEvent {
         /// The request.
         request: LinkRequest,
         /// The code typed here, or why the request is refused.
-        reply: oneshot::Sender<Result<PairingCode, String>>,
+        reply: oneshot::Sender<Result<PairingCode, Declined>>,
     },
     /// Both sides proved the code of request `id`: the engine records the link now, and
     /// says whether it could.

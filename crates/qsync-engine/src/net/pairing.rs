@@ -17,10 +17,51 @@ use super::{connect, next_frame, send, Conn, LinkRequest, NetCtx, NetEvent};
 /// How long either side waits for the last steps of a link once the codes matched.
 const LINK_FINISH_WAIT: Duration = Duration::from_secs(30);
 
-/// The answering side of a link: ask the person (through the engine), run the PAKE with
-/// the code typed, and record the link only once the asker proved the code too.
-/// What the answering person's side says when it refuses a link with nothing to show.
-pub(crate) const PERSON_REFUSED: &str = "the person refused";
+/// Why the person's side of a link request gave no code: told to the asking device in
+/// fixed words ([`Declined::told`]), the detail kept here ([`Declined::why`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Declined {
+    /// The person answered nothing (or no to the folder).
+    Refused(String),
+    /// The question was not answered in time.
+    NoAnswer(String),
+    /// The answer could not be used (not a code, a folder that cannot be used), or the
+    /// question could not be asked.
+    Unusable(String),
+    /// The request ended on this side (the asker gave up, the device was forgotten).
+    Ended(String),
+}
+
+impl Declined {
+    /// What the asking device is told.
+    pub(crate) fn told(&self) -> &'static str {
+        match self {
+            Declined::Refused(_) => "the person on the other device refused",
+            Declined::NoAnswer(_) => "no answer from the person on the other device in time",
+            Declined::Unusable(_) => {
+                "the answer given on the other device could not be used (its log says why)"
+            }
+            Declined::Ended(_) => NOT_MADE,
+        }
+    }
+
+    /// What this device's log says.
+    pub(crate) fn why(&self) -> &str {
+        match self {
+            Declined::Refused(why)
+            | Declined::NoAnswer(why)
+            | Declined::Unusable(why)
+            | Declined::Ended(why) => why,
+        }
+    }
+}
+
+/// An answer that could not be used, as the steps that read it say it.
+impl From<String> for Declined {
+    fn from(why: String) -> Self {
+        Declined::Unusable(why)
+    }
+}
 
 /// A link request that ended without a link on the answering side: what the asking device
 /// is told (`told`: never a detail of this device, such as a folder's path, since the
@@ -43,6 +84,8 @@ impl Refused {
 /// Why a request went wrong here, told to the asker as "the link was not made there".
 const NOT_MADE: &str = "the link was not made on the other device (its log says why)";
 
+/// The answering side of a link: ask the person (through the engine), run the PAKE with
+/// the code typed, and record the link only once the asker proved the code too.
 pub(super) async fn answer_link(
     conn: &mut Conn,
     session: &mut Session,
@@ -57,13 +100,7 @@ pub(super) async fn answer_link(
     let code = tokio::select! {
         answer = tokio::time::timeout(ctx.pair_timeout, answer) => match answer {
             Ok(Ok(Ok(code))) => code,
-            Ok(Ok(Err(why))) if why == PERSON_REFUSED => {
-                return Err(Refused::new("the person on the other device refused", why))
-            }
-            Ok(Ok(Err(why))) => {
-                let told = "the answer given on the other device could not be used (its log says why)";
-                return Err(Refused::new(told, why));
-            }
+            Ok(Ok(Err(declined))) => return Err(Refused::new(declined.told(), declined.why())),
             Ok(Err(_)) => return Err(Refused::new(NOT_MADE, "the request was refused")),
             Err(_) => {
                 let why = "no answer from the person in time";

@@ -96,8 +96,9 @@ pub(super) struct Fetching {
     told: VecDeque<Input>,
     /// Large contents being staged from what this device holds (`reuse.rs`).
     reuser: Reuser,
-    /// The last time a content did not fit on disk, and why (for `status --task`).
-    no_room: Option<(Instant, String)>,
+    /// The last time a content did not fit on disk, for which task, and why (for
+    /// `status --task`).
+    no_room: Option<(Instant, TaskId, String)>,
 }
 
 impl Fetching {
@@ -115,12 +116,12 @@ impl Fetching {
         }
     }
 
-    /// Why a content did not fit on disk, if one did not in the last minute.
-    pub(super) fn no_room_lately(&self) -> Option<&str> {
+    /// Why a content of `task` did not fit on disk, if one did not in the last minute.
+    pub(super) fn no_room_lately(&self, task: &TaskId) -> Option<&str> {
         self.no_room
             .as_ref()
-            .filter(|(at, _)| at.elapsed() < std::time::Duration::from_secs(60))
-            .map(|(_, why)| why.as_str())
+            .filter(|(at, t, _)| t == task && at.elapsed() < std::time::Duration::from_secs(60))
+            .map(|(_, _, why)| why.as_str())
     }
 
     /// Forget every fetch (the core was started afresh); the parts stay on disk, and the
@@ -222,7 +223,7 @@ impl Fetching {
                 // Asked again later (the core waits longer each time): once space is
                 // freed, the transfer goes ahead without a restart.
                 tracing::warn!(task = %want.task, path = %want.path, size = want.size, "not receiving a file for now: {why}");
-                self.no_room = Some((Instant::now(), why));
+                self.no_room = Some((Instant::now(), want.task, why));
                 return Some(false);
             }
         }

@@ -320,10 +320,9 @@ impl SyncDriver {
         self.folders.iter()
     }
 
-    /// Where fetched content is staged before it is placed.
-    /// Why a content did not fit on disk, if one did not in the last minute.
-    pub(crate) fn no_room_lately(&self) -> Option<&str> {
-        self.fetching.no_room_lately()
+    /// Why a content of `task` did not fit on disk, if one did not in the last minute.
+    pub(crate) fn no_room_lately(&self, task: &TaskId) -> Option<&str> {
+        self.fetching.no_room_lately(task)
     }
 
     /// What the person of receive-only `task` changed and did not send (`Core::drift`).
@@ -336,6 +335,7 @@ impl SyncDriver {
         self.core.me()
     }
 
+    /// Where fetched content is staged before it is placed.
     pub(crate) fn staging(&self) -> &Staging {
         &self.fetching.staging
     }
