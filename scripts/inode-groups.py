@@ -27,6 +27,16 @@ def make(path):
     os.close(fd)
 
 
+def way(made_in, target, names):
+    """Make N files in `made_in`, each renamed to `target`; seconds taken, first inode."""
+    start = time.time()
+    for i in range(N):
+        made = os.path.join(made_in, f"{names}{i}")
+        make(made)
+        os.rename(made, os.path.join(target, f"f{i}"))
+    return time.time() - start, os.stat(os.path.join(target, "f0")).st_ino
+
+
 def main():
     base = tempfile.mkdtemp(prefix="inode-groups-", dir=sys.argv[1] if len(sys.argv) > 1 else None)
     try:
@@ -34,23 +44,11 @@ def main():
         os.makedirs(staging)
         for row in range(3):
             target = os.path.join(base, f"target{row}")
-            os.makedirs(target)
-            start = time.time()
-            for i in range(N):
-                part = os.path.join(staging, f"part{row}-{i}")
-                make(part)
-                os.rename(part, os.path.join(target, f"f{i}"))
-            staged = time.time() - start
-            staged_ino = os.stat(os.path.join(target, "f0")).st_ino
             beside = os.path.join(base, f"rsync{row}")
+            os.makedirs(target)
             os.makedirs(beside)
-            start = time.time()
-            for i in range(N):
-                temp = os.path.join(beside, f".tmp{i}")
-                make(temp)
-                os.rename(temp, os.path.join(beside, f"f{i}"))
-            besides = time.time() - start
-            beside_ino = os.stat(os.path.join(beside, "f0")).st_ino
+            staged, staged_ino = way(staging, target, f"part{row}-")
+            besides, beside_ino = way(beside, beside, ".tmp")
             print(
                 f"row {row}: made in staging, renamed into the target {staged:.2f} s "
                 f"(inode {staged_ino}); made beside the target {besides:.2f} s (inode {beside_ino})"

@@ -175,14 +175,13 @@ impl Drift {
 
     /// The drift of `task`, removed from here.
     fn take(&mut self, task: &TaskId) -> Vec<(RelPath, State, i64)> {
-        let keys: Vec<(TaskId, RelPath)> = self
-            .paths
-            .keys()
-            .filter(|(t, _)| t == task)
-            .cloned()
-            .collect();
-        keys.into_iter()
-            .filter_map(|k| self.paths.remove(&k).map(|(s, m)| (k.1, s, m)))
+        let (taken, kept) = std::mem::take(&mut self.paths)
+            .into_iter()
+            .partition::<BTreeMap<_, _>, _>(|((t, _), _)| t == task);
+        self.paths = kept;
+        taken
+            .into_iter()
+            .map(|((_, p), (s, m))| (p, s, m))
             .collect()
     }
 }

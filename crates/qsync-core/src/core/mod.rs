@@ -686,14 +686,9 @@ impl Core {
     /// Put the recorded versions of receive-only `task` back over its drift (see
     /// [`Input::Revert`]).
     fn revert<L: Ledger>(&mut self, task: TaskId, ledger: &mut L) -> Result<(), L::Error> {
-        // Content not on this disk comes from a connected linked device (this device
-        // stands for none: the placements then wait until one connects).
-        let peers = ledger.peers(&task)?;
-        let from = peers
-            .into_iter()
-            .find(|p| self.connected.contains(p))
-            .unwrap_or(self.me);
-        let records = self.drift.recorded(&task, ledger)?;
+        // Content not on this disk comes from a connected linked device, chosen when each
+        // revert's turn comes (`drift::revert_due`; this device stands for none yet).
+        let (from, records) = (self.me, self.drift.recorded(&task, ledger)?);
         self.with_work(|work, cx| work.revert(task, from, records, cx, ledger))
     }
 

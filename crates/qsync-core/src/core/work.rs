@@ -591,8 +591,10 @@ impl Work {
         match outcome {
             PlaceOutcome::Done => {
                 cx.drift.settled(&key);
-                for parent in &parents {
-                    cx.drift.settled(&(key.0, parent.clone()));
+                if cx.drift.covers(&key.0) {
+                    for parent in &parents {
+                        cx.drift.settled(&(key.0, parent.clone()));
+                    }
                 }
                 if !item.revert {
                     let aside = aside.map(|a| *a);
@@ -708,6 +710,9 @@ fn parents_to_make<L: Ledger>(
     let Some(mut parents) = Book::missing_parents(&key.0, &key.1, ledger)? else {
         return Ok(None);
     };
+    if !drift.covers(&key.0) {
+        return Ok(Some(parents));
+    }
     let removed = std::iter::successors(key.1.parent(), RelPath::parent)
         .filter(|p| drift.on_disk(&(key.0, p.clone())) == Some(&State::Deleted));
     for parent in removed.collect::<Vec<_>>() {
