@@ -634,3 +634,22 @@ fn a_refused_link_says_why_on_the_asking_side() {
         "{text}"
     );
 }
+
+/// A link question nobody answers in time: the asking side hears that, in those words.
+#[test]
+fn an_unanswered_link_says_so_on_the_asking_side() {
+    let base = tempfile::tempdir().unwrap();
+    let a = Node::start(base.path(), "alpha");
+    let b = Node::start_args(base.path(), "beta", &["--answer-timeout", "1"]);
+    let folder = base.path().join("A");
+    fs::create_dir_all(&folder).unwrap();
+    let task = a.add_task(&folder);
+    let addr = format!("127.0.0.1:{}", b.port);
+    let linking = node::Linking::start(&a.state, &task, &addr, &[]).unwrap();
+    let (ok, text) = linking.finish();
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("no answer from the person on the other device in time"),
+        "{text}"
+    );
+}
