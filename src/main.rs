@@ -3,12 +3,14 @@
 //! `qsync` alone starts the daemon and the terminal menu; `qsync daemon` runs the daemon
 //! only; the other subcommands talk to a running daemon through its control socket.
 
+mod config;
+mod daemon;
 mod magasin;
 mod menu;
 mod versions;
 
 use std::io::Write;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -16,8 +18,8 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use qsync_base::{DeviceId, TaskId};
 use qsync_discovery::{Config, Discovery, DiscoveryEvent, Responder};
+use qsync_engine::btf;
 use qsync_engine::control::{self, Reply};
-use qsync_engine::{btf, DaemonConfig};
 
 /// QSync keeps folders in sync, in real time, between your own devices on the same network.
 #[derive(Debug, Parser)]
@@ -35,46 +37,27 @@ struct Cli {
     #[arg(long, global = true)]
     json: bool,
 
+    /// The config file (default: qsync.toml in the state folder when --state-dir is given,
+    /// else in the user's config folder).
+    #[arg(long, global = true, env = "QSYNC_CONFIG")]
+    config: Option<PathBuf>,
+
     #[command(subcommand)]
     command: Option<Command>,
 }
 
-#[derive(Debug, clap::Args)]
-struct DaemonArgs {
-    /// TCP port to listen on for other devices.
-    #[arg(long, default_value_t = 7878)]
-    port: u16,
-    /// Address to listen on.
-    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
-    listen_ip: IpAddr,
-    /// This device's human name.
-    #[arg(long, default_value = "qsync")]
-    name: String,
-    /// Do not announce or browse with mDNS (link devices by address).
-    #[arg(long)]
-    no_mdns: bool,
-    /// Where questions for the person are written (default: STATE_DIR/btf).
-    #[arg(long)]
-    btf_dir: Option<PathBuf>,
-    /// Seconds a question to the person may wait for an answer.
-    #[arg(long, default_value_t = 600)]
-    answer_timeout: u64,
-    /// Scan every task's folder whole this often, in seconds (0: never), to catch what the
-    /// file system's notifications missed.
-    #[arg(long, env = "QSYNC_RESCAN_EVERY", default_value_t = 60)]
-    rescan_every: u64,
-    /// How much of the synced data, in percent, the copies kept as bases of patches may
-    /// take in the state folder (at least 128 MiB; 0 keeps none). An edit of a file
-    /// without one travels as a patch made from the other device's block signature of
-    /// its version (rsync's exchange), or whole under 64 KiB.
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u8).range(0..=100))]
-    base_share: u8,
-}
-
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the sync daemon in the foreground.
-    Daemon(DaemonArgs),
+    /// Run the sync daemon in the foreground (SIGTERM or `qsync stop` stops it, SIGHUP
+    /// applies the config file's live settings).
+    Daemon(daemon::DaemonArgs),
+    /// Stop the running daemon gracefully.
+    Stop,
+    /// The settings in the config file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print a one-time address (valid two minutes) that opens the web UI logged in.
+    Web,
     /// Sync tasks.
     #[command(subcommand)]
     Task(TaskCommand),
@@ -207,6 +190,29 @@ enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Where the config file is.
+    Path,
+    /// Every setting, as the file holds it.
+    Show,
+    /// One setting's value.
+    Get {
+        /// The setting (see `qsync config show`).
+        key: String,
+    },
+    /// Change one setting in the file (the running daemon takes it at `qsync config
+    /// reload` when it can change live, or at its next start).
+    Set {
+        /// The setting.
+        key: String,
+        /// Its new value.
+        value: String,
+    },
+    /// Apply the file's live settings to the running daemon (as SIGHUP does).
+    Reload,
+}
+
+#[derive(Debug, Subcommand)]
 enum DeviceCommand {
     /// Reach a linked device at HOST:PORT from now on (it moved, or mDNS does not find
     /// it): dialled there now, and kept for later starts.
@@ -320,7 +326,7 @@ fn default_state_dir() -> Result<PathBuf> {
 /// Send `command` to the daemon; its failure reply becomes an error.
 pub(crate) fn ask(state_dir: &Path, command: control::Command) -> Result<Reply> {
     match control::request(state_dir, &command)? {
-        Reply::Error { message } => bail!("{message}"),
+        Reply::Error { message } => Err(Refused(message).into()),
         reply => Ok(reply),
     }
 }
@@ -371,17 +377,74 @@ fn request_of(command: Command) -> Result<control::Command> {
     })
 }
 
-fn main() -> Result<()> {
+/// How `qsync` ends (documented in the README): 0 done, 1 failed, 2 the command line was
+/// wrong (clap's), 3 no daemon runs for the state folder, 4 the daemon refused the
+/// command, 5 another daemon already runs on the state folder.
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    let json = cli.json;
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            let (code, kind) = failure_kind(&e);
+            if json {
+                let error =
+                    serde_json::json!({ "error": { "kind": kind, "message": format!("{e:#}") } });
+                println!("{error}");
+            } else {
+                // `{:#}`: the causes on one line, and never a backtrace (RUST_BACKTRACE is
+                // for QSync's own bugs, which panic).
+                eprintln!("error: {e:#}");
+            }
+            std::process::ExitCode::from(code)
+        }
+    }
+}
+
+/// The daemon's answer to a command was a refusal (exit code 4).
+#[derive(Debug)]
+pub(crate) struct Refused(String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// The exit code and JSON kind of a failure.
+fn failure_kind(e: &anyhow::Error) -> (u8, &'static str) {
+    for cause in e.chain() {
+        if let Some(control::ControlError::NoDaemon { .. }) = cause.downcast_ref() {
+            return (3, "no_daemon");
+        }
+        if cause.downcast_ref::<Refused>().is_some() {
+            return (4, "refused");
+        }
+        if let Some(qsync_engine::EngineError::AlreadyRunning { .. }) = cause.downcast_ref() {
+            return (5, "already_running");
+        }
+    }
+    (1, "failed")
+}
+
+fn run(cli: Cli) -> Result<()> {
     log_to_stderr(cli.verbose);
+    let config_path = config::path(cli.config.as_deref(), cli.state_dir.as_deref())?;
     let state_dir = match cli.state_dir {
         Some(dir) => dir,
         None => default_state_dir()?,
     };
 
     match cli.command {
-        None => menu::run(&state_dir),
-        Some(Command::Daemon(args)) => daemon(&state_dir, args),
+        None => menu::run(&state_dir, &config_path),
+        Some(Command::Daemon(args)) => daemon::run(&state_dir, &config_path, args),
+        Some(Command::Stop) => show(ask(&state_dir, control::Command::Shutdown)?, cli.json),
+        Some(Command::Config(command)) => {
+            config_command(&state_dir, &config_path, command, cli.json)
+        }
+        Some(Command::Web) => web(&state_dir, &config_path),
         Some(Command::Task(command)) => task(&state_dir, command, cli.json),
         Some(
             command @ (Command::Devices
@@ -443,7 +506,10 @@ fn log_to_stderr(verbose: u8) {
         1 => "info",
         _ => "debug",
     };
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
+        // Colours only for a person's terminal, not in a log file or the journal.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into()),
         )
@@ -698,22 +764,52 @@ fn follow_setup(state_dir: &Path, device: DeviceId) -> Result<()> {
     }
 }
 
-fn daemon_config(state_dir: &Path, args: DaemonArgs) -> DaemonConfig {
-    DaemonConfig {
-        state_dir: state_dir.to_owned(),
-        listen: SocketAddr::new(args.listen_ip, args.port),
-        name: args.name,
-        mdns: !args.no_mdns,
-        btf_dir: args.btf_dir.unwrap_or_else(|| state_dir.join("btf")),
-        answer_timeout: Duration::from_secs(args.answer_timeout),
-        rescan_every: Duration::from_secs(args.rescan_every),
-        base_share: args.base_share,
+/// `qsync config ...`.
+fn config_command(state_dir: &Path, path: &Path, command: ConfigCommand, json: bool) -> Result<()> {
+    match command {
+        ConfigCommand::Path => println!("{}", path.display()),
+        ConfigCommand::Show => {
+            let settings = config::load(path)?;
+            if json {
+                println!("{}", serde_json::to_string(&settings)?);
+            } else {
+                print!("{}", toml::to_string(&settings)?);
+            }
+        }
+        ConfigCommand::Get { key } => println!("{}", config::load(path)?.get(&key)?),
+        ConfigCommand::Set { key, value } => {
+            let settings = config::load(path)?.with(&key, &value)?;
+            config::save(path, &settings)?;
+            println!("{key} = {} (in {})", settings.get(&key)?, path.display());
+        }
+        ConfigCommand::Reload => {
+            let settings = config::load(path)?;
+            show(ask(state_dir, daemon::live(&settings))?, json)?;
+        }
     }
+    Ok(())
 }
 
-fn daemon(state_dir: &Path, args: DaemonArgs) -> Result<()> {
-    let config = daemon_config(state_dir, args);
-    qsync_engine::run(config).context("the daemon stopped")
+/// `qsync web`: the address that logs a browser in, once (where the running daemon's web
+/// UI listens, else where the config file says it will).
+fn web(state_dir: &Path, config_path: &Path) -> Result<()> {
+    let running = std::fs::read_to_string(state_dir.join(daemon::HTTP_ADDRESS_FILE))
+        .ok()
+        .and_then(|text| text.trim().parse().ok());
+    let address = match running {
+        Some(address) => address,
+        None => match config::load(config_path)?.http_address()? {
+            Some(address) => address,
+            None => bail!("the web UI is off (http = \"off\" in {}); `qsync config set http 127.0.0.1:8385`, then restart the daemon", config_path.display()),
+        },
+    };
+    let address = qsync_http::login_address(state_dir, address)?;
+    println!("{address}");
+    println!(
+        "(opens the web UI logged in, once, within two minutes; the API key for scripts is in {})",
+        qsync_http::api_key_path(state_dir).display()
+    );
+    Ok(())
 }
 
 fn discover(

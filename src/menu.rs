@@ -1,15 +1,17 @@
-//! The terminal menu (the seed's front end): starts the daemon if none runs for this state
-//! folder, then offers the seed's actions, the installed apps, and what a person does with
-//! a task (why it is not in sync, its conflicts, pause or resume, remove). Bad input
-//! re-asks; nothing here panics.
+//! The terminal menu (the seed's front end): talks to the daemon running for this state
+//! folder, or starts one as a process of its own (saying so, and asking at quit whether
+//! it keeps running: a daemon the menu did not start is never stopped by it), then offers
+//! the seed's actions, the installed apps, and what a person does with a task (why it is
+//! not in sync, its conflicts, pause or resume, remove). Bad input re-asks; nothing here
+//! panics.
 
 use std::io::{self, BufRead, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+use qsync_engine::btf;
 use qsync_engine::control::{self, Command};
-use qsync_engine::{btf, DaemonConfig};
 
 fn prompt(input: &mut impl BufRead, question: &str) -> Result<Option<String>> {
     print!("{question}");
@@ -30,24 +32,41 @@ fn show(state_dir: &Path, command: Command) {
 }
 
 /// Run the menu for the daemon whose state is in `state_dir`.
-pub fn run(state_dir: &Path) -> Result<()> {
-    attach_or_start_daemon(state_dir)?;
+pub fn run(state_dir: &Path, config_path: &Path) -> Result<()> {
+    let started = attach_or_start_daemon(state_dir, config_path)?;
     let stdin = io::stdin();
     let mut input = stdin.lock();
+    menu(state_dir, &mut input)?;
+    if started {
+        let keep = prompt(
+            &mut input,
+            "keep the daemon running after you quit, to go on syncing? [Y/n]: ",
+        )?;
+        if keep.is_some_and(|k| k.eq_ignore_ascii_case("n") || k.eq_ignore_ascii_case("no")) {
+            show(state_dir, Command::Shutdown);
+        } else {
+            println!("the daemon goes on syncing; `qsync stop` stops it");
+        }
+    }
+    Ok(())
+}
+
+/// The menu's loop, until the person quits or the input ends.
+fn menu(state_dir: &Path, input: &mut impl BufRead) -> Result<()> {
     loop {
-        if !answer_questions(state_dir, &mut input)? {
+        if !answer_questions(state_dir, input)? {
             return Ok(());
         }
         println!(
             "\nQSync\n  [0] start syncing (status)\n  [1] create a sync task\n  [2] link another machine to a task\n  [3] list tasks and ids\n  [4] list QSync devices\n  [5] installed apps\n  [6] launch an app\n  [7] why is a task not in sync\n  [8] conflicts\n  [9] pause or resume a task\n  [r] remove a task (its files stay)\n  [q] quit"
         );
-        let Some(choice) = prompt(&mut input, "choice: ")? else {
+        let Some(choice) = prompt(input, "choice: ")? else {
             return Ok(());
         };
         match choice.as_str() {
             "0" => show(state_dir, Command::Status),
             "1" => {
-                let Some(path) = prompt(&mut input, "folder to sync: ")? else {
+                let Some(path) = prompt(input, "folder to sync: ")? else {
                     return Ok(());
                 };
                 match std::fs::canonicalize(&path) {
@@ -63,7 +82,7 @@ pub fn run(state_dir: &Path) -> Result<()> {
                 }
             }
             "2" => {
-                if !link(state_dir, &mut input)? {
+                if !link(state_dir, input)? {
                     return Ok(());
                 }
             }
@@ -77,7 +96,7 @@ pub fn run(state_dir: &Path) -> Result<()> {
                 if let Ok(list) = crate::magasin::installed(state_dir) {
                     println!("{list}");
                 }
-                let Some(name) = prompt(&mut input, "app to launch: ")? else {
+                let Some(name) = prompt(input, "app to launch: ")? else {
                     return Ok(());
                 };
                 match crate::magasin::launch(state_dir, &name) {
@@ -86,7 +105,7 @@ pub fn run(state_dir: &Path) -> Result<()> {
                 }
             }
             "7" | "9" | "r" => {
-                if !task_choice(state_dir, &mut input, &choice)? {
+                if !task_choice(state_dir, input, &choice)? {
                     return Ok(());
                 }
             }
@@ -139,36 +158,61 @@ fn task_choice(state_dir: &Path, input: &mut impl BufRead, choice: &str) -> Resu
     Ok(true)
 }
 
-/// Attach to the daemon of `state_dir`, or start one in this process (and wait up to 5 s
-/// for it to answer).
-fn attach_or_start_daemon(state_dir: &Path) -> Result<()> {
-    if control::request(state_dir, &Command::Id).is_err() {
-        let config = DaemonConfig {
-            state_dir: state_dir.to_owned(),
-            listen: "0.0.0.0:7878".parse()?,
-            name: "qsync".into(),
-            mdns: true,
-            btf_dir: state_dir.join("btf"),
-            answer_timeout: Duration::from_secs(600),
-            rescan_every: Duration::from_secs(60),
-            base_share: 20,
-        };
-        std::thread::Builder::new()
-            .name("qsync-daemon".into())
-            .spawn(move || {
-                if let Err(e) = qsync_engine::run(config) {
-                    eprintln!("the daemon stopped: {e}");
-                }
-            })
-            .context("could not start the daemon's thread")?;
-        for _ in 0..50 {
-            if control::request(state_dir, &Command::Id).is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+/// Attach to the daemon of `state_dir`, or start one as a process of its own (its output
+/// in `daemon.log` in the state folder) and wait up to 10 s for it to answer: `true` when
+/// the menu started it.
+fn attach_or_start_daemon(state_dir: &Path, config_path: &Path) -> Result<bool> {
+    if control::request(state_dir, &Command::Id).is_ok() {
+        return Ok(false);
     }
-    Ok(())
+    std::fs::create_dir_all(state_dir)
+        .with_context(|| format!("could not make the state folder {}", state_dir.display()))?;
+    let log_path = state_dir.join("daemon.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("could not open {}", log_path.display()))?;
+    let exe = std::env::current_exe().context("could not find the qsync program to start")?;
+    let mut child = {
+        use std::os::unix::process::CommandExt;
+        std::process::Command::new(exe)
+            .arg("--state-dir")
+            .arg(state_dir)
+            .arg("--config")
+            .arg(config_path)
+            .arg("daemon")
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            // Its own process group: a Ctrl-C in the menu's terminal does not stop it.
+            .process_group(0)
+            .spawn()
+            .context("could not start the daemon")?
+    };
+    for _ in 0..100 {
+        if control::request(state_dir, &Command::Id).is_ok() {
+            println!(
+                "started a QSync daemon (pid {}) for {}; its log is {}",
+                child.id(),
+                state_dir.display(),
+                log_path.display()
+            );
+            return Ok(true);
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            bail!(
+                "the daemon stopped at once ({status}); its log {} says why",
+                log_path.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!(
+        "the daemon started (pid {}) but does not answer; see {}",
+        child.id(),
+        log_path.display()
+    )
 }
 
 /// Ask the person the daemon's questions waiting, one by one; false if the input ended.

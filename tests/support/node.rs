@@ -128,6 +128,13 @@ impl Node {
                 &self.name,
                 "-v",
             ])
+            // Each test daemon's HTTP API on a port of its own (`http.address` in its
+            // state folder says which), unless the test chose one.
+            .args(if self.extra.iter().any(|a| a == "--http") {
+                &[][..]
+            } else {
+                &["--http", "127.0.0.1:0"][..]
+            })
             .args(&self.extra)
             .envs(self.log_filter.map(|f| ("RUST_LOG", f)))
             .envs(self.home.as_ref().map(|h| ("HOME", h)))

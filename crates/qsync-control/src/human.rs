@@ -43,16 +43,45 @@ impl fmt::Display for TaskInfo {
     }
 }
 
+/// ` (NAME)` for a known name, nothing otherwise.
+fn named(name: &Option<String>) -> String {
+    match name {
+        Some(name) if !name.is_empty() => format!(" ({})", printable(name)),
+        _ => String::new(),
+    }
+}
+
 impl fmt::Display for DaemonEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DaemonEvent::Connected { device } => write!(f, "connected {device}"),
-            DaemonEvent::Disconnected { device } => write!(f, "disconnected {device}"),
-            DaemonEvent::Question { flag, context } => {
-                write!(f, "question {}: {}", printable(flag), printable(context))
+            DaemonEvent::Connected { device, name } => {
+                write!(f, "connected {device}{}", named(name))
             }
-            DaemonEvent::Applied { task, from } => {
-                write!(f, "applied a change from {from} (task {task})")
+            DaemonEvent::Disconnected { device, name } => {
+                write!(f, "disconnected {device}{}", named(name))
+            }
+            DaemonEvent::Question { id, flag, context } => {
+                write!(
+                    f,
+                    "question {} {}: {}",
+                    printable(id),
+                    printable(flag),
+                    printable(context)
+                )
+            }
+            DaemonEvent::Applied {
+                task,
+                from,
+                name,
+                path,
+                deleted,
+            } => {
+                let what = match (path, deleted) {
+                    (Some(path), true) => format!("deleted {}", printable(path.as_str())),
+                    (Some(path), false) => format!("changed {}", printable(path.as_str())),
+                    (None, _) => "applied a change".to_owned(),
+                };
+                write!(f, "{what} from {from}{} (task {task})", named(name))
             }
             DaemonEvent::Conflict { task, kept_as } => {
                 write!(
@@ -62,6 +91,21 @@ impl fmt::Display for DaemonEvent {
                 )
             }
             DaemonEvent::Delivered { device } => write!(f, "delivered an update to {device}"),
+            DaemonEvent::LinkEnded {
+                task,
+                ok: true,
+                message,
+            } => {
+                write!(f, "linked task {task}: {}", printable(message))
+            }
+            DaemonEvent::LinkEnded {
+                task,
+                ok: false,
+                message,
+            } => {
+                write!(f, "link of task {task} failed: {}", printable(message))
+            }
+            DaemonEvent::TaskChanged { task } => write!(f, "task {task} changed"),
             DaemonEvent::Transfer(t) => write!(f, "{t}"),
         }
     }
@@ -281,6 +325,32 @@ impl fmt::Display for Reply {
                 f.write_str(&lines.join("\n"))
             }
             Reply::Event(event) => write!(f, "{event}"),
+            Reply::Questions { questions } => {
+                let lines: Vec<String> = questions
+                    .iter()
+                    .map(|q| format!("{}\t{}\t{}", printable(&q.id), printable(&q.flag), printable(&q.context)))
+                    .collect();
+                f.write_str(&lines.join("\n"))
+            }
+            Reply::Answered { id } => write!(f, "answered {}", printable(id)),
+            Reply::Configured { rescan_every: 0 } => write!(f, "applied: no whole scans (the other settings apply at the next start)"),
+            Reply::Configured { rescan_every } => write!(f, "applied: a whole scan every {rescan_every} s (the other settings apply at the next start)"),
+            Reply::ShuttingDown => write!(f, "the daemon is stopping"),
+            Reply::Discovered { devices } => {
+                let lines: Vec<String> = devices
+                    .iter()
+                    .map(|d| {
+                        format!(
+                            "{} {} {}{}",
+                            d.device,
+                            word(&d.name),
+                            printable(&d.addresses.join(",")),
+                            if d.linked { " linked" } else { "" }
+                        )
+                    })
+                    .collect();
+                f.write_str(&lines.join("\n"))
+            }
             Reply::Error { message } => write!(f, "error: {}", printable(message)),
         }
     }

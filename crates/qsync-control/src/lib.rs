@@ -201,6 +201,25 @@ pub enum Command {
     /// Stream what happens (connections, questions, conflicts, files) until the client
     /// hangs up.
     Events,
+    /// The questions waiting for the person's answer.
+    Questions,
+    /// Answer a question (see [`Command::Questions`]).
+    Answer {
+        /// The question's id.
+        id: String,
+        /// The answer.
+        text: String,
+    },
+    /// The QSync devices mDNS finds on the network now.
+    Discovered,
+    /// Apply settings that can change while the daemon runs (`None`: unchanged).
+    Configure {
+        /// Seconds between whole scans of every task's folder (0: never).
+        #[serde(default)]
+        rescan_every: Option<u64>,
+    },
+    /// Stop the daemon gracefully (what was placed is made durable, connections close).
+    Shutdown,
 }
 
 impl Command {
@@ -220,6 +239,8 @@ impl Command {
                 | Command::RevertPreview { .. }
                 | Command::Conflicts { .. }
                 | Command::Events
+                | Command::Questions
+                | Command::Discovered
         )
     }
 }
@@ -540,14 +561,24 @@ pub enum DaemonEvent {
     Connected {
         /// The device.
         device: DeviceId,
+        /// Its name, when known.
+        #[serde(default)]
+        name: Option<String>,
     },
     /// A linked device's connection is gone.
     Disconnected {
         /// The device.
         device: DeviceId,
+        /// Its name, when known.
+        #[serde(default)]
+        name: Option<String>,
     },
-    /// The daemon asks its person something (answer with `qsync answer FLAG TEXT`).
+    /// The daemon asks its person something (answer with `qsync answer ID TEXT`, or
+    /// [`Command::Answer`]).
     Question {
+        /// The question's id, for the answer.
+        #[serde(default)]
+        id: String,
         /// The question's flag, such as `CHOOSELINKPATH`.
         flag: String,
         /// What it is about.
@@ -559,6 +590,15 @@ pub enum DaemonEvent {
         task: TaskId,
         /// The device it came from.
         from: DeviceId,
+        /// That device's name, when known.
+        #[serde(default)]
+        name: Option<String>,
+        /// The path changed.
+        #[serde(default)]
+        path: Option<RelPath>,
+        /// Whether the change deleted it.
+        #[serde(default)]
+        deleted: bool,
     },
     /// Both sides changed a file: the other version was kept beside it.
     Conflict {
@@ -574,6 +614,45 @@ pub enum DaemonEvent {
     },
     /// A transfer coming in, as it goes (once a second while it does, for each listener).
     Transfer(TransferInfo),
+    /// A link this device asked for (over the HTTP API) ended.
+    LinkEnded {
+        /// The task.
+        task: TaskId,
+        /// Whether the devices are linked now.
+        ok: bool,
+        /// How it ended, in words.
+        message: String,
+    },
+    /// A task was added, removed, paused, resumed or set otherwise.
+    TaskChanged {
+        /// The task.
+        task: TaskId,
+    },
+}
+
+/// A question of the daemon to its person (see [`Command::Questions`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuestionInfo {
+    /// Its id, for [`Command::Answer`].
+    pub id: String,
+    /// What kind of question: `CHOOSELINKPATH`, `CONFIRMJOIN`, `CONFIRMSEND`,
+    /// `CONFIRMSENSITIVE`.
+    pub flag: String,
+    /// The line the person reads.
+    pub context: String,
+}
+
+/// A QSync device that mDNS found on the network (see [`Command::Discovered`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NearbyInfo {
+    /// The id it announces (a claim: linking proves it).
+    pub device: DeviceId,
+    /// The name it announces.
+    pub name: String,
+    /// Where it says it listens.
+    pub addresses: Vec<String>,
+    /// Whether it is a linked device.
+    pub linked: bool,
 }
 
 /// The daemon's answer.
@@ -712,6 +791,28 @@ pub enum Reply {
     },
     /// One event of [`Command::Events`].
     Event(DaemonEvent),
+    /// For [`Command::Questions`]: oldest first.
+    Questions {
+        /// The questions.
+        questions: Vec<QuestionInfo>,
+    },
+    /// For [`Command::Answer`].
+    Answered {
+        /// The question.
+        id: String,
+    },
+    /// For [`Command::Configure`]: the live settings now.
+    Configured {
+        /// Seconds between whole scans (0: never).
+        rescan_every: u64,
+    },
+    /// For [`Command::Shutdown`].
+    ShuttingDown,
+    /// For [`Command::Discovered`].
+    Discovered {
+        /// The devices, by id.
+        devices: Vec<NearbyInfo>,
+    },
     /// The command failed.
     Error {
         /// Why, for a person.
@@ -728,10 +829,12 @@ impl Reply {
     }
 }
 
+mod events;
 mod human;
 mod socket;
 #[cfg(test)]
 mod tests;
 
+pub use events::{EventFeed, Numbered, Subscription, EVENT_HISTORY};
 pub use human::printable;
 pub use socket::{control_socket, follow, request, request_steps, serve, Request};

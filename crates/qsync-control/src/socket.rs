@@ -11,8 +11,8 @@ use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{broadcast, oneshot};
 
-use super::{Command, DaemonEvent, Reply};
-use crate::ControlError;
+use super::{Command, Reply};
+use crate::{ControlError, EventFeed};
 
 /// The longest command line the daemon reads (an app's description included).
 const MAX_LINE: usize = 1024 * 1024;
@@ -54,12 +54,12 @@ pub(super) fn is_event(line: &str) -> bool {
 
 /// Serve the control socket at `path` (created 0600). Each command is handed to `deliver`
 /// as a [`Request`] (`false`: nobody serves commands any more, and the client is told the
-/// daemon stopped); [`Command::Events`] subscribes to `notify`.
+/// daemon stopped); [`Command::Events`] follows `feed`.
 pub fn serve<D>(
     runtime: &tokio::runtime::Runtime,
     path: PathBuf,
     deliver: D,
-    notify: broadcast::Sender<DaemonEvent>,
+    feed: EventFeed,
 ) -> Result<(), ControlError>
 where
     D: Fn(Request) -> bool + Clone + Send + Sync + 'static,
@@ -74,14 +74,14 @@ where
         .map_err(|e| ControlError::io("restrict", &path, e))?;
     runtime.spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(client(stream, deliver.clone(), notify.clone()));
+            tokio::spawn(client(stream, deliver.clone(), feed.clone()));
         }
     });
     Ok(())
 }
 
 /// One client: its command read (one line), handed to `deliver`, answered.
-async fn client<D>(stream: UnixStream, deliver: D, notify: broadcast::Sender<DaemonEvent>)
+async fn client<D>(stream: UnixStream, deliver: D, feed: EventFeed)
 where
     D: Fn(Request) -> bool,
 {
@@ -100,7 +100,7 @@ where
         }
     };
     match command {
-        Command::Events => events(&mut write, notify.subscribe()).await,
+        Command::Events => events(&mut write, feed.subscribe(None).live).await,
         Command::Link {
             task,
             address,
@@ -119,10 +119,13 @@ where
 }
 
 /// [`Command::Events`]: what happens, one reply per line, until the client goes.
-async fn events(write: &mut OwnedWriteHalf, mut feed: broadcast::Receiver<DaemonEvent>) {
+async fn events(
+    write: &mut OwnedWriteHalf,
+    mut feed: broadcast::Receiver<std::sync::Arc<crate::Numbered>>,
+) {
     loop {
         let reply = match feed.recv().await {
-            Ok(event) => Reply::Event(event),
+            Ok(numbered) => Reply::Event(numbered.event.clone()),
             Err(broadcast::error::RecvError::Lagged(n)) => Reply::error(format!(
                 "{n} events were dropped: this client read too slowly"
             )),

@@ -34,6 +34,7 @@ proptest! {
 #[test]
 fn text_from_the_network_cannot_drive_the_terminal() {
     let event = DaemonEvent::Question {
+        id: "1\u{1b}]0;x".into(),
         flag: "CHOOSELINKPATH".into(),
         context: "evil\u{1b}[2J\nconnected aaaa".into(),
     };
@@ -115,4 +116,100 @@ fn an_unknown_kind_of_event_is_skipped_not_fatal() {
     assert!(socket::is_event(newer));
     assert!(!socket::is_event(r#"{"reply":"something_new"}"#));
     assert!(!socket::is_event("not json"));
+}
+
+/// An event as the HTTP API's stream sends it: flat, with its id and time, and the same
+/// after a round trip, progress included.
+#[test]
+fn numbered_events_are_flat_and_survive_a_round_trip() {
+    let device = DeviceId::from_bytes([5; 32]);
+    let task = TaskId::from_bytes([6; 32]);
+    for event in [
+        DaemonEvent::Applied {
+            task,
+            from: device,
+            name: Some("laptop".into()),
+            path: Some(RelPath::new("notes/a b.txt").unwrap()),
+            deleted: false,
+        },
+        DaemonEvent::Transfer(TransferInfo {
+            device,
+            task,
+            path: RelPath::new("big.iso").unwrap(),
+            done: 1,
+            size: 2,
+            patch: false,
+            rate: 3,
+        }),
+        DaemonEvent::LinkEnded {
+            task,
+            ok: false,
+            message: "refused".into(),
+        },
+    ] {
+        let numbered = Numbered {
+            id: 7,
+            at: 8,
+            event,
+        };
+        let json = serde_json::to_value(&numbered).unwrap();
+        assert_eq!(json["id"], 7);
+        assert!(json["event"].is_string(), "{json}");
+        let back: Numbered = serde_json::from_value(json).unwrap();
+        assert_eq!(back, numbered);
+    }
+}
+
+/// A follower of an older daemon's events still reads them, and a newer daemon's events
+/// that an older follower does not know are skipped by `follow` (see socket.rs).
+#[test]
+fn events_of_older_daemons_still_parse() {
+    let device = DeviceId::from_bytes([5; 32]);
+    let old = format!(r#"{{"reply":"event","event":"connected","device":"{device}"}}"#);
+    assert_eq!(
+        serde_json::from_str::<Reply>(&old).unwrap(),
+        Reply::Event(DaemonEvent::Connected { device, name: None })
+    );
+}
+
+/// The feed replays what a follower missed after the id it gives, says when the history
+/// no longer holds it or the id is of an earlier run, and hands over each event once.
+#[test]
+fn the_feed_replays_after_an_id_and_says_what_it_lost() {
+    let feed = EventFeed::new();
+    let device = DeviceId::from_bytes([1; 32]);
+    let before = feed.next_id() - 1;
+    let ids: Vec<u64> = (0..5)
+        .map(|_| feed.publish(DaemonEvent::Delivered { device }))
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    let all = feed.subscribe(Some(before));
+    assert_eq!(all.backlog.len(), 5);
+    assert!(!all.missed);
+    let after_third = feed.subscribe(Some(ids[2]));
+    let got: Vec<u64> = after_third.backlog.iter().map(|e| e.id).collect();
+    assert_eq!(got, ids[3..]);
+    assert!(!after_third.missed);
+    // An id from an earlier run: everything of this run, and the gap said.
+    let earlier = feed.subscribe(Some(1));
+    assert_eq!(earlier.backlog.len(), 5);
+    assert!(earlier.missed);
+    // Progress is live only.
+    let mut live = feed.subscribe(None);
+    feed.publish_transient(DaemonEvent::Delivered { device });
+    assert!(live.live.try_recv().is_ok());
+    assert_eq!(feed.subscribe(Some(before)).backlog.len(), 5);
+    // Past the history's bound, the oldest go and a follower from before is told.
+    for _ in 0..EVENT_HISTORY {
+        feed.publish(DaemonEvent::Delivered { device });
+    }
+    // (the last of the first five was dropped too, but after it nothing kept was lost)
+    assert!(!feed.subscribe(Some(ids[4])).missed);
+    let late = feed.subscribe(Some(ids[3]));
+    assert!(late.missed);
+    assert_eq!(late.backlog.len(), EVENT_HISTORY);
+    let recent = late.backlog[10].id;
+    let caught_up = feed.subscribe(Some(recent));
+    assert!(!caught_up.missed);
+    assert_eq!(caught_up.backlog.len(), EVENT_HISTORY - 11);
 }

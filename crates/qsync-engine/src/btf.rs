@@ -71,6 +71,7 @@ fn one_line(text: &str) -> String {
 #[derive(Debug)]
 pub struct Asked {
     path: PathBuf,
+    id: String,
     flag: String,
     deadline: Instant,
     timeout: Duration,
@@ -99,10 +100,16 @@ impl Asked {
         fs::rename(&temp, &path)?;
         Ok(Asked {
             path,
+            id,
             flag: flag.to_owned(),
             deadline: Instant::now() + timeout,
             timeout,
         })
+    }
+
+    /// Its id, as [`pending_questions`] lists it and [`answer`] takes it.
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     /// The answer once given (the question is then removed), an error once the time is

@@ -45,7 +45,7 @@ pub use qsync_exchange as exchange;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-pub use daemon::{run, DaemonConfig};
+pub use daemon::{run, Daemon, DaemonConfig, DaemonHandle};
 pub use driver::root::RootError;
 
 /// What can stop the engine or one of its operations.
@@ -86,6 +86,14 @@ pub enum EngineError {
     /// The control socket.
     #[error(transparent)]
     Control(#[from] qsync_control::ControlError),
+    /// Another daemon runs on this state folder.
+    #[error("another QSync daemon{} runs on the state folder {}; stop it first, or give this one another --state-dir", .pid.map(|p| format!(" (pid {p})")).unwrap_or_default(), .state_dir.display())]
+    AlreadyRunning {
+        /// The state folder.
+        state_dir: PathBuf,
+        /// The running daemon's process id, as it wrote it.
+        pid: Option<u32>,
+    },
     /// A task this device does not have.
     #[error("no sync task {0} on this device")]
     UnknownTask(qsync_base::TaskId),

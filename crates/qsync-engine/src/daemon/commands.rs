@@ -17,6 +17,14 @@ impl Engine {
         command: Command,
         reply: oneshot::Sender<Reply>,
     ) -> Option<(Reply, oneshot::Sender<Reply>)> {
+        // Front ends showing tasks hear of changes made through any of them.
+        let touched = match &command {
+            Command::TaskRemove { task }
+            | Command::TaskSet { task, .. }
+            | Command::Unlink { task, .. }
+            | Command::Revert { task } => Some(*task),
+            _ => None,
+        };
         let answer = match command {
             Command::Id => Ok(Reply::Id { device: self.me }),
             Command::TaskAdd {
@@ -89,8 +97,47 @@ impl Engine {
             Command::Events => Err(EngineError::State(
                 "events are streamed by the control socket".into(),
             )),
+            Command::Questions => self.questions(),
+            Command::Answer { id, text } => crate::btf::answer(&self.config.btf_dir, &id, &text)
+                .map(|()| Reply::Answered { id })
+                .map_err(|e| EngineError::State(e.to_string())),
+            Command::Discovered => Ok(Reply::Discovered {
+                devices: self.peers.nearby(),
+            }),
+            Command::Configure { rescan_every } => {
+                if let Some(every) = rescan_every {
+                    self.tasks.rescan_every = std::time::Duration::from_secs(every);
+                }
+                Ok(Reply::Configured {
+                    rescan_every: self.tasks.rescan_every.as_secs(),
+                })
+            }
+            Command::Shutdown => {
+                tracing::info!("stopping: a front end asked for it");
+                self.stopping = true;
+                Ok(Reply::ShuttingDown)
+            }
         };
+        if let (Some(task), Ok(_)) = (touched, &answer) {
+            self.tell(crate::control::DaemonEvent::TaskChanged { task });
+        }
         Some((answer.unwrap_or_else(Reply::error), reply))
+    }
+
+    /// The questions waiting for the person, oldest first.
+    fn questions(&self) -> Result<Reply, EngineError> {
+        let questions = crate::btf::pending_questions(&self.config.btf_dir)
+            .map_err(|e| EngineError::io("read the questions in", &self.config.btf_dir, e))?;
+        Ok(Reply::Questions {
+            questions: questions
+                .into_iter()
+                .map(|q| crate::control::QuestionInfo {
+                    id: q.id,
+                    flag: q.flag,
+                    context: q.context,
+                })
+                .collect(),
+        })
     }
 
     /// Add the task of the folder at `path`: answered at once if that failed, otherwise
@@ -106,6 +153,7 @@ impl Engine {
         match self.change(|c| c.task_add(path, name, folder_type.map(super::terms::folder_type_in)))
         {
             Ok((task, name, root)) => {
+                self.tell(crate::control::DaemonEvent::TaskChanged { task });
                 let added = Reply::TaskAdded(TaskInfo {
                     task,
                     name,

@@ -221,12 +221,14 @@ impl Links {
                 return None;
             }
         };
+        let id = asked.id().to_owned();
         self.incoming.push(Incoming {
             request,
             reply: Some(reply),
             stage: Stage::Code(asked),
         });
         Some(DaemonEvent::Question {
+            id,
             flag: flag.to_owned(),
             context,
         })
@@ -370,12 +372,14 @@ impl Links {
         };
         let asked = btf::Asked::ask(&self.btf_dir, flag, &context, self.answer_timeout)
             .map_err(|e| format!("could not ask the person: {e}"))?;
+        let id = asked.id().to_owned();
         self.incoming[index].stage = Stage::Send {
             asked,
             code,
             root: root.to_owned(),
         };
         Ok(Some(DaemonEvent::Question {
+            id,
             flag: flag.to_owned(),
             context,
         }))

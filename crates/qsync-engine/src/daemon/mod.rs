@@ -19,7 +19,7 @@ use qsync_watch::WatchBatch;
 use qsync_wire::Message;
 use tokio::sync::oneshot;
 
-use crate::control::{DaemonEvent, Reply, Request};
+use crate::control::{DaemonEvent, EventFeed, Reply, Request};
 use crate::net::{self, NetEvent, PeerConn};
 use crate::sync::{Around, SyncDriver};
 use crate::EngineError;
@@ -42,7 +42,7 @@ mod versions;
 mod views;
 pub mod walks;
 
-pub use start::run;
+pub use start::{run, Daemon, DaemonHandle};
 
 /// How a daemon runs.
 #[derive(Debug, Clone)]
@@ -89,6 +89,8 @@ pub enum Event {
     /// Content held here was staged, or found not to be what a fetch wants, off the
     /// engine thread (`sync/reuse.rs`): taken at the driver's next tick.
     Reused,
+    /// Stop the daemon (see `DaemonHandle::stop`).
+    Stop,
 }
 
 /// At most this many waiting events are taken before their facts are handled.
@@ -106,8 +108,8 @@ struct Engine {
     /// The blobs of new versions owed to the keeper's thread.
     keeping: keeping::Keeping,
     events: Sender<Event>,
-    /// What happens, for `qsync events` (sending fails only when nobody listens).
-    notify: tokio::sync::broadcast::Sender<DaemonEvent>,
+    /// What happens, for `qsync events` and the HTTP API's event stream.
+    feed: EventFeed,
     /// The sync core, its driver, and the folders it places into.
     sync: SyncDriver,
     /// Link requests from other devices, waiting on the person or the pairing.
@@ -117,6 +119,8 @@ struct Engine {
     /// Versions kept by placements, to record, and when they were last thinned (see
     /// `versions.rs`).
     versions: versions::Waiting,
+    /// A stop was asked for: the loop ends after the events taken with it.
+    stopping: bool,
 }
 
 /// What the sync driver reaches through the engine: the store (its ledger and blobs) and
@@ -148,11 +152,11 @@ impl Around for Surroundings<'_> {
 }
 
 impl Engine {
-    fn run(&mut self, inbox: Receiver<Event>) {
+    fn run(&mut self, inbox: &Receiver<Event>) {
         let mut next_tick = Instant::now();
-        loop {
+        while !self.stopping {
             match inbox.recv_timeout(self.wait(next_tick)) {
-                Ok(event) => self.events_waiting(event, &inbox),
+                Ok(event) => self.events_waiting(event, inbox),
                 Err(RecvTimeoutError::Timeout) => {
                     if self.sync.batch_since().is_some() {
                         self.sync_with(|sync, around| {
@@ -185,6 +189,20 @@ impl Engine {
                 self.sync_with(|sync, around| sync.run(around, None));
             }
         }
+        self.finish();
+    }
+
+    /// The end of a stop: what was placed is made durable and recorded, the blobs owed
+    /// to the keeper handed over, the connections closed (a placement under way stays a
+    /// part file in the staging folder, taken up again at the next start).
+    fn finish(&mut self) {
+        self.sync_with(|sync, around| {
+            sync.flush();
+            sync.run(around, None);
+        });
+        self.keep_versions();
+        self.keep_owed();
+        self.peers.close_all();
     }
 
     /// Record the versions placements kept, and thin them when due (every minute, and
@@ -247,6 +265,7 @@ impl Engine {
 
     fn handle(&mut self, event: Event) {
         match event {
+            Event::Stop => self.stopping = true,
             Event::Net(e) => self.net_event(e),
             Event::Watch(task, batch) => {
                 self.with_found(|tasks, found| tasks.observe(found, task, &batch));
@@ -305,7 +324,7 @@ impl Engine {
                 let _ = reply.send(answer);
             }
             Event::Discovery(DiscoveryEvent::Found(peer)) => {
-                self.peers.found(peer.device, &peer.addresses);
+                self.peers.found(peer.device, &peer.name, &peer.addresses);
             }
             Event::Discovery(DiscoveryEvent::Lost(device)) => self.peers.lost(device),
         }
@@ -316,15 +335,16 @@ impl Engine {
             // Gone: stop sending into a connection nobody reads; what was in flight stays
             // pending and goes again when the device is back.
             tracing::info!(%device, "left (no answer to a ping); its updates wait until it is back");
-            self.tell(DaemonEvent::Disconnected { device });
+            let name = self.name_of(device);
+            self.tell(DaemonEvent::Disconnected { device, name });
             let _ = self.store.set_connected(device, false, None);
             self.disconnected(device);
         }
         self.peers.dial_linked();
         // Progress for front ends that listen (`qsync events`): each transfer coming in.
-        if self.notify.receiver_count() > 0 {
+        if self.feed.listening() {
             for transfer in self.progress.moved(self.sync.transfers()) {
-                self.tell(DaemonEvent::Transfer(transfer));
+                self.feed.publish_transient(DaemonEvent::Transfer(transfer));
             }
         }
     }
@@ -341,7 +361,8 @@ impl Engine {
                     return;
                 }
                 tracing::info!(%device, %addr, "connected");
-                self.tell(DaemonEvent::Connected { device });
+                let name = self.name_of(device);
+                self.tell(DaemonEvent::Connected { device, name });
                 let proven = dialled.then(|| addr.to_string());
                 let _ = self.store.set_connected(device, true, proven.as_deref());
                 // A replaced connection: the core starts the exchange afresh.
@@ -352,7 +373,8 @@ impl Engine {
                 if self.peers.is_current(&device, conn) {
                     tracing::info!(%device, "disconnected");
                     self.peers.close(device);
-                    self.tell(DaemonEvent::Disconnected { device });
+                    let name = self.name_of(device);
+                    self.tell(DaemonEvent::Disconnected { device, name });
                     let _ = self.store.set_connected(device, false, None);
                     self.disconnected(device);
                 }
@@ -400,10 +422,15 @@ impl Engine {
     }
 
     /// Tell `qsync events` listeners, if any.
+    /// Publish `event` (numbered and kept for the front ends that follow, see
+    /// `qsync_control::EventFeed`).
     fn tell(&self, event: DaemonEvent) {
-        if self.notify.receiver_count() > 0 {
-            let _ = self.notify.send(event);
-        }
+        self.feed.publish(event);
+    }
+
+    /// A linked device's name, for events.
+    fn name_of(&self, device: DeviceId) -> Option<String> {
+        self.store.device(device).ok().flatten().map(|d| d.name)
     }
 }
 

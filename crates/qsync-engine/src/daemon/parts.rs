@@ -62,7 +62,8 @@ impl Engine {
         let closed = changes.closed;
         self.sync.defer(deferred);
         for device in closed {
-            self.tell(DaemonEvent::Disconnected { device });
+            let name = self.name_of(device);
+            self.tell(DaemonEvent::Disconnected { device, name });
         }
         self.settle();
         result
@@ -142,6 +143,9 @@ impl Engine {
         self.tell(DaemonEvent::Applied {
             task: applied.task,
             from: applied.from,
+            name: self.name_of(applied.from),
+            path: Some(applied.path),
+            deleted: applied.deleted,
         });
         if let Some(kept_as) = applied.aside {
             self.tell(DaemonEvent::Conflict {

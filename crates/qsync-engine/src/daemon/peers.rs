@@ -21,6 +21,10 @@ use crate::net::{self, Linked, NetCtx, Outbound};
 const PROBE_WAIT: Duration = Duration::from_secs(5);
 
 /// The linked devices' connections, addresses, dials and probes.
+/// How many devices found by mDNS are kept for front ends (discovery bounds its own
+/// table too; this bounds what a flood of announcements costs here).
+const MAX_NEARBY: usize = 256;
+
 pub(super) struct Peers {
     me: DeviceId,
     /// The devices linked with this one (shared with the network tasks and discovery).
@@ -36,6 +40,9 @@ pub(super) struct Peers {
     probes: HashMap<DeviceId, (u64, Instant)>,
     /// Devices this device's person paused: never dialled, their connections dropped.
     paused: std::collections::HashSet<DeviceId>,
+    /// What mDNS found on the network, linked or not, for front ends offering devices to
+    /// link: each device's announced name and addresses (at most [`MAX_NEARBY`]).
+    nearby: HashMap<DeviceId, (String, Vec<SocketAddr>)>,
     net: NetCtx,
     runtime: tokio::runtime::Handle,
 }
@@ -58,9 +65,26 @@ impl Peers {
             dial_attempts: HashMap::new(),
             last_dial: HashMap::new(),
             probes: HashMap::new(),
+            nearby: HashMap::new(),
             net,
             runtime,
         }
+    }
+
+    /// The devices mDNS finds now, by id.
+    pub(super) fn nearby(&self) -> Vec<crate::control::NearbyInfo> {
+        let mut found: Vec<_> = self
+            .nearby
+            .iter()
+            .map(|(device, (name, addresses))| crate::control::NearbyInfo {
+                device: *device,
+                name: name.clone(),
+                addresses: addresses.iter().map(ToString::to_string).collect(),
+                linked: self.is_linked(device),
+            })
+            .collect();
+        found.sort_by_key(|d| d.device.to_string());
+        found
     }
 
     /// What the network tasks need (to dial, to pair).
@@ -246,7 +270,14 @@ impl Peers {
     /// mDNS found `device` at `addrs`: a suggestion for a linked device only (anyone can
     /// announce any id), tried in turn with the address proven last; a session is never
     /// re-pointed by it.
-    pub(super) fn found(&mut self, device: DeviceId, addrs: &[SocketAddr]) {
+    pub(super) fn found(&mut self, device: DeviceId, name: &str, addrs: &[SocketAddr]) {
+        if device != self.me
+            && (self.nearby.len() < MAX_NEARBY || self.nearby.contains_key(&device))
+        {
+            let name: String = name.chars().take(64).collect();
+            let addrs = addrs.iter().take(8).copied().collect();
+            self.nearby.insert(device, (name, addrs));
+        }
         let addr = addrs.iter().find(|a| a.is_ipv4()).or(addrs.first());
         if let (true, Some(addr)) = (self.is_linked(&device), addr) {
             self.suggested.insert(device, *addr);
@@ -256,6 +287,7 @@ impl Peers {
     /// mDNS said `device` left: anyone on the LAN can forge a goodbye, so the device itself
     /// is asked; a session it does not answer on within [`PROBE_WAIT`] is closed.
     pub(super) fn lost(&mut self, device: DeviceId) {
+        self.nearby.remove(&device);
         if self.conns.contains_key(&device) && !self.probes.contains_key(&device) {
             let nonce = u64::from_be_bytes(
                 TaskId::random().as_bytes()[..8]

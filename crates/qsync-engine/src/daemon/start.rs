@@ -1,9 +1,12 @@
-//! Starting a daemon: its identity and store, the network runtime and listener, the
-//! control socket, discovery, and the engine thread with its parts.
+//! Starting a daemon: the lock on its state folder, its identity and store, the network
+//! runtime and listener, the control socket, discovery, and the engine with its parts;
+//! and the handle front ends reach it through.
 
 use std::collections::{HashMap, HashSet};
-use std::io::Write;
-use std::sync::mpsc::{channel, Sender};
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::path::Path;
+use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,14 +15,133 @@ use qsync_discovery::{Config as DiscoveryConfig, Discovery};
 use qsync_store::Store;
 
 use super::{hashing, identity, keeping, links, peers, tasks, DaemonConfig, Engine, Event};
-use crate::control::control_socket;
+use crate::control::{control_socket, EventFeed, Request};
 use crate::keeper::Keeper;
 use crate::net::{self, Linked, NetCtx};
 use crate::sync::SyncDriver;
 use crate::{btf, EngineError};
 
-/// Run a daemon until the process ends.
+/// Run a daemon until it is stopped (see [`DaemonHandle::stop`]).
 pub fn run(config: DaemonConfig) -> Result<(), EngineError> {
+    Daemon::start(config)?.run();
+    Ok(())
+}
+
+/// A daemon started and listening: [`Daemon::run`] carries it out on the calling thread
+/// until it is stopped; front ends reach it through [`Daemon::handle`].
+pub struct Daemon {
+    // Fields drop in this order: the engine (its store closes) before the runtime, and
+    // the lock last.
+    engine: Engine,
+    inbox: Receiver<Event>,
+    _discovery: Option<Discovery>,
+    runtime: tokio::runtime::Runtime,
+    _lock: File,
+}
+
+/// How front ends reach a running daemon: its commands, its events, its stop. Cheap to
+/// clone; it outlives the daemon harmlessly (requests then fail).
+#[derive(Clone)]
+pub struct DaemonHandle {
+    events: Sender<Event>,
+    feed: EventFeed,
+}
+
+impl DaemonHandle {
+    /// Hand a command to the daemon (as the control socket does); `false` once it stopped.
+    pub fn request(&self, request: Request) -> bool {
+        self.events.send(Event::Control(request)).is_ok()
+    }
+
+    /// What happens in the daemon, numbered, with a bounded history.
+    pub fn feed(&self) -> &EventFeed {
+        &self.feed
+    }
+
+    /// Ask the daemon to stop: what was placed is made durable, connections close, and
+    /// [`Daemon::run`] returns.
+    pub fn stop(&self) {
+        let _ = self.events.send(Event::Stop);
+    }
+}
+
+impl Daemon {
+    /// The runtime of its network side, where front ends may run their own servers.
+    pub fn runtime(&self) -> tokio::runtime::Handle {
+        self.runtime.handle().clone()
+    }
+
+    /// A handle for front ends.
+    pub fn handle(&self) -> DaemonHandle {
+        DaemonHandle {
+            events: self.engine.events.clone(),
+            feed: self.engine.feed.clone(),
+        }
+    }
+
+    /// Carry out the daemon on this thread until it is stopped.
+    pub fn run(mut self) {
+        self.engine.run(&self.inbox);
+        tracing::info!("qsync daemon stopped");
+    }
+
+    /// Start a daemon on `config`'s state folder: refused while another runs on it.
+    pub fn start(config: DaemonConfig) -> Result<Daemon, EngineError> {
+        let lock = lock_state(&config.state_dir)?;
+        let (engine, inbox, discovery, runtime) = start_engine(config)?;
+        Ok(Daemon {
+            engine,
+            inbox,
+            _discovery: discovery,
+            runtime,
+            _lock: lock,
+        })
+    }
+}
+
+/// Take the state folder's lock (`daemon.lock`, holding the pid of the daemon that has
+/// it): one daemon per state folder. The lock goes with the process, however it ends.
+fn lock_state(state_dir: &Path) -> Result<File, EngineError> {
+    std::fs::create_dir_all(state_dir)
+        .map_err(|e| EngineError::io("create the state folder", state_dir, e))?;
+    let path = state_dir.join("daemon.lock");
+    // Opened without truncating: the pid of a running daemon stays readable.
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| EngineError::io("open", &path, e))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut text = String::new();
+            let _ = file.take(32).read_to_string(&mut text);
+            return Err(EngineError::AlreadyRunning {
+                state_dir: state_dir.to_owned(),
+                pid: text.trim().parse().ok(),
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(EngineError::io("lock", &path, e)),
+    }
+    let write_pid = |file: &mut File| -> std::io::Result<()> {
+        file.set_len(0)?;
+        file.rewind()?;
+        writeln!(file, "{}", std::process::id())
+    };
+    write_pid(&mut file).map_err(|e| EngineError::io("write the pid into", &path, e))?;
+    Ok(file)
+}
+
+type Started = (
+    Engine,
+    Receiver<Event>,
+    Option<Discovery>,
+    tokio::runtime::Runtime,
+);
+
+fn start_engine(config: DaemonConfig) -> Result<Started, EngineError> {
     let loaded = identity::load(&config.state_dir)?;
     let me = loaded.identity.device();
     let loaded_private = loaded.identity.private_bytes();
@@ -50,7 +172,7 @@ pub fn run(config: DaemonConfig) -> Result<(), EngineError> {
     // Questions of an earlier run: nobody waits for their answers now.
     btf::clear(&config.btf_dir);
     runtime.spawn(net::listen(listener, net.clone()));
-    let (notify, _) = tokio::sync::broadcast::channel(1024);
+    let feed = EventFeed::new();
     crate::control::serve(
         &runtime,
         control_socket(&config.state_dir),
@@ -58,10 +180,10 @@ pub fn run(config: DaemonConfig) -> Result<(), EngineError> {
             let events = events.clone();
             move |request| events.send(Event::Control(request)).is_ok()
         },
-        notify.clone(),
+        feed.clone(),
     )?;
 
-    let _discovery = if config.mdns {
+    let discovery = if config.mdns {
         Some(start_discovery(&config, me, port, &linked, &events)?)
     } else {
         None
@@ -82,18 +204,18 @@ pub fn run(config: DaemonConfig) -> Result<(), EngineError> {
         store,
         peers: peers::Peers::new(me, linked, net, runtime.handle().clone()),
         events,
-        notify,
+        feed,
         sync,
         links,
         progress: Default::default(),
         versions: super::versions::Waiting::new(),
+        stopping: false,
     };
     engine.change(|c| c.load())?;
     tracing::info!(device = %me, port, "qsync daemon ready");
     println!("qsync daemon {me} listening on port {port}");
     let _ = std::io::stdout().flush();
-    engine.run(inbox);
-    Ok(())
+    Ok((engine, inbox, discovery, runtime))
 }
 
 /// The seed of the core's spare counter keys, which must be unknown to peers until used:

@@ -74,8 +74,9 @@ pub(super) struct Tasks {
     rescanned: HashMap<TaskId, Instant>,
     /// When every folder was last scanned whole.
     last_full_scan: Instant,
-    /// How often every folder is scanned whole (zero: never).
-    rescan_every: Duration,
+    /// How often every folder is scanned whole (zero: never; `Command::Configure`
+    /// changes it).
+    pub(super) rescan_every: Duration,
     /// Where the watchers and walkers report.
     events: Sender<Event>,
 }

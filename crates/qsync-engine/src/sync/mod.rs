@@ -167,6 +167,8 @@ pub(crate) struct Applied {
     pub(crate) replaces: Option<ContentHash>,
     /// Where this device's conflicting version was moved, if it was.
     pub(crate) aside: Option<RelPath>,
+    /// Whether it deleted the path.
+    pub(crate) deleted: bool,
     /// The version of the file it deleted or replaced, if one was kept.
     pub(crate) kept: Option<Box<crate::driver::place::KeptVersion>>,
     /// The device that made the version it replaced (`Record::by`), if known.

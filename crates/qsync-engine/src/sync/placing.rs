@@ -217,6 +217,7 @@ fn applied(placement: &Placement, kept: Option<KeptVersion>) -> Applied {
             _ => None,
         },
         aside: placement.aside.clone(),
+        deleted: matches!(placement.target, State::Deleted),
         replaced_by: placement.makers.1,
     }
 }
