@@ -272,6 +272,8 @@ async fn start_link(shared: &Shared, link: LinkBody) -> Response<Body> {
         Some(code) = steps.recv() => {
             let feed = shared.feed.clone();
             tokio::spawn(async move {
+                // Held until the end: the daemon gives a link up when nobody hears its steps.
+                let _steps = steps;
                 let (ok, message) = match last.await {
                     Ok(Reply::Error { message }) => (false, message),
                     Ok(reply) => (true, reply.to_string()),
