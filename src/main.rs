@@ -7,6 +7,7 @@ mod config;
 mod daemon;
 mod magasin;
 mod menu;
+mod service;
 mod versions;
 
 use std::io::Write;
@@ -58,6 +59,16 @@ enum Command {
     Config(ConfigCommand),
     /// Print a one-time address (valid two minutes) that opens the web UI logged in.
     Web,
+    /// Run QSync as a systemd user service (from login to logout, restarted on failure).
+    #[command(subcommand)]
+    Service(service::ServiceCommand),
+    /// Print the shell completions of `qsync` (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print `qsync`'s manual page (roff; `qsync man | man -l -`).
+    Man,
     /// Sync tasks.
     #[command(subcommand)]
     Task(TaskCommand),
@@ -432,6 +443,7 @@ fn failure_kind(e: &anyhow::Error) -> (u8, &'static str) {
 fn run(cli: Cli) -> Result<()> {
     log_to_stderr(cli.verbose);
     let config_path = config::path(cli.config.as_deref(), cli.state_dir.as_deref())?;
+    let given = (cli.state_dir.clone(), cli.config.clone());
     let state_dir = match cli.state_dir {
         Some(dir) => dir,
         None => default_state_dir()?,
@@ -445,6 +457,19 @@ fn run(cli: Cli) -> Result<()> {
             config_command(&state_dir, &config_path, command, cli.json)
         }
         Some(Command::Web) => web(&state_dir, &config_path),
+        Some(Command::Service(command)) => {
+            service::run(command, given.0.as_deref(), given.1.as_deref())
+        }
+        Some(Command::Completions { shell }) => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "qsync", &mut std::io::stdout());
+            Ok(())
+        }
+        Some(Command::Man) => {
+            use clap::CommandFactory;
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            Ok(())
+        }
         Some(Command::Task(command)) => task(&state_dir, command, cli.json),
         Some(
             command @ (Command::Devices

@@ -239,3 +239,42 @@ fn the_menu_never_stops_a_daemon_it_did_not_start_and_asks_for_one_it_did() {
         },
     );
 }
+
+/// Under systemd (`Type=notify`): READY=1 once the daemon listens, STOPPING=1 on SIGTERM,
+/// then a clean exit.
+#[test]
+fn systemd_hears_ready_and_stopping() {
+    let base = tempfile::tempdir().unwrap();
+    let socket_path = base.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut daemon = Command::new(qsync())
+        .arg("--state-dir")
+        .arg(base.path().join("state"))
+        .args([
+            "daemon",
+            "--no-mdns",
+            "--listen-ip",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--http",
+            "off",
+        ])
+        .env("NOTIFY_SOCKET", &socket_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut said = [0u8; 256];
+    let n = socket.recv(&mut said).expect("READY=1 within 30 s");
+    assert!(String::from_utf8_lossy(&said[..n]).contains("READY=1"));
+    assert!(node::cli_at(&base.path().join("state"), &["status"]).contains("device"));
+    kill(daemon.id(), "-TERM");
+    let n = socket.recv(&mut said).expect("STOPPING=1");
+    assert!(String::from_utf8_lossy(&said[..n]).contains("STOPPING=1"));
+    let status = daemon.wait().unwrap();
+    assert!(status.success(), "{status}");
+}
