@@ -83,7 +83,7 @@ enum Command {
         /// The other device's daemon: HOST:PORT, a name or an address.
         address: String,
         /// The device that must answer: its id or fingerprint (from `qsync discover`, or
-        /// `qsync id` on it). Another device there is refused before anything is sent.
+        /// `qsync status` on it). Another device there is refused before anything is sent.
         #[arg(long)]
         expect: Option<String>,
         /// Return once linked, without following the setup copy.

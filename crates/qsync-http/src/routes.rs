@@ -541,6 +541,43 @@ mod tests {
         assert_eq!(cookie(&headers, "qsync_session_2"), None);
     }
 
+    /// Every call this file answers is described in `openapi.yaml`, and nothing more.
+    #[test]
+    fn the_openapi_description_lists_every_call() {
+        let spec = include_str!("../openapi.yaml");
+        let described: Vec<&str> = spec
+            .lines()
+            .filter_map(|l| l.strip_prefix("  /rest/"))
+            .map(|l| l.trim_end_matches(':'))
+            .collect();
+        let answered = [
+            "session",
+            "login-token",
+            "status",
+            "tasks",
+            "tasks/{task}",
+            "tasks/{task}/pause",
+            "tasks/{task}/resume",
+            "tasks/{task}/out-of-sync",
+            "devices",
+            "discovered",
+            "conflicts",
+            "resolve",
+            "versions",
+            "apps",
+            "questions",
+            "questions/{id}/answer",
+            "link",
+            "command",
+            "events",
+        ];
+        let mut a = answered.to_vec();
+        let mut d = described.clone();
+        a.sort_unstable();
+        d.sort_unstable();
+        assert_eq!(a, d);
+    }
+
     #[test]
     fn calls_become_commands() {
         let task = TaskId::random();
