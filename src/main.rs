@@ -80,7 +80,8 @@ enum Command {
     Link {
         /// The task id (from `qsync task list`).
         task: String,
-        /// The other device's daemon: HOST:PORT, a name or an address.
+        /// The other device: its daemon's HOST:PORT, or the name or fingerprint of a device
+        /// mDNS finds (`qsync discover`).
         address: String,
         /// The device that must answer: its id or fingerprint (from `qsync discover`, or
         /// `qsync status` on it). Another device there is refused before anything is sent.
@@ -95,14 +96,14 @@ enum Command {
     Device(DeviceCommand),
     /// Forget a device: unlink it from every task, on both sides, and drop its record.
     Forget {
-        /// The device id.
+        /// The device: its id, fingerprint or name.
         device: String,
     },
     /// Unlink a device from a task, on both sides.
     Unlink {
         /// The task id.
         task: String,
-        /// The device id.
+        /// The device: its id, fingerprint or name.
         device: String,
     },
     /// This device's id, its tasks, connections and pending updates; with --task, every
@@ -158,7 +159,7 @@ enum Command {
     },
     /// How many updates a linked device still has to receive.
     Pending {
-        /// The device id.
+        /// The device: its id, fingerprint or name.
         device: String,
     },
     /// List questions the daemon is waiting to have answered (the back-to-front channel).
@@ -228,7 +229,7 @@ enum DeviceCommand {
     /// Reach a linked device at HOST:PORT from now on (it moved, or mDNS does not find
     /// it): dialled there now, and kept for later starts.
     Address {
-        /// The device id.
+        /// The device: its id, fingerprint or name.
         device: String,
         /// HOST:PORT, a name or an address.
         address: String,
@@ -347,13 +348,50 @@ fn task_id(text: &str) -> Result<TaskId> {
         .with_context(|| format!("`{text}` is not a task id (see `qsync task list`)"))
 }
 
-fn device_id(text: &str) -> Result<DeviceId> {
-    text.parse()
-        .with_context(|| format!("`{text}` is not a device id (see `qsync devices`)"))
+/// A linked device, named by its id, its fingerprint (or another start of its id, at
+/// least four characters, dashes optional) or its name.
+fn device_id(state_dir: &Path, text: &str) -> Result<DeviceId> {
+    if let Ok(id) = text.parse() {
+        return Ok(id);
+    }
+    let devices = match ask(state_dir, control::Command::Devices)? {
+        Reply::Devices { devices } => devices,
+        other => bail!("unexpected reply from the daemon: {other}"),
+    };
+    let known = devices.into_iter().map(|d| (d.device, d.name));
+    pick_device(known, text)
+        .with_context(|| format!("`{text}` names no linked device (see `qsync devices`)"))
+}
+
+/// The one device among `known` (id, name) that `text` names: by name, or by the start
+/// of its id.
+fn pick_device(known: impl Iterator<Item = (DeviceId, String)>, text: &str) -> Result<DeviceId> {
+    let start = text.trim().to_ascii_lowercase().replace('-', "");
+    let matches: Vec<(DeviceId, String)> = known
+        .filter(|(id, name)| {
+            name.eq_ignore_ascii_case(text.trim())
+                || (start.len() >= 4 && id.to_string().replace('-', "").starts_with(&start))
+        })
+        .collect();
+    match matches.as_slice() {
+        [(id, _)] => Ok(*id),
+        [] => bail!("no device matches"),
+        several => {
+            let names: Vec<String> = several
+                .iter()
+                .map(|(id, name)| format!("{} ({})", id.fingerprint(), control::printable(name)))
+                .collect();
+            bail!(
+                "it names several devices: {}; give more of the id",
+                names.join(", ")
+            )
+        }
+    }
 }
 
 /// The daemon's request for a command that is one request and its reply shown.
-fn request_of(command: Command) -> Result<control::Command> {
+fn request_of(state_dir: &Path, command: Command) -> Result<control::Command> {
+    let device_id = |text: &str| device_id(state_dir, text);
     Ok(match command {
         Command::Devices => control::Command::Devices,
         Command::Status { task: None } => control::Command::Status,
@@ -479,7 +517,7 @@ fn run(cli: Cli) -> Result<()> {
             | Command::Forget { .. }
             | Command::Unlink { .. }
             | Command::Revert { .. }),
-        ) => show(ask(&state_dir, request_of(command)?)?, cli.json),
+        ) => show(ask(&state_dir, request_of(&state_dir, command)?)?, cli.json),
         Some(Command::Link {
             task,
             address,
@@ -597,7 +635,7 @@ fn pause(
 ) -> Result<()> {
     let command = match (task, device) {
         (_, Some(device)) => control::Command::DevicePause {
-            device: device_id(&device)?,
+            device: device_id(state_dir, &device)?,
             paused,
         },
         (Some(task), None) => control::Command::TaskSet {
@@ -679,6 +717,10 @@ fn link(
     json: bool,
 ) -> Result<()> {
     let task = task_id(&task)?;
+    let (address, expect) = match looks_like_address(&address) {
+        true => (address, expect),
+        false => nearby(state_dir, &address, expect, json)?,
+    };
     let command = control::Command::Link {
         task,
         address,
@@ -700,6 +742,51 @@ fn link(
         follow_setup(state_dir, device)?;
     }
     Ok(())
+}
+
+/// Whether `text` is `HOST:PORT` (a name or an address with a port), rather than a device
+/// to find among the nearby ones.
+fn looks_like_address(text: &str) -> bool {
+    text.parse::<SocketAddr>().is_ok()
+        || text
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+}
+
+/// The device mDNS found that `text` names (its name, or the start of its id): where it
+/// says it listens, and its id as the device that must answer there (mDNS is only a claim:
+/// the link proves the key).
+fn nearby(
+    state_dir: &Path,
+    text: &str,
+    expect: Option<String>,
+    json: bool,
+) -> Result<(String, Option<String>)> {
+    let devices = match ask(state_dir, control::Command::Discovered)? {
+        Reply::Discovered { devices } => devices,
+        other => bail!("unexpected reply from the daemon: {other}"),
+    };
+    let device = pick_device(devices.iter().map(|d| (d.device, d.name.clone())), text)
+        .with_context(|| {
+            format!("`{text}` is not HOST:PORT, nor a device mDNS finds now (see `qsync discover`)")
+        })?;
+    let found = devices.iter().find(|d| d.device == device);
+    let address = found
+        .and_then(|d| {
+            let v4 = d
+                .addresses
+                .iter()
+                .find(|a| a.parse::<std::net::SocketAddrV4>().is_ok());
+            v4.or(d.addresses.first()).cloned()
+        })
+        .with_context(|| format!("mDNS gives no address for `{text}`"))?;
+    if !json {
+        println!(
+            "linking with {} at {address} (found by mDNS)",
+            device.fingerprint()
+        );
+    }
+    Ok((address, expect.or(Some(device.to_string()))))
 }
 
 /// `qsync events`: what happens, one line each, until the reader goes away.
@@ -895,4 +982,37 @@ fn discover(
     drop(discovery);
     drop(responder);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_device_is_named_by_its_name_or_the_start_of_its_id() {
+        let (a, b) = (DeviceId::from_bytes([1; 32]), DeviceId::from_bytes([2; 32]));
+        let known = || [(a, "laptop".to_owned()), (b, "desk".to_owned())].into_iter();
+        assert_eq!(pick_device(known(), "Laptop").unwrap(), a);
+        assert_eq!(pick_device(known(), &b.fingerprint()).unwrap(), b);
+        assert_eq!(
+            pick_device(known(), &b.to_string()[..7].replace('-', "")).unwrap(),
+            b
+        );
+        assert!(
+            pick_device(known(), "abc").is_err(),
+            "too short to name one"
+        );
+        assert!(pick_device(known(), "phone").is_err());
+        let twins = [(a, "x".to_owned()), (b, "X".to_owned())].into_iter();
+        assert!(format!("{:#}", pick_device(twins, "x").unwrap_err()).contains("several"));
+    }
+
+    #[test]
+    fn an_address_has_a_port() {
+        assert!(looks_like_address("laptop.local:7878"));
+        assert!(looks_like_address("[::1]:7878"));
+        assert!(!looks_like_address("laptop"));
+        assert!(!looks_like_address("aaaa-bbbb-cccc-dddd"));
+    }
 }

@@ -5,22 +5,124 @@
 //! not in sync, its conflicts, pause or resume, remove). Bad input re-asks; nothing here
 //! panics.
 
+use std::collections::HashSet;
 use std::io::{self, BufRead, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use qsync_engine::btf;
-use qsync_engine::control::{self, Command};
+use qsync_engine::control::{self, Command, Reply};
 
-fn prompt(input: &mut impl BufRead, question: &str) -> Result<Option<String>> {
-    print!("{question}");
-    io::stdout().flush()?;
-    let mut line = String::new();
-    if input.read_line(&mut line)? == 0 {
-        return Ok(None);
+/// The person at the terminal: their lines, read by a thread of their own so that the
+/// daemon's questions (a link request from another device) appear while the menu waits,
+/// not only after the next Enter.
+struct Person {
+    lines: Receiver<String>,
+    state_dir: PathBuf,
+    /// The questions already put to the person.
+    asked: HashSet<String>,
+}
+
+impl Person {
+    fn start(state_dir: &Path) -> Result<Person> {
+        let (send, lines) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("qsync-menu-input".into())
+            .spawn(move || {
+                for line in io::stdin().lock().lines() {
+                    let Ok(line) = line else { break };
+                    if send.send(line).is_err() {
+                        break;
+                    }
+                }
+            })
+            .context("could not start reading the terminal")?;
+        Ok(Person {
+            lines,
+            state_dir: state_dir.to_owned(),
+            asked: HashSet::new(),
+        })
     }
-    Ok(Some(line.trim().to_owned()))
+
+    /// The next line, trimmed; `None` once the input ended. A question of the daemon that
+    /// comes meanwhile is put first, then `question` again.
+    fn ask(&mut self, question: &str) -> Result<Option<String>> {
+        print!("{question}");
+        io::stdout().flush()?;
+        loop {
+            match self.lines.recv_timeout(Duration::from_millis(300)) {
+                Ok(line) => return Ok(Some(line.trim().to_owned())),
+                Err(RecvTimeoutError::Disconnected) => return Ok(None),
+                Err(RecvTimeoutError::Timeout) => {
+                    let before = self.asked.len();
+                    if !self.daemon_questions()? {
+                        return Ok(None);
+                    }
+                    if self.asked.len() != before {
+                        print!("{question}");
+                        io::stdout().flush()?;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Put the daemon's new questions to the person, one by one, and hand over their
+    /// answers; false if the input ended.
+    fn daemon_questions(&mut self) -> Result<bool> {
+        let Ok(Reply::Questions { questions }) =
+            control::request(&self.state_dir, &Command::Questions)
+        else {
+            return Ok(true);
+        };
+        for question in questions {
+            if !self.asked.insert(question.id.clone()) {
+                continue;
+            }
+            println!(
+                "\nQuestion ({}): {}",
+                control::printable(&question.flag),
+                control::printable(&question.context)
+            );
+            print!("> ");
+            io::stdout().flush()?;
+            let Ok(answer) = self.lines.recv() else {
+                return Ok(false);
+            };
+            let answer = Command::Answer {
+                id: question.id,
+                text: expand_home(answer.trim()),
+            };
+            // Answered too late (the request gave up) is not an error of the menu's.
+            match control::request(&self.state_dir, &answer) {
+                Ok(Reply::Error { message }) => println!("{}", control::printable(&message)),
+                Ok(_) => {}
+                Err(e) => println!("{e}"),
+            }
+        }
+        Ok(true)
+    }
+}
+
+fn prompt(input: &mut Person, question: &str) -> Result<Option<String>> {
+    input.ask(question)
+}
+
+/// `~` and `~/...` as the home folder, in a folder typed at the menu (also after a link
+/// code: `1234-5678 ~/Photos`).
+fn expand_home(text: &str) -> String {
+    let Some(home) = std::env::var_os("HOME").map(PathBuf::from) else {
+        return text.to_owned();
+    };
+    text.split(' ')
+        .map(|word| match word {
+            "~" => home.display().to_string(),
+            w if w.starts_with("~/") => home.join(&w[2..]).display().to_string(),
+            w => w.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn show(state_dir: &Path, command: Command) {
@@ -34,8 +136,7 @@ fn show(state_dir: &Path, command: Command) {
 /// Run the menu for the daemon whose state is in `state_dir`.
 pub fn run(state_dir: &Path, config_path: &Path) -> Result<()> {
     let started = attach_or_start_daemon(state_dir, config_path)?;
-    let stdin = io::stdin();
-    let mut input = stdin.lock();
+    let mut input = Person::start(state_dir)?;
     menu(state_dir, &mut input)?;
     if started {
         let keep = prompt(
@@ -52,9 +153,9 @@ pub fn run(state_dir: &Path, config_path: &Path) -> Result<()> {
 }
 
 /// The menu's loop, until the person quits or the input ends.
-fn menu(state_dir: &Path, input: &mut impl BufRead) -> Result<()> {
+fn menu(state_dir: &Path, input: &mut Person) -> Result<()> {
     loop {
-        if !answer_questions(state_dir, input)? {
+        if !input.daemon_questions()? {
             return Ok(());
         }
         println!(
@@ -64,11 +165,14 @@ fn menu(state_dir: &Path, input: &mut impl BufRead) -> Result<()> {
             return Ok(());
         };
         match choice.as_str() {
+            // Enter alone: the menu again.
+            "" => {}
             "0" => show(state_dir, Command::Status),
             "1" => {
                 let Some(path) = prompt(input, "folder to sync: ")? else {
                     return Ok(());
                 };
+                let path = expand_home(&path);
                 match std::fs::canonicalize(&path) {
                     Ok(path) => show(
                         state_dir,
@@ -118,7 +222,7 @@ fn menu(state_dir: &Path, input: &mut impl BufRead) -> Result<()> {
 
 /// The menu's choices about one task (`7`: why it is not in sync, `9`: pause or resume,
 /// `r`: remove): the task is asked for among those listed. `false` when the input ended.
-fn task_choice(state_dir: &Path, input: &mut impl BufRead, choice: &str) -> Result<bool> {
+fn task_choice(state_dir: &Path, input: &mut Person, choice: &str) -> Result<bool> {
     show(state_dir, Command::TaskList);
     let Some(task) = prompt(input, "task id: ")? else {
         return Ok(false);
@@ -215,34 +319,48 @@ fn attach_or_start_daemon(state_dir: &Path, config_path: &Path) -> Result<bool> 
     )
 }
 
-/// Ask the person the daemon's questions waiting, one by one; false if the input ended.
-fn answer_questions(state_dir: &Path, input: &mut impl BufRead) -> Result<bool> {
-    for question in btf::pending_questions(&state_dir.join("btf"))? {
-        println!(
-            "\nQuestion ({}): {}",
-            control::printable(&question.flag),
-            control::printable(&question.context)
-        );
-        let Some(answer) = prompt(input, "> ")? else {
-            return Ok(false);
-        };
-        // Answered too late (the request gave up) is not an error of the menu's.
-        if let Err(e) = btf::answer(&state_dir.join("btf"), &question.id, &answer) {
-            println!("{e}");
-        }
-    }
-    Ok(true)
-}
-
 /// Link a task with another machine: the task and the address asked, checked, and the
 /// code shown while the link runs; false if the input ended.
-fn link(state_dir: &Path, input: &mut impl BufRead) -> Result<bool> {
+fn link(state_dir: &Path, input: &mut Person) -> Result<bool> {
     show(state_dir, Command::TaskList);
     let Some(task) = prompt(input, "task id: ")? else {
         return Ok(false);
     };
-    let Some(addr) = prompt(input, "other machine (host:port): ")? else {
+    // The devices mDNS finds, to pick by number (as the seed's menu offered them).
+    let nearby = match control::request(state_dir, &Command::Discovered) {
+        Ok(Reply::Discovered { devices }) => devices,
+        _ => Vec::new(),
+    };
+    for (i, device) in nearby.iter().enumerate() {
+        println!(
+            "  [{}] {} {} {}{}",
+            i + 1,
+            control::printable(&device.name),
+            device.device.fingerprint(),
+            control::printable(&device.addresses.join(",")),
+            if device.linked { " (linked)" } else { "" }
+        );
+    }
+    let asked = match nearby.is_empty() {
+        true => "other machine (host:port): ",
+        false => "other machine (a number above, or host:port): ",
+    };
+    let Some(addr) = prompt(input, asked)? else {
         return Ok(false);
+    };
+    let picked = addr
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| nearby.get(n.checked_sub(1)?));
+    let (addr, expect) = match picked {
+        Some(device) => match device.addresses.first() {
+            Some(address) => (address.clone(), Some(device.device.to_string())),
+            None => {
+                println!("mDNS gives no address for that device");
+                return Ok(true);
+            }
+        },
+        None => (addr, None),
     };
     let host_port = addr
         .rsplit_once(':')
@@ -258,7 +376,7 @@ fn link(state_dir: &Path, input: &mut impl BufRead) -> Result<bool> {
     let command = Command::Link {
         task,
         address: addr,
-        expect: None,
+        expect,
     };
     let outcome = control::request_steps(state_dir, &command, |step| {
         println!("{step}");

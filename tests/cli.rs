@@ -164,7 +164,10 @@ fn json_replies_and_the_event_stream_follow_a_link_and_an_edit() {
         .output()
         .unwrap();
     assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a device id"));
+    // With --json, the error too is JSON, on standard output.
+    let error: serde_json::Value = serde_json::from_slice(&bad.stdout).unwrap();
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(message.contains("names no linked device"), "{message}");
 
     let events = node::Events::follow(&b.state);
 
