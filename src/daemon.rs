@@ -140,11 +140,19 @@ fn start_http(
                 "web UI at http://{}/ (qsync web prints a login address)",
                 server.address
             );
-            // Where `qsync web` finds it, whatever chose it (flag, config file, default).
-            let file = state_dir.join(HTTP_ADDRESS_FILE);
-            std::fs::write(&file, format!("{}\n", server.address))
-                .with_context(|| format!("could not write {}", file.display()))?;
-            Ok(())
+            // Where `qsync web` finds it, whatever chose it (flag, config file, default),
+            // with this process's id and the run's login secret: only its person reads it
+            // (0600, in the state folder), and a file left by a daemon that died is known
+            // by its pid.
+            write_private(
+                &state_dir.join(HTTP_ADDRESS_FILE),
+                &format!(
+                    "{}\n{}\n{}\n",
+                    server.address,
+                    std::process::id(),
+                    server.login_secret
+                ),
+            )
         }
         Err(e @ qsync_http::HttpError::Bind(..))
             if !chosen && settings.http == qsync_http::DEFAULT_ADDRESS =>
@@ -155,6 +163,32 @@ fn start_http(
         }
         Err(e) => Err(e).context("the HTTP API could not start"),
     }
+}
+
+/// Write `text` to `path`, readable by this user only (a new file renamed over the old).
+fn write_private(path: &Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    let folder = path.parent().unwrap_or(Path::new("."));
+    let mut file = tempfile::Builder::new()
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .tempfile_in(folder)
+        .with_context(|| format!("could not write in {}", folder.display()))?;
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("could not write in {}", folder.display()))?;
+    file.persist(path)
+        .with_context(|| format!("could not write {}", path.display()))?;
+    Ok(())
+}
+
+/// The running daemon's web UI, from `http.address`: its address and login secret, if
+/// the daemon that wrote it is the one running (`pid`).
+pub fn web_of(state_dir: &Path, pid: u32) -> Option<(SocketAddr, String)> {
+    let text = std::fs::read_to_string(state_dir.join(HTTP_ADDRESS_FILE)).ok()?;
+    let mut lines = text.lines();
+    let address = lines.next()?.parse().ok()?;
+    let writer: u32 = lines.next()?.parse().ok()?;
+    let secret = lines.next()?.to_owned();
+    (writer == pid).then_some((address, secret))
 }
 
 /// SIGTERM and SIGINT stop the daemon gracefully; SIGHUP reads the config file again and

@@ -902,21 +902,22 @@ fn config_command(state_dir: &Path, path: &Path, command: ConfigCommand, json: b
     Ok(())
 }
 
-/// `qsync web`: the address that logs a browser in, once (where the running daemon's web
-/// UI listens, else where the config file says it will).
+/// `qsync web`: the address that logs the browser into the running daemon's web UI, once.
 fn web(state_dir: &Path, config_path: &Path) -> Result<()> {
-    let running = std::fs::read_to_string(state_dir.join(daemon::HTTP_ADDRESS_FILE))
+    // The daemon that answers on the control socket, and the pid it wrote in its lock.
+    ask(state_dir, control::Command::Id)?;
+    let pid = std::fs::read_to_string(state_dir.join("daemon.lock"))
         .ok()
-        .and_then(|text| text.trim().parse().ok());
-    let address = match running {
-        Some(address) => address,
-        None => match config::load(config_path)?.http_address()? {
-            Some(address) => address,
-            None => bail!("the web UI is off (http = \"off\" in {}); `qsync config set http 127.0.0.1:8385`, then restart the daemon", config_path.display()),
-        },
+        .and_then(|text| text.trim().parse().ok())
+        .context("the running daemon's lock file says no pid")?;
+    let Some((address, secret)) = daemon::web_of(state_dir, pid) else {
+        let off = config::load(config_path)?.http_address()?.is_none();
+        if off {
+            bail!("the web UI is off (http = \"off\" in {}); `qsync config set http 127.0.0.1:8385`, then restart the daemon", config_path.display());
+        }
+        bail!("the running daemon serves no web UI (its address was taken? see its log)");
     };
-    let address = qsync_http::login_address(state_dir, address)?;
-    println!("{address}");
+    println!("{}", qsync_http::login_address(address, &secret)?);
     println!(
         "(opens the web UI logged in, once, within two minutes; the API key for scripts is in {})",
         qsync_http::api_key_path(state_dir).display()

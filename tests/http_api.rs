@@ -90,10 +90,36 @@ fn a_browser_session_needs_its_csrf_token_and_refuses_other_sites() {
     let again = request(addr, "GET", &path, &[], "");
     assert!(again.header("set-cookie").is_none(), "{again:?}");
 
+    // The page's token comes in the fragment of the address the login sends to.
+    let csrf = login
+        .header("location")
+        .unwrap()
+        .strip_prefix("/#csrf=")
+        .unwrap()
+        .to_owned();
     let page = request(addr, "GET", "/", &[("Cookie", &cookie)], "");
     assert_eq!(page.status, 200);
-    let session = request(addr, "GET", "/rest/session", &[("Cookie", &cookie)], "");
-    let csrf = session.json()["csrf"].as_str().unwrap().to_owned();
+    // The cookie alone (as another server on this host would get it from the browser,
+    // which sends cookies to every port) reads nothing.
+    let cookie_only = request(addr, "GET", "/rest/status", &[("Cookie", &cookie)], "");
+    assert_eq!(cookie_only.status, 403);
+    let session = request(
+        addr,
+        "GET",
+        "/rest/session",
+        &[("Cookie", &cookie), ("X-CSRF-Token", &csrf)],
+        "",
+    );
+    assert_eq!(session.json()["caller"], "session");
+    // A session cannot stop the daemon: that needs the key.
+    let stop = request(
+        addr,
+        "POST",
+        "/rest/command",
+        &[("Cookie", &cookie), ("X-CSRF-Token", &csrf)],
+        r#"{"command":"shutdown"}"#,
+    );
+    assert_eq!(stop.status, 403);
 
     let folder = base.path().join("folder");
     std::fs::create_dir_all(&folder).unwrap();

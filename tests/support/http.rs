@@ -35,7 +35,7 @@ pub fn address(state: &Path) -> SocketAddr {
     loop {
         if let Some(addr) = std::fs::read_to_string(state.join("http.address"))
             .ok()
-            .and_then(|t| t.trim().parse().ok())
+            .and_then(|t| t.lines().next()?.parse().ok())
         {
             return addr;
         }

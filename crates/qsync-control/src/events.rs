@@ -175,10 +175,11 @@ impl EventFeed {
             .filter(|e| e.id > since)
             .cloned()
             .collect();
-        // Missed: events after `since` that the history no longer holds, or an id from
-        // before this run (what happened between is not known). An id from the future
-        // (the clock went back) misses nothing this feed can tell.
-        let missed = since.saturating_add(1) < kept.first || since < kept.evicted;
+        // Missed: events after `since` that the history no longer holds, an id from
+        // before this run (what happened between is not known), or one from the future
+        // (this run began after the clock went back: what the follower saw is not known).
+        let missed =
+            since.saturating_add(1) < kept.first || since < kept.evicted || since >= kept.next;
         Subscription {
             backlog,
             missed,

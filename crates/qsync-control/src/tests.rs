@@ -190,6 +190,9 @@ fn the_feed_replays_after_an_id_and_says_what_it_lost() {
     let got: Vec<u64> = after_third.backlog.iter().map(|e| e.id).collect();
     assert_eq!(got, ids[3..]);
     assert!(!after_third.missed);
+    // An id from the future (the clock went back since): the gap said too.
+    assert!(feed.subscribe(Some(ids[4] + 1_000_000)).missed);
+    assert!(!feed.subscribe(Some(ids[4])).missed);
     // An id from an earlier run: everything of this run, and the gap said.
     let earlier = feed.subscribe(Some(1));
     assert_eq!(earlier.backlog.len(), 5);

@@ -22,6 +22,27 @@ const state = {
 };
 
 const $ = (id) => document.getElementById(id);
+
+/** Text from elsewhere (a device's name, a path a peer sent) as the page may show it:
+ * control characters and the invisible ones that reorder or hide text (a name could
+ * otherwise fake the fingerprint shown next to it) appear escaped, as the CLI shows them
+ * (qsync-control's `printable`). */
+const HIDDEN = /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/g;
+function clean(text) {
+  return String(text).replace(HIDDEN, (c) => `\\u{${c.charCodeAt(0).toString(16)}}`);
+}
+
+/** The session's page token: handed over once in the address's fragment by the login,
+ * then kept in this origin's storage (another port of this host cannot read it, unlike
+ * the cookie), and sent with every call. */
+function pageToken() {
+  const given = new URLSearchParams(window.location.hash.slice(1)).get('csrf');
+  if (given) {
+    window.localStorage.setItem('qsync-csrf', given);
+    window.history.replaceState(null, '', '/');
+  }
+  return window.localStorage.getItem('qsync-csrf') || '';
+}
 const enc = encodeURIComponent;
 
 /** An element: el('li', {class: 'x', 'data-task': id, text: '...'}, child, 'text', ...).
@@ -32,11 +53,13 @@ function el(tag, attrs, ...children) {
   for (const [key, value] of Object.entries(attrs || {})) {
     if (value === null || value === undefined || value === false) continue;
     if (key === 'class') node.className = value;
-    else if (key === 'text') node.textContent = value;
+    else if (key === 'text') node.textContent = clean(value);
     else if (key.includes('-') || key === 'spellcheck') node.setAttribute(key, value);
     else node[key] = value; // type, placeholder, required, hidden, ...
   }
-  node.append(...children.filter((c) => c instanceof Node || (typeof c === 'string' && c)));
+  node.append(...children
+    .filter((c) => c instanceof Node || (typeof c === 'string' && c))
+    .map((c) => (typeof c === 'string' ? clean(c) : c)));
   return node;
 }
 
@@ -49,10 +72,10 @@ function button(cls, text, click) {
 
 // ==== The API: one JSON call; a failure is an Error whose message is the server's.
 async function api(method, path, body) {
-  const init = { method, credentials: 'same-origin', headers: { Accept: 'application/json' } };
+  const init = { method, credentials: 'same-origin',
+    headers: { Accept: 'application/json', 'X-CSRF-Token': state.csrf } };
   if (method !== 'GET') {
     init.headers['Content-Type'] = 'application/json';
-    init.headers['X-CSRF-Token'] = state.csrf;
     init.body = JSON.stringify(body || {});
   }
   const response = await fetch(path, init).catch((e) => {
@@ -63,6 +86,10 @@ async function api(method, path, body) {
     throw new Error('The session ended: log in again.');
   }
   const data = await response.json().catch(() => null); // not JSON: the status says enough
+  if (response.status === 403 && data && data.error && data.error.kind === 'csrf') {
+    window.location.assign('/login'); // this page has no token of the session: log in again
+    throw new Error('Log in again.');
+  }
   if (!response.ok) {
     // {"error": {"kind": ..., "message": ...}}
     throw new Error((data && data.error && data.error.message)
@@ -187,7 +214,15 @@ function makeFolder(task) {
   const address = el('input', { class: 'link-address', type: 'text', placeholder: 'host:port',
     required: true, autocomplete: 'off', spellcheck: 'false' });
   const nearby = el('select', { class: 'link-nearby' });
-  nearby.addEventListener('change', () => { if (nearby.value) address.value = nearby.value; });
+  // A device picked among the nearby ones must be the one that answers there (mDNS is
+  // only a claim: the link proves the device's key); typing an address drops that.
+  nearby.addEventListener('change', () => {
+    const picked = nearby.selectedOptions[0];
+    if (!nearby.value || !picked) return;
+    address.value = nearby.value;
+    address.dataset.expect = picked.dataset.device;
+  });
+  address.addEventListener('input', () => { delete address.dataset.expect; });
   const form = el('form', { class: 'link-form', hidden: true },
     el('label', {}, 'Address of the other device', address),
     el('label', {}, 'Nearby devices', nearby),
@@ -226,8 +261,8 @@ function makeFolder(task) {
 /** Bring a task's <li> up to date. */
 function updateFolder(li, task) {
   const part = (selector) => li.querySelector(selector);
-  part('.name').textContent = task.name;
-  part('.root').textContent = task.root;
+  part('.name').textContent = clean(task.name);
+  part('.root').textContent = clean(task.root);
   part('.devices').textContent = String(task.devices);
   const now = taskState(task);
   part('.state').textContent = now.name;
@@ -287,7 +322,7 @@ function updateNearby(select) {
   for (const d of state.discovered) {
     for (const address of d.addresses) {
       const label = `${d.name} (${d.device.slice(0, 19)})${d.linked ? ', linked' : ''}: ${address}`;
-      options.push(el('option', { value: address, text: label }));
+      options.push(el('option', { value: address, text: label, 'data-device': d.device }));
     }
   }
   select.replaceChildren(...options);
@@ -296,7 +331,9 @@ function updateNearby(select) {
 /** POST /rest/link: answered with Reply::LinkCode {device, fingerprint, code} as soon as
  * the other device answered; how the link ends comes later, as a `link_ended` event. */
 async function startLink(li, taskId) {
-  const address = li.querySelector('.link-address').value.trim();
+  const input = li.querySelector('.link-address');
+  const address = input.value.trim();
+  const expect = input.dataset.expect || null;
   const [status, hint, code] = ['.link-status', '.link-hint', '.link-code']
     .map((selector) => li.querySelector(selector));
   code.textContent = '';
@@ -304,15 +341,15 @@ async function startLink(li, taskId) {
   status.textContent = `Reaching ${address}…`;
   li.dataset.linking = '1';
   await act(li.querySelector('.link-go'), async () => {
-    const reply = await api('POST', '/rest/link', { task: taskId, address, expect: null })
+    const reply = await api('POST', '/rest/link', { task: taskId, address, expect })
       .catch((e) => { status.textContent = ''; delete li.dataset.linking; throw e; });
     if (reply.reply === 'link_code') {
-      status.textContent = `The device that answered is ${reply.fingerprint}. `
+      status.textContent = `The device that answered is ${clean(reply.fingerprint)}. `
         + 'Waiting for its person…';
       hint.hidden = false;
       code.textContent = reply.code;
     } else { // it ended at once (Reply::Linked)
-      status.textContent = `Linked with ${reply.name || 'the other device'}.`;
+      status.textContent = `Linked with ${clean(reply.name || 'the other device')}.`;
       delete li.dataset.linking;
     }
   });
@@ -520,7 +557,8 @@ function onEvent(message) {
  * gives up (the stream answered an error), check the session and start a new one. */
 let lastEventId = null;
 function follow() {
-  const source = new EventSource(`/rest/events${lastEventId ? `?since=${enc(lastEventId)}` : ''}`);
+  const since = lastEventId ? `&since=${enc(lastEventId)}` : '';
+  const source = new EventSource(`/rest/events?csrf=${enc(state.csrf)}${since}`);
   const show = (live) => {
     $('connection').textContent = live ? 'live' : 'reconnecting';
     $('connection').className = `connection ${live ? 'live' : 'reconnecting'}`;
@@ -555,8 +593,8 @@ async function start() {
     });
   });
   try {
-    const session = await api('GET', '/rest/session'); // {csrf, device, name}
-    state.csrf = session.csrf || '';
+    state.csrf = pageToken();
+    const session = await api('GET', '/rest/session'); // {caller, name}
     state.device = session.device || '';
     $('device-name').textContent = session.name || '';
     $('device-id').textContent = state.device;

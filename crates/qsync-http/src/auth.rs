@@ -1,7 +1,13 @@
 //! Who may talk to the HTTP API: the API key (kept in the state folder, for scripts and the
-//! CLI), browser sessions (a cookie, made from the key or from a one-time login token, with
-//! a CSRF token the page sends back on every change), and the `Host` and `Origin` checks
-//! that keep other web sites and DNS rebinding out.
+//! CLI), browser sessions, and the `Host` and `Origin` checks that keep other web sites and
+//! DNS rebinding out.
+//!
+//! A session is two secrets: a cookie (`HttpOnly`, `SameSite=Strict`) and a page token the
+//! login hands to the page in the address's fragment, which the page keeps in its origin's
+//! storage and sends in `X-CSRF-Token` with every call. Both are needed: browsers send
+//! cookies to every port of a host (another local server the person visits gets the
+//! cookie), but storage and fragments stay with the exact origin, and no other site can
+//! add the header.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -21,7 +27,7 @@ pub const API_KEY_FILE: &str = "http-api-key";
 const LOGIN_TOKEN_LIFE: Duration = Duration::from_secs(120);
 
 /// How long a browser session lasts without the daemon restarting.
-const SESSION_LIFE: Duration = Duration::from_secs(7 * 24 * 3600);
+const SESSION_LIFE: Duration = Duration::from_secs(24 * 3600);
 
 /// Sessions and login tokens kept at once (the oldest go first).
 const MAX_SESSIONS: usize = 64;
@@ -87,6 +93,8 @@ pub(crate) struct Session {
 #[derive(Debug)]
 pub(crate) struct Gate {
     key: String,
+    /// This run's secret of login tokens: a restart makes the tokens made before void.
+    pub(crate) login_secret: String,
     sessions: Mutex<HashMap<String, Session>>,
     /// Login tokens already used, with when they expire (each is taken once).
     used_tokens: Mutex<Vec<(String, u64)>>,
@@ -106,14 +114,15 @@ pub(crate) enum Caller {
 }
 
 impl Gate {
-    pub(crate) fn new(key: String, hosts: Vec<String>, port: u16) -> Self {
-        Gate {
+    pub(crate) fn new(key: String, hosts: Vec<String>, port: u16) -> Result<Self, HttpError> {
+        Ok(Gate {
             key,
+            login_secret: random_token()?,
             sessions: Mutex::new(HashMap::new()),
             used_tokens: Mutex::new(Vec::new()),
             hosts: hosts.into_iter().map(|h| h.to_ascii_lowercase()).collect(),
             cookie: format!("qsync_session_{port}"),
-        }
+        })
     }
 
     /// Whether `host` (the request's `Host` header) is one this server answers to: anything
@@ -156,11 +165,17 @@ impl Gate {
             .map(|(_, s)| Caller::Session(s.clone()))
     }
 
-    /// A new session: its cookie value.
-    pub(crate) fn open_session(&self) -> Result<String, HttpError> {
+    /// Whether the session of cookie value `token` is still open.
+    pub(crate) fn has_session(&self, token: &str) -> bool {
+        self.caller(None, Some(token)).is_some()
+    }
+
+    /// A new session: its cookie value and its CSRF token.
+    pub(crate) fn open_session(&self) -> Result<(String, String), HttpError> {
         let token = random_token()?;
+        let csrf = random_token()?;
         let session = Session {
-            csrf: random_token()?,
+            csrf: csrf.clone(),
             made: Instant::now(),
         };
         let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
@@ -174,7 +189,7 @@ impl Gate {
             }
         }
         sessions.insert(token.clone(), session);
-        Ok(token)
+        Ok((token, csrf))
     }
 
     /// End the session of cookie value `token`.
@@ -184,27 +199,27 @@ impl Gate {
     }
 
     /// A one-time login token, good for [`LOGIN_TOKEN_LIFE`].
-    pub(crate) fn login_token(&self) -> String {
-        login_token_for(&self.key, unix_now() + LOGIN_TOKEN_LIFE.as_secs())
+    pub(crate) fn login_token(&self) -> Result<String, HttpError> {
+        login_token_for(&self.login_secret, unix_now() + LOGIN_TOKEN_LIFE.as_secs())
     }
 
-    /// Use a login token: true once, within its life.
+    /// Use a login token: true once, within its life. Only the exact form this server
+    /// makes is taken (no other spelling of the same numbers passes as a new token).
     pub(crate) fn use_login_token(&self, given: &str) -> bool {
-        let Some((until, mac)) = given.split_once('.') else {
+        let mut parts = given.split('.');
+        let (Some(until), Some(nonce), Some(_), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return false;
         };
-        let (Ok(until), Ok(mac)) = (
-            until.parse::<u64>(),
-            data_encoding::BASE32_NOPAD.decode(mac.to_uppercase().as_bytes()),
-        ) else {
+        let Ok(until) = until.parse::<u64>() else {
             return false;
         };
         let now = unix_now();
         if until < now || until > now + LOGIN_TOKEN_LIFE.as_secs() {
             return false;
         }
-        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, self.key.as_bytes());
-        if ring::hmac::verify(&key, &login_message(until), &mac).is_err() {
+        if !same(given, &login_token_with(&self.login_secret, until, nonce)) {
             return false;
         }
         let mut used = self.used_tokens.lock().unwrap_or_else(|e| e.into_inner());
@@ -223,29 +238,30 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn login_message(until: u64) -> Vec<u8> {
-    format!("qsync web login until {until}").into_bytes()
-}
-
-/// A login token made from the API key: `UNTIL.MAC`, where MAC is the key's HMAC of the
-/// time it expires. Anyone who can read the key (the CLI, as the same user) can make one;
-/// the server takes each once.
-fn login_token_for(key: &str, until: u64) -> String {
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key.as_bytes());
-    let mac = ring::hmac::sign(&key, &login_message(until));
+/// `UNTIL.NONCE.MAC`: MAC is the HMAC, with the server's login secret, of the time the
+/// token expires and a random nonce (two tokens made in the same second differ).
+fn login_token_with(secret: &str, until: u64, nonce: &str) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+    let message = format!("qsync web login until {until} nonce {nonce}");
+    let mac = ring::hmac::sign(&key, message.as_bytes());
     format!(
-        "{until}.{}",
+        "{until}.{nonce}.{}",
         data_encoding::BASE32_NOPAD
             .encode(mac.as_ref())
             .to_lowercase()
     )
 }
 
+fn login_token_for(secret: &str, until: u64) -> Result<String, HttpError> {
+    let nonce = random_token()?;
+    Ok(login_token_with(secret, until, &nonce[..26]))
+}
+
 /// The address that logs a browser into the web UI at `http` once, within two minutes,
-/// for whoever can read the state folder's API key (the person, through `qsync web`).
-pub fn login_address(state_dir: &Path, http: std::net::SocketAddr) -> Result<String, HttpError> {
-    let key = api_key(state_dir)?;
-    let token = login_token_for(&key, unix_now() + LOGIN_TOKEN_LIFE.as_secs());
+/// made with that server's login secret ([`crate::Server::login_secret`], which the
+/// daemon keeps in its state folder for `qsync web`: only its person can read it).
+pub fn login_address(http: std::net::SocketAddr, login_secret: &str) -> Result<String, HttpError> {
+    let token = login_token_for(login_secret, unix_now() + LOGIN_TOKEN_LIFE.as_secs())?;
     Ok(format!("http://{http}/login?token={token}"))
 }
 
@@ -288,6 +304,7 @@ mod tests {
             hosts_for(listen, &["laptop.lan".into()]),
             8385,
         )
+        .unwrap()
     }
 
     #[test]
@@ -320,26 +337,36 @@ mod tests {
             Some(Caller::Key)
         ));
         assert!(gate.caller(Some("wrong"), None).is_none());
-        let cookie = gate.open_session().unwrap();
+        let (cookie, _) = gate.open_session().unwrap();
         assert!(matches!(
             gate.caller(None, Some(&cookie)),
             Some(Caller::Session(_))
         ));
         gate.close_session(&cookie);
         assert!(gate.caller(None, Some(&cookie)).is_none());
-        let token = gate.login_token();
-        assert!(
-            !gate.use_login_token(&token.replace('.', ".a")),
-            "a forged token"
+        let token = gate.login_token().unwrap();
+        assert_ne!(
+            token,
+            gate.login_token().unwrap(),
+            "two tokens of one second differ"
         );
+        let (until, rest) = token.split_once('.').unwrap();
+        for respelled in [
+            format!("0{until}.{rest}"),
+            format!("+{until}.{rest}"),
+            token.to_uppercase(),
+            format!("{token}.x"),
+        ] {
+            assert!(!gate.use_login_token(&respelled), "{respelled}");
+        }
         assert!(gate.use_login_token(&token));
         assert!(!gate.use_login_token(&token), "used once only");
-        let other = Gate::new("o".repeat(52), vec![], 1);
+        let other = Gate::new("k".repeat(52), vec![], 1).unwrap();
         assert!(
-            !other.use_login_token(&gate.login_token()),
-            "made with another key"
+            !other.use_login_token(&gate.login_token().unwrap()),
+            "another run's secret"
         );
-        let late = login_token_for(&"k".repeat(52), unix_now() - 1);
+        let late = login_token_for(&gate.login_secret, unix_now() - 1).unwrap();
         assert!(!gate.use_login_token(&late), "expired");
     }
 

@@ -31,7 +31,7 @@
 //! };
 //! let config = HttpConfig::new("/home/me/.local/share/qsync".into(), "laptop".into());
 //! let server = serve(runtime.handle(), config, deliver, feed)?;
-//! println!("web UI at http://{}/", server.address);
+//! println!("web UI at {}", qsync_http::login_address(server.address, &server.login_secret)?);
 //! # Ok(()) }
 //! ```
 
@@ -105,12 +105,20 @@ pub enum HttpError {
     Random,
 }
 
-/// A server started: where it listens.
+/// A server started: where it listens, and the secret its login addresses are made with.
 #[derive(Debug, Clone)]
 pub struct Server {
     /// Its address (the port chosen, when 0 was asked).
     pub address: SocketAddr,
+    /// This run's secret of one-time login addresses ([`login_address`]): kept where only
+    /// the person reads it (the daemon writes it in its state folder, 0700, for
+    /// `qsync web`); a restart makes the addresses made before void.
+    pub login_secret: String,
 }
+
+/// Event streams served at once (each holds a connection): fewer than the connections,
+/// so that streams never leave the API without a slot.
+pub(crate) const MAX_STREAMS: usize = 16;
 
 /// What every connection shares.
 pub(crate) struct Shared {
@@ -119,6 +127,8 @@ pub(crate) struct Shared {
     pub(crate) gate: auth::Gate,
     pub(crate) name: String,
     pub(crate) address: SocketAddr,
+    /// The event streams' slots.
+    pub(crate) streams: Arc<tokio::sync::Semaphore>,
 }
 
 /// Serve the HTTP API and the web UI on `runtime`: each command goes to `deliver` (as the
@@ -147,15 +157,21 @@ where
     let address = listener
         .local_addr()
         .map_err(|e| HttpError::Bind(config.listen, e))?;
+    let gate = auth::Gate::new(key, auth::hosts_for(address, &config.hosts), address.port())?;
+    let login_secret = gate.login_secret.clone();
     let shared = Arc::new(Shared {
         deliver: Box::new(deliver),
         feed,
-        gate: auth::Gate::new(key, auth::hosts_for(address, &config.hosts), address.port()),
+        gate,
         name: config.name,
         address,
+        streams: Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS)),
     });
     runtime.spawn(accept(listener, shared));
-    Ok(Server { address })
+    Ok(Server {
+        address,
+        login_secret,
+    })
 }
 
 /// Accept connections, at most [`MAX_CONNECTIONS`] at once (more wait in the kernel's

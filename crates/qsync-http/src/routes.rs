@@ -19,8 +19,14 @@ use crate::{assets, sse, Shared};
 
 pub(crate) type Body = BoxBody<Bytes, Infallible>;
 
-/// The largest request body read (a JSON command, a login form).
+/// The largest request body read (a JSON command).
 const MAX_BODY: usize = 1 << 20;
+
+/// The largest login form read (before anyone is known).
+const MAX_LOGIN_BODY: usize = 4096;
+
+/// The longest a request's body may take to come.
+const BODY_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// One request, answered; every answer carries the security headers.
 pub(crate) async fn respond(
@@ -80,8 +86,13 @@ async fn api(shared: &Arc<Shared>, request: HttpRequest<Incoming>) -> Response<B
             "a request from another site",
         );
     }
-    if let (true, Caller::Session(session)) = (changes, &who) {
-        let given = text(headers, "x-csrf-token").unwrap_or_default();
+    // A session's every call carries its page token (an event stream, which cannot set
+    // headers, in the query).
+    if let Caller::Session(session) = &who {
+        let in_query = query(request.uri().query(), "csrf");
+        let given = text(headers, "x-csrf-token")
+            .or(in_query.as_deref())
+            .unwrap_or_default();
         if !crate::auth::same(given, &session.csrf) {
             return error(
                 StatusCode::FORBIDDEN,
@@ -104,18 +115,31 @@ async fn api(shared: &Arc<Shared>, request: HttpRequest<Incoming>) -> Response<B
                 .map(str::to_owned)
                 .or(query_since)
                 .and_then(|s| s.trim().parse().ok());
-            sse::stream(&shared.feed, since)
+            let session = match who {
+                Caller::Key => None,
+                Caller::Session(_) => cookie(request.headers(), &shared.gate.cookie),
+            };
+            sse::stream(shared, since, session)
         }
         (Method::GET, _) => match read_command(&segments) {
             Ok(command) => ask(shared, command).await,
             Err(fail) => fail.response(),
         },
         (method, _) => {
-            let body = match body(request).await {
+            let body = match body(request, MAX_BODY).await {
                 Ok(body) => body,
                 Err(fail) => return fail.response(),
             };
             match change_command(&method, &segments, &body) {
+                Ok(Call::Command(command))
+                    if matches!(who, Caller::Session(_)) && !browser_may(&command) =>
+                {
+                    error(
+                        StatusCode::FORBIDDEN,
+                        "forbidden",
+                        "this command needs the API key",
+                    )
+                }
                 Ok(Call::Command(command)) => ask(shared, command).await,
                 Ok(Call::Link(link)) => start_link(shared, link).await,
                 Err(fail) => fail.response(),
@@ -146,6 +170,18 @@ fn read_command(segments: &[&str]) -> Result<Command, Fail> {
             ))
         }
     })
+}
+
+/// Whether a browser session may send `command` (`POST /rest/command`): not those that
+/// stop the daemon, change its settings or install apps, which need the API key.
+fn browser_may(command: &Command) -> bool {
+    !matches!(
+        command,
+        Command::Shutdown
+            | Command::Configure { .. }
+            | Command::AppAdd { .. }
+            | Command::AppRemove { .. }
+    )
 }
 
 /// What a change asks for: one command, or a link (which answers with its code first).
@@ -290,15 +326,15 @@ async fn start_link(shared: &Shared, link: LinkBody) -> Response<Body> {
     }
 }
 
-/// `GET /rest/session`: what the page needs: its CSRF token, and this device.
+/// `GET /rest/session`: who calls, and this device's name.
 fn session(shared: &Shared, who: &Caller) -> Response<Body> {
-    let csrf = match who {
-        Caller::Session(session) => Some(session.csrf.clone()),
-        Caller::Key => None,
+    let kind = match who {
+        Caller::Session(_) => "session",
+        Caller::Key => "key",
     };
     reply_json(
         StatusCode::OK,
-        &serde_json::json!({ "csrf": csrf, "name": shared.name }),
+        &serde_json::json!({ "caller": kind, "name": shared.name }),
     )
 }
 
@@ -311,21 +347,28 @@ fn login_token(shared: &Shared, who: &Caller) -> Response<Body> {
             "login tokens need the API key",
         );
     }
-    let token = shared.gate.login_token();
-    reply_json(
-        StatusCode::OK,
-        &serde_json::json!({
-            "token": token,
-            "url": format!("http://{}/login?token={token}", shared.address),
-        }),
-    )
+    match shared.gate.login_token() {
+        Ok(token) => reply_json(
+            StatusCode::OK,
+            &serde_json::json!({
+                "token": token,
+                "url": format!("http://{}/login?token={token}", shared.address),
+            }),
+        ),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            &e.to_string(),
+        ),
+    }
 }
 
-/// A session opened: its cookie set, and on to the UI.
+/// A session opened: its cookie set, and on to the UI with the page's token in the
+/// fragment (never sent to a server; the page keeps it in its origin's storage).
 fn login(shared: &Shared) -> Response<Body> {
     match shared.gate.open_session() {
-        Ok(token) => redirect(
-            "/",
+        Ok((token, csrf)) => redirect(
+            &format!("/#csrf={csrf}"),
             Some(format!(
                 "{}={token}; Path=/; HttpOnly; SameSite=Strict",
                 shared.gate.cookie
@@ -351,7 +394,7 @@ async fn login_form(shared: &Shared, request: HttpRequest<Incoming>) -> Response
             "a request from another site",
         );
     }
-    let body = match body(request).await {
+    let body = match body(request, MAX_LOGIN_BODY).await {
         Ok(body) => body,
         Err(fail) => return fail.response(),
     };
@@ -362,20 +405,22 @@ async fn login_form(shared: &Shared, request: HttpRequest<Incoming>) -> Response
     }
 }
 
-/// `POST /logout`: the session ends (the CSRF check keeps other sites from ending it).
+/// `POST /logout`: the session ends, and its cookie goes (only with the page's token:
+/// another site can neither end a session nor clear its cookie).
 fn logout(shared: &Shared, headers: &HeaderMap) -> Response<Body> {
-    if let Some(Caller::Session(session)) = caller(shared, headers) {
-        let given = text(headers, "x-csrf-token").unwrap_or_default();
-        if !crate::auth::same(given, &session.csrf) {
-            return error(
-                StatusCode::FORBIDDEN,
-                "csrf",
-                "missing or wrong X-CSRF-Token",
-            );
-        }
-        if let Some(token) = cookie(headers, &shared.gate.cookie) {
-            shared.gate.close_session(&token);
-        }
+    let Some(Caller::Session(session)) = caller(shared, headers) else {
+        return redirect("/login", None);
+    };
+    let given = text(headers, "x-csrf-token").unwrap_or_default();
+    if !crate::auth::same(given, &session.csrf) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "csrf",
+            "missing or wrong X-CSRF-Token",
+        );
+    }
+    if let Some(token) = cookie(headers, &shared.gate.cookie) {
+        shared.gate.close_session(&token);
     }
     redirect(
         "/login",
@@ -431,18 +476,28 @@ fn task_id(text: &str) -> Result<TaskId, Fail> {
     })
 }
 
-async fn body(request: HttpRequest<Incoming>) -> Result<Bytes, Fail> {
-    Limited::new(request.into_body(), MAX_BODY)
-        .collect()
+/// The request's body, at most `limit` bytes, within [`BODY_TIME`] (a client sending a
+/// byte now and then does not hold a connection slot).
+async fn body(request: HttpRequest<Incoming>, limit: usize) -> Result<Bytes, Fail> {
+    let read = Limited::new(request.into_body(), limit).collect();
+    let slow = || {
+        Fail(
+            StatusCode::REQUEST_TIMEOUT,
+            "bad_request",
+            "the request body came too slowly".into(),
+        )
+    };
+    let large = |_| {
+        Fail(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "bad_request",
+            "the request body is too large or was cut".into(),
+        )
+    };
+    let collected = tokio::time::timeout(BODY_TIME, read)
         .await
-        .map(|collected| collected.to_bytes())
-        .map_err(|_| {
-            Fail(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "bad_request",
-                "the request body is too large or was cut".into(),
-            )
-        })
+        .map_err(|_| slow())?;
+    collected.map(|c| c.to_bytes()).map_err(large)
 }
 
 fn json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Fail> {
@@ -510,12 +565,12 @@ pub(crate) fn error(status: StatusCode, kind: &str, message: &str) -> Response<B
     )
 }
 
-fn redirect(to: &'static str, set_cookie: Option<String>) -> Response<Body> {
+fn redirect(to: &str, set_cookie: Option<String>) -> Response<Body> {
     let mut response = Response::new(full(Bytes::new()));
     *response.status_mut() = StatusCode::SEE_OTHER;
-    response
-        .headers_mut()
-        .insert(header::LOCATION, HeaderValue::from_static(to));
+    if let Ok(to) = HeaderValue::from_str(to) {
+        response.headers_mut().insert(header::LOCATION, to);
+    }
     if let Some(value) = set_cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }

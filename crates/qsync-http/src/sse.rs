@@ -1,7 +1,9 @@
 //! The event stream (`GET /rest/events`): Server-Sent Events, one message per daemon
 //! event with its id, the kept ones after `since` first; a `{"event":"missed"}` message
 //! (no id) when some could not be replayed, after which a page reloads its whole view;
-//! a comment every 15 s so that proxies and browsers keep the connection.
+//! a comment every 15 s so that proxies and browsers keep the connection (a browser
+//! session's stream ends there once the session is gone). At most [`crate::MAX_STREAMS`]
+//! streams at once.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -13,10 +15,11 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use hyper::header::{self, HeaderValue};
 use hyper::Response;
-use qsync_control::{EventFeed, Numbered, Subscription};
+use qsync_control::{Numbered, Subscription};
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::routes::Body;
+use crate::routes::{error, Body};
+use crate::Shared;
 
 /// How often a quiet stream says it is alive.
 const KEEPALIVE: Duration = Duration::from_secs(15);
@@ -41,6 +44,10 @@ struct Follow {
     /// Messages ready to go, in order.
     ready: std::collections::VecDeque<Bytes>,
     live: tokio::sync::broadcast::Receiver<Arc<Numbered>>,
+    /// The browser session the stream is for (its cookie), checked at each keepalive.
+    session: Option<(Arc<Shared>, String)>,
+    /// The stream's slot, given back when it ends.
+    _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl Follow {
@@ -51,6 +58,7 @@ impl Follow {
             return Some((ready, self));
         }
         let bytes = match tokio::time::timeout(KEEPALIVE, self.live.recv()).await {
+            Err(_) if self.session_ended() => return None,
             Err(_) => Bytes::from_static(b": alive\n\n"),
             Ok(Ok(event)) => message(&event),
             Ok(Err(RecvError::Lagged(_))) => missed(),
@@ -60,20 +68,46 @@ impl Follow {
     }
 }
 
-/// The answer to `GET /rest/events`, following `feed` after `since`.
-pub(crate) fn stream(feed: &EventFeed, since: Option<u64>) -> Response<Body> {
+impl Follow {
+    fn session_ended(&self) -> bool {
+        self.session
+            .as_ref()
+            .is_some_and(|(shared, token)| !shared.gate.has_session(token))
+    }
+}
+
+/// The answer to `GET /rest/events`, following the daemon's feed after `since`, for the
+/// browser session of cookie `session` (`None`: the API key).
+pub(crate) fn stream(
+    shared: &Arc<Shared>,
+    since: Option<u64>,
+    session: Option<String>,
+) -> Response<Body> {
+    let Ok(slot) = shared.streams.clone().try_acquire_owned() else {
+        return error(
+            hyper::StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "too many event streams are open",
+        );
+    };
     let Subscription {
         backlog,
         missed: lost,
         live,
-    } = feed.subscribe(since);
+    } = shared.feed.subscribe(since);
     let mut ready = std::collections::VecDeque::new();
     ready.push_back(Bytes::from(format!("retry: {RETRY_MS}\n\n")));
     if lost {
         ready.push_back(missed());
     }
     ready.extend(backlog.iter().map(|e| message(e)));
-    let frames = futures::stream::unfold(Follow { ready, live }, Follow::next)
+    let follow = Follow {
+        ready,
+        live,
+        session: session.map(|token| (shared.clone(), token)),
+        _slot: slot,
+    };
+    let frames = futures::stream::unfold(follow, Follow::next)
         .map(|bytes| Ok::<_, Infallible>(Frame::data(bytes)));
     let mut response = Response::new(BodyExt::boxed(StreamBody::new(frames)));
     let headers = response.headers_mut();

@@ -102,15 +102,24 @@ impl Daemon {
 /// Take the state folder's lock (`daemon.lock`, holding the pid of the daemon that has
 /// it): one daemon per state folder. The lock goes with the process, however it ends.
 fn lock_state(state_dir: &Path) -> Result<File, EngineError> {
-    std::fs::create_dir_all(state_dir)
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    // The folder private from the start (the store makes it 0700 too, later): no other
+    // user opens the lock file and holds it.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(state_dir)
         .map_err(|e| EngineError::io("create the state folder", state_dir, e))?;
     let path = state_dir.join("daemon.lock");
-    // Opened without truncating: the pid of a running daemon stays readable.
+    // Opened without truncating: the pid of a running daemon stays readable. Never
+    // through a symbolic link planted at its name.
     let mut file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
+        .mode(0o600)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
         .open(&path)
         .map_err(|e| EngineError::io("open", &path, e))?;
     match file.try_lock() {
