@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use super::{DaemonEvent, Reply, Status, TaskInfo, TransferInfo};
+use super::{DaemonEvent, NearbyInfo, QuestionInfo, Reply, Status, TaskInfo, TransferInfo};
 
 /// Text from elsewhere (a device's name, a folder name from a pairing request) as it may
 /// be shown on a terminal: control characters (escape sequences, newlines that would fake
@@ -39,6 +39,32 @@ impl fmt::Display for TaskInfo {
             printable(&self.root.display().to_string()),
             self.devices,
             if self.paused { " paused" } else { "" }
+        )
+    }
+}
+
+impl fmt::Display for QuestionInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (id, flag, context) = (&self.id, &self.flag, &self.context);
+        write!(
+            f,
+            "{}\t{}\t{}",
+            printable(id),
+            printable(flag),
+            printable(context)
+        )
+    }
+}
+
+impl fmt::Display for NearbyInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let linked = if self.linked { " linked" } else { "" };
+        let addresses = printable(&self.addresses.join(","));
+        write!(
+            f,
+            "{} {} {addresses}{linked}",
+            self.device,
+            word(&self.name)
         )
     }
 }
@@ -325,32 +351,12 @@ impl fmt::Display for Reply {
                 f.write_str(&lines.join("\n"))
             }
             Reply::Event(event) => write!(f, "{event}"),
-            Reply::Questions { questions } => {
-                let lines: Vec<String> = questions
-                    .iter()
-                    .map(|q| format!("{}\t{}\t{}", printable(&q.id), printable(&q.flag), printable(&q.context)))
-                    .collect();
-                f.write_str(&lines.join("\n"))
-            }
+            Reply::Questions { questions } => lines(f, questions, ""),
             Reply::Answered { id } => write!(f, "answered {}", printable(id)),
             Reply::Configured { rescan_every: 0 } => write!(f, "applied: no whole scans (the other settings apply at the next start)"),
             Reply::Configured { rescan_every } => write!(f, "applied: a whole scan every {rescan_every} s (the other settings apply at the next start)"),
             Reply::ShuttingDown => write!(f, "the daemon is stopping"),
-            Reply::Discovered { devices } => {
-                let lines: Vec<String> = devices
-                    .iter()
-                    .map(|d| {
-                        format!(
-                            "{} {} {}{}",
-                            d.device,
-                            word(&d.name),
-                            printable(&d.addresses.join(",")),
-                            if d.linked { " linked" } else { "" }
-                        )
-                    })
-                    .collect();
-                f.write_str(&lines.join("\n"))
-            }
+            Reply::Discovered { devices } => lines(f, devices, ""),
             Reply::Error { message } => write!(f, "error: {}", printable(message)),
         }
     }

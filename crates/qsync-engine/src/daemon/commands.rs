@@ -9,6 +9,18 @@ use super::{Engine, Event};
 use crate::control::{Command, Reply, TaskInfo};
 use crate::{net, EngineError};
 
+/// The task a command changes, if any: front ends showing tasks hear of changes made
+/// through any of them.
+fn touched(command: &Command) -> Option<TaskId> {
+    match command {
+        Command::TaskRemove { task }
+        | Command::TaskSet { task, .. }
+        | Command::Unlink { task, .. }
+        | Command::Revert { task } => Some(*task),
+        _ => None,
+    }
+}
+
 impl Engine {
     /// Carry out a command of the control socket: its answer, with the sender to answer
     /// on (none when the answer comes later: a task added is answered once walked).
@@ -17,16 +29,8 @@ impl Engine {
         command: Command,
         reply: oneshot::Sender<Reply>,
     ) -> Option<(Reply, oneshot::Sender<Reply>)> {
-        // Front ends showing tasks hear of changes made through any of them.
-        let touched = match &command {
-            Command::TaskRemove { task }
-            | Command::TaskSet { task, .. }
-            | Command::Unlink { task, .. }
-            | Command::Revert { task } => Some(*task),
-            _ => None,
-        };
+        let touched = touched(&command);
         let answer = match command {
-            Command::Id => Ok(Reply::Id { device: self.me }),
             Command::TaskAdd {
                 path,
                 name,
@@ -61,22 +65,18 @@ impl Engine {
             | Command::AppList
             | Command::AppGet { .. }
             | Command::AppRemove { .. }) => self.app_command(command),
-            Command::TaskList => self.overview().task_list(),
-            Command::Devices => self.overview().device_list(),
-            Command::Status => self.overview().status().map(Reply::Status),
-            Command::OutOfSync { task } => self.overview().out_of_sync(task),
-            Command::Link {
-                task,
-                address,
-                expect,
-            } => {
-                // The control socket sends links as `Request::Link`, with a progress channel
-                // for the code; without it nobody could see the code.
-                let _ = (task, address, expect);
-                Err(EngineError::State(
-                    "a link shows a code while it runs: ask for it through the control socket's link flow".into(),
-                ))
-            }
+            command @ (Command::Id
+            | Command::TaskList
+            | Command::Devices
+            | Command::Status
+            | Command::OutOfSync { .. }
+            | Command::Pending { .. }
+            | Command::Discovered) => self.overview().read(command),
+            // Streams, which the control socket carries itself (a link shows its code
+            // while it runs, through `Request::Link`): never sent here.
+            Command::Link { .. } | Command::Events => Err(EngineError::State(
+                "links and events are streams: ask for them through the control socket".into(),
+            )),
             Command::Forget { device } => {
                 self.change(|c| c.forget(device))
                     .map(|tasks| Reply::Forgotten {
@@ -84,34 +84,14 @@ impl Engine {
                         tasks: tasks.len(),
                     })
             }
-            Command::Pending { device } => self
-                .overview()
-                .pending(Some(device))
-                .map(|count| Reply::Pending { device, count }),
             Command::Unlink { task, device } => {
                 self.send(device, task, Message::Unlink);
                 self.change(|c| c.unlink(task, device))
                     .map(|()| Reply::Unlinked { task, device })
             }
-            // The control socket streams events itself; it never sends this here.
-            Command::Events => Err(EngineError::State(
-                "events are streamed by the control socket".into(),
-            )),
-            Command::Questions => self.questions(),
-            Command::Answer { id, text } => crate::btf::answer(&self.config.btf_dir, &id, &text)
-                .map(|()| Reply::Answered { id })
-                .map_err(|e| EngineError::State(e.to_string())),
-            Command::Discovered => Ok(Reply::Discovered {
-                devices: self.peers.nearby(),
-            }),
-            Command::Configure { rescan_every } => {
-                if let Some(every) = rescan_every {
-                    self.tasks.rescan_every = std::time::Duration::from_secs(every);
-                }
-                Ok(Reply::Configured {
-                    rescan_every: self.tasks.rescan_every.as_secs(),
-                })
-            }
+            Command::Questions => self.links.questions(),
+            Command::Answer { id, text } => self.links.answer(id, &text),
+            Command::Configure { rescan_every } => Ok(self.tasks.configure(rescan_every)),
             Command::Shutdown => {
                 tracing::info!("stopping: a front end asked for it");
                 self.stopping = true;
@@ -122,22 +102,6 @@ impl Engine {
             self.tell(crate::control::DaemonEvent::TaskChanged { task });
         }
         Some((answer.unwrap_or_else(Reply::error), reply))
-    }
-
-    /// The questions waiting for the person, oldest first.
-    fn questions(&self) -> Result<Reply, EngineError> {
-        let questions = crate::btf::pending_questions(&self.config.btf_dir)
-            .map_err(|e| EngineError::io("read the questions in", &self.config.btf_dir, e))?;
-        Ok(Reply::Questions {
-            questions: questions
-                .into_iter()
-                .map(|q| crate::control::QuestionInfo {
-                    id: q.id,
-                    flag: q.flag,
-                    context: q.context,
-                })
-                .collect(),
-        })
     }
 
     /// Add the task of the folder at `path`: answered at once if that failed, otherwise

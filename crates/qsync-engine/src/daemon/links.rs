@@ -19,8 +19,9 @@ use tokio::sync::oneshot;
 use super::folders::Folders;
 use super::Engine;
 use crate::btf;
-use crate::control::DaemonEvent;
+use crate::control::{DaemonEvent, Reply};
 use crate::net::{Declined, LinkRequest};
+use crate::EngineError;
 use qsync_base::places::{places_touched, Danger};
 use qsync_wire::PairingCode;
 
@@ -232,6 +233,27 @@ impl Links {
             flag: flag.to_owned(),
             context,
         })
+    }
+
+    /// The questions waiting for the person, oldest first (`Command::Questions`).
+    pub(super) fn questions(&self) -> Result<Reply, EngineError> {
+        let questions = btf::pending_questions(&self.btf_dir)
+            .map_err(|e| EngineError::io("read the questions in", &self.btf_dir, e))?;
+        let questions = questions
+            .into_iter()
+            .map(|q| crate::control::QuestionInfo {
+                id: q.id,
+                flag: q.flag,
+                context: q.context,
+            })
+            .collect();
+        Ok(Reply::Questions { questions })
+    }
+
+    /// Answer question `id` (`Command::Answer`): taken at the next look at the answers.
+    pub(super) fn answer(&self, id: String, text: &str) -> Result<Reply, EngineError> {
+        btf::answer(&self.btf_dir, &id, text).map_err(|e| EngineError::State(e.to_string()))?;
+        Ok(Reply::Answered { id })
     }
 
     /// Whether any request is under way.

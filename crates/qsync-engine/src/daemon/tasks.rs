@@ -76,12 +76,22 @@ pub(super) struct Tasks {
     last_full_scan: Instant,
     /// How often every folder is scanned whole (zero: never; `Command::Configure`
     /// changes it).
-    pub(super) rescan_every: Duration,
+    rescan_every: Duration,
     /// Where the watchers and walkers report.
     events: Sender<Event>,
 }
 
 impl Tasks {
+    /// `Command::Configure`: how often every folder is scanned whole, from now on.
+    pub(super) fn configure(&mut self, rescan_every: Option<u64>) -> crate::control::Reply {
+        if let Some(every) = rescan_every {
+            self.rescan_every = Duration::from_secs(every);
+        }
+        crate::control::Reply::Configured {
+            rescan_every: self.rescan_every.as_secs(),
+        }
+    }
+
     pub(super) fn new(hashers: Hashers, rescan_every: Duration, events: Sender<Event>) -> Self {
         Self {
             tasks: HashMap::new(),

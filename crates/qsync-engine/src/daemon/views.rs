@@ -7,7 +7,7 @@ use qsync_store::{AppRecord, Store};
 
 use super::peers::Peers;
 use super::tasks::Tasks;
-use crate::control::{AppInfo, DeviceInfo, Reply, ScanInfo, Status, TaskInfo};
+use crate::control::{AppInfo, Command, DeviceInfo, Reply, ScanInfo, Status, TaskInfo};
 use crate::sync::SyncDriver;
 use crate::EngineError;
 
@@ -24,6 +24,26 @@ pub(super) struct Overview<'a> {
 }
 
 impl Overview<'_> {
+    /// The answer to a command that only reads.
+    pub(super) fn read(&self, command: Command) -> Result<Reply, EngineError> {
+        match command {
+            Command::Id => Ok(Reply::Id { device: self.me }),
+            Command::TaskList => self.task_list(),
+            Command::Devices => self.device_list(),
+            Command::Status => self.status().map(Reply::Status),
+            Command::OutOfSync { task } => self.out_of_sync(task),
+            Command::Pending { device } => self
+                .pending(Some(device))
+                .map(|count| Reply::Pending { device, count }),
+            Command::Discovered => Ok(Reply::Discovered {
+                devices: self.peers.nearby(),
+            }),
+            other => Err(EngineError::State(format!(
+                "{other:?} is not a command that reads"
+            ))),
+        }
+    }
+
     /// How many of this device's records `device` (or every linked device) still lacks.
     pub(super) fn pending(&self, device: Option<DeviceId>) -> Result<u64, EngineError> {
         let mut pending = 0;
