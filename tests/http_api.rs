@@ -217,6 +217,20 @@ fn the_event_stream_replays_after_a_reconnect_without_losing_one() {
     assert_eq!(ids.len(), 3, "replayed {ids:?}");
     assert!(ids.windows(2).all(|w| w[0] < w[1]) && ids[0] > last);
 
+    // A change made here is told, with its path.
+    let mut live = Events::open(addr, &[("X-API-Key", &key)]);
+    std::fs::write(folder.join("made-here.txt"), b"hello").unwrap();
+    let changed = loop {
+        let message = live
+            .next(Duration::from_secs(10))
+            .expect("the change's event");
+        if message.data["event"] == "changed" {
+            break message;
+        }
+    };
+    assert_eq!(changed.data["path"], "made-here.txt");
+    assert_eq!(changed.data["deleted"], false);
+
     // An id of long ago: told so, then what is kept.
     let mut old = Events::open(addr, &[("X-API-Key", &key), ("Last-Event-ID", "1")]);
     let first = old.next(Duration::from_secs(5)).unwrap();

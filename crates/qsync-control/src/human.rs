@@ -132,6 +132,27 @@ impl fmt::Display for DaemonEvent {
                 write!(f, "link of task {task} failed: {}", printable(message))
             }
             DaemonEvent::TaskChanged { task } => write!(f, "task {task} changed"),
+            DaemonEvent::Changed {
+                task,
+                path: Some(path),
+                deleted,
+                ..
+            } => {
+                let what = if *deleted {
+                    "deleted here"
+                } else {
+                    "changed here"
+                };
+                write!(f, "{what} {} (task {task})", printable(path.as_str()))
+            }
+            DaemonEvent::Changed {
+                task,
+                path: None,
+                more,
+                ..
+            } => {
+                write!(f, "{more} more changes here (task {task})")
+            }
             DaemonEvent::Transfer(t) => write!(f, "{t}"),
         }
     }

@@ -623,6 +623,20 @@ pub enum DaemonEvent {
         /// How it ended, in words.
         message: String,
     },
+    /// A change made on this device was found in a task's folder (and goes to the linked
+    /// devices). A batch of many changes names the first ones, then says how many more.
+    Changed {
+        /// The task.
+        task: TaskId,
+        /// The path (`None`: the `more` changes of a large batch).
+        path: Option<RelPath>,
+        /// Whether it was deleted.
+        #[serde(default)]
+        deleted: bool,
+        /// How many more changes the batch held, unnamed.
+        #[serde(default)]
+        more: u64,
+    },
     /// A task was added, removed, paused, resumed or set otherwise.
     TaskChanged {
         /// The task.

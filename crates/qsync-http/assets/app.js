@@ -509,6 +509,9 @@ function describe(ev) {
     case 'link_ended':
       return `link of ${taskName(ev.task)} ${ev.ok ? 'made' : 'failed'}: ${ev.message}`;
     case 'task_changed': return `folder ${taskName(ev.task)} changed`;
+    case 'changed': return ev.path
+      ? `${ev.deleted ? 'deleted' : 'changed'} here: ${ev.path}`
+      : `${ev.more} more changes here in ${taskName(ev.task)}`;
     case 'missed': return 'some events were missed: the whole view was read again';
     case 'transfer': return null; // too chatty: shown as progress on its folder instead
     default: return String(ev.event);

@@ -97,6 +97,7 @@ impl Engine {
             blobs: self.store.blobs(),
             store: &self.store,
             versions: &mut self.versions,
+            feed: &self.feed,
         };
         f(&mut self.tasks, &mut found)
     }

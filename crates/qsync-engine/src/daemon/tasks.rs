@@ -49,6 +49,40 @@ pub(super) struct Found<'a> {
     pub(super) store: &'a qsync_store::Store,
     /// Where the versions before edits made here wait to be recorded.
     pub(super) versions: &'a mut super::versions::Waiting,
+    /// Where front ends hear of changes made here.
+    pub(super) feed: &'a crate::control::EventFeed,
+}
+
+/// The changes of one batch named one by one to front ends; more are counted.
+const CHANGES_NAMED: usize = 64;
+
+/// Tell front ends what changed here: the first [`CHANGES_NAMED`] paths of a batch, then
+/// how many more (a folder of a million files found at once is one event, not a million).
+fn tell_changes(feed: &crate::control::EventFeed, task: TaskId, events: &[LocalEvent]) {
+    use crate::control::DaemonEvent;
+    for event in events.iter().take(CHANGES_NAMED) {
+        let (path, deleted) = match event {
+            LocalEvent::Create(entry) | LocalEvent::Modify { entry, .. } => (&entry.path, false),
+            LocalEvent::Delete { path, .. } => (path, true),
+            LocalEvent::Rename { to, .. } => (to, false),
+        };
+        let path = Some(path.clone());
+        feed.publish(DaemonEvent::Changed {
+            task,
+            path,
+            deleted,
+            more: 0,
+        });
+    }
+    if events.len() > CHANGES_NAMED {
+        let more = (events.len() - CHANGES_NAMED) as u64;
+        feed.publish(DaemonEvent::Changed {
+            task,
+            path: None,
+            deleted: false,
+            more,
+        });
+    }
 }
 
 /// How long the watcher gathers a folder's changes into one batch.
@@ -393,6 +427,7 @@ fn hand_over(to: &mut Found, task: TaskId, events: Vec<LocalEvent>) {
     if events.is_empty() {
         return;
     }
+    tell_changes(to.feed, task, &events);
     // Likely asked for at once: the keeper waits.
     to.keeping.changed();
     let shelf = to.sync.staging().shelf().clone();
