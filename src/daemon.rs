@@ -57,8 +57,7 @@ pub struct DaemonArgs {
 }
 
 impl DaemonArgs {
-    /// `settings` with the flags given over them; whether the HTTP address was chosen
-    /// (a flag, or a key in the file) rather than the default.
+    /// `settings` with the flags given over them.
     fn over(&self, mut settings: Settings) -> Settings {
         if let Some(port) = self.port {
             settings.port = port;
@@ -107,6 +106,8 @@ pub fn run(state_dir: &Path, config_path: &Path, args: DaemonArgs) -> Result<()>
         base_share: settings.base_share,
     };
     let daemon = Daemon::start(engine_config).context("the daemon could not start")?;
+    // An earlier run's address (it may have died) is not this run's.
+    let _ = std::fs::remove_file(state_dir.join(HTTP_ADDRESS_FILE));
     if let Some(address) = http {
         start_http(&daemon, state_dir, &settings, address, args.http.is_some())?;
     }

@@ -19,7 +19,6 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use qsync_base::{DeviceId, TaskId};
 use qsync_discovery::{Config, Discovery, DiscoveryEvent, Responder};
-use qsync_engine::btf;
 use qsync_engine::control::{self, Reply};
 
 /// QSync keeps folders in sync, in real time, between your own devices on the same network.
@@ -533,11 +532,11 @@ fn run(cli: Cli) -> Result<()> {
             pause(&state_dir, (task, device), false, cli.json)
         }
         Some(Command::Resolve(args)) => versions::resolve(&state_dir, args, cli.json),
-        Some(Command::Questions) => questions(&state_dir, cli.json),
-        Some(Command::Answer { id, text }) => {
-            btf::answer(&state_dir.join("btf"), &id, &text)?;
-            Ok(())
-        }
+        Some(Command::Questions) => show(ask(&state_dir, control::Command::Questions)?, cli.json),
+        Some(Command::Answer { id, text }) => show(
+            ask(&state_dir, control::Command::Answer { id, text })?,
+            cli.json,
+        ),
         Some(Command::Discover {
             port,
             name,
@@ -552,11 +551,14 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Some(Command::Version) => {
-            println!(
-                "qsync {} (protocol {})",
-                env!("CARGO_PKG_VERSION"),
-                qsync_wire::PROTOCOL_VERSION
-            );
+            let (version, protocol) = (env!("CARGO_PKG_VERSION"), qsync_wire::PROTOCOL_VERSION);
+            match cli.json {
+                true => println!(
+                    "{}",
+                    serde_json::json!({ "version": version, "protocol": protocol })
+                ),
+                false => println!("qsync {version} (protocol {protocol})"),
+            }
             Ok(())
         }
     }
@@ -801,27 +803,6 @@ fn events(state_dir: &Path, json: bool) -> Result<()> {
         // A reader that went away (`qsync events | head`) ends the stream quietly.
         writeln!(out, "{line}").and_then(|()| out.flush()).is_ok()
     })?;
-    Ok(())
-}
-
-/// `qsync questions`: the back-to-front questions waiting for an answer.
-fn questions(state_dir: &Path, json: bool) -> Result<()> {
-    let questions = btf::pending_questions(&state_dir.join("btf"))?;
-    for q in questions {
-        if json {
-            println!(
-                "{}",
-                serde_json::json!({ "id": q.id, "flag": q.flag, "context": q.context })
-            );
-        } else {
-            println!(
-                "{}\t{}\t{}",
-                control::printable(&q.id),
-                control::printable(&q.flag),
-                control::printable(&q.context)
-            );
-        }
-    }
     Ok(())
 }
 

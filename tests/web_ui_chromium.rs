@@ -2,8 +2,8 @@
 //! uses it with two daemons on loopback: log in from `qsync web`'s address, add a folder,
 //! link it to the other daemon (its person types the code the page shows), see a file
 //! made there arrive in the live feed and the folder go to "in sync", pause and resume
-//! it, answer the other daemon's link request in the page, and all of it usable 360 px
-//! wide. A screenshot is kept in the target folder. Without Debian's `chromium` and
+//! it, restore the version a change from there replaced, answer the other daemon's link
+//! request in the page, and all of it usable 360 px wide. A screenshot is kept in the target folder. Without Debian's `chromium` and
 //! `chromium-driver` (`.ci/run` installs them) the test says so in one line and passes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -92,6 +92,19 @@ fn a_person_links_syncs_pauses_and_answers_in_the_browser() {
     assert!(a.cli(&["task", "list"]).contains("paused"));
     browser.click(&format!("{folder} button.resume"));
     browser.wait_text(&format!("{folder} .state"), WAIT, |t| t == "in sync");
+
+    // The other device replaces the file: the version it replaced here is listed, and
+    // restored from the page.
+    std::fs::write(root_b.join("beach.jpg"), b"only sand").unwrap();
+    node::wait_for("the new version here", WAIT, || {
+        std::fs::read(root_a.join("beach.jpg")).is_ok_and(|c| c == b"only sand")
+    });
+    browser.wait_text("li.version", WAIT, |t| t.contains("beach.jpg"));
+    browser.click("li.version button.restore");
+    node::wait_for("the version restored, here and there", WAIT, || {
+        std::fs::read(root_a.join("beach.jpg")).is_ok_and(|c| c == b"sand and sea")
+            && std::fs::read(root_b.join("beach.jpg")).is_ok_and(|c| c == b"sand and sea")
+    });
 
     // The other device links a folder of its own: the question is answered in the page.
     let notes_b = base.path().join("notes-laptop");

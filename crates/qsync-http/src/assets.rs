@@ -10,7 +10,14 @@ use crate::routes::{error, full, Body};
 pub(crate) const INDEX: &str = include_str!("../assets/index.html");
 /// The login form.
 pub(crate) const LOGIN: &str = include_str!("../assets/login.html");
-const APP_JS: &str = include_str!("../assets/app.js");
+/// The page's script, as ES modules.
+const SCRIPTS: &[(&str, &str)] = &[
+    ("app.js", include_str!("../assets/app.js")),
+    ("api.js", include_str!("../assets/api.js")),
+    ("folders.js", include_str!("../assets/folders.js")),
+    ("lists.js", include_str!("../assets/lists.js")),
+    ("feed.js", include_str!("../assets/feed.js")),
+];
 const STYLE_CSS: &str = include_str!("../assets/style.css");
 
 /// An HTML page.
@@ -20,10 +27,12 @@ pub(crate) fn page(html: &'static str) -> Response<Body> {
 
 /// `/assets/NAME`.
 pub(crate) fn asset(name: &str) -> Response<Body> {
-    match name {
-        "app.js" => typed(APP_JS, "text/javascript; charset=utf-8"),
-        "style.css" => typed(STYLE_CSS, "text/css; charset=utf-8"),
-        _ => error(StatusCode::NOT_FOUND, "not_found", "no such file"),
+    if name == "style.css" {
+        return typed(STYLE_CSS, "text/css; charset=utf-8");
+    }
+    match SCRIPTS.iter().find(|(file, _)| *file == name) {
+        Some((_, script)) => typed(script, "text/javascript; charset=utf-8"),
+        None => error(StatusCode::NOT_FOUND, "not_found", "no such file"),
     }
 }
 
