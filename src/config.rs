@@ -19,7 +19,7 @@ pub const FILE_NAME: &str = "qsync.toml";
 /// The daemon's settings, as the file holds them (every key optional in the file: a
 /// missing one takes its default).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct Settings {
     /// This device's name, as other devices see it (default: the host's name).
     pub name: String,
@@ -138,18 +138,43 @@ pub fn load(path: &Path) -> Result<Settings> {
     }
 }
 
+/// The settings in `text`. A key this build does not know (a newer QSync's, or a typo) is
+/// warned of and skipped, not a reason to stop: a service must start.
 fn parse(text: &str, path: &Path) -> Result<Settings> {
-    let settings: Settings = toml::from_str(text)
-        .with_context(|| format!("the config file {} is not valid", path.display()))?;
-    settings.check()?;
+    let invalid = || format!("the config file {} is not valid", path.display());
+    let mut table: toml::Table = toml::from_str(text).with_context(invalid)?;
+    let unknown: Vec<String> = table
+        .keys()
+        .filter(|key| !KEYS.iter().any(|(known, _)| known == key))
+        .cloned()
+        .collect();
+    for key in &unknown {
+        table.remove(key);
+        let warning = format!(
+            "{}: `{key}` is not a setting this qsync knows; skipped (the settings are: {})",
+            path.display(),
+            key_names()
+        );
+        tracing::warn!("{warning}");
+        eprintln!("warning: {warning}");
+    }
+    let settings: Settings = table.try_into().with_context(invalid)?;
+    settings.check().with_context(invalid)?;
     Ok(settings)
 }
 
 impl Settings {
     /// What TOML's types do not say.
-    fn check(&self) -> Result<()> {
+    pub fn check(&self) -> Result<()> {
         if self.base_share > 100 {
             bail!("base_share is a percentage: 0 to 100");
+        }
+        // Beyond these, times overflow (a question waits a week at most).
+        if self.answer_timeout == 0 || self.answer_timeout > 7 * 24 * 3600 {
+            bail!("answer_timeout is 1 to 604800 seconds (a week)");
+        }
+        if self.rescan_every > 365 * 24 * 3600 {
+            bail!("rescan_every is 0 (never) to a year, in seconds");
         }
         if self.name.trim().is_empty() || self.name.len() > 64 {
             bail!("name must be 1 to 64 bytes");
@@ -288,8 +313,10 @@ mod tests {
         let settings = load(&path).unwrap();
         assert_eq!(settings.port, 9001);
         assert_eq!(settings.rescan_every, 60);
-        std::fs::write(&path, "prot = 9001\n").unwrap();
-        let e = format!("{:#}", load(&path).unwrap_err());
-        assert!(e.contains("prot"), "{e}");
+        // A key of another version (or a typo) is skipped, not a reason to stop.
+        std::fs::write(&path, "prot = 9001\nport = 9002\n").unwrap();
+        assert_eq!(load(&path).unwrap().port, 9002);
+        std::fs::write(&path, "answer_timeout = 18446744073709551615\n").unwrap();
+        assert!(load(&path).is_err(), "a time that would overflow");
     }
 }

@@ -19,7 +19,7 @@ pub const HTTP_ADDRESS_FILE: &str = "http.address";
 
 /// `qsync daemon`'s flags: each, when given, wins over the config file's key of the same
 /// name.
-#[derive(Debug, Default, clap::Args)]
+#[derive(Debug, Default, Clone, clap::Args)]
 pub struct DaemonArgs {
     /// TCP port to listen on for other devices (config: port; default 7878).
     #[arg(long)]
@@ -91,6 +91,7 @@ impl DaemonArgs {
 /// (or `qsync stop`) stops it.
 pub fn run(state_dir: &Path, config_path: &Path, args: DaemonArgs) -> Result<()> {
     let settings = args.over(config::load_or_create(config_path)?);
+    settings.check().context("the flags given")?;
     let http = settings.http_address()?;
     let engine_config = DaemonConfig {
         state_dir: state_dir.to_owned(),
@@ -111,12 +112,15 @@ pub fn run(state_dir: &Path, config_path: &Path, args: DaemonArgs) -> Result<()>
     if let Some(address) = http {
         start_http(&daemon, state_dir, &settings, address, args.http.is_some())?;
     }
-    listen_for_signals(&daemon, config_path.to_owned())?;
+    listen_for_signals(&daemon, config_path.to_owned(), args)?;
     // Under systemd's Type=notify: ready now (outside systemd this does nothing).
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     daemon.run();
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
-    let _ = std::fs::remove_file(state_dir.join(HTTP_ADDRESS_FILE));
+    // Ours only: another daemon may have started on the state folder since the lock went.
+    if web_of(state_dir, std::process::id()).is_some() {
+        let _ = std::fs::remove_file(state_dir.join(HTTP_ADDRESS_FILE));
+    }
     Ok(())
 }
 
@@ -192,9 +196,10 @@ pub fn web_of(state_dir: &Path, pid: u32) -> Option<(SocketAddr, String)> {
     (writer == pid).then_some((address, secret))
 }
 
-/// SIGTERM and SIGINT stop the daemon gracefully; SIGHUP reads the config file again and
-/// applies what can change live.
-fn listen_for_signals(daemon: &Daemon, config_path: PathBuf) -> Result<()> {
+/// SIGTERM and SIGINT stop the daemon gracefully (a second one ends the process at once);
+/// SIGHUP reads the config file again and applies what can change live, the flags given
+/// at start still winning.
+fn listen_for_signals(daemon: &Daemon, config_path: PathBuf, args: DaemonArgs) -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let runtime = daemon.runtime();
     let _guard = runtime.enter();
@@ -203,23 +208,32 @@ fn listen_for_signals(daemon: &Daemon, config_path: PathBuf) -> Result<()> {
     let mut hup = signal(SignalKind::hangup()).context("could not listen for SIGHUP")?;
     let handle = daemon.handle();
     runtime.spawn(async move {
+        let mut stopping = false;
         loop {
             tokio::select! {
-                _ = term.recv() => break,
-                _ = int.recv() => break,
-                _ = hup.recv() => reload(&handle, &config_path).await,
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+                _ = hup.recv() => {
+                    reload(&handle, &config_path, &args).await;
+                    continue;
+                }
             }
+            if stopping {
+                tracing::warn!("a second signal: ending now");
+                std::process::exit(130);
+            }
+            stopping = true;
+            tracing::info!("stopping: a signal asked for it");
+            handle.stop();
         }
-        tracing::info!("stopping: a signal asked for it");
-        handle.stop();
     });
     Ok(())
 }
 
-/// SIGHUP: the config file's live settings, to the engine.
-async fn reload(handle: &DaemonHandle, config_path: &Path) {
+/// SIGHUP: the config file's live settings (with the flags over them), to the engine.
+async fn reload(handle: &DaemonHandle, config_path: &Path, args: &DaemonArgs) {
     let settings = match config::load(config_path) {
-        Ok(settings) => settings,
+        Ok(settings) => args.over(settings),
         Err(e) => {
             tracing::warn!("SIGHUP: the config file was not applied: {e:#}");
             return;

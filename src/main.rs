@@ -489,7 +489,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         None => menu::run(&state_dir, &config_path),
         Some(Command::Daemon(args)) => daemon::run(&state_dir, &config_path, args),
-        Some(Command::Stop) => show(ask(&state_dir, control::Command::Shutdown)?, cli.json),
+        Some(Command::Stop) => stop(&state_dir, cli.json),
         Some(Command::Config(command)) => {
             config_command(&state_dir, &config_path, command, cli.json)
         }
@@ -733,7 +733,7 @@ fn link(
         let _ = std::io::stdout().flush();
     })?;
     if let Reply::Error { message } = reply {
-        bail!("{message}");
+        return Err(Refused(message).into());
     }
     let linked = match &reply {
         Reply::Linked { device, .. } => Some(*device),
@@ -855,6 +855,22 @@ fn follow_setup(state_dir: &Path, device: DeviceId) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// `qsync stop`: the daemon asked to stop, and waited for (up to a minute) until its lock
+/// on the state folder is free, so that `qsync stop && qsync daemon` works.
+fn stop(state_dir: &Path, json: bool) -> Result<()> {
+    show(ask(state_dir, control::Command::Shutdown)?, json)?;
+    let lock = state_dir.join("daemon.lock");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let free = std::fs::File::open(&lock).is_ok_and(|file| file.try_lock_shared().is_ok());
+        if free {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("the daemon did not stop within a minute (see its log)")
 }
 
 /// `qsync config ...`.

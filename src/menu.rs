@@ -80,6 +80,8 @@ impl Person {
             if !self.asked.insert(question.id.clone()) {
                 continue;
             }
+            // Lines typed before the question showed are not its answer.
+            while self.lines.try_recv().is_ok() {}
             println!(
                 "\nQuestion ({}): {}",
                 control::printable(&question.flag),
@@ -91,12 +93,16 @@ impl Person {
                 return Ok(false);
             };
             let answer = Command::Answer {
-                id: question.id,
+                id: question.id.clone(),
                 text: expand_home(answer.trim()),
             };
-            // Answered too late (the request gave up) is not an error of the menu's.
+            // Answered too late (the request gave up) is not an error of the menu's; an
+            // answer refused is asked again while the question waits.
             match control::request(&self.state_dir, &answer) {
-                Ok(Reply::Error { message }) => println!("{}", control::printable(&message)),
+                Ok(Reply::Error { message }) => {
+                    println!("{}", control::printable(&message));
+                    self.asked.remove(&question.id);
+                }
                 Ok(_) => {}
                 Err(e) => println!("{e}"),
             }
@@ -138,13 +144,21 @@ pub fn run(state_dir: &Path, config_path: &Path) -> Result<()> {
     let started = attach_or_start_daemon(state_dir, config_path)?;
     let mut input = Person::start(state_dir)?;
     menu(state_dir, &mut input)?;
-    if started {
+    if let Some(pid) = started {
         let keep = prompt(
             &mut input,
             "keep the daemon running after you quit, to go on syncing? [Y/n]: ",
         )?;
-        if keep.is_some_and(|k| k.eq_ignore_ascii_case("n") || k.eq_ignore_ascii_case("no")) {
+        let stop =
+            keep.is_some_and(|k| k.eq_ignore_ascii_case("n") || k.eq_ignore_ascii_case("no"));
+        // Only the daemon this menu started (not one that took over the folder since).
+        let running = std::fs::read_to_string(state_dir.join("daemon.lock"))
+            .ok()
+            .and_then(|text| text.trim().parse::<u32>().ok());
+        if stop && running == Some(pid) {
             show(state_dir, Command::Shutdown);
+        } else if stop {
+            println!("the daemon running now is not the one this menu started: left running");
         } else {
             println!("the daemon goes on syncing; `qsync stop` stops it");
         }
@@ -262,12 +276,14 @@ fn task_choice(state_dir: &Path, input: &mut Person, choice: &str) -> Result<boo
     Ok(true)
 }
 
-/// Attach to the daemon of `state_dir`, or start one as a process of its own (its output
-/// in `daemon.log` in the state folder) and wait up to 10 s for it to answer: `true` when
-/// the menu started it.
-fn attach_or_start_daemon(state_dir: &Path, config_path: &Path) -> Result<bool> {
-    if control::request(state_dir, &Command::Id).is_ok() {
-        return Ok(false);
+/// Attach to the daemon of `state_dir`, or, when none runs, start one as a process of its
+/// own (its output in `daemon.log` in the state folder) and wait up to 30 s for it to
+/// answer: its pid when the menu started it.
+fn attach_or_start_daemon(state_dir: &Path, config_path: &Path) -> Result<Option<u32>> {
+    match control::request(state_dir, &Command::Id) {
+        Err(control::ControlError::NoDaemon { .. }) => {}
+        // A daemon answers (or is there and busy): the menu talks to it.
+        _ => return Ok(None),
     }
     std::fs::create_dir_all(state_dir)
         .with_context(|| format!("could not make the state folder {}", state_dir.display()))?;
@@ -294,7 +310,7 @@ fn attach_or_start_daemon(state_dir: &Path, config_path: &Path) -> Result<bool> 
             .spawn()
             .context("could not start the daemon")?
     };
-    for _ in 0..100 {
+    for _ in 0..300 {
         if control::request(state_dir, &Command::Id).is_ok() {
             println!(
                 "started a QSync daemon (pid {}) for {}; its log is {}",
@@ -302,7 +318,7 @@ fn attach_or_start_daemon(state_dir: &Path, config_path: &Path) -> Result<bool> 
                 state_dir.display(),
                 log_path.display()
             );
-            return Ok(true);
+            return Ok(Some(child.id()));
         }
         if let Ok(Some(status)) = child.try_wait() {
             bail!(

@@ -59,15 +59,17 @@ pub fn unit(program: &Path, state_dir: Option<&Path>, config: Option<&Path>) -> 
     )
 }
 
-/// A word for systemd's command line: quoted when it holds a space or a quote.
+/// A word for systemd's command line: `%` doubled (systemd's specifiers), quoted when it
+/// holds a space or a quote.
 fn quote(word: &str) -> String {
+    let word = word.replace('%', "%%");
     if word
         .chars()
         .any(|c| c.is_whitespace() || c == '"' || c == '\\')
     {
         format!("\"{}\"", word.replace('\\', "\\\\").replace('"', "\\\""))
     } else {
-        word.to_owned()
+        word
     }
 }
 
@@ -92,6 +94,13 @@ fn systemctl(args: &[&str]) -> Result<()> {
 /// Carry out `qsync service ...`.
 pub fn run(command: ServiceCommand, state_dir: Option<&Path>, config: Option<&Path>) -> Result<()> {
     let program = std::env::current_exe().context("could not find the qsync program")?;
+    // The unit runs elsewhere than here: folders given relative to here are made absolute.
+    let here = std::env::current_dir().context("could not read the current folder")?;
+    let (state_dir, config) = (
+        state_dir.map(|d| here.join(d)),
+        config.map(|c| here.join(c)),
+    );
+    let (state_dir, config) = (state_dir.as_deref(), config.as_deref());
     match command {
         ServiceCommand::Unit => print!("{}", unit(&program, state_dir, config)),
         ServiceCommand::Install => {
@@ -143,6 +152,7 @@ mod tests {
             "{unit}"
         );
         assert!(unit.contains("ExecReload=/bin/kill -HUP $MAINPID"));
+        assert_eq!(quote("/home/a%b"), "/home/a%%b");
     }
 
     /// The packagers' unit is the one `install` writes for /usr/bin/qsync.

@@ -132,6 +132,9 @@ impl fmt::Display for DaemonEvent {
                 write!(f, "link of task {task} failed: {}", printable(message))
             }
             DaemonEvent::TaskChanged { task } => write!(f, "task {task} changed"),
+            DaemonEvent::AppliedMore { task, count } => {
+                write!(f, "applied {count} more changes (task {task})")
+            }
             DaemonEvent::Changed {
                 task,
                 path: Some(path),

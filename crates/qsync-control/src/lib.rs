@@ -600,6 +600,14 @@ pub enum DaemonEvent {
         #[serde(default)]
         deleted: bool,
     },
+    /// More changes from other devices were applied here than are named one by one (at
+    /// most 64 a second are): how many, in one task, since the last such event.
+    AppliedMore {
+        /// The task.
+        task: TaskId,
+        /// How many.
+        count: u64,
+    },
     /// Both sides changed a file: the other version was kept beside it.
     Conflict {
         /// The task.

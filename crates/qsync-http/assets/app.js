@@ -118,10 +118,10 @@ async function refreshAll() {
 
 // ==== The event stream.
 /** Events after which something on the page may have changed. */
-const CHANGES = new Set(['applied', 'conflict', 'connected', 'disconnected', 'question',
+const CHANGES = new Set(['applied', 'applied_more', 'conflict', 'connected', 'disconnected', 'question',
   'link_ended', 'task_changed', 'missed']);
 /** Those after which the versions kept may have changed too. */
-const VERSIONS_CHANGE = new Set(['applied', 'conflict', 'missed']);
+const VERSIONS_CHANGE = new Set(['applied', 'applied_more', 'conflict', 'missed']);
 
 function onEvent(message) {
   let ev;

@@ -19,6 +19,7 @@ function describe(ev) {
     case 'question': return `question: ${ev.context}`;
     case 'applied': return `${ev.deleted ? 'deleted' : 'received'} `
       + `${ev.path || `changes in ${taskName(ev.task)}`} from ${deviceName(ev.from, ev.name)}`;
+    case 'applied_more': return `received ${ev.count} more changes in ${taskName(ev.task)}`;
     case 'conflict':
       return `conflict in ${taskName(ev.task)}: the other version is kept as ${ev.kept_as}`;
     case 'delivered': return `${who()} received an update`;

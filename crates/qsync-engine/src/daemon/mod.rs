@@ -121,6 +121,72 @@ struct Engine {
     versions: versions::Waiting,
     /// A stop was asked for: the loop ends after the events taken with it.
     stopping: bool,
+    /// The linked devices' names, for events.
+    names: Names,
+    /// How many received changes were told one by one this second.
+    told: Told,
+}
+
+/// Received changes told to front ends: the first [`APPLIED_NAMED`] of each second one
+/// by one, the others counted per task and told once a second (a drop of 100,000 files
+/// does not flush the event history, nor make every follower lag).
+#[derive(Debug, Default)]
+struct Told {
+    second: Option<Instant>,
+    named: u32,
+    counted: std::collections::BTreeMap<TaskId, u64>,
+}
+
+/// Received changes named one by one each second.
+const APPLIED_NAMED: u32 = 64;
+
+impl Told {
+    /// Whether the next received change of `task` is named; if not, it is counted.
+    fn name_next(&mut self, task: TaskId) -> bool {
+        if self
+            .second
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
+        {
+            self.second = Some(Instant::now());
+            self.named = 0;
+        }
+        if self.named < APPLIED_NAMED {
+            self.named += 1;
+            return true;
+        }
+        *self.counted.entry(task).or_default() += 1;
+        false
+    }
+
+    /// The changes counted since the last call, per task.
+    fn take_counted(&mut self) -> std::collections::BTreeMap<TaskId, u64> {
+        std::mem::take(&mut self.counted)
+    }
+}
+
+/// The linked devices' names for events, read from the store at most every few seconds:
+/// an event per received file would otherwise read every device's record each time.
+#[derive(Debug, Default)]
+struct Names {
+    read: Option<Instant>,
+    names: std::collections::HashMap<DeviceId, String>,
+}
+
+impl Names {
+    fn of(&mut self, store: &Store, device: DeviceId) -> Option<String> {
+        // Read again when old, or for a device not known at the last read (just linked)
+        // unless that read was a moment ago.
+        let age = self.read.map(|at| at.elapsed());
+        let stale = age.is_none_or(|age| age > Duration::from_secs(5));
+        let missing = !self.names.contains_key(&device)
+            && age.is_some_and(|age| age > Duration::from_millis(500));
+        if stale || missing {
+            let devices = store.devices().unwrap_or_default();
+            self.names = devices.into_iter().map(|d| (d.id, d.name)).collect();
+            self.read = Some(Instant::now());
+        }
+        self.names.get(&device).cloned()
+    }
 }
 
 /// What the sync driver reaches through the engine: the store (its ledger and blobs) and
@@ -176,6 +242,9 @@ impl Engine {
                 }
                 Err(RecvTimeoutError::Disconnected) => return,
             }
+            if self.stopping {
+                break;
+            }
             if !self.links.is_empty() {
                 self.poll_links();
             }
@@ -192,16 +261,16 @@ impl Engine {
         self.finish();
     }
 
-    /// The end of a stop: what was placed is made durable and recorded, the blobs owed
-    /// to the keeper handed over, the connections closed (a placement under way stays a
-    /// part file in the staging folder, taken up again at the next start).
+    /// The end of a stop: what was placed is made durable and recorded, the connections
+    /// closed (a placement under way stays a part file in the staging folder, taken up
+    /// again at the next start; blobs not kept yet as bases of patches are not: edits of
+    /// those files travel by the signature exchange).
     fn finish(&mut self) {
         self.sync_with(|sync, around| {
             sync.flush();
             sync.run(around, None);
         });
         self.keep_versions();
-        self.keep_owed();
         self.peers.close_all();
     }
 
@@ -341,6 +410,9 @@ impl Engine {
             self.disconnected(device);
         }
         self.peers.dial_linked();
+        for (task, count) in self.told.take_counted() {
+            self.tell(DaemonEvent::AppliedMore { task, count });
+        }
         // Progress for front ends that listen (`qsync events`): each transfer coming in.
         if self.feed.listening() {
             for transfer in self.progress.moved(self.sync.transfers()) {
@@ -429,8 +501,8 @@ impl Engine {
     }
 
     /// A linked device's name, for events.
-    fn name_of(&self, device: DeviceId) -> Option<String> {
-        self.store.device(device).ok().flatten().map(|d| d.name)
+    fn name_of(&mut self, device: DeviceId) -> Option<String> {
+        self.names.of(&self.store, device)
     }
 }
 

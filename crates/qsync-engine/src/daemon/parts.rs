@@ -141,13 +141,16 @@ impl Engine {
             self.keeping
                 .version(folder, blobs, &applied.path, content, edits);
         }
-        self.tell(DaemonEvent::Applied {
-            task: applied.task,
-            from: applied.from,
-            name: self.name_of(applied.from),
-            path: Some(applied.path),
-            deleted: applied.deleted,
-        });
+        if self.told.name_next(applied.task) {
+            let name = self.name_of(applied.from);
+            self.tell(DaemonEvent::Applied {
+                task: applied.task,
+                from: applied.from,
+                name,
+                path: Some(applied.path),
+                deleted: applied.deleted,
+            });
+        }
         if let Some(kept_as) = applied.aside {
             self.tell(DaemonEvent::Conflict {
                 task: applied.task,

@@ -79,10 +79,23 @@ impl Daemon {
         }
     }
 
-    /// Carry out the daemon on this thread until it is stopped.
-    pub fn run(mut self) {
-        self.engine.run(&self.inbox);
+    /// Carry out the daemon on this thread until it is stopped. The store closes before
+    /// the lock on the state folder is let go; the network side gets two seconds to end
+    /// (a name lookup under way is not waited for).
+    pub fn run(self) {
+        let Daemon {
+            mut engine,
+            inbox,
+            _discovery,
+            runtime,
+            _lock,
+        } = self;
+        engine.run(&inbox);
+        drop(engine);
+        drop(_discovery);
+        runtime.shutdown_timeout(Duration::from_secs(2));
         tracing::info!("qsync daemon stopped");
+        drop(_lock);
     }
 
     /// Start a daemon on `config`'s state folder: refused while another runs on it.
@@ -160,7 +173,7 @@ fn start_engine(config: DaemonConfig) -> Result<Started, EngineError> {
             "this state folder was made by an older QSync: this device's id is now its key ({me}), and the links made before were dropped; link your devices again (tasks and files are kept)"
         );
         tracing::warn!("{text}");
-        println!("{text}");
+        let _ = writeln!(std::io::stdout(), "{text}");
     }
     let keeper = Keeper::start(store.blobs().clone());
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -219,10 +232,16 @@ fn start_engine(config: DaemonConfig) -> Result<Started, EngineError> {
         progress: Default::default(),
         versions: super::versions::Waiting::new(),
         stopping: false,
+        names: Default::default(),
+        told: Default::default(),
     };
     engine.change(|c| c.load())?;
     tracing::info!(device = %me, port, "qsync daemon ready");
-    println!("qsync daemon {me} listening on port {port}");
+    // Not println!: a closed or full standard output must not stop the daemon.
+    let _ = writeln!(
+        std::io::stdout(),
+        "qsync daemon {me} listening on port {port}"
+    );
     let _ = std::io::stdout().flush();
     Ok((engine, inbox, discovery, runtime))
 }
