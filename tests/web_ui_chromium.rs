@@ -147,3 +147,31 @@ fn a_person_links_syncs_pauses_and_answers_in_the_browser() {
     narrow.screenshot(&shot);
     eprintln!("screenshot: {}", shot.display());
 }
+
+/// Keyboard only: Tab to the folder path, type it, Enter adds the folder; Tab to its Pause
+/// button, Enter pauses it; every control shows where the focus is.
+#[test]
+fn the_web_ui_works_from_the_keyboard_alone() {
+    let browser = match Browser::start(1200) {
+        Ok(browser) => browser,
+        Err(why) => {
+            eprintln!("skipped: the web UI test needs headless Chromium ({why})");
+            return;
+        }
+    };
+    let base = tempfile::tempdir().unwrap();
+    let a = Node::start(base.path(), "keys");
+    browser.goto(a.cli(&["web"]).lines().next().unwrap());
+    browser.wait_text("#connection", WAIT, |t| t == "live");
+    let root = base.path().join("letters");
+    std::fs::create_dir_all(&root).unwrap();
+    browser.tab_to("#add-folder-path", 40);
+    browser.keys(&format!("{}\u{e007}", root.display()));
+    let folder = folder_of(&browser, &root);
+    browser.tab_to(&format!("{folder} button.pause"), 40);
+    let outline = browser.script("return getComputedStyle(document.activeElement).outlineStyle");
+    assert_ne!(outline, serde_json::json!("none"), "the focus is not shown");
+    browser.keys("\u{e007}");
+    browser.wait_text(&format!("{folder} .state"), WAIT, |t| t == "paused");
+    assert!(a.cli(&["task", "list"]).contains("paused"));
+}

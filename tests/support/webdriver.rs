@@ -229,6 +229,36 @@ impl Browser {
         }
     }
 
+    /// Press keys as a person at the keyboard does, into whatever has the focus (`\u{e004}`
+    /// is Tab, `\u{e007}` Enter).
+    pub fn keys(&self, text: &str) {
+        let mut actions = Vec::new();
+        for c in text.chars() {
+            let c = c.to_string();
+            actions.push(json!({"type": "keyDown", "value": c}));
+            actions.push(json!({"type": "keyUp", "value": c}));
+        }
+        let body = json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]});
+        self.call("POST", "/actions", Some(body))
+            .unwrap_or_else(|e| panic!("keys {text:?}: {e}"));
+    }
+
+    /// Press Tab until the focused element matches `css` (at most `tabs` times): how many
+    /// it took.
+    pub fn tab_to(&self, css: &str, tabs: usize) -> usize {
+        let focused = format!("return document.activeElement.matches({css:?})");
+        for n in 0..tabs {
+            if self.script(&focused) == json!(true) {
+                return n;
+            }
+            self.keys("\u{e004}");
+        }
+        panic!(
+            "`{css}` not reached with {tabs} presses of Tab:\n{}",
+            self.page_text()
+        );
+    }
+
     /// Run `script` in the page; its return value.
     pub fn script(&self, script: &str) -> Value {
         self.call(
