@@ -564,20 +564,32 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// Log to standard error: warnings, or more with `-v` (`RUST_LOG` wins when set).
+/// Log warnings, or more with `-v` (`RUST_LOG` wins when set): to systemd's journal, with
+/// fields, when standard error is the journal's stream (`JOURNAL_STREAM`, under the
+/// service); else to standard error, in colour only on a person's terminal.
 fn log_to_stderr(verbose: u8) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let level = match verbose {
         0 => "warn",
         1 => "info",
         _ => "debug",
     };
-    use std::io::IsTerminal;
+    let filter =
+        || tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into());
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        if let Ok(journald) = tracing_journald::layer() {
+            let _ = tracing_subscriber::registry()
+                .with(filter())
+                .with(journald.with_syslog_identifier("qsync".into()))
+                .try_init();
+            return;
+        }
+    }
     tracing_subscriber::fmt()
-        // Colours only for a person's terminal, not in a log file or the journal.
         .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into()),
-        )
+        .with_env_filter(filter())
         .with_writer(std::io::stderr)
         .init();
 }

@@ -278,3 +278,46 @@ fn systemd_hears_ready_and_stopping() {
     let status = daemon.wait().unwrap();
     assert!(status.success(), "{status}");
 }
+
+/// With a session's runtime folder (`XDG_RUNTIME_DIR`), the control socket lives there and
+/// the state folder links to it: clients find it from the state folder alone.
+#[test]
+fn the_control_socket_lives_in_the_runtime_folder_when_there_is_one() {
+    use std::os::unix::fs::FileTypeExt;
+    let base = tempfile::tempdir().unwrap();
+    let run = base.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    let state = base.path().join("state");
+    let mut daemon = Command::new(qsync())
+        .arg("--state-dir")
+        .arg(&state)
+        .args([
+            "daemon",
+            "--no-mdns",
+            "--listen-ip",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--http",
+            "off",
+        ])
+        .env("XDG_RUNTIME_DIR", &run)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    node::wait_for("the daemon", Duration::from_secs(20), || {
+        Command::new(qsync())
+            .arg("--state-dir")
+            .arg(&state)
+            .arg("status")
+            .env_remove("XDG_RUNTIME_DIR")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    let link = std::fs::read_link(state.join("control.sock")).expect("a link in the state folder");
+    assert!(link.starts_with(run.join("qsync")), "{}", link.display());
+    assert!(std::fs::metadata(&link).unwrap().file_type().is_socket());
+    kill(daemon.id(), "-TERM");
+    assert!(daemon.wait().unwrap().success());
+}

@@ -44,6 +44,30 @@ pub enum Request {
     },
 }
 
+/// Where the socket of the state folder holding `path` goes in `$XDG_RUNTIME_DIR`, if it
+/// is set (an absolute folder): `qsync/<16 hex digits of the state folder's hash>/`,
+/// made 0700. `None`: no runtime folder, or it cannot be used.
+fn runtime_place(path: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let runtime = PathBuf::from(std::env::var_os("XDG_RUNTIME_DIR")?);
+    if !runtime.is_absolute() || !runtime.is_dir() {
+        return None;
+    }
+    let state = std::fs::canonicalize(path.parent()?).ok()?;
+    let hash = qsync_base::ContentHash::of(state.as_os_str().as_encoded_bytes()).to_hex();
+    let folder = runtime.join("qsync").join(&hash[..16]);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&folder)
+        .ok()?;
+    // Ours alone: a folder made by someone else (another user's runtime folder is not
+    // writable by us, but check) is not used.
+    let meta = std::fs::symlink_metadata(&folder).ok()?;
+    use std::os::unix::fs::MetadataExt;
+    (meta.is_dir() && meta.mode() & 0o077 == 0).then(|| folder.join("control.sock"))
+}
+
 /// What a client is told when nobody serves commands any more.
 const STOPPED: &str = "the daemon stopped";
 
@@ -65,13 +89,24 @@ where
     D: Fn(Request) -> bool + Clone + Send + Sync + 'static,
 {
     let _ = std::fs::remove_file(&path);
+    // In the session's runtime folder when there is one (a tmpfs, emptied at logout),
+    // found from the state folder by a link there; else in the state folder itself.
+    let socket = match runtime_place(&path) {
+        Some(socket) => {
+            let _ = std::fs::remove_file(&socket);
+            std::os::unix::fs::symlink(&socket, &path)
+                .map_err(|e| ControlError::io("link the control socket at", &path, e))?;
+            socket
+        }
+        None => path.clone(),
+    };
     let listener = {
         let _guard = runtime.enter();
-        UnixListener::bind(&path)
-            .map_err(|e| ControlError::io("create the control socket", &path, e))?
+        UnixListener::bind(&socket)
+            .map_err(|e| ControlError::io("create the control socket", &socket, e))?
     };
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| ControlError::io("restrict", &path, e))?;
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| ControlError::io("restrict", &socket, e))?;
     runtime.spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             tokio::spawn(client(stream, deliver.clone(), feed.clone()));
