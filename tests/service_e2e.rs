@@ -40,6 +40,31 @@ fn gone(pid: u32, time: Duration) -> bool {
     false
 }
 
+/// A daemon on loopback with no HTTP API, started with one more environment variable.
+fn daemon_with(
+    state: &std::path::Path,
+    (key, value): (&str, &std::path::Path),
+) -> std::process::Child {
+    Command::new(qsync())
+        .arg("--state-dir")
+        .arg(state)
+        .args([
+            "daemon",
+            "--no-mdns",
+            "--listen-ip",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--http",
+            "off",
+        ])
+        .env(key, value)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn a_second_daemon_on_the_same_state_folder_refuses_naming_the_first() {
     let base = tempfile::tempdir().unwrap();
@@ -250,24 +275,7 @@ fn systemd_hears_ready_and_stopping() {
     socket
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
-    let mut daemon = Command::new(qsync())
-        .arg("--state-dir")
-        .arg(base.path().join("state"))
-        .args([
-            "daemon",
-            "--no-mdns",
-            "--listen-ip",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--http",
-            "off",
-        ])
-        .env("NOTIFY_SOCKET", &socket_path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut daemon = daemon_with(&base.path().join("state"), ("NOTIFY_SOCKET", &socket_path));
     let mut said = [0u8; 256];
     let n = socket.recv(&mut said).expect("READY=1 within 30 s");
     assert!(String::from_utf8_lossy(&said[..n]).contains("READY=1"));
@@ -288,24 +296,7 @@ fn the_control_socket_lives_in_the_runtime_folder_when_there_is_one() {
     let run = base.path().join("run");
     std::fs::create_dir(&run).unwrap();
     let state = base.path().join("state");
-    let mut daemon = Command::new(qsync())
-        .arg("--state-dir")
-        .arg(&state)
-        .args([
-            "daemon",
-            "--no-mdns",
-            "--listen-ip",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--http",
-            "off",
-        ])
-        .env("XDG_RUNTIME_DIR", &run)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut daemon = daemon_with(&state, ("XDG_RUNTIME_DIR", &run));
     node::wait_for("the daemon", Duration::from_secs(20), || {
         Command::new(qsync())
             .arg("--state-dir")

@@ -34,14 +34,18 @@ fn folder_of(browser: &Browser, root: &std::path::Path) -> String {
     format!("li.folder[data-task=\"{}\"]", task.as_str().unwrap())
 }
 
+/// A browser `width` pixels wide, or `None` with the one line that says why the test
+/// skips.
+fn browser_or_skip(width: u32) -> Option<Browser> {
+    Browser::start(width)
+        .map_err(|why| eprintln!("skipped: the web UI test needs headless Chromium ({why})"))
+        .ok()
+}
+
 #[test]
 fn a_person_links_syncs_pauses_and_answers_in_the_browser() {
-    let browser = match Browser::start(1200) {
-        Ok(browser) => browser,
-        Err(why) => {
-            eprintln!("skipped: the web UI test needs headless Chromium ({why})");
-            return;
-        }
+    let Some(browser) = browser_or_skip(1200) else {
+        return;
     };
     let base = tempfile::tempdir().unwrap();
     let a = Node::start(base.path(), "desk");
@@ -152,12 +156,8 @@ fn a_person_links_syncs_pauses_and_answers_in_the_browser() {
 /// button, Enter pauses it; every control shows where the focus is.
 #[test]
 fn the_web_ui_works_from_the_keyboard_alone() {
-    let browser = match Browser::start(1200) {
-        Ok(browser) => browser,
-        Err(why) => {
-            eprintln!("skipped: the web UI test needs headless Chromium ({why})");
-            return;
-        }
+    let Some(browser) = browser_or_skip(1200) else {
+        return;
     };
     let base = tempfile::tempdir().unwrap();
     let a = Node::start(base.path(), "keys");
