@@ -203,11 +203,11 @@ fn default_key(state_dir: &Path, dir: &Path) -> PathBuf {
 
 /// Run one `qsync store` command. Its error, which may quote a store's text, is made safe to
 /// print.
-pub fn run(state_dir: &Path, args: StoreArgs) -> Result<()> {
-    run_command(state_dir, args).map_err(|e| anyhow::anyhow!(shown_lines(&format!("{e:#}"))))
+pub fn run(state_dir: &Path, args: StoreArgs, json: bool) -> Result<()> {
+    run_command(state_dir, args, json).map_err(|e| anyhow::anyhow!(shown_lines(&format!("{e:#}"))))
 }
 
-fn run_command(state_dir: &Path, args: StoreArgs) -> Result<()> {
+fn run_command(state_dir: &Path, args: StoreArgs, json: bool) -> Result<()> {
     let store = args.store.clone();
     let source = |given: Option<String>| -> Result<Source> {
         let Some(address) = given.or_else(|| store.clone()) else {
@@ -221,8 +221,8 @@ fn run_command(state_dir: &Path, args: StoreArgs) -> Result<()> {
     };
     let asker = Asker { yes: args.yes };
     match args.command {
-        StoreCommand::List => list(state_dir, &source(None)?, &policy, ""),
-        StoreCommand::Search { term } => list(state_dir, &source(None)?, &policy, &term),
+        StoreCommand::List => list(state_dir, &source(None)?, &policy, ("", json)),
+        StoreCommand::Search { term } => list(state_dir, &source(None)?, &policy, (&term, json)),
         StoreCommand::Install {
             name,
             max_size,
@@ -477,26 +477,43 @@ fn trust(
     Ok(())
 }
 
-fn list(state_dir: &Path, source: &Source, policy: &Policy, term: &str) -> Result<()> {
+/// `store list` and `store search TERM`: a line per app, or with `--json` one object
+/// `{"apps": [{"name", "kind", "platforms", "description"}]}`.
+fn list(
+    state_dir: &Path,
+    source: &Source,
+    policy: &Policy,
+    (term, json): (&str, bool),
+) -> Result<()> {
     let index = open_store(state_dir, source, policy)?.index;
-    let mut count = 0;
+    let mut apps = Vec::new();
     for entry in index.search(term) {
-        count += 1;
-        let platforms = match entry {
-            Entry::Grapin(g) => {
-                let names: Vec<String> = g.platforms().iter().map(ToString::to_string).collect();
-                format!(" [{}]", names.join(", "))
-            }
-            Entry::ToutEnUn(_) => String::new(),
+        let platforms: Vec<String> = match entry {
+            Entry::Grapin(g) => g.platforms().iter().map(ToString::to_string).collect(),
+            Entry::ToutEnUn(_) => Vec::new(),
+        };
+        let description = entry.description().unwrap_or("");
+        if json {
+            apps.push(serde_json::json!({
+                "name": entry.name(), "kind": entry.kind(), "platforms": platforms, "description": description,
+            }));
+            continue;
+        }
+        let platforms = match platforms.is_empty() {
+            true => String::new(),
+            false => format!(" [{}]", platforms.join(", ")),
         };
         println!(
             "{:<24} {:<10}{platforms} {}",
             entry.name(),
             entry.kind(),
-            shown(entry.description().unwrap_or(""))
+            shown(description)
         );
+        apps.push(serde_json::Value::Null);
     }
-    if count == 0 {
+    if json {
+        println!("{}", serde_json::json!({ "apps": apps }));
+    } else if apps.is_empty() {
         println!("(no app{})", if term.is_empty() { "" } else { " matches" });
     }
     Ok(())

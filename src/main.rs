@@ -545,7 +545,7 @@ fn run(cli: Cli) -> Result<()> {
             probe_interval,
             peers,
         }) => discover(port, name, seconds, expiry, probe_interval, peers),
-        Some(Command::Store(args)) => magasin::run(&state_dir, args),
+        Some(Command::Store(args)) => magasin::run(&state_dir, args, cli.json),
         Some(Command::NewId) => {
             println!("{}", DeviceId::random());
             Ok(())

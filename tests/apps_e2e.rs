@@ -89,6 +89,18 @@ fn store_install_launch_sync_uninstall() {
     let list = run(&["list"]).unwrap();
     assert!(list.contains("Hello") && list.contains("FakeApp"), "{list}");
     assert!(run(&["search", "saves"]).unwrap().contains("FakeApp"));
+    let listed: serde_json::Value =
+        serde_json::from_str(&run(&["--json", "list"]).unwrap()).unwrap();
+    let names: Vec<&str> = listed["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|app| app["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"Hello") && names.contains(&"FakeApp"),
+        "{listed}"
+    );
     assert!(run(&["install", "Nope"])
         .unwrap_err()
         .contains("no app named Nope"));
