@@ -497,16 +497,8 @@ fn run(cli: Cli) -> Result<()> {
         Some(Command::Service(command)) => {
             service::run(command, given.0.as_deref(), given.1.as_deref())
         }
-        Some(Command::Completions { shell }) => {
-            use clap::CommandFactory;
-            clap_complete::generate(shell, &mut Cli::command(), "qsync", &mut std::io::stdout());
-            Ok(())
-        }
-        Some(Command::Man) => {
-            use clap::CommandFactory;
-            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
-            Ok(())
-        }
+        Some(Command::Completions { shell }) => docs(Some(shell)),
+        Some(Command::Man) => docs(None),
         Some(Command::Task(command)) => task(&state_dir, command, cli.json),
         Some(
             command @ (Command::Devices
@@ -867,6 +859,18 @@ fn follow_setup(state_dir: &Path, device: DeviceId) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// `qsync completions SHELL` (`Some`) or `qsync man` (`None`), from the command line's
+/// own description.
+fn docs(shell: Option<clap_complete::Shell>) -> Result<()> {
+    use clap::CommandFactory;
+    let mut out = std::io::stdout();
+    match shell {
+        Some(shell) => clap_complete::generate(shell, &mut Cli::command(), "qsync", &mut out),
+        None => clap_mangen::Man::new(Cli::command()).render(&mut out)?,
+    }
+    Ok(())
 }
 
 /// `qsync stop`: the daemon asked to stop, and waited for (up to a minute) until its lock

@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use qsync_base::RelPath;
+
 use super::{DaemonEvent, NearbyInfo, QuestionInfo, Reply, Status, TaskInfo, TransferInfo};
 
 /// Text from elsewhere (a device's name, a folder name from a pairing request) as it may
@@ -69,6 +71,15 @@ impl fmt::Display for NearbyInfo {
     }
 }
 
+/// `changed PATH` or `deleted PATH` (`without` when no path is named).
+fn change_word(path: Option<&RelPath>, deleted: bool, without: &str) -> String {
+    match (path, deleted) {
+        (Some(path), true) => format!("deleted {}", printable(path.as_str())),
+        (Some(path), false) => format!("changed {}", printable(path.as_str())),
+        (None, _) => without.to_owned(),
+    }
+}
+
 /// ` (NAME)` for a known name, nothing otherwise.
 fn named(name: &Option<String>) -> String {
     match name {
@@ -102,11 +113,7 @@ impl fmt::Display for DaemonEvent {
                 path,
                 deleted,
             } => {
-                let what = match (path, deleted) {
-                    (Some(path), true) => format!("deleted {}", printable(path.as_str())),
-                    (Some(path), false) => format!("changed {}", printable(path.as_str())),
-                    (None, _) => "applied a change".to_owned(),
-                };
+                let what = change_word(path.as_ref(), *deleted, "applied a change");
                 write!(f, "{what} from {from}{} (task {task})", named(name))
             }
             DaemonEvent::Conflict { task, kept_as } => {
@@ -137,23 +144,14 @@ impl fmt::Display for DaemonEvent {
             }
             DaemonEvent::Changed {
                 task,
-                path: Some(path),
+                path,
                 deleted,
-                ..
+                more: 0,
             } => {
-                let what = if *deleted {
-                    "deleted here"
-                } else {
-                    "changed here"
-                };
-                write!(f, "{what} {} (task {task})", printable(path.as_str()))
+                let what = change_word(path.as_ref(), *deleted, "changes");
+                write!(f, "{what} here (task {task})")
             }
-            DaemonEvent::Changed {
-                task,
-                path: None,
-                more,
-                ..
-            } => {
+            DaemonEvent::Changed { task, more, .. } => {
                 write!(f, "{more} more changes here (task {task})")
             }
             DaemonEvent::Transfer(t) => write!(f, "{t}"),

@@ -163,17 +163,22 @@ type Started = (
     tokio::runtime::Runtime,
 );
 
+/// Tell the person (log and standard output) that the state folder was upgraded.
+fn say_upgraded(me: DeviceId) {
+    let text = format!(
+        "this state folder was made by an older QSync: this device's id is now its key ({me}), and the links made before were dropped; link your devices again (tasks and files are kept)"
+    );
+    tracing::warn!("{text}");
+    let _ = writeln!(std::io::stdout(), "{text}");
+}
+
 fn start_engine(config: DaemonConfig) -> Result<Started, EngineError> {
     let loaded = identity::load(&config.state_dir)?;
     let me = loaded.identity.device();
     let loaded_private = loaded.identity.private_bytes();
     let store = Store::open(&config.state_dir)?;
     if loaded.upgraded {
-        let text = format!(
-            "this state folder was made by an older QSync: this device's id is now its key ({me}), and the links made before were dropped; link your devices again (tasks and files are kept)"
-        );
-        tracing::warn!("{text}");
-        let _ = writeln!(std::io::stdout(), "{text}");
+        say_upgraded(me);
     }
     let keeper = Keeper::start(store.blobs().clone());
     let runtime = tokio::runtime::Builder::new_multi_thread()
