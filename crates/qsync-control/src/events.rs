@@ -1,6 +1,7 @@
-//! The daemon's event feed: every [`DaemonEvent`] numbered, the last [`EVENT_HISTORY`] of
-//! them kept, so that a follower that comes late or reconnects (a web page's event
-//! stream with `Last-Event-ID`) gets what it missed, then what comes.
+//! What happens in a daemon ([`DaemonEvent`]), and its event feed: every event numbered,
+//! the last [`EVENT_HISTORY`] of them kept, so that a follower that comes late or
+//! reconnects (a web page's event stream with `Last-Event-ID`) gets what it missed, then
+//! what comes.
 //!
 //! Ids grow for the life of the state folder's daemons, not only of one run: the first id
 //! of a run is its start time in microseconds since the Unix epoch (below 2^53, so a
@@ -29,10 +30,110 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use qsync_base::{DeviceId, RelPath, TaskId};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-use crate::DaemonEvent;
+use crate::TransferInfo;
+
+/// Something that happened, for [`Command::Events`](crate::Command::Events).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum DaemonEvent {
+    /// A linked device is connected.
+    Connected {
+        /// The device.
+        device: DeviceId,
+        /// Its name, when known.
+        #[serde(default)]
+        name: Option<String>,
+    },
+    /// A linked device's connection is gone.
+    Disconnected {
+        /// The device.
+        device: DeviceId,
+        /// Its name, when known.
+        #[serde(default)]
+        name: Option<String>,
+    },
+    /// The daemon asks its person something (answer with `qsync answer ID TEXT`, or
+    /// [`Command::Answer`](crate::Command::Answer)).
+    Question {
+        /// The question's id, for the answer.
+        #[serde(default)]
+        id: String,
+        /// The question's flag, such as `CHOOSELINKPATH`.
+        flag: String,
+        /// What it is about.
+        context: String,
+    },
+    /// A change from another device was applied here.
+    Applied {
+        /// The task.
+        task: TaskId,
+        /// The device it came from.
+        from: DeviceId,
+        /// That device's name, when known.
+        #[serde(default)]
+        name: Option<String>,
+        /// The path changed.
+        #[serde(default)]
+        path: Option<RelPath>,
+        /// Whether the change deleted it.
+        #[serde(default)]
+        deleted: bool,
+    },
+    /// More changes from other devices were applied here than are named one by one (at
+    /// most 64 a second are): how many, in one task, since the last such event.
+    AppliedMore {
+        /// The task.
+        task: TaskId,
+        /// How many.
+        count: u64,
+    },
+    /// Both sides changed a file: the other version was kept beside it.
+    Conflict {
+        /// The task.
+        task: TaskId,
+        /// Where the other version is.
+        kept_as: RelPath,
+    },
+    /// A device acknowledged one of our updates.
+    Delivered {
+        /// The device.
+        device: DeviceId,
+    },
+    /// A transfer coming in, as it goes (once a second while it does, for each listener).
+    Transfer(TransferInfo),
+    /// A link this device asked for (over the HTTP API) ended.
+    LinkEnded {
+        /// The task.
+        task: TaskId,
+        /// Whether the devices are linked now.
+        ok: bool,
+        /// How it ended, in words.
+        message: String,
+    },
+    /// A change made on this device was found in a task's folder (and goes to the linked
+    /// devices). A batch of many changes names the first ones, then says how many more.
+    Changed {
+        /// The task.
+        task: TaskId,
+        /// The path (`None`: the `more` changes of a large batch).
+        path: Option<RelPath>,
+        /// Whether it was deleted.
+        #[serde(default)]
+        deleted: bool,
+        /// How many more changes the batch held, unnamed.
+        #[serde(default)]
+        more: u64,
+    },
+    /// A task was added, removed, paused, resumed or set otherwise.
+    TaskChanged {
+        /// The task.
+        task: TaskId,
+    },
+}
 
 /// How many events the feed keeps for followers that come late.
 pub const EVENT_HISTORY: usize = 1000;
