@@ -5,9 +5,10 @@
 //! are carried out, and the orders become sends, served content and placements whose
 //! outcomes go back in as inputs.
 //!
-//! [`SyncDriver`] owns the core, the folders it places into ([`TaskFolder`]: root, index,
-//! contents held), the content exchange's driver (`fetching.rs`), the serving threads
-//! (`serving.rs`) and the placements under way. What it does not own it reaches through
+//! [`SyncDriver`] owns the core, the folders it places into and the placements under way
+//! (`placing.rs`: [`TaskFolder`]s, root, index, contents held), the content side
+//! (`content.rs`: the content exchange's driver and the serving threads), the patches of
+//! this device's edits (`inline.rs`) and what peers are distrusted for (`distrust.rs`). What it does not own it reaches through
 //! [`Around`]: the ledger's transactions ([`Ledgers`]: SQLite in the daemon, `MemLedger`
 //! in tests), the connections with peers and the blobs kept as bases of patches. What the
 //! daemon must do for it (look at paths on disk, scan a folder, keep a blob, tell
@@ -19,31 +20,31 @@
 //! a part file closed or removed). The peer's serving thread streams `Content` chunks, or
 //! a `Delta` from the content this device has (or `Unavailable`); each chunk is taken
 //! only if the exchange says so, and the content is staged under its hash, checked,
-//! before the core hears `Fetched` (`transfers.rs`).
+//! before the core hears `Fetched` (`content.rs`).
 //!
 //! If the ledger fails mid-call, the transaction rolls back, the core is replaced by a new
 //! one and every connection is closed: the peers redial, and the exchange starts again from
 //! what the ledger holds, as after a restart ([`Report::Relearn`]).
 
 use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use qsync_base::{ContentHash, DeviceId, RelPath, TaskId};
-use qsync_core::{Core, Effect, Input, Ledger, State};
+use qsync_core::{Core, Effect, Input, Ledger, PlaceOutcome, State};
 use qsync_watch::LocalEvent;
 use qsync_wire::Message;
 
-use crate::control::PeerDistrust;
+use crate::control::{PeerDistrust, TransferInfo};
 use crate::driver::guard;
 use crate::driver::place::Staging;
-use crate::driver::transfer::FreeSpace;
 use crate::exchange::Want;
-use crate::net::{Outbound, PeerConn};
 use crate::EngineError;
 
+mod around;
+mod content;
 #[cfg(test)]
 mod daemon_sim;
 mod distrust;
@@ -58,84 +59,13 @@ mod placing;
 mod reuse;
 mod serving;
 mod standing;
-mod transfers;
 
+pub(crate) use around::{Around, Ledgers};
 pub(crate) use folder::TaskFolder;
 
+use content::Content;
 use distrust::DistrustBook;
-use fetching::Fetching;
-use placing::Folders;
-use serving::Serving;
-
-/// Where the driver's ledger transactions come from: the daemon's SQLite store, or a
-/// `MemLedger` in tests and the fuzzer.
-pub(crate) trait Ledgers {
-    /// Why a transaction failed.
-    type Error: std::fmt::Display;
-    /// One transaction.
-    type Tx<'a>: Ledger<Error = Self::Error>
-    where
-        Self: 'a;
-    /// Run `f` in one transaction, committed if it succeeds (rolled back otherwise).
-    fn transaction<R>(
-        &mut self,
-        f: impl FnOnce(&mut Self::Tx<'_>) -> Result<R, Self::Error>,
-    ) -> Result<R, Self::Error>;
-}
-
-impl Ledgers for qsync_store::Store {
-    type Error = qsync_store::StoreError;
-    type Tx<'a> = qsync_store::LedgerTx<'a>;
-
-    fn transaction<R>(
-        &mut self,
-        f: impl FnOnce(&mut Self::Tx<'_>) -> Result<R, Self::Error>,
-    ) -> Result<R, Self::Error> {
-        let mut tx = self.ledger()?;
-        let result = f(&mut tx)?;
-        tx.commit()?;
-        Ok(result)
-    }
-}
-
-impl Ledgers for qsync_core::MemLedger {
-    type Error = <qsync_core::MemLedger as Ledger>::Error;
-    type Tx<'a> = qsync_core::MemLedger;
-
-    fn transaction<R>(
-        &mut self,
-        f: impl FnOnce(&mut Self::Tx<'_>) -> Result<R, Self::Error>,
-    ) -> Result<R, Self::Error> {
-        // Rolled back by working on a copy: tests' ledgers are small.
-        let mut copy = self.clone();
-        let result = f(&mut copy)?;
-        *self = copy;
-        Ok(result)
-    }
-}
-
-/// What the driver works with and does not own.
-pub(crate) trait Around {
-    /// Where transactions come from.
-    type Ledgers: Ledgers;
-    /// The ledger.
-    fn ledgers(&mut self) -> &mut Self::Ledgers;
-    /// The connection with `device`, if it is connected.
-    fn conn(&self, device: &DeviceId) -> Option<&PeerConn>;
-    /// Close every connection (the ledger failed: the peers redial and greet afresh).
-    fn close_all(&mut self);
-    /// Where this device keeps a copy of content `hash`, if it does (a base of patches).
-    fn kept(&self, hash: &ContentHash) -> Option<PathBuf>;
-    /// The time the core's timers go by (the clock; tests move it on faster).
-    fn now(&self) -> Instant {
-        Instant::now()
-    }
-    /// Send `message` about `task` to `to`; whether it was queued (it is connected).
-    fn send(&mut self, to: DeviceId, task: TaskId, message: Message) -> bool {
-        self.conn(&to)
-            .is_some_and(|c| c.tx.send(Outbound::Message(task, message)).is_ok())
-    }
-}
+use placing::{Folders, Settled};
 
 /// What the driver asks of the daemon, taken with [`SyncDriver::poll_report`].
 #[derive(Debug)]
@@ -186,22 +116,15 @@ pub(crate) struct SyncDriver {
     folders: Folders,
     /// What peers sent that the core refused or doubted, counted for `status`.
     distrust: DistrustBook,
-    /// Receiving content for the core's fetches (the exchange's machine, part files,
-    /// patches, the staging folder).
-    fetching: Fetching,
-    /// The free space where fetched content is written, measured now and then.
-    free_space: FreeSpace,
+    /// The content exchanged with peers: fetched, served.
+    content: Content,
     /// The patches of this device's edits, sent with their records (`inline.rs`).
     patches_out: inline::Outgoing,
-    /// The patches that came with peers' records, until the core wants their content.
-    patches_in: inline::Received,
     /// The devices connected now (no patch is made for an edit while none is).
     connected: std::collections::HashSet<DeviceId>,
     /// The tasks paused here and the receive-only ones (said to the core again after a
     /// reset: it remembers none).
     standing: standing::Standing,
-    /// Serving content to peers (a thread per peer, orders waiting for a signature).
-    serving: Serving,
     /// Inputs waiting to be handled (outcomes of orders carried out).
     inputs: VecDeque<Input>,
     /// What the daemon is asked to do.
@@ -210,10 +133,6 @@ pub(crate) struct SyncDriver {
     last_reset: Option<Instant>,
     /// Facts are queued, not handled yet (see [`SyncDriver::defer`]).
     deferred: bool,
-    /// When staging was last swept of old content.
-    last_sweep: Instant,
-    /// When content last moved (a chunk received, a serve order queued).
-    content_moved: Instant,
     /// Records sent and changes placed since start, for `status`.
     sent: u64,
     placed: u64,
@@ -231,11 +150,6 @@ fn records_in(message: &qsync_core::Message) -> u64 {
 
 /// A ledger failing again within this time stops the driver for now rather than spin.
 const FAILING_AGAIN: Duration = Duration::from_secs(5);
-
-/// Staged content older than this is removed (a placement still wanting it has it
-/// fetched again): content fetched for records that were replaced or that wait (under a
-/// link, say) does not fill the state folder's disk.
-const STAGED_MAX_AGE: Duration = Duration::from_secs(600);
 
 /// Queued inputs handled in one ledger transaction (their orders wait for its commit).
 const INPUTS_PER_TRANSACTION: usize = 256;
@@ -276,19 +190,14 @@ impl SyncDriver {
             key_seed,
             folders: Folders::default(),
             distrust: DistrustBook::default(),
-            fetching: Fetching::new(staging),
-            free_space: FreeSpace::default(),
+            content: Content::new(staging),
             patches_out: inline::Outgoing::default(),
-            patches_in: inline::Received::default(),
             connected: Default::default(),
             standing: Default::default(),
-            serving: Serving::default(),
             inputs: VecDeque::new(),
             reports: VecDeque::new(),
             last_reset: None,
             deferred: false,
-            last_sweep: Instant::now(),
-            content_moved: Instant::now(),
             sent: 0,
             placed: 0,
         })
@@ -297,7 +206,7 @@ impl SyncDriver {
     /// Call `wake` when content held here was staged off the engine thread: the daemon
     /// then ticks the driver (see `reuse.rs`).
     pub(crate) fn set_wake(&mut self, wake: reuse::Wake) {
-        self.fetching.set_wake(wake);
+        self.content.set_wake(wake);
     }
 
     /// Sync `task`'s folder.
@@ -324,7 +233,7 @@ impl SyncDriver {
 
     /// Why a content of `task` did not fit on disk, if one did not in the last minute.
     pub(crate) fn no_room_lately(&self, task: &TaskId) -> Option<&str> {
-        self.fetching.no_room_lately(task)
+        self.content.no_room_lately(task)
     }
 
     /// What the person of receive-only `task` changed and did not send (`Core::drift`).
@@ -339,7 +248,7 @@ impl SyncDriver {
 
     /// Where fetched content is staged before it is placed.
     pub(crate) fn staging(&self) -> &Staging {
-        &self.fetching.staging
+        self.content.staging()
     }
 
     /// What the daemon is asked to do next.
@@ -355,15 +264,25 @@ impl SyncDriver {
 
     /// When the core or the exchange next wants time to pass.
     pub(crate) fn next_timeout(&self) -> Option<Instant> {
-        [self.core.poll_timeout(), self.fetching.next_timeout()]
+        [self.core.poll_timeout(), self.content.next_timeout()]
             .into_iter()
             .flatten()
             .min()
     }
 
-    /// When content last moved (a chunk received, a serve order queued).
+    /// When content last moved (a chunk received, a serve order queued, a placement).
     pub(crate) fn content_moved(&self) -> Instant {
-        self.content_moved
+        self.content.moved()
+    }
+
+    /// Whether no serve order is queued, under way, or waiting for a signature.
+    pub(crate) fn serving_idle(&self) -> bool {
+        self.content.serving_idle()
+    }
+
+    /// The transfers coming in now.
+    pub(crate) fn transfers(&self) -> Vec<TransferInfo> {
+        self.content.transfers()
     }
 
     /// The received records of `task` not carried out yet, and what each waits for.
@@ -454,16 +373,8 @@ impl SyncDriver {
     /// waiting for a signature give up, old staged content goes, and the core's timers
     /// fire.
     pub(crate) fn tick(&mut self, around: &mut impl Around) {
-        self.fetching.tick();
-        self.exchange_step(around);
-        self.serving.late();
-        if self.last_sweep.elapsed() >= STAGED_MAX_AGE / 10 {
-            self.last_sweep = Instant::now();
-            let removed = self.fetching.sweep(STAGED_MAX_AGE);
-            if removed > 0 {
-                tracing::info!(count = removed, "removed staged content nothing placed");
-            }
-        }
+        self.content.tick(around);
+        self.content_step(around);
         let now = around.now();
         if self.core.poll_timeout().is_some_and(|t| t <= now) {
             self.run(around, Some(now));
@@ -530,8 +441,7 @@ impl SyncDriver {
     /// every `rescan_every` and the peers' next greetings bring back what is dropped.
     fn reset(&mut self, around: &mut impl Around) {
         self.core = Core::with_key_seed(self.core.me(), self.key_seed);
-        self.fetching.reset();
-        self.serving.reset();
+        self.content.reset();
         around.close_all();
         let again = self.last_reset.is_some_and(|t| t.elapsed() < FAILING_AGAIN);
         self.last_reset = Some(Instant::now());
@@ -563,8 +473,9 @@ impl SyncDriver {
                 hash,
                 size,
                 base,
-            } => self.fetch(
+            } => self.content.fetch(
                 around,
+                &self.folders,
                 Want {
                     from,
                     holders,
@@ -585,15 +496,19 @@ impl SyncDriver {
                 base,
                 offset,
                 checks,
-            } => self.serve(around, to, (task, path, hash), (base, offset, checks)),
+            } => {
+                let (key, from) = ((task, path, hash), (base, offset, checks));
+                self.content.serve(around, &self.folders, to, key, from);
+            }
             Effect::Unavailable {
                 to,
                 task,
                 path,
                 hash,
-            } => self.unavailable(around, to, (task, path, hash)),
+            } => self.content.refuse(around, to, (task, path, hash)),
             Effect::Place(placement) => self.place(placement),
         }
+        self.content_told();
     }
 
     /// Send one of the core's messages to `to`, as a wire `Sync` message.
@@ -606,22 +521,161 @@ impl SyncDriver {
     ) -> bool {
         self.sent += records_in(&message);
         let task = message.task();
-        match message.to_wire() {
-            Ok(body) => {
-                let body = Bytes::from(body);
-                let wire = match &message {
-                    // This device's edits go with their patches, when made.
-                    qsync_core::Message::Records { records, .. } => {
-                        self.patches_out.message(task, records, body)
-                    }
-                    _ => Message::Sync { body },
-                };
-                around.send(to, task, wire)
+        let Some(body) = encoded(&message) else {
+            return false;
+        };
+        let wire = match &message {
+            // This device's edits go with their patches, when made.
+            qsync_core::Message::Records { records, .. } => {
+                self.patches_out.message(task, records, body)
             }
+            _ => Message::Sync { body },
+        };
+        around.send(to, task, wire)
+    }
+
+    /// A message for the core or its transfers from `device`, about `task` (a task
+    /// `device` is linked to: the daemon checked).
+    pub(crate) fn received(
+        &mut self,
+        around: &mut impl Around,
+        device: DeviceId,
+        task: TaskId,
+        message: Message,
+    ) {
+        match message {
+            Message::Sync { body } => self.core_message(around, device, task, &body, Vec::new()),
+            Message::SyncPatched { body, patches } => {
+                self.core_message(around, device, task, &body, patches);
+            }
+            other => {
+                let from = (device, task);
+                self.content.received(around, &self.folders, from, other);
+                self.content_step(around);
+            }
+        }
+    }
+
+    /// A message of `device`'s core about `task`, for ours, with the patches that came
+    /// with its records. The body leaves the task out: it is about the task its frame
+    /// named.
+    fn core_message(
+        &mut self,
+        around: &mut impl Around,
+        device: DeviceId,
+        task: TaskId,
+        body: &[u8],
+        patches: Vec<(u32, Bytes)>,
+    ) {
+        let message = match qsync_core::Message::from_wire(task, body) {
+            Ok(m) => m,
             Err(e) => {
-                tracing::error!(error = %e, "could not encode a sync message");
-                false
+                tracing::warn!(%device, error = %e, "dropped a sync message that does not decode");
+                return;
             }
+        };
+        if let (qsync_core::Message::Records { records, .. }, false) =
+            (&message, patches.is_empty())
+        {
+            self.content.patches_came(task, records, patches);
+        }
+        tracing::debug!(%device, ?message, "core message");
+        if matches!(message, qsync_core::Message::Ack { .. }) {
+            self.reports.push_back(Report::Delivered(device));
+        }
+        let from = device;
+        self.feed(around, Input::Received { from, message });
+    }
+
+    /// A connection is gone: its transfers move to another holder, or end (asked again
+    /// after reconnecting, from the bytes received), and the core hears of it.
+    pub(crate) fn disconnected(&mut self, around: &mut impl Around, device: DeviceId) {
+        self.content.disconnected(around, device);
+        self.content_told();
+        self.feed(around, Input::Disconnected { peer: device });
+    }
+
+    /// Take what the content side has for the core and the daemon.
+    fn content_told(&mut self) {
+        let (told, reports) = self.content.take_told();
+        self.inputs.extend(told);
+        self.reports.extend(reports);
+    }
+
+    /// Take what the content side has for the core and the daemon, then let the core hear
+    /// it (unless facts are deferred). Not from within the core's run: there the content's
+    /// orders alone are carried out, and the run goes on with the inputs queued.
+    fn content_step(&mut self, around: &mut impl Around) {
+        self.content_told();
+        if self.wants_run() {
+            self.run(around, None);
+        }
+    }
+
+    // The core's placements: begun by the folders' batch, their outcomes carried out here.
+    /// Place `placement` at once, outside the core and the batch: the fuzzer's way to
+    /// check that the driver alone stays inside the folder, whatever it is handed.
+    pub(crate) fn place_now(
+        &mut self,
+        placement: &qsync_core::Placement,
+    ) -> Result<PlaceOutcome, EngineError> {
+        let Some(folder) = self.folders.get_mut(&placement.task) else {
+            return Ok(PlaceOutcome::Failed);
+        };
+        let staging = self.content.staging();
+        crate::driver::place::place(&folder.root, staging, placement, &mut folder.index)
+    }
+
+    /// The core's order to place a change: begun now, made durable with the batch.
+    pub(super) fn place(&mut self, placement: qsync_core::Placement) {
+        let settled = self.folders.place(self.content.staging(), placement);
+        self.settled(settled);
+    }
+
+    /// Make the placements begun durable, and queue their outcomes for the core. Called
+    /// when a batch is full, when the daemon is quiet for a moment, and when the oldest
+    /// placement has waited [`MAX_BATCH_WAIT`].
+    pub(crate) fn flush(&mut self) {
+        let settled = self.folders.flush(self.content.staging());
+        self.settled(settled);
+    }
+
+    /// Carry out what follows placements' outcomes: a placement made frees its staged
+    /// content, and the daemon hears of it (it keeps the content's blob as the base of
+    /// the patches of its next versions, see `keeper.rs`, and tells `qsync events`).
+    fn settled(&mut self, settled: Vec<Settled>) {
+        for Settled {
+            input,
+            report,
+            ask_whole,
+        } in settled
+        {
+            if let Some(key) = ask_whole {
+                self.content.ask_whole(key);
+            }
+            if let Some(Report::Applied(applied)) = &report {
+                self.content.placed(applied.content.map(|(hash, _)| hash));
+                self.placed += 1;
+            }
+            self.reports.extend(report);
+            let rules = folder::rules_changed(&input);
+            if rules.is_some() {
+                self.folders.new_round();
+            }
+            self.inputs.push_back(input);
+            self.inputs.extend(rules);
+        }
+    }
+}
+
+/// One of the core's messages as the body of a wire `Sync` message (`None`, logged, if it
+/// does not encode).
+fn encoded(message: &qsync_core::Message) -> Option<Bytes> {
+    match message.to_wire() {
+        Ok(body) => Some(Bytes::from(body)),
+        Err(e) => {
+            tracing::error!(error = %e, "could not encode a sync message");
+            None
         }
     }
 }
@@ -678,7 +732,7 @@ mod tests {
         assert!(fs::read(root.join("big.bin")).unwrap() == old, "put back");
         assert!(!staging.join("leftover").exists(), "what a stop left goes");
         assert_eq!(
-            sync.fetching.staging.partial_len(&hash),
+            sync.staging().partial_len(&hash),
             3,
             "a part stays, to resume"
         );

@@ -10,7 +10,7 @@ use std::time::Instant;
 use qsync_base::{RelPath, TaskId};
 use qsync_core::{Effect, Input, PlaceOutcome, Placement, State};
 
-use super::{Applied, Report, SyncDriver, TaskFolder};
+use super::{Applied, Report, TaskFolder};
 use crate::driver::guard;
 use crate::driver::place::{Batch, KeptVersion, Staging};
 use crate::exchange::FetchKey;
@@ -219,66 +219,5 @@ fn applied(placement: &Placement, kept: Option<KeptVersion>) -> Applied {
         aside: placement.aside.clone(),
         deleted: matches!(placement.target, State::Deleted),
         replaced_by: placement.makers.1,
-    }
-}
-
-/// The driver's placements: the core's orders carried out by [`Folders`], their outcomes
-/// carried out here.
-impl SyncDriver {
-    /// Place `placement` at once, outside the core and the batch: the fuzzer's way to
-    /// check that the driver alone stays inside the folder, whatever it is handed.
-    pub(crate) fn place_now(
-        &mut self,
-        placement: &qsync_core::Placement,
-    ) -> Result<PlaceOutcome, EngineError> {
-        let Some(folder) = self.folders.get_mut(&placement.task) else {
-            return Ok(PlaceOutcome::Failed);
-        };
-        let staging = &self.fetching.staging;
-        crate::driver::place::place(&folder.root, staging, placement, &mut folder.index)
-    }
-
-    /// The core's order to place a change: begun now, made durable with the batch.
-    pub(super) fn place(&mut self, placement: qsync_core::Placement) {
-        let settled = self.folders.place(&self.fetching.staging, placement);
-        self.settled(settled);
-    }
-
-    /// Make the placements begun durable, and queue their outcomes for the core. Called
-    /// when a batch is full, when the daemon is quiet for a moment, and when the oldest
-    /// placement has waited [`MAX_BATCH_WAIT`].
-    pub(crate) fn flush(&mut self) {
-        let settled = self.folders.flush(&self.fetching.staging);
-        self.settled(settled);
-    }
-
-    /// Carry out what follows placements' outcomes: a placement made frees its staged
-    /// content, and the daemon hears of it (it keeps the content's blob as the base of
-    /// the patches of its next versions, see `keeper.rs`, and tells `qsync events`).
-    fn settled(&mut self, settled: Vec<Settled>) {
-        for Settled {
-            input,
-            report,
-            ask_whole,
-        } in settled
-        {
-            if let Some(key) = ask_whole {
-                self.fetching.ask_whole(key);
-            }
-            if let Some(Report::Applied(applied)) = &report {
-                if let Some((hash, _)) = applied.content {
-                    self.fetching.staging.remove(&hash);
-                }
-                self.placed += 1;
-                self.content_moved = Instant::now();
-            }
-            self.reports.extend(report);
-            let rules = super::folder::rules_changed(&input);
-            if rules.is_some() {
-                self.folders.new_round();
-            }
-            self.inputs.push_back(input);
-            self.inputs.extend(rules);
-        }
     }
 }
