@@ -20,7 +20,7 @@ use super::peers::Peers;
 use super::tasks::Tasks;
 use super::views::app_info;
 use super::{DaemonConfig, Surroundings};
-use crate::control::{AppInfo, FolderType, Reply};
+use crate::control::{AppInfo, Command, FolderType, Reply};
 use crate::net::LinkRequest;
 use crate::sync::{SyncDriver, TaskFolder};
 use crate::EngineError;
@@ -57,6 +57,55 @@ impl Changes<'_> {
             peers: self.peers,
         };
         self.sync.disconnected(&mut around, device);
+    }
+
+    /// Carry out a command of a front end that changes the daemon's state: tasks removed
+    /// or set, versions of a task put back, devices moved, paused, unlinked or forgotten,
+    /// apps added or removed (tasks are added by the engine: their answer waits for the
+    /// walk).
+    pub(super) fn command(&mut self, command: Command) -> Result<Reply, EngineError> {
+        match command {
+            Command::TaskRemove { task } => {
+                self.task_remove(task).map(|()| Reply::TaskRemoved { task })
+            }
+            Command::TaskSet {
+                task,
+                links_out,
+                versions,
+                paused,
+                folder_type,
+            } => {
+                let versions = versions.map(super::terms::policy_in);
+                self.task_set(task, (links_out, paused, folder_type), versions)
+            }
+            Command::Revert { task } => self.revert(task, false),
+            Command::RevertPreview { task } => self.revert(task, true),
+            Command::DeviceAddress { device, address } => self.device_address(device, &address),
+            Command::DevicePause { device, paused } => self.device_pause(device, paused),
+            Command::Forget { device } => self.forget(device).map(|tasks| Reply::Forgotten {
+                device,
+                tasks: tasks.len(),
+            }),
+            Command::Unlink { task, device } => {
+                // The device hears it first, while the connection is still there.
+                self.peers.send(device, task, Message::Unlink);
+                self.unlink(task, device)
+                    .map(|()| Reply::Unlinked { task, device })
+            }
+            Command::AppAdd {
+                kind,
+                name,
+                folder,
+                app_dir,
+                config,
+            } => self
+                .app_add(&kind, &name, &folder, app_dir, config)
+                .map(Reply::App),
+            Command::AppRemove { name } => self.app_remove(&name).map(Reply::App),
+            other => Err(EngineError::State(format!(
+                "{other:?} is not a command that changes the daemon's state"
+            ))),
+        }
     }
 
     pub(super) fn load(&mut self) -> Result<(), EngineError> {

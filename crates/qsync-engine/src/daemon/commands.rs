@@ -2,7 +2,6 @@
 //! what each [`Command`] does to the engine's state, and its [`Reply`].
 
 use qsync_base::{EntryKind, TaskId};
-use qsync_wire::Message;
 use tokio::sync::oneshot;
 
 use super::{Engine, Event};
@@ -40,55 +39,34 @@ impl Engine {
                 return answered
                     .map(|(answer, reply)| (answer.unwrap_or_else(Reply::error), reply));
             }
-            Command::TaskRemove { task } => self
-                .change(|c| c.task_remove(task))
-                .map(|()| Reply::TaskRemoved { task }),
-            Command::TaskSet {
-                task,
-                links_out,
-                versions,
-                paused,
-                folder_type,
-            } => {
-                let versions = versions.map(super::terms::policy_in);
-                self.change(|c| c.task_set(task, (links_out, paused, folder_type), versions))
-            }
-            command @ (Command::Revert { .. }
+            command @ (Command::TaskRemove { .. }
+            | Command::TaskSet { .. }
+            | Command::Revert { .. }
             | Command::RevertPreview { .. }
-            | Command::Versions { .. }
+            | Command::DeviceAddress { .. }
+            | Command::DevicePause { .. }
+            | Command::Forget { .. }
+            | Command::Unlink { .. }
+            | Command::AppAdd { .. }
+            | Command::AppRemove { .. }) => self.change(|c| c.command(command)),
+            command @ (Command::Versions { .. }
             | Command::Restore { .. }
             | Command::Conflicts { .. }
-            | Command::Resolve { .. }
-            | Command::DeviceAddress { .. }
-            | Command::DevicePause { .. }) => self.safety_command(command),
-            command @ (Command::AppAdd { .. }
-            | Command::AppList
-            | Command::AppGet { .. }
-            | Command::AppRemove { .. }) => self.app_command(command),
+            | Command::Resolve { .. }) => self.safety_command(command),
             command @ (Command::Id
             | Command::TaskList
             | Command::Devices
             | Command::Status
             | Command::OutOfSync { .. }
             | Command::Pending { .. }
-            | Command::Discovered) => self.overview().read(command),
+            | Command::Discovered
+            | Command::AppList
+            | Command::AppGet { .. }) => self.overview().read(command),
             // Streams, which the control socket carries itself (a link shows its code
             // while it runs, through `Request::Link`): never sent here.
             Command::Link { .. } | Command::Events => Err(EngineError::State(
                 "links and events are streams: ask for them through the control socket".into(),
             )),
-            Command::Forget { device } => {
-                self.change(|c| c.forget(device))
-                    .map(|tasks| Reply::Forgotten {
-                        device,
-                        tasks: tasks.len(),
-                    })
-            }
-            Command::Unlink { task, device } => {
-                self.send(device, task, Message::Unlink);
-                self.change(|c| c.unlink(task, device))
-                    .map(|()| Reply::Unlinked { task, device })
-            }
             Command::Questions => self.links.questions(),
             Command::Answer { id, text } => self.links.answer(id, &text),
             Command::Configure { rescan_every } => Ok(self.tasks.configure(rescan_every)),
@@ -137,12 +115,10 @@ impl Engine {
         }
     }
 
-    /// The commands of the safety nets: versions, conflicts, one-way tasks, devices paused
-    /// or moved.
+    /// The commands of the safety nets that read or put back what is kept: versions and
+    /// conflicts.
     fn safety_command(&mut self, command: Command) -> Result<Reply, EngineError> {
         match command {
-            Command::Revert { task } => self.change(|c| c.revert(task, false)),
-            Command::RevertPreview { task } => self.change(|c| c.revert(task, true)),
             Command::Versions { path } => self.shelving().list(path.as_deref()),
             Command::Conflicts { path } => self.settling().list(path.as_deref()),
             Command::Resolve { path, keep } => self.settling().resolve(&path, keep),
@@ -152,34 +128,9 @@ impl Engine {
                 at,
                 to,
             } => self.shelving().restore(&path, (version, at), to.as_deref()),
-            Command::DeviceAddress { device, address } => {
-                self.change(|c| c.device_address(device, &address))
-            }
-            Command::DevicePause { device, paused } => {
-                self.change(|c| c.device_pause(device, paused))
-            }
             _ => Err(EngineError::State(
-                "not a command of the safety nets".into(),
+                "not a command about versions or conflicts".into(),
             )),
-        }
-    }
-
-    /// The commands about tout-en-un apps and grapins.
-    fn app_command(&mut self, command: Command) -> Result<Reply, EngineError> {
-        match command {
-            Command::AppAdd {
-                kind,
-                name,
-                folder,
-                app_dir,
-                config,
-            } => self
-                .change(|c| c.app_add(&kind, &name, &folder, app_dir, config))
-                .map(Reply::App),
-            Command::AppList => self.overview().apps(),
-            Command::AppGet { name } => self.overview().app(&name),
-            Command::AppRemove { name } => self.change(|c| c.app_remove(&name)).map(Reply::App),
-            _ => Err(EngineError::State("not a command about apps".into())),
         }
     }
 

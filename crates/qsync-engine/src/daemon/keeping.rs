@@ -94,11 +94,6 @@ impl Keeping {
         }
     }
 
-    /// Whether blobs are owed.
-    pub(super) fn owes(&self) -> bool {
-        !self.owed.is_empty()
-    }
-
     /// Whether so many are owed that they are handed over now, quiet or not.
     pub(super) fn too_many(&self) -> bool {
         self.owed.len() >= MAX_OWED
@@ -130,12 +125,19 @@ impl Keeping {
                 .is_some_and(|t| t.elapsed() >= KEEP_AT_MOST_AFTER)
     }
 
-    /// Hand what is owed to the keeper, with the budget for bases: a share of `synced`,
-    /// the bytes of the files synced here.
-    pub(super) fn keep(&mut self, synced: u64) {
+    /// Hand what is owed to the keeper, with the budget for bases: a share of the data
+    /// synced here, the bytes of the files in `sync`'s folders (see
+    /// `DaemonConfig::base_share`).
+    pub(super) fn keep_owed(&mut self, sync: &crate::sync::SyncDriver) {
         if self.owed.is_empty() {
             return;
         }
+        let synced: u64 = sync
+            .folders()
+            .flat_map(|(_, f)| f.index.entries())
+            .filter(|e| e.kind == qsync_base::EntryKind::File)
+            .map(|e| e.size)
+            .sum();
         let budget = crate::keeper::budget(synced, self.base_share);
         self.owed_since = None;
         self.keeper.keep(std::mem::take(&mut self.owed), budget);

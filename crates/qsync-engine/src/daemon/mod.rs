@@ -19,7 +19,7 @@ use qsync_watch::WatchBatch;
 use qsync_wire::Message;
 use tokio::sync::oneshot;
 
-use crate::control::{DaemonEvent, EventFeed, Reply, Request};
+use crate::control::{DaemonEvent, Reply, Request};
 use crate::net::{self, NetEvent, PeerConn};
 use crate::sync::{Around, SyncDriver};
 use crate::EngineError;
@@ -37,6 +37,7 @@ mod peers;
 mod progress;
 mod start;
 mod tasks;
+mod telling;
 mod terms;
 mod versions;
 mod views;
@@ -108,85 +109,17 @@ struct Engine {
     /// The blobs of new versions owed to the keeper's thread.
     keeping: keeping::Keeping,
     events: Sender<Event>,
-    /// What happens, for `qsync events` and the HTTP API's event stream.
-    feed: EventFeed,
+    /// What happens, told to `qsync events` and the HTTP API's event stream.
+    telling: telling::Telling,
     /// The sync core, its driver, and the folders it places into.
     sync: SyncDriver,
     /// Link requests from other devices, waiting on the person or the pairing.
     links: links::Links,
-    /// What `qsync events` was last told of the transfers coming in.
-    progress: progress::Progress,
     /// Versions kept by placements, to record, and when they were last thinned (see
     /// `versions.rs`).
     versions: versions::Waiting,
     /// A stop was asked for: the loop ends after the events taken with it.
     stopping: bool,
-    /// The linked devices' names, for events.
-    names: Names,
-    /// How many received changes were told one by one this second.
-    told: Told,
-}
-
-/// Received changes told to front ends: the first [`APPLIED_NAMED`] of each second one
-/// by one, the others counted per task and told once a second (a drop of 100,000 files
-/// does not flush the event history, nor make every follower lag).
-#[derive(Debug, Default)]
-struct Told {
-    second: Option<Instant>,
-    named: u32,
-    counted: std::collections::BTreeMap<TaskId, u64>,
-}
-
-/// Received changes named one by one each second.
-const APPLIED_NAMED: u32 = 64;
-
-impl Told {
-    /// Whether the next received change of `task` is named; if not, it is counted.
-    fn name_next(&mut self, task: TaskId) -> bool {
-        if self
-            .second
-            .is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
-        {
-            self.second = Some(Instant::now());
-            self.named = 0;
-        }
-        if self.named < APPLIED_NAMED {
-            self.named += 1;
-            return true;
-        }
-        *self.counted.entry(task).or_default() += 1;
-        false
-    }
-
-    /// The changes counted since the last call, per task.
-    fn take_counted(&mut self) -> std::collections::BTreeMap<TaskId, u64> {
-        std::mem::take(&mut self.counted)
-    }
-}
-
-/// The linked devices' names for events, read from the store at most every few seconds:
-/// an event per received file would otherwise read every device's record each time.
-#[derive(Debug, Default)]
-struct Names {
-    read: Option<Instant>,
-    names: std::collections::HashMap<DeviceId, String>,
-}
-
-impl Names {
-    fn of(&mut self, store: &Store, device: DeviceId) -> Option<String> {
-        // Read again when old, or for a device not known at the last read (just linked)
-        // unless that read was a moment ago.
-        let age = self.read.map(|at| at.elapsed());
-        let stale = age.is_none_or(|age| age > Duration::from_secs(5));
-        let missing = !self.names.contains_key(&device)
-            && age.is_some_and(|age| age > Duration::from_millis(500));
-        if stale || missing {
-            let devices = store.devices().unwrap_or_default();
-            self.names = devices.into_iter().map(|d| (d.id, d.name)).collect();
-            self.read = Some(Instant::now());
-        }
-        self.names.get(&device).cloned()
-    }
 }
 
 /// What the sync driver reaches through the engine: the store (its ledger and blobs) and
@@ -233,7 +166,7 @@ impl Engine {
                     // Quiet for a moment: the blobs of placed files are kept.
                     let moved = self.sync.content_moved();
                     if self.keeping.quiet(moved, !self.sync.serving_idle()) {
-                        self.keep_owed();
+                        self.keeping.keep_owed(&self.sync);
                     }
                     if Instant::now() >= next_tick {
                         self.tick();
@@ -251,7 +184,7 @@ impl Engine {
             self.sync_with(|sync, around| sync.tick(around));
             self.keep_versions();
             if self.keeping.too_many() {
-                self.keep_owed();
+                self.keeping.keep_owed(&self.sync);
             }
             let busy = self.keeping.last_busy(self.sync.content_moved());
             if self.with_found(|tasks, found| tasks.scan_when_due(found, busy)) {
@@ -404,21 +337,13 @@ impl Engine {
             // Gone: stop sending into a connection nobody reads; what was in flight stays
             // pending and goes again when the device is back.
             tracing::info!(%device, "left (no answer to a ping); its updates wait until it is back");
-            let name = self.name_of(device);
-            self.tell(DaemonEvent::Disconnected { device, name });
+            self.telling.connection(&self.store, device, false);
             let _ = self.store.set_connected(device, false, None);
             self.disconnected(device);
         }
         self.peers.dial_linked();
-        for (task, count) in self.told.take_counted() {
-            self.tell(DaemonEvent::AppliedMore { task, count });
-        }
-        // Progress for front ends that listen (`qsync events`): each transfer coming in.
-        if self.feed.listening() {
-            for transfer in self.progress.moved(self.sync.transfers()) {
-                self.feed.publish_transient(DaemonEvent::Transfer(transfer));
-            }
-        }
+        let sync = &self.sync;
+        self.telling.second(|| sync.transfers());
     }
 
     fn net_event(&mut self, event: NetEvent) {
@@ -433,8 +358,7 @@ impl Engine {
                     return;
                 }
                 tracing::info!(%device, %addr, "connected");
-                let name = self.name_of(device);
-                self.tell(DaemonEvent::Connected { device, name });
+                self.telling.connection(&self.store, device, true);
                 let proven = dialled.then(|| addr.to_string());
                 let _ = self.store.set_connected(device, true, proven.as_deref());
                 // A replaced connection: the core starts the exchange afresh.
@@ -445,8 +369,7 @@ impl Engine {
                 if self.peers.is_current(&device, conn) {
                     tracing::info!(%device, "disconnected");
                     self.peers.close(device);
-                    let name = self.name_of(device);
-                    self.tell(DaemonEvent::Disconnected { device, name });
+                    self.telling.connection(&self.store, device, false);
                     let _ = self.store.set_connected(device, false, None);
                     self.disconnected(device);
                 }
@@ -470,10 +393,6 @@ impl Engine {
         }
     }
 
-    fn send(&self, device: DeviceId, task: TaskId, message: Message) -> bool {
-        self.peers.send(device, task, message)
-    }
-
     fn received(&mut self, device: DeviceId, task: TaskId, message: Message) {
         // The session's own messages (greetings, probes) are the peers' part; what is not
         // from a current connection is dropped there too.
@@ -493,16 +412,9 @@ impl Engine {
         self.sync_with(|sync, around| sync.received(around, device, task, message));
     }
 
-    /// Tell `qsync events` listeners, if any.
-    /// Publish `event` (numbered and kept for the front ends that follow, see
-    /// `qsync_control::EventFeed`).
+    /// Publish `event` for the front ends.
     fn tell(&self, event: DaemonEvent) {
-        self.feed.publish(event);
-    }
-
-    /// A linked device's name, for events.
-    fn name_of(&mut self, device: DeviceId) -> Option<String> {
-        self.names.of(&self.store, device)
+        self.telling.tell(event);
     }
 }
 

@@ -4,7 +4,7 @@
 //! (`with_found`), the read-only view (`overview`); then the driver's reports (a change
 //! applied, paths to look at, a folder to rescan, a ledger to relearn) and the blobs owed.
 
-use qsync_base::{DeviceId, EntryKind, TaskId};
+use qsync_base::{DeviceId, TaskId};
 use qsync_watch::Index;
 
 use super::{changes, known, tasks, views, Engine, Surroundings};
@@ -62,8 +62,7 @@ impl Engine {
         let closed = changes.closed;
         self.sync.defer(deferred);
         for device in closed {
-            let name = self.name_of(device);
-            self.tell(DaemonEvent::Disconnected { device, name });
+            self.telling.connection(&self.store, device, false);
         }
         self.settle();
         result
@@ -97,7 +96,7 @@ impl Engine {
             blobs: self.store.blobs(),
             store: &self.store,
             versions: &mut self.versions,
-            feed: &self.feed,
+            feed: self.telling.feed(),
         };
         f(&mut self.tasks, &mut found)
     }
@@ -141,22 +140,7 @@ impl Engine {
             self.keeping
                 .version(folder, blobs, &applied.path, content, edits);
         }
-        if self.told.name_next(applied.task) {
-            let name = self.name_of(applied.from);
-            self.tell(DaemonEvent::Applied {
-                task: applied.task,
-                from: applied.from,
-                name,
-                path: Some(applied.path),
-                deleted: applied.deleted,
-            });
-        }
-        if let Some(kept_as) = applied.aside {
-            self.tell(DaemonEvent::Conflict {
-                task: applied.task,
-                kept_as,
-            });
-        }
+        self.telling.applied(&self.store, &applied);
     }
 
     /// After a ledger failure: every folder's index again from the ledger, then a whole
@@ -185,21 +169,5 @@ impl Engine {
             sync: &self.sync,
             peers: &self.peers,
         }
-    }
-
-    /// Hand what is owed to the keeper, with the budget for bases: a share of the data
-    /// synced here (see [`DaemonConfig::base_share`]).
-    pub(super) fn keep_owed(&mut self) {
-        if !self.keeping.owes() {
-            return;
-        }
-        let synced: u64 = self
-            .sync
-            .folders()
-            .flat_map(|(_, f)| f.index.entries())
-            .filter(|e| e.kind == EntryKind::File)
-            .map(|e| e.size)
-            .sum();
-        self.keeping.keep(synced);
     }
 }

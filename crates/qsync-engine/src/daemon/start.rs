@@ -75,7 +75,7 @@ impl Daemon {
     pub fn handle(&self) -> DaemonHandle {
         DaemonHandle {
             events: self.engine.events.clone(),
-            feed: self.engine.feed.clone(),
+            feed: self.engine.telling.feed().clone(),
         }
     }
 
@@ -231,14 +231,11 @@ fn start_engine(config: DaemonConfig) -> Result<Started, EngineError> {
         store,
         peers: peers::Peers::new(me, linked, net, runtime.handle().clone()),
         events,
-        feed,
+        telling: super::telling::Telling::new(feed),
         sync,
         links,
-        progress: Default::default(),
         versions: super::versions::Waiting::new(),
         stopping: false,
-        names: Default::default(),
-        told: Default::default(),
     };
     engine.change(|c| c.load())?;
     tracing::info!(device = %me, port, "qsync daemon ready");

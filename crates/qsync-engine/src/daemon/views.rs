@@ -38,6 +38,8 @@ impl Overview<'_> {
             Command::Discovered => Ok(Reply::Discovered {
                 devices: self.peers.nearby(),
             }),
+            Command::AppList => self.apps(),
+            Command::AppGet { name } => self.app(&name),
             other => Err(EngineError::State(format!(
                 "{other:?} is not a command that reads"
             ))),
