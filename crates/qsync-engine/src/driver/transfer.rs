@@ -9,7 +9,7 @@
 //! evicted to keep the state folder small).
 
 use std::collections::HashMap;
-use std::io::{Read, Seek, Write};
+use std::io::{Read, Seek};
 use std::path::Path;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,6 +21,7 @@ use qsync_base::{check_block_len, ContentHash, PieceHasher, RelPath, PIECE_LEN};
 use qsync_delta::Signature;
 use qsync_wire::{Message, MAX_CHUNK_LEN};
 
+use super::direct::{self, Appender};
 use super::in_place;
 use super::place::Staging;
 use super::root::TaskRoot;
@@ -600,7 +601,9 @@ pub struct Incoming {
     size: u64,
     next: u64,
     hasher: PieceHasher,
-    file: std::fs::File,
+    /// The part file, written straight to the disk when the content is large (see
+    /// `direct.rs`).
+    out: Appender,
     path: std::path::PathBuf,
 }
 
@@ -654,14 +657,14 @@ impl Incoming {
         if len != from {
             file.set_len(from).map_err(|e| io("cut", e))?;
         }
-        file.seek(std::io::SeekFrom::Start(from))
-            .map_err(|e| io("seek in", e))?;
+        let direct = size >= direct::DIRECT_MIN;
+        let out = Appender::new(file, from, direct).map_err(|e| io("write", e))?;
         Ok(Self {
             hash,
             size,
             next: from,
             hasher,
-            file,
+            out,
             path,
         })
     }
@@ -683,12 +686,9 @@ impl Incoming {
             return Ok(false);
         }
         self.hasher.rewind(to);
-        self.file
-            .set_len(to)
+        self.out
+            .cut(to)
             .map_err(|e| EngineError::io("cut", &self.path, e))?;
-        self.file
-            .seek(std::io::SeekFrom::Start(to))
-            .map_err(|e| EngineError::io("seek in", &self.path, e))?;
         self.next = to;
         Ok(true)
     }
@@ -705,8 +705,8 @@ impl Incoming {
                 data.len()
             )));
         }
-        self.file
-            .write_all(data)
+        self.out
+            .write(data)
             .map_err(|e| EngineError::io("write", &self.path, e))?;
         self.hasher.update(data);
         self.next += data.len() as u64;
@@ -721,6 +721,9 @@ impl Incoming {
             let _ = std::fs::remove_file(&self.path);
             return Ok(false);
         }
+        self.out
+            .finish()
+            .map_err(|e| EngineError::io("write", &self.path, e))?;
         let target = staging.path_of(&self.hash);
         std::fs::rename(&self.path, &target).map_err(|e| EngineError::io("stage", &target, e))?;
         Ok(true)
