@@ -8,7 +8,9 @@
 //! have changed since, and then there is nothing to keep (its next edit goes whole rather
 //! than as a delta, which the sender already does whenever a blob is missing). A blob is
 //! named by the hash of what was actually read, so a stored blob is always what its name
-//! says. Each batch is made durable with one `syncfs`, then named.
+//! says. Each blob is written straight to the disk (`qsync_store::direct`) and made
+//! durable with its own `fsync`, then named: not one `syncfs` for the batch, which would
+//! write out every other program's pending pages too, competing with a transfer.
 //!
 //! Bases cost disk: kept for every file, they doubled the space a task takes. Where the
 //! file systems share extents (btrfs, xfs with reflinks: the state folder and the task
@@ -33,7 +35,6 @@ use qsync_base::{ContentHash, RelPath};
 use qsync_store::Blobs;
 
 use crate::driver::root::TaskRoot;
-use crate::fsops::sync_file_systems;
 
 /// A file version whose blob is still to be kept.
 #[derive(Debug, Clone)]
@@ -201,12 +202,8 @@ fn keep(blobs: &Blobs, room: &mut Room, owed: &[Owed]) {
     if staged.is_empty() {
         return;
     }
-    if let Err(e) = sync_file_systems(&[blobs.dir()]) {
-        tracing::warn!(error = %e, "could not make blobs durable; they are not kept");
-        return;
-    }
     for blob in staged {
-        if let Err(e) = blob.publish() {
+        if let Err(e) = blob.sync().and_then(|()| blob.publish()) {
             tracing::warn!(error = %e, "could not keep a blob");
         }
     }

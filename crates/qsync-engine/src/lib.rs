@@ -32,7 +32,6 @@ pub mod btf;
 pub use qsync_control as control;
 mod daemon;
 mod driver;
-mod fsops;
 #[doc(hidden)]
 pub mod fuzzing;
 mod keeper;

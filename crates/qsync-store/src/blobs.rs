@@ -1,11 +1,12 @@
 //! Content-addressed blobs: the newest full content of each synced file, outside the database.
 
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use qsync_base::{ContentHash, ContentHasher};
 
+use crate::direct::Appender;
 use crate::StoreError;
 
 /// How temporary files among the blobs are named.
@@ -67,7 +68,14 @@ impl Blobs {
         &self,
         mut content: impl Read,
     ) -> Result<(ContentHash, Option<StagedBlob>), StoreError> {
-        let mut temp = self.temp_file()?;
+        let temp = self.temp_file()?;
+        let shown = || temp.path().to_owned();
+        // Written straight to the disk (see `direct.rs`): a blob is made durable by its
+        // own `fsync` then, with no page of it waiting in the cache.
+        let file = temp.as_file().try_clone();
+        let file = file.map_err(|e| StoreError::io("open", shown(), e))?;
+        let mut out =
+            Appender::new(file, 0, true).map_err(|e| StoreError::io("write", shown(), e))?;
         let mut hasher = ContentHasher::new();
         let mut buf = vec![0u8; 256 * 1024];
         loop {
@@ -78,9 +86,11 @@ impl Blobs {
                 Err(e) => return Err(StoreError::io("read content for", &self.dir, e)),
             };
             hasher.update(&buf[..n]);
-            temp.write_all(&buf[..n])
-                .map_err(|e| StoreError::io("write", temp.path().to_owned(), e))?;
+            out.write(&buf[..n])
+                .map_err(|e| StoreError::io("write", shown(), e))?;
         }
+        out.finish()
+            .map_err(|e| StoreError::io("write", shown(), e))?;
         let hash = hasher.finish();
         let dest = self.path(&hash);
         if dest.is_file() {
@@ -246,15 +256,19 @@ pub struct StagedBlob {
 /// Make a written temporary blob durable, then give it its name: a blob is either whole
 /// or absent.
 fn commit(staged: StagedBlob) -> Result<(), StoreError> {
-    staged
-        .temp
-        .as_file()
-        .sync_all()
-        .map_err(|e| StoreError::io("sync", staged.temp.path().to_owned(), e))?;
+    staged.sync()?;
     staged.publish()
 }
 
 impl StagedBlob {
+    /// Make the blob's content durable (before [`StagedBlob::publish`]).
+    pub fn sync(&self) -> Result<(), StoreError> {
+        self.temp
+            .as_file()
+            .sync_all()
+            .map_err(|e| StoreError::io("sync", self.temp.path().to_owned(), e))
+    }
+
     /// Give the blob its name. Call it only once the content is durable (after a `syncfs`
     /// of the blobs' file system, say), so that a named blob is always whole.
     pub fn publish(self) -> Result<(), StoreError> {

@@ -42,6 +42,7 @@
 mod apps;
 mod blobs;
 mod checkpoint;
+pub mod direct;
 mod error;
 mod ledger;
 mod updates;

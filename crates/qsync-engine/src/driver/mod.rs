@@ -8,8 +8,6 @@
 //! - [`transfer`]: content for the core's fetches, served in chunks and vouched for only if
 //!   it still hashes to what was asked, received in order within its size and staged once
 //!   checked.
-//! - [`direct`]: received content written straight to the disk (`O_DIRECT`), past the
-//!   page cache.
 //! - [`in_place`]: a received edit that keeps the file's length written into the file,
 //!   through an undo journal, instead of a new copy.
 //! - [`staging`]: fetched content waiting for its placement.
@@ -21,7 +19,6 @@
 //! - [`observed`]: the watcher's clean events as the core's [`qsync_core::Input::Observed`]
 //!   facts (the same translation the simulator in `qsync-core/tests/sim` uses).
 
-pub mod direct;
 pub mod guard;
 pub mod in_place;
 pub mod place;

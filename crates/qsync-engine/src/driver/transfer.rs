@@ -19,9 +19,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use qsync_base::{check_block_len, ContentHash, PieceHasher, RelPath, PIECE_LEN};
 use qsync_delta::Signature;
+use qsync_store::direct::{self, Appender};
 use qsync_wire::{Message, MAX_CHUNK_LEN};
 
-use super::direct::{self, Appender};
 use super::in_place;
 use super::place::Staging;
 use super::root::TaskRoot;
@@ -602,7 +602,7 @@ pub struct Incoming {
     next: u64,
     hasher: PieceHasher,
     /// The part file, written straight to the disk when the content is large (see
-    /// `direct.rs`).
+    /// `qsync_store::direct`).
     out: Appender,
     path: std::path::PathBuf,
 }

@@ -1,7 +1,8 @@
-//! Writing received content straight to the disk (`O_DIRECT`), past the page cache.
+//! Writing files straight to the disk (`O_DIRECT`), past the page cache: the blobs kept
+//! here, and the daemon's received content (`qsync-engine`'s part files).
 //!
-//! A received file is written once and then made durable with an `fsync` (see
-//! `place.rs`); through the page cache, each byte is first copied into a cache page and
+//! A received file is written once and then made durable with an `fsync`; through the
+//! page cache, each byte is first copied into a cache page and
 //! then written out by the kernel. Measured here (#36): while other programs have a few
 //! GiB waiting to be written out (a person's photos copied from a camera a moment before,
 //! say), that copy into the cache costs 2.7-3 CPU-s per GiB instead of 0.2, and the
@@ -14,6 +15,17 @@
 //! with zeros and the file then cut to its length. Where `O_DIRECT` is refused (tmpfs,
 //! some network or FUSE file systems) or a direct write fails as unaligned, the file is
 //! written through the page cache as before.
+//!
+//! ```
+//! use qsync_store::direct::Appender;
+//! let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("content");
+//! let file = std::fs::File::create(&path).unwrap();
+//! let mut out = Appender::new(file, 0, true).unwrap();
+//! out.write(&[7u8; 5000]).unwrap();
+//! out.finish().unwrap();
+//! assert_eq!(std::fs::read(&path).unwrap(), vec![7u8; 5000]);
+//! ```
 
 use std::fs::File;
 use std::io;
