@@ -169,8 +169,8 @@ impl Room {
 /// it (see [`Blobs::stage_clone`]): it costs no space then, so it takes nothing from the
 /// budget; otherwise a copy, within the budget.
 fn keep(blobs: &Blobs, room: &mut Room, owed: &[Owed]) {
+    // Each staged blob with the base it replaces, if that goes once it is kept.
     let mut staged = Vec::with_capacity(owed.len());
-    let mut replaced = Vec::new();
     for o in owed {
         if blobs.contains(&o.hash) {
             continue;
@@ -186,12 +186,10 @@ fn keep(blobs: &Blobs, room: &mut Room, owed: &[Owed]) {
         };
         match kept {
             Ok((hash, Some(blob))) if hash == o.hash => {
-                staged.push(blob);
-                // A reflinked base is outside the budget: the one it replaces goes now
-                // (no longer shared with the file, it would cost its whole size).
-                if let Some(old) = o.replaces.filter(|old| cloned && *old != hash) {
-                    replaced.push(old);
-                }
+                // A reflinked base is outside the budget: the one it replaces goes once
+                // it is kept (no longer shared with the file, it would cost its whole size).
+                let replaced = o.replaces.filter(|old| cloned && *old != hash);
+                staged.push((blob, replaced));
             }
             Ok(_) => {}
             Err(e) => {
@@ -202,14 +200,22 @@ fn keep(blobs: &Blobs, room: &mut Room, owed: &[Owed]) {
     if staged.is_empty() {
         return;
     }
-    for blob in staged {
-        if let Err(e) = blob.sync().and_then(|()| blob.publish()) {
+    let files: Vec<&std::fs::File> = staged.iter().map(|(b, _)| b.file()).collect();
+    let synced = qsync_store::direct::sync_each(&files);
+    for ((blob, replaced), synced) in staged.into_iter().zip(synced) {
+        // A blob not durable is not named (its temporary file goes with it).
+        let kept = match synced {
+            Ok(()) => blob.publish().map_err(|e| e.to_string()),
+            Err(e) => Err(format!("could not make it durable: {e}")),
+        };
+        if let Err(e) = kept {
             tracing::warn!(error = %e, "could not keep a blob");
+            continue;
         }
-    }
-    for old in replaced {
-        if let Err(e) = blobs.evict(&old) {
-            tracing::debug!(error = %e, "could not evict a replaced blob");
+        if let Some(old) = replaced {
+            if let Err(e) = blobs.evict(&old) {
+                tracing::debug!(error = %e, "could not evict a replaced blob");
+            }
         }
     }
 }

@@ -62,20 +62,17 @@ impl Blobs {
 
     /// Write everything `content` yields to a temporary file, hashing it on the way; the
     /// blob is named by that hash only when [`StagedBlob::publish`] is called, which the
-    /// caller does once the content is durable: many staged blobs can share one `syncfs`
-    /// of [`Blobs::dir`]'s file system. `None` when that blob is already stored.
+    /// caller does once the content is durable (many staged blobs are made durable at once
+    /// by [`crate::direct::sync_each`] of their [`StagedBlob::file`]s). A content of a
+    /// whole read buffer or more is written straight to the disk (`direct.rs`): no page of
+    /// it waits in the cache. `None` when that blob is already stored.
     pub fn stage(
         &self,
         mut content: impl Read,
     ) -> Result<(ContentHash, Option<StagedBlob>), StoreError> {
         let temp = self.temp_file()?;
         let shown = || temp.path().to_owned();
-        // Written straight to the disk (see `direct.rs`): a blob is made durable by its
-        // own `fsync` then, with no page of it waiting in the cache.
-        let file = temp.as_file().try_clone();
-        let file = file.map_err(|e| StoreError::io("open", shown(), e))?;
-        let mut out =
-            Appender::new(file, 0, true).map_err(|e| StoreError::io("write", shown(), e))?;
+        let mut out: Option<Appender> = None;
         let mut hasher = ContentHasher::new();
         let mut buf = vec![0u8; 256 * 1024];
         loop {
@@ -86,11 +83,24 @@ impl Blobs {
                 Err(e) => return Err(StoreError::io("read content for", &self.dir, e)),
             };
             hasher.update(&buf[..n]);
-            out.write(&buf[..n])
+            if out.is_none() {
+                // Directly when the first read filled the buffer: a small blob goes
+                // through the page cache (a padded block and a cut would cost more).
+                let file = temp.as_file().try_clone();
+                let file = file.map_err(|e| StoreError::io("open", shown(), e))?;
+                let direct = n == buf.len();
+                let opened = Appender::new(file, 0, direct);
+                out = Some(opened.map_err(|e| StoreError::io("write", shown(), e))?);
+            }
+            if let Some(out) = &mut out {
+                out.write(&buf[..n])
+                    .map_err(|e| StoreError::io("write", shown(), e))?;
+            }
+        }
+        if let Some(out) = out {
+            out.finish()
                 .map_err(|e| StoreError::io("write", shown(), e))?;
         }
-        out.finish()
-            .map_err(|e| StoreError::io("write", shown(), e))?;
         let hash = hasher.finish();
         let dest = self.path(&hash);
         if dest.is_file() {
@@ -261,6 +271,12 @@ fn commit(staged: StagedBlob) -> Result<(), StoreError> {
 }
 
 impl StagedBlob {
+    /// The blob's temporary file (to make many durable at once:
+    /// [`crate::direct::sync_each`], before [`StagedBlob::publish`]).
+    pub fn file(&self) -> &fs::File {
+        self.temp.as_file()
+    }
+
     /// Make the blob's content durable (before [`StagedBlob::publish`]).
     pub fn sync(&self) -> Result<(), StoreError> {
         self.temp
@@ -269,7 +285,7 @@ impl StagedBlob {
             .map_err(|e| StoreError::io("sync", self.temp.path().to_owned(), e))
     }
 
-    /// Give the blob its name. Call it only once the content is durable (after a `syncfs`
+    /// Give the blob its name. Call it only once the content is durable (after a `fsync`
     /// of the blobs' file system, say), so that a named blob is always whole.
     pub fn publish(self) -> Result<(), StoreError> {
         let dest = self.dest;

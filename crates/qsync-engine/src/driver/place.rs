@@ -39,7 +39,8 @@ use state::{fingerprint, state_seen, Fingerprint};
 pub const BATCH_FILES: usize = 64;
 /// ...or this many bytes of new content is made durable at once.
 pub const BATCH_BYTES: u64 = 64 * 1024 * 1024;
-/// Up to this many files are synced one by one; a larger batch syncs them several at a time.
+/// Up to twice this many folders of a batch are synced one by one (their names made
+/// durable); more, and their file systems are synced whole.
 const SYNC_ONE_BY_ONE: usize = 4;
 /// The temporary names of content on its way into a task folder (the watcher ignores
 /// them; a start removes those a crash left).
@@ -536,35 +537,20 @@ impl Batch {
     }
 }
 
-/// Make a batch's new files durable, each with its own `fsync`, [`SYNCS_AT_ONCE`] of them
-/// at a time (the file system commits concurrent ones together). Not `syncfs`: that waits
-/// for every dirty page of the file system, other programs' too, and made the first batch
-/// of a folder moved in wait for the writing of all of its files on the sending side (the
-/// same disk, in the bench: one file arrived in the first second of 100,000).
+/// Make a batch's new files durable, each with its own `fsync`, several at once (see
+/// `qsync_store::direct::sync_each`). Not `syncfs`: that waits for every dirty page of
+/// the file system, other programs' too, and made the first batch of a folder moved in
+/// wait for the writing of all of its files on the sending side (the same disk, in the
+/// bench: one file arrived in the first second of 100,000).
 fn sync_files(files: &[&PreparedFile]) -> Result<(), EngineError> {
-    let sync = |f: &PreparedFile| {
-        f.handle
-            .sync_all()
-            .map_err(|e| EngineError::io("sync", &f.temp.folder().shown().join(&f.name), e))
-    };
-    if files.len() <= SYNC_ONE_BY_ONE {
-        return files.iter().try_for_each(|f| sync(f));
+    let handles: Vec<&fs::File> = files.iter().map(|f| &f.handle).collect();
+    let synced = qsync_store::direct::sync_each(&handles);
+    for (f, synced) in files.iter().zip(synced) {
+        let shown = || f.temp.folder().shown().join(&f.name);
+        synced.map_err(|e| EngineError::io("sync", &shown(), e))?;
     }
-    let per_thread = files.len().div_ceil(SYNCS_AT_ONCE);
-    std::thread::scope(|scope| {
-        let threads: Vec<_> = files
-            .chunks(per_thread)
-            .map(|chunk| scope.spawn(move || chunk.iter().try_for_each(|f| sync(f))))
-            .collect();
-        threads.into_iter().try_for_each(|t| {
-            t.join()
-                .unwrap_or_else(|_| Err(EngineError::State("a sync thread failed".into())))
-        })
-    })
+    Ok(())
 }
-
-/// How many `fsync`s of a batch run at once.
-const SYNCS_AT_ONCE: usize = 8;
 
 fn sync_roots(roots: &BTreeSet<PathBuf>) -> Result<(), EngineError> {
     for root in roots {
