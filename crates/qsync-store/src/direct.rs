@@ -134,7 +134,12 @@ impl Appender {
                 self.file.write_all_at(data, start)?;
                 self.file.set_len(self.end)
             }
-            Err((e, _)) => Err(e),
+            // Nothing appended (the caller may give up on the file, or try again).
+            Err((e, tail)) => {
+                self.direct = Some(tail);
+                self.end = start;
+                Err(e)
+            }
         }
     }
 
