@@ -44,6 +44,9 @@ mod tests {
 pub(crate) struct VersionsArgs {
     /// A file or folder of a task (default: every task).
     path: Option<PathBuf>,
+    /// Only the newest N.
+    #[arg(long, value_name = "N")]
+    newest: Option<u32>,
 }
 
 /// `qsync restore PATH`: bring back a kept version, as a change that syncs to the others.
@@ -110,7 +113,11 @@ pub(crate) fn resolve(state_dir: &Path, args: ResolveArgs, json: bool) -> Result
 
 pub(crate) fn versions(state_dir: &Path, args: VersionsArgs, json: bool) -> Result<()> {
     let path = args.path.as_deref().map(absolute).transpose()?;
-    show(ask(state_dir, control::Command::Versions { path })?, json)
+    let newest = args.newest;
+    show(
+        ask(state_dir, control::Command::Versions { path, newest })?,
+        json,
+    )
 }
 
 pub(crate) fn restore(state_dir: &Path, args: RestoreArgs, json: bool) -> Result<()> {

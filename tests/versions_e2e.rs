@@ -53,6 +53,13 @@ fn a_file_deleted_by_the_other_device_is_kept_and_restored_everywhere() {
         .find(|l| l.ends_with("report.txt"))
         .expect("the replaced file is listed");
     assert!(report.contains("replaced"), "{report}");
+    // The newest only (what the web UI asks for): the replaced file, the later change,
+    // and how many older ones are not listed.
+    let newest = b.cli(&["versions", "--newest", "1"]);
+    let lines: Vec<&str> = newest.lines().collect();
+    assert_eq!(lines.len(), 2, "{newest}");
+    assert!(lines[0].ends_with("report.txt"), "{newest}");
+    assert_eq!(lines[1], "(1 older not listed)", "{newest}");
     // Asked by path (relative to nothing: absolute), the folder's versions only.
     let in_notes = b.cli(&["versions", root_b.join("notes").to_str().unwrap()]);
     assert_eq!(in_notes.lines().count(), 1, "{in_notes}");

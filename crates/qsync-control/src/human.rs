@@ -330,7 +330,14 @@ impl fmt::Display for Reply {
             Reply::OutOfSync { task, paths } if paths.is_empty() => write!(f, "task {task} is in sync here"),
             Reply::OutOfSync { paths, .. } => lines(f, paths, ""),
             Reply::Conflicts { conflicts } => lines(f, conflicts, "no conflicts"),
-            Reply::Versions { versions } => lines(f, versions, "no versions kept"),
+            Reply::Versions { versions, total } => {
+                lines(f, versions, "no versions kept")?;
+                let more = (*total).saturating_sub(versions.len() as u64);
+                if more > 0 {
+                    write!(f, "\n({more} older not listed)")?;
+                }
+                Ok(())
+            }
             Reply::Tasks { tasks } => lines(f, tasks, ""),
             Reply::Devices { devices } => lines(f, devices, ""),
             Reply::LinkCode {

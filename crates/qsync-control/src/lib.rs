@@ -93,6 +93,10 @@ pub enum Command {
         /// The path.
         #[serde(default)]
         path: Option<PathBuf>,
+        /// Only the newest this many (still listed oldest first; the reply's `total`
+        /// says how many there are).
+        #[serde(default)]
+        newest: Option<u32>,
     },
     /// Bring back a kept version as a new change of the path (which then syncs).
     Restore {
@@ -296,6 +300,9 @@ pub enum Reply {
     Versions {
         /// Oldest first.
         versions: Vec<VersionInfo>,
+        /// How many there are in all (more than listed when `newest` cut the list).
+        #[serde(default)]
+        total: u64,
     },
     /// For [`Command::Conflicts`] and [`Command::Resolve`]: the copies listed, or settled.
     Conflicts {

@@ -20,7 +20,7 @@ proptest! {
             Command::Revert { task },
             Command::RevertPreview { task },
             Command::TaskSet { task, links_out: None, paused: None, folder_type: None, versions: Some(VersionPolicy { keep: Keep::Trash { days: 7 }, cap: Some(1 << 30) }) },
-            Command::Versions { path: Some(PathBuf::from(&path)) },
+            Command::Versions { path: Some(PathBuf::from(&path)), newest: Some(100) },
             Command::Restore { path: PathBuf::from(&path), version: Some(3), at: Some(-1), to: None },
             Command::AppAdd { kind: "grapin".into(), name: path.clone(), folder: path.clone().into(), app_dir: None, config: "{\"a\": 1}\n".into() },
         ] {

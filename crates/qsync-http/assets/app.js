@@ -16,7 +16,7 @@
 import { $, enc, api, pageToken, showError, clearError } from './api.js';
 import { renderFolders, setupAddFolder, loadDiscovered, linkEnded } from './folders.js';
 import { renderDevices, renderQuestions, renderConflicts, renderEmpties, renderVersions,
-  renderApps } from './lists.js';
+  renderApps, MAX_VERSIONS } from './lists.js';
 import { addToFeed } from './feed.js';
 
 /** What the page knows: filled by refreshAll(), and by events between refreshes. */
@@ -27,6 +27,7 @@ export const state = {
   outOfSync: new Map(), // task id -> [NotInSync] (Reply::OutOfSync's `paths`)
   devices: [], // [DeviceInfo]
   versions: null, // [VersionInfo], read less often (see refreshAll); null: not read yet
+  versionsTotal: 0, // how many versions are kept (the newest MAX_VERSIONS are read)
   apps: null, // [AppInfo], read with the versions; null: not read yet
   live: new Map(), // "task\npath" -> {info: TransferInfo, seen: ms}, from `transfer` events
   discovered: [], // [NearbyInfo], read while a link form is open
@@ -70,8 +71,9 @@ export function scheduleRefresh(slow) {
 async function readSlow() {
   try {
     const [versions, apps] = await Promise.all([
-      api('GET', '/rest/versions'), api('GET', '/rest/apps')]);
+      api('GET', `/rest/versions?newest=${MAX_VERSIONS}`), api('GET', '/rest/apps')]);
     state.versions = versions.versions || [];
+    state.versionsTotal = versions.total || state.versions.length;
     state.apps = apps.apps || [];
     return null;
   } catch (e) {

@@ -11,8 +11,8 @@ import { $, enc, clean, el, button, api, syncList, bytes, clock, nsTime } from '
 import { state, act, scheduleRefresh } from './app.js';
 import { taskName, inFolder } from './folders.js';
 
-/** The most versions listed; `qsync versions` lists them all. */
-const MAX_VERSIONS = 100;
+/** The most versions read and listed; `qsync versions` lists them all. */
+export const MAX_VERSIONS = 100;
 
 /** A device's name: the event's, else the devices list's, else its id's start. */
 export function deviceName(id, given) {
@@ -159,8 +159,9 @@ export function renderVersions() {
     li.querySelector('.task').textContent = clean(taskName(v.task));
   });
   $('versions-empty').hidden = newest.length > 0;
-  $('versions-more').hidden = newest.length <= MAX_VERSIONS;
-  $('versions-more').replaceChildren(`The newest ${MAX_VERSIONS} of ${newest.length} are `
+  const total = Math.max(state.versionsTotal || 0, newest.length);
+  $('versions-more').hidden = total <= MAX_VERSIONS;
+  $('versions-more').replaceChildren(`The newest ${MAX_VERSIONS} of ${total} are `
     + 'listed here; ', el('code', {}, 'qsync versions'), ' lists them all.');
 }
 

@@ -121,7 +121,7 @@ async fn api(shared: &Arc<Shared>, request: HttpRequest<Incoming>) -> Response<B
             };
             sse::stream(shared, since, session)
         }
-        (Method::GET, _) => match read_command(&segments) {
+        (Method::GET, _) => match read_command(&segments, request.uri().query()) {
             Ok(command) => ask(shared, command).await,
             Err(fail) => fail.response(),
         },
@@ -149,13 +149,22 @@ async fn api(shared: &Arc<Shared>, request: HttpRequest<Incoming>) -> Response<B
 }
 
 /// The command a `GET /rest/...` reads with.
-fn read_command(segments: &[&str]) -> Result<Command, Fail> {
+fn read_command(segments: &[&str], q: Option<&str>) -> Result<Command, Fail> {
     Ok(match segments {
         ["status"] => Command::Status,
         ["tasks"] => Command::TaskList,
         ["devices"] => Command::Devices,
         ["conflicts"] => Command::Conflicts { path: None },
-        ["versions"] => Command::Versions { path: None },
+        ["versions"] => Command::Versions {
+            path: None,
+            newest: match query(q, "newest") {
+                Some(n) => Some(n.parse().map_err(|_| {
+                    let why = "newest: a count of versions".into();
+                    Fail(StatusCode::BAD_REQUEST, "bad_request", why)
+                })?),
+                None => None,
+            },
+        },
         ["questions"] => Command::Questions,
         ["discovered"] => Command::Discovered,
         ["apps"] => Command::AppList,
@@ -638,10 +647,10 @@ mod tests {
         let task = TaskId::random();
         let t = task.to_string();
         assert!(matches!(
-            read_command(&["tasks", &t, "out-of-sync"]),
+            read_command(&["tasks", &t, "out-of-sync"], None),
             Ok(Command::OutOfSync { task: x }) if x == task
         ));
-        assert!(read_command(&["tasks", "nope", "out-of-sync"]).is_err());
+        assert!(read_command(&["tasks", "nope", "out-of-sync"], None).is_err());
         assert!(matches!(
             change_command(&Method::POST, &["tasks", &t, "pause"], b"{}"),
             Ok(Call::Command(Command::TaskSet {

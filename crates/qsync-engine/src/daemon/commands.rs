@@ -119,7 +119,7 @@ impl Engine {
     /// conflicts.
     fn safety_command(&mut self, command: Command) -> Result<Reply, EngineError> {
         match command {
-            Command::Versions { path } => self.shelving().list(path.as_deref()),
+            Command::Versions { path, newest } => self.shelving().list(path.as_deref(), newest),
             Command::Conflicts { path } => self.settling().list(path.as_deref()),
             Command::Resolve { path, keep } => self.settling().resolve(&path, keep),
             Command::Restore {

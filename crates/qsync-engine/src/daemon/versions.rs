@@ -159,8 +159,12 @@ impl Shelving<'_> {
 
     /// The versions kept of `path` (a file or folder of a task, absolute), or of every
     /// task.
-    pub(super) fn list(&self, path: Option<&Path>) -> Result<Reply, EngineError> {
-        let mut out = Vec::new();
+    pub(super) fn list(
+        &self,
+        path: Option<&Path>,
+        newest: Option<u32>,
+    ) -> Result<Reply, EngineError> {
+        let mut all = Vec::new();
         let wanted: Vec<(TaskId, Option<RelPath>)> = match path {
             Some(path) => {
                 let (task, _, rel) = locate(self.sync, path)?;
@@ -169,11 +173,19 @@ impl Shelving<'_> {
             None => self.sync.folders().map(|(task, _)| (*task, None)).collect(),
         };
         for (task, under) in wanted {
-            for v in self.store.versions().list(task, under.as_ref())? {
-                out.push(self.info(task, v));
-            }
+            let listed = self.store.versions().list(task, under.as_ref())?;
+            all.extend(listed.into_iter().map(|v| (task, v)));
         }
-        Ok(Reply::Versions { versions: out })
+        let total = all.len() as u64;
+        // Oldest first across the tasks; the newest only, when asked (described, with
+        // a device name each, only those listed).
+        all.sort_by_key(|(_, v)| (v.kept.kept_ns, v.id));
+        let keep = newest.map_or(all.len(), |n| all.len().min(n as usize));
+        let versions = all
+            .drain(all.len() - keep..)
+            .map(|(task, v)| self.info(task, v))
+            .collect();
+        Ok(Reply::Versions { versions, total })
     }
 
     /// How the device `by` is shown: `this device`, a linked device's name, or the start of
@@ -261,7 +273,11 @@ impl Shelving<'_> {
             self.put_back(task, &root, v, &at)?;
             restored.push(self.info(task, v.clone()));
         }
-        Ok(Reply::Versions { versions: restored })
+        let total = restored.len() as u64;
+        Ok(Reply::Versions {
+            versions: restored,
+            total,
+        })
     }
 
     /// Keep the file `name` of `folder` (at `at` in `task`) as a version, for the reason
