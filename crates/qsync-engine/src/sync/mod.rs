@@ -8,11 +8,12 @@
 //! [`SyncDriver`] owns the core, the folders it places into and the placements under way
 //! (`placing.rs`: [`TaskFolder`]s, root, index, contents held), the content side
 //! (`content.rs`: the content exchange's driver and the serving threads), the patches of
-//! this device's edits (`inline.rs`) and what peers are distrusted for (`distrust.rs`). What it does not own it reaches through
-//! [`Around`]: the ledger's transactions ([`Ledgers`]: SQLite in the daemon, `MemLedger`
-//! in tests), the connections with peers and the blobs kept as bases of patches. What the
-//! daemon must do for it (look at paths on disk, scan a folder, keep a blob, tell
-//! `qsync events`) comes out as [`Report`]s.
+//! this device's edits (`inline.rs`) and what peers are distrusted for (`distrust.rs`).
+//! What it does not own it reaches through [`Around`] (`around.rs`): the ledger's
+//! transactions ([`Ledgers`]: SQLite in the daemon, `MemLedger` in tests), the connections
+//! with peers and the blobs kept as bases of patches. What the daemon must do for it (look
+//! at paths on disk, scan a folder, keep a blob, tell `qsync events`) comes out as
+//! [`Report`]s.
 //!
 //! Content travels beside the core's messages: the core's `Fetch` order goes to the
 //! content exchange (`crate::exchange`, sans-IO), which decides which holder to ask and
